@@ -1,0 +1,60 @@
+// The one interface every analysis reads from, whatever produced the data: an hpx v2
+// profile, a heapprof 1.0.x profile, or an events NDJSON stream. Events come in columnar
+// batches so that reading a gigabyte log never allocates an object per event.
+
+import type { Header, HistogramBucket, ReadIssue, Trace } from './types.js';
+
+export const OP_ALLOC = 0;
+export const OP_FREE = 1;
+export const OP_RSS = 2;
+export const OP_END = 3;
+export const OP_LOST = 4;
+export const OP_NAMES = ['alloc', 'free', 'rss', 'end', 'lost'] as const;
+
+/**
+ * A run of consecutive events. The arrays may be longer than `length` and may be reused by
+ * the source for the next batch: copy what you keep.
+ */
+export interface EventBatch {
+  length: number;
+  /** OP_* codes. */
+  op: Uint8Array;
+  /** Microseconds since the start of recording. */
+  timeUs: Float64Array;
+  /** Trace id for alloc/free, 0 otherwise. */
+  trace: Uint32Array;
+  /** Bytes for alloc/free, RSS bytes for rss, lost count for lost. */
+  size: Float64Array;
+}
+
+export interface ReadOptions {
+  /** Turn every recoverable problem (corrupt block, undefined trace, truncation) into an error. */
+  strict?: boolean;
+  /** Receives recoverable problems as they are found (each reported once). */
+  onIssue?: (issue: ReadIssue) => void;
+  /** Only events at or after this time (µs since start); a seekable source skips blocks before it. */
+  fromUs?: number;
+  /** Only events before this time (µs since start). */
+  toUs?: number;
+  /** Keep reading as the recorder appends, until its END marker (live profiles). */
+  follow?: boolean;
+  /** Called with bytes read so far and total (for progress on a terminal). */
+  onProgress?: (bytesRead: number, totalBytes: number) => void;
+}
+
+export interface ProfileSource {
+  /** What to call this source in messages (a path, or "stdin"). */
+  readonly name: string;
+  readonly header: Header;
+  /** Trace by id; NO_STACK_TRACE for 0; undefined if never defined (yet). */
+  trace(id: number): Trace | undefined;
+  /** Every trace defined so far, in id order. */
+  traces(): Iterable<Trace>;
+  /** The recorder's last size histogram, if it wrote one. */
+  readonly histogram: HistogramBucket[] | null;
+  /** Events in time order. Call at most once. Traces used by a batch are defined before it is yielded. */
+  batches(): AsyncIterable<EventBatch>;
+  /** After batches() is exhausted: true when the recorder's END marker was seen. */
+  readonly complete: boolean;
+  close(): Promise<void>;
+}

@@ -1,0 +1,75 @@
+// The in-memory model of a profile shared by every decoder (hpx v2, heapprof 1.0.x,
+// events NDJSON) and every analysis: header, frames, traces, events.
+
+/** How a profile was sampled; every weight is derived from this plus the event size. */
+export type Sampling =
+  /** Size-range table: sizes below bounds[i] (and not below bounds[i-1]) use probs[i]; sizes >= last bound p=1. */
+  | { kind: 'table'; bounds: number[]; probs: number[] }
+  /** Byte-Poisson: an allocation of s bytes is sampled with probability 1-exp(-s/R). */
+  | { kind: 'poisson'; meanBytes: number };
+
+export interface Header {
+  /** 2 for hpx v2, 1 for heapprof 1.0.x. */
+  formatVersion: number;
+  /** Wall clock at start, microseconds since the Unix epoch. */
+  startTimeUs: number;
+  pid: number | null;
+  ppid: number | null;
+  pythonVersion: string | null;
+  argv: string[];
+  sampling: Sampling;
+  mode: 'profile' | 'stats';
+  recorder: string | null;
+  hostname: string | null;
+  /** False when the recorder could not capture stacks (every event is under trace 0). */
+  stackCapture: boolean;
+  notes: string[];
+  /** Hex of the 16-byte profile id shared by .hpm and .hpd (null for v1). */
+  profileId: string | null;
+}
+
+export interface Frame {
+  /** Function (qualified) name; null where the format has none (heapprof 1.0.x). */
+  function: string | null;
+  file: string;
+  /** 0 when unknown. */
+  line: number;
+}
+
+export interface Trace {
+  id: number;
+  /** Innermost (leaf) frame first. */
+  frames: Frame[];
+  /** Outer frames beyond the recorder's depth cap that are not listed. */
+  dropped: number;
+}
+
+/** Trace 0: an allocation with no Python stack (no GIL, or capture disabled). */
+export const NO_STACK_TRACE: Trace = Object.freeze({ id: 0, frames: [], dropped: 0 }) as Trace;
+
+export type EventOp = 'alloc' | 'free' | 'rss' | 'end' | 'lost';
+
+export interface ProfileEvent {
+  op: EventOp;
+  /** Seconds since the start of recording (microsecond resolution). */
+  time: number;
+  /** Trace id for alloc/free, 0 otherwise. */
+  trace: number;
+  /** Bytes of the allocation for alloc/free; RSS bytes for rss; lost event count for lost; 0 for end. */
+  size: number;
+}
+
+/** One power-of-two size bucket of the recorder's histogram (entry 0: sizes 0..1; i>0: [2^i, 2^(i+1))). */
+export interface HistogramBucket {
+  count: number;
+  bytes: number;
+  sampled: number;
+}
+
+/** A warning a reader reports (once) and keeps going after; an error stops it. */
+export interface ReadIssue {
+  file: string;
+  message: string;
+  /** Byte offset in the file, or line number for NDJSON, when meaningful. */
+  offset?: number;
+}
