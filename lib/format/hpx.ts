@@ -1,0 +1,495 @@
+// hpx v2 decoder (man/hpx.5): the .hpm header and dictionary, and the .hpd event log as
+// columnar batches. Strict about our own format (bad magic/version/checksum named with its
+// offset); recoverable damage (corrupt block, truncated tail, undefined trace) is reported
+// through ReadOptions.onIssue and skipped, or thrown with --strict.
+
+import { HpError } from '../cli.js';
+import { BlockFile, type BlockProblem } from './block-file.js';
+import { Cursor, FormatError, crc32 } from './bytes.js';
+import {
+  EXT,
+  FILE_HEADER_SIZE,
+  FORMAT_VERSION,
+  HDR,
+  HPD_MAGIC,
+  HPM_MAGIC,
+  KIND,
+  REC,
+} from './hpx-writer.js';
+import { OP_ALLOC, OP_END, OP_FREE, OP_LOST, OP_RSS, type EventBatch, type ProfileSource, type ReadOptions } from './source.js';
+import { NO_STACK_TRACE, type Frame, type Header, type HistogramBucket, type Sampling, type Trace } from './types.js';
+
+export * from './hpx-writer.js';
+
+const MAX_HEADER_BODY = 1 << 20;
+
+/** Problems we can read past: reported once each, or thrown in strict mode. */
+class IssueSink {
+  private readonly seen = new Set<string>();
+  constructor(private readonly opts: ReadOptions) {}
+  report(file: string, message: string, offset?: number): void {
+    const where = offset === undefined ? '' : ` at byte ${offset}`;
+    const text = `${file}${where}: ${message}`;
+    if (this.opts.strict) throw new HpError(text);
+    if (this.seen.has(text)) return;
+    this.seen.add(text);
+    this.opts.onIssue?.({ file, message: offset === undefined ? message : `byte ${offset}: ${message}`, ...(offset !== undefined ? { offset } : {}) });
+  }
+}
+
+export interface FileHeader {
+  magic: string;
+  version: number;
+  profileId: Buffer;
+  body: Buffer;
+  /** Offset of the first block. */
+  end: number;
+}
+
+/** Validate and split the 32-byte file header (+ body). Throws HpError naming the file. */
+export async function readFileHeader(f: BlockFile, expected: Buffer): Promise<FileHeader> {
+  const name = f.path;
+  if (f.size === 0) throw new HpError(`${name}: empty file (no header)`);
+  const head = Buffer.from(await f.read(0, FILE_HEADER_SIZE));
+  if (head.length < 4 || !head.subarray(0, 4).equals(expected)) {
+    if (head.length >= 4 && head.subarray(0, 4).equals(expected === HPM_MAGIC ? HPD_MAGIC : HPM_MAGIC)) {
+      throw new HpError(`${name}: this is a .${expected === HPM_MAGIC ? 'hpd' : 'hpm'} file, not a .${expected === HPM_MAGIC ? 'hpm' : 'hpd'}`);
+    }
+    throw new HpError(`${name}: not a heapprof profile (bad magic at byte 0)`);
+  }
+  if (head.length < FILE_HEADER_SIZE) {
+    throw new HpError(`${name}: truncated header (${head.length} of ${FILE_HEADER_SIZE} bytes)`);
+  }
+  const version = head.readUInt16LE(4);
+  if (version !== FORMAT_VERSION) {
+    throw new HpError(`${name}: unsupported format version ${version} at byte 4 (this heapprof reads 1 and 2)`);
+  }
+  const flags = head.readUInt16LE(6);
+  if (flags !== 0) throw new HpError(`${name}: unknown header flags 0x${flags.toString(16)} at byte 6`);
+  const bodyLength = head.readUInt32LE(24);
+  if (bodyLength > MAX_HEADER_BODY) throw new HpError(`${name}: header body length ${bodyLength} at byte 24 is absurd`);
+  if (FILE_HEADER_SIZE + bodyLength > f.size) {
+    throw new HpError(`${name}: truncated header (body needs ${bodyLength} bytes, file has ${f.size - FILE_HEADER_SIZE})`);
+  }
+  const body = Buffer.from(await f.read(FILE_HEADER_SIZE, bodyLength));
+  const crc = crc32(body, crc32(head.subarray(0, 28)));
+  if (crc !== head.readUInt32LE(28)) throw new HpError(`${name}: header checksum mismatch at byte 28`);
+  return { magic: head.toString('latin1', 0, 4), version, profileId: head.subarray(8, 24), body, end: FILE_HEADER_SIZE + bodyLength };
+}
+
+/** Decode the .hpm header body fields into a Header. */
+export function decodeHeaderBody(body: Buffer, profileId: Buffer, name: string): Header {
+  const h: Header = {
+    formatVersion: 2,
+    startTimeUs: 0,
+    pid: null,
+    ppid: null,
+    pythonVersion: null,
+    argv: [],
+    sampling: { kind: 'table', bounds: [], probs: [] },
+    mode: 'profile',
+    recorder: null,
+    hostname: null,
+    stackCapture: true,
+    notes: [],
+    profileId: profileId.toString('hex'),
+  };
+  let haveSampling = false;
+  const c = new Cursor(body);
+  try {
+    while (c.remaining > 0) {
+      const tag = c.varint();
+      const len = c.varint();
+      if (len > c.remaining) throw new FormatError(`header field ${tag} runs past the end of the header`, c.pos);
+      const f = new Cursor(body, c.pos, c.pos + len);
+      c.pos += len;
+      switch (tag) {
+        case HDR.startTimeUs: h.startTimeUs = f.varint(); break;
+        case HDR.pid: h.pid = f.varint(); break;
+        case HDR.ppid: h.ppid = f.varint(); break;
+        case HDR.pythonVersion: h.pythonVersion = f.utf8(f.remaining); break;
+        case HDR.argv: h.argv.push(f.utf8(f.remaining)); break;
+        case HDR.samplingTable: {
+          const n = f.varint();
+          if (n * 9 > f.remaining) throw new FormatError(`sampling table of ${n} ranges does not fit its field`, f.pos);
+          const bounds: number[] = [];
+          const probs: number[] = [];
+          for (let i = 0; i < n; i++) {
+            const bound = f.varint();
+            const p = f.f64();
+            if (!(p >= 0 && p <= 1)) throw new FormatError(`sampling probability ${p} is not in [0, 1]`, f.pos - 8);
+            if (bounds.length > 0 && bound <= bounds[bounds.length - 1]!) {
+              throw new FormatError('sampling table bounds are not increasing', f.pos);
+            }
+            bounds.push(bound);
+            probs.push(p);
+          }
+          h.sampling = { kind: 'table', bounds, probs };
+          haveSampling = true;
+          break;
+        }
+        case HDR.samplingPoisson: {
+          const R = f.f64();
+          if (!(R > 0 && Number.isFinite(R))) throw new FormatError(`byte-Poisson mean ${R} must be positive`, f.pos - 8);
+          h.sampling = { kind: 'poisson', meanBytes: R };
+          haveSampling = true;
+          break;
+        }
+        case HDR.mode: h.mode = f.varint() === 1 ? 'stats' : 'profile'; break;
+        case HDR.recorder: h.recorder = f.utf8(f.remaining); break;
+        case HDR.stackCapture: h.stackCapture = f.varint() !== 0; break;
+        case HDR.note: h.notes.push(f.utf8(f.remaining)); break;
+        case HDR.hostname: h.hostname = f.utf8(f.remaining); break;
+        default: break; // unknown fields are skipped by design
+      }
+    }
+  } catch (e) {
+    if (e instanceof FormatError) throw new HpError(`${name}: header byte ${FILE_HEADER_SIZE + e.at}: ${e.message}`);
+    throw e;
+  }
+  if (!haveSampling && h.mode === 'profile') throw new HpError(`${name}: header has no sampling configuration`);
+  return h;
+}
+
+/** Strings, frames and traces from .hpm blocks, read incrementally (a live profile grows). */
+class Dictionary {
+  private readonly strings = new Map<number, string>();
+  private readonly frames = new Map<number, Frame>();
+  readonly traces = new Map<number, Trace>();
+  histogram: HistogramBucket[] | null = null;
+  ended = false;
+
+  constructor() {
+    this.traces.set(0, NO_STACK_TRACE);
+  }
+
+  /** Parse one block's records. Throws FormatError (offset relative to payload). */
+  parse(payload: Buffer, count: number): void {
+    const c = new Cursor(payload);
+    let n = 0;
+    while (c.remaining > 0) {
+      const type = c.varint();
+      const len = c.varint();
+      if (len > c.remaining) throw new FormatError(`record of ${len} bytes runs past the end of its block`, c.pos);
+      const r = new Cursor(payload, c.pos, c.pos + len);
+      c.pos += len;
+      n++;
+      switch (type) {
+        case REC.STRING: {
+          const id = r.varint();
+          this.strings.set(id, r.utf8(r.remaining));
+          break;
+        }
+        case REC.FRAME: {
+          const id = r.varint();
+          const fn = this.string(r.varint(), r.pos);
+          const file = this.string(r.varint(), r.pos);
+          const line = r.varint();
+          this.frames.set(id, { function: fn === '' ? null : fn, file, line });
+          break;
+        }
+        case REC.TRACE: {
+          const id = r.varint();
+          const dropped = r.varint();
+          const depth = r.varint();
+          if (depth > r.remaining) throw new FormatError(`trace ${id} claims ${depth} frames in ${r.remaining} bytes`, r.pos);
+          const frames: Frame[] = new Array(depth);
+          for (let i = 0; i < depth; i++) {
+            const fid = r.varint();
+            const frame = this.frames.get(fid);
+            if (!frame) throw new FormatError(`trace ${id} uses undefined frame ${fid}`, r.pos);
+            frames[i] = frame;
+          }
+          if (id !== 0) this.traces.set(id, { id, frames, dropped });
+          break;
+        }
+        case REC.HISTOGRAM: {
+          const k = r.varint();
+          if (k > r.remaining / 3 || k > 128) throw new FormatError(`histogram of ${k} buckets is absurd`, r.pos);
+          const buckets: HistogramBucket[] = [];
+          for (let i = 0; i < k; i++) buckets.push({ count: r.varint(), bytes: r.varint(), sampled: r.varint() });
+          this.histogram = buckets;
+          break;
+        }
+        case REC.END:
+          this.ended = true;
+          break;
+        default:
+          break; // unknown record types are skipped by their length
+      }
+    }
+    if (n !== count) throw new FormatError(`block says ${count} records, holds ${n}`, 0);
+  }
+
+  private string(id: number, at: number): string {
+    const s = this.strings.get(id);
+    if (s === undefined) throw new FormatError(`undefined string ${id}`, at);
+    return s;
+  }
+}
+
+/** Decoded state shared between a V2Profile and its batch generator. */
+const INITIAL_BATCH = 1 << 14;
+
+function newBatch(capacity: number): EventBatch {
+  return {
+    length: 0,
+    op: new Uint8Array(capacity),
+    timeUs: new Float64Array(capacity),
+    trace: new Uint32Array(capacity),
+    size: new Float64Array(capacity),
+  };
+}
+
+/**
+ * Decode one .hpd block's events into `batch` (starting at batch.length). Returns whether an
+ * END event was seen. Throws FormatError with an offset relative to the payload.
+ * This is the hot loop of every command: varints are decoded inline, no allocation per event.
+ */
+export function decodeEventBlock(payload: Buffer, count: number, blockTimeUs: number, batch: EventBatch, fromUs: number, toUs: number): boolean {
+  const end = payload.length;
+  const { op, timeUs, trace, size } = batch;
+  let n = batch.length;
+  let pos = 0;
+  let t = blockTimeUs;
+  let sawEnd = false;
+  for (let i = 0; i < count; i++) {
+    if (pos >= end) throw new FormatError(`block says ${count} events, holds ${i}`, pos);
+    // h
+    let b = payload[pos++]!;
+    let h = b & 0x7f;
+    if (b >= 0x80) {
+      let scale = 128;
+      for (let k = 1; ; k++) {
+        if (k >= 10 || pos >= end) throw new FormatError('bad varint', pos);
+        b = payload[pos++]!;
+        h += (b & 0x7f) * scale;
+        if (b < 0x80) break;
+        scale *= 128;
+      }
+    }
+    // dt
+    b = payload[pos++]!;
+    let dt = b & 0x7f;
+    if (b >= 0x80) {
+      let scale = 128;
+      for (let k = 1; ; k++) {
+        if (k >= 10 || pos >= end) throw new FormatError('bad varint', pos);
+        b = payload[pos++]!;
+        dt += (b & 0x7f) * scale;
+        if (b < 0x80) break;
+        scale *= 128;
+      }
+    }
+    t += dt;
+    // size, or ext length
+    b = payload[pos++]!;
+    let v = b & 0x7f;
+    if (b >= 0x80) {
+      let scale = 128;
+      for (let k = 1; ; k++) {
+        if (k >= 10 || pos >= end) throw new FormatError('bad varint', pos);
+        b = payload[pos++]!;
+        v += (b & 0x7f) * scale;
+        if (b < 0x80) break;
+        scale *= 128;
+      }
+    }
+    if (pos > end) throw new FormatError('event runs past the end of its block', end);
+    const kind = h % 4;
+    const id = h < 0x80000000 ? h >>> 2 : Math.floor(h / 4);
+    let code: number;
+    let value = v;
+    if (kind === KIND.ALLOC || kind === KIND.FREE) {
+      code = kind === KIND.ALLOC ? OP_ALLOC : OP_FREE;
+      if (id > 0xffffffff) throw new FormatError(`trace id ${id} out of range`, pos);
+    } else if (kind === KIND.EXT) {
+      const bodyEnd = pos + v;
+      if (bodyEnd > end) throw new FormatError('extension event runs past the end of its block', pos);
+      if (id === EXT.END) {
+        code = OP_END;
+        value = 0;
+        sawEnd = true;
+      } else if (id === EXT.RSS || id === EXT.LOST) {
+        const c = new Cursor(payload, pos, bodyEnd);
+        value = c.varint();
+        code = id === EXT.RSS ? OP_RSS : OP_LOST;
+      } else {
+        pos = bodyEnd; // unknown extension: skipped by its length
+        continue;
+      }
+      pos = bodyEnd;
+    } else {
+      throw new FormatError('reserved event kind 2', pos);
+    }
+    if (t < fromUs || t >= toUs) {
+      if (code !== OP_END) continue;
+    }
+    op[n] = code;
+    timeUs[n] = t;
+    trace[n] = code <= OP_FREE ? id : 0;
+    size[n] = value;
+    n++;
+  }
+  if (pos !== end) throw new FormatError(`${end - pos} bytes after the last of ${count} events`, pos);
+  batch.length = n;
+  return sawEnd;
+}
+
+/** An open hpx v2 profile. */
+export class V2Profile implements ProfileSource {
+  readonly name: string;
+  private readonly issues: IssueSink;
+  private hpmOffset: number;
+  private endSeen = false;
+  private started = false;
+
+  private constructor(
+    private readonly hpm: BlockFile,
+    private readonly hpd: BlockFile,
+    readonly header: Header,
+    private readonly dict: Dictionary,
+    hpmBlocksStart: number,
+    private readonly hpdBlocksStart: number,
+    private readonly opts: ReadOptions,
+    base: string,
+  ) {
+    this.name = base;
+    this.issues = new IssueSink(opts);
+    this.hpmOffset = hpmBlocksStart;
+  }
+
+  static async open(base: string, hpmPath: string, hpdPath: string, opts: ReadOptions): Promise<V2Profile> {
+    const hpm = await BlockFile.open(hpmPath);
+    let hpd: BlockFile;
+    try {
+      hpd = await BlockFile.open(hpdPath);
+    } catch (e) {
+      await hpm.close();
+      throw e;
+    }
+    try {
+      const mh = await readFileHeader(hpm, HPM_MAGIC);
+      const dh = await readFileHeader(hpd, HPD_MAGIC);
+      if (!mh.profileId.equals(dh.profileId)) {
+        throw new HpError(`${hpdPath}: belongs to a different profile than ${hpmPath} (profile ids differ at byte 8)`);
+      }
+      const header = decodeHeaderBody(mh.body, mh.profileId, hpmPath);
+      const p = new V2Profile(hpm, hpd, header, new Dictionary(), mh.end, dh.end, opts, base);
+      await p.readMetadata();
+      return p;
+    } catch (e) {
+      await hpm.close();
+      await hpd.close();
+      throw e;
+    }
+  }
+
+  /** Read .hpm blocks not read yet (the whole file at open; the new tail when a trace is missing). */
+  private async readMetadata(): Promise<void> {
+    await this.hpm.refreshSize();
+    let lastGood = this.hpmOffset;
+    const onProblem = (p: BlockProblem): void => {
+      if (p.kind === 'truncated') {
+        // A live recorder may be mid-write: only report it once we are done with the file.
+        return;
+      }
+      this.issues.report(this.hpm.path, `block ${p.index}: ${p.message}${p.resumedAt !== null ? `; skipped to byte ${p.resumedAt}` : ''}`, p.offset);
+    };
+    for await (const block of this.hpm.blocks(this.hpmOffset, onProblem)) {
+      try {
+        this.dict.parse(block.payload, block.count);
+      } catch (e) {
+        if (!(e instanceof FormatError)) throw e;
+        this.issues.report(this.hpm.path, `block ${block.index}: ${e.message}`, block.offset + 24 + e.at);
+      }
+      lastGood = block.offset + 24 + block.payload.length;
+    }
+    this.hpmOffset = lastGood;
+  }
+
+  trace(id: number): Trace | undefined {
+    return this.dict.traces.get(id);
+  }
+
+  *traces(): Iterable<Trace> {
+    const ids = [...this.dict.traces.keys()].sort((a, b) => a - b);
+    for (const id of ids) yield this.dict.traces.get(id)!;
+  }
+
+  get histogram(): HistogramBucket[] | null {
+    return this.dict.histogram;
+  }
+
+  get complete(): boolean {
+    return this.endSeen;
+  }
+
+  async *batches(): AsyncIterable<EventBatch> {
+    if (this.started) throw new Error('batches() called twice');
+    this.started = true;
+    const fromUs = this.opts.fromUs ?? -Infinity;
+    const toUs = this.opts.toUs ?? Infinity;
+    let batch = newBatch(INITIAL_BATCH);
+    let truncatedAt: number | null = null;
+    const onProblem = (p: BlockProblem): void => {
+      if (p.kind === 'truncated') {
+        truncatedAt = p.offset;
+        return;
+      }
+      this.issues.report(this.hpd.path, `block ${p.index}: ${p.message}${p.resumedAt !== null ? `; skipped to byte ${p.resumedAt}` : ''}`, p.offset);
+    };
+    const follow = this.opts.follow ? { isDone: () => this.endSeen } : null;
+    const reportedUndefined = new Set<number>();
+    for await (const block of this.hpd.blocks(this.hpdBlocksStart, onProblem, follow)) {
+      if (block.timeUs >= toUs) break; // blocks are in time order
+      if (block.count > batch.op.length) batch = newBatch(Math.max(block.count, batch.op.length * 2));
+      batch.length = 0;
+      try {
+        if (decodeEventBlock(block.payload, block.count, block.timeUs, batch, fromUs, toUs)) this.endSeen = true;
+      } catch (e) {
+        if (!(e instanceof FormatError)) throw e;
+        this.issues.report(this.hpd.path, `block ${block.index}: ${e.message}`, block.offset + 24 + e.at);
+        continue;
+      }
+      // Every trace a block uses must be defined; a live profile may need the .hpm tail.
+      let missing = false;
+      for (let i = 0; i < batch.length; i++) {
+        if (batch.op[i]! <= OP_FREE && !this.dict.traces.has(batch.trace[i]!)) {
+          missing = true;
+          break;
+        }
+      }
+      if (missing) {
+        await this.readMetadata();
+        for (let i = 0; i < batch.length; i++) {
+          const id = batch.trace[i]!;
+          if (batch.op[i]! <= OP_FREE && !this.dict.traces.has(id)) {
+            if (!reportedUndefined.has(id)) {
+              reportedUndefined.add(id);
+              this.issues.report(this.hpd.path, `block ${block.index}: event uses undefined trace ${id}`, block.offset);
+            }
+            this.dict.traces.set(id, { id, frames: [{ function: `[undefined trace ${id}]`, file: '?', line: 0 }], dropped: 0 });
+          }
+        }
+      }
+      this.opts.onProgress?.(block.offset + 24 + block.payload.length, this.hpd.size);
+      if (batch.length > 0) yield batch;
+      if (this.endSeen) break;
+    }
+    if (truncatedAt !== null && !this.endSeen) {
+      this.issues.report(this.hpd.path, 'truncated last block (recorder still running or crashed); read everything before it', truncatedAt);
+    }
+    if (!this.endSeen) {
+      // Pick up a HISTOGRAM or END the recorder wrote after our first look.
+      await this.readMetadata();
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.hpm.close();
+    await this.hpd.close();
+  }
+}
+
+export type { Sampling };

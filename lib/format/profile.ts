@@ -1,0 +1,49 @@
+// Open a profile by base name, whatever wrote it: hpx v2 or heapprof 1.0.x, told apart by
+// the first bytes of the .hpm. Accepts `run`, `run.hpm` or `run.hpd`.
+
+import { open } from 'node:fs/promises';
+import { HpError } from '../cli.js';
+import { V2Profile } from './hpx.js';
+import type { ProfileSource, ReadOptions } from './source.js';
+import { V1Profile, isV1Header } from './v1.js';
+
+/** `run.hpm` / `run.hpd` / `run` → `run`. */
+export function profileBase(arg: string): string {
+  return arg.replace(/\.(hpm|hpd)$/, '');
+}
+
+async function firstBytes(path: string, n: number): Promise<Buffer> {
+  const fh = await open(path, 'r');
+  try {
+    const buf = Buffer.alloc(n);
+    const { bytesRead } = await fh.read(buf, 0, n, 0);
+    return buf.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
+  }
+}
+
+export async function openProfile(arg: string, opts: ReadOptions = {}): Promise<ProfileSource> {
+  const base = profileBase(arg);
+  const hpm = `${base}.hpm`;
+  const hpd = `${base}.hpd`;
+  let head: Buffer;
+  try {
+    head = await firstBytes(hpm, 4);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'ENOENT') {
+      throw new HpError(`${hpm}: no such file (a profile is BASE.hpm + BASE.hpd)`);
+    }
+    throw e;
+  }
+  try {
+    await (await open(hpd, 'r')).close();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new HpError(`${hpd}: no such file (the .hpm has no matching .hpd)`);
+    throw e;
+  }
+  if (head.length === 0) throw new HpError(`${hpm}: empty file (no header)`);
+  if (isV1Header(head)) return V1Profile.open(base, hpm, hpd, opts);
+  return V2Profile.open(base, hpm, hpd, opts);
+}
