@@ -443,6 +443,11 @@ export class V2Profile implements ProfileSource {
     const reportedUndefined = new Set<number>();
     for await (const block of this.hpd.blocks(this.hpdBlocksStart, onProblem, follow)) {
       if (block.timeUs >= toUs) break; // blocks are in time order
+      // Every event takes at least 3 bytes: a larger count is corruption, not an allocation request.
+      if (block.count * 3 > block.payload.length) {
+        this.issues.report(this.hpd.path, `block ${block.index}: block says ${block.count} events in ${block.payload.length} bytes`, block.offset + 8);
+        continue;
+      }
       if (block.count > batch.op.length) batch = newBatch(Math.max(block.count, batch.op.length * 2));
       batch.length = 0;
       try {
