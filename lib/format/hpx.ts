@@ -441,7 +441,7 @@ export class V2Profile implements ProfileSource {
     };
     const follow = this.opts.follow ? { isDone: () => this.endSeen } : null;
     const reportedUndefined = new Set<number>();
-    for await (const block of this.hpd.blocks(this.hpdBlocksStart, onProblem, follow)) {
+    for await (const block of this.hpd.blocks(this.opts.startOffset ?? this.hpdBlocksStart, onProblem, follow)) {
       if (block.timeUs >= toUs) break; // blocks are in time order
       // Every event takes at least 3 bytes: a larger count is corruption, not an allocation request.
       if (block.count * 3 > block.payload.length) {

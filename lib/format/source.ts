@@ -36,6 +36,11 @@ export interface ReadOptions {
   fromUs?: number;
   /** Only events before this time (µs since start). */
   toUs?: number;
+  /**
+   * Start decoding at this .hpd byte offset, which must be the start of a block (taken from an
+   * index); events before it are not read. hpx v2 only; other sources ignore it.
+   */
+  startOffset?: number;
   /** Keep reading as the recorder appends, until its END marker (live profiles). */
   follow?: boolean;
   /** Called with bytes read so far and total (for progress on a terminal). */
