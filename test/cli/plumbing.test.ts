@@ -1,0 +1,91 @@
+// The shared command plumbing: one error policy (messages, exit codes), NDJSON input with
+// located errors, and an output writer that stops quietly when its reader goes away.
+
+import { spawn } from 'node:child_process';
+import { Readable } from 'node:stream';
+import t from 'tap';
+import { BrokenPipe, EXIT_DATA, EXIT_OK, EXIT_USAGE, HpError, OutputWriter, UsageError, formatBytes, readNdjson, reportError, systemErrorMessage } from '../../lib/cli.js';
+
+t.test('system errors become one short located line', async (t) => {
+  const e = Object.assign(new Error("ENOENT: no such file or directory, open 'run.hpd'"), { code: 'ENOENT', path: 'run.hpd' });
+  t.equal(systemErrorMessage(e), 'run.hpd: no such file');
+  const f = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+  t.equal(systemErrorMessage(f), 'no space left on device');
+});
+
+t.test('exit codes: 1 data/runtime, 2 usage, 0 for a broken pipe', async (t) => {
+  const writes: string[] = [];
+  const orig = process.stderr.write.bind(process.stderr);
+  process.stderr.write = ((s: string) => (writes.push(s), true)) as typeof process.stderr.write;
+  try {
+    t.equal(reportError('hp-x', new HpError('run.hpd: block 3 at byte 99: bad checksum')), EXIT_DATA);
+    t.equal(reportError('hp-x', new UsageError('unknown option --frob')), EXIT_USAGE);
+    t.equal(reportError('hp-x', new BrokenPipe()), EXIT_OK);
+    t.equal(reportError('hp-x', Object.assign(new Error('x'), { code: 'EPIPE' })), EXIT_OK);
+    t.equal(reportError('hp-x', new TypeError('oops')), EXIT_DATA);
+  } finally {
+    process.stderr.write = orig;
+  }
+  t.same(writes.slice(0, 2), ['hp-x: run.hpd: block 3 at byte 99: bad checksum\n', 'hp-x: unknown option --frob\n']);
+  t.match(writes[2], /^hp-x: internal error: oops\n$/);
+  t.equal(writes[3], 'hp-x: (set HP_DEBUG=1 for a stack trace)\n');
+});
+
+t.test('NDJSON: values with line numbers; bad lines named or counted', async (t) => {
+  const got: Array<[number, unknown]> = [];
+  for await (const l of readNdjson(Readable.from(['{"a":1}\n\n[2]\n', '"x"\n']), 'stdin')) got.push([l.lineNumber, l.value]);
+  t.same(got, [[1, { a: 1 }], [3, [2]], [4, 'x']]);
+  await t.rejects(async () => {
+    for await (const _ of readNdjson(Readable.from(['{"a":1}\n{"b":\n']), 'stdin')) void _;
+  }, new HpError('stdin: line 2: not valid JSON'));
+  const stats = { invalid: 0 };
+  const ok: unknown[] = [];
+  for await (const l of readNdjson(Readable.from(['nope\n{"a":1}\n{\n']), 'stdin', stats, true)) ok.push(l.value);
+  t.same(ok, [{ a: 1 }]);
+  t.equal(stats.invalid, 2);
+});
+
+t.test('human byte units', async (t) => {
+  t.equal(formatBytes(0), '0 B');
+  t.equal(formatBytes(1536), '1.5 KiB');
+  t.equal(formatBytes(30 * 1024 * 1024), '30.0 MiB');
+  t.equal(formatBytes(-2048), '-2.0 KiB');
+});
+
+t.test('a writer into a closed pipe ends quietly with status 0', async (t) => {
+  // A child process writes a million lines through OutputWriter into `head -1`.
+  const script = `
+    import { OutputWriter, runMain } from ${JSON.stringify(new URL('../../lib/cli.ts', import.meta.url).href)};
+    runMain('hp-test', async () => {
+      const out = new OutputWriter();
+      for (let i = 0; i < 1e6; i++) await out.line({ i });
+      await out.flush();
+    });`;
+  const child = spawn('bash', ['-c', `"${process.execPath}" ${process.execArgv.map((a) => `'${a}'`).join(' ')} --input-type=module -e "$0" | head -1`, script], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (err += d));
+  const code = await new Promise<number | null>((r) => child.on('close', r));
+  t.equal(out, '{"i":0}\n');
+  t.equal(err, '');
+  t.equal(code, 0);
+});
+
+t.test('OutputWriter propagates EPIPE as BrokenPipe to its producer', async (t) => {
+  const { Writable } = await import('node:stream');
+  const sink = new Writable({
+    highWaterMark: 1,
+    write(_chunk, _enc, cb) {
+      cb(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }));
+    },
+  });
+  const out = new OutputWriter(sink, 1);
+  let caught: unknown = null;
+  try {
+    for (let i = 0; i < 100; i++) await out.line({ i });
+  } catch (e) {
+    caught = e;
+  }
+  t.ok(caught instanceof BrokenPipe, 'the producer sees BrokenPipe');
+});
