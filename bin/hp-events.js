@@ -1,0 +1,3 @@
+#!/usr/bin/env node
+import { main } from '../dist/cmd/events.js';
+main(process.argv.slice(2));

@@ -1,0 +1,29 @@
+// Option handling shared by the analysis commands: the input argument, time options in
+// seconds, and turning them into µs for ReadOptions.
+
+import { UsageError } from '../cli.js';
+
+/** The single optional positional argument: a profile base, an NDJSON file, or `-` (default). */
+export function inputArg(positionals: Array<string | number>, name: string): string {
+  if (positionals.length > 1) throw new UsageError(`expected one input, got ${positionals.length}\nTry '${name} --help'.`);
+  return positionals.length === 1 ? String(positionals[0]) : '-';
+}
+
+/** A time option in seconds (>= 0) as µs, or undefined. */
+export function secondsOption(value: unknown, option: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = typeof value === 'number' ? value : Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new UsageError(`--${option}: expected seconds >= 0, got '${String(value)}'`);
+  return Math.round(n * 1e6);
+}
+
+export function positiveInt(value: unknown, option: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${option}: expected a whole number >= 0, got '${String(value)}'`);
+  return n;
+}
+
+/** Seconds for messages and captions: 12 s, 1.5 s, 0.002 s. */
+export function formatSeconds(us: number): string {
+  return `${Number((us / 1e6).toFixed(6))} s`;
+}

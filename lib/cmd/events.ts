@@ -1,0 +1,75 @@
+// hp-events: a profile (or events NDJSON) as events NDJSON: a meta line, each trace before
+// its first use, one line per event, and a summary line.
+
+import { OutputWriter, parser, runMain } from '../cli.js';
+import { metaLine, seconds, summaryLine, traceLine } from '../format/ndjson.js';
+import { OP_ALLOC, OP_END, OP_FREE, OP_NAMES } from '../format/source.js';
+import { probabilityFunction } from '../model/live.js';
+import { traceOrPlaceholder } from '../model/sites.js';
+import { commandReadOptions, openSource } from '../source-arg.js';
+import { inputArg, secondsOption } from './common.js';
+
+const USAGE = `$0 [PROFILE|-] [--from SECONDS] [--to SECONDS]
+
+Write a profile's events as NDJSON (schema 1, see hp-events(1)): a "meta" line, a "trace"
+line before the first event that uses each trace (frames innermost first), one "event" line
+per event (t in seconds since start, op alloc|free|rss|end|lost, trace, size, weight w = 1/p),
+and a final "summary" line. PROFILE is a base name (run = run.hpm + run.hpd), an events NDJSON
+file, or - for stdin (the default).`;
+
+export function main(argv: string[]): void {
+  runMain('hp-events', async () => {
+    const args = parser('hp-events', argv, USAGE)
+      .strict(false)
+      .strictOptions()
+      .option('from', { type: 'number', describe: 'Only events at or after this time (seconds since start)' })
+      .option('to', { type: 'number', describe: 'Only events before this time (seconds since start)' })
+      .option('strict', { type: 'boolean', default: false, describe: 'Treat recoverable damage (corrupt block, truncation) as an error' })
+      .parseSync();
+    const input = inputArg(args._, 'hp-events');
+    const fromUs = secondsOption(args.from, 'from');
+    const toUs = secondsOption(args.to, 'to');
+    const { opts, done } = commandReadOptions({
+      strict: args.strict,
+      ...(fromUs !== undefined ? { fromUs } : {}),
+      ...(toUs !== undefined ? { toUs } : {}),
+    });
+    const source = await openSource(input, opts);
+    const out = new OutputWriter();
+    try {
+      await out.write(metaLine(source.header));
+      const probability = probabilityFunction(source.header.sampling);
+      const written = new Set<number>();
+      let events = 0;
+      for await (const batch of source.batches()) {
+        const { op, timeUs, trace, size } = batch;
+        const parts: string[] = [];
+        for (let i = 0; i < batch.length; i++) {
+          const o = op[i]!;
+          const t = seconds(timeUs[i]!);
+          if (o === OP_ALLOC || o === OP_FREE) {
+            const id = trace[i]!;
+            if (id !== 0 && !written.has(id)) {
+              written.add(id);
+              parts.push(traceLine(traceOrPlaceholder((x) => source.trace(x), id)));
+            }
+            const s = size[i]!;
+            const p = probability(s);
+            parts.push(`{"type":"event","t":${t},"op":"${OP_NAMES[o]}","trace":${id},"size":${s},"w":${p > 0 ? 1 / p : 0}}\n`);
+          } else if (o === OP_END) {
+            parts.push(`{"type":"event","t":${t},"op":"end"}\n`);
+          } else {
+            parts.push(`{"type":"event","t":${t},"op":"${OP_NAMES[o]}","size":${size[i]!}}\n`);
+          }
+        }
+        events += batch.length;
+        await out.write(parts.join(''));
+      }
+      await out.write(summaryLine(source.complete, events, source.histogram));
+      await out.flush();
+    } finally {
+      done();
+      await source.close();
+    }
+  });
+}

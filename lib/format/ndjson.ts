@@ -1,0 +1,285 @@
+// Events NDJSON (the hp-events schema, version 1), both ways: the line writers hp-events
+// uses, and a ProfileSource that reads such a stream back, so that
+// `hp-events x | hp-snapshot - --at T` gives the numbers `hp-snapshot x --at T` gives.
+
+import type { Readable } from 'node:stream';
+import { HpError, readNdjson, type NdjsonLine } from '../cli.js';
+import { OP_ALLOC, OP_END, OP_FREE, OP_LOST, OP_NAMES, OP_RSS, type EventBatch, type ProfileSource, type ReadOptions } from './source.js';
+import type { Frame, Header, HistogramBucket, Sampling, Trace } from './types.js';
+
+export const EVENTS_SCHEMA = 1;
+
+// ---------------------------------------------------------------- writing
+
+function samplingJson(s: Sampling): Record<string, unknown> {
+  return s.kind === 'table' ? { kind: 'table', bounds: s.bounds, probs: s.probs } : { kind: 'poisson', mean_bytes: s.meanBytes };
+}
+
+/** The first line: what the profile is and how it was sampled. */
+export function metaLine(h: Header): string {
+  return `${JSON.stringify({
+    type: 'meta',
+    schema: EVENTS_SCHEMA,
+    format_version: h.formatVersion,
+    frames: 'leaf-first',
+    start_time_us: h.startTimeUs,
+    start_time: new Date(Math.floor(h.startTimeUs / 1000)).toISOString(),
+    pid: h.pid,
+    ppid: h.ppid,
+    python_version: h.pythonVersion,
+    argv: h.argv,
+    sampling: samplingJson(h.sampling),
+    mode: h.mode,
+    recorder: h.recorder,
+    hostname: h.hostname,
+    stack_capture: h.stackCapture,
+    notes: h.notes,
+    profile_id: h.profileId,
+  })}\n`;
+}
+
+export function traceLine(t: Trace): string {
+  return `${JSON.stringify({ type: 'trace', id: t.id, frames: t.frames.map((f) => ({ function: f.function, file: f.file, line: f.line })), dropped: t.dropped })}\n`;
+}
+
+/** The last line: whether the recorder's END marker was read, and its size histogram. */
+export function summaryLine(complete: boolean, events: number, histogram: HistogramBucket[] | null): string {
+  return `${JSON.stringify({ type: 'summary', complete, events, histogram: histogram ? histogram.map((b) => ({ count: b.count, bytes: b.bytes, sampled: b.sampled })) : null })}\n`;
+}
+
+/** Seconds with microsecond resolution; JSON's shortest form round-trips exactly. */
+export function seconds(us: number): number {
+  return us / 1e6;
+}
+
+// ---------------------------------------------------------------- reading
+
+const BATCH = 4096;
+
+function newBatch(): EventBatch {
+  return { length: 0, op: new Uint8Array(BATCH), timeUs: new Float64Array(BATCH), trace: new Uint32Array(BATCH), size: new Float64Array(BATCH) };
+}
+
+const OPS: Record<string, number> = { alloc: OP_ALLOC, free: OP_FREE, rss: OP_RSS, end: OP_END, lost: OP_LOST };
+
+type Obj = Record<string, unknown>;
+
+function isObj(v: unknown): v is Obj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+const OUR_TYPES = new Set(['meta', 'trace', 'event', 'summary']);
+
+/** An events NDJSON stream as a ProfileSource. */
+export class NdjsonSource implements ProfileSource {
+  private traceMap = new Map<number, Trace>();
+  private histogramValue: HistogramBucket[] | null = null;
+  private sawEnd = false;
+  private summaryComplete: boolean | null = null;
+  private started = false;
+  private foreign = 0;
+  private readonly reportedUndefined = new Set<number>();
+
+  private constructor(
+    readonly name: string,
+    readonly header: Header,
+    private readonly lines: AsyncGenerator<NdjsonLine>,
+    private readonly opts: ReadOptions,
+    foreignBefore: number,
+    private readonly input: Readable,
+  ) {
+    this.foreign = foreignBefore;
+  }
+
+  /** Read up to the meta line (which must come before any other line of ours). */
+  static async open(input: Readable, name: string, opts: ReadOptions = {}): Promise<NdjsonSource> {
+    const lines = readNdjson(input, name);
+    let foreign = 0;
+    for (;;) {
+      const next = await lines.next();
+      if (next.done) {
+        if (foreign > 0) throw new HpError(`${name}: no hp-events meta line (${foreign} lines of something else)`);
+        throw new HpError(`${name}: empty input (expected hp-events NDJSON)`);
+      }
+      const { lineNumber, value } = next.value;
+      if (!isObj(value) || !OUR_TYPES.has(value.type as string)) {
+        foreign++;
+        continue;
+      }
+      if (value.type !== 'meta') throw new HpError(`${name}: line ${lineNumber}: '${String(value.type)}' line before the meta line`);
+      const header = parseMeta(value, `${name}: line ${lineNumber}`);
+      return new NdjsonSource(name, header, lines, opts, foreign, input);
+    }
+  }
+
+  trace(id: number): Trace | undefined {
+    if (id === 0) return { id: 0, frames: [], dropped: 0 };
+    return this.traceMap.get(id);
+  }
+
+  *traces(): Iterable<Trace> {
+    yield* [...this.traceMap.values()].sort((a, b) => a.id - b.id);
+  }
+
+  get histogram(): HistogramBucket[] | null {
+    return this.histogramValue;
+  }
+
+  get complete(): boolean {
+    return this.summaryComplete ?? this.sawEnd;
+  }
+
+  private issue(message: string, lineNumber?: number): void {
+    const text = lineNumber === undefined ? message : `line ${lineNumber}: ${message}`;
+    if (this.opts.strict) throw new HpError(`${this.name}: ${text}`);
+    this.opts.onIssue?.({ file: this.name, message: text, ...(lineNumber !== undefined ? { offset: lineNumber } : {}) });
+  }
+
+  async *batches(): AsyncIterable<EventBatch> {
+    if (this.started) throw new Error('batches() called twice');
+    this.started = true;
+    const fromUs = this.opts.fromUs ?? -Infinity;
+    const toUs = this.opts.toUs ?? Infinity;
+    let batch = newBatch();
+    for await (const { lineNumber, value } of this.lines) {
+      if (!isObj(value)) {
+        this.foreign++;
+        continue;
+      }
+      const where = (): string => `${this.name}: line ${lineNumber}`;
+      switch (value.type) {
+        case 'event': {
+          const op = OPS[value.op as string];
+          if (op === undefined) throw new HpError(`${where()}: event: 'op' must be one of ${OP_NAMES.join(', ')}`);
+          const t = value.t;
+          if (typeof t !== 'number' || !Number.isFinite(t) || t < 0) throw new HpError(`${where()}: event: 't' must be a number of seconds >= 0`);
+          const timeUs = Math.round(t * 1e6);
+          let size = 0;
+          if (op !== OP_END) {
+            size = value.size as number;
+            if (typeof size !== 'number' || !Number.isFinite(size) || size < 0 || size > Number.MAX_SAFE_INTEGER) {
+              throw new HpError(`${where()}: event: 'size' must be a number >= 0`);
+            }
+          }
+          let trace = 0;
+          if (op === OP_ALLOC || op === OP_FREE) {
+            trace = value.trace as number;
+            if (!Number.isInteger(trace) || trace < 0 || trace > 0xffffffff) throw new HpError(`${where()}: event: 'trace' must be an integer id >= 0`);
+            if (trace !== 0 && !this.traceMap.has(trace) && !this.reportedUndefined.has(trace)) {
+              this.reportedUndefined.add(trace);
+              this.issue(`event uses undefined trace ${trace}`, lineNumber);
+              this.traceMap.set(trace, { id: trace, frames: [{ function: `[undefined trace ${trace}]`, file: '?', line: 0 }], dropped: 0 });
+            }
+          }
+          if (op === OP_END) this.sawEnd = true;
+          if (timeUs >= toUs) {
+            // Events are in time order: nothing later can be in the window.
+            if (batch.length > 0) yield batch;
+            return;
+          }
+          if (timeUs < fromUs) continue;
+          const i = batch.length++;
+          batch.op[i] = op;
+          batch.timeUs[i] = timeUs;
+          batch.trace[i] = trace;
+          batch.size[i] = size;
+          if (batch.length === BATCH) {
+            yield batch;
+            batch = newBatch();
+          }
+          break;
+        }
+        case 'trace': {
+          const t = parseTrace(value, where());
+          this.traceMap.set(t.id, t);
+          break;
+        }
+        case 'summary':
+          if (typeof value.complete === 'boolean') this.summaryComplete = value.complete;
+          if (Array.isArray(value.histogram)) this.histogramValue = parseHistogram(value.histogram, where());
+          break;
+        case 'meta':
+          throw new HpError(`${where()}: a second meta line (concatenated profiles are not supported)`);
+        default:
+          this.foreign++;
+      }
+    }
+    if (batch.length > 0) yield batch;
+  }
+
+  /** Lines that were valid JSON but not of this schema (reported once by the caller). */
+  get foreignLines(): number {
+    return this.foreign;
+  }
+
+  async close(): Promise<void> {
+    await this.lines.return(undefined);
+    if (this.foreign > 0) this.opts.onIssue?.({ file: this.name, message: `ignored ${this.foreign} foreign line${this.foreign === 1 ? '' : 's'} (valid JSON, not hp-events)` });
+    this.foreign = 0;
+    if (this.input !== process.stdin) this.input.destroy();
+  }
+}
+
+function parseMeta(v: Obj, where: string): Header {
+  if (v.schema !== undefined && v.schema !== EVENTS_SCHEMA) throw new HpError(`${where}: meta: unsupported schema ${String(v.schema)} (this reader knows ${EVENTS_SCHEMA})`);
+  const s = v.sampling;
+  if (!isObj(s)) throw new HpError(`${where}: meta: no 'sampling'`);
+  let sampling: Sampling;
+  if (s.kind === 'table') {
+    const bounds = s.bounds;
+    const probs = s.probs;
+    if (!Array.isArray(bounds) || !Array.isArray(probs) || bounds.length !== probs.length) throw new HpError(`${where}: meta: sampling table needs 'bounds' and 'probs' of equal length`);
+    for (let i = 0; i < bounds.length; i++) {
+      const b = bounds[i];
+      const p = probs[i];
+      if (typeof b !== 'number' || !(b >= 0) || (i > 0 && !(b > (bounds[i - 1] as number)))) throw new HpError(`${where}: meta: sampling bounds must increase`);
+      if (typeof p !== 'number' || !(p >= 0 && p <= 1)) throw new HpError(`${where}: meta: sampling probabilities must be in [0, 1]`);
+    }
+    sampling = { kind: 'table', bounds: bounds as number[], probs: probs as number[] };
+  } else if (s.kind === 'poisson') {
+    if (typeof s.mean_bytes !== 'number' || !(s.mean_bytes > 0)) throw new HpError(`${where}: meta: poisson sampling needs 'mean_bytes' > 0`);
+    sampling = { kind: 'poisson', meanBytes: s.mean_bytes };
+  } else {
+    throw new HpError(`${where}: meta: unknown sampling kind ${JSON.stringify(s.kind)}`);
+  }
+  const num = (x: unknown): number | null => (typeof x === 'number' && Number.isFinite(x) ? x : null);
+  const str = (x: unknown): string | null => (typeof x === 'string' ? x : null);
+  return {
+    formatVersion: num(v.format_version) ?? 2,
+    startTimeUs: num(v.start_time_us) ?? 0,
+    pid: num(v.pid),
+    ppid: num(v.ppid),
+    pythonVersion: str(v.python_version),
+    argv: Array.isArray(v.argv) ? v.argv.map(String) : [],
+    sampling,
+    mode: v.mode === 'stats' ? 'stats' : 'profile',
+    recorder: str(v.recorder),
+    hostname: str(v.hostname),
+    stackCapture: v.stack_capture !== false,
+    notes: Array.isArray(v.notes) ? v.notes.map(String) : [],
+    profileId: str(v.profile_id),
+  };
+}
+
+function parseTrace(v: Obj, where: string): Trace {
+  const id = v.id;
+  if (!Number.isInteger(id) || (id as number) <= 0 || (id as number) > 0xffffffff) throw new HpError(`${where}: trace: 'id' must be an integer >= 1`);
+  if (!Array.isArray(v.frames)) throw new HpError(`${where}: trace: 'frames' must be an array`);
+  const frames: Frame[] = v.frames.map((f: unknown) => {
+    if (!isObj(f) || typeof f.file !== 'string') throw new HpError(`${where}: trace: each frame needs a 'file'`);
+    const line = f.line ?? 0;
+    if (!Number.isInteger(line) || (line as number) < 0) throw new HpError(`${where}: trace: frame 'line' must be an integer >= 0`);
+    return { function: typeof f.function === 'string' ? f.function : null, file: f.file, line: line as number };
+  });
+  const dropped = Number.isInteger(v.dropped) && (v.dropped as number) >= 0 ? (v.dropped as number) : 0;
+  return { id: id as number, frames, dropped };
+}
+
+function parseHistogram(list: unknown[], where: string): HistogramBucket[] {
+  return list.map((b) => {
+    if (!isObj(b) || typeof b.count !== 'number' || typeof b.bytes !== 'number' || typeof b.sampled !== 'number') {
+      throw new HpError(`${where}: summary: histogram entries need count, bytes and sampled`);
+    }
+    return { count: b.count, bytes: b.bytes, sampled: b.sampled };
+  });
+}

@@ -1,0 +1,123 @@
+// Sites: how traces are grouped for reporting (by whole trace, or by the innermost frame's
+// line, function or file), their labels, and the "file:line" rule for following lines.
+
+import type { Frame, Trace } from '../format/types.js';
+import { HpError } from '../cli.js';
+import { addEstimate, emptyEstimate, type Estimate } from './estimate.js';
+import type { LiveHeap } from './live.js';
+
+export type GroupBy = 'trace' | 'line' | 'function' | 'file';
+export const GROUP_BY: readonly GroupBy[] = ['trace', 'line', 'function', 'file'];
+
+export const NO_STACK_LABEL = '[no Python stack]';
+
+/** `function (file:line)`; `file:line` when the format has no function names (heapprof 1.0.x). */
+export function frameLabel(f: Frame): string {
+  const where = f.line > 0 ? `${f.file}:${f.line}` : f.file;
+  return f.function ? `${f.function} (${where})` : where;
+}
+
+/** A site as reported: its key, label and the frames that stand for it (leaf first). */
+export interface SiteInfo {
+  key: string;
+  label: string;
+  /** Trace id when grouping by trace. */
+  trace: number | null;
+  frames: Frame[];
+  dropped: number;
+}
+
+/** The site a trace belongs to under a grouping (the innermost frame for line/function/file). */
+export function siteOf(trace: Trace, by: GroupBy): SiteInfo {
+  const leaf = trace.frames[0];
+  if (by === 'trace') {
+    return {
+      key: `t${trace.id}`,
+      label: leaf ? frameLabel(leaf) : NO_STACK_LABEL,
+      trace: trace.id,
+      frames: trace.frames,
+      dropped: trace.dropped,
+    };
+  }
+  if (!leaf) return { key: 'none', label: NO_STACK_LABEL, trace: null, frames: [], dropped: 0 };
+  if (by === 'line') {
+    const f = { function: leaf.function, file: leaf.file, line: leaf.line };
+    return { key: `l${leaf.file}\0${leaf.line}`, label: frameLabel(f), trace: null, frames: [f], dropped: 0 };
+  }
+  if (by === 'function') {
+    const f = { function: leaf.function, file: leaf.file, line: 0 };
+    return { key: `f${leaf.file}\0${leaf.function ?? ''}`, label: frameLabel(f), trace: null, frames: [f], dropped: 0 };
+  }
+  const f = { function: null, file: leaf.file, line: 0 };
+  return { key: `F${leaf.file}`, label: leaf.file, trace: null, frames: [f], dropped: 0 };
+}
+
+/** Trace lookup that never fails: an id the source never defined gets a placeholder frame. */
+export function traceOrPlaceholder(lookup: (id: number) => Trace | undefined, id: number): Trace {
+  if (id === 0) return { id: 0, frames: [], dropped: 0 };
+  return lookup(id) ?? { id, frames: [{ function: `[undefined trace ${id}]`, file: '?', line: 0 }], dropped: 0 };
+}
+
+export interface SiteEstimate {
+  site: SiteInfo;
+  est: Estimate;
+  /** Traces merged into the site. */
+  traces: number;
+}
+
+/**
+ * Group a live heap's traces into sites, largest estimated bytes first (ties by label, so the
+ * order is deterministic). Sites with nothing live are left out.
+ */
+export function groupLiveHeap(heap: LiveHeap, lookup: (id: number) => Trace | undefined, by: GroupBy): SiteEstimate[] {
+  const sites = new Map<string, SiteEstimate>();
+  for (let slot = 0; slot < heap.slots; slot++) {
+    if (heap.sampled[slot]! <= 0) continue;
+    const site = siteOf(traceOrPlaceholder(lookup, heap.traceOfSlot[slot]!), by);
+    let s = sites.get(site.key);
+    if (!s) {
+      s = { site, est: emptyEstimate(), traces: 0 };
+      sites.set(site.key, s);
+    }
+    addEstimate(s.est, heap.estimateOfSlot(slot));
+    s.traces++;
+  }
+  return sortSites([...sites.values()]);
+}
+
+export function sortSites(list: SiteEstimate[]): SiteEstimate[] {
+  return list.sort((a, b) => b.est.bytes - a.est.bytes || (a.site.label < b.site.label ? -1 : a.site.label > b.site.label ? 1 : a.site.key < b.site.key ? -1 : 1));
+}
+
+/** A line to follow (`--sites app.py:12`): matches a frame whose file is `file` or ends in `/file`. */
+export interface LineSpec {
+  text: string;
+  file: string;
+  line: number;
+}
+
+export function parseLineSpecs(text: string): LineSpec[] {
+  const out: LineSpec[] = [];
+  for (const part of text.split(',')) {
+    const t = part.trim();
+    if (!t) continue;
+    const m = /^(.+):(\d+)$/.exec(t);
+    if (!m) throw new HpError(`--sites: '${t}': expected FILE:LINE`, 2);
+    out.push({ text: t, file: m[1]!, line: Number(m[2]) });
+  }
+  if (out.length === 0) throw new HpError('--sites: no FILE:LINE given', 2);
+  return out;
+}
+
+export function frameMatches(f: Frame, spec: LineSpec): boolean {
+  return f.line === spec.line && (f.file === spec.file || f.file.endsWith(`/${spec.file}`));
+}
+
+/** Indices of the specs a trace matches: any of its frames, not only the innermost. */
+export function traceMatches(trace: Trace, specs: LineSpec[]): number[] {
+  const hits: number[] = [];
+  specs.forEach((spec, i) => {
+    if (trace.frames.some((f) => frameMatches(f, spec))) hits.push(i);
+  });
+  return hits;
+}

@@ -1,0 +1,119 @@
+// The power-of-two size table (the seed's HEAP USAGE SUMMARY ranges): per range, sampled
+// allocations and their Horvitz-Thompson estimates from events, the recorder's exact
+// histogram when it wrote one, and a check of the sampler against it.
+
+import { OP_ALLOC, type EventBatch } from '../format/source.js';
+import type { HistogramBucket, Sampling } from '../format/types.js';
+import { probabilityFunction } from './live.js';
+
+/** Range index of a size: 0 for 0 and 1, i for [2^i, 2^(i+1)). */
+export function sizeRange(size: number): number {
+  if (size < 2) return 0;
+  if (size < 4294967296) return 31 - Math.clz32(size);
+  let i = Math.floor(Math.log2(size));
+  if (2 ** i > size) i--;
+  else if (2 ** (i + 1) <= size) i++;
+  return i;
+}
+
+/** Smallest and largest size in range i. */
+export function rangeBounds(i: number): [number, number] {
+  return i === 0 ? [0, 1] : [2 ** i, 2 ** (i + 1) - 1];
+}
+
+export const RANGES = 64;
+
+/** Per-range sums over sampled allocations, weighted per event. */
+export class SizeTable {
+  readonly sampled = new Float64Array(RANGES);
+  readonly count = new Float64Array(RANGES);
+  readonly countVar = new Float64Array(RANGES);
+  readonly bytes = new Float64Array(RANGES);
+  readonly bytesVar = new Float64Array(RANGES);
+  /** Estimated sum of s^2 over all allocations (sampled or not): what the plan optimizer needs. */
+  readonly squares = new Float64Array(RANGES);
+  lastUs = 0;
+  private readonly probability: (size: number) => number;
+
+  constructor(readonly sampling: Sampling) {
+    this.probability = probabilityFunction(sampling);
+  }
+
+  consume(batch: EventBatch): void {
+    const { op, size, timeUs } = batch;
+    const n = batch.length;
+    for (let i = 0; i < n; i++) {
+      const t = timeUs[i]!;
+      if (t > this.lastUs) this.lastUs = t;
+      if (op[i] !== OP_ALLOC) continue;
+      const s = size[i]!;
+      const p = this.probability(s);
+      if (p <= 0) continue;
+      const r = sizeRange(s);
+      const w = 1 / p;
+      const cv = (1 - p) * w * w;
+      this.sampled[r]! += 1;
+      this.count[r]! += w;
+      this.countVar[r]! += cv;
+      this.bytes[r]! += s * w;
+      this.bytesVar[r]! += s * s * cv;
+      this.squares[r]! += s * s * w;
+    }
+  }
+
+  /** Index of the last range with any data (events or histogram), -1 if none. */
+  lastUsedRange(hist: HistogramBucket[] | null): number {
+    let last = -1;
+    for (let i = 0; i < RANGES; i++) {
+      if (this.sampled[i]! > 0 || (hist && hist[i] && hist[i]!.count > 0)) last = i;
+    }
+    return last;
+  }
+}
+
+/** Lowest and highest sampling probability any size in range i has under `sampling`. */
+export function probabilityRange(sampling: Sampling, i: number): [number, number] {
+  const prob = probabilityFunction(sampling);
+  const [lo, hi] = rangeBounds(i);
+  if (sampling.kind === 'poisson') return [prob(lo), prob(hi)]; // increasing in size
+  let min = prob(lo);
+  let max = min;
+  for (const b of sampling.bounds) {
+    if (b > lo && b <= hi) {
+      const p = prob(b);
+      if (p < min) min = p;
+      if (p > max) max = p;
+    }
+  }
+  return [min, max];
+}
+
+export interface SamplerCheck {
+  /** Observed sampled/count from the recorder's histogram. */
+  rate: number;
+  pMin: number;
+  pMax: number;
+  /** Distance outside the expected band, in standard errors (0 when inside). */
+  sigmas: number;
+  ok: boolean;
+}
+
+/**
+ * Does the recorder's own count of sampled allocations in a range agree with the configured
+ * probability? Flags a range whose sampled count is more than `limit` standard errors outside
+ * [count*pMin, count*pMax] (the band allows for p varying inside the range). This is what
+ * would have caught heapprof 1.0.2 sampling everything while weighting by 1/p.
+ */
+export function checkSampler(sampling: Sampling, i: number, h: HistogramBucket, limit = 5): SamplerCheck | null {
+  if (h.count <= 0) return null;
+  const [pMin, pMax] = probabilityRange(sampling, i);
+  const lowMean = h.count * pMin;
+  const highMean = h.count * pMax;
+  const lowSe = Math.sqrt(h.count * pMin * (1 - pMin));
+  const highSe = Math.sqrt(h.count * pMax * (1 - pMax));
+  let sigmas = 0;
+  // Half an event of slack: counts are integers, and p = 0 or 1 has no variance at all.
+  if (h.sampled < lowMean - 0.5) sigmas = (lowMean - h.sampled) / Math.max(lowSe, 1e-9);
+  else if (h.sampled > highMean + 0.5) sigmas = (h.sampled - highMean) / Math.max(highSe, 1e-9);
+  return { rate: h.sampled / h.count, pMin, pMax, sigmas, ok: sigmas <= limit };
+}

@@ -1,0 +1,73 @@
+// Turn a command's input argument into a ProfileSource: `-` or an NDJSON file is read as
+// events NDJSON (the hp-events schema); anything else is a profile base (`run`, `run.hpm`,
+// `run.hpd`, hpx v2 or heapprof 1.0.x). Also the read options every command shares:
+// recoverable problems as warnings, and progress on stderr when it is a terminal.
+
+import { createReadStream } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
+import { isQuiet, warn } from './cli.js';
+import { NdjsonSource } from './format/ndjson.js';
+import { openProfile } from './format/profile.js';
+import type { ProfileSource, ReadOptions } from './format/source.js';
+
+/** Does `arg` name events NDJSON rather than a profile? */
+export async function isNdjsonArg(arg: string): Promise<boolean> {
+  if (arg === '-') return true;
+  if (/\.(ndjson|jsonl|json)$/i.test(arg)) return true;
+  if (/\.(hpm|hpd)$/.test(arg)) return false;
+  // A plain file that is not a profile base: sniff its first non-blank byte.
+  try {
+    const st = await stat(arg);
+    if (!st.isFile()) return false;
+  } catch {
+    return false;
+  }
+  const fh = await open(arg, 'r');
+  try {
+    const buf = Buffer.alloc(64);
+    const { bytesRead } = await fh.read(buf, 0, 64, 0);
+    const text = buf.subarray(0, bytesRead).toString('latin1').trimStart();
+    return text.startsWith('{');
+  } finally {
+    await fh.close();
+  }
+}
+
+export async function openSource(arg: string, opts: ReadOptions): Promise<ProfileSource> {
+  if (await isNdjsonArg(arg)) {
+    const input = arg === '-' ? process.stdin : createReadStream(arg);
+    return NdjsonSource.open(input, arg === '-' ? 'stdin' : arg, opts);
+  }
+  return openProfile(arg, opts);
+}
+
+/** A progress line on stderr, redrawn at most 5 times a second, only on a terminal. */
+export function progressReporter(): { onProgress?: (read: number, total: number) => void; done: () => void } {
+  if (!process.stderr.isTTY || isQuiet()) return { done: () => {} };
+  let last = 0;
+  let shown = false;
+  return {
+    onProgress: (read, total) => {
+      const now = Date.now();
+      if (now - last < 200 || total <= 0) return;
+      last = now;
+      shown = true;
+      const pct = Math.min(100, (100 * read) / total).toFixed(0);
+      process.stderr.write(`\rreading ${pct}% (${(read / 1048576).toFixed(0)} of ${(total / 1048576).toFixed(0)} MiB)\x1b[K`);
+    },
+    done: () => {
+      if (shown) process.stderr.write('\r\x1b[K');
+    },
+  };
+}
+
+/** ReadOptions wired to the command's stderr: warnings once each, progress on a terminal. */
+export function commandReadOptions(extra: ReadOptions = {}): { opts: ReadOptions; done: () => void } {
+  const progress = progressReporter();
+  const opts: ReadOptions = {
+    ...extra,
+    onIssue: (issue) => warn(`${issue.file}: ${issue.message}`),
+    ...(progress.onProgress ? { onProgress: progress.onProgress } : {}),
+  };
+  return { opts, done: progress.done };
+}
