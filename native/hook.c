@@ -1,0 +1,923 @@
+/* heapprof's allocator hook: wraps CPython's RAW, MEM and OBJ allocator domains
+ * (PEP 445), samples allocations, captures the Python stack of each sampled one, logs
+ * the frees of sampled pointers, and writes hpx v2 (man/hpx.5) through block buffers.
+ * Controlled from Python through ctypes (python/heapprof/_native.py); the hp_* functions
+ * at the end are the whole interface.
+ *
+ * Rules inside an allocator call (reference/stack-capture.md):
+ *  - no Python code, no GC, never take the GIL: a stack is walked only when this thread
+ *    already holds the GIL, otherwise the event goes under trace 0 ("no Python stack");
+ *  - no recursive recording: a thread-local busy flag passes nested calls straight through;
+ *  - internal memory is libc, never PyMem;
+ *  - g_mu guards the tables and buffers only; it is never held while waiting for the GIL
+ *    or calling anything that could (the few CPython calls under it neither block nor allocate). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hpxw.h"
+#include "pyrt.h"
+#include "tables.h"
+
+#define EXPORT __attribute__((visibility("default")))
+#define RECORDER_NAME "heapprof 2.0.0"
+#define MAX_DEPTH 128
+#define FLUSH_BYTES (256 * 1024) /* a block is written when its payload passes this */
+#define MAX_RANGES 64
+#define HIST_BUCKETS 64
+
+enum { MODE_PROFILE = 0, MODE_STATS = 1 };
+enum { SAMPLER_TABLE = 0, SAMPLER_POISSON = 1 };
+enum { FLAG_FOLLOW_FORK = 1, FLAG_OVERWRITE = 2, FLAG_NO_STACKS = 4 };
+enum { EV_ALLOC = 0, EV_FREE = 1, EV_EXT = 3 };
+enum { EXT_RSS = 0, EXT_END = 1, EXT_LOST = 2 };
+enum { REC_STRING = 1, REC_FRAME = 2, REC_TRACE = 3, REC_HISTOGRAM = 4, REC_END = 5 };
+
+#define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+#define ADD(x, v) __atomic_fetch_add(&(x), (v), __ATOMIC_RELAXED)
+
+/* ---------------------------------------------------------------- state */
+
+static hp_allocator g_orig[3];
+static int g_inited, g_installed, g_minor = -1;
+static char g_err[512];
+
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static int g_active;   /* recording; read without the lock on the fast path */
+static int g_capture;  /* stack capture on */
+static int g_mode;
+static int g_flags;
+static uint32_t g_epoch = 1; /* bumped per recording and per followed fork: threads reseed */
+
+/* Sampler, fixed while recording. */
+static int g_sampler;
+static int g_nranges;
+static uint64_t g_bounds[MAX_RANGES];
+static double g_probs[MAX_RANGES];
+static uint64_t g_thresholds[MAX_RANGES]; /* p * 2^64 */
+static double g_mean_bytes;
+
+/* Header material kept for followed forks. */
+static char g_base[4000];
+static hpx_buf g_argv, g_notes; /* NUL-separated */
+static char g_hostname[256];
+
+static struct timespec g_mono0;
+static uint64_t g_start_wall_us;
+static hpx_file g_hpm, g_hpd;
+
+/* Every allocation the hook saw, by power-of-two size: count, bytes, sampled. */
+static uint64_t g_hist[HIST_BUCKETS][3];
+static uint64_t g_n_alloc, g_n_free, g_n_lost;
+
+static ptr_table g_ptrs;
+/* Counting filter over sampled addresses: a free whose slot is 0 is certainly not
+ * sampled and skips the lock. Written under g_mu, read without it. */
+#define FILTER_BITS 16
+static uint32_t g_filter[1u << FILTER_BITS];
+
+static pair_map g_codes;  /* (code ptr, 0) -> function string id, file string id, file epoch */
+static pair_map g_frames; /* (code ptr, line) -> frame id */
+static blob_map g_strings, g_traces;
+static uint32_t g_next_string, g_next_frame, g_next_trace, g_file_epoch;
+
+/* Ticker: a native thread (no Python state) that records RSS and flushes once a second. */
+static pthread_t g_ticker;
+static int g_ticker_running, g_ticker_wanted, g_ticker_stop;
+static pthread_mutex_t g_tick_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_tick_cv;
+
+/* Per thread: initial-exec TLS so that reading it never allocates. */
+struct hp_thread {
+  int busy;
+  uint32_t epoch;
+  uint64_t rng[4];
+  double countdown; /* byte-Poisson: bytes until the next sample */
+};
+static __thread struct hp_thread t_hp __attribute__((tls_model("initial-exec")));
+
+/* ---------------------------------------------------------------- small helpers */
+
+static void set_err(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(g_err, sizeof g_err, fmt, ap);
+  va_end(ap);
+}
+
+static uint64_t now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  int64_t us = (int64_t)(ts.tv_sec - g_mono0.tv_sec) * 1000000 + (ts.tv_nsec - g_mono0.tv_nsec) / 1000;
+  return us > 0 ? (uint64_t)us : 0;
+}
+
+static uint64_t splitmix64(uint64_t *x) {
+  uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+/* xoshiro256** */
+static inline uint64_t rng_next(uint64_t *s) {
+  uint64_t result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+  s[2] ^= s[0];
+  s[3] ^= s[1];
+  s[1] ^= s[2];
+  s[0] ^= s[3];
+  s[2] ^= t;
+  s[3] = rotl(s[3], 45);
+  return result;
+}
+
+/* Exponential gap with mean g_mean_bytes; U in (0, 1] so the log is finite. */
+static double draw_gap(void) {
+  double u = (double)((rng_next(t_hp.rng) >> 11) + 1) * 0x1.0p-53;
+  return -g_mean_bytes * log(u);
+}
+
+static uint64_t g_seed, g_seed_counter;
+
+static void thread_reseed(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  uint64_t x = g_seed ^ ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)(uintptr_t)&t_hp ^
+               ADD(g_seed_counter, 0x632be59bd9b4e019ULL);
+  for (int i = 0; i < 4; i++) t_hp.rng[i] = splitmix64(&x);
+  t_hp.epoch = LOAD(g_epoch);
+  if (g_sampler == SAMPLER_POISSON) t_hp.countdown = draw_gap();
+}
+
+/* The sampling decision for one allocation of size bytes; lock-free, per-thread state. */
+static inline int sample_hit(size_t size) {
+  if (t_hp.epoch != LOAD(g_epoch)) thread_reseed();
+  if (g_sampler == SAMPLER_POISSON) {
+    /* Memoryless gaps: P(hit | size) = 1 - exp(-size/R) exactly; the overshoot is dropped. */
+    t_hp.countdown -= (double)size;
+    if (t_hp.countdown > 0) return 0;
+    t_hp.countdown = draw_gap();
+    return 1;
+  }
+  int i = 0;
+  while (i < g_nranges && size >= g_bounds[i]) i++;
+  if (i == g_nranges) return 1; /* at or above the last bound: always */
+  if (g_probs[i] >= 1.0) return 1;
+  if (g_probs[i] <= 0.0) return 0;
+  return rng_next(t_hp.rng) < g_thresholds[i];
+}
+
+static inline int hist_bucket(uint64_t size) { return size < 2 ? 0 : 63 - __builtin_clzll(size); }
+
+static inline uint32_t filter_slot(uintptr_t p) {
+  return (uint32_t)(((p >> 4) * 0x9e3779b97f4a7c15ULL) >> (64 - FILTER_BITS));
+}
+
+static void warn(const char *fmt, ...) {
+  char line[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(line, sizeof line - 1, fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  if ((size_t)n > sizeof line - 2) n = sizeof line - 2;
+  line[n++] = '\n';
+  ssize_t ignored = write(2, line, (size_t)n);
+  (void)ignored;
+}
+
+/* ---------------------------------------------------------------- output (g_mu held) */
+
+/* A write failed: stop recording, warn once, let the program go on. */
+static void write_failed(const hpx_file *f, int rc) {
+  warn("heapprof: recording stopped: write %s: %s", f->path, strerror(-rc));
+  STORE(g_active, 0);
+  hpx_file_abandon(&g_hpm);
+  hpx_file_abandon(&g_hpd);
+}
+
+/* Writes pending blocks, .hpm first so every trace is on disk before an event uses it. */
+static void flush_all(void) {
+  uint64_t now = now_us();
+  int rc = hpx_file_flush(&g_hpm, now);
+  if (rc != 0) {
+    write_failed(&g_hpm, rc);
+    return;
+  }
+  rc = hpx_file_flush(&g_hpd, now);
+  if (rc != 0) write_failed(&g_hpd, rc);
+}
+
+static void emit_record(int type, const hpx_buf *body) {
+  hpx_file_begin(&g_hpm, now_us());
+  hpx_buf_varint(&g_hpm.block, (uint64_t)type);
+  hpx_buf_varint(&g_hpm.block, body->len);
+  hpx_buf_put(&g_hpm.block, body->data, body->len);
+  g_hpm.count++;
+  if (hpx_file_payload(&g_hpm) >= FLUSH_BYTES) {
+    int rc = hpx_file_flush(&g_hpm, now_us());
+    if (rc != 0) write_failed(&g_hpm, rc);
+  }
+}
+
+static void emit_event(uint64_t h, uint64_t now, const uint64_t *rest, int nrest) {
+  hpx_file_begin(&g_hpd, now);
+  hpx_buf_varint(&g_hpd.block, h);
+  hpx_buf_varint(&g_hpd.block, now - g_hpd.last_us);
+  for (int i = 0; i < nrest; i++) hpx_buf_varint(&g_hpd.block, rest[i]);
+  g_hpd.last_us = now;
+  g_hpd.count++;
+  if (hpx_file_payload(&g_hpd) >= FLUSH_BYTES) flush_all();
+}
+
+static void emit_alloc_free(int kind, uint32_t trace, uint64_t size) {
+  uint64_t rest[1] = {size};
+  emit_event(((uint64_t)trace << 2) | (uint64_t)kind, now_us(), rest, 1);
+  if (kind == EV_ALLOC) g_n_alloc++;
+  else g_n_free++;
+}
+
+static void emit_ext(int type, const uint64_t *value) {
+  uint64_t rest[2];
+  int n = 0;
+  if (value) {
+    hpx_buf tmp = {0};
+    hpx_buf_varint(&tmp, *value);
+    rest[0] = tmp.len;
+    rest[1] = *value;
+    n = 2;
+    hpx_buf_free(&tmp);
+  } else {
+    rest[0] = 0;
+    n = 1;
+  }
+  emit_event(((uint64_t)type << 2) | EV_EXT, now_us(), rest, n);
+}
+
+/* ---------------------------------------------------------------- interning (g_mu held) */
+
+static uint32_t intern_string(const char *s) {
+  size_t len = strlen(s);
+  uint64_t h = blob_hash(s, len);
+  uint32_t id = blob_find(&g_strings, s, len, h);
+  if (id) return id;
+  id = ++g_next_string;
+  if (blob_add(&g_strings, s, len, h, id) != 0) return 0;
+  hpx_buf body = {0};
+  hpx_buf_varint(&body, id);
+  hpx_buf_put(&body, s, len);
+  emit_record(REC_STRING, &body);
+  hpx_buf_free(&body);
+  return id;
+}
+
+/* Function and file string ids of a code object, interned for the current file.
+ * Needs the GIL (pins and reads the code object; neither allocates). */
+static int intern_code(void *code, uint32_t *func_sid, uint32_t *file_sid) {
+  static char name[1024], file[4096];
+  pair_slot *s = pair_find(&g_codes, (uintptr_t)code, 0);
+  if (!s) {
+    s = pair_add(&g_codes, (uintptr_t)code, 0);
+    if (!s) return -1;
+    /* Pin: a pinned code object's address is never reused, so (code, line) is an exact
+     * key. Pins are never released (no Py_DecRef in the hook: it could run a destructor). */
+    pyrt_incref(code);
+  }
+  if (s->v3 != g_file_epoch) { /* first sight in this file */
+    pyrt_code_names(code, name, sizeof name, file, sizeof file);
+    uint32_t fs = intern_string(name), fl = intern_string(file);
+    if (!fs || !fl) return -1;
+    s->v1 = fs;
+    s->v2 = fl;
+    s->v3 = g_file_epoch;
+  }
+  *func_sid = s->v1;
+  *file_sid = s->v2;
+  return 0;
+}
+
+static uint32_t intern_frame(void *code, int line) {
+  pair_slot *s = pair_find(&g_frames, (uintptr_t)code, (uint64_t)(uint32_t)line);
+  if (s) return s->v1;
+  uint32_t func_sid, file_sid;
+  if (intern_code(code, &func_sid, &file_sid) != 0) return 0;
+  s = pair_add(&g_frames, (uintptr_t)code, (uint64_t)(uint32_t)line);
+  if (!s) return 0;
+  s->v1 = ++g_next_frame;
+  hpx_buf body = {0};
+  hpx_buf_varint(&body, s->v1);
+  hpx_buf_varint(&body, func_sid);
+  hpx_buf_varint(&body, file_sid);
+  hpx_buf_varint(&body, (uint64_t)(line > 0 ? line : 0));
+  emit_record(REC_FRAME, &body);
+  hpx_buf_free(&body);
+  return s->v1;
+}
+
+/* Trace id for a walked stack (0 on failure: the event is still recorded, stackless). */
+static uint32_t intern_trace(const hp_rawframe *frames, int n, uint32_t dropped) {
+  uint32_t key[MAX_DEPTH + 1];
+  key[0] = dropped;
+  for (int i = 0; i < n; i++) {
+    key[i + 1] = intern_frame(frames[i].code, frames[i].line);
+    if (!key[i + 1]) return 0;
+  }
+  size_t len = (size_t)(n + 1) * sizeof key[0];
+  uint64_t h = blob_hash(key, len);
+  uint32_t id = blob_find(&g_traces, key, len, h);
+  if (id) return id;
+  id = ++g_next_trace;
+  if (blob_add(&g_traces, key, len, h, id) != 0) return 0;
+  hpx_buf body = {0};
+  hpx_buf_varint(&body, id);
+  hpx_buf_varint(&body, dropped);
+  hpx_buf_varint(&body, (uint64_t)n);
+  for (int i = 0; i < n; i++) hpx_buf_varint(&body, key[i + 1]);
+  emit_record(REC_TRACE, &body);
+  hpx_buf_free(&body);
+  return id;
+}
+
+static void reset_dictionaries(void) {
+  /* Code objects stay pinned; their entries are refreshed lazily by epoch. */
+  pair_clear(&g_frames);
+  blob_clear(&g_strings);
+  blob_clear(&g_traces);
+  g_next_string = g_next_frame = g_next_trace = 0;
+  g_file_epoch++;
+}
+
+static void reset_pointers(void) {
+  ptr_clear(&g_ptrs);
+  memset(g_filter, 0, sizeof g_filter);
+}
+
+/* ---------------------------------------------------------------- recording */
+
+static void ticker_start_locked(void);
+
+/* A sampled allocation: walk the stack (outside the lock; needs only the GIL), then
+ * intern it and log the event under the lock. */
+static void record_alloc(void *p, size_t size) {
+  hp_rawframe frames[MAX_DEPTH];
+  uint32_t dropped = 0;
+  int n = 0;
+  void *tstate = LOAD(g_capture) ? pyrt_gil_tstate() : NULL;
+  if (tstate) n = pyrt_walk(tstate, frames, MAX_DEPTH, &dropped);
+
+  pthread_mutex_lock(&g_mu);
+  if (g_active && g_mode == MODE_PROFILE) {
+    if (g_ticker_wanted && !g_ticker_running) ticker_start_locked();
+    uint32_t trace = n > 0 ? intern_trace(frames, n, dropped) : 0;
+    ptr_slot old;
+    int had = ptr_put(&g_ptrs, (uintptr_t)p, trace, size, &old);
+    if (had == 1) {
+      /* The address came back without us seeing its free (freed inside another
+       * allocator call): close the stale allocation first. */
+      emit_alloc_free(EV_FREE, old.trace, old.size);
+    } else if (had == 0) {
+      ADD(g_filter[filter_slot((uintptr_t)p)], 1);
+    }
+    if (had >= 0) {
+      emit_alloc_free(EV_ALLOC, trace, size);
+      ADD(g_hist[hist_bucket(size)][2], 1);
+    } else {
+      g_n_lost++; /* out of memory for our table */
+    }
+  }
+  pthread_mutex_unlock(&g_mu);
+}
+
+/* If p is a sampled live block: forget it, log its free, return 1 with its values. */
+static int take_sampled(void *p, ptr_slot *out) {
+  uintptr_t key = (uintptr_t)p;
+  if (LOAD(g_filter[filter_slot(key)]) == 0) return 0;
+  int found = 0;
+  pthread_mutex_lock(&g_mu);
+  ptr_slot s;
+  if (g_active && ptr_take(&g_ptrs, key, &s)) {
+    __atomic_fetch_sub(&g_filter[filter_slot(key)], 1, __ATOMIC_RELAXED);
+    emit_alloc_free(EV_FREE, s.trace, s.size);
+    if (out) *out = s;
+    found = 1;
+  }
+  pthread_mutex_unlock(&g_mu);
+  return found;
+}
+
+/* A realloc whose old block was sampled failed: the old block lives on, so log it again. */
+static void restore_sampled(void *p, const ptr_slot *s) {
+  pthread_mutex_lock(&g_mu);
+  if (g_active && ptr_put(&g_ptrs, (uintptr_t)p, s->trace, s->size, NULL) == 0) {
+    ADD(g_filter[filter_slot((uintptr_t)p)], 1);
+    emit_alloc_free(EV_ALLOC, s->trace, s->size);
+  }
+  pthread_mutex_unlock(&g_mu);
+}
+
+static inline void on_alloc(void *p, size_t size) {
+  int b = hist_bucket(size);
+  ADD(g_hist[b][0], 1);
+  ADD(g_hist[b][1], size);
+  if (g_mode == MODE_PROFILE && sample_hit(size)) record_alloc(p, size);
+}
+
+/* One set of wrappers per domain; ctx is ignored (the installed ctx is the original's, so
+ * a torn read of the allocator struct by another thread still pairs valid values). */
+#define DEFINE_HOOKS(NAME, D)                                                                \
+  static void *NAME##_malloc(void *ctx, size_t size) {                                       \
+    (void)ctx;                                                                               \
+    if (t_hp.busy || !LOAD(g_active)) return g_orig[D].malloc(g_orig[D].ctx, size);          \
+    t_hp.busy = 1; /* nested PyMem calls below pass straight through */                     \
+    void *p = g_orig[D].malloc(g_orig[D].ctx, size);                                         \
+    if (p) on_alloc(p, size);                                                                \
+    t_hp.busy = 0;                                                                           \
+    return p;                                                                                \
+  }                                                                                          \
+  static void *NAME##_calloc(void *ctx, size_t nelem, size_t elsize) {                       \
+    (void)ctx;                                                                               \
+    if (t_hp.busy || !LOAD(g_active)) return g_orig[D].calloc(g_orig[D].ctx, nelem, elsize); \
+    t_hp.busy = 1;                                                                           \
+    void *p = g_orig[D].calloc(g_orig[D].ctx, nelem, elsize);                                \
+    size_t total;                                                                            \
+    if (__builtin_mul_overflow(nelem, elsize, &total)) total = SIZE_MAX;                     \
+    if (p) on_alloc(p, total);                                                               \
+    t_hp.busy = 0;                                                                           \
+    return p;                                                                                \
+  }                                                                                          \
+  static void *NAME##_realloc(void *ctx, void *ptr, size_t size) {                           \
+    (void)ctx;                                                                               \
+    if (t_hp.busy || !LOAD(g_active)) return g_orig[D].realloc(g_orig[D].ctx, ptr, size);    \
+    t_hp.busy = 1;                                                                           \
+    /* free(old) + alloc(new): forget the old block BEFORE the real realloc, so another    \
+     * thread that gets the same address cannot be confused with it. */                      \
+    ptr_slot old;                                                                            \
+    int had = ptr ? take_sampled(ptr, &old) : 0;                                             \
+    void *q = g_orig[D].realloc(g_orig[D].ctx, ptr, size);                                   \
+    if (q) on_alloc(q, size);                                                                \
+    else if (had) restore_sampled(ptr, &old);                                                \
+    t_hp.busy = 0;                                                                           \
+    return q;                                                                                \
+  }                                                                                          \
+  static void NAME##_free(void *ctx, void *ptr) {                                            \
+    (void)ctx;                                                                               \
+    if (ptr && !t_hp.busy && LOAD(g_active)) {                                               \
+      t_hp.busy = 1;                                                                         \
+      take_sampled(ptr, NULL); /* log BEFORE the real free, for the same reason */           \
+      t_hp.busy = 0;                                                                         \
+    }                                                                                        \
+    g_orig[D].free(g_orig[D].ctx, ptr);                                                      \
+  }
+
+DEFINE_HOOKS(raw, HP_DOMAIN_RAW)
+DEFINE_HOOKS(mem, HP_DOMAIN_MEM)
+DEFINE_HOOKS(obj, HP_DOMAIN_OBJ)
+
+/* ---------------------------------------------------------------- RSS and the ticker */
+
+static uint64_t read_rss(void) {
+  int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[128];
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  buf[n] = 0;
+  unsigned long long size = 0, resident = 0;
+  if (sscanf(buf, "%llu %llu", &size, &resident) != 2) return 0;
+  return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+static void *ticker_main(void *arg) {
+  (void)arg;
+  for (;;) {
+    pthread_mutex_lock(&g_tick_mu);
+    if (!g_ticker_stop) {
+      struct timespec deadline;
+      clock_gettime(CLOCK_MONOTONIC, &deadline);
+      deadline.tv_sec += 1;
+      while (!g_ticker_stop && pthread_cond_timedwait(&g_tick_cv, &g_tick_mu, &deadline) != ETIMEDOUT) {
+      }
+    }
+    int stop = g_ticker_stop;
+    pthread_mutex_unlock(&g_tick_mu);
+    if (stop) return NULL;
+    uint64_t rss = read_rss();
+    pthread_mutex_lock(&g_mu);
+    if (g_active) {
+      if (rss) emit_ext(EXT_RSS, &rss);
+      flush_all();
+    }
+    pthread_mutex_unlock(&g_mu);
+  }
+}
+
+static void ticker_init_sync(void) {
+  pthread_condattr_t attr;
+  pthread_condattr_init(&attr);
+  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+  pthread_cond_init(&g_tick_cv, &attr);
+  pthread_condattr_destroy(&attr);
+}
+
+/* g_mu held (or single-threaded). Signals are blocked in the ticker so that Ctrl-C and
+ * friends keep reaching the program's own threads. */
+static void ticker_start_locked(void) {
+  g_ticker_wanted = 0;
+  if (g_ticker_running) return;
+  pthread_mutex_lock(&g_tick_mu);
+  g_ticker_stop = 0;
+  pthread_mutex_unlock(&g_tick_mu);
+  sigset_t all, saved;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &saved);
+  if (pthread_create(&g_ticker, NULL, ticker_main, NULL) == 0) g_ticker_running = 1;
+  pthread_sigmask(SIG_SETMASK, &saved, NULL);
+}
+
+/* Must not be called with g_mu held (the ticker takes it). */
+static void ticker_stop(void) {
+  if (!g_ticker_running) return;
+  pthread_mutex_lock(&g_tick_mu);
+  g_ticker_stop = 1;
+  pthread_cond_signal(&g_tick_cv);
+  pthread_mutex_unlock(&g_tick_mu);
+  pthread_join(g_ticker, NULL);
+  g_ticker_running = 0;
+}
+
+/* ---------------------------------------------------------------- files */
+
+static void field_bytes(hpx_buf *b, int tag, const void *data, size_t len) {
+  hpx_buf_varint(b, (uint64_t)tag);
+  hpx_buf_varint(b, len);
+  hpx_buf_put(b, data, len);
+}
+
+static void field_varint(hpx_buf *b, int tag, uint64_t v) {
+  hpx_buf tmp = {0};
+  hpx_buf_varint(&tmp, v);
+  field_bytes(b, tag, tmp.data, tmp.len);
+  hpx_buf_free(&tmp);
+}
+
+static void each_blob_item(hpx_buf *b, const hpx_buf *list, int tag) {
+  for (size_t i = 0; i < list->len;) {
+    size_t n = strnlen((const char *)list->data + i, list->len - i);
+    field_bytes(b, tag, list->data + i, n);
+    i += n + 1;
+  }
+}
+
+static void header_body(hpx_buf *b) {
+  field_varint(b, 1, g_start_wall_us);
+  field_varint(b, 2, (uint64_t)getpid());
+  field_varint(b, 3, (uint64_t)getppid());
+  field_bytes(b, 4, pyrt_version(), strlen(pyrt_version()));
+  each_blob_item(b, &g_argv, 5);
+  hpx_buf s = {0};
+  if (g_sampler == SAMPLER_TABLE) {
+    hpx_buf_varint(&s, (uint64_t)g_nranges);
+    for (int i = 0; i < g_nranges; i++) {
+      hpx_buf_varint(&s, g_bounds[i]);
+      hpx_buf_f64(&s, g_probs[i]);
+    }
+    field_bytes(b, 6, s.data, s.len);
+  } else {
+    hpx_buf_f64(&s, g_mean_bytes);
+    field_bytes(b, 7, s.data, s.len);
+  }
+  hpx_buf_free(&s);
+  field_varint(b, 8, (uint64_t)g_mode);
+  field_bytes(b, 9, RECORDER_NAME, strlen(RECORDER_NAME));
+  field_varint(b, 10, (uint64_t)(LOAD(g_capture) ? 1 : 0));
+  each_blob_item(b, &g_notes, 11);
+  field_bytes(b, 12, g_hostname, strlen(g_hostname));
+}
+
+/* Creates BASE.hpm and BASE.hpd (BASE.PID.* for a followed child) and writes their
+ * headers. Returns 0 or -errno with g_err set. g_mu held or single-threaded. */
+static int open_profile(int child) {
+  char hpm[4200], hpd[4200];
+  if (child) {
+    snprintf(hpm, sizeof hpm, "%s.%d.hpm", g_base, (int)getpid());
+    snprintf(hpd, sizeof hpd, "%s.%d.hpd", g_base, (int)getpid());
+  } else {
+    snprintf(hpm, sizeof hpm, "%s.hpm", g_base);
+    snprintf(hpd, sizeof hpd, "%s.hpd", g_base);
+  }
+  uint8_t id[16];
+  if (getrandom(id, sizeof id, GRND_NONBLOCK) != (ssize_t)sizeof id) {
+    uint64_t x = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ now_us();
+    for (int i = 0; i < 16; i += 8) {
+      uint64_t r = splitmix64(&x);
+      memcpy(id + i, &r, 8);
+    }
+  }
+  struct timespec wall;
+  clock_gettime(CLOCK_REALTIME, &wall);
+  clock_gettime(CLOCK_MONOTONIC, &g_mono0);
+  g_start_wall_us = (uint64_t)wall.tv_sec * 1000000 + (uint64_t)wall.tv_nsec / 1000;
+
+  hpx_buf body = {0};
+  header_body(&body);
+  if (body.failed) {
+    hpx_buf_free(&body);
+    set_err("out of memory");
+    return -ENOMEM;
+  }
+  int overwrite = (g_flags & FLAG_OVERWRITE) != 0;
+  int rc = hpx_file_open(&g_hpm, hpm, "HPXM", id, body.data, (uint32_t)body.len, overwrite);
+  hpx_buf_free(&body);
+  if (rc != 0) {
+    set_err("%s: %s%s", hpm, strerror(-rc), rc == -EEXIST ? " (a profile is there; overwrite it explicitly)" : "");
+    return rc;
+  }
+  rc = hpx_file_open(&g_hpd, hpd, "HPXD", id, NULL, 0, overwrite);
+  if (rc != 0) {
+    set_err("%s: %s%s", hpd, strerror(-rc), rc == -EEXIST ? " (a profile is there; overwrite it explicitly)" : "");
+    hpx_file_abandon(&g_hpm);
+    unlink(hpm);
+    return rc;
+  }
+  return 0;
+}
+
+/* Writes the closing records and closes both files. g_mu held. */
+static void finish_profile(void) {
+  hpx_buf body = {0};
+  hpx_buf_varint(&body, HIST_BUCKETS);
+  for (int i = 0; i < HIST_BUCKETS; i++)
+    for (int k = 0; k < 3; k++) hpx_buf_varint(&body, LOAD(g_hist[i][k]));
+  emit_record(REC_HISTOGRAM, &body);
+  hpx_buf_free(&body);
+  hpx_buf empty = {0};
+  emit_record(REC_END, &empty);
+  if (g_mode == MODE_PROFILE) {
+    uint64_t rss = read_rss();
+    if (rss) emit_ext(EXT_RSS, &rss);
+  }
+  if (g_n_lost) emit_ext(EXT_LOST, &g_n_lost);
+  emit_ext(EXT_END, NULL);
+  flush_all();
+  hpx_file_close(&g_hpm);
+  hpx_file_close(&g_hpd);
+}
+
+/* ---------------------------------------------------------------- fork and exit */
+
+static void atfork_prepare(void) {
+  /* The ticker is stopped over the fork: the child would not have it anyway, and
+   * CPython 3.12+ warns about fork() in a process with other threads. It restarts
+   * on the next sampled event. */
+  int restart = g_ticker_running;
+  ticker_stop();
+  pthread_mutex_lock(&g_mu);
+  if (restart) g_ticker_wanted = 1;
+  if (g_active) flush_all(); /* the parent's data is on disk before the child exists */
+}
+
+static void atfork_parent(void) { pthread_mutex_unlock(&g_mu); }
+
+/* Runs in the child before PyOS_AfterFork_Child: no Python API here. */
+static void atfork_child(void) {
+  pthread_mutex_init(&g_mu, NULL); /* held by the forking thread: this thread */
+  pthread_mutex_init(&g_tick_mu, NULL);
+  ticker_init_sync();
+  g_ticker_running = 0;
+  if (!g_active) return;
+  /* The parent owns its files and unflushed buffers (none: prepare flushed). */
+  hpx_file_abandon(&g_hpm);
+  hpx_file_abandon(&g_hpd);
+  if (!(g_flags & FLAG_FOLLOW_FORK)) {
+    STORE(g_active, 0);
+    return;
+  }
+  reset_dictionaries();
+  reset_pointers(); /* the parent's live allocations are not this profile's */
+  memset(g_hist, 0, sizeof g_hist);
+  g_n_alloc = g_n_free = g_n_lost = 0;
+  __atomic_add_fetch(&g_epoch, 1, __ATOMIC_RELAXED);
+  if (open_profile(1) != 0) {
+    warn("heapprof: not recording forked child %d: %s", (int)getpid(), g_err);
+    STORE(g_active, 0);
+    return;
+  }
+  g_ticker_wanted = 1;
+}
+
+static int g_exiting_done;
+
+/* Py_AtExit (end of Py_FinalizeEx) and the library destructor: if recording is still on
+ * (the Python-level atexit stop did not run), close the profile cleanly. The hooks stay
+ * installed and pass through: late PyMem_RawFree calls still arrive. */
+static void final_stop(void) {
+  if (g_exiting_done) return;
+  g_exiting_done = 1;
+  STORE(g_capture, 0);
+  ticker_stop();
+  pthread_mutex_lock(&g_mu);
+  if (g_active) {
+    finish_profile();
+    STORE(g_active, 0);
+  }
+  pthread_mutex_unlock(&g_mu);
+}
+
+__attribute__((destructor)) static void library_unload(void) {
+  if (g_active) final_stop();
+}
+
+/* ---------------------------------------------------------------- exported interface */
+
+/* Resolves CPython symbols. Returns the minor version, or -1 (hp_error() says why). */
+EXPORT int hp_init(void) {
+  if (g_inited) return g_minor;
+  g_minor = pyrt_init(g_err, sizeof g_err);
+  if (g_minor < 0) return -1;
+  ticker_init_sync();
+  g_hpm.fd = g_hpd.fd = -1; /* not fd 0: nothing is open yet */
+  if (gethostname(g_hostname, sizeof g_hostname - 1) != 0) g_hostname[0] = 0;
+  if (getrandom(&g_seed, sizeof g_seed, GRND_NONBLOCK) != (ssize_t)sizeof g_seed) g_seed = (uint64_t)time(NULL);
+  g_inited = 1;
+  return g_minor;
+}
+
+EXPORT const char *hp_error(void) { return g_err; }
+
+/* Installs the wrappers on all three domains, once; they pass through until hp_start.
+ * Call with the GIL held. Never uninstalled. */
+EXPORT int hp_install(void) {
+  if (!g_inited) {
+    set_err("hp_init was not called");
+    return -1;
+  }
+  if (g_installed) return 0;
+  static hp_allocator hooks[3] = {
+      {NULL, raw_malloc, raw_calloc, raw_realloc, raw_free},
+      {NULL, mem_malloc, mem_calloc, mem_realloc, mem_free},
+      {NULL, obj_malloc, obj_calloc, obj_realloc, obj_free},
+  };
+  for (int d = 0; d < 3; d++) pyrt_get_allocator(d, &g_orig[d]);
+  __atomic_thread_fence(__ATOMIC_SEQ_CST); /* g_orig visible before any hook can run */
+  for (int d = 0; d < 3; d++) {
+    hooks[d].ctx = g_orig[d].ctx;
+    pyrt_set_allocator(d, &hooks[d]);
+  }
+  pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+  pyrt_at_exit(final_stop);
+  g_installed = 1;
+  return 0;
+}
+
+/* Starts recording to BASE.hpm / BASE.hpd.
+ *   mode: 0 profile, 1 stats; sampler: 0 table (nranges bounds/probs), 1 byte-Poisson (mean_bytes)
+ *   flags: 1 follow fork, 2 overwrite existing files, 4 no stack capture
+ *   argv, notes: NUL-separated lists (header fields 5 and 11)
+ * Returns 0, or a negative value with hp_error() set. Call with the GIL held. */
+EXPORT int hp_start(const char *base, int mode, int sampler, int nranges, const uint64_t *bounds,
+                    const double *probs, double mean_bytes, int flags, const char *argv, size_t argv_len,
+                    const char *notes, size_t notes_len) {
+  if (hp_install() != 0) return -1;
+  if (mode != MODE_PROFILE && mode != MODE_STATS) return set_err("bad mode %d", mode), -EINVAL;
+  if (sampler == SAMPLER_TABLE) {
+    if (nranges < 0 || nranges > MAX_RANGES) return set_err("too many sampling ranges"), -EINVAL;
+    for (int i = 0; i < nranges; i++) {
+      if (i > 0 && bounds[i] <= bounds[i - 1]) return set_err("sampling bounds must increase"), -EINVAL;
+      if (!(probs[i] >= 0.0 && probs[i] <= 1.0)) return set_err("sampling probability out of [0, 1]"), -EINVAL;
+    }
+  } else if (sampler == SAMPLER_POISSON) {
+    if (!(mean_bytes > 0 && isfinite(mean_bytes))) return set_err("mean bytes must be positive"), -EINVAL;
+  } else {
+    return set_err("bad sampler %d", sampler), -EINVAL;
+  }
+  if (!base) base = "";
+  if (mode == MODE_PROFILE && !*base) return set_err("no profile name"), -EINVAL;
+  if (strlen(base) >= sizeof g_base) return set_err("profile name too long"), -ENAMETOOLONG;
+
+  ticker_stop();
+  pthread_mutex_lock(&g_mu);
+  if (g_active) {
+    pthread_mutex_unlock(&g_mu);
+    set_err("already recording to %s", g_base);
+    return -EBUSY;
+  }
+  g_mode = mode;
+  g_flags = flags;
+  g_sampler = sampler;
+  g_nranges = sampler == SAMPLER_TABLE ? nranges : 0;
+  for (int i = 0; i < g_nranges; i++) {
+    g_bounds[i] = bounds[i];
+    g_probs[i] = probs[i];
+    g_thresholds[i] = probs[i] >= 1.0 ? UINT64_MAX : (uint64_t)ldexp(probs[i], 64);
+  }
+  g_mean_bytes = mean_bytes;
+  snprintf(g_base, sizeof g_base, "%s", base);
+  g_argv.len = g_notes.len = 0;
+  hpx_buf_put(&g_argv, argv, argv_len);
+  hpx_buf_put(&g_notes, notes, notes_len);
+  STORE(g_capture, (flags & FLAG_NO_STACKS) || !pyrt_can_walk() ? 0 : 1);
+  reset_dictionaries();
+  reset_pointers();
+  memset(g_hist, 0, sizeof g_hist);
+  g_n_alloc = g_n_free = g_n_lost = 0;
+  g_exiting_done = 0;
+  /* Stats mode may run without files (heapprof.gatherStats() with no name): the
+   * histogram is then only printed. */
+  int rc = (base && *base) || mode == MODE_PROFILE ? open_profile(0) : 0;
+  if (rc != 0) {
+    pthread_mutex_unlock(&g_mu);
+    return rc;
+  }
+  __atomic_add_fetch(&g_epoch, 1, __ATOMIC_RELAXED);
+  if (mode == MODE_PROFILE) {
+    uint64_t rss = read_rss();
+    if (rss) emit_ext(EXT_RSS, &rss);
+    ticker_start_locked();
+  }
+  __atomic_store_n(&g_active, 1, __ATOMIC_RELEASE);
+  pthread_mutex_unlock(&g_mu);
+  return 0;
+}
+
+/* Writes the histogram and end markers and closes the files. Safe to call when idle. */
+EXPORT int hp_stop(void) {
+  ticker_stop();
+  pthread_mutex_lock(&g_mu);
+  int was = g_active;
+  if (was) {
+    finish_profile();
+    STORE(g_active, 0);
+  }
+  g_ticker_wanted = 0;
+  pthread_mutex_unlock(&g_mu);
+  return was;
+}
+
+EXPORT int hp_is_active(void) { return LOAD(g_active); }
+
+EXPORT void hp_flush(void) {
+  pthread_mutex_lock(&g_mu);
+  if (g_active) flush_all();
+  pthread_mutex_unlock(&g_mu);
+}
+
+/* Copies the size histogram: HIST_BUCKETS x (count, bytes, sampled). */
+EXPORT int hp_histogram(uint64_t *out, int max_buckets) {
+  int n = max_buckets < HIST_BUCKETS ? max_buckets : HIST_BUCKETS;
+  for (int i = 0; i < n; i++)
+    for (int k = 0; k < 3; k++) out[i * 3 + k] = LOAD(g_hist[i][k]);
+  return n;
+}
+
+/* alloc events, free events, traces, bytes written to .hpm, to .hpd, lost events. */
+EXPORT void hp_counters(uint64_t out[6]) {
+  pthread_mutex_lock(&g_mu);
+  out[0] = g_n_alloc;
+  out[1] = g_n_free;
+  out[2] = g_next_trace;
+  out[3] = g_hpm.written;
+  out[4] = g_hpd.written;
+  out[5] = g_n_lost;
+  pthread_mutex_unlock(&g_mu);
+}
+
+/* The native walk of the caller's stack, for the start-up self-test: one line per frame,
+ * innermost first, "function\tfile\tline\n". Returns the number of frames, or -1 if the
+ * calling thread does not hold the GIL or the walk is unsupported. Call with the GIL. */
+EXPORT int hp_debug_walk(char *out, size_t cap) {
+  static char name[1024], file[4096];
+  hp_rawframe frames[MAX_DEPTH];
+  uint32_t dropped = 0;
+  void *tstate = pyrt_gil_tstate();
+  if (!tstate || !pyrt_can_walk() || cap == 0) return -1;
+  int n = pyrt_walk(tstate, frames, MAX_DEPTH, &dropped);
+  size_t o = 0;
+  out[0] = 0;
+  pthread_mutex_lock(&g_mu); /* pyrt_code_names uses shared scratch */
+  for (int i = 0; i < n && o < cap; i++) {
+    pyrt_code_names(frames[i].code, name, sizeof name, file, sizeof file);
+    int w = snprintf(out + o, cap - o, "%s\t%s\t%d\n", name, file, frames[i].line);
+    if (w < 0) break;
+    o += (size_t)w;
+  }
+  pthread_mutex_unlock(&g_mu);
+  return n;
+}
+
+/* Turns stack capture off (e.g. a failed self-test) or back on where supported. */
+EXPORT void hp_set_capture(int on) { STORE(g_capture, on && pyrt_can_walk() ? 1 : 0); }
+EXPORT int hp_capture(void) { return LOAD(g_capture); }

@@ -1,0 +1,186 @@
+/* hpx v2 encoding primitives and block-buffered file output (see hpxw.h, man/hpx.5). */
+#define _GNU_SOURCE
+#include "hpxw.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static uint32_t crc_table[256];
+static int crc_ready;
+
+static void crc_init(void) {
+  for (uint32_t i = 0; i < 256; i++) {
+    uint32_t c = i;
+    for (int k = 0; k < 8; k++) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+    crc_table[i] = c;
+  }
+  crc_ready = 1;
+}
+
+/* Incremental: pass 0 to start; the result of one call feeds the next. */
+uint32_t hpx_crc32(uint32_t crc, const void *data, size_t len) {
+  if (!crc_ready) crc_init();
+  const uint8_t *p = data;
+  crc = ~crc;
+  while (len--) crc = crc_table[(crc ^ *p++) & 0xFF] ^ (crc >> 8);
+  return ~crc;
+}
+
+void hpx_buf_reserve(hpx_buf *b, size_t extra) {
+  if (b->failed || b->len + extra <= b->cap) return;
+  size_t cap = b->cap ? b->cap : 4096;
+  while (cap < b->len + extra) cap *= 2;
+  uint8_t *data = realloc(b->data, cap); /* libc, not PyMem */
+  if (!data) {
+    b->failed = 1;
+    return;
+  }
+  b->data = data;
+  b->cap = cap;
+}
+
+void hpx_buf_put(hpx_buf *b, const void *src, size_t n) {
+  hpx_buf_reserve(b, n);
+  if (b->failed) return;
+  memcpy(b->data + b->len, src, n);
+  b->len += n;
+}
+
+void hpx_buf_varint(hpx_buf *b, uint64_t v) {
+  uint8_t tmp[10];
+  size_t n = 0;
+  do {
+    uint8_t byte = v & 0x7F;
+    v >>= 7;
+    tmp[n++] = byte | (v ? 0x80 : 0);
+  } while (v);
+  hpx_buf_put(b, tmp, n);
+}
+
+static void put_le(uint8_t *dst, uint64_t v, int n) {
+  for (int i = 0; i < n; i++) dst[i] = (uint8_t)(v >> (8 * i));
+}
+
+void hpx_buf_f64(hpx_buf *b, double v) {
+  uint64_t bits;
+  memcpy(&bits, &v, 8);
+  uint8_t tmp[8];
+  put_le(tmp, bits, 8);
+  hpx_buf_put(b, tmp, 8);
+}
+
+void hpx_buf_free(hpx_buf *b) {
+  free(b->data);
+  memset(b, 0, sizeof *b);
+}
+
+/* write() the whole range, retrying on EINTR and short writes. */
+static int write_all(int fd, const uint8_t *p, size_t n) {
+  while (n) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return -errno;
+    }
+    if (w == 0) return -EIO;
+    p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+int hpx_file_open(hpx_file *f, const char *path, const char magic[4], const uint8_t id[16],
+                  const uint8_t *body, uint32_t body_len, int overwrite) {
+  memset(f, 0, sizeof *f);
+  f->fd = -1;
+  size_t plen = strlen(path);
+  if (plen >= sizeof f->path) return -ENAMETOOLONG;
+  memcpy(f->path, path, plen + 1);
+  /* Overwriting unlinks first so that the new file is created 0600 like a fresh one. */
+  if (overwrite && unlink(path) != 0 && errno != ENOENT) return -errno;
+  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_APPEND, 0600);
+  if (fd < 0) return -errno;
+  hpx_buf h = {0};
+  hpx_buf_reserve(&h, HPX_FILE_HEADER + body_len);
+  if (h.failed) {
+    close(fd);
+    return -ENOMEM;
+  }
+  uint8_t *p = h.data;
+  memcpy(p, magic, 4);
+  put_le(p + 4, 2, 2); /* format version */
+  put_le(p + 6, 0, 2); /* flags */
+  memcpy(p + 8, id, 16);
+  put_le(p + 24, body_len, 4);
+  uint32_t crc = hpx_crc32(0, p, 28);
+  crc = hpx_crc32(crc, body, body_len);
+  put_le(p + 28, crc, 4);
+  if (body_len) memcpy(p + 32, body, body_len);
+  int rc = write_all(fd, p, HPX_FILE_HEADER + body_len);
+  hpx_buf_free(&h);
+  if (rc != 0) {
+    close(fd);
+    return rc;
+  }
+  f->fd = fd;
+  f->written = HPX_FILE_HEADER + body_len;
+  return 0;
+}
+
+void hpx_file_begin(hpx_file *f, uint64_t now_us) {
+  if (f->block.len == 0) {
+    hpx_buf_reserve(&f->block, 1 << 16);
+    if (f->block.failed) return;
+    f->block.len = HPX_BLOCK_HEADER;
+    f->count = 0;
+    f->block_us = now_us;
+    f->last_us = now_us;
+  }
+}
+
+size_t hpx_file_payload(const hpx_file *f) {
+  return f->block.len > HPX_BLOCK_HEADER ? f->block.len - HPX_BLOCK_HEADER : 0;
+}
+
+int hpx_file_flush(hpx_file *f, uint64_t now_us) {
+  (void)now_us;
+  if (f->fd < 0) return 0;
+  if (f->block.failed) return -ENOMEM;
+  if (f->count == 0) {
+    f->block.len = 0;
+    return 0;
+  }
+  uint8_t *p = f->block.data;
+  size_t payload = f->block.len - HPX_BLOCK_HEADER;
+  memcpy(p, "HBLK", 4);
+  put_le(p + 4, payload, 4);
+  put_le(p + 8, f->count, 4);
+  put_le(p + 12, f->block_us, 8);
+  uint32_t crc = hpx_crc32(0, p + 4, 16);
+  crc = hpx_crc32(crc, p + HPX_BLOCK_HEADER, payload);
+  put_le(p + 20, crc, 4);
+  int rc = write_all(f->fd, p, f->block.len); /* one whole block per write */
+  if (rc == 0) f->written += f->block.len;
+  f->block.len = 0;
+  f->count = 0;
+  return rc;
+}
+
+void hpx_file_close(hpx_file *f) {
+  if (f->fd >= 0) {
+    fsync(f->fd);
+    close(f->fd);
+  }
+  f->fd = -1;
+  hpx_buf_free(&f->block);
+}
+
+void hpx_file_abandon(hpx_file *f) {
+  if (f->fd >= 0) close(f->fd);
+  f->fd = -1;
+  f->block.len = 0;
+  f->count = 0;
+}

@@ -1,0 +1,52 @@
+/* Writing hpx version 2 (man/hpx.5): varints, CRC-32, and a block buffer per file that is
+ * written to disk as whole checksummed blocks, one write call each. No locking here: the
+ * hook calls these with its mutex held. Memory comes from libc, never from PyMem. */
+#ifndef HEAPPROF_HPXW_H
+#define HEAPPROF_HPXW_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define HPX_FILE_HEADER 32
+#define HPX_BLOCK_HEADER 24
+
+uint32_t hpx_crc32(uint32_t crc, const void *data, size_t len);
+
+/* A growable byte buffer (libc memory). On allocation failure it sets failed and drops data. */
+typedef struct {
+  uint8_t *data;
+  size_t len, cap;
+  int failed;
+} hpx_buf;
+
+void hpx_buf_reserve(hpx_buf *b, size_t extra);
+void hpx_buf_put(hpx_buf *b, const void *src, size_t n);
+void hpx_buf_varint(hpx_buf *b, uint64_t v);
+void hpx_buf_f64(hpx_buf *b, double v);
+void hpx_buf_free(hpx_buf *b);
+
+/* One output file: a block being filled (payload after a reserved block header). */
+typedef struct {
+  int fd;
+  char path[4096];
+  hpx_buf block;      /* data[0..24) reserved for the block header */
+  uint32_t count;     /* records/events in the block */
+  uint64_t block_us;  /* block time (first event for .hpd) */
+  uint64_t last_us;   /* time of the last event, for dt */
+  uint64_t written;   /* bytes written to the file so far */
+} hpx_file;
+
+/* Creates path (0600; O_EXCL unless overwrite) and writes the 32-byte file header plus
+ * body. Returns 0, or -errno. */
+int hpx_file_open(hpx_file *f, const char *path, const char magic[4], const uint8_t id[16],
+                  const uint8_t *body, uint32_t body_len, int overwrite);
+/* Starts a record/event: makes sure the block is initialised. */
+void hpx_file_begin(hpx_file *f, uint64_t now_us);
+size_t hpx_file_payload(const hpx_file *f);
+/* Writes the pending block, if any, with one write call. Returns 0 or -errno. */
+int hpx_file_flush(hpx_file *f, uint64_t now_us);
+void hpx_file_close(hpx_file *f);
+/* Forgets the pending block and the descriptor without writing (fork child). */
+void hpx_file_abandon(hpx_file *f);
+
+#endif

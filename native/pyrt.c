@@ -1,0 +1,293 @@
+/* CPython access for the allocator hook without Python.h: dlsym'd entry points and the
+ * per-version stack walk of reference/stack-capture.md section 4.4.
+ *
+ * Offsets below come from native/tools/offsets.sh (offsetof against each version's own
+ * headers, 64-bit release builds); on 3.13 the frame and code offsets are read from
+ * _PyRuntime.debug_offsets instead and the hard-coded ones only cross-check them. Wrong
+ * offsets give plausible but wrong stacks, so the Python side runs a self-test against
+ * traceback before enabling capture (heapprof/_selftest.py). */
+#define _GNU_SOURCE
+#include "pyrt.h"
+
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef void *(*fn_ptr_void)(void);
+typedef const char *(*fn_cstr_void)(void);
+typedef int (*fn_int_void)(void);
+
+static struct {
+  void (*get_allocator)(int, hp_allocator *);
+  void (*set_allocator)(int, hp_allocator *);
+  int (*at_exit)(void (*)(void));
+  void *(*tstate_unchecked)(void);
+  void *(*gilstate_this)(void);
+  int (*is_finalizing)(void);
+  void (*incref)(void *);
+  void (*decref)(void *);
+  intptr_t (*unicode_length)(void *);
+  uint32_t *(*unicode_as_ucs4)(void *, uint32_t *, intptr_t, int);
+  /* 3.9/3.10 */
+  void *(*tstate_get_frame)(void *);
+  void *(*frame_get_back)(void *);
+  void *(*frame_get_code)(void *);
+  int (*frame_get_line)(void *);
+  /* 3.11 */
+  int (*code_addr2line)(void *, int);
+  /* 3.12+ */
+  int (*iframe_get_line)(void *);
+  void *code_type;
+} py;
+
+static int g_minor = -1;
+static int g_can_walk;
+static char g_version[256];
+
+/* Layout of the structs the walk reads, per minor. */
+static struct {
+  size_t code_filename, code_name, code_firsttraceable, code_adaptive;
+  size_t ts_cframe, cframe_current; /* 3.11/3.12 */
+  size_t ts_current_frame;          /* 3.13 */
+  size_t fr_code, fr_previous, fr_instr, fr_owner;
+} off;
+
+/* Frame owners (pycore_frame.h): 1 = generator, 3 = C stack shim (3.12+). */
+enum { OWNED_BY_GENERATOR = 1, OWNED_BY_CSTACK = 3 };
+
+static void *sym(const char *name) { return dlsym(RTLD_DEFAULT, name); }
+
+static int fail(char *err, size_t errlen, const char *msg, const char *arg) {
+  snprintf(err, errlen, "%s%s", msg, arg ? arg : "");
+  return -1;
+}
+
+/* 3.13: take the offsets from _PyRuntime.debug_offsets, the layout the interpreter itself
+ * publishes for debuggers. The positions inside that struct are from the 3.13 header. */
+static int load_debug_offsets_313(char *err, size_t errlen) {
+  const unsigned char *rt = sym("_PyRuntime");
+  if (!rt) return fail(err, errlen, "symbol _PyRuntime not found", NULL);
+  if (memcmp(rt, "xdebugpy", 8) != 0) return fail(err, errlen, "_PyRuntime.debug_offsets: bad cookie", NULL);
+  uint64_t version, free_threaded;
+  memcpy(&version, rt + 8, 8);
+  memcpy(&free_threaded, rt + 16, 8);
+  if ((version >> 16) != 0x030D) return fail(err, errlen, "_PyRuntime.debug_offsets: not 3.13", NULL);
+  if (free_threaded) return fail(err, errlen, "free-threaded CPython is not supported", NULL);
+#define D(at) (*(const uint64_t *)(rt + (at)))
+  off.ts_current_frame = D(184);
+  off.fr_previous = D(232);
+  off.fr_code = D(240); /* f_executable */
+  off.fr_instr = D(248);
+  off.fr_owner = D(264);
+  off.code_filename = D(280);
+  off.code_name = D(288);
+  off.code_adaptive = D(344);
+#undef D
+  /* Not published in debug_offsets; offsetof against the 3.13.0 header. */
+  off.code_firsttraceable = 184;
+  if (off.ts_current_frame != 72 || off.fr_code != 0 || off.fr_previous != 8 || off.fr_owner != 70 ||
+      off.code_adaptive != 200)
+    return fail(err, errlen, "_PyRuntime.debug_offsets: unexpected 3.13 layout", NULL);
+  return 0;
+}
+
+int pyrt_init(char *err, size_t errlen) {
+  fn_cstr_void get_version = (fn_cstr_void)sym("Py_GetVersion");
+  if (!get_version) return fail(err, errlen, "not inside CPython: symbol Py_GetVersion not found", NULL);
+  snprintf(g_version, sizeof g_version, "%s", get_version());
+  int major = 0, minor = 0;
+  if (sscanf(g_version, "%d.%d", &major, &minor) != 2 || major != 3)
+    return fail(err, errlen, "cannot parse Py_GetVersion(): ", g_version);
+
+#define NEED(field, name)                                                      \
+  do {                                                                         \
+    *(void **)&py.field = sym(name);                                           \
+    if (!py.field) return fail(err, errlen, "symbol not found: ", name);       \
+  } while (0)
+  NEED(get_allocator, "PyMem_GetAllocator");
+  NEED(set_allocator, "PyMem_SetAllocator");
+  NEED(at_exit, "Py_AtExit");
+  NEED(gilstate_this, "PyGILState_GetThisThreadState");
+  NEED(incref, "Py_IncRef");
+  NEED(decref, "Py_DecRef");
+  NEED(unicode_length, "PyUnicode_GetLength");
+  NEED(unicode_as_ucs4, "PyUnicode_AsUCS4");
+  /* Newer names first: the old ones are macros or gone in 3.13. */
+  *(void **)&py.tstate_unchecked = sym("PyThreadState_GetUnchecked");
+  if (!py.tstate_unchecked) NEED(tstate_unchecked, "_PyThreadState_UncheckedGet");
+  *(void **)&py.is_finalizing = sym("Py_IsFinalizing");
+  if (!py.is_finalizing) NEED(is_finalizing, "_Py_IsFinalizing");
+
+  g_minor = minor;
+  g_can_walk = 0;
+  switch (minor) {
+  case 9:
+  case 10:
+    NEED(tstate_get_frame, "PyThreadState_GetFrame");
+    NEED(frame_get_back, "PyFrame_GetBack");
+    NEED(frame_get_code, "PyFrame_GetCode");
+    NEED(frame_get_line, "PyFrame_GetLineNumber");
+    off.code_filename = 104;
+    off.code_name = 112;
+    break;
+  case 11:
+    NEED(code_addr2line, "PyCode_Addr2Line");
+    off.code_filename = 112, off.code_name = 120, off.code_firsttraceable = 168, off.code_adaptive = 184;
+    off.ts_cframe = 56, off.cframe_current = 8;
+    off.fr_code = 32, off.fr_previous = 48, off.fr_instr = 56, off.fr_owner = 69;
+    break;
+  case 12:
+    NEED(iframe_get_line, "PyUnstable_InterpreterFrame_GetLine");
+    off.code_filename = 112, off.code_name = 120, off.code_firsttraceable = 176, off.code_adaptive = 192;
+    off.ts_cframe = 56, off.cframe_current = 0;
+    off.fr_code = 0, off.fr_previous = 8, off.fr_instr = 56, off.fr_owner = 70;
+    break;
+  case 13:
+    NEED(iframe_get_line, "PyUnstable_InterpreterFrame_GetLine");
+    NEED(code_type, "PyCode_Type");
+    if (load_debug_offsets_313(err, errlen) != 0) return -1;
+    break;
+  default:
+    snprintf(err, errlen, "CPython %d.%d is not supported (heapprof records 3.9 to 3.13)", major, minor);
+    return -1;
+  }
+#undef NEED
+  g_can_walk = 1;
+  return minor;
+}
+
+int pyrt_can_walk(void) { return g_can_walk; }
+const char *pyrt_version(void) { return g_version; }
+void pyrt_get_allocator(int domain, hp_allocator *out) { py.get_allocator(domain, out); }
+void pyrt_set_allocator(int domain, hp_allocator *in) { py.set_allocator(domain, in); }
+int pyrt_at_exit(void (*fn)(void)) { return py.at_exit(fn); }
+void pyrt_incref(void *obj) { py.incref(obj); }
+
+void *pyrt_gil_tstate(void) {
+  /* 3.9-3.11: the runtime-wide GIL holder; 3.12+: this thread's attached tstate. Either
+   * way it is ours only if it is also this thread's own tstate. PyGILState_Check() is not
+   * enough: it answers 1 whenever the checks are off. */
+  void *cur = py.tstate_unchecked();
+  if (!cur || cur != py.gilstate_this()) return NULL;
+  if (py.is_finalizing()) return NULL;
+  return cur;
+}
+
+#define AT(base, o, type) (*(type *)((char *)(base) + (o)))
+
+/* 3.9/3.10: the public frame API only increments reference counts on these versions.
+ * Each reference we take is to a frame that the chain (or the eval loop) also holds,
+ * so the Py_DecRef below is never the last one and never frees. */
+static int walk_frame_objects(void *tstate, hp_rawframe *out, int cap, uint32_t *dropped) {
+  int n = 0;
+  uint32_t extra = 0;
+  void *frame = py.tstate_get_frame(tstate);
+  while (frame) {
+    if (n < cap) {
+      void *code = py.frame_get_code(frame);
+      out[n].code = code;
+      out[n].line = py.frame_get_line(frame);
+      py.decref(code); /* the frame keeps it alive */
+      n++;
+    } else if (extra < 1000000) {
+      extra++;
+    }
+    void *back = py.frame_get_back(frame);
+    py.decref(frame);
+    frame = back;
+  }
+  *dropped = extra;
+  return n;
+}
+
+/* 3.11-3.13: read _PyInterpreterFrame structs directly; no frame objects are created. */
+static int walk_interpreter_frames(void *tstate, hp_rawframe *out, int cap, uint32_t *dropped) {
+  void *frame;
+  if (g_minor == 13) {
+    frame = AT(tstate, off.ts_current_frame, void *);
+  } else {
+    void *cframe = AT(tstate, off.ts_cframe, void *);
+    frame = cframe ? AT(cframe, off.cframe_current, void *) : NULL;
+  }
+  int n = 0;
+  uint32_t extra = 0;
+  for (unsigned guard = 0; frame && guard < 1000000; guard++, frame = AT(frame, off.fr_previous, void *)) {
+    unsigned char owner = AT(frame, off.fr_owner, unsigned char);
+    if (g_minor >= 12 && owner >= OWNED_BY_CSTACK) continue; /* C-stack shim frames */
+    void *code = AT(frame, off.fr_code, void *);
+    if (!code) continue;
+    if (g_minor == 13 && AT(code, 8, void *) != py.code_type) continue; /* f_executable may be None */
+    char *first = (char *)code + off.code_adaptive;
+    char *instr = AT(frame, off.fr_instr, char *);
+    /* Skip incomplete frames (pushed, not yet at their first traceable instruction) as
+     * traceback does (_PyFrame_GetFirstComplete). */
+    if (owner != OWNED_BY_GENERATOR && instr < first + 2 * AT(code, off.code_firsttraceable, int)) continue;
+    if (n >= cap) {
+      extra++;
+      continue;
+    }
+    out[n].code = code;
+    if (g_minor == 11)
+      out[n].line = py.code_addr2line(code, (int)(instr - first));
+    else
+      out[n].line = py.iframe_get_line(frame);
+    if (out[n].line < 0) out[n].line = 0;
+    n++;
+  }
+  *dropped = extra;
+  return n;
+}
+
+int pyrt_walk(void *tstate, hp_rawframe *out, int cap, uint32_t *dropped) {
+  *dropped = 0;
+  if (!g_can_walk || !tstate) return 0;
+  if (g_minor <= 10) return walk_frame_objects(tstate, out, cap, dropped);
+  return walk_interpreter_frames(tstate, out, cap, dropped);
+}
+
+/* Encodes code points as UTF-8 into dst (NUL-terminated); lone surrogates (from
+ * surrogateescape'd file names) become U+FFFD. */
+static void ucs4_to_utf8(const uint32_t *src, intptr_t n, char *dst, size_t cap) {
+  size_t o = 0;
+  for (intptr_t i = 0; i < n; i++) {
+    uint32_t c = src[i];
+    if ((c >= 0xD800 && c <= 0xDFFF) || c > 0x10FFFF) c = 0xFFFD;
+    unsigned char b[4];
+    size_t k;
+    if (c < 0x80) b[0] = (unsigned char)c, k = 1;
+    else if (c < 0x800) b[0] = 0xC0 | (c >> 6), b[1] = 0x80 | (c & 0x3F), k = 2;
+    else if (c < 0x10000) b[0] = 0xE0 | (c >> 12), b[1] = 0x80 | ((c >> 6) & 0x3F), b[2] = 0x80 | (c & 0x3F), k = 3;
+    else
+      b[0] = 0xF0 | (c >> 18), b[1] = 0x80 | ((c >> 12) & 0x3F), b[2] = 0x80 | ((c >> 6) & 0x3F),
+      b[3] = 0x80 | (c & 0x3F), k = 4;
+    if (o + k >= cap) break;
+    memcpy(dst + o, b, k);
+    o += k;
+  }
+  dst[o] = 0;
+}
+
+/* Scratch for PyUnicode_AsUCS4; callers serialize (the hook holds its mutex). */
+#define NAME_CHARS 4096
+static uint32_t g_ucs4[NAME_CHARS];
+
+static void copy_str(void *str, char *dst, size_t cap) {
+  intptr_t len = str ? py.unicode_length(str) : -1;
+  /* Checking the length first keeps AsUCS4 off its error path (which would set an
+   * exception, i.e. allocate). */
+  if (len < 0 || len > NAME_CHARS) {
+    snprintf(dst, cap, "%s", len < 0 ? "?" : "<name too long>");
+    return;
+  }
+  if (!py.unicode_as_ucs4(str, g_ucs4, NAME_CHARS, 0)) {
+    snprintf(dst, cap, "?");
+    return;
+  }
+  ucs4_to_utf8(g_ucs4, len, dst, cap);
+}
+
+void pyrt_code_names(void *code, char *name, size_t name_cap, char *file, size_t file_cap) {
+  copy_str(AT(code, off.code_name, void *), name, name_cap);
+  copy_str(AT(code, off.code_filename, void *), file, file_cap);
+}

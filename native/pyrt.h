@@ -1,0 +1,53 @@
+/* The CPython runtime as the allocator hook sees it: symbols resolved with dlsym (no
+ * Python.h), the running minor version, the "does this thread hold the GIL" test, and a
+ * per-version stack walk that never allocates, never runs Python code and never takes the GIL. */
+#ifndef HEAPPROF_PYRT_H
+#define HEAPPROF_PYRT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* PEP 445, declared here because the library is built without Python headers. */
+typedef struct {
+  void *ctx;
+  void *(*malloc)(void *ctx, size_t size);
+  void *(*calloc)(void *ctx, size_t nelem, size_t elsize);
+  void *(*realloc)(void *ctx, void *ptr, size_t new_size);
+  void (*free)(void *ctx, void *ptr);
+} hp_allocator;
+
+enum { HP_DOMAIN_RAW = 0, HP_DOMAIN_MEM = 1, HP_DOMAIN_OBJ = 2 };
+
+/* One Python frame as walked: the (pinned-later) code object and the line being executed. */
+typedef struct {
+  void *code;
+  int line;
+} hp_rawframe;
+
+/* Resolves every symbol; returns the CPython minor version (9..13) or -1 with a message in err. */
+int pyrt_init(char *err, size_t errlen);
+/* Whether pyrt_walk is implemented for the running version (set by pyrt_init). */
+int pyrt_can_walk(void);
+const char *pyrt_version(void);
+
+void pyrt_get_allocator(int domain, hp_allocator *out);
+void pyrt_set_allocator(int domain, hp_allocator *in);
+int pyrt_at_exit(void (*fn)(void));
+
+/* The calling thread's PyThreadState if it holds the GIL and the runtime is not
+ * finalizing, else NULL. Never blocks, never allocates. */
+void *pyrt_gil_tstate(void);
+
+/* Walks the Python stack of tstate (which must be pyrt_gil_tstate()), innermost first,
+ * into out[0..cap). Returns the number stored; *dropped receives how many outer frames
+ * did not fit. Never allocates, never runs Python code. Requires the GIL. */
+int pyrt_walk(void *tstate, hp_rawframe *out, int cap, uint32_t *dropped);
+
+/* Copies a code object's co_name and co_filename as UTF-8 (NUL-terminated, truncated
+ * to fit). Requires the GIL; never allocates (no UTF-8 cache is created). */
+void pyrt_code_names(void *code, char *name, size_t name_cap, char *file, size_t file_cap);
+
+/* Py_IncRef, to pin a code object so its address is never reused. Requires the GIL. */
+void pyrt_incref(void *obj);
+
+#endif

@@ -1,0 +1,65 @@
+/* The hook's own tables, all in libc memory and all used with the hook's mutex held:
+ * sampled live pointers (address -> trace, size), and the interning of strings, code
+ * objects, frames and traces into hpx ids. Open addressing, linear probing. */
+#ifndef HEAPPROF_TABLES_H
+#define HEAPPROF_TABLES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- sampled live pointers ---- */
+typedef struct {
+  uintptr_t key; /* 0 = empty */
+  uint64_t size;
+  uint32_t trace;
+} ptr_slot;
+
+typedef struct {
+  ptr_slot *slots;
+  size_t cap, len; /* cap is a power of two */
+} ptr_table;
+
+/* Inserts or replaces; returns 1 if the key was already there (its old values in *old). -1 on OOM. */
+int ptr_put(ptr_table *t, uintptr_t key, uint32_t trace, uint64_t size, ptr_slot *old);
+/* Removes key; returns 1 and its values if it was there. */
+int ptr_take(ptr_table *t, uintptr_t key, ptr_slot *out);
+void ptr_clear(ptr_table *t);
+
+/* ---- (u64, u64) -> (u32, u32) exact-key map, for code objects and frames ---- */
+typedef struct {
+  uint64_t a, b;
+  uint32_t v1, v2, v3;
+  int used;
+} pair_slot;
+
+typedef struct {
+  pair_slot *slots;
+  size_t cap, len;
+} pair_map;
+
+pair_slot *pair_find(pair_map *m, uint64_t a, uint64_t b);
+/* Returns the new slot (values zeroed) or NULL on OOM. The key must not be present. */
+pair_slot *pair_add(pair_map *m, uint64_t a, uint64_t b);
+void pair_clear(pair_map *m);
+
+/* ---- byte strings and u32 sequences -> id ---- */
+typedef struct {
+  uint64_t hash;
+  uint32_t id;
+  uint32_t len;   /* bytes */
+  uint8_t *data;  /* own copy (libc) */
+} blob_slot;
+
+typedef struct {
+  blob_slot *slots;
+  size_t cap, len;
+} blob_map;
+
+uint64_t blob_hash(const void *data, size_t len);
+/* Id of data, or 0 if absent. */
+uint32_t blob_find(blob_map *m, const void *data, size_t len, uint64_t hash);
+/* Adds data with id; returns 0, or -1 on OOM. */
+int blob_add(blob_map *m, const void *data, size_t len, uint64_t hash, uint32_t id);
+void blob_clear(blob_map *m);
+
+#endif

@@ -1,0 +1,221 @@
+"""heapprof: a logging, sampling heap profiler for CPython 3.9-3.13.
+
+    import heapprof
+    heapprof.start('run', {128: 1e-4, 8192: 0.1})   # writes run.hpm and run.hpd
+    ...
+    heapprof.stop()
+
+Then read the profile with the hp-* commands (hp-history run, hp-snapshot run ...).
+To import this package from any program, put the `python` directory of the heapprof
+checkout on PYTHONPATH (`PYTHONPATH=$(npm root -g)/heapprof/python`, or the checkout's
+own `python/`); the native hook is found in the checkout's build/Release, or wherever
+$HEAPPROF_NATIVE_LIB points.
+"""
+
+import atexit
+import ctypes
+import os
+import sys
+import sysconfig
+
+from . import _native, _selftest
+from ._sampling import DEFAULT_TABLE, SamplingError, check_bytes, check_table, parse_bytes, parse_table
+
+__all__ = [
+    "start", "stop", "gatherStats", "isProfiling", "flush", "histogram", "counters",
+    "format_stats", "DEFAULT_SAMPLING_RATE", "SamplingError", "parse_table", "parse_bytes",
+]
+
+#: The seed's default: sizes < 128 at p=1e-4, 128..8191 at 0.1, >= 8192 always.
+DEFAULT_SAMPLING_RATE = dict(DEFAULT_TABLE)
+
+_MODE_PROFILE, _MODE_STATS = 0, 1
+_FOLLOW_FORK, _OVERWRITE, _NO_STACKS = 1, 2, 4
+_HIST_BUCKETS = 64
+
+_state = {"selftest": None, "hooks": False, "mode": None, "base": None}
+
+
+def _library():
+    """Loads the hook, checks the interpreter, runs the self-test once, installs the
+    allocator wrappers. Raises RuntimeError when this interpreter cannot be recorded."""
+    if sysconfig.get_config_var("Py_GIL_DISABLED"):
+        raise RuntimeError("free-threaded CPython is not supported")
+    lib = _native.load()
+    if lib.hp_init() < 0:
+        raise RuntimeError(_native.error_text(lib))
+    if not _state["hooks"]:
+        if lib.hp_install() != 0:
+            raise RuntimeError(_native.error_text(lib))
+        _state["hooks"] = True
+        atexit.register(_at_exit)
+        _wrap_os_exit()
+    if _state["selftest"] is None:
+        _state["selftest"] = _selftest.run(lib) or ""
+    return lib
+
+
+def _at_exit():
+    # Registered before the program's own atexit handlers, so it runs after them.
+    if isProfiling():
+        stop()
+
+
+def _wrap_os_exit():
+    """os._exit skips atexit (multiprocessing children leave through it): close the profile
+    first so that a child recorded with follow_fork loses nothing."""
+    real_exit = os._exit
+
+    def _exit(status):
+        try:
+            if isProfiling():
+                stop()
+        finally:
+            real_exit(status)
+
+    _exit.__doc__ = real_exit.__doc__
+    _exit.__wrapped__ = real_exit
+    os._exit = _exit
+
+
+def _blob(items):
+    return b"".join(str(s).encode("utf-8", "surrogateescape") + b"\0" for s in items)
+
+
+def _start(base, mode, table, mean_bytes, follow_fork, force, stacks, argv, notes):
+    lib = _library()
+    notes = list(notes)
+    flags = (_FOLLOW_FORK if follow_fork else 0) | (_OVERWRITE if force else 0)
+    if not stacks:
+        flags |= _NO_STACKS
+        notes.append("stack capture disabled by request")
+    elif _state["selftest"]:
+        flags |= _NO_STACKS
+        note = "stack capture disabled: self-test failed: " + _state["selftest"]
+        notes.append(note)
+        sys.stderr.write("heapprof: %s\n" % note)
+    if table is not None:
+        sampler, bounds, probs = 0, list(table.keys()), list(table.values())
+        mean = 0.0
+    else:
+        sampler, bounds, probs, mean = 1, [], [], mean_bytes
+    n = len(bounds)
+    c_bounds = (ctypes.c_uint64 * max(n, 1))(*bounds)
+    c_probs = (ctypes.c_double * max(n, 1))(*probs)
+    argv_blob = _blob(sys.argv if argv is None else argv)
+    notes_blob = _blob(notes)
+    base_bytes = os.fsencode(base) if base else None
+    rc = lib.hp_start(base_bytes, mode, sampler, n, c_bounds, c_probs, mean, flags,
+                      argv_blob, len(argv_blob), notes_blob, len(notes_blob))
+    if rc != 0:
+        raise RuntimeError(_native.error_text(lib))
+    _state["mode"] = mode
+    _state["base"] = base
+
+
+def start(filebase, samplingRate=None, *, sample_bytes=None, follow_fork=False, force=False,
+          stacks=True, argv=None, notes=()):
+    """Starts recording to FILEBASE.hpm and FILEBASE.hpd.
+
+    samplingRate: {size bound: probability}, the seed's size-range table (default
+    {128: 1e-4, 8192: 0.1}); sizes at or above the last bound are always sampled and {}
+    records every allocation. sample_bytes=R samples byte-Poisson instead (mean R bytes
+    between samples). follow_fork: a forked child records to FILEBASE.PID.* (otherwise it
+    records nothing). force: replace an existing profile (otherwise it is an error).
+    stacks=False records every event under trace 0 ("no Python stack").
+    """
+    if samplingRate is not None and sample_bytes is not None:
+        raise SamplingError("give either samplingRate or sample_bytes, not both")
+    if sample_bytes is not None:
+        table, mean = None, check_bytes(sample_bytes)
+    else:
+        table = check_table(DEFAULT_TABLE if samplingRate is None else samplingRate)
+        mean = None
+    if not filebase:
+        raise ValueError("filebase must name the profile")
+    _start(os.fspath(filebase), _MODE_PROFILE, table, mean, follow_fork, force, stacks, argv, notes)
+
+
+def gatherStats(filebase=None, *, force=False, argv=None):
+    """Starts stats mode: no events, only the power-of-two size histogram of every
+    allocation, printed to stderr as HEAP USAGE SUMMARY when stopped (at exit at the
+    latest) and, with a filebase, saved in FILEBASE.hpm for hp-stats."""
+    _start(os.fspath(filebase) if filebase else "", _MODE_STATS, {}, None, False, force, True, argv, ())
+
+
+def stop():
+    """Stops recording and closes the files (a no-op when not recording)."""
+    lib = _native.load() if _state["hooks"] else None
+    if lib is None or not lib.hp_stop():
+        return
+    if _state["mode"] == _MODE_STATS:
+        sys.stderr.write(format_stats(histogram()))
+        sys.stderr.flush()
+
+
+def isProfiling():
+    """True while recording (in either mode)."""
+    return bool(_state["hooks"] and _native.load().hp_is_active())
+
+
+def flush():
+    """Writes buffered blocks now (they are also written about once a second)."""
+    if _state["hooks"]:
+        _native.load().hp_flush()
+
+
+def histogram():
+    """The current size histogram: a list of (low, high, count, bytes, sampled) for each
+    non-empty power-of-two bucket [low, high]."""
+    if not _state["hooks"]:
+        return []
+    lib = _native.load()
+    raw = (ctypes.c_uint64 * (3 * _HIST_BUCKETS))()
+    n = lib.hp_histogram(raw, _HIST_BUCKETS)
+    rows = []
+    for i in range(n):
+        count, nbytes, sampled = raw[3 * i], raw[3 * i + 1], raw[3 * i + 2]
+        if count:
+            low = 0 if i == 0 else 1 << i
+            rows.append((low, (1 << (i + 1)) - 1, count, nbytes, sampled))
+    return rows
+
+
+def counters():
+    """Totals of the current (or last) recording: a dict with alloc_events, free_events,
+    traces, hpm_bytes, hpd_bytes, lost_events."""
+    if not _state["hooks"]:
+        return None
+    raw = (ctypes.c_uint64 * 6)()
+    _native.load().hp_counters(raw)
+    keys = ("alloc_events", "free_events", "traces", "hpm_bytes", "hpd_bytes", "lost_events")
+    return dict(zip(keys, raw))
+
+
+def format_stats(rows):
+    """The seed's HEAP USAGE SUMMARY table: one right-aligned row per size range."""
+    table = [("Size range", "Count", "Bytes")]
+    table += [("%d - %d" % (lo, hi), str(count), str(nbytes)) for lo, hi, count, nbytes, _ in rows]
+    widths = [max(len(r[k]) for r in table) for k in range(3)]
+    lines = ["-------------------------------------------", "HEAP USAGE SUMMARY"]
+    lines += [" ".join(cell.rjust(w) for cell, w in zip(r, widths)) for r in table]
+    return "\n".join(lines) + "\n"
+
+
+def _summary():
+    """Figures of the current (or last) recording for hp-record's one-line summary: events,
+    traces, bytes_written, allocations_seen, sampled_fraction, lost_events."""
+    c = counters()
+    if c is None:
+        return {}
+    rows = histogram()
+    seen = sum(r[2] for r in rows)
+    sampled = sum(r[4] for r in rows)
+    return {
+        "events": c["alloc_events"] + c["free_events"],
+        "traces": c["traces"],
+        "bytes_written": c["hpm_bytes"] + c["hpd_bytes"],
+        "allocations_seen": seen,
+        "sampled_fraction": (sampled / seen) if seen else 0.0,
+        "lost_events": c["lost_events"],
+    }

@@ -1,0 +1,75 @@
+"""The one place that loads the native hook (heapprof_hook.so) and declares its C interface.
+
+The library is a plain shared object built by node-gyp (binding.gyp); it is loaded with
+ctypes.PyDLL so that every call into it holds the GIL, and with RTLD_NODELETE so that its
+allocator wrappers, once installed, can never be unmapped.
+"""
+
+import ctypes
+import os
+
+LIB_ENV = "HEAPPROF_NATIVE_LIB"
+LIB_NAME = "heapprof_hook.so"
+
+_lib = None
+
+
+def library_candidates():
+    """Where the library may be, in order: $HEAPPROF_NATIVE_LIB, then the package checkout's
+    node-gyp output (python/heapprof -> ../../build/Release)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    root = os.path.dirname(os.path.dirname(here))
+    found = []
+    if os.environ.get(LIB_ENV):
+        found.append(os.environ[LIB_ENV])
+    for build in ("Release", "Debug"):
+        found.append(os.path.join(root, "build", build, LIB_NAME))
+    return found
+
+
+def load():
+    """Loads (once) and returns the library; raises RuntimeError saying where it looked."""
+    global _lib
+    if _lib is not None:
+        return _lib
+    paths = library_candidates()
+    path = next((p for p in paths if os.path.isfile(p)), None)
+    if path is None:
+        raise RuntimeError(
+            "native hook not built: none of %s exists (run `npm ci` or `npx node-gyp rebuild` in the heapprof checkout, or set %s)"
+            % (", ".join(paths), LIB_ENV)
+        )
+    mode = getattr(os, "RTLD_NOW", 2) | getattr(os, "RTLD_NODELETE", 0x1000)
+    lib = ctypes.PyDLL(path, mode=mode)
+    u64p = ctypes.POINTER(ctypes.c_uint64)
+    f64p = ctypes.POINTER(ctypes.c_double)
+    sigs = {
+        "hp_init": (ctypes.c_int, []),
+        "hp_error": (ctypes.c_char_p, []),
+        "hp_install": (ctypes.c_int, []),
+        "hp_start": (
+            ctypes.c_int,
+            [ctypes.c_char_p, ctypes.c_int, ctypes.c_int, ctypes.c_int, u64p, f64p, ctypes.c_double,
+             ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t],
+        ),
+        "hp_stop": (ctypes.c_int, []),
+        "hp_is_active": (ctypes.c_int, []),
+        "hp_flush": (None, []),
+        "hp_histogram": (ctypes.c_int, [u64p, ctypes.c_int]),
+        "hp_counters": (None, [u64p]),
+        "hp_debug_walk": (ctypes.c_int, [ctypes.c_char_p, ctypes.c_size_t]),
+        "hp_set_capture": (None, [ctypes.c_int]),
+        "hp_capture": (ctypes.c_int, []),
+    }
+    for name, (restype, argtypes) in sigs.items():
+        fn = getattr(lib, name)
+        fn.restype = restype
+        fn.argtypes = argtypes
+    lib.path = path
+    _lib = lib
+    return lib
+
+
+def error_text(lib):
+    msg = lib.hp_error()
+    return msg.decode("utf-8", "replace") if msg else "unknown error"
