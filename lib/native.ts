@@ -1,0 +1,98 @@
+// The one place TypeScript touches native code: loads the C reference decoder of .hpd files
+// (native/decoder, built by node-gyp into build/Release/hpx_decoder.node). Everything else
+// is pure TS; when the addon is not built, callers get a reason instead and fall back or skip.
+
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+/** Columnar events as the C decoder returns them (the same op codes as source.ts). */
+export interface NativeEvents {
+  length: number;
+  op: Uint8Array;
+  timeUs: Float64Array;
+  trace: Uint32Array;
+  size: Float64Array;
+  /** Blocks with a valid checksum that were read. */
+  blocks: number;
+  /** True when an END event was read. */
+  complete: boolean;
+  problems: NativeProblem[];
+}
+
+export interface NativeProblem {
+  /** corrupt: bad block (skipped by resynchronising); truncated: cut tail; event: a valid block whose events do not decode. */
+  kind: 'corrupt' | 'truncated' | 'event';
+  offset: number;
+  index: number;
+  message: string;
+}
+
+/** What scanHpd sums up while streaming a file through the C decoder. */
+export interface NativeScan {
+  bytes: number;
+  blocks: number;
+  events: number;
+  allocs: number;
+  frees: number;
+  rss: number;
+  allocBytes: number;
+  freeBytes: number;
+  /** Unweighted sampled bytes live at the end, and the highest value reached. */
+  liveBytes: number;
+  peakLiveBytes: number;
+  lastUs: number;
+  complete: boolean;
+  problems: NativeProblem[];
+  /** Wall time of the scan inside C (open to unmap). */
+  seconds: number;
+}
+
+export interface NativeDecoder {
+  /** Every event of an .hpd held in memory. Throws on a bad file header. */
+  decodeHpd(bytes: Uint8Array): NativeEvents;
+  /** Stream a file through the decoder (synchronous: it blocks the event loop). */
+  scanHpd(path: string): NativeScan;
+  crc32(bytes: Uint8Array, crc?: number): number;
+  abiVersion: number;
+}
+
+const ADDON_ABI = 1;
+
+let cached: { decoder: NativeDecoder | null; reason: string } | null = null;
+
+/** Where the addon is looked for: $HEAPPROF_DECODER, else build/Release under the package root. */
+export function nativeDecoderPath(): string {
+  const override = process.env['HEAPPROF_DECODER'];
+  if (override) return override;
+  // This module is lib/native.ts (tests) or dist/native.js (installed): the root is one up.
+  return fileURLToPath(new URL('../build/Release/hpx_decoder.node', import.meta.url));
+}
+
+function load(): { decoder: NativeDecoder | null; reason: string } {
+  const path = nativeDecoderPath();
+  if (!existsSync(path)) {
+    return { decoder: null, reason: `native decoder not built (${path} is missing; run \`npx node-gyp rebuild\`)` };
+  }
+  try {
+    const mod = createRequire(import.meta.url)(path) as NativeDecoder;
+    if (mod.abiVersion !== ADDON_ABI) {
+      return { decoder: null, reason: `native decoder at ${path} is stale (abi ${String(mod.abiVersion)}, want ${ADDON_ABI}); rebuild it` };
+    }
+    return { decoder: mod, reason: 'loaded' };
+  } catch (e) {
+    return { decoder: null, reason: `native decoder at ${path} failed to load: ${(e as Error).message.split('\n')[0]}` };
+  }
+}
+
+/** The C decoder, or null when it is not available (see nativeDecoderStatus() for why). */
+export function nativeDecoder(): NativeDecoder | null {
+  cached ??= load();
+  return cached.decoder;
+}
+
+/** "loaded", or why the C decoder is not available, in one line. */
+export function nativeDecoderStatus(): string {
+  cached ??= load();
+  return cached.reason;
+}

@@ -1,0 +1,277 @@
+// Node glue for the C reference decoder (hpxdec.c): node-addon-api, loaded only by lib/native.ts.
+//   decodeHpd(bytes)  -> every event of an .hpd held in memory, plus the problems met (tests)
+//   scanHpd(path)     -> streams a file through the decoder and sums it up (the read speed limit)
+//   crc32(bytes, crc) -> the decoder's CRC-32 (tests compare it with zlib's)
+#include <napi.h>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+extern "C" {
+#include "hpxdec.h"
+}
+
+namespace {
+
+struct Problem {
+  int kind;
+  size_t offset;
+  uint32_t index;
+  std::string message;
+};
+
+void CollectProblem(void* ctx, int kind, size_t offset, uint32_t index, const char* message) {
+  static_cast<std::vector<Problem>*>(ctx)->push_back(Problem{kind, offset, index, message});
+}
+
+// Growable columns backed by malloc (freed by the owner).
+struct Columns {
+  hpxdec_events ev{};
+  ~Columns() {
+    free(ev.op);
+    free(ev.time_us);
+    free(ev.trace);
+    free(ev.size);
+  }
+  bool Reserve(size_t more) {
+    if (ev.length + more <= ev.capacity) return true;
+    size_t cap = ev.capacity ? ev.capacity : 1024;
+    while (cap < ev.length + more) cap *= 2;
+    void* op = realloc(ev.op, cap);
+    if (!op) return false;
+    ev.op = static_cast<uint8_t*>(op);
+    void* t = realloc(ev.time_us, cap * sizeof(double));
+    if (!t) return false;
+    ev.time_us = static_cast<double*>(t);
+    void* tr = realloc(ev.trace, cap * sizeof(uint32_t));
+    if (!tr) return false;
+    ev.trace = static_cast<uint32_t*>(tr);
+    void* s = realloc(ev.size, cap * sizeof(double));
+    if (!s) return false;
+    ev.size = static_cast<double*>(s);
+    ev.capacity = cap;
+    return true;
+  }
+};
+
+Napi::Value Fail(Napi::Env env, const std::string& message) {
+  Napi::Error::New(env, message).ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+Napi::Array ProblemsToJs(Napi::Env env, const std::vector<Problem>& problems) {
+  Napi::Array out = Napi::Array::New(env, problems.size());
+  for (size_t i = 0; i < problems.size(); i++) {
+    const Problem& p = problems[i];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("kind", p.kind == HPXDEC_PROBLEM_TRUNCATED ? "truncated" : p.kind == HPXDEC_PROBLEM_CORRUPT ? "corrupt" : "event");
+    o.Set("offset", Napi::Number::New(env, static_cast<double>(p.offset)));
+    o.Set("index", Napi::Number::New(env, p.index));
+    o.Set("message", p.message);
+    out.Set(static_cast<uint32_t>(i), o);
+  }
+  return out;
+}
+
+// Decode one block the way V2Profile.batches() does: the count sanity check, then the events;
+// a block that fails is reported (kind "event") and contributes nothing.
+bool DecodeOneBlock(const hpxdec_block& b, hpxdec_events* ev, std::vector<Problem>* problems, int* saw_end) {
+  if (static_cast<uint64_t>(b.count) * 3 > b.length) {
+    problems->push_back(Problem{0, b.offset, b.index, "block says more events than its payload can hold"});
+    return false;
+  }
+  size_t err_at = 0;
+  const char* err_msg = nullptr;
+  if (hpxdec_decode_block(b.payload, b.length, b.count, b.time_us, ev, saw_end, &err_at, &err_msg) != 0) {
+    problems->push_back(Problem{0, b.offset + HPXDEC_BLOCK_HEADER_SIZE + err_at, b.index, err_msg});
+    return false;
+  }
+  return true;
+}
+
+Napi::Value DecodeHpd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsTypedArray()) return Fail(env, "decodeHpd: expected a Buffer or Uint8Array");
+  Napi::Uint8Array bytes = info[0].As<Napi::Uint8Array>();
+  const uint8_t* data = bytes.Data();
+  size_t size = bytes.ByteLength();
+  const char* err_msg = nullptr;
+  size_t err_at = 0;
+  long long start = hpxdec_check_hpd_header(data, size, &err_msg, &err_at);
+  if (start < 0) return Fail(env, std::string(err_msg) + " at byte " + std::to_string(err_at));
+
+  std::vector<Problem> problems;
+  Columns cols;
+  hpxdec_walker w;
+  hpxdec_walker_init(&w, data, size, static_cast<size_t>(start), CollectProblem, &problems);
+  hpxdec_block b;
+  int saw_end = 0;
+  uint32_t blocks = 0;
+  while (hpxdec_next_block(&w, &b)) {
+    blocks++;
+    if (!cols.Reserve(b.count)) return Fail(env, "decodeHpd: out of memory");
+    DecodeOneBlock(b, &cols.ev, &problems, &saw_end);
+    if (saw_end) break;
+  }
+  size_t n = cols.ev.length;
+  Napi::Object out = Napi::Object::New(env);
+  Napi::Uint8Array op = Napi::Uint8Array::New(env, n);
+  Napi::Float64Array time_us = Napi::Float64Array::New(env, n);
+  Napi::Uint32Array trace = Napi::Uint32Array::New(env, n);
+  Napi::Float64Array sz = Napi::Float64Array::New(env, n);
+  if (n > 0) {
+    memcpy(op.Data(), cols.ev.op, n);
+    memcpy(time_us.Data(), cols.ev.time_us, n * sizeof(double));
+    memcpy(trace.Data(), cols.ev.trace, n * sizeof(uint32_t));
+    memcpy(sz.Data(), cols.ev.size, n * sizeof(double));
+  }
+  out.Set("length", Napi::Number::New(env, static_cast<double>(n)));
+  out.Set("op", op);
+  out.Set("timeUs", time_us);
+  out.Set("trace", trace);
+  out.Set("size", sz);
+  out.Set("blocks", Napi::Number::New(env, blocks));
+  out.Set("complete", Napi::Boolean::New(env, saw_end != 0));
+  out.Set("problems", ProblemsToJs(env, problems));
+  return out;
+}
+
+// Per-trace live sampled bytes, indexed by trace id (what a history pass keeps, unweighted).
+struct LiveByTrace {
+  std::vector<double> bytes;
+  double total = 0;
+  double peak = 0;
+  void Apply(uint8_t op, uint32_t trace, double size) {
+    if (trace >= bytes.size()) bytes.resize(static_cast<size_t>(trace) + 1 + bytes.size() / 2, 0.0);
+    if (op == HPXDEC_OP_ALLOC) {
+      bytes[trace] += size;
+      total += size;
+      if (total > peak) peak = total;
+    } else {
+      bytes[trace] -= size;
+      total -= size;
+    }
+  }
+};
+
+Napi::Value ScanHpd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) return Fail(env, "scanHpd: expected a path");
+  std::string path = info[0].As<Napi::String>();
+  auto t0 = std::chrono::steady_clock::now();
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Fail(env, path + ": " + strerror(errno));
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    int e = errno;
+    close(fd);
+    return Fail(env, path + ": " + strerror(e));
+  }
+  size_t size = static_cast<size_t>(st.st_size);
+  if (size == 0) {
+    close(fd);
+    return Fail(env, path + ": empty file (no header)");
+  }
+  void* map = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  close(fd);
+  if (map == MAP_FAILED) return Fail(env, path + ": mmap: " + strerror(errno));
+  madvise(map, size, MADV_SEQUENTIAL);
+  const uint8_t* data = static_cast<const uint8_t*>(map);
+
+  const char* err_msg = nullptr;
+  size_t err_at = 0;
+  long long start = hpxdec_check_hpd_header(data, size, &err_msg, &err_at);
+  if (start < 0) {
+    munmap(map, size);
+    return Fail(env, path + ": " + err_msg + " at byte " + std::to_string(err_at));
+  }
+  std::vector<Problem> problems;
+  Columns cols;
+  hpxdec_walker w;
+  hpxdec_walker_init(&w, data, size, static_cast<size_t>(start), CollectProblem, &problems);
+  hpxdec_block b;
+  int saw_end = 0;
+  double blocks = 0, events = 0, allocs = 0, frees = 0, alloc_bytes = 0, free_bytes = 0, rss = 0, last_us = 0;
+  LiveByTrace live;
+  size_t released = 0;  // bytes of the mapping handed back to the kernel (keeps RSS flat)
+  while (hpxdec_next_block(&w, &b)) {
+    blocks++;
+    cols.ev.length = 0;
+    if (!cols.Reserve(b.count)) {
+      munmap(map, size);
+      return Fail(env, "scanHpd: out of memory");
+    }
+    if (DecodeOneBlock(b, &cols.ev, &problems, &saw_end)) {
+      const hpxdec_events& ev = cols.ev;
+      for (size_t i = 0; i < ev.length; i++) {
+        uint8_t op = ev.op[i];
+        if (op == HPXDEC_OP_ALLOC) {
+          allocs++;
+          alloc_bytes += ev.size[i];
+          live.Apply(op, ev.trace[i], ev.size[i]);
+        } else if (op == HPXDEC_OP_FREE) {
+          frees++;
+          free_bytes += ev.size[i];
+          live.Apply(op, ev.trace[i], ev.size[i]);
+        } else if (op == HPXDEC_OP_RSS) {
+          rss++;
+        }
+      }
+      events += static_cast<double>(ev.length);
+      if (ev.length > 0) last_us = ev.time_us[ev.length - 1];
+    }
+    if (saw_end) break;
+    size_t done = (b.offset & ~static_cast<size_t>(0xFFFFF));
+    if (done >= released + (64u << 20)) {
+      madvise(static_cast<uint8_t*>(map) + released, done - released, MADV_DONTNEED);
+      released = done;
+    }
+  }
+  munmap(map, size);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("bytes", Napi::Number::New(env, static_cast<double>(size)));
+  out.Set("blocks", Napi::Number::New(env, blocks));
+  out.Set("events", Napi::Number::New(env, events));
+  out.Set("allocs", Napi::Number::New(env, allocs));
+  out.Set("frees", Napi::Number::New(env, frees));
+  out.Set("rss", Napi::Number::New(env, rss));
+  out.Set("allocBytes", Napi::Number::New(env, alloc_bytes));
+  out.Set("freeBytes", Napi::Number::New(env, free_bytes));
+  out.Set("liveBytes", Napi::Number::New(env, live.total));
+  out.Set("peakLiveBytes", Napi::Number::New(env, live.peak));
+  out.Set("lastUs", Napi::Number::New(env, last_us));
+  out.Set("complete", Napi::Boolean::New(env, saw_end != 0));
+  out.Set("problems", ProblemsToJs(env, problems));
+  out.Set("seconds", Napi::Number::New(env, seconds));
+  return out;
+}
+
+Napi::Value Crc32(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsTypedArray()) return Fail(env, "crc32: expected a Buffer or Uint8Array");
+  Napi::Uint8Array bytes = info[0].As<Napi::Uint8Array>();
+  uint32_t crc = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Uint32Value() : 0;
+  return Napi::Number::New(env, hpxdec_crc32(crc, bytes.Data(), bytes.ByteLength()));
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("decodeHpd", Napi::Function::New(env, DecodeHpd, "decodeHpd"));
+  exports.Set("scanHpd", Napi::Function::New(env, ScanHpd, "scanHpd"));
+  exports.Set("crc32", Napi::Function::New(env, Crc32, "crc32"));
+  exports.Set("abiVersion", Napi::Number::New(env, 1));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(hpx_decoder, Init)

@@ -1,0 +1,307 @@
+/* Reference decoder of hpx v2 .hpd files: see hpxdec.h for what it promises. */
+#include "hpxdec.h"
+
+#include <math.h>
+#include <string.h>
+
+/* ---- CRC-32, slicing by 8 (tables built once, on first use, by the loading thread) ---- */
+
+static uint32_t crc_table[8][256];
+static int crc_ready;
+
+static void crc_init(void) {
+  for (uint32_t i = 0; i < 256; i++) {
+    uint32_t c = i;
+    for (int k = 0; k < 8; k++) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+    crc_table[0][i] = c;
+  }
+  for (uint32_t i = 0; i < 256; i++) {
+    uint32_t c = crc_table[0][i];
+    for (int t = 1; t < 8; t++) {
+      c = crc_table[0][c & 0xff] ^ (c >> 8);
+      crc_table[t][i] = c;
+    }
+  }
+  crc_ready = 1;
+}
+
+static inline uint32_t load_le32(const uint8_t *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static inline uint64_t load_le64(const uint8_t *p) {
+  return (uint64_t)load_le32(p) | (uint64_t)load_le32(p + 4) << 32;
+}
+
+uint32_t hpxdec_crc32(uint32_t crc, const uint8_t *p, size_t n) {
+  if (!crc_ready) crc_init();
+  uint32_t c = ~crc;
+  while (n >= 8) {
+    uint32_t lo = load_le32(p) ^ c;
+    uint32_t hi = load_le32(p + 4);
+    c = crc_table[7][lo & 0xff] ^ crc_table[6][(lo >> 8) & 0xff] ^ crc_table[5][(lo >> 16) & 0xff] ^
+        crc_table[4][lo >> 24] ^ crc_table[3][hi & 0xff] ^ crc_table[2][(hi >> 8) & 0xff] ^
+        crc_table[1][(hi >> 16) & 0xff] ^ crc_table[0][hi >> 24];
+    p += 8;
+    n -= 8;
+  }
+  while (n--) c = crc_table[0][(c ^ *p++) & 0xff] ^ (c >> 8);
+  return ~c;
+}
+
+/* ---- events ---- */
+
+#define KIND_ALLOC 0
+#define KIND_FREE 1
+#define KIND_EXT 3
+#define EXT_RSS 0
+#define EXT_END 1
+#define EXT_LOST 2
+#define MAX_SAFE 9007199254740991.0 /* 2^53 - 1, Number.MAX_SAFE_INTEGER */
+
+/* A varint whose first byte was already consumed as `first`. Sums in doubles, in the same
+ * order as the TS loop, so results are bit-identical even past 2^53. Returns -1 on error. */
+static inline int varint_rest(const uint8_t *payload, size_t end, size_t *pos, unsigned first, double *out) {
+  double v = (double)(first & 0x7f);
+  double scale = 128.0;
+  for (int k = 1;; k++) {
+    if (k >= 10 || *pos >= end) return -1;
+    unsigned b = payload[(*pos)++];
+    v += (double)(b & 0x7f) * scale;
+    if (b < 0x80) break;
+    scale *= 128.0;
+  }
+  *out = v;
+  return 0;
+}
+
+#define FAIL(msg, at) \
+  do {                \
+    *err_msg = (msg); \
+    *err_at = (at);   \
+    return -1;        \
+  } while (0)
+
+int hpxdec_decode_block(const uint8_t *payload, size_t len, uint32_t count, double block_time_us,
+                        hpxdec_events *out, int *saw_end, size_t *err_at, const char **err_msg) {
+  const size_t end = len;
+  size_t pos = 0;
+  size_t n = out->length;
+  double t = block_time_us;
+  uint8_t *op = out->op;
+  double *time_us = out->time_us;
+  uint32_t *trace = out->trace;
+  double *size = out->size;
+  int end_seen = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    if (pos >= end) FAIL("block holds fewer events than it says", pos);
+    /* Most events are three one-byte varints: take that path without any loop. */
+    unsigned b = payload[pos++];
+    double h;
+    if (b < 0x80) h = (double)b;
+    else if (varint_rest(payload, end, &pos, b, &h)) FAIL("bad varint", pos);
+    if (pos >= end) FAIL("event runs past the end of its block", end);
+    b = payload[pos++];
+    double dt;
+    if (b < 0x80) dt = (double)b;
+    else if (varint_rest(payload, end, &pos, b, &dt)) FAIL("bad varint", pos);
+    t += dt;
+    if (pos >= end) FAIL("event runs past the end of its block", end);
+    b = payload[pos++];
+    double v;
+    if (b < 0x80) v = (double)b;
+    else if (varint_rest(payload, end, &pos, b, &v)) FAIL("bad varint", pos);
+
+    unsigned kind;
+    double id;
+    if (h < 2147483648.0) {
+      uint32_t hi = (uint32_t)h;
+      kind = hi & 3;
+      id = (double)(hi >> 2);
+    } else {
+      kind = (unsigned)fmod(h, 4.0);
+      id = floor(h / 4.0);
+    }
+    uint8_t code;
+    double value = v;
+    if (kind == KIND_ALLOC || kind == KIND_FREE) {
+      code = kind == KIND_ALLOC ? HPXDEC_OP_ALLOC : HPXDEC_OP_FREE;
+      if (id > 4294967295.0) FAIL("trace id out of range", pos);
+    } else if (kind == KIND_EXT) {
+      if (v > (double)(end - pos)) FAIL("extension event runs past the end of its block", pos);
+      size_t body_end = pos + (size_t)v;
+      if (id == EXT_END) {
+        code = HPXDEC_OP_END;
+        value = 0;
+        end_seen = 1;
+      } else if (id == EXT_RSS || id == EXT_LOST) {
+        /* The body's first varint, bounds-checked against the body (a Cursor in TS). */
+        size_t p = pos;
+        double r = 0, scale = 1;
+        int ok = 0;
+        for (int k = 0; k < 10; k++) {
+          if (p >= body_end) FAIL("varint runs past the end of its record", pos);
+          unsigned c = payload[p++];
+          r += (double)(c & 0x7f) * scale;
+          if (c < 0x80) {
+            ok = 1;
+            break;
+          }
+          scale *= 128.0;
+        }
+        if (!ok) FAIL("varint longer than 10 bytes", pos);
+        if (r > MAX_SAFE) FAIL("varint too large", pos);
+        value = r;
+        code = id == EXT_RSS ? HPXDEC_OP_RSS : HPXDEC_OP_LOST;
+      } else {
+        pos = body_end; /* unknown extension: skipped by its length */
+        continue;
+      }
+      pos = body_end;
+    } else {
+      FAIL("reserved event kind 2", pos);
+    }
+    op[n] = code;
+    time_us[n] = t;
+    trace[n] = code <= HPXDEC_OP_FREE ? (uint32_t)id : 0;
+    size[n] = value;
+    n++;
+  }
+  if (pos != end) FAIL("bytes after the last event", pos);
+  out->length = n;
+  if (end_seen) *saw_end = 1;
+  return 0;
+}
+
+/* ---- blocks ---- */
+
+#define BLOCK_MAGIC 0x4b4c4248u /* "HBLK" as a little-endian u32 */
+
+static int block_crc_ok(const uint8_t *at, uint32_t length) {
+  uint32_t crc = hpxdec_crc32(0, at + 4, 16);
+  crc = hpxdec_crc32(crc, at + HPXDEC_BLOCK_HEADER_SIZE, length);
+  return crc == load_le32(at + 20);
+}
+
+static int valid_at(const hpxdec_walker *w, size_t at) {
+  if (at + HPXDEC_BLOCK_HEADER_SIZE > w->size) return 0;
+  uint32_t length = load_le32(w->data + at + 4);
+  if (length > HPXDEC_MAX_BLOCK_PAYLOAD || at + HPXDEC_BLOCK_HEADER_SIZE + length > w->size) return 0;
+  return block_crc_ok(w->data + at, length);
+}
+
+/* Offset of the next valid block at or after `from`, or (size_t)-1. */
+static size_t resync(const hpxdec_walker *w, size_t from) {
+  size_t at = from;
+  while (at + HPXDEC_BLOCK_HEADER_SIZE <= w->size) {
+    const uint8_t *hit = memchr(w->data + at, 'H', w->size - at);
+    if (!hit) return (size_t)-1;
+    at = (size_t)(hit - w->data);
+    if (at + 4 <= w->size && load_le32(hit) == BLOCK_MAGIC && valid_at(w, at)) return at;
+    at++;
+  }
+  return (size_t)-1;
+}
+
+void hpxdec_walker_init(hpxdec_walker *w, const uint8_t *data, size_t size, size_t start,
+                        hpxdec_problem_fn on_problem, void *ctx) {
+  w->data = data;
+  w->size = size;
+  w->offset = start;
+  w->index = 0;
+  w->on_problem = on_problem;
+  w->ctx = ctx;
+}
+
+static void problem(hpxdec_walker *w, int kind, size_t offset, const char *message) {
+  if (w->on_problem) w->on_problem(w->ctx, kind, offset, w->index, message);
+}
+
+int hpxdec_next_block(hpxdec_walker *w, hpxdec_block *b) {
+  for (;;) {
+    size_t offset = w->offset;
+    if (offset + HPXDEC_BLOCK_HEADER_SIZE > w->size) {
+      if (offset < w->size) problem(w, HPXDEC_PROBLEM_TRUNCATED, offset, "truncated block header");
+      w->offset = w->size;
+      return 0;
+    }
+    const uint8_t *at = w->data + offset;
+    uint32_t magic = load_le32(at);
+    uint32_t length = load_le32(at + 4);
+    const char *why = NULL;
+    if (magic != BLOCK_MAGIC) why = "bad block magic";
+    else if (length > HPXDEC_MAX_BLOCK_PAYLOAD) why = "block length exceeds the 64 MiB limit";
+    else if (offset + HPXDEC_BLOCK_HEADER_SIZE + length > w->size) {
+      /* Past the end: truncation, unless a valid block starts after it (a corrupt length). */
+      size_t next = resync(w, offset + 1);
+      if (next == (size_t)-1) {
+        problem(w, HPXDEC_PROBLEM_TRUNCATED, offset, "truncated block");
+        w->offset = w->size;
+        return 0;
+      }
+      problem(w, HPXDEC_PROBLEM_CORRUPT, offset, "block length runs past the end of the file");
+      w->offset = next;
+      w->index++;
+      continue;
+    } else if (!block_crc_ok(at, length)) why = "bad checksum";
+    if (why) {
+      size_t next = resync(w, offset + 1);
+      problem(w, HPXDEC_PROBLEM_CORRUPT, offset, why);
+      if (next == (size_t)-1) {
+        w->offset = w->size;
+        return 0;
+      }
+      w->offset = next;
+      w->index++;
+      continue;
+    }
+    b->offset = offset;
+    b->index = w->index;
+    b->count = load_le32(at + 8);
+    b->time_us = (double)load_le64(at + 12);
+    b->payload = at + HPXDEC_BLOCK_HEADER_SIZE;
+    b->length = length;
+    w->offset = offset + HPXDEC_BLOCK_HEADER_SIZE + length;
+    w->index++;
+    return 1;
+  }
+}
+
+long long hpxdec_check_hpd_header(const uint8_t *data, size_t size, const char **err_msg, size_t *err_at) {
+  *err_at = 0;
+  if (size == 0) {
+    *err_msg = "empty file (no header)";
+    return -1;
+  }
+  if (size < 4 || memcmp(data, "HPXD", 4) != 0) {
+    *err_msg = size >= 4 && memcmp(data, "HPXM", 4) == 0 ? "this is a .hpm file, not a .hpd" : "not a heapprof profile (bad magic)";
+    return -1;
+  }
+  if (size < HPXDEC_FILE_HEADER_SIZE) {
+    *err_msg = "truncated header";
+    return -1;
+  }
+  if ((data[4] | data[5] << 8) != 2) {
+    *err_msg = "unsupported format version";
+    *err_at = 4;
+    return -1;
+  }
+  if ((data[6] | data[7] << 8) != 0) {
+    *err_msg = "unknown header flags";
+    *err_at = 6;
+    return -1;
+  }
+  uint32_t body = load_le32(data + 24);
+  if (body > (1u << 20) || HPXDEC_FILE_HEADER_SIZE + (size_t)body > size) {
+    *err_msg = "bad header body length";
+    *err_at = 24;
+    return -1;
+  }
+  uint32_t crc = hpxdec_crc32(hpxdec_crc32(0, data, 28), data + HPXDEC_FILE_HEADER_SIZE, body);
+  if (crc != load_le32(data + 28)) {
+    *err_msg = "header checksum mismatch";
+    *err_at = 28;
+    return -1;
+  }
+  return HPXDEC_FILE_HEADER_SIZE + (long long)body;
+}
