@@ -8,6 +8,15 @@
       "sources": ["native/hook.c", "native/pyrt.c", "native/hpxw.c", "native/tables.c"],
       "cflags": ["-O2", "-std=gnu11", "-fvisibility=hidden", "-Wall", "-Wextra"],
       "libraries": ["-lm", "-lpthread", "-ldl"]
+    },
+    {
+      "target_name": "hpx_decoder",
+      "sources": ["native/decoder/hpxdec.c", "native/decoder/addon.cc"],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_DISABLE_CPP_EXCEPTIONS", "NAPI_VERSION=8"],
+      "cflags": ["-O2", "-Wall", "-Wextra"],
+      "cflags_c": ["-std=c11"],
+      "cflags_cc": ["-std=c++17"]
     }
   ]
 }
