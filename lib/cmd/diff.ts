@@ -1,0 +1,124 @@
+// hp-diff: what grew and what shrank between two moments of one profile, or between two
+// profiles or snapshots, by site, with the 95% interval of every change; NDJSON or a table.
+
+import Table from 'cli-table3';
+import { OutputWriter, UsageError, formatBytes, parser, runMain, setQuiet, warn } from '../cli.js';
+import type { SnapshotAt } from '../model/snapshot.js';
+import { commandReadOptions, isNdjsonArg, openSource } from '../source-arg.js';
+import { DIFF_GROUP_BY, diffStackSets, rowRecord, type DiffGroupBy, type DiffRow } from '../export/diff.js';
+import { loadStackSet, parseAt, type StackSet } from '../export/stacks.js';
+
+const NAME = 'hp-diff';
+export const DIFF_SCHEMA_VERSION = 1;
+
+const USAGE = `Usage: $0 PROFILE --at T1 --at T2 [options]
+       $0 BEFORE AFTER [--at T | --at T1 --at T2] [options]
+
+What grew or shrank between two times in one profile, or between two profiles or hp-snapshot
+outputs, by site (the innermost line of code by default), with the 95% interval of each change
+(the two estimates' variances add). Sites whose interval excludes zero come first, largest growth
+first, then largest shrinkage, then changes within the noise.
+
+  hp-diff run --at 100 --at 500 --table
+  hp-diff before after --at end | head
+  hp-snapshot run --at 60 > a.ndjson; hp-snapshot run --at peak > b.ndjson; hp-diff a.ndjson b.ndjson
+
+A profile is read at --at (default: end). An NDJSON input is hp-snapshot output, or hp-events output
+when an --at applies to it; - is stdin (for one input only).`;
+
+function formatChange(n: number): string {
+  return n > 0 ? `+${formatBytes(n)}` : formatBytes(n);
+}
+
+export function main(argv: string[]): void {
+  runMain(NAME, async () => {
+    const args = parser(NAME, argv, USAGE)
+      .parserConfiguration({ 'parse-positional-numbers': false })
+      .strict(false)
+      .strictOptions()
+      .option('at', { type: 'string', array: true, requiresArg: true, describe: "Time: seconds since start, 'peak' or 'end'; one per input, or two for one profile" })
+      .option('group-by', { choices: DIFF_GROUP_BY, default: 'line' as DiffGroupBy, describe: 'Site: innermost line, whole stack, function or file' })
+      .option('top', { type: 'number', requiresArg: true, describe: 'Only the first N sites' })
+      .option('significant', { type: 'boolean', default: false, describe: 'Only sites whose change is significant (interval excludes 0)' })
+      .option('table', { type: 'boolean', default: false, describe: 'A table for people instead of NDJSON' })
+      .option('strict', { type: 'boolean', default: false, describe: 'Treat recoverable damage in a profile as an error' })
+      .parseSync();
+    setQuiet(Boolean(args.quiet));
+    const inputs = args._.map(String);
+    const ats = (args.at ?? []).map((a) => parseAt(String(a)));
+    if (args.top !== undefined && !(Number.isInteger(args.top) && args.top >= 0)) throw new UsageError('--top: expected a whole number');
+    let plan: Array<{ input: string; at: SnapshotAt | null }>;
+    if (inputs.length === 1) {
+      if (ats.length !== 2) throw new UsageError('one input needs two times: --at T1 --at T2');
+      if (inputs[0] === '-') throw new UsageError('stdin can be read only once: save the profile or events to a file to compare two times');
+      plan = [
+        { input: inputs[0]!, at: ats[0]! },
+        { input: inputs[0]!, at: ats[1]! },
+      ];
+    } else if (inputs.length === 2) {
+      if (ats.length > 2) throw new UsageError('at most two --at for two inputs');
+      if (inputs[0] === '-' && inputs[1] === '-') throw new UsageError('only one input can be stdin');
+      plan = [
+        { input: inputs[0]!, at: ats[0] ?? null },
+        { input: inputs[1]!, at: ats[1] ?? ats[0] ?? null },
+      ];
+    } else {
+      throw new UsageError(inputs.length === 0 ? 'nothing to compare: give a profile and two --at, or two inputs' : `at most two inputs, got ${inputs.length}`);
+    }
+
+    const sets: StackSet[] = [];
+    for (const step of plan) {
+      const { opts, done } = commandReadOptions({ strict: Boolean(args.strict) });
+      try {
+        const set = await loadStackSet(step.input, step.at, (a) => openSource(a, opts), isNdjsonArg);
+        if (set.ignored) warn(`${step.input}: ignored ${set.ignored} lines that are not snapshot sites`);
+        sets.push(set);
+      } finally {
+        done();
+      }
+    }
+    const [before, after] = sets as [StackSet, StackSet];
+    const sameInput = plan[0]!.input === plan[1]!.input;
+    const sideName = (input: string, set: StackSet): string => (sameInput ? set.label : `${input === '-' ? 'stdin' : input} ${set.label}`);
+    const result = diffStackSets(before, after, args['group-by']);
+    let rows: DiffRow[] = result.rows;
+    if (args.significant) rows = rows.filter((r) => r.direction !== 0);
+    if (args.top !== undefined) rows = rows.slice(0, args.top);
+
+    const out = new OutputWriter();
+    const describe = (step: (typeof plan)[number], set: StackSet): Record<string, unknown> => ({
+      input: step.input === '-' ? 'stdin' : step.input,
+      label: set.label,
+      at: set.atUs === null ? null : set.atUs / 1e6,
+    });
+    if (args.table) {
+      const table = new Table({
+        head: ['site', 'before', 'after', 'change', '95% interval', ''],
+        colAligns: ['left', 'right', 'right', 'right', 'right', 'left'],
+        style: { head: [], border: [] },
+        chars: { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' },
+      });
+      for (const r of [...rows, result.total]) {
+        const ci = r.lo === r.hi ? 'exact' : `${formatChange(r.lo)} .. ${formatChange(r.hi)}`;
+        const mark = r.direction === 1 ? 'grew' : r.direction === -1 ? 'shrank' : '';
+        table.push([r === result.total ? 'TOTAL' : r.site.label, formatBytes(Math.max(0, r.before.bytes)), formatBytes(Math.max(0, r.after.bytes)), formatChange(r.change), ci, mark]);
+      }
+      await out.write(`${sideName(plan[0]!.input, before)} -> ${sideName(plan[1]!.input, after)}\n${table.toString()}\n`);
+    } else {
+      await out.line({
+        type: 'meta',
+        schema: 'hp-diff',
+        version: DIFF_SCHEMA_VERSION,
+        group_by: args['group-by'],
+        before: describe(plan[0]!, before),
+        after: describe(plan[1]!, after),
+      });
+      for (const r of rows) await out.line(rowRecord(r, 'site'));
+      await out.line(rowRecord(result.total, 'total'));
+    }
+    await out.flush();
+    const grew = result.rows.filter((r) => r.direction === 1).length;
+    const shrank = result.rows.filter((r) => r.direction === -1).length;
+    warn(`${sideName(plan[0]!.input, before)} -> ${sideName(plan[1]!.input, after)}: total ${formatChange(result.total.change)}; ${grew} sites grew, ${shrank} shrank significantly`);
+  });
+}

@@ -1,0 +1,64 @@
+// hp-flow: the original heapprof's flow graph as Graphviz dot, for one or several moments.
+
+import { UsageError, parser, runMain, setQuiet, warn } from '../cli.js';
+import { commandReadOptions, isNdjsonArg, openSource } from '../source-arg.js';
+import { buildFlowGraph, renderDot } from '../export/flow.js';
+import { writeResult } from '../export/output.js';
+import { loadStackSet, parseAt, type StackSet } from '../export/stacks.js';
+
+const NAME = 'hp-flow';
+
+const USAGE = `Usage: $0 [PROFILE|-] [--at T]... [--threshold F] [-o FILE]
+
+The flow graph of the live heap as Graphviz dot: a box per line of code, an arrow per call (caller
+to callee), each box with the bytes allocated at that line (local) and at or below it (cumulative)
+and their share of the total, coloured by cumulative share. Several --at draw several moments in
+one graph. Lines below --threshold of the total are left out, and chains of lines that allocate
+nothing themselves are drawn as one double-bordered box.
+
+  hp-flow run --at peak | dot -Tsvg > flow.svg
+  hp-flow run --at 3800 --at 4500 --threshold 0.02 -o flow.dot
+  hp-snapshot run --at end --group-by trace | hp-flow | dot -Tpng > leaks.png
+
+A profile is read at each --at (default: peak). With no input, or -, stdin is hp-snapshot output
+(grouped by trace, so that whole stacks are known), or hp-events output when --at is given.`;
+
+export function main(argv: string[]): void {
+  runMain(NAME, async () => {
+    const args = parser(NAME, argv, USAGE)
+      .parserConfiguration({ 'parse-positional-numbers': false })
+      .strict(false)
+      .strictOptions()
+      .option('at', { type: 'string', array: true, requiresArg: true, describe: "Time: seconds since start, 'peak' or 'end'; repeat for several" })
+      .option('threshold', { type: 'number', default: 0.01, requiresArg: true, describe: 'Leave out lines whose cumulative share is below this fraction at every time' })
+      .option('collapse', { type: 'boolean', default: true, describe: 'Collapse chains of non-allocating lines into one box (--no-collapse draws every line)' })
+      .option('output', { alias: 'o', type: 'string', requiresArg: true, describe: 'Write to FILE instead of stdout' })
+      .option('strict', { type: 'boolean', default: false, describe: 'Treat recoverable damage in the profile as an error' })
+      .parseSync();
+    setQuiet(Boolean(args.quiet));
+    const inputs = args._.map(String);
+    if (inputs.length > 1) throw new UsageError(`one input expected, got ${inputs.length}`);
+    const input = inputs[0] ?? '-';
+    const threshold = args.threshold;
+    if (!(threshold >= 0 && threshold < 1)) throw new UsageError('--threshold: expected a fraction in [0, 1), e.g. 0.01 for 1%');
+    const ats = (args.at ?? []).map((a) => parseAt(String(a)));
+    if (input === '-' && ats.length > 1) throw new UsageError('stdin can be read only once: save the profile to a file to draw several times');
+
+    const sets: StackSet[] = [];
+    for (const at of ats.length > 0 ? ats : [null]) {
+      const { opts, done } = commandReadOptions({ strict: Boolean(args.strict) });
+      try {
+        const isNdjson = await isNdjsonArg(input);
+        const set = await loadStackSet(input, at ?? (isNdjson ? null : { kind: 'peak' }), (a) => openSource(a, opts), isNdjsonArg);
+        if (set.ignored) warn(`ignored ${set.ignored} lines that are not snapshot sites`);
+        sets.push(set);
+      } finally {
+        done();
+      }
+    }
+    const graph = buildFlowGraph(sets);
+    const title = `heapprof flow graph: ${input === '-' ? 'stdin' : input}`;
+    const dot = renderDot(graph, { threshold, title, collapse: Boolean(args.collapse) });
+    await writeResult(args.output, dot, false);
+  });
+}

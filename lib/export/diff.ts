@@ -1,0 +1,156 @@
+// What grew and what shrank between two heaps, by site, with a 95% interval on every change.
+// The two estimates' variances add (exact for independent profiles; conservative for two moments
+// of one profile, where allocations live at both moments cancel and the true variance is smaller).
+
+import type { Frame } from '../format/types.js';
+import { halfWidth95 } from '../format/weights.js';
+import { whole } from '../model/estimate.js';
+import { NO_STACK_LABEL, frameLabel } from '../model/sites.js';
+import type { StackSet, WeightedStack } from './stacks.js';
+
+/** How stacks are grouped into sites: the whole stack, or the innermost line, function or file. */
+export type DiffGroupBy = 'stack' | 'line' | 'function' | 'file';
+export const DIFF_GROUP_BY: readonly DiffGroupBy[] = ['line', 'stack', 'function', 'file'];
+
+interface SiteKey {
+  key: string;
+  label: string;
+  /** The frame that names the site (null for no Python stack), and for `stack` the whole stack. */
+  frame: Frame | null;
+  stack: Frame[] | null;
+}
+
+function siteKey(s: WeightedStack, by: DiffGroupBy): SiteKey {
+  const leaf = s.frames[0];
+  if (!leaf) return { key: 'none', label: NO_STACK_LABEL, frame: null, stack: by === 'stack' ? [] : null };
+  switch (by) {
+    case 'stack':
+      return {
+        key: `s${s.frames.map((f) => `${f.file}\0${f.line}\0${f.function ?? ''}`).join('\u0001')}`,
+        label: frameLabel(leaf),
+        frame: leaf,
+        stack: s.frames,
+      };
+    case 'line':
+      return { key: `l${leaf.file}\0${leaf.line}\0${leaf.function ?? ''}`, label: frameLabel(leaf), frame: leaf, stack: null };
+    case 'function': {
+      const f = { function: leaf.function, file: leaf.file, line: 0 };
+      return { key: `f${leaf.file}\0${leaf.function ?? ''}`, label: frameLabel(f), frame: f, stack: null };
+    }
+    case 'file':
+      return { key: `F${leaf.file}`, label: leaf.file, frame: { function: null, file: leaf.file, line: 0 }, stack: null };
+  }
+}
+
+export interface Side {
+  bytes: number;
+  bytesVar: number;
+  count: number;
+  countVar: number;
+}
+
+export interface DiffRow {
+  site: SiteKey;
+  before: Side;
+  after: Side;
+  change: number;
+  /** 95% interval of the change; equal to the change when both estimates are exact. */
+  lo: number;
+  hi: number;
+  countChange: number;
+  /** The interval excludes 0: the site really grew (1) or shrank (-1); 0 when it may not have changed. */
+  direction: 1 | -1 | 0;
+}
+
+function emptySide(): Side {
+  return { bytes: 0, bytesVar: 0, count: 0, countVar: 0 };
+}
+
+function row(site: SiteKey, before: Side, after: Side): DiffRow {
+  const change = after.bytes - before.bytes;
+  const h = halfWidth95(before.bytesVar + after.bytesVar);
+  const lo = change - h;
+  const hi = change + h;
+  // Sub-byte differences are rounding noise between two sums of floats, not a change.
+  const direction: DiffRow['direction'] = lo > 0.5 ? 1 : hi < -0.5 ? -1 : 0;
+  return { site, before, after, change, lo, hi, countChange: after.count - before.count, direction };
+}
+
+function group(set: StackSet, by: DiffGroupBy, into: Map<string, { site: SiteKey; before: Side; after: Side }>, which: 'before' | 'after'): void {
+  for (const s of set.stacks) {
+    const site = siteKey(s, by);
+    let e = into.get(site.key);
+    if (!e) into.set(site.key, (e = { site, before: emptySide(), after: emptySide() }));
+    const side = e[which];
+    side.bytes += s.est.bytes;
+    side.bytesVar += s.est.bytesVar;
+    side.count += s.est.count;
+    side.countVar += s.est.countVar;
+  }
+}
+
+/**
+ * Order: significant growth (largest first), then significant shrinkage (largest first), then
+ * changes within the noise (largest magnitude first); ties by label, then key.
+ */
+export function compareRows(a: DiffRow, b: DiffRow): number {
+  const rank = (r: DiffRow): number => (r.direction === 1 ? 0 : r.direction === -1 ? 1 : 2);
+  return (
+    rank(a) - rank(b) ||
+    Math.abs(b.change) - Math.abs(a.change) ||
+    (a.site.label < b.site.label ? -1 : a.site.label > b.site.label ? 1 : 0) ||
+    (a.site.key < b.site.key ? -1 : a.site.key > b.site.key ? 1 : 0)
+  );
+}
+
+export interface DiffResult {
+  rows: DiffRow[];
+  total: DiffRow;
+}
+
+/** Per site: before, after, the change and its 95% interval. Sites absent at both moments are left out. */
+export function diffStackSets(before: StackSet, after: StackSet, by: DiffGroupBy): DiffResult {
+  const sites = new Map<string, { site: SiteKey; before: Side; after: Side }>();
+  group(before, by, sites, 'before');
+  group(after, by, sites, 'after');
+  const rows: DiffRow[] = [];
+  for (const s of sites.values()) {
+    if (s.before.bytes <= 0 && s.after.bytes <= 0 && s.before.count <= 0 && s.after.count <= 0) continue;
+    rows.push(row(s.site, s.before, s.after));
+  }
+  rows.sort(compareRows);
+  const totalOf = (set: StackSet): Side => ({ bytes: set.total.bytes, bytesVar: set.total.bytesVar, count: set.total.count, countVar: set.total.countVar });
+  const total = row({ key: 'total', label: 'total', frame: null, stack: null }, totalOf(before), totalOf(after));
+  return { rows, total };
+}
+
+/** The NDJSON object of one row (schema in man/hp-diff.1). */
+export function rowRecord(r: DiffRow, type: 'site' | 'total'): Record<string, unknown> {
+  const o: Record<string, unknown> = { type };
+  if (type === 'site') {
+    o.site = r.site.label;
+    if (r.site.frame) {
+      o.function = r.site.frame.function;
+      o.file = r.site.frame.file;
+      o.line = r.site.frame.line;
+    }
+    if (r.site.stack) o.frames = r.site.stack.map((f) => ({ function: f.function, file: f.file, line: f.line }));
+  }
+  const side = (name: string, s: Side): void => {
+    o[name] = whole(Math.max(0, s.bytes));
+    const h = halfWidth95(s.bytesVar);
+    if (h > 0) {
+      o[`${name}_lo`] = whole(Math.max(0, Math.floor(s.bytes - h)));
+      o[`${name}_hi`] = whole(Math.ceil(s.bytes + h));
+    }
+  };
+  side('before', r.before);
+  side('after', r.after);
+  o.change = whole(r.change);
+  o.change_lo = whole(Math.floor(r.lo));
+  o.change_hi = whole(Math.ceil(r.hi));
+  o.count_change = whole(r.countChange);
+  o.significant = r.direction !== 0;
+  o.direction = r.direction === 1 ? 'growth' : r.direction === -1 ? 'shrink' : 'none';
+  return o;
+}

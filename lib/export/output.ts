@@ -1,0 +1,31 @@
+// Where an exporter's result goes: `-o FILE` (written whole, then renamed into place so a
+// failed run never leaves half a file) or stdout, which must not be a terminal for binary data.
+
+import { rename, unlink, writeFile } from 'node:fs/promises';
+import { UsageError } from '../cli.js';
+import { OutputWriter } from '../cli.js';
+
+/** Write `data` to `path` (or stdout when path is undefined or '-'). */
+export async function writeResult(path: string | undefined, data: Buffer | string, binary: boolean): Promise<void> {
+  if (path === undefined || path === '-') {
+    if (binary && process.stdout.isTTY) throw new UsageError('refusing to write binary output to a terminal: use -o FILE or a pipe');
+    const out = new OutputWriter(process.stdout);
+    if (typeof data === 'string') {
+      await out.write(data);
+      await out.flush();
+      return;
+    }
+    await new Promise<void>((resolve, reject) => {
+      process.stdout.write(data, (err) => (err ? reject(err) : resolve()));
+    });
+    return;
+  }
+  const tmp = `${path}.tmp-${process.pid}`;
+  try {
+    await writeFile(tmp, data);
+    await rename(tmp, path);
+  } catch (e) {
+    await unlink(tmp).catch(() => {});
+    throw e;
+  }
+}
