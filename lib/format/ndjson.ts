@@ -91,6 +91,11 @@ export class NdjsonSource implements ProfileSource {
     this.foreign = foreignBefore;
   }
 
+  /** Continue a stream whose meta line the caller has already read (hp-collapse sniffs). */
+  static fromMeta(lines: AsyncGenerator<NdjsonLine>, name: string, opts: ReadOptions, meta: Record<string, unknown>, lineNumber: number, foreignBefore: number, input: Readable): NdjsonSource {
+    return new NdjsonSource(name, parseMeta(meta, `${name}: line ${lineNumber}`), lines, opts, foreignBefore, input);
+  }
+
   /** Read up to the meta line (which must come before any other line of ours). */
   static async open(input: Readable, name: string, opts: ReadOptions = {}): Promise<NdjsonSource> {
     const lines = readNdjson(input, name);

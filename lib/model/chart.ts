@@ -51,8 +51,10 @@ export function renderChart(series: ChartSeries[], o: ChartOptions): string {
     height: o.height,
     min: 0,
     max: max > 0 ? max : 1,
-    offset: labelWidth + 2,
-    format: (v: number) => o.yFormat(v).padStart(labelWidth + 1),
+    // asciichart puts the whole label in one cell at (offset - label length): with offset 2
+    // the label starts the row and the axis follows it directly.
+    offset: 2,
+    format: (v: number) => `${o.yFormat(v).padStart(labelWidth)} `,
     ...(o.colors ? { colors: COLORS.slice(0, data.length) } : {}),
   });
   const lines = [chart];

@@ -56,6 +56,12 @@ export function optimalPlan(loads: RangeLoad[], budgetEvents: number): SamplingP
     }
     probs = probsFor(lo, rms);
   }
+  // A range with no allocations costs nothing either way: give it the probability of the
+  // next range up that has some, so it merges into that range's table entry.
+  for (let i = probs.length - 1; i >= 0; i--) {
+    if (loads[i]!.count > 0) continue;
+    probs[i] = i + 1 < probs.length ? probs[i + 1]! : 1;
+  }
   const rounded = probs.map(roundProbability);
   // Ranges at the top that are all p=1 need no entry: the table's last bound covers them.
   let firstAlways = rounded.length;

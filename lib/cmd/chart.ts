@@ -1,0 +1,80 @@
+// hp-chart: chart one numeric field of any NDJSON stream in the terminal, so that
+// `hp-history run | hp-chart` (or `--field rss`, `--field top.0.bytes`) works.
+
+import { formatBytes, OutputWriter, openTextInput, parser, readNdjson, runMain, UsageError, warn, HpError } from '../cli.js';
+import { renderChart } from '../model/chart.js';
+import { inputArg } from './common.js';
+
+const USAGE = `$0 [FILE|-] [--field PATH] [--x PATH] [--height N] [--width N]
+
+Chart a numeric field of each NDJSON line (default live_bytes, as hp-history writes) in the
+terminal. PATH is dotted and may index arrays (rss, top.0.bytes, sites.app.py:12.bytes:
+keys that contain dots are matched longest first). Lines without the field are skipped and counted. Values whose field name mentions bytes or rss are labelled in KiB/MiB/GiB.`;
+
+/**
+ * Follow a dotted path (`top.0.bytes`) into a parsed JSON value. A key that itself contains
+ * dots (`sites.app.py:12.bytes`) is found by trying the longest run of segments first.
+ */
+export function getPath(value: unknown, path: string): unknown {
+  const parts = path.split('.');
+  let cur: unknown = value;
+  let i = 0;
+  while (i < parts.length) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    const obj = cur as Record<string, unknown>;
+    let j = parts.length;
+    while (j > i && !Object.prototype.hasOwnProperty.call(obj, parts.slice(i, j).join('.'))) j--;
+    if (j === i) return undefined;
+    cur = obj[parts.slice(i, j).join('.')];
+    i = j;
+  }
+  return cur;
+}
+
+export function main(argv: string[]): void {
+  runMain('hp-chart', async () => {
+    const args = parser('hp-chart', argv, USAGE)
+      .strict(false)
+      .strictOptions()
+      .option('field', { type: 'string', default: 'live_bytes', describe: 'Dotted path of the value to chart' })
+      .option('x', { type: 'string', default: 't', describe: 'Dotted path of the x value, for the caption' })
+      .option('height', { type: 'number', default: 15, describe: 'Rows' })
+      .option('width', { type: 'number', describe: 'Columns (default: terminal width, else 72)' })
+      .option('bytes', { type: 'boolean', describe: 'Label the y axis in bytes (default: when the field name mentions bytes or rss)' })
+      .parseSync();
+    const input = inputArg(args._, 'hp-chart');
+    if (!(args.height >= 1)) throw new UsageError('--height: expected a number of rows >= 1');
+    const name = input === '-' ? 'stdin' : input;
+    const values: number[] = [];
+    const xs: number[] = [];
+    let skipped = 0;
+    for await (const { value } of readNdjson(openTextInput(input), name)) {
+      const v = getPath(value, args.field);
+      if (typeof v !== 'number' || !Number.isFinite(v)) {
+        skipped++;
+        continue;
+      }
+      values.push(v);
+      const x = getPath(value, args.x);
+      xs.push(typeof x === 'number' ? x : NaN);
+    }
+    if (values.length === 0) throw new HpError(`${name}: no line has a numeric '${args.field}'${skipped ? ` (${skipped} lines without it)` : ''}`);
+    if (skipped > 0) warn(`${name}: skipped ${skipped} line${skipped === 1 ? '' : 's'} without a numeric '${args.field}'`);
+    const asBytes = args.bytes ?? /bytes|rss/i.test(args.field);
+    const width = Math.max(10, (args.width ?? (process.stdout.isTTY ? process.stdout.columns : 0)) || 72) - 14;
+    const haveX = xs.every((x) => Number.isFinite(x));
+    const plain = (v: number): string => (Math.abs(v) >= 1e6 || (v !== 0 && Math.abs(v) < 1e-3) ? v.toExponential(2) : String(Number(v.toPrecision(4))));
+    const out = new OutputWriter();
+    await out.write(
+      `${args.field}\n${renderChart([{ name: args.field, values }], {
+        height: args.height,
+        width,
+        yFormat: asBytes ? formatBytes : plain,
+        x: haveX ? xs : null,
+        xFormat: (x) => `${args.x} ${plain(x)}`,
+        colors: false,
+      })}`,
+    );
+    await out.flush();
+  });
+}

@@ -1,0 +1,130 @@
+// hp-collapse: snapshot NDJSON (or events NDJSON, or a profile) to Brendan Gregg's folded
+// stacks, for flamegraph.pl and speedscope.
+
+import { HpError, OutputWriter, openTextInput, parser, readNdjson, runMain, UsageError, warn } from '../cli.js';
+import { NdjsonSource } from '../format/ndjson.js';
+import { OP_ALLOC, type ProfileSource } from '../format/source.js';
+import type { Frame } from '../format/types.js';
+import { FoldedStacks, foldedStack } from '../model/folded.js';
+import { probabilityFunction } from '../model/live.js';
+import { liveHeapAt } from '../model/snapshot.js';
+import { traceOrPlaceholder } from '../model/sites.js';
+import { commandReadOptions, isNdjsonArg, openSource } from '../source-arg.js';
+import { inputArg } from './common.js';
+
+const USAGE = `$0 [FILE|-] [--alloc]
+
+Brendan Gregg's folded stacks, one line per distinct stack: frames root first as
+"function (file:line)" joined by ';', one space, the estimated bytes as an integer;
+identical stacks merged, lines sorted. Input (default stdin): hp-snapshot NDJSON (each
+site's bytes), or hp-events NDJSON or a profile (bytes still live at the end; with --alloc,
+all bytes ever allocated).`;
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function framesOf(v: unknown, where: string): Frame[] {
+  if (!Array.isArray(v)) throw new HpError(`${where}: site: 'frames' must be an array`);
+  return v.map((f) => {
+    if (!isObj(f) || typeof f.file !== 'string') throw new HpError(`${where}: site: each frame needs a 'file'`);
+    return { function: typeof f.function === 'string' ? f.function : null, file: f.file, line: typeof f.line === 'number' ? f.line : 0 };
+  });
+}
+
+export function main(argv: string[]): void {
+  runMain('hp-collapse', async () => {
+    const args = parser('hp-collapse', argv, USAGE)
+      .strict(false)
+      .strictOptions()
+      .option('alloc', { type: 'boolean', default: false, describe: 'From events: all bytes allocated, not those live at the end' })
+      .parseSync();
+    const input = inputArg(args._, 'hp-collapse');
+    const stacks = new FoldedStacks();
+    const out = new OutputWriter();
+    const { opts, done } = commandReadOptions();
+    if (!(await isNdjsonArg(input))) {
+      const source = await openSource(input, opts);
+      try {
+        await foldEvents(source, stacks, args.alloc);
+      } finally {
+        done();
+        await source.close();
+      }
+    } else {
+      const name = input === '-' ? 'stdin' : input;
+      const stream = openTextInput(input);
+      const lines = readNdjson(stream, name);
+      let foreign = 0;
+      let kind: 'snapshot' | 'events' | null = null;
+      for (;;) {
+        const next = await lines.next();
+        if (next.done) break;
+        const { lineNumber, value } = next.value;
+        const where = `${name}: line ${lineNumber}`;
+        if (!isObj(value)) {
+          foreign++;
+          continue;
+        }
+        if (value.type === 'meta' && kind === null) {
+          // Events NDJSON: hand the rest of the stream to the events reader.
+          const source = NdjsonSource.fromMeta(lines, name, opts, value, lineNumber, foreign, stream);
+          try {
+            await foldEvents(source, stacks, args.alloc);
+          } finally {
+            await source.close();
+          }
+          foreign = 0;
+          break;
+        }
+        if (value.type === 'snapshot') {
+          kind = 'snapshot';
+          continue;
+        }
+        if (value.type === 'site') {
+          kind = 'snapshot';
+          const bytes = value.bytes;
+          if (typeof bytes !== 'number' || !Number.isFinite(bytes)) throw new HpError(`${where}: site: 'bytes' must be a number`);
+          const dropped = typeof value.dropped === 'number' ? value.dropped : 0;
+          stacks.add(foldedStack(framesOf(value.frames, where), dropped), bytes);
+          continue;
+        }
+        foreign++;
+      }
+      if (foreign > 0) warn(`${name}: ignored ${foreign} foreign line${foreign === 1 ? '' : 's'} (valid JSON, not hp-snapshot or hp-events)`);
+      if (args.alloc && kind === 'snapshot') throw new UsageError('--alloc needs events (hp-events NDJSON or a profile), not a snapshot');
+    }
+    const lines = stacks.lines();
+    await out.write(lines.length ? `${lines.join('\n')}\n` : '');
+    await out.flush();
+  });
+}
+
+async function foldEvents(source: ProfileSource, stacks: FoldedStacks, alloc: boolean): Promise<void> {
+  const lookup = (id: number) => traceOrPlaceholder((x) => source.trace(x), id);
+  if (!alloc) {
+    const snap = await liveHeapAt(source, { kind: 'end' });
+    const heap = snap.heap;
+    for (let slot = 0; slot < heap.slots; slot++) {
+      if (heap.sampled[slot]! <= 0) continue;
+      const t = lookup(heap.traceOfSlot[slot]!);
+      stacks.add(foldedStack(t.frames, t.dropped), heap.bytes[slot]!);
+    }
+    return;
+  }
+  const p = probabilityFunction(source.header.sampling);
+  const byTrace = new Map<number, number>();
+  for await (const batch of source.batches()) {
+    for (let i = 0; i < batch.length; i++) {
+      if (batch.op[i] !== OP_ALLOC) continue;
+      const s = batch.size[i]!;
+      const pi = p(s);
+      if (pi <= 0) continue;
+      const id = batch.trace[i]!;
+      byTrace.set(id, (byTrace.get(id) ?? 0) + s / pi);
+    }
+  }
+  for (const [id, bytes] of byTrace) {
+    const t = lookup(id);
+    stacks.add(foldedStack(t.frames, t.dropped), bytes);
+  }
+}

@@ -1,0 +1,242 @@
+// hp-stats: the size distribution in power-of-two ranges (sampled count, estimated count and
+// bytes with 95% intervals; the recorder's exact histogram and a sampler self-check when
+// the profile has one), and --suggest: a variance-optimal sampling table for a budget.
+
+import Table from 'cli-table3';
+import { OutputWriter, formatBytes, parser, runMain, UsageError, warn } from '../cli.js';
+import type { HistogramBucket, Sampling } from '../format/types.js';
+import { interval95, putEstimate, whole } from '../model/estimate.js';
+import { probabilityFunction } from '../model/live.js';
+import { checkSampler, rangeBounds, SizeTable, type SamplerCheck } from '../model/sizes.js';
+import { formatTable, optimalPlan, type RangeLoad } from '../model/suggest.js';
+import { commandReadOptions, openSource } from '../source-arg.js';
+import { inputArg } from './common.js';
+
+const USAGE = `$0 [PROFILE|STATS|-] [--json] [--suggest [--budget N/s|P%]]
+
+The allocation size distribution in power-of-two ranges: per range the sampled
+allocations and the estimated count and bytes (95% intervals). When the recorder wrote its
+exact histogram (always in --mode stats, at stop in profile mode) the exact counts are shown
+too, with a check that the sampler recorded each range at its configured probability.
+--suggest proposes the sampling table (in hp-record --sample syntax) that minimizes the
+variance of the total-bytes estimate for an event budget: --budget 2000/s (events per
+second of the run), --budget 1% (of all allocations), default the events this run recorded.`;
+
+export interface RangeRow {
+  range: number;
+  min: number;
+  max: number;
+  sampled: number;
+  count: number;
+  countVar: number;
+  bytes: number;
+  bytesVar: number;
+  recorder: HistogramBucket | null;
+  check: SamplerCheck | null;
+}
+
+export function rangeRows(table: SizeTable, hist: HistogramBucket[] | null, sampling: Sampling): RangeRow[] {
+  const last = table.lastUsedRange(hist);
+  let first = 0;
+  while (first <= last && !(table.sampled[first]! > 0 || (hist?.[first]?.count ?? 0) > 0)) first++;
+  const rows: RangeRow[] = [];
+  for (let i = first; i <= last; i++) {
+    const [min, max] = rangeBounds(i);
+    const h = hist?.[i] ?? (hist ? { count: 0, bytes: 0, sampled: 0 } : null);
+    rows.push({
+      range: i,
+      min,
+      max,
+      sampled: table.sampled[i]!,
+      count: table.count[i]!,
+      countVar: table.countVar[i]!,
+      bytes: table.bytes[i]!,
+      bytesVar: table.bytesVar[i]!,
+      recorder: h,
+      check: h ? checkSampler(sampling, i, h) : null,
+    });
+  }
+  return rows;
+}
+
+function rangeLabel(min: number, max: number): string {
+  const f = (n: number): string => (n < 1024 ? String(n) : formatBytes(n).replace('.0 ', ' '));
+  return min === max ? f(min) : `${f(min)}..${f(max)}`;
+}
+
+function plusMinus(value: number, variance: number): string {
+  const ci = interval95(value, variance);
+  return ci ? `±${formatCount(ci[1] - value)}` : '';
+}
+
+function formatCount(n: number): string {
+  return Math.round(n).toLocaleString('en-US');
+}
+
+/** `2000`, `2000/s` (events per second) or `1%` (of all allocations) as a number of events. */
+export function parseBudget(text: string, totalAllocations: number, durationS: number): number {
+  const t = text.trim();
+  let m = /^([0-9.eE+-]+)%$/.exec(t);
+  if (m) {
+    const pct = Number(m[1]);
+    if (!(pct > 0 && pct <= 100)) throw new UsageError(`--budget: expected a percentage in (0, 100], got '${text}'`);
+    return (pct / 100) * totalAllocations;
+  }
+  m = /^([0-9.eE+-]+)(\/s)?$/.exec(t);
+  if (m) {
+    const rate = Number(m[1]);
+    if (!(rate > 0)) throw new UsageError(`--budget: expected events per second > 0, got '${text}'`);
+    if (!(durationS > 0)) throw new UsageError('--budget: this profile has no duration (no timed events); give a percentage instead, e.g. --budget 1%');
+    return rate * durationS;
+  }
+  throw new UsageError(`--budget: expected N/s (events per second) or P% (of allocations), got '${text}'`);
+}
+
+export function main(argv: string[]): void {
+  runMain('hp-stats', async () => {
+    const args = parser('hp-stats', argv, USAGE)
+      .strict(false)
+      .strictOptions()
+      .option('json', { type: 'boolean', default: false, describe: 'NDJSON instead of a table: one line per range, a total, and the suggestion' })
+      .option('suggest', { type: 'boolean', default: false, describe: 'Propose a sampling table' })
+      .option('budget', { type: 'string', describe: 'Event budget for --suggest: N/s or P%' })
+      .option('strict', { type: 'boolean', default: false, describe: 'Treat recoverable damage as an error' })
+      .parseSync();
+    if (args.budget !== undefined && !args.suggest) throw new UsageError('--budget needs --suggest');
+    const input = inputArg(args._, 'hp-stats');
+    const { opts, done } = commandReadOptions({ strict: args.strict });
+    const source = await openSource(input, opts);
+    const out = new OutputWriter();
+    try {
+      const sampling = source.header.sampling;
+      const table = new SizeTable(sampling);
+      for await (const batch of source.batches()) table.consume(batch);
+      done();
+      const hist = source.histogram;
+      const rows = rangeRows(table, hist, sampling);
+      const totals = rows.reduce(
+        (a, r) => {
+          a.sampled += r.sampled;
+          a.count += r.count;
+          a.countVar += r.countVar;
+          a.bytes += r.bytes;
+          a.bytesVar += r.bytesVar;
+          a.hCount += r.recorder?.count ?? 0;
+          a.hBytes += r.recorder?.bytes ?? 0;
+          a.hSampled += r.recorder?.sampled ?? 0;
+          return a;
+        },
+        { sampled: 0, count: 0, countVar: 0, bytes: 0, bytesVar: 0, hCount: 0, hBytes: 0, hSampled: 0 },
+      );
+      const bad = rows.filter((r) => r.check && !r.check.ok);
+      if (args.json) {
+        for (const r of rows) {
+          const o: Record<string, unknown> = { type: 'range', min: r.min, max: r.max, sampled: r.sampled };
+          putEstimate(o, 'count', r.count, r.countVar);
+          putEstimate(o, 'bytes', r.bytes, r.bytesVar);
+          if (r.recorder) o.recorder = { count: r.recorder.count, bytes: r.recorder.bytes, sampled: r.recorder.sampled };
+          if (r.check) o.check = { ok: r.check.ok, rate: r.check.rate, p_min: r.check.pMin, p_max: r.check.pMax, sigmas: Number(r.check.sigmas.toFixed(2)) };
+          await out.line(o);
+        }
+        const t: Record<string, unknown> = { type: 'total', sampled: totals.sampled };
+        putEstimate(t, 'count', totals.count, totals.countVar);
+        putEstimate(t, 'bytes', totals.bytes, totals.bytesVar);
+        if (hist) t.recorder = { count: totals.hCount, bytes: totals.hBytes, sampled: totals.hSampled };
+        t.duration = table.lastUs / 1e6;
+        await out.line(t);
+      } else {
+        const head = ['size (bytes)', 'sampled', 'est. count', '95% ±', 'est. bytes', '95% ±'];
+        if (hist) head.push('count', 'bytes', 'sampled/count', 'p', 'check');
+        const tbl = new Table({ head, style: { head: [], border: [], compact: true }, colAligns: head.map((_, i) => (i === 0 || i === head.length - 1 ? 'left' : 'right')) as Array<'left' | 'right'> });
+        const pText = (c: SamplerCheck): string => (c.pMin === c.pMax ? fmtP(c.pMin) : `${fmtP(c.pMin)}..${fmtP(c.pMax)}`);
+        for (const r of rows) {
+          const row = [rangeLabel(r.min, r.max), formatCount(r.sampled), formatCount(r.count), plusMinus(r.count, r.countVar), formatBytes(r.bytes), plusMinus(r.bytes, r.bytesVar) ? `±${formatBytes(interval95(r.bytes, r.bytesVar)![1] - r.bytes)}` : ''];
+          if (hist) {
+            const c = r.check;
+            row.push(formatCount(r.recorder!.count), formatBytes(r.recorder!.bytes), c ? fmtP(c.rate) : '', c ? pText(c) : '', c ? (c.ok ? 'ok' : `MISMATCH ${c.sigmas.toFixed(0)} SE`) : '');
+          }
+          tbl.push(row);
+        }
+        const total = ['total', formatCount(totals.sampled), formatCount(totals.count), plusMinus(totals.count, totals.countVar), formatBytes(totals.bytes), interval95(totals.bytes, totals.bytesVar) ? `±${formatBytes(interval95(totals.bytes, totals.bytesVar)![1] - totals.bytes)}` : ''];
+        if (hist) total.push(formatCount(totals.hCount), formatBytes(totals.hBytes), totals.hCount > 0 ? fmtP(totals.hSampled / totals.hCount) : '', '', bad.length ? `${bad.length} MISMATCH` : 'ok');
+        tbl.push(total);
+        await out.write(`${tbl.toString()}\n`);
+      }
+      if (bad.length > 0) {
+        warn(`sampler check failed in ${bad.length} size range${bad.length === 1 ? '' : 's'}: the recorder sampled at a rate its header does not claim, so estimates there are biased`);
+      }
+      if (args.suggest) await suggest(out, args.json, rows, table, hist, sampling, args.budget);
+      await out.flush();
+    } finally {
+      done();
+      await source.close();
+    }
+  });
+}
+
+function fmtP(p: number): string {
+  if (p === 0 || p === 1) return String(p);
+  return p >= 0.001 ? String(Number(p.toPrecision(3))) : p.toExponential(2);
+}
+
+async function suggest(out: OutputWriter, json: boolean, rows: RangeRow[], table: SizeTable, hist: HistogramBucket[] | null, sampling: Sampling, budgetText: string | undefined): Promise<void> {
+  // Per range: allocations (exact from the histogram when there is one) and the sum of
+  // squared sizes (estimated from the events; from the mean size where no event was sampled).
+  const maxRange = rows.length ? rows[rows.length - 1]!.range : -1;
+  const loads: RangeLoad[] = [];
+  for (let i = 0; i <= maxRange; i++) {
+    const h = hist?.[i];
+    const count = h ? h.count : table.count[i]!;
+    let squares: number;
+    if (table.count[i]! > 0) squares = (table.squares[i]! / table.count[i]!) * count;
+    else if (h && h.count > 0) squares = (h.bytes / h.count) ** 2 * h.count;
+    else squares = 0;
+    loads.push({ count, squares });
+  }
+  const totalAllocations = loads.reduce((a, l) => a + l.count, 0);
+  const totalBytes = hist ? rows.reduce((a, r) => a + (r.recorder?.bytes ?? 0), 0) : rows.reduce((a, r) => a + r.bytes, 0);
+  if (totalAllocations <= 0) throw new UsageError('--suggest: no allocations in this profile to plan from');
+  const durationS = table.lastUs / 1e6;
+  const recorded = hist ? rows.reduce((a, r) => a + (r.recorder?.sampled ?? 0), 0) : rows.reduce((a, r) => a + r.sampled, 0);
+  let budget: number;
+  if (budgetText !== undefined) budget = parseBudget(budgetText, totalAllocations, durationS);
+  else if (recorded > 0) budget = recorded;
+  else throw new UsageError('--suggest: this profile recorded no events (stats mode?): give --budget N/s or P%');
+  const plan = optimalPlan(loads, budget);
+  // The current table under the same model, for comparison.
+  const p = probabilityFunction(sampling);
+  let currentEvents = 0;
+  let currentVar = 0;
+  loads.forEach((l, i) => {
+    if (l.count <= 0) return;
+    const rms = Math.sqrt(l.squares / l.count);
+    const pi = p(Math.max(rangeBounds(i)[0], Math.min(rangeBounds(i)[1], rms)));
+    currentEvents += l.count * pi;
+    currentVar += pi > 0 ? l.squares * (1 / pi - 1) : Infinity;
+  });
+  const spec = formatTable(plan.bounds, plan.tableProbs);
+  const rse = (v: number): number => (totalBytes > 0 ? (1.959963984540054 * Math.sqrt(v)) / totalBytes : 0);
+  if (json) {
+    await out.line({
+      type: 'suggestion',
+      sample: spec,
+      bounds: plan.bounds,
+      probs: plan.tableProbs,
+      budget_events: whole(budget),
+      expected_events: whole(plan.expectedEvents),
+      events_per_second: durationS > 0 ? Number((plan.expectedEvents / durationS).toFixed(1)) : null,
+      bytes_ci95_relative: Number(rse(plan.bytesVariance).toPrecision(3)),
+      current_expected_events: whole(currentEvents),
+      current_bytes_ci95_relative: Number.isFinite(currentVar) ? Number(rse(currentVar).toPrecision(3)) : null,
+    });
+    return;
+  }
+  const pct = (x: number): string => `±${(100 * x).toPrecision(2)}%`;
+  const lines = [
+    '',
+    `suggested: --sample '${spec}'`,
+    `  expected ${formatCount(plan.expectedEvents)} events (${((100 * plan.expectedEvents) / totalAllocations).toPrecision(2)}% of ${formatCount(totalAllocations)} allocations${durationS > 0 ? `, ${formatCount(plan.expectedEvents / durationS)}/s` : ''}); total bytes ${pct(rse(plan.bytesVariance))} (95%)`,
+    `  current:  ${formatCount(currentEvents)} events; total bytes ${Number.isFinite(currentVar) ? pct(rse(currentVar)) : 'not estimable (a range has p = 0)'} (95%)`,
+  ];
+  await out.write(`${lines.join('\n')}\n`);
+}
