@@ -58,6 +58,9 @@ static int g_active;   /* recording; read without the lock on the fast path */
 static int g_capture;  /* stack capture on */
 static int g_mode;
 static int g_flags;
+/* A followed fork child opens its files at its first sampled event (or at stop), so that
+ * a child that only execs (subprocess) leaves no empty profile behind. */
+static int g_child_pending;
 static uint32_t g_epoch = 1; /* bumped per recording and per followed fork: threads reseed */
 
 /* Sampler, fixed while recording. */
@@ -368,6 +371,7 @@ static void reset_pointers(void) {
 /* ---------------------------------------------------------------- recording */
 
 static void ticker_start_locked(void);
+static int open_child_files(void);
 
 /* A sampled allocation: walk the stack (outside the lock; needs only the GIL), then
  * intern it and log the event under the lock. */
@@ -379,7 +383,7 @@ static void record_alloc(void *p, size_t size) {
   if (tstate) n = pyrt_walk(tstate, frames, MAX_DEPTH, &dropped);
 
   pthread_mutex_lock(&g_mu);
-  if (g_active && g_mode == MODE_PROFILE) {
+  if (g_active && g_mode == MODE_PROFILE && open_child_files() == 0) {
     if (g_ticker_wanted && !g_ticker_running) ticker_start_locked();
     uint32_t trace = n > 0 ? intern_trace(frames, n, dropped) : 0;
     ptr_slot old;
@@ -608,6 +612,13 @@ static void header_body(hpx_buf *b) {
   field_bytes(b, 12, g_hostname, strlen(g_hostname));
 }
 
+static void start_clock(void) {
+  struct timespec wall;
+  clock_gettime(CLOCK_REALTIME, &wall);
+  clock_gettime(CLOCK_MONOTONIC, &g_mono0);
+  g_start_wall_us = (uint64_t)wall.tv_sec * 1000000 + (uint64_t)wall.tv_nsec / 1000;
+}
+
 /* Creates BASE.hpm and BASE.hpd (BASE.PID.* for a followed child) and writes their
  * headers. Returns 0 or -errno with g_err set. g_mu held or single-threaded. */
 static int open_profile(int child) {
@@ -627,10 +638,7 @@ static int open_profile(int child) {
       memcpy(id + i, &r, 8);
     }
   }
-  struct timespec wall;
-  clock_gettime(CLOCK_REALTIME, &wall);
-  clock_gettime(CLOCK_MONOTONIC, &g_mono0);
-  g_start_wall_us = (uint64_t)wall.tv_sec * 1000000 + (uint64_t)wall.tv_nsec / 1000;
+  if (!child) start_clock();
 
   hpx_buf body = {0};
   header_body(&body);
@@ -711,12 +719,22 @@ static void atfork_child(void) {
   memset(g_hist, 0, sizeof g_hist);
   g_n_alloc = g_n_free = g_n_lost = 0;
   __atomic_add_fetch(&g_epoch, 1, __ATOMIC_RELAXED);
+  start_clock(); /* the child's time starts at the fork */
+  g_child_pending = 1;
+}
+
+/* g_mu held: a followed child's first event (or its stop) creates its files. Returns 0 if
+ * the files are open, else stops recording. */
+static int open_child_files(void) {
+  if (!g_child_pending) return 0;
+  g_child_pending = 0;
   if (open_profile(1) != 0) {
     warn("heapprof: not recording forked child %d: %s", (int)getpid(), g_err);
     STORE(g_active, 0);
-    return;
+    return -1;
   }
   g_ticker_wanted = 1;
+  return 0;
 }
 
 static int g_exiting_done;
@@ -730,7 +748,7 @@ static void final_stop(void) {
   STORE(g_capture, 0);
   ticker_stop();
   pthread_mutex_lock(&g_mu);
-  if (g_active) {
+  if (g_active && open_child_files() == 0) {
     finish_profile();
     STORE(g_active, 0);
   }
@@ -835,6 +853,7 @@ EXPORT int hp_start(const char *base, int mode, int sampler, int nranges, const 
   memset(g_hist, 0, sizeof g_hist);
   g_n_alloc = g_n_free = g_n_lost = 0;
   g_exiting_done = 0;
+  g_child_pending = 0;
   /* Stats mode may run without files (heapprof.gatherStats() with no name): the
    * histogram is then only printed. */
   int rc = (base && *base) || mode == MODE_PROFILE ? open_profile(0) : 0;
@@ -858,7 +877,7 @@ EXPORT int hp_stop(void) {
   ticker_stop();
   pthread_mutex_lock(&g_mu);
   int was = g_active;
-  if (was) {
+  if (was && open_child_files() == 0) {
     finish_profile();
     STORE(g_active, 0);
   }
