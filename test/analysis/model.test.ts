@@ -1,0 +1,172 @@
+// The analysis model on synthetic event streams with known truth: exactness when nothing is
+// sampled away, interval coverage under sampling, the one-pass peak, history buckets.
+
+import t from 'tap';
+import type { Sampling } from '../../lib/format/types.js';
+import { interval95 } from '../../lib/model/estimate.js';
+import { HistoryBuilder, granularityLevels } from '../../lib/model/history.js';
+import { LiveHeap, probabilityFunction } from '../../lib/model/live.js';
+import { groupLiveHeap, parseLineSpecs, traceMatches } from '../../lib/model/sites.js';
+import { liveHeapAt } from '../../lib/model/snapshot.js';
+import { liveTruth, memSource, population, prng, sample, traceFor, type MemEvent } from '../fixtures/analysis/memsource.js';
+
+const EVERYTHING: Sampling = { kind: 'table', bounds: [], probs: [] };
+const traces = Array.from({ length: 8 }, (_, i) => traceFor(i + 1));
+
+t.test('p = 1: every estimate is exact and has no interval', async (t) => {
+  for (let seed = 1; seed <= 20; seed++) {
+    const rand = prng(seed);
+    const pop = population(rand, 600, 8, () => 1 + Math.floor(rand() * 5000));
+    const events = sample(pop, () => 1, rand);
+    for (const at of [pop[100]!.timeUs, pop[350]!.timeUs, pop[599]!.timeUs + 1]) {
+      const snap = await liveHeapAt(memSource(EVERYTHING, traces, events), { kind: 'time', us: at });
+      const truth = liveTruth(pop, at);
+      for (const [trace, exp] of truth) {
+        const slot = snap.heap.findSlot(trace);
+        const est = slot >= 0 ? snap.heap.estimateOfSlot(slot) : { bytes: 0, count: 0, bytesVar: 0, countVar: 0 };
+        if (est.bytes !== exp.bytes || est.count !== exp.count) t.fail(`seed ${seed} at ${at} trace ${trace}: ${est.bytes}/${est.count} vs ${exp.bytes}/${exp.count}`);
+        t.equal(interval95(est.bytes, est.bytesVar), null);
+      }
+    }
+  }
+  t.pass('checked 20 seeds x 3 moments');
+});
+
+t.test('sampled: the 95% interval of live bytes covers the truth in most runs', async (t) => {
+  const samplers: Array<[string, Sampling]> = [
+    ['table', { kind: 'table', bounds: [128, 8192], probs: [0.01, 0.2] }],
+    ['poisson', { kind: 'poisson', meanBytes: 4096 }],
+  ];
+  for (const [name, sampling] of samplers) {
+    const p = probabilityFunction(sampling);
+    let covered = 0;
+    const seeds = 200;
+    for (let seed = 1; seed <= seeds; seed++) {
+      const rand = prng(1000 + seed);
+      const sizes = (): number => (rand() < 0.7 ? 16 + Math.floor(rand() * 100) : rand() < 0.8 ? 200 + Math.floor(rand() * 4000) : 10000 + Math.floor(rand() * 50000));
+      const pop = population(rand, 3000, 5, sizes);
+      const events = sample(pop, p, rand);
+      const snap = await liveHeapAt(memSource(sampling, traces, events, { batchSize: 512 }), { kind: 'end' });
+      let truth = 0;
+      for (const v of liveTruth(pop, Infinity).values()) truth += v.bytes;
+      const total = snap.heap.total();
+      const ci = interval95(total.bytes, total.bytesVar) ?? [total.bytes, total.bytes];
+      if (truth >= ci[0] && truth <= ci[1]) covered++;
+    }
+    t.ok(covered >= 0.85 * seeds, `${name}: covered ${covered}/${seeds}`);
+    t.ok(covered < seeds, `${name}: a 95% interval that never misses is too wide (${covered}/${seeds})`);
+  }
+});
+
+t.test('estimates are unbiased: the mean over seeds approaches the truth', async (t) => {
+  const sampling: Sampling = { kind: 'table', bounds: [128], probs: [0.05] };
+  const p = probabilityFunction(sampling);
+  const rand0 = prng(7);
+  const pop = population(rand0, 2000, 3, () => 8 + Math.floor(rand0() * 200));
+  let truth = 0;
+  for (const v of liveTruth(pop, Infinity).values()) truth += v.bytes;
+  let sum = 0;
+  const runs = 300;
+  for (let seed = 0; seed < runs; seed++) {
+    const snap = await liveHeapAt(memSource(sampling, traces, sample(pop, p, prng(seed)), { batchSize: 256 }), { kind: 'end' });
+    sum += snap.heap.total().bytes;
+  }
+  t.ok(Math.abs(sum / runs - truth) / truth < 0.05, `mean ${sum / runs} vs truth ${truth}`);
+});
+
+/** Brute force: the weighted total after each distinct moment; the earliest maximum wins. */
+function bruteForcePeak(events: MemEvent[], sampling: Sampling): { us: number; bytes: number } {
+  const p = probabilityFunction(sampling);
+  let total = 0;
+  let best = { us: 0, bytes: 0 };
+  for (let i = 0; i < events.length; i++) {
+    const e = events[i]!;
+    if (e.op === 'alloc') total += e.size / p(e.size);
+    else if (e.op === 'free') total -= e.size / p(e.size);
+    const next = events[i + 1];
+    if (!next || next.timeUs !== e.timeUs) {
+      if (total > best.bytes + 1e-6) best = { us: e.timeUs, bytes: total };
+    }
+  }
+  return best;
+}
+
+t.test('--at peak finds the earliest moment of maximum live bytes, and its state equals --at that time', async (t) => {
+  const sampling: Sampling = { kind: 'table', bounds: [64], probs: [0.5] };
+  for (let seed = 1; seed <= 30; seed++) {
+    const rand = prng(seed);
+    // Several moments share a microsecond (coarse times), and a long tail after the peak makes
+    // the journal materialize a copy (more than 4096 events after the best moment).
+    const pop = population(rand, seed % 3 === 0 ? 12000 : 800, 6, () => 1 + Math.floor(rand() * 200)).map((e) => ({ ...e, timeUs: Math.floor(e.timeUs / 3000) * 3000 }));
+    const events = sample(pop, probabilityFunction(sampling), rand);
+    const expected = bruteForcePeak(events, sampling);
+    const peak = await liveHeapAt(memSource(sampling, traces, events, { batchSize: 100 }), { kind: 'peak' });
+    t.equal(peak.atUs, expected.us, `seed ${seed}: peak time`);
+    t.ok(Math.abs(peak.heap.total().bytes - expected.bytes) < 1e-6 * Math.max(1, expected.bytes), `seed ${seed}: peak bytes`);
+    const at = await liveHeapAt(memSource(sampling, traces, events), { kind: 'time', us: peak.atUs });
+    const a = groupLiveHeap(peak.heap, (id) => traces[id - 1], 'trace').map((s) => [s.site.key, s.est.bytes, s.est.count, s.est.sampled]);
+    const b = groupLiveHeap(at.heap, (id) => traces[id - 1], 'trace').map((s) => [s.site.key, s.est.bytes, s.est.count, s.est.sampled]);
+    t.same(a, b, `seed ${seed}: state at peak`);
+  }
+});
+
+t.test('history buckets are snapshots at each bucket end; RSS is the nearest sample', async (t) => {
+  const rand = prng(42);
+  const pop = population(rand, 1500, 8, () => 1 + Math.floor(rand() * 3000));
+  const events: MemEvent[] = sample(pop, () => 1, rand);
+  // RSS samples about once a second (µs times), merged in time order.
+  const rss: MemEvent[] = [];
+  for (let us = 150_000; us < pop[pop.length - 1]!.timeUs; us += 1_000_000) rss.push({ op: 'rss', timeUs: us, size: us * 10 });
+  const all = [...events, ...rss].sort((a, b) => a.timeUs - b.timeUs);
+  const g = 250_000;
+  const hb = new HistoryBuilder(EVERYTHING, (id) => traces[id - 1], { granularityUs: g, top: 3, groupBy: 'trace', sites: parseLineSpecs('app.py:20') });
+  for await (const batch of memSource(EVERYTHING, traces, all).batches()) hb.consume(batch);
+  hb.finish();
+  const recs = hb.ready;
+  t.ok(recs.length > 5);
+  recs.forEach((r, i) => t.equal(r.tUs, (i + 1) * g, 'bucket ends are consecutive multiples'));
+  for (const r of recs.filter((_, i) => i % 3 === 0)) {
+    const truth = liveTruth(pop, r.tUs);
+    let bytes = 0;
+    for (const v of truth.values()) bytes += v.bytes;
+    t.equal(r.total.bytes, bytes, `live bytes at ${r.tUs}`);
+    t.equal(r.followed[0]!.bytes, truth.get(2)?.bytes ?? 0, 'followed line app.py:20 = trace 2 (its leaf is on that line)');
+    const nearest = rss.reduce((best, e) => (Math.abs(e.timeUs - r.tUs) < Math.abs(best.timeUs - r.tUs) ? e : best));
+    t.equal(r.rssUs, nearest.timeUs, `nearest RSS to ${r.tUs}`);
+    const sorted = [...truth.entries()].filter(([, v]) => v.bytes > 0).sort((a, b) => b[1].bytes - a[1].bytes);
+    t.equal(r.top[0]?.site.trace, sorted[0]?.[0], 'largest site first');
+  }
+});
+
+t.test('automatic granularity: a nice length and about 60 buckets', async (t) => {
+  for (const seconds of [3, 75, 1800]) {
+    const events: MemEvent[] = [];
+    for (let i = 0; i <= 1000; i++) events.push({ op: 'alloc', timeUs: Math.round((i / 1000) * seconds * 1e6), trace: 1 + (i % 8), size: 100 });
+    const hb = new HistoryBuilder(EVERYTHING, (id) => traces[id - 1], { granularityUs: null, top: 1, groupBy: 'line', sites: [] });
+    for await (const b of memSource(EVERYTHING, traces, events, { batchSize: 64 }).batches()) hb.consume(b);
+    hb.finish();
+    t.ok(granularityLevels().includes(hb.granularityUs), `${seconds} s: ${hb.granularityUs} µs is a level`);
+    t.ok(hb.ready.length >= 20 && hb.ready.length <= 150, `${seconds} s: ${hb.ready.length} buckets`);
+    const last = hb.ready[hb.ready.length - 1]!;
+    t.equal(last.total.bytes, 100 * 1001, `${seconds} s: the last bucket holds everything`);
+    t.ok(last.tUs >= seconds * 1e6, 'the last bucket covers the last event');
+  }
+});
+
+t.test('sites: any frame on the line counts, file matched by path suffix', async (t) => {
+  const tr = { id: 9, frames: [{ function: 'leaf', file: '/usr/lib/python3/json/decoder.py', line: 353 }, { function: 'load', file: '/home/u/proj/app.py', line: 12 }], dropped: 0 };
+  t.same(traceMatches(tr, parseLineSpecs('app.py:12, proj/app.py:12,decoder.py:353,app.py:13,pp.py:12')), [0, 1, 2]);
+  t.throws(() => parseLineSpecs('app.py'), /expected FILE:LINE/);
+});
+
+t.test('a free resets its trace exactly when nothing is left live', async (t) => {
+  const heap = new LiveHeap({ kind: 'table', bounds: [128], probs: [0.3] });
+  for (let k = 0; k < 1000; k++) {
+    heap.apply(0, 1, 17);
+    heap.apply(0, 1, 99);
+    heap.apply(1, 1, 17);
+    heap.apply(1, 1, 99);
+  }
+  t.equal(heap.total().bytes, 0);
+  t.equal(heap.estimateOfSlot(heap.findSlot(1)).bytesVar, 0);
+});
