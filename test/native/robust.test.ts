@@ -1,0 +1,146 @@
+// The recorder under stress and at the edges, on every CPython 3.9-3.13 found: GC finalizers,
+// weakref callbacks, threads, exceptions, generators and asyncio (recording everything and at the
+// default rates); SIGKILL (readable up to the last flush) and SIGINT (clean end); a failing write
+// (one warning, the program goes on); stats mode; the Python API's errors; refusing 3.8.
+
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { tmpDir } from '../helpers/profiles.js';
+import {
+  NATIVE_FIXTURES,
+  readRecording,
+  runPython,
+  startPython,
+  supportedPythons,
+  unmatchedFrees,
+  unsupportedPython,
+} from '../helpers/python.js';
+
+const fixture = (name: string): string => join(NATIVE_FIXTURES, name);
+
+for (const py of supportedPythons()) {
+  t.test(`CPython ${py.version}`, async (t) => {
+    for (const spec of ['{}', '{128: 1e-4, 8192: 0.1}']) {
+      t.test(`stress, sampling ${spec}`, async (t) => {
+        const base = join(tmpDir(), 'stress');
+        const r = runPython(py, [fixture('stress.py'), base, spec]);
+        t.equal(r.code, 0, r.stderr);
+        t.equal(r.stdout, 'ok 12 True True True\n', 'finalizers and weakref callbacks ran');
+        t.equal(r.stderr, '');
+        const rec = await readRecording(base);
+        t.same(rec.issues, []);
+        t.equal(rec.complete, true);
+        t.ok(rec.events.some((e) => e.op === 'alloc'));
+        t.ok(rec.events.some((e) => e.op === 'free'));
+        t.equal(unmatchedFrees(rec.events), 0, 'every free repeats a live allocation');
+        const undefinedTraces = rec.events.filter((e) => e.trace !== 0 && !rec.traces.has(e.trace));
+        t.equal(undefinedTraces.length, 0, 'every trace used is defined');
+      });
+    }
+
+    t.test('SIGKILL leaves a profile readable up to its last flush', async (t) => {
+      const base = join(tmpDir(), 'killed');
+      const run = startPython(py, [fixture('loop.py'), base], 'ready');
+      await run.ready;
+      await new Promise((r) => setTimeout(r, 1200)); // past the next once-a-second flush
+      run.child.kill('SIGKILL');
+      const res = await run.exited;
+      t.equal(res.signal, 'SIGKILL');
+      const rec = await readRecording(base);
+      t.equal(rec.complete, false, 'no END marker');
+      t.notOk(rec.issues.some((i) => /checksum|corrupt/i.test(i.message)), 'nothing corrupt, at most a truncated tail');
+      t.ok(rec.events.filter((e) => e.op === 'alloc').length > 100, 'events up to the last flush are there');
+      t.ok(rec.events.some((e) => e.op === 'rss'), 'RSS recorded about once a second');
+    });
+
+    t.test('SIGINT: KeyboardInterrupt as usual, and the profile ends cleanly', async (t) => {
+      const base = join(tmpDir(), 'interrupted');
+      const run = startPython(py, [fixture('loop.py'), base], 'ready');
+      await run.ready;
+      run.child.kill('SIGINT');
+      const res = await run.exited;
+      t.equal(res.signal, 'SIGINT', 'dies of SIGINT like plain python');
+      t.match(res.stderr, /KeyboardInterrupt/);
+      t.notMatch(res.stderr, /heapprof/);
+      const rec = await readRecording(base);
+      t.same(rec.issues, []);
+      t.equal(rec.complete, true, 'atexit closed the profile');
+    });
+
+    t.test('a failing write stops recording with one warning; the program goes on', async (t) => {
+      const base = join(tmpDir(), 'full');
+      const r = runPython(py, [fixture('diskfull.py'), base]);
+      t.equal(r.code, 0);
+      t.equal(r.stdout, 'still running False 50000\n');
+      t.match(r.stderr, /^heapprof: recording stopped: write .*full\.hp[md]: File too large\n$/, 'exactly one warning line');
+      const rec = await readRecording(base);
+      t.equal(rec.complete, false);
+      t.notOk(rec.issues.some((i) => /checksum/i.test(i.message)), 'what was written is valid');
+    });
+
+    t.test('stats mode: histogram only, HEAP USAGE SUMMARY at exit', async (t) => {
+      const base = join(tmpDir(), 'stats');
+      const r = runPython(py, [fixture('stats.py'), base]);
+      t.equal(r.code, 0, r.stderr);
+      t.equal(r.stdout, 'done 1000\n');
+      t.match(r.stderr, /^-+\nHEAP USAGE SUMMARY\n +Size range +Count +Bytes\n/);
+      const row = /^ *4096 - 8191 +(\d+) +(\d+)$/m.exec(r.stderr);
+      t.ok(row && Number(row[1]) >= 1000, 'the 1000 5001-byte buffers are counted');
+      const rec = await readRecording(base);
+      t.same(rec.issues, []);
+      t.equal(rec.header.mode, 'stats');
+      t.equal(rec.complete, true);
+      t.equal(rec.events.filter((e) => e.op === 'alloc').length, 0, 'no events');
+      const hist = rec.histogram!;
+      t.equal(hist[12]!.count, Number(row?.[1]), 'the saved histogram is what was printed');
+      t.equal(hist.reduce((n, b) => n + b.sampled, 0), 0);
+
+      const noFiles = runPython(py, [fixture('stats.py')]);
+      t.equal(noFiles.code, 0, noFiles.stderr);
+      t.match(noFiles.stderr, /HEAP USAGE SUMMARY/, 'gatherStats() without a name only prints');
+    });
+
+    t.test('Python API: files 0600, no clobbering, one recording at a time', async (t) => {
+      const dir = tmpDir();
+      const script = `
+import heapprof, sys
+base = sys.argv[1]
+assert not heapprof.isProfiling()
+heapprof.start(base)
+assert heapprof.isProfiling()
+for call in (lambda: heapprof.start(base + "2"), lambda: heapprof.start(base, {128: 2})):
+    try:
+        call()
+    except (RuntimeError, ValueError) as err:
+        print(type(err).__name__, err)
+heapprof.stop()
+assert not heapprof.isProfiling()
+heapprof.stop()
+try:
+    heapprof.start(base)
+except RuntimeError as err:
+    print("RuntimeError", err)
+heapprof.start(base, force=True, sample_bytes=4096)
+heapprof.stop()
+`;
+      const r = runPython(py, ['-c', script, join(dir, 'api')]);
+      t.equal(r.code, 0, r.stderr);
+      const lines = r.stdout.trim().split('\n');
+      t.match(lines[0], /^RuntimeError already recording to /);
+      t.match(lines[1], /^SamplingError probability 2 for size 128 is not in \[0, 1\]/);
+      t.match(lines[2], /^RuntimeError .*api\.hpm: File exists/);
+      for (const ext of ['hpm', 'hpd']) t.equal(statSync(join(dir, `api.${ext}`)).mode & 0o777, 0o600, `.${ext} is 0600`);
+      const rec = await readRecording(join(dir, 'api'));
+      t.same(rec.header.sampling, { kind: 'poisson', meanBytes: 4096 }, 'the forced restart replaced the profile');
+      t.equal(rec.complete, true);
+    });
+  });
+}
+
+const old = unsupportedPython();
+t.test('CPython 3.8 is refused with a clear message', { skip: old ? false : 'no CPython 3.8 installed' }, async (t) => {
+  const r = runPython(old!, ['-c', 'import heapprof; heapprof.start("x")']);
+  t.equal(r.code, 1);
+  t.match(r.stderr, /RuntimeError: CPython 3\.8 is not supported \(heapprof records 3\.9 to 3\.13\)/);
+});
