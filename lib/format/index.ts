@@ -1,0 +1,678 @@
+// The seek index of an hpx v2 profile (BASE.hpi, man/hpx.5 "INDEX FILE"): every .hpd block's
+// offset and times, plus periodic checkpoints of the live heap per trace, so that a snapshot at
+// T or a history from T decodes at most one checkpoint interval instead of everything before T.
+// Written by the reader on first use; a stale (profile changed or grew) or corrupt index is
+// detected and rebuilt. Results through the index are identical to a full decode.
+
+import { open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { HpError } from '../cli.js';
+import { LiveHeap } from '../model/live.js';
+import type { LiveSnapshot, SnapshotAt } from '../model/snapshot.js';
+import { BlockFile, type BlockProblem } from './block-file.js';
+import { crc32, FormatError } from './bytes.js';
+import { decodeEventBlock, readFileHeader } from './hpx.js';
+import { BLOCK_HEADER_SIZE, HPD_MAGIC } from './hpx-writer.js';
+import { openProfile, profileBase } from './profile.js';
+import { OP_ALLOC, OP_FREE, OP_RSS, type EventBatch, type ProfileSource, type ReadOptions } from './source.js';
+import type { Header, ReadIssue, Sampling } from './types.js';
+
+export const INDEX_MAGIC = Buffer.from('HPXI', 'latin1');
+export const INDEX_VERSION = 1;
+const INDEX_HEADER_SIZE = 80;
+/** Bytes of the end of the .hpd whose CRC the index keeps, to notice a rewritten profile. */
+const TAIL_BYTES = 65536;
+/** Checkpoint at least this often (bytes of .hpd): bounds what a seek decodes. */
+export const DEFAULT_CHECKPOINT_BYTES = 16 * 1024 * 1024;
+
+/** The live heap (LiveHeap's columns) and the reader's clock, just before a block. */
+export interface Checkpoint {
+  /** Offset of the block this state precedes (a valid block: reading starts there). */
+  offset: number;
+  /** Highest event time before the block: the state is the snapshot for any T >= this. */
+  maxBeforeUs: number;
+  /** liveHeapAt's clock state at that point (the last alloc/free time, the last event time). */
+  curUs: number;
+  lastUs: number;
+  /** The last RSS sample before the block (-1 if none) and its time. */
+  lastRss: number;
+  lastRssUs: number;
+  slots: number;
+  traceOfSlot: Uint32Array;
+  bytes: Float64Array;
+  bytesVar: Float64Array;
+  count: Float64Array;
+  countVar: Float64Array;
+  sampled: Float64Array;
+  totals: Float64Array; // bytes, bytesVar, count, countVar, sampled
+}
+
+export interface SeekIndex {
+  profileId: string;
+  /** Offset of the first .hpd block. */
+  hpdStart: number;
+  /** Per valid block, in file order: offset, block time, and the highest event time in it. */
+  blockOffset: Float64Array;
+  blockTimeUs: Float64Array;
+  blockMaxUs: Float64Array;
+  checkpoints: Checkpoint[];
+  /** Last event time read (as liveHeapAt counts it), the peak moment and its estimated bytes. */
+  lastUs: number;
+  peakUs: number;
+  peakBytes: number;
+  events: number;
+  /** END was seen. */
+  complete: boolean;
+  /** Event times never decrease (every v2 writer guarantees it; peak seeks rely on it). */
+  monotone: boolean;
+  /** Problems met while building, reported again to whoever reads through the index. */
+  issues: ReadIssue[];
+}
+
+interface Fingerprint {
+  hpdSize: number;
+  hpdHeadCrc: number;
+  hpdTailCrc: number;
+  hpmHeaderCrc: number;
+  modelCrc: number;
+}
+
+/** Where the index of a profile lives. */
+export function indexPath(arg: string): string {
+  return `${profileBase(arg)}.hpi`;
+}
+
+/**
+ * A CRC of what LiveHeap computes for a fixed little sequence under this sampler: if the model's
+ * arithmetic ever changes, old checkpoints no longer match it and the index is rebuilt.
+ */
+function modelFingerprint(sampling: Sampling): number {
+  const h = new LiveHeap(sampling);
+  const sizes = [1, 40, 127, 128, 500, 8191, 8192, 100000, 3e9];
+  sizes.forEach((s, i) => h.apply(OP_ALLOC, 1 + (i % 3), s));
+  h.apply(OP_FREE, 2, 40);
+  h.apply(OP_FREE, 1, 8191);
+  const cols = new Float64Array(6 * h.slots + 5);
+  for (let s = 0; s < h.slots; s++) {
+    cols[6 * s] = h.traceOfSlot[s]!;
+    cols[6 * s + 1] = h.bytes[s]!;
+    cols[6 * s + 2] = h.bytesVar[s]!;
+    cols[6 * s + 3] = h.count[s]!;
+    cols[6 * s + 4] = h.countVar[s]!;
+    cols[6 * s + 5] = h.sampled[s]!;
+  }
+  cols.set([h.totalBytes, h.totalBytesVar, h.totalCount, h.totalCountVar, h.totalSampled], 6 * h.slots);
+  return crc32(new Uint8Array(cols.buffer));
+}
+
+async function readRange(path: string, offset: number, n: number): Promise<Buffer> {
+  const fh = await open(path, 'r');
+  try {
+    const buf = Buffer.alloc(n);
+    const { bytesRead } = await fh.read(buf, 0, n, offset);
+    return buf.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
+  }
+}
+
+async function fingerprintOf(base: string, sampling: Sampling): Promise<Fingerprint> {
+  const hpd = `${base}.hpd`;
+  const hpdSize = (await stat(hpd)).size;
+  const head = await readRange(hpd, 0, 32);
+  const tailStart = Math.max(0, hpdSize - TAIL_BYTES);
+  const tail = await readRange(hpd, tailStart, hpdSize - tailStart);
+  const hpmHead = await readRange(`${base}.hpm`, 0, 32);
+  return {
+    hpdSize,
+    hpdHeadCrc: crc32(head),
+    hpdTailCrc: crc32(tail),
+    hpmHeaderCrc: hpmHead.length === 32 ? hpmHead.readUInt32LE(28) : 0,
+    modelCrc: modelFingerprint(sampling),
+  };
+}
+
+function sameFingerprint(a: Fingerprint, b: Fingerprint): boolean {
+  return a.hpdSize === b.hpdSize && a.hpdHeadCrc === b.hpdHeadCrc && a.hpdTailCrc === b.hpdTailCrc && a.hpmHeaderCrc === b.hpmHeaderCrc && a.modelCrc === b.modelCrc;
+}
+
+function takeCheckpoint(heap: LiveHeap, offset: number, maxBeforeUs: number, curUs: number, lastUs: number, lastRss: number, lastRssUs: number): Checkpoint {
+  const n = heap.slots;
+  return {
+    offset,
+    maxBeforeUs,
+    curUs,
+    lastUs,
+    lastRss,
+    lastRssUs,
+    slots: n,
+    traceOfSlot: heap.traceOfSlot.slice(0, n),
+    bytes: heap.bytes.slice(0, n),
+    bytesVar: heap.bytesVar.slice(0, n),
+    count: heap.count.slice(0, n),
+    countVar: heap.countVar.slice(0, n),
+    sampled: heap.sampled.slice(0, n),
+    totals: Float64Array.of(heap.totalBytes, heap.totalBytesVar, heap.totalCount, heap.totalCountVar, heap.totalSampled),
+  };
+}
+
+/** Put a checkpoint's state into an empty LiveHeap (same slots in the same order, same values). */
+export function restoreCheckpoint(heap: LiveHeap, cp: Checkpoint): void {
+  if (heap.slots !== 0) throw new Error('restoreCheckpoint needs an empty LiveHeap');
+  for (let s = 0; s < cp.slots; s++) heap.slotOf(cp.traceOfSlot[s]!);
+  heap.bytes.set(cp.bytes);
+  heap.bytesVar.set(cp.bytesVar);
+  heap.count.set(cp.count);
+  heap.countVar.set(cp.countVar);
+  heap.sampled.set(cp.sampled);
+  heap.totalBytes = cp.totals[0]!;
+  heap.totalBytesVar = cp.totals[1]!;
+  heap.totalCount = cp.totals[2]!;
+  heap.totalCountVar = cp.totals[3]!;
+  heap.totalSampled = cp.totals[4]!;
+}
+
+export interface BuildOptions {
+  checkpointBytes?: number;
+}
+
+/**
+ * Read the whole .hpd once, the way V2Profile does (same blocks skipped, stops after END), and
+ * record blocks, checkpoints and the peak. Memory: one LiveHeap plus the checkpoints.
+ */
+export async function buildIndex(base: string, header: Header, opts: BuildOptions = {}): Promise<SeekIndex> {
+  const hpdPath = `${base}.hpd`;
+  const f = await BlockFile.open(hpdPath);
+  try {
+    const fh = await readFileHeader(f, HPD_MAGIC);
+    const heap = new LiveHeap(header.sampling);
+    // A checkpoint costs ~44 bytes per trace: by default space them so the index stays small
+    // next to the .hpd (at most 1/16 of it).
+    const issues: ReadIssue[] = [];
+    const issue = (offset: number, message: string): void => {
+      issues.push({ file: hpdPath, message: `byte ${offset}: ${message}`, offset });
+    };
+    const offsets: number[] = [];
+    const times: number[] = [];
+    const maxes: number[] = [];
+    const checkpoints: Checkpoint[] = [];
+    let batch: EventBatch = { length: 0, op: new Uint8Array(1 << 14), timeUs: new Float64Array(1 << 14), trace: new Uint32Array(1 << 14), size: new Float64Array(1 << 14) };
+    let curUs = 0;
+    let lastUs = 0;
+    let maxUs = 0;
+    let prevRaw = -Infinity;
+    let lastRss = -1;
+    let lastRssUs = 0;
+    let monotone = true;
+    let peakBytes = 0;
+    let peakUs = 0;
+    let events = 0;
+    let complete = false;
+    let sinceCheckpoint = 0;
+    let truncatedAt: number | null = null;
+    const onProblem = (p: BlockProblem): void => {
+      if (p.kind === 'truncated') truncatedAt = p.offset;
+      else issue(p.offset, `block ${p.index}: ${p.message}${p.resumedAt !== null ? `; skipped to byte ${p.resumedAt}` : ''}`);
+    };
+    for await (const block of f.blocks(fh.end, onProblem)) {
+      const interval = opts.checkpointBytes ?? Math.max(DEFAULT_CHECKPOINT_BYTES, 16 * 44 * heap.slots);
+      if (sinceCheckpoint >= interval) {
+        checkpoints.push(takeCheckpoint(heap, block.offset, maxUs, curUs, lastUs, lastRss, lastRssUs));
+        sinceCheckpoint = 0;
+      }
+      sinceCheckpoint += BLOCK_HEADER_SIZE + block.payload.length;
+      if (block.count * 3 > block.payload.length) {
+        issue(block.offset + 8, `block ${block.index}: block says ${block.count} events in ${block.payload.length} bytes`);
+        continue;
+      }
+      if (block.count > batch.op.length) {
+        const n = Math.max(block.count, batch.op.length * 2);
+        batch = { length: 0, op: new Uint8Array(n), timeUs: new Float64Array(n), trace: new Uint32Array(n), size: new Float64Array(n) };
+      }
+      batch.length = 0;
+      let sawEnd: boolean;
+      try {
+        sawEnd = decodeEventBlock(block.payload, block.count, block.timeUs, batch, -Infinity, Infinity);
+      } catch (e) {
+        if (!(e instanceof FormatError)) throw e;
+        issue(block.offset + BLOCK_HEADER_SIZE + e.at, `block ${block.index}: ${e.message}`);
+        continue;
+      }
+      // liveHeapAt's loop, step for step (clock clamp, moments for the peak).
+      const { op, timeUs, trace, size } = batch;
+      const n = batch.length;
+      let blockMax = block.timeUs;
+      for (let i = 0; i < n; i++) {
+        const raw = timeUs[i]!;
+        if (raw < prevRaw) monotone = false;
+        prevRaw = raw;
+        if (raw > maxUs) maxUs = raw;
+        if (raw > blockMax) blockMax = raw;
+        const t = raw < curUs ? curUs : raw;
+        lastUs = t;
+        const o = op[i]!;
+        if (o !== OP_ALLOC && o !== OP_FREE) {
+          if (o === OP_RSS) {
+            lastRss = size[i]!;
+            lastRssUs = t;
+          }
+          continue;
+        }
+        if (t !== curUs) {
+          if (heap.totalBytes > peakBytes) {
+            peakBytes = heap.totalBytes;
+            peakUs = curUs;
+          }
+          curUs = t;
+        }
+        heap.apply(o, trace[i]!, size[i]!);
+      }
+      events += n;
+      offsets.push(block.offset);
+      times.push(block.timeUs);
+      maxes.push(blockMax);
+      if (sawEnd) {
+        complete = true;
+        break;
+      }
+    }
+    if (heap.totalBytes > peakBytes) {
+      peakBytes = heap.totalBytes;
+      peakUs = curUs;
+    }
+    if (truncatedAt !== null && !complete) {
+      issue(truncatedAt, 'truncated last block (recorder still running or crashed); read everything before it');
+    }
+    return {
+      profileId: header.profileId ?? '',
+      hpdStart: fh.end,
+      blockOffset: Float64Array.from(offsets),
+      blockTimeUs: Float64Array.from(times),
+      blockMaxUs: Float64Array.from(maxes),
+      checkpoints,
+      lastUs,
+      peakUs,
+      peakBytes,
+      events,
+      complete,
+      monotone,
+      issues,
+    };
+  } finally {
+    await f.close();
+  }
+}
+
+// ---- serialization (layout in man/hpx.5, INDEX FILE) ----
+
+function pad8(n: number): number {
+  return (n + 7) & ~7;
+}
+
+export function encodeIndex(idx: SeekIndex, fp: Fingerprint): Buffer {
+  const issuesJson = Buffer.from(JSON.stringify(idx.issues.slice(0, 1000)), 'utf8');
+  const nBlocks = idx.blockOffset.length;
+  let bodySize = 8 * 10 + 24 * nBlocks;
+  for (const cp of idx.checkpoints) bodySize += 8 * 12 + pad8(4 * cp.slots) + 40 * cp.slots;
+  bodySize += pad8(issuesJson.length);
+  const out = Buffer.alloc(INDEX_HEADER_SIZE + bodySize);
+  INDEX_MAGIC.copy(out, 0);
+  out.writeUInt16LE(INDEX_VERSION, 4);
+  out.writeUInt16LE(0, 6);
+  Buffer.from(idx.profileId, 'hex').copy(out, 8, 0, 16);
+  out.writeDoubleLE(fp.hpdSize, 24);
+  out.writeUInt32LE(fp.hpdHeadCrc, 32);
+  out.writeUInt32LE(fp.hpdTailCrc, 36);
+  out.writeUInt32LE(fp.hpmHeaderCrc, 40);
+  out.writeUInt32LE(fp.modelCrc, 44);
+  out.writeDoubleLE(bodySize, 48);
+  // 56: body CRC, 60: header CRC, 64..79 reserved (zero)
+  const f64 = new Float64Array(out.buffer, out.byteOffset + INDEX_HEADER_SIZE, bodySize / 8);
+  let k = 0;
+  f64[k++] = idx.hpdStart;
+  f64[k++] = nBlocks;
+  f64[k++] = idx.checkpoints.length;
+  f64[k++] = idx.lastUs;
+  f64[k++] = idx.peakUs;
+  f64[k++] = idx.peakBytes;
+  f64[k++] = idx.events;
+  f64[k++] = (idx.complete ? 1 : 0) | (idx.monotone ? 2 : 0);
+  f64[k++] = issuesJson.length;
+  f64[k++] = 0;
+  f64.set(idx.blockOffset, k);
+  k += nBlocks;
+  f64.set(idx.blockTimeUs, k);
+  k += nBlocks;
+  f64.set(idx.blockMaxUs, k);
+  k += nBlocks;
+  for (const cp of idx.checkpoints) {
+    f64[k++] = cp.offset;
+    f64[k++] = cp.maxBeforeUs;
+    f64[k++] = cp.curUs;
+    f64[k++] = cp.lastUs;
+    f64[k++] = cp.lastRss;
+    f64[k++] = cp.lastRssUs;
+    f64[k++] = cp.slots;
+    f64.set(cp.totals, k);
+    k += 5;
+    new Uint32Array(f64.buffer, f64.byteOffset + 8 * k, cp.slots).set(cp.traceOfSlot);
+    k += pad8(4 * cp.slots) / 8;
+    for (const col of [cp.bytes, cp.bytesVar, cp.count, cp.countVar, cp.sampled]) {
+      f64.set(col, k);
+      k += cp.slots;
+    }
+  }
+  issuesJson.copy(out, INDEX_HEADER_SIZE + 8 * k);
+  out.writeUInt32LE(crc32(out.subarray(INDEX_HEADER_SIZE)), 56);
+  out.writeUInt32LE(crc32(out.subarray(0, 60)), 60);
+  return out;
+}
+
+/** Parse an index file. Throws FormatError (with the offset) on anything inconsistent. */
+export function decodeIndex(buf: Buffer): { index: SeekIndex; fingerprint: Fingerprint } {
+  if (buf.length < INDEX_HEADER_SIZE) throw new FormatError('truncated index header', buf.length);
+  if (!buf.subarray(0, 4).equals(INDEX_MAGIC)) throw new FormatError('not a heapprof index (bad magic)', 0);
+  if (buf.readUInt16LE(4) !== INDEX_VERSION) throw new FormatError(`unsupported index version ${buf.readUInt16LE(4)}`, 4);
+  if (buf.readUInt32LE(60) !== crc32(buf.subarray(0, 60))) throw new FormatError('index header checksum mismatch', 60);
+  const bodySize = buf.readDoubleLE(48);
+  if (bodySize % 8 !== 0 || INDEX_HEADER_SIZE + bodySize !== buf.length) throw new FormatError(`index body of ${bodySize} bytes does not match the file`, 48);
+  const bodyBytes = buf.subarray(INDEX_HEADER_SIZE);
+  if (buf.readUInt32LE(56) !== crc32(bodyBytes)) throw new FormatError('index body checksum mismatch', 56);
+  // Copy into an aligned buffer so typed-array views are allowed.
+  const body = new Float64Array(bodySize / 8);
+  new Uint8Array(body.buffer).set(bodyBytes);
+  const fingerprint: Fingerprint = {
+    hpdSize: buf.readDoubleLE(24),
+    hpdHeadCrc: buf.readUInt32LE(32),
+    hpdTailCrc: buf.readUInt32LE(36),
+    hpmHeaderCrc: buf.readUInt32LE(40),
+    modelCrc: buf.readUInt32LE(44),
+  };
+  let k = 0;
+  const need = (n: number): void => {
+    if (!Number.isSafeInteger(n) || n < 0 || k + n > body.length) throw new FormatError('index body is inconsistent', INDEX_HEADER_SIZE + 8 * k);
+  };
+  need(10);
+  const hpdStart = body[k++]!;
+  const nBlocks = body[k++]!;
+  const nCheckpoints = body[k++]!;
+  const lastUs = body[k++]!;
+  const peakUs = body[k++]!;
+  const peakBytes = body[k++]!;
+  const events = body[k++]!;
+  const flags = body[k++]!;
+  const issuesLength = body[k++]!;
+  k++;
+  need(3 * nBlocks);
+  const blockOffset = body.slice(k, k + nBlocks);
+  k += nBlocks;
+  const blockTimeUs = body.slice(k, k + nBlocks);
+  k += nBlocks;
+  const blockMaxUs = body.slice(k, k + nBlocks);
+  k += nBlocks;
+  need(nCheckpoints);
+  const checkpoints: Checkpoint[] = [];
+  for (let c = 0; c < nCheckpoints; c++) {
+    need(12);
+    const offset = body[k++]!;
+    const maxBeforeUs = body[k++]!;
+    const curUs = body[k++]!;
+    const cpLastUs = body[k++]!;
+    const lastRss = body[k++]!;
+    const lastRssUs = body[k++]!;
+    const slots = body[k++]!;
+    const totals = body.slice(k, k + 5);
+    k += 5;
+    need(pad8(4 * slots) / 8 + 5 * slots);
+    const traceOfSlot = new Uint32Array(body.buffer.slice(8 * k, 8 * k + 4 * slots));
+    k += pad8(4 * slots) / 8;
+    const cols: Float64Array[] = [];
+    for (let j = 0; j < 5; j++) {
+      cols.push(body.slice(k, k + slots));
+      k += slots;
+    }
+    checkpoints.push({ offset, maxBeforeUs, curUs, lastUs: cpLastUs, lastRss, lastRssUs, slots, traceOfSlot, bytes: cols[0]!, bytesVar: cols[1]!, count: cols[2]!, countVar: cols[3]!, sampled: cols[4]!, totals });
+  }
+  need(pad8(issuesLength) / 8);
+  let issues: ReadIssue[];
+  try {
+    issues = JSON.parse(Buffer.from(body.buffer, 8 * k, issuesLength).toString('utf8')) as ReadIssue[];
+  } catch {
+    throw new FormatError('index issue list is not JSON', INDEX_HEADER_SIZE + 8 * k);
+  }
+  k += pad8(issuesLength) / 8;
+  if (k !== body.length) throw new FormatError('index body has trailing bytes', INDEX_HEADER_SIZE + 8 * k);
+  const index: SeekIndex = {
+    profileId: buf.subarray(8, 24).toString('hex'),
+    hpdStart,
+    blockOffset,
+    blockTimeUs,
+    blockMaxUs,
+    checkpoints,
+    lastUs,
+    peakUs,
+    peakBytes,
+    events,
+    complete: (flags & 1) !== 0,
+    monotone: (flags & 2) !== 0,
+    issues,
+  };
+  return { index, fingerprint };
+}
+
+// ---- loading, with staleness checks ----
+
+export interface IndexOptions extends BuildOptions {
+  /** Write BASE.hpi when (re)built (default true; an unwritable directory just keeps it in memory). */
+  write?: boolean;
+  /** Told why an existing index was not used ("stale: ...", "corrupt: ..."); not an error. */
+  onNote?: (message: string) => void;
+}
+
+export interface LoadedIndex {
+  index: SeekIndex;
+  /** How the index was obtained. */
+  origin: 'file' | 'built';
+}
+
+/**
+ * The index of an hpx v2 profile: BASE.hpi when it is valid for the profile as it is now,
+ * else built by reading the profile once (and written to BASE.hpi). Null for a profile that
+ * cannot be indexed (heapprof 1.0.x).
+ */
+export async function loadIndex(arg: string, header: Header, opts: IndexOptions = {}): Promise<LoadedIndex | null> {
+  if (header.formatVersion !== 2 || header.profileId === null) return null;
+  const base = profileBase(arg);
+  const path = indexPath(base);
+  const fp = await fingerprintOf(base, header.sampling);
+  let existing: Buffer | null = null;
+  try {
+    existing = await readFile(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') opts.onNote?.(`${path}: unreadable (${(e as Error).message}); rebuilding`);
+  }
+  if (existing) {
+    try {
+      const { index, fingerprint } = decodeIndex(existing);
+      if (index.profileId !== header.profileId) opts.onNote?.(`${path}: belongs to another profile; rebuilding`);
+      else if (!sameFingerprint(fingerprint, fp)) {
+        opts.onNote?.(`${path}: stale (${fingerprint.hpdSize !== fp.hpdSize ? `profile was ${fingerprint.hpdSize} bytes, is ${fp.hpdSize}` : 'profile changed'}); rebuilding`);
+      } else return { index, origin: 'file' };
+    } catch (e) {
+      if (!(e instanceof FormatError)) throw e;
+      opts.onNote?.(`${path}: corrupt (byte ${e.at}: ${e.message}); rebuilding`);
+    }
+  }
+  const index = await buildIndex(base, header, opts);
+  // The profile may have grown while we read it: only keep an index that matches what we read.
+  const after = await fingerprintOf(base, header.sampling);
+  if (opts.write !== false && sameFingerprint(after, fp)) {
+    const tmp = `${path}.${process.pid}.tmp`;
+    try {
+      const fh = await open(tmp, 'w', 0o644);
+      try {
+        await fh.writeFile(encodeIndex(index, fp));
+      } finally {
+        await fh.close();
+      }
+      await rename(tmp, path);
+    } catch (e) {
+      opts.onNote?.(`${path}: not written (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); using it in memory`);
+      await unlink(tmp).catch(() => {});
+    }
+  }
+  return { index, origin: 'built' };
+}
+
+/** The latest checkpoint whose state is the right start for time T (events before it all <= T). */
+export function checkpointBefore(index: SeekIndex, tUs: number): Checkpoint | null {
+  let lo = 0;
+  let hi = index.checkpoints.length - 1;
+  let best: Checkpoint | null = null;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const cp = index.checkpoints[mid]!;
+    if (cp.maxBeforeUs <= tUs) {
+      best = cp;
+      lo = mid + 1;
+    } else hi = mid - 1;
+  }
+  return best;
+}
+
+/** .hpd offset to start reading events at or after `fromUs` (hp-events --from): the first block that can hold one. */
+export function eventsStartOffset(index: SeekIndex, fromUs: number): number {
+  const n = index.blockMaxUs.length;
+  for (let b = 0; b < n; b++) if (index.blockMaxUs[b]! >= fromUs) return index.blockOffset[b]!;
+  return n > 0 ? index.blockOffset[n - 1]! : index.hpdStart;
+}
+
+// ---- reading through the index ----
+
+/**
+ * Report the issues the index found before `upTo` (what a full read would have met before the
+ * point where reading now starts), then pass on the source's own, once per offset.
+ */
+function issueForwarder(index: SeekIndex, opts: ReadOptions, upTo: number): ReadOptions {
+  const seen = new Set<string>();
+  for (const i of index.issues) {
+    if (i.offset === undefined || i.offset >= upTo) continue;
+    if (opts.strict) throw new HpError(`${i.file}: ${i.message}`);
+    seen.add(`${i.file}\0${i.offset}`);
+    opts.onIssue?.(i);
+  }
+  return {
+    ...opts,
+    onIssue: (i) => {
+      if (i.offset !== undefined && seen.has(`${i.file}\0${i.offset}`)) return;
+      opts.onIssue?.(i);
+    },
+  };
+}
+
+export interface SeekedProfile {
+  /** Open at the checkpoint's block (or at the start): its batches() begin there. */
+  source: ProfileSource;
+  /** Seed an empty LiveHeap with the state before the first batch. */
+  restore(heap: LiveHeap): void;
+  /**
+   * Feed this batch first (when not null): the last RSS sample before the checkpoint, so that a
+   * history's first buckets get the same nearest RSS as a full read.
+   */
+  prelude: EventBatch | null;
+  /** The checkpoint used (null: reading from the start). */
+  checkpoint: Checkpoint | null;
+  index: SeekIndex;
+  indexOrigin: 'file' | 'built';
+}
+
+/**
+ * Open a profile positioned for reading everything from time `beforeUs` on: the latest
+ * checkpoint whose events all precede `beforeUs`. hp-history --from F uses it with
+ * beforeUs = F: restore() its builder's LiveHeap, consume `prelude`, then the batches.
+ * Null when the profile is not an indexable hpx v2 file (callers read from the start).
+ */
+export async function openSeeked(arg: string, beforeUs: number, opts: ReadOptions = {}, indexOpts: IndexOptions = {}): Promise<SeekedProfile | null> {
+  const probe = await openProfile(arg, { ...opts, onIssue: () => {} });
+  const header = probe.header;
+  await probe.close();
+  const loaded = await loadIndex(arg, header, indexOpts);
+  if (!loaded) return null;
+  const { index } = loaded;
+  const cp = checkpointBefore(index, beforeUs);
+  const readOpts = issueForwarder(index, opts, cp ? cp.offset : 0);
+  const source = await openProfile(arg, cp ? { ...readOpts, startOffset: cp.offset } : readOpts);
+  return {
+    source,
+    restore: (heap) => {
+      if (cp) restoreCheckpoint(heap, cp);
+    },
+    prelude:
+      cp && cp.lastRss >= 0
+        ? { length: 1, op: Uint8Array.of(OP_RSS), timeUs: Float64Array.of(cp.lastRssUs), trace: Uint32Array.of(0), size: Float64Array.of(cp.lastRss) }
+        : null,
+    checkpoint: cp,
+    index,
+    indexOrigin: loaded.origin,
+  };
+}
+
+export interface IndexedSnapshot {
+  snapshot: LiveSnapshot;
+  /** Open source (for trace look-ups); the caller closes it. */
+  source: ProfileSource;
+  /** What `complete` to report: whether the profile has its END marker. */
+  complete: boolean;
+  indexOrigin: 'file' | 'built';
+}
+
+/**
+ * liveHeapAt(openProfile(arg), at), through the index: the same heap, atUs, lastUs and
+ * readToEnd, decoding at most one checkpoint interval. Null when the profile cannot be
+ * indexed (heapprof 1.0.x) or, for 'peak', when its times are not monotone.
+ */
+export async function liveHeapAtIndexed(arg: string, at: SnapshotAt, opts: ReadOptions = {}, indexOpts: IndexOptions = {}): Promise<IndexedSnapshot | null> {
+  const probe = await openProfile(arg, { ...opts, onIssue: () => {} });
+  const header = probe.header;
+  await probe.close();
+  const loaded = await loadIndex(arg, header, indexOpts);
+  if (!loaded) return null;
+  const { index } = loaded;
+  if (at.kind === 'peak' && !index.monotone) return null;
+  const T = at.kind === 'time' ? at.us : at.kind === 'peak' ? index.peakUs : Infinity;
+  const cp = checkpointBefore(index, T);
+  // A full read for the peak reads everything, so it meets every problem; otherwise only those before T.
+  const readOpts = issueForwarder(index, opts, at.kind === 'peak' ? Infinity : cp ? cp.offset : 0);
+  const source = await openProfile(arg, cp ? { ...readOpts, startOffset: cp.offset } : readOpts);
+  const heap = new LiveHeap(header.sampling);
+  if (cp) restoreCheckpoint(heap, cp);
+  let curUs = cp ? cp.curUs : 0;
+  let lastUs = cp ? cp.lastUs : 0;
+  let stopped = false;
+  try {
+    outer: for await (const batch of source.batches()) {
+      const { op, timeUs, trace, size } = batch;
+      const n = batch.length;
+      for (let i = 0; i < n; i++) {
+        let t = timeUs[i]!;
+        if (t < curUs) t = curUs;
+        if (t > T) {
+          stopped = true;
+          break outer;
+        }
+        lastUs = t;
+        const o = op[i]!;
+        if (o !== OP_ALLOC && o !== OP_FREE) continue;
+        curUs = t;
+        heap.apply(o, trace[i]!, size[i]!);
+      }
+    }
+  } catch (e) {
+    await source.close();
+    throw e;
+  }
+  let snapshot: LiveSnapshot;
+  if (at.kind === 'peak') snapshot = { heap, atUs: index.peakUs, lastUs: index.lastUs, readToEnd: true };
+  else snapshot = { heap, atUs: at.kind === 'time' ? at.us : lastUs, lastUs, readToEnd: !stopped };
+  const complete = at.kind === 'peak' ? index.complete : source.complete;
+  return { snapshot, source, complete, indexOrigin: loaded.origin };
+}
