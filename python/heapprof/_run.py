@@ -199,7 +199,8 @@ def _set_orig_argv(target_argv):
 
 def _prepare_script(script):
     # Everything that can fail before recording starts, so that a bad script starts nothing.
-    abs_path = os.path.abspath(script)
+    # python makes the path absolute by prefixing the working directory, without normalising "..".
+    abs_path = script if os.path.isabs(script) else os.path.join(os.getcwd(), script)
     if not os.path.exists(abs_path):
         _fail("%s: no such file" % script, _EXIT_USAGE)
     importer = None if os.path.isfile(abs_path) else _importer_for(abs_path)
@@ -239,10 +240,20 @@ def _run_script(script, abs_path, importer, args):
     namespace = module.__dict__
     try:
         exec(code, namespace)
-    finally:
-        # python removes these once the script has run (atexit handlers see __main__ without them)
-        namespace.pop('__file__', None)
-        namespace.pop('__cached__', None)
+    except SystemExit:
+        raise  # python exits from within its error report, so atexit handlers still see __file__
+    except BaseException as exc:
+        # python reports an uncaught exception while __file__ is still set (a sys.excepthook may use it)
+        _report_and_reraise_quietly(exc)
+        _forget_main_file(namespace)
+        raise
+    _forget_main_file(namespace)
+
+
+def _forget_main_file(namespace):
+    # python removes these once the script has run (atexit handlers see __main__ without them)
+    namespace.pop('__file__', None)
+    namespace.pop('__cached__', None)
 
 
 def _run_module(name, args):
@@ -289,6 +300,21 @@ def _report_uncaught(exc, tb):
         sys.stderr.write('\nOriginal exception was:\n')
         sys.__excepthook__(type(exc), exc, tb)
         sys.stderr.flush()
+
+
+_reported_exception = None
+
+
+def _report_and_reraise_quietly(exc):
+    # Report now, without the bootstrap's frames; the caller re-raises so that python ends the process
+    # exactly as it would have (status 1, or dying of SIGINT after a KeyboardInterrupt).
+    global _reported_exception
+    if exc is _reported_exception:
+        return
+    _reported_exception = exc
+    tb = _strip_bootstrap_frames(exc.__traceback__)
+    _report_uncaught(exc, tb)
+    _silence_next_report(exc, tb)
 
 
 def _silence_next_report(exc, tb):
@@ -351,9 +377,7 @@ def _main():
     except SystemExit:
         raise  # python prints a message argument and exits with the code, as it would have
     except BaseException as exc:
-        tb = _strip_bootstrap_frames(exc.__traceback__)
-        _report_uncaught(exc, tb)
-        _silence_next_report(exc, tb)
+        _report_and_reraise_quietly(exc)
         raise
 
 
