@@ -1,7 +1,7 @@
 // hp-chart: chart one numeric field of any NDJSON stream in the terminal, so that
 // `hp-history run | hp-chart` (or `--field rss`, `--field top.0.bytes`) works.
 
-import { formatBytes, OutputWriter, openTextInput, parser, readNdjson, runMain, UsageError, warn, HpError } from '../cli.js';
+import { formatBytes, OutputWriter, openTextInput, parser, readNdjson, runMain, UsageError, warn, HpError, setQuiet } from '../cli.js';
 import { renderChart } from '../model/chart.js';
 import { inputArg } from './common.js';
 
@@ -42,6 +42,7 @@ export function main(argv: string[]): void {
       .option('width', { type: 'number', describe: 'Columns (default: terminal width, else 72)' })
       .option('bytes', { type: 'boolean', describe: 'Label the y axis in bytes (default: when the field name mentions bytes or rss)' })
       .parseSync();
+    setQuiet(args.quiet === true);
     const input = inputArg(args._, 'hp-chart');
     if (!(args.height >= 1)) throw new UsageError('--height: expected a number of rows >= 1');
     const name = input === '-' ? 'stdin' : input;

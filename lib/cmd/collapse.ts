@@ -1,7 +1,7 @@
 // hp-collapse: snapshot NDJSON (or events NDJSON, or a profile) to Brendan Gregg's folded
 // stacks, for flamegraph.pl and speedscope.
 
-import { HpError, OutputWriter, openTextInput, parser, readNdjson, runMain, UsageError, warn } from '../cli.js';
+import { HpError, OutputWriter, openTextInput, parser, readNdjson, runMain, UsageError, warn, setQuiet } from '../cli.js';
 import { NdjsonSource } from '../format/ndjson.js';
 import { OP_ALLOC, type ProfileSource } from '../format/source.js';
 import type { Frame } from '../format/types.js';
@@ -10,7 +10,7 @@ import { probabilityFunction } from '../model/live.js';
 import { liveHeapAt } from '../model/snapshot.js';
 import { traceOrPlaceholder } from '../model/sites.js';
 import { commandReadOptions, isNdjsonArg, openSource } from '../source-arg.js';
-import { inputArg } from './common.js';
+import { inputArg, reportIncomplete } from './common.js';
 
 const USAGE = `$0 [FILE|-] [--alloc]
 
@@ -38,6 +38,7 @@ export function main(argv: string[]): void {
       .strictOptions()
       .option('alloc', { type: 'boolean', default: false, describe: 'From events: all bytes allocated, not those live at the end' })
       .parseSync();
+    setQuiet(args.quiet === true);
     const input = inputArg(args._, 'hp-collapse');
     const stacks = new FoldedStacks();
     const out = new OutputWriter();
@@ -103,6 +104,7 @@ async function foldEvents(source: ProfileSource, stacks: FoldedStacks, alloc: bo
   const lookup = (id: number) => traceOrPlaceholder((x) => source.trace(x), id);
   if (!alloc) {
     const snap = await liveHeapAt(source, { kind: 'end' });
+    reportIncomplete(source);
     const heap = snap.heap;
     for (let slot = 0; slot < heap.slots; slot++) {
       if (heap.sampled[slot]! <= 0) continue;
@@ -123,6 +125,7 @@ async function foldEvents(source: ProfileSource, stacks: FoldedStacks, alloc: bo
       byTrace.set(id, (byTrace.get(id) ?? 0) + s / pi);
     }
   }
+  reportIncomplete(source);
   for (const [id, bytes] of byTrace) {
     const t = lookup(id);
     stacks.add(foldedStack(t.frames, t.dropped), bytes);

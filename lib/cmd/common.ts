@@ -1,7 +1,8 @@
 // Option handling shared by the analysis commands: the input argument, time options in
 // seconds, and turning them into µs for ReadOptions.
 
-import { UsageError } from '../cli.js';
+import { UsageError, warn } from '../cli.js';
+import type { ProfileSource } from '../format/source.js';
 
 /** The single optional positional argument: a profile base, an NDJSON file, or `-` (default). */
 export function inputArg(positionals: Array<string | number>, name: string): string {
@@ -26,4 +27,9 @@ export function positiveInt(value: unknown, option: string): number {
 /** Seconds for messages and captions: 12 s, 1.5 s, 0.002 s. */
 export function formatSeconds(us: number): string {
   return `${Number((us / 1e6).toFixed(6))} s`;
+}
+
+/** Say once that a profile has no end marker (still being written, or the recorder crashed). */
+export function reportIncomplete(source: ProfileSource): void {
+  if (!source.complete) warn(`${source.name}: incomplete profile (no end marker: the recorder is still running or crashed); used everything up to its end`);
 }

@@ -1,7 +1,7 @@
 // hp-events: a profile (or events NDJSON) as events NDJSON: a meta line, each trace before
 // its first use, one line per event, and a summary line.
 
-import { OutputWriter, parser, runMain } from '../cli.js';
+import { OutputWriter, parser, runMain, setQuiet } from '../cli.js';
 import { metaLine, seconds, summaryLine, traceLine } from '../format/ndjson.js';
 import { OP_ALLOC, OP_END, OP_FREE, OP_NAMES } from '../format/source.js';
 import { probabilityFunction } from '../model/live.js';
@@ -26,6 +26,7 @@ export function main(argv: string[]): void {
       .option('to', { type: 'number', describe: 'Only events before this time (seconds since start)' })
       .option('strict', { type: 'boolean', default: false, describe: 'Treat recoverable damage (corrupt block, truncation) as an error' })
       .parseSync();
+    setQuiet(args.quiet === true);
     const input = inputArg(args._, 'hp-events');
     const fromUs = secondsOption(args.from, 'from');
     const toUs = secondsOption(args.to, 'to');

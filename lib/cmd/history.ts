@@ -1,13 +1,13 @@
 // hp-history: estimated live bytes over time, one NDJSON line per time bucket (with the
 // top sites, chosen lines and the nearest RSS sample), or a terminal chart with --chart.
 
-import { OutputWriter, formatBytes, parser, runMain, UsageError, warn } from '../cli.js';
+import { OutputWriter, formatBytes, parser, runMain, UsageError, warn, setQuiet } from '../cli.js';
 import { putEstimate } from '../model/estimate.js';
 import { renderChart } from '../model/chart.js';
 import { HistoryBuilder, type BucketRecord } from '../model/history.js';
 import { GROUP_BY, parseLineSpecs, type GroupBy, type LineSpec } from '../model/sites.js';
 import { commandReadOptions, openSource } from '../source-arg.js';
-import { formatSeconds, inputArg, positiveInt, secondsOption } from './common.js';
+import { formatSeconds, inputArg, positiveInt, reportIncomplete, secondsOption } from './common.js';
 
 const USAGE = `$0 [PROFILE|-] [--granularity SECONDS] [--top N] [--sites FILE:LINE,...] [--chart]
 
@@ -59,6 +59,7 @@ export function main(argv: string[]): void {
       .option('follow', { alias: 'f', type: 'boolean', default: false, describe: 'Keep reading a profile being written, until the recorder stops' })
       .option('strict', { type: 'boolean', default: false, describe: 'Treat recoverable damage as an error' })
       .parseSync();
+    setQuiet(args.quiet === true);
     const input = inputArg(args._, 'hp-history');
     if (args.granularity !== undefined && !(args.granularity > 0)) throw new UsageError(`--granularity: expected seconds > 0, got '${args.granularity}'`);
     let granularityUs = args.granularity === undefined ? null : Math.max(1, Math.round(args.granularity * 1e6));
@@ -100,7 +101,8 @@ export function main(argv: string[]): void {
       done();
       if (args.chart) await out.write(historyChart(records, args.height, args.width));
       await out.flush();
-      warn(`${buckets} bucket${buckets === 1 ? '' : 's'} of ${formatSeconds(builder.granularityUs)}${source.complete ? '' : '; profile incomplete (no end marker)'}`);
+      if (!builder.done) reportIncomplete(source);
+      warn(`${buckets} bucket${buckets === 1 ? '' : 's'} of ${formatSeconds(builder.granularityUs)}`);
     } finally {
       done();
       await source.close();

@@ -1,12 +1,12 @@
 // hp-snapshot: the live heap at one moment (--at T, peak or end), one NDJSON line per site,
 // largest first, after a header line with the total.
 
-import { OutputWriter, parser, runMain, UsageError, warn, formatBytes } from '../cli.js';
+import { OutputWriter, parser, runMain, UsageError, warn, formatBytes, setQuiet } from '../cli.js';
 import { putEstimate } from '../model/estimate.js';
 import { GROUP_BY, groupLiveHeap, type GroupBy, type SiteEstimate } from '../model/sites.js';
 import { liveHeapAt, type SnapshotAt } from '../model/snapshot.js';
 import { commandReadOptions, openSource } from '../source-arg.js';
-import { formatSeconds, inputArg, positiveInt, secondsOption } from './common.js';
+import { formatSeconds, inputArg, positiveInt, reportIncomplete, secondsOption } from './common.js';
 import { interval95 } from '../model/estimate.js';
 
 export const SNAPSHOT_SCHEMA = 1;
@@ -51,6 +51,7 @@ export function main(argv: string[]): void {
       .option('top', { type: 'number', describe: 'Only the N largest sites' })
       .option('strict', { type: 'boolean', default: false, describe: 'Treat recoverable damage as an error' })
       .parseSync();
+    setQuiet(args.quiet === true);
     const input = inputArg(args._, 'hp-snapshot');
     const at = parseAt(args.at);
     const by = args['group-by'] as GroupBy;
@@ -80,6 +81,7 @@ export function main(argv: string[]): void {
       const n = Math.min(top, sites.length);
       for (let i = 0; i < n; i++) await out.line(siteRecord(sites[i]!, i + 1, by));
       await out.flush();
+      if (snap.readToEnd) reportIncomplete(source);
       const ci = interval95(total.bytes, total.bytesVar);
       const what = at.kind === 'peak' ? `peak at ${formatSeconds(snap.atUs)}` : at.kind === 'end' ? 'live at end' : `live at ${formatSeconds(snap.atUs)}`;
       warn(`${what}: ${formatBytes(Math.max(0, total.bytes))}${ci ? ` (95%: ${formatBytes(ci[0])} .. ${formatBytes(ci[1])})` : ''} in ${sites.length} site${sites.length === 1 ? '' : 's'}`);

@@ -3,14 +3,14 @@
 // the profile has one), and --suggest: a variance-optimal sampling table for a budget.
 
 import Table from 'cli-table3';
-import { OutputWriter, formatBytes, parser, runMain, UsageError, warn } from '../cli.js';
+import { OutputWriter, formatBytes, parser, runMain, UsageError, warn, setQuiet } from '../cli.js';
 import type { HistogramBucket, Sampling } from '../format/types.js';
 import { interval95, putEstimate, whole } from '../model/estimate.js';
 import { probabilityFunction } from '../model/live.js';
 import { checkSampler, rangeBounds, SizeTable, type SamplerCheck } from '../model/sizes.js';
 import { formatTable, optimalPlan, type RangeLoad } from '../model/suggest.js';
 import { commandReadOptions, openSource } from '../source-arg.js';
-import { inputArg } from './common.js';
+import { inputArg, reportIncomplete } from './common.js';
 
 const USAGE = `$0 [PROFILE|STATS|-] [--json] [--suggest [--budget N/s|P%]]
 
@@ -102,6 +102,7 @@ export function main(argv: string[]): void {
       .option('budget', { type: 'string', describe: 'Event budget for --suggest: N/s or P%' })
       .option('strict', { type: 'boolean', default: false, describe: 'Treat recoverable damage as an error' })
       .parseSync();
+    setQuiet(args.quiet === true);
     if (args.budget !== undefined && !args.suggest) throw new UsageError('--budget needs --suggest');
     const input = inputArg(args._, 'hp-stats');
     const { opts, done } = commandReadOptions({ strict: args.strict });
@@ -112,6 +113,7 @@ export function main(argv: string[]): void {
       const table = new SizeTable(sampling);
       for await (const batch of source.batches()) table.consume(batch);
       done();
+      reportIncomplete(source);
       const hist = source.histogram;
       const rows = rangeRows(table, hist, sampling);
       const totals = rows.reduce(
