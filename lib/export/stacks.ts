@@ -236,7 +236,7 @@ export async function readSnapshotNdjson(arg: string): Promise<StackSet> {
     stacks.push({ frames: frames ?? [], dropped: num(rec.dropped) ?? 0, est });
     sawSite = true;
   }
-  if (!sawSite && foreign > 0) throw new HpError(`${name}: no snapshot site lines (${foreign} other lines): expected hp-snapshot output`);
+  if (!sawSite && foreign > 0) throw new HpError(`${name}: no snapshot site lines (${foreign} other lines): expected hp-snapshot output (for hp-events output, give --at or --alloc)`);
   return { label, kind: 'inuse', atUs, toUs: null, header: null, stacks, total, ignored: foreign };
 }
 

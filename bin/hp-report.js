@@ -1,0 +1,4 @@
+#!/usr/bin/env node
+import { main } from '../dist/cmd/report.js';
+
+main(process.argv.slice(2));

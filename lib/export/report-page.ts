@@ -1,0 +1,365 @@
+// The hp-report page: one self-contained HTML file (no network: inline CSS, inline vanilla JS,
+// SVG for the plot and a canvas for the flame graph) around the JSON built by report.ts.
+
+import type { ReportData } from './report.js';
+
+/** JSON that is safe inside <script>: no "</script>", no HTML comment openers, no U+2028/9. */
+export function scriptSafeJson(value: unknown): string {
+  return JSON.stringify(value)
+    .replace(/</g, '\\u003c')
+    .replace(/>/g, '\\u003e')
+    .replace(/&/g, '\\u0026')
+    .replace(/\u2028/g, '\\u2028')
+    .replace(/\u2029/g, '\\u2029');
+}
+
+function escapeHtml(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+}
+
+const CSS = `
+:root { --fg: #1d2330; --muted: #5b6475; --line: #2060c0; --band: rgba(32, 96, 192, 0.18); --rss: #8a8f99; --sel: #d03030; }
+* { box-sizing: border-box; }
+body { margin: 0; padding: 16px 24px 40px; font: 14px/1.4 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg); background: #fff; }
+h1 { font-size: 20px; margin: 0 0 4px; }
+h2 { font-size: 16px; margin: 24px 0 6px; }
+.meta { color: var(--muted); font-size: 12px; }
+.meta span { margin-right: 16px; }
+#plot { width: 100%; height: 280px; display: block; cursor: crosshair; user-select: none; }
+#plot .axis text { font-size: 11px; fill: var(--muted); }
+#plot .axis line, #plot .axis path { stroke: #c8ccd4; }
+#plot .pt { fill: var(--line); cursor: pointer; }
+#plot .pt.peak { fill: var(--sel); }
+#plot .pt.selected { stroke: #000; stroke-width: 2px; }
+.legend { font-size: 12px; color: var(--muted); }
+.legend i { display: inline-block; width: 18px; height: 3px; vertical-align: middle; margin: 0 4px 0 10px; }
+.legend i:first-child { margin-left: 0; }
+#flame-wrap { position: relative; }
+#flame { width: 100%; display: block; cursor: pointer; }
+#tip { position: absolute; pointer-events: none; background: rgba(20, 24, 32, 0.92); color: #fff; padding: 6px 8px; border-radius: 4px; font-size: 12px; max-width: 560px; display: none; white-space: pre-wrap; z-index: 2; }
+table { border-collapse: collapse; width: 100%; font-size: 13px; }
+th, td { text-align: left; padding: 3px 8px; border-bottom: 1px solid #eceef2; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.site { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12px; word-break: break-all; }
+.bar { display: inline-block; height: 8px; background: #e07040; vertical-align: middle; }
+button { font: inherit; font-size: 12px; padding: 2px 8px; }
+`;
+
+/*
+ * The client. Plain ES5-style JS in a string: no template literals in it, so that this file's
+ * own template literal never interpolates by accident.
+ */
+const CLIENT = String.raw`
+(function () {
+  'use strict';
+  var data = JSON.parse(document.getElementById('hp-data').textContent);
+  var frames = data.frames, stacks = data.stacks, points = data.points;
+  var selected = data.peakIndex;
+  var zoomPath = null; // frame-index path (root first) of the zoomed flame node, null = whole heap
+
+  function fmtBytes(n) {
+    var sign = n < 0 ? '-' : '';
+    var v = Math.abs(n), u = 0, units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+    while (v >= 1024 && u < units.length - 1) { v /= 1024; u++; }
+    return sign + (u === 0 ? Math.round(v) + ' B' : v.toFixed(1) + ' ' + units[u]);
+  }
+  function fmtSec(t) {
+    if (t >= 3600) return (t / 3600).toFixed(t >= 36000 ? 0 : 1) + ' h';
+    if (t >= 60) return (t / 60).toFixed(t >= 600 ? 0 : 1) + ' min';
+    return (Math.round(t * 1000) / 1000) + ' s';
+  }
+  function pct(part, whole) { return whole > 0 ? (100 * part / whole).toFixed(1) + '%' : '0%'; }
+  function frameName(i) {
+    var f = frames[i];
+    if (f[1] === '') return f[0] || '?';
+    var where = f[2] > 0 ? f[1] + ':' + f[2] : f[1];
+    return f[0] ? f[0] + ' (' + where + ')' : where;
+  }
+  function shortName(i) { var f = frames[i]; return f[0] || (f[2] > 0 ? f[1] + ':' + f[2] : f[1]); }
+  function el(tag, attrs, parent) {
+    var e = document.createElementNS('http://www.w3.org/2000/svg', tag);
+    for (var k in attrs) e.setAttribute(k, attrs[k]);
+    if (parent) parent.appendChild(e);
+    return e;
+  }
+
+  // ---- memory over time ----
+  var svg = document.getElementById('plot');
+  var M = { l: 72, r: 16, t: 10, b: 28 };
+  var tMax = 0, yMax = 0;
+  points.forEach(function (p) {
+    tMax = Math.max(tMax, p.t);
+    yMax = Math.max(yMax, p.hi, p.bytes, p.rss || 0);
+  });
+  if (tMax <= 0) tMax = 1;
+  if (yMax <= 0) yMax = 1;
+  yMax *= 1.05;
+  var W = 800, H = 280;
+  function X(t) { return M.l + (W - M.l - M.r) * t / tMax; }
+  function Y(b) { return H - M.b - (H - M.t - M.b) * b / yMax; }
+  function niceStep(range, n) {
+    var raw = range / n, mag = Math.pow(10, Math.floor(Math.log(raw) / Math.LN10)), r = raw / mag;
+    return (r < 1.5 ? 1 : r < 3 ? 2 : r < 7 ? 5 : 10) * mag;
+  }
+  function niceByteStep(range, n) {
+    var raw = range / n, p = 1;
+    while (p * 1024 <= raw) p *= 1024;
+    return niceStep(raw / p * n, n) * p;
+  }
+  function drawPlot() {
+    W = Math.max(320, svg.clientWidth || 800);
+    svg.setAttribute('viewBox', '0 0 ' + W + ' ' + H);
+    while (svg.firstChild) svg.removeChild(svg.firstChild);
+    var axis = el('g', { 'class': 'axis' }, svg);
+    var ys = niceByteStep(yMax, 5);
+    for (var y = 0; y <= yMax; y += ys) {
+      el('line', { x1: M.l, x2: W - M.r, y1: Y(y), y2: Y(y) }, axis);
+      var ty = el('text', { x: M.l - 6, y: Y(y) + 4, 'text-anchor': 'end' }, axis);
+      ty.textContent = fmtBytes(y);
+    }
+    var xs = niceStep(tMax, Math.max(2, Math.floor(W / 110)));
+    for (var x = 0; x <= tMax + 1e-9; x += xs) {
+      el('line', { x1: X(x), x2: X(x), y1: H - M.b, y2: H - M.b + 4 }, axis);
+      var tx = el('text', { x: X(x), y: H - 8, 'text-anchor': 'middle' }, axis);
+      tx.textContent = fmtSec(x);
+    }
+    var band = '', line = '', rss = '';
+    points.forEach(function (p, i) { band += (i ? 'L' : 'M') + X(p.t).toFixed(1) + ',' + Y(p.hi).toFixed(1); });
+    for (var i = points.length - 1; i >= 0; i--) band += 'L' + X(points[i].t).toFixed(1) + ',' + Y(points[i].lo).toFixed(1);
+    points.forEach(function (p, i) { line += (i ? 'L' : 'M') + X(p.t).toFixed(1) + ',' + Y(p.bytes).toFixed(1); });
+    var rssStarted = false;
+    points.forEach(function (p) {
+      if (p.rss === null || p.rss === undefined) return;
+      rss += (rssStarted ? 'L' : 'M') + X(p.t).toFixed(1) + ',' + Y(p.rss).toFixed(1);
+      rssStarted = true;
+    });
+    el('path', { id: 'band', d: band + 'Z', fill: 'var(--band)', stroke: 'none' }, svg);
+    if (rss) el('path', { id: 'rss', d: rss, fill: 'none', stroke: 'var(--rss)', 'stroke-dasharray': '4 3' }, svg);
+    el('path', { id: 'live', d: line, fill: 'none', stroke: 'var(--line)', 'stroke-width': 2 }, svg);
+    var sp = points[selected];
+    el('line', { id: 'cursor', x1: X(sp.t), x2: X(sp.t), y1: M.t, y2: H - M.b, stroke: 'var(--sel)', 'stroke-dasharray': '3 3' }, svg);
+    points.forEach(function (p, i) {
+      var c = el('circle', { cx: X(p.t), cy: Y(p.bytes), r: p.peak ? 5 : 3, 'class': 'pt' + (p.peak ? ' peak' : '') + (i === selected ? ' selected' : ''), 'data-index': i }, svg);
+      var title = el('title', {}, c);
+      title.textContent = (p.peak ? 'peak, ' : '') + fmtSec(p.t) + ': ' + fmtBytes(p.bytes) + ' live' + (p.hi > p.lo ? ' (95%: ' + fmtBytes(p.lo) + ' .. ' + fmtBytes(p.hi) + ')' : '');
+    });
+  }
+  svg.addEventListener('click', function (ev) {
+    var r = svg.getBoundingClientRect();
+    var x = (ev.clientX - r.left) * W / r.width;
+    var best = 0, bestD = Infinity;
+    points.forEach(function (p, i) {
+      var d = Math.abs(X(p.t) - x);
+      if (d < bestD || (d === bestD && p.peak)) { best = i; bestD = d; }
+    });
+    select(best);
+  });
+
+  // ---- flame graph (icicle: root on top) ----
+  var canvas = document.getElementById('flame');
+  var ctx = canvas.getContext('2d');
+  var tip = document.getElementById('tip');
+  var ROW = 18;
+  var rects = [];
+  function buildTree(p) {
+    var root = { name: 'all', frame: -1, value: p.bytes, hw: 0, children: {}, order: [] };
+    function child(node, key, frame, name) {
+      var c = node.children[key];
+      if (!c) { c = node.children[key] = { name: name, frame: frame, value: 0, hw2: 0, children: {}, order: [] }; node.order.push(c); }
+      return c;
+    }
+    for (var i = 0; i < p.top.length; i += 3) {
+      var st = stacks[p.top[i]], bytes = p.top[i + 1], hw = p.top[i + 2];
+      var node = root;
+      if (st.length === 0) node = child(node, 'none', -2, '[no Python stack]');
+      else for (var j = 0; j < st.length; j++) node = child(node, 'f' + st[j], st[j], frameName(st[j]));
+      // Values accumulate up the path so every ancestor spans its descendants.
+      node = root;
+      if (st.length === 0) { node = node.children.none; node.value += bytes; node.hw2 += hw * hw; }
+      else for (var k = 0; k < st.length; k++) { node = node.children['f' + st[k]]; node.value += bytes; node.hw2 += hw * hw; }
+    }
+    if (p.other > 0) { var o = child(root, 'other', -3, '[other stacks: outside the top ' + data.meta.topPerPoint + ']'); o.value += p.other; o.hw2 += p.otherHw * p.otherHw; }
+    return root;
+  }
+  function findZoom(root) {
+    if (!zoomPath) return root;
+    var node = root;
+    for (var i = 0; i < zoomPath.length; i++) {
+      var next = node.children[zoomPath[i]];
+      if (!next) return root;
+      node = next;
+    }
+    return node;
+  }
+  function color(name) {
+    var h = 0;
+    for (var i = 0; i < name.length; i++) h = (h * 31 + name.charCodeAt(i)) >>> 0;
+    return 'hsl(' + (10 + h % 45) + ',' + (70 + (h >>> 8) % 25) + '%,' + (58 + (h >>> 16) % 14) + '%)';
+  }
+  function drawFlame() {
+    var p = points[selected];
+    var root = buildTree(p);
+    var focus = findZoom(root);
+    var depth = 0;
+    (function measure(n, d) { depth = Math.max(depth, d); n.order.forEach(function (c) { measure(c, d + 1); }); })(focus, 0);
+    var width = Math.max(320, canvas.parentNode.clientWidth || 800);
+    var ratio = window.devicePixelRatio || 1;
+    var height = (depth + 1) * ROW + 2;
+    canvas.width = Math.round(width * ratio);
+    canvas.height = Math.round(height * ratio);
+    canvas.style.height = height + 'px';
+    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+    ctx.clearRect(0, 0, width, height);
+    ctx.font = '11px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace';
+    ctx.textBaseline = 'middle';
+    rects = [];
+    function draw(n, x, w, d, path) {
+      if (w < 0.4) return;
+      var y = d * ROW;
+      ctx.fillStyle = n.frame === -1 ? '#c9ced8' : n.frame === -3 ? '#d8d8d8' : color(n.name);
+      ctx.fillRect(x, y, Math.max(0.5, w - 0.5), ROW - 1);
+      rects.push({ x: x, y: y, w: w, node: n, path: path });
+      if (w > 28) {
+        ctx.fillStyle = '#111';
+        var label = n.frame === -1 ? 'all: ' + fmtBytes(n.value) + ' live at ' + fmtSec(p.t) : n.name;
+        var maxChars = Math.floor((w - 6) / 6.6);
+        if (label.length > maxChars) label = label.slice(0, Math.max(1, maxChars - 1)) + '\u2026';
+        ctx.fillText(label, x + 3, y + ROW / 2);
+      }
+      var cx = x;
+      n.order.slice().sort(function (a, b) { return b.value - a.value; }).forEach(function (c) {
+        var cw = w * c.value / (n.value > 0 ? n.value : 1);
+        draw(c, cx, cw, d + 1, path.concat([c.frame === -2 ? 'none' : c.frame === -3 ? 'other' : 'f' + c.frame]));
+        cx += cw;
+      });
+    }
+    draw(focus, 0, width, 0, zoomPath ? zoomPath.slice() : []);
+    canvas.setAttribute('data-point', String(selected));
+    document.getElementById('flame-title').textContent = (p.peak ? 'Peak: ' : '') + 'live heap at ' + fmtSec(p.t) + ': ' + fmtBytes(p.bytes) +
+      (p.hi > p.lo ? ' (95% interval ' + fmtBytes(p.lo) + ' .. ' + fmtBytes(p.hi) + ')' : '') + (focus !== root ? ', zoomed to ' + focus.name + ' (' + pct(focus.value, p.bytes) + ')' : '');
+  }
+  function hit(ev) {
+    var r = canvas.getBoundingClientRect();
+    var x = ev.clientX - r.left, y = ev.clientY - r.top;
+    for (var i = rects.length - 1; i >= 0; i--) {
+      var q = rects[i];
+      if (x >= q.x && x < q.x + q.w && y >= q.y && y < q.y + ROW) return q;
+    }
+    return null;
+  }
+  canvas.addEventListener('mousemove', function (ev) {
+    var q = hit(ev);
+    if (!q) { tip.style.display = 'none'; return; }
+    var p = points[selected], n = q.node;
+    var hw = n.hw2 ? Math.sqrt(n.hw2) : 0;
+    tip.textContent = (n.frame === -1 ? 'all live bytes' : n.name) + '\n' + fmtBytes(n.value) + ' (' + pct(n.value, p.bytes) + ')' + (hw > 0 ? ', 95% \u00b1' + fmtBytes(hw) : '');
+    tip.style.display = 'block';
+    var wrap = canvas.parentNode.getBoundingClientRect();
+    tip.style.left = Math.min(ev.clientX - wrap.left + 12, wrap.width - 300) + 'px';
+    tip.style.top = (ev.clientY - wrap.top + 14) + 'px';
+  });
+  canvas.addEventListener('mouseleave', function () { tip.style.display = 'none'; });
+  canvas.addEventListener('click', function (ev) {
+    var q = hit(ev);
+    if (!q) return;
+    zoomPath = q.node.frame === -1 ? null : q.path;
+    drawFlame();
+  });
+  document.getElementById('unzoom').addEventListener('click', function () { zoomPath = null; drawFlame(); });
+
+  // ---- top sites (innermost line) at the selected point ----
+  function drawTable() {
+    var p = points[selected];
+    var sites = {}, list = [];
+    for (var i = 0; i < p.top.length; i += 3) {
+      var st = stacks[p.top[i]];
+      var key = st.length ? String(st[st.length - 1]) : 'none';
+      var s = sites[key];
+      if (!s) { s = sites[key] = { name: st.length ? frameName(st[st.length - 1]) : '[no Python stack]', bytes: 0, hw2: 0, stacks: 0 }; list.push(s); }
+      s.bytes += p.top[i + 1]; s.hw2 += p.top[i + 2] * p.top[i + 2]; s.stacks++;
+    }
+    list.sort(function (a, b) { return b.bytes - a.bytes || (a.name < b.name ? -1 : 1); });
+    var body = document.getElementById('sites-body');
+    while (body.firstChild) body.removeChild(body.firstChild);
+    var maxB = list.length ? list[0].bytes : 1;
+    list.slice(0, 50).forEach(function (s) {
+      var tr = document.createElement('tr');
+      var hw = Math.sqrt(s.hw2);
+      var cells = [s.name, fmtBytes(s.bytes), hw > 0 ? fmtBytes(Math.max(0, s.bytes - hw)) + ' .. ' + fmtBytes(s.bytes + hw) : 'exact', pct(s.bytes, p.bytes), String(s.stacks)];
+      cells.forEach(function (text, j) {
+        var td = document.createElement('td');
+        td.className = j === 0 ? 'site' : 'num';
+        if (j === 3) {
+          var bar = document.createElement('span');
+          bar.className = 'bar';
+          bar.style.width = Math.round(60 * s.bytes / (maxB || 1)) + 'px';
+          td.appendChild(bar);
+          td.appendChild(document.createTextNode(' ' + text));
+        } else td.textContent = text;
+        tr.appendChild(td);
+      });
+      body.appendChild(tr);
+    });
+    document.getElementById('sites-title').textContent = 'Top sites at ' + fmtSec(p.t) + (p.other > 0 ? ' (' + fmtBytes(p.other) + ' in stacks outside the top ' + data.meta.topPerPoint + ' not listed)' : '');
+  }
+
+  function select(i) {
+    if (i < 0 || i >= points.length) return;
+    selected = i;
+    zoomPath = null;
+    drawPlot();
+    drawFlame();
+    drawTable();
+  }
+  window.addEventListener('resize', function () { drawPlot(); drawFlame(); });
+  document.addEventListener('keydown', function (ev) {
+    if (ev.key === 'ArrowLeft') select(selected - 1);
+    else if (ev.key === 'ArrowRight') select(selected + 1);
+  });
+  select(selected);
+})();
+`;
+
+/** The whole page. */
+export function renderReportHtml(data: ReportData): string {
+  const m = data.meta;
+  const facts = [
+    m.argv.length ? `<span>program: <code>${escapeHtml(m.argv.join(' '))}</code></span>` : '',
+    m.python ? `<span>Python ${escapeHtml(m.python.split(' ')[0] ?? m.python)}</span>` : '',
+    m.pid !== null ? `<span>pid ${m.pid}</span>` : '',
+    m.hostname ? `<span>host ${escapeHtml(m.hostname)}</span>` : '',
+    `<span>started ${escapeHtml(new Date(m.startTimeUs / 1000).toISOString())}</span>`,
+    `<span>sampling: ${escapeHtml(m.sampling)}</span>`,
+    m.complete ? '' : '<span>incomplete profile (recorder still running or crashed)</span>',
+  ]
+    .filter(Boolean)
+    .join('\n');
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:">
+<link rel="icon" href="data:,">
+<title>${escapeHtml(data.title)}</title>
+<style>${CSS}</style>
+</head>
+<body>
+<h1>${escapeHtml(data.title)}</h1>
+<div class="meta">
+${facts}
+</div>
+<h2>Memory over time</h2>
+<div class="legend"><i style="background: var(--line)"></i>estimated live heap <i style="background: var(--band); height: 8px"></i>its 95% interval <i style="background: var(--rss)"></i>process RSS <i style="background: var(--sel); width: 8px; height: 8px; border-radius: 4px"></i>peak &mdash; click the plot (or use &larr; &rarr;) to choose a time</div>
+<svg id="plot" role="img" aria-label="estimated live heap over time"></svg>
+<h2 id="flame-title">Live heap</h2>
+<div class="legend">width = share of live bytes; root on top, callees below; click a frame to zoom <button id="unzoom" type="button">whole heap</button></div>
+<div id="flame-wrap"><canvas id="flame" role="img" aria-label="flame graph of the live heap"></canvas><div id="tip"></div></div>
+<h2 id="sites-title">Top sites</h2>
+<table id="sites"><thead><tr><th>site (innermost line)</th><th class="num">live bytes</th><th class="num">95% interval</th><th class="num">share</th><th class="num">stacks</th></tr></thead><tbody id="sites-body"></tbody></table>
+<script id="hp-data" type="application/json">${scriptSafeJson(data)}</script>
+<script>${CLIENT}</script>
+</body>
+</html>
+`;
+}

@@ -1,0 +1,219 @@
+// hp-pprof: the output is a gzipped profile.proto whose raw structure (read here by a minimal
+// protobuf walker written for this test, independent of the encoder) carries real names, files
+// and lines, and whose totals equal hp-snapshot's for the same moment and an independent
+// weighting of the events for an allocation window.
+
+import t from 'tap';
+import { gunzipSync } from 'node:zlib';
+import { join } from 'node:path';
+import { Profile } from 'pprof-format';
+import { sampleProbability } from '../../lib/format/weights.js';
+import { readAll } from '../helpers/profiles.js';
+import { FIXTURES, run } from '../fixtures/export/support.js';
+
+const APP = join(FIXTURES, 'app');
+
+// ---- a minimal protobuf reader: varints, length-delimited fields, packed repeated varints ----
+type Field = { no: number; wire: number; value: bigint | Buffer };
+function varint(buf: Buffer, pos: number): [bigint, number] {
+  let result = 0n;
+  let shift = 0n;
+  for (;;) {
+    if (pos >= buf.length) throw new Error('truncated varint');
+    const b = buf[pos++]!;
+    result |= BigInt(b & 0x7f) << shift;
+    if ((b & 0x80) === 0) return [result, pos];
+    shift += 7n;
+  }
+}
+function fields(buf: Buffer): Field[] {
+  const out: Field[] = [];
+  let pos = 0;
+  while (pos < buf.length) {
+    const [key, p1] = varint(buf, pos);
+    const no = Number(key >> 3n);
+    const wire = Number(key & 7n);
+    if (wire === 0) {
+      const [v, p2] = varint(buf, p1);
+      out.push({ no, wire, value: v });
+      pos = p2;
+    } else if (wire === 2) {
+      const [len, p2] = varint(buf, p1);
+      const end = p2 + Number(len);
+      if (end > buf.length) throw new Error('truncated field');
+      out.push({ no, wire, value: buf.subarray(p2, end) });
+      pos = end;
+    } else if (wire === 1) {
+      out.push({ no, wire, value: buf.subarray(p1, p1 + 8) });
+      pos = p1 + 8;
+    } else if (wire === 5) {
+      out.push({ no, wire, value: buf.subarray(p1, p1 + 4) });
+      pos = p1 + 4;
+    } else throw new Error(`unexpected wire type ${wire}`);
+  }
+  if (pos !== buf.length) throw new Error('trailing bytes');
+  return out;
+}
+/** Repeated int field: packed (wire 2) or not (wire 0). */
+function ints(fs: Field[], no: number): number[] {
+  const out: number[] = [];
+  for (const f of fs) {
+    if (f.no !== no) continue;
+    if (f.wire === 0) out.push(Number(f.value as bigint));
+    else {
+      const b = f.value as Buffer;
+      let pos = 0;
+      while (pos < b.length) {
+        const [v, p] = varint(b, pos);
+        out.push(Number(v));
+        pos = p;
+      }
+    }
+  }
+  return out;
+}
+const int = (fs: Field[], no: number): number => ints(fs, no)[0] ?? 0;
+
+interface Walked {
+  strings: string[];
+  sampleTypes: Array<[string, string]>;
+  /** Per sample: stack of "function|file|line" leaf first, and values. */
+  samples: Array<{ stack: string[]; values: number[] }>;
+  defaultSampleType: string;
+}
+function walk(gz: Buffer): Walked {
+  if (gz[0] !== 0x1f || gz[1] !== 0x8b) throw new Error('not gzip');
+  const top = fields(gunzipSync(gz));
+  const strings = top.filter((f) => f.no === 6).map((f) => (f.value as Buffer).toString('utf8'));
+  if (strings[0] !== '') throw new Error('string_table[0] must be empty');
+  const functions = new Map<number, { name: string; file: string }>();
+  for (const f of top.filter((x) => x.no === 5)) {
+    const fs = fields(f.value as Buffer);
+    functions.set(int(fs, 1), { name: strings[int(fs, 2)]!, file: strings[int(fs, 4)]! });
+  }
+  const locations = new Map<number, string>();
+  for (const f of top.filter((x) => x.no === 4)) {
+    const fs = fields(f.value as Buffer);
+    const lines = fs.filter((x) => x.no === 4).map((x) => fields(x.value as Buffer));
+    const line = lines[0]!;
+    const fn = functions.get(int(line, 1))!;
+    locations.set(int(fs, 1), `${fn.name}|${fn.file}|${int(line, 2)}`);
+  }
+  const sampleTypes = top.filter((f) => f.no === 1).map((f) => {
+    const fs = fields(f.value as Buffer);
+    return [strings[int(fs, 1)]!, strings[int(fs, 2)]!] as [string, string];
+  });
+  const samples = top.filter((f) => f.no === 2).map((f) => {
+    const fs = fields(f.value as Buffer);
+    return { stack: ints(fs, 1).map((id) => locations.get(id)!), values: ints(fs, 2) };
+  });
+  return { strings, sampleTypes, samples, defaultSampleType: strings[int(top, 14)]! };
+}
+
+const frameKey = (f: { function: string | null; file: string; line: number }): string => `${f.function ?? `${f.file}:${f.line}`}|${f.file}|${f.line}`;
+
+function snapshotSites(ndjson: string): Array<{ stack: string[]; bytes: number; count: number }> {
+  const lines = ndjson.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  return lines
+    .filter((l) => l.type === 'site')
+    .map((l) => {
+      const frames = l.frames as Array<{ function: string | null; file: string; line: number }>;
+      const stack = frames.length === 0 ? ['[no Python stack]||0'] : frames.map(frameKey);
+      if (typeof l.dropped === 'number') stack.push(`[${l.dropped} frames not recorded]||0`);
+      return { stack, bytes: l.bytes as number, count: l.count as number };
+    });
+}
+
+const sortByStack = <T extends { stack: string[] }>(a: T[]): T[] => [...a].sort((x, y) => (x.stack.join(';') < y.stack.join(';') ? -1 : 1));
+
+for (const at of ['peak', '4', '9', 'end']) {
+  t.test(`--at ${at}: same stacks and totals as hp-snapshot`, async (t) => {
+    const snap = await run('hp-snapshot', [APP, '--at', at, '--group-by', 'trace']);
+    t.equal(snap.code, 0, snap.stderr);
+    const sites = snapshotSites(snap.stdout.toString());
+    t.ok(sites.length >= 3, 'snapshot has sites');
+
+    const res = await run('hp-pprof', [APP, '--at', at]);
+    t.equal(res.code, 0, res.stderr);
+    const w = walk(res.stdout);
+    t.same(w.sampleTypes, [
+      ['inuse_objects', 'count'],
+      ['inuse_space', 'bytes'],
+    ]);
+    t.equal(w.defaultSampleType, 'inuse_space');
+    const fromPprof = sortByStack(w.samples.map((s) => ({ stack: s.stack, bytes: s.values[1]!, count: s.values[0]! })));
+    t.same(fromPprof, sortByStack(sites), 'one sample per trace with its frames, bytes and count');
+    const sum = (a: Array<{ bytes: number }>): number => a.reduce((x, y) => x + y.bytes, 0);
+    t.equal(sum(fromPprof), sum(sites), 'total bytes equal hp-snapshot');
+    const header = JSON.parse(snap.stdout.toString().split('\n')[0]!) as { bytes: number };
+    t.ok(Math.abs(sum(fromPprof) - header.bytes) <= sites.length, 'and its header total, up to rounding per site');
+
+    // The same from hp-snapshot's NDJSON on stdin.
+    const piped = await run('hp-pprof', [], snap.stdout);
+    t.equal(piped.code, 0, piped.stderr);
+    const wp = walk(piped.stdout);
+    t.same(sortByStack(wp.samples.map((s) => ({ stack: s.stack, bytes: s.values[1]!, count: s.values[0]! }))), sortByStack(sites), 'stdin snapshot gives the same samples');
+
+    // pprof-format reads it too (a second, independent reader of the same bytes).
+    const p = Profile.decode(gunzipSync(res.stdout));
+    t.equal(p.sample.length, w.samples.length);
+  });
+}
+
+t.test('real names, files and lines are in the profile', async (t) => {
+  const res = await run('hp-pprof', [APP, '--at', '9']);
+  const w = walk(res.stdout);
+  const leaves = new Set(w.samples.map((s) => s.stack[0]));
+  t.ok(leaves.has('parse|loader.py|22'));
+  t.ok(leaves.has('make_strings|util.py|20'));
+  const strings = w.strings.join('\n');
+  for (const s of ['<module>', 'app.py', 'read_rows', 'loader.py', 'helper2']) t.match(strings, s);
+  const stringsStack = w.samples.find((s) => s.stack[0] === 'make_strings|util.py|20')!.stack;
+  t.same(stringsStack, ['make_strings|util.py|20', 'helper3|util.py|14', 'helper2|util.py|9', 'helper1|util.py|5', 'main|app.py|32', '<module>|app.py|50'], 'leaf first, as pprof expects');
+});
+
+t.test('--alloc window: alloc_space equals the weighted allocations in [from, to)', async (t) => {
+  const back = await readAll(APP);
+  let bytes = 0;
+  let count = 0;
+  for (const e of back.events) {
+    if (e.op !== 'alloc' || e.timeUs < 1e6 || e.timeUs >= 7e6) continue;
+    const p = sampleProbability(back.header.sampling, e.size);
+    bytes += e.size / p;
+    count += 1 / p;
+  }
+  const res = await run('hp-pprof', [APP, '--from', '1', '--to', '7']);
+  t.equal(res.code, 0, res.stderr);
+  const w = walk(res.stdout);
+  t.same(w.sampleTypes.map((s) => s[0]), ['alloc_objects', 'alloc_space']);
+  const got = w.samples.reduce((a, s) => a + s.values[1]!, 0);
+  const gotCount = w.samples.reduce((a, s) => a + s.values[0]!, 0);
+  t.ok(Math.abs(got - bytes) <= w.samples.length, `alloc_space ${got} = ${bytes}`);
+  t.ok(Math.abs(gotCount - count) <= w.samples.length, `alloc_objects ${gotCount} = ${count}`);
+  t.ok(got > 50e6, 'the window includes the 50 MB spike even though it was freed');
+});
+
+t.test('usage and data errors are one line with the right exit status', async (t) => {
+  const bad = await run('hp-pprof', [APP, '--at', 'soon']);
+  t.equal(bad.code, 2);
+  t.match(bad.stderr, /^hp-pprof: --at soon: expected/);
+  const both = await run('hp-pprof', [APP, '--at', '3', '--from', '1']);
+  t.equal(both.code, 2);
+  const missing = await run('hp-pprof', [join(FIXTURES, 'nope'), '--at', '3']);
+  t.equal(missing.code, 1);
+  t.equal(missing.stderr.trim().split('\n').length, 1, missing.stderr);
+  const notSnapshot = await run('hp-pprof', [], '{"type":"meta"}\n{"type":"event"}\n');
+  t.equal(notSnapshot.code, 1);
+  t.match(notSnapshot.stderr, /hp-snapshot/);
+});
+
+t.test('-o writes the file, and nothing to stdout', async (t) => {
+  const dir = t.testdir();
+  const out = join(dir, 'heap.pb.gz');
+  const res = await run('hp-pprof', [APP, '--at', 'peak', '-o', out, '-q']);
+  t.equal(res.code, 0, res.stderr);
+  t.equal(res.stdout.length, 0);
+  t.equal(res.stderr, '');
+  const { readFileSync } = await import('node:fs');
+  t.ok(walk(readFileSync(out)).samples.length > 0);
+});

@@ -1,0 +1,153 @@
+// hp-report in a real browser (Debian's chromium, driven by playwright-core): the page loads with
+// no console errors and no network requests, the plot and the flame graph draw something, and
+// clicking another time on the plot redraws the flame graph for that time. Also at scale: a
+// profile with 10^5 traces makes a page that stays small and responsive.
+
+import t from 'tap';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { writeProfile } from '../../lib/format/hpx.js';
+import { bigSpec } from '../fixtures/export/big.js';
+import { FIXTURES, ensureTool, run } from '../fixtures/export/support.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const missing = ensureTool('chromium', 'chromium');
+
+interface PageState {
+  title: string;
+  point: string | null;
+  livePath: number;
+  bandPath: number;
+  circles: number;
+  inkPixels: number;
+  colours: number;
+  hash: number;
+  tableRows: number;
+}
+
+if (missing) {
+  t.comment(`skipping the browser tests: ${missing}`);
+  t.pass('skipped: no chromium');
+} else {
+  const { chromium } = await import('playwright-core');
+  const userDataDir = mkdtempSync(join(tmpdir(), 'hp-chromium-'));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 1100, height: 900 },
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+  t.teardown(async () => {
+    await context.close();
+    rmSync(userDataDir, { recursive: true, force: true });
+  });
+
+  const open = async (file: string): Promise<{ page: import('playwright-core').Page; problems: string[]; requests: string[] }> => {
+    const page = await context.newPage();
+    const problems: string[] = [];
+    const requests: string[] = [];
+    page.on('console', (m) => {
+      // The test's own pixel readback (getImageData, twice) draws a performance hint from Chromium.
+      if (m.type() === 'warning' && /willReadFrequently/.test(m.text())) return;
+      if (m.type() === 'error' || m.type() === 'warning') problems.push(`${m.type()}: ${m.text()}`);
+    });
+    page.on('pageerror', (e) => problems.push(`pageerror: ${String(e)}`));
+    page.on('request', (r) => requests.push(r.url()));
+    await page.goto(pathToFileURL(file).href, { waitUntil: 'load' });
+    return { page, problems, requests };
+  };
+
+  const state = (page: import('playwright-core').Page): Promise<PageState> =>
+    page.evaluate(() => {
+      const canvas = document.getElementById('flame') as HTMLCanvasElement;
+      const ctx = canvas.getContext('2d')!;
+      const img = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+      let ink = 0;
+      let hash = 0;
+      const colours = new Set<number>();
+      for (let i = 0; i < img.length; i += 4) {
+        if (img[i + 3]! > 0) {
+          ink++;
+          colours.add((img[i]! << 16) | (img[i + 1]! << 8) | img[i + 2]!);
+        }
+        hash = (Math.imul(hash, 31) + img[i]! + 3 * img[i + 1]! + 7 * img[i + 2]! + 11 * img[i + 3]!) | 0;
+      }
+      return {
+        title: document.getElementById('flame-title')!.textContent ?? '',
+        point: canvas.getAttribute('data-point'),
+        livePath: (document.getElementById('live')?.getAttribute('d') ?? '').length,
+        bandPath: (document.getElementById('band')?.getAttribute('d') ?? '').length,
+        circles: document.querySelectorAll('#plot circle').length,
+        inkPixels: ink,
+        colours: colours.size,
+        hash,
+        tableRows: document.querySelectorAll('#sites-body tr').length,
+      };
+    });
+
+  t.test('the fixture report: loads clean, draws, and clicking a time redraws the flame graph', async (t) => {
+    const dir = t.testdir();
+    const html = join(dir, 'report.html');
+    const res = await run('hp-report', [join(FIXTURES, 'app'), '-o', html, '-q']);
+    t.equal(res.code, 0, res.stderr);
+    const text = readFileSync(html, 'utf8');
+    t.notMatch(text, /\b(src|href)=["']?https?:/i, 'no external resources');
+    const { page, problems, requests } = await open(html);
+    const before = await state(page);
+    t.same(problems, [], 'no console errors or warnings');
+    t.same(requests.filter((u) => !u.startsWith('file:') && !u.startsWith('data:')), [], 'no network requests');
+    t.ok(before.livePath > 100, 'the live-bytes line is drawn');
+    t.ok(before.bandPath > 100, 'the error band is drawn');
+    t.ok(before.circles > 50, `points on the plot (${before.circles})`);
+    t.match(before.title, /^Peak: live heap at 5\.3 s: 76\.6 MiB/, 'the peak is shown first');
+    t.ok(before.inkPixels > 10000, `the flame graph is not blank (${before.inkPixels} pixels)`);
+    t.ok(before.colours > 3, 'and has several colours');
+    t.ok(before.tableRows >= 3, 'top sites table filled');
+    t.match(await page.locator('#sites-body tr').first().textContent(), /grow \(cache\.py:15\)/, 'largest site at the peak is the spike');
+
+    // Click late in the run (after the spike was freed, when the strings exist).
+    const box = (await page.locator('#plot').boundingBox())!;
+    await page.mouse.click(box.x + box.width * 0.9, box.y + box.height / 2);
+    const after = await state(page);
+    t.not(after.point, before.point, 'another point is selected');
+    t.not(after.title, before.title, 'the flame graph title follows the click');
+    t.match(after.title, /live heap at 9\.\d+ s/);
+    t.not(after.hash, before.hash, 'the flame graph pixels changed');
+    t.ok(after.inkPixels > 10000, 'and are still not blank');
+    t.match(await page.locator('#sites-body').textContent(), /make_strings \(util\.py:20\)/, 'the table follows too');
+    t.same(problems, [], 'still no console errors');
+    await page.close();
+  });
+
+  t.test('10^5 traces: the report is built fast, stays small, and the page responds', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'hp-big-'));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    const base = join(dir, 'big');
+    await writeProfile(base, bigSpec(100_000, 300_000));
+    const html = join(dir, 'big.html');
+    const started = Date.now();
+    const res = await run('hp-report', [base, '-o', html, '-q']);
+    const buildMs = Date.now() - started;
+    t.equal(res.code, 0, res.stderr);
+    const size = statSync(html).size;
+    t.comment(`hp-report on 10^5 traces / 3*10^5 events: ${buildMs} ms, ${(size / 1024).toFixed(0)} KiB of HTML`);
+    t.ok(size < 4 * 1024 * 1024, 'under 4 MiB of HTML');
+    const loadStart = Date.now();
+    const { page, problems } = await open(html);
+    const first = await state(page);
+    t.comment(`page load and first draw: ${Date.now() - loadStart} ms`);
+    t.same(problems, []);
+    t.ok(first.inkPixels > 10000, 'flame graph drawn');
+    const box = (await page.locator('#plot').boundingBox())!;
+    const clickStart = Date.now();
+    await page.mouse.click(box.x + box.width * 0.3, box.y + box.height / 2);
+    const second = await state(page);
+    const clickMs = Date.now() - clickStart;
+    t.comment(`redraw after a click: ${clickMs} ms`);
+    t.not(second.hash, first.hash, 'the click redrew the flame graph');
+    t.ok(clickMs < 5000, 'a click redraws within 5 s even on a loaded machine');
+    await page.close();
+  });
+}
