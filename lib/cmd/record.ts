@@ -1,10 +1,11 @@
 // hp-record: run a Python program under the heapprof recorder. Validates everything it can before
-// starting Python, hands the configuration to the bootstrap (python/heapprof/_run.py), then behaves
-// like the program itself: same stdio, same exit status, same death by signal.
+// starting Python, then starts `python script.py args` itself with the bootstrap (python/heapprof/_run.py)
+// as a private sitecustomize that starts the recorder, and behaves like the program: same stdio, same
+// exit status, same death by signal.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { accessSync, closeSync, constants as fsConstants, existsSync, lstatSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { accessSync, closeSync, constants as fsConstants, existsSync, lstatSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, symlinkSync, unlinkSync } from 'node:fs';
 import { constants as osConstants, tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +18,8 @@ export const CONFIG_VAR = 'HEAPPROF_RECORD_CONFIG';
 
 /** Where the bootstrap lives relative to this module (dist/cmd/record.js and lib/cmd/record.ts alike). */
 export const BOOTSTRAP_PATH = fileURLToPath(new URL('../../python/heapprof/_run.py', import.meta.url));
+/** The directory that holds the heapprof Python package. */
+const PACKAGE_PARENT = dirname(dirname(BOOTSTRAP_PATH));
 
 const USAGE = `Usage: $0 [options] [--] script.py [args...]
        $0 [options] -m module [args...]
@@ -210,7 +213,7 @@ function checkWritableDirectory(dir: string, output: string): void {
   }
 }
 
-/** The program to run, as the bootstrap's argv: [script, args...] or ['-m', module, args...]. */
+/** The program to run, as python's arguments: [script, args...] or ['-m', module, args...]. */
 export function parseTarget(rest: string[], moduleOption: string | undefined): string[] {
   if (moduleOption !== undefined) {
     if (moduleOption === '') throw new UsageError('-m: needs a module name');
@@ -295,6 +298,8 @@ export function formatSummary(status: BootstrapStatus, mode: 'profile' | 'stats'
   if (written !== undefined) parts.push(`${formatBytes(written)} written`);
   const fraction = num('sampled_fraction');
   if (fraction !== undefined && mode === 'profile') parts.push(`${formatPercent(fraction)} of allocations sampled`);
+  const lost = num('lost_events');
+  if (lost) parts.push(`${count(lost)} events lost`);
   for (const key of ['stop_error', 'summary_error', 'error']) {
     if (typeof s[key] === 'string') parts.push(`recorder error: ${s[key] as string}`);
   }
@@ -370,13 +375,19 @@ export function main(argv: string[]): void {
       if (!existsSync(script)) throw new UsageError(`${script}: no such file`);
     }
     const output = planOutput(args.output, mode, force);
-    if (!existsSync(BOOTSTRAP_PATH)) throw new HpError(`bootstrap missing: ${BOOTSTRAP_PATH}`, EXIT_DATA);
+    if (!existsSync(BOOTSTRAP_PATH)) throw new HpError(`${BOOTSTRAP_PATH}: no such file (is the heapprof package complete?)`, EXIT_DATA);
 
+    // A private directory (mode 0700) for the bootstrap, as sitecustomize.py, and its status file.
     const privateDir = mkdtempSync(join(tmpdir(), 'hp-record-'));
     const statusPath = join(privateDir, 'status.json');
     try {
+      symlinkSync(BOOTSTRAP_PATH, join(privateDir, 'sitecustomize.py'));
+      const userPythonPath = process.env.PYTHONPATH;
       const config = {
         status: statusPath,
+        target,
+        package_parent: PACKAGE_PARENT,
+        pythonpath: userPythonPath ?? null,
         mode,
         base: output.base ?? null,
         dir: output.dir ?? null,
@@ -385,15 +396,21 @@ export function main(argv: string[]): void {
         follow_fork: followFork,
         force,
       };
-      const { code, signal } = await runChild(python, [BOOTSTRAP_PATH, ...target], {
+      const { code, signal } = await runChild(python, target, {
         ...process.env,
+        PYTHONPATH: userPythonPath ? `${privateDir}${delimiter}${userPythonPath}` : privateDir,
         [CONFIG_VAR]: JSON.stringify(config),
       });
       const status = readStatus(statusPath);
       if (status?.state === 'error') {
         throw new HpError(status.message ?? 'the recorder could not start', status.exit ?? code ?? EXIT_DATA);
       }
-      if (status && !isQuiet()) process.stderr.write(`${NAME}: ${formatSummary(status, mode, signal)}\n`);
+      if (status === null) {
+        // The program ran, but python never imported the bootstrap (site disabled?): say so whatever -q says.
+        process.stderr.write(`${NAME}: ${python} did not load the recorder (is its site module disabled?); nothing was recorded\n`);
+      } else if (!isQuiet()) {
+        process.stderr.write(`${NAME}: ${formatSummary(status, mode, signal)}\n`);
+      }
       rmSync(privateDir, { recursive: true, force: true });
       if (signal) dieBySignal(signal);
       else process.exitCode = code ?? EXIT_DATA;

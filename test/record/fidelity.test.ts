@@ -18,6 +18,7 @@ interface Case {
   args: string[];
   cwd?: string;
   input?: string;
+  env?: NodeJS.ProcessEnv;
   /** What goes between hp-record's options and the program (default `--`). */
   separator?: string[];
   /** Extra assertions on plain python's result, proving the comparison means something. */
@@ -50,6 +51,17 @@ const cases: Case[] = [
     cwd: links,
     check: (t, plain) => t.equal((json(plain).path as string[])[0], SCRIPTS, 'sys.path[0] is the real directory of a symlinked script'),
   },
+  {
+    what: 'PYTHONPATH and a user sitecustomize are honoured, and restored for subprocesses',
+    args: ['show.py'],
+    env: { PYTHONPATH: `${join(FIXTURES, 'usersite')}:${join(FIXTURES, 'nonexistent')}` },
+    everywhere: true,
+    check: (t, plain) => {
+      t.equal(json(plain).sitecustomize, true, 'the user sitecustomize ran');
+      t.equal(json(plain).pythonpath_env, `${join(FIXTURES, 'usersite')}:${join(FIXTURES, 'nonexistent')}`);
+    },
+  },
+  { what: 'an empty PYTHONPATH stays set and empty', args: ['show.py'], env: { PYTHONPATH: '' }, check: (t, plain) => t.equal(json(plain).pythonpath_env, '') },
   { what: 'script without --', args: ['show.py', 'no', 'dashdash'], separator: [] },
   {
     what: '-m fixpkg.tool',
@@ -70,13 +82,14 @@ const cases: Case[] = [
   { what: 'stdin to stdout, stderr interleaved', args: ['stdio.py'], input: 'hello\nworld\n', everywhere: true, check: (t, p) => t.match(p.stdout, /^HELLO\nWORLD\ndone\n$/) },
   { what: 'empty stdin', args: ['stdio.py'], input: '' },
   { what: 'syntax error', args: ['badsyntax.py'], everywhere: true, check: (t, p) => t.match(p.stderr, /SyntaxError/) },
+  { what: 'syntax error at end of file', args: ['badeof.py'], check: (t, p) => t.match(p.stderr, /SyntaxError/) },
 ];
 const exits: Record<string, number | NodeJS.Signals> = { ok: 0, code: 3, none: 0, msg: 1, raise: 1, hook: 1, atexit: 5, lastexc: 1, kbd: 'SIGINT' };
 for (const [mode, status] of Object.entries(exits)) {
   cases.push({
     what: `exits.py ${mode}`,
     args: ['exits.py', mode],
-    everywhere: ['code', 'msg', 'raise', 'kbd', 'hook'].includes(mode),
+    everywhere: ['msg', 'raise', 'kbd'].includes(mode),
     check: (t, plain) => {
       if (typeof status === 'number') t.equal(plain.code, status, `${mode}: the fixture exits ${status}`);
       else t.equal(plain.signal, status, `${mode}: python dies of ${status}`);
@@ -95,8 +108,8 @@ for (const [i, py] of installed.entries()) {
       const cwd = c.cwd ?? SCRIPTS;
       const base = join(out, `r${runs++}`);
       const [plain, recorded] = await Promise.all([
-        run(py.exe, c.args, { cwd, env, input: c.input }),
-        hpRecord(['-q', '--python', py.exe, '-o', base, ...(c.separator ?? ['--']), ...c.args], { bin, cwd, env, input: c.input }),
+        run(py.exe, c.args, { cwd, env: { ...env, ...c.env }, input: c.input }),
+        hpRecord(['-q', '--python', py.exe, '-o', base, ...(c.separator ?? ['--']), ...c.args], { bin, cwd, env: { ...env, ...c.env }, input: c.input }),
       ]);
       t.equal(recorded.stdout, plain.stdout, `${c.what}: stdout`);
       t.equal(recorded.stderr, plain.stderr, `${c.what}: stderr`);
