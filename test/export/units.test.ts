@@ -1,0 +1,164 @@
+// Unit tests of the exporters' pure parts: flow graph sums, thresholds and chain collapsing; diff
+// intervals and order; the report's top-N selection; pprof building from a known stack set.
+
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import type { Frame } from '../../lib/format/types.js';
+import { Z95 } from '../../lib/format/weights.js';
+import { LiveHeap } from '../../lib/model/live.js';
+import { OP_ALLOC } from '../../lib/format/source.js';
+import { buildFlowGraph, renderDot } from '../../lib/export/flow.js';
+import { diffStackSets } from '../../lib/export/diff.js';
+import { buildPprof } from '../../lib/export/pprof.js';
+import { niceGranularityUs, topSlots } from '../../lib/export/report.js';
+import { scriptSafeJson } from '../../lib/export/report-page.js';
+import { parseAt, type StackSet, type WeightedStack } from '../../lib/export/stacks.js';
+import { ensureTool } from '../fixtures/export/support.js';
+
+const f = (fn: string, file: string, line: number): Frame => ({ function: fn, file, line });
+const stack = (frames: Frame[], bytes: number, bytesVar = 0, dropped = 0): WeightedStack => ({
+  frames,
+  dropped,
+  est: { bytes, bytesVar, count: bytes / 100, countVar: 0, sampled: 1 },
+});
+const set = (label: string, stacks: WeightedStack[]): StackSet => {
+  const total = { bytes: 0, bytesVar: 0, count: 0, countVar: 0, sampled: 0 };
+  for (const s of stacks) {
+    total.bytes += s.est.bytes;
+    total.bytesVar += s.est.bytesVar;
+    total.count += s.est.count;
+    total.sampled += 1;
+  }
+  return { label, kind: 'inuse', atUs: 0, toUs: null, header: null, stacks, total };
+};
+
+const root = f('<module>', 'm.py', 1);
+const a = f('a', 'm.py', 10);
+const b = f('b', 'm.py', 20);
+const c = f('c', 'm.py', 30);
+const leaf1 = f('alloc1', 'x.py', 5);
+const leaf2 = f('alloc2', 'x.py', 6);
+const tiny = f('tiny', 't.py', 1);
+
+t.test('flow: local, cumulative and edges; recursion counted once', (t) => {
+  const rec = f('rec', 'r.py', 3);
+  const g = buildFlowGraph([
+    set('s', [
+      stack([leaf1, c, b, a, root], 600),
+      stack([leaf2, c, b, a, root], 300),
+      stack([rec, rec, rec, root], 100),
+    ]),
+  ]);
+  const node = (fr: Frame) => [...g.nodes.values()].find((n) => n.frame === fr || (n.frame.function === fr.function && n.frame.line === fr.line))!;
+  t.same(node(root).cum, [1000]);
+  t.same(node(root).local, [0]);
+  t.same(node(c).cum, [900]);
+  t.same(node(leaf1).local, [600]);
+  t.same(node(rec).cum, [100], 'a recursive line is counted once per stack');
+  t.same(node(rec).local, [100]);
+  const edges = [...g.edges.values()].map((e) => `${e.from.split('\0')[2]}->${e.to.split('\0')[2]}:${e.bytes[0]}`).sort();
+  t.same(edges, ['<module>->a:900', '<module>->rec:100', 'a->b:900', 'b->c:900', 'c->alloc1:600', 'c->alloc2:300'], 'no self-loop for recursion');
+  t.end();
+});
+
+t.test('flow: a chain of non-allocating lines is one box; small nodes go below the threshold', (t) => {
+  const sets = [set('s', [stack([leaf1, c, b, a, root], 600), stack([leaf2, c, b, a, root], 390), stack([tiny, root], 10)])];
+  const dot = renderDot(buildFlowGraph(sets), { threshold: 0.02 });
+  t.notMatch(dot, /tiny/, 'a 1% node is dropped at a 2% threshold');
+  // <module> has one drawn child once tiny is gone, so <module>, a, b and c form one chain.
+  const chain = dot.split('\n').filter((l) => /peripheries=2/.test(l));
+  t.equal(chain.length, 1, 'one collapsed box');
+  t.match(chain[0], /<module> m\.py:1\\la m\.py:10\\lb m\.py:20\\lc m\.py:30\\l/);
+  t.equal((dot.match(/ -> /g) ?? []).length, 2, 'edges: chain -> alloc1, chain -> alloc2');
+  const full = renderDot(buildFlowGraph(sets), { threshold: 0, collapse: false });
+  t.match(full, /tiny/);
+  t.equal((full.match(/ -> /g) ?? []).length, 6);
+  t.equal(renderDot(buildFlowGraph(sets), { threshold: 0.02 }), dot, 'deterministic');
+  t.end();
+});
+
+t.test('flow: names with quotes, backslashes and non-ASCII render in dot without warnings', (t) => {
+  const odd = f('wéird "name" \\ {x|y} <z>', 'C:\\src\\数据.py', 7);
+  const dot = renderDot(buildFlowGraph([set('t=1s', [stack([odd, root], 100), stack([], 50), stack([leaf1], 25, 0, 4)])]), { threshold: 0 });
+  t.match(dot, /\[no Python stack\]/);
+  t.match(dot, /\[outer frames not recorded\]/);
+  const missing = ensureTool('dot', 'graphviz');
+  if (missing) {
+    t.skip(`Graphviz: ${missing}`);
+    t.end();
+    return;
+  }
+  const r = spawnSync('dot', ['-Tsvg'], { input: dot, encoding: 'utf8' });
+  t.equal(r.status, 0);
+  t.equal(r.stderr, '', 'no warnings');
+  t.match(r.stdout, /wéird &quot;name&quot; \\ \{x\|y\} &lt;z&gt;/, 'the label survives escaping');
+  t.end();
+});
+
+t.test('diff: variances add, order is significant growth, significant shrink, then noise', (t) => {
+  const s1 = f('one', 'd.py', 1);
+  const s2 = f('two', 'd.py', 2);
+  const s3 = f('three', 'd.py', 3);
+  const s4 = f('four', 'd.py', 4);
+  const before = set('before', [stack([s1], 1000, 100), stack([s2], 5000, 0), stack([s3], 100, 400), stack([s4], 10, 0)]);
+  const after = set('after', [stack([s1], 3000, 300), stack([s2], 2000, 0), stack([s3], 110, 400), stack([s4], 20, 0)]);
+  const { rows, total } = diffStackSets(before, after, 'line');
+  t.same(rows.map((r) => r.site.label), ['one (d.py:1)', 'four (d.py:4)', 'two (d.py:2)', 'three (d.py:3)'], 'one grew 2000, four grew 10 (exact), two shrank, three is noise');
+  const one = rows[0]!;
+  t.equal(one.change, 2000);
+  t.ok(Math.abs(one.hi - one.change - Z95 * Math.sqrt(400)) < 1e-9, 'half-width from varA + varB');
+  t.equal(one.direction, 1);
+  const three = rows.find((r) => r.site.label.startsWith('three'))!;
+  t.equal(three.direction, 0, '10 bytes with a ±55 interval is not significant');
+  t.equal(rows.find((r) => r.site.label.startsWith('two'))!.direction, -1);
+  t.equal(total.change, after.total.bytes - before.total.bytes);
+  const byStack = diffStackSets(set('b', [stack([s1, s2], 10), stack([s1, s3], 10)]), set('a', [stack([s1, s2], 30)]), 'stack');
+  t.equal(byStack.rows.length, 2, 'whole stacks are distinct sites');
+  const byLine = diffStackSets(set('b', [stack([s1, s2], 10), stack([s1, s3], 10)]), set('a', [stack([s1, s2], 30)]), 'line');
+  t.equal(byLine.rows.length, 1, 'same innermost line is one site');
+  t.equal(byLine.rows[0]!.change, 10);
+  t.end();
+});
+
+t.test('report: top-N selection equals a full sort, ties by trace id', (t) => {
+  const heap = new LiveHeap({ kind: 'table', bounds: [], probs: [] });
+  const sizes = [5, 9, 1, 9, 7, 3, 9, 2, 8, 6, 4];
+  sizes.forEach((s, i) => heap.apply(OP_ALLOC, 100 - i, s));
+  const full = [...Array(sizes.length).keys()].sort((x, y) => heap.bytes[y]! - heap.bytes[x]! || heap.traceOfSlot[x]! - heap.traceOfSlot[y]!);
+  for (const n of [0, 1, 3, 4, 11, 50]) t.same(topSlots(heap, n), full.slice(0, n), `top ${n}`);
+  t.equal(niceGranularityUs(1), 1);
+  t.equal(niceGranularityUs(3), 5);
+  t.equal(niceGranularityUs(120_001), 200_000);
+  t.end();
+});
+
+t.test('report: embedded JSON cannot close its script element', (t) => {
+  const s = scriptSafeJson({ name: '</script><script>alert(1)</script> <!-- \u2028' });
+  t.notMatch(s, /<\/script/i);
+  t.notMatch(s, /<!--/);
+  t.same(JSON.parse(s), { name: '</script><script>alert(1)</script> <!-- \u2028' });
+  t.end();
+});
+
+t.test('pprof: values are the rounded estimates; no-stack and dropped frames get pseudo locations', (t) => {
+  const p = buildPprof(set('t=1s', [stack([leaf1, root], 1234.6), stack([], 10.2), stack([leaf2], 99.5, 0, 3)]));
+  const str = (i: number | bigint): string => p.stringTable.strings[Number(i)]!;
+  t.same(p.sampleType.map((v) => str(v.type)), ['inuse_objects', 'inuse_space']);
+  t.same(p.sample.map((s) => Number(s.value[1])), [1235, 10, 100]);
+  const names = (s: (typeof p.sample)[number]): string[] =>
+    s.locationId.map((id) => str(p.function.find((fn) => fn.id === p.location.find((l) => l.id === id)!.line[0]!.functionId)!.name));
+  t.same(names(p.sample[0]!), ['alloc1', '<module>']);
+  t.same(names(p.sample[1]!), ['[no Python stack]']);
+  t.same(names(p.sample[2]!), ['alloc2', '[3 frames not recorded]']);
+  t.equal(p.location.find((l) => l.id === p.sample[0]!.locationId[0])!.line[0]!.line, 5);
+  t.end();
+});
+
+t.test('--at parsing', (t) => {
+  t.same(parseAt('peak'), { kind: 'peak' });
+  t.same(parseAt('end'), { kind: 'end' });
+  t.same(parseAt('1.5'), { kind: 'time', us: 1_500_000 });
+  t.throws(() => parseAt('-1'));
+  t.throws(() => parseAt('soon'));
+  t.end();
+});
