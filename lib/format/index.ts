@@ -10,8 +10,8 @@ import { LiveHeap } from '../model/live.js';
 import type { LiveSnapshot, SnapshotAt } from '../model/snapshot.js';
 import { BlockFile, type BlockProblem } from './block-file.js';
 import { crc32, FormatError } from './bytes.js';
-import { decodeEventBlock, readFileHeader } from './hpx.js';
-import { BLOCK_HEADER_SIZE, HPD_MAGIC } from './hpx-writer.js';
+import { decodeEventBlock, decodeHeaderBody, readFileHeader } from './hpx.js';
+import { BLOCK_HEADER_SIZE, HPD_MAGIC, HPM_MAGIC } from './hpx-writer.js';
 import { openProfile, profileBase } from './profile.js';
 import { OP_ALLOC, OP_FREE, OP_RSS, type EventBatch, type ProfileSource, type ReadOptions } from './source.js';
 import type { Header, ReadIssue, Sampling } from './types.js';
@@ -549,6 +549,29 @@ export function eventsStartOffset(index: SeekIndex, fromUs: number): number {
 // ---- reading through the index ----
 
 /**
+ * The header of an hpx v2 profile, read without its dictionary (the source opened next reads
+ * that); null for anything else, which the caller then opens the usual way (and gets the usual
+ * errors for).
+ */
+async function v2Header(arg: string): Promise<Header | null> {
+  const base = profileBase(arg);
+  let f: BlockFile;
+  try {
+    f = await BlockFile.open(`${base}.hpm`);
+  } catch {
+    return null;
+  }
+  try {
+    const head = await f.read(0, 4);
+    if (!head.equals(HPM_MAGIC)) return null;
+    const fh = await readFileHeader(f, HPM_MAGIC);
+    return decodeHeaderBody(fh.body, fh.profileId, f.path);
+  } finally {
+    await f.close();
+  }
+}
+
+/**
  * Report the issues the index found before `upTo` (what a full read would have met before the
  * point where reading now starts), then pass on the source's own, once per offset.
  */
@@ -592,9 +615,8 @@ export interface SeekedProfile {
  * Null when the profile is not an indexable hpx v2 file (callers read from the start).
  */
 export async function openSeeked(arg: string, beforeUs: number, opts: ReadOptions = {}, indexOpts: IndexOptions = {}): Promise<SeekedProfile | null> {
-  const probe = await openProfile(arg, { ...opts, onIssue: () => {} });
-  const header = probe.header;
-  await probe.close();
+  const header = await v2Header(arg);
+  if (!header) return null;
   const loaded = await loadIndex(arg, header, indexOpts);
   if (!loaded) return null;
   const { index } = loaded;
@@ -631,9 +653,8 @@ export interface IndexedSnapshot {
  * indexed (heapprof 1.0.x) or, for 'peak', when its times are not monotone.
  */
 export async function liveHeapAtIndexed(arg: string, at: SnapshotAt, opts: ReadOptions = {}, indexOpts: IndexOptions = {}): Promise<IndexedSnapshot | null> {
-  const probe = await openProfile(arg, { ...opts, onIssue: () => {} });
-  const header = probe.header;
-  await probe.close();
+  const header = await v2Header(arg);
+  if (!header) return null;
   const loaded = await loadIndex(arg, header, indexOpts);
   if (!loaded) return null;
   const { index } = loaded;

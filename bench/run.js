@@ -1,0 +1,358 @@
+#!/usr/bin/env node
+// heapprof benchmarks (`npm run bench`): recording overhead against plain Python and
+// tracemalloc, file size per event, reading throughput of hp-history against the C reference
+// decoder on a >= 1 GB profile, and snapshot seeks through the index. Every ratio is measured
+// side by side in one run (runs interleaved, medians), because these machines are noisy.
+// Prints a table on stdout and writes the figures to bench/out/bench-<time>.json.
+
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const WORKLOADS = join(ROOT, 'bench', 'workloads');
+
+const USAGE = `Usage: node bench/run.js [--quick] [--python EXE] [--reps N] [--only record,read,seek]
+                        [--read-mb MB] [--out DIR] [--keep]
+
+  --quick      CI-sized: smaller workloads, 3 runs each, a 128 MB read file
+  --python     CPython to benchmark (default: python3 on PATH)
+  --reps       runs per configuration (default 5 for churn, 3 for the other workloads)
+  --only       sections to run (default: all)
+  --read-mb    size of the synthetic .hpd for the reading benchmarks (default 1100)
+  --out        where to write JSON and temporary profiles (default bench/out)
+  --keep       keep the generated profiles`;
+
+const { values: opt } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    python: { type: 'string', default: 'python3' },
+    reps: { type: 'string' },
+    only: { type: 'string', default: 'record,read,seek' },
+    'read-mb': { type: 'string' },
+    out: { type: 'string', default: join(ROOT, 'bench', 'out') },
+    keep: { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (opt.help) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
+const sections = new Set(opt.only.split(',').map((s) => s.trim()));
+const outDir = opt.out;
+mkdirSync(outDir, { recursive: true });
+const log = (msg) => process.stderr.write(`bench: ${msg}\n`);
+const results = { started: new Date().toISOString(), quick: opt.quick, host: {}, record: [], size: [], read: null, seek: null, notes: [] };
+
+// ---- setup ----
+
+function build() {
+  // The benchmarks run the built commands (bin/ -> dist/).
+  const r = spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.json')], { encoding: 'utf8' });
+  if (r.status !== 0) log(`tsc reported errors (using what it emitted):\n${r.stdout.split('\n').slice(0, 5).join('\n')}`);
+  if (!existsSync(join(ROOT, 'dist', 'format', 'index.js'))) throw new Error('dist/ is missing after the build: run `npm run build`');
+}
+
+function resolvePython(exe) {
+  // pyenv shims are shell scripts that cost a second under load: time the real interpreter.
+  const r = spawnSync(exe, ['-c', 'import sys; print(sys.executable); print(sys.version.split()[0])'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${exe}: cannot run (${r.stderr.trim() || r.error?.message})`);
+  const [path, version] = r.stdout.trim().split('\n');
+  return { path, version };
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+const fmt = (x, d = 2) => (x === null || x === undefined || Number.isNaN(x) ? '-' : x.toFixed(d));
+
+/** Run a command, collect stdout/stderr, wall time and (via /usr/bin/time) peak RSS. */
+function run(cmd, args, { cwd = ROOT, stdout = 'pipe', env = process.env, timeRss = false } = {}) {
+  return new Promise((resolve, reject) => {
+    const useTime = timeRss && existsSync('/usr/bin/time');
+    const argv = useTime ? ['-f', '%M', cmd, ...args] : args;
+    const t0 = process.hrtime.bigint();
+    const child = spawn(useTime ? '/usr/bin/time' : cmd, argv, { cwd, env, stdio: ['ignore', stdout === 'ignore' ? 'ignore' : 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout?.setEncoding('utf8').on('data', (d) => (out += d));
+    child.stderr.setEncoding('utf8').on('data', (d) => (err += d));
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+      let maxRssKb = null;
+      if (useTime) {
+        const lines = err.trimEnd().split('\n');
+        maxRssKb = Number(lines.pop());
+        err = lines.join('\n');
+      }
+      resolve({ code, signal, out, err, wall, maxRssKb });
+    });
+  });
+}
+
+// ---- recording overhead and file size ----
+
+const CONFIGS = [
+  { name: 'plain', kind: 'python', args: [] },
+  { name: 'default', kind: 'record', args: [] },
+  { name: 'poisson512K', kind: 'record', args: ['--sample-bytes', '512K'] },
+  { name: 'everything', kind: 'record', args: ['--sample', '{}'] },
+  { name: 'tracemalloc1', kind: 'python', args: ['-X', 'tracemalloc=1'] },
+  { name: 'tracemalloc25', kind: 'python', args: ['-X', 'tracemalloc=25'] },
+];
+
+async function profileEvents(base) {
+  const { nativeDecoder } = await import('../dist/native.js');
+  const dec = nativeDecoder();
+  if (dec) return dec.scanHpd(`${base}.hpd`).events;
+  const { openProfile } = await import('../dist/format/profile.js');
+  const p = await openProfile(base);
+  let n = 0;
+  for await (const b of p.batches()) n += b.length;
+  await p.close();
+  return n;
+}
+
+async function recordSection(py) {
+  const scale = opt.quick ? 0.35 : 1;
+  const workloads = ['churn', 'growth', 'spike', 'threads', 'stdlib'];
+  const profDir = join(outDir, 'rec');
+  mkdirSync(profDir, { recursive: true });
+  for (const w of workloads) {
+    const reps = opt.reps ? Number(opt.reps) : opt.quick ? 3 : w === 'churn' ? 5 : 3;
+    const script = join(WORKLOADS, `${w}.py`);
+    const times = Object.fromEntries(CONFIGS.map((c) => [c.name, []]));
+    const walls = Object.fromEntries(CONFIGS.map((c) => [c.name, []]));
+    const sizes = {};
+    log(`record: ${w} (${reps} interleaved runs of ${CONFIGS.length} configurations)`);
+    for (let rep = 0; rep < reps; rep++) {
+      // Rotate the order each round so no configuration always runs right after another.
+      const order = CONFIGS.map((_, i) => CONFIGS[(i + rep) % CONFIGS.length]);
+      for (const c of order) {
+        const base = join(profDir, `${w}-${c.name}`);
+        const r =
+          c.kind === 'python'
+            ? await run(py.path, [...c.args, script, String(scale)], { cwd: WORKLOADS })
+            : await run(process.execPath, [join(ROOT, 'bin', 'hp-record.js'), '--python', py.path, '-o', base, '--force', ...c.args, '--', script, String(scale)], { cwd: WORKLOADS });
+        const line = r.out.trim().split('\n').pop() ?? '';
+        let work;
+        try {
+          work = JSON.parse(line).work_s;
+        } catch {
+          throw new Error(`${w}/${c.name}: no timing line (exit ${r.code}${r.signal ? `, ${r.signal}` : ''}): ${r.err.trim().split('\n').slice(-3).join(' | ')}`);
+        }
+        times[c.name].push(work);
+        walls[c.name].push(r.wall);
+        if (c.kind === 'record') {
+          if (rep === 0) {
+            const hpd = statSync(`${base}.hpd`).size;
+            const hpm = statSync(`${base}.hpm`).size;
+            const events = await profileEvents(base);
+            sizes[c.name] = { hpdBytes: hpd, hpmBytes: hpm, events, bytesPerEvent: events > 0 ? (hpd + hpm) / events : null };
+          }
+          rmSync(`${base}.hpd`, { force: true });
+          rmSync(`${base}.hpm`, { force: true });
+        }
+      }
+    }
+    const plain = median(times.plain);
+    const row = { workload: w, reps, scale, plainWorkS: plain, configs: {} };
+    for (const c of CONFIGS) {
+      row.configs[c.name] = { medianWorkS: median(times[c.name]), ratio: median(times[c.name]) / plain, medianWallS: median(walls[c.name]), runs: times[c.name] };
+    }
+    results.record.push(row);
+    for (const [cfg, s] of Object.entries(sizes)) results.size.push({ workload: w, config: cfg, ...s });
+    log(`  ${CONFIGS.map((c) => `${c.name} ${fmt(row.configs[c.name].ratio)}x`).join(', ')}`);
+  }
+  rmSync(profDir, { recursive: true, force: true });
+}
+
+// ---- reading ----
+
+function topSelfTime(profilePath, n = 8) {
+  const p = JSON.parse(readFileSync(profilePath, 'utf8'));
+  const byId = new Map(p.nodes.map((node) => [node.id, node]));
+  const self = new Map();
+  let total = 0;
+  for (let i = 0; i < p.samples.length; i++) {
+    const node = byId.get(p.samples[i]);
+    const cf = node.callFrame;
+    const key = `${cf.functionName || '(anonymous)'} ${cf.url ? `${cf.url.replace(/^.*\/(dist|node_modules)\//, '$1/')}:${cf.lineNumber + 1}` : ''}`.trim();
+    const dt = p.timeDeltas[i] ?? 0;
+    self.set(key, (self.get(key) ?? 0) + dt);
+    total += dt;
+  }
+  return [...self]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, n)
+    .map(([fn, us]) => ({ fn, ms: Math.round(us / 1000), share: us / total }));
+}
+
+async function readSection() {
+  const { generateProfile } = await import('./gen.js');
+  const { nativeDecoder, nativeDecoderStatus } = await import('../dist/native.js');
+  const { openProfile } = await import('../dist/format/profile.js');
+  const mb = opt['read-mb'] ? Number(opt['read-mb']) : opt.quick ? 128 : 1100;
+  const base = join(outDir, 'big');
+  log(`read: generating a ${mb} MB .hpd`);
+  let t0 = performance.now();
+  const gen = await generateProfile(base, { targetBytes: mb * 1e6 });
+  const genS = (performance.now() - t0) / 1000;
+  const bytes = gen.hpdBytes;
+  const read = { hpdBytes: bytes, events: gen.events, generator: { seconds: genS, eventsPerS: gen.events / genS, mbPerS: bytes / genS / 1e6 }, lastUs: gen.lastUs };
+  results.read = read;
+
+  // C reference decoder (the speed limit), decode-only.
+  const dec = nativeDecoder();
+  if (dec) {
+    log('read: C decoder');
+    dec.scanHpd(`${base}.hpd`); // warm the page cache like the others get it
+    const s = dec.scanHpd(`${base}.hpd`);
+    read.c = { seconds: s.seconds, mbPerS: bytes / s.seconds / 1e6, events: s.events };
+    if (s.events !== gen.events) results.notes.push(`C decoder read ${s.events} events, generator wrote ${gen.events}`);
+  } else {
+    read.c = null;
+    results.notes.push(`C decoder unavailable: ${nativeDecoderStatus()}`);
+  }
+
+  // TS decoder alone, in this process.
+  log('read: TS decoder');
+  t0 = performance.now();
+  const p = await openProfile(base);
+  let n = 0;
+  for await (const b of p.batches()) n += b.length;
+  await p.close();
+  const tsS = (performance.now() - t0) / 1000;
+  read.tsDecode = { seconds: tsS, mbPerS: bytes / tsS / 1e6, events: n };
+
+  // The real command, as a user runs it.
+  log('read: hp-history');
+  const h = await run(process.execPath, [join(ROOT, 'bin', 'hp-history.js'), base], { stdout: 'ignore', timeRss: true });
+  if (h.code !== 0) throw new Error(`hp-history failed: ${h.err.trim()}`);
+  read.history = { seconds: h.wall, mbPerS: bytes / h.wall / 1e6, maxRssMb: h.maxRssKb / 1024 };
+  read.historyOverC = read.c ? read.history.mbPerS / read.c.mbPerS : null;
+
+  // Where hp-history spends its time.
+  log('read: hp-history under --cpu-prof');
+  const profDir = join(outDir, 'cpuprof');
+  rmSync(profDir, { recursive: true, force: true });
+  const prof = await run(process.execPath, ['--cpu-prof', '--cpu-prof-dir', profDir, join(ROOT, 'bin', 'hp-history.js'), base], { stdout: 'ignore' });
+  if (prof.code === 0) {
+    const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
+    if (file) read.historyProfile = topSelfTime(join(profDir, file));
+  }
+  return base;
+}
+
+// ---- seeking ----
+
+async function seekSection(base) {
+  const { openProfile } = await import('../dist/format/profile.js');
+  const { indexPath } = await import('../dist/format/index.js');
+  rmSync(indexPath(base), { force: true });
+  log('seek: building the index');
+  const b = await run(process.execPath, [join(ROOT, 'bench', 'seek.js'), 'build', base], { timeRss: true });
+  if (b.code !== 0) throw new Error(`index build failed: ${b.err.trim()}`);
+  const built = JSON.parse(b.out);
+  const seek = { build: { seconds: b.wall, maxRssMb: b.maxRssKb / 1024, indexBytes: statSync(indexPath(base)).size, checkpoints: built.checkpoints, blocks: built.blocks }, at: [] };
+  results.seek = seek;
+  const p = await openProfile(base);
+  await p.close();
+  const lastS = built.lastUs / 1e6;
+  const points = [0.05, 0.25, 0.5, 0.75, 0.95].map((f) => (lastS * f).toFixed(3)).concat(['peak', 'end']);
+  for (const at of points) {
+    const r = await run(process.execPath, [join(ROOT, 'bench', 'seek.js'), 'at', base, at], { timeRss: true });
+    if (r.code !== 0) throw new Error(`seek at ${at} failed: ${r.err.trim()}`);
+    const o = JSON.parse(r.out);
+    seek.at.push({ at, seconds: r.wall, maxRssMb: r.maxRssKb / 1024, liveBytes: o.bytes, sites: o.sites });
+    log(`  --at ${at}: ${fmt(r.wall, 3)} s`);
+  }
+  seek.maxSeconds = Math.max(...seek.at.map((a) => a.seconds));
+  // Context: the same snapshot by a full decode, through the real command.
+  const full = await run(process.execPath, [join(ROOT, 'bin', 'hp-snapshot.js'), base, '--at', points[3]], { stdout: 'ignore', timeRss: true });
+  seek.fullDecodeSnapshot = { at: points[3], seconds: full.wall, maxRssMb: full.maxRssKb / 1024, code: full.code };
+}
+
+// ---- report ----
+
+async function report() {
+  const { default: Table } = await import('cli-table3');
+  const lines = [];
+  const style = { head: [], border: [] };
+  if (results.record.length > 0) {
+    const t = new Table({ head: ['workload (work time, median)', 'plain s', ...CONFIGS.slice(1).map((c) => `${c.name} ×`)], style });
+    for (const r of results.record) t.push([`${r.workload} (${r.reps} runs)`, fmt(r.plainWorkS, 3), ...CONFIGS.slice(1).map((c) => fmt(r.configs[c.name].ratio))]);
+    lines.push('Recording overhead: work time relative to plain python (targets: default <= 1.10, poisson512K <= 1.05, everything <= tracemalloc1)', t.toString(), '');
+  }
+  if (results.size.length > 0) {
+    const t = new Table({ head: ['workload', 'config', 'events', '.hpd + .hpm bytes', 'bytes/event'], style });
+    for (const s of results.size) t.push([s.workload, s.config, s.events, s.hpdBytes + s.hpmBytes, fmt(s.bytesPerEvent)]);
+    lines.push('File size (target <= 6 bytes per event, block and trace overhead included)', t.toString(), '');
+  }
+  if (results.read) {
+    const r = results.read;
+    const t = new Table({ head: ['reader', 'seconds', 'MB/s', 'peak RSS MB'], style });
+    if (r.c) t.push(['C reference decoder (decode only)', fmt(r.c.seconds), fmt(r.c.mbPerS, 0), '-']);
+    t.push(['TS decoder (decode only)', fmt(r.tsDecode.seconds), fmt(r.tsDecode.mbPerS, 0), '-']);
+    if (r.history) t.push(['hp-history (whole command)', fmt(r.history.seconds), fmt(r.history.mbPerS, 0), fmt(r.history.maxRssMb, 0)]);
+    lines.push(
+      `Reading a ${(r.hpdBytes / 1e6).toFixed(0)} MB .hpd (${(r.events / 1e6).toFixed(1)}M events, generated at ${fmt(r.generator.mbPerS, 0)} MB/s; targets: hp-history >= 200 MB/s and >= 0.5 x C, RSS <= 300 MB)`,
+      t.toString(),
+      `hp-history / C = ${fmt(r.historyOverC)}`,
+      '',
+    );
+    if (r.historyProfile) {
+      lines.push('hp-history CPU profile, top self time:');
+      for (const f of r.historyProfile) lines.push(`  ${String(Math.round(f.share * 100)).padStart(3)}%  ${f.fn}`);
+      lines.push('');
+    }
+  }
+  if (results.seek) {
+    const s = results.seek;
+    const t = new Table({ head: ['--at', 'seconds (whole process)', 'peak RSS MB', 'live bytes'], style });
+    for (const a of s.at) t.push([a.at, fmt(a.seconds, 3), fmt(a.maxRssMb, 0), a.liveBytes]);
+    lines.push(
+      `Snapshot through the index (target <= 1 s for any T); index built in ${fmt(s.build.seconds)} s, ${(s.build.indexBytes / 1e6).toFixed(1)} MB, ${s.build.checkpoints} checkpoints; full-decode hp-snapshot --at ${s.fullDecodeSnapshot.at}: ${fmt(s.fullDecodeSnapshot.seconds)} s`,
+      t.toString(),
+      '',
+    );
+  }
+  for (const n of results.notes) lines.push(`note: ${n}`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+async function main() {
+  build();
+  const py = resolvePython(opt.python);
+  results.host = { node: process.version, python: py.version, pythonPath: py.path, cpus: (await import('node:os')).cpus().length, loadavg: (await import('node:os')).loadavg() };
+  log(`python ${py.version} (${py.path}), node ${process.version}`);
+  let base = null;
+  try {
+    if (sections.has('record')) await recordSection(py);
+    if (sections.has('read') || sections.has('seek')) base = await readSection();
+    if (sections.has('seek')) await seekSection(base);
+  } finally {
+    if (base && !opt.keep) {
+      for (const ext of ['.hpd', '.hpm', '.hpi']) rmSync(`${base}${ext}`, { force: true });
+    }
+    rmSync(join(outDir, 'cpuprof'), { recursive: true, force: true });
+  }
+  results.finished = new Date().toISOString();
+  const stamp = results.started.replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '-');
+  const jsonPath = join(outDir, `bench-${stamp}.json`);
+  writeFileSync(jsonPath, `${JSON.stringify(results, null, 2)}\n`);
+  await report();
+  log(`figures written to ${jsonPath}`);
+}
+
+main().catch((e) => {
+  process.stderr.write(`bench: ${e.message}\n`);
+  if (process.env.HP_DEBUG) process.stderr.write(`${e.stack}\n`);
+  process.exitCode = 1;
+});
