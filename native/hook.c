@@ -80,8 +80,13 @@ static struct timespec g_mono0;
 static uint64_t g_start_wall_us;
 static hpx_file g_hpm, g_hpd;
 
-/* Every allocation the hook saw, by power-of-two size: count, bytes, sampled. */
+/* Every allocation the hook saw, by power-of-two size: count, bytes, sampled. MEM and OBJ
+ * calls hold the GIL (their API contract), which serializes them, so they count with
+ * plain adds into g_hist; RAW calls may come from any thread and count atomically into
+ * g_hist_raw (a locked add on every allocation was the hook's largest fast-path cost).
+ * sampled is only changed under g_mu. */
 static uint64_t g_hist[HIST_BUCKETS][3];
+static uint64_t g_hist_raw[HIST_BUCKETS][2];
 static uint64_t g_n_alloc, g_n_free, g_n_lost;
 
 static ptr_table g_ptrs;
@@ -380,7 +385,7 @@ static void record_alloc(void *p, size_t size) {
   uint32_t dropped = 0;
   int n = 0;
   void *tstate = LOAD(g_capture) ? pyrt_gil_tstate() : NULL;
-  if (tstate) n = pyrt_walk(tstate, frames, MAX_DEPTH, &dropped);
+  if (tstate) n = pyrt_walk(tstate, frames, MAX_DEPTH, &dropped, 1);
 
   pthread_mutex_lock(&g_mu);
   if (g_active && g_mode == MODE_PROFILE && open_child_files() == 0) {
@@ -405,10 +410,13 @@ static void record_alloc(void *p, size_t size) {
   pthread_mutex_unlock(&g_mu);
 }
 
+/* Whether p may be a sampled live block: one load, no lock (the filter is only ever
+ * raised for p before p is returned to the program). */
+static inline int maybe_sampled(void *p) { return LOAD(g_filter[filter_slot((uintptr_t)p)]) != 0; }
+
 /* If p is a sampled live block: forget it, log its free, return 1 with its values. */
 static int take_sampled(void *p, ptr_slot *out) {
   uintptr_t key = (uintptr_t)p;
-  if (LOAD(g_filter[filter_slot(key)]) == 0) return 0;
   int found = 0;
   pthread_mutex_lock(&g_mu);
   ptr_slot s;
@@ -432,11 +440,28 @@ static void restore_sampled(void *p, const ptr_slot *s) {
   pthread_mutex_unlock(&g_mu);
 }
 
-static inline void on_alloc(void *p, size_t size) {
+static inline void on_alloc(int domain, void *p, size_t size) {
   int b = hist_bucket(size);
-  ADD(g_hist[b][0], 1);
-  ADD(g_hist[b][1], size);
+  if (domain == HP_DOMAIN_RAW) {
+    ADD(g_hist_raw[b][0], 1);
+    ADD(g_hist_raw[b][1], size);
+  } else {
+    g_hist[b][0]++; /* GIL held: serialized */
+    g_hist[b][1] += size;
+  }
   if (g_mode == MODE_PROFILE && sample_hit(size)) record_alloc(p, size);
+}
+
+/* Histogram entry i, field k (0 count, 1 bytes, 2 sampled), both halves added. */
+static uint64_t hist_value(int i, int k) {
+  uint64_t v = LOAD(g_hist[i][k]);
+  if (k < 2) v += LOAD(g_hist_raw[i][k]);
+  return v;
+}
+
+static void hist_reset(void) {
+  memset(g_hist, 0, sizeof g_hist);
+  memset(g_hist_raw, 0, sizeof g_hist_raw);
 }
 
 /* One set of wrappers per domain; ctx is ignored (the installed ctx is the original's, so
@@ -447,7 +472,7 @@ static inline void on_alloc(void *p, size_t size) {
     if (t_hp.busy || !LOAD(g_active)) return g_orig[D].malloc(g_orig[D].ctx, size);          \
     t_hp.busy = 1; /* nested PyMem calls below pass straight through */                     \
     void *p = g_orig[D].malloc(g_orig[D].ctx, size);                                         \
-    if (p) on_alloc(p, size);                                                                \
+    if (p) on_alloc(D, p, size);                                                                \
     t_hp.busy = 0;                                                                           \
     return p;                                                                                \
   }                                                                                          \
@@ -458,7 +483,7 @@ static inline void on_alloc(void *p, size_t size) {
     void *p = g_orig[D].calloc(g_orig[D].ctx, nelem, elsize);                                \
     size_t total;                                                                            \
     if (__builtin_mul_overflow(nelem, elsize, &total)) total = SIZE_MAX;                     \
-    if (p) on_alloc(p, total);                                                               \
+    if (p) on_alloc(D, p, total);                                                               \
     t_hp.busy = 0;                                                                           \
     return p;                                                                                \
   }                                                                                          \
@@ -469,16 +494,16 @@ static inline void on_alloc(void *p, size_t size) {
     /* free(old) + alloc(new): forget the old block BEFORE the real realloc, so another    \
      * thread that gets the same address cannot be confused with it. */                      \
     ptr_slot old;                                                                            \
-    int had = ptr ? take_sampled(ptr, &old) : 0;                                             \
+    int had = ptr && maybe_sampled(ptr) ? take_sampled(ptr, &old) : 0;                       \
     void *q = g_orig[D].realloc(g_orig[D].ctx, ptr, size);                                   \
-    if (q) on_alloc(q, size);                                                                \
+    if (q) on_alloc(D, q, size);                                                                \
     else if (had) restore_sampled(ptr, &old);                                                \
     t_hp.busy = 0;                                                                           \
     return q;                                                                                \
   }                                                                                          \
   static void NAME##_free(void *ctx, void *ptr) {                                            \
     (void)ctx;                                                                               \
-    if (ptr && !t_hp.busy && LOAD(g_active)) {                                               \
+    if (ptr && !t_hp.busy && LOAD(g_active) && maybe_sampled(ptr)) {                         \
       t_hp.busy = 1;                                                                         \
       take_sampled(ptr, NULL); /* log BEFORE the real free, for the same reason */           \
       t_hp.busy = 0;                                                                         \
@@ -669,7 +694,7 @@ static void finish_profile(void) {
   hpx_buf body = {0};
   hpx_buf_varint(&body, HIST_BUCKETS);
   for (int i = 0; i < HIST_BUCKETS; i++)
-    for (int k = 0; k < 3; k++) hpx_buf_varint(&body, LOAD(g_hist[i][k]));
+    for (int k = 0; k < 3; k++) hpx_buf_varint(&body, hist_value(i, k));
   emit_record(REC_HISTOGRAM, &body);
   hpx_buf_free(&body);
   hpx_buf empty = {0};
@@ -716,7 +741,7 @@ static void atfork_child(void) {
   }
   reset_dictionaries();
   reset_pointers(); /* the parent's live allocations are not this profile's */
-  memset(g_hist, 0, sizeof g_hist);
+  hist_reset();
   g_n_alloc = g_n_free = g_n_lost = 0;
   __atomic_add_fetch(&g_epoch, 1, __ATOMIC_RELAXED);
   start_clock(); /* the child's time starts at the fork */
@@ -850,7 +875,7 @@ EXPORT int hp_start(const char *base, int mode, int sampler, int nranges, const 
   STORE(g_capture, (flags & FLAG_NO_STACKS) || !pyrt_can_walk() ? 0 : 1);
   reset_dictionaries();
   reset_pointers();
-  memset(g_hist, 0, sizeof g_hist);
+  hist_reset();
   g_n_alloc = g_n_free = g_n_lost = 0;
   g_exiting_done = 0;
   g_child_pending = 0;
@@ -898,7 +923,7 @@ EXPORT void hp_flush(void) {
 EXPORT int hp_histogram(uint64_t *out, int max_buckets) {
   int n = max_buckets < HIST_BUCKETS ? max_buckets : HIST_BUCKETS;
   for (int i = 0; i < n; i++)
-    for (int k = 0; k < 3; k++) out[i * 3 + k] = LOAD(g_hist[i][k]);
+    for (int k = 0; k < 3; k++) out[i * 3 + k] = hist_value(i, k);
   return n;
 }
 
@@ -923,7 +948,7 @@ EXPORT int hp_debug_walk(char *out, size_t cap) {
   uint32_t dropped = 0;
   void *tstate = pyrt_gil_tstate();
   if (!tstate || !pyrt_can_walk() || cap == 0) return -1;
-  int n = pyrt_walk(tstate, frames, MAX_DEPTH, &dropped);
+  int n = pyrt_walk(tstate, frames, MAX_DEPTH, &dropped, 0);
   size_t o = 0;
   out[0] = 0;
   pthread_mutex_lock(&g_mu); /* pyrt_code_names uses shared scratch */

@@ -47,6 +47,7 @@ static char g_version[256];
 
 /* Layout of the structs the walk reads, per minor. */
 static struct {
+  size_t frame_lasti, frame_trace; /* 3.9/3.10 PyFrameObject */
   size_t code_filename, code_name, code_firsttraceable, code_adaptive;
   size_t ts_cframe, cframe_current; /* 3.11/3.12 */
   size_t ts_current_frame;          /* 3.13 */
@@ -130,6 +131,8 @@ int pyrt_init(char *err, size_t errlen) {
     NEED(frame_get_line, "PyFrame_GetLineNumber");
     off.code_filename = 104;
     off.code_name = 112;
+    off.frame_lasti = minor == 9 ? 104 : 96;
+    off.frame_trace = minor == 9 ? 80 : 72;
     break;
   case 11:
     NEED(code_addr2line, "PyCode_Addr2Line");
@@ -176,10 +179,26 @@ void *pyrt_gil_tstate(void) {
 
 #define AT(base, o, type) (*(type *)((char *)(base) + (o)))
 
+/* A line number costs a scan of the code object's line table (PyCode_Addr2Line), which
+ * dominated recording time; cache it by (code object, instruction offset). Only walks
+ * touch the cache and walks run with the GIL held, which serializes them. Entries stay
+ * right because every code object walked for recording is pinned (never freed). */
+#define LINE_CACHE_SIZE 8192
+static struct {
+  void *code;
+  int32_t offset;
+  int32_t line;
+} g_lines[LINE_CACHE_SIZE];
+
+static inline uint32_t line_slot(void *code, int32_t offset) {
+  uint64_t h = ((uint64_t)(uintptr_t)code >> 4) * 0x9e3779b97f4a7c15ULL ^ (uint64_t)(uint32_t)offset * 0xc2b2ae3d27d4eb4fULL;
+  return (uint32_t)(h >> 51) & (LINE_CACHE_SIZE - 1);
+}
+
 /* 3.9/3.10: the public frame API only increments reference counts on these versions.
  * Each reference we take is to a frame that the chain (or the eval loop) also holds,
  * so the Py_DecRef below is never the last one and never frees. */
-static int walk_frame_objects(void *tstate, hp_rawframe *out, int cap, uint32_t *dropped) {
+static int walk_frame_objects(void *tstate, hp_rawframe *out, int cap, uint32_t *dropped, int use_cache) {
   int n = 0;
   uint32_t extra = 0;
   void *frame = py.tstate_get_frame(tstate);
@@ -187,7 +206,19 @@ static int walk_frame_objects(void *tstate, hp_rawframe *out, int cap, uint32_t 
     if (n < cap) {
       void *code = py.frame_get_code(frame);
       out[n].code = code;
-      out[n].line = py.frame_get_line(frame);
+      /* Traced frames keep their own f_lineno: ask, don't cache. */
+      if (use_cache && !AT(frame, off.frame_trace, void *)) {
+        int32_t lasti = AT(frame, off.frame_lasti, int);
+        uint32_t k = line_slot(code, lasti);
+        if (g_lines[k].code != code || g_lines[k].offset != lasti) {
+          g_lines[k].code = code;
+          g_lines[k].offset = lasti;
+          g_lines[k].line = py.frame_get_line(frame);
+        }
+        out[n].line = g_lines[k].line;
+      } else {
+        out[n].line = py.frame_get_line(frame);
+      }
       py.decref(code); /* the frame keeps it alive */
       n++;
     } else if (extra < 1000000) {
@@ -202,7 +233,7 @@ static int walk_frame_objects(void *tstate, hp_rawframe *out, int cap, uint32_t 
 }
 
 /* 3.11-3.13: read _PyInterpreterFrame structs directly; no frame objects are created. */
-static int walk_interpreter_frames(void *tstate, hp_rawframe *out, int cap, uint32_t *dropped) {
+static int walk_interpreter_frames(void *tstate, hp_rawframe *out, int cap, uint32_t *dropped, int use_cache) {
   void *frame;
   if (g_minor == 13) {
     frame = AT(tstate, off.ts_current_frame, void *);
@@ -228,22 +259,30 @@ static int walk_interpreter_frames(void *tstate, hp_rawframe *out, int cap, uint
       continue;
     }
     out[n].code = code;
-    if (g_minor == 11)
-      out[n].line = py.code_addr2line(code, (int)(instr - first));
-    else
-      out[n].line = py.iframe_get_line(frame);
-    if (out[n].line < 0) out[n].line = 0;
+    int32_t offset = (int32_t)(instr - first);
+    uint32_t k = line_slot(code, offset);
+    if (use_cache && g_lines[k].code == code && g_lines[k].offset == offset) {
+      out[n].line = g_lines[k].line;
+    } else {
+      int line = g_minor == 11 ? py.code_addr2line(code, offset) : py.iframe_get_line(frame);
+      out[n].line = line > 0 ? line : 0;
+      if (use_cache) {
+        g_lines[k].code = code;
+        g_lines[k].offset = offset;
+        g_lines[k].line = out[n].line;
+      }
+    }
     n++;
   }
   *dropped = extra;
   return n;
 }
 
-int pyrt_walk(void *tstate, hp_rawframe *out, int cap, uint32_t *dropped) {
+int pyrt_walk(void *tstate, hp_rawframe *out, int cap, uint32_t *dropped, int use_cache) {
   *dropped = 0;
   if (!g_can_walk || !tstate) return 0;
-  if (g_minor <= 10) return walk_frame_objects(tstate, out, cap, dropped);
-  return walk_interpreter_frames(tstate, out, cap, dropped);
+  if (g_minor <= 10) return walk_frame_objects(tstate, out, cap, dropped, use_cache);
+  return walk_interpreter_frames(tstate, out, cap, dropped, use_cache);
 }
 
 /* Encodes code points as UTF-8 into dst (NUL-terminated); lone surrogates (from

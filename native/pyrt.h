@@ -40,8 +40,9 @@ void *pyrt_gil_tstate(void);
 
 /* Walks the Python stack of tstate (which must be pyrt_gil_tstate()), innermost first,
  * into out[0..cap). Returns the number stored; *dropped receives how many outer frames
- * did not fit. Never allocates, never runs Python code. Requires the GIL. */
-int pyrt_walk(void *tstate, hp_rawframe *out, int cap, uint32_t *dropped);
+ * did not fit. Never allocates, never runs Python code. Requires the GIL. use_cache:
+ * memoize line numbers by (code, offset), only for walks whose code objects get pinned. */
+int pyrt_walk(void *tstate, hp_rawframe *out, int cap, uint32_t *dropped, int use_cache);
 
 /* Copies a code object's co_name and co_filename as UTF-8 (NUL-terminated, truncated
  * to fit). Requires the GIL; never allocates (no UTF-8 cache is created). */

@@ -6,6 +6,9 @@
 #include <Python.h>
 #include <stddef.h>
 #include <stdio.h>
+#if PY_VERSION_HEX < 0x030B0000
+#include <frameobject.h>
+#endif
 #if PY_VERSION_HEX >= 0x030B0000
 #include "internal/pycore_frame.h"
 #endif
@@ -20,6 +23,11 @@ int main(void) {
   P("code.co_filename", offsetof(PyCodeObject, co_filename));
   P("code.co_name", offsetof(PyCodeObject, co_name));
   P("code.co_firstlineno", offsetof(PyCodeObject, co_firstlineno));
+#if PY_VERSION_HEX < 0x030B0000
+  P("frame.f_lasti", offsetof(PyFrameObject, f_lasti));
+  P("frame.f_trace", offsetof(PyFrameObject, f_trace));
+  P("frame.f_code", offsetof(PyFrameObject, f_code));
+#endif
 #if PY_VERSION_HEX >= 0x030B0000
   P("code._co_firsttraceable", offsetof(PyCodeObject, _co_firsttraceable));
   P("code.co_code_adaptive", offsetof(PyCodeObject, co_code_adaptive));
