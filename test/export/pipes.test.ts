@@ -1,0 +1,83 @@
+// Broken pipes: an exporter whose reader goes away (`| head -1`) exits 0 without a message, even
+// when it still had most of its output to write; and every input path (profile, events NDJSON,
+// snapshot NDJSON) gives the same numbers.
+
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { writeProfile } from '../../lib/format/hpx.js';
+import { bigSpec } from '../fixtures/export/big.js';
+import { ROOT, run } from '../fixtures/export/support.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'hp-pipes-'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+const base = join(dir, 'many');
+await writeProfile(base, bigSpec(4000, 12000, 11));
+
+const pipeline = (cmd: string): { status: string; stderr: string } => {
+  const r = spawnSync('bash', ['-c', `${cmd} | head -1 >/dev/null; echo "status=\${PIPESTATUS[0]}"`], { cwd: ROOT, encoding: 'utf8' });
+  return { status: r.stdout.trim(), stderr: r.stderr };
+};
+
+t.test('a closed pipe is success', (t) => {
+  // Each of these writes far more than a pipe buffer (64 KiB), so the writer meets EPIPE.
+  for (const cmd of [
+    `node bin/hp-diff.js ${base} --at 0.3 --at end --group-by stack -q`,
+    `node bin/hp-flow.js ${base} --at end --threshold 0 --no-collapse -q`,
+    `node bin/hp-report.js ${base} -o - -q`,
+  ]) {
+    const r = pipeline(cmd);
+    t.equal(r.status, 'status=0', cmd);
+    t.equal(r.stderr, '', `${cmd}: nothing on stderr`);
+  }
+  t.end();
+});
+
+t.test('profile, events NDJSON and snapshot NDJSON give the same diff', async (t) => {
+  const fromProfile = await run('hp-diff', [base, '--at', '0.3', '--at', 'end', '-q']);
+  t.equal(fromProfile.code, 0, fromProfile.stderr);
+  const events = await run('hp-events', [base, '-q']);
+  const eventsFile = join(dir, 'events.ndjson');
+  const { writeFileSync } = await import('node:fs');
+  writeFileSync(eventsFile, events.stdout);
+  const fromEvents = await run('hp-diff', [eventsFile, '--at', '0.3', '--at', 'end', '-q']);
+  const body = (s: Buffer): string => s.toString().split('\n').slice(1).join('\n'); // the meta line names the input
+  t.equal(body(fromEvents.stdout), body(fromProfile.stdout), 'events NDJSON');
+  const a = join(dir, 'a.ndjson');
+  const b = join(dir, 'b.ndjson');
+  writeFileSync(a, (await run('hp-snapshot', [base, '--at', '0.3', '-q'])).stdout);
+  writeFileSync(b, (await run('hp-snapshot', [base, '--at', 'end', '-q'])).stdout);
+  const fromSnapshots = await run('hp-diff', [a, b, '-q']);
+  const rows = (s: Buffer): Array<Record<string, unknown>> => s.toString().trim().split('\n').slice(1).map((l) => JSON.parse(l) as Record<string, unknown>);
+  const p = rows(fromProfile.stdout);
+  const s = rows(fromSnapshots.stdout);
+  t.equal(s.length, p.length, 'same sites');
+  // Snapshots carry rounded values and intervals, so changes agree to a few bytes.
+  let worst = 0;
+  for (let i = 0; i < p.length; i++) {
+    t.equal(s[i]!.site, p[i]!.site);
+    worst = Math.max(worst, Math.abs((s[i]!.change as number) - (p[i]!.change as number)));
+  }
+  t.ok(worst <= 2 * 200, `changes agree (worst ${worst} bytes over sites of many traces)`);
+});
+
+t.test('usage errors', async (t) => {
+  const cases: Array<[string, string[], RegExp]> = [
+    ['hp-diff', [base], /two times/],
+    ['hp-diff', ['-', '-'], /only one input can be stdin/],
+    ['hp-diff', [base, '--at', '1', '--at', '2', '--group-by', 'nope'], /Invalid values/],
+    ['hp-flow', [base, '--threshold', '2'], /--threshold/],
+    ['hp-flow', ['-', '--at', '1', '--at', '2'], /stdin can be read only once/],
+    ['hp-report', [base], /-o FILE is required/],
+    ['hp-report', ['-', '-o', 'x.html'], /reads the profile twice/],
+    ['hp-pprof', [base, '--bogus'], /Unknown argument/],
+  ];
+  for (const [cmd, args, re] of cases) {
+    const r = await run(cmd, args);
+    t.equal(r.code, 2, `${cmd} ${args.join(' ')}`);
+    t.match(r.stderr, re);
+    t.notMatch(r.stderr, /\n\s+at /, 'no stack trace');
+  }
+});
