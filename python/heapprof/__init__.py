@@ -15,6 +15,7 @@ $HEAPPROF_NATIVE_LIB points.
 import atexit
 import ctypes
 import os
+import struct
 import sys
 import sysconfig
 
@@ -51,8 +52,18 @@ def _library():
         atexit.register(_at_exit)
         _wrap_os_exit()
     if _state["selftest"] is None:
-        _state["selftest"] = _selftest.run(lib) or ""
+        _state["selftest"] = _capture_refusal() or _selftest.run(lib) or ""
     return lib
+
+
+def _capture_refusal():
+    """Builds whose struct layouts differ from the release builds the walk was written for:
+    not even the self-test may read their frames."""
+    if hasattr(sys, "gettotalrefcount"):
+        return "debug builds of CPython are not supported"
+    if struct.calcsize("P") != 8:
+        return "only 64-bit CPython is supported"
+    return None
 
 
 def _at_exit():

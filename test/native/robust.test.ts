@@ -101,6 +101,34 @@ for (const py of supportedPythons()) {
       t.match(noFiles.stderr, /HEAP USAGE SUMMARY/, 'gatherStats() without a name only prints');
     });
 
+    t.test('a failed stack self-test records without stacks, says so once, and notes why', async (t) => {
+      const dir = tmpDir();
+      const script = `
+import heapprof, heapprof._selftest as selftest, sys
+
+class WrongWalk:
+    def hp_debug_walk(self, buf, cap):
+        buf.value = b"_native_and_python\\t/nowhere.py\\t1\\n"
+        return 1
+
+print(selftest.run(WrongWalk()))
+heapprof._state["selftest"] = "forced by the test"
+heapprof.start(sys.argv[1])
+data = [bytearray(10000) for _ in range(10)]
+heapprof.stop()
+`;
+      const r = runPython(py, ['-c', script, join(dir, 'nostacks')]);
+      t.equal(r.code, 0, r.stderr);
+      t.match(r.stdout, /^frame 0: native \/nowhere\.py:1 in _native_and_python, traceback .*_selftest\.py:\d+ in _native_and_python\n$/);
+      t.equal(r.stderr, 'heapprof: stack capture disabled: self-test failed: forced by the test\n');
+      const rec = await readRecording(join(dir, 'nostacks'));
+      t.equal(rec.header.stackCapture, false);
+      t.same(rec.header.notes, ['stack capture disabled: self-test failed: forced by the test']);
+      const allocs = rec.events.filter((e) => e.op === 'alloc');
+      t.ok(allocs.length >= 10);
+      t.ok(allocs.every((e) => e.trace === 0), 'every event under trace 0');
+    });
+
     t.test('Python API: files 0600, no clobbering, one recording at a time', async (t) => {
       const dir = tmpDir();
       const script = `

@@ -25,6 +25,8 @@ for (const py of pythons) {
       threads: Record<string, Array<[string, string, number]>>;
       base_size: number;
       no_gil_size: number;
+      deep_size: number;
+      deep: Array<[string, string, number]>;
     };
     const rec = await readRecording(base);
     t.same(rec.issues, [], 'the profile reads without issues');
@@ -44,6 +46,13 @@ for (const py of pythons) {
       if (wrong.length > 0) t.same(frameTuples(rec.traces.get(wrong[0]!.trace)), stack);
       t.match(stack[0], ['alloc_here', /stacks\.py$/, Number], 'leaf is the allocating function');
     }
+
+    const deep = rec.events.filter((e) => e.op === 'alloc' && e.size === expected.deep_size + 1);
+    t.equal(deep.length, 1, 'the deep allocation is recorded');
+    const deepTrace = rec.traces.get(deep[0]?.trace ?? -1);
+    t.ok(expected.deep.length > 300, `traceback sees ${expected.deep.length} frames`);
+    t.same(frameTuples(deepTrace), expected.deep.slice(0, 128), 'the innermost 128 frames are kept');
+    t.equal(deepTrace?.dropped, expected.deep.length - 128, 'the outer frames are counted as dropped');
 
     const noGil = rec.events.filter((e) => e.size === expected.no_gil_size);
     t.same(
