@@ -342,8 +342,10 @@ export function main(argv: string[]): void {
       .option('force', { type: 'boolean', default: false, describe: 'Overwrite an existing profile' })
       .conflicts('sample', 'sample-bytes')
       .fail((msg, err) => {
-        if (err) throw err;
-        throw new UsageError(`${msg.replace(/\s*\n\s*/g, ' ')} (see hp-record --help)`);
+        // yargs reports some usage errors (a missing option value) as a YError: still bad usage.
+        if (err && err.name !== 'YError') throw err;
+        const text = msg || err?.message || 'bad usage';
+        throw new UsageError(`${text.replace(/\s*\n\s*/g, ' ')} (see hp-record --help)`);
       })
       .parseSync();
     setQuiet(Boolean(args.quiet));

@@ -218,10 +218,10 @@ def _bootstrap(raw_config):
         _fail('%s is not valid JSON' % _CONFIG_VAR, _EXIT_USAGE)
     _status_path = config.get('status')
     _undo_environment(config)
-    _chain_sitecustomize()
     if sys.version_info < _MIN_PYTHON:
         _fail('Python %d.%d is not supported (heapprof records CPython %d.%d and later)'
               % (sys.version_info[0], sys.version_info[1], _MIN_PYTHON[0], _MIN_PYTHON[1]))
+    _chain_sitecustomize()
     target = config.get('target') or []
     if target[:1] == ['-m'] and not _module_exists(target[1]):
         _fail('no module named %s' % target[1].split('.')[0], _EXIT_USAGE)
