@@ -70,6 +70,11 @@ static uint64_t g_bounds[MAX_RANGES];
 static double g_probs[MAX_RANGES];
 static uint64_t g_thresholds[MAX_RANGES]; /* p * 2^64 */
 static double g_mean_bytes;
+/* The table's decision per power-of-two size bucket, precomputed so that the fast path
+ * needs no search: a bucket inside one range is decided by that range alone. */
+enum { PICK_NEVER, PICK_ALWAYS, PICK_RANDOM, PICK_SEARCH };
+static uint8_t g_bucket_pick[HIST_BUCKETS];
+static uint64_t g_bucket_threshold[HIST_BUCKETS];
 
 /* Header material kept for followed forks. */
 static char g_base[4000];
@@ -170,8 +175,27 @@ static void thread_reseed(void) {
   if (g_sampler == SAMPLER_POISSON) t_hp.countdown = draw_gap();
 }
 
-/* The sampling decision for one allocation of size bytes; lock-free, per-thread state. */
-static inline int sample_hit(size_t size) {
+static int range_of(uint64_t size) {
+  int i = 0;
+  while (i < g_nranges && size >= g_bounds[i]) i++;
+  return i; /* g_nranges: at or above the last bound */
+}
+
+static void plan_buckets(void) {
+  for (int b = 0; b < HIST_BUCKETS; b++) {
+    uint64_t lo = b == 0 ? 0 : (uint64_t)1 << b;
+    uint64_t hi = b == 63 ? UINT64_MAX : ((uint64_t)1 << (b + 1)) - 1;
+    int i = range_of(lo);
+    if (range_of(hi) != i) g_bucket_pick[b] = PICK_SEARCH;
+    else if (i == g_nranges || g_probs[i] >= 1.0) g_bucket_pick[b] = PICK_ALWAYS;
+    else if (g_probs[i] <= 0.0) g_bucket_pick[b] = PICK_NEVER;
+    else g_bucket_pick[b] = PICK_RANDOM, g_bucket_threshold[b] = g_thresholds[i];
+  }
+}
+
+/* The sampling decision for one allocation of size bytes (in histogram bucket b);
+ * lock-free, per-thread state. */
+static inline int sample_hit(size_t size, int b) {
   if (t_hp.epoch != LOAD(g_epoch)) thread_reseed();
   if (g_sampler == SAMPLER_POISSON) {
     /* Memoryless gaps: P(hit | size) = 1 - exp(-size/R) exactly; the overshoot is dropped. */
@@ -180,12 +204,20 @@ static inline int sample_hit(size_t size) {
     t_hp.countdown = draw_gap();
     return 1;
   }
-  int i = 0;
-  while (i < g_nranges && size >= g_bounds[i]) i++;
-  if (i == g_nranges) return 1; /* at or above the last bound: always */
-  if (g_probs[i] >= 1.0) return 1;
-  if (g_probs[i] <= 0.0) return 0;
-  return rng_next(t_hp.rng) < g_thresholds[i];
+  switch (g_bucket_pick[b]) {
+  case PICK_NEVER:
+    return 0;
+  case PICK_ALWAYS:
+    return 1;
+  case PICK_RANDOM:
+    return rng_next(t_hp.rng) < g_bucket_threshold[b];
+  default: {
+    int i = range_of(size);
+    if (i == g_nranges || g_probs[i] >= 1.0) return 1; /* at or above the last bound: always */
+    if (g_probs[i] <= 0.0) return 0;
+    return rng_next(t_hp.rng) < g_thresholds[i];
+  }
+  }
 }
 
 static inline int hist_bucket(uint64_t size) { return size < 2 ? 0 : 63 - __builtin_clzll(size); }
@@ -258,21 +290,16 @@ static void emit_alloc_free(int kind, uint32_t trace, uint64_t size) {
   else g_n_free++;
 }
 
+static uint64_t varint_len(uint64_t v) {
+  uint64_t n = 1;
+  while (v >>= 7) n++;
+  return n;
+}
+
+/* An EXT event: varint length, then the body (one varint value, or empty). */
 static void emit_ext(int type, const uint64_t *value) {
-  uint64_t rest[2];
-  int n = 0;
-  if (value) {
-    hpx_buf tmp = {0};
-    hpx_buf_varint(&tmp, *value);
-    rest[0] = tmp.len;
-    rest[1] = *value;
-    n = 2;
-    hpx_buf_free(&tmp);
-  } else {
-    rest[0] = 0;
-    n = 1;
-  }
-  emit_event(((uint64_t)type << 2) | EV_EXT, now_us(), rest, n);
+  uint64_t rest[2] = {value ? varint_len(*value) : 0, value ? *value : 0};
+  emit_event(((uint64_t)type << 2) | EV_EXT, now_us(), rest, value ? 2 : 1);
 }
 
 /* ---------------------------------------------------------------- interning (g_mu held) */
@@ -449,7 +476,7 @@ static inline void on_alloc(int domain, void *p, size_t size) {
     g_hist[b][0]++; /* GIL held: serialized */
     g_hist[b][1] += size;
   }
-  if (g_mode == MODE_PROFILE && sample_hit(size)) record_alloc(p, size);
+  if (g_mode == MODE_PROFILE && sample_hit(size, b)) record_alloc(p, size);
 }
 
 /* Histogram entry i, field k (0 count, 1 bytes, 2 sampled), both halves added. */
@@ -868,6 +895,7 @@ EXPORT int hp_start(const char *base, int mode, int sampler, int nranges, const 
     g_thresholds[i] = probs[i] >= 1.0 ? UINT64_MAX : (uint64_t)ldexp(probs[i], 64);
   }
   g_mean_bytes = mean_bytes;
+  plan_buckets();
   snprintf(g_base, sizeof g_base, "%s", base);
   g_argv.len = g_notes.len = 0;
   hpx_buf_put(&g_argv, argv, argv_len);
