@@ -158,6 +158,8 @@ class Dictionary {
   readonly traces = new Map<number, Trace>();
   histogram: HistogramBucket[] | null = null;
   ended = false;
+  /** Every trace id in 0..dense is in `traces` (cached; ids only ever get added). */
+  private dense = 0;
 
   constructor() {
     this.traces.set(0, NO_STACK_TRACE);
@@ -221,6 +223,12 @@ class Dictionary {
     if (n !== count) throw new FormatError(`block says ${count} records, holds ${n}`, 0);
   }
 
+  /** The largest n such that every trace id 0..n is defined. */
+  denseTraceIds(): number {
+    while (this.traces.has(this.dense + 1)) this.dense++;
+    return this.dense;
+  }
+
   private string(id: number, at: number): string {
     const s = this.strings.get(id);
     if (s === undefined) throw new FormatError(`undefined string ${id}`, at);
@@ -241,6 +249,28 @@ function newBatch(capacity: number): EventBatch {
   };
 }
 
+/** Where varintTail stopped (a second return value without allocating). */
+let tailPos = 0;
+
+/**
+ * The rest of a varint whose first two 7-bit groups are in `low` and whose second byte had its
+ * continuation bit set; `pos` is at the third byte. Sums in doubles (exact below 2^53), at most
+ * 10 bytes in all, like Cursor.varint. Leaves the position after the varint in tailPos.
+ */
+function varintTail(payload: Buffer, end: number, pos: number, low: number): number {
+  let v = low;
+  let scale = 16384;
+  for (let k = 2; ; k++) {
+    if (k >= 10 || pos >= end) throw new FormatError('bad varint', pos);
+    const b = payload[pos++]!;
+    v += (b & 0x7f) * scale;
+    if (b < 0x80) break;
+    scale *= 128;
+  }
+  tailPos = pos;
+  return v;
+}
+
 /**
  * Decode one .hpd block's events into `batch` (starting at batch.length). Returns whether an
  * END event was seen. Throws FormatError with an offset relative to the payload.
@@ -255,30 +285,30 @@ export function decodeEventBlock(payload: Buffer, count: number, blockTimeUs: nu
   let sawEnd = false;
   for (let i = 0; i < count; i++) {
     if (pos >= end) throw new FormatError(`block says ${count} events, holds ${i}`, pos);
+    // Varints of one or two bytes (nearly all of them) stay in small-integer arithmetic; longer
+    // ones continue in varintTail, in doubles, exactly as before.
     // h
     let b = payload[pos++]!;
     let h = b & 0x7f;
     if (b >= 0x80) {
-      let scale = 128;
-      for (let k = 1; ; k++) {
-        if (k >= 10 || pos >= end) throw new FormatError('bad varint', pos);
-        b = payload[pos++]!;
-        h += (b & 0x7f) * scale;
-        if (b < 0x80) break;
-        scale *= 128;
+      if (pos >= end) throw new FormatError('bad varint', pos);
+      b = payload[pos++]!;
+      h |= (b & 0x7f) << 7;
+      if (b >= 0x80) {
+        h = varintTail(payload, end, pos, h);
+        pos = tailPos;
       }
     }
     // dt
     b = payload[pos++]!;
     let dt = b & 0x7f;
     if (b >= 0x80) {
-      let scale = 128;
-      for (let k = 1; ; k++) {
-        if (k >= 10 || pos >= end) throw new FormatError('bad varint', pos);
-        b = payload[pos++]!;
-        dt += (b & 0x7f) * scale;
-        if (b < 0x80) break;
-        scale *= 128;
+      if (pos >= end) throw new FormatError('bad varint', pos);
+      b = payload[pos++]!;
+      dt |= (b & 0x7f) << 7;
+      if (b >= 0x80) {
+        dt = varintTail(payload, end, pos, dt);
+        pos = tailPos;
       }
     }
     t += dt;
@@ -286,13 +316,12 @@ export function decodeEventBlock(payload: Buffer, count: number, blockTimeUs: nu
     b = payload[pos++]!;
     let v = b & 0x7f;
     if (b >= 0x80) {
-      let scale = 128;
-      for (let k = 1; ; k++) {
-        if (k >= 10 || pos >= end) throw new FormatError('bad varint', pos);
-        b = payload[pos++]!;
-        v += (b & 0x7f) * scale;
-        if (b < 0x80) break;
-        scale *= 128;
+      if (pos >= end) throw new FormatError('bad varint', pos);
+      b = payload[pos++]!;
+      v |= (b & 0x7f) << 7;
+      if (b >= 0x80) {
+        v = varintTail(payload, end, pos, v);
+        pos = tailPos;
       }
     }
     if (pos > end) throw new FormatError('event runs past the end of its block', end);
@@ -458,9 +487,12 @@ export class V2Profile implements ProfileSource {
         continue;
       }
       // Every trace a block uses must be defined; a live profile may need the .hpm tail.
+      // Writers number traces from 1 without gaps, so a comparison settles nearly every event.
       let missing = false;
+      const dense = this.dict.denseTraceIds();
       for (let i = 0; i < batch.length; i++) {
-        if (batch.op[i]! <= OP_FREE && !this.dict.traces.has(batch.trace[i]!)) {
+        const id = batch.trace[i]!;
+        if (id > dense && batch.op[i]! <= OP_FREE && !this.dict.traces.has(id)) {
           missing = true;
           break;
         }
