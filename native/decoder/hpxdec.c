@@ -59,20 +59,47 @@ uint32_t hpxdec_crc32(uint32_t crc, const uint8_t *p, size_t n) {
 #define EXT_LOST 2
 #define MAX_SAFE 9007199254740991.0 /* 2^53 - 1, Number.MAX_SAFE_INTEGER */
 
-/* A varint whose first byte was already consumed as `first`. Sums in doubles, in the same
- * order as the TS loop, so results are bit-identical even past 2^53. Returns -1 on error. */
-static inline int varint_rest(const uint8_t *payload, size_t end, size_t *pos, unsigned first, double *out) {
-  double v = (double)(first & 0x7f);
-  double scale = 128.0;
-  for (int k = 1;; k++) {
-    if (k >= 10 || *pos >= end) return -1;
-    unsigned b = payload[(*pos)++];
-    v += (double)(b & 0x7f) * scale;
+/* One varint at *pos (the caller has checked *pos < end). Up to 7 bytes (49 bits, exact in a
+ * double) it is decoded in integers into *u and 0 is returned; longer ones continue in doubles,
+ * summed in the same order as the TS loop so that even values past 2^53 come out identical,
+ * into *d, returning 1. -1: more than 10 bytes or past the end (*pos at the failing byte). */
+static inline int read_varint(const uint8_t *p, size_t end, size_t *pos, uint64_t *u, double *d) {
+  size_t q = *pos;
+  unsigned b = p[q++];
+  if (b < 0x80) {
+    *u = b;
+    *pos = q;
+    return 0;
+  }
+  uint64_t v = b & 0x7f;
+  for (int k = 1; k < 7; k++) {
+    if (q >= end) {
+      *pos = q;
+      return -1;
+    }
+    b = p[q++];
+    v |= (uint64_t)(b & 0x7f) << (7 * k);
+    if (b < 0x80) {
+      *u = v;
+      *pos = q;
+      return 0;
+    }
+  }
+  double dv = (double)v;
+  double scale = 562949953421312.0; /* 128^7 */
+  for (int k = 7;; k++) {
+    if (k >= 10 || q >= end) {
+      *pos = q;
+      return -1;
+    }
+    b = p[q++];
+    dv += (double)(b & 0x7f) * scale;
     if (b < 0x80) break;
     scale *= 128.0;
   }
-  *out = v;
-  return 0;
+  *d = dv;
+  *pos = q;
+  return 1;
 }
 
 #define FAIL(msg, at) \
@@ -95,32 +122,27 @@ int hpxdec_decode_block(const uint8_t *payload, size_t len, uint32_t count, doub
   int end_seen = 0;
   for (uint32_t i = 0; i < count; i++) {
     if (pos >= end) FAIL("block holds fewer events than it says", pos);
-    /* Most events are three one-byte varints: take that path without any loop. */
-    unsigned b = payload[pos++];
-    double h;
-    if (b < 0x80) h = (double)b;
-    else if (varint_rest(payload, end, &pos, b, &h)) FAIL("bad varint", pos);
+    uint64_t hu, dtu, vu;
+    double hd = 0, dtd = 0, vd = 0;
+    int hbig = read_varint(payload, end, &pos, &hu, &hd);
+    if (hbig < 0) FAIL("bad varint", pos);
     if (pos >= end) FAIL("event runs past the end of its block", end);
-    b = payload[pos++];
-    double dt;
-    if (b < 0x80) dt = (double)b;
-    else if (varint_rest(payload, end, &pos, b, &dt)) FAIL("bad varint", pos);
-    t += dt;
+    int dtbig = read_varint(payload, end, &pos, &dtu, &dtd);
+    if (dtbig < 0) FAIL("bad varint", pos);
+    t += dtbig ? dtd : (double)dtu;
     if (pos >= end) FAIL("event runs past the end of its block", end);
-    b = payload[pos++];
-    double v;
-    if (b < 0x80) v = (double)b;
-    else if (varint_rest(payload, end, &pos, b, &v)) FAIL("bad varint", pos);
+    int vbig = read_varint(payload, end, &pos, &vu, &vd);
+    if (vbig < 0) FAIL("bad varint", pos);
+    double v = vbig ? vd : (double)vu;
 
     unsigned kind;
-    double id;
-    if (h < 2147483648.0) {
-      uint32_t hi = (uint32_t)h;
-      kind = hi & 3;
-      id = (double)(hi >> 2);
+    double id; /* exact: below 2^47 from the integer path */
+    if (!hbig) {
+      kind = (unsigned)(hu & 3);
+      id = (double)(hu >> 2);
     } else {
-      kind = (unsigned)fmod(h, 4.0);
-      id = floor(h / 4.0);
+      kind = (unsigned)fmod(hd, 4.0);
+      id = floor(hd / 4.0);
     }
     uint8_t code;
     double value = v;
