@@ -11,7 +11,9 @@ import { NATIVE_FIXTURES, readRecording, runPython, supportedPythons, unmatchedF
 interface ForkReport {
   parent: number;
   children: Array<{ pid: number; exit: number }>;
+  pool_pids: number[];
   pool_total: number;
+  exec_only: number;
 }
 
 for (const py of supportedPythons()) {
@@ -43,7 +45,13 @@ for (const py of supportedPythons()) {
       }
       const childPids = childFiles.map((f) => Number(f.split('.')[1]));
       for (const c of report.children) t.ok(childPids.includes(c.pid), `child ${c.pid} has a profile`);
-      t.ok(childPids.length >= 3, 'pool workers have profiles too');
+      for (const pid of report.pool_pids) t.ok(childPids.includes(pid), `pool worker ${pid} has a profile`);
+      t.notOk(childPids.includes(report.exec_only), 'a child that only execs leaves no profile');
+      t.same(
+        childPids.sort((a, b) => a - b),
+        [...report.children.map((c) => c.pid), ...report.pool_pids].sort((a, b) => a - b),
+        'no other child profiles',
+      );
       for (const pid of childPids) {
         const child = await readRecording(join(dir, `run.${pid}`));
         t.same(child.issues, [], `child ${pid}: reads without issues`);
