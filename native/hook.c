@@ -903,6 +903,7 @@ EXPORT int hp_start(const char *base, int mode, int sampler, int nranges, const 
   STORE(g_capture, (flags & FLAG_NO_STACKS) || !pyrt_can_walk() ? 0 : 1);
   reset_dictionaries();
   reset_pointers();
+  pyrt_clear_line_cache();
   hist_reset();
   g_n_alloc = g_n_free = g_n_lost = 0;
   g_exiting_done = 0;

@@ -190,6 +190,10 @@ static struct {
   int32_t line;
 } g_lines[LINE_CACHE_SIZE];
 
+/* Called when a recording starts: an entry whose code object was walked but never pinned
+ * (a sample that raced with stop, or out of memory) must not outlive its recording. */
+void pyrt_clear_line_cache(void) { memset(g_lines, 0, sizeof g_lines); }
+
 static inline uint32_t line_slot(void *code, int32_t offset) {
   uint64_t h = ((uint64_t)(uintptr_t)code >> 4) * 0x9e3779b97f4a7c15ULL ^ (uint64_t)(uint32_t)offset * 0xc2b2ae3d27d4eb4fULL;
   return (uint32_t)(h >> 51) & (LINE_CACHE_SIZE - 1);

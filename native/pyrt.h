@@ -44,6 +44,9 @@ void *pyrt_gil_tstate(void);
  * memoize line numbers by (code, offset), only for walks whose code objects get pinned. */
 int pyrt_walk(void *tstate, hp_rawframe *out, int cap, uint32_t *dropped, int use_cache);
 
+/* Forgets every cached line number (see pyrt_walk's use_cache). Requires the GIL. */
+void pyrt_clear_line_cache(void);
+
 /* Copies a code object's co_name and co_filename as UTF-8 (NUL-terminated, truncated
  * to fit). Requires the GIL; never allocates (no UTF-8 cache is created). */
 void pyrt_code_names(void *code, char *name, size_t name_cap, char *file, size_t file_cap);
