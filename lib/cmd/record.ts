@@ -295,7 +295,7 @@ export function formatSummary(status: BootstrapStatus, mode: 'profile' | 'stats'
   const allocations = num('allocations_seen') ?? num('allocations');
   if (allocations !== undefined) parts.push(`${count(allocations)} allocations seen`);
   const written = num('bytes_written');
-  if (written !== undefined) parts.push(`${formatBytes(written)} written`);
+  if (written !== undefined && files.length > 0) parts.push(`${formatBytes(written)} written`);
   const fraction = num('sampled_fraction');
   if (fraction !== undefined && mode === 'profile') parts.push(`${formatPercent(fraction)} of allocations sampled`);
   const lost = num('lost_events');

@@ -148,7 +148,16 @@ t.test('formatSummary', async (t) => {
     formatSummary({ state: 'finished', files, summary: { events: 5, traces: 1, bytes_written: 10, sampled_fraction: 1 } }, 'profile', null),
     'run.hpm, run.hpd: 5 events, 1 traces, 10 B written, 100% of allocations sampled',
   );
-  t.equal(formatSummary({ state: 'finished', files: [], summary: { allocations_seen: 4000 } }, 'stats', null), 'no files: 4,000 allocations seen');
+  t.equal(formatSummary({ state: 'finished', files: [], summary: { allocations_seen: 4000, bytes_written: 0 } }, 'stats', null), 'no files: 4,000 allocations seen');
+  t.equal(
+    formatSummary({ state: 'finished', files, summary: { allocations_seen: 4000, bytes_written: 900, events: 0, sampled_fraction: 0 } }, 'stats', null),
+    'run.hpm, run.hpd: 4,000 allocations seen, 900 B written',
+    'stats mode: no events or sampled fraction',
+  );
+  t.equal(
+    formatSummary({ state: 'finished', files, summary: { events: 7, traces: 2, lost_events: 3 } }, 'profile', null),
+    'run.hpm, run.hpd: 7 events, 2 traces, 3 events lost',
+  );
   t.equal(
     formatSummary({ state: 'started', files }, 'profile', 'SIGKILL'),
     'run.hpm, run.hpd: the program was killed by SIGKILL; the profile is readable up to its last flush',
