@@ -53,7 +53,7 @@ const CLIENT = String.raw`
 (function () {
   'use strict';
   var data = JSON.parse(document.getElementById('hp-data').textContent);
-  var frames = data.frames, stacks = data.stacks, points = data.points;
+  var frames = data.frames, nodes = data.nodes, points = data.points;
   var selected = data.peakIndex;
   var zoomPath = null; // frame-index path (root first) of the zoomed flame node, null = whole heap
 
@@ -161,25 +161,18 @@ const CLIENT = String.raw`
   var tip = document.getElementById('tip');
   var ROW = 18;
   var rects = [];
+  function resolve(p) { return p.ref !== undefined ? points[p.ref] : p; }
   function buildTree(p) {
-    var root = { name: 'all', frame: -1, value: p.bytes, hw: 0, children: {}, order: [] };
-    function child(node, key, frame, name) {
-      var c = node.children[key];
-      if (!c) { c = node.children[key] = { name: name, frame: frame, value: 0, hw2: 0, children: {}, order: [] }; node.order.push(c); }
-      return c;
+    var src = resolve(p);
+    var byNode = {}, root = null;
+    for (var i = 0; i < src.tree.length; i += 3) {
+      var id = src.tree[i], nd = nodes[id];
+      var n = { id: id, frame: nd[1], name: nd[1] < 0 ? 'all' : frameName(nd[1]), value: src.tree[i + 1], hw: src.tree[i + 2], children: {}, order: [] };
+      byNode[id] = n;
+      if (nd[0] < 0) root = n;
+      else if (byNode[nd[0]]) { byNode[nd[0]].children['n' + id] = n; byNode[nd[0]].order.push(n); }
     }
-    for (var i = 0; i < p.top.length; i += 3) {
-      var st = stacks[p.top[i]], bytes = p.top[i + 1], hw = p.top[i + 2];
-      var node = root;
-      if (st.length === 0) node = child(node, 'none', -2, '[no Python stack]');
-      else for (var j = 0; j < st.length; j++) node = child(node, 'f' + st[j], st[j], frameName(st[j]));
-      // Values accumulate up the path so every ancestor spans its descendants.
-      node = root;
-      if (st.length === 0) { node = node.children.none; node.value += bytes; node.hw2 += hw * hw; }
-      else for (var k = 0; k < st.length; k++) { node = node.children['f' + st[k]]; node.value += bytes; node.hw2 += hw * hw; }
-    }
-    if (p.other > 0) { var o = child(root, 'other', -3, '[other stacks: outside the top ' + data.meta.topPerPoint + ']'); o.value += p.other; o.hw2 += p.otherHw * p.otherHw; }
-    return root;
+    return root || { id: 0, frame: -1, name: 'all', value: p.bytes, hw: 0, children: {}, order: [] };
   }
   function findZoom(root) {
     if (!zoomPath) return root;
@@ -216,7 +209,7 @@ const CLIENT = String.raw`
     function draw(n, x, w, d, path) {
       if (w < 0.4) return;
       var y = d * ROW;
-      ctx.fillStyle = n.frame === -1 ? '#c9ced8' : n.frame === -3 ? '#d8d8d8' : color(n.name);
+      ctx.fillStyle = n.frame === -1 ? '#c9ced8' : frames[n.frame][1] === '' ? '#d8d8d8' : color(n.name);
       ctx.fillRect(x, y, Math.max(0.5, w - 0.5), ROW - 1);
       rects.push({ x: x, y: y, w: w, node: n, path: path });
       if (w > 28) {
@@ -229,7 +222,7 @@ const CLIENT = String.raw`
       var cx = x;
       n.order.slice().sort(function (a, b) { return b.value - a.value; }).forEach(function (c) {
         var cw = w * c.value / (n.value > 0 ? n.value : 1);
-        draw(c, cx, cw, d + 1, path.concat([c.frame === -2 ? 'none' : c.frame === -3 ? 'other' : 'f' + c.frame]));
+        draw(c, cx, cw, d + 1, path.concat(['n' + c.id]));
         cx += cw;
       });
     }
@@ -251,7 +244,7 @@ const CLIENT = String.raw`
     var q = hit(ev);
     if (!q) { tip.style.display = 'none'; return; }
     var p = points[selected], n = q.node;
-    var hw = n.hw2 ? Math.sqrt(n.hw2) : 0;
+    var hw = n.hw;
     tip.textContent = (n.frame === -1 ? 'all live bytes' : n.name) + '\n' + fmtBytes(n.value) + ' (' + pct(n.value, p.bytes) + ')' + (hw > 0 ? ', 95% \u00b1' + fmtBytes(hw) : '');
     tip.style.display = 'block';
     var wrap = canvas.parentNode.getBoundingClientRect();
@@ -269,38 +262,28 @@ const CLIENT = String.raw`
 
   // ---- top sites (innermost line) at the selected point ----
   function drawTable() {
-    var p = points[selected];
-    var sites = {}, list = [];
-    for (var i = 0; i < p.top.length; i += 3) {
-      var st = stacks[p.top[i]];
-      var key = st.length ? String(st[st.length - 1]) : 'none';
-      var s = sites[key];
-      if (!s) { s = sites[key] = { name: st.length ? frameName(st[st.length - 1]) : '[no Python stack]', bytes: 0, hw2: 0, stacks: 0 }; list.push(s); }
-      s.bytes += p.top[i + 1]; s.hw2 += p.top[i + 2] * p.top[i + 2]; s.stacks++;
-    }
-    list.sort(function (a, b) { return b.bytes - a.bytes || (a.name < b.name ? -1 : 1); });
+    var p = points[selected], src = resolve(p);
     var body = document.getElementById('sites-body');
     while (body.firstChild) body.removeChild(body.firstChild);
-    var maxB = list.length ? list[0].bytes : 1;
-    list.slice(0, 50).forEach(function (s) {
+    for (var i = 0; i < src.sites.length; i += 3) {
+      var frame = src.sites[i], bytes = src.sites[i + 1], hw = src.sites[i + 2];
       var tr = document.createElement('tr');
-      var hw = Math.sqrt(s.hw2);
-      var cells = [s.name, fmtBytes(s.bytes), hw > 0 ? fmtBytes(Math.max(0, s.bytes - hw)) + ' .. ' + fmtBytes(s.bytes + hw) : 'exact', pct(s.bytes, p.bytes), String(s.stacks)];
+      var cells = [frame < 0 ? '[no Python stack]' : frameName(frame), fmtBytes(bytes), hw > 0 ? fmtBytes(Math.max(0, bytes - hw)) + ' .. ' + fmtBytes(bytes + hw) : 'exact', pct(bytes, p.bytes)];
       cells.forEach(function (text, j) {
         var td = document.createElement('td');
         td.className = j === 0 ? 'site' : 'num';
         if (j === 3) {
           var bar = document.createElement('span');
           bar.className = 'bar';
-          bar.style.width = Math.round(60 * s.bytes / (maxB || 1)) + 'px';
+          bar.style.width = Math.round(60 * bytes / (p.bytes || 1)) + 'px';
           td.appendChild(bar);
           td.appendChild(document.createTextNode(' ' + text));
         } else td.textContent = text;
         tr.appendChild(td);
       });
       body.appendChild(tr);
-    });
-    document.getElementById('sites-title').textContent = 'Top sites at ' + fmtSec(p.t) + (p.other > 0 ? ' (' + fmtBytes(p.other) + ' in stacks outside the top ' + data.meta.topPerPoint + ' not listed)' : '');
+    }
+    document.getElementById('sites-title').textContent = 'Top sites at ' + fmtSec(p.t);
   }
 
   function select(i) {
@@ -353,10 +336,10 @@ ${facts}
 <div class="legend"><i style="background: var(--line)"></i>estimated live heap <i style="background: var(--band); height: 8px"></i>its 95% interval <i style="background: var(--rss)"></i>process RSS <i style="background: var(--sel); width: 8px; height: 8px; border-radius: 4px"></i>peak &mdash; click the plot (or use &larr; &rarr;) to choose a time</div>
 <svg id="plot" role="img" aria-label="estimated live heap over time"></svg>
 <h2 id="flame-title">Live heap</h2>
-<div class="legend">width = share of live bytes; root on top, callees below; click a frame to zoom <button id="unzoom" type="button">whole heap</button></div>
+<div class="legend">width = share of live bytes; root on top, callees below; space under a frame = allocated by that line itself or by callees too small to draw; click a frame to zoom <button id="unzoom" type="button">whole heap</button></div>
 <div id="flame-wrap"><canvas id="flame" role="img" aria-label="flame graph of the live heap"></canvas><div id="tip"></div></div>
 <h2 id="sites-title">Top sites</h2>
-<table id="sites"><thead><tr><th>site (innermost line)</th><th class="num">live bytes</th><th class="num">95% interval</th><th class="num">share</th><th class="num">stacks</th></tr></thead><tbody id="sites-body"></tbody></table>
+<table id="sites"><thead><tr><th>site (innermost line)</th><th class="num">live bytes</th><th class="num">95% interval</th><th class="num">share</th></tr></thead><tbody id="sites-body"></tbody></table>
 <script id="hp-data" type="application/json">${scriptSafeJson(data)}</script>
 <script>${CLIENT}</script>
 </body>

@@ -1,13 +1,14 @@
-// The data behind hp-report: memory over time (history buckets with their 95% band and RSS),
-// and at every bucket end and at the peak the top stacks of the live heap plus an "other"
-// remainder, so the page can draw a flame graph for any point without the whole profile.
-// Stacks and frames are deduplicated into tables; entries refer to them by index.
+// The data behind hp-report: memory over time (points with the 95% band and RSS) and, at every
+// point and at the peak, the live heap as a pruned call tree (every frame node holding at least
+// a small share of the heap) plus the top sites, so the page can draw the flame graph for any
+// point without the whole profile. All traces count: the call tree is one prefix tree of every
+// trace seen, and a point's values are summed up it leaf to root in one pass over its nodes.
 
 import { OP_ALLOC, OP_FREE, OP_RSS, type ProfileSource } from '../format/source.js';
 import type { Frame, Header, Trace } from '../format/types.js';
 import { halfWidth95 } from '../format/weights.js';
 import { LiveHeap } from '../model/live.js';
-import { traceOrPlaceholder } from '../model/sites.js';
+import { NO_STACK_LABEL, traceOrPlaceholder } from '../model/sites.js';
 import { liveHeapAt } from '../model/snapshot.js';
 
 export interface ReportPoint {
@@ -17,11 +18,15 @@ export interface ReportPoint {
   lo: number;
   hi: number;
   rss: number | null;
-  /** Flattened triples: stack index, estimated bytes, 95% half-width. Largest first. */
-  top: number[];
-  /** Live bytes outside the top stacks, and its half-width. */
-  other: number;
-  otherHw: number;
+  /**
+   * Call-tree nodes holding at least the minimum share, as flattened triples: node index (in
+   * ReportData.nodes), estimated bytes at or below it, 95% half-width. Parents before children.
+   */
+  tree: number[];
+  /** Top sites (innermost frame) as triples: frame index (-1: no Python stack), bytes, half-width. */
+  sites: number[];
+  /** Index of an earlier point whose tree and sites this point shares (nothing changed between). */
+  ref?: number;
   peak?: true;
 }
 
@@ -36,23 +41,30 @@ export interface ReportData {
     startTimeUs: number;
     sampling: string;
     complete: boolean;
+    /** Seconds between points. */
     granularity: number;
-    topPerPoint: number;
+    /** Nodes under this share of a point's live bytes are left out of its tree. */
+    minShare: number;
+    traces: number;
   };
-  /** [function or null, file, line]. */
+  /** [function or null, file, line]; file '' marks a pseudo frame such as [no Python stack]. */
   frames: Array<[string | null, string, number]>;
-  /** Frame indices, root first. An empty stack is an allocation with no Python stack. */
-  stacks: number[][];
+  /** Call-tree nodes: [parent node, frame]; node 0 is the root (all live bytes), [-1, -1]. */
+  nodes: Array<[number, number]>;
   points: ReportPoint[];
   /** Index in `points` of the peak (the default selection). */
   peakIndex: number;
 }
 
 export interface ReportOptions {
-  /** Stacks kept per point (the rest is summed into "other"). */
-  top: number;
-  /** About this many history points. */
+  /** About this many points on the plot. */
   targetPoints: number;
+  /** Smallest share of a point's live bytes a call-tree node needs to be kept (e.g. 0.002). */
+  minShare: number;
+  /** At most this many tree nodes per point (the largest; a parent always outranks its child). */
+  maxNodes: number;
+  /** Sites listed per point. */
+  sites: number;
   title: string;
 }
 
@@ -63,42 +75,47 @@ function samplingText(h: Header): string {
   return `size table {${s.bounds.map((b, i) => `${b}: ${s.probs[i]}`).join(', ')}}`;
 }
 
-/** Interns frames and stacks. */
-class Tables {
-  readonly frames: ReportData['frames'] = [];
-  readonly stacks: number[][] = [];
-  private readonly frameIndex = new Map<string, number>();
-  private readonly traceIndex = new Map<number, number>();
-
-  /** Where trace ids are resolved (replaced when the profile is reopened for a second pass). */
-  constructor(public lookup: (id: number) => Trace | undefined) {}
-
-  private frame(f: Frame): number {
-    const key = `${f.function ?? ''}\0${f.file}\0${f.line}`;
-    let i = this.frameIndex.get(key);
-    if (i === undefined) {
-      i = this.frames.length;
-      this.frames.push([f.function, f.file, f.line]);
-      this.frameIndex.set(key, i);
+/**
+ * Indices of the `k` largest of values[0..n), largest first; ties go to the lower index. A bounded
+ * min-heap makes it O(n log k), so 10^5 traces or tree nodes are ranked without a full sort.
+ */
+export function topIndices(values: ArrayLike<number>, n: number, k: number, include: (i: number) => boolean = () => true): number[] {
+  const chosen: number[] = [];
+  // "a ranks below b": the heap keeps the lowest-ranked chosen index at its root.
+  const below = (a: number, b: number): boolean => values[a]! < values[b]! || (values[a] === values[b] && a > b);
+  const swap = (i: number, j: number): void => {
+    const x = chosen[i]!;
+    chosen[i] = chosen[j]!;
+    chosen[j] = x;
+  };
+  for (let i = 0; i < n; i++) {
+    if (!include(i)) continue;
+    if (chosen.length < k) {
+      chosen.push(i);
+      let c = chosen.length - 1;
+      while (c > 0) {
+        const p = (c - 1) >> 1;
+        if (!below(chosen[c]!, chosen[p]!)) break;
+        swap(c, p);
+        c = p;
+      }
+    } else if (k > 0 && below(chosen[0]!, i)) {
+      chosen[0] = i;
+      let c = 0;
+      for (;;) {
+        const l = 2 * c + 1;
+        const r = l + 1;
+        let m = c;
+        if (l < chosen.length && below(chosen[l]!, chosen[m]!)) m = l;
+        if (r < chosen.length && below(chosen[r]!, chosen[m]!)) m = r;
+        if (m === c) break;
+        swap(c, m);
+        c = m;
+      }
     }
-    return i;
   }
-
-  stackOfTrace(id: number): number {
-    let i = this.traceIndex.get(id);
-    if (i === undefined) {
-      const trace = traceOrPlaceholder(this.lookup, id);
-      const frames = trace.frames.map((f) => this.frame(f)).reverse();
-      if (trace.dropped > 0) frames.unshift(this.frame({ function: `[${trace.dropped} outer frames not recorded]`, file: '', line: 0 }));
-      i = this.stacks.length;
-      this.stacks.push(frames);
-      this.traceIndex.set(id, i);
-    }
-    return i;
-  }
+  return chosen.sort((a, b) => (below(a, b) ? 1 : below(b, a) ? -1 : 0));
 }
-
-const round = (x: number): number => Math.max(0, Math.round(x));
 
 /** The smallest of 1, 2, 5 x 10^k µs that is at least `us`. */
 export function niceGranularityUs(us: number): number {
@@ -109,74 +126,205 @@ export function niceGranularityUs(us: number): number {
   }
 }
 
+const round = (x: number): number => Math.max(0, Math.round(x));
+
 /**
- * Top `n` slots of a heap by live bytes, largest first (ties by trace id), in O(slots log n) with
- * a bounded min-heap: a profile with 10^5 traces is measured at every bucket end without sorting
- * them all.
+ * The prefix tree of every trace seen (root first), frames interned, and per live-heap slot the
+ * tree leaf and site of its trace. Node ids grow as traces appear, and a parent's id is always
+ * below its children's, so summing values in decreasing id order pushes every value to the root.
  */
-export function topSlots(heap: LiveHeap, n: number): number[] {
-  const chosen: number[] = [];
-  const bytes = heap.bytes;
-  const trace = heap.traceOfSlot;
-  // "a is smaller than b": the heap keeps the smallest chosen slot at its root.
-  const less = (a: number, b: number): boolean => bytes[a]! < bytes[b]! || (bytes[a] === bytes[b] && trace[a]! > trace[b]!);
-  const siftDown = (i: number): void => {
-    const len = chosen.length;
-    for (;;) {
-      const l = 2 * i + 1;
-      const r = l + 1;
-      let m = i;
-      if (l < len && less(chosen[l]!, chosen[m]!)) m = l;
-      if (r < len && less(chosen[r]!, chosen[m]!)) m = r;
-      if (m === i) return;
-      [chosen[i], chosen[m]] = [chosen[m]!, chosen[i]!];
-      i = m;
-    }
-  };
-  const siftUp = (i: number): void => {
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!less(chosen[i]!, chosen[p]!)) return;
-      [chosen[i], chosen[p]] = [chosen[p]!, chosen[i]!];
-      i = p;
-    }
-  };
-  for (let s = 0; s < heap.slots; s++) {
-    if (heap.sampled[s]! <= 0 || !(bytes[s]! > 0)) continue;
-    if (chosen.length < n) {
-      chosen.push(s);
-      siftUp(chosen.length - 1);
-    } else if (n > 0 && less(chosen[0]!, s)) {
-      chosen[0] = s;
-      siftDown(0);
-    }
+export class CallTree {
+  readonly frames: ReportData['frames'] = [];
+  private readonly frameIndex = new Map<string, number>();
+  parent = new Int32Array(1024);
+  frameOf = new Int32Array(1024);
+  size = 1;
+  private readonly childIndex = new Map<number, number>();
+  /** Per trace id: its leaf node + 1 and its site + 2 (0 = not defined yet); ids past the arrays in a Map. */
+  private leafOfTrace = new Int32Array(1024);
+  private siteOfTrace = new Int32Array(1024);
+  private readonly farTraces = new Map<number, [number, number]>();
+  private readonly noStackFrame: number;
+  /** Where trace ids are resolved (replaced when the profile is reopened). */
+  lookup: (id: number) => Trace | undefined = () => undefined;
+
+  constructor() {
+    this.parent[0] = -1;
+    this.frameOf[0] = -1;
+    this.noStackFrame = this.frame({ function: NO_STACK_LABEL, file: '', line: 0 });
   }
-  return chosen.sort((a, b) => (less(a, b) ? 1 : less(b, a) ? -1 : 0));
+
+  frame(f: Frame): number {
+    const key = `${f.function ?? ''}\0${f.file}\0${f.line}`;
+    let i = this.frameIndex.get(key);
+    if (i === undefined) {
+      i = this.frames.length;
+      this.frames.push([f.function, f.file, f.line]);
+      this.frameIndex.set(key, i);
+    }
+    return i;
+  }
+
+  private child(parent: number, frame: number): number {
+    // Frames stay below 2^22 and nodes below 2^31 in any profile this runs on: the key is exact.
+    const key = parent * 4194304 + frame;
+    let n = this.childIndex.get(key);
+    if (n === undefined) {
+      if (this.size === this.parent.length) {
+        const p = new Int32Array(this.size * 2);
+        p.set(this.parent);
+        this.parent = p;
+        const f = new Int32Array(this.size * 2);
+        f.set(this.frameOf);
+        this.frameOf = f;
+      }
+      n = this.size++;
+      this.parent[n] = parent;
+      this.frameOf[n] = frame;
+      this.childIndex.set(key, n);
+    }
+    return n;
+  }
+
+  private define(traceId: number): void {
+    const trace = traceOrPlaceholder(this.lookup, traceId);
+    let node = 0;
+    if (trace.dropped > 0) node = this.child(node, this.frame({ function: `[${trace.dropped} outer frames not recorded]`, file: '', line: 0 }));
+    if (trace.frames.length === 0) node = this.child(node, this.noStackFrame);
+    for (let i = trace.frames.length - 1; i >= 0; i--) node = this.child(node, this.frame(trace.frames[i]!));
+    const site = trace.frames.length > 0 ? this.frame(trace.frames[0]!) : -1;
+    if (traceId >= DIRECT_TRACE_IDS) {
+      this.farTraces.set(traceId, [node, site]);
+      return;
+    }
+    if (traceId >= this.leafOfTrace.length) {
+      let n = this.leafOfTrace.length;
+      while (n <= traceId) n *= 2;
+      const l = new Int32Array(n);
+      l.set(this.leafOfTrace);
+      this.leafOfTrace = l;
+      const st = new Int32Array(n);
+      st.set(this.siteOfTrace);
+      this.siteOfTrace = st;
+    }
+    this.leafOfTrace[traceId] = node + 1;
+    this.siteOfTrace[traceId] = site + 2;
+  }
+
+  /** The tree node of a trace's innermost frame. */
+  leaf(traceId: number): number {
+    if (traceId >= DIRECT_TRACE_IDS) {
+      if (!this.farTraces.has(traceId)) this.define(traceId);
+      return this.farTraces.get(traceId)![0];
+    }
+    if (traceId >= this.leafOfTrace.length || this.leafOfTrace[traceId] === 0) this.define(traceId);
+    return this.leafOfTrace[traceId]! - 1;
+  }
+
+  /** A trace's site: the frame index of its innermost frame, -1 for no Python stack. */
+  site(traceId: number): number {
+    if (traceId >= DIRECT_TRACE_IDS) {
+      if (!this.farTraces.has(traceId)) this.define(traceId);
+      return this.farTraces.get(traceId)![1];
+    }
+    if (traceId >= this.leafOfTrace.length || this.leafOfTrace[traceId] === 0) this.define(traceId);
+    return this.siteOfTrace[traceId]! - 2;
+  }
 }
 
-/** The live heap as a point: total with its interval, top stacks, the rest as "other". */
-function pointOfHeap(heap: LiveHeap, tables: Tables, n: number, tUs: number, rss: number | null): ReportPoint {
-  const total = heap.total();
-  const hw = halfWidth95(total.bytesVar);
-  const top: number[] = [];
-  let topBytes = 0;
-  let topVar = 0;
-  for (const s of topSlots(heap, n)) {
-    const v = Math.max(0, heap.bytesVar[s]!);
-    top.push(tables.stackOfTrace(heap.traceOfSlot[s]!), round(heap.bytes[s]!), Math.round(halfWidth95(v)));
-    topBytes += heap.bytes[s]!;
-    topVar += v;
+/** Trace ids below this are mapped through flat arrays. */
+const DIRECT_TRACE_IDS = 1 << 22;
+
+/** Turns live heaps into report points, and remembers which tree nodes any point used. */
+class PointMaker {
+  private values = new Float64Array(0);
+  private variances = new Float64Array(0);
+  private siteBytes = new Float64Array(0);
+  private siteVar = new Float64Array(0);
+  readonly usedNodes = new Set<number>([0]);
+
+  constructor(
+    private readonly tree: CallTree,
+    private readonly opts: ReportOptions,
+  ) {}
+
+  make(heap: LiveHeap, tUs: number, rss: number | null): ReportPoint {
+    const tree = this.tree;
+    const total = heap.total();
+    const hw = halfWidth95(total.bytesVar);
+    // Leaves first (this may grow the tree), then size the work arrays.
+    const slots = heap.slots;
+    const leafOfSlot = new Int32Array(slots);
+    const siteOfSlot = new Int32Array(slots);
+    for (let s = 0; s < slots; s++) {
+      if (heap.sampled[s]! > 0 && heap.bytes[s]! > 0) {
+        const trace = heap.traceOfSlot[s]!;
+        leafOfSlot[s] = tree.leaf(trace);
+        siteOfSlot[s] = tree.site(trace) + 1; // 0: no Python stack
+      } else leafOfSlot[s] = -1;
+    }
+    const n = tree.size;
+    if (this.values.length < n) {
+      this.values = new Float64Array(n * 2);
+      this.variances = new Float64Array(n * 2);
+    } else {
+      this.values.fill(0, 0, n);
+      this.variances.fill(0, 0, n);
+    }
+    const nf = tree.frames.length + 1;
+    if (this.siteBytes.length < nf) {
+      this.siteBytes = new Float64Array(nf * 2);
+      this.siteVar = new Float64Array(nf * 2);
+    } else {
+      this.siteBytes.fill(0, 0, nf);
+      this.siteVar.fill(0, 0, nf);
+    }
+    const values = this.values;
+    const variances = this.variances;
+    const siteBytes = this.siteBytes;
+    const siteVar = this.siteVar;
+    for (let s = 0; s < slots; s++) {
+      const leaf = leafOfSlot[s]!;
+      if (leaf < 0) continue;
+      const b = heap.bytes[s]!;
+      const v = Math.max(0, heap.bytesVar[s]!);
+      values[leaf]! += b;
+      variances[leaf]! += v;
+      siteBytes[siteOfSlot[s]!]! += b;
+      siteVar[siteOfSlot[s]!]! += v;
+    }
+    const parent = tree.parent;
+    for (let node = n - 1; node > 0; node--) {
+      const p = parent[node]!;
+      values[p]! += values[node]!;
+      variances[p]! += variances[node]!;
+    }
+    const minBytes = Math.max(1, this.opts.minShare * values[0]!);
+    let kept: number[] = [];
+    for (let node = 0; node < n; node++) if (values[node]! >= minBytes) kept.push(node);
+    if (kept.length > this.opts.maxNodes) {
+      const candidates = Float64Array.from(kept, (node) => values[node]!);
+      kept = topIndices(candidates, candidates.length, this.opts.maxNodes).map((i) => kept[i]!).sort((a, b) => a - b);
+    }
+    const treeOut: number[] = [];
+    for (const node of kept) {
+      this.usedNodes.add(node);
+      treeOut.push(node, round(values[node]!), Math.round(halfWidth95(variances[node]!)));
+    }
+    const sitesOut: number[] = [];
+    for (const i of topIndices(siteBytes, nf, this.opts.sites, (j) => siteBytes[j]! > 0)) {
+      sitesOut.push(i - 1, round(siteBytes[i]!), Math.round(halfWidth95(siteVar[i]!)));
+    }
+    return {
+      t: tUs / 1e6,
+      bytes: round(total.bytes),
+      lo: round(total.bytes - hw),
+      hi: round(total.bytes + hw),
+      rss,
+      tree: treeOut,
+      sites: sitesOut,
+    };
   }
-  return {
-    t: tUs / 1e6,
-    bytes: round(total.bytes),
-    lo: round(total.bytes - hw),
-    hi: round(total.bytes + hw),
-    rss,
-    top,
-    other: round(total.bytes - topBytes),
-    otherHw: Math.round(halfWidth95(Math.max(0, total.bytesVar - topVar))),
-  };
 }
 
 /**
@@ -185,17 +333,19 @@ function pointOfHeap(heap: LiveHeap, tables: Tables, n: number, tUs: number, rss
  * the state after every event at or before its time.
  */
 export async function buildReportData(open: () => Promise<ProfileSource>, opts: ReportOptions): Promise<ReportData> {
-  const tables = new Tables(() => undefined);
+  const tree = new CallTree();
+  const maker = new PointMaker(tree, opts);
   let header: Header;
   let peak: ReportPoint;
   let lastUs: number;
+  let traces = 0;
   {
     const source = await open();
     try {
       header = source.header;
-      tables.lookup = (id) => source.trace(id);
+      tree.lookup = (id) => source.trace(id);
       const snap = await liveHeapAt(source, { kind: 'peak' });
-      peak = { ...pointOfHeap(snap.heap, tables, opts.top, snap.atUs, null), peak: true };
+      peak = { ...maker.make(snap.heap, snap.atUs, null), peak: true };
       lastUs = snap.lastUs;
     } finally {
       await source.close();
@@ -206,18 +356,22 @@ export async function buildReportData(open: () => Promise<ProfileSource>, opts: 
   let complete = false;
   const source = await open();
   try {
-    tables.lookup = (id) => source.trace(id);
+    tree.lookup = (id) => source.trace(id);
     const heap = new LiveHeap(header.sampling);
     let nextEndUs = granularityUs;
     let curUs = 0;
     let rss: number | null = null;
     let dirty = true;
-    let last: ReportPoint | null = null;
+    let lastMade = -1;
     const close = (endUs: number): void => {
-      const p: ReportPoint = !dirty && last ? { ...last, t: endUs / 1e6, rss } : pointOfHeap(heap, tables, opts.top, endUs, rss);
+      if (!dirty && lastMade >= 0) {
+        const m = points[lastMade]!;
+        points.push({ t: endUs / 1e6, bytes: m.bytes, lo: m.lo, hi: m.hi, rss, tree: [], sites: [], ref: lastMade });
+      } else {
+        lastMade = points.length;
+        points.push(maker.make(heap, endUs, rss));
+      }
       dirty = false;
-      last = p;
-      points.push(p);
     };
     for await (const batch of source.batches()) {
       const { op, timeUs, trace, size } = batch;
@@ -242,13 +396,22 @@ export async function buildReportData(open: () => Promise<ProfileSource>, opts: 
       nextEndUs += granularityUs;
     }
     complete = source.complete;
+    traces = [...source.traces()].length;
   } finally {
     await source.close();
   }
-  // The peak goes in time order; at a bucket end's own time it comes first (it is that state).
+  // The peak goes in time order; at a point's own time it comes first (it is that state).
   let at = points.findIndex((p) => p.t >= peak.t);
   if (at < 0) at = points.length;
   points.splice(at, 0, peak);
+  for (const p of points) if (p.ref !== undefined && p.ref >= at) p.ref++;
+
+  // Keep only the nodes some point uses, renumbered in id order (parents stay before children).
+  const used = [...maker.usedNodes].sort((a, b) => a - b);
+  const compact = new Map<number, number>(used.map((node, i) => [node, i]));
+  const nodes: Array<[number, number]> = used.map((node) => [node === 0 ? -1 : compact.get(tree.parent[node]!)!, tree.frameOf[node]!]);
+  for (const p of points) for (let i = 0; i < p.tree.length; i += 3) p.tree[i] = compact.get(p.tree[i]!)!;
+
   return {
     version: 1,
     title: opts.title,
@@ -261,10 +424,11 @@ export async function buildReportData(open: () => Promise<ProfileSource>, opts: 
       sampling: samplingText(header),
       complete,
       granularity: granularityUs / 1e6,
-      topPerPoint: opts.top,
+      minShare: opts.minShare,
+      traces,
     },
-    frames: tables.frames,
-    stacks: tables.stacks,
+    frames: tree.frames,
+    nodes,
     points,
     peakIndex: at,
   };

@@ -10,7 +10,7 @@ import { OP_ALLOC } from '../../lib/format/source.js';
 import { buildFlowGraph, renderDot } from '../../lib/export/flow.js';
 import { diffStackSets } from '../../lib/export/diff.js';
 import { buildPprof } from '../../lib/export/pprof.js';
-import { niceGranularityUs, topSlots } from '../../lib/export/report.js';
+import { CallTree, niceGranularityUs, topIndices } from '../../lib/export/report.js';
 import { scriptSafeJson } from '../../lib/export/report-page.js';
 import { parseAt, type StackSet, type WeightedStack } from '../../lib/export/stacks.js';
 import { ensureTool } from '../fixtures/export/support.js';
@@ -120,15 +120,43 @@ t.test('diff: variances add, order is significant growth, significant shrink, th
   t.end();
 });
 
-t.test('report: top-N selection equals a full sort, ties by trace id', (t) => {
-  const heap = new LiveHeap({ kind: 'table', bounds: [], probs: [] });
-  const sizes = [5, 9, 1, 9, 7, 3, 9, 2, 8, 6, 4];
-  sizes.forEach((s, i) => heap.apply(OP_ALLOC, 100 - i, s));
-  const full = [...Array(sizes.length).keys()].sort((x, y) => heap.bytes[y]! - heap.bytes[x]! || heap.traceOfSlot[x]! - heap.traceOfSlot[y]!);
-  for (const n of [0, 1, 3, 4, 11, 50]) t.same(topSlots(heap, n), full.slice(0, n), `top ${n}`);
+t.test('report: top-k selection equals a full sort, ties to the lower index', (t) => {
+  const values = [5, 9, 1, 9, 7, 3, 9, 2, 8, 6, 4];
+  const full = [...values.keys()].sort((x, y) => values[y]! - values[x]! || x - y);
+  for (const k of [0, 1, 3, 4, 11, 50]) t.same(topIndices(values, values.length, k), full.slice(0, k), `top ${k}`);
+  t.same(topIndices(values, values.length, 3, (i) => i % 2 === 0), [6, 8, 4], 'with a filter');
   t.equal(niceGranularityUs(1), 1);
   t.equal(niceGranularityUs(3), 5);
   t.equal(niceGranularityUs(120_001), 200_000);
+  t.end();
+});
+
+t.test('report: the call tree shares prefixes, parents before children, sites are leaves', (t) => {
+  const traces = new Map([
+    [1, { id: 1, frames: [leaf1, c, a, root], dropped: 0 }],
+    [2, { id: 2, frames: [leaf2, c, a, root], dropped: 0 }],
+    [3, { id: 3, frames: [b, root], dropped: 2 }],
+  ]);
+  const tree = new CallTree();
+  tree.lookup = (id) => traces.get(id);
+  const l1 = tree.leaf(1);
+  const l2 = tree.leaf(2);
+  const l3 = tree.leaf(3);
+  const l0 = tree.leaf(0);
+  const path = (n: number): string[] => {
+    const out: string[] = [];
+    for (let x = n; x > 0; x = tree.parent[x]!) out.unshift(tree.frames[tree.frameOf[x]!]![0] ?? '?');
+    return out;
+  };
+  t.same(path(l1), ['<module>', 'a', 'c', 'alloc1']);
+  t.same(path(l2), ['<module>', 'a', 'c', 'alloc2']);
+  t.same(path(l3), ['[2 outer frames not recorded]', '<module>', 'b']);
+  t.same(path(l0), ['[no Python stack]']);
+  t.equal(tree.parent[l1], tree.parent[l2], 'shared prefix');
+  for (let n = 1; n < tree.size; n++) t.ok(tree.parent[n]! < n, 'parent id below child id');
+  t.equal(tree.frames[tree.site(2)]![0], 'alloc2');
+  t.equal(tree.site(0), -1);
+  t.equal(tree.size, 1 + 4 + 1 + 3 + 1, 'one node per distinct prefix');
   t.end();
 });
 
