@@ -62,8 +62,11 @@ export class HistoryBuilder {
   private lastUs = 0;
   private dirty = true;
   private lastRecord: BucketRecord | null = null;
+  private lastDetailed = false;
   /** Closed buckets waiting for an RSS sample after their end (or for the look-ahead to pass). */
   private pending: BucketRecord[] = [];
+  /** Index of the first unresolved record in `pending` (a queue without O(n) shifts). */
+  private pendingHead = 0
   /** Automatic mode: resolved fine buckets, thinned as the profile grows. */
   private fine: BucketRecord[] = [];
   private lastRss: number | null = null;
@@ -105,20 +108,32 @@ export class HistoryBuilder {
     const { op, timeUs, trace, size } = batch;
     const n = batch.length;
     const heap = this.heap;
+    // Locals in the per-event loop; fields are written back around the rare calls out.
+    let cur = this.curUs;
+    let nextEnd = this.nextEndUs;
+    let dirty = this.dirty;
     for (let i = 0; i < n; i++) {
       let t = timeUs[i]!;
-      if (t < this.curUs) t = this.curUs; // heapprof 1.0.x wall-clock times may step back
-      this.curUs = t;
-      if (t > this.nextEndUs) this.passTime(t);
+      if (t < cur) t = cur; // heapprof 1.0.x wall-clock times may step back
+      cur = t;
+      if (t > nextEnd) {
+        this.curUs = t;
+        this.dirty = dirty;
+        this.passTime(t);
+        nextEnd = this.nextEndUs;
+        dirty = this.dirty;
+      }
       const o = op[i]!;
       if (o === OP_ALLOC || o === OP_FREE) {
         heap.apply(o, trace[i]!, size[i]!);
-        this.dirty = true;
+        dirty = true;
       } else if (o === OP_RSS) {
         this.rssSample(t, size[i]!);
       }
-      this.lastUs = t;
     }
+    this.curUs = cur;
+    this.dirty = dirty;
+    if (n > 0) this.lastUs = cur;
   }
 
   /** Close every bucket ending before `t`, and settle pending RSS look-ups `t` has passed. */
@@ -128,13 +143,29 @@ export class HistoryBuilder {
       this.nextEndUs += this.granularityUs;
     }
     if (this.nextEndUs > this.toUs) this.nextEndUs = Infinity;
-    while (this.pending.length > 0 && t > this.pending[0]!.tUs + this.lookAheadUs) this.resolve(this.pending.shift()!);
+    while (this.hasPending() && t > this.pending[this.pendingHead]!.tUs + this.lookAheadUs) this.resolve(this.nextPending());
+  }
+
+  private hasPending(): boolean {
+    return this.pendingHead < this.pending.length;
+  }
+
+  private nextPending(): BucketRecord {
+    const rec = this.pending[this.pendingHead++]!;
+    if (this.pendingHead === this.pending.length) {
+      this.pending = [];
+      this.pendingHead = 0;
+    } else if (this.pendingHead > 4096) {
+      this.pending = this.pending.slice(this.pendingHead);
+      this.pendingHead = 0;
+    }
+    return rec;
   }
 
   private rssSample(t: number, bytes: number): void {
     // The first sample after a bucket end settles it: any later one is farther away.
-    while (this.pending.length > 0) {
-      const rec = this.pending.shift()!;
+    while (this.hasPending()) {
+      const rec = this.nextPending();
       if (rec.rssUs === null || t - rec.tUs < rec.tUs - rec.rssUs) {
         rec.rss = bytes;
         rec.rssUs = t;
@@ -145,12 +176,31 @@ export class HistoryBuilder {
     this.lastRssUs = t;
   }
 
+  /**
+   * In automatic mode the final length is the level closest to a 60th of the profile, at
+   * least a 134th of any bucket end (levels differ by at most 5x, so the closest is within
+   * sqrt(5)). A bucket end that is not a multiple of the largest level below end/300 can
+   * therefore never be reported: it gets the totals only, not the per-site work.
+   */
+  private needsDetail(endUs: number): boolean {
+    if (!this.auto || this.fromUs > 0) return true;
+    const floor = endUs / 300;
+    let g = this.levels[0]!;
+    for (const level of this.levels) {
+      if (level > floor) break;
+      g = level;
+    }
+    return endUs % g === 0;
+  }
+
   private closeBucket(endUs: number): void {
     let rec: BucketRecord;
-    if (!this.dirty && this.lastRecord) {
+    const detail = this.needsDetail(endUs);
+    if (!this.dirty && this.lastRecord && (this.lastDetailed || !detail)) {
       rec = { ...this.lastRecord, tUs: endUs };
     } else {
-      rec = this.measure(endUs);
+      rec = detail ? this.measure(endUs) : { tUs: endUs, total: this.heap.total(), top: [], followed: this.opts.sites.map(() => emptyEstimate()), rss: null, rssUs: null };
+      this.lastDetailed = detail;
       this.dirty = false;
     }
     rec.rss = this.lastRss;
@@ -174,7 +224,8 @@ export class HistoryBuilder {
     const g = this.levels[++this.levelIndex]!;
     this.granularityUs = g;
     this.fine = this.fine.filter((r) => r.tUs % g === 0);
-    this.pending = this.pending.filter((r) => r.tUs % g === 0);
+    this.pending = this.pending.slice(this.pendingHead).filter((r) => r.tUs % g === 0);
+    this.pendingHead = 0;
     if (Number.isFinite(this.nextEndUs)) this.nextEndUs = Math.ceil(this.nextEndUs / g) * g;
   }
 
@@ -200,25 +251,87 @@ export class HistoryBuilder {
     return g;
   }
 
-  /** The heap's state now, as a bucket ending at `endUs`. */
+  // Per-group sums for one measurement, reused (only groups touched are reset).
+  private gBytes = new Float64Array(64);
+  private gBytesVar = new Float64Array(64);
+  private gCount = new Float64Array(64);
+  private gCountVar = new Float64Array(64);
+  private gSampled = new Float64Array(64);
+  private gTouched = new Uint8Array(64);
+
+  private ensureGroups(n: number): void {
+    if (n <= this.gBytes.length) return;
+    let m = this.gBytes.length;
+    while (m < n) m *= 2;
+    this.gBytes = new Float64Array(m);
+    this.gBytesVar = new Float64Array(m);
+    this.gCount = new Float64Array(m);
+    this.gCountVar = new Float64Array(m);
+    this.gSampled = new Float64Array(m);
+    this.gTouched = new Uint8Array(m);
+  }
+
+  /** The heap's state now, as a bucket ending at `endUs`. O(traces), no allocation per trace. */
   private measure(endUs: number): BucketRecord {
     const heap = this.heap;
-    const groupEst = new Map<number, Estimate>();
     const followed = this.opts.sites.map(() => emptyEstimate());
-    for (let slot = 0; slot < heap.slots; slot++) {
-      if (heap.sampled[slot]! <= 0) continue;
-      const g = this.groupOfSlot(slot);
-      const est = heap.estimateOfSlot(slot);
-      if (this.opts.top > 0) {
-        let e = groupEst.get(g);
-        if (!e) groupEst.set(g, (e = emptyEstimate()));
-        addEstimate(e, est);
+    const wantTop = this.opts.top > 0;
+    const touched: number[] = [];
+    if (wantTop || this.opts.sites.length > 0) {
+      for (let slot = 0; slot < heap.slots; slot++) {
+        if (heap.sampled[slot]! <= 0) continue;
+        const g = this.groupOfSlot(slot);
+        if (wantTop) {
+          this.ensureGroups(this.groups.length);
+          if (this.gTouched[g] === 0) {
+            this.gTouched[g] = 1;
+            touched.push(g);
+            this.gBytes[g] = 0;
+            this.gBytesVar[g] = 0;
+            this.gCount[g] = 0;
+            this.gCountVar[g] = 0;
+            this.gSampled[g] = 0;
+          }
+          this.gBytes[g]! += heap.bytes[slot]!;
+          this.gBytesVar[g]! += heap.bytesVar[slot]!;
+          this.gCount[g]! += heap.count[slot]!;
+          this.gCountVar[g]! += heap.countVar[slot]!;
+          this.gSampled[g]! += heap.sampled[slot]!;
+        }
+        const follow = this.slotFollow[slot];
+        if (follow) for (const i of follow) addEstimate(followed[i]!, heap.estimateOfSlot(slot));
       }
-      const follow = this.slotFollow[slot];
-      if (follow) for (const i of follow) addEstimate(followed[i]!, est);
     }
-    const top = topSites(groupEst, this.groups, this.opts.top);
+    const top = wantTop ? this.topGroups(touched) : [];
+    for (const g of touched) this.gTouched[g] = 0;
     return { tUs: endUs, total: heap.total(), top, followed, rss: null, rssUs: null };
+  }
+
+  /** The N largest touched groups, largest first (ties by label): a bounded insertion, no full sort. */
+  private topGroups(touched: number[]): SiteEstimate[] {
+    const n = this.opts.top;
+    const best: number[] = [];
+    const before = (a: number, b: number): boolean => {
+      const d = this.gBytes[a]! - this.gBytes[b]!;
+      if (d !== 0) return d > 0;
+      return this.groups[a]!.label < this.groups[b]!.label;
+    };
+    for (const g of touched) {
+      if (!(this.gBytes[g]! > 0)) continue;
+      if (best.length === n && !before(g, best[n - 1]!)) continue;
+      let i = best.length < n ? best.length : n - 1;
+      if (best.length < n) best.push(g);
+      while (i > 0 && before(g, best[i - 1]!)) {
+        best[i] = best[i - 1]!;
+        i--;
+      }
+      best[i] = g;
+    }
+    return best.map((g) => ({
+      site: this.groups[g]!,
+      est: { bytes: this.gBytes[g]!, bytesVar: Math.max(0, this.gBytesVar[g]!), count: this.gCount[g]!, countVar: Math.max(0, this.gCountVar[g]!), sampled: this.gSampled[g]! },
+      traces: 0,
+    }));
   }
 
   /** Close the remaining buckets (through the one containing the last event). */
@@ -240,7 +353,7 @@ export class HistoryBuilder {
         this.closeBucket(this.nextEndUs);
         this.nextEndUs += this.granularityUs;
       }
-      while (this.pending.length > 0) this.resolve(this.pending.shift()!);
+      while (this.hasPending()) this.resolve(this.nextPending());
       this.ready.push(...this.fine.filter((r) => r.tUs % best === 0 && r.tUs <= lastEnd));
       this.fine = [];
       this.granularityUs = best;
@@ -252,14 +365,6 @@ export class HistoryBuilder {
       this.closeBucket(this.nextEndUs);
       this.nextEndUs += g;
     }
-    while (this.pending.length > 0) this.resolve(this.pending.shift()!);
+    while (this.hasPending()) this.resolve(this.nextPending());
   }
-}
-
-function topSites(groupEst: Map<number, Estimate>, groups: SiteInfo[], n: number): SiteEstimate[] {
-  if (n <= 0) return [];
-  const all: SiteEstimate[] = [];
-  for (const [g, est] of groupEst) if (est.bytes > 0) all.push({ site: groups[g]!, est, traces: 0 });
-  all.sort((a, b) => b.est.bytes - a.est.bytes || (a.site.label < b.site.label ? -1 : a.site.label > b.site.label ? 1 : 0));
-  return all.slice(0, n);
 }

@@ -1,0 +1,71 @@
+// The real built commands in pipelines: the NDJSON pipe gives the numbers the profile
+// gives (also for heapprof 1.0.x), bad NDJSON is reported by line, foreign lines are counted
+// once, a closed pipe ends hp-events quietly, usage errors exit 2.
+
+import { join } from 'node:path';
+import t from 'tap';
+import { sh } from '../fixtures/analysis/run.js';
+
+t.test('the NDJSON pipe gives the numbers the files give', async (t) => {
+  // Each pipeline costs two node starts: a representative set, every command at least once.
+  const runs: Array<[string, string]> = [
+    ['app', 'hp-snapshot %s --at peak'],
+    ['app', 'hp-snapshot %s --at 5.5 --group-by line'],
+    ['app', 'hp-history %s --granularity 0.5 --sites app.py:20'],
+    ['app', 'hp-stats %s --json --suggest'],
+    ['app', 'hp-collapse %s'],
+    ['poisson', 'hp-history %s'],
+    ['../format/v1', 'hp-snapshot %s --at peak'],
+  ];
+  for (const [profile, c] of runs) {
+    const direct = sh(c.replace('%s', profile));
+    const piped = sh(`hp-events ${profile} | ${c.replace('%s', '-')}`);
+    t.equal(direct.status, 0, `${c} ${profile}: ${direct.stderr}`);
+    t.ok(direct.stdout.length > 0);
+    t.equal(piped.stdout, direct.stdout, `${c.replace('%s', profile)} vs the pipe`);
+  }
+  // And through a file of events, windowed at the end (--to keeps everything before it).
+  const file = join(t.testdir(), 'events.ndjson');
+  const all = sh(`hp-events app > ${file} && hp-snapshot ${file} --at 7 -q`);
+  t.equal(all.stdout, sh('hp-snapshot app --at 7 -q').stdout);
+  const windowed = sh('hp-events app --to 7.000001 | hp-snapshot - --at 7 -q');
+  t.equal(windowed.stdout.split('\n').slice(1).join('\n'), sh('hp-snapshot app --at 7 -q').stdout.split('\n').slice(1).join('\n'), 'sites identical');
+});
+
+t.test('hp-events | head -1 exits 0 with nothing on stderr', async (t) => {
+  const r = sh('hp-events app | head -1');
+  t.equal(r.status, 0);
+  t.equal(r.stderr, '');
+  t.match(r.stdout, /^\{"type":"meta","schema":1,/);
+  t.equal(r.stdout.split('\n').length, 2);
+});
+
+t.test('malformed NDJSON names the line; foreign lines are counted once', async (t) => {
+  const meta = sh('hp-events app | head -1').stdout;
+  const bad = sh('hp-snapshot -', `${meta}{"type":"event","t":1,"op":"alloc","trace":0,"size":5}\n{"type":"event", oops\n`);
+  t.equal(bad.status, 1);
+  t.equal(bad.stderr, 'hp-snapshot: stdin: line 3: not valid JSON\n');
+  const foreign = sh('hp-history - --granularity 1 -q', `{"hello":1}\n${meta}{"x":2}\n{"type":"event","t":0.5,"op":"alloc","trace":0,"size":50000}\n`);
+  t.equal(foreign.status, 0);
+  t.match(foreign.stdout, /"live_bytes":50000/);
+  const loud = sh('hp-history - --granularity 1', `{"hello":1}\n${meta}{"x":2}\n[3]\n{"type":"event","t":0.5,"op":"alloc","trace":0,"size":50000}\n`);
+  t.match(loud.stderr, /hp-history: stdin: ignored 3 foreign lines/);
+  t.equal(loud.stderr.match(/foreign/g)?.length, 1, 'reported once');
+  const collapse = sh('hp-collapse', '{"type":"site","frames":[{"function":"f","file":"a.py","line":1}],"bytes":10}\n{"x":1}\nnope\n');
+  t.equal(collapse.status, 1);
+  t.equal(collapse.stderr, 'hp-collapse: stdin: line 3: not valid JSON\n');
+  const notOurs = sh('hp-snapshot -', '{"a":1}\n');
+  t.equal(notOurs.status, 1);
+  t.match(notOurs.stderr, /no hp-events meta line/);
+});
+
+t.test('usage errors exit 2 with one line', async (t) => {
+  for (const c of ['hp-snapshot app --at soon', 'hp-history app --granularity 0', 'hp-stats app --budget 5%', 'hp-history app --sites app.py', 'hp-events app extra', 'hp-chart --height 0']) {
+    const r = sh(c);
+    t.equal(r.status, 2, c);
+    t.notMatch(r.stderr, /at .*\.js:\d+/, `${c}: no stack trace`);
+  }
+  const missing = sh('hp-snapshot nosuch');
+  t.equal(missing.status, 1);
+  t.match(missing.stderr, /^hp-snapshot: nosuch\.hpm: no such file/);
+});
