@@ -69,13 +69,17 @@ const median = (xs) => {
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
+const cpuSeconds = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+};
 const fmt = (x, d = 2) => (x === null || x === undefined || Number.isNaN(x) ? '-' : x.toFixed(d));
 
 /** Run a command, collect stdout/stderr, wall time and (via /usr/bin/time) peak RSS. */
 function run(cmd, args, { cwd = ROOT, stdout = 'pipe', env = process.env, timeRss = false } = {}) {
   return new Promise((resolve, reject) => {
     const useTime = timeRss && existsSync('/usr/bin/time');
-    const argv = useTime ? ['-f', '%M', cmd, ...args] : args;
+    const argv = useTime ? ['-f', '%M %U %S', cmd, ...args] : args;
     const t0 = process.hrtime.bigint();
     const child = spawn(useTime ? '/usr/bin/time' : cmd, argv, { cwd, env, stdio: ['ignore', stdout === 'ignore' ? 'ignore' : 'pipe', 'pipe'] });
     let out = '';
@@ -86,12 +90,15 @@ function run(cmd, args, { cwd = ROOT, stdout = 'pipe', env = process.env, timeRs
     child.on('close', (code, signal) => {
       const wall = Number(process.hrtime.bigint() - t0) / 1e9;
       let maxRssKb = null;
+      let cpu = null;
       if (useTime) {
         const lines = err.trimEnd().split('\n');
-        maxRssKb = Number(lines.pop());
+        const [rss, user, sys] = lines.pop().split(' ').map(Number);
+        maxRssKb = rss;
+        cpu = user + sys;
         err = lines.join('\n');
       }
-      resolve({ code, signal, out, err, wall, maxRssKb });
+      resolve({ code, signal, out, err, wall, cpu, maxRssKb });
     });
   });
 }
@@ -128,6 +135,7 @@ async function recordSection(py) {
     const reps = opt.reps ? Number(opt.reps) : opt.quick ? 3 : w === 'churn' ? 5 : 3;
     const script = join(WORKLOADS, `${w}.py`);
     const times = Object.fromEntries(CONFIGS.map((c) => [c.name, []]));
+    const cpus = Object.fromEntries(CONFIGS.map((c) => [c.name, []]));
     const walls = Object.fromEntries(CONFIGS.map((c) => [c.name, []]));
     const sizes = {};
     log(`record: ${w} (${reps} interleaved runs of ${CONFIGS.length} configurations)`);
@@ -142,12 +150,14 @@ async function recordSection(py) {
             : await run(process.execPath, [join(ROOT, 'bin', 'hp-record.js'), '--python', py.path, '-o', base, '--force', ...c.args, '--', script, String(scale)], { cwd: WORKLOADS });
         const line = r.out.trim().split('\n').pop() ?? '';
         let work;
+        let workCpu;
         try {
-          work = JSON.parse(line).work_s;
+          ({ work_s: work, work_cpu_s: workCpu } = JSON.parse(line));
         } catch {
           throw new Error(`${w}/${c.name}: no timing line (exit ${r.code}${r.signal ? `, ${r.signal}` : ''}): ${r.err.trim().split('\n').slice(-3).join(' | ')}`);
         }
         times[c.name].push(work);
+        cpus[c.name].push(workCpu);
         walls[c.name].push(r.wall);
         if (c.kind === 'record') {
           if (rep === 0) {
@@ -162,13 +172,22 @@ async function recordSection(py) {
       }
     }
     const plain = median(times.plain);
-    const row = { workload: w, reps, scale, plainWorkS: plain, configs: {} };
+    const plainCpu = median(cpus.plain);
+    const row = { workload: w, reps, scale, plainWorkS: plain, plainWorkCpuS: plainCpu, configs: {} };
     for (const c of CONFIGS) {
-      row.configs[c.name] = { medianWorkS: median(times[c.name]), ratio: median(times[c.name]) / plain, medianWallS: median(walls[c.name]), runs: times[c.name] };
+      row.configs[c.name] = {
+        medianWorkS: median(times[c.name]),
+        ratio: median(times[c.name]) / plain,
+        medianWorkCpuS: median(cpus[c.name]),
+        cpuRatio: median(cpus[c.name]) / plainCpu,
+        medianProcessWallS: median(walls[c.name]),
+        runs: times[c.name],
+        cpuRuns: cpus[c.name],
+      };
     }
     results.record.push(row);
     for (const [cfg, s] of Object.entries(sizes)) results.size.push({ workload: w, config: cfg, ...s });
-    log(`  ${CONFIGS.map((c) => `${c.name} ${fmt(row.configs[c.name].ratio)}x`).join(', ')}`);
+    log(`  ${CONFIGS.map((c) => `${c.name} ${fmt(row.configs[c.name].ratio)}x (cpu ${fmt(row.configs[c.name].cpuRatio)}x)`).join(', ')}`);
   }
   rmSync(profDir, { recursive: true, force: true });
 }
@@ -213,8 +232,10 @@ async function readSection() {
   if (dec) {
     log('read: C decoder');
     dec.scanHpd(`${base}.hpd`); // warm the page cache like the others get it
+    const c0 = cpuSeconds();
     const s = dec.scanHpd(`${base}.hpd`);
-    read.c = { seconds: s.seconds, mbPerS: bytes / s.seconds / 1e6, events: s.events };
+    const cpu = cpuSeconds() - c0;
+    read.c = { seconds: s.seconds, mbPerS: bytes / s.seconds / 1e6, cpuSeconds: cpu, mbPerCpuS: bytes / cpu / 1e6, events: s.events };
     if (s.events !== gen.events) results.notes.push(`C decoder read ${s.events} events, generator wrote ${gen.events}`);
   } else {
     read.c = null;
@@ -224,19 +245,22 @@ async function readSection() {
   // TS decoder alone, in this process.
   log('read: TS decoder');
   t0 = performance.now();
+  const c0 = cpuSeconds();
   const p = await openProfile(base);
   let n = 0;
   for await (const b of p.batches()) n += b.length;
   await p.close();
   const tsS = (performance.now() - t0) / 1000;
-  read.tsDecode = { seconds: tsS, mbPerS: bytes / tsS / 1e6, events: n };
+  const tsCpu = cpuSeconds() - c0;
+  read.tsDecode = { seconds: tsS, mbPerS: bytes / tsS / 1e6, cpuSeconds: tsCpu, mbPerCpuS: bytes / tsCpu / 1e6, events: n };
 
   // The real command, as a user runs it.
   log('read: hp-history');
   const h = await run(process.execPath, [join(ROOT, 'bin', 'hp-history.js'), base], { stdout: 'ignore', timeRss: true });
   if (h.code !== 0) throw new Error(`hp-history failed: ${h.err.trim()}`);
-  read.history = { seconds: h.wall, mbPerS: bytes / h.wall / 1e6, maxRssMb: h.maxRssKb / 1024 };
+  read.history = { seconds: h.wall, mbPerS: bytes / h.wall / 1e6, cpuSeconds: h.cpu, mbPerCpuS: bytes / h.cpu / 1e6, maxRssMb: h.maxRssKb / 1024 };
   read.historyOverC = read.c ? read.history.mbPerS / read.c.mbPerS : null;
+  read.historyOverCByCpu = read.c ? read.history.mbPerCpuS / read.c.mbPerCpuS : null;
 
   // Where hp-history spends its time.
   log('read: hp-history under --cpu-prof');
@@ -270,7 +294,7 @@ async function seekSection(base) {
     const r = await run(process.execPath, [join(ROOT, 'bench', 'seek.js'), 'at', base, at], { timeRss: true });
     if (r.code !== 0) throw new Error(`seek at ${at} failed: ${r.err.trim()}`);
     const o = JSON.parse(r.out);
-    seek.at.push({ at, seconds: r.wall, maxRssMb: r.maxRssKb / 1024, liveBytes: o.bytes, sites: o.sites });
+    seek.at.push({ at, seconds: r.wall, cpuSeconds: r.cpu, maxRssMb: r.maxRssKb / 1024, liveBytes: o.bytes, sites: o.sites });
     log(`  --at ${at}: ${fmt(r.wall, 3)} s`);
   }
   seek.maxSeconds = Math.max(...seek.at.map((a) => a.seconds));
@@ -286,9 +310,13 @@ async function report() {
   const lines = [];
   const style = { head: [], border: [] };
   if (results.record.length > 0) {
-    const t = new Table({ head: ['workload (work time, median)', 'plain s', ...CONFIGS.slice(1).map((c) => `${c.name} ×`)], style });
-    for (const r of results.record) t.push([`${r.workload} (${r.reps} runs)`, fmt(r.plainWorkS, 3), ...CONFIGS.slice(1).map((c) => fmt(r.configs[c.name].ratio))]);
-    lines.push('Recording overhead: work time relative to plain python (targets: default <= 1.10, poisson512K <= 1.05, everything <= tracemalloc1)', t.toString(), '');
+    const t = new Table({ head: ['workload (median)', 'plain wall s', ...CONFIGS.slice(1).map((c) => `${c.name} ×`)], style });
+    for (const r of results.record) t.push([`${r.workload} (${r.reps} runs)`, fmt(r.plainWorkS, 3), ...CONFIGS.slice(1).map((c) => `${fmt(r.configs[c.name].ratio)} / ${fmt(r.configs[c.name].cpuRatio)}`)]);
+    lines.push(
+      'Recording overhead: time of the work inside Python relative to plain python, by wall / by CPU (targets: default <= 1.10, poisson512K <= 1.05, everything <= tracemalloc1)',
+      t.toString(),
+      '',
+    );
   }
   if (results.size.length > 0) {
     const t = new Table({ head: ['workload', 'config', 'events', '.hpd + .hpm bytes', 'bytes/event'], style });
@@ -297,14 +325,14 @@ async function report() {
   }
   if (results.read) {
     const r = results.read;
-    const t = new Table({ head: ['reader', 'seconds', 'MB/s', 'peak RSS MB'], style });
-    if (r.c) t.push(['C reference decoder (decode only)', fmt(r.c.seconds), fmt(r.c.mbPerS, 0), '-']);
-    t.push(['TS decoder (decode only)', fmt(r.tsDecode.seconds), fmt(r.tsDecode.mbPerS, 0), '-']);
-    if (r.history) t.push(['hp-history (whole command)', fmt(r.history.seconds), fmt(r.history.mbPerS, 0), fmt(r.history.maxRssMb, 0)]);
+    const t = new Table({ head: ['reader', 'wall s', 'MB/s (wall)', 'CPU s', 'MB/s (CPU)', 'peak RSS MB'], style });
+    if (r.c) t.push(['C reference decoder (decode only)', fmt(r.c.seconds), fmt(r.c.mbPerS, 0), fmt(r.c.cpuSeconds), fmt(r.c.mbPerCpuS, 0), '-']);
+    t.push(['TS decoder (decode only)', fmt(r.tsDecode.seconds), fmt(r.tsDecode.mbPerS, 0), fmt(r.tsDecode.cpuSeconds), fmt(r.tsDecode.mbPerCpuS, 0), '-']);
+    if (r.history) t.push(['hp-history (whole command)', fmt(r.history.seconds), fmt(r.history.mbPerS, 0), fmt(r.history.cpuSeconds), fmt(r.history.mbPerCpuS, 0), fmt(r.history.maxRssMb, 0)]);
     lines.push(
       `Reading a ${(r.hpdBytes / 1e6).toFixed(0)} MB .hpd (${(r.events / 1e6).toFixed(1)}M events, generated at ${fmt(r.generator.mbPerS, 0)} MB/s; targets: hp-history >= 200 MB/s and >= 0.5 x C, RSS <= 300 MB)`,
       t.toString(),
-      `hp-history / C = ${fmt(r.historyOverC)}`,
+      `hp-history / C = ${fmt(r.historyOverC)} by wall time, ${fmt(r.historyOverCByCpu)} by CPU time (CPU time is the steadier figure on a shared machine; load average at start ${results.host.loadavg.map((x) => x.toFixed(1)).join(' ')})`,
       '',
     );
     if (r.historyProfile) {
@@ -315,8 +343,8 @@ async function report() {
   }
   if (results.seek) {
     const s = results.seek;
-    const t = new Table({ head: ['--at', 'seconds (whole process)', 'peak RSS MB', 'live bytes'], style });
-    for (const a of s.at) t.push([a.at, fmt(a.seconds, 3), fmt(a.maxRssMb, 0), a.liveBytes]);
+    const t = new Table({ head: ['--at', 'wall s (whole process)', 'CPU s', 'peak RSS MB', 'live bytes'], style });
+    for (const a of s.at) t.push([a.at, fmt(a.seconds, 3), fmt(a.cpuSeconds, 3), fmt(a.maxRssMb, 0), a.liveBytes]);
     lines.push(
       `Snapshot through the index (target <= 1 s for any T); index built in ${fmt(s.build.seconds)} s, ${(s.build.indexBytes / 1e6).toFixed(1)} MB, ${s.build.checkpoints} checkpoints; full-decode hp-snapshot --at ${s.fullDecodeSnapshot.at}: ${fmt(s.fullDecodeSnapshot.seconds)} s`,
       t.toString(),

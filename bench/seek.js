@@ -19,7 +19,7 @@ if (cmd === 'build') {
   );
 } else if (cmd === 'at') {
   const at = when === 'peak' || when === 'end' ? { kind: when } : { kind: 'time', us: Math.round(Number(when) * 1e6) };
-  const r = await liveHeapAtIndexed(base, at, {}, { write: false });
+  const r = await liveHeapAtIndexed(base, at, {}, { write: false, minBytes: 0 });
   if (!r) throw new Error('not indexable');
   const sites = groupLiveHeap(r.snapshot.heap, (id) => r.source.trace(id), 'trace');
   await r.source.close();

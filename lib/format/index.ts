@@ -461,7 +461,12 @@ export function decodeIndex(buf: Buffer): { index: SeekIndex; fingerprint: Finge
 
 // ---- loading, with staleness checks ----
 
+/** Below this .hpd size a full read is fast anyway: commands read directly and write no index. */
+export const INDEX_MIN_BYTES = 32 * 1024 * 1024;
+
 export interface IndexOptions extends BuildOptions {
+  /** Profiles whose .hpd is smaller are not indexed (the functions return null); default INDEX_MIN_BYTES. */
+  minBytes?: number;
   /** Write BASE.hpi when (re)built (default true; an unwritable directory just keeps it in memory). */
   write?: boolean;
   /** Told why an existing index was not used ("stale: ...", "corrupt: ..."); not an error. */
@@ -553,8 +558,13 @@ export function eventsStartOffset(index: SeekIndex, fromUs: number): number {
  * that); null for anything else, which the caller then opens the usual way (and gets the usual
  * errors for).
  */
-async function v2Header(arg: string): Promise<Header | null> {
+async function v2Header(arg: string, minBytes: number): Promise<Header | null> {
   const base = profileBase(arg);
+  try {
+    if ((await stat(`${base}.hpd`)).size < minBytes) return null;
+  } catch {
+    return null;
+  }
   let f: BlockFile;
   try {
     f = await BlockFile.open(`${base}.hpm`);
@@ -612,10 +622,11 @@ export interface SeekedProfile {
  * Open a profile positioned for reading everything from time `beforeUs` on: the latest
  * checkpoint whose events all precede `beforeUs`. hp-history --from F uses it with
  * beforeUs = F: restore() its builder's LiveHeap, consume `prelude`, then the batches.
- * Null when the profile is not an indexable hpx v2 file (callers read from the start).
+ * Null when the profile is not an indexable hpx v2 file or is smaller than minBytes (callers
+ * then read from the start as usual).
  */
 export async function openSeeked(arg: string, beforeUs: number, opts: ReadOptions = {}, indexOpts: IndexOptions = {}): Promise<SeekedProfile | null> {
-  const header = await v2Header(arg);
+  const header = await v2Header(arg, indexOpts.minBytes ?? INDEX_MIN_BYTES);
   if (!header) return null;
   const loaded = await loadIndex(arg, header, indexOpts);
   if (!loaded) return null;
@@ -650,10 +661,11 @@ export interface IndexedSnapshot {
 /**
  * liveHeapAt(openProfile(arg), at), through the index: the same heap, atUs, lastUs and
  * readToEnd, decoding at most one checkpoint interval. Null when the profile cannot be
- * indexed (heapprof 1.0.x) or, for 'peak', when its times are not monotone.
+ * indexed (heapprof 1.0.x, not a file, smaller than minBytes) or, for 'peak', when its times
+ * are not monotone: callers then use liveHeapAt on an ordinary source.
  */
 export async function liveHeapAtIndexed(arg: string, at: SnapshotAt, opts: ReadOptions = {}, indexOpts: IndexOptions = {}): Promise<IndexedSnapshot | null> {
-  const header = await v2Header(arg);
+  const header = await v2Header(arg, indexOpts.minBytes ?? INDEX_MIN_BYTES);
   if (!header) return null;
   const loaded = await loadIndex(arg, header, indexOpts);
   if (!loaded) return null;

@@ -39,7 +39,7 @@ async function full(base: string, at: SnapshotAt): Promise<{ state: Record<strin
 
 async function indexed(base: string, at: SnapshotAt, iopts: IndexOptions = {}) {
   const issues: ReadIssue[] = [];
-  const r = await liveHeapAtIndexed(base, at, { onIssue: (i) => issues.push(i) }, { checkpointBytes: 3000, ...iopts });
+  const r = await liveHeapAtIndexed(base, at, { onIssue: (i) => issues.push(i) }, { checkpointBytes: 3000, minBytes: 0, ...iopts });
   if (!r) throw new Error('not indexable');
   try {
     const s = r.snapshot;
@@ -185,7 +185,7 @@ t.test('history from a checkpoint equals history from the start', async (t) => {
       a.finish();
       await src.close();
 
-      const seeked = await openSeeked(base, fromUs, {}, { checkpointBytes: 3000 });
+      const seeked = await openSeeked(base, fromUs, {}, { checkpointBytes: 3000, minBytes: 0 });
       if (!seeked) throw new Error('not indexable');
       t.ok(seeked.checkpoint, 'a checkpoint was used');
       const b = new HistoryBuilder(seeked.source.header.sampling, (id) => seeked.source.trace(id), opts);
@@ -210,8 +210,18 @@ t.test('heapprof 1.0.x profiles are not indexed', async (t) => {
   const fixture = fileURLToPath(new URL('../fixtures/format/v1', import.meta.url));
   copyFileSync(`${fixture}.hpm`, join(dir, 'v1.hpm'));
   copyFileSync(`${fixture}.hpd`, join(dir, 'v1.hpd'));
-  t.equal(await liveHeapAtIndexed(join(dir, 'v1'), { kind: 'end' }), null);
+  t.equal(await liveHeapAtIndexed(join(dir, 'v1'), { kind: 'end' }, {}, { minBytes: 0 }), null);
   t.notOk(existsSync(join(dir, 'v1.hpi')));
+});
+
+t.test('small profiles are read directly, without an index file', async (t) => {
+  const dir = tmpDir('hp-index-');
+  const base = join(dir, 'small');
+  await writeProfile(base, randomSpec(51, 500));
+  t.equal(await liveHeapAtIndexed(base, { kind: 'end' }), null, 'below INDEX_MIN_BYTES');
+  t.equal(await openSeeked(base, 0), null);
+  t.notOk(existsSync(indexPath(base)), 'nothing written');
+  t.equal(await liveHeapAtIndexed(join(dir, 'missing'), { kind: 'end' }, {}, { minBytes: 0 }), null, 'missing profile: the caller reports it');
 });
 
 t.test('index layout round-trips and rejects inconsistency', async (t) => {
