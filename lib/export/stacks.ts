@@ -3,10 +3,8 @@
 // and count and their variances; a StackSet is the live heap at one moment, or the
 // allocations of one time window.
 
-import { existsSync } from 'node:fs';
 import { HpError, UsageError, readNdjson, openTextInput } from '../cli.js';
-import { openProfile, profileBase } from '../format/profile.js';
-import { OP_ALLOC, type ProfileSource, type ReadOptions } from '../format/source.js';
+import { OP_ALLOC, type ProfileSource } from '../format/source.js';
 import type { Frame, Header, Trace } from '../format/types.js';
 import { Z95 } from '../format/weights.js';
 import { emptyEstimate, type Estimate } from '../model/estimate.js';
@@ -65,21 +63,6 @@ export function atLabel(at: SnapshotAt, atUs: number): string {
   if (at.kind === 'peak') return `peak (t=${secondsText(atUs)}s)`;
   if (at.kind === 'end') return `end (t=${secondsText(atUs)}s)`;
   return `t=${secondsText(atUs)}s`;
-}
-
-/** True when `arg` names a profile (BASE, BASE.hpm or BASE.hpd with the .hpm present). */
-export function isProfileArg(arg: string): boolean {
-  if (arg === '-') return false;
-  return existsSync(`${profileBase(arg)}.hpm`);
-}
-
-export async function withProfile<T>(arg: string, opts: ReadOptions, body: (p: ProfileSource) => Promise<T>): Promise<T> {
-  const source = await openProfile(arg, opts);
-  try {
-    return await body(source);
-  } finally {
-    await source.close();
-  }
 }
 
 /** Per-trace stacks of a live heap (traces with nothing live are left out). */
@@ -149,35 +132,21 @@ function num(v: unknown): number | null {
   return typeof v === 'number' && Number.isFinite(v) ? v : null;
 }
 
-/** Frames from a snapshot line: `frames` (objects or "function (file:line)" strings), leaf first unless said otherwise. */
-function framesOf(rec: Record<string, unknown>, rootFirst: boolean): Frame[] | null {
-  const raw = rec.frames ?? rec.stack;
-  if (!Array.isArray(raw)) return null;
-  const frames: Frame[] = [];
-  for (const f of raw) {
-    if (f && typeof f === 'object') {
-      const o = f as Record<string, unknown>;
-      frames.push({
-        function: typeof o.function === 'string' ? o.function : null,
-        file: typeof o.file === 'string' ? o.file : '?',
-        line: num(o.line) ?? 0,
-      });
-    } else if (typeof f === 'string') {
-      const m = /^(.*) \((.*):(\d+)\)$/.exec(f) ?? /^(.*) \((.*)\)$/.exec(f);
-      if (m) frames.push({ function: m[1]!, file: m[2]!, line: m[3] ? Number(m[3]) : 0 });
-      else {
-        const fl = /^(.*):(\d+)$/.exec(f);
-        frames.push(fl ? { function: null, file: fl[1]!, line: Number(fl[2]) } : { function: f, file: '?', line: 0 });
-      }
-    } else return null;
-  }
-  return rootFirst ? frames.reverse() : frames;
+/** A site line's frames (hp-snapshot writes them innermost first, as {function, file, line}). */
+function framesOf(raw: unknown, where: string): Frame[] {
+  if (!Array.isArray(raw)) throw new HpError(`${where}: site line without a "frames" array`);
+  return raw.map((f) => {
+    if (!f || typeof f !== 'object' || typeof (f as Record<string, unknown>).file !== 'string') throw new HpError(`${where}: each frame needs a "file"`);
+    const o = f as Record<string, unknown>;
+    return { function: typeof o.function === 'string' ? o.function : null, file: o.file as string, line: num(o.line) ?? 0 };
+  });
 }
 
 /**
- * Read `hp-snapshot` NDJSON: a `meta` line (optional), then one line per site with its frames,
- * estimated bytes and count and their 95% intervals. Lines of other types are skipped and
- * counted; a site line without frames or bytes is an error naming its line.
+ * Read hp-snapshot NDJSON (schema 1, hp-snapshot(1)): a "snapshot" line with the moment, then one
+ * "site" line per site with its frames (innermost first), estimated bytes and count and their 95%
+ * intervals, from which the variances are recovered. Lines of other types are counted and skipped;
+ * a malformed site line is an error naming its line.
  */
 export async function readSnapshotNdjson(arg: string): Promise<StackSet> {
   const name = arg === '-' ? 'stdin' : arg;
@@ -186,40 +155,25 @@ export async function readSnapshotNdjson(arg: string): Promise<StackSet> {
   const total = emptyEstimate();
   let atUs: number | null = null;
   let label = name;
-  let rootFirst = false;
   let sawSite = false;
   let foreign = 0;
-  const stats = { invalid: 0 };
-  for await (const { lineNumber, value } of readNdjson(openTextInput(arg), name, stats, false)) {
-    if (!value || typeof value !== 'object' || Array.isArray(value)) {
-      foreign++;
-      continue;
-    }
-    const rec = value as Record<string, unknown>;
-    const type = rec.type ?? rec.kind;
-    if (type === 'meta' || type === 'snapshot') {
-      const t = num(rec.at) ?? num(rec.time) ?? num(rec.at_s);
+  for await (const { lineNumber, value } of readNdjson(openTextInput(arg), name)) {
+    const rec = value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
+    if (rec?.type === 'snapshot') {
+      const t = num(rec.at);
       if (t !== null) {
         atUs = Math.round(t * 1e6);
-        label = `t=${secondsText(atUs)}s`;
+        label = rec.at_spec === 'peak' ? `peak (t=${secondsText(atUs)}s)` : rec.at_spec === 'end' ? `end (t=${secondsText(atUs)}s)` : `t=${secondsText(atUs)}s`;
       }
-      const order = rec.frames_order ?? rec.order ?? rec.frame_order;
-      if (typeof order === 'string') rootFirst = /^root/.test(order);
       continue;
     }
-    if (type !== undefined && type !== 'site') {
+    if (rec?.type !== 'site') {
       foreign++;
       continue;
     }
+    const where = `${name}: line ${lineNumber}`;
     const bytes = num(rec.bytes);
-    if (bytes === null) throw new HpError(`${name}: line ${lineNumber}: site line without numeric "bytes"`);
-    let frames = framesOf(rec, rootFirst);
-    if (frames === null) {
-      // A site grouped by line/function/file: one frame from its own fields.
-      if (typeof rec.file === 'string') frames = [{ function: typeof rec.function === 'string' ? rec.function : null, file: rec.file, line: num(rec.line) ?? 0 }];
-      else if (typeof rec.site === 'string' && rec.site !== '[no Python stack]') frames = framesOf({ frames: [rec.site] }, false);
-      else frames = [];
-    }
+    if (bytes === null) throw new HpError(`${where}: site line without a numeric "bytes"`);
     const count = num(rec.count) ?? 0;
     const est: Estimate = {
       bytes,
@@ -233,7 +187,7 @@ export async function readSnapshotNdjson(arg: string): Promise<StackSet> {
     total.count += est.count;
     total.countVar += est.countVar;
     total.sampled += est.sampled;
-    stacks.push({ frames: frames ?? [], dropped: num(rec.dropped) ?? 0, est });
+    stacks.push({ frames: framesOf(rec.frames, where), dropped: num(rec.dropped) ?? 0, est });
     sawSite = true;
   }
   if (!sawSite && foreign > 0) throw new HpError(`${name}: no snapshot site lines (${foreign} other lines): expected hp-snapshot output (for hp-events output, give --at or --alloc)`);

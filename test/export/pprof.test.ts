@@ -217,3 +217,26 @@ t.test('-o writes the file, and nothing to stdout', async (t) => {
   const { readFileSync } = await import('node:fs');
   t.ok(walk(readFileSync(out)).samples.length > 0);
 });
+
+t.test('snapshot NDJSON: a malformed site line is an error naming its line; foreign lines are counted', async (t) => {
+  const bad = await run('hp-pprof', [], '{"type":"snapshot","schema":1,"at":1}\n{"type":"site","bytes":10,"frames":[{"function":"f"}]}\n');
+  t.equal(bad.code, 1);
+  t.match(bad.stderr, /^hp-pprof: stdin: line 2: each frame needs a "file"/);
+  const notJson = await run('hp-pprof', [], '{"type":"snapshot","schema":1,"at":1}\nnot json\n');
+  t.equal(notJson.code, 1);
+  t.match(notJson.stderr, /line 2: not valid JSON/);
+  const mixed = await run('hp-pprof', [], '{"type":"snapshot","at":1}\n{"type":"site","bytes":10,"count":1,"frames":[{"function":"f","file":"a.py","line":3}]}\n{"type":"note"}\n');
+  t.equal(mixed.code, 0, mixed.stderr);
+  t.match(mixed.stderr, /ignored 1 lines that are not snapshot sites/);
+  const w = walk(mixed.stdout);
+  t.same(w.samples, [{ stack: ['f|a.py|3'], values: [1, 10] }]);
+});
+
+t.test('heapprof 1.0.x profiles: frames without function names are named file:line', async (t) => {
+  const res = await run('hp-pprof', [join(FIXTURES, '..', 'format', 'v1'), '--at', 'end']);
+  t.equal(res.code, 0, res.stderr);
+  const w = walk(res.stdout);
+  const stacks = w.samples.map((s) => s.stack.join(';')).sort();
+  t.ok(stacks.includes('/app/cache.py:120|/app/cache.py|120;/app/worker.py:55|/app/worker.py|55;/app/main.py:7|/app/main.py|7'), stacks.join('\n'));
+  t.ok(stacks.includes('[no Python stack]||0'));
+});
