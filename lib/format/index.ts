@@ -22,7 +22,7 @@ const INDEX_HEADER_SIZE = 80;
 /** Bytes of the end of the .hpd whose CRC the index keeps, to notice a rewritten profile. */
 const TAIL_BYTES = 65536;
 /** Checkpoint at least this often (bytes of .hpd): bounds what a seek decodes. */
-export const DEFAULT_CHECKPOINT_BYTES = 16 * 1024 * 1024;
+export const DEFAULT_CHECKPOINT_BYTES = 8 * 1024 * 1024;
 
 /** The live heap (LiveHeap's columns) and the reader's clock, just before a block. */
 export interface Checkpoint {
@@ -186,7 +186,7 @@ export async function buildIndex(base: string, header: Header, opts: BuildOption
     const fh = await readFileHeader(f, HPD_MAGIC);
     const heap = new LiveHeap(header.sampling);
     // A checkpoint costs ~44 bytes per trace: by default space them so the index stays small
-    // next to the .hpd (at most 1/16 of it).
+    // next to the .hpd (at most about 1/32 of it).
     const issues: ReadIssue[] = [];
     const issue = (offset: number, message: string): void => {
       issues.push({ file: hpdPath, message: `byte ${offset}: ${message}`, offset });
@@ -214,7 +214,7 @@ export async function buildIndex(base: string, header: Header, opts: BuildOption
       else issue(p.offset, `block ${p.index}: ${p.message}${p.resumedAt !== null ? `; skipped to byte ${p.resumedAt}` : ''}`);
     };
     for await (const block of f.blocks(fh.end, onProblem)) {
-      const interval = opts.checkpointBytes ?? Math.max(DEFAULT_CHECKPOINT_BYTES, 16 * 44 * heap.slots);
+      const interval = opts.checkpointBytes ?? Math.max(DEFAULT_CHECKPOINT_BYTES, 32 * 44 * heap.slots);
       if (sinceCheckpoint >= interval) {
         checkpoints.push(takeCheckpoint(heap, block.offset, maxUs, curUs, lastUs, lastRss, lastRssUs));
         sinceCheckpoint = 0;
