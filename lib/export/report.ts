@@ -396,7 +396,7 @@ export async function buildReportData(open: () => Promise<ProfileSource>, opts: 
       nextEndUs += granularityUs;
     }
     complete = source.complete;
-    traces = [...source.traces()].length;
+    for (const tr of source.traces()) if (tr.id > 0) traces++;
   } finally {
     await source.close();
   }
