@@ -5,6 +5,7 @@
 
 import { join } from 'node:path';
 import t from 'tap';
+import { findExecutable } from '../../lib/cmd/record.js';
 import { FIXTURES, fakeRecorderBin, hpRecord, missingBuild, pythons, run, scratch } from '../fixtures/record/harness.js';
 
 const SCRIPTS = join(FIXTURES, 'scripts');
@@ -61,7 +62,8 @@ for (const py of installed) {
 
 const newest = installed[installed.length - 1];
 if (newest) {
-  t.test('a terminal Ctrl-C reaches the program once, and hp-record waits for it', async (t) => {
+  const scriptTool = findExecutable('script');
+  t.test('a terminal Ctrl-C reaches the program once, and hp-record waits for it', { skip: scriptTool ? false : 'script(1) from util-linux is not installed' }, async (t) => {
     // script(1) gives hp-record a pseudo-terminal; writing ^C to it makes the terminal send SIGINT to
     // the whole foreground process group, hp-record and the program alike.
     const out = scratch();
@@ -69,7 +71,7 @@ if (newest) {
       .map((a) => `'${a.replace(/'/g, `'\\''`)}'`)
       .join(' ');
     let sent = false;
-    const r = await run('script', ['-qec', command, '/dev/null'], {
+    const r = await run(scriptTool!, ['-qec', command, '/dev/null'], {
       cwd: SCRIPTS,
       env,
       holdStdin: true,

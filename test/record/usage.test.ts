@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { FIXTURES, hpRecord, missingBuild, pythons, scratch } from '../fixtures/record/harness.js';
 
 const MARKER = join(FIXTURES, 'scripts/marker.py');
@@ -13,7 +13,7 @@ if (skip) t.plan(0, skip);
 const python = skip ? '' : pythons()[pythons().length - 1]!.exe;
 
 /** Run hp-record in a fresh directory with `args` (MARKER stands for the marker script); check it refused. */
-async function refuses(t: Tap, args: string[], status: number, message: RegExp, env: NodeJS.ProcessEnv = {}): Promise<void> {
+async function refuses(t: Test, args: string[], status: number, message: RegExp, env: NodeJS.ProcessEnv = {}): Promise<void> {
   const dir = scratch();
   const withMarker = args.includes('MARKER') ? [...args.map((a) => (a === 'MARKER' ? MARKER : a)), 'started'] : args;
   const r = await hpRecord(withMarker, { cwd: dir, env });
@@ -25,7 +25,6 @@ async function refuses(t: Tap, args: string[], status: number, message: RegExp, 
   t.notOk(existsSync(join(dir, 'started')), `${what}: the program did not start`);
   t.same(readdirSync(dir), [], `${what}: no file created`);
 }
-type Tap = Parameters<Parameters<typeof t.test>[1]>[0];
 
 t.test('bad options', async (t) => {
   const py = ['--python', python];
