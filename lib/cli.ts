@@ -66,8 +66,10 @@ export function parser(name: string, argv: string[], usage: string): Argv {
     .version(false)
     .wrap(Math.min(100, process.stdout.columns || 100))
     .fail((msg, err) => {
-      if (err) throw err;
-      throw new UsageError(`${msg}\nTry '${name} --help'.`);
+      // yargs reports some of its own parse failures (e.g. `-o` with no value) as a YError
+      // in `err`: those are usage errors too. Anything else thrown in a handler is not.
+      if (err && err.name !== 'YError') throw err;
+      throw new UsageError(`${msg ?? err?.message}\nTry '${name} --help'.`);
     });
 }
 
