@@ -35,7 +35,8 @@ export interface RangeRow {
   check: SamplerCheck | null;
 }
 
-export function rangeRows(table: SizeTable, hist: HistogramBucket[] | null, sampling: Sampling): RangeRow[] {
+/** Rows from the first to the last range with data; `sampling` null skips the sampler check. */
+export function rangeRows(table: SizeTable, hist: HistogramBucket[] | null, sampling: Sampling | null): RangeRow[] {
   const last = table.lastUsedRange(hist);
   let first = 0;
   while (first <= last && !(table.sampled[first]! > 0 || (hist?.[first]?.count ?? 0) > 0)) first++;
@@ -53,7 +54,7 @@ export function rangeRows(table: SizeTable, hist: HistogramBucket[] | null, samp
       bytes: table.bytes[i]!,
       bytesVar: table.bytesVar[i]!,
       recorder: h,
-      check: h ? checkSampler(sampling, i, h) : null,
+      check: h && sampling ? checkSampler(sampling, i, h) : null,
     });
   }
   return rows;
@@ -115,7 +116,9 @@ export function main(argv: string[]): void {
       done();
       reportIncomplete(source);
       const hist = source.histogram;
-      const rows = rangeRows(table, hist, sampling);
+      // In stats mode nothing is sampled by design: there is no sampler to check.
+      const statsMode = source.header.mode === 'stats';
+      const rows = rangeRows(table, hist, statsMode ? null : sampling);
       const totals = rows.reduce(
         (a, r) => {
           a.sampled += r.sampled;
@@ -146,6 +149,18 @@ export function main(argv: string[]): void {
         if (hist) t.recorder = { count: totals.hCount, bytes: totals.hBytes, sampled: totals.hSampled };
         t.duration = table.lastUs / 1e6;
         await out.line(t);
+      } else if (statsMode) {
+        // The seed's HEAP USAGE SUMMARY: exact counts and bytes per range, and their shares.
+        const head = ['size (bytes)', 'count', 'bytes', '% of count', '% of bytes'];
+        const tbl = new Table({ head, style: { head: [], border: [], compact: true }, colAligns: ['left', 'right', 'right', 'right', 'right'] });
+        const share = (x: number, of: number): string => (of > 0 ? `${((100 * x) / of).toFixed(1)}%` : '');
+        for (const r of rows) {
+          const h = r.recorder ?? { count: 0, bytes: 0, sampled: 0 };
+          tbl.push([rangeLabel(r.min, r.max), formatCount(h.count), formatBytes(h.bytes), share(h.count, totals.hCount), share(h.bytes, totals.hBytes)]);
+        }
+        tbl.push(['total', formatCount(totals.hCount), formatBytes(totals.hBytes), '', '']);
+        await out.write(`${tbl.toString()}\n`);
+        if (!hist) warn(`${source.name}: stats-mode profile without a histogram (the recorder did not stop cleanly?)`);
       } else {
         const head = ['size (bytes)', 'sampled', 'est. count', '95% ±', 'est. bytes', '95% ±'];
         if (hist) head.push('count', 'bytes', 'sampled/count', 'p', 'check');
@@ -155,7 +170,7 @@ export function main(argv: string[]): void {
           const row = [rangeLabel(r.min, r.max), formatCount(r.sampled), formatCount(r.count), plusMinus(r.count, r.countVar), formatBytes(r.bytes), plusMinus(r.bytes, r.bytesVar) ? `±${formatBytes(interval95(r.bytes, r.bytesVar)![1] - r.bytes)}` : ''];
           if (hist) {
             const c = r.check;
-            row.push(formatCount(r.recorder!.count), formatBytes(r.recorder!.bytes), c ? fmtP(c.rate) : '', c ? pText(c) : '', c ? (c.ok ? 'ok' : `MISMATCH ${c.sigmas.toFixed(0)} SE`) : '');
+            row.push(formatCount(r.recorder!.count), formatBytes(r.recorder!.bytes), c ? fmtP(c.rate) : '', c ? pText(c) : '', c ? (c.ok ? 'ok' : `MISMATCH ${c.sigmas > 99 ? '>99' : c.sigmas.toFixed(0)} SE`) : '');
           }
           tbl.push(row);
         }

@@ -16,6 +16,8 @@ const GOLDEN: Array<[string, string]> = [
   ['stats-json-suggest', 'hp-stats app --json --suggest --budget 2%'],
   ['stats-suggest', 'hp-stats app --suggest --budget 50/s'],
   ['stats-poisson', 'hp-stats poisson --json'],
+  ['stats-sizes', 'hp-stats sizes'],
+  ['stats-sizes-suggest', 'hp-stats sizes --suggest --budget 100/s --json'],
   ['history-1s', 'hp-history app --granularity 1 --top 3 --sites app.py:30,names.py:8'],
   ['history-auto', 'hp-history app --top 1 --group-by file'],
   ['history-window', 'hp-history app --granularity 0.5 --from 3.5 --to 6.5 --top 2'],
