@@ -182,7 +182,7 @@ export function main(argv: string[]): void {
       if (bad.length > 0) {
         warn(`sampler check failed in ${bad.length} size range${bad.length === 1 ? '' : 's'}: the recorder sampled at a rate its header does not claim, so estimates there are biased`);
       }
-      if (args.suggest) await suggest(out, args.json, rows, table, hist, sampling, args.budget);
+      if (args.suggest) await suggest(out, args.json, rows, table, hist, statsMode ? null : sampling, args.budget);
       await out.flush();
     } finally {
       done();
@@ -196,7 +196,8 @@ function fmtP(p: number): string {
   return p >= 0.001 ? String(Number(p.toPrecision(3))) : p.toExponential(2);
 }
 
-async function suggest(out: OutputWriter, json: boolean, rows: RangeRow[], table: SizeTable, hist: HistogramBucket[] | null, sampling: Sampling, budgetText: string | undefined): Promise<void> {
+/** `sampling` is the table the profile was recorded with, for comparison; null in stats mode (none). */
+async function suggest(out: OutputWriter, json: boolean, rows: RangeRow[], table: SizeTable, hist: HistogramBucket[] | null, sampling: Sampling | null, budgetText: string | undefined): Promise<void> {
   // Per range: allocations (exact from the histogram when there is one) and the sum of
   // squared sizes (estimated from the events; from the mean size where no event was sampled).
   const maxRange = rows.length ? rows[rows.length - 1]!.range : -1;
@@ -221,11 +222,11 @@ async function suggest(out: OutputWriter, json: boolean, rows: RangeRow[], table
   else throw new UsageError('--suggest: this profile recorded no events (stats mode?): give --budget N/s or P%');
   const plan = optimalPlan(loads, budget);
   // The current table under the same model, for comparison.
-  const p = probabilityFunction(sampling);
+  const p = sampling ? probabilityFunction(sampling) : null;
   let currentEvents = 0;
   let currentVar = 0;
   loads.forEach((l, i) => {
-    if (l.count <= 0) return;
+    if (l.count <= 0 || !p) return;
     const rms = Math.sqrt(l.squares / l.count);
     const pi = p(Math.max(rangeBounds(i)[0], Math.min(rangeBounds(i)[1], rms)));
     currentEvents += l.count * pi;
@@ -243,8 +244,8 @@ async function suggest(out: OutputWriter, json: boolean, rows: RangeRow[], table
       expected_events: whole(plan.expectedEvents),
       events_per_second: durationS > 0 ? Number((plan.expectedEvents / durationS).toFixed(1)) : null,
       bytes_ci95_relative: Number(rse(plan.bytesVariance).toPrecision(3)),
-      current_expected_events: whole(currentEvents),
-      current_bytes_ci95_relative: Number.isFinite(currentVar) ? Number(rse(currentVar).toPrecision(3)) : null,
+      current_expected_events: p ? whole(currentEvents) : null,
+      current_bytes_ci95_relative: p && Number.isFinite(currentVar) ? Number(rse(currentVar).toPrecision(3)) : null,
     });
     return;
   }
@@ -253,7 +254,7 @@ async function suggest(out: OutputWriter, json: boolean, rows: RangeRow[], table
     '',
     `suggested: --sample '${spec}'`,
     `  expected ${formatCount(plan.expectedEvents)} events (${((100 * plan.expectedEvents) / totalAllocations).toPrecision(2)}% of ${formatCount(totalAllocations)} allocations${durationS > 0 ? `, ${formatCount(plan.expectedEvents / durationS)}/s` : ''}); total bytes ${pct(rse(plan.bytesVariance))} (95%)`,
-    `  current:  ${formatCount(currentEvents)} events; total bytes ${Number.isFinite(currentVar) ? pct(rse(currentVar)) : 'not estimable (a range has p = 0)'} (95%)`,
   ];
+  if (p) lines.push(`  current:  ${formatCount(currentEvents)} events; total bytes ${Number.isFinite(currentVar) ? pct(rse(currentVar)) : 'not estimable (a range has p = 0)'} (95%)`);
   await out.write(`${lines.join('\n')}\n`);
 }
