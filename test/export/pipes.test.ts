@@ -27,6 +27,7 @@ t.test('a closed pipe is success', (t) => {
     `node bin/hp-diff.js ${base} --at 0.3 --at end --group-by stack -q`,
     `node bin/hp-flow.js ${base} --at end --threshold 0 --no-collapse -q`,
     `node bin/hp-report.js ${base} -o - -q`,
+    `node bin/hp-pprof.js ${base} --at end -q`,
   ]) {
     const r = pipeline(cmd);
     t.equal(r.status, 'status=0', cmd);
@@ -80,4 +81,18 @@ t.test('usage errors', async (t) => {
     t.match(r.stderr, re);
     t.notMatch(r.stderr, /\n\s+at /, 'no stack trace');
   }
+});
+
+t.test('hp-pprof refuses to write binary to a terminal', (t) => {
+  const hasScript = spawnSync('sh', ['-c', 'command -v script'], { stdio: 'ignore' }).status === 0;
+  if (!hasScript) {
+    t.skip('no script(1) to give the command a pseudo-terminal');
+    t.end();
+    return;
+  }
+  // script(1) runs the command with a pseudo-terminal as its stdout; -e passes its exit status on.
+  const r = spawnSync('script', ['-qec', `node bin/hp-pprof.js ${base} --at end`, '/dev/null'], { cwd: ROOT, encoding: 'utf8' });
+  t.equal(r.status, 2);
+  t.match(r.stdout, /hp-pprof: refusing to write binary output to a terminal: use -o FILE or a pipe/);
+  t.end();
 });
