@@ -96,9 +96,18 @@ static uint64_t g_n_alloc, g_n_free, g_n_lost;
 
 static ptr_table g_ptrs;
 /* Counting filter over sampled addresses: a free whose slot is 0 is certainly not
- * sampled and skips the lock. Written under g_mu, read without it. */
-#define FILTER_BITS 16
-static uint32_t g_filter[1u << FILTER_BITS];
+ * sampled and skips the lock. Every free reads it, so it starts small enough to stay in
+ * cache (4 KiB) and doubles as the live sampled set grows (kept under 1/8 full). Updated
+ * under g_mu, read without it: a replaced filter is published with a release store and
+ * never freed, since a free may still be reading it; it holds every address inserted
+ * before the switch, and later inserts go to the new one. Counts stick at 255. */
+typedef struct {
+  unsigned bits;
+  uint8_t counts[];
+} hp_filter;
+#define FILTER_MIN_BITS 12
+#define FILTER_MAX_BITS 26
+static hp_filter *g_filter;
 
 static pair_map g_codes;  /* (code ptr, 0) -> function string id, file string id, file epoch */
 static pair_map g_frames; /* (code ptr, line) -> frame id */
@@ -222,8 +231,8 @@ static inline int sample_hit(size_t size, int b) {
 
 static inline int hist_bucket(uint64_t size) { return size < 2 ? 0 : 63 - __builtin_clzll(size); }
 
-static inline uint32_t filter_slot(uintptr_t p) {
-  return (uint32_t)(((p >> 4) * 0x9e3779b97f4a7c15ULL) >> (64 - FILTER_BITS));
+static inline uint8_t *filter_count(hp_filter *f, uintptr_t p) {
+  return &f->counts[((p >> 4) * 0x9e3779b97f4a7c15ULL) >> (64 - f->bits)];
 }
 
 static void warn(const char *fmt, ...) {
@@ -395,9 +404,39 @@ static void reset_dictionaries(void) {
   g_file_epoch++;
 }
 
+/* g_mu held. A new filter of 2^bits counts holding every live sampled address; on
+ * allocation failure the old one stays (correct, only slower). */
+static int filter_rebuild(unsigned bits) {
+  hp_filter *f = calloc(1, sizeof *f + ((size_t)1 << bits)); /* libc; never freed, see above */
+  if (!f) return -1;
+  f->bits = bits;
+  for (size_t i = 0; i < g_ptrs.cap; i++) {
+    if (!g_ptrs.slots[i].key) continue;
+    uint8_t *c = filter_count(f, g_ptrs.slots[i].key);
+    if (*c < 255) (*c)++;
+  }
+  __atomic_store_n(&g_filter, f, __ATOMIC_RELEASE);
+  return 0;
+}
+
+/* g_mu held: p became a sampled live block. */
+static void filter_add(uintptr_t p) {
+  hp_filter *f = g_filter;
+  if (f->bits < FILTER_MAX_BITS && g_ptrs.len > ((size_t)1 << f->bits) / 8 && filter_rebuild(f->bits + 1) == 0)
+    return; /* the rebuild took p from g_ptrs */
+  uint8_t *c = filter_count(f, p);
+  if (*c < 255) __atomic_store_n(c, (uint8_t)(*c + 1), __ATOMIC_RELAXED);
+}
+
+/* g_mu held: p is no longer a sampled live block. */
+static void filter_remove(uintptr_t p) {
+  uint8_t *c = filter_count(g_filter, p);
+  if (*c > 0 && *c < 255) __atomic_store_n(c, (uint8_t)(*c - 1), __ATOMIC_RELAXED);
+}
+
 static void reset_pointers(void) {
   ptr_clear(&g_ptrs);
-  memset(g_filter, 0, sizeof g_filter);
+  if (filter_rebuild(FILTER_MIN_BITS) != 0 && g_filter) memset(g_filter->counts, 0, (size_t)1 << g_filter->bits);
 }
 
 /* ---------------------------------------------------------------- recording */
@@ -425,7 +464,7 @@ static void record_alloc(void *p, size_t size) {
        * allocator call): close the stale allocation first. */
       emit_alloc_free(EV_FREE, old.trace, old.size);
     } else if (had == 0) {
-      ADD(g_filter[filter_slot((uintptr_t)p)], 1);
+      filter_add((uintptr_t)p);
     }
     if (had >= 0) {
       emit_alloc_free(EV_ALLOC, trace, size);
@@ -439,7 +478,10 @@ static void record_alloc(void *p, size_t size) {
 
 /* Whether p may be a sampled live block: one load, no lock (the filter is only ever
  * raised for p before p is returned to the program). */
-static inline int maybe_sampled(void *p) { return LOAD(g_filter[filter_slot((uintptr_t)p)]) != 0; }
+static inline int maybe_sampled(void *p) {
+  hp_filter *f = __atomic_load_n(&g_filter, __ATOMIC_ACQUIRE);
+  return f && __atomic_load_n(filter_count(f, (uintptr_t)p), __ATOMIC_RELAXED) != 0;
+}
 
 /* If p is a sampled live block: forget it, log its free, return 1 with its values. */
 static int take_sampled(void *p, ptr_slot *out) {
@@ -448,7 +490,7 @@ static int take_sampled(void *p, ptr_slot *out) {
   pthread_mutex_lock(&g_mu);
   ptr_slot s;
   if (g_active && ptr_take(&g_ptrs, key, &s)) {
-    __atomic_fetch_sub(&g_filter[filter_slot(key)], 1, __ATOMIC_RELAXED);
+    filter_remove(key);
     emit_alloc_free(EV_FREE, s.trace, s.size);
     if (out) *out = s;
     found = 1;
@@ -461,7 +503,7 @@ static int take_sampled(void *p, ptr_slot *out) {
 static void restore_sampled(void *p, const ptr_slot *s) {
   pthread_mutex_lock(&g_mu);
   if (g_active && ptr_put(&g_ptrs, (uintptr_t)p, s->trace, s->size, NULL) == 0) {
-    ADD(g_filter[filter_slot((uintptr_t)p)], 1);
+    filter_add((uintptr_t)p);
     emit_alloc_free(EV_ALLOC, s->trace, s->size);
   }
   pthread_mutex_unlock(&g_mu);

@@ -12,6 +12,7 @@ interface ForkReport {
   parent: number;
   children: Array<{ pid: number; exit: number }>;
   pool_pids: number[];
+  pool_task_pids: number[];
   pool_total: number;
   exec_only: number;
 }
@@ -46,6 +47,7 @@ for (const py of supportedPythons()) {
       const childPids = childFiles.map((f) => Number(f.split('.')[1]));
       for (const c of report.children) t.ok(childPids.includes(c.pid), `child ${c.pid} has a profile`);
       for (const pid of report.pool_pids) t.ok(childPids.includes(pid), `pool worker ${pid} has a profile`);
+      for (const pid of report.pool_task_pids) t.ok(report.pool_pids.includes(pid), `task ran in pool worker ${pid}`);
       t.notOk(childPids.includes(report.exec_only), 'a child that only execs leaves no profile');
       t.same(
         childPids.sort((a, b) => a - b),
