@@ -17,7 +17,6 @@ import ctypes
 import os
 import struct
 import sys
-import sysconfig
 
 from . import _native, _selftest
 from ._sampling import DEFAULT_TABLE, SamplingError, check_bytes, check_table, parse_bytes, parse_table
@@ -40,7 +39,7 @@ _state = {"selftest": None, "hooks": False, "mode": None, "base": None}
 def _library():
     """Loads the hook, checks the interpreter, runs the self-test once, installs the
     allocator wrappers. Raises RuntimeError when this interpreter cannot be recorded."""
-    if sysconfig.get_config_var("Py_GIL_DISABLED"):
+    if "t" in getattr(sys, "abiflags", ""):  # 3.13t; sysconfig would say the same, slower
         raise RuntimeError("free-threaded CPython is not supported")
     lib = _native.load()
     if lib.hp_init() < 0:
