@@ -7,11 +7,12 @@ import { openProfile } from '../format/profile.js';
 import { commandReadOptions } from '../source-arg.js';
 import { writeResult } from '../export/output.js';
 import { buildReportData } from '../export/report.js';
+import { parseAt } from '../export/stacks.js';
 import { renderReportHtml } from '../export/report-page.js';
 
 const NAME = 'hp-report';
 
-const USAGE = `Usage: $0 PROFILE -o report.html [--points N] [--min-share F] [--title TEXT]
+const USAGE = `Usage: $0 PROFILE -o report.html [--at T] [--points N] [--min-share F] [--title TEXT]
 
 Write one self-contained HTML file (inline SVG, canvas and JavaScript; it loads nothing from the
 network) with: the estimated live heap over time with its 95% band and the process RSS; a flame
@@ -35,6 +36,7 @@ export function main(argv: string[]): void {
       .option('max-nodes', { type: 'number', default: 3000, requiresArg: true, describe: 'Flame graph: at most N frames per point (the largest)' })
       .option('sites', { type: 'number', default: 30, requiresArg: true, describe: 'Top sites listed per point' })
       .option('points', { type: 'number', default: 200, requiresArg: true, describe: 'About this many points on the plot' })
+      .option('at', { type: 'string', requiresArg: true, describe: "The moment shown first: seconds since start, 'peak' (default) or 'end'" })
       .option('title', { type: 'string', requiresArg: true, describe: 'Page title (default: heapprof report: PROFILE)' })
       .option('strict', { type: 'boolean', default: false, describe: 'Treat recoverable damage in the profile as an error' })
       .parseSync();
@@ -58,6 +60,7 @@ export function main(argv: string[]): void {
         sites: args.sites,
         targetPoints: args.points,
         title: args.title ?? `heapprof report: ${basename(input)}`,
+        ...(args.at !== undefined ? { at: parseAt(args.at) } : {}),
       });
       html = renderReportHtml(data);
       const peak = data.points[data.peakIndex]!;

@@ -30,6 +30,7 @@ h2 { font-size: 16px; margin: 24px 0 6px; }
 #plot .axis line, #plot .axis path { stroke: #c8ccd4; }
 #plot .pt { fill: var(--line); cursor: pointer; }
 #plot .pt.peak { fill: var(--sel); }
+#plot .pt.chosen { fill: #f0a020; }
 #plot .pt.selected { stroke: #000; stroke-width: 2px; }
 .legend { font-size: 12px; color: var(--muted); }
 .legend i { display: inline-block; width: 18px; height: 3px; vertical-align: middle; margin: 0 4px 0 10px; }
@@ -54,7 +55,7 @@ const CLIENT = String.raw`
   'use strict';
   var data = JSON.parse(document.getElementById('hp-data').textContent);
   var frames = data.frames, nodes = data.nodes, points = data.points;
-  var selected = data.peakIndex;
+  var selected = data.selectedIndex;
   var zoomPath = null; // frame-index path (root first) of the zoomed flame node, null = whole heap
 
   function fmtBytes(n) {
@@ -139,9 +140,9 @@ const CLIENT = String.raw`
     var sp = points[selected];
     el('line', { id: 'cursor', x1: X(sp.t), x2: X(sp.t), y1: M.t, y2: H - M.b, stroke: 'var(--sel)', 'stroke-dasharray': '3 3' }, svg);
     points.forEach(function (p, i) {
-      var c = el('circle', { cx: X(p.t), cy: Y(p.bytes), r: p.peak ? 5 : 3, 'class': 'pt' + (p.peak ? ' peak' : '') + (i === selected ? ' selected' : ''), 'data-index': i }, svg);
+      var c = el('circle', { cx: X(p.t), cy: Y(p.bytes), r: p.peak || p.chosen ? 5 : 3, 'class': 'pt' + (p.peak ? ' peak' : '') + (p.chosen ? ' chosen' : '') + (i === selected ? ' selected' : ''), 'data-index': i }, svg);
       var title = el('title', {}, c);
-      title.textContent = (p.peak ? 'peak, ' : '') + fmtSec(p.t) + ': ' + fmtBytes(p.bytes) + ' live' + (p.hi > p.lo ? ' (95%: ' + fmtBytes(p.lo) + ' .. ' + fmtBytes(p.hi) + ')' : '');
+      title.textContent = (p.peak ? 'peak, ' : p.chosen ? 'chosen, ' : '') + fmtSec(p.t) + ': ' + fmtBytes(p.bytes) + ' live' + (p.hi > p.lo ? ' (95%: ' + fmtBytes(p.lo) + ' .. ' + fmtBytes(p.hi) + ')' : '');
     });
   }
   svg.addEventListener('click', function (ev) {
@@ -150,7 +151,7 @@ const CLIENT = String.raw`
     var best = 0, bestD = Infinity;
     points.forEach(function (p, i) {
       var d = Math.abs(X(p.t) - x);
-      if (d < bestD || (d === bestD && p.peak)) { best = i; bestD = d; }
+      if (d < bestD || (d === bestD && (p.peak || p.chosen))) { best = i; bestD = d; }
     });
     select(best);
   });
@@ -228,7 +229,7 @@ const CLIENT = String.raw`
     }
     draw(focus, 0, width, 0, zoomPath ? zoomPath.slice() : []);
     canvas.setAttribute('data-point', String(selected));
-    document.getElementById('flame-title').textContent = (p.peak ? 'Peak: ' : '') + 'live heap at ' + fmtSec(p.t) + ': ' + fmtBytes(p.bytes) +
+    document.getElementById('flame-title').textContent = (p.peak ? 'Peak: ' : p.chosen ? 'Chosen: ' : '') + 'live heap at ' + fmtSec(p.t) + ': ' + fmtBytes(p.bytes) +
       (p.hi > p.lo ? ' (95% interval ' + fmtBytes(p.lo) + ' .. ' + fmtBytes(p.hi) + ')' : '') + (focus !== root ? ', zoomed to ' + focus.name + ' (' + pct(focus.value, p.bytes) + ')' : '');
   }
   function hit(ev) {

@@ -9,7 +9,7 @@ import type { Frame, Header, Trace } from '../format/types.js';
 import { halfWidth95 } from '../format/weights.js';
 import { LiveHeap } from '../model/live.js';
 import { NO_STACK_LABEL, traceOrPlaceholder } from '../model/sites.js';
-import { liveHeapAt } from '../model/snapshot.js';
+import { liveHeapAt, type SnapshotAt } from '../model/snapshot.js';
 
 export interface ReportPoint {
   /** Seconds since start. */
@@ -28,6 +28,8 @@ export interface ReportPoint {
   /** Index of an earlier point whose tree and sites this point shares (nothing changed between). */
   ref?: number;
   peak?: true;
+  /** The moment asked for with --at (exact, not a plot point). */
+  chosen?: true;
 }
 
 export interface ReportData {
@@ -52,8 +54,10 @@ export interface ReportData {
   /** Call-tree nodes: [parent node, frame]; node 0 is the root (all live bytes), [-1, -1]. */
   nodes: Array<[number, number]>;
   points: ReportPoint[];
-  /** Index in `points` of the peak (the default selection). */
+  /** Index in `points` of the peak. */
   peakIndex: number;
+  /** Index in `points` shown first: the peak, or the moment asked for. */
+  selectedIndex: number;
 }
 
 export interface ReportOptions {
@@ -66,6 +70,8 @@ export interface ReportOptions {
   /** Sites listed per point. */
   sites: number;
   title: string;
+  /** The moment shown first (default: the peak). */
+  at?: SnapshotAt;
 }
 
 function samplingText(h: Header): string {
@@ -354,6 +360,7 @@ export async function buildReportData(open: () => Promise<ProfileSource>, opts: 
   const granularityUs = niceGranularityUs(Math.max(1, lastUs) / opts.targetPoints);
   const points: ReportPoint[] = [];
   let complete = false;
+  let chosen: ReportPoint | null = null;
   const source = await open();
   try {
     tree.lookup = (id) => source.trace(id);
@@ -363,6 +370,7 @@ export async function buildReportData(open: () => Promise<ProfileSource>, opts: 
     let rss: number | null = null;
     let dirty = true;
     let lastMade = -1;
+    let captureUs = opts.at?.kind === 'time' ? opts.at.us : null;
     const close = (endUs: number): void => {
       if (!dirty && lastMade >= 0) {
         const m = points[lastMade]!;
@@ -383,6 +391,10 @@ export async function buildReportData(open: () => Promise<ProfileSource>, opts: 
           close(nextEndUs);
           nextEndUs += granularityUs;
         }
+        if (captureUs !== null && t > captureUs) {
+          chosen = { ...maker.make(heap, captureUs, rss), chosen: true };
+          captureUs = null;
+        }
         const o = op[i]!;
         if (o === OP_ALLOC || o === OP_FREE) {
           heap.apply(o, trace[i]!, size[i]!);
@@ -395,16 +407,26 @@ export async function buildReportData(open: () => Promise<ProfileSource>, opts: 
       close(nextEndUs);
       nextEndUs += granularityUs;
     }
+    if (captureUs !== null) chosen = { ...maker.make(heap, captureUs, rss), chosen: true };
     complete = source.complete;
     for (const tr of source.traces()) if (tr.id > 0) traces++;
   } finally {
     await source.close();
   }
-  // The peak goes in time order; at a point's own time it comes first (it is that state).
-  let at = points.findIndex((p) => p.t >= peak.t);
-  if (at < 0) at = points.length;
-  points.splice(at, 0, peak);
-  for (const p of points) if (p.ref !== undefined && p.ref >= at) p.ref++;
+  // The peak (and the chosen moment) go in time order; at a point's own time they come first.
+  const insert = (extra: ReportPoint): number => {
+    let at = points.findIndex((p) => p.t >= extra.t);
+    if (at < 0) at = points.length;
+    points.splice(at, 0, extra);
+    for (const p of points) if (p.ref !== undefined && p.ref >= at) p.ref++;
+    return at;
+  };
+  let peakIndex = insert(peak);
+  let selectedIndex = peakIndex;
+  if (chosen) {
+    selectedIndex = insert(chosen);
+    if (selectedIndex <= peakIndex) peakIndex++;
+  } else if (opts.at?.kind === 'end') selectedIndex = points.length - 1;
 
   // Keep only the nodes some point uses, renumbered in id order (parents stay before children).
   const used = [...maker.usedNodes].sort((a, b) => a - b);
@@ -430,6 +452,7 @@ export async function buildReportData(open: () => Promise<ProfileSource>, opts: 
     frames: tree.frames,
     nodes,
     points,
-    peakIndex: at,
+    peakIndex,
+    selectedIndex,
   };
 }

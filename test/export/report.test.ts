@@ -121,6 +121,19 @@ if (missing) {
     await page.close();
   });
 
+  t.test('--at chooses the moment shown first, exactly', async (t) => {
+    const dir = t.testdir();
+    const html = join(dir, 'at.html');
+    const res = await run('hp-report', [join(FIXTURES, 'app'), '-o', html, '--at', '4', '-q']);
+    t.equal(res.code, 0, res.stderr);
+    const { page, problems } = await open(html);
+    const s = await state(page);
+    t.match(s.title, /^Chosen: live heap at 4 s: 53\.6 MiB/, 'the state at 4 s (the spike half built)');
+    t.match(await page.locator('#sites-body tr').first().textContent(), /parse \(loader\.py:22\)/);
+    t.same(problems, []);
+    await page.close();
+  });
+
   t.test('10^5 traces: the report is built fast, stays small, and the page responds', async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'hp-big-'));
     t.teardown(() => rmSync(dir, { recursive: true, force: true }));
