@@ -179,12 +179,12 @@ export class HistoryBuilder {
   /**
    * In automatic mode the final length is the level closest to a 60th of the profile, at
    * least a 134th of any bucket end (levels differ by at most 5x, so the closest is within
-   * sqrt(5)). A bucket end that is not a multiple of the largest level below end/300 can
-   * therefore never be reported: it gets the totals only, not the per-site work.
+   * sqrt(5) of the target). A bucket end that is not a multiple of the largest level below
+   * end/140 can therefore never be reported: it gets the totals only, not the per-site work.
    */
   private needsDetail(endUs: number): boolean {
     if (!this.auto || this.fromUs > 0) return true;
-    const floor = endUs / 300;
+    const floor = endUs / ((this.opts.targetBuckets ?? 60) * 2.34);
     let g = this.levels[0]!;
     for (const level of this.levels) {
       if (level > floor) break;

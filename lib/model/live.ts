@@ -107,37 +107,47 @@ export class LiveHeap {
    * removes exactly what the ALLOC added. Returns the slot touched.
    */
   apply(op: number, trace: number, size: number): number {
-    const slot = this.slotOf(trace);
+    // Fast path of slotOf (a known trace with a small id): one array read.
+    const d = this.direct;
+    const known = trace < d.length ? d[trace]! : 0;
+    const slot = known !== 0 ? known - 1 : this.slotOf(trace);
     const p = this.probability(size);
     if (p <= 0) return slot; // cannot have been sampled: carries no estimate
     const w = 1 / p;
     const cv = (1 - p) * w * w;
     const bv = size * size * cv;
     const b = size * w;
+    // Arrays in locals: one field load each, then plain typed-array stores.
+    const bytes = this.bytes;
+    const bytesVar = this.bytesVar;
+    const count = this.count;
+    const countVar = this.countVar;
+    const sampled = this.sampled;
     if (op === OP_ALLOC) {
-      this.bytes[slot]! += b;
-      this.bytesVar[slot]! += bv;
-      this.count[slot]! += w;
-      this.countVar[slot]! += cv;
-      this.sampled[slot]! += 1;
+      bytes[slot] = bytes[slot]! + b;
+      bytesVar[slot] = bytesVar[slot]! + bv;
+      count[slot] = count[slot]! + w;
+      countVar[slot] = countVar[slot]! + cv;
+      sampled[slot] = sampled[slot]! + 1;
       this.totalBytes += b;
       this.totalBytesVar += bv;
       this.totalCount += w;
       this.totalCountVar += cv;
       this.totalSampled += 1;
     } else if (op === OP_FREE) {
-      const left = --this.sampled[slot]!;
+      const left = sampled[slot]! - 1;
+      sampled[slot] = left;
       if (left === 0) {
         // Back to nothing live: reset exactly, so rounding never accumulates across cycles.
-        this.bytes[slot] = 0;
-        this.bytesVar[slot] = 0;
-        this.count[slot] = 0;
-        this.countVar[slot] = 0;
+        bytes[slot] = 0;
+        bytesVar[slot] = 0;
+        count[slot] = 0;
+        countVar[slot] = 0;
       } else {
-        this.bytes[slot]! -= b;
-        this.bytesVar[slot]! -= bv;
-        this.count[slot]! -= w;
-        this.countVar[slot]! -= cv;
+        bytes[slot] = bytes[slot]! - b;
+        bytesVar[slot] = bytesVar[slot]! - bv;
+        count[slot] = count[slot]! - w;
+        countVar[slot] = countVar[slot]! - cv;
       }
       const totalLeft = --this.totalSampled;
       if (totalLeft === 0) {
