@@ -3,14 +3,14 @@
 // Parca and the other tools that read profile.proto.
 
 import { UsageError, parser, runMain, setQuiet, warn, formatBytes } from '../cli.js';
-import { commandReadOptions, openSource } from '../source-arg.js';
+import { commandReadOptions, isNdjsonArg, openSource } from '../source-arg.js';
 import { encodePprof, sampleTypeNames } from '../export/pprof.js';
 import { writeResult } from '../export/output.js';
-import { allocationStacks, parseAt, parseSeconds, readSnapshotNdjson, snapshotStacks, type StackSet } from '../export/stacks.js';
+import { allocationStacks, loadStackSet, parseAt, parseSeconds, type StackSet } from '../export/stacks.js';
 
 const NAME = 'hp-pprof';
 
-const USAGE = `Usage: $0 [PROFILE|-] [--at T | --alloc [--from S] [--to S]] [-o FILE]
+const USAGE = `Usage: $0 [PROFILE|-]... [--at T | --alloc [--from S] [--to S]] [-o FILE]
 
 Write a gzipped pprof profile (profile.proto) with Python function names, files and line numbers.
 Sample values are Horvitz-Thompson estimates: every sampled event is weighted by 1/p before summing.
@@ -19,8 +19,12 @@ Sample values are Horvitz-Thompson estimates: every sampled event is weighted by
   hp-pprof run --at 560 -o heap.pb.gz                   live heap at 560 s (inuse_space, inuse_objects)
   hp-pprof run --alloc --from 10 --to 20 -o a.pb.gz     allocated in [10 s, 20 s) (alloc_space, alloc_objects)
 
-With no input, or -, stdin is read: hp-snapshot output, or hp-events output when --at, --alloc,
---from or --to is given. Binary data is never written to a terminal.`;
+  hp-pprof run run.*[0-9] --at end -o all.pb.gz          every process of a --follow-fork run,
+                                                        samples labelled pid and profile
+
+With no input, or -, stdin is read. An NDJSON input (- or a file) is hp-snapshot output, or
+hp-events output when --at, --alloc, --from or --to is given. Times are seconds since the start of
+each profile. Binary data is never written to a terminal.`;
 
 export function main(argv: string[]): void {
   runMain(NAME, async () => {
@@ -38,31 +42,41 @@ export function main(argv: string[]): void {
       .parseSync();
     setQuiet(Boolean(args.quiet));
     const inputs = args._.map(String);
-    if (inputs.length > 1) throw new UsageError(`one input expected, got ${inputs.length}`);
-    const input = inputs[0] ?? '-';
+    if (inputs.length === 0) inputs.push('-');
+    if (inputs.filter((i) => i === '-').length > 1) throw new UsageError('only one input can be stdin');
     const fromUs = parseSeconds(args.from, '--from');
     const toUs = parseSeconds(args.to, '--to');
     const alloc = Boolean(args.alloc) || fromUs !== null || toUs !== null;
     if (fromUs !== null && toUs !== null && toUs <= fromUs) throw new UsageError('--to must be after --from');
     if (args.output === undefined && process.stdout.isTTY) throw new UsageError('refusing to write binary output to a terminal: use -o FILE or a pipe');
 
-    let set: StackSet;
-    if (input === '-' && !alloc && args.at === undefined) {
-      set = await readSnapshotNdjson('-');
-      if (set.ignored) warn(`ignored ${set.ignored} lines that are not snapshot sites`);
-    } else {
+    const sets: StackSet[] = [];
+    for (const input of inputs) {
       const { opts, done } = commandReadOptions({ strict: Boolean(args.strict), ...(alloc && fromUs !== null ? { fromUs } : {}) });
-      const source = await openSource(input, opts);
       try {
-        set = alloc ? await allocationStacks(source, fromUs ?? 0, toUs ?? Infinity) : await snapshotStacks(source, parseAt(args.at ?? 'end'));
+        let set: StackSet;
+        if (alloc) {
+          const source = await openSource(input, opts);
+          try {
+            set = await allocationStacks(source, fromUs ?? 0, toUs ?? Infinity);
+          } finally {
+            await source.close();
+          }
+        } else {
+          // A profile is read at --at (default end); NDJSON without --at is hp-snapshot output.
+          const at = args.at !== undefined ? parseAt(args.at) : null;
+          set = await loadStackSet(input, at, (a) => openSource(a, opts), isNdjsonArg);
+        }
+        if (set.ignored) warn(`${input === '-' ? 'stdin' : input}: ignored ${set.ignored} lines that are not snapshot sites`);
+        set.source = input === '-' ? 'stdin' : input;
+        sets.push(set);
       } finally {
         done();
-        await source.close();
       }
     }
-    const data = encodePprof(set, { comments: [`${NAME} ${argv.join(' ')}`] });
+    const data = encodePprof(sets, { comments: [`${NAME} ${argv.join(' ')}`] });
     await writeResult(args.output, data, true);
-    const [, space] = sampleTypeNames(set.kind);
-    warn(`${set.label}: ${set.stacks.length} stacks, ${space} ${formatBytes(set.total.bytes)}`);
+    const [, space] = sampleTypeNames(sets[0]!.kind);
+    for (const set of sets) warn(`${sets.length > 1 ? `${set.source}: ` : ''}${set.label}: ${set.stacks.length} stacks, ${space} ${formatBytes(set.total.bytes)}`);
   });
 }

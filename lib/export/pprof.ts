@@ -3,7 +3,7 @@
 // estimated (Horvitz-Thompson weighted) count and bytes, gzipped as pprof tools expect.
 
 import { gzipSync } from 'node:zlib';
-import { Function as PFunction, Line, Location, Mapping, Profile, Sample, StringTable, ValueType } from 'pprof-format';
+import { Function as PFunction, Label, Line, Location, Mapping, Profile, Sample, StringTable, ValueType } from 'pprof-format';
 import type { Frame } from '../format/types.js';
 import { NO_STACK_LABEL } from '../model/sites.js';
 import type { StackSet } from './stacks.js';
@@ -18,8 +18,16 @@ export function sampleTypeNames(kind: StackSet['kind']): [string, string] {
   return kind === 'inuse' ? ['inuse_objects', 'inuse_space'] : ['alloc_objects', 'alloc_space'];
 }
 
-/** Build the (unzipped) pprof Profile message. */
-export function buildPprof(set: StackSet, opts: PprofOptions = {}): Profile {
+/**
+ * Build the (unzipped) pprof Profile message. Several sets (one per process of a multi-process
+ * run, all of one kind) go into one profile, each sample labelled with its process: `pid` (a
+ * number, when the header has one) and `profile` (the input it came from).
+ */
+export function buildPprof(input: StackSet | StackSet[], opts: PprofOptions = {}): Profile {
+  const sets = Array.isArray(input) ? input : [input];
+  if (sets.length === 0) throw new Error('buildPprof: no stack sets');
+  const set = sets[0]!;
+  if (sets.some((x) => x.kind !== set.kind)) throw new Error('buildPprof: live heaps and allocation windows cannot share a profile');
   const strings = new StringTable();
   const str = (s: string): number => strings.dedup(s);
   const [objectsName, spaceName] = sampleTypeNames(set.kind);
@@ -53,23 +61,40 @@ export function buildPprof(set: StackSet, opts: PprofOptions = {}): Profile {
   const pseudo = (label: string): number => locationId({ function: label, file: '', line: 0 });
 
   const samples: Sample[] = [];
-  for (const s of set.stacks) {
-    const bytes = Math.round(s.est.bytes);
-    const count = Math.round(s.est.count);
-    if (bytes <= 0 && count <= 0) continue;
-    const ids = s.frames.length === 0 ? [pseudo(NO_STACK_LABEL)] : s.frames.map(locationId);
-    if (s.dropped > 0) ids.push(pseudo(`[${s.dropped} frames not recorded]`));
-    samples.push(new Sample({ locationId: ids, value: [count, bytes] }));
+  const labelled = sets.length > 1;
+  for (const one of sets) {
+    const labels: Label[] = [];
+    if (labelled) {
+      if (one.header?.pid != null) labels.push(new Label({ key: str('pid'), num: one.header.pid }));
+      labels.push(new Label({ key: str('profile'), str: str(one.source ?? one.label) }));
+    }
+    for (const s of one.stacks) {
+      const bytes = Math.round(s.est.bytes);
+      const count = Math.round(s.est.count);
+      if (bytes <= 0 && count <= 0) continue;
+      const ids = s.frames.length === 0 ? [pseudo(NO_STACK_LABEL)] : s.frames.map(locationId);
+      if (s.dropped > 0) ids.push(pseudo(`[${s.dropped} frames not recorded]`));
+      samples.push(new Sample({ locationId: ids, value: [count, bytes], label: labels }));
+    }
   }
 
-  const comments = [...(opts.comments ?? []), `heapprof ${set.kind === 'inuse' ? 'live heap' : 'allocations'}: ${set.label}`];
+  const comments = [...(opts.comments ?? [])];
+  for (const one of sets) {
+    const what = `heapprof ${one.kind === 'inuse' ? 'live heap' : 'allocations'}: ${labelled ? `${one.source ?? '?'} ` : ''}${one.label}`;
+    comments.push(one.header?.argv.length ? `${what}; argv: ${one.header.argv.join(' ')}` : what);
+  }
+  // The profile's time is the earliest set's moment; its duration spans every window.
+  const startOf = (x: StackSet): number => (x.header ? x.header.startTimeUs : 0) + (x.atUs ?? 0);
+  const endOf = (x: StackSet): number => (x.header ? x.header.startTimeUs : 0) + (x.toUs ?? x.atUs ?? 0);
+  const first = Math.min(...sets.map(startOf));
+  const last = Math.max(...sets.map(endOf));
   const h = set.header;
-  if (h?.argv.length) comments.push(`argv: ${h.argv.join(' ')}`);
   const mainBinary = h?.argv[0] ?? 'python';
-  const startNs = h ? BigInt(Math.round(h.startTimeUs)) * 1000n : 0n;
-  const atNs = set.atUs !== null ? BigInt(Math.round(set.atUs)) * 1000n : 0n;
-  const durationNs = set.kind === 'alloc' && set.toUs !== null && set.atUs !== null ? BigInt(Math.round(set.toUs - set.atUs)) * 1000n : 0n;
-  const poisson = h?.sampling.kind === 'poisson' ? Math.round(h.sampling.meanBytes) : 0;
+  const timeNs = BigInt(Math.round(first)) * 1000n;
+  const durationNs = set.kind === 'alloc' ? BigInt(Math.round(Math.max(0, last - first))) * 1000n : 0n;
+  // Byte-Poisson sampling has a period (mean bytes between samples), if every set shares it.
+  const periods = new Set(sets.map((x) => (x.header?.sampling.kind === 'poisson' ? Math.round(x.header.sampling.meanBytes) : 0)));
+  const poisson = periods.size === 1 ? [...periods][0]! : 0;
 
   const profile = new Profile({
     sampleType: [new ValueType({ type: str(objectsName), unit: str('count') }), new ValueType({ type: str(spaceName), unit: str('bytes') })],
@@ -80,10 +105,9 @@ export function buildPprof(set: StackSet, opts: PprofOptions = {}): Profile {
     location: locations,
     function: functions,
     stringTable: strings,
-    timeNanos: startNs + atNs,
+    timeNanos: timeNs,
     durationNanos: durationNs,
     periodType: new ValueType({ type: str('space'), unit: str('bytes') }),
-    // Byte-Poisson sampling has a period (mean bytes between samples); the size table has none.
     period: poisson,
     comment: comments.map(str),
     defaultSampleType: str(spaceName),
@@ -92,6 +116,6 @@ export function buildPprof(set: StackSet, opts: PprofOptions = {}): Profile {
 }
 
 /** The gzipped bytes `go tool pprof`, Pyroscope and Parca read. */
-export function encodePprof(set: StackSet, opts: PprofOptions = {}): Buffer {
-  return gzipSync(buildPprof(set, opts).encode());
+export function encodePprof(sets: StackSet | StackSet[], opts: PprofOptions = {}): Buffer {
+  return gzipSync(buildPprof(sets, opts).encode());
 }

@@ -35,6 +35,8 @@ export interface StackSet {
   total: Estimate;
   /** Input lines that were not snapshot sites (NDJSON input only). */
   ignored?: number;
+  /** The input it was read from, as named on the command line. */
+  source?: string;
 }
 
 /** `--at` values: seconds since start, `peak` or `end`. */

@@ -240,3 +240,31 @@ t.test('heapprof 1.0.x profiles: frames without function names are named file:li
   t.ok(stacks.includes('/app/cache.py:120|/app/cache.py|120;/app/worker.py:55|/app/worker.py|55;/app/main.py:7|/app/main.py|7'), stacks.join('\n'));
   t.ok(stacks.includes('[no Python stack]||0'));
 });
+
+t.test('several profiles (one per process) in one pprof, samples labelled by profile and pid', async (t) => {
+  const APP2 = join(FIXTURES, 'app2');
+  const res = await run('hp-pprof', [APP, APP2, '--at', 'end', '-q']);
+  t.equal(res.code, 0, res.stderr);
+  // Labels are field 3 of a sample: {key 1, str 2, num 3}; read them with the walker's primitives.
+  const top = fields(gunzipSync(res.stdout));
+  const strings = top.filter((f) => f.no === 6).map((f) => (f.value as Buffer).toString('utf8'));
+  const byProfile = new Map<string, number>();
+  for (const f of top.filter((x) => x.no === 2)) {
+    const fs = fields(f.value as Buffer);
+    const labels = fs.filter((x) => x.no === 3).map((x) => fields(x.value as Buffer));
+    const profile = labels.find((l) => strings[int(l, 1)] === 'profile');
+    const pid = labels.find((l) => strings[int(l, 1)] === 'pid');
+    t.ok(profile && pid, 'each sample has a profile and a pid label');
+    t.equal(int(pid!, 3), 4242);
+    const name = strings[int(profile!, 2)]!;
+    byProfile.set(name, (byProfile.get(name) ?? 0) + ints(fs, 2)[1]!);
+  }
+  for (const base of [APP, APP2]) {
+    const snap = await run('hp-snapshot', [base, '--at', 'end', '--group-by', 'trace', '-q']);
+    const sum = snapshotSites(snap.stdout.toString()).reduce((a, s) => a + s.bytes, 0);
+    t.equal(byProfile.get(base), sum, `${base}: its samples total its snapshot`);
+  }
+  const one = await run('hp-pprof', [APP, '--at', 'end', '-q']);
+  const single = fields(gunzipSync(one.stdout)).filter((x) => x.no === 2);
+  t.notOk(single.some((f) => fields(f.value as Buffer).some((x) => x.no === 3)), 'a single profile has no labels');
+});
