@@ -39,6 +39,26 @@ for (const py of supportedPythons()) {
       });
     }
 
+    t.test('8 threads allocating without the GIL while the main thread churns, recording everything', async (t) => {
+      const base = join(tmpDir(), 'raw');
+      const r = runPython(py, [fixture('rawthreads.py'), base]);
+      t.equal(r.code, 0, r.stderr);
+      const { sizes, per_thread: perThread } = JSON.parse(r.stdout) as { sizes: number[]; per_thread: number };
+      const rec = await readRecording(base);
+      t.same(rec.issues, []);
+      t.equal(rec.complete, true);
+      t.equal(unmatchedFrees(rec.events), 0, 'every free repeats a live allocation');
+      for (const size of sizes) {
+        const ev = rec.events.filter((e) => e.size === size);
+        const allocs = ev.filter((e) => e.op === 'alloc');
+        t.equal(allocs.length, perThread, `${size}: every allocation logged`);
+        t.equal(ev.filter((e) => e.op === 'free').length, perThread, `${size}: every free logged`);
+        t.ok(allocs.every((e) => e.trace === 0), `${size}: all under trace 0 (no GIL)`);
+      }
+      const times = rec.events.map((e) => e.timeUs);
+      t.ok(times.every((x, i) => i === 0 || x >= times[i - 1]!), 'event times never decrease');
+    });
+
     t.test('SIGKILL leaves a profile readable up to its last flush', async (t) => {
       const base = join(tmpDir(), 'killed');
       const run = startPython(py, [fixture('loop.py'), base], 'ready');
