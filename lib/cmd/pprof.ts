@@ -19,7 +19,7 @@ Sample values are Horvitz-Thompson estimates: every sampled event is weighted by
   hp-pprof run --at 560 -o heap.pb.gz                   live heap at 560 s (inuse_space, inuse_objects)
   hp-pprof run --alloc --from 10 --to 20 -o a.pb.gz     allocated in [10 s, 20 s) (alloc_space, alloc_objects)
 
-  hp-pprof run run.[0-9]* --at end -o all.pb.gz        every process of a --follow-fork run,
+  hp-pprof run run.[0-9]* --at end -o all.pb.gz         every process of a --follow-fork run,
                                                         samples labelled pid and profile
 
 With no input, or -, stdin is read. An NDJSON input (- or a file) is hp-snapshot output, or
