@@ -43,6 +43,7 @@ void hpx_buf_reserve(hpx_buf *b, size_t extra) {
 }
 
 void hpx_buf_put(hpx_buf *b, const void *src, size_t n) {
+  if (n == 0) return; /* src may be NULL then (an empty body) */
   hpx_buf_reserve(b, n);
   if (b->failed) return;
   memcpy(b->data + b->len, src, n);

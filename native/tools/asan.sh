@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Builds the hook with AddressSanitizer + UndefinedBehaviorSanitizer into a temporary
+# directory and runs the end-to-end workloads with it (HEAPPROF_NATIVE_LIB), the ASan
+# runtime preloaded into an ordinary CPython. PYTHONMALLOC=malloc lets ASan see Python's
+# blocks too. Leak checking is off (CPython keeps memory until exit by design). Any
+# sanitizer report fails the run. Usage: native/tools/asan.sh [python...]
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+fixtures=$repo/test/fixtures/native
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cc -O1 -g -std=gnu11 -fPIC -shared -fvisibility=hidden -fno-omit-frame-pointer \
+  -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+  -o "$work/heapprof_hook.so" "$repo"/native/{hook,pyrt,hpxw,tables}.c -lm -lpthread -ldl || exit 1
+asan=$(cc -print-file-name=libasan.so)
+ubsan=$(cc -print-file-name=libubsan.so)
+if [ $# -gt 0 ]; then
+  pythons=("$@")
+else
+  pythons=()
+  for v in 3.9 3.10 3.11 3.12 3.13; do
+    p=$(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/$v.*/bin/python$v 2>/dev/null | sort -V | tail -n 1)
+    [ -n "$p" ] && pythons+=("$p")
+  done
+fi
+status=0
+for py in "${pythons[@]}"; do
+  for workload in "stacks.py $work/stacks $work/stacks.json" "stress.py $work/stress {}" \
+      "rawthreads.py $work/raw" "fork.py $work/fork 1 $work/fork.json"; do
+    set -- $workload
+    echo "== $("$py" -c 'import sys; print(sys.version.split()[0])') $1"
+    if ! LD_PRELOAD="$asan $ubsan" ASAN_OPTIONS=detect_leaks=0:abort_on_error=0:exitcode=99 \
+        PYTHONMALLOC=malloc HEAPPROF_NATIVE_LIB="$work/heapprof_hook.so" PYTHONPATH="$repo/python" \
+        "$py" "$fixtures/$@" >/dev/null; then
+      echo "asan: failure in $1 under $py" >&2
+      status=1
+    fi
+  done
+done
+exit $status
