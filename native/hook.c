@@ -687,7 +687,9 @@ static void header_body(hpx_buf *b) {
   field_bytes(b, 4, pyrt_version(), strlen(pyrt_version()));
   each_blob_item(b, &g_argv, 5);
   hpx_buf s = {0};
-  if (g_sampler == SAMPLER_TABLE) {
+  if (g_mode == MODE_STATS) {
+    /* no sampler: stats mode records no events */
+  } else if (g_sampler == SAMPLER_TABLE) {
     hpx_buf_varint(&s, (uint64_t)g_nranges);
     for (int i = 0; i < g_nranges; i++) {
       hpx_buf_varint(&s, g_bounds[i]);
