@@ -49,7 +49,8 @@ t.test('hp-history --follow reads a growing profile to its end marker', async (t
   for (let i = 0; i < 5; i++) w.event('free', 3_000_000 + i * 10_000, 1, 1000);
   await w.end(3_200_000);
 
-  const code = await Promise.race([exited, sleep(120_000).then(() => 'timeout' as const)]);
+  // An unref'd timer: it must not keep the test process alive once the child has exited.
+  const code = await Promise.race([exited, sleep(120_000, undefined, { ref: false }).then(() => 'timeout' as const)]);
   if (code === 'timeout') child.kill();
   t.equal(code, 0, `exits by itself after the end marker (stderr: ${err})`);
   const lines = out.trim().split('\n').map((l) => JSON.parse(l) as { t: number; live_bytes: number });
