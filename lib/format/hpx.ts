@@ -249,6 +249,11 @@ function newBatch(capacity: number): EventBatch {
   };
 }
 
+// KIND as plain constants: the hot loop then compares with literals, not property loads.
+const KIND_ALLOC = KIND.ALLOC;
+const KIND_FREE = KIND.FREE;
+const KIND_EXT = KIND.EXT;
+
 /** Where varintTail stopped (a second return value without allocating). */
 let tailPos = 0;
 
@@ -283,6 +288,7 @@ export function decodeEventBlock(payload: Buffer, count: number, blockTimeUs: nu
   let pos = 0;
   let t = blockTimeUs;
   let sawEnd = false;
+  const ranged = fromUs > -Infinity || toUs < Infinity;
   for (let i = 0; i < count; i++) {
     if (pos >= end) throw new FormatError(`block says ${count} events, holds ${i}`, pos);
     // Varints of one or two bytes (nearly all of them) stay in small-integer arithmetic; longer
@@ -325,14 +331,15 @@ export function decodeEventBlock(payload: Buffer, count: number, blockTimeUs: nu
       }
     }
     if (pos > end) throw new FormatError('event runs past the end of its block', end);
-    const kind = h % 4;
+    // Integer ops below 2^31 (h may be held as a double after a long varint: '%' would be fmod).
+    const kind = h < 0x80000000 ? h & 3 : h % 4;
     const id = h < 0x80000000 ? h >>> 2 : Math.floor(h / 4);
     let code: number;
     let value = v;
-    if (kind === KIND.ALLOC || kind === KIND.FREE) {
-      code = kind === KIND.ALLOC ? OP_ALLOC : OP_FREE;
+    if (kind <= KIND_FREE) {
+      code = kind === KIND_ALLOC ? OP_ALLOC : OP_FREE;
       if (id > 0xffffffff) throw new FormatError(`trace id ${id} out of range`, pos);
-    } else if (kind === KIND.EXT) {
+    } else if (kind === KIND_EXT) {
       const bodyEnd = pos + v;
       if (bodyEnd > end) throw new FormatError('extension event runs past the end of its block', pos);
       if (id === EXT.END) {
@@ -351,9 +358,7 @@ export function decodeEventBlock(payload: Buffer, count: number, blockTimeUs: nu
     } else {
       throw new FormatError('reserved event kind 2', pos);
     }
-    if (t < fromUs || t >= toUs) {
-      if (code !== OP_END) continue;
-    }
+    if (ranged && (t < fromUs || t >= toUs) && code !== OP_END) continue;
     op[n] = code;
     timeUs[n] = t;
     trace[n] = code <= OP_FREE ? id : 0;
