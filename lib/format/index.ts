@@ -649,9 +649,44 @@ export async function openSeeked(arg: string, beforeUs: number, opts: ReadOption
   };
 }
 
+/**
+ * A source that reports `complete` from the index: a peak read through the index stops at the
+ * peak, yet the profile's END marker is known (a full read for the peak reads everything).
+ */
+class IndexedSource implements ProfileSource {
+  constructor(
+    private readonly inner: ProfileSource,
+    private readonly completeFromIndex: boolean | null,
+  ) {}
+  get name(): string {
+    return this.inner.name;
+  }
+  get header(): Header {
+    return this.inner.header;
+  }
+  trace(id: number): ReturnType<ProfileSource['trace']> {
+    return this.inner.trace(id);
+  }
+  traces(): ReturnType<ProfileSource['traces']> {
+    return this.inner.traces();
+  }
+  get histogram(): ProfileSource['histogram'] {
+    return this.inner.histogram;
+  }
+  batches(): AsyncIterable<EventBatch> {
+    return this.inner.batches();
+  }
+  get complete(): boolean {
+    return this.completeFromIndex ?? this.inner.complete;
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
 export interface IndexedSnapshot {
   snapshot: LiveSnapshot;
-  /** Open source (for trace look-ups); the caller closes it. */
+  /** Open source (for trace look-ups and `complete`, as after liveHeapAt); the caller closes it. */
   source: ProfileSource;
   /** What `complete` to report: whether the profile has its END marker. */
   complete: boolean;
@@ -707,5 +742,5 @@ export async function liveHeapAtIndexed(arg: string, at: SnapshotAt, opts: ReadO
   if (at.kind === 'peak') snapshot = { heap, atUs: index.peakUs, lastUs: index.lastUs, readToEnd: true };
   else snapshot = { heap, atUs: at.kind === 'time' ? at.us : lastUs, lastUs, readToEnd: !stopped };
   const complete = at.kind === 'peak' ? index.complete : source.complete;
-  return { snapshot, source, complete, indexOrigin: loaded.origin };
+  return { snapshot, source: new IndexedSource(source, at.kind === 'peak' ? index.complete : null), complete, indexOrigin: loaded.origin };
 }

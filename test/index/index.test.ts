@@ -43,6 +43,7 @@ async function indexed(base: string, at: SnapshotAt, iopts: IndexOptions = {}) {
   if (!r) throw new Error('not indexable');
   try {
     const s = r.snapshot;
+    if (r.source.complete !== r.complete) throw new Error('source.complete disagrees');
     return { state: heapState(s.heap), atUs: s.atUs, lastUs: s.lastUs, readToEnd: s.readToEnd, complete: r.complete, issues, origin: r.indexOrigin };
   } finally {
     await r.source.close();
