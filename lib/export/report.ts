@@ -10,6 +10,7 @@ import { halfWidth95 } from '../format/weights.js';
 import { LiveHeap } from '../model/live.js';
 import { NO_STACK_LABEL, traceOrPlaceholder } from '../model/sites.js';
 import { liveHeapAt, type SnapshotAt } from '../model/snapshot.js';
+import { warnIfNoEvents } from './stacks.js';
 
 export interface ReportPoint {
   /** Seconds since start. */
@@ -349,6 +350,7 @@ export async function buildReportData(open: () => Promise<ProfileSource>, opts: 
     const source = await open();
     try {
       header = source.header;
+      warnIfNoEvents(source);
       tree.lookup = (id) => source.trace(id);
       const snap = await liveHeapAt(source, { kind: 'peak' });
       peak = { ...maker.make(snap.heap, snap.atUs, null), peak: true };

@@ -3,7 +3,7 @@
 // and count and their variances; a StackSet is the live heap at one moment, or the
 // allocations of one time window.
 
-import { HpError, UsageError, readNdjson, openTextInput } from '../cli.js';
+import { HpError, UsageError, readNdjson, openTextInput, warn } from '../cli.js';
 import { OP_ALLOC, type ProfileSource } from '../format/source.js';
 import type { Frame, Header, Trace } from '../format/types.js';
 import { Z95 } from '../format/weights.js';
@@ -67,6 +67,11 @@ export function atLabel(at: SnapshotAt, atUs: number): string {
   return `t=${secondsText(atUs)}s`;
 }
 
+/** A stats-mode profile has a size histogram and no events: say so rather than show an empty heap. */
+export function warnIfNoEvents(source: ProfileSource): void {
+  if (source.header.mode === 'stats') warn(`${source.name}: a --mode stats profile records no events (its size table is for hp-stats): the heap shows empty`);
+}
+
 /** Per-trace stacks of a live heap (traces with nothing live are left out). */
 export function stacksOfHeap(heap: LiveHeap, lookup: (id: number) => Trace | undefined): WeightedStack[] {
   const out: WeightedStack[] = [];
@@ -80,6 +85,7 @@ export function stacksOfHeap(heap: LiveHeap, lookup: (id: number) => Trace | und
 
 /** The live heap of a profile at `at`, as stacks. */
 export async function snapshotStacks(source: ProfileSource, at: SnapshotAt): Promise<StackSet> {
+  warnIfNoEvents(source);
   const snap = await liveHeapAt(source, at);
   const lookup = (id: number): Trace | undefined => source.trace(id);
   return {
@@ -99,6 +105,7 @@ export async function snapshotStacks(source: ProfileSource, at: SnapshotAt): Pro
  * that accumulator.
  */
 export async function allocationStacks(source: ProfileSource, fromUs: number, toUs: number): Promise<StackSet> {
+  warnIfNoEvents(source);
   const heap = new LiveHeap(source.header.sampling);
   let lastUs = fromUs;
   for await (const batch of source.batches()) {
