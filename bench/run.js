@@ -23,7 +23,8 @@ const USAGE = `Usage: node bench/run.js [--quick] [--python EXE] [--reps N] [--o
   --only       sections to run (default: all)
   --read-mb    size of the synthetic .hpd for the reading benchmarks (default 1100)
   --out        where to write JSON and temporary profiles (default bench/out)
-  --keep       keep the generated profiles`;
+  --keep       keep the generated profiles
+  --no-build   use dist/ as it is (default: run tsc first)`;
 
 const { values: opt } = parseArgs({
   options: {
@@ -34,6 +35,7 @@ const { values: opt } = parseArgs({
     'read-mb': { type: 'string' },
     out: { type: 'string', default: join(ROOT, 'bench', 'out') },
     keep: { type: 'boolean', default: false },
+    'no-build': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
@@ -356,7 +358,7 @@ async function report() {
 }
 
 async function main() {
-  build();
+  if (!opt['no-build']) build();
   const py = resolvePython(opt.python);
   results.host = { node: process.version, python: py.version, pythonPath: py.path, cpus: (await import('node:os')).cpus().length, loadavg: (await import('node:os')).loadavg() };
   log(`python ${py.version} (${py.path}), node ${process.version}`);
