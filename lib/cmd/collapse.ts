@@ -1,8 +1,8 @@
 // hp-collapse: snapshot NDJSON (or events NDJSON, or a profile) to Brendan Gregg's folded
 // stacks, for flamegraph.pl and speedscope.
 
-import { HpError, OutputWriter, openTextInput, parser, readNdjson, runMain, UsageError, warn, setQuiet } from '../cli.js';
-import { NdjsonSource } from '../format/ndjson.js';
+import { HpError, OutputWriter, openTextInput, parser, runMain, UsageError, warn, setQuiet } from '../cli.js';
+import { NdjsonSource, ndjsonChunks } from '../format/ndjson.js';
 import { OP_ALLOC, type ProfileSource } from '../format/source.js';
 import type { Frame } from '../format/types.js';
 import { FoldedStacks, foldedStack } from '../model/folded.js';
@@ -54,42 +54,45 @@ export function main(argv: string[]): void {
     } else {
       const name = input === '-' ? 'stdin' : input;
       const stream = openTextInput(input);
-      const lines = readNdjson(stream, name);
+      const chunks = ndjsonChunks(stream, name);
       let foreign = 0;
       let kind: 'snapshot' | 'events' | null = null;
-      for (;;) {
-        const next = await lines.next();
+      outer: for (;;) {
+        const next = await chunks.next();
         if (next.done) break;
-        const { lineNumber, value } = next.value;
-        const where = `${name}: line ${lineNumber}`;
-        if (!isObj(value)) {
-          foreign++;
-          continue;
-        }
-        if (value.type === 'meta' && kind === null) {
-          // Events NDJSON: hand the rest of the stream to the events reader.
-          const source = NdjsonSource.fromMeta(lines, name, opts, value, lineNumber, foreign, stream);
-          try {
-            await foldEvents(source, stacks, args.alloc);
-          } finally {
-            await source.close();
+        const lines = next.value;
+        for (let k = 0; k < lines.length; k++) {
+          const { lineNumber, value } = lines[k]!;
+          const where = `${name}: line ${lineNumber}`;
+          if (!isObj(value)) {
+            foreign++;
+            continue;
           }
-          foreign = 0;
-          break;
+          if (value.type === 'meta' && kind === null) {
+            // Events NDJSON: hand the rest of the stream to the events reader.
+            const source = NdjsonSource.fromMeta(chunks, lines.slice(k + 1), name, opts, value, lineNumber, foreign, stream);
+            try {
+              await foldEvents(source, stacks, args.alloc);
+            } finally {
+              await source.close();
+            }
+            foreign = 0;
+            break outer;
+          }
+          if (value.type === 'snapshot') {
+            kind = 'snapshot';
+            continue;
+          }
+          if (value.type === 'site') {
+            kind = 'snapshot';
+            const bytes = value.bytes;
+            if (typeof bytes !== 'number' || !Number.isFinite(bytes)) throw new HpError(`${where}: site: 'bytes' must be a number`);
+            const dropped = typeof value.dropped === 'number' ? value.dropped : 0;
+            stacks.add(foldedStack(framesOf(value.frames, where), dropped), bytes);
+            continue;
+          }
+          foreign++;
         }
-        if (value.type === 'snapshot') {
-          kind = 'snapshot';
-          continue;
-        }
-        if (value.type === 'site') {
-          kind = 'snapshot';
-          const bytes = value.bytes;
-          if (typeof bytes !== 'number' || !Number.isFinite(bytes)) throw new HpError(`${where}: site: 'bytes' must be a number`);
-          const dropped = typeof value.dropped === 'number' ? value.dropped : 0;
-          stacks.add(foldedStack(framesOf(value.frames, where), dropped), bytes);
-          continue;
-        }
-        foreign++;
       }
       if (foreign > 0) warn(`${name}: ignored ${foreign} foreign line${foreign === 1 ? '' : 's'} (valid JSON, not hp-snapshot or hp-events)`);
       if (args.alloc && kind === 'snapshot') throw new UsageError('--alloc needs events (hp-events NDJSON or a profile), not a snapshot');

@@ -3,11 +3,50 @@
 // `hp-events x | hp-snapshot - --at T` gives the numbers `hp-snapshot x --at T` gives.
 
 import type { Readable } from 'node:stream';
-import { HpError, readNdjson, type NdjsonLine } from '../cli.js';
+import { HpError, type NdjsonLine } from '../cli.js';
 import { OP_ALLOC, OP_END, OP_FREE, OP_LOST, OP_NAMES, OP_RSS, type EventBatch, type ProfileSource, type ReadOptions } from './source.js';
 import type { Frame, Header, HistogramBucket, Sampling, Trace } from './types.js';
 
 export const EVENTS_SCHEMA = 1;
+
+/**
+ * Parsed NDJSON lines, a chunk's worth at a time (one await per chunk, not per line: this
+ * is the hot path of `hp-events x | hp-...`). Blank lines are skipped; a line that is not
+ * JSON is an error naming its 1-based line number.
+ */
+export async function* ndjsonChunks(input: Readable, name: string): AsyncGenerator<NdjsonLine[]> {
+  input.setEncoding('utf8');
+  let rest = '';
+  let lineNumber = 0;
+  const parse = (raw: string, out: NdjsonLine[]): void => {
+    lineNumber++;
+    const text = raw.trim();
+    if (text === '') return;
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      throw new HpError(`${name}: line ${lineNumber}: not valid JSON`);
+    }
+    out.push({ lineNumber, value });
+  };
+  for await (const chunk of input as AsyncIterable<string>) {
+    const text = rest + chunk;
+    const out: NdjsonLine[] = [];
+    let start = 0;
+    for (let nl = text.indexOf('\n', start); nl !== -1; nl = text.indexOf('\n', start)) {
+      parse(text.slice(start, nl), out);
+      start = nl + 1;
+    }
+    rest = text.slice(start);
+    if (out.length > 0) yield out;
+  }
+  if (rest.trim() !== '') {
+    const out: NdjsonLine[] = [];
+    parse(rest, out);
+    yield out;
+  }
+}
 
 // ---------------------------------------------------------------- writing
 
@@ -83,7 +122,9 @@ export class NdjsonSource implements ProfileSource {
   private constructor(
     readonly name: string,
     readonly header: Header,
-    private readonly lines: AsyncGenerator<NdjsonLine>,
+    private readonly chunks: AsyncGenerator<NdjsonLine[]>,
+    /** Lines already read from the stream after the meta line (the rest of its chunk). */
+    private pendingLines: NdjsonLine[],
     private readonly opts: ReadOptions,
     foreignBefore: number,
     private readonly input: Readable,
@@ -92,28 +133,31 @@ export class NdjsonSource implements ProfileSource {
   }
 
   /** Continue a stream whose meta line the caller has already read (hp-collapse sniffs). */
-  static fromMeta(lines: AsyncGenerator<NdjsonLine>, name: string, opts: ReadOptions, meta: Record<string, unknown>, lineNumber: number, foreignBefore: number, input: Readable): NdjsonSource {
-    return new NdjsonSource(name, parseMeta(meta, `${name}: line ${lineNumber}`), lines, opts, foreignBefore, input);
+  static fromMeta(chunks: AsyncGenerator<NdjsonLine[]>, rest: NdjsonLine[], name: string, opts: ReadOptions, meta: Record<string, unknown>, lineNumber: number, foreignBefore: number, input: Readable): NdjsonSource {
+    return new NdjsonSource(name, parseMeta(meta, `${name}: line ${lineNumber}`), chunks, rest, opts, foreignBefore, input);
   }
 
   /** Read up to the meta line (which must come before any other line of ours). */
   static async open(input: Readable, name: string, opts: ReadOptions = {}): Promise<NdjsonSource> {
-    const lines = readNdjson(input, name);
+    const chunks = ndjsonChunks(input, name);
     let foreign = 0;
     for (;;) {
-      const next = await lines.next();
+      const next = await chunks.next();
       if (next.done) {
         if (foreign > 0) throw new HpError(`${name}: no hp-events meta line (${foreign} lines of something else)`);
         throw new HpError(`${name}: empty input (expected hp-events NDJSON)`);
       }
-      const { lineNumber, value } = next.value;
-      if (!isObj(value) || !OUR_TYPES.has(value.type as string)) {
-        foreign++;
-        continue;
+      const lines = next.value;
+      for (let k = 0; k < lines.length; k++) {
+        const { lineNumber, value } = lines[k]!;
+        if (!isObj(value) || !OUR_TYPES.has(value.type as string)) {
+          foreign++;
+          continue;
+        }
+        if (value.type !== 'meta') throw new HpError(`${name}: line ${lineNumber}: '${String(value.type)}' line before the meta line`);
+        const header = parseMeta(value, `${name}: line ${lineNumber}`);
+        return new NdjsonSource(name, header, chunks, lines.slice(k + 1), opts, foreign, input);
       }
-      if (value.type !== 'meta') throw new HpError(`${name}: line ${lineNumber}: '${String(value.type)}' line before the meta line`);
-      const header = parseMeta(value, `${name}: line ${lineNumber}`);
-      return new NdjsonSource(name, header, lines, opts, foreign, input);
     }
   }
 
@@ -146,7 +190,15 @@ export class NdjsonSource implements ProfileSource {
     const fromUs = this.opts.fromUs ?? -Infinity;
     const toUs = this.opts.toUs ?? Infinity;
     let batch = newBatch();
-    for await (const { lineNumber, value } of this.lines) {
+    for (;;) {
+      let lines = this.pendingLines;
+      this.pendingLines = [];
+      if (lines.length === 0) {
+        const next = await this.chunks.next();
+        if (next.done) break;
+        lines = next.value;
+      }
+      for (const { lineNumber, value } of lines) {
       if (!isObj(value)) {
         this.foreign++;
         continue;
@@ -208,6 +260,7 @@ export class NdjsonSource implements ProfileSource {
         default:
           this.foreign++;
       }
+      }
     }
     if (batch.length > 0) yield batch;
   }
@@ -218,7 +271,7 @@ export class NdjsonSource implements ProfileSource {
   }
 
   async close(): Promise<void> {
-    await this.lines.return(undefined);
+    await this.chunks.return(undefined);
     if (this.foreign > 0) this.opts.onIssue?.({ file: this.name, message: `ignored ${this.foreign} foreign line${this.foreign === 1 ? '' : 's'} (valid JSON, not hp-events)` });
     this.foreign = 0;
     if (this.input !== process.stdin) this.input.destroy();
