@@ -64,7 +64,8 @@ export function parser(name: string, argv: string[], usage: string): Argv {
     .help('help')
     .alias('help', 'h')
     .version(false)
-    .wrap(Math.min(100, process.stdout.columns || 100))
+    // Usage texts are laid out by hand; yargs re-wrapping them breaks lines mid-word.
+    .wrap(null)
     .fail((msg, err) => {
       // yargs reports some of its own parse failures (e.g. `-o` with no value) as a YError
       // in `err`: those are usage errors too. Anything else thrown in a handler is not.
