@@ -2,7 +2,7 @@
 // its first use, one line per event, and a summary line.
 
 import { OutputWriter, parser, runMain, setQuiet } from '../cli.js';
-import { metaLine, seconds, summaryLine, traceLine } from '../format/ndjson.js';
+import { metaLine, secondsText, summaryLine, traceLine } from '../format/ndjson.js';
 import { OP_ALLOC, OP_END, OP_FREE, OP_NAMES } from '../format/source.js';
 import { probabilityFunction } from '../model/live.js';
 import { traceOrPlaceholder } from '../model/sites.js';
@@ -40,31 +40,40 @@ export function main(argv: string[]): void {
     try {
       await out.write(metaLine(source.header));
       const probability = probabilityFunction(source.header.sampling);
+      // Weight strings by probability: a table sampler has a handful of distinct values.
+      const weightText = new Map<number, string>();
+      const weight = (p: number): string => {
+        let w = weightText.get(p);
+        if (w === undefined) {
+          w = String(p > 0 ? 1 / p : 0);
+          if (weightText.size < 4096) weightText.set(p, w);
+        }
+        return w;
+      };
       const written = new Set<number>();
       let events = 0;
       for await (const batch of source.batches()) {
         const { op, timeUs, trace, size } = batch;
-        const parts: string[] = [];
+        let text = '';
         for (let i = 0; i < batch.length; i++) {
           const o = op[i]!;
-          const t = seconds(timeUs[i]!);
+          const t = secondsText(timeUs[i]!);
           if (o === OP_ALLOC || o === OP_FREE) {
             const id = trace[i]!;
             if (id !== 0 && !written.has(id)) {
               written.add(id);
-              parts.push(traceLine(traceOrPlaceholder((x) => source.trace(x), id)));
+              text += traceLine(traceOrPlaceholder((x) => source.trace(x), id));
             }
             const s = size[i]!;
-            const p = probability(s);
-            parts.push(`{"type":"event","t":${t},"op":"${OP_NAMES[o]}","trace":${id},"size":${s},"w":${p > 0 ? 1 / p : 0}}\n`);
+            text += `{"type":"event","t":${t},"op":"${o === OP_ALLOC ? 'alloc' : 'free'}","trace":${id},"size":${s},"w":${weight(probability(s))}}\n`;
           } else if (o === OP_END) {
-            parts.push(`{"type":"event","t":${t},"op":"end"}\n`);
+            text += `{"type":"event","t":${t},"op":"end"}\n`;
           } else {
-            parts.push(`{"type":"event","t":${t},"op":"${OP_NAMES[o]}","size":${size[i]!}}\n`);
+            text += `{"type":"event","t":${t},"op":"${OP_NAMES[o]}","size":${size[i]!}}\n`;
           }
         }
         events += batch.length;
-        await out.write(parts.join(''));
+        await out.write(text);
       }
       await out.write(summaryLine(source.complete, events, source.histogram));
       await out.flush();

@@ -111,3 +111,17 @@ t.test('events NDJSON reader: located errors, foreign lines counted once', async
   t.match(undef.issues[0], /line 2: event uses undefined trace 7/);
   await t.rejects(readAll(`${META}\n{"type":"event","t":1,"op":"alloc","trace":7,"size":10}\n`, { strict: true }), /undefined trace 7/);
 });
+
+t.test('seconds as text: exactly the shortest form of us / 1e6', async (t) => {
+  const { secondsText } = await import('../../lib/format/ndjson.js');
+  const rand = prng(5);
+  let bad = 0;
+  for (let k = 0; k < 200000; k++) {
+    const us = k < 100000 ? k * 7 : Math.floor(rand() * 1e14);
+    if (secondsText(us) !== String(us / 1e6)) bad++;
+  }
+  t.equal(bad, 0);
+  t.equal(secondsText(0), '0');
+  t.equal(secondsText(1_500_000), '1.5');
+  t.equal(secondsText(12), '0.000012');
+});
