@@ -377,9 +377,15 @@ export function decodeIndex(buf: Buffer): { index: SeekIndex; fingerprint: Finge
   if (bodySize % 8 !== 0 || INDEX_HEADER_SIZE + bodySize !== buf.length) throw new FormatError(`index body of ${bodySize} bytes does not match the file`, 48);
   const bodyBytes = buf.subarray(INDEX_HEADER_SIZE);
   if (buf.readUInt32LE(56) !== crc32(bodyBytes)) throw new FormatError('index body checksum mismatch', 56);
-  // Copy into an aligned buffer so typed-array views are allowed.
-  const body = new Float64Array(bodySize / 8);
-  new Uint8Array(body.buffer).set(bodyBytes);
+  // Typed-array views need 8-byte alignment: a freshly read file has it (no copy); else copy once.
+  // Everything below is a view into this one buffer, so loading costs about one CRC pass.
+  let body: Float64Array;
+  if (bodyBytes.byteOffset % 8 === 0) body = new Float64Array(bodyBytes.buffer, bodyBytes.byteOffset, bodySize / 8);
+  else {
+    body = new Float64Array(bodySize / 8);
+    new Uint8Array(body.buffer).set(bodyBytes);
+  }
+  const view = (from: number, n: number): Float64Array => body.subarray(from, from + n);
   const fingerprint: Fingerprint = {
     hpdSize: buf.readDoubleLE(24),
     hpdHeadCrc: buf.readUInt32LE(32),
@@ -403,11 +409,11 @@ export function decodeIndex(buf: Buffer): { index: SeekIndex; fingerprint: Finge
   const issuesLength = body[k++]!;
   k++;
   need(3 * nBlocks);
-  const blockOffset = body.slice(k, k + nBlocks);
+  const blockOffset = view(k, nBlocks);
   k += nBlocks;
-  const blockTimeUs = body.slice(k, k + nBlocks);
+  const blockTimeUs = view(k, nBlocks);
   k += nBlocks;
-  const blockMaxUs = body.slice(k, k + nBlocks);
+  const blockMaxUs = view(k, nBlocks);
   k += nBlocks;
   need(nCheckpoints);
   const checkpoints: Checkpoint[] = [];
@@ -420,14 +426,14 @@ export function decodeIndex(buf: Buffer): { index: SeekIndex; fingerprint: Finge
     const lastRss = body[k++]!;
     const lastRssUs = body[k++]!;
     const slots = body[k++]!;
-    const totals = body.slice(k, k + 5);
+    const totals = view(k, 5);
     k += 5;
     need(pad8(4 * slots) / 8 + 5 * slots);
-    const traceOfSlot = new Uint32Array(body.buffer.slice(8 * k, 8 * k + 4 * slots));
+    const traceOfSlot = new Uint32Array(body.buffer, body.byteOffset + 8 * k, slots);
     k += pad8(4 * slots) / 8;
     const cols: Float64Array[] = [];
     for (let j = 0; j < 5; j++) {
-      cols.push(body.slice(k, k + slots));
+      cols.push(view(k, slots));
       k += slots;
     }
     checkpoints.push({ offset, maxBeforeUs, curUs, lastUs: cpLastUs, lastRss, lastRssUs, slots, traceOfSlot, bytes: cols[0]!, bytesVar: cols[1]!, count: cols[2]!, countVar: cols[3]!, sampled: cols[4]!, totals });
@@ -435,7 +441,7 @@ export function decodeIndex(buf: Buffer): { index: SeekIndex; fingerprint: Finge
   need(pad8(issuesLength) / 8);
   let issues: ReadIssue[];
   try {
-    issues = JSON.parse(Buffer.from(body.buffer, 8 * k, issuesLength).toString('utf8')) as ReadIssue[];
+    issues = JSON.parse(Buffer.from(body.buffer, body.byteOffset + 8 * k, issuesLength).toString('utf8')) as ReadIssue[];
   } catch {
     throw new FormatError('index issue list is not JSON', INDEX_HEADER_SIZE + 8 * k);
   }
