@@ -173,6 +173,8 @@ export function restoreCheckpoint(heap: LiveHeap, cp: Checkpoint): void {
 
 export interface BuildOptions {
   checkpointBytes?: number;
+  /** Bytes of .hpd read so far and total, while building (progress on a terminal). */
+  onProgress?: (bytesRead: number, totalBytes: number) => void;
 }
 
 /**
@@ -267,6 +269,7 @@ export async function buildIndex(base: string, header: Header, opts: BuildOption
         heap.apply(o, trace[i]!, size[i]!);
       }
       events += n;
+      opts.onProgress?.(block.offset + BLOCK_HEADER_SIZE + block.payload.length, f.size);
       offsets.push(block.offset);
       times.push(block.timeUs);
       maxes.push(blockMax);
@@ -595,7 +598,8 @@ function issueForwarder(index: SeekIndex, opts: ReadOptions, upTo: number): Read
   const seen = new Set<string>();
   for (const i of index.issues) {
     if (i.offset === undefined || i.offset >= upTo) continue;
-    if (opts.strict) throw new HpError(`${i.file}: ${i.message}`);
+    // Worded as the reader words it in strict mode (IssueSink): "FILE at byte N: ...".
+    if (opts.strict) throw new HpError(`${i.file} at byte ${i.offset}: ${i.message.replace(/^byte \d+: /, '')}`);
     seen.add(`${i.file}\0${i.offset}`);
     opts.onIssue?.(i);
   }
@@ -634,7 +638,7 @@ export interface SeekedProfile {
 export async function openSeeked(arg: string, beforeUs: number, opts: ReadOptions = {}, indexOpts: IndexOptions = {}): Promise<SeekedProfile | null> {
   const header = await v2Header(arg, indexOpts.minBytes ?? INDEX_MIN_BYTES);
   if (!header) return null;
-  const loaded = await loadIndex(arg, header, indexOpts);
+  const loaded = await loadIndex(arg, header, { ...(opts.onProgress ? { onProgress: opts.onProgress } : {}), ...indexOpts });
   if (!loaded) return null;
   const { index } = loaded;
   const cp = checkpointBefore(index, beforeUs);
@@ -708,7 +712,7 @@ export interface IndexedSnapshot {
 export async function liveHeapAtIndexed(arg: string, at: SnapshotAt, opts: ReadOptions = {}, indexOpts: IndexOptions = {}): Promise<IndexedSnapshot | null> {
   const header = await v2Header(arg, indexOpts.minBytes ?? INDEX_MIN_BYTES);
   if (!header) return null;
-  const loaded = await loadIndex(arg, header, indexOpts);
+  const loaded = await loadIndex(arg, header, { ...(opts.onProgress ? { onProgress: opts.onProgress } : {}), ...indexOpts });
   if (!loaded) return null;
   const { index } = loaded;
   if (at.kind === 'peak' && !index.monotone) return null;

@@ -166,6 +166,37 @@ t.test('damaged profiles: same blocks skipped, same problems reported', async (t
   }
 });
 
+t.test('strict mode: damage is an error through the index too', async (t) => {
+  const dir = tmpDir('hp-index-');
+  const base = join(dir, 's');
+  await writeProfile(base, randomSpec(61, 6000));
+  const hpd = readFileSync(`${base}.hpd`);
+  hpd[Math.floor(hpd.length * 0.3)] ^= 0x20; // a block before most checkpoints
+  writeFileSync(`${base}.hpd`, hpd);
+  const errorOf = async (f: () => Promise<unknown>): Promise<string> => {
+    try {
+      await f();
+    } catch (e) {
+      return (e as Error).message;
+    }
+    return '(no error)';
+  };
+  const fullError = await errorOf(async () => {
+    const src = await openProfile(base, { strict: true });
+    try {
+      await liveHeapAt(src, { kind: 'end' });
+    } finally {
+      await src.close();
+    }
+  });
+  t.match(fullError, /at byte \d+: block \d+: /);
+  const idxError = await errorOf(async () => {
+    const r = await liveHeapAtIndexed(base, { kind: 'end' }, { strict: true }, { checkpointBytes: 3000, minBytes: 0 });
+    await r?.source.close();
+  });
+  t.equal(idxError, fullError, 'the same message');
+});
+
 t.test('history from a checkpoint equals history from the start', async (t) => {
   const dir = tmpDir('hp-index-');
   const base = join(dir, 'h');
