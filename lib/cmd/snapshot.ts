@@ -2,12 +2,11 @@
 // largest first, after a header line with the total.
 
 import { OutputWriter, parser, runMain, UsageError, warn, formatBytes, setQuiet } from '../cli.js';
-import { putEstimate } from '../model/estimate.js';
+import { interval95, putEstimate } from '../model/estimate.js';
 import { GROUP_BY, groupLiveHeap, type GroupBy, type SiteEstimate } from '../model/sites.js';
 import { liveHeapAt, type SnapshotAt } from '../model/snapshot.js';
 import { commandReadOptions, openSource } from '../source-arg.js';
 import { formatSeconds, inputArg, positiveInt, reportIncomplete, secondsOption } from './common.js';
-import { interval95 } from '../model/estimate.js';
 
 export const SNAPSHOT_SCHEMA = 1;
 

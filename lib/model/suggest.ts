@@ -97,7 +97,7 @@ export function roundProbability(p: number): number {
 /** A probability as the seed's --sample syntax writes it: 1e-4, 0.1, 2.5e-3. */
 export function formatProbability(p: number): string {
   if (p >= 0.001) return String(p);
-  return p.toExponential().replace('e-', 'e-').replace(/\.0+e/, 'e');
+  return p.toExponential().replace(/\.0+e/, 'e');
 }
 
 /** `{128: 1e-4, 8192: 0.1}`: the seed's dictionary syntax, as hp-record --sample reads it. */
