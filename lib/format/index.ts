@@ -66,6 +66,18 @@ export interface SeekIndex {
   monotone: boolean;
   /** Problems met while building, reported again to whoever reads through the index. */
   issues: ReadIssue[];
+  /** For a profile without END (still being written): where and in what state indexing stopped, to extend it when the profile grows. */
+  tail: Tail | null;
+}
+
+/** The index builder's state after the last block it read (a checkpoint plus its loop state). */
+export interface Tail {
+  /** checkpoint.offset: the end of the last block read, where reading resumes. */
+  checkpoint: Checkpoint;
+  prevRawUs: number;
+  sinceCheckpoint: number;
+  /** BlockFile's index of the next block (for "block N" in messages). */
+  nextBlockIndex: number;
 }
 
 interface Fingerprint {
@@ -181,7 +193,7 @@ export interface BuildOptions {
  * Read the whole .hpd once, the way V2Profile does (same blocks skipped, stops after END), and
  * record blocks, checkpoints and the peak. Memory: one LiveHeap plus the checkpoints.
  */
-export async function buildIndex(base: string, header: Header, opts: BuildOptions = {}): Promise<SeekIndex> {
+export async function buildIndex(base: string, header: Header, opts: BuildOptions = {}, resume: SeekIndex | null = null): Promise<SeekIndex> {
   const hpdPath = `${base}.hpd`;
   const f = await BlockFile.open(hpdPath);
   try {
@@ -211,11 +223,41 @@ export async function buildIndex(base: string, header: Header, opts: BuildOption
     let complete = false;
     let sinceCheckpoint = 0;
     let truncatedAt: number | null = null;
+    let start = fh.end;
+    let firstIndex = 0;
+    const tail = resume?.tail;
+    if (resume && tail) {
+      // Continue where the last build stopped: its state, and what it found before that point.
+      const cp = tail.checkpoint;
+      restoreCheckpoint(heap, cp);
+      for (let b = 0; b < resume.blockOffset.length; b++) {
+        offsets.push(resume.blockOffset[b]!);
+        times.push(resume.blockTimeUs[b]!);
+        maxes.push(resume.blockMaxUs[b]!);
+      }
+      checkpoints.push(...resume.checkpoints);
+      issues.push(...resume.issues.filter((i) => i.offset !== undefined && i.offset < cp.offset));
+      ({ curUs, lastUs, lastRss, lastRssUs } = cp);
+      maxUs = cp.maxBeforeUs;
+      prevRaw = tail.prevRawUs;
+      monotone = resume.monotone;
+      peakBytes = resume.peakBytes;
+      peakUs = resume.peakUs;
+      events = resume.events;
+      sinceCheckpoint = tail.sinceCheckpoint;
+      start = cp.offset;
+      firstIndex = tail.nextBlockIndex;
+    }
+    let endOfRead = start;
+    let nextBlockIndex = firstIndex;
     const onProblem = (p: BlockProblem): void => {
       if (p.kind === 'truncated') truncatedAt = p.offset;
-      else issue(p.offset, `block ${p.index}: ${p.message}${p.resumedAt !== null ? `; skipped to byte ${p.resumedAt}` : ''}`);
+      else issue(p.offset, `block ${p.index + firstIndex}: ${p.message}${p.resumedAt !== null ? `; skipped to byte ${p.resumedAt}` : ''}`);
     };
-    for await (const block of f.blocks(fh.end, onProblem)) {
+    for await (const raw of f.blocks(start, onProblem)) {
+      const block = firstIndex === 0 ? raw : { ...raw, index: raw.index + firstIndex };
+      endOfRead = block.offset + BLOCK_HEADER_SIZE + block.payload.length;
+      nextBlockIndex = block.index + 1;
       const interval = opts.checkpointBytes ?? Math.max(DEFAULT_CHECKPOINT_BYTES, 32 * 44 * heap.slots);
       if (sinceCheckpoint >= interval) {
         checkpoints.push(takeCheckpoint(heap, block.offset, maxUs, curUs, lastUs, lastRss, lastRssUs));
@@ -285,7 +327,13 @@ export async function buildIndex(base: string, header: Header, opts: BuildOption
     if (truncatedAt !== null && !complete) {
       issue(truncatedAt, 'truncated last block (recorder still running or crashed); read everything before it');
     }
+    // Problems after the last block read are found again when the profile has grown (a block
+    // being written looks truncated or corrupt until it is whole).
+    const resumeState: Tail | null = complete
+      ? null
+      : { checkpoint: takeCheckpoint(heap, endOfRead, maxUs, curUs, lastUs, lastRss, lastRssUs), prevRawUs: prevRaw, sinceCheckpoint, nextBlockIndex };
     return {
+      tail: resumeState,
       profileId: header.profileId ?? '',
       hpdStart: fh.end,
       blockOffset: Float64Array.from(offsets),
@@ -315,7 +363,9 @@ export function encodeIndex(idx: SeekIndex, fp: Fingerprint): Buffer {
   const issuesJson = Buffer.from(JSON.stringify(idx.issues.slice(0, 1000)), 'utf8');
   const nBlocks = idx.blockOffset.length;
   let bodySize = 8 * 10 + 24 * nBlocks;
-  for (const cp of idx.checkpoints) bodySize += 8 * 12 + pad8(4 * cp.slots) + 40 * cp.slots;
+  const cpSize = (cp: Checkpoint): number => 8 * 12 + pad8(4 * cp.slots) + 40 * cp.slots;
+  for (const cp of idx.checkpoints) bodySize += cpSize(cp);
+  if (idx.tail) bodySize += 8 * 3 + cpSize(idx.tail.checkpoint);
   bodySize += pad8(issuesJson.length);
   const out = Buffer.alloc(INDEX_HEADER_SIZE + bodySize);
   INDEX_MAGIC.copy(out, 0);
@@ -340,14 +390,14 @@ export function encodeIndex(idx: SeekIndex, fp: Fingerprint): Buffer {
   f64[k++] = idx.events;
   f64[k++] = (idx.complete ? 1 : 0) | (idx.monotone ? 2 : 0);
   f64[k++] = issuesJson.length;
-  f64[k++] = 0;
+  f64[k++] = idx.tail ? 1 : 0;
   f64.set(idx.blockOffset, k);
   k += nBlocks;
   f64.set(idx.blockTimeUs, k);
   k += nBlocks;
   f64.set(idx.blockMaxUs, k);
   k += nBlocks;
-  for (const cp of idx.checkpoints) {
+  const putCheckpoint = (cp: Checkpoint): void => {
     f64[k++] = cp.offset;
     f64[k++] = cp.maxBeforeUs;
     f64[k++] = cp.curUs;
@@ -363,6 +413,13 @@ export function encodeIndex(idx: SeekIndex, fp: Fingerprint): Buffer {
       f64.set(col, k);
       k += cp.slots;
     }
+  };
+  for (const cp of idx.checkpoints) putCheckpoint(cp);
+  if (idx.tail) {
+    f64[k++] = idx.tail.prevRawUs;
+    f64[k++] = idx.tail.sinceCheckpoint;
+    f64[k++] = idx.tail.nextBlockIndex;
+    putCheckpoint(idx.tail.checkpoint);
   }
   issuesJson.copy(out, INDEX_HEADER_SIZE + 8 * k);
   out.writeUInt32LE(crc32(out.subarray(INDEX_HEADER_SIZE)), 56);
@@ -410,7 +467,7 @@ export function decodeIndex(buf: Buffer): { index: SeekIndex; fingerprint: Finge
   const events = body[k++]!;
   const flags = body[k++]!;
   const issuesLength = body[k++]!;
-  k++;
+  const hasTail = body[k++] === 1;
   need(3 * nBlocks);
   const blockOffset = view(k, nBlocks);
   k += nBlocks;
@@ -420,7 +477,7 @@ export function decodeIndex(buf: Buffer): { index: SeekIndex; fingerprint: Finge
   k += nBlocks;
   need(nCheckpoints);
   const checkpoints: Checkpoint[] = [];
-  for (let c = 0; c < nCheckpoints; c++) {
+  const getCheckpoint = (): Checkpoint => {
     need(12);
     const offset = body[k++]!;
     const maxBeforeUs = body[k++]!;
@@ -439,7 +496,16 @@ export function decodeIndex(buf: Buffer): { index: SeekIndex; fingerprint: Finge
       cols.push(view(k, slots));
       k += slots;
     }
-    checkpoints.push({ offset, maxBeforeUs, curUs, lastUs: cpLastUs, lastRss, lastRssUs, slots, traceOfSlot, bytes: cols[0]!, bytesVar: cols[1]!, count: cols[2]!, countVar: cols[3]!, sampled: cols[4]!, totals });
+    return { offset, maxBeforeUs, curUs, lastUs: cpLastUs, lastRss, lastRssUs, slots, traceOfSlot, bytes: cols[0]!, bytesVar: cols[1]!, count: cols[2]!, countVar: cols[3]!, sampled: cols[4]!, totals };
+  };
+  for (let c = 0; c < nCheckpoints; c++) checkpoints.push(getCheckpoint());
+  let tail: Tail | null = null;
+  if (hasTail) {
+    need(3);
+    const prevRawUs = body[k++]!;
+    const sinceCheckpoint = body[k++]!;
+    const nextBlockIndex = body[k++]!;
+    tail = { prevRawUs, sinceCheckpoint, nextBlockIndex, checkpoint: getCheckpoint() };
   }
   need(pad8(issuesLength) / 8);
   let issues: ReadIssue[];
@@ -464,6 +530,7 @@ export function decodeIndex(buf: Buffer): { index: SeekIndex; fingerprint: Finge
     complete: (flags & 1) !== 0,
     monotone: (flags & 2) !== 0,
     issues,
+    tail,
   };
   return { index, fingerprint };
 }
@@ -484,8 +551,8 @@ export interface IndexOptions extends BuildOptions {
 
 export interface LoadedIndex {
   index: SeekIndex;
-  /** How the index was obtained. */
-  origin: 'file' | 'built';
+  /** How the index was obtained: read, built from scratch, or extended after the profile grew. */
+  origin: 'file' | 'built' | 'extended';
 }
 
 /**
@@ -504,19 +571,25 @@ export async function loadIndex(arg: string, header: Header, opts: IndexOptions 
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') opts.onNote?.(`${path}: unreadable (${(e as Error).message}); rebuilding`);
   }
+  let resume: SeekIndex | null = null;
   if (existing) {
     try {
       const { index, fingerprint } = decodeIndex(existing);
       if (index.profileId !== header.profileId) opts.onNote?.(`${path}: belongs to another profile; rebuilding`);
       else if (!sameFingerprint(fingerprint, fp)) {
-        opts.onNote?.(`${path}: stale (${fingerprint.hpdSize !== fp.hpdSize ? `profile was ${fingerprint.hpdSize} bytes, is ${fp.hpdSize}` : 'profile changed'}); rebuilding`);
+        if (await grewFrom(base, index, fingerprint, fp)) {
+          resume = index;
+          opts.onNote?.(`${path}: profile grew from ${fingerprint.hpdSize} to ${fp.hpdSize} bytes; extending the index`);
+        } else {
+          opts.onNote?.(`${path}: stale (${fingerprint.hpdSize !== fp.hpdSize ? `profile was ${fingerprint.hpdSize} bytes, is ${fp.hpdSize}` : 'profile changed'}); rebuilding`);
+        }
       } else return { index, origin: 'file' };
     } catch (e) {
       if (!(e instanceof FormatError)) throw e;
       opts.onNote?.(`${path}: corrupt (byte ${e.at}: ${e.message}); rebuilding`);
     }
   }
-  const index = await buildIndex(base, header, opts);
+  const index = await buildIndex(base, header, opts, resume);
   // The profile may have grown while we read it: only keep an index that matches what we read.
   const after = await fingerprintOf(base, header.sampling);
   if (opts.write !== false && sameFingerprint(after, fp)) {
@@ -534,7 +607,19 @@ export async function loadIndex(arg: string, header: Header, opts: IndexOptions 
       await unlink(tmp).catch(() => {});
     }
   }
-  return { index, origin: 'built' };
+  return { index, origin: resume ? 'extended' : 'built' };
+}
+
+/**
+ * Did the profile only grow since `old` was built (a recorder appended blocks)? Then the index
+ * can be extended from its tail instead of rebuilt: same header, same sampler and model, and
+ * the bytes the old index last saw are still there, unchanged.
+ */
+async function grewFrom(base: string, old: SeekIndex, was: Fingerprint, now: Fingerprint): Promise<boolean> {
+  if (!old.tail || old.complete || now.hpdSize <= was.hpdSize) return false;
+  if (was.hpdHeadCrc !== now.hpdHeadCrc || was.hpmHeaderCrc !== now.hpmHeaderCrc || was.modelCrc !== now.modelCrc) return false;
+  const from = Math.max(0, was.hpdSize - TAIL_BYTES);
+  return crc32(await readRange(`${base}.hpd`, from, was.hpdSize - from)) === was.hpdTailCrc;
 }
 
 /** The latest checkpoint whose state is the right start for time T (events before it all <= T). */
@@ -625,7 +710,7 @@ export interface SeekedProfile {
   /** The checkpoint used (null: reading from the start). */
   checkpoint: Checkpoint | null;
   index: SeekIndex;
-  indexOrigin: 'file' | 'built';
+  indexOrigin: LoadedIndex['origin'];
 }
 
 /**
@@ -700,7 +785,7 @@ export interface IndexedSnapshot {
   source: ProfileSource;
   /** What `complete` to report: whether the profile has its END marker. */
   complete: boolean;
-  indexOrigin: 'file' | 'built';
+  indexOrigin: LoadedIndex['origin'];
 }
 
 /**

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import t from 'tap';
 import { writeProfile, type ProfileSpec } from '../../lib/format/hpx.js';
-import { decodeIndex, indexPath, liveHeapAtIndexed, loadIndex, openSeeked, type IndexOptions } from '../../lib/format/index.js';
+import { buildIndex, decodeIndex, encodeIndex, indexPath, liveHeapAtIndexed, loadIndex, openSeeked, type IndexOptions } from '../../lib/format/index.js';
 import { openProfile } from '../../lib/format/profile.js';
 import type { ReadIssue } from '../../lib/format/types.js';
 import { HistoryBuilder } from '../../lib/model/history.js';
@@ -146,6 +146,48 @@ t.test('the index file is reused, and rebuilt when stale or corrupt', async (t) 
   notes.length = 0;
   const r = await indexed(base, at, { write: false, onNote });
   t.equal(r.origin, 'file');
+});
+
+t.test('a growing profile: the index is extended, to exactly what a fresh build gives', async (t) => {
+  const dir = tmpDir('hp-index-');
+  for (const [seed, complete] of [[71, true], [72, false]] as const) {
+    const base = join(dir, `grow${seed}`);
+    const spec = randomSpec(seed, 9000);
+    spec.complete = complete;
+    await writeProfile(base, spec);
+    const full = readFileSync(`${base}.hpd`);
+    const offs: number[] = [];
+    for (let off = 32; off + 24 <= full.length; off += 24 + full.readUInt32LE(off + 4)) offs.push(off);
+    const probe = await openProfile(base);
+    const header = probe.header;
+    await probe.close();
+    const opts = { checkpointBytes: 3000, minBytes: 0 };
+    // Stages as a recorder leaves them: whole blocks, then half of the next one.
+    const cuts = [0.3, 0.55, 0.8].map((f) => offs[Math.floor(offs.length * f)]! + 30);
+    let first = true;
+    for (const cut of [...cuts, full.length]) {
+      writeFileSync(`${base}.hpd`, full.subarray(0, cut));
+      const notes: string[] = [];
+      const r = await loadIndex(base, header, { ...opts, onNote: (m) => notes.push(m) });
+      t.equal(r?.origin, first ? 'built' : 'extended', `cut at ${cut}: ${first ? 'built' : 'extended'} (${notes.join('; ')})`);
+      first = false;
+      const fresh = await buildIndex(base, header, opts);
+      const { fingerprint } = decodeIndex(readFileSync(indexPath(base)));
+      t.ok(encodeIndex(r!.index, fingerprint).equals(encodeIndex(fresh, fingerprint)), `cut at ${cut}: identical to a fresh build`);
+      if (cut === full.length) t.equal(r!.index.tail === null, complete, 'a complete profile leaves no tail');
+    }
+    for (const at of [{ kind: 'end' }, { kind: 'peak' }, { kind: 'time', us: spec.events[4000]!.timeUs }] as SnapshotAt[]) {
+      await sameAsFull(t, base, at, `grown ${seed}`);
+    }
+    // A profile rewritten below the old end is not "grown": rebuilt.
+    const changed = Buffer.from(full);
+    changed[cuts[0]! - 40] ^= 0x01;
+    writeFileSync(`${base}.hpd`, changed.subarray(0, cuts[0]!));
+    await loadIndex(base, header, opts);
+    writeFileSync(`${base}.hpd`, full);
+    const notes: string[] = [];
+    t.equal((await loadIndex(base, header, { ...opts, onNote: (m) => notes.push(m) }))?.origin, 'built', 'changed prefix: rebuilt');
+  }
 });
 
 t.test('damaged profiles: same blocks skipped, same problems reported', async (t) => {
