@@ -6,7 +6,8 @@ import { putEstimate } from '../model/estimate.js';
 import { renderChart } from '../model/chart.js';
 import { HistoryBuilder, type BucketRecord } from '../model/history.js';
 import { GROUP_BY, parseLineSpecs, type GroupBy, type LineSpec } from '../model/sites.js';
-import { commandReadOptions, openSource } from '../source-arg.js';
+import { openSeeked } from '../format/index.js';
+import { commandReadOptions, isNdjsonArg, openSource } from '../source-arg.js';
 import { formatSeconds, inputArg, positiveInt, reportIncomplete, secondsOption } from './common.js';
 
 const USAGE = `$0 [PROFILE|-] [--granularity SECONDS] [--top N] [--sites FILE:LINE,...] [--chart]
@@ -71,7 +72,10 @@ export function main(argv: string[]): void {
     if (fromUs !== undefined && toUs !== undefined && toUs < fromUs) throw new UsageError('--to is before --from');
     // The heap at any moment depends on everything before it, so reading starts at 0.
     const { opts, done } = commandReadOptions({ strict: args.strict, follow: args.follow });
-    const source = await openSource(input, opts);
+    // With --from on a large hpx v2 profile, start at the seek index's last checkpoint before
+    // it (BASE.hpi, built on first use) instead of decoding everything before --from.
+    const seeked = fromUs !== undefined && fromUs > 0 && !args.follow && !(await isNdjsonArg(input)) ? await openSeeked(input, fromUs, opts) : null;
+    const source = seeked ? seeked.source : await openSource(input, opts);
     const out = new OutputWriter();
     try {
       const builder = new HistoryBuilder(source.header.sampling, (id) => source.trace(id), {
@@ -91,6 +95,11 @@ export function main(argv: string[]): void {
         if (args.chart) records.push(...ready);
         else await out.write(ready.map((r) => `${JSON.stringify(bucketLine(r, specs))}\n`).join(''));
       };
+      if (seeked?.checkpoint) {
+        const cp = seeked.checkpoint;
+        seeked.restore(builder.heap);
+        builder.seek(cp.lastUs, cp.lastRss >= 0 ? { bytes: cp.lastRss, us: cp.lastRssUs } : null);
+      }
       for await (const batch of source.batches()) {
         builder.consume(batch);
         await drain();

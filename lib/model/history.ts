@@ -94,6 +94,24 @@ export class HistoryBuilder {
     this.nextEndUs = this.granularityUs;
   }
 
+  /**
+   * Continue from a restored state (a seek-index checkpoint) at `us`, the time of the last
+   * event before it: bucket ends before `us` are not produced (callers only seek to a point
+   * before their --from, so none of them would be reported), the next one is the first at
+   * or after `us`. `rss` is the last RSS sample before the checkpoint, if any.
+   */
+  seek(us: number, rss: { bytes: number; us: number } | null = null): void {
+    this.curUs = us;
+    this.lastUs = us;
+    if (rss) {
+      this.lastRss = rss.bytes;
+      this.lastRssUs = rss.us;
+    }
+    const g = this.granularityUs;
+    this.nextEndUs = Math.max(g, Math.ceil(us / g) * g);
+    this.dirty = true;
+  }
+
   /** RSS samples later than a bucket end by more than this are not waited for. */
   private get lookAheadUs(): number {
     return Math.max(this.granularityUs, 2e6);

@@ -170,3 +170,34 @@ t.test('a free resets its trace exactly when nothing is left live', async (t) =>
   t.equal(heap.total().bytes, 0);
   t.equal(heap.estimateOfSlot(heap.findSlot(1)).bytesVar, 0);
 });
+
+t.test('history from a restored checkpoint equals the full read from --from on', async (t) => {
+  const rand = prng(77);
+  const pop = population(rand, 3000, 8, () => 1 + Math.floor(rand() * 3000));
+  const sampling: Sampling = { kind: 'table', bounds: [512], probs: [0.3] };
+  const events = sample(pop, probabilityFunction(sampling), rand);
+  const all: MemEvent[] = [...events];
+  for (let us = 400_000; us < pop[pop.length - 1]!.timeUs; us += 1_000_000) all.push({ op: 'rss', timeUs: us, size: us });
+  all.sort((a, b) => a.timeUs - b.timeUs);
+  const lookup = (id: number) => traces[id - 1];
+  for (const g of [250_000, null]) {
+    const cut = Math.floor(all.length / 2);
+    const fromUs = all[cut + 10]!.timeUs + 1;
+    const opts = { granularityUs: g, top: 3, groupBy: 'trace' as const, sites: parseLineSpecs('app.py:30'), fromUs };
+    const full = new HistoryBuilder(sampling, lookup, opts);
+    for await (const b of memSource(sampling, traces, all).batches()) full.consume(b);
+    full.finish();
+    // The checkpoint: the state after the first `cut` events, as the seek index stores it.
+    const before = new HistoryBuilder(sampling, lookup, { ...opts, fromUs: 0 });
+    for await (const b of memSource(sampling, traces, all.slice(0, cut)).batches()) before.consume(b);
+    const lastRss = all.slice(0, cut).filter((e) => e.op === 'rss').pop();
+    const resumed = new HistoryBuilder(sampling, lookup, opts);
+    Object.assign(resumed, { heap: before.heap.clone() });
+    resumed.seek(all[cut - 1]!.timeUs, lastRss ? { bytes: lastRss.size, us: lastRss.timeUs } : null);
+    for await (const b of memSource(sampling, traces, all.slice(cut)).batches()) resumed.consume(b);
+    resumed.finish();
+    const strip = (r: (typeof full.ready)[number]) => [r.tUs, r.total.bytes, r.total.bytesVar, r.rss, r.rssUs, r.top.map((s) => [s.site.key, s.est.bytes]), r.followed.map((e) => e.bytes)];
+    t.ok(full.ready.length > 3, `granularity ${g}: ${full.ready.length} buckets`);
+    t.same(resumed.ready.map(strip), full.ready.map(strip), `granularity ${g}: identical buckets`);
+  }
+});
