@@ -537,8 +537,17 @@ export function decodeIndex(buf: Buffer): { index: SeekIndex; fingerprint: Finge
 
 // ---- loading, with staleness checks ----
 
-/** Below this .hpd size a full read is fast anyway: commands read directly and write no index. */
+/**
+ * Below this .hpd size a full read is fast anyway: commands read directly and write no index.
+ * $HEAPPROF_INDEX_MIN_BYTES overrides it (0: index every profile).
+ */
 export const INDEX_MIN_BYTES = 32 * 1024 * 1024;
+
+function defaultMinBytes(): number {
+  const env = process.env['HEAPPROF_INDEX_MIN_BYTES'];
+  const n = env === undefined || env.trim() === '' ? NaN : Number(env);
+  return Number.isFinite(n) && n >= 0 ? n : INDEX_MIN_BYTES;
+}
 
 export interface IndexOptions extends BuildOptions {
   /** Profiles whose .hpd is smaller are not indexed (the functions return null); default INDEX_MIN_BYTES. */
@@ -721,7 +730,7 @@ export interface SeekedProfile {
  * then read from the start as usual).
  */
 export async function openSeeked(arg: string, beforeUs: number, opts: ReadOptions = {}, indexOpts: IndexOptions = {}): Promise<SeekedProfile | null> {
-  const header = await v2Header(arg, indexOpts.minBytes ?? INDEX_MIN_BYTES);
+  const header = await v2Header(arg, indexOpts.minBytes ?? defaultMinBytes());
   if (!header) return null;
   const loaded = await loadIndex(arg, header, { ...(opts.onProgress ? { onProgress: opts.onProgress } : {}), ...indexOpts });
   if (!loaded) return null;
@@ -795,7 +804,7 @@ export interface IndexedSnapshot {
  * are not monotone: callers then use liveHeapAt on an ordinary source.
  */
 export async function liveHeapAtIndexed(arg: string, at: SnapshotAt, opts: ReadOptions = {}, indexOpts: IndexOptions = {}): Promise<IndexedSnapshot | null> {
-  const header = await v2Header(arg, indexOpts.minBytes ?? INDEX_MIN_BYTES);
+  const header = await v2Header(arg, indexOpts.minBytes ?? defaultMinBytes());
   if (!header) return null;
   const loaded = await loadIndex(arg, header, { ...(opts.onProgress ? { onProgress: opts.onProgress } : {}), ...indexOpts });
   if (!loaded) return null;
