@@ -22,7 +22,7 @@ t.test('bench --only read,seek on a 12 MB profile', async (t) => {
   const r = spawnSync(process.execPath, [join(ROOT, 'bench', 'run.js'), '--no-build', '--only', 'read,seek', '--read-mb', '12', '--out', out], { encoding: 'utf8', timeout: 600_000 });
   t.equal(r.status, 0, `exit 0 (${r.stderr.trim().split('\n').slice(-2).join(' | ')})`);
   t.match(r.stdout, /Reading a 12 MB \.hpd/);
-  t.match(r.stdout, /Snapshot through the index/);
+  t.match(r.stdout, /hp-snapshot --at T once indexed/);
   const json = readdirSync(out).find((f) => /^bench-.*\.json$/.test(f));
   t.ok(json, 'JSON written');
   const res = JSON.parse(readFileSync(join(out, json!), 'utf8'));
