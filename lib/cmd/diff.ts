@@ -34,8 +34,6 @@ export function main(argv: string[]): void {
   runMain(NAME, async () => {
     const args = parser(NAME, argv, USAGE)
       .parserConfiguration({ 'parse-positional-numbers': false })
-      // The usage text is laid out by hand; yargs' wrapping would re-break its lines mid-word.
-      .wrap(null)
       .strict(false)
       .strictOptions()
       .option('at', { type: 'string', array: true, requiresArg: true, describe: "Time: seconds since start, 'peak' or 'end'; one per input, or two for one profile" })

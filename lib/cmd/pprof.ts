@@ -30,8 +30,6 @@ export function main(argv: string[]): void {
   runMain(NAME, async () => {
     const args = parser(NAME, argv, USAGE)
       .parserConfiguration({ 'parse-positional-numbers': false })
-      // The usage text is laid out by hand; yargs' wrapping would re-break its lines mid-word.
-      .wrap(null)
       .strict(false)
       .strictOptions()
       .option('at', { type: 'string', requiresArg: true, describe: "Live heap at T seconds since start, 'peak' or 'end' (default for a profile: end)" })

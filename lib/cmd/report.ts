@@ -29,8 +29,6 @@ export function main(argv: string[]): void {
   runMain(NAME, async () => {
     const args = parser(NAME, argv, USAGE)
       .parserConfiguration({ 'parse-positional-numbers': false })
-      // The usage text is laid out by hand; yargs' wrapping would re-break its lines mid-word.
-      .wrap(null)
       .strict(false)
       .strictOptions()
       .option('output', { alias: 'o', type: 'string', requiresArg: true, describe: 'The HTML file to write (- for stdout)' })
