@@ -6,7 +6,7 @@ import { NdjsonSource, ndjsonChunks } from '../format/ndjson.js';
 import { OP_ALLOC, type ProfileSource } from '../format/source.js';
 import type { Frame } from '../format/types.js';
 import { FoldedStacks, foldedStack } from '../model/folded.js';
-import { probabilityFunction } from '../model/live.js';
+import { probabilityFunction } from '../format/weights.js';
 import { liveHeapAt } from '../model/snapshot.js';
 import { traceOrPlaceholder } from '../model/sites.js';
 import { commandReadOptions, isNdjsonArg, openSource } from '../source-arg.js';

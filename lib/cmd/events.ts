@@ -4,7 +4,7 @@
 import { OutputWriter, parser, runMain, setQuiet } from '../cli.js';
 import { metaLine, secondsText, summaryLine, traceLine } from '../format/ndjson.js';
 import { OP_ALLOC, OP_END, OP_FREE, OP_NAMES } from '../format/source.js';
-import { probabilityFunction } from '../model/live.js';
+import { probabilityFunction } from '../format/weights.js';
 import { traceOrPlaceholder } from '../model/sites.js';
 import { commandReadOptions, openSource } from '../source-arg.js';
 import { inputArg, secondsOption } from './common.js';

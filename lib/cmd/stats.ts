@@ -6,7 +6,7 @@ import Table from 'cli-table3';
 import { OutputWriter, formatBytes, parser, runMain, UsageError, warn, setQuiet } from '../cli.js';
 import type { HistogramBucket, Sampling } from '../format/types.js';
 import { interval95, putEstimate, whole } from '../model/estimate.js';
-import { probabilityFunction } from '../model/live.js';
+import { probabilityFunction } from '../format/weights.js';
 import { checkSampler, rangeBounds, SizeTable, type SamplerCheck } from '../model/sizes.js';
 import { formatTable, optimalPlan, type RangeLoad } from '../model/suggest.js';
 import { commandReadOptions, openSource } from '../source-arg.js';

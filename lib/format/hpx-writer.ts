@@ -282,6 +282,8 @@ export interface ProfileSpec {
   eventsPerBlock?: number;
   /** Write END markers (default true). */
   complete?: boolean;
+  /** 16 bytes; random by default (fixtures pass a fixed one so regenerating gives the same bytes). */
+  profileId?: Buffer;
 }
 
 /** Encode a whole profile in memory: { hpm, hpd }. */
@@ -293,6 +295,7 @@ export async function encodeProfile(spec: ProfileSpec): Promise<{ hpm: Buffer; h
     writeHpm: (c) => void hpm.push(Buffer.from(c)),
     writeHpd: (c) => void hpd.push(Buffer.from(c)),
     ...(spec.eventsPerBlock !== undefined ? { eventsPerBlock: spec.eventsPerBlock } : {}),
+    ...(spec.profileId !== undefined ? { profileId: spec.profileId } : {}),
   });
   const byId = new Map(spec.traces.map((t) => [t.id, t]));
   for (const e of spec.events) {

@@ -3,18 +3,29 @@
 
 import type { Sampling } from './types.js';
 
+/**
+ * A fast p(size) for one sampler: the hot loops of every reader call it once per event, so
+ * the sampler is looked at once, not per call.
+ */
+export function probabilityFunction(sampling: Sampling): (size: number) => number {
+  if (sampling.kind === 'poisson') {
+    const R = sampling.meanBytes;
+    // -expm1 keeps full precision for sizes far below R, where 1-exp would cancel.
+    return (size) => (size > 0 ? -Math.expm1(-size / R) : 0);
+  }
+  const bounds = Float64Array.from(sampling.bounds);
+  const probs = Float64Array.from(sampling.probs);
+  const n = bounds.length;
+  // Few ranges in practice (the seed's default has two), so a linear scan beats a search.
+  return (size) => {
+    for (let i = 0; i < n; i++) if (size < bounds[i]!) return probs[i]!;
+    return 1;
+  };
+}
+
 /** Probability that an allocation of `size` bytes was sampled. */
 export function sampleProbability(sampling: Sampling, size: number): number {
-  if (sampling.kind === 'poisson') {
-    if (size <= 0) return 0;
-    return -Math.expm1(-size / sampling.meanBytes);
-  }
-  const { bounds, probs } = sampling;
-  // Few ranges in practice (the seed's default has two), so a linear scan beats a search.
-  for (let i = 0; i < bounds.length; i++) {
-    if (size < bounds[i]!) return probs[i]!;
-  }
-  return 1;
+  return probabilityFunction(sampling)(size);
 }
 
 /** Count weight 1/p (0 when p = 0: such events cannot occur, and if they do they carry no estimate). */

@@ -4,22 +4,8 @@
 
 import { OP_ALLOC, OP_FREE } from '../format/source.js';
 import type { Sampling } from '../format/types.js';
+import { probabilityFunction } from '../format/weights.js';
 import type { Estimate } from './estimate.js';
-
-/** A fast p(size) for one sampler (the hot loop calls it once per alloc/free). */
-export function probabilityFunction(sampling: Sampling): (size: number) => number {
-  if (sampling.kind === 'poisson') {
-    const R = sampling.meanBytes;
-    return (size) => (size > 0 ? -Math.expm1(-size / R) : 0);
-  }
-  const bounds = Float64Array.from(sampling.bounds);
-  const probs = Float64Array.from(sampling.probs);
-  const n = bounds.length;
-  return (size) => {
-    for (let i = 0; i < n; i++) if (size < bounds[i]!) return probs[i]!;
-    return 1;
-  };
-}
 
 /** Trace ids below this are mapped through a flat array; rarer, larger ids through a Map. */
 const DIRECT_IDS = 1 << 22;

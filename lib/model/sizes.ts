@@ -4,7 +4,7 @@
 
 import { OP_ALLOC, type EventBatch } from '../format/source.js';
 import type { HistogramBucket, Sampling } from '../format/types.js';
-import { probabilityFunction } from './live.js';
+import { probabilityFunction } from '../format/weights.js';
 
 /** Range index of a size: 0 for 0 and 1, i for [2^i, 2^(i+1)). */
 export function sizeRange(size: number): number {
