@@ -2,7 +2,8 @@
 // stacks, for flamegraph.pl and speedscope.
 
 import { HpError, OutputWriter, openTextInput, parser, runMain, UsageError, warn, setQuiet } from '../cli.js';
-import { NdjsonSource, ndjsonChunks } from '../format/ndjson.js';
+import { ndjsonChunks } from '../cli.js';
+import { NdjsonSource } from '../format/ndjson.js';
 import { OP_ALLOC, type ProfileSource } from '../format/source.js';
 import type { Frame } from '../format/types.js';
 import { FoldedStacks, foldedStack } from '../model/folded.js';

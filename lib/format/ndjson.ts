@@ -3,50 +3,11 @@
 // `hp-events x | hp-snapshot - --at T` gives the numbers `hp-snapshot x --at T` gives.
 
 import type { Readable } from 'node:stream';
-import { HpError, type NdjsonLine } from '../cli.js';
+import { HpError, ndjsonChunks, type NdjsonLine } from '../cli.js';
 import { OP_ALLOC, OP_END, OP_FREE, OP_LOST, OP_NAMES, OP_RSS, type EventBatch, type ProfileSource, type ReadOptions } from './source.js';
 import type { Frame, Header, HistogramBucket, Sampling, Trace } from './types.js';
 
 export const EVENTS_SCHEMA = 1;
-
-/**
- * Parsed NDJSON lines, a chunk's worth at a time (one await per chunk, not per line: this
- * is the hot path of `hp-events x | hp-...`). Blank lines are skipped; a line that is not
- * JSON is an error naming its 1-based line number.
- */
-export async function* ndjsonChunks(input: Readable, name: string): AsyncGenerator<NdjsonLine[]> {
-  input.setEncoding('utf8');
-  let rest = '';
-  let lineNumber = 0;
-  const parse = (raw: string, out: NdjsonLine[]): void => {
-    lineNumber++;
-    const text = raw.trim();
-    if (text === '') return;
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch {
-      throw new HpError(`${name}: line ${lineNumber}: not valid JSON`);
-    }
-    out.push({ lineNumber, value });
-  };
-  for await (const chunk of input as AsyncIterable<string>) {
-    const text = rest + chunk;
-    const out: NdjsonLine[] = [];
-    let start = 0;
-    for (let nl = text.indexOf('\n', start); nl !== -1; nl = text.indexOf('\n', start)) {
-      parse(text.slice(start, nl), out);
-      start = nl + 1;
-    }
-    rest = text.slice(start);
-    if (out.length > 0) yield out;
-  }
-  if (rest.trim() !== '') {
-    const out: NdjsonLine[] = [];
-    parse(rest, out);
-    yield out;
-  }
-}
 
 // ---------------------------------------------------------------- writing
 
