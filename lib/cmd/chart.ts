@@ -36,10 +36,10 @@ export function main(argv: string[]): void {
     const args = parser('hp-chart', argv, USAGE)
       .strict(false)
       .strictOptions()
-      .option('field', { type: 'string', default: 'live_bytes', describe: 'Dotted path of the value to chart' })
-      .option('x', { type: 'string', default: 't', describe: 'Dotted path of the x value, for the caption' })
-      .option('height', { type: 'number', default: 15, describe: 'Rows' })
-      .option('width', { type: 'number', describe: 'Columns (default: terminal width, else 72)' })
+      .option('field', { requiresArg: true, type: 'string', default: 'live_bytes', describe: 'Dotted path of the value to chart' })
+      .option('x', { requiresArg: true, type: 'string', default: 't', describe: 'Dotted path of the x value, for the caption' })
+      .option('height', { requiresArg: true, type: 'number', default: 15, describe: 'Rows' })
+      .option('width', { requiresArg: true, type: 'number', describe: 'Columns (default: terminal width, else 72)' })
       .option('bytes', { type: 'boolean', describe: 'Label the y axis in bytes (default: when the field name mentions bytes or rss)' })
       .parseSync();
     setQuiet(args.quiet === true);

@@ -37,7 +37,7 @@ export function main(argv: string[]): void {
       .strict(false)
       .strictOptions()
       .option('at', { type: 'string', array: true, requiresArg: true, describe: "Time: seconds since start, 'peak' or 'end'; one per input, or two for one profile" })
-      .option('group-by', { choices: DIFF_GROUP_BY, default: 'line' as DiffGroupBy, describe: 'Site: innermost line, whole stack, function or file' })
+      .option('group-by', { requiresArg: true, choices: DIFF_GROUP_BY, default: 'line' as DiffGroupBy, describe: 'Site: innermost line, whole stack, function or file' })
       .option('top', { type: 'number', requiresArg: true, describe: 'Only the first N sites' })
       .option('significant', { type: 'boolean', default: false, describe: 'Only sites whose change is significant (interval excludes 0)' })
       .option('table', { type: 'boolean', default: false, describe: 'A table for people instead of NDJSON' })

@@ -22,8 +22,8 @@ export function main(argv: string[]): void {
     const args = parser('hp-events', argv, USAGE)
       .strict(false)
       .strictOptions()
-      .option('from', { type: 'number', describe: 'Only events at or after this time (seconds since start)' })
-      .option('to', { type: 'number', describe: 'Only events before this time (seconds since start)' })
+      .option('from', { requiresArg: true, type: 'number', describe: 'Only events at or after this time (seconds since start)' })
+      .option('to', { requiresArg: true, type: 'number', describe: 'Only events before this time (seconds since start)' })
       .option('strict', { type: 'boolean', default: false, describe: 'Treat recoverable damage (corrupt block, truncation) as an error' })
       .parseSync();
     setQuiet(args.quiet === true);

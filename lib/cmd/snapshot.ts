@@ -46,9 +46,9 @@ export function main(argv: string[]): void {
     const args = parser('hp-snapshot', argv, USAGE)
       .strict(false)
       .strictOptions()
-      .option('at', { type: 'string', default: 'end', describe: "Seconds since start, 'peak' or 'end'" })
-      .option('group-by', { choices: GROUP_BY as unknown as string[], default: 'trace', describe: 'Site = whole trace, or the innermost frame\'s line, function or file' })
-      .option('top', { type: 'number', describe: 'Only the N largest sites' })
+      .option('at', { requiresArg: true, type: 'string', default: 'end', describe: "Seconds since start, 'peak' or 'end'" })
+      .option('group-by', { requiresArg: true, choices: GROUP_BY as unknown as string[], default: 'trace', describe: 'Site = whole trace, or the innermost frame\'s line, function or file' })
+      .option('top', { requiresArg: true, type: 'number', describe: 'Only the N largest sites' })
       .option('strict', { type: 'boolean', default: false, describe: 'Treat recoverable damage as an error' })
       .parseSync();
     setQuiet(args.quiet === true);

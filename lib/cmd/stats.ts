@@ -100,7 +100,7 @@ export function main(argv: string[]): void {
       .strictOptions()
       .option('json', { type: 'boolean', default: false, describe: 'NDJSON instead of a table: one line per range, a total, and the suggestion' })
       .option('suggest', { type: 'boolean', default: false, describe: 'Propose a sampling table' })
-      .option('budget', { type: 'string', describe: 'Event budget for --suggest: N/s or P%' })
+      .option('budget', { requiresArg: true, type: 'string', describe: 'Event budget for --suggest: N/s or P%' })
       .option('strict', { type: 'boolean', default: false, describe: 'Treat recoverable damage as an error' })
       .parseSync();
     setQuiet(args.quiet === true);

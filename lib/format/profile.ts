@@ -1,7 +1,7 @@
 // Open a profile by base name, whatever wrote it: hpx v2 or heapprof 1.0.x, told apart by
 // the first bytes of the .hpm. Accepts `run`, `run.hpm` or `run.hpd`.
 
-import { open } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { HpError } from '../cli.js';
 import { V2Profile } from './hpx.js';
 import type { ProfileSource, ReadOptions } from './source.js';
@@ -10,6 +10,14 @@ import { V1Profile, isV1Header } from './v1.js';
 /** `run.hpm` / `run.hpd` / `run` → `run`. */
 export function profileBase(arg: string): string {
   return arg.replace(/\.(hpm|hpd)$/, '');
+}
+
+async function isFile(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isFile();
+  } catch {
+    return false;
+  }
 }
 
 async function firstBytes(path: string, n: number): Promise<Buffer> {
@@ -33,6 +41,10 @@ export async function openProfile(arg: string, opts: ReadOptions = {}): Promise<
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     if (err.code === 'ENOENT') {
+      // `hp-x notes.txt`: the user named some other file, not a profile base.
+      if (arg === base && (await isFile(arg))) {
+        throw new HpError(`${arg}: not a heapprof profile or events NDJSON (name a profile by its base: BASE for BASE.hpm + BASE.hpd)`);
+      }
       throw new HpError(`${hpm}: no such file (a profile is BASE.hpm + BASE.hpd)`);
     }
     throw e;

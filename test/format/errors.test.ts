@@ -45,6 +45,9 @@ t.test('missing files', async (t) => {
   await writeProfile(base, spec(5));
   const { unlinkSync } = await import('node:fs');
   unlinkSync(`${base}.hpd`);
+  const { writeFileSync: write } = await import('node:fs');
+  write(join(dir, 'notes.txt'), 'hello\n');
+  t.equal(await errorOf(join(dir, 'notes.txt')), `${join(dir, 'notes.txt')}: not a heapprof profile or events NDJSON (name a profile by its base: BASE for BASE.hpm + BASE.hpd)`);
   t.equal(await errorOf(`${base}.hpm`), `${base}.hpd: no such file (the .hpm has no matching .hpd)`);
 });
 
