@@ -7,7 +7,7 @@
 import { open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { HpError } from '../cli.js';
 import { LiveHeap } from '../model/live.js';
-import type { LiveSnapshot, SnapshotAt } from '../model/snapshot.js';
+import { liveHeapAt, type LiveSnapshot, type SnapshotAt } from '../model/snapshot.js';
 import { BlockFile, type BlockProblem } from './block-file.js';
 import { crc32, FormatError } from './bytes.js';
 import { decodeEventBlock, decodeHeaderBody, readFileHeader } from './hpx.js';
@@ -817,34 +817,19 @@ export async function liveHeapAtIndexed(arg: string, at: SnapshotAt, opts: ReadO
   const source = await openProfile(arg, cp ? { ...readOpts, startOffset: cp.offset } : readOpts);
   const heap = new LiveHeap(header.sampling);
   if (cp) restoreCheckpoint(heap, cp);
-  let curUs = cp ? cp.curUs : 0;
-  let lastUs = cp ? cp.lastUs : 0;
-  let stopped = false;
+  let snapshot: LiveSnapshot;
   try {
-    outer: for await (const batch of source.batches()) {
-      const { op, timeUs, trace, size } = batch;
-      const n = batch.length;
-      for (let i = 0; i < n; i++) {
-        let t = timeUs[i]!;
-        if (t < curUs) t = curUs;
-        if (t > T) {
-          stopped = true;
-          break outer;
-        }
-        lastUs = t;
-        const o = op[i]!;
-        if (o !== OP_ALLOC && o !== OP_FREE) continue;
-        curUs = t;
-        heap.apply(o, trace[i]!, size[i]!);
-      }
-    }
+    // The peak's moment is known from the index: replay up to it like any other time.
+    const replayed = await liveHeapAt(source, at.kind === 'peak' ? { kind: 'time', us: T } : at, {
+      heap,
+      curUs: cp ? cp.curUs : 0,
+      lastUs: cp ? cp.lastUs : 0,
+    });
+    snapshot = at.kind === 'peak' ? { heap, atUs: index.peakUs, lastUs: index.lastUs, readToEnd: true } : replayed;
   } catch (e) {
     await source.close();
     throw e;
   }
-  let snapshot: LiveSnapshot;
-  if (at.kind === 'peak') snapshot = { heap, atUs: index.peakUs, lastUs: index.lastUs, readToEnd: true };
-  else snapshot = { heap, atUs: at.kind === 'time' ? at.us : lastUs, lastUs, readToEnd: !stopped };
   const complete = at.kind === 'peak' ? index.complete : source.complete;
   return { snapshot, source: new IndexedSource(source, at.kind === 'peak' ? index.complete : null), complete, indexOrigin: loaded.origin };
 }

@@ -106,16 +106,24 @@ export class PeakTracker {
   }
 }
 
+/** Where a replay resumes: a heap restored from a checkpoint, and the clock it had reached. */
+export interface ReplayStart {
+  heap: LiveHeap;
+  curUs: number;
+  lastUs: number;
+}
+
 /**
- * Read `source` and return its live heap at `at`. Event times that go backwards (heapprof
+ * Read `source` and return its live heap at `at` (from `resume`, when the source starts at
+ * a checkpoint's block instead of the beginning). Event times that go backwards (heapprof
  * 1.0.x used the wall clock) are treated as the latest time seen, so moments never repeat.
  */
-export async function liveHeapAt(source: ProfileSource, at: SnapshotAt): Promise<LiveSnapshot> {
-  const heap = new LiveHeap(source.header.sampling);
+export async function liveHeapAt(source: ProfileSource, at: SnapshotAt, resume?: ReplayStart): Promise<LiveSnapshot> {
+  const heap = resume?.heap ?? new LiveHeap(source.header.sampling);
   const tracker = at.kind === 'peak' ? new PeakTracker(heap) : null;
   const stopAfterUs = at.kind === 'time' ? at.us : Infinity;
-  let curUs = 0;
-  let lastUs = 0;
+  let curUs = resume?.curUs ?? 0;
+  let lastUs = resume?.lastUs ?? 0;
   let stopped = false;
   outer: for await (const batch of source.batches()) {
     const { op, timeUs, trace, size } = batch;
