@@ -15,15 +15,7 @@ cc -O1 -g -std=gnu11 -fPIC -shared -fvisibility=hidden -fno-omit-frame-pointer \
   -o "$work/heapprof_hook.so" "$repo"/native/{hook,pyrt,hpxw,tables}.c -lm -lpthread -ldl || exit 1
 asan=$(cc -print-file-name=libasan.so)
 ubsan=$(cc -print-file-name=libubsan.so)
-if [ $# -gt 0 ]; then
-  pythons=("$@")
-else
-  pythons=()
-  for v in 3.9 3.10 3.11 3.12 3.13; do
-    p=$(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/$v.*/bin/python$v 2>/dev/null | sort -V | tail -n 1)
-    [ -n "$p" ] && pythons+=("$p")
-  done
-fi
+source "$repo/native/tools/pythons.sh"
 status=0
 for py in "${pythons[@]}"; do
   for workload in "stacks.py $work/stacks $work/stacks.json" "stress.py $work/stress {}" \

@@ -7,15 +7,7 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 fixtures=$repo/test/fixtures/native
-if [ $# -gt 0 ]; then
-  pythons=("$@")
-else
-  pythons=()
-  for v in 3.9 3.10 3.11 3.12 3.13; do
-    p=$(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/$v.*/bin/python$v 2>/dev/null | sort -V | tail -n 1)
-    [ -n "$p" ] && pythons+=("$p")
-  done
-fi
+source "$repo/native/tools/pythons.sh"
 [ -f "$repo/build/Release/heapprof_hook.so" ] || { echo "memcheck: build the hook first (npx node-gyp rebuild)" >&2; exit 2; }
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
