@@ -51,14 +51,14 @@ void hpx_buf_put(hpx_buf *b, const void *src, size_t n) {
 }
 
 void hpx_buf_varint(hpx_buf *b, uint64_t v) {
-  uint8_t tmp[10];
-  size_t n = 0;
-  do {
-    uint8_t byte = v & 0x7F;
-    v >>= 7;
-    tmp[n++] = byte | (v ? 0x80 : 0);
-  } while (v);
-  hpx_buf_put(b, tmp, n);
+  if (b->cap - b->len < 10) { /* a varint is at most 10 bytes; written in place */
+    hpx_buf_reserve(b, 10);
+  }
+  if (b->failed) return;
+  uint8_t *d = b->data + b->len;
+  for (; v >= 0x80; v >>= 7) *d++ = (uint8_t)(v | 0x80);
+  *d++ = (uint8_t)v;
+  b->len = (size_t)(d - b->data);
 }
 
 static void put_le(uint8_t *dst, uint64_t v, int n) {
