@@ -117,11 +117,17 @@ void pair_clear(pair_map *m) {
 /* ---- blobs ---- */
 
 uint64_t blob_hash(const void *data, size_t len) {
-  /* FNV-1a, then a finalizer; inputs are short names and frame-id lists. */
+  /* Eight bytes per multiply, then a finalizer: inputs are names, frame-id lists and
+   * walked stacks (one per sampled allocation). */
   const uint8_t *p = data;
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (size_t i = 0; i < len; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
-  return mix64(h ^ len);
+  uint64_t h = 0x9e3779b97f4a7c15ULL ^ len, w;
+  for (; len >= 8; len -= 8, p += 8) {
+    memcpy(&w, p, 8);
+    h = (h ^ w) * 0xff51afd7ed558ccdULL;
+    h ^= h >> 29;
+  }
+  for (w = 0; len > 0; len--) w = (w << 8) | p[len - 1];
+  return mix64(h ^ w);
 }
 
 uint32_t blob_find(blob_map *m, const void *data, size_t len, uint64_t hash) {
