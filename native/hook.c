@@ -70,11 +70,21 @@ static uint64_t g_bounds[MAX_RANGES];
 static double g_probs[MAX_RANGES];
 static uint64_t g_thresholds[MAX_RANGES]; /* p * 2^64 */
 static double g_mean_bytes;
-/* The table's decision per power-of-two size bucket, precomputed so that the fast path
- * needs no search: a bucket inside one range is decided by that range alone. */
-enum { PICK_NEVER, PICK_ALWAYS, PICK_RANDOM, PICK_SEARCH };
-static uint8_t g_bucket_pick[HIST_BUCKETS];
-static uint64_t g_bucket_threshold[HIST_BUCKETS];
+/* Each thread counts down to its next sample instead of drawing a random number per
+ * allocation: a Bernoulli(p) stream is exactly a stream of Geometric(p) gaps, and
+ * byte-Poisson is a countdown in bytes. Every size bucket has a countdown slot, planned at
+ * start, so that the fast path is one decrement:
+ *   SLOT_ALWAYS  p = 1, the countdown stays 1 (byte-Poisson: the byte countdown)
+ *   SLOT_NEVER   p = 0 or stats mode, the countdown stays 2^62
+ *   SLOT_EACH    stays 1; decided per allocation (a bucket straddling a bound, or a range
+ *                past the last slot, which draws a random number)
+ *   3..          one per range with 0 < p < 1, in range order */
+#define N_SLOTS 10
+enum { SLOT_ALWAYS = 0, SLOT_NEVER = 1, SLOT_EACH = 2, SLOT_FIRST_RANGE = 3 };
+static uint8_t g_bucket_slot[HIST_BUCKETS];
+static uint8_t g_range_slot[MAX_RANGES + 1];
+static double g_slot_log1mp[N_SLOTS]; /* log(1 - p) of a range slot's range */
+static int g_count_bytes;             /* byte-Poisson: slot 0 counts bytes */
 
 /* Header material kept for followed forks. */
 static char g_base[4000];
@@ -87,31 +97,40 @@ static hpx_file g_hpm, g_hpd;
 
 /* Every allocation the hook saw, by power-of-two size: count, bytes, sampled. MEM and OBJ
  * calls hold the GIL (their API contract), which serializes them, so they count with
- * plain adds into g_hist; RAW calls may come from any thread and count atomically into
+ * plain adds into g_hist_count and g_hist_bytes; RAW calls may come from any thread and count atomically into
  * g_hist_raw (a locked add on every allocation was the hook's largest fast-path cost).
- * sampled is only changed under g_mu. */
-static uint64_t g_hist[HIST_BUCKETS][3];
+ * g_hist_sampled is only changed under g_mu. */
+static uint64_t g_hist_count[HIST_BUCKETS], g_hist_bytes[HIST_BUCKETS], g_hist_sampled[HIST_BUCKETS];
 static uint64_t g_hist_raw[HIST_BUCKETS][2];
 static uint64_t g_n_alloc, g_n_free, g_n_lost;
 
 static ptr_table g_ptrs;
 /* Counting filter over sampled addresses: a free whose slot is 0 is certainly not
  * sampled and skips the lock. Every free reads it, so it starts small enough to stay in
- * cache (4 KiB) and doubles as the live sampled set grows (kept under 1/8 full). Updated
+ * cache (4 KiB) and doubles as the live sampled set grows. It is kept under 1/32 full:
+ * each false positive costs a locked table lookup, which at 1/8 outnumbered the true
+ * positives in allocation-heavy programs. Updated
  * under g_mu, read without it: a replaced filter is published with a release store and
  * never freed, since a free may still be reading it; it holds every address inserted
  * before the switch, and later inserts go to the new one. Counts stick at 255. */
 typedef struct {
-  unsigned bits;
+  unsigned bits, shift; /* 2^bits counts; shift = 64 - bits */
   uint8_t counts[];
 } hp_filter;
 #define FILTER_MIN_BITS 12
 #define FILTER_MAX_BITS 26
-static hp_filter *g_filter;
+#define FILTER_LOAD_SHIFT 5 /* live sampled blocks <= 2^bits / 2^5 */
+/* Before the first recording: empty, so that the free path needs no NULL check. */
+static hp_filter g_no_filter = {1, 63, {0, 0}};
+static hp_filter *g_filter = &g_no_filter;
 
 static pair_map g_codes;  /* (code ptr, 0) -> function string id, file string id, file epoch */
 static pair_map g_frames; /* (code ptr, line) -> frame id */
 static blob_map g_strings, g_traces;
+/* Walked stacks as they come from pyrt_walk (dropped, then code pointer and line per
+ * frame) -> trace id, so that a stack seen before costs one hash and one compare instead
+ * of interning every frame. Exact keys: every code object in an entry is pinned. */
+static blob_map g_stacks;
 static uint32_t g_next_string, g_next_frame, g_next_trace, g_file_epoch;
 
 /* Ticker: a native thread (no Python state) that records RSS and flushes once a second. */
@@ -122,12 +141,30 @@ static pthread_cond_t g_tick_cv;
 
 /* Per thread: initial-exec TLS so that reading it never allocates. */
 struct hp_thread {
-  int busy;
+  uint32_t busy; /* busy and epoch first: the wrappers compare them with g_gate as one word */
   uint32_t epoch;
   uint64_t rng[4];
-  double countdown; /* byte-Poisson: bytes until the next sample */
+  uint64_t countdown[N_SLOTS]; /* allocations (or bytes) up to and including the next sample; >= 1 */
 };
 static __thread struct hp_thread t_hp __attribute__((tls_model("initial-exec")));
+
+/* The allocating wrappers' one test: while recording, g_gate is (g_epoch << 32), which
+ * equals the thread's (epoch << 32 | busy) exactly when the thread is not inside the hook
+ * already and has seeded its sampler for this recording. Otherwise GATE_OFF (busy is
+ * never all ones). Changed with g_active (set_active). */
+#define GATE_OFF UINT64_MAX
+static uint64_t g_gate = GATE_OFF;
+
+static inline int gate_open(void) {
+  uint64_t w;
+  memcpy(&w, &t_hp, sizeof w); /* busy | epoch << 32 (x86-64 and other little-endian) */
+  return w == LOAD(g_gate);
+}
+
+static void set_active(int on) {
+  __atomic_store_n(&g_gate, on ? (uint64_t)LOAD(g_epoch) << 32 : GATE_OFF, __ATOMIC_RELEASE);
+  __atomic_store_n(&g_active, on, __ATOMIC_RELEASE);
+}
 
 /* ---------------------------------------------------------------- small helpers */
 
@@ -166,22 +203,45 @@ static inline uint64_t rng_next(uint64_t *s) {
   return result;
 }
 
-/* Exponential gap with mean g_mean_bytes; U in (0, 1] so the log is finite. */
-static double draw_gap(void) {
-  double u = (double)((rng_next(t_hp.rng) >> 11) + 1) * 0x1.0p-53;
-  return -g_mean_bytes * log(u);
+/* U in (0, 1], so that its log is finite. */
+static double draw_unit(void) { return (double)((rng_next(t_hp.rng) >> 11) + 1) * 0x1.0p-53; }
+
+#define MAX_COUNTDOWN ((uint64_t)1 << 62)
+
+static uint64_t clamp_countdown(double c) {
+  if (!(c < (double)MAX_COUNTDOWN)) return MAX_COUNTDOWN; /* also NaN */
+  return c >= 1.0 ? (uint64_t)c : 1;
+}
+
+/* A fresh countdown for slot k. Byte-Poisson: ceil of an exponential gap C with mean R;
+ * with integer sizes, "C <= size" and "ceil(C) <= size" are the same event, so the hit
+ * probability stays 1 - exp(-size/R) exactly. Range slots: 1 + floor(log U / log(1 - p))
+ * is Geometric(p) on 1, 2, ... (P(gap > n) = (1 - p)^n). */
+static uint64_t draw_countdown(int k) {
+  switch (k) {
+  case SLOT_ALWAYS:
+    return g_count_bytes ? clamp_countdown(ceil(-g_mean_bytes * log(draw_unit()))) : 1;
+  case SLOT_NEVER:
+    return MAX_COUNTDOWN;
+  case SLOT_EACH:
+    return 1;
+  default:
+    return clamp_countdown(floor(log(draw_unit()) / g_slot_log1mp[k]) + 1.0);
+  }
 }
 
 static uint64_t g_seed, g_seed_counter;
 
-static void thread_reseed(void) {
+/* Out of line: the first allocation of a thread in a recording (a fork child, a new
+ * recording) lands here; keeping it cold keeps the wrappers' prologues short. */
+__attribute__((noinline, cold)) static void thread_reseed(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   uint64_t x = g_seed ^ ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)(uintptr_t)&t_hp ^
                ADD(g_seed_counter, 0x632be59bd9b4e019ULL);
   for (int i = 0; i < 4; i++) t_hp.rng[i] = splitmix64(&x);
   t_hp.epoch = LOAD(g_epoch);
-  if (g_sampler == SAMPLER_POISSON) t_hp.countdown = draw_gap();
+  for (int k = 0; k < N_SLOTS; k++) t_hp.countdown[k] = draw_countdown(k);
 }
 
 static int range_of(uint64_t size) {
@@ -190,49 +250,49 @@ static int range_of(uint64_t size) {
   return i; /* g_nranges: at or above the last bound */
 }
 
-static void plan_buckets(void) {
+/* g_mu held, before recording starts: countdown slots for ranges and buckets. */
+static void plan_slots(int mode) {
+  g_count_bytes = g_sampler == SAMPLER_POISSON;
+  int next = SLOT_FIRST_RANGE;
+  for (int i = 0; i <= g_nranges; i++) {
+    double p = i == g_nranges ? 1.0 : g_probs[i]; /* at or above the last bound: always */
+    if (p <= 0.0) g_range_slot[i] = SLOT_NEVER;
+    else if (p >= 1.0) g_range_slot[i] = SLOT_ALWAYS;
+    else if (next < N_SLOTS) g_slot_log1mp[next] = log1p(-p), g_range_slot[i] = (uint8_t)next++;
+    else g_range_slot[i] = SLOT_EACH; /* no slot left: a random draw per allocation */
+  }
   for (int b = 0; b < HIST_BUCKETS; b++) {
     uint64_t lo = b == 0 ? 0 : (uint64_t)1 << b;
     uint64_t hi = b == 63 ? UINT64_MAX : ((uint64_t)1 << (b + 1)) - 1;
     int i = range_of(lo);
-    if (range_of(hi) != i) g_bucket_pick[b] = PICK_SEARCH;
-    else if (i == g_nranges || g_probs[i] >= 1.0) g_bucket_pick[b] = PICK_ALWAYS;
-    else if (g_probs[i] <= 0.0) g_bucket_pick[b] = PICK_NEVER;
-    else g_bucket_pick[b] = PICK_RANDOM, g_bucket_threshold[b] = g_thresholds[i];
+    if (mode != MODE_PROFILE) g_bucket_slot[b] = SLOT_NEVER; /* stats: nothing is sampled */
+    else if (g_count_bytes) g_bucket_slot[b] = SLOT_ALWAYS;
+    else if (range_of(hi) != i) g_bucket_slot[b] = SLOT_EACH; /* straddles a bound */
+    else g_bucket_slot[b] = g_range_slot[i];
   }
 }
 
-/* The sampling decision for one allocation of size bytes (in histogram bucket b);
- * lock-free, per-thread state. */
-static inline int sample_hit(size_t size, int b) {
-  if (t_hp.epoch != LOAD(g_epoch)) thread_reseed();
-  if (g_sampler == SAMPLER_POISSON) {
-    /* Memoryless gaps: P(hit | size) = 1 - exp(-size/R) exactly; the overshoot is dropped. */
-    t_hp.countdown -= (double)size;
-    if (t_hp.countdown > 0) return 0;
-    t_hp.countdown = draw_gap();
-    return 1;
-  }
-  switch (g_bucket_pick[b]) {
-  case PICK_NEVER:
+/* Countdown slot k ran out: whether to sample, and a fresh countdown (a hit drops the
+ * overshoot). Per-thread, no lock. */
+static int sample_slow(size_t size, unsigned k) {
+  t_hp.countdown[k] = draw_countdown((int)k);
+  if (k == SLOT_NEVER) return 0;
+  if (k != SLOT_EACH) return 1;
+  int i = range_of(size);
+  k = g_range_slot[i];
+  if (k == SLOT_EACH) return rng_next(t_hp.rng) < g_thresholds[i];
+  uint64_t c = t_hp.countdown[k];
+  if (c > 1) {
+    t_hp.countdown[k] = c - 1;
     return 0;
-  case PICK_ALWAYS:
-    return 1;
-  case PICK_RANDOM:
-    return rng_next(t_hp.rng) < g_bucket_threshold[b];
-  default: {
-    int i = range_of(size);
-    if (i == g_nranges || g_probs[i] >= 1.0) return 1; /* at or above the last bound: always */
-    if (g_probs[i] <= 0.0) return 0;
-    return rng_next(t_hp.rng) < g_thresholds[i];
   }
-  }
+  return sample_slow(size, k);
 }
 
-static inline int hist_bucket(uint64_t size) { return size < 2 ? 0 : 63 - __builtin_clzll(size); }
+static inline int hist_bucket(uint64_t size) { return 63 - __builtin_clzll(size | 1); }
 
 static inline uint8_t *filter_count(hp_filter *f, uintptr_t p) {
-  return &f->counts[((p >> 4) * 0x9e3779b97f4a7c15ULL) >> (64 - f->bits)];
+  return &f->counts[((p >> 4) * 0x9e3779b97f4a7c15ULL) >> f->shift];
 }
 
 static void warn(const char *fmt, ...) {
@@ -253,7 +313,7 @@ static void warn(const char *fmt, ...) {
 /* A write failed: stop recording, warn once, let the program go on. */
 static void write_failed(const hpx_file *f, int rc) {
   warn("heapprof: recording stopped: write %s: %s", f->path, strerror(-rc));
-  STORE(g_active, 0);
+  set_active(0);
   hpx_file_abandon(&g_hpm);
   hpx_file_abandon(&g_hpd);
 }
@@ -400,6 +460,7 @@ static void reset_dictionaries(void) {
   pair_clear(&g_frames);
   blob_clear(&g_strings);
   blob_clear(&g_traces);
+  blob_clear(&g_stacks);
   g_next_string = g_next_frame = g_next_trace = 0;
   g_file_epoch++;
 }
@@ -410,6 +471,7 @@ static int filter_rebuild(unsigned bits) {
   hp_filter *f = calloc(1, sizeof *f + ((size_t)1 << bits)); /* libc; never freed, see above */
   if (!f) return -1;
   f->bits = bits;
+  f->shift = 64 - bits;
   for (size_t i = 0; i < g_ptrs.cap; i++) {
     if (!g_ptrs.slots[i].key) continue;
     uint8_t *c = filter_count(f, g_ptrs.slots[i].key);
@@ -422,7 +484,7 @@ static int filter_rebuild(unsigned bits) {
 /* g_mu held: p became a sampled live block. */
 static void filter_add(uintptr_t p) {
   hp_filter *f = g_filter;
-  if (f->bits < FILTER_MAX_BITS && g_ptrs.len > ((size_t)1 << f->bits) / 8 && filter_rebuild(f->bits + 1) == 0)
+  if (f->bits < FILTER_MAX_BITS && g_ptrs.len > ((size_t)1 << f->bits) >> FILTER_LOAD_SHIFT && filter_rebuild(f->bits + 1) == 0)
     return; /* the rebuild took p from g_ptrs */
   uint8_t *c = filter_count(f, p);
   if (*c < 255) __atomic_store_n(c, (uint8_t)(*c + 1), __ATOMIC_RELAXED);
@@ -436,7 +498,7 @@ static void filter_remove(uintptr_t p) {
 
 static void reset_pointers(void) {
   ptr_clear(&g_ptrs);
-  if (filter_rebuild(FILTER_MIN_BITS) != 0 && g_filter) memset(g_filter->counts, 0, (size_t)1 << g_filter->bits);
+  if (filter_rebuild(FILTER_MIN_BITS) != 0) memset(g_filter->counts, 0, (size_t)1 << g_filter->bits);
 }
 
 /* ---------------------------------------------------------------- recording */
@@ -452,11 +514,23 @@ static void record_alloc(void *p, size_t size) {
   int n = 0;
   void *tstate = LOAD(g_capture) ? pyrt_gil_tstate() : NULL;
   if (tstate) n = pyrt_walk(tstate, frames, MAX_DEPTH, &dropped, 1);
+  uint64_t key[1 + 2 * MAX_DEPTH];
+  key[0] = dropped;
+  for (int i = 0; i < n; i++) {
+    key[1 + 2 * i] = (uintptr_t)frames[i].code;
+    key[2 + 2 * i] = (uint32_t)frames[i].line;
+  }
+  size_t key_len = (size_t)(1 + 2 * n) * sizeof key[0];
+  uint64_t key_hash = n > 0 ? blob_hash(key, key_len) : 0;
 
   pthread_mutex_lock(&g_mu);
   if (g_active && g_mode == MODE_PROFILE && open_child_files() == 0) {
     if (g_ticker_wanted && !g_ticker_running) ticker_start_locked();
-    uint32_t trace = n > 0 ? intern_trace(frames, n, dropped) : 0;
+    uint32_t trace = 0;
+    if (n > 0 && !(trace = blob_find(&g_stacks, key, key_len, key_hash))) {
+      trace = intern_trace(frames, n, dropped);
+      if (trace) blob_add(&g_stacks, key, key_len, key_hash, trace); /* on OOM: just not cached */
+    }
     ptr_slot old;
     int had = ptr_put(&g_ptrs, (uintptr_t)p, trace, size, &old);
     if (had == 1) {
@@ -468,7 +542,8 @@ static void record_alloc(void *p, size_t size) {
     }
     if (had >= 0) {
       emit_alloc_free(EV_ALLOC, trace, size);
-      ADD(g_hist[hist_bucket(size)][2], 1);
+      int b = hist_bucket(size);
+      STORE(g_hist_sampled[b], LOAD(g_hist_sampled[b]) + 1); /* only changed under g_mu */
     } else {
       g_n_lost++; /* out of memory for our table */
     }
@@ -480,7 +555,7 @@ static void record_alloc(void *p, size_t size) {
  * raised for p before p is returned to the program). */
 static inline int maybe_sampled(void *p) {
   hp_filter *f = __atomic_load_n(&g_filter, __ATOMIC_ACQUIRE);
-  return f && __atomic_load_n(filter_count(f, (uintptr_t)p), __ATOMIC_RELAXED) != 0;
+  return __atomic_load_n(filter_count(f, (uintptr_t)p), __ATOMIC_RELAXED) != 0;
 }
 
 /* If p is a sampled live block: forget it, log its free, return 1 with its values. */
@@ -499,6 +574,15 @@ static int take_sampled(void *p, ptr_slot *out) {
   return found;
 }
 
+/* The filter says ptr may be sampled. Logged BEFORE the real free: once the block is
+ * free, another thread may get the same address. Out of line to keep free() small. */
+__attribute__((noinline, cold)) static void free_sampled(void *ptr) {
+  if (!ptr || t_hp.busy || !LOAD(g_active)) return;
+  t_hp.busy = 1;
+  take_sampled(ptr, NULL);
+  t_hp.busy = 0;
+}
+
 /* A realloc whose old block was sampled failed: the old block lives on, so log it again. */
 static void restore_sampled(void *p, const ptr_slot *s) {
   pthread_mutex_lock(&g_mu);
@@ -509,27 +593,50 @@ static void restore_sampled(void *p, const ptr_slot *s) {
   pthread_mutex_unlock(&g_mu);
 }
 
+/* A countdown ran out: decide and record. Out of line so that the wrappers stay small. */
+__attribute__((noinline, cold)) static void on_alloc_slow(void *p, size_t size, unsigned k) {
+  t_hp.busy = 1; /* nested PyMem calls below pass straight through */
+  if (sample_slow(size, k)) record_alloc(p, size);
+  t_hp.busy = 0;
+}
+
+/* Every allocation the hook records: count it exactly, then the sampling decision, in
+ * the common case one countdown decrement in thread-local memory. */
 static inline void on_alloc(int domain, void *p, size_t size) {
   int b = hist_bucket(size);
   if (domain == HP_DOMAIN_RAW) {
     ADD(g_hist_raw[b][0], 1);
     ADD(g_hist_raw[b][1], size);
   } else {
-    g_hist[b][0]++; /* GIL held: serialized */
-    g_hist[b][1] += size;
+    g_hist_count[b]++; /* GIL held: serialized */
+    g_hist_bytes[b] += size;
   }
-  if (g_mode == MODE_PROFILE && sample_hit(size, b)) record_alloc(p, size);
+  unsigned k = g_bucket_slot[b];
+  uint64_t amount = g_count_bytes ? (uint64_t)size : 1, c = t_hp.countdown[k];
+  if (__builtin_expect(c > amount, 1)) t_hp.countdown[k] = c - amount;
+  else on_alloc_slow(p, size, k);
+}
+
+/* The gate is shut: this thread is inside the hook already, recording is off, or this is
+ * the thread's first allocation of this recording (seed its sampler, then record). */
+__attribute__((noinline, cold)) static int gate_slow(void) {
+  if (t_hp.busy || !LOAD(g_active)) return 0;
+  thread_reseed();
+  return 1;
 }
 
 /* Histogram entry i, field k (0 count, 1 bytes, 2 sampled), both halves added. */
 static uint64_t hist_value(int i, int k) {
-  uint64_t v = LOAD(g_hist[i][k]);
-  if (k < 2) v += LOAD(g_hist_raw[i][k]);
+  if (k == 2) return LOAD(g_hist_sampled[i]);
+  uint64_t v = k == 0 ? LOAD(g_hist_count[i]) : LOAD(g_hist_bytes[i]);
+  v += LOAD(g_hist_raw[i][k]);
   return v;
 }
 
 static void hist_reset(void) {
-  memset(g_hist, 0, sizeof g_hist);
+  memset(g_hist_count, 0, sizeof g_hist_count);
+  memset(g_hist_bytes, 0, sizeof g_hist_bytes);
+  memset(g_hist_sampled, 0, sizeof g_hist_sampled);
   memset(g_hist_raw, 0, sizeof g_hist_raw);
 }
 
@@ -538,45 +645,44 @@ static void hist_reset(void) {
 #define DEFINE_HOOKS(NAME, D)                                                                \
   static void *NAME##_malloc(void *ctx, size_t size) {                                       \
     (void)ctx;                                                                               \
-    if (t_hp.busy || !LOAD(g_active)) return g_orig[D].malloc(g_orig[D].ctx, size);          \
+    if (__builtin_expect(!gate_open(), 0) && !gate_slow())                                   \
+      return g_orig[D].malloc(g_orig[D].ctx, size);                                          \
     t_hp.busy = 1; /* nested PyMem calls below pass straight through */                     \
     void *p = g_orig[D].malloc(g_orig[D].ctx, size);                                         \
-    if (p) on_alloc(D, p, size);                                                                \
     t_hp.busy = 0;                                                                           \
+    if (p) on_alloc(D, p, size);                                                             \
     return p;                                                                                \
   }                                                                                          \
   static void *NAME##_calloc(void *ctx, size_t nelem, size_t elsize) {                       \
     (void)ctx;                                                                               \
-    if (t_hp.busy || !LOAD(g_active)) return g_orig[D].calloc(g_orig[D].ctx, nelem, elsize); \
+    if (__builtin_expect(!gate_open(), 0) && !gate_slow())                                   \
+      return g_orig[D].calloc(g_orig[D].ctx, nelem, elsize);                                 \
     t_hp.busy = 1;                                                                           \
     void *p = g_orig[D].calloc(g_orig[D].ctx, nelem, elsize);                                \
+    t_hp.busy = 0;                                                                           \
     size_t total;                                                                            \
     if (__builtin_mul_overflow(nelem, elsize, &total)) total = SIZE_MAX;                     \
-    if (p) on_alloc(D, p, total);                                                               \
-    t_hp.busy = 0;                                                                           \
+    if (p) on_alloc(D, p, total);                                                            \
     return p;                                                                                \
   }                                                                                          \
   static void *NAME##_realloc(void *ctx, void *ptr, size_t size) {                           \
     (void)ctx;                                                                               \
-    if (t_hp.busy || !LOAD(g_active)) return g_orig[D].realloc(g_orig[D].ctx, ptr, size);    \
+    if (__builtin_expect(!gate_open(), 0) && !gate_slow())                                   \
+      return g_orig[D].realloc(g_orig[D].ctx, ptr, size);                                    \
     t_hp.busy = 1;                                                                           \
     /* free(old) + alloc(new): forget the old block BEFORE the real realloc, so another    \
      * thread that gets the same address cannot be confused with it. */                      \
     ptr_slot old;                                                                            \
     int had = ptr && maybe_sampled(ptr) ? take_sampled(ptr, &old) : 0;                       \
     void *q = g_orig[D].realloc(g_orig[D].ctx, ptr, size);                                   \
-    if (q) on_alloc(D, q, size);                                                                \
-    else if (had) restore_sampled(ptr, &old);                                                \
+    if (!q && had) restore_sampled(ptr, &old);                                               \
     t_hp.busy = 0;                                                                           \
+    if (q) on_alloc(D, q, size);                                                             \
     return q;                                                                                \
   }                                                                                          \
   static void NAME##_free(void *ctx, void *ptr) {                                            \
     (void)ctx;                                                                               \
-    if (ptr && !t_hp.busy && LOAD(g_active) && maybe_sampled(ptr)) {                         \
-      t_hp.busy = 1;                                                                         \
-      take_sampled(ptr, NULL); /* log BEFORE the real free, for the same reason */           \
-      t_hp.busy = 0;                                                                         \
-    }                                                                                        \
+    if (__builtin_expect(maybe_sampled(ptr), 0)) free_sampled(ptr);                          \
     g_orig[D].free(g_orig[D].ctx, ptr);                                                      \
   }
 
@@ -807,7 +913,7 @@ static void atfork_child(void) {
   hpx_file_abandon(&g_hpm);
   hpx_file_abandon(&g_hpd);
   if (!(g_flags & FLAG_FOLLOW_FORK)) {
-    STORE(g_active, 0);
+    set_active(0);
     return;
   }
   reset_dictionaries();
@@ -815,6 +921,7 @@ static void atfork_child(void) {
   hist_reset();
   g_n_alloc = g_n_free = g_n_lost = 0;
   __atomic_add_fetch(&g_epoch, 1, __ATOMIC_RELAXED);
+  set_active(1); /* a gate for the new epoch: the child reseeds its sampler */
   start_clock(); /* the child's time starts at the fork */
   g_child_pending = 1;
 }
@@ -826,7 +933,7 @@ static int open_child_files(void) {
   g_child_pending = 0;
   if (open_profile(1) != 0) {
     warn("heapprof: not recording forked child %d: %s", (int)getpid(), g_err);
-    STORE(g_active, 0);
+    set_active(0);
     return -1;
   }
   g_ticker_wanted = 1;
@@ -846,7 +953,7 @@ static void final_stop(void) {
   pthread_mutex_lock(&g_mu);
   if (g_active && open_child_files() == 0) {
     finish_profile();
-    STORE(g_active, 0);
+    set_active(0);
   }
   pthread_mutex_unlock(&g_mu);
 }
@@ -939,7 +1046,7 @@ EXPORT int hp_start(const char *base, int mode, int sampler, int nranges, const 
     g_thresholds[i] = probs[i] >= 1.0 ? UINT64_MAX : (uint64_t)ldexp(probs[i], 64);
   }
   g_mean_bytes = mean_bytes;
-  plan_buckets();
+  plan_slots(mode);
   snprintf(g_base, sizeof g_base, "%s", base);
   g_argv.len = g_notes.len = 0;
   hpx_buf_put(&g_argv, argv, argv_len);
@@ -965,7 +1072,7 @@ EXPORT int hp_start(const char *base, int mode, int sampler, int nranges, const 
     if (rss) emit_ext(EXT_RSS, &rss);
     ticker_start_locked();
   }
-  __atomic_store_n(&g_active, 1, __ATOMIC_RELEASE);
+  set_active(1);
   pthread_mutex_unlock(&g_mu);
   return 0;
 }
@@ -977,7 +1084,7 @@ EXPORT int hp_stop(void) {
   int was = g_active;
   if (was && open_child_files() == 0) {
     finish_profile();
-    STORE(g_active, 0);
+    set_active(0);
   }
   g_ticker_wanted = 0;
   pthread_mutex_unlock(&g_mu);
