@@ -105,14 +105,15 @@ static uint64_t g_hist_raw[HIST_BUCKETS][2];
 static uint64_t g_n_alloc, g_n_free, g_n_lost;
 
 static ptr_table g_ptrs;
-/* Counting filter over sampled addresses: a free whose slot is 0 is certainly not
- * sampled and skips the lock. Every free reads it, so it starts small enough to stay in
- * cache (4 KiB) and doubles as the live sampled set grows. It is kept under 1/32 full:
- * each false positive costs a locked table lookup, which at 1/8 outnumbered the true
- * positives in allocation-heavy programs. Updated
- * under g_mu, read without it: a replaced filter is published with a release store and
- * never freed, since a free may still be reading it; it holds every address inserted
- * before the switch, and later inserts go to the new one. Counts stick at 255. */
+/* Counting filter over sampled addresses: a free that finds a zero count is certainly
+ * not sampled and skips the lock. Every free reads it, so it starts small enough to stay
+ * in cache (4 KiB) and doubles as the live sampled set grows (kept under 1/32 full).
+ * Each address has two counts (k = 2; the second is read only if the first is set):
+ * a false positive costs a lock and a table probe, and with one count they outnumbered
+ * the true sampled frees in allocation-heavy programs. Updated under g_mu, read without
+ * it: a replaced filter is published with a release store and never freed, since a free
+ * may still be reading it; it holds every address inserted before the switch, and later
+ * inserts go to the new one. Counts stick at 255. */
 typedef struct {
   unsigned bits, shift; /* 2^bits counts; shift = 64 - bits */
   uint8_t counts[];
@@ -291,8 +292,10 @@ static int sample_slow(size_t size, unsigned k) {
 
 static inline int hist_bucket(uint64_t size) { return 63 - __builtin_clzll(size | 1); }
 
-static inline uint8_t *filter_count(hp_filter *f, uintptr_t p) {
-  return &f->counts[((p >> 4) * 0x9e3779b97f4a7c15ULL) >> f->shift];
+/* The two counts of p: the top bits of one product, then the bits below them. */
+static inline uint8_t *filter_count(const hp_filter *f, uintptr_t p, int which) {
+  uint64_t h = (p >> 4) * 0x9e3779b97f4a7c15ULL;
+  return (uint8_t *)&f->counts[(which ? h << f->bits : h) >> f->shift];
 }
 
 static void warn(const char *fmt, ...) {
@@ -474,8 +477,10 @@ static int filter_rebuild(unsigned bits) {
   f->shift = 64 - bits;
   for (size_t i = 0; i < g_ptrs.cap; i++) {
     if (!g_ptrs.slots[i].key) continue;
-    uint8_t *c = filter_count(f, g_ptrs.slots[i].key);
-    if (*c < 255) (*c)++;
+    for (int w = 0; w < 2; w++) {
+      uint8_t *c = filter_count(f, g_ptrs.slots[i].key, w);
+      if (*c < 255) (*c)++;
+    }
   }
   __atomic_store_n(&g_filter, f, __ATOMIC_RELEASE);
   return 0;
@@ -486,14 +491,18 @@ static void filter_add(uintptr_t p) {
   hp_filter *f = g_filter;
   if (f->bits < FILTER_MAX_BITS && g_ptrs.len > ((size_t)1 << f->bits) >> FILTER_LOAD_SHIFT && filter_rebuild(f->bits + 1) == 0)
     return; /* the rebuild took p from g_ptrs */
-  uint8_t *c = filter_count(f, p);
-  if (*c < 255) __atomic_store_n(c, (uint8_t)(*c + 1), __ATOMIC_RELAXED);
+  for (int w = 0; w < 2; w++) {
+    uint8_t *c = filter_count(f, p, w);
+    if (*c < 255) __atomic_store_n(c, (uint8_t)(*c + 1), __ATOMIC_RELAXED);
+  }
 }
 
 /* g_mu held: p is no longer a sampled live block. */
 static void filter_remove(uintptr_t p) {
-  uint8_t *c = filter_count(g_filter, p);
-  if (*c > 0 && *c < 255) __atomic_store_n(c, (uint8_t)(*c - 1), __ATOMIC_RELAXED);
+  for (int w = 0; w < 2; w++) {
+    uint8_t *c = filter_count(g_filter, p, w);
+    if (*c > 0 && *c < 255) __atomic_store_n(c, (uint8_t)(*c - 1), __ATOMIC_RELAXED);
+  }
 }
 
 static void reset_pointers(void) {
@@ -551,11 +560,12 @@ static void record_alloc(void *p, size_t size) {
   pthread_mutex_unlock(&g_mu);
 }
 
-/* Whether p may be a sampled live block: one load, no lock (the filter is only ever
- * raised for p before p is returned to the program). */
+/* Whether p may be a sampled live block: usually one load, no lock (the filter is only
+ * ever raised for p before p is returned to the program). */
 static inline int maybe_sampled(void *p) {
   hp_filter *f = __atomic_load_n(&g_filter, __ATOMIC_ACQUIRE);
-  return __atomic_load_n(filter_count(f, (uintptr_t)p), __ATOMIC_RELAXED) != 0;
+  return __atomic_load_n(filter_count(f, (uintptr_t)p, 0), __ATOMIC_RELAXED) != 0 &&
+         __atomic_load_n(filter_count(f, (uintptr_t)p, 1), __ATOMIC_RELAXED) != 0;
 }
 
 /* If p is a sampled live block: forget it, log its free, return 1 with its values. */
