@@ -123,35 +123,41 @@ export class HistoryBuilder {
   }
 
   consume(batch: EventBatch): void {
-    const { op, timeUs, trace, size } = batch;
+    const { op, timeUs, size } = batch;
     const n = batch.length;
     const heap = this.heap;
-    // Locals in the per-event loop; fields are written back around the rare calls out.
-    let cur = this.curUs;
-    let nextEnd = this.nextEndUs;
-    let dirty = this.dirty;
-    for (let i = 0; i < n; i++) {
-      let t = timeUs[i]!;
-      if (t < cur) t = cur; // heapprof 1.0.x wall-clock times may step back
-      cur = t;
-      if (t > nextEnd) {
-        this.curUs = t;
-        this.dirty = dirty;
-        this.passTime(t);
-        nextEnd = this.nextEndUs;
-        dirty = this.dirty;
-      }
+    let i = 0;
+    while (i < n) {
+      // Runs of ALLOC/FREE events inside the current bucket go to the heap in one call.
       const o = op[i]!;
+      if (o <= OP_FREE) {
+        const t = timeUs[i]!;
+        if (t > this.nextEndUs) {
+          this.curUs = t;
+          this.passTime(t);
+        }
+        const stop = heap.applyRun(batch, i, n, Math.max(this.nextEndUs, this.curUs));
+        if (stop > i) {
+          // Times may step back (heapprof 1.0.x wall clocks): the clock only moves forward.
+          if (heap.lastRunUs > this.curUs) this.curUs = heap.lastRunUs;
+          this.dirty = true;
+          i = stop;
+          continue;
+        }
+      }
+      let t = timeUs[i]!;
+      if (t < this.curUs) t = this.curUs;
+      this.curUs = t;
+      if (t > this.nextEndUs) this.passTime(t);
       if (o === OP_ALLOC || o === OP_FREE) {
-        heap.apply(o, trace[i]!, size[i]!);
-        dirty = true;
+        heap.apply(o, batch.trace[i]!, size[i]!);
+        this.dirty = true;
       } else if (o === OP_RSS) {
         this.rssSample(t, size[i]!);
       }
+      i++;
     }
-    this.curUs = cur;
-    this.dirty = dirty;
-    if (n > 0) this.lastUs = cur;
+    if (n > 0) this.lastUs = this.curUs;
   }
 
   /** Close every bucket ending before `t`, and settle pending RSS look-ups `t` has passed. */
