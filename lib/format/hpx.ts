@@ -3,20 +3,24 @@
 // offset); recoverable damage (corrupt block, truncated tail, undefined trace) is reported
 // through ReadOptions.onIssue and skipped, or thrown with --strict.
 
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { HpError } from '../cli.js';
 import { BlockFile, type BlockProblem } from './block-file.js';
 import { Cursor, FormatError, crc32 } from './bytes.js';
 import {
-  EXT,
   FILE_HEADER_SIZE,
   FORMAT_VERSION,
   HDR,
   HPD_MAGIC,
   HPM_MAGIC,
-  KIND,
   REC,
 } from './hpx-writer.js';
-import { OP_ALLOC, OP_END, OP_FREE, OP_LOST, OP_RSS, type EventBatch, type ProfileSource, type ReadOptions } from './source.js';
+import { decodeEventBlock, decodedMaxTrace } from './events.js';
+import type { Columns, DecodeJob } from './hpd-worker.js';
+import { OP_FREE, type EventBatch, type ProfileSource, type ReadOptions } from './source.js';
 import { NO_STACK_TRACE, type Frame, type Header, type HistogramBucket, type Sampling, type Trace } from './types.js';
 
 export * from './hpx-writer.js';
@@ -249,125 +253,43 @@ function newBatch(capacity: number): EventBatch {
   };
 }
 
-// KIND as plain constants: the hot loop then compares with literals, not property loads.
-const KIND_ALLOC = KIND.ALLOC;
-const KIND_FREE = KIND.FREE;
-const KIND_EXT = KIND.EXT;
+/** Files at least this large (from the start offset) are decoded on a worker thread. */
+const WORKER_MIN_BYTES = 16 * 1024 * 1024;
 
-/** Where varintTail stopped (a second return value without allocating). */
-let tailPos = 0;
+/** One step of a decoded .hpd: a block's events, a problem to report, or the end. */
+type Decoded =
+  | { kind: 'batch'; batch: EventBatch; index: number; offset: number; end: number; sawEnd: boolean; maxTrace: number; release?: () => void }
+  | { kind: 'issue'; message: string; offset: number }
+  | { kind: 'done'; truncatedAt: number | null };
 
-/**
- * The rest of a varint whose first two 7-bit groups are in `low` and whose second byte had its
- * continuation bit set; `pos` is at the third byte. Sums in doubles (exact below 2^53), at most
- * 10 bytes in all, like Cursor.varint. Leaves the position after the varint in tailPos.
- */
-function varintTail(payload: Buffer, end: number, pos: number, low: number): number {
-  let v = low;
-  let scale = 16384;
-  for (let k = 2; ; k++) {
-    if (k >= 10 || pos >= end) throw new FormatError('bad varint', pos);
-    const b = payload[pos++]!;
-    v += (b & 0x7f) * scale;
-    if (b < 0x80) break;
-    scale *= 128;
-  }
-  tailPos = pos;
-  return v;
-}
+type WorkerMessage =
+  | { type: 'batch'; slot: number; columns: Columns | null; index: number; offset: number; end: number; length: number; sawEnd: boolean; maxTrace: number }
+  | { type: 'issue'; message: string; offset: number }
+  | { type: 'done'; truncatedAt: number | null }
+  | { type: 'error'; message: string; exitCode: number | null };
 
 /**
- * Decode one .hpd block's events into `batch` (starting at batch.length). Returns whether an
- * END event was seen. Throws FormatError with an offset relative to the payload.
- * This is the hot loop of every command: varints are decoded inline, no allocation per event.
+ * The worker's module, next to this one. Run from source (the tests load lib/*.ts through a
+ * TypeScript loader that every new thread would have to start again, for seconds), the built
+ * dist/format/hpd-worker.js is used when it is newer than every source it is built from.
  */
-export function decodeEventBlock(payload: Buffer, count: number, blockTimeUs: number, batch: EventBatch, fromUs: number, toUs: number): boolean {
-  const end = payload.length;
-  const { op, timeUs, trace, size } = batch;
-  let n = batch.length;
-  let pos = 0;
-  let t = blockTimeUs;
-  let sawEnd = false;
-  const ranged = fromUs > -Infinity || toUs < Infinity;
-  for (let i = 0; i < count; i++) {
-    if (pos >= end) throw new FormatError(`block says ${count} events, holds ${i}`, pos);
-    // Varints of one or two bytes (nearly all of them) stay in small-integer arithmetic; longer
-    // ones continue in varintTail, in doubles, exactly as before.
-    // h
-    let b = payload[pos++]!;
-    let h = b & 0x7f;
-    if (b >= 0x80) {
-      if (pos >= end) throw new FormatError('bad varint', pos);
-      b = payload[pos++]!;
-      h |= (b & 0x7f) << 7;
-      if (b >= 0x80) {
-        h = varintTail(payload, end, pos, h);
-        pos = tailPos;
-      }
-    }
-    // dt
-    b = payload[pos++]!;
-    let dt = b & 0x7f;
-    if (b >= 0x80) {
-      if (pos >= end) throw new FormatError('bad varint', pos);
-      b = payload[pos++]!;
-      dt |= (b & 0x7f) << 7;
-      if (b >= 0x80) {
-        dt = varintTail(payload, end, pos, dt);
-        pos = tailPos;
-      }
-    }
-    t += dt;
-    // size, or ext length
-    b = payload[pos++]!;
-    let v = b & 0x7f;
-    if (b >= 0x80) {
-      if (pos >= end) throw new FormatError('bad varint', pos);
-      b = payload[pos++]!;
-      v |= (b & 0x7f) << 7;
-      if (b >= 0x80) {
-        v = varintTail(payload, end, pos, v);
-        pos = tailPos;
-      }
-    }
-    if (pos > end) throw new FormatError('event runs past the end of its block', end);
-    // Integer ops below 2^31 (h may be held as a double after a long varint: '%' would be fmod).
-    const kind = h < 0x80000000 ? h & 3 : h % 4;
-    const id = h < 0x80000000 ? h >>> 2 : Math.floor(h / 4);
-    let code: number;
-    let value = v;
-    if (kind <= KIND_FREE) {
-      code = kind === KIND_ALLOC ? OP_ALLOC : OP_FREE;
-      if (id > 0xffffffff) throw new FormatError(`trace id ${id} out of range`, pos);
-    } else if (kind === KIND_EXT) {
-      const bodyEnd = pos + v;
-      if (bodyEnd > end) throw new FormatError('extension event runs past the end of its block', pos);
-      if (id === EXT.END) {
-        code = OP_END;
-        value = 0;
-        sawEnd = true;
-      } else if (id === EXT.RSS || id === EXT.LOST) {
-        const c = new Cursor(payload, pos, bodyEnd);
-        value = c.varint();
-        code = id === EXT.RSS ? OP_RSS : OP_LOST;
-      } else {
-        pos = bodyEnd; // unknown extension: skipped by its length
-        continue;
-      }
-      pos = bodyEnd;
-    } else {
-      throw new FormatError('reserved event kind 2', pos);
-    }
-    if (ranged && (t < fromUs || t >= toUs) && code !== OP_END) continue;
-    op[n] = code;
-    timeUs[n] = t;
-    trace[n] = code <= OP_FREE ? id : 0;
-    size[n] = value;
-    n++;
+let workerUrlCache: URL | null = null;
+function workerUrl(): URL {
+  if (workerUrlCache) return workerUrlCache;
+  const here = new URL('./hpd-worker.js', import.meta.url);
+  workerUrlCache = here;
+  if (!import.meta.url.endsWith('.ts')) return here;
+  workerUrlCache = new URL('./hpd-worker.ts', import.meta.url);
+  try {
+    const lib = fileURLToPath(new URL('..', import.meta.url));
+    const built = fileURLToPath(new URL('../../dist/format/hpd-worker.js', import.meta.url));
+    const builtAt = statSync(built).mtimeMs;
+    const sources = [join(lib, 'cli.ts'), ...readdirSync(join(lib, 'format')).map((f) => join(lib, 'format', f))];
+    if (sources.every((f) => statSync(f).mtimeMs <= builtAt)) workerUrlCache = pathToFileURL(built);
+  } catch {
+    // no build: the TypeScript one
   }
-  if (pos !== end) throw new FormatError(`${end - pos} bytes after the last of ${count} events`, pos);
-  batch.length = n;
-  return sawEnd;
+  return workerUrlCache;
 }
 
 /** An open hpx v2 profile. */
@@ -464,59 +386,48 @@ export class V2Profile implements ProfileSource {
     this.started = true;
     const fromUs = this.opts.fromUs ?? -Infinity;
     const toUs = this.opts.toUs ?? Infinity;
-    let batch = newBatch(INITIAL_BATCH);
+    const start = this.opts.startOffset ?? this.hpdBlocksStart;
+    const decoded = this.useWorker(start) ? this.decodeInWorker(start, fromUs, toUs) : this.decodeInline(start, fromUs, toUs);
     let truncatedAt: number | null = null;
-    const onProblem = (p: BlockProblem): void => {
-      if (p.kind === 'truncated') {
-        truncatedAt = p.offset;
-        return;
-      }
-      this.issues.report(this.hpd.path, `block ${p.index}: ${p.message}${p.resumedAt !== null ? `; skipped to byte ${p.resumedAt}` : ''}`, p.offset);
-    };
-    const follow = this.opts.follow ? { isDone: () => this.endSeen } : null;
     const reportedUndefined = new Set<number>();
-    for await (const block of this.hpd.blocks(this.opts.startOffset ?? this.hpdBlocksStart, onProblem, follow)) {
-      if (block.timeUs >= toUs) break; // blocks are in time order
-      // Every event takes at least 3 bytes: a larger count is corruption, not an allocation request.
-      if (block.count * 3 > block.payload.length) {
-        this.issues.report(this.hpd.path, `block ${block.index}: block says ${block.count} events in ${block.payload.length} bytes`, block.offset + 8);
+    for await (const d of decoded) {
+      if (d.kind === 'issue') {
+        this.issues.report(this.hpd.path, d.message, d.offset);
         continue;
       }
-      if (block.count > batch.op.length) batch = newBatch(Math.max(block.count, batch.op.length * 2));
-      batch.length = 0;
-      try {
-        if (decodeEventBlock(block.payload, block.count, block.timeUs, batch, fromUs, toUs)) this.endSeen = true;
-      } catch (e) {
-        if (!(e instanceof FormatError)) throw e;
-        this.issues.report(this.hpd.path, `block ${block.index}: ${e.message}`, block.offset + 24 + e.at);
-        continue;
+      if (d.kind === 'done') {
+        truncatedAt = d.truncatedAt;
+        break;
       }
+      const batch = d.batch;
+      if (d.sawEnd) this.endSeen = true;
       // Every trace a block uses must be defined; a live profile may need the .hpm tail.
-      // Writers number traces from 1 without gaps, so a comparison settles nearly every event.
-      let missing = false;
-      const dense = this.dict.denseTraceIds();
-      for (let i = 0; i < batch.length; i++) {
-        const id = batch.trace[i]!;
-        if (id > dense && batch.op[i]! <= OP_FREE && !this.dict.traces.has(id)) {
-          missing = true;
-          break;
-        }
-      }
-      if (missing) {
-        await this.readMetadata();
+      // Writers number traces from 1 without gaps, so one comparison settles nearly every block.
+      if (d.maxTrace > this.dict.denseTraceIds()) {
+        let missing = false;
         for (let i = 0; i < batch.length; i++) {
-          const id = batch.trace[i]!;
-          if (batch.op[i]! <= OP_FREE && !this.dict.traces.has(id)) {
-            if (!reportedUndefined.has(id)) {
-              reportedUndefined.add(id);
-              this.issues.report(this.hpd.path, `block ${block.index}: event uses undefined trace ${id}`, block.offset);
+          if (batch.op[i]! <= OP_FREE && !this.dict.traces.has(batch.trace[i]!)) {
+            missing = true;
+            break;
+          }
+        }
+        if (missing) {
+          await this.readMetadata();
+          for (let i = 0; i < batch.length; i++) {
+            const id = batch.trace[i]!;
+            if (batch.op[i]! <= OP_FREE && !this.dict.traces.has(id)) {
+              if (!reportedUndefined.has(id)) {
+                reportedUndefined.add(id);
+                this.issues.report(this.hpd.path, `block ${d.index}: event uses undefined trace ${id}`, d.offset);
+              }
+              this.dict.traces.set(id, { id, frames: [{ function: `[undefined trace ${id}]`, file: '?', line: 0 }], dropped: 0 });
             }
-            this.dict.traces.set(id, { id, frames: [{ function: `[undefined trace ${id}]`, file: '?', line: 0 }], dropped: 0 });
           }
         }
       }
-      this.opts.onProgress?.(block.offset + 24 + block.payload.length, this.hpd.size);
+      this.opts.onProgress?.(d.end, this.hpd.size);
       if (batch.length > 0) yield batch;
+      d.release?.();
       if (this.endSeen) break;
     }
     if (truncatedAt !== null && !this.endSeen) {
@@ -525,6 +436,110 @@ export class V2Profile implements ProfileSource {
     if (!this.endSeen) {
       // Pick up a HISTOGRAM or END the recorder wrote after our first look.
       await this.readMetadata();
+    }
+  }
+
+  /**
+   * Whether to decode on a worker thread: for a large file read to its end (not a live one
+   * being followed), where running the decoder beside the analysis pays for starting a thread.
+   * HEAPPROF_READ_WORKER=0 or 1 overrides the choice (the tests compare both paths).
+   */
+  private useWorker(start: number): boolean {
+    const forced = process.env.HEAPPROF_READ_WORKER;
+    if (this.opts.follow) return false;
+    if (forced === '0' || forced === '1') return forced === '1';
+    return this.hpd.size - start >= WORKER_MIN_BYTES;
+  }
+
+  /** The .hpd's blocks decoded in this thread, as the stream batches() consumes. */
+  private async *decodeInline(start: number, fromUs: number, toUs: number): AsyncGenerator<Decoded> {
+    let batch = newBatch(INITIAL_BATCH);
+    let truncatedAt: number | null = null;
+    const problems: Decoded[] = [];
+    const onProblem = (p: BlockProblem): void => {
+      if (p.kind === 'truncated') {
+        truncatedAt = p.offset;
+        return;
+      }
+      problems.push({ kind: 'issue', message: `block ${p.index}: ${p.message}${p.resumedAt !== null ? `; skipped to byte ${p.resumedAt}` : ''}`, offset: p.offset });
+    };
+    const follow = this.opts.follow ? { isDone: () => this.endSeen } : null;
+    for await (const block of this.hpd.blocks(start, onProblem, follow)) {
+      yield* problems.splice(0);
+      if (block.timeUs >= toUs) break; // blocks are in time order
+      // Every event takes at least 3 bytes: a larger count is corruption, not an allocation request.
+      if (block.count * 3 > block.payload.length) {
+        yield { kind: 'issue', message: `block ${block.index}: block says ${block.count} events in ${block.payload.length} bytes`, offset: block.offset + 8 };
+        continue;
+      }
+      if (block.count > batch.op.length) batch = newBatch(Math.max(block.count, batch.op.length * 2));
+      batch.length = 0;
+      let sawEnd: boolean;
+      try {
+        sawEnd = decodeEventBlock(block.payload, block.count, block.timeUs, batch, fromUs, toUs);
+      } catch (e) {
+        if (!(e instanceof FormatError)) throw e;
+        yield { kind: 'issue', message: `block ${block.index}: ${e.message}`, offset: block.offset + 24 + e.at };
+        continue;
+      }
+      yield { kind: 'batch', batch, index: block.index, offset: block.offset, end: block.offset + 24 + block.payload.length, sawEnd, maxTrace: decodedMaxTrace };
+    }
+    yield* problems.splice(0);
+    yield { kind: 'done', truncatedAt };
+  }
+
+  /** The same stream, decoded by lib/format/hpd-worker on another thread. */
+  private async *decodeInWorker(start: number, fromUs: number, toUs: number): AsyncGenerator<Decoded> {
+    const control = new Int32Array(new SharedArrayBuffer(4));
+    const job: DecodeJob = { path: this.hpd.path, start, fromUs, toUs, control: control.buffer as SharedArrayBuffer };
+    const slots: EventBatch[] = [];
+    const url = workerUrl();
+    // A built (.js) worker needs none of the parent's loaders (a test runner's TypeScript one takes seconds to start).
+    const worker = new Worker(url, { workerData: job, ...(url.pathname.endsWith('.js') ? { execArgv: [] } : {}) });
+    const queue: WorkerMessage[] = [];
+    let wake: (() => void) | null = null;
+    let failure: Error | null = null;
+    const push = (m: WorkerMessage): void => {
+      queue.push(m);
+      const w = wake;
+      wake = null;
+      w?.();
+    };
+    worker.on('message', push);
+    worker.on('error', (e: Error) => {
+      failure = e;
+      push({ type: 'error', message: e.message, exitCode: null });
+    });
+    // Only reached before 'done' when the thread died (a normal end posts 'done' first).
+    worker.on('exit', (code) => push({ type: 'error', message: `decoder thread ended early (status ${code})`, exitCode: null }));
+    try {
+      for (;;) {
+        while (queue.length === 0) await new Promise<void>((resolve) => (wake = resolve));
+        const m = queue.shift()!;
+        if (m.type === 'issue') {
+          yield { kind: 'issue', message: m.message, offset: m.offset };
+        } else if (m.type === 'done') {
+          yield { kind: 'done', truncatedAt: m.truncatedAt };
+          return;
+        } else if (m.type === 'error') {
+          if (m.exitCode !== null) throw new HpError(m.message, m.exitCode);
+          throw failure ?? new Error(m.message);
+        } else {
+          if (m.columns) {
+            const c = m.columns;
+            slots[m.slot] = { length: 0, op: new Uint8Array(c.op), timeUs: new Float64Array(c.timeUs), trace: new Uint32Array(c.trace), size: new Float64Array(c.size) };
+          }
+          const batch = slots[m.slot]!;
+          batch.length = m.length;
+          const release = (): void => {
+            Atomics.add(control, 0, 1);
+            Atomics.notify(control, 0);
+          };
+          yield { kind: 'batch', batch, index: m.index, offset: m.offset, end: m.end, sawEnd: m.sawEnd, maxTrace: m.maxTrace, release };
+        }
+      }
+    } finally {
+      await worker.terminate();
     }
   }
 

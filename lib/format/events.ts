@@ -1,0 +1,135 @@
+// The .hpd event decoder (man/hpx.5, EVENTS): one block's varint-coded events into a columnar
+// batch. Its own module, with no dependency beyond the byte helpers, because it is the hot loop
+// of every reader and the only code the decoding worker thread (hpd-worker.ts) has to load.
+
+import { Cursor, FormatError } from './bytes.js';
+import { EXT, KIND } from './hpx-writer.js';
+import { OP_ALLOC, OP_END, OP_FREE, OP_LOST, OP_RSS, type EventBatch } from './source.js';
+
+// KIND as plain constants: the hot loop then compares with literals, not property loads.
+const KIND_ALLOC = KIND.ALLOC;
+const KIND_FREE = KIND.FREE;
+const KIND_EXT = KIND.EXT;
+
+/** Where varintTail stopped (a second return value without allocating). */
+let tailPos = 0;
+/** Set by decodeEventBlock: the largest trace id an ALLOC or FREE of the block used. */
+export let decodedMaxTrace = 0;
+
+/**
+ * The rest of a varint whose first two 7-bit groups are in `low` and whose second byte had its
+ * continuation bit set; `pos` is at the third byte. Sums in doubles (exact below 2^53), at most
+ * 10 bytes in all, like Cursor.varint. Leaves the position after the varint in tailPos.
+ */
+function varintTail(payload: Buffer, end: number, pos: number, low: number): number {
+  let v = low;
+  let scale = 16384;
+  for (let k = 2; ; k++) {
+    if (k >= 10 || pos >= end) throw new FormatError('bad varint', pos);
+    const b = payload[pos++]!;
+    v += (b & 0x7f) * scale;
+    if (b < 0x80) break;
+    scale *= 128;
+  }
+  tailPos = pos;
+  return v;
+}
+
+/**
+ * Decode one .hpd block's events into `batch` (starting at batch.length). Returns whether an
+ * END event was seen. Throws FormatError with an offset relative to the payload.
+ * This is the hot loop of every command: varints are decoded inline, no allocation per event.
+ */
+export function decodeEventBlock(payload: Buffer, count: number, blockTimeUs: number, batch: EventBatch, fromUs: number, toUs: number): boolean {
+  const end = payload.length;
+  const { op, timeUs, trace, size } = batch;
+  let n = batch.length;
+  let pos = 0;
+  let t = blockTimeUs;
+  let sawEnd = false;
+  let maxTrace = 0;
+  const ranged = fromUs > -Infinity || toUs < Infinity;
+  for (let i = 0; i < count; i++) {
+    if (pos >= end) throw new FormatError(`block says ${count} events, holds ${i}`, pos);
+    // Varints of one or two bytes (nearly all of them) stay in small-integer arithmetic; longer
+    // ones continue in varintTail, in doubles, exactly as before.
+    // h
+    let b = payload[pos++]!;
+    let h = b & 0x7f;
+    if (b >= 0x80) {
+      if (pos >= end) throw new FormatError('bad varint', pos);
+      b = payload[pos++]!;
+      h |= (b & 0x7f) << 7;
+      if (b >= 0x80) {
+        h = varintTail(payload, end, pos, h);
+        pos = tailPos;
+      }
+    }
+    // dt
+    b = payload[pos++]!;
+    let dt = b & 0x7f;
+    if (b >= 0x80) {
+      if (pos >= end) throw new FormatError('bad varint', pos);
+      b = payload[pos++]!;
+      dt |= (b & 0x7f) << 7;
+      if (b >= 0x80) {
+        dt = varintTail(payload, end, pos, dt);
+        pos = tailPos;
+      }
+    }
+    t += dt;
+    // size, or ext length
+    b = payload[pos++]!;
+    let v = b & 0x7f;
+    if (b >= 0x80) {
+      if (pos >= end) throw new FormatError('bad varint', pos);
+      b = payload[pos++]!;
+      v |= (b & 0x7f) << 7;
+      if (b >= 0x80) {
+        v = varintTail(payload, end, pos, v);
+        pos = tailPos;
+      }
+    }
+    if (pos > end) throw new FormatError('event runs past the end of its block', end);
+    // Integer ops below 2^31 (h may be held as a double after a long varint: '%' would be fmod).
+    const kind = h < 0x80000000 ? h & 3 : h % 4;
+    const id = h < 0x80000000 ? h >>> 2 : Math.floor(h / 4);
+    let code: number;
+    let value = v;
+    if (kind <= KIND_FREE) {
+      code = kind === KIND_ALLOC ? OP_ALLOC : OP_FREE;
+      if (id > maxTrace) {
+        if (id > 0xffffffff) throw new FormatError(`trace id ${id} out of range`, pos);
+        maxTrace = id;
+      }
+    } else if (kind === KIND_EXT) {
+      const bodyEnd = pos + v;
+      if (bodyEnd > end) throw new FormatError('extension event runs past the end of its block', pos);
+      if (id === EXT.END) {
+        code = OP_END;
+        value = 0;
+        sawEnd = true;
+      } else if (id === EXT.RSS || id === EXT.LOST) {
+        const c = new Cursor(payload, pos, bodyEnd);
+        value = c.varint();
+        code = id === EXT.RSS ? OP_RSS : OP_LOST;
+      } else {
+        pos = bodyEnd; // unknown extension: skipped by its length
+        continue;
+      }
+      pos = bodyEnd;
+    } else {
+      throw new FormatError('reserved event kind 2', pos);
+    }
+    if (ranged && (t < fromUs || t >= toUs) && code !== OP_END) continue;
+    op[n] = code;
+    timeUs[n] = t;
+    trace[n] = code <= OP_FREE ? id : 0;
+    size[n] = value;
+    n++;
+  }
+  if (pos !== end) throw new FormatError(`${end - pos} bytes after the last of ${count} events`, pos);
+  batch.length = n;
+  decodedMaxTrace = maxTrace;
+  return sawEnd;
+}

@@ -1,0 +1,129 @@
+// Decodes a .hpd file's event blocks on a worker thread, so that a reader's analysis (the
+// main thread) runs beside the decoding instead of after it. Only V2Profile starts it (see
+// decodeInWorker there); the protocol is private to the two.
+//
+// Worker -> main, in file order:
+//   { type: 'batch', slot, columns?, index, offset, end, length, sawEnd, maxTrace }
+//       one block's events, decoded into pool slot `slot` (columns: that slot's shared
+//       buffers, sent when the slot is first used or had to grow)
+//   { type: 'issue', message, offset }   a problem the inline reader would report (same text)
+//   { type: 'done', truncatedAt }        the last block was read (truncatedAt: null or a byte offset)
+//   { type: 'error', message, exitCode } reading failed (exitCode set for an HpError; the cli
+//       module is not loaded here, it would bring the whole command-line stack)
+// Flow control is a shared counter, not messages: the main thread adds 1 to `control[0]` (and
+// notifies) when it is done with a batch; the worker fills slots round-robin and waits while
+// all POOL slots are unconsumed. Memory is bounded however far the decoder could run ahead.
+
+import { parentPort, workerData } from 'node:worker_threads';
+import { BlockFile, type BlockProblem } from './block-file.js';
+import { FormatError } from './bytes.js';
+import { decodeEventBlock, decodedMaxTrace } from './events.js';
+import type { EventBatch } from './source.js';
+
+export interface DecodeJob {
+  path: string;
+  start: number;
+  fromUs: number;
+  toUs: number;
+  /** Int32Array over it: [0] = batches the main thread has consumed. */
+  control: SharedArrayBuffer;
+}
+
+/** Pool slots: batches decoded but not yet consumed. */
+export const POOL = 4;
+const MIN_CAPACITY = 1 << 16;
+
+export interface Columns {
+  op: SharedArrayBuffer;
+  timeUs: SharedArrayBuffer;
+  trace: SharedArrayBuffer;
+  size: SharedArrayBuffer;
+}
+
+function newColumns(capacity: number): Columns {
+  return {
+    op: new SharedArrayBuffer(capacity),
+    timeUs: new SharedArrayBuffer(capacity * 8),
+    trace: new SharedArrayBuffer(capacity * 4),
+    size: new SharedArrayBuffer(capacity * 8),
+  };
+}
+
+async function main(job: DecodeJob): Promise<void> {
+  const port = parentPort!;
+  const control = new Int32Array(job.control);
+  const slots: Array<{ cols: Columns; batch: EventBatch; sent: boolean } | undefined> = [];
+  let produced = 0;
+
+  const file = await BlockFile.open(job.path);
+  // Atomics.waitAsync does not keep a thread alive: this timer does, until the end.
+  const keepAlive = setInterval(() => {}, 1 << 30);
+  let truncatedAt: number | null = null;
+  const onProblem = (p: BlockProblem): void => {
+    if (p.kind === 'truncated') {
+      truncatedAt = p.offset;
+      return;
+    }
+    port.postMessage({ type: 'issue', message: `block ${p.index}: ${p.message}${p.resumedAt !== null ? `; skipped to byte ${p.resumedAt}` : ''}`, offset: p.offset });
+  };
+  try {
+    for await (const block of file.blocks(job.start, onProblem)) {
+      if (block.timeUs >= job.toUs) break; // blocks are in time order
+      if (block.count * 3 > block.payload.length) {
+        port.postMessage({ type: 'issue', message: `block ${block.index}: block says ${block.count} events in ${block.payload.length} bytes`, offset: block.offset + 8 });
+        continue;
+      }
+      // Wait for the slot to be free: every batch before the last POOL consumed.
+      for (;;) {
+        const consumed = Atomics.load(control, 0);
+        if (produced - consumed < POOL) break;
+        const w = Atomics.waitAsync(control, 0, consumed);
+        if (w.async) await w.value;
+      }
+      const k = produced % POOL;
+      let slot = slots[k];
+      if (!slot || slot.batch.op.length < block.count) {
+        const cols = newColumns(Math.max(MIN_CAPACITY, block.count));
+        slot = { cols, batch: { length: 0, op: new Uint8Array(cols.op), timeUs: new Float64Array(cols.timeUs), trace: new Uint32Array(cols.trace), size: new Float64Array(cols.size) }, sent: false };
+        slots[k] = slot;
+      }
+      const batch = slot.batch;
+      batch.length = 0;
+      let sawEnd: boolean;
+      try {
+        sawEnd = decodeEventBlock(block.payload, block.count, block.timeUs, batch, job.fromUs, job.toUs);
+      } catch (e) {
+        if (!(e instanceof FormatError)) throw e;
+        port.postMessage({ type: 'issue', message: `block ${block.index}: ${e.message}`, offset: block.offset + 24 + e.at });
+        continue;
+      }
+      // The largest trace id an ALLOC or FREE used: the main thread checks the dictionary only
+      // when it passes the ids known to be defined.
+      const maxTrace = decodedMaxTrace;
+      produced++;
+      const columns = slot.sent ? null : slot.cols;
+      slot.sent = true;
+      port.postMessage({
+        type: 'batch',
+        slot: k,
+        columns,
+        index: block.index,
+        offset: block.offset,
+        end: block.offset + 24 + block.payload.length,
+        length: batch.length,
+        sawEnd,
+        maxTrace,
+      });
+      if (sawEnd) break;
+    }
+    port.postMessage({ type: 'done', truncatedAt });
+  } finally {
+    clearInterval(keepAlive);
+    await file.close();
+  }
+}
+
+main(workerData as DecodeJob).catch((e: unknown) => {
+  const err = (e instanceof Error ? e : new Error(String(e))) as Error & { exitCode?: unknown };
+  parentPort!.postMessage({ type: 'error', message: err.message, exitCode: typeof err.exitCode === 'number' ? err.exitCode : null });
+});
