@@ -30,7 +30,7 @@ export interface DecodeJob {
 }
 
 /** Pool slots: batches decoded but not yet consumed. */
-export const POOL = 4;
+export const POOL = 8;
 const MIN_CAPACITY = 1 << 16;
 
 export interface Columns {
