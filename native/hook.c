@@ -128,9 +128,10 @@ static hp_filter *g_filter = &g_no_filter;
 static pair_map g_codes;  /* (code ptr, 0) -> function string id, file string id, file epoch */
 static pair_map g_frames; /* (code ptr, line) -> frame id */
 static blob_map g_strings, g_traces;
-/* Walked stacks as they come from pyrt_walk (dropped, then code pointer and line per
- * frame) -> trace id, so that a stack seen before costs one hash and one compare instead
- * of interning every frame. Exact keys: every code object in an entry is pinned. */
+/* Walked stacks as they come from pyrt_walk_positions (dropped, then code pointer and
+ * position per frame) -> trace id, so that a stack seen before costs one hash and one
+ * compare instead of line lookups and interning every frame. Exact keys: every code
+ * object in an entry is pinned, and a position determines the line. */
 static blob_map g_stacks;
 static uint32_t g_next_string, g_next_frame, g_next_trace, g_file_epoch;
 
@@ -345,14 +346,27 @@ static void emit_record(int type, const hpx_buf *body) {
   }
 }
 
+static inline uint8_t *put_varint(uint8_t *d, uint64_t v) {
+  for (; v >= 0x80; v >>= 7) *d++ = (uint8_t)(v | 0x80);
+  *d++ = (uint8_t)v;
+  return d;
+}
+
+/* One event: header varint, dt, then nrest (<= 2) varints, written in place into the
+ * block after one room check (every sampled allocation and free comes through here). */
 static void emit_event(uint64_t h, uint64_t now, const uint64_t *rest, int nrest) {
-  hpx_file_begin(&g_hpd, now);
-  hpx_buf_varint(&g_hpd.block, h);
-  hpx_buf_varint(&g_hpd.block, now - g_hpd.last_us);
-  for (int i = 0; i < nrest; i++) hpx_buf_varint(&g_hpd.block, rest[i]);
+  hpx_buf *b = &g_hpd.block;
+  if (b->len == 0) hpx_file_begin(&g_hpd, now);
+  if (b->cap - b->len < 40) hpx_buf_reserve(b, 40); /* four varints of at most 10 bytes */
+  if (!b->failed) {
+    uint8_t *d = put_varint(b->data + b->len, h);
+    d = put_varint(d, now - g_hpd.last_us);
+    for (int i = 0; i < nrest; i++) d = put_varint(d, rest[i]);
+    b->len = (size_t)(d - b->data);
+  }
   g_hpd.last_us = now;
   g_hpd.count++;
-  if (hpx_file_payload(&g_hpd) >= FLUSH_BYTES) flush_all();
+  if (b->len >= HPX_BLOCK_HEADER + FLUSH_BYTES) flush_all();
 }
 
 static void emit_alloc_free(int kind, uint32_t trace, uint64_t size) {
@@ -516,27 +530,37 @@ static void ticker_start_locked(void);
 static int open_child_files(void);
 
 /* A sampled allocation: walk the stack (outside the lock; needs only the GIL), then
- * intern it and log the event under the lock. */
+ * intern it and log the event under the lock. The walk gives (code, position) per frame
+ * and g_stacks is keyed on those: a stack seen before costs no line-table lookups, and
+ * lines are computed only for a stack not seen before. */
 static void record_alloc(void *p, size_t size) {
   hp_rawframe frames[MAX_DEPTH];
   uint32_t dropped = 0;
   int n = 0;
   void *tstate = LOAD(g_capture) ? pyrt_gil_tstate() : NULL;
-  if (tstate) n = pyrt_walk(tstate, frames, MAX_DEPTH, &dropped, 1);
+  if (tstate) n = pyrt_walk_positions(tstate, frames, MAX_DEPTH, &dropped, 1);
   uint64_t key[1 + 2 * MAX_DEPTH];
   key[0] = dropped;
+  /* Hashed while the key is built (any hash will do: g_stacks only ever sees this one). */
+  uint64_t key_hash = 0x9e3779b97f4a7c15ULL ^ (uint64_t)n ^ ((uint64_t)dropped << 32);
   for (int i = 0; i < n; i++) {
-    key[1 + 2 * i] = (uintptr_t)frames[i].code;
-    key[2 + 2 * i] = (uint32_t)frames[i].line;
+    uint64_t c = (uintptr_t)frames[i].code, pos = (uint32_t)frames[i].line;
+    key[1 + 2 * i] = c;
+    key[2 + 2 * i] = pos;
+    key_hash = (key_hash ^ c) * 0xff51afd7ed558ccdULL;
+    key_hash = (key_hash ^ (key_hash >> 31) ^ pos) * 0xc4ceb9fe1a85ec53ULL;
+    key_hash ^= key_hash >> 29;
   }
+  key_hash = (key_hash ^ (key_hash >> 33)) * 0xff51afd7ed558ccdULL;
+  key_hash ^= key_hash >> 33; /* blob_find uses the low bits */
   size_t key_len = (size_t)(1 + 2 * n) * sizeof key[0];
-  uint64_t key_hash = n > 0 ? blob_hash(key, key_len) : 0;
 
   pthread_mutex_lock(&g_mu);
   if (g_active && g_mode == MODE_PROFILE && open_child_files() == 0) {
     if (g_ticker_wanted && !g_ticker_running) ticker_start_locked();
     uint32_t trace = 0;
     if (n > 0 && !(trace = blob_find(&g_stacks, key, key_len, key_hash))) {
+      pyrt_lines(frames, n, 1); /* the GIL is still held */
       trace = intern_trace(frames, n, dropped);
       if (trace) blob_add(&g_stacks, key, key_len, key_hash, trace); /* on OOM: just not cached */
     }

@@ -34,11 +34,9 @@ static struct {
   void *(*frame_get_back)(void *);
   void *(*frame_get_code)(void *);
   int (*frame_get_line)(void *);
-  /* 3.11 */
+  /* 3.11+ */
   int (*code_addr2line)(void *, int);
-  /* 3.12+ */
-  int (*iframe_get_line)(void *);
-  void *code_type;
+  void *code_type; /* 3.13 */
 } py;
 
 static int g_minor = -1;
@@ -141,13 +139,13 @@ int pyrt_init(char *err, size_t errlen) {
     off.fr_code = 32, off.fr_previous = 48, off.fr_instr = 56, off.fr_owner = 69;
     break;
   case 12:
-    NEED(iframe_get_line, "PyUnstable_InterpreterFrame_GetLine");
+    NEED(code_addr2line, "PyCode_Addr2Line");
     off.code_filename = 112, off.code_name = 120, off.code_firsttraceable = 176, off.code_adaptive = 192;
     off.ts_cframe = 56, off.cframe_current = 0;
     off.fr_code = 0, off.fr_previous = 8, off.fr_instr = 56, off.fr_owner = 70;
     break;
   case 13:
-    NEED(iframe_get_line, "PyUnstable_InterpreterFrame_GetLine");
+    NEED(code_addr2line, "PyCode_Addr2Line");
     NEED(code_type, "PyCode_Type");
     if (load_debug_offsets_313(err, errlen) != 0) return -1;
     break;
@@ -180,8 +178,8 @@ void *pyrt_gil_tstate(void) {
 #define AT(base, o, type) (*(type *)((char *)(base) + (o)))
 
 /* A line number costs a scan of the code object's line table (PyCode_Addr2Line), which
- * dominated recording time; cache it by (code object, instruction offset). Only walks
- * touch the cache and walks run with the GIL held, which serializes them. Entries stay
+ * dominated recording time; cache it by (code object, instruction offset). Only walks and
+ * pyrt_lines touch the cache, and both run with the GIL held, which serializes them. Entries stay
  * right because every code object walked for recording is pinned (never freed). */
 #define LINE_CACHE_SIZE 8192
 static struct {
@@ -236,10 +234,18 @@ static int walk_frame_objects(void *tstate, hp_rawframe *out, int cap, uint32_t 
   return n;
 }
 
-/* 3.11-3.13: read _PyInterpreterFrame structs directly; no frame objects are created. */
-static int walk_interpreter_frames(void *tstate, hp_rawframe *out, int cap, uint32_t *dropped, int use_cache) {
+/* 3.11-3.13: read _PyInterpreterFrame structs directly; no frame objects are created.
+ * Each frame's position is the byte offset of its instruction in co_code_adaptive. The
+ * offsets and version tests are copied to locals first: stores to out[] could alias the
+ * globals, which would otherwise be reloaded for every frame. */
+static int walk_interpreter_frames(void *tstate, hp_rawframe *out, int cap, uint32_t *dropped) {
+  const size_t o_previous = off.fr_previous, o_code = off.fr_code, o_instr = off.fr_instr, o_owner = off.fr_owner;
+  const size_t o_adaptive = off.code_adaptive, o_firsttraceable = off.code_firsttraceable;
+  const int minor = g_minor;
+  const unsigned char skip_owner = minor >= 12 ? OWNED_BY_CSTACK : 255; /* C-stack shim frames */
+  void *const code_type = minor == 13 ? py.code_type : NULL;
   void *frame;
-  if (g_minor == 13) {
+  if (minor == 13) {
     frame = AT(tstate, off.ts_current_frame, void *);
   } else {
     void *cframe = AT(tstate, off.ts_cframe, void *);
@@ -247,46 +253,64 @@ static int walk_interpreter_frames(void *tstate, hp_rawframe *out, int cap, uint
   }
   int n = 0;
   uint32_t extra = 0;
-  for (unsigned guard = 0; frame && guard < 1000000; guard++, frame = AT(frame, off.fr_previous, void *)) {
-    unsigned char owner = AT(frame, off.fr_owner, unsigned char);
-    if (g_minor >= 12 && owner >= OWNED_BY_CSTACK) continue; /* C-stack shim frames */
-    void *code = AT(frame, off.fr_code, void *);
+  for (unsigned guard = 0; frame && guard < 1000000; guard++, frame = AT(frame, o_previous, void *)) {
+    unsigned char owner = AT(frame, o_owner, unsigned char);
+    if (owner >= skip_owner) continue;
+    void *code = AT(frame, o_code, void *);
     if (!code) continue;
-    if (g_minor == 13 && AT(code, 8, void *) != py.code_type) continue; /* f_executable may be None */
-    char *first = (char *)code + off.code_adaptive;
-    char *instr = AT(frame, off.fr_instr, char *);
+    if (code_type && AT(code, 8, void *) != code_type) continue; /* f_executable may be None */
+    char *first = (char *)code + o_adaptive;
+    char *instr = AT(frame, o_instr, char *);
     /* Skip incomplete frames (pushed, not yet at their first traceable instruction) as
      * traceback does (_PyFrame_GetFirstComplete). */
-    if (owner != OWNED_BY_GENERATOR && instr < first + 2 * AT(code, off.code_firsttraceable, int)) continue;
+    if (owner != OWNED_BY_GENERATOR && instr < first + 2 * AT(code, o_firsttraceable, int)) continue;
     if (n >= cap) {
       extra++;
       continue;
     }
     out[n].code = code;
-    int32_t offset = (int32_t)(instr - first);
-    uint32_t k = line_slot(code, offset);
-    if (use_cache && g_lines[k].code == code && g_lines[k].offset == offset) {
-      out[n].line = g_lines[k].line;
-    } else {
-      int line = g_minor == 11 ? py.code_addr2line(code, offset) : py.iframe_get_line(frame);
-      out[n].line = line > 0 ? line : 0;
-      if (use_cache) {
-        g_lines[k].code = code;
-        g_lines[k].offset = offset;
-        g_lines[k].line = out[n].line;
-      }
-    }
+    out[n].line = (int32_t)(instr - first);
     n++;
   }
   *dropped = extra;
   return n;
 }
 
-int pyrt_walk(void *tstate, hp_rawframe *out, int cap, uint32_t *dropped, int use_cache) {
+int pyrt_walk_positions(void *tstate, hp_rawframe *out, int cap, uint32_t *dropped, int use_cache) {
   *dropped = 0;
   if (!g_can_walk || !tstate) return 0;
   if (g_minor <= 10) return walk_frame_objects(tstate, out, cap, dropped, use_cache);
-  return walk_interpreter_frames(tstate, out, cap, dropped, use_cache);
+  return walk_interpreter_frames(tstate, out, cap, dropped);
+}
+
+/* 3.11+: PyCode_Addr2Line(code, byte offset) is what PyUnstable_InterpreterFrame_GetLine
+ * (3.12, 3.13) and _PyInterpreterFrame_GetLine (3.11) compute from the frame: its LASTI
+ * is the instruction pointer minus co_code_adaptive, in code units. It scans the line
+ * table and neither allocates nor fails for an offset inside the code. */
+void pyrt_lines(hp_rawframe *frames, int n, int use_cache) {
+  if (g_minor <= 10) return; /* the walk gave lines already */
+  for (int i = 0; i < n; i++) {
+    void *code = frames[i].code;
+    int32_t offset = frames[i].line;
+    uint32_t k = line_slot(code, offset);
+    if (use_cache && g_lines[k].code == code && g_lines[k].offset == offset) {
+      frames[i].line = g_lines[k].line;
+      continue;
+    }
+    int line = py.code_addr2line(code, offset);
+    frames[i].line = line > 0 ? line : 0;
+    if (use_cache) {
+      g_lines[k].code = code;
+      g_lines[k].offset = offset;
+      g_lines[k].line = frames[i].line;
+    }
+  }
+}
+
+int pyrt_walk(void *tstate, hp_rawframe *out, int cap, uint32_t *dropped, int use_cache) {
+  int n = pyrt_walk_positions(tstate, out, cap, dropped, use_cache);
+  pyrt_lines(out, n, use_cache);
+  return n;
 }
 
 /* Encodes code points as UTF-8 into dst (NUL-terminated); lone surrogates (from

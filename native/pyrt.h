@@ -18,7 +18,8 @@ typedef struct {
 
 enum { HP_DOMAIN_RAW = 0, HP_DOMAIN_MEM = 1, HP_DOMAIN_OBJ = 2 };
 
-/* One Python frame as walked: the (pinned-later) code object and the line being executed. */
+/* One Python frame as walked: the (pinned-later) code object and the line being executed,
+ * or, straight from pyrt_walk_positions, its position (see there). */
 typedef struct {
   void *code;
   int line;
@@ -43,6 +44,14 @@ void *pyrt_gil_tstate(void);
  * did not fit. Never allocates, never runs Python code. Requires the GIL. use_cache:
  * memoize line numbers by (code, offset), only for walks whose code objects get pinned. */
 int pyrt_walk(void *tstate, hp_rawframe *out, int cap, uint32_t *dropped, int use_cache);
+
+/* pyrt_walk in two steps. The walk stores a position per frame in .line: on 3.11+ the
+ * byte offset of the frame's instruction, of which the line is a function (for a given
+ * code object), on 3.9/3.10 the line itself. (code, position) is thus an exact key for
+ * (code, line), and pyrt_lines, which turns positions into lines in place (a line table
+ * scan on a cache miss), can be left for stacks not seen before. Same rules as pyrt_walk. */
+int pyrt_walk_positions(void *tstate, hp_rawframe *out, int cap, uint32_t *dropped, int use_cache);
+void pyrt_lines(hp_rawframe *frames, int n, int use_cache);
 
 /* Forgets every cached line number (see pyrt_walk's use_cache). Requires the GIL. */
 void pyrt_clear_line_cache(void);
