@@ -627,6 +627,17 @@ static void restore_sampled(void *p, const ptr_slot *s) {
   pthread_mutex_unlock(&g_mu);
 }
 
+/* realloc of a block the filter says may be sampled, busy set: free(old) + alloc(new).
+ * The old block is forgotten BEFORE the real realloc, so another thread that gets the
+ * same address cannot be confused with it. Out of line: the common realloc stays small. */
+__attribute__((noinline, cold)) static void *realloc_sampled(int domain, void *ptr, size_t size) {
+  ptr_slot old;
+  int had = take_sampled(ptr, &old);
+  void *q = g_orig[domain].realloc(g_orig[domain].ctx, ptr, size);
+  if (!q && had) restore_sampled(ptr, &old);
+  return q;
+}
+
 /* A countdown ran out: decide and record. Out of line so that the wrappers stay small. */
 __attribute__((noinline, cold)) static void on_alloc_slow(void *p, size_t size, unsigned k) {
   t_hp.busy = 1; /* nested PyMem calls below pass straight through */
@@ -704,12 +715,8 @@ static void hist_reset(void) {
     if (__builtin_expect(!gate_open(), 0) && !gate_slow())                                   \
       return g_orig[D].realloc(g_orig[D].ctx, ptr, size);                                    \
     t_hp.busy = 1;                                                                           \
-    /* free(old) + alloc(new): forget the old block BEFORE the real realloc, so another    \
-     * thread that gets the same address cannot be confused with it. */                      \
-    ptr_slot old;                                                                            \
-    int had = ptr && maybe_sampled(ptr) ? take_sampled(ptr, &old) : 0;                       \
-    void *q = g_orig[D].realloc(g_orig[D].ctx, ptr, size);                                   \
-    if (!q && had) restore_sampled(ptr, &old);                                               \
+    void *q = ptr && maybe_sampled(ptr) ? realloc_sampled(D, ptr, size)                      \
+                                        : g_orig[D].realloc(g_orig[D].ctx, ptr, size);       \
     t_hp.busy = 0;                                                                           \
     if (q) on_alloc(D, q, size);                                                             \
     return q;                                                                                \
