@@ -10,6 +10,7 @@ import { OP_ALLOC, OP_END, OP_FREE, OP_LOST, OP_RSS, type EventBatch } from './s
 const KIND_ALLOC = KIND.ALLOC;
 const KIND_FREE = KIND.FREE;
 const KIND_EXT = KIND.EXT;
+if (KIND_ALLOC !== OP_ALLOC || KIND_FREE !== OP_FREE) throw new Error('event kinds and op codes must agree for the fast path');
 
 /** Where varintTail stopped (a second return value without allocating). */
 let tailPos = 0;
@@ -51,6 +52,61 @@ export function decodeEventBlock(payload: Buffer, count: number, blockTimeUs: nu
   const ranged = fromUs > -Infinity || toUs < Infinity;
   for (let i = 0; i < count; i++) {
     if (pos >= end) throw new FormatError(`block says ${count} events, holds ${i}`, pos);
+    // Fast path for nearly every event: an ALLOC or FREE whose three varints have at most three
+    // bytes each, with at least 9 bytes left in the block so that no read needs a bounds check.
+    // Anything else (an extension event, a longer varint, the block's tail) is decoded again
+    // from its first byte by the careful path below, which finds every error.
+    if (end - pos >= 9) {
+      let p = pos;
+      let b = payload[p++]!;
+      let h = b & 0x7f;
+      if (b >= 0x80) {
+        b = payload[p++]!;
+        h |= (b & 0x7f) << 7;
+        if (b >= 0x80) {
+          b = payload[p++]!;
+          h |= (b & 0x7f) << 14;
+        }
+      }
+      const kind = h & 3;
+      if (b < 0x80 && kind <= KIND_FREE) {
+        b = payload[p++]!;
+        let dt = b & 0x7f;
+        if (b >= 0x80) {
+          b = payload[p++]!;
+          dt |= (b & 0x7f) << 7;
+          if (b >= 0x80) {
+            b = payload[p++]!;
+            dt |= (b & 0x7f) << 14;
+          }
+        }
+        if (b < 0x80) {
+          b = payload[p++]!;
+          let v = b & 0x7f;
+          if (b >= 0x80) {
+            b = payload[p++]!;
+            v |= (b & 0x7f) << 7;
+            if (b >= 0x80) {
+              b = payload[p++]!;
+              v |= (b & 0x7f) << 14;
+            }
+          }
+          if (b < 0x80) {
+            pos = p;
+            t += dt;
+            const id = h >>> 2;
+            if (id > maxTrace) maxTrace = id;
+            if (ranged && (t < fromUs || t >= toUs)) continue;
+            op[n] = kind; // KIND_ALLOC/KIND_FREE are OP_ALLOC/OP_FREE
+            timeUs[n] = t;
+            trace[n] = id;
+            size[n] = v;
+            n++;
+            continue;
+          }
+        }
+      }
+    }
     // Varints of one or two bytes (nearly all of them) stay in small-integer arithmetic; longer
     // ones continue in varintTail, in doubles, exactly as before.
     // h
