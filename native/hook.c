@@ -453,7 +453,7 @@ static uint32_t intern_trace(const hp_rawframe *frames, int n, uint32_t dropped)
   uint32_t key[MAX_DEPTH + 1];
   key[0] = dropped;
   for (int i = 0; i < n; i++) {
-    key[i + 1] = intern_frame(frames[i].code, frames[i].line);
+    key[i + 1] = intern_frame(frames[i].code, (int)frames[i].line);
     if (!key[i + 1]) return 0;
   }
   size_t len = (size_t)(n + 1) * sizeof key[0];
@@ -534,35 +534,38 @@ static int open_child_files(void);
  * and g_stacks is keyed on those: a stack seen before costs no line-table lookups, and
  * lines are computed only for a stack not seen before. */
 static void record_alloc(void *p, size_t size) {
-  hp_rawframe frames[MAX_DEPTH];
+  /* The g_stacks key is the walk itself: dropped, then (code, position) per frame. */
+  struct {
+    uint64_t dropped;
+    hp_rawframe frames[MAX_DEPTH];
+  } key;
+  hp_rawframe *frames = key.frames;
   uint32_t dropped = 0;
   int n = 0;
   void *tstate = LOAD(g_capture) ? pyrt_gil_tstate() : NULL;
   if (tstate) n = pyrt_walk_positions(tstate, frames, MAX_DEPTH, &dropped, 1);
-  uint64_t key[1 + 2 * MAX_DEPTH];
-  key[0] = dropped;
-  /* Hashed while the key is built (any hash will do: g_stacks only ever sees this one). */
+  key.dropped = dropped;
+  /* Any hash will do: g_stacks only ever sees this one. */
   uint64_t key_hash = 0x9e3779b97f4a7c15ULL ^ (uint64_t)n ^ ((uint64_t)dropped << 32);
   for (int i = 0; i < n; i++) {
-    uint64_t c = (uintptr_t)frames[i].code, pos = (uint32_t)frames[i].line;
-    key[1 + 2 * i] = c;
-    key[2 + 2 * i] = pos;
-    key_hash = (key_hash ^ c) * 0xff51afd7ed558ccdULL;
-    key_hash = (key_hash ^ (key_hash >> 31) ^ pos) * 0xc4ceb9fe1a85ec53ULL;
+    key_hash = (key_hash ^ (uintptr_t)frames[i].code) * 0xff51afd7ed558ccdULL;
+    key_hash = (key_hash ^ (key_hash >> 31) ^ (uint64_t)frames[i].line) * 0xc4ceb9fe1a85ec53ULL;
     key_hash ^= key_hash >> 29;
   }
   key_hash = (key_hash ^ (key_hash >> 33)) * 0xff51afd7ed558ccdULL;
   key_hash ^= key_hash >> 33; /* blob_find uses the low bits */
-  size_t key_len = (size_t)(1 + 2 * n) * sizeof key[0];
+  size_t key_len = sizeof key.dropped + (size_t)n * sizeof frames[0];
 
   pthread_mutex_lock(&g_mu);
   if (g_active && g_mode == MODE_PROFILE && open_child_files() == 0) {
     if (g_ticker_wanted && !g_ticker_running) ticker_start_locked();
     uint32_t trace = 0;
-    if (n > 0 && !(trace = blob_find(&g_stacks, key, key_len, key_hash))) {
-      pyrt_lines(frames, n, 1); /* the GIL is still held */
-      trace = intern_trace(frames, n, dropped);
-      if (trace) blob_add(&g_stacks, key, key_len, key_hash, trace); /* on OOM: just not cached */
+    if (n > 0 && !(trace = blob_find(&g_stacks, &key, key_len, key_hash))) {
+      hp_rawframe lines[MAX_DEPTH]; /* the key keeps its positions */
+      memcpy(lines, frames, (size_t)n * sizeof frames[0]);
+      pyrt_lines(lines, n, 1); /* the GIL is still held */
+      trace = intern_trace(lines, n, dropped);
+      if (trace) blob_add(&g_stacks, &key, key_len, key_hash, trace); /* on OOM: just not cached */
     }
     ptr_slot old;
     int had = ptr_put(&g_ptrs, (uintptr_t)p, trace, size, &old);
@@ -1175,7 +1178,7 @@ EXPORT int hp_debug_walk(char *out, size_t cap) {
   pthread_mutex_lock(&g_mu); /* pyrt_code_names uses shared scratch */
   for (int i = 0; i < n && o < cap; i++) {
     pyrt_code_names(frames[i].code, name, sizeof name, file, sizeof file);
-    int w = snprintf(out + o, cap - o, "%s\t%s\t%d\n", name, file, frames[i].line);
+    int w = snprintf(out + o, cap - o, "%s\t%s\t%d\n", name, file, (int)frames[i].line);
     if (w < 0) break;
     o += (size_t)w;
   }

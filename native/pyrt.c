@@ -291,7 +291,7 @@ void pyrt_lines(hp_rawframe *frames, int n, int use_cache) {
   if (g_minor <= 10) return; /* the walk gave lines already */
   for (int i = 0; i < n; i++) {
     void *code = frames[i].code;
-    int32_t offset = frames[i].line;
+    int32_t offset = (int32_t)frames[i].line;
     uint32_t k = line_slot(code, offset);
     if (use_cache && g_lines[k].code == code && g_lines[k].offset == offset) {
       frames[i].line = g_lines[k].line;
@@ -302,7 +302,7 @@ void pyrt_lines(hp_rawframe *frames, int n, int use_cache) {
     if (use_cache) {
       g_lines[k].code = code;
       g_lines[k].offset = offset;
-      g_lines[k].line = frames[i].line;
+      g_lines[k].line = (int32_t)frames[i].line;
     }
   }
 }

@@ -19,10 +19,11 @@ typedef struct {
 enum { HP_DOMAIN_RAW = 0, HP_DOMAIN_MEM = 1, HP_DOMAIN_OBJ = 2 };
 
 /* One Python frame as walked: the (pinned-later) code object and the line being executed,
- * or, straight from pyrt_walk_positions, its position (see there). */
+ * or, straight from pyrt_walk_positions, its position (see there). No padding: an array
+ * of these is hashed and compared as bytes. */
 typedef struct {
   void *code;
-  int line;
+  int64_t line;
 } hp_rawframe;
 
 /* Resolves every symbol; returns the CPython minor version (9..13) or -1 with a message in err. */
