@@ -128,6 +128,30 @@ export async function liveHeapAt(source: ProfileSource, at: SnapshotAt, resume?:
   outer: for await (const batch of source.batches()) {
     const { op, timeUs, trace, size } = batch;
     const n = batch.length;
+    if (!tracker) {
+      // Runs of ALLOC/FREE events up to the moment go to the heap in one call; the clock is the
+      // latest time seen, as in the event-by-event loop below.
+      let i = 0;
+      while (i < n) {
+        if (op[i]! <= OP_FREE) {
+          const stop = heap.applyRun(batch, i, n, stopAfterUs);
+          if (stop > i) {
+            if (heap.lastRunUs > curUs) curUs = heap.lastRunUs;
+            lastUs = curUs;
+            i = stop;
+            continue;
+          }
+        }
+        const t = timeUs[i]! < curUs ? curUs : timeUs[i]!;
+        if (t > stopAfterUs) {
+          stopped = true;
+          break outer;
+        }
+        lastUs = t;
+        i++;
+      }
+      continue;
+    }
     for (let i = 0; i < n; i++) {
       let t = timeUs[i]!;
       if (t < curUs) t = curUs;
