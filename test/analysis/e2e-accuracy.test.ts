@@ -18,7 +18,22 @@ import t from 'tap';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SLACK = 64 * 1024;
 const PAUSE = 1.0;
-const Z95 = 1.959963984540054;
+/**
+ * The smallest and largest counts of Binomial(n, p) whose tail beyond them (each side) holds
+ * at most `tail` of the probability.
+ */
+function binomialBounds(n: number, p: number, tail: number): [number, number] {
+  let pmf = Math.exp(n * Math.log1p(-p));
+  let cdf = 0;
+  let lo = -1;
+  for (let k = 0; k <= n; k++) {
+    cdf += pmf;
+    if (lo < 0 && cdf > tail) lo = k;
+    if (1 - cdf <= tail) return [lo, k];
+    pmf *= ((n - k) / (k + 1)) * (p / (1 - p));
+  }
+  return [Math.max(lo, 0), n];
+}
 
 const childEnv: NodeJS.ProcessEnv = { ...process.env, TZ: 'UTC', NO_COLOR: '1', SPIKE_PAUSE: String(PAUSE) };
 delete childEnv.NODE_OPTIONS;
@@ -74,7 +89,7 @@ t.test('accuracy on real CPython, every version found', { skip: !recorderReady ?
       const rec = run([join(root, 'bin', 'hp-record.js'), '--python', python, '-o', base, '-q', '--', join(root, 'examples', 'spike.py'), truthFile]);
       t.equal(rec.status, 0, `hp-record: ${rec.stderr}`);
       if (rec.status !== 0) return;
-      const truth = JSON.parse(readFileSync(truthFile, 'utf8')) as { phases: Record<string, { time: number; bytes: number }>; sites: Record<string, number> };
+      const truth = JSON.parse(readFileSync(truthFile, 'utf8')) as { phases: Record<string, { time: number; bytes: number; count: number }>; sites: Record<string, number> };
       const meta = JSON.parse(run([join(root, 'bin', 'hp-events.js'), base]).stdout.split('\n')[0]!) as { start_time_us: number; sampling: unknown };
       t.same(meta.sampling, { kind: 'table', bounds: [128, 8192], probs: [1e-4, 0.1] }, 'recorded with the default table');
       const when = (phase: string): string => String((truth.phases[phase]!.time * 1e6 - meta.start_time_us) / 1e6 + PAUSE / 2);
@@ -103,11 +118,18 @@ t.test('accuracy on real CPython, every version found', { skip: !recorderReady ?
       const str = siteAt(p4, lines.strings);
       const strTruth = truth.phases.strings!.bytes;
       randomChecks++;
-      const half = str.bytes_hi !== undefined ? (str.bytes_hi - str.bytes_lo!) / 2 : 0;
       const inside = str.bytes_hi !== undefined && strTruth >= str.bytes_lo! && strTruth <= str.bytes_hi;
       if (!inside) misses++;
       t.comment(`strings: truth ${strTruth}, estimate ${str.bytes} [${str.bytes_lo}, ${str.bytes_hi}]${inside ? '' : ' MISS'}`);
-      t.ok(half > 0 && Math.abs(str.bytes - strTruth) <= (4 / Z95) * Math.max(half, str.bytes / 2), `strings: within 4 standard errors (truth ${strTruth}, estimate ${str.bytes} ±${half})`);
+      // The strings are all one size, sampled at p = 1e-4: the estimate is k * size / p for the k
+      // sampled ones, and k ~ Binomial(n, p) (about 15). With so few, a check against the
+      // estimate's own interval fails by chance about once in 70 runs; the count itself is
+      // checked against bounds a correct sampler passes with probability 1 - 2e-6.
+      const nStrings = truth.phases.strings!.count;
+      const each = strTruth / nStrings;
+      const k = (str.bytes * 1e-4) / each;
+      const [kLo, kHi] = binomialBounds(nStrings, 1e-4, 1e-6);
+      t.ok(Math.abs(k - Math.round(k)) < 1e-6 && k >= kLo && k <= kHi, `strings: ${k} sampled, expected ${nStrings * 1e-4} (a correct sampler gives ${kLo}..${kHi})`);
 
       const peak = snapshot(base, 'peak');
       const top = peak.find((s) => s.type === 'site' && s.rank === 1)!;
@@ -120,5 +142,7 @@ t.test('accuracy on real CPython, every version found', { skip: !recorderReady ?
       t.ok(peakAt > t0 && peakAt < t1, `peak at ${peakAt} s, between the buffers (${t0}) and the spike's release (${t1})`);
     });
   }
-  t.ok(misses <= 2, `small strings inside the 95% interval in ${randomChecks - misses} of ${randomChecks} interpreters (at most 2 misses allowed)`);
+  // Each interval misses with probability ~0.08 at ~15 samples (a discrete count): 4 misses of 5
+  // happen by chance about once in 5000 runs.
+  t.ok(misses <= 3, `small strings inside the 95% interval in ${randomChecks - misses} of ${randomChecks} interpreters (at most 3 misses allowed)`);
 });
