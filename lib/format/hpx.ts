@@ -441,12 +441,13 @@ export class V2Profile implements ProfileSource {
 
   /**
    * Whether to decode on a worker thread: for a large file read to its end (not a live one
-   * being followed), where running the decoder beside the analysis pays for starting a thread.
+   * being followed, nor a short read the caller announced with `worker: false`), where running
+   * the decoder beside the analysis pays for starting a thread.
    * HEAPPROF_READ_WORKER=0 or 1 overrides the choice (the tests compare both paths).
    */
   private useWorker(start: number): boolean {
     const forced = process.env.HEAPPROF_READ_WORKER;
-    if (this.opts.follow) return false;
+    if (this.opts.follow || this.opts.worker === false) return false;
     if (forced === '0' || forced === '1') return forced === '1';
     return this.hpd.size - start >= WORKER_MIN_BYTES;
   }

@@ -815,7 +815,8 @@ export async function liveHeapAtIndexed(arg: string, at: SnapshotAt, opts: ReadO
   const cp = checkpointBefore(index, T);
   // A full read for the peak reads everything, so it meets every problem; otherwise only those before T.
   const readOpts = issueForwarder(index, opts, at.kind === 'peak' ? Infinity : cp ? cp.offset : 0);
-  const source = await openProfile(arg, cp ? { ...readOpts, startOffset: cp.offset } : readOpts);
+  // At most one checkpoint interval is decoded: not worth a decoding thread.
+  const source = await openProfile(arg, { ...readOpts, ...(cp ? { startOffset: cp.offset } : {}), worker: false });
   const heap = new LiveHeap(header.sampling);
   if (cp) restoreCheckpoint(heap, cp);
   let snapshot: LiveSnapshot;

@@ -41,6 +41,11 @@ export interface ReadOptions {
    * index); events before it are not read. hpx v2 only; other sources ignore it.
    */
   startOffset?: number;
+  /**
+   * false: never decode on a worker thread (the caller reads only a little, e.g. one checkpoint
+   * interval through the seek index, so starting a thread would cost more than it saves).
+   */
+  worker?: boolean;
   /** Keep reading as the recorder appends, until its END marker (live profiles). */
   follow?: boolean;
   /** Called with bytes read so far and total (for progress on a terminal). */
