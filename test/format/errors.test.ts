@@ -7,7 +7,7 @@ import t from 'tap';
 import { HpError } from '../../lib/cli.js';
 import { ByteSink } from '../../lib/format/bytes.js';
 import { encodeBlock, encodeProfile, writeProfile, type ProfileSpec } from '../../lib/format/hpx.js';
-import { readAll, tmpDir } from '../helpers/profiles.js';
+import { blockOffsets, readAll, tmpDir } from '../helpers/profiles.js';
 
 const trace = (id: number) => ({ id, frames: [{ function: `f${id}`, file: 'app.py', line: id }], dropped: 0 });
 
@@ -25,17 +25,6 @@ async function errorOf(base: string, strict = false): Promise<string> {
     throw e;
   }
   return '(no error)';
-}
-
-/** Offsets of every block in an .hpd/.hpm buffer (after the file header). */
-function blockOffsets(buf: Buffer): number[] {
-  const out: number[] = [];
-  let off = 32 + buf.readUInt32LE(24);
-  while (off + 24 <= buf.length) {
-    out.push(off);
-    off += 24 + buf.readUInt32LE(off + 4);
-  }
-  return out;
 }
 
 t.test('missing files', async (t) => {

@@ -11,7 +11,7 @@ import { HpError } from '../../lib/cli.js';
 import { writeProfile } from '../../lib/format/hpx.js';
 import { openProfile } from '../../lib/format/profile.js';
 import type { ReadOptions } from '../../lib/format/source.js';
-import { prng, randomSpec, readAll, tmpDir, type ReadBack } from '../helpers/profiles.js';
+import { blockOffsets, prng, randomSpec, readAll, tmpDir, type ReadBack } from '../helpers/profiles.js';
 
 async function both(base: string, opts: ReadOptions = {}): Promise<{ inline: ReadBack | string; worker: ReadBack | string }> {
   const read = async (mode: '0' | '1'): Promise<ReadBack | string> => {
@@ -26,17 +26,6 @@ async function both(base: string, opts: ReadOptions = {}): Promise<{ inline: Rea
     }
   };
   return { inline: await read('0'), worker: await read('1') };
-}
-
-/** Offsets of every block in an .hpd (after the file header). */
-function blockOffsets(buf: Buffer): number[] {
-  const out: number[] = [];
-  let off = 32 + buf.readUInt32LE(24);
-  while (off + 24 <= buf.length) {
-    out.push(off);
-    off += 24 + buf.readUInt32LE(off + 4);
-  }
-  return out;
 }
 
 t.test('whole, damaged and ranged reads: the worker gives what the inline decoder gives', async (t) => {

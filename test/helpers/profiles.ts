@@ -104,3 +104,14 @@ export async function readAll(base: string, opts: ReadOptions = {}): Promise<Rea
     await p.close();
   }
 }
+
+/** Offsets of every block in an .hpd/.hpm buffer (after the file header). */
+export function blockOffsets(buf: Buffer): number[] {
+  const out: number[] = [];
+  let off = 32 + buf.readUInt32LE(24);
+  while (off + 24 <= buf.length) {
+    out.push(off);
+    off += 24 + buf.readUInt32LE(off + 4);
+  }
+  return out;
+}
