@@ -26,6 +26,11 @@ export type BlockProblem =
   | { kind: 'corrupt'; offset: number; index: number; message: string; resumedAt: number | null }
   | { kind: 'truncated'; offset: number; index: number; message: string };
 
+/** How every reader reports a corrupt block: "block N: what; skipped to byte B". */
+export function problemText(p: Extract<BlockProblem, { kind: 'corrupt' }>, index = p.index): string {
+  return `block ${index}: ${p.message}${p.resumedAt !== null ? `; skipped to byte ${p.resumedAt}` : ''}`;
+}
+
 export class BlockFile {
   private buf: Buffer = Buffer.alloc(0);
   /** File offset of buf[0]. */

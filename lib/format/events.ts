@@ -3,7 +3,8 @@
 // of every reader and the only code the decoding worker thread (hpd-worker.ts) has to load.
 
 import { Cursor, FormatError } from './bytes.js';
-import { EXT, KIND } from './hpx-writer.js';
+import type { Block } from './block-file.js';
+import { BLOCK_HEADER_SIZE, EXT, KIND } from './hpx-writer.js';
 import { OP_ALLOC, OP_END, OP_FREE, OP_LOST, OP_RSS, type EventBatch } from './source.js';
 
 // KIND as plain constants: the hot loop then compares with literals, not property loads.
@@ -188,4 +189,28 @@ export function decodeEventBlock(payload: Buffer, count: number, blockTimeUs: nu
   batch.length = n;
   decodedMaxTrace = maxTrace;
   return sawEnd;
+}
+
+/** What decodeBlock found: the block's events (in the batch it was given), or the problem that rejects the whole block. */
+export type DecodedBlock = { ok: true; sawEnd: boolean; maxTrace: number } | { ok: false; message: string; offset: number };
+
+/**
+ * One .hpd block into the batch `batchFor(count)` returns (emptied first), the same way for every
+ * reader: an impossible event count is rejected before any memory is asked for, and a FormatError
+ * becomes the located message every reader reports.
+ */
+export function decodeBlock(block: Block, batchFor: (count: number) => EventBatch, fromUs: number, toUs: number): DecodedBlock {
+  // Every event takes at least 3 bytes: a larger count is corruption, not an allocation request.
+  if (block.count * 3 > block.payload.length) {
+    return { ok: false, message: `block ${block.index}: block says ${block.count} events in ${block.payload.length} bytes`, offset: block.offset + 8 };
+  }
+  const batch = batchFor(block.count);
+  batch.length = 0;
+  try {
+    const sawEnd = decodeEventBlock(block.payload, block.count, block.timeUs, batch, fromUs, toUs);
+    return { ok: true, sawEnd, maxTrace: decodedMaxTrace };
+  } catch (e) {
+    if (!(e instanceof FormatError)) throw e;
+    return { ok: false, message: `block ${block.index}: ${e.message}`, offset: block.offset + BLOCK_HEADER_SIZE + e.at };
+  }
 }

@@ -15,9 +15,8 @@
 // all POOL slots are unconsumed. Memory is bounded however far the decoder could run ahead.
 
 import { parentPort, workerData } from 'node:worker_threads';
-import { BlockFile, type BlockProblem } from './block-file.js';
-import { FormatError } from './bytes.js';
-import { decodeEventBlock, decodedMaxTrace } from './events.js';
+import { BlockFile, problemText, type BlockProblem } from './block-file.js';
+import { decodeBlock } from './events.js';
 import type { EventBatch } from './source.js';
 
 export interface DecodeJob {
@@ -64,15 +63,11 @@ async function main(job: DecodeJob): Promise<void> {
       truncatedAt = p.offset;
       return;
     }
-    port.postMessage({ type: 'issue', message: `block ${p.index}: ${p.message}${p.resumedAt !== null ? `; skipped to byte ${p.resumedAt}` : ''}`, offset: p.offset });
+    port.postMessage({ type: 'issue', message: problemText(p), offset: p.offset });
   };
   try {
     for await (const block of file.blocks(job.start, onProblem)) {
       if (block.timeUs >= job.toUs) break; // blocks are in time order
-      if (block.count * 3 > block.payload.length) {
-        port.postMessage({ type: 'issue', message: `block ${block.index}: block says ${block.count} events in ${block.payload.length} bytes`, offset: block.offset + 8 });
-        continue;
-      }
       // Wait for the slot to be free: every batch before the last POOL consumed.
       for (;;) {
         const consumed = Atomics.load(control, 0);
@@ -81,25 +76,25 @@ async function main(job: DecodeJob): Promise<void> {
         if (w.async) await w.value;
       }
       const k = produced % POOL;
-      let slot = slots[k];
-      if (!slot || slot.batch.op.length < block.count) {
-        const cols = newColumns(Math.max(MIN_CAPACITY, block.count));
-        slot = { cols, batch: { length: 0, op: new Uint8Array(cols.op), timeUs: new Float64Array(cols.timeUs), trace: new Uint32Array(cols.trace), size: new Float64Array(cols.size) }, sent: false };
-        slots[k] = slot;
-      }
-      const batch = slot.batch;
-      batch.length = 0;
-      let sawEnd: boolean;
-      try {
-        sawEnd = decodeEventBlock(block.payload, block.count, block.timeUs, batch, job.fromUs, job.toUs);
-      } catch (e) {
-        if (!(e instanceof FormatError)) throw e;
-        port.postMessage({ type: 'issue', message: `block ${block.index}: ${e.message}`, offset: block.offset + 24 + e.at });
+      const d = decodeBlock(
+        block,
+        (count) => {
+          const slot = slots[k];
+          if (slot && slot.batch.op.length >= count) return slot.batch;
+          const cols = newColumns(Math.max(MIN_CAPACITY, count));
+          const batch = { length: 0, op: new Uint8Array(cols.op), timeUs: new Float64Array(cols.timeUs), trace: new Uint32Array(cols.trace), size: new Float64Array(cols.size) };
+          slots[k] = { cols, batch, sent: false };
+          return batch;
+        },
+        job.fromUs,
+        job.toUs,
+      );
+      if (!d.ok) {
+        port.postMessage({ type: 'issue', message: d.message, offset: d.offset });
         continue;
       }
-      // The largest trace id an ALLOC or FREE used: the main thread checks the dictionary only
-      // when it passes the ids known to be defined.
-      const maxTrace = decodedMaxTrace;
+      const slot = slots[k]!;
+      const batch = slot.batch;
       produced++;
       const columns = slot.sent ? null : slot.cols;
       slot.sent = true;
@@ -111,10 +106,12 @@ async function main(job: DecodeJob): Promise<void> {
         offset: block.offset,
         end: block.offset + 24 + block.payload.length,
         length: batch.length,
-        sawEnd,
-        maxTrace,
+        sawEnd: d.sawEnd,
+        // The largest trace id an ALLOC or FREE used: the main thread checks the dictionary only
+        // when it passes the ids known to be defined.
+        maxTrace: d.maxTrace,
       });
-      if (sawEnd) break;
+      if (d.sawEnd) break;
     }
     port.postMessage({ type: 'done', truncatedAt });
   } finally {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { HpError } from '../cli.js';
-import { BlockFile, type BlockProblem } from './block-file.js';
+import { BlockFile, problemText, type BlockProblem } from './block-file.js';
 import { Cursor, FormatError, crc32 } from './bytes.js';
 import {
   FILE_HEADER_SIZE,
@@ -18,7 +18,7 @@ import {
   HPM_MAGIC,
   REC,
 } from './hpx-writer.js';
-import { decodeEventBlock, decodedMaxTrace } from './events.js';
+import { decodeBlock } from './events.js';
 import type { Columns, DecodeJob } from './hpd-worker.js';
 import { OP_FREE, type EventBatch, type ProfileSource, type ReadOptions } from './source.js';
 import { NO_STACK_TRACE, type Frame, type Header, type HistogramBucket, type Sampling, type Trace } from './types.js';
@@ -350,7 +350,7 @@ export class V2Profile implements ProfileSource {
         // A live recorder may be mid-write: only report it once we are done with the file.
         return;
       }
-      this.issues.report(this.hpm.path, `block ${p.index}: ${p.message}${p.resumedAt !== null ? `; skipped to byte ${p.resumedAt}` : ''}`, p.offset);
+      this.issues.report(this.hpm.path, problemText(p), p.offset);
     };
     for await (const block of this.hpm.blocks(this.hpmOffset, onProblem)) {
       try {
@@ -462,28 +462,26 @@ export class V2Profile implements ProfileSource {
         truncatedAt = p.offset;
         return;
       }
-      problems.push({ kind: 'issue', message: `block ${p.index}: ${p.message}${p.resumedAt !== null ? `; skipped to byte ${p.resumedAt}` : ''}`, offset: p.offset });
+      problems.push({ kind: 'issue', message: problemText(p), offset: p.offset });
     };
     const follow = this.opts.follow ? { isDone: () => this.endSeen } : null;
     for await (const block of this.hpd.blocks(start, onProblem, follow)) {
       yield* problems.splice(0);
       if (block.timeUs >= toUs) break; // blocks are in time order
-      // Every event takes at least 3 bytes: a larger count is corruption, not an allocation request.
-      if (block.count * 3 > block.payload.length) {
-        yield { kind: 'issue', message: `block ${block.index}: block says ${block.count} events in ${block.payload.length} bytes`, offset: block.offset + 8 };
+      const d = decodeBlock(
+        block,
+        (count) => {
+          if (count > batch.op.length) batch = newBatch(Math.max(count, batch.op.length * 2));
+          return batch;
+        },
+        fromUs,
+        toUs,
+      );
+      if (!d.ok) {
+        yield { kind: 'issue', message: d.message, offset: d.offset };
         continue;
       }
-      if (block.count > batch.op.length) batch = newBatch(Math.max(block.count, batch.op.length * 2));
-      batch.length = 0;
-      let sawEnd: boolean;
-      try {
-        sawEnd = decodeEventBlock(block.payload, block.count, block.timeUs, batch, fromUs, toUs);
-      } catch (e) {
-        if (!(e instanceof FormatError)) throw e;
-        yield { kind: 'issue', message: `block ${block.index}: ${e.message}`, offset: block.offset + 24 + e.at };
-        continue;
-      }
-      yield { kind: 'batch', batch, index: block.index, offset: block.offset, end: block.offset + 24 + block.payload.length, sawEnd, maxTrace: decodedMaxTrace };
+      yield { kind: 'batch', batch, index: block.index, offset: block.offset, end: block.offset + 24 + block.payload.length, sawEnd: d.sawEnd, maxTrace: d.maxTrace };
     }
     yield* problems.splice(0);
     yield { kind: 'done', truncatedAt };

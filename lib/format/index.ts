@@ -8,9 +8,9 @@ import { open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { HpError } from '../cli.js';
 import { LiveHeap } from '../model/live.js';
 import { liveHeapAt, type LiveSnapshot, type SnapshotAt } from '../model/snapshot.js';
-import { BlockFile, type BlockProblem } from './block-file.js';
+import { BlockFile, problemText, type BlockProblem } from './block-file.js';
 import { crc32, FormatError } from './bytes.js';
-import { decodeEventBlock } from './events.js';
+import { decodeBlock } from './events.js';
 import { decodeHeaderBody, readFileHeader } from './hpx.js';
 import { BLOCK_HEADER_SIZE, HPD_MAGIC, HPM_MAGIC } from './hpx-writer.js';
 import { openProfile, profileBase } from './profile.js';
@@ -253,7 +253,7 @@ export async function buildIndex(base: string, header: Header, opts: BuildOption
     let nextBlockIndex = firstIndex;
     const onProblem = (p: BlockProblem): void => {
       if (p.kind === 'truncated') truncatedAt = p.offset;
-      else issue(p.offset, `block ${p.index + firstIndex}: ${p.message}${p.resumedAt !== null ? `; skipped to byte ${p.resumedAt}` : ''}`);
+      else issue(p.offset, problemText(p, p.index + firstIndex));
     };
     for await (const raw of f.blocks(start, onProblem)) {
       const block = firstIndex === 0 ? raw : { ...raw, index: raw.index + firstIndex };
@@ -265,23 +265,23 @@ export async function buildIndex(base: string, header: Header, opts: BuildOption
         sinceCheckpoint = 0;
       }
       sinceCheckpoint += BLOCK_HEADER_SIZE + block.payload.length;
-      if (block.count * 3 > block.payload.length) {
-        issue(block.offset + 8, `block ${block.index}: block says ${block.count} events in ${block.payload.length} bytes`);
+      const d = decodeBlock(
+        block,
+        (count) => {
+          if (count > batch.op.length) {
+            const n = Math.max(count, batch.op.length * 2);
+            batch = { length: 0, op: new Uint8Array(n), timeUs: new Float64Array(n), trace: new Uint32Array(n), size: new Float64Array(n) };
+          }
+          return batch;
+        },
+        -Infinity,
+        Infinity,
+      );
+      if (!d.ok) {
+        issue(d.offset, d.message);
         continue;
       }
-      if (block.count > batch.op.length) {
-        const n = Math.max(block.count, batch.op.length * 2);
-        batch = { length: 0, op: new Uint8Array(n), timeUs: new Float64Array(n), trace: new Uint32Array(n), size: new Float64Array(n) };
-      }
-      batch.length = 0;
-      let sawEnd: boolean;
-      try {
-        sawEnd = decodeEventBlock(block.payload, block.count, block.timeUs, batch, -Infinity, Infinity);
-      } catch (e) {
-        if (!(e instanceof FormatError)) throw e;
-        issue(block.offset + BLOCK_HEADER_SIZE + e.at, `block ${block.index}: ${e.message}`);
-        continue;
-      }
+      const sawEnd = d.sawEnd;
       // liveHeapAt's loop, step for step (clock clamp, moments for the peak).
       const { op, timeUs, trace, size } = batch;
       const n = batch.length;
