@@ -3,7 +3,7 @@
 // stream passes them, so a fixed granularity streams; an automatic one keeps at most a few
 // hundred fine buckets and thins them to about 60 at the end.
 
-import { OP_ALLOC, OP_FREE, OP_RSS, type EventBatch } from '../format/source.js';
+import { OP_FREE, OP_RSS, type EventBatch } from '../format/source.js';
 import type { Sampling, Trace } from '../format/types.js';
 import { addEstimate, emptyEstimate, type Estimate } from './estimate.js';
 import { LiveHeap } from './live.js';
@@ -136,25 +136,18 @@ export class HistoryBuilder {
           this.curUs = t;
           this.passTime(t);
         }
-        const stop = heap.applyRun(batch, i, n, Math.max(this.nextEndUs, this.curUs));
-        if (stop > i) {
-          // Times may step back (heapprof 1.0.x wall clocks): the clock only moves forward.
-          if (heap.lastRunUs > this.curUs) this.curUs = heap.lastRunUs;
-          this.dirty = true;
-          i = stop;
-          continue;
-        }
+        // passTime leaves nextEndUs at or after t, so the run takes at least this event.
+        i = heap.applyRun(batch, i, n, this.nextEndUs);
+        // Times may step back (heapprof 1.0.x wall clocks): the clock only moves forward.
+        if (heap.lastRunUs > this.curUs) this.curUs = heap.lastRunUs;
+        this.dirty = true;
+        continue;
       }
       let t = timeUs[i]!;
       if (t < this.curUs) t = this.curUs;
       this.curUs = t;
       if (t > this.nextEndUs) this.passTime(t);
-      if (o === OP_ALLOC || o === OP_FREE) {
-        heap.apply(o, batch.trace[i]!, size[i]!);
-        this.dirty = true;
-      } else if (o === OP_RSS) {
-        this.rssSample(t, size[i]!);
-      }
+      if (o === OP_RSS) this.rssSample(t, size[i]!);
       i++;
     }
     if (n > 0) this.lastUs = this.curUs;
