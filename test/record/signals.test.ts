@@ -67,9 +67,11 @@ if (newest) {
     // script(1) gives hp-record a pseudo-terminal; writing ^C to it makes the terminal send SIGINT to
     // the whole foreground process group, hp-record and the program alike. Its stdin stays open until
     // it exits (script -e ends when its command does): an EOF written to the pseudo-terminal while
-    // hp-record is still finishing would race with its exit.
+    // hp-record is still finishing would race with its exit. script(1) runs the command with
+    // `$SHELL -c`, or /bin/sh when SHELL is unset; `exec` takes that shell out of the process group,
+    // since dash, for one, exits 130 after a Ctrl-C even when its command did not die of it.
     const out = scratch();
-    const command = [process.execPath, fakeRecorderBin(), '-q', '--python', newest.exe, '-o', join(out, 'tty'), '--', 'signals.py', 'count']
+    const command = 'exec ' + [process.execPath, fakeRecorderBin(), '-q', '--python', newest.exe, '-o', join(out, 'tty'), '--', 'signals.py', 'count']
       .map((a) => `'${a.replace(/'/g, `'\\''`)}'`)
       .join(' ');
     let sent = false;
