@@ -15,7 +15,7 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const WORKLOADS = join(ROOT, 'bench', 'workloads');
 
 const USAGE = `Usage: node bench/run.js [--quick] [--python EXE] [--reps N] [--only record,read,seek]
-                        [--read-mb MB] [--out DIR] [--keep]
+                        [--read-mb MB] [--out DIR] [--keep] [--no-pin]
 
   --quick      CI-sized: smaller workloads, 3 runs each, a 128 MB read file
   --python     CPython to benchmark (default: python3 on PATH)
@@ -24,6 +24,8 @@ const USAGE = `Usage: node bench/run.js [--quick] [--python EXE] [--reps N] [--o
   --read-mb    size of the synthetic .hpd for the reading benchmarks (default 1100)
   --out        where to write JSON and temporary profiles (default bench/out)
   --keep       keep the generated profiles
+  --no-pin     do not pin the single-threaded recording workloads to one CPU (default: pinned
+               with taskset when it is installed; moving between CPUs made runs here up to 2x slower)
   --no-build   use dist/ as it is (default: run tsc first)`;
 
 const { values: opt } = parseArgs({
@@ -36,6 +38,7 @@ const { values: opt } = parseArgs({
     out: { type: 'string', default: join(ROOT, 'bench', 'out') },
     keep: { type: 'boolean', default: false },
     'no-build': { type: 'boolean', default: false },
+    'no-pin': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
@@ -128,9 +131,22 @@ async function profileEvents(base) {
   return n;
 }
 
+/** taskset -c CPU, for single-threaded workloads: the CPU this process may run on last in its list. */
+function pinPrefix() {
+  if (opt['no-pin']) return null;
+  const taskset = ['/usr/bin/taskset', '/bin/taskset'].find((p) => existsSync(p));
+  if (!taskset) return null;
+  const cpus = spawnSync(taskset, ['-pc', String(process.pid)], { encoding: 'utf8' });
+  const list = /:\s*([\d,-]+)\s*$/.exec(cpus.stdout ?? '')?.[1];
+  const last = list?.split(',').pop()?.split('-').pop();
+  return last ? [taskset, '-c', last] : null;
+}
+
 async function recordSection(py) {
   const scale = opt.quick ? 0.35 : 1;
   const workloads = ['churn', 'growth', 'spike', 'threads', 'stdlib'];
+  const pin = pinPrefix();
+  results.host.pinnedCpu = pin ? Number(pin[2]) : null;
   const profDir = join(outDir, 'rec');
   mkdirSync(profDir, { recursive: true });
   for (const w of workloads) {
@@ -140,7 +156,10 @@ async function recordSection(py) {
     const cpus = Object.fromEntries(CONFIGS.map((c) => [c.name, []]));
     const walls = Object.fromEntries(CONFIGS.map((c) => [c.name, []]));
     const sizes = {};
-    log(`record: ${w} (${reps} interleaved runs of ${CONFIGS.length} configurations)`);
+    // The threads workload runs free: pinned, its threads could not overlap outside the GIL.
+    const prefix = pin && w !== 'threads' ? pin : [];
+    const launch = (cmd, args) => (prefix.length > 0 ? [prefix[0], [...prefix.slice(1), cmd, ...args]] : [cmd, args]);
+    log(`record: ${w} (${reps} interleaved runs of ${CONFIGS.length} configurations${prefix.length > 0 ? `, on CPU ${prefix[2]}` : ''})`);
     for (let rep = 0; rep < reps; rep++) {
       // Rotate the order each round so no configuration always runs right after another.
       const order = CONFIGS.map((_, i) => CONFIGS[(i + rep) % CONFIGS.length]);
@@ -148,8 +167,8 @@ async function recordSection(py) {
         const base = join(profDir, `${w}-${c.name}`);
         const r =
           c.kind === 'python'
-            ? await run(py.path, [...c.args, script, String(scale)], { cwd: WORKLOADS })
-            : await run(process.execPath, [join(ROOT, 'bin', 'hp-record.js'), '--python', py.path, '-o', base, '--force', ...c.args, '--', script, String(scale)], { cwd: WORKLOADS });
+            ? await run(...launch(py.path, [...c.args, script, String(scale)]), { cwd: WORKLOADS })
+            : await run(...launch(process.execPath, [join(ROOT, 'bin', 'hp-record.js'), '--python', py.path, '-o', base, '--force', ...c.args, '--', script, String(scale)]), { cwd: WORKLOADS });
         const line = r.out.trim().split('\n').pop() ?? '';
         let work;
         let workCpu;
@@ -180,6 +199,9 @@ async function recordSection(py) {
       row.configs[c.name] = {
         medianWorkS: median(times[c.name]),
         ratio: median(times[c.name]) / plain,
+        // Each round's ratio to plain python in the same round, then their median: the machine's
+        // slow phases (seen here: everything 2x slower for minutes) hit a round's runs alike.
+        pairedCpuRatio: median(cpus[c.name].map((x, i) => x / cpus.plain[i])),
         medianWorkCpuS: median(cpus[c.name]),
         cpuRatio: median(cpus[c.name]) / plainCpu,
         // Noise on a shared machine only ever adds time: the best run of each is the steadier
@@ -192,7 +214,7 @@ async function recordSection(py) {
     }
     results.record.push(row);
     for (const [cfg, s] of Object.entries(sizes)) results.size.push({ workload: w, config: cfg, ...s });
-    log(`  ${CONFIGS.map((c) => `${c.name} ${fmt(row.configs[c.name].ratio)}x (cpu ${fmt(row.configs[c.name].cpuRatio)}x, best ${fmt(row.configs[c.name].minCpuRatio)}x)`).join(', ')}`);
+    log(`  ${CONFIGS.map((c) => `${c.name} ${fmt(row.configs[c.name].pairedCpuRatio)}x (median wall ${fmt(row.configs[c.name].ratio)}x, cpu ${fmt(row.configs[c.name].cpuRatio)}x, best ${fmt(row.configs[c.name].minCpuRatio)}x)`).join(', ')}`);
   }
   rmSync(profDir, { recursive: true, force: true });
 }
@@ -333,9 +355,10 @@ async function report() {
   const style = { head: [], border: [] };
   if (results.record.length > 0) {
     const t = new Table({ head: ['workload (median)', 'plain wall s', ...CONFIGS.slice(1).map((c) => `${c.name} ×`)], style });
-    for (const r of results.record) t.push([`${r.workload} (${r.reps} runs)`, fmt(r.plainWorkS, 3), ...CONFIGS.slice(1).map((c) => `${fmt(r.configs[c.name].ratio)} / ${fmt(r.configs[c.name].cpuRatio)} / ${fmt(r.configs[c.name].minCpuRatio)}`)]);
+    for (const r of results.record) t.push([`${r.workload} (${r.reps} runs)`, fmt(r.plainWorkS, 3), ...CONFIGS.slice(1).map((c) => `${fmt(r.configs[c.name].pairedCpuRatio)} / ${fmt(r.configs[c.name].ratio)} / ${fmt(r.configs[c.name].minCpuRatio)}`)]);
+    const pinned = results.host.pinnedCpu === null || results.host.pinnedCpu === undefined ? 'not pinned' : `pinned to CPU ${results.host.pinnedCpu} except threads`;
     lines.push(
-      'Recording overhead: time of the work inside Python relative to plain python: median by wall / median by CPU / best run by CPU (targets: default <= 1.10, poisson512K <= 1.05, everything <= tracemalloc1)',
+      `Recording overhead: time of the work inside Python relative to plain python (${pinned}): median of the per-round CPU ratios / median by wall / best run by CPU (targets: default <= 1.10, poisson512K <= 1.05, everything <= tracemalloc1)`,
       t.toString(),
       '',
     );
