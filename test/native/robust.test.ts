@@ -39,6 +39,29 @@ for (const py of supportedPythons()) {
       });
     }
 
+    t.test('recording everything, then a sampled table, in one process: each logs its own frees', async (t) => {
+      const dir = tmpDir();
+      const [a, b] = [join(dir, 'all'), join(dir, 'big')];
+      const r = runPython(py, [fixture('restart.py'), a, b]);
+      t.equal(r.code, 0, r.stderr);
+      t.equal(r.stdout, 'ok\n');
+      const all = await readRecording(a);
+      t.same(all.issues, []);
+      // bytearray(n) keeps its n bytes in a buffer of n + 1.
+      const buffers = (op: string): number => all.events.filter((e) => e.op === op && e.size > 3000 && e.size <= 3200).length;
+      t.equal(buffers('alloc'), 200, 'everything: the 200 buffers allocated');
+      t.equal(buffers('free'), 200, 'everything: and their 200 frees');
+      t.equal(unmatchedFrees(all.events), 0, 'everything: every free repeats a live allocation');
+      const big = await readRecording(b);
+      t.same(big.issues, []);
+      const allocs = big.events.filter((e) => e.op === 'alloc' && e.size >= 300000);
+      const frees = big.events.filter((e) => e.op === 'free' && e.size >= 300000);
+      t.equal(allocs.length, 40, 'sampled table: the 40 big blocks allocated');
+      t.equal(frees.length, 40, 'sampled table: and their 40 frees');
+      t.notOk(big.events.some((e) => e.size === 200001), 'blocks from before the recording are not in it');
+      t.equal(unmatchedFrees(big.events), 0, 'sampled table: every free repeats a live allocation');
+    });
+
     t.test('8 threads allocating without the GIL while the main thread churns, recording everything', async (t) => {
       const base = join(tmpDir(), 'raw');
       const r = runPython(py, [fixture('rawthreads.py'), base]);
