@@ -494,7 +494,7 @@ static void reset_dictionaries(void) {
 /* g_mu held. A new filter of 2^bits counts holding every live sampled address; on
  * allocation failure the old one stays (correct, only slower). */
 static int filter_rebuild(unsigned bits) {
-  hp_filter *f = calloc(1, sizeof *f + ((size_t)1 << bits)); /* libc; never freed, see above */
+  hp_filter *f = table_alloc(1, sizeof *f + ((size_t)1 << bits)); /* never freed, see above */
   if (!f) return -1;
   f->bits = bits;
   f->shift = 64 - bits;

@@ -1,8 +1,10 @@
 /* Hash tables for the hook (see tables.h). Callers hold the hook's mutex; memory is libc. */
 #include "tables.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 static uint64_t mix64(uint64_t x) {
   x ^= x >> 33;
@@ -15,9 +17,40 @@ static uint64_t mix64(uint64_t x) {
 
 /* ---- pointers ---- */
 
+/* Recording every allocation, the pointer table reaches hundreds of MB (and the hook's free
+ * filter tens). From 2 MiB up a table is mapped directly and asked for transparent huge
+ * pages: every probe is a random access (with 4 KiB pages, a TLB miss each), and filling a
+ * new table after a doubling was a page fault every 4 KiB. Zeroed either way. errno is
+ * kept: this runs inside allocator calls. */
+#define BIG_TABLE_BYTES ((size_t)2 << 20)
+
+void *table_alloc(size_t n, size_t size) {
+  if (n > SIZE_MAX / size) return NULL;
+  size_t bytes = n * size;
+  if (bytes < BIG_TABLE_BYTES) return calloc(n, size);
+  int saved = errno;
+  void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+#ifdef MADV_HUGEPAGE
+  if (p != MAP_FAILED) madvise(p, bytes, MADV_HUGEPAGE); /* advice only */
+#endif
+  errno = saved;
+  return p == MAP_FAILED ? NULL : p;
+}
+
+static void table_free(void *p, size_t n, size_t size) {
+  if (!p) return;
+  if (n * size < BIG_TABLE_BYTES) {
+    free(p);
+    return;
+  }
+  int saved = errno;
+  munmap(p, n * size);
+  errno = saved;
+}
+
 static int ptr_grow(ptr_table *t) {
   size_t cap = t->cap ? t->cap * 2 : 1024;
-  ptr_slot *slots = calloc(cap, sizeof *slots);
+  ptr_slot *slots = table_alloc(cap, sizeof *slots);
   if (!slots) return -1;
   for (size_t i = 0; i < t->cap; i++) {
     if (!t->slots[i].key) continue;
@@ -25,7 +58,7 @@ static int ptr_grow(ptr_table *t) {
     while (slots[j].key) j = (j + 1) & (cap - 1);
     slots[j] = t->slots[i];
   }
-  free(t->slots);
+  table_free(t->slots, t->cap, sizeof *slots);
   t->slots = slots;
   t->cap = cap;
   return 0;
@@ -67,7 +100,7 @@ int ptr_take(ptr_table *t, uintptr_t key, ptr_slot *out) {
 }
 
 void ptr_clear(ptr_table *t) {
-  free(t->slots);
+  table_free(t->slots, t->cap, sizeof *t->slots);
   memset(t, 0, sizeof *t);
 }
 

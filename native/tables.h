@@ -7,6 +7,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Zeroed memory for n items of size bytes, or NULL; from 2 MiB up, mapped with huge pages
+ * where the system has them. Tables of this file free it themselves. */
+void *table_alloc(size_t n, size_t size);
+
 /* ---- sampled live pointers ---- */
 typedef struct {
   uintptr_t key; /* 0 = empty */
