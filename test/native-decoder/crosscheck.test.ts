@@ -12,7 +12,7 @@ import { ByteSink } from '../../lib/format/bytes.js';
 import { encodeBlock, writeProfile, type ProfileSpec } from '../../lib/format/hpx.js';
 import { nativeDecoder, nativeDecoderStatus, type NativeDecoder } from '../../lib/native.js';
 import { OP_NAMES } from '../../lib/format/source.js';
-import { prng, randomSpec, readAll, tmpDir } from '../helpers/profiles.js';
+import { blockOffsets, prng, randomSpec, readAll, tmpDir } from '../helpers/profiles.js';
 
 type Ev = { op: string; timeUs: number; trace: number; size: number };
 
@@ -28,17 +28,6 @@ async function tsEvents(base: string): Promise<{ events: Ev[]; complete: boolean
   const r = await readAll(base);
   const skipped = r.issues.filter((i) => i.file.endsWith('.hpd') && !/undefined trace|truncated/.test(i.message)).length;
   return { events: r.events, complete: r.complete, skipped };
-}
-
-/** Offsets of the blocks of an .hpd buffer. */
-function blockOffsets(buf: Buffer): number[] {
-  const out: number[] = [];
-  let off = 32 + buf.readUInt32LE(24);
-  while (off + 24 <= buf.length) {
-    out.push(off);
-    off += 24 + buf.readUInt32LE(off + 4);
-  }
-  return out;
 }
 
 const dec = nativeDecoder();
