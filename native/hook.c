@@ -8,7 +8,7 @@
  *  - no Python code, no GC, never take the GIL: a stack is walked only when this thread
  *    already holds the GIL, otherwise the event goes under trace 0 ("no Python stack");
  *  - no recursive recording: a thread-local busy flag passes nested calls straight through;
- *  - internal memory is libc, never PyMem;
+ *  - internal memory comes from libc or mmap, never PyMem;
  *  - g_mu guards the tables and buffers only; it is never held while waiting for the GIL
  *    or calling anything that could (the few CPython calls under it neither block nor allocate). */
 #define _GNU_SOURCE

@@ -1,4 +1,5 @@
-/* Hash tables for the hook (see tables.h). Callers hold the hook's mutex; memory is libc. */
+/* Hash tables for the hook (see tables.h). Callers hold the hook's mutex; memory is libc's,
+ * or mmap's for big tables (table_alloc), never PyMem's. */
 #include "tables.h"
 
 #include <errno.h>

@@ -1,4 +1,4 @@
-/* The hook's own tables, all in libc memory and all used with the hook's mutex held:
+/* The hook's own tables, in libc or mmap memory (never PyMem) and all used with the hook's mutex held:
  * sampled live pointers (address -> trace, size), and the interning of strings, code
  * objects, frames and traces into hpx ids. Open addressing, linear probing. */
 #ifndef HEAPPROF_TABLES_H
