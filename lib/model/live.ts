@@ -20,6 +20,13 @@ interface Weights {
   /** Table sampler: the range bounds (empty for byte-Poisson). */
   bounds: Float64Array;
 
+  /**
+   * Table sampler: the range of every size with 32 - clz32(size) = j (sizes in [2^(j-1), 2^j),
+   * and 0 for j = 0), or -1 where a bound splits that bucket. Finding a range by comparing
+   * against every bound was a fifth of hp-history's time.
+   */
+  bucketRange: Int8Array;
+
   /** Per range (bounds.length + 1 of them), or per size below POISSON_TABLE_SIZES: w = 1/p and (1-p)w^2, both 0 where p = 0. */
   w: Float64Array;
   cv: Float64Array;
@@ -38,10 +45,17 @@ function weightsOf(sampling: Sampling, probability: (size: number) => number): W
   };
   if (sampling.kind === 'table') {
     const n = sampling.bounds.length;
-    t = { bounds: Float64Array.from(sampling.bounds), w: new Float64Array(n + 1), cv: new Float64Array(n + 1) };
+    t = { bounds: Float64Array.from(sampling.bounds), bucketRange: new Int8Array(33), w: new Float64Array(n + 1), cv: new Float64Array(n + 1) };
     for (let i = 0; i <= n; i++) fill(i < n ? sampling.probs[i]! : 1, t.w, t.cv, i);
+    const rangeOf = (size: number): number => sampling.bounds.filter((b) => size >= b).length;
+    for (let j = 0; j <= 32; j++) {
+      const lo = j === 0 ? 0 : 2 ** (j - 1);
+      const hi = j === 0 ? 0 : 2 ** j - 1;
+      const r = rangeOf(lo);
+      t.bucketRange[j] = r === rangeOf(hi) && r < 127 ? r : -1;
+    }
   } else {
-    t = { bounds: new Float64Array(0), w: new Float64Array(POISSON_TABLE_SIZES), cv: new Float64Array(POISSON_TABLE_SIZES) };
+    t = { bounds: new Float64Array(0), bucketRange: new Int8Array(0), w: new Float64Array(POISSON_TABLE_SIZES), cv: new Float64Array(POISSON_TABLE_SIZES) };
     for (let s = 0; s < POISSON_TABLE_SIZES; s++) fill(probability(s), t.w, t.cv, s);
   }
   weightCache.set(sampling, t);
@@ -90,6 +104,7 @@ export class LiveHeap {
     const CV = weights.cv;
     const bounds = weights.bounds;
     const nb = bounds.length;
+    const bucketRange = weights.bucketRange;
     const poisson = this.sampling.kind === 'poisson';
     let direct = this.direct;
     let bytes = this.bytes;
@@ -126,8 +141,11 @@ export class LiveHeap {
       let w: number;
       let cv: number;
       if (!poisson) {
-        let r = 0;
-        for (let k = 0; k < nb; k++) r += s >= bounds[k]! ? 1 : 0; // no data-dependent branch
+        let r = s <= 0xffffffff ? bucketRange[32 - Math.clz32(s)]! : -1;
+        if (r < 0) {
+          r = 0;
+          for (let k = 0; k < nb; k++) r += s >= bounds[k]! ? 1 : 0; // no data-dependent branch
+        }
         w = W[r]!;
         cv = CV[r]!;
       } else if (s < POISSON_TABLE_SIZES && s >>> 0 === s) {
