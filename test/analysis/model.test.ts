@@ -180,34 +180,24 @@ t.test('applyRun weighs every size as apply does, bounds inside power-of-two buc
   const edges = [0, 1, 2, 99, 100, 101, 127, 128, 999, 1000, 1001, 1023, 1024, 4095, 4096, 4097, 4999, 5000, 5001, 8191, 8192];
   const sizes = [...edges, 2 ** 31, 2 ** 32 - 1, 2 ** 32, 2999999999, 3e9, 3e9 + 1, 2 ** 40, 2 ** 53 - 1];
   for (let k = 0; k < 2000; k++) sizes.push(Math.floor(rand() ** 4 * 2 ** (1 + Math.floor(rand() * 40))));
-  const n = sizes.length * 2;
-  const batch = { length: n, op: new Uint8Array(n), timeUs: new Float64Array(n), trace: new Uint32Array(n), size: new Float64Array(n) };
-  sizes.forEach((size, k) => {
-    for (const [j, op] of [[2 * k, 0], [2 * k + 1, 1]] as const) {
-      batch.op[j] = op;
-      batch.timeUs[j] = j;
-      batch.trace[j] = 1 + (k % 7);
-    }
-    batch.size[2 * k] = size;
-    batch.size[2 * k + 1] = size;
-  });
-  // Allocations first, then frees in the same order: the frees undo the allocations.
-  const order = [...sizes.keys()].map((k) => 2 * k).concat([...sizes.keys()].map((k) => 2 * k + 1));
-  const sorted = { length: n, op: new Uint8Array(n), timeUs: new Float64Array(n), trace: new Uint32Array(n), size: new Float64Array(n) };
-  order.forEach((from, to) => {
-    sorted.op[to] = batch.op[from]!;
-    sorted.timeUs[to] = to;
-    sorted.trace[to] = batch.trace[from]!;
-    sorted.size[to] = batch.size[from]!;
-  });
+  // Allocations first, then their frees in the same order: the frees undo the allocations.
   const half = sizes.length;
+  const n = 2 * half;
+  const events = { length: n, op: new Uint8Array(n), timeUs: new Float64Array(n), trace: new Uint32Array(n), size: new Float64Array(n) };
+  for (let i = 0; i < n; i++) {
+    const k = i % half;
+    events.op[i] = i < half ? 0 : 1;
+    events.timeUs[i] = i;
+    events.trace[i] = 1 + (k % 7);
+    events.size[i] = sizes[k]!;
+  }
   const run = new LiveHeap(sampling);
   const one = new LiveHeap(sampling);
-  t.equal(run.applyRun(sorted, 0, half, Infinity), half);
-  for (let i = 0; i < half; i++) one.apply(sorted.op[i]!, sorted.trace[i]!, sorted.size[i]!);
+  t.equal(run.applyRun(events, 0, half, Infinity), half);
+  for (let i = 0; i < half; i++) one.apply(events.op[i]!, events.trace[i]!, events.size[i]!);
   t.same(run.total(), one.total());
   for (let id = 1; id <= 7; id++) t.same(run.estimateOfSlot(run.findSlot(id)), one.estimateOfSlot(one.findSlot(id)), `trace ${id}`);
-  t.equal(run.applyRun(sorted, half, n, Infinity), n);
+  t.equal(run.applyRun(events, half, n, Infinity), n);
   t.equal(run.total().sampled, 0);
   t.equal(run.total().bytes, 0);
 });
