@@ -84,8 +84,8 @@ export function pythonEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv
 }
 
 /** Runs `python args...` to completion. */
-export function runPython(py: PythonInfo, args: string[], opts: { cwd?: string; timeoutMs?: number } = {}): RunResult {
-  const r = spawnSync(py.exe, args, { env: pythonEnv(), cwd: opts.cwd, encoding: 'utf8', timeout: opts.timeoutMs ?? 120_000 });
+export function runPython(py: PythonInfo, args: string[], opts: { cwd?: string; timeoutMs?: number; env?: Record<string, string> } = {}): RunResult {
+  const r = spawnSync(py.exe, args, { env: pythonEnv(opts.env), cwd: opts.cwd, encoding: 'utf8', timeout: opts.timeoutMs ?? 120_000 });
   return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
 }
 

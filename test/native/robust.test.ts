@@ -144,6 +144,26 @@ for (const py of supportedPythons()) {
       t.match(noFiles.stderr, /HEAP USAGE SUMMARY/, 'gatherStats() without a name only prints');
     });
 
+    for (const allocator of ['pymalloc', 'debug', 'malloc']) {
+      t.test(`PYTHONMALLOC=${allocator}: an allocation is counted once, nested in the allocator below or not`, async (t) => {
+        const base = join(tmpDir(), 'counts');
+        const r = runPython(py, [fixture('counts.py'), base], { env: { PYTHONMALLOC: allocator } });
+        t.equal(r.code, 0, r.code === 0 ? 'exit status 0' : r.stderr);
+        const { n } = JSON.parse(r.stdout) as { n: number };
+        const hist = (await readRecording(base)).histogram!;
+        // Buckets 7, 8 and 11 hold the 201-, 501- and 3001-byte buffers, beside the
+        // interpreter's own few allocations of those sizes. A buffer counted twice, once more
+        // as the allocator's nested RAW call (with the debug hooks' bytes added, in the next
+        // bucket up), shows as n too many somewhere in buckets 7 to 12.
+        for (const bucket of [7, 8, 11]) {
+          const count = hist[bucket]?.count ?? 0;
+          t.ok(count >= n && count < n * 1.2, `bucket ${bucket}: ${count} for ${n} buffers`);
+        }
+        const around = hist.slice(7, 13).reduce((sum, b) => sum + b.count, 0);
+        t.ok(around < 3.2 * n, `buckets 7-12: ${around} for ${3 * n} buffers`);
+      });
+    }
+
     t.test('a failed stack self-test records without stacks, says so once, and notes why', async (t) => {
       const dir = tmpDir();
       const script = `
