@@ -254,8 +254,8 @@ async function readSection() {
   const read = { hpdBytes: bytes, events: gen.events, generator: { seconds: genS, eventsPerS: gen.events / genS, mbPerS: bytes / genS / 1e6 }, lastUs: gen.lastUs };
   results.read = read;
 
-  // Interleaved rounds (these machines are noisy): the C reference decoder (the speed limit,
-  // decode only), hp-history as a user runs it (decoding on a worker thread beside the model),
+  // Interleaved rounds (these machines are noisy): the C reference decoder (the speed limit:
+  // it decodes and keeps live bytes by trace, on one thread), hp-history as a user runs it (decoding on a worker thread beside the model),
   // and hp-history on one thread. Medians of each.
   const dec = nativeDecoder();
   if (!dec) results.notes.push(`C decoder unavailable: ${nativeDecoderStatus()}`);
@@ -287,7 +287,7 @@ async function readSection() {
     if (runs[0]?.maxRssMb !== undefined) out.maxRssMb = Math.max(...runs.map((r) => r.maxRssMb));
     return out;
   };
-  read.c = dec ? { ...summary(cRuns), events: gen.events } : null;
+  read.c = dec ? { ...summary(cRuns), events: gen.events, blockCrc32: dec.blockCrc32 ?? 'slicing-by-8' } : null;
   read.history = summary(hRuns);
   read.historyOneThread = summary(h1Runs);
   read.historyOverC = read.c ? read.history.mbPerS / read.c.mbPerS : null;
@@ -371,7 +371,7 @@ async function report() {
   if (results.read) {
     const r = results.read;
     const t = new Table({ head: ['reader', 'wall s', 'MB/s (wall)', 'CPU s', 'MB/s (CPU)', 'peak RSS MB'], style });
-    if (r.c) t.push([`C reference decoder (decode only, median of ${r.c.runs.length})`, fmt(r.c.seconds), fmt(r.c.mbPerS, 0), fmt(r.c.cpuSeconds), fmt(r.c.mbPerCpuS, 0), '-']);
+    if (r.c) t.push([`C reference decoder (decode + live bytes by trace; ${r.c.blockCrc32} CRC; median of ${r.c.runs.length})`, fmt(r.c.seconds), fmt(r.c.mbPerS, 0), fmt(r.c.cpuSeconds), fmt(r.c.mbPerCpuS, 0), '-']);
     t.push(['TS decoder (decode only)', fmt(r.tsDecode.seconds), fmt(r.tsDecode.mbPerS, 0), fmt(r.tsDecode.cpuSeconds), fmt(r.tsDecode.mbPerCpuS, 0), '-']);
     if (r.history) t.push([`hp-history (whole command, median of ${r.history.runs.length})`, fmt(r.history.seconds), fmt(r.history.mbPerS, 0), fmt(r.history.cpuSeconds), fmt(r.history.mbPerCpuS, 0), fmt(r.history.maxRssMb, 0)]);
     if (r.historyOneThread) t.push(['hp-history, HEAPPROF_READ_WORKER=0 (one thread)', fmt(r.historyOneThread.seconds), fmt(r.historyOneThread.mbPerS, 0), fmt(r.historyOneThread.cpuSeconds), fmt(r.historyOneThread.mbPerCpuS, 0), fmt(r.historyOneThread.maxRssMb, 0)]);

@@ -53,7 +53,10 @@ export interface NativeDecoder {
   decodeHpd(bytes: Uint8Array): NativeEvents;
   /** Stream a file through the decoder (synchronous: it blocks the event loop). */
   scanHpd(path: string): NativeScan;
+  /** The decoder's own CRC-32 (slicing by 8), whatever block validation uses. */
   crc32(bytes: Uint8Array, crc?: number): number;
+  /** The CRC-32 that validates blocks: the zlib inside Node (which node:zlib and so the TS reader use) or the decoder's own. */
+  blockCrc32?: 'zlib' | 'slicing-by-8';
   abiVersion: number;
 }
 

@@ -32,6 +32,13 @@ typedef struct {
 /* zlib-compatible CRC-32 (ISO-HDLC). Pass 0 as `crc` to start. */
 uint32_t hpxdec_crc32(uint32_t crc, const uint8_t *p, size_t n);
 
+/* The CRC-32 that block validation uses: hpxdec_crc32 (slicing by 8) unless a faster
+ * implementation of the same function is set here (the Node addon sets the zlib that Node
+ * carries, the one the TypeScript reader uses, so that the two readers are compared on
+ * decoding rather than on checksums). NULL restores hpxdec_crc32. Set it before walking. */
+typedef uint32_t (*hpxdec_crc32_fn)(uint32_t crc, const uint8_t *p, size_t n);
+void hpxdec_set_block_crc32(hpxdec_crc32_fn fn);
+
 /* Decode one block payload's `count` events, appending to `out` (which must have room for
  * `count` more). Returns 0, or -1 with *err_at (offset in the payload) and *err_msg set;
  * on error out->length is left as it was. *saw_end is set when an END event was decoded. */

@@ -43,6 +43,10 @@ if (!dec) {
       t.equal(dec.crc32(b.subarray(n >> 1), dec.crc32(b.subarray(0, n >> 1))), crc32(b), `length ${n} in two parts`);
     }
     t.equal(dec.crc32(Buffer.from('123456789')), 0xcbf43926);
+    // Blocks are validated with the zlib inside Node (what node:zlib's crc32 and the TS reader
+    // use) when Node exports it, as its own builds do; the damaged-file tests below check
+    // that it rejects what the TS reader rejects.
+    t.equal(dec.blockCrc32, 'zlib');
   });
 
   t.test('random valid profiles decode identically', async (t) => {
@@ -203,6 +207,13 @@ if (!dec) {
     t.equal(s.frees, frees.length);
     t.equal(s.allocBytes, allocs.reduce((a, e) => a + e.size, 0));
     t.equal(s.liveBytes, s.allocBytes - s.freeBytes);
+    let live = 0;
+    let peak = 0;
+    for (const e of spec.events) {
+      live += e.op === 'alloc' ? e.size : e.op === 'free' ? -e.size : 0;
+      peak = Math.max(peak, live);
+    }
+    t.equal(s.peakLiveBytes, peak);
     t.equal(s.events, spec.events.length + 1);
     t.ok(s.complete);
     t.same(s.problems, []);
