@@ -255,8 +255,8 @@ async function readSection() {
   results.read = read;
 
   // Interleaved rounds (these machines are noisy): the C reference decoder (the speed limit:
-  // it decodes and keeps live bytes by trace, on one thread), hp-history as a user runs it (decoding on a worker thread beside the model),
-  // and hp-history on one thread. Medians of each.
+  // it decodes and keeps live bytes by trace, on one thread), hp-history as a user runs it
+  // (decoding on a worker thread beside the model), and hp-history on one thread. Medians of each.
   const dec = nativeDecoder();
   if (!dec) results.notes.push(`C decoder unavailable: ${nativeDecoderStatus()}`);
   else dec.scanHpd(`${base}.hpd`); // warm the page cache like the others get it
