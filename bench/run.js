@@ -112,6 +112,9 @@ function run(cmd, args, { cwd = ROOT, stdout = 'pipe', env = process.env, timeRs
 
 const CONFIGS = [
   { name: 'plain', kind: 'python', args: [] },
+  // Stats mode samples nothing: the hook's per-allocation cost alone (exact counting and the
+  // countdowns' fast path), the floor under every sampled configuration in the same run.
+  { name: 'stats', kind: 'record', args: ['--mode', 'stats'], events: false },
   { name: 'default', kind: 'record', args: [] },
   { name: 'poisson512K', kind: 'record', args: ['--sample-bytes', '512K'] },
   { name: 'everything', kind: 'record', args: ['--sample', '{}'] },
@@ -181,7 +184,7 @@ async function recordSection(py) {
         cpus[c.name].push(workCpu);
         walls[c.name].push(r.wall);
         if (c.kind === 'record') {
-          if (rep === 0) {
+          if (rep === 0 && c.events !== false) {
             const hpd = statSync(`${base}.hpd`).size;
             const hpm = statSync(`${base}.hpm`).size;
             const events = await profileEvents(base);
