@@ -290,7 +290,7 @@ async function readSection() {
     if (runs[0]?.maxRssMb !== undefined) out.maxRssMb = Math.max(...runs.map((r) => r.maxRssMb));
     return out;
   };
-  read.c = dec ? { ...summary(cRuns), events: gen.events, blockCrc32: dec.blockCrc32 ?? 'slicing-by-8' } : null;
+  read.c = dec ? { ...summary(cRuns), events: gen.events, blockCrc32: dec.blockCrc32 } : null;
   read.history = summary(hRuns);
   read.historyOneThread = summary(h1Runs);
   read.historyOverC = read.c ? read.history.mbPerS / read.c.mbPerS : null;

@@ -56,11 +56,11 @@ export interface NativeDecoder {
   /** The decoder's own CRC-32 (slicing by 8), whatever block validation uses. */
   crc32(bytes: Uint8Array, crc?: number): number;
   /** The CRC-32 that validates blocks: the zlib inside Node (which node:zlib and so the TS reader use) or the decoder's own. */
-  blockCrc32?: 'zlib' | 'slicing-by-8';
+  blockCrc32: 'zlib' | 'slicing-by-8';
   abiVersion: number;
 }
 
-const ADDON_ABI = 1;
+const ADDON_ABI = 2; // 2: blockCrc32
 
 let cached: { decoder: NativeDecoder | null; reason: string } | null = null;
 

@@ -293,7 +293,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("scanHpd", Napi::Function::New(env, ScanHpd, "scanHpd"));
   exports.Set("crc32", Napi::Function::New(env, Crc32, "crc32"));
   exports.Set("blockCrc32", Napi::String::New(env, UseFastestCrc32()));
-  exports.Set("abiVersion", Napi::Number::New(env, 1));
+  exports.Set("abiVersion", Napi::Number::New(env, 2));  // lib/native.ts ADDON_ABI
   return exports;
 }
 
