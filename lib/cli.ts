@@ -1,7 +1,7 @@
 // Command plumbing shared by every hp-* command: option parsing, the one error type and its
 // exit codes, stdout writing with back-pressure and quiet EPIPE, NDJSON in and out, warnings.
 
-import { createReadStream, type ReadStream } from 'node:fs';
+import { createReadStream, readFileSync, type ReadStream } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import split2 from 'split2';
 import yargs, { type Argv } from 'yargs';
@@ -50,28 +50,128 @@ export function isQuiet(): boolean {
   return quiet;
 }
 
+/** The package's version, for every command's --version. */
+export const VERSION: string = (() => {
+  try {
+    return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: string }).version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+})();
+
+/** Thrown after a command has done all it was asked (printed its completion script): exit 0. */
+export class Finished extends Error {}
+
+/** Edit distance with transpositions (optimal string alignment), for "did you mean" on a mistyped option. */
+export function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = v;
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+/** The known option closest to a mistyped one (`tpo` -> `top`), or null when none is close. */
+export function closestOption(unknown: string, known: string[]): string | null {
+  const word = unknown.replace(/^-+/, '');
+  let best: string | null = null;
+  let bestDistance = Infinity;
+  for (const k of known) {
+    if (k.length < 2) continue;
+    const d = k.startsWith(word) && word.length >= 2 ? 0.5 : editDistance(word, k);
+    if (d < bestDistance) {
+      best = k;
+      bestDistance = d;
+    }
+  }
+  return best !== null && bestDistance <= (word.length <= 4 ? 1 : 2) ? best : null;
+}
+
+/** A bash (and zsh via bashcompinit) completion script: the command's options, else file names. */
+export function completionScript(name: string, options: string[]): string {
+  const words = [...new Set(options)].filter((o) => o.length > 0).map((o) => (o.length === 1 ? `-${o}` : `--${o}`)).sort();
+  return `# ${name} completion: eval "$(${name} --completion)" in ~/.bashrc (zsh: autoload -U bashcompinit && bashcompinit first)\ncomplete -o default -o bashdefault -W '${words.join(' ')}' ${name}\n`;
+}
+
+/** The value given on the command line for an option (for messages), or '' when not found. */
+function rawValue(argv: string[], names: string[]): string {
+  let found = '';
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') break;
+    for (const n of names) {
+      const flag = n.length === 1 ? `-${n}` : `--${n}`;
+      if (a === flag && i + 1 < argv.length) found = argv[i + 1]!;
+      else if (a.startsWith(`${flag}=`)) found = a.slice(flag.length + 1);
+    }
+  }
+  return found;
+}
+
 /**
  * A yargs parser preconfigured the same way for every command: usage text that is both help
- * and spec, -q, --strict where relevant, failures reported as UsageError (exit 2).
+ * and spec, 2 or 3 examples at the end of --help, -q, --version, --completion, --strict
+ * options with "did you mean" for a mistyped one, numbers checked with a message naming the
+ * option and the value, failures reported as UsageError (exit 2).
  */
-export function parser(name: string, argv: string[], usage: string): Argv {
+export function parser(name: string, argv: string[], usage: string, examples: Array<[string, string]> = []): Argv {
   commandName = name;
-  return yargs(argv)
+  let y = yargs(argv)
     .scriptName(name)
     .usage(usage)
     .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'No warnings, progress or summaries on stderr' })
+    .option('completion', { type: 'boolean', describe: 'Print a bash/zsh completion script for this command' })
     .strict()
     .help('help')
     .alias('help', 'h')
-    .version(false)
+    .version('version', 'Print the version', VERSION)
     // Usage texts are laid out by hand; yargs re-wrapping them breaks lines mid-word.
     .wrap(null)
+    .middleware((args) => {
+      const options = (y as unknown as { getOptions(): unknown }).getOptions() as { key: Record<string, unknown>; alias: Record<string, string[]>; number: string[] };
+      if (args.completion === true) {
+        const names = Object.keys(options.key).concat(...Object.values(options.alias));
+        process.stdout.write(completionScript(name, names));
+        throw new Finished();
+      }
+      for (const key of options.number) {
+        const v = args[key];
+        const bad = (x: unknown): boolean => typeof x === 'number' && Number.isNaN(x);
+        if (bad(v) || (Array.isArray(v) && v.some(bad))) {
+          const names = [key, ...(options.alias[key] ?? [])];
+          throw new UsageError(`--${key} '${rawValue(argv, names)}': expected a number\nTry '${name} --help'.`);
+        }
+      }
+    }, true)
     .fail((msg, err) => {
       // yargs reports some of its own parse failures (e.g. `-o` with no value) as a YError
       // in `err`: those are usage errors too. Anything else thrown in a handler is not.
       if (err && err.name !== 'YError') throw err;
-      throw new UsageError(`${msg ?? err?.message}\nTry '${name} --help'.`);
+      let text = msg ?? err?.message ?? 'bad usage';
+      const unknown = /^Unknown arguments?: (.*)$/.exec(text);
+      if (unknown) {
+        const options = (y as unknown as { getOptions(): unknown }).getOptions() as { key: Record<string, unknown>; alias: Record<string, string[]> };
+        const known = Object.keys(options.key).concat(...Object.values(options.alias));
+        // yargs lists `group-bi` twice, also camel-cased as `groupBi`: once is enough.
+        const listed = unknown[1]!.split(', ');
+        const kebab = (u: string): string => u.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+        const words = listed.filter((u) => !/[A-Z]/.test(u) || !listed.includes(kebab(u)));
+        text = `unknown option${words.length === 1 ? '' : 's'}: ${words.map((u) => (u.length === 1 ? `-${u}` : `--${u}`)).join(', ')}`;
+        const hints = words
+          .map((u) => [u, closestOption(u, known)] as const)
+          .filter(([, k]) => k !== null)
+          .map(([, k]) => (k!.length === 1 ? `-${k}` : `--${k}`));
+        if (hints.length > 0) text += `; did you mean ${[...new Set(hints)].join(' or ')}?`;
+      }
+      throw new UsageError(`${text}\nTry '${name} --help'.`);
     });
+  for (const [command, description] of examples) y = y.example(command, description);
+  return y;
 }
 
 /**
@@ -87,6 +187,11 @@ export function runMain(name: string, body: () => Promise<void>): void {
       process.exit(EXIT_OK);
     }
   });
+  // With \`cmd 2>&1 | head\` stderr is the same closed pipe: a warning written after the reader
+  // left must not turn into an uncaught EPIPE (exit 1). Nobody can read it anyway.
+  process.stderr.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+  });
   body().then(
     () => {
       process.exitCode ??= EXIT_OK;
@@ -99,7 +204,7 @@ export function runMain(name: string, body: () => Promise<void>): void {
 
 /** Map any thrown value to its message on stderr and its exit code. */
 export function reportError(name: string, err: unknown): number {
-  if (err instanceof BrokenPipe || (err as NodeJS.ErrnoException)?.code === 'EPIPE') return EXIT_OK;
+  if (err instanceof BrokenPipe || err instanceof Finished || (err as NodeJS.ErrnoException)?.code === 'EPIPE') return EXIT_OK;
   if (err instanceof HpError) {
     process.stderr.write(`${name}: ${err.message}\n`);
     if (debug()) process.stderr.write(`${err.stack}\n`);

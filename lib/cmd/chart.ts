@@ -11,6 +11,12 @@ Chart a numeric field of each NDJSON line (default live_bytes, as hp-history wri
 terminal. PATH is dotted and may index arrays (rss, top.0.bytes, sites.app.py:12.bytes:
 keys that contain dots are matched longest first). Lines without the field are skipped and counted. Values whose field name mentions bytes or rss are labelled in KiB/MiB/GiB.`;
 
+const EXAMPLES: Array<[string, string]> = [
+  ['hp-history run --json | $0', 'live bytes over time'],
+  ['hp-history run --json | $0 --field rss', 'the process RSS over time'],
+  ['hp-history run --sites app.py:30 --json | $0 --field sites.app.py:30.bytes', 'one line of code over time'],
+];
+
 /**
  * Follow a dotted path (`top.0.bytes`) into a parsed JSON value. A key that itself contains
  * dots (`sites.app.py:12.bytes`) is found by trying the longest run of segments first.
@@ -33,13 +39,13 @@ export function getPath(value: unknown, path: string): unknown {
 
 export function main(argv: string[]): void {
   runMain('hp-chart', async () => {
-    const args = parser('hp-chart', argv, USAGE)
+    const args = parser('hp-chart', argv, USAGE, EXAMPLES)
       .strict(false)
       .strictOptions()
       .option('field', { requiresArg: true, type: 'string', default: 'live_bytes', describe: 'Dotted path of the value to chart' })
       .option('x', { requiresArg: true, type: 'string', default: 't', describe: 'Dotted path of the x value, for the caption' })
       .option('height', { requiresArg: true, type: 'number', default: 15, describe: 'Rows' })
-      .option('width', { requiresArg: true, type: 'number', describe: 'Columns (default: terminal width, else 72)' })
+      .option('width', { requiresArg: true, type: 'number', describe: 'Columns (default: $COLUMNS or the terminal width, else 72)' })
       .option('bytes', { type: 'boolean', describe: 'Label the y axis in bytes (default: when the field name mentions bytes or rss)' })
       .parseSync();
     setQuiet(args.quiet === true);
@@ -62,7 +68,7 @@ export function main(argv: string[]): void {
     if (values.length === 0) throw new HpError(`${name}: no line has a numeric '${args.field}'${skipped ? ` (${skipped} lines without it)` : ''}`);
     if (skipped > 0) warn(`${name}: skipped ${skipped} line${skipped === 1 ? '' : 's'} without a numeric '${args.field}'`);
     const asBytes = args.bytes ?? /bytes|rss/i.test(args.field);
-    const width = Math.max(10, (args.width ?? (process.stdout.isTTY ? process.stdout.columns : 0)) || 72) - 14;
+    const width = Math.max(10, (args.width ?? (Number(process.env.COLUMNS) >= 20 ? Number(process.env.COLUMNS) : process.stdout.isTTY ? process.stdout.columns : 0)) || 72) - 14;
     const haveX = xs.every((x) => Number.isFinite(x));
     const plain = (v: number): string => (Math.abs(v) >= 1e6 || (v !== 0 && Math.abs(v) < 1e-3) ? v.toExponential(2) : String(Number(v.toPrecision(4))));
     const out = new OutputWriter();

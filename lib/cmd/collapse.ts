@@ -21,6 +21,12 @@ identical stacks merged, lines sorted. Input (default stdin): hp-snapshot NDJSON
 site's bytes), or hp-events NDJSON or a profile (bytes still live at the end; with --alloc,
 all bytes ever allocated).`;
 
+const EXAMPLES: Array<[string, string]> = [
+  ['hp-snapshot run --at peak | $0 > flame.txt', 'the peak as folded stacks (speedscope, flamegraph.pl)'],
+  ['$0 run > leaks.txt', 'what was still live at the end'],
+  ['hp-events run --from 10 --to 20 | $0 --alloc', 'everything allocated in [10 s, 20 s)'],
+];
+
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -34,7 +40,7 @@ function framesOf(v: unknown, where: string): Frame[] {
 
 export function main(argv: string[]): void {
   runMain('hp-collapse', async () => {
-    const args = parser('hp-collapse', argv, USAGE)
+    const args = parser('hp-collapse', argv, USAGE, EXAMPLES)
       .strict(false)
       .strictOptions()
       .option('alloc', { type: 'boolean', default: false, describe: 'From events: all bytes allocated, not those live at the end' })

@@ -1,8 +1,86 @@
-// Option handling shared by the analysis commands: the input argument, time options in
-// seconds, and turning them into µs for ReadOptions.
+// The option vocabulary every hp-* command shares, defined once: each shared option's name,
+// meaning, type, default and help text live in OPTIONS below and a command picks the ones it
+// takes with `useOptions`, so `--at` (or `--top`, `--group-by`...) reads the same in every
+// --help and parses the same everywhere. Also the input argument, time options in seconds, the
+// human-or-NDJSON decision and the check that a requested time lies inside the profile.
+//
+// To add a shared option (for example `--domain` or `--thread`): add an entry to OPTIONS, then
+// name it in the `useOptions` call of each command that takes it.
 
+import type { Argv, Options } from 'yargs';
 import { UsageError, warn } from '../cli.js';
 import type { ProfileSource } from '../format/source.js';
+
+/** What a site is: the whole stack (`trace`; `stack` is the same), or its innermost line, function or file. */
+export const GROUP_BY_VALUES = ['trace', 'line', 'function', 'file', 'stack'] as const;
+export const GROUP_BY_DEFAULT = 'trace';
+
+/** A whole number >= 0 for `--option`, with a message that names the option and the value given. */
+export function wholeNumber(option: string, min = 0): (value: unknown) => number {
+  return (value: unknown): number => {
+    const text = Array.isArray(value) ? String(value[value.length - 1]) : String(value);
+    const n = text.trim() === '' ? NaN : Number(text);
+    if (!Number.isInteger(n) || n < min) throw new UsageError(`--${option} '${text}': expected a whole number >= ${min}`);
+    return n;
+  };
+}
+
+/** A number (seconds, a fraction...) for `--option`, checked the same way. */
+export function finiteNumber(option: string, what = 'a number', ok: (n: number) => boolean = () => true): (value: unknown) => number {
+  return (value: unknown): number => {
+    const text = Array.isArray(value) ? String(value[value.length - 1]) : String(value);
+    const n = text.trim() === '' ? NaN : Number(text);
+    if (!Number.isFinite(n) || !ok(n)) throw new UsageError(`--${option} '${text}': expected ${what}`);
+    return n;
+  };
+}
+
+/**
+ * The shared options. Commands may override `describe` or `default` where their meaning is
+ * narrower (hp-diff's --at takes one time per input), never the name, type or values.
+ */
+export const OPTIONS = {
+  at: { type: 'string', requiresArg: true, default: 'peak', describe: "The moment: seconds since start, 'peak' (highest estimated live heap) or 'end'" },
+  from: { type: 'string', requiresArg: true, describe: 'Start of the time window, seconds since start' },
+  to: { type: 'string', requiresArg: true, describe: 'End of the time window, seconds since start' },
+  'group-by': { requiresArg: true, choices: GROUP_BY_VALUES as unknown as string[], default: GROUP_BY_DEFAULT, describe: "What a site is: the whole stack ('trace', also 'stack'), or its innermost line, function or file" },
+  top: { type: 'string', requiresArg: true, coerce: wholeNumber('top'), describe: 'Only the N largest sites' },
+  json: { type: 'boolean', describe: 'Write NDJSON even on a terminal (--no-json: the human view even into a pipe). Default: NDJSON unless stdout is a terminal' },
+  strict: { type: 'boolean', default: false, describe: 'Treat recoverable damage (a corrupt block, truncation) as an error' },
+  output: { alias: 'o', type: 'string', requiresArg: true, describe: 'Write to FILE instead of stdout' },
+} satisfies Record<string, Options>;
+
+export type SharedOption = keyof typeof OPTIONS;
+
+/** The parsed values of the shared options (absent when a command does not take one). */
+export interface SharedValues {
+  at?: string;
+  from?: string;
+  to?: string;
+  'group-by'?: string;
+  top?: number;
+  json?: boolean;
+  strict?: boolean;
+  output?: string;
+}
+
+/** Add the named shared options to a parser, with optional per-command describe/default. */
+export function useOptions<T>(y: Argv<T>, names: SharedOption[], overrides: Partial<Record<SharedOption, Pick<Options, 'describe' | 'default' | 'array'>>> = {}): Argv<T & SharedValues> {
+  let out = y as unknown as Argv<T & SharedValues>;
+  for (const name of names) out = out.option(name, { ...OPTIONS[name], ...(overrides[name] ?? {}) } as Options) as unknown as Argv<T & SharedValues>;
+  return out;
+}
+
+/** Human view or NDJSON: --json / --no-json when given, else the human view exactly when stdout is a terminal. */
+export function wantsJson(json: unknown): boolean {
+  if (typeof json === 'boolean') return json;
+  return !process.stdout.isTTY;
+}
+
+/** The group-by value as the model names it: `stack` is the same as `trace`. */
+export function traceGrouping(by: string): 'trace' | 'line' | 'function' | 'file' {
+  return by === 'stack' ? 'trace' : (by as 'trace' | 'line' | 'function' | 'file');
+}
 
 /** The single optional positional argument: a profile base, an NDJSON file, or `-` (default). */
 export function inputArg(positionals: Array<string | number>, name: string): string {
@@ -13,20 +91,27 @@ export function inputArg(positionals: Array<string | number>, name: string): str
 /** A time option in seconds (>= 0) as µs, or undefined. */
 export function secondsOption(value: unknown, option: string): number | undefined {
   if (value === undefined) return undefined;
-  const n = typeof value === 'number' ? value : Number(value);
-  if (!Number.isFinite(n) || n < 0) throw new UsageError(`--${option}: expected seconds >= 0, got '${String(value)}'`);
+  const n = typeof value === 'number' ? value : String(value).trim() === '' ? NaN : Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new UsageError(`--${option} '${String(value)}': expected seconds >= 0`);
   return Math.round(n * 1e6);
 }
 
 export function positiveInt(value: unknown, option: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${option}: expected a whole number >= 0, got '${String(value)}'`);
-  return n;
+  return wholeNumber(option)(value);
 }
 
 /** Seconds for messages and captions: 12 s, 1.5 s, 0.002 s. */
 export function formatSeconds(us: number): string {
   return `${Number((us / 1e6).toFixed(6))} s`;
+}
+
+/**
+ * A requested time after the profile's last event is a usage error that says what the profile
+ * spans (`--at 1e9` on a 5.7 s profile used to draw an empty heap without a word).
+ */
+export function checkWithinSpan(option: string, requestedUs: number | undefined, lastUs: number): void {
+  if (requestedUs === undefined || requestedUs <= lastUs) return;
+  throw new UsageError(`${option} ${formatSeconds(requestedUs).replace(/ s$/, '')}: after the end of the profile, which spans 0 .. ${formatSeconds(lastUs)}`);
 }
 
 /** Say once that a profile has no end marker (still being written, or the recorder crashed). */

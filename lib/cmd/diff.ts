@@ -5,8 +5,9 @@ import Table from 'cli-table3';
 import { OutputWriter, UsageError, formatBytes, parser, runMain, setQuiet, warn } from '../cli.js';
 import type { SnapshotAt } from '../model/snapshot.js';
 import { commandReadOptions, isNdjsonArg, openSource } from '../source-arg.js';
-import { DIFF_GROUP_BY, diffStackSets, rowRecord, type DiffGroupBy, type DiffRow } from '../export/diff.js';
+import { diffStackSets, rowRecord, type DiffGroupBy, type DiffRow } from '../export/diff.js';
 import { loadStackSet, parseAt, type StackSet } from '../export/stacks.js';
+import { useOptions, wantsJson } from './common.js';
 
 const NAME = 'hp-diff';
 export const DIFF_SCHEMA_VERSION = 1;
@@ -17,14 +18,17 @@ const USAGE = `Usage: $0 PROFILE --at T1 --at T2 [options]
 What grew or shrank between two times in one profile, or between two profiles or hp-snapshot
 outputs, by site (the innermost line of code by default), with the 95% interval of each change
 (the two estimates' variances add). Sites whose interval excludes zero come first, largest growth
-first, then largest shrinkage, then changes within the noise.
+first, then largest shrinkage, then changes within the noise. A table on a terminal, NDJSON
+otherwise (or with --json).
 
-  hp-diff run --at 100 --at 500 --table
-  hp-diff before after --at end | head
-  hp-snapshot run --at 60 > a.ndjson; hp-snapshot run --at peak > b.ndjson; hp-diff a.ndjson b.ndjson
+A profile is read at --at (default: peak). An NDJSON input is hp-snapshot output, or hp-events
+output when an --at applies to it; - is stdin (for one input only).`;
 
-A profile is read at --at (default: end). An NDJSON input is hp-snapshot output, or hp-events output
-when an --at applies to it; - is stdin (for one input only).`;
+const EXAMPLES: Array<[string, string]> = [
+  ['$0 run --at 100 --at 500', 'what grew between 100 s and 500 s'],
+  ['$0 before after --at end --significant', 'two runs compared at their end, real changes only'],
+  ['hp-snapshot run --at 60 > a.ndjson; hp-snapshot run > b.ndjson; $0 a.ndjson b.ndjson', 'two saved snapshots'],
+];
 
 function formatChange(n: number): string {
   return n > 0 ? `+${formatBytes(n)}` : formatBytes(n);
@@ -32,21 +36,18 @@ function formatChange(n: number): string {
 
 export function main(argv: string[]): void {
   runMain(NAME, async () => {
-    const args = parser(NAME, argv, USAGE)
-      .parserConfiguration({ 'parse-positional-numbers': false })
-      .strict(false)
-      .strictOptions()
-      .option('at', { type: 'string', array: true, requiresArg: true, describe: "Time: seconds since start, 'peak' or 'end'; one per input, or two for one profile" })
-      .option('group-by', { requiresArg: true, choices: DIFF_GROUP_BY, default: 'line' as DiffGroupBy, describe: 'Site: innermost line, whole stack, function or file' })
-      .option('top', { type: 'number', requiresArg: true, describe: 'Only the first N sites' })
+    const args = useOptions(parser(NAME, argv, USAGE, EXAMPLES).parserConfiguration({ 'parse-positional-numbers': false }).strict(false).strictOptions(), ['at', 'group-by', 'top', 'json', 'strict'], {
+      at: { array: true, default: undefined, describe: "The moment: seconds since start, 'peak' or 'end'; one per input, or two for one profile (default: peak)" },
+      top: { describe: 'Only the first N sites' },
+    })
       .option('significant', { type: 'boolean', default: false, describe: 'Only sites whose change is significant (interval excludes 0)' })
-      .option('table', { type: 'boolean', default: false, describe: 'A table for people instead of NDJSON' })
-      .option('strict', { type: 'boolean', default: false, describe: 'Treat recoverable damage in a profile as an error' })
+      .option('table', { type: 'boolean', hidden: true, describe: 'The table even into a pipe (same as --no-json)' })
       .parseSync();
     setQuiet(Boolean(args.quiet));
     const inputs = args._.map(String);
-    const ats = (args.at ?? []).map((a) => parseAt(String(a)));
-    if (args.top !== undefined && !(Number.isInteger(args.top) && args.top >= 0)) throw new UsageError('--top: expected a whole number');
+    const ats = ((args.at as unknown[] | undefined) ?? []).map((a) => parseAt(String(a)));
+    const groupBy = String(args['group-by']) === 'trace' ? 'stack' : (String(args['group-by']) as DiffGroupBy);
+    const table = args.table === true || !wantsJson(args.json);
     let plan: Array<{ input: string; at: SnapshotAt | null }>;
     if (inputs.length === 1) {
       if (ats.length !== 2) throw new UsageError('one input needs two times: --at T1 --at T2');
@@ -80,10 +81,10 @@ export function main(argv: string[]): void {
     const [before, after] = sets as [StackSet, StackSet];
     const sameInput = plan[0]!.input === plan[1]!.input;
     const sideName = (input: string, set: StackSet): string => (sameInput ? set.label : `${input === '-' ? 'stdin' : input} ${set.label}`);
-    const result = diffStackSets(before, after, args['group-by']);
+    const result = diffStackSets(before, after, groupBy);
     let rows: DiffRow[] = result.rows;
     if (args.significant) rows = rows.filter((r) => r.direction !== 0);
-    if (args.top !== undefined) rows = rows.slice(0, args.top);
+    if (args.top !== undefined) rows = rows.slice(0, args.top as number);
 
     const out = new OutputWriter();
     const describe = (step: (typeof plan)[number], set: StackSet): Record<string, unknown> => ({
@@ -91,7 +92,7 @@ export function main(argv: string[]): void {
       label: set.label,
       at: set.atUs === null ? null : set.atUs / 1e6,
     });
-    if (args.table) {
+    if (table) {
       const table = new Table({
         head: ['site', 'before', 'after', 'change', '95% interval', ''],
         colAligns: ['left', 'right', 'right', 'right', 'right', 'left'],
@@ -109,7 +110,7 @@ export function main(argv: string[]): void {
         type: 'meta',
         schema: 'hp-diff',
         version: DIFF_SCHEMA_VERSION,
-        group_by: args['group-by'],
+        group_by: groupBy === 'stack' && args['group-by'] === 'trace' ? 'trace' : groupBy,
         before: describe(plan[0]!, before),
         after: describe(plan[1]!, after),
       });

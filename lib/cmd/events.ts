@@ -1,13 +1,14 @@
 // hp-events: a profile (or events NDJSON) as events NDJSON: a meta line, each trace before
 // its first use, one line per event, and a summary line.
 
-import { OutputWriter, parser, runMain, setQuiet } from '../cli.js';
+import { OutputWriter, formatBytes, parser, runMain, setQuiet } from '../cli.js';
 import { metaLine, secondsText, summaryLine, traceLine } from '../format/ndjson.js';
 import { OP_ALLOC, OP_END, OP_FREE, OP_NAMES } from '../format/source.js';
 import { probabilityFunction } from '../format/weights.js';
-import { traceOrPlaceholder } from '../model/sites.js';
+import { frameLabel, NO_STACK_LABEL, traceOrPlaceholder } from '../model/sites.js';
 import { commandReadOptions, openSource } from '../source-arg.js';
-import { inputArg, secondsOption } from './common.js';
+import { inputArg, secondsOption, useOptions, wantsJson } from './common.js';
+import { clip, terminalWidth } from './human.js';
 
 const USAGE = `$0 [PROFILE|-] [--from SECONDS] [--to SECONDS]
 
@@ -15,29 +16,39 @@ Write a profile's events as NDJSON (schema 1, see hp-events(1)): a "meta" line, 
 line before the first event that uses each trace (frames innermost first), one "event" line
 per event (t in seconds since start, op alloc|free|rss|end|lost, trace, size, weight w = 1/p),
 and a final "summary" line. PROFILE is a base name (run = run.hpm + run.hpd), an events NDJSON
-file, or - for stdin (the default).`;
+file, or - for stdin (the default). On a terminal (or with --no-json) one readable line per
+event instead: time, op, size, weight and the innermost frame.`;
+
+const EXAMPLES: Array<[string, string]> = [
+  ['$0 run --from 4 --to 4.2', 'the events of 200 ms'],
+  ["$0 run | grep -v '/site-packages/' | hp-snapshot -", 'a snapshot without the allocations of installed packages'],
+  ['$0 run | hp-collapse --alloc > alloc.txt', 'all bytes ever allocated, as folded stacks'],
+];
 
 export function main(argv: string[]): void {
   runMain('hp-events', async () => {
-    const args = parser('hp-events', argv, USAGE)
-      .strict(false)
-      .strictOptions()
-      .option('from', { requiresArg: true, type: 'number', describe: 'Only events at or after this time (seconds since start)' })
-      .option('to', { requiresArg: true, type: 'number', describe: 'Only events before this time (seconds since start)' })
-      .option('strict', { type: 'boolean', default: false, describe: 'Treat recoverable damage (corrupt block, truncation) as an error' })
+    const args = useOptions(parser('hp-events', argv, USAGE, EXAMPLES).strict(false).strictOptions(), ['from', 'to', 'json', 'strict'], {
+      from: { describe: 'Only events at or after this time (seconds since start)' },
+      to: { describe: 'Only events before this time (seconds since start)' },
+    })
       .parseSync();
     setQuiet(args.quiet === true);
     const input = inputArg(args._, 'hp-events');
     const fromUs = secondsOption(args.from, 'from');
     const toUs = secondsOption(args.to, 'to');
+    const json = wantsJson(args.json);
     const { opts, done } = commandReadOptions({
-      strict: args.strict,
+      strict: Boolean(args.strict),
       ...(fromUs !== undefined ? { fromUs } : {}),
       ...(toUs !== undefined ? { toUs } : {}),
     });
     const source = await openSource(input, opts);
     const out = new OutputWriter();
     try {
+      if (!json) {
+        await humanEvents(source, out);
+        return;
+      }
       await out.write(metaLine(source.header));
       const probability = probabilityFunction(source.header.sampling);
       // Weight strings by probability: a table sampler has a handful of distinct values.
@@ -82,4 +93,40 @@ export function main(argv: string[]): void {
       await source.close();
     }
   });
+}
+
+/** The terminal view: one aligned line per event, the innermost frame of its trace. */
+async function humanEvents(source: import('../format/source.js').ProfileSource, out: OutputWriter): Promise<void> {
+  const probability = probabilityFunction(source.header.sampling);
+  const labels = new Map<number, string>();
+  const width = terminalWidth();
+  const label = (id: number): string => {
+    let l = labels.get(id);
+    if (l === undefined) {
+      const t = traceOrPlaceholder((x) => source.trace(x), id);
+      l = t.frames[0] ? frameLabel(t.frames[0]) : NO_STACK_LABEL;
+      labels.set(id, l);
+    }
+    return l;
+  };
+  await out.write(`${'t (s)'.padStart(12)}  ${'op'.padEnd(5)} ${'size'.padStart(10)} ${'weight'.padStart(8)}  site\n`);
+  for await (const batch of source.batches()) {
+    let text = '';
+    for (let i = 0; i < batch.length; i++) {
+      const o = batch.op[i]!;
+      const head = `${secondsText(batch.timeUs[i]!).padStart(12)}  ${OP_NAMES[o]!.padEnd(5)} `;
+      if (o === OP_ALLOC || o === OP_FREE) {
+        const s = batch.size[i]!;
+        const p = probability(s);
+        const w = p > 0 ? Number((1 / p).toPrecision(3)).toString() : '0';
+        text += `${head}${formatBytes(s).padStart(10)} ${w.padStart(8)}  ${clip(label(batch.trace[i]!), Math.max(20, width - 42))}\n`;
+      } else if (o === OP_END) {
+        text += `${head.trimEnd()}\n`;
+      } else {
+        text += `${head}${formatBytes(batch.size[i]!).padStart(10)}\n`;
+      }
+    }
+    await out.write(text);
+  }
+  await out.flush();
 }

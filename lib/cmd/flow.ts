@@ -5,6 +5,7 @@ import { commandReadOptions, isNdjsonArg, openSource } from '../source-arg.js';
 import { buildFlowGraph, renderDot } from '../export/flow.js';
 import { writeResult } from '../export/output.js';
 import { loadStackSet, parseAt, type StackSet } from '../export/stacks.js';
+import { useOptions } from './common.js';
 
 const NAME = 'hp-flow';
 
@@ -16,24 +17,22 @@ and their share of the total, coloured by cumulative share. Several --at draw se
 one graph. Lines below --threshold of the total are left out, and chains of lines that allocate
 nothing themselves are drawn as one double-bordered box.
 
-  hp-flow run --at peak | dot -Tsvg > flow.svg
-  hp-flow run --at 3800 --at 4500 --threshold 0.02 -o flow.dot
-  hp-snapshot run --at end --group-by trace | hp-flow | dot -Tpng > leaks.png
-
 A profile is read at each --at (default: peak). With no input, or -, stdin is hp-snapshot output
 (grouped by trace, so that whole stacks are known), or hp-events output when --at is given.`;
 
+const EXAMPLES: Array<[string, string]> = [
+  ['$0 run | dot -Tsvg > flow.svg', 'the peak as an SVG graph'],
+  ['$0 run --at 3800 --at 4500 --threshold 0.02 -o flow.dot', 'two moments in one graph'],
+  ['hp-snapshot run --at end --json | $0 | dot -Tpng > leaks.png', 'what was never freed'],
+];
+
 export function main(argv: string[]): void {
   runMain(NAME, async () => {
-    const args = parser(NAME, argv, USAGE)
-      .parserConfiguration({ 'parse-positional-numbers': false })
-      .strict(false)
-      .strictOptions()
-      .option('at', { type: 'string', array: true, requiresArg: true, describe: "Time: seconds since start, 'peak' or 'end'; repeat for several" })
+    const args = useOptions(parser(NAME, argv, USAGE, EXAMPLES).parserConfiguration({ 'parse-positional-numbers': false }).strict(false).strictOptions(), ['at', 'output', 'strict'], {
+      at: { array: true, default: undefined, describe: "The moment: seconds since start, 'peak' (default) or 'end'; repeat for several" },
+    })
       .option('threshold', { type: 'number', default: 0.01, requiresArg: true, describe: 'Leave out lines whose cumulative share is below this fraction at every time' })
       .option('collapse', { type: 'boolean', default: true, describe: 'Collapse chains of non-allocating lines into one box (--no-collapse draws every line)' })
-      .option('output', { alias: 'o', type: 'string', requiresArg: true, describe: 'Write to FILE instead of stdout' })
-      .option('strict', { type: 'boolean', default: false, describe: 'Treat recoverable damage in the profile as an error' })
       .parseSync();
     setQuiet(Boolean(args.quiet));
     const inputs = args._.map(String);
@@ -41,7 +40,7 @@ export function main(argv: string[]): void {
     const input = inputs[0] ?? '-';
     const threshold = args.threshold;
     if (!(threshold >= 0 && threshold < 1)) throw new UsageError('--threshold: expected a fraction in [0, 1), e.g. 0.01 for 1%');
-    const ats = (args.at ?? []).map((a) => parseAt(String(a)));
+    const ats = ((args.at as unknown as unknown[] | undefined) ?? []).map((a) => parseAt(String(a)));
     if (input === '-' && ats.length > 1) throw new UsageError('stdin can be read only once: save the profile to a file to draw several times');
 
     const sets: StackSet[] = [];

@@ -5,18 +5,24 @@ import { OutputWriter, formatBytes, parser, runMain, UsageError, warn, setQuiet 
 import { putEstimate } from '../model/estimate.js';
 import { renderChart } from '../model/chart.js';
 import { HistoryBuilder, type BucketRecord } from '../model/history.js';
-import { GROUP_BY, parseLineSpecs, type GroupBy, type LineSpec } from '../model/sites.js';
+import { parseLineSpecs, type GroupBy, type LineSpec } from '../model/sites.js';
 import { openSeeked } from '../format/index.js';
 import { commandReadOptions, isNdjsonArg, openSource } from '../source-arg.js';
-import { formatSeconds, inputArg, positiveInt, reportIncomplete, secondsOption } from './common.js';
+import { checkWithinSpan, formatSeconds, inputArg, positiveInt, reportIncomplete, secondsOption, traceGrouping, useOptions, wantsJson } from './common.js';
 
-const USAGE = `$0 [PROFILE|-] [--granularity SECONDS] [--top N] [--sites FILE:LINE,...] [--chart]
+const USAGE = `$0 [PROFILE|-] [--granularity SECONDS] [--top N] [--sites FILE:LINE,...] [--json]
 
-Estimated live heap over time. One NDJSON line per time bucket (schema in hp-history(1)):
-the bucket's end time t, the estimated live bytes and count there with 95% intervals, the
-RSS sample nearest to t, the top N sites, and the bytes of each --sites line. --chart
-draws live bytes (and RSS) in the terminal instead. The default granularity gives about 60
+Estimated live heap over time. On a terminal, a chart of live bytes (and RSS); otherwise (or
+with --json) one NDJSON line per time bucket (schema in hp-history(1)): the bucket's end time
+t, the estimated live bytes and count there with 95% intervals, the RSS sample nearest to t,
+the top N sites, and the bytes of each --sites line. The default granularity gives about 60
 buckets over the profile (1 s with --follow). Reads a profile, events NDJSON, or stdin (-).`;
+
+const EXAMPLES: Array<[string, string]> = [
+  ['$0 run', 'a chart of the live heap over time, on a terminal'],
+  ['$0 run --granularity 0.5 --top 3 --json | head', 'buckets of 0.5 s with their 3 largest sites'],
+  ["$0 run --sites app.py:30 --json | hp-chart --field sites.app.py:30.bytes", 'follow one line of code'],
+];
 
 export function bucketLine(rec: BucketRecord, specs: LineSpec[]): Record<string, unknown> {
   const line: Record<string, unknown> = { t: rec.tUs / 1e6 };
@@ -45,33 +51,32 @@ export function bucketLine(rec: BucketRecord, specs: LineSpec[]): Record<string,
 
 export function main(argv: string[]): void {
   runMain('hp-history', async () => {
-    const args = parser('hp-history', argv, USAGE)
-      .strict(false)
-      .strictOptions()
+    const args = useOptions(parser('hp-history', argv, USAGE, EXAMPLES).strict(false).strictOptions(), ['from', 'to', 'group-by', 'top', 'json', 'strict'], {
+      top: { default: 5, describe: 'Sites listed per bucket (0 for none)' },
+      from: { describe: 'First bucket end to report (seconds since start)' },
+      to: { describe: 'Last bucket end to report (seconds since start)' },
+    })
       .option('granularity', { requiresArg: true, type: 'number', describe: 'Bucket length in seconds (default: about 60 buckets)' })
-      .option('top', { requiresArg: true, type: 'number', default: 5, describe: 'Sites listed per bucket (0 for none)' })
-      .option('group-by', { requiresArg: true, choices: GROUP_BY as unknown as string[], default: 'trace', describe: 'What a site is, for --top' })
       .option('sites', { requiresArg: true, type: 'string', describe: "Follow these lines: 'app.py:12,lib/x.py:40' (a trace counts if any of its frames is on the line)" })
-      .option('chart', { type: 'boolean', default: false, describe: 'Draw live bytes (and RSS) over time instead of writing NDJSON' })
+      .option('chart', { type: 'boolean', hidden: true, describe: 'The chart even into a pipe (same as --no-json)' })
       .option('height', { requiresArg: true, type: 'number', default: 15, describe: 'Chart height in rows' })
-      .option('width', { requiresArg: true, type: 'number', describe: 'Chart width in columns (default: terminal width, else 72)' })
-      .option('from', { requiresArg: true, type: 'number', describe: 'First bucket end to report (seconds)' })
-      .option('to', { requiresArg: true, type: 'number', describe: 'Last bucket end to report (seconds)' })
+      .option('width', { requiresArg: true, type: 'number', describe: 'Chart width in columns (default: $COLUMNS or the terminal width, else 72)' })
       .option('follow', { alias: 'f', type: 'boolean', default: false, describe: 'Keep reading a profile being written, until the recorder stops' })
-      .option('strict', { type: 'boolean', default: false, describe: 'Treat recoverable damage as an error' })
       .parseSync();
     setQuiet(args.quiet === true);
     const input = inputArg(args._, 'hp-history');
+    const chart = args.chart === true || !wantsJson(args.json);
     if (args.granularity !== undefined && !(args.granularity > 0)) throw new UsageError(`--granularity: expected seconds > 0, got '${args.granularity}'`);
     let granularityUs = args.granularity === undefined ? null : Math.max(1, Math.round(args.granularity * 1e6));
     if (granularityUs === null && args.follow) granularityUs = 1e6;
     const top = positiveInt(args.top, 'top');
+    const groupBy = traceGrouping(String(args['group-by'])) as GroupBy;
     const specs = args.sites === undefined ? [] : parseLineSpecs(args.sites);
     const fromUs = secondsOption(args.from, 'from');
     const toUs = secondsOption(args.to, 'to');
     if (fromUs !== undefined && toUs !== undefined && toUs < fromUs) throw new UsageError('--to is before --from');
     // The heap at any moment depends on everything before it, so reading starts at 0.
-    const { opts, done } = commandReadOptions({ strict: args.strict, follow: args.follow });
+    const { opts, done } = commandReadOptions({ strict: Boolean(args.strict), follow: args.follow });
     // With --from on a large hpx v2 profile, start at the seek index's last checkpoint before
     // it (BASE.hpi, built on first use) instead of decoding everything before --from.
     const seeked = fromUs !== undefined && fromUs > 0 && !args.follow && !(await isNdjsonArg(input)) ? await openSeeked(input, fromUs, opts) : null;
@@ -80,8 +85,8 @@ export function main(argv: string[]): void {
     try {
       const builder = new HistoryBuilder(source.header.sampling, (id) => source.trace(id), {
         granularityUs,
-        top: args.chart ? 0 : top,
-        groupBy: args['group-by'] as GroupBy,
+        top: chart ? 0 : top,
+        groupBy,
         sites: specs,
         ...(fromUs !== undefined ? { fromUs } : {}),
         ...(toUs !== undefined ? { toUs } : {}),
@@ -92,7 +97,7 @@ export function main(argv: string[]): void {
         if (builder.ready.length === 0) return;
         const ready = builder.ready.splice(0);
         buckets += ready.length;
-        if (args.chart) records.push(...ready);
+        if (chart) records.push(...ready);
         else await out.write(ready.map((r) => `${JSON.stringify(bucketLine(r, specs))}\n`).join(''));
       };
       if (seeked?.checkpoint) {
@@ -108,9 +113,18 @@ export function main(argv: string[]): void {
       builder.finish();
       await drain();
       done();
-      if (args.chart) await out.write(historyChart(records, args.height, args.width));
+      const lastUs = builder.lastEventUs;
+      if (!args.follow && (fromUs !== undefined || toUs !== undefined)) {
+        checkWithinSpan('--from', fromUs, lastUs);
+        checkWithinSpan('--to', toUs, lastUs);
+      }
+      if (chart) await out.write(historyChart(records, args.height, args.width));
       await out.flush();
       if (!builder.done) reportIncomplete(source);
+      if (args.granularity !== undefined && !args.follow && builder.granularityUs > lastUs) {
+        warn(`--granularity ${args.granularity}: longer than the profile (${formatSeconds(lastUs)}): one bucket; try --granularity ${niceGranularity(lastUs)}`);
+      }
+      for (const [i, spec] of specs.entries()) if (!builder.followedSeen(i)) warn(`--sites ${spec.text}: no allocation on this line in the profile (its line is flat zero)`);
       warn(`${buckets} bucket${buckets === 1 ? '' : 's'} of ${formatSeconds(builder.granularityUs)}`);
     } finally {
       done();
@@ -119,8 +133,17 @@ export function main(argv: string[]): void {
   });
 }
 
+/** A round bucket length giving about 60 buckets over `spanUs`, in seconds, for hints. */
+function niceGranularity(spanUs: number): string {
+  const raw = Math.max(1e-6, spanUs / 60 / 1e6);
+  const p = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((m) => m * p).find((v) => v >= raw) ?? raw;
+  return String(Number(step.toPrecision(3)));
+}
+
 function historyChart(records: BucketRecord[], height: number, widthOpt: number | undefined): string {
-  const width = Math.max(10, (widthOpt ?? (process.stdout.isTTY ? process.stdout.columns : 0)) || 72) - 14;
+  const env = Number(process.env.COLUMNS);
+  const width = Math.max(10, (widthOpt ?? (Number.isInteger(env) && env >= 20 ? env : process.stdout.isTTY ? process.stdout.columns : 0)) || 72) - 14;
   const colors = Boolean(process.stdout.isTTY) && !process.env.NO_COLOR;
   const live = { name: 'live heap (estimated)', values: records.map((r) => Math.max(0, r.total.bytes)) };
   const hasRss = records.some((r) => r.rss !== null);

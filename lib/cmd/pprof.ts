@@ -6,6 +6,7 @@ import { UsageError, parser, runMain, setQuiet, warn, formatBytes } from '../cli
 import { commandReadOptions, isNdjsonArg, openSource } from '../source-arg.js';
 import { encodePprof, sampleTypeNames } from '../export/pprof.js';
 import { writeResult } from '../export/output.js';
+import { useOptions } from './common.js';
 import { allocationStacks, loadStackSet, parseAt, parseSeconds, type StackSet } from '../export/stacks.js';
 
 const NAME = 'hp-pprof';
@@ -14,30 +15,28 @@ const USAGE = `Usage: $0 [PROFILE|-]... [--at T | --alloc [--from S] [--to S]] [
 
 Write a gzipped pprof profile (profile.proto) with Python function names, files and line numbers.
 Sample values are Horvitz-Thompson estimates: every sampled event is weighted by 1/p before summing.
-
-  hp-snapshot run --at peak | hp-pprof > heap.pb.gz     live heap from snapshot NDJSON
-  hp-pprof run --at 560 -o heap.pb.gz                   live heap at 560 s (inuse_space, inuse_objects)
-  hp-pprof run --alloc --from 10 --to 20 -o a.pb.gz     allocated in [10 s, 20 s) (alloc_space, alloc_objects)
-
-  hp-pprof run run.[0-9]* --at end -o all.pb.gz         every process of a --follow-fork run,
-                                                        samples labelled pid and profile
+--at gives the live heap (inuse_space, inuse_objects); --alloc, --from or --to the allocations of a
+window (alloc_space, alloc_objects). Several profiles (a --follow-fork run) make one pprof with
+samples labelled pid and profile.
 
 With no input, or -, stdin is read. An NDJSON input (- or a file) is hp-snapshot output, or
 hp-events output when --at, --alloc, --from or --to is given. Times are seconds since the start of
 each profile. Binary data is never written to a terminal.`;
 
+const EXAMPLES: Array<[string, string]> = [
+  ['hp-snapshot run --at peak | $0 > heap.pb.gz', 'the live heap at the peak, from snapshot NDJSON'],
+  ['$0 run --alloc --from 10 --to 20 -o a.pb.gz', 'what was allocated in [10 s, 20 s)'],
+  ['$0 run run.[0-9]* --at end -o all.pb.gz', 'every process of a --follow-fork run'],
+];
+
 export function main(argv: string[]): void {
   runMain(NAME, async () => {
-    const args = parser(NAME, argv, USAGE)
-      .parserConfiguration({ 'parse-positional-numbers': false })
-      .strict(false)
-      .strictOptions()
-      .option('at', { type: 'string', requiresArg: true, describe: "Live heap at T seconds since start, 'peak' or 'end' (default for a profile: end)" })
+    const args = useOptions(parser(NAME, argv, USAGE, EXAMPLES).parserConfiguration({ 'parse-positional-numbers': false }).strict(false).strictOptions(), ['at', 'from', 'to', 'output', 'strict'], {
+      at: { default: undefined, describe: "The live heap at this moment: seconds since start, 'peak' or 'end' (default for a profile: peak)" },
+      from: { describe: 'Window start, seconds since start (implies --alloc; default 0)' },
+      to: { describe: 'Window end, seconds since start, exclusive (implies --alloc; default: the end)' },
+    })
       .option('alloc', { type: 'boolean', describe: 'Allocations made in the window (whether freed or not) instead of the live heap' })
-      .option('from', { type: 'string', requiresArg: true, describe: 'Window start, seconds since start (implies --alloc; default 0)' })
-      .option('to', { type: 'string', requiresArg: true, describe: 'Window end, seconds since start, exclusive (implies --alloc; default: the end)' })
-      .option('output', { alias: 'o', type: 'string', requiresArg: true, describe: 'Write to FILE instead of stdout' })
-      .option('strict', { type: 'boolean', default: false, describe: 'Treat recoverable damage in the profile as an error' })
       .conflicts('at', ['alloc', 'from', 'to'])
       .parseSync();
     setQuiet(Boolean(args.quiet));
@@ -63,8 +62,8 @@ export function main(argv: string[]): void {
             await source.close();
           }
         } else {
-          // A profile is read at --at (default end); NDJSON without --at is hp-snapshot output.
-          const at = args.at !== undefined ? parseAt(args.at) : null;
+          // A profile is read at --at (default peak); NDJSON without --at is hp-snapshot output.
+          const at = args.at !== undefined ? parseAt(String(args.at)) : null;
           set = await loadStackSet(input, at, (a) => openSource(a, opts), isNdjsonArg);
         }
         if (set.ignored) warn(`${input === '-' ? 'stdin' : input}: ignored ${set.ignored} lines that are not snapshot sites`);

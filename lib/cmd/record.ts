@@ -5,7 +5,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { accessSync, closeSync, constants as fsConstants, existsSync, lstatSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, symlinkSync, unlinkSync } from 'node:fs';
+import { accessSync, closeSync, constants as fsConstants, existsSync, lstatSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, symlinkSync, unlinkSync } from 'node:fs';
 import { constants as osConstants, tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,13 +23,86 @@ const PACKAGE_PARENT = dirname(dirname(BOOTSTRAP_PATH));
 
 const USAGE = `Usage: $0 [options] [--] script.py [args...]
        $0 [options] -m module [args...]
+       $0 [options] -c code [args...]
 
 Run a Python program under the heapprof recorder, exactly as \`python3 script.py args...\` (or
-\`python3 -m module args...\`) would run it: same sys.argv, sys.path[0], __main__, stdin/stdout/stderr,
-exit status and signals. The profile goes to BASE.hpm and BASE.hpd, created mode 0600; the default
-BASE is heapprof.PID in the current directory (PID = the Python process id). A one-line summary is
-printed to stderr at the end. Exit status: the program's own; 2 when hp-record's arguments are bad;
-1 when the recorder could not start (the program did not run).`;
+\`python3 -m module args...\`, \`python3 -c code args...\`) would run it: same sys.argv, sys.path[0],
+__main__, stdin/stdout/stderr, exit status and signals. hp-record's options come first: everything
+after the script, -m MODULE or -c CODE belongs to the program. The profile goes to BASE.hpm and
+BASE.hpd, created mode 0600; the default BASE is heapprof.PID in the current directory (PID = the
+Python process id). A line on stderr says where it records; a summary and the next command to run
+follow at the end. A script that is not Python (a shebang naming another interpreter, or a binary
+file) is refused unless --force. Exit status: the program's own; 2 when hp-record's arguments are
+bad; 1 when the recorder could not start (the program did not run).`;
+
+const EXAMPLES: Array<[string, string]> = [
+  ['$0 -o run app.py --input data.csv', 'record app.py with its own arguments into run.hpm and run.hpd'],
+  ['$0 -o tests -m pytest -x -q tests/', 'record a test run: -x and -q go to pytest'],
+  ["$0 -c 'import json; json.loads(open(\"big.json\").read())'", 'record a one-liner'],
+];
+
+/** hp-record's own options that take a value (everything else it knows is a flag). */
+const VALUE_OPTIONS = new Set(['-o', '--output', '--sample', '--sample-bytes', '--mode', '--python']);
+
+/**
+ * Split hp-record's command line the way python splits its own: hp-record's options, then the
+ * program: `script args...`, `-m module args...`, `-c code args...` or `-- ...`. Nothing after
+ * the program's start is read as an option of hp-record (`-m pytest -q` gives -q to pytest).
+ */
+export function splitCommandLine(argv: string[]): { own: string[]; target: string[] | null } {
+  const own: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') return { own, target: argv.slice(i + 1) };
+    if (a === '-m' || a === '--module' || a === '-c') {
+      if (i + 1 >= argv.length || argv[i + 1] === '') throw new UsageError(`${a}: needs ${a === '-c' ? 'the code to run' : 'a module name'}`);
+      return { own, target: [a === '-c' ? '-c' : '-m', ...argv.slice(i + 1)] };
+    }
+    if (a.startsWith('--module=')) return { own, target: ['-m', a.slice('--module='.length), ...argv.slice(i + 1)] };
+    if (/^-[mc]./.test(a)) return { own, target: [a.slice(0, 2), a.slice(2), ...argv.slice(i + 1)] };
+    if (a.startsWith('-') && a !== '-') {
+      own.push(a);
+      if (VALUE_OPTIONS.has(a) && i + 1 < argv.length) own.push(argv[++i]!);
+      continue;
+    }
+    return { own, target: argv.slice(i) };
+  }
+  return { own, target: null };
+}
+
+/**
+ * Why `script` is not something python can run, or null: a shebang naming another interpreter
+ * (a shell script), or binary content that is not a .pyc or zip application.
+ */
+export function notPythonReason(script: string): string | null {
+  let head: Buffer;
+  try {
+    const fd = openSync(script, 'r');
+    try {
+      head = Buffer.alloc(4096);
+      head = head.subarray(0, readSync(fd, head, 0, 4096, 0));
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return null; // unreadable: python will say why
+  }
+  if (head.subarray(0, 2).toString('latin1') === '#!') {
+    const line = head.toString('latin1').split('\n')[0]!;
+    if (!/python/i.test(line)) return `a script for ${line.slice(2).trim().split(/\s+/).slice(0, 2).join(' ')}, not Python`;
+    return null;
+  }
+  if (/\.(pyc|pyz|zip)$/i.test(script) || head.subarray(0, 4).toString('latin1') === 'PK\x03\x04') return null;
+  if (head.includes(0)) return 'a binary file, not a Python script';
+  return null;
+}
+
+/** The sampler as the start line shows it. */
+function samplerText(sampling: SamplingRange[] | null, sampleBytes: number | null): string {
+  if (sampleBytes !== null) return `byte-Poisson, one sample per ${formatBytes(sampleBytes)} on average`;
+  if (sampling === null) return 'sizes {128: 1e-4, 8192: 0.1} (the default)';
+  return sampling.length === 0 ? 'every allocation' : `sizes {${sampling.map((r) => `${r.bound}: ${r.p}`).join(', ')}}`;
+}
 
 /** One row of the size-range sampling table: sizes below `bound` (and above the previous bound) are sampled with `p`. */
 export interface SamplingRange {
@@ -221,12 +294,12 @@ export function parseTarget(rest: string[], moduleOption: string | undefined): s
   }
   const [first, ...args] = rest;
   if (first === undefined) throw new UsageError('no program to run: hp-record [options] -- script.py [args...]');
-  if (first === '-m') {
-    if (args.length === 0 || args[0] === '') throw new UsageError('-m: needs a module name');
-    return ['-m', ...args];
+  if (first === '-m' || first === '-c') {
+    if (args.length === 0 || args[0] === '') throw new UsageError(first === '-m' ? '-m: needs a module name' : '-c: needs the code to run');
+    return [first, ...args];
   }
   if (first === '-' || (first.startsWith('-') && first.length > 1)) {
-    throw new UsageError(`${first}: hp-record runs a script or -m module, not python options`);
+    throw new UsageError(`${first}: hp-record runs a script, -m module or -c code, not python options`);
   }
   return [first, ...args];
 }
@@ -325,7 +398,8 @@ function dieBySignal(signal: NodeJS.Signals): void {
 
 export function main(argv: string[]): void {
   runMain(NAME, async () => {
-    const args = parser(NAME, argv, USAGE)
+    const split = splitCommandLine(argv);
+    const args = parser(NAME, split.own, USAGE, EXAMPLES)
       .parserConfiguration({
         'halt-at-non-option': true,
         'populate--': true,
@@ -337,9 +411,10 @@ export function main(argv: string[]): void {
       .option('sample-bytes', { type: 'string', requiresArg: true, describe: 'Byte-Poisson sampling: on average one sample every R bytes (e.g. 512K)' })
       .option('mode', { requiresArg: true, choices: ['profile', 'stats'] as const, default: 'profile' as const, describe: 'profile: record events; stats: print the HEAP USAGE SUMMARY size table at exit' })
       .option('python', { type: 'string', requiresArg: true, describe: 'Python interpreter (default: $HEAPPROF_PYTHON, else python3 on PATH)' })
-      .option('module', { alias: 'm', requiresArg: true, type: 'string', describe: 'Run a library module as a script, like python -m' })
+      .option('module', { alias: 'm', requiresArg: true, type: 'string', describe: 'Run a library module as a script, like python -m; what follows is its arguments' })
+      .option('c', { requiresArg: true, type: 'string', describe: 'Run this Python code, like python -c; what follows is its arguments' })
       .option('follow-fork', { type: 'boolean', default: false, describe: 'Also record forked children, each to BASE.CHILDPID.hpm/.hpd' })
-      .option('force', { type: 'boolean', default: false, describe: 'Overwrite an existing profile' })
+      .option('force', { type: 'boolean', default: false, describe: 'Overwrite an existing profile; run a script that does not look like Python' })
       .conflicts('sample', 'sample-bytes')
       .fail((msg, err) => {
         // yargs reports some usage errors (a missing option value) as a YError: still bad usage.
@@ -353,7 +428,7 @@ export function main(argv: string[]): void {
     const mode = args.mode;
     const force = Boolean(args.force);
     const followFork = Boolean(args['follow-fork']);
-    const rest = ((args['--'] as unknown[] | undefined) ?? []).map(String);
+    const rest = [...((args['--'] as unknown[] | undefined) ?? []).map(String), ...(split.target ?? [])];
     const target = parseTarget(rest, args.module);
 
     if (mode === 'stats') {
@@ -372,9 +447,11 @@ export function main(argv: string[]): void {
       const hint = from === 'default' ? ' (use --python EXE or HEAPPROF_PYTHON)' : '';
       throw new UsageError(`${python}: ${python.includes('/') ? 'not an executable file' : 'not found on PATH'}${hint}`);
     }
-    if (target[0] !== '-m') {
+    if (target[0] !== '-m' && target[0] !== '-c') {
       const script = target[0]!;
       if (!existsSync(script)) throw new UsageError(`${script}: no such file`);
+      const why = force ? null : notPythonReason(script);
+      if (why) throw new UsageError(`${script}: ${why} (hp-record runs Python programs; --force runs it with ${python} anyway)`);
     }
     const output = planOutput(args.output, mode, force);
     if (!existsSync(BOOTSTRAP_PATH)) throw new HpError(`${BOOTSTRAP_PATH}: no such file (is the heapprof package complete?)`, EXIT_DATA);
@@ -398,11 +475,21 @@ export function main(argv: string[]): void {
         follow_fork: followFork,
         force,
       };
-      const { code, signal } = await runChild(python, target, {
-        ...process.env,
-        PYTHONPATH: userPythonPath ? `${privateDir}${delimiter}${userPythonPath}` : privateDir,
-        [CONFIG_VAR]: JSON.stringify(config),
-      });
+      const program = target[0] === '-m' ? `-m ${target[1]}` : target[0] === '-c' ? '-c CODE' : target[0]!;
+      const { code, signal } = await runChild(
+        python,
+        target,
+        {
+          ...process.env,
+          PYTHONPATH: userPythonPath ? `${privateDir}${delimiter}${userPythonPath}` : privateDir,
+          [CONFIG_VAR]: JSON.stringify(config),
+        },
+        (pid) => {
+          if (isQuiet()) return;
+          const where = mode === 'stats' ? 'no profile (--mode stats: the size table at exit)' : `${output.base ?? join(output.dir ?? '.', `heapprof.${pid}`)}.hpm/.hpd`;
+          process.stderr.write(`${NAME}: recording ${python} ${program} (pid ${pid}) to ${where}; sampler: ${mode === 'stats' ? 'every allocation' : samplerText(sampling, sampleBytes)}\n`);
+        },
+      );
       const status = readStatus(statusPath);
       if (status?.state === 'error') {
         throw new HpError(status.message ?? 'the recorder could not start', status.exit ?? code ?? EXIT_DATA);
@@ -412,6 +499,11 @@ export function main(argv: string[]): void {
         process.stderr.write(`${NAME}: ${python} did not load the recorder (is its site module disabled?); nothing was recorded\n`);
       } else if (!isQuiet()) {
         process.stderr.write(`${NAME}: ${formatSummary(status, mode, signal)}\n`);
+        const hpm = (status.files ?? []).find((f) => f.endsWith('.hpm'));
+        if (hpm && mode === 'profile') {
+          const base = hpm.slice(0, -4);
+          process.stderr.write(`${NAME}: next: hp-snapshot ${base}    (also: hp-history ${base}, hp-report ${base} -o report.html)\n`);
+        }
       }
       rmSync(privateDir, { recursive: true, force: true });
       if (signal) dieBySignal(signal);
@@ -431,6 +523,7 @@ function runChild(
   command: string,
   args: string[],
   env: NodeJS.ProcessEnv,
+  onStart: (pid: number) => void = () => {},
 ): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   let child: ChildProcess | undefined;
   const pending: NodeJS.Signals[] = [];
@@ -442,6 +535,7 @@ function runChild(
   for (const sig of FORWARDED_SIGNALS) process.on(sig, forward);
   return new Promise((resolve, reject) => {
     child = spawn(command, args, { stdio: 'inherit', env });
+    if (child.pid !== undefined) onStart(child.pid);
     // The handlers stay until hp-record exits or re-raises the program's signal: a late Ctrl-C must not
     // turn the program's exit status into ours.
     child.once('error', (err: NodeJS.ErrnoException) => {

@@ -3,24 +3,32 @@
 
 import { OutputWriter, parser, runMain, UsageError, warn, formatBytes, setQuiet } from '../cli.js';
 import { interval95, putEstimate } from '../model/estimate.js';
-import { GROUP_BY, groupLiveHeap, type GroupBy, type SiteEstimate } from '../model/sites.js';
+import { groupLiveHeap, type GroupBy, type SiteEstimate } from '../model/sites.js';
 import { liveHeapAt, type SnapshotAt } from '../model/snapshot.js';
 import { liveHeapAtIndexed } from '../format/index.js';
 import { commandReadOptions, isNdjsonArg, openSource } from '../source-arg.js';
-import { formatSeconds, inputArg, positiveInt, reportIncomplete, secondsOption } from './common.js';
+import { checkWithinSpan, formatSeconds, inputArg, reportIncomplete, secondsOption, traceGrouping, useOptions, wantsJson } from './common.js';
+import { bytesWithInterval, sitesTable } from './human.js';
 
 export const SNAPSHOT_SCHEMA = 1;
 
-const USAGE = `$0 [PROFILE|-] [--at SECONDS|peak|end] [--group-by trace|line|function|file] [--top N]
+const USAGE = `$0 [PROFILE|-] [--at SECONDS|peak|end] [--group-by trace|line|function|file] [--top N] [--json]
 
 The live heap at one moment: what had been allocated and not yet freed, estimated from the
-sampled events (each weighted by 1/p) with a 95% interval. Writes a "snapshot" line (the
-moment and the total), then one "site" line per site, largest first (schema in
-hp-snapshot(1)). --at peak is the moment of highest estimated live bytes; --at end (the
-default) is what was never freed. Reads a profile, events NDJSON, or stdin (-).`;
+sampled events (each weighted by 1/p) with a 95% interval. On a terminal, a table of the
+largest sites; otherwise (or with --json) a "snapshot" line (the moment and the total), then
+one "site" line per site, largest first (schema in hp-snapshot(1)). --at peak (the default)
+is the moment of highest estimated live bytes; --at end is what was never freed. Reads a
+profile, events NDJSON, or stdin (-).`;
+
+const EXAMPLES: Array<[string, string]> = [
+  ['$0 run --top 10', 'the 10 largest sites at the peak, as a table on a terminal'],
+  ['$0 run --at end --group-by line', 'what was never freed, by line of code'],
+  ['$0 run --at 12.5 | hp-collapse > flame.txt', 'folded stacks at 12.5 s for a flame graph'],
+];
 
 export function parseAt(value: unknown): SnapshotAt {
-  const v = String(value ?? 'end');
+  const v = String(value ?? 'peak');
   if (v === 'end') return { kind: 'end' };
   if (v === 'peak') return { kind: 'peak' };
   const us = secondsOption(v, 'at');
@@ -43,20 +51,14 @@ export function siteRecord(s: SiteEstimate, rank: number, by: GroupBy): Record<s
 
 export function main(argv: string[]): void {
   runMain('hp-snapshot', async () => {
-    const args = parser('hp-snapshot', argv, USAGE)
-      .strict(false)
-      .strictOptions()
-      .option('at', { requiresArg: true, type: 'string', default: 'end', describe: "Seconds since start, 'peak' or 'end'" })
-      .option('group-by', { requiresArg: true, choices: GROUP_BY as unknown as string[], default: 'trace', describe: 'Site = whole trace, or the innermost frame\'s line, function or file' })
-      .option('top', { requiresArg: true, type: 'number', describe: 'Only the N largest sites' })
-      .option('strict', { type: 'boolean', default: false, describe: 'Treat recoverable damage as an error' })
-      .parseSync();
+    const args = useOptions(parser('hp-snapshot', argv, USAGE, EXAMPLES).strict(false).strictOptions(), ['at', 'group-by', 'top', 'json', 'strict']).parseSync();
     setQuiet(args.quiet === true);
     const input = inputArg(args._, 'hp-snapshot');
     const at = parseAt(args.at);
-    const by = args['group-by'] as GroupBy;
-    const top = args.top === undefined ? Infinity : positiveInt(args.top, 'top');
-    const { opts, done } = commandReadOptions({ strict: args.strict });
+    const by = traceGrouping(String(args['group-by'])) as GroupBy;
+    const top = args.top === undefined ? Infinity : (args.top as number);
+    const json = wantsJson(args.json);
+    const { opts, done } = commandReadOptions({ strict: Boolean(args.strict) });
     // A large hpx v2 profile goes through its seek index (BASE.hpi, built on first use):
     // the same result, decoding at most one checkpoint interval. Otherwise a full read.
     const indexed = (await isNdjsonArg(input)) ? null : await liveHeapAtIndexed(input, at, opts);
@@ -65,6 +67,7 @@ export function main(argv: string[]): void {
     try {
       const snap = indexed ? indexed.snapshot : await liveHeapAt(source, at);
       done();
+      if (at.kind === 'time' && snap.readToEnd) checkWithinSpan('--at', at.us, snap.lastUs);
       const sites = groupLiveHeap(snap.heap, (id) => source.trace(id), by);
       const total = snap.heap.total();
       const head: Record<string, unknown> = {
@@ -80,14 +83,21 @@ export function main(argv: string[]): void {
       head.sites = sites.length;
       head.last_event = snap.lastUs / 1e6;
       if (snap.readToEnd) head.complete = source.complete;
-      await out.line(head);
       const n = Math.min(top, sites.length);
-      for (let i = 0; i < n; i++) await out.line(siteRecord(sites[i]!, i + 1, by));
+      const what = at.kind === 'peak' ? `peak at ${formatSeconds(snap.atUs)}` : at.kind === 'end' ? `live at end (${formatSeconds(snap.atUs)})` : `live at ${formatSeconds(snap.atUs)}`;
+      if (json) {
+        await out.line(head);
+        for (let i = 0; i < n; i++) await out.line(siteRecord(sites[i]!, i + 1, by));
+      } else {
+        const rows = sites.slice(0, n).map((s, i) => ({ rank: i + 1, bytes: s.est.bytes, bytesVar: s.est.bytesVar, count: s.est.count, site: s.site.label }));
+        const more = sites.length > n ? `; the ${n} largest shown (--top)` : '';
+        await out.write(`${what}: ${bytesWithInterval(total.bytes, total.bytesVar)} live (95% interval), ${Math.round(Math.max(0, total.count)).toLocaleString('en-US')} blocks in ${sites.length} site${sites.length === 1 ? '' : 's'}${more}\n`);
+        if (n > 0) await out.write(sitesTable(rows, Math.max(0, total.bytes)));
+      }
       await out.flush();
       if (snap.readToEnd) reportIncomplete(source);
       const ci = interval95(total.bytes, total.bytesVar);
-      const what = at.kind === 'peak' ? `peak at ${formatSeconds(snap.atUs)}` : at.kind === 'end' ? 'live at end' : `live at ${formatSeconds(snap.atUs)}`;
-      warn(`${what}: ${formatBytes(Math.max(0, total.bytes))}${ci ? ` (95%: ${formatBytes(ci[0])} .. ${formatBytes(ci[1])})` : ''} in ${sites.length} site${sites.length === 1 ? '' : 's'}`);
+      if (json) warn(`${what}: ${formatBytes(Math.max(0, total.bytes))}${ci ? ` (95%: ${formatBytes(ci[0])} .. ${formatBytes(ci[1])})` : ''} in ${sites.length} site${sites.length === 1 ? '' : 's'}`);
     } finally {
       done();
       await source.close();

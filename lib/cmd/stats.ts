@@ -10,7 +10,7 @@ import { probabilityFunction } from '../format/weights.js';
 import { checkSampler, rangeBounds, SizeTable, type SamplerCheck } from '../model/sizes.js';
 import { formatTable, optimalPlan, type RangeLoad } from '../model/suggest.js';
 import { commandReadOptions, openSource } from '../source-arg.js';
-import { inputArg, reportIncomplete } from './common.js';
+import { inputArg, reportIncomplete, useOptions, wantsJson } from './common.js';
 
 const USAGE = `$0 [PROFILE|STATS|-] [--json] [--suggest [--budget N/s|P%]]
 
@@ -20,7 +20,14 @@ exact histogram (always in --mode stats, at stop in profile mode) the exact coun
 too, with a check that the sampler recorded each range at its configured probability.
 --suggest proposes the sampling table (in hp-record --sample syntax) that minimizes the
 variance of the total-bytes estimate for an event budget: --budget 2000/s (events per
-second of the run), --budget 1% (of all allocations), default the events this run recorded.`;
+second of the run), --budget 1% (of all allocations), default the events this run recorded.
+A table on a terminal; NDJSON otherwise (or with --json).`;
+
+const EXAMPLES: Array<[string, string]> = [
+  ['$0 run', 'the size table, with the sampler check when the recorder wrote its histogram'],
+  ['$0 run --suggest --budget 2000/s', 'a sampling table for about 2000 events a second'],
+  ['$0 run --json | head -3', 'the same as NDJSON'],
+];
 
 export interface RangeRow {
   range: number;
@@ -95,18 +102,17 @@ export function parseBudget(text: string, totalAllocations: number, durationS: n
 
 export function main(argv: string[]): void {
   runMain('hp-stats', async () => {
-    const args = parser('hp-stats', argv, USAGE)
+    const args = useOptions(parser('hp-stats', argv, USAGE, EXAMPLES), ['json', 'strict'], { json: { describe: 'NDJSON even on a terminal: one line per range, a total, and the suggestion (--no-json: the table even into a pipe)' } })
       .strict(false)
       .strictOptions()
-      .option('json', { type: 'boolean', default: false, describe: 'NDJSON instead of a table: one line per range, a total, and the suggestion' })
       .option('suggest', { type: 'boolean', default: false, describe: 'Propose a sampling table' })
       .option('budget', { requiresArg: true, type: 'string', describe: 'Event budget for --suggest: N/s or P%' })
-      .option('strict', { type: 'boolean', default: false, describe: 'Treat recoverable damage as an error' })
       .parseSync();
     setQuiet(args.quiet === true);
     if (args.budget !== undefined && !args.suggest) throw new UsageError('--budget needs --suggest');
     const input = inputArg(args._, 'hp-stats');
-    const { opts, done } = commandReadOptions({ strict: args.strict });
+    const json = wantsJson(args.json);
+    const { opts, done } = commandReadOptions({ strict: Boolean(args.strict) });
     const source = await openSource(input, opts);
     const out = new OutputWriter();
     try {
@@ -134,7 +140,7 @@ export function main(argv: string[]): void {
         { sampled: 0, count: 0, countVar: 0, bytes: 0, bytesVar: 0, hCount: 0, hBytes: 0, hSampled: 0 },
       );
       const bad = rows.filter((r) => r.check && !r.check.ok);
-      if (args.json) {
+      if (json) {
         for (const r of rows) {
           const o: Record<string, unknown> = { type: 'range', min: r.min, max: r.max, sampled: r.sampled };
           putEstimate(o, 'count', r.count, r.countVar);
@@ -182,7 +188,7 @@ export function main(argv: string[]): void {
       if (bad.length > 0) {
         warn(`sampler check failed in ${bad.length} size range${bad.length === 1 ? '' : 's'}: the recorder sampled at a rate its header does not claim, so estimates there are biased`);
       }
-      if (args.suggest) await suggest(out, args.json, rows, table, hist, statsMode ? null : sampling, args.budget);
+      if (args.suggest) await suggest(out, json, rows, table, hist, statsMode ? null : sampling, args.budget);
       await out.flush();
     } finally {
       done();

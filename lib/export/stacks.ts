@@ -61,6 +61,11 @@ export function secondsText(us: number): string {
   return `${+(us / 1e6).toFixed(6)}`;
 }
 
+/** A requested time after the profile's last event: a usage error that prints the span. */
+export function outOfSpan(option: string, us: number, lastUs: number): UsageError {
+  return new UsageError(`${option} ${secondsText(us)}: after the end of the profile, which spans 0 .. ${secondsText(lastUs)} s`);
+}
+
 export function atLabel(at: SnapshotAt, atUs: number): string {
   if (at.kind === 'peak') return `peak (t=${secondsText(atUs)}s)`;
   if (at.kind === 'end') return `end (t=${secondsText(atUs)}s)`;
@@ -87,6 +92,7 @@ export function stacksOfHeap(heap: LiveHeap, lookup: (id: number) => Trace | und
 export async function snapshotStacks(source: ProfileSource, at: SnapshotAt): Promise<StackSet> {
   warnIfNoEvents(source);
   const snap = await liveHeapAt(source, at);
+  if (at.kind === 'time' && snap.readToEnd && at.us > snap.lastUs) throw outOfSpan('--at', at.us, snap.lastUs);
   const lookup = (id: number): Trace | undefined => source.trace(id);
   return {
     label: atLabel(at, snap.atUs),
@@ -108,8 +114,10 @@ export async function allocationStacks(source: ProfileSource, fromUs: number, to
   warnIfNoEvents(source);
   const heap = new LiveHeap(source.header.sampling);
   let lastUs = fromUs;
+  let spanUs = 0;
   for await (const batch of source.batches()) {
     const { op, timeUs, trace, size } = batch;
+    if (batch.length > 0) spanUs = Math.max(spanUs, timeUs[batch.length - 1]!);
     for (let i = 0; i < batch.length; i++) {
       const t = timeUs[i]!;
       if (t < fromUs) continue;
@@ -118,6 +126,8 @@ export async function allocationStacks(source: ProfileSource, fromUs: number, to
       lastUs = t;
     }
   }
+  // (A reader that skipped to --from saw nothing when it is past the end: no span to print then.)
+  if (fromUs > spanUs) throw spanUs > 0 ? outOfSpan('--from', fromUs, spanUs) : new UsageError(`--from ${secondsText(fromUs)}: after the end of the profile (no event at or after it)`);
   const end = Number.isFinite(toUs) ? toUs : lastUs;
   return {
     label: `allocations ${secondsText(fromUs)}s..${Number.isFinite(toUs) ? `${secondsText(toUs)}s` : 'end'}`,
@@ -216,7 +226,7 @@ export async function loadStackSet(
   if (at === null && (await isNdjson(arg))) return readSnapshotNdjson(arg);
   const source = await open(arg);
   try {
-    return await snapshotStacks(source, at ?? { kind: 'end' });
+    return await snapshotStacks(source, at ?? { kind: 'peak' });
   } finally {
     await source.close();
   }

@@ -94,6 +94,16 @@ export class HistoryBuilder {
     this.nextEndUs = this.granularityUs;
   }
 
+  /** The time of the last event consumed, µs since start (the profile's span once finished). */
+  get lastEventUs(): number {
+    return this.lastUs;
+  }
+
+  /** Whether any trace seen so far has a frame on followed line `i` (for "never occurs" warnings). */
+  followedSeen(i: number): boolean {
+    return this.slotFollow.some((f) => f !== undefined && f.includes(i));
+  }
+
   /**
    * Continue from a restored state (a seek-index checkpoint) at `us`, the time of the last
    * event before it: bucket ends before `us` are not produced (callers only seek to a point

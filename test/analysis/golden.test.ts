@@ -12,11 +12,11 @@ import { goldenDir, root, sh, update } from '../fixtures/analysis/run.js';
 const GOLDEN: Array<[string, string]> = [
   ['events-window', 'hp-events app --from 4 --to 4.2'],
   ['events-v1', 'hp-events ../format/v1'],
-  ['stats', 'hp-stats app'],
+  ['stats', 'hp-stats app --no-json'],
   ['stats-json-suggest', 'hp-stats app --json --suggest --budget 2%'],
-  ['stats-suggest', 'hp-stats app --suggest --budget 50/s'],
+  ['stats-suggest', 'hp-stats app --suggest --budget 50/s --no-json'],
   ['stats-poisson', 'hp-stats poisson --json'],
-  ['stats-sizes', 'hp-stats sizes'],
+  ['stats-sizes', 'hp-stats sizes --no-json'],
   ['stats-sizes-suggest', 'hp-stats sizes --suggest --budget 100/s --json'],
   ['history-1s', 'hp-history app --granularity 1 --top 3 --sites app.py:30,names.py:8'],
   ['history-auto', 'hp-history app --top 1 --group-by file'],
@@ -33,7 +33,7 @@ const GOLDEN: Array<[string, string]> = [
   ['chart-rss', 'hp-history app --granularity 0.5 --top 0 | hp-chart --field rss --height 6 --width 60'],
   ['v1-snapshot', 'hp-snapshot ../format/v1 --at peak'],
   ['v1-history', 'hp-history ../format/v1 --granularity 1'],
-  ['v1-stats', 'hp-stats ../format/v1'],
+  ['v1-stats', 'hp-stats ../format/v1 --no-json'],
   ['v1-collapse', 'hp-collapse ../format/v1'],
 ];
 

@@ -73,7 +73,7 @@ t.test('usage errors', async (t) => {
     ['hp-flow', ['-', '--at', '1', '--at', '2'], /stdin can be read only once/],
     ['hp-report', [base], /-o FILE is required/],
     ['hp-report', ['-', '-o', 'x.html'], /reads the profile twice/],
-    ['hp-pprof', [base, '--bogus'], /Unknown argument/],
+    ['hp-pprof', [base, '--bogus'], /unknown option: --bogus/],
   ];
   for (const [cmd, args, re] of cases) {
     const r = await run(cmd, args);

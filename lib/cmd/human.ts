@@ -1,0 +1,74 @@
+// The human views: what the readers show on a terminal instead of NDJSON (cli-table3 tables
+// sized to the terminal: rank, size with its 95% interval, share, count, site), and the small
+// formatters they share. Data for programs stays NDJSON; these are for people.
+
+import Table from 'cli-table3';
+import { formatBytes } from '../cli.js';
+import { halfWidth95 } from '../format/weights.js';
+
+/** Columns available: $COLUMNS when set, else the terminal's width, else 100. */
+export function terminalWidth(): number {
+  const env = Number(process.env.COLUMNS);
+  if (Number.isInteger(env) && env >= 20) return env;
+  const tty = process.stdout.isTTY ? process.stdout.columns : 0;
+  return tty && tty >= 20 ? tty : 100;
+}
+
+/** `10.1 MiB ± 512.0 KiB`, or just the size when exact (sampled at p = 1). */
+export function bytesWithInterval(bytes: number, variance: number): string {
+  const h = halfWidth95(variance);
+  const size = formatBytes(Math.max(0, bytes));
+  return h > 0 ? `${size} ± ${formatBytes(h)}` : size;
+}
+
+/** A count for people: 1,234,567; estimates are rounded. */
+export function formatCount(n: number): string {
+  return Math.round(Math.max(0, n)).toLocaleString('en-US');
+}
+
+/** A share of a total as a percentage with one decimal (or < 0.1%). */
+export function formatShare(part: number, total: number): string {
+  if (!(total > 0)) return '';
+  const pct = (100 * Math.max(0, part)) / total;
+  return pct > 0 && pct < 0.1 ? '<0.1%' : `${pct.toFixed(1)}%`;
+}
+
+/** Keep the end of a long label (the file and line matter most): `…/site-packages/x.py:12`. */
+export function clip(text: string, width: number): string {
+  if (width <= 1) return text.slice(0, Math.max(0, width));
+  if (text.length <= width) return text;
+  // A label is "function (path:line)": keep the function and the end of the path.
+  const m = /^(.*?) \((.*)\)$/.exec(text);
+  if (m && m[1]!.length + 5 < width) {
+    const room = width - m[1]!.length - 4;
+    return `${m[1]} (…${m[2]!.slice(m[2]!.length - room)})`;
+  }
+  return `…${text.slice(text.length - width + 1)}`;
+}
+
+export interface SiteRow {
+  rank: number;
+  bytes: number;
+  bytesVar: number;
+  count: number;
+  site: string;
+}
+
+/** The table of sites: rank, size ± 95% interval, share of `totalBytes`, count, site (fitted to the width). */
+export function sitesTable(rows: SiteRow[], totalBytes: number, width = terminalWidth()): string {
+  const cells = rows.map((r) => [String(r.rank), bytesWithInterval(r.bytes, r.bytesVar), formatShare(r.bytes, totalBytes), formatCount(r.count)]);
+  const head = ['#', 'size (95%)', 'share', 'count', 'site'];
+  const widths = [0, 1, 2, 3].map((c) => Math.max(head[c]!.length, ...cells.map((row) => row[c]!.length)) + 2);
+  // Borders: one per column plus one; each cell has one space of padding either side (in widths).
+  const siteWidth = Math.max(12, width - widths.reduce((a, b) => a + b, 0) - 6);
+  const table = new Table({
+    head,
+    colWidths: [...widths, siteWidth],
+    colAligns: ['right', 'right', 'right', 'right', 'left'],
+    style: { head: [], border: [], 'padding-left': 1, 'padding-right': 1 },
+    chars: { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' },
+    wordWrap: false,
+  });
+  rows.forEach((r, i) => table.push([...cells[i]!, clip(r.site, siteWidth - 2)]));
+  return `${table.toString()}\n`;
+}
