@@ -475,7 +475,15 @@ export function main(argv: string[]): void {
         follow_fork: followFork,
         force,
       };
+      let stopPolling = (): void => {};
+      let announced = false;
       const program = target[0] === '-m' ? `-m ${target[1]}` : target[0] === '-c' ? '-c CODE' : target[0]!;
+      const startLine = (pid: number): void => {
+        if (announced) return;
+        announced = true;
+        const where = mode === 'stats' ? 'no profile (--mode stats: the size table at exit)' : `${output.base ?? join(output.dir ?? '.', `heapprof.${pid}`)}.hpm/.hpd`;
+        process.stderr.write(`${NAME}: recording ${python} ${program} (pid ${pid}) to ${where}; sampler: ${mode === 'stats' ? 'every allocation' : samplerText(sampling, sampleBytes)}\n`);
+      };
       const { code, signal } = await runChild(
         python,
         target,
@@ -486,10 +494,23 @@ export function main(argv: string[]): void {
         },
         (pid) => {
           if (isQuiet()) return;
-          const where = mode === 'stats' ? 'no profile (--mode stats: the size table at exit)' : `${output.base ?? join(output.dir ?? '.', `heapprof.${pid}`)}.hpm/.hpd`;
-          process.stderr.write(`${NAME}: recording ${python} ${program} (pid ${pid}) to ${where}; sampler: ${mode === 'stats' ? 'every allocation' : samplerText(sampling, sampleBytes)}\n`);
+          // Said once the bootstrap reports the recorder started: a program that never starts
+          // (no such module, an unsupported Python) gets its one error line and nothing else.
+          const poll = setInterval(() => {
+            const st = readStatus(statusPath);
+            if (st === null) return;
+            clearInterval(poll);
+            if (st.state !== 'error') startLine(pid);
+          }, 25);
+          stopPolling = () => {
+            clearInterval(poll);
+            // A program that ended before the first look: say it now, before the summary.
+            const st = readStatus(statusPath);
+            if (st !== null && st.state !== 'error') startLine(pid);
+          };
         },
       );
+      stopPolling();
       const status = readStatus(statusPath);
       if (status?.state === 'error') {
         throw new HpError(status.message ?? 'the recorder could not start', status.exit ?? code ?? EXIT_DATA);

@@ -201,8 +201,10 @@ export class NdjsonSource implements ProfileSource {
             trace = value.trace as number;
             if (!Number.isInteger(trace) || trace < 0 || trace > 0xffffffff) throw new HpError(`${where()}: event: 'trace' must be an integer id >= 0`);
             if (trace !== 0 && !this.traceMap.has(trace) && !this.reportedUndefined.has(trace)) {
+              // A filtered stream (`hp-events run | grep -v ...`) drops trace lines: one warning,
+              // then its events count under an unknown site each.
+              if (this.reportedUndefined.size === 0) this.issue(`event uses undefined trace ${trace} (was its trace line filtered out?): such events are shown as unknown sites`, lineNumber);
               this.reportedUndefined.add(trace);
-              this.issue(`event uses undefined trace ${trace}`, lineNumber);
               this.traceMap.set(trace, { id: trace, frames: [{ function: `[undefined trace ${trace}]`, file: '?', line: 0 }], dropped: 0 });
             }
           }

@@ -45,7 +45,7 @@ t.test('nothing to run', async (t) => {
   t.equal(none.code, 2);
   t.equal(none.stderr, 'hp-record: no program to run: hp-record [options] -- script.py [args...]\n');
   await refuses(t, ['--python', python, '--', 'nonexistent.py'], 2, /^hp-record: nonexistent\.py: no such file\n$/);
-  await refuses(t, ['--python', python, '--', '-c', 'print(1)'], 2, /-c: hp-record runs a script or -m module, not python options/);
+  await refuses(t, ['--python', python, '--', '-X', 'dev', 'MARKER'], 2, /-X: hp-record runs a script, -m module or -c code, not python options/);
   await refuses(t, ['--python', python, '-m', 'no_such_module_hp'], 2, /^hp-record: no module named no_such_module_hp\n$/);
   await refuses(t, ['--python', python, '--', '-m', 'no_such_pkg_hp.sub'], 2, /no module named no_such_pkg_hp\n$/);
 });

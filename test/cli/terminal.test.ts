@@ -1,0 +1,165 @@
+// The person at the terminal: human views on a terminal (a real pseudo-terminal from script(1))
+// and NDJSON into a pipe, the one option vocabulary checked across every command's --help,
+// number and time errors that name the option, value and span, and `cmd 2>&1 | head` exiting 0.
+
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { fixtures, root, sh } from '../fixtures/analysis/run.js';
+
+const COMMANDS = Object.keys(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).bin as Record<string, string>);
+const READERS_WITH_VIEWS = ['hp-snapshot', 'hp-history', 'hp-diff', 'hp-events', 'hp-stats'];
+
+/** Run a shell command under a pseudo-terminal (util-linux script(1)); the output as the terminal got it. */
+function onTerminal(command: string): { out: string; status: number | null } {
+  const bin = join(root, 'bin');
+  const line = command.replace(/\bhp-([a-z]+)/g, (_, v: string) => `node ${join(bin, `hp-${v}.js`)}`);
+  const env: NodeJS.ProcessEnv = { ...process.env, COLUMNS: '100', NO_COLOR: '1', TZ: 'UTC' };
+  delete env.NODE_OPTIONS;
+  const r = spawnSync('script', ['-qec', `${line} 2>/dev/null`, '/dev/null'], { cwd: fixtures, encoding: 'utf8', env });
+  return { out: r.stdout.replace(/\r\n/g, '\n'), status: r.status };
+}
+
+const hasScript = spawnSync('script', ['--version']).status === 0;
+
+t.test('on a terminal a table, into a pipe the NDJSON, --json and --no-json force either', { skip: !hasScript && 'script(1) not installed' }, async (t) => {
+  const cases: Array<[string, RegExp]> = [
+    ['hp-snapshot app --top 3', /│ # │ +size \(95%\) │ share │ +count │ site/],
+    ['hp-history app --height 5', /live heap \(estimated\)/],
+    ['hp-diff app --at 2 --at 9', /site +│ +before/],
+    ['hp-events app --from 4 --to 4.01', /t \(s\) +op +size +weight +site/],
+    ['hp-stats app', /│ size \(bytes\) +│ sampled/],
+  ];
+  for (const [command, human] of cases) {
+    const tty = onTerminal(command);
+    t.equal(tty.status, 0, `${command}: exit status on a terminal`);
+    t.match(tty.out, human, `${command}: human view on a terminal`);
+    t.notMatch(tty.out.split('\n')[0] ?? '', /^\{/, `${command}: no NDJSON on a terminal`);
+    const piped = sh(command);
+    t.equal(piped.status, 0, `${command}: exit status into a pipe`);
+    const lines = piped.stdout.trim().split('\n');
+    t.ok(lines.length > 0 && lines.every((l) => l.startsWith('{') && JSON.parse(l) !== null), `${command}: NDJSON into a pipe`);
+    t.equal(onTerminal(`${command} --json`).out.trim().split('\n').every((l) => l.startsWith('{')), true, `${command} --json: NDJSON on a terminal`);
+    t.match(sh(`${command} --no-json`).stdout, human, `${command} --no-json: the human view into a pipe`);
+  }
+});
+
+t.test('the human snapshot fits $COLUMNS and shows rank, size with interval, share, count, site', async (t) => {
+  for (const columns of [60, 100, 140]) {
+    const r = sh(`COLUMNS=${columns} hp-snapshot app --at 5.5 --no-json`);
+    t.equal(r.status, 0);
+    const widths = r.stdout.split('\n').filter((l) => l.startsWith('│') || l.startsWith('┌')).map((l) => [...l].length);
+    t.ok(widths.length > 2 && widths.every((w) => w <= columns), `every table line within ${columns} columns (${Math.max(...widths)})`);
+  }
+  const r = sh('hp-snapshot app --at 5.5 --no-json');
+  t.match(r.stdout, /^live at 5\.5 s: [\d.]+ MiB ± [\d.]+ [KM]iB live \(95% interval\)/);
+  t.match(r.stdout, /│ +1 │ +[\d.]+ MiB[^│]*│ +[\d.]+% │ +[\d,]+ │ \S/);
+});
+
+/** The option lines of a --help page, by option name. */
+function helpOptions(help: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const line of help.split('\n')) {
+    const m = /^\s+(?:-\w, )?--([\w-]+)\b(.*)$/.exec(line);
+    if (m) out.set(m[1]!, m[2]!.trim());
+  }
+  return out;
+}
+
+t.test('one vocabulary: every --help has -q, --version, --completion and ends with 2 or 3 examples; shared options read the same', async (t) => {
+  const pages = new Map<string, string>();
+  for (const cmd of COMMANDS) {
+    const r = sh(`${cmd} --help`);
+    t.equal(r.status, 0, `${cmd} --help exits 0`);
+    pages.set(cmd, r.stdout);
+    const opts = helpOptions(r.stdout);
+    for (const o of ['quiet', 'version', 'completion', 'help']) t.ok(opts.has(o), `${cmd} --help lists --${o}`);
+    const examples = r.stdout.split(/\nExamples:\n/)[1];
+    t.ok(examples, `${cmd} --help has an Examples section`);
+    const exampleLines = (examples ?? '').trimEnd().split('\n').filter((l) => l.trim() !== '');
+    t.ok(exampleLines.length >= 2 && exampleLines.length <= 3, `${cmd} --help ends with 2 or 3 examples (${exampleLines.length})`);
+    t.ok(exampleLines.every((l) => /^\s+(hp-|\$ )?\S/.test(l)), `${cmd}: the examples are the last thing on the page`);
+    const v = sh(`${cmd} --version`);
+    t.equal(v.stdout.trim(), JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version, `${cmd} --version`);
+    const c = sh(`${cmd} --completion`);
+    t.match(c.stdout, new RegExp(`^complete .*--help.* ${cmd}$`, 'm'), `${cmd} --completion prints a completion script`);
+  }
+  // A shared option means the same everywhere: same value list, and the same help text unless a
+  // command narrows it (then it still names the same values).
+  const groupBy = new Set<string>();
+  for (const [cmd, page] of pages) {
+    const opts = helpOptions(page);
+    if (opts.has('group-by')) groupBy.add(opts.get('group-by')!);
+    if (opts.has('json')) t.match(opts.get('json')!, /NDJSON/, `${cmd} --json`);
+    if (opts.has('at')) t.match(opts.get('at')!, /seconds since start, 'peak'.*'end'/, `${cmd} --at names its values`);
+    t.notOk(opts.has('table') || opts.has('chart'), `${cmd}: no second name for the human view in --help`);
+  }
+  t.equal(groupBy.size, 1, `--group-by is the same in every command: ${[...groupBy].join(' / ')}`);
+  t.match([...groupBy][0], /\[choices: "trace", "line", "function", "file", "stack"\] \[default: "trace"\]/);
+  for (const cmd of READERS_WITH_VIEWS) t.ok(helpOptions(pages.get(cmd)!).has('json'), `${cmd} has --json`);
+});
+
+t.test('numbers and unknown options: the message names the option and the value, and suggests', async (t) => {
+  for (const cmd of ['hp-snapshot app', 'hp-history app', 'hp-diff app --at 1 --at 2', 'hp-report app -o /dev/null']) {
+    const r = sh(`${cmd} --top abc`);
+    t.equal(r.status, 2, `${cmd} --top abc: usage error`);
+    t.match(r.stderr, /--top 'abc': expected a whole number >= 0/);
+    t.notMatch(r.stderr, /NaN/);
+  }
+  const h = sh('hp-history app --height abc');
+  t.match(h.stderr, /--height 'abc': expected a number/);
+  const u = sh('hp-snapshot app --tpo 3');
+  t.equal(u.status, 2);
+  t.match(u.stderr, /unknown option: --tpo; did you mean --top\?/);
+  const g = sh('hp-history app --group-bi line');
+  t.match(g.stderr, /unknown option: --group-bi; did you mean --group-by\?/);
+});
+
+t.test('times beyond the profile are errors that print its span; warnings for empty --sites and long buckets', async (t) => {
+  const cases: Array<[string, RegExp]> = [
+    ['hp-snapshot app --at 1e9', /--at 1000000000: after the end of the profile, which spans 0 \.\. 11\.999997 s/],
+    ['hp-history app --from 20', /--from 20: after the end of the profile, which spans 0 \.\. 11\.999997 s/],
+    ['hp-diff app --at 1 --at 99', /--at 99: after the end of the profile, which spans 0 \.\. 11\.999997 s/],
+    ['hp-pprof app --from 10 --to 20 -o /dev/null', /./],
+    ['hp-pprof app --from 30 --to 40 -o /dev/null', /--from 30: after the end of the profile/],
+    ['hp-flow app --at 50', /--at 50: after the end/],
+  ];
+  for (const [command, message] of cases) {
+    const r = sh(command);
+    if (command.includes('--from 10')) {
+      t.equal(r.status, 0, `${command}: a window that starts inside the profile is fine`);
+      continue;
+    }
+    t.equal(r.status, 2, `${command}: usage error`);
+    t.match(r.stderr, message, command);
+  }
+  const s = sh('hp-history app --sites app.py:999,app.py:30 --json');
+  t.equal(s.status, 0);
+  t.match(s.stderr, /--sites app\.py:999: no allocation on this line/);
+  t.notMatch(s.stderr, /--sites app\.py:30:/);
+  const g = sh('hp-history app --granularity 60 --json');
+  t.match(g.stderr, /--granularity 60: longer than the profile \(11\.999997 s\).*try --granularity 0\.2/);
+  t.equal(g.stdout.trim().split('\n').length, 1);
+});
+
+t.test('a filtered NDJSON stream reads, with one warning, as unknown sites', async (t) => {
+  const r = sh("hp-events app | grep -v 'names.py' | hp-snapshot - --json");
+  t.equal(r.status, 0);
+  const warnings = r.stderr.split('\n').filter((l) => /undefined trace/.test(l));
+  t.equal(warnings.length, 1, 'one warning line');
+  t.match(warnings[0], /filtered out/);
+  const full = JSON.parse(sh('hp-snapshot app --json').stdout.split('\n')[0]!);
+  t.equal(JSON.parse(r.stdout.split('\n')[0]!).bytes, full.bytes, 'the events still count');
+});
+
+t.test('cmd 2>&1 | head exits 0, every time', async (t) => {
+  for (const command of ['hp-snapshot app --at peak --json', 'hp-history app --json', 'hp-events app']) {
+    const statuses: number[] = [];
+    for (let i = 0; i < 12; i++) {
+      const r = spawnSync('bash', ['-c', `node ${join(root, 'bin', command.replace(/^hp-(\w+)/, 'hp-$1.js'))} 2>&1 | head -1 >/dev/null; echo \${PIPESTATUS[0]}`], { cwd: fixtures, encoding: 'utf8' });
+      statuses.push(Number(r.stdout.trim()));
+    }
+    t.same(statuses, statuses.map(() => 0), `${command} 2>&1 | head -1`);
+  }
+});

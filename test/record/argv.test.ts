@@ -1,0 +1,67 @@
+// hp-record's command line splits like python's: its own options first, then everything after
+// the script, -m MODULE or -c CODE belongs to the program (sys.argv compared with plain python);
+// a start line and a next step on stderr; a file that is not Python is refused unless --force.
+
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { hpRecord, missingBuild, pythons, run, scratch } from '../fixtures/record/harness.js';
+import { splitCommandLine } from '../../lib/cmd/record.js';
+
+t.test('splitCommandLine: hp-record options, then the program', async (t) => {
+  t.same(splitCommandLine(['-o', 't', '-m', 'pytest', '-q', 'test_a.py']), { own: ['-o', 't'], target: ['-m', 'pytest', '-q', 'test_a.py'] });
+  t.same(splitCommandLine(['-q', '-o', 't', 'app.py', '-o', 'x']), { own: ['-q', '-o', 't'], target: ['app.py', '-o', 'x'] });
+  t.same(splitCommandLine(['-c', 'print(1)', '-x']), { own: [], target: ['-c', 'print(1)', '-x'] });
+  t.same(splitCommandLine(['-mjson.tool', 'f']), { own: [], target: ['-m', 'json.tool', 'f'] });
+  t.same(splitCommandLine(['--module=pytest', '-x']), { own: [], target: ['-m', 'pytest', '-x'] });
+  t.same(splitCommandLine(['--force', '--', '-m', 'x']), { own: ['--force'], target: ['-m', 'x'] });
+  t.same(splitCommandLine(['--sample', '{}']), { own: ['--sample', '{}'], target: null });
+  t.throws(() => splitCommandLine(['-m']), /-m: needs a module name/);
+});
+
+const skip = missingBuild() ?? (pythons().length === 0 ? 'no CPython 3.9-3.13 under ~/.pyenv' : null);
+
+t.test('the program gets exactly the arguments python would give it', { skip: skip ?? false }, async (t) => {
+  const python = pythons()[pythons().length - 1]!.exe;
+  const dir = scratch({
+    'show.py': 'import sys, json\nprint(json.dumps(sys.argv))\n',
+    'showmod.py': 'import sys, json\nprint(json.dumps(sys.argv))\n',
+  });
+  const code = 'import sys, json; print(json.dumps(sys.argv))';
+  const cases: string[][] = [
+    ['show.py', '-q', '-x', '--foo', '-o', 'out'],
+    ['-m', 'showmod', '-q', '-x', 'test_a.py'],
+    ['-m', 'showmod', '-o', 'x', '--', 'y'],
+    ['-c', code, '-x', '--y', 'z'],
+  ];
+  for (const [i, program] of cases.entries()) {
+    const plain = await run(python, program, { cwd: dir });
+    const recorded = await hpRecord(['--python', python, '-o', `p${i}`, ...program], { cwd: dir });
+    t.equal(recorded.code, 0, `${program.join(' ')}: exit 0 (${recorded.stderr.trim()})`);
+    t.equal(recorded.stdout, plain.stdout, `${program.join(' ')}: sys.argv as under python: ${plain.stdout.trim()}`);
+    t.ok(existsSync(join(dir, `p${i}.hpm`)), 'the profile was written');
+    const lines = recorded.stderr.trim().split('\n');
+    t.match(lines[0], new RegExp(`^hp-record: recording \\S+ .* \\(pid \\d+\\) to p${i}\\.hpm/\\.hpd; sampler: sizes \\{128: 1e-4, 8192: 0\\.1\\}`), 'a start line with path, pid and sampler');
+    t.match(lines[lines.length - 1], new RegExp(`^hp-record: next: hp-snapshot p${i} `), 'the next command to run');
+  }
+  const quiet = await hpRecord(['--python', python, '-q', '-o', 'quiet', 'show.py', '-q'], { cwd: dir });
+  t.equal(quiet.stderr, '', '-q before the script silences hp-record');
+  t.equal(quiet.stdout, '["show.py", "-q"]\n', '-q after the script is the program\'s');
+});
+
+t.test('a file that is not Python is refused unless --force', { skip: skip ?? false }, async (t) => {
+  const python = pythons()[pythons().length - 1]!.exe;
+  const dir = scratch({ 'job.sh': '#!/bin/sh\necho hi\n', 'blob.bin': 'ELF\u0000\u0001\u0002', 'ok.py': '#!/usr/bin/env python3\nprint("ok")\n' });
+  const sh = await hpRecord(['--python', python, 'job.sh'], { cwd: dir });
+  t.equal(sh.code, 2);
+  t.equal(sh.stderr, `hp-record: job.sh: a script for /bin/sh, not Python (hp-record runs Python programs; --force runs it with ${python} anyway)\n`);
+  const bin = await hpRecord(['--python', python, 'blob.bin'], { cwd: dir });
+  t.equal(bin.code, 2);
+  t.match(bin.stderr, /blob\.bin: a binary file, not a Python script/);
+  t.same(readdirSync(dir).sort(), ['blob.bin', 'job.sh', 'ok.py'], 'no profile left behind');
+  const ok = await hpRecord(['--python', python, '-q', '-o', 'ok', 'ok.py'], { cwd: dir });
+  t.equal(ok.stdout, 'ok\n', 'a python shebang runs');
+  const forced = await hpRecord(['--python', python, '-q', '--force', '-o', 'forced', 'job.sh'], { cwd: dir });
+  t.not(forced.code, 2, '--force runs it anyway (python then fails on the shell syntax)');
+  t.match(forced.stderr, /SyntaxError/);
+});
