@@ -67,7 +67,12 @@ export interface SharedValues {
 /** Add the named shared options to a parser, with optional per-command describe/default. */
 export function useOptions<T>(y: Argv<T>, names: SharedOption[], overrides: Partial<Record<SharedOption, Pick<Options, 'describe' | 'default' | 'array'>>> = {}): Argv<T & SharedValues> {
   let out = y as unknown as Argv<T & SharedValues>;
-  for (const name of names) out = out.option(name, { ...OPTIONS[name], ...(overrides[name] ?? {}) } as Options) as unknown as Argv<T & SharedValues>;
+  for (const name of names) {
+    const spec: Options = { ...OPTIONS[name], ...(overrides[name] ?? {}) } as Options;
+    // `default: undefined` in an override means "no default" (yargs would take it as a value).
+    if ('default' in spec && spec.default === undefined) delete spec.default;
+    out = out.option(name, spec) as unknown as Argv<T & SharedValues>;
+  }
   return out;
 }
 

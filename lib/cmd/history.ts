@@ -114,7 +114,7 @@ export function main(argv: string[]): void {
       await drain();
       done();
       const lastUs = builder.lastEventUs;
-      if (!args.follow && (fromUs !== undefined || toUs !== undefined)) {
+      if (!args.follow && source.complete && (fromUs !== undefined || toUs !== undefined)) {
         checkWithinSpan('--from', fromUs, lastUs);
         checkWithinSpan('--to', toUs, lastUs);
       }

@@ -67,7 +67,9 @@ export function main(argv: string[]): void {
     try {
       const snap = indexed ? indexed.snapshot : await liveHeapAt(source, at);
       done();
-      if (at.kind === 'time' && snap.readToEnd) checkWithinSpan('--at', at.us, snap.lastUs);
+      // Only a finished profile has a known span; a time past the last event of one still being
+      // written (or of a stream cut by hp-events --to) is the heap as it stands.
+      if (at.kind === 'time' && snap.readToEnd && source.complete) checkWithinSpan('--at', at.us, snap.lastUs);
       const sites = groupLiveHeap(snap.heap, (id) => source.trace(id), by);
       const total = snap.heap.total();
       const head: Record<string, unknown> = {

@@ -92,7 +92,7 @@ export function stacksOfHeap(heap: LiveHeap, lookup: (id: number) => Trace | und
 export async function snapshotStacks(source: ProfileSource, at: SnapshotAt): Promise<StackSet> {
   warnIfNoEvents(source);
   const snap = await liveHeapAt(source, at);
-  if (at.kind === 'time' && snap.readToEnd && at.us > snap.lastUs) throw outOfSpan('--at', at.us, snap.lastUs);
+  if (at.kind === 'time' && snap.readToEnd && source.complete && at.us > snap.lastUs) throw outOfSpan('--at', at.us, snap.lastUs);
   const lookup = (id: number): Trace | undefined => source.trace(id);
   return {
     label: atLabel(at, snap.atUs),
@@ -127,7 +127,7 @@ export async function allocationStacks(source: ProfileSource, fromUs: number, to
     }
   }
   // (A reader that skipped to --from saw nothing when it is past the end: no span to print then.)
-  if (fromUs > spanUs) throw spanUs > 0 ? outOfSpan('--from', fromUs, spanUs) : new UsageError(`--from ${secondsText(fromUs)}: after the end of the profile (no event at or after it)`);
+  if (fromUs > spanUs && source.complete) throw spanUs > 0 ? outOfSpan('--from', fromUs, spanUs) : new UsageError(`--from ${secondsText(fromUs)}: after the end of the profile (no event at or after it)`);
   const end = Number.isFinite(toUs) ? toUs : lastUs;
   return {
     label: `allocations ${secondsText(fromUs)}s..${Number.isFinite(toUs) ? `${secondsText(toUs)}s` : 'end'}`,

@@ -17,10 +17,10 @@ const cases: Array<{ name: string; cmd: string; args: string[] }> = [
   { name: 'flow-peak.dot', cmd: 'hp-flow', args: [APP, '--at', 'peak'] },
   { name: 'flow-two-times.dot', cmd: 'hp-flow', args: [APP, '--at', '4', '--at', '9', '--threshold', '0.005'] },
   { name: 'flow-no-collapse.dot', cmd: 'hp-flow', args: [APP, '--at', '9', '--threshold', '0', '--no-collapse'] },
-  { name: 'diff-times.ndjson', cmd: 'hp-diff', args: [APP, '--at', '4', '--at', '9'] },
-  { name: 'diff-profiles.ndjson', cmd: 'hp-diff', args: [APP, APP2, '--at', '9'] },
+  { name: 'diff-times.ndjson', cmd: 'hp-diff', args: [APP, '--at', '4', '--at', '9', '--group-by', 'line'] },
+  { name: 'diff-profiles.ndjson', cmd: 'hp-diff', args: [APP, APP2, '--at', '9', '--group-by', 'line'] },
   { name: 'diff-stack-significant.ndjson', cmd: 'hp-diff', args: [APP, '--at', '2', '--at', 'peak', '--group-by', 'stack', '--significant'] },
-  { name: 'diff-profiles-table.txt', cmd: 'hp-diff', args: [APP, APP2, '--at', '9', '--table'] },
+  { name: 'diff-profiles-table.txt', cmd: 'hp-diff', args: [APP, APP2, '--at', '9', '--no-json', '--group-by', 'line'] },
 ];
 
 const dotMissing = ensureTool('dot', 'graphviz');

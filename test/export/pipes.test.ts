@@ -37,20 +37,20 @@ t.test('a closed pipe is success', (t) => {
 });
 
 t.test('profile, events NDJSON and snapshot NDJSON give the same diff', async (t) => {
-  const fromProfile = await run('hp-diff', [base, '--at', '0.3', '--at', 'end', '-q']);
+  const fromProfile = await run('hp-diff', [base, '--at', '0.3', '--at', 'end', '--group-by', 'line', '-q']);
   t.equal(fromProfile.code, 0, fromProfile.stderr);
   const events = await run('hp-events', [base, '-q']);
   const eventsFile = join(dir, 'events.ndjson');
   const { writeFileSync } = await import('node:fs');
   writeFileSync(eventsFile, events.stdout);
-  const fromEvents = await run('hp-diff', [eventsFile, '--at', '0.3', '--at', 'end', '-q']);
+  const fromEvents = await run('hp-diff', [eventsFile, '--at', '0.3', '--at', 'end', '--group-by', 'line', '-q']);
   const body = (s: Buffer): string => s.toString().split('\n').slice(1).join('\n'); // the meta line names the input
   t.equal(body(fromEvents.stdout), body(fromProfile.stdout), 'events NDJSON');
   const a = join(dir, 'a.ndjson');
   const b = join(dir, 'b.ndjson');
   writeFileSync(a, (await run('hp-snapshot', [base, '--at', '0.3', '-q'])).stdout);
   writeFileSync(b, (await run('hp-snapshot', [base, '--at', 'end', '-q'])).stdout);
-  const fromSnapshots = await run('hp-diff', [a, b, '-q']);
+  const fromSnapshots = await run('hp-diff', [a, b, '--group-by', 'line', '-q']);
   const rows = (s: Buffer): Array<Record<string, unknown>> => s.toString().trim().split('\n').slice(1).map((l) => JSON.parse(l) as Record<string, unknown>);
   const p = rows(fromProfile.stdout);
   const s = rows(fromSnapshots.stdout);
