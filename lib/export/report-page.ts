@@ -44,6 +44,9 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-sp
 td.site { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12px; word-break: break-all; }
 .bar { display: inline-block; height: 8px; background: #e07040; vertical-align: middle; }
 button { font: inherit; font-size: 12px; padding: 2px 8px; }
+.controls { display: flex; gap: 16px; align-items: center; font-size: 12px; color: var(--muted); margin: 4px 0 6px; }
+#search { font: inherit; font-size: 12px; padding: 2px 6px; width: 260px; }
+#plot .brush { fill: rgba(240, 160, 32, 0.18); stroke: #f0a020; }
 `;
 
 /*
@@ -138,6 +141,7 @@ const CLIENT = String.raw`
     if (rss) el('path', { id: 'rss', d: rss, fill: 'none', stroke: 'var(--rss)', 'stroke-dasharray': '4 3' }, svg);
     el('path', { id: 'live', d: line, fill: 'none', stroke: 'var(--line)', 'stroke-width': 2 }, svg);
     var sp = points[selected];
+    if (range) el('rect', { id: 'brush', 'class': 'brush', x: X(range[0]), y: M.t, width: Math.max(1, X(range[1]) - X(range[0])), height: H - M.t - M.b }, svg);
     el('line', { id: 'cursor', x1: X(sp.t), x2: X(sp.t), y1: M.t, y2: H - M.b, stroke: 'var(--sel)', 'stroke-dasharray': '3 3' }, svg);
     points.forEach(function (p, i) {
       var c = el('circle', { cx: X(p.t), cy: Y(p.bytes), r: p.peak || p.chosen ? 5 : 3, 'class': 'pt' + (p.peak ? ' peak' : '') + (p.chosen ? ' chosen' : '') + (i === selected ? ' selected' : ''), 'data-index': i }, svg);
@@ -145,7 +149,34 @@ const CLIENT = String.raw`
       title.textContent = (p.peak ? 'peak, ' : p.chosen ? 'chosen, ' : '') + fmtSec(p.t) + ': ' + fmtBytes(p.bytes) + ' live' + (p.hi > p.lo ? ' (95%: ' + fmtBytes(p.lo) + ' .. ' + fmtBytes(p.hi) + ')' : '');
     });
   }
+  // A drag on the plot selects a time range (the table then shows each site's high-water mark
+  // over it); a click without a drag selects one time.
+  var range = null, dragFrom = null, dragged = false;
+  function plotX(ev) { var r = svg.getBoundingClientRect(); return (ev.clientX - r.left) * W / r.width; }
+  function tAt(x) { return Math.max(0, Math.min(tMax, (x - M.l) * tMax / (W - M.l - M.r))); }
+  svg.addEventListener('mousedown', function (ev) { dragFrom = plotX(ev); dragged = false; });
+  svg.addEventListener('mousemove', function (ev) {
+    if (dragFrom === null) return;
+    var x = plotX(ev);
+    if (Math.abs(x - dragFrom) < 6) return;
+    dragged = true;
+    var a = tAt(Math.min(x, dragFrom)), b = tAt(Math.max(x, dragFrom));
+    range = [a, b];
+    drawBrush();
+  });
+  window.addEventListener('mouseup', function () {
+    if (dragFrom === null) return;
+    dragFrom = null;
+    if (dragged) drawTable();
+  });
+  function drawBrush() {
+    var old = document.getElementById('brush');
+    if (old) old.parentNode.removeChild(old);
+    if (!range) return;
+    el('rect', { id: 'brush', 'class': 'brush', x: X(range[0]), y: M.t, width: Math.max(1, X(range[1]) - X(range[0])), height: H - M.t - M.b }, svg);
+  }
   svg.addEventListener('click', function (ev) {
+    if (dragged) { dragged = false; return; }
     var r = svg.getBoundingClientRect();
     var x = (ev.clientX - r.left) * W / r.width;
     var best = 0, bestD = Infinity;
@@ -153,6 +184,7 @@ const CLIENT = String.raw`
       var d = Math.abs(X(p.t) - x);
       if (d < bestD || (d === bestD && (p.peak || p.chosen))) { best = i; bestD = d; }
     });
+    range = null;
     select(best);
   });
 
@@ -185,6 +217,16 @@ const CLIENT = String.raw`
     }
     return node;
   }
+  var searchBox = document.getElementById('search');
+  var hideImport = document.getElementById('hide-import');
+  // Frames of the import system (importlib._bootstrap and friends): noise in most heaps.
+  function isImportMachinery(f) {
+    var file = frames[f][1];
+    return /importlib[._\/]_bootstrap|^<frozen importlib|^<frozen zipimport/.test(file);
+  }
+  function hidden(n) { return hideImport.checked && n.frame >= 0 && isImportMachinery(n.frame); }
+  searchBox.addEventListener('input', function () { drawFlame(); });
+  hideImport.addEventListener('change', function () { drawFlame(); });
   function color(name) {
     var h = 0;
     for (var i = 0; i < name.length; i++) h = (h * 31 + name.charCodeAt(i)) >>> 0;
@@ -195,7 +237,9 @@ const CLIENT = String.raw`
     var root = buildTree(p);
     var focus = findZoom(root);
     var depth = 0;
-    (function measure(n, d) { depth = Math.max(depth, d); n.order.forEach(function (c) { measure(c, d + 1); }); })(focus, 0);
+    (function measure(n, d) { depth = Math.max(depth, d); n.order.forEach(function (c) { measure(c, hidden(c) ? d : d + 1); }); })(focus, 0);
+    var query = searchBox.value.trim().toLowerCase();
+    var matches = 0, matchedBytes = 0;
     var width = Math.max(320, canvas.parentNode.clientWidth || 800);
     var ratio = window.devicePixelRatio || 1;
     var height = (depth + 1) * ROW + 2;
@@ -207,12 +251,24 @@ const CLIENT = String.raw`
     ctx.font = '11px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace';
     ctx.textBaseline = 'middle';
     rects = [];
-    function draw(n, x, w, d, path) {
+    function draw(n, x, w, d, path, inMatch) {
       if (w < 0.4) return;
+      if (hidden(n) && n !== focus) {
+        // Drawn through: its callees take its place, one level up.
+        var hx = x;
+        n.order.slice().sort(function (a, b) { return b.value - a.value; }).forEach(function (c) {
+          var hw2 = w * c.value / (n.value > 0 ? n.value : 1);
+          draw(c, hx, hw2, d, path.concat(['n' + c.id]), inMatch);
+          hx += hw2;
+        });
+        return;
+      }
       var y = d * ROW;
-      ctx.fillStyle = n.frame === -1 ? '#c9ced8' : frames[n.frame][1] === '' ? '#d8d8d8' : color(n.name);
+      var isMatch = query !== '' && n.frame >= 0 && n.name.toLowerCase().indexOf(query) >= 0;
+      if (isMatch) { matches++; if (!inMatch) matchedBytes += n.value; }
+      ctx.fillStyle = isMatch ? '#d040c0' : query !== '' ? '#e4e6ea' : n.frame === -1 ? '#c9ced8' : frames[n.frame][1] === '' ? '#d8d8d8' : color(n.name);
       ctx.fillRect(x, y, Math.max(0.5, w - 0.5), ROW - 1);
-      rects.push({ x: x, y: y, w: w, node: n, path: path });
+      rects.push({ x: x, y: y, w: w, node: n, path: path, match: isMatch });
       if (w > 28) {
         ctx.fillStyle = '#111';
         var label = n.frame === -1 ? 'all: ' + fmtBytes(n.value) + ' live at ' + fmtSec(p.t) : n.name;
@@ -223,12 +279,15 @@ const CLIENT = String.raw`
       var cx = x;
       n.order.slice().sort(function (a, b) { return b.value - a.value; }).forEach(function (c) {
         var cw = w * c.value / (n.value > 0 ? n.value : 1);
-        draw(c, cx, cw, d + 1, path.concat(['n' + c.id]));
+        draw(c, cx, cw, d + 1, path.concat(['n' + c.id]), inMatch || isMatch);
         cx += cw;
       });
     }
-    draw(focus, 0, width, 0, zoomPath ? zoomPath.slice() : []);
+    draw(focus, 0, width, 0, zoomPath ? zoomPath.slice() : [], false);
     canvas.setAttribute('data-point', String(selected));
+    canvas.setAttribute('data-matches', String(matches));
+    canvas.setAttribute('data-frames', String(rects.length));
+    document.getElementById('search-info').textContent = query === '' ? '' : matches + ' frame' + (matches === 1 ? '' : 's') + ' match, ' + fmtBytes(matchedBytes) + ' (' + pct(matchedBytes, focus.value) + ')';
     document.getElementById('flame-title').textContent = (p.peak ? 'Peak: ' : p.chosen ? 'Chosen: ' : '') + 'live heap at ' + fmtSec(p.t) + ': ' + fmtBytes(p.bytes) +
       (p.hi > p.lo ? ' (95% interval ' + fmtBytes(p.lo) + ' .. ' + fmtBytes(p.hi) + ')' : '') + (focus !== root ? ', zoomed to ' + focus.name + ' (' + pct(focus.value, p.bytes) + ')' : '');
   }
@@ -246,7 +305,8 @@ const CLIENT = String.raw`
     if (!q) { tip.style.display = 'none'; return; }
     var p = points[selected], n = q.node;
     var hw = n.hw;
-    tip.textContent = (n.frame === -1 ? 'all live bytes' : n.name) + '\n' + fmtBytes(n.value) + ' (' + pct(n.value, p.bytes) + ')' + (hw > 0 ? ', 95% \u00b1' + fmtBytes(hw) : '');
+    tip.textContent = (n.frame === -1 ? 'all live bytes' : n.name) + '\n' + fmtBytes(n.value) + ' live, ' + pct(n.value, p.bytes) + ' of the heap at ' + fmtSec(p.t) +
+      '\n95% interval: ' + (hw > 0 ? fmtBytes(Math.max(0, n.value - hw)) + ' .. ' + fmtBytes(n.value + hw) : 'exact (sampled at p = 1)');
     tip.style.display = 'block';
     var wrap = canvas.parentNode.getBoundingClientRect();
     tip.style.left = Math.min(ev.clientX - wrap.left + 12, wrap.width - 300) + 'px';
@@ -262,21 +322,42 @@ const CLIENT = String.raw`
   document.getElementById('unzoom').addEventListener('click', function () { zoomPath = null; drawFlame(); });
 
   // ---- top sites (innermost line) at the selected point ----
+  // Per site, the highest live bytes over the points in the range (memray's temporal view).
+  function highWater(a, b) {
+    var best = {}, order = [];
+    points.forEach(function (p) {
+      if (p.t < a || p.t > b) return;
+      var src = resolve(p);
+      for (var i = 0; i < src.sites.length; i += 3) {
+        var k = 'f' + src.sites[i], cur = best[k];
+        if (!cur) { cur = best[k] = { frame: src.sites[i], bytes: -1, hw: 0, t: 0, total: 1 }; order.push(cur); }
+        if (src.sites[i + 1] > cur.bytes) { cur.bytes = src.sites[i + 1]; cur.hw = src.sites[i + 2]; cur.t = p.t; cur.total = p.bytes; }
+      }
+    });
+    order.sort(function (x, y) { return y.bytes - x.bytes; });
+    var flat = [];
+    order.forEach(function (r) { flat.push(r.frame, r.bytes, r.hw, r.t, r.total); });
+    return flat;
+  }
   function drawTable() {
     var p = points[selected], src = resolve(p);
     var body = document.getElementById('sites-body');
     while (body.firstChild) body.removeChild(body.firstChild);
-    for (var i = 0; i < src.sites.length; i += 3) {
-      var frame = src.sites[i], bytes = src.sites[i + 1], hw = src.sites[i + 2];
+    var rows = [];
+    if (range) rows = highWater(range[0], range[1]);
+    else for (var k = 0; k < src.sites.length; k += 3) rows.push(src.sites[k], src.sites[k + 1], src.sites[k + 2], p.t, p.bytes);
+    var maxRows = src.sites.length / 3 || 30;
+    for (var i = 0; i < rows.length && i < 5 * maxRows; i += 5) {
+      var frame = rows[i], bytes = rows[i + 1], hw = rows[i + 2], whole = rows[i + 4];
       var tr = document.createElement('tr');
-      var cells = [frame < 0 ? '[no Python stack]' : frameName(frame), fmtBytes(bytes), hw > 0 ? fmtBytes(Math.max(0, bytes - hw)) + ' .. ' + fmtBytes(bytes + hw) : 'exact', pct(bytes, p.bytes)];
+      var cells = [frame < 0 ? '[no Python stack]' : frameName(frame) + (range ? ' \u2014 at ' + fmtSec(rows[i + 3]) : ''), fmtBytes(bytes), hw > 0 ? fmtBytes(Math.max(0, bytes - hw)) + ' .. ' + fmtBytes(bytes + hw) : 'exact', pct(bytes, whole)];
       cells.forEach(function (text, j) {
         var td = document.createElement('td');
         td.className = j === 0 ? 'site' : 'num';
         if (j === 3) {
           var bar = document.createElement('span');
           bar.className = 'bar';
-          bar.style.width = Math.round(60 * bytes / (p.bytes || 1)) + 'px';
+          bar.style.width = Math.round(60 * bytes / (whole || 1)) + 'px';
           td.appendChild(bar);
           td.appendChild(document.createTextNode(' ' + text));
         } else td.textContent = text;
@@ -284,7 +365,7 @@ const CLIENT = String.raw`
       });
       body.appendChild(tr);
     }
-    document.getElementById('sites-title').textContent = 'Top sites at ' + fmtSec(p.t);
+    document.getElementById('sites-title').textContent = range ? 'High-water mark per site from ' + fmtSec(range[0]) + ' to ' + fmtSec(range[1]) + ' (drag on the plot; click it to choose one time)' : 'Top sites at ' + fmtSec(p.t);
   }
 
   function select(i) {
@@ -334,10 +415,11 @@ export function renderReportHtml(data: ReportData): string {
 ${facts}
 </div>
 <h2>Memory over time</h2>
-<div class="legend"><i style="background: var(--line)"></i>estimated live heap <i style="background: var(--band); height: 8px"></i>its 95% interval <i style="background: var(--rss)"></i>process RSS <i style="background: var(--sel); width: 8px; height: 8px; border-radius: 4px"></i>peak &mdash; click the plot (or use &larr; &rarr;) to choose a time</div>
+<div class="legend"><i style="background: var(--line)"></i>estimated live heap <i style="background: var(--band); height: 8px"></i>its 95% interval <i style="background: var(--rss)"></i>process RSS <i style="background: var(--sel); width: 8px; height: 8px; border-radius: 4px"></i>peak &mdash; click the plot (or use &larr; &rarr;) to choose a time, drag across it to choose a range</div>
 <svg id="plot" role="img" aria-label="estimated live heap over time"></svg>
 <h2 id="flame-title">Live heap</h2>
 <div class="legend">width = share of live bytes; root on top, callees below; space under a frame = allocated by that line itself or by callees too small to draw; click a frame to zoom <button id="unzoom" type="button">whole heap</button></div>
+<div class="controls"><input id="search" type="search" placeholder="search frames: function or file" aria-label="search frames"><span id="search-info"></span><label><input id="hide-import" type="checkbox" checked> hide import machinery (importlib._bootstrap)</label></div>
 <div id="flame-wrap"><canvas id="flame" role="img" aria-label="flame graph of the live heap"></canvas><div id="tip"></div></div>
 <h2 id="sites-title">Top sites</h2>
 <table id="sites"><thead><tr><th>site (innermost line)</th><th class="num">live bytes</th><th class="num">95% interval</th><th class="num">share</th></tr></thead><tbody id="sites-body"></tbody></table>

@@ -121,6 +121,81 @@ if (missing) {
     await page.close();
   });
 
+  t.test('search highlights frames, import machinery is hidden by default, a drag shows high-water marks', async (t) => {
+    const dir = t.testdir();
+    // A small profile whose heap passes through importlib's frames, as a real import does.
+    const base = join(dir, 'imports');
+    const main = { function: '<module>', file: 'main.py', line: 1 };
+    const bootstrap = { function: '_find_and_load', file: '<frozen importlib._bootstrap>', line: 1007 };
+    const exec = { function: 'exec_module', file: '<frozen importlib._bootstrap_external>', line: 940 };
+    const table = { function: 'build_table', file: 'pkg/tables.py', line: 12 };
+    const cache = { function: 'fill_cache', file: 'pkg/cache.py', line: 40 };
+    await writeProfile(base, {
+      header: { startTimeUs: 1_764_000_000_000_000, argv: ['main.py'], sampling: { kind: 'table', bounds: [128, 8192], probs: [1e-4, 0.1] } },
+      traces: [
+        { id: 1, frames: [table, exec, bootstrap, main], dropped: 0 },
+        { id: 2, frames: [cache, main], dropped: 0 },
+      ],
+      events: [
+        { op: 'alloc', timeUs: 100_000, trace: 1, size: 3_000_000 },
+        { op: 'alloc', timeUs: 1_000_000, trace: 2, size: 5_000_000 },
+        { op: 'free', timeUs: 2_000_000, trace: 2, size: 5_000_000 },
+        { op: 'alloc', timeUs: 3_000_000, trace: 2, size: 1_000_000 },
+        { op: 'alloc', timeUs: 4_000_000, trace: 1, size: 500_000 },
+      ],
+      eventsPerBlock: 4096,
+    });
+    const html = join(dir, 'imports.html');
+    const res = await run('hp-report', [base, '-o', html, '--at', 'end', '-q']);
+    t.equal(res.code, 0, res.stderr);
+    const { page, problems } = await open(html);
+    const attr = (name: string): Promise<number> => page.evaluate((n) => Number(document.getElementById('flame')!.getAttribute(n)), name);
+    t.equal(await page.isChecked('#hide-import'), true, 'hide import machinery is on by default');
+    const shownHidden = await attr('data-frames');
+    await page.uncheck('#hide-import');
+    const shownAll = await attr('data-frames');
+    t.equal(shownAll - shownHidden, 2, `the two importlib frames appear when unchecked (${shownHidden} -> ${shownAll})`);
+    await page.check('#hide-import');
+    t.equal(await attr('data-frames'), shownHidden, 'and go again');
+
+    await page.fill('#search', 'tables.py');
+    t.equal(await attr('data-matches'), 1, 'one frame matches tables.py');
+    t.match(await page.locator('#search-info').textContent(), /^1 frame match, 3\.3 MiB \(\d+\.\d%\)$/);
+    await page.fill('#search', 'main');
+    t.equal(await attr('data-matches'), 1, '<module> (main.py) matches by file');
+    await page.fill('#search', 'no such frame');
+    t.equal(await attr('data-matches'), 0);
+    t.match(await page.locator('#search-info').textContent(), /^0 frames match/);
+    await page.fill('#search', '');
+    t.equal(await page.locator('#search-info').textContent(), '');
+
+    // At the end the cache holds 1 MB; over the whole run its high-water mark is 5 MB (at 1 s).
+    t.match(await page.locator('#sites-title').textContent(), /^Top sites at/);
+    const box = (await page.locator('#plot').boundingBox())!;
+    await page.mouse.move(box.x + box.width * 0.1, box.y + box.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width * 0.5, box.y + box.height / 2, { steps: 5 });
+    await page.mouse.move(box.x + box.width * 0.97, box.y + box.height / 2, { steps: 5 });
+    await page.mouse.up();
+    t.match(await page.locator('#sites-title').textContent(), /^High-water mark per site from /);
+    t.equal(await page.locator('#brush').count(), 1, 'the range is drawn on the plot');
+    const first = (await page.locator('#sites-body tr').first().textContent()) ?? '';
+    t.match(first, /fill_cache \(pkg\/cache\.py:40\) — at 1(\.\d+)? s/, 'the cache first, at its high-water time');
+    t.match(first, /4\.8 MiB/, 'with its high-water mark, not its end value');
+
+    // A click (no drag) goes back to one time.
+    await page.mouse.click(box.x + box.width * 0.5, box.y + box.height / 2);
+    t.match(await page.locator('#sites-title').textContent(), /^Top sites at/);
+    t.equal(await page.locator('#brush').count(), 0);
+
+    // The tooltip: bytes, share and interval.
+    const flame = (await page.locator('#flame').boundingBox())!;
+    await page.mouse.move(flame.x + 40, flame.y + 9);
+    t.match(await page.locator('#tip').textContent(), /live, [\d.]+% of the heap at .*\n95% interval: /);
+    t.same(problems, [], 'no console errors');
+    await page.close();
+  });
+
   t.test('--at chooses the moment shown first, exactly', async (t) => {
     const dir = t.testdir();
     const html = join(dir, 'at.html');
