@@ -29,22 +29,26 @@ _finished = False
 
 
 def _write_status(status):
+    # True when hp-record will be able to read it (not on a full or read-only temporary directory).
     if _status_path is None:
-        return
+        return False
     import json
 
     try:
         with open(_status_path, 'w') as f:
             json.dump(status, f)
+        return True
     except (OSError, IOError, ValueError, TypeError):
-        pass
+        return False
 
 
 def _fail(message, exit_code=_EXIT_FAILURE):
     # Before the program starts: hp-record prints the message and exits with this status. os._exit,
-    # because SystemExit inside sitecustomize would make python report a fatal start-up error.
-    _write_status({'state': 'error', 'exit': exit_code, 'message': message})
-    if _status_path is None:
+    # because SystemExit inside sitecustomize would make python report a fatal start-up error. The
+    # status says 'error' for good: _finish (which our os._exit wrapper calls) must not replace it.
+    global _finished
+    _finished = True
+    if not _write_status({'state': 'error', 'exit': exit_code, 'message': message}):
         sys.stderr.write('hp-record: %s\n' % message)
     try:
         sys.stdout.flush()
