@@ -161,7 +161,7 @@ def _start_recorder(heapprof, config, target_argv):
         if sampling is not None:
             sampling = dict((int(bound), float(p)) for bound, p in sampling)
     _profile_files = [base + '.hpm', base + '.hpd'] if base else []
-    _write_status({'state': 'started', 'files': _profile_files})
+    _write_status({'state': 'started', 'files': _profile_files, 'pid': os.getpid()})
     try:
         if mode == 'stats':
             heapprof.gatherStats(base, force=force, argv=target_argv)
@@ -194,7 +194,7 @@ def _finish():
                 summary.update(get_summary() or {})
             except Exception as err:
                 summary['summary_error'] = str(err)
-    _write_status({'state': 'finished', 'files': _profile_files, 'summary': summary})
+    _write_status({'state': 'finished', 'files': _profile_files, 'pid': os.getpid(), 'summary': summary})
 
 
 def _report_at_os_exit():
