@@ -156,6 +156,7 @@ static int g_ticker_running, g_ticker_wanted, g_ticker_stop;
 static sem_t g_tick_sem;
 
 /* SIGTERM (see on_sigterm): installed by hp_start only over the default action. */
+#define TERM_WAIT_S 3
 static int g_term_installed;
 static int g_term_pending; /* set by the handler: the ticker finishes the profile, then re-raises */
 
@@ -879,12 +880,14 @@ static void finish_profile(void);
  * installed in its place. The handler itself does almost nothing, because almost nothing
  * is safe there: the thread it interrupted may hold g_mu (mid-event) or libc's malloc lock,
  * so it neither locks nor allocates nor writes. It sets g_term_pending and wakes the ticker
- * (sem_post is async-signal-safe) and returns; the interrupted thread goes on and releases
- * whatever it held; the ticker, an ordinary thread, takes g_mu, writes the histogram and
- * end markers, closes the files, restores the default action and sends SIGTERM again, so
- * the process dies of SIGTERM as it would have, some milliseconds later. Where nothing can
- * be deferred (not recording, no ticker yet, or a second SIGTERM while the first is being
- * handled) the handler restores the default action and re-raises at once. */
+ * (sem_post is async-signal-safe); the ticker, an ordinary thread, takes g_mu, writes the
+ * histogram and end markers, closes the files, restores the default action and sends
+ * SIGTERM again, so the process dies of SIGTERM as it would have, some milliseconds later.
+ * Meanwhile the interrupted thread sleeps in the handler (it would be dead by now without
+ * the profiler), up to TERM_WAIT_S, unless it was inside the hook, where it may hold g_mu:
+ * then it returns and goes on until the ticker is done. Where nothing can be deferred (not
+ * recording, no ticker yet, or a second SIGTERM while the first is being handled) the
+ * handler restores the default action and re-raises at once. */
 
 /* Never returns: SIGTERM back to its default action, sent to this process, unblocked in
  * this thread too (the ticker blocks every signal) so that it cannot stay pending. */
@@ -902,13 +905,29 @@ __attribute__((noreturn)) static void term_reraise(void) {
   for (;;) pause();
 }
 
-/* Async-signal-safe: atomics, sem_post, sigaction, raise. */
+/* Async-signal-safe: atomics, sem_post, nanosleep, clock_gettime, sigaction, raise. */
 static void on_sigterm(int sig) {
   int saved = errno;
   if (LOAD(g_active) && LOAD(g_ticker_running) && !LOAD(g_child_pending) &&
       !__atomic_exchange_n(&g_term_pending, 1, __ATOMIC_SEQ_CST)) {
     sem_post(&g_tick_sem);
-  } else {
+    if (t_hp.busy) {
+      errno = saved;
+      return; /* this thread may hold g_mu: let it go on and release it */
+    }
+    /* Otherwise this thread waits here for the ticker's SIGTERM to end the process, so
+     * that it does no more than it would have without the profiler (the signal would have
+     * killed it here). If that takes longer than TERM_WAIT_S (a write that hangs, or the
+     * interrupted code held a lock the ticker needs, such as libc's malloc lock, or g_mu
+     * in an exported function), die now with the profile as it is on disk. */
+    struct timespec start, now, step = {0, 10 * 1000 * 1000};
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    do {
+      nanosleep(&step, NULL);
+      clock_gettime(CLOCK_MONOTONIC, &now);
+    } while (now.tv_sec - start.tv_sec < TERM_WAIT_S);
+  }
+  {
     struct sigaction dfl;
     memset(&dfl, 0, sizeof dfl);
     dfl.sa_handler = SIG_DFL;
