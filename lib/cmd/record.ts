@@ -10,8 +10,6 @@ import { constants as osConstants, tmpdir } from 'node:os';
 import { basename, delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EXIT_DATA, HpError, UsageError, formatBytes, isQuiet, parser, runMain, setQuiet, systemErrorMessage } from '../cli.js';
-import { openProfile } from '../format/profile.js';
-import { OP_FREE } from '../format/source.js';
 
 const NAME = 'hp-record';
 
@@ -315,6 +313,8 @@ export interface DiskProfile {
 export async function readDiskProfile(base: string, startedAfterUs = -Infinity): Promise<DiskProfile | null> {
   let issues = 0;
   try {
+    // Loaded only when needed: most runs never read a profile back.
+    const [{ openProfile }, { OP_FREE }] = await Promise.all([import('../format/profile.js'), import('../format/source.js')]);
     const src = await openProfile(base, { worker: false, onIssue: () => void issues++ });
     try {
       const h = src.header;

@@ -169,7 +169,7 @@ def isProfiling():
 
 
 def flush():
-    """Writes buffered blocks now (they are also written about once a second)."""
+    """Writes buffered blocks now (they are also written every 0.5 seconds)."""
     if _state["hooks"]:
         _native.load().hp_flush()
 
