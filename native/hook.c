@@ -153,6 +153,8 @@ static uint32_t g_next_string, g_next_frame, g_next_trace, g_file_epoch;
 #define TICK_NS 500000000L
 static pthread_t g_ticker;
 static int g_ticker_running, g_ticker_wanted, g_ticker_stop;
+/* 1 from the ticker's start until it decides to exit: until then it will see a SIGTERM. */
+static int g_ticker_accepting;
 static sem_t g_tick_sem;
 
 /* SIGTERM (see on_sigterm): installed by hp_start only over the default action. */
@@ -885,7 +887,10 @@ static void finish_profile(void);
  * SIGTERM again, so the process dies of SIGTERM as it would have, some milliseconds later.
  * Meanwhile the interrupted thread sleeps in the handler (it would be dead by now without
  * the profiler), up to TERM_WAIT_S, unless it was inside the hook, where it may hold g_mu:
- * then it returns and goes on until the ticker is done. Where nothing can be deferred (not
+ * then it returns and goes on until the ticker is done. If the ticker is being stopped
+ * (the program is exiting, forking or stopping the recorder) the handler returns too, and
+ * the thread stopping the ticker finishes the profile and re-raises (term_check): a pool
+ * worker on Python 3.9 gets its SIGTERM just as it leaves by os._exit. Where nothing can be deferred (not
  * recording, no ticker yet, or a second SIGTERM while the first is being handled) the
  * handler restores the default action and re-raises at once. */
 
@@ -910,6 +915,13 @@ static void on_sigterm(int sig) {
   int saved = errno;
   if (LOAD(g_active) && LOAD(g_ticker_running) && !LOAD(g_child_pending) &&
       !__atomic_exchange_n(&g_term_pending, 1, __ATOMIC_SEQ_CST)) {
+    if (!__atomic_load_n(&g_ticker_accepting, __ATOMIC_SEQ_CST)) {
+      /* The ticker is being stopped (hp_stop, exit, fork), maybe by this very thread:
+       * whoever stops it sees g_term_pending afterwards (term_check), finishes the
+       * profile and re-raises. */
+      errno = saved;
+      return;
+    }
     sem_post(&g_tick_sem);
     if (t_hp.busy) {
       errno = saved;
@@ -996,7 +1008,13 @@ static void *ticker_main(void *arg) {
       if (sem_clockwait(&g_tick_sem, CLOCK_MONOTONIC, &deadline) != 0 && errno == ETIMEDOUT) break;
     }
     if (LOAD(g_term_pending)) term_finish();
-    if (LOAD(g_ticker_stop)) return NULL;
+    if (LOAD(g_ticker_stop)) {
+      /* From here a SIGTERM is left to whoever stops us (see on_sigterm); one that came
+       * just before is still ours. Both sides are sequentially consistent. */
+      __atomic_store_n(&g_ticker_accepting, 0, __ATOMIC_SEQ_CST);
+      if (__atomic_load_n(&g_term_pending, __ATOMIC_SEQ_CST)) term_finish();
+      return NULL;
+    }
     uint64_t rss = tick % 2 == 0 ? read_rss() : 0; /* once a second; outside g_mu */
     pthread_mutex_lock(&g_mu);
     if (g_active) {
@@ -1020,7 +1038,9 @@ static void ticker_start_locked(void) {
   sigset_t all, saved;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &saved);
+  __atomic_store_n(&g_ticker_accepting, 1, __ATOMIC_SEQ_CST);
   if (pthread_create(&g_ticker, NULL, ticker_main, NULL) == 0) STORE(g_ticker_running, 1);
+  else __atomic_store_n(&g_ticker_accepting, 0, __ATOMIC_SEQ_CST);
   pthread_sigmask(SIG_SETMASK, &saved, NULL);
   if (LOAD(g_term_pending)) sem_post(&g_tick_sem);
 }
@@ -1255,6 +1275,7 @@ static void atfork_child(void) {
   sem_destroy(&g_tick_sem);
   ticker_init_sync();
   g_ticker_running = 0;
+  g_ticker_accepting = 0;
   g_term_pending = 0; /* the parent's pending signals are not the child's */
   /* The lock stays the parent's alone (flock is shared with a copied descriptor). */
   if (g_lock_fd >= 0) close(g_lock_fd);
@@ -1404,6 +1425,7 @@ EXPORT int hp_start(const char *base, int mode, int sampler, int nranges, const 
   if (strlen(base) >= sizeof g_base) return set_err("profile name too long"), -ENAMETOOLONG;
 
   ticker_stop();
+  term_check();
   pthread_mutex_lock(&g_mu);
   if (g_active) {
     pthread_mutex_unlock(&g_mu);
