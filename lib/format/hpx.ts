@@ -21,7 +21,7 @@ import {
 import { decodeBlock } from './events.js';
 import type { Columns, DecodeJob } from './hpd-worker.js';
 import { OP_FREE, type EventBatch, type ProfileSource, type ReadOptions } from './source.js';
-import { NO_STACK_TRACE, type Frame, type Header, type HistogramBucket, type Sampling, type Trace } from './types.js';
+import { MAX_NAME_LENGTH, MAX_TRACE_FRAMES, NO_STACK_TRACE, type Frame, type Header, type HistogramBucket, type Sampling, type Trace } from './types.js';
 
 export * from './hpx-writer.js';
 
@@ -183,6 +183,7 @@ class Dictionary {
       switch (type) {
         case REC.STRING: {
           const id = r.varint();
+          if (r.remaining > MAX_NAME_LENGTH) throw new FormatError(`string ${id} of ${r.remaining} bytes is longer than the ${MAX_NAME_LENGTH}-byte limit`, r.pos);
           this.strings.set(id, r.utf8(r.remaining));
           break;
         }
@@ -199,6 +200,7 @@ class Dictionary {
           const dropped = r.varint();
           const depth = r.varint();
           if (depth > r.remaining) throw new FormatError(`trace ${id} claims ${depth} frames in ${r.remaining} bytes`, r.pos);
+          if (depth > MAX_TRACE_FRAMES) throw new FormatError(`trace ${id} has ${depth} frames, more than the ${MAX_TRACE_FRAMES} limit`, r.pos);
           const frames: Frame[] = new Array(depth);
           for (let i = 0; i < depth; i++) {
             const fid = r.varint();
