@@ -53,7 +53,7 @@ async function tsView(base: string): Promise<{ events: string[]; skipped: number
   const r = await readAll(base);
   return {
     events: r.events.map((e) => `${e.op} ${e.timeUs} ${e.trace} ${e.size}`),
-    skipped: r.issues.filter((i) => i.file.endsWith('.hpd') && !/undefined trace|truncated/.test(i.message)).length,
+    skipped: r.issues.filter((i) => i.file.endsWith('.hpd') && !/undefined trace|truncated|time goes back|lost|after the block holding END/.test(i.message)).length,
   };
 }
 
