@@ -5,13 +5,16 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { accessSync, closeSync, constants as fsConstants, existsSync, lstatSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, unlinkSync } from 'node:fs';
+import { accessSync, closeSync, constants as fsConstants, existsSync, lstatSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { constants as osConstants, tmpdir } from 'node:os';
 import { basename, delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EXIT_DATA, HpError, UsageError, formatBytes, isQuiet, parser, runMain, setQuiet, systemErrorMessage } from '../cli.js';
 
 const NAME = 'hp-record';
+
+/** Bytes reserved for the bootstrap's status file (its JSON is a few hundred bytes). */
+const STATUS_RESERVE_BYTES = 64 * 1024;
 
 /** The environment variable carrying the JSON configuration to the bootstrap, which removes it at once. */
 export const CONFIG_VAR = 'HEAPPROF_RECORD_CONFIG';
@@ -532,10 +535,22 @@ export function main(argv: string[]): void {
     if (!existsSync(BOOTSTRAP_PATH)) throw new HpError(`${BOOTSTRAP_PATH}: no such file (is the heapprof package complete?)`, EXIT_DATA);
 
     // A private directory (mode 0700) for the bootstrap, as sitecustomize.py, and its status file.
-    const privateDir = mkdtempSync(join(tmpdir(), 'hp-record-'));
+    let privateDir: string;
+    try {
+      privateDir = mkdtempSync(join(tmpdir(), 'hp-record-'));
+    } catch (err) {
+      throw new HpError(`${tmpdir()}: cannot create hp-record's private directory: ${errnoText(err)}`, EXIT_DATA);
+    }
     const statusPath = join(privateDir, 'status.json');
     try {
-      symlinkSync(BOOTSTRAP_PATH, join(privateDir, 'sitecustomize.py'));
+      try {
+        // The status file is written in place (python pads it with spaces, which JSON allows), so that
+        // a temporary directory that fills up during the run cannot lose the recorder's report.
+        writeFileSync(statusPath, ' '.repeat(STATUS_RESERVE_BYTES), { mode: 0o600 });
+        symlinkSync(BOOTSTRAP_PATH, join(privateDir, 'sitecustomize.py'));
+      } catch (err) {
+        throw new HpError(`${privateDir}: cannot prepare hp-record's private directory: ${errnoText(err)}`, EXIT_DATA);
+      }
       const userPythonPath = process.env.PYTHONPATH;
       const config = {
         status: statusPath,

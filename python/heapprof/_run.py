@@ -35,8 +35,16 @@ def _write_status(status):
     import json
 
     try:
-        with open(_status_path, 'w') as f:
-            json.dump(status, f)
+        data = json.dumps(status)
+        try:
+            # In place over the spaces hp-record reserved, padded (JSON allows trailing spaces): no
+            # new disk blocks are needed, so a full temporary directory cannot lose the report.
+            f = open(_status_path, 'r+')
+        except (OSError, IOError):
+            f = open(_status_path, 'w')
+        with f:
+            size = os.fstat(f.fileno()).st_size
+            f.write(data + ' ' * (size - len(data)) if size > len(data) else data)
         return True
     except (OSError, IOError, ValueError, TypeError):
         return False

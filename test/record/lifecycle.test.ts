@@ -165,12 +165,12 @@ const tmpfsSkip = ((): string | false => {
 })();
 
 /** Run hp-record with a tmpfs of `sizeK` KiB on `dir`, optionally filled first; copies what is left into `keep`. */
-function inTmpfs(dir: string, keep: string, sizeK: number, fill: boolean, args: string[]) {
+function inTmpfs(dir: string, keep: string, sizeK: number, fill: boolean, args: string[], tmpdirThere = false) {
   const quoted = [process.execPath, BIN, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
   const script = [
     `mount -t tmpfs -o size=${sizeK}k tmpfs '${dir}' || exit 99`,
     fill ? `dd if=/dev/zero of='${dir}/fill' bs=4k 2>/dev/null` : ':',
-    `${quoted}; rc=$?`,
+    `${tmpdirThere ? `TMPDIR='${dir}' ` : ''}${quoted}; rc=$?`,
     `ls -A '${dir}' > '${keep}/listing'`,
     `for f in '${dir}'/*.hp?; do [ -e "$f" ] && cp "$f" '${keep}/'; done`,
     'exit $rc',
@@ -189,6 +189,18 @@ t.test(`CPython ${newest.version}: a full filesystem`, { skip: tmpfsSkip }, asyn
       t.match(r.stderr, new RegExp(`^hp-record: ${dir}/run\\.hpm: No space left on device\\n$`), `run ${attempt}: the cause, not "already exists"`);
       t.equal(readFileSync(join(keep, 'listing'), 'utf8'), 'fill\n', `run ${attempt}: nothing left behind`);
     }
+  });
+
+  await t.test('a full temporary directory: hp-record says so before the program runs', async (t) => {
+    const dir = scratch();
+    const keep = scratch();
+    const out = scratch();
+    const r = await inTmpfs(dir, keep, 64, true, ['--python', newest.exe, '-o', join(out, 'run'), '--', 'known.py'], true);
+    t.equal(r.code, 1);
+    t.equal(r.stdout, '', 'the program did not run');
+    t.match(r.stderr, new RegExp(`^hp-record: ${dir}/hp-record-\\w+: cannot prepare hp-record's private directory: no space left on device\\n$`));
+    t.same(readdirSync(out), [], 'no profile');
+    t.equal(readFileSync(join(keep, 'listing'), 'utf8'), 'fill\n', 'no private directory left behind');
   });
 
   await t.test('mid-run: the summary counts only what reached the disk, and the exit status says the profile is incomplete', async (t) => {
