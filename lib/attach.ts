@@ -343,7 +343,7 @@ export async function recordAttached(target: TargetInfo, opts: AttachOptions, sa
 
     // gdb in its own process group: a Ctrl-C meant for hp-record must not reach it.
     const gdbOut: string[] = [];
-    gdbChild = spawn(opts.gdb, ['-p', String(opts.pid), '-batch', '-nx', '-iex', 'set debuginfod enabled off', '-iex', 'set auto-load off', '-x', GDB_SCRIPT], {
+    gdbChild = spawn(opts.gdb, ['-p', String(opts.pid), '-batch', '-nx', '-iex', 'set debuginfod enabled off', '-iex', 'set auto-load off', '-iex', 'set auto-solib-add off', '-x', GDB_SCRIPT], {
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
       env: { ...process.env, HP_ATTACH_LIB: nativeLibrary(), HP_ATTACH_CODE: injectedCode(PACKAGE_PARENT, ctlPath, token) },

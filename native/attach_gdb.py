@@ -131,6 +131,13 @@ def main():
             gdb.execute("set " + setting if not setting.startswith("handle") else setting, to_string=True)
         except gdb.error:
             pass
+    # hp-record starts gdb with auto-solib-add off (reading every library's symbols is most of
+    # an attach's time): load only the C library's and libpython's, which the calls need.
+    for lib in (r"/libc\.so", r"/libc\.musl", r"/libdl\.so", r"/libpython"):
+        try:
+            gdb.execute("sharedlibrary " + lib, to_string=True)
+        except gdb.error:
+            pass
     inferior = gdb.selected_inferior()
     if inferior.pid == 0:
         report("error: gdb could not attach")

@@ -24,13 +24,20 @@ const PACKAGE_PARENT = dirname(dirname(BOOTSTRAP_PATH));
 
 const USAGE = `Usage: $0 [options] [--] script.py [args...]
        $0 [options] -m module [args...]
+       $0 --pid PID [-o BASE] [--duration SECONDS] [sampling options]
+       $0 --pid PID --stop
 
 Run a Python program under the heapprof recorder, exactly as \`python3 script.py args...\` (or
 \`python3 -m module args...\`) would run it: same sys.argv, sys.path[0], __main__, stdin/stdout/stderr,
 exit status and signals. The profile goes to BASE.hpm and BASE.hpd, created mode 0600; the default
 BASE is heapprof.PID in the current directory (PID = the Python process id). A one-line summary is
 printed to stderr at the end. Exit status: the program's own; 2 when hp-record's arguments are bad;
-1 when the recorder could not start (the program did not run).`;
+1 when the recorder could not start (the program did not run).
+
+--pid attaches to a running CPython 3.9-3.13 through gdb and records it from then on, until
+--duration, Ctrl-C, or \`hp-record --pid PID --stop\` from elsewhere; the process keeps running.
+Exit status 0 once recorded; 2 for no such process, not Python, an unsupported version; 1 when
+attaching failed (gdb missing, ptrace refused, already recorded). See hp-record(1).`;
 
 /** One row of the size-range sampling table: sizes below `bound` (and above the previous bound) are sampled with `p`. */
 export interface SamplingRange {
