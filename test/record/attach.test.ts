@@ -4,7 +4,7 @@
 // killed target or a killed hp-record leaves behind; and the one-line errors.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
@@ -285,4 +285,16 @@ t.test('errors: one line, documented status, target untouched', { skip: skip ?? 
   t.equal((await server.exited).code, 3, 'the target ends normally');
   checkServerOutput(t, server.out(), 'after the refused attaches');
   t.equal(server.err(), '');
+
+  // A process heapprof is already recording from inside (here: started by hp-record).
+  const stopInner = join(dir, 'stop-inner');
+  const inner = hpRecord(['--python', py311!.exe, '-o', join(dir, 'inner'), '--', 'server.py', stopInner]);
+  await inner.waitFor('out', /tick 1 /);
+  const childPid = readFileSync(`/proc/${inner.child.pid}/task/${inner.child.pid}/children`, 'utf8').trim().split(/\s+/)[0]!;
+  const busy = await runHp(['--pid', childPid, '-o', join(dir, 'three')]);
+  t.equal(busy.code, 1);
+  t.equal(busy.stderr, `hp-record: --pid ${childPid}: the process is already being recorded (heapprof is running inside it)\n`);
+  writeFileSync(stopInner, '');
+  t.equal((await inner.exited).code, 3, 'the recorded process ends normally');
+  t.match(inner.err(), /inner\.hpm, .*inner\.hpd: [\d,]+ events/, 'and its own recording was not disturbed');
 });
