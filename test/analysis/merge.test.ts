@@ -69,9 +69,14 @@ t.test('a parent and 3 forked workers as one', { skip: skip ?? false }, async (t
   t.equal(hist.status, 0, hist.stderr);
   const lines = ndjson(hist.stdout);
   const printed = new Map([...rec.stdout.matchAll(/worker (\d+) allocated between ([\d.]+) and ([\d.]+)/g)].map((m) => [Number(m[1]), [Number(m[2]), Number(m[3])]]));
-  t.equal(printed.size, 3);
+  t.equal(printed.size, 3, `three workers printed: ${JSON.stringify(rec.stdout)}`);
   for (const r of recs.filter((x) => x !== parent)) {
-    const [before, after] = printed.get(r.header.pid!)!.map((w) => w - start0 / 1e6) as [number, number];
+    const got = printed.get(r.header.pid!);
+    if (!got) {
+      t.fail(`pid ${r.header.pid} printed no allocation time`);
+      continue;
+    }
+    const [before, after] = got.map((w) => w - start0 / 1e6) as [number, number];
     const first = lines.find((l) => l.pid === r.header.pid && l.live_bytes > 0)!;
     // The bucket (first.t - 0.1, first.t] must overlap [before, after] (1 ms for clock rounding).
     t.ok(first.t - 0.1 < after + 0.001 && first.t > before - 0.001, `pid ${r.header.pid}: allocated in [${before.toFixed(3)}, ${after.toFixed(3)}] s (wall clock), first live bucket ends at ${first.t} s`);
