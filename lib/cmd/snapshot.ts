@@ -7,17 +7,22 @@ import { GROUP_BY, groupLiveHeap, type GroupBy, type SiteEstimate } from '../mod
 import { liveHeapAt, type SnapshotAt } from '../model/snapshot.js';
 import { liveHeapAtIndexed } from '../format/index.js';
 import { commandReadOptions, isNdjsonArg, openSource } from '../source-arg.js';
+import { BY_CHOICES, manyInputs, openInputs } from '../profile-inputs.js';
 import { formatSeconds, inputArg, positiveInt, reportIncomplete, secondsOption } from './common.js';
 
 export const SNAPSHOT_SCHEMA = 1;
 
-const USAGE = `$0 [PROFILE|-] [--at SECONDS|peak|end] [--group-by trace|line|function|file] [--top N]
+const USAGE = `$0 [PROFILE|-]... [--at SECONDS|peak|end] [--group-by trace|line|function|file] [--top N] [--by pid]
 
 The live heap at one moment: what had been allocated and not yet freed, estimated from the
 sampled events (each weighted by 1/p) with a 95% interval. Writes a "snapshot" line (the
 moment and the total), then one "site" line per site, largest first (schema in
 hp-snapshot(1)). --at peak is the moment of highest estimated live bytes; --at end (the
-default) is what was never freed. Reads a profile, events NDJSON, or stdin (-).`;
+default) is what was never freed. Reads a profile, events NDJSON, or stdin (-).
+
+Several profiles (hp-snapshot run run.[0-9]*, or a quoted glob 'run.*' that hp-snapshot expands)
+are read as one process: aligned on wall-clock time (--at counts from the earliest start) and
+summed; --by pid splits them, with the process ("pid 1234") as every stack's root frame.`;
 
 export function parseAt(value: unknown): SnapshotAt {
   const v = String(value ?? 'end');
@@ -50,17 +55,21 @@ export function main(argv: string[]): void {
       .option('group-by', { requiresArg: true, choices: GROUP_BY as unknown as string[], default: 'trace', describe: 'Site = whole trace, or the innermost frame\'s line, function or file' })
       .option('top', { requiresArg: true, type: 'number', describe: 'Only the N largest sites' })
       .option('strict', { type: 'boolean', default: false, describe: 'Treat recoverable damage as an error' })
+      .option('by', { requiresArg: true, choices: BY_CHOICES as unknown as string[], describe: 'Split several profiles by process (the pid as the root frame)' })
       .parseSync();
     setQuiet(args.quiet === true);
-    const input = inputArg(args._, 'hp-snapshot');
+    const inputs = args._.map(String);
+    const byPid = args.by === 'pid';
+    const merged = byPid || manyInputs(inputs);
+    const input = merged ? '' : inputArg(args._, 'hp-snapshot');
     const at = parseAt(args.at);
     const by = args['group-by'] as GroupBy;
     const top = args.top === undefined ? Infinity : positiveInt(args.top, 'top');
     const { opts, done } = commandReadOptions({ strict: args.strict });
     // A large hpx v2 profile goes through its seek index (BASE.hpi, built on first use):
     // the same result, decoding at most one checkpoint interval. Otherwise a full read.
-    const indexed = (await isNdjsonArg(input)) ? null : await liveHeapAtIndexed(input, at, opts);
-    const source = indexed ? indexed.source : await openSource(input, opts);
+    const indexed = merged || (await isNdjsonArg(input)) ? null : await liveHeapAtIndexed(input, at, opts);
+    const source = indexed ? indexed.source : merged ? await openInputs(inputs, opts, byPid) : await openSource(input, opts);
     const out = new OutputWriter();
     try {
       const snap = indexed ? indexed.snapshot : await liveHeapAt(source, at);
