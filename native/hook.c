@@ -95,6 +95,10 @@ static hpx_buf g_argv, g_notes; /* NUL-separated */
 static char g_hostname[256];
 
 static struct timespec g_mono0;
+/* hp-record --pid: the recording started inside a running process (header tag 22, the
+ * process's age in µs then). Set by hp_set_attached for the next hp_start only. */
+static int g_attach_pending, g_attached;
+static uint64_t g_attach_age_pending, g_attach_age_us;
 static uint64_t g_start_wall_us;
 static hpx_file g_hpm, g_hpd;
 
@@ -1103,6 +1107,7 @@ static void header_body(hpx_buf *b) {
   field_varint(b, 10, (uint64_t)(LOAD(g_capture) ? 1 : 0));
   each_blob_item(b, &g_notes, 11);
   field_bytes(b, 12, g_hostname, strlen(g_hostname));
+  if (g_attached) field_varint(b, 22, g_attach_age_us);
 }
 
 static void start_clock(void) {
@@ -1284,6 +1289,7 @@ static void atfork_child(void) {
   /* The parent owns its files and unflushed buffers (none: prepare flushed). */
   hpx_file_abandon(&g_hpm);
   hpx_file_abandon(&g_hpd);
+  g_attached = 0; /* a child is recorded from its birth */
   if (!(g_flags & FLAG_FOLLOW_FORK)) {
     set_active(0);
     term_uninstall();
@@ -1460,6 +1466,9 @@ EXPORT int hp_start(const char *base, int mode, int sampler, int nranges, const 
   g_term_pending = 0;
   g_exiting_done = 0;
   g_child_pending = 0;
+  g_attached = g_attach_pending;
+  g_attach_age_us = g_attach_age_pending;
+  g_attach_pending = 0;
   /* Stats mode may run without files (heapprof.gatherStats() with no name): the
    * histogram is then only printed. */
   int rc = (base && *base) || mode == MODE_PROFILE ? open_profile(0) : 0;
@@ -1497,6 +1506,13 @@ EXPORT int hp_stop(void) {
 }
 
 EXPORT int hp_is_active(void) { return LOAD(g_active); }
+
+/* The next hp_start records an attach (hp-record --pid): header tag 22 with the process's
+ * age in µs at that moment. Call with the GIL held, before hp_start. */
+EXPORT void hp_set_attached(uint64_t process_age_us) {
+  g_attach_pending = 1;
+  g_attach_age_pending = process_age_us;
+}
 
 EXPORT void hp_flush(void) {
   pthread_mutex_lock(&g_mu);

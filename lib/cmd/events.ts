@@ -1,12 +1,13 @@
 // hp-events: a profile (or events NDJSON) as events NDJSON: a meta line, each trace before
 // its first use, one line per event, and a summary line.
 
-import { OutputWriter, formatBytes, parser, runMain, setQuiet } from '../cli.js';
+import { OutputWriter, UsageError, formatBytes, parser, runMain, setQuiet } from '../cli.js';
 import { metaLine, secondsText, summaryLine, traceLine } from '../format/ndjson.js';
 import { OP_ALLOC, OP_END, OP_FREE, OP_NAMES } from '../format/source.js';
 import { probabilityFunction } from '../format/weights.js';
 import { frameLabel, NO_STACK_LABEL, traceOrPlaceholder } from '../model/sites.js';
 import { commandReadOptions, openSource } from '../source-arg.js';
+import { manyInputs, openInputs } from '../profile-inputs.js';
 import { inputArg, secondsOption, useOptions, wantsJson } from './common.js';
 import { clip, terminalWidth } from './human.js';
 
@@ -16,8 +17,10 @@ Write a profile's events as NDJSON (schema 1, see hp-events(1)): a "meta" line, 
 line before the first event that uses each trace (frames innermost first), one "event" line
 per event (t in seconds since start, op alloc|free|rss|end|lost, trace, size, weight w = 1/p),
 and a final "summary" line. PROFILE is a base name (run = run.hpm + run.hpd), an events NDJSON
-file, or - for stdin (the default). On a terminal (or with --no-json) one readable line per
-event instead: time, op, size, weight and the innermost frame.`;
+file, or - for stdin (the default). Several profiles (or a quoted glob 'run.*') are written as
+one stream, aligned on wall-clock time (t from the earliest start), identical traces merged. On a
+terminal (or with --no-json) one readable line per event instead: time, op, size, weight and the
+innermost frame.`;
 
 const EXAMPLES: Array<[string, string]> = [
   ['$0 run --from 4 --to 4.2', 'the events of 200 ms'],
@@ -33,7 +36,10 @@ export function main(argv: string[]): void {
     })
       .parseSync();
     setQuiet(args.quiet === true);
-    const input = inputArg(args._, 'hp-events');
+    const inputs = args._.map(String);
+    const merged = manyInputs(inputs);
+    if (merged && (args.from !== undefined || args.to !== undefined)) throw new UsageError('--from and --to read one profile');
+    const input = merged ? '' : inputArg(args._, 'hp-events');
     const fromUs = secondsOption(args.from, 'from');
     const toUs = secondsOption(args.to, 'to');
     const json = wantsJson(args.json);
@@ -42,7 +48,7 @@ export function main(argv: string[]): void {
       ...(fromUs !== undefined ? { fromUs } : {}),
       ...(toUs !== undefined ? { toUs } : {}),
     });
-    const source = await openSource(input, opts);
+    const source = merged ? await openInputs(inputs, opts, false) : await openSource(input, opts);
     const out = new OutputWriter();
     try {
       if (!json) {

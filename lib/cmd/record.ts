@@ -9,6 +9,7 @@ import { accessSync, closeSync, constants as fsConstants, existsSync, lstatSync,
 import { constants as osConstants, tmpdir } from 'node:os';
 import { basename, delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { attachBase, inspectTarget, recordAttached, stopSession } from '../attach.js';
 import { EXIT_DATA, HpError, UsageError, formatBytes, isQuiet, parser, runMain, setQuiet, systemErrorMessage } from '../cli.js';
 
 const NAME = 'hp-record';
@@ -27,6 +28,8 @@ const PACKAGE_PARENT = dirname(dirname(BOOTSTRAP_PATH));
 const USAGE = `Usage: $0 [options] [--] script.py [args...]
        $0 [options] -m module [args...]
        $0 [options] -c code [args...]
+       $0 --pid PID [-o BASE] [--duration SECONDS] [sampling options]
+       $0 --pid PID --stop
 
 Run a Python program under the heapprof recorder, exactly as \`python3 script.py args...\` (or
 \`python3 -m module args...\`, \`python3 -c code args...\`) would run it: same sys.argv, sys.path[0],
@@ -37,7 +40,12 @@ Python process id). A line on stderr says where it records; a summary (with one 
 profile) and the next command to run follow at the end. A script that is not Python (a shebang
 naming another interpreter, or a binary file) is refused unless --force. Exit status: the program's
 own; 2 when hp-record's arguments are bad; 1 when the recorder could not start (the program did not
-run), or when the program exited 0 but its profile lost events (a failed write stopped the recording).`;
+run), or when the program exited 0 but its profile lost events (a failed write stopped the recording).
+
+--pid attaches to a running CPython 3.9-3.13 through gdb and records it from then on, until
+--duration, Ctrl-C, or \`hp-record --pid PID --stop\` from elsewhere; the process keeps running.
+Exit status 0 once recorded; 2 for no such process, not Python, an unsupported version; 1 when
+attaching failed (gdb missing, ptrace refused, already recorded). See hp-record(1).`;
 
 const EXAMPLES: Array<[string, string]> = [
   ['$0 -o run app.py --input data.csv', 'record app.py with its own arguments into run.hpm and run.hpd'],
@@ -46,7 +54,7 @@ const EXAMPLES: Array<[string, string]> = [
 ];
 
 /** hp-record's own options that take a value (everything else it knows is a flag). */
-const VALUE_OPTIONS = new Set(['-o', '--output', '--sample', '--sample-bytes', '--mode', '--python']);
+const VALUE_OPTIONS = new Set(['-o', '--output', '--sample', '--sample-bytes', '--mode', '--python', '--pid', '--duration']);
 
 /**
  * Split hp-record's command line the way python splits its own: hp-record's options, then the
@@ -570,6 +578,9 @@ export function main(argv: string[]): void {
       .option('c', { requiresArg: true, type: 'string', describe: 'Run this Python code, like python -c; what follows is its arguments' })
       .option('follow-fork', { type: 'boolean', default: false, describe: 'Also record forked children, each to BASE.CHILDPID.hpm/.hpd' })
       .option('force', { type: 'boolean', default: false, describe: 'Overwrite an existing profile; run a script that does not look like Python' })
+      .option('pid', { type: 'string', requiresArg: true, describe: 'Attach to this running Python process instead of starting one (see ATTACHING in hp-record(1))' })
+      .option('duration', { type: 'string', requiresArg: true, describe: 'With --pid: stop after SECONDS (default: at Ctrl-C or --stop)' })
+      .option('stop', { type: 'boolean', default: false, describe: 'With --pid: stop the hp-record that is recording that process' })
       .conflicts('sample', 'sample-bytes')
       .fail((msg, err) => {
         // yargs reports some usage errors (a missing option value) as a YError: still bad usage.
@@ -579,6 +590,11 @@ export function main(argv: string[]): void {
       })
       .parseSync();
     setQuiet(Boolean(args.quiet));
+    if (args.pid !== undefined || args.stop || args.duration !== undefined) {
+      // A program after hp-record's options (split off before yargs) is an error here too.
+      await runAttach({ ...args, '--': [...((args['--'] as unknown[] | undefined) ?? []), ...(split.target ?? [])] });
+      return;
+    }
 
     const mode = args.mode;
     const force = Boolean(args.force);
@@ -709,6 +725,58 @@ export function main(argv: string[]): void {
       rmSync(privateDir, { recursive: true, force: true });
     }
   });
+}
+
+/** hp-record --pid PID [--stop | --duration S]: record a running process (lib/attach.ts). */
+async function runAttach(args: {
+  pid?: string; stop?: boolean; duration?: string; output?: string; sample?: string; 'sample-bytes'?: string;
+  mode?: string; python?: string; module?: string; 'follow-fork'?: boolean; force?: boolean; '--'?: unknown[];
+}): Promise<void> {
+  const say = (line: string): void => {
+    process.stderr.write(`${NAME}: ${line}\n`);
+  };
+  if (args.pid === undefined) throw new UsageError(`--${args.stop ? 'stop' : 'duration'} needs --pid PID`);
+  if (!/^\d+$/.test(args.pid.trim()) || Number(args.pid) <= 0) throw new UsageError(`--pid '${args.pid}': expected a process id`);
+  const pid = Number(args.pid);
+  const rest = (args['--'] ?? []) as unknown[];
+  if (rest.length > 0 || args.module !== undefined) throw new UsageError('--pid attaches to a running process: give no program to run');
+  if (args.python !== undefined) throw new UsageError('--python does not apply with --pid (the process runs its own interpreter)');
+  if (args.mode === 'stats') throw new UsageError('--mode stats is not available with --pid (it would print in the process\'s stderr)');
+  if (args.stop) {
+    for (const opt of ['output', 'sample', 'sample-bytes', 'duration'] as const) {
+      if (args[opt] !== undefined) throw new UsageError(`--stop takes no --${opt}`);
+    }
+    await stopSession(pid, (line) => {
+      if (!isQuiet()) say(line);
+    });
+    return;
+  }
+  let durationS: number | null = null;
+  if (args.duration !== undefined) {
+    durationS = Number(args.duration);
+    if (args.duration.trim() === '' || !Number.isFinite(durationS) || durationS <= 0) throw new UsageError(`--duration '${args.duration}': expected seconds > 0`);
+  }
+  const sampling = args.sample !== undefined ? parseSampleSpec(args.sample) : null;
+  const sampleBytes = args['sample-bytes'] !== undefined ? parseByteCount(args['sample-bytes']) : null;
+  const target = inspectTarget(pid);
+  const force = Boolean(args.force);
+  const base = attachBase(planOutput(args.output, 'profile', force), pid, force);
+  const gdb = process.env.HEAPPROF_GDB || 'gdb';
+  const gdbPath = findExecutable(gdb);
+  if (gdbPath === null) throw new HpError(`--pid ${pid}: ${gdb} not found${gdb.includes('/') ? '' : ' on PATH'}: attaching needs gdb (e.g. apt-get install gdb), or set HEAPPROF_GDB`, EXIT_DATA);
+  const result = await recordAttached(
+    target,
+    { pid, base, sampling: sampling?.map((r) => [r.bound, r.p]) ?? null, sampleBytes, followFork: Boolean(args['follow-fork']), force, durationS, gdb: gdbPath },
+    say,
+  );
+  if (isQuiet()) return;
+  const timing = `attach ${result.attachSeconds.toFixed(2)} s${result.detachSeconds !== null ? `, detach ${result.detachSeconds.toFixed(2)} s` : ''}`;
+  if (result.ended === 'target-exited') {
+    const how = result.summary ? 'the process exited; its profile was closed at exit' : 'the process exited or was killed while recorded; the profile is readable up to its last flush';
+    say(`${result.files.join(', ')}: ${how} (${timing})`);
+  } else {
+    say(`${formatSummary({ state: 'finished', files: result.files, summary: result.summary ?? {} }, 'profile', null)}; process ${pid} left running (${timing})`);
+  }
 }
 
 /**

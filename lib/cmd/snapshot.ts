@@ -7,19 +7,24 @@ import { groupLiveHeap, type GroupBy, type SiteEstimate } from '../model/sites.j
 import { liveHeapAt, type SnapshotAt } from '../model/snapshot.js';
 import { liveHeapAtIndexed } from '../format/index.js';
 import { commandReadOptions, isNdjsonArg, openSource } from '../source-arg.js';
+import { BY_CHOICES, manyInputs, openInputs } from '../profile-inputs.js';
 import { checkWithinSpan, formatSeconds, inputArg, reportIncomplete, secondsOption, traceGrouping, useOptions, wantsJson } from './common.js';
 import { bytesWithInterval, sitesTable } from './human.js';
 
 export const SNAPSHOT_SCHEMA = 1;
 
-const USAGE = `$0 [PROFILE|-] [--at SECONDS|peak|end] [--group-by trace|line|function|file] [--top N] [--json]
+const USAGE = `$0 [PROFILE|-]... [--at SECONDS|peak|end] [--group-by trace|line|function|file] [--top N] [--json] [--by pid]
 
 The live heap at one moment: what had been allocated and not yet freed, estimated from the
 sampled events (each weighted by 1/p) with a 95% interval. On a terminal, a table of the
 largest sites; otherwise (or with --json) a "snapshot" line (the moment and the total), then
 one "site" line per site, largest first (schema in hp-snapshot(1)). --at peak (the default)
 is the moment of highest estimated live bytes; --at end is what was never freed. Reads a
-profile, events NDJSON, or stdin (-).`;
+profile, events NDJSON, or stdin (-).
+
+Several profiles (hp-snapshot run run.[0-9]*, or a quoted glob 'run.*' that hp-snapshot expands)
+are read as one process: aligned on wall-clock time (--at counts from the earliest start) and
+summed; --by pid splits them, with the process ("pid 1234") as every stack's root frame.`;
 
 const EXAMPLES: Array<[string, string]> = [
   ['$0 run --top 10', 'the 10 largest sites at the peak, as a table on a terminal'],
@@ -51,9 +56,14 @@ export function siteRecord(s: SiteEstimate, rank: number, by: GroupBy): Record<s
 
 export function main(argv: string[]): void {
   runMain('hp-snapshot', async () => {
-    const args = useOptions(parser('hp-snapshot', argv, USAGE, EXAMPLES).strict(false).strictOptions(), ['at', 'group-by', 'top', 'json', 'strict']).parseSync();
+    const args = useOptions(parser('hp-snapshot', argv, USAGE, EXAMPLES).strict(false).strictOptions(), ['at', 'group-by', 'top', 'json', 'strict'])
+      .option('by', { requiresArg: true, choices: BY_CHOICES as unknown as string[], describe: 'Split several profiles by process (the pid as the root frame)' })
+      .parseSync();
     setQuiet(args.quiet === true);
-    const input = inputArg(args._, 'hp-snapshot');
+    const inputs = args._.map(String);
+    const byPid = args.by === 'pid';
+    const merged = byPid || manyInputs(inputs);
+    const input = merged ? '' : inputArg(args._, 'hp-snapshot');
     const at = parseAt(args.at);
     const by = traceGrouping(String(args['group-by'])) as GroupBy;
     const top = args.top === undefined ? Infinity : (args.top as number);
@@ -61,8 +71,8 @@ export function main(argv: string[]): void {
     const { opts, done } = commandReadOptions({ strict: Boolean(args.strict) });
     // A large hpx v2 profile goes through its seek index (BASE.hpi, built on first use):
     // the same result, decoding at most one checkpoint interval. Otherwise a full read.
-    const indexed = (await isNdjsonArg(input)) ? null : await liveHeapAtIndexed(input, at, opts);
-    const source = indexed ? indexed.source : await openSource(input, opts);
+    const indexed = merged || (await isNdjsonArg(input)) ? null : await liveHeapAtIndexed(input, at, opts);
+    const source = indexed ? indexed.source : merged ? await openInputs(inputs, opts, byPid) : await openSource(input, opts);
     const out = new OutputWriter();
     try {
       const snap = indexed ? indexed.snapshot : await liveHeapAt(source, at);

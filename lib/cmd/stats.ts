@@ -10,6 +10,7 @@ import { probabilityFunction } from '../format/weights.js';
 import { checkSampler, rangeBounds, SizeTable, type SamplerCheck } from '../model/sizes.js';
 import { formatTable, optimalPlan, type RangeLoad } from '../model/suggest.js';
 import { commandReadOptions, openSource } from '../source-arg.js';
+import { manyInputs, openInputs } from '../profile-inputs.js';
 import { inputArg, reportIncomplete, useOptions, wantsJson } from './common.js';
 
 const USAGE = `$0 [PROFILE|STATS|-] [--json] [--suggest [--budget N/s|P%]]
@@ -21,6 +22,7 @@ too, with a check that the sampler recorded each range at its configured probabi
 --suggest proposes the sampling table (in hp-record --sample syntax) that minimizes the
 variance of the total-bytes estimate for an event budget: --budget 2000/s (events per
 second of the run), --budget 1% (of all allocations), default the events this run recorded.
+Several profiles (or a quoted glob 'run.*', profile mode) are counted together.
 A table on a terminal; NDJSON otherwise (or with --json).`;
 
 const EXAMPLES: Array<[string, string]> = [
@@ -110,10 +112,12 @@ export function main(argv: string[]): void {
       .parseSync();
     setQuiet(args.quiet === true);
     if (args.budget !== undefined && !args.suggest) throw new UsageError('--budget needs --suggest');
-    const input = inputArg(args._, 'hp-stats');
+    const inputs = args._.map(String);
+    const merged = manyInputs(inputs);
+    const input = merged ? '' : inputArg(args._, 'hp-stats');
     const json = wantsJson(args.json);
     const { opts, done } = commandReadOptions({ strict: Boolean(args.strict) });
-    const source = await openSource(input, opts);
+    const source = merged ? await openInputs(inputs, opts, false) : await openSource(input, opts);
     const out = new OutputWriter();
     try {
       const sampling = source.header.sampling;

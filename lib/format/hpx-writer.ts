@@ -28,6 +28,7 @@ export const HDR = {
   stackCapture: 10,
   note: 11,
   hostname: 12,
+  attached: 22,
 } as const;
 
 export const REC = { STRING: 1, FRAME: 2, TRACE: 3, HISTOGRAM: 4, END: 5 } as const;
@@ -81,6 +82,7 @@ export function encodeHeaderBody(h: Partial<Header> & { sampling: Sampling }): B
   field(HDR.stackCapture, (b) => b.varint(h.stackCapture === false ? 0 : 1));
   for (const n of h.notes ?? []) text(HDR.note, n);
   if (h.hostname != null) text(HDR.hostname, h.hostname);
+  if (h.attached) field(HDR.attached, (b) => b.varint(h.attached!.processAgeUs));
   return s.take();
 }
 

@@ -144,6 +144,7 @@ export function decodeHeaderBody(body: Buffer, profileId: Buffer, name: string):
         case HDR.stackCapture: h.stackCapture = f.varint() !== 0; break;
         case HDR.note: h.notes.push(f.utf8(f.remaining)); break;
         case HDR.hostname: h.hostname = f.utf8(f.remaining); break;
+        case HDR.attached: h.attached = { processAgeUs: f.varint() }; break;
         default: break; // unknown fields are skipped by design
       }
     }

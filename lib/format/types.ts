@@ -24,6 +24,11 @@ export interface Header {
   /** False when the recorder could not capture stacks (every event is under trace 0). */
   stackCapture: boolean;
   notes: string[];
+  /**
+   * Set when hp-record --pid started this recording inside a running process (header tag 22):
+   * the process had run processAgeUs by then, and what it allocated before is unknown.
+   */
+  attached?: { processAgeUs: number };
   /** Hex of the 16-byte profile id shared by .hpm and .hpd (null for v1). */
   profileId: string | null;
 }
