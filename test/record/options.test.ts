@@ -96,7 +96,9 @@ t.test('target grammar', async (t) => {
   t.throws(() => parseTarget([], undefined), { message: /^no program to run/ });
   t.throws(() => parseTarget(['-m'], undefined), { message: '-m: needs a module name' });
   t.throws(() => parseTarget([], ''), { message: '-m: needs a module name' });
-  t.throws(() => parseTarget(['-c', 'print(1)'], undefined), { message: /-c: hp-record runs a script or -m module/ });
+  t.same(parseTarget(['-c', 'print(1)', '-x'], undefined), ['-c', 'print(1)', '-x'], '-c CODE runs like python -c');
+  t.throws(() => parseTarget(['-c'], undefined), { message: '-c: needs the code to run' });
+  t.throws(() => parseTarget(['-X', 'dev', 'app.py'], undefined), { message: /-X: hp-record runs a script, -m module or -c code, not python options/ });
   t.throws(() => parseTarget(['-'], undefined), UsageError);
 });
 
