@@ -21,6 +21,30 @@ export const BOOTSTRAP_PATH = fileURLToPath(new URL('../../python/heapprof/_run.
 /** The directory that holds the heapprof Python package. */
 const PACKAGE_PARENT = dirname(dirname(BOOTSTRAP_PATH));
 
+// ---- --native (issue 13): the hook preloaded into the Python process only.
+
+/** The allocator hook that --native preloads: $HEAPPROF_NATIVE_LIB, else the checkout's build. */
+export function hookLibraryPath(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.HEAPPROF_NATIVE_LIB) return env.HEAPPROF_NATIVE_LIB;
+  return join(dirname(PACKAGE_PARENT), 'build', 'Release', 'heapprof_hook.so');
+}
+
+/** The environment for --native: the hook first in LD_PRELOAD (ahead of any preloaded malloc, which it
+ * then wraps), and the same file for the Python package to load, so that both are one library. */
+export function nativeEnvironment(lib: string, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const rest = (env.LD_PRELOAD ?? '').split(/[: ]+/).filter((p) => p !== '' && p !== lib);
+  return { LD_PRELOAD: [lib, ...rest].join(':'), HEAPPROF_NATIVE_LIB: lib };
+}
+
+/** The hint for a run without --native whose RSS went far past the recorded heap, or null. */
+export function nativeHint(summary: Record<string, unknown>): string | null {
+  const rss = summary.peak_rss, heap = summary.peak_heap_estimate;
+  if (summary.native === true || typeof rss !== 'number' || typeof heap !== 'number') return null;
+  const MiB = 1024 * 1024;
+  if (rss < 2 * heap + 64 * MiB) return null;
+  return `peak RSS ${formatBytes(rss)} is far above the ${formatBytes(heap)} Python heap recorded: memory that C extensions allocate with malloc is not recorded; --native records it`;
+}
+
 const USAGE = `Usage: $0 [options] [--] script.py [args...]
        $0 [options] -m module [args...]
 
@@ -340,6 +364,7 @@ export function main(argv: string[]): void {
       .option('module', { alias: 'm', requiresArg: true, type: 'string', describe: 'Run a library module as a script, like python -m' })
       .option('follow-fork', { type: 'boolean', default: false, describe: 'Also record forked children, each to BASE.CHILDPID.hpm/.hpd' })
       .option('force', { type: 'boolean', default: false, describe: 'Overwrite an existing profile' })
+      .option('native', { type: 'boolean', default: false, describe: 'Also record C allocations (malloc family, anonymous mmap) with their thread, by preloading the hook into Python (see hp-record(1))' })
       .conflicts('sample', 'sample-bytes')
       .fail((msg, err) => {
         // yargs reports some usage errors (a missing option value) as a YError: still bad usage.
@@ -361,6 +386,7 @@ export function main(argv: string[]): void {
         throw new UsageError('--mode stats counts every allocation: --sample and --sample-bytes do not apply');
       }
       if (followFork) throw new UsageError('--mode stats does not follow forks: drop --follow-fork');
+      if (args.native) throw new UsageError('--mode stats counts Python allocations only: drop --native');
     }
     const sampling = args.sample !== undefined ? parseSampleSpec(args.sample) : null;
     const sampleBytes = args['sample-bytes'] !== undefined ? parseByteCount(args['sample-bytes']) : null;
@@ -376,6 +402,9 @@ export function main(argv: string[]): void {
       const script = target[0]!;
       if (!existsSync(script)) throw new UsageError(`${script}: no such file`);
     }
+    const native = Boolean(args.native);
+    const hookLib = native ? hookLibraryPath() : null;
+    if (hookLib !== null && !existsSync(hookLib)) throw new HpError(`${hookLib}: no such file (run \`npx node-gyp rebuild\`)`, EXIT_DATA);
     const output = planOutput(args.output, mode, force);
     if (!existsSync(BOOTSTRAP_PATH)) throw new HpError(`${BOOTSTRAP_PATH}: no such file (is the heapprof package complete?)`, EXIT_DATA);
 
@@ -397,11 +426,14 @@ export function main(argv: string[]): void {
         sample_bytes: sampleBytes,
         follow_fork: followFork,
         force,
+        native,
+        preload: hookLib,
       };
       const { code, signal } = await runChild(python, target, {
         ...process.env,
         PYTHONPATH: userPythonPath ? `${privateDir}${delimiter}${userPythonPath}` : privateDir,
         [CONFIG_VAR]: JSON.stringify(config),
+        ...(hookLib !== null ? nativeEnvironment(hookLib, process.env) : {}),
       });
       const status = readStatus(statusPath);
       if (status?.state === 'error') {
@@ -412,6 +444,8 @@ export function main(argv: string[]): void {
         process.stderr.write(`${NAME}: ${python} did not load the recorder (is its site module disabled?); nothing was recorded\n`);
       } else if (!isQuiet()) {
         process.stderr.write(`${NAME}: ${formatSummary(status, mode, signal)}\n`);
+        const hint = mode === 'profile' && status.state === 'finished' ? nativeHint(status.summary ?? {}) : null;
+        if (hint) process.stderr.write(`${NAME}: ${hint}\n`);
       }
       rmSync(privateDir, { recursive: true, force: true });
       if (signal) dieBySignal(signal);
