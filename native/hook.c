@@ -469,9 +469,40 @@ static int intern_code(void *code, uint32_t *func_sid, uint32_t *file_sid) {
   return 0;
 }
 
-static uint32_t intern_frame(void *code, int line) {
+/* g_frames key of a frame interned by names, not by code object: (func sid << 32 | file
+ * sid, line | BY_NAME_FRAME_KEY). */
+#define BY_NAME_FRAME_KEY ((uint64_t)1 << 41)
+
+/* A frame walked without the GIL whose code object is not pinned (pinning needs the GIL):
+ * interned by its names, which the frame's reference keeps alive while this thread, which
+ * owns the frame, is inside this allocator call. */
+static uint32_t intern_frame_by_name(void *code, int line) {
+  static char name[1024], file[4096];
+  pyrt_code_names(code, name, sizeof name, file, sizeof file);
+  uint32_t fs = intern_string(name), fl = intern_string(file);
+  if (!fs || !fl) return 0;
+  uint64_t a = (uint64_t)fs << 32 | fl, b = (uint64_t)(uint32_t)line | BY_NAME_FRAME_KEY;
+  pair_slot *s = pair_find(&g_frames, a, b);
+  if (s) return s->v1;
+  s = pair_add(&g_frames, a, b);
+  if (!s) return 0;
+  s->v1 = ++g_next_frame;
+  hpx_buf body = {0};
+  hpx_buf_varint(&body, s->v1);
+  hpx_buf_varint(&body, fs);
+  hpx_buf_varint(&body, fl);
+  hpx_buf_varint(&body, (uint64_t)(line > 0 ? line : 0));
+  emit_record(REC_FRAME, &body);
+  hpx_buf_free(&body);
+  return s->v1;
+}
+
+/* gil: this thread holds the GIL (else only already-pinned code objects are keyed by
+ * address; see intern_frame_by_name). */
+static uint32_t intern_frame(void *code, int line, int gil) {
   pair_slot *s = pair_find(&g_frames, (uintptr_t)code, (uint64_t)(uint32_t)line);
   if (s) return s->v1;
+  if (!gil && !pair_find(&g_codes, (uintptr_t)code, 0)) return intern_frame_by_name(code, line);
   uint32_t func_sid, file_sid;
   if (intern_code(code, &func_sid, &file_sid) != 0) return 0;
   s = pair_add(&g_frames, (uintptr_t)code, (uint64_t)(uint32_t)line);
@@ -526,14 +557,14 @@ static uint32_t thread_id_locked(void) {
  * event is still recorded, stackless). ctx = domain | thread << 2; a trace with ctx or
  * native frames gets a TRACE_INFO record before its TRACE. */
 static uint32_t intern_trace(const uint32_t *native, int nnative, const hp_rawframe *frames, int n, uint32_t dropped,
-                             uint32_t ctx) {
+                             uint32_t ctx, int gil) {
   uint32_t key[MAX_DEPTH + 4];
   key[0] = dropped;
   key[1] = ctx;
   key[2] = (uint32_t)nnative;
   for (int i = 0; i < nnative; i++) key[3 + i] = native[i];
   for (int i = 0; i < n; i++) {
-    key[3 + nnative + i] = intern_frame(frames[i].code, (int)frames[i].line);
+    key[3 + nnative + i] = intern_frame(frames[i].code, (int)frames[i].line, gil);
     if (!key[3 + nnative + i]) return 0;
   }
   int depth = nnative + n;
@@ -646,7 +677,11 @@ static void record_event(void *p, size_t size, int domain, void *pc) {
   uint32_t dropped = 0;
   int n = 0;
   void *tstate = LOAD(g_capture) ? pyrt_gil_tstate() : NULL;
-  if (tstate) n = pyrt_walk_positions(tstate, frames, MAX_DEPTH, &dropped, 1);
+  int gil = tstate != NULL;
+  /* With --native, a thread inside a C call that released the GIL (ctypes, sqlite3) still
+   * gets its own Python stack: see pyrt_own_tstate_nogil. */
+  if (!tstate && g_threads && LOAD(g_capture)) tstate = pyrt_own_tstate_nogil();
+  if (tstate) n = pyrt_walk_positions(tstate, frames, MAX_DEPTH, &dropped, gil);
   key.dropped = dropped;
   key.pc = domain == DOMAIN_PYTHON ? NULL : pc;
   size_t key_len = offsetof(__typeof__(key), frames) + (size_t)n * sizeof frames[0];
@@ -692,9 +727,12 @@ again:
       }
       hp_rawframe lines[MAX_DEPTH]; /* the key keeps its positions */
       memcpy(lines, frames, (size_t)n * sizeof frames[0]);
-      pyrt_lines(lines, n, 1); /* the GIL is still held */
-      trace = intern_trace(native, nnative, lines, n, dropped, ctx);
-      if (trace) blob_add(&g_stacks, &key, key_len, key_hash, trace); /* on OOM: just not cached */
+      pyrt_lines(lines, n, gil); /* the line cache is shared: only with the GIL */
+      trace = intern_trace(native, nnative, lines, n, dropped, ctx, gil);
+      /* Cached only if every code object in it is pinned (address = identity). */
+      int pinned = 1;
+      for (int i = 0; i < n && pinned && !gil; i++) pinned = pair_find(&g_codes, (uintptr_t)frames[i].code, 0) != NULL;
+      if (trace && pinned) blob_add(&g_stacks, &key, key_len, key_hash, trace); /* on OOM: just not cached */
     }
     ptr_slot old;
     int had = ptr_put(&g_ptrs, (uintptr_t)p, trace, size, &old);
