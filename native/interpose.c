@@ -71,15 +71,14 @@ static int is_ours(void *f) {
   return f && dladdr(f, &info) && info.dli_fbase == self.dli_fbase;
 }
 
+/* The allocator below ours: the process's own definition when ours is not it (loaded with
+ * dlopen, or another malloc preloaded ahead: e.g. AddressSanitizer's), else the next one
+ * after this library (preloaded: libc's, or a malloc preloaded after ours). */
 static void *next_symbol(const char *name) {
-  void *f = dlsym(RTLD_NEXT, name);
-  if (!f || is_ours(f)) {
-    /* Loaded with dlopen and not preloaded: RTLD_NEXT may not see libc; the global
-     * definition is then libc's (ours is not in the global scope). */
-    f = dlsym(RTLD_DEFAULT, name);
-    if (is_ours(f)) f = NULL;
-  }
-  return f;
+  void *f = dlsym(RTLD_DEFAULT, name);
+  if (f && !is_ours(f)) return f;
+  f = dlsym(RTLD_NEXT, name);
+  return is_ours(f) ? NULL : f;
 }
 
 /* Resolves every forwarded function, once per process (racing threads store the same
