@@ -51,6 +51,15 @@ enum { TAG_NATIVE = 13, TAG_THREADS = 14 };
 /* g_frames key of a native frame: (pc, NATIVE_FRAME_KEY); Python lines are below 2^32. */
 #define NATIVE_FRAME_KEY ((uint64_t)1 << 40)
 
+/* The allocator entry points of interpose.c and what they call before a recording starts
+ * run before a sanitizer runtime preloaded after the hook has set up (native/tools/asan.sh):
+ * not instrumented. Nothing in a normal build. */
+#if defined(__SANITIZE_ADDRESS__)
+#define NO_SAN __attribute__((no_sanitize_address, no_sanitize("undefined")))
+#else
+#define NO_SAN
+#endif
+
 #define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
 #define STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
 #define ADD(x, v) __atomic_fetch_add(&(x), (v), __ATOMIC_RELAXED)
@@ -180,7 +189,7 @@ static __thread struct hp_thread t_hp __attribute__((tls_model("initial-exec")))
 #define GATE_OFF UINT64_MAX
 static uint64_t g_gate = GATE_OFF;
 
-static inline int gate_open(void) {
+NO_SAN static inline int gate_open(void) {
   uint64_t w;
   memcpy(&w, &t_hp, sizeof w); /* busy | epoch << 32 (x86-64 and other little-endian) */
   return w == LOAD(g_gate);
@@ -320,7 +329,7 @@ static int sample_slow(size_t size, unsigned k) {
 static inline int hist_bucket(uint64_t size) { return 63 - __builtin_clzll(size | 1); }
 
 /* The two counts of p: the top bits of one product, then the bits below them. */
-static inline uint8_t *filter_count(const hp_filter *f, uintptr_t p, int which) {
+NO_SAN static inline uint8_t *filter_count(const hp_filter *f, uintptr_t p, int which) {
   uint64_t h = (p >> 4) * 0x9e3779b97f4a7c15ULL;
   return (uint8_t *)&f->counts[(which ? h << f->bits : h) >> f->shift];
 }
@@ -758,7 +767,7 @@ static void record_alloc(void *p, size_t size) { record_event(p, size, DOMAIN_PY
 
 /* Whether p may be a sampled live block: usually one load, no lock (the filter is only
  * ever raised for p before p is returned to the program). */
-static inline int maybe_sampled(void *p) {
+NO_SAN static inline int maybe_sampled(void *p) {
   hp_filter *f = __atomic_load_n(&g_filter, __ATOMIC_ACQUIRE);
   return __atomic_load_n(filter_count(f, (uintptr_t)p, 0), __ATOMIC_RELAXED) != 0 &&
          __atomic_load_n(filter_count(f, (uintptr_t)p, 1), __ATOMIC_RELAXED) != 0;

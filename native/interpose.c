@@ -45,9 +45,9 @@ static _Alignas(16) uint8_t g_arena[ARENA_BYTES];
 static size_t g_arena_used;
 static __thread int t_resolving __attribute__((tls_model("initial-exec")));
 
-static int in_arena(const void *p) { return (const uint8_t *)p >= g_arena && (const uint8_t *)p < g_arena + ARENA_BYTES; }
+NO_SAN static int in_arena(const void *p) { return (const uint8_t *)p >= g_arena && (const uint8_t *)p < g_arena + ARENA_BYTES; }
 
-static void *arena_alloc(size_t n) {
+NO_SAN static void *arena_alloc(size_t n) {
   size_t need = ((n + 15) & ~(size_t)15) + 16;
   size_t at = __atomic_fetch_add(&g_arena_used, need, __ATOMIC_RELAXED);
   if (n > ARENA_BYTES || at + need > ARENA_BYTES) return NULL;
@@ -55,7 +55,7 @@ static void *arena_alloc(size_t n) {
   return g_arena + at + 16; /* static storage: already zero */
 }
 
-static size_t arena_size(const void *p) {
+NO_SAN static size_t arena_size(const void *p) {
   size_t n;
   memcpy(&n, (const uint8_t *)p - 16, sizeof n);
   return n;
@@ -64,7 +64,7 @@ static size_t arena_size(const void *p) {
 /* Whether f is defined in this library. (Our own names read through the GOT give
  * libc's definitions when the library was dlopened rather than preloaded, so the
  * comparison is by object.) dladdr does not allocate. */
-static int is_ours(void *f) {
+NO_SAN static int is_ours(void *f) {
   static Dl_info self;
   if (!self.dli_fbase && !dladdr((void *)&in_arena, &self)) return 0;
   Dl_info info;
@@ -74,7 +74,7 @@ static int is_ours(void *f) {
 /* The allocator below ours: the process's own definition when ours is not it (loaded with
  * dlopen, or another malloc preloaded ahead: e.g. AddressSanitizer's), else the next one
  * after this library (preloaded: libc's, or a malloc preloaded after ours). */
-static void *next_symbol(const char *name) {
+NO_SAN static void *next_symbol(const char *name) {
   void *f = dlsym(RTLD_DEFAULT, name);
   if (f && !is_ours(f)) return f;
   f = dlsym(RTLD_NEXT, name);
@@ -83,7 +83,7 @@ static void *next_symbol(const char *name) {
 
 /* Resolves every forwarded function, once per process (racing threads store the same
  * values). Returns 0 when this thread is already resolving (serve it from the arena). */
-__attribute__((noinline, cold)) static int resolve_real(void) {
+NO_SAN __attribute__((noinline, cold)) static int resolve_real(void) {
   if (t_resolving) return 0;
   t_resolving = 1;
 #define RESOLVE(v, name) STORE(v, (__typeof__(v))next_symbol(name))
@@ -113,26 +113,26 @@ __attribute__((noinline, cold)) static int resolve_real(void) {
 #define READY(fn) (__builtin_expect(LOAD(fn) != NULL, 1) || resolve_real())
 
 /* The hook's own memory (realmem.h): below the interposer, never recorded. */
-void *hpn_real_malloc(size_t n) { return READY(real_malloc) ? real_malloc(n) : arena_alloc(n); }
-void *hpn_real_calloc(size_t n, size_t s) {
+NO_SAN void *hpn_real_malloc(size_t n) { return READY(real_malloc) ? real_malloc(n) : arena_alloc(n); }
+NO_SAN void *hpn_real_calloc(size_t n, size_t s) {
   size_t total;
   if (__builtin_mul_overflow(n, s, &total)) return NULL;
   return READY(real_calloc) ? real_calloc(n, s) : arena_alloc(total);
 }
-void *hpn_real_realloc(void *p, size_t n) { return READY(real_realloc) ? real_realloc(p, n) : NULL; }
-void hpn_real_free(void *p) {
+NO_SAN void *hpn_real_realloc(void *p, size_t n) { return READY(real_realloc) ? real_realloc(p, n) : NULL; }
+NO_SAN void hpn_real_free(void *p) {
   if (p && !in_arena(p) && READY(real_free)) real_free(p);
 }
-void *hpn_real_mmap(void *a, size_t l, int p, int f, int d, off_t o) {
+NO_SAN void *hpn_real_mmap(void *a, size_t l, int p, int f, int d, off_t o) {
   return READY(real_mmap) ? real_mmap(a, l, p, f, d, o) : MAP_FAILED;
 }
-int hpn_real_munmap(void *a, size_t l) { return READY(real_munmap) ? real_munmap(a, l) : -1; }
+NO_SAN int hpn_real_munmap(void *a, size_t l) { return READY(real_munmap) ? real_munmap(a, l) : -1; }
 
 /* ---- recording */
 
 /* Whether this call should be looked at: native on, this thread not inside the hook,
  * its sampler seeded for this recording (gate_slow seeds it). */
-static inline int native_gate(void) {
+NO_SAN static inline int native_gate(void) {
   return __builtin_expect(LOAD(g_native), 0) && (gate_open() || gate_slow());
 }
 
@@ -145,7 +145,7 @@ static inline void native_alloc(int domain, void *p, size_t size, void *pc) {
 
 #define RET_ADDR() __builtin_extract_return_addr(__builtin_return_address(0))
 
-EXPORT void *malloc(size_t n) {
+NO_SAN EXPORT void *malloc(size_t n) {
   if (!READY(real_malloc)) return arena_alloc(n);
   if (!native_gate()) return real_malloc(n);
   void *pc = RET_ADDR();
@@ -156,7 +156,7 @@ EXPORT void *malloc(size_t n) {
   return p;
 }
 
-EXPORT void *calloc(size_t n, size_t s) {
+NO_SAN EXPORT void *calloc(size_t n, size_t s) {
   if (!READY(real_calloc)) {
     size_t total;
     return __builtin_mul_overflow(n, s, &total) ? NULL : arena_alloc(total);
@@ -172,7 +172,7 @@ EXPORT void *calloc(size_t n, size_t s) {
 }
 
 /* free(old) + a fresh decision on the new block, as for the Python domains. */
-static void *native_realloc(void *p, size_t n, void *pc) {
+NO_SAN static void *native_realloc(void *p, size_t n, void *pc) {
   if (p && in_arena(p)) {
     /* A bootstrap block: move it to real memory; the arena copy is never reused. */
     void *q = hpn_real_malloc(n ? n : 1);
@@ -195,9 +195,9 @@ static void *native_realloc(void *p, size_t n, void *pc) {
   return q;
 }
 
-EXPORT void *realloc(void *p, size_t n) { return native_realloc(p, n, RET_ADDR()); }
+NO_SAN EXPORT void *realloc(void *p, size_t n) { return native_realloc(p, n, RET_ADDR()); }
 
-EXPORT void *reallocarray(void *p, size_t n, size_t s) {
+NO_SAN EXPORT void *reallocarray(void *p, size_t n, size_t s) {
   size_t total;
   if (__builtin_mul_overflow(n, s, &total)) {
     errno = ENOMEM;
@@ -206,7 +206,7 @@ EXPORT void *reallocarray(void *p, size_t n, size_t s) {
   return native_realloc(p, total, RET_ADDR());
 }
 
-EXPORT void free(void *p) {
+NO_SAN EXPORT void free(void *p) {
   if (__builtin_expect(maybe_sampled(p), 0)) free_sampled(p);
   if (__builtin_expect(in_arena(p), 0)) return;
   if (READY(real_free)) real_free(p);
@@ -223,24 +223,24 @@ EXPORT void free(void *p) {
   t_hp.busy = 0;                                                                             \
   return p;
 
-EXPORT void *aligned_alloc(size_t a, size_t n) {
+NO_SAN EXPORT void *aligned_alloc(size_t a, size_t n) {
   if (!READY(real_aligned_alloc)) return NULL;
   ALIGNED(real_aligned_alloc(a, n), n)
 }
-EXPORT void *memalign(size_t a, size_t n) {
+NO_SAN EXPORT void *memalign(size_t a, size_t n) {
   if (!READY(real_memalign)) return NULL;
   ALIGNED(real_memalign(a, n), n)
 }
-EXPORT void *valloc(size_t n) {
+NO_SAN EXPORT void *valloc(size_t n) {
   if (!READY(real_valloc)) return NULL;
   ALIGNED(real_valloc(n), n)
 }
-EXPORT void *pvalloc(size_t n) {
+NO_SAN EXPORT void *pvalloc(size_t n) {
   if (!READY(real_pvalloc)) return NULL;
   ALIGNED(real_pvalloc(n), n)
 }
 
-EXPORT int posix_memalign(void **out, size_t a, size_t n) {
+NO_SAN EXPORT int posix_memalign(void **out, size_t a, size_t n) {
   if (!READY(real_posix_memalign)) return ENOMEM;
   if (!native_gate()) return real_posix_memalign(out, a, n);
   void *pc = RET_ADDR();
@@ -256,7 +256,7 @@ EXPORT int posix_memalign(void **out, size_t a, size_t n) {
  * at the start of a recorded mapping frees the whole recorded size (partial unmaps are
  * not split); mremap is a free of the old mapping (if recorded) and a fresh decision on
  * the new one. */
-static void *native_mmap(void *a, size_t l, int prot, int flags, int fd, off_t off, void *pc) {
+NO_SAN static void *native_mmap(void *a, size_t l, int prot, int flags, int fd, off_t off, void *pc) {
   if (!READY(real_mmap)) return MAP_FAILED;
   if (!(flags & MAP_ANONYMOUS) || !native_gate()) return real_mmap(a, l, prot, flags, fd, off);
   t_hp.busy = 1;
@@ -268,20 +268,20 @@ static void *native_mmap(void *a, size_t l, int prot, int flags, int fd, off_t o
 
 /* Both names, whatever _FILE_OFFSET_BITS makes of "mmap" here (node-gyp sets 64, which
  * renames mmap to mmap64 in the headers); on LP64 they are the same function. */
-EXPORT void *hpn_mmap(void *a, size_t l, int prot, int flags, int fd, off_t off) {
+NO_SAN EXPORT void *hpn_mmap(void *a, size_t l, int prot, int flags, int fd, off_t off) {
   return native_mmap(a, l, prot, flags, fd, off, RET_ADDR());
 }
 EXPORT void *hpn_mmap64(void *a, size_t l, int prot, int flags, int fd, off_t off) __asm__("mmap64");
-EXPORT void *hpn_mmap64(void *a, size_t l, int prot, int flags, int fd, off_t off) {
+NO_SAN EXPORT void *hpn_mmap64(void *a, size_t l, int prot, int flags, int fd, off_t off) {
   return native_mmap(a, l, prot, flags, fd, off, RET_ADDR());
 }
 
-EXPORT int munmap(void *a, size_t l) {
+NO_SAN EXPORT int munmap(void *a, size_t l) {
   if (__builtin_expect(maybe_sampled(a), 0)) free_sampled(a);
   return READY(real_munmap) ? real_munmap(a, l) : -1;
 }
 
-EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...) {
+NO_SAN EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...) {
   void *fixed = NULL;
   if (flags & MREMAP_FIXED) {
     va_list ap;
