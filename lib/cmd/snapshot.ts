@@ -9,10 +9,13 @@ import { liveHeapAtIndexed } from '../format/index.js';
 import { commandReadOptions, isNdjsonArg, openSource } from '../source-arg.js';
 import { BY_CHOICES, manyInputs, openInputs } from '../profile-inputs.js';
 import { formatSeconds, inputArg, positiveInt, reportIncomplete, secondsOption } from './common.js';
+import { addEstimate, emptyEstimate } from '../model/estimate.js';
+import { DOMAIN_CHOICES, DOMAIN_DESCRIBE, THREAD_DESCRIBE, traceFilter } from './domain-options.js';
+import { nativeCallerLabel, threadLabel } from '../model/sites.js';
 
 export const SNAPSHOT_SCHEMA = 1;
 
-const USAGE = `$0 [PROFILE|-]... [--at SECONDS|peak|end] [--group-by trace|line|function|file] [--top N] [--by pid]
+const USAGE = `$0 [PROFILE|-]... [--at SECONDS|peak|end] [--group-by trace|line|function|file|thread] [--domain all|python|native|mmap] [--thread ID] [--top N] [--by pid]
 
 The live heap at one moment: what had been allocated and not yet freed, estimated from the
 sampled events (each weighted by 1/p) with a 95% interval. Writes a "snapshot" line (the
@@ -37,7 +40,10 @@ export function parseAt(value: unknown): SnapshotAt {
 export function siteRecord(s: SiteEstimate, rank: number, by: GroupBy): Record<string, unknown> {
   const rec: Record<string, unknown> = { type: 'site', rank, site: s.site.label };
   if (by === 'trace') rec.trace = s.site.trace;
-  rec.frames = s.site.frames.map((f) => ({ function: f.function, file: f.file, line: f.line }));
+  rec.frames = s.site.frames.map((f) => (f.native ? { function: f.function, file: f.file, line: f.line, native: true } : { function: f.function, file: f.file, line: f.line }));
+  if (s.site.domain !== 'python' && by !== 'thread') rec.domain = s.site.domain;
+  if (s.site.nativeCaller) rec.native_caller = nativeCallerLabel(s.site.nativeCaller);
+  if (s.site.thread) rec.thread = by === 'thread' ? threadLabel(s.site.thread) : s.site.thread.id;
   if (s.site.dropped > 0) rec.dropped = s.site.dropped;
   putEstimate(rec, 'bytes', s.est.bytes, s.est.bytesVar);
   putEstimate(rec, 'count', s.est.count, s.est.countVar);
@@ -54,6 +60,8 @@ export function main(argv: string[]): void {
       .option('at', { requiresArg: true, type: 'string', default: 'end', describe: "Seconds since start, 'peak' or 'end'" })
       .option('group-by', { requiresArg: true, choices: GROUP_BY as unknown as string[], default: 'trace', describe: 'Site = whole trace, or the innermost frame\'s line, function or file' })
       .option('top', { requiresArg: true, type: 'number', describe: 'Only the N largest sites' })
+      .option('domain', { requiresArg: true, choices: DOMAIN_CHOICES as unknown as string[], default: 'all', describe: DOMAIN_DESCRIBE })
+      .option('thread', { requiresArg: true, type: 'string', describe: THREAD_DESCRIBE })
       .option('strict', { type: 'boolean', default: false, describe: 'Treat recoverable damage as an error' })
       .option('by', { requiresArg: true, choices: BY_CHOICES as unknown as string[], describe: 'Split several profiles by process (the pid as the root frame)' })
       .parseSync();
@@ -65,6 +73,7 @@ export function main(argv: string[]): void {
     const at = parseAt(args.at);
     const by = args['group-by'] as GroupBy;
     const top = args.top === undefined ? Infinity : positiveInt(args.top, 'top');
+    const keep = traceFilter(args.domain, args.thread);
     const { opts, done } = commandReadOptions({ strict: args.strict });
     // A large hpx v2 profile goes through its seek index (BASE.hpi, built on first use):
     // the same result, decoding at most one checkpoint interval. Otherwise a full read.
@@ -74,8 +83,13 @@ export function main(argv: string[]): void {
     try {
       const snap = indexed ? indexed.snapshot : await liveHeapAt(source, at);
       done();
-      const sites = groupLiveHeap(snap.heap, (id) => source.trace(id), by);
-      const total = snap.heap.total();
+      const sites = groupLiveHeap(snap.heap, (id) => source.trace(id), by, keep);
+      let total = snap.heap.total();
+      if (keep) {
+        // Only the kept traces count (sites are disjoint, so their estimates add up).
+        total = emptyEstimate();
+        for (const s of sites) addEstimate(total, s.est);
+      }
       const head: Record<string, unknown> = {
         type: 'snapshot',
         schema: SNAPSHOT_SCHEMA,
@@ -83,6 +97,8 @@ export function main(argv: string[]): void {
         at_spec: at.kind === 'time' ? 'time' : at.kind,
         group_by: by,
       };
+      if (args.domain !== 'all') head.domain = args.domain;
+      if (args.thread !== undefined) head.thread = String(args.thread);
       putEstimate(head, 'bytes', total.bytes, total.bytesVar);
       putEstimate(head, 'count', total.count, total.countVar);
       head.sampled = total.sampled;
