@@ -36,7 +36,9 @@ function framesOf(v: unknown, where: string): Frame[] {
   if (!Array.isArray(v)) throw new HpError(`${where}: site: 'frames' must be an array`);
   return v.map((f) => {
     if (!isObj(f) || typeof f.file !== 'string') throw new HpError(`${where}: site: each frame needs a 'file'`);
-    return { function: typeof f.function === 'string' ? f.function : null, file: f.file, line: typeof f.line === 'number' ? f.line : 0 };
+    const frame: Frame = { function: typeof f.function === 'string' ? f.function : null, file: f.file, line: typeof f.line === 'number' ? f.line : 0 };
+    if (f.native === true) frame.native = true; // shown with a ' [native]' suffix
+    return frame;
   });
 }
 

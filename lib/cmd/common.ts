@@ -10,9 +10,10 @@
 import type { Argv, Options } from 'yargs';
 import { UsageError, warn } from '../cli.js';
 import type { ProfileSource } from '../format/source.js';
+import { DOMAIN_CHOICES, DOMAIN_DESCRIBE, THREAD_DESCRIBE } from './domain-options.js';
 
-/** What a site is: the whole stack (`trace`; `stack` is the same), or its innermost line, function or file. */
-export const GROUP_BY_VALUES = ['trace', 'line', 'function', 'file', 'stack'] as const;
+/** What a site is: the whole stack (`trace`; `stack` is the same), its innermost line, function or file, or its thread. */
+export const GROUP_BY_VALUES = ['trace', 'line', 'function', 'file', 'thread', 'stack'] as const;
 export const GROUP_BY_DEFAULT = 'trace';
 
 /** A whole number >= 0 for `--option`, with a message that names the option and the value given. */
@@ -43,7 +44,9 @@ export const OPTIONS = {
   at: { type: 'string', requiresArg: true, default: 'peak', describe: "The moment: seconds since start, 'peak' (highest estimated live heap) or 'end'" },
   from: { type: 'string', requiresArg: true, describe: 'Start of the time window, seconds since start' },
   to: { type: 'string', requiresArg: true, describe: 'End of the time window, seconds since start' },
-  'group-by': { requiresArg: true, choices: GROUP_BY_VALUES as unknown as string[], default: GROUP_BY_DEFAULT, describe: "What a site is: the whole stack ('trace', also 'stack'), or its innermost line, function or file" },
+  'group-by': { requiresArg: true, choices: GROUP_BY_VALUES as unknown as string[], default: GROUP_BY_DEFAULT, describe: "What a site is: the whole stack ('trace', also 'stack'), its innermost line, function or file, or the thread (--native profiles)" },
+  domain: { requiresArg: true, choices: DOMAIN_CHOICES as unknown as string[], default: 'all', describe: DOMAIN_DESCRIBE },
+  thread: { type: 'string', requiresArg: true, describe: THREAD_DESCRIBE },
   top: { type: 'string', requiresArg: true, coerce: wholeNumber('top'), describe: 'Only the N largest sites' },
   json: { type: 'boolean', describe: 'Write NDJSON even on a terminal (--no-json: the human view even into a pipe). Default: NDJSON unless stdout is a terminal' },
   strict: { type: 'boolean', default: false, describe: 'Treat recoverable damage (a corrupt block, truncation) as an error' },
@@ -58,6 +61,8 @@ export interface SharedValues {
   from?: string;
   to?: string;
   'group-by'?: string;
+  domain?: string;
+  thread?: string;
   top?: number;
   json?: boolean;
   strict?: boolean;
@@ -83,8 +88,8 @@ export function wantsJson(json: unknown): boolean {
 }
 
 /** The group-by value as the model names it: `stack` is the same as `trace`. */
-export function traceGrouping(by: string): 'trace' | 'line' | 'function' | 'file' {
-  return by === 'stack' ? 'trace' : (by as 'trace' | 'line' | 'function' | 'file');
+export function traceGrouping(by: string): 'trace' | 'line' | 'function' | 'file' | 'thread' {
+  return by === 'stack' ? 'trace' : (by as 'trace' | 'line' | 'function' | 'file' | 'thread');
 }
 
 /** The single optional positional argument: a profile base, an NDJSON file, or `-` (default). */

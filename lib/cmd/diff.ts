@@ -47,6 +47,7 @@ export function main(argv: string[]): void {
     setQuiet(Boolean(args.quiet));
     const inputs = args._.map(String);
     const ats = ((args.at as unknown[] | undefined) ?? []).map((a) => parseAt(String(a)));
+    if (args['group-by'] === 'thread') throw new UsageError('--group-by thread: hp-diff compares code sites (trace, line, function or file); use hp-snapshot --group-by thread at each time');
     const groupBy = String(args['group-by']) === 'trace' ? 'stack' : (String(args['group-by']) as DiffGroupBy);
     const table = args.table === true || !wantsJson(args.json);
     let plan: Array<{ input: string; at: SnapshotAt | null }>;

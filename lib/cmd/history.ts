@@ -12,6 +12,7 @@ import { BY_CHOICES, FirstRss, attachedSentences, manyInputs, openInputs, profil
 import { openSeeked } from '../format/index.js';
 import { commandReadOptions, isNdjsonArg, openSource } from '../source-arg.js';
 import { checkWithinSpan, formatSeconds, inputArg, positiveInt, reportIncomplete, secondsOption, traceGrouping, useOptions, wantsJson } from './common.js';
+import { DOMAINS } from '../format/types.js';
 
 const USAGE = `$0 [PROFILE|-]... [--granularity SECONDS] [--top N] [--sites FILE:LINE,...] [--json] [--by pid]
 
@@ -40,6 +41,8 @@ export function bucketLine(rec: BucketRecord, specs: LineSpec[]): Record<string,
   putEstimate(line, 'live_count', rec.total.count, rec.total.countVar);
   line.rss = rec.rss;
   line.rss_t = rec.rssUs === null ? null : rec.rssUs / 1e6;
+  // Native recording: the live heap split by domain (python_bytes, native_bytes, mmap_bytes).
+  if (rec.domains) DOMAINS.forEach((d, i) => putEstimate(line, `${d}_bytes`, rec.domains![i]!.bytes, rec.domains![i]!.bytesVar));
   line.top = rec.top.map((s) => {
     const o: Record<string, unknown> = { site: s.site.label };
     if (s.site.trace !== null) o.trace = s.site.trace;
@@ -116,7 +119,7 @@ export function main(argv: string[]): void {
     const out = new OutputWriter();
     const firstRss = new FirstRss();
     try {
-      const builder = new HistoryBuilder(source.header.sampling, (id) => source.trace(id), builderOptions(granularityUs));
+      const builder = new HistoryBuilder(source.header.sampling, (id) => source.trace(id), { ...builderOptions(granularityUs), domains: source.header.native === true });
       const records: BucketRecord[] = [];
       let buckets = 0;
       const drain = async (): Promise<void> => {
@@ -257,6 +260,12 @@ function historyChart(records: BucketRecord[], height: number, widthOpt: number 
   const width = chartWidth(widthOpt);
   const colors = Boolean(process.stdout.isTTY) && !process.env.NO_COLOR;
   const live = { name: 'live heap (estimated)', values: records.map((r) => Math.max(0, r.total.bytes)) };
+  if (colors && records.some((r) => r.domains)) {
+    // Native recording: the Python and C parts beside the total.
+    const part = (i: number, name: string) => ({ name, values: records.map((r) => Math.max(0, r.domains?.[i]?.bytes ?? 0)) });
+    const rssLine = { name: 'RSS', values: records.map((r) => r.rss ?? 0) };
+    return renderChart([live, part(0, 'python'), part(1, 'native'), ...(records.some((r) => r.rss !== null) ? [rssLine] : [])], { height, width, yFormat: formatBytes, x: records.map((r) => r.tUs), xFormat: formatSeconds, colors });
+  }
   const hasRss = records.some((r) => r.rss !== null);
   const rss = { name: 'RSS', values: records.map((r) => r.rss ?? 0) };
   const x = records.map((r) => r.tUs);

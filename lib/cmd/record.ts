@@ -25,6 +25,30 @@ export const BOOTSTRAP_PATH = fileURLToPath(new URL('../../python/heapprof/_run.
 /** The directory that holds the heapprof Python package. */
 const PACKAGE_PARENT = dirname(dirname(BOOTSTRAP_PATH));
 
+// ---- --native (issue 13): the hook preloaded into the Python process only.
+
+/** The allocator hook that --native preloads: $HEAPPROF_NATIVE_LIB, else the checkout's build. */
+export function hookLibraryPath(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.HEAPPROF_NATIVE_LIB) return env.HEAPPROF_NATIVE_LIB;
+  return join(dirname(PACKAGE_PARENT), 'build', 'Release', 'heapprof_hook.so');
+}
+
+/** The environment for --native: the hook first in LD_PRELOAD (ahead of any preloaded malloc, which it
+ * then wraps), and the same file for the Python package to load, so that both are one library. */
+export function nativeEnvironment(lib: string, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const rest = (env.LD_PRELOAD ?? '').split(/[: ]+/).filter((p) => p !== '' && p !== lib);
+  return { LD_PRELOAD: [lib, ...rest].join(':'), HEAPPROF_NATIVE_LIB: lib };
+}
+
+/** The hint for a run without --native whose RSS went far past the recorded heap, or null. */
+export function nativeHint(summary: Record<string, unknown>): string | null {
+  const rss = summary.peak_rss, heap = summary.peak_heap_estimate;
+  if (summary.native === true || typeof rss !== 'number' || typeof heap !== 'number') return null;
+  const MiB = 1024 * 1024;
+  if (rss < 2 * heap + 64 * MiB) return null;
+  return `peak RSS ${formatBytes(rss)} is far above the ${formatBytes(heap)} Python heap recorded: memory that C extensions allocate with malloc is not recorded; --native records it`;
+}
+
 const USAGE = `Usage: $0 [options] [--] script.py [args...]
        $0 [options] -m module [args...]
        $0 [options] -c code [args...]
@@ -581,6 +605,7 @@ export function main(argv: string[]): void {
       .option('pid', { type: 'string', requiresArg: true, describe: 'Attach to this running Python process instead of starting one (see ATTACHING in hp-record(1))' })
       .option('duration', { type: 'string', requiresArg: true, describe: 'With --pid: stop after SECONDS (default: at Ctrl-C or --stop)' })
       .option('stop', { type: 'boolean', default: false, describe: 'With --pid: stop the hp-record that is recording that process' })
+      .option('native', { type: 'boolean', default: false, describe: 'Also record C allocations (malloc family, anonymous mmap) with their thread, by preloading the hook into Python (see hp-record(1))' })
       .conflicts('sample', 'sample-bytes')
       .fail((msg, err) => {
         // yargs reports some usage errors (a missing option value) as a YError: still bad usage.
@@ -607,6 +632,7 @@ export function main(argv: string[]): void {
         throw new UsageError('--mode stats counts every allocation: --sample and --sample-bytes do not apply');
       }
       if (followFork) throw new UsageError('--mode stats does not follow forks: drop --follow-fork');
+      if (args.native) throw new UsageError('--mode stats counts Python allocations only: drop --native');
     }
     const sampling = args.sample !== undefined ? parseSampleSpec(args.sample) : null;
     const sampleBytes = args['sample-bytes'] !== undefined ? parseByteCount(args['sample-bytes']) : null;
@@ -624,6 +650,9 @@ export function main(argv: string[]): void {
       const why = force ? null : notPythonReason(script);
       if (why) throw new UsageError(`${script}: ${why} (hp-record runs Python programs; --force runs it with ${python} anyway)`);
     }
+    const native = Boolean(args.native);
+    const hookLib = native ? hookLibraryPath() : null;
+    if (hookLib !== null && !existsSync(hookLib)) throw new HpError(`${hookLib}: no such file (run \`npx node-gyp rebuild\`)`, EXIT_DATA);
     const output = planOutput(args.output, mode, force);
     if (!existsSync(BOOTSTRAP_PATH)) throw new HpError(`${BOOTSTRAP_PATH}: no such file (is the heapprof package complete?)`, EXIT_DATA);
 
@@ -657,6 +686,8 @@ export function main(argv: string[]): void {
         sample_bytes: sampleBytes,
         follow_fork: followFork,
         force,
+        native,
+        preload: hookLib,
       };
       const startedUs = Date.now() * 1000;
       let stopPolling = (): void => {};
@@ -675,6 +706,7 @@ export function main(argv: string[]): void {
           ...process.env,
           PYTHONPATH: userPythonPath ? `${privateDir}${delimiter}${userPythonPath}` : privateDir,
           [CONFIG_VAR]: JSON.stringify(config),
+          ...(hookLib !== null ? nativeEnvironment(hookLib, process.env) : {}),
         },
         (pid) => {
           if (isQuiet()) return;
@@ -714,6 +746,8 @@ export function main(argv: string[]): void {
           const children = await findChildProfiles(base, startedUs - 1_000_000);
           lines.push(...formatChildren(children, status.pid, typeof forks === 'number' ? forks : undefined));
         }
+        const hint = mode === 'profile' && status.state === 'finished' ? nativeHint(status.summary ?? {}) : null;
+        if (hint) lines.push(hint);
         if (base) lines.push(`next: hp-snapshot ${base}    (also: hp-history ${base}, hp-report ${base} -o report.html)`);
         process.stderr.write(lines.map((line) => `${NAME}: ${line}\n`).join(''));
       }

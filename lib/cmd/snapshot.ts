@@ -10,10 +10,13 @@ import { commandReadOptions, isNdjsonArg, openSource } from '../source-arg.js';
 import { BY_CHOICES, manyInputs, openInputs } from '../profile-inputs.js';
 import { checkWithinSpan, formatSeconds, inputArg, reportIncomplete, secondsOption, traceGrouping, useOptions, wantsJson } from './common.js';
 import { bytesWithInterval, sitesTable } from './human.js';
+import { addEstimate, emptyEstimate } from '../model/estimate.js';
+import { traceFilter } from './domain-options.js';
+import { nativeCallerLabel, threadLabel } from '../model/sites.js';
 
 export const SNAPSHOT_SCHEMA = 1;
 
-const USAGE = `$0 [PROFILE|-]... [--at SECONDS|peak|end] [--group-by trace|line|function|file] [--top N] [--json] [--by pid]
+const USAGE = `$0 [PROFILE|-]... [--at SECONDS|peak|end] [--group-by trace|line|function|file|thread] [--domain all|python|native|mmap] [--thread ID] [--top N] [--json] [--by pid]
 
 The live heap at one moment: what had been allocated and not yet freed, estimated from the
 sampled events (each weighted by 1/p) with a 95% interval. On a terminal, a table of the
@@ -45,7 +48,10 @@ export function parseAt(value: unknown): SnapshotAt {
 export function siteRecord(s: SiteEstimate, rank: number, by: GroupBy): Record<string, unknown> {
   const rec: Record<string, unknown> = { type: 'site', rank, site: s.site.label };
   if (by === 'trace') rec.trace = s.site.trace;
-  rec.frames = s.site.frames.map((f) => ({ function: f.function, file: f.file, line: f.line }));
+  rec.frames = s.site.frames.map((f) => (f.native ? { function: f.function, file: f.file, line: f.line, native: true } : { function: f.function, file: f.file, line: f.line }));
+  if (s.site.domain !== 'python' && by !== 'thread') rec.domain = s.site.domain;
+  if (s.site.nativeCaller) rec.native_caller = nativeCallerLabel(s.site.nativeCaller);
+  if (s.site.thread) rec.thread = by === 'thread' ? threadLabel(s.site.thread) : s.site.thread.id;
   if (s.site.dropped > 0) rec.dropped = s.site.dropped;
   putEstimate(rec, 'bytes', s.est.bytes, s.est.bytesVar);
   putEstimate(rec, 'count', s.est.count, s.est.countVar);
@@ -56,7 +62,7 @@ export function siteRecord(s: SiteEstimate, rank: number, by: GroupBy): Record<s
 
 export function main(argv: string[]): void {
   runMain('hp-snapshot', async () => {
-    const args = useOptions(parser('hp-snapshot', argv, USAGE, EXAMPLES).strict(false).strictOptions(), ['at', 'group-by', 'top', 'json', 'strict'])
+    const args = useOptions(parser('hp-snapshot', argv, USAGE, EXAMPLES).strict(false).strictOptions(), ['at', 'group-by', 'domain', 'thread', 'top', 'json', 'strict'])
       .option('by', { requiresArg: true, choices: BY_CHOICES as unknown as string[], describe: 'Split several profiles by process (the pid as the root frame)' })
       .parseSync();
     setQuiet(args.quiet === true);
@@ -69,6 +75,7 @@ export function main(argv: string[]): void {
     const top = args.top === undefined ? Infinity : (args.top as number);
     const json = wantsJson(args.json);
     const { opts, done } = commandReadOptions({ strict: Boolean(args.strict) });
+    const keep = traceFilter(args.domain, args.thread);
     // A large hpx v2 profile goes through its seek index (BASE.hpi, built on first use):
     // the same result, decoding at most one checkpoint interval. Otherwise a full read.
     const indexed = merged || (await isNdjsonArg(input)) ? null : await liveHeapAtIndexed(input, at, opts);
@@ -80,8 +87,13 @@ export function main(argv: string[]): void {
       // Only a finished profile has a known span; a time past the last event of one still being
       // written (or of a stream cut by hp-events --to) is the heap as it stands.
       if (at.kind === 'time' && snap.readToEnd && source.complete) checkWithinSpan('--at', at.us, snap.lastUs);
-      const sites = groupLiveHeap(snap.heap, (id) => source.trace(id), by);
-      const total = snap.heap.total();
+      const sites = groupLiveHeap(snap.heap, (id) => source.trace(id), by, keep);
+      let total = snap.heap.total();
+      if (keep) {
+        // Only the kept traces count (sites are disjoint, so their estimates add up).
+        total = emptyEstimate();
+        for (const s of sites) addEstimate(total, s.est);
+      }
       const head: Record<string, unknown> = {
         type: 'snapshot',
         schema: SNAPSHOT_SCHEMA,
@@ -89,6 +101,8 @@ export function main(argv: string[]): void {
         at_spec: at.kind === 'time' ? 'time' : at.kind,
         group_by: by,
       };
+      if (args.domain !== 'all') head.domain = args.domain;
+      if (args.thread !== undefined) head.thread = String(args.thread);
       putEstimate(head, 'bytes', total.bytes, total.bytesVar);
       putEstimate(head, 'count', total.count, total.countVar);
       head.sampled = total.sampled;

@@ -63,6 +63,8 @@ def load():
         "hp_set_capture": (None, [ctypes.c_int]),
         "hp_capture": (ctypes.c_int, []),
         "hp_set_attached": (None, [ctypes.c_uint64]),
+        "hp_native": (ctypes.c_int, []),
+        "hp_peak_estimate": (ctypes.c_double, []),
     }
     for name, (restype, argtypes) in sigs.items():
         fn = getattr(lib, name)
