@@ -96,7 +96,7 @@ t.test('one vocabulary: every --help has -q, --version, --completion and ends wi
     t.notOk(opts.has('table') || opts.has('chart'), `${cmd}: no second name for the human view in --help`);
   }
   t.equal(groupBy.size, 1, `--group-by is the same in every command: ${[...groupBy].join(' / ')}`);
-  t.match([...groupBy][0], /\[choices: "trace", "line", "function", "file", "stack"\] \[default: "trace"\]/);
+  t.match([...groupBy][0], /\[choices: "trace", "line", "function", "file", "thread", "stack"\] \[default: "trace"\]/);
   for (const cmd of READERS_WITH_VIEWS) t.ok(helpOptions(pages.get(cmd)!).has('json'), `${cmd} has --json`);
 });
 
