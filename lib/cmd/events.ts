@@ -6,7 +6,7 @@ import { metaLine, secondsText, summaryLine, traceLine } from '../format/ndjson.
 import { OP_ALLOC, OP_END, OP_FREE, OP_NAMES } from '../format/source.js';
 import { probabilityFunction } from '../format/weights.js';
 import { frameLabel, NO_STACK_LABEL, traceOrPlaceholder } from '../model/sites.js';
-import { commandReadOptions, openSource } from '../source-arg.js';
+import { commandReadOptions, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
 import { manyInputs, openInputs } from '../profile-inputs.js';
 import { inputArg, secondsOption, useOptions, wantsJson } from './common.js';
 import { clip, terminalWidth } from './human.js';
@@ -34,6 +34,7 @@ export function main(argv: string[]): void {
       from: { describe: 'Only events at or after this time (seconds since start)' },
       to: { describe: 'Only events before this time (seconds since start)' },
     })
+      .option('v1-weights', V1_WEIGHTS_OPTION)
       .parseSync();
     setQuiet(args.quiet === true);
     const inputs = args._.map(String);
@@ -44,6 +45,7 @@ export function main(argv: string[]): void {
     const toUs = secondsOption(args.to, 'to');
     const json = wantsJson(args.json);
     const { opts, done } = commandReadOptions({
+      v1Weights: v1WeightsArg(args['v1-weights']),
       strict: Boolean(args.strict),
       ...(fromUs !== undefined ? { fromUs } : {}),
       ...(toUs !== undefined ? { toUs } : {}),

@@ -9,7 +9,7 @@ import { interval95, putEstimate, whole } from '../model/estimate.js';
 import { probabilityFunction } from '../format/weights.js';
 import { checkSampler, rangeBounds, SizeTable, type SamplerCheck } from '../model/sizes.js';
 import { formatTable, optimalPlan, type RangeLoad } from '../model/suggest.js';
-import { commandReadOptions, openSource } from '../source-arg.js';
+import { commandReadOptions, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
 import { manyInputs, openInputs } from '../profile-inputs.js';
 import { inputArg, reportIncomplete, useOptions, wantsJson } from './common.js';
 
@@ -109,6 +109,7 @@ export function main(argv: string[]): void {
       .strictOptions()
       .option('suggest', { type: 'boolean', default: false, describe: 'Propose a sampling table' })
       .option('budget', { requiresArg: true, type: 'string', describe: 'Event budget for --suggest: N/s or P%' })
+      .option('v1-weights', V1_WEIGHTS_OPTION)
       .parseSync();
     setQuiet(args.quiet === true);
     if (args.budget !== undefined && !args.suggest) throw new UsageError('--budget needs --suggest');
@@ -116,7 +117,7 @@ export function main(argv: string[]): void {
     const merged = manyInputs(inputs);
     const input = merged ? '' : inputArg(args._, 'hp-stats');
     const json = wantsJson(args.json);
-    const { opts, done } = commandReadOptions({ strict: Boolean(args.strict) });
+    const { opts, done } = commandReadOptions({ v1Weights: v1WeightsArg(args['v1-weights']), strict: Boolean(args.strict) });
     const source = merged ? await openInputs(inputs, opts, false) : await openSource(input, opts);
     const out = new OutputWriter();
     try {
