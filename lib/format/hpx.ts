@@ -19,9 +19,10 @@ import {
   REC,
 } from './hpx-writer.js';
 import { decodeBlock } from './events.js';
+import { TraceTable } from './trace-table.js';
 import type { Columns, DecodeJob } from './hpd-worker.js';
 import { OP_FREE, OP_LOST, type EventBatch, type ProfileSource, type ReadOptions } from './source.js';
-import { MAX_NAME_LENGTH, MAX_TRACE_FRAMES, NO_STACK_TRACE, type Frame, type Header, type HistogramBucket, type Sampling, type Trace } from './types.js';
+import { MAX_NAME_LENGTH, MAX_TRACE_FRAMES, NO_STACK_TRACE, type Header, type HistogramBucket, type Sampling, type Trace } from './types.js';
 
 export * from './hpx-writer.js';
 
@@ -158,8 +159,11 @@ export function decodeHeaderBody(body: Buffer, profileId: Buffer, name: string):
 /** Strings, frames and traces from .hpm blocks, read incrementally (a live profile grows). */
 class Dictionary {
   private readonly strings = new Map<number, string>();
-  private readonly frames = new Map<number, Frame>();
-  readonly traces = new Map<number, Trace>();
+  /** Frame id -> index in the trace table's frame list. */
+  private readonly frames = new Map<number, number>();
+  readonly traces = new TraceTable();
+  /** Scratch for one trace's frame indexes. */
+  private scratch = new Int32Array(64);
   histogram: HistogramBucket[] | null = null;
   ended = false;
   /** Every trace id in 0..dense is in `traces` (cached; ids only ever get added). */
@@ -192,7 +196,7 @@ class Dictionary {
           const fn = this.string(r.varint(), r.pos);
           const file = this.string(r.varint(), r.pos);
           const line = r.varint();
-          this.frames.set(id, { function: fn === '' ? null : fn, file, line });
+          this.frames.set(id, this.traces.addFrame({ function: fn === '' ? null : fn, file, line }));
           break;
         }
         case REC.TRACE: {
@@ -201,14 +205,15 @@ class Dictionary {
           const depth = r.varint();
           if (depth > r.remaining) throw new FormatError(`trace ${id} claims ${depth} frames in ${r.remaining} bytes`, r.pos);
           if (depth > MAX_TRACE_FRAMES) throw new FormatError(`trace ${id} has ${depth} frames, more than the ${MAX_TRACE_FRAMES} limit`, r.pos);
-          const frames: Frame[] = new Array(depth);
+          if (depth > this.scratch.length) this.scratch = new Int32Array(Math.max(depth, this.scratch.length * 2));
+          const frames = this.scratch;
           for (let i = 0; i < depth; i++) {
             const fid = r.varint();
             const frame = this.frames.get(fid);
-            if (!frame) throw new FormatError(`trace ${id} uses undefined frame ${fid}`, r.pos);
+            if (frame === undefined) throw new FormatError(`trace ${id} uses undefined frame ${fid}`, r.pos);
             frames[i] = frame;
           }
-          if (id !== 0) this.traces.set(id, { id, frames, dropped });
+          if (id !== 0) this.traces.addTrace(id, dropped, frames.subarray(0, depth));
           break;
         }
         case REC.HISTOGRAM: {
@@ -371,8 +376,7 @@ export class V2Profile implements ProfileSource {
   }
 
   *traces(): Iterable<Trace> {
-    const ids = [...this.dict.traces.keys()].sort((a, b) => a - b);
-    for (const id of ids) yield this.dict.traces.get(id)!;
+    for (const id of this.dict.traces.ids()) yield this.dict.traces.get(id)!;
   }
 
   get histogram(): HistogramBucket[] | null {
