@@ -21,7 +21,7 @@ import {
 import { decodeBlock } from './events.js';
 import { TraceTable } from './trace-table.js';
 import type { Columns, DecodeJob } from './hpd-worker.js';
-import { OP_FREE, OP_LOST, type EventBatch, type ProfileSource, type ReadOptions } from './source.js';
+import { OP_ALLOC, OP_FREE, OP_LOST, type EventBatch, type ProfileSource, type ReadOptions } from './source.js';
 import { MAX_NAME_LENGTH, MAX_TRACE_FRAMES, NO_STACK_TRACE, type Header, type HistogramBucket, type Sampling, type Trace } from './types.js';
 
 export * from './hpx-writer.js';
@@ -247,6 +247,39 @@ class Dictionary {
   }
 }
 
+/** Live sampled allocations per trace id (a flat table for ids below 2^22, a Map above). */
+class TraceCounts {
+  private direct = new Int32Array(1024);
+  private readonly far = new Map<number, number>();
+
+  add(id: number): void {
+    if (id < 1 << 22) {
+      if (id >= this.direct.length) {
+        let m = this.direct.length * 2;
+        while (m <= id) m *= 2;
+        const d = new Int32Array(m);
+        d.set(this.direct);
+        this.direct = d;
+      }
+      this.direct[id]!++;
+    } else this.far.set(id, (this.far.get(id) ?? 0) + 1);
+  }
+
+  /** Take one away; false (and nothing changed) when there was none. */
+  remove(id: number): boolean {
+    if (id < 1 << 22) {
+      if (id >= this.direct.length || this.direct[id] === 0) return false;
+      this.direct[id]!--;
+      return true;
+    }
+    const n = this.far.get(id) ?? 0;
+    if (n === 0) return false;
+    if (n === 1) this.far.delete(id);
+    else this.far.set(id, n - 1);
+    return true;
+  }
+}
+
 /** Decoded state shared between a V2Profile and its batch generator. */
 const INITIAL_BATCH = 1 << 14;
 
@@ -399,6 +432,12 @@ export class V2Profile implements ProfileSource {
     let lastTimeUs = -Infinity;
     let lost = 0;
     let firstLostUs = 0;
+    // Frees of blocks never allocated (per trace, more frees than allocations so far): only
+    // checkable when reading from the start, since a seek or --from skips allocations.
+    const liveByTrace = this.opts.startOffset === undefined && fromUs === -Infinity ? new TraceCounts() : null;
+    let unmatched = 0;
+    let firstUnmatchedUs = 0;
+    let firstUnmatchedTrace = 0;
     for await (const d of decoded) {
       if (d.kind === 'issue') {
         this.issues.report(this.hpd.path, d.message, d.offset);
@@ -442,7 +481,21 @@ export class V2Profile implements ProfileSource {
         const last = batch.timeUs[batch.length - 1]!;
         if (last > lastTimeUs) lastTimeUs = last;
         for (let i = 0; i < batch.length; i++) {
-          if (batch.op[i] !== OP_LOST) continue;
+          const o = batch.op[i]!;
+          if (o <= OP_FREE) {
+            if (liveByTrace === null) continue;
+            const id = batch.trace[i]!;
+            if (o === OP_ALLOC) liveByTrace.add(id);
+            else if (!liveByTrace.remove(id)) {
+              if (unmatched === 0) {
+                firstUnmatchedUs = batch.timeUs[i]!;
+                firstUnmatchedTrace = id;
+              }
+              unmatched++;
+            }
+            continue;
+          }
+          if (o !== OP_LOST) continue;
           if (lost === 0) firstLostUs = batch.timeUs[i]!;
           lost += batch.size[i]!;
         }
@@ -454,6 +507,12 @@ export class V2Profile implements ProfileSource {
         if (d.end < this.hpd.size) this.issues.report(this.hpd.path, `${this.hpd.size - d.end} bytes after the block holding END were ignored`, d.end);
         break;
       }
+    }
+    if (unmatched > 0) {
+      this.issues.report(
+        this.hpd.path,
+        `${unmatched} free${unmatched === 1 ? '' : 's'} of blocks never allocated (the first at ${firstUnmatchedUs / 1e6} s, trace ${firstUnmatchedTrace}): ignored`,
+      );
     }
     if (lost > 0) this.issues.report(this.hpd.path, `the recorder lost ${lost} event${lost === 1 ? '' : 's'} (the first at ${firstLostUs / 1e6} s): estimates undercount`);
     if (truncatedAt !== null && !this.endSeen) {
