@@ -19,7 +19,7 @@ import {
   REC,
 } from './hpx-writer.js';
 import { decodeBlock } from './events.js';
-import { TraceTable } from './trace-table.js';
+import { TraceCounts, TraceTable } from './trace-table.js';
 import type { Columns, DecodeJob } from './hpd-worker.js';
 import { OP_ALLOC, OP_FREE, OP_LOST, type EventBatch, type ProfileSource, type ReadOptions } from './source.js';
 import { MAX_NAME_LENGTH, MAX_TRACE_FRAMES, NO_STACK_TRACE, type Header, type HistogramBucket, type Sampling, type Trace } from './types.js';
@@ -244,39 +244,6 @@ class Dictionary {
     const s = this.strings.get(id);
     if (s === undefined) throw new FormatError(`undefined string ${id}`, at);
     return s;
-  }
-}
-
-/** Live sampled allocations per trace id (a flat table for ids below 2^22, a Map above). */
-class TraceCounts {
-  private direct = new Int32Array(1024);
-  private readonly far = new Map<number, number>();
-
-  add(id: number): void {
-    if (id < 1 << 22) {
-      if (id >= this.direct.length) {
-        let m = this.direct.length * 2;
-        while (m <= id) m *= 2;
-        const d = new Int32Array(m);
-        d.set(this.direct);
-        this.direct = d;
-      }
-      this.direct[id]!++;
-    } else this.far.set(id, (this.far.get(id) ?? 0) + 1);
-  }
-
-  /** Take one away; false (and nothing changed) when there was none. */
-  remove(id: number): boolean {
-    if (id < 1 << 22) {
-      if (id >= this.direct.length || this.direct[id] === 0) return false;
-      this.direct[id]!--;
-      return true;
-    }
-    const n = this.far.get(id) ?? 0;
-    if (n === 0) return false;
-    if (n === 1) this.far.delete(id);
-    else this.far.set(id, n - 1);
-    return true;
   }
 }
 

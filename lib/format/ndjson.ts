@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import { HpError, ndjsonChunks, type NdjsonLine } from '../cli.js';
 import { escapeControls } from '../escape.js';
 import { MAX_TIME_US } from './events.js';
+import { TraceCounts } from './trace-table.js';
 import { OP_ALLOC, OP_END, OP_FREE, OP_LOST, OP_NAMES, OP_RSS, type EventBatch, type ProfileSource, type ReadOptions } from './source.js';
 import { MAX_NAME_LENGTH, MAX_TRACE_FRAMES, type Frame, type Header, type HistogramBucket, type Sampling, type Trace } from './types.js';
 
@@ -180,6 +181,18 @@ export class NdjsonSource implements ProfileSource {
     const fromUs = this.opts.fromUs ?? -Infinity;
     const toUs = this.opts.toUs ?? Infinity;
     let batch = newBatch();
+    // Semantic checks as for .hpd (man/hpx.5, LIMITS): events the recorder lost, and frees of
+    // blocks never allocated (only checkable when reading from the start).
+    const liveByTrace = fromUs === -Infinity ? new TraceCounts() : null;
+    let lost = 0;
+    let firstLostUs = 0;
+    let unmatched = 0;
+    let firstUnmatchedUs = 0;
+    let firstUnmatchedTrace = 0;
+    const report = (): void => {
+      if (unmatched > 0) this.issue(`${unmatched} free${unmatched === 1 ? '' : 's'} of blocks never allocated (the first at ${firstUnmatchedUs / 1e6} s, trace ${firstUnmatchedTrace}): ignored`);
+      if (lost > 0) this.issue(`the recorder lost ${lost} event${lost === 1 ? '' : 's'} (the first at ${firstLostUs / 1e6} s): estimates undercount`);
+    };
     for (;;) {
       let lines = this.pendingLines;
       this.pendingLines = [];
@@ -223,9 +236,21 @@ export class NdjsonSource implements ProfileSource {
           if (timeUs >= toUs) {
             // Events are in time order: nothing later can be in the window.
             if (batch.length > 0) yield batch;
+            report();
             return;
           }
           if (timeUs < fromUs) continue;
+          if (op === OP_LOST) {
+            if (lost === 0) firstLostUs = timeUs;
+            lost += size;
+          } else if (liveByTrace !== null && op === OP_ALLOC) liveByTrace.add(trace);
+          else if (liveByTrace !== null && op === OP_FREE && !liveByTrace.remove(trace)) {
+            if (unmatched === 0) {
+              firstUnmatchedUs = timeUs;
+              firstUnmatchedTrace = trace;
+            }
+            unmatched++;
+          }
           const i = batch.length++;
           batch.op[i] = op;
           batch.timeUs[i] = timeUs;
@@ -254,6 +279,7 @@ export class NdjsonSource implements ProfileSource {
       }
     }
     if (batch.length > 0) yield batch;
+    report();
   }
 
   /** Lines that were valid JSON but not of this schema (reported once by the caller). */

@@ -103,3 +103,36 @@ export class TraceTable {
     return out.sort((a, b) => a - b);
   }
 }
+
+/** Live sampled allocations per trace id (a flat table for ids below 2^22, a Map above). */
+export class TraceCounts {
+  private direct = new Int32Array(1024);
+  private readonly far = new Map<number, number>();
+
+  add(id: number): void {
+    if (id < 1 << 22) {
+      if (id >= this.direct.length) {
+        let m = this.direct.length * 2;
+        while (m <= id) m *= 2;
+        const d = new Int32Array(m);
+        d.set(this.direct);
+        this.direct = d;
+      }
+      this.direct[id]!++;
+    } else this.far.set(id, (this.far.get(id) ?? 0) + 1);
+  }
+
+  /** Take one away; false (and nothing changed) when there was none. */
+  remove(id: number): boolean {
+    if (id < 1 << 22) {
+      if (id >= this.direct.length || this.direct[id] === 0) return false;
+      this.direct[id]!--;
+      return true;
+    }
+    const n = this.far.get(id) ?? 0;
+    if (n === 0) return false;
+    if (n === 1) this.far.delete(id);
+    else this.far.set(id, n - 1);
+    return true;
+  }
+}

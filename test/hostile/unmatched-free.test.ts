@@ -1,6 +1,7 @@
 // Frees of blocks never allocated (a damaged or hostile profile) are ignored with one warning
 // giving their count and the first one's time, and are an error under --strict: they never
-// make a sampled count, a live estimate or a site negative (issue 20 item 8).
+// make a sampled count, a live estimate or a site negative (issue 20 item 8). LOST events are
+// warned about (how many, the first when) in .hpd and NDJSON alike.
 
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -36,6 +37,7 @@ t.test('frees of never-allocated blocks', async (t) => {
       { op: 'free', timeUs: 3000, trace: 2, size: 50 },
       { op: 'free', timeUs: 4000, trace: 1, size: 100 },
       { op: 'free', timeUs: 5000, trace: 1, size: 100 },
+      { op: 'lost', timeUs: 5500, size: 7 },
       { op: 'alloc', timeUs: 6000, trace: 1, size: 300 },
     ],
   });
@@ -56,6 +58,17 @@ t.test('frees of never-allocated blocks', async (t) => {
     [100, 100, 100, 0, 0, 300],
     'the unmatched frees change nothing; the matched one frees its block',
   );
+  t.match(snap.err, /the recorder lost 7 events \(the first at 0\.0055 s\)/, 'LOST reported from the .hpd');
+  // The same profile as events NDJSON: the same warnings, the same result.
+  const events = run('hp-events', [base]);
+  t.equal(events.code, 0, events.err);
+  const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'hp-snapshot.js'), '-'], { input: events.out, encoding: 'utf8' });
+  t.equal(r.status, 0, r.stderr);
+  t.same(r.stdout, snap.out, 'NDJSON gives the same snapshot');
+  t.match(r.stderr, /3 frees of blocks never allocated \(the first at 0\.002 s, trace 2\)/, 'NDJSON: unmatched frees reported');
+  t.match(r.stderr, /the recorder lost 7 events \(the first at 0\.0055 s\)/, 'NDJSON: LOST reported');
+  const rs = spawnSync(process.execPath, [join(ROOT, 'bin', 'hp-snapshot.js'), '-', '--strict'], { input: events.out, encoding: 'utf8' });
+  t.equal(rs.status, 1, 'NDJSON: an error under --strict');
   const strict = run('hp-snapshot', [base, '--strict']);
   t.equal(strict.code, 1, 'an error under --strict');
   t.match(strict.err, /never allocated/);
