@@ -27,6 +27,11 @@ export class TraceTable {
     return this.frameList.length - 1;
   }
 
+  /** A frame by its index (from addFrame). */
+  frameAt(i: number): Frame {
+    return this.frameList[i]!;
+  }
+
   get size(): number {
     return this.count;
   }
