@@ -55,7 +55,26 @@ export function main(argv: string[]): void {
         }
         return w;
       };
-      const written = new Set<number>();
+      // Traces already written: one bit per id below 2^24 (a Set entry cost ~50 bytes per trace), a Set above.
+      let seen = new Uint8Array(1024);
+      const far = new Set<number>();
+      const written = {
+        has: (id: number): boolean => (id < 1 << 24 ? id >>> 3 < seen.length && (seen[id >>> 3]! & (1 << (id & 7))) !== 0 : far.has(id)),
+        add: (id: number): void => {
+          if (id >= 1 << 24) {
+            far.add(id);
+            return;
+          }
+          if (id >>> 3 >= seen.length) {
+            let m = seen.length * 2;
+            while (m <= id >>> 3) m *= 2;
+            const n = new Uint8Array(m);
+            n.set(seen);
+            seen = n;
+          }
+          seen[id >>> 3]! |= 1 << (id & 7);
+        },
+      };
       let events = 0;
       for await (const batch of source.batches()) {
         const { op, timeUs, trace, size } = batch;
