@@ -324,9 +324,16 @@ static void warn(const char *fmt, ...) {
 
 /* ---------------------------------------------------------------- output (g_mu held) */
 
-/* A write failed: stop recording, warn once, let the program go on. */
+/* Why the last recording stopped before hp_stop, or empty (hp_stopped_reason). */
+static char g_stopped[600];
+
+/* A write failed, or the profile's descriptor was taken away by the program and the file
+ * could not be found again: stop recording, warn once, let the program go on. Nothing is
+ * written after this (the profile stays readable up to its last block). */
 static void write_failed(const hpx_file *f, int rc) {
-  warn("heapprof: recording stopped: write %s: %s", f->path, strerror(-rc));
+  if (f->why[0]) snprintf(g_stopped, sizeof g_stopped, "%s: %s", f->path, f->why);
+  else snprintf(g_stopped, sizeof g_stopped, "write %s: %s", f->path, strerror(-rc));
+  warn("heapprof: recording stopped: %s", g_stopped);
   set_active(0);
   hpx_file_abandon(&g_hpm);
   hpx_file_abandon(&g_hpd);
@@ -1201,6 +1208,7 @@ EXPORT int hp_start(const char *base, int mode, int sampler, int nranges, const 
   g_n_alloc = g_n_free = g_n_lost = 0;
   g_exiting_done = 0;
   g_child_pending = 0;
+  g_stopped[0] = 0;
   /* Stats mode may run without files (heapprof.gatherStats() with no name): the
    * histogram is then only printed. */
   int rc = (base && *base) || mode == MODE_PROFILE ? open_profile(0) : 0;
@@ -1260,6 +1268,9 @@ EXPORT void hp_counters(uint64_t out[6]) {
   out[5] = g_n_lost;
   pthread_mutex_unlock(&g_mu);
 }
+
+/* Why the current (or last) recording stopped on its own, or "" (it did not). */
+EXPORT const char *hp_stopped_reason(void) { return g_stopped; }
 
 /* The native walk of the caller's stack, for the start-up self-test: one line per frame,
  * innermost first, "function\tfile\tline\n". Returns the number of frames, or -1 if the

@@ -300,6 +300,7 @@ export function formatSummary(status: BootstrapStatus, mode: 'profile' | 'stats'
   if (fraction !== undefined && mode === 'profile') parts.push(`${formatPercent(fraction)} of allocations sampled`);
   const lost = num('lost_events');
   if (lost) parts.push(`${count(lost)} events lost`);
+  if (typeof s.recording_stopped === 'string') parts.push(`recording stopped early: ${s.recording_stopped}`);
   for (const key of ['stop_error', 'summary_error', 'error']) {
     if (typeof s[key] === 'string') parts.push(`recorder error: ${s[key] as string}`);
   }

@@ -214,14 +214,15 @@ def format_stats(rows):
 
 def _summary():
     """Figures of the current (or last) recording for hp-record's one-line summary: events,
-    traces, bytes_written, allocations_seen, sampled_fraction, lost_events."""
+    traces, bytes_written, allocations_seen, sampled_fraction, lost_events, and
+    recording_stopped (why the recorder stopped early) when it did."""
     c = counters()
     if c is None:
         return {}
     rows = histogram()
     seen = sum(r[2] for r in rows)
     sampled = sum(r[4] for r in rows)
-    return {
+    summary = {
         "events": c["alloc_events"] + c["free_events"],
         "traces": c["traces"],
         "bytes_written": c["hpm_bytes"] + c["hpd_bytes"],
@@ -229,3 +230,7 @@ def _summary():
         "sampled_fraction": (sampled / seen) if seen else 0.0,
         "lost_events": c["lost_events"],
     }
+    stopped = _native.load().hp_stopped_reason()
+    if stopped:
+        summary["recording_stopped"] = stopped.decode("utf-8", "replace")
+    return summary

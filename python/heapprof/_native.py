@@ -60,6 +60,7 @@ def load():
         "hp_debug_walk": (ctypes.c_int, [ctypes.c_char_p, ctypes.c_size_t]),
         "hp_set_capture": (None, [ctypes.c_int]),
         "hp_capture": (ctypes.c_int, []),
+        "hp_stopped_reason": (ctypes.c_char_p, []),
     }
     for name, (restype, argtypes) in sigs.items():
         fn = getattr(lib, name)
