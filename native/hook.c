@@ -103,6 +103,10 @@ static hpx_file g_hpm, g_hpd;
 static uint64_t g_hist_count[HIST_BUCKETS], g_hist_bytes[HIST_BUCKETS], g_hist_sampled[HIST_BUCKETS];
 static uint64_t g_hist_raw[HIST_BUCKETS][2];
 static uint64_t g_n_alloc, g_n_free, g_n_lost;
+/* Set when a sampled allocation came from a subinterpreter on 3.12+: from then on MEM
+ * and OBJ count atomically too, since a subinterpreter may have its own GIL (PEP 684)
+ * and the GIL no longer serializes them. Never cleared. */
+static int g_hist_atomic;
 
 static ptr_table g_ptrs;
 /* Counting filter over sampled addresses: a free that finds a zero count is certainly
@@ -331,8 +335,8 @@ static char g_stopped[600];
  * could not be found again: stop recording, warn once, let the program go on. Nothing is
  * written after this (the profile stays readable up to its last block). */
 static void write_failed(const hpx_file *f, int rc) {
-  if (f->why[0]) snprintf(g_stopped, sizeof g_stopped, "%s: %s", f->path, f->why);
-  else snprintf(g_stopped, sizeof g_stopped, "write %s: %s", f->path, strerror(-rc));
+  if (f->why[0]) snprintf(g_stopped, sizeof g_stopped, "%.200s: %.390s", f->path, f->why);
+  else snprintf(g_stopped, sizeof g_stopped, "write %.400s: %.150s", f->path, strerror(-rc));
   warn("heapprof: recording stopped: %s", g_stopped);
   set_active(0);
   hpx_file_abandon(&g_hpm);
@@ -465,6 +469,8 @@ static uint32_t intern_frame(void *code, int line) {
   return s->v1;
 }
 
+static uint32_t intern_trace_key(const uint32_t *key, int n, uint32_t dropped);
+
 /* Trace id for a walked stack (0 on failure: the event is still recorded, stackless). */
 static uint32_t intern_trace(const hp_rawframe *frames, int n, uint32_t dropped) {
   uint32_t key[MAX_DEPTH + 1];
@@ -473,6 +479,32 @@ static uint32_t intern_trace(const hp_rawframe *frames, int n, uint32_t dropped)
     key[i + 1] = intern_frame(frames[i].code, (int)frames[i].line);
     if (!key[i + 1]) return 0;
   }
+  return intern_trace_key(key, n, dropped);
+}
+
+/* The one-frame trace of allocations made in subinterpreters: function and file
+ * "<subinterpreter>", line 0 (their stacks are not walked, see pyrt_gil_tstate). Made once
+ * per file (epoch). */
+static uint32_t g_subinterp_trace, g_subinterp_epoch;
+static uint32_t subinterpreter_trace(void) {
+  if (g_subinterp_trace && g_subinterp_epoch == g_file_epoch) return g_subinterp_trace;
+  uint32_t name = intern_string("<subinterpreter>");
+  if (!name) return 0;
+  uint32_t key[2] = {0, ++g_next_frame};
+  hpx_buf body = {0};
+  hpx_buf_varint(&body, key[1]);
+  hpx_buf_varint(&body, name);
+  hpx_buf_varint(&body, name);
+  hpx_buf_varint(&body, 0);
+  emit_record(REC_FRAME, &body);
+  hpx_buf_free(&body);
+  g_subinterp_trace = intern_trace_key(key, 1, 0);
+  g_subinterp_epoch = g_file_epoch;
+  return g_subinterp_trace;
+}
+
+/* Trace id of key = dropped, then n frame ids (0 on failure). */
+static uint32_t intern_trace_key(const uint32_t *key, int n, uint32_t dropped) {
   size_t len = (size_t)(n + 1) * sizeof key[0];
   uint64_t h = blob_hash(key, len);
   uint32_t id = blob_find(&g_traces, key, len, h);
@@ -568,7 +600,11 @@ static void record_alloc(void *p, size_t size) {
   hp_rawframe *frames = key.frames;
   uint32_t dropped = 0;
   int n = 0;
-  void *tstate = LOAD(g_capture) ? pyrt_gil_tstate() : NULL;
+  int subinterpreter = 0;
+  void *tstate = pyrt_gil_tstate(&subinterpreter);
+  /* A second GIL may exist from now on (PEP 684): the histogram counts atomically. */
+  if (subinterpreter && !LOAD(g_hist_atomic)) STORE(g_hist_atomic, 1);
+  if (!LOAD(g_capture)) tstate = NULL, subinterpreter = 0;
   if (tstate) n = pyrt_walk_positions(tstate, frames, MAX_DEPTH, &dropped, 1);
   key.dropped = dropped;
   /* Any hash will do: g_stacks only ever sees this one. */
@@ -585,7 +621,7 @@ static void record_alloc(void *p, size_t size) {
   pthread_mutex_lock(&g_mu);
   if (g_active && g_mode == MODE_PROFILE && open_child_files() == 0) {
     if (g_ticker_wanted && !g_ticker_running) ticker_start_locked();
-    uint32_t trace = 0;
+    uint32_t trace = subinterpreter ? subinterpreter_trace() : 0;
     if (n > 0 && !(trace = blob_find(&g_stacks, &key, key_len, key_hash))) {
       hp_rawframe lines[MAX_DEPTH]; /* the key keeps its positions */
       memcpy(lines, frames, (size_t)n * sizeof frames[0]);
@@ -679,7 +715,7 @@ __attribute__((noinline, cold)) static void on_alloc_slow(void *p, size_t size, 
  * (sample_slow decides), with its slot in *kp. */
 static inline int count_alloc(int domain, size_t size, unsigned *kp) {
   int b = hist_bucket(size);
-  if (domain == HP_DOMAIN_RAW) {
+  if (domain == HP_DOMAIN_RAW || __builtin_expect(LOAD(g_hist_atomic), 0)) {
     ADD(g_hist_raw[b][0], 1);
     ADD(g_hist_raw[b][1], size);
   } else {
@@ -1279,7 +1315,8 @@ EXPORT int hp_debug_walk(char *out, size_t cap) {
   static char name[1024], file[4096];
   hp_rawframe frames[MAX_DEPTH];
   uint32_t dropped = 0;
-  void *tstate = pyrt_gil_tstate();
+  int subinterpreter;
+  void *tstate = pyrt_gil_tstate(&subinterpreter);
   if (!tstate || !pyrt_can_walk() || cap == 0) return -1;
   int n = pyrt_walk(tstate, frames, MAX_DEPTH, &dropped, 0);
   size_t o = 0;

@@ -138,7 +138,7 @@ int hpx_file_check(hpx_file *f) {
   f->fd = -1;
   int fd = open(f->abspath, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY);
   if (fd < 0) {
-    snprintf(f->why, sizeof f->why, "the program closed the profile's descriptor, and reopening %s failed: %s",
+    snprintf(f->why, sizeof f->why, "the program closed the profile's descriptor, and reopening %.120s failed: %.60s",
              f->abspath, strerror(errno));
     errno = saved;
     return -EBADF;
@@ -146,7 +146,7 @@ int hpx_file_check(hpx_file *f) {
   if (!fd_is(fd, f->dev, f->ino)) {
     close(fd);
     snprintf(f->why, sizeof f->why,
-             "the program closed the profile's descriptor, and %s is no longer the file the recorder created",
+             "the program closed the profile's descriptor, and %.120s is no longer the file the recorder created",
              f->abspath);
     errno = saved;
     return -ESTALE;

@@ -67,11 +67,15 @@ def _undo_environment(config):
         os.environ.pop('PYTHONPATH', None)
     else:
         os.environ['PYTHONPATH'] = pythonpath
+    _leave_sys_path()
+
+
+def _leave_sys_path():
+    # The private directory leaves sys.path, so that `import sitecustomize` finds the user's (or none)
+    # and never this file again. Subinterpreters start from the path python computed at start-up, which
+    # still has it: there this runs with no configuration and must not find itself either.
     private_dir = os.path.dirname(os.path.abspath(__file__))
-    for i, entry in enumerate(sys.path):
-        if entry and os.path.abspath(entry) == private_dir:
-            del sys.path[i]
-            break
+    sys.path[:] = [entry for entry in sys.path if not (entry and os.path.abspath(entry) == private_dir)]
 
 
 def _chain_sitecustomize():
@@ -240,4 +244,7 @@ if __name__ == 'sitecustomize':
     if _raw_config is not None:
         _bootstrap(_raw_config)
     else:
-        _chain_sitecustomize()  # not started by hp-record: stay out of the way
+        # Not hp-record's process (a subinterpreter, or python started by the program with our
+        # PYTHONPATH somehow kept): record nothing, import nothing, and stay out of the way.
+        _leave_sys_path()
+        _chain_sitecustomize()
