@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -1278,6 +1279,81 @@ EXPORT int hp_stop(void) {
 }
 
 EXPORT int hp_is_active(void) { return LOAD(g_active); }
+
+/* ---------------------------------------------------------------- hp-record's watchdog */
+
+/* If hp-record dies (kill -9 of the node process), the program must not run on,
+ * orphaned, with a private directory left in /tmp. A native thread (no Python state, no
+ * GIL: it works even while the program is stuck in C code) polls getppid() every
+ * WATCH_POLL_MS; a descriptor (pipe, pidfd) would be closed by a program that closes
+ * what it inherited. When the parent has changed: the private directory's files and the
+ * directory go, buffered events are flushed, then the program gets SIGTERM (what a
+ * terminal or service manager sends) and, if still alive after the grace period, SIGKILL. */
+#define WATCH_POLL_MS 200
+static pid_t g_watch_parent;
+static int g_watch_grace_ms;
+static char g_watch_dir[4096];
+
+static void sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+/* Removes dir's entries (files and links, not subdirectories) and dir itself. */
+static void remove_private_dir(const char *dir) {
+  DIR *d = opendir(dir);
+  if (d) {
+    char path[4400];
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+      if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+      if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) < sizeof path) unlink(path);
+    }
+    closedir(d);
+  }
+  rmdir(dir);
+}
+
+static void *watch_main(void *arg) {
+  (void)arg;
+  while (getppid() == g_watch_parent) sleep_ms(WATCH_POLL_MS);
+  if (g_watch_dir[0]) remove_private_dir(g_watch_dir);
+  pthread_mutex_lock(&g_mu);
+  if (g_active) flush_all();
+  pthread_mutex_unlock(&g_mu);
+  kill(getpid(), SIGTERM);
+  sleep_ms(g_watch_grace_ms);
+  kill(getpid(), SIGKILL);
+  return NULL;
+}
+
+/* Starts the watchdog for hp-record (pid parent; if it is already gone, the watchdog
+ * acts at once): private_dir ("" for none) is removed when it acts, and SIGKILL follows
+ * SIGTERM after grace_ms. Once per process; 0, or -errno. */
+EXPORT int hp_watch_parent(int parent, int grace_ms, const char *private_dir) {
+  static int started;
+  if (started) return -EBUSY;
+  if (!private_dir) private_dir = "";
+  if (strlen(private_dir) >= sizeof g_watch_dir) return -ENAMETOOLONG;
+  g_watch_parent = (pid_t)parent;
+  g_watch_grace_ms = grace_ms > 0 ? grace_ms : 0;
+  snprintf(g_watch_dir, sizeof g_watch_dir, "%s", private_dir);
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 64 * 1024);
+  sigset_t all, saved;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &saved); /* signals keep going to the program's threads */
+  pthread_t tid;
+  int rc = pthread_create(&tid, &attr, watch_main, NULL);
+  pthread_sigmask(SIG_SETMASK, &saved, NULL);
+  pthread_attr_destroy(&attr);
+  if (rc != 0) return -rc;
+  started = 1;
+  return 0;
+}
 
 EXPORT void hp_flush(void) {
   pthread_mutex_lock(&g_mu);

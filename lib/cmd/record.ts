@@ -388,6 +388,7 @@ export function main(argv: string[]): void {
       const userPythonPath = process.env.PYTHONPATH;
       const config = {
         status: statusPath,
+        recorder_pid: process.pid, // the bootstrap's watchdog: if hp-record dies, the program is ended
         target,
         package_parent: PACKAGE_PARENT,
         pythonpath: userPythonPath ?? null,

@@ -212,6 +212,25 @@ def _report_at_os_exit():
     os._exit = _exit
 
 
+_KILL_GRACE_MS = 5000
+
+
+def _watch_recorder(heapprof, config):
+    # If hp-record dies (kill -9), the program gets SIGTERM, then SIGKILL after _KILL_GRACE_MS, and the
+    # private directory is removed: a native thread of the hook polls getppid() (man/hp-record.1, Signals).
+    parent = config.get('recorder_pid')
+    status = config.get('status') or ''
+    private_dir = os.path.dirname(status)
+    if not os.path.basename(private_dir).startswith('hp-record-'):
+        private_dir = ''  # only ever hp-record's own temporary directory
+    if not parent:
+        return
+    try:
+        heapprof._native.load().hp_watch_parent(int(parent), _KILL_GRACE_MS, private_dir.encode())
+    except (AttributeError, OSError, ValueError):
+        pass  # an older library: no watchdog
+
+
 def _bootstrap(raw_config):
     global _status_path, _recorder_pid
     import json
@@ -231,6 +250,7 @@ def _bootstrap(raw_config):
         _fail('no module named %s' % target[1].split('.')[0], _EXIT_USAGE)
 
     heapprof = _import_heapprof(config['package_parent'])
+    _watch_recorder(heapprof, config)
     import atexit
 
     _recorder_pid = os.getpid()
