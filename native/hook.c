@@ -1246,6 +1246,7 @@ EXPORT int hp_start(const char *base, int mode, int sampler, int nranges, const 
   g_exiting_done = 0;
   g_child_pending = 0;
   g_stopped[0] = 0;
+  tables_reset_peak();
   /* Stats mode may run without files (heapprof.gatherStats() with no name): the
    * histogram is then only printed. */
   int rc = (base && *base) || mode == MODE_PROFILE ? open_profile(0) : 0;
@@ -1378,6 +1379,14 @@ EXPORT void hp_counters(uint64_t out[6]) {
   out[3] = g_hpm.written;
   out[4] = g_hpd.written;
   out[5] = g_n_lost;
+  pthread_mutex_unlock(&g_mu);
+}
+
+/* The hook's own memory in bytes: out[0] now, out[1] the peak since the recording
+ * started (pointer table, interning tables, free filters; not the two block buffers). */
+EXPORT void hp_memory(uint64_t out[2]) {
+  pthread_mutex_lock(&g_mu);
+  tables_memory(&out[0], &out[1]);
   pthread_mutex_unlock(&g_mu);
 }
 

@@ -298,6 +298,8 @@ export function formatSummary(status: BootstrapStatus, mode: 'profile' | 'stats'
   if (written !== undefined && files.length > 0) parts.push(`${formatBytes(written)} written`);
   const fraction = num('sampled_fraction');
   if (fraction !== undefined && mode === 'profile') parts.push(`${formatPercent(fraction)} of allocations sampled`);
+  const recorderPeak = num('recorder_peak_bytes');
+  if (recorderPeak !== undefined && mode === 'profile') parts.push(`recorder peak memory ${formatBytes(recorderPeak)}`);
   const lost = num('lost_events');
   if (lost) parts.push(`${count(lost)} events lost`);
   if (typeof s.recording_stopped === 'string') parts.push(`recording stopped early: ${s.recording_stopped}`);

@@ -214,7 +214,8 @@ def format_stats(rows):
 
 def _summary():
     """Figures of the current (or last) recording for hp-record's one-line summary: events,
-    traces, bytes_written, allocations_seen, sampled_fraction, lost_events, and
+    traces, bytes_written, allocations_seen, sampled_fraction, lost_events, the
+    recorder's own memory now and at its peak (recorder_bytes, recorder_peak_bytes), and
     recording_stopped (why the recorder stopped early) when it did."""
     c = counters()
     if c is None:
@@ -230,6 +231,10 @@ def _summary():
         "sampled_fraction": (sampled / seen) if seen else 0.0,
         "lost_events": c["lost_events"],
     }
+    memory = (ctypes.c_uint64 * 2)()
+    _native.load().hp_memory(memory)
+    summary["recorder_bytes"] = memory[0]
+    summary["recorder_peak_bytes"] = memory[1]
     stopped = _native.load().hp_stopped_reason()
     if stopped:
         summary["recording_stopped"] = stopped.decode("utf-8", "replace")

@@ -61,6 +61,7 @@ def load():
         "hp_set_capture": (None, [ctypes.c_int]),
         "hp_capture": (ctypes.c_int, []),
         "hp_stopped_reason": (ctypes.c_char_p, []),
+        "hp_memory": (None, [u64p]),
         "hp_watch_parent": (ctypes.c_int, [ctypes.c_int, ctypes.c_int, ctypes.c_char_p]),
     }
     for name, (restype, argtypes) in sigs.items():
