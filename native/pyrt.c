@@ -110,8 +110,6 @@ int pyrt_init(char *err, size_t errlen) {
   NEED(set_allocator, "PyMem_SetAllocator");
   NEED(at_exit, "Py_AtExit");
   NEED(gilstate_this, "PyGILState_GetThisThreadState");
-  NEED(tstate_interp, "PyThreadState_GetInterpreter");
-  NEED(interp_main, "PyInterpreterState_Main");
   NEED(incref, "Py_IncRef");
   NEED(decref, "Py_DecRef");
   NEED(unicode_length, "PyUnicode_GetLength");
@@ -157,6 +155,9 @@ int pyrt_init(char *err, size_t errlen) {
     snprintf(err, errlen, "CPython %d.%d is not supported (heapprof records 3.9 to 3.13)", major, minor);
     return -1;
   }
+  /* 3.9+ (after the version check, so that 3.8 gets its clear message). */
+  NEED(tstate_interp, "PyThreadState_GetInterpreter");
+  NEED(interp_main, "PyInterpreterState_Main");
 #undef NEED
   g_can_walk = 1;
   return minor;
