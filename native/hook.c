@@ -16,13 +16,16 @@
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <sys/file.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -147,11 +150,34 @@ static blob_map g_strings, g_traces;
 static blob_map g_stacks;
 static uint32_t g_next_string, g_next_frame, g_next_trace, g_file_epoch;
 
-/* Ticker: a native thread (no Python state) that records RSS and flushes once a second. */
+/* Ticker: a native thread (no Python state) that flushes every TICK_NS, so that a process
+ * killed without warning loses at most that much of its events, and records RSS every
+ * second tick. It sleeps on a semaphore, not a condition variable, because the SIGTERM
+ * handler wakes it and sem_post is async-signal-safe. g_ticker_stop and g_term_pending are
+ * read by the ticker after every wake. */
+#define TICK_NS 500000000L
 static pthread_t g_ticker;
 static int g_ticker_running, g_ticker_wanted, g_ticker_stop;
-static pthread_mutex_t g_tick_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t g_tick_cv;
+/* 1 from the ticker's start until it decides to exit: until then it will see a SIGTERM. */
+static int g_ticker_accepting;
+static sem_t g_tick_sem;
+
+/* SIGTERM (see on_sigterm): installed by hp_start only over the default action. */
+#define TERM_WAIT_S 3
+static int g_term_installed;
+static int g_term_pending; /* set by the handler: the ticker finishes the profile, then re-raises */
+
+/* What reached the disk. g_blk_* count what sits in the blocks being filled; a successful
+ * flush moves them to *_written, a failed write to g_events_unwritten. g_mu held. */
+static uint64_t g_blk_events, g_blk_traces;
+static uint64_t g_events_written, g_traces_written, g_events_unwritten;
+static uint64_t g_write_failed_us; /* time of the failed write (0: none); g_write_error says why */
+static char g_write_error[4200];
+static uint64_t g_n_forks; /* followed forks of this process while recording */
+
+/* BASE.hpm.lock, flock()ed while this process records to BASE (see lock_profile). */
+static int g_lock_fd = -1;
+static char g_lock_path[4200];
 
 /* Per thread: initial-exec TLS so that reading it never allocates. */
 struct hp_thread {
@@ -329,31 +355,48 @@ static void warn(const char *fmt, ...) {
 
 /* ---------------------------------------------------------------- output (g_mu held) */
 
-/* Why the last recording stopped before hp_stop, or empty (hp_stopped_reason). */
-static char g_stopped[600];
-
 /* A write failed, or the profile's descriptor was taken away by the program and the file
  * could not be found again: stop recording, warn once, let the program go on. Nothing is
- * written after this (the profile stays readable up to its last block). */
+ * written after this (the profile stays readable up to its last block). What was buffered
+ * and not written is counted as unwritten, so that the summary never claims it. */
 static void write_failed(const hpx_file *f, int rc) {
-  if (f->why[0]) snprintf(g_stopped, sizeof g_stopped, "%.200s: %.390s", f->path, f->why);
-  else snprintf(g_stopped, sizeof g_stopped, "write %.400s: %.150s", f->path, strerror(-rc));
-  warn("heapprof: recording stopped: %s", g_stopped);
+  if (f->why[0]) snprintf(g_write_error, sizeof g_write_error, "%.400s: %.390s", f->path, f->why);
+  else snprintf(g_write_error, sizeof g_write_error, "write %.400s: %.150s", f->path, strerror(-rc));
+  warn("heapprof: recording stopped: %s", g_write_error);
+  g_write_failed_us = now_us();
+  if (!g_write_failed_us) g_write_failed_us = 1;
+  g_events_unwritten += g_blk_events;
+  g_blk_events = g_blk_traces = 0;
   set_active(0);
   hpx_file_abandon(&g_hpm);
   hpx_file_abandon(&g_hpd);
 }
 
-/* Writes pending blocks, .hpm first so every trace is on disk before an event uses it. */
-static void flush_all(void) {
-  uint64_t now = now_us();
+/* The pending .hpm block, if any; its trace records count as written once it is. */
+static int flush_hpm(uint64_t now) {
+  int open = g_hpm.fd >= 0;
   int rc = hpx_file_flush(&g_hpm, now);
   if (rc != 0) {
     write_failed(&g_hpm, rc);
+    return rc;
+  }
+  if (open) g_traces_written += g_blk_traces;
+  g_blk_traces = 0;
+  return 0;
+}
+
+/* Writes pending blocks, .hpm first so every trace is on disk before an event uses it. */
+static void flush_all(void) {
+  uint64_t now = now_us();
+  if (flush_hpm(now) != 0) return;
+  int open = g_hpd.fd >= 0;
+  int rc = hpx_file_flush(&g_hpd, now);
+  if (rc != 0) {
+    write_failed(&g_hpd, rc);
     return;
   }
-  rc = hpx_file_flush(&g_hpd, now);
-  if (rc != 0) write_failed(&g_hpd, rc);
+  if (open) g_events_written += g_blk_events;
+  g_blk_events = 0;
 }
 
 static void emit_record(int type, const hpx_buf *body) {
@@ -362,10 +405,7 @@ static void emit_record(int type, const hpx_buf *body) {
   hpx_buf_varint(&g_hpm.block, body->len);
   hpx_buf_put(&g_hpm.block, body->data, body->len);
   g_hpm.count++;
-  if (hpx_file_payload(&g_hpm) >= FLUSH_BYTES) {
-    int rc = hpx_file_flush(&g_hpm, now_us());
-    if (rc != 0) write_failed(&g_hpm, rc);
-  }
+  if (hpx_file_payload(&g_hpm) >= FLUSH_BYTES) flush_hpm(now_us());
 }
 
 static inline uint8_t *put_varint(uint8_t *d, uint64_t v) {
@@ -393,6 +433,7 @@ static void emit_event(uint64_t h, uint64_t now, const uint64_t *rest, int nrest
 
 static void emit_alloc_free(int kind, uint32_t trace, uint64_t size) {
   uint64_t rest[1] = {size};
+  g_blk_events++; /* before: emit_event may flush the block it lands in */
   emit_event(((uint64_t)trace << 2) | (uint64_t)kind, now_us(), rest, 1);
   if (kind == EV_ALLOC) g_n_alloc++;
   else g_n_free++;
@@ -512,6 +553,7 @@ static uint32_t intern_trace_key(const uint32_t *key, int n, uint32_t dropped) {
   if (id) return id;
   id = ++g_next_trace;
   if (blob_add(&g_traces, key, len, h, id) != 0) return 0;
+  g_blk_traces++; /* before: emit_record may flush the block it lands in */
   hpx_buf body = {0};
   hpx_buf_varint(&body, id);
   hpx_buf_varint(&body, dropped);
@@ -869,21 +911,151 @@ static uint64_t read_rss(void) {
   return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
+static void finish_profile(void);
+
+/* ---------------------------------------------------------------- SIGTERM
+ *
+ * Pools and service managers stop processes with SIGTERM, whose default action kills at
+ * once: the buffered blocks (up to TICK_NS of events) and the end of the profile would be
+ * lost. So while recording, when SIGTERM's action is the default (and only then: a program
+ * that ignores SIGTERM or handles it, in Python or C, keeps exactly that), on_sigterm is
+ * installed in its place. The handler itself does almost nothing, because almost nothing
+ * is safe there: the thread it interrupted may hold g_mu (mid-event) or libc's malloc lock,
+ * so it neither locks nor allocates nor writes. It sets g_term_pending and wakes the ticker
+ * (sem_post is async-signal-safe); the ticker, an ordinary thread, takes g_mu, writes the
+ * histogram and end markers, closes the files, restores the default action and sends
+ * SIGTERM again, so the process dies of SIGTERM as it would have, some milliseconds later.
+ * Meanwhile the interrupted thread sleeps in the handler (it would be dead by now without
+ * the profiler), up to TERM_WAIT_S, unless it was inside the hook, where it may hold g_mu:
+ * then it returns and goes on until the ticker is done. If the ticker is being stopped
+ * (the program is exiting, forking or stopping the recorder) the handler returns too, and
+ * the thread stopping the ticker finishes the profile and re-raises (term_check): a pool
+ * worker on Python 3.9 gets its SIGTERM just as it leaves by os._exit. Where nothing can be deferred (not
+ * recording, no ticker yet, or a second SIGTERM while the first is being handled) the
+ * handler restores the default action and re-raises at once. */
+
+/* Never returns: SIGTERM back to its default action, sent to this process, unblocked in
+ * this thread too (the ticker blocks every signal) so that it cannot stay pending. */
+__attribute__((noreturn)) static void term_reraise(void) {
+  struct sigaction dfl;
+  memset(&dfl, 0, sizeof dfl);
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  sigaction(SIGTERM, &dfl, NULL);
+  kill(getpid(), SIGTERM);
+  sigset_t term;
+  sigemptyset(&term);
+  sigaddset(&term, SIGTERM);
+  pthread_sigmask(SIG_UNBLOCK, &term, NULL);
+  for (;;) pause();
+}
+
+/* Async-signal-safe: atomics, sem_post, nanosleep, clock_gettime, sigaction, raise. */
+static void on_sigterm(int sig) {
+  int saved = errno;
+  if (LOAD(g_active) && LOAD(g_ticker_running) && !LOAD(g_child_pending) &&
+      !__atomic_exchange_n(&g_term_pending, 1, __ATOMIC_SEQ_CST)) {
+    if (!__atomic_load_n(&g_ticker_accepting, __ATOMIC_SEQ_CST)) {
+      /* The ticker is being stopped (hp_stop, exit, fork), maybe by this very thread:
+       * whoever stops it sees g_term_pending afterwards (term_check), finishes the
+       * profile and re-raises. */
+      errno = saved;
+      return;
+    }
+    sem_post(&g_tick_sem);
+    if (t_hp.busy) {
+      errno = saved;
+      return; /* this thread may hold g_mu: let it go on and release it */
+    }
+    /* Otherwise this thread waits here for the ticker's SIGTERM to end the process, so
+     * that it does no more than it would have without the profiler (the signal would have
+     * killed it here). If that takes longer than TERM_WAIT_S (a write that hangs, or the
+     * interrupted code held a lock the ticker needs, such as libc's malloc lock, or g_mu
+     * in an exported function), die now with the profile as it is on disk. */
+    struct timespec start, now, step = {0, 10 * 1000 * 1000};
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    do {
+      nanosleep(&step, NULL);
+      clock_gettime(CLOCK_MONOTONIC, &now);
+    } while (now.tv_sec - start.tv_sec < TERM_WAIT_S);
+  }
+  {
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    sigaction(sig, &dfl, NULL);
+    raise(sig); /* blocked until this handler returns, then fatal */
+  }
+  errno = saved;
+}
+
+/* hp_start (profile mode): take SIGTERM over only from its default action. */
+static void term_install(void) {
+  struct sigaction cur;
+  if (sigaction(SIGTERM, NULL, &cur) != 0) return;
+  if (!(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == on_sigterm) {
+    g_term_installed = 1; /* still there from an earlier recording */
+    return;
+  }
+  if ((cur.sa_flags & SA_SIGINFO) || cur.sa_handler != SIG_DFL) return; /* the program's own, or ignored */
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_sigterm;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART | SA_ONSTACK; /* the program's system calls go on undisturbed */
+  if (sigaction(SIGTERM, &sa, NULL) == 0) g_term_installed = 1;
+}
+
+/* Recording stopped: SIGTERM gets its default action back, unless the program has set
+ * its own since. */
+static void term_uninstall(void) {
+  if (!g_term_installed) return;
+  g_term_installed = 0;
+  struct sigaction cur;
+  if (sigaction(SIGTERM, NULL, &cur) != 0 || (cur.sa_flags & SA_SIGINFO) || cur.sa_handler != on_sigterm) return;
+  struct sigaction dfl;
+  memset(&dfl, 0, sizeof dfl);
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  sigaction(SIGTERM, &dfl, NULL);
+}
+
+/* A SIGTERM was deferred to us: finish the profile, then die of it. Not under g_mu. */
+__attribute__((noreturn)) static void term_finish(void) {
+  pthread_mutex_lock(&g_mu);
+  if (g_active && !g_child_pending) {
+    finish_profile();
+    set_active(0);
+  }
+  pthread_mutex_unlock(&g_mu);
+  term_reraise();
+}
+
+/* Whoever stopped the ticker checks this afterwards: a SIGTERM that came in meanwhile. */
+static void term_check(void) {
+  if (LOAD(g_term_pending)) term_finish();
+}
+
 static void *ticker_main(void *arg) {
   (void)arg;
-  for (;;) {
-    pthread_mutex_lock(&g_tick_mu);
-    if (!g_ticker_stop) {
-      struct timespec deadline;
-      clock_gettime(CLOCK_MONOTONIC, &deadline);
-      deadline.tv_sec += 1;
-      while (!g_ticker_stop && pthread_cond_timedwait(&g_tick_cv, &g_tick_mu, &deadline) != ETIMEDOUT) {
-      }
+  for (unsigned tick = 1;; tick++) {
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_nsec += TICK_NS;
+    if (deadline.tv_nsec >= 1000000000L) deadline.tv_sec++, deadline.tv_nsec -= 1000000000L;
+    while (!LOAD(g_term_pending) && !LOAD(g_ticker_stop)) {
+      if (sem_clockwait(&g_tick_sem, CLOCK_MONOTONIC, &deadline) != 0 && errno == ETIMEDOUT) break;
     }
-    int stop = g_ticker_stop;
-    pthread_mutex_unlock(&g_tick_mu);
-    if (stop) return NULL;
-    uint64_t rss = read_rss();
+    if (LOAD(g_term_pending)) term_finish();
+    if (LOAD(g_ticker_stop)) {
+      /* From here a SIGTERM is left to whoever stops us (see on_sigterm); one that came
+       * just before is still ours. Both sides are sequentially consistent. */
+      __atomic_store_n(&g_ticker_accepting, 0, __ATOMIC_SEQ_CST);
+      if (__atomic_load_n(&g_term_pending, __ATOMIC_SEQ_CST)) term_finish();
+      return NULL;
+    }
+    uint64_t rss = tick % 2 == 0 ? read_rss() : 0; /* once a second; outside g_mu */
     pthread_mutex_lock(&g_mu);
     if (g_active) {
       if (rss) emit_ext(EXT_RSS, &rss);
@@ -893,38 +1065,33 @@ static void *ticker_main(void *arg) {
   }
 }
 
-static void ticker_init_sync(void) {
-  pthread_condattr_t attr;
-  pthread_condattr_init(&attr);
-  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-  pthread_cond_init(&g_tick_cv, &attr);
-  pthread_condattr_destroy(&attr);
-}
+static void ticker_init_sync(void) { sem_init(&g_tick_sem, 0, 0); }
 
 /* g_mu held (or single-threaded). Signals are blocked in the ticker so that Ctrl-C and
  * friends keep reaching the program's own threads. */
 static void ticker_start_locked(void) {
   g_ticker_wanted = 0;
   if (g_ticker_running) return;
-  pthread_mutex_lock(&g_tick_mu);
-  g_ticker_stop = 0;
-  pthread_mutex_unlock(&g_tick_mu);
+  STORE(g_ticker_stop, 0);
+  while (sem_trywait(&g_tick_sem) == 0) {
+  } /* stale wake-ups */
   sigset_t all, saved;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &saved);
-  if (pthread_create(&g_ticker, NULL, ticker_main, NULL) == 0) g_ticker_running = 1;
+  __atomic_store_n(&g_ticker_accepting, 1, __ATOMIC_SEQ_CST);
+  if (pthread_create(&g_ticker, NULL, ticker_main, NULL) == 0) STORE(g_ticker_running, 1);
+  else __atomic_store_n(&g_ticker_accepting, 0, __ATOMIC_SEQ_CST);
   pthread_sigmask(SIG_SETMASK, &saved, NULL);
+  if (LOAD(g_term_pending)) sem_post(&g_tick_sem);
 }
 
 /* Must not be called with g_mu held (the ticker takes it). */
 static void ticker_stop(void) {
-  if (!g_ticker_running) return;
-  pthread_mutex_lock(&g_tick_mu);
-  g_ticker_stop = 1;
-  pthread_cond_signal(&g_tick_cv);
-  pthread_mutex_unlock(&g_tick_mu);
+  if (!LOAD(g_ticker_running)) return;
+  STORE(g_ticker_stop, 1);
+  sem_post(&g_tick_sem);
   pthread_join(g_ticker, NULL);
-  g_ticker_running = 0;
+  STORE(g_ticker_running, 0);
 }
 
 /* ---------------------------------------------------------------- files */
@@ -985,6 +1152,70 @@ static void start_clock(void) {
   g_start_wall_us = (uint64_t)wall.tv_sec * 1000000 + (uint64_t)wall.tv_nsec / 1000;
 }
 
+static void reset_disk_counters(void) {
+  g_blk_events = g_blk_traces = 0;
+  g_events_written = g_traces_written = g_events_unwritten = 0;
+  g_write_failed_us = 0;
+  g_write_error[0] = 0;
+  g_n_forks = 0;
+}
+
+/* Serialises recordings to one BASE (two hp-record runs at once, --force or not): an
+ * exclusive flock() on BASE.hpm.lock, held until the profile is closed, taken before
+ * BASE.hpm is created or replaced. The loser fails at once naming the holder's pid. The
+ * file is removed while still locked, so a process that opened it before the removal
+ * finds, after locking, that the path now names another file (or none) and starts over.
+ * A copy of the descriptor in a forked child is closed there (atfork_child): flock locks
+ * belong to the open file, which the child would otherwise keep locked. Returns 0 or
+ * -errno with g_err set. */
+static int lock_profile(void) {
+  snprintf(g_lock_path, sizeof g_lock_path, "%s.hpm.lock", g_base);
+  for (int attempt = 0; attempt < 20; attempt++) {
+    int fd = open(g_lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+      int e = errno;
+      set_err("%s: %s", g_lock_path, strerror(e));
+      return -e;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      int e = errno;
+      char pid[32] = {0};
+      ssize_t n = e == EWOULDBLOCK ? pread(fd, pid, sizeof pid - 1, 0) : -1;
+      close(fd);
+      if (e != EWOULDBLOCK) {
+        set_err("%s: cannot lock: %s", g_lock_path, strerror(e));
+        return -e;
+      }
+      long holder = n > 0 ? strtol(pid, NULL, 10) : 0;
+      if (holder > 0)
+        set_err("%s.hpm: another recording (pid %ld) is writing this profile; wait for it or choose another name", g_base, holder);
+      else
+        set_err("%s.hpm: another recording is writing this profile; wait for it or choose another name", g_base);
+      return -EBUSY;
+    }
+    struct stat held, now;
+    if (fstat(fd, &held) == 0 && stat(g_lock_path, &now) == 0 && held.st_dev == now.st_dev && held.st_ino == now.st_ino) {
+      char pid[32];
+      int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+      if (ftruncate(fd, 0) == 0 && pwrite(fd, pid, (size_t)n, 0) != n) {
+        /* only the error message of a loser needs it (a full disk, say) */
+      }
+      g_lock_fd = fd;
+      return 0;
+    }
+    close(fd); /* removed or replaced by its holder meanwhile: try again */
+  }
+  set_err("%s: the lock file keeps changing", g_lock_path);
+  return -EAGAIN;
+}
+
+static void unlock_profile(void) {
+  if (g_lock_fd < 0) return;
+  unlink(g_lock_path); /* while locked: see lock_profile */
+  close(g_lock_fd);
+  g_lock_fd = -1;
+}
+
 /* Creates BASE.hpm and BASE.hpd (BASE.PID.* for a followed child) and writes their
  * headers. Returns 0 or -errno with g_err set. g_mu held or single-threaded. */
 static int open_profile(int child) {
@@ -1004,7 +1235,11 @@ static int open_profile(int child) {
       memcpy(id + i, &r, 8);
     }
   }
-  if (!child) start_clock();
+  if (!child) {
+    int rc = lock_profile();
+    if (rc != 0) return rc;
+    start_clock();
+  }
 
   hpx_buf body = {0};
   header_body(&body);
@@ -1018,6 +1253,7 @@ static int open_profile(int child) {
   hpx_buf_free(&body);
   if (rc != 0) {
     set_err("%s: %s%s", hpm, strerror(-rc), rc == -EEXIST ? " (a profile is there; overwrite it explicitly)" : "");
+    if (!child) unlock_profile();
     return rc;
   }
   rc = hpx_file_open(&g_hpd, hpd, "HPXD", id, NULL, 0, overwrite);
@@ -1025,6 +1261,7 @@ static int open_profile(int child) {
     set_err("%s: %s%s", hpd, strerror(-rc), rc == -EEXIST ? " (a profile is there; overwrite it explicitly)" : "");
     hpx_file_abandon(&g_hpm);
     unlink(hpm);
+    if (!child) unlock_profile();
     return rc;
   }
   return 0;
@@ -1049,6 +1286,7 @@ static void finish_profile(void) {
   flush_all();
   hpx_file_close(&g_hpm);
   hpx_file_close(&g_hpd);
+  unlock_profile();
 }
 
 /* ---------------------------------------------------------------- fork and exit */
@@ -1064,26 +1302,38 @@ static void atfork_prepare(void) {
   if (g_active) flush_all(); /* the parent's data is on disk before the child exists */
 }
 
-static void atfork_parent(void) { pthread_mutex_unlock(&g_mu); }
+static void atfork_parent(void) {
+  if (g_active && (g_flags & FLAG_FOLLOW_FORK)) g_n_forks++;
+  /* A SIGTERM that came while the ticker was stopped for the fork: the ticker handles it. */
+  if (LOAD(g_term_pending) && g_active) ticker_start_locked();
+  pthread_mutex_unlock(&g_mu);
+}
 
 /* Runs in the child before PyOS_AfterFork_Child: no Python API here. */
 static void atfork_child(void) {
   pthread_mutex_init(&g_mu, NULL); /* held by the forking thread: this thread */
-  pthread_mutex_init(&g_tick_mu, NULL);
+  sem_destroy(&g_tick_sem);
   ticker_init_sync();
   g_ticker_running = 0;
+  g_ticker_accepting = 0;
+  g_term_pending = 0; /* the parent's pending signals are not the child's */
+  /* The lock stays the parent's alone (flock is shared with a copied descriptor). */
+  if (g_lock_fd >= 0) close(g_lock_fd);
+  g_lock_fd = -1;
   if (!g_active) return;
   /* The parent owns its files and unflushed buffers (none: prepare flushed). */
   hpx_file_abandon(&g_hpm);
   hpx_file_abandon(&g_hpd);
   if (!(g_flags & FLAG_FOLLOW_FORK)) {
     set_active(0);
+    term_uninstall();
     return;
   }
   reset_dictionaries();
   reset_pointers(); /* the parent's live allocations are not this profile's */
   hist_reset();
   g_n_alloc = g_n_free = g_n_lost = 0;
+  reset_disk_counters();
   __atomic_add_fetch(&g_epoch, 1, __ATOMIC_RELAXED);
   set_active(1); /* a gate for the new epoch: the child reseeds its sampler */
   start_clock(); /* the child's time starts at the fork */
@@ -1119,7 +1369,9 @@ static void final_stop(void) {
     finish_profile();
     set_active(0);
   }
+  unlock_profile(); /* also after a failed write stopped the recording */
   pthread_mutex_unlock(&g_mu);
+  term_check();
 }
 
 __attribute__((destructor)) static void library_unload(void) {
@@ -1213,6 +1465,7 @@ EXPORT int hp_start(const char *base, int mode, int sampler, int nranges, const 
   if (strlen(base) >= sizeof g_base) return set_err("profile name too long"), -ENAMETOOLONG;
 
   ticker_stop();
+  term_check();
   pthread_mutex_lock(&g_mu);
   if (g_active) {
     pthread_mutex_unlock(&g_mu);
@@ -1243,9 +1496,10 @@ EXPORT int hp_start(const char *base, int mode, int sampler, int nranges, const 
   pyrt_clear_line_cache();
   hist_reset();
   g_n_alloc = g_n_free = g_n_lost = 0;
+  reset_disk_counters();
+  g_term_pending = 0;
   g_exiting_done = 0;
   g_child_pending = 0;
-  g_stopped[0] = 0;
   tables_reset_peak();
   /* Stats mode may run without files (heapprof.gatherStats() with no name): the
    * histogram is then only printed. */
@@ -1259,6 +1513,7 @@ EXPORT int hp_start(const char *base, int mode, int sampler, int nranges, const 
     uint64_t rss = read_rss();
     if (rss) emit_ext(EXT_RSS, &rss);
     ticker_start_locked();
+    term_install();
   }
   set_active(1);
   pthread_mutex_unlock(&g_mu);
@@ -1275,7 +1530,10 @@ EXPORT int hp_stop(void) {
     set_active(0);
   }
   g_ticker_wanted = 0;
+  unlock_profile(); /* also after a failed write stopped the recording */
   pthread_mutex_unlock(&g_mu);
+  term_check(); /* a SIGTERM deferred while the ticker was being stopped: die of it now */
+  term_uninstall();
   return was;
 }
 
@@ -1382,6 +1640,22 @@ EXPORT void hp_counters(uint64_t out[6]) {
   pthread_mutex_unlock(&g_mu);
 }
 
+/* What reached the disk: alloc and free events written, trace records written, events
+ * recorded but never written (a failed write stopped the recording), the time of that
+ * failure in microseconds since the start (0: none), followed forks so far. */
+EXPORT void hp_disk_counters(uint64_t out[5]) {
+  pthread_mutex_lock(&g_mu);
+  out[0] = g_events_written;
+  out[1] = g_traces_written;
+  out[2] = g_events_unwritten;
+  out[3] = g_write_failed_us;
+  out[4] = g_n_forks;
+  pthread_mutex_unlock(&g_mu);
+}
+
+/* Why the recording stopped early ("write run.hpd: No space left on device"), or "". */
+EXPORT const char *hp_write_error(void) { return g_write_error; }
+
 /* The hook's own memory in bytes: out[0] now, out[1] the peak since the recording
  * started (pointer table, interning tables, free filters; not the two block buffers). */
 EXPORT void hp_memory(uint64_t out[2]) {
@@ -1389,9 +1663,6 @@ EXPORT void hp_memory(uint64_t out[2]) {
   tables_memory(&out[0], &out[1]);
   pthread_mutex_unlock(&g_mu);
 }
-
-/* Why the current (or last) recording stopped on its own, or "" (it did not). */
-EXPORT const char *hp_stopped_reason(void) { return g_stopped; }
 
 /* The native walk of the caller's stack, for the start-up self-test: one line per frame,
  * innermost first, "function\tfile\tline\n". Returns the number of frames, or -1 if the

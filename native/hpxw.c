@@ -188,6 +188,7 @@ int hpx_file_open(hpx_file *f, const char *path, const char magic[4], const uint
   hpx_buf_reserve(&h, HPX_FILE_HEADER + body_len);
   if (h.failed) {
     close(fd);
+    unlink(path); /* no empty file left behind to make the next run fail */
     return -ENOMEM;
   }
   uint8_t *p = h.data;
@@ -204,6 +205,7 @@ int hpx_file_open(hpx_file *f, const char *path, const char magic[4], const uint
   hpx_buf_free(&h);
   if (rc != 0) {
     close(fd);
+    unlink(path); /* a partial header (a full disk): nothing left behind */
     return rc;
   }
   f->fd = fd;

@@ -169,7 +169,7 @@ def isProfiling():
 
 
 def flush():
-    """Writes buffered blocks now (they are also written about once a second)."""
+    """Writes buffered blocks now (they are also written every 0.5 seconds)."""
     if _state["hooks"]:
         _native.load().hp_flush()
 
@@ -212,30 +212,51 @@ def format_stats(rows):
     return "\n".join(lines) + "\n"
 
 
+def _disk_counters():
+    """What reached the disk: events_written, traces_written, events_unwritten (recorded,
+    then lost to a failed write), write_failed_s (when that write failed, seconds since the
+    start; None if none), write_error, forks (followed forks)."""
+    lib = _native.load()
+    raw = (ctypes.c_uint64 * 5)()
+    lib.hp_disk_counters(raw)
+    err = lib.hp_write_error()
+    return {
+        "events_written": raw[0],
+        "traces_written": raw[1],
+        "events_unwritten": raw[2],
+        "write_failed_s": raw[3] / 1e6 if raw[3] else None,
+        "write_error": err.decode("utf-8", "replace") if err else "",
+        "forks": raw[4],
+    }
+
+
 def _summary():
-    """Figures of the current (or last) recording for hp-record's one-line summary: events,
-    traces, bytes_written, allocations_seen, sampled_fraction, lost_events, the
-    recorder's own memory now and at its peak (recorder_bytes, recorder_peak_bytes), and
-    recording_stopped (why the recorder stopped early) when it did."""
+    """Figures of the current (or last) recording for hp-record's summary. events and traces
+    count only what reached the disk; events_unwritten and write_error say what a failed
+    write cost; also bytes_written, allocations_seen, sampled_fraction, lost_events, forks,
+    and the recorder's own memory now and at its peak (recorder_bytes, recorder_peak_bytes)."""
     c = counters()
     if c is None:
         return {}
     rows = histogram()
     seen = sum(r[2] for r in rows)
     sampled = sum(r[4] for r in rows)
+    disk = _disk_counters()
     summary = {
-        "events": c["alloc_events"] + c["free_events"],
-        "traces": c["traces"],
+        "events": disk["events_written"],
+        "traces": disk["traces_written"],
         "bytes_written": c["hpm_bytes"] + c["hpd_bytes"],
         "allocations_seen": seen,
         "sampled_fraction": (sampled / seen) if seen else 0.0,
         "lost_events": c["lost_events"],
+        "forks": disk["forks"],
     }
+    if disk["write_error"]:
+        summary["events_unwritten"] = disk["events_unwritten"]
+        summary["write_error"] = disk["write_error"]
+        summary["write_failed_s"] = disk["write_failed_s"]
     memory = (ctypes.c_uint64 * 2)()
     _native.load().hp_memory(memory)
     summary["recorder_bytes"] = memory[0]
     summary["recorder_peak_bytes"] = memory[1]
-    stopped = _native.load().hp_stopped_reason()
-    if stopped:
-        summary["recording_stopped"] = stopped.decode("utf-8", "replace")
     return summary

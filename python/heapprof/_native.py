@@ -57,10 +57,11 @@ def load():
         "hp_flush": (None, []),
         "hp_histogram": (ctypes.c_int, [u64p, ctypes.c_int]),
         "hp_counters": (None, [u64p]),
+        "hp_disk_counters": (None, [u64p]),
+        "hp_write_error": (ctypes.c_char_p, []),
         "hp_debug_walk": (ctypes.c_int, [ctypes.c_char_p, ctypes.c_size_t]),
         "hp_set_capture": (None, [ctypes.c_int]),
         "hp_capture": (ctypes.c_int, []),
-        "hp_stopped_reason": (ctypes.c_char_p, []),
         "hp_memory": (None, [u64p]),
         "hp_watch_parent": (ctypes.c_int, [ctypes.c_int, ctypes.c_int, ctypes.c_char_p]),
     }

@@ -29,22 +29,34 @@ _finished = False
 
 
 def _write_status(status):
+    # True when hp-record will be able to read it (not on a full or read-only temporary directory).
     if _status_path is None:
-        return
+        return False
     import json
 
     try:
-        with open(_status_path, 'w') as f:
-            json.dump(status, f)
+        data = json.dumps(status)
+        try:
+            # In place over the spaces hp-record reserved, padded (JSON allows trailing spaces): no
+            # new disk blocks are needed, so a full temporary directory cannot lose the report.
+            f = open(_status_path, 'r+')
+        except (OSError, IOError):
+            f = open(_status_path, 'w')
+        with f:
+            size = os.fstat(f.fileno()).st_size
+            f.write(data + ' ' * (size - len(data)) if size > len(data) else data)
+        return True
     except (OSError, IOError, ValueError, TypeError):
-        pass
+        return False
 
 
 def _fail(message, exit_code=_EXIT_FAILURE):
     # Before the program starts: hp-record prints the message and exits with this status. os._exit,
-    # because SystemExit inside sitecustomize would make python report a fatal start-up error.
-    _write_status({'state': 'error', 'exit': exit_code, 'message': message})
-    if _status_path is None:
+    # because SystemExit inside sitecustomize would make python report a fatal start-up error. The
+    # status says 'error' for good: _finish (which our os._exit wrapper calls) must not replace it.
+    global _finished
+    _finished = True
+    if not _write_status({'state': 'error', 'exit': exit_code, 'message': message}):
         sys.stderr.write('hp-record: %s\n' % message)
     try:
         sys.stdout.flush()
@@ -161,7 +173,7 @@ def _start_recorder(heapprof, config, target_argv):
         if sampling is not None:
             sampling = dict((int(bound), float(p)) for bound, p in sampling)
     _profile_files = [base + '.hpm', base + '.hpd'] if base else []
-    _write_status({'state': 'started', 'files': _profile_files})
+    _write_status({'state': 'started', 'files': _profile_files, 'pid': os.getpid()})
     try:
         if mode == 'stats':
             heapprof.gatherStats(base, force=force, argv=target_argv)
@@ -194,7 +206,7 @@ def _finish():
                 summary.update(get_summary() or {})
             except Exception as err:
                 summary['summary_error'] = str(err)
-    _write_status({'state': 'finished', 'files': _profile_files, 'summary': summary})
+    _write_status({'state': 'finished', 'files': _profile_files, 'pid': os.getpid(), 'summary': summary})
 
 
 def _report_at_os_exit():
