@@ -23,9 +23,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <stddef.h>
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -42,10 +44,25 @@
 
 enum { MODE_PROFILE = 0, MODE_STATS = 1 };
 enum { SAMPLER_TABLE = 0, SAMPLER_POISSON = 1 };
-enum { FLAG_FOLLOW_FORK = 1, FLAG_OVERWRITE = 2, FLAG_NO_STACKS = 4 };
+enum { FLAG_FOLLOW_FORK = 1, FLAG_OVERWRITE = 2, FLAG_NO_STACKS = 4, FLAG_NATIVE = 8 };
+/* Where an allocation came from (TRACE_INFO records, man/hpx.5). */
+enum { DOMAIN_PYTHON = 0, DOMAIN_NATIVE = 1, DOMAIN_MMAP = 2 };
 enum { EV_ALLOC = 0, EV_FREE = 1, EV_EXT = 3 };
 enum { EXT_RSS = 0, EXT_END = 1, EXT_LOST = 2 };
-enum { REC_STRING = 1, REC_FRAME = 2, REC_TRACE = 3, REC_HISTOGRAM = 4, REC_END = 5 };
+enum { REC_STRING = 1, REC_FRAME = 2, REC_TRACE = 3, REC_HISTOGRAM = 4, REC_END = 5, REC_THREAD = 6, REC_TRACE_INFO = 7 };
+/* Header tags of native recording (man/hpx.5). */
+enum { TAG_NATIVE = 13, TAG_THREADS = 14 };
+/* g_frames key of a native frame: (pc, NATIVE_FRAME_KEY); Python lines are below 2^32. */
+#define NATIVE_FRAME_KEY ((uint64_t)1 << 40)
+
+/* The allocator entry points of interpose.c and what they call before a recording starts
+ * run before a sanitizer runtime preloaded after the hook has set up (native/tools/asan.sh):
+ * not instrumented. Nothing in a normal build. */
+#if defined(__SANITIZE_ADDRESS__)
+#define NO_SAN __attribute__((no_sanitize_address, no_sanitize("undefined")))
+#else
+#define NO_SAN
+#endif
 
 #define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
 #define STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
@@ -96,6 +113,10 @@ static hpx_buf g_argv, g_notes; /* NUL-separated */
 static char g_hostname[256];
 
 static struct timespec g_mono0;
+/* hp-record --pid: the recording started inside a running process (header tag 22, the
+ * process's age in µs then). Set by hp_set_attached for the next hp_start only. */
+static int g_attach_pending, g_attached;
+static uint64_t g_attach_age_pending, g_attach_age_us;
 static uint64_t g_start_wall_us;
 static hpx_file g_hpm, g_hpd;
 
@@ -148,7 +169,12 @@ static blob_map g_strings, g_traces;
  * compare instead of line lookups and interning every frame. Exact keys: every code
  * object in an entry is pinned, and a position determines the line. */
 static blob_map g_stacks;
-static uint32_t g_next_string, g_next_frame, g_next_trace, g_file_epoch;
+static uint32_t g_next_string, g_next_frame, g_next_trace, g_file_epoch, g_next_thread;
+/* Native recording (FLAG_NATIVE with the interposer in place): traces carry domain and
+ * thread (TRACE_INFO), native allocations are recorded by interpose.c. */
+static int g_threads;
+static int g_native_mask; /* header tag 13: 1 malloc family, 2 anonymous mmap */
+static int g_native;      /* interpose.c records: recording with g_native_mask set */
 
 /* Ticker: a native thread (no Python state) that flushes every TICK_NS, so that a process
  * killed without warning loses at most that much of its events, and records RSS every
@@ -186,6 +212,8 @@ struct hp_thread {
   uint64_t rng[4];
   uint64_t countdown[N_SLOTS]; /* allocations (or bytes) up to and including the next sample; >= 1 */
   uint32_t probing, nested;    /* hp_install's nesting probe (probe_direct_max) */
+  uint32_t thread_id, thread_epoch; /* this thread's id in the current file (g_file_epoch) */
+  uint32_t fork_saved_busy;         /* busy before atfork_prepare */
 };
 static __thread struct hp_thread t_hp __attribute__((tls_model("initial-exec")));
 
@@ -196,7 +224,7 @@ static __thread struct hp_thread t_hp __attribute__((tls_model("initial-exec")))
 #define GATE_OFF UINT64_MAX
 static uint64_t g_gate = GATE_OFF;
 
-static inline int gate_open(void) {
+NO_SAN static inline int gate_open(void) {
   uint64_t w;
   memcpy(&w, &t_hp, sizeof w); /* busy | epoch << 32 (x86-64 and other little-endian) */
   return w == LOAD(g_gate);
@@ -205,6 +233,7 @@ static inline int gate_open(void) {
 static void set_active(int on) {
   __atomic_store_n(&g_gate, on ? (uint64_t)LOAD(g_epoch) << 32 : GATE_OFF, __ATOMIC_RELEASE);
   __atomic_store_n(&g_active, on, __ATOMIC_RELEASE);
+  __atomic_store_n(&g_native, on && g_native_mask, __ATOMIC_RELEASE);
   /* Not recording: frees need not leave the fast path any more. */
   if (!on && g_filter == &g_all_filter) __atomic_store_n(&g_filter, &g_no_filter, __ATOMIC_RELEASE);
 }
@@ -335,7 +364,7 @@ static int sample_slow(size_t size, unsigned k) {
 static inline int hist_bucket(uint64_t size) { return 63 - __builtin_clzll(size | 1); }
 
 /* The two counts of p: the top bits of one product, then the bits below them. */
-static inline uint8_t *filter_count(const hp_filter *f, uintptr_t p, int which) {
+NO_SAN static inline uint8_t *filter_count(const hp_filter *f, uintptr_t p, int which) {
   uint64_t h = (p >> 4) * 0x9e3779b97f4a7c15ULL;
   return (uint8_t *)&f->counts[(which ? h << f->bits : h) >> f->shift];
 }
@@ -431,9 +460,22 @@ static void emit_event(uint64_t h, uint64_t now, const uint64_t *rest, int nrest
   if (b->len >= HPX_BLOCK_HEADER + FLUSH_BYTES) flush_all();
 }
 
+/* Estimated live bytes of every recorded domain, and its peak (g_mu held): for
+ * hp-record's hint that RSS grew far past what was recorded (hp_peak_estimate). */
+static double g_live_estimate, g_peak_estimate;
+
+static double byte_weight(uint64_t size) {
+  if (g_sampler == SAMPLER_POISSON) return size ? (double)size / -expm1(-(double)size / g_mean_bytes) : g_mean_bytes;
+  int i = range_of(size);
+  double p = i < g_nranges ? g_probs[i] : 1.0;
+  return p > 0 ? (double)size / p : 0;
+}
+
 static void emit_alloc_free(int kind, uint32_t trace, uint64_t size) {
   uint64_t rest[1] = {size};
   g_blk_events++; /* before: emit_event may flush the block it lands in */
+  g_live_estimate += kind == EV_ALLOC ? byte_weight(size) : -byte_weight(size);
+  if (g_live_estimate > g_peak_estimate) g_peak_estimate = g_live_estimate;
   emit_event(((uint64_t)trace << 2) | (uint64_t)kind, now_us(), rest, 1);
   if (kind == EV_ALLOC) g_n_alloc++;
   else g_n_free++;
@@ -493,9 +535,40 @@ static int intern_code(void *code, uint32_t *func_sid, uint32_t *file_sid) {
   return 0;
 }
 
-static uint32_t intern_frame(void *code, int line) {
+/* g_frames key of a frame interned by names, not by code object: (func sid << 32 | file
+ * sid, line | BY_NAME_FRAME_KEY). */
+#define BY_NAME_FRAME_KEY ((uint64_t)1 << 41)
+
+/* A frame walked without the GIL whose code object is not pinned (pinning needs the GIL):
+ * interned by its names, which the frame's reference keeps alive while this thread, which
+ * owns the frame, is inside this allocator call. */
+static uint32_t intern_frame_by_name(void *code, int line) {
+  static char name[1024], file[4096];
+  pyrt_code_names(code, name, sizeof name, file, sizeof file);
+  uint32_t fs = intern_string(name), fl = intern_string(file);
+  if (!fs || !fl) return 0;
+  uint64_t a = (uint64_t)fs << 32 | fl, b = (uint64_t)(uint32_t)line | BY_NAME_FRAME_KEY;
+  pair_slot *s = pair_find(&g_frames, a, b);
+  if (s) return s->v1;
+  s = pair_add(&g_frames, a, b);
+  if (!s) return 0;
+  s->v1 = ++g_next_frame;
+  hpx_buf body = {0};
+  hpx_buf_varint(&body, s->v1);
+  hpx_buf_varint(&body, fs);
+  hpx_buf_varint(&body, fl);
+  hpx_buf_varint(&body, (uint64_t)(line > 0 ? line : 0));
+  emit_record(REC_FRAME, &body);
+  hpx_buf_free(&body);
+  return s->v1;
+}
+
+/* gil: this thread holds the GIL (else only already-pinned code objects are keyed by
+ * address; see intern_frame_by_name). */
+static uint32_t intern_frame(void *code, int line, int gil) {
   pair_slot *s = pair_find(&g_frames, (uintptr_t)code, (uint64_t)(uint32_t)line);
   if (s) return s->v1;
+  if (!gil && !pair_find(&g_codes, (uintptr_t)code, 0)) return intern_frame_by_name(code, line);
   uint32_t func_sid, file_sid;
   if (intern_code(code, &func_sid, &file_sid) != 0) return 0;
   s = pair_add(&g_frames, (uintptr_t)code, (uint64_t)(uint32_t)line);
@@ -511,43 +584,57 @@ static uint32_t intern_frame(void *code, int line) {
   return s->v1;
 }
 
-static uint32_t intern_trace_key(const uint32_t *key, int n, uint32_t dropped);
-
-/* Trace id for a walked stack (0 on failure: the event is still recorded, stackless). */
-static uint32_t intern_trace(const hp_rawframe *frames, int n, uint32_t dropped) {
-  uint32_t key[MAX_DEPTH + 1];
-  key[0] = dropped;
-  for (int i = 0; i < n; i++) {
-    key[i + 1] = intern_frame(frames[i].code, (int)frames[i].line);
-    if (!key[i + 1]) return 0;
-  }
-  return intern_trace_key(key, n, dropped);
-}
-
-/* The one-frame trace of allocations made in subinterpreters: function and file
- * "<subinterpreter>", line 0 (their stacks are not walked, see pyrt_gil_tstate). Made once
- * per file (epoch). */
-static uint32_t g_subinterp_trace, g_subinterp_epoch;
-static uint32_t subinterpreter_trace(void) {
-  if (g_subinterp_trace && g_subinterp_epoch == g_file_epoch) return g_subinterp_trace;
-  uint32_t name = intern_string("<subinterpreter>");
-  if (!name) return 0;
-  uint32_t key[2] = {0, ++g_next_frame};
+/* The native frame at pc (names from describe_pc, interned on first sight in this file). */
+static uint32_t intern_native_frame(void *pc, const char *func, const char *obj) {
+  pair_slot *s = pair_find(&g_frames, (uintptr_t)pc, NATIVE_FRAME_KEY);
+  if (s) return s->v1;
+  uint32_t fs = intern_string(func), fl = intern_string(obj);
+  if (!fs || !fl) return 0;
+  s = pair_add(&g_frames, (uintptr_t)pc, NATIVE_FRAME_KEY);
+  if (!s) return 0;
+  s->v1 = ++g_next_frame;
   hpx_buf body = {0};
-  hpx_buf_varint(&body, key[1]);
-  hpx_buf_varint(&body, name);
-  hpx_buf_varint(&body, name);
+  hpx_buf_varint(&body, s->v1);
+  hpx_buf_varint(&body, fs);
+  hpx_buf_varint(&body, fl);
   hpx_buf_varint(&body, 0);
   emit_record(REC_FRAME, &body);
   hpx_buf_free(&body);
-  g_subinterp_trace = intern_trace_key(key, 1, 0);
-  g_subinterp_epoch = g_file_epoch;
-  return g_subinterp_trace;
+  return s->v1;
 }
 
-/* Trace id of key = dropped, then n frame ids (0 on failure). */
-static uint32_t intern_trace_key(const uint32_t *key, int n, uint32_t dropped) {
-  size_t len = (size_t)(n + 1) * sizeof key[0];
+/* This thread's id in the current file, announced by a THREAD record on first use. */
+static uint32_t thread_id_locked(void) {
+  if (t_hp.thread_epoch == g_file_epoch && t_hp.thread_id) return t_hp.thread_id;
+  t_hp.thread_id = ++g_next_thread;
+  t_hp.thread_epoch = g_file_epoch;
+  char name[32] = "";
+  pthread_getname_np(pthread_self(), name, sizeof name); /* own thread: prctl, no allocation */
+  hpx_buf body = {0};
+  hpx_buf_varint(&body, t_hp.thread_id);
+  hpx_buf_varint(&body, (uint64_t)syscall(SYS_gettid));
+  hpx_buf_put(&body, name, strlen(name));
+  emit_record(REC_THREAD, &body);
+  hpx_buf_free(&body);
+  return t_hp.thread_id;
+}
+
+/* Trace id for a walked stack, with nnative native frame ids first (0 on failure: the
+ * event is still recorded, stackless). ctx = domain | thread << 2; a trace with ctx or
+ * native frames gets a TRACE_INFO record before its TRACE. */
+static uint32_t intern_trace(const uint32_t *native, int nnative, const hp_rawframe *frames, int n, uint32_t dropped,
+                             uint32_t ctx, int gil) {
+  uint32_t key[MAX_DEPTH + 4];
+  key[0] = dropped;
+  key[1] = ctx;
+  key[2] = (uint32_t)nnative;
+  for (int i = 0; i < nnative; i++) key[3 + i] = native[i];
+  for (int i = 0; i < n; i++) {
+    key[3 + nnative + i] = intern_frame(frames[i].code, (int)frames[i].line, gil);
+    if (!key[3 + nnative + i]) return 0;
+  }
+  int depth = nnative + n;
+  size_t len = (size_t)(depth + 3) * sizeof key[0];
   uint64_t h = blob_hash(key, len);
   uint32_t id = blob_find(&g_traces, key, len, h);
   if (id) return id;
@@ -555,13 +642,30 @@ static uint32_t intern_trace_key(const uint32_t *key, int n, uint32_t dropped) {
   if (blob_add(&g_traces, key, len, h, id) != 0) return 0;
   g_blk_traces++; /* before: emit_record may flush the block it lands in */
   hpx_buf body = {0};
+  if (ctx || nnative) {
+    hpx_buf_varint(&body, id);
+    hpx_buf_varint(&body, ctx & 3);
+    hpx_buf_varint(&body, ctx >> 2);
+    hpx_buf_varint(&body, (uint64_t)nnative);
+    emit_record(REC_TRACE_INFO, &body);
+    body.len = 0;
+  }
   hpx_buf_varint(&body, id);
   hpx_buf_varint(&body, dropped);
-  hpx_buf_varint(&body, (uint64_t)n);
-  for (int i = 0; i < n; i++) hpx_buf_varint(&body, key[i + 1]);
+  hpx_buf_varint(&body, (uint64_t)depth);
+  for (int i = 0; i < depth; i++) hpx_buf_varint(&body, key[3 + i]);
   emit_record(REC_TRACE, &body);
   hpx_buf_free(&body);
   return id;
+}
+
+/* The trace of allocations made in subinterpreters: one frame, function and file
+ * "<subinterpreter>", line 0, interned like a native frame at a pc no code has (their
+ * stacks are not walked, see pyrt_gil_tstate). */
+#define SUBINTERPRETER_PC ((void *)1)
+static uint32_t subinterpreter_trace(uint32_t ctx) {
+  uint32_t frame = intern_native_frame(SUBINTERPRETER_PC, "<subinterpreter>", "<subinterpreter>");
+  return frame ? intern_trace(&frame, 1, NULL, 0, 0, ctx, 0) : 0;
 }
 
 static void reset_dictionaries(void) {
@@ -570,7 +674,7 @@ static void reset_dictionaries(void) {
   blob_clear(&g_strings);
   blob_clear(&g_traces);
   blob_clear(&g_stacks);
-  g_next_string = g_next_frame = g_next_trace = 0;
+  g_next_string = g_next_frame = g_next_trace = g_next_thread = 0;
   g_file_epoch++;
 }
 
@@ -630,14 +734,19 @@ static void reset_pointers(void) {
 static void ticker_start_locked(void);
 static int open_child_files(void);
 
-/* A sampled allocation: walk the stack (outside the lock; needs only the GIL), then
- * intern it and log the event under the lock. The walk gives (code, position) per frame
- * and g_stacks is keyed on those: a stack seen before costs no line-table lookups, and
- * lines are computed only for a stack not seen before. */
-static void record_alloc(void *p, size_t size) {
-  /* The g_stacks key is the walk itself: dropped, then (code, position) per frame. */
+static void describe_pc(void *pc, char *func, size_t func_cap, char *obj, size_t obj_cap);
+static int interposer_in_place(char *why, size_t cap);
+
+/* A sampled allocation of domain DOMAIN_* (pc: the native caller, for native and mmap):
+ * walk the stack (outside the lock; needs only the GIL), then intern it and log the event
+ * under the lock. The walk gives (code, position) per frame and g_stacks is keyed on
+ * those plus the context and native caller: a stack seen before costs no line-table
+ * lookups and no dladdr; lines and names are computed only for a stack not seen before.
+ * busy is set. */
+static void record_event(void *p, size_t size, int domain, void *pc) {
   struct {
-    uint64_t dropped;
+    uint64_t dropped, ctx;
+    void *pc;
     hp_rawframe frames[MAX_DEPTH];
   } key;
   hp_rawframe *frames = key.frames;
@@ -648,29 +757,64 @@ static void record_alloc(void *p, size_t size) {
   /* A second GIL may exist from now on (PEP 684): the histogram counts atomically. */
   if (subinterpreter && !LOAD(g_hist_atomic)) STORE(g_hist_atomic, 1);
   if (!LOAD(g_capture)) tstate = NULL, subinterpreter = 0;
-  if (tstate) n = pyrt_walk_positions(tstate, frames, MAX_DEPTH, &dropped, 1);
+  int gil = tstate != NULL;
+  /* With --native, a thread inside a C call that released the GIL (ctypes, sqlite3) still
+   * gets its own Python stack: see pyrt_own_tstate_nogil. */
+  if (!tstate && !subinterpreter && g_threads && LOAD(g_capture)) tstate = pyrt_own_tstate_nogil();
+  if (tstate) n = pyrt_walk_positions(tstate, frames, MAX_DEPTH, &dropped, gil);
   key.dropped = dropped;
-  /* Any hash will do: g_stacks only ever sees this one. */
-  uint64_t key_hash = 0x9e3779b97f4a7c15ULL ^ (uint64_t)n ^ ((uint64_t)dropped << 32);
-  for (int i = 0; i < n; i++) {
-    key_hash = (key_hash ^ (uintptr_t)frames[i].code) * 0xff51afd7ed558ccdULL;
-    key_hash = (key_hash ^ (key_hash >> 31) ^ (uint64_t)frames[i].line) * 0xc4ceb9fe1a85ec53ULL;
-    key_hash ^= key_hash >> 29;
-  }
-  key_hash = (key_hash ^ (key_hash >> 33)) * 0xff51afd7ed558ccdULL;
-  key_hash ^= key_hash >> 33; /* blob_find uses the low bits */
-  size_t key_len = sizeof key.dropped + (size_t)n * sizeof frames[0];
+  key.pc = domain == DOMAIN_PYTHON ? NULL : pc;
+  size_t key_len = offsetof(__typeof__(key), frames) + (size_t)n * sizeof frames[0];
+  char func[512], obj[1024];
+  int described = 0;
 
   pthread_mutex_lock(&g_mu);
+again:
   if (g_active && g_mode == MODE_PROFILE && open_child_files() == 0) {
     if (g_ticker_wanted && !g_ticker_running) ticker_start_locked();
-    uint32_t trace = subinterpreter ? subinterpreter_trace() : 0;
-    if (n > 0 && !(trace = blob_find(&g_stacks, &key, key_len, key_hash))) {
+    uint32_t ctx = g_threads ? (uint32_t)domain | thread_id_locked() << 2 : (uint32_t)domain;
+    key.ctx = ctx;
+    /* Any hash will do: g_stacks only ever sees this one. */
+    uint64_t key_hash = 0x9e3779b97f4a7c15ULL ^ (uint64_t)n ^ ((uint64_t)dropped << 32) ^ ((uint64_t)ctx << 40);
+    key_hash = (key_hash ^ (uintptr_t)key.pc) * 0xff51afd7ed558ccdULL;
+    for (int i = 0; i < n; i++) {
+      key_hash = (key_hash ^ (uintptr_t)frames[i].code) * 0xff51afd7ed558ccdULL;
+      key_hash = (key_hash ^ (key_hash >> 31) ^ (uint64_t)frames[i].line) * 0xc4ceb9fe1a85ec53ULL;
+      key_hash ^= key_hash >> 29;
+    }
+    key_hash = (key_hash ^ (key_hash >> 33)) * 0xff51afd7ed558ccdULL;
+    key_hash ^= key_hash >> 33; /* blob_find uses the low bits */
+    uint32_t trace = 0;
+    if (subinterpreter) {
+      trace = subinterpreter_trace(ctx);
+    } else if ((n > 0 || ctx || key.pc) && !(trace = blob_find(&g_stacks, &key, key_len, key_hash))) {
+      uint32_t native[1];
+      int nnative = 0;
+      if (key.pc) {
+        pair_slot *s = pair_find(&g_frames, (uintptr_t)key.pc, NATIVE_FRAME_KEY);
+        if (s) {
+          native[0] = s->v1;
+        } else {
+          if (!described) {
+            /* dladdr takes the loader's lock: never under g_mu. */
+            pthread_mutex_unlock(&g_mu);
+            describe_pc(key.pc, func, sizeof func, obj, sizeof obj);
+            described = 1;
+            pthread_mutex_lock(&g_mu);
+            goto again; /* the recording may have stopped meanwhile */
+          }
+          native[0] = intern_native_frame(key.pc, func, obj);
+        }
+        nnative = native[0] ? 1 : 0;
+      }
       hp_rawframe lines[MAX_DEPTH]; /* the key keeps its positions */
       memcpy(lines, frames, (size_t)n * sizeof frames[0]);
-      pyrt_lines(lines, n, 1); /* the GIL is still held */
-      trace = intern_trace(lines, n, dropped);
-      if (trace) blob_add(&g_stacks, &key, key_len, key_hash, trace); /* on OOM: just not cached */
+      pyrt_lines(lines, n, gil); /* the line cache is shared: only with the GIL */
+      trace = intern_trace(native, nnative, lines, n, dropped, ctx, gil);
+      /* Cached only if every code object in it is pinned (address = identity). */
+      int pinned = 1;
+      for (int i = 0; i < n && pinned && !gil; i++) pinned = pair_find(&g_codes, (uintptr_t)frames[i].code, 0) != NULL;
+      if (trace && pinned) blob_add(&g_stacks, &key, key_len, key_hash, trace); /* on OOM: just not cached */
     }
     ptr_slot old;
     int had = ptr_put(&g_ptrs, (uintptr_t)p, trace, size, &old);
@@ -692,9 +836,11 @@ static void record_alloc(void *p, size_t size) {
   pthread_mutex_unlock(&g_mu);
 }
 
+static void record_alloc(void *p, size_t size) { record_event(p, size, DOMAIN_PYTHON, NULL); }
+
 /* Whether p may be a sampled live block: usually one load, no lock (the filter is only
  * ever raised for p before p is returned to the program). */
-static inline int maybe_sampled(void *p) {
+NO_SAN static inline int maybe_sampled(void *p) {
   hp_filter *f = __atomic_load_n(&g_filter, __ATOMIC_ACQUIRE);
   return __atomic_load_n(filter_count(f, (uintptr_t)p, 0), __ATOMIC_RELAXED) != 0 &&
          __atomic_load_n(filter_count(f, (uintptr_t)p, 1), __ATOMIC_RELAXED) != 0;
@@ -811,6 +957,7 @@ static void hist_reset(void) {
  * then, which is what a thread allocating during the probe sees. */
 #define DIRECT_PROBE_MAX 512
 static size_t g_direct_max[3][2];
+static size_t g_direct_probed[3][2]; /* what the probe found; g_direct_max is 0 with --native */
 
 /* One set of wrappers per domain; ctx is ignored (the installed ctx is the original's, so
  * a torn read of the allocator struct by another thread still pairs valid values).
@@ -1039,6 +1186,7 @@ static void term_check(void) {
 
 static void *ticker_main(void *arg) {
   (void)arg;
+  t_hp.busy = 1; /* the hook's own thread: its allocations (with --native) are never recorded */
   for (unsigned tick = 1;; tick++) {
     struct timespec deadline;
     clock_gettime(CLOCK_MONOTONIC, &deadline);
@@ -1143,6 +1291,9 @@ static void header_body(hpx_buf *b) {
   field_varint(b, 10, (uint64_t)(LOAD(g_capture) ? 1 : 0));
   each_blob_item(b, &g_notes, 11);
   field_bytes(b, 12, g_hostname, strlen(g_hostname));
+  if (g_attached) field_varint(b, 22, g_attach_age_us);
+  if (g_native_mask) field_varint(b, TAG_NATIVE, (uint64_t)g_native_mask);
+  if (g_threads) field_varint(b, TAG_THREADS, 1);
 }
 
 static void start_clock(void) {
@@ -1292,6 +1443,8 @@ static void finish_profile(void) {
 /* ---------------------------------------------------------------- fork and exit */
 
 static void atfork_prepare(void) {
+  t_hp.fork_saved_busy = t_hp.busy;
+  t_hp.busy = 1; /* restored by atfork_parent / atfork_child */
   /* The ticker is stopped over the fork: the child would not have it anyway, and
    * CPython 3.12+ warns about fork() in a process with other threads. It restarts
    * on the next sampled event. */
@@ -1307,10 +1460,12 @@ static void atfork_parent(void) {
   /* A SIGTERM that came while the ticker was stopped for the fork: the ticker handles it. */
   if (LOAD(g_term_pending) && g_active) ticker_start_locked();
   pthread_mutex_unlock(&g_mu);
+  t_hp.busy = t_hp.fork_saved_busy;
 }
 
 /* Runs in the child before PyOS_AfterFork_Child: no Python API here. */
 static void atfork_child(void) {
+  t_hp.busy = t_hp.fork_saved_busy;
   pthread_mutex_init(&g_mu, NULL); /* held by the forking thread: this thread */
   sem_destroy(&g_tick_sem);
   ticker_init_sync();
@@ -1324,6 +1479,7 @@ static void atfork_child(void) {
   /* The parent owns its files and unflushed buffers (none: prepare flushed). */
   hpx_file_abandon(&g_hpm);
   hpx_file_abandon(&g_hpd);
+  g_attached = 0; /* a child is recorded from its birth */
   if (!(g_flags & FLAG_FOLLOW_FORK)) {
     set_active(0);
     term_uninstall();
@@ -1362,6 +1518,8 @@ static int g_exiting_done;
 static void final_stop(void) {
   if (g_exiting_done) return;
   g_exiting_done = 1;
+  uint32_t saved_busy = t_hp.busy;
+  t_hp.busy = 1;
   STORE(g_capture, 0);
   ticker_stop();
   pthread_mutex_lock(&g_mu);
@@ -1372,6 +1530,7 @@ static void final_stop(void) {
   unlock_profile(); /* also after a failed write stopped the recording */
   pthread_mutex_unlock(&g_mu);
   term_check();
+  t_hp.busy = saved_busy;
 }
 
 __attribute__((destructor)) static void library_unload(void) {
@@ -1380,8 +1539,14 @@ __attribute__((destructor)) static void library_unload(void) {
 
 /* ---------------------------------------------------------------- exported interface */
 
+/* Every entry point runs as "inside the hook": with --native, the allocations it causes
+ * (its buffers, dladdr, pthread_create, a fork) pass straight through the interposer,
+ * which could otherwise try to record them under g_mu, held by this very thread. */
+#define ENTER() uint32_t saved_busy_ = t_hp.busy; t_hp.busy = 1
+#define LEAVE() t_hp.busy = saved_busy_
+
 /* Resolves CPython symbols. Returns the minor version, or -1 (hp_error() says why). */
-EXPORT int hp_init(void) {
+static int hp_init_impl(void) {
   if (g_inited) return g_minor;
   g_minor = pyrt_init(g_err, sizeof g_err);
   if (g_minor < 0) return -1;
@@ -1414,7 +1579,7 @@ static size_t probe_direct_max(int d, int use_calloc) {
 
 /* Installs the wrappers on all three domains, once; they pass through until hp_start.
  * Call with the GIL held. Never uninstalled. */
-EXPORT int hp_install(void) {
+static int hp_install_impl(void) {
   if (!g_inited) {
     set_err("hp_init was not called");
     return -1;
@@ -1432,7 +1597,7 @@ EXPORT int hp_install(void) {
     pyrt_set_allocator(d, &hooks[d]);
   }
   for (int d = 0; d < 3; d++)
-    for (int c = 0; c < 2; c++) STORE(g_direct_max[d][c], probe_direct_max(d, c));
+    for (int c = 0; c < 2; c++) STORE(g_direct_max[d][c], g_direct_probed[d][c] = probe_direct_max(d, c));
   pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
   pyrt_at_exit(final_stop);
   g_installed = 1;
@@ -1441,13 +1606,15 @@ EXPORT int hp_install(void) {
 
 /* Starts recording to BASE.hpm / BASE.hpd.
  *   mode: 0 profile, 1 stats; sampler: 0 table (nranges bounds/probs), 1 byte-Poisson (mean_bytes)
- *   flags: 1 follow fork, 2 overwrite existing files, 4 no stack capture
+ *   flags: 1 follow fork, 2 overwrite existing files, 4 no stack capture, 8 native allocations
+ *          (interpose.c; recorded only if this library's malloc is the process's, else a
+ *          one-line warning and a header note say why)
  *   argv, notes: NUL-separated lists (header fields 5 and 11)
  * Returns 0, or a negative value with hp_error() set. Call with the GIL held. */
-EXPORT int hp_start(const char *base, int mode, int sampler, int nranges, const uint64_t *bounds,
+static int hp_start_impl(const char *base, int mode, int sampler, int nranges, const uint64_t *bounds,
                     const double *probs, double mean_bytes, int flags, const char *argv, size_t argv_len,
                     const char *notes, size_t notes_len) {
-  if (hp_install() != 0) return -1;
+  if (hp_install_impl() != 0) return -1;
   if (mode != MODE_PROFILE && mode != MODE_STATS) return set_err("bad mode %d", mode), -EINVAL;
   if (sampler == SAMPLER_TABLE) {
     if (nranges < 0 || nranges > MAX_RANGES) return set_err("too many sampling ranges"), -EINVAL;
@@ -1464,6 +1631,10 @@ EXPORT int hp_start(const char *base, int mode, int sampler, int nranges, const 
   if (mode == MODE_PROFILE && !*base) return set_err("no profile name"), -EINVAL;
   if (strlen(base) >= sizeof g_base) return set_err("profile name too long"), -ENAMETOOLONG;
 
+  /* Before g_mu: dladdr takes the loader's lock. */
+  char native_why[600] = "";
+  int native_ok = (flags & FLAG_NATIVE) && mode == MODE_PROFILE && interposer_in_place(native_why, sizeof native_why);
+
   ticker_stop();
   term_check();
   pthread_mutex_lock(&g_mu);
@@ -1472,6 +1643,12 @@ EXPORT int hp_start(const char *base, int mode, int sampler, int nranges, const 
     set_err("already recording to %s", g_base);
     return -EBUSY;
   }
+  g_native_mask = native_ok ? 3 : 0;
+  g_threads = native_ok;
+  /* With native on, every PEP 445 call sets the busy flag (no tail-call path), so the
+   * malloc it ends in is not counted a second time. */
+  for (int d = 0; d < 3; d++)
+    for (int c = 0; c < 2; c++) STORE(g_direct_max[d][c], native_ok ? 0 : g_direct_probed[d][c]);
   g_mode = mode;
   g_flags = flags;
   g_sampler = sampler;
@@ -1490,6 +1667,12 @@ EXPORT int hp_start(const char *base, int mode, int sampler, int nranges, const 
   g_argv.len = g_notes.len = 0;
   hpx_buf_put(&g_argv, argv, argv_len);
   hpx_buf_put(&g_notes, notes, notes_len);
+  if ((flags & FLAG_NATIVE) && !native_ok && mode == MODE_PROFILE) {
+    char note[700];
+    int len = snprintf(note, sizeof note, "native allocations not recorded: %s", native_why);
+    if (len > 0) hpx_buf_put(&g_notes, note, strlen(note) + 1);
+    warn("heapprof: %s", note);
+  }
   STORE(g_capture, (flags & FLAG_NO_STACKS) || !pyrt_can_walk() ? 0 : 1);
   reset_dictionaries();
   reset_pointers();
@@ -1498,9 +1681,13 @@ EXPORT int hp_start(const char *base, int mode, int sampler, int nranges, const 
   g_n_alloc = g_n_free = g_n_lost = 0;
   reset_disk_counters();
   g_term_pending = 0;
+  g_live_estimate = g_peak_estimate = 0;
   g_exiting_done = 0;
   g_child_pending = 0;
   tables_reset_peak();
+  g_attached = g_attach_pending;
+  g_attach_age_us = g_attach_age_pending;
+  g_attach_pending = 0;
   /* Stats mode may run without files (heapprof.gatherStats() with no name): the
    * histogram is then only printed. */
   int rc = (base && *base) || mode == MODE_PROFILE ? open_profile(0) : 0;
@@ -1521,7 +1708,7 @@ EXPORT int hp_start(const char *base, int mode, int sampler, int nranges, const 
 }
 
 /* Writes the histogram and end markers and closes the files. Safe to call when idle. */
-EXPORT int hp_stop(void) {
+static int hp_stop_impl(void) {
   ticker_stop();
   pthread_mutex_lock(&g_mu);
   int was = g_active;
@@ -1614,7 +1801,14 @@ EXPORT int hp_watch_parent(int parent, int grace_ms, const char *private_dir) {
   return 0;
 }
 
-EXPORT void hp_flush(void) {
+/* The next hp_start records an attach (hp-record --pid): header tag 22 with the process's
+ * age in µs at that moment. Call with the GIL held, before hp_start. */
+EXPORT void hp_set_attached(uint64_t process_age_us) {
+  g_attach_pending = 1;
+  g_attach_age_pending = process_age_us;
+}
+
+static void hp_flush_impl(void) {
   pthread_mutex_lock(&g_mu);
   if (g_active) flush_all();
   pthread_mutex_unlock(&g_mu);
@@ -1629,7 +1823,7 @@ EXPORT int hp_histogram(uint64_t *out, int max_buckets) {
 }
 
 /* alloc events, free events, traces, bytes written to .hpm, to .hpd, lost events. */
-EXPORT void hp_counters(uint64_t out[6]) {
+static void hp_counters_impl(uint64_t out[6]) {
   pthread_mutex_lock(&g_mu);
   out[0] = g_n_alloc;
   out[1] = g_n_free;
@@ -1667,7 +1861,7 @@ EXPORT void hp_memory(uint64_t out[2]) {
 /* The native walk of the caller's stack, for the start-up self-test: one line per frame,
  * innermost first, "function\tfile\tline\n". Returns the number of frames, or -1 if the
  * calling thread does not hold the GIL or the walk is unsupported. Call with the GIL. */
-EXPORT int hp_debug_walk(char *out, size_t cap) {
+static int hp_debug_walk_impl(char *out, size_t cap) {
   static char name[1024], file[4096];
   hp_rawframe frames[MAX_DEPTH];
   uint32_t dropped = 0;
@@ -1691,3 +1885,57 @@ EXPORT int hp_debug_walk(char *out, size_t cap) {
 /* Turns stack capture off (e.g. a failed self-test) or back on where supported. */
 EXPORT void hp_set_capture(int on) { STORE(g_capture, on && pyrt_can_walk() ? 1 : 0); }
 EXPORT int hp_capture(void) { return LOAD(g_capture); }
+
+/* The entry points proper: each runs with the busy flag set (ENTER/LEAVE, above). */
+EXPORT int hp_init(void) {
+  ENTER();
+  int rc = hp_init_impl();
+  LEAVE();
+  return rc;
+}
+EXPORT int hp_install(void) {
+  ENTER();
+  int rc = hp_install_impl();
+  LEAVE();
+  return rc;
+}
+EXPORT int hp_start(const char *base, int mode, int sampler, int nranges, const uint64_t *bounds, const double *probs,
+                    double mean_bytes, int flags, const char *argv, size_t argv_len, const char *notes,
+                    size_t notes_len) {
+  ENTER();
+  int rc = hp_start_impl(base, mode, sampler, nranges, bounds, probs, mean_bytes, flags, argv, argv_len, notes,
+                         notes_len);
+  LEAVE();
+  return rc;
+}
+EXPORT int hp_stop(void) {
+  ENTER();
+  int rc = hp_stop_impl();
+  LEAVE();
+  return rc;
+}
+EXPORT void hp_flush(void) {
+  ENTER();
+  hp_flush_impl();
+  LEAVE();
+}
+EXPORT void hp_counters(uint64_t out[6]) {
+  ENTER();
+  hp_counters_impl(out);
+  LEAVE();
+}
+EXPORT int hp_debug_walk(char *out, size_t cap) {
+  ENTER();
+  int rc = hp_debug_walk_impl(out, cap);
+  LEAVE();
+  return rc;
+}
+
+/* The peak of the recorded heap's estimated live bytes in the current (or last) recording. */
+EXPORT double hp_peak_estimate(void) { return g_peak_estimate; }
+
+/* Whether native allocations are being recorded (hp-record --native, preloaded). */
+EXPORT int hp_native(void) { return LOAD(g_native_mask) != 0; }
+
+/* The C allocator interposer (hp-record --native); see its header comment. */
+#include "interpose.c"

@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "realmem.h" /* after the system headers: the hook's memory bypasses its interposer */
+
 /* Slicing-by-8: eight bytes per step. Every block is checksummed, and byte-at-a-time
  * CRC was a visible part of a recording's cost. crc_table[0] is the classic table. */
 static uint32_t crc_table[8][256];

@@ -9,6 +9,7 @@ import { accessSync, closeSync, constants as fsConstants, existsSync, lstatSync,
 import { constants as osConstants, tmpdir } from 'node:os';
 import { basename, delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { attachBase, inspectTarget, recordAttached, stopSession } from '../attach.js';
 import { EXIT_DATA, HpError, UsageError, formatBytes, isQuiet, parser, runMain, setQuiet, systemErrorMessage } from '../cli.js';
 
 const NAME = 'hp-record';
@@ -24,8 +25,34 @@ export const BOOTSTRAP_PATH = fileURLToPath(new URL('../../python/heapprof/_run.
 /** The directory that holds the heapprof Python package. */
 const PACKAGE_PARENT = dirname(dirname(BOOTSTRAP_PATH));
 
+// ---- --native (issue 13): the hook preloaded into the Python process only.
+
+/** The allocator hook that --native preloads: $HEAPPROF_NATIVE_LIB, else the checkout's build. */
+export function hookLibraryPath(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.HEAPPROF_NATIVE_LIB) return env.HEAPPROF_NATIVE_LIB;
+  return join(dirname(PACKAGE_PARENT), 'build', 'Release', 'heapprof_hook.so');
+}
+
+/** The environment for --native: the hook first in LD_PRELOAD (ahead of any preloaded malloc, which it
+ * then wraps), and the same file for the Python package to load, so that both are one library. */
+export function nativeEnvironment(lib: string, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const rest = (env.LD_PRELOAD ?? '').split(/[: ]+/).filter((p) => p !== '' && p !== lib);
+  return { LD_PRELOAD: [lib, ...rest].join(':'), HEAPPROF_NATIVE_LIB: lib };
+}
+
+/** The hint for a run without --native whose RSS went far past the recorded heap, or null. */
+export function nativeHint(summary: Record<string, unknown>): string | null {
+  const rss = summary.peak_rss, heap = summary.peak_heap_estimate;
+  if (summary.native === true || typeof rss !== 'number' || typeof heap !== 'number') return null;
+  const MiB = 1024 * 1024;
+  if (rss < 2 * heap + 64 * MiB) return null;
+  return `peak RSS ${formatBytes(rss)} is far above the ${formatBytes(heap)} Python heap recorded: memory that C extensions allocate with malloc is not recorded; --native records it`;
+}
+
 const USAGE = `Usage: $0 [options] [--] script.py [args...]
        $0 [options] -m module [args...]
+       $0 --pid PID [-o BASE] [--duration SECONDS] [sampling options]
+       $0 --pid PID --stop
 
 Run a Python program under the heapprof recorder, exactly as \`python3 script.py args...\` (or
 \`python3 -m module args...\`) would run it: same sys.argv, sys.path[0], __main__, stdin/stdout/stderr,
@@ -33,7 +60,12 @@ exit status and signals. The profile goes to BASE.hpm and BASE.hpd, created mode
 BASE is heapprof.PID in the current directory (PID = the Python process id). A one-line summary is
 printed to stderr at the end, with one line per followed child's profile. Exit status: the program's
 own; 2 when hp-record's arguments are bad; 1 when the recorder could not start (the program did not
-run), or when the program exited 0 but its profile lost events (a failed write stopped the recording).`;
+run), or when the program exited 0 but its profile lost events (a failed write stopped the recording).
+
+--pid attaches to a running CPython 3.9-3.13 through gdb and records it from then on, until
+--duration, Ctrl-C, or \`hp-record --pid PID --stop\` from elsewhere; the process keeps running.
+Exit status 0 once recorded; 2 for no such process, not Python, an unsupported version; 1 when
+attaching failed (gdb missing, ptrace refused, already recorded). See hp-record(1).`;
 
 /** One row of the size-range sampling table: sizes below `bound` (and above the previous bound) are sampled with `p`. */
 export interface SamplingRange {
@@ -497,6 +529,10 @@ export function main(argv: string[]): void {
       .option('module', { alias: 'm', requiresArg: true, type: 'string', describe: 'Run a library module as a script, like python -m' })
       .option('follow-fork', { type: 'boolean', default: false, describe: 'Also record forked children, each to BASE.CHILDPID.hpm/.hpd' })
       .option('force', { type: 'boolean', default: false, describe: 'Overwrite an existing profile' })
+      .option('pid', { type: 'string', requiresArg: true, describe: 'Attach to this running Python process instead of starting one (see ATTACHING in hp-record(1))' })
+      .option('duration', { type: 'string', requiresArg: true, describe: 'With --pid: stop after SECONDS (default: at Ctrl-C or --stop)' })
+      .option('stop', { type: 'boolean', default: false, describe: 'With --pid: stop the hp-record that is recording that process' })
+      .option('native', { type: 'boolean', default: false, describe: 'Also record C allocations (malloc family, anonymous mmap) with their thread, by preloading the hook into Python (see hp-record(1))' })
       .conflicts('sample', 'sample-bytes')
       .fail((msg, err) => {
         // yargs reports some usage errors (a missing option value) as a YError: still bad usage.
@@ -506,6 +542,10 @@ export function main(argv: string[]): void {
       })
       .parseSync();
     setQuiet(Boolean(args.quiet));
+    if (args.pid !== undefined || args.stop || args.duration !== undefined) {
+      await runAttach(args);
+      return;
+    }
 
     const mode = args.mode;
     const force = Boolean(args.force);
@@ -518,6 +558,7 @@ export function main(argv: string[]): void {
         throw new UsageError('--mode stats counts every allocation: --sample and --sample-bytes do not apply');
       }
       if (followFork) throw new UsageError('--mode stats does not follow forks: drop --follow-fork');
+      if (args.native) throw new UsageError('--mode stats counts Python allocations only: drop --native');
     }
     const sampling = args.sample !== undefined ? parseSampleSpec(args.sample) : null;
     const sampleBytes = args['sample-bytes'] !== undefined ? parseByteCount(args['sample-bytes']) : null;
@@ -533,6 +574,9 @@ export function main(argv: string[]): void {
       const script = target[0]!;
       if (!existsSync(script)) throw new UsageError(`${script}: no such file`);
     }
+    const native = Boolean(args.native);
+    const hookLib = native ? hookLibraryPath() : null;
+    if (hookLib !== null && !existsSync(hookLib)) throw new HpError(`${hookLib}: no such file (run \`npx node-gyp rebuild\`)`, EXIT_DATA);
     const output = planOutput(args.output, mode, force);
     if (!existsSync(BOOTSTRAP_PATH)) throw new HpError(`${BOOTSTRAP_PATH}: no such file (is the heapprof package complete?)`, EXIT_DATA);
 
@@ -567,12 +611,15 @@ export function main(argv: string[]): void {
         sample_bytes: sampleBytes,
         follow_fork: followFork,
         force,
+        native,
+        preload: hookLib,
       };
       const startedUs = Date.now() * 1000;
       const { code, signal } = await runChild(python, target, {
         ...process.env,
         PYTHONPATH: userPythonPath ? `${privateDir}${delimiter}${userPythonPath}` : privateDir,
         [CONFIG_VAR]: JSON.stringify(config),
+        ...(hookLib !== null ? nativeEnvironment(hookLib, process.env) : {}),
       });
       const status = readStatus(statusPath);
       if (status?.state === 'error') {
@@ -593,6 +640,8 @@ export function main(argv: string[]): void {
           const children = await findChildProfiles(base, startedUs - 1_000_000);
           lines.push(...formatChildren(children, status.pid, typeof forks === 'number' ? forks : undefined));
         }
+        const hint = mode === 'profile' && status.state === 'finished' ? nativeHint(status.summary ?? {}) : null;
+        if (hint) lines.push(hint);
         process.stderr.write(lines.map((line) => `${NAME}: ${line}\n`).join(''));
       }
       rmSync(privateDir, { recursive: true, force: true });
@@ -603,6 +652,58 @@ export function main(argv: string[]): void {
       rmSync(privateDir, { recursive: true, force: true });
     }
   });
+}
+
+/** hp-record --pid PID [--stop | --duration S]: record a running process (lib/attach.ts). */
+async function runAttach(args: {
+  pid?: string; stop?: boolean; duration?: string; output?: string; sample?: string; 'sample-bytes'?: string;
+  mode?: string; python?: string; module?: string; 'follow-fork'?: boolean; force?: boolean; '--'?: unknown[];
+}): Promise<void> {
+  const say = (line: string): void => {
+    process.stderr.write(`${NAME}: ${line}\n`);
+  };
+  if (args.pid === undefined) throw new UsageError(`--${args.stop ? 'stop' : 'duration'} needs --pid PID`);
+  if (!/^\d+$/.test(args.pid.trim()) || Number(args.pid) <= 0) throw new UsageError(`--pid '${args.pid}': expected a process id`);
+  const pid = Number(args.pid);
+  const rest = (args['--'] ?? []) as unknown[];
+  if (rest.length > 0 || args.module !== undefined) throw new UsageError('--pid attaches to a running process: give no program to run');
+  if (args.python !== undefined) throw new UsageError('--python does not apply with --pid (the process runs its own interpreter)');
+  if (args.mode === 'stats') throw new UsageError('--mode stats is not available with --pid (it would print in the process\'s stderr)');
+  if (args.stop) {
+    for (const opt of ['output', 'sample', 'sample-bytes', 'duration'] as const) {
+      if (args[opt] !== undefined) throw new UsageError(`--stop takes no --${opt}`);
+    }
+    await stopSession(pid, (line) => {
+      if (!isQuiet()) say(line);
+    });
+    return;
+  }
+  let durationS: number | null = null;
+  if (args.duration !== undefined) {
+    durationS = Number(args.duration);
+    if (args.duration.trim() === '' || !Number.isFinite(durationS) || durationS <= 0) throw new UsageError(`--duration '${args.duration}': expected seconds > 0`);
+  }
+  const sampling = args.sample !== undefined ? parseSampleSpec(args.sample) : null;
+  const sampleBytes = args['sample-bytes'] !== undefined ? parseByteCount(args['sample-bytes']) : null;
+  const target = inspectTarget(pid);
+  const force = Boolean(args.force);
+  const base = attachBase(planOutput(args.output, 'profile', force), pid, force);
+  const gdb = process.env.HEAPPROF_GDB || 'gdb';
+  const gdbPath = findExecutable(gdb);
+  if (gdbPath === null) throw new HpError(`--pid ${pid}: ${gdb} not found${gdb.includes('/') ? '' : ' on PATH'}: attaching needs gdb (e.g. apt-get install gdb), or set HEAPPROF_GDB`, EXIT_DATA);
+  const result = await recordAttached(
+    target,
+    { pid, base, sampling: sampling?.map((r) => [r.bound, r.p]) ?? null, sampleBytes, followFork: Boolean(args['follow-fork']), force, durationS, gdb: gdbPath },
+    say,
+  );
+  if (isQuiet()) return;
+  const timing = `attach ${result.attachSeconds.toFixed(2)} s${result.detachSeconds !== null ? `, detach ${result.detachSeconds.toFixed(2)} s` : ''}`;
+  if (result.ended === 'target-exited') {
+    const how = result.summary ? 'the process exited; its profile was closed at exit' : 'the process exited or was killed while recorded; the profile is readable up to its last flush';
+    say(`${result.files.join(', ')}: ${how} (${timing})`);
+  } else {
+    say(`${formatSummary({ state: 'finished', files: result.files, summary: result.summary ?? {} }, 'profile', null)}; process ${pid} left running (${timing})`);
+  }
 }
 
 /**

@@ -30,7 +30,7 @@ __all__ = [
 DEFAULT_SAMPLING_RATE = dict(DEFAULT_TABLE)
 
 _MODE_PROFILE, _MODE_STATS = 0, 1
-_FOLLOW_FORK, _OVERWRITE, _NO_STACKS = 1, 2, 4
+_FOLLOW_FORK, _OVERWRITE, _NO_STACKS, _NATIVE = 1, 2, 4, 8
 _HIST_BUCKETS = 64
 
 _state = {"selftest": None, "hooks": False, "mode": None, "base": None}
@@ -92,10 +92,10 @@ def _blob(items):
     return b"".join(str(s).encode("utf-8", "surrogateescape") + b"\0" for s in items)
 
 
-def _start(base, mode, table, mean_bytes, follow_fork, force, stacks, argv, notes):
+def _start(base, mode, table, mean_bytes, follow_fork, force, stacks, argv, notes, native=False):
     lib = _library()
     notes = list(notes)
-    flags = (_FOLLOW_FORK if follow_fork else 0) | (_OVERWRITE if force else 0)
+    flags = (_FOLLOW_FORK if follow_fork else 0) | (_OVERWRITE if force else 0) | (_NATIVE if native else 0)
     if not stacks:
         flags |= _NO_STACKS
         notes.append("stack capture disabled by request")
@@ -124,7 +124,7 @@ def _start(base, mode, table, mean_bytes, follow_fork, force, stacks, argv, note
 
 
 def start(filebase, samplingRate=None, *, sample_bytes=None, follow_fork=False, force=False,
-          stacks=True, argv=None, notes=()):
+          stacks=True, argv=None, notes=(), native=False):
     """Starts recording to FILEBASE.hpm and FILEBASE.hpd.
 
     samplingRate: {size bound: probability}, the seed's size-range table (default
@@ -133,6 +133,9 @@ def start(filebase, samplingRate=None, *, sample_bytes=None, follow_fork=False, 
     between samples). follow_fork: a forked child records to FILEBASE.PID.* (otherwise it
     records nothing). force: replace an existing profile (otherwise it is an error).
     stacks=False records every event under trace 0 ("no Python stack").
+    native=True also records C allocations (malloc family, anonymous mmap) with their thread;
+    this needs heapprof_hook.so preloaded (hp-record --native does it): inside a program
+    started without it, C allocations cannot be seen and a one-line warning says so.
     """
     if samplingRate is not None and sample_bytes is not None:
         raise SamplingError("give either samplingRate or sample_bytes, not both")
@@ -143,7 +146,7 @@ def start(filebase, samplingRate=None, *, sample_bytes=None, follow_fork=False, 
         mean = None
     if not filebase:
         raise ValueError("filebase must name the profile")
-    _start(os.fspath(filebase), _MODE_PROFILE, table, mean, follow_fork, force, stacks, argv, notes)
+    _start(os.fspath(filebase), _MODE_PROFILE, table, mean, follow_fork, force, stacks, argv, notes, native)
 
 
 def gatherStats(filebase=None, *, force=False, argv=None):
@@ -250,6 +253,9 @@ def _summary():
         "sampled_fraction": (sampled / seen) if seen else 0.0,
         "lost_events": c["lost_events"],
         "forks": disk["forks"],
+        "native": bool(_native.load().hp_native()),
+        "peak_heap_estimate": _native.load().hp_peak_estimate(),
+        "peak_rss": _peak_rss(),
     }
     if disk["write_error"]:
         summary["events_unwritten"] = disk["events_unwritten"]
@@ -260,3 +266,13 @@ def _summary():
     summary["recorder_bytes"] = memory[0]
     summary["recorder_peak_bytes"] = memory[1]
     return summary
+
+
+def _peak_rss():
+    """Peak resident set size of this process in bytes (0 where unknown)."""
+    try:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    except (ImportError, OSError, ValueError):
+        return 0

@@ -79,6 +79,14 @@ def _undo_environment(config):
         os.environ.pop('PYTHONPATH', None)
     else:
         os.environ['PYTHONPATH'] = pythonpath
+    # --native preloaded the hook into this process only: subprocesses do not inherit it.
+    preload = config.get('preload')
+    if preload and 'LD_PRELOAD' in os.environ:
+        rest = [p for p in os.environ['LD_PRELOAD'].replace(' ', ':').split(':') if p and p != preload]
+        if rest:
+            os.environ['LD_PRELOAD'] = ':'.join(rest)
+        else:
+            os.environ.pop('LD_PRELOAD', None)
     _leave_sys_path()
 
 
@@ -179,7 +187,8 @@ def _start_recorder(heapprof, config, target_argv):
             heapprof.gatherStats(base, force=force, argv=target_argv)
         else:
             heapprof.start(base, sampling, sample_bytes=config.get('sample_bytes'),
-                           follow_fork=bool(config.get('follow_fork')), force=force, argv=target_argv)
+                           follow_fork=bool(config.get('follow_fork')), force=force, argv=target_argv,
+                           native=bool(config.get('native')))
     except OSError as err:
         _fail(_os_error_text(err))
     except (ValueError, TypeError, RuntimeError) as err:
