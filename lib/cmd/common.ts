@@ -31,5 +31,7 @@ export function formatSeconds(us: number): string {
 
 /** Say once that a profile has no end marker (still being written, or the recorder crashed). */
 export function reportIncomplete(source: ProfileSource): void {
-  if (!source.complete) warn(`${source.name}: incomplete profile (no end marker: the recorder is still running or crashed); used everything up to its end`);
+  if (!source.complete && source.header.formatVersion === 1) {
+    warn(`${source.name}: heapprof 1.0.x profile: the format has no end marker, so whether the recording finished cannot be told; used everything up to its end`);
+  } else if (!source.complete) warn(`${source.name}: incomplete profile (no end marker: the recorder is still running or crashed); used everything up to its end`);
 }

@@ -6,7 +6,7 @@ import { metaLine, secondsText, summaryLine, traceLine } from '../format/ndjson.
 import { OP_ALLOC, OP_END, OP_FREE, OP_NAMES } from '../format/source.js';
 import { probabilityFunction } from '../format/weights.js';
 import { traceOrPlaceholder } from '../model/sites.js';
-import { commandReadOptions, openSource } from '../source-arg.js';
+import { commandReadOptions, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
 import { manyInputs, openInputs } from '../profile-inputs.js';
 import { inputArg, secondsOption } from './common.js';
 
@@ -27,6 +27,7 @@ export function main(argv: string[]): void {
       .option('from', { requiresArg: true, type: 'number', describe: 'Only events at or after this time (seconds since start)' })
       .option('to', { requiresArg: true, type: 'number', describe: 'Only events before this time (seconds since start)' })
       .option('strict', { type: 'boolean', default: false, describe: 'Treat recoverable damage (corrupt block, truncation) as an error' })
+      .option('v1-weights', V1_WEIGHTS_OPTION)
       .parseSync();
     setQuiet(args.quiet === true);
     const inputs = args._.map(String);
@@ -35,7 +36,7 @@ export function main(argv: string[]): void {
     const input = merged ? '' : inputArg(args._, 'hp-events');
     const fromUs = secondsOption(args.from, 'from');
     const toUs = secondsOption(args.to, 'to');
-    const { opts, done } = commandReadOptions({
+    const { opts, done } = commandReadOptions({ v1Weights: v1WeightsArg(args['v1-weights']),
       strict: args.strict,
       ...(fromUs !== undefined ? { fromUs } : {}),
       ...(toUs !== undefined ? { toUs } : {}),

@@ -2,7 +2,7 @@
 // top sites, chosen lines and the nearest RSS sample), or a terminal chart with --chart.
 
 import { OutputWriter, formatBytes, parser, runMain, UsageError, warn, setQuiet } from '../cli.js';
-import { putEstimate } from '../model/estimate.js';
+import { putEstimate, unseenOf, type Unseen } from '../model/estimate.js';
 import { renderChart } from '../model/chart.js';
 import { HistoryBuilder, type BucketRecord, type HistoryOptions } from '../model/history.js';
 import { GROUP_BY, parseLineSpecs, type GroupBy, type LineSpec } from '../model/sites.js';
@@ -10,7 +10,7 @@ import { MergedSource } from '../format/merged.js';
 import type { ReadOptions } from '../format/source.js';
 import { BY_CHOICES, FirstRss, attachedSentences, manyInputs, openInputs, profileBases } from '../profile-inputs.js';
 import { openSeeked } from '../format/index.js';
-import { commandReadOptions, isNdjsonArg, openSource } from '../source-arg.js';
+import { commandReadOptions, isNdjsonArg, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
 import { formatSeconds, inputArg, positiveInt, reportIncomplete, secondsOption } from './common.js';
 import { DOMAINS } from '../format/types.js';
 
@@ -29,10 +29,11 @@ RSS summed. --by pid writes one series per process instead: every line has a "pi
 A recording attached to a running process (hp-record --pid) does not know the heap from before:
 a line on stderr says so, with the process's RSS at attach as the baseline.`;
 
-export function bucketLine(rec: BucketRecord, specs: LineSpec[]): Record<string, unknown> {
+/** One bucket's NDJSON line; `unseen` is what the totals allow for as live undrawn (man/hp-estimates.7). */
+export function bucketLine(rec: BucketRecord, specs: LineSpec[], unseen: Unseen | null = null): Record<string, unknown> {
   const line: Record<string, unknown> = { t: rec.tUs / 1e6 };
-  putEstimate(line, 'live_bytes', rec.total.bytes, rec.total.bytesVar);
-  putEstimate(line, 'live_count', rec.total.count, rec.total.countVar);
+  putEstimate(line, 'live_bytes', rec.total.bytes, rec.total.bytesVar, unseen?.bytes, rec.total.exactBytes);
+  putEstimate(line, 'live_count', rec.total.count, rec.total.countVar, unseen?.count, rec.total.exactCount);
   line.rss = rec.rss;
   line.rss_t = rec.rssUs === null ? null : rec.rssUs / 1e6;
   // Native recording: the live heap split by domain (python_bytes, native_bytes, mmap_bytes).
@@ -73,6 +74,7 @@ export function main(argv: string[]): void {
       .option('follow', { alias: 'f', type: 'boolean', default: false, describe: 'Keep reading a profile being written, until the recorder stops' })
       .option('strict', { type: 'boolean', default: false, describe: 'Treat recoverable damage as an error' })
       .option('by', { requiresArg: true, choices: BY_CHOICES as unknown as string[], describe: 'One series per process (several profiles)' })
+      .option('v1-weights', V1_WEIGHTS_OPTION)
       .parseSync();
     setQuiet(args.quiet === true);
     const inputs = args._.map(String);
@@ -89,7 +91,7 @@ export function main(argv: string[]): void {
     const toUs = secondsOption(args.to, 'to');
     if (fromUs !== undefined && toUs !== undefined && toUs < fromUs) throw new UsageError('--to is before --from');
     // The heap at any moment depends on everything before it, so reading starts at 0.
-    const { opts, done } = commandReadOptions({ strict: args.strict, follow: args.follow });
+    const { opts, done } = commandReadOptions({ v1Weights: v1WeightsArg(args['v1-weights']), strict: args.strict, follow: args.follow });
     // With --from on a large hpx v2 profile, start at the seek index's last checkpoint before
     // it (BASE.hpi, built on first use) instead of decoding everything before --from.
     const builderOptions = (g: number | null): HistoryOptions => ({
@@ -121,8 +123,11 @@ export function main(argv: string[]): void {
         if (builder.ready.length === 0) return;
         const ready = builder.ready.splice(0);
         buckets += ready.length;
+        // A profile's histogram is known from the start; events NDJSON brings it at its end,
+        // so buckets written before then use the sampler's bounds alone (more conservative).
+        const unseen = unseenOf(source.header.sampling, source.histogram);
         if (args.chart) records.push(...ready);
-        else await out.write(ready.map((r) => `${JSON.stringify(bucketLine(r, specs))}\n`).join(''));
+        else await out.write(ready.map((r) => `${JSON.stringify(bucketLine(r, specs, unseen))}\n`).join(''));
       };
       if (seeked?.checkpoint) {
         const cp = seeked.checkpoint;

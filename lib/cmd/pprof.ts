@@ -3,7 +3,7 @@
 // Parca and the other tools that read profile.proto.
 
 import { UsageError, parser, runMain, setQuiet, warn, formatBytes } from '../cli.js';
-import { commandReadOptions, isNdjsonArg, openSource } from '../source-arg.js';
+import { commandReadOptions, isNdjsonArg, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
 import { encodePprof, sampleTypeNames } from '../export/pprof.js';
 import { writeResult } from '../export/output.js';
 import { allocationStacks, loadStackSet, parseAt, parseSeconds, type StackSet } from '../export/stacks.js';
@@ -38,6 +38,7 @@ export function main(argv: string[]): void {
       .option('to', { type: 'string', requiresArg: true, describe: 'Window end, seconds since start, exclusive (implies --alloc; default: the end)' })
       .option('output', { alias: 'o', type: 'string', requiresArg: true, describe: 'Write to FILE instead of stdout' })
       .option('strict', { type: 'boolean', default: false, describe: 'Treat recoverable damage in the profile as an error' })
+      .option('v1-weights', V1_WEIGHTS_OPTION)
       .conflicts('at', ['alloc', 'from', 'to'])
       .parseSync();
     setQuiet(Boolean(args.quiet));
@@ -52,7 +53,7 @@ export function main(argv: string[]): void {
 
     const sets: StackSet[] = [];
     for (const input of inputs) {
-      const { opts, done } = commandReadOptions({ strict: Boolean(args.strict), ...(alloc && fromUs !== null ? { fromUs } : {}) });
+      const { opts, done } = commandReadOptions({ v1Weights: v1WeightsArg(args['v1-weights']), strict: Boolean(args.strict), ...(alloc && fromUs !== null ? { fromUs } : {}) });
       try {
         let set: StackSet;
         if (alloc) {

@@ -50,7 +50,16 @@ export interface ReadOptions {
   follow?: boolean;
   /** Called with bytes read so far and total (for progress on a terminal). */
   onProgress?: (bytesRead: number, totalBytes: number) => void;
+  /**
+   * heapprof 1.0.x weights (man/hpx.5): 'auto' (default) detects from the events whether every
+   * allocation was recorded and then weighs each 1; 'recorded' always weighs 1; 'stored' uses
+   * the file's sampling table.
+   */
+  v1Weights?: V1Weights;
 }
+
+export type V1Weights = 'auto' | 'recorded' | 'stored';
+export const V1_WEIGHTS: readonly V1Weights[] = ['auto', 'recorded', 'stored'];
 
 export interface ProfileSource {
   /** What to call this source in messages (a path, or "stdin"). */
