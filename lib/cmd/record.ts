@@ -471,6 +471,8 @@ export function formatSummary(status: BootstrapStatus, mode: 'profile' | 'stats'
   if (written !== undefined && files.length > 0) parts.push(`${formatBytes(written)} written`);
   const fraction = num('sampled_fraction');
   if (fraction !== undefined && mode === 'profile') parts.push(`${formatPercent(fraction)} of allocations sampled`);
+  const recorderPeak = num('recorder_peak_bytes');
+  if (recorderPeak !== undefined && mode === 'profile') parts.push(`recorder peak memory ${formatBytes(recorderPeak)}`);
   const lost = num('lost_events');
   if (lost) parts.push(`${count(lost)} events lost (out of memory)`);
   for (const key of ['stop_error', 'summary_error', 'error']) {
@@ -598,6 +600,7 @@ export function main(argv: string[]): void {
       const userPythonPath = process.env.PYTHONPATH;
       const config = {
         status: statusPath,
+        recorder_pid: process.pid, // the bootstrap's watchdog: if hp-record dies, the program is ended
         target,
         package_parent: PACKAGE_PARENT,
         pythonpath: userPythonPath ?? null,

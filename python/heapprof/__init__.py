@@ -236,7 +236,8 @@ def _disk_counters():
 def _summary():
     """Figures of the current (or last) recording for hp-record's summary. events and traces
     count only what reached the disk; events_unwritten and write_error say what a failed
-    write cost; also bytes_written, allocations_seen, sampled_fraction, lost_events, forks."""
+    write cost; also bytes_written, allocations_seen, sampled_fraction, lost_events, forks,
+    and the recorder's own memory now and at its peak (recorder_bytes, recorder_peak_bytes)."""
     c = counters()
     if c is None:
         return {}
@@ -260,6 +261,10 @@ def _summary():
         summary["events_unwritten"] = disk["events_unwritten"]
         summary["write_error"] = disk["write_error"]
         summary["write_failed_s"] = disk["write_failed_s"]
+    memory = (ctypes.c_uint64 * 2)()
+    _native.load().hp_memory(memory)
+    summary["recorder_bytes"] = memory[0]
+    summary["recorder_peak_bytes"] = memory[1]
     return summary
 
 

@@ -62,6 +62,8 @@ def load():
         "hp_debug_walk": (ctypes.c_int, [ctypes.c_char_p, ctypes.c_size_t]),
         "hp_set_capture": (None, [ctypes.c_int]),
         "hp_capture": (ctypes.c_int, []),
+        "hp_memory": (None, [u64p]),
+        "hp_watch_parent": (ctypes.c_int, [ctypes.c_int, ctypes.c_int, ctypes.c_char_p]),
         "hp_set_attached": (None, [ctypes.c_uint64]),
         "hp_native": (ctypes.c_int, []),
         "hp_peak_estimate": (ctypes.c_double, []),
