@@ -8,7 +8,9 @@ import { HistoryBuilder, type BucketRecord } from '../model/history.js';
 import { GROUP_BY, parseLineSpecs, type GroupBy, type LineSpec } from '../model/sites.js';
 import { openSeeked } from '../format/index.js';
 import { commandReadOptions, isNdjsonArg, openSource } from '../source-arg.js';
-import { formatSeconds, inputArg, positiveInt, reportIncomplete, secondsOption } from './common.js';
+import { formatSeconds, inputArg, positiveInt, reportIncomplete, secondsOption, resolveMarkOptions } from './common.js';
+import { sourceMarks } from '../format/marks.js';
+import type { Mark } from '../format/types.js';
 
 const USAGE = `$0 [PROFILE|-] [--granularity SECONDS] [--top N] [--sites FILE:LINE,...] [--chart]
 
@@ -18,7 +20,7 @@ RSS sample nearest to t, the top N sites, and the bytes of each --sites line. --
 draws live bytes (and RSS) in the terminal instead. The default granularity gives about 60
 buckets over the profile (1 s with --follow). Reads a profile, events NDJSON, or stdin (-).`;
 
-export function bucketLine(rec: BucketRecord, specs: LineSpec[]): Record<string, unknown> {
+export function bucketLine(rec: BucketRecord, specs: LineSpec[], marks: Mark[] = []): Record<string, unknown> {
   const line: Record<string, unknown> = { t: rec.tUs / 1e6 };
   putEstimate(line, 'live_bytes', rec.total.bytes, rec.total.bytesVar);
   putEstimate(line, 'live_count', rec.total.count, rec.total.countVar);
@@ -40,6 +42,7 @@ export function bucketLine(rec: BucketRecord, specs: LineSpec[]): Record<string,
     });
     line.sites = sites;
   }
+  if (marks.length > 0) line.marks = marks.map((m) => ({ t: m.timeUs / 1e6, label: m.label }));
   return line;
 }
 
@@ -55,13 +58,14 @@ export function main(argv: string[]): void {
       .option('chart', { type: 'boolean', default: false, describe: 'Draw live bytes (and RSS) over time instead of writing NDJSON' })
       .option('height', { requiresArg: true, type: 'number', default: 15, describe: 'Chart height in rows' })
       .option('width', { requiresArg: true, type: 'number', describe: 'Chart width in columns (default: terminal width, else 72)' })
-      .option('from', { requiresArg: true, type: 'number', describe: 'First bucket end to report (seconds)' })
-      .option('to', { requiresArg: true, type: 'number', describe: 'Last bucket end to report (seconds)' })
+      .option('from', { requiresArg: true, type: 'string', describe: 'First bucket end to report (seconds, or mark:LABEL)' })
+      .option('to', { requiresArg: true, type: 'string', describe: 'Last bucket end to report (seconds, or mark:LABEL)' })
       .option('follow', { alias: 'f', type: 'boolean', default: false, describe: 'Keep reading a profile being written, until the recorder stops' })
       .option('strict', { type: 'boolean', default: false, describe: 'Treat recoverable damage as an error' })
       .parseSync();
     setQuiet(args.quiet === true);
     const input = inputArg(args._, 'hp-history');
+    await resolveMarkOptions(args, ['from', 'to'], () => input);
     if (args.granularity !== undefined && !(args.granularity > 0)) throw new UsageError(`--granularity: expected seconds > 0, got '${args.granularity}'`);
     let granularityUs = args.granularity === undefined ? null : Math.max(1, Math.round(args.granularity * 1e6));
     if (granularityUs === null && args.follow) granularityUs = 1e6;
@@ -88,12 +92,19 @@ export function main(argv: string[]): void {
       });
       const records: BucketRecord[] = [];
       let buckets = 0;
+      // Each bucket line lists the marks in (t - granularity, t]; the chart lists them below it.
+      let marks = sourceMarks(source);
+      const marksIn = (r: BucketRecord): Mark[] => {
+        if (marks.length === 0) return marks;
+        if (args.follow && source.marks && source.marks().length > marks.length) marks = sourceMarks(source);
+        return marks.filter((m) => m.timeUs <= r.tUs && m.timeUs > r.tUs - builder.granularityUs);
+      };
       const drain = async (): Promise<void> => {
         if (builder.ready.length === 0) return;
         const ready = builder.ready.splice(0);
         buckets += ready.length;
         if (args.chart) records.push(...ready);
-        else await out.write(ready.map((r) => `${JSON.stringify(bucketLine(r, specs))}\n`).join(''));
+        else await out.write(ready.map((r) => `${JSON.stringify(bucketLine(r, specs, marksIn(r)))}\n`).join(''));
       };
       if (seeked?.checkpoint) {
         const cp = seeked.checkpoint;
@@ -108,7 +119,7 @@ export function main(argv: string[]): void {
       builder.finish();
       await drain();
       done();
-      if (args.chart) await out.write(historyChart(records, args.height, args.width));
+      if (args.chart) await out.write(historyChart(records, args.height, args.width) + chartMarks(records, marks));
       await out.flush();
       if (!builder.done) reportIncomplete(source);
       warn(`${buckets} bucket${buckets === 1 ? '' : 's'} of ${formatSeconds(builder.granularityUs)}`);
@@ -117,6 +128,15 @@ export function main(argv: string[]): void {
       await source.close();
     }
   });
+}
+
+/** The marks within the charted buckets, one line each, under the chart. */
+function chartMarks(records: BucketRecord[], marks: Mark[]): string {
+  if (records.length === 0) return '';
+  const lastUs = records[records.length - 1]!.tUs;
+  const shown = marks.filter((m) => m.timeUs <= lastUs);
+  if (shown.length === 0) return '';
+  return `marks:\n${shown.map((m) => `  ${formatSeconds(m.timeUs).padStart(12)}  ${m.label}\n`).join('')}`;
 }
 
 function historyChart(records: BucketRecord[], height: number, widthOpt: number | undefined): string {

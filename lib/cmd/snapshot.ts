@@ -7,11 +7,11 @@ import { GROUP_BY, groupLiveHeap, type GroupBy, type SiteEstimate } from '../mod
 import { liveHeapAt, type SnapshotAt } from '../model/snapshot.js';
 import { liveHeapAtIndexed } from '../format/index.js';
 import { commandReadOptions, isNdjsonArg, openSource } from '../source-arg.js';
-import { formatSeconds, inputArg, positiveInt, reportIncomplete, secondsOption } from './common.js';
+import { formatSeconds, inputArg, positiveInt, reportIncomplete, secondsOption, resolveMarkOptions } from './common.js';
 
 export const SNAPSHOT_SCHEMA = 1;
 
-const USAGE = `$0 [PROFILE|-] [--at SECONDS|peak|end] [--group-by trace|line|function|file] [--top N]
+const USAGE = `$0 [PROFILE|-] [--at SECONDS|peak|end|mark:LABEL] [--group-by trace|line|function|file] [--top N]
 
 The live heap at one moment: what had been allocated and not yet freed, estimated from the
 sampled events (each weighted by 1/p) with a 95% interval. Writes a "snapshot" line (the
@@ -24,7 +24,7 @@ export function parseAt(value: unknown): SnapshotAt {
   if (v === 'end') return { kind: 'end' };
   if (v === 'peak') return { kind: 'peak' };
   const us = secondsOption(v, 'at');
-  if (us === undefined || v.trim() === '') throw new UsageError(`--at: expected seconds, 'peak' or 'end', got '${v}'`);
+  if (us === undefined || v.trim() === '') throw new UsageError(`--at: expected seconds, 'peak', 'end' or mark:LABEL, got '${v}'`);
   return { kind: 'time', us };
 }
 
@@ -46,13 +46,14 @@ export function main(argv: string[]): void {
     const args = parser('hp-snapshot', argv, USAGE)
       .strict(false)
       .strictOptions()
-      .option('at', { requiresArg: true, type: 'string', default: 'end', describe: "Seconds since start, 'peak' or 'end'" })
+      .option('at', { requiresArg: true, type: 'string', default: 'end', describe: "Seconds since start, 'peak', 'end' or mark:LABEL" })
       .option('group-by', { requiresArg: true, choices: GROUP_BY as unknown as string[], default: 'trace', describe: 'Site = whole trace, or the innermost frame\'s line, function or file' })
       .option('top', { requiresArg: true, type: 'number', describe: 'Only the N largest sites' })
       .option('strict', { type: 'boolean', default: false, describe: 'Treat recoverable damage as an error' })
       .parseSync();
     setQuiet(args.quiet === true);
     const input = inputArg(args._, 'hp-snapshot');
+    await resolveMarkOptions(args, ['at'], () => input);
     const at = parseAt(args.at);
     const by = args['group-by'] as GroupBy;
     const top = args.top === undefined ? Infinity : positiveInt(args.top, 'top');

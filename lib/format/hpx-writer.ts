@@ -30,9 +30,9 @@ export const HDR = {
   hostname: 12,
 } as const;
 
-export const REC = { STRING: 1, FRAME: 2, TRACE: 3, HISTOGRAM: 4, END: 5 } as const;
+export const REC = { STRING: 1, FRAME: 2, TRACE: 3, HISTOGRAM: 4, END: 5, MARK: 8 } as const;
 export const KIND = { ALLOC: 0, FREE: 1, EXT: 3 } as const;
-export const EXT = { RSS: 0, END: 1, LOST: 2 } as const;
+export const EXT = { RSS: 0, END: 1, LOST: 2, MARK: 3 } as const;
 
 /** Build the 32-byte file header (+ body for .hpm). */
 export function encodeFileHeader(magic: Buffer, profileId: Buffer, body: Buffer): Buffer {
@@ -237,6 +237,19 @@ export class HpxWriter {
 
   lost(timeUs: number, count: number): void {
     this.ext(EXT.LOST, timeUs, count);
+  }
+
+  private markCount = 0;
+
+  /** A mark as the recorder writes one: a MARK record in .hpm, an EXT MARK event naming its id. */
+  mark(timeUs: number, label: string): void {
+    const id = ++this.markCount;
+    const b = new ByteSink(16 + label.length * 3);
+    b.varint(id);
+    b.varint(Math.max(Math.round(timeUs), this.lastTimeUs));
+    b.bytes(Buffer.from(label, 'utf8'));
+    this.record(REC.MARK, b);
+    this.ext(EXT.MARK, timeUs, id);
   }
 
   private afterEvent(): void {

@@ -21,7 +21,7 @@ import {
 import { decodeBlock } from './events.js';
 import type { Columns, DecodeJob } from './hpd-worker.js';
 import { OP_FREE, type EventBatch, type ProfileSource, type ReadOptions } from './source.js';
-import { NO_STACK_TRACE, type Frame, type Header, type HistogramBucket, type Sampling, type Trace } from './types.js';
+import { NO_STACK_TRACE, type Frame, type Header, type HistogramBucket, type Mark, type Sampling, type Trace } from './types.js';
 
 export * from './hpx-writer.js';
 
@@ -161,6 +161,7 @@ class Dictionary {
   private readonly frames = new Map<number, Frame>();
   readonly traces = new Map<number, Trace>();
   histogram: HistogramBucket[] | null = null;
+  readonly marks: Mark[] = [];
   ended = false;
   /** Every trace id in 0..dense is in `traces` (cached; ids only ever get added). */
   private dense = 0;
@@ -220,6 +221,12 @@ class Dictionary {
         case REC.END:
           this.ended = true;
           break;
+        case REC.MARK: {
+          const id = r.varint();
+          const timeUs = r.varint();
+          this.marks.push({ id, timeUs, label: r.utf8(r.remaining) });
+          break;
+        }
         default:
           break; // unknown record types are skipped by their length
       }
@@ -375,6 +382,10 @@ export class V2Profile implements ProfileSource {
 
   get histogram(): HistogramBucket[] | null {
     return this.dict.histogram;
+  }
+
+  marks(): Mark[] {
+    return this.dict.marks;
   }
 
   get complete(): boolean {

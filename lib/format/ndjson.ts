@@ -5,7 +5,7 @@
 import type { Readable } from 'node:stream';
 import { HpError, ndjsonChunks, type NdjsonLine } from '../cli.js';
 import { OP_ALLOC, OP_END, OP_FREE, OP_LOST, OP_NAMES, OP_RSS, type EventBatch, type ProfileSource, type ReadOptions } from './source.js';
-import type { Frame, Header, HistogramBucket, Sampling, Trace } from './types.js';
+import type { Frame, Header, HistogramBucket, Mark, Sampling, Trace } from './types.js';
 
 export const EVENTS_SCHEMA = 1;
 
@@ -40,6 +40,11 @@ export function metaLine(h: Header): string {
 
 export function traceLine(t: Trace): string {
   return `${JSON.stringify({ type: 'trace', id: t.id, frames: t.frames.map((f) => ({ function: f.function, file: f.file, line: f.line })), dropped: t.dropped })}\n`;
+}
+
+/** A mark: its time in seconds since start, its label and its number in the profile. */
+export function markLine(m: Mark): string {
+  return `${JSON.stringify({ type: 'mark', t: m.timeUs / 1e6, label: m.label, id: m.id })}\n`;
 }
 
 /** The last line: whether the recorder's END marker was read, and its size histogram. */
@@ -85,7 +90,7 @@ function isObj(v: unknown): v is Obj {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-const OUR_TYPES = new Set(['meta', 'trace', 'event', 'summary']);
+const OUR_TYPES = new Set(['meta', 'trace', 'event', 'summary', 'mark']);
 
 /** An events NDJSON stream as a ProfileSource. */
 export class NdjsonSource implements ProfileSource {
@@ -150,6 +155,13 @@ export class NdjsonSource implements ProfileSource {
 
   get histogram(): HistogramBucket[] | null {
     return this.histogramValue;
+  }
+
+  private readonly markList: Mark[] = [];
+
+  /** Mark lines read so far. */
+  marks(): Mark[] {
+    return this.markList;
   }
 
   get complete(): boolean {
@@ -227,6 +239,12 @@ export class NdjsonSource implements ProfileSource {
         case 'trace': {
           const t = parseTrace(value, where());
           this.traceMap.set(t.id, t);
+          break;
+        }
+        case 'mark': {
+          const t = value.t;
+          if (typeof t !== 'number' || !Number.isFinite(t) || t < 0 || typeof value.label !== 'string') throw new HpError(`${where()}: mark: needs 't' (seconds >= 0) and 'label' (a string)`);
+          this.markList.push({ id: typeof value.id === 'number' ? value.id : this.markList.length + 1, timeUs: Math.round(t * 1e6), label: value.label });
           break;
         }
         case 'summary':
