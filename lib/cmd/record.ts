@@ -312,6 +312,14 @@ function formatPercent(fraction: number): string {
   return `${pct.toPrecision(2)}%`;
 }
 
+/** --mark-signal: USR1 or USR2 (with or without SIG). Other signals have meanings a program relies on. */
+function parseMarkSignal(value: string, mode: string): NodeJS.Signals {
+  const name = `SIG${value.toUpperCase().replace(/^SIG/, '')}`;
+  if (name !== 'SIGUSR1' && name !== 'SIGUSR2') throw new UsageError(`--mark-signal ${value}: expected USR1 or USR2`);
+  if (mode === 'stats') throw new UsageError('--mode stats records no timeline: --mark-signal does not apply');
+  return name as NodeJS.Signals;
+}
+
 /** Die of `signal` like the program did; where that is impossible (ignored by Node), exit 128+n as shells report it. */
 function dieBySignal(signal: NodeJS.Signals): void {
   for (const sig of FORWARDED_SIGNALS) process.removeAllListeners(sig);
@@ -340,6 +348,7 @@ export function main(argv: string[]): void {
       .option('module', { alias: 'm', requiresArg: true, type: 'string', describe: 'Run a library module as a script, like python -m' })
       .option('follow-fork', { type: 'boolean', default: false, describe: 'Also record forked children, each to BASE.CHILDPID.hpm/.hpd' })
       .option('force', { type: 'boolean', default: false, describe: 'Overwrite an existing profile' })
+      .option('mark-signal', { type: 'string', requiresArg: true, describe: 'USR1 or USR2: each time the program (or hp-record) receives it, write a mark signal-N into the profile' })
       .conflicts('sample', 'sample-bytes')
       .fail((msg, err) => {
         // yargs reports some usage errors (a missing option value) as a YError: still bad usage.
@@ -362,6 +371,7 @@ export function main(argv: string[]): void {
       }
       if (followFork) throw new UsageError('--mode stats does not follow forks: drop --follow-fork');
     }
+    const markSignal = args['mark-signal'] !== undefined ? parseMarkSignal(args['mark-signal'], mode) : null;
     const sampling = args.sample !== undefined ? parseSampleSpec(args.sample) : null;
     const sampleBytes = args['sample-bytes'] !== undefined ? parseByteCount(args['sample-bytes']) : null;
 
@@ -397,8 +407,9 @@ export function main(argv: string[]): void {
         sample_bytes: sampleBytes,
         follow_fork: followFork,
         force,
+        mark_signal: markSignal === null ? null : osConstants.signals[markSignal],
       };
-      const { code, signal } = await runChild(python, target, {
+      const { code, signal } = await runChild(python, target, markSignal, {
         ...process.env,
         PYTHONPATH: userPythonPath ? `${privateDir}${delimiter}${userPythonPath}` : privateDir,
         [CONFIG_VAR]: JSON.stringify(config),
@@ -430,6 +441,7 @@ export function main(argv: string[]): void {
 function runChild(
   command: string,
   args: string[],
+  markSignal: NodeJS.Signals | null,
   env: NodeJS.ProcessEnv,
 ): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   let child: ChildProcess | undefined;
@@ -440,6 +452,8 @@ function runChild(
     else if (child.exitCode === null && child.signalCode === null) child.kill(sig);
   };
   for (const sig of FORWARDED_SIGNALS) process.on(sig, forward);
+  // The mark signal sent to hp-record goes to the program, whose bootstrap writes the mark.
+  if (markSignal) process.on(markSignal, () => child && child.exitCode === null && child.signalCode === null && child.kill(markSignal));
   return new Promise((resolve, reject) => {
     child = spawn(command, args, { stdio: 'inherit', env });
     // The handlers stay until hp-record exits or re-raises the program's signal: a late Ctrl-C must not
