@@ -306,3 +306,10 @@ def _summary():
         "sampled_fraction": (sampled / seen) if seen else 0.0,
         "lost_events": c["lost_events"],
     }
+
+
+def load_ipython_extension(ipython):
+    """`%load_ext heapprof` registers the %%heapprof cell magic (heapprof/ipython.py)."""
+    from .ipython import load_ipython_extension as load
+
+    load(ipython)
