@@ -1265,6 +1265,12 @@ EXPORT int hp_mark(const char *label, size_t len) {
   return id;
 }
 
+/* While on, the calling thread's allocations and frees pass straight through, unseen (its busy
+ * flag, as if it were inside the hook): the pytest plugin reads the profile being recorded
+ * without recording its own reading. A block sampled before and freed meanwhile stays live in
+ * the profile (until its address is reused). Call with the GIL, never from inside the hook. */
+EXPORT void hp_ignore_thread(int on) { t_hp.busy = on ? 1 : 0; }
+
 /* Copies the size histogram: HIST_BUCKETS x (count, bytes, sampled). */
 EXPORT int hp_histogram(uint64_t *out, int max_buckets) {
   int n = max_buckets < HIST_BUCKETS ? max_buckets : HIST_BUCKETS;

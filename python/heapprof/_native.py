@@ -63,6 +63,7 @@ def load():
         "hp_set_capture": (None, [ctypes.c_int]),
         "hp_capture": (ctypes.c_int, []),
         "hp_mark": (ctypes.c_int, [ctypes.c_char_p, ctypes.c_size_t]),
+        "hp_ignore_thread": (None, [ctypes.c_int]),
     }
     for name, (restype, argtypes) in sigs.items():
         fn = getattr(lib, name)

@@ -6,6 +6,7 @@ order, to a consumer; the hp-* commands remain the full readers (indexes, v1 fil
 Damage is not worked around here: a block with a bad checksum stops reading with an error
 (the hp-* readers skip it and go on)."""
 
+import bisect
 import math
 import struct
 import zlib
@@ -176,9 +177,18 @@ class Profile:
             self._header(self.hpm.body)
 
     def poll(self, consumer):
+        """A consumer whose `idle` attribute is true wants no events until the next mark: blocks
+        that cannot hold a mark (none between their time and the next block's) are then not
+        decoded, which is what keeps a long pytest session cheap to read."""
         try:
             self._records()
-            for count, time_us, payload in self.hpd.new_blocks():
+            mark_times = sorted(t for t, _ in self.marks.values())
+            blocks = list(self.hpd.new_blocks())
+            for i, (count, time_us, payload) in enumerate(blocks):
+                if getattr(consumer, "idle", False) and i + 1 < len(blocks):
+                    k = bisect.bisect_left(mark_times, time_us)
+                    if k == len(mark_times) or mark_times[k] > blocks[i + 1][1]:
+                        continue
                 self._events(count, time_us, payload, consumer)
         except (ValueError, IndexError, struct.error) as err:
             raise ProfileError("%s: %s" % (self.base, err))

@@ -85,6 +85,10 @@ class _Session:
         self.done = {}  # nodeid -> Window (closed)
         self.results = []
 
+    @property
+    def idle(self):
+        return not self.open
+
     def event(self, kind, t, trace, size):
         if kind <= 1:
             for w in self.open.values():
@@ -151,10 +155,15 @@ class _Recorder:
 
     def _poll(self):
         heapprof.flush()
+        lib = heapprof._native.load()
+        # Reading allocates: unrecorded, or each read would record more events for the next one.
+        lib.hp_ignore_thread(1)
         try:
             self.session.profile.poll(self.session)
         except _reader.ProfileError as err:
             raise pytest.UsageError("heapprof: %s" % err)
+        finally:
+            lib.hp_ignore_thread(0)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item):
