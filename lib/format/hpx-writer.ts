@@ -290,7 +290,7 @@ export interface ProfileSpec {
   header: Partial<Header> & { sampling: Sampling };
   traces: Trace[];
   /** Events in time order; traces are defined just before first use. */
-  events: Array<{ op: 'alloc' | 'free' | 'rss' | 'lost'; timeUs: number; trace?: number; size: number }>;
+  events: Array<{ op: 'alloc' | 'free' | 'rss' | 'lost' | 'mark'; timeUs: number; trace?: number; size: number; label?: string }>;
   histogram?: HistogramBucket[];
   eventsPerBlock?: number;
   /** Write END markers (default true). */
@@ -313,6 +313,7 @@ export async function encodeProfile(spec: ProfileSpec): Promise<{ hpm: Buffer; h
   const byId = new Map(spec.traces.map((t) => [t.id, t]));
   for (const e of spec.events) {
     if (e.op === 'rss') w.rss(e.timeUs, e.size);
+    else if (e.op === 'mark') w.mark(e.timeUs, e.label ?? '');
     else if (e.op === 'lost') w.lost(e.timeUs, e.size);
     else {
       const t = byId.get(e.trace ?? 0);

@@ -85,7 +85,7 @@ t.test('hp-record --mark-signal writes a mark per signal', async (t) => {
 });
 
 /** A venv with the package pip-installed from a fresh clone of this checkout (offline). */
-function freshVenv(t: Test, py: PythonInfo, extra: string[]): string | null {
+function freshVenv(t: Test, py: PythonInfo, extra: string[], first: string[] = []): string | null {
   const dir = tmpDir('hp-venv-');
   const clone = join(dir, 'clone');
   const c = run('git', ['clone', '-q', REPO, clone]);
@@ -100,10 +100,36 @@ function freshVenv(t: Test, py: PythonInfo, extra: string[]): string | null {
     return null;
   }
   const pip = join(venv, 'bin', 'pip');
+  if (first.length > 0) {
+    const f = run(pip, ['install', '-q', '--no-index', '--find-links', WHEELS, ...first]);
+    t.equal(f.code, 0, `pip install ${first.join(' ')}: ${f.stderr}`);
+  }
   const i = run(pip, ['install', '-q', '--no-index', '--find-links', WHEELS, join(clone, 'python'), ...extra]);
   t.equal(i.code, 0, `pip install ./python: ${i.stderr}`);
   return i.code === 0 ? venv : null;
 }
+
+t.test('pip install from a fresh clone on the oldest and newest CPython, then the API without PYTHONPATH', async (t) => {
+  if (!existsSync(WHEELS)) return t.skip(`${WHEELS} not found (offline wheels for setuptools)`);
+  for (const minor of [9, 13]) {
+    const py = pythons.find((p) => p.minor === minor);
+    if (!py) {
+      t.comment(`skipped CPython 3.${minor}: not found`);
+      continue;
+    }
+    await t.test(`CPython 3.${minor}`, async (t) => {
+      // setuptools 84 (the wheel here) needs 3.10: on 3.9 the venv's own setuptools 58 builds, with wheel.
+      const venv = freshVenv(t, py, minor === 9 ? ['--no-build-isolation'] : [], minor === 9 ? ['wheel'] : []);
+      if (!venv) return;
+      const dir = tmpDir();
+      const r = run(join(venv, 'bin', 'python'), [join(FIXTURES, 'api.py'), join(dir, 'api')], { cwd: dir });
+      t.equal(r.code, 0, r.stderr);
+      t.match(r.stdout, /"mark1": 1, "mark2": 2/);
+      const where = run(join(venv, 'bin', 'python'), ['-c', 'import heapprof._native as n; print(n.load().path)'], { cwd: dir });
+      t.equal(where.stdout.trim(), join(venv, 'lib', `python3.${minor}`, 'site-packages', 'heapprof', 'heapprof_hook.so'));
+    });
+  }
+});
 
 t.test('pip install from a fresh clone, then pytest --heapprof', async (t) => {
   const py = pythons.find((p) => p.minor === 11);
