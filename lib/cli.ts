@@ -3,8 +3,9 @@
 
 import { createReadStream, type ReadStream } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
-import split2 from 'split2';
 import yargs, { type Argv } from 'yargs';
+import { escapeControls } from './escape.js';
+import { jsonTooDeep, lineSplitter, MAX_JSON_DEPTH } from './lines.js';
 
 /** Exit codes, in exactly one place: 0 success, 1 bad data or runtime failure, 2 bad usage. */
 export const EXIT_OK = 0;
@@ -39,7 +40,7 @@ let commandName = 'heapprof';
 
 /** Warnings and progress go to stderr, and -q silences them. Data never goes here. */
 export function warn(message: string): void {
-  if (!quiet) process.stderr.write(`${commandName}: ${message}\n`);
+  if (!quiet) process.stderr.write(`${commandName}: ${escapeControls(message, true)}\n`);
 }
 
 export function setQuiet(q: boolean): void {
@@ -101,7 +102,7 @@ export function runMain(name: string, body: () => Promise<void>): void {
 export function reportError(name: string, err: unknown): number {
   if (err instanceof BrokenPipe || (err as NodeJS.ErrnoException)?.code === 'EPIPE') return EXIT_OK;
   if (err instanceof HpError) {
-    process.stderr.write(`${name}: ${err.message}\n`);
+    process.stderr.write(`${name}: ${escapeControls(err.message, true)}\n`);
     if (debug()) process.stderr.write(`${err.stack}\n`);
     return err.exitCode;
   }
@@ -212,7 +213,8 @@ export interface NdjsonLine {
 }
 
 /**
- * Parsed NDJSON lines, as many at a time as are buffered: split2 splits the stream, and its
+ * Parsed NDJSON lines, as many at a time as are buffered: lib/lines.ts splits the stream (lines
+ * longer than its limit and values nested too deep are errors naming the line), and its
  * lines are drained synchronously on each 'readable', so a large stream costs one await per
  * chunk rather than one per line (the hot path of `hp-events x | hp-...`). Blank lines are
  * skipped. A line that is not JSON throws HpError naming its line, unless `tolerant`, in
@@ -224,7 +226,7 @@ export async function* ndjsonChunks(
   stats: { invalid: number } = { invalid: 0 },
   tolerant = false,
 ): AsyncGenerator<NdjsonLine[]> {
-  const lines = split2();
+  const lines = lineSplitter(name);
   let failure: Error | null = null;
   input.on('error', (err) => lines.destroy(err));
   lines.on('error', (err) => (failure = err));
@@ -237,6 +239,10 @@ export async function* ndjsonChunks(
       lineNumber++;
       const text = raw.trim();
       if (text === '') continue;
+      if (jsonTooDeep(text)) {
+        lines.destroy();
+        throw new HpError(`${name}: line ${lineNumber}: nested deeper than ${MAX_JSON_DEPTH} levels`);
+      }
       let value: unknown;
       try {
         value = JSON.parse(text);

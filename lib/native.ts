@@ -18,6 +18,8 @@ export interface NativeEvents {
   /** True when an END event was read. */
   complete: boolean;
   problems: NativeProblem[];
+  /** Problems past the first 10,000, counted but not listed. */
+  problemsDropped: number;
 }
 
 export interface NativeProblem {
@@ -44,6 +46,8 @@ export interface NativeScan {
   lastUs: number;
   complete: boolean;
   problems: NativeProblem[];
+  /** Problems past the first 10,000, counted but not listed. */
+  problemsDropped: number;
   /** Wall time of the scan inside C (open to unmap). */
   seconds: number;
 }
@@ -60,7 +64,7 @@ export interface NativeDecoder {
   abiVersion: number;
 }
 
-const ADDON_ABI = 2; // 2: blockCrc32
+const ADDON_ABI = 3; // 2: blockCrc32; 3: problemsDropped, no allocation sized by an unchecked field
 
 let cached: { decoder: NativeDecoder | null; reason: string } | null = null;
 

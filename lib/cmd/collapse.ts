@@ -99,7 +99,8 @@ export function main(argv: string[]): void {
       if (args.alloc && kind === 'snapshot') throw new UsageError('--alloc needs events (hp-events NDJSON or a profile), not a snapshot');
     }
     const lines = stacks.lines();
-    await out.write(lines.length ? `${lines.join('\n')}\n` : '');
+    // Line by line through the writer (one joined string fails past V8's string limit).
+    for (const line of lines) await out.write(`${line}\n`);
     await out.flush();
   });
 }

@@ -1,6 +1,7 @@
 // hp-diff: what grew and what shrank between two moments of one profile, or between two
 // profiles or snapshots, by site, with the 95% interval of every change; NDJSON or a table.
 
+import { escapeControls } from '../escape.js';
 import Table from 'cli-table3';
 import { OutputWriter, UsageError, formatBytes, parser, runMain, setQuiet, warn } from '../cli.js';
 import type { SnapshotAt } from '../model/snapshot.js';
@@ -103,7 +104,7 @@ export function main(argv: string[]): void {
       for (const r of [...rows, result.total]) {
         const ci = r.lo === r.hi ? 'exact' : `${formatChange(r.lo)} .. ${formatChange(r.hi)}`;
         const mark = r.direction === 1 ? 'grew' : r.direction === -1 ? 'shrank' : '';
-        table.push([r === result.total ? 'TOTAL' : r.site.label, formatBytes(Math.max(0, r.before.bytes)), formatBytes(Math.max(0, r.after.bytes)), formatChange(r.change), ci, mark]);
+        table.push([r === result.total ? 'TOTAL' : escapeControls(r.site.label), formatBytes(Math.max(0, r.before.bytes)), formatBytes(Math.max(0, r.after.bytes)), formatChange(r.change), ci, mark]);
       }
       await out.write(`${sideName(plan[0]!.input, before)} -> ${sideName(plan[1]!.input, after)}\n${table.toString()}\n`);
     } else {

@@ -10,6 +10,7 @@ import { openSeeked } from '../format/index.js';
 import { commandReadOptions, isNdjsonArg, openSource } from '../source-arg.js';
 import { formatSeconds, inputArg, positiveInt, reportIncomplete, secondsOption, resolveMarkOptions } from './common.js';
 import { sourceMarks } from '../format/marks.js';
+import { escapeControls } from '../escape.js';
 import type { Mark } from '../format/types.js';
 
 const USAGE = `$0 [PROFILE|-] [--granularity SECONDS] [--top N] [--sites FILE:LINE,...] [--chart]
@@ -136,7 +137,7 @@ function chartMarks(records: BucketRecord[], marks: Mark[]): string {
   const lastUs = records[records.length - 1]!.tUs;
   const shown = marks.filter((m) => m.timeUs <= lastUs);
   if (shown.length === 0) return '';
-  return `marks:\n${shown.map((m) => `  ${formatSeconds(m.timeUs).padStart(12)}  ${m.label}\n`).join('')}`;
+  return `marks:\n${shown.map((m) => `  ${formatSeconds(m.timeUs).padStart(12)}  ${escapeControls(m.label)}\n`).join('')}`;
 }
 
 function historyChart(records: BucketRecord[], height: number, widthOpt: number | undefined): string {

@@ -31,6 +31,15 @@ export function problemText(p: Extract<BlockProblem, { kind: 'corrupt' }>, index
   return `block ${index}: ${p.message}${p.resumedAt !== null ? `; skipped to byte ${p.resumedAt}` : ''}`;
 }
 
+/**
+ * Payload bytes resynchronisation may checksum over a whole read of a file of `size` bytes:
+ * eight times the file plus two maximal blocks. Linear in the file; real damage (a few bad
+ * blocks) uses a small part of it. The C reference decoder uses the same rule.
+ */
+export function resyncBudgetFor(size: number): number {
+  return 8 * size + 2 * MAX_BLOCK_PAYLOAD;
+}
+
 export class BlockFile {
   private buf: Buffer = Buffer.alloc(0);
   /** File offset of buf[0]. */
@@ -40,6 +49,15 @@ export class BlockFile {
   size = 0;
   /** Bytes consumed so far (for progress). */
   position = 0;
+  /**
+   * Bytes resync may still checksum (man/hpx.5, BLOCKS): a false "HBLK" whose length claims
+   * most of the file costs a CRC over all of it, and a file of such headers would make
+   * resynchronising quadratic. Set from the file size on the first resync; when it runs out,
+   * resync gives up and the rest of the file is reported as one corrupt region.
+   */
+  private resyncBudget = -1;
+  /** Resync gave up (the budget ran out): the reader says so once. */
+  resyncExhausted = false;
 
   private constructor(
     readonly path: string,
@@ -125,7 +143,7 @@ export class BlockFile {
       if (magic !== MAGIC_U32 || length > MAX_BLOCK_PAYLOAD) {
         const why = magic !== MAGIC_U32 ? 'bad block magic' : `block length ${length} exceeds the 64 MiB limit`;
         const next = await this.resync(offset + 1);
-        onProblem({ kind: 'corrupt', offset, index, message: why, resumedAt: next });
+        onProblem({ kind: 'corrupt', offset, index, message: this.gaveUp(why, next), resumedAt: next });
         if (next === null) return;
         offset = next;
         index++;
@@ -141,7 +159,7 @@ export class BlockFile {
         // A corrupted length can also point past the end: only call it truncation when no
         // valid block starts after it.
         const next = await this.resync(offset + 1);
-        if (next === null) {
+        if (next === null && !this.resyncExhausted) {
           onProblem({
             kind: 'truncated',
             offset,
@@ -150,7 +168,8 @@ export class BlockFile {
           });
           return;
         }
-        onProblem({ kind: 'corrupt', offset, index, message: 'block length runs past the end of the file', resumedAt: next });
+        onProblem({ kind: 'corrupt', offset, index, message: this.gaveUp('block length runs past the end of the file', next), resumedAt: next });
+        if (next === null) return;
         offset = next;
         index++;
         continue;
@@ -162,7 +181,7 @@ export class BlockFile {
       const actual = crc32(whole.subarray(BLOCK_HEADER_SIZE), crc32(whole.subarray(4, 20)));
       if (stored !== actual) {
         const next = await this.resync(offset + 1);
-        onProblem({ kind: 'corrupt', offset, index, message: 'bad checksum', resumedAt: next });
+        onProblem({ kind: 'corrupt', offset, index, message: this.gaveUp('bad checksum', next), resumedAt: next });
         if (next === null) return;
         offset = next;
         index++;
@@ -174,8 +193,13 @@ export class BlockFile {
     }
   }
 
+  private gaveUp(why: string, next: number | null): string {
+    return next === null && this.resyncExhausted ? `${why}; too many false block headers after it, gave up resynchronising (the rest of the file is skipped)` : why;
+  }
+
   /** Offset of the next block at or after `from` whose header and checksum are valid, or null. */
   async resync(from: number): Promise<number | null> {
+    if (this.resyncBudget < 0) this.resyncBudget = resyncBudgetFor(this.size);
     let offset = from;
     while (offset + BLOCK_HEADER_SIZE <= this.size) {
       const window = await this.read(offset, Math.min(CHUNK, this.size - offset));
@@ -185,19 +209,27 @@ export class BlockFile {
         offset += Math.max(1, window.length - 3); // the magic may straddle two windows
         continue;
       }
-      if (await this.validAt(offset + i)) return offset + i;
+      const v = await this.validAt(offset + i);
+      if (v === 'valid') return offset + i;
+      if (v === 'exhausted') return null;
       offset += i + 1;
     }
     return null;
   }
 
-  private async validAt(at: number): Promise<boolean> {
-    if (at + BLOCK_HEADER_SIZE > this.size) return false;
+  private async validAt(at: number): Promise<'valid' | 'invalid' | 'exhausted'> {
+    if (at + BLOCK_HEADER_SIZE > this.size) return 'invalid';
     const head = await this.read(at, BLOCK_HEADER_SIZE);
     const length = head.readUInt32LE(4);
-    if (length > MAX_BLOCK_PAYLOAD || at + BLOCK_HEADER_SIZE + length > this.size) return false;
+    if (length > MAX_BLOCK_PAYLOAD || at + BLOCK_HEADER_SIZE + length > this.size) return 'invalid';
+    if (length > this.resyncBudget) {
+      this.resyncExhausted = true;
+      this.resyncBudget = 0;
+      return 'exhausted';
+    }
+    this.resyncBudget -= length;
     const whole = await this.read(at, BLOCK_HEADER_SIZE + length);
     const stored = whole.readUInt32LE(20);
-    return stored === crc32(whole.subarray(BLOCK_HEADER_SIZE), crc32(whole.subarray(4, 20)));
+    return stored === crc32(whole.subarray(BLOCK_HEADER_SIZE), crc32(whole.subarray(4, 20))) ? 'valid' : 'invalid';
   }
 }

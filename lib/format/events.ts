@@ -13,6 +13,10 @@ const KIND_FREE = KIND.FREE;
 const KIND_EXT = KIND.EXT;
 if (KIND_ALLOC !== OP_ALLOC || KIND_FREE !== OP_FREE) throw new Error('event kinds and op codes must agree for the fast path');
 
+/** Largest size and time (µs) a reader accepts: exact in a double (man/hpx.5, LIMITS). */
+export const MAX_SAFE = Number.MAX_SAFE_INTEGER;
+export const MAX_TIME_US = Number.MAX_SAFE_INTEGER;
+
 /** Where varintTail stopped (a second return value without allocating). */
 let tailPos = 0;
 /** Set by decodeEventBlock: the largest trace id an ALLOC or FREE of the block used. */
@@ -155,6 +159,7 @@ export function decodeEventBlock(payload: Buffer, count: number, blockTimeUs: nu
     let value = v;
     if (kind <= KIND_FREE) {
       code = kind === KIND_ALLOC ? OP_ALLOC : OP_FREE;
+      if (v > MAX_SAFE) throw new FormatError(`size ${v} is past 2^53-1`, pos);
       if (id > maxTrace) {
         if (id > 0xffffffff) throw new FormatError(`trace id ${id} out of range`, pos);
         maxTrace = id;
@@ -188,6 +193,8 @@ export function decodeEventBlock(payload: Buffer, count: number, blockTimeUs: nu
     n++;
   }
   if (pos !== end) throw new FormatError(`${end - pos} bytes after the last of ${count} events`, pos);
+  // Times only grow within a block: checking the last one bounds them all.
+  if (t > MAX_TIME_US) throw new FormatError(`event time ${t} µs is past the 2^53-1 µs limit`, pos);
   batch.length = n;
   decodedMaxTrace = maxTrace;
   return sawEnd;
@@ -202,6 +209,9 @@ export type DecodedBlock = { ok: true; sawEnd: boolean; maxTrace: number } | { o
  * becomes the located message every reader reports.
  */
 export function decodeBlock(block: Block, batchFor: (count: number) => EventBatch, fromUs: number, toUs: number): DecodedBlock {
+  if (block.timeUs > MAX_TIME_US) {
+    return { ok: false, message: `block ${block.index}: block time ${block.timeUs} µs is past the 2^53-1 µs limit`, offset: block.offset + 12 };
+  }
   // Every event takes at least 3 bytes: a larger count is corruption, not an allocation request.
   if (block.count * 3 > block.payload.length) {
     return { ok: false, message: `block ${block.index}: block says ${block.count} events in ${block.payload.length} bytes`, offset: block.offset + 8 };

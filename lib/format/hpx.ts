@@ -20,8 +20,8 @@ import {
 } from './hpx-writer.js';
 import { decodeBlock } from './events.js';
 import type { Columns, DecodeJob } from './hpd-worker.js';
-import { OP_FREE, type EventBatch, type ProfileSource, type ReadOptions } from './source.js';
-import { NO_STACK_TRACE, type Frame, type Header, type HistogramBucket, type Mark, type Sampling, type Trace } from './types.js';
+import { OP_FREE, OP_LOST, type EventBatch, type ProfileSource, type ReadOptions } from './source.js';
+import { MAX_NAME_LENGTH, MAX_TRACE_FRAMES, NO_STACK_TRACE, type Frame, type Header, type HistogramBucket, type Mark, type Sampling, type Trace } from './types.js';
 
 export * from './hpx-writer.js';
 
@@ -184,6 +184,7 @@ class Dictionary {
       switch (type) {
         case REC.STRING: {
           const id = r.varint();
+          if (r.remaining > MAX_NAME_LENGTH) throw new FormatError(`string ${id} of ${r.remaining} bytes is longer than the ${MAX_NAME_LENGTH}-byte limit`, r.pos);
           this.strings.set(id, r.utf8(r.remaining));
           break;
         }
@@ -200,6 +201,7 @@ class Dictionary {
           const dropped = r.varint();
           const depth = r.varint();
           if (depth > r.remaining) throw new FormatError(`trace ${id} claims ${depth} frames in ${r.remaining} bytes`, r.pos);
+          if (depth > MAX_TRACE_FRAMES) throw new FormatError(`trace ${id} has ${depth} frames, more than the ${MAX_TRACE_FRAMES} limit`, r.pos);
           const frames: Frame[] = new Array(depth);
           for (let i = 0; i < depth; i++) {
             const fid = r.varint();
@@ -401,6 +403,9 @@ export class V2Profile implements ProfileSource {
     const decoded = this.useWorker(start) ? this.decodeInWorker(start, fromUs, toUs) : this.decodeInline(start, fromUs, toUs);
     let truncatedAt: number | null = null;
     const reportedUndefined = new Set<number>();
+    let lastTimeUs = -Infinity;
+    let lost = 0;
+    let firstLostUs = 0;
     for await (const d of decoded) {
       if (d.kind === 'issue') {
         this.issues.report(this.hpd.path, d.message, d.offset);
@@ -436,11 +441,28 @@ export class V2Profile implements ProfileSource {
           }
         }
       }
+      // Semantic checks (man/hpx.5, LIMITS): times going back across blocks (blocks duplicated
+      // or reordered), events the recorder reports lost, and data after END.
+      if (batch.length > 0) {
+        const first = batch.timeUs[0]!;
+        if (first < lastTimeUs) this.issues.report(this.hpd.path, `block ${d.index}: time goes back from ${lastTimeUs} to ${first} µs (blocks duplicated or out of order)`, d.offset);
+        const last = batch.timeUs[batch.length - 1]!;
+        if (last > lastTimeUs) lastTimeUs = last;
+        for (let i = 0; i < batch.length; i++) {
+          if (batch.op[i] !== OP_LOST) continue;
+          if (lost === 0) firstLostUs = batch.timeUs[i]!;
+          lost += batch.size[i]!;
+        }
+      }
       this.opts.onProgress?.(d.end, this.hpd.size);
       if (batch.length > 0) yield batch;
       d.release?.();
-      if (this.endSeen) break;
+      if (this.endSeen) {
+        if (d.end < this.hpd.size) this.issues.report(this.hpd.path, `${this.hpd.size - d.end} bytes after the block holding END were ignored`, d.end);
+        break;
+      }
     }
+    if (lost > 0) this.issues.report(this.hpd.path, `the recorder lost ${lost} event${lost === 1 ? '' : 's'} (the first at ${firstLostUs / 1e6} s): estimates undercount`);
     if (truncatedAt !== null && !this.endSeen) {
       this.issues.report(this.hpd.path, 'truncated last block (recorder still running or crashed); read everything before it', truncatedAt);
     }

@@ -4,13 +4,15 @@
 // Written by the reader on first use; a stale (profile changed or grew) or corrupt index is
 // detected and rebuilt. Results through the index are identical to a full decode.
 
-import { open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { constants as fsConstants, closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { open, rename, stat, unlink } from 'node:fs/promises';
 import { HpError } from '../cli.js';
 import { LiveHeap } from '../model/live.js';
 import { liveHeapAt, type LiveSnapshot, type SnapshotAt } from '../model/snapshot.js';
 import { BlockFile, problemText, type BlockProblem } from './block-file.js';
 import { crc32, FormatError } from './bytes.js';
-import { decodeBlock } from './events.js';
+import { decodeBlock, MAX_TIME_US } from './events.js';
 import { decodeHeaderBody, readFileHeader } from './hpx.js';
 import { BLOCK_HEADER_SIZE, HPD_MAGIC, HPM_MAGIC } from './hpx-writer.js';
 import { openProfile, profileBase } from './profile.js';
@@ -18,7 +20,7 @@ import { OP_ALLOC, OP_FREE, OP_RSS, type EventBatch, type ProfileSource, type Re
 import type { Header, ReadIssue, Sampling } from './types.js';
 
 export const INDEX_MAGIC = Buffer.from('HPXI', 'latin1');
-export const INDEX_VERSION = 1;
+export const INDEX_VERSION = 2; // 2: .hpd identity and block-header CRC in the fingerprint
 const INDEX_HEADER_SIZE = 80;
 /** Bytes of the end of the .hpd whose CRC the index keeps, to notice a rewritten profile. */
 const TAIL_BYTES = 65536;
@@ -87,6 +89,13 @@ interface Fingerprint {
   hpdTailCrc: number;
   hpmHeaderCrc: number;
   modelCrc: number;
+  /**
+   * CRC-32 of the .hpd's device, inode, mtime and ctime (ns): any write to the .hpd changes
+   * its ctime, which no one can set back, so a byte changed anywhere in the profile (not only
+   * in the head and tail the CRCs above cover) makes the index stale. A copied profile gets
+   * a new inode and ctime: its index is rebuilt once.
+   */
+  hpdIdentityCrc: number;
 }
 
 /** Where the index of a profile lives. */
@@ -128,9 +137,19 @@ async function readRange(path: string, offset: number, n: number): Promise<Buffe
   }
 }
 
+function identityCrc(st: { dev: bigint; ino: bigint; mtimeNs: bigint; ctimeNs: bigint }): number {
+  const b = Buffer.alloc(32);
+  b.writeBigUInt64LE(BigInt.asUintN(64, st.dev), 0);
+  b.writeBigUInt64LE(BigInt.asUintN(64, st.ino), 8);
+  b.writeBigUInt64LE(BigInt.asUintN(64, st.mtimeNs), 16);
+  b.writeBigUInt64LE(BigInt.asUintN(64, st.ctimeNs), 24);
+  return crc32(b);
+}
+
 async function fingerprintOf(base: string, sampling: Sampling): Promise<Fingerprint> {
   const hpd = `${base}.hpd`;
-  const hpdSize = (await stat(hpd)).size;
+  const st = await stat(hpd, { bigint: true });
+  const hpdSize = Number(st.size);
   const head = await readRange(hpd, 0, 32);
   const tailStart = Math.max(0, hpdSize - TAIL_BYTES);
   const tail = await readRange(hpd, tailStart, hpdSize - tailStart);
@@ -141,11 +160,40 @@ async function fingerprintOf(base: string, sampling: Sampling): Promise<Fingerpr
     hpdTailCrc: crc32(tail),
     hpmHeaderCrc: hpmHead.length === 32 ? hpmHead.readUInt32LE(28) : 0,
     modelCrc: modelFingerprint(sampling),
+    hpdIdentityCrc: identityCrc(st),
   };
 }
 
 function sameFingerprint(a: Fingerprint, b: Fingerprint): boolean {
-  return a.hpdSize === b.hpdSize && a.hpdHeadCrc === b.hpdHeadCrc && a.hpdTailCrc === b.hpdTailCrc && a.hpmHeaderCrc === b.hpmHeaderCrc && a.modelCrc === b.modelCrc;
+  return (
+    a.hpdSize === b.hpdSize &&
+    a.hpdHeadCrc === b.hpdHeadCrc &&
+    a.hpdTailCrc === b.hpdTailCrc &&
+    a.hpmHeaderCrc === b.hpmHeaderCrc &&
+    a.modelCrc === b.modelCrc &&
+    a.hpdIdentityCrc === b.hpdIdentityCrc
+  );
+}
+
+/**
+ * CRC-32 of the 24-byte header of every block the index lists, read from the .hpd now (each
+ * header holds its block's payload CRC): the index's block list is only used when it names
+ * real blocks of this file. One small read per block (about 2 µs each from the page cache).
+ * Null when an offset does not hold a block header.
+ */
+function blockHeadersCrc(hpdPath: string, offsets: Float64Array): number | null {
+  const fd = openSync(hpdPath, 'r');
+  try {
+    const head = Buffer.alloc(BLOCK_HEADER_SIZE);
+    let crc = 0;
+    for (let b = 0; b < offsets.length; b++) {
+      if (readSync(fd, head, 0, BLOCK_HEADER_SIZE, offsets[b]!) !== BLOCK_HEADER_SIZE || head.readUInt32LE(0) !== 0x4b4c4248) return null;
+      crc = crc32(head, crc);
+    }
+    return crc;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 function takeCheckpoint(heap: LiveHeap, offset: number, maxBeforeUs: number, curUs: number, lastUs: number, lastRss: number, lastRssUs: number): Checkpoint {
@@ -360,7 +408,7 @@ function pad8(n: number): number {
   return (n + 7) & ~7;
 }
 
-export function encodeIndex(idx: SeekIndex, fp: Fingerprint): Buffer {
+export function encodeIndex(idx: SeekIndex, fp: Fingerprint, blocksCrc: number): Buffer {
   const issuesJson = Buffer.from(JSON.stringify(idx.issues.slice(0, 1000)), 'utf8');
   const nBlocks = idx.blockOffset.length;
   let bodySize = 8 * 10 + 24 * nBlocks;
@@ -379,7 +427,9 @@ export function encodeIndex(idx: SeekIndex, fp: Fingerprint): Buffer {
   out.writeUInt32LE(fp.hpmHeaderCrc, 40);
   out.writeUInt32LE(fp.modelCrc, 44);
   out.writeDoubleLE(bodySize, 48);
-  // 56: body CRC, 60: header CRC, 64..79 reserved (zero)
+  out.writeUInt32LE(fp.hpdIdentityCrc, 64);
+  out.writeUInt32LE(blocksCrc, 68);
+  // 56: body CRC, 60: header CRC, 72..79 reserved (zero)
   const f64 = new Float64Array(out.buffer, out.byteOffset + INDEX_HEADER_SIZE, bodySize / 8);
   let k = 0;
   f64[k++] = idx.hpdStart;
@@ -424,16 +474,16 @@ export function encodeIndex(idx: SeekIndex, fp: Fingerprint): Buffer {
   }
   issuesJson.copy(out, INDEX_HEADER_SIZE + 8 * k);
   out.writeUInt32LE(crc32(out.subarray(INDEX_HEADER_SIZE)), 56);
-  out.writeUInt32LE(crc32(out.subarray(0, 60)), 60);
+  out.writeUInt32LE(crc32(out.subarray(0, 60), crc32(out.subarray(64, 80))), 60);
   return out;
 }
 
 /** Parse an index file. Throws FormatError (with the offset) on anything inconsistent. */
-export function decodeIndex(buf: Buffer): { index: SeekIndex; fingerprint: Fingerprint } {
+export function decodeIndex(buf: Buffer): { index: SeekIndex; fingerprint: Fingerprint; blocksCrc: number } {
   if (buf.length < INDEX_HEADER_SIZE) throw new FormatError('truncated index header', buf.length);
   if (!buf.subarray(0, 4).equals(INDEX_MAGIC)) throw new FormatError('not a heapprof index (bad magic)', 0);
   if (buf.readUInt16LE(4) !== INDEX_VERSION) throw new FormatError(`unsupported index version ${buf.readUInt16LE(4)}`, 4);
-  if (buf.readUInt32LE(60) !== crc32(buf.subarray(0, 60))) throw new FormatError('index header checksum mismatch', 60);
+  if (buf.readUInt32LE(60) !== crc32(buf.subarray(0, 60), crc32(buf.subarray(64, 80)))) throw new FormatError('index header checksum mismatch', 60);
   const bodySize = buf.readDoubleLE(48);
   if (bodySize % 8 !== 0 || INDEX_HEADER_SIZE + bodySize !== buf.length) throw new FormatError(`index body of ${bodySize} bytes does not match the file`, 48);
   const bodyBytes = buf.subarray(INDEX_HEADER_SIZE);
@@ -453,6 +503,7 @@ export function decodeIndex(buf: Buffer): { index: SeekIndex; fingerprint: Finge
     hpdTailCrc: buf.readUInt32LE(36),
     hpmHeaderCrc: buf.readUInt32LE(40),
     modelCrc: buf.readUInt32LE(44),
+    hpdIdentityCrc: buf.readUInt32LE(64),
   };
   let k = 0;
   const need = (n: number): void => {
@@ -533,7 +584,60 @@ export function decodeIndex(buf: Buffer): { index: SeekIndex; fingerprint: Finge
     issues,
     tail,
   };
-  return { index, fingerprint };
+  checkIndex(index, fingerprint.hpdSize);
+  return { index, fingerprint, blocksCrc: buf.readUInt32LE(68) };
+}
+
+/**
+ * Everything the readers rely on in a decoded index, checked (a .hpi with valid checksums can
+ * still be hostile): every number finite and in range, blocks in file order inside the .hpd,
+ * checkpoints at listed blocks with distinct traces and finite sums, issues well formed.
+ * Throws FormatError: the index is then rebuilt, never trusted.
+ */
+function checkIndex(idx: SeekIndex, hpdSize: number): void {
+  const bad = (what: string): never => {
+    throw new FormatError(`index ${what}`, INDEX_HEADER_SIZE);
+  };
+  const time = (v: number): boolean => Number.isFinite(v) && v >= 0 && v <= MAX_TIME_US;
+  if (!Number.isSafeInteger(hpdSize) || hpdSize < 32) bad('records an impossible .hpd size');
+  if (!Number.isSafeInteger(idx.hpdStart) || idx.hpdStart < 32 || idx.hpdStart > hpdSize) bad('has an impossible first block offset');
+  for (const v of [idx.lastUs, idx.peakUs]) if (!time(v)) bad('has an impossible time');
+  if (!Number.isFinite(idx.peakBytes) || !Number.isSafeInteger(idx.events) || idx.events < 0) bad('has impossible totals');
+  const offsets = new Set<number>();
+  let prev = -1;
+  for (let b = 0; b < idx.blockOffset.length; b++) {
+    const off = idx.blockOffset[b]!;
+    if (!Number.isSafeInteger(off) || off <= prev || off < idx.hpdStart || off + BLOCK_HEADER_SIZE > hpdSize) bad(`block ${b} has an impossible offset`);
+    if (!time(idx.blockTimeUs[b]!) || !time(idx.blockMaxUs[b]!)) bad(`block ${b} has an impossible time`);
+    offsets.add(off);
+    prev = off;
+  }
+  const checkCheckpoint = (cp: Checkpoint, isTail: boolean): void => {
+    if (!Number.isSafeInteger(cp.offset) || (isTail ? cp.offset < idx.hpdStart || cp.offset > hpdSize : !offsets.has(cp.offset))) bad('checkpoint is not at a listed block');
+    for (const v of [cp.maxBeforeUs, cp.curUs, cp.lastUs, cp.lastRssUs]) if (!(v === -Infinity || time(v))) bad('checkpoint has an impossible time');
+    if (!Number.isFinite(cp.lastRss) || cp.lastRss < -1) bad('checkpoint has an impossible RSS');
+    const seen = new Set<number>();
+    for (let s = 0; s < cp.slots; s++) seen.add(cp.traceOfSlot[s]!);
+    if (seen.size !== cp.slots) bad('checkpoint repeats a trace');
+    for (const col of [cp.bytes, cp.bytesVar, cp.count, cp.countVar, cp.sampled, cp.totals]) {
+      for (let s = 0; s < col.length; s++) if (!Number.isFinite(col[s]!)) bad('checkpoint has a sum that is not a number');
+    }
+  };
+  let prevCp = -1;
+  for (const cp of idx.checkpoints) {
+    checkCheckpoint(cp, false);
+    if (cp.offset <= prevCp) bad('checkpoints are out of order');
+    prevCp = cp.offset;
+  }
+  if (idx.tail) {
+    checkCheckpoint(idx.tail.checkpoint, true);
+    if (!Number.isSafeInteger(idx.tail.nextBlockIndex) || idx.tail.nextBlockIndex < 0 || !Number.isFinite(idx.tail.sinceCheckpoint) || !(idx.tail.prevRawUs === -Infinity || time(idx.tail.prevRawUs))) bad('tail is inconsistent');
+  }
+  if (!Array.isArray(idx.issues)) bad('issue list is not a list');
+  for (const i of idx.issues as unknown[]) {
+    const o = i as Record<string, unknown> | null;
+    if (typeof o !== 'object' || o === null || typeof o.file !== 'string' || typeof o.message !== 'string' || (o.offset !== undefined && !Number.isSafeInteger(o.offset))) bad('issue list holds something else than issues');
+  }
 }
 
 // ---- loading, with staleness checks ----
@@ -577,17 +681,20 @@ export async function loadIndex(arg: string, header: Header, opts: IndexOptions 
   const fp = await fingerprintOf(base, header.sampling);
   let existing: Buffer | null = null;
   try {
-    existing = await readFile(path);
+    existing = readIndexFile(path, fp.hpdSize);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') opts.onNote?.(`${path}: unreadable (${(e as Error).message}); rebuilding`);
+    if (e instanceof FormatError) opts.onNote?.(`${path}: ${e.message}; rebuilding`);
+    else if ((e as NodeJS.ErrnoException).code !== 'ENOENT') opts.onNote?.(`${path}: unreadable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); rebuilding`);
   }
   let resume: SeekIndex | null = null;
   if (existing) {
     try {
-      const { index, fingerprint } = decodeIndex(existing);
+      const { index, fingerprint, blocksCrc } = decodeIndex(existing);
       if (index.profileId !== header.profileId) opts.onNote?.(`${path}: belongs to another profile; rebuilding`);
-      else if (!sameFingerprint(fingerprint, fp)) {
-        if (await grewFrom(base, index, fingerprint, fp)) {
+      else if (sameFingerprint(fingerprint, fp) && blockHeadersCrc(`${base}.hpd`, index.blockOffset) !== blocksCrc) {
+        opts.onNote?.(`${path}: its block list does not match the profile; rebuilding`);
+      } else if (!sameFingerprint(fingerprint, fp)) {
+        if (await grewFrom(base, index, fingerprint, fp, blocksCrc)) {
           resume = index;
           opts.onNote?.(`${path}: profile grew from ${fingerprint.hpdSize} to ${fp.hpdSize} bytes; extending the index`);
         } else {
@@ -595,29 +702,65 @@ export async function loadIndex(arg: string, header: Header, opts: IndexOptions 
         }
       } else return { index, origin: 'file' };
     } catch (e) {
-      if (!(e instanceof FormatError)) throw e;
-      opts.onNote?.(`${path}: corrupt (byte ${e.at}: ${e.message}); rebuilding`);
+      // Whatever is wrong with an index (it is a cache), the answer is to rebuild it.
+      opts.onNote?.(e instanceof FormatError ? `${path}: corrupt (byte ${e.at}: ${e.message}); rebuilding` : `${path}: unusable (${(e as Error).message}); rebuilding`);
+      resume = null;
     }
   }
   const index = await buildIndex(base, header, opts, resume);
   // The profile may have grown while we read it: only keep an index that matches what we read.
   const after = await fingerprintOf(base, header.sampling);
   if (opts.write !== false && sameFingerprint(after, fp)) {
-    const tmp = `${path}.${process.pid}.tmp`;
+    // A fresh name, created exclusively and never through a symlink (O_EXCL, O_NOFOLLOW), with
+    // the profile's own permissions; rename() then replaces BASE.hpi itself, never what a
+    // symlink there points to.
+    const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+    let created = false;
     try {
-      const fh = await open(tmp, 'w', 0o644);
+      const mode = (await stat(`${base}.hpd`)).mode & 0o666;
+      const fh = await open(tmp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, mode);
+      created = true;
       try {
-        await fh.writeFile(encodeIndex(index, fp));
+        await fh.chmod(mode); // open's mode is reduced by the umask; the profile's is what it is
+        await fh.writeFile(encodeIndex(index, fp, blockHeadersCrc(`${base}.hpd`, index.blockOffset) ?? 0));
       } finally {
         await fh.close();
       }
       await rename(tmp, path);
     } catch (e) {
       opts.onNote?.(`${path}: not written (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); using it in memory`);
-      await unlink(tmp).catch(() => {});
+      if (created) await unlink(tmp).catch(() => {});
     }
   }
   return { index, origin: resume ? 'extended' : 'built' };
+}
+
+/**
+ * The bytes of BASE.hpi: opened without following a symlink, only a regular file, and no
+ * larger than an index of this .hpd can be (16 times the .hpd plus 1 MiB: a checkpoint costs
+ * 44 bytes per trace and a trace at least 3 bytes of events). Throws FormatError for a file
+ * that cannot be an index, the system error otherwise.
+ */
+function readIndexFile(path: string, hpdSize: number): Buffer {
+  const fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new FormatError('not a regular file', 0);
+    if (st.size > 16 * hpdSize + (1 << 20)) throw new FormatError(`${st.size} bytes is too large for the index of a ${hpdSize}-byte profile`, 0);
+    const buf = Buffer.alloc(st.size);
+    let got = 0;
+    while (got < st.size) {
+      const n = readSync(fd, buf, got, st.size - got, got);
+      if (n === 0) break;
+      got += n;
+    }
+    return buf.subarray(0, got);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ELOOP') throw new FormatError('is a symbolic link', 0);
+    throw e;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**
@@ -625,9 +768,10 @@ export async function loadIndex(arg: string, header: Header, opts: IndexOptions 
  * can be extended from its tail instead of rebuilt: same header, same sampler and model, and
  * the bytes the old index last saw are still there, unchanged.
  */
-async function grewFrom(base: string, old: SeekIndex, was: Fingerprint, now: Fingerprint): Promise<boolean> {
+async function grewFrom(base: string, old: SeekIndex, was: Fingerprint, now: Fingerprint, blocksCrc: number): Promise<boolean> {
   if (!old.tail || old.complete || now.hpdSize <= was.hpdSize) return false;
   if (was.hpdHeadCrc !== now.hpdHeadCrc || was.hpmHeaderCrc !== now.hpmHeaderCrc || was.modelCrc !== now.modelCrc) return false;
+  if (old.tail.checkpoint.offset > was.hpdSize || blockHeadersCrc(`${base}.hpd`, old.blockOffset) !== blocksCrc) return false;
   const from = Math.max(0, was.hpdSize - TAIL_BYTES);
   return crc32(await readRange(`${base}.hpd`, from, was.hpdSize - from)) === was.hpdTailCrc;
 }

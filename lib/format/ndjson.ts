@@ -4,8 +4,10 @@
 
 import type { Readable } from 'node:stream';
 import { HpError, ndjsonChunks, type NdjsonLine } from '../cli.js';
+import { escapeControls } from '../escape.js';
+import { MAX_TIME_US } from './events.js';
 import { OP_ALLOC, OP_END, OP_FREE, OP_LOST, OP_NAMES, OP_RSS, type EventBatch, type ProfileSource, type ReadOptions } from './source.js';
-import type { Frame, Header, HistogramBucket, Mark, Sampling, Trace } from './types.js';
+import { MAX_NAME_LENGTH, MAX_TRACE_FRAMES, type Frame, type Header, type HistogramBucket, type Mark, type Sampling, type Trace } from './types.js';
 
 export const EVENTS_SCHEMA = 1;
 
@@ -82,7 +84,17 @@ function newBatch(): EventBatch {
   return { length: 0, op: new Uint8Array(BATCH), timeUs: new Float64Array(BATCH), trace: new Uint32Array(BATCH), size: new Float64Array(BATCH) };
 }
 
-const OPS: Record<string, number> = { alloc: OP_ALLOC, free: OP_FREE, rss: OP_RSS, end: OP_END, lost: OP_LOST };
+/** Own entries only: "toString" or "__proto__" is not an op (a plain object would find them on its prototype). */
+const OPS = new Map<unknown, number>([
+  ['alloc', OP_ALLOC],
+  ['free', OP_FREE],
+  ['rss', OP_RSS],
+  ['end', OP_END],
+  ['lost', OP_LOST],
+]);
+
+/** Latest start_time_us a Date can show (±8.64e15 ms). */
+const MAX_START_TIME_US = 8.64e18;
 
 type Obj = Record<string, unknown>;
 
@@ -196,11 +208,12 @@ export class NdjsonSource implements ProfileSource {
       const where = (): string => `${this.name}: line ${lineNumber}`;
       switch (value.type) {
         case 'event': {
-          const op = OPS[value.op as string];
+          const op = OPS.get(value.op);
           if (op === undefined) throw new HpError(`${where()}: event: 'op' must be one of ${OP_NAMES.join(', ')}`);
           const t = value.t;
           if (typeof t !== 'number' || !Number.isFinite(t) || t < 0) throw new HpError(`${where()}: event: 't' must be a number of seconds >= 0`);
           const timeUs = Math.round(t * 1e6);
+          if (timeUs > MAX_TIME_US) throw new HpError(`${where()}: event: 't' ${t} s is past the ${MAX_TIME_US / 1e6} s limit`);
           let size = 0;
           if (op !== OP_END) {
             size = value.size as number;
@@ -275,7 +288,10 @@ export class NdjsonSource implements ProfileSource {
 }
 
 function parseMeta(v: Obj, where: string): Header {
-  if (v.schema !== undefined && v.schema !== EVENTS_SCHEMA) throw new HpError(`${where}: meta: unsupported schema ${String(v.schema)} (this reader knows ${EVENTS_SCHEMA})`);
+  if (v.schema !== undefined && v.schema !== EVENTS_SCHEMA) {
+    const shown = typeof v.schema === 'number' ? String(v.schema) : escapeControls(JSON.stringify(v.schema).slice(0, 40));
+    throw new HpError(`${where}: meta: unsupported schema ${shown} (this reader knows ${EVENTS_SCHEMA})`);
+  }
   const s = v.sampling;
   if (!isObj(s)) throw new HpError(`${where}: meta: no 'sampling'`);
   let sampling: Sampling;
@@ -297,6 +313,15 @@ function parseMeta(v: Obj, where: string): Header {
     throw new HpError(`${where}: meta: unknown sampling kind ${JSON.stringify(s.kind)}`);
   }
   const num = (x: unknown): number | null => (typeof x === 'number' && Number.isFinite(x) ? x : null);
+  const start = v.start_time_us;
+  if (start !== undefined && start !== null && !(typeof start === 'number' && start >= 0 && start <= MAX_START_TIME_US)) {
+    throw new HpError(`${where}: meta: 'start_time_us' must be a number of µs from 0 to ${MAX_START_TIME_US}`);
+  }
+  const strings = (x: unknown, field: string): string[] => {
+    if (x === undefined || x === null) return [];
+    if (!Array.isArray(x) || !x.every((e) => typeof e === 'string')) throw new HpError(`${where}: meta: '${field}' must be a list of strings`);
+    return x as string[];
+  };
   const str = (x: unknown): string | null => (typeof x === 'string' ? x : null);
   return {
     formatVersion: num(v.format_version) ?? 2,
@@ -304,13 +329,13 @@ function parseMeta(v: Obj, where: string): Header {
     pid: num(v.pid),
     ppid: num(v.ppid),
     pythonVersion: str(v.python_version),
-    argv: Array.isArray(v.argv) ? v.argv.map(String) : [],
+    argv: strings(v.argv, 'argv'),
     sampling,
     mode: v.mode === 'stats' ? 'stats' : 'profile',
     recorder: str(v.recorder),
     hostname: str(v.hostname),
     stackCapture: v.stack_capture !== false,
-    notes: Array.isArray(v.notes) ? v.notes.map(String) : [],
+    notes: strings(v.notes, 'notes'),
     profileId: str(v.profile_id),
   };
 }
@@ -319,8 +344,12 @@ function parseTrace(v: Obj, where: string): Trace {
   const id = v.id;
   if (!Number.isInteger(id) || (id as number) <= 0 || (id as number) > 0xffffffff) throw new HpError(`${where}: trace: 'id' must be an integer >= 1`);
   if (!Array.isArray(v.frames)) throw new HpError(`${where}: trace: 'frames' must be an array`);
+  if (v.frames.length > MAX_TRACE_FRAMES) throw new HpError(`${where}: trace: ${v.frames.length} frames, more than the ${MAX_TRACE_FRAMES} limit`);
   const frames: Frame[] = v.frames.map((f: unknown) => {
     if (!isObj(f) || typeof f.file !== 'string') throw new HpError(`${where}: trace: each frame needs a 'file'`);
+    if (f.file.length > MAX_NAME_LENGTH || (typeof f.function === 'string' && f.function.length > MAX_NAME_LENGTH)) {
+      throw new HpError(`${where}: trace: a frame name is longer than the ${MAX_NAME_LENGTH}-character limit`);
+    }
     const line = f.line ?? 0;
     if (!Number.isInteger(line) || (line as number) < 0) throw new HpError(`${where}: trace: frame 'line' must be an integer >= 0`);
     return { function: typeof f.function === 'string' ? f.function : null, file: f.file, line: line as number };

@@ -82,3 +82,8 @@ export interface ReadIssue {
   /** Byte offset in the file, or line number for NDJSON, when meaningful. */
   offset?: number;
 }
+
+/** Most frames one trace may have, in any input (man/hpx.5, LIMITS; the recorder keeps 128). */
+export const MAX_TRACE_FRAMES = 65536;
+/** Longest function or file name, in bytes (UTF-8) for .hpm and characters for NDJSON. */
+export const MAX_NAME_LENGTH = 65536;

@@ -8,7 +8,7 @@ import { HpError } from '../cli.js';
 import { BlockFile } from './block-file.js';
 import { ByteSink, Cursor, FormatError } from './bytes.js';
 import { OP_ALLOC, OP_FREE, type EventBatch, type ProfileSource, type ReadOptions } from './source.js';
-import { NO_STACK_TRACE, type Frame, type Header, type Trace } from './types.js';
+import { MAX_NAME_LENGTH, MAX_TRACE_FRAMES, NO_STACK_TRACE, type Frame, type Header, type Trace } from './types.js';
 
 const NEGATIVE = 0x80000000;
 const FREE = 0x40000000;
@@ -85,12 +85,14 @@ export class V1Profile implements ProfileSource {
             const linePlus1 = c.varint();
             if (linePlus1 === 0) break;
             const len = c.varint();
+            if (len > MAX_NAME_LENGTH) throw new FormatError(`file name of ${len} bytes is longer than the ${MAX_NAME_LENGTH}-byte limit`, c.pos);
+            if (frames.length >= MAX_TRACE_FRAMES) throw new FormatError(`trace ${id} has more than ${MAX_TRACE_FRAMES} frames`, c.pos);
             frames.push({ function: null, file: c.utf8(len), line: linePlus1 - 1 });
           }
           traces.push({ id: id++, frames, dropped: 0 });
         } catch (e) {
           if (!(e instanceof FormatError)) throw e;
-          const msg = `truncated trace ${id} at byte ${start}; ignored`;
+          const msg = e.message.startsWith('bad varint') || /past the end|truncated/.test(e.message) ? `truncated trace ${id} at byte ${start}; ignored` : `trace ${id} at byte ${start}: ${e.message}; ignored it and the rest`;
           if (opts.strict) throw new HpError(`${hpmPath}: ${msg}`);
           opts.onIssue?.({ file: hpmPath, message: msg, offset: start });
           break;
@@ -102,7 +104,7 @@ export class V1Profile implements ProfileSource {
     }
     const hpd = await BlockFile.open(hpdPath);
     const p = new V1Profile(header, hpd, opts, base);
-    p.traceTable.push(...traces);
+    for (const tr of traces) p.traceTable.push(tr); // not push(...traces): millions of arguments overflow the stack
     return p;
   }
 

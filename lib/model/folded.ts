@@ -2,12 +2,16 @@
 // joined by ';', one space, an integer. Identical stacks are merged (values summed before
 // rounding) and lines are sorted, so the output is byte-for-byte reproducible.
 
+import { escapeControls } from '../escape.js';
 import type { Frame } from '../format/types.js';
 import { frameLabel, NO_STACK_LABEL } from './sites.js';
 
-/** ';' separates frames and a newline ends the line, so neither may appear inside a frame. */
+/**
+ * ';' separates frames and a newline ends the line, so neither may appear inside a frame; other
+ * control characters are escaped (lib/escape.ts), so that no frame can drive a terminal.
+ */
 export function foldedFrame(label: string): string {
-  return label.replace(/[;\r\n]/g, '_');
+  return escapeControls(label.replace(/[;\r\n]/g, '_'));
 }
 
 /** Frames (leaf first, as stored) as one folded stack, root first; a depth cap shows as a root frame. */

@@ -3,6 +3,7 @@
 // stream passes them, so a fixed granularity streams; an automatic one keeps at most a few
 // hundred fine buckets and thins them to about 60 at the end.
 
+import { HpError } from '../cli.js';
 import { OP_FREE, OP_RSS, type EventBatch } from '../format/source.js';
 import type { Sampling, Trace } from '../format/types.js';
 import { addEstimate, emptyEstimate, type Estimate } from './estimate.js';
@@ -48,6 +49,8 @@ export function granularityLevels(): number[] {
 }
 
 const MAX_FINE_BUCKETS = 480;
+/** Most buckets a fixed granularity may produce (man/hp-history.1): beyond it the span is refused. */
+export const MAX_BUCKETS = 10_000_000;
 
 export class HistoryBuilder {
   readonly heap: LiveHeap;
@@ -153,8 +156,33 @@ export class HistoryBuilder {
     if (n > 0) this.lastUs = this.curUs;
   }
 
-  /** Close every bucket ending before `t`, and settle pending RSS look-ups `t` has passed. */
+  /**
+   * Close every bucket ending before `t`, and settle pending RSS look-ups `t` has passed.
+   * A jump in time (a damaged or hostile profile can put an event at 2^53 µs) must not cost
+   * one step per bucket: buckets that will not be reported (before --from) are skipped, an
+   * automatic granularity coarsens before closing more than a few hundred, and a fixed one
+   * refuses a span of more than MAX_BUCKETS buckets.
+   */
   private passTime(t: number): void {
+    if (Number.isFinite(this.nextEndUs)) {
+      let g = this.granularityUs;
+      if (this.nextEndUs < this.fromUs) {
+        // Bucket ends before --from are dropped when resolved: close only the last of them.
+        const skipTo = Math.min(Math.floor(t / g) * g, Math.ceil(this.fromUs / g) * g) - g;
+        if (skipTo > this.nextEndUs) this.nextEndUs = skipTo;
+      }
+      const until = Math.min(t, this.toUs);
+      if (this.auto) {
+        while (!this.finished && (until - this.nextEndUs) / g > 2 * MAX_FINE_BUCKETS && this.levelIndex < this.levels.length - 1) {
+          this.coarsen();
+          g = this.granularityUs;
+        }
+      } else if ((until - this.nextEndUs) / g > MAX_BUCKETS) {
+        throw new HpError(
+          `an event at ${until / 1e6} s would need ${Math.ceil((until - this.nextEndUs) / g)} buckets of ${g / 1e6} s (more than ${MAX_BUCKETS}): use a larger --granularity, or --from/--to`,
+        );
+      }
+    }
     while (t > this.nextEndUs && this.nextEndUs <= this.toUs) {
       this.closeBucket(this.nextEndUs);
       this.nextEndUs += this.granularityUs;

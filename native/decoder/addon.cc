@@ -58,8 +58,20 @@ struct Problem {
   std::string message;
 };
 
+// At most this many problems are kept (a file of garbage has one per resynchronisation); the
+// rest are counted. Keeps the vector's growth far from anything that could fail.
+constexpr size_t kMaxProblems = 10000;
+struct Problems {
+  std::vector<Problem> list;
+  double dropped = 0;
+  void Add(Problem p) {
+    if (list.size() < kMaxProblems) list.push_back(std::move(p));
+    else dropped++;
+  }
+};
+
 void CollectProblem(void* ctx, int kind, size_t offset, uint32_t index, const char* message) {
-  static_cast<std::vector<Problem>*>(ctx)->push_back(Problem{kind, offset, index, message});
+  static_cast<Problems*>(ctx)->Add(Problem{kind, offset, index, message});
 }
 
 // Growable columns backed by malloc (freed by the owner).
@@ -97,7 +109,8 @@ Napi::Value Fail(Napi::Env env, const std::string& message) {
   return env.Undefined();
 }
 
-Napi::Array ProblemsToJs(Napi::Env env, const std::vector<Problem>& problems) {
+Napi::Array ProblemsToJs(Napi::Env env, const Problems& all) {
+  const std::vector<Problem>& problems = all.list;
   Napi::Array out = Napi::Array::New(env, problems.size());
   for (size_t i = 0; i < problems.size(); i++) {
     const Problem& p = problems[i];
@@ -111,17 +124,24 @@ Napi::Array ProblemsToJs(Napi::Env env, const std::vector<Problem>& problems) {
   return out;
 }
 
+// Room to ask for before decoding a block: its count, unless the payload cannot hold that many
+// events (3 bytes each at least), in which case DecodeOneBlock rejects the block without
+// decoding it and no memory is needed. A count field never sizes an allocation by itself.
+size_t PlausibleCount(const hpxdec_block& b) {
+  return static_cast<uint64_t>(b.count) * 3 > b.length ? 0 : b.count;
+}
+
 // Decode one block the way V2Profile.batches() does: the count sanity check, then the events;
 // a block that fails is reported (kind "event") and contributes nothing.
-bool DecodeOneBlock(const hpxdec_block& b, hpxdec_events* ev, std::vector<Problem>* problems, int* saw_end) {
+bool DecodeOneBlock(const hpxdec_block& b, hpxdec_events* ev, Problems* problems, int* saw_end) {
   if (static_cast<uint64_t>(b.count) * 3 > b.length) {
-    problems->push_back(Problem{0, b.offset, b.index, "block says more events than its payload can hold"});
+    problems->Add(Problem{0, b.offset, b.index, "block says more events than its payload can hold"});
     return false;
   }
   size_t err_at = 0;
   const char* err_msg = nullptr;
   if (hpxdec_decode_block(b.payload, b.length, b.count, b.time_us, ev, saw_end, &err_at, &err_msg) != 0) {
-    problems->push_back(Problem{0, b.offset + HPXDEC_BLOCK_HEADER_SIZE + err_at, b.index, err_msg});
+    problems->Add(Problem{0, b.offset + HPXDEC_BLOCK_HEADER_SIZE + err_at, b.index, err_msg});
     return false;
   }
   return true;
@@ -138,7 +158,7 @@ Napi::Value DecodeHpd(const Napi::CallbackInfo& info) {
   long long start = hpxdec_check_hpd_header(data, size, &err_msg, &err_at);
   if (start < 0) return Fail(env, std::string(err_msg) + " at byte " + std::to_string(err_at));
 
-  std::vector<Problem> problems;
+  Problems problems;
   Columns cols;
   hpxdec_walker w;
   hpxdec_walker_init(&w, data, size, static_cast<size_t>(start), CollectProblem, &problems);
@@ -147,7 +167,7 @@ Napi::Value DecodeHpd(const Napi::CallbackInfo& info) {
   uint32_t blocks = 0;
   while (hpxdec_next_block(&w, &b)) {
     blocks++;
-    if (!cols.Reserve(b.count)) return Fail(env, "decodeHpd: out of memory");
+    if (!cols.Reserve(PlausibleCount(b))) return Fail(env, "decodeHpd: out of memory");
     DecodeOneBlock(b, &cols.ev, &problems, &saw_end);
     if (saw_end) break;
   }
@@ -171,22 +191,42 @@ Napi::Value DecodeHpd(const Napi::CallbackInfo& info) {
   out.Set("blocks", Napi::Number::New(env, blocks));
   out.Set("complete", Napi::Boolean::New(env, saw_end != 0));
   out.Set("problems", ProblemsToJs(env, problems));
+  out.Set("problemsDropped", Napi::Number::New(env, problems.dropped));
   return out;
 }
 
-// Per-trace live sampled bytes, indexed by trace id (what a history pass keeps, unweighted).
+// Per-trace live sampled bytes (what a history pass keeps, unweighted). Only the totals are
+// reported, so the per-trace sums are the work being measured, not a result: ids below
+// kDenseTraces get their own slot, larger ones (a hostile or damaged file can claim 2^32-1)
+// share hashed slots. Memory is malloc'd and checked: nothing here can throw (the addon is
+// built without C++ exceptions, where a failed std::vector growth aborts the process).
 struct LiveByTrace {
-  std::vector<double> bytes;
+  static constexpr size_t kDenseTraces = size_t{1} << 22;
+  double* bytes = nullptr;
+  size_t slots = 0;
   double total = 0;
   double peak = 0;
+  ~LiveByTrace() { free(bytes); }
   // op is HPXDEC_OP_ALLOC (0) or HPXDEC_OP_FREE (1): the sign comes from it, not from a branch
-  // (allocations and frees interleave unpredictably).
-  void Apply(uint8_t op, uint32_t trace, double size) {
-    if (trace >= bytes.size()) bytes.resize(static_cast<size_t>(trace) + 1 + bytes.size() / 2, 0.0);
+  // (allocations and frees interleave unpredictably). False when memory ran out.
+  bool Apply(uint8_t op, uint32_t trace, double size) {
+    size_t slot = trace < kDenseTraces ? trace : kDenseTraces - 1 - (trace * 2654435761u) % (kDenseTraces / 2);
+    if (slot >= slots && !Grow(slot)) return false;
     double delta = (1 - 2 * static_cast<int>(op)) * size;
-    bytes[trace] += delta;
+    bytes[slot] += delta;
     total += delta;
     peak = total > peak ? total : peak;
+    return true;
+  }
+  bool Grow(size_t slot) {
+    size_t want = slot + 1 + slot / 2;
+    if (want > kDenseTraces) want = kDenseTraces;
+    void* p = realloc(bytes, want * sizeof(double));
+    if (!p) return false;
+    bytes = static_cast<double*>(p);
+    for (size_t i = slots; i < want; i++) bytes[i] = 0;
+    slots = want;
+    return true;
   }
 };
 
@@ -221,7 +261,7 @@ Napi::Value ScanHpd(const Napi::CallbackInfo& info) {
     munmap(map, size);
     return Fail(env, path + ": " + err_msg + " at byte " + std::to_string(err_at));
   }
-  std::vector<Problem> problems;
+  Problems problems;
   Columns cols;
   hpxdec_walker w;
   hpxdec_walker_init(&w, data, size, static_cast<size_t>(start), CollectProblem, &problems);
@@ -234,7 +274,7 @@ Napi::Value ScanHpd(const Napi::CallbackInfo& info) {
   while (hpxdec_next_block(&w, &b)) {
     blocks++;
     cols.ev.length = 0;
-    if (!cols.Reserve(b.count)) {
+    if (!cols.Reserve(PlausibleCount(b))) {
       munmap(map, size);
       return Fail(env, "scanHpd: out of memory");
     }
@@ -245,7 +285,10 @@ Napi::Value ScanHpd(const Napi::CallbackInfo& info) {
         if (op <= HPXDEC_OP_FREE) {
           counted[op]++;
           summed[op] += ev.size[i];
-          live.Apply(op, ev.trace[i], ev.size[i]);
+          if (!live.Apply(op, ev.trace[i], ev.size[i])) {
+            munmap(map, size);
+            return Fail(env, "scanHpd: out of memory");
+          }
         } else if (op == HPXDEC_OP_RSS) {
           rss++;
         }
@@ -276,6 +319,7 @@ Napi::Value ScanHpd(const Napi::CallbackInfo& info) {
   out.Set("lastUs", Napi::Number::New(env, last_us));
   out.Set("complete", Napi::Boolean::New(env, saw_end != 0));
   out.Set("problems", ProblemsToJs(env, problems));
+  out.Set("problemsDropped", Napi::Number::New(env, problems.dropped));
   out.Set("seconds", Napi::Number::New(env, seconds));
   return out;
 }
@@ -293,7 +337,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("scanHpd", Napi::Function::New(env, ScanHpd, "scanHpd"));
   exports.Set("crc32", Napi::Function::New(env, Crc32, "crc32"));
   exports.Set("blockCrc32", Napi::String::New(env, UseFastestCrc32()));
-  exports.Set("abiVersion", Napi::Number::New(env, 2));  // lib/native.ts ADDON_ABI
+  exports.Set("abiVersion", Napi::Number::New(env, 3));  // lib/native.ts ADDON_ABI
   return exports;
 }
 

@@ -115,6 +115,7 @@ int hpxdec_decode_block(const uint8_t *payload, size_t len, uint32_t count, doub
   size_t pos = 0;
   size_t n = out->length;
   double t = block_time_us;
+  if (block_time_us > MAX_SAFE) FAIL("block time past the 2^53-1 us limit", 0);
   uint8_t *op = out->op;
   double *time_us = out->time_us;
   uint32_t *trace = out->trace;
@@ -149,6 +150,7 @@ int hpxdec_decode_block(const uint8_t *payload, size_t len, uint32_t count, doub
     if (kind == KIND_ALLOC || kind == KIND_FREE) {
       code = kind == KIND_ALLOC ? HPXDEC_OP_ALLOC : HPXDEC_OP_FREE;
       if (id > 4294967295.0) FAIL("trace id out of range", pos);
+      if (v > MAX_SAFE) FAIL("size past 2^53-1", pos);
     } else if (kind == KIND_EXT) {
       if (v > (double)(end - pos)) FAIL("extension event runs past the end of its block", pos);
       size_t body_end = pos + (size_t)v;
@@ -190,6 +192,8 @@ int hpxdec_decode_block(const uint8_t *payload, size_t len, uint32_t count, doub
     n++;
   }
   if (pos != end) FAIL("bytes after the last event", pos);
+  /* Times only grow within a block: the last one bounds them all (as the TS reader does). */
+  if (t > MAX_SAFE) FAIL("event time past the 2^53-1 us limit", pos);
   out->length = n;
   if (end_seen) *saw_end = 1;
   return 0;
@@ -209,21 +213,33 @@ static int block_crc_ok(const uint8_t *at, uint32_t length) {
   return crc == load_le32(at + 20);
 }
 
-static int valid_at(const hpxdec_walker *w, size_t at) {
+/* 1 valid, 0 not, -1 the resync budget ran out (see hpxdec_walker.resync_budget). */
+static int valid_at(hpxdec_walker *w, size_t at) {
   if (at + HPXDEC_BLOCK_HEADER_SIZE > w->size) return 0;
   uint32_t length = load_le32(w->data + at + 4);
   if (length > HPXDEC_MAX_BLOCK_PAYLOAD || at + HPXDEC_BLOCK_HEADER_SIZE + length > w->size) return 0;
+  if ((double)length > w->resync_budget) {
+    w->resync_budget = 0;
+    w->resync_exhausted = 1;
+    return -1;
+  }
+  w->resync_budget -= (double)length;
   return block_crc_ok(w->data + at, length);
 }
 
 /* Offset of the next valid block at or after `from`, or (size_t)-1. */
-static size_t resync(const hpxdec_walker *w, size_t from) {
+static size_t resync(hpxdec_walker *w, size_t from) {
+  if (w->resync_exhausted) return (size_t)-1;
   size_t at = from;
   while (at + HPXDEC_BLOCK_HEADER_SIZE <= w->size) {
     const uint8_t *hit = memchr(w->data + at, 'H', w->size - at);
     if (!hit) return (size_t)-1;
     at = (size_t)(hit - w->data);
-    if (at + 4 <= w->size && load_le32(hit) == BLOCK_MAGIC && valid_at(w, at)) return at;
+    if (at + 4 <= w->size && load_le32(hit) == BLOCK_MAGIC) {
+      int v = valid_at(w, at);
+      if (v > 0) return at;
+      if (v < 0) return (size_t)-1;
+    }
     at++;
   }
   return (size_t)-1;
@@ -237,6 +253,9 @@ void hpxdec_walker_init(hpxdec_walker *w, const uint8_t *data, size_t size, size
   w->index = 0;
   w->on_problem = on_problem;
   w->ctx = ctx;
+  /* The TypeScript reader's rule (resyncBudgetFor): 8x the file plus two maximal blocks. */
+  w->resync_budget = 8.0 * (double)size + 2.0 * HPXDEC_MAX_BLOCK_PAYLOAD;
+  w->resync_exhausted = 0;
 }
 
 static void problem(hpxdec_walker *w, int kind, size_t offset, const char *message) {
@@ -260,12 +279,16 @@ int hpxdec_next_block(hpxdec_walker *w, hpxdec_block *b) {
     else if (offset + HPXDEC_BLOCK_HEADER_SIZE + length > w->size) {
       /* Past the end: truncation, unless a valid block starts after it (a corrupt length). */
       size_t next = resync(w, offset + 1);
-      if (next == (size_t)-1) {
+      if (next == (size_t)-1 && !w->resync_exhausted) {
         problem(w, HPXDEC_PROBLEM_TRUNCATED, offset, "truncated block");
         w->offset = w->size;
         return 0;
       }
       problem(w, HPXDEC_PROBLEM_CORRUPT, offset, "block length runs past the end of the file");
+      if (next == (size_t)-1) {
+        w->offset = w->size;
+        return 0;
+      }
       w->offset = next;
       w->index++;
       continue;

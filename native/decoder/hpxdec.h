@@ -66,6 +66,11 @@ typedef struct {
   uint32_t index;
   hpxdec_problem_fn on_problem;
   void *ctx;
+  /* Payload bytes resynchronisation may still checksum: false "HBLK" headers claiming most of
+   * the file would otherwise make it quadratic. When it runs out the walk ends (the rest of the
+   * file is one corrupt region), exactly as in the TypeScript reader. */
+  double resync_budget;
+  int resync_exhausted;
 } hpxdec_walker;
 
 void hpxdec_walker_init(hpxdec_walker *w, const uint8_t *data, size_t size, size_t start,

@@ -152,6 +152,8 @@ t.test('absurd lengths and counts inside checksummed blocks never exhaust memory
     'byte 40: block 0: block says 4294967295 events in 3 bytes',
     'byte 93: block 1: bad varint',
     'byte 95: block 2: event uses undefined trace 77',
+    // The injected blocks are at time 5, the original ones start at 0 (issue 20 item 8).
+    'byte 123: block 3: time goes back from 5 to 0 µs (blocks duplicated or out of order)',
   ]);
   t.equal(back.traces.get(77)?.frames[0]?.function, '[undefined trace 77]');
   t.equal(await errorOf(base, true), `${base}.hpd at byte 40: block 0: block says 4294967295 events in 3 bytes`);
