@@ -21,6 +21,8 @@ const USAGE = `Usage: node bench/run.js [--quick] [--python EXE] [--reps N] [--o
   --python     CPython to benchmark (default: python3 on PATH)
   --reps       runs per configuration (default 9 for churn, 5 for the other workloads)
   --only       sections to run (default: all)
+  --workloads  recording workloads to run, e.g. arrays,churn (default: all)
+  --configs    recording configurations besides plain, e.g. poisson512K,native512K,heaptrack (default: all)
   --read-mb    size of the synthetic .hpd for the reading benchmarks (default 1100)
   --out        where to write JSON and temporary profiles (default bench/out)
   --keep       keep the generated profiles
@@ -34,6 +36,8 @@ const { values: opt } = parseArgs({
     python: { type: 'string', default: 'python3' },
     reps: { type: 'string' },
     only: { type: 'string', default: 'record,read,seek,pytest' },
+    workloads: { type: 'string' },
+    configs: { type: 'string' },
     'read-mb': { type: 'string' },
     out: { type: 'string', default: join(ROOT, 'bench', 'out') },
     keep: { type: 'boolean', default: false },
@@ -118,6 +122,10 @@ const CONFIGS = [
   { name: 'default', kind: 'record', args: [] },
   { name: 'poisson512K', kind: 'record', args: ['--sample-bytes', '512K'] },
   { name: 'everything', kind: 'record', args: ['--sample', '{}'] },
+  // Native recording (--native, issue 13): the C allocator too, at the same sampler.
+  { name: 'native512K', kind: 'record', args: ['--native', '--sample-bytes', '512K'] },
+  // heaptrack (LD_PRELOAD, every malloc with a native backtrace, no Python stacks), where installed.
+  { name: 'heaptrack', kind: 'heaptrack', args: [] },
   { name: 'tracemalloc1', kind: 'python', args: ['-X', 'tracemalloc=1'] },
   { name: 'tracemalloc25', kind: 'python', args: ['-X', 'tracemalloc=25'] },
 ];
@@ -148,6 +156,17 @@ function pinPrefix() {
 async function recordSection(py) {
   const scale = opt.quick ? 0.35 : 1;
   const workloads = ['churn', 'growth', 'spike', 'threads', 'stdlib'];
+  // numpy arrays: only where the benchmarked Python has numpy.
+  if (spawnSync(py.path, ['-c', 'import numpy'], { stdio: 'ignore' }).status === 0) workloads.push('arrays');
+  else results.notes.push(`arrays workload skipped: ${py.path} has no numpy`);
+  const heaptrack = ['/usr/bin/heaptrack', '/usr/local/bin/heaptrack'].find((p) => existsSync(p)) ?? null;
+  if (!heaptrack) results.notes.push('heaptrack not installed: its configuration is skipped');
+  const wanted = opt.configs ? new Set(['plain', ...opt.configs.split(',').map((x) => x.trim())]) : null;
+  const configs = CONFIGS.filter((c) => (c.kind !== 'heaptrack' || heaptrack) && (!wanted || wanted.has(c.name)));
+  if (opt.workloads) {
+    const only = new Set(opt.workloads.split(',').map((x) => x.trim()));
+    workloads.splice(0, workloads.length, ...workloads.filter((x) => only.has(x)));
+  }
   const pin = pinPrefix();
   results.host.pinnedCpu = pin ? Number(pin[2]) : null;
   const profDir = join(outDir, 'rec');
@@ -155,24 +174,28 @@ async function recordSection(py) {
   for (const w of workloads) {
     const reps = opt.reps ? Number(opt.reps) : opt.quick ? 3 : w === 'churn' ? 9 : 5;
     const script = join(WORKLOADS, `${w}.py`);
-    const times = Object.fromEntries(CONFIGS.map((c) => [c.name, []]));
-    const cpus = Object.fromEntries(CONFIGS.map((c) => [c.name, []]));
-    const walls = Object.fromEntries(CONFIGS.map((c) => [c.name, []]));
+    const times = Object.fromEntries(configs.map((c) => [c.name, []]));
+    const cpus = Object.fromEntries(configs.map((c) => [c.name, []]));
+    const walls = Object.fromEntries(configs.map((c) => [c.name, []]));
     const sizes = {};
     // The threads workload runs free: pinned, its threads could not overlap outside the GIL.
     const prefix = pin && w !== 'threads' ? pin : [];
     const launch = (cmd, args) => (prefix.length > 0 ? [prefix[0], [...prefix.slice(1), cmd, ...args]] : [cmd, args]);
-    log(`record: ${w} (${reps} interleaved runs of ${CONFIGS.length} configurations${prefix.length > 0 ? `, on CPU ${prefix[2]}` : ''})`);
+    log(`record: ${w} (${reps} interleaved runs of ${configs.length} configurations${prefix.length > 0 ? `, on CPU ${prefix[2]}` : ''})`);
     for (let rep = 0; rep < reps; rep++) {
       // Rotate the order each round so no configuration always runs right after another.
-      const order = CONFIGS.map((_, i) => CONFIGS[(i + rep) % CONFIGS.length]);
+      const order = configs.map((_, i) => configs[(i + rep) % configs.length]);
       for (const c of order) {
         const base = join(profDir, `${w}-${c.name}`);
         const r =
           c.kind === 'python'
             ? await run(...launch(py.path, [...c.args, script, String(scale)]), { cwd: WORKLOADS })
+            : c.kind === 'heaptrack'
+            ? await run(...launch(heaptrack, ['-o', base, py.path, script, String(scale)]), { cwd: WORKLOADS })
             : await run(...launch(process.execPath, [join(ROOT, 'bin', 'hp-record.js'), '--python', py.path, '-o', base, '--force', ...c.args, '--', script, String(scale)]), { cwd: WORKLOADS });
-        const line = r.out.trim().split('\n').pop() ?? '';
+        if (c.kind === 'heaptrack') for (const f of readdirSync(profDir)) if (f.startsWith(`${w}-${c.name}.`)) rmSync(join(profDir, f), { force: true });
+        // heaptrack prints its own lines after the program's: the timing line is the JSON one.
+        const line = r.out.trim().split('\n').filter((l) => l.startsWith('{"work_s"')).pop() ?? '';
         let work;
         let workCpu;
         try {
@@ -198,7 +221,7 @@ async function recordSection(py) {
     const plain = median(times.plain);
     const plainCpu = median(cpus.plain);
     const row = { workload: w, reps, scale, plainWorkS: plain, plainWorkCpuS: plainCpu, configs: {} };
-    for (const c of CONFIGS) {
+    for (const c of configs) {
       row.configs[c.name] = {
         medianWorkS: median(times[c.name]),
         ratio: median(times[c.name]) / plain,
@@ -217,7 +240,7 @@ async function recordSection(py) {
     }
     results.record.push(row);
     for (const [cfg, s] of Object.entries(sizes)) results.size.push({ workload: w, config: cfg, ...s });
-    log(`  ${CONFIGS.map((c) => `${c.name} ${fmt(row.configs[c.name].pairedCpuRatio)}x (median wall ${fmt(row.configs[c.name].ratio)}x, cpu ${fmt(row.configs[c.name].cpuRatio)}x, best ${fmt(row.configs[c.name].minCpuRatio)}x)`).join(', ')}`);
+    log(`  ${configs.map((c) => `${c.name} ${fmt(row.configs[c.name].pairedCpuRatio)}x (median wall ${fmt(row.configs[c.name].ratio)}x, cpu ${fmt(row.configs[c.name].cpuRatio)}x, best ${fmt(row.configs[c.name].minCpuRatio)}x)`).join(', ')}`);
   }
   rmSync(profDir, { recursive: true, force: true });
 }
@@ -358,7 +381,7 @@ async function report() {
   const style = { head: [], border: [] };
   if (results.record.length > 0) {
     const t = new Table({ head: ['workload (median)', 'plain wall s', ...CONFIGS.slice(1).map((c) => `${c.name} ×`)], style });
-    for (const r of results.record) t.push([`${r.workload} (${r.reps} runs)`, fmt(r.plainWorkS, 3), ...CONFIGS.slice(1).map((c) => `${fmt(r.configs[c.name].pairedCpuRatio)} / ${fmt(r.configs[c.name].ratio)} / ${fmt(r.configs[c.name].minCpuRatio)}`)]);
+    for (const r of results.record) t.push([`${r.workload} (${r.reps} runs)`, fmt(r.plainWorkS, 3), ...CONFIGS.slice(1).map((c) => (r.configs[c.name] ? `${fmt(r.configs[c.name].pairedCpuRatio)} / ${fmt(r.configs[c.name].ratio)} / ${fmt(r.configs[c.name].minCpuRatio)}` : '-'))]);
     const pinned = results.host.pinnedCpu == null ? 'not pinned' : `pinned to CPU ${results.host.pinnedCpu} except threads`;
     lines.push(
       `Recording overhead: time of the work inside Python relative to plain python (${pinned}): median of the per-round CPU ratios / median by wall / best run by CPU (targets: default <= 1.10, poisson512K <= 1.05, everything <= tracemalloc1)`,

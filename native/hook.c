@@ -16,12 +16,17 @@
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
+#include <sys/file.h>
 #include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,10 +43,25 @@
 
 enum { MODE_PROFILE = 0, MODE_STATS = 1 };
 enum { SAMPLER_TABLE = 0, SAMPLER_POISSON = 1 };
-enum { FLAG_FOLLOW_FORK = 1, FLAG_OVERWRITE = 2, FLAG_NO_STACKS = 4 };
+enum { FLAG_FOLLOW_FORK = 1, FLAG_OVERWRITE = 2, FLAG_NO_STACKS = 4, FLAG_NATIVE = 8 };
+/* Where an allocation came from (TRACE_INFO records, man/hpx.5). */
+enum { DOMAIN_PYTHON = 0, DOMAIN_NATIVE = 1, DOMAIN_MMAP = 2 };
 enum { EV_ALLOC = 0, EV_FREE = 1, EV_EXT = 3 };
 enum { EXT_RSS = 0, EXT_END = 1, EXT_LOST = 2, EXT_MARK = 3 };
-enum { REC_STRING = 1, REC_FRAME = 2, REC_TRACE = 3, REC_HISTOGRAM = 4, REC_END = 5, REC_MARK = 8 };
+enum { REC_STRING = 1, REC_FRAME = 2, REC_TRACE = 3, REC_HISTOGRAM = 4, REC_END = 5, REC_THREAD = 6, REC_TRACE_INFO = 7, REC_MARK = 8 };
+/* Header tags of native recording (man/hpx.5). */
+enum { TAG_NATIVE = 13, TAG_THREADS = 14 };
+/* g_frames key of a native frame: (pc, NATIVE_FRAME_KEY); Python lines are below 2^32. */
+#define NATIVE_FRAME_KEY ((uint64_t)1 << 40)
+
+/* The allocator entry points of interpose.c and what they call before a recording starts
+ * run before a sanitizer runtime preloaded after the hook has set up (native/tools/asan.sh):
+ * not instrumented. Nothing in a normal build. */
+#if defined(__SANITIZE_ADDRESS__)
+#define NO_SAN __attribute__((no_sanitize_address, no_sanitize("undefined")))
+#else
+#define NO_SAN
+#endif
 
 #define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
 #define STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
@@ -92,6 +112,10 @@ static hpx_buf g_argv, g_notes; /* NUL-separated */
 static char g_hostname[256];
 
 static struct timespec g_mono0;
+/* hp-record --pid: the recording started inside a running process (header tag 22, the
+ * process's age in µs then). Set by hp_set_attached for the next hp_start only. */
+static int g_attach_pending, g_attached;
+static uint64_t g_attach_age_pending, g_attach_age_us;
 static uint64_t g_start_wall_us;
 static hpx_file g_hpm, g_hpd;
 
@@ -140,13 +164,41 @@ static blob_map g_strings, g_traces;
  * compare instead of line lookups and interning every frame. Exact keys: every code
  * object in an entry is pinned, and a position determines the line. */
 static blob_map g_stacks;
-static uint32_t g_next_string, g_next_frame, g_next_trace, g_next_mark, g_file_epoch;
+static uint32_t g_next_string, g_next_frame, g_next_trace, g_file_epoch, g_next_thread, g_next_mark;
+/* Native recording (FLAG_NATIVE with the interposer in place): traces carry domain and
+ * thread (TRACE_INFO), native allocations are recorded by interpose.c. */
+static int g_threads;
+static int g_native_mask; /* header tag 13: 1 malloc family, 2 anonymous mmap */
+static int g_native;      /* interpose.c records: recording with g_native_mask set */
 
-/* Ticker: a native thread (no Python state) that records RSS and flushes once a second. */
+/* Ticker: a native thread (no Python state) that flushes every TICK_NS, so that a process
+ * killed without warning loses at most that much of its events, and records RSS every
+ * second tick. It sleeps on a semaphore, not a condition variable, because the SIGTERM
+ * handler wakes it and sem_post is async-signal-safe. g_ticker_stop and g_term_pending are
+ * read by the ticker after every wake. */
+#define TICK_NS 500000000L
 static pthread_t g_ticker;
 static int g_ticker_running, g_ticker_wanted, g_ticker_stop;
-static pthread_mutex_t g_tick_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t g_tick_cv;
+/* 1 from the ticker's start until it decides to exit: until then it will see a SIGTERM. */
+static int g_ticker_accepting;
+static sem_t g_tick_sem;
+
+/* SIGTERM (see on_sigterm): installed by hp_start only over the default action. */
+#define TERM_WAIT_S 3
+static int g_term_installed;
+static int g_term_pending; /* set by the handler: the ticker finishes the profile, then re-raises */
+
+/* What reached the disk. g_blk_* count what sits in the blocks being filled; a successful
+ * flush moves them to *_written, a failed write to g_events_unwritten. g_mu held. */
+static uint64_t g_blk_events, g_blk_traces;
+static uint64_t g_events_written, g_traces_written, g_events_unwritten;
+static uint64_t g_write_failed_us; /* time of the failed write (0: none); g_write_error says why */
+static char g_write_error[4200];
+static uint64_t g_n_forks; /* followed forks of this process while recording */
+
+/* BASE.hpm.lock, flock()ed while this process records to BASE (see lock_profile). */
+static int g_lock_fd = -1;
+static char g_lock_path[4200];
 
 /* Per thread: initial-exec TLS so that reading it never allocates. */
 struct hp_thread {
@@ -155,6 +207,8 @@ struct hp_thread {
   uint64_t rng[4];
   uint64_t countdown[N_SLOTS]; /* allocations (or bytes) up to and including the next sample; >= 1 */
   uint32_t probing, nested;    /* hp_install's nesting probe (probe_direct_max) */
+  uint32_t thread_id, thread_epoch; /* this thread's id in the current file (g_file_epoch) */
+  uint32_t fork_saved_busy;         /* busy before atfork_prepare */
 };
 static __thread struct hp_thread t_hp __attribute__((tls_model("initial-exec")));
 
@@ -165,7 +219,7 @@ static __thread struct hp_thread t_hp __attribute__((tls_model("initial-exec")))
 #define GATE_OFF UINT64_MAX
 static uint64_t g_gate = GATE_OFF;
 
-static inline int gate_open(void) {
+NO_SAN static inline int gate_open(void) {
   uint64_t w;
   memcpy(&w, &t_hp, sizeof w); /* busy | epoch << 32 (x86-64 and other little-endian) */
   return w == LOAD(g_gate);
@@ -174,6 +228,7 @@ static inline int gate_open(void) {
 static void set_active(int on) {
   __atomic_store_n(&g_gate, on ? (uint64_t)LOAD(g_epoch) << 32 : GATE_OFF, __ATOMIC_RELEASE);
   __atomic_store_n(&g_active, on, __ATOMIC_RELEASE);
+  __atomic_store_n(&g_native, on && g_native_mask, __ATOMIC_RELEASE);
   /* Not recording: frees need not leave the fast path any more. */
   if (!on && g_filter == &g_all_filter) __atomic_store_n(&g_filter, &g_no_filter, __ATOMIC_RELEASE);
 }
@@ -304,7 +359,7 @@ static int sample_slow(size_t size, unsigned k) {
 static inline int hist_bucket(uint64_t size) { return 63 - __builtin_clzll(size | 1); }
 
 /* The two counts of p: the top bits of one product, then the bits below them. */
-static inline uint8_t *filter_count(const hp_filter *f, uintptr_t p, int which) {
+NO_SAN static inline uint8_t *filter_count(const hp_filter *f, uintptr_t p, int which) {
   uint64_t h = (p >> 4) * 0x9e3779b97f4a7c15ULL;
   return (uint8_t *)&f->counts[(which ? h << f->bits : h) >> f->shift];
 }
@@ -324,24 +379,45 @@ static void warn(const char *fmt, ...) {
 
 /* ---------------------------------------------------------------- output (g_mu held) */
 
-/* A write failed: stop recording, warn once, let the program go on. */
+/* A write failed: stop recording, warn once, let the program go on. What was buffered and
+ * not written is counted as unwritten, so that the summary never claims it. */
 static void write_failed(const hpx_file *f, int rc) {
   warn("heapprof: recording stopped: write %s: %s", f->path, strerror(-rc));
+  snprintf(g_write_error, sizeof g_write_error, "write %s: %s", f->path, strerror(-rc));
+  g_write_failed_us = now_us();
+  if (!g_write_failed_us) g_write_failed_us = 1;
+  g_events_unwritten += g_blk_events;
+  g_blk_events = g_blk_traces = 0;
   set_active(0);
   hpx_file_abandon(&g_hpm);
   hpx_file_abandon(&g_hpd);
 }
 
-/* Writes pending blocks, .hpm first so every trace is on disk before an event uses it. */
-static void flush_all(void) {
-  uint64_t now = now_us();
+/* The pending .hpm block, if any; its trace records count as written once it is. */
+static int flush_hpm(uint64_t now) {
+  int open = g_hpm.fd >= 0;
   int rc = hpx_file_flush(&g_hpm, now);
   if (rc != 0) {
     write_failed(&g_hpm, rc);
+    return rc;
+  }
+  if (open) g_traces_written += g_blk_traces;
+  g_blk_traces = 0;
+  return 0;
+}
+
+/* Writes pending blocks, .hpm first so every trace is on disk before an event uses it. */
+static void flush_all(void) {
+  uint64_t now = now_us();
+  if (flush_hpm(now) != 0) return;
+  int open = g_hpd.fd >= 0;
+  int rc = hpx_file_flush(&g_hpd, now);
+  if (rc != 0) {
+    write_failed(&g_hpd, rc);
     return;
   }
-  rc = hpx_file_flush(&g_hpd, now);
-  if (rc != 0) write_failed(&g_hpd, rc);
+  if (open) g_events_written += g_blk_events;
+  g_blk_events = 0;
 }
 
 static void emit_record(int type, const hpx_buf *body) {
@@ -350,10 +426,7 @@ static void emit_record(int type, const hpx_buf *body) {
   hpx_buf_varint(&g_hpm.block, body->len);
   hpx_buf_put(&g_hpm.block, body->data, body->len);
   g_hpm.count++;
-  if (hpx_file_payload(&g_hpm) >= FLUSH_BYTES) {
-    int rc = hpx_file_flush(&g_hpm, now_us());
-    if (rc != 0) write_failed(&g_hpm, rc);
-  }
+  if (hpx_file_payload(&g_hpm) >= FLUSH_BYTES) flush_hpm(now_us());
 }
 
 static inline uint8_t *put_varint(uint8_t *d, uint64_t v) {
@@ -379,8 +452,22 @@ static void emit_event(uint64_t h, uint64_t now, const uint64_t *rest, int nrest
   if (b->len >= HPX_BLOCK_HEADER + FLUSH_BYTES) flush_all();
 }
 
+/* Estimated live bytes of every recorded domain, and its peak (g_mu held): for
+ * hp-record's hint that RSS grew far past what was recorded (hp_peak_estimate). */
+static double g_live_estimate, g_peak_estimate;
+
+static double byte_weight(uint64_t size) {
+  if (g_sampler == SAMPLER_POISSON) return size ? (double)size / -expm1(-(double)size / g_mean_bytes) : g_mean_bytes;
+  int i = range_of(size);
+  double p = i < g_nranges ? g_probs[i] : 1.0;
+  return p > 0 ? (double)size / p : 0;
+}
+
 static void emit_alloc_free(int kind, uint32_t trace, uint64_t size) {
   uint64_t rest[1] = {size};
+  g_blk_events++; /* before: emit_event may flush the block it lands in */
+  g_live_estimate += kind == EV_ALLOC ? byte_weight(size) : -byte_weight(size);
+  if (g_live_estimate > g_peak_estimate) g_peak_estimate = g_live_estimate;
   emit_event(((uint64_t)trace << 2) | (uint64_t)kind, now_us(), rest, 1);
   if (kind == EV_ALLOC) g_n_alloc++;
   else g_n_free++;
@@ -440,9 +527,40 @@ static int intern_code(void *code, uint32_t *func_sid, uint32_t *file_sid) {
   return 0;
 }
 
-static uint32_t intern_frame(void *code, int line) {
+/* g_frames key of a frame interned by names, not by code object: (func sid << 32 | file
+ * sid, line | BY_NAME_FRAME_KEY). */
+#define BY_NAME_FRAME_KEY ((uint64_t)1 << 41)
+
+/* A frame walked without the GIL whose code object is not pinned (pinning needs the GIL):
+ * interned by its names, which the frame's reference keeps alive while this thread, which
+ * owns the frame, is inside this allocator call. */
+static uint32_t intern_frame_by_name(void *code, int line) {
+  static char name[1024], file[4096];
+  pyrt_code_names(code, name, sizeof name, file, sizeof file);
+  uint32_t fs = intern_string(name), fl = intern_string(file);
+  if (!fs || !fl) return 0;
+  uint64_t a = (uint64_t)fs << 32 | fl, b = (uint64_t)(uint32_t)line | BY_NAME_FRAME_KEY;
+  pair_slot *s = pair_find(&g_frames, a, b);
+  if (s) return s->v1;
+  s = pair_add(&g_frames, a, b);
+  if (!s) return 0;
+  s->v1 = ++g_next_frame;
+  hpx_buf body = {0};
+  hpx_buf_varint(&body, s->v1);
+  hpx_buf_varint(&body, fs);
+  hpx_buf_varint(&body, fl);
+  hpx_buf_varint(&body, (uint64_t)(line > 0 ? line : 0));
+  emit_record(REC_FRAME, &body);
+  hpx_buf_free(&body);
+  return s->v1;
+}
+
+/* gil: this thread holds the GIL (else only already-pinned code objects are keyed by
+ * address; see intern_frame_by_name). */
+static uint32_t intern_frame(void *code, int line, int gil) {
   pair_slot *s = pair_find(&g_frames, (uintptr_t)code, (uint64_t)(uint32_t)line);
   if (s) return s->v1;
+  if (!gil && !pair_find(&g_codes, (uintptr_t)code, 0)) return intern_frame_by_name(code, line);
   uint32_t func_sid, file_sid;
   if (intern_code(code, &func_sid, &file_sid) != 0) return 0;
   s = pair_add(&g_frames, (uintptr_t)code, (uint64_t)(uint32_t)line);
@@ -458,25 +576,76 @@ static uint32_t intern_frame(void *code, int line) {
   return s->v1;
 }
 
-/* Trace id for a walked stack (0 on failure: the event is still recorded, stackless). */
-static uint32_t intern_trace(const hp_rawframe *frames, int n, uint32_t dropped) {
-  uint32_t key[MAX_DEPTH + 1];
+/* The native frame at pc (names from describe_pc, interned on first sight in this file). */
+static uint32_t intern_native_frame(void *pc, const char *func, const char *obj) {
+  pair_slot *s = pair_find(&g_frames, (uintptr_t)pc, NATIVE_FRAME_KEY);
+  if (s) return s->v1;
+  uint32_t fs = intern_string(func), fl = intern_string(obj);
+  if (!fs || !fl) return 0;
+  s = pair_add(&g_frames, (uintptr_t)pc, NATIVE_FRAME_KEY);
+  if (!s) return 0;
+  s->v1 = ++g_next_frame;
+  hpx_buf body = {0};
+  hpx_buf_varint(&body, s->v1);
+  hpx_buf_varint(&body, fs);
+  hpx_buf_varint(&body, fl);
+  hpx_buf_varint(&body, 0);
+  emit_record(REC_FRAME, &body);
+  hpx_buf_free(&body);
+  return s->v1;
+}
+
+/* This thread's id in the current file, announced by a THREAD record on first use. */
+static uint32_t thread_id_locked(void) {
+  if (t_hp.thread_epoch == g_file_epoch && t_hp.thread_id) return t_hp.thread_id;
+  t_hp.thread_id = ++g_next_thread;
+  t_hp.thread_epoch = g_file_epoch;
+  char name[32] = "";
+  pthread_getname_np(pthread_self(), name, sizeof name); /* own thread: prctl, no allocation */
+  hpx_buf body = {0};
+  hpx_buf_varint(&body, t_hp.thread_id);
+  hpx_buf_varint(&body, (uint64_t)syscall(SYS_gettid));
+  hpx_buf_put(&body, name, strlen(name));
+  emit_record(REC_THREAD, &body);
+  hpx_buf_free(&body);
+  return t_hp.thread_id;
+}
+
+/* Trace id for a walked stack, with nnative native frame ids first (0 on failure: the
+ * event is still recorded, stackless). ctx = domain | thread << 2; a trace with ctx or
+ * native frames gets a TRACE_INFO record before its TRACE. */
+static uint32_t intern_trace(const uint32_t *native, int nnative, const hp_rawframe *frames, int n, uint32_t dropped,
+                             uint32_t ctx, int gil) {
+  uint32_t key[MAX_DEPTH + 4];
   key[0] = dropped;
+  key[1] = ctx;
+  key[2] = (uint32_t)nnative;
+  for (int i = 0; i < nnative; i++) key[3 + i] = native[i];
   for (int i = 0; i < n; i++) {
-    key[i + 1] = intern_frame(frames[i].code, (int)frames[i].line);
-    if (!key[i + 1]) return 0;
+    key[3 + nnative + i] = intern_frame(frames[i].code, (int)frames[i].line, gil);
+    if (!key[3 + nnative + i]) return 0;
   }
-  size_t len = (size_t)(n + 1) * sizeof key[0];
+  int depth = nnative + n;
+  size_t len = (size_t)(depth + 3) * sizeof key[0];
   uint64_t h = blob_hash(key, len);
   uint32_t id = blob_find(&g_traces, key, len, h);
   if (id) return id;
   id = ++g_next_trace;
   if (blob_add(&g_traces, key, len, h, id) != 0) return 0;
+  g_blk_traces++; /* before: emit_record may flush the block it lands in */
   hpx_buf body = {0};
+  if (ctx || nnative) {
+    hpx_buf_varint(&body, id);
+    hpx_buf_varint(&body, ctx & 3);
+    hpx_buf_varint(&body, ctx >> 2);
+    hpx_buf_varint(&body, (uint64_t)nnative);
+    emit_record(REC_TRACE_INFO, &body);
+    body.len = 0;
+  }
   hpx_buf_varint(&body, id);
   hpx_buf_varint(&body, dropped);
-  hpx_buf_varint(&body, (uint64_t)n);
-  for (int i = 0; i < n; i++) hpx_buf_varint(&body, key[i + 1]);
+  hpx_buf_varint(&body, (uint64_t)depth);
+  for (int i = 0; i < depth; i++) hpx_buf_varint(&body, key[3 + i]);
   emit_record(REC_TRACE, &body);
   hpx_buf_free(&body);
   return id;
@@ -488,7 +657,7 @@ static void reset_dictionaries(void) {
   blob_clear(&g_strings);
   blob_clear(&g_traces);
   blob_clear(&g_stacks);
-  g_next_string = g_next_frame = g_next_trace = g_next_mark = 0;
+  g_next_string = g_next_frame = g_next_trace = g_next_thread = g_next_mark = 0;
   g_file_epoch++;
 }
 
@@ -548,43 +717,81 @@ static void reset_pointers(void) {
 static void ticker_start_locked(void);
 static int open_child_files(void);
 
-/* A sampled allocation: walk the stack (outside the lock; needs only the GIL), then
- * intern it and log the event under the lock. The walk gives (code, position) per frame
- * and g_stacks is keyed on those: a stack seen before costs no line-table lookups, and
- * lines are computed only for a stack not seen before. */
-static void record_alloc(void *p, size_t size) {
-  /* The g_stacks key is the walk itself: dropped, then (code, position) per frame. */
+static void describe_pc(void *pc, char *func, size_t func_cap, char *obj, size_t obj_cap);
+static int interposer_in_place(char *why, size_t cap);
+
+/* A sampled allocation of domain DOMAIN_* (pc: the native caller, for native and mmap):
+ * walk the stack (outside the lock; needs only the GIL), then intern it and log the event
+ * under the lock. The walk gives (code, position) per frame and g_stacks is keyed on
+ * those plus the context and native caller: a stack seen before costs no line-table
+ * lookups and no dladdr; lines and names are computed only for a stack not seen before.
+ * busy is set. */
+static void record_event(void *p, size_t size, int domain, void *pc) {
   struct {
-    uint64_t dropped;
+    uint64_t dropped, ctx;
+    void *pc;
     hp_rawframe frames[MAX_DEPTH];
   } key;
   hp_rawframe *frames = key.frames;
   uint32_t dropped = 0;
   int n = 0;
   void *tstate = LOAD(g_capture) ? pyrt_gil_tstate() : NULL;
-  if (tstate) n = pyrt_walk_positions(tstate, frames, MAX_DEPTH, &dropped, 1);
+  int gil = tstate != NULL;
+  /* With --native, a thread inside a C call that released the GIL (ctypes, sqlite3) still
+   * gets its own Python stack: see pyrt_own_tstate_nogil. */
+  if (!tstate && g_threads && LOAD(g_capture)) tstate = pyrt_own_tstate_nogil();
+  if (tstate) n = pyrt_walk_positions(tstate, frames, MAX_DEPTH, &dropped, gil);
   key.dropped = dropped;
-  /* Any hash will do: g_stacks only ever sees this one. */
-  uint64_t key_hash = 0x9e3779b97f4a7c15ULL ^ (uint64_t)n ^ ((uint64_t)dropped << 32);
-  for (int i = 0; i < n; i++) {
-    key_hash = (key_hash ^ (uintptr_t)frames[i].code) * 0xff51afd7ed558ccdULL;
-    key_hash = (key_hash ^ (key_hash >> 31) ^ (uint64_t)frames[i].line) * 0xc4ceb9fe1a85ec53ULL;
-    key_hash ^= key_hash >> 29;
-  }
-  key_hash = (key_hash ^ (key_hash >> 33)) * 0xff51afd7ed558ccdULL;
-  key_hash ^= key_hash >> 33; /* blob_find uses the low bits */
-  size_t key_len = sizeof key.dropped + (size_t)n * sizeof frames[0];
+  key.pc = domain == DOMAIN_PYTHON ? NULL : pc;
+  size_t key_len = offsetof(__typeof__(key), frames) + (size_t)n * sizeof frames[0];
+  char func[512], obj[1024];
+  int described = 0;
 
   pthread_mutex_lock(&g_mu);
+again:
   if (g_active && g_mode == MODE_PROFILE && open_child_files() == 0) {
     if (g_ticker_wanted && !g_ticker_running) ticker_start_locked();
+    uint32_t ctx = g_threads ? (uint32_t)domain | thread_id_locked() << 2 : (uint32_t)domain;
+    key.ctx = ctx;
+    /* Any hash will do: g_stacks only ever sees this one. */
+    uint64_t key_hash = 0x9e3779b97f4a7c15ULL ^ (uint64_t)n ^ ((uint64_t)dropped << 32) ^ ((uint64_t)ctx << 40);
+    key_hash = (key_hash ^ (uintptr_t)key.pc) * 0xff51afd7ed558ccdULL;
+    for (int i = 0; i < n; i++) {
+      key_hash = (key_hash ^ (uintptr_t)frames[i].code) * 0xff51afd7ed558ccdULL;
+      key_hash = (key_hash ^ (key_hash >> 31) ^ (uint64_t)frames[i].line) * 0xc4ceb9fe1a85ec53ULL;
+      key_hash ^= key_hash >> 29;
+    }
+    key_hash = (key_hash ^ (key_hash >> 33)) * 0xff51afd7ed558ccdULL;
+    key_hash ^= key_hash >> 33; /* blob_find uses the low bits */
     uint32_t trace = 0;
-    if (n > 0 && !(trace = blob_find(&g_stacks, &key, key_len, key_hash))) {
+    if ((n > 0 || ctx || key.pc) && !(trace = blob_find(&g_stacks, &key, key_len, key_hash))) {
+      uint32_t native[1];
+      int nnative = 0;
+      if (key.pc) {
+        pair_slot *s = pair_find(&g_frames, (uintptr_t)key.pc, NATIVE_FRAME_KEY);
+        if (s) {
+          native[0] = s->v1;
+        } else {
+          if (!described) {
+            /* dladdr takes the loader's lock: never under g_mu. */
+            pthread_mutex_unlock(&g_mu);
+            describe_pc(key.pc, func, sizeof func, obj, sizeof obj);
+            described = 1;
+            pthread_mutex_lock(&g_mu);
+            goto again; /* the recording may have stopped meanwhile */
+          }
+          native[0] = intern_native_frame(key.pc, func, obj);
+        }
+        nnative = native[0] ? 1 : 0;
+      }
       hp_rawframe lines[MAX_DEPTH]; /* the key keeps its positions */
       memcpy(lines, frames, (size_t)n * sizeof frames[0]);
-      pyrt_lines(lines, n, 1); /* the GIL is still held */
-      trace = intern_trace(lines, n, dropped);
-      if (trace) blob_add(&g_stacks, &key, key_len, key_hash, trace); /* on OOM: just not cached */
+      pyrt_lines(lines, n, gil); /* the line cache is shared: only with the GIL */
+      trace = intern_trace(native, nnative, lines, n, dropped, ctx, gil);
+      /* Cached only if every code object in it is pinned (address = identity). */
+      int pinned = 1;
+      for (int i = 0; i < n && pinned && !gil; i++) pinned = pair_find(&g_codes, (uintptr_t)frames[i].code, 0) != NULL;
+      if (trace && pinned) blob_add(&g_stacks, &key, key_len, key_hash, trace); /* on OOM: just not cached */
     }
     ptr_slot old;
     int had = ptr_put(&g_ptrs, (uintptr_t)p, trace, size, &old);
@@ -606,9 +813,11 @@ static void record_alloc(void *p, size_t size) {
   pthread_mutex_unlock(&g_mu);
 }
 
+static void record_alloc(void *p, size_t size) { record_event(p, size, DOMAIN_PYTHON, NULL); }
+
 /* Whether p may be a sampled live block: usually one load, no lock (the filter is only
  * ever raised for p before p is returned to the program). */
-static inline int maybe_sampled(void *p) {
+NO_SAN static inline int maybe_sampled(void *p) {
   hp_filter *f = __atomic_load_n(&g_filter, __ATOMIC_ACQUIRE);
   return __atomic_load_n(filter_count(f, (uintptr_t)p, 0), __ATOMIC_RELAXED) != 0 &&
          __atomic_load_n(filter_count(f, (uintptr_t)p, 1), __ATOMIC_RELAXED) != 0;
@@ -725,6 +934,7 @@ static void hist_reset(void) {
  * then, which is what a thread allocating during the probe sees. */
 #define DIRECT_PROBE_MAX 512
 static size_t g_direct_max[3][2];
+static size_t g_direct_probed[3][2]; /* what the probe found; g_direct_max is 0 with --native */
 
 /* One set of wrappers per domain; ctx is ignored (the installed ctx is the original's, so
  * a torn read of the allocator struct by another thread still pairs valid values).
@@ -825,21 +1035,152 @@ static uint64_t read_rss(void) {
   return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
+static void finish_profile(void);
+
+/* ---------------------------------------------------------------- SIGTERM
+ *
+ * Pools and service managers stop processes with SIGTERM, whose default action kills at
+ * once: the buffered blocks (up to TICK_NS of events) and the end of the profile would be
+ * lost. So while recording, when SIGTERM's action is the default (and only then: a program
+ * that ignores SIGTERM or handles it, in Python or C, keeps exactly that), on_sigterm is
+ * installed in its place. The handler itself does almost nothing, because almost nothing
+ * is safe there: the thread it interrupted may hold g_mu (mid-event) or libc's malloc lock,
+ * so it neither locks nor allocates nor writes. It sets g_term_pending and wakes the ticker
+ * (sem_post is async-signal-safe); the ticker, an ordinary thread, takes g_mu, writes the
+ * histogram and end markers, closes the files, restores the default action and sends
+ * SIGTERM again, so the process dies of SIGTERM as it would have, some milliseconds later.
+ * Meanwhile the interrupted thread sleeps in the handler (it would be dead by now without
+ * the profiler), up to TERM_WAIT_S, unless it was inside the hook, where it may hold g_mu:
+ * then it returns and goes on until the ticker is done. If the ticker is being stopped
+ * (the program is exiting, forking or stopping the recorder) the handler returns too, and
+ * the thread stopping the ticker finishes the profile and re-raises (term_check): a pool
+ * worker on Python 3.9 gets its SIGTERM just as it leaves by os._exit. Where nothing can be deferred (not
+ * recording, no ticker yet, or a second SIGTERM while the first is being handled) the
+ * handler restores the default action and re-raises at once. */
+
+/* Never returns: SIGTERM back to its default action, sent to this process, unblocked in
+ * this thread too (the ticker blocks every signal) so that it cannot stay pending. */
+__attribute__((noreturn)) static void term_reraise(void) {
+  struct sigaction dfl;
+  memset(&dfl, 0, sizeof dfl);
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  sigaction(SIGTERM, &dfl, NULL);
+  kill(getpid(), SIGTERM);
+  sigset_t term;
+  sigemptyset(&term);
+  sigaddset(&term, SIGTERM);
+  pthread_sigmask(SIG_UNBLOCK, &term, NULL);
+  for (;;) pause();
+}
+
+/* Async-signal-safe: atomics, sem_post, nanosleep, clock_gettime, sigaction, raise. */
+static void on_sigterm(int sig) {
+  int saved = errno;
+  if (LOAD(g_active) && LOAD(g_ticker_running) && !LOAD(g_child_pending) &&
+      !__atomic_exchange_n(&g_term_pending, 1, __ATOMIC_SEQ_CST)) {
+    if (!__atomic_load_n(&g_ticker_accepting, __ATOMIC_SEQ_CST)) {
+      /* The ticker is being stopped (hp_stop, exit, fork), maybe by this very thread:
+       * whoever stops it sees g_term_pending afterwards (term_check), finishes the
+       * profile and re-raises. */
+      errno = saved;
+      return;
+    }
+    sem_post(&g_tick_sem);
+    if (t_hp.busy) {
+      errno = saved;
+      return; /* this thread may hold g_mu: let it go on and release it */
+    }
+    /* Otherwise this thread waits here for the ticker's SIGTERM to end the process, so
+     * that it does no more than it would have without the profiler (the signal would have
+     * killed it here). If that takes longer than TERM_WAIT_S (a write that hangs, or the
+     * interrupted code held a lock the ticker needs, such as libc's malloc lock, or g_mu
+     * in an exported function), die now with the profile as it is on disk. */
+    struct timespec start, now, step = {0, 10 * 1000 * 1000};
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    do {
+      nanosleep(&step, NULL);
+      clock_gettime(CLOCK_MONOTONIC, &now);
+    } while (now.tv_sec - start.tv_sec < TERM_WAIT_S);
+  }
+  {
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    sigaction(sig, &dfl, NULL);
+    raise(sig); /* blocked until this handler returns, then fatal */
+  }
+  errno = saved;
+}
+
+/* hp_start (profile mode): take SIGTERM over only from its default action. */
+static void term_install(void) {
+  struct sigaction cur;
+  if (sigaction(SIGTERM, NULL, &cur) != 0) return;
+  if (!(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == on_sigterm) {
+    g_term_installed = 1; /* still there from an earlier recording */
+    return;
+  }
+  if ((cur.sa_flags & SA_SIGINFO) || cur.sa_handler != SIG_DFL) return; /* the program's own, or ignored */
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_sigterm;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART | SA_ONSTACK; /* the program's system calls go on undisturbed */
+  if (sigaction(SIGTERM, &sa, NULL) == 0) g_term_installed = 1;
+}
+
+/* Recording stopped: SIGTERM gets its default action back, unless the program has set
+ * its own since. */
+static void term_uninstall(void) {
+  if (!g_term_installed) return;
+  g_term_installed = 0;
+  struct sigaction cur;
+  if (sigaction(SIGTERM, NULL, &cur) != 0 || (cur.sa_flags & SA_SIGINFO) || cur.sa_handler != on_sigterm) return;
+  struct sigaction dfl;
+  memset(&dfl, 0, sizeof dfl);
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  sigaction(SIGTERM, &dfl, NULL);
+}
+
+/* A SIGTERM was deferred to us: finish the profile, then die of it. Not under g_mu. */
+__attribute__((noreturn)) static void term_finish(void) {
+  pthread_mutex_lock(&g_mu);
+  if (g_active && !g_child_pending) {
+    finish_profile();
+    set_active(0);
+  }
+  pthread_mutex_unlock(&g_mu);
+  term_reraise();
+}
+
+/* Whoever stopped the ticker checks this afterwards: a SIGTERM that came in meanwhile. */
+static void term_check(void) {
+  if (LOAD(g_term_pending)) term_finish();
+}
+
 static void *ticker_main(void *arg) {
   (void)arg;
-  for (;;) {
-    pthread_mutex_lock(&g_tick_mu);
-    if (!g_ticker_stop) {
-      struct timespec deadline;
-      clock_gettime(CLOCK_MONOTONIC, &deadline);
-      deadline.tv_sec += 1;
-      while (!g_ticker_stop && pthread_cond_timedwait(&g_tick_cv, &g_tick_mu, &deadline) != ETIMEDOUT) {
-      }
+  t_hp.busy = 1; /* the hook's own thread: its allocations (with --native) are never recorded */
+  for (unsigned tick = 1;; tick++) {
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_nsec += TICK_NS;
+    if (deadline.tv_nsec >= 1000000000L) deadline.tv_sec++, deadline.tv_nsec -= 1000000000L;
+    while (!LOAD(g_term_pending) && !LOAD(g_ticker_stop)) {
+      if (sem_clockwait(&g_tick_sem, CLOCK_MONOTONIC, &deadline) != 0 && errno == ETIMEDOUT) break;
     }
-    int stop = g_ticker_stop;
-    pthread_mutex_unlock(&g_tick_mu);
-    if (stop) return NULL;
-    uint64_t rss = read_rss();
+    if (LOAD(g_term_pending)) term_finish();
+    if (LOAD(g_ticker_stop)) {
+      /* From here a SIGTERM is left to whoever stops us (see on_sigterm); one that came
+       * just before is still ours. Both sides are sequentially consistent. */
+      __atomic_store_n(&g_ticker_accepting, 0, __ATOMIC_SEQ_CST);
+      if (__atomic_load_n(&g_term_pending, __ATOMIC_SEQ_CST)) term_finish();
+      return NULL;
+    }
+    uint64_t rss = tick % 2 == 0 ? read_rss() : 0; /* once a second; outside g_mu */
     pthread_mutex_lock(&g_mu);
     if (g_active) {
       if (rss) emit_ext(EXT_RSS, &rss);
@@ -849,38 +1190,33 @@ static void *ticker_main(void *arg) {
   }
 }
 
-static void ticker_init_sync(void) {
-  pthread_condattr_t attr;
-  pthread_condattr_init(&attr);
-  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-  pthread_cond_init(&g_tick_cv, &attr);
-  pthread_condattr_destroy(&attr);
-}
+static void ticker_init_sync(void) { sem_init(&g_tick_sem, 0, 0); }
 
 /* g_mu held (or single-threaded). Signals are blocked in the ticker so that Ctrl-C and
  * friends keep reaching the program's own threads. */
 static void ticker_start_locked(void) {
   g_ticker_wanted = 0;
   if (g_ticker_running) return;
-  pthread_mutex_lock(&g_tick_mu);
-  g_ticker_stop = 0;
-  pthread_mutex_unlock(&g_tick_mu);
+  STORE(g_ticker_stop, 0);
+  while (sem_trywait(&g_tick_sem) == 0) {
+  } /* stale wake-ups */
   sigset_t all, saved;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &saved);
-  if (pthread_create(&g_ticker, NULL, ticker_main, NULL) == 0) g_ticker_running = 1;
+  __atomic_store_n(&g_ticker_accepting, 1, __ATOMIC_SEQ_CST);
+  if (pthread_create(&g_ticker, NULL, ticker_main, NULL) == 0) STORE(g_ticker_running, 1);
+  else __atomic_store_n(&g_ticker_accepting, 0, __ATOMIC_SEQ_CST);
   pthread_sigmask(SIG_SETMASK, &saved, NULL);
+  if (LOAD(g_term_pending)) sem_post(&g_tick_sem);
 }
 
 /* Must not be called with g_mu held (the ticker takes it). */
 static void ticker_stop(void) {
-  if (!g_ticker_running) return;
-  pthread_mutex_lock(&g_tick_mu);
-  g_ticker_stop = 1;
-  pthread_cond_signal(&g_tick_cv);
-  pthread_mutex_unlock(&g_tick_mu);
+  if (!LOAD(g_ticker_running)) return;
+  STORE(g_ticker_stop, 1);
+  sem_post(&g_tick_sem);
   pthread_join(g_ticker, NULL);
-  g_ticker_running = 0;
+  STORE(g_ticker_running, 0);
 }
 
 /* ---------------------------------------------------------------- files */
@@ -932,6 +1268,9 @@ static void header_body(hpx_buf *b) {
   field_varint(b, 10, (uint64_t)(LOAD(g_capture) ? 1 : 0));
   each_blob_item(b, &g_notes, 11);
   field_bytes(b, 12, g_hostname, strlen(g_hostname));
+  if (g_attached) field_varint(b, 22, g_attach_age_us);
+  if (g_native_mask) field_varint(b, TAG_NATIVE, (uint64_t)g_native_mask);
+  if (g_threads) field_varint(b, TAG_THREADS, 1);
 }
 
 static void start_clock(void) {
@@ -939,6 +1278,70 @@ static void start_clock(void) {
   clock_gettime(CLOCK_REALTIME, &wall);
   clock_gettime(CLOCK_MONOTONIC, &g_mono0);
   g_start_wall_us = (uint64_t)wall.tv_sec * 1000000 + (uint64_t)wall.tv_nsec / 1000;
+}
+
+static void reset_disk_counters(void) {
+  g_blk_events = g_blk_traces = 0;
+  g_events_written = g_traces_written = g_events_unwritten = 0;
+  g_write_failed_us = 0;
+  g_write_error[0] = 0;
+  g_n_forks = 0;
+}
+
+/* Serialises recordings to one BASE (two hp-record runs at once, --force or not): an
+ * exclusive flock() on BASE.hpm.lock, held until the profile is closed, taken before
+ * BASE.hpm is created or replaced. The loser fails at once naming the holder's pid. The
+ * file is removed while still locked, so a process that opened it before the removal
+ * finds, after locking, that the path now names another file (or none) and starts over.
+ * A copy of the descriptor in a forked child is closed there (atfork_child): flock locks
+ * belong to the open file, which the child would otherwise keep locked. Returns 0 or
+ * -errno with g_err set. */
+static int lock_profile(void) {
+  snprintf(g_lock_path, sizeof g_lock_path, "%s.hpm.lock", g_base);
+  for (int attempt = 0; attempt < 20; attempt++) {
+    int fd = open(g_lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+      int e = errno;
+      set_err("%s: %s", g_lock_path, strerror(e));
+      return -e;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      int e = errno;
+      char pid[32] = {0};
+      ssize_t n = e == EWOULDBLOCK ? pread(fd, pid, sizeof pid - 1, 0) : -1;
+      close(fd);
+      if (e != EWOULDBLOCK) {
+        set_err("%s: cannot lock: %s", g_lock_path, strerror(e));
+        return -e;
+      }
+      long holder = n > 0 ? strtol(pid, NULL, 10) : 0;
+      if (holder > 0)
+        set_err("%s.hpm: another recording (pid %ld) is writing this profile; wait for it or choose another name", g_base, holder);
+      else
+        set_err("%s.hpm: another recording is writing this profile; wait for it or choose another name", g_base);
+      return -EBUSY;
+    }
+    struct stat held, now;
+    if (fstat(fd, &held) == 0 && stat(g_lock_path, &now) == 0 && held.st_dev == now.st_dev && held.st_ino == now.st_ino) {
+      char pid[32];
+      int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+      if (ftruncate(fd, 0) == 0 && pwrite(fd, pid, (size_t)n, 0) != n) {
+        /* only the error message of a loser needs it (a full disk, say) */
+      }
+      g_lock_fd = fd;
+      return 0;
+    }
+    close(fd); /* removed or replaced by its holder meanwhile: try again */
+  }
+  set_err("%s: the lock file keeps changing", g_lock_path);
+  return -EAGAIN;
+}
+
+static void unlock_profile(void) {
+  if (g_lock_fd < 0) return;
+  unlink(g_lock_path); /* while locked: see lock_profile */
+  close(g_lock_fd);
+  g_lock_fd = -1;
 }
 
 /* Creates BASE.hpm and BASE.hpd (BASE.PID.* for a followed child) and writes their
@@ -960,7 +1363,11 @@ static int open_profile(int child) {
       memcpy(id + i, &r, 8);
     }
   }
-  if (!child) start_clock();
+  if (!child) {
+    int rc = lock_profile();
+    if (rc != 0) return rc;
+    start_clock();
+  }
 
   hpx_buf body = {0};
   header_body(&body);
@@ -974,6 +1381,7 @@ static int open_profile(int child) {
   hpx_buf_free(&body);
   if (rc != 0) {
     set_err("%s: %s%s", hpm, strerror(-rc), rc == -EEXIST ? " (a profile is there; overwrite it explicitly)" : "");
+    if (!child) unlock_profile();
     return rc;
   }
   rc = hpx_file_open(&g_hpd, hpd, "HPXD", id, NULL, 0, overwrite);
@@ -981,6 +1389,7 @@ static int open_profile(int child) {
     set_err("%s: %s%s", hpd, strerror(-rc), rc == -EEXIST ? " (a profile is there; overwrite it explicitly)" : "");
     hpx_file_abandon(&g_hpm);
     unlink(hpm);
+    if (!child) unlock_profile();
     return rc;
   }
   return 0;
@@ -1005,11 +1414,14 @@ static void finish_profile(void) {
   flush_all();
   hpx_file_close(&g_hpm);
   hpx_file_close(&g_hpd);
+  unlock_profile();
 }
 
 /* ---------------------------------------------------------------- fork and exit */
 
 static void atfork_prepare(void) {
+  t_hp.fork_saved_busy = t_hp.busy;
+  t_hp.busy = 1; /* restored by atfork_parent / atfork_child */
   /* The ticker is stopped over the fork: the child would not have it anyway, and
    * CPython 3.12+ warns about fork() in a process with other threads. It restarts
    * on the next sampled event. */
@@ -1020,26 +1432,41 @@ static void atfork_prepare(void) {
   if (g_active) flush_all(); /* the parent's data is on disk before the child exists */
 }
 
-static void atfork_parent(void) { pthread_mutex_unlock(&g_mu); }
+static void atfork_parent(void) {
+  if (g_active && (g_flags & FLAG_FOLLOW_FORK)) g_n_forks++;
+  /* A SIGTERM that came while the ticker was stopped for the fork: the ticker handles it. */
+  if (LOAD(g_term_pending) && g_active) ticker_start_locked();
+  pthread_mutex_unlock(&g_mu);
+  t_hp.busy = t_hp.fork_saved_busy;
+}
 
 /* Runs in the child before PyOS_AfterFork_Child: no Python API here. */
 static void atfork_child(void) {
+  t_hp.busy = t_hp.fork_saved_busy;
   pthread_mutex_init(&g_mu, NULL); /* held by the forking thread: this thread */
-  pthread_mutex_init(&g_tick_mu, NULL);
+  sem_destroy(&g_tick_sem);
   ticker_init_sync();
   g_ticker_running = 0;
+  g_ticker_accepting = 0;
+  g_term_pending = 0; /* the parent's pending signals are not the child's */
+  /* The lock stays the parent's alone (flock is shared with a copied descriptor). */
+  if (g_lock_fd >= 0) close(g_lock_fd);
+  g_lock_fd = -1;
   if (!g_active) return;
   /* The parent owns its files and unflushed buffers (none: prepare flushed). */
   hpx_file_abandon(&g_hpm);
   hpx_file_abandon(&g_hpd);
+  g_attached = 0; /* a child is recorded from its birth */
   if (!(g_flags & FLAG_FOLLOW_FORK)) {
     set_active(0);
+    term_uninstall();
     return;
   }
   reset_dictionaries();
   reset_pointers(); /* the parent's live allocations are not this profile's */
   hist_reset();
   g_n_alloc = g_n_free = g_n_lost = 0;
+  reset_disk_counters();
   __atomic_add_fetch(&g_epoch, 1, __ATOMIC_RELAXED);
   set_active(1); /* a gate for the new epoch: the child reseeds its sampler */
   start_clock(); /* the child's time starts at the fork */
@@ -1068,6 +1495,8 @@ static int g_exiting_done;
 static void final_stop(void) {
   if (g_exiting_done) return;
   g_exiting_done = 1;
+  uint32_t saved_busy = t_hp.busy;
+  t_hp.busy = 1;
   STORE(g_capture, 0);
   ticker_stop();
   pthread_mutex_lock(&g_mu);
@@ -1075,7 +1504,10 @@ static void final_stop(void) {
     finish_profile();
     set_active(0);
   }
+  unlock_profile(); /* also after a failed write stopped the recording */
   pthread_mutex_unlock(&g_mu);
+  term_check();
+  t_hp.busy = saved_busy;
 }
 
 __attribute__((destructor)) static void library_unload(void) {
@@ -1084,8 +1516,14 @@ __attribute__((destructor)) static void library_unload(void) {
 
 /* ---------------------------------------------------------------- exported interface */
 
+/* Every entry point runs as "inside the hook": with --native, the allocations it causes
+ * (its buffers, dladdr, pthread_create, a fork) pass straight through the interposer,
+ * which could otherwise try to record them under g_mu, held by this very thread. */
+#define ENTER() uint32_t saved_busy_ = t_hp.busy; t_hp.busy = 1
+#define LEAVE() t_hp.busy = saved_busy_
+
 /* Resolves CPython symbols. Returns the minor version, or -1 (hp_error() says why). */
-EXPORT int hp_init(void) {
+static int hp_init_impl(void) {
   if (g_inited) return g_minor;
   g_minor = pyrt_init(g_err, sizeof g_err);
   if (g_minor < 0) return -1;
@@ -1118,7 +1556,7 @@ static size_t probe_direct_max(int d, int use_calloc) {
 
 /* Installs the wrappers on all three domains, once; they pass through until hp_start.
  * Call with the GIL held. Never uninstalled. */
-EXPORT int hp_install(void) {
+static int hp_install_impl(void) {
   if (!g_inited) {
     set_err("hp_init was not called");
     return -1;
@@ -1136,7 +1574,7 @@ EXPORT int hp_install(void) {
     pyrt_set_allocator(d, &hooks[d]);
   }
   for (int d = 0; d < 3; d++)
-    for (int c = 0; c < 2; c++) STORE(g_direct_max[d][c], probe_direct_max(d, c));
+    for (int c = 0; c < 2; c++) STORE(g_direct_max[d][c], g_direct_probed[d][c] = probe_direct_max(d, c));
   pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
   pyrt_at_exit(final_stop);
   g_installed = 1;
@@ -1145,13 +1583,15 @@ EXPORT int hp_install(void) {
 
 /* Starts recording to BASE.hpm / BASE.hpd.
  *   mode: 0 profile, 1 stats; sampler: 0 table (nranges bounds/probs), 1 byte-Poisson (mean_bytes)
- *   flags: 1 follow fork, 2 overwrite existing files, 4 no stack capture
+ *   flags: 1 follow fork, 2 overwrite existing files, 4 no stack capture, 8 native allocations
+ *          (interpose.c; recorded only if this library's malloc is the process's, else a
+ *          one-line warning and a header note say why)
  *   argv, notes: NUL-separated lists (header fields 5 and 11)
  * Returns 0, or a negative value with hp_error() set. Call with the GIL held. */
-EXPORT int hp_start(const char *base, int mode, int sampler, int nranges, const uint64_t *bounds,
+static int hp_start_impl(const char *base, int mode, int sampler, int nranges, const uint64_t *bounds,
                     const double *probs, double mean_bytes, int flags, const char *argv, size_t argv_len,
                     const char *notes, size_t notes_len) {
-  if (hp_install() != 0) return -1;
+  if (hp_install_impl() != 0) return -1;
   if (mode != MODE_PROFILE && mode != MODE_STATS) return set_err("bad mode %d", mode), -EINVAL;
   if (sampler == SAMPLER_TABLE) {
     if (nranges < 0 || nranges > MAX_RANGES) return set_err("too many sampling ranges"), -EINVAL;
@@ -1168,13 +1608,24 @@ EXPORT int hp_start(const char *base, int mode, int sampler, int nranges, const 
   if (mode == MODE_PROFILE && !*base) return set_err("no profile name"), -EINVAL;
   if (strlen(base) >= sizeof g_base) return set_err("profile name too long"), -ENAMETOOLONG;
 
+  /* Before g_mu: dladdr takes the loader's lock. */
+  char native_why[600] = "";
+  int native_ok = (flags & FLAG_NATIVE) && mode == MODE_PROFILE && interposer_in_place(native_why, sizeof native_why);
+
   ticker_stop();
+  term_check();
   pthread_mutex_lock(&g_mu);
   if (g_active) {
     pthread_mutex_unlock(&g_mu);
     set_err("already recording to %s", g_base);
     return -EBUSY;
   }
+  g_native_mask = native_ok ? 3 : 0;
+  g_threads = native_ok;
+  /* With native on, every PEP 445 call sets the busy flag (no tail-call path), so the
+   * malloc it ends in is not counted a second time. */
+  for (int d = 0; d < 3; d++)
+    for (int c = 0; c < 2; c++) STORE(g_direct_max[d][c], native_ok ? 0 : g_direct_probed[d][c]);
   g_mode = mode;
   g_flags = flags;
   g_sampler = sampler;
@@ -1193,14 +1644,26 @@ EXPORT int hp_start(const char *base, int mode, int sampler, int nranges, const 
   g_argv.len = g_notes.len = 0;
   hpx_buf_put(&g_argv, argv, argv_len);
   hpx_buf_put(&g_notes, notes, notes_len);
+  if ((flags & FLAG_NATIVE) && !native_ok && mode == MODE_PROFILE) {
+    char note[700];
+    int len = snprintf(note, sizeof note, "native allocations not recorded: %s", native_why);
+    if (len > 0) hpx_buf_put(&g_notes, note, strlen(note) + 1);
+    warn("heapprof: %s", note);
+  }
   STORE(g_capture, (flags & FLAG_NO_STACKS) || !pyrt_can_walk() ? 0 : 1);
   reset_dictionaries();
   reset_pointers();
   pyrt_clear_line_cache();
   hist_reset();
   g_n_alloc = g_n_free = g_n_lost = 0;
+  reset_disk_counters();
+  g_term_pending = 0;
+  g_live_estimate = g_peak_estimate = 0;
   g_exiting_done = 0;
   g_child_pending = 0;
+  g_attached = g_attach_pending;
+  g_attach_age_us = g_attach_age_pending;
+  g_attach_pending = 0;
   /* Stats mode may run without files (heapprof.gatherStats() with no name): the
    * histogram is then only printed. */
   int rc = (base && *base) || mode == MODE_PROFILE ? open_profile(0) : 0;
@@ -1213,6 +1676,7 @@ EXPORT int hp_start(const char *base, int mode, int sampler, int nranges, const 
     uint64_t rss = read_rss();
     if (rss) emit_ext(EXT_RSS, &rss);
     ticker_start_locked();
+    term_install();
   }
   set_active(1);
   pthread_mutex_unlock(&g_mu);
@@ -1220,7 +1684,7 @@ EXPORT int hp_start(const char *base, int mode, int sampler, int nranges, const 
 }
 
 /* Writes the histogram and end markers and closes the files. Safe to call when idle. */
-EXPORT int hp_stop(void) {
+static int hp_stop_impl(void) {
   ticker_stop();
   pthread_mutex_lock(&g_mu);
   int was = g_active;
@@ -1229,13 +1693,23 @@ EXPORT int hp_stop(void) {
     set_active(0);
   }
   g_ticker_wanted = 0;
+  unlock_profile(); /* also after a failed write stopped the recording */
   pthread_mutex_unlock(&g_mu);
+  term_check(); /* a SIGTERM deferred while the ticker was being stopped: die of it now */
+  term_uninstall();
   return was;
 }
 
 EXPORT int hp_is_active(void) { return LOAD(g_active); }
 
-EXPORT void hp_flush(void) {
+/* The next hp_start records an attach (hp-record --pid): header tag 22 with the process's
+ * age in µs at that moment. Call with the GIL held, before hp_start. */
+EXPORT void hp_set_attached(uint64_t process_age_us) {
+  g_attach_pending = 1;
+  g_attach_age_pending = process_age_us;
+}
+
+static void hp_flush_impl(void) {
   pthread_mutex_lock(&g_mu);
   if (g_active) flush_all();
   pthread_mutex_unlock(&g_mu);
@@ -1280,7 +1754,7 @@ EXPORT int hp_histogram(uint64_t *out, int max_buckets) {
 }
 
 /* alloc events, free events, traces, bytes written to .hpm, to .hpd, lost events. */
-EXPORT void hp_counters(uint64_t out[6]) {
+static void hp_counters_impl(uint64_t out[6]) {
   pthread_mutex_lock(&g_mu);
   out[0] = g_n_alloc;
   out[1] = g_n_free;
@@ -1291,10 +1765,26 @@ EXPORT void hp_counters(uint64_t out[6]) {
   pthread_mutex_unlock(&g_mu);
 }
 
+/* What reached the disk: alloc and free events written, trace records written, events
+ * recorded but never written (a failed write stopped the recording), the time of that
+ * failure in microseconds since the start (0: none), followed forks so far. */
+EXPORT void hp_disk_counters(uint64_t out[5]) {
+  pthread_mutex_lock(&g_mu);
+  out[0] = g_events_written;
+  out[1] = g_traces_written;
+  out[2] = g_events_unwritten;
+  out[3] = g_write_failed_us;
+  out[4] = g_n_forks;
+  pthread_mutex_unlock(&g_mu);
+}
+
+/* Why the recording stopped early ("write run.hpd: No space left on device"), or "". */
+EXPORT const char *hp_write_error(void) { return g_write_error; }
+
 /* The native walk of the caller's stack, for the start-up self-test: one line per frame,
  * innermost first, "function\tfile\tline\n". Returns the number of frames, or -1 if the
  * calling thread does not hold the GIL or the walk is unsupported. Call with the GIL. */
-EXPORT int hp_debug_walk(char *out, size_t cap) {
+static int hp_debug_walk_impl(char *out, size_t cap) {
   static char name[1024], file[4096];
   hp_rawframe frames[MAX_DEPTH];
   uint32_t dropped = 0;
@@ -1317,3 +1807,57 @@ EXPORT int hp_debug_walk(char *out, size_t cap) {
 /* Turns stack capture off (e.g. a failed self-test) or back on where supported. */
 EXPORT void hp_set_capture(int on) { STORE(g_capture, on && pyrt_can_walk() ? 1 : 0); }
 EXPORT int hp_capture(void) { return LOAD(g_capture); }
+
+/* The entry points proper: each runs with the busy flag set (ENTER/LEAVE, above). */
+EXPORT int hp_init(void) {
+  ENTER();
+  int rc = hp_init_impl();
+  LEAVE();
+  return rc;
+}
+EXPORT int hp_install(void) {
+  ENTER();
+  int rc = hp_install_impl();
+  LEAVE();
+  return rc;
+}
+EXPORT int hp_start(const char *base, int mode, int sampler, int nranges, const uint64_t *bounds, const double *probs,
+                    double mean_bytes, int flags, const char *argv, size_t argv_len, const char *notes,
+                    size_t notes_len) {
+  ENTER();
+  int rc = hp_start_impl(base, mode, sampler, nranges, bounds, probs, mean_bytes, flags, argv, argv_len, notes,
+                         notes_len);
+  LEAVE();
+  return rc;
+}
+EXPORT int hp_stop(void) {
+  ENTER();
+  int rc = hp_stop_impl();
+  LEAVE();
+  return rc;
+}
+EXPORT void hp_flush(void) {
+  ENTER();
+  hp_flush_impl();
+  LEAVE();
+}
+EXPORT void hp_counters(uint64_t out[6]) {
+  ENTER();
+  hp_counters_impl(out);
+  LEAVE();
+}
+EXPORT int hp_debug_walk(char *out, size_t cap) {
+  ENTER();
+  int rc = hp_debug_walk_impl(out, cap);
+  LEAVE();
+  return rc;
+}
+
+/* The peak of the recorded heap's estimated live bytes in the current (or last) recording. */
+EXPORT double hp_peak_estimate(void) { return g_peak_estimate; }
+
+/* Whether native allocations are being recorded (hp-record --native, preloaded). */
+EXPORT int hp_native(void) { return LOAD(g_native_mask) != 0; }
+
+/* The C allocator interposer (hp-record --native); see its header comment. */
+#include "interpose.c"

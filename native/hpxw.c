@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "realmem.h" /* after the system headers: the hook's memory bypasses its interposer */
+
 /* Slicing-by-8: eight bytes per step. Every block is checksummed, and byte-at-a-time
  * CRC was a visible part of a recording's cost. crc_table[0] is the classic table. */
 static uint32_t crc_table[8][256];
@@ -117,6 +119,7 @@ int hpx_file_open(hpx_file *f, const char *path, const char magic[4], const uint
   hpx_buf_reserve(&h, HPX_FILE_HEADER + body_len);
   if (h.failed) {
     close(fd);
+    unlink(path); /* no empty file left behind to make the next run fail */
     return -ENOMEM;
   }
   uint8_t *p = h.data;
@@ -133,6 +136,7 @@ int hpx_file_open(hpx_file *f, const char *path, const char magic[4], const uint
   hpx_buf_free(&h);
   if (rc != 0) {
     close(fd);
+    unlink(path); /* a partial header (a full disk): nothing left behind */
     return rc;
   }
   f->fd = fd;

@@ -37,7 +37,7 @@ typedef struct {
 } hpx_file;
 
 /* Creates path (0600; O_EXCL unless overwrite) and writes the 32-byte file header plus
- * body. Returns 0, or -errno. */
+ * body. Returns 0, or -errno; a file it created and could not complete is removed. */
 int hpx_file_open(hpx_file *f, const char *path, const char magic[4], const uint8_t id[16],
                   const uint8_t *body, uint32_t body_len, int overwrite);
 /* Starts a record/event: makes sure the block is initialised. */

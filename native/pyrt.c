@@ -175,6 +175,14 @@ void *pyrt_gil_tstate(void) {
   return cur;
 }
 
+void *pyrt_own_tstate_nogil(void) {
+  if (g_minor < 11 || !g_can_walk) return NULL; /* 3.9/3.10 walk frame objects: refcounts need the GIL */
+  void *own = py.gilstate_this();
+  if (!own || own == py.tstate_unchecked()) return NULL; /* no tstate, or attached: the GIL path */
+  if (py.is_finalizing()) return NULL; /* other threads' states are being deleted */
+  return own;
+}
+
 #define AT(base, o, type) (*(type *)((char *)(base) + (o)))
 
 /* A line number costs a scan of the code object's line table (PyCode_Addr2Line), which

@@ -40,6 +40,13 @@ int pyrt_at_exit(void (*fn)(void));
  * finalizing, else NULL. Never blocks, never allocates. */
 void *pyrt_gil_tstate(void);
 
+/* 3.11+, native recording only: this thread's own PyThreadState when it does NOT hold
+ * the GIL (a C call that released it: ctypes, sqlite3, I/O), else NULL. Only this thread
+ * pushes and pops its frames, and while it runs C code without the GIL they stay as they
+ * are, so pyrt_walk_positions may read them (struct reads, no reference counting, no
+ * allocation). Its code objects may not be pinned (that needs the GIL): see hook.c. */
+void *pyrt_own_tstate_nogil(void);
+
 /* Walks the Python stack of tstate (which must be pyrt_gil_tstate()), innermost first,
  * into out[0..cap). Returns the number stored; *dropped receives how many outer frames
  * did not fit. Never allocates, never runs Python code. Requires the GIL. use_cache:

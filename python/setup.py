@@ -11,6 +11,7 @@ and the package looks for the hook at run time in $HEAPPROF_NATIVE_LIB (see heap
 """
 
 import glob
+import json
 import os
 import shutil
 
@@ -19,10 +20,23 @@ from setuptools.command.build_ext import build_ext
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NATIVE = os.path.join(os.path.dirname(HERE), "native")
-HOOK_SOURCES = ["hook.c", "pyrt.c", "hpxw.c", "tables.c"]
+
+
+def _hook_sources():
+    """The hook's C files as binding.gyp lists them (the node-gyp build is the reference)."""
+    try:
+        with open(os.path.join(os.path.dirname(HERE), "binding.gyp")) as f:
+            gyp = json.load(f)
+        target = next(t for t in gyp["targets"] if t["target_name"] == "heapprof_hook")
+        return [os.path.basename(s) for s in target["sources"]]
+    except (OSError, ValueError, KeyError, StopIteration):
+        return []
 
 
 def _hook_extension():
+    HOOK_SOURCES = _hook_sources()
+    if not HOOK_SOURCES:
+        return []
     if not all(os.path.isfile(os.path.join(NATIVE, s)) for s in HOOK_SOURCES):
         return []
     # setuptools wants sources relative to this directory and under it: copy them into build/.

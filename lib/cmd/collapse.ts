@@ -4,6 +4,7 @@
 import { HpError, OutputWriter, openTextInput, parser, runMain, UsageError, warn, setQuiet } from '../cli.js';
 import { ndjsonChunks } from '../cli.js';
 import { NdjsonSource } from '../format/ndjson.js';
+import { BY_CHOICES, manyInputs, openInputs } from '../profile-inputs.js';
 import { OP_ALLOC, type ProfileSource } from '../format/source.js';
 import type { Frame } from '../format/types.js';
 import { FoldedStacks, foldedStack } from '../model/folded.js';
@@ -13,13 +14,14 @@ import { traceOrPlaceholder } from '../model/sites.js';
 import { commandReadOptions, isNdjsonArg, openSource } from '../source-arg.js';
 import { inputArg, reportIncomplete } from './common.js';
 
-const USAGE = `$0 [FILE|-] [--alloc]
+const USAGE = `$0 [FILE|-]... [--alloc] [--by pid]
 
 Brendan Gregg's folded stacks, one line per distinct stack: frames root first as
 "function (file:line)" joined by ';', one space, the estimated bytes as an integer;
 identical stacks merged, lines sorted. Input (default stdin): hp-snapshot NDJSON (each
 site's bytes), or hp-events NDJSON or a profile (bytes still live at the end; with --alloc,
-all bytes ever allocated).`;
+all bytes ever allocated). Several profiles (or a quoted glob 'run.*') are read as one;
+--by pid puts each process ("pid 1234") at the root of its stacks.`;
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -28,7 +30,9 @@ function framesOf(v: unknown, where: string): Frame[] {
   if (!Array.isArray(v)) throw new HpError(`${where}: site: 'frames' must be an array`);
   return v.map((f) => {
     if (!isObj(f) || typeof f.file !== 'string') throw new HpError(`${where}: site: each frame needs a 'file'`);
-    return { function: typeof f.function === 'string' ? f.function : null, file: f.file, line: typeof f.line === 'number' ? f.line : 0 };
+    const frame: Frame = { function: typeof f.function === 'string' ? f.function : null, file: f.file, line: typeof f.line === 'number' ? f.line : 0 };
+    if (f.native === true) frame.native = true; // shown with a ' [native]' suffix
+    return frame;
   });
 }
 
@@ -38,8 +42,28 @@ export function main(argv: string[]): void {
       .strict(false)
       .strictOptions()
       .option('alloc', { type: 'boolean', default: false, describe: 'From events: all bytes allocated, not those live at the end' })
+      .option('by', { requiresArg: true, choices: BY_CHOICES as unknown as string[], describe: 'Profiles: the process ("pid 1234") as every stack\'s root frame' })
       .parseSync();
     setQuiet(args.quiet === true);
+    const inputs = args._.map(String);
+    const byPid = args.by === 'pid';
+    if (byPid || manyInputs(inputs)) {
+      // Several profiles (or --by pid): read as one, aligned on wall-clock time.
+      const stacks = new FoldedStacks();
+      const out = new OutputWriter();
+      const { opts, done } = commandReadOptions();
+      const source = await openInputs(inputs, opts, byPid);
+      try {
+        await foldEvents(source, stacks, args.alloc);
+      } finally {
+        done();
+        await source.close();
+      }
+      const lines = stacks.lines();
+      await out.write(lines.length ? `${lines.join('\n')}\n` : '');
+      await out.flush();
+      return;
+    }
     const input = inputArg(args._, 'hp-collapse');
     const stacks = new FoldedStacks();
     const out = new OutputWriter();

@@ -1,12 +1,13 @@
 // hp-events: a profile (or events NDJSON) as events NDJSON: a meta line, each trace before
 // its first use, one line per event, and a summary line.
 
-import { OutputWriter, parser, runMain, setQuiet } from '../cli.js';
+import { OutputWriter, UsageError, parser, runMain, setQuiet } from '../cli.js';
 import { metaLine, secondsText, summaryLine, traceLine } from '../format/ndjson.js';
 import { OP_ALLOC, OP_END, OP_FREE, OP_NAMES } from '../format/source.js';
 import { probabilityFunction } from '../format/weights.js';
 import { traceOrPlaceholder } from '../model/sites.js';
 import { commandReadOptions, openSource } from '../source-arg.js';
+import { manyInputs, openInputs } from '../profile-inputs.js';
 import { inputArg, resolveMarkOptions, secondsOption } from './common.js';
 import { markLine } from '../format/ndjson.js';
 import { sourceMarks } from '../format/marks.js';
@@ -16,9 +17,10 @@ const USAGE = `$0 [PROFILE|-] [--from SECONDS] [--to SECONDS]
 Write a profile's events as NDJSON (schema 1, see hp-events(1)): a "meta" line, a "trace"
 line before the first event that uses each trace (frames innermost first), one "event" line
 per event (t in seconds since start, op alloc|free|rss|end|lost, trace, size, weight w = 1/p),
-a "mark" line (t, label) for each mark in its place in time, and a final "summary" line.
---from and --to take seconds or mark:LABEL. PROFILE is a base name (run = run.hpm + run.hpd), an events NDJSON
-file, or - for stdin (the default).`;
+a "mark" line (t, label) for each mark in its place in time, and a final "summary" line. --from
+and --to take seconds or mark:LABEL. PROFILE is a base name (run = run.hpm + run.hpd), an events
+NDJSON file, or - for stdin (the default). Several profiles (or a quoted glob 'run.*') are written
+as one stream, aligned on wall-clock time (t from the earliest start), identical traces merged.`;
 
 export function main(argv: string[]): void {
   runMain('hp-events', async () => {
@@ -30,8 +32,11 @@ export function main(argv: string[]): void {
       .option('strict', { type: 'boolean', default: false, describe: 'Treat recoverable damage (corrupt block, truncation) as an error' })
       .parseSync();
     setQuiet(args.quiet === true);
-    const input = inputArg(args._, 'hp-events');
-    await resolveMarkOptions(args, ['from', 'to'], () => input);
+    const inputs = args._.map(String);
+    const merged = manyInputs(inputs);
+    if (merged && (args.from !== undefined || args.to !== undefined)) throw new UsageError('--from and --to read one profile');
+    const input = merged ? '' : inputArg(args._, 'hp-events');
+    if (!merged) await resolveMarkOptions(args, ['from', 'to'], () => input);
     const fromUs = secondsOption(args.from, 'from');
     const toUs = secondsOption(args.to, 'to');
     const { opts, done } = commandReadOptions({
@@ -39,7 +44,7 @@ export function main(argv: string[]): void {
       ...(fromUs !== undefined ? { fromUs } : {}),
       ...(toUs !== undefined ? { toUs } : {}),
     });
-    const source = await openSource(input, opts);
+    const source = merged ? await openInputs(inputs, opts, false) : await openSource(input, opts);
     const out = new OutputWriter();
     try {
       await out.write(metaLine(source.header));

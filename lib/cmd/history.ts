@@ -4,22 +4,33 @@
 import { OutputWriter, formatBytes, parser, runMain, UsageError, warn, setQuiet } from '../cli.js';
 import { putEstimate } from '../model/estimate.js';
 import { renderChart } from '../model/chart.js';
-import { HistoryBuilder, type BucketRecord } from '../model/history.js';
+import { HistoryBuilder, type BucketRecord, type HistoryOptions } from '../model/history.js';
 import { GROUP_BY, parseLineSpecs, type GroupBy, type LineSpec } from '../model/sites.js';
+import { MergedSource } from '../format/merged.js';
+import type { ReadOptions } from '../format/source.js';
+import { BY_CHOICES, FirstRss, attachedSentences, manyInputs, openInputs, profileBases } from '../profile-inputs.js';
 import { openSeeked } from '../format/index.js';
 import { commandReadOptions, isNdjsonArg, openSource } from '../source-arg.js';
 import { formatSeconds, inputArg, positiveInt, reportIncomplete, secondsOption, resolveMarkOptions } from './common.js';
+import { DOMAINS } from '../format/types.js';
 import { sourceMarks } from '../format/marks.js';
 import { escapeControls } from '../escape.js';
 import type { Mark } from '../format/types.js';
 
-const USAGE = `$0 [PROFILE|-] [--granularity SECONDS] [--top N] [--sites FILE:LINE,...] [--chart]
+const USAGE = `$0 [PROFILE|-]... [--granularity SECONDS] [--top N] [--sites FILE:LINE,...] [--chart] [--by pid]
 
 Estimated live heap over time. One NDJSON line per time bucket (schema in hp-history(1)):
 the bucket's end time t, the estimated live bytes and count there with 95% intervals, the
 RSS sample nearest to t, the top N sites, and the bytes of each --sites line. --chart
 draws live bytes (and RSS) in the terminal instead. The default granularity gives about 60
-buckets over the profile (1 s with --follow). Reads a profile, events NDJSON, or stdin (-).`;
+buckets over the profile (1 s with --follow). Reads a profile, events NDJSON, or stdin (-).
+
+Several profiles (hp-history run run.[0-9]*, or a quoted glob 'run.*' that hp-history expands)
+are read as one: aligned on wall-clock time (t counts from the earliest start), live bytes and
+RSS summed. --by pid writes one series per process instead: every line has a "pid" field
+(without --granularity the profiles are read twice, to find the common bucket length).
+A recording attached to a running process (hp-record --pid) does not know the heap from before:
+a line on stderr says so, with the process's RSS at attach as the baseline.`;
 
 export function bucketLine(rec: BucketRecord, specs: LineSpec[], marks: Mark[] = []): Record<string, unknown> {
   const line: Record<string, unknown> = { t: rec.tUs / 1e6 };
@@ -27,6 +38,8 @@ export function bucketLine(rec: BucketRecord, specs: LineSpec[], marks: Mark[] =
   putEstimate(line, 'live_count', rec.total.count, rec.total.countVar);
   line.rss = rec.rss;
   line.rss_t = rec.rssUs === null ? null : rec.rssUs / 1e6;
+  // Native recording: the live heap split by domain (python_bytes, native_bytes, mmap_bytes).
+  if (rec.domains) DOMAINS.forEach((d, i) => putEstimate(line, `${d}_bytes`, rec.domains![i]!.bytes, rec.domains![i]!.bytesVar));
   line.top = rec.top.map((s) => {
     const o: Record<string, unknown> = { site: s.site.label };
     if (s.site.trace !== null) o.trace = s.site.trace;
@@ -63,10 +76,15 @@ export function main(argv: string[]): void {
       .option('to', { requiresArg: true, type: 'string', describe: 'Last bucket end to report (seconds, or mark:LABEL)' })
       .option('follow', { alias: 'f', type: 'boolean', default: false, describe: 'Keep reading a profile being written, until the recorder stops' })
       .option('strict', { type: 'boolean', default: false, describe: 'Treat recoverable damage as an error' })
+      .option('by', { requiresArg: true, choices: BY_CHOICES as unknown as string[], describe: 'One series per process (several profiles)' })
       .parseSync();
     setQuiet(args.quiet === true);
-    const input = inputArg(args._, 'hp-history');
-    await resolveMarkOptions(args, ['from', 'to'], () => input);
+    const inputs = args._.map(String);
+    const byPid = args.by === 'pid';
+    const merged = byPid || manyInputs(inputs);
+    if (merged && args.follow) throw new UsageError('--follow reads one profile');
+    const input = merged ? '' : inputArg(args._, 'hp-history');
+    if (!merged) await resolveMarkOptions(args, ['from', 'to'], () => input);
     if (args.granularity !== undefined && !(args.granularity > 0)) throw new UsageError(`--granularity: expected seconds > 0, got '${args.granularity}'`);
     let granularityUs = args.granularity === undefined ? null : Math.max(1, Math.round(args.granularity * 1e6));
     if (granularityUs === null && args.follow) granularityUs = 1e6;
@@ -79,18 +97,29 @@ export function main(argv: string[]): void {
     const { opts, done } = commandReadOptions({ strict: args.strict, follow: args.follow });
     // With --from on a large hpx v2 profile, start at the seek index's last checkpoint before
     // it (BASE.hpi, built on first use) instead of decoding everything before --from.
-    const seeked = fromUs !== undefined && fromUs > 0 && !args.follow && !(await isNdjsonArg(input)) ? await openSeeked(input, fromUs, opts) : null;
-    const source = seeked ? seeked.source : await openSource(input, opts);
+    const builderOptions = (g: number | null): HistoryOptions => ({
+      granularityUs: g,
+      top: args.chart ? 0 : top,
+      groupBy: args['group-by'] as GroupBy,
+      sites: specs,
+      ...(fromUs !== undefined ? { fromUs } : {}),
+      ...(toUs !== undefined ? { toUs } : {}),
+    });
+    if (byPid) {
+      const out = new OutputWriter();
+      try {
+        await historyByPid(inputs, opts, granularityUs, builderOptions, specs, out, args.chart ? { height: args.height, width: args.width } : null);
+      } finally {
+        done();
+      }
+      return;
+    }
+    const seeked = !merged && fromUs !== undefined && fromUs > 0 && !args.follow && !(await isNdjsonArg(input)) ? await openSeeked(input, fromUs, opts) : null;
+    const source = seeked ? seeked.source : merged ? await openInputs(inputs, opts, false) : await openSource(input, opts);
     const out = new OutputWriter();
+    const firstRss = new FirstRss();
     try {
-      const builder = new HistoryBuilder(source.header.sampling, (id) => source.trace(id), {
-        granularityUs,
-        top: args.chart ? 0 : top,
-        groupBy: args['group-by'] as GroupBy,
-        sites: specs,
-        ...(fromUs !== undefined ? { fromUs } : {}),
-        ...(toUs !== undefined ? { toUs } : {}),
-      });
+      const builder = new HistoryBuilder(source.header.sampling, (id) => source.trace(id), { ...builderOptions(granularityUs), domains: source.header.native === true });
       const records: BucketRecord[] = [];
       let buckets = 0;
       // Each bucket line lists the marks in (t - granularity, t]; the chart lists them below it.
@@ -113,6 +142,7 @@ export function main(argv: string[]): void {
         builder.seek(cp.lastUs, cp.lastRss >= 0 ? { bytes: cp.lastRss, us: cp.lastRssUs } : null);
       }
       for await (const batch of source.batches()) {
+        firstRss.see(batch);
         builder.consume(batch);
         await drain();
         if (builder.done) break;
@@ -120,8 +150,11 @@ export function main(argv: string[]): void {
       builder.finish();
       await drain();
       done();
-      if (args.chart) await out.write(historyChart(records, args.height, args.width) + chartMarks(records, marks));
+      const attached = attachedSentences(source, seeked ? null : firstRss.value);
+      const baseline = source instanceof MergedSource ? null : attached.length > 0 ? firstRss.value : null;
+      if (args.chart) await out.write(historyChart(records, args.height, args.width, baseline) + chartMarks(records, marks));
       await out.flush();
+      for (const line of attached) warn(line);
       if (!builder.done) reportIncomplete(source);
       warn(`${buckets} bucket${buckets === 1 ? '' : 's'} of ${formatSeconds(builder.granularityUs)}`);
     } finally {
@@ -140,14 +173,101 @@ function chartMarks(records: BucketRecord[], marks: Mark[]): string {
   return `marks:\n${shown.map((m) => `  ${formatSeconds(m.timeUs).padStart(12)}  ${escapeControls(m.label)}\n`).join('')}`;
 }
 
-function historyChart(records: BucketRecord[], height: number, widthOpt: number | undefined): string {
+/**
+ * --by pid: one HistoryBuilder per profile, all aligned on the earliest start and sharing one
+ * bucket length (the summed history's automatic one when none is given: a first pass).
+ */
+async function historyByPid(
+  inputs: string[],
+  opts: ReadOptions,
+  granularityUs: number | null,
+  builderOptions: (g: number | null) => HistoryOptions,
+  specs: LineSpec[],
+  out: OutputWriter,
+  chart: { height: number; width: number | undefined } | null,
+): Promise<void> {
+  const bases = profileBases(inputs);
+  if (bases.includes('-')) throw new UsageError('--by pid reads profiles, not stdin');
+  const headers = await Promise.all(bases.map(async (b) => {
+    const s = await openSource(b, opts);
+    const h = s.header;
+    await s.close();
+    return h;
+  }));
+  const alignUs = Math.min(...headers.map((h) => h.startTimeUs));
+  if (granularityUs === null) {
+    const all = await openInputs(bases, opts, false);
+    try {
+      const probe = new HistoryBuilder(all.header.sampling, (id) => all.trace(id), { ...builderOptions(null), top: 0, sites: [] });
+      for await (const batch of all.batches()) probe.consume(batch);
+      probe.finish();
+      granularityUs = probe.granularityUs;
+    } finally {
+      await all.close();
+    }
+  }
+  const lines: Array<{ tUs: number; pid: number | string; line: Record<string, unknown>; rec: BucketRecord }> = [];
+  const notes: string[] = [];
+  let incomplete = false;
+  for (let i = 0; i < bases.length; i++) {
+    const one = new MergedSource([await openSource(bases[i]!, opts)], false, alignUs);
+    const pid = headers[i]!.pid ?? bases[i]!;
+    try {
+      const builder = new HistoryBuilder(one.header.sampling, (id) => one.trace(id), builderOptions(granularityUs));
+      const take = (): void => {
+        for (const rec of builder.ready.splice(0)) lines.push({ tUs: rec.tUs, pid, line: { pid, ...bucketLine(rec, specs) }, rec });
+      };
+      for await (const batch of one.batches()) {
+        builder.consume(batch);
+        take();
+      }
+      builder.finish();
+      take();
+      notes.push(...attachedSentences(one, null));
+      if (!one.complete) incomplete = true;
+    } finally {
+      await one.close();
+    }
+  }
+  lines.sort((a, b) => a.tUs - b.tUs || String(a.pid).localeCompare(String(b.pid), 'en', { numeric: true }));
+  if (chart) {
+    const width = Math.max(10, (chart.width ?? (process.stdout.isTTY ? process.stdout.columns : 0)) || 72) - 14;
+    const ts = [...new Set(lines.map((l) => l.tUs))].sort((a, b) => a - b);
+    const pids = [...new Set(lines.map((l) => l.pid))];
+    const series = pids.map((pid) => {
+      const byT = new Map(lines.filter((l) => l.pid === pid).map((l) => [l.tUs, Math.max(0, l.rec.total.bytes)]));
+      return { name: `pid ${pid}`, values: ts.map((t) => byT.get(t) ?? 0) };
+    });
+    const colors = Boolean(process.stdout.isTTY) && !process.env.NO_COLOR;
+    await out.write(`live heap (estimated) by process: ${pids.map((p) => `pid ${p}`).join(', ')}\n${renderChart(series, { height: chart.height, width, yFormat: formatBytes, x: ts, xFormat: formatSeconds, colors })}`);
+  } else {
+    await out.write(lines.map((l) => `${JSON.stringify(l.line)}\n`).join(''));
+  }
+  await out.flush();
+  for (const n of notes) warn(n);
+  if (incomplete) warn('some profiles are incomplete (no end marker: the recorder is still running or crashed); used everything up to their end');
+  warn(`${bases.length} processes, ${lines.length} buckets of ${formatSeconds(granularityUs)}`);
+}
+
+function historyChart(records: BucketRecord[], height: number, widthOpt: number | undefined, baselineRss: number | null = null): string {
   const width = Math.max(10, (widthOpt ?? (process.stdout.isTTY ? process.stdout.columns : 0)) || 72) - 14;
   const colors = Boolean(process.stdout.isTTY) && !process.env.NO_COLOR;
   const live = { name: 'live heap (estimated)', values: records.map((r) => Math.max(0, r.total.bytes)) };
+  if (colors && records.some((r) => r.domains)) {
+    // Native recording: the Python and C parts beside the total.
+    const part = (i: number, name: string) => ({ name, values: records.map((r) => Math.max(0, r.domains?.[i]?.bytes ?? 0)) });
+    const rssLine = { name: 'RSS', values: records.map((r) => r.rss ?? 0) };
+    return renderChart([live, part(0, 'python'), part(1, 'native'), ...(records.some((r) => r.rss !== null) ? [rssLine] : [])], { height, width, yFormat: formatBytes, x: records.map((r) => r.tUs), xFormat: formatSeconds, colors });
+  }
   const hasRss = records.some((r) => r.rss !== null);
   const rss = { name: 'RSS', values: records.map((r) => r.rss ?? 0) };
   const x = records.map((r) => r.tUs);
   const o = { height, width, yFormat: formatBytes, x, xFormat: formatSeconds, colors };
+  if (baselineRss !== null) {
+    // Attached: what the process held before is unknown; its RSS then is the baseline.
+    const caption = `attached to a running process: the heap before attaching is unknown; RSS at attach ${formatBytes(baselineRss)}`;
+    return `${caption}\n${historyChart(records, height, widthOpt, null)}`;
+  }
   if (!hasRss) return `live heap (estimated)\n${renderChart([live], o)}`;
   if (colors) return renderChart([live, rss], o);
   // Without colour two lines in one chart cannot be told apart: draw them one above the other.

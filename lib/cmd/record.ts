@@ -5,13 +5,17 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { accessSync, closeSync, constants as fsConstants, existsSync, lstatSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, symlinkSync, unlinkSync } from 'node:fs';
+import { accessSync, closeSync, constants as fsConstants, existsSync, lstatSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { constants as osConstants, tmpdir } from 'node:os';
-import { delimiter, dirname, join } from 'node:path';
+import { basename, delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { attachBase, inspectTarget, recordAttached, stopSession } from '../attach.js';
 import { EXIT_DATA, HpError, UsageError, formatBytes, isQuiet, parser, runMain, setQuiet, systemErrorMessage } from '../cli.js';
 
 const NAME = 'hp-record';
+
+/** Bytes reserved for the bootstrap's status file (its JSON is a few hundred bytes). */
+const STATUS_RESERVE_BYTES = 64 * 1024;
 
 /** The environment variable carrying the JSON configuration to the bootstrap, which removes it at once. */
 export const CONFIG_VAR = 'HEAPPROF_RECORD_CONFIG';
@@ -21,15 +25,47 @@ export const BOOTSTRAP_PATH = fileURLToPath(new URL('../../python/heapprof/_run.
 /** The directory that holds the heapprof Python package. */
 const PACKAGE_PARENT = dirname(dirname(BOOTSTRAP_PATH));
 
+// ---- --native (issue 13): the hook preloaded into the Python process only.
+
+/** The allocator hook that --native preloads: $HEAPPROF_NATIVE_LIB, else the checkout's build. */
+export function hookLibraryPath(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.HEAPPROF_NATIVE_LIB) return env.HEAPPROF_NATIVE_LIB;
+  return join(dirname(PACKAGE_PARENT), 'build', 'Release', 'heapprof_hook.so');
+}
+
+/** The environment for --native: the hook first in LD_PRELOAD (ahead of any preloaded malloc, which it
+ * then wraps), and the same file for the Python package to load, so that both are one library. */
+export function nativeEnvironment(lib: string, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const rest = (env.LD_PRELOAD ?? '').split(/[: ]+/).filter((p) => p !== '' && p !== lib);
+  return { LD_PRELOAD: [lib, ...rest].join(':'), HEAPPROF_NATIVE_LIB: lib };
+}
+
+/** The hint for a run without --native whose RSS went far past the recorded heap, or null. */
+export function nativeHint(summary: Record<string, unknown>): string | null {
+  const rss = summary.peak_rss, heap = summary.peak_heap_estimate;
+  if (summary.native === true || typeof rss !== 'number' || typeof heap !== 'number') return null;
+  const MiB = 1024 * 1024;
+  if (rss < 2 * heap + 64 * MiB) return null;
+  return `peak RSS ${formatBytes(rss)} is far above the ${formatBytes(heap)} Python heap recorded: memory that C extensions allocate with malloc is not recorded; --native records it`;
+}
+
 const USAGE = `Usage: $0 [options] [--] script.py [args...]
        $0 [options] -m module [args...]
+       $0 --pid PID [-o BASE] [--duration SECONDS] [sampling options]
+       $0 --pid PID --stop
 
 Run a Python program under the heapprof recorder, exactly as \`python3 script.py args...\` (or
 \`python3 -m module args...\`) would run it: same sys.argv, sys.path[0], __main__, stdin/stdout/stderr,
 exit status and signals. The profile goes to BASE.hpm and BASE.hpd, created mode 0600; the default
 BASE is heapprof.PID in the current directory (PID = the Python process id). A one-line summary is
-printed to stderr at the end. Exit status: the program's own; 2 when hp-record's arguments are bad;
-1 when the recorder could not start (the program did not run).`;
+printed to stderr at the end, with one line per followed child's profile. Exit status: the program's
+own; 2 when hp-record's arguments are bad; 1 when the recorder could not start (the program did not
+run), or when the program exited 0 but its profile lost events (a failed write stopped the recording).
+
+--pid attaches to a running CPython 3.9-3.13 through gdb and records it from then on, until
+--duration, Ctrl-C, or \`hp-record --pid PID --stop\` from elsewhere; the process keeps running.
+Exit status 0 once recorded; 2 for no such process, not Python, an unsupported version; 1 when
+attaching failed (gdb missing, ptrace refused, already recorded). See hp-record(1).`;
 
 /** One row of the size-range sampling table: sizes below `bound` (and above the previous bound) are sampled with `p`. */
 export interface SamplingRange {
@@ -185,9 +221,34 @@ export function planOutput(output: string | undefined, mode: 'profile' | 'stats'
       exists = false;
     }
     if (isDir) throw new UsageError(`-o ${output}: ${file} is a directory`);
-    if (exists && !force) throw new UsageError(`-o ${output}: ${file} already exists (use --force to overwrite)`);
+    if (exists && !force) {
+      // Still being written by another run? Then --force would not help (the recorder's lock decides).
+      const holder = lockHolder(base);
+      if (holder !== null) throw new HpError(`${base}.hpm: another recording (pid ${holder}) is writing this profile; wait for it or choose another name`, EXIT_DATA);
+      throw new UsageError(`-o ${output}: ${file} already exists (use --force to overwrite)`);
+    }
   }
   return { base };
+}
+
+/**
+ * The pid in BASE.hpm.lock (written by the recorder that holds it) if that process is alive. Only a
+ * hint for a better message: the recorder's flock() on the file is what serialises runs.
+ */
+function lockHolder(base: string): number | null {
+  let pid: number;
+  try {
+    pid = Number.parseInt(readFileSync(`${base}.hpm.lock`, 'utf8'), 10);
+  } catch {
+    return null;
+  }
+  if (!(pid > 0)) return null;
+  try {
+    process.kill(pid, 0);
+    return pid;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM' ? pid : null;
+  }
 }
 
 /** An errno failure as a few words without the path: "no such file", "permission denied". */
@@ -261,7 +322,112 @@ interface BootstrapStatus {
   exit?: number;
   message?: string;
   files?: string[];
+  /** The recorded (python) process. */
+  pid?: number;
   summary?: Record<string, unknown>;
+}
+
+/** What a profile on disk holds, read back after the run: only what reached the disk counts. */
+export interface DiskProfile {
+  base: string;
+  pid: number | null;
+  ppid: number | null;
+  /** Wall clock at the start of recording, microseconds since the epoch. */
+  startTimeUs: number;
+  /** Alloc and free events. */
+  events: number;
+  /** The END marker is there: the recorder closed the profile. */
+  complete: boolean;
+  /** Checksum failures, truncated blocks and the like, as the readers report them. */
+  issues: number;
+  /** Why the profile could not be read at all. */
+  error?: string;
+}
+
+/** Read a profile back: its header, its alloc/free events counted, whether it was closed. */
+export async function readDiskProfile(base: string, startedAfterUs = -Infinity): Promise<DiskProfile | null> {
+  let issues = 0;
+  try {
+    // Loaded only when needed: most runs never read a profile back.
+    const [{ openProfile }, { OP_FREE }] = await Promise.all([import('../format/profile.js'), import('../format/source.js')]);
+    const src = await openProfile(base, { worker: false, onIssue: () => void issues++ });
+    try {
+      const h = src.header;
+      if (h.startTimeUs < startedAfterUs) return null;
+      let events = 0;
+      for await (const batch of src.batches()) {
+        for (let i = 0; i < batch.length; i++) if (batch.op[i]! <= OP_FREE) events++;
+      }
+      return { base, pid: h.pid, ppid: h.ppid, startTimeUs: h.startTimeUs, events, complete: src.complete, issues };
+    } finally {
+      await src.close();
+    }
+  } catch (e) {
+    const message = e instanceof Error ? e.message : String(e);
+    return { base, pid: null, ppid: null, startTimeUs: 0, events: 0, complete: false, issues, error: message };
+  }
+}
+
+/**
+ * The profiles of followed forks of a recording to BASE: BASE.PID.hpm + BASE.PID.hpd (children and
+ * their own children alike) that started recording at or after `sinceUs` (so that an earlier run's
+ * children, left in the same directory, are not counted). Sorted by start time.
+ */
+export async function findChildProfiles(base: string, sinceUs: number): Promise<DiskProfile[]> {
+  const dir = dirname(base);
+  const prefix = basename(base);
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const found: DiskProfile[] = [];
+  for (const name of names) {
+    if (!name.startsWith(`${prefix}.`) || !name.endsWith('.hpm')) continue;
+    if (!/^\d+$/.test(name.slice(prefix.length + 1, -4))) continue;
+    const child = join(dir, name.slice(0, -4));
+    const p = await readDiskProfile(child, sinceUs);
+    if (p && (p.error === undefined || statSafe(`${child}.hpm`) >= sinceUs / 1000)) found.push(p);
+  }
+  return found.sort((a, b) => a.startTimeUs - b.startTimeUs || a.base.localeCompare(b.base));
+}
+
+function statSafe(path: string): number {
+  try {
+    return statSync(path).mtimeMs;
+  } catch {
+    return -Infinity;
+  }
+}
+
+/** Why a profile on disk holds no events, or what is wrong with one that holds some. */
+function diskProfileNote(p: DiskProfile): string {
+  if (p.error !== undefined) return `unreadable: ${p.error.replace(/^hp-\w+: /, '')}`;
+  const damaged = p.issues > 0 ? `; ${count(p.issues)} damaged or truncated block${p.issues === 1 ? '' : 's'}` : '';
+  if (p.complete) return p.events === 0 ? `no events: no allocation was sampled before it ended${damaged}` : `${count(p.events)} events${damaged}`;
+  if (p.events === 0) return `no events: it ended before its first flush without closing its profile (killed by SIGKILL or by a signal the recorder does not handle?)${damaged}`;
+  return `${count(p.events)} events, up to its last flush: it ended without closing its profile (killed?)${damaged}`;
+}
+
+/** Summary lines for the children of a recording (without the "hp-record: " prefix). */
+export function formatChildren(children: DiskProfile[], parentPid: number | undefined, forks: number | undefined, limit = 20): string[] {
+  const lines: string[] = [];
+  for (const c of children.slice(0, limit)) {
+    lines.push(`child ${c.pid ?? '?'}: ${c.base}.hpm, ${c.base}.hpd: ${diskProfileNote(c)}`);
+  }
+  if (children.length > limit) {
+    const rest = children.slice(limit);
+    lines.push(`and ${count(rest.length)} more child profiles with ${count(rest.reduce((n, c) => n + c.events, 0))} events`);
+  }
+  if (forks !== undefined && parentPid !== undefined) {
+    const direct = children.filter((c) => c.ppid === parentPid).length;
+    const silent = forks - direct;
+    if (silent > 0) {
+      lines.push(`${count(silent)} forked ${silent === 1 ? 'child' : 'children'} recorded nothing and wrote no files (no allocation sampled before ${silent === 1 ? 'it' : 'they'} exec'd or exited)`);
+    }
+  }
+  return lines;
 }
 
 function readStatus(path: string): BootstrapStatus | null {
@@ -275,12 +441,19 @@ function readStatus(path: string): BootstrapStatus | null {
 
 const count = (n: number): string => n.toLocaleString('en-US');
 
-/** The one summary line (without the "hp-record: " prefix), from the bootstrap's status. */
-export function formatSummary(status: BootstrapStatus, mode: 'profile' | 'stats', signal: NodeJS.Signals | null): string {
+/**
+ * The one summary line (without the "hp-record: " prefix), from the bootstrap's status and, when
+ * the program died before the recorder could report, from the profile read back from disk.
+ */
+export function formatSummary(status: BootstrapStatus, mode: 'profile' | 'stats', signal: NodeJS.Signals | null, onDisk: DiskProfile | null = null): string {
   const files = status.files ?? [];
   const where = files.length > 0 ? files.join(', ') : 'no files';
   if (status.state !== 'finished') {
     const how = signal ? `was killed by ${signal}` : 'exited without running atexit handlers';
+    if (onDisk && onDisk.error === undefined) {
+      const state = onDisk.complete ? 'the recorder closed the profile' : 'the profile is readable up to its last flush';
+      return `${where}: the program ${how}; ${state}: ${count(onDisk.events)} events`;
+    }
     return `${where}: the program ${how}; the profile is readable up to its last flush`;
   }
   const s = status.summary ?? {};
@@ -299,11 +472,25 @@ export function formatSummary(status: BootstrapStatus, mode: 'profile' | 'stats'
   const fraction = num('sampled_fraction');
   if (fraction !== undefined && mode === 'profile') parts.push(`${formatPercent(fraction)} of allocations sampled`);
   const lost = num('lost_events');
-  if (lost) parts.push(`${count(lost)} events lost`);
+  if (lost) parts.push(`${count(lost)} events lost (out of memory)`);
   for (const key of ['stop_error', 'summary_error', 'error']) {
     if (typeof s[key] === 'string') parts.push(`recorder error: ${s[key] as string}`);
   }
+  if (typeof s['write_error'] === 'string' && s['write_error'] !== '') {
+    const at = num('write_failed_s');
+    const unwritten = num('events_unwritten') ?? 0;
+    parts.push(
+      `recording stopped${at !== undefined ? ` at ${at.toFixed(1)} s` : ''}: ${s['write_error'] as string}; ` +
+        `${count(unwritten)} recorded events were not written and later allocations were not recorded: the profile is incomplete`,
+    );
+  }
   return parts.length > 0 ? `${where}: ${parts.join(', ')}` : where;
+}
+
+/** True when the recorder's summary says the profile lost events (a failed write, or out of memory). */
+export function profileLostEvents(status: BootstrapStatus | null): boolean {
+  const s = status?.state === 'finished' ? status.summary ?? {} : {};
+  return (typeof s['write_error'] === 'string' && s['write_error'] !== '') || (typeof s['lost_events'] === 'number' && s['lost_events'] > 0);
 }
 
 function formatPercent(fraction: number): string {
@@ -349,6 +536,10 @@ export function main(argv: string[]): void {
       .option('follow-fork', { type: 'boolean', default: false, describe: 'Also record forked children, each to BASE.CHILDPID.hpm/.hpd' })
       .option('force', { type: 'boolean', default: false, describe: 'Overwrite an existing profile' })
       .option('mark-signal', { type: 'string', requiresArg: true, describe: 'USR1 or USR2: each time the program (or hp-record) receives it, write a mark signal-N into the profile' })
+      .option('pid', { type: 'string', requiresArg: true, describe: 'Attach to this running Python process instead of starting one (see ATTACHING in hp-record(1))' })
+      .option('duration', { type: 'string', requiresArg: true, describe: 'With --pid: stop after SECONDS (default: at Ctrl-C or --stop)' })
+      .option('stop', { type: 'boolean', default: false, describe: 'With --pid: stop the hp-record that is recording that process' })
+      .option('native', { type: 'boolean', default: false, describe: 'Also record C allocations (malloc family, anonymous mmap) with their thread, by preloading the hook into Python (see hp-record(1))' })
       .conflicts('sample', 'sample-bytes')
       .fail((msg, err) => {
         // yargs reports some usage errors (a missing option value) as a YError: still bad usage.
@@ -358,6 +549,10 @@ export function main(argv: string[]): void {
       })
       .parseSync();
     setQuiet(Boolean(args.quiet));
+    if (args.pid !== undefined || args.stop || args.duration !== undefined) {
+      await runAttach(args);
+      return;
+    }
 
     const mode = args.mode;
     const force = Boolean(args.force);
@@ -370,6 +565,7 @@ export function main(argv: string[]): void {
         throw new UsageError('--mode stats counts every allocation: --sample and --sample-bytes do not apply');
       }
       if (followFork) throw new UsageError('--mode stats does not follow forks: drop --follow-fork');
+      if (args.native) throw new UsageError('--mode stats counts Python allocations only: drop --native');
     }
     const markSignal = args['mark-signal'] !== undefined ? parseMarkSignal(args['mark-signal'], mode) : null;
     const sampling = args.sample !== undefined ? parseSampleSpec(args.sample) : null;
@@ -386,14 +582,29 @@ export function main(argv: string[]): void {
       const script = target[0]!;
       if (!existsSync(script)) throw new UsageError(`${script}: no such file`);
     }
+    const native = Boolean(args.native);
+    const hookLib = native ? hookLibraryPath() : null;
+    if (hookLib !== null && !existsSync(hookLib)) throw new HpError(`${hookLib}: no such file (run \`npx node-gyp rebuild\`)`, EXIT_DATA);
     const output = planOutput(args.output, mode, force);
     if (!existsSync(BOOTSTRAP_PATH)) throw new HpError(`${BOOTSTRAP_PATH}: no such file (is the heapprof package complete?)`, EXIT_DATA);
 
     // A private directory (mode 0700) for the bootstrap, as sitecustomize.py, and its status file.
-    const privateDir = mkdtempSync(join(tmpdir(), 'hp-record-'));
+    let privateDir: string;
+    try {
+      privateDir = mkdtempSync(join(tmpdir(), 'hp-record-'));
+    } catch (err) {
+      throw new HpError(`${tmpdir()}: cannot create hp-record's private directory: ${errnoText(err)}`, EXIT_DATA);
+    }
     const statusPath = join(privateDir, 'status.json');
     try {
-      symlinkSync(BOOTSTRAP_PATH, join(privateDir, 'sitecustomize.py'));
+      try {
+        // The status file is written in place (python pads it with spaces, which JSON allows), so that
+        // a temporary directory that fills up during the run cannot lose the recorder's report.
+        writeFileSync(statusPath, ' '.repeat(STATUS_RESERVE_BYTES), { mode: 0o600 });
+        symlinkSync(BOOTSTRAP_PATH, join(privateDir, 'sitecustomize.py'));
+      } catch (err) {
+        throw new HpError(`${privateDir}: cannot prepare hp-record's private directory: ${errnoText(err)}`, EXIT_DATA);
+      }
       const userPythonPath = process.env.PYTHONPATH;
       const config = {
         status: statusPath,
@@ -407,12 +618,16 @@ export function main(argv: string[]): void {
         sample_bytes: sampleBytes,
         follow_fork: followFork,
         force,
+        native,
+        preload: hookLib,
         mark_signal: markSignal === null ? null : osConstants.signals[markSignal],
       };
+      const startedUs = Date.now() * 1000;
       const { code, signal } = await runChild(python, target, markSignal, {
         ...process.env,
         PYTHONPATH: userPythonPath ? `${privateDir}${delimiter}${userPythonPath}` : privateDir,
         [CONFIG_VAR]: JSON.stringify(config),
+        ...(hookLib !== null ? nativeEnvironment(hookLib, process.env) : {}),
       });
       const status = readStatus(statusPath);
       if (status?.state === 'error') {
@@ -422,15 +637,81 @@ export function main(argv: string[]): void {
         // The program ran, but python never imported the bootstrap (site disabled?): say so whatever -q says.
         process.stderr.write(`${NAME}: ${python} did not load the recorder (is its site module disabled?); nothing was recorded\n`);
       } else if (!isQuiet()) {
-        process.stderr.write(`${NAME}: ${formatSummary(status, mode, signal)}\n`);
+        const hpm = status.files?.[0];
+        const base = mode === 'profile' && hpm?.endsWith('.hpm') ? hpm.slice(0, -4) : null;
+        // Killed before the recorder could report: what reached the disk is the answer.
+        const onDisk = base && status.state !== 'finished' ? await readDiskProfile(base) : null;
+        const lines = [formatSummary(status, mode, signal, onDisk)];
+        if (base && followFork) {
+          const forks = status.summary?.['forks'];
+          // One second of slack: a child's start time is its fork, after ours, on the same clock.
+          const children = await findChildProfiles(base, startedUs - 1_000_000);
+          lines.push(...formatChildren(children, status.pid, typeof forks === 'number' ? forks : undefined));
+        }
+        const hint = mode === 'profile' && status.state === 'finished' ? nativeHint(status.summary ?? {}) : null;
+        if (hint) lines.push(hint);
+        process.stderr.write(lines.map((line) => `${NAME}: ${line}\n`).join(''));
       }
       rmSync(privateDir, { recursive: true, force: true });
       if (signal) dieBySignal(signal);
+      else if (code === 0 && profileLostEvents(status)) process.exitCode = EXIT_DATA;
       else process.exitCode = code ?? EXIT_DATA;
     } finally {
       rmSync(privateDir, { recursive: true, force: true });
     }
   });
+}
+
+/** hp-record --pid PID [--stop | --duration S]: record a running process (lib/attach.ts). */
+async function runAttach(args: {
+  pid?: string; stop?: boolean; duration?: string; output?: string; sample?: string; 'sample-bytes'?: string;
+  mode?: string; python?: string; module?: string; 'follow-fork'?: boolean; force?: boolean; '--'?: unknown[];
+}): Promise<void> {
+  const say = (line: string): void => {
+    process.stderr.write(`${NAME}: ${line}\n`);
+  };
+  if (args.pid === undefined) throw new UsageError(`--${args.stop ? 'stop' : 'duration'} needs --pid PID`);
+  if (!/^\d+$/.test(args.pid.trim()) || Number(args.pid) <= 0) throw new UsageError(`--pid '${args.pid}': expected a process id`);
+  const pid = Number(args.pid);
+  const rest = (args['--'] ?? []) as unknown[];
+  if (rest.length > 0 || args.module !== undefined) throw new UsageError('--pid attaches to a running process: give no program to run');
+  if (args.python !== undefined) throw new UsageError('--python does not apply with --pid (the process runs its own interpreter)');
+  if (args.mode === 'stats') throw new UsageError('--mode stats is not available with --pid (it would print in the process\'s stderr)');
+  if (args.stop) {
+    for (const opt of ['output', 'sample', 'sample-bytes', 'duration'] as const) {
+      if (args[opt] !== undefined) throw new UsageError(`--stop takes no --${opt}`);
+    }
+    await stopSession(pid, (line) => {
+      if (!isQuiet()) say(line);
+    });
+    return;
+  }
+  let durationS: number | null = null;
+  if (args.duration !== undefined) {
+    durationS = Number(args.duration);
+    if (args.duration.trim() === '' || !Number.isFinite(durationS) || durationS <= 0) throw new UsageError(`--duration '${args.duration}': expected seconds > 0`);
+  }
+  const sampling = args.sample !== undefined ? parseSampleSpec(args.sample) : null;
+  const sampleBytes = args['sample-bytes'] !== undefined ? parseByteCount(args['sample-bytes']) : null;
+  const target = inspectTarget(pid);
+  const force = Boolean(args.force);
+  const base = attachBase(planOutput(args.output, 'profile', force), pid, force);
+  const gdb = process.env.HEAPPROF_GDB || 'gdb';
+  const gdbPath = findExecutable(gdb);
+  if (gdbPath === null) throw new HpError(`--pid ${pid}: ${gdb} not found${gdb.includes('/') ? '' : ' on PATH'}: attaching needs gdb (e.g. apt-get install gdb), or set HEAPPROF_GDB`, EXIT_DATA);
+  const result = await recordAttached(
+    target,
+    { pid, base, sampling: sampling?.map((r) => [r.bound, r.p]) ?? null, sampleBytes, followFork: Boolean(args['follow-fork']), force, durationS, gdb: gdbPath },
+    say,
+  );
+  if (isQuiet()) return;
+  const timing = `attach ${result.attachSeconds.toFixed(2)} s${result.detachSeconds !== null ? `, detach ${result.detachSeconds.toFixed(2)} s` : ''}`;
+  if (result.ended === 'target-exited') {
+    const how = result.summary ? 'the process exited; its profile was closed at exit' : 'the process exited or was killed while recorded; the profile is readable up to its last flush';
+    say(`${result.files.join(', ')}: ${how} (${timing})`);
+  } else {
+    say(`${formatSummary({ state: 'finished', files: result.files, summary: result.summary ?? {} }, 'profile', null)}; process ${pid} left running (${timing})`);
+  }
 }
 
 /**

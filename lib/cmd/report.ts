@@ -4,6 +4,9 @@
 import { basename } from 'node:path';
 import { UsageError, formatBytes, parser, runMain, setQuiet, warn } from '../cli.js';
 import { openProfile } from '../format/profile.js';
+import type { ProfileSource } from '../format/source.js';
+import { MergedSource } from '../format/merged.js';
+import { BY_CHOICES, FirstRss, attachedSentences, manyInputs, openInputs } from '../profile-inputs.js';
 import { commandReadOptions } from '../source-arg.js';
 import { writeResult } from '../export/output.js';
 import { buildReportData } from '../export/report.js';
@@ -13,7 +16,7 @@ import { resolveMarkOptions } from './common.js';
 
 const NAME = 'hp-report';
 
-const USAGE = `Usage: $0 PROFILE -o report.html [--at T] [--points N] [--min-share F] [--title TEXT]
+const USAGE = `Usage: $0 PROFILE... -o report.html [--at T] [--points N] [--min-share F] [--title TEXT] [--by pid]
 
 Write one self-contained HTML file (inline SVG, canvas and JavaScript; it loads nothing from the
 network) with: the estimated live heap over time with its 95% band and the process RSS; a flame
@@ -24,7 +27,12 @@ sites at that time. Reads the profile twice (history, then peak), so PROFILE mus
 
 Every point of the plot carries the live heap as a call tree of every trace, pruned to the frames
 holding at least --min-share of it, and its top sites: the page stays small and fast for profiles
-with 10^5 traces.`;
+with 10^5 traces.
+
+Several profiles (hp-report run run.[0-9]*, or a quoted glob 'run.*') make one report, aligned on
+wall-clock time and summed; --by pid puts each process at the root of the flame graph. A recording
+attached to a running process (hp-record --pid) says on the page that the heap from before the
+attach is unknown, with the RSS at attach as the baseline.`;
 
 export function main(argv: string[]): void {
   runMain(NAME, async () => {
@@ -40,13 +48,17 @@ export function main(argv: string[]): void {
       .option('at', { type: 'string', requiresArg: true, describe: "The moment shown first: seconds since start, 'peak' (default) or 'end'" })
       .option('title', { type: 'string', requiresArg: true, describe: 'Page title (default: heapprof report: PROFILE)' })
       .option('strict', { type: 'boolean', default: false, describe: 'Treat recoverable damage in the profile as an error' })
+      .option('by', { requiresArg: true, choices: BY_CHOICES as unknown as string[], describe: 'Several profiles: the process as the flame graph\'s root frame' })
       .parseSync();
     setQuiet(Boolean(args.quiet));
     const inputs = args._.map(String);
-    if (inputs.length !== 1) throw new UsageError(inputs.length === 0 ? 'no profile named' : `one profile expected, got ${inputs.length}`);
+    if (inputs.length === 0) throw new UsageError('no profile named');
+    const byPid = args.by === 'pid';
+    const merged = byPid || manyInputs(inputs);
     const input = inputs[0]!;
-    if (input === '-') throw new UsageError('the report reads the profile twice: name a profile file, not stdin');
-    await resolveMarkOptions(args, ['at'], () => input);
+    if (!merged && inputs.length !== 1) throw new UsageError(`one profile expected, got ${inputs.length}`);
+    if (inputs.includes('-')) throw new UsageError('the report reads the profile twice: name a profile file, not stdin');
+    if (!merged) await resolveMarkOptions(args, ['at'], () => inputs[0]!);
     if (args.output === undefined) throw new UsageError('-o FILE is required (use -o - for stdout)');
     if (!(args['min-share'] >= 0 && args['min-share'] < 1)) throw new UsageError('--min-share: expected a fraction in [0, 1)');
     if (!(Number.isInteger(args['max-nodes']) && args['max-nodes'] >= 1)) throw new UsageError('--max-nodes: expected a whole number >= 1');
@@ -56,15 +68,24 @@ export function main(argv: string[]): void {
     const { opts, done } = commandReadOptions({ strict: Boolean(args.strict) });
     let html: string;
     try {
-      const data = await buildReportData(() => openProfile(input, opts), {
+      const attached: string[] = [];
+      const open = async (): Promise<ProfileSource> => (merged ? openInputs(inputs, opts, byPid) : openProfile(input, opts));
+      const data = await buildReportData(async () => {
+        const source = await open();
+        // The first open also tells whether a process was attached to (and its RSS then).
+        if (attached.length === 0) attached.push(...(await attachedFacts(source, open)));
+        return source;
+      }, {
         minShare: args['min-share'],
         maxNodes: args['max-nodes'],
         sites: args.sites,
         targetPoints: args.points,
-        title: args.title ?? `heapprof report: ${basename(input)}`,
+        title: args.title ?? `heapprof report: ${inputs.length > 1 ? `${inputs.length} profiles` : basename(input)}`,
         ...(args.at !== undefined ? { at: parseAt(args.at) } : {}),
       });
+      if (attached.length > 0) data.meta.attached = attached;
       html = renderReportHtml(data);
+      for (const line of attached) warn(line);
       const peak = data.points[data.peakIndex]!;
       warn(`${data.points.length} points, ${data.meta.traces} traces, ${data.nodes.length} flame graph frames; peak ${formatBytes(peak.bytes)} at ${peak.t} s; ${formatBytes(html.length)} of HTML`);
     } finally {
@@ -72,4 +93,30 @@ export function main(argv: string[]): void {
     }
     await writeResult(args.output, html, false);
   });
+}
+
+/**
+ * The attach sentences for a source whose header (or whose merged processes' headers) says it
+ * was attached; reads a second copy up to the first RSS sample (the one written at attach).
+ */
+async function attachedFacts(source: ProfileSource, open: () => Promise<ProfileSource>): Promise<string[]> {
+  const any = source instanceof MergedSource ? source.sources.some((s) => s.header.attached) : Boolean(source.header.attached);
+  if (!any) return [];
+  const probe = await open();
+  try {
+    const first = new FirstRss();
+    if (probe instanceof MergedSource) {
+      for await (const _ of probe.batches()) {
+        if (probe.firstRss.every((r, i) => r !== null || !probe.sources[i]!.header.attached)) break;
+      }
+    } else {
+      for await (const batch of probe.batches()) {
+        first.see(batch);
+        if (first.value !== null) break;
+      }
+    }
+    return attachedSentences(probe, first.value);
+  } finally {
+    await probe.close();
+  }
 }

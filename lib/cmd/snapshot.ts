@@ -7,17 +7,25 @@ import { GROUP_BY, groupLiveHeap, type GroupBy, type SiteEstimate } from '../mod
 import { liveHeapAt, type SnapshotAt } from '../model/snapshot.js';
 import { liveHeapAtIndexed } from '../format/index.js';
 import { commandReadOptions, isNdjsonArg, openSource } from '../source-arg.js';
+import { BY_CHOICES, manyInputs, openInputs } from '../profile-inputs.js';
 import { formatSeconds, inputArg, positiveInt, reportIncomplete, secondsOption, resolveMarkOptions } from './common.js';
+import { addEstimate, emptyEstimate } from '../model/estimate.js';
+import { DOMAIN_CHOICES, DOMAIN_DESCRIBE, THREAD_DESCRIBE, traceFilter } from './domain-options.js';
+import { nativeCallerLabel, threadLabel } from '../model/sites.js';
 
 export const SNAPSHOT_SCHEMA = 1;
 
-const USAGE = `$0 [PROFILE|-] [--at SECONDS|peak|end|mark:LABEL] [--group-by trace|line|function|file] [--top N]
+const USAGE = `$0 [PROFILE|-]... [--at SECONDS|peak|end|mark:LABEL] [--group-by trace|line|function|file|thread] [--domain all|python|native|mmap] [--thread ID] [--top N] [--by pid]
 
 The live heap at one moment: what had been allocated and not yet freed, estimated from the
 sampled events (each weighted by 1/p) with a 95% interval. Writes a "snapshot" line (the
 moment and the total), then one "site" line per site, largest first (schema in
 hp-snapshot(1)). --at peak is the moment of highest estimated live bytes; --at end (the
-default) is what was never freed. Reads a profile, events NDJSON, or stdin (-).`;
+default) is what was never freed. Reads a profile, events NDJSON, or stdin (-).
+
+Several profiles (hp-snapshot run run.[0-9]*, or a quoted glob 'run.*' that hp-snapshot expands)
+are read as one process: aligned on wall-clock time (--at counts from the earliest start) and
+summed; --by pid splits them, with the process ("pid 1234") as every stack's root frame.`;
 
 export function parseAt(value: unknown): SnapshotAt {
   const v = String(value ?? 'end');
@@ -32,7 +40,10 @@ export function parseAt(value: unknown): SnapshotAt {
 export function siteRecord(s: SiteEstimate, rank: number, by: GroupBy): Record<string, unknown> {
   const rec: Record<string, unknown> = { type: 'site', rank, site: s.site.label };
   if (by === 'trace') rec.trace = s.site.trace;
-  rec.frames = s.site.frames.map((f) => ({ function: f.function, file: f.file, line: f.line }));
+  rec.frames = s.site.frames.map((f) => (f.native ? { function: f.function, file: f.file, line: f.line, native: true } : { function: f.function, file: f.file, line: f.line }));
+  if (s.site.domain !== 'python' && by !== 'thread') rec.domain = s.site.domain;
+  if (s.site.nativeCaller) rec.native_caller = nativeCallerLabel(s.site.nativeCaller);
+  if (s.site.thread) rec.thread = by === 'thread' ? threadLabel(s.site.thread) : s.site.thread.id;
   if (s.site.dropped > 0) rec.dropped = s.site.dropped;
   putEstimate(rec, 'bytes', s.est.bytes, s.est.bytesVar);
   putEstimate(rec, 'count', s.est.count, s.est.countVar);
@@ -49,25 +60,37 @@ export function main(argv: string[]): void {
       .option('at', { requiresArg: true, type: 'string', default: 'end', describe: "Seconds since start, 'peak', 'end' or mark:LABEL" })
       .option('group-by', { requiresArg: true, choices: GROUP_BY as unknown as string[], default: 'trace', describe: 'Site = whole trace, or the innermost frame\'s line, function or file' })
       .option('top', { requiresArg: true, type: 'number', describe: 'Only the N largest sites' })
+      .option('domain', { requiresArg: true, choices: DOMAIN_CHOICES as unknown as string[], default: 'all', describe: DOMAIN_DESCRIBE })
+      .option('thread', { requiresArg: true, type: 'string', describe: THREAD_DESCRIBE })
       .option('strict', { type: 'boolean', default: false, describe: 'Treat recoverable damage as an error' })
+      .option('by', { requiresArg: true, choices: BY_CHOICES as unknown as string[], describe: 'Split several profiles by process (the pid as the root frame)' })
       .parseSync();
     setQuiet(args.quiet === true);
-    const input = inputArg(args._, 'hp-snapshot');
-    await resolveMarkOptions(args, ['at'], () => input);
+    const inputs = args._.map(String);
+    const byPid = args.by === 'pid';
+    const merged = byPid || manyInputs(inputs);
+    const input = merged ? '' : inputArg(args._, 'hp-snapshot');
+    if (!merged) await resolveMarkOptions(args, ['at'], () => input);
     const at = parseAt(args.at);
     const by = args['group-by'] as GroupBy;
     const top = args.top === undefined ? Infinity : positiveInt(args.top, 'top');
+    const keep = traceFilter(args.domain, args.thread);
     const { opts, done } = commandReadOptions({ strict: args.strict });
     // A large hpx v2 profile goes through its seek index (BASE.hpi, built on first use):
     // the same result, decoding at most one checkpoint interval. Otherwise a full read.
-    const indexed = (await isNdjsonArg(input)) ? null : await liveHeapAtIndexed(input, at, opts);
-    const source = indexed ? indexed.source : await openSource(input, opts);
+    const indexed = merged || (await isNdjsonArg(input)) ? null : await liveHeapAtIndexed(input, at, opts);
+    const source = indexed ? indexed.source : merged ? await openInputs(inputs, opts, byPid) : await openSource(input, opts);
     const out = new OutputWriter();
     try {
       const snap = indexed ? indexed.snapshot : await liveHeapAt(source, at);
       done();
-      const sites = groupLiveHeap(snap.heap, (id) => source.trace(id), by);
-      const total = snap.heap.total();
+      const sites = groupLiveHeap(snap.heap, (id) => source.trace(id), by, keep);
+      let total = snap.heap.total();
+      if (keep) {
+        // Only the kept traces count (sites are disjoint, so their estimates add up).
+        total = emptyEstimate();
+        for (const s of sites) addEstimate(total, s.est);
+      }
       const head: Record<string, unknown> = {
         type: 'snapshot',
         schema: SNAPSHOT_SCHEMA,
@@ -75,6 +98,8 @@ export function main(argv: string[]): void {
         at_spec: at.kind === 'time' ? 'time' : at.kind,
         group_by: by,
       };
+      if (args.domain !== 'all') head.domain = args.domain;
+      if (args.thread !== undefined) head.thread = String(args.thread);
       putEstimate(head, 'bytes', total.bytes, total.bytesVar);
       putEstimate(head, 'count', total.count, total.countVar);
       head.sampled = total.sampled;

@@ -10,6 +10,7 @@ import { probabilityFunction } from '../format/weights.js';
 import { checkSampler, rangeBounds, SizeTable, type SamplerCheck } from '../model/sizes.js';
 import { formatTable, optimalPlan, type RangeLoad } from '../model/suggest.js';
 import { commandReadOptions, openSource } from '../source-arg.js';
+import { manyInputs, openInputs } from '../profile-inputs.js';
 import { inputArg, reportIncomplete } from './common.js';
 
 const USAGE = `$0 [PROFILE|STATS|-] [--json] [--suggest [--budget N/s|P%]]
@@ -20,7 +21,8 @@ exact histogram (always in --mode stats, at stop in profile mode) the exact coun
 too, with a check that the sampler recorded each range at its configured probability.
 --suggest proposes the sampling table (in hp-record --sample syntax) that minimizes the
 variance of the total-bytes estimate for an event budget: --budget 2000/s (events per
-second of the run), --budget 1% (of all allocations), default the events this run recorded.`;
+second of the run), --budget 1% (of all allocations), default the events this run recorded.
+Several profiles (or a quoted glob 'run.*', profile mode) are counted together.`;
 
 export interface RangeRow {
   range: number;
@@ -105,9 +107,11 @@ export function main(argv: string[]): void {
       .parseSync();
     setQuiet(args.quiet === true);
     if (args.budget !== undefined && !args.suggest) throw new UsageError('--budget needs --suggest');
-    const input = inputArg(args._, 'hp-stats');
+    const inputs = args._.map(String);
+    const merged = manyInputs(inputs);
+    const input = merged ? '' : inputArg(args._, 'hp-stats');
     const { opts, done } = commandReadOptions({ strict: args.strict });
-    const source = await openSource(input, opts);
+    const source = merged ? await openInputs(inputs, opts, false) : await openSource(input, opts);
     const out = new OutputWriter();
     try {
       const sampling = source.header.sampling;

@@ -74,7 +74,10 @@ export function buildPprof(input: StackSet | StackSet[], opts: PprofOptions = {}
       if (bytes <= 0 && count <= 0) continue;
       const ids = s.frames.length === 0 ? [pseudo(NO_STACK_LABEL)] : s.frames.map(locationId);
       if (s.dropped > 0) ids.push(pseudo(`[${s.dropped} frames not recorded]`));
-      samples.push(new Sample({ locationId: ids, value: [count, bytes], label: labels }));
+      // Native recording: every sample says its domain (python, native, mmap) and thread.
+      const own = s.domain === undefined ? labels : [...labels, new Label({ key: str('domain'), str: str(s.domain) })];
+      if (s.thread !== undefined) own.push(new Label({ key: str('thread'), num: s.thread }));
+      samples.push(new Sample({ locationId: ids, value: [count, bytes], label: own }));
     }
   }
 

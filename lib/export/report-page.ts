@@ -328,6 +328,7 @@ export function renderReportHtml(data: ReportData): string {
     `<span>started ${escapeHtml(new Date(m.startTimeUs / 1000).toISOString())}</span>`,
     `<span>sampling: ${escapeHtml(m.sampling)}</span>`,
     m.complete ? '' : '<span>incomplete profile (recorder still running or crashed)</span>',
+    ...(m.attached ?? []).map((a) => `<span>${escapeHtml(a)}</span>`),
   ]
     .filter(Boolean)
     .join('\n');

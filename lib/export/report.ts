@@ -50,6 +50,8 @@ export interface ReportData {
     /** Nodes under this share of a point's live bytes are left out of its tree. */
     minShare: number;
     traces: number;
+    /** Attached recordings (hp-record --pid): one sentence each on the unknown heap before and the RSS baseline. */
+    attached?: string[];
   };
   /** [function or null, file, line]; file '' marks a pseudo frame such as [no Python stack]. */
   frames: Array<[string | null, string, number]>;

@@ -5,7 +5,7 @@
 
 import { HpError, UsageError, readNdjson, openTextInput, warn } from '../cli.js';
 import { OP_ALLOC, type ProfileSource } from '../format/source.js';
-import type { Frame, Header, Trace } from '../format/types.js';
+import type { Domain, Frame, Header, Trace } from '../format/types.js';
 import { Z95 } from '../format/weights.js';
 import { emptyEstimate, type Estimate } from '../model/estimate.js';
 import { LiveHeap } from '../model/live.js';
@@ -18,6 +18,10 @@ export interface WeightedStack {
   /** Outer frames beyond the recorder's depth cap that are not listed. */
   dropped: number;
   est: Estimate;
+  /** Domain of the allocations, where the profile records it (native recording). */
+  domain?: Domain;
+  /** Recorder thread id, where recorded. */
+  thread?: number;
 }
 
 export type StackSetKind = 'inuse' | 'alloc';
@@ -78,7 +82,10 @@ export function stacksOfHeap(heap: LiveHeap, lookup: (id: number) => Trace | und
   for (let slot = 0; slot < heap.slots; slot++) {
     if (heap.sampled[slot]! <= 0) continue;
     const trace = traceOrPlaceholder(lookup, heap.traceOfSlot[slot]!);
-    out.push({ frames: trace.frames, dropped: trace.dropped, est: heap.estimateOfSlot(slot) });
+    const ws: WeightedStack = { frames: trace.frames, dropped: trace.dropped, est: heap.estimateOfSlot(slot) };
+    if (trace.domain) ws.domain = trace.domain;
+    if (trace.thread) ws.thread = trace.thread.id;
+    out.push(ws);
   }
   return out;
 }
@@ -147,7 +154,9 @@ function framesOf(raw: unknown, where: string): Frame[] {
   return raw.map((f) => {
     if (!f || typeof f !== 'object' || typeof (f as Record<string, unknown>).file !== 'string') throw new HpError(`${where}: each frame needs a "file"`);
     const o = f as Record<string, unknown>;
-    return { function: typeof o.function === 'string' ? o.function : null, file: o.file as string, line: num(o.line) ?? 0 };
+    const frame: Frame = { function: typeof o.function === 'string' ? o.function : null, file: o.file as string, line: num(o.line) ?? 0 };
+    if (o.native === true) frame.native = true;
+    return frame;
   });
 }
 
@@ -196,7 +205,10 @@ export async function readSnapshotNdjson(arg: string): Promise<StackSet> {
     total.count += est.count;
     total.countVar += est.countVar;
     total.sampled += est.sampled;
-    stacks.push({ frames: framesOf(rec.frames, where), dropped: num(rec.dropped) ?? 0, est });
+    const ws: WeightedStack = { frames: framesOf(rec.frames, where), dropped: num(rec.dropped) ?? 0, est };
+    if (rec.domain === 'native' || rec.domain === 'mmap' || rec.domain === 'python') ws.domain = rec.domain;
+    if (typeof rec.thread === 'number') ws.thread = rec.thread;
+    stacks.push(ws);
     sawSite = true;
   }
   if (!sawSite && foreign > 0) throw new HpError(`${name}: no snapshot site lines (${foreign} other lines): expected hp-snapshot output (for hp-events output, give --at or --alloc)`);

@@ -28,9 +28,16 @@ export const HDR = {
   stackCapture: 10,
   note: 11,
   hostname: 12,
+  attached: 22,
+  /** varint bitmask: 1 malloc family, 2 anonymous mmap recorded (hp-record --native). */
+  native: 13,
+  /** varint 1: traces carry thread ids (TRACE_INFO). */
+  threads: 14,
 } as const;
 
-export const REC = { STRING: 1, FRAME: 2, TRACE: 3, HISTOGRAM: 4, END: 5, MARK: 8 } as const;
+export const REC = { STRING: 1, FRAME: 2, TRACE: 3, HISTOGRAM: 4, END: 5, THREAD: 6, TRACE_INFO: 7, MARK: 8 } as const;
+/** TRACE_INFO domain codes. */
+export const DOMAIN_CODES = ['python', 'native', 'mmap'] as const;
 export const KIND = { ALLOC: 0, FREE: 1, EXT: 3 } as const;
 export const EXT = { RSS: 0, END: 1, LOST: 2, MARK: 3 } as const;
 
@@ -81,6 +88,8 @@ export function encodeHeaderBody(h: Partial<Header> & { sampling: Sampling }): B
   field(HDR.stackCapture, (b) => b.varint(h.stackCapture === false ? 0 : 1));
   for (const n of h.notes ?? []) text(HDR.note, n);
   if (h.hostname != null) text(HDR.hostname, h.hostname);
+  if (h.attached) field(HDR.attached, (b) => b.varint(h.attached!.processAgeUs));
+  if (h.native) field(HDR.native, (b) => b.varint(3));
   return s.take();
 }
 
@@ -123,6 +132,7 @@ export class HpxWriter {
   private readonly strings = new Map<string, number>();
   private readonly frames = new Map<string, number>();
   private readonly definedTraces = new Set<number>();
+  private readonly definedThreads = new Set<number>();
   private readonly eventsPerBlock: number;
   private pending: Promise<void> = Promise.resolve();
   readonly profileId: Buffer;
@@ -160,7 +170,7 @@ export class HpxWriter {
   }
 
   private frameId(f: Frame): number {
-    const key = `${f.function ?? ''}\0${f.file}\0${f.line}`;
+    const key = `${f.function ?? ''}\0${f.file}\0${f.line}${f.native ? '\0n' : ''}`;
     let id = this.frames.get(key);
     if (id === undefined) {
       const fn = this.stringId(f.function ?? '');
@@ -177,10 +187,29 @@ export class HpxWriter {
     return id;
   }
 
-  /** Define a trace (ids > 0, leaf frame first). Redefinitions are ignored. */
+  /** Define a trace (ids > 0, leaf frame first). Redefinitions are ignored. A trace with a domain,
+   * a thread or native frames (leading, as the recorder writes them) gets THREAD and TRACE_INFO records. */
   defineTrace(t: Trace): void {
     if (t.id === 0 || this.definedTraces.has(t.id)) return;
     const ids = t.frames.map((f) => this.frameId(f));
+    let native = 0;
+    while (native < t.frames.length && t.frames[native]!.native) native++;
+    if (t.domain !== undefined || t.thread !== undefined || native > 0) {
+      if (t.thread && !this.definedThreads.has(t.thread.id)) {
+        this.definedThreads.add(t.thread.id);
+        const th = new ByteSink(16 + t.thread.name.length);
+        th.varint(t.thread.id);
+        th.varint(t.thread.tid);
+        th.bytes(Buffer.from(t.thread.name, 'utf8'));
+        this.record(REC.THREAD, th);
+      }
+      const info = new ByteSink(16);
+      info.varint(t.id);
+      info.varint(Math.max(0, DOMAIN_CODES.indexOf(t.domain ?? 'python')));
+      info.varint(t.thread?.id ?? 0);
+      info.varint(native);
+      this.record(REC.TRACE_INFO, info);
+    }
     const b = new ByteSink(8 + ids.length * 2);
     b.varint(t.id);
     b.varint(t.dropped);

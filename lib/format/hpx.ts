@@ -21,7 +21,8 @@ import {
 import { decodeBlock } from './events.js';
 import type { Columns, DecodeJob } from './hpd-worker.js';
 import { OP_FREE, OP_LOST, type EventBatch, type ProfileSource, type ReadOptions } from './source.js';
-import { MAX_NAME_LENGTH, MAX_TRACE_FRAMES, NO_STACK_TRACE, type Frame, type Header, type HistogramBucket, type Mark, type Sampling, type Trace } from './types.js';
+import { MAX_NAME_LENGTH, MAX_TRACE_FRAMES, NO_STACK_TRACE, type Frame, type Header, type HistogramBucket, type Mark, type Sampling, type ThreadInfo, type Trace } from './types.js';
+import { DOMAIN_CODES } from './hpx-writer.js';
 
 export * from './hpx-writer.js';
 
@@ -144,6 +145,8 @@ export function decodeHeaderBody(body: Buffer, profileId: Buffer, name: string):
         case HDR.stackCapture: h.stackCapture = f.varint() !== 0; break;
         case HDR.note: h.notes.push(f.utf8(f.remaining)); break;
         case HDR.hostname: h.hostname = f.utf8(f.remaining); break;
+        case HDR.attached: h.attached = { processAgeUs: f.varint() }; break;
+        case HDR.native: h.native = f.varint() !== 0; break;
         default: break; // unknown fields are skipped by design
       }
     }
@@ -160,6 +163,10 @@ class Dictionary {
   private readonly strings = new Map<number, string>();
   private readonly frames = new Map<number, Frame>();
   readonly traces = new Map<number, Trace>();
+  /** THREAD records (native recording). */
+  readonly threads = new Map<number, ThreadInfo>();
+  /** TRACE_INFO read ahead of its TRACE: domain, thread, count of leading native frames. */
+  private readonly traceInfo = new Map<number, { domain: number; thread: number; native: number }>();
   histogram: HistogramBucket[] | null = null;
   readonly marks: Mark[] = [];
   ended = false;
@@ -209,7 +216,30 @@ class Dictionary {
             if (!frame) throw new FormatError(`trace ${id} uses undefined frame ${fid}`, r.pos);
             frames[i] = frame;
           }
-          if (id !== 0) this.traces.set(id, { id, frames, dropped });
+          const info = this.traceInfo.get(id);
+          if (id !== 0 && info) {
+            this.traceInfo.delete(id);
+            const native = Math.min(info.native, depth);
+            for (let i = 0; i < native; i++) frames[i] = { ...frames[i]!, native: true };
+            const trace: Trace = { id, frames, dropped, domain: DOMAIN_CODES[info.domain] ?? 'native' };
+            if (info.thread) trace.thread = this.threads.get(info.thread) ?? { id: info.thread, tid: 0, name: '' };
+            this.traces.set(id, trace);
+          } else if (id !== 0) this.traces.set(id, { id, frames, dropped });
+          break;
+        }
+        case REC.THREAD: {
+          const id = r.varint();
+          const tid = r.varint();
+          if (r.remaining > MAX_NAME_LENGTH) throw new FormatError(`thread ${id} name of ${r.remaining} bytes is longer than the ${MAX_NAME_LENGTH}-byte limit`, r.pos);
+          this.threads.set(id, { id, tid, name: r.utf8(r.remaining) });
+          break;
+        }
+        case REC.TRACE_INFO: {
+          const id = r.varint();
+          const domain = r.varint();
+          const thread = r.varint();
+          const native = r.varint();
+          this.traceInfo.set(id, { domain, thread, native });
           break;
         }
         case REC.HISTOGRAM: {

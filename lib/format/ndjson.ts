@@ -37,11 +37,17 @@ export function metaLine(h: Header): string {
     stack_capture: h.stackCapture,
     notes: h.notes,
     profile_id: h.profileId,
+    ...(h.native !== undefined ? { native: h.native } : {}),
   })}\n`;
 }
 
 export function traceLine(t: Trace): string {
-  return `${JSON.stringify({ type: 'trace', id: t.id, frames: t.frames.map((f) => ({ function: f.function, file: f.file, line: f.line })), dropped: t.dropped })}\n`;
+  const frames = t.frames.map((f) => (f.native ? { function: f.function, file: f.file, line: f.line, native: true } : { function: f.function, file: f.file, line: f.line }));
+  const extra = {
+    ...(t.domain !== undefined ? { domain: t.domain } : {}),
+    ...(t.thread !== undefined ? { thread: t.thread.id, thread_tid: t.thread.tid, thread_name: t.thread.name } : {}),
+  };
+  return `${JSON.stringify({ type: 'trace', id: t.id, frames, dropped: t.dropped, ...extra })}\n`;
 }
 
 /** A mark: its time in seconds since start, its label and its number in the profile. */
@@ -337,6 +343,7 @@ function parseMeta(v: Obj, where: string): Header {
     stackCapture: v.stack_capture !== false,
     notes: strings(v.notes, 'notes'),
     profileId: str(v.profile_id),
+    ...(typeof v.native === 'boolean' ? { native: v.native } : {}),
   };
 }
 
@@ -352,10 +359,22 @@ function parseTrace(v: Obj, where: string): Trace {
     }
     const line = f.line ?? 0;
     if (!Number.isInteger(line) || (line as number) < 0) throw new HpError(`${where}: trace: frame 'line' must be an integer >= 0`);
-    return { function: typeof f.function === 'string' ? f.function : null, file: f.file, line: line as number };
+    const frame: Frame = { function: typeof f.function === 'string' ? f.function : null, file: f.file, line: line as number };
+    if (f.native === true) frame.native = true;
+    return frame;
   });
   const dropped = Number.isInteger(v.dropped) && (v.dropped as number) >= 0 ? (v.dropped as number) : 0;
-  return { id: id as number, frames, dropped };
+  const trace: Trace = { id: id as number, frames, dropped };
+  if (v.domain !== undefined) {
+    if (v.domain !== 'python' && v.domain !== 'native' && v.domain !== 'mmap') throw new HpError(`${where}: trace: 'domain' must be python, native or mmap`);
+    trace.domain = v.domain;
+  }
+  if (Number.isInteger(v.thread) && (v.thread as number) > 0) {
+    const name = typeof v.thread_name === 'string' ? v.thread_name : '';
+    if (name.length > MAX_NAME_LENGTH) throw new HpError(`${where}: trace: 'thread_name' is longer than the ${MAX_NAME_LENGTH}-character limit`);
+    trace.thread = { id: v.thread as number, tid: Number.isInteger(v.thread_tid) ? (v.thread_tid as number) : 0, name };
+  }
+  return trace;
 }
 
 function parseHistogram(list: unknown[], where: string): HistogramBucket[] {

@@ -24,8 +24,26 @@ export interface Header {
   /** False when the recorder could not capture stacks (every event is under trace 0). */
   stackCapture: boolean;
   notes: string[];
+  /**
+   * Set when hp-record --pid started this recording inside a running process (header tag 22):
+   * the process had run processAgeUs by then, and what it allocated before is unknown.
+   */
+  attached?: { processAgeUs: number };
   /** Hex of the 16-byte profile id shared by .hpm and .hpd (null for v1). */
   profileId: string | null;
+  /** Native recording (hp-record --native; header tag 13): C allocations were recorded. Absent: not recorded. */
+  native?: boolean;
+}
+
+/** Where an allocation came from: CPython's allocator (PEP 445), the C allocator (malloc family), or anonymous mmap. */
+export type Domain = 'python' | 'native' | 'mmap';
+export const DOMAINS: readonly Domain[] = ['python', 'native', 'mmap'];
+
+/** A thread of the recorded process (THREAD record): the recorder's small id, the OS thread id, its name. */
+export interface ThreadInfo {
+  id: number;
+  tid: number;
+  name: string;
 }
 
 export interface Frame {
@@ -34,6 +52,8 @@ export interface Frame {
   file: string;
   /** 0 when unknown. */
   line: number;
+  /** A native (C) frame: function is a symbol (or hex offset), file the shared object. */
+  native?: boolean;
 }
 
 export interface Trace {
@@ -42,6 +62,15 @@ export interface Trace {
   frames: Frame[];
   /** Outer frames beyond the recorder's depth cap that are not listed. */
   dropped: number;
+  /** The allocations' domain; absent means python (profiles without native recording). */
+  domain?: Domain;
+  /** The thread that allocated, where recorded (--native). */
+  thread?: ThreadInfo;
+}
+
+/** A trace's domain, python when the profile does not say. */
+export function traceDomain(t: Trace): Domain {
+  return t.domain ?? 'python';
 }
 
 /** Trace 0: an allocation with no Python stack (no GIL, or capture disabled). */

@@ -19,6 +19,8 @@ export function foldedStack(framesLeafFirst: Frame[], dropped = 0): string {
   if (framesLeafFirst.length === 0) return NO_STACK_LABEL;
   const parts: string[] = [];
   if (dropped > 0) parts.push(`[${dropped} outer frame${dropped === 1 ? '' : 's'} not recorded]`);
+  // Native frames only (a thread without the GIL): rooted at the no-Python-stack mark.
+  else if (framesLeafFirst.every((f) => f.native)) parts.push(NO_STACK_LABEL);
   for (let i = framesLeafFirst.length - 1; i >= 0; i--) parts.push(foldedFrame(frameLabel(framesLeafFirst[i]!)));
   return parts.join(';');
 }

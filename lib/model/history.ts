@@ -5,7 +5,7 @@
 
 import { HpError } from '../cli.js';
 import { OP_FREE, OP_RSS, type EventBatch } from '../format/source.js';
-import type { Sampling, Trace } from '../format/types.js';
+import { DOMAINS, traceDomain, type Sampling, type Trace } from '../format/types.js';
 import { addEstimate, emptyEstimate, type Estimate } from './estimate.js';
 import { LiveHeap } from './live.js';
 import { siteOf, traceMatches, traceOrPlaceholder, type GroupBy, type LineSpec, type SiteEstimate, type SiteInfo } from './sites.js';
@@ -20,6 +20,8 @@ export interface HistoryOptions {
   /** Only buckets ending in [fromUs, toUs] are reported (the heap is still built from 0). */
   fromUs?: number;
   toUs?: number;
+  /** Also split each bucket's total by domain (profiles recorded with --native). */
+  domains?: boolean;
 }
 
 export interface BucketRecord {
@@ -31,6 +33,8 @@ export interface BucketRecord {
   followed: Estimate[];
   rss: number | null;
   rssUs: number | null;
+  /** With HistoryOptions.domains: the total of each domain (python, native, mmap), in DOMAINS order. */
+  domains?: Estimate[];
 }
 
 /**
@@ -250,6 +254,7 @@ export class HistoryBuilder {
     }
     rec.rss = this.lastRss;
     rec.rssUs = this.lastRssUs;
+    if (this.opts.domains && !rec.domains) rec.domains = this.domainTotals();
     this.lastRecord = rec;
     this.pending.push(rec);
   }
@@ -294,6 +299,29 @@ export class HistoryBuilder {
     this.slotGroup[slot] = g;
     if (this.opts.sites.length > 0) this.slotFollow[slot] = traceMatches(tr, this.opts.sites);
     return g;
+  }
+
+  // ---- per-domain totals (native recording): a domain code per slot, cached like the groups.
+  private slotDomain = new Int8Array(0);
+
+  private domainTotals(): Estimate[] {
+    const heap = this.heap;
+    if (this.slotDomain.length < heap.slots) {
+      const a = new Int8Array(Math.max(heap.slots, this.slotDomain.length * 2)).fill(-1);
+      a.set(this.slotDomain);
+      this.slotDomain = a;
+    }
+    const out = DOMAINS.map(() => emptyEstimate());
+    for (let slot = 0; slot < heap.slots; slot++) {
+      if (heap.sampled[slot]! <= 0) continue;
+      let d = this.slotDomain[slot]!;
+      if (d < 0) {
+        d = DOMAINS.indexOf(traceDomain(traceOrPlaceholder(this.lookup, heap.traceOfSlot[slot]!)));
+        this.slotDomain[slot] = d;
+      }
+      addEstimate(out[d]!, heap.estimateOfSlot(slot));
+    }
+    return out;
   }
 
   // Per-group sums for one measurement, reused (only groups touched are reset).

@@ -1,20 +1,36 @@
 // Sites: how traces are grouped for reporting (by whole trace, or by the innermost frame's
 // line, function or file), their labels, and the "file:line" rule for following lines.
 
-import type { Frame, Trace } from '../format/types.js';
+import { traceDomain, type Domain, type Frame, type ThreadInfo, type Trace } from '../format/types.js';
 import { HpError } from '../cli.js';
 import { addEstimate, emptyEstimate, type Estimate } from './estimate.js';
 import type { LiveHeap } from './live.js';
 
-export type GroupBy = 'trace' | 'line' | 'function' | 'file';
-export const GROUP_BY: readonly GroupBy[] = ['trace', 'line', 'function', 'file'];
+export type GroupBy = 'trace' | 'line' | 'function' | 'file' | 'thread';
+export const GROUP_BY: readonly GroupBy[] = ['trace', 'line', 'function', 'file', 'thread'];
 
 export const NO_STACK_LABEL = '[no Python stack]';
 
-/** `function (file:line)`; `file:line` when the format has no function names (heapprof 1.0.x). */
+/** Marks a native (C) frame wherever frames are printed as text (folded stacks, labels). */
+export const NATIVE_SUFFIX = ' [native]';
+
+/** `function (file:line)`; `file:line` when the format has no function names (heapprof 1.0.x); native frames end in ` [native]`. */
 export function frameLabel(f: Frame): string {
   const where = f.line > 0 ? `${f.file}:${f.line}` : f.file;
-  return f.function ? `${f.function} (${where})` : where;
+  const text = f.function ? `${f.function} (${where})` : where;
+  return f.native ? text + NATIVE_SUFFIX : text;
+}
+
+/** `symbol (library.so)`: a native frame named briefly, by the base name of its shared object. */
+export function nativeCallerLabel(f: Frame): string {
+  const slash = f.file.lastIndexOf('/');
+  return `${f.function ?? '?'} (${slash >= 0 ? f.file.slice(slash + 1) : f.file})`;
+}
+
+/** `thread 2 "name" (tid 1234)`, or the mark of a profile that did not record threads. */
+export function threadLabel(t: ThreadInfo | undefined): string {
+  if (!t) return '[thread not recorded]';
+  return `thread ${t.id}${t.name ? ` "${t.name}"` : ''}${t.tid ? ` (tid ${t.tid})` : ''}`;
 }
 
 /** A site as reported: its key, label and the frames that stand for it (leaf first). */
@@ -25,31 +41,55 @@ export interface SiteInfo {
   trace: number | null;
   frames: Frame[];
   dropped: number;
+  /** Domain of the site's allocations (python for profiles without native recording). */
+  domain: Domain;
+  /** The native frame that called the allocator (native and mmap domains), when recorded. */
+  nativeCaller?: Frame;
+  /** The allocating thread, grouping by thread (or by trace, where recorded). */
+  thread?: ThreadInfo;
 }
 
-/** The site a trace belongs to under a grouping (the innermost frame for line/function/file). */
+/**
+ * The site a trace belongs to under a grouping. Line, function and file use the innermost
+ * Python frame (a native allocation is attributed to the Python line that caused it; its
+ * native caller is kept beside), and sites of different domains stay apart.
+ */
 export function siteOf(trace: Trace, by: GroupBy): SiteInfo {
-  const leaf = trace.frames[0];
+  const domain = traceDomain(trace);
+  const firstPython = trace.frames.findIndex((f) => !f.native);
+  const leaf = firstPython >= 0 ? trace.frames[firstPython] : undefined;
+  const caller = trace.frames[0]?.native ? trace.frames[0] : undefined;
+  const tag = domain === 'python' ? '' : ` [${domain}${caller ? `: ${nativeCallerLabel(caller)}` : ''}]`;
+  const extra = { domain, ...(caller ? { nativeCaller: caller } : {}) };
+  const dkey = domain === 'python' ? '' : `\0${domain}`;
   if (by === 'trace') {
     return {
       key: `t${trace.id}`,
-      label: leaf ? frameLabel(leaf) : NO_STACK_LABEL,
+      label: (leaf ? frameLabel(leaf) : NO_STACK_LABEL) + tag,
       trace: trace.id,
       frames: trace.frames,
       dropped: trace.dropped,
+      ...extra,
+      ...(trace.thread ? { thread: trace.thread } : {}),
     };
   }
-  if (!leaf) return { key: 'none', label: NO_STACK_LABEL, trace: null, frames: [], dropped: 0 };
+  if (by === 'thread') {
+    const th = trace.thread;
+    return { key: `T${th ? th.id : 0}`, label: threadLabel(th), trace: null, frames: [], dropped: 0, domain, ...(th ? { thread: th } : {}) };
+  }
+  if (!leaf) {
+    return { key: `none${dkey}${caller ? `\0${caller.function}\0${caller.file}` : ''}`, label: NO_STACK_LABEL + tag, trace: null, frames: caller ? [caller] : [], dropped: 0, ...extra };
+  }
   if (by === 'line') {
     const f = { function: leaf.function, file: leaf.file, line: leaf.line };
-    return { key: `l${leaf.file}\0${leaf.line}`, label: frameLabel(f), trace: null, frames: [f], dropped: 0 };
+    return { key: `l${leaf.file}\0${leaf.line}${dkey}`, label: frameLabel(f) + (domain === 'python' ? '' : ` [${domain}]`), trace: null, frames: [f], dropped: 0, domain };
   }
   if (by === 'function') {
     const f = { function: leaf.function, file: leaf.file, line: 0 };
-    return { key: `f${leaf.file}\0${leaf.function ?? ''}`, label: frameLabel(f), trace: null, frames: [f], dropped: 0 };
+    return { key: `f${leaf.file}\0${leaf.function ?? ''}${dkey}`, label: frameLabel(f) + (domain === 'python' ? '' : ` [${domain}]`), trace: null, frames: [f], dropped: 0, domain };
   }
   const f = { function: null, file: leaf.file, line: 0 };
-  return { key: `F${leaf.file}`, label: leaf.file, trace: null, frames: [f], dropped: 0 };
+  return { key: `F${leaf.file}${dkey}`, label: leaf.file + (domain === 'python' ? '' : ` [${domain}]`), trace: null, frames: [f], dropped: 0, domain };
 }
 
 /** Trace lookup that never fails: an id the source never defined gets a placeholder frame. */
@@ -69,11 +109,18 @@ export interface SiteEstimate {
  * Group a live heap's traces into sites, largest estimated bytes first (ties by label, so the
  * order is deterministic). Sites with nothing live are left out.
  */
-export function groupLiveHeap(heap: LiveHeap, lookup: (id: number) => Trace | undefined, by: GroupBy): SiteEstimate[] {
+export function groupLiveHeap(
+  heap: LiveHeap,
+  lookup: (id: number) => Trace | undefined,
+  by: GroupBy,
+  keep: ((t: Trace) => boolean) | null = null,
+): SiteEstimate[] {
   const sites = new Map<string, SiteEstimate>();
   for (let slot = 0; slot < heap.slots; slot++) {
     if (heap.sampled[slot]! <= 0) continue;
-    const site = siteOf(traceOrPlaceholder(lookup, heap.traceOfSlot[slot]!), by);
+    const trace = traceOrPlaceholder(lookup, heap.traceOfSlot[slot]!);
+    if (keep && !keep(trace)) continue;
+    const site = siteOf(trace, by);
     let s = sites.get(site.key);
     if (!s) {
       s = { site, est: emptyEstimate(), traces: 0 };

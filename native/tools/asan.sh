@@ -19,13 +19,27 @@ source "$repo/native/tools/pythons.sh"
 status=0
 for py in "${pythons[@]}"; do
   for workload in "stacks.py $work/stacks $work/stacks.json" "stress.py $work/stress {}" \
-      "rawthreads.py $work/raw" "fork.py $work/fork 1 $work/fork.json"; do
+      "rawthreads.py $work/raw" "fork.py $work/fork 1 $work/fork.json" "termpool.py $work/termpool"; do
     set -- $workload
     echo "== $("$py" -c 'import sys; print(sys.version.split()[0])') $1"
     if ! LD_PRELOAD="$asan $ubsan" ASAN_OPTIONS=detect_leaks=0:abort_on_error=0:exitcode=99 \
         PYTHONMALLOC=malloc HEAPPROF_NATIVE_LIB="$work/heapprof_hook.so" PYTHONPATH="$repo/python" \
         "$py" "$fixtures/$@" >/dev/null; then
       echo "asan: failure in $1 under $py" >&2
+      status=1
+    fi
+  done
+done
+# Native recording (interpose.c): the hook preloaded AHEAD of the ASan runtime, so that its
+# malloc wraps ASan's (ASan normally insists on coming first: verify_asan_link_order=0).
+for py in "${pythons[@]}"; do
+  for workload in ctypes pure; do
+    echo "== $("$py" -c 'import sys; print(sys.version.split()[0])') --native cext.py $workload"
+    if ! LD_PRELOAD="$work/heapprof_hook.so $asan $ubsan" \
+        ASAN_OPTIONS=detect_leaks=0:abort_on_error=0:exitcode=99:verify_asan_link_order=0 \
+        HEAPPROF_NATIVE_LIB="$work/heapprof_hook.so" PYTHONPATH="$repo/python" \
+        "$py" -c "import heapprof, runpy, sys; heapprof.start('$work/native-$workload', sample_bytes=65536, native=True, force=True); sys.argv = ['cext.py', '$workload']; runpy.run_path('$fixtures/cext.py', run_name='__main__'); heapprof.stop()" >/dev/null; then
+      echo "asan: failure in --native $workload under $py" >&2
       status=1
     fi
   done

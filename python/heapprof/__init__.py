@@ -37,7 +37,7 @@ MAX_MARK_BYTES = 4096
 DEFAULT_SAMPLING_RATE = dict(DEFAULT_TABLE)
 
 _MODE_PROFILE, _MODE_STATS = 0, 1
-_FOLLOW_FORK, _OVERWRITE, _NO_STACKS = 1, 2, 4
+_FOLLOW_FORK, _OVERWRITE, _NO_STACKS, _NATIVE = 1, 2, 4, 8
 _HIST_BUCKETS = 64
 
 _state = {"selftest": None, "hooks": False, "mode": None, "base": None}
@@ -99,10 +99,10 @@ def _blob(items):
     return b"".join(str(s).encode("utf-8", "surrogateescape") + b"\0" for s in items)
 
 
-def _start(base, mode, table, mean_bytes, follow_fork, force, stacks, argv, notes):
+def _start(base, mode, table, mean_bytes, follow_fork, force, stacks, argv, notes, native=False):
     lib = _library()
     notes = list(notes)
-    flags = (_FOLLOW_FORK if follow_fork else 0) | (_OVERWRITE if force else 0)
+    flags = (_FOLLOW_FORK if follow_fork else 0) | (_OVERWRITE if force else 0) | (_NATIVE if native else 0)
     if not stacks:
         flags |= _NO_STACKS
         notes.append("stack capture disabled by request")
@@ -146,7 +146,7 @@ _UNSET = object()
 
 
 def start(filebase, sampling_rate=None, *, sample_bytes=None, follow_fork=False, force=False,
-          stacks=True, argv=None, notes=(), samplingRate=_UNSET):
+          stacks=True, argv=None, notes=(), native=False, samplingRate=_UNSET):
     """Starts recording to FILEBASE.hpm and FILEBASE.hpd.
 
     sampling_rate: {size bound: probability}, the seed's size-range table (default
@@ -157,6 +157,9 @@ def start(filebase, sampling_rate=None, *, sample_bytes=None, follow_fork=False,
     it records nothing). force: replace an existing profile (otherwise it is an error).
     stacks=False records every event under trace 0 ("no Python stack"). samplingRate= is
     accepted as the seed's spelling of sampling_rate.
+    native=True also records C allocations (malloc family, anonymous mmap) with their thread;
+    this needs heapprof_hook.so preloaded (hp-record --native does it): inside a program
+    started without it, C allocations cannot be seen and a one-line warning says so.
     """
     if samplingRate is not _UNSET:
         if sampling_rate is not None:
@@ -165,7 +168,7 @@ def start(filebase, sampling_rate=None, *, sample_bytes=None, follow_fork=False,
     table, mean = _sampling_args(sampling_rate, sample_bytes)
     if not filebase:
         raise ValueError("filebase must name the profile")
-    _start(os.fspath(filebase), _MODE_PROFILE, table, mean, follow_fork, force, stacks, argv, notes)
+    _start(os.fspath(filebase), _MODE_PROFILE, table, mean, follow_fork, force, stacks, argv, notes, native)
 
 
 def mark(label):
@@ -241,7 +244,7 @@ def isProfiling():
 
 
 def flush():
-    """Writes buffered blocks now (they are also written about once a second)."""
+    """Writes buffered blocks now (they are also written every 0.5 seconds)."""
     if _state["hooks"]:
         _native.load().hp_flush()
 
@@ -289,23 +292,62 @@ gather_stats = gatherStats
 is_profiling = isProfiling
 
 
+def _disk_counters():
+    """What reached the disk: events_written, traces_written, events_unwritten (recorded,
+    then lost to a failed write), write_failed_s (when that write failed, seconds since the
+    start; None if none), write_error, forks (followed forks)."""
+    lib = _native.load()
+    raw = (ctypes.c_uint64 * 5)()
+    lib.hp_disk_counters(raw)
+    err = lib.hp_write_error()
+    return {
+        "events_written": raw[0],
+        "traces_written": raw[1],
+        "events_unwritten": raw[2],
+        "write_failed_s": raw[3] / 1e6 if raw[3] else None,
+        "write_error": err.decode("utf-8", "replace") if err else "",
+        "forks": raw[4],
+    }
+
+
 def _summary():
-    """Figures of the current (or last) recording for hp-record's one-line summary: events,
-    traces, bytes_written, allocations_seen, sampled_fraction, lost_events."""
+    """Figures of the current (or last) recording for hp-record's summary. events and traces
+    count only what reached the disk; events_unwritten and write_error say what a failed
+    write cost; also bytes_written, allocations_seen, sampled_fraction, lost_events, forks."""
     c = counters()
     if c is None:
         return {}
     rows = histogram()
     seen = sum(r[2] for r in rows)
     sampled = sum(r[4] for r in rows)
-    return {
-        "events": c["alloc_events"] + c["free_events"],
-        "traces": c["traces"],
+    disk = _disk_counters()
+    summary = {
+        "events": disk["events_written"],
+        "traces": disk["traces_written"],
         "bytes_written": c["hpm_bytes"] + c["hpd_bytes"],
         "allocations_seen": seen,
         "sampled_fraction": (sampled / seen) if seen else 0.0,
         "lost_events": c["lost_events"],
+        "forks": disk["forks"],
+        "native": bool(_native.load().hp_native()),
+        "peak_heap_estimate": _native.load().hp_peak_estimate(),
+        "peak_rss": _peak_rss(),
     }
+    if disk["write_error"]:
+        summary["events_unwritten"] = disk["events_unwritten"]
+        summary["write_error"] = disk["write_error"]
+        summary["write_failed_s"] = disk["write_failed_s"]
+    return summary
+
+
+def _peak_rss():
+    """Peak resident set size of this process in bytes (0 where unknown)."""
+    try:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    except (ImportError, OSError, ValueError):
+        return 0
 
 
 def load_ipython_extension(ipython):

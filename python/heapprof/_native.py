@@ -59,11 +59,16 @@ def load():
         "hp_flush": (None, []),
         "hp_histogram": (ctypes.c_int, [u64p, ctypes.c_int]),
         "hp_counters": (None, [u64p]),
+        "hp_disk_counters": (None, [u64p]),
+        "hp_write_error": (ctypes.c_char_p, []),
         "hp_debug_walk": (ctypes.c_int, [ctypes.c_char_p, ctypes.c_size_t]),
         "hp_set_capture": (None, [ctypes.c_int]),
         "hp_capture": (ctypes.c_int, []),
         "hp_mark": (ctypes.c_int, [ctypes.c_char_p, ctypes.c_size_t]),
         "hp_ignore_thread": (None, [ctypes.c_int]),
+        "hp_set_attached": (None, [ctypes.c_uint64]),
+        "hp_native": (ctypes.c_int, []),
+        "hp_peak_estimate": (ctypes.c_double, []),
     }
     for name, (restype, argtypes) in sigs.items():
         fn = getattr(lib, name)

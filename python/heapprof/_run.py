@@ -29,22 +29,34 @@ _finished = False
 
 
 def _write_status(status):
+    # True when hp-record will be able to read it (not on a full or read-only temporary directory).
     if _status_path is None:
-        return
+        return False
     import json
 
     try:
-        with open(_status_path, 'w') as f:
-            json.dump(status, f)
+        data = json.dumps(status)
+        try:
+            # In place over the spaces hp-record reserved, padded (JSON allows trailing spaces): no
+            # new disk blocks are needed, so a full temporary directory cannot lose the report.
+            f = open(_status_path, 'r+')
+        except (OSError, IOError):
+            f = open(_status_path, 'w')
+        with f:
+            size = os.fstat(f.fileno()).st_size
+            f.write(data + ' ' * (size - len(data)) if size > len(data) else data)
+        return True
     except (OSError, IOError, ValueError, TypeError):
-        pass
+        return False
 
 
 def _fail(message, exit_code=_EXIT_FAILURE):
     # Before the program starts: hp-record prints the message and exits with this status. os._exit,
-    # because SystemExit inside sitecustomize would make python report a fatal start-up error.
-    _write_status({'state': 'error', 'exit': exit_code, 'message': message})
-    if _status_path is None:
+    # because SystemExit inside sitecustomize would make python report a fatal start-up error. The
+    # status says 'error' for good: _finish (which our os._exit wrapper calls) must not replace it.
+    global _finished
+    _finished = True
+    if not _write_status({'state': 'error', 'exit': exit_code, 'message': message}):
         sys.stderr.write('hp-record: %s\n' % message)
     try:
         sys.stdout.flush()
@@ -67,6 +79,14 @@ def _undo_environment(config):
         os.environ.pop('PYTHONPATH', None)
     else:
         os.environ['PYTHONPATH'] = pythonpath
+    # --native preloaded the hook into this process only: subprocesses do not inherit it.
+    preload = config.get('preload')
+    if preload and 'LD_PRELOAD' in os.environ:
+        rest = [p for p in os.environ['LD_PRELOAD'].replace(' ', ':').split(':') if p and p != preload]
+        if rest:
+            os.environ['LD_PRELOAD'] = ':'.join(rest)
+        else:
+            os.environ.pop('LD_PRELOAD', None)
     private_dir = os.path.dirname(os.path.abspath(__file__))
     for i, entry in enumerate(sys.path):
         if entry and os.path.abspath(entry) == private_dir:
@@ -159,13 +179,14 @@ def _start_recorder(heapprof, config, target_argv):
     _profile_files = [base + '.hpm', base + '.hpd'] if base else []
     if config.get('mark_signal'):  # before starting, so that importing signal stays out of the profile
         _install_mark_signal(heapprof, int(config['mark_signal']))
-    _write_status({'state': 'started', 'files': _profile_files})
+    _write_status({'state': 'started', 'files': _profile_files, 'pid': os.getpid()})
     try:
         if mode == 'stats':
             heapprof.gatherStats(base, force=force, argv=target_argv)
         else:
             heapprof.start(base, sampling, sample_bytes=config.get('sample_bytes'),
-                           follow_fork=bool(config.get('follow_fork')), force=force, argv=target_argv)
+                           follow_fork=bool(config.get('follow_fork')), force=force, argv=target_argv,
+                           native=bool(config.get('native')))
     except OSError as err:
         _fail(_os_error_text(err))
     except (ValueError, TypeError, RuntimeError) as err:
@@ -210,7 +231,7 @@ def _finish():
                 summary.update(get_summary() or {})
             except Exception as err:
                 summary['summary_error'] = str(err)
-    _write_status({'state': 'finished', 'files': _profile_files, 'summary': summary})
+    _write_status({'state': 'finished', 'files': _profile_files, 'pid': os.getpid(), 'summary': summary})
 
 
 def _report_at_os_exit():

@@ -5,7 +5,7 @@ import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { UsageError } from '../../lib/cli.js';
-import { findExecutable, formatSummary, parseByteCount, parseSampleSpec, parseTarget, planOutput } from '../../lib/cmd/record.js';
+import { findExecutable, formatChildren, formatSummary, parseByteCount, parseSampleSpec, parseTarget, planOutput, profileLostEvents, type DiskProfile } from '../../lib/cmd/record.js';
 import { scratch } from '../fixtures/record/harness.js';
 
 const table = (spec: string): Array<[number, number]> => parseSampleSpec(spec).map((r) => [r.bound, r.p]);
@@ -156,7 +156,24 @@ t.test('formatSummary', async (t) => {
   );
   t.equal(
     formatSummary({ state: 'finished', files, summary: { events: 7, traces: 2, lost_events: 3 } }, 'profile', null),
-    'run.hpm, run.hpd: 7 events, 2 traces, 3 events lost',
+    'run.hpm, run.hpd: 7 events, 2 traces, 3 events lost (out of memory)',
+  );
+  const stopped = { state: 'finished' as const, files, summary: { events: 70, traces: 2, write_error: 'write run.hpd: No space left on device', write_failed_s: 2.04, events_unwritten: 12 } };
+  t.equal(
+    formatSummary(stopped, 'profile', null),
+    'run.hpm, run.hpd: 70 events, 2 traces, recording stopped at 2.0 s: write run.hpd: No space left on device; 12 recorded events were not written and later allocations were not recorded: the profile is incomplete',
+  );
+  t.equal(profileLostEvents(stopped), true, 'a failed write: the profile lost events');
+  t.equal(profileLostEvents({ state: 'finished', files, summary: { lost_events: 1 } }), true);
+  t.equal(profileLostEvents({ state: 'finished', files, summary: { events: 5, lost_events: 0 } }), false);
+  const disk = (over: Partial<DiskProfile>): DiskProfile => ({ base: 'run', pid: 1, ppid: 0, startTimeUs: 0, events: 0, complete: true, issues: 0, ...over });
+  t.equal(
+    formatSummary({ state: 'started', files }, 'profile', 'SIGTERM', disk({ events: 1234, complete: true })),
+    'run.hpm, run.hpd: the program was killed by SIGTERM; the recorder closed the profile: 1,234 events',
+  );
+  t.equal(
+    formatSummary({ state: 'started', files }, 'profile', 'SIGKILL', disk({ events: 5, complete: false })),
+    'run.hpm, run.hpd: the program was killed by SIGKILL; the profile is readable up to its last flush: 5 events',
   );
   t.equal(
     formatSummary({ state: 'started', files }, 'profile', 'SIGKILL'),
@@ -167,4 +184,23 @@ t.test('formatSummary', async (t) => {
     'run.hpm, run.hpd: the program exited without running atexit handlers; the profile is readable up to its last flush',
   );
   t.equal(formatSummary({ state: 'finished', files, summary: { stop_error: 'disk full' } }, 'profile', null), 'run.hpm, run.hpd: recorder error: disk full');
+});
+
+t.test('formatChildren', async (t) => {
+  const child = (pid: number, over: Partial<DiskProfile>): DiskProfile => ({ base: `run.${pid}`, pid, ppid: 10, startTimeUs: pid, events: 0, complete: true, issues: 0, ...over });
+  t.same(
+    formatChildren([child(11, { events: 4028 }), child(12, {}), child(13, { complete: false }), child(14, { events: 7, complete: false, issues: 1 }), child(15, { error: 'hp-x: run.15.hpd: no such file' })], 10, 6),
+    [
+      'child 11: run.11.hpm, run.11.hpd: 4,028 events',
+      'child 12: run.12.hpm, run.12.hpd: no events: no allocation was sampled before it ended',
+      'child 13: run.13.hpm, run.13.hpd: no events: it ended before its first flush without closing its profile (killed by SIGKILL or by a signal the recorder does not handle?)',
+      'child 14: run.14.hpm, run.14.hpd: 7 events, up to its last flush: it ended without closing its profile (killed?); 1 damaged or truncated block',
+      'child 15: run.15.hpm, run.15.hpd: unreadable: run.15.hpd: no such file',
+      "1 forked child recorded nothing and wrote no files (no allocation sampled before it exec'd or exited)",
+    ],
+  );
+  const many = Array.from({ length: 23 }, (_, i) => child(100 + i, { events: 2, ppid: 99 }));
+  const lines = formatChildren(many, 10, 0);
+  t.equal(lines.length, 21, 'at most 20 children, then a total');
+  t.equal(lines[20], 'and 3 more child profiles with 6 events');
 });

@@ -1,0 +1,226 @@
+// Several profiles read as one (the processes of a --follow-fork run, attached processes, any
+// mix): events aligned on wall-clock time (each header's start time), traces with the same
+// frames merged into one id, RSS summed over the processes. With byPid, every trace gets its
+// process as the outermost frame ("pid 1234"), so that every analysis splits by process.
+
+import { HpError } from '../cli.js';
+import { OP_ALLOC, OP_END, OP_FREE, OP_RSS, type EventBatch, type ProfileSource } from './source.js';
+import type { Frame, Header, HistogramBucket, Trace } from './types.js';
+
+const BATCH = 8192;
+
+/** The outermost pseudo frame that names a process under --by pid. */
+export function pidFrame(pid: number | string): Frame {
+  return { function: null, file: `pid ${pid}`, line: 0 };
+}
+
+function samplingKey(h: Header): string {
+  return JSON.stringify(h.sampling);
+}
+
+export class MergedSource implements ProfileSource {
+  readonly name: string;
+  readonly header: Header;
+  private readonly shiftUs: number[];
+  private readonly traceById = new Map<number, Trace>();
+  private readonly idByKey = new Map<string, number>();
+  private readonly remap: Array<Map<number, number>>;
+  private nextId = 1;
+  /** The first RSS sample of each source (for an attached process: its RSS at attach). */
+  readonly firstRss: Array<number | null>;
+
+  /** `alignUs`: the wall-clock start to align on (default: the earliest of the sources). */
+  constructor(
+    readonly sources: ProfileSource[],
+    private readonly byPid: boolean,
+    alignUs?: number,
+  ) {
+    if (sources.length === 0) throw new Error('no sources');
+    const first = sources.reduce((a, b) => (b.header.startTimeUs < a.header.startTimeUs ? b : a));
+    for (const s of sources) {
+      if (samplingKey(s.header) !== samplingKey(first.header)) {
+        throw new HpError(`${s.name}: sampled differently from ${first.name} (${describe(s.header)} vs ${describe(first.header)}): profiles read as one must share their sampler (hp-pprof can combine them)`);
+      }
+      if (s.header.mode !== 'profile') throw new HpError(`${s.name}: a stats-mode profile has no events to merge`);
+    }
+    const startUs = alignUs ?? first.header.startTimeUs;
+    this.shiftUs = sources.map((s) => s.header.startTimeUs - startUs);
+    this.remap = sources.map(() => new Map());
+    this.firstRss = sources.map(() => null);
+    this.name = sources.length === 1 ? sources[0]!.name : `${sources[0]!.name} (+${sources.length - 1} more)`;
+    const pids = sources.map((s) => s.header.pid);
+    const attached = sources.filter((s) => s.header.attached);
+    this.header = {
+      ...first.header,
+      startTimeUs: startUs,
+      pid: sources.length === 1 ? first.header.pid : null,
+      ppid: sources.length === 1 ? first.header.ppid : null,
+      notes: [
+        ...(sources.length > 1 ? [`${sources.length} profiles read as one, aligned on wall-clock time: ${sources.map((s, i) => `${s.name} (pid ${pids[i] ?? '?'}, +${(this.shiftUs[i]! / 1e6).toFixed(3)} s)`).join(', ')}`] : []),
+        ...sources.flatMap((s) => s.header.notes.map((n) => (sources.length > 1 ? `${s.name}: ${n}` : n))),
+      ],
+      ...(attached.length > 0 ? { attached: attached[0]!.header.attached } : {}),
+    };
+  }
+
+  /** Microseconds from the merged start to source i's start. */
+  offsetUs(i: number): number {
+    return this.shiftUs[i]!;
+  }
+
+  trace(id: number): Trace | undefined {
+    if (id === 0) return { id: 0, frames: [], dropped: 0 };
+    return this.traceById.get(id);
+  }
+
+  *traces(): Iterable<Trace> {
+    yield* [...this.traceById.values()].sort((a, b) => a.id - b.id);
+  }
+
+  get histogram(): HistogramBucket[] | null {
+    // The processes' exact histograms, bucket by bucket.
+    const all = this.sources.map((s) => s.histogram);
+    if (all.some((h) => h === null)) return null;
+    const n = Math.max(...all.map((h) => h!.length));
+    const sum: HistogramBucket[] = [];
+    for (let i = 0; i < n; i++) {
+      const b = { count: 0, bytes: 0, sampled: 0 };
+      for (const h of all) {
+        const x = h![i];
+        if (x) {
+          b.count += x.count;
+          b.bytes += x.bytes;
+          b.sampled += x.sampled;
+        }
+      }
+      sum.push(b);
+    }
+    return sum;
+  }
+
+  get complete(): boolean {
+    return this.sources.every((s) => s.complete);
+  }
+
+  private mergedTrace(i: number, id: number): number {
+    const known = this.remap[i]!.get(id);
+    if (known !== undefined) return known;
+    const source = this.sources[i]!;
+    const original = id === 0 ? null : source.trace(id);
+    let frames: Frame[];
+    let dropped = 0;
+    if (id === 0) frames = [];
+    else if (!original) frames = [{ function: `[undefined trace ${id} of ${source.name}]`, file: '?', line: 0 }];
+    else {
+      frames = original.frames;
+      dropped = original.dropped;
+    }
+    if (this.byPid) {
+      const pid = source.header.pid ?? source.name;
+      frames = id === 0 ? [{ function: null, file: '[no Python stack]', line: 0 }, pidFrame(pid)] : [...frames, pidFrame(pid)];
+    }
+    let merged: number;
+    if (frames.length === 0) merged = 0;
+    else {
+      const key = `${dropped}\0${frames.map((f) => `${f.function ?? ''}\u0001${f.file}\u0001${f.line}`).join('\0')}`;
+      merged = this.idByKey.get(key) ?? 0;
+      if (merged === 0) {
+        merged = this.nextId++;
+        this.idByKey.set(key, merged);
+        this.traceById.set(merged, { id: merged, frames, dropped });
+      }
+    }
+    this.remap[i]!.set(id, merged);
+    return merged;
+  }
+
+  async *batches(): AsyncIterable<EventBatch> {
+    const n = this.sources.length;
+    const iters = this.sources.map((s) => s.batches()[Symbol.asyncIterator]());
+    const cur: Array<EventBatch | null> = new Array(n).fill(null);
+    const pos = new Array<number>(n).fill(0);
+    const lastRss = new Float64Array(n);
+    const fill = async (i: number): Promise<void> => {
+      for (;;) {
+        const r = await iters[i]!.next();
+        if (r.done) {
+          cur[i] = null;
+          return;
+        }
+        if (r.value.length > 0) {
+          cur[i] = r.value;
+          pos[i] = 0;
+          return;
+        }
+      }
+    };
+    await Promise.all(this.sources.map((_, i) => fill(i)));
+    const out: EventBatch = { length: 0, op: new Uint8Array(BATCH), timeUs: new Float64Array(BATCH), trace: new Uint32Array(BATCH), size: new Float64Array(BATCH) };
+    let rssSum = 0;
+    for (;;) {
+      // The source with the earliest next event, and the time up to which it can run alone.
+      let best = -1;
+      let bestT = Infinity;
+      let secondT = Infinity;
+      for (let i = 0; i < n; i++) {
+        const b = cur[i];
+        if (!b) continue;
+        const t = b.timeUs[pos[i]!]! + this.shiftUs[i]!;
+        if (t < bestT) {
+          secondT = bestT;
+          bestT = t;
+          best = i;
+        } else if (t < secondT) secondT = t;
+      }
+      if (best < 0) break;
+      const b = cur[best]!;
+      const shift = this.shiftUs[best]!;
+      let k = pos[best]!;
+      while (k < b.length) {
+        const t = b.timeUs[k]! + shift;
+        if (t > secondT) break;
+        const o = b.op[k]!;
+        if (o === OP_END) {
+          // One process ended: it no longer holds any RSS. The merged stream has no END of its own.
+          rssSum -= lastRss[best]!;
+          lastRss[best] = 0;
+          this.put(out, OP_RSS, t, 0, Math.max(0, rssSum));
+        } else if (o === OP_RSS) {
+          if (this.firstRss[best] === null) this.firstRss[best] = b.size[k]!;
+          rssSum += b.size[k]! - lastRss[best]!;
+          lastRss[best] = b.size[k]!;
+          this.put(out, OP_RSS, t, 0, Math.max(0, rssSum));
+        } else {
+          const trace = o === OP_ALLOC || o === OP_FREE ? this.mergedTrace(best, b.trace[k]!) : b.trace[k]!;
+          this.put(out, o, t, trace, b.size[k]!);
+        }
+        k++;
+        if (out.length === BATCH) {
+          pos[best] = k;
+          yield out;
+          out.length = 0;
+        }
+      }
+      pos[best] = k;
+      if (k >= b.length) await fill(best);
+    }
+    if (out.length > 0) yield out;
+  }
+
+  private put(out: EventBatch, op: number, t: number, trace: number, size: number): void {
+    const j = out.length++;
+    out.op[j] = op;
+    out.timeUs[j] = t;
+    out.trace[j] = trace;
+    out.size[j] = size;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.sources.map((s) => s.close()));
+  }
+}
+
+function describe(h: Header): string {
+  const s = h.sampling;
+  return s.kind === 'poisson' ? `byte-Poisson ${s.meanBytes} B` : `table {${s.bounds.map((b, i) => `${b}: ${s.probs[i]}`).join(', ')}}`;
+}

@@ -1,0 +1,146 @@
+// Input arguments of the reader commands that accept several profiles: shell- or command-expanded
+// globs (`hp-history run.*`, `hp-snapshot 'run.*'`) turned into profile bases, and those bases
+// opened as one source (lib/format/merged.ts) aligned on wall-clock time, summed, or split by
+// process with --by pid.
+
+import { readdirSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { HpError, UsageError, formatBytes } from './cli.js';
+import { MergedSource } from './format/merged.js';
+import { profileBase } from './format/profile.js';
+import { OP_RSS, type EventBatch, type ProfileSource, type ReadOptions } from './format/source.js';
+import type { Header } from './format/types.js';
+import { isNdjsonArg, openSource } from './source-arg.js';
+
+const GLOB_CHARS = /[*?[]/;
+
+function globToRegExp(glob: string): RegExp {
+  let re = '';
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i]!;
+    if (c === '*') re += '[^/]*';
+    else if (c === '?') re += '[^/]';
+    else if (c === '[') {
+      const close = glob.indexOf(']', i + 2);
+      if (close < 0) re += '\\[';
+      else {
+        let set = glob.slice(i + 1, close);
+        if (set.startsWith('!')) set = `^${set.slice(1)}`;
+        re += `[${set.replace(/\\/g, '\\\\')}]`;
+        i = close;
+      }
+    } else re += c.replace(/[.+^${}()|\\/]/g, '\\$&');
+  }
+  return new RegExp(`^${re}$`);
+}
+
+/** Expand one quoted glob against its directory (the last path component only). */
+export function expandGlob(pattern: string): string[] {
+  const dir = dirname(pattern);
+  const re = globToRegExp(basename(pattern));
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    names = [];
+  }
+  const hits = names.filter((n) => re.test(n) && !(n.startsWith('.') && !basename(pattern).startsWith('.')));
+  return hits.map((n) => (dir === '.' && !pattern.startsWith('./') ? n : join(dir, n)));
+}
+
+/**
+ * Profile bases named by the arguments, in order, each once: globs expanded, `run.hpm` and
+ * `run.hpd` both meaning `run`, seek indexes (.hpi) and other companions left out.
+ */
+export function profileBases(args: string[]): string[] {
+  const bases: string[] = [];
+  const seen = new Set<string>();
+  for (const arg of args) {
+    let names = [arg];
+    if (arg !== '-' && GLOB_CHARS.test(basename(arg))) {
+      names = expandGlob(arg).filter((n) => /\.hp[md]$/.test(n));
+      if (names.length === 0) throw new UsageError(`${arg}: matches no profile`);
+    } else if (args.length > 1 && /\.(hpi|html|txt|pb\.gz)$/.test(arg)) {
+      continue; // a shell-expanded run.* also names the companions of the profiles
+    }
+    for (const n of names) {
+      const base = /\.(ndjson|jsonl|json)$/i.test(n) || n === '-' ? n : profileBase(n);
+      if (seen.has(base)) continue;
+      seen.add(base);
+      bases.push(base);
+    }
+  }
+  return bases.sort(naturalOrder);
+}
+
+function naturalOrder(a: string, b: string): number {
+  return a.localeCompare(b, 'en', { numeric: true });
+}
+
+/** `--by` values: `pid` splits by process. */
+export const BY_CHOICES = ['pid'] as const;
+
+/**
+ * Open every input as one source: a single input as itself (byPid adds its pid frame), several
+ * through MergedSource. Throws UsageError for stdin among several inputs.
+ */
+export async function openInputs(args: string[], opts: ReadOptions, byPid: boolean): Promise<ProfileSource> {
+  const bases = profileBases(args.length === 0 ? ['-'] : args);
+  if (bases.length > 1 && bases.includes('-')) throw new UsageError('stdin cannot be read together with other inputs');
+  if (bases.length === 1 && !byPid) return openSource(bases[0]!, opts);
+  const sources: ProfileSource[] = [];
+  try {
+    for (const b of bases) {
+      if (bases.length > 1 && (await isNdjsonArg(b))) throw new HpError(`${b}: several inputs must be profiles (BASE.hpm + BASE.hpd), not NDJSON`, 2);
+      sources.push(await openSource(b, opts));
+    }
+    return new MergedSource(sources, byPid);
+  } catch (e) {
+    await Promise.all(sources.map((s) => s.close()));
+    throw e;
+  }
+}
+
+/** True when the arguments name more than one profile (globs expanded). */
+export function manyInputs(args: string[]): boolean {
+  return profileBases(args.length === 0 ? ['-'] : args).length > 1;
+}
+
+/** The first RSS sample of a stream: an attached recording writes one at attach. */
+export class FirstRss {
+  value: number | null = null;
+
+  see(batch: EventBatch): void {
+    if (this.value !== null) return;
+    for (let i = 0; i < batch.length; i++) {
+      if (batch.op[i] === OP_RSS) {
+        this.value = batch.size[i]!;
+        return;
+      }
+    }
+  }
+}
+
+function duration(us: number): string {
+  const s = us / 1e6;
+  if (s < 120) return `${s.toFixed(1)} s`;
+  if (s < 7200) return `${(s / 60).toFixed(1)} min`;
+  return `${(s / 3600).toFixed(1)} h`;
+}
+
+/** One sentence on an attached recording: the heap before is unknown, RSS at attach is the baseline. */
+export function attachedSentence(name: string, header: Header, rss: number | null): string | null {
+  if (!header.attached) return null;
+  const who = header.pid !== null ? `process ${header.pid}` : 'a running process';
+  const baseline = rss !== null ? `; its RSS then, ${formatBytes(rss)}, is the baseline` : '';
+  return `${name}: attached to ${who} after it had run ${duration(header.attached.processAgeUs)}: the heap allocated before attaching is unknown (live bytes count only what was allocated since)${baseline}`;
+}
+
+/** The attach sentences of a source (each attached process of a merged one); `rss` is the single source's first RSS. */
+export function attachedSentences(source: ProfileSource, rss: number | null): string[] {
+  if (source instanceof MergedSource) {
+    return source.sources.map((s, i) => attachedSentence(s.name, s.header, source.firstRss[i] ?? null)).filter((x): x is string => x !== null);
+  }
+  const one = attachedSentence(source.name, source.header, rss);
+  return one ? [one] : [];
+}

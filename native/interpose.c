@@ -1,0 +1,338 @@
+/* Native allocations (hp-record --native): heapprof_hook.so defines malloc, calloc,
+ * realloc, reallocarray, free, posix_memalign, aligned_alloc, memalign, valloc, pvalloc
+ * and mmap, mmap64, munmap, mremap. When the library is LD_PRELOADed (hp-record puts it
+ * first in LD_PRELOAD of the Python process only) these are the process's allocator
+ * entry points and forward to the next definition (libc's, or a malloc preloaded after
+ * ours) through dlsym(RTLD_NEXT); loaded later with ctypes, as heapprof.start() does,
+ * nothing calls them and the hook only sees CPython's PEP 445 domains (hp_native_status
+ * says which). Until a recording with native on starts, each is one load and a call.
+ *
+ * Included by hook.c (not compiled alone): the fast path shares the wrappers' per-thread
+ * state (busy flag, countdowns) without a call.
+ *
+ * Counted once: the PEP 445 wrappers set the thread's busy flag around the allocator
+ * below them (with native on, the tail-call path that skips the flag is turned off), so
+ * the malloc that pymalloc or PyMem_RawMalloc ends in passes straight through here.
+ * A block is recognised by address whatever path frees it (the pointer table is shared),
+ * and its free names the trace, hence the domain, of its allocation.
+ *
+ * Bootstrap: dlsym itself may call calloc (for its error buffer) before the real one is
+ * known; while this thread resolves, requests are served from a static arena whose
+ * blocks are never freed (free and realloc recognise them by address). */
+
+#include <dlfcn.h>
+#include <malloc.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+
+void *hpn_mmap(void *a, size_t l, int prot, int flags, int fd, off_t off) __asm__("mmap");
+static void *(*real_malloc)(size_t);
+static void *(*real_calloc)(size_t, size_t);
+static void *(*real_realloc)(void *, size_t);
+static void (*real_free)(void *);
+static int (*real_posix_memalign)(void **, size_t, size_t);
+static void *(*real_aligned_alloc)(size_t, size_t);
+static void *(*real_memalign)(size_t, size_t);
+static void *(*real_valloc)(size_t);
+static void *(*real_pvalloc)(size_t);
+static void *(*real_mmap)(void *, size_t, int, int, int, off_t);
+static int (*real_munmap)(void *, size_t);
+static void *(*real_mremap)(void *, size_t, size_t, int, ...);
+
+/* ---- bootstrap arena: 16-byte header holding the size, never freed */
+#define ARENA_BYTES (256 * 1024)
+static _Alignas(16) uint8_t g_arena[ARENA_BYTES];
+static size_t g_arena_used;
+static __thread int t_resolving __attribute__((tls_model("initial-exec")));
+
+NO_SAN static int in_arena(const void *p) { return (const uint8_t *)p >= g_arena && (const uint8_t *)p < g_arena + ARENA_BYTES; }
+
+NO_SAN static void *arena_alloc(size_t n) {
+  size_t need = ((n + 15) & ~(size_t)15) + 16;
+  size_t at = __atomic_fetch_add(&g_arena_used, need, __ATOMIC_RELAXED);
+  if (n > ARENA_BYTES || at + need > ARENA_BYTES) return NULL;
+  memcpy(g_arena + at, &n, sizeof n);
+  return g_arena + at + 16; /* static storage: already zero */
+}
+
+NO_SAN static size_t arena_size(const void *p) {
+  size_t n;
+  memcpy(&n, (const uint8_t *)p - 16, sizeof n);
+  return n;
+}
+
+/* Whether f is defined in this library. (Our own names read through the GOT give
+ * libc's definitions when the library was dlopened rather than preloaded, so the
+ * comparison is by object.) dladdr does not allocate. */
+NO_SAN static int is_ours(void *f) {
+  static Dl_info self;
+  if (!self.dli_fbase && !dladdr((void *)&in_arena, &self)) return 0;
+  Dl_info info;
+  return f && dladdr(f, &info) && info.dli_fbase == self.dli_fbase;
+}
+
+/* The allocator below ours: the process's own definition when ours is not it (loaded with
+ * dlopen, or another malloc preloaded ahead: e.g. AddressSanitizer's), else the next one
+ * after this library (preloaded: libc's, or a malloc preloaded after ours). */
+NO_SAN static void *next_symbol(const char *name) {
+  void *f = dlsym(RTLD_DEFAULT, name);
+  if (f && !is_ours(f)) return f;
+  f = dlsym(RTLD_NEXT, name);
+  return is_ours(f) ? NULL : f;
+}
+
+/* Resolves every forwarded function, once per process (racing threads store the same
+ * values). Returns 0 when this thread is already resolving (serve it from the arena). */
+NO_SAN __attribute__((noinline, cold)) static int resolve_real(void) {
+  if (t_resolving) return 0;
+  t_resolving = 1;
+#define RESOLVE(v, name) STORE(v, (__typeof__(v))next_symbol(name))
+  RESOLVE(real_calloc, "calloc");
+  RESOLVE(real_malloc, "malloc");
+  RESOLVE(real_realloc, "realloc");
+  RESOLVE(real_free, "free");
+  RESOLVE(real_posix_memalign, "posix_memalign");
+  RESOLVE(real_aligned_alloc, "aligned_alloc");
+  RESOLVE(real_memalign, "memalign");
+  RESOLVE(real_valloc, "valloc");
+  RESOLVE(real_pvalloc, "pvalloc");
+  RESOLVE(real_mmap, "mmap");
+  RESOLVE(real_munmap, "munmap");
+  RESOLVE(real_mremap, "mremap");
+#undef RESOLVE
+  t_resolving = 0;
+  if (!real_malloc || !real_calloc || !real_realloc || !real_free || !real_mmap || !real_munmap) {
+    static const char msg[] = "heapprof: cannot find the C allocator below heapprof_hook.so (dlsym failed)\n";
+    ssize_t ignored = write(2, msg, sizeof msg - 1);
+    (void)ignored;
+    abort(); /* no allocator to forward to: nothing can work */
+  }
+  return 1;
+}
+
+#define READY(fn) (__builtin_expect(LOAD(fn) != NULL, 1) || resolve_real())
+
+/* The hook's own memory (realmem.h): below the interposer, never recorded. */
+NO_SAN void *hpn_real_malloc(size_t n) { return READY(real_malloc) ? real_malloc(n) : arena_alloc(n); }
+NO_SAN void *hpn_real_calloc(size_t n, size_t s) {
+  size_t total;
+  if (__builtin_mul_overflow(n, s, &total)) return NULL;
+  return READY(real_calloc) ? real_calloc(n, s) : arena_alloc(total);
+}
+NO_SAN void *hpn_real_realloc(void *p, size_t n) { return READY(real_realloc) ? real_realloc(p, n) : NULL; }
+NO_SAN void hpn_real_free(void *p) {
+  if (p && !in_arena(p) && READY(real_free)) real_free(p);
+}
+NO_SAN void *hpn_real_mmap(void *a, size_t l, int p, int f, int d, off_t o) {
+  return READY(real_mmap) ? real_mmap(a, l, p, f, d, o) : MAP_FAILED;
+}
+NO_SAN int hpn_real_munmap(void *a, size_t l) { return READY(real_munmap) ? real_munmap(a, l) : -1; }
+
+/* ---- recording */
+
+/* Whether this call should be looked at: native on, this thread not inside the hook,
+ * its sampler seeded for this recording (gate_slow seeds it). */
+NO_SAN static inline int native_gate(void) {
+  return __builtin_expect(LOAD(g_native), 0) && (gate_open() || gate_slow());
+}
+
+/* A block came back from the allocator below, busy set: count it, maybe record it. */
+static inline void native_alloc(int domain, void *p, size_t size, void *pc) {
+  unsigned k;
+  if (count_alloc(HP_DOMAIN_RAW, size, &k)) return; /* any thread: atomic counts */
+  if (sample_slow(size, k)) record_event(p, size, domain, pc);
+}
+
+#define RET_ADDR() __builtin_extract_return_addr(__builtin_return_address(0))
+
+NO_SAN EXPORT void *malloc(size_t n) {
+  if (!READY(real_malloc)) return arena_alloc(n);
+  if (!native_gate()) return real_malloc(n);
+  void *pc = RET_ADDR();
+  t_hp.busy = 1;
+  void *p = real_malloc(n);
+  if (p) native_alloc(DOMAIN_NATIVE, p, n, pc);
+  t_hp.busy = 0;
+  return p;
+}
+
+NO_SAN EXPORT void *calloc(size_t n, size_t s) {
+  if (!READY(real_calloc)) {
+    size_t total;
+    return __builtin_mul_overflow(n, s, &total) ? NULL : arena_alloc(total);
+  }
+  if (!native_gate()) return real_calloc(n, s);
+  void *pc = RET_ADDR();
+  t_hp.busy = 1;
+  void *p = real_calloc(n, s);
+  size_t total;
+  if (p && !__builtin_mul_overflow(n, s, &total)) native_alloc(DOMAIN_NATIVE, p, total, pc);
+  t_hp.busy = 0;
+  return p;
+}
+
+/* free(old) + a fresh decision on the new block, as for the Python domains. */
+NO_SAN static void *native_realloc(void *p, size_t n, void *pc) {
+  if (p && in_arena(p)) {
+    /* A bootstrap block: move it to real memory; the arena copy is never reused. */
+    void *q = hpn_real_malloc(n ? n : 1);
+    size_t old = arena_size(p);
+    if (q) memcpy(q, p, old < n ? old : n);
+    return q;
+  }
+  if (!READY(real_realloc)) return NULL;
+  if (!native_gate()) {
+    if (p && maybe_sampled(p)) free_sampled(p); /* recorded, then resized outside a recording window */
+    return real_realloc(p, n);
+  }
+  t_hp.busy = 1;
+  ptr_slot old;
+  int had = p && maybe_sampled(p) ? take_sampled(p, &old) : 0;
+  void *q = real_realloc(p, n);
+  if (!q && had && n) restore_sampled(p, &old);
+  if (q) native_alloc(DOMAIN_NATIVE, q, n, pc);
+  t_hp.busy = 0;
+  return q;
+}
+
+NO_SAN EXPORT void *realloc(void *p, size_t n) { return native_realloc(p, n, RET_ADDR()); }
+
+NO_SAN EXPORT void *reallocarray(void *p, size_t n, size_t s) {
+  size_t total;
+  if (__builtin_mul_overflow(n, s, &total)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return native_realloc(p, total, RET_ADDR());
+}
+
+NO_SAN EXPORT void free(void *p) {
+  if (__builtin_expect(maybe_sampled(p), 0)) free_sampled(p);
+  if (__builtin_expect(in_arena(p), 0)) return;
+  if (READY(real_free)) real_free(p);
+}
+
+/* The aligned family: each forwards to its own next definition (glibc's do not go
+ * through malloc), then records like malloc. */
+#define ALIGNED(CALL, SIZE)                                                                  \
+  if (!native_gate()) return CALL;                                                           \
+  void *pc = RET_ADDR();                                                                     \
+  t_hp.busy = 1;                                                                             \
+  void *p = CALL;                                                                            \
+  if (p) native_alloc(DOMAIN_NATIVE, p, SIZE, pc);                                           \
+  t_hp.busy = 0;                                                                             \
+  return p;
+
+NO_SAN EXPORT void *aligned_alloc(size_t a, size_t n) {
+  if (!READY(real_aligned_alloc)) return NULL;
+  ALIGNED(real_aligned_alloc(a, n), n)
+}
+NO_SAN EXPORT void *memalign(size_t a, size_t n) {
+  if (!READY(real_memalign)) return NULL;
+  ALIGNED(real_memalign(a, n), n)
+}
+NO_SAN EXPORT void *valloc(size_t n) {
+  if (!READY(real_valloc)) return NULL;
+  ALIGNED(real_valloc(n), n)
+}
+NO_SAN EXPORT void *pvalloc(size_t n) {
+  if (!READY(real_pvalloc)) return NULL;
+  ALIGNED(real_pvalloc(n), n)
+}
+
+NO_SAN EXPORT int posix_memalign(void **out, size_t a, size_t n) {
+  if (!READY(real_posix_memalign)) return ENOMEM;
+  if (!native_gate()) return real_posix_memalign(out, a, n);
+  void *pc = RET_ADDR();
+  t_hp.busy = 1;
+  int rc = real_posix_memalign(out, a, n);
+  if (rc == 0 && *out) native_alloc(DOMAIN_NATIVE, *out, n, pc);
+  t_hp.busy = 0;
+  return rc;
+}
+
+/* Anonymous mappings made by libraries themselves (glibc's malloc maps its big blocks
+ * internally, without these entry points, so they are counted once, as malloc). A munmap
+ * at the start of a recorded mapping frees the whole recorded size (partial unmaps are
+ * not split); mremap is a free of the old mapping (if recorded) and a fresh decision on
+ * the new one. */
+NO_SAN static void *native_mmap(void *a, size_t l, int prot, int flags, int fd, off_t off, void *pc) {
+  if (!READY(real_mmap)) return MAP_FAILED;
+  if (!(flags & MAP_ANONYMOUS) || !native_gate()) return real_mmap(a, l, prot, flags, fd, off);
+  t_hp.busy = 1;
+  void *p = real_mmap(a, l, prot, flags, fd, off);
+  if (p != MAP_FAILED) native_alloc(DOMAIN_MMAP, p, l, pc);
+  t_hp.busy = 0;
+  return p;
+}
+
+/* Both names, whatever _FILE_OFFSET_BITS makes of "mmap" here (node-gyp sets 64, which
+ * renames mmap to mmap64 in the headers); on LP64 they are the same function. */
+NO_SAN EXPORT void *hpn_mmap(void *a, size_t l, int prot, int flags, int fd, off_t off) {
+  return native_mmap(a, l, prot, flags, fd, off, RET_ADDR());
+}
+EXPORT void *hpn_mmap64(void *a, size_t l, int prot, int flags, int fd, off_t off) __asm__("mmap64");
+NO_SAN EXPORT void *hpn_mmap64(void *a, size_t l, int prot, int flags, int fd, off_t off) {
+  return native_mmap(a, l, prot, flags, fd, off, RET_ADDR());
+}
+
+NO_SAN EXPORT int munmap(void *a, size_t l) {
+  if (__builtin_expect(maybe_sampled(a), 0)) free_sampled(a);
+  return READY(real_munmap) ? real_munmap(a, l) : -1;
+}
+
+NO_SAN EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...) {
+  void *fixed = NULL;
+  if (flags & MREMAP_FIXED) {
+    va_list ap;
+    va_start(ap, flags);
+    fixed = va_arg(ap, void *);
+    va_end(ap);
+  }
+  if (!READY(real_mremap)) return MAP_FAILED;
+  if (!native_gate()) {
+    if (maybe_sampled(old)) free_sampled(old);
+    return real_mremap(old, old_len, new_len, flags, fixed);
+  }
+  void *pc = RET_ADDR();
+  t_hp.busy = 1;
+  ptr_slot prev;
+  int had = maybe_sampled(old) ? take_sampled(old, &prev) : 0;
+  void *p = real_mremap(old, old_len, new_len, flags, fixed);
+  if (p == MAP_FAILED && had) restore_sampled(old, &prev);
+  if (p != MAP_FAILED) native_alloc(DOMAIN_MMAP, p, new_len, pc);
+  t_hp.busy = 0;
+  return p;
+}
+
+/* 1 when this library's malloc is the one the process calls (it was preloaded, ahead of
+ * any other malloc), else 0 with why in why[]. */
+static int interposer_in_place(char *why, size_t cap) {
+  void *global = dlsym(RTLD_DEFAULT, "malloc");
+  if (is_ours(global)) return 1;
+  Dl_info info;
+  if (global && dladdr(global, &info) && info.dli_fname && !strstr(info.dli_fname, "libc.so"))
+    snprintf(why, cap, "malloc is provided by %s ahead of heapprof_hook.so (preload heapprof first)", info.dli_fname);
+  else
+    snprintf(why, cap, "heapprof_hook.so is not preloaded (use hp-record --native; heapprof.start() inside a running program cannot see C allocations)");
+  return 0;
+}
+
+/* The native frame that called the allocator: shared object and symbol (dladdr; the
+ * offset in the object when it has no dynamic symbol there). Called WITHOUT g_mu: dladdr
+ * takes the loader's lock, which a thread in dlopen holds while it allocates. busy set. */
+static void describe_pc(void *pc, char *func, size_t func_cap, char *obj, size_t obj_cap) {
+  Dl_info info;
+  memset(&info, 0, sizeof info);
+  if (!pc || !dladdr(pc, &info) || !info.dli_fname) {
+    snprintf(func, func_cap, "%p", pc);
+    snprintf(obj, obj_cap, "[unknown]");
+    return;
+  }
+  snprintf(obj, obj_cap, "%s", info.dli_fname[0] ? info.dli_fname : "[executable]");
+  if (info.dli_sname && info.dli_sname[0])
+    snprintf(func, func_cap, "%s", info.dli_sname);
+  else
+    snprintf(func, func_cap, "0x%lx", (unsigned long)((uintptr_t)pc - (uintptr_t)info.dli_fbase));
+}
+

@@ -1,0 +1,300 @@
+// hp-record --pid: attaching to a running CPython with gdb, recording, stopping, and leaving the
+// process as it was (its output and exit status equal an unprofiled run), on every CPython
+// 3.9-3.13 installed; attaching to processes blocked in sleep, accept and long C calls; what a
+// killed target or a killed hp-record leaves behind; and the one-line errors.
+
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import t from 'tap';
+import { ptraceRefusal, pythonVersionOf } from '../../lib/attach.js';
+import { findExecutable } from '../../lib/cmd/record.js';
+import { NATIVE_LIB, REPO, readRecording, supportedPythons, unmatchedFrees, unsupportedPython, type PythonInfo } from '../helpers/python.js';
+
+const FIXTURES = join(REPO, 'test', 'fixtures', 'attach');
+const HP_RECORD = join(REPO, 'bin', 'hp-record.js');
+const HP_SNAPSHOT = join(REPO, 'bin', 'hp-snapshot.js');
+const childEnv: NodeJS.ProcessEnv = { ...process.env, TZ: 'UTC', NO_COLOR: '1', PYTHONDONTWRITEBYTECODE: '1' };
+delete childEnv.NODE_OPTIONS;
+for (const k of Object.keys(childEnv)) if (k.startsWith('TAP')) delete childEnv[k];
+
+/** A process with its output collected as it comes. */
+interface Proc {
+  child: ChildProcess;
+  out: () => string;
+  err: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  waitFor: (stream: 'out' | 'err', pattern: RegExp, timeoutMs?: number) => Promise<void>;
+}
+
+function start(cmd: string, args: string[], cwd = FIXTURES, env: NodeJS.ProcessEnv = childEnv): Proc {
+  const child = spawn(cmd, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
+  const waitFor = async (stream: 'out' | 'err', pattern: RegExp, timeoutMs = 60_000): Promise<void> => {
+    const deadline = Date.now() + timeoutMs;
+    while (!pattern.test(stream === 'out' ? out : err)) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${pattern} in ${cmd} ${args.join(' ')}: stdout ${JSON.stringify(out)} stderr ${JSON.stringify(err)}`);
+      if (child.exitCode !== null || child.signalCode !== null) {
+        await sleep(100); // let the last output arrive
+        if (pattern.test(stream === 'out' ? out : err)) return;
+        throw new Error(`${cmd} ${args.join(' ')} exited waiting for ${pattern}: stdout ${JSON.stringify(out)} stderr ${JSON.stringify(err)}`);
+      }
+      await sleep(50);
+    }
+  };
+  return { child, out: () => out, err: () => err, exited, waitFor };
+}
+
+function hpRecord(args: string[], env: NodeJS.ProcessEnv = childEnv): Proc {
+  return start(process.execPath, [HP_RECORD, ...args], FIXTURES, env);
+}
+
+async function runHp(args: string[], env: NodeJS.ProcessEnv = childEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const p = hpRecord(args, env);
+  const { code } = await p.exited;
+  await sleep(20);
+  return { code, stdout: p.out(), stderr: p.err() };
+}
+
+/** The fixture's output, checked line by line: `tick i 6` for i = 0.., then `done`. */
+function checkServerOutput(t: Tap.Test, out: string, what: string): void {
+  const lines = out.trimEnd().split('\n');
+  t.equal(lines[0], 'ready', `${what}: starts with ready`);
+  t.equal(lines.at(-1), 'done', `${what}: ends with done`);
+  const ticks = lines.slice(1, -1);
+  t.ok(ticks.length > 0, `${what}: ticked`);
+  t.ok(ticks.every((l, i) => l === `tick ${i} 6`), `${what}: every tick line in order and correct`);
+}
+
+const gdb = findExecutable('gdb');
+const pythons = supportedPythons();
+const skip = !existsSync(NATIVE_LIB) ? 'native hook not built' : !gdb ? 'gdb not installed' : pythons.length === 0 ? 'no CPython 3.9-3.13' : null;
+if (skip) t.plan(0, skip);
+
+t.test('pure helpers', async (t) => {
+  t.same(pythonVersionOf('/usr/bin/python3.11', ''), { version: [3, 11], python: true, freeThreaded: false });
+  t.same(pythonVersionOf('/usr/bin/uwsgi', '7f00-7f01 r-xp 0 0:0 0 /usr/lib/libpython3.12.so.1.0\n'), { version: [3, 12], python: true, freeThreaded: false });
+  t.same(pythonVersionOf('/usr/bin/python3.13t', '').freeThreaded, true);
+  t.same(pythonVersionOf('/usr/bin/sleep', '7f00 /usr/lib/libc.so.6\n').python, false);
+  t.equal(ptraceRefusal(0, false, false), null);
+  t.equal(ptraceRefusal(1, false, true), null, 'scope 1: a descendant may be traced');
+  t.equal(ptraceRefusal(1, true, false), null, 'scope 1: root may trace anything');
+  t.match(ptraceRefusal(1, false, false), /ptrace_scope is 1; .*sysctl kernel\.yama\.ptrace_scope=0/);
+  t.match(ptraceRefusal(2, false, false), /ptrace_scope is 2; run hp-record as root/);
+  t.equal(ptraceRefusal(2, true, false), null);
+  t.match(ptraceRefusal(3, true, false), /only a reboot undoes/);
+});
+
+for (const py of skip ? [] : pythons) {
+  t.test(`CPython ${py.version}: attach, stop, attach again with another sampler; the server runs as if never touched`, async (t) => {
+    const dir = t.testdir();
+    const plainStop = join(dir, 'plain.stop');
+    const plain = start(py.exe, ['server.py', plainStop]);
+    await plain.waitFor('out', /tick 20 /);
+    writeFileSync(plainStop, '');
+    const plainEnd = await plain.exited;
+    t.equal(plainEnd.code, 3, 'unprofiled: exit status 3');
+    checkServerOutput(t, plain.out(), 'unprofiled');
+
+    const stopFile = join(dir, 'server.stop');
+    const server = start(py.exe, ['server.py', stopFile]);
+    await server.waitFor('out', /tick 2 /);
+    const pid = String(server.child.pid);
+
+    // First: the default table sampler, 2 s.
+    const first = await runHp(['--pid', pid, '-o', join(dir, 'first'), '--duration', '2']);
+    t.equal(first.code, 0, `first attach: ${first.stderr}`);
+    t.match(first.stderr, /recording process \d+ for 2 s to .*first\.hpm/);
+    t.match(first.stderr, /events.*process \d+ left running \(attach [\d.]+ s, detach [\d.]+ s\)/);
+
+    // Second: byte-Poisson, stopped from another hp-record with --stop.
+    const second = hpRecord(['--pid', pid, '-o', join(dir, 'second'), '--sample-bytes', '64K']);
+    await second.waitFor('err', /recording process/);
+    await sleep(1000);
+    const stopper = await runHp(['--pid', pid, '--stop']);
+    t.equal(stopper.code, 0, `--stop: ${stopper.stderr}`);
+    t.match(stopper.stderr, /stopped recording process \d+/);
+    const secondEnd = await second.exited;
+    t.equal(secondEnd.code, 0, 'the second hp-record exits 0');
+    t.match(second.err(), /left running/);
+
+    t.equal(server.child.exitCode, null, 'the server still runs');
+    writeFileSync(stopFile, '');
+    const end = await server.exited;
+    t.equal(end.code, plainEnd.code, 'same exit status as unprofiled');
+    checkServerOutput(t, server.out(), 'attached twice');
+    t.equal(server.err(), plain.err(), 'same stderr as unprofiled (nothing)');
+
+    for (const [name, kind] of [['first', 'table'], ['second', 'poisson']] as const) {
+      const rec = await readRecording(join(dir, name));
+      t.equal(rec.header.sampling.kind, kind, `${name}: sampler`);
+      t.ok(rec.complete, `${name}: complete profile`);
+      t.match(rec.header.notes.join('\n'), /attached by hp-record after the process had run [\d.]+ s; the heap before that is unknown/);
+      // Every allocation at the ALLOC line: 100001 bytes, under work() called by the pool.
+      const allocs = rec.events.filter((e) => e.op === 'alloc' && e.size === 100001);
+      t.ok(allocs.length > 5, `${name}: the pool's allocations after attaching are there (${allocs.length})`);
+      const trace = rec.traces.get(allocs[0]!.trace);
+      t.equal(trace?.frames[0]?.function, 'work');
+      t.match(trace?.frames[0]?.file, /server\.py$/);
+      t.equal(trace?.frames[0]?.line, 14, 'the ALLOC line');
+      t.ok(trace?.frames.some((f) => f.function === '_worker'), 'called from the thread pool');
+      // Blocks allocated before attaching and freed after (the pool pops the oldest) are ignored.
+      t.equal(unmatchedFrees(rec.events), 0, `${name}: no free of a block allocated before attaching`);
+    }
+    const snap = spawnSync(process.execPath, [HP_SNAPSHOT, join(dir, 'first'), '-q'], { env: childEnv, encoding: 'utf8' });
+    t.equal(snap.status, 0);
+    t.ok(JSON.parse(snap.stdout.split('\n')[0]!).bytes >= 0, 'never negative: the heap before attaching is not subtracted');
+  });
+}
+
+const py311 = pythons.find((p) => p.minor === 11) ?? pythons[0];
+
+async function attachToBlocked(t: Tap.Test, py: PythonInfo, kind: string, seconds: string): Promise<void> {
+  const dir = t.testdir();
+  const target = start(py.exe, ['blocked.py', kind, seconds]);
+  try {
+    await target.waitFor('out', /blocking/);
+    const t0 = Date.now();
+    const rec = hpRecord(['--pid', String(target.child.pid), '-o', join(dir, kind)]);
+    await rec.waitFor('err', /recording process/, 120_000);
+    const attachedAfter = (Date.now() - t0) / 1e3;
+    const returnedBefore = /returned/.test(target.out());
+    if (kind === 'sleep' || kind === 'accept') {
+      t.notOk(returnedBefore, `attached while still blocked (${attachedAfter.toFixed(1)} s)`);
+    } else if (kind === 'regex') {
+      t.ok(returnedBefore, `the GIL is held: attached once the call returned (${attachedAfter.toFixed(1)} s)`);
+    } else {
+      // The GIL is released: attached at the call's first malloc (OpenSSL allocates), or after it.
+      t.pass(`attached ${returnedBefore ? 'after' : 'during'} the call (${attachedAfter.toFixed(1)} s)`);
+    }
+    if (kind === 'pbkdf2' || kind === 'regex') await target.waitFor('out', /returned/);
+    await sleep(1500);
+    rec.child.kill('SIGINT');
+    const end = await rec.exited;
+    t.equal(end.code, 0, `hp-record exits 0: ${rec.err()}`);
+    t.equal(target.child.exitCode, null, 'the target still runs');
+    if (kind === 'pbkdf2' || kind === 'regex') {
+      const recording = await readRecording(join(dir, kind));
+      const allocs = recording.events.filter((e) => e.op === 'alloc' && e.size === 50001);
+      t.ok(allocs.length > 3, `allocations after the call are recorded (${allocs.length})`);
+      const frame = recording.traces.get(allocs[0]?.trace ?? -1)?.frames[0];
+      t.equal(frame?.line, 69, 'at the AFTER line');
+      t.equal(frame?.function, '<module>');
+    }
+  } finally {
+    target.child.kill('SIGKILL');
+    await target.exited;
+  }
+}
+
+t.test('attach to blocked processes', { skip: skip ?? false }, async (t) => {
+  await t.test('time.sleep(600): immediately', (t) => attachToBlocked(t, py311!, 'sleep', '0'));
+  await t.test('socket.accept(): immediately', (t) => attachToBlocked(t, py311!, 'accept', '0'));
+  await t.test('a long C call that releases the GIL (pbkdf2): when it returns', (t) => attachToBlocked(t, py311!, 'pbkdf2', '8'));
+  await t.test('a long C call that holds the GIL (re): when it returns', (t) => attachToBlocked(t, py311!, 'regex', '8'));
+});
+
+t.test('a target killed while attached leaves a readable profile; a killed hp-record leaves the target running', { skip: skip ?? false }, async (t) => {
+  const dir = t.testdir();
+  const stopFile = join(dir, 'stop');
+  const server = start(py311!.exe, ['server.py', stopFile]);
+  await server.waitFor('out', /tick 2 /);
+  const rec = hpRecord(['--pid', String(server.child.pid), '-o', join(dir, 'killed-target')]);
+  await rec.waitFor('err', /recording process/);
+  await sleep(2500); // past the recorder's once-a-second flush
+  server.child.kill('SIGKILL');
+  const end = await rec.exited;
+  t.equal(end.code, 0, 'hp-record exits 0');
+  t.match(rec.err(), /the process exited or was killed while recorded; the profile is readable up to its last flush/);
+  const snap = spawnSync(process.execPath, [HP_SNAPSHOT, join(dir, 'killed-target')], { env: childEnv, encoding: 'utf8' });
+  t.equal(snap.status, 0, 'hp-snapshot reads it');
+  t.match(snap.stderr, /incomplete profile/);
+  t.match(snap.stdout, /server\.py","line":14/, 'with the allocations flushed before the kill');
+
+  const stopFile2 = join(dir, 'stop2');
+  const server2 = start(py311!.exe, ['server.py', stopFile2]);
+  await server2.waitFor('out', /tick 2 /);
+  const rec2 = hpRecord(['--pid', String(server2.child.pid), '-o', join(dir, 'killed-recorder')]);
+  await rec2.waitFor('err', /recording process/);
+  await sleep(1000);
+  rec2.child.kill('SIGKILL');
+  await rec2.exited;
+  await sleep(1500);
+  t.equal(server2.child.exitCode, null, 'the target still runs after hp-record was killed');
+  const rec2b = await readRecording(join(dir, 'killed-recorder'));
+  t.ok(rec2b.complete, 'and it stopped recording (the profile has its end marker)');
+  writeFileSync(stopFile2, '');
+  const end2 = await server2.exited;
+  t.equal(end2.code, 3);
+  checkServerOutput(t, server2.out(), 'after hp-record was killed');
+  t.equal(server2.err(), '');
+});
+
+t.test('errors: one line, documented status, target untouched', { skip: skip ?? false }, async (t) => {
+  const dir = t.testdir();
+  const noSuch = await runHp(['--pid', '999999999']);
+  t.equal(noSuch.code, 2);
+  t.equal(noSuch.stderr, 'hp-record: --pid 999999999: no such process\n');
+
+  const sleeper = start('sleep', ['60']);
+  await sleep(100);
+  const notPython = await runHp(['--pid', String(sleeper.child.pid)]);
+  t.equal(notPython.code, 2);
+  t.match(notPython.stderr, /^hp-record: --pid \d+: not a Python process \(it runs .*sleep\)\n$/);
+  sleeper.child.kill();
+
+  const old = unsupportedPython();
+  if (old) {
+    const oldProc = start(old.exe, ['-c', 'import time; print("up", flush=True); time.sleep(60)']);
+    await oldProc.waitFor('out', /up/);
+    const r = await runHp(['--pid', String(oldProc.child.pid)]);
+    t.equal(r.code, 2);
+    t.match(r.stderr, new RegExp(`^hp-record: --pid \\d+: Python ${old.version.replace('.', '\\.')} is not supported \\(heapprof records CPython 3\\.9 to 3\\.13\\)\\n$`));
+    oldProc.child.kill();
+  }
+
+  const stopFile = join(dir, 'stop');
+  const server = start(py311!.exe, ['server.py', stopFile]);
+  await server.waitFor('out', /tick 1 /);
+  const pid = String(server.child.pid);
+  const noGdb = await runHp(['--pid', pid], { ...childEnv, HEAPPROF_GDB: '/nonexistent/gdb' });
+  t.equal(noGdb.code, 1);
+  t.match(noGdb.stderr, /^hp-record: --pid \d+: \/nonexistent\/gdb not found: attaching needs gdb/);
+  const notRecorded = await runHp(['--pid', pid, '--stop']);
+  t.equal(notRecorded.code, 1);
+  t.equal(notRecorded.stderr, `hp-record: --pid ${pid}: not being recorded by hp-record\n`);
+  const usage = await runHp(['--pid', pid, '--mode', 'stats']);
+  t.equal(usage.code, 2);
+  const withProgram = await runHp(['--pid', pid, '--', 'x.py']);
+  t.equal(withProgram.code, 2);
+
+  const first = hpRecord(['--pid', pid, '-o', join(dir, 'one')]);
+  await first.waitFor('err', /recording process/);
+  const again = await runHp(['--pid', pid, '-o', join(dir, 'two')]);
+  t.equal(again.code, 1);
+  t.match(again.stderr, /^hp-record: --pid \d+: already being recorded by hp-record \(pid \d+, to .*one\); stop it with: hp-record --pid \d+ --stop\n$/);
+  first.child.kill('SIGTERM');
+  t.equal((await first.exited).code, 0);
+  t.notOk(existsSync(join(dir, 'two.hpm')), 'the refused attach wrote nothing');
+  writeFileSync(stopFile, '');
+  t.equal((await server.exited).code, 3, 'the target ends normally');
+  checkServerOutput(t, server.out(), 'after the refused attaches');
+  t.equal(server.err(), '');
+
+  // A process heapprof is already recording from inside (here: started by hp-record).
+  const stopInner = join(dir, 'stop-inner');
+  const inner = hpRecord(['--python', py311!.exe, '-o', join(dir, 'inner'), '--', 'server.py', stopInner]);
+  await inner.waitFor('out', /tick 1 /);
+  const childPid = readFileSync(`/proc/${inner.child.pid}/task/${inner.child.pid}/children`, 'utf8').trim().split(/\s+/)[0]!;
+  const busy = await runHp(['--pid', childPid, '-o', join(dir, 'three')]);
+  t.equal(busy.code, 1);
+  t.equal(busy.stderr, `hp-record: --pid ${childPid}: the process is already being recorded (heapprof is running inside it)\n`);
+  writeFileSync(stopInner, '');
+  t.equal((await inner.exited).code, 3, 'the recorded process ends normally');
+  t.match(inner.err(), /inner\.hpm, .*inner\.hpd: [\d,]+ events/, 'and its own recording was not disturbed');
+});

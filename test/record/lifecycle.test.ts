@@ -1,0 +1,223 @@
+// hp-record over a process's whole life, with the real native hook: pool workers stopped with
+// SIGTERM keep their profiles; SIGTERM ends a recorded program exactly as it ends a plain one; the
+// summary lists each followed child with what reached its disk, and says why a child has nothing;
+// start-up failures (a full filesystem, a concurrent run on the same base) stop before the program
+// runs, name their cause and leave nothing behind; a disk that fills up mid-run is reported honestly.
+
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { readAll } from '../helpers/profiles.js';
+import { BIN, FIXTURES, hookLibrary, hpRecord, missingBuild, pythons, run, scratch } from '../fixtures/record/harness.js';
+
+const SCRIPTS = join(FIXTURES, 'scripts');
+const env = { PYTHONDONTWRITEBYTECODE: '1' };
+const skip =
+  missingBuild() ?? (pythons().length === 0 ? 'no CPython 3.9-3.13 under ~/.pyenv' : null) ?? (hookLibrary() ? null : 'the native hook is not built (npx node-gyp rebuild)');
+if (skip) t.plan(0, skip);
+const installed = skip ? [] : pythons();
+const newest = installed[installed.length - 1]!;
+
+const allocsOfSize = (events: Array<{ op: string; size: number }>, size: number): number =>
+  events.filter((e) => e.op === 'alloc' && e.size === size).length;
+const countEvents = (events: Array<{ op: string }>): number => events.filter((e) => e.op === 'alloc' || e.op === 'free').length;
+
+for (const py of installed) {
+  t.test(`CPython ${py.version}: with Pool(2) (workers get SIGTERM), the children's profiles hold their allocations`, async (t) => {
+    const out = scratch();
+    const base = join(out, 'pool');
+    const r = await hpRecord(['--python', py.exe, '--follow-fork', '-o', base, '--', 'pool.py'], { cwd: SCRIPTS, env, timeoutMs: 60000 });
+    t.equal(r.code, 0, r.stderr);
+    t.match(r.stdout, /^total 4000$/m);
+    const workers = /^workers (.*)$/m.exec(r.stdout)![1]!.split(' ').map(Number);
+    let total = 0;
+    for (const pid of workers) {
+      const child = await readAll(`${base}.${pid}`);
+      t.same(child.issues, [], `worker ${pid}: nothing damaged`);
+      t.equal(child.complete, true, `worker ${pid}: the recorder closed its profile on SIGTERM`);
+      const n = allocsOfSize(child.events, 10001);
+      t.ok(n > 0, `worker ${pid}: ${n} of its 10,001-byte buffers`);
+      total += n;
+      const line = new RegExp(`^hp-record: child ${pid}: \\S+\\.${pid}\\.hpm, \\S+\\.${pid}\\.hpd: ([\\d,]+) events$`, 'm').exec(r.stderr);
+      t.ok(line, `the summary lists worker ${pid}`);
+      t.equal(Number(line?.[1]?.replace(/,/g, '')), countEvents(child.events), `worker ${pid}: the summary's count is what is on disk`);
+    }
+    t.equal(total, 4000, 'every buffer the tasks allocated is in a worker profile');
+  });
+}
+
+t.test(`CPython ${newest.version}: SIGTERM`, async (t) => {
+  const out = scratch();
+  // Run term.py MODE, plain and recorded; send the python process SIGTERM once it is ready.
+  const both = async (mode: string) => {
+    const flag = join(out, `${mode}.flag`);
+    const onStdout = (text: string): void => {
+      const pid = /^ready (\d+)$/m.exec(text)?.[1];
+      if (pid && !existsSync(flag)) {
+        writeFileSync(flag, ''); // also tells the 'ignore' mode to finish
+        process.kill(Number(pid), 'SIGTERM');
+      }
+    };
+    const args = ['term.py', mode, flag];
+    const plain = await run(py(), args, { cwd: SCRIPTS, env, onStdout });
+    spawnSync('rm', ['-f', flag]);
+    const base = join(out, mode);
+    const recorded = await hpRecord(['--python', newest.exe, '-o', base, '--', ...args], { cwd: SCRIPTS, env, onStdout });
+    // The pid on the "ready" line differs between the two runs.
+    const samePid = (r: Awaited<ReturnType<typeof run>>) => ({ ...r, stdout: r.stdout.replace(/^ready \d+$/m, 'ready PID') });
+    return { plain: samePid(plain), recorded: samePid(recorded), base };
+  };
+  const py = (): string => newest.exe;
+
+  await t.test('no handler: dies of SIGTERM as without the profiler, and the profile is closed first', async (t) => {
+    const { plain, recorded, base } = await both('default');
+    t.equal(plain.signal, 'SIGTERM');
+    t.same({ code: recorded.code, signal: recorded.signal, stdout: recorded.stdout }, { code: plain.code, signal: plain.signal, stdout: plain.stdout });
+    const p = await readAll(base);
+    t.same(p.issues, []);
+    t.equal(p.complete, true, 'END marker written before dying');
+    t.ok(allocsOfSize(p.events, 10001) >= 300, 'the allocations up to the signal are there');
+    t.match(recorded.stderr, new RegExp(`: the program was killed by SIGTERM; the recorder closed the profile: ${countEvents(p.events).toLocaleString('en-US')} events\\n$`));
+  });
+
+  await t.test('a Python handler runs as before', async (t) => {
+    const { plain, recorded, base } = await both('handler');
+    t.equal(plain.code, 3);
+    t.same({ code: recorded.code, signal: recorded.signal, stdout: recorded.stdout }, { code: plain.code, signal: plain.signal, stdout: plain.stdout });
+    t.match(recorded.stdout, /^getsignal python-handler\nready PID\nhandled 15\n$/);
+    t.equal((await readAll(base)).complete, true, 'closed at exit as usual');
+  });
+
+  await t.test('an ignored SIGTERM stays ignored', async (t) => {
+    const { plain, recorded, base } = await both('ignore');
+    t.equal(plain.code, 0);
+    t.match(plain.stdout, /survived\n$/);
+    t.same({ code: recorded.code, signal: recorded.signal, stdout: recorded.stdout }, { code: plain.code, signal: plain.signal, stdout: plain.stdout });
+    t.equal((await readAll(base)).complete, true);
+  });
+
+  await t.test('the program sees SIGTERM at its default (signal.getsignal), and a self-sent SIGTERM ends it the same way', async (t) => {
+    const plain = await run(newest.exe, ['term.py', 'self'], { cwd: SCRIPTS, env });
+    const recorded = await hpRecord(['--python', newest.exe, '-o', join(out, 'self'), '--', 'term.py', 'self'], { cwd: SCRIPTS, env });
+    t.equal(plain.signal, 'SIGTERM');
+    t.same({ code: recorded.code, signal: recorded.signal, stdout: recorded.stdout }, { code: plain.code, signal: plain.signal, stdout: 'getsignal SIG_DFL\n' });
+    t.equal((await readAll(join(out, 'self'))).complete, true);
+  });
+});
+
+t.test(`CPython ${newest.version}: the summary lists each child, and says why one has nothing`, async (t) => {
+  const base = join(scratch(), 'kids');
+  // Only blocks of 8 KiB and more are sampled, so that the idle child samples nothing.
+  const r = await hpRecord(['--python', newest.exe, '--follow-fork', '--sample', '{8192: 0}', '-o', base, '--', 'children.py'], { cwd: SCRIPTS, env });
+  t.equal(r.code, 0, r.stderr);
+  const pids = Object.fromEntries(r.stdout.trim().split(' ').map((kv) => kv.split('=') as [string, string]));
+  const line = (pid: string): string => new RegExp(`^hp-record: child ${pid}: .*$`, 'm').exec(r.stderr)?.[0] ?? '';
+  t.match(line(pids.killed!), /: no events: it ended before its first flush without closing its profile/, 'killed before its first flush');
+  t.match(line(pids.idle!), /: no events: no allocation was sampled before it ended$/, 'closed with nothing sampled');
+  const busy = await readAll(`${base}.${pids.busy}`);
+  t.match(line(pids.busy!), new RegExp(`: ${countEvents(busy.events)} events$`), 'the busy child and its count');
+  t.equal(line(pids.execs!), '', 'the child that exec\'d has no profile to list');
+  t.match(r.stderr, /^hp-record: 1 forked child recorded nothing and wrote no files \(no allocation sampled before it exec'd or exited\)$/m);
+  t.notOk(existsSync(`${base}.${pids.execs}.hpm`));
+});
+
+t.test(`CPython ${newest.version}: two runs on one base at once`, async (t) => {
+  // hold.py NAME FLAG: records a little, says "ready", waits for FLAG to exist.
+  const dir = scratch({
+    'hold.py': 'import os, sys, time\nx = [bytearray(10000) for _ in range(100)]\nprint("ready", flush=True)\nend = time.time() + 60\nwhile not os.path.exists(sys.argv[2]) and time.time() < end:\n    time.sleep(0.05)\nprint("done", sys.argv[1], flush=True)\n',
+  });
+  for (const force of [false, true]) {
+    await t.test(force ? 'with --force' : 'without --force', async (t) => {
+      const base = join(dir, force ? 'forced' : 'plain');
+      const flag = `${base}.flag`;
+      const opts = force ? ['--force'] : [];
+      let ready!: () => void;
+      const isReady = new Promise<void>((resolve) => (ready = resolve));
+      const firstRun = hpRecord(['--python', newest.exe, ...opts, '-o', base, '--', 'hold.py', 'first', flag], {
+        cwd: dir,
+        env,
+        timeoutMs: 90000,
+        onStdout: (text) => text.includes('ready') && ready(),
+      });
+      await isReady;
+      const loser = await hpRecord(['--python', newest.exe, ...opts, '-o', base, '--', 'hold.py', 'second', flag], { cwd: dir, env });
+      writeFileSync(flag, '');
+      const first = await firstRun;
+      t.equal(first.code, 0, first.stderr);
+      t.equal(first.stdout, 'ready\ndone first\n');
+      t.equal(loser.code, 1, 'the loser fails');
+      t.equal(loser.stdout, '', 'its program never ran');
+      t.match(loser.stderr, new RegExp(`^hp-record: ${base}\\.hpm: another recording \\(pid \\d+\\) is writing this profile; wait for it or choose another name\\n$`));
+      const p = await readAll(base);
+      t.equal(p.complete, true);
+      t.same(p.header.argv.slice(-2), ['first', flag], 'the profile is the first run\'s, intact');
+      t.same(readdirSync(dir).filter((f) => f.endsWith('.lock')), [], 'no lock file left');
+    });
+  }
+});
+
+// A private mount namespace with a small tmpfs (root, or unprivileged user namespaces), else skip.
+const tmpfsSkip = ((): string | false => {
+  const dir = scratch();
+  const r = spawnSync('unshare', ['-rm', 'sh', '-c', `mount -t tmpfs -o size=64k tmpfs '${dir}'`], { encoding: 'utf8' });
+  return r.status === 0 ? false : `cannot mount a private tmpfs (unshare -rm: ${(r.stderr || r.error?.message || '').trim()})`;
+})();
+
+/** Run hp-record with a tmpfs of `sizeK` KiB on `dir`, optionally filled first; copies what is left into `keep`. */
+function inTmpfs(dir: string, keep: string, sizeK: number, fill: boolean, args: string[], tmpdirThere = false) {
+  const quoted = [process.execPath, BIN, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+  const script = [
+    `mount -t tmpfs -o size=${sizeK}k tmpfs '${dir}' || exit 99`,
+    fill ? `dd if=/dev/zero of='${dir}/fill' bs=4k 2>/dev/null` : ':',
+    `${tmpdirThere ? `TMPDIR='${dir}' ` : ''}${quoted}; rc=$?`,
+    `ls -A '${dir}' > '${keep}/listing'`,
+    `for f in '${dir}'/*.hp?; do [ -e "$f" ] && cp "$f" '${keep}/'; done`,
+    'exit $rc',
+  ].join('\n');
+  return run('unshare', ['-rm', 'sh', '-c', script], { cwd: SCRIPTS, env, timeoutMs: 60000 });
+}
+
+t.test(`CPython ${newest.version}: a full filesystem`, { skip: tmpfsSkip }, async (t) => {
+  await t.test('at start-up: the real cause, exit 1 before the program runs, no partial file', async (t) => {
+    const dir = scratch();
+    const keep = scratch();
+    for (const attempt of [1, 2]) {
+      const r = await inTmpfs(dir, keep, 64, true, ['--python', newest.exe, '-o', join(dir, 'run'), '--', 'known.py']);
+      t.equal(r.code, 1, `run ${attempt}: exit 1`);
+      t.equal(r.stdout, '', `run ${attempt}: the program did not run`);
+      t.match(r.stderr, new RegExp(`^hp-record: ${dir}/run\\.hpm: No space left on device\\n$`), `run ${attempt}: the cause, not "already exists"`);
+      t.equal(readFileSync(join(keep, 'listing'), 'utf8'), 'fill\n', `run ${attempt}: nothing left behind`);
+    }
+  });
+
+  await t.test('a full temporary directory: hp-record says so before the program runs', async (t) => {
+    const dir = scratch();
+    const keep = scratch();
+    const out = scratch();
+    const r = await inTmpfs(dir, keep, 64, true, ['--python', newest.exe, '-o', join(out, 'run'), '--', 'known.py'], true);
+    t.equal(r.code, 1);
+    t.equal(r.stdout, '', 'the program did not run');
+    t.match(r.stderr, new RegExp(`^hp-record: ${dir}/hp-record-\\w+: cannot prepare hp-record's private directory: no space left on device\\n$`));
+    t.same(readdirSync(out), [], 'no profile');
+    t.equal(readFileSync(join(keep, 'listing'), 'utf8'), 'fill\n', 'no private directory left behind');
+  });
+
+  await t.test('mid-run: the summary counts only what reached the disk, and the exit status says the profile is incomplete', async (t) => {
+    const dir = scratch();
+    const program = scratch({ 'churn.py': 'x = []\nfor i in range(300000):\n    x.append(bytearray(100))\n    if len(x) > 1000: del x[0]\nprint("done", flush=True)\n' });
+    const keep = scratch();
+    // 1 MiB: a few blocks fit, then a write fails.
+    const r = await inTmpfs(dir, keep, 1024, false, ['--python', newest.exe, '--sample', '{}', '-o', join(dir, 'run'), '--', join(program, 'churn.py')]);
+    t.equal(r.stdout, 'done\n', 'the program ran to the end');
+    t.equal(r.code, 1, 'exit 1: the program succeeded but its profile lost events');
+    t.match(r.stderr, /^heapprof: recording stopped: write .*run\.hp[md]: No space left on device$/m);
+    const m = /^hp-record: \S+run\.hpm, \S+run\.hpd: ([\d,]+) events, .*recording stopped at [\d.]+ s: write \S+: No space left on device; ([\d,]+) recorded events were not written and later allocations were not recorded: the profile is incomplete$/m.exec(r.stderr);
+    t.ok(m, `the summary says so:\n${r.stderr}`);
+    const p = await readAll(join(keep, 'run'));
+    t.equal(p.complete, false);
+    const onDisk = countEvents(p.events);
+    t.ok(onDisk > 0, `${onDisk} events reached the disk`);
+    t.equal(Number(m?.[1]?.replace(/,/g, '')), onDisk, 'the summary\'s count is exactly what is on disk');
+  });
+});
