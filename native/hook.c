@@ -48,8 +48,8 @@ enum { FLAG_FOLLOW_FORK = 1, FLAG_OVERWRITE = 2, FLAG_NO_STACKS = 4, FLAG_NATIVE
 /* Where an allocation came from (TRACE_INFO records, man/hpx.5). */
 enum { DOMAIN_PYTHON = 0, DOMAIN_NATIVE = 1, DOMAIN_MMAP = 2 };
 enum { EV_ALLOC = 0, EV_FREE = 1, EV_EXT = 3 };
-enum { EXT_RSS = 0, EXT_END = 1, EXT_LOST = 2 };
-enum { REC_STRING = 1, REC_FRAME = 2, REC_TRACE = 3, REC_HISTOGRAM = 4, REC_END = 5, REC_THREAD = 6, REC_TRACE_INFO = 7 };
+enum { EXT_RSS = 0, EXT_END = 1, EXT_LOST = 2, EXT_MARK = 3 };
+enum { REC_STRING = 1, REC_FRAME = 2, REC_TRACE = 3, REC_HISTOGRAM = 4, REC_END = 5, REC_THREAD = 6, REC_TRACE_INFO = 7, REC_MARK = 8 };
 /* Header tags of native recording (man/hpx.5). */
 enum { TAG_NATIVE = 13, TAG_THREADS = 14 };
 /* g_frames key of a native frame: (pc, NATIVE_FRAME_KEY); Python lines are below 2^32. */
@@ -169,7 +169,7 @@ static blob_map g_strings, g_traces;
  * compare instead of line lookups and interning every frame. Exact keys: every code
  * object in an entry is pinned, and a position determines the line. */
 static blob_map g_stacks;
-static uint32_t g_next_string, g_next_frame, g_next_trace, g_file_epoch, g_next_thread;
+static uint32_t g_next_string, g_next_frame, g_next_trace, g_file_epoch, g_next_thread, g_next_mark;
 /* Native recording (FLAG_NATIVE with the interposer in place): traces carry domain and
  * thread (TRACE_INFO), native allocations are recorded by interpose.c. */
 static int g_threads;
@@ -674,7 +674,7 @@ static void reset_dictionaries(void) {
   blob_clear(&g_strings);
   blob_clear(&g_traces);
   blob_clear(&g_stacks);
-  g_next_string = g_next_frame = g_next_trace = g_next_thread = 0;
+  g_next_string = g_next_frame = g_next_trace = g_next_thread = g_next_mark = 0;
   g_file_epoch++;
 }
 
@@ -1813,6 +1813,36 @@ static void hp_flush_impl(void) {
   if (g_active) flush_all();
   pthread_mutex_unlock(&g_mu);
 }
+
+/* A named instant (heapprof.mark): a MARK record (id, time, label) in .hpm and, at the same
+ * time, an EXT MARK event naming its id in .hpd, so that it sits between the events around it.
+ * Called with the GIL from Python; it allocates from libc only. Returns the mark id, or 0
+ * when no profile is being recorded. */
+EXPORT int hp_mark(const char *label, size_t len) {
+  int id = 0;
+  pthread_mutex_lock(&g_mu);
+  if (g_active && g_mode == MODE_PROFILE && open_child_files() == 0) {
+    uint64_t now = now_us();
+    if (now < g_hpd.last_us) now = g_hpd.last_us; /* event times never go back */
+    id = (int)++g_next_mark;
+    hpx_buf body = {0};
+    hpx_buf_varint(&body, (uint64_t)id);
+    hpx_buf_varint(&body, now);
+    hpx_buf_put(&body, label, len);
+    emit_record(REC_MARK, &body); /* .hpm blocks are flushed before .hpd blocks */
+    hpx_buf_free(&body);
+    uint64_t rest[2] = {varint_len((uint64_t)id), (uint64_t)id};
+    emit_event(((uint64_t)EXT_MARK << 2) | EV_EXT, now, rest, 2);
+  }
+  pthread_mutex_unlock(&g_mu);
+  return id;
+}
+
+/* While on, the calling thread's allocations and frees pass straight through, unseen (its busy
+ * flag, as if it were inside the hook): the pytest plugin reads the profile being recorded
+ * without recording its own reading. A block sampled before and freed meanwhile stays live in
+ * the profile (until its address is reused). Call with the GIL, never from inside the hook. */
+EXPORT void hp_ignore_thread(int on) { t_hp.busy = on ? 1 : 0; }
 
 /* Copies the size histogram: HIST_BUCKETS x (count, bytes, sampled). */
 EXPORT int hp_histogram(uint64_t *out, int max_buckets) {

@@ -8,6 +8,7 @@ import type { SnapshotAt } from '../model/snapshot.js';
 import { commandReadOptions, isNdjsonArg, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
 import { DIFF_GROUP_BY, diffStackSets, rowRecord, type DiffGroupBy, type DiffRow } from '../export/diff.js';
 import { loadStackSet, parseAt, type StackSet } from '../export/stacks.js';
+import { resolveMarkOptions } from './common.js';
 
 const NAME = 'hp-diff';
 export const DIFF_SCHEMA_VERSION = 1;
@@ -47,6 +48,7 @@ export function main(argv: string[]): void {
       .parseSync();
     setQuiet(Boolean(args.quiet));
     const inputs = args._.map(String);
+    await resolveMarkOptions(args, ['at'], (i) => inputs[Math.min(i, inputs.length - 1)] ?? '-');
     const ats = (args.at ?? []).map((a) => parseAt(String(a)));
     if (args.top !== undefined && !(Number.isInteger(args.top) && args.top >= 0)) throw new UsageError('--top: expected a whole number');
     let plan: Array<{ input: string; at: SnapshotAt | null }>;

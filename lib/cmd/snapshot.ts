@@ -8,14 +8,14 @@ import { liveHeapAt, type SnapshotAt } from '../model/snapshot.js';
 import { liveHeapAtIndexed } from '../format/index.js';
 import { commandReadOptions, isNdjsonArg, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
 import { BY_CHOICES, manyInputs, openInputs } from '../profile-inputs.js';
-import { formatSeconds, inputArg, positiveInt, reportIncomplete, secondsOption } from './common.js';
+import { formatSeconds, inputArg, positiveInt, reportIncomplete, secondsOption, resolveMarkOptions } from './common.js';
 import { addEstimate, emptyEstimate } from '../model/estimate.js';
 import { DOMAIN_CHOICES, DOMAIN_DESCRIBE, THREAD_DESCRIBE, traceFilter } from './domain-options.js';
 import { nativeCallerLabel, threadLabel } from '../model/sites.js';
 
 export const SNAPSHOT_SCHEMA = 1;
 
-const USAGE = `$0 [PROFILE|-]... [--at SECONDS|peak|end] [--group-by trace|line|function|file|thread] [--domain all|python|native|mmap] [--thread ID] [--top N] [--by pid]
+const USAGE = `$0 [PROFILE|-]... [--at SECONDS|peak|end|mark:LABEL] [--group-by trace|line|function|file|thread] [--domain all|python|native|mmap] [--thread ID] [--top N] [--by pid]
 
 The live heap at one moment: what had been allocated and not yet freed, estimated from the
 sampled events (each weighted by 1/p) with a 95% interval. Writes a "snapshot" line (the
@@ -32,7 +32,7 @@ export function parseAt(value: unknown): SnapshotAt {
   if (v === 'end') return { kind: 'end' };
   if (v === 'peak') return { kind: 'peak' };
   const us = secondsOption(v, 'at');
-  if (us === undefined || v.trim() === '') throw new UsageError(`--at: expected seconds, 'peak' or 'end', got '${v}'`);
+  if (us === undefined || v.trim() === '') throw new UsageError(`--at: expected seconds, 'peak', 'end' or mark:LABEL, got '${v}'`);
   return { kind: 'time', us };
 }
 
@@ -57,7 +57,7 @@ export function main(argv: string[]): void {
     const args = parser('hp-snapshot', argv, USAGE)
       .strict(false)
       .strictOptions()
-      .option('at', { requiresArg: true, type: 'string', default: 'end', describe: "Seconds since start, 'peak' or 'end'" })
+      .option('at', { requiresArg: true, type: 'string', default: 'end', describe: "Seconds since start, 'peak', 'end' or mark:LABEL" })
       .option('group-by', { requiresArg: true, choices: GROUP_BY as unknown as string[], default: 'trace', describe: 'Site = whole trace, or the innermost frame\'s line, function or file' })
       .option('top', { requiresArg: true, type: 'number', describe: 'Only the N largest sites' })
       .option('domain', { requiresArg: true, choices: DOMAIN_CHOICES as unknown as string[], default: 'all', describe: DOMAIN_DESCRIBE })
@@ -71,6 +71,7 @@ export function main(argv: string[]): void {
     const byPid = args.by === 'pid';
     const merged = byPid || manyInputs(inputs);
     const input = merged ? '' : inputArg(args._, 'hp-snapshot');
+    if (!merged) await resolveMarkOptions(args, ['at'], () => input);
     const at = parseAt(args.at);
     const by = args['group-by'] as GroupBy;
     const top = args.top === undefined ? Infinity : positiveInt(args.top, 'top');

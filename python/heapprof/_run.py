@@ -181,6 +181,8 @@ def _start_recorder(heapprof, config, target_argv):
         if sampling is not None:
             sampling = dict((int(bound), float(p)) for bound, p in sampling)
     _profile_files = [base + '.hpm', base + '.hpd'] if base else []
+    if config.get('mark_signal'):  # before starting, so that importing signal stays out of the profile
+        _install_mark_signal(heapprof, int(config['mark_signal']))
     _write_status({'state': 'started', 'files': _profile_files, 'pid': os.getpid()})
     try:
         if mode == 'stats':
@@ -193,6 +195,24 @@ def _start_recorder(heapprof, config, target_argv):
         _fail(_os_error_text(err))
     except (ValueError, TypeError, RuntimeError) as err:
         _fail(str(err))
+
+
+def _install_mark_signal(heapprof, signum):
+    # hp-record --mark-signal: each delivery writes the mark signal-1, signal-2, ... A Python-level
+    # handler, so it runs in the main thread between bytecodes (a mark waits for a long C call to
+    # return). If the program sets its own handler for this signal, the program's wins and marks stop.
+    import signal
+
+    count = [0]
+
+    def _mark(signum, frame):
+        count[0] += 1
+        heapprof.mark('signal-%d' % count[0])
+
+    try:
+        signal.signal(signum, _mark)
+    except (ValueError, OSError) as err:
+        _fail('cannot handle signal %d for marks: %s' % (signum, err))
 
 
 def _finish():
