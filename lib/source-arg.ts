@@ -8,7 +8,19 @@ import { open, stat } from 'node:fs/promises';
 import { isQuiet, warn } from './cli.js';
 import { NdjsonSource } from './format/ndjson.js';
 import { openProfile } from './format/profile.js';
-import type { ProfileSource, ReadOptions } from './format/source.js';
+import { V1_WEIGHTS, type ProfileSource, type ReadOptions, type V1Weights } from './format/source.js';
+
+/** The --v1-weights option, defined once for every command that reads profiles (man/hpx.5). */
+export const V1_WEIGHTS_OPTION = {
+  requiresArg: true,
+  choices: V1_WEIGHTS as unknown as string[],
+  default: 'auto',
+  describe: 'heapprof 1.0.x files: detect how they were recorded (auto), weigh every event 1 (recorded), or use their stored table (stored)',
+} as const;
+
+export function v1WeightsArg(value: unknown): V1Weights {
+  return V1_WEIGHTS.includes(value as V1Weights) ? (value as V1Weights) : 'auto';
+}
 
 /** Does `arg` name events NDJSON rather than a profile? */
 export async function isNdjsonArg(arg: string): Promise<boolean> {

@@ -2,7 +2,10 @@
 // seconds, and turning them into µs for ReadOptions.
 
 import { UsageError, warn } from '../cli.js';
+import { isMarkSpec, readMarks, resolveMark } from '../format/marks.js';
 import type { ProfileSource } from '../format/source.js';
+import type { Mark } from '../format/types.js';
+import { isNdjsonArg } from '../source-arg.js';
 
 /** The single optional positional argument: a profile base, an NDJSON file, or `-` (default). */
 export function inputArg(positionals: Array<string | number>, name: string): string {
@@ -31,5 +34,29 @@ export function formatSeconds(us: number): string {
 
 /** Say once that a profile has no end marker (still being written, or the recorder crashed). */
 export function reportIncomplete(source: ProfileSource): void {
-  if (!source.complete) warn(`${source.name}: incomplete profile (no end marker: the recorder is still running or crashed); used everything up to its end`);
+  if (!source.complete && source.header.formatVersion === 1) {
+    warn(`${source.name}: heapprof 1.0.x profile: the format has no end marker, so whether the recording finished cannot be told; used everything up to its end`);
+  } else if (!source.complete) warn(`${source.name}: incomplete profile (no end marker: the recorder is still running or crashed); used everything up to its end`);
+}
+
+/**
+ * Replaces each `mark:LABEL` value of the named time options by its time in seconds, read from
+ * the profile's marks (lib/format/marks.ts), so that the usual parsing of seconds follows.
+ * `inputFor(i)` names the input the i-th value of an option refers to (repeatable options).
+ */
+export async function resolveMarkOptions(args: Record<string, unknown>, options: string[], inputFor: (i: number) => string): Promise<void> {
+  const cache = new Map<string, Mark[]>();
+  const resolve = async (value: unknown, option: string, i: number): Promise<unknown> => {
+    if (!isMarkSpec(value)) return value;
+    const input = inputFor(i);
+    if (input === '-' || (await isNdjsonArg(input))) throw new UsageError(`--${option}: ${value}: marks are read from a profile, not from an events stream`);
+    let marks = cache.get(input);
+    if (!marks) cache.set(input, (marks = await readMarks(input)));
+    return String(resolveMark(value, marks, option, input) / 1e6);
+  };
+  for (const option of options) {
+    const value = args[option];
+    if (Array.isArray(value)) args[option] = await Promise.all(value.map((v, i) => resolve(v, option, i)));
+    else if (value !== undefined) args[option] = await resolve(value, option, 0);
+  }
 }

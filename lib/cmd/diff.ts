@@ -5,9 +5,10 @@ import { escapeControls } from '../escape.js';
 import Table from 'cli-table3';
 import { OutputWriter, UsageError, formatBytes, parser, runMain, setQuiet, warn } from '../cli.js';
 import type { SnapshotAt } from '../model/snapshot.js';
-import { commandReadOptions, isNdjsonArg, openSource } from '../source-arg.js';
+import { commandReadOptions, isNdjsonArg, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
 import { DIFF_GROUP_BY, diffStackSets, rowRecord, type DiffGroupBy, type DiffRow } from '../export/diff.js';
 import { loadStackSet, parseAt, type StackSet } from '../export/stacks.js';
+import { resolveMarkOptions } from './common.js';
 
 const NAME = 'hp-diff';
 export const DIFF_SCHEMA_VERSION = 1;
@@ -43,9 +44,11 @@ export function main(argv: string[]): void {
       .option('significant', { type: 'boolean', default: false, describe: 'Only sites whose change is significant (interval excludes 0)' })
       .option('table', { type: 'boolean', default: false, describe: 'A table for people instead of NDJSON' })
       .option('strict', { type: 'boolean', default: false, describe: 'Treat recoverable damage in a profile as an error' })
+      .option('v1-weights', V1_WEIGHTS_OPTION)
       .parseSync();
     setQuiet(Boolean(args.quiet));
     const inputs = args._.map(String);
+    await resolveMarkOptions(args, ['at'], (i) => inputs[Math.min(i, inputs.length - 1)] ?? '-');
     const ats = (args.at ?? []).map((a) => parseAt(String(a)));
     if (args.top !== undefined && !(Number.isInteger(args.top) && args.top >= 0)) throw new UsageError('--top: expected a whole number');
     let plan: Array<{ input: string; at: SnapshotAt | null }>;
@@ -69,7 +72,7 @@ export function main(argv: string[]): void {
 
     const sets: StackSet[] = [];
     for (const step of plan) {
-      const { opts, done } = commandReadOptions({ strict: Boolean(args.strict) });
+      const { opts, done } = commandReadOptions({ v1Weights: v1WeightsArg(args['v1-weights']), strict: Boolean(args.strict) });
       try {
         const set = await loadStackSet(step.input, step.at, (a) => openSource(a, opts), isNdjsonArg);
         if (set.ignored) warn(`${step.input}: ignored ${set.ignored} lines that are not snapshot sites`);

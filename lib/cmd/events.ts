@@ -6,36 +6,41 @@ import { metaLine, secondsText, summaryLine, traceLine } from '../format/ndjson.
 import { OP_ALLOC, OP_END, OP_FREE, OP_NAMES } from '../format/source.js';
 import { probabilityFunction } from '../format/weights.js';
 import { traceOrPlaceholder } from '../model/sites.js';
-import { commandReadOptions, openSource } from '../source-arg.js';
+import { commandReadOptions, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
 import { manyInputs, openInputs } from '../profile-inputs.js';
-import { inputArg, secondsOption } from './common.js';
+import { inputArg, resolveMarkOptions, secondsOption } from './common.js';
+import { markLine } from '../format/ndjson.js';
+import { sourceMarks } from '../format/marks.js';
 
 const USAGE = `$0 [PROFILE|-] [--from SECONDS] [--to SECONDS]
 
 Write a profile's events as NDJSON (schema 1, see hp-events(1)): a "meta" line, a "trace"
 line before the first event that uses each trace (frames innermost first), one "event" line
 per event (t in seconds since start, op alloc|free|rss|end|lost, trace, size, weight w = 1/p),
-and a final "summary" line. PROFILE is a base name (run = run.hpm + run.hpd), an events NDJSON
-file, or - for stdin (the default). Several profiles (or a quoted glob 'run.*') are written as
-one stream, aligned on wall-clock time (t from the earliest start), identical traces merged.`;
+a "mark" line (t, label) for each mark in its place in time, and a final "summary" line. --from
+and --to take seconds or mark:LABEL. PROFILE is a base name (run = run.hpm + run.hpd), an events
+NDJSON file, or - for stdin (the default). Several profiles (or a quoted glob 'run.*') are written
+as one stream, aligned on wall-clock time (t from the earliest start), identical traces merged.`;
 
 export function main(argv: string[]): void {
   runMain('hp-events', async () => {
     const args = parser('hp-events', argv, USAGE)
       .strict(false)
       .strictOptions()
-      .option('from', { requiresArg: true, type: 'number', describe: 'Only events at or after this time (seconds since start)' })
-      .option('to', { requiresArg: true, type: 'number', describe: 'Only events before this time (seconds since start)' })
+      .option('from', { requiresArg: true, type: 'string', describe: 'Only events at or after this time (seconds since start, or mark:LABEL)' })
+      .option('to', { requiresArg: true, type: 'string', describe: 'Only events before this time (seconds since start, or mark:LABEL)' })
       .option('strict', { type: 'boolean', default: false, describe: 'Treat recoverable damage (corrupt block, truncation) as an error' })
+      .option('v1-weights', V1_WEIGHTS_OPTION)
       .parseSync();
     setQuiet(args.quiet === true);
     const inputs = args._.map(String);
     const merged = manyInputs(inputs);
     if (merged && (args.from !== undefined || args.to !== undefined)) throw new UsageError('--from and --to read one profile');
     const input = merged ? '' : inputArg(args._, 'hp-events');
+    if (!merged) await resolveMarkOptions(args, ['from', 'to'], () => input);
     const fromUs = secondsOption(args.from, 'from');
     const toUs = secondsOption(args.to, 'to');
-    const { opts, done } = commandReadOptions({
+    const { opts, done } = commandReadOptions({ v1Weights: v1WeightsArg(args['v1-weights']),
       strict: args.strict,
       ...(fromUs !== undefined ? { fromUs } : {}),
       ...(toUs !== undefined ? { toUs } : {}),
@@ -76,11 +81,31 @@ export function main(argv: string[]): void {
         },
       };
       let events = 0;
+      // Marks go in their place in time (before the events of their own microsecond), within --from/--to.
+      let marks = sourceMarks(source);
+      let nextMark = 0;
+      let nextMarkUs = marks.length > 0 ? marks[0]!.timeUs : Infinity;
+      const inWindow = (us: number): boolean => (fromUs === undefined || us >= fromUs) && (toUs === undefined || us < toUs);
+      const marksUpTo = (us: number): string => {
+        let text = '';
+        while (nextMark < marks.length && marks[nextMark]!.timeUs <= us) {
+          const m = marks[nextMark++]!;
+          if (inWindow(m.timeUs)) text += markLine(m);
+        }
+        nextMarkUs = nextMark < marks.length ? marks[nextMark]!.timeUs : Infinity;
+        return text;
+      };
       for await (const batch of source.batches()) {
         const { op, timeUs, trace, size } = batch;
         let text = '';
+        // NDJSON input defines its marks as it streams.
+        if (source.marks && source.marks().length > marks.length) {
+          marks = [...marks.slice(0, nextMark), ...sourceMarks(source).slice(nextMark)];
+          nextMarkUs = nextMark < marks.length ? marks[nextMark]!.timeUs : Infinity;
+        }
         for (let i = 0; i < batch.length; i++) {
           const o = op[i]!;
+          if (timeUs[i]! >= nextMarkUs) text += marksUpTo(timeUs[i]!);
           const t = secondsText(timeUs[i]!);
           if (o === OP_ALLOC || o === OP_FREE) {
             const id = trace[i]!;
@@ -99,6 +124,7 @@ export function main(argv: string[]): void {
         events += batch.length;
         await out.write(text);
       }
+      await out.write(marksUpTo(Infinity));
       await out.write(summaryLine(source.complete, events, source.histogram));
       await out.flush();
     } finally {

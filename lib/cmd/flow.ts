@@ -1,10 +1,11 @@
 // hp-flow: the original heapprof's flow graph as Graphviz dot, for one or several moments.
 
 import { UsageError, parser, runMain, setQuiet, warn } from '../cli.js';
-import { commandReadOptions, isNdjsonArg, openSource } from '../source-arg.js';
+import { commandReadOptions, isNdjsonArg, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
 import { buildFlowGraph, renderDot } from '../export/flow.js';
 import { writeResult } from '../export/output.js';
 import { loadStackSet, parseAt, type StackSet } from '../export/stacks.js';
+import { resolveMarkOptions } from './common.js';
 
 const NAME = 'hp-flow';
 
@@ -34,6 +35,7 @@ export function main(argv: string[]): void {
       .option('collapse', { type: 'boolean', default: true, describe: 'Collapse chains of non-allocating lines into one box (--no-collapse draws every line)' })
       .option('output', { alias: 'o', type: 'string', requiresArg: true, describe: 'Write to FILE instead of stdout' })
       .option('strict', { type: 'boolean', default: false, describe: 'Treat recoverable damage in the profile as an error' })
+      .option('v1-weights', V1_WEIGHTS_OPTION)
       .parseSync();
     setQuiet(Boolean(args.quiet));
     const inputs = args._.map(String);
@@ -41,12 +43,13 @@ export function main(argv: string[]): void {
     const input = inputs[0] ?? '-';
     const threshold = args.threshold;
     if (!(threshold >= 0 && threshold < 1)) throw new UsageError('--threshold: expected a fraction in [0, 1), e.g. 0.01 for 1%');
+    await resolveMarkOptions(args, ['at'], () => input);
     const ats = (args.at ?? []).map((a) => parseAt(String(a)));
     if (input === '-' && ats.length > 1) throw new UsageError('stdin can be read only once: save the profile to a file to draw several times');
 
     const sets: StackSet[] = [];
     for (const at of ats.length > 0 ? ats : [null]) {
-      const { opts, done } = commandReadOptions({ strict: Boolean(args.strict) });
+      const { opts, done } = commandReadOptions({ v1Weights: v1WeightsArg(args['v1-weights']), strict: Boolean(args.strict) });
       try {
         const isNdjson = await isNdjsonArg(input);
         const set = await loadStackSet(input, at ?? (isNdjson ? null : { kind: 'peak' }), (a) => openSource(a, opts), isNdjsonArg);

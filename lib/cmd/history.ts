@@ -2,7 +2,7 @@
 // top sites, chosen lines and the nearest RSS sample), or a terminal chart with --chart.
 
 import { OutputWriter, formatBytes, parser, runMain, UsageError, warn, setQuiet } from '../cli.js';
-import { putEstimate } from '../model/estimate.js';
+import { putEstimate, unseenOf, type Unseen } from '../model/estimate.js';
 import { renderChart } from '../model/chart.js';
 import { HistoryBuilder, type BucketRecord, type HistoryOptions } from '../model/history.js';
 import { GROUP_BY, parseLineSpecs, type GroupBy, type LineSpec } from '../model/sites.js';
@@ -10,9 +10,12 @@ import { MergedSource } from '../format/merged.js';
 import type { ReadOptions } from '../format/source.js';
 import { BY_CHOICES, FirstRss, attachedSentences, manyInputs, openInputs, profileBases } from '../profile-inputs.js';
 import { openSeeked } from '../format/index.js';
-import { commandReadOptions, isNdjsonArg, openSource } from '../source-arg.js';
-import { formatSeconds, inputArg, positiveInt, reportIncomplete, secondsOption } from './common.js';
+import { commandReadOptions, isNdjsonArg, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
+import { formatSeconds, inputArg, positiveInt, reportIncomplete, secondsOption, resolveMarkOptions } from './common.js';
 import { DOMAINS } from '../format/types.js';
+import { sourceMarks } from '../format/marks.js';
+import { escapeControls } from '../escape.js';
+import type { Mark } from '../format/types.js';
 
 const USAGE = `$0 [PROFILE|-]... [--granularity SECONDS] [--top N] [--sites FILE:LINE,...] [--chart] [--by pid]
 
@@ -29,10 +32,11 @@ RSS summed. --by pid writes one series per process instead: every line has a "pi
 A recording attached to a running process (hp-record --pid) does not know the heap from before:
 a line on stderr says so, with the process's RSS at attach as the baseline.`;
 
-export function bucketLine(rec: BucketRecord, specs: LineSpec[]): Record<string, unknown> {
+/** One bucket's NDJSON line; `unseen` is what the totals allow for as live undrawn (man/hp-estimates.7). */
+export function bucketLine(rec: BucketRecord, specs: LineSpec[], unseen: Unseen | null = null, marks: Mark[] = []): Record<string, unknown> {
   const line: Record<string, unknown> = { t: rec.tUs / 1e6 };
-  putEstimate(line, 'live_bytes', rec.total.bytes, rec.total.bytesVar);
-  putEstimate(line, 'live_count', rec.total.count, rec.total.countVar);
+  putEstimate(line, 'live_bytes', rec.total.bytes, rec.total.bytesVar, unseen?.bytes, rec.total.exactBytes);
+  putEstimate(line, 'live_count', rec.total.count, rec.total.countVar, unseen?.count, rec.total.exactCount);
   line.rss = rec.rss;
   line.rss_t = rec.rssUs === null ? null : rec.rssUs / 1e6;
   // Native recording: the live heap split by domain (python_bytes, native_bytes, mmap_bytes).
@@ -53,6 +57,7 @@ export function bucketLine(rec: BucketRecord, specs: LineSpec[]): Record<string,
     });
     line.sites = sites;
   }
+  if (marks.length > 0) line.marks = marks.map((m) => ({ t: m.timeUs / 1e6, label: m.label }));
   return line;
 }
 
@@ -68,11 +73,12 @@ export function main(argv: string[]): void {
       .option('chart', { type: 'boolean', default: false, describe: 'Draw live bytes (and RSS) over time instead of writing NDJSON' })
       .option('height', { requiresArg: true, type: 'number', default: 15, describe: 'Chart height in rows' })
       .option('width', { requiresArg: true, type: 'number', describe: 'Chart width in columns (default: terminal width, else 72)' })
-      .option('from', { requiresArg: true, type: 'number', describe: 'First bucket end to report (seconds)' })
-      .option('to', { requiresArg: true, type: 'number', describe: 'Last bucket end to report (seconds)' })
+      .option('from', { requiresArg: true, type: 'string', describe: 'First bucket end to report (seconds, or mark:LABEL)' })
+      .option('to', { requiresArg: true, type: 'string', describe: 'Last bucket end to report (seconds, or mark:LABEL)' })
       .option('follow', { alias: 'f', type: 'boolean', default: false, describe: 'Keep reading a profile being written, until the recorder stops' })
       .option('strict', { type: 'boolean', default: false, describe: 'Treat recoverable damage as an error' })
       .option('by', { requiresArg: true, choices: BY_CHOICES as unknown as string[], describe: 'One series per process (several profiles)' })
+      .option('v1-weights', V1_WEIGHTS_OPTION)
       .parseSync();
     setQuiet(args.quiet === true);
     const inputs = args._.map(String);
@@ -80,6 +86,7 @@ export function main(argv: string[]): void {
     const merged = byPid || manyInputs(inputs);
     if (merged && args.follow) throw new UsageError('--follow reads one profile');
     const input = merged ? '' : inputArg(args._, 'hp-history');
+    if (!merged) await resolveMarkOptions(args, ['from', 'to'], () => input);
     if (args.granularity !== undefined && !(args.granularity > 0)) throw new UsageError(`--granularity: expected seconds > 0, got '${args.granularity}'`);
     let granularityUs = args.granularity === undefined ? null : Math.max(1, Math.round(args.granularity * 1e6));
     if (granularityUs === null && args.follow) granularityUs = 1e6;
@@ -89,7 +96,7 @@ export function main(argv: string[]): void {
     const toUs = secondsOption(args.to, 'to');
     if (fromUs !== undefined && toUs !== undefined && toUs < fromUs) throw new UsageError('--to is before --from');
     // The heap at any moment depends on everything before it, so reading starts at 0.
-    const { opts, done } = commandReadOptions({ strict: args.strict, follow: args.follow });
+    const { opts, done } = commandReadOptions({ v1Weights: v1WeightsArg(args['v1-weights']), strict: args.strict, follow: args.follow });
     // With --from on a large hpx v2 profile, start at the seek index's last checkpoint before
     // it (BASE.hpi, built on first use) instead of decoding everything before --from.
     const builderOptions = (g: number | null): HistoryOptions => ({
@@ -117,12 +124,22 @@ export function main(argv: string[]): void {
       const builder = new HistoryBuilder(source.header.sampling, (id) => source.trace(id), { ...builderOptions(granularityUs), domains: source.header.native === true });
       const records: BucketRecord[] = [];
       let buckets = 0;
+      // Each bucket line lists the marks in (t - granularity, t]; the chart lists them below it.
+      let marks = sourceMarks(source);
+      const marksIn = (r: BucketRecord): Mark[] => {
+        if (marks.length === 0) return marks;
+        if (args.follow && source.marks && source.marks().length > marks.length) marks = sourceMarks(source);
+        return marks.filter((m) => m.timeUs <= r.tUs && m.timeUs > r.tUs - builder.granularityUs);
+      };
       const drain = async (): Promise<void> => {
         if (builder.ready.length === 0) return;
         const ready = builder.ready.splice(0);
         buckets += ready.length;
+        // A profile's histogram is known from the start; events NDJSON brings it at its end,
+        // so buckets written before then use the sampler's bounds alone (more conservative).
+        const unseen = unseenOf(source.header.sampling, source.histogram);
         if (args.chart) records.push(...ready);
-        else await out.write(ready.map((r) => `${JSON.stringify(bucketLine(r, specs))}\n`).join(''));
+        else await out.write(ready.map((r) => `${JSON.stringify(bucketLine(r, specs, unseen, marksIn(r)))}\n`).join(''));
       };
       if (seeked?.checkpoint) {
         const cp = seeked.checkpoint;
@@ -140,7 +157,7 @@ export function main(argv: string[]): void {
       done();
       const attached = attachedSentences(source, seeked ? null : firstRss.value);
       const baseline = source instanceof MergedSource ? null : attached.length > 0 ? firstRss.value : null;
-      if (args.chart) await out.write(historyChart(records, args.height, args.width, baseline));
+      if (args.chart) await out.write(historyChart(records, args.height, args.width, baseline) + chartMarks(records, marks));
       await out.flush();
       for (const line of attached) warn(line);
       if (!builder.done) reportIncomplete(source);
@@ -150,6 +167,15 @@ export function main(argv: string[]): void {
       await source.close();
     }
   });
+}
+
+/** The marks within the charted buckets, one line each, under the chart. */
+function chartMarks(records: BucketRecord[], marks: Mark[]): string {
+  if (records.length === 0) return '';
+  const lastUs = records[records.length - 1]!.tUs;
+  const shown = marks.filter((m) => m.timeUs <= lastUs);
+  if (shown.length === 0) return '';
+  return `marks:\n${shown.map((m) => `  ${formatSeconds(m.timeUs).padStart(12)}  ${escapeControls(m.label)}\n`).join('')}`;
 }
 
 /**

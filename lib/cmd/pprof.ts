@@ -3,10 +3,11 @@
 // Parca and the other tools that read profile.proto.
 
 import { UsageError, parser, runMain, setQuiet, warn, formatBytes } from '../cli.js';
-import { commandReadOptions, isNdjsonArg, openSource } from '../source-arg.js';
+import { commandReadOptions, isNdjsonArg, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
 import { encodePprof, sampleTypeNames } from '../export/pprof.js';
 import { writeResult } from '../export/output.js';
 import { allocationStacks, loadStackSet, parseAt, parseSeconds, type StackSet } from '../export/stacks.js';
+import { resolveMarkOptions } from './common.js';
 
 const NAME = 'hp-pprof';
 
@@ -38,12 +39,15 @@ export function main(argv: string[]): void {
       .option('to', { type: 'string', requiresArg: true, describe: 'Window end, seconds since start, exclusive (implies --alloc; default: the end)' })
       .option('output', { alias: 'o', type: 'string', requiresArg: true, describe: 'Write to FILE instead of stdout' })
       .option('strict', { type: 'boolean', default: false, describe: 'Treat recoverable damage in the profile as an error' })
+      .option('v1-weights', V1_WEIGHTS_OPTION)
       .conflicts('at', ['alloc', 'from', 'to'])
       .parseSync();
     setQuiet(Boolean(args.quiet));
     const inputs = args._.map(String);
     if (inputs.length === 0) inputs.push('-');
     if (inputs.filter((i) => i === '-').length > 1) throw new UsageError('only one input can be stdin');
+    // A mark: time is looked up in the first input.
+    await resolveMarkOptions(args, ['at', 'from', 'to'], () => inputs[0]!);
     const fromUs = parseSeconds(args.from, '--from');
     const toUs = parseSeconds(args.to, '--to');
     const alloc = Boolean(args.alloc) || fromUs !== null || toUs !== null;
@@ -52,7 +56,7 @@ export function main(argv: string[]): void {
 
     const sets: StackSet[] = [];
     for (const input of inputs) {
-      const { opts, done } = commandReadOptions({ strict: Boolean(args.strict), ...(alloc && fromUs !== null ? { fromUs } : {}) });
+      const { opts, done } = commandReadOptions({ v1Weights: v1WeightsArg(args['v1-weights']), strict: Boolean(args.strict), ...(alloc && fromUs !== null ? { fromUs } : {}) });
       try {
         let set: StackSet;
         if (alloc) {

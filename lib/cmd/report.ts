@@ -4,14 +4,15 @@
 import { basename } from 'node:path';
 import { UsageError, formatBytes, parser, runMain, setQuiet, warn } from '../cli.js';
 import { openProfile } from '../format/profile.js';
+import { commandReadOptions, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
 import type { ProfileSource } from '../format/source.js';
 import { MergedSource } from '../format/merged.js';
 import { BY_CHOICES, FirstRss, attachedSentences, manyInputs, openInputs } from '../profile-inputs.js';
-import { commandReadOptions } from '../source-arg.js';
 import { writeResult } from '../export/output.js';
 import { buildReportData } from '../export/report.js';
 import { parseAt } from '../export/stacks.js';
 import { renderReportHtml } from '../export/report-page.js';
+import { resolveMarkOptions } from './common.js';
 
 const NAME = 'hp-report';
 
@@ -48,6 +49,7 @@ export function main(argv: string[]): void {
       .option('title', { type: 'string', requiresArg: true, describe: 'Page title (default: heapprof report: PROFILE)' })
       .option('strict', { type: 'boolean', default: false, describe: 'Treat recoverable damage in the profile as an error' })
       .option('by', { requiresArg: true, choices: BY_CHOICES as unknown as string[], describe: 'Several profiles: the process as the flame graph\'s root frame' })
+      .option('v1-weights', V1_WEIGHTS_OPTION)
       .parseSync();
     setQuiet(Boolean(args.quiet));
     const inputs = args._.map(String);
@@ -57,13 +59,14 @@ export function main(argv: string[]): void {
     const input = inputs[0]!;
     if (!merged && inputs.length !== 1) throw new UsageError(`one profile expected, got ${inputs.length}`);
     if (inputs.includes('-')) throw new UsageError('the report reads the profile twice: name a profile file, not stdin');
+    if (!merged) await resolveMarkOptions(args, ['at'], () => inputs[0]!);
     if (args.output === undefined) throw new UsageError('-o FILE is required (use -o - for stdout)');
     if (!(args['min-share'] >= 0 && args['min-share'] < 1)) throw new UsageError('--min-share: expected a fraction in [0, 1)');
     if (!(Number.isInteger(args['max-nodes']) && args['max-nodes'] >= 1)) throw new UsageError('--max-nodes: expected a whole number >= 1');
     if (!(Number.isInteger(args.sites) && args.sites >= 0)) throw new UsageError('--sites: expected a whole number >= 0');
     if (!(Number.isInteger(args.points) && args.points >= 2)) throw new UsageError('--points: expected a whole number >= 2');
 
-    const { opts, done } = commandReadOptions({ strict: Boolean(args.strict) });
+    const { opts, done } = commandReadOptions({ v1Weights: v1WeightsArg(args['v1-weights']), strict: Boolean(args.strict) });
     let html: string;
     try {
       const attached: string[] = [];

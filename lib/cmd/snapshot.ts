@@ -2,20 +2,20 @@
 // largest first, after a header line with the total.
 
 import { OutputWriter, parser, runMain, UsageError, warn, formatBytes, setQuiet } from '../cli.js';
-import { interval95, putEstimate } from '../model/estimate.js';
+import { interval95, putEstimate, putEstimates, unseenOf } from '../model/estimate.js';
 import { GROUP_BY, groupLiveHeap, type GroupBy, type SiteEstimate } from '../model/sites.js';
 import { liveHeapAt, type SnapshotAt } from '../model/snapshot.js';
 import { liveHeapAtIndexed } from '../format/index.js';
-import { commandReadOptions, isNdjsonArg, openSource } from '../source-arg.js';
+import { commandReadOptions, isNdjsonArg, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
 import { BY_CHOICES, manyInputs, openInputs } from '../profile-inputs.js';
-import { formatSeconds, inputArg, positiveInt, reportIncomplete, secondsOption } from './common.js';
+import { formatSeconds, inputArg, positiveInt, reportIncomplete, secondsOption, resolveMarkOptions } from './common.js';
 import { addEstimate, emptyEstimate } from '../model/estimate.js';
 import { DOMAIN_CHOICES, DOMAIN_DESCRIBE, THREAD_DESCRIBE, traceFilter } from './domain-options.js';
 import { nativeCallerLabel, threadLabel } from '../model/sites.js';
 
 export const SNAPSHOT_SCHEMA = 1;
 
-const USAGE = `$0 [PROFILE|-]... [--at SECONDS|peak|end] [--group-by trace|line|function|file|thread] [--domain all|python|native|mmap] [--thread ID] [--top N] [--by pid]
+const USAGE = `$0 [PROFILE|-]... [--at SECONDS|peak|end|mark:LABEL] [--group-by trace|line|function|file|thread] [--domain all|python|native|mmap] [--thread ID] [--top N] [--by pid]
 
 The live heap at one moment: what had been allocated and not yet freed, estimated from the
 sampled events (each weighted by 1/p) with a 95% interval. Writes a "snapshot" line (the
@@ -32,7 +32,7 @@ export function parseAt(value: unknown): SnapshotAt {
   if (v === 'end') return { kind: 'end' };
   if (v === 'peak') return { kind: 'peak' };
   const us = secondsOption(v, 'at');
-  if (us === undefined || v.trim() === '') throw new UsageError(`--at: expected seconds, 'peak' or 'end', got '${v}'`);
+  if (us === undefined || v.trim() === '') throw new UsageError(`--at: expected seconds, 'peak', 'end' or mark:LABEL, got '${v}'`);
   return { kind: 'time', us };
 }
 
@@ -57,24 +57,26 @@ export function main(argv: string[]): void {
     const args = parser('hp-snapshot', argv, USAGE)
       .strict(false)
       .strictOptions()
-      .option('at', { requiresArg: true, type: 'string', default: 'end', describe: "Seconds since start, 'peak' or 'end'" })
+      .option('at', { requiresArg: true, type: 'string', default: 'end', describe: "Seconds since start, 'peak', 'end' or mark:LABEL" })
       .option('group-by', { requiresArg: true, choices: GROUP_BY as unknown as string[], default: 'trace', describe: 'Site = whole trace, or the innermost frame\'s line, function or file' })
       .option('top', { requiresArg: true, type: 'number', describe: 'Only the N largest sites' })
       .option('domain', { requiresArg: true, choices: DOMAIN_CHOICES as unknown as string[], default: 'all', describe: DOMAIN_DESCRIBE })
       .option('thread', { requiresArg: true, type: 'string', describe: THREAD_DESCRIBE })
       .option('strict', { type: 'boolean', default: false, describe: 'Treat recoverable damage as an error' })
       .option('by', { requiresArg: true, choices: BY_CHOICES as unknown as string[], describe: 'Split several profiles by process (the pid as the root frame)' })
+      .option('v1-weights', V1_WEIGHTS_OPTION)
       .parseSync();
     setQuiet(args.quiet === true);
     const inputs = args._.map(String);
     const byPid = args.by === 'pid';
     const merged = byPid || manyInputs(inputs);
     const input = merged ? '' : inputArg(args._, 'hp-snapshot');
+    if (!merged) await resolveMarkOptions(args, ['at'], () => input);
     const at = parseAt(args.at);
     const by = args['group-by'] as GroupBy;
     const top = args.top === undefined ? Infinity : positiveInt(args.top, 'top');
     const keep = traceFilter(args.domain, args.thread);
-    const { opts, done } = commandReadOptions({ strict: args.strict });
+    const { opts, done } = commandReadOptions({ v1Weights: v1WeightsArg(args['v1-weights']), strict: args.strict });
     // A large hpx v2 profile goes through its seek index (BASE.hpi, built on first use):
     // the same result, decoding at most one checkpoint interval. Otherwise a full read.
     const indexed = merged || (await isNdjsonArg(input)) ? null : await liveHeapAtIndexed(input, at, opts);
@@ -96,11 +98,17 @@ export function main(argv: string[]): void {
         at: snap.atUs / 1e6,
         at_spec: at.kind === 'time' ? 'time' : at.kind,
         group_by: by,
+        // The profile's identity, so that consumers of piped NDJSON (hp-pprof: its time and
+        // program name) need not see the profile: the same names as hp-events' meta line.
+        start_time_us: source.header.startTimeUs,
+        argv: source.header.argv,
+        pid: source.header.pid,
       };
       if (args.domain !== 'all') head.domain = args.domain;
       if (args.thread !== undefined) head.thread = String(args.thread);
-      putEstimate(head, 'bytes', total.bytes, total.bytesVar);
-      putEstimate(head, 'count', total.count, total.countVar);
+      // The total allows for what could be live undrawn (man/hp-estimates.7).
+      const unseen = unseenOf(source.header.sampling, source.histogram);
+      putEstimates(head, total, unseen);
       head.sampled = total.sampled;
       head.sites = sites.length;
       head.last_event = snap.lastUs / 1e6;
@@ -110,7 +118,7 @@ export function main(argv: string[]): void {
       for (let i = 0; i < n; i++) await out.line(siteRecord(sites[i]!, i + 1, by));
       await out.flush();
       if (snap.readToEnd) reportIncomplete(source);
-      const ci = interval95(total.bytes, total.bytesVar);
+      const ci = interval95(total.bytes, total.bytesVar, unseen?.bytes, total.exactBytes);
       const what = at.kind === 'peak' ? `peak at ${formatSeconds(snap.atUs)}` : at.kind === 'end' ? 'live at end' : `live at ${formatSeconds(snap.atUs)}`;
       warn(`${what}: ${formatBytes(Math.max(0, total.bytes))}${ci ? ` (95%: ${formatBytes(ci[0])} .. ${formatBytes(ci[1])})` : ''} in ${sites.length} site${sites.length === 1 ? '' : 's'}`);
     } finally {

@@ -9,7 +9,7 @@ import { interval95, putEstimate, whole } from '../model/estimate.js';
 import { probabilityFunction } from '../format/weights.js';
 import { checkSampler, rangeBounds, SizeTable, type SamplerCheck } from '../model/sizes.js';
 import { formatTable, optimalPlan, type RangeLoad } from '../model/suggest.js';
-import { commandReadOptions, openSource } from '../source-arg.js';
+import { commandReadOptions, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
 import { manyInputs, openInputs } from '../profile-inputs.js';
 import { inputArg, reportIncomplete } from './common.js';
 
@@ -104,13 +104,14 @@ export function main(argv: string[]): void {
       .option('suggest', { type: 'boolean', default: false, describe: 'Propose a sampling table' })
       .option('budget', { requiresArg: true, type: 'string', describe: 'Event budget for --suggest: N/s or P%' })
       .option('strict', { type: 'boolean', default: false, describe: 'Treat recoverable damage as an error' })
+      .option('v1-weights', V1_WEIGHTS_OPTION)
       .parseSync();
     setQuiet(args.quiet === true);
     if (args.budget !== undefined && !args.suggest) throw new UsageError('--budget needs --suggest');
     const inputs = args._.map(String);
     const merged = manyInputs(inputs);
     const input = merged ? '' : inputArg(args._, 'hp-stats');
-    const { opts, done } = commandReadOptions({ strict: args.strict });
+    const { opts, done } = commandReadOptions({ v1Weights: v1WeightsArg(args['v1-weights']), strict: args.strict });
     const source = merged ? await openInputs(inputs, opts, false) : await openSource(input, opts);
     const out = new OutputWriter();
     try {

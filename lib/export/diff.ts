@@ -4,7 +4,7 @@
 
 import type { Frame } from '../format/types.js';
 import { halfWidth95 } from '../format/weights.js';
-import { whole } from '../model/estimate.js';
+import { interval95, upperVariance, whole, type Pseudo } from '../model/estimate.js';
 import { NO_STACK_LABEL, frameLabel } from '../model/sites.js';
 import type { StackSet, WeightedStack } from './stacks.js';
 
@@ -47,6 +47,9 @@ export interface Side {
   bytesVar: number;
   count: number;
   countVar: number;
+  /** Totals: the part of `bytes` known exactly, and what could be live undrawn. */
+  exact?: number;
+  unseen?: Pseudo | null;
 }
 
 export interface DiffRow {
@@ -68,7 +71,10 @@ function emptySide(): Side {
 
 function row(site: SiteKey, before: Side, after: Side): DiffRow {
   const change = after.bytes - before.bytes;
-  const h = halfWidth95(before.bytesVar + after.bytesVar);
+  // Each side's variance is the one its own (skewed) interval implies upwards, so that a side
+  // with few or no allocations drawn still counts its uncertainty (man/hp-estimates.7).
+  const up = (s: Side): number => upperVariance(Math.max(0, s.bytes), s.bytesVar, s.unseen, s.exact);
+  const h = halfWidth95(up(before) + up(after));
   const lo = change - h;
   const hi = change + h;
   // Sub-byte differences are rounding noise between two sums of floats, not a change.
@@ -119,7 +125,14 @@ export function diffStackSets(before: StackSet, after: StackSet, by: DiffGroupBy
     rows.push(row(s.site, s.before, s.after));
   }
   rows.sort(compareRows);
-  const totalOf = (set: StackSet): Side => ({ bytes: set.total.bytes, bytesVar: set.total.bytesVar, count: set.total.count, countVar: set.total.countVar });
+  const totalOf = (set: StackSet): Side => ({
+    bytes: set.total.bytes,
+    bytesVar: set.total.bytesVar,
+    count: set.total.count,
+    countVar: set.total.countVar,
+    exact: set.total.exactBytes ?? 0,
+    unseen: set.unseen?.bytes ?? null,
+  });
   const total = row({ key: 'total', label: 'total', frame: null, stack: null }, totalOf(before), totalOf(after));
   return { rows, total };
 }
@@ -138,10 +151,10 @@ export function rowRecord(r: DiffRow, type: 'site' | 'total'): Record<string, un
   }
   const side = (name: string, s: Side): void => {
     o[name] = whole(Math.max(0, s.bytes));
-    const h = halfWidth95(s.bytesVar);
-    if (h > 0) {
-      o[`${name}_lo`] = whole(Math.max(0, Math.floor(s.bytes - h)));
-      o[`${name}_hi`] = whole(Math.ceil(s.bytes + h));
+    const ci = interval95(Math.max(0, s.bytes), s.bytesVar, s.unseen, s.exact);
+    if (ci) {
+      o[`${name}_lo`] = whole(Math.max(0, Math.floor(ci[0])));
+      o[`${name}_hi`] = whole(Math.ceil(ci[1]));
     }
   };
   side('before', r.before);

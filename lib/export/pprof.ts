@@ -5,6 +5,7 @@
 import { gzipSync } from 'node:zlib';
 import { Function as PFunction, Label, Line, Location, Mapping, Profile, Sample, StringTable, ValueType } from 'pprof-format';
 import type { Frame } from '../format/types.js';
+import { interval95 } from '../model/estimate.js';
 import { NO_STACK_LABEL } from '../model/sites.js';
 import type { StackSet } from './stacks.js';
 
@@ -41,7 +42,11 @@ export function buildPprof(input: StackSet | StackSet[], opts: PprofOptions = {}
     let id = functionIds.get(key);
     if (id === undefined) {
       id = functions.length + 1;
-      functions.push(new PFunction({ id, name: str(name), systemName: str(name), filename: str(file), startLine }));
+      // system_name differs from name on purpose: pprof's symbolizer treats a function whose two
+      // names are equal as a mangled C++ name and "simplifies" it, cutting every <...> out of
+      // Python's <module>, <listcomp>, <lambda>, <genexpr> (a name it thinks demangled is left
+      // alone). The system name says what it is: the name qualified by its file.
+      functions.push(new PFunction({ id, name: str(name), systemName: str(file ? `${file}:${name}` : `:${name}`), filename: str(file), startLine }));
       functionIds.set(key, id);
     }
     return id;
@@ -83,7 +88,10 @@ export function buildPprof(input: StackSet | StackSet[], opts: PprofOptions = {}
 
   const comments = [...(opts.comments ?? [])];
   for (const one of sets) {
-    const what = `heapprof ${one.kind === 'inuse' ? 'live heap' : 'allocations'}: ${labelled ? `${one.source ?? '?'} ` : ''}${one.label}`;
+    const t = one.total;
+    const ci = interval95(t.bytes, t.bytesVar, one.unseen?.bytes, t.exactBytes ?? 0);
+    const bytes = `${Math.round(Math.max(0, t.bytes))} bytes${ci ? ` (95% interval ${Math.floor(ci[0])}..${Math.ceil(ci[1])})` : ' (exact)'}`;
+    const what = `heapprof ${one.kind === 'inuse' ? 'live heap' : 'allocations'}: ${labelled ? `${one.source ?? '?'} ` : ''}${one.label}: ${bytes}`;
     comments.push(one.header?.argv.length ? `${what}; argv: ${one.header.argv.join(' ')}` : what);
   }
   // The profile's time is the earliest set's moment; its duration spans every window.

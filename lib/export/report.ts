@@ -7,10 +7,12 @@
 import { OP_ALLOC, OP_FREE, OP_RSS, type ProfileSource } from '../format/source.js';
 import type { Frame, Header, Trace } from '../format/types.js';
 import { halfWidth95 } from '../format/weights.js';
+import { interval95, unseenOf, upperVariance, type Unseen } from '../model/estimate.js';
 import { LiveHeap } from '../model/live.js';
 import { NO_STACK_LABEL, traceOrPlaceholder } from '../model/sites.js';
 import { liveHeapAt, type SnapshotAt } from '../model/snapshot.js';
 import { warnIfNoEvents } from './stacks.js';
+import { sourceMarks } from '../format/marks.js';
 
 export interface ReportPoint {
   /** Seconds since start. */
@@ -61,6 +63,8 @@ export interface ReportData {
   peakIndex: number;
   /** Index in `points` shown first: the peak, or the moment asked for. */
   selectedIndex: number;
+  /** The profile's marks (heapprof.mark), in time order: seconds since start and label. */
+  marks: Array<{ t: number; label: string }>;
 }
 
 export interface ReportOptions {
@@ -251,6 +255,8 @@ class PointMaker {
   private siteBytes = new Float64Array(0);
   private siteVar = new Float64Array(0);
   readonly usedNodes = new Set<number>([0]);
+  /** What the total's interval allows for as live undrawn (man/hp-estimates.7). */
+  unseen: Unseen | null = null;
 
   constructor(
     private readonly tree: CallTree,
@@ -260,7 +266,7 @@ class PointMaker {
   make(heap: LiveHeap, tUs: number, rss: number | null): ReportPoint {
     const tree = this.tree;
     const total = heap.total();
-    const hw = halfWidth95(total.bytesVar);
+    const ci = interval95(total.bytes, total.bytesVar, this.unseen?.bytes, total.exactBytes) ?? [total.bytes, total.bytes];
     // Leaves first (this may grow the tree), then size the work arrays.
     const slots = heap.slots;
     const leafOfSlot = new Int32Array(slots);
@@ -318,17 +324,17 @@ class PointMaker {
     const treeOut: number[] = [];
     for (const node of kept) {
       this.usedNodes.add(node);
-      treeOut.push(node, round(values[node]!), Math.round(halfWidth95(variances[node]!)));
+      treeOut.push(node, round(values[node]!), Math.round(halfWidth95(upperVariance(values[node]!, variances[node]!))));
     }
     const sitesOut: number[] = [];
     for (const i of topIndices(siteBytes, nf, this.opts.sites, (j) => siteBytes[j]! > 0)) {
-      sitesOut.push(i - 1, round(siteBytes[i]!), Math.round(halfWidth95(siteVar[i]!)));
+      sitesOut.push(i - 1, round(siteBytes[i]!), Math.round(halfWidth95(upperVariance(siteBytes[i]!, siteVar[i]!))));
     }
     return {
       t: tUs / 1e6,
       bytes: round(total.bytes),
-      lo: round(total.bytes - hw),
-      hi: round(total.bytes + hw),
+      lo: round(ci[0]),
+      hi: round(ci[1]),
       rss,
       tree: treeOut,
       sites: sitesOut,
@@ -353,6 +359,7 @@ export async function buildReportData(open: () => Promise<ProfileSource>, opts: 
     try {
       header = source.header;
       warnIfNoEvents(source);
+      maker.unseen = unseenOf(header.sampling, source.histogram);
       tree.lookup = (id) => source.trace(id);
       const snap = await liveHeapAt(source, { kind: 'peak' });
       peak = { ...maker.make(snap.heap, snap.atUs, null), peak: true };
@@ -365,6 +372,7 @@ export async function buildReportData(open: () => Promise<ProfileSource>, opts: 
   const points: ReportPoint[] = [];
   let complete = false;
   let chosen: ReportPoint | null = null;
+  let marks: Array<{ t: number; label: string }> = [];
   const source = await open();
   try {
     tree.lookup = (id) => source.trace(id);
@@ -414,6 +422,7 @@ export async function buildReportData(open: () => Promise<ProfileSource>, opts: 
     if (captureUs !== null) chosen = { ...maker.make(heap, captureUs, rss), chosen: true };
     complete = source.complete;
     for (const tr of source.traces()) if (tr.id > 0) traces++;
+    marks = sourceMarks(source).map((m) => ({ t: m.timeUs / 1e6, label: m.label }));
   } finally {
     await source.close();
   }
@@ -458,5 +467,6 @@ export async function buildReportData(open: () => Promise<ProfileSource>, opts: 
     points,
     peakIndex,
     selectedIndex,
+    marks,
   };
 }

@@ -7,7 +7,7 @@ import { HpError, UsageError, readNdjson, openTextInput, warn } from '../cli.js'
 import { OP_ALLOC, type ProfileSource } from '../format/source.js';
 import type { Domain, Frame, Header, Trace } from '../format/types.js';
 import { Z95 } from '../format/weights.js';
-import { emptyEstimate, type Estimate } from '../model/estimate.js';
+import { emptyEstimate, unseenOf, type Estimate, type Unseen } from '../model/estimate.js';
 import { LiveHeap } from '../model/live.js';
 import { traceOrPlaceholder } from '../model/sites.js';
 import { liveHeapAt, type SnapshotAt } from '../model/snapshot.js';
@@ -37,6 +37,8 @@ export interface StackSet {
   header: Header | null;
   stacks: WeightedStack[];
   total: Estimate;
+  /** What the total's interval allows for as live undrawn (profiles only; man/hp-estimates.7). */
+  unseen?: Unseen | null;
   /** Input lines that were not snapshot sites (NDJSON input only). */
   ignored?: number;
   /** The input it was read from, as named on the command line. */
@@ -103,6 +105,7 @@ export async function snapshotStacks(source: ProfileSource, at: SnapshotAt): Pro
     header: source.header,
     stacks: stacksOfHeap(snap.heap, lookup),
     total: snap.heap.total(),
+    unseen: unseenOf(source.header.sampling, source.histogram),
   };
 }
 
@@ -134,6 +137,7 @@ export async function allocationStacks(source: ProfileSource, fromUs: number, to
     header: source.header,
     stacks: stacksOfHeap(heap, (id) => source.trace(id)),
     total: heap.total(),
+    unseen: unseenOf(source.header.sampling, source.histogram),
   };
 }
 
@@ -172,6 +176,7 @@ export async function readSnapshotNdjson(arg: string): Promise<StackSet> {
   const stacks: WeightedStack[] = [];
   const total = emptyEstimate();
   let atUs: number | null = null;
+  let header: Header | null = null;
   let label = name;
   let sawSite = false;
   let foreign = 0;
@@ -182,6 +187,25 @@ export async function readSnapshotNdjson(arg: string): Promise<StackSet> {
       if (t !== null) {
         atUs = Math.round(t * 1e6);
         label = rec.at_spec === 'peak' ? `peak (t=${secondsText(atUs)}s)` : rec.at_spec === 'end' ? `end (t=${secondsText(atUs)}s)` : `t=${secondsText(atUs)}s`;
+      }
+      // The profile's start and command line, when the snapshot carries them (schema 1 since 2.0.1).
+      const start = num(rec.start_time_us);
+      if (start !== null) {
+        header = {
+          formatVersion: 2,
+          startTimeUs: start,
+          pid: num(rec.pid),
+          ppid: null,
+          pythonVersion: null,
+          argv: Array.isArray(rec.argv) ? rec.argv.map(String) : [],
+          sampling: { kind: 'table', bounds: [], probs: [] },
+          mode: 'profile',
+          recorder: null,
+          hostname: null,
+          stackCapture: true,
+          notes: [],
+          profileId: null,
+        };
       }
       continue;
     }
@@ -212,7 +236,7 @@ export async function readSnapshotNdjson(arg: string): Promise<StackSet> {
     sawSite = true;
   }
   if (!sawSite && foreign > 0) throw new HpError(`${name}: no snapshot site lines (${foreign} other lines): expected hp-snapshot output (for hp-events output, give --at or --alloc)`);
-  return { label, kind: 'inuse', atUs, toUs: null, header: null, stacks, total, ignored: foreign };
+  return { label, kind: 'inuse', atUs, toUs: null, header, stacks, total, ignored: foreign };
 }
 
 /**

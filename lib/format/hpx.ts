@@ -22,7 +22,7 @@ import { decodeBlock } from './events.js';
 import { TraceCounts, TraceTable } from './trace-table.js';
 import type { Columns, DecodeJob } from './hpd-worker.js';
 import { OP_ALLOC, OP_FREE, OP_LOST, type EventBatch, type ProfileSource, type ReadOptions } from './source.js';
-import { MAX_NAME_LENGTH, MAX_TRACE_FRAMES, NO_STACK_TRACE, type Frame, type Header, type HistogramBucket, type Sampling, type ThreadInfo, type Trace } from './types.js';
+import { MAX_NAME_LENGTH, MAX_TRACE_FRAMES, NO_STACK_TRACE, type Frame, type Header, type HistogramBucket, type Mark, type Sampling, type ThreadInfo, type Trace } from './types.js';
 import { DOMAIN_CODES } from './hpx-writer.js';
 
 export * from './hpx-writer.js';
@@ -172,6 +172,7 @@ class Dictionary {
   /** TRACE_INFO read ahead of its TRACE: domain, thread, count of leading native frames. */
   private readonly traceInfo = new Map<number, { domain: number; thread: number; native: number }>();
   histogram: HistogramBucket[] | null = null;
+  readonly marks: Mark[] = [];
   ended = false;
   /** Every trace id in 0..dense is in `traces` (cached; ids only ever get added). */
   private dense = 0;
@@ -259,6 +260,12 @@ class Dictionary {
         case REC.END:
           this.ended = true;
           break;
+        case REC.MARK: {
+          const id = r.varint();
+          const timeUs = r.varint();
+          this.marks.push({ id, timeUs, label: r.utf8(r.remaining) });
+          break;
+        }
         default:
           break; // unknown record types are skipped by their length
       }
@@ -413,6 +420,10 @@ export class V2Profile implements ProfileSource {
 
   get histogram(): HistogramBucket[] | null {
     return this.dict.histogram;
+  }
+
+  marks(): Mark[] {
+    return this.dict.marks;
   }
 
   get complete(): boolean {

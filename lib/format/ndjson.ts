@@ -8,7 +8,7 @@ import { escapeControls } from '../escape.js';
 import { MAX_TIME_US } from './events.js';
 import { TraceCounts } from './trace-table.js';
 import { OP_ALLOC, OP_END, OP_FREE, OP_LOST, OP_NAMES, OP_RSS, type EventBatch, type ProfileSource, type ReadOptions } from './source.js';
-import { MAX_NAME_LENGTH, MAX_TRACE_FRAMES, type Frame, type Header, type HistogramBucket, type Sampling, type Trace } from './types.js';
+import { MAX_NAME_LENGTH, MAX_TRACE_FRAMES, type Frame, type Header, type HistogramBucket, type Mark, type Sampling, type Trace } from './types.js';
 
 export const EVENTS_SCHEMA = 1;
 
@@ -49,6 +49,11 @@ export function traceLine(t: Trace): string {
     ...(t.thread !== undefined ? { thread: t.thread.id, thread_tid: t.thread.tid, thread_name: t.thread.name } : {}),
   };
   return `${JSON.stringify({ type: 'trace', id: t.id, frames, dropped: t.dropped, ...extra })}\n`;
+}
+
+/** A mark: its time in seconds since start, its label and its number in the profile. */
+export function markLine(m: Mark): string {
+  return `${JSON.stringify({ type: 'mark', t: m.timeUs / 1e6, label: m.label, id: m.id })}\n`;
 }
 
 /** The last line: whether the recorder's END marker was read, and its size histogram. */
@@ -104,7 +109,7 @@ function isObj(v: unknown): v is Obj {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-const OUR_TYPES = new Set(['meta', 'trace', 'event', 'summary']);
+const OUR_TYPES = new Set(['meta', 'trace', 'event', 'summary', 'mark']);
 
 /** An events NDJSON stream as a ProfileSource. */
 export class NdjsonSource implements ProfileSource {
@@ -169,6 +174,13 @@ export class NdjsonSource implements ProfileSource {
 
   get histogram(): HistogramBucket[] | null {
     return this.histogramValue;
+  }
+
+  private readonly markList: Mark[] = [];
+
+  /** Mark lines read so far. */
+  marks(): Mark[] {
+    return this.markList;
   }
 
   get complete(): boolean {
@@ -271,6 +283,12 @@ export class NdjsonSource implements ProfileSource {
         case 'trace': {
           const t = parseTrace(value, where());
           this.traceMap.set(t.id, t);
+          break;
+        }
+        case 'mark': {
+          const t = value.t;
+          if (typeof t !== 'number' || !Number.isFinite(t) || t < 0 || typeof value.label !== 'string') throw new HpError(`${where()}: mark: needs 't' (seconds >= 0) and 'label' (a string)`);
+          this.markList.push({ id: typeof value.id === 'number' ? value.id : this.markList.length + 1, timeUs: Math.round(t * 1e6), label: value.label });
           break;
         }
         case 'summary':

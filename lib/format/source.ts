@@ -2,7 +2,7 @@
 // profile, a heapprof 1.0.x profile, or an events NDJSON stream. Events come in columnar
 // batches so that reading a gigabyte log never allocates an object per event.
 
-import type { Header, HistogramBucket, ReadIssue, Trace } from './types.js';
+import type { Header, HistogramBucket, Mark, ReadIssue, Trace } from './types.js';
 
 export const OP_ALLOC = 0;
 export const OP_FREE = 1;
@@ -50,7 +50,16 @@ export interface ReadOptions {
   follow?: boolean;
   /** Called with bytes read so far and total (for progress on a terminal). */
   onProgress?: (bytesRead: number, totalBytes: number) => void;
+  /**
+   * heapprof 1.0.x weights (man/hpx.5): 'auto' (default) detects from the events whether every
+   * allocation was recorded and then weighs each 1; 'recorded' always weighs 1; 'stored' uses
+   * the file's sampling table.
+   */
+  v1Weights?: V1Weights;
 }
+
+export type V1Weights = 'auto' | 'recorded' | 'stored';
+export const V1_WEIGHTS: readonly V1Weights[] = ['auto', 'recorded', 'stored'];
 
 export interface ProfileSource {
   /** What to call this source in messages (a path, or "stdin"). */
@@ -60,6 +69,8 @@ export interface ProfileSource {
   trace(id: number): Trace | undefined;
   /** Every trace defined so far, in id order. */
   traces(): Iterable<Trace>;
+  /** Marks defined so far, in time order (hpx v2 profiles; other sources have none). */
+  marks?(): Mark[];
   /** The recorder's last size histogram, if it wrote one. */
   readonly histogram: HistogramBucket[] | null;
   /** Events in time order. Call at most once. Traces used by a batch are defined before it is yielded. */

@@ -8,7 +8,7 @@ import { HpError } from '../cli.js';
 import { BlockFile } from './block-file.js';
 import { ByteSink, Cursor, FormatError } from './bytes.js';
 import { OP_ALLOC, OP_FREE, type EventBatch, type ProfileSource, type ReadOptions } from './source.js';
-import { MAX_NAME_LENGTH, MAX_TRACE_FRAMES, NO_STACK_TRACE, type Frame, type Header, type Trace } from './types.js';
+import { MAX_NAME_LENGTH, MAX_TRACE_FRAMES, NO_STACK_TRACE, type Frame, type Header, type Sampling, type Trace } from './types.js';
 
 const NEGATIVE = 0x80000000;
 const FREE = 0x40000000;
@@ -116,6 +116,19 @@ export class V1Profile implements ProfileSource {
       throw e;
     }
     const hpd = await BlockFile.open(hpdPath);
+    const mode = opts.v1Weights ?? 'auto';
+    if (mode !== 'stored' && header.sampling.kind === 'table' && header.sampling.probs.some((p) => p < 1)) {
+      const counts = mode === 'recorded' ? null : await countAllocationsByRange(hpd, header.sampling);
+      if (!counts || everyAllocationRecorded(counts, header.sampling)) {
+        const table = header.sampling.bounds.map((b, i) => `${b}: ${header.sampling.kind === 'table' ? Number(header.sampling.probs[i]!.toPrecision(6)) : ''}`).join(', ');
+        header.notes.push(`heapprof 1.0.x stored sampling table {${table}}; read with weight 1`);
+        const why = counts
+          ? `every allocation was recorded (its events by size range fit no sampling by its stored table {${table}})`
+          : `--v1-weights recorded`;
+        opts.onIssue?.({ file: hpmPath, message: `heapprof 1.0.x profile: ${why}; each event weighs 1 (--v1-weights stored uses the table)` });
+        header.sampling = { kind: 'table', bounds: [], probs: [] };
+      }
+    }
     const p = new V1Profile(header, hpd, opts, base);
     for (const tr of traces) p.traceTable.push(tr); // not push(...traces): millions of arguments overflow the stack
     return p;
@@ -129,8 +142,8 @@ export class V1Profile implements ProfileSource {
     return this.traceTable;
   }
 
-  /** heapprof 1.0.x has no end marker; a profile is taken as complete when it decodes to its end. */
-  complete = false;
+  /** heapprof 1.0.x has no end marker: whether its recording finished cannot be told. */
+  readonly complete = false;
 
   async *batches(): AsyncIterable<EventBatch> {
     if (this.started) throw new Error('batches() called twice');
@@ -196,12 +209,63 @@ export class V1Profile implements ProfileSource {
         break;
       }
     }
-    this.complete = offset >= f.size;
   }
 
   async close(): Promise<void> {
     await this.hpd.close();
   }
+}
+
+/** Events read to decide how a 1.0.x profile was recorded (a few seconds of a busy program). */
+const DETECT_BYTES = 4 << 20;
+
+/** Allocation events per range of `sampling` (ranges.length + 1 entries) in the first DETECT_BYTES of .hpd. */
+async function countAllocationsByRange(hpd: BlockFile, sampling: Sampling & { kind: 'table' }): Promise<number[]> {
+  const counts = new Array<number>(sampling.bounds.length + 1).fill(0);
+  const window = await hpd.read(0, DETECT_BYTES);
+  const c = new Cursor(window);
+  while (c.remaining > 0) {
+    try {
+      const word = c.bytes(4).readUInt32BE(0);
+      c.varint();
+      c.varint();
+      const size = c.varint();
+      if (word & FREE) continue;
+      let r = 0;
+      while (r < sampling.bounds.length && size >= sampling.bounds[r]!) r++;
+      counts[r]!++;
+    } catch (e) {
+      if (!(e instanceof FormatError)) throw e;
+      break;
+    }
+  }
+  return counts;
+}
+
+/**
+ * Whether a 1.0.x profile's events show that every allocation was recorded although the file
+ * stores a sampling table (heapprof 1.0.x on 64-bit Linux did this). The sampled fraction per
+ * size range decides: weighting each range's allocation events by its stored 1/p estimates
+ * how many allocations the program made per range. If that says some range drawn at p made at
+ * least 1000 times as many allocations as the next range up, also sampled but with a higher
+ * probability (CPython programs make about 5 to 100 small allocations per medium one), with at
+ * least 2 events in the first and 1 in the second, the table was not applied. A table with a
+ * single sampled range cannot be judged this way: its stored weights are used. With the seed's table {128: 1e-4, 8192: 0.1}, a file
+ * whose events under 128 bytes are about as many as those from 128 to 8191 bytes (the norm
+ * when everything is recorded) is 1000 times past that bound.
+ */
+export function everyAllocationRecorded(counts: readonly number[], sampling: Sampling & { kind: 'table' }): boolean {
+  const p = (r: number): number => (r < sampling.probs.length ? sampling.probs[r]! : 1);
+  // Only neighbouring ranges are compared: sizes far apart (small objects against multi-KiB
+  // buffers) can differ in number by far more than 1000 times in an ordinary program.
+  for (let a = 0; a + 1 < counts.length; a++) {
+    const b = a + 1;
+    // Both ranges sampled and both with events: a range drawn at p = 1 (multi-KiB buffers) can be
+    // rarer than small objects by any factor, and an empty range says nothing.
+    if (counts[a]! < 2 || counts[b]! < 1 || !(p(a) > 0 && p(a) < p(b) && p(b) < 1)) continue;
+    if (counts[a]! / p(a) >= (1000 * counts[b]!) / p(b)) return true;
+  }
+  return false;
 }
 
 export interface V1Spec {

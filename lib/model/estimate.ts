@@ -1,7 +1,19 @@
 // Horvitz-Thompson estimates as they leave the model: a value, its estimated variance, and
 // the NDJSON fields a command writes for them (value, and a 95% interval unless exact).
+//
+// Intervals (man/hp-estimates.7): a weighted sum of sampled allocations is skewed, and when
+// few or no live allocations of a sampled size range were drawn its plug-in variance is near
+// 0 although much may be live unseen. So the interval is the gamma interval of Fay and Feuer
+// (1997) for weighted sums of rare events: the uncertain part y (allocations drawn with p < 1)
+// with variance v is taken as gamma-distributed with that mean and variance for the lower
+// limit, and, for the upper limit, with one more allocation of the largest weight that could
+// be live unseen ("pseudo-observation"). With equal weights this is the exact Poisson
+// (Garwood) interval; with nothing drawn the upper limit is ln(40) = 3.69 such weights, the
+// 97.5% bound on what can hide behind zero draws. Allocations drawn at p = 1 are exact and
+// added outside the gamma part.
 
-import { halfWidth95 } from '../format/weights.js';
+import { halfWidth95, probabilityFunction } from '../format/weights.js';
+import type { HistogramBucket, Sampling } from '../format/types.js';
 
 /** Sums of per-event weighted contributions for one group of sampled allocations. */
 export interface Estimate {
@@ -15,10 +27,14 @@ export interface Estimate {
   countVar: number;
   /** Sampled allocations behind the estimate (events actually in the file). */
   sampled: number;
+  /** Part of `bytes` from allocations drawn with p = 1 (known exactly); 0 when not tracked. */
+  exactBytes?: number;
+  /** Part of `count` from allocations drawn with p = 1. */
+  exactCount?: number;
 }
 
 export function emptyEstimate(): Estimate {
-  return { bytes: 0, bytesVar: 0, count: 0, countVar: 0, sampled: 0 };
+  return { bytes: 0, bytesVar: 0, count: 0, countVar: 0, sampled: 0, exactBytes: 0, exactCount: 0 };
 }
 
 export function addEstimate(into: Estimate, e: Estimate): void {
@@ -27,13 +43,224 @@ export function addEstimate(into: Estimate, e: Estimate): void {
   into.count += e.count;
   into.countVar += e.countVar;
   into.sampled += e.sampled;
+  into.exactBytes = (into.exactBytes ?? 0) + (e.exactBytes ?? 0);
+  into.exactCount = (into.exactCount ?? 0) + (e.exactCount ?? 0);
 }
 
-/** [lo, hi] of the 95% interval, clamped at 0 below; null when the estimate is exact. */
-export function interval95(value: number, variance: number): [number, number] | null {
-  const h = halfWidth95(variance);
-  if (h <= 0) return null;
-  return [Math.max(0, value - h), value + h];
+/**
+ * One allocation that could be live without having been drawn: its weight (bytes/p or 1/p)
+ * and its variance contribution (weight^2 (1-p)). The upper limit of a total allows for one.
+ */
+export interface Pseudo {
+  weight: number;
+  variance: number;
+}
+
+/** What could be live unseen in a profile: one pseudo-observation for bytes, one for counts. */
+export interface Unseen {
+  bytes: Pseudo;
+  count: Pseudo;
+}
+
+/**
+ * The unseen allocation a total's upper limit allows for, from the sampler and (when the
+ * recorder wrote one) its size histogram. Null when nothing can hide: every size is drawn at
+ * p = 1, or the histogram shows no allocation in any range drawn at p < 1.
+ *
+ * Table sampler: per range with p < 1, a typical allocation of the range (mean size from the
+ * histogram's buckets in the range; without a histogram the range's largest size, which is
+ * conservative) weighs size/p; the largest such weight is taken. Byte-Poisson: a live mass M
+ * of allocations escapes sampling with probability exp(-M/R) whatever its sizes, so the
+ * weight is R (the limit of s/p(s) for small s); counts use the histogram's mean size (or 8
+ * bytes, CPython's smallest block, without one).
+ */
+export function unseenOf(sampling: Sampling, histogram: readonly HistogramBucket[] | null): Unseen | null {
+  const pOf = probabilityFunction(sampling);
+  // Buckets of the histogram: entry 0 holds sizes 0..1, entry i>0 sizes [2^i, 2^(i+1)).
+  const bucketsIn = (lo: number, hi: number): { count: number; bytes: number; squares: number } => {
+    let count = 0;
+    let bytes = 0;
+    let squares = 0;
+    histogram?.forEach((b, i) => {
+      const bLo = i === 0 ? 0 : 2 ** i;
+      const bHi = i === 0 ? 2 : 2 ** (i + 1);
+      if (bHi <= lo || bLo >= hi || b.count <= 0) return;
+      // A bucket split by a range bound: its share by the width of the overlap.
+      const share = (Math.min(hi, bHi) - Math.max(lo, bLo)) / (bHi - bLo);
+      count += b.count * share;
+      bytes += b.bytes * share;
+      squares += (b.bytes * b.bytes * share) / b.count; // each bucket's sizes taken at its mean
+    });
+    return { count, bytes, squares };
+  };
+  if (sampling.kind === 'poisson') {
+    const R = sampling.meanBytes;
+    let meanSize = 8;
+    if (histogram) {
+      const all = bucketsIn(0, Infinity);
+      if (all.count <= 0) return null;
+      meanSize = Math.max(1, all.bytes / all.count);
+    }
+    const p = pOf(meanSize);
+    return { bytes: { weight: R, variance: R * R }, count: { weight: 1 / p, variance: (1 - p) / (p * p) } };
+  }
+  let bytes: Pseudo | null = null;
+  let count: Pseudo | null = null;
+  for (let r = 0; r < sampling.probs.length; r++) {
+    const p = sampling.probs[r]!;
+    if (!(p > 0 && p < 1)) continue;
+    const lo = r === 0 ? 0 : sampling.bounds[r - 1]!;
+    const hi = sampling.bounds[r]!;
+    if (hi <= lo) continue;
+    let size = hi - 1;
+    if (histogram) {
+      const h = bucketsIn(lo, hi);
+      if (h.count <= 0) continue; // nothing of this range was ever allocated
+      size = Math.min(hi - 1, Math.max(lo, h.squares / h.bytes));
+    }
+    const w = size / p;
+    if (!bytes || w > bytes.weight) bytes = { weight: w, variance: w * w * (1 - p) };
+    if (!count || 1 / p > count.weight) count = { weight: 1 / p, variance: (1 - p) / (p * p) };
+  }
+  return bytes && count ? { bytes, count } : null;
+}
+
+// ---- the gamma distribution: log-gamma, regularized P(a, x), and its quantile ----
+
+const LANCZOS = [
+  0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059, 12.507343278686905,
+  -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7,
+];
+
+export function lnGamma(x: number): number {
+  if (x < 0.5) return Math.log(Math.PI / Math.sin(Math.PI * x)) - lnGamma(1 - x);
+  x -= 1;
+  let a = LANCZOS[0]!;
+  const t = x + 7.5;
+  for (let i = 1; i < 9; i++) a += LANCZOS[i]! / (x + i);
+  return 0.5 * Math.log(2 * Math.PI) + (x + 0.5) * Math.log(t) - t + Math.log(a);
+}
+
+/** Regularized lower incomplete gamma P(a, x) (series below a+1, continued fraction above). */
+export function gammaP(a: number, x: number): number {
+  if (x <= 0) return 0;
+  const front = Math.exp(-x + a * Math.log(x) - lnGamma(a));
+  if (x < a + 1) {
+    let term = 1 / a;
+    let sum = term;
+    for (let n = 1; n < 100000; n++) {
+      term *= x / (a + n);
+      sum += term;
+      if (Math.abs(term) < Math.abs(sum) * 1e-15) break;
+    }
+    return Math.min(1, sum * front);
+  }
+  const tiny = 1e-300;
+  let b = x + 1 - a;
+  let c = 1 / tiny;
+  let d = 1 / b;
+  let h = d;
+  for (let i = 1; i < 100000; i++) {
+    const an = -i * (i - a);
+    b += 2;
+    d = an * d + b;
+    if (Math.abs(d) < tiny) d = tiny;
+    c = b + an / c;
+    if (Math.abs(c) < tiny) c = tiny;
+    d = 1 / d;
+    const del = d * c;
+    h *= del;
+    if (Math.abs(del - 1) < 1e-15) break;
+  }
+  return Math.max(0, 1 - front * h);
+}
+
+/** Standard normal quantile (Acklam's rational approximation, |error| < 1.2e-9). */
+export function normalQuantile(q: number): number {
+  const a = [-39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716, 2.506628277459239];
+  const b = [-54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572];
+  const c = [-0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
+  const d = [0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416];
+  const pl = 0.02425;
+  if (q < pl) {
+    const r = Math.sqrt(-2 * Math.log(q));
+    return (((((c[0]! * r + c[1]!) * r + c[2]!) * r + c[3]!) * r + c[4]!) * r + c[5]!) / ((((d[0]! * r + d[1]!) * r + d[2]!) * r + d[3]!) * r + 1);
+  }
+  if (q > 1 - pl) return -normalQuantile(1 - q);
+  const r0 = q - 0.5;
+  const r = r0 * r0;
+  return ((((((a[0]! * r + a[1]!) * r + a[2]!) * r + a[3]!) * r + a[4]!) * r + a[5]!) * r0) / (((((b[0]! * r + b[1]!) * r + b[2]!) * r + b[3]!) * r + b[4]!) * r + 1);
+}
+
+/**
+ * The q-quantile of a gamma distribution with shape a and scale 1. Wilson-Hilferty above
+ * shape 1000 (relative error far below sampling noise there); below, Newton's method on P(a, x)
+ * from that start, kept inside a bracket by bisection.
+ */
+export function gammaQuantile(q: number, a: number): number {
+  if (!(a > 0)) return 0;
+  const z = normalQuantile(q);
+  const k = 1 / (9 * a);
+  let x = a * Math.pow(Math.max(0, 1 - k + z * Math.sqrt(k)), 3);
+  if (a > 1000) return x;
+  let lo = 0;
+  let hi = Math.max(1, a);
+  while (gammaP(a, hi) < q) hi *= 2;
+  if (!(x > lo && x < hi)) x = (lo + hi) / 2;
+  const lg = lnGamma(a);
+  for (let i = 0; i < 200; i++) {
+    const f = gammaP(a, x) - q;
+    if (f < 0) lo = x;
+    else hi = x;
+    const pdf = Math.exp((a - 1) * Math.log(x) - x - lg);
+    let next = pdf > 0 ? x - f / pdf : NaN;
+    if (!(next > lo && next < hi)) next = (lo + hi) / 2;
+    if (Math.abs(next - x) <= 1e-12 * x || hi - lo <= 1e-12 * hi) return next;
+    x = next;
+  }
+  return x;
+}
+
+const Q_LO = 0.025;
+const Q_HI = 0.975;
+
+/**
+ * [lo, hi] of the 95% interval of an estimate `value` with variance `variance`; null when it is
+ * exact (no variance and nothing that could hide unseen). `exact` is the part of `value` known
+ * without error (drawn at p = 1). `unseen`, for totals, is the allocation that could be live
+ * undrawn; without it the upper limit allows one more allocation like the estimate's own
+ * (its variance-weighted mean weight v/y), which makes a site's interval Garwood's.
+ */
+export function interval95(value: number, variance: number, unseen?: Pseudo | null, exact = 0): [number, number] | null {
+  const v = Math.max(0, variance);
+  // No variance: whatever was drawn was drawn at p = 1 and is known exactly.
+  const k = v <= 0 ? Math.max(0, value) : Math.min(Math.max(0, exact), Math.max(0, value));
+  const y = Math.max(0, value - k);
+  const selfWeight = y > 0 && v > 0 ? v / y : 0;
+  let w = selfWeight;
+  let vp = selfWeight * selfWeight;
+  if (unseen && unseen.weight > w) {
+    w = unseen.weight;
+    vp = unseen.variance;
+  }
+  if (v <= 0 && w <= 0) return null;
+  const lo = y > 0 && v > 0 ? (v / y) * gammaQuantile(Q_LO, (y * y) / v) : y;
+  const vu = v + vp;
+  const yu = y + w;
+  const hi = vu > 0 ? (vu / yu) * gammaQuantile(Q_HI, (yu * yu) / vu) : yu;
+  return [k + lo, k + Math.max(hi, y)];
+}
+
+/**
+ * The variance a symmetric (normal) interval would need to reach this estimate's upper limit:
+ * for combining estimates by adding variances (changes between two heaps) and for views that
+ * draw a ± half-width.
+ */
+export function upperVariance(value: number, variance: number, unseen?: Pseudo | null, exact = 0): number {
+  const ci = interval95(value, variance, unseen, exact);
+  if (!ci) return 0;
+  const h = (ci[1] - Math.max(0, value)) / halfWidth95(1);
+  return h * h;
 }
 
 /** Estimates are printed as integers: bytes and counts are whole, and noise is far above 1. */
@@ -47,12 +274,18 @@ export function whole(x: number): number {
  * estimate has any uncertainty. Negative values (possible only on a stream cut in the
  * middle, where frees precede their allocations) are clamped to 0.
  */
-export function putEstimate(out: Record<string, unknown>, name: string, value: number, variance: number): void {
+export function putEstimate(out: Record<string, unknown>, name: string, value: number, variance: number, unseen?: Pseudo | null, exact = 0): void {
   const v = Math.max(0, value);
   out[name] = whole(v);
-  const ci = interval95(v, variance);
+  const ci = interval95(v, variance, unseen, exact);
   if (ci) {
     out[`${name}_lo`] = whole(Math.floor(ci[0]));
     out[`${name}_hi`] = whole(Math.ceil(ci[1]));
   }
+}
+
+/** putEstimate for an Estimate's bytes and count, with the profile's unseen allowance (totals). */
+export function putEstimates(out: Record<string, unknown>, e: Estimate, unseen?: Unseen | null): void {
+  putEstimate(out, 'bytes', e.bytes, e.bytesVar, unseen?.bytes, e.exactBytes ?? 0);
+  putEstimate(out, 'count', e.count, e.countVar, unseen?.count, e.exactCount ?? 0);
 }

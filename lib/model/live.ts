@@ -335,13 +335,29 @@ export class LiveHeap {
     };
   }
 
+  /**
+   * The total, with the part known exactly: traces whose live sampled allocations were all
+   * drawn at p = 1 (no variance). Intervals add that part outside their skewed (gamma) part;
+   * a trace mixing both counts whole as uncertain, which only widens its interval. One pass
+   * over the traces.
+   */
   total(): Estimate {
+    let exactBytes = 0;
+    let exactCount = 0;
+    for (let s = 0; s < this.slots; s++) {
+      if (this.sampled[s]! > 0 && this.bytesVar[s]! <= 0 && this.countVar[s]! <= 0) {
+        exactBytes += this.bytes[s]!;
+        exactCount += this.count[s]!;
+      }
+    }
     return {
       bytes: this.totalBytes,
       bytesVar: Math.max(0, this.totalBytesVar),
       count: this.totalCount,
       countVar: Math.max(0, this.totalCountVar),
       sampled: this.totalSampled,
+      exactBytes,
+      exactCount,
     };
   }
 

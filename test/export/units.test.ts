@@ -1,6 +1,7 @@
 // Unit tests of the exporters' pure parts: flow graph sums, thresholds and chain collapsing; diff
 // intervals and order; the report's top-N selection; pprof building from a known stack set.
 
+import { upperVariance } from '../../lib/model/estimate.js';
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import type { Frame } from '../../lib/format/types.js';
@@ -106,7 +107,11 @@ t.test('diff: variances add, order is significant growth, significant shrink, th
   t.same(rows.map((r) => r.site.label), ['one (d.py:1)', 'four (d.py:4)', 'two (d.py:2)', 'three (d.py:3)'], 'one grew 2000, four grew 10 (exact), two shrank, three is noise');
   const one = rows[0]!;
   t.equal(one.change, 2000);
-  t.ok(Math.abs(one.hi - one.change - Z95 * Math.sqrt(400)) < 1e-9, 'half-width from varA + varB');
+  // Each side adds the variance its own (gamma) interval implies upwards (man/hp-estimates.7):
+  // at least its plain variance, so the change's interval is never narrower than varA + varB's.
+  const expected = Z95 * Math.sqrt(upperVariance(1000, 100) + upperVariance(3000, 300));
+  t.ok(Math.abs(one.hi - one.change - expected) < 1e-6, 'half-width from both sides\' upper variances');
+  t.ok(one.hi - one.change >= Z95 * Math.sqrt(400), 'never narrower than varA + varB');
   t.equal(one.direction, 1);
   const three = rows.find((r) => r.site.label.startsWith('three'))!;
   t.equal(three.direction, 0, '10 bytes with a ±55 interval is not significant');
