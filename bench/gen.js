@@ -28,9 +28,10 @@ function rng(seed) {
 
 /**
  * Write BASE.hpm + BASE.hpd. Returns { events, hpdBytes, hpmBytes, lastUs, traces }.
- * `targetBytes` is the .hpd size to reach (to within one block).
+ * `targetBytes` is the .hpd size to reach (to within one block). `uniform`: allocate from every
+ * trace in turn instead of a few hot ones (a profile with `traces` distinct traces in use).
  */
-export async function generateProfile(base, { targetBytes, traces = 3000, seed = 1, complete = true, hpx = null } = {}) {
+export async function generateProfile(base, { targetBytes, traces = 3000, seed = 1, complete = true, hpx = null, uniform = false } = {}) {
   codec = hpx ?? codec ?? (await import('../dist/format/hpx.js'));
   const { HpxWriter, encodeFileHeader, HPD_MAGIC } = codec;
   const profileId = randomBytes(16);
@@ -72,7 +73,7 @@ export async function generateProfile(base, { targetBytes, traces = 3000, seed =
   const head = encodeFileHeader(HPD_MAGIC, profileId, Buffer.alloc(0));
   writeSync(fd, head);
   written += head.length;
-  const r = writeEvents(fd, targetBytes - written, traces, seed, complete);
+  const r = writeEvents(fd, targetBytes - written, traces, seed, complete, uniform);
   closeSync(fd);
   const events = r.events;
   const t = r.lastUs;
@@ -95,7 +96,7 @@ function frameAndWrite(fd, block, end, count, timeUs) {
  * The hot loop, kept in a plain synchronous function with local state only (no closures over
  * mutated variables, integer arithmetic) so V8 optimizes it: ~30M events/s.
  */
-function writeEvents(fd, targetBytes, traces, seed, complete) {
+function writeEvents(fd, targetBytes, traces, seed, complete, uniform) {
   // Live sampled allocations (trace, size), swap-removed when freed.
   const CAP = 1 << 21;
   const liveTrace = new Int32Array(CAP);
@@ -158,7 +159,8 @@ function writeEvents(fd, targetBytes, traces, seed, complete) {
         liveTrace[k] = liveTrace[live];
         liveSize[k] = liveSize[live];
       } else {
-        const tr = hot[u & 4095];
+        // `uniform` (the many-traces shape): every trace in turn, so all of them are used and live.
+        const tr = uniform ? 1 + (events % traces) : hot[u & 4095];
         const bucket = (u >>> 12) & 15;
         // Sizes as the default table samples them: mostly 128..8191 (p = 0.1), some larger, a few tiny.
         v = bucket === 0 ? 16 + ((u >>> 16) & 63) : bucket < 12 ? 128 + ((u >>> 16) % 8064) : 8192 + ((u >>> 16) % 57344);

@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const WORKLOADS = join(ROOT, 'bench', 'workloads');
 
-const USAGE = `Usage: node bench/run.js [--quick] [--python EXE] [--reps N] [--only record,read,seek]
+const USAGE = `Usage: node bench/run.js [--quick] [--python EXE] [--reps N] [--only record,read,seek,pytest]
                         [--read-mb MB] [--out DIR] [--keep] [--no-pin]
 
   --quick      CI-sized: smaller workloads, 3 runs each, a 128 MB read file
@@ -35,7 +35,7 @@ const { values: opt } = parseArgs({
     quick: { type: 'boolean', default: false },
     python: { type: 'string', default: 'python3' },
     reps: { type: 'string' },
-    only: { type: 'string', default: 'record,read,seek' },
+    only: { type: 'string', default: 'record,read,seek,pytest' },
     workloads: { type: 'string' },
     configs: { type: 'string' },
     'read-mb': { type: 'string' },
@@ -437,6 +437,12 @@ async function main() {
     if (sections.has('record')) await recordSection(py);
     if (sections.has('read') || sections.has('seek')) base = await readSection();
     if (sections.has('seek')) await seekSection(base);
+    if (sections.has('pytest')) {
+      // pytest --heapprof on 500 small tests against plain pytest (bench/pytest.js; target <= 1.15x).
+      const { benchPytest } = await import('./pytest.js');
+      results.pytest = benchPytest({ python: py.path, tests: 500, reps: opt.quick ? 3 : 5, log });
+      results.notes.push(`pytest --heapprof, 500 small tests: ${results.pytest.ratio.toFixed(2)}x plain pytest (target <= 1.15x)`);
+    }
   } finally {
     if (base && !opt.keep) {
       for (const ext of ['.hpd', '.hpm', '.hpi']) rmSync(`${base}${ext}`, { force: true });

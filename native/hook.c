@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <stddef.h>
 #include <sys/file.h>
 #include <sys/random.h>
@@ -47,8 +48,8 @@ enum { FLAG_FOLLOW_FORK = 1, FLAG_OVERWRITE = 2, FLAG_NO_STACKS = 4, FLAG_NATIVE
 /* Where an allocation came from (TRACE_INFO records, man/hpx.5). */
 enum { DOMAIN_PYTHON = 0, DOMAIN_NATIVE = 1, DOMAIN_MMAP = 2 };
 enum { EV_ALLOC = 0, EV_FREE = 1, EV_EXT = 3 };
-enum { EXT_RSS = 0, EXT_END = 1, EXT_LOST = 2 };
-enum { REC_STRING = 1, REC_FRAME = 2, REC_TRACE = 3, REC_HISTOGRAM = 4, REC_END = 5, REC_THREAD = 6, REC_TRACE_INFO = 7 };
+enum { EXT_RSS = 0, EXT_END = 1, EXT_LOST = 2, EXT_MARK = 3 };
+enum { REC_STRING = 1, REC_FRAME = 2, REC_TRACE = 3, REC_HISTOGRAM = 4, REC_END = 5, REC_THREAD = 6, REC_TRACE_INFO = 7, REC_MARK = 8 };
 /* Header tags of native recording (man/hpx.5). */
 enum { TAG_NATIVE = 13, TAG_THREADS = 14 };
 /* g_frames key of a native frame: (pc, NATIVE_FRAME_KEY); Python lines are below 2^32. */
@@ -127,6 +128,10 @@ static hpx_file g_hpm, g_hpd;
 static uint64_t g_hist_count[HIST_BUCKETS], g_hist_bytes[HIST_BUCKETS], g_hist_sampled[HIST_BUCKETS];
 static uint64_t g_hist_raw[HIST_BUCKETS][2];
 static uint64_t g_n_alloc, g_n_free, g_n_lost;
+/* Set when a sampled allocation came from a subinterpreter on 3.12+: from then on MEM
+ * and OBJ count atomically too, since a subinterpreter may have its own GIL (PEP 684)
+ * and the GIL no longer serializes them. Never cleared. */
+static int g_hist_atomic;
 
 static ptr_table g_ptrs;
 /* Counting filter over sampled addresses: a free that finds a zero count is certainly
@@ -164,7 +169,7 @@ static blob_map g_strings, g_traces;
  * compare instead of line lookups and interning every frame. Exact keys: every code
  * object in an entry is pinned, and a position determines the line. */
 static blob_map g_stacks;
-static uint32_t g_next_string, g_next_frame, g_next_trace, g_file_epoch, g_next_thread;
+static uint32_t g_next_string, g_next_frame, g_next_trace, g_file_epoch, g_next_thread, g_next_mark;
 /* Native recording (FLAG_NATIVE with the interposer in place): traces carry domain and
  * thread (TRACE_INFO), native allocations are recorded by interpose.c. */
 static int g_threads;
@@ -379,11 +384,14 @@ static void warn(const char *fmt, ...) {
 
 /* ---------------------------------------------------------------- output (g_mu held) */
 
-/* A write failed: stop recording, warn once, let the program go on. What was buffered and
- * not written is counted as unwritten, so that the summary never claims it. */
+/* A write failed, or the profile's descriptor was taken away by the program and the file
+ * could not be found again: stop recording, warn once, let the program go on. Nothing is
+ * written after this (the profile stays readable up to its last block). What was buffered
+ * and not written is counted as unwritten, so that the summary never claims it. */
 static void write_failed(const hpx_file *f, int rc) {
-  warn("heapprof: recording stopped: write %s: %s", f->path, strerror(-rc));
-  snprintf(g_write_error, sizeof g_write_error, "write %s: %s", f->path, strerror(-rc));
+  if (f->why[0]) snprintf(g_write_error, sizeof g_write_error, "%.400s: %.390s", f->path, f->why);
+  else snprintf(g_write_error, sizeof g_write_error, "write %.400s: %.150s", f->path, strerror(-rc));
+  warn("heapprof: recording stopped: %s", g_write_error);
   g_write_failed_us = now_us();
   if (!g_write_failed_us) g_write_failed_us = 1;
   g_events_unwritten += g_blk_events;
@@ -651,13 +659,22 @@ static uint32_t intern_trace(const uint32_t *native, int nnative, const hp_rawfr
   return id;
 }
 
+/* The trace of allocations made in subinterpreters: one frame, function and file
+ * "<subinterpreter>", line 0, interned like a native frame at a pc no code has (their
+ * stacks are not walked, see pyrt_gil_tstate). */
+#define SUBINTERPRETER_PC ((void *)1)
+static uint32_t subinterpreter_trace(uint32_t ctx) {
+  uint32_t frame = intern_native_frame(SUBINTERPRETER_PC, "<subinterpreter>", "<subinterpreter>");
+  return frame ? intern_trace(&frame, 1, NULL, 0, 0, ctx, 0) : 0;
+}
+
 static void reset_dictionaries(void) {
   /* Code objects stay pinned; their entries are refreshed lazily by epoch. */
   pair_clear(&g_frames);
   blob_clear(&g_strings);
   blob_clear(&g_traces);
   blob_clear(&g_stacks);
-  g_next_string = g_next_frame = g_next_trace = g_next_thread = 0;
+  g_next_string = g_next_frame = g_next_trace = g_next_thread = g_next_mark = 0;
   g_file_epoch++;
 }
 
@@ -735,11 +752,15 @@ static void record_event(void *p, size_t size, int domain, void *pc) {
   hp_rawframe *frames = key.frames;
   uint32_t dropped = 0;
   int n = 0;
-  void *tstate = LOAD(g_capture) ? pyrt_gil_tstate() : NULL;
+  int subinterpreter = 0;
+  void *tstate = pyrt_gil_tstate(&subinterpreter);
+  /* A second GIL may exist from now on (PEP 684): the histogram counts atomically. */
+  if (subinterpreter && !LOAD(g_hist_atomic)) STORE(g_hist_atomic, 1);
+  if (!LOAD(g_capture)) tstate = NULL, subinterpreter = 0;
   int gil = tstate != NULL;
   /* With --native, a thread inside a C call that released the GIL (ctypes, sqlite3) still
    * gets its own Python stack: see pyrt_own_tstate_nogil. */
-  if (!tstate && g_threads && LOAD(g_capture)) tstate = pyrt_own_tstate_nogil();
+  if (!tstate && !subinterpreter && g_threads && LOAD(g_capture)) tstate = pyrt_own_tstate_nogil();
   if (tstate) n = pyrt_walk_positions(tstate, frames, MAX_DEPTH, &dropped, gil);
   key.dropped = dropped;
   key.pc = domain == DOMAIN_PYTHON ? NULL : pc;
@@ -764,7 +785,9 @@ again:
     key_hash = (key_hash ^ (key_hash >> 33)) * 0xff51afd7ed558ccdULL;
     key_hash ^= key_hash >> 33; /* blob_find uses the low bits */
     uint32_t trace = 0;
-    if ((n > 0 || ctx || key.pc) && !(trace = blob_find(&g_stacks, &key, key_len, key_hash))) {
+    if (subinterpreter) {
+      trace = subinterpreter_trace(ctx);
+    } else if ((n > 0 || ctx || key.pc) && !(trace = blob_find(&g_stacks, &key, key_len, key_hash))) {
       uint32_t native[1];
       int nnative = 0;
       if (key.pc) {
@@ -881,7 +904,7 @@ __attribute__((noinline, cold)) static void on_alloc_slow(void *p, size_t size, 
  * (sample_slow decides), with its slot in *kp. */
 static inline int count_alloc(int domain, size_t size, unsigned *kp) {
   int b = hist_bucket(size);
-  if (domain == HP_DOMAIN_RAW) {
+  if (domain == HP_DOMAIN_RAW || __builtin_expect(LOAD(g_hist_atomic), 0)) {
     ADD(g_hist_raw[b][0], 1);
     ADD(g_hist_raw[b][1], size);
   } else {
@@ -1661,6 +1684,7 @@ static int hp_start_impl(const char *base, int mode, int sampler, int nranges, c
   g_live_estimate = g_peak_estimate = 0;
   g_exiting_done = 0;
   g_child_pending = 0;
+  tables_reset_peak();
   g_attached = g_attach_pending;
   g_attach_age_us = g_attach_age_pending;
   g_attach_pending = 0;
@@ -1702,6 +1726,81 @@ static int hp_stop_impl(void) {
 
 EXPORT int hp_is_active(void) { return LOAD(g_active); }
 
+/* ---------------------------------------------------------------- hp-record's watchdog */
+
+/* If hp-record dies (kill -9 of the node process), the program must not run on,
+ * orphaned, with a private directory left in /tmp. A native thread (no Python state, no
+ * GIL: it works even while the program is stuck in C code) polls getppid() every
+ * WATCH_POLL_MS; a descriptor (pipe, pidfd) would be closed by a program that closes
+ * what it inherited. When the parent has changed: the private directory's files and the
+ * directory go, buffered events are flushed, then the program gets SIGTERM (what a
+ * terminal or service manager sends) and, if still alive after the grace period, SIGKILL. */
+#define WATCH_POLL_MS 200
+static pid_t g_watch_parent;
+static int g_watch_grace_ms;
+static char g_watch_dir[4096];
+
+static void sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+/* Removes dir's entries (files and links, not subdirectories) and dir itself. */
+static void remove_private_dir(const char *dir) {
+  DIR *d = opendir(dir);
+  if (d) {
+    char path[4400];
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+      if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+      if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) < sizeof path) unlink(path);
+    }
+    closedir(d);
+  }
+  rmdir(dir);
+}
+
+static void *watch_main(void *arg) {
+  (void)arg;
+  while (getppid() == g_watch_parent) sleep_ms(WATCH_POLL_MS);
+  if (g_watch_dir[0]) remove_private_dir(g_watch_dir);
+  pthread_mutex_lock(&g_mu);
+  if (g_active) flush_all();
+  pthread_mutex_unlock(&g_mu);
+  kill(getpid(), SIGTERM);
+  sleep_ms(g_watch_grace_ms);
+  kill(getpid(), SIGKILL);
+  return NULL;
+}
+
+/* Starts the watchdog for hp-record (pid parent; if it is already gone, the watchdog
+ * acts at once): private_dir ("" for none) is removed when it acts, and SIGKILL follows
+ * SIGTERM after grace_ms. Once per process; 0, or -errno. */
+EXPORT int hp_watch_parent(int parent, int grace_ms, const char *private_dir) {
+  static int started;
+  if (started) return -EBUSY;
+  if (!private_dir) private_dir = "";
+  if (strlen(private_dir) >= sizeof g_watch_dir) return -ENAMETOOLONG;
+  g_watch_parent = (pid_t)parent;
+  g_watch_grace_ms = grace_ms > 0 ? grace_ms : 0;
+  snprintf(g_watch_dir, sizeof g_watch_dir, "%s", private_dir);
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 64 * 1024);
+  sigset_t all, saved;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &saved); /* signals keep going to the program's threads */
+  pthread_t tid;
+  int rc = pthread_create(&tid, &attr, watch_main, NULL);
+  pthread_sigmask(SIG_SETMASK, &saved, NULL);
+  pthread_attr_destroy(&attr);
+  if (rc != 0) return -rc;
+  started = 1;
+  return 0;
+}
+
 /* The next hp_start records an attach (hp-record --pid): header tag 22 with the process's
  * age in µs at that moment. Call with the GIL held, before hp_start. */
 EXPORT void hp_set_attached(uint64_t process_age_us) {
@@ -1714,6 +1813,36 @@ static void hp_flush_impl(void) {
   if (g_active) flush_all();
   pthread_mutex_unlock(&g_mu);
 }
+
+/* A named instant (heapprof.mark): a MARK record (id, time, label) in .hpm and, at the same
+ * time, an EXT MARK event naming its id in .hpd, so that it sits between the events around it.
+ * Called with the GIL from Python; it allocates from libc only. Returns the mark id, or 0
+ * when no profile is being recorded. */
+EXPORT int hp_mark(const char *label, size_t len) {
+  int id = 0;
+  pthread_mutex_lock(&g_mu);
+  if (g_active && g_mode == MODE_PROFILE && open_child_files() == 0) {
+    uint64_t now = now_us();
+    if (now < g_hpd.last_us) now = g_hpd.last_us; /* event times never go back */
+    id = (int)++g_next_mark;
+    hpx_buf body = {0};
+    hpx_buf_varint(&body, (uint64_t)id);
+    hpx_buf_varint(&body, now);
+    hpx_buf_put(&body, label, len);
+    emit_record(REC_MARK, &body); /* .hpm blocks are flushed before .hpd blocks */
+    hpx_buf_free(&body);
+    uint64_t rest[2] = {varint_len((uint64_t)id), (uint64_t)id};
+    emit_event(((uint64_t)EXT_MARK << 2) | EV_EXT, now, rest, 2);
+  }
+  pthread_mutex_unlock(&g_mu);
+  return id;
+}
+
+/* While on, the calling thread's allocations and frees pass straight through, unseen (its busy
+ * flag, as if it were inside the hook): the pytest plugin reads the profile being recorded
+ * without recording its own reading. A block sampled before and freed meanwhile stays live in
+ * the profile (until its address is reused). Call with the GIL, never from inside the hook. */
+EXPORT void hp_ignore_thread(int on) { t_hp.busy = on ? 1 : 0; }
 
 /* Copies the size histogram: HIST_BUCKETS x (count, bytes, sampled). */
 EXPORT int hp_histogram(uint64_t *out, int max_buckets) {
@@ -1751,6 +1880,14 @@ EXPORT void hp_disk_counters(uint64_t out[5]) {
 /* Why the recording stopped early ("write run.hpd: No space left on device"), or "". */
 EXPORT const char *hp_write_error(void) { return g_write_error; }
 
+/* The hook's own memory in bytes: out[0] now, out[1] the peak since the recording
+ * started (pointer table, interning tables, free filters; not the two block buffers). */
+EXPORT void hp_memory(uint64_t out[2]) {
+  pthread_mutex_lock(&g_mu);
+  tables_memory(&out[0], &out[1]);
+  pthread_mutex_unlock(&g_mu);
+}
+
 /* The native walk of the caller's stack, for the start-up self-test: one line per frame,
  * innermost first, "function\tfile\tline\n". Returns the number of frames, or -1 if the
  * calling thread does not hold the GIL or the walk is unsupported. Call with the GIL. */
@@ -1758,7 +1895,8 @@ static int hp_debug_walk_impl(char *out, size_t cap) {
   static char name[1024], file[4096];
   hp_rawframe frames[MAX_DEPTH];
   uint32_t dropped = 0;
-  void *tstate = pyrt_gil_tstate();
+  int subinterpreter;
+  void *tstate = pyrt_gil_tstate(&subinterpreter);
   if (!tstate || !pyrt_can_walk() || cap == 0) return -1;
   int n = pyrt_walk(tstate, frames, MAX_DEPTH, &dropped, 0);
   size_t o = 0;

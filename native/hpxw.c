@@ -4,8 +4,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "realmem.h" /* after the system headers: the hook's memory bypasses its interposer */
@@ -104,6 +108,57 @@ static int write_all(int fd, const uint8_t *p, size_t n) {
   return 0;
 }
 
+/* The recorder's descriptors live far above the program's: a program that closes what it
+ * inherited (os.closerange(3, 4096), daemon code) and opens files gets the low numbers, never
+ * ours. The lowest number asked for is HIGH_FD, or half the soft descriptor limit when that
+ * is lower; close-on-exec always. The original descriptor is closed when the move works. */
+#define HIGH_FD 1000
+static int move_fd_high(int fd) {
+  struct rlimit rl;
+  long floor = HIGH_FD;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && (rlim_t)floor + 64 > rl.rlim_cur)
+    floor = (long)(rl.rlim_cur / 2);
+  if (floor <= fd) return fd;
+  int high = fcntl(fd, F_DUPFD_CLOEXEC, (int)floor);
+  if (high < 0) return fd; /* no room up there: keep the low one (still checked before each write) */
+  close(fd);
+  return high;
+}
+
+/* Whether fd refers to the file (dev, ino). */
+static int fd_is(int fd, uint64_t dev, uint64_t ino) {
+  struct stat st;
+  return fd >= 0 && fstat(fd, &st) == 0 && (uint64_t)st.st_dev == dev && (uint64_t)st.st_ino == ino;
+}
+
+int hpx_file_check(hpx_file *f) {
+  if (f->fd < 0) return -EBADF;
+  if (fd_is(f->fd, f->dev, f->ino)) return 0;
+  /* Closed by the program, or its number now names one of the program's files: forget it
+   * (never close or write it) and find our file again by its path. */
+  int saved = errno;
+  f->fd = -1;
+  int fd = open(f->abspath, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) {
+    snprintf(f->why, sizeof f->why, "the program closed the profile's descriptor, and reopening %.120s failed: %.60s",
+             f->abspath, strerror(errno));
+    errno = saved;
+    return -EBADF;
+  }
+  if (!fd_is(fd, f->dev, f->ino)) {
+    close(fd);
+    snprintf(f->why, sizeof f->why,
+             "the program closed the profile's descriptor, and %.120s is no longer the file the recorder created",
+             f->abspath);
+    errno = saved;
+    return -ESTALE;
+  }
+  f->fd = move_fd_high(fd);
+  f->reopened++;
+  errno = saved;
+  return 0;
+}
+
 int hpx_file_open(hpx_file *f, const char *path, const char magic[4], const uint8_t id[16],
                   const uint8_t *body, uint32_t body_len, int overwrite) {
   memset(f, 0, sizeof *f);
@@ -115,6 +170,22 @@ int hpx_file_open(hpx_file *f, const char *path, const char magic[4], const uint
   if (overwrite && unlink(path) != 0 && errno != ENOENT) return -errno;
   int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_APPEND, 0600);
   if (fd < 0) return -errno;
+  fd = move_fd_high(fd);
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    int rc = -errno;
+    close(fd);
+    return rc;
+  }
+  f->dev = (uint64_t)st.st_dev;
+  f->ino = (uint64_t)st.st_ino;
+  if (path[0] == '/') {
+    memcpy(f->abspath, path, plen + 1);
+  } else {
+    char cwd[4096];
+    if (!getcwd(cwd, sizeof cwd) || (size_t)snprintf(f->abspath, sizeof f->abspath, "%s/%s", cwd, path) >= sizeof f->abspath)
+      memcpy(f->abspath, path, plen + 1); /* best effort: reopening then depends on the cwd */
+  }
   hpx_buf h = {0};
   hpx_buf_reserve(&h, HPX_FILE_HEADER + body_len);
   if (h.failed) {
@@ -176,7 +247,8 @@ int hpx_file_flush(hpx_file *f, uint64_t now_us) {
   uint32_t crc = hpx_crc32(0, p + 4, 16);
   crc = hpx_crc32(crc, p + HPX_BLOCK_HEADER, payload);
   put_le(p + 20, crc, 4);
-  int rc = write_all(f->fd, p, f->block.len); /* one whole block per write */
+  int rc = hpx_file_check(f); /* never a byte into a file the recorder did not open */
+  if (rc == 0) rc = write_all(f->fd, p, f->block.len); /* one whole block per write */
   if (rc == 0) f->written += f->block.len;
   f->block.len = 0;
   f->count = 0;
@@ -184,7 +256,7 @@ int hpx_file_flush(hpx_file *f, uint64_t now_us) {
 }
 
 void hpx_file_close(hpx_file *f) {
-  if (f->fd >= 0) {
+  if (f->fd >= 0 && fd_is(f->fd, f->dev, f->ino)) {
     fsync(f->fd);
     close(f->fd);
   }
@@ -193,7 +265,7 @@ void hpx_file_close(hpx_file *f) {
 }
 
 void hpx_file_abandon(hpx_file *f) {
-  if (f->fd >= 0) close(f->fd);
+  if (f->fd >= 0 && fd_is(f->fd, f->dev, f->ino)) close(f->fd);
   f->fd = -1;
   f->block.len = 0;
   f->count = 0;

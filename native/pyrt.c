@@ -24,6 +24,8 @@ static struct {
   int (*at_exit)(void (*)(void));
   void *(*tstate_unchecked)(void);
   void *(*gilstate_this)(void);
+  void *(*tstate_interp)(void *);
+  void *(*interp_main)(void);
   int (*is_finalizing)(void);
   void (*incref)(void *);
   void (*decref)(void *);
@@ -153,6 +155,9 @@ int pyrt_init(char *err, size_t errlen) {
     snprintf(err, errlen, "CPython %d.%d is not supported (heapprof records 3.9 to 3.13)", major, minor);
     return -1;
   }
+  /* 3.9+ (after the version check, so that 3.8 gets its clear message). */
+  NEED(tstate_interp, "PyThreadState_GetInterpreter");
+  NEED(interp_main, "PyInterpreterState_Main");
 #undef NEED
   g_can_walk = 1;
   return minor;
@@ -165,14 +170,24 @@ void pyrt_set_allocator(int domain, hp_allocator *in) { py.set_allocator(domain,
 int pyrt_at_exit(void (*fn)(void)) { return py.at_exit(fn); }
 void pyrt_incref(void *obj) { py.incref(obj); }
 
-void *pyrt_gil_tstate(void) {
+void *pyrt_gil_tstate(int *subinterpreter) {
   /* 3.9-3.11: the runtime-wide GIL holder; 3.12+: this thread's attached tstate. Either
    * way it is ours only if it is also this thread's own tstate. PyGILState_Check() is not
    * enough: it answers 1 whenever the checks are off. */
+  *subinterpreter = 0;
   void *cur = py.tstate_unchecked();
-  if (!cur || cur != py.gilstate_this()) return NULL;
-  if (py.is_finalizing()) return NULL;
-  return cur;
+  if (!cur || py.is_finalizing()) return NULL;
+  int own = cur == py.gilstate_this();
+  /* A subinterpreter's frames are never walked: its code objects would be pinned (kept
+   * past the interpreter's end: the memory it should have freed), and on 3.12+ it may run
+   * under its own GIL (PEP 684), concurrently with the main interpreter's walks, whose
+   * caches assume the main GIL. On 3.12+ cur is this thread's own attached tstate, so it
+   * tells which interpreter this thread runs; before 3.12 only when it is also ours. */
+  if ((own || g_minor >= 12) && py.tstate_interp(cur) != py.interp_main()) {
+    *subinterpreter = 1;
+    return NULL;
+  }
+  return own ? cur : NULL;
 }
 
 void *pyrt_own_tstate_nogil(void) {
@@ -180,6 +195,7 @@ void *pyrt_own_tstate_nogil(void) {
   void *own = py.gilstate_this();
   if (!own || own == py.tstate_unchecked()) return NULL; /* no tstate, or attached: the GIL path */
   if (py.is_finalizing()) return NULL; /* other threads' states are being deleted */
+  if (py.tstate_interp(own) != py.interp_main()) return NULL; /* never a subinterpreter's frames */
   return own;
 }
 

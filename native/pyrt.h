@@ -36,9 +36,11 @@ void pyrt_get_allocator(int domain, hp_allocator *out);
 void pyrt_set_allocator(int domain, hp_allocator *in);
 int pyrt_at_exit(void (*fn)(void));
 
-/* The calling thread's PyThreadState if it holds the GIL and the runtime is not
- * finalizing, else NULL. Never blocks, never allocates. */
-void *pyrt_gil_tstate(void);
+/* The calling thread's PyThreadState if it holds the main interpreter's GIL and the
+ * runtime is not finalizing, else NULL, with *subinterpreter set to 1 when the thread
+ * holds a subinterpreter's GIL instead (always detected on 3.12+; before 3.12 only on a
+ * thread whose own thread state belongs to the subinterpreter). Never blocks, never allocates. */
+void *pyrt_gil_tstate(int *subinterpreter);
 
 /* 3.11+, native recording only: this thread's own PyThreadState when it does NOT hold
  * the GIL (a C call that released it: ctypes, sqlite3, I/O), else NULL. Only this thread

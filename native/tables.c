@@ -3,6 +3,7 @@
 #include "tables.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -27,38 +28,77 @@ static uint64_t mix64(uint64_t x) {
  * kept: this runs inside allocator calls. */
 #define BIG_TABLE_BYTES ((size_t)2 << 20)
 
+/* The hook's memory in these tables: updated under the hook's mutex, read by hp_memory. */
+static uint64_t g_mem_now, g_mem_peak;
+
+void tables_account(int64_t bytes) {
+  uint64_t now = __atomic_add_fetch(&g_mem_now, (uint64_t)bytes, __ATOMIC_RELAXED);
+  if (bytes > 0 && now > __atomic_load_n(&g_mem_peak, __ATOMIC_RELAXED)) __atomic_store_n(&g_mem_peak, now, __ATOMIC_RELAXED);
+}
+
+void tables_memory(uint64_t *now, uint64_t *peak) {
+  *now = __atomic_load_n(&g_mem_now, __ATOMIC_RELAXED);
+  *peak = __atomic_load_n(&g_mem_peak, __ATOMIC_RELAXED);
+}
+
+void tables_reset_peak(void) { __atomic_store_n(&g_mem_peak, __atomic_load_n(&g_mem_now, __ATOMIC_RELAXED), __ATOMIC_RELAXED); }
+
+/* Counted libc memory of these tables. */
+static void *counted_calloc(size_t n, size_t size) {
+  void *p = calloc(n, size);
+  if (p) tables_account((int64_t)(n * size));
+  return p;
+}
+
+static void counted_free(void *p, size_t bytes) {
+  if (!p) return;
+  free(p);
+  tables_account(-(int64_t)bytes);
+}
+
 void *table_alloc(size_t n, size_t size) {
   if (n > SIZE_MAX / size) return NULL;
   size_t bytes = n * size;
-  if (bytes < BIG_TABLE_BYTES) return calloc(n, size);
+  if (bytes < BIG_TABLE_BYTES) return counted_calloc(n, size);
   int saved = errno;
   void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 #ifdef MADV_HUGEPAGE
   if (p != MAP_FAILED) madvise(p, bytes, MADV_HUGEPAGE); /* advice only */
 #endif
   errno = saved;
-  return p == MAP_FAILED ? NULL : p;
+  if (p == MAP_FAILED) return NULL;
+  tables_account((int64_t)bytes);
+  return p;
 }
 
 static void table_free(void *p, size_t n, size_t size) {
   if (!p) return;
   if (n * size < BIG_TABLE_BYTES) {
-    free(p);
+    counted_free(p, n * size);
     return;
   }
   int saved = errno;
   munmap(p, n * size);
   errno = saved;
+  tables_account(-(int64_t)(n * size));
 }
 
-static int ptr_grow(ptr_table *t) {
-  size_t cap = t->cap ? t->cap * 2 : 1024;
-  ptr_slot *slots = table_alloc(cap, sizeof *slots);
+#define PTR_MIN_CAP 1024
+
+/* A key's home slot in [0, cap): the hash's high bits scaled to cap (no power of two needed). */
+static inline size_t ptr_home(uintptr_t key, size_t cap) { return (size_t)(((unsigned __int128)mix64(key) * cap) >> 64); }
+
+static inline size_t ptr_next(size_t j, size_t cap) { return j + 1 == cap ? 0 : j + 1; }
+
+/* Rehashes into cap slots (a multiple of 64, >= len / (3/4)). */
+static int ptr_resize(ptr_table *t, size_t cap) {
+  cap = (cap + 63) & ~(size_t)63;
+  ptr_cell *slots = table_alloc(cap, sizeof *slots);
   if (!slots) return -1;
   for (size_t i = 0; i < t->cap; i++) {
     if (!t->slots[i].key) continue;
-    size_t j = mix64(t->slots[i].key) & (cap - 1);
-    while (slots[j].key) j = (j + 1) & (cap - 1);
+    size_t j = ptr_home(t->slots[i].key, cap);
+    while (slots[j].key) j = ptr_next(j, cap);
     slots[j] = t->slots[i];
   }
   table_free(t->slots, t->cap, sizeof *slots);
@@ -67,29 +107,40 @@ static int ptr_grow(ptr_table *t) {
   return 0;
 }
 
-int ptr_put(ptr_table *t, uintptr_t key, uint32_t trace, uint64_t size, ptr_slot *old) {
-  if ((t->len + 1) * 2 > t->cap && ptr_grow(t) != 0) return -1;
-  size_t mask = t->cap - 1, j = mix64(key) & mask;
-  while (t->slots[j].key && t->slots[j].key != key) j = (j + 1) & mask;
-  int existed = t->slots[j].key == key;
-  if (existed && old) *old = t->slots[j];
+/* The cell of key, or the empty cell where it would go. */
+static ptr_cell *ptr_find(ptr_table *t, uintptr_t key) {
+  size_t j = ptr_home(key, t->cap);
+  while (t->slots[j].key && t->slots[j].key != key) j = ptr_next(j, t->cap);
+  return &t->slots[j];
+}
+
+/* Stores (key, size32, trace) without the side table. */
+static int cell_put(ptr_table *t, uintptr_t key, uint32_t size32, uint32_t trace, ptr_cell *old) {
+  if (!t->cap || (t->len + 1) * 4 > t->cap * 3) {
+    if (ptr_resize(t, t->cap ? t->cap + t->cap / 2 : PTR_MIN_CAP) != 0) {
+      if (!t->cap || t->len + 1 >= t->cap) return -1; /* out of memory and full: refuse */
+    }
+  }
+  ptr_cell *c = ptr_find(t, key);
+  int existed = c->key == key;
+  if (existed && old) *old = *c;
   if (!existed) t->len++;
-  t->slots[j].key = key;
-  t->slots[j].trace = trace;
-  t->slots[j].size = size;
+  c->key = key;
+  c->size32 = size32;
+  c->trace = trace;
   return existed;
 }
 
-int ptr_take(ptr_table *t, uintptr_t key, ptr_slot *out) {
+static int cell_take(ptr_table *t, uintptr_t key, ptr_cell *out) {
   if (!t->cap) return 0;
-  size_t mask = t->cap - 1, j = mix64(key) & mask;
-  while (t->slots[j].key && t->slots[j].key != key) j = (j + 1) & mask;
+  size_t cap = t->cap, j = ptr_home(key, cap);
+  while (t->slots[j].key && t->slots[j].key != key) j = ptr_next(j, cap);
   if (t->slots[j].key != key) return 0;
   if (out) *out = t->slots[j];
   /* Backward-shift deletion: no tombstones, so lookups stay short however many frees. */
   size_t hole = j;
-  for (size_t k = (j + 1) & mask; t->slots[k].key; k = (k + 1) & mask) {
-    size_t home = mix64(t->slots[k].key) & mask;
+  for (size_t k = ptr_next(j, cap); t->slots[k].key; k = ptr_next(k, cap)) {
+    size_t home = ptr_home(t->slots[k].key, cap);
     /* Move k into the hole unless its home lies cyclically in (hole, k]. */
     int home_between = hole <= k ? (home > hole && home <= k) : (home > hole || home <= k);
     if (!home_between) {
@@ -99,11 +150,61 @@ int ptr_take(ptr_table *t, uintptr_t key, ptr_slot *out) {
   }
   memset(&t->slots[hole], 0, sizeof t->slots[hole]);
   t->len--;
+  /* The live set shrank to under 1/4 of the table: halve it (back to 1/2 full). On
+   * failure the table just stays as it is. */
+  if (t->cap > PTR_MIN_CAP && t->len * 4 < t->cap) {
+    size_t want = t->cap / 2 < PTR_MIN_CAP ? PTR_MIN_CAP : t->cap / 2;
+    ptr_resize(t, want);
+  }
+  return 1;
+}
+
+/* The entry of cell c (already removed from t), its wide size taken out of the side table. */
+static void take_values(ptr_table *t, uintptr_t key, const ptr_cell *c, ptr_slot *out) {
+  out->key = key;
+  out->trace = c->trace;
+  out->size = c->size32;
+  ptr_cell b;
+  if (c->size32 == UINT32_MAX && t->big && cell_take(t->big, key, &b)) out->size = ((uint64_t)b.trace << 32) | b.size32;
+}
+
+int ptr_put(ptr_table *t, uintptr_t key, uint32_t trace, uint64_t size, ptr_slot *old) {
+  int wide = size >= UINT32_MAX;
+  if (wide && !t->big) {
+    t->big = counted_calloc(1, sizeof *t->big);
+    if (!t->big) return -1;
+  }
+  ptr_cell prev;
+  int existed = cell_put(t, key, wide ? UINT32_MAX : (uint32_t)size, trace, &prev);
+  if (existed < 0) return -1;
+  if (existed == 1) {
+    ptr_slot was;
+    take_values(t, key, &prev, &was); /* its wide size, if any, leaves the side table */
+    if (old) *old = was;
+  }
+  if (wide && cell_put(t->big, key, (uint32_t)size, (uint32_t)(size >> 32), NULL) < 0) {
+    ptr_cell gone;
+    cell_take(t, key, &gone);
+    return -1;
+  }
+  return existed;
+}
+
+int ptr_take(ptr_table *t, uintptr_t key, ptr_slot *out) {
+  ptr_cell c;
+  if (!cell_take(t, key, &c)) return 0;
+  ptr_slot s;
+  take_values(t, key, &c, &s);
+  if (out) *out = s;
   return 1;
 }
 
 void ptr_clear(ptr_table *t) {
   table_free(t->slots, t->cap, sizeof *t->slots);
+  if (t->big) {
+    ptr_clear(t->big);
+    counted_free(t->big, sizeof *t->big);
+  }
   memset(t, 0, sizeof *t);
 }
 
@@ -122,7 +223,7 @@ pair_slot *pair_find(pair_map *m, uint64_t a, uint64_t b) {
 pair_slot *pair_add(pair_map *m, uint64_t a, uint64_t b) {
   if ((m->len + 1) * 2 > m->cap) {
     size_t cap = m->cap ? m->cap * 2 : 256;
-    pair_slot *slots = calloc(cap, sizeof *slots);
+    pair_slot *slots = counted_calloc(cap, sizeof *slots);
     if (!slots) return NULL;
     for (size_t i = 0; i < m->cap; i++) {
       if (!m->slots[i].used) continue;
@@ -130,7 +231,7 @@ pair_slot *pair_add(pair_map *m, uint64_t a, uint64_t b) {
       while (slots[j].used) j = (j + 1) & (cap - 1);
       slots[j] = m->slots[i];
     }
-    free(m->slots);
+    counted_free(m->slots, m->cap * sizeof *slots);
     m->slots = slots;
     m->cap = cap;
   }
@@ -146,7 +247,7 @@ pair_slot *pair_add(pair_map *m, uint64_t a, uint64_t b) {
 }
 
 void pair_clear(pair_map *m) {
-  free(m->slots);
+  counted_free(m->slots, m->cap * sizeof *m->slots);
   memset(m, 0, sizeof *m);
 }
 
@@ -179,7 +280,7 @@ uint32_t blob_find(blob_map *m, const void *data, size_t len, uint64_t hash) {
 int blob_add(blob_map *m, const void *data, size_t len, uint64_t hash, uint32_t id) {
   if ((m->len + 1) * 2 > m->cap) {
     size_t cap = m->cap ? m->cap * 2 : 256;
-    blob_slot *slots = calloc(cap, sizeof *slots);
+    blob_slot *slots = counted_calloc(cap, sizeof *slots);
     if (!slots) return -1;
     for (size_t i = 0; i < m->cap; i++) {
       if (!m->slots[i].data) continue;
@@ -187,12 +288,13 @@ int blob_add(blob_map *m, const void *data, size_t len, uint64_t hash, uint32_t 
       while (slots[j].data) j = (j + 1) & (cap - 1);
       slots[j] = m->slots[i];
     }
-    free(m->slots);
+    counted_free(m->slots, m->cap * sizeof *slots);
     m->slots = slots;
     m->cap = cap;
   }
   uint8_t *copy = malloc(len ? len : 1);
   if (!copy) return -1;
+  tables_account((int64_t)(len ? len : 1));
   memcpy(copy, data, len);
   size_t mask = m->cap - 1, j = hash & mask;
   while (m->slots[j].data) j = (j + 1) & mask;
@@ -202,7 +304,8 @@ int blob_add(blob_map *m, const void *data, size_t len, uint64_t hash, uint32_t 
 }
 
 void blob_clear(blob_map *m) {
-  for (size_t i = 0; i < m->cap; i++) free(m->slots[i].data);
-  free(m->slots);
+  for (size_t i = 0; i < m->cap; i++)
+    if (m->slots[i].data) counted_free(m->slots[i].data, m->slots[i].len ? m->slots[i].len : 1);
+  counted_free(m->slots, m->cap * sizeof *m->slots);
   memset(m, 0, sizeof *m);
 }

@@ -11,16 +11,29 @@
  * where the system has them. Tables of this file free it themselves. */
 void *table_alloc(size_t n, size_t size);
 
-/* ---- sampled live pointers ---- */
+/* ---- sampled live pointers ----
+ * 16 bytes a slot (address, size, trace); a size that does not fit 32 bits is kept whole in a
+ * side table. The capacity is any multiple of 64 (not a power of two), so that it can grow by
+ * half: the table is grown to 1/2 full when it passes 3/4 (21 to 32 bytes per live entry while
+ * the live set grows) and halved back to 1/2 full when it falls under 1/4 (never more than 64
+ * bytes per live entry), so it shrinks with the live set. */
 typedef struct {
-  uintptr_t key; /* 0 = empty */
+  uintptr_t key;   /* 0 = empty */
+  uint32_t size32; /* UINT32_MAX: the size is in the side table */
+  uint32_t trace;
+} ptr_cell;
+
+/* An entry as ptr_put / ptr_take report it. */
+typedef struct {
+  uintptr_t key;
   uint64_t size;
   uint32_t trace;
 } ptr_slot;
 
-typedef struct {
-  ptr_slot *slots;
-  size_t cap, len; /* cap is a power of two */
+typedef struct ptr_table {
+  ptr_cell *slots;
+  size_t cap, len;
+  struct ptr_table *big; /* sizes >= UINT32_MAX: key -> (size >> 32 in trace, low bits in size32) */
 } ptr_table;
 
 /* Inserts or replaces; returns 1 if the key was already there (its old values in *old). -1 on OOM. */
@@ -28,6 +41,13 @@ int ptr_put(ptr_table *t, uintptr_t key, uint32_t trace, uint64_t size, ptr_slot
 /* Removes key; returns 1 and its values if it was there. */
 int ptr_take(ptr_table *t, uintptr_t key, ptr_slot *out);
 void ptr_clear(ptr_table *t);
+
+/* Bytes the tables of this file hold now, and the most since tables_reset_peak (the
+ * hook's own memory, apart from its block buffers and the never-freed free filters). */
+void tables_memory(uint64_t *now, uint64_t *peak);
+void tables_reset_peak(void);
+/* Other memory of the hook, to be counted with the tables' (bytes > 0 taken, < 0 given back). */
+void tables_account(int64_t bytes);
 
 /* ---- (u64, u64) -> (u32, u32) exact-key map, for code objects and frames ---- */
 typedef struct {

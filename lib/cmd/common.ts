@@ -9,7 +9,10 @@
 
 import type { Argv, Options } from 'yargs';
 import { UsageError, warn } from '../cli.js';
+import { isMarkSpec, readMarks, resolveMark } from '../format/marks.js';
 import type { ProfileSource } from '../format/source.js';
+import type { Mark } from '../format/types.js';
+import { isNdjsonArg } from '../source-arg.js';
 import { DOMAIN_CHOICES, DOMAIN_DESCRIBE, THREAD_DESCRIBE } from './domain-options.js';
 
 /** What a site is: the whole stack (`trace`; `stack` is the same), its innermost line, function or file, or its thread. */
@@ -41,9 +44,9 @@ export function finiteNumber(option: string, what = 'a number', ok: (n: number) 
  * narrower (hp-diff's --at takes one time per input), never the name, type or values.
  */
 export const OPTIONS = {
-  at: { type: 'string', requiresArg: true, default: 'peak', describe: "The moment: seconds since start, 'peak' (highest estimated live heap) or 'end'" },
-  from: { type: 'string', requiresArg: true, describe: 'Start of the time window, seconds since start' },
-  to: { type: 'string', requiresArg: true, describe: 'End of the time window, seconds since start' },
+  at: { type: 'string', requiresArg: true, default: 'peak', describe: "The moment: seconds since start, 'peak' (highest estimated live heap), 'end', or mark:LABEL" },
+  from: { type: 'string', requiresArg: true, describe: 'Start of the time window: seconds since start, or mark:LABEL' },
+  to: { type: 'string', requiresArg: true, describe: 'End of the time window: seconds since start, or mark:LABEL' },
   'group-by': { requiresArg: true, choices: GROUP_BY_VALUES as unknown as string[], default: GROUP_BY_DEFAULT, describe: "What a site is: the whole stack ('trace', also 'stack'), its innermost line, function or file, or the thread (--native profiles)" },
   domain: { requiresArg: true, choices: DOMAIN_CHOICES as unknown as string[], default: 'all', describe: DOMAIN_DESCRIBE },
   thread: { type: 'string', requiresArg: true, describe: THREAD_DESCRIBE },
@@ -129,4 +132,26 @@ export function reportIncomplete(source: ProfileSource): void {
   if (!source.complete && source.header.formatVersion === 1) {
     warn(`${source.name}: heapprof 1.0.x profile: the format has no end marker, so whether the recording finished cannot be told; used everything up to its end`);
   } else if (!source.complete) warn(`${source.name}: incomplete profile (no end marker: the recorder is still running or crashed); used everything up to its end`);
+}
+
+/**
+ * Replaces each `mark:LABEL` value of the named time options by its time in seconds, read from
+ * the profile's marks (lib/format/marks.ts), so that the usual parsing of seconds follows.
+ * `inputFor(i)` names the input the i-th value of an option refers to (repeatable options).
+ */
+export async function resolveMarkOptions(args: Record<string, unknown>, options: string[], inputFor: (i: number) => string): Promise<void> {
+  const cache = new Map<string, Mark[]>();
+  const resolve = async (value: unknown, option: string, i: number): Promise<unknown> => {
+    if (!isMarkSpec(value)) return value;
+    const input = inputFor(i);
+    if (input === '-' || (await isNdjsonArg(input))) throw new UsageError(`--${option}: ${value}: marks are read from a profile, not from an events stream`);
+    let marks = cache.get(input);
+    if (!marks) cache.set(input, (marks = await readMarks(input)));
+    return String(resolveMark(value, marks, option, input) / 1e6);
+  };
+  for (const option of options) {
+    const value = args[option];
+    if (Array.isArray(value)) args[option] = await Promise.all(value.map((v, i) => resolve(v, option, i)));
+    else if (value !== undefined) args[option] = await resolve(value, option, 0);
+  }
 }

@@ -8,7 +8,7 @@ import type { SnapshotAt } from '../model/snapshot.js';
 import { commandReadOptions, isNdjsonArg, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
 import { diffStackSets, rowRecord, type DiffGroupBy, type DiffRow } from '../export/diff.js';
 import { loadStackSet, parseAt, type StackSet } from '../export/stacks.js';
-import { useOptions, wantsJson } from './common.js';
+import { resolveMarkOptions, useOptions, wantsJson } from './common.js';
 
 const NAME = 'hp-diff';
 export const DIFF_SCHEMA_VERSION = 1;
@@ -47,6 +47,7 @@ export function main(argv: string[]): void {
       .parseSync();
     setQuiet(Boolean(args.quiet));
     const inputs = args._.map(String);
+    await resolveMarkOptions(args, ['at'], (i) => inputs[Math.min(i, inputs.length - 1)] ?? '-');
     const ats = ((args.at as unknown[] | undefined) ?? []).map((a) => parseAt(String(a)));
     if (args['group-by'] === 'thread') throw new UsageError('--group-by thread: hp-diff compares code sites (trace, line, function or file); use hp-snapshot --group-by thread at each time');
     const groupBy = String(args['group-by']) === 'trace' ? 'stack' : (String(args['group-by']) as DiffGroupBy);

@@ -8,19 +8,22 @@ import { probabilityFunction } from '../format/weights.js';
 import { frameLabel, NO_STACK_LABEL, traceOrPlaceholder } from '../model/sites.js';
 import { commandReadOptions, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
 import { manyInputs, openInputs } from '../profile-inputs.js';
-import { inputArg, secondsOption, useOptions, wantsJson } from './common.js';
+import { inputArg, resolveMarkOptions, secondsOption, useOptions, wantsJson } from './common.js';
 import { clip, terminalWidth } from './human.js';
+import { markLine } from '../format/ndjson.js';
+import { sourceMarks } from '../format/marks.js';
 
 const USAGE = `$0 [PROFILE|-] [--from SECONDS] [--to SECONDS]
 
 Write a profile's events as NDJSON (schema 1, see hp-events(1)): a "meta" line, a "trace"
 line before the first event that uses each trace (frames innermost first), one "event" line
 per event (t in seconds since start, op alloc|free|rss|end|lost, trace, size, weight w = 1/p),
-and a final "summary" line. PROFILE is a base name (run = run.hpm + run.hpd), an events NDJSON
-file, or - for stdin (the default). Several profiles (or a quoted glob 'run.*') are written as
-one stream, aligned on wall-clock time (t from the earliest start), identical traces merged. On a
-terminal (or with --no-json) one readable line per event instead: time, op, size, weight and the
-innermost frame.`;
+a "mark" line (t, label) for each mark in its place in time, and a final "summary" line. --from
+and --to take seconds or mark:LABEL. PROFILE is a base name (run = run.hpm + run.hpd), an events
+NDJSON file, or - for stdin (the default). Several profiles (or a quoted glob 'run.*') are written
+as one stream, aligned on wall-clock time (t from the earliest start), identical traces merged. On
+a terminal (or with --no-json) one readable line per event instead: time, op, size, weight and
+the innermost frame.`;
 
 const EXAMPLES: Array<[string, string]> = [
   ['$0 run --from 4 --to 4.2', 'the events of 200 ms'],
@@ -31,8 +34,8 @@ const EXAMPLES: Array<[string, string]> = [
 export function main(argv: string[]): void {
   runMain('hp-events', async () => {
     const args = useOptions(parser('hp-events', argv, USAGE, EXAMPLES).strict(false).strictOptions(), ['from', 'to', 'json', 'strict'], {
-      from: { describe: 'Only events at or after this time (seconds since start)' },
-      to: { describe: 'Only events before this time (seconds since start)' },
+      from: { describe: 'Only events at or after this time (seconds since start, or mark:LABEL)' },
+      to: { describe: 'Only events before this time (seconds since start, or mark:LABEL)' },
     })
       .option('v1-weights', V1_WEIGHTS_OPTION)
       .parseSync();
@@ -41,6 +44,7 @@ export function main(argv: string[]): void {
     const merged = manyInputs(inputs);
     if (merged && (args.from !== undefined || args.to !== undefined)) throw new UsageError('--from and --to read one profile');
     const input = merged ? '' : inputArg(args._, 'hp-events');
+    if (!merged) await resolveMarkOptions(args, ['from', 'to'], () => input);
     const fromUs = secondsOption(args.from, 'from');
     const toUs = secondsOption(args.to, 'to');
     const json = wantsJson(args.json);
@@ -69,13 +73,52 @@ export function main(argv: string[]): void {
         }
         return w;
       };
-      const written = new Set<number>();
+      // Traces already written: one bit per id below 2^24 (a Set entry cost ~50 bytes per trace), a Set above.
+      let seen = new Uint8Array(1024);
+      const far = new Set<number>();
+      const written = {
+        has: (id: number): boolean => (id < 1 << 24 ? id >>> 3 < seen.length && (seen[id >>> 3]! & (1 << (id & 7))) !== 0 : far.has(id)),
+        add: (id: number): void => {
+          if (id >= 1 << 24) {
+            far.add(id);
+            return;
+          }
+          if (id >>> 3 >= seen.length) {
+            let m = seen.length * 2;
+            while (m <= id >>> 3) m *= 2;
+            const n = new Uint8Array(m);
+            n.set(seen);
+            seen = n;
+          }
+          seen[id >>> 3]! |= 1 << (id & 7);
+        },
+      };
       let events = 0;
+      // Marks go in their place in time (before the events of their own microsecond), within --from/--to.
+      let marks = sourceMarks(source);
+      let nextMark = 0;
+      let nextMarkUs = marks.length > 0 ? marks[0]!.timeUs : Infinity;
+      const inWindow = (us: number): boolean => (fromUs === undefined || us >= fromUs) && (toUs === undefined || us < toUs);
+      const marksUpTo = (us: number): string => {
+        let text = '';
+        while (nextMark < marks.length && marks[nextMark]!.timeUs <= us) {
+          const m = marks[nextMark++]!;
+          if (inWindow(m.timeUs)) text += markLine(m);
+        }
+        nextMarkUs = nextMark < marks.length ? marks[nextMark]!.timeUs : Infinity;
+        return text;
+      };
       for await (const batch of source.batches()) {
         const { op, timeUs, trace, size } = batch;
         let text = '';
+        // NDJSON input defines its marks as it streams.
+        if (source.marks && source.marks().length > marks.length) {
+          marks = [...marks.slice(0, nextMark), ...sourceMarks(source).slice(nextMark)];
+          nextMarkUs = nextMark < marks.length ? marks[nextMark]!.timeUs : Infinity;
+        }
         for (let i = 0; i < batch.length; i++) {
           const o = op[i]!;
+          if (timeUs[i]! >= nextMarkUs) text += marksUpTo(timeUs[i]!);
           const t = secondsText(timeUs[i]!);
           if (o === OP_ALLOC || o === OP_FREE) {
             const id = trace[i]!;
@@ -94,6 +137,7 @@ export function main(argv: string[]): void {
         events += batch.length;
         await out.write(text);
       }
+      await out.write(marksUpTo(Infinity));
       await out.write(summaryLine(source.complete, events, source.histogram));
       await out.flush();
     } finally {

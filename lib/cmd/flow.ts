@@ -5,7 +5,7 @@ import { commandReadOptions, isNdjsonArg, openSource, V1_WEIGHTS_OPTION, v1Weigh
 import { buildFlowGraph, renderDot } from '../export/flow.js';
 import { writeResult } from '../export/output.js';
 import { loadStackSet, parseAt, type StackSet } from '../export/stacks.js';
-import { useOptions } from './common.js';
+import { resolveMarkOptions, useOptions } from './common.js';
 
 const NAME = 'hp-flow';
 
@@ -41,6 +41,7 @@ export function main(argv: string[]): void {
     const input = inputs[0] ?? '-';
     const threshold = args.threshold;
     if (!(threshold >= 0 && threshold < 1)) throw new UsageError('--threshold: expected a fraction in [0, 1), e.g. 0.01 for 1%');
+    await resolveMarkOptions(args, ['at'], () => input);
     const ats = ((args.at as unknown as unknown[] | undefined) ?? []).map((a) => parseAt(String(a)));
     if (input === '-' && ats.length > 1) throw new UsageError('stdin can be read only once: save the profile to a file to draw several times');
 

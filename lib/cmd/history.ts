@@ -11,8 +11,11 @@ import type { ReadOptions } from '../format/source.js';
 import { BY_CHOICES, FirstRss, attachedSentences, manyInputs, openInputs, profileBases } from '../profile-inputs.js';
 import { openSeeked } from '../format/index.js';
 import { commandReadOptions, isNdjsonArg, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
-import { checkWithinSpan, formatSeconds, inputArg, positiveInt, reportIncomplete, secondsOption, traceGrouping, useOptions, wantsJson } from './common.js';
+import { checkWithinSpan, formatSeconds, inputArg, positiveInt, reportIncomplete, resolveMarkOptions, secondsOption, traceGrouping, useOptions, wantsJson } from './common.js';
 import { DOMAINS } from '../format/types.js';
+import { sourceMarks } from '../format/marks.js';
+import { escapeControls } from '../escape.js';
+import type { Mark } from '../format/types.js';
 
 const USAGE = `$0 [PROFILE|-]... [--granularity SECONDS] [--top N] [--sites FILE:LINE,...] [--json] [--by pid]
 
@@ -36,7 +39,7 @@ const EXAMPLES: Array<[string, string]> = [
 ];
 
 /** One bucket's NDJSON line; `unseen` is what the totals allow for as live undrawn (man/hp-estimates.7). */
-export function bucketLine(rec: BucketRecord, specs: LineSpec[], unseen: Unseen | null = null): Record<string, unknown> {
+export function bucketLine(rec: BucketRecord, specs: LineSpec[], unseen: Unseen | null = null, marks: Mark[] = []): Record<string, unknown> {
   const line: Record<string, unknown> = { t: rec.tUs / 1e6 };
   putEstimate(line, 'live_bytes', rec.total.bytes, rec.total.bytesVar, unseen?.bytes, rec.total.exactBytes);
   putEstimate(line, 'live_count', rec.total.count, rec.total.countVar, unseen?.count, rec.total.exactCount);
@@ -60,6 +63,7 @@ export function bucketLine(rec: BucketRecord, specs: LineSpec[], unseen: Unseen 
     });
     line.sites = sites;
   }
+  if (marks.length > 0) line.marks = marks.map((m) => ({ t: m.timeUs / 1e6, label: m.label }));
   return line;
 }
 
@@ -67,8 +71,8 @@ export function main(argv: string[]): void {
   runMain('hp-history', async () => {
     const args = useOptions(parser('hp-history', argv, USAGE, EXAMPLES).strict(false).strictOptions(), ['from', 'to', 'group-by', 'top', 'json', 'strict'], {
       top: { default: 5, describe: 'Sites listed per bucket (0 for none)' },
-      from: { describe: 'First bucket end to report (seconds since start)' },
-      to: { describe: 'Last bucket end to report (seconds since start)' },
+      from: { describe: 'First bucket end to report (seconds since start, or mark:LABEL)' },
+      to: { describe: 'Last bucket end to report (seconds since start, or mark:LABEL)' },
     })
       .option('granularity', { requiresArg: true, type: 'number', describe: 'Bucket length in seconds (default: about 60 buckets)' })
       .option('sites', { requiresArg: true, type: 'string', describe: "Follow these lines: 'app.py:12,lib/x.py:40' (a trace counts if any of its frames is on the line)" })
@@ -86,6 +90,7 @@ export function main(argv: string[]): void {
     if (merged && args.follow) throw new UsageError('--follow reads one profile');
     const input = merged ? '' : inputArg(args._, 'hp-history');
     const chart = args.chart === true || !wantsJson(args.json);
+    if (!merged) await resolveMarkOptions(args, ['from', 'to'], () => input);
     if (args.granularity !== undefined && !(args.granularity > 0)) throw new UsageError(`--granularity: expected seconds > 0, got '${args.granularity}'`);
     let granularityUs = args.granularity === undefined ? null : Math.max(1, Math.round(args.granularity * 1e6));
     if (granularityUs === null && args.follow) granularityUs = 1e6;
@@ -124,6 +129,13 @@ export function main(argv: string[]): void {
       const builder = new HistoryBuilder(source.header.sampling, (id) => source.trace(id), { ...builderOptions(granularityUs), domains: source.header.native === true });
       const records: BucketRecord[] = [];
       let buckets = 0;
+      // Each bucket line lists the marks in (t - granularity, t]; the chart lists them below it.
+      let marks = sourceMarks(source);
+      const marksIn = (r: BucketRecord): Mark[] => {
+        if (marks.length === 0) return marks;
+        if (args.follow && source.marks && source.marks().length > marks.length) marks = sourceMarks(source);
+        return marks.filter((m) => m.timeUs <= r.tUs && m.timeUs > r.tUs - builder.granularityUs);
+      };
       const drain = async (): Promise<void> => {
         if (builder.ready.length === 0) return;
         const ready = builder.ready.splice(0);
@@ -132,7 +144,7 @@ export function main(argv: string[]): void {
         // so buckets written before then use the sampler's bounds alone (more conservative).
         const unseen = unseenOf(source.header.sampling, source.histogram);
         if (chart) records.push(...ready);
-        else await out.write(ready.map((r) => `${JSON.stringify(bucketLine(r, specs, unseen))}\n`).join(''));
+        else await out.write(ready.map((r) => `${JSON.stringify(bucketLine(r, specs, unseen, marksIn(r)))}\n`).join(''));
       };
       if (seeked?.checkpoint) {
         const cp = seeked.checkpoint;
@@ -155,7 +167,7 @@ export function main(argv: string[]): void {
       }
       const attached = attachedSentences(source, seeked ? null : firstRss.value);
       const baseline = source instanceof MergedSource ? null : attached.length > 0 ? firstRss.value : null;
-      if (chart) await out.write(historyChart(records, args.height, args.width, baseline));
+      if (chart) await out.write(historyChart(records, args.height, args.width, baseline) + chartMarks(records, marks));
       await out.flush();
       for (const line of attached) warn(line);
       if (!builder.done) reportIncomplete(source);
@@ -169,6 +181,15 @@ export function main(argv: string[]): void {
       await source.close();
     }
   });
+}
+
+/** The marks within the charted buckets, one line each, under the chart. */
+function chartMarks(records: BucketRecord[], marks: Mark[]): string {
+  if (records.length === 0) return '';
+  const lastUs = records[records.length - 1]!.tUs;
+  const shown = marks.filter((m) => m.timeUs <= lastUs);
+  if (shown.length === 0) return '';
+  return `marks:\n${shown.map((m) => `  ${formatSeconds(m.timeUs).padStart(12)}  ${escapeControls(m.label)}\n`).join('')}`;
 }
 
 /**

@@ -8,6 +8,7 @@ import { encodePprof, sampleTypeNames } from '../export/pprof.js';
 import { writeResult } from '../export/output.js';
 import { useOptions } from './common.js';
 import { allocationStacks, loadStackSet, parseAt, parseSeconds, type StackSet } from '../export/stacks.js';
+import { resolveMarkOptions } from './common.js';
 
 const NAME = 'hp-pprof';
 
@@ -44,6 +45,8 @@ export function main(argv: string[]): void {
     const inputs = args._.map(String);
     if (inputs.length === 0) inputs.push('-');
     if (inputs.filter((i) => i === '-').length > 1) throw new UsageError('only one input can be stdin');
+    // A mark: time is looked up in the first input.
+    await resolveMarkOptions(args, ['at', 'from', 'to'], () => inputs[0]!);
     const fromUs = parseSeconds(args.from, '--from');
     const toUs = parseSeconds(args.to, '--to');
     const alloc = Boolean(args.alloc) || fromUs !== null || toUs !== null;

@@ -544,6 +544,8 @@ export function formatSummary(status: BootstrapStatus, mode: 'profile' | 'stats'
   if (written !== undefined && files.length > 0) parts.push(`${formatBytes(written)} written`);
   const fraction = num('sampled_fraction');
   if (fraction !== undefined && mode === 'profile') parts.push(`${formatPercent(fraction)} of allocations sampled`);
+  const recorderPeak = num('recorder_peak_bytes');
+  if (recorderPeak !== undefined && mode === 'profile') parts.push(`recorder peak memory ${formatBytes(recorderPeak)}`);
   const lost = num('lost_events');
   if (lost) parts.push(`${count(lost)} events lost (out of memory)`);
   for (const key of ['stop_error', 'summary_error', 'error']) {
@@ -570,6 +572,14 @@ function formatPercent(fraction: number): string {
   const pct = fraction * 100;
   if (pct === 0 || pct >= 10) return `${pct.toFixed(pct >= 99.95 || pct === 0 ? 0 : 1)}%`;
   return `${pct.toPrecision(2)}%`;
+}
+
+/** --mark-signal: USR1 or USR2 (with or without SIG). Other signals have meanings a program relies on. */
+function parseMarkSignal(value: string, mode: string): NodeJS.Signals {
+  const name = `SIG${value.toUpperCase().replace(/^SIG/, '')}`;
+  if (name !== 'SIGUSR1' && name !== 'SIGUSR2') throw new UsageError(`--mark-signal ${value}: expected USR1 or USR2`);
+  if (mode === 'stats') throw new UsageError('--mode stats records no timeline: --mark-signal does not apply');
+  return name as NodeJS.Signals;
 }
 
 /** Die of `signal` like the program did; where that is impossible (ignored by Node), exit 128+n as shells report it. */
@@ -602,6 +612,7 @@ export function main(argv: string[]): void {
       .option('c', { requiresArg: true, type: 'string', describe: 'Run this Python code, like python -c; what follows is its arguments' })
       .option('follow-fork', { type: 'boolean', default: false, describe: 'Also record forked children, each to BASE.CHILDPID.hpm/.hpd' })
       .option('force', { type: 'boolean', default: false, describe: 'Overwrite an existing profile; run a script that does not look like Python' })
+      .option('mark-signal', { type: 'string', requiresArg: true, describe: 'USR1 or USR2: each time the program (or hp-record) receives it, write a mark signal-N into the profile' })
       .option('pid', { type: 'string', requiresArg: true, describe: 'Attach to this running Python process instead of starting one (see ATTACHING in hp-record(1))' })
       .option('duration', { type: 'string', requiresArg: true, describe: 'With --pid: stop after SECONDS (default: at Ctrl-C or --stop)' })
       .option('stop', { type: 'boolean', default: false, describe: 'With --pid: stop the hp-record that is recording that process' })
@@ -634,6 +645,7 @@ export function main(argv: string[]): void {
       if (followFork) throw new UsageError('--mode stats does not follow forks: drop --follow-fork');
       if (args.native) throw new UsageError('--mode stats counts Python allocations only: drop --native');
     }
+    const markSignal = args['mark-signal'] !== undefined ? parseMarkSignal(args['mark-signal'], mode) : null;
     const sampling = args.sample !== undefined ? parseSampleSpec(args.sample) : null;
     const sampleBytes = args['sample-bytes'] !== undefined ? parseByteCount(args['sample-bytes']) : null;
 
@@ -676,6 +688,7 @@ export function main(argv: string[]): void {
       const userPythonPath = process.env.PYTHONPATH;
       const config = {
         status: statusPath,
+        recorder_pid: process.pid, // the bootstrap's watchdog: if hp-record dies, the program is ended
         target,
         package_parent: PACKAGE_PARENT,
         pythonpath: userPythonPath ?? null,
@@ -688,6 +701,7 @@ export function main(argv: string[]): void {
         force,
         native,
         preload: hookLib,
+        mark_signal: markSignal === null ? null : osConstants.signals[markSignal],
       };
       const startedUs = Date.now() * 1000;
       let stopPolling = (): void => {};
@@ -702,6 +716,7 @@ export function main(argv: string[]): void {
       const { code, signal } = await runChild(
         python,
         target,
+        markSignal,
         {
           ...process.env,
           PYTHONPATH: userPythonPath ? `${privateDir}${delimiter}${userPythonPath}` : privateDir,
@@ -821,6 +836,7 @@ async function runAttach(args: {
 function runChild(
   command: string,
   args: string[],
+  markSignal: NodeJS.Signals | null,
   env: NodeJS.ProcessEnv,
   onStart: (pid: number) => void = () => {},
 ): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
@@ -832,6 +848,8 @@ function runChild(
     else if (child.exitCode === null && child.signalCode === null) child.kill(sig);
   };
   for (const sig of FORWARDED_SIGNALS) process.on(sig, forward);
+  // The mark signal sent to hp-record goes to the program, whose bootstrap writes the mark.
+  if (markSignal) process.on(markSignal, () => child && child.exitCode === null && child.signalCode === null && child.kill(markSignal));
   return new Promise((resolve, reject) => {
     child = spawn(command, args, { stdio: 'inherit', env });
     if (child.pid !== undefined) onStart(child.pid);

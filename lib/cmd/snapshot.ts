@@ -8,7 +8,7 @@ import { liveHeapAt, type SnapshotAt } from '../model/snapshot.js';
 import { liveHeapAtIndexed } from '../format/index.js';
 import { commandReadOptions, isNdjsonArg, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
 import { BY_CHOICES, manyInputs, openInputs } from '../profile-inputs.js';
-import { checkWithinSpan, formatSeconds, inputArg, reportIncomplete, secondsOption, traceGrouping, useOptions, wantsJson } from './common.js';
+import { checkWithinSpan, formatSeconds, inputArg, reportIncomplete, resolveMarkOptions, secondsOption, traceGrouping, useOptions, wantsJson } from './common.js';
 import { bytesWithInterval, sitesTable } from './human.js';
 import { addEstimate, emptyEstimate } from '../model/estimate.js';
 import { traceFilter } from './domain-options.js';
@@ -16,7 +16,7 @@ import { nativeCallerLabel, threadLabel } from '../model/sites.js';
 
 export const SNAPSHOT_SCHEMA = 1;
 
-const USAGE = `$0 [PROFILE|-]... [--at SECONDS|peak|end] [--group-by trace|line|function|file|thread] [--domain all|python|native|mmap] [--thread ID] [--top N] [--json] [--by pid]
+const USAGE = `$0 [PROFILE|-]... [--at SECONDS|peak|end|mark:LABEL] [--group-by trace|line|function|file|thread] [--domain all|python|native|mmap] [--thread ID] [--top N] [--json] [--by pid]
 
 The live heap at one moment: what had been allocated and not yet freed, estimated from the
 sampled events (each weighted by 1/p) with a 95% interval. On a terminal, a table of the
@@ -40,7 +40,7 @@ export function parseAt(value: unknown): SnapshotAt {
   if (v === 'end') return { kind: 'end' };
   if (v === 'peak') return { kind: 'peak' };
   const us = secondsOption(v, 'at');
-  if (us === undefined || v.trim() === '') throw new UsageError(`--at: expected seconds, 'peak' or 'end', got '${v}'`);
+  if (us === undefined || v.trim() === '') throw new UsageError(`--at: expected seconds, 'peak', 'end' or mark:LABEL, got '${v}'`);
   return { kind: 'time', us };
 }
 
@@ -71,6 +71,7 @@ export function main(argv: string[]): void {
     const byPid = args.by === 'pid';
     const merged = byPid || manyInputs(inputs);
     const input = merged ? '' : inputArg(args._, 'hp-snapshot');
+    if (!merged) await resolveMarkOptions(args, ['at'], () => input);
     const at = parseAt(args.at);
     const by = traceGrouping(String(args['group-by'])) as GroupBy;
     const top = args.top === undefined ? Infinity : (args.top as number);

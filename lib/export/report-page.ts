@@ -140,6 +140,11 @@ const CLIENT = String.raw`
     el('path', { id: 'band', d: band + 'Z', fill: 'var(--band)', stroke: 'none' }, svg);
     if (rss) el('path', { id: 'rss', d: rss, fill: 'none', stroke: 'var(--rss)', 'stroke-dasharray': '4 3' }, svg);
     el('path', { id: 'live', d: line, fill: 'none', stroke: 'var(--line)', 'stroke-width': 2 }, svg);
+    (data.marks || []).forEach(function (m) {
+      var g = el('g', { 'class': 'mark' }, svg);
+      el('line', { x1: X(m.t), x2: X(m.t), y1: M.t, y2: H - M.b, stroke: 'var(--muted)', 'stroke-dasharray': '1 3' }, g);
+      el('title', {}, g).textContent = 'mark ' + m.label + ' at ' + fmtSec(m.t);
+    });
     var sp = points[selected];
     if (range) el('rect', { id: 'brush', 'class': 'brush', x: X(range[0]), y: M.t, width: Math.max(1, X(range[1]) - X(range[0])), height: H - M.t - M.b }, svg);
     el('line', { id: 'cursor', x1: X(sp.t), x2: X(sp.t), y1: M.t, y2: H - M.b, stroke: 'var(--sel)', 'stroke-dasharray': '3 3' }, svg);
@@ -385,6 +390,14 @@ const CLIENT = String.raw`
 })();
 `;
 
+/** Marks (heapprof.mark) under the plot, where the plot draws them as dotted lines. */
+function marksList(marks: ReportData['marks']): string {
+  if (marks.length === 0) return '';
+  const shown = marks.slice(0, 200).map((m) => `<span><code>${escapeHtml(m.label)}</code> ${+m.t.toFixed(6)} s</span>`);
+  const more = marks.length > shown.length ? ` <span>and ${marks.length - shown.length} more</span>` : '';
+  return `<div class="legend marks">marks (dotted lines): ${shown.join(', ')}${more}</div>`;
+}
+
 /** The whole page. */
 export function renderReportHtml(data: ReportData): string {
   const m = data.meta;
@@ -418,6 +431,7 @@ ${facts}
 <h2>Memory over time</h2>
 <div class="legend"><i style="background: var(--line)"></i>estimated live heap <i style="background: var(--band); height: 8px"></i>its 95% interval <i style="background: var(--rss)"></i>process RSS <i style="background: var(--sel); width: 8px; height: 8px; border-radius: 4px"></i>peak &mdash; click the plot (or use &larr; &rarr;) to choose a time, drag across it to choose a range</div>
 <svg id="plot" role="img" aria-label="estimated live heap over time"></svg>
+${marksList(data.marks)}
 <h2 id="flame-title">Live heap</h2>
 <div class="legend">width = share of live bytes; root on top, callees below; space under a frame = allocated by that line itself or by callees too small to draw; click a frame to zoom <button id="unzoom" type="button">whole heap</button></div>
 <div class="controls"><input id="search" type="search" placeholder="search frames: function or file" aria-label="search frames"><span id="search-info"></span><label><input id="hide-import" type="checkbox" checked> hide import machinery (importlib._bootstrap)</label></div>

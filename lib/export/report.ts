@@ -12,6 +12,7 @@ import { LiveHeap } from '../model/live.js';
 import { NO_STACK_LABEL, traceOrPlaceholder } from '../model/sites.js';
 import { liveHeapAt, type SnapshotAt } from '../model/snapshot.js';
 import { warnIfNoEvents } from './stacks.js';
+import { sourceMarks } from '../format/marks.js';
 
 export interface ReportPoint {
   /** Seconds since start. */
@@ -62,6 +63,8 @@ export interface ReportData {
   peakIndex: number;
   /** Index in `points` shown first: the peak, or the moment asked for. */
   selectedIndex: number;
+  /** The profile's marks (heapprof.mark), in time order: seconds since start and label. */
+  marks: Array<{ t: number; label: string }>;
 }
 
 export interface ReportOptions {
@@ -369,6 +372,7 @@ export async function buildReportData(open: () => Promise<ProfileSource>, opts: 
   const points: ReportPoint[] = [];
   let complete = false;
   let chosen: ReportPoint | null = null;
+  let marks: Array<{ t: number; label: string }> = [];
   const source = await open();
   try {
     tree.lookup = (id) => source.trace(id);
@@ -418,6 +422,7 @@ export async function buildReportData(open: () => Promise<ProfileSource>, opts: 
     if (captureUs !== null) chosen = { ...maker.make(heap, captureUs, rss), chosen: true };
     complete = source.complete;
     for (const tr of source.traces()) if (tr.id > 0) traces++;
+    marks = sourceMarks(source).map((m) => ({ t: m.timeUs / 1e6, label: m.label }));
   } finally {
     await source.close();
   }
@@ -462,5 +467,6 @@ export async function buildReportData(open: () => Promise<ProfileSource>, opts: 
     points,
     peakIndex,
     selectedIndex,
+    marks,
   };
 }

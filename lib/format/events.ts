@@ -176,7 +176,9 @@ export function decodeEventBlock(payload: Buffer, count: number, blockTimeUs: nu
         value = c.varint();
         code = id === EXT.RSS ? OP_RSS : OP_LOST;
       } else {
-        pos = bodyEnd; // unknown extension: skipped by its length
+        // Unknown extensions are skipped by their length; so is MARK, whose label and time
+        // readers take from the .hpm MARK record (ProfileSource.marks()).
+        pos = bodyEnd;
         continue;
       }
       pos = bodyEnd;

@@ -35,11 +35,11 @@ export const HDR = {
   threads: 14,
 } as const;
 
-export const REC = { STRING: 1, FRAME: 2, TRACE: 3, HISTOGRAM: 4, END: 5, THREAD: 6, TRACE_INFO: 7 } as const;
+export const REC = { STRING: 1, FRAME: 2, TRACE: 3, HISTOGRAM: 4, END: 5, THREAD: 6, TRACE_INFO: 7, MARK: 8 } as const;
 /** TRACE_INFO domain codes. */
 export const DOMAIN_CODES = ['python', 'native', 'mmap'] as const;
 export const KIND = { ALLOC: 0, FREE: 1, EXT: 3 } as const;
-export const EXT = { RSS: 0, END: 1, LOST: 2 } as const;
+export const EXT = { RSS: 0, END: 1, LOST: 2, MARK: 3 } as const;
 
 /** Build the 32-byte file header (+ body for .hpm). */
 export function encodeFileHeader(magic: Buffer, profileId: Buffer, body: Buffer): Buffer {
@@ -268,6 +268,19 @@ export class HpxWriter {
     this.ext(EXT.LOST, timeUs, count);
   }
 
+  private markCount = 0;
+
+  /** A mark as the recorder writes one: a MARK record in .hpm, an EXT MARK event naming its id. */
+  mark(timeUs: number, label: string): void {
+    const id = ++this.markCount;
+    const b = new ByteSink(16 + label.length * 3);
+    b.varint(id);
+    b.varint(Math.max(Math.round(timeUs), this.lastTimeUs));
+    b.bytes(Buffer.from(label, 'utf8'));
+    this.record(REC.MARK, b);
+    this.ext(EXT.MARK, timeUs, id);
+  }
+
   private afterEvent(): void {
     this.eventCount++;
     if (this.eventCount >= this.eventsPerBlock) this.flush();
@@ -306,7 +319,7 @@ export interface ProfileSpec {
   header: Partial<Header> & { sampling: Sampling };
   traces: Trace[];
   /** Events in time order; traces are defined just before first use. */
-  events: Array<{ op: 'alloc' | 'free' | 'rss' | 'lost'; timeUs: number; trace?: number; size: number }>;
+  events: Array<{ op: 'alloc' | 'free' | 'rss' | 'lost' | 'mark'; timeUs: number; trace?: number; size: number; label?: string }>;
   histogram?: HistogramBucket[];
   eventsPerBlock?: number;
   /** Write END markers (default true). */
@@ -329,6 +342,7 @@ export async function encodeProfile(spec: ProfileSpec): Promise<{ hpm: Buffer; h
   const byId = new Map(spec.traces.map((t) => [t.id, t]));
   for (const e of spec.events) {
     if (e.op === 'rss') w.rss(e.timeUs, e.size);
+    else if (e.op === 'mark') w.mark(e.timeUs, e.label ?? '');
     else if (e.op === 'lost') w.lost(e.timeUs, e.size);
     else {
       const t = byId.get(e.trace ?? 0);

@@ -19,9 +19,10 @@ import {
   REC,
 } from './hpx-writer.js';
 import { decodeBlock } from './events.js';
+import { TraceCounts, TraceTable } from './trace-table.js';
 import type { Columns, DecodeJob } from './hpd-worker.js';
-import { OP_FREE, OP_LOST, type EventBatch, type ProfileSource, type ReadOptions } from './source.js';
-import { MAX_NAME_LENGTH, MAX_TRACE_FRAMES, NO_STACK_TRACE, type Frame, type Header, type HistogramBucket, type Sampling, type ThreadInfo, type Trace } from './types.js';
+import { OP_ALLOC, OP_FREE, OP_LOST, type EventBatch, type ProfileSource, type ReadOptions } from './source.js';
+import { MAX_NAME_LENGTH, MAX_TRACE_FRAMES, NO_STACK_TRACE, type Frame, type Header, type HistogramBucket, type Mark, type Sampling, type ThreadInfo, type Trace } from './types.js';
 import { DOMAIN_CODES } from './hpx-writer.js';
 
 export * from './hpx-writer.js';
@@ -161,13 +162,17 @@ export function decodeHeaderBody(body: Buffer, profileId: Buffer, name: string):
 /** Strings, frames and traces from .hpm blocks, read incrementally (a live profile grows). */
 class Dictionary {
   private readonly strings = new Map<number, string>();
-  private readonly frames = new Map<number, Frame>();
-  readonly traces = new Map<number, Trace>();
+  /** Frame id -> index in the trace table's frame list. */
+  private readonly frames = new Map<number, number>();
+  readonly traces = new TraceTable();
+  /** Scratch for one trace's frame indexes. */
+  private scratch = new Int32Array(64);
   /** THREAD records (native recording). */
   readonly threads = new Map<number, ThreadInfo>();
   /** TRACE_INFO read ahead of its TRACE: domain, thread, count of leading native frames. */
   private readonly traceInfo = new Map<number, { domain: number; thread: number; native: number }>();
   histogram: HistogramBucket[] | null = null;
+  readonly marks: Mark[] = [];
   ended = false;
   /** Every trace id in 0..dense is in `traces` (cached; ids only ever get added). */
   private dense = 0;
@@ -199,7 +204,7 @@ class Dictionary {
           const fn = this.string(r.varint(), r.pos);
           const file = this.string(r.varint(), r.pos);
           const line = r.varint();
-          this.frames.set(id, { function: fn === '' ? null : fn, file, line });
+          this.frames.set(id, this.traces.addFrame({ function: fn === '' ? null : fn, file, line }));
           break;
         }
         case REC.TRACE: {
@@ -208,22 +213,25 @@ class Dictionary {
           const depth = r.varint();
           if (depth > r.remaining) throw new FormatError(`trace ${id} claims ${depth} frames in ${r.remaining} bytes`, r.pos);
           if (depth > MAX_TRACE_FRAMES) throw new FormatError(`trace ${id} has ${depth} frames, more than the ${MAX_TRACE_FRAMES} limit`, r.pos);
-          const frames: Frame[] = new Array(depth);
+          if (depth > this.scratch.length) this.scratch = new Int32Array(Math.max(depth, this.scratch.length * 2));
+          const frames = this.scratch;
           for (let i = 0; i < depth; i++) {
             const fid = r.varint();
             const frame = this.frames.get(fid);
-            if (!frame) throw new FormatError(`trace ${id} uses undefined frame ${fid}`, r.pos);
+            if (frame === undefined) throw new FormatError(`trace ${id} uses undefined frame ${fid}`, r.pos);
             frames[i] = frame;
           }
           const info = this.traceInfo.get(id);
           if (id !== 0 && info) {
             this.traceInfo.delete(id);
+            // Native-recording traces (domain, thread, native frames) stay objects: few of them.
             const native = Math.min(info.native, depth);
-            for (let i = 0; i < native; i++) frames[i] = { ...frames[i]!, native: true };
-            const trace: Trace = { id, frames, dropped, domain: DOMAIN_CODES[info.domain] ?? 'native' };
+            const objs: Frame[] = new Array(depth);
+            for (let i = 0; i < depth; i++) objs[i] = i < native ? { ...this.traces.frameAt(frames[i]!), native: true } : this.traces.frameAt(frames[i]!);
+            const trace: Trace = { id, frames: objs, dropped, domain: DOMAIN_CODES[info.domain] ?? 'native' };
             if (info.thread) trace.thread = this.threads.get(info.thread) ?? { id: info.thread, tid: 0, name: '' };
             this.traces.set(id, trace);
-          } else if (id !== 0) this.traces.set(id, { id, frames, dropped });
+          } else if (id !== 0) this.traces.addTrace(id, dropped, frames.subarray(0, depth));
           break;
         }
         case REC.THREAD: {
@@ -252,6 +260,12 @@ class Dictionary {
         case REC.END:
           this.ended = true;
           break;
+        case REC.MARK: {
+          const id = r.varint();
+          const timeUs = r.varint();
+          this.marks.push({ id, timeUs, label: r.utf8(r.remaining) });
+          break;
+        }
         default:
           break; // unknown record types are skipped by their length
       }
@@ -401,12 +415,15 @@ export class V2Profile implements ProfileSource {
   }
 
   *traces(): Iterable<Trace> {
-    const ids = [...this.dict.traces.keys()].sort((a, b) => a - b);
-    for (const id of ids) yield this.dict.traces.get(id)!;
+    for (const id of this.dict.traces.ids()) yield this.dict.traces.get(id)!;
   }
 
   get histogram(): HistogramBucket[] | null {
     return this.dict.histogram;
+  }
+
+  marks(): Mark[] {
+    return this.dict.marks;
   }
 
   get complete(): boolean {
@@ -425,6 +442,12 @@ export class V2Profile implements ProfileSource {
     let lastTimeUs = -Infinity;
     let lost = 0;
     let firstLostUs = 0;
+    // Frees of blocks never allocated (per trace, more frees than allocations so far): only
+    // checkable when reading from the start, since a seek or --from skips allocations.
+    const liveByTrace = this.opts.startOffset === undefined && fromUs === -Infinity ? new TraceCounts() : null;
+    let unmatched = 0;
+    let firstUnmatchedUs = 0;
+    let firstUnmatchedTrace = 0;
     for await (const d of decoded) {
       if (d.kind === 'issue') {
         this.issues.report(this.hpd.path, d.message, d.offset);
@@ -468,7 +491,21 @@ export class V2Profile implements ProfileSource {
         const last = batch.timeUs[batch.length - 1]!;
         if (last > lastTimeUs) lastTimeUs = last;
         for (let i = 0; i < batch.length; i++) {
-          if (batch.op[i] !== OP_LOST) continue;
+          const o = batch.op[i]!;
+          if (o <= OP_FREE) {
+            if (liveByTrace === null) continue;
+            const id = batch.trace[i]!;
+            if (o === OP_ALLOC) liveByTrace.add(id);
+            else if (!liveByTrace.remove(id)) {
+              if (unmatched === 0) {
+                firstUnmatchedUs = batch.timeUs[i]!;
+                firstUnmatchedTrace = id;
+              }
+              unmatched++;
+            }
+            continue;
+          }
+          if (o !== OP_LOST) continue;
           if (lost === 0) firstLostUs = batch.timeUs[i]!;
           lost += batch.size[i]!;
         }
@@ -480,6 +517,12 @@ export class V2Profile implements ProfileSource {
         if (d.end < this.hpd.size) this.issues.report(this.hpd.path, `${this.hpd.size - d.end} bytes after the block holding END were ignored`, d.end);
         break;
       }
+    }
+    if (unmatched > 0) {
+      this.issues.report(
+        this.hpd.path,
+        `${unmatched} free${unmatched === 1 ? '' : 's'} of blocks never allocated (the first at ${firstUnmatchedUs / 1e6} s, trace ${firstUnmatchedTrace}): ignored`,
+      );
     }
     if (lost > 0) this.issues.report(this.hpd.path, `the recorder lost ${lost} event${lost === 1 ? '' : 's'} (the first at ${firstLostUs / 1e6} s): estimates undercount`);
     if (truncatedAt !== null && !this.endSeen) {

@@ -6,8 +6,9 @@ import type { Readable } from 'node:stream';
 import { HpError, ndjsonChunks, type NdjsonLine } from '../cli.js';
 import { escapeControls } from '../escape.js';
 import { MAX_TIME_US } from './events.js';
+import { TraceCounts } from './trace-table.js';
 import { OP_ALLOC, OP_END, OP_FREE, OP_LOST, OP_NAMES, OP_RSS, type EventBatch, type ProfileSource, type ReadOptions } from './source.js';
-import { MAX_NAME_LENGTH, MAX_TRACE_FRAMES, type Frame, type Header, type HistogramBucket, type Sampling, type Trace } from './types.js';
+import { MAX_NAME_LENGTH, MAX_TRACE_FRAMES, type Frame, type Header, type HistogramBucket, type Mark, type Sampling, type Trace } from './types.js';
 
 export const EVENTS_SCHEMA = 1;
 
@@ -48,6 +49,11 @@ export function traceLine(t: Trace): string {
     ...(t.thread !== undefined ? { thread: t.thread.id, thread_tid: t.thread.tid, thread_name: t.thread.name } : {}),
   };
   return `${JSON.stringify({ type: 'trace', id: t.id, frames, dropped: t.dropped, ...extra })}\n`;
+}
+
+/** A mark: its time in seconds since start, its label and its number in the profile. */
+export function markLine(m: Mark): string {
+  return `${JSON.stringify({ type: 'mark', t: m.timeUs / 1e6, label: m.label, id: m.id })}\n`;
 }
 
 /** The last line: whether the recorder's END marker was read, and its size histogram. */
@@ -103,7 +109,7 @@ function isObj(v: unknown): v is Obj {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-const OUR_TYPES = new Set(['meta', 'trace', 'event', 'summary']);
+const OUR_TYPES = new Set(['meta', 'trace', 'event', 'summary', 'mark']);
 
 /** An events NDJSON stream as a ProfileSource. */
 export class NdjsonSource implements ProfileSource {
@@ -170,6 +176,13 @@ export class NdjsonSource implements ProfileSource {
     return this.histogramValue;
   }
 
+  private readonly markList: Mark[] = [];
+
+  /** Mark lines read so far. */
+  marks(): Mark[] {
+    return this.markList;
+  }
+
   get complete(): boolean {
     return this.summaryComplete ?? this.sawEnd;
   }
@@ -186,6 +199,18 @@ export class NdjsonSource implements ProfileSource {
     const fromUs = this.opts.fromUs ?? -Infinity;
     const toUs = this.opts.toUs ?? Infinity;
     let batch = newBatch();
+    // Semantic checks as for .hpd (man/hpx.5, LIMITS): events the recorder lost, and frees of
+    // blocks never allocated (only checkable when reading from the start).
+    const liveByTrace = fromUs === -Infinity ? new TraceCounts() : null;
+    let lost = 0;
+    let firstLostUs = 0;
+    let unmatched = 0;
+    let firstUnmatchedUs = 0;
+    let firstUnmatchedTrace = 0;
+    const report = (): void => {
+      if (unmatched > 0) this.issue(`${unmatched} free${unmatched === 1 ? '' : 's'} of blocks never allocated (the first at ${firstUnmatchedUs / 1e6} s, trace ${firstUnmatchedTrace}): ignored`);
+      if (lost > 0) this.issue(`the recorder lost ${lost} event${lost === 1 ? '' : 's'} (the first at ${firstLostUs / 1e6} s): estimates undercount`);
+    };
     for (;;) {
       let lines = this.pendingLines;
       this.pendingLines = [];
@@ -231,9 +256,21 @@ export class NdjsonSource implements ProfileSource {
           if (timeUs >= toUs) {
             // Events are in time order: nothing later can be in the window.
             if (batch.length > 0) yield batch;
+            report();
             return;
           }
           if (timeUs < fromUs) continue;
+          if (op === OP_LOST) {
+            if (lost === 0) firstLostUs = timeUs;
+            lost += size;
+          } else if (liveByTrace !== null && op === OP_ALLOC) liveByTrace.add(trace);
+          else if (liveByTrace !== null && op === OP_FREE && !liveByTrace.remove(trace)) {
+            if (unmatched === 0) {
+              firstUnmatchedUs = timeUs;
+              firstUnmatchedTrace = trace;
+            }
+            unmatched++;
+          }
           const i = batch.length++;
           batch.op[i] = op;
           batch.timeUs[i] = timeUs;
@@ -250,6 +287,12 @@ export class NdjsonSource implements ProfileSource {
           this.traceMap.set(t.id, t);
           break;
         }
+        case 'mark': {
+          const t = value.t;
+          if (typeof t !== 'number' || !Number.isFinite(t) || t < 0 || typeof value.label !== 'string') throw new HpError(`${where()}: mark: needs 't' (seconds >= 0) and 'label' (a string)`);
+          this.markList.push({ id: typeof value.id === 'number' ? value.id : this.markList.length + 1, timeUs: Math.round(t * 1e6), label: value.label });
+          break;
+        }
         case 'summary':
           if (typeof value.complete === 'boolean') this.summaryComplete = value.complete;
           if (Array.isArray(value.histogram)) this.histogramValue = parseHistogram(value.histogram, where());
@@ -262,6 +305,7 @@ export class NdjsonSource implements ProfileSource {
       }
     }
     if (batch.length > 0) yield batch;
+    report();
   }
 
   /** Lines that were valid JSON but not of this schema (reported once by the caller). */

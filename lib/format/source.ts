@@ -2,7 +2,7 @@
 // profile, a heapprof 1.0.x profile, or an events NDJSON stream. Events come in columnar
 // batches so that reading a gigabyte log never allocates an object per event.
 
-import type { Header, HistogramBucket, ReadIssue, Trace } from './types.js';
+import type { Header, HistogramBucket, Mark, ReadIssue, Trace } from './types.js';
 
 export const OP_ALLOC = 0;
 export const OP_FREE = 1;
@@ -69,6 +69,8 @@ export interface ProfileSource {
   trace(id: number): Trace | undefined;
   /** Every trace defined so far, in id order. */
   traces(): Iterable<Trace>;
+  /** Marks defined so far, in time order (hpx v2 profiles; other sources have none). */
+  marks?(): Mark[];
   /** The recorder's last size histogram, if it wrote one. */
   readonly histogram: HistogramBucket[] | null;
   /** Events in time order. Call at most once. Traces used by a batch are defined before it is yielded. */

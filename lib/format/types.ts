@@ -88,6 +88,15 @@ export interface ProfileEvent {
   size: number;
 }
 
+/** A named instant in the timeline (heapprof.mark() in Python, hp-record --mark-signal). */
+export interface Mark {
+  /** 1, 2, ... in the order the recorder wrote them. */
+  id: number;
+  /** Microseconds since the start of recording. */
+  timeUs: number;
+  label: string;
+}
+
 /** One power-of-two size bucket of the recorder's histogram (entry 0: sizes 0..1; i>0: [2^i, 2^(i+1))). */
 export interface HistogramBucket {
   count: number;

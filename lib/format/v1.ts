@@ -17,6 +17,10 @@ const SCALE = 0xffffffff;
 const BATCH = 1 << 14;
 
 /** True when the first bytes of an .hpm are heapprof 1.0.x's big-endian version word. */
+/** heapprof 1.0.x header sanity limits (it has no checksum). */
+const V1_MAX_RANGES = 64;
+const V1_MAX_BOUND = 2 ** 48;
+
 export function isV1Header(first4: Buffer): boolean {
   return first4.length >= 4 && first4.readUInt32BE(0) === 1;
 }
@@ -50,14 +54,23 @@ export class V1Profile implements ProfileSource {
     const traces: Trace[] = [];
     try {
       c.bytes(4); // version, checked by the caller
+      // No checksum in this format: every field is range-checked so that most flipped bits
+      // are caught (man/hpx.5, HEAPPROF 1.0.x FILES).
       const sec = u64be(c);
+      if (sec >= 2 ** 33) throw new FormatError(`start time ${sec} s is absurd (2^33 s or more)`, 4);
       const nsec = u64be(c);
+      if (nsec >= 1e9) throw new FormatError(`start nanoseconds ${nsec} are not below 10^9`, 12);
       const n = c.varint();
+      if (n > V1_MAX_RANGES) throw new FormatError(`sampling table of ${n} ranges (at most ${V1_MAX_RANGES})`, 20);
       if (n * 12 > c.remaining) throw new FormatError(`sampling table of ${n} ranges does not fit the file`, c.pos);
       const bounds: number[] = [];
       const probs: number[] = [];
       for (let i = 0; i < n; i++) {
-        bounds.push(u64be(c));
+        const at = c.pos;
+        const b = u64be(c);
+        if (b > V1_MAX_BOUND) throw new FormatError(`sampling bound ${b} is absurd (above 2^48)`, at);
+        if (i > 0 && !(b > bounds[i - 1]!)) throw new FormatError(`sampling bounds do not increase (${bounds[i - 1]} then ${b})`, at);
+        bounds.push(b);
         probs.push(c.bytes(4).readUInt32BE(0) / SCALE);
       }
       header = {

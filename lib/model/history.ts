@@ -289,7 +289,14 @@ export class HistoryBuilder {
     if (Number.isFinite(this.nextEndUs)) this.nextEndUs = Math.ceil(this.nextEndUs / g) * g;
   }
 
+  /**
+   * The group of a slot. Grouping by trace (the default), the group is the slot itself and its
+   * SiteInfo is made only when it is reported (siteOfGroup): a million traces must not cost a
+   * million labels. Other groupings intern one SiteInfo per distinct site.
+   */
   private groupOfSlot(slot: number): number {
+    const byTrace = this.opts.groupBy === 'trace';
+    if (byTrace && this.opts.sites.length === 0) return slot;
     if (slot >= this.slotGroup.length) {
       const a = new Int32Array(Math.max(slot + 1, this.slotGroup.length * 2)).fill(-1);
       a.set(this.slotGroup);
@@ -299,16 +306,38 @@ export class HistoryBuilder {
     if (g >= 0) return g;
     const traceId = this.heap.traceOfSlot[slot]!;
     const tr = traceOrPlaceholder(this.lookup, traceId);
-    const site = siteOf(tr, this.opts.groupBy);
-    g = this.groupIndex.get(site.key) ?? -1;
-    if (g < 0) {
-      g = this.groups.length;
-      this.groups.push(site);
-      this.groupIndex.set(site.key, g);
+    if (byTrace) g = slot;
+    else {
+      const site = siteOf(tr, this.opts.groupBy);
+      g = this.groupIndex.get(site.key) ?? -1;
+      if (g < 0) {
+        g = this.groups.length;
+        this.groups.push(site);
+        this.groupIndex.set(site.key, g);
+      }
     }
     this.slotGroup[slot] = g;
     if (this.opts.sites.length > 0) this.slotFollow[slot] = traceMatches(tr, this.opts.sites);
     return g;
+  }
+
+  /** Recently used trace-group sites (bounded: cleared when it grows past 4096). */
+  private readonly siteCache = new Map<number, SiteInfo>();
+
+  private siteOfGroup(g: number): SiteInfo {
+    if (this.opts.groupBy !== 'trace') return this.groups[g]!;
+    let s = this.siteCache.get(g);
+    if (!s) {
+      if (this.siteCache.size >= 4096) this.siteCache.clear();
+      s = siteOf(traceOrPlaceholder(this.lookup, this.heap.traceOfSlot[g]!), 'trace');
+      this.siteCache.set(g, s);
+    }
+    return s;
+  }
+
+  /** How many groups there can be now (sizes the per-group sums). */
+  private get groupCount(): number {
+    return this.opts.groupBy === 'trace' ? this.heap.slots : this.groups.length;
   }
 
   // ---- per-domain totals (native recording): a domain code per slot, cached like the groups.
@@ -365,7 +394,7 @@ export class HistoryBuilder {
         if (heap.sampled[slot]! <= 0) continue;
         const g = this.groupOfSlot(slot);
         if (wantTop) {
-          this.ensureGroups(this.groups.length);
+          this.ensureGroups(this.groupCount);
           if (this.gTouched[g] === 0) {
             this.gTouched[g] = 1;
             touched.push(g);
@@ -397,7 +426,7 @@ export class HistoryBuilder {
     const before = (a: number, b: number): boolean => {
       const d = this.gBytes[a]! - this.gBytes[b]!;
       if (d !== 0) return d > 0;
-      return this.groups[a]!.label < this.groups[b]!.label;
+      return this.siteOfGroup(a).label < this.siteOfGroup(b).label;
     };
     for (const g of touched) {
       if (!(this.gBytes[g]! > 0)) continue;
@@ -411,7 +440,7 @@ export class HistoryBuilder {
       best[i] = g;
     }
     return best.map((g) => ({
-      site: this.groups[g]!,
+      site: this.siteOfGroup(g),
       est: { bytes: this.gBytes[g]!, bytesVar: Math.max(0, this.gBytesVar[g]!), count: this.gCount[g]!, countVar: Math.max(0, this.gCountVar[g]!), sampled: this.gSampled[g]! },
       traces: 0,
     }));

@@ -87,6 +87,9 @@ export class LiveHeap {
     this.probability = probabilityFunction(sampling);
   }
 
+  /** Frees ignored because their trace had nothing live (corrupt or hostile input). */
+  unmatchedFrees = 0;
+
   /** Time of the last event applyRun applied. */
   lastRunUs = 0;
 
@@ -157,6 +160,11 @@ export class LiveHeap {
         cv = (1 - p) * w * w;
       }
       if (w === 0) continue; // cannot have been sampled: carries no estimate
+      if (o === OP_FREE && !(sampled[slot]! > 0)) {
+        // A free of a block never allocated (the reader warns): never a negative count.
+        this.unmatchedFrees++;
+        continue;
+      }
       const b = s * w;
       const bv = s * s * cv;
       // +1 for an ALLOC, -1 for a FREE: the two are interleaved unpredictably, so no branch on it.
@@ -283,6 +291,10 @@ export class LiveHeap {
       this.totalCountVar += cv;
       this.totalSampled += 1;
     } else if (op === OP_FREE) {
+      if (!(sampled[slot]! > 0)) {
+        this.unmatchedFrees++; // a free of a block never allocated: never a negative count
+        return slot;
+      }
       const left = sampled[slot]! - 1;
       sampled[slot] = left;
       if (left === 0) {

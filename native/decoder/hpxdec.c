@@ -178,7 +178,7 @@ int hpxdec_decode_block(const uint8_t *payload, size_t len, uint32_t count, doub
         value = r;
         code = id == EXT_RSS ? HPXDEC_OP_RSS : HPXDEC_OP_LOST;
       } else {
-        pos = body_end; /* unknown extension: skipped by its length */
+        pos = body_end; /* unknown extension (and MARK: its label is in the .hpm): skipped by its length */
         continue;
       }
       pos = body_end;

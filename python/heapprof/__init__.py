@@ -2,13 +2,16 @@
 
     import heapprof
     heapprof.start('run', {128: 1e-4, 8192: 0.1})   # writes run.hpm and run.hpd
-    ...
+    heapprof.mark('loaded')                          # a named instant in the timeline
     heapprof.stop()
 
-Then read the profile with the hp-* commands (hp-history run, hp-snapshot run ...).
-To import this package from any program, put the `python` directory of the heapprof
-checkout on PYTHONPATH (`PYTHONPATH=$(npm root -g)/heapprof/python`, or the checkout's
-own `python/`); the native hook is found in the checkout's build/Release, or wherever
+    with heapprof.Tracker('run', sample_bytes='512K'):
+        ...
+
+Then read the profile with the hp-* commands (hp-history run, hp-snapshot run --at mark:loaded).
+Install with `pip install ./python` from a checkout (or "$(npm root -g)/heapprof/python"): pip
+compiles the native hook into the package. Without installing, put that `python` directory on
+PYTHONPATH; the hook is then found in the checkout's build/Release, or wherever
 $HEAPPROF_NATIVE_LIB points.
 """
 
@@ -22,9 +25,13 @@ from . import _native, _selftest
 from ._sampling import DEFAULT_TABLE, SamplingError, check_bytes, check_table, parse_bytes, parse_table
 
 __all__ = [
-    "start", "stop", "gatherStats", "isProfiling", "flush", "histogram", "counters",
-    "format_stats", "DEFAULT_SAMPLING_RATE", "SamplingError", "parse_table", "parse_bytes",
+    "start", "stop", "gatherStats", "isProfiling", "flush", "histogram", "counters", "mark",
+    "Tracker", "gather_stats", "is_profiling", "format_stats", "DEFAULT_SAMPLING_RATE",
+    "SamplingError", "parse_table", "parse_bytes", "MAX_MARK_BYTES",
 ]
+
+#: The longest mark label, in UTF-8 bytes.
+MAX_MARK_BYTES = 4096
 
 #: The seed's default: sizes < 128 at p=1e-4, 128..8191 at 0.1, >= 8192 always.
 DEFAULT_SAMPLING_RATE = dict(DEFAULT_TABLE)
@@ -123,30 +130,95 @@ def _start(base, mode, table, mean_bytes, follow_fork, force, stacks, argv, note
     _state["base"] = base
 
 
-def start(filebase, samplingRate=None, *, sample_bytes=None, follow_fork=False, force=False,
-          stacks=True, argv=None, notes=(), native=False):
+def _sampling_args(sampling_rate, sample_bytes):
+    """(table, mean bytes) from the two ways of saying how to sample; text is parsed strictly."""
+    if sampling_rate is not None and sample_bytes is not None:
+        raise SamplingError("give either sampling_rate or sample_bytes, not both")
+    if sample_bytes is not None:
+        mean = parse_bytes(sample_bytes) if isinstance(sample_bytes, str) else check_bytes(sample_bytes)
+        return None, mean
+    if isinstance(sampling_rate, str):
+        return parse_table(sampling_rate), None
+    return check_table(DEFAULT_TABLE if sampling_rate is None else sampling_rate), None
+
+
+_UNSET = object()
+
+
+def start(filebase, sampling_rate=None, *, sample_bytes=None, follow_fork=False, force=False,
+          stacks=True, argv=None, notes=(), native=False, samplingRate=_UNSET):
     """Starts recording to FILEBASE.hpm and FILEBASE.hpd.
 
-    samplingRate: {size bound: probability}, the seed's size-range table (default
-    {128: 1e-4, 8192: 0.1}); sizes at or above the last bound are always sampled and {}
-    records every allocation. sample_bytes=R samples byte-Poisson instead (mean R bytes
-    between samples). follow_fork: a forked child records to FILEBASE.PID.* (otherwise it
-    records nothing). force: replace an existing profile (otherwise it is an error).
-    stacks=False records every event under trace 0 ("no Python stack").
+    sampling_rate: {size bound: probability}, the seed's size-range table (default
+    {128: 1e-4, 8192: 0.1}), or the same as text ('{128: 1e-4, 8192: 0.1}'); sizes at or above
+    the last bound are always sampled and {} records every allocation (exact mode).
+    sample_bytes=R samples byte-Poisson instead, a mean of R bytes between samples (a number,
+    or text such as '512K'). follow_fork: a forked child records to FILEBASE.PID.* (otherwise
+    it records nothing). force: replace an existing profile (otherwise it is an error).
+    stacks=False records every event under trace 0 ("no Python stack"). samplingRate= is
+    accepted as the seed's spelling of sampling_rate.
     native=True also records C allocations (malloc family, anonymous mmap) with their thread;
     this needs heapprof_hook.so preloaded (hp-record --native does it): inside a program
     started without it, C allocations cannot be seen and a one-line warning says so.
     """
-    if samplingRate is not None and sample_bytes is not None:
-        raise SamplingError("give either samplingRate or sample_bytes, not both")
-    if sample_bytes is not None:
-        table, mean = None, check_bytes(sample_bytes)
-    else:
-        table = check_table(DEFAULT_TABLE if samplingRate is None else samplingRate)
-        mean = None
+    if samplingRate is not _UNSET:
+        if sampling_rate is not None:
+            raise TypeError("give sampling_rate or samplingRate, not both")
+        sampling_rate = samplingRate
+    table, mean = _sampling_args(sampling_rate, sample_bytes)
     if not filebase:
         raise ValueError("filebase must name the profile")
     _start(os.fspath(filebase), _MODE_PROFILE, table, mean, follow_fork, force, stacks, argv, notes, native)
+
+
+def mark(label):
+    """Writes a named instant into the timeline of the profile being recorded: readers show it
+    (hp-events, hp-history, hp-report) and accept it as a time (--at mark:LABEL). Returns the
+    mark's number in this profile (1, 2, ...), or 0 when no profile is being recorded (so
+    library code may mark unconditionally)."""
+    if not isinstance(label, str):
+        raise TypeError("mark label must be a str, not %s" % type(label).__name__)
+    data = label.encode("utf-8", "surrogateescape")
+    if len(data) > MAX_MARK_BYTES:
+        raise ValueError("mark label is %d bytes long; at most %d" % (len(data), MAX_MARK_BYTES))
+    if not _state["hooks"] or _state["mode"] != _MODE_PROFILE:
+        return 0
+    return _native.load().hp_mark(data, len(data))
+
+
+class Tracker:
+    """Records the body of a with statement:
+
+        with heapprof.Tracker('run', sample_bytes='512K') as t:
+            t.mark('loaded')
+
+    takes start()'s arguments; the files are t.hpm and t.hpd. Recording stops when the block
+    ends, also by an exception (which is not suppressed)."""
+
+    def __init__(self, filebase, sampling_rate=None, **options):
+        if not filebase:
+            raise ValueError("filebase must name the profile")
+        self.filebase = os.fspath(filebase)
+        self.hpm = self.filebase + ".hpm"
+        self.hpd = self.filebase + ".hpd"
+        self._sampling_rate = sampling_rate
+        self._options = options
+        _sampling_args(sampling_rate, options.get("sample_bytes"))  # an error here, not at `with`
+
+    def __enter__(self):
+        start(self.filebase, self._sampling_rate, **self._options)
+        return self
+
+    def __exit__(self, *exc):
+        stop()
+        return False
+
+    @staticmethod
+    def mark(label):
+        return mark(label)
+
+    def __repr__(self):
+        return "heapprof.Tracker(%r)" % (self.filebase,)
 
 
 def gatherStats(filebase=None, *, force=False, argv=None):
@@ -215,6 +287,11 @@ def format_stats(rows):
     return "\n".join(lines) + "\n"
 
 
+# The snake_case spellings of the seed's names.
+gather_stats = gatherStats
+is_profiling = isProfiling
+
+
 def _disk_counters():
     """What reached the disk: events_written, traces_written, events_unwritten (recorded,
     then lost to a failed write), write_failed_s (when that write failed, seconds since the
@@ -236,7 +313,8 @@ def _disk_counters():
 def _summary():
     """Figures of the current (or last) recording for hp-record's summary. events and traces
     count only what reached the disk; events_unwritten and write_error say what a failed
-    write cost; also bytes_written, allocations_seen, sampled_fraction, lost_events, forks."""
+    write cost; also bytes_written, allocations_seen, sampled_fraction, lost_events, forks,
+    and the recorder's own memory now and at its peak (recorder_bytes, recorder_peak_bytes)."""
     c = counters()
     if c is None:
         return {}
@@ -260,6 +338,10 @@ def _summary():
         summary["events_unwritten"] = disk["events_unwritten"]
         summary["write_error"] = disk["write_error"]
         summary["write_failed_s"] = disk["write_failed_s"]
+    memory = (ctypes.c_uint64 * 2)()
+    _native.load().hp_memory(memory)
+    summary["recorder_bytes"] = memory[0]
+    summary["recorder_peak_bytes"] = memory[1]
     return summary
 
 
@@ -271,3 +353,10 @@ def _peak_rss():
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     except (ImportError, OSError, ValueError):
         return 0
+
+
+def load_ipython_extension(ipython):
+    """`%load_ext heapprof` registers the %%heapprof cell magic (heapprof/ipython.py)."""
+    from .ipython import load_ipython_extension as load
+
+    load(ipython)

@@ -15,13 +15,15 @@ _lib = None
 
 
 def library_candidates():
-    """Where the library may be, in order: $HEAPPROF_NATIVE_LIB, then the package checkout's
-    node-gyp output (python/heapprof -> ../../build/Release)."""
+    """Where the library may be, in order: $HEAPPROF_NATIVE_LIB; the copy pip built into the
+    installed package (heapprof/heapprof_hook.so, see python/setup.py); the node-gyp output of
+    the checkout or npm package this directory belongs to (python/heapprof -> ../../build/Release)."""
     here = os.path.dirname(os.path.abspath(__file__))
     root = os.path.dirname(os.path.dirname(here))
     found = []
     if os.environ.get(LIB_ENV):
         found.append(os.environ[LIB_ENV])
+    found.append(os.path.join(here, LIB_NAME))
     for build in ("Release", "Debug"):
         found.append(os.path.join(root, "build", build, LIB_NAME))
     return found
@@ -36,7 +38,7 @@ def load():
     path = next((p for p in paths if os.path.isfile(p)), None)
     if path is None:
         raise RuntimeError(
-            "native hook not built: none of %s exists (run `npm ci` or `npx node-gyp rebuild` in the heapprof checkout, or set %s)"
+            "native hook not built: none of %s exists (pip install the package from a heapprof checkout, run `npx node-gyp rebuild` in the checkout, or set %s)"
             % (", ".join(paths), LIB_ENV)
         )
     mode = getattr(os, "RTLD_NOW", 2) | getattr(os, "RTLD_NODELETE", 0x1000)
@@ -62,6 +64,10 @@ def load():
         "hp_debug_walk": (ctypes.c_int, [ctypes.c_char_p, ctypes.c_size_t]),
         "hp_set_capture": (None, [ctypes.c_int]),
         "hp_capture": (ctypes.c_int, []),
+        "hp_memory": (None, [u64p]),
+        "hp_watch_parent": (ctypes.c_int, [ctypes.c_int, ctypes.c_int, ctypes.c_char_p]),
+        "hp_mark": (ctypes.c_int, [ctypes.c_char_p, ctypes.c_size_t]),
+        "hp_ignore_thread": (None, [ctypes.c_int]),
         "hp_set_attached": (None, [ctypes.c_uint64]),
         "hp_native": (ctypes.c_int, []),
         "hp_peak_estimate": (ctypes.c_double, []),

@@ -87,11 +87,15 @@ def _undo_environment(config):
             os.environ['LD_PRELOAD'] = ':'.join(rest)
         else:
             os.environ.pop('LD_PRELOAD', None)
+    _leave_sys_path()
+
+
+def _leave_sys_path():
+    # The private directory leaves sys.path, so that `import sitecustomize` finds the user's (or none)
+    # and never this file again. Subinterpreters start from the path python computed at start-up, which
+    # still has it: there this runs with no configuration and must not find itself either.
     private_dir = os.path.dirname(os.path.abspath(__file__))
-    for i, entry in enumerate(sys.path):
-        if entry and os.path.abspath(entry) == private_dir:
-            del sys.path[i]
-            break
+    sys.path[:] = [entry for entry in sys.path if not (entry and os.path.abspath(entry) == private_dir)]
 
 
 def _chain_sitecustomize():
@@ -177,6 +181,8 @@ def _start_recorder(heapprof, config, target_argv):
         if sampling is not None:
             sampling = dict((int(bound), float(p)) for bound, p in sampling)
     _profile_files = [base + '.hpm', base + '.hpd'] if base else []
+    if config.get('mark_signal'):  # before starting, so that importing signal stays out of the profile
+        _install_mark_signal(heapprof, int(config['mark_signal']))
     _write_status({'state': 'started', 'files': _profile_files, 'pid': os.getpid()})
     try:
         if mode == 'stats':
@@ -189,6 +195,24 @@ def _start_recorder(heapprof, config, target_argv):
         _fail(_os_error_text(err))
     except (ValueError, TypeError, RuntimeError) as err:
         _fail(str(err))
+
+
+def _install_mark_signal(heapprof, signum):
+    # hp-record --mark-signal: each delivery writes the mark signal-1, signal-2, ... A Python-level
+    # handler, so it runs in the main thread between bytecodes (a mark waits for a long C call to
+    # return). If the program sets its own handler for this signal, the program's wins and marks stop.
+    import signal
+
+    count = [0]
+
+    def _mark(signum, frame):
+        count[0] += 1
+        heapprof.mark('signal-%d' % count[0])
+
+    try:
+        signal.signal(signum, _mark)
+    except (ValueError, OSError) as err:
+        _fail('cannot handle signal %d for marks: %s' % (signum, err))
 
 
 def _finish():
@@ -229,6 +253,25 @@ def _report_at_os_exit():
     os._exit = _exit
 
 
+_KILL_GRACE_MS = 5000
+
+
+def _watch_recorder(heapprof, config):
+    # If hp-record dies (kill -9), the program gets SIGTERM, then SIGKILL after _KILL_GRACE_MS, and the
+    # private directory is removed: a native thread of the hook polls getppid() (man/hp-record.1, Signals).
+    parent = config.get('recorder_pid')
+    status = config.get('status') or ''
+    private_dir = os.path.dirname(status)
+    if not os.path.basename(private_dir).startswith('hp-record-'):
+        private_dir = ''  # only ever hp-record's own temporary directory
+    if not parent:
+        return
+    try:
+        heapprof._native.load().hp_watch_parent(int(parent), _KILL_GRACE_MS, private_dir.encode())
+    except (AttributeError, OSError, ValueError):
+        pass  # an older library: no watchdog
+
+
 def _bootstrap(raw_config):
     global _status_path, _recorder_pid
     import json
@@ -248,6 +291,7 @@ def _bootstrap(raw_config):
         _fail('no module named %s' % target[1].split('.')[0], _EXIT_USAGE)
 
     heapprof = _import_heapprof(config['package_parent'])
+    _watch_recorder(heapprof, config)
     import atexit
 
     _recorder_pid = os.getpid()
@@ -261,4 +305,7 @@ if __name__ == 'sitecustomize':
     if _raw_config is not None:
         _bootstrap(_raw_config)
     else:
-        _chain_sitecustomize()  # not started by hp-record: stay out of the way
+        # Not hp-record's process (a subinterpreter, or python started by the program with our
+        # PYTHONPATH somehow kept): record nothing, import nothing, and stay out of the way.
+        _leave_sys_path()
+        _chain_sitecustomize()

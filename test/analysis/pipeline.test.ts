@@ -60,7 +60,7 @@ t.test('malformed NDJSON names the line; foreign lines are counted once', async 
 });
 
 t.test('usage errors exit 2 with one line', async (t) => {
-  for (const c of ['hp-snapshot app --at soon', 'hp-history app --granularity 0', 'hp-stats app --budget 5%', 'hp-history app --sites app.py', 'hp-events app extra', 'hp-chart --height 0']) {
+  for (const c of ['hp-snapshot app --at soon', 'hp-history app --granularity 0', 'hp-stats app --budget 5%', 'hp-history app --sites app.py', 'hp-events app -', 'hp-chart --height 0']) {
     const r = sh(c);
     t.equal(r.status, 2, c);
     t.notMatch(r.stderr, /at .*\.js:\d+/, `${c}: no stack trace`);

@@ -1,0 +1,321 @@
+"""A small reader of hpx version 2 profiles (man/hpx.5) for the pytest plugin and the IPython
+magic, so that both work where node is not installed. It reads both files incrementally (a
+profile being written is readable up to its last flushed block) and hands events, in file
+order, to a consumer; the hp-* commands remain the full readers (indexes, v1 files, NDJSON).
+
+Damage is not worked around here: a block with a bad checksum stops reading with an error
+(the hp-* readers skip it and go on)."""
+
+import bisect
+import math
+import struct
+import zlib
+
+HPM_MAGIC, HPD_MAGIC, BLOCK_MAGIC = b"HPXM", b"HPXD", b"HBLK"
+FILE_HEADER, BLOCK_HEADER = 32, 24
+REC_STRING, REC_FRAME, REC_TRACE, REC_HISTOGRAM, REC_END, REC_MARK = 1, 2, 3, 4, 5, 8
+KIND_ALLOC, KIND_FREE, KIND_EXT = 0, 1, 3
+EXT_RSS, EXT_END, EXT_LOST, EXT_MARK = 0, 1, 2, 3
+Z95 = 1.959963984540054
+
+
+class ProfileError(Exception):
+    """The profile cannot be read: the message names the file and what is wrong."""
+
+
+def _varint(buf, pos):
+    result = shift = 0
+    while True:
+        if pos >= len(buf) or shift > 63:
+            raise ValueError("bad varint at %d" % pos)
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if b < 0x80:
+            return result, pos
+        shift += 7
+
+
+class _BlockFile:
+    """One of the two files: checks the file header once, then yields each new whole block."""
+
+    def __init__(self, path, magic):
+        self.path, self.magic = path, magic
+        self.offset = 0
+        self.body = None  # header body (.hpm)
+        self.profile_id = None
+
+    def new_blocks(self):
+        with open(self.path, "rb") as f:
+            if self.offset == 0:
+                head = f.read(FILE_HEADER)
+                if len(head) < FILE_HEADER or head[:4] != self.magic:
+                    raise ProfileError("%s: not a heapprof version 2 file" % self.path)
+                version, _flags = struct.unpack_from("<HH", head, 4)
+                if version != 2:
+                    raise ProfileError("%s: format version %d (this reader knows 2)" % (self.path, version))
+                self.profile_id = head[8:24]
+                (length,) = struct.unpack_from("<I", head, 24)
+                self.body = f.read(length)
+                if len(self.body) < length:
+                    raise ProfileError("%s: truncated file header" % self.path)
+                self.offset = FILE_HEADER + length
+            f.seek(self.offset)
+            data = f.read()
+        pos = 0
+        while len(data) - pos >= BLOCK_HEADER:
+            if data[pos:pos + 4] != BLOCK_MAGIC:
+                raise ProfileError("%s: byte %d: no block starts here" % (self.path, self.offset + pos))
+            n, count, time_us, crc = struct.unpack_from("<IIQI", data, pos + 4)
+            end = pos + BLOCK_HEADER + n
+            if end > len(data):
+                break  # the tail of a profile being written
+            payload = data[pos + BLOCK_HEADER:end]
+            if zlib.crc32(payload, zlib.crc32(data[pos + 4:pos + 20])) != crc:
+                raise ProfileError("%s: block at byte %d: bad checksum" % (self.path, self.offset + pos))
+            yield count, time_us, payload
+            pos = end
+        self.offset += pos
+
+
+class Sampler:
+    """Per-event Horvitz-Thompson weights from the header's sampler (see lib/format/weights.ts)."""
+
+    def __init__(self, bounds=None, probs=None, mean_bytes=None):
+        self.bounds, self.probs, self.mean_bytes = bounds or [], probs or [], mean_bytes
+        self._cache = {}
+
+    def probability(self, size):
+        if self.mean_bytes is not None:
+            return -math.expm1(-size / self.mean_bytes) if size > 0 else 0.0
+        for bound, p in zip(self.bounds, self.probs):
+            if size < bound:
+                return p
+        return 1.0
+
+    def weights(self, size):
+        """(byte weight s/p, byte variance s^2 (1-p)/p^2) for one sampled event of `size` bytes."""
+        w = self._cache.get(size)
+        if w is None:
+            p = self.probability(size)
+            if p <= 0:
+                w = (0.0, 0.0)
+            else:
+                w = (size / p, size * size * (1 - p) / (p * p))
+            if len(self._cache) < 1 << 16:
+                self._cache[size] = w
+        return w
+
+
+class Profile:
+    """An hpx v2 profile read so far. poll() reads what was flushed since the last call and
+    passes each event to consumer.event(kind, time_us, trace, size_or_value) and each mark to
+    consumer.mark(time_us, label), in file order."""
+
+    def __init__(self, base):
+        self.base = base
+        self.hpm = _BlockFile(base + ".hpm", HPM_MAGIC)
+        self.hpd = _BlockFile(base + ".hpd", HPD_MAGIC)
+        self.strings = {}
+        self.frames = {}
+        self.traces = {0: ()}
+        self.marks = {}  # id -> (time_us, label)
+        self.sampler = None
+        self.complete = False
+
+    def _header(self, body):
+        pos, bounds, probs, mean = 0, [], [], None
+        while pos < len(body):
+            tag, pos = _varint(body, pos)
+            length, pos = _varint(body, pos)
+            field = body[pos:pos + length]
+            pos += length
+            if tag == 6:
+                n, q = _varint(field, 0)
+                for _ in range(n):
+                    bound, q = _varint(field, q)
+                    bounds.append(bound)
+                    probs.append(struct.unpack_from("<d", field, q)[0])
+                    q += 8
+            elif tag == 7:
+                mean = struct.unpack_from("<d", field, 0)[0]
+        self.sampler = Sampler(bounds, probs, mean)
+
+    def _records(self):
+        for count, _time, payload in self.hpm.new_blocks():
+            if self.sampler is None:
+                self._header(self.hpm.body)
+            pos = 0
+            for _ in range(count):
+                rtype, pos = _varint(payload, pos)
+                length, pos = _varint(payload, pos)
+                body = payload[pos:pos + length]
+                pos += length
+                if rtype == REC_STRING:
+                    sid, q = _varint(body, 0)
+                    self.strings[sid] = body[q:].decode("utf-8", "replace")
+                elif rtype == REC_FRAME:
+                    fid, q = _varint(body, 0)
+                    fn, q = _varint(body, q)
+                    fl, q = _varint(body, q)
+                    line, q = _varint(body, q)
+                    self.frames[fid] = (self.strings.get(fn, "?"), self.strings.get(fl, "?"), line)
+                elif rtype == REC_TRACE:
+                    tid, q = _varint(body, 0)
+                    _dropped, q = _varint(body, q)
+                    n, q = _varint(body, q)
+                    ids = []
+                    for _ in range(n):
+                        fid, q = _varint(body, q)
+                        ids.append(fid)
+                    self.traces[tid] = tuple(self.frames.get(i, ("?", "?", 0)) for i in ids)
+                elif rtype == REC_MARK:
+                    mid, q = _varint(body, 0)
+                    t, q = _varint(body, q)
+                    self.marks[mid] = (t, body[q:].decode("utf-8", "replace"))
+        if self.sampler is None and self.hpm.body is not None:
+            self._header(self.hpm.body)
+
+    def poll(self, consumer):
+        """A consumer whose `idle` attribute is true wants no events until the next mark: blocks
+        that cannot hold a mark (none between their time and the next block's) are then not
+        decoded, which is what keeps a long pytest session cheap to read."""
+        try:
+            self._records()
+            mark_times = sorted(t for t, _ in self.marks.values())
+            blocks = list(self.hpd.new_blocks())
+            for i, (count, time_us, payload) in enumerate(blocks):
+                if getattr(consumer, "idle", False) and i + 1 < len(blocks):
+                    k = bisect.bisect_left(mark_times, time_us)
+                    if k == len(mark_times) or mark_times[k] > blocks[i + 1][1]:
+                        continue
+                self._events(count, time_us, payload, consumer)
+        except (ValueError, IndexError, struct.error) as err:
+            raise ProfileError("%s: %s" % (self.base, err))
+
+    def _events(self, count, t, payload, consumer):
+        pos = 0
+        event, mark = consumer.event, consumer.mark
+        for _ in range(count):
+            h, pos = _varint(payload, pos)
+            dt, pos = _varint(payload, pos)
+            v, pos = _varint(payload, pos)
+            t += dt
+            kind = h & 3
+            if kind <= KIND_FREE:
+                event(kind, t, h >> 2, v)
+            elif kind == KIND_EXT:
+                body = payload[pos:pos + v]
+                pos += v
+                ext = h >> 2
+                if ext == EXT_MARK:
+                    mid, _ = _varint(body, 0)
+                    mark(t, self.marks.get(mid, (t, "mark-%d" % mid))[1])
+                elif ext == EXT_END:
+                    self.complete = True
+                elif ext == EXT_RSS:
+                    event(EXT_RSS + 100, t, 0, _varint(body, 0)[0])
+            else:
+                raise ValueError("reserved event kind 2")
+
+    def site(self, trace):
+        """The innermost frame of a trace as 'function (file:line)', or [no Python stack]."""
+        frames = self.traces.get(trace)
+        if not frames:
+            return "[no Python stack]"
+        fn, fl, line = frames[0]
+        return "%s (%s:%d)" % (fn, fl, line)
+
+
+class Window:
+    """Growth of the live heap between two moments (a test, a cell), from the sampled events in
+    between: the estimated growth over the window's start, its highest point (peak) with the
+    variance there, and what is still live at the end of the memory allocated in the window.
+
+    Frees name the trace and size of what they free, not which allocation: events are netted
+    per (trace, size), so a free pays back an allocation of the window with the same trace and
+    size first. The leak estimate is the positive part of each (trace, size) net count: a
+    lower bound of what the window allocated and left live."""
+
+    __slots__ = ("sampler", "net", "growth", "var", "peak", "peak_var", "by_trace", "max_by_trace", "start_us", "end_us")
+
+    def __init__(self, sampler, start_us):
+        self.sampler = sampler
+        self.net = {}
+        self.growth = self.var = self.peak = self.peak_var = 0.0
+        self.by_trace = {}
+        self.max_by_trace = {}
+        self.start_us = start_us
+        self.end_us = None
+
+    def event(self, kind, trace, size):
+        w, v = self.sampler.weights(size)
+        key = (trace, size)
+        old = self.net.get(key, 0)
+        new = old + 1 if kind == KIND_ALLOC else old - 1
+        self.net[key] = new
+        self.var += (abs(new) - abs(old)) * v
+        if kind == KIND_ALLOC:
+            self.growth += w
+            g = self.by_trace.get(trace, 0.0) + w
+            self.by_trace[trace] = g
+            if g > self.max_by_trace.get(trace, 0.0):
+                self.max_by_trace[trace] = g
+            if self.growth > self.peak:
+                self.peak, self.peak_var = self.growth, self.var
+        else:
+            self.growth -= w
+            self.by_trace[trace] = self.by_trace.get(trace, 0.0) - w
+
+    def leaked(self):
+        """(bytes, variance, {trace: bytes}) allocated in the window and live at its end."""
+        total = var = 0.0
+        per_trace = {}
+        for (trace, size), n in self.net.items():
+            if n > 0:
+                w, v = self.sampler.weights(size)
+                total += n * w
+                var += n * v
+                per_trace[trace] = per_trace.get(trace, 0.0) + n * w
+        return total, var, per_trace
+
+    def top_peak_trace(self):
+        if not self.max_by_trace:
+            return None
+        return max(self.max_by_trace, key=self.max_by_trace.get)
+
+
+def interval95(value, variance):
+    """(low, high) of the normal-approximation 95% interval, low clamped at 0 (the hp-* readers'
+    interval95); (value, value) when the estimate is exact."""
+    h = Z95 * math.sqrt(variance) if variance > 0 else 0.0
+    return max(0.0, value - h), value + h
+
+
+def format_bytes(n):
+    n = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return ("%d %s" % (n, unit)) if unit == "B" else ("%.1f %s" % (n, unit))
+        n /= 1024.0
+
+
+# Powers of 1024 whatever the spelling, as pytest-memray reads its limits ('24 MB' = 24 MiB).
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mb": 1 << 20,
+               "mib": 1 << 20, "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30}
+
+
+def parse_size(text):
+    """'24 MB', '24MiB', '512K', '1000' -> bytes (K, M, G are powers of 1024)."""
+    s = str(text).strip().lower().replace(" ", "")
+    i = len(s)
+    while i and not (s[i - 1].isdigit() or s[i - 1] == "."):
+        i -= 1
+    number, unit = s[:i], s[i:]
+    try:
+        value = float(number)
+    except ValueError:
+        raise ValueError("expected a size such as '24 MB' or '512 KiB', got %r" % (text,))
+    if unit not in _SIZE_UNITS or value < 0 or math.isinf(value):
+        raise ValueError("expected a size such as '24 MB' or '512 KiB', got %r" % (text,))
+    return value * _SIZE_UNITS[unit]

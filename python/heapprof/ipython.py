@@ -1,0 +1,165 @@
+"""The IPython/Jupyter cell magic:
+
+    %load_ext heapprof
+    %%heapprof [-o BASE] [--sample SPEC] [--top N]
+    ...cell...
+
+records the cell (into BASE.hpm/.hpd; by default a new temporary base) and shows, as the
+cell's output, the peak of the estimated live heap with its 95% interval, the top sites at
+the peak and a small history chart: HTML in Jupyter (_repr_html_), text in a terminal IPython.
+The cell runs in the notebook's namespace; an exception in it stops the recording and is
+raised as usual. The profile is an ordinary one for the hp-* commands (e.g. hp-report BASE).
+"""
+
+import argparse
+import html
+import os
+import shlex
+import tempfile
+
+import heapprof
+from heapprof import _reader
+
+DEFAULT_SAMPLE = "64K"
+CHART_POINTS = 48
+_BARS = " ▁▂▃▄▅▆▇█"
+
+
+class _Collect:
+    """Keeps every alloc/free event of a (small) cell profile, and the marks."""
+
+    def __init__(self):
+        self.events = []
+        self.marks = []
+
+    def event(self, kind, t, trace, size):
+        if kind <= 1:
+            self.events.append((kind, t, trace, size))
+
+    def mark(self, t, label):
+        self.marks.append((t, label))
+
+
+class CellProfile:
+    """What %%heapprof shows: the peak with its interval, the top sites at the peak, and the
+    live heap over the cell's run (CHART_POINTS points)."""
+
+    def __init__(self, base, top=10):
+        profile = _reader.Profile(base)
+        data = _Collect()
+        profile.poll(data)
+        sampler = profile.sampler
+        self.base = base
+        live = var = 0.0
+        peak = peak_var = 0.0
+        peak_index = -1
+        end_us = data.events[-1][1] if data.events else 0
+        step = max(1, end_us // CHART_POINTS + 1)
+        self.history = [0.0] * (CHART_POINTS + 1)
+        for i, (kind, t, trace, size) in enumerate(data.events):
+            w, v = sampler.weights(size)
+            if kind == 0:
+                live += w
+                var += v
+            else:
+                live -= w
+                var -= v
+            if live > peak:
+                peak, peak_var, peak_index = live, max(var, 0.0), i
+            bucket = min(CHART_POINTS, t // step)
+            self.history[bucket] = max(self.history[bucket], live)
+        # Fill buckets without events with the level before them.
+        level = 0.0
+        for i, value in enumerate(self.history):
+            level = value if value else level
+            self.history[i] = level
+        self.peak, self.peak_var = peak, peak_var
+        self.peak_t = data.events[peak_index][1] / 1e6 if peak_index >= 0 else 0.0
+        self.duration = end_us / 1e6
+        by_trace = {}
+        for kind, _t, trace, size in data.events[:peak_index + 1]:
+            w, v = sampler.weights(size)
+            b = by_trace.setdefault(trace, [0.0, 0.0])
+            sign = 1 if kind == 0 else -1
+            b[0] += sign * w
+            b[1] += sign * v
+        ranked = sorted(((b, t) for t, b in by_trace.items() if b[0] > 0), key=lambda x: -x[0][0])[:top]
+        self.sites = [(profile.site(t), b[0], max(b[1], 0.0)) for b, t in ranked]
+        self.marks = data.marks
+
+    def _estimate(self, value, variance):
+        lo, hi = _reader.interval95(value, variance)
+        if variance <= 0:
+            return _reader.format_bytes(value)
+        return "%s (95%%: %s .. %s)" % (_reader.format_bytes(value), _reader.format_bytes(lo), _reader.format_bytes(hi))
+
+    def __repr__(self):
+        top = max(self.history) or 1.0
+        spark = "".join(_BARS[int(round(v / top * (len(_BARS) - 1)))] for v in self.history)
+        lines = ["heapprof: peak %s at %.3f s of %.3f s (profile %s)"
+                 % (self._estimate(self.peak, self.peak_var), self.peak_t, self.duration, self.base),
+                 "live heap: |%s| max %s" % (spark, _reader.format_bytes(top))]
+        if self.sites:
+            lines.append("top sites at the peak:")
+            for site, b, v in self.sites:
+                lines.append("  %-36s %s" % (self._estimate(b, v), site))
+        return "\n".join(lines)
+
+    def _repr_html_(self):
+        top = max(self.history) or 1.0
+        n = len(self.history)
+        pts = " ".join("%.1f,%.1f" % (i * 300.0 / max(1, n - 1), 58 - v / top * 54) for i, v in enumerate(self.history))
+        rows = "".join("<tr><td style='text-align:right'>%s</td><td><code>%s</code></td></tr>"
+                       % (html.escape(self._estimate(b, v)), html.escape(site)) for site, b, v in self.sites)
+        return ("<div class='heapprof'><b>heapprof</b>: peak %s at %.3f s of %.3f s "
+                "<small>(profile <code>%s</code>)</small><br>"
+                "<svg width='300' height='60' viewBox='0 0 300 60' style='border:1px solid #ccc'>"
+                "<polyline fill='none' stroke='#2060c0' stroke-width='1.5' points='%s'/></svg>"
+                "<br><small>live heap over the cell, max %s</small>"
+                "<table><thead><tr><th>live at the peak</th><th>site</th></tr></thead><tbody>%s</tbody></table></div>"
+                % (html.escape(self._estimate(self.peak, self.peak_var)), self.peak_t, self.duration,
+                   html.escape(self.base), pts, html.escape(_reader.format_bytes(top)), rows))
+
+
+def _parser():
+    p = argparse.ArgumentParser(prog="%%heapprof", add_help=False)
+    p.add_argument("-o", "--output", default=None, help="profile base (default: a new temporary one)")
+    p.add_argument("--sample", default=DEFAULT_SAMPLE, help="'64K' (mean bytes between samples), a table, or '{}' (every allocation)")
+    p.add_argument("--top", type=int, default=10)
+    return p
+
+
+class _UsageError(Exception):
+    pass
+
+
+def run_cell_magic(shell, line, cell):
+    """Records `cell` run in `shell` and returns its CellProfile."""
+    parser = _parser()
+    parser.error = lambda message: (_ for _ in ()).throw(_UsageError("%%heapprof: " + message))
+    args = parser.parse_args(shlex.split(line))
+    sample = args.sample.strip()
+    options = {"sampling_rate": heapprof.parse_table(sample)} if sample.startswith("{") else {"sample_bytes": heapprof.parse_bytes(sample)}
+    if heapprof.isProfiling():
+        raise _UsageError("%%heapprof: already recording (heapprof.start or hp-record): stop that first")
+    base = args.output or os.path.join(tempfile.mkdtemp(prefix="heapprof-cell-"), "cell")
+    heapprof.start(base, force=True, argv=["%%heapprof", line], **options)
+    try:
+        shell.ex(cell)
+    finally:
+        heapprof.stop()
+    return CellProfile(base, top=args.top)
+
+
+def load_ipython_extension(ipython):
+    from IPython.core.magic import register_cell_magic  # noqa: F401 (IPython must be there)
+
+    def heapprof_magic(line, cell):
+        try:
+            return run_cell_magic(ipython, line, cell)
+        except (_UsageError, heapprof.SamplingError) as err:
+            print(err)
+            return None
+
+    heapprof_magic.__doc__ = __doc__
+    ipython.register_magic_function(heapprof_magic, magic_kind="cell", magic_name="heapprof")

@@ -1,0 +1,259 @@
+"""The pytest plugin (registered through the package's pytest11 entry point).
+
+    pytest --heapprof[=BASE] [--heapprof-sample SPEC] [--heapprof-top N]
+
+records the whole session into one profile (BASE.hpm/.hpd, default pytest-heapprof; with
+pytest-xdist each worker records BASE.gwN) with a mark "start:NODEID" before each test's call
+and "end:NODEID" after it, and prints at the end the tests with the largest peak and the
+largest growth, each with its 95% interval. With --heapprof,
+
+    @pytest.mark.limit_memory("24 MB")   fails a test whose peak's LOWER 95% bound exceeds 24 MB
+    @pytest.mark.limit_leaks("1 MB")     the same for memory allocated in the test, live at its end
+
+Everything here is computed in Python from the recorder's files (heapprof._reader), so node is
+not needed; the profile is an ordinary one for the hp-* commands (--at mark:start:NODEID).
+Without --heapprof the markers are accepted and not checked (the summary says how many).
+"""
+
+import os
+
+import pytest
+
+import heapprof
+from heapprof import _reader
+
+DEFAULT_BASE = "pytest-heapprof"
+DEFAULT_SAMPLE = "64K"
+
+def pytest_addoption(parser):
+    group = parser.getgroup("heapprof", "heap profiling with heapprof")
+    group.addoption("--heapprof", action="store", nargs="?", const=DEFAULT_BASE, default=None, metavar="BASE",
+                    help="record the session into BASE.hpm/.hpd (default %s; write --heapprof=BASE), "
+                         "mark each test, report the largest peaks and growths, check limit_memory and "
+                         "limit_leaks markers" % DEFAULT_BASE)
+    group.addoption("--heapprof-sample", action="store", default=DEFAULT_SAMPLE, metavar="SPEC",
+                    help="sampling: mean bytes between samples ('64K', the default), a size-range table "
+                         "('{128: 1e-4, 8192: 0.1}'), or '{}' to record every allocation (exact)")
+    group.addoption("--heapprof-top", action="store", type=int, default=5, metavar="N",
+                    help="how many tests each table of the summary lists (default 5)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "limit_memory(size): with --heapprof, fail the test when its peak "
+                                       "memory growth exceeds size ('24 MB'; K/M/G are powers of 1024) by "
+                                       "more than the sampling error")
+    config.addinivalue_line("markers", "limit_leaks(size): with --heapprof, fail the test when the memory it "
+                                       "allocated and left live exceeds size by more than the sampling error")
+    base = config.getoption("heapprof")
+    if base is None:
+        config.pluginmanager.register(_Unchecked(), "heapprof-unchecked")
+        return
+    worker = getattr(config, "workerinput", None)
+    if worker is None and getattr(config.option, "dist", "no") != "no" and getattr(config.option, "numprocesses", None):
+        config.pluginmanager.register(_Controller(config), "heapprof-controller")
+        return
+    if worker is not None:
+        base = "%s.%s" % (base, worker["workerid"])
+    config.pluginmanager.register(_Recorder(config, base, worker is not None), "heapprof-recorder")
+
+
+def _parse_sample(spec):
+    spec = spec.strip()
+    if spec.startswith("{"):
+        return {"sampling_rate": heapprof.parse_table(spec)}
+    return {"sample_bytes": heapprof.parse_bytes(spec)}
+
+
+def _limit(item, name):
+    marker = item.get_closest_marker(name)
+    if marker is None:
+        return None
+    if len(marker.args) != 1 or marker.kwargs:
+        raise pytest.UsageError("%s: @pytest.mark.%s takes one size, e.g. %s('24 MB')" % (item.nodeid, name, name))
+    try:
+        return _reader.parse_size(marker.args[0])
+    except ValueError as err:
+        raise pytest.UsageError("%s: %s: %s" % (item.nodeid, name, err))
+
+
+class _Session:
+    """Consumes the profile's events: one Window per test between its start and end marks."""
+
+    def __init__(self, profile):
+        self.profile = profile
+        self.open = {}  # nodeid -> Window
+        self.done = {}  # nodeid -> Window (closed)
+        self.results = []
+
+    @property
+    def idle(self):
+        return not self.open
+
+    def event(self, kind, t, trace, size):
+        if kind <= 1:
+            for w in self.open.values():
+                w.event(kind, trace, size)
+
+    def mark(self, t, label):
+        what, _, nodeid = label.partition(":")
+        if what == "start":
+            self.open[nodeid] = _reader.Window(self.profile.sampler, t)
+        elif what == "end" and nodeid in self.open:
+            w = self.open.pop(nodeid)
+            w.end_us = t
+            self.done[nodeid] = w
+
+    def result(self, nodeid):
+        """The closed window of a test as a plain dict (workers send these to the controller)."""
+        w = self.done.pop(nodeid, None)
+        if w is None:
+            return None
+        leaked, leaked_var, per_trace = w.leaked()
+        top_peak = w.top_peak_trace()
+        top_leak = max(per_trace, key=per_trace.get) if per_trace else None
+        r = {
+            "nodeid": nodeid, "start": w.start_us / 1e6, "end": w.end_us / 1e6,
+            "peak": w.peak, "peak_var": w.peak_var, "leaked": leaked, "leaked_var": leaked_var,
+            "peak_site": None if top_peak is None else self.profile.site(top_peak),
+            "peak_site_bytes": 0.0 if top_peak is None else w.max_by_trace[top_peak],
+            "leak_site": None if top_leak is None else self.profile.site(top_leak),
+            "leak_site_bytes": 0.0 if top_leak is None else per_trace[top_leak],
+        }
+        self.results.append(r)
+        return r
+
+    def drain(self):
+        for nodeid in list(self.done):
+            self.result(nodeid)
+
+
+def _estimate(value, variance):
+    lo, hi = _reader.interval95(max(0.0, value), variance)
+    text = _reader.format_bytes(max(0.0, value))
+    if variance > 0:
+        text += " (95%%: %s .. %s)" % (_reader.format_bytes(lo), _reader.format_bytes(hi))
+    return text, lo
+
+
+class _Recorder:
+    def __init__(self, config, base, is_worker):
+        self.config = config
+        self.base = base
+        self.is_worker = is_worker
+        self.owned = False
+        if heapprof.isProfiling():
+            # Already recording (pytest run under hp-record): mark that profile, don't start another.
+            self.base = heapprof._state["base"]
+        else:
+            try:
+                heapprof.start(base, force=True, argv=["pytest"] + list(config.invocation_params.args),
+                               **_parse_sample(config.getoption("heapprof_sample")))
+            except (RuntimeError, OSError, ValueError) as err:
+                raise pytest.UsageError("heapprof: cannot record %s: %s" % (base, err))
+            self.owned = True
+        self.session = _Session(_reader.Profile(self.base))
+
+    def _poll(self):
+        heapprof.flush()
+        lib = heapprof._native.load()
+        # Reading allocates: unrecorded, or each read would record more events for the next one.
+        lib.hp_ignore_thread(1)
+        try:
+            self.session.profile.poll(self.session)
+        except _reader.ProfileError as err:
+            raise pytest.UsageError("heapprof: %s" % err)
+        finally:
+            lib.hp_ignore_thread(0)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item):
+        limits = (_limit(item, "limit_memory"), _limit(item, "limit_leaks"))
+        heapprof.mark("start:" + item.nodeid)
+        try:
+            result = yield
+        finally:
+            heapprof.mark("end:" + item.nodeid)
+        if limits != (None, None):  # only a test that passed: its own failure says more
+            self._poll()
+            self._check(self.session.result(item.nodeid), *limits)
+        return result
+
+    def _check(self, r, limit_memory, limit_leaks):
+        if r is None:
+            return
+        problems = []
+        if limit_memory is not None:
+            text, lo = _estimate(r["peak"], r["peak_var"])
+            if lo > limit_memory:
+                problems.append("peak memory %s exceeds limit_memory %s; top site: %s, %s"
+                                % (text, _reader.format_bytes(limit_memory), r["peak_site"],
+                                   _reader.format_bytes(r["peak_site_bytes"])))
+        if limit_leaks is not None:
+            text, lo = _estimate(r["leaked"], r["leaked_var"])
+            if lo > limit_leaks:
+                problems.append("memory allocated and still live at the end %s exceeds limit_leaks %s; top site: %s, %s"
+                                % (text, _reader.format_bytes(limit_leaks), r["leak_site"],
+                                   _reader.format_bytes(r["leak_site_bytes"])))
+        if problems:
+            pytest.fail("heapprof: " + "; ".join(problems) + " (profile %s)" % self.base, pytrace=False)
+
+    def pytest_sessionfinish(self, session):
+        if self.owned:
+            heapprof.stop()
+        self._poll()
+        self.session.drain()
+        if self.is_worker:
+            self.config.workeroutput["heapprof"] = {"base": self.base, "results": self.session.results}
+
+    def pytest_terminal_summary(self, terminalreporter):
+        _summary(terminalreporter, [self.base], self.session.results, self.config.getoption("heapprof_top"))
+
+
+class _Unchecked:
+    """Without --heapprof: counts the tests whose limit markers go unchecked, and says so."""
+
+    def __init__(self):
+        self.count = 0
+
+    def pytest_collection_modifyitems(self, items):
+        self.count = sum(1 for i in items if i.get_closest_marker("limit_memory") or i.get_closest_marker("limit_leaks"))
+
+    def pytest_terminal_summary(self, terminalreporter):
+        if self.count:
+            terminalreporter.write_line("heapprof: limit_memory/limit_leaks not checked in %d test%s (run with --heapprof)"
+                                        % (self.count, "" if self.count == 1 else "s"))
+
+
+class _Controller:
+    """pytest-xdist's controller: records nothing, prints the workers' results together."""
+
+    def __init__(self, config):
+        self.config = config
+        self.bases = []
+        self.results = []
+
+    def pytest_testnodedown(self, node, error):
+        out = getattr(node, "workeroutput", {}).get("heapprof")
+        if out:
+            self.bases.append(out["base"])
+            self.results.extend(out["results"])
+
+    def pytest_terminal_summary(self, terminalreporter):
+        _summary(terminalreporter, sorted(self.bases), self.results, self.config.getoption("heapprof_top"))
+
+
+def _summary(tr, bases, results, top):
+    tr.write_sep("=", "heapprof")
+    tr.write_line("profile%s: %s (%d tests)" % ("s" if len(bases) > 1 else "", ", ".join(bases), len(results)))
+    for title, key in (("largest peak (growth over the test's start)", "peak"),
+                       ("largest growth (allocated in the test, live at its end)", "leaked")):
+        ranked = sorted((r for r in results if r[key] > 0), key=lambda r: -r[key])[:top]
+        if not ranked:
+            continue
+        tr.write_line("%s:" % title)
+        for r in ranked:
+            text, _ = _estimate(r[key], r[key + "_var"])
+            site = r["peak_site" if key == "peak" else "leak_site"]
+            tr.write_line("  %-40s %s  at %s" % (r["nodeid"], text, site))
+    if bases:
+        tr.write_line("read with: hp-history %s --from mark:start:NODEID --to mark:end:NODEID" % bases[0])

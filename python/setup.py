@@ -1,0 +1,79 @@
+"""pip install for the heapprof Python package.
+
+`pip install ./python` (from a checkout) or `pip install "$(npm root -g)/heapprof/python"` (from
+the npm package) compiles the native hook, heapprof_hook.so, from the C sources in the sibling
+native/ directory with the C compiler Python's own build uses, and installs it inside the
+package (heapprof/heapprof_hook.so). The library does not include Python.h: the same .so
+serves every CPython 3.9-3.13, so the wheel is tagged for this interpreter only by habit.
+
+Without the sibling native/ directory (this directory copied elsewhere), nothing is compiled
+and the package looks for the hook at run time in $HEAPPROF_NATIVE_LIB (see heapprof/_native.py).
+"""
+
+import glob
+import json
+import os
+import shutil
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+NATIVE = os.path.join(os.path.dirname(HERE), "native")
+
+
+def _hook_sources():
+    """The hook's C files as binding.gyp lists them (the node-gyp build is the reference)."""
+    try:
+        with open(os.path.join(os.path.dirname(HERE), "binding.gyp")) as f:
+            gyp = json.load(f)
+        target = next(t for t in gyp["targets"] if t["target_name"] == "heapprof_hook")
+        return [os.path.basename(s) for s in target["sources"]]
+    except (OSError, ValueError, KeyError, StopIteration):
+        return []
+
+
+def _hook_extension():
+    HOOK_SOURCES = _hook_sources()
+    if not HOOK_SOURCES:
+        return []
+    if not all(os.path.isfile(os.path.join(NATIVE, s)) for s in HOOK_SOURCES):
+        return []
+    # setuptools wants sources relative to this directory and under it: copy them into build/.
+    src = os.path.join("build", "hook-src")
+    os.makedirs(os.path.join(HERE, src), exist_ok=True)
+    for path in glob.glob(os.path.join(NATIVE, "*.[ch]")):
+        shutil.copy2(path, os.path.join(HERE, src, os.path.basename(path)))
+    return [
+        Extension(
+            "heapprof.heapprof_hook",
+            sources=[os.path.join(src, s) for s in HOOK_SOURCES],
+            extra_compile_args=["-O2", "-std=gnu11", "-fvisibility=hidden"],
+            libraries=["m", "pthread", "dl"],
+        )
+    ]
+
+
+class BuildPlainLibrary(build_ext):
+    """The hook is a plain shared library loaded with ctypes, not an extension module: it keeps
+    binding.gyp's name (heapprof_hook.so, no ABI suffix) and exports no PyInit function."""
+
+    def get_ext_filename(self, ext_name):
+        return os.path.join(*ext_name.split(".")) + ".so"
+
+    def get_export_symbols(self, ext):
+        return []
+
+
+setup(
+    name="heapprof",
+    version="2.0.0.dev0",
+    description="A logging, sampling heap profiler for CPython: the recorder API, a pytest plugin and an IPython magic",
+    license="MIT",
+    python_requires=">=3.9",
+    packages=["heapprof"],
+    ext_modules=_hook_extension(),
+    cmdclass={"build_ext": BuildPlainLibrary},
+    entry_points={"pytest11": ["heapprof = heapprof.pytest_plugin"]},
+    zip_safe=False,
+)

@@ -1,0 +1,107 @@
+// Regression tests for issue 20 items 1, 9 and 10, each of which failed on commit edd4dd1:
+// a time jump in hp-history (NDJSON rss at t=1e9; a block time of 2^63 µs), NDJSON validation
+// (op toString/__proto__, t 1e308, start_time_us 1e300, 100,000-deep nesting, a 40 MB line),
+// and control characters reaching the terminal (hp-collapse, hp-diff --table).
+
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+import { writeProfile } from '../../lib/format/hpx.js';
+import { crc32 } from '../../lib/format/bytes.js';
+import { blockOffsets, tmpDir } from '../helpers/profiles.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const META = '{"type":"meta","schema":1,"format_version":2,"start_time_us":0,"sampling":{"kind":"table","bounds":[1024],"probs":[0.5]}}';
+const TRACE = '{"type":"trace","id":1,"frames":[{"function":"f","file":"a.py","line":1}]}';
+
+function run(cmd: string, args: string[], input?: string): { out: string; err: string; code: number | null; seconds: number; signal: string | null } {
+  const t0 = Date.now();
+  const r = spawnSync(process.execPath, ['--max-old-space-size=512', join(ROOT, 'bin', `${cmd}.js`), ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, NO_COLOR: '1', TZ: 'UTC' },
+    timeout: 60_000,
+    maxBuffer: 1 << 28,
+    ...(input !== undefined ? { input } : {}),
+  });
+  return { out: r.stdout ?? '', err: r.stderr ?? '', code: r.status, seconds: (Date.now() - t0) / 1000, signal: r.signal };
+}
+
+t.test('hp-history: a time jump costs neither time nor memory', async (t) => {
+  const input = [META, TRACE, '{"type":"event","t":0.1,"op":"alloc","trace":1,"size":100}', '{"type":"event","t":1e9,"op":"rss","size":1000}'].join('\n') + '\n';
+  const r = run('hp-history', ['-'], input);
+  t.equal(r.code, 0, `exit 0 within 60 s and 512 MB heap (${r.seconds} s, signal ${r.signal}): ${r.err.slice(0, 300)}`);
+  t.ok(r.out.trim().split('\n').length <= 200, 'a few buckets');
+
+  // A valid block whose time is 2^63 µs (checksum recomputed): refused or warned, quickly.
+  const base = join(tmpDir('hp-jump-'), 'p');
+  await writeProfile(base, {
+    header: { sampling: { kind: 'table', bounds: [1024], probs: [0.5] } },
+    traces: [{ id: 1, frames: [{ function: 'f', file: 'a.py', line: 1 }], dropped: 0 }],
+    events: [
+      { op: 'alloc', timeUs: 100, trace: 1, size: 100 },
+      { op: 'alloc', timeUs: 200, trace: 1, size: 100 },
+    ],
+    eventsPerBlock: 1,
+  });
+  const hpd = readFileSync(`${base}.hpd`);
+  const offs = blockOffsets(hpd);
+  const at = offs[1]!;
+  hpd.writeUInt32LE(0, at + 12);
+  hpd.writeUInt32LE(0x80000000, at + 16);
+  const len = hpd.readUInt32LE(at + 4);
+  hpd.writeUInt32LE(crc32(hpd.subarray(at + 24, at + 24 + len), crc32(hpd.subarray(at + 4, at + 20))), at + 20);
+  writeFileSync(`${base}.hpd`, hpd);
+  const b = run('hp-history', [base]);
+  t.ok(b.signal === null && (b.code === 0 || b.code === 1), `ends cleanly (${b.seconds} s, exit ${b.code}): ${b.err.slice(0, 300)}`);
+  t.notMatch(b.err, /internal error|heap out of memory/);
+});
+
+t.test('NDJSON validation', async (t) => {
+  for (const op of ['toString', '__proto__', 'constructor']) {
+    const r = run('hp-stats', ['-'], [META, TRACE, `{"type":"event","t":0.1,"op":"${op}","trace":1,"size":100}`].join('\n') + '\n');
+    t.equal(r.code, 1, `op ${op} refused`);
+    t.match(r.err, /line 3: event: 'op' must be one of/);
+  }
+  const big = run('hp-stats', ['-'], [META, TRACE, '{"type":"event","t":1e308,"op":"alloc","trace":1,"size":100}'].join('\n') + '\n');
+  t.equal(big.code, 1, 't 1e308 refused');
+  t.match(big.err, /line 3: event: 't' .* limit/);
+  const start = run('hp-stats', ['-'], [META.replace('"start_time_us":0', '"start_time_us":1e300'), TRACE].join('\n') + '\n');
+  t.equal(start.code, 1, 'start_time_us 1e300 refused');
+  t.match(start.err, /start_time_us/);
+  t.notMatch(start.err, /internal error/);
+  const deep = '['.repeat(100_000) + ']'.repeat(100_000);
+  const nest = run('hp-stats', ['-'], [META, deep, TRACE].join('\n') + '\n');
+  t.equal(nest.code, 1, '100,000-deep nesting refused (hpx(5) LIMITS: 256 levels)');
+  t.match(nest.err, /line 2: nested deeper than 256 levels/);
+  t.notMatch(nest.err, /internal error|Maximum call stack/);
+  // One 40 MB line is split in linear time (split2 re-split the pending line per chunk: 46 s).
+  const frames = new Array(60_000).fill('{"function":"f","file":"a.py","line":1}').join(',');
+  const line = `{"type":"trace","id":1,"frames":[${frames}],"pad":"${'x'.repeat(40_000_000)}"}`;
+  const long = run('hp-stats', ['-'], [META, line, '{"type":"event","t":0.1,"op":"alloc","trace":1,"size":100}'].join('\n') + '\n');
+  t.equal(long.code, 0, `a ${Math.round(line.length / 1e6)} MB line reads (${long.seconds} s): ${long.err.slice(0, 200)}`);
+  t.ok(long.seconds < 30, `in ${long.seconds} s`);
+});
+
+t.test('control characters never reach the terminal', async (t) => {
+  const dir = tmpDir('hp-esc-');
+  const evil = 'f\u001b]0;pwned\u0007\u2028x';
+  const mk = async (base: string, size: number): Promise<void> =>
+    writeProfile(base, {
+      header: { sampling: { kind: 'table', bounds: [], probs: [] } },
+      traces: [{ id: 1, frames: [{ function: evil, file: 'a.py', line: 1 }], dropped: 0 }],
+      events: [{ op: 'alloc', timeUs: 100, trace: 1, size }],
+    });
+  await mk(join(dir, 'a'), 100);
+  await mk(join(dir, 'b'), 5000);
+  const bad = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029]/;
+  const collapse = run('hp-collapse', [join(dir, 'a')]);
+  t.equal(collapse.code, 0, collapse.err);
+  t.notMatch(collapse.out, bad, 'hp-collapse escapes ESC, BEL and U+2028');
+  t.match(collapse.out, /\\x1b/);
+  const diff = run('hp-diff', [join(dir, 'a'), join(dir, 'b'), '--table']);
+  t.equal(diff.code, 0, diff.err);
+  t.notMatch(diff.out, bad, 'hp-diff --table escapes the OSC title sequence');
+  t.notMatch(diff.err, bad);
+});
