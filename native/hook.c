@@ -542,6 +542,17 @@ static int intern_code(void *code, uint32_t *func_sid, uint32_t *file_sid) {
 /* A frame walked without the GIL whose code object is not pinned (pinning needs the GIL):
  * interned by its names, which the frame's reference keeps alive while this thread, which
  * owns the frame, is inside this allocator call. */
+/* g_mu held: the FRAME record defining frame id (function and file string ids, line). */
+static void emit_frame_record(uint32_t id, uint32_t func_sid, uint32_t file_sid, int line) {
+  hpx_buf body = {0};
+  hpx_buf_varint(&body, id);
+  hpx_buf_varint(&body, func_sid);
+  hpx_buf_varint(&body, file_sid);
+  hpx_buf_varint(&body, (uint64_t)(line > 0 ? line : 0));
+  emit_record(REC_FRAME, &body);
+  hpx_buf_free(&body);
+}
+
 static uint32_t intern_frame_by_name(void *code, int line) {
   static char name[1024], file[4096];
   pyrt_code_names(code, name, sizeof name, file, sizeof file);
@@ -553,13 +564,7 @@ static uint32_t intern_frame_by_name(void *code, int line) {
   s = pair_add(&g_frames, a, b);
   if (!s) return 0;
   s->v1 = ++g_next_frame;
-  hpx_buf body = {0};
-  hpx_buf_varint(&body, s->v1);
-  hpx_buf_varint(&body, fs);
-  hpx_buf_varint(&body, fl);
-  hpx_buf_varint(&body, (uint64_t)(line > 0 ? line : 0));
-  emit_record(REC_FRAME, &body);
-  hpx_buf_free(&body);
+  emit_frame_record(s->v1, fs, fl, line);
   return s->v1;
 }
 
@@ -574,13 +579,7 @@ static uint32_t intern_frame(void *code, int line, int gil) {
   s = pair_add(&g_frames, (uintptr_t)code, (uint64_t)(uint32_t)line);
   if (!s) return 0;
   s->v1 = ++g_next_frame;
-  hpx_buf body = {0};
-  hpx_buf_varint(&body, s->v1);
-  hpx_buf_varint(&body, func_sid);
-  hpx_buf_varint(&body, file_sid);
-  hpx_buf_varint(&body, (uint64_t)(line > 0 ? line : 0));
-  emit_record(REC_FRAME, &body);
-  hpx_buf_free(&body);
+  emit_frame_record(s->v1, func_sid, file_sid, line);
   return s->v1;
 }
 
@@ -593,13 +592,7 @@ static uint32_t intern_native_frame(void *pc, const char *func, const char *obj)
   s = pair_add(&g_frames, (uintptr_t)pc, NATIVE_FRAME_KEY);
   if (!s) return 0;
   s->v1 = ++g_next_frame;
-  hpx_buf body = {0};
-  hpx_buf_varint(&body, s->v1);
-  hpx_buf_varint(&body, fs);
-  hpx_buf_varint(&body, fl);
-  hpx_buf_varint(&body, 0);
-  emit_record(REC_FRAME, &body);
-  hpx_buf_free(&body);
+  emit_frame_record(s->v1, fs, fl, 0);
   return s->v1;
 }
 

@@ -5,7 +5,7 @@
 
 import { HpError, UsageError, readNdjson, openTextInput, warn } from '../cli.js';
 import { OP_ALLOC, type ProfileSource } from '../format/source.js';
-import type { Domain, Frame, Header, Trace } from '../format/types.js';
+import { blankHeader, type Domain, type Frame, type Header, type Trace } from '../format/types.js';
 import { Z95 } from '../format/weights.js';
 import { emptyEstimate, unseenOf, type Estimate, type Unseen } from '../model/estimate.js';
 import { LiveHeap } from '../model/live.js';
@@ -201,21 +201,7 @@ export async function readSnapshotNdjson(arg: string): Promise<StackSet> {
       // The profile's start and command line, when the snapshot carries them (schema 1 since 2.0.1).
       const start = num(rec.start_time_us);
       if (start !== null) {
-        header = {
-          formatVersion: 2,
-          startTimeUs: start,
-          pid: num(rec.pid),
-          ppid: null,
-          pythonVersion: null,
-          argv: Array.isArray(rec.argv) ? rec.argv.map(String) : [],
-          sampling: { kind: 'table', bounds: [], probs: [] },
-          mode: 'profile',
-          recorder: null,
-          hostname: null,
-          stackCapture: true,
-          notes: [],
-          profileId: null,
-        };
+        header = { ...blankHeader(), startTimeUs: start, pid: num(rec.pid), argv: Array.isArray(rec.argv) ? rec.argv.map(String) : [] };
       }
       continue;
     }

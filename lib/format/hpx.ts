@@ -22,7 +22,7 @@ import { decodeBlock } from './events.js';
 import { TraceCounts, TraceTable } from './trace-table.js';
 import type { Columns, DecodeJob } from './hpd-worker.js';
 import { OP_ALLOC, OP_FREE, OP_LOST, type EventBatch, type ProfileSource, type ReadOptions } from './source.js';
-import { MAX_NAME_LENGTH, MAX_TRACE_FRAMES, NO_STACK_TRACE, type Frame, type Header, type HistogramBucket, type Mark, type Sampling, type ThreadInfo, type Trace } from './types.js';
+import { blankHeader, MAX_NAME_LENGTH, MAX_TRACE_FRAMES, NO_STACK_TRACE, type Frame, type Header, type HistogramBucket, type Mark, type Sampling, type ThreadInfo, type Trace } from './types.js';
 import { DOMAIN_CODES } from './hpx-writer.js';
 
 export * from './hpx-writer.js';
@@ -85,21 +85,7 @@ export async function readFileHeader(f: BlockFile, expected: Buffer): Promise<Fi
 
 /** Decode the .hpm header body fields into a Header. */
 export function decodeHeaderBody(body: Buffer, profileId: Buffer, name: string): Header {
-  const h: Header = {
-    formatVersion: 2,
-    startTimeUs: 0,
-    pid: null,
-    ppid: null,
-    pythonVersion: null,
-    argv: [],
-    sampling: { kind: 'table', bounds: [], probs: [] },
-    mode: 'profile',
-    recorder: null,
-    hostname: null,
-    stackCapture: true,
-    notes: [],
-    profileId: profileId.toString('hex'),
-  };
+  const h: Header = { ...blankHeader(), profileId: profileId.toString('hex') };
   let haveSampling = false;
   const c = new Cursor(body);
   try {

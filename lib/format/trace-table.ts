@@ -66,13 +66,7 @@ export class TraceTable {
 
   private setOffset(id: number, v: number): void {
     if (id < DIRECT_IDS) {
-      if (id >= this.direct.length) {
-        let m = this.direct.length * 2;
-        while (m <= id) m *= 2;
-        const d = new Int32Array(m);
-        d.set(this.direct);
-        this.direct = d;
-      }
+      if (id >= this.direct.length) this.direct = grown(this.direct, id);
       this.direct[id] = v;
     } else if (v === 0) this.far.delete(id);
     else this.far.set(id, v);
@@ -116,13 +110,7 @@ export class TraceCounts {
 
   add(id: number): void {
     if (id < 1 << 22) {
-      if (id >= this.direct.length) {
-        let m = this.direct.length * 2;
-        while (m <= id) m *= 2;
-        const d = new Int32Array(m);
-        d.set(this.direct);
-        this.direct = d;
-      }
+      if (id >= this.direct.length) this.direct = grown(this.direct, id);
       this.direct[id]!++;
     } else this.far.set(id, (this.far.get(id) ?? 0) + 1);
   }
@@ -140,4 +128,13 @@ export class TraceCounts {
     else this.far.set(id, n - 1);
     return true;
   }
+}
+
+/** A copy of `a` at least `index + 1` long (doubling), for tables indexed by id. */
+function grown(a: Int32Array<ArrayBuffer>, index: number): Int32Array<ArrayBuffer> {
+  let m = a.length * 2;
+  while (m <= index) m *= 2;
+  const d = new Int32Array(m);
+  d.set(a);
+  return d;
 }

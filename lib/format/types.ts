@@ -73,6 +73,25 @@ export function traceDomain(t: Trace): Domain {
   return t.domain ?? 'python';
 }
 
+/** A v2 header with nothing known yet: decoders fill in what their input says. */
+export function blankHeader(): Header {
+  return {
+    formatVersion: 2,
+    startTimeUs: 0,
+    pid: null,
+    ppid: null,
+    pythonVersion: null,
+    argv: [],
+    sampling: { kind: 'table', bounds: [], probs: [] },
+    mode: 'profile',
+    recorder: null,
+    hostname: null,
+    stackCapture: true,
+    notes: [],
+    profileId: null,
+  };
+}
+
 /** Trace 0: an allocation with no Python stack (no GIL, or capture disabled). */
 export const NO_STACK_TRACE: Trace = Object.freeze({ id: 0, frames: [], dropped: 0 }) as Trace;
 

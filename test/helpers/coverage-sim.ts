@@ -8,18 +8,9 @@ import { OP_ALLOC, OP_FREE } from '../../lib/format/source.js';
 import type { HistogramBucket, Sampling } from '../../lib/format/types.js';
 import { interval95, unseenOf } from '../../lib/model/estimate.js';
 import { LiveHeap } from '../../lib/model/live.js';
+import { prng } from './profiles.js';
 
-/** mulberry32: deterministic, fast, good enough for simulation. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { prng } from './profiles.js';
 
 /** The recorder's sampling decision, per thread of allocations, as native/hook.c makes it. */
 export function makeSampler(sampling: Sampling, rand: () => number): (size: number) => boolean {
