@@ -78,7 +78,7 @@ const EXAMPLES: Array<[string, string]> = [
 ];
 
 /** hp-record's own options that take a value (everything else it knows is a flag). */
-const VALUE_OPTIONS = new Set(['-o', '--output', '--sample', '--sample-bytes', '--mode', '--python', '--pid', '--duration']);
+const VALUE_OPTIONS = new Set(['-o', '--output', '--sample', '--sample-bytes', '--mode', '--python', '--pid', '--duration', '--mark-signal']);
 
 /**
  * Split hp-record's command line the way python splits its own: hp-record's options, then the
@@ -398,6 +398,23 @@ interface BootstrapStatus {
   /** The recorded (python) process. */
   pid?: number;
   summary?: Record<string, unknown>;
+}
+
+/**
+ * The bootstrap says 'started' just before it starts the recorder (its own allocations stay out
+ * of the profile), so that alone does not mean recording began: the profile's header on disk
+ * does. A start that fails (a full disk) leaves no header, and no start line is printed for it.
+ */
+function profileBegun(st: BootstrapStatus, pid: number): boolean {
+  const hpm = st.files?.[0];
+  if (!hpm) return true; // stats mode without a file: nothing to wait for
+  // Ours, not another run's on the same base (--force): the lock names the recording process.
+  if (hpm.endsWith('.hpm') && lockHolder(hpm.slice(0, -4)) !== pid) return false;
+  try {
+    return statSync(hpm).size > 0;
+  } catch {
+    return false;
+  }
 }
 
 /** What a profile on disk holds, read back after the run: only what reached the disk counts. */
@@ -729,7 +746,7 @@ export function main(argv: string[]): void {
           // (no such module, an unsupported Python) gets its one error line and nothing else.
           const poll = setInterval(() => {
             const st = readStatus(statusPath);
-            if (st === null) return;
+            if (st === null || (st.state === 'started' && !profileBegun(st, pid))) return;
             clearInterval(poll);
             if (st.state !== 'error') startLine(pid);
           }, 25);
@@ -737,7 +754,7 @@ export function main(argv: string[]): void {
             clearInterval(poll);
             // A program that ended before the first look: say it now, before the summary.
             const st = readStatus(statusPath);
-            if (st !== null && st.state !== 'error') startLine(pid);
+            if (st !== null && st.state !== 'error' && (st.state !== 'started' || profileBegun(st, pid))) startLine(pid);
           };
         },
       );

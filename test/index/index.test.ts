@@ -67,7 +67,11 @@ async function sameAsFull(t: Tap.Test, base: string, at: SnapshotAt, label: stri
   t.same(b.state, a.state, `${tag}: same heap`);
   t.same([b.atUs, b.lastUs, b.readToEnd], [a.atUs, a.lastUs, a.readToEnd], `${tag}: same moment`);
   if (a.readToEnd) t.equal(b.complete, a.complete, `${tag}: same completeness`);
-  t.same(new Set(b.issues.map((i) => i.offset)), new Set(a.issues.map((i) => i.offset)), `${tag}: same problems reported`);
+  // Damage found in the file (every such problem has its byte offset) is the same either way. The
+  // whole-read checks without an offset (frees of blocks never allocated, lost events) are made
+  // only by a read from the start (hpx(5) LIMITS): a seek skips the allocations they count.
+  const located = (issues: Array<{ offset?: number }>) => new Set(issues.filter((i) => i.offset !== undefined).map((i) => i.offset));
+  t.same(located(b.issues), located(a.issues), `${tag}: same problems reported`);
   return b;
 }
 

@@ -26,7 +26,7 @@ function nativeEvents(dec: NativeDecoder, hpd: Buffer): { events: Ev[]; complete
 /** TS side: events, END seen, and how many blocks it reported skipping. */
 async function tsEvents(base: string): Promise<{ events: Ev[]; complete: boolean; skipped: number }> {
   const r = await readAll(base);
-  const skipped = r.issues.filter((i) => i.file.endsWith('.hpd') && !/undefined trace|truncated|time goes back|lost|after the block holding END/.test(i.message)).length;
+  const skipped = r.issues.filter((i) => i.file.endsWith('.hpd') && !/undefined trace|truncated|time goes back|lost|after the block holding END|never allocated/.test(i.message)).length;
   return { events: r.events, complete: r.complete, skipped };
 }
 

@@ -49,7 +49,10 @@ for (const py of installed) {
       const bootstrapFrames = [...p.traces.values()].flatMap((tr) => tr.frames).filter((f) => /sitecustomize|heapprof[/\\]_run\.py/.test(f.file));
       t.same(bootstrapFrames, [], 'no trace has a bootstrap frame');
 
-      const m = /^hp-record: (.+)\.hpm, (.+)\.hpd: ([\d,]+) events, ([\d,]+) traces, ([\d,]+) allocations seen, ([\d.]+ (?:B|KiB|MiB)) written, ([\d.]+)% of allocations sampled, recorder peak memory [\d.]+ (?:B|KiB|MiB)\n$/.exec(r.stderr);
+      // stderr: the start line, the summary line, the next-step line, and nothing else.
+      const stderrLines = r.stderr.split('\n').filter((l) => l !== '');
+      t.same(stderrLines.map((l) => /^hp-record: (recording|next:)/.exec(l)?.[1] ?? 'summary'), ['recording', 'summary', 'next:'], 'start, summary and next-step lines');
+      const m = /^hp-record: (.+)\.hpm, (.+)\.hpd: ([\d,]+) events, ([\d,]+) traces, ([\d,]+) allocations seen, ([\d.]+ (?:B|KiB|MiB)) written, ([\d.]+)% of allocations sampled, recorder peak memory [\d.]+ (?:B|KiB|MiB)$/m.exec(r.stderr);
       t.ok(m, `one summary line on stderr: ${r.stderr}`);
       if (m) {
         t.equal(m[1], base);
@@ -91,7 +94,7 @@ if (newest) {
       const base = join(out, 'all');
       const r = await hpRecord(['--python', newest.exe, '--sample', '{}', '-o', base, 'known.py'], { cwd: SCRIPTS, env });
       t.equal(r.code, 0);
-      t.match(r.stderr, / 100% of allocations sampled, recorder peak memory [\d.]+ (?:B|KiB|MiB)\n$/);
+      t.match(r.stderr, / 100% of allocations sampled, recorder peak memory [\d.]+ (?:B|KiB|MiB)$/m);
       const p = await readAll(base, { strict: true });
       t.same(p.header.sampling, { kind: 'table', bounds: [], probs: [] });
     });

@@ -36,7 +36,7 @@ for (const py of installed) {
       t.equal(r.signal, 'SIGTERM');
       t.equal(r.code, null);
       t.equal(r.stdout, 'bye\n');
-      t.match(r.stderr, /^hp-record: .*\.hpm, .*\.hpd: the program was killed by SIGTERM; the profile is readable up to its last flush\n$/);
+      t.match(r.stderr, /^hp-record: .*\.hpm, .*\.hpd: the program was killed by SIGTERM; the profile is readable up to its last flush$/m);
     });
 
     await t.test('SIGINT to hp-record reaches the program as KeyboardInterrupt', async (t) => {
