@@ -1770,7 +1770,7 @@ static void *watch_main(void *arg) {
 /* Starts the watchdog for hp-record (pid parent; if it is already gone, the watchdog
  * acts at once): private_dir ("" for none) is removed when it acts, and SIGKILL follows
  * SIGTERM after grace_ms. Once per process; 0, or -errno. */
-EXPORT int hp_watch_parent(int parent, int grace_ms, const char *private_dir) {
+static int hp_watch_parent_impl(int parent, int grace_ms, const char *private_dir) {
   static int started;
   if (started) return -EBUSY;
   if (!private_dir) private_dir = "";
@@ -1811,7 +1811,7 @@ static void hp_flush_impl(void) {
  * time, an EXT MARK event naming its id in .hpd, so that it sits between the events around it.
  * Called with the GIL from Python; it allocates from libc only. Returns the mark id, or 0
  * when no profile is being recorded. */
-EXPORT int hp_mark(const char *label, size_t len) {
+static int hp_mark_impl(const char *label, size_t len) {
   int id = 0;
   pthread_mutex_lock(&g_mu);
   if (g_active && g_mode == MODE_PROFILE && open_child_files() == 0) {
@@ -1941,6 +1941,21 @@ EXPORT void hp_flush(void) {
   ENTER();
   hp_flush_impl();
   LEAVE();
+}
+/* hp_mark allocates its record while holding g_mu, and the watchdog's thread comes from libc:
+ * with the C allocator interposed (--native) an unflagged call could record itself and wait
+ * on g_mu. */
+EXPORT int hp_mark(const char *label, size_t len) {
+  ENTER();
+  int id = hp_mark_impl(label, len);
+  LEAVE();
+  return id;
+}
+EXPORT int hp_watch_parent(int parent, int grace_ms, const char *private_dir) {
+  ENTER();
+  int rc = hp_watch_parent_impl(parent, grace_ms, private_dir);
+  LEAVE();
+  return rc;
 }
 EXPORT void hp_counters(uint64_t out[6]) {
   ENTER();
