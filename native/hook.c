@@ -192,6 +192,9 @@ static sem_t g_tick_sem;
 #define TERM_WAIT_S 3
 static int g_term_installed;
 static int g_term_pending; /* set by the handler: the ticker finishes the profile, then re-raises */
+/* 1 while a thread stops the ticker to finish the profile or to fork (stop_begin ..
+ * stop_end), 2 once a SIGTERM has been handed to that thread meanwhile. */
+static int g_stopping;
 
 /* What reached the disk. g_blk_* count what sits in the blocks being filled; a successful
  * flush moves them to *_written, a failed write to g_events_unwritten. g_mu held. */
@@ -1067,12 +1070,13 @@ static void finish_profile(void);
  * SIGTERM again, so the process dies of SIGTERM as it would have, some milliseconds later.
  * Meanwhile the interrupted thread sleeps in the handler (it would be dead by now without
  * the profiler), up to TERM_WAIT_S, unless it was inside the hook, where it may hold g_mu:
- * then it returns and goes on until the ticker is done. If the ticker is being stopped
- * (the program is exiting, forking or stopping the recorder) the handler returns too, and
- * the thread stopping the ticker finishes the profile and re-raises (term_check): a pool
- * worker on Python 3.9 gets its SIGTERM just as it leaves by os._exit. Where nothing can be deferred (not
- * recording, no ticker yet, or a second SIGTERM while the first is being handled) the
- * handler restores the default action and re-raises at once. */
+ * then it returns and goes on until the ticker is done. If a thread is stopping the ticker
+ * or has stopped it to write the end of the profile (the program is exiting, forking or
+ * stopping the recorder: stop_begin .. stop_end) the handler returns too, and that thread
+ * finishes the profile and then re-raises (stop_end): pool workers often get their SIGTERM
+ * just as they leave by os._exit, mid-way through writing the end. Where nothing can be
+ * deferred (not recording, no ticker yet, or a second SIGTERM while the first is being
+ * handled) the handler restores the default action and re-raises at once. */
 
 /* Never returns: SIGTERM back to its default action, sent to this process, unblocked in
  * this thread too (the ticker blocks every signal) so that it cannot stay pending. */
@@ -1093,31 +1097,39 @@ __attribute__((noreturn)) static void term_reraise(void) {
 /* Async-signal-safe: atomics, sem_post, nanosleep, clock_gettime, sigaction, raise. */
 static void on_sigterm(int sig) {
   int saved = errno;
-  if (LOAD(g_active) && LOAD(g_ticker_running) && !LOAD(g_child_pending) &&
-      !__atomic_exchange_n(&g_term_pending, 1, __ATOMIC_SEQ_CST)) {
-    if (!__atomic_load_n(&g_ticker_accepting, __ATOMIC_SEQ_CST)) {
-      /* The ticker is being stopped (hp_stop, exit, fork), maybe by this very thread:
-       * whoever stops it sees g_term_pending afterwards (term_check), finishes the
-       * profile and re-raises. */
+  if (LOAD(g_active) && !LOAD(g_child_pending)) {
+    /* A thread is stopping the ticker to finish the profile (exit, hp_stop, fork), maybe
+     * this very thread, which may be writing the end of the profile right now: hand it
+     * the signal. stop_end takes g_stopping back with one exchange, so the signal is
+     * either seen there or not handed over at all. */
+    int one = 1;
+    if (__atomic_compare_exchange_n(&g_stopping, &one, 2, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
       errno = saved;
       return;
     }
-    sem_post(&g_tick_sem);
-    if (t_hp.busy) {
-      errno = saved;
-      return; /* this thread may hold g_mu: let it go on and release it */
+    if (LOAD(g_ticker_running) && !__atomic_exchange_n(&g_term_pending, 1, __ATOMIC_SEQ_CST)) {
+      if (!__atomic_load_n(&g_ticker_accepting, __ATOMIC_SEQ_CST)) {
+        /* The ticker is on its way out: whoever stops it checks g_term_pending (stop_end). */
+        errno = saved;
+        return;
+      }
+      sem_post(&g_tick_sem);
+      if (t_hp.busy) {
+        errno = saved;
+        return; /* this thread may hold g_mu: let it go on and release it */
+      }
+      /* Otherwise this thread waits here for the ticker's SIGTERM to end the process, so
+       * that it does no more than it would have without the profiler (the signal would
+       * have killed it here). If that takes longer than TERM_WAIT_S (a write that hangs,
+       * or the interrupted code held a lock the ticker needs, such as libc's malloc lock,
+       * or g_mu in an exported function), die now with the profile as it is on disk. */
+      struct timespec start, now, step = {0, 10 * 1000 * 1000};
+      clock_gettime(CLOCK_MONOTONIC, &start);
+      do {
+        nanosleep(&step, NULL);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+      } while (now.tv_sec - start.tv_sec < TERM_WAIT_S);
     }
-    /* Otherwise this thread waits here for the ticker's SIGTERM to end the process, so
-     * that it does no more than it would have without the profiler (the signal would have
-     * killed it here). If that takes longer than TERM_WAIT_S (a write that hangs, or the
-     * interrupted code held a lock the ticker needs, such as libc's malloc lock, or g_mu
-     * in an exported function), die now with the profile as it is on disk. */
-    struct timespec start, now, step = {0, 10 * 1000 * 1000};
-    clock_gettime(CLOCK_MONOTONIC, &start);
-    do {
-      nanosleep(&step, NULL);
-      clock_gettime(CLOCK_MONOTONIC, &now);
-    } while (now.tv_sec - start.tv_sec < TERM_WAIT_S);
   }
   {
     struct sigaction dfl;
@@ -1174,7 +1186,18 @@ __attribute__((noreturn)) static void term_finish(void) {
 
 /* Whoever stopped the ticker checks this afterwards: a SIGTERM that came in meanwhile. */
 static void term_check(void) {
-  if (LOAD(g_term_pending)) term_finish();
+  if (__atomic_load_n(&g_term_pending, __ATOMIC_SEQ_CST)) term_finish();
+}
+
+/* Around stopping the ticker to finish the profile: SIGTERMs in between wait for stop_end. */
+static void ticker_stop(void);
+static void stop_begin(void) {
+  __atomic_store_n(&g_stopping, 1, __ATOMIC_SEQ_CST);
+  ticker_stop();
+}
+static void stop_end(void) {
+  if (__atomic_exchange_n(&g_stopping, 0, __ATOMIC_SEQ_CST) == 2) __atomic_store_n(&g_term_pending, 1, __ATOMIC_SEQ_CST);
+  term_check();
 }
 
 static void *ticker_main(void *arg) {
@@ -1442,7 +1465,7 @@ static void atfork_prepare(void) {
    * CPython 3.12+ warns about fork() in a process with other threads. It restarts
    * on the next sampled event. */
   int restart = g_ticker_running;
-  ticker_stop();
+  stop_begin();
   pthread_mutex_lock(&g_mu);
   if (restart) g_ticker_wanted = 1;
   if (g_active) flush_all(); /* the parent's data is on disk before the child exists */
@@ -1450,7 +1473,9 @@ static void atfork_prepare(void) {
 
 static void atfork_parent(void) {
   if (g_active && (g_flags & FLAG_FOLLOW_FORK)) g_n_forks++;
-  /* A SIGTERM that came while the ticker was stopped for the fork: the ticker handles it. */
+  /* A SIGTERM that came while the ticker was stopped for the fork: the ticker handles it
+   * (not stop_end: g_mu is held here). */
+  if (__atomic_exchange_n(&g_stopping, 0, __ATOMIC_SEQ_CST) == 2) __atomic_store_n(&g_term_pending, 1, __ATOMIC_SEQ_CST);
   if (LOAD(g_term_pending) && g_active) ticker_start_locked();
   pthread_mutex_unlock(&g_mu);
   t_hp.busy = t_hp.fork_saved_busy;
@@ -1465,6 +1490,7 @@ static void atfork_child(void) {
   g_ticker_running = 0;
   g_ticker_accepting = 0;
   g_term_pending = 0; /* the parent's pending signals are not the child's */
+  g_stopping = 0;
   /* The lock stays the parent's alone (flock is shared with a copied descriptor). */
   if (g_lock_fd >= 0) close(g_lock_fd);
   g_lock_fd = -1;
@@ -1514,7 +1540,7 @@ static void final_stop(void) {
   uint32_t saved_busy = t_hp.busy;
   t_hp.busy = 1;
   STORE(g_capture, 0);
-  ticker_stop();
+  stop_begin();
   pthread_mutex_lock(&g_mu);
   if (g_active && open_child_files() == 0) {
     finish_profile();
@@ -1522,7 +1548,7 @@ static void final_stop(void) {
   }
   unlock_profile(); /* also after a failed write stopped the recording */
   pthread_mutex_unlock(&g_mu);
-  term_check();
+  stop_end();
   t_hp.busy = saved_busy;
 }
 
@@ -1628,7 +1654,13 @@ static int hp_start_impl(const char *base, int mode, int sampler, int nranges, c
   char native_why[600] = "";
   int native_ok = (flags & FLAG_NATIVE) && mode == MODE_PROFILE && interposer_in_place(native_why, sizeof native_why);
 
-  ticker_stop();
+  /* Refused while recording, before anything is touched: the ticker of the recording
+   * under way must keep running. */
+  pthread_mutex_lock(&g_mu);
+  int recording = g_active;
+  pthread_mutex_unlock(&g_mu);
+  if (recording) return set_err("already recording to %s", g_base), -EBUSY;
+  ticker_stop(); /* a ticker left from a recording a failed write ended */
   term_check();
   pthread_mutex_lock(&g_mu);
   if (g_active) {
@@ -1702,7 +1734,7 @@ static int hp_start_impl(const char *base, int mode, int sampler, int nranges, c
 
 /* Writes the histogram and end markers and closes the files. Safe to call when idle. */
 static int hp_stop_impl(void) {
-  ticker_stop();
+  stop_begin();
   pthread_mutex_lock(&g_mu);
   int was = g_active;
   if (was && open_child_files() == 0) {
@@ -1712,7 +1744,7 @@ static int hp_stop_impl(void) {
   g_ticker_wanted = 0;
   unlock_profile(); /* also after a failed write stopped the recording */
   pthread_mutex_unlock(&g_mu);
-  term_check(); /* a SIGTERM deferred while the ticker was being stopped: die of it now */
+  stop_end(); /* a SIGTERM deferred while the ticker was being stopped: die of it now */
   term_uninstall();
   return was;
 }

@@ -15,39 +15,52 @@ const SCRIPTS = join(FIXTURES, 'scripts');
 const env = { PYTHONDONTWRITEBYTECODE: '1' };
 const skip =
   missingBuild() ?? (pythons().length === 0 ? 'no CPython 3.9-3.13 under ~/.pyenv' : null) ?? (hookLibrary() ? null : 'the native hook is not built (npx node-gyp rebuild)');
-if (skip) t.plan(0, skip);
+// Without a CPython or the hook, every test below is skipped with the reason.
 const installed = skip ? [] : pythons();
-const newest = installed[installed.length - 1]!;
+const newest = installed[installed.length - 1] ?? { version: '3.x', exe: 'python3' };
+const when = { skip: skip ?? false };
 
 const allocsOfSize = (events: Array<{ op: string; size: number }>, size: number): number =>
   events.filter((e) => e.op === 'alloc' && e.size === size).length;
 const countEvents = (events: Array<{ op: string }>): number => events.filter((e) => e.op === 'alloc' || e.op === 'free').length;
 
+// pool.py's workers each get the sentinel that ends them and, from `with Pool` on its way out,
+// a SIGTERM, at nearly the same moment: a worker is often writing the end of its profile
+// (os._exit) when SIGTERM arrives, and the profile must still be closed, never lost.
+const poolRun = async (t: Tap.Test, py: { exe: string }): Promise<void> => {
+  const out = scratch();
+  const base = join(out, 'pool');
+  const r = await hpRecord(['--python', py.exe, '--follow-fork', '-o', base, '--', 'pool.py'], { cwd: SCRIPTS, env, timeoutMs: 60000 });
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, /^total 4000$/m);
+  const workers = /^workers (.*)$/m.exec(r.stdout)![1]!.split(' ').map(Number);
+  let total = 0;
+  for (const pid of workers) {
+    const child = await readAll(`${base}.${pid}`);
+    t.same(child.issues, [], `worker ${pid}: nothing damaged`);
+    t.equal(child.complete, true, `worker ${pid}: the recorder closed its profile on SIGTERM`);
+    const n = allocsOfSize(child.events, 10001);
+    t.ok(n > 0, `worker ${pid}: ${n} of its 10,001-byte buffers`);
+    total += n;
+    const line = new RegExp(`^hp-record: child ${pid}: \\S+\\.${pid}\\.hpm, \\S+\\.${pid}\\.hpd: ([\\d,]+) events$`, 'm').exec(r.stderr);
+    t.ok(line, `the summary lists worker ${pid}`);
+    t.equal(Number(line?.[1]?.replace(/,/g, '')), countEvents(child.events), `worker ${pid}: the summary's count is what is on disk`);
+  }
+  t.equal(total, 4000, 'every buffer the tasks allocated is in a worker profile');
+};
+
 for (const py of installed) {
-  t.test(`CPython ${py.version}: with Pool(2) (workers get SIGTERM), the children's profiles hold their allocations`, async (t) => {
-    const out = scratch();
-    const base = join(out, 'pool');
-    const r = await hpRecord(['--python', py.exe, '--follow-fork', '-o', base, '--', 'pool.py'], { cwd: SCRIPTS, env, timeoutMs: 60000 });
-    t.equal(r.code, 0, r.stderr);
-    t.match(r.stdout, /^total 4000$/m);
-    const workers = /^workers (.*)$/m.exec(r.stdout)![1]!.split(' ').map(Number);
-    let total = 0;
-    for (const pid of workers) {
-      const child = await readAll(`${base}.${pid}`);
-      t.same(child.issues, [], `worker ${pid}: nothing damaged`);
-      t.equal(child.complete, true, `worker ${pid}: the recorder closed its profile on SIGTERM`);
-      const n = allocsOfSize(child.events, 10001);
-      t.ok(n > 0, `worker ${pid}: ${n} of its 10,001-byte buffers`);
-      total += n;
-      const line = new RegExp(`^hp-record: child ${pid}: \\S+\\.${pid}\\.hpm, \\S+\\.${pid}\\.hpd: ([\\d,]+) events$`, 'm').exec(r.stderr);
-      t.ok(line, `the summary lists worker ${pid}`);
-      t.equal(Number(line?.[1]?.replace(/,/g, '')), countEvents(child.events), `worker ${pid}: the summary's count is what is on disk`);
-    }
-    t.equal(total, 4000, 'every buffer the tasks allocated is in a worker profile');
-  });
+  t.test(`CPython ${py.version}: with Pool(2) (workers get SIGTERM), the children's profiles hold their allocations`, (t) => poolRun(t, py));
 }
 
-t.test(`CPython ${newest.version}: SIGTERM`, async (t) => {
+// The race above lost one worker's profile in about one run in five on CPython 3.10 before
+// the exiting thread was handed the signal: run it enough times to see it.
+const racy = installed.find((p) => p.version === '3.10') ?? newest;
+t.test(`CPython ${racy.version}: Pool(2) ten more times: no worker profile is ever lost`, when, async (t) => {
+  for (let i = 0; i < 10; i++) await t.test(`run ${i + 1}`, (t) => poolRun(t, racy));
+});
+
+t.test(`CPython ${newest.version}: SIGTERM`, when, async (t) => {
   const out = scratch();
   // Run term.py MODE, plain and recorded; send the python process SIGTERM once it is ready.
   const both = async (mode: string) => {
@@ -106,7 +119,7 @@ t.test(`CPython ${newest.version}: SIGTERM`, async (t) => {
   });
 });
 
-t.test(`CPython ${newest.version}: the summary lists each child, and says why one has nothing`, async (t) => {
+t.test(`CPython ${newest.version}: the summary lists each child, and says why one has nothing`, when, async (t) => {
   const base = join(scratch(), 'kids');
   // Only blocks of 8 KiB and more are sampled, so that the idle child samples nothing.
   const r = await hpRecord(['--python', newest.exe, '--follow-fork', '--sample', '{8192: 0}', '-o', base, '--', 'children.py'], { cwd: SCRIPTS, env });
@@ -122,7 +135,7 @@ t.test(`CPython ${newest.version}: the summary lists each child, and says why on
   t.notOk(existsSync(`${base}.${pids.execs}.hpm`));
 });
 
-t.test(`CPython ${newest.version}: two runs on one base at once`, async (t) => {
+t.test(`CPython ${newest.version}: two runs on one base at once`, when, async (t) => {
   // hold.py NAME FLAG: records a little, says "ready", waits for FLAG to exist.
   const dir = scratch({
     'hold.py': 'import os, sys, time\nx = [bytearray(10000) for _ in range(100)]\nprint("ready", flush=True)\nend = time.time() + 60\nwhile not os.path.exists(sys.argv[2]) and time.time() < end:\n    time.sleep(0.05)\nprint("done", sys.argv[1], flush=True)\n',
@@ -178,7 +191,7 @@ function inTmpfs(dir: string, keep: string, sizeK: number, fill: boolean, args: 
   return run('unshare', ['-rm', 'sh', '-c', script], { cwd: SCRIPTS, env, timeoutMs: 60000 });
 }
 
-t.test(`CPython ${newest.version}: a full filesystem`, { skip: tmpfsSkip }, async (t) => {
+t.test(`CPython ${newest.version}: a full filesystem`, { skip: skip ?? tmpfsSkip }, async (t) => {
   await t.test('at start-up: the real cause, exit 1 before the program runs, no partial file', async (t) => {
     const dir = scratch();
     const keep = scratch();
