@@ -2,7 +2,7 @@
 // validates) the index; `node bench/seek.js at BASE T|peak|end` answers a snapshot through it,
 // as hp-snapshot --at does, and prints one JSON line (what it found, how much it decoded).
 
-import { liveHeapAtIndexed, loadIndex } from '../dist/format/index.js';
+import { liveHeapAtIndexed, loadIndex } from '../dist/model/checkpoints.js';
 import { openProfile } from '../dist/format/profile.js';
 import { groupLiveHeap } from '../dist/model/sites.js';
 

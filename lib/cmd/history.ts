@@ -9,7 +9,7 @@ import { parseLineSpecs, type GroupBy, type LineSpec } from '../model/sites.js';
 import { MergedSource } from '../format/merged.js';
 import type { ReadOptions } from '../format/source.js';
 import { BY_CHOICES, FirstRss, attachedSentences, manyInputs, openInputs, profileBases } from '../profile-inputs.js';
-import { openSeeked } from '../format/index.js';
+import { openSeeked } from '../model/checkpoints.js';
 import { commandReadOptions, isNdjsonArg, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
 import { checkWithinSpan, formatSeconds, inputArg, positiveInt, reportIncomplete, resolveMarkOptions, secondsOption, traceGrouping, useOptions, wantsJson } from './common.js';
 import { DOMAINS } from '../format/types.js';

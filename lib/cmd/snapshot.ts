@@ -5,7 +5,7 @@ import { OutputWriter, parser, runMain, UsageError, warn, formatBytes, setQuiet 
 import { interval95, putEstimate, putEstimates, unseenOf } from '../model/estimate.js';
 import { groupLiveHeap, type GroupBy, type SiteEstimate } from '../model/sites.js';
 import { liveHeapAt, type SnapshotAt } from '../model/snapshot.js';
-import { liveHeapAtIndexed } from '../format/index.js';
+import { liveHeapAtIndexed } from '../model/checkpoints.js';
 import { commandReadOptions, isNdjsonArg, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
 import { BY_CHOICES, manyInputs, openInputs } from '../profile-inputs.js';
 import { checkWithinSpan, formatSeconds, inputArg, reportIncomplete, resolveMarkOptions, secondsOption, traceGrouping, useOptions, wantsJson } from './common.js';

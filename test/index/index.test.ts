@@ -1,4 +1,4 @@
-// The seek index (lib/format/index.ts): a snapshot or history through the index equals the one
+// The seek index (lib/format/index.ts, lib/model/checkpoints.ts): a snapshot or history through the index equals the one
 // from a full decode, exactly (same slots, same floating-point sums), for every kind of moment;
 // the index file is reused when valid and rebuilt when stale or corrupt.
 
@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import t from 'tap';
 import { writeProfile, type ProfileSpec } from '../../lib/format/hpx.js';
-import { buildIndex, decodeIndex, encodeIndex, indexPath, liveHeapAtIndexed, loadIndex, openSeeked, type IndexOptions } from '../../lib/format/index.js';
+import { decodeIndex, encodeIndex, indexPath, type IndexOptions } from '../../lib/format/index.js';
+import { buildIndex, liveHeapAtIndexed, loadIndex, openSeeked } from '../../lib/model/checkpoints.js';
 import { openProfile } from '../../lib/format/profile.js';
 import type { ReadIssue } from '../../lib/format/types.js';
 import { HistoryBuilder } from '../../lib/model/history.js';
