@@ -14,16 +14,18 @@ import { parseArgs } from 'node:util';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const WORKLOADS = join(ROOT, 'bench', 'workloads');
 
-const USAGE = `Usage: node bench/run.js [--quick] [--python EXE] [--reps N] [--only record,read,seek,pytest]
-                        [--read-mb MB] [--out DIR] [--keep] [--no-pin]
+const USAGE = `Usage: node bench/run.js [--quick] [--python EXE] [--reps N] [--only record,read,seek,pytest,big-read]
+                        [--read-mb MB] [--big-gb GB] [--big-traces N] [--out DIR] [--keep] [--no-pin]
 
   --quick      CI-sized: smaller workloads, 3 runs each, a 128 MB read file
   --python     CPython to benchmark (default: python3 on PATH)
   --reps       runs per configuration (default 9 for churn, 5 for the other workloads)
-  --only       sections to run (default: all)
+  --only       sections to run (default: record,read,seek,pytest; big-read only when named)
   --workloads  recording workloads to run, e.g. arrays,churn (default: all)
   --configs    recording configurations besides plain, e.g. poisson512K,native512K,heaptrack (default: all)
   --read-mb    size of the synthetic .hpd for the reading benchmarks (default 1100)
+  --big-gb     big-read: size of the stdlib-suite-shaped .hpd (default 3.5; needs that much disk)
+  --big-traces big-read: its distinct traces (default 100000)
   --out        where to write JSON and temporary profiles (default bench/out)
   --keep       keep the generated profiles
   --no-pin     do not pin the single-threaded recording workloads to one CPU (default: pinned
@@ -39,6 +41,8 @@ const { values: opt } = parseArgs({
     workloads: { type: 'string' },
     configs: { type: 'string' },
     'read-mb': { type: 'string' },
+    'big-gb': { type: 'string' },
+    'big-traces': { type: 'string' },
     out: { type: 'string', default: join(ROOT, 'bench', 'out') },
     keep: { type: 'boolean', default: false },
     'no-build': { type: 'boolean', default: false },
@@ -54,7 +58,7 @@ const sections = new Set(opt.only.split(',').map((s) => s.trim()));
 const outDir = opt.out;
 mkdirSync(outDir, { recursive: true });
 const log = (msg) => process.stderr.write(`bench: ${msg}\n`);
-const results = { started: new Date().toISOString(), quick: opt.quick, host: {}, record: [], size: [], read: null, seek: null, notes: [] };
+const results = { started: new Date().toISOString(), quick: opt.quick, host: {}, record: [], size: [], read: null, seek: null, bigRead: null, notes: [] };
 
 // ---- setup ----
 
@@ -373,6 +377,50 @@ async function seekSection(base) {
   seek.maxSeconds = Math.max(...seek.at.map((a) => a.seconds));
 }
 
+// ---- reading a big profile of the stdlib-suite shape ----
+
+/**
+ * The readers' memory on a profile like a CPython regression-test run recorded with every
+ * allocation sampled (issue 18: <= 500 MB RSS on a 3.5 GB one): generate it (bench/gen.js,
+ * shape 'stdlib'), then run each reader once on it as a user would, in an order where the index
+ * is built by the first command that wants it (hp-snapshot) and used by the next (hp-report).
+ * Peak RSS from /usr/bin/time, MB/s of .hpd per wall second.
+ */
+async function bigReadSection() {
+  const { generateProfile } = await import('./gen.js');
+  const gb = opt['big-gb'] ? Number(opt['big-gb']) : opt.quick ? 0.25 : 3.5;
+  const traces = opt['big-traces'] ? Number(opt['big-traces']) : 100000;
+  const base = join(outDir, 'big-stdlib');
+  const html = join(outDir, 'big-stdlib.html');
+  log(`big-read: generating a ${gb} GB .hpd of the stdlib-suite shape, ${traces} traces`);
+  const t0 = performance.now();
+  const gen = await generateProfile(base, { targetBytes: gb * 1e9, traces, shape: 'stdlib' });
+  const big = { hpdBytes: gen.hpdBytes, hpmBytes: gen.hpmBytes, events: gen.events, traces, lastUs: gen.lastUs, generateSeconds: (performance.now() - t0) / 1000, loadavg: null, commands: [] };
+  results.bigRead = big;
+  try {
+    big.loadavg = (await import('node:os')).loadavg();
+    const commands = [
+      ['hp-history', [base]],
+      ['hp-collapse', [base]],
+      ['hp-stats', [base]],
+      ['hp-snapshot', [base, '--at', 'peak']],
+      ['hp-report', [base, '-o', html]],
+    ];
+    for (const [name, args] of commands) {
+      const hadIndex = existsSync(`${base}.hpi`);
+      log(`big-read: ${name} ${args.slice(1).join(' ')}`);
+      const r = await run(process.execPath, [join(ROOT, 'bin', `${name}.js`), ...args, '-q'], { stdout: 'ignore', timeRss: true });
+      if (r.code !== 0) throw new Error(`${name} failed (exit ${r.code ?? r.signal}): ${r.err.trim().split('\n').pop()}`);
+      const row = { command: [name, ...args.slice(1)].join(' '), seconds: r.wall, cpuSeconds: r.cpu, mbPerS: gen.hpdBytes / r.wall / 1e6, maxRssMb: r.maxRssKb / 1024, index: hadIndex ? 'used' : existsSync(`${base}.hpi`) ? 'built' : 'none' };
+      big.commands.push(row);
+      log(`  ${fmt(row.seconds, 1)} s, ${fmt(row.mbPerS, 0)} MB/s, peak RSS ${fmt(row.maxRssMb, 0)} MB`);
+    }
+    big.maxRssMb = Math.max(...big.commands.map((c) => c.maxRssMb));
+  } finally {
+    if (!opt.keep) for (const f of [`${base}.hpd`, `${base}.hpm`, `${base}.hpi`, html]) rmSync(f, { force: true });
+  }
+}
+
 // ---- report ----
 
 async function report() {
@@ -423,6 +471,16 @@ async function report() {
       '',
     );
   }
+  if (results.bigRead) {
+    const b = results.bigRead;
+    const t = new Table({ head: ['command', 'wall s', 'MB/s (wall)', 'CPU s', 'peak RSS MB', 'index'], style });
+    for (const c of b.commands) t.push([c.command, fmt(c.seconds, 1), fmt(c.mbPerS, 0), fmt(c.cpuSeconds, 1), fmt(c.maxRssMb, 0), c.index]);
+    lines.push(
+      `Readers on a ${(b.hpdBytes / 1e9).toFixed(2)} GB .hpd of the stdlib-suite shape (${b.traces} traces, ${(b.events / 1e6).toFixed(0)}M events, .hpm ${(b.hpmBytes / 1e6).toFixed(1)} MB; target: peak RSS <= 500 MB each); load average ${b.loadavg ? b.loadavg.map((x) => x.toFixed(1)).join(' ') : '-'}`,
+      t.toString(),
+      '',
+    );
+  }
   for (const n of results.notes) lines.push(`note: ${n}`);
   process.stdout.write(`${lines.join('\n')}\n`);
 }
@@ -437,6 +495,7 @@ async function main() {
     if (sections.has('record')) await recordSection(py);
     if (sections.has('read') || sections.has('seek')) base = await readSection();
     if (sections.has('seek')) await seekSection(base);
+    if (sections.has('big-read')) await bigReadSection();
     if (sections.has('pytest')) {
       // pytest --heapprof on 500 small tests against plain pytest (bench/pytest.js; target <= 1.15x).
       const { benchPytest } = await import('./pytest.js');

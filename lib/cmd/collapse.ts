@@ -65,8 +65,7 @@ export function main(argv: string[]): void {
         done();
         await source.close();
       }
-      const lines = stacks.lines();
-      await out.write(lines.length ? `${lines.join('\n')}\n` : '');
+      for (const line of stacks.sortedLines()) await out.write(`${line}\n`);
       await out.flush();
       return;
     }
@@ -128,9 +127,9 @@ export function main(argv: string[]): void {
       if (foreign > 0) warn(`${name}: ignored ${foreign} foreign line${foreign === 1 ? '' : 's'} (valid JSON, not hp-snapshot or hp-events)`);
       if (args.alloc && kind === 'snapshot') throw new UsageError('--alloc needs events (hp-events NDJSON or a profile), not a snapshot');
     }
-    const lines = stacks.lines();
-    // Line by line through the writer (one joined string fails past V8's string limit).
-    for (const line of lines) await out.write(`${line}\n`);
+    // Line by line through the writer (one joined string fails past V8's string limit), each
+    // made as it is written: the stacks are held once, not twice.
+    for (const line of stacks.sortedLines()) await out.write(`${line}\n`);
     await out.flush();
   });
 }

@@ -34,11 +34,28 @@ export class FoldedStacks {
 
   /** Merged, rounded, sorted lines; stacks whose total rounds to 0 or less are left out. */
   lines(): string[] {
-    const out: string[] = [];
-    for (const [stack, v] of this.values) {
-      const n = Math.round(v);
-      if (n > 0) out.push(`${stack} ${n}`);
-    }
-    return out.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    return [...this.sortedLines()];
+  }
+
+  /**
+   * The same lines in the same order, made one at a time: only the stacks are held, not a second copy of every line, so hp-collapse's memory on a profile is
+   * its distinct stacks' text, once.
+   */
+  *sortedLines(): Generator<string> {
+    const stacks: string[] = [];
+    for (const [stack, v] of this.values) if (Math.round(v) > 0) stacks.push(stack);
+    const line = (s: string): string => `${s} ${Math.round(this.values.get(s)!)}`;
+    // Ordering the stacks orders their lines, except where one stack is a prefix of another
+    // followed by a space (or a lower character) in it: there, compare the lines themselves.
+    const order = (a: string, b: string): number => {
+      if (a.length < b.length ? b.charCodeAt(a.length) <= 32 && b.startsWith(a) : a.length > b.length && a.charCodeAt(b.length) <= 32 && a.startsWith(b)) {
+        const x = line(a);
+        const y = line(b);
+        return x < y ? -1 : x > y ? 1 : 0;
+      }
+      return a < b ? -1 : a > b ? 1 : 0;
+    };
+    stacks.sort(order);
+    for (const stack of stacks) yield line(stack);
   }
 }
