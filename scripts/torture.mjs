@@ -89,8 +89,8 @@ export async function tortureOne({ py, module, sample, timeoutSeconds = 1800 }) 
   try {
     const r = await run(process.execPath, args, { cwd: dir, timeoutMs: timeoutSeconds * 1000 });
     row.seconds = r.seconds;
-    const summary = /^hp-record: (.*)$/m.exec(r.stderr)?.[1] ?? '';
-    row.events = /([\d,]+) events/.exec(summary)?.[1] ?? null;
+    // The summary line ("BASE.hpm, BASE.hpd: N events, ..."), not the first hp-record line.
+    row.events = /^hp-record: .*?([\d,]+) events,/m.exec(r.stderr)?.[1] ?? null;
     if (r.timedOut) {
       row.why = `timed out after ${timeoutSeconds} s`;
       return row;
