@@ -2,7 +2,7 @@
 // profiles or snapshots, by site, with the 95% interval of every change; NDJSON or a table.
 
 import { escapeControls } from '../escape.js';
-import Table from 'cli-table3';
+import { cliTable } from '../lazy.js';
 import { OutputWriter, UsageError, formatBytes, parser, runMain, setQuiet, warn } from '../cli.js';
 import type { SnapshotAt } from '../model/snapshot.js';
 import { commandReadOptions, isNdjsonArg, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
@@ -97,7 +97,7 @@ export function main(argv: string[]): void {
       at: set.atUs === null ? null : set.atUs / 1e6,
     });
     if (table) {
-      const table = new Table({
+      const table = new (cliTable())({
         head: ['site', 'before', 'after', 'change', '95% interval', ''],
         colAligns: ['left', 'right', 'right', 'right', 'right', 'left'],
         style: { head: [], border: [] },

@@ -2,7 +2,7 @@
 // sized to the terminal: rank, size with its 95% interval, share, count, site), and the small
 // formatters they share. Data for programs stays NDJSON; these are for people.
 
-import Table from 'cli-table3';
+import { cliTable } from '../lazy.js';
 import { formatBytes } from '../cli.js';
 import { halfWidth95 } from '../format/weights.js';
 
@@ -61,7 +61,7 @@ export function sitesTable(rows: SiteRow[], totalBytes: number, width = terminal
   const widths = [0, 1, 2, 3].map((c) => Math.max(head[c]!.length, ...cells.map((row) => row[c]!.length)) + 2);
   // Borders: one per column plus one; each cell has one space of padding either side (in widths).
   const siteWidth = Math.max(12, width - widths.reduce((a, b) => a + b, 0) - 6);
-  const table = new Table({
+  const table = new (cliTable())({
     head,
     colWidths: [...widths, siteWidth],
     colAligns: ['right', 'right', 'right', 'right', 'left'],

@@ -5,7 +5,6 @@
 // detected and rebuilt. Results through the index are identical to a full decode.
 
 import { constants as fsConstants, closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
 import { open, rename, stat, unlink } from 'node:fs/promises';
 import { HpError } from '../cli.js';
 import { LiveHeap } from '../model/live.js';
@@ -714,7 +713,7 @@ export async function loadIndex(arg: string, header: Header, opts: IndexOptions 
     // A fresh name, created exclusively and never through a symlink (O_EXCL, O_NOFOLLOW), with
     // the profile's own permissions; rename() then replaces BASE.hpi itself, never what a
     // symlink there points to.
-    const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+    const tmp = `${path}.${process.pid}.${process.getBuiltinModule('node:crypto').randomBytes(6).toString('hex')}.tmp`;
     let created = false;
     try {
       const mode = (await stat(`${base}.hpd`)).mode & 0o666;
