@@ -71,7 +71,7 @@ export function main(argv: string[]): void {
     const byPid = args.by === 'pid';
     const merged = byPid || manyInputs(inputs);
     const input = merged ? '' : inputArg(args._, 'hp-snapshot');
-    if (!merged) await resolveMarkOptions(args, ['at'], () => input);
+    await resolveMarkOptions(args, ['at'], () => (merged ? inputs : input));
     const at = parseAt(args.at);
     const by = traceGrouping(String(args['group-by'])) as GroupBy;
     const top = args.top === undefined ? Infinity : (args.top as number);
