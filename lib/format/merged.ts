@@ -14,6 +14,11 @@ export function pidFrame(pid: number | string): Frame {
   return { function: null, file: `pid ${pid}`, line: 0 };
 }
 
+/** True for a frame pidFrame made (it is always a trace's outermost). */
+export function isProcessFrame(f: Frame): boolean {
+  return f.function === null && f.line === 0 && !f.native && /^pid \S+$/.test(f.file);
+}
+
 function samplingKey(h: Header): string {
   return JSON.stringify(h.sampling);
 }
