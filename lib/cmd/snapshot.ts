@@ -113,6 +113,9 @@ export function main(argv: string[]): void {
       // The total allows for what could be live undrawn (man/hp-estimates.7).
       const unseen = unseenOf(source.header.sampling, source.histogram);
       putEstimates(head, total, unseen);
+      // The allowance itself, so that a reader of this NDJSON (hp-diff, hp-pprof) bounds the
+      // total as the profile's own readers do.
+      if (unseen) head.unseen = { bytes: unseen.bytes, count: unseen.count };
       head.sampled = total.sampled;
       head.sites = sites.length;
       head.last_event = snap.lastUs / 1e6;
