@@ -30,7 +30,6 @@ names the profiles of several processes (a --follow-fork run), read as one side.
 const EXAMPLES: Array<[string, string]> = [
   ['$0 run --at 100 --at 500', 'what grew between 100 s and 500 s'],
   ['$0 before after --at end --significant', 'two runs compared at their end, real changes only'],
-  ['hp-snapshot run --at 60 > a.ndjson; hp-snapshot run > b.ndjson; $0 a.ndjson b.ndjson', 'two saved snapshots'],
   ["$0 'old.*' 'new.*' --at end", 'two multi-process runs, every process of each summed'],
 ];
 
