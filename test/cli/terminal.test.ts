@@ -84,6 +84,26 @@ t.test("hp-diff's table: rank, change with interval, share of the total change, 
   t.equal(cells[0]![3], `+${first.count_change.toLocaleString('en-US')}`);
 });
 
+t.test('hp-history without --granularity: a nice bucket, at most one per chart column on a terminal, 60 to 150 into a pipe', async (t) => {
+  const piped = sh('hp-history app --top 0');
+  t.equal(piped.status, 0);
+  const lines = piped.stdout.trim().split('\n');
+  t.ok(lines.length >= 60 && lines.length <= 150, `into a pipe: ${lines.length} buckets`);
+  t.match(piped.stderr, new RegExp(`${lines.length} buckets of 0\\.1 s`));
+  for (const columns of [40, 60, 100, 200]) {
+    const r = sh(`COLUMNS=${columns} hp-history app --no-json`);
+    t.equal(r.status, 0);
+    const m = /(\d+) buckets of ([\d.]+) s/.exec(r.stderr);
+    t.ok(m, r.stderr);
+    const [buckets, seconds] = [Number(m![1]), Number(m![2])];
+    const chartColumns = columns - 14;
+    t.ok(buckets <= chartColumns && buckets >= chartColumns / 2.5, `COLUMNS=${columns}: ${buckets} buckets of ${seconds} s for ${chartColumns} chart columns`);
+    t.match(String(seconds), /^(0\.0*)?[125]$|^[125]0*$|^30$/, 'a nice length');
+    const widest = Math.max(...r.stdout.split('\n').map((l) => [...l].length));
+    t.ok(widest <= columns, `the chart fits (${widest} <= ${columns})`);
+  }
+});
+
 /** The option lines of a --help page, by option name. */
 function helpOptions(help: string): Map<string, string> {
   const out = new Map<string, string>();
