@@ -58,6 +58,7 @@ const CLIENT = String.raw`
   'use strict';
   var data = JSON.parse(document.getElementById('hp-data').textContent);
   var frames = data.frames, nodes = data.nodes, points = data.points;
+  var STRIDE = 5; // per tree node: node, bytes, half-width, count, half-width
   var selected = data.selectedIndex;
   var zoomPath = null; // frame-index path (root first) of the zoomed flame node, null = whole heap
 
@@ -73,6 +74,7 @@ const CLIENT = String.raw`
     return (Math.round(t * 1000) / 1000) + ' s';
   }
   function pct(part, whole) { return whole > 0 ? (100 * part / whole).toFixed(1) + '%' : '0%'; }
+  function fmtCount(n) { return String(Math.round(n)).replace(/\B(?=(\d{3})+(?!\d))/g, ','); }
   function frameName(i) {
     var f = frames[i];
     if (f[1] === '') return f[0] || '?';
@@ -203,14 +205,14 @@ const CLIENT = String.raw`
   function buildTree(p) {
     var src = resolve(p);
     var byNode = {}, root = null;
-    for (var i = 0; i < src.tree.length; i += 3) {
+    for (var i = 0; i < src.tree.length; i += STRIDE) {
       var id = src.tree[i], nd = nodes[id];
-      var n = { id: id, frame: nd[1], name: nd[1] < 0 ? 'all' : frameName(nd[1]), value: src.tree[i + 1], hw: src.tree[i + 2], children: {}, order: [] };
+      var n = { id: id, frame: nd[1], name: nd[1] < 0 ? 'all' : frameName(nd[1]), value: src.tree[i + 1], hw: src.tree[i + 2], count: src.tree[i + 3], countHw: src.tree[i + 4], children: {}, order: [] };
       byNode[id] = n;
       if (nd[0] < 0) root = n;
       else if (byNode[nd[0]]) { byNode[nd[0]].children['n' + id] = n; byNode[nd[0]].order.push(n); }
     }
-    return root || { id: 0, frame: -1, name: 'all', value: p.bytes, hw: 0, children: {}, order: [] };
+    return root || { id: 0, frame: -1, name: 'all', value: p.bytes, hw: 0, count: 0, countHw: 0, children: {}, order: [] };
   }
   function findZoom(root) {
     if (!zoomPath) return root;
@@ -311,7 +313,8 @@ const CLIENT = String.raw`
     var p = points[selected], n = q.node;
     var hw = n.hw;
     tip.textContent = (n.frame === -1 ? 'all live bytes' : n.name) + '\n' + fmtBytes(n.value) + ' live, ' + pct(n.value, p.bytes) + ' of the heap at ' + fmtSec(p.t) +
-      '\n95% interval: ' + (hw > 0 ? fmtBytes(Math.max(0, n.value - hw)) + ' .. ' + fmtBytes(n.value + hw) : 'exact (sampled at p = 1)');
+      '\n95% interval: ' + (hw > 0 ? fmtBytes(Math.max(0, n.value - hw)) + ' .. ' + fmtBytes(n.value + hw) : 'exact (sampled at p = 1)') +
+      '\nallocations live: ' + (n.countHw > 0 ? 'about ' + fmtCount(n.count) + ' (95%: ' + fmtCount(Math.max(0, n.count - n.countHw)) + ' .. ' + fmtCount(n.count + n.countHw) + ')' : fmtCount(n.count) + ' (exact)');
     tip.style.display = 'block';
     var wrap = canvas.parentNode.getBoundingClientRect();
     tip.style.left = Math.min(ev.clientX - wrap.left + 12, wrap.width - 300) + 'px';

@@ -22,8 +22,10 @@ export interface ReportPoint {
   hi: number;
   rss: number | null;
   /**
-   * Call-tree nodes holding at least the minimum share, as flattened triples: node index (in
-   * ReportData.nodes), estimated bytes at or below it, 95% half-width. Parents before children.
+   * Call-tree nodes holding at least the minimum share of their tree, as flattened groups of
+   * TREE_STRIDE: node index (in ReportData.nodes), estimated bytes at or below it and their 95%
+   * half-width, estimated number of live allocations at or below it and its 95% half-width.
+   * Parents before children.
    */
   tree: number[];
   /** Top sites (innermost frame) as triples: frame index (-1: no Python stack), bytes, half-width. */
@@ -141,6 +143,9 @@ export function niceGranularityUs(us: number): number {
 
 const round = (x: number): number => Math.max(0, Math.round(x));
 
+/** Numbers per node in ReportPoint.tree. */
+export const TREE_STRIDE = 5;
+
 /**
  * The prefix tree of every trace seen (root first), frames interned, and per live-heap slot the
  * tree leaf and site of its trace. Node ids grow as traces appear, and a parent's id is always
@@ -178,33 +183,46 @@ export class CallTree {
     return i;
   }
 
+  private newNode(parent: number, frame: number): number {
+    if (this.size === this.parent.length) {
+      const grow = (a: Int32Array) => {
+        const b = new Int32Array(this.size * 2);
+        b.set(a);
+        return b;
+      };
+      this.parent = grow(this.parent);
+      this.frameOf = grow(this.frameOf);
+    }
+    const n = this.size++;
+    this.parent[n] = parent;
+    this.frameOf[n] = frame;
+    return n;
+  }
+
   private child(parent: number, frame: number): number {
     // Frames stay below 2^22 and nodes below 2^31 in any profile this runs on: the key is exact.
     const key = parent * 4194304 + frame;
     let n = this.childIndex.get(key);
     if (n === undefined) {
-      if (this.size === this.parent.length) {
-        const p = new Int32Array(this.size * 2);
-        p.set(this.parent);
-        this.parent = p;
-        const f = new Int32Array(this.size * 2);
-        f.set(this.frameOf);
-        this.frameOf = f;
-      }
-      n = this.size++;
-      this.parent[n] = parent;
-      this.frameOf[n] = frame;
+      n = this.newNode(parent, frame);
       this.childIndex.set(key, n);
     }
     return n;
   }
 
-  private define(traceId: number): void {
-    const trace = traceOrPlaceholder(this.lookup, traceId);
-    let node = 0;
+  /** The path of a trace's frames (root first) below `node`. */
+  private path(node: number, trace: Trace): number {
     if (trace.dropped > 0) node = this.child(node, this.frame({ function: `[${trace.dropped} outer frames not recorded]`, file: '', line: 0 }));
     if (trace.frames.length === 0) node = this.child(node, this.noStackFrame);
     for (let i = trace.frames.length - 1; i >= 0; i--) node = this.child(node, this.frame(trace.frames[i]!));
+    return node;
+  }
+
+
+
+  private define(traceId: number): void {
+    const trace = traceOrPlaceholder(this.lookup, traceId);
+    const node = this.path(0, trace);
     const site = trace.frames.length > 0 ? this.frame(trace.frames[0]!) : -1;
     if (traceId >= DIRECT_TRACE_IDS) {
       this.farTraces.set(traceId, [node, site]);
@@ -252,6 +270,8 @@ const DIRECT_TRACE_IDS = 1 << 22;
 class PointMaker {
   private values = new Float64Array(0);
   private variances = new Float64Array(0);
+  private counts = new Float64Array(0);
+  private countVars = new Float64Array(0);
   private siteBytes = new Float64Array(0);
   private siteVar = new Float64Array(0);
   readonly usedNodes = new Set<number>([0]);
@@ -280,11 +300,17 @@ class PointMaker {
     }
     const n = tree.size;
     if (this.values.length < n) {
-      this.values = new Float64Array(n * 2);
-      this.variances = new Float64Array(n * 2);
+      // The tree stops growing once every trace has been seen: a little headroom is enough.
+      const size = Math.ceil(n * 1.25);
+      this.values = new Float64Array(size);
+      this.variances = new Float64Array(size);
+      this.counts = new Float64Array(size);
+      this.countVars = new Float64Array(size);
     } else {
       this.values.fill(0, 0, n);
       this.variances.fill(0, 0, n);
+      this.counts.fill(0, 0, n);
+      this.countVars.fill(0, 0, n);
     }
     const nf = tree.frames.length + 1;
     if (this.siteBytes.length < nf) {
@@ -296,23 +322,31 @@ class PointMaker {
     }
     const values = this.values;
     const variances = this.variances;
+    const counts = this.counts;
+    const countVars = this.countVars;
     const siteBytes = this.siteBytes;
     const siteVar = this.siteVar;
+    const parent = tree.parent;
     for (let s = 0; s < slots; s++) {
       const leaf = leafOfSlot[s]!;
       if (leaf < 0) continue;
       const b = heap.bytes[s]!;
       const v = Math.max(0, heap.bytesVar[s]!);
+      const c = heap.count[s]!;
+      const cv = Math.max(0, heap.countVar[s]!);
       values[leaf]! += b;
       variances[leaf]! += v;
+      counts[leaf]! += c;
+      countVars[leaf]! += cv;
       siteBytes[siteOfSlot[s]!]! += b;
       siteVar[siteOfSlot[s]!]! += v;
     }
-    const parent = tree.parent;
     for (let node = n - 1; node > 0; node--) {
       const p = parent[node]!;
       values[p]! += values[node]!;
       variances[p]! += variances[node]!;
+      counts[p]! += counts[node]!;
+      countVars[p]! += countVars[node]!;
     }
     const minBytes = Math.max(1, this.opts.minShare * values[0]!);
     let kept: number[] = [];
@@ -324,13 +358,19 @@ class PointMaker {
     const treeOut: number[] = [];
     for (const node of kept) {
       this.usedNodes.add(node);
-      treeOut.push(node, round(values[node]!), Math.round(halfWidth95(upperVariance(values[node]!, variances[node]!))));
+      treeOut.push(
+        node,
+        round(values[node]!),
+        Math.round(halfWidth95(upperVariance(values[node]!, variances[node]!))),
+        round(counts[node]!),
+        Math.round(halfWidth95(upperVariance(counts[node]!, countVars[node]!))),
+      );
     }
     const sitesOut: number[] = [];
     for (const i of topIndices(siteBytes, nf, this.opts.sites, (j) => siteBytes[j]! > 0)) {
       sitesOut.push(i - 1, round(siteBytes[i]!), Math.round(halfWidth95(upperVariance(siteBytes[i]!, siteVar[i]!))));
     }
-    return {
+    const point: ReportPoint = {
       t: tUs / 1e6,
       bytes: round(total.bytes),
       lo: round(ci[0]),
@@ -339,6 +379,7 @@ class PointMaker {
       tree: treeOut,
       sites: sitesOut,
     };
+    return point;
   }
 }
 
@@ -445,7 +486,7 @@ export async function buildReportData(open: () => Promise<ProfileSource>, opts: 
   const used = [...maker.usedNodes].sort((a, b) => a - b);
   const compact = new Map<number, number>(used.map((node, i) => [node, i]));
   const nodes: Array<[number, number]> = used.map((node) => [node === 0 ? -1 : compact.get(tree.parent[node]!)!, tree.frameOf[node]!]);
-  for (const p of points) for (let i = 0; i < p.tree.length; i += 3) p.tree[i] = compact.get(p.tree[i]!)!;
+  for (const p of points) for (let i = 0; i < p.tree.length; i += TREE_STRIDE) p.tree[i] = compact.get(p.tree[i]!)!;
 
   return {
     version: 1,

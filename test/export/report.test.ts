@@ -196,6 +196,58 @@ if (missing) {
     await page.close();
   });
 
+  t.test('a --native profile: per-frame counts in the tooltip', async (t) => {
+    const dir = t.testdir();
+    // What hp-record --native writes (header tag 13, THREAD and TRACE_INFO records): two threads,
+    // three domains, RSS samples. Small allocations are sampled at p = 0.01, so their counts
+    // are estimates with an interval; the rest are exact.
+    const base = join(dir, 'native');
+    const mainThread = { id: 1, tid: 100, name: 'MainThread' };
+    const loader = { id: 2, tid: 101, name: 'loader' };
+    const module = { function: '<module>', file: 'app.py', line: 1 };
+    const runFrame = { function: 'run', file: 'threading.py', line: 1 };
+    await writeProfile(base, {
+      header: { startTimeUs: 1_764_000_000_000_000, argv: ['app.py'], sampling: { kind: 'table', bounds: [1024], probs: [0.01] }, native: true },
+      traces: [
+        { id: 1, frames: [{ function: 'build', file: 'app.py', line: 10 }, module], dropped: 0, domain: 'python', thread: mainThread },
+        { id: 2, frames: [{ function: 'malloc', file: 'libc.so.6', line: 0, native: true }, { function: 'cfunc', file: '_ext.so', line: 0, native: true }, module], dropped: 0, domain: 'native', thread: mainThread },
+        { id: 3, frames: [{ function: 'load', file: 'loader.py', line: 5 }, runFrame], dropped: 0, domain: 'mmap', thread: loader },
+        { id: 4, frames: [{ function: 'parse', file: 'loader.py', line: 9 }, runFrame], dropped: 0, domain: 'python', thread: loader },
+      ],
+      events: [
+        { op: 'alloc', timeUs: 500_000, trace: 3, size: 4_000_000 },
+        ...Array.from({ length: 50 }, (_, i) => ({ op: 'alloc' as const, timeUs: 1_000_000 + i, trace: 1, size: 100 })),
+        ...Array.from({ length: 3 }, (_, i) => ({ op: 'alloc' as const, timeUs: 1_500_000 + i, trace: 2, size: 50_000 })),
+        ...Array.from({ length: 100 }, (_, i) => ({ op: 'alloc' as const, timeUs: 2_000_000 + i, trace: 4, size: 2000 })),
+        { op: 'alloc', timeUs: 3_000_000, trace: 3, size: 4_000_000 },
+        ...[0.5, 1, 2, 3, 4].map((s) => ({ op: 'rss' as const, timeUs: s * 1e6, size: 20_000_000 + s * 1e6 })),
+      ].sort((a, b) => a.timeUs - b.timeUs),
+      eventsPerBlock: 4096,
+    });
+    const html = join(dir, 'native.html');
+    const res = await run('hp-report', [base, '-o', html, '--at', 'end', '-q']);
+    t.equal(res.code, 0, res.stderr);
+    const { page, problems } = await open(html);
+
+    // Tooltips: bytes, interval, count (with its interval when estimated) and share, per frame.
+    const flame = (await page.locator('#flame').boundingBox())!;
+    const tipAt = async (fx: number, row: number): Promise<string> => {
+      await page.mouse.move(flame.x + flame.width * fx, flame.y + 18 * row + 9);
+      return (await page.locator('#tip').textContent()) ?? '';
+    };
+    // Snapshot's estimator, for comparison: 50 sampled at p = 0.01 is about 5,000 allocations.
+    const snap = JSON.parse((await run('hp-snapshot', [base, '--at', 'end', '--json'])).stdout.toString().split('\n')[0]!);
+    const rootTip = await tipAt(0.5, 0);
+    t.match(rootTip, new RegExp(`^all live bytes\\n8\\.4 MiB live, 100\\.0% of the heap at 4 s\\n95% interval: .*\\nallocations live: about ${snap.count.toLocaleString('en-US')} \\(95%: [\\d,]+ \\.\\. [\\d,]+\\)$`), 'the root: the total count, as hp-snapshot estimates it');
+    // Level 1, widest first: run (threading.py:1) holds 8.2 of the 8.85 MB.
+    t.match(await tipAt(0.3, 1), /^run \(threading\.py:1\)\n7\.8 MiB live, 92\.7% of the heap at 4 s\n95% interval: exact \(sampled at p = 1\)\nallocations live: 102 \(exact\)$/, 'a frame whose allocations were all recorded');
+    t.match(await tipAt(0.3, 2), /^load \(loader\.py:5\)\n7\.6 MiB live, 90\.4% of the heap at 4 s\n95% interval: exact \(sampled at p = 1\)\nallocations live: 2 \(exact\)$/, 'an exact frame');
+    t.match(await tipAt(0.97, 1), /^<module> \(app\.py:1\)\n634\.8 KiB live, 7\.3% of the heap at 4 s\n95% interval: [\d.]+ KiB \.\. [\d.]+ KiB\nallocations live: about 5,003 \(95%: [\d,]+ \.\. [\d,]+\)$/, 'a frame with sampled allocations below it: estimates with intervals');
+
+    t.same(problems, [], 'no console errors');
+    await page.close();
+  });
+
   t.test('--at chooses the moment shown first, exactly', async (t) => {
     const dir = t.testdir();
     const html = join(dir, 'at.html');
