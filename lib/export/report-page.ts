@@ -18,7 +18,7 @@ function escapeHtml(s: string): string {
 }
 
 const CSS = `
-:root { --fg: #1d2330; --muted: #5b6475; --line: #2060c0; --band: rgba(32, 96, 192, 0.18); --rss: #8a8f99; --sel: #d03030; }
+:root { --fg: #1d2330; --muted: #5b6475; --line: #2060c0; --band: rgba(32, 96, 192, 0.18); --rss: #8a8f99; --sel: #d03030; --python: #2a9d4a; --native: #9040c0; --mmap: #e08020; }
 * { box-sizing: border-box; }
 body { margin: 0; padding: 16px 24px 40px; font: 14px/1.4 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg); background: #fff; }
 h1 { font-size: 20px; margin: 0 0 4px; }
@@ -58,6 +58,7 @@ const CLIENT = String.raw`
   'use strict';
   var data = JSON.parse(document.getElementById('hp-data').textContent);
   var frames = data.frames, nodes = data.nodes, points = data.points;
+  var domains = data.domains || [];
   var STRIDE = 5; // per tree node: node, bytes, half-width, count, half-width
   var selected = data.selectedIndex;
   var zoomPath = null; // frame-index path (root first) of the zoomed flame node, null = whole heap
@@ -147,6 +148,12 @@ const CLIENT = String.raw`
       el('line', { x1: X(m.t), x2: X(m.t), y1: M.t, y2: H - M.b, stroke: 'var(--muted)', 'stroke-dasharray': '1 3' }, g);
       el('title', {}, g).textContent = 'mark ' + m.label + ' at ' + fmtSec(m.t);
     });
+    // Native recordings: the live heap of each domain that has any, as thinner lines.
+    domainSeries().forEach(function (d) {
+      var path = '';
+      points.forEach(function (p, i) { path += (i ? 'L' : 'M') + X(p.t).toFixed(1) + ',' + Y(p.domains ? p.domains[d.index] : 0).toFixed(1); });
+      el('path', { id: 'series-' + d.name, 'class': 'series', d: path, fill: 'none', stroke: 'var(--' + d.name + ')', 'stroke-width': 1.5 }, svg);
+    });
     var sp = points[selected];
     if (range) el('rect', { id: 'brush', 'class': 'brush', x: X(range[0]), y: M.t, width: Math.max(1, X(range[1]) - X(range[0])), height: H - M.t - M.b }, svg);
     el('line', { id: 'cursor', x1: X(sp.t), x2: X(sp.t), y1: M.t, y2: H - M.b, stroke: 'var(--sel)', 'stroke-dasharray': '3 3' }, svg);
@@ -156,6 +163,33 @@ const CLIENT = String.raw`
       title.textContent = (p.peak ? 'peak, ' : p.chosen ? 'chosen, ' : '') + fmtSec(p.t) + ': ' + fmtBytes(p.bytes) + ' live' + (p.hi > p.lo ? ' (95%: ' + fmtBytes(p.lo) + ' .. ' + fmtBytes(p.hi) + ')' : '');
     });
   }
+  function domainSeries() {
+    var out = [];
+    domains.forEach(function (name, index) {
+      if (points.some(function (p) { return p.domains && p.domains[index] > 0; })) out.push({ name: name, index: index });
+    });
+    return out;
+  }
+  // The legend lists only the series drawn.
+  (function legend() {
+    var box = document.getElementById('plot-legend');
+    function item(color, text, extra) {
+      var i = document.createElement('i');
+      i.style.background = color;
+      if (extra) for (var k in extra) i.style[k] = extra[k];
+      box.appendChild(i);
+      box.appendChild(document.createTextNode(text + ' '));
+    }
+    item('var(--line)', 'estimated live heap');
+    item('var(--band)', 'its 95% interval', { height: '8px' });
+    var labels = { python: "Python's allocator", native: 'native (malloc family)', mmap: 'anonymous mmap' };
+    domainSeries().forEach(function (d) { item('var(--' + d.name + ')', labels[d.name] || d.name); });
+    if (points.some(function (p) { return p.rss !== null && p.rss !== undefined; })) item('var(--rss)', 'process RSS');
+    item('var(--sel)', 'peak', { width: '8px', height: '8px', borderRadius: '4px' });
+    box.appendChild(document.createTextNode('\u2014 click the plot (or use \u2190 \u2192) to choose a time, drag across it to choose a range'));
+    box.setAttribute('data-series', ['live'].concat(domainSeries().map(function (d) { return d.name; })).concat(points.some(function (p) { return p.rss != null; }) ? ['rss'] : []).join(' '));
+  })();
+
   // A drag on the plot selects a time range (the table then shows each site's high-water mark
   // over it); a click without a drag selects one time.
   var range = null, dragFrom = null, dragged = false;
@@ -432,7 +466,7 @@ export function renderReportHtml(data: ReportData): string {
 ${facts}
 </div>
 <h2>Memory over time</h2>
-<div class="legend"><i style="background: var(--line)"></i>estimated live heap <i style="background: var(--band); height: 8px"></i>its 95% interval <i style="background: var(--rss)"></i>process RSS <i style="background: var(--sel); width: 8px; height: 8px; border-radius: 4px"></i>peak &mdash; click the plot (or use &larr; &rarr;) to choose a time, drag across it to choose a range</div>
+<div class="legend" id="plot-legend"></div>
 <svg id="plot" role="img" aria-label="estimated live heap over time"></svg>
 ${marksList(data.marks)}
 <h2 id="flame-title">Live heap</h2>

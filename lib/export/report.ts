@@ -5,7 +5,7 @@
 // trace seen, and a point's values are summed up it leaf to root in one pass over its nodes.
 
 import { OP_ALLOC, OP_FREE, OP_RSS, type ProfileSource } from '../format/source.js';
-import type { Frame, Header, Trace } from '../format/types.js';
+import { DOMAINS, traceDomain, type Frame, type Header, type Trace } from '../format/types.js';
 import { halfWidth95 } from '../format/weights.js';
 import { interval95, unseenOf, upperVariance, type Unseen } from '../model/estimate.js';
 import { LiveHeap } from '../model/live.js';
@@ -30,6 +30,8 @@ export interface ReportPoint {
   tree: number[];
   /** Top sites (innermost frame) as triples: frame index (-1: no Python stack), bytes, half-width. */
   sites: number[];
+  /** Native recordings: live bytes of each domain, in DOMAINS order (python, native, mmap). */
+  domains?: number[];
   /** Index of an earlier point whose tree and sites this point shares (nothing changed between). */
   ref?: number;
   peak?: true;
@@ -60,6 +62,8 @@ export interface ReportData {
   frames: Array<[string | null, string, number]>;
   /** Call-tree nodes: [parent node, frame]; node 0 is the root (all live bytes), [-1, -1]. */
   nodes: Array<[number, number]>;
+  /** The domains the points' `domains` give (empty when the profile has none). */
+  domains: string[];
   points: ReportPoint[];
   /** Index in `points` of the peak. */
   peakIndex: number;
@@ -157,6 +161,8 @@ export class CallTree {
   parent = new Int32Array(1024);
   frameOf = new Int32Array(1024);
   size = 1;
+  /** Traces with a domain (native recordings): its index in DOMAINS. */
+  private readonly domainOfTrace = new Map<number, number>();
   private readonly childIndex = new Map<number, number>();
   /** Per trace id: its leaf node + 1 and its site + 2 (0 = not defined yet); ids past the arrays in a Map. */
   private leafOfTrace = new Int32Array(1024);
@@ -218,11 +224,16 @@ export class CallTree {
     return node;
   }
 
-
+  /** A trace's domain (DOMAINS index; python when the profile does not say). */
+  domainOf(traceId: number): number {
+    this.leaf(traceId);
+    return this.domainOfTrace.get(traceId) ?? 0;
+  }
 
   private define(traceId: number): void {
     const trace = traceOrPlaceholder(this.lookup, traceId);
     const node = this.path(0, trace);
+    if (trace.domain !== undefined) this.domainOfTrace.set(traceId, Math.max(0, DOMAINS.indexOf(traceDomain(trace))));
     const site = trace.frames.length > 0 ? this.frame(trace.frames[0]!) : -1;
     if (traceId >= DIRECT_TRACE_IDS) {
       this.farTraces.set(traceId, [node, site]);
@@ -277,6 +288,8 @@ class PointMaker {
   readonly usedNodes = new Set<number>([0]);
   /** What the total's interval allows for as live undrawn (man/hp-estimates.7). */
   unseen: Unseen | null = null;
+  /** Split each point by domain (a native recording). */
+  domains = false;
 
   constructor(
     private readonly tree: CallTree,
@@ -291,11 +304,13 @@ class PointMaker {
     const slots = heap.slots;
     const leafOfSlot = new Int32Array(slots);
     const siteOfSlot = new Int32Array(slots);
+    const domainBytes = [0, 0, 0];
     for (let s = 0; s < slots; s++) {
       if (heap.sampled[s]! > 0 && heap.bytes[s]! > 0) {
         const trace = heap.traceOfSlot[s]!;
         leafOfSlot[s] = tree.leaf(trace);
         siteOfSlot[s] = tree.site(trace) + 1; // 0: no Python stack
+        domainBytes[tree.domainOf(trace)]! += heap.bytes[s]!;
       } else leafOfSlot[s] = -1;
     }
     const n = tree.size;
@@ -379,6 +394,7 @@ class PointMaker {
       tree: treeOut,
       sites: sitesOut,
     };
+    if (this.domains) point.domains = domainBytes.map(round);
     return point;
   }
 }
@@ -401,6 +417,7 @@ export async function buildReportData(open: () => Promise<ProfileSource>, opts: 
       header = source.header;
       warnIfNoEvents(source);
       maker.unseen = unseenOf(header.sampling, source.histogram);
+      maker.domains = header.native === true;
       tree.lookup = (id) => source.trace(id);
       const snap = await liveHeapAt(source, { kind: 'peak' });
       peak = { ...maker.make(snap.heap, snap.atUs, null), peak: true };
@@ -427,7 +444,7 @@ export async function buildReportData(open: () => Promise<ProfileSource>, opts: 
     const close = (endUs: number): void => {
       if (!dirty && lastMade >= 0) {
         const m = points[lastMade]!;
-        points.push({ t: endUs / 1e6, bytes: m.bytes, lo: m.lo, hi: m.hi, rss, tree: [], sites: [], ref: lastMade });
+        points.push({ t: endUs / 1e6, bytes: m.bytes, lo: m.lo, hi: m.hi, rss, tree: [], sites: [], ...(m.domains ? { domains: m.domains } : {}), ref: lastMade });
       } else {
         lastMade = points.length;
         points.push(maker.make(heap, endUs, rss));
@@ -505,6 +522,7 @@ export async function buildReportData(open: () => Promise<ProfileSource>, opts: 
     },
     frames: tree.frames,
     nodes,
+    domains: header.native === true ? [...DOMAINS] : [],
     points,
     peakIndex,
     selectedIndex,

@@ -150,6 +150,10 @@ if (missing) {
     t.equal(res.code, 0, res.stderr);
     const { page, problems } = await open(html);
     const attr = (name: string): Promise<number> => page.evaluate((n) => Number(document.getElementById('flame')!.getAttribute(n)), name);
+    // A profile without domains or RSS: only the live heap drawn.
+    t.equal(await page.locator('#plot-legend').getAttribute('data-series'), 'live', 'no domain or RSS series');
+    t.equal(await page.locator('#plot path.series').count(), 0);
+    t.equal(await page.locator('#rss').count(), 0);
     t.equal(await page.isChecked('#hide-import'), true, 'hide import machinery is on by default');
     const shownHidden = await attr('data-frames');
     await page.uncheck('#hide-import');
@@ -196,7 +200,7 @@ if (missing) {
     await page.close();
   });
 
-  t.test('a --native profile: per-frame counts in the tooltip', async (t) => {
+  t.test('a --native profile: per-frame counts in the tooltip, python/native/mmap and RSS series', async (t) => {
     const dir = t.testdir();
     // What hp-record --native writes (header tag 13, THREAD and TRACE_INFO records): two threads,
     // three domains, RSS samples. Small allocations are sampled at p = 0.01, so their counts
@@ -228,6 +232,14 @@ if (missing) {
     const res = await run('hp-report', [base, '-o', html, '--at', 'end', '-q']);
     t.equal(res.code, 0, res.stderr);
     const { page, problems } = await open(html);
+    const data = await page.evaluate(() => JSON.parse(document.getElementById('hp-data')!.textContent!));
+    t.same(data.points[data.points.length - 1].domains, [700_000, 150_000, 8_000_000], 'each point split by domain');
+
+    // Series: the live heap, each domain, RSS; and the legend names just those.
+    t.equal(await page.locator('#plot-legend').getAttribute('data-series'), 'live python native mmap rss');
+    for (const d of ['python', 'native', 'mmap']) t.ok(((await page.locator(`#series-${d}`).getAttribute('d')) ?? '').length > 50, `the ${d} line is drawn`);
+    t.ok(((await page.locator('#rss').getAttribute('d')) ?? '').length > 50, 'the RSS line is drawn');
+    t.match(await page.locator('#plot-legend').textContent(), /Python's allocator.*native \(malloc family\).*anonymous mmap.*process RSS/);
 
     // Tooltips: bytes, interval, count (with its interval when estimated) and share, per frame.
     const flame = (await page.locator('#flame').boundingBox())!;
