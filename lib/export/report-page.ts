@@ -47,6 +47,7 @@ button { font: inherit; font-size: 12px; padding: 2px 8px; }
 .controls { display: flex; gap: 16px; align-items: center; font-size: 12px; color: var(--muted); margin: 4px 0 6px; }
 #search { font: inherit; font-size: 12px; padding: 2px 6px; width: 260px; }
 #plot .brush { fill: rgba(240, 160, 32, 0.18); stroke: #f0a020; }
+#thread { font: inherit; font-size: 12px; }
 `;
 
 /*
@@ -58,7 +59,7 @@ const CLIENT = String.raw`
   'use strict';
   var data = JSON.parse(document.getElementById('hp-data').textContent);
   var frames = data.frames, nodes = data.nodes, points = data.points;
-  var domains = data.domains || [];
+  var threads = data.threads || [], domains = data.domains || [];
   var STRIDE = 5; // per tree node: node, bytes, half-width, count, half-width
   var selected = data.selectedIndex;
   var zoomPath = null; // frame-index path (root first) of the zoomed flame node, null = whole heap
@@ -76,6 +77,7 @@ const CLIENT = String.raw`
   }
   function pct(part, whole) { return whole > 0 ? (100 * part / whole).toFixed(1) + '%' : '0%'; }
   function fmtCount(n) { return String(Math.round(n)).replace(/\B(?=(\d{3})+(?!\d))/g, ','); }
+  function threadName(k) { var th = threads[k]; return (th.name || 'thread ' + th.id) + ' (tid ' + th.tid + ')'; }
   function frameName(i) {
     var f = frames[i];
     if (f[1] === '') return f[0] || '?';
@@ -229,6 +231,25 @@ const CLIENT = String.raw`
     select(best);
   });
 
+  // ---- thread filter (native recordings with threads) ----
+  var threadSel = document.getElementById('thread');
+  var thread = -1; // -1: all threads
+  if (threads.length > 0) {
+    threads.forEach(function (th, k) {
+      var o = document.createElement('option');
+      o.value = String(k);
+      o.textContent = threadName(k);
+      threadSel.appendChild(o);
+    });
+    document.getElementById('thread-control').hidden = false;
+    threadSel.addEventListener('change', function () {
+      thread = Number(threadSel.value);
+      zoomPath = null;
+      drawFlame();
+      drawTable();
+    });
+  }
+
   // ---- flame graph (icicle: root on top) ----
   var canvas = document.getElementById('flame');
   var ctx = canvas.getContext('2d');
@@ -236,17 +257,21 @@ const CLIENT = String.raw`
   var ROW = 18;
   var rects = [];
   function resolve(p) { return p.ref !== undefined ? points[p.ref] : p; }
+  // The tree of the whole heap (root frame -1), or of thread k (root frame -2 - k).
   function buildTree(p) {
     var src = resolve(p);
+    var rootFrame = thread < 0 ? -1 : -2 - thread;
     var byNode = {}, root = null;
     for (var i = 0; i < src.tree.length; i += STRIDE) {
       var id = src.tree[i], nd = nodes[id];
-      var n = { id: id, frame: nd[1], name: nd[1] < 0 ? 'all' : frameName(nd[1]), value: src.tree[i + 1], hw: src.tree[i + 2], count: src.tree[i + 3], countHw: src.tree[i + 4], children: {}, order: [] };
+      if (nd[0] < 0 && nd[1] !== rootFrame) continue;
+      if (nd[0] >= 0 && !byNode[nd[0]]) continue;
+      var n = { id: id, frame: nd[1] < 0 ? -1 : nd[1], name: nd[1] < 0 ? (thread < 0 ? 'all' : threadName(thread)) : frameName(nd[1]), value: src.tree[i + 1], hw: src.tree[i + 2], count: src.tree[i + 3], countHw: src.tree[i + 4], children: {}, order: [] };
       byNode[id] = n;
       if (nd[0] < 0) root = n;
-      else if (byNode[nd[0]]) { byNode[nd[0]].children['n' + id] = n; byNode[nd[0]].order.push(n); }
+      else { byNode[nd[0]].children['n' + id] = n; byNode[nd[0]].order.push(n); }
     }
-    return root || { id: 0, frame: -1, name: 'all', value: p.bytes, hw: 0, count: 0, countHw: 0, children: {}, order: [] };
+    return root || { id: 0, frame: -1, name: thread < 0 ? 'all' : threadName(thread), value: thread < 0 ? p.bytes : 0, hw: 0, count: 0, countHw: 0, children: {}, order: [] };
   }
   function findZoom(root) {
     if (!zoomPath) return root;
@@ -292,6 +317,7 @@ const CLIENT = String.raw`
     ctx.font = '11px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace';
     ctx.textBaseline = 'middle';
     rects = [];
+    tipRoot = root.value;
     function draw(n, x, w, d, path, inMatch) {
       if (w < 0.4) return;
       if (hidden(n) && n !== focus) {
@@ -312,7 +338,7 @@ const CLIENT = String.raw`
       rects.push({ x: x, y: y, w: w, node: n, path: path, match: isMatch });
       if (w > 28) {
         ctx.fillStyle = '#111';
-        var label = n.frame === -1 ? 'all: ' + fmtBytes(n.value) + ' live at ' + fmtSec(p.t) : n.name;
+        var label = n.frame === -1 ? n.name + ': ' + fmtBytes(n.value) + ' live at ' + fmtSec(p.t) : n.name;
         var maxChars = Math.floor((w - 6) / 6.6);
         if (label.length > maxChars) label = label.slice(0, Math.max(1, maxChars - 1)) + '\u2026';
         ctx.fillText(label, x + 3, y + ROW / 2);
@@ -326,12 +352,16 @@ const CLIENT = String.raw`
     }
     draw(focus, 0, width, 0, zoomPath ? zoomPath.slice() : [], false);
     canvas.setAttribute('data-point', String(selected));
+    canvas.setAttribute('data-root-bytes', String(root.value));
     canvas.setAttribute('data-matches', String(matches));
     canvas.setAttribute('data-frames', String(rects.length));
     document.getElementById('search-info').textContent = query === '' ? '' : matches + ' frame' + (matches === 1 ? '' : 's') + ' match, ' + fmtBytes(matchedBytes) + ' (' + pct(matchedBytes, focus.value) + ')';
     document.getElementById('flame-title').textContent = (p.peak ? 'Peak: ' : p.chosen ? 'Chosen: ' : '') + 'live heap at ' + fmtSec(p.t) + ': ' + fmtBytes(p.bytes) +
-      (p.hi > p.lo ? ' (95% interval ' + fmtBytes(p.lo) + ' .. ' + fmtBytes(p.hi) + ')' : '') + (focus !== root ? ', zoomed to ' + focus.name + ' (' + pct(focus.value, p.bytes) + ')' : '');
+      (p.hi > p.lo ? ' (95% interval ' + fmtBytes(p.lo) + ' .. ' + fmtBytes(p.hi) + ')' : '') +
+      (thread >= 0 ? '; thread ' + threadName(thread) + ': ' + fmtBytes(root.value) : '') +
+      (focus !== root ? ', zoomed to ' + focus.name + ' (' + pct(focus.value, root.value) + ')' : '');
   }
+  var tipRoot = 0; // bytes of the shown tree's root (the thread's heap when one is chosen)
   function hit(ev) {
     var r = canvas.getBoundingClientRect();
     var x = ev.clientX - r.left, y = ev.clientY - r.top;
@@ -345,8 +375,8 @@ const CLIENT = String.raw`
     var q = hit(ev);
     if (!q) { tip.style.display = 'none'; return; }
     var p = points[selected], n = q.node;
-    var hw = n.hw;
-    tip.textContent = (n.frame === -1 ? 'all live bytes' : n.name) + '\n' + fmtBytes(n.value) + ' live, ' + pct(n.value, p.bytes) + ' of the heap at ' + fmtSec(p.t) +
+    var hw = n.hw, whole = thread < 0 ? p.bytes : tipRoot;
+    tip.textContent = (n.frame === -1 ? (thread < 0 ? 'all live bytes' : 'all live bytes of ' + n.name) : n.name) + '\n' + fmtBytes(n.value) + ' live, ' + pct(n.value, whole) + ' of the ' + (thread < 0 ? 'heap' : "thread's heap") + ' at ' + fmtSec(p.t) +
       '\n95% interval: ' + (hw > 0 ? fmtBytes(Math.max(0, n.value - hw)) + ' .. ' + fmtBytes(n.value + hw) : 'exact (sampled at p = 1)') +
       '\nallocations live: ' + (n.countHw > 0 ? 'about ' + fmtCount(n.count) + ' (95%: ' + fmtCount(Math.max(0, n.count - n.countHw)) + ' .. ' + fmtCount(n.count + n.countHw) + ')' : fmtCount(n.count) + ' (exact)');
     tip.style.display = 'block';
@@ -365,15 +395,23 @@ const CLIENT = String.raw`
 
   // ---- top sites (innermost line) at the selected point ----
   // Per site, the highest live bytes over the points in the range (memray's temporal view).
+  // The sites of a point, and the total they are a share of: the whole heap's or the thread's.
+  function sitesOf(p) {
+    var src = resolve(p);
+    if (thread < 0) return { list: src.sites, total: p.bytes };
+    var total = 0;
+    for (var i = 0; i < src.tree.length; i += STRIDE) if (nodes[src.tree[i]][1] === -2 - thread) total = src.tree[i + 1];
+    return { list: (src.threadSites && src.threadSites[thread]) || [], total: total };
+  }
   function highWater(a, b) {
     var best = {}, order = [];
     points.forEach(function (p) {
       if (p.t < a || p.t > b) return;
-      var src = resolve(p);
-      for (var i = 0; i < src.sites.length; i += 3) {
-        var k = 'f' + src.sites[i], cur = best[k];
-        if (!cur) { cur = best[k] = { frame: src.sites[i], bytes: -1, hw: 0, t: 0, total: 1 }; order.push(cur); }
-        if (src.sites[i + 1] > cur.bytes) { cur.bytes = src.sites[i + 1]; cur.hw = src.sites[i + 2]; cur.t = p.t; cur.total = p.bytes; }
+      var s = sitesOf(p), list = s.list;
+      for (var i = 0; i < list.length; i += 3) {
+        var k = 'f' + list[i], cur = best[k];
+        if (!cur) { cur = best[k] = { frame: list[i], bytes: -1, hw: 0, t: 0, total: 1 }; order.push(cur); }
+        if (list[i + 1] > cur.bytes) { cur.bytes = list[i + 1]; cur.hw = list[i + 2]; cur.t = p.t; cur.total = s.total; }
       }
     });
     order.sort(function (x, y) { return y.bytes - x.bytes; });
@@ -382,13 +420,13 @@ const CLIENT = String.raw`
     return flat;
   }
   function drawTable() {
-    var p = points[selected], src = resolve(p);
+    var p = points[selected], here = sitesOf(p), list = here.list;
     var body = document.getElementById('sites-body');
     while (body.firstChild) body.removeChild(body.firstChild);
     var rows = [];
     if (range) rows = highWater(range[0], range[1]);
-    else for (var k = 0; k < src.sites.length; k += 3) rows.push(src.sites[k], src.sites[k + 1], src.sites[k + 2], p.t, p.bytes);
-    var maxRows = src.sites.length / 3 || 30;
+    else for (var k = 0; k < list.length; k += 3) rows.push(list[k], list[k + 1], list[k + 2], p.t, here.total);
+    var maxRows = resolve(p).sites.length / 3 || 30;
     for (var i = 0; i < rows.length && i < 5 * maxRows; i += 5) {
       var frame = rows[i], bytes = rows[i + 1], hw = rows[i + 2], whole = rows[i + 4];
       var tr = document.createElement('tr');
@@ -407,7 +445,7 @@ const CLIENT = String.raw`
       });
       body.appendChild(tr);
     }
-    document.getElementById('sites-title').textContent = range ? 'High-water mark per site from ' + fmtSec(range[0]) + ' to ' + fmtSec(range[1]) + ' (drag on the plot; click it to choose one time)' : 'Top sites at ' + fmtSec(p.t);
+    document.getElementById('sites-title').textContent = (range ? 'High-water mark per site from ' + fmtSec(range[0]) + ' to ' + fmtSec(range[1]) + ' (drag on the plot; click it to choose one time)' : 'Top sites at ' + fmtSec(p.t)) + (thread >= 0 ? ', thread ' + threadName(thread) : '');
   }
 
   function select(i) {
@@ -471,7 +509,7 @@ ${facts}
 ${marksList(data.marks)}
 <h2 id="flame-title">Live heap</h2>
 <div class="legend">width = share of live bytes; root on top, callees below; space under a frame = allocated by that line itself or by callees too small to draw; click a frame to zoom <button id="unzoom" type="button">whole heap</button></div>
-<div class="controls"><input id="search" type="search" placeholder="search frames: function or file" aria-label="search frames"><span id="search-info"></span><label><input id="hide-import" type="checkbox" checked> hide import machinery (importlib._bootstrap)</label></div>
+<div class="controls"><input id="search" type="search" placeholder="search frames: function or file" aria-label="search frames"><span id="search-info"></span><label><input id="hide-import" type="checkbox" checked> hide import machinery (importlib._bootstrap)</label><label id="thread-control" hidden>thread <select id="thread" aria-label="thread"><option value="-1">all threads</option></select></label></div>
 <div id="flame-wrap"><canvas id="flame" role="img" aria-label="flame graph of the live heap"></canvas><div id="tip"></div></div>
 <h2 id="sites-title">Top sites</h2>
 <table id="sites"><thead><tr><th>site (innermost line)</th><th class="num">live bytes</th><th class="num">95% interval</th><th class="num">share</th></tr></thead><tbody id="sites-body"></tbody></table>

@@ -150,7 +150,8 @@ if (missing) {
     t.equal(res.code, 0, res.stderr);
     const { page, problems } = await open(html);
     const attr = (name: string): Promise<number> => page.evaluate((n) => Number(document.getElementById('flame')!.getAttribute(n)), name);
-    // A profile without domains or RSS: only the live heap drawn.
+    // A profile without threads, domains or RSS: no thread filter, only the live heap drawn.
+    t.equal(await page.isVisible('#thread'), false, 'no thread filter without threads');
     t.equal(await page.locator('#plot-legend').getAttribute('data-series'), 'live', 'no domain or RSS series');
     t.equal(await page.locator('#plot path.series').count(), 0);
     t.equal(await page.locator('#rss').count(), 0);
@@ -200,7 +201,7 @@ if (missing) {
     await page.close();
   });
 
-  t.test('a --native profile: per-frame counts in the tooltip, python/native/mmap and RSS series', async (t) => {
+  t.test('a --native profile: per-frame counts in the tooltip, python/native/mmap and RSS series, a thread filter', async (t) => {
     const dir = t.testdir();
     // What hp-record --native writes (header tag 13, THREAD and TRACE_INFO records): two threads,
     // three domains, RSS samples. Small allocations are sampled at p = 0.01, so their counts
@@ -234,6 +235,7 @@ if (missing) {
     const { page, problems } = await open(html);
     const data = await page.evaluate(() => JSON.parse(document.getElementById('hp-data')!.textContent!));
     t.same(data.points[data.points.length - 1].domains, [700_000, 150_000, 8_000_000], 'each point split by domain');
+    t.same(data.threads.map((th: { name: string }) => th.name).sort(), ['MainThread', 'loader']);
 
     // Series: the live heap, each domain, RSS; and the legend names just those.
     t.equal(await page.locator('#plot-legend').getAttribute('data-series'), 'live python native mmap rss');
@@ -256,6 +258,33 @@ if (missing) {
     t.match(await tipAt(0.3, 2), /^load \(loader\.py:5\)\n7\.6 MiB live, 90\.4% of the heap at 4 s\n95% interval: exact \(sampled at p = 1\)\nallocations live: 2 \(exact\)$/, 'an exact frame');
     t.match(await tipAt(0.97, 1), /^<module> \(app\.py:1\)\n634\.8 KiB live, 7\.3% of the heap at 4 s\n95% interval: [\d.]+ KiB \.\. [\d.]+ KiB\nallocations live: about 5,003 \(95%: [\d,]+ \.\. [\d,]+\)$/, 'a frame with sampled allocations below it: estimates with intervals');
 
+    // The thread filter: shown for a profile with threads; restricts the flame graph and the table.
+    t.equal(await page.isVisible('#thread'), true, 'the thread filter is shown');
+    const rootBytes = (): Promise<number> => page.evaluate(() => Number(document.getElementById('flame')!.getAttribute('data-root-bytes')));
+    const sites = async (): Promise<string> => (await page.locator('#sites-body').textContent()) ?? '';
+    t.equal(await rootBytes(), 8_850_000, 'all threads');
+    t.match(await sites(), /loader\.py.*app\.py|app\.py.*loader\.py/s);
+    await page.selectOption('#thread', { label: 'loader (tid 101)' });
+    t.equal(await rootBytes(), 8_200_000, "the loader thread's heap");
+    t.match(await page.locator('#flame-title').textContent(), /thread loader \(tid 101\): 7\.8 MiB/);
+    t.notMatch(await sites(), /app\.py|cfunc|malloc/, "the table lists the loader's sites only");
+    t.match(await sites(), /load \(loader\.py:5\)/);
+    t.match(await tipAt(0.5, 0), /^all live bytes of loader \(tid 101\)\n7\.8 MiB live, 100\.0% of the thread's heap/);
+    await page.selectOption('#thread', { label: 'MainThread (tid 100)' });
+    t.equal(await rootBytes(), 650_000, "the main thread's heap");
+    t.notMatch(await sites(), /loader\.py/);
+    t.match(await sites(), /build \(app\.py:10\)/);
+    t.match(await tipAt(0.5, 1), /^<module> \(app\.py:1\)\n634\.8 KiB live, 100\.0% of the thread's heap/);
+    // A drag over the whole run, within the thread: its high-water marks.
+    const box = (await page.locator('#plot').boundingBox())!;
+    await page.mouse.move(box.x + box.width * 0.08, box.y + box.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width * 0.97, box.y + box.height / 2, { steps: 8 });
+    await page.mouse.up();
+    t.match(await page.locator('#sites-title').textContent(), /^High-water mark per site .*thread MainThread/);
+    t.notMatch(await sites(), /loader\.py/);
+    await page.selectOption('#thread', { label: 'all threads' });
+    t.equal(await rootBytes(), 8_850_000, 'all threads again');
     t.same(problems, [], 'no console errors');
     await page.close();
   });
