@@ -1,16 +1,20 @@
 // hp-report in a real browser (Debian's chromium, driven by playwright-core): the page loads with
 // no console errors and no network requests, the plot and the flame graph draw something, and
-// clicking another time on the plot redraws the flame graph for that time. Also at scale: a
-// profile with 10^5 traces makes a page that stays small and responsive.
+// clicking another time on the plot redraws the flame graph for that time; search, import
+// hiding, range high-water marks, per-frame counts in the tooltip, per-domain series and the
+// thread menu (a written --native profile and a real hp-record --native recording). Also at
+// scale: a profile with 10^5 traces makes a page that stays small and responsive.
 
 import t from 'tap';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { writeProfile } from '../../lib/format/hpx.js';
 import { bigSpec } from '../fixtures/export/big.js';
 import { FIXTURES, ensureTool, run } from '../fixtures/export/support.js';
+import { NATIVE_FIXTURES, NATIVE_LIB, REPO as ROOT_DIR, supportedPythons } from '../helpers/python.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const missing = ensureTool('chromium', 'chromium');
@@ -286,6 +290,56 @@ if (missing) {
     await page.selectOption('#thread', { label: 'all threads' });
     t.equal(await rootBytes(), 8_850_000, 'all threads again');
     t.same(problems, [], 'no console errors');
+    await page.close();
+  });
+
+  const py = supportedPythons().find((p) => p.minor >= 11) ?? supportedPythons()[0];
+  const noRecording = !existsSync(NATIVE_LIB) ? 'the native hook is not built' : !py ? 'no CPython 3.9-3.13 installed' : false;
+  t.test('a real hp-record --native recording: domain series and a thread menu that splits the threads', { skip: noRecording }, async (t) => {
+    const dir = t.testdir();
+    const base = join(dir, 'threads');
+    const env: NodeJS.ProcessEnv = { ...process.env, PYTHONDONTWRITEBYTECODE: '1' };
+    delete env.HEAPPROF_NATIVE_LIB;
+    delete env.PYTHONPATH;
+    const rec = spawnSync(process.execPath, [join(ROOT_DIR, 'bin', 'hp-record.js'), '--python', py!.exe, '-o', base, '-q', '--native', '--', join(NATIVE_FIXTURES, 'report_threads.py')], { env, encoding: 'utf8', timeout: 120_000 });
+    t.equal(rec.status, 0, rec.stderr);
+    t.match(rec.stdout, /^done 20 100000/);
+    const html = join(dir, 'threads.html');
+    const res = await run('hp-report', [base, '-o', html, '--at', 'end', '-q']);
+    t.equal(res.code, 0, res.stderr);
+    const { page, problems } = await open(html);
+    t.match(await page.locator('#plot-legend').getAttribute('data-series'), /^live python native( mmap)? rss$/, 'python and native series, and RSS');
+    t.equal(await page.isVisible('#thread'), true, 'a thread menu');
+    const options = await page.locator('#thread option').count();
+    t.ok(options >= 3, `all threads and at least two threads (${options - 1})`);
+    const rootBytes = (): Promise<number> => page.evaluate(() => Number(document.getElementById('flame')!.getAttribute('data-root-bytes')));
+    const all = await rootBytes();
+    // The thread whose flame graph has the loader's malloc line holds about 20 MB, and not the
+    // main thread's strings; the main thread has the strings and not the mallocs.
+    const matches = async (text: string): Promise<number> => {
+      await page.fill('#search', text);
+      return page.evaluate(() => Number(document.getElementById('flame')!.getAttribute('data-matches')));
+    };
+    const LOADER = 'report_threads.py:16';
+    const STRINGS = 'report_threads.py:22';
+    t.ok((await matches(LOADER)) > 0 && (await matches(STRINGS)) > 0, 'all threads: both lines');
+    let loaders = 0;
+    let sum = 0;
+    for (let k = 0; k < options - 1; k++) {
+      await page.selectOption('#thread', String(k));
+      const bytes = await rootBytes();
+      sum += bytes;
+      if ((await matches(LOADER)) > 0) {
+        loaders++;
+        t.ok(bytes > 19e6 && bytes < 21.5e6, `the loader thread holds its 20 x 1 MB (${bytes})`);
+        t.equal(await matches(STRINGS), 0, "and not the main thread's strings");
+      } else if ((await matches(STRINGS)) > 0) {
+        t.ok(bytes > 5e6, `the main thread holds the strings (${bytes})`);
+      }
+    }
+    t.equal(loaders, 1, "one thread's flame graph has the loader's malloc line");
+    t.ok(Math.abs(sum - all) <= 0.01 * all, `the threads' heaps add up to the whole (${sum} vs ${all})`);
+    t.same(problems, []);
     await page.close();
   });
 
