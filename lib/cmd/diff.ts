@@ -4,6 +4,7 @@
 import { escapeControls } from '../escape.js';
 import { OutputWriter, UsageError, formatBytes, parser, runMain, setQuiet, warn } from '../cli.js';
 import type { SnapshotAt } from '../model/snapshot.js';
+import { manyInputs, openInputs } from '../profile-inputs.js';
 import { commandReadOptions, isNdjsonArg, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
 import { diffStackSets, rowRecord, type DiffGroupBy, type DiffRow } from '../export/diff.js';
 import { loadStackSet, parseAt, type StackSet } from '../export/stacks.js';
@@ -23,12 +24,14 @@ first, then largest shrinkage, then changes within the noise. A table on a termi
 otherwise (or with --json).
 
 A profile is read at --at (default: peak). An NDJSON input is hp-snapshot output, or hp-events
-output when an --at applies to it; - is stdin (for one input only).`;
+output when an --at applies to it; - is stdin (for one input only). A quoted glob ('run.*')
+names the profiles of several processes (a --follow-fork run), read as one side.`;
 
 const EXAMPLES: Array<[string, string]> = [
   ['$0 run --at 100 --at 500', 'what grew between 100 s and 500 s'],
   ['$0 before after --at end --significant', 'two runs compared at their end, real changes only'],
   ['hp-snapshot run --at 60 > a.ndjson; hp-snapshot run > b.ndjson; $0 a.ndjson b.ndjson', 'two saved snapshots'],
+  ["$0 'old.*' 'new.*' --at end", 'two multi-process runs, every process of each summed'],
 ];
 
 function formatChange(n: number): string {
@@ -47,7 +50,9 @@ export function main(argv: string[]): void {
       .parseSync();
     setQuiet(Boolean(args.quiet));
     const inputs = args._.map(String);
-    await resolveMarkOptions(args, ['at'], (i) => inputs[Math.min(i, inputs.length - 1)] ?? '-');
+    // An input that is a quoted glob ('run.*') names several profiles, read as one.
+    const sideOf = (input: string): string | string[] => (input !== '-' && manyInputs([input]) ? [input] : input);
+    await resolveMarkOptions(args, ['at'], (i) => sideOf(inputs[Math.min(i, inputs.length - 1)] ?? '-'));
     const ats = ((args.at as unknown[] | undefined) ?? []).map((a) => parseAt(String(a)));
     if (args['group-by'] === 'thread') throw new UsageError('--group-by thread: hp-diff compares code sites (trace, line, function or file); use hp-snapshot --group-by thread at each time');
     const groupBy = String(args['group-by']) === 'trace' ? 'stack' : (String(args['group-by']) as DiffGroupBy);
@@ -75,7 +80,7 @@ export function main(argv: string[]): void {
     for (const step of plan) {
       const { opts, done } = commandReadOptions({ v1Weights: v1WeightsArg(args['v1-weights']), strict: Boolean(args.strict) });
       try {
-        const set = await loadStackSet(step.input, step.at, (a) => openSource(a, opts), isNdjsonArg);
+        const set = await loadStackSet(step.input, step.at, (a) => (a !== '-' && manyInputs([a]) ? openInputs([a], opts, false) : openSource(a, opts)), isNdjsonArg);
         if (set.ignored) warn(`${step.input}: ignored ${set.ignored} lines that are not snapshot sites`);
         sets.push(set);
       } finally {

@@ -93,7 +93,7 @@ export function main(argv: string[]): void {
     if (merged && args.follow) throw new UsageError('--follow reads one profile');
     const input = merged ? '' : inputArg(args._, 'hp-history');
     const chart = args.chart === true || !wantsJson(args.json);
-    if (!merged) await resolveMarkOptions(args, ['from', 'to'], () => input);
+    await resolveMarkOptions(args, ['from', 'to'], () => (merged ? inputs : input));
     if (args.granularity !== undefined && !(args.granularity > 0)) throw new UsageError(`--granularity: expected seconds > 0, got '${args.granularity}'`);
     let granularityUs = args.granularity === undefined ? null : Math.max(1, Math.round(args.granularity * 1e6));
     if (granularityUs === null && args.follow) granularityUs = 1e6;

@@ -64,7 +64,7 @@ export function main(argv: string[]): void {
     const input = inputs[0]!;
     if (!merged && inputs.length !== 1) throw new UsageError(`one profile expected, got ${inputs.length}`);
     if (inputs.includes('-')) throw new UsageError('the report reads the profile twice: name a profile file, not stdin');
-    if (!merged) await resolveMarkOptions(args, ['at'], () => inputs[0]!);
+    await resolveMarkOptions(args, ['at'], () => (merged ? inputs : inputs[0]!));
     if (args.output === undefined) throw new UsageError('-o FILE is required (use -o - for stdout)');
     if (!(args['min-share'] >= 0 && args['min-share'] < 1)) throw new UsageError('--min-share: expected a fraction in [0, 1)');
     if (!(Number.isInteger(args['max-nodes']) && args['max-nodes'] >= 1)) throw new UsageError('--max-nodes: expected a whole number >= 1');
