@@ -186,7 +186,7 @@ t.test('times beyond the profile are errors that print its span; warnings for em
   t.match(s.stderr, /--sites app\.py:999: no allocation on this line/);
   t.notMatch(s.stderr, /--sites app\.py:30:/);
   const g = sh('hp-history app --granularity 60 --json');
-  t.match(g.stderr, /--granularity 60: longer than the profile \(11\.999997 s\).*try --granularity 0\.2/);
+  t.match(g.stderr, /--granularity 60: longer than the profile \(11\.999997 s\).*try --granularity 0\.1/);
   t.equal(g.stdout.trim().split('\n').length, 1);
 });
 
