@@ -2,7 +2,6 @@
 // profiles or snapshots, by site, with the 95% interval of every change; NDJSON or a table.
 
 import { escapeControls } from '../escape.js';
-import Table from 'cli-table3';
 import { OutputWriter, UsageError, formatBytes, parser, runMain, setQuiet, warn } from '../cli.js';
 import type { SnapshotAt } from '../model/snapshot.js';
 import { manyInputs, openInputs } from '../profile-inputs.js';
@@ -10,6 +9,7 @@ import { commandReadOptions, isNdjsonArg, openSource, V1_WEIGHTS_OPTION, v1Weigh
 import { diffStackSets, rowRecord, type DiffGroupBy, type DiffRow } from '../export/diff.js';
 import { loadStackSet, parseAt, type StackSet } from '../export/stacks.js';
 import { resolveMarkOptions, useOptions, wantsJson } from './common.js';
+import { changesTable, type ChangeRow } from './human.js';
 
 const NAME = 'hp-diff';
 export const DIFF_SCHEMA_VERSION = 1;
@@ -101,18 +101,12 @@ export function main(argv: string[]): void {
       at: set.atUs === null ? null : set.atUs / 1e6,
     });
     if (table) {
-      const table = new Table({
-        head: ['site', 'before', 'after', 'change', '95% interval', ''],
-        colAligns: ['left', 'right', 'right', 'right', 'right', 'left'],
-        style: { head: [], border: [] },
-        chars: { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' },
-      });
-      for (const r of [...rows, result.total]) {
-        const ci = r.lo === r.hi ? 'exact' : `${formatChange(r.lo)} .. ${formatChange(r.hi)}`;
-        const mark = r.direction === 1 ? 'grew' : r.direction === -1 ? 'shrank' : '';
-        table.push([r === result.total ? 'TOTAL' : escapeControls(r.site.label), formatBytes(Math.max(0, r.before.bytes)), formatBytes(Math.max(0, r.after.bytes)), formatChange(r.change), ci, mark]);
-      }
-      await out.write(`${sideName(plan[0]!.input, before)} -> ${sideName(plan[1]!.input, after)}\n${table.toString()}\n`);
+      const changeRows: ChangeRow[] = rows.map((r, i) => ({ rank: i + 1, change: r.change, halfWidth: (r.hi - r.lo) / 2, countChange: r.countChange, site: escapeControls(r.site.label) }));
+      const t = result.total;
+      changeRows.push({ rank: 'TOTAL', change: t.change, halfWidth: (t.hi - t.lo) / 2, countChange: t.countChange, site: `live ${formatBytes(Math.max(0, t.before.bytes))} -> ${formatBytes(Math.max(0, t.after.bytes))}` });
+      const significant = rows.filter((r) => r.direction !== 0).length;
+      const beyond = significant === 0 ? 'no site changed beyond the noise' : significant === 1 ? 'site 1 changed beyond the noise' : `sites 1-${significant} changed beyond the noise`;
+      await out.write(`${sideName(plan[0]!.input, before)} -> ${sideName(plan[1]!.input, after)}: ${beyond} (95% interval excludes 0)\n${changesTable(changeRows, t.change)}`);
     } else {
       await out.line({
         type: 'meta',
