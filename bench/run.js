@@ -458,7 +458,7 @@ async function main() {
       // pytest --heapprof on 500 small tests against plain pytest (bench/pytest.js; target <= 1.15x).
       const { benchPytest } = await import('./pytest.js');
       results.pytest = benchPytest({ python: py.path, tests: 500, reps: opt.quick ? 3 : 5, log });
-      results.notes.push(`pytest --heapprof, 500 small tests: ${results.pytest.ratio.toFixed(2)}x plain pytest (target <= 1.15x)`);
+      results.notes.push(`pytest --heapprof, 500 small tests: ${results.pytest.ratio.toFixed(2)}x plain pytest by ${results.pytest.measure} time (target <= 1.15x)`);
     }
   } finally {
     if (base && !opt.keep) {
