@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // heapprof benchmarks (`npm run bench`): recording overhead against plain Python and
 // tracemalloc, file size per event, reading throughput of hp-history against the C reference
-// decoder on a >= 1 GB profile, and snapshot seeks through the index. Every ratio is measured
-// side by side in one run (runs interleaved, medians), because these machines are noisy.
+// decoder on a >= 1 GB profile, snapshot seeks through the index, and start-up (bench/startup.js).
+// Every ratio is measured side by side in one run (runs interleaved, medians), because these
+// machines are noisy.
 // Prints a table on stdout and writes the figures to bench/out/bench-<time>.json.
 
 import { spawn, spawnSync } from 'node:child_process';
@@ -14,13 +15,13 @@ import { parseArgs } from 'node:util';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const WORKLOADS = join(ROOT, 'bench', 'workloads');
 
-const USAGE = `Usage: node bench/run.js [--quick] [--python EXE] [--reps N] [--only record,read,seek,pytest,big-read]
+const USAGE = `Usage: node bench/run.js [--quick] [--python EXE] [--reps N] [--only record,read,seek,pytest,startup,big-read]
                         [--read-mb MB] [--big-gb GB] [--big-traces N] [--out DIR] [--keep] [--no-pin]
 
   --quick      CI-sized: smaller workloads, 3 runs each, a 128 MB read file
   --python     CPython to benchmark (default: python3 on PATH)
   --reps       runs per configuration (default 9 for churn, 5 for the other workloads)
-  --only       sections to run (default: record,read,seek,pytest; big-read only when named)
+  --only       sections to run (default: record,read,seek,pytest,startup; big-read only when named)
   --workloads  recording workloads to run, e.g. arrays,churn (default: all)
   --configs    recording configurations besides plain, e.g. poisson512K,native512K,heaptrack (default: all)
   --read-mb    size of the synthetic .hpd for the reading benchmarks (default 1100)
@@ -37,7 +38,7 @@ const { values: opt } = parseArgs({
     quick: { type: 'boolean', default: false },
     python: { type: 'string', default: 'python3' },
     reps: { type: 'string' },
-    only: { type: 'string', default: 'record,read,seek,pytest' },
+    only: { type: 'string', default: 'record,read,seek,pytest,startup' },
     workloads: { type: 'string' },
     configs: { type: 'string' },
     'read-mb': { type: 'string' },
@@ -461,6 +462,18 @@ async function report() {
       lines.push('');
     }
   }
+  if (results.startup) {
+    const s = results.startup;
+    const t = new Table({ head: ['command', 'wall s', 'CPU s', '× node -e "" (wall / CPU)'], style });
+    t.push([s.node.name, fmt(s.node.wallS, 3), fmt(s.node.cpuS, 3), '1']);
+    for (const r of s.readers) t.push([r.name, fmt(r.wallS, 3), fmt(r.cpuS, 3), `${fmt(r.wallRatio)} / ${fmt(r.cpuRatio)}`]);
+    lines.push(`Start-up, median of ${s.reps} interleaved rounds, ratios per round (target: every reader <= 1.5x node -e ""; worst here ${fmt(s.worstReaderWallRatio)}x by wall)`, t.toString());
+    const r = s.record;
+    lines.push(
+      `hp-record on an empty script: ${fmt(r.wallS, 3)} s against ${fmt(s.python.wallS, 3)} s for python on it: +${fmt(r.wallOverS, 3)} s wall, +${fmt(r.cpuOverS, 3)} s CPU (target <= +0.12 s)`,
+      '',
+    );
+  }
   if (results.seek) {
     const s = results.seek;
     const t = new Table({ head: ['--at', 'wall s (whole process)', 'CPU s', 'peak RSS MB', 'live bytes'], style });
@@ -496,11 +509,15 @@ async function main() {
     if (sections.has('read') || sections.has('seek')) base = await readSection();
     if (sections.has('seek')) await seekSection(base);
     if (sections.has('big-read')) await bigReadSection();
+    if (sections.has('startup')) {
+      const { benchStartup } = await import('./startup.js');
+      results.startup = await benchStartup({ root: ROOT, python: py.path, outDir, reps: opt.quick ? 5 : 15, log });
+    }
     if (sections.has('pytest')) {
       // pytest --heapprof on 500 small tests against plain pytest (bench/pytest.js; target <= 1.15x).
       const { benchPytest } = await import('./pytest.js');
       results.pytest = benchPytest({ python: py.path, tests: 500, reps: opt.quick ? 3 : 5, log });
-      results.notes.push(`pytest --heapprof, 500 small tests: ${results.pytest.ratio.toFixed(2)}x plain pytest (target <= 1.15x)`);
+      results.notes.push(`pytest --heapprof, 500 small tests: ${results.pytest.ratio.toFixed(2)}x plain pytest by ${results.pytest.measure} time (target <= 1.15x)`);
     }
   } finally {
     if (base && !opt.keep) {

@@ -9,7 +9,8 @@ import { HpError, UsageError, formatBytes } from './cli.js';
 import { MergedSource } from './format/merged.js';
 import { profileBase } from './format/profile.js';
 import { OP_RSS, type EventBatch, type ProfileSource, type ReadOptions } from './format/source.js';
-import type { Header } from './format/types.js';
+import { sourceMarks } from './format/marks.js';
+import type { Header, Mark } from './format/types.js';
 import { isNdjsonArg, openSource } from './source-arg.js';
 
 const GLOB_CHARS = /[*?[]/;
@@ -98,6 +99,20 @@ export async function openInputs(args: string[], opts: ReadOptions, byPid: boole
   } catch (e) {
     await Promise.all(sources.map((s) => s.close()));
     throw e;
+  }
+}
+
+/**
+ * The marks of the inputs on the timeline the readers put them on: one profile's own, or,
+ * for several, every profile's shifted onto the merged (wall-clock) timeline. Reads headers
+ * and metadata only.
+ */
+export async function inputMarks(args: string[]): Promise<Mark[]> {
+  const source = await openInputs(args, {}, false);
+  try {
+    return sourceMarks(source);
+  } finally {
+    await source.close();
   }
 }
 

@@ -12,6 +12,7 @@ import { UsageError, warn } from '../cli.js';
 import { isMarkSpec, readMarks, resolveMark } from '../format/marks.js';
 import type { ProfileSource } from '../format/source.js';
 import type { Mark } from '../format/types.js';
+import { inputMarks } from '../profile-inputs.js';
 import { isNdjsonArg } from '../source-arg.js';
 import { DOMAIN_CHOICES, DOMAIN_DESCRIBE, THREAD_DESCRIBE } from './domain-options.js';
 
@@ -137,16 +138,21 @@ export function reportIncomplete(source: ProfileSource): void {
 /**
  * Replaces each `mark:LABEL` value of the named time options by its time in seconds, read from
  * the profile's marks (lib/format/marks.ts), so that the usual parsing of seconds follows.
- * `inputFor(i)` names the input the i-th value of an option refers to (repeatable options).
+ * `inputFor(i)` names the input the i-th value of an option refers to (repeatable options): one
+ * profile, or the several profiles a command reads as one (their marks on the merged timeline).
  */
-export async function resolveMarkOptions(args: Record<string, unknown>, options: string[], inputFor: (i: number) => string): Promise<void> {
+export async function resolveMarkOptions(args: Record<string, unknown>, options: string[], inputFor: (i: number) => string | string[]): Promise<void> {
   const cache = new Map<string, Mark[]>();
   const resolve = async (value: unknown, option: string, i: number): Promise<unknown> => {
     if (!isMarkSpec(value)) return value;
-    const input = inputFor(i);
-    if (input === '-' || (await isNdjsonArg(input))) throw new UsageError(`--${option}: ${value}: marks are read from a profile, not from an events stream`);
+    const named = inputFor(i);
+    const inputs = typeof named === 'string' ? [named] : named;
+    const input = inputs.join(' ');
+    if (inputs.length === 0 || inputs.includes('-') || (await Promise.all(inputs.map((x) => isNdjsonArg(x)))).some(Boolean)) {
+      throw new UsageError(`--${option}: ${value}: marks are read from a profile, not from an events stream`);
+    }
     let marks = cache.get(input);
-    if (!marks) cache.set(input, (marks = await readMarks(input)));
+    if (!marks) cache.set(input, (marks = typeof named === 'string' ? await readMarks(named) : await inputMarks(named)));
     return String(resolveMark(value, marks, option, input) / 1e6);
   };
   for (const option of options) {

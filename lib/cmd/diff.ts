@@ -2,13 +2,14 @@
 // profiles or snapshots, by site, with the 95% interval of every change; NDJSON or a table.
 
 import { escapeControls } from '../escape.js';
-import Table from 'cli-table3';
 import { OutputWriter, UsageError, formatBytes, parser, runMain, setQuiet, warn } from '../cli.js';
 import type { SnapshotAt } from '../model/snapshot.js';
+import { manyInputs, openInputs } from '../profile-inputs.js';
 import { commandReadOptions, isNdjsonArg, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
 import { diffStackSets, rowRecord, type DiffGroupBy, type DiffRow } from '../export/diff.js';
 import { loadStackSet, parseAt, type StackSet } from '../export/stacks.js';
 import { resolveMarkOptions, useOptions, wantsJson } from './common.js';
+import { changesTable, type ChangeRow } from './human.js';
 
 const NAME = 'hp-diff';
 export const DIFF_SCHEMA_VERSION = 1;
@@ -23,12 +24,13 @@ first, then largest shrinkage, then changes within the noise. A table on a termi
 otherwise (or with --json).
 
 A profile is read at --at (default: peak). An NDJSON input is hp-snapshot output, or hp-events
-output when an --at applies to it; - is stdin (for one input only).`;
+output when an --at applies to it; - is stdin (for one input only). A quoted glob ('run.*')
+names the profiles of several processes (a --follow-fork run), read as one side.`;
 
 const EXAMPLES: Array<[string, string]> = [
   ['$0 run --at 100 --at 500', 'what grew between 100 s and 500 s'],
   ['$0 before after --at end --significant', 'two runs compared at their end, real changes only'],
-  ['hp-snapshot run --at 60 > a.ndjson; hp-snapshot run > b.ndjson; $0 a.ndjson b.ndjson', 'two saved snapshots'],
+  ["$0 'old.*' 'new.*' --at end", 'two multi-process runs, every process of each summed'],
 ];
 
 function formatChange(n: number): string {
@@ -47,7 +49,9 @@ export function main(argv: string[]): void {
       .parseSync();
     setQuiet(Boolean(args.quiet));
     const inputs = args._.map(String);
-    await resolveMarkOptions(args, ['at'], (i) => inputs[Math.min(i, inputs.length - 1)] ?? '-');
+    // An input that is a quoted glob ('run.*') names several profiles, read as one.
+    const sideOf = (input: string): string | string[] => (input !== '-' && manyInputs([input]) ? [input] : input);
+    await resolveMarkOptions(args, ['at'], (i) => sideOf(inputs[Math.min(i, inputs.length - 1)] ?? '-'));
     const ats = ((args.at as unknown[] | undefined) ?? []).map((a) => parseAt(String(a)));
     if (args['group-by'] === 'thread') throw new UsageError('--group-by thread: hp-diff compares code sites (trace, line, function or file); use hp-snapshot --group-by thread at each time');
     const groupBy = String(args['group-by']) === 'trace' ? 'stack' : (String(args['group-by']) as DiffGroupBy);
@@ -75,7 +79,7 @@ export function main(argv: string[]): void {
     for (const step of plan) {
       const { opts, done } = commandReadOptions({ v1Weights: v1WeightsArg(args['v1-weights']), strict: Boolean(args.strict) });
       try {
-        const set = await loadStackSet(step.input, step.at, (a) => openSource(a, opts), isNdjsonArg);
+        const set = await loadStackSet(step.input, step.at, (a) => (a !== '-' && manyInputs([a]) ? openInputs([a], opts, false) : openSource(a, opts)), isNdjsonArg);
         if (set.ignored) warn(`${step.input}: ignored ${set.ignored} lines that are not snapshot sites`);
         sets.push(set);
       } finally {
@@ -97,18 +101,12 @@ export function main(argv: string[]): void {
       at: set.atUs === null ? null : set.atUs / 1e6,
     });
     if (table) {
-      const table = new Table({
-        head: ['site', 'before', 'after', 'change', '95% interval', ''],
-        colAligns: ['left', 'right', 'right', 'right', 'right', 'left'],
-        style: { head: [], border: [] },
-        chars: { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' },
-      });
-      for (const r of [...rows, result.total]) {
-        const ci = r.lo === r.hi ? 'exact' : `${formatChange(r.lo)} .. ${formatChange(r.hi)}`;
-        const mark = r.direction === 1 ? 'grew' : r.direction === -1 ? 'shrank' : '';
-        table.push([r === result.total ? 'TOTAL' : escapeControls(r.site.label), formatBytes(Math.max(0, r.before.bytes)), formatBytes(Math.max(0, r.after.bytes)), formatChange(r.change), ci, mark]);
-      }
-      await out.write(`${sideName(plan[0]!.input, before)} -> ${sideName(plan[1]!.input, after)}\n${table.toString()}\n`);
+      const changeRows: ChangeRow[] = rows.map((r, i) => ({ rank: i + 1, change: r.change, halfWidth: (r.hi - r.lo) / 2, countChange: r.countChange, site: escapeControls(r.site.label) }));
+      const t = result.total;
+      changeRows.push({ rank: 'TOTAL', change: t.change, halfWidth: (t.hi - t.lo) / 2, countChange: t.countChange, site: `live ${formatBytes(Math.max(0, t.before.bytes))} -> ${formatBytes(Math.max(0, t.after.bytes))}` });
+      const significant = rows.filter((r) => r.direction !== 0).length;
+      const beyond = significant === 0 ? 'no site changed beyond the noise' : significant === 1 ? 'site 1 changed beyond the noise' : `sites 1-${significant} changed beyond the noise`;
+      await out.write(`${sideName(plan[0]!.input, before)} -> ${sideName(plan[1]!.input, after)}: ${beyond} (95% interval excludes 0)\n${changesTable(changeRows, t.change)}`);
     } else {
       await out.line({
         type: 'meta',

@@ -1,12 +1,13 @@
 // hp-events: a profile (or events NDJSON) as events NDJSON: a meta line, each trace before
 // its first use, one line per event, and a summary line.
 
-import { OutputWriter, UsageError, formatBytes, parser, runMain, setQuiet } from '../cli.js';
+import { OutputWriter, formatBytes, parser, runMain, setQuiet } from '../cli.js';
 import { metaLine, secondsText, summaryLine, traceLine } from '../format/ndjson.js';
 import { OP_ALLOC, OP_END, OP_FREE, OP_NAMES } from '../format/source.js';
 import { probabilityFunction } from '../format/weights.js';
 import { frameLabel, NO_STACK_LABEL, traceOrPlaceholder } from '../model/sites.js';
 import { commandReadOptions, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
+import { WindowedSource } from '../format/merged.js';
 import { manyInputs, openInputs } from '../profile-inputs.js';
 import { inputArg, resolveMarkOptions, secondsOption, useOptions, wantsJson } from './common.js';
 import { clip, terminalWidth } from './human.js';
@@ -42,19 +43,19 @@ export function main(argv: string[]): void {
     setQuiet(args.quiet === true);
     const inputs = args._.map(String);
     const merged = manyInputs(inputs);
-    if (merged && (args.from !== undefined || args.to !== undefined)) throw new UsageError('--from and --to read one profile');
     const input = merged ? '' : inputArg(args._, 'hp-events');
-    if (!merged) await resolveMarkOptions(args, ['from', 'to'], () => input);
+    await resolveMarkOptions(args, ['from', 'to'], () => (merged ? inputs : input));
     const fromUs = secondsOption(args.from, 'from');
     const toUs = secondsOption(args.to, 'to');
     const json = wantsJson(args.json);
     const { opts, done } = commandReadOptions({
       v1Weights: v1WeightsArg(args['v1-weights']),
       strict: Boolean(args.strict),
-      ...(fromUs !== undefined ? { fromUs } : {}),
-      ...(toUs !== undefined ? { toUs } : {}),
+      // Several profiles: the window is on the merged timeline, applied after merging.
+      ...(fromUs !== undefined && !merged ? { fromUs } : {}),
+      ...(toUs !== undefined && !merged ? { toUs } : {}),
     });
-    const source = merged ? await openInputs(inputs, opts, false) : await openSource(input, opts);
+    const source = merged ? new WindowedSource(await openInputs(inputs, opts, false), fromUs, toUs) : await openSource(input, opts);
     const out = new OutputWriter();
     try {
       if (!json) {

@@ -1,6 +1,8 @@
 // hp-flow: the original heapprof's flow graph as Graphviz dot, for one or several moments.
 
 import { UsageError, parser, runMain, setQuiet, warn } from '../cli.js';
+import type { ProfileSource } from '../format/source.js';
+import { manyInputs, openInputs } from '../profile-inputs.js';
 import { commandReadOptions, isNdjsonArg, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
 import { buildFlowGraph, renderDot } from '../export/flow.js';
 import { writeResult } from '../export/output.js';
@@ -9,7 +11,7 @@ import { resolveMarkOptions, useOptions } from './common.js';
 
 const NAME = 'hp-flow';
 
-const USAGE = `Usage: $0 [PROFILE|-] [--at T]... [--threshold F] [-o FILE]
+const USAGE = `Usage: $0 [PROFILE...|-] [--at T]... [--threshold F] [-o FILE]
 
 The flow graph of the live heap as Graphviz dot: a box per line of code, an arrow per call (caller
 to callee), each box with the bytes allocated at that line (local) and at or below it (cumulative)
@@ -18,7 +20,8 @@ one graph. Lines below --threshold of the total are left out, and chains of line
 nothing themselves are drawn as one double-bordered box.
 
 A profile is read at each --at (default: peak). With no input, or -, stdin is hp-snapshot output
-(grouped by trace, so that whole stacks are known), or hp-events output when --at is given.`;
+(grouped by trace, so that whole stacks are known), or hp-events output when --at is given.
+Several profiles (or a quoted glob 'run.*') are read as one, aligned on wall-clock time.`;
 
 const EXAMPLES: Array<[string, string]> = [
   ['$0 run | dot -Tsvg > flow.svg', 'the peak as an SVG graph'],
@@ -37,11 +40,13 @@ export function main(argv: string[]): void {
       .parseSync();
     setQuiet(Boolean(args.quiet));
     const inputs = args._.map(String);
-    if (inputs.length > 1) throw new UsageError(`one input expected, got ${inputs.length}`);
-    const input = inputs[0] ?? '-';
+    // Several profiles (or a quoted glob) are read as one, aligned on wall-clock time.
+    const merged = manyInputs(inputs);
+    if (merged && inputs.includes('-')) throw new UsageError('stdin cannot be read together with other inputs');
+    const input = merged ? inputs.join(' ') : (inputs[0] ?? '-');
     const threshold = args.threshold;
     if (!(threshold >= 0 && threshold < 1)) throw new UsageError('--threshold: expected a fraction in [0, 1), e.g. 0.01 for 1%');
-    await resolveMarkOptions(args, ['at'], () => input);
+    await resolveMarkOptions(args, ['at'], () => (merged ? inputs : input));
     const ats = ((args.at as unknown as unknown[] | undefined) ?? []).map((a) => parseAt(String(a)));
     if (input === '-' && ats.length > 1) throw new UsageError('stdin can be read only once: save the profile to a file to draw several times');
 
@@ -49,8 +54,9 @@ export function main(argv: string[]): void {
     for (const at of ats.length > 0 ? ats : [null]) {
       const { opts, done } = commandReadOptions({ v1Weights: v1WeightsArg(args['v1-weights']), strict: Boolean(args.strict) });
       try {
-        const isNdjson = await isNdjsonArg(input);
-        const set = await loadStackSet(input, at ?? (isNdjson ? null : { kind: 'peak' }), (a) => openSource(a, opts), isNdjsonArg);
+        const isNdjson = !merged && (await isNdjsonArg(input));
+        const open = (a: string): Promise<ProfileSource> => (merged ? openInputs(inputs, opts, false) : openSource(a, opts));
+        const set = await loadStackSet(input, at ?? (isNdjson ? null : { kind: 'peak' }), open, async (a) => !merged && isNdjsonArg(a));
         if (set.ignored) warn(`ignored ${set.ignored} lines that are not snapshot sites`);
         sets.push(set);
       } finally {

@@ -4,7 +4,7 @@
 import { OutputWriter, formatBytes, parser, runMain, UsageError, warn, setQuiet } from '../cli.js';
 import { putEstimate, unseenOf, type Unseen } from '../model/estimate.js';
 import { renderChart } from '../model/chart.js';
-import { HistoryBuilder, type BucketRecord, type HistoryOptions } from '../model/history.js';
+import { AUTO_MAX_BUCKETS, HistoryBuilder, autoGranularityUs, type BucketRecord, type HistoryOptions } from '../model/history.js';
 import { parseLineSpecs, type GroupBy, type LineSpec } from '../model/sites.js';
 import { MergedSource } from '../format/merged.js';
 import type { ReadOptions } from '../format/source.js';
@@ -22,8 +22,11 @@ const USAGE = `$0 [PROFILE|-]... [--granularity SECONDS] [--top N] [--sites FILE
 Estimated live heap over time. On a terminal, a chart of live bytes (and RSS); otherwise (or
 with --json) one NDJSON line per time bucket (schema in hp-history(1)): the bucket's end time
 t, the estimated live bytes and count there with 95% intervals, the RSS sample nearest to t,
-the top N sites, and the bytes of each --sites line. The default granularity gives about 60
-buckets over the profile (1 s with --follow). Reads a profile, events NDJSON, or stdin (-).
+the top N sites, and the bytes of each --sites line. Without --granularity the bucket is the
+shortest nice length (1, 2, 5 x 10^k ms; 1, 2, 5, 10, 20, 30 s; 1, 2, 5, 10, 20, 30 min; 1, 2,
+3, 6, 12 h; 1, 2, 5 x 10^k days) that gives at most one bucket per chart column on a terminal,
+or at most 150 buckets (so 60 to 150) into a pipe; 1 s with --follow. Reads a profile, events
+NDJSON, or stdin (-).
 
 Several profiles (hp-history run run.[0-9]*, or a quoted glob 'run.*' that hp-history expands)
 are read as one: aligned on wall-clock time (t counts from the earliest start), live bytes and
@@ -74,7 +77,7 @@ export function main(argv: string[]): void {
       from: { describe: 'First bucket end to report (seconds since start, or mark:LABEL)' },
       to: { describe: 'Last bucket end to report (seconds since start, or mark:LABEL)' },
     })
-      .option('granularity', { requiresArg: true, type: 'number', describe: 'Bucket length in seconds (default: about 60 buckets)' })
+      .option('granularity', { requiresArg: true, type: 'number', describe: 'Bucket length in seconds (default: a nice length giving at most one bucket per chart column, or 60 to 150 buckets into a pipe)' })
       .option('sites', { requiresArg: true, type: 'string', describe: "Follow these lines: 'app.py:12,lib/x.py:40' (a trace counts if any of its frames is on the line)" })
       .option('chart', { type: 'boolean', hidden: true, describe: 'The chart even into a pipe (same as --no-json)' })
       .option('height', { requiresArg: true, type: 'number', default: 15, describe: 'Chart height in rows' })
@@ -90,7 +93,7 @@ export function main(argv: string[]): void {
     if (merged && args.follow) throw new UsageError('--follow reads one profile');
     const input = merged ? '' : inputArg(args._, 'hp-history');
     const chart = args.chart === true || !wantsJson(args.json);
-    if (!merged) await resolveMarkOptions(args, ['from', 'to'], () => input);
+    await resolveMarkOptions(args, ['from', 'to'], () => (merged ? inputs : input));
     if (args.granularity !== undefined && !(args.granularity > 0)) throw new UsageError(`--granularity: expected seconds > 0, got '${args.granularity}'`);
     let granularityUs = args.granularity === undefined ? null : Math.max(1, Math.round(args.granularity * 1e6));
     if (granularityUs === null && args.follow) granularityUs = 1e6;
@@ -106,6 +109,8 @@ export function main(argv: string[]): void {
     // it (BASE.hpi, built on first use) instead of decoding everything before --from.
     const builderOptions = (g: number | null): HistoryOptions => ({
       granularityUs: g,
+      // Automatic granularity: one bucket per chart column at most, else about 60 to 150.
+      maxBuckets: chart ? chartWidth(args.width) : AUTO_MAX_BUCKETS,
       top: chart ? 0 : top,
       groupBy,
       sites: specs,
@@ -172,7 +177,7 @@ export function main(argv: string[]): void {
       for (const line of attached) warn(line);
       if (!builder.done) reportIncomplete(source);
       if (args.granularity !== undefined && !args.follow && builder.granularityUs > lastUs) {
-        warn(`--granularity ${args.granularity}: longer than the profile (${formatSeconds(lastUs)}): one bucket; try --granularity ${niceGranularity(lastUs)}`);
+        warn(`--granularity ${args.granularity}: longer than the profile (${formatSeconds(lastUs)}): one bucket; try --granularity ${autoGranularityUs(lastUs, chart ? chartWidth(args.width) : AUTO_MAX_BUCKETS) / 1e6}`);
       }
       for (const [i, spec] of specs.entries()) if (!builder.followedSeen(i)) warn(`--sites ${spec.text}: no allocation on this line in the profile (its line is flat zero)`);
       warn(`${buckets} bucket${buckets === 1 ? '' : 's'} of ${formatSeconds(builder.granularityUs)}`);
@@ -266,14 +271,6 @@ async function historyByPid(
   for (const n of notes) warn(n);
   if (incomplete) warn('some profiles are incomplete (no end marker: the recorder is still running or crashed); used everything up to their end');
   warn(`${bases.length} processes, ${lines.length} buckets of ${formatSeconds(granularityUs)}`);
-}
-
-/** A round bucket length giving about 60 buckets over `spanUs`, in seconds, for hints. */
-function niceGranularity(spanUs: number): string {
-  const raw = Math.max(1e-6, spanUs / 60 / 1e6);
-  const p = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 5, 10].map((m) => m * p).find((v) => v >= raw) ?? raw;
-  return String(Number(step.toPrecision(3)));
 }
 
 /** Columns for a chart: --width, else $COLUMNS, else the terminal's, else 72. */

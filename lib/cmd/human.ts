@@ -2,7 +2,7 @@
 // sized to the terminal: rank, size with its 95% interval, share, count, site), and the small
 // formatters they share. Data for programs stays NDJSON; these are for people.
 
-import Table from 'cli-table3';
+import { cliTable } from '../lazy.js';
 import { formatBytes } from '../cli.js';
 import { halfWidth95 } from '../format/weights.js';
 
@@ -57,11 +57,69 @@ export interface SiteRow {
 /** The table of sites: rank, size ± 95% interval, share of `totalBytes`, count, site (fitted to the width). */
 export function sitesTable(rows: SiteRow[], totalBytes: number, width = terminalWidth()): string {
   const cells = rows.map((r) => [String(r.rank), bytesWithInterval(r.bytes, r.bytesVar), formatShare(r.bytes, totalBytes), formatCount(r.count)]);
-  const head = ['#', 'size (95%)', 'share', 'count', 'site'];
+  return rankedTable(['#', 'size (95%)', 'share', 'count', 'site'], cells, rows.map((r) => r.site), width);
+}
+
+export interface ChangeRow {
+  /** A number, or a label such as TOTAL. */
+  rank: number | string;
+  change: number;
+  /** Half-width of the change's 95% interval (0: exact). */
+  halfWidth: number;
+  countChange: number;
+  site: string;
+}
+
+/** `+10.1 MiB`, `-3.0 KiB`, `0 B`. */
+export function formatByteChange(n: number): string {
+  const r = Math.round(n);
+  return r > 0 ? `+${formatBytes(r)}` : r < 0 ? `-${formatBytes(-r)}` : '0 B';
+}
+
+/** `+1,234`, `-5`, `0`. */
+export function formatCountChange(n: number): string {
+  const r = Math.round(n);
+  return r > 0 ? `+${r.toLocaleString('en-US')}` : r < 0 ? `-${(-r).toLocaleString('en-US')}` : '0';
+}
+
+/**
+ * hp-diff's table, laid out as the sites table: rank, change ± 95% interval, share of the total
+ * change (signed, of its magnitude: sites that grew against a total that shrank read negative),
+ * count change, site.
+ */
+export function changesTable(rows: ChangeRow[], totalChange: number, width = terminalWidth()): string {
+  const share = (c: number): string => {
+    if (!(Math.abs(totalChange) >= 0.5)) return '';
+    const pct = (100 * c) / Math.abs(totalChange);
+    if (Math.abs(Math.round(c)) === 0) return '0.0%';
+    return Math.abs(pct) < 0.1 ? (pct > 0 ? '<+0.1%' : '>-0.1%') : `${pct > 0 ? '+' : ''}${pct.toFixed(1)}%`;
+  };
+  const cellsOf = (withInterval: boolean): string[][] =>
+    rows.map((r) => [
+      String(r.rank),
+      withInterval && r.halfWidth >= 0.5 ? `${formatByteChange(r.change)} ± ${formatBytes(Math.round(r.halfWidth))}` : formatByteChange(r.change),
+      share(r.change),
+      formatCountChange(r.countChange),
+    ]);
+  const cells = cellsOf(true);
+  // Too narrow for the intervals and a readable site: the changes alone (the NDJSON has the intervals).
+  if (fixedWidth(['#', 'change (95%)', 'share', 'count'], cells) + SITE_MIN > width) return rankedTable(['#', 'change', 'share', 'count', 'site'], cellsOf(false), rows.map((r) => r.site), width);
+  return rankedTable(['#', 'change (95%)', 'share', 'count', 'site'], cells, rows.map((r) => r.site), width);
+}
+
+const SITE_MIN = 12;
+
+/** Columns taken by the four number columns and every border. */
+function fixedWidth(head: string[], cells: string[][]): number {
+  return [0, 1, 2, 3].reduce((sum, c) => sum + Math.max(head[c]!.length, ...cells.map((row) => row[c]!.length)) + 2, 0) + 6;
+}
+
+/** Four right-aligned columns sized to their contents, then the site column taking the rest of the width. */
+function rankedTable(head: string[], cells: string[][], sites: string[], width: number): string {
   const widths = [0, 1, 2, 3].map((c) => Math.max(head[c]!.length, ...cells.map((row) => row[c]!.length)) + 2);
   // Borders: one per column plus one; each cell has one space of padding either side (in widths).
-  const siteWidth = Math.max(12, width - widths.reduce((a, b) => a + b, 0) - 6);
-  const table = new Table({
+  const siteWidth = Math.max(SITE_MIN, width - fixedWidth(head, cells));
+  const table = new (cliTable())({
     head,
     colWidths: [...widths, siteWidth],
     colAligns: ['right', 'right', 'right', 'right', 'left'],
@@ -69,6 +127,6 @@ export function sitesTable(rows: SiteRow[], totalBytes: number, width = terminal
     chars: { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' },
     wordWrap: false,
   });
-  rows.forEach((r, i) => table.push([...cells[i]!, clip(r.site, siteWidth - 2)]));
+  sites.forEach((site, i) => table.push([...cells[i]!, clip(site, siteWidth - 2)]));
   return `${table.toString()}\n`;
 }

@@ -4,12 +4,10 @@
 // exit status, same death by signal.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { accessSync, closeSync, constants as fsConstants, existsSync, lstatSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { constants as osConstants, tmpdir } from 'node:os';
 import { basename, delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { attachBase, inspectTarget, recordAttached, stopSession } from '../attach.js';
 import { EXIT_DATA, HpError, UsageError, formatBytes, isQuiet, parser, runMain, setQuiet, systemErrorMessage } from '../cli.js';
 
 const NAME = 'hp-record';
@@ -338,7 +336,7 @@ function checkWritableDirectory(dir: string, output: string): void {
     throw new UsageError(`-o ${output}: directory ${dir}: ${errnoText(err)}`);
   }
   if (!st.isDirectory()) throw new UsageError(`-o ${output}: ${dir} is not a directory`);
-  const probe = join(dir, `.hp-record-probe-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const probe = join(dir, `.hp-record-probe-${process.pid}-${process.getBuiltinModule('node:crypto').randomBytes(4).toString('hex')}`);
   try {
     closeSync(openSync(probe, 'wx', 0o600));
     unlinkSync(probe);
@@ -801,6 +799,8 @@ async function runAttach(args: {
   const say = (line: string): void => {
     process.stderr.write(`${NAME}: ${line}\n`);
   };
+  // Loaded only for --pid (it brings node:net and gdb's plumbing): every other run starts without it.
+  const { attachBase, inspectTarget, recordAttached, stopSession } = await import('../attach.js');
   if (args.pid === undefined) throw new UsageError(`--${args.stop ? 'stop' : 'duration'} needs --pid PID`);
   if (!/^\d+$/.test(args.pid.trim()) || Number(args.pid) <= 0) throw new UsageError(`--pid '${args.pid}': expected a process id`);
   const pid = Number(args.pid);

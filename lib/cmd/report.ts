@@ -19,9 +19,13 @@ const NAME = 'hp-report';
 const USAGE = `Usage: $0 PROFILE... -o report.html [--at T] [--top N] [--points N] [--min-share F] [--title TEXT] [--by pid]
 
 Write one self-contained HTML file (inline SVG, canvas and JavaScript; it loads nothing from the
-network) with: the estimated live heap over time with its 95% band and the process RSS; a flame
-graph of the live heap at the peak that redraws for any time clicked on the plot; and the top
-sites at that time. Reads the profile twice (history, then peak), so PROFILE must be a file.
+network) with: the estimated live heap over time with its 95% band, the process RSS and, for
+--native recordings, the live heap of each domain (python, native, mmap); a flame graph of
+the live heap at the peak that redraws for any time clicked on the plot, with a search box, a
+switch hiding the import machinery and, for --native recordings, a thread menu; hovering a
+frame shows its bytes, interval, share and number of live allocations; and the top sites at
+that time (or their high-water marks over a range dragged on the plot). Reads the profile
+twice (history, then peak), so PROFILE must be a file.
 
 Every point of the plot carries the live heap as a call tree of every trace, pruned to the frames
 holding at least --min-share of it, and its top sites: the page stays small and fast for profiles
@@ -60,7 +64,7 @@ export function main(argv: string[]): void {
     const input = inputs[0]!;
     if (!merged && inputs.length !== 1) throw new UsageError(`one profile expected, got ${inputs.length}`);
     if (inputs.includes('-')) throw new UsageError('the report reads the profile twice: name a profile file, not stdin');
-    if (!merged) await resolveMarkOptions(args, ['at'], () => inputs[0]!);
+    await resolveMarkOptions(args, ['at'], () => (merged ? inputs : inputs[0]!));
     if (args.output === undefined) throw new UsageError('-o FILE is required (use -o - for stdout)');
     if (!(args['min-share'] >= 0 && args['min-share'] < 1)) throw new UsageError('--min-share: expected a fraction in [0, 1)');
     if (!(Number.isInteger(args['max-nodes']) && args['max-nodes'] >= 1)) throw new UsageError('--max-nodes: expected a whole number >= 1');

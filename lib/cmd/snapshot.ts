@@ -71,7 +71,7 @@ export function main(argv: string[]): void {
     const byPid = args.by === 'pid';
     const merged = byPid || manyInputs(inputs);
     const input = merged ? '' : inputArg(args._, 'hp-snapshot');
-    if (!merged) await resolveMarkOptions(args, ['at'], () => input);
+    await resolveMarkOptions(args, ['at'], () => (merged ? inputs : input));
     const at = parseAt(args.at);
     const by = traceGrouping(String(args['group-by'])) as GroupBy;
     const top = args.top === undefined ? Infinity : (args.top as number);
@@ -113,6 +113,9 @@ export function main(argv: string[]): void {
       // The total allows for what could be live undrawn (man/hp-estimates.7).
       const unseen = unseenOf(source.header.sampling, source.histogram);
       putEstimates(head, total, unseen);
+      // The allowance itself, so that a reader of this NDJSON (hp-diff, hp-pprof) bounds the
+      // total as the profile's own readers do.
+      if (unseen) head.unseen = { bytes: unseen.bytes, count: unseen.count };
       head.sampled = total.sampled;
       head.sites = sites.length;
       head.last_event = snap.lastUs / 1e6;

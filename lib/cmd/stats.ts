@@ -2,7 +2,7 @@
 // bytes with 95% intervals; the recorder's exact histogram and a sampler self-check when
 // the profile has one), and --suggest: a variance-optimal sampling table for a budget.
 
-import Table from 'cli-table3';
+import { cliTable } from '../lazy.js';
 import { OutputWriter, formatBytes, parser, runMain, UsageError, warn, setQuiet } from '../cli.js';
 import type { HistogramBucket, Sampling } from '../format/types.js';
 import { interval95, putEstimate, whole } from '../model/estimate.js';
@@ -163,7 +163,7 @@ export function main(argv: string[]): void {
       } else if (statsMode) {
         // The seed's HEAP USAGE SUMMARY: exact counts and bytes per range, and their shares.
         const head = ['size (bytes)', 'count', 'bytes', '% of count', '% of bytes'];
-        const tbl = new Table({ head, style: { head: [], border: [], compact: true }, colAligns: ['left', 'right', 'right', 'right', 'right'] });
+        const tbl = new (cliTable())({ head, style: { head: [], border: [], compact: true }, colAligns: ['left', 'right', 'right', 'right', 'right'] });
         const share = (x: number, of: number): string => (of > 0 ? `${((100 * x) / of).toFixed(1)}%` : '');
         for (const r of rows) {
           const h = r.recorder ?? { count: 0, bytes: 0, sampled: 0 };
@@ -175,7 +175,7 @@ export function main(argv: string[]): void {
       } else {
         const head = ['size (bytes)', 'sampled', 'est. count', '95% ±', 'est. bytes', '95% ±'];
         if (hist) head.push('count', 'bytes', 'sampled/count', 'p', 'check');
-        const tbl = new Table({ head, style: { head: [], border: [], compact: true }, colAligns: head.map((_, i) => (i === 0 || i === head.length - 1 ? 'left' : 'right')) as Array<'left' | 'right'> });
+        const tbl = new (cliTable())({ head, style: { head: [], border: [], compact: true }, colAligns: head.map((_, i) => (i === 0 || i === head.length - 1 ? 'left' : 'right')) as Array<'left' | 'right'> });
         const pText = (c: SamplerCheck): string => (c.pMin === c.pMax ? fmtP(c.pMin) : `${fmtP(c.pMin)}..${fmtP(c.pMax)}`);
         for (const r of rows) {
           const row = [rangeLabel(r.min, r.max), formatCount(r.sampled), formatCount(r.count), plusMinus(r.count, r.countVar), formatBytes(r.bytes), plusMinus(r.bytes, r.bytesVar) ? `±${formatBytes(interval95(r.bytes, r.bytesVar)![1] - r.bytes)}` : ''];

@@ -1,7 +1,7 @@
 // Where an exporter's result goes: `-o FILE` (written whole, then renamed into place so a
 // failed run never leaves half a file) or stdout, which must not be a terminal for binary data.
 
-import { rename, unlink, writeFile } from 'node:fs/promises';
+import { rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { UsageError } from '../cli.js';
 import { OutputWriter } from '../cli.js';
 
@@ -18,6 +18,13 @@ export async function writeResult(path: string | undefined, data: Buffer | strin
     await new Promise<void>((resolve, reject) => {
       process.stdout.write(data, (err) => (err ? reject(err) : resolve()));
     });
+    return;
+  }
+  // Not a regular file (/dev/null, a FIFO, /dev/stdout): written to as it is. Renaming a file over
+  // it would replace the device itself (as root, `-o /dev/null` left a plain file at /dev/null).
+  const existing = await stat(path).catch(() => null);
+  if (existing !== null && !existing.isFile() && !existing.isDirectory()) {
+    await writeFile(path, data);
     return;
   }
   const tmp = `${path}.tmp-${process.pid}`;

@@ -18,7 +18,7 @@ function escapeHtml(s: string): string {
 }
 
 const CSS = `
-:root { --fg: #1d2330; --muted: #5b6475; --line: #2060c0; --band: rgba(32, 96, 192, 0.18); --rss: #8a8f99; --sel: #d03030; }
+:root { --fg: #1d2330; --muted: #5b6475; --line: #2060c0; --band: rgba(32, 96, 192, 0.18); --rss: #8a8f99; --sel: #d03030; --python: #2a9d4a; --native: #9040c0; --mmap: #e08020; }
 * { box-sizing: border-box; }
 body { margin: 0; padding: 16px 24px 40px; font: 14px/1.4 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg); background: #fff; }
 h1 { font-size: 20px; margin: 0 0 4px; }
@@ -47,6 +47,7 @@ button { font: inherit; font-size: 12px; padding: 2px 8px; }
 .controls { display: flex; gap: 16px; align-items: center; font-size: 12px; color: var(--muted); margin: 4px 0 6px; }
 #search { font: inherit; font-size: 12px; padding: 2px 6px; width: 260px; }
 #plot .brush { fill: rgba(240, 160, 32, 0.18); stroke: #f0a020; }
+#thread { font: inherit; font-size: 12px; }
 `;
 
 /*
@@ -58,6 +59,8 @@ const CLIENT = String.raw`
   'use strict';
   var data = JSON.parse(document.getElementById('hp-data').textContent);
   var frames = data.frames, nodes = data.nodes, points = data.points;
+  var threads = data.threads || [], domains = data.domains || [];
+  var STRIDE = 5; // per tree node: node, bytes, half-width, count, half-width
   var selected = data.selectedIndex;
   var zoomPath = null; // frame-index path (root first) of the zoomed flame node, null = whole heap
 
@@ -73,6 +76,8 @@ const CLIENT = String.raw`
     return (Math.round(t * 1000) / 1000) + ' s';
   }
   function pct(part, whole) { return whole > 0 ? (100 * part / whole).toFixed(1) + '%' : '0%'; }
+  function fmtCount(n) { return String(Math.round(n)).replace(/\B(?=(\d{3})+(?!\d))/g, ','); }
+  function threadName(k) { var th = threads[k]; return (th.name || 'thread ' + th.id) + ' (tid ' + th.tid + ')'; }
   function frameName(i) {
     var f = frames[i];
     if (f[1] === '') return f[0] || '?';
@@ -145,6 +150,12 @@ const CLIENT = String.raw`
       el('line', { x1: X(m.t), x2: X(m.t), y1: M.t, y2: H - M.b, stroke: 'var(--muted)', 'stroke-dasharray': '1 3' }, g);
       el('title', {}, g).textContent = 'mark ' + m.label + ' at ' + fmtSec(m.t);
     });
+    // Native recordings: the live heap of each domain that has any, as thinner lines.
+    domainSeries().forEach(function (d) {
+      var path = '';
+      points.forEach(function (p, i) { path += (i ? 'L' : 'M') + X(p.t).toFixed(1) + ',' + Y(p.domains ? p.domains[d.index] : 0).toFixed(1); });
+      el('path', { id: 'series-' + d.name, 'class': 'series', d: path, fill: 'none', stroke: 'var(--' + d.name + ')', 'stroke-width': 1.5 }, svg);
+    });
     var sp = points[selected];
     if (range) el('rect', { id: 'brush', 'class': 'brush', x: X(range[0]), y: M.t, width: Math.max(1, X(range[1]) - X(range[0])), height: H - M.t - M.b }, svg);
     el('line', { id: 'cursor', x1: X(sp.t), x2: X(sp.t), y1: M.t, y2: H - M.b, stroke: 'var(--sel)', 'stroke-dasharray': '3 3' }, svg);
@@ -154,6 +165,33 @@ const CLIENT = String.raw`
       title.textContent = (p.peak ? 'peak, ' : p.chosen ? 'chosen, ' : '') + fmtSec(p.t) + ': ' + fmtBytes(p.bytes) + ' live' + (p.hi > p.lo ? ' (95%: ' + fmtBytes(p.lo) + ' .. ' + fmtBytes(p.hi) + ')' : '');
     });
   }
+  function domainSeries() {
+    var out = [];
+    domains.forEach(function (name, index) {
+      if (points.some(function (p) { return p.domains && p.domains[index] > 0; })) out.push({ name: name, index: index });
+    });
+    return out;
+  }
+  // The legend lists only the series drawn.
+  (function legend() {
+    var box = document.getElementById('plot-legend');
+    function item(color, text, extra) {
+      var i = document.createElement('i');
+      i.style.background = color;
+      if (extra) for (var k in extra) i.style[k] = extra[k];
+      box.appendChild(i);
+      box.appendChild(document.createTextNode(text + ' '));
+    }
+    item('var(--line)', 'estimated live heap');
+    item('var(--band)', 'its 95% interval', { height: '8px' });
+    var labels = { python: "Python's allocator", native: 'native (malloc family)', mmap: 'anonymous mmap' };
+    domainSeries().forEach(function (d) { item('var(--' + d.name + ')', labels[d.name] || d.name); });
+    if (points.some(function (p) { return p.rss !== null && p.rss !== undefined; })) item('var(--rss)', 'process RSS');
+    item('var(--sel)', 'peak', { width: '8px', height: '8px', borderRadius: '4px' });
+    box.appendChild(document.createTextNode('\u2014 click the plot (or use \u2190 \u2192) to choose a time, drag across it to choose a range'));
+    box.setAttribute('data-series', ['live'].concat(domainSeries().map(function (d) { return d.name; })).concat(points.some(function (p) { return p.rss != null; }) ? ['rss'] : []).join(' '));
+  })();
+
   // A drag on the plot selects a time range (the table then shows each site's high-water mark
   // over it); a click without a drag selects one time.
   var range = null, dragFrom = null, dragged = false;
@@ -193,6 +231,25 @@ const CLIENT = String.raw`
     select(best);
   });
 
+  // ---- thread filter (native recordings with threads) ----
+  var threadSel = document.getElementById('thread');
+  var thread = -1; // -1: all threads
+  if (threads.length > 0) {
+    threads.forEach(function (th, k) {
+      var o = document.createElement('option');
+      o.value = String(k);
+      o.textContent = threadName(k);
+      threadSel.appendChild(o);
+    });
+    document.getElementById('thread-control').hidden = false;
+    threadSel.addEventListener('change', function () {
+      thread = Number(threadSel.value);
+      zoomPath = null;
+      drawFlame();
+      drawTable();
+    });
+  }
+
   // ---- flame graph (icicle: root on top) ----
   var canvas = document.getElementById('flame');
   var ctx = canvas.getContext('2d');
@@ -200,17 +257,21 @@ const CLIENT = String.raw`
   var ROW = 18;
   var rects = [];
   function resolve(p) { return p.ref !== undefined ? points[p.ref] : p; }
+  // The tree of the whole heap (root frame -1), or of thread k (root frame -2 - k).
   function buildTree(p) {
     var src = resolve(p);
+    var rootFrame = thread < 0 ? -1 : -2 - thread;
     var byNode = {}, root = null;
-    for (var i = 0; i < src.tree.length; i += 3) {
+    for (var i = 0; i < src.tree.length; i += STRIDE) {
       var id = src.tree[i], nd = nodes[id];
-      var n = { id: id, frame: nd[1], name: nd[1] < 0 ? 'all' : frameName(nd[1]), value: src.tree[i + 1], hw: src.tree[i + 2], children: {}, order: [] };
+      if (nd[0] < 0 && nd[1] !== rootFrame) continue;
+      if (nd[0] >= 0 && !byNode[nd[0]]) continue;
+      var n = { id: id, frame: nd[1] < 0 ? -1 : nd[1], name: nd[1] < 0 ? (thread < 0 ? 'all' : threadName(thread)) : frameName(nd[1]), value: src.tree[i + 1], hw: src.tree[i + 2], count: src.tree[i + 3], countHw: src.tree[i + 4], children: {}, order: [] };
       byNode[id] = n;
       if (nd[0] < 0) root = n;
-      else if (byNode[nd[0]]) { byNode[nd[0]].children['n' + id] = n; byNode[nd[0]].order.push(n); }
+      else { byNode[nd[0]].children['n' + id] = n; byNode[nd[0]].order.push(n); }
     }
-    return root || { id: 0, frame: -1, name: 'all', value: p.bytes, hw: 0, children: {}, order: [] };
+    return root || { id: 0, frame: -1, name: thread < 0 ? 'all' : threadName(thread), value: thread < 0 ? p.bytes : 0, hw: 0, count: 0, countHw: 0, children: {}, order: [] };
   }
   function findZoom(root) {
     if (!zoomPath) return root;
@@ -256,6 +317,7 @@ const CLIENT = String.raw`
     ctx.font = '11px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace';
     ctx.textBaseline = 'middle';
     rects = [];
+    tipRoot = root.value;
     function draw(n, x, w, d, path, inMatch) {
       if (w < 0.4) return;
       if (hidden(n) && n !== focus) {
@@ -276,7 +338,7 @@ const CLIENT = String.raw`
       rects.push({ x: x, y: y, w: w, node: n, path: path, match: isMatch });
       if (w > 28) {
         ctx.fillStyle = '#111';
-        var label = n.frame === -1 ? 'all: ' + fmtBytes(n.value) + ' live at ' + fmtSec(p.t) : n.name;
+        var label = n.frame === -1 ? n.name + ': ' + fmtBytes(n.value) + ' live at ' + fmtSec(p.t) : n.name;
         var maxChars = Math.floor((w - 6) / 6.6);
         if (label.length > maxChars) label = label.slice(0, Math.max(1, maxChars - 1)) + '\u2026';
         ctx.fillText(label, x + 3, y + ROW / 2);
@@ -290,12 +352,16 @@ const CLIENT = String.raw`
     }
     draw(focus, 0, width, 0, zoomPath ? zoomPath.slice() : [], false);
     canvas.setAttribute('data-point', String(selected));
+    canvas.setAttribute('data-root-bytes', String(root.value));
     canvas.setAttribute('data-matches', String(matches));
     canvas.setAttribute('data-frames', String(rects.length));
     document.getElementById('search-info').textContent = query === '' ? '' : matches + ' frame' + (matches === 1 ? '' : 's') + ' match, ' + fmtBytes(matchedBytes) + ' (' + pct(matchedBytes, focus.value) + ')';
     document.getElementById('flame-title').textContent = (p.peak ? 'Peak: ' : p.chosen ? 'Chosen: ' : '') + 'live heap at ' + fmtSec(p.t) + ': ' + fmtBytes(p.bytes) +
-      (p.hi > p.lo ? ' (95% interval ' + fmtBytes(p.lo) + ' .. ' + fmtBytes(p.hi) + ')' : '') + (focus !== root ? ', zoomed to ' + focus.name + ' (' + pct(focus.value, p.bytes) + ')' : '');
+      (p.hi > p.lo ? ' (95% interval ' + fmtBytes(p.lo) + ' .. ' + fmtBytes(p.hi) + ')' : '') +
+      (thread >= 0 ? '; thread ' + threadName(thread) + ': ' + fmtBytes(root.value) : '') +
+      (focus !== root ? ', zoomed to ' + focus.name + ' (' + pct(focus.value, root.value) + ')' : '');
   }
+  var tipRoot = 0; // bytes of the shown tree's root (the thread's heap when one is chosen)
   function hit(ev) {
     var r = canvas.getBoundingClientRect();
     var x = ev.clientX - r.left, y = ev.clientY - r.top;
@@ -309,9 +375,10 @@ const CLIENT = String.raw`
     var q = hit(ev);
     if (!q) { tip.style.display = 'none'; return; }
     var p = points[selected], n = q.node;
-    var hw = n.hw;
-    tip.textContent = (n.frame === -1 ? 'all live bytes' : n.name) + '\n' + fmtBytes(n.value) + ' live, ' + pct(n.value, p.bytes) + ' of the heap at ' + fmtSec(p.t) +
-      '\n95% interval: ' + (hw > 0 ? fmtBytes(Math.max(0, n.value - hw)) + ' .. ' + fmtBytes(n.value + hw) : 'exact (sampled at p = 1)');
+    var hw = n.hw, whole = thread < 0 ? p.bytes : tipRoot;
+    tip.textContent = (n.frame === -1 ? (thread < 0 ? 'all live bytes' : 'all live bytes of ' + n.name) : n.name) + '\n' + fmtBytes(n.value) + ' live, ' + pct(n.value, whole) + ' of the ' + (thread < 0 ? 'heap' : "thread's heap") + ' at ' + fmtSec(p.t) +
+      '\n95% interval: ' + (hw > 0 ? fmtBytes(Math.max(0, n.value - hw)) + ' .. ' + fmtBytes(n.value + hw) : 'exact (sampled at p = 1)') +
+      '\nallocations live: ' + (n.countHw > 0 ? 'about ' + fmtCount(n.count) + ' (95%: ' + fmtCount(Math.max(0, n.count - n.countHw)) + ' .. ' + fmtCount(n.count + n.countHw) + ')' : fmtCount(n.count) + ' (exact)');
     tip.style.display = 'block';
     var wrap = canvas.parentNode.getBoundingClientRect();
     tip.style.left = Math.min(ev.clientX - wrap.left + 12, wrap.width - 300) + 'px';
@@ -328,15 +395,23 @@ const CLIENT = String.raw`
 
   // ---- top sites (innermost line) at the selected point ----
   // Per site, the highest live bytes over the points in the range (memray's temporal view).
+  // The sites of a point, and the total they are a share of: the whole heap's or the thread's.
+  function sitesOf(p) {
+    var src = resolve(p);
+    if (thread < 0) return { list: src.sites, total: p.bytes };
+    var total = 0;
+    for (var i = 0; i < src.tree.length; i += STRIDE) if (nodes[src.tree[i]][1] === -2 - thread) total = src.tree[i + 1];
+    return { list: (src.threadSites && src.threadSites[thread]) || [], total: total };
+  }
   function highWater(a, b) {
     var best = {}, order = [];
     points.forEach(function (p) {
       if (p.t < a || p.t > b) return;
-      var src = resolve(p);
-      for (var i = 0; i < src.sites.length; i += 3) {
-        var k = 'f' + src.sites[i], cur = best[k];
-        if (!cur) { cur = best[k] = { frame: src.sites[i], bytes: -1, hw: 0, t: 0, total: 1 }; order.push(cur); }
-        if (src.sites[i + 1] > cur.bytes) { cur.bytes = src.sites[i + 1]; cur.hw = src.sites[i + 2]; cur.t = p.t; cur.total = p.bytes; }
+      var s = sitesOf(p), list = s.list;
+      for (var i = 0; i < list.length; i += 3) {
+        var k = 'f' + list[i], cur = best[k];
+        if (!cur) { cur = best[k] = { frame: list[i], bytes: -1, hw: 0, t: 0, total: 1 }; order.push(cur); }
+        if (list[i + 1] > cur.bytes) { cur.bytes = list[i + 1]; cur.hw = list[i + 2]; cur.t = p.t; cur.total = s.total; }
       }
     });
     order.sort(function (x, y) { return y.bytes - x.bytes; });
@@ -345,13 +420,13 @@ const CLIENT = String.raw`
     return flat;
   }
   function drawTable() {
-    var p = points[selected], src = resolve(p);
+    var p = points[selected], here = sitesOf(p), list = here.list;
     var body = document.getElementById('sites-body');
     while (body.firstChild) body.removeChild(body.firstChild);
     var rows = [];
     if (range) rows = highWater(range[0], range[1]);
-    else for (var k = 0; k < src.sites.length; k += 3) rows.push(src.sites[k], src.sites[k + 1], src.sites[k + 2], p.t, p.bytes);
-    var maxRows = src.sites.length / 3 || 30;
+    else for (var k = 0; k < list.length; k += 3) rows.push(list[k], list[k + 1], list[k + 2], p.t, here.total);
+    var maxRows = resolve(p).sites.length / 3 || 30;
     for (var i = 0; i < rows.length && i < 5 * maxRows; i += 5) {
       var frame = rows[i], bytes = rows[i + 1], hw = rows[i + 2], whole = rows[i + 4];
       var tr = document.createElement('tr');
@@ -370,7 +445,7 @@ const CLIENT = String.raw`
       });
       body.appendChild(tr);
     }
-    document.getElementById('sites-title').textContent = range ? 'High-water mark per site from ' + fmtSec(range[0]) + ' to ' + fmtSec(range[1]) + ' (drag on the plot; click it to choose one time)' : 'Top sites at ' + fmtSec(p.t);
+    document.getElementById('sites-title').textContent = (range ? 'High-water mark per site from ' + fmtSec(range[0]) + ' to ' + fmtSec(range[1]) + ' (drag on the plot; click it to choose one time)' : 'Top sites at ' + fmtSec(p.t)) + (thread >= 0 ? ', thread ' + threadName(thread) : '');
   }
 
   function select(i) {
@@ -429,12 +504,12 @@ export function renderReportHtml(data: ReportData): string {
 ${facts}
 </div>
 <h2>Memory over time</h2>
-<div class="legend"><i style="background: var(--line)"></i>estimated live heap <i style="background: var(--band); height: 8px"></i>its 95% interval <i style="background: var(--rss)"></i>process RSS <i style="background: var(--sel); width: 8px; height: 8px; border-radius: 4px"></i>peak &mdash; click the plot (or use &larr; &rarr;) to choose a time, drag across it to choose a range</div>
+<div class="legend" id="plot-legend"></div>
 <svg id="plot" role="img" aria-label="estimated live heap over time"></svg>
 ${marksList(data.marks)}
 <h2 id="flame-title">Live heap</h2>
 <div class="legend">width = share of live bytes; root on top, callees below; space under a frame = allocated by that line itself or by callees too small to draw; click a frame to zoom <button id="unzoom" type="button">whole heap</button></div>
-<div class="controls"><input id="search" type="search" placeholder="search frames: function or file" aria-label="search frames"><span id="search-info"></span><label><input id="hide-import" type="checkbox" checked> hide import machinery (importlib._bootstrap)</label></div>
+<div class="controls"><input id="search" type="search" placeholder="search frames: function or file" aria-label="search frames"><span id="search-info"></span><label><input id="hide-import" type="checkbox" checked> hide import machinery (importlib._bootstrap)</label><label id="thread-control" hidden>thread <select id="thread" aria-label="thread"><option value="-1">all threads</option></select></label></div>
 <div id="flame-wrap"><canvas id="flame" role="img" aria-label="flame graph of the live heap"></canvas><div id="tip"></div></div>
 <h2 id="sites-title">Top sites</h2>
 <table id="sites"><thead><tr><th>site (innermost line)</th><th class="num">live bytes</th><th class="num">95% interval</th><th class="num">share</th></tr></thead><tbody id="sites-body"></tbody></table>

@@ -5,7 +5,7 @@
 // trace seen, and a point's values are summed up it leaf to root in one pass over its nodes.
 
 import { OP_ALLOC, OP_FREE, OP_RSS, type ProfileSource } from '../format/source.js';
-import type { Frame, Header, Trace } from '../format/types.js';
+import { DOMAINS, traceDomain, type Frame, type Header, type ThreadInfo, type Trace } from '../format/types.js';
 import { halfWidth95 } from '../format/weights.js';
 import { interval95, unseenOf, upperVariance, type Unseen } from '../model/estimate.js';
 import { LiveHeap } from '../model/live.js';
@@ -22,12 +22,18 @@ export interface ReportPoint {
   hi: number;
   rss: number | null;
   /**
-   * Call-tree nodes holding at least the minimum share, as flattened triples: node index (in
-   * ReportData.nodes), estimated bytes at or below it, 95% half-width. Parents before children.
+   * Call-tree nodes holding at least the minimum share of their tree, as flattened groups of
+   * TREE_STRIDE: node index (in ReportData.nodes), estimated bytes at or below it and their 95%
+   * half-width, estimated number of live allocations at or below it and its 95% half-width.
+   * Parents before children. With threads, each thread's tree follows the whole heap's.
    */
   tree: number[];
   /** Top sites (innermost frame) as triples: frame index (-1: no Python stack), bytes, half-width. */
   sites: number[];
+  /** Native recordings: live bytes of each domain, in DOMAINS order (python, native, mmap). */
+  domains?: number[];
+  /** With threads: per thread (ReportData.threads order), its top sites as in `sites`. */
+  threadSites?: number[][];
   /** Index of an earlier point whose tree and sites this point shares (nothing changed between). */
   ref?: number;
   peak?: true;
@@ -56,8 +62,15 @@ export interface ReportData {
   };
   /** [function or null, file, line]; file '' marks a pseudo frame such as [no Python stack]. */
   frames: Array<[string | null, string, number]>;
-  /** Call-tree nodes: [parent node, frame]; node 0 is the root (all live bytes), [-1, -1]. */
+  /**
+   * Call-tree nodes: [parent node, frame]; node 0 is the root (all live bytes), [-1, -1]. With
+   * threads, each thread's tree has its own root [-1, -2 - k] for thread k of `threads`.
+   */
   nodes: Array<[number, number]>;
+  /** The threads that allocated (profiles recorded with hp-record --native); empty otherwise. */
+  threads: ThreadInfo[];
+  /** The domains the points' `domains` give (empty when the profile has none). */
+  domains: string[];
   points: ReportPoint[];
   /** Index in `points` of the peak. */
   peakIndex: number;
@@ -141,6 +154,9 @@ export function niceGranularityUs(us: number): number {
 
 const round = (x: number): number => Math.max(0, Math.round(x));
 
+/** Numbers per node in ReportPoint.tree. */
+export const TREE_STRIDE = 5;
+
 /**
  * The prefix tree of every trace seen (root first), frames interned, and per live-heap slot the
  * tree leaf and site of its trace. Node ids grow as traces appear, and a parent's id is always
@@ -151,7 +167,15 @@ export class CallTree {
   private readonly frameIndex = new Map<string, number>();
   parent = new Int32Array(1024);
   frameOf = new Int32Array(1024);
+  /** The root of each node's tree (0, or a thread's root); null while there are no threads (all 0). */
+  rootOf: Int32Array | null = null;
   size = 1;
+  /** Threads seen, in order of first sight, and the root node of each one's tree. */
+  readonly threads: ThreadInfo[] = [];
+  readonly threadRoots: number[] = [];
+  private readonly threadIndex = new Map<number, number>();
+  /** Traces with a thread or a domain (native recordings): their thread tree's leaf and domain index. */
+  private readonly nativeInfo = new Map<number, { threadLeaf: number; domain: number }>();
   /**
    * Open-addressing hash of (parent, frame) to child node: each slot holds a node id + 1 (0 =
    * empty), whose key is read back from parent[] and frameOf[]. 4 bytes a slot, at most half
@@ -184,6 +208,25 @@ export class CallTree {
     return i;
   }
 
+  private newNode(parent: number, frame: number): number {
+    if (this.size === this.parent.length) {
+      const grow = (a: Int32Array) => {
+        const b = new Int32Array(this.size * 2);
+        b.set(a);
+        return b;
+      };
+      this.parent = grow(this.parent);
+      this.frameOf = grow(this.frameOf);
+      if (this.rootOf) this.rootOf = grow(this.rootOf);
+    }
+    const n = this.size++;
+    this.parent[n] = parent;
+    this.frameOf[n] = frame;
+    if (parent < 0 && !this.rootOf) this.rootOf = new Int32Array(this.parent.length);
+    if (this.rootOf) this.rootOf[n] = parent < 0 ? n : this.rootOf[parent]!;
+    return n;
+  }
+
   private static slotOf(parent: number, frame: number, mask: number): number {
     let h = Math.imul(parent, 0x9e3779b1) ^ Math.imul(frame + 0x7f4a7c15, 0x85ebca77);
     h ^= h >>> 15;
@@ -200,23 +243,15 @@ export class CallTree {
       if (this.parent[s - 1] === parent && this.frameOf[s - 1] === frame) return s - 1;
       i = (i + 1) & mask;
     }
-    if (this.size === this.parent.length) {
-      const p = new Int32Array(this.size * 2);
-      p.set(this.parent);
-      this.parent = p;
-      const f = new Int32Array(this.size * 2);
-      f.set(this.frameOf);
-      this.frameOf = f;
-    }
-    const n = this.size++;
-    this.parent[n] = parent;
-    this.frameOf[n] = frame;
+    const n = this.newNode(parent, frame);
     if (2 * this.size > slots.length) {
-      // Double and re-insert every child node (node 0, the root, is nobody's child).
+      // Double and re-insert every child node (roots, with no parent, are nobody's child).
       slots = new Int32Array(slots.length * 2);
       mask = slots.length - 1;
       for (let m = 1; m < this.size; m++) {
-        let j = CallTree.slotOf(this.parent[m]!, this.frameOf[m]!, mask);
+        const p = this.parent[m]!;
+        if (p < 0) continue;
+        let j = CallTree.slotOf(p, this.frameOf[m]!, mask);
         while (slots[j] !== 0) j = (j + 1) & mask;
         slots[j] = m + 1;
       }
@@ -225,12 +260,39 @@ export class CallTree {
     return n;
   }
 
-  private define(traceId: number): void {
-    const trace = traceOrPlaceholder(this.lookup, traceId);
-    let node = 0;
+  /** The root node of a thread's own tree (its frame is -2 - the thread's index). */
+  private threadRoot(thread: ThreadInfo): number {
+    let k = this.threadIndex.get(thread.id);
+    if (k === undefined) {
+      k = this.threads.length;
+      this.threads.push({ id: thread.id, tid: thread.tid, name: thread.name });
+      this.threadIndex.set(thread.id, k);
+      this.threadRoots.push(this.newNode(-1, -2 - k));
+    }
+    return this.threadRoots[k]!;
+  }
+
+  /** The path of a trace's frames (root first) below `node`. */
+  private path(node: number, trace: Trace): number {
     if (trace.dropped > 0) node = this.child(node, this.frame({ function: `[${trace.dropped} outer frames not recorded]`, file: '', line: 0 }));
     if (trace.frames.length === 0) node = this.child(node, this.noStackFrame);
     for (let i = trace.frames.length - 1; i >= 0; i--) node = this.child(node, this.frame(trace.frames[i]!));
+    return node;
+  }
+
+  /** A native recording's trace: the leaf in its thread's tree (-1: no thread) and its domain (DOMAINS index). */
+  nativeOf(traceId: number): { threadLeaf: number; domain: number } | undefined {
+    this.leaf(traceId);
+    return this.nativeInfo.get(traceId);
+  }
+
+  private define(traceId: number): void {
+    const trace = traceOrPlaceholder(this.lookup, traceId);
+    const node = this.path(0, trace);
+    if (trace.thread !== undefined || trace.domain !== undefined) {
+      const threadLeaf = trace.thread ? this.path(this.threadRoot(trace.thread), trace) : -1;
+      this.nativeInfo.set(traceId, { threadLeaf, domain: Math.max(0, DOMAINS.indexOf(traceDomain(trace))) });
+    }
     const site = trace.frames.length > 0 ? this.frame(trace.frames[0]!) : -1;
     if (traceId >= DIRECT_TRACE_IDS) {
       this.farTraces.set(traceId, [node, site]);
@@ -278,11 +340,15 @@ const DIRECT_TRACE_IDS = 1 << 22;
 class PointMaker {
   private values = new Float64Array(0);
   private variances = new Float64Array(0);
+  private counts = new Float64Array(0);
+  private countVars = new Float64Array(0);
   private siteBytes = new Float64Array(0);
   private siteVar = new Float64Array(0);
   readonly usedNodes = new Set<number>([0]);
   /** What the total's interval allows for as live undrawn (man/hp-estimates.7). */
   unseen: Unseen | null = null;
+  /** Split each point by domain (a native recording). */
+  domains = false;
 
   constructor(
     private readonly tree: CallTree,
@@ -297,75 +363,130 @@ class PointMaker {
     const slots = heap.slots;
     const leafOfSlot = new Int32Array(slots);
     const siteOfSlot = new Int32Array(slots);
+    const threadLeafOfSlot = new Int32Array(slots).fill(-1);
+    const domainBytes = [0, 0, 0];
     for (let s = 0; s < slots; s++) {
       if (heap.sampled[s]! > 0 && heap.bytes[s]! > 0) {
         const trace = heap.traceOfSlot[s]!;
         leafOfSlot[s] = tree.leaf(trace);
         siteOfSlot[s] = tree.site(trace) + 1; // 0: no Python stack
+        const info = tree.nativeOf(trace);
+        if (info) threadLeafOfSlot[s] = info.threadLeaf;
+        domainBytes[info ? info.domain : 0]! += heap.bytes[s]!;
       } else leafOfSlot[s] = -1;
     }
     const n = tree.size;
     if (this.values.length < n) {
-      // A little headroom, not double: with millions of tree nodes each array is tens of MB.
-      this.values = new Float64Array(n + (n >> 3) + 1024);
-      this.variances = new Float64Array(this.values.length);
+      // The tree stops growing once every trace has been seen: a little headroom is enough.
+      const size = Math.ceil(n * 1.25);
+      this.values = new Float64Array(size);
+      this.variances = new Float64Array(size);
+      this.counts = new Float64Array(size);
+      this.countVars = new Float64Array(size);
     } else {
       this.values.fill(0, 0, n);
       this.variances.fill(0, 0, n);
+      this.counts.fill(0, 0, n);
+      this.countVars.fill(0, 0, n);
     }
     const nf = tree.frames.length + 1;
-    if (this.siteBytes.length < nf) {
-      this.siteBytes = new Float64Array(nf * 2);
-      this.siteVar = new Float64Array(nf * 2);
+    const nThreads = tree.threads.length;
+    // Sites of the whole heap, then of each thread: nf entries each.
+    const siteSlots = nf * (1 + nThreads);
+    if (this.siteBytes.length < siteSlots) {
+      this.siteBytes = new Float64Array(siteSlots * 2);
+      this.siteVar = new Float64Array(siteSlots * 2);
     } else {
-      this.siteBytes.fill(0, 0, nf);
-      this.siteVar.fill(0, 0, nf);
+      this.siteBytes.fill(0, 0, siteSlots);
+      this.siteVar.fill(0, 0, siteSlots);
     }
     const values = this.values;
     const variances = this.variances;
+    const counts = this.counts;
+    const countVars = this.countVars;
     const siteBytes = this.siteBytes;
     const siteVar = this.siteVar;
+    const parent = tree.parent;
     for (let s = 0; s < slots; s++) {
       const leaf = leafOfSlot[s]!;
       if (leaf < 0) continue;
       const b = heap.bytes[s]!;
       const v = Math.max(0, heap.bytesVar[s]!);
+      const c = heap.count[s]!;
+      const cv = Math.max(0, heap.countVar[s]!);
       values[leaf]! += b;
       variances[leaf]! += v;
+      counts[leaf]! += c;
+      countVars[leaf]! += cv;
       siteBytes[siteOfSlot[s]!]! += b;
       siteVar[siteOfSlot[s]!]! += v;
+      const threadLeaf = threadLeafOfSlot[s]!;
+      if (threadLeaf >= 0) {
+        values[threadLeaf]! += b;
+        variances[threadLeaf]! += v;
+        counts[threadLeaf]! += c;
+        countVars[threadLeaf]! += cv;
+        const k = -2 - tree.frameOf[tree.rootOf![threadLeaf]!]!;
+        siteBytes[(k + 1) * nf + siteOfSlot[s]!]! += b;
+        siteVar[(k + 1) * nf + siteOfSlot[s]!]! += v;
+      }
     }
-    const parent = tree.parent;
     for (let node = n - 1; node > 0; node--) {
       const p = parent[node]!;
+      if (p < 0) continue; // a thread's root
       values[p]! += values[node]!;
       variances[p]! += variances[node]!;
+      counts[p]! += counts[node]!;
+      countVars[p]! += countVars[node]!;
     }
-    const minBytes = Math.max(1, this.opts.minShare * values[0]!);
-    let kept: number[] = [];
-    for (let node = 0; node < n; node++) if (values[node]! >= minBytes) kept.push(node);
-    if (kept.length > this.opts.maxNodes) {
-      const candidates = Float64Array.from(kept, (node) => values[node]!);
-      kept = topIndices(candidates, candidates.length, this.opts.maxNodes).map((i) => kept[i]!).sort((a, b) => a - b);
-    }
+    // Each tree (the whole heap's, each thread's) keeps the nodes holding minShare of its root.
+    const rootOf = tree.rootOf;
+    const keep = (inThreads: boolean): number[] => {
+      let kept: number[] = [];
+      for (let node = 0; node < n; node++) {
+        const root = rootOf ? rootOf[node]! : 0;
+        if ((root !== 0) !== inThreads) continue;
+        if (values[node]! > 0 && values[node]! >= Math.max(1, this.opts.minShare * values[root]!)) kept.push(node);
+      }
+      if (kept.length > this.opts.maxNodes) {
+        const candidates = Float64Array.from(kept, (node) => values[node]!);
+        kept = topIndices(candidates, candidates.length, this.opts.maxNodes).map((i) => kept[i]!).sort((a, b) => a - b);
+      }
+      return kept;
+    };
     const treeOut: number[] = [];
-    for (const node of kept) {
+    const out = (node: number): void => {
       this.usedNodes.add(node);
-      treeOut.push(node, round(values[node]!), Math.round(halfWidth95(upperVariance(values[node]!, variances[node]!))));
-    }
-    const sitesOut: number[] = [];
-    for (const i of topIndices(siteBytes, nf, this.opts.sites, (j) => siteBytes[j]! > 0)) {
-      sitesOut.push(i - 1, round(siteBytes[i]!), Math.round(halfWidth95(upperVariance(siteBytes[i]!, siteVar[i]!))));
-    }
-    return {
+      treeOut.push(
+        node,
+        round(values[node]!),
+        Math.round(halfWidth95(upperVariance(values[node]!, variances[node]!))),
+        round(counts[node]!),
+        Math.round(halfWidth95(upperVariance(counts[node]!, countVars[node]!))),
+      );
+    };
+    out(0);
+    for (const node of keep(false)) if (node !== 0) out(node);
+    if (nThreads > 0) for (const node of keep(true)) out(node);
+    const sitesOf = (base: number): number[] => {
+      const list: number[] = [];
+      for (const i of topIndices(siteBytes.subarray(base, base + nf), nf, this.opts.sites, (j) => siteBytes[base + j]! > 0)) {
+        list.push(i - 1, round(siteBytes[base + i]!), Math.round(halfWidth95(upperVariance(siteBytes[base + i]!, siteVar[base + i]!))));
+      }
+      return list;
+    };
+    const point: ReportPoint = {
       t: tUs / 1e6,
       bytes: round(total.bytes),
       lo: round(ci[0]),
       hi: round(ci[1]),
       rss,
       tree: treeOut,
-      sites: sitesOut,
+      sites: sitesOf(0),
     };
+    if (this.domains) point.domains = domainBytes.map(round);
+    if (nThreads > 0) point.threadSites = tree.threads.map((_, k) => sitesOf((k + 1) * nf));
+    return point;
   }
 }
 
@@ -387,6 +508,7 @@ export async function buildReportData(open: () => Promise<ProfileSource>, opts: 
       header = source.header;
       warnIfNoEvents(source);
       maker.unseen = unseenOf(header.sampling, source.histogram);
+      maker.domains = header.native === true;
       tree.lookup = (id) => source.trace(id);
       const snap = await liveHeapAt(source, { kind: 'peak' });
       peak = { ...maker.make(snap.heap, snap.atUs, null), peak: true };
@@ -413,7 +535,7 @@ export async function buildReportData(open: () => Promise<ProfileSource>, opts: 
     const close = (endUs: number): void => {
       if (!dirty && lastMade >= 0) {
         const m = points[lastMade]!;
-        points.push({ t: endUs / 1e6, bytes: m.bytes, lo: m.lo, hi: m.hi, rss, tree: [], sites: [], ref: lastMade });
+        points.push({ t: endUs / 1e6, bytes: m.bytes, lo: m.lo, hi: m.hi, rss, tree: [], sites: [], ...(m.domains ? { domains: m.domains } : {}), ref: lastMade });
       } else {
         lastMade = points.length;
         points.push(maker.make(heap, endUs, rss));
@@ -471,8 +593,8 @@ export async function buildReportData(open: () => Promise<ProfileSource>, opts: 
   // Keep only the nodes some point uses, renumbered in id order (parents stay before children).
   const used = [...maker.usedNodes].sort((a, b) => a - b);
   const compact = new Map<number, number>(used.map((node, i) => [node, i]));
-  const nodes: Array<[number, number]> = used.map((node) => [node === 0 ? -1 : compact.get(tree.parent[node]!)!, tree.frameOf[node]!]);
-  for (const p of points) for (let i = 0; i < p.tree.length; i += 3) p.tree[i] = compact.get(p.tree[i]!)!;
+  const nodes: Array<[number, number]> = used.map((node) => [tree.parent[node]! < 0 || node === 0 ? -1 : compact.get(tree.parent[node]!)!, tree.frameOf[node]!]);
+  for (const p of points) for (let i = 0; i < p.tree.length; i += TREE_STRIDE) p.tree[i] = compact.get(p.tree[i]!)!;
 
   return {
     version: 1,
@@ -491,6 +613,8 @@ export async function buildReportData(open: () => Promise<ProfileSource>, opts: 
     },
     frames: tree.frames,
     nodes,
+    threads: tree.threads,
+    domains: header.native === true ? [...DOMAINS] : [],
     points,
     peakIndex,
     selectedIndex,

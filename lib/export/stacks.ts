@@ -190,6 +190,7 @@ export async function readSnapshotNdjson(arg: string): Promise<StackSet> {
   let label = name;
   let sawSite = false;
   let foreign = 0;
+  let unseen: Unseen | null = null;
   for await (const { lineNumber, value } of readNdjson(openTextInput(arg), name)) {
     const rec = value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
     if (rec?.type === 'snapshot') {
@@ -203,6 +204,7 @@ export async function readSnapshotNdjson(arg: string): Promise<StackSet> {
       if (start !== null) {
         header = { ...blankHeader(), startTimeUs: start, pid: num(rec.pid), argv: Array.isArray(rec.argv) ? rec.argv.map(String) : [] };
       }
+      unseen = unseenField(rec.unseen);
       continue;
     }
     if (rec?.type !== 'site') {
@@ -232,7 +234,20 @@ export async function readSnapshotNdjson(arg: string): Promise<StackSet> {
     sawSite = true;
   }
   if (!sawSite && foreign > 0) throw new HpError(`${name}: no snapshot site lines (${foreign} other lines): expected hp-snapshot output (for hp-events output, give --at or --alloc)`);
-  return { label, kind: 'inuse', atUs, toUs: null, header, stacks, total, ignored: foreign };
+  return { label, kind: 'inuse', atUs, toUs: null, header, stacks, total, ignored: foreign, unseen };
+}
+
+/** hp-snapshot's "unseen" field: {bytes: {weight, variance}, count: {...}}; null if absent or malformed. */
+function unseenField(v: unknown): Unseen | null {
+  const pseudo = (x: unknown): { weight: number; variance: number } | null => {
+    if (!x || typeof x !== 'object') return null;
+    const { weight, variance } = x as Record<string, unknown>;
+    return typeof weight === 'number' && typeof variance === 'number' && Number.isFinite(weight) && Number.isFinite(variance) && weight >= 0 && variance >= 0 ? { weight, variance } : null;
+  };
+  if (!v || typeof v !== 'object') return null;
+  const bytes = pseudo((v as Record<string, unknown>).bytes);
+  const count = pseudo((v as Record<string, unknown>).count);
+  return bytes && count ? { bytes, count } : null;
 }
 
 /**

@@ -1,9 +1,12 @@
 // Byte-level primitives shared by the hpx encoders and decoders: LEB128 varints (as numbers,
 // exact up to 2^53), a growable output buffer, and a bounds-checked cursor for parsing.
 
-import { crc32 } from 'node:zlib';
-
-export { crc32 };
+/** CRC-32 (zlib's), of `data` continuing from `value`. node:zlib is loaded on the first call, not
+ * at start-up: a command that ends at --help or a usage error never needs it. */
+export function crc32(data: Uint8Array, value = 0): number {
+  return (zlibCrc32 ??= process.getBuiltinModule('node:zlib').crc32)(data, value);
+}
+let zlibCrc32: ((data: Uint8Array, value?: number) => number) | undefined;
 
 /** Largest value a reader accepts from a varint: nothing in a profile can be larger. */
 export const MAX_SAFE_VARINT = Number.MAX_SAFE_INTEGER;

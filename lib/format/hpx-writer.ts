@@ -2,7 +2,6 @@
 // way the native recorder does: strings/frames/traces into .hpm blocks, events into .hpd
 // blocks, trace definitions flushed before the first block that uses them.
 
-import { randomBytes } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import { ByteSink, crc32 } from './bytes.js';
 import type { Frame, Header, HistogramBucket, Sampling, Trace } from './types.js';
@@ -139,7 +138,7 @@ export class HpxWriter {
 
   constructor(private readonly opts: HpxWriterOptions) {
     this.eventsPerBlock = opts.eventsPerBlock ?? 8192;
-    this.profileId = opts.profileId ?? randomBytes(16);
+    this.profileId = opts.profileId ?? process.getBuiltinModule('node:crypto').randomBytes(16);
     this.emit('hpm', encodeFileHeader(HPM_MAGIC, this.profileId, encodeHeaderBody(opts.header)));
     this.emit('hpd', encodeFileHeader(HPD_MAGIC, this.profileId, Buffer.alloc(0)));
   }

@@ -6,7 +6,6 @@
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
 import { HpError } from '../cli.js';
 import { BlockFile, problemText, type BlockProblem } from './block-file.js';
 import { Cursor, FormatError, crc32 } from './bytes.js';
@@ -575,6 +574,8 @@ export class V2Profile implements ProfileSource {
     const slots: EventBatch[] = [];
     const url = workerUrl();
     // A built (.js) worker needs none of the parent's loaders (a test runner's TypeScript one takes seconds to start).
+    // node:worker_threads is loaded here, by the reads that use it, not at every command's start.
+    const { Worker } = process.getBuiltinModule('node:worker_threads');
     const worker = new Worker(url, { workerData: job, ...(url.pathname.endsWith('.js') ? { execArgv: [] } : {}) });
     const queue: WorkerMessage[] = [];
     let wake: (() => void) | null = null;

@@ -10,7 +10,6 @@
 // IndexBuilder passed to loadIndexWith) and reads through it (snapshots, history from T).
 
 import { constants as fsConstants, closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
 import { open, rename, stat, unlink } from 'node:fs/promises';
 import { HpError } from '../cli.js';
 import { BlockFile } from './block-file.js';
@@ -507,7 +506,7 @@ export async function loadIndexWith(arg: string, header: Header, builder: IndexB
     // A fresh name, created exclusively and never through a symlink (O_EXCL, O_NOFOLLOW), with
     // the profile's own permissions; rename() then replaces BASE.hpi itself, never what a
     // symlink there points to.
-    const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+    const tmp = `${path}.${process.pid}.${process.getBuiltinModule('node:crypto').randomBytes(6).toString('hex')}.tmp`;
     let created = false;
     try {
       const mode = (await stat(`${base}.hpd`)).mode & 0o666;

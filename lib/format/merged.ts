@@ -5,13 +5,18 @@
 
 import { HpError } from '../cli.js';
 import { OP_ALLOC, OP_END, OP_FREE, OP_RSS, type EventBatch, type ProfileSource } from './source.js';
-import type { Frame, Header, HistogramBucket, Trace } from './types.js';
+import type { Frame, Header, HistogramBucket, Mark, Trace } from './types.js';
 
 const BATCH = 8192;
 
 /** The outermost pseudo frame that names a process under --by pid. */
 export function pidFrame(pid: number | string): Frame {
   return { function: null, file: `pid ${pid}`, line: 0 };
+}
+
+/** True for a frame pidFrame made (it is always a trace's outermost). */
+export function isProcessFrame(f: Frame): boolean {
+  return f.function === null && f.line === 0 && !f.native && /^pid \S+$/.test(f.file);
 }
 
 function samplingKey(h: Header): string {
@@ -66,6 +71,19 @@ export class MergedSource implements ProfileSource {
   /** Microseconds from the merged start to source i's start. */
   offsetUs(i: number): number {
     return this.shiftUs[i]!;
+  }
+
+  /**
+   * Every source's marks on the merged timeline, in time order, numbered afresh. A label
+   * several processes wrote (a pytest-xdist worker each) appears once per process.
+   */
+  marks(): Mark[] {
+    const all: Array<Omit<Mark, 'id'>> = [];
+    this.sources.forEach((s, i) => {
+      for (const m of s.marks?.() ?? []) all.push({ timeUs: m.timeUs + this.shiftUs[i]!, label: m.label });
+    });
+    all.sort((a, b) => a.timeUs - b.timeUs);
+    return all.map((m, i) => ({ id: i + 1, ...m }));
   }
 
   trace(id: number): Trace | undefined {
@@ -223,4 +241,69 @@ export class MergedSource implements ProfileSource {
 function describe(h: Header): string {
   const s = h.sampling;
   return s.kind === 'poisson' ? `byte-Poisson ${s.meanBytes} B` : `table {${s.bounds.map((b, i) => `${b}: ${s.probs[i]}`).join(', ')}}`;
+}
+
+/**
+ * A source's events from `fromUs` (inclusive) to `toUs` (exclusive), on its own timeline: what
+ * ReadOptions.fromUs/toUs do inside a single profile's reader, for a merged source, whose
+ * window is on the merged timeline and so cannot be handed to each profile's reader.
+ */
+export class WindowedSource implements ProfileSource {
+  constructor(
+    private readonly inner: ProfileSource,
+    private readonly fromUs: number | undefined,
+    private readonly toUs: number | undefined,
+  ) {}
+
+  get name(): string {
+    return this.inner.name;
+  }
+  get header(): Header {
+    return this.inner.header;
+  }
+  get histogram(): HistogramBucket[] | null {
+    return this.inner.histogram;
+  }
+  get complete(): boolean {
+    return this.inner.complete;
+  }
+  trace(id: number): Trace | undefined {
+    return this.inner.trace(id);
+  }
+  traces(): Iterable<Trace> {
+    return this.inner.traces();
+  }
+  marks(): Mark[] {
+    return this.inner.marks?.() ?? [];
+  }
+
+  async *batches(): AsyncIterable<EventBatch> {
+    const from = this.fromUs ?? -Infinity;
+    const to = this.toUs ?? Infinity;
+    for await (const b of this.inner.batches()) {
+      if (b.length === 0) continue;
+      if (b.timeUs[b.length - 1]! < from) continue;
+      const out: EventBatch = { length: 0, op: new Uint8Array(b.length), timeUs: new Float64Array(b.length), trace: new Uint32Array(b.length), size: new Float64Array(b.length) };
+      let past = false;
+      for (let k = 0; k < b.length; k++) {
+        const t = b.timeUs[k]!;
+        if (t >= to) {
+          past = true;
+          break;
+        }
+        if (t < from) continue;
+        const j = out.length++;
+        out.op[j] = b.op[k]!;
+        out.timeUs[j] = t;
+        out.trace[j] = b.trace[k]!;
+        out.size[j] = b.size[k]!;
+      }
+      if (out.length > 0) yield out;
+      if (past) return;
+    }
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
 }

@@ -3,9 +3,7 @@
 
 import { open, stat } from 'node:fs/promises';
 import { HpError } from '../cli.js';
-import { V2Profile } from './hpx.js';
 import type { ProfileSource, ReadOptions } from './source.js';
-import { V1Profile, isV1Header } from './v1.js';
 
 /** `run.hpm` / `run.hpd` / `run` → `run`. */
 export function profileBase(arg: string): string {
@@ -56,6 +54,9 @@ export async function openProfile(arg: string, opts: ReadOptions = {}): Promise<
     throw e;
   }
   if (head.length === 0) throw new HpError(`${hpm}: empty file (no header)`);
+  // The decoders are loaded here, when a profile is opened, not by every command at start-up.
+  const { V1Profile, isV1Header } = await import('./v1.js');
   if (isV1Header(head)) return V1Profile.open(base, hpm, hpd, opts);
+  const { V2Profile } = await import('./hpx.js');
   return V2Profile.open(base, hpm, hpd, opts);
 }

@@ -3,7 +3,7 @@
 // when asked for, and more points than columns are reduced by taking each column's maximum
 // (peaks are what a memory chart is for).
 
-import asciichart from 'asciichart';
+import { asciichart } from '../lazy.js';
 
 export interface ChartSeries {
   name: string;
@@ -21,7 +21,6 @@ export interface ChartOptions {
   colors: boolean;
 }
 
-const COLORS = [asciichart.blue, asciichart.green, asciichart.magenta, asciichart.yellow];
 
 /** Reduce to at most `width` points, each the maximum of the points it covers. */
 export function downsampleMax(values: number[], width: number): number[] {
@@ -47,7 +46,9 @@ export function renderChart(series: ChartSeries[], o: ChartOptions): string {
   const labels: string[] = [];
   for (let i = 0; i <= o.height; i++) labels.push(o.yFormat((max * i) / Math.max(1, o.height)));
   const labelWidth = Math.max(...labels.map((l) => l.length));
-  const chart = asciichart.plot(data, {
+  const ac = asciichart();
+  const COLORS = [ac.blue, ac.green, ac.magenta, ac.yellow];
+  const chart = ac.plot(data, {
     height: o.height,
     min: 0,
     max: max > 0 ? max : 1,
@@ -68,7 +69,7 @@ export function renderChart(series: ChartSeries[], o: ChartOptions): string {
   }
   if (usable.length > 1) {
     // Without colour the series cannot be told apart: callers draw one chart per series then.
-    lines.push(usable.map((s, i) => `${o.colors ? `${COLORS[i % COLORS.length]}──${asciichart.reset}` : '──'} ${s.name}`).join('   '));
+    lines.push(usable.map((s, i) => `${o.colors ? `${COLORS[i % COLORS.length]}──${ac.reset}` : '──'} ${s.name}`).join('   '));
   }
   return `${lines.join('\n')}\n`;
 }

@@ -1,7 +1,8 @@
 // Live heap over time: the state at the end of each time bucket (total estimate, the top
 // sites, chosen lines), plus the RSS sample nearest to each bucket end. Buckets close as the
 // stream passes them, so a fixed granularity streams; an automatic one keeps at most a few
-// hundred fine buckets and thins them to about 60 at the end.
+// hundred fine buckets and thins them at the end to the finest nice length that gives at most
+// `maxBuckets` (the chart's width on a terminal).
 
 import { HpError } from '../cli.js';
 import { OP_FREE, OP_RSS, type EventBatch } from '../format/source.js';
@@ -11,9 +12,10 @@ import { LiveHeap } from './live.js';
 import { siteOf, traceMatches, traceOrPlaceholder, type GroupBy, type LineSpec, type SiteEstimate, type SiteInfo } from './sites.js';
 
 export interface HistoryOptions {
-  /** Bucket length in µs; null chooses one from the profile's length (about `targetBuckets`). */
+  /** Bucket length in µs; null chooses one from the profile's length (autoGranularityUs). */
   granularityUs: number | null;
-  targetBuckets?: number;
+  /** Automatic granularity: at most this many buckets (default AUTO_MAX_BUCKETS). */
+  maxBuckets?: number;
   top: number;
   groupBy: GroupBy;
   sites: LineSpec[];
@@ -43,13 +45,53 @@ export interface BucketRecord {
  */
 export function granularityLevels(): number[] {
   const s = 1e6;
-  const levels = [1e3, 2e3, 1e4, 2e4, 1e5, 2e5, 1 * s, 2 * s, 10 * s, 20 * s, 60 * s, 120 * s, 600 * s, 1200 * s, 3600 * s, 7200 * s];
-  let g = 7200 * s;
-  while (levels.length < 40) {
-    g *= levels.length % 2 === 0 ? 5 : 2;
-    levels.push(g);
-  }
+  const day = 86400 * s;
+  const levels = [1e3, 2e3, 1e4, 2e4, 1e5, 2e5, 1 * s, 2 * s, 10 * s, 20 * s, 60 * s, 120 * s, 600 * s, 1200 * s, 3600 * s, 7200 * s, 21600 * s, 43200 * s, day];
+  // Then 2, 10, 20, 100 ... days, up to 10^15 µs (beyond, lengths stop being exact integers).
+  for (let g = day, k = 0; g * (k % 2 === 0 ? 2 : 5) <= 1e15; k++) levels.push((g *= k % 2 === 0 ? 2 : 5));
   return levels;
+}
+
+/** Automatic granularity into a pipe: at most this many buckets (so 60 to 150). */
+export const AUTO_MAX_BUCKETS = 150;
+
+/**
+ * The lengths an automatic granularity may end on, in µs, ascending: 1, 2 and 5 x 10^k ms below
+ * a second; 1, 2, 5, 10, 20 and 30 s; 1, 2, 5, 10, 20 and 30 min; 1, 2, 3, 6 and 12 h; then
+ * 1, 2 and 5 x 10^k days (up to 10^15 µs). Every level (what fine buckets are thinned through)
+ * is one of them, so that one is always a multiple of the fine length.
+ */
+export function niceGranularities(): number[] {
+  const s = 1e6;
+  const out = new Set<number>(granularityLevels());
+  for (const us of [1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5]) out.add(us);
+  for (const sec of [1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 10800, 21600, 43200]) out.add(sec * s);
+  for (let d = 1; d <= 1e4; d *= 10) for (const m of [1, 2, 5]) out.add(m * d * 86400 * s);
+  return [...out].filter((g) => g <= 1e15).sort((a, b) => a - b);
+}
+
+/**
+ * The automatic bucket length for a span: the finest nice length (niceGranularities) that is a
+ * multiple of `fineUs` (the fine buckets already kept) and gives at most `maxBuckets` buckets.
+ * Nice lengths differ by at most 2.5x, so the count is between maxBuckets / 2.5 and maxBuckets
+ * when the fine buckets allow it.
+ */
+export function autoGranularityUs(spanUs: number, maxBuckets: number, fineUs = 1e3): number {
+  const span = Math.max(1, spanUs);
+  const nice = niceGranularities();
+  for (const g of nice) {
+    if (g < fineUs || g % fineUs !== 0) continue;
+    if (Math.ceil(span / g) <= maxBuckets) return g;
+  }
+  return nice[nice.length - 1]!;
+}
+
+/** The greatest common divisor of the nice lengths at or above `floorUs`: every possible choice is a multiple of it. */
+function commonDivisorFrom(floorUs: number): number {
+  const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+  let d = 0;
+  for (const g of niceGranularities()) if (g >= floorUs) d = gcd(g, d);
+  return d || 1;
 }
 
 const MAX_FINE_BUCKETS = 480;
@@ -236,21 +278,22 @@ export class HistoryBuilder {
   }
 
   /**
-   * In automatic mode the final length is the level closest to a 60th of the profile, at
-   * least a 134th of any bucket end (levels differ by at most 5x, so the closest is within
-   * sqrt(5) of the target). A bucket end that is not a multiple of the largest level below
-   * end/140 can therefore never be reported: it gets the totals only, not the per-site work.
+   * In automatic mode the final length g gives at most maxBuckets buckets over the span, so
+   * g >= span / maxBuckets, and any bucket end e satisfies e < span + g: e / (2 maxBuckets) < g.
+   * A bucket end that is not a multiple of every nice length at or above that floor can
+   * therefore never be reported: it gets the totals only, not the per-site work.
    */
   private needsDetail(endUs: number): boolean {
     if (!this.auto || this.fromUs > 0) return true;
-    const floor = endUs / ((this.opts.targetBuckets ?? 60) * 2.34);
-    let g = this.levels[0]!;
-    for (const level of this.levels) {
-      if (level > floor) break;
-      g = level;
+    const floor = endUs / (2 * (this.opts.maxBuckets ?? AUTO_MAX_BUCKETS));
+    if (floor !== this.detailFloor) {
+      this.detailFloor = floor;
+      this.detailDivisor = commonDivisorFrom(floor);
     }
-    return endUs % g === 0;
+    return endUs % this.detailDivisor === 0;
   }
+  private detailFloor = -1;
+  private detailDivisor = 1;
 
   private closeBucket(endUs: number): void {
     let rec: BucketRecord;
@@ -452,14 +495,8 @@ export class HistoryBuilder {
     this.finished = true;
     const endUs = Math.min(this.lastUs, this.toUs);
     if (this.auto) {
-      // Pick the final length from the levels that are multiples of the fine one.
-      const target = Math.max(1, endUs - this.fromUs) / (this.opts.targetBuckets ?? 60);
-      let best = this.granularityUs;
-      for (let i = this.levelIndex; i < this.levels.length; i++) {
-        const g = this.levels[i]!;
-        if (g % this.granularityUs !== 0) continue;
-        if (Math.abs(Math.log(g / target)) < Math.abs(Math.log(best / target))) best = g;
-      }
+      // The final length: the finest nice one, a multiple of the fine one, within maxBuckets.
+      const best = autoGranularityUs(endUs - this.fromUs, this.opts.maxBuckets ?? AUTO_MAX_BUCKETS, this.granularityUs);
       const lastEnd = Math.max(best, Math.ceil(endUs / best) * best);
       while (this.nextEndUs <= lastEnd && this.nextEndUs <= this.toUs) {
         this.closeBucket(this.nextEndUs);

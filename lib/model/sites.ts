@@ -1,6 +1,7 @@
 // Sites: how traces are grouped for reporting (by whole trace, or by the innermost frame's
 // line, function or file), their labels, and the "file:line" rule for following lines.
 
+import { isProcessFrame } from '../format/merged.js';
 import { traceDomain, type Domain, type Frame, type ThreadInfo, type Trace } from '../format/types.js';
 import { HpError } from '../cli.js';
 import { addEstimate, emptyEstimate, type Estimate } from './estimate.js';
@@ -52,9 +53,22 @@ export interface SiteInfo {
 /**
  * The site a trace belongs to under a grouping. Line, function and file use the innermost
  * Python frame (a native allocation is attributed to the Python line that caused it; its
- * native caller is kept beside), and sites of different domains stay apart.
+ * native caller is kept beside), and sites of different domains stay apart, as do sites of
+ * different processes (--by pid).
  */
 export function siteOf(trace: Trace, by: GroupBy): SiteInfo {
+  // Several processes split --by pid: the process is the outermost frame, and a site of one
+  // process stays apart from the same site of another.
+  const outer = trace.frames[trace.frames.length - 1];
+  const proc = outer && isProcessFrame(outer) ? outer : undefined;
+  const site = siteWithin(proc ? { ...trace, frames: trace.frames.slice(0, -1) } : trace, by);
+  if (!proc) return site;
+  const label = `${proc.file}: ${site.label}`;
+  if (by === 'trace') return { ...site, label, frames: trace.frames }; // trace ids are already per process
+  return { ...site, key: `P${proc.file}\0${site.key}`, label, frames: [...site.frames, proc] };
+}
+
+function siteWithin(trace: Trace, by: GroupBy): SiteInfo {
   const domain = traceDomain(trace);
   const firstPython = trace.frames.findIndex((f) => !f.native);
   const leaf = firstPython >= 0 ? trace.frames[firstPython] : undefined;

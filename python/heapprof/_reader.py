@@ -24,6 +24,9 @@ class ProfileError(Exception):
 
 
 def _varint(buf, pos):
+    # Most values fit one byte (record types, lengths, frame ids of a small program).
+    if pos < len(buf) and buf[pos] < 0x80:
+        return buf[pos], pos + 1
     result = shift = 0
     while True:
         if pos >= len(buf) or shift > 63:
@@ -118,7 +121,7 @@ class Profile:
         self.hpd = _BlockFile(base + ".hpd", HPD_MAGIC)
         self.strings = {}
         self.frames = {}
-        self.traces = {0: ()}
+        self.traces = {0: None}  # trace id -> its innermost frame's id (None: no Python stack)
         self.marks = {}  # id -> (time_us, label)
         self.sampler = None
         self.complete = False
@@ -164,11 +167,9 @@ class Profile:
                     tid, q = _varint(body, 0)
                     _dropped, q = _varint(body, q)
                     n, q = _varint(body, q)
-                    ids = []
-                    for _ in range(n):
-                        fid, q = _varint(body, q)
-                        ids.append(fid)
-                    self.traces[tid] = tuple(self.frames.get(i, ("?", "?", 0)) for i in ids)
+                    # Only the innermost frame is ever shown (site()): keep its id, not the stack.
+                    innermost = _varint(body, q)[0] if n > 0 else None
+                    self.traces[tid] = innermost
                 elif rtype == REC_MARK:
                     mid, q = _varint(body, 0)
                     t, q = _varint(body, q)
@@ -197,9 +198,22 @@ class Profile:
         pos = 0
         event, mark = consumer.event, consumer.mark
         for _ in range(count):
-            h, pos = _varint(payload, pos)
-            dt, pos = _varint(payload, pos)
-            v, pos = _varint(payload, pos)
+            # The three varints of an event, with the one-byte case inline (the common one).
+            h = payload[pos]
+            if h < 0x80:
+                pos += 1
+            else:
+                h, pos = _varint(payload, pos)
+            dt = payload[pos]
+            if dt < 0x80:
+                pos += 1
+            else:
+                dt, pos = _varint(payload, pos)
+            v = payload[pos]
+            if v < 0x80:
+                pos += 1
+            else:
+                v, pos = _varint(payload, pos)
             t += dt
             kind = h & 3
             if kind <= KIND_FREE:
@@ -220,10 +234,10 @@ class Profile:
 
     def site(self, trace):
         """The innermost frame of a trace as 'function (file:line)', or [no Python stack]."""
-        frames = self.traces.get(trace)
-        if not frames:
+        innermost = self.traces.get(trace)
+        if innermost is None:
             return "[no Python stack]"
-        fn, fl, line = frames[0]
+        fn, fl, line = self.frames.get(innermost, ("?", "?", 0))
         return "%s (%s:%d)" % (fn, fl, line)
 
 

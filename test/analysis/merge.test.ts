@@ -59,6 +59,35 @@ t.test('a parent and 3 forked workers as one', { skip: skip ?? false }, async (t
   const workers = recs.filter((r) => r !== parent).map((r) => byPid.get(`pid ${r.header.pid}`)).sort();
   t.same(workers, [1000001, 2000001, 3000001], 'each worker its own');
 
+  // --by pid with a coarser grouping: each process's sites stay its own.
+  for (const by of ['line', 'function', 'file']) {
+    const grouped = hp('snapshot', ["base.*", '--at', String(T), '--by', 'pid', '--group-by', by, '--json'], dir);
+    t.equal(grouped.status, 0, grouped.stderr);
+    const perPid = new Map<string, number>();
+    for (const s of ndjson(grouped.stdout).filter((l) => l.type === 'site')) {
+      const root = s.frames.at(-1);
+      t.ok(s.site.startsWith(`${root.file}: `), `--group-by ${by}: ${s.site} names its process`);
+      perPid.set(root.file, (perPid.get(root.file) ?? 0) + s.bytes);
+    }
+    t.same([...perPid.values()].sort(), [1000001, 2000001, 3000001, 4000001], `--by pid --group-by ${by}: each process its own sites`);
+  }
+
+  // hp-diff: a quoted glob is one side; the same moment against itself changes nothing, and
+  // the workers' 6 MB are gone by the end.
+  const same = hp('diff', ["base.*", "base.*", '--at', String(T), '--json'], dir);
+  t.equal(same.status, 0, same.stderr);
+  const totalOf = (out: string) => ndjson(out).find((l) => l.type === 'total')!;
+  t.equal(totalOf(same.stdout).change, 0, 'hp-diff of a merged side against itself: no change');
+  const gone = hp('diff', ["base.*", '--at', String(T), '--at', 'end', '--json'], dir);
+  t.equal(gone.status, 0, gone.stderr);
+  t.equal(totalOf(gone.stdout).before, 10000004, 'hp-diff before: the four processes summed');
+
+  // hp-flow reads several profiles as one: the workers' lines are in the graph.
+  const flow = hp('flow', ["base.*", '--at', String(T)], dir);
+  t.equal(flow.status, 0, flow.stderr);
+  t.match(flow.stdout, /^digraph /, 'a dot graph');
+  t.match(flow.stdout, /9\.5 MiB|9\.54 MiB|10\.0 MB|100(\.0)?%/, 'its total is the four processes');
+
   const folded = hp('collapse', ["base.*", '--by', 'pid'], dir);
   t.equal(folded.status, 0, folded.stderr);
   t.ok(folded.stdout.trim().split('\n').every((l) => /^pid \d+;/.test(l)), 'collapse: the pid is every stack\'s root');

@@ -4,7 +4,7 @@
 import t from 'tap';
 import type { Sampling } from '../../lib/format/types.js';
 import { interval95 } from '../../lib/model/estimate.js';
-import { HistoryBuilder, granularityLevels } from '../../lib/model/history.js';
+import { AUTO_MAX_BUCKETS, HistoryBuilder, autoGranularityUs, granularityLevels, niceGranularities } from '../../lib/model/history.js';
 import { LiveHeap } from '../../lib/model/live.js';
 import { probabilityFunction } from '../../lib/format/weights.js';
 import { groupLiveHeap, parseLineSpecs, traceMatches } from '../../lib/model/sites.js';
@@ -139,19 +139,37 @@ t.test('history buckets are snapshots at each bucket end; RSS is the nearest sam
   }
 });
 
-t.test('automatic granularity: a nice length and about 60 buckets', async (t) => {
-  for (const seconds of [3, 75, 1800]) {
-    const events: MemEvent[] = [];
-    for (let i = 0; i <= 1000; i++) events.push({ op: 'alloc', timeUs: Math.round((i / 1000) * seconds * 1e6), trace: 1 + (i % 8), size: 100 });
-    const hb = new HistoryBuilder(EVERYTHING, (id) => traces[id - 1], { granularityUs: null, top: 1, groupBy: 'line', sites: [] });
-    for await (const b of memSource(EVERYTHING, traces, events, { batchSize: 64 }).batches()) hb.consume(b);
-    hb.finish();
-    t.ok(granularityLevels().includes(hb.granularityUs), `${seconds} s: ${hb.granularityUs} µs is a level`);
-    t.ok(hb.ready.length >= 20 && hb.ready.length <= 150, `${seconds} s: ${hb.ready.length} buckets`);
-    const last = hb.ready[hb.ready.length - 1]!;
-    t.equal(last.total.bytes, 100 * 1001, `${seconds} s: the last bucket holds everything`);
-    t.ok(last.tUs >= seconds * 1e6, 'the last bucket covers the last event');
+t.test('automatic granularity: a nice length, 60 to 150 buckets, or at most one per chart column', async (t) => {
+  const nice = niceGranularities();
+  for (const seconds of [0.3, 3, 75, 1800, 50_000]) {
+    for (const maxBuckets of [undefined, 86, 40]) {
+      const events: MemEvent[] = [];
+      for (let i = 0; i <= 1000; i++) events.push({ op: 'alloc', timeUs: Math.round((i / 1000) * seconds * 1e6), trace: 1 + (i % 8), size: 100 });
+      const hb = new HistoryBuilder(EVERYTHING, (id) => traces[id - 1], { granularityUs: null, top: 1, groupBy: 'line', sites: [], ...(maxBuckets ? { maxBuckets } : {}) });
+      for await (const b of memSource(EVERYTHING, traces, events, { batchSize: 64 }).batches()) hb.consume(b);
+      hb.finish();
+      const what = `${seconds} s, at most ${maxBuckets ?? AUTO_MAX_BUCKETS}`;
+      t.ok(nice.includes(hb.granularityUs), `${what}: ${hb.granularityUs} µs is a nice length`);
+      const max = maxBuckets ?? AUTO_MAX_BUCKETS;
+      t.ok(hb.ready.length >= max / 2.5 && hb.ready.length <= max, `${what}: ${hb.ready.length} buckets`);
+      const last = hb.ready[hb.ready.length - 1]!;
+      t.equal(last.total.bytes, 100 * 1001, `${what}: the last bucket holds everything`);
+      t.ok(last.tUs >= seconds * 1e6, 'the last bucket covers the last event');
+      t.ok(hb.ready.every((r) => r.top.length === 1), 'every reported bucket has its sites');
+    }
   }
+});
+
+t.test('nice lengths: 1-2-5 below a minute, minutes, hours, days; each level among them', async (t) => {
+  const nice = niceGranularities();
+  t.same(nice.filter((g) => g < 60e6).map((g) => g / 1e3), [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000, 20_000, 30_000]);
+  t.same(nice.filter((g) => g >= 60e6 && g < 86_400e6).map((g) => g / 60e6), [1, 2, 5, 10, 20, 30, 60, 120, 180, 360, 720]);
+  for (const level of granularityLevels()) t.ok(nice.includes(level), `level ${level} µs`);
+  t.equal(autoGranularityUs(5_700_000, 86), 100_000, '5.7 s on an 86-column chart: 0.1 s');
+  t.equal(autoGranularityUs(12_000_000, AUTO_MAX_BUCKETS), 100_000, '12 s into a pipe: 0.1 s (120 buckets)');
+  t.equal(autoGranularityUs(3600e6, 86), 60e6, 'an hour on a chart: 1 min');
+  t.equal(autoGranularityUs(12_000_000, 150, 2e6), 2e6, 'never finer than the fine buckets');
+  t.equal(autoGranularityUs(50e6, 150, 2e5), 1e6, 'and a multiple of them');
 });
 
 t.test('sites: any frame on the line counts, file matched by path suffix', async (t) => {

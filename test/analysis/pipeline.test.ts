@@ -2,6 +2,8 @@
 // gives (also for heapprof 1.0.x), bad NDJSON is reported by line, foreign lines are counted
 // once, a closed pipe ends hp-events quietly, usage errors exit 2.
 
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { sh } from '../fixtures/analysis/run.js';
@@ -68,4 +70,26 @@ t.test('usage errors exit 2 with one line', async (t) => {
   const missing = sh('hp-snapshot nosuch');
   t.equal(missing.status, 1);
   t.match(missing.stderr, /^hp-snapshot: nosuch\.hpm: no such file/);
+});
+
+t.test('piped snapshots keep the unseen allowance: hp-diff bounds their totals as the profile does', async (t) => {
+  // Not t.testdir(): its name holds this test's title, and sh() rewrites every "hp-..." in a command.
+  const dir = mkdtempSync(join(tmpdir(), 'unseen-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const a = join(dir, 'a.ndjson');
+  const b = join(dir, 'b.ndjson');
+  t.equal(sh(`hp-snapshot app --at peak --json --top 1000000 > ${a} && hp-snapshot app --at end --json --top 1000000 > ${b}`).status, 0);
+  const head = JSON.parse(sh(`head -1 ${a}`).stdout) as { unseen?: { bytes: { weight: number } } };
+  t.ok(head.unseen && head.unseen.bytes.weight > 0, 'the snapshot line carries the allowance');
+  const total = (cmd: string) => JSON.parse(sh(cmd).stdout.split('\n').find((l) => l.includes('"type":"total"'))!) as Record<string, number>;
+  const direct = total('hp-diff app --at peak --at end --json');
+  const piped = total(`hp-diff ${a} ${b} --json`);
+  t.equal(piped.before, direct.before);
+  t.ok(piped.before_hi! >= direct.before_hi!, `piped upper limit ${piped.before_hi} >= the profile's ${direct.before_hi}`);
+  t.ok(piped.after_hi! >= direct.after_hi!, `piped upper limit ${piped.after_hi} >= the profile's ${direct.after_hi}`);
+  // Without the field (an older snapshot), the same upper limit is lower: the field is what holds it.
+  const strip = (f: string) => `sed 's/"unseen":{[^}]*},"count":{[^}]*}},//' ${f} > ${f}.old`;
+  t.equal(sh(`${strip(a)} && ${strip(b)}`).status, 0);
+  const old = total(`hp-diff ${a}.old ${b}.old --json`);
+  t.ok(old.before_hi! < piped.before_hi!, 'an old snapshot (no allowance) gives a lower upper limit');
 });

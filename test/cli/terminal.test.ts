@@ -27,7 +27,7 @@ t.test('on a terminal a table, into a pipe the NDJSON, --json and --no-json forc
   const cases: Array<[string, RegExp]> = [
     ['hp-snapshot app --top 3', /│ # │ +size \(95%\) │ share │ +count │ site/],
     ['hp-history app --height 5', /live heap \(estimated\)/],
-    ['hp-diff app --at 2 --at 9', /site +│ +before/],
+    ['hp-diff app --at 2 --at 9', /│ +# │ +change \(95%\) │ +share │ +count │ site/],
     ['hp-events app --from 4 --to 4.01', /t \(s\) +op +size +weight +site/],
     ['hp-stats app', /│ size \(bytes\) +│ sampled/],
   ];
@@ -55,6 +55,53 @@ t.test('the human snapshot fits $COLUMNS and shows rank, size with interval, sha
   const r = sh('hp-snapshot app --at 5.5 --no-json');
   t.match(r.stdout, /^live at 5\.5 s: [\d.]+ MiB ± [\d.]+ [KM]iB live \(95% interval\)/);
   t.match(r.stdout, /│ +1 │ +[\d.]+ MiB[^│]*│ +[\d.]+% │ +[\d,]+ │ \S/);
+});
+
+t.test("hp-diff's table: rank, change with interval, share of the total change, count change, site, within $COLUMNS", async (t) => {
+  for (const columns of [60, 100, 140]) {
+    const r = sh(`COLUMNS=${columns} hp-diff app --at 2 --at 9 --no-json`);
+    t.equal(r.status, 0);
+    const widths = r.stdout.split('\n').filter((l) => l.startsWith('│') || l.startsWith('┌')).map((l) => [...l].length);
+    t.ok(widths.length > 2 && widths.every((w) => w <= columns), `every table line within ${columns} columns (${Math.max(...widths)})`);
+    t.match(r.stdout, columns >= 100 ? /│ +change \(95%\) │/ : /│ +change │/, 'the intervals when they fit');
+  }
+  const r = sh('hp-diff app --at 2 --at 9 --no-json');
+  t.match(r.stdout, /^t=2s -> t=9s: (site 1|sites 1-\d+) changed beyond the noise/);
+  const rows = r.stdout.split('\n').filter((l) => /^│ +(\d+|TOTAL) │/.test(l));
+  const cells = rows.map((l) => l.split('│').slice(1, -1).map((c) => c.trim()));
+  t.ok(cells.length >= 3, 'site rows and the total');
+  t.same(cells.slice(0, -1).map((c) => c[0]), cells.slice(0, -1).map((_, i) => String(i + 1)), 'ranked 1, 2, ...');
+  t.match(cells[0]![1], /^\+[\d.]+ [KM]iB( ± [\d.]+ [KM]?i?B)?$/, 'a change with its interval');
+  t.match(cells[0]![3], /^[+-][\d,]+$/, 'a signed count change');
+  const total = cells[cells.length - 1]!;
+  t.equal(total[0], 'TOTAL');
+  t.equal(total[2], '+100.0%', "the total is all of the change");
+  const shares = cells.slice(0, -1).map((c) => Number(c[2]!.replace('%', '')));
+  t.ok(Math.abs(shares.reduce((a, b) => a + b, 0) - 100) < 1, `site shares add up to the total change (${shares.join(', ')})`);
+  // The same numbers as the NDJSON: the first site's change and count change.
+  const first = JSON.parse(sh('hp-diff app --at 2 --at 9 --json').stdout.split('\n')[1]!);
+  t.equal(cells[0]![4], first.site);
+  t.equal(cells[0]![3], `+${first.count_change.toLocaleString('en-US')}`);
+});
+
+t.test('hp-history without --granularity: a nice bucket, at most one per chart column on a terminal, 60 to 150 into a pipe', async (t) => {
+  const piped = sh('hp-history app --top 0');
+  t.equal(piped.status, 0);
+  const lines = piped.stdout.trim().split('\n');
+  t.ok(lines.length >= 60 && lines.length <= 150, `into a pipe: ${lines.length} buckets`);
+  t.match(piped.stderr, new RegExp(`${lines.length} buckets of 0\\.1 s`));
+  for (const columns of [40, 60, 100, 200]) {
+    const r = sh(`COLUMNS=${columns} hp-history app --no-json`);
+    t.equal(r.status, 0);
+    const m = /(\d+) buckets of ([\d.]+) s/.exec(r.stderr);
+    t.ok(m, r.stderr);
+    const [buckets, seconds] = [Number(m![1]), Number(m![2])];
+    const chartColumns = columns - 14;
+    t.ok(buckets <= chartColumns && buckets >= chartColumns / 2.5, `COLUMNS=${columns}: ${buckets} buckets of ${seconds} s for ${chartColumns} chart columns`);
+    t.match(String(seconds), /^(0\.0*)?[125]$|^[125]0*$|^30$/, 'a nice length');
+    const widest = Math.max(...r.stdout.split('\n').map((l) => [...l].length));
+    t.ok(widest <= columns, `the chart fits (${widest} <= ${columns})`);
+  }
 });
 
 /** The option lines of a --help page, by option name. */
@@ -139,7 +186,7 @@ t.test('times beyond the profile are errors that print its span; warnings for em
   t.match(s.stderr, /--sites app\.py:999: no allocation on this line/);
   t.notMatch(s.stderr, /--sites app\.py:30:/);
   const g = sh('hp-history app --granularity 60 --json');
-  t.match(g.stderr, /--granularity 60: longer than the profile \(11\.999997 s\).*try --granularity 0\.2/);
+  t.match(g.stderr, /--granularity 60: longer than the profile \(11\.999997 s\).*try --granularity 0\.1/);
   t.equal(g.stdout.trim().split('\n').length, 1);
 });
 

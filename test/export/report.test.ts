@@ -1,16 +1,20 @@
 // hp-report in a real browser (Debian's chromium, driven by playwright-core): the page loads with
 // no console errors and no network requests, the plot and the flame graph draw something, and
-// clicking another time on the plot redraws the flame graph for that time. Also at scale: a
-// profile with 10^5 traces makes a page that stays small and responsive.
+// clicking another time on the plot redraws the flame graph for that time; search, import
+// hiding, range high-water marks, per-frame counts in the tooltip, per-domain series and the
+// thread menu (a written --native profile and a real hp-record --native recording). Also at
+// scale: a profile with 10^5 traces makes a page that stays small and responsive.
 
 import t from 'tap';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { writeProfile } from '../../lib/format/hpx.js';
 import { bigSpec } from '../fixtures/export/big.js';
 import { FIXTURES, ensureTool, run } from '../fixtures/export/support.js';
+import { NATIVE_FIXTURES, NATIVE_LIB, REPO as ROOT_DIR, supportedPythons } from '../helpers/python.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const missing = ensureTool('chromium', 'chromium');
@@ -150,6 +154,11 @@ if (missing) {
     t.equal(res.code, 0, res.stderr);
     const { page, problems } = await open(html);
     const attr = (name: string): Promise<number> => page.evaluate((n) => Number(document.getElementById('flame')!.getAttribute(n)), name);
+    // A profile without threads, domains or RSS: no thread filter, only the live heap drawn.
+    t.equal(await page.isVisible('#thread'), false, 'no thread filter without threads');
+    t.equal(await page.locator('#plot-legend').getAttribute('data-series'), 'live', 'no domain or RSS series');
+    t.equal(await page.locator('#plot path.series').count(), 0);
+    t.equal(await page.locator('#rss').count(), 0);
     t.equal(await page.isChecked('#hide-import'), true, 'hide import machinery is on by default');
     const shownHidden = await attr('data-frames');
     await page.uncheck('#hide-import');
@@ -193,6 +202,144 @@ if (missing) {
     await page.mouse.move(flame.x + 40, flame.y + 9);
     t.match(await page.locator('#tip').textContent(), /live, [\d.]+% of the heap at .*\n95% interval: /);
     t.same(problems, [], 'no console errors');
+    await page.close();
+  });
+
+  t.test('a --native profile: per-frame counts in the tooltip, python/native/mmap and RSS series, a thread filter', async (t) => {
+    const dir = t.testdir();
+    // What hp-record --native writes (header tag 13, THREAD and TRACE_INFO records): two threads,
+    // three domains, RSS samples. Small allocations are sampled at p = 0.01, so their counts
+    // are estimates with an interval; the rest are exact.
+    const base = join(dir, 'native');
+    const mainThread = { id: 1, tid: 100, name: 'MainThread' };
+    const loader = { id: 2, tid: 101, name: 'loader' };
+    const module = { function: '<module>', file: 'app.py', line: 1 };
+    const runFrame = { function: 'run', file: 'threading.py', line: 1 };
+    await writeProfile(base, {
+      header: { startTimeUs: 1_764_000_000_000_000, argv: ['app.py'], sampling: { kind: 'table', bounds: [1024], probs: [0.01] }, native: true },
+      traces: [
+        { id: 1, frames: [{ function: 'build', file: 'app.py', line: 10 }, module], dropped: 0, domain: 'python', thread: mainThread },
+        { id: 2, frames: [{ function: 'malloc', file: 'libc.so.6', line: 0, native: true }, { function: 'cfunc', file: '_ext.so', line: 0, native: true }, module], dropped: 0, domain: 'native', thread: mainThread },
+        { id: 3, frames: [{ function: 'load', file: 'loader.py', line: 5 }, runFrame], dropped: 0, domain: 'mmap', thread: loader },
+        { id: 4, frames: [{ function: 'parse', file: 'loader.py', line: 9 }, runFrame], dropped: 0, domain: 'python', thread: loader },
+      ],
+      events: [
+        { op: 'alloc', timeUs: 500_000, trace: 3, size: 4_000_000 },
+        ...Array.from({ length: 50 }, (_, i) => ({ op: 'alloc' as const, timeUs: 1_000_000 + i, trace: 1, size: 100 })),
+        ...Array.from({ length: 3 }, (_, i) => ({ op: 'alloc' as const, timeUs: 1_500_000 + i, trace: 2, size: 50_000 })),
+        ...Array.from({ length: 100 }, (_, i) => ({ op: 'alloc' as const, timeUs: 2_000_000 + i, trace: 4, size: 2000 })),
+        { op: 'alloc', timeUs: 3_000_000, trace: 3, size: 4_000_000 },
+        ...[0.5, 1, 2, 3, 4].map((s) => ({ op: 'rss' as const, timeUs: s * 1e6, size: 20_000_000 + s * 1e6 })),
+      ].sort((a, b) => a.timeUs - b.timeUs),
+      eventsPerBlock: 4096,
+    });
+    const html = join(dir, 'native.html');
+    const res = await run('hp-report', [base, '-o', html, '--at', 'end', '-q']);
+    t.equal(res.code, 0, res.stderr);
+    const { page, problems } = await open(html);
+    const data = await page.evaluate(() => JSON.parse(document.getElementById('hp-data')!.textContent!));
+    t.same(data.points[data.points.length - 1].domains, [700_000, 150_000, 8_000_000], 'each point split by domain');
+    t.same(data.threads.map((th: { name: string }) => th.name).sort(), ['MainThread', 'loader']);
+
+    // Series: the live heap, each domain, RSS; and the legend names just those.
+    t.equal(await page.locator('#plot-legend').getAttribute('data-series'), 'live python native mmap rss');
+    for (const d of ['python', 'native', 'mmap']) t.ok(((await page.locator(`#series-${d}`).getAttribute('d')) ?? '').length > 50, `the ${d} line is drawn`);
+    t.ok(((await page.locator('#rss').getAttribute('d')) ?? '').length > 50, 'the RSS line is drawn');
+    t.match(await page.locator('#plot-legend').textContent(), /Python's allocator.*native \(malloc family\).*anonymous mmap.*process RSS/);
+
+    // Tooltips: bytes, interval, count (with its interval when estimated) and share, per frame.
+    const flame = (await page.locator('#flame').boundingBox())!;
+    const tipAt = async (fx: number, row: number): Promise<string> => {
+      await page.mouse.move(flame.x + flame.width * fx, flame.y + 18 * row + 9);
+      return (await page.locator('#tip').textContent()) ?? '';
+    };
+    // Snapshot's estimator, for comparison: 50 sampled at p = 0.01 is about 5,000 allocations.
+    const snap = JSON.parse((await run('hp-snapshot', [base, '--at', 'end', '--json'])).stdout.toString().split('\n')[0]!);
+    const rootTip = await tipAt(0.5, 0);
+    t.match(rootTip, new RegExp(`^all live bytes\\n8\\.4 MiB live, 100\\.0% of the heap at 4 s\\n95% interval: .*\\nallocations live: about ${snap.count.toLocaleString('en-US')} \\(95%: [\\d,]+ \\.\\. [\\d,]+\\)$`), 'the root: the total count, as hp-snapshot estimates it');
+    // Level 1, widest first: run (threading.py:1) holds 8.2 of the 8.85 MB.
+    t.match(await tipAt(0.3, 1), /^run \(threading\.py:1\)\n7\.8 MiB live, 92\.7% of the heap at 4 s\n95% interval: exact \(sampled at p = 1\)\nallocations live: 102 \(exact\)$/, 'a frame whose allocations were all recorded');
+    t.match(await tipAt(0.3, 2), /^load \(loader\.py:5\)\n7\.6 MiB live, 90\.4% of the heap at 4 s\n95% interval: exact \(sampled at p = 1\)\nallocations live: 2 \(exact\)$/, 'an exact frame');
+    t.match(await tipAt(0.97, 1), /^<module> \(app\.py:1\)\n634\.8 KiB live, 7\.3% of the heap at 4 s\n95% interval: [\d.]+ KiB \.\. [\d.]+ KiB\nallocations live: about 5,003 \(95%: [\d,]+ \.\. [\d,]+\)$/, 'a frame with sampled allocations below it: estimates with intervals');
+
+    // The thread filter: shown for a profile with threads; restricts the flame graph and the table.
+    t.equal(await page.isVisible('#thread'), true, 'the thread filter is shown');
+    const rootBytes = (): Promise<number> => page.evaluate(() => Number(document.getElementById('flame')!.getAttribute('data-root-bytes')));
+    const sites = async (): Promise<string> => (await page.locator('#sites-body').textContent()) ?? '';
+    t.equal(await rootBytes(), 8_850_000, 'all threads');
+    t.match(await sites(), /loader\.py.*app\.py|app\.py.*loader\.py/s);
+    await page.selectOption('#thread', { label: 'loader (tid 101)' });
+    t.equal(await rootBytes(), 8_200_000, "the loader thread's heap");
+    t.match(await page.locator('#flame-title').textContent(), /thread loader \(tid 101\): 7\.8 MiB/);
+    t.notMatch(await sites(), /app\.py|cfunc|malloc/, "the table lists the loader's sites only");
+    t.match(await sites(), /load \(loader\.py:5\)/);
+    t.match(await tipAt(0.5, 0), /^all live bytes of loader \(tid 101\)\n7\.8 MiB live, 100\.0% of the thread's heap/);
+    await page.selectOption('#thread', { label: 'MainThread (tid 100)' });
+    t.equal(await rootBytes(), 650_000, "the main thread's heap");
+    t.notMatch(await sites(), /loader\.py/);
+    t.match(await sites(), /build \(app\.py:10\)/);
+    t.match(await tipAt(0.5, 1), /^<module> \(app\.py:1\)\n634\.8 KiB live, 100\.0% of the thread's heap/);
+    // A drag over the whole run, within the thread: its high-water marks.
+    const box = (await page.locator('#plot').boundingBox())!;
+    await page.mouse.move(box.x + box.width * 0.08, box.y + box.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width * 0.97, box.y + box.height / 2, { steps: 8 });
+    await page.mouse.up();
+    t.match(await page.locator('#sites-title').textContent(), /^High-water mark per site .*thread MainThread/);
+    t.notMatch(await sites(), /loader\.py/);
+    await page.selectOption('#thread', { label: 'all threads' });
+    t.equal(await rootBytes(), 8_850_000, 'all threads again');
+    t.same(problems, [], 'no console errors');
+    await page.close();
+  });
+
+  const py = supportedPythons().find((p) => p.minor >= 11) ?? supportedPythons()[0];
+  const noRecording = !existsSync(NATIVE_LIB) ? 'the native hook is not built' : !py ? 'no CPython 3.9-3.13 installed' : false;
+  t.test('a real hp-record --native recording: domain series and a thread menu that splits the threads', { skip: noRecording }, async (t) => {
+    const dir = t.testdir();
+    const base = join(dir, 'threads');
+    const env: NodeJS.ProcessEnv = { ...process.env, PYTHONDONTWRITEBYTECODE: '1' };
+    delete env.HEAPPROF_NATIVE_LIB;
+    delete env.PYTHONPATH;
+    const rec = spawnSync(process.execPath, [join(ROOT_DIR, 'bin', 'hp-record.js'), '--python', py!.exe, '-o', base, '-q', '--native', '--', join(NATIVE_FIXTURES, 'report_threads.py')], { env, encoding: 'utf8', timeout: 120_000 });
+    t.equal(rec.status, 0, rec.stderr);
+    t.match(rec.stdout, /^done 20 100000/);
+    const html = join(dir, 'threads.html');
+    const res = await run('hp-report', [base, '-o', html, '--at', 'end', '-q']);
+    t.equal(res.code, 0, res.stderr);
+    const { page, problems } = await open(html);
+    t.match(await page.locator('#plot-legend').getAttribute('data-series'), /^live python native( mmap)? rss$/, 'python and native series, and RSS');
+    t.equal(await page.isVisible('#thread'), true, 'a thread menu');
+    const options = await page.locator('#thread option').count();
+    t.ok(options >= 3, `all threads and at least two threads (${options - 1})`);
+    const rootBytes = (): Promise<number> => page.evaluate(() => Number(document.getElementById('flame')!.getAttribute('data-root-bytes')));
+    const all = await rootBytes();
+    // The thread whose flame graph has the loader's malloc line holds about 20 MB, and not the
+    // main thread's strings; the main thread has the strings and not the mallocs.
+    const matches = async (text: string): Promise<number> => {
+      await page.fill('#search', text);
+      return page.evaluate(() => Number(document.getElementById('flame')!.getAttribute('data-matches')));
+    };
+    const LOADER = 'report_threads.py:16';
+    const STRINGS = 'report_threads.py:22';
+    t.ok((await matches(LOADER)) > 0 && (await matches(STRINGS)) > 0, 'all threads: both lines');
+    let loaders = 0;
+    let sum = 0;
+    for (let k = 0; k < options - 1; k++) {
+      await page.selectOption('#thread', String(k));
+      const bytes = await rootBytes();
+      sum += bytes;
+      if ((await matches(LOADER)) > 0) {
+        loaders++;
+        t.ok(bytes > 19e6 && bytes < 21.5e6, `the loader thread holds its 20 x 1 MB (${bytes})`);
+        t.equal(await matches(STRINGS), 0, "and not the main thread's strings");
+      } else if ((await matches(STRINGS)) > 0) {
+        t.ok(bytes > 5e6, `the main thread holds the strings (${bytes})`);
+      }
+    }
+    t.equal(loaders, 1, "one thread's flame graph has the loader's malloc line");
+    t.ok(Math.abs(sum - all) <= 0.01 * all, `the threads' heaps add up to the whole (${sum} vs ${all})`);
+    t.same(problems, []);
     await page.close();
   });
 

@@ -58,3 +58,50 @@ t.test('marks round-trip and resolve', async (t) => {
   const again = spawnSync(process.execPath, [join(REPO, 'bin', 'hp-events.js'), '-'], { encoding: 'utf8', input: ev.stdout });
   t.equal(again.stdout.split('\n').filter((l) => l.includes('"type":"mark"')).length, 4);
 });
+
+t.test('several profiles read as one: marks on the merged (wall-clock) timeline', async (t) => {
+  const dir = tmpDir();
+  // Two processes: b started 2 s after a. a marks 'loaded' at 1 s of its own; b marks
+  // 'loaded' at 0.5 s and 'done' at 3 s of its own: 2.5 s and 5 s on the merged timeline.
+  const one = async (name: string, startTimeUs: number, pid: number, marks: Array<[number, string]>) =>
+    writeProfile(join(dir, name), {
+      header: { sampling: { kind: 'table', bounds: [], probs: [] }, startTimeUs, pid },
+      traces: [trace],
+      events: [
+        { op: 'alloc', timeUs: 100_000, trace: 1, size: 1000 },
+        ...marks.map(([timeUs, label]) => ({ op: 'mark' as const, timeUs, size: 0, label })),
+        { op: 'alloc', timeUs: 6_000_000, trace: 1, size: 10 },
+      ],
+    });
+  await one('run.1', 1_700_000_000_000_000, 1, [[1_000_000, 'loaded']]);
+  await one('run.2', 1_700_000_002_000_000, 2, [[500_000, 'loaded'], [3_000_000, 'done']]);
+  const hp = (cmd: string, ...args: string[]) => spawnSync(process.execPath, [join(REPO, 'bin', `hp-${cmd}.js`), ...args], { cwd: dir, encoding: 'utf8' });
+
+  const ev = hp('events', 'run.1', 'run.2');
+  t.equal(ev.status, 0, ev.stderr);
+  const marks = ev.stdout.split('\n').filter((l) => l.includes('"mark"')).map((l) => JSON.parse(l));
+  t.same(marks.map((m) => [m.t, m.label]), [[1, 'loaded'], [2.5, 'loaded'], [5, 'done']], 'hp-events: every process\'s marks, shifted');
+
+  const snap = hp('snapshot', 'run.*', '--at', 'mark:done', '--json');
+  t.equal(snap.status, 0, snap.stderr);
+  t.equal(JSON.parse(snap.stdout.split('\n')[0]!).at, 5, 'hp-snapshot --at mark:done: the time of b\'s mark on the merged timeline');
+  const second = hp('snapshot', 'run.1', 'run.2', '--at', 'mark:loaded#2', '--json');
+  t.equal(JSON.parse(second.stdout.split('\n')[0]!).at, 2.5, 'mark:LABEL#N counts over every process');
+
+  const from = hp('events', 'run.1', 'run.2', '--from', 'mark:done');
+  t.equal(from.status, 0, from.stderr);
+  const times = from.stdout.split('\n').filter((l) => l.includes('"type":"event"')).map((l) => JSON.parse(l).t);
+  t.same([...new Set(times)], [6, 8], 'hp-events --from mark:done keeps only what follows it, on the merged timeline');
+  const window = hp('events', 'run.1', 'run.2', '--from', '1', '--to', 'mark:done');
+  const inWindow = window.stdout.split('\n').filter((l) => l.includes('"op":"alloc"')).map((l) => JSON.parse(l).t);
+  t.same(inWindow, [2.1], '--from 1 --to mark:done: only b\'s first allocation (2.1 s merged)');
+
+  const hist = hp('history', 'run.1', 'run.2', '--json', '--granularity', '1');
+  t.equal(hist.status, 0, hist.stderr);
+  const histMarks = hist.stdout.trim().split('\n').map((l) => JSON.parse(l)).flatMap((b) => b.marks ?? []);
+  t.same(histMarks.map((m: { t: number; label: string }) => [m.t, m.label]), [[1, 'loaded'], [2.5, 'loaded'], [5, 'done']], 'hp-history shows them');
+
+  const none = hp('snapshot', 'run.1', 'run.2', '--at', 'mark:nope');
+  t.equal(none.status, 2);
+  t.match(none.stderr, /--at: no mark 'nope' in run\.1 run\.2 \(its marks: loaded, done\)/);
+});

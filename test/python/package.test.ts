@@ -224,3 +224,34 @@ t.test('%%heapprof through IPython InteractiveShell', async (t) => {
   t.match(r.stdout, /%%heapprof: unrecognized arguments: --nope\nBAD None\n/);
   t.ok(existsSync(`${base}.hpm`) && readFileSync(`${base}.hpd`).length > 32, 'the cell profile is on disk for the hp-* commands');
 });
+
+t.test('hp-history --follow picks up marks written after it started reading', async (t) => {
+  const py = pythons.find((p) => p.minor === 11) ?? pythons[0];
+  if (!py) return t.skip('no supported CPython found');
+  const { spawn } = await import('node:child_process');
+  const { writeFileSync } = await import('node:fs');
+  const dir = tmpDir();
+  const flag = join(dir, 'go');
+  const script = join(dir, 'late.py');
+  writeFileSync(
+    script,
+    'import heapprof, os, sys, time\nkeep = [bytearray(10000) for _ in range(50)]\nheapprof.mark("early")\nprint("ready", flush=True)\n' +
+      'while not os.path.exists(sys.argv[1]):\n    time.sleep(0.02)\nheapprof.mark("late")\nkeep += [bytearray(10000) for _ in range(50)]\ntime.sleep(0.8)\n',
+  );
+  const base = join(dir, 'rec');
+  const env = { ...process.env, PYTHONDONTWRITEBYTECODE: '1' };
+  const rec = spawn(process.execPath, [join(REPO, 'bin', 'hp-record.js'), '-q', '--python', py.exe, '-o', base, '--', script, flag], { env });
+  const recDone = new Promise<number | null>((resolve) => rec.on('close', resolve));
+  await new Promise<void>((resolve) => rec.stdout.on('data', (d: Buffer) => d.toString().includes('ready') && resolve()));
+  await new Promise((r) => setTimeout(r, 800)); // the recorder's first flush (every 0.5 s)
+  const follow = spawn(process.execPath, [join(REPO, 'bin', 'hp-history.js'), base, '--follow', '--json', '--granularity', '0.25', '-q'], { env });
+  let out = '';
+  follow.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const followDone = new Promise<number | null>((resolve) => follow.on('close', resolve));
+  await new Promise((r) => setTimeout(r, 1000)); // hp-history has opened the profile and read its marks
+  writeFileSync(flag, '');
+  t.equal(await recDone, 0, 'the recording ends normally');
+  t.equal(await followDone, 0, 'hp-history --follow ends at the end marker');
+  const marks = lines(out).flatMap((b) => (Array.isArray(b.marks) ? (b.marks as Array<{ label: string }>) : [])).map((m) => m.label);
+  t.same(marks, ['early', 'late'], 'both marks, the second written after hp-history started');
+});

@@ -1,0 +1,101 @@
+// Start-up cost (`npm run bench -- --only startup`): every reader command's start against
+// `node -e ""`, and hp-record on an empty script against plain python on it. Rounds interleave
+// every command (these machines are noisy); each round's ratio to its own baseline, then the
+// median of those ratios. Targets (issue 19): readers <= 1.5x node, hp-record <= python + 0.12 s.
+
+import { spawn } from 'node:child_process';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const READERS = ['hp-events', 'hp-stats', 'hp-history', 'hp-snapshot', 'hp-collapse', 'hp-chart', 'hp-pprof', 'hp-flow', 'hp-diff', 'hp-report'];
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+/** Wall seconds and CPU seconds (user + system, children included, from /usr/bin/time when installed). */
+function timed(cmd, args, cwd) {
+  return new Promise((resolve, reject) => {
+    const useTime = existsSync('/usr/bin/time');
+    const t0 = process.hrtime.bigint();
+    const child = spawn(useTime ? '/usr/bin/time' : cmd, useTime ? ['-f', '%U %S', cmd, ...args] : args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.setEncoding('utf8').on('data', (d) => (err += d));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+      let cpu = null;
+      if (useTime) {
+        const lines = err.trimEnd().split('\n');
+        const [user, sys] = lines.pop().split(' ').map(Number);
+        cpu = user + sys;
+        err = lines.join('\n');
+      }
+      resolve({ code, wall, cpu, err });
+    });
+  });
+}
+
+/**
+ * Runs the start-up rounds. Each reader is started the cheapest way that still loads the
+ * command (`--help`, which parses options and prints the usage); hp-stats also on a missing
+ * profile (`hp-stats x`: option parsing, opening, a one-line error).
+ */
+export async function benchStartup({ root, python, outDir, reps, log }) {
+  const node = process.execPath;
+  const empty = join(outDir, 'startup-empty.py');
+  writeFileSync(empty, '');
+  const base = join(outDir, 'startup-empty');
+  const cases = [
+    { name: 'node -e ""', cmd: node, args: ['-e', ''] },
+    ...READERS.map((r) => ({ name: `${r} --help`, cmd: node, args: [join(root, 'bin', `${r}.js`), '--help'] })),
+    { name: 'hp-stats x (no such profile)', cmd: node, args: [join(root, 'bin', 'hp-stats.js'), 'x'] },
+    { name: 'hp-snapshot --version', cmd: node, args: [join(root, 'bin', 'hp-snapshot.js'), '--version'] },
+    { name: 'python empty.py', cmd: python, args: [empty] },
+    { name: 'hp-record empty.py', cmd: node, args: [join(root, 'bin', 'hp-record.js'), '-q', '--force', '--python', python, '-o', base, empty] },
+  ];
+  const walls = cases.map(() => []);
+  const cpus = cases.map(() => []);
+  try {
+    for (let round = 0; round < reps; round++) {
+      log(`startup: round ${round + 1}/${reps}`);
+      for (const [i, c] of cases.entries()) {
+        const r = await timed(c.cmd, c.args, outDir);
+        const expected = c.name.startsWith('hp-stats x') ? 1 : 0;
+        if (r.code !== expected) throw new Error(`${c.name}: exit ${r.code}, expected ${expected}: ${r.err.trim().split('\n')[0]}`);
+        walls[i].push(r.wall);
+        cpus[i].push(r.cpu);
+      }
+    }
+  } finally {
+    for (const ext of ['.hpm', '.hpd']) rmSync(`${base}${ext}`, { force: true });
+    rmSync(empty, { force: true });
+  }
+  const row = (i, baseline) => {
+    const haveCpu = cpus[i].every((x) => x !== null);
+    return {
+      name: cases[i].name,
+      wallS: median(walls[i]),
+      cpuS: haveCpu ? median(cpus[i]) : null,
+      // Per-round ratios to the baseline of the same round, then their median.
+      wallRatio: median(walls[i].map((x, k) => x / walls[baseline][k])),
+      cpuRatio: haveCpu ? median(cpus[i].map((x, k) => x / cpus[baseline][k])) : null,
+      // Per-round difference to the baseline (what hp-record adds to python), median.
+      wallOverS: median(walls[i].map((x, k) => x - walls[baseline][k])),
+      cpuOverS: haveCpu ? median(cpus[i].map((x, k) => x - cpus[baseline][k])) : null,
+    };
+  };
+  const nodeIdx = 0;
+  const pyIdx = cases.findIndex((c) => c.name === 'python empty.py');
+  const readers = cases.map((_, i) => i).filter((i) => i !== nodeIdx && i < pyIdx).map((i) => row(i, nodeIdx));
+  return {
+    reps,
+    node: row(nodeIdx, nodeIdx),
+    readers,
+    worstReaderWallRatio: Math.max(...readers.map((r) => r.wallRatio)),
+    python: row(pyIdx, pyIdx),
+    record: row(pyIdx + 1, pyIdx),
+  };
+}
