@@ -31,7 +31,7 @@ function rng(seed) {
  * `targetBytes` is the .hpd size to reach (to within one block). `uniform`: allocate from every
  * trace in turn instead of a few hot ones (a profile with `traces` distinct traces in use).
  * `shape: 'stdlib'`: a CPython regression-test run recorded with every allocation sampled
- * (`--sample '{}'`), see stdlibTraces and writeStdlibEvents.
+ * (`--sample '{}'`), see stdlibTraces and writeEvents.
  */
 export async function generateProfile(base, { targetBytes, traces = 3000, seed = 1, complete = true, hpx = null, uniform = false, shape = 'default' } = {}) {
   const stdlib = shape === 'stdlib';
@@ -77,7 +77,7 @@ export async function generateProfile(base, { targetBytes, traces = 3000, seed =
   const head = encodeFileHeader(HPD_MAGIC, profileId, Buffer.alloc(0));
   writeSync(fd, head);
   written += head.length;
-  const r = stdlib ? writeStdlibEvents(fd, targetBytes - written, traces, seed, complete) : writeEvents(fd, targetBytes - written, traces, seed, complete, uniform);
+  const r = writeEvents(fd, targetBytes - written, traces, seed, complete, uniform, stdlib);
   closeSync(fd);
   const events = r.events;
   const t = r.lastUs;
@@ -98,9 +98,18 @@ function frameAndWrite(fd, block, end, count, timeUs) {
 
 /**
  * The hot loop, kept in a plain synchronous function with local state only (no closures over
- * mutated variables, integer arithmetic) so V8 optimizes it: ~30M events/s.
+ * mutated variables, integer arithmetic) so V8 optimizes it: ~30M events/s. Both shapes run
+ * it; `stdlib` differs only in the time step, the live target, which block to free and the
+ * trace and size drawn. The stdlib shape records everything: the run goes through the test
+ * modules in order; 80% of allocations come from the current module's traces (skewed), 20%
+ * from all traces (skewed: shared machinery), sizes mostly small (objects, strings, dicts: 70%
+ * 16..111 B, 25% 112..1135 B, 5% 1 KiB..65 KiB); most objects die young (a free takes one of
+ * the 64 newest live objects 90% of the time, any live one otherwise); the live set holds
+ * steady around 400,000 objects with a rise in every module's second half (its fixtures), so
+ * frees follow allocations closely: steady churn, every trace used, most of them live at some
+ * point.
  */
-function writeEvents(fd, targetBytes, traces, seed, complete, uniform) {
+function writeEvents(fd, targetBytes, traces, seed, complete, uniform, stdlib) {
   // Live sampled allocations (trace, size), swap-removed when freed.
   const CAP = 1 << 21;
   const liveTrace = new Int32Array(CAP);
@@ -116,7 +125,7 @@ function writeEvents(fd, targetBytes, traces, seed, complete, uniform) {
   let nextRssUs = 1e6;
   let events = 0;
   let written = 0;
-  const totalEvents = targetBytes / 5.2; // about 5.2 bytes per event with this mix
+  const totalEvents = targetBytes / 5.2; // about 5.2 bytes per event with the default mix
   let pos = HEAD;
   let count = 0;
   let blockTime = 0;
@@ -126,20 +135,33 @@ function writeEvents(fd, targetBytes, traces, seed, complete, uniform) {
     const u = i / hot.length;
     hot[i] = 1 + Math.min(traces - 1, Math.floor(traces * u * u * u));
   }
-  let target = 200000;
+  // stdlib: the test module running owns traces moduleBase .. moduleBase + perModule.
+  const perModule = Math.max(1, Math.floor(traces / STDLIB_MODULES));
+  let moduleBase = 0;
+  let target = stdlib ? 400000 : 200000;
   while (written + pos < targetBytes) {
     x ^= x << 13;
     x ^= x >>> 17;
     x ^= x << 5;
     const r = x & 0x7fffffff;
-    let dt = r & 0x3f; // 0..63 µs: one varint byte
+    // 0..63 µs: one varint byte; record-everything (stdlib): an event every few µs.
+    let dt = stdlib ? r & 0x7 : r & 0x3f;
     t += dt;
     if (count === 0) {
       blockTime = t; // the first event of a block is at the block time
       dt = 0;
-      // Target live size, per block: slow growth, a spike in the middle fifth.
-      const phase = events / totalEvents;
-      target = 200000 + Math.floor(600000 * phase) + (phase > 0.4 && phase < 0.6 ? 800000 : 0);
+      if (stdlib) {
+        // Modules one after the other, each holding more in its second half.
+        const phase = Math.min(0.999999, written / targetBytes);
+        const m = Math.floor(phase * STDLIB_MODULES);
+        moduleBase = m * perModule;
+        const inModule = phase * STDLIB_MODULES - m;
+        target = 400000 + (inModule > 0.5 ? 200000 : 0);
+      } else {
+        // Target live size, per block: slow growth, a spike in the middle fifth.
+        const phase = events / totalEvents;
+        target = 200000 + Math.floor(600000 * phase) + (phase > 0.4 && phase < 0.6 ? 800000 : 0);
+      }
     }
     let h;
     let v;
@@ -147,27 +169,42 @@ function writeEvents(fd, targetBytes, traces, seed, complete, uniform) {
     if (t >= nextRssUs) {
       ext = true;
       h = 3; // EXT RSS (type 0)
-      v = 50000000 + live * 900; // < 2^31
+      v = stdlib ? 80000000 + live * 120 : 50000000 + live * 900; // < 2^31
       nextRssUs += 1e6;
     } else {
       x ^= x << 13;
       x ^= x >>> 17;
       x ^= x << 5;
       const u = x & 0x7fffffff;
-      const freeBias = live > target ? 600 : 400; // per mille
+      const freeBias = stdlib ? (live > target ? 560 : 440) : live > target ? 600 : 400; // per mille
       if (live > 0 && ((r >>> 8) % 1000) < freeBias) {
-        const k = u % live;
+        // stdlib: mostly one of the 64 newest (short-lived test objects), else any.
+        const j = u & 63;
+        const k = stdlib && ((r >>> 20) & 1023) < 922 ? (j < live ? live - 1 - j : live - 1) : u % live;
         h = liveTrace[k] * 4 + 1;
         v = liveSize[k];
         live--;
         liveTrace[k] = liveTrace[live];
         liveSize[k] = liveSize[live];
       } else {
-        // `uniform` (the many-traces shape): every trace in turn, so all of them are used and live.
-        const tr = uniform ? 1 + (events % traces) : hot[u & 4095];
-        const bucket = (u >>> 12) & 15;
-        // Sizes as the default table samples them: mostly 128..8191 (p = 0.1), some larger, a few tiny.
-        v = bucket === 0 ? 16 + ((u >>> 16) & 63) : bucket < 12 ? 128 + ((u >>> 16) % 8064) : 8192 + ((u >>> 16) % 57344);
+        let tr;
+        if (stdlib) {
+          // Mostly the running module's traces, else the shared runner/stdlib ones.
+          const f = (u & 0xffff) / 65536;
+          tr = ((u >>> 16) & 15) < 13 ? 1 + Math.min(traces - 1, moduleBase + Math.floor(perModule * f * f)) : 1 + Math.floor(traces * f * f * f);
+          x ^= x << 13;
+          x ^= x >>> 17;
+          x ^= x << 5;
+          const w = x & 0x7fffffff;
+          const bucket = w % 20;
+          v = bucket < 14 ? 16 + ((w >>> 8) % 96) : bucket < 19 ? 112 + ((w >>> 8) % 1024) : 1024 + ((w >>> 8) % 64512);
+        } else {
+          // `uniform` (the many-traces shape): every trace in turn, so all of them are used and live.
+          tr = uniform ? 1 + (events % traces) : hot[u & 4095];
+          const bucket = (u >>> 12) & 15;
+          // Sizes as the default table samples them: mostly 128..8191 (p = 0.1), some larger, a few tiny.
+          v = bucket === 0 ? 16 + ((u >>> 16) & 63) : bucket < 12 ? 128 + ((u >>> 16) % 8064) : 8192 + ((u >>> 16) % 57344);
+        }
         if (live < CAP) {
           liveTrace[live] = tr;
           liveSize[live] = v;
@@ -245,118 +282,3 @@ function* stdlibTraces(traces, R) {
   }
 }
 
-/**
- * Events of the stdlib shape, recording everything: the run goes through the test modules in
- * order; 80% of allocations come from the current module's traces (skewed), 20% from all traces
- * (skewed: shared machinery), sizes mostly small (objects, strings, dicts: 70% 16..111 B, 25%
- * 112..1135 B, 5% 1 KiB..65 KiB); most objects die young (a free takes one of the 64 newest
- * live objects 90% of the time, any live one otherwise); the live set holds steady around
- * 400,000 objects with a rise in every module's second half (its fixtures), so frees follow
- * allocations closely: steady churn, every trace used, most of them live at some point.
- */
-function writeStdlibEvents(fd, targetBytes, traces, seed, complete) {
-  const CAP = 1 << 21;
-  const liveTrace = new Int32Array(CAP);
-  const liveSize = new Int32Array(CAP);
-  let live = 0;
-  const block = Buffer.alloc(24 + BLOCK_BYTES + 64);
-  block.write('HBLK', 0, 'latin1');
-  const payload = block;
-  const HEAD = 24;
-  let x = seed >>> 0 || 1;
-  let t = 0;
-  let nextRssUs = 1e6;
-  let events = 0;
-  let written = 0;
-  const perModule = Math.max(1, Math.floor(traces / STDLIB_MODULES));
-  let pos = HEAD;
-  let count = 0;
-  let blockTime = 0;
-  let target = 400000;
-  let moduleBase = 0;
-  while (written + pos < targetBytes) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    const r = x & 0x7fffffff;
-    let dt = r & 0x7; // record-everything: an event every few µs
-    t += dt;
-    if (count === 0) {
-      blockTime = t;
-      dt = 0;
-      const phase = Math.min(0.999999, written / targetBytes);
-      const m = Math.floor(phase * STDLIB_MODULES);
-      moduleBase = m * perModule;
-      const inModule = phase * STDLIB_MODULES - m;
-      target = 400000 + (inModule > 0.5 ? 200000 : 0);
-    }
-    let h;
-    let v;
-    let ext = false;
-    if (t >= nextRssUs) {
-      ext = true;
-      h = 3;
-      v = 80000000 + live * 120;
-      nextRssUs += 1e6;
-    } else {
-      x ^= x << 13;
-      x ^= x >>> 17;
-      x ^= x << 5;
-      const u = x & 0x7fffffff;
-      const freeBias = live > target ? 560 : 440; // per mille
-      if (live > 0 && ((r >>> 8) % 1000) < freeBias) {
-        const j = u & 63;
-        const k = ((r >>> 20) & 1023) < 922 ? (j < live ? live - 1 - j : live - 1) : u % live;
-        h = liveTrace[k] * 4 + 1;
-        v = liveSize[k];
-        live--;
-        liveTrace[k] = liveTrace[live];
-        liveSize[k] = liveSize[live];
-      } else {
-        const f = (u & 0xffff) / 65536;
-        const tr = ((u >>> 16) & 15) < 13 ? 1 + Math.min(traces - 1, moduleBase + Math.floor(perModule * f * f)) : 1 + Math.floor(traces * f * f * f);
-        x ^= x << 13;
-        x ^= x >>> 17;
-        x ^= x << 5;
-        const w = x & 0x7fffffff;
-        const bucket = w % 20;
-        v = bucket < 14 ? 16 + ((w >>> 8) % 96) : bucket < 19 ? 112 + ((w >>> 8) % 1024) : 1024 + ((w >>> 8) % 64512);
-        if (live < CAP) {
-          liveTrace[live] = tr;
-          liveSize[live] = v;
-          live++;
-        }
-        h = tr * 4;
-      }
-    }
-    while (h >= 0x80) {
-      payload[pos++] = (h & 0x7f) | 0x80;
-      h >>>= 7;
-    }
-    payload[pos++] = h;
-    payload[pos++] = dt;
-    if (ext) payload[pos++] = v < 2 ** 28 ? 4 : 5;
-    while (v >= 0x80) {
-      payload[pos++] = (v & 0x7f) | 0x80;
-      v >>>= 7;
-    }
-    payload[pos++] = v;
-    count++;
-    events++;
-    if (pos >= HEAD + BLOCK_BYTES) {
-      written += frameAndWrite(fd, block, pos, count, blockTime);
-      pos = HEAD;
-      count = 0;
-    }
-  }
-  if (complete) {
-    if (count === 0) blockTime = t;
-    payload[pos++] = 0x07;
-    payload[pos++] = 0;
-    payload[pos++] = 0;
-    count++;
-    events++;
-  }
-  if (count > 0) written += frameAndWrite(fd, block, pos, count, blockTime);
-  return { events, bytes: written, lastUs: t };
-}
