@@ -182,18 +182,17 @@ class _Recorder:
         if r is None:
             return
         problems = []
-        if limit_memory is not None:
-            text, lo = _estimate(r["peak"], r["peak_var"])
-            if lo > limit_memory:
-                problems.append("peak memory %s exceeds limit_memory %s; top site: %s, %s"
-                                % (text, _reader.format_bytes(limit_memory), r["peak_site"],
-                                   _reader.format_bytes(r["peak_site_bytes"])))
-        if limit_leaks is not None:
-            text, lo = _estimate(r["leaked"], r["leaked_var"])
-            if lo > limit_leaks:
-                problems.append("memory allocated and still live at the end %s exceeds limit_leaks %s; top site: %s, %s"
-                                % (text, _reader.format_bytes(limit_leaks), r["leak_site"],
-                                   _reader.format_bytes(r["leak_site_bytes"])))
+        # (what, its estimate in r, the marker, its limit, the top site in r)
+        checks = (("peak memory", "peak", "limit_memory", limit_memory, "peak_site"),
+                  ("memory allocated and still live at the end", "leaked", "limit_leaks", limit_leaks, "leak_site"))
+        for what, key, marker, limit, site in checks:
+            if limit is None:
+                continue
+            text, lo = _estimate(r[key], r[key + "_var"])
+            if lo > limit:
+                problems.append("%s %s exceeds %s %s; top site: %s, %s"
+                                % (what, text, marker, _reader.format_bytes(limit), r[site],
+                                   _reader.format_bytes(r[site + "_bytes"])))
         if problems:
             pytest.fail("heapprof: " + "; ".join(problems) + " (profile %s)" % self.base, pytrace=False)
 
