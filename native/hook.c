@@ -192,8 +192,8 @@ static sem_t g_tick_sem;
 #define TERM_WAIT_S 3
 static int g_term_installed;
 static int g_term_pending; /* set by the handler: the ticker finishes the profile, then re-raises */
-/* 1 while a thread stops the ticker to finish the profile or to fork (stop_begin ..
- * stop_end), 2 once a SIGTERM has been handed to that thread meanwhile. */
+/* 1 while a thread stops the ticker to finish the profile (stop_begin .. stop_end), 2 once
+ * a SIGTERM has been handed to that thread meanwhile. Not set over fork (atfork_prepare). */
 static int g_stopping;
 
 /* What reached the disk. g_blk_* count what sits in the blocks being filled; a successful
@@ -1071,8 +1071,8 @@ static void finish_profile(void);
  * Meanwhile the interrupted thread sleeps in the handler (it would be dead by now without
  * the profiler), up to TERM_WAIT_S, unless it was inside the hook, where it may hold g_mu:
  * then it returns and goes on until the ticker is done. If a thread is stopping the ticker
- * or has stopped it to write the end of the profile (the program is exiting, forking or
- * stopping the recorder: stop_begin .. stop_end) the handler returns too, and that thread
+ * or has stopped it to write the end of the profile (the program is exiting or stopping
+ * the recorder: stop_begin .. stop_end) the handler returns too, and that thread
  * finishes the profile and then re-raises (stop_end): pool workers often get their SIGTERM
  * just as they leave by os._exit, mid-way through writing the end. Where nothing can be
  * deferred (not recording, no ticker yet, or a second SIGTERM while the first is being
@@ -1098,7 +1098,7 @@ __attribute__((noreturn)) static void term_reraise(void) {
 static void on_sigterm(int sig) {
   int saved = errno;
   if (LOAD(g_active) && !LOAD(g_child_pending)) {
-    /* A thread is stopping the ticker to finish the profile (exit, hp_stop, fork), maybe
+    /* A thread is stopping the ticker to finish the profile (exit, hp_stop), maybe
      * this very thread, which may be writing the end of the profile right now: hand it
      * the signal. stop_end takes g_stopping back with one exchange, so the signal is
      * either seen there or not handed over at all. */
@@ -1465,7 +1465,10 @@ static void atfork_prepare(void) {
    * CPython 3.12+ warns about fork() in a process with other threads. It restarts
    * on the next sampled event. */
   int restart = g_ticker_running;
-  stop_begin();
+  /* Not stop_begin: a SIGTERM handed over in this window would be copied into the child,
+   * which cannot tell it from one of its own and would lose it (a pool worker forked while
+   * the pool terminates then never dies). A SIGTERM now finds no ticker and acts at once. */
+  ticker_stop();
   pthread_mutex_lock(&g_mu);
   if (restart) g_ticker_wanted = 1;
   if (g_active) flush_all(); /* the parent's data is on disk before the child exists */
@@ -1473,9 +1476,7 @@ static void atfork_prepare(void) {
 
 static void atfork_parent(void) {
   if (g_active && (g_flags & FLAG_FOLLOW_FORK)) g_n_forks++;
-  /* A SIGTERM that came while the ticker was stopped for the fork: the ticker handles it
-   * (not stop_end: g_mu is held here). */
-  if (__atomic_exchange_n(&g_stopping, 0, __ATOMIC_SEQ_CST) == 2) __atomic_store_n(&g_term_pending, 1, __ATOMIC_SEQ_CST);
+  /* A SIGTERM that came while the ticker was stopped for the fork: the ticker handles it. */
   if (LOAD(g_term_pending) && g_active) ticker_start_locked();
   pthread_mutex_unlock(&g_mu);
   t_hp.busy = t_hp.fork_saved_busy;
@@ -1490,7 +1491,17 @@ static void atfork_child(void) {
   g_ticker_running = 0;
   g_ticker_accepting = 0;
   g_term_pending = 0; /* the parent's pending signals are not the child's */
-  g_stopping = 0;
+  /* Another thread of the parent was stopping the recorder during the fork, and a SIGTERM
+   * was handed to it in this copy: nobody here will act on it, so act now, as the default
+   * action would have (never leave a SIGTERM swallowed: the process would not end). */
+  if (__atomic_exchange_n(&g_stopping, 0, __ATOMIC_SEQ_CST) == 2) {
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    sigaction(SIGTERM, &dfl, NULL);
+    raise(SIGTERM);
+  }
   /* The lock stays the parent's alone (flock is shared with a copied descriptor). */
   if (g_lock_fd >= 0) close(g_lock_fd);
   g_lock_fd = -1;
