@@ -403,6 +403,14 @@ export class V2Profile implements ProfileSource {
     for (const id of this.dict.traces.ids()) yield this.dict.traces.get(id)!;
   }
 
+  traceFrameIndexes(id: number): { dropped: number; frames: ArrayLike<number> } | undefined {
+    return this.dict.traces.frameIndexesOf(id);
+  }
+
+  frameAt(index: number): Frame {
+    return this.dict.traces.frameAt(index);
+  }
+
   get histogram(): HistogramBucket[] | null {
     return this.dict.histogram;
   }

@@ -664,6 +664,12 @@ export class IndexedSource implements ProfileSource {
   traces(): ReturnType<ProfileSource['traces']> {
     return this.inner.traces();
   }
+  traceFrameIndexes(id: number): ReturnType<NonNullable<ProfileSource['traceFrameIndexes']>> {
+    return this.inner.traceFrameIndexes?.(id);
+  }
+  frameAt(index: number): ReturnType<NonNullable<ProfileSource['frameAt']>> {
+    return this.inner.frameAt!(index);
+  }
   get histogram(): ProfileSource['histogram'] {
     return this.inner.histogram;
   }

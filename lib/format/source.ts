@@ -2,7 +2,7 @@
 // profile, a heapprof 1.0.x profile, or an events NDJSON stream. Events come in columnar
 // batches so that reading a gigabyte log never allocates an object per event.
 
-import type { Header, HistogramBucket, Mark, ReadIssue, Trace } from './types.js';
+import type { Frame, Header, HistogramBucket, Mark, ReadIssue, Trace } from './types.js';
 
 export const OP_ALLOC = 0;
 export const OP_FREE = 1;
@@ -69,6 +69,15 @@ export interface ProfileSource {
   trace(id: number): Trace | undefined;
   /** Every trace defined so far, in id order. */
   traces(): Iterable<Trace>;
+  /**
+   * Optional, for readers that key frames by number instead of by text (hp-report): a trace's
+   * frames as indexes into frameAt (innermost first; the same index for the same frame record
+   * in every trace, and in every opening of the same file), or undefined where the trace is
+   * not held that way (then use trace()). The array may be a view: read it before the next call.
+   */
+  traceFrameIndexes?(id: number): { dropped: number; frames: ArrayLike<number> } | undefined;
+  /** The frame at an index traceFrameIndexes gave. */
+  frameAt?(index: number): Frame;
   /** Marks defined so far, in time order (hpx v2 profiles; other sources have none). */
   marks?(): Mark[];
   /** The recorder's last size histogram, if it wrote one. */

@@ -92,6 +92,17 @@ export class TraceTable {
     return { id, frames, dropped: this.pool[at]! };
   }
 
+  /**
+   * A pooled trace's frame indexes (innermost first, a view into the pool: read it before the
+   * next addTrace) and dropped count; undefined for a trace kept as an object or not defined.
+   */
+  frameIndexesOf(id: number): { dropped: number; frames: Int32Array } | undefined {
+    const o = this.offsetOf(id);
+    if (o === 0) return undefined;
+    const at = o - 1;
+    return { dropped: this.pool[at]!, frames: this.pool.subarray(at + 2, at + 2 + this.pool[at + 1]!) };
+  }
+
   /** Every defined id, ascending. */
   ids(): number[] {
     const out: number[] = [];

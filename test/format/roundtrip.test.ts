@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { ByteSink, Cursor, varintLength } from '../../lib/format/bytes.js';
 import { writeProfile } from '../../lib/format/hpx.js';
+import { openProfile } from '../../lib/format/profile.js';
 import { prng, randomSpec, readAll, tmpDir } from '../helpers/profiles.js';
 
 t.test('varints round-trip up to 2^53 and report their length', async (t) => {
@@ -61,6 +62,37 @@ t.test('random profiles round-trip exactly', async (t) => {
     t.same(back.header.sampling, spec.header.sampling);
     t.equal(back.header.startTimeUs, spec.header.startTimeUs);
     t.equal(back.header.pythonVersion, spec.header.pythonVersion);
+  }
+});
+
+t.test('frame indexes: the same frames as the trace objects, the same indexes in every opening', async (t) => {
+  const dir = tmpDir();
+  for (let seed = 1; seed <= 10; seed++) {
+    const spec = randomSpec(seed, 200);
+    const base = join(dir, `f${seed}`);
+    await writeProfile(base, spec);
+    const first = await openProfile(base);
+    const second = await openProfile(base);
+    const used = new Set(spec.events.map((e) => e.trace ?? 0));
+    try {
+      for (const tr of spec.traces) {
+        if (!used.has(tr.id)) continue;
+        const a = first.traceFrameIndexes!(tr.id);
+        const b = second.traceFrameIndexes!(tr.id);
+        if (!a || !b) {
+          t.fail(`seed ${seed}: trace ${tr.id} has no frame indexes`);
+          continue;
+        }
+        t.equal(a.dropped, tr.dropped);
+        t.same(Array.from(a.frames), Array.from(b.frames), `seed ${seed}: trace ${tr.id}: same indexes in both openings`);
+        t.same(Array.from(a.frames, (i) => first.frameAt!(i)), tr.frames, `seed ${seed}: trace ${tr.id}: frames`);
+      }
+      t.equal(first.traceFrameIndexes!(0), undefined, 'trace 0 (no Python stack) is not indexed');
+      t.equal(first.traceFrameIndexes!(1_000_000), undefined, 'nor an undefined trace');
+    } finally {
+      await first.close();
+      await second.close();
+    }
   }
 });
 
