@@ -60,7 +60,10 @@ export interface ReportData {
     /** Attached recordings (hp-record --pid): one sentence each on the unknown heap before and the RSS baseline. */
     attached?: string[];
   };
-  /** [function or null, file, line]; file '' marks a pseudo frame such as [no Python stack]. */
+  /**
+   * [function or null, file, line]; file '' marks a pseudo frame such as [no Python stack]. Only
+   * the frames of the nodes and sites some point uses, not every frame of the profile.
+   */
   frames: Array<[string | null, string, number]>;
   /**
    * Call-tree nodes: [parent node, frame]; node 0 is the root (all live bytes), [-1, -1]. With
@@ -157,14 +160,33 @@ const round = (x: number): number => Math.max(0, Math.round(x));
 /** Numbers per node in ReportPoint.tree. */
 export const TREE_STRIDE = 5;
 
+/** What the call tree reads traces and frames from (a ProfileSource, or a test's table). */
+export type TraceLookup = Pick<ProfileSource, 'trace'> & Partial<Pick<ProfileSource, 'traceFrameIndexes' | 'frameAt'>>;
+
 /**
  * The prefix tree of every trace seen (root first), frames interned, and per live-heap slot the
  * tree leaf and site of its trace. Node ids grow as traces appear, and a parent's id is always
  * below its children's, so summing values in decreasing id order pushes every value to the root.
+ *
+ * Frames are numbered in order of first sight and merged by their text (function, file, line),
+ * but held as numbers: a frame the source keeps in its trace table is found through the table's
+ * frame index (an Int32Array from index to tree frame), and its text is read back from the
+ * source only to hash it once and, at the end, for the frames a point uses. A profile of 10^5
+ * traces has ~600,000 distinct frames; a Map keyed by their text and an array per frame held
+ * ~75 MB of heap.
  */
 export class CallTree {
-  readonly frames: ReportData['frames'] = [];
-  private readonly frameIndex = new Map<string, number>();
+  /** Tree frames defined so far. */
+  frameCount = 0;
+  /** Per tree frame: the source's frame index (>= 0), or -1 - its index in heldFrames. */
+  private frameRef = new Int32Array(1024);
+  /** Frames the source does not hold by index (pseudo frames, traces kept as objects): few. */
+  private readonly heldFrames: Frame[] = [];
+  /** Source frame index -> tree frame + 1 (0 = not seen yet). */
+  private fromSource = new Int32Array(1024);
+  /** Open-addressing hash of frame text -> tree frame + 1 (0 = empty), at most half full. */
+  private frameSlots = new Int32Array(2048);
+  private frameHashes = new Int32Array(1024);
   parent = new Int32Array(1024);
   frameOf = new Int32Array(1024);
   /** The root of each node's tree (0, or a thread's root); null while there are no threads (all 0). */
@@ -188,8 +210,11 @@ export class CallTree {
   private siteOfTrace = new Int32Array(1024);
   private readonly farTraces = new Map<number, [number, number]>();
   private readonly noStackFrame: number;
-  /** Where trace ids are resolved (replaced when the profile is reopened). */
-  lookup: (id: number) => Trace | undefined = () => undefined;
+  /**
+   * Where traces and frames are read (replaced when the profile is reopened: frame indexes must
+   * mean the same frames in every opening, as they do for one file).
+   */
+  source: TraceLookup = { trace: () => undefined };
 
   constructor() {
     this.parent[0] = -1;
@@ -197,14 +222,59 @@ export class CallTree {
     this.noStackFrame = this.frame({ function: NO_STACK_LABEL, file: '', line: 0 });
   }
 
+  /** A tree frame's text. */
+  frameText(i: number): Frame {
+    const ref = this.frameRef[i]!;
+    return ref >= 0 ? this.source.frameAt!(ref) : this.heldFrames[-1 - ref]!;
+  }
+
+  /** The tree frame of a frame given by its text. */
   frame(f: Frame): number {
-    const key = `${f.function ?? ''}\0${f.file}\0${f.line}`;
-    let i = this.frameIndex.get(key);
-    if (i === undefined) {
-      i = this.frames.length;
-      this.frames.push([f.function, f.file, f.line]);
-      this.frameIndex.set(key, i);
+    return this.intern(f, -1);
+  }
+
+  /** The tree frame of the source's frame `index`. */
+  private sourceFrame(index: number): number {
+    if (index >= this.fromSource.length) this.fromSource = grownTo(this.fromSource, index);
+    const known = this.fromSource[index]!;
+    if (known !== 0) return known - 1;
+    const i = this.intern(this.source.frameAt!(index), index);
+    this.fromSource[index] = i + 1;
+    return i;
+  }
+
+  /** Find or add the frame with f's text; a new one refers to source frame `index` (-1: hold f). */
+  private intern(f: Frame, index: number): number {
+    const fn = f.function ?? '';
+    const h = frameHash(fn, f.file, f.line);
+    let mask = this.frameSlots.length - 1;
+    let at = h & mask;
+    for (let s = this.frameSlots[at]!; s !== 0; s = this.frameSlots[at]!) {
+      if (this.frameHashes[s - 1] === h) {
+        const g = this.frameText(s - 1);
+        if (g.line === f.line && g.file === f.file && (g.function ?? '') === fn) return s - 1;
+      }
+      at = (at + 1) & mask;
     }
+    const i = this.frameCount++;
+    if (i >= this.frameRef.length) this.frameRef = grownTo(this.frameRef, i);
+    if (index >= 0) this.frameRef[i] = index;
+    else {
+      this.heldFrames.push(f);
+      this.frameRef[i] = -this.heldFrames.length;
+    }
+    if (i >= this.frameHashes.length) this.frameHashes = grownTo(this.frameHashes, i);
+    this.frameHashes[i] = h;
+    if (2 * this.frameCount > this.frameSlots.length) {
+      const slots = new Int32Array(this.frameSlots.length * 2);
+      mask = slots.length - 1;
+      for (let j = 0; j < this.frameCount; j++) {
+        let k = this.frameHashes[j]! & mask;
+        while (slots[k] !== 0) k = (k + 1) & mask;
+        slots[k] = j + 1;
+      }
+      this.frameSlots = slots;
+    } else this.frameSlots[at] = i + 1;
     return i;
   }
 
@@ -274,10 +344,14 @@ export class CallTree {
 
   /** The path of a trace's frames (root first) below `node`. */
   private path(node: number, trace: Trace): number {
-    if (trace.dropped > 0) node = this.child(node, this.frame({ function: `[${trace.dropped} outer frames not recorded]`, file: '', line: 0 }));
+    if (trace.dropped > 0) node = this.child(node, this.droppedFrame(trace.dropped));
     if (trace.frames.length === 0) node = this.child(node, this.noStackFrame);
     for (let i = trace.frames.length - 1; i >= 0; i--) node = this.child(node, this.frame(trace.frames[i]!));
     return node;
+  }
+
+  private droppedFrame(dropped: number): number {
+    return this.frame({ function: `[${dropped} outer frames not recorded]`, file: '', line: 0 });
   }
 
   /** A native recording's trace: the leaf in its thread's tree (-1: no thread) and its domain (DOMAINS index). */
@@ -287,26 +361,32 @@ export class CallTree {
   }
 
   private define(traceId: number): void {
-    const trace = traceOrPlaceholder(this.lookup, traceId);
-    const node = this.path(0, trace);
-    if (trace.thread !== undefined || trace.domain !== undefined) {
-      const threadLeaf = trace.thread ? this.path(this.threadRoot(trace.thread), trace) : -1;
-      this.nativeInfo.set(traceId, { threadLeaf, domain: Math.max(0, DOMAINS.indexOf(traceDomain(trace))) });
+    let node = 0;
+    let site = -1;
+    const indexed = traceId === 0 ? undefined : this.source.traceFrameIndexes?.(traceId);
+    if (indexed) {
+      // The source's frame indexes (a view into its table: read before anything else asks it).
+      const frames = indexed.frames;
+      if (indexed.dropped > 0) node = this.child(node, this.droppedFrame(indexed.dropped));
+      if (frames.length === 0) node = this.child(node, this.noStackFrame);
+      for (let i = frames.length - 1; i >= 0; i--) node = this.child(node, this.sourceFrame(frames[i]!));
+      if (frames.length > 0) site = this.sourceFrame(frames[0]!);
+    } else {
+      const trace = traceOrPlaceholder((id) => this.source.trace(id), traceId);
+      node = this.path(0, trace);
+      if (trace.thread !== undefined || trace.domain !== undefined) {
+        const threadLeaf = trace.thread ? this.path(this.threadRoot(trace.thread), trace) : -1;
+        this.nativeInfo.set(traceId, { threadLeaf, domain: Math.max(0, DOMAINS.indexOf(traceDomain(trace))) });
+      }
+      site = trace.frames.length > 0 ? this.frame(trace.frames[0]!) : -1;
     }
-    const site = trace.frames.length > 0 ? this.frame(trace.frames[0]!) : -1;
     if (traceId >= DIRECT_TRACE_IDS) {
       this.farTraces.set(traceId, [node, site]);
       return;
     }
     if (traceId >= this.leafOfTrace.length) {
-      let n = this.leafOfTrace.length;
-      while (n <= traceId) n *= 2;
-      const l = new Int32Array(n);
-      l.set(this.leafOfTrace);
-      this.leafOfTrace = l;
-      const st = new Int32Array(n);
-      st.set(this.siteOfTrace);
-      this.siteOfTrace = st;
+      this.leafOfTrace = grownTo(this.leafOfTrace, traceId);
+      this.siteOfTrace = grownTo(this.siteOfTrace, traceId);
     }
     this.leafOfTrace[traceId] = node + 1;
     this.siteOfTrace[traceId] = site + 2;
@@ -336,12 +416,35 @@ export class CallTree {
 /** Trace ids below this are mapped through flat arrays. */
 const DIRECT_TRACE_IDS = 1 << 22;
 
+/** A copy of `a` at least `index + 1` long (doubling). */
+function grownTo(a: Int32Array<ArrayBuffer>, index: number): Int32Array<ArrayBuffer> {
+  let n = a.length * 2;
+  while (n <= index) n *= 2;
+  const b = new Int32Array(n);
+  b.set(a);
+  return b;
+}
+
+/** FNV-1a over a frame's function, file and line (the text CallTree merges frames by). */
+function frameHash(fn: string, file: string, line: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < fn.length; i++) h = Math.imul(h ^ fn.charCodeAt(i), 0x01000193);
+  h = Math.imul(h ^ 0xff, 0x01000193);
+  for (let i = 0; i < file.length; i++) h = Math.imul(h ^ file.charCodeAt(i), 0x01000193);
+  h = Math.imul(h ^ line, 0x01000193);
+  h ^= h >>> 15;
+  return h | 0;
+}
+
 /** Turns live heaps into report points, and remembers which tree nodes any point used. */
 class PointMaker {
-  private values = new Float64Array(0);
-  private variances = new Float64Array(0);
-  private counts = new Float64Array(0);
-  private countVars = new Float64Array(0);
+  /**
+   * Per tree node: a value summed over its subtree and its variance. Bytes first, then counts,
+   * through the same two arrays: four arrays of the 3 million nodes of 10^5 deep traces were
+   * 116 MB.
+   */
+  private sums = new Float64Array(0);
+  private vars = new Float64Array(0);
   private siteBytes = new Float64Array(0);
   private siteVar = new Float64Array(0);
   readonly usedNodes = new Set<number>([0]);
@@ -354,6 +457,44 @@ class PointMaker {
     private readonly tree: CallTree,
     private readonly opts: ReportOptions,
   ) {}
+
+  /**
+   * Fill sums/vars for nodes 0..n): each live slot's value at its leaf (and its thread tree's
+   * leaf), then pushed up to the roots, children before parents.
+   */
+  private sumUp(n: number, slots: number, leafOfSlot: Int32Array, threadLeafOfSlot: Int32Array, value: Float64Array, variance: Float64Array): void {
+    if (this.sums.length < n) {
+      // The tree stops growing once every trace has been seen: a little headroom is enough.
+      const size = Math.ceil(n * 1.25);
+      this.sums = new Float64Array(size);
+      this.vars = new Float64Array(size);
+    } else {
+      this.sums.fill(0, 0, n);
+      this.vars.fill(0, 0, n);
+    }
+    const sums = this.sums;
+    const vars = this.vars;
+    for (let s = 0; s < slots; s++) {
+      const leaf = leafOfSlot[s]!;
+      if (leaf < 0) continue;
+      const x = value[s]!;
+      const v = Math.max(0, variance[s]!);
+      sums[leaf]! += x;
+      vars[leaf]! += v;
+      const threadLeaf = threadLeafOfSlot[s]!;
+      if (threadLeaf >= 0) {
+        sums[threadLeaf]! += x;
+        vars[threadLeaf]! += v;
+      }
+    }
+    const parent = this.tree.parent;
+    for (let node = n - 1; node > 0; node--) {
+      const p = parent[node]!;
+      if (p < 0) continue; // a thread's root
+      sums[p]! += sums[node]!;
+      vars[p]! += vars[node]!;
+    }
+  }
 
   make(heap: LiveHeap, tUs: number, rss: number | null): ReportPoint {
     const tree = this.tree;
@@ -376,69 +517,34 @@ class PointMaker {
       } else leafOfSlot[s] = -1;
     }
     const n = tree.size;
-    if (this.values.length < n) {
-      // The tree stops growing once every trace has been seen: a little headroom is enough.
-      const size = Math.ceil(n * 1.25);
-      this.values = new Float64Array(size);
-      this.variances = new Float64Array(size);
-      this.counts = new Float64Array(size);
-      this.countVars = new Float64Array(size);
-    } else {
-      this.values.fill(0, 0, n);
-      this.variances.fill(0, 0, n);
-      this.counts.fill(0, 0, n);
-      this.countVars.fill(0, 0, n);
-    }
-    const nf = tree.frames.length + 1;
+    const nf = tree.frameCount + 1;
     const nThreads = tree.threads.length;
     // Sites of the whole heap, then of each thread: nf entries each.
     const siteSlots = nf * (1 + nThreads);
     if (this.siteBytes.length < siteSlots) {
-      this.siteBytes = new Float64Array(siteSlots * 2);
-      this.siteVar = new Float64Array(siteSlots * 2);
+      this.siteBytes = new Float64Array(Math.ceil(siteSlots * 1.25));
+      this.siteVar = new Float64Array(Math.ceil(siteSlots * 1.25));
     } else {
       this.siteBytes.fill(0, 0, siteSlots);
       this.siteVar.fill(0, 0, siteSlots);
     }
-    const values = this.values;
-    const variances = this.variances;
-    const counts = this.counts;
-    const countVars = this.countVars;
     const siteBytes = this.siteBytes;
     const siteVar = this.siteVar;
-    const parent = tree.parent;
     for (let s = 0; s < slots; s++) {
-      const leaf = leafOfSlot[s]!;
-      if (leaf < 0) continue;
+      if (leafOfSlot[s]! < 0) continue;
       const b = heap.bytes[s]!;
       const v = Math.max(0, heap.bytesVar[s]!);
-      const c = heap.count[s]!;
-      const cv = Math.max(0, heap.countVar[s]!);
-      values[leaf]! += b;
-      variances[leaf]! += v;
-      counts[leaf]! += c;
-      countVars[leaf]! += cv;
       siteBytes[siteOfSlot[s]!]! += b;
       siteVar[siteOfSlot[s]!]! += v;
       const threadLeaf = threadLeafOfSlot[s]!;
       if (threadLeaf >= 0) {
-        values[threadLeaf]! += b;
-        variances[threadLeaf]! += v;
-        counts[threadLeaf]! += c;
-        countVars[threadLeaf]! += cv;
         const k = -2 - tree.frameOf[tree.rootOf![threadLeaf]!]!;
         siteBytes[(k + 1) * nf + siteOfSlot[s]!]! += b;
         siteVar[(k + 1) * nf + siteOfSlot[s]!]! += v;
       }
     }
-    for (let node = n - 1; node > 0; node--) {
-      const p = parent[node]!;
-      if (p < 0) continue; // a thread's root
-      values[p]! += values[node]!;
-      variances[p]! += variances[node]!;
-      counts[p]! += counts[node]!;
-      countVars[p]! += countVars[node]!;
-    }
+    this.sumUp(n, slots, leafOfSlot, threadLeafOfSlot, heap.bytes, heap.bytesVar);
+    const values = this.sums;
     // Each tree (the whole heap's, each thread's) keeps the nodes holding minShare of its root.
     const rootOf = tree.rootOf;
     const keep = (inThreads: boolean): number[] => {
@@ -454,20 +560,21 @@ class PointMaker {
       }
       return kept;
     };
-    const treeOut: number[] = [];
-    const out = (node: number): void => {
+    const keptNodes = [0];
+    for (const node of keep(false)) if (node !== 0) keptNodes.push(node);
+    if (nThreads > 0) keptNodes.push(...keep(true));
+    const treeOut: number[] = new Array(keptNodes.length * TREE_STRIDE);
+    keptNodes.forEach((node, i) => {
       this.usedNodes.add(node);
-      treeOut.push(
-        node,
-        round(values[node]!),
-        Math.round(halfWidth95(upperVariance(values[node]!, variances[node]!))),
-        round(counts[node]!),
-        Math.round(halfWidth95(upperVariance(counts[node]!, countVars[node]!))),
-      );
-    };
-    out(0);
-    for (const node of keep(false)) if (node !== 0) out(node);
-    if (nThreads > 0) for (const node of keep(true)) out(node);
+      treeOut[i * TREE_STRIDE] = node;
+      treeOut[i * TREE_STRIDE + 1] = round(this.sums[node]!);
+      treeOut[i * TREE_STRIDE + 2] = Math.round(halfWidth95(upperVariance(this.sums[node]!, this.vars[node]!)));
+    });
+    this.sumUp(n, slots, leafOfSlot, threadLeafOfSlot, heap.count, heap.countVar);
+    keptNodes.forEach((node, i) => {
+      treeOut[i * TREE_STRIDE + 3] = round(this.sums[node]!);
+      treeOut[i * TREE_STRIDE + 4] = Math.round(halfWidth95(upperVariance(this.sums[node]!, this.vars[node]!)));
+    });
     const sitesOf = (base: number): number[] => {
       const list: number[] = [];
       for (const i of topIndices(siteBytes.subarray(base, base + nf), nf, this.opts.sites, (j) => siteBytes[base + j]! > 0)) {
@@ -491,6 +598,31 @@ class PointMaker {
 }
 
 /**
+ * The frames the page needs, those of the tree nodes and sites the points use, in tree-frame
+ * order, and each tree frame's index among them (-1: not needed). Rewrites the points' sites to
+ * these indexes. A trace table may hold ~600,000 frames of which the points use a few percent.
+ */
+function pageFrames(tree: CallTree, usedNodes: Iterable<number>, points: ReportPoint[]): { frames: ReportData['frames']; pageIndex: Int32Array<ArrayBuffer> } {
+  const pageIndex = new Int32Array(tree.frameCount);
+  const USED = 1;
+  for (const node of usedNodes) if (tree.frameOf[node]! >= 0) pageIndex[tree.frameOf[node]!] = USED;
+  const siteLists = (p: ReportPoint): number[][] => [p.sites, ...(p.threadSites ?? [])];
+  for (const p of points) for (const list of siteLists(p)) for (let i = 0; i < list.length; i += 3) if (list[i]! >= 0) pageIndex[list[i]!] = USED;
+  const frames: ReportData['frames'] = [];
+  for (let f = 0; f < tree.frameCount; f++) {
+    if (pageIndex[f] !== USED) {
+      pageIndex[f] = -1;
+      continue;
+    }
+    pageIndex[f] = frames.length;
+    const text = tree.frameText(f);
+    frames.push([text.function, text.file, text.line]);
+  }
+  for (const p of points) for (const list of siteLists(p)) for (let i = 0; i < list.length; i += 3) if (list[i]! >= 0) list[i] = pageIndex[list[i]!]!;
+  return { frames, pageIndex };
+}
+
+/**
  * Read the profile twice (it must be seekable; `open` gives a fresh source each time): first for
  * the peak and the profile's length, then for the points of the plot at a fixed granularity, each
  * the state after every event at or before its time.
@@ -509,7 +641,7 @@ export async function buildReportData(open: () => Promise<ProfileSource>, opts: 
       warnIfNoEvents(source);
       maker.unseen = unseenOf(header.sampling, source.histogram);
       maker.domains = header.native === true;
-      tree.lookup = (id) => source.trace(id);
+      tree.source = source;
       const snap = await liveHeapAt(source, { kind: 'peak' });
       peak = { ...maker.make(snap.heap, snap.atUs, null), peak: true };
       lastUs = snap.lastUs;
@@ -522,9 +654,11 @@ export async function buildReportData(open: () => Promise<ProfileSource>, opts: 
   let complete = false;
   let chosen: ReportPoint | null = null;
   let marks: Array<{ t: number; label: string }> = [];
+  let frames: ReportData['frames'] = [];
+  let pageIndex = new Int32Array(0);
   const source = await open();
   try {
-    tree.lookup = (id) => source.trace(id);
+    tree.source = source;
     const heap = new LiveHeap(header.sampling);
     let nextEndUs = granularityUs;
     let curUs = 0;
@@ -572,6 +706,8 @@ export async function buildReportData(open: () => Promise<ProfileSource>, opts: 
     complete = source.complete;
     for (const tr of source.traces()) if (tr.id > 0) traces++;
     marks = sourceMarks(source).map((m) => ({ t: m.timeUs / 1e6, label: m.label }));
+    // The frames' text is read from this source, so before it closes.
+    ({ frames, pageIndex } = pageFrames(tree, maker.usedNodes, points.concat(peak, chosen ?? [])));
   } finally {
     await source.close();
   }
@@ -593,7 +729,10 @@ export async function buildReportData(open: () => Promise<ProfileSource>, opts: 
   // Keep only the nodes some point uses, renumbered in id order (parents stay before children).
   const used = [...maker.usedNodes].sort((a, b) => a - b);
   const compact = new Map<number, number>(used.map((node, i) => [node, i]));
-  const nodes: Array<[number, number]> = used.map((node) => [tree.parent[node]! < 0 || node === 0 ? -1 : compact.get(tree.parent[node]!)!, tree.frameOf[node]!]);
+  const nodes: Array<[number, number]> = used.map((node) => {
+    const frame = tree.frameOf[node]!;
+    return [tree.parent[node]! < 0 || node === 0 ? -1 : compact.get(tree.parent[node]!)!, frame < 0 ? frame : pageIndex[frame]!];
+  });
   for (const p of points) for (let i = 0; i < p.tree.length; i += TREE_STRIDE) p.tree[i] = compact.get(p.tree[i]!)!;
 
   return {
@@ -611,7 +750,7 @@ export async function buildReportData(open: () => Promise<ProfileSource>, opts: 
       minShare: opts.minShare,
       traces,
     },
-    frames: tree.frames,
+    frames,
     nodes,
     threads: tree.threads,
     domains: header.native === true ? [...DOMAINS] : [],

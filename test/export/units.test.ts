@@ -143,14 +143,14 @@ t.test('report: the call tree shares prefixes, parents before children, sites ar
     [3, { id: 3, frames: [b, root], dropped: 2 }],
   ]);
   const tree = new CallTree();
-  tree.lookup = (id) => traces.get(id);
+  tree.source = { trace: (id) => traces.get(id) };
   const l1 = tree.leaf(1);
   const l2 = tree.leaf(2);
   const l3 = tree.leaf(3);
   const l0 = tree.leaf(0);
   const path = (n: number): string[] => {
     const out: string[] = [];
-    for (let x = n; x > 0; x = tree.parent[x]!) out.unshift(tree.frames[tree.frameOf[x]!]![0] ?? '?');
+    for (let x = n; x > 0; x = tree.parent[x]!) out.unshift(tree.frameText(tree.frameOf[x]!).function ?? '?');
     return out;
   };
   t.same(path(l1), ['<module>', 'a', 'c', 'alloc1']);
@@ -159,9 +159,51 @@ t.test('report: the call tree shares prefixes, parents before children, sites ar
   t.same(path(l0), ['[no Python stack]']);
   t.equal(tree.parent[l1], tree.parent[l2], 'shared prefix');
   for (let n = 1; n < tree.size; n++) t.ok(tree.parent[n]! < n, 'parent id below child id');
-  t.equal(tree.frames[tree.site(2)]![0], 'alloc2');
+  t.equal(tree.frameText(tree.site(2)).function, 'alloc2');
   t.equal(tree.site(0), -1);
   t.equal(tree.size, 1 + 4 + 1 + 3 + 1, 'one node per distinct prefix');
+  t.end();
+});
+
+t.test('report: the call tree is the same whether the source gives frame indexes or frame objects', (t) => {
+  // A trace table as hpx keeps it: frames by index, traces as index lists; frame 4 repeats
+  // frame 1's text under another index (the flame graph merges them, as before).
+  const table: Frame[] = [root, a, c, leaf1, f('a', 'm.py', 10), leaf2, b];
+  const indexed = new Map<number, { dropped: number; frames: number[] }>([
+    [1, { dropped: 0, frames: [3, 2, 1, 0] }],
+    [2, { dropped: 0, frames: [5, 2, 4, 0] }],
+    [3, { dropped: 2, frames: [6, 0] }],
+  ]);
+  const asObjects = (id: number) => {
+    const x = indexed.get(id);
+    return x && { id, frames: x.frames.map((i) => table[i]!), dropped: x.dropped };
+  };
+  const byObjects = new CallTree();
+  byObjects.source = { trace: asObjects };
+  const byIndexes = new CallTree();
+  let textReads = 0;
+  byIndexes.source = {
+    trace: asObjects,
+    traceFrameIndexes: (id) => indexed.get(id),
+    frameAt: (i) => {
+      textReads++;
+      return table[i]!;
+    },
+  };
+  const shape = (tree: CallTree, ids: number[]) => ({
+    leaves: ids.map((id) => tree.leaf(id)),
+    sites: ids.map((id) => tree.site(id)),
+    nodes: Array.from({ length: tree.size }, (_, n) => [tree.parent[n], tree.frameOf[n]! < 0 ? null : tree.frameText(tree.frameOf[n]!)]),
+    frames: tree.frameCount,
+  });
+  const ids = [2, 0, 1, 3, 1];
+  t.same(shape(byIndexes, ids), shape(byObjects, ids), 'same nodes, frames, leaves and sites');
+  t.equal(byIndexes.frameCount, 1 + 1 + 6, 'frames merged by text: no-stack, dropped, six distinct');
+  t.equal(byIndexes.parent[byIndexes.leaf(1)], byIndexes.parent[byIndexes.leaf(2)], 'traces 1 and 2 share the <module>;a;c prefix');
+  textReads = 0;
+  byIndexes.leaf(1);
+  byIndexes.site(2);
+  t.equal(textReads, 0, 'a known trace reads no frame text');
   t.end();
 });
 

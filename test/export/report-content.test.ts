@@ -1,0 +1,151 @@
+// hp-report's page data, without a browser: what the page shows (every point's flame graph
+// nodes as frame paths with their values, top sites, per-thread trees and sites, domains, marks)
+// against committed expected content, and the page embeds only the frames its points use.
+// Regenerate the expected content on purpose only:
+//   HP_UPDATE_GOLDEN=1 npx tap test/export/report-content.test.ts
+
+import t, { type Test } from 'tap';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeProfile } from '../../lib/format/hpx.js';
+import type { Frame, Trace } from '../../lib/format/types.js';
+import type { ReportData } from '../../lib/export/report.js';
+import { FIXTURES, run } from '../fixtures/export/support.js';
+
+const update = process.env.HP_UPDATE_GOLDEN === '1';
+
+/** The page's embedded data. */
+function pageData(html: string): ReportData {
+  const m = /<script id="hp-data" type="application\/json">(.*?)<\/script>/s.exec(html);
+  if (!m) throw new Error('no hp-data script in the page');
+  return JSON.parse(m[1]!) as ReportData;
+}
+
+/** What a user sees, with frames as text instead of the page's internal numbering. */
+function shownContent(data: ReportData): { points: unknown[]; [field: string]: unknown } {
+  const frameText = (f: number): string => {
+    if (f === -1) return '[all]';
+    if (f <= -2) return `[thread ${-2 - f}]`;
+    const [fn, file, line] = data.frames[f]!;
+    return `${fn ?? ''} ${file}:${line}`;
+  };
+  const pathOf = (node: number): string => {
+    const parts: string[] = [];
+    for (let n = node; n >= 0; n = data.nodes[n]![0]) parts.unshift(frameText(data.nodes[n]![1]));
+    return parts.join(';');
+  };
+  const sites = (list: number[]): unknown[] => {
+    const out: unknown[] = [];
+    for (let i = 0; i < list.length; i += 3) out.push([list[i]! < 0 ? '[no Python stack]' : frameText(list[i]!), list[i + 1], list[i + 2]]);
+    return out;
+  };
+  return {
+    title: data.title,
+    meta: data.meta,
+    threads: data.threads,
+    domains: data.domains,
+    peakIndex: data.peakIndex,
+    selectedIndex: data.selectedIndex,
+    marks: data.marks,
+    nodes: data.nodes.length,
+    points: data.points.map((p) => {
+      const tree: unknown[] = [];
+      for (let i = 0; i < p.tree.length; i += 5) tree.push([pathOf(p.tree[i]!), ...p.tree.slice(i + 1, i + 5)]);
+      return { ...p, tree, sites: sites(p.sites), ...(p.threadSites ? { threadSites: p.threadSites.map(sites) } : {}) };
+    }),
+  };
+}
+
+async function report(t: Test, dir: string, args: string[]): Promise<{ html: string; data: ReportData }> {
+  const html = join(dir, 'report.html');
+  const res = await run('hp-report', [...args, '-o', html, '-q']);
+  t.equal(res.code, 0, res.stderr);
+  const text = readFileSync(html, 'utf8');
+  return { html: text, data: pageData(text) };
+}
+
+/** Compared as text: the fields, then one line per point. */
+function golden(t: Test, name: string, value: { points: unknown[] }): void {
+  const path = join(FIXTURES, 'expected', name);
+  const { points, ...rest } = value;
+  const got = `${JSON.stringify(rest, null, 1)}\n${points.map((p) => JSON.stringify(p)).join('\n')}\n`;
+  if (update) writeFileSync(path, got);
+  else if (!existsSync(path)) t.fail(`${name} missing: run with HP_UPDATE_GOLDEN=1`);
+  t.equal(got, readFileSync(path, 'utf8'), `matches expected/${name}`);
+}
+
+/** Every frame index the page's nodes and sites use. */
+function usedFrameIndexes(data: ReportData): Set<number> {
+  const used = new Set<number>();
+  for (const [, f] of data.nodes) if (f >= 0) used.add(f);
+  for (const p of data.points) {
+    for (const list of [p.sites, ...(p.threadSites ?? [])]) for (let i = 0; i < list.length; i += 3) if (list[i]! >= 0) used.add(list[i]!);
+  }
+  return used;
+}
+
+t.test('the fixture profile: the same content as before, frame for frame', async (t) => {
+  const { data } = await report(t, t.testdir(), [join(FIXTURES, 'app'), '--title', 'app']);
+  golden(t, 'report-content-app.json', shownContent(data));
+  t.equal(usedFrameIndexes(data).size, data.frames.length, 'every embedded frame is used');
+});
+
+t.test('the fixture profile at a chosen time with a tighter tree', async (t) => {
+  const { data } = await report(t, t.testdir(), [join(FIXTURES, 'app'), '--title', 'app', '--at', '4', '--min-share', '0.01', '--points', '40', '--top', '5']);
+  golden(t, 'report-content-app-at4.json', shownContent(data));
+});
+
+t.test('a --native profile with threads and domains: the same content as before', async (t) => {
+  const dir = t.testdir();
+  const base = join(dir, 'native');
+  const mainThread = { id: 1, tid: 100, name: 'MainThread' };
+  const loader = { id: 2, tid: 101, name: 'loader' };
+  const module = { function: '<module>', file: 'app.py', line: 1 };
+  const runFrame = { function: 'run', file: 'threading.py', line: 1 };
+  await writeProfile(base, {
+    header: { startTimeUs: 1_764_000_000_000_000, argv: ['app.py'], sampling: { kind: 'table', bounds: [1024], probs: [0.01] }, native: true },
+    traces: [
+      { id: 1, frames: [{ function: 'build', file: 'app.py', line: 10 }, module], dropped: 0, domain: 'python', thread: mainThread },
+      { id: 2, frames: [{ function: 'malloc', file: 'libc.so.6', line: 0, native: true }, { function: 'cfunc', file: '_ext.so', line: 0, native: true }, module], dropped: 0, domain: 'native', thread: mainThread },
+      { id: 3, frames: [{ function: 'load', file: 'loader.py', line: 5 }, runFrame], dropped: 3, domain: 'mmap', thread: loader },
+      { id: 4, frames: [{ function: 'parse', file: 'loader.py', line: 9 }, runFrame], dropped: 0, domain: 'python', thread: loader },
+    ],
+    events: [
+      { op: 'alloc' as const, timeUs: 500_000, trace: 3, size: 4_000_000 },
+      ...Array.from({ length: 50 }, (_, i) => ({ op: 'alloc' as const, timeUs: 1_000_000 + i, trace: 1, size: 100 })),
+      ...Array.from({ length: 3 }, (_, i) => ({ op: 'alloc' as const, timeUs: 1_500_000 + i, trace: 2, size: 50_000 })),
+      ...Array.from({ length: 100 }, (_, i) => ({ op: 'alloc' as const, timeUs: 2_000_000 + i, trace: 4, size: 2000 })),
+      { op: 'alloc' as const, timeUs: 2_500_000, trace: 0, size: 300_000 },
+      { op: 'alloc' as const, timeUs: 3_000_000, trace: 3, size: 4_000_000 },
+      ...[0.5, 1, 2, 3, 4].map((s) => ({ op: 'rss' as const, timeUs: s * 1e6, size: 20_000_000 + s * 1e6 })),
+    ].sort((a, b) => a.timeUs - b.timeUs),
+    eventsPerBlock: 4096,
+  });
+  const { data } = await report(t, dir, [base, '--title', 'native']);
+  golden(t, 'report-content-native.json', shownContent(data));
+});
+
+t.test('the page embeds only the frames its points use, not the whole trace table', async (t) => {
+  // One trace holds nearly all the heap; 2,000 more, each with its own frames, are defined in the
+  // trace table: half never allocate, half allocate a few bytes (live, but far below --min-share
+  // and below the top sites). Their frames must not reach the page.
+  const dir = t.testdir();
+  const base = join(dir, 'unused');
+  const main: Frame = { function: 'main', file: 'app.py', line: 1 };
+  const traces: Trace[] = [{ id: 1, frames: [{ function: 'big_alloc', file: 'app.py', line: 7 }, main], dropped: 0 }];
+  for (let k = 0; k < 2000; k++) {
+    traces.push({ id: 2 + k, frames: [{ function: `unused_leaf_${k}`, file: `unused_${k}.py`, line: 3 }, { function: `unused_caller_${k}`, file: `unused_${k}.py`, line: 9 }, main], dropped: 0 });
+  }
+  const events = [
+    ...Array.from({ length: 200 }, (_, i) => ({ op: 'alloc' as const, timeUs: 1000 + i * 10_000, trace: 1, size: 1_000_000 })),
+    ...Array.from({ length: 1000 }, (_, k) => ({ op: 'alloc' as const, timeUs: 2_500_000 + k, trace: 2 + 2 * k, size: 16 })),
+  ];
+  await writeProfile(base, { header: { startTimeUs: 1_764_000_000_000_000, argv: ['app.py'], sampling: { kind: 'table', bounds: [], probs: [] } }, traces, events, eventsPerBlock: 4096 });
+  const { html, data } = await report(t, dir, [base, '--top', '1']);
+  t.notMatch(html, /unused_(leaf|caller)_/, 'no frame of the small or unused traces is in the page');
+  t.ok(data.frames.length <= 3, `only the frames drawn or listed (${data.frames.length})`);
+  t.same(new Set(data.frames.map((f) => f[0])), new Set(['main', 'big_alloc']), 'main and big_alloc');
+  t.equal(usedFrameIndexes(data).size, data.frames.length, 'every embedded frame is used');
+  const peak = data.points[data.peakIndex]!;
+  t.equal(peak.bytes, 200_000_000 + 1000 * 16, 'the small allocations still count in the total');
+});
