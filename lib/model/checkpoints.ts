@@ -282,6 +282,14 @@ export interface SeekedProfile {
   indexOrigin: LoadedIndex['origin'];
 }
 
+/** A v2 profile's header and its seek index (loaded or built), or null where there is none to use. */
+async function headerAndIndex(arg: string, opts: ReadOptions, indexOpts: IndexOptions): Promise<(LoadedIndex & { header: Header }) | null> {
+  const header = await v2Header(arg, indexOpts.minBytes ?? defaultMinBytes());
+  if (!header) return null;
+  const loaded = await loadIndex(arg, header, { ...(opts.onProgress ? { onProgress: opts.onProgress } : {}), ...indexOpts });
+  return loaded ? { header, ...loaded } : null;
+}
+
 /**
  * Open a profile positioned for reading everything from time `beforeUs` on: the latest
  * checkpoint whose events all precede `beforeUs`. hp-history --from F uses it with
@@ -290,9 +298,7 @@ export interface SeekedProfile {
  * then read from the start as usual).
  */
 export async function openSeeked(arg: string, beforeUs: number, opts: ReadOptions = {}, indexOpts: IndexOptions = {}): Promise<SeekedProfile | null> {
-  const header = await v2Header(arg, indexOpts.minBytes ?? defaultMinBytes());
-  if (!header) return null;
-  const loaded = await loadIndex(arg, header, { ...(opts.onProgress ? { onProgress: opts.onProgress } : {}), ...indexOpts });
+  const loaded = await headerAndIndex(arg, opts, indexOpts);
   if (!loaded) return null;
   const { index } = loaded;
   const cp = checkpointBefore(index, beforeUs);
@@ -329,11 +335,9 @@ export interface IndexedSnapshot {
  * are not monotone: callers then use liveHeapAt on an ordinary source.
  */
 export async function liveHeapAtIndexed(arg: string, at: SnapshotAt, opts: ReadOptions = {}, indexOpts: IndexOptions = {}): Promise<IndexedSnapshot | null> {
-  const header = await v2Header(arg, indexOpts.minBytes ?? defaultMinBytes());
-  if (!header) return null;
-  const loaded = await loadIndex(arg, header, { ...(opts.onProgress ? { onProgress: opts.onProgress } : {}), ...indexOpts });
+  const loaded = await headerAndIndex(arg, opts, indexOpts);
   if (!loaded) return null;
-  const { index } = loaded;
+  const { header, index } = loaded;
   if (at.kind === 'peak' && !index.monotone) return null;
   const T = at.kind === 'time' ? at.us : at.kind === 'peak' ? index.peakUs : Infinity;
   const cp = checkpointBefore(index, T);
