@@ -95,7 +95,7 @@ for (const sc of SCENARIOS) {
 }
 
 t.test('a total with no small block drawn is not exact, and is exact only when nothing can hide', async (t) => {
-  const { interval95, unseenOf } = await import('../../lib/model/estimate.js');
+  const { gammaQuantile, interval95, unseenOf } = await import('../../lib/model/estimate.js');
   const hist = (sizes: number[]) => {
     const h = Array.from({ length: 40 }, () => ({ count: 0, bytes: 0, sampled: 0 }));
     for (const s of sizes) {
@@ -122,4 +122,18 @@ t.test('a total with no small block drawn is not exact, and is exact only when n
   // Byte-Poisson: R ln 40 above what was drawn when nothing was.
   const p = unseenOf(POISSON, null)!;
   t.ok(Math.abs(interval95(0, 0, p.bytes)![1] - 4096 * Math.log(40)) < 1);
+  // One small block drawn (weight 640,000, p = 1e-4): the total allows half an unseen one,
+  // Jeffreys' bound for a count of 1, the 97.5% point of a gamma of shape 1.5 (4.67 weights,
+  // against Garwood's 5.57); a site (no allowance) keeps Garwood's.
+  const w = 640000;
+  const v = w * w * (1 - 1e-4);
+  const total = interval95(10e6 + w, v, unseen.bytes, 10e6)!;
+  t.ok(Math.abs(total[1] - 10e6 - w * (1 - 1e-4) * gammaQuantile(0.975, 1.5 / (1 - 1e-4))) < 1, `total: 10 MB + 4.67 weights (${total[1]})`);
+  t.ok(Math.abs((total[1] - 10e6) / w - 4.67) < 0.01, 'that is 4.67 weights');
+  const site = interval95(w, v)!;
+  t.ok(Math.abs(site[1] / w - 5.57) < 0.01, `site: 5.57 weights (${site[1] / w})`);
+  // Byte-Poisson counts: the mean count weight of the allocations (here 1/p(16) and 1/p(4096)).
+  const counts = unseenOf(POISSON, hist([16, 4096]))!.count.weight;
+  const pOf = (s: number): number => -Math.expm1(-s / 4096);
+  t.ok(Math.abs(counts - (1 / pOf(16) + 1 / pOf(4096)) / 2) < 1e-6, `count weight ${counts}`);
 });
