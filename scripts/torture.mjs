@@ -147,7 +147,7 @@ export function markdown(rows) {
   const lines = ['| Python | module | sampling | result | seconds | events |', '|---|---|---|---|---|---|'];
   for (const r of rows) {
     const result = r.ok ? (r.plainFails ? `pass (${r.why})` : 'pass') : `**FAIL**: ${r.why}`;
-    lines.push(`| ${r.python} | ${r.module} | ${r.sample === 'all' ? "'{}'" : 'default'} | ${result} | ${r.seconds.toFixed(0)} | ${r.events ?? ''} |`);
+    lines.push(`| ${r.python} | ${r.module} | ${r.sample === 'all' ? "'{}'" : r.sample === 'native' ? '--native' : 'default'} | ${result} | ${r.seconds.toFixed(0)} | ${r.events ?? ''} |`);
   }
   const failed = rows.filter((r) => !r.ok).length;
   lines.push('', `${rows.length} runs, ${rows.length - failed} passed, ${failed} failed.`);
