@@ -4,7 +4,6 @@
 import { createReadStream, readFileSync, type ReadStream } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Readable, Writable } from 'node:stream';
-import { isDeepStrictEqual } from 'node:util';
 import type { Argv } from 'yargs';
 import { escapeControls } from './escape.js';
 import { jsonTooDeep, lineSplitter, MAX_JSON_DEPTH } from './lines.js';
@@ -214,6 +213,8 @@ function checkQuickAnswer(y: Argv, argv: string[], quick: { help?: string; args?
     return;
   }
   expected = y.parseSync();
+  // node:util through require: an ES import of it runs every lazy getter of the module (some 10 ms).
+  const { isDeepStrictEqual } = createRequire(import.meta.url)('node:util') as typeof import('node:util');
   if (!isDeepStrictEqual({ ...(expected as object) }, quick.args)) throw new Error(`HP_CHECK_ARGS: ${JSON.stringify(argv)} parsed differently from yargs: ${JSON.stringify(quick.args)} vs ${JSON.stringify(expected)}`);
   process.stderr.write(`${commandName}: HP_CHECK_ARGS: parsed without yargs, as yargs parses it\n`);
 }
