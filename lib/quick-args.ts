@@ -27,6 +27,8 @@ export interface QuickSpec {
   /** In declaration order; the shared ones (quiet, completion, help, version) first. */
   options: Array<[string, QuickOption]>;
   positionalNumbers: boolean;
+  /** yargs' halt-at-non-option: the fast path then leaves any positional to yargs. */
+  haltAtNonOption: boolean;
   conflicts: Array<[string, string[]]>;
 }
 
@@ -41,7 +43,7 @@ const aliasesOf = (o: QuickOption): string[] => (o.alias === undefined ? [] : Ar
  * or an option setting is one this module does not reproduce exactly.
  */
 export function quickSpec(name: string, usage: string, examples: Array<[string, string]>, base: Array<[string, QuickOption]>, calls: Array<[string, unknown[]]>): QuickSpec | null {
-  const spec: QuickSpec = { name, usage, examples, options: [...base], positionalNumbers: true, conflicts: [] };
+  const spec: QuickSpec = { name, usage, examples, options: [...base], positionalNumbers: true, haltAtNonOption: false, conflicts: [] };
   for (const [method, args] of calls) {
     if (method === 'option' && typeof args[0] === 'string' && typeof args[1] === 'object' && args[1] !== null && args.length === 2) {
       const [key, o] = args as [string, QuickOption];
@@ -61,8 +63,15 @@ export function quickSpec(name: string, usage: string, examples: Array<[string, 
       const config = args[0] as Record<string, unknown>;
       for (const [k, v] of Object.entries(config)) {
         if (k === 'parse-positional-numbers' && typeof v === 'boolean') spec.positionalNumbers = v;
+        else if (k === 'halt-at-non-option' && typeof v === 'boolean') spec.haltAtNonOption = v;
+        // Without `--` on the command line (always left to yargs) this changes nothing.
+        else if (k === 'populate--' && typeof v === 'boolean') continue;
+        // Only decides what a repeated option gives: repeats are left to yargs.
+        else if (k === 'duplicate-arguments-array' && typeof v === 'boolean') continue;
         else return null;
       }
+    } else if (method === 'fail' && args.length === 1 && typeof args[0] === 'function') {
+      // Only shapes the messages of failures, and failures are always yargs' to report.
     } else if (method === 'conflicts' && typeof args[0] === 'string' && args.length === 2) {
       const others = Array.isArray(args[1]) ? (args[1] as string[]) : [args[1] as string];
       spec.conflicts.push([args[0], others]);
@@ -92,7 +101,7 @@ export function quickParse(spec: QuickSpec, argv: string[]): Record<string, unkn
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '-' || !arg.startsWith('-')) {
-      if (/^["']/.test(arg)) return null;
+      if (/^["']/.test(arg) || spec.haltAtNonOption) return null;
       if (spec.positionalNumbers && /^[\d.]/.test(arg)) return null;
       positionals.push(arg);
       continue;

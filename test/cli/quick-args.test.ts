@@ -73,6 +73,24 @@ for (const cmd of READERS) {
   });
 }
 
+t.test('hp-record: its options without yargs and as yargs (each line stops at a usage error after parsing)', async (t) => {
+  for (const argv of [['--help'], ['--version']]) {
+    const r = run('record', argv);
+    t.equal(r.status, 0);
+    t.match(r.stderr, /HP_CHECK_ARGS: --\w+ without yargs/);
+  }
+  const lines = [
+    ['-q', '--force', '--mode', 'stats', '--follow-fork', '--sample-bytes', '512K', '-o', 'x', '--python', 'python3', '--mark-signal', 'USR1', 'x.py'],
+    ['--no-force', '--mode=stats', '--sample={}', '--no-native', '--output=x', 'x.py', '--mode', 'profile'],
+  ];
+  for (const argv of lines) {
+    const r = run('record', argv);
+    t.equal(r.status, 2, argv.join(' '));
+    t.match(r.stderr, /HP_CHECK_ARGS: parsed without yargs, as yargs parses it/, argv.join(' '));
+    t.match(r.stderr, /--mode stats counts every allocation/);
+  }
+});
+
 t.test('command lines left to yargs give yargs answers (errors, numbers, repeats, locales)', async (t) => {
   const cases: Array<[string, string[], RegExp, number]> = [
     ['snapshot', ['run', '--tpo', '3'], /unknown option: --tpo; did you mean --top\?/, 2],
