@@ -123,7 +123,10 @@ t.test('quickParse: plain command lines only', async (t) => {
   for (const argv of [['5'], ['run', '--', 'x'], ['run', '--top'], ['--top', '-1'], ['--top', '1', '--top', '2'], ['--width', '0x10'], ['--width', '1e3'], ['-qx'], ['--quiet', 'false'], ['--group-by', '1'], ["--top='3'"], ['--groupBy', 'line'], ['--nope']]) {
     t.equal(quickParse(spec, argv), null, argv.join(' '));
   }
-  t.equal(quickSpec('hp-t', '$0', [], base, [['parserConfiguration', [{ 'halt-at-non-option': true }]]]), null, 'unknown configuration: yargs');
+  t.equal(quickSpec('hp-t', '$0', [], base, [['parserConfiguration', [{ 'camel-case-expansion': false }]]]), null, 'unknown configuration: yargs');
+  const halting = quickSpec('hp-t', '$0', [], base, [['parserConfiguration', [{ 'halt-at-non-option': true, 'populate--': true }]]])!;
+  t.same(quickParse(halting, ['-q']), { _: [], quiet: true, q: true, $0: 'hp-t' });
+  t.equal(quickParse(halting, ['-q', 'x.py']), null, 'halt-at-non-option: a positional goes to yargs');
   t.equal(quickSpec('hp-t', '$0', [], base, [['option', ['n', { describe: 'untyped, no choices' }]]]), null, 'untyped option: yargs');
   t.equal(quickSpec('hp-t', '$0', [], base, [['command', ['x']]]), null, 'unknown call: yargs');
   t.equal(quickHelp(spec, { LANG: 'fr_FR.UTF-8' }), null);
