@@ -7,11 +7,13 @@ import type { Readable, Writable } from 'node:stream';
 import type { Argv } from 'yargs';
 import { escapeControls } from './escape.js';
 import { jsonTooDeep, lineSplitter, MAX_JSON_DEPTH } from './lines.js';
+import { quickHelp, quickParse, quickSpec, type QuickOption } from './quick-args.js';
 
 // yargs through its CommonJS build: one pre-bundled file and a few CommonJS dependencies load
 // in about two thirds of the CPU time of its ES-module build (some thirty files through the
-// asynchronous ESM loader). Same parser, same messages; start-up is paid by every command.
-const yargs = createRequire(import.meta.url)('yargs/yargs') as (args: string[]) => Argv;
+// asynchronous ESM loader). Same parser, same messages. Loaded only when lib/quick-args.ts
+// cannot answer for it: yargs costs about as much as Node's own start, paid by every command.
+const yargs = (args: string[]): Argv => (createRequire(import.meta.url)('yargs/yargs') as (args: string[]) => Argv)(args);
 
 /** Exit codes, in exactly one place: 0 success, 1 bad data or runtime failure, 2 bad usage. */
 export const EXIT_OK = 0;
@@ -128,6 +130,96 @@ function rawValue(argv: string[], names: string[]): string {
  */
 export function parser(name: string, argv: string[], usage: string, examples: Array<[string, string]> = []): Argv {
   commandName = name;
+  // The command's calls are recorded; parseSync() answers through lib/quick-args.ts when it can,
+  // else (and at the first call it does not know) the real yargs parser is built and the calls replayed.
+  const calls: Array<[string, unknown[]]> = [];
+  let real: Argv | null = null;
+  const materialize = (): Argv => {
+    if (real === null) {
+      let y = yargsParser(name, argv, usage, examples);
+      for (const [method, args] of calls) y = (y as unknown as Record<string, (...a: unknown[]) => Argv>)[method]!(...args);
+      real = y;
+    }
+    return real;
+  };
+  const forward = (prop: string | symbol): unknown => {
+    const y = materialize();
+    const v = (y as unknown as Record<string | symbol, unknown>)[prop];
+    if (typeof v !== 'function') return v;
+    return (...a: unknown[]) => {
+      const r = (v as (...a: unknown[]) => unknown).apply(y, a);
+      return r === y ? facade : r;
+    };
+  };
+  const recorded = new Set(['option', 'strict', 'strictOptions', 'parserConfiguration', 'conflicts', 'fail']);
+  const facade: Argv = new Proxy({} as Argv, {
+    get(_, prop) {
+      if (real !== null) return forward(prop);
+      if (prop === 'parseSync') {
+        return () => {
+          const quick = quickAnswer(name, argv, usage, examples, calls);
+          if (quick !== null) {
+            if (process.env.HP_CHECK_ARGS === '1') checkQuickAnswer(materialize(), argv, quick);
+            if (quick.help !== undefined) {
+              process.stdout.write(`${quick.help}\n`);
+              throw new Finished();
+            }
+            return quick.args;
+          }
+          return materialize().parseSync();
+        };
+      }
+      if (typeof prop === 'string' && recorded.has(prop)) {
+        return (...a: unknown[]) => {
+          calls.push([prop, a]);
+          return facade;
+        };
+      }
+      return forward(prop);
+    },
+  });
+  return facade;
+}
+
+/** The options parser() declares for every command, as lib/quick-args.ts reads them. */
+const BASE_OPTIONS: Array<[string, QuickOption]> = [
+  ['quiet', { alias: 'q', type: 'boolean', default: false, describe: 'No warnings, progress or summaries on stderr' }],
+  ['completion', { type: 'boolean', describe: 'Print a bash/zsh completion script for this command' }],
+  ['help', { alias: 'h', type: 'boolean', describe: 'Show help' }],
+  ['version', { type: 'boolean', describe: 'Print the version' }],
+];
+
+/** `--help` or the parsed options without yargs, or null when yargs must answer. */
+function quickAnswer(name: string, argv: string[], usage: string, examples: Array<[string, string]>, calls: Array<[string, unknown[]]>): { help?: string; args?: Record<string, unknown> } | null {
+  const spec = quickSpec(name, usage, examples, BASE_OPTIONS, calls);
+  if (spec === null) return null;
+  if (argv.length === 1 && (argv[0] === '--help' || argv[0] === '-h')) {
+    const help = quickHelp(spec);
+    return help === null ? null : { help };
+  }
+  if (argv.length === 1 && argv[0] === '--version') return { help: VERSION };
+  const args = quickParse(spec, argv);
+  return args === null ? null : { args };
+}
+
+/** HP_CHECK_ARGS=1 (the tests): the fast path's answer must be exactly yargs' answer. */
+function checkQuickAnswer(y: Argv, argv: string[], quick: { help?: string; args?: Record<string, unknown> }): void {
+  let expected: unknown;
+  if (quick.help !== undefined) {
+    if (argv[0] === '--version') expected = VERSION;
+    else y.showHelp((text) => (expected = text));
+    if (expected !== quick.help) throw new Error(`HP_CHECK_ARGS: --help differs from yargs':\n${JSON.stringify(quick.help)}\n${JSON.stringify(expected)}`);
+    process.stderr.write(`${commandName}: HP_CHECK_ARGS: ${argv[0]} without yargs, as yargs prints it\n`);
+    return;
+  }
+  expected = y.parseSync();
+  // node:util through require: an ES import of it runs every lazy getter of the module (some 10 ms).
+  const { isDeepStrictEqual } = createRequire(import.meta.url)('node:util') as typeof import('node:util');
+  if (!isDeepStrictEqual({ ...(expected as object) }, quick.args)) throw new Error(`HP_CHECK_ARGS: ${JSON.stringify(argv)} parsed differently from yargs: ${JSON.stringify(quick.args)} vs ${JSON.stringify(expected)}`);
+  process.stderr.write(`${commandName}: HP_CHECK_ARGS: parsed without yargs, as yargs parses it\n`);
+}
+
+function yargsParser(name: string, argv: string[], usage: string, examples: Array<[string, string]>): Argv {
   let y = yargs(argv)
     .scriptName(name)
     .usage(usage)

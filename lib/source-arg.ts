@@ -6,7 +6,6 @@
 import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { isQuiet, warn } from './cli.js';
-import { NdjsonSource } from './format/ndjson.js';
 import { openProfile } from './format/profile.js';
 import { V1_WEIGHTS, type ProfileSource, type ReadOptions, type V1Weights } from './format/source.js';
 
@@ -48,6 +47,8 @@ export async function isNdjsonArg(arg: string): Promise<boolean> {
 export async function openSource(arg: string, opts: ReadOptions): Promise<ProfileSource> {
   if (await isNdjsonArg(arg)) {
     const input = arg === '-' ? process.stdin : createReadStream(arg);
+    // The NDJSON reader (and what it imports) loads only for an NDJSON input: every command starts faster.
+    const { NdjsonSource } = await import('./format/ndjson.js');
     return NdjsonSource.open(input, arg === '-' ? 'stdin' : arg, opts);
   }
   return openProfile(arg, opts);

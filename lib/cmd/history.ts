@@ -9,7 +9,6 @@ import { parseLineSpecs, type GroupBy, type LineSpec } from '../model/sites.js';
 import { MergedSource } from '../format/merged.js';
 import type { ReadOptions } from '../format/source.js';
 import { BY_CHOICES, FirstRss, attachedSentences, manyInputs, openInputs, profileBases } from '../profile-inputs.js';
-import { openSeeked } from '../model/checkpoints.js';
 import { commandReadOptions, isNdjsonArg, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
 import { checkWithinSpan, formatSeconds, inputArg, positiveInt, reportIncomplete, resolveMarkOptions, secondsOption, traceGrouping, useOptions, wantsJson } from './common.js';
 import { DOMAINS } from '../format/types.js';
@@ -126,7 +125,7 @@ export function main(argv: string[]): void {
       }
       return;
     }
-    const seeked = !merged && fromUs !== undefined && fromUs > 0 && !args.follow && !(await isNdjsonArg(input)) ? await openSeeked(input, fromUs, opts) : null;
+    const seeked = !merged && fromUs !== undefined && fromUs > 0 && !args.follow && !(await isNdjsonArg(input)) ? await (await import('../model/checkpoints.js')).openSeeked(input, fromUs, opts) : null;
     const source = seeked ? seeked.source : merged ? await openInputs(inputs, opts, false) : await openSource(input, opts);
     const out = new OutputWriter();
     const firstRss = new FirstRss();

@@ -9,9 +9,6 @@ import type { ProfileSource } from '../format/source.js';
 import { MergedSource } from '../format/merged.js';
 import { BY_CHOICES, FirstRss, attachedSentences, manyInputs, openInputs } from '../profile-inputs.js';
 import { writeResult } from '../export/output.js';
-import { buildReportData } from '../export/report.js';
-import { parseAt } from '../export/stacks.js';
-import { renderReportHtml } from '../export/report-page.js';
 import { resolveMarkOptions, useOptions } from './common.js';
 
 const NAME = 'hp-report';
@@ -71,6 +68,8 @@ export function main(argv: string[]): void {
     if (!(Number.isInteger(args.points) && args.points >= 2)) throw new UsageError('--points: expected a whole number >= 2');
 
     const { opts, done } = commandReadOptions({ v1Weights: v1WeightsArg(args['v1-weights']), strict: Boolean(args.strict) });
+    // The report's builder and page load after the options are read: --help and usage errors start faster.
+    const [{ buildReportData }, { parseAt }, { renderReportHtml }] = await Promise.all([import('../export/report.js'), import('../export/stacks.js'), import('../export/report-page.js')]);
     let html: string;
     try {
       const attached: string[] = [];

@@ -5,7 +5,6 @@ import { OutputWriter, parser, runMain, UsageError, warn, formatBytes, setQuiet 
 import { interval95, putEstimate, putEstimates, unseenOf } from '../model/estimate.js';
 import { groupLiveHeap, type GroupBy, type SiteEstimate } from '../model/sites.js';
 import { liveHeapAt, type SnapshotAt } from '../model/snapshot.js';
-import { liveHeapAtIndexed } from '../model/checkpoints.js';
 import { commandReadOptions, isNdjsonArg, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
 import { BY_CHOICES, manyInputs, openInputs } from '../profile-inputs.js';
 import { checkWithinSpan, formatSeconds, inputArg, reportIncomplete, resolveMarkOptions, secondsOption, traceGrouping, useOptions, wantsJson } from './common.js';
@@ -80,7 +79,7 @@ export function main(argv: string[]): void {
     const keep = traceFilter(args.domain, args.thread);
     // A large hpx v2 profile goes through its seek index (BASE.hpi, built on first use):
     // the same result, decoding at most one checkpoint interval. Otherwise a full read.
-    const indexed = merged || (await isNdjsonArg(input)) ? null : await liveHeapAtIndexed(input, at, opts);
+    const indexed = merged || (await isNdjsonArg(input)) ? null : await (await import('../model/checkpoints.js')).liveHeapAtIndexed(input, at, opts);
     const source = indexed ? indexed.source : merged ? await openInputs(inputs, opts, byPid) : await openSource(input, opts);
     const out = new OutputWriter();
     try {

@@ -3,9 +3,10 @@
 // decodeInWorker there); the protocol is private to the two.
 //
 // Worker -> main, in file order:
-//   { type: 'batch', slot, columns?, index, offset, end, length, sawEnd, maxTrace }
+//   { type: 'batch', slot, columns?, index, offset, end, length, sawEnd, maxTrace, tally }
 //       one block's events, decoded into pool slot `slot` (columns: that slot's shared
-//       buffers, sent when the slot is first used or had to grow)
+//       buffers, sent when the slot is first used or had to grow); tally: the counts of
+//       lib/format/tally.ts over every batch so far, kept here off the analysis thread
 //   { type: 'issue', message, offset }   a problem the inline reader would report (same text)
 //   { type: 'done', truncatedAt }        the last block was read (truncatedAt: null or a byte offset)
 //   { type: 'error', message, exitCode } reading failed (exitCode set for an HpError; the cli
@@ -18,12 +19,15 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { BlockFile, problemText, type BlockProblem } from './block-file.js';
 import { decodeBlock } from './events.js';
 import type { EventBatch } from './source.js';
+import { EventTally } from './tally.js';
 
 export interface DecodeJob {
   path: string;
   start: number;
   fromUs: number;
   toUs: number;
+  /** Match frees to allocations (reading from the start): see EventTally. */
+  checkFrees: boolean;
   /** Int32Array over it: [0] = batches the main thread has consumed. */
   control: SharedArrayBuffer;
 }
@@ -53,6 +57,7 @@ async function main(job: DecodeJob): Promise<void> {
   const control = new Int32Array(job.control);
   const slots: Array<{ cols: Columns; batch: EventBatch; sent: boolean } | undefined> = [];
   let produced = 0;
+  const tally = new EventTally(job.checkFrees);
 
   const file = await BlockFile.open(job.path);
   // Atomics.waitAsync does not keep a thread alive: this timer does, until the end.
@@ -95,6 +100,7 @@ async function main(job: DecodeJob): Promise<void> {
       }
       const slot = slots[k]!;
       const batch = slot.batch;
+      tally.add(batch);
       produced++;
       const columns = slot.sent ? null : slot.cols;
       slot.sent = true;
@@ -110,6 +116,7 @@ async function main(job: DecodeJob): Promise<void> {
         // The largest trace id an ALLOC or FREE used: the main thread checks the dictionary only
         // when it passes the ids known to be defined.
         maxTrace: d.maxTrace,
+        tally: tally.state(),
       });
       if (d.sawEnd) break;
     }

@@ -18,10 +18,11 @@ import {
   REC,
 } from './hpx-writer.js';
 import { decodeBlock } from './events.js';
-import { TraceCounts, TraceTable } from './trace-table.js';
+import { TraceTable } from './trace-table.js';
+import { EventTally, type TallyState } from './tally.js';
 import { Symbolizer } from './elf.js';
 import type { Columns, DecodeJob } from './hpd-worker.js';
-import { OP_ALLOC, OP_FREE, OP_LOST, type EventBatch, type ProfileSource, type ReadOptions } from './source.js';
+import { OP_FREE, type EventBatch, type ProfileSource, type ReadOptions } from './source.js';
 import { blankHeader, MAX_NAME_LENGTH, MAX_TRACE_FRAMES, NO_STACK_TRACE, type Frame, type Header, type HistogramBucket, type Mark, type Sampling, type ThreadInfo, type Trace } from './types.js';
 import { DOMAIN_CODES } from './hpx-writer.js';
 
@@ -294,12 +295,12 @@ const WORKER_MIN_BYTES = 16 * 1024 * 1024;
 
 /** One step of a decoded .hpd: a block's events, a problem to report, or the end. */
 type Decoded =
-  | { kind: 'batch'; batch: EventBatch; index: number; offset: number; end: number; sawEnd: boolean; maxTrace: number; release?: () => void }
+  | { kind: 'batch'; batch: EventBatch; index: number; offset: number; end: number; sawEnd: boolean; maxTrace: number; release?: () => void; tally?: TallyState }
   | { kind: 'issue'; message: string; offset: number }
   | { kind: 'done'; truncatedAt: number | null };
 
 type WorkerMessage =
-  | { type: 'batch'; slot: number; columns: Columns | null; index: number; offset: number; end: number; length: number; sawEnd: boolean; maxTrace: number }
+  | { type: 'batch'; slot: number; columns: Columns | null; index: number; offset: number; end: number; length: number; sawEnd: boolean; maxTrace: number; tally: TallyState }
   | { type: 'issue'; message: string; offset: number }
   | { type: 'done'; truncatedAt: number | null }
   | { type: 'error'; message: string; exitCode: number | null };
@@ -428,6 +429,11 @@ export class V2Profile implements ProfileSource {
     return this.endSeen;
   }
 
+  /** Whether frees can be matched to allocations: only reading from the start (a seek or --from skips allocations). */
+  private freesCheckable(fromUs: number): boolean {
+    return this.opts.startOffset === undefined && fromUs === -Infinity;
+  }
+
   async *batches(): AsyncIterable<EventBatch> {
     if (this.started) throw new Error('batches() called twice');
     this.started = true;
@@ -438,14 +444,9 @@ export class V2Profile implements ProfileSource {
     let truncatedAt: number | null = null;
     const reportedUndefined = new Set<number>();
     let lastTimeUs = -Infinity;
-    let lost = 0;
-    let firstLostUs = 0;
     // Frees of blocks never allocated (per trace, more frees than allocations so far): only
     // checkable when reading from the start, since a seek or --from skips allocations.
-    const liveByTrace = this.opts.startOffset === undefined && fromUs === -Infinity ? new TraceCounts() : null;
-    let unmatched = 0;
-    let firstUnmatchedUs = 0;
-    let firstUnmatchedTrace = 0;
+    const tally = new EventTally(this.freesCheckable(fromUs));
     for await (const d of decoded) {
       if (d.kind === 'issue') {
         this.issues.report(this.hpd.path, d.message, d.offset);
@@ -488,25 +489,9 @@ export class V2Profile implements ProfileSource {
         if (first < lastTimeUs) this.issues.report(this.hpd.path, `block ${d.index}: time goes back from ${lastTimeUs} to ${first} µs (blocks duplicated or out of order)`, d.offset);
         const last = batch.timeUs[batch.length - 1]!;
         if (last > lastTimeUs) lastTimeUs = last;
-        for (let i = 0; i < batch.length; i++) {
-          const o = batch.op[i]!;
-          if (o <= OP_FREE) {
-            if (liveByTrace === null) continue;
-            const id = batch.trace[i]!;
-            if (o === OP_ALLOC) liveByTrace.add(id);
-            else if (!liveByTrace.remove(id)) {
-              if (unmatched === 0) {
-                firstUnmatchedUs = batch.timeUs[i]!;
-                firstUnmatchedTrace = id;
-              }
-              unmatched++;
-            }
-            continue;
-          }
-          if (o !== OP_LOST) continue;
-          if (lost === 0) firstLostUs = batch.timeUs[i]!;
-          lost += batch.size[i]!;
-        }
+        // The decoding thread, when there is one, counted these batches already.
+        if (d.tally) tally.assign(d.tally);
+        else tally.add(batch);
       }
       this.opts.onProgress?.(d.end, this.hpd.size);
       if (batch.length > 0) yield batch;
@@ -516,13 +501,14 @@ export class V2Profile implements ProfileSource {
         break;
       }
     }
+    const { unmatched, lost } = tally;
     if (unmatched > 0) {
       this.issues.report(
         this.hpd.path,
-        `${unmatched} free${unmatched === 1 ? '' : 's'} of blocks never allocated (the first at ${firstUnmatchedUs / 1e6} s, trace ${firstUnmatchedTrace}): ignored`,
+        `${unmatched} free${unmatched === 1 ? '' : 's'} of blocks never allocated (the first at ${tally.firstUnmatchedUs / 1e6} s, trace ${tally.firstUnmatchedTrace}): ignored`,
       );
     }
-    if (lost > 0) this.issues.report(this.hpd.path, `the recorder lost ${lost} event${lost === 1 ? '' : 's'} (the first at ${firstLostUs / 1e6} s): estimates undercount`);
+    if (lost > 0) this.issues.report(this.hpd.path, `the recorder lost ${lost} event${lost === 1 ? '' : 's'} (the first at ${tally.firstLostUs / 1e6} s): estimates undercount`);
     if (truncatedAt !== null && !this.endSeen) {
       this.issues.report(this.hpd.path, 'truncated last block (recorder still running or crashed); read everything before it', truncatedAt);
     }
@@ -583,7 +569,7 @@ export class V2Profile implements ProfileSource {
   /** The same stream, decoded by lib/format/hpd-worker on another thread. */
   private async *decodeInWorker(start: number, fromUs: number, toUs: number): AsyncGenerator<Decoded> {
     const control = new Int32Array(new SharedArrayBuffer(4));
-    const job: DecodeJob = { path: this.hpd.path, start, fromUs, toUs, control: control.buffer as SharedArrayBuffer };
+    const job: DecodeJob = { path: this.hpd.path, start, fromUs, toUs, checkFrees: this.freesCheckable(fromUs), control: control.buffer as SharedArrayBuffer };
     const slots: EventBatch[] = [];
     const url = workerUrl();
     // A built (.js) worker needs none of the parent's loaders (a test runner's TypeScript one takes seconds to start).
@@ -629,7 +615,7 @@ export class V2Profile implements ProfileSource {
             Atomics.add(control, 0, 1);
             Atomics.notify(control, 0);
           };
-          yield { kind: 'batch', batch, index: m.index, offset: m.offset, end: m.end, sawEnd: m.sawEnd, maxTrace: m.maxTrace, release };
+          yield { kind: 'batch', batch, index: m.index, offset: m.offset, end: m.end, sawEnd: m.sawEnd, maxTrace: m.maxTrace, release, tally: m.tally };
         }
       }
     } finally {

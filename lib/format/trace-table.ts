@@ -126,6 +126,14 @@ export class TraceCounts {
     } else this.far.set(id, (this.far.get(id) ?? 0) + 1);
   }
 
+  /**
+   * The flat part of the table: counts of ids below its length (all below 2^22 once met). Valid
+   * until the next add() of a larger id; a caller may update counts in it directly.
+   */
+  directTable(): Int32Array {
+    return this.direct;
+  }
+
   /** Take one away; false (and nothing changed) when there was none. */
   remove(id: number): boolean {
     if (id < 1 << 22) {

@@ -160,16 +160,19 @@ export class LiveHeap {
         cv = (1 - p) * w * w;
       }
       if (w === 0) continue; // cannot have been sampled: carries no estimate
-      if (o === OP_FREE && !(sampled[slot]! > 0)) {
+      // A FREE of a trace with nothing live, tested in the order that rarely branches: a trace
+      // with nothing live is rare, while ALLOC and FREE interleave unpredictably.
+      const had = sampled[slot]!;
+      if (!(had > 0) && o === OP_FREE) {
         // A free of a block never allocated (the reader warns): never a negative count.
         this.unmatchedFrees++;
         continue;
       }
       const b = s * w;
       const bv = s * s * cv;
-      // +1 for an ALLOC, -1 for a FREE: the two are interleaved unpredictably, so no branch on it.
+      // +1 for an ALLOC, -1 for a FREE: no branch on which.
       const sg = 1 - 2 * o;
-      const left = sampled[slot]! + sg;
+      const left = had + sg;
       sampled[slot] = left;
       if (left === 0 && sg < 0) {
         // Back to nothing live: reset exactly, so rounding never accumulates across cycles.
