@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // npm run torture: CPython's own regression tests run under hp-record, on every CPython 3.9-3.13 found
-// under ~/.pyenv, with the default sampling table and with every allocation recorded ('{}'). Each run must
+// under ~/.pyenv, with the default sampling table, with every allocation recorded ('{}') and with native
+// recording (--native: C allocations too, default table). Each run must
 // end as it ends without the recorder (a failure is re-run without it to tell the two apart), print no
 // recorder error, and leave a profile that hp-events --strict reads to its END marker.
 //
-//   node scripts/torture.mjs [--python 3.12,3.13] [--modules test_gc,test_signal] [--samples default,all]
+//   node scripts/torture.mjs [--python 3.12,3.13] [--modules test_gc,test_signal] [--samples default,all,native]
 //                            [--jobs N] [--timeout SECONDS] [--markdown FILE]
 //
 // Prints one line per run and a summary table (Markdown) on stdout; --markdown also writes it to FILE.
@@ -27,7 +28,8 @@ export const MODULES = [
   // Subinterpreters, under their 3.13 and 3.12 names (a version without the module skips it).
   'test__interpreters', 'test__xxsubinterpreters',
 ];
-export const SAMPLES = { default: null, all: '{}' };
+/** Recorder configurations: the default table, every allocation, and native recording (C allocations too). */
+export const SAMPLES = { default: [], all: ['--sample', '{}'], native: ['--native'] };
 
 /** Newest pyenv patch release of each 3.9-3.13 that has its test package. */
 export function torturePythons(root = process.env.PYENV_ROOT ?? join(homedir(), '.pyenv')) {
@@ -82,9 +84,8 @@ export function hasModule(py, module) {
 export async function tortureOne({ py, module, sample, timeoutSeconds = 1800 }) {
   const dir = mkdtempSync(join(tmpdir(), 'hp-torture-'));
   const base = join(dir, 'run');
-  const spec = SAMPLES[sample];
   // -m test runs the module in this one process (no -j), so that the recorder sees all of it.
-  const args = [join(REPO, 'bin', 'hp-record.js'), '--python', py.exe, '-o', base, ...(spec ? ['--sample', spec] : []), '-m', 'test', module];
+  const args = [join(REPO, 'bin', 'hp-record.js'), '--python', py.exe, '-o', base, ...SAMPLES[sample], '-m', 'test', module];
   const row = { python: py.version, module, sample, ok: false, why: '', seconds: 0, events: null };
   try {
     const r = await run(process.execPath, args, { cwd: dir, timeoutMs: timeoutSeconds * 1000 });
@@ -146,7 +147,7 @@ export function markdown(rows) {
   const lines = ['| Python | module | sampling | result | seconds | events |', '|---|---|---|---|---|---|'];
   for (const r of rows) {
     const result = r.ok ? (r.plainFails ? `pass (${r.why})` : 'pass') : `**FAIL**: ${r.why}`;
-    lines.push(`| ${r.python} | ${r.module} | ${r.sample === 'all' ? "'{}'" : 'default'} | ${result} | ${r.seconds.toFixed(0)} | ${r.events ?? ''} |`);
+    lines.push(`| ${r.python} | ${r.module} | ${r.sample === 'all' ? "'{}'" : r.sample === 'native' ? '--native' : 'default'} | ${result} | ${r.seconds.toFixed(0)} | ${r.events ?? ''} |`);
   }
   const failed = rows.filter((r) => !r.ok).length;
   lines.push('', `${rows.length} runs, ${rows.length - failed} passed, ${failed} failed.`);

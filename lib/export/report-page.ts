@@ -142,6 +142,17 @@ const CLIENT = String.raw`
       rss += (rssStarted ? 'L' : 'M') + X(p.t).toFixed(1) + ',' + Y(p.rss).toFixed(1);
       rssStarted = true;
     });
+    // Native recordings: the live heap of each domain that has any, stacked (python at the
+    // bottom, then native, then mmap), so that the top of the stack is the estimated live heap.
+    var below = points.map(function () { return 0; });
+    domainSeries().forEach(function (d) {
+      var upper = points.map(function (p, i) { return below[i] + (p.domains ? p.domains[d.index] : 0); });
+      var path = '';
+      points.forEach(function (p, i) { path += (i ? 'L' : 'M') + X(p.t).toFixed(1) + ',' + Y(upper[i]).toFixed(1); });
+      for (var j = points.length - 1; j >= 0; j--) path += 'L' + X(points[j].t).toFixed(1) + ',' + Y(below[j]).toFixed(1);
+      el('path', { id: 'series-' + d.name, 'class': 'series', d: path + 'Z', fill: 'var(--' + d.name + ')', 'fill-opacity': 0.3, stroke: 'var(--' + d.name + ')', 'stroke-width': 1 }, svg);
+      below = upper;
+    });
     el('path', { id: 'band', d: band + 'Z', fill: 'var(--band)', stroke: 'none' }, svg);
     if (rss) el('path', { id: 'rss', d: rss, fill: 'none', stroke: 'var(--rss)', 'stroke-dasharray': '4 3' }, svg);
     el('path', { id: 'live', d: line, fill: 'none', stroke: 'var(--line)', 'stroke-width': 2 }, svg);
@@ -149,12 +160,6 @@ const CLIENT = String.raw`
       var g = el('g', { 'class': 'mark' }, svg);
       el('line', { x1: X(m.t), x2: X(m.t), y1: M.t, y2: H - M.b, stroke: 'var(--muted)', 'stroke-dasharray': '1 3' }, g);
       el('title', {}, g).textContent = 'mark ' + m.label + ' at ' + fmtSec(m.t);
-    });
-    // Native recordings: the live heap of each domain that has any, as thinner lines.
-    domainSeries().forEach(function (d) {
-      var path = '';
-      points.forEach(function (p, i) { path += (i ? 'L' : 'M') + X(p.t).toFixed(1) + ',' + Y(p.domains ? p.domains[d.index] : 0).toFixed(1); });
-      el('path', { id: 'series-' + d.name, 'class': 'series', d: path, fill: 'none', stroke: 'var(--' + d.name + ')', 'stroke-width': 1.5 }, svg);
     });
     var sp = points[selected];
     if (range) el('rect', { id: 'brush', 'class': 'brush', x: X(range[0]), y: M.t, width: Math.max(1, X(range[1]) - X(range[0])), height: H - M.t - M.b }, svg);

@@ -19,6 +19,7 @@ import {
 } from './hpx-writer.js';
 import { decodeBlock } from './events.js';
 import { TraceCounts, TraceTable } from './trace-table.js';
+import { Symbolizer } from './elf.js';
 import type { Columns, DecodeJob } from './hpd-worker.js';
 import { OP_ALLOC, OP_FREE, OP_LOST, type EventBatch, type ProfileSource, type ReadOptions } from './source.js';
 import { blankHeader, MAX_NAME_LENGTH, MAX_TRACE_FRAMES, NO_STACK_TRACE, type Frame, type Header, type HistogramBucket, type Mark, type Sampling, type ThreadInfo, type Trace } from './types.js';
@@ -162,7 +163,8 @@ class Dictionary {
   /** Every trace id in 0..dense is in `traces` (cached; ids only ever get added). */
   private dense = 0;
 
-  constructor() {
+  /** `symbolizer`: names for native frames recorded as offsets (static functions). */
+  constructor(private readonly symbolizer?: Symbolizer) {
     this.traces.set(0, NO_STACK_TRACE);
   }
 
@@ -212,7 +214,10 @@ class Dictionary {
             // Native-recording traces (domain, thread, native frames) stay objects: few of them.
             const native = Math.min(info.native, depth);
             const objs: Frame[] = new Array(depth);
-            for (let i = 0; i < depth; i++) objs[i] = i < native ? { ...this.traces.frameAt(frames[i]!), native: true } : this.traces.frameAt(frames[i]!);
+            for (let i = 0; i < depth; i++) {
+              const f = this.traces.frameAt(frames[i]!);
+              objs[i] = i < native ? { ...f, function: this.symbolizer ? this.symbolizer.name(f.function, f.file) : f.function, native: true } : f;
+            }
             const trace: Trace = { id, frames: objs, dropped, domain: DOMAIN_CODES[info.domain] ?? 'native' };
             if (info.thread) trace.thread = this.threads.get(info.thread) ?? { id: info.thread, tid: 0, name: '' };
             this.traces.set(id, trace);
@@ -362,7 +367,7 @@ export class V2Profile implements ProfileSource {
         throw new HpError(`${hpdPath}: belongs to a different profile than ${hpmPath} (profile ids differ at byte 8)`);
       }
       const header = decodeHeaderBody(mh.body, mh.profileId, hpmPath);
-      const p = new V2Profile(hpm, hpd, header, new Dictionary(), mh.end, dh.end, opts, base);
+      const p = new V2Profile(hpm, hpd, header, new Dictionary(new Symbolizer(header.startTimeUs)), mh.end, dh.end, opts, base);
       await p.readMetadata();
       return p;
     } catch (e) {

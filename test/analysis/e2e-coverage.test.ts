@@ -1,31 +1,48 @@
-// Interval coverage end to end on a real CPython program whose live heap at its end holds a
-// few large buffers and only ~150 small objects of its own (the case where the old normal
-// interval collapsed to zero width and called the total exact). The exact truth is the same
-// program recorded with --sample '{}' (every allocation, weight 1); the program is
-// deterministic (PYTHONHASHSEED=0), so its live heap at the end is the same in every run up to
-// a few bytes. Then RUNS recordings with the default table must cover that truth in their 95%
-// interval of live bytes at the end: with 95% coverage, more than 4 misses in 24 runs happens
-// less than 1% of the time; the old intervals missed nearly always.
+// Interval coverage end to end on real CPython programs, at three moments of a program with
+// phases (marked with heapprof.mark): "growth" (part of the data built), "peak" (all of it
+// live) and "freed" (a few large buffers and ~150 small objects of its own left, the case where
+// the old normal interval collapsed to zero width and called the total exact). The exact truth
+// is the same program recorded with --sample '{}' (every allocation, weight 1); the program is
+// deterministic (PYTHONHASHSEED=0), so its live heap at each mark is the same in every run up
+// to a few bytes. Then RUNS recordings with the default table, on each of two CPythons, must
+// cover that truth in their 95% interval of live bytes (and of live blocks) at every mark:
+// with 95% coverage, more than 3 misses in 12 runs happens less than 2% of the time, and
+// 36 intervals per CPython and quantity must miss at most 6 (P < 2% at 95%). The profiles
+// are read in-process with the readers' own code (liveHeapAt, unseenOf, putEstimates: what
+// hp-snapshot writes); hp-snapshot itself reads the exact profile and the last sampled one.
 
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
+import { openProfile } from '../../lib/format/profile.js';
+import { readMarks } from '../../lib/format/marks.js';
+import { putEstimates, unseenOf } from '../../lib/model/estimate.js';
+import { liveHeapAt } from '../../lib/model/snapshot.js';
 import { tmpDir } from '../helpers/profiles.js';
 import { REPO, supportedPythons, pythonEnv } from '../helpers/python.js';
 
-const RUNS = 24;
+const RUNS = 12;
+const MARKS = ['growth', 'peak', 'freed'];
 const PROGRAM = `
-import sys
-keep = [bytearray(100_000) for _ in range(20)]          # drawn at p = 1: exact
-small = [('k%d' % i) * 3 for i in range(150)]            # ~150 small strings, drawn at 1e-4
-medium = [bytearray(500 + 13 * i) for i in range(40)]    # drawn at 0.1
-churn = [[i] * 10 for i in range(20000)]                 # allocated and freed before the end
-del churn
+import heapprof
+keep = [bytearray(100_000) for _ in range(20)]           # drawn at p = 1: exact
+small = [('k%d' % i) * 3 for i in range(150)]             # ~150 small strings, drawn at 1e-4
+medium = [bytearray(500 + 13 * i) for i in range(40)]     # drawn at 0.1
+table = {i: ('v%d' % i) * 2 for i in range(4000)}         # ~12,000 small blocks
+rows = [bytearray(200 + (i % 50) * 37) for i in range(600)]
+heapprof.mark('growth')
+more = [[i, i + 1] for i in range(8000)]                  # ~8,000 small lists
+bufs = [bytearray(1000 + (i % 20) * 300) for i in range(300)]
+heapprof.mark('peak')
+del table, more, rows, bufs
+heapprof.mark('freed')
 `;
 
-const py = supportedPythons()[0];
-const skip = !py ? 'no CPython 3.9-3.13 found' : false;
+// Two CPythons, as far apart as installed (the oldest and the newest).
+const all = supportedPythons();
+const pythons = all.length > 2 ? [all[0]!, all[all.length - 1]!] : all;
+const skip = pythons.length === 0 ? 'no CPython 3.9-3.13 found' : false;
 
 function run(args: string[]): { status: number | null; stdout: string; stderr: string } {
   const env = pythonEnv({ PYTHONHASHSEED: '0', TZ: 'UTC' });
@@ -35,36 +52,76 @@ function run(args: string[]): { status: number | null; stdout: string; stderr: s
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-function liveAtEnd(base: string): { bytes: number; bytes_lo?: number; bytes_hi?: number } {
-  const r = run([join(REPO, 'bin', 'hp-snapshot.js'), base, '--at', 'end', '-q']);
+type Total = Record<string, number>;
+
+/** The snapshot head's totals (bytes, count and their intervals) at each mark. */
+async function totalsAtMarks(base: string): Promise<Total[]> {
+  const marks = await readMarks(base);
+  const out: Total[] = [];
+  for (const label of MARKS) {
+    const mark = marks.find((m) => m.label === label);
+    if (!mark) throw new Error(`${base}: no mark ${label}`);
+    const source = await openProfile(base, {});
+    try {
+      const snap = await liveHeapAt(source, { kind: 'time', us: mark.timeUs });
+      const head: Total = {};
+      putEstimates(head, snap.heap.total(), unseenOf(source.header.sampling, source.histogram));
+      out.push(head);
+    } finally {
+      await source.close();
+    }
+  }
+  return out;
+}
+
+function snapshotCli(base: string, label: string): Total {
+  const r = run([join(REPO, 'bin', 'hp-snapshot.js'), base, '--at', `mark:${label}`, '--json', '-q']);
   if (r.status !== 0) throw new Error(`hp-snapshot ${base}: ${r.stderr}`);
   return JSON.parse(r.stdout.split('\n')[0]!);
 }
 
-t.test(`the default table's 95% interval at the end covers the exact total in most of ${RUNS} runs`, { skip }, async (t) => {
-  const dir = tmpDir('hp-e2e-cov-');
-  const script = join(dir, 'prog.py');
-  writeFileSync(script, PROGRAM);
-  const record = (base: string, extra: string[]): void => {
-    const r = run([join(REPO, 'bin', 'hp-record.js'), '--python', py!.exe, ...extra, '-o', base, '-q', '--', script]);
-    if (r.status !== 0) throw new Error(`hp-record: ${r.stderr}`);
-  };
-  record(join(dir, 'exact'), ['--sample', '{}']);
-  const exact = liveAtEnd(join(dir, 'exact'));
-  t.notOk('bytes_hi' in exact, 'every allocation recorded: the total is exact');
-  t.ok(exact.bytes > 2_000_000, `truth ${exact.bytes} bytes`);
-  let covered = 0;
-  let exactClaims = 0;
-  for (let i = 0; i < RUNS; i++) {
-    const base = join(dir, `s${i}`);
-    record(base, []);
-    const s = liveAtEnd(base);
-    if (s.bytes_lo === undefined) exactClaims++;
-    const [lo, hi] = [s.bytes_lo ?? s.bytes, s.bytes_hi ?? s.bytes];
-    if (exact.bytes >= lo && exact.bytes <= hi) covered++;
-    else t.comment(`run ${i}: ${s.bytes} [${lo}, ${hi}] misses ${exact.bytes}`);
-  }
-  t.comment(`${covered} of ${RUNS} intervals cover the exact total (${py!.version})`);
-  t.equal(exactClaims, 0, 'no sampled total is called exact: small blocks may hide undrawn');
-  t.ok(covered >= RUNS - 4, `${covered} of ${RUNS} cover`);
-});
+for (const py of pythons.length ? pythons : [null]) {
+  t.test(`default table, CPython ${py?.version ?? '?'}: 95% intervals at ${MARKS.join(', ')} cover the exact totals`, { skip }, async (t) => {
+    const dir = tmpDir('hp-e2e-cov-');
+    const script = join(dir, 'prog.py');
+    writeFileSync(script, PROGRAM);
+    const record = (base: string, extra: string[]): void => {
+      const r = run([join(REPO, 'bin', 'hp-record.js'), '--python', py!.exe, ...extra, '-o', base, '-q', '--', script]);
+      if (r.status !== 0) throw new Error(`hp-record: ${r.stderr}`);
+    };
+    record(join(dir, 'exact'), ['--sample', '{}']);
+    const exact = await totalsAtMarks(join(dir, 'exact'));
+    exact.forEach((e, i) => {
+      t.notOk('bytes_hi' in e || 'count_hi' in e, `${MARKS[i]}: every allocation recorded, the totals are exact`);
+      t.comment(`${MARKS[i]}: truth ${e.bytes} bytes, ${e.count} blocks`);
+    });
+    t.ok(exact[1]!.bytes > exact[0]!.bytes && exact[1]!.bytes > exact[2]!.bytes, 'the peak mark holds the most');
+    t.same(snapshotCli(join(dir, 'exact'), 'freed').bytes, exact[2]!.bytes, 'hp-snapshot reads the same exact total');
+    const covered = { bytes: MARKS.map(() => 0), count: MARKS.map(() => 0) };
+    let exactClaims = 0;
+    let last: Total[] = [];
+    for (let r = 0; r < RUNS; r++) {
+      const base = join(dir, `s${r}`);
+      record(base, []);
+      last = await totalsAtMarks(base);
+      last.forEach((s, i) => {
+        if (s.bytes_lo === undefined || s.count_lo === undefined) exactClaims++;
+        for (const what of ['bytes', 'count'] as const) {
+          const [lo, hi] = [s[`${what}_lo`] ?? s[what]!, s[`${what}_hi`] ?? s[what]!];
+          const truth = exact[i]![what]!;
+          if (truth >= lo && truth <= hi) covered[what][i]!++;
+          else t.comment(`run ${r}, ${MARKS[i]}: ${what} ${s[what]} [${lo}, ${hi}] misses ${truth}`);
+        }
+      });
+    }
+    const cli = snapshotCli(join(dir, `s${RUNS - 1}`), 'freed');
+    t.same([cli.bytes, cli.bytes_lo, cli.bytes_hi], [last[2]!.bytes, last[2]!.bytes_lo, last[2]!.bytes_hi], 'hp-snapshot writes the same interval');
+    t.equal(exactClaims, 0, 'no sampled total is called exact: small blocks may hide undrawn');
+    for (const what of ['bytes', 'count'] as const) {
+      t.comment(`${what}: ${MARKS.map((m, i) => `${m} ${covered[what][i]}/${RUNS}`).join(', ')} cover (CPython ${py!.version})`);
+      covered[what].forEach((c, i) => t.ok(c >= RUNS - 3, `${what} at ${MARKS[i]}: ${c} of ${RUNS} cover`));
+      const sum = covered[what].reduce((a, b) => a + b, 0);
+      t.ok(sum >= 3 * RUNS - 6, `${what}: ${sum} of ${3 * RUNS} cover`);
+    }
+  });
+}

@@ -243,7 +243,24 @@ if (missing) {
 
     // Series: the live heap, each domain, RSS; and the legend names just those.
     t.equal(await page.locator('#plot-legend').getAttribute('data-series'), 'live python native mmap rss');
-    for (const d of ['python', 'native', 'mmap']) t.ok(((await page.locator(`#series-${d}`).getAttribute('d')) ?? '').length > 50, `the ${d} line is drawn`);
+    // The domains are stacked areas: each one's lower edge is the upper edge of the one below,
+    // python's lower edge is zero, and the top of the stack is the live-heap line.
+    const coords = (d: string): number[][] => [...d.matchAll(/[ML]([-\d.]+),([-\d.]+)/g)].map((m) => [Number(m[1]), Number(m[2])]);
+    const live = coords((await page.locator('#live').getAttribute('d')) ?? '');
+    const edges: { upper: number[][]; lower: number[][] }[] = [];
+    for (const d of ['python', 'native', 'mmap']) {
+      const path = (await page.locator(`#series-${d}`).getAttribute('d')) ?? '';
+      t.match(path, /Z$/, `the ${d} area is closed`);
+      const c = coords(path);
+      t.equal(c.length, 2 * live.length, `the ${d} area has an upper and a lower edge`);
+      edges.push({ upper: c.slice(0, live.length), lower: c.slice(live.length).reverse() });
+    }
+    const zeroY = Math.max(...edges[0]!.lower.map((p) => p[1]!));
+    t.ok(edges[0]!.lower.every((p) => p[1] === zeroY), 'python stands on the axis');
+    t.same(edges[1]!.lower, edges[0]!.upper, 'native stands on python');
+    t.same(edges[2]!.lower, edges[1]!.upper, 'mmap stands on native');
+    const last = live.length - 1;
+    t.ok(Math.abs(edges[2]!.upper[last]![1]! - live[last]![1]!) <= 1, 'the top of the stack is the live heap');
     t.ok(((await page.locator('#rss').getAttribute('d')) ?? '').length > 50, 'the RSS line is drawn');
     t.match(await page.locator('#plot-legend').textContent(), /Python's allocator.*native \(malloc family\).*anonymous mmap.*process RSS/);
 

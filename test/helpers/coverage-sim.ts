@@ -147,17 +147,31 @@ export function simulate(sampling: Sampling, phases: Phase[], seed: number, opts
   return out;
 }
 
-/** Share of seeds whose interval covers the truth, per moment (an exact estimate covers when equal). */
-export function coverage(sampling: Sampling, phases: Phase[], seeds: number, opts: { histogram?: boolean; count?: boolean } = {}): number[] {
-  const hits = new Array<number>(phases.length).fill(0);
+/** Per moment: the share of seeds whose interval covers the truth, and of those whose lower limit is above it and whose upper limit is below it. */
+export interface Coverage {
+  covered: number[];
+  lowAbove: number[];
+  highBelow: number[];
+}
+
+/** Coverage of bytes and of counts over `seeds` seeded programs, per moment (an exact estimate covers when equal). */
+export function coverage(sampling: Sampling, phases: Phase[], seeds: number, opts: { histogram?: boolean } = {}): { bytes: Coverage; count: Coverage } {
+  const tally = () => ({ hits: new Array<number>(phases.length).fill(0), low: new Array<number>(phases.length).fill(0), high: new Array<number>(phases.length).fill(0) });
+  const bytes = tally();
+  const count = tally();
+  const check = (into: ReturnType<typeof tally>, i: number, truth: number, est: number, ci: [number, number] | null): void => {
+    const [lo, hi] = ci ?? [est, est];
+    if (truth < lo - 0.5) into.low[i]!++;
+    else if (truth > hi + 0.5) into.high[i]!++;
+    else into.hits[i]!++;
+  };
   for (let seed = 1; seed <= seeds; seed++) {
     simulate(sampling, phases, seed, opts).forEach((m, i) => {
-      const truth = opts.count ? m.truthCount : m.truth;
-      const est = opts.count ? m.countEstimate : m.estimate;
-      const ci = opts.count ? m.countInterval : m.interval;
-      const [lo, hi] = ci ?? [est, est];
-      if (truth >= lo - 0.5 && truth <= hi + 0.5) hits[i]!++;
+      check(bytes, i, m.truth, m.estimate, m.interval);
+      check(count, i, m.truthCount, m.countEstimate, m.countInterval);
     });
   }
-  return hits.map((h) => h / seeds);
+  const share = (xs: number[]): number[] => xs.map((h) => h / seeds);
+  const out = (x: ReturnType<typeof tally>): Coverage => ({ covered: share(x.hits), lowAbove: share(x.low), highBelow: share(x.high) });
+  return { bytes: out(bytes), count: out(count) };
 }
