@@ -15,13 +15,13 @@ import { parseArgs } from 'node:util';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const WORKLOADS = join(ROOT, 'bench', 'workloads');
 
-const USAGE = `Usage: node bench/run.js [--quick] [--python EXE] [--reps N] [--only record,read,seek,pytest,startup,big-read]
+const USAGE = `Usage: node bench/run.js [--quick] [--python EXE] [--reps N] [--only record,read,seek,pytest,startup,perevent,big-read]
                         [--read-mb MB] [--big-gb GB] [--big-traces N] [--out DIR] [--keep] [--no-pin]
 
   --quick      CI-sized: smaller workloads, 3 runs each, a 128 MB read file
   --python     CPython to benchmark (default: python3 on PATH)
   --reps       runs per configuration (default 9 for churn, 5 for the other workloads)
-  --only       sections to run (default: record,read,seek,pytest,startup; big-read only when named)
+  --only       sections to run (default: record,read,seek,pytest,startup,perevent; big-read only when named)
   --workloads  recording workloads to run, e.g. arrays,churn (default: all)
   --configs    recording configurations besides plain, e.g. poisson512K,native512K,heaptrack (default: all)
   --read-mb    size of the synthetic .hpd for the reading benchmarks (default 1100)
@@ -38,7 +38,7 @@ const { values: opt } = parseArgs({
     quick: { type: 'boolean', default: false },
     python: { type: 'string', default: 'python3' },
     reps: { type: 'string' },
-    only: { type: 'string', default: 'record,read,seek,pytest,startup' },
+    only: { type: 'string', default: 'record,read,seek,pytest,startup,perevent' },
     workloads: { type: 'string' },
     configs: { type: 'string' },
     'read-mb': { type: 'string' },
@@ -474,6 +474,15 @@ async function report() {
       '',
     );
   }
+  if (results.perevent) {
+    const p = results.perevent;
+    const walk = p.perPairNs['walk only'];
+    lines.push(
+      `One sampled allocation with its free (bench/perevent.js: ${(p.events / 1e6).toFixed(1)}M 183-byte blocks under a 7-frame stack, sampled at 1 minus at 0, median of ${p.reps} rounds): ${fmt(p.perPairNs.hook.median, 0)} ns` +
+        (walk ? `; the stack walk alone ${fmt(walk.median, 0)} ns, above it ${fmt(p.aboveWalkNs, 0)} ns (target: ~100 ns above the walk per sampled event)` : `; walk-only build not measured: ${p.walkOnlyWhy}`),
+      '',
+    );
+  }
   if (results.seek) {
     const s = results.seek;
     const t = new Table({ head: ['--at', 'wall s (whole process)', 'CPU s', 'peak RSS MB', 'live bytes'], style });
@@ -512,6 +521,10 @@ async function main() {
     if (sections.has('startup')) {
       const { benchStartup } = await import('./startup.js');
       results.startup = await benchStartup({ root: ROOT, python: py.path, outDir, reps: opt.quick ? 5 : 15, log });
+    }
+    if (sections.has('perevent')) {
+      const { benchPerEvent } = await import('./perevent.js');
+      results.perevent = await benchPerEvent({ root: ROOT, python: py.path, outDir, reps: opt.quick ? 3 : 9, millions: opt.quick ? 1 : 3, pin: pinPrefix(), log });
     }
     if (sections.has('pytest')) {
       // pytest --heapprof on 500 small tests against plain pytest (bench/pytest.js; target <= 1.15x).

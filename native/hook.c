@@ -257,6 +257,141 @@ static uint64_t now_us(void) {
   return us > 0 ? (uint64_t)us : 0;
 }
 
+/* ---------------------------------------------------------------- the event clock
+ *
+ * Every sampled allocation and free carries a time; reading CLOCK_MONOTONIC for each was
+ * the largest single cost of a sampled event on the VMs this was measured on (the
+ * kvm-clock vDSO: ~65 ns a read there, against ~28 for a bare rdtsc). So where the CPU's
+ * TSC is invariant (cpuid 0x80000007 EDX bit 8: constant rate, runs in every C-state),
+ * event times are the TSC converted by a rate measured against CLOCK_MONOTONIC:
+ *  - tc_calibrate reads (TSC, CLOCK_MONOTONIC) together (the tightest of three tries) when
+ *    a recording starts, at the first event 10 ms later, and at every tick of the ticker
+ *    (every TICK_NS), all under g_mu. Once two readings are >= 10 ms apart, the rate is
+ *    their ratio and the later one is the anchor; an event's time is the anchor's plus the
+ *    TSC ticks since it at that rate. A reading is exact to the ~60 ns between its two
+ *    rdtsc, so a rate from 10 ms is within ~6 ppm (~3 µs over a tick) and from a tick's
+ *    500 ms within ~0.1 ppm.
+ *  - At each tick the time the TSC predicts is compared with the clock read: if they differ
+ *    by more than TC_MAX_DEV_NS (a TSC that jumped, a VM migrated, a rate that changed), the
+ *    rate is dropped and events read the clock until the next two readings give a new one.
+ *    So an event's time is within TC_MAX_DEV_NS of CLOCK_MONOTONIC's unless the TSC misbehaves
+ *    between two ticks; hp_debug_clock reports the largest difference seen.
+ *  - An event more than TC_MAX_AHEAD_NS after the anchor (the ticker held up, or stopped over
+ *    a fork), or whose TSC reads below the anchor (another CPU's TSC a little behind), reads
+ *    the clock instead.
+ *  - Event times never decrease within a file: emit_event raises a time below the previous
+ *    event's to it (g_ev_last_us), so a TSC running a little ahead before an anchor moves
+ *    back shows as a few equal times, never as a negative dt.
+ * Everything here is read and written under g_mu. Elsewhere (no TSC), events read the clock. */
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <x86intrin.h>
+#define HAVE_TSC 1
+#endif
+#define TC_MIN_BASE_NS 10000000ULL /* two readings this far apart give a rate */
+#define TC_MAX_DEV_NS 200000ULL     /* predicted vs read at a tick: beyond this, drop the rate */
+#define TC_MAX_AHEAD_NS 4000000000ULL
+
+static int g_tsc_usable; /* invariant TSC (hp_init) */
+static struct {
+  uint64_t tsc, ns;      /* anchor: TSC and CLOCK_MONOTONIC (ns) read together; tsc 0: none */
+  uint64_t mult;         /* ns per TSC tick << 32; 0: no rate, events read the clock */
+  uint64_t max_ticks;    /* TC_MAX_AHEAD_NS in ticks */
+  uint64_t max_dev_ns;   /* the largest difference a tick found (hp_debug_clock) */
+  uint64_t calibrations, drops;
+} g_tc;
+static uint64_t g_mono0_ns;   /* g_mono0 in ns */
+static uint64_t g_ev_last_us; /* the latest event time in the current .hpd */
+
+static uint64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+#ifdef HAVE_TSC
+static int tsc_invariant(void) {
+  unsigned a, b, c, d;
+  if (!__get_cpuid(0x80000000, &a, &b, &c, &d) || a < 0x80000007) return 0;
+  if (!__get_cpuid(0x80000007, &a, &b, &c, &d)) return 0;
+  return (d >> 8) & 1;
+}
+
+static inline uint64_t tc_predict(uint64_t ticks) {
+  return g_tc.ns + (uint64_t)(((unsigned __int128)ticks * g_tc.mult) >> 32);
+}
+
+/* g_mu held: a reading of (TSC, clock); see above. */
+static void tc_calibrate(void) {
+  if (!g_tsc_usable) return;
+  uint64_t tsc = 0, ns = 0, gap = UINT64_MAX;
+  for (int i = 0; i < 3; i++) {
+    uint64_t a = __rdtsc(), n = mono_ns(), b = __rdtsc();
+    if (b >= a && b - a < gap) gap = b - a, tsc = a + (b - a) / 2, ns = n;
+  }
+  if (gap == UINT64_MAX) return;
+  g_tc.calibrations++;
+  if (!g_tc.tsc) {
+    g_tc.tsc = tsc, g_tc.ns = ns;
+    return;
+  }
+  if (tsc <= g_tc.tsc || ns <= g_tc.ns) {
+    /* Read on a CPU whose TSC is a little behind the anchor's: keep everything. Still
+     * behind long after the anchor: the TSC went back; start over from here. */
+    if (ns > g_tc.ns + TC_MIN_BASE_NS) g_tc.mult = 0, g_tc.tsc = tsc, g_tc.ns = ns;
+    return;
+  }
+  {
+    uint64_t dt = tsc - g_tc.tsc, dn = ns - g_tc.ns;
+    if (g_tc.mult && dt < g_tc.max_ticks) {
+      uint64_t pred = tc_predict(dt), dev = pred > ns ? pred - ns : ns - pred;
+      if (dev > g_tc.max_dev_ns) g_tc.max_dev_ns = dev;
+      if (dev > TC_MAX_DEV_NS) { /* drop the rate; the next readings make a new one */
+        g_tc.mult = 0;
+        g_tc.drops++;
+        g_tc.tsc = tsc, g_tc.ns = ns;
+        return;
+      }
+    }
+    if (dn < TC_MIN_BASE_NS) return; /* keep the older anchor: a longer base */
+    unsigned __int128 m = ((unsigned __int128)dn << 32) / dt;
+    /* 0.05 to 20 ticks per ns; anything else is not a clock */
+    if (m >= ((unsigned __int128)1 << 32) / 20 && m <= ((unsigned __int128)20 << 32)) {
+      g_tc.mult = (uint64_t)m;
+      g_tc.max_ticks = (uint64_t)(((unsigned __int128)TC_MAX_AHEAD_NS << 32) / m);
+    } else {
+      g_tc.mult = 0;
+    }
+  }
+  g_tc.tsc = tsc, g_tc.ns = ns;
+}
+
+/* g_mu held: the clock, for an event the TSC cannot time (see event_now_us). With no rate
+ * yet, or far past the anchor, it also takes a reading: a recording has a rate
+ * TC_MIN_BASE_NS after its first event, not only at the ticker's first tick. */
+__attribute__((noinline, cold)) static uint64_t tc_slow_ns(uint64_t ticks) {
+  uint64_t ns = mono_ns();
+  if (g_tsc_usable && (g_tc.mult ? ticks < ((uint64_t)1 << 63) : !g_tc.tsc || ns - g_tc.ns >= TC_MIN_BASE_NS))
+    tc_calibrate();
+  return ns;
+}
+#else
+static void tc_calibrate(void) {}
+#endif
+
+/* g_mu held: the time of an event being written now, in µs since the start (g_mono0). */
+static inline uint64_t event_now_us(void) {
+  uint64_t ns;
+#ifdef HAVE_TSC
+  uint64_t d = __rdtsc() - g_tc.tsc;
+  if (__builtin_expect(g_tc.mult != 0 && d < g_tc.max_ticks, 1)) ns = tc_predict(d);
+  else ns = tc_slow_ns(d);
+#else
+  ns = mono_ns();
+#endif
+  return ns > g_mono0_ns ? (ns - g_mono0_ns) / 1000 : 0;
+}
+
 static uint64_t splitmix64(uint64_t *x) {
   uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
@@ -450,6 +585,8 @@ static inline uint8_t *put_varint(uint8_t *d, uint64_t v) {
  * block after one room check (every sampled allocation and free comes through here). */
 static void emit_event(uint64_t h, uint64_t now, const uint64_t *rest, int nrest) {
   hpx_buf *b = &g_hpd.block;
+  if (now < g_ev_last_us) now = g_ev_last_us; /* never back (see the event clock) */
+  g_ev_last_us = now;
   if (b->len == 0) hpx_file_begin(&g_hpd, now);
   if (b->cap - b->len < 40) hpx_buf_reserve(b, 40); /* four varints of at most 10 bytes */
   if (!b->failed) {
@@ -479,7 +616,7 @@ static void emit_alloc_free(int kind, uint32_t trace, uint64_t size) {
   g_blk_events++; /* before: emit_event may flush the block it lands in */
   g_live_estimate += kind == EV_ALLOC ? byte_weight(size) : -byte_weight(size);
   if (g_live_estimate > g_peak_estimate) g_peak_estimate = g_live_estimate;
-  emit_event(((uint64_t)trace << 2) | (uint64_t)kind, now_us(), rest, 1);
+  emit_event(((uint64_t)trace << 2) | (uint64_t)kind, event_now_us(), rest, 1);
   if (kind == EV_ALLOC) g_n_alloc++;
   else g_n_free++;
 }
@@ -493,7 +630,7 @@ static uint64_t varint_len(uint64_t v) {
 /* An EXT event: varint length, then the body (one varint value, or empty). */
 static void emit_ext(int type, const uint64_t *value) {
   uint64_t rest[2] = {value ? varint_len(*value) : 0, value ? *value : 0};
-  emit_event(((uint64_t)type << 2) | EV_EXT, now_us(), rest, value ? 2 : 1);
+  emit_event(((uint64_t)type << 2) | EV_EXT, event_now_us(), rest, value ? 2 : 1);
 }
 
 /* ---------------------------------------------------------------- interning (g_mu held) */
@@ -761,8 +898,22 @@ static void record_event(void *p, size_t size, int domain, void *pc) {
   key.dropped = dropped;
   key.pc = domain == DOMAIN_PYTHON ? NULL : pc;
   size_t key_len = offsetof(__typeof__(key), frames) + (size_t)n * sizeof frames[0];
+  /* The key's hash (any hash will do: g_stacks only ever sees this one), the walked part
+   * outside the lock: one xor and one multiply per frame in sequence (the position's
+   * multiply is off that chain), where a stronger per-frame mix cost a sampled event with
+   * seven frames ~20 ns; a finalizer, under the lock with the context, spreads it. */
+  uint64_t walk_hash = 0x9e3779b97f4a7c15ULL ^ (uint64_t)n ^ ((uint64_t)dropped << 32) ^
+                       (uint64_t)(uintptr_t)key.pc * 0xc4ceb9fe1a85ec53ULL;
+  for (int i = 0; i < n; i++)
+    walk_hash = (walk_hash ^ ((uint64_t)(uintptr_t)frames[i].code ^ (uint64_t)frames[i].line * 0xc4ceb9fe1a85ec53ULL)) *
+                0xff51afd7ed558ccdULL;
   char func[512], obj[1024];
   int described = 0;
+#ifdef HP_MEASURE_WALK_ONLY
+  /* A measuring build (bench/perevent.js): a sampled event costs the walk and the hash only. */
+  (void)walk_hash, (void)p, (void)size, (void)described, (void)func, (void)obj;
+  return;
+#endif
 
   pthread_mutex_lock(&g_mu);
 again:
@@ -770,15 +921,9 @@ again:
     if (g_ticker_wanted && !g_ticker_running) ticker_start_locked();
     uint32_t ctx = g_threads ? (uint32_t)domain | thread_id_locked() << 2 : (uint32_t)domain;
     key.ctx = ctx;
-    /* Any hash will do: g_stacks only ever sees this one. */
-    uint64_t key_hash = 0x9e3779b97f4a7c15ULL ^ (uint64_t)n ^ ((uint64_t)dropped << 32) ^ ((uint64_t)ctx << 40);
-    key_hash = (key_hash ^ (uintptr_t)key.pc) * 0xff51afd7ed558ccdULL;
-    for (int i = 0; i < n; i++) {
-      key_hash = (key_hash ^ (uintptr_t)frames[i].code) * 0xff51afd7ed558ccdULL;
-      key_hash = (key_hash ^ (key_hash >> 31) ^ (uint64_t)frames[i].line) * 0xc4ceb9fe1a85ec53ULL;
-      key_hash ^= key_hash >> 29;
-    }
+    uint64_t key_hash = walk_hash ^ (uint64_t)ctx * 0x9e3779b97f4a7c15ULL;
     key_hash = (key_hash ^ (key_hash >> 33)) * 0xff51afd7ed558ccdULL;
+    key_hash = (key_hash ^ (key_hash >> 33)) * 0xc4ceb9fe1a85ec53ULL;
     key_hash ^= key_hash >> 33; /* blob_find uses the low bits */
     uint32_t trace = 0;
     if (subinterpreter) {
@@ -1222,6 +1367,7 @@ static void *ticker_main(void *arg) {
     uint64_t rss = tick % 2 == 0 ? read_rss() : 0; /* once a second; outside g_mu */
     pthread_mutex_lock(&g_mu);
     if (g_active) {
+      tc_calibrate();
       if (rss) emit_ext(EXT_RSS, &rss);
       flush_all();
     }
@@ -1316,6 +1462,8 @@ static void start_clock(void) {
   struct timespec wall;
   clock_gettime(CLOCK_REALTIME, &wall);
   clock_gettime(CLOCK_MONOTONIC, &g_mono0);
+  g_mono0_ns = (uint64_t)g_mono0.tv_sec * 1000000000ULL + (uint64_t)g_mono0.tv_nsec;
+  g_ev_last_us = 0;
   g_start_wall_us = (uint64_t)wall.tv_sec * 1000000 + (uint64_t)wall.tv_nsec / 1000;
 }
 
@@ -1584,6 +1732,9 @@ static int hp_init_impl(void) {
   g_hpm.fd = g_hpd.fd = -1; /* not fd 0: nothing is open yet */
   if (gethostname(g_hostname, sizeof g_hostname - 1) != 0) g_hostname[0] = 0;
   if (getrandom(&g_seed, sizeof g_seed, GRND_NONBLOCK) != (ssize_t)sizeof g_seed) g_seed = (uint64_t)time(NULL);
+#ifdef HAVE_TSC
+  g_tsc_usable = tsc_invariant() && !getenv("HEAPPROF_NO_TSC");
+#endif
   g_inited = 1;
   return g_minor;
 }
@@ -1733,6 +1884,7 @@ static int hp_start_impl(const char *base, int mode, int sampler, int nranges, c
   }
   __atomic_add_fetch(&g_epoch, 1, __ATOMIC_RELAXED);
   if (mode == MODE_PROFILE) {
+    tc_calibrate();
     uint64_t rss = read_rss();
     if (rss) emit_ext(EXT_RSS, &rss);
     ticker_start_locked();
@@ -1858,8 +2010,8 @@ static int hp_mark_impl(const char *label, size_t len) {
   int id = 0;
   pthread_mutex_lock(&g_mu);
   if (g_active && g_mode == MODE_PROFILE && open_child_files() == 0) {
-    uint64_t now = now_us();
-    if (now < g_hpd.last_us) now = g_hpd.last_us; /* event times never go back */
+    uint64_t now = event_now_us();
+    if (now < g_ev_last_us) now = g_ev_last_us; /* event times never go back */
     id = (int)++g_next_mark;
     hpx_buf body = {0};
     hpx_buf_varint(&body, (uint64_t)id);
@@ -1946,6 +2098,21 @@ static int hp_debug_walk_impl(char *out, size_t cap) {
   }
   pthread_mutex_unlock(&g_mu);
   return n;
+}
+
+/* The event clock (see its section): out[0] 1 if events use the TSC now, out[1] its ns per
+ * tick << 32, out[2] the largest difference between its prediction and the clock at a tick
+ * (ns), out[3] readings taken, out[4] rates dropped. */
+EXPORT void hp_debug_clock(uint64_t out[5]) {
+  ENTER();
+  pthread_mutex_lock(&g_mu);
+  out[0] = g_tc.mult != 0;
+  out[1] = g_tc.mult;
+  out[2] = g_tc.max_dev_ns;
+  out[3] = g_tc.calibrations;
+  out[4] = g_tc.drops;
+  pthread_mutex_unlock(&g_mu);
+  LEAVE();
 }
 
 /* Turns stack capture off (e.g. a failed self-test) or back on where supported. */
