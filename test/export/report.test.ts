@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { writeProfile } from '../../lib/format/hpx.js';
 import { bigSpec } from '../fixtures/export/big.js';
-import { FIXTURES, ensureTool, run } from '../fixtures/export/support.js';
+import { FIXTURES, ensureTool, run, writeNativeReportProfile } from '../fixtures/export/support.js';
 import { NATIVE_FIXTURES, NATIVE_LIB, REPO as ROOT_DIR, supportedPythons } from '../helpers/python.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -211,28 +211,7 @@ if (missing) {
     // three domains, RSS samples. Small allocations are sampled at p = 0.01, so their counts
     // are estimates with an interval; the rest are exact.
     const base = join(dir, 'native');
-    const mainThread = { id: 1, tid: 100, name: 'MainThread' };
-    const loader = { id: 2, tid: 101, name: 'loader' };
-    const module = { function: '<module>', file: 'app.py', line: 1 };
-    const runFrame = { function: 'run', file: 'threading.py', line: 1 };
-    await writeProfile(base, {
-      header: { startTimeUs: 1_764_000_000_000_000, argv: ['app.py'], sampling: { kind: 'table', bounds: [1024], probs: [0.01] }, native: true },
-      traces: [
-        { id: 1, frames: [{ function: 'build', file: 'app.py', line: 10 }, module], dropped: 0, domain: 'python', thread: mainThread },
-        { id: 2, frames: [{ function: 'malloc', file: 'libc.so.6', line: 0, native: true }, { function: 'cfunc', file: '_ext.so', line: 0, native: true }, module], dropped: 0, domain: 'native', thread: mainThread },
-        { id: 3, frames: [{ function: 'load', file: 'loader.py', line: 5 }, runFrame], dropped: 0, domain: 'mmap', thread: loader },
-        { id: 4, frames: [{ function: 'parse', file: 'loader.py', line: 9 }, runFrame], dropped: 0, domain: 'python', thread: loader },
-      ],
-      events: [
-        { op: 'alloc', timeUs: 500_000, trace: 3, size: 4_000_000 },
-        ...Array.from({ length: 50 }, (_, i) => ({ op: 'alloc' as const, timeUs: 1_000_000 + i, trace: 1, size: 100 })),
-        ...Array.from({ length: 3 }, (_, i) => ({ op: 'alloc' as const, timeUs: 1_500_000 + i, trace: 2, size: 50_000 })),
-        ...Array.from({ length: 100 }, (_, i) => ({ op: 'alloc' as const, timeUs: 2_000_000 + i, trace: 4, size: 2000 })),
-        { op: 'alloc', timeUs: 3_000_000, trace: 3, size: 4_000_000 },
-        ...[0.5, 1, 2, 3, 4].map((s) => ({ op: 'rss' as const, timeUs: s * 1e6, size: 20_000_000 + s * 1e6 })),
-      ].sort((a, b) => a.timeUs - b.timeUs),
-      eventsPerBlock: 4096,
-    });
+    await writeNativeReportProfile(base);
     const html = join(dir, 'native.html');
     const res = await run('hp-report', [base, '-o', html, '--at', 'end', '-q']);
     t.equal(res.code, 0, res.stderr);
