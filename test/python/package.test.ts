@@ -15,6 +15,8 @@ const WHEELS = '/opt/pypi/files';
 
 function hp(cmd: string, args: string[]): { code: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [join(REPO, 'bin', `hp-${cmd}.js`), ...args], { encoding: 'utf8', maxBuffer: 1 << 28 });
+  // An output past maxBuffer kills the command and leaves a cut line: say so, not a JSON error.
+  if (r.error) throw new Error(`hp-${cmd} ${args.join(' ')}: ${r.error.message}`);
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -146,7 +148,10 @@ t.test('pip install from a fresh clone, then pytest --heapprof', async (t) => {
 
   const pytestRun = (args: string[]) => {
     const cwd = tmpDir();
-    const r = run(vpy, ['-m', 'pytest', '-p', 'no:cacheprovider', '-q', ...args, join(FIXTURES, 'test_plugin_cases.py')], { cwd });
+    // --rootdir: else pytest takes the common ancestor of cwd (a temporary directory) and the
+    // fixture, /tmp itself for a checkout under /tmp, and its work there (recorded with every
+    // allocation at '{}') depends on what else /tmp holds: 20 times the events seen elsewhere.
+    const r = run(vpy, ['-m', 'pytest', '-p', 'no:cacheprovider', '--rootdir', FIXTURES, '-q', ...args, join(FIXTURES, 'test_plugin_cases.py')], { cwd });
     return { ...r, cwd };
   };
   const outcomes = (stdout: string): string[] => [...stdout.matchAll(/^(FAILED|PASSED) \S+::(\w+)/gm)].map((m) => `${m[2]} ${m[1]}`).sort();
