@@ -6,14 +6,10 @@
 import { spawn } from 'node:child_process';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { median } from './median.js';
 
 const READERS = ['hp-events', 'hp-stats', 'hp-history', 'hp-snapshot', 'hp-collapse', 'hp-chart', 'hp-pprof', 'hp-flow', 'hp-diff', 'hp-report'];
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 
 /** Wall seconds and CPU seconds (user + system, children included, from /usr/bin/time when installed). */
 function timed(cmd, args, cwd) {
