@@ -38,6 +38,14 @@ export function nativeEnvironment(lib: string, env: NodeJS.ProcessEnv): NodeJS.P
   return { LD_PRELOAD: [lib, ...rest].join(':'), HEAPPROF_NATIVE_LIB: lib };
 }
 
+/** $HEAPPROF_NATIVE: '1' turns native recording on by default, '0' or unset leaves it off. */
+export function nativeFromEnvironment(env: NodeJS.ProcessEnv): boolean {
+  const value = env.HEAPPROF_NATIVE;
+  if (value === undefined || value === '' || value === '0') return false;
+  if (value === '1') return true;
+  throw new UsageError(`HEAPPROF_NATIVE='${value}': expected 1 (record C allocations by default) or 0`);
+}
+
 /** The hint for a run without --native whose RSS went far past the recorded heap, or null. */
 export function nativeHint(summary: Record<string, unknown>): string | null {
   const rss = summary.peak_rss, heap = summary.peak_heap_estimate;
@@ -631,7 +639,7 @@ export function main(argv: string[]): void {
       .option('pid', { type: 'string', requiresArg: true, describe: 'Attach to this running Python process instead of starting one (see ATTACHING in hp-record(1))' })
       .option('duration', { type: 'string', requiresArg: true, describe: 'With --pid: stop after SECONDS (default: at Ctrl-C or --stop)' })
       .option('stop', { type: 'boolean', default: false, describe: 'With --pid: stop the hp-record that is recording that process' })
-      .option('native', { type: 'boolean', default: false, describe: 'Also record C allocations (malloc family, anonymous mmap) with their thread, by preloading the hook into Python (see hp-record(1))' })
+      .option('native', { type: 'boolean', describe: 'Also record C allocations (malloc family, anonymous mmap) with their thread, by preloading the hook into Python (see hp-record(1)); default: $HEAPPROF_NATIVE' })
       .conflicts('sample', 'sample-bytes')
       .fail((msg, err) => {
         // yargs reports some usage errors (a missing option value) as a YError: still bad usage.
@@ -658,7 +666,7 @@ export function main(argv: string[]): void {
         throw new UsageError('--mode stats counts every allocation: --sample and --sample-bytes do not apply');
       }
       if (followFork) throw new UsageError('--mode stats does not follow forks: drop --follow-fork');
-      if (args.native) throw new UsageError('--mode stats counts Python allocations only: drop --native');
+      if (args.native === true) throw new UsageError('--mode stats counts Python allocations only: drop --native');
     }
     const markSignal = args['mark-signal'] !== undefined ? parseMarkSignal(args['mark-signal'], mode) : null;
     const sampling = args.sample !== undefined ? parseSampleSpec(args.sample) : null;
@@ -677,7 +685,9 @@ export function main(argv: string[]): void {
       const why = force ? null : notPythonReason(script);
       if (why) throw new UsageError(`${script}: ${why} (hp-record runs Python programs; --force runs it with ${python} anyway)`);
     }
-    const native = Boolean(args.native);
+    // An explicit --native or --no-native wins; otherwise $HEAPPROF_NATIVE (1 on, 0 or unset off), which
+    // does not apply to --mode stats (it has no native recording).
+    const native = args.native ?? (mode === 'profile' && nativeFromEnvironment(process.env));
     const hookLib = native ? hookLibraryPath() : null;
     if (hookLib !== null && !existsSync(hookLib)) throw new HpError(`${hookLib}: no such file (run \`npx node-gyp rebuild\`)`, EXIT_DATA);
     const output = planOutput(args.output, mode, force);

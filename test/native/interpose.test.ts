@@ -194,7 +194,7 @@ t.test('pure Python: the same python-domain estimates with and without --native'
   for (const py of chosen) {
     await t.test(`CPython ${py.version}`, async (t) => {
       const dir = tmpDir();
-      const plain = record(py, join(dir, 'plain'), 'pure', ['--sample-bytes', '64K']);
+      const plain = record(py, join(dir, 'plain'), 'pure', ['--no-native', '--sample-bytes', '64K']);
       const native = record(py, join(dir, 'native'), 'pure', ['--native', '--sample-bytes', '64K']);
       const malloc = record(py, join(dir, 'malloc'), 'pure', ['--native', '--sample-bytes', '64K'], { PYTHONMALLOC: 'malloc' });
       for (const r of [plain, native, malloc]) {
@@ -221,6 +221,27 @@ t.test('pure Python: the same python-domain estimates with and without --native'
       }
     });
   }
+});
+
+t.test('HEAPPROF_NATIVE=1 turns --native on by default; --no-native and --mode stats keep it off', { skip: py311 ? false : 'CPython 3.11 is not installed' }, async (t) => {
+  const dir = tmpDir();
+  const header = (base: string): Record<string, unknown> => tool('events', [base])[0]!;
+  const on = record(py311!, join(dir, 'on'), 'ctypes', ['--sample-bytes', '64K'], { HEAPPROF_NATIVE: '1' });
+  t.equal(on.code, 0, on.stderr);
+  t.equal(header(join(dir, 'on')).native, true, 'the profile says native allocations were recorded');
+  const found = sites(join(dir, 'on'), ['--at', 'peak', '--domain', 'native']);
+  t.ok(sum(sitesAt(found, 'malloc_5m')) > 4.9e6, 'the 5 MB libc malloc is in the native domain');
+  const off = record(py311!, join(dir, 'off'), 'ctypes', ['--no-native', '--sample-bytes', '64K'], { HEAPPROF_NATIVE: '1' });
+  t.equal(off.code, 0, off.stderr);
+  t.equal(header(join(dir, 'off')).native, undefined, '--no-native wins over the environment');
+  const unset = record(py311!, join(dir, 'unset'), 'ctypes', ['--sample-bytes', '64K'], { HEAPPROF_NATIVE: '0' });
+  t.equal(unset.code, 0, unset.stderr);
+  t.equal(header(join(dir, 'unset')).native, undefined, 'HEAPPROF_NATIVE=0 leaves it off');
+  const stats = run(process.execPath, [join(BIN, 'hp-record.js'), '--python', py311!.exe, '--mode', 'stats', '-q', '--', FIXTURE, 'ctypes'], { HEAPPROF_NATIVE: '1' });
+  t.equal(stats.code, 0, `--mode stats runs (the environment does not apply to it): ${stats.stderr}`);
+  const bad = record(py311!, join(dir, 'bad'), 'ctypes', [], { HEAPPROF_NATIVE: 'yes' });
+  t.equal(bad.code, 2, 'another value is a usage error');
+  t.match(bad.stderr, /^hp-record: HEAPPROF_NATIVE='yes': expected 1 .* or 0\n$/, 'said in one line');
 });
 
 t.test('BLAS threads: a threaded matrix product runs to the same output', { skip: withNumpy ? false : 'numpy is not installed for any CPython here' }, async (t) => {
