@@ -73,12 +73,23 @@ NO_SAN static int is_ours(void *f) {
   return f && dladdr(f, &info) && info.dli_fbase == self.dli_fbase;
 }
 
+/* Whether f is a function's code rather than a non-PIE executable's PLT entry for it. Such
+ * an executable (Debian's /usr/bin/python3.11, libpython linked in) calls malloc through a
+ * "canonical" PLT entry whose undefined symbol still has a value, and dlsym(RTLD_DEFAULT)
+ * returns that entry: it jumps back to our malloc, which would call it again forever. */
+NO_SAN static int is_definition(void *f) {
+  Dl_info info;
+  const ElfW(Sym) *sym = NULL;
+  if (!dladdr1(f, &info, (void **)&sym, RTLD_DL_SYMENT) || !sym) return 1;
+  return sym->st_shndx != SHN_UNDEF;
+}
+
 /* The allocator below ours: the process's own definition when ours is not it (loaded with
  * dlopen, or another malloc preloaded ahead: e.g. AddressSanitizer's), else the next one
  * after this library (preloaded: libc's, or a malloc preloaded after ours). */
 NO_SAN static void *next_symbol(const char *name) {
   void *f = dlsym(RTLD_DEFAULT, name);
-  if (f && !is_ours(f)) return f;
+  if (f && !is_ours(f) && is_definition(f)) return f;
   f = dlsym(RTLD_NEXT, name);
   return is_ours(f) ? NULL : f;
 }
@@ -307,10 +318,31 @@ NO_SAN EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags,
   return p;
 }
 
+/* Where a PLT entry jumps: `jmp *slot(%rip)`, after an endbr64 and a bnd prefix where the
+ * executable was built with them; NULL for other code. The slot holds the resolved function
+ * (the executable called malloc long before a recording starts). */
+static void *plt_target(void *f) {
+  const uint8_t *p = f;
+  static const uint8_t endbr64[4] = {0xf3, 0x0f, 0x1e, 0xfa};
+  if (memcmp(p, endbr64, 4) == 0) p += 4;
+  if (p[0] == 0xf2) p++; /* bnd */
+  if (p[0] != 0xff || p[1] != 0x25) return NULL;
+  int32_t disp;
+  memcpy(&disp, p + 2, sizeof disp);
+  void *target;
+  memcpy(&target, p + 6 + disp, sizeof target);
+  return target;
+}
+
 /* 1 when this library's malloc is the one the process calls (it was preloaded, ahead of
  * any other malloc), else 0 with why in why[]. */
 static int interposer_in_place(char *why, size_t cap) {
   void *global = dlsym(RTLD_DEFAULT, "malloc");
+  /* A non-PIE executable's PLT entry: what the process calls is where it jumps. */
+  if (global && !is_definition(global)) {
+    void *target = plt_target(global);
+    if (target) global = target;
+  }
   if (is_ours(global)) return 1;
   Dl_info info;
   if (global && dladdr(global, &info) && info.dli_fname && !strstr(info.dli_fname, "libc.so"))

@@ -33,8 +33,13 @@ for py in "${pythons[@]}"; do
 done
 # Native recording (interpose.c): the hook preloaded AHEAD of the ASan runtime, so that its
 # malloc wraps ASan's (ASan normally insists on coming first: verify_asan_link_order=0).
-# Both native modes: the caller only, and --native-stacks (the unwinder inside malloc).
-for py in "${pythons[@]}"; do
+# Both native modes: the caller only, and --native-stacks (the unwinder inside malloc); also
+# a distribution's /usr/bin/python3.x (libpython linked into a non-PIE executable) if there is one.
+native_pythons=("${pythons[@]}")
+for v in 3.9 3.10 3.11 3.12 3.13; do
+  [ $# -eq 0 ] && [ -x /usr/bin/python$v ] && native_pythons+=("/usr/bin/python$v")
+done
+for py in "${native_pythons[@]}"; do
   for workload in ctypes pure blas; do
     [ "$workload" = blas ] && ! "$py" -c 'import numpy' 2>/dev/null && continue
     for mode in native native_stacks; do

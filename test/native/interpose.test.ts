@@ -10,7 +10,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { tmpDir } from '../helpers/profiles.js';
-import { NATIVE_FIXTURES, NATIVE_LIB, PYTHON_DIR, REPO, supportedPythons, type PythonInfo } from '../helpers/python.js';
+import { NATIVE_FIXTURES, NATIVE_LIB, PYTHON_DIR, REPO, linkedInPython, supportedPythons, type PythonInfo } from '../helpers/python.js';
 
 const FIXTURE = join(NATIVE_FIXTURES, 'cext.py');
 const BIN = join(REPO, 'bin');
@@ -301,6 +301,28 @@ t.test('--native-stacks: native frames from the allocator\'s caller up to the Py
   const usage = run(process.execPath, [join(BIN, 'hp-record.js'), '--native-stacks', '--no-native', '--', FIXTURE, 'pure']);
   t.equal(usage.code, 2, '--native-stacks with --no-native is a usage error');
   t.match(usage.stderr, /^hp-record: --native-stacks records C allocations: it does not go with --no-native\n$/);
+});
+
+const distro = linkedInPython();
+t.test('a distribution\'s interpreter: libpython linked into a non-PIE executable', { skip: distro ? false : 'no /usr/bin/python3.9-3.13 with libpython linked in (non-PIE) here' }, async (t) => {
+  // Such an executable calls malloc through a PLT entry that dlsym(RTLD_DEFAULT) returns as if
+  // it were malloc: forwarding to it looped forever inside the first malloc (the program hung).
+  const py = distro!;
+  for (const opt of ['--native', '--native-stacks']) {
+    await t.test(`${py.exe} ${opt}`, async (t) => {
+      const dir = tmpDir();
+      const base = join(dir, 'ct');
+      const r = spawnSync(process.execPath, [join(BIN, 'hp-record.js'), '--python', py.exe, '-o', base, opt, '--sample-bytes', '64K', '--', FIXTURE, 'ctypes'], { env: env(), encoding: 'utf8', timeout: 60_000 });
+      t.equal(r.signal, null, 'it ends (no hang in malloc)');
+      t.equal(r.status, 0, r.stderr);
+      t.equal(r.stdout.trim(), 'result True True', 'the program ran as usual');
+      t.notMatch(r.stderr, /native allocations not recorded/, 'the interposer is found in place');
+      const peak = sites(base, ['--at', 'peak', '--domain', 'native']);
+      for (const [name, size] of [['malloc_3m', 3e6], ['malloc_5m', 5e6]] as const) {
+        t.ok(Math.abs(sum(sitesAt(peak, name)) - size) <= 0.02 * size, `${name}: ${sum(sitesAt(peak, name))} bytes at its line`);
+      }
+    });
+  }
 });
 
 t.test('BLAS threads: a threaded matrix product runs to the same output', { skip: withNumpy ? false : 'numpy is not installed for any CPython here' }, async (t) => {
