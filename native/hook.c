@@ -38,13 +38,16 @@
 #define EXPORT __attribute__((visibility("default")))
 #define RECORDER_NAME "heapprof 2.0.0"
 #define MAX_DEPTH 128
+/* Native frames of one sampled native allocation with --native-stacks (above the innermost
+ * interpreter frame); deeper ones are cut. */
+#define MAX_NATIVE 64
 #define FLUSH_BYTES (256 * 1024) /* a block is written when its payload passes this */
 #define MAX_RANGES 64
 #define HIST_BUCKETS 64
 
 enum { MODE_PROFILE = 0, MODE_STATS = 1 };
 enum { SAMPLER_TABLE = 0, SAMPLER_POISSON = 1 };
-enum { FLAG_FOLLOW_FORK = 1, FLAG_OVERWRITE = 2, FLAG_NO_STACKS = 4, FLAG_NATIVE = 8 };
+enum { FLAG_FOLLOW_FORK = 1, FLAG_OVERWRITE = 2, FLAG_NO_STACKS = 4, FLAG_NATIVE = 8, FLAG_NATIVE_STACKS = 16 };
 /* Where an allocation came from (TRACE_INFO records, man/hpx.5). */
 enum { DOMAIN_PYTHON = 0, DOMAIN_NATIVE = 1, DOMAIN_MMAP = 2 };
 enum { EV_ALLOC = 0, EV_FREE = 1, EV_EXT = 3 };
@@ -173,7 +176,7 @@ static uint32_t g_next_string, g_next_frame, g_next_trace, g_file_epoch, g_next_
 /* Native recording (FLAG_NATIVE with the interposer in place): traces carry domain and
  * thread (TRACE_INFO), native allocations are recorded by interpose.c. */
 static int g_threads;
-static int g_native_mask; /* header tag 13: 1 malloc family, 2 anonymous mmap */
+static int g_native_mask; /* header tag 13: 1 malloc family, 2 anonymous mmap, 4 full native stacks */
 static int g_native;      /* interpose.c records: recording with g_native_mask set */
 
 /* Ticker: a native thread (no Python state) that flushes every TICK_NS, so that a process
@@ -757,7 +760,7 @@ static uint32_t thread_id_locked(void) {
  * native frames gets a TRACE_INFO record before its TRACE. */
 static uint32_t intern_trace(const uint32_t *native, int nnative, const hp_rawframe *frames, int n, uint32_t dropped,
                              uint32_t ctx, int gil) {
-  uint32_t key[MAX_DEPTH + 4];
+  uint32_t key[MAX_DEPTH + MAX_NATIVE + 4];
   key[0] = dropped;
   key[1] = ctx;
   key[2] = (uint32_t)nnative;
@@ -869,6 +872,8 @@ static int open_child_files(void);
 
 static void describe_pc(void *pc, char *func, size_t func_cap, char *obj, size_t obj_cap);
 static int interposer_in_place(char *why, size_t cap);
+static int native_stack(void *pc, void **pcs, int python);
+static int native_stacks_init(void);
 
 /* A sampled allocation of domain DOMAIN_* (pc: the native caller, for native and mmap):
  * walk the stack (outside the lock; needs only the GIL), then intern it and log the event
@@ -880,7 +885,8 @@ static void record_event(void *p, size_t size, int domain, void *pc) {
   struct {
     uint64_t dropped, ctx;
     void *pc;
-    hp_rawframe frames[MAX_DEPTH];
+    uint64_t npcs; /* native frames after the Python ones (--native-stacks), as (pc, 0) pairs */
+    hp_rawframe frames[MAX_DEPTH + MAX_NATIVE];
   } key;
   hp_rawframe *frames = key.frames;
   uint32_t dropped = 0;
@@ -897,18 +903,24 @@ static void record_event(void *p, size_t size, int domain, void *pc) {
   if (tstate) n = pyrt_walk_positions(tstate, frames, MAX_DEPTH, &dropped, gil);
   key.dropped = dropped;
   key.pc = domain == DOMAIN_PYTHON ? NULL : pc;
-  size_t key_len = offsetof(__typeof__(key), frames) + (size_t)n * sizeof frames[0];
+  /* --native-stacks: the native frames from the allocator's caller up to the innermost
+   * interpreter frame (unwound here, outside the lock, like the walk). */
+  void *pcs[MAX_NATIVE];
+  int npcs = key.pc && (LOAD(g_native_mask) & 4) ? native_stack(key.pc, pcs, n > 0) : 0;
+  key.npcs = (uint64_t)npcs;
+  for (int i = 0; i < npcs; i++) frames[n + i] = (hp_rawframe){pcs[i], 0};
+  size_t key_len = offsetof(__typeof__(key), frames) + (size_t)(n + npcs) * sizeof frames[0];
   /* The key's hash (any hash will do: g_stacks only ever sees this one), the walked part
    * outside the lock: one xor and one multiply per frame in sequence (the position's
    * multiply is off that chain), where a stronger per-frame mix cost a sampled event with
    * seven frames ~20 ns; a finalizer, under the lock with the context, spreads it. */
   uint64_t walk_hash = 0x9e3779b97f4a7c15ULL ^ (uint64_t)n ^ ((uint64_t)dropped << 32) ^
                        (uint64_t)(uintptr_t)key.pc * 0xc4ceb9fe1a85ec53ULL;
-  for (int i = 0; i < n; i++)
+  for (int i = 0; i < n + npcs; i++)
     walk_hash = (walk_hash ^ ((uint64_t)(uintptr_t)frames[i].code ^ (uint64_t)frames[i].line * 0xc4ceb9fe1a85ec53ULL)) *
                 0xff51afd7ed558ccdULL;
   char func[512], obj[1024];
-  int described = 0;
+  void *described = NULL; /* the pc func and obj describe */
 #ifdef HP_MEASURE_WALK_ONLY
   /* A measuring build (bench/perevent.js): a sampled event costs the walk and the hash only. */
   (void)walk_hash, (void)p, (void)size, (void)described, (void)func, (void)obj;
@@ -929,24 +941,29 @@ again:
     if (subinterpreter) {
       trace = subinterpreter_trace(ctx);
     } else if ((n > 0 || ctx || key.pc) && !(trace = blob_find(&g_stacks, &key, key_len, key_hash))) {
-      uint32_t native[1];
+      uint32_t native[MAX_NATIVE];
       int nnative = 0;
-      if (key.pc) {
-        pair_slot *s = pair_find(&g_frames, (uintptr_t)key.pc, NATIVE_FRAME_KEY);
+      /* The native caller, or with --native-stacks the unwound frames (the caller first). */
+      int want = npcs ? npcs : key.pc ? 1 : 0;
+      for (int i = 0; i < want; i++) {
+        void *at = npcs ? pcs[i] : key.pc;
+        pair_slot *s = pair_find(&g_frames, (uintptr_t)at, NATIVE_FRAME_KEY);
         if (s) {
-          native[0] = s->v1;
-        } else {
-          if (!described) {
-            /* dladdr takes the loader's lock: never under g_mu. */
-            pthread_mutex_unlock(&g_mu);
-            describe_pc(key.pc, func, sizeof func, obj, sizeof obj);
-            described = 1;
-            pthread_mutex_lock(&g_mu);
-            goto again; /* the recording may have stopped meanwhile */
-          }
-          native[0] = intern_native_frame(key.pc, func, obj);
+          native[nnative++] = s->v1;
+          continue;
         }
-        nnative = native[0] ? 1 : 0;
+        if (described != at) {
+          /* dladdr takes the loader's lock: never under g_mu. One frame per round: each
+           * round interns one more, so this ends after at most `want` rounds. */
+          pthread_mutex_unlock(&g_mu);
+          describe_pc(at, func, sizeof func, obj, sizeof obj);
+          described = at;
+          pthread_mutex_lock(&g_mu);
+          goto again; /* the recording may have stopped meanwhile */
+        }
+        uint32_t id = intern_native_frame(at, func, obj);
+        if (!id) break; /* out of memory: the frames so far */
+        native[nnative++] = id;
       }
       hp_rawframe lines[MAX_DEPTH]; /* the key keeps its positions */
       memcpy(lines, frames, (size_t)n * sizeof frames[0]);
@@ -1830,7 +1847,7 @@ static int hp_start_impl(const char *base, int mode, int sampler, int nranges, c
     set_err("already recording to %s", g_base);
     return -EBUSY;
   }
-  g_native_mask = native_ok ? 3 : 0;
+  g_native_mask = native_ok ? ((flags & FLAG_NATIVE_STACKS) && native_stacks_init() ? 7 : 3) : 0;
   g_threads = native_ok;
   /* With native on, every PEP 445 call sets the busy flag (no tail-call path), so the
    * malloc it ends in is not counted a second time. */

@@ -21,6 +21,8 @@
  * blocks are never freed (free and realloc recognise them by address). */
 
 #include <dlfcn.h>
+#include <link.h>
+#include <unwind.h>
 #include <malloc.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -71,12 +73,23 @@ NO_SAN static int is_ours(void *f) {
   return f && dladdr(f, &info) && info.dli_fbase == self.dli_fbase;
 }
 
+/* Whether f is a function's code rather than a non-PIE executable's PLT entry for it. Such
+ * an executable (Debian's /usr/bin/python3.11, libpython linked in) calls malloc through a
+ * "canonical" PLT entry whose undefined symbol still has a value, and dlsym(RTLD_DEFAULT)
+ * returns that entry: it jumps back to our malloc, which would call it again forever. */
+NO_SAN static int is_definition(void *f) {
+  Dl_info info;
+  const ElfW(Sym) *sym = NULL;
+  if (!dladdr1(f, &info, (void **)&sym, RTLD_DL_SYMENT) || !sym) return 1;
+  return sym->st_shndx != SHN_UNDEF;
+}
+
 /* The allocator below ours: the process's own definition when ours is not it (loaded with
  * dlopen, or another malloc preloaded ahead: e.g. AddressSanitizer's), else the next one
  * after this library (preloaded: libc's, or a malloc preloaded after ours). */
 NO_SAN static void *next_symbol(const char *name) {
   void *f = dlsym(RTLD_DEFAULT, name);
-  if (f && !is_ours(f)) return f;
+  if (f && !is_ours(f) && is_definition(f)) return f;
   f = dlsym(RTLD_NEXT, name);
   return is_ours(f) ? NULL : f;
 }
@@ -305,10 +318,31 @@ NO_SAN EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags,
   return p;
 }
 
+/* Where a PLT entry jumps: `jmp *slot(%rip)`, after an endbr64 and a bnd prefix where the
+ * executable was built with them; NULL for other code. The slot holds the resolved function
+ * (the executable called malloc long before a recording starts). */
+static void *plt_target(void *f) {
+  const uint8_t *p = f;
+  static const uint8_t endbr64[4] = {0xf3, 0x0f, 0x1e, 0xfa};
+  if (memcmp(p, endbr64, 4) == 0) p += 4;
+  if (p[0] == 0xf2) p++; /* bnd */
+  if (p[0] != 0xff || p[1] != 0x25) return NULL;
+  int32_t disp;
+  memcpy(&disp, p + 2, sizeof disp);
+  void *target;
+  memcpy(&target, p + 6 + disp, sizeof target);
+  return target;
+}
+
 /* 1 when this library's malloc is the one the process calls (it was preloaded, ahead of
  * any other malloc), else 0 with why in why[]. */
 static int interposer_in_place(char *why, size_t cap) {
   void *global = dlsym(RTLD_DEFAULT, "malloc");
+  /* A non-PIE executable's PLT entry: what the process calls is where it jumps. */
+  if (global && !is_definition(global)) {
+    void *target = plt_target(global);
+    if (target) global = target;
+  }
   if (is_ours(global)) return 1;
   Dl_info info;
   if (global && dladdr(global, &info) && info.dli_fname && !strstr(info.dli_fname, "libc.so"))
@@ -316,6 +350,67 @@ static int interposer_in_place(char *why, size_t cap) {
   else
     snprintf(why, cap, "heapprof_hook.so is not preloaded (use hp-record --native; heapprof.start() inside a running program cannot see C allocations)");
   return 0;
+}
+
+/* --native-stacks: the native frames of a sampled native allocation, unwound with the
+ * compiler runtime's unwinder (libgcc's _Unwind_Backtrace, driven by the .eh_frame tables
+ * every x86-64 object carries), because neither CPython nor the wheels people use are built
+ * with frame pointers, and libunwind would be one more library to preload. It does not
+ * allocate, and with glibc 2.35+ it finds an object's tables with _dl_find_object, without
+ * the loader's lock. Frames are kept from the allocator's caller (pc, the return address of
+ * our wrapper: the frames inside the hook are skipped) up to the innermost interpreter
+ * frame, _PyEval_EvalFrameDefault, where the thread's Python frames take over; at most
+ * MAX_NATIVE. A thread without Python frames (a BLAS worker; a call that released the GIL on
+ * 3.9/3.10) keeps all of its frames, interpreter ones included. */
+static uintptr_t g_eval_lo, g_eval_hi; /* _PyEval_EvalFrameDefault's code, or 0..0 */
+
+struct unwind_walk {
+  void **pcs;
+  void *start;
+  int n, started, cut; /* cut: stop at the interpreter frame (Python frames follow) */
+};
+
+static _Unwind_Reason_Code unwind_frame(struct _Unwind_Context *ctx, void *arg) {
+  struct unwind_walk *w = arg;
+  uintptr_t ip = _Unwind_GetIP(ctx);
+  if (!ip) return _URC_END_OF_STACK;
+  if (!w->started) {
+    if ((void *)ip != w->start) return _URC_NO_REASON; /* a frame of the hook itself */
+    w->started = 1;
+  }
+  if (w->cut && ip >= g_eval_lo && ip < g_eval_hi) return _URC_END_OF_STACK; /* Python frames follow */
+  w->pcs[w->n++] = (void *)ip;
+  return w->n < MAX_NATIVE ? _URC_NO_REASON : _URC_END_OF_STACK;
+}
+
+/* The native frames from pc outwards into pcs (at least pc itself); returns their count.
+ * python: the thread's Python frames were walked, so the C frames end at the interpreter's;
+ * without them (no GIL on 3.9/3.10, a thread of a C library) every frame is kept. */
+static int native_stack(void *pc, void **pcs, int python) {
+  struct unwind_walk w = {pcs, pc, 0, 0, python};
+  _Unwind_Backtrace(unwind_frame, &w);
+  if (!w.started) { /* the caller's frame was not found: it alone */
+    pcs[0] = pc;
+    return 1;
+  }
+  return w.n;
+}
+
+/* Finds the interpreter frame's code range and primes the unwinder (its first use may load
+ * what it needs); 1 on success. Called by hp_start, outside g_mu, busy set. */
+static int native_stacks_init(void) {
+  void *eval = dlsym(RTLD_DEFAULT, "_PyEval_EvalFrameDefault");
+  Dl_info info;
+  const ElfW(Sym) *sym = NULL;
+  if (eval && dladdr1(eval, &info, (void **)&sym, RTLD_DL_SYMENT) && sym && sym->st_size) {
+    g_eval_lo = (uintptr_t)eval;
+    g_eval_hi = (uintptr_t)eval + sym->st_size;
+  } else {
+    g_eval_lo = g_eval_hi = 0; /* no cut: every frame, up to MAX_NATIVE */
+  }
+  void *pcs[MAX_NATIVE];
+  native_stack(RET_ADDR(), pcs, 1);
+  return 1;
 }
 
 /* The native frame that called the allocator: shared object and symbol (dladdr; the

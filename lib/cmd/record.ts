@@ -640,6 +640,7 @@ export function main(argv: string[]): void {
       .option('duration', { type: 'string', requiresArg: true, describe: 'With --pid: stop after SECONDS (default: at Ctrl-C or --stop)' })
       .option('stop', { type: 'boolean', default: false, describe: 'With --pid: stop the hp-record that is recording that process' })
       .option('native', { type: 'boolean', describe: 'Also record C allocations (malloc family, anonymous mmap) with their thread, by preloading the hook into Python (see hp-record(1)); default: $HEAPPROF_NATIVE' })
+      .option('native-stacks', { type: 'boolean', default: false, describe: 'With --native (implied): each sampled C allocation gets its native frames up to the Python ones, not only its caller' })
       .conflicts('sample', 'sample-bytes')
       .fail((msg, err) => {
         // yargs reports some usage errors (a missing option value) as a YError: still bad usage.
@@ -650,6 +651,8 @@ export function main(argv: string[]): void {
       .parseSync();
     setQuiet(Boolean(args.quiet));
     if (args.pid !== undefined || args.stop || args.duration !== undefined) {
+      // The C allocator can only be interposed from the start (LD_PRELOAD): an attached process keeps its own.
+      if (args.native === true || args['native-stacks']) throw new UsageError(`--${args.native === true ? 'native' : 'native-stacks'} preloads the hook when the program starts: it does not apply with --pid`);
       // A program after hp-record's options (split off before yargs) is an error here too.
       await runAttach({ ...args, '--': [...((args['--'] as unknown[] | undefined) ?? []), ...(split.target ?? [])] });
       return;
@@ -666,7 +669,7 @@ export function main(argv: string[]): void {
         throw new UsageError('--mode stats counts every allocation: --sample and --sample-bytes do not apply');
       }
       if (followFork) throw new UsageError('--mode stats does not follow forks: drop --follow-fork');
-      if (args.native === true) throw new UsageError('--mode stats counts Python allocations only: drop --native');
+      if (args.native === true || args['native-stacks']) throw new UsageError(`--mode stats counts Python allocations only: drop --${args.native === true ? 'native' : 'native-stacks'}`);
     }
     const markSignal = args['mark-signal'] !== undefined ? parseMarkSignal(args['mark-signal'], mode) : null;
     const sampling = args.sample !== undefined ? parseSampleSpec(args.sample) : null;
@@ -687,7 +690,9 @@ export function main(argv: string[]): void {
     }
     // An explicit --native or --no-native wins; otherwise $HEAPPROF_NATIVE (1 on, 0 or unset off), which
     // does not apply to --mode stats (it has no native recording).
-    const native = args.native ?? (mode === 'profile' && nativeFromEnvironment(process.env));
+    const nativeStacks = Boolean(args['native-stacks']);
+    if (nativeStacks && args.native === false) throw new UsageError('--native-stacks records C allocations: it does not go with --no-native');
+    const native = args.native ?? (nativeStacks || (mode === 'profile' && nativeFromEnvironment(process.env)));
     const hookLib = native ? hookLibraryPath() : null;
     if (hookLib !== null && !existsSync(hookLib)) throw new HpError(`${hookLib}: no such file (run \`npx node-gyp rebuild\`)`, EXIT_DATA);
     const output = planOutput(args.output, mode, force);
@@ -725,6 +730,7 @@ export function main(argv: string[]): void {
         follow_fork: followFork,
         force,
         native,
+        native_stacks: nativeStacks,
         preload: hookLib,
         mark_signal: markSignal === null ? null : osConstants.signals[markSignal],
       };

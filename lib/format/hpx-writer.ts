@@ -88,7 +88,7 @@ export function encodeHeaderBody(h: Partial<Header> & { sampling: Sampling }): B
   for (const n of h.notes ?? []) text(HDR.note, n);
   if (h.hostname != null) text(HDR.hostname, h.hostname);
   if (h.attached) field(HDR.attached, (b) => b.varint(h.attached!.processAgeUs));
-  if (h.native) field(HDR.native, (b) => b.varint(3));
+  if (h.native) field(HDR.native, (b) => b.varint(h.nativeStacks ? 7 : 3));
   return s.take();
 }
 

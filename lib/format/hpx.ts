@@ -134,7 +134,12 @@ export function decodeHeaderBody(body: Buffer, profileId: Buffer, name: string):
         case HDR.note: h.notes.push(f.utf8(f.remaining)); break;
         case HDR.hostname: h.hostname = f.utf8(f.remaining); break;
         case HDR.attached: h.attached = { processAgeUs: f.varint() }; break;
-        case HDR.native: h.native = f.varint() !== 0; break;
+        case HDR.native: {
+          const mask = f.varint();
+          h.native = mask !== 0;
+          if (mask & 4) h.nativeStacks = true;
+          break;
+        }
         default: break; // unknown fields are skipped by design
       }
     }

@@ -39,6 +39,7 @@ export function metaLine(h: Header): string {
     notes: h.notes,
     profile_id: h.profileId,
     ...(h.native !== undefined ? { native: h.native } : {}),
+    ...(h.nativeStacks ? { native_stacks: true } : {}),
   })}\n`;
 }
 
@@ -372,6 +373,7 @@ function parseMeta(v: Obj, where: string): Header {
     notes: strings(v.notes, 'notes'),
     profileId: str(v.profile_id),
     ...(typeof v.native === 'boolean' ? { native: v.native } : {}),
+    ...(v.native_stacks === true ? { nativeStacks: true } : {}),
   };
 }
 

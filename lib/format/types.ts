@@ -33,6 +33,8 @@ export interface Header {
   profileId: string | null;
   /** Native recording (hp-record --native; header tag 13): C allocations were recorded. Absent: not recorded. */
   native?: boolean;
+  /** hp-record --native-stacks (header tag 13 bit 4): native traces carry every native frame up to the Python ones. */
+  nativeStacks?: boolean;
 }
 
 /** Where an allocation came from: CPython's allocator (PEP 445), the C allocator (malloc family), or anonymous mmap. */

@@ -33,16 +33,25 @@ for py in "${pythons[@]}"; do
 done
 # Native recording (interpose.c): the hook preloaded AHEAD of the ASan runtime, so that its
 # malloc wraps ASan's (ASan normally insists on coming first: verify_asan_link_order=0).
-for py in "${pythons[@]}"; do
-  for workload in ctypes pure; do
-    echo "== $("$py" -c 'import sys; print(sys.version.split()[0])') --native cext.py $workload"
-    if ! LD_PRELOAD="$work/heapprof_hook.so $asan $ubsan" \
-        ASAN_OPTIONS=detect_leaks=0:abort_on_error=0:exitcode=99:verify_asan_link_order=0 \
-        HEAPPROF_NATIVE_LIB="$work/heapprof_hook.so" PYTHONPATH="$repo/python" \
-        "$py" -c "import heapprof, runpy, sys; heapprof.start('$work/native-$workload', sample_bytes=65536, native=True, force=True); sys.argv = ['cext.py', '$workload']; runpy.run_path('$fixtures/cext.py', run_name='__main__'); heapprof.stop()" >/dev/null; then
-      echo "asan: failure in --native $workload under $py" >&2
-      status=1
-    fi
+# Both native modes: the caller only, and --native-stacks (the unwinder inside malloc); also
+# a distribution's /usr/bin/python3.x (libpython linked into a non-PIE executable) if there is one.
+native_pythons=("${pythons[@]}")
+for v in 3.9 3.10 3.11 3.12 3.13; do
+  [ $# -eq 0 ] && [ -x /usr/bin/python$v ] && native_pythons+=("/usr/bin/python$v")
+done
+for py in "${native_pythons[@]}"; do
+  for workload in ctypes pure blas; do
+    [ "$workload" = blas ] && ! "$py" -c 'import numpy' 2>/dev/null && continue
+    for mode in native native_stacks; do
+      echo "== $("$py" -c 'import sys; print(sys.version.split()[0])') --${mode/_/-} cext.py $workload"
+      if ! LD_PRELOAD="$work/heapprof_hook.so $asan $ubsan" \
+          ASAN_OPTIONS=detect_leaks=0:abort_on_error=0:exitcode=99:verify_asan_link_order=0 \
+          HEAPPROF_NATIVE_LIB="$work/heapprof_hook.so" PYTHONPATH="$repo/python" \
+          "$py" -c "import heapprof, runpy, sys; heapprof.start('$work/native-$workload', sample_bytes=65536, $mode=True, force=True); sys.argv = ['cext.py', '$workload']; runpy.run_path('$fixtures/cext.py', run_name='__main__'); heapprof.stop()" >/dev/null; then
+        echo "asan: failure in --${mode/_/-} $workload under $py" >&2
+        status=1
+      fi
+    done
   done
 done
 exit $status

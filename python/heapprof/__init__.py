@@ -37,7 +37,7 @@ MAX_MARK_BYTES = 4096
 DEFAULT_SAMPLING_RATE = dict(DEFAULT_TABLE)
 
 _MODE_PROFILE, _MODE_STATS = 0, 1
-_FOLLOW_FORK, _OVERWRITE, _NO_STACKS, _NATIVE = 1, 2, 4, 8
+_FOLLOW_FORK, _OVERWRITE, _NO_STACKS, _NATIVE, _NATIVE_STACKS = 1, 2, 4, 8, 16
 _HIST_BUCKETS = 64
 
 _state = {"selftest": None, "hooks": False, "mode": None, "base": None}
@@ -99,10 +99,12 @@ def _blob(items):
     return b"".join(str(s).encode("utf-8", "surrogateescape") + b"\0" for s in items)
 
 
-def _start(base, mode, table, mean_bytes, follow_fork, force, stacks, argv, notes, native=False):
+def _start(base, mode, table, mean_bytes, follow_fork, force, stacks, argv, notes, native=False, native_stacks=False):
     lib = _library()
     notes = list(notes)
-    flags = (_FOLLOW_FORK if follow_fork else 0) | (_OVERWRITE if force else 0) | (_NATIVE if native else 0)
+    flags = (_FOLLOW_FORK if follow_fork else 0) | (_OVERWRITE if force else 0) | (_NATIVE if native or native_stacks else 0)
+    if native_stacks:
+        flags |= _NATIVE_STACKS
     if not stacks:
         flags |= _NO_STACKS
         notes.append("stack capture disabled by request")
@@ -146,7 +148,7 @@ _UNSET = object()
 
 
 def start(filebase, sampling_rate=None, *, sample_bytes=None, follow_fork=False, force=False,
-          stacks=True, argv=None, notes=(), native=False, samplingRate=_UNSET):
+          stacks=True, argv=None, notes=(), native=False, native_stacks=False, samplingRate=_UNSET):
     """Starts recording to FILEBASE.hpm and FILEBASE.hpd.
 
     sampling_rate: {size bound: probability}, the seed's size-range table (default
@@ -160,6 +162,9 @@ def start(filebase, sampling_rate=None, *, sample_bytes=None, follow_fork=False,
     native=True also records C allocations (malloc family, anonymous mmap) with their thread;
     this needs heapprof_hook.so preloaded (hp-record --native does it): inside a program
     started without it, C allocations cannot be seen and a one-line warning says so.
+    native_stacks=True (implies native=True) gives each sampled C allocation its native
+    frames, from the allocator's caller up to the innermost interpreter frame, followed by
+    the Python stack (hp-record --native-stacks).
     """
     if samplingRate is not _UNSET:
         if sampling_rate is not None:
@@ -168,7 +173,8 @@ def start(filebase, sampling_rate=None, *, sample_bytes=None, follow_fork=False,
     table, mean = _sampling_args(sampling_rate, sample_bytes)
     if not filebase:
         raise ValueError("filebase must name the profile")
-    _start(os.fspath(filebase), _MODE_PROFILE, table, mean, follow_fork, force, stacks, argv, notes, native)
+    _start(os.fspath(filebase), _MODE_PROFILE, table, mean, follow_fork, force, stacks, argv, notes, native,
+           native_stacks)
 
 
 def mark(label):

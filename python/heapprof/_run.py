@@ -190,7 +190,7 @@ def _start_recorder(heapprof, config, target_argv):
         else:
             heapprof.start(base, sampling, sample_bytes=config.get('sample_bytes'),
                            follow_fork=bool(config.get('follow_fork')), force=force, argv=target_argv,
-                           native=bool(config.get('native')))
+                           native=bool(config.get('native')), native_stacks=bool(config.get('native_stacks')))
     except OSError as err:
         _fail(_os_error_text(err))
     except (ValueError, TypeError, RuntimeError) as err:

@@ -2,7 +2,7 @@
 // workload with the heapprof package on PYTHONPATH, and reading its profile back with the hpx reader.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync, readdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -63,6 +63,32 @@ export function supportedPythons(): PythonInfo[] {
   const listed = process.env.HEAPPROF_TEST_PYTHONS;
   if (listed) return listed.split(delimiter).filter(Boolean).map((exe) => probe(exe)).filter((p): p is PythonInfo => p !== null);
   return [9, 10, 11, 12, 13].map(findMinor).filter((p): p is PythonInfo => p !== null);
+}
+
+/**
+ * A supported CPython built the way distributions build /usr/bin/python3: libpython linked into
+ * a non-PIE executable (ELF type EXEC, no libpython.so mapped), which calls malloc through
+ * "canonical" PLT entries. Null when there is none here.
+ */
+export function linkedInPython(): PythonInfo | null {
+  const candidates = [9, 10, 11, 12, 13].map((m) => `/usr/bin/python3.${m}`).filter((p) => existsSync(p));
+  for (const exe of candidates) {
+    const info = probe(exe);
+    if (!info) continue;
+    const header = Buffer.alloc(18);
+    const fd = openSync(exe, 'r');
+    try {
+      readSync(fd, header, 0, 18, 0);
+    } finally {
+      closeSync(fd);
+    }
+    const nonPie = header.readUInt32BE(0) === 0x7f454c46 && header.readUInt16LE(16) === 2;
+    // Distributions also ship libpython.so (sysconfig then says Py_ENABLE_SHARED=1), but their
+    // executable does not load it: ask the running interpreter.
+    const mapped = spawnSync(exe, ['-c', 'print(any("libpython" in l for l in open("/proc/self/maps")))'], { encoding: 'utf8' }).stdout.trim();
+    if (nonPie && mapped === 'False') return info;
+  }
+  return null;
 }
 
 /** A CPython the recorder refuses (3.8), if one is installed. */

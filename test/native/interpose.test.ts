@@ -10,7 +10,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { tmpDir } from '../helpers/profiles.js';
-import { NATIVE_FIXTURES, NATIVE_LIB, PYTHON_DIR, REPO, supportedPythons, type PythonInfo } from '../helpers/python.js';
+import { NATIVE_FIXTURES, NATIVE_LIB, PYTHON_DIR, REPO, linkedInPython, supportedPythons, type PythonInfo } from '../helpers/python.js';
 
 const FIXTURE = join(NATIVE_FIXTURES, 'cext.py');
 const BIN = join(REPO, 'bin');
@@ -242,6 +242,87 @@ t.test('HEAPPROF_NATIVE=1 turns --native on by default; --no-native and --mode s
   const bad = record(py311!, join(dir, 'bad'), 'ctypes', [], { HEAPPROF_NATIVE: 'yes' });
   t.equal(bad.code, 2, 'another value is a usage error');
   t.match(bad.stderr, /^hp-record: HEAPPROF_NATIVE='yes': expected 1 .* or 0\n$/, 'said in one line');
+});
+
+t.test('--native-stacks: native frames from the allocator\'s caller up to the Python ones', async (t) => {
+  const frameText = (f: Site['frames'][number]): string => `${f.function} (${f.file}${f.native ? '' : `:${f.line}`})`;
+  const checkStack = (t: Test, s: Site, what: string): number => {
+    const firstPython = s.frames.findIndex((f) => !f.native);
+    t.ok(firstPython >= 2, `${what}: native frames first (${firstPython}), then Python`);
+    t.ok(s.frames.slice(firstPython).every((f) => !f.native), `${what}: nothing native below the Python frames`);
+    t.notOk(s.frames.some((f) => f.native && /heapprof_hook/.test(f.file)), `${what}: no frame of the hook itself`);
+    t.notOk(s.frames.some((f) => f.function === '_PyEval_EvalFrameDefault'), `${what}: the C stack ends at the interpreter frame`);
+    return firstPython;
+  };
+  if (withNumpy) {
+    await t.test(`numpy.ones on CPython ${withNumpy.version}`, async (t) => {
+      const dir = tmpDir();
+      const base = join(dir, 'np');
+      const r = record(withNumpy, base, 'numpy', ['--native-stacks', '--sample-bytes', '512K']);
+      t.equal(r.code, 0, r.stderr);
+      t.equal(r.stdout.trim(), 'result 12500000.0', 'the program ran as usual');
+      t.equal(tool('events', [base])[0]!.native_stacks, true, 'the header says native stacks were recorded');
+      const peak = sitesAt(sites(base, ['--at', 'peak']), 'numpy_ones').filter((s) => s.domain === 'native');
+      t.ok(Math.abs(sum(peak) - 1e8) < 1.5e6, `100 MB at the numpy.ones line (${sum(peak)})`);
+      for (const s of peak) {
+        const firstPython = checkStack(t, s, 'numpy.ones');
+        const native = s.frames.slice(0, firstPython);
+        t.ok(native.some((f) => f.function === 'PyDataMem_UserNEW'), `numpy's allocator entry among ${native.map(frameText).join(' < ')}`);
+        t.ok(native.some((f) => /libpython|python3/.test(f.file)), 'the interpreter\'s call frames above the interpreter frame');
+        t.match(s.native_caller ?? '', /_multiarray_umath/, 'the native caller is still the innermost frame');
+      }
+      const folded = spawnSync(process.execPath, [join(BIN, 'hp-collapse.js'), '-'], { input: run(process.execPath, [join(BIN, 'hp-snapshot.js'), base, '--at', 'peak']).stdout, encoding: 'utf8' });
+      const line = folded.stdout.split('\n').find((l) => l.includes(`cext.py:${at('numpy_ones')})`) && l.includes('PyDataMem_UserNEW'));
+      t.match(line ?? '', /cext\.py:\d+\);ones \([^;]*\);[^;]* \[native\];.*PyDataMem_UserNEW[^;]* \[native\];[^;]* \[native\] \d+$/, 'folded: Python frames, then the native ones, leaf last');
+    });
+  } else t.comment('numpy is not installed for any CPython here: numpy.ones not checked');
+  for (const py of pythons) {
+    await t.test(`ctypes malloc on CPython ${py.version}`, async (t) => {
+      const dir = tmpDir();
+      const base = join(dir, 'ct');
+      const r = record(py, base, 'ctypes', ['--native-stacks', '--sample-bytes', '64K']);
+      t.equal(r.code, 0, r.stderr);
+      t.equal(r.stdout.trim(), 'result True True');
+      const peak = sites(base, ['--at', 'peak', '--domain', 'native']).filter((s) => s.frames.some((f) => f.function === 'ffi_call'));
+      t.ok(Math.abs(sum(peak) - 8e6) <= 0.02 * 8e6, `the two blocks, 8 MB, under libffi's call (${sum(peak)})`);
+      for (const s of peak) {
+        t.ok(s.frames.some((f) => f.function === '_ctypes_callproc'), 'ctypes\' own frames');
+        if (py.minor >= 11) {
+          checkStack(t, s, 'ctypes');
+          t.ok(sitesAt([s], 'malloc_3m').length + sitesAt([s], 'malloc_5m').length === 1, 'and the Python line of the call');
+        } else {
+          // No Python stack without the GIL on 3.9/3.10: the whole C stack instead, down to main.
+          t.ok(s.frames.every((f) => f.native), 'no Python frames');
+          t.ok(s.frames.some((f) => f.function === '_PyEval_EvalFrameDefault') && s.frames.some((f) => /^(Py_BytesMain|Py_RunMain|main)$/.test(f.function ?? '')), 'every C frame, the interpreter\'s and main included');
+        }
+      }
+    });
+  }
+  const usage = run(process.execPath, [join(BIN, 'hp-record.js'), '--native-stacks', '--no-native', '--', FIXTURE, 'pure']);
+  t.equal(usage.code, 2, '--native-stacks with --no-native is a usage error');
+  t.match(usage.stderr, /^hp-record: --native-stacks records C allocations: it does not go with --no-native\n$/);
+});
+
+const distro = linkedInPython();
+t.test('a distribution\'s interpreter: libpython linked into a non-PIE executable', { skip: distro ? false : 'no /usr/bin/python3.9-3.13 with libpython linked in (non-PIE) here' }, async (t) => {
+  // Such an executable calls malloc through a PLT entry that dlsym(RTLD_DEFAULT) returns as if
+  // it were malloc: forwarding to it looped forever inside the first malloc (the program hung).
+  const py = distro!;
+  for (const opt of ['--native', '--native-stacks']) {
+    await t.test(`${py.exe} ${opt}`, async (t) => {
+      const dir = tmpDir();
+      const base = join(dir, 'ct');
+      const r = spawnSync(process.execPath, [join(BIN, 'hp-record.js'), '--python', py.exe, '-o', base, opt, '--sample-bytes', '64K', '--', FIXTURE, 'ctypes'], { env: env(), encoding: 'utf8', timeout: 60_000 });
+      t.equal(r.signal, null, 'it ends (no hang in malloc)');
+      t.equal(r.status, 0, r.stderr);
+      t.equal(r.stdout.trim(), 'result True True', 'the program ran as usual');
+      t.notMatch(r.stderr, /native allocations not recorded/, 'the interposer is found in place');
+      const peak = sites(base, ['--at', 'peak', '--domain', 'native']);
+      for (const [name, size] of [['malloc_3m', 3e6], ['malloc_5m', 5e6]] as const) {
+        t.ok(Math.abs(sum(sitesAt(peak, name)) - size) <= 0.02 * size, `${name}: ${sum(sitesAt(peak, name))} bytes at its line`);
+      }
+    });
+  }
 });
 
 t.test('BLAS threads: a threaded matrix product runs to the same output', { skip: withNumpy ? false : 'numpy is not installed for any CPython here' }, async (t) => {
