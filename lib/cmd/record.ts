@@ -4,7 +4,7 @@
 // exit status, same death by signal.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, closeSync, constants as fsConstants, existsSync, lstatSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { accessSync, closeSync, constants as fsConstants, existsSync, lstatSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { constants as osConstants, tmpdir } from 'node:os';
 import { basename, delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +20,27 @@ export const CONFIG_VAR = 'HEAPPROF_RECORD_CONFIG';
 
 /** Where the bootstrap lives relative to this module (dist/cmd/record.js and lib/cmd/record.ts alike). */
 export const BOOTSTRAP_PATH = fileURLToPath(new URL('../../python/heapprof/_run.py', import.meta.url));
+
+/**
+ * The private sitecustomize.py: it runs the bootstrap's code in its own module, as a symlink to
+ * the bootstrap would, but from the bytecode Python caches next to the bootstrap
+ * (heapprof/__pycache__), not compiled again in every run's new private directory. An old
+ * Python without the loader compiles the file itself (and the bootstrap says it is too old).
+ */
+export function bootstrapLoader(bootstrap: string): string {
+  // A JSON string is a Python string literal (the path comes from Node: valid Unicode).
+  return [
+    "# hp-record's bootstrap loader (see heapprof/_run.py)",
+    `_hp_path = ${JSON.stringify(bootstrap)}`,
+    'try:',
+    '    from importlib.machinery import SourceFileLoader as _hp_loader',
+    '    _hp_code = _hp_loader(__name__, _hp_path).get_code(__name__)',
+    'except Exception:',
+    "    _hp_code = compile(open(_hp_path).read(), _hp_path, 'exec')",
+    'exec(_hp_code)',
+    '',
+  ].join('\n');
+}
 /** The directory that holds the heapprof Python package. */
 const PACKAGE_PARENT = dirname(dirname(BOOTSTRAP_PATH));
 
@@ -711,7 +732,7 @@ export function main(argv: string[]): void {
         // The status file is written in place (python pads it with spaces, which JSON allows), so that
         // a temporary directory that fills up during the run cannot lose the recorder's report.
         writeFileSync(statusPath, ' '.repeat(STATUS_RESERVE_BYTES), { mode: 0o600 });
-        symlinkSync(BOOTSTRAP_PATH, join(privateDir, 'sitecustomize.py'));
+        writeFileSync(join(privateDir, 'sitecustomize.py'), bootstrapLoader(BOOTSTRAP_PATH), { mode: 0o600 });
       } catch (err) {
         throw new HpError(`${privateDir}: cannot prepare hp-record's private directory: ${errnoText(err)}`, EXIT_DATA);
       }

@@ -1,7 +1,7 @@
 # hp-record's bootstrap. hp-record starts `python script.py args...` (or `python -m module args...`)
-# itself, with a private directory first on PYTHONPATH that holds `sitecustomize.py`, a symlink to this
-# file. Python imports it while starting up, before sys.path[0] is set and before the program runs; it
-# starts the recorder and returns, and python then runs the program exactly as it always does: sys.argv,
+# itself, with a private directory first on PYTHONPATH that holds `sitecustomize.py`, which runs this
+# file's code (from its cached bytecode) as that module. Python imports it while starting up, before
+# sys.path[0] is set and before the program runs; it starts the recorder and returns, and python then runs the program exactly as it always does: sys.argv,
 # sys.path[0], __main__, tracebacks, exit status and KeyboardInterrupt are python's own, and no frame of
 # this file is ever below the program's frames (so none appears in the recorded stacks either).
 #

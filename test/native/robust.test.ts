@@ -182,7 +182,7 @@ heapprof.stop()
 `;
       const r = runPython(py, ['-c', script, join(dir, 'nostacks')]);
       t.equal(r.code, 0, r.stderr);
-      t.match(r.stdout, /^frame 0: native \/nowhere\.py:1 in _native_and_python, traceback .*_selftest\.py:\d+ in _native_and_python\n$/);
+      t.match(r.stdout, /^frame 0: native \/nowhere\.py:1 in _native_and_python, interpreter .*_selftest\.py:\d+ in _native_and_python\n$/);
       t.equal(r.stderr, 'heapprof: stack capture disabled: self-test failed: forced by the test\n');
       const rec = await readRecording(join(dir, 'nostacks'));
       t.equal(rec.header.stackCapture, false);
