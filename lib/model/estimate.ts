@@ -10,7 +10,10 @@
 // be live unseen ("pseudo-observation"). With equal weights this is the exact Poisson
 // (Garwood) interval; with nothing drawn the upper limit is ln(40) = 3.69 such weights, the
 // 97.5% bound on what can hide behind zero draws. Allocations drawn at p = 1 are exact and
-// added outside the gamma part.
+// added outside the gamma part. The two limits share the 5%: where the allowance for an
+// unseen heavier range puts the upper limit past Garwood's, so that it errs less than 2.5% of
+// the time, the lower limit takes the rest, up to the whole 5% (a one-sided 95% bound) when
+// the upper limit practically cannot err.
 
 import { halfWidth95, probabilityFunction } from '../format/weights.js';
 import type { HistogramBucket, Sampling } from '../format/types.js';
@@ -232,6 +235,7 @@ export function gammaQuantile(q: number, a: number): number {
 
 const Q_LO = 0.025;
 const Q_HI = 0.975;
+const Q_ONE_SIDED = 0.05;
 
 /**
  * [lo, hi] of the 95% interval of an estimate `value` with variance `variance`; null when it is
@@ -240,7 +244,9 @@ const Q_HI = 0.975;
  * undrawn: the upper limit allows half of one (or of one like the total's own, if heavier)
  * when allocations were drawn with p < 1, a whole one when none were. Without it the upper
  * limit allows one more allocation like the estimate's own (its variance-weighted mean weight
- * v/y), which makes a site's interval Garwood's.
+ * v/y), which makes a site's interval Garwood's. The lower limit is the q point of the gamma
+ * of what was drawn, q = 5% minus what the gamma of Garwood's upper limit puts above the upper
+ * limit: 2.5% for a site, up to 5% for a total whose allowance dominates.
  */
 export function interval95(value: number, variance: number, unseen?: Pseudo | null, exact = 0): [number, number] | null {
   const v = Math.max(0, variance);
@@ -255,15 +261,27 @@ export function interval95(value: number, variance: number, unseen?: Pseudo | nu
     vp = unseen.variance;
   }
   if (v <= 0 && w <= 0) return null;
-  const lo = y > 0 && v > 0 ? (v / y) * gammaQuantile(Q_LO, (y * y) / v) : y;
   // A total with allocations drawn allows half an allocation (mid-p, Jeffreys' x + 1/2): a
   // whole one, of the weight of the range that weighs most, made totals over-cover (97.5%).
   // With nothing uncertain drawn, a whole one: Garwood's bound for a count of 0.
   const share = unseen && y > 0 && v > 0 ? 0.5 : 1;
   const vu = v + share * vp;
   const yu = y + share * w;
-  const hi = vu > 0 ? (vu / yu) * gammaQuantile(Q_HI, (yu * yu) / vu) : yu;
-  return [k + lo, k + Math.max(hi, y)];
+  const hi = Math.max(y, vu > 0 ? (vu / yu) * gammaQuantile(Q_HI, (yu * yu) / vu) : yu);
+  if (!(y > 0 && v > 0)) return [k + y, k + hi];
+  // The lower limit takes what the upper limit leaves of the 5%. Without anything unseen, the
+  // upper limit is Garwood's: the 97.5% point of the gamma of what was drawn plus one more
+  // allocation like those (shape y^2/v + 1, scale v/y). The share of the 5% the upper limit
+  // spends is what that gamma puts above it: 2.5% for a site, less where the allowance for a
+  // heavier unseen range moves the upper limit past it, and about 0 where that allowance
+  // dominates. The lower limit is the gamma's (1 - 0.95 - that share) point, between its 2.5%
+  // point (two-sided) and its 5% point (a one-sided 95% bound, valid on its own).
+  const shape = (y * y) / v;
+  const scale = v / y;
+  // (With no heavier allowance, the upper limit is at or below Garwood's: the share is 2.5%.)
+  const spent = w === selfWeight ? 1 - Q_HI : 1 - gammaP(shape + 1, hi / scale);
+  const qLo = Math.min(Q_ONE_SIDED, Math.max(Q_LO, 1 - 0.95 - spent));
+  return [k + scale * gammaQuantile(qLo, shape), k + hi];
 }
 
 /**
