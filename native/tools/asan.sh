@@ -5,6 +5,7 @@
 # blocks too. Leak checking is off (CPython keeps memory until exit by design). Any
 # sanitizer report fails the run. Usage: native/tools/asan.sh [python...]
 set -uo pipefail
+named=$#  # interpreters named on the command line: only those
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 fixtures=$repo/test/fixtures/native
@@ -37,7 +38,7 @@ done
 # a distribution's /usr/bin/python3.x (libpython linked into a non-PIE executable) if there is one.
 native_pythons=("${pythons[@]}")
 for v in 3.9 3.10 3.11 3.12 3.13; do
-  [ $# -eq 0 ] && [ -x /usr/bin/python$v ] && native_pythons+=("/usr/bin/python$v")
+  if [ "$named" -eq 0 ] && [ -x "/usr/bin/python$v" ]; then native_pythons+=("/usr/bin/python$v"); fi
 done
 for py in "${native_pythons[@]}"; do
   for workload in ctypes pure blas; do
