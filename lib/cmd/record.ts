@@ -365,7 +365,8 @@ function checkWritableDirectory(dir: string, output: string): void {
     throw new UsageError(`-o ${output}: directory ${dir}: ${errnoText(err)}`);
   }
   if (!st.isDirectory()) throw new UsageError(`-o ${output}: ${dir} is not a directory`);
-  const probe = join(dir, `.hp-record-probe-${process.pid}-${process.getBuiltinModule('node:crypto').randomBytes(4).toString('hex')}`);
+  // Created exclusively ('wx'), so the name need only be unlikely to exist: no crypto module to load.
+  const probe = join(dir, `.hp-record-probe-${process.pid}-${Math.random().toString(36).slice(2, 10)}`);
   try {
     closeSync(openSync(probe, 'wx', 0o600));
     unlinkSync(probe);
