@@ -321,6 +321,8 @@ export async function recordAttached(target: TargetInfo, opts: AttachOptions, sa
   for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
   try {
     if (target.uid !== (process.getuid?.() ?? 0)) chownSync(privateDir, target.uid, -1);
+    const broken = await gdbCallCheck(opts.gdb);
+    if (broken) throw new HpError(`--pid ${opts.pid}: ${broken}`);
     const ctlPath = join(privateDir, 'ctl');
     const token = randomBytes(8).toString('hex');
     const t0 = Date.now();
@@ -431,6 +433,46 @@ export async function recordAttached(target: TargetInfo, opts: AttachOptions, sa
     server?.close();
     rmSync(privateDir, { recursive: true, force: true });
     release();
+  }
+}
+
+/**
+ * Whether gdb can call a function in a process here and give it back intact, tried on a
+ * process of our own (sleep, blocked in a system call like most targets): null when it can,
+ * else why not. On some machines (virtual CPUs whose extended register state gdb cannot
+ * write back: "Couldn't write extended state status: Bad address") the process resumes with
+ * damaged registers; a Python blocked in time.sleep then dies with OSError errno 514. The
+ * target must never pay for that, so hp-record --pid checks first (about a third of a second).
+ */
+export async function gdbCallCheck(gdb: string): Promise<string | null> {
+  const sleeper = spawn('sleep', ['30'], { stdio: 'ignore' });
+  const spawned = await new Promise<boolean>((r) => {
+    sleeper.once('spawn', () => r(true));
+    sleeper.once('error', () => r(false));
+  });
+  if (!spawned) return null; // no sleep(1) to try on: not checked
+  let died = false;
+  sleeper.once('exit', () => (died = true));
+  try {
+    await new Promise((r) => setTimeout(r, 50)); // into its nanosleep
+    const out: string[] = [];
+    const child = spawn(gdb, ['-p', String(sleeper.pid), '-batch', '-nx', '-iex', 'set debuginfod enabled off', '-iex', 'set auto-load off', '-ex', 'call (int)getpid()'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => out.push(d));
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => out.push(d));
+    const code = await new Promise<number | null>((r) => {
+      child.once('error', () => r(-1));
+      child.once('exit', (c) => r(c));
+    });
+    if (code === -1) return null; // gdb cannot run: the attach itself says so
+    await new Promise((r) => setTimeout(r, 50));
+    const text = out.join('');
+    const bad = /Couldn't write [^\n]*/.exec(text);
+    if (bad || died) {
+      return `gdb cannot give a process back intact on this machine (${bad ? `it said: ${bad[0].trim()}` : 'a test process it called a function in died'}); attaching would damage the process, so hp-record does not attach`;
+    }
+    return null;
+  } finally {
+    sleeper.kill('SIGKILL');
   }
 }
 
