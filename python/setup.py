@@ -22,15 +22,26 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 NATIVE = os.path.join(os.path.dirname(HERE), "native")
 
 
-def _hook_sources():
-    """The hook's C files as binding.gyp lists them (the node-gyp build is the reference)."""
+def _hook_target():
+    """The hook's target in binding.gyp (the node-gyp build is the reference), or None."""
     try:
         with open(os.path.join(os.path.dirname(HERE), "binding.gyp")) as f:
             gyp = json.load(f)
-        target = next(t for t in gyp["targets"] if t["target_name"] == "heapprof_hook")
-        return [os.path.basename(s) for s in target["sources"]]
+        return next(t for t in gyp["targets"] if t["target_name"] == "heapprof_hook")
     except (OSError, ValueError, KeyError, StopIteration):
-        return []
+        return None
+
+
+def _hook_sources():
+    """The hook's C files as binding.gyp lists them."""
+    target = _hook_target()
+    return [os.path.basename(s) for s in target.get("sources", [])] if target else []
+
+
+def _hook_libraries():
+    """The libraries binding.gyp links the hook with ("-lm" -> "m")."""
+    target = _hook_target()
+    return [lib[2:] for lib in target.get("libraries", []) if lib.startswith("-l")] if target else []
 
 
 def _hook_extension():
@@ -49,7 +60,7 @@ def _hook_extension():
             "heapprof.heapprof_hook",
             sources=[os.path.join(src, s) for s in HOOK_SOURCES],
             extra_compile_args=["-O2", "-std=gnu11", "-fvisibility=hidden"],
-            libraries=["m", "pthread", "dl"],
+            libraries=_hook_libraries(),
         )
     ]
 
