@@ -473,7 +473,7 @@ static inline double log_of_unit(uint64_t k) {
 }
 
 /* log U, U uniform in (0, 1] so that the log is finite. */
-static double log_unit(void) { return log_of_unit((rng_next(t_hp.rng) >> 11) + 1); }
+static inline double log_unit(void) { return log_of_unit((rng_next(t_hp.rng) >> 11) + 1); }
 
 #define MAX_COUNTDOWN ((uint64_t)1 << 62)
 
@@ -1045,7 +1045,7 @@ NO_SAN static inline int maybe_sampled(void *p) {
 }
 
 /* If p is a sampled live block: forget it, log its free, return 1 with its values. */
-static int take_sampled(void *p, ptr_slot *out) {
+static inline __attribute__((always_inline)) int take_sampled(void *p, ptr_slot *out) {
   uintptr_t key = (uintptr_t)p;
   int found = 0;
   mu_lock();
@@ -1083,17 +1083,26 @@ static void restore_sampled(void *p, const ptr_slot *s) {
  * The old block is forgotten BEFORE the real realloc, so another thread that gets the
  * same address cannot be confused with it. Out of line: the common realloc stays small. */
 __attribute__((noinline, cold)) static void *realloc_sampled(int domain, void *ptr, size_t size) {
-  ptr_slot old;
+  ptr_slot old = {0}; /* read only if had */
   int had = take_sampled(ptr, &old);
   void *q = g_orig[domain].realloc(g_orig[domain].ctx, ptr, size);
   if (!q && had) restore_sampled(ptr, &old);
   return q;
 }
 
-/* A countdown ran out: decide and record. Out of line so that the wrappers stay small. */
+/* A countdown ran out: decide and record. Out of line so that the wrappers stay small;
+ * the common case (a range slot: always a hit, and a fresh gap) inline here, since every
+ * call on the sampled path is code fetched cold. */
 __attribute__((noinline, cold)) static void on_alloc_slow(void *p, size_t size, unsigned k) {
   t_hp.busy = 1; /* nested PyMem calls below pass straight through */
-  if (sample_slow(size, k)) record_alloc(p, size);
+  int hit;
+  if (__builtin_expect(k >= SLOT_FIRST_RANGE, 1)) {
+    t_hp.countdown[k] = clamp_countdown(floor(log_unit() / g_slot_log1mp[k]) + 1.0); /* = draw_countdown(k) */
+    hit = 1;
+  } else {
+    hit = sample_slow(size, k);
+  }
+  if (hit) record_alloc(p, size);
   t_hp.busy = 0;
 }
 
@@ -1853,6 +1862,7 @@ static int hp_start_impl(const char *base, int mode, int sampler, int nranges, c
                     const double *probs, double mean_bytes, int flags, const char *argv, size_t argv_len,
                     const char *notes, size_t notes_len) {
   if (hp_install_impl() != 0) return -1;
+  pyrt_note_runtime();
   if (mode != MODE_PROFILE && mode != MODE_STATS) return set_err("bad mode %d", mode), -EINVAL;
   if (sampler == SAMPLER_TABLE) {
     if (nranges < 0 || nranges > MAX_RANGES) return set_err("too many sampling ranges"), -EINVAL;
