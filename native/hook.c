@@ -642,7 +642,7 @@ static inline uint8_t *put_varint(uint8_t *d, uint64_t v) {
 
 /* One event: header varint, dt, then nrest (<= 2) varints, written in place into the
  * block after one room check (every sampled allocation and free comes through here). */
-static void emit_event(uint64_t h, uint64_t now, const uint64_t *rest, int nrest) {
+static inline __attribute__((always_inline)) void emit_event(uint64_t h, uint64_t now, const uint64_t *rest, int nrest) {
   hpx_buf *b = &g_hpd.block;
   if (now < g_ev_last_us) now = g_ev_last_us; /* never back (see the event clock) */
   g_ev_last_us = now;
@@ -663,7 +663,7 @@ static void emit_event(uint64_t h, uint64_t now, const uint64_t *rest, int nrest
  * hp-record's hint that RSS grew far past what was recorded (hp_peak_estimate). */
 static double g_live_estimate, g_peak_estimate;
 
-static double byte_weight(uint64_t size) {
+static inline double byte_weight(uint64_t size) {
   if (g_sampler == SAMPLER_POISSON) return size ? (double)size / -expm1(-(double)size / g_mean_bytes) : g_mean_bytes;
   return (double)size * g_inv_probs[range_of(size)];
 }
