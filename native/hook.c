@@ -27,6 +27,7 @@
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <linux/futex.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -77,7 +78,40 @@ static hp_allocator g_orig[3];
 static int g_inited, g_installed, g_minor = -1;
 static char g_err[512];
 
-static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+/* The hook's one lock (a futex mutex, Drepper's "Futexes Are Tricky", mutex 2): 0 free, 1
+ * held, 2 held with waiters. Taken and released inline with one atomic instruction each
+ * when nobody waits: every sampled allocation and every sampled free take it once, and
+ * in an allocation-heavy program the cold path through pthread_mutex_lock/unlock (a PLT
+ * call, ~30 instructions each way, their code out of cache between samples) was a
+ * measurable part of a sampled event. A waiter sleeps in the kernel (never spins), as
+ * with the pthread mutex it replaces. Not recursive, like that one. */
+static uint32_t g_mu;
+
+__attribute__((noinline, cold)) static void mu_lock_slow(void) {
+  int saved = errno; /* inside allocator calls: errno is the program's */
+  uint32_t c = __atomic_exchange_n(&g_mu, 2, __ATOMIC_ACQUIRE);
+  while (c != 0) {
+    syscall(SYS_futex, &g_mu, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0); /* EAGAIN, EINTR: look again */
+    c = __atomic_exchange_n(&g_mu, 2, __ATOMIC_ACQUIRE);
+  }
+  errno = saved;
+}
+
+__attribute__((noinline, cold)) static void mu_unlock_slow(void) {
+  int saved = errno;
+  __atomic_store_n(&g_mu, 0, __ATOMIC_RELEASE);
+  syscall(SYS_futex, &g_mu, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+  errno = saved;
+}
+
+static inline void mu_lock(void) {
+  uint32_t c = 0;
+  if (__builtin_expect(!__atomic_compare_exchange_n(&g_mu, &c, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED), 0)) mu_lock_slow();
+}
+
+static inline void mu_unlock(void) {
+  if (__builtin_expect(__atomic_fetch_sub(&g_mu, 1, __ATOMIC_RELEASE) != 1, 0)) mu_unlock_slow();
+}
 static int g_active;   /* recording; read without the lock on the fast path */
 static int g_capture;  /* stack capture on */
 static int g_mode;
@@ -93,6 +127,7 @@ static int g_nranges;
 static uint64_t g_bounds[MAX_RANGES];
 static double g_probs[MAX_RANGES];
 static uint64_t g_thresholds[MAX_RANGES]; /* p * 2^64 */
+static double g_inv_probs[MAX_RANGES + 1];  /* 1 / p, 0 for p = 0; [g_nranges] = 1 (always sampled) */
 static double g_mean_bytes;
 /* Each thread counts down to its next sample instead of drawing a random number per
  * allocation: a Bernoulli(p) stream is exactly a stream of Geometric(p) gaps, and
@@ -416,8 +451,32 @@ static inline uint64_t rng_next(uint64_t *s) {
   return result;
 }
 
-/* U in (0, 1], so that its log is finite. */
-static double draw_unit(void) { return (double)((rng_next(t_hp.rng) >> 11) + 1) * 0x1.0p-53; }
+/* log(k / 2^53) for k in 1..2^53, the log of a uniform draw U in (0, 1] (see log_unit).
+ * Computed here rather than by libm's log: one draw per sampled allocation, and in a
+ * program that samples often libm's call (its PLT stub, wrapper and table, all out of cache
+ * between samples) was a visible part of a sampled event. k = m * 2^e with m in
+ * [sqrt(1/2), sqrt(2)), log m = 2 atanh(s), s = (m - 1) / (m + 1), |s| < 0.172, summed to
+ * z^11 (z = s^2; the next term is below 10^-19), plus e ln 2 in two parts. Within 3 ulp of
+ * libm's log (test/native/sampler.test.ts checks it through hp_debug_log_unit): over 10^8
+ * draws not one gap, Bernoulli or byte-Poisson, came out different from libm's. */
+static inline double log_of_unit(uint64_t k) {
+  uint64_t bits;
+  double x = (double)k, m; /* exact: k <= 2^53 */
+  memcpy(&bits, &x, sizeof bits);
+  int e = (int)(bits >> 52) - 1023 - 53; /* k / 2^53 = m * 2^e, m in [1, 2) */
+  bits = (bits & 0x000fffffffffffffULL) | 0x3ff0000000000000ULL;
+  memcpy(&m, &bits, sizeof m);
+  if (m > 0x1.6a09e667f3bcdp+0) m *= 0.5, e++; /* above sqrt(2) */
+  double s = (m - 1.0) / (m + 1.0), z = s * s; /* m - 1 is exact */
+  double p = 1.0 / 23;
+  p = p * z + 1.0 / 21, p = p * z + 1.0 / 19, p = p * z + 1.0 / 17, p = p * z + 1.0 / 15;
+  p = p * z + 1.0 / 13, p = p * z + 1.0 / 11, p = p * z + 1.0 / 9, p = p * z + 1.0 / 7;
+  p = p * z + 1.0 / 5, p = p * z + 1.0 / 3, p = p * z + 1.0;
+  return (double)e * 0x1.62e42feep-1 + ((double)e * 0x1.a39ef35793c76p-33 + 2.0 * s * p); /* ln 2 = hi + lo */
+}
+
+/* log U, U uniform in (0, 1] so that the log is finite. */
+static inline double log_unit(void) { return log_of_unit((rng_next(t_hp.rng) >> 11) + 1); }
 
 #define MAX_COUNTDOWN ((uint64_t)1 << 62)
 
@@ -433,13 +492,13 @@ static uint64_t clamp_countdown(double c) {
 static uint64_t draw_countdown(int k) {
   switch (k) {
   case SLOT_ALWAYS:
-    return g_count_bytes ? clamp_countdown(ceil(-g_mean_bytes * log(draw_unit()))) : 1;
+    return g_count_bytes ? clamp_countdown(ceil(-g_mean_bytes * log_unit())) : 1;
   case SLOT_NEVER:
     return MAX_COUNTDOWN;
   case SLOT_EACH:
     return 1;
   default:
-    return clamp_countdown(floor(log(draw_unit()) / g_slot_log1mp[k]) + 1.0);
+    return clamp_countdown(floor(log_unit() / g_slot_log1mp[k]) + 1.0);
   }
 }
 
@@ -586,7 +645,7 @@ static inline uint8_t *put_varint(uint8_t *d, uint64_t v) {
 
 /* One event: header varint, dt, then nrest (<= 2) varints, written in place into the
  * block after one room check (every sampled allocation and free comes through here). */
-static void emit_event(uint64_t h, uint64_t now, const uint64_t *rest, int nrest) {
+static inline __attribute__((always_inline)) void emit_event(uint64_t h, uint64_t now, const uint64_t *rest, int nrest) {
   hpx_buf *b = &g_hpd.block;
   if (now < g_ev_last_us) now = g_ev_last_us; /* never back (see the event clock) */
   g_ev_last_us = now;
@@ -607,11 +666,9 @@ static void emit_event(uint64_t h, uint64_t now, const uint64_t *rest, int nrest
  * hp-record's hint that RSS grew far past what was recorded (hp_peak_estimate). */
 static double g_live_estimate, g_peak_estimate;
 
-static double byte_weight(uint64_t size) {
+static inline double byte_weight(uint64_t size) {
   if (g_sampler == SAMPLER_POISSON) return size ? (double)size / -expm1(-(double)size / g_mean_bytes) : g_mean_bytes;
-  int i = range_of(size);
-  double p = i < g_nranges ? g_probs[i] : 1.0;
-  return p > 0 ? (double)size / p : 0;
+  return (double)size * g_inv_probs[range_of(size)];
 }
 
 static void emit_alloc_free(int kind, uint32_t trace, uint64_t size) {
@@ -927,7 +984,7 @@ static void record_event(void *p, size_t size, int domain, void *pc) {
   return;
 #endif
 
-  pthread_mutex_lock(&g_mu);
+  mu_lock();
 again:
   if (g_active && g_mode == MODE_PROFILE && open_child_files() == 0) {
     if (g_ticker_wanted && !g_ticker_running) ticker_start_locked();
@@ -955,10 +1012,10 @@ again:
         if (described != at) {
           /* dladdr takes the loader's lock: never under g_mu. One frame per round: each
            * round interns one more, so this ends after at most `want` rounds. */
-          pthread_mutex_unlock(&g_mu);
+          mu_unlock();
           describe_pc(at, func, sizeof func, obj, sizeof obj);
           described = at;
-          pthread_mutex_lock(&g_mu);
+          mu_lock();
           goto again; /* the recording may have stopped meanwhile */
         }
         uint32_t id = intern_native_frame(at, func, obj);
@@ -991,7 +1048,7 @@ again:
       g_n_lost++; /* out of memory for our table */
     }
   }
-  pthread_mutex_unlock(&g_mu);
+  mu_unlock();
 }
 
 static void record_alloc(void *p, size_t size) { record_event(p, size, DOMAIN_PYTHON, NULL); }
@@ -1005,10 +1062,10 @@ NO_SAN static inline int maybe_sampled(void *p) {
 }
 
 /* If p is a sampled live block: forget it, log its free, return 1 with its values. */
-static int take_sampled(void *p, ptr_slot *out) {
+static inline __attribute__((always_inline)) int take_sampled(void *p, ptr_slot *out) {
   uintptr_t key = (uintptr_t)p;
   int found = 0;
-  pthread_mutex_lock(&g_mu);
+  mu_lock();
   ptr_slot s;
   if (g_active && ptr_take(&g_ptrs, key, &s)) {
     filter_remove(key);
@@ -1016,7 +1073,7 @@ static int take_sampled(void *p, ptr_slot *out) {
     if (out) *out = s;
     found = 1;
   }
-  pthread_mutex_unlock(&g_mu);
+  mu_unlock();
   return found;
 }
 
@@ -1031,29 +1088,38 @@ __attribute__((noinline, cold)) static void free_sampled(void *ptr) {
 
 /* A realloc whose old block was sampled failed: the old block lives on, so log it again. */
 static void restore_sampled(void *p, const ptr_slot *s) {
-  pthread_mutex_lock(&g_mu);
+  mu_lock();
   if (g_active && ptr_put(&g_ptrs, (uintptr_t)p, s->trace, s->size, NULL) == 0) {
     filter_add((uintptr_t)p);
     emit_alloc_free(EV_ALLOC, s->trace, s->size);
   }
-  pthread_mutex_unlock(&g_mu);
+  mu_unlock();
 }
 
 /* realloc of a block the filter says may be sampled, busy set: free(old) + alloc(new).
  * The old block is forgotten BEFORE the real realloc, so another thread that gets the
  * same address cannot be confused with it. Out of line: the common realloc stays small. */
 __attribute__((noinline, cold)) static void *realloc_sampled(int domain, void *ptr, size_t size) {
-  ptr_slot old;
+  ptr_slot old = {0}; /* read only if had */
   int had = take_sampled(ptr, &old);
   void *q = g_orig[domain].realloc(g_orig[domain].ctx, ptr, size);
   if (!q && had) restore_sampled(ptr, &old);
   return q;
 }
 
-/* A countdown ran out: decide and record. Out of line so that the wrappers stay small. */
+/* A countdown ran out: decide and record. Out of line so that the wrappers stay small;
+ * the common case (a range slot: always a hit, and a fresh gap) inline here, since every
+ * call on the sampled path is code fetched cold. */
 __attribute__((noinline, cold)) static void on_alloc_slow(void *p, size_t size, unsigned k) {
   t_hp.busy = 1; /* nested PyMem calls below pass straight through */
-  if (sample_slow(size, k)) record_alloc(p, size);
+  int hit;
+  if (__builtin_expect(k >= SLOT_FIRST_RANGE, 1)) {
+    t_hp.countdown[k] = clamp_countdown(floor(log_unit() / g_slot_log1mp[k]) + 1.0); /* = draw_countdown(k) */
+    hit = 1;
+  } else {
+    hit = sample_slow(size, k);
+  }
+  if (hit) record_alloc(p, size);
   t_hp.busy = 0;
 }
 
@@ -1337,12 +1403,12 @@ static void term_uninstall(void) {
 
 /* A SIGTERM was deferred to us: finish the profile, then die of it. Not under g_mu. */
 __attribute__((noreturn)) static void term_finish(void) {
-  pthread_mutex_lock(&g_mu);
+  mu_lock();
   if (g_active && !g_child_pending) {
     finish_profile();
     set_active(0);
   }
-  pthread_mutex_unlock(&g_mu);
+  mu_unlock();
   term_reraise();
 }
 
@@ -1382,13 +1448,13 @@ static void *ticker_main(void *arg) {
       return NULL;
     }
     uint64_t rss = tick % 2 == 0 ? read_rss() : 0; /* once a second; outside g_mu */
-    pthread_mutex_lock(&g_mu);
+    mu_lock();
     if (g_active) {
       tc_calibrate();
       if (rss) emit_ext(EXT_RSS, &rss);
       flush_all();
     }
-    pthread_mutex_unlock(&g_mu);
+    mu_unlock();
   }
 }
 
@@ -1634,7 +1700,7 @@ static void atfork_prepare(void) {
    * which cannot tell it from one of its own and would lose it (a pool worker forked while
    * the pool terminates then never dies). A SIGTERM now finds no ticker and acts at once. */
   ticker_stop();
-  pthread_mutex_lock(&g_mu);
+  mu_lock();
   if (restart) g_ticker_wanted = 1;
   if (g_active) flush_all(); /* the parent's data is on disk before the child exists */
 }
@@ -1643,14 +1709,14 @@ static void atfork_parent(void) {
   if (g_active && (g_flags & FLAG_FOLLOW_FORK)) g_n_forks++;
   /* A SIGTERM that came while the ticker was stopped for the fork: the ticker handles it. */
   if (LOAD(g_term_pending) && g_active) ticker_start_locked();
-  pthread_mutex_unlock(&g_mu);
+  mu_unlock();
   t_hp.busy = t_hp.fork_saved_busy;
 }
 
 /* Runs in the child before PyOS_AfterFork_Child: no Python API here. */
 static void atfork_child(void) {
   t_hp.busy = t_hp.fork_saved_busy;
-  pthread_mutex_init(&g_mu, NULL); /* held by the forking thread: this thread */
+  __atomic_store_n(&g_mu, 0, __ATOMIC_RELAXED); /* held by the forking thread: this thread */
   sem_destroy(&g_tick_sem);
   ticker_init_sync();
   g_ticker_running = 0;
@@ -1717,13 +1783,13 @@ static void final_stop(void) {
   t_hp.busy = 1;
   STORE(g_capture, 0);
   stop_begin();
-  pthread_mutex_lock(&g_mu);
+  mu_lock();
   if (g_active && open_child_files() == 0) {
     finish_profile();
     set_active(0);
   }
   unlock_profile(); /* also after a failed write stopped the recording */
-  pthread_mutex_unlock(&g_mu);
+  mu_unlock();
   stop_end();
   t_hp.busy = saved_busy;
 }
@@ -1813,6 +1879,7 @@ static int hp_start_impl(const char *base, int mode, int sampler, int nranges, c
                     const double *probs, double mean_bytes, int flags, const char *argv, size_t argv_len,
                     const char *notes, size_t notes_len) {
   if (hp_install_impl() != 0) return -1;
+  pyrt_note_runtime();
   if (mode != MODE_PROFILE && mode != MODE_STATS) return set_err("bad mode %d", mode), -EINVAL;
   if (sampler == SAMPLER_TABLE) {
     if (nranges < 0 || nranges > MAX_RANGES) return set_err("too many sampling ranges"), -EINVAL;
@@ -1835,15 +1902,15 @@ static int hp_start_impl(const char *base, int mode, int sampler, int nranges, c
 
   /* Refused while recording, before anything is touched: the ticker of the recording
    * under way must keep running. */
-  pthread_mutex_lock(&g_mu);
+  mu_lock();
   int recording = g_active;
-  pthread_mutex_unlock(&g_mu);
+  mu_unlock();
   if (recording) return set_err("already recording to %s", g_base), -EBUSY;
   ticker_stop(); /* a ticker left from a recording a failed write ended */
   term_check();
-  pthread_mutex_lock(&g_mu);
+  mu_lock();
   if (g_active) {
-    pthread_mutex_unlock(&g_mu);
+    mu_unlock();
     set_err("already recording to %s", g_base);
     return -EBUSY;
   }
@@ -1861,7 +1928,9 @@ static int hp_start_impl(const char *base, int mode, int sampler, int nranges, c
     g_bounds[i] = bounds[i];
     g_probs[i] = probs[i];
     g_thresholds[i] = probs[i] >= 1.0 ? UINT64_MAX : (uint64_t)ldexp(probs[i], 64);
+    g_inv_probs[i] = probs[i] > 0 ? 1.0 / probs[i] : 0;
   }
+  g_inv_probs[g_nranges] = 1.0;
   g_mean_bytes = mean_bytes;
   g_sample_all = mode == MODE_PROFILE && sampler == SAMPLER_TABLE;
   for (int i = 0; i < g_nranges; i++)
@@ -1896,7 +1965,7 @@ static int hp_start_impl(const char *base, int mode, int sampler, int nranges, c
    * histogram is then only printed. */
   int rc = (base && *base) || mode == MODE_PROFILE ? open_profile(0) : 0;
   if (rc != 0) {
-    pthread_mutex_unlock(&g_mu);
+    mu_unlock();
     return rc;
   }
   __atomic_add_fetch(&g_epoch, 1, __ATOMIC_RELAXED);
@@ -1908,14 +1977,14 @@ static int hp_start_impl(const char *base, int mode, int sampler, int nranges, c
     term_install();
   }
   set_active(1);
-  pthread_mutex_unlock(&g_mu);
+  mu_unlock();
   return 0;
 }
 
 /* Writes the histogram and end markers and closes the files. Safe to call when idle. */
 static int hp_stop_impl(void) {
   stop_begin();
-  pthread_mutex_lock(&g_mu);
+  mu_lock();
   int was = g_active;
   if (was && open_child_files() == 0) {
     finish_profile();
@@ -1923,7 +1992,7 @@ static int hp_stop_impl(void) {
   }
   g_ticker_wanted = 0;
   unlock_profile(); /* also after a failed write stopped the recording */
-  pthread_mutex_unlock(&g_mu);
+  mu_unlock();
   stop_end(); /* a SIGTERM deferred while the ticker was being stopped: die of it now */
   term_uninstall();
   return was;
@@ -1970,9 +2039,9 @@ static void *watch_main(void *arg) {
   (void)arg;
   while (getppid() == g_watch_parent) sleep_ms(WATCH_POLL_MS);
   if (g_watch_dir[0]) remove_private_dir(g_watch_dir);
-  pthread_mutex_lock(&g_mu);
+  mu_lock();
   if (g_active) flush_all();
-  pthread_mutex_unlock(&g_mu);
+  mu_unlock();
   kill(getpid(), SIGTERM);
   sleep_ms(g_watch_grace_ms);
   kill(getpid(), SIGKILL);
@@ -2014,9 +2083,9 @@ EXPORT void hp_set_attached(uint64_t process_age_us) {
 }
 
 static void hp_flush_impl(void) {
-  pthread_mutex_lock(&g_mu);
+  mu_lock();
   if (g_active) flush_all();
-  pthread_mutex_unlock(&g_mu);
+  mu_unlock();
 }
 
 /* A named instant (heapprof.mark): a MARK record (id, time, label) in .hpm and, at the same
@@ -2025,7 +2094,7 @@ static void hp_flush_impl(void) {
  * when no profile is being recorded. */
 static int hp_mark_impl(const char *label, size_t len) {
   int id = 0;
-  pthread_mutex_lock(&g_mu);
+  mu_lock();
   if (g_active && g_mode == MODE_PROFILE && open_child_files() == 0) {
     uint64_t now = event_now_us();
     if (now < g_ev_last_us) now = g_ev_last_us; /* event times never go back */
@@ -2039,7 +2108,7 @@ static int hp_mark_impl(const char *label, size_t len) {
     uint64_t rest[2] = {varint_len((uint64_t)id), (uint64_t)id};
     emit_event(((uint64_t)EXT_MARK << 2) | EV_EXT, now, rest, 2);
   }
-  pthread_mutex_unlock(&g_mu);
+  mu_unlock();
   return id;
 }
 
@@ -2059,27 +2128,27 @@ EXPORT int hp_histogram(uint64_t *out, int max_buckets) {
 
 /* alloc events, free events, traces, bytes written to .hpm, to .hpd, lost events. */
 static void hp_counters_impl(uint64_t out[6]) {
-  pthread_mutex_lock(&g_mu);
+  mu_lock();
   out[0] = g_n_alloc;
   out[1] = g_n_free;
   out[2] = g_next_trace;
   out[3] = g_hpm.written;
   out[4] = g_hpd.written;
   out[5] = g_n_lost;
-  pthread_mutex_unlock(&g_mu);
+  mu_unlock();
 }
 
 /* What reached the disk: alloc and free events written, trace records written, events
  * recorded but never written (a failed write stopped the recording), the time of that
  * failure in microseconds since the start (0: none), followed forks so far. */
 EXPORT void hp_disk_counters(uint64_t out[5]) {
-  pthread_mutex_lock(&g_mu);
+  mu_lock();
   out[0] = g_events_written;
   out[1] = g_traces_written;
   out[2] = g_events_unwritten;
   out[3] = g_write_failed_us;
   out[4] = g_n_forks;
-  pthread_mutex_unlock(&g_mu);
+  mu_unlock();
 }
 
 /* Why the recording stopped early ("write run.hpd: No space left on device"), or "". */
@@ -2088,9 +2157,9 @@ EXPORT const char *hp_write_error(void) { return g_write_error; }
 /* The hook's own memory in bytes: out[0] now, out[1] the peak since the recording
  * started (pointer table, interning tables, free filters; not the two block buffers). */
 EXPORT void hp_memory(uint64_t out[2]) {
-  pthread_mutex_lock(&g_mu);
+  mu_lock();
   tables_memory(&out[0], &out[1]);
-  pthread_mutex_unlock(&g_mu);
+  mu_unlock();
 }
 
 /* The native walk of the caller's stack, for the start-up self-test: one line per frame,
@@ -2106,29 +2175,32 @@ static int hp_debug_walk_impl(char *out, size_t cap) {
   int n = pyrt_walk(tstate, frames, MAX_DEPTH, &dropped, 0);
   size_t o = 0;
   out[0] = 0;
-  pthread_mutex_lock(&g_mu); /* pyrt_code_names uses shared scratch */
+  mu_lock(); /* pyrt_code_names uses shared scratch */
   for (int i = 0; i < n && o < cap; i++) {
     pyrt_code_names(frames[i].code, name, sizeof name, file, sizeof file);
     int w = snprintf(out + o, cap - o, "%s\t%s\t%d\n", name, file, (int)frames[i].line);
     if (w < 0) break;
     o += (size_t)w;
   }
-  pthread_mutex_unlock(&g_mu);
+  mu_unlock();
   return n;
 }
 
 /* The event clock (see its section): out[0] 1 if events use the TSC now, out[1] its ns per
  * tick << 32, out[2] the largest difference between its prediction and the clock at a tick
  * (ns), out[3] readings taken, out[4] rates dropped. */
+/* The sampler's log of a uniform draw k / 2^53 (log_of_unit), for its test against libm. */
+EXPORT double hp_debug_log_unit(uint64_t k) { return k >= 1 && k <= ((uint64_t)1 << 53) ? log_of_unit(k) : NAN; }
+
 EXPORT void hp_debug_clock(uint64_t out[5]) {
   ENTER();
-  pthread_mutex_lock(&g_mu);
+  mu_lock();
   out[0] = g_tc.mult != 0;
   out[1] = g_tc.mult;
   out[2] = g_tc.max_dev_ns;
   out[3] = g_tc.calibrations;
   out[4] = g_tc.drops;
-  pthread_mutex_unlock(&g_mu);
+  mu_unlock();
   LEAVE();
 }
 

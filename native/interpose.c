@@ -199,7 +199,7 @@ NO_SAN static void *native_realloc(void *p, size_t n, void *pc) {
     return real_realloc(p, n);
   }
   t_hp.busy = 1;
-  ptr_slot old;
+  ptr_slot old = {0}; /* read only if had */
   int had = p && maybe_sampled(p) ? take_sampled(p, &old) : 0;
   void *q = real_realloc(p, n);
   if (!q && had && n) restore_sampled(p, &old);
@@ -309,7 +309,7 @@ NO_SAN EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags,
   }
   void *pc = RET_ADDR();
   t_hp.busy = 1;
-  ptr_slot prev;
+  ptr_slot prev = {0}; /* read only if had */
   int had = maybe_sampled(old) ? take_sampled(old, &prev) : 0;
   void *p = real_mremap(old, old_len, new_len, flags, fixed);
   if (p == MAP_FAILED && had) restore_sampled(old, &prev);

@@ -170,6 +170,19 @@ void pyrt_set_allocator(int domain, hp_allocator *in) { py.set_allocator(domain,
 int pyrt_at_exit(void (*fn)(void)) { return py.at_exit(fn); }
 void pyrt_incref(void *obj) { py.incref(obj); }
 
+/* The main interpreter (PyInterpreterState_Main), noted when a recording starts: it stays
+ * the same until finalization, after which the hook records nothing (is_finalizing is
+ * checked first, and the hook goes pass-through at Py_AtExit), so each sampled event
+ * need not call into CPython for it. NULL before the first note: call. */
+static void *g_interp_main;
+
+void pyrt_note_runtime(void) { __atomic_store_n(&g_interp_main, py.interp_main(), __ATOMIC_RELAXED); }
+
+static inline void *interp_main(void) {
+  void *m = __atomic_load_n(&g_interp_main, __ATOMIC_RELAXED);
+  return m ? m : py.interp_main();
+}
+
 void *pyrt_gil_tstate(int *subinterpreter) {
   /* 3.9-3.11: the runtime-wide GIL holder; 3.12+: this thread's attached tstate. Either
    * way it is ours only if it is also this thread's own tstate. PyGILState_Check() is not
@@ -183,7 +196,7 @@ void *pyrt_gil_tstate(int *subinterpreter) {
    * under its own GIL (PEP 684), concurrently with the main interpreter's walks, whose
    * caches assume the main GIL. On 3.12+ cur is this thread's own attached tstate, so it
    * tells which interpreter this thread runs; before 3.12 only when it is also ours. */
-  if ((own || g_minor >= 12) && py.tstate_interp(cur) != py.interp_main()) {
+  if ((own || g_minor >= 12) && py.tstate_interp(cur) != interp_main()) {
     *subinterpreter = 1;
     return NULL;
   }
@@ -195,7 +208,7 @@ void *pyrt_own_tstate_nogil(void) {
   void *own = py.gilstate_this();
   if (!own || own == py.tstate_unchecked()) return NULL; /* no tstate, or attached: the GIL path */
   if (py.is_finalizing()) return NULL; /* other threads' states are being deleted */
-  if (py.tstate_interp(own) != py.interp_main()) return NULL; /* never a subinterpreter's frames */
+  if (py.tstate_interp(own) != interp_main()) return NULL; /* never a subinterpreter's frames */
   return own;
 }
 

@@ -69,3 +69,18 @@ for (const py of supportedPythons()) {
     t.equal(total, rec.events.filter((e) => e.op === 'alloc').length, 'histogram sampled total = alloc events');
   });
 }
+
+// The countdowns' geometric and exponential gaps take log U from the hook's own log (no libm
+// call on the sampled path): it must stay within a few ulps of libm's, so that no gap differs.
+const first = supportedPythons()[0];
+if (first) {
+  t.test(`the sampler's log against libm's (CPython ${first.version})`, async (t) => {
+    const r = runPython(first, [join(NATIVE_FIXTURES, 'logunit.py'), '400000']);
+    t.equal(r.code, 0, r.stderr);
+    const res = JSON.parse(r.stdout) as { count: number; max_ulp: number; gaps_differing: number; out_of_range_nan: boolean };
+    t.ok(res.count >= 400000, `${res.count} draws compared`);
+    t.ok(res.max_ulp <= 4, `within 4 ulp of libm (largest ${res.max_ulp.toFixed(2)})`);
+    t.equal(res.gaps_differing, 0, 'no gap or countdown differs from the one libm would give');
+    t.ok(res.out_of_range_nan, 'k outside 1..2^53 gives NaN');
+  });
+}
