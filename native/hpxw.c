@@ -196,7 +196,9 @@ int hpx_file_open(hpx_file *f, const char *path, const char magic[4], const uint
   uint8_t *p = h.data;
   memcpy(p, magic, 4);
   put_le(p + 4, 2, 2); /* format version */
-  put_le(p + 6, 0, 2); /* flags */
+  /* Every .hpd this recorder writes may hold REPEAT events: the flag makes older readers refuse it. */
+  int hpd = memcmp(magic, "HPXD", 4) == 0;
+  put_le(p + 6, hpd ? HPX_HPD_FLAG_REPEAT : 0, 2); /* flags */
   memcpy(p + 8, id, 16);
   put_le(p + 24, body_len, 4);
   uint32_t crc = hpx_crc32(0, p, 28);
@@ -212,6 +214,7 @@ int hpx_file_open(hpx_file *f, const char *path, const char magic[4], const uint
   }
   f->fd = fd;
   f->written = HPX_FILE_HEADER + body_len;
+  f->repeat = hpd;
   return 0;
 }
 
@@ -221,6 +224,7 @@ void hpx_file_begin(hpx_file *f, uint64_t now_us) {
     if (f->block.failed) return;
     f->block.len = HPX_BLOCK_HEADER;
     f->count = 0;
+    f->rep_filled = f->rep_next = 0; /* each block decodes alone */
     f->block_us = now_us;
     f->last_us = now_us;
   }

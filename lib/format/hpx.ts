@@ -13,6 +13,7 @@ import {
   FILE_HEADER_SIZE,
   FORMAT_VERSION,
   HDR,
+  HPD_FLAG_REPEAT,
   HPD_MAGIC,
   HPM_MAGIC,
   REC,
@@ -72,7 +73,9 @@ export async function readFileHeader(f: BlockFile, expected: Buffer): Promise<Fi
     throw new HpError(`${name}: unsupported format version ${version} at byte 4 (this heapprof reads 1 and 2)`);
   }
   const flags = head.readUInt16LE(6);
-  if (flags !== 0) throw new HpError(`${name}: unknown header flags 0x${flags.toString(16)} at byte 6`);
+  // The .hpd may say its events include REPEATs (man/hpx.5, EVENTS); the decoder reads them in any .hpd.
+  const known = expected === HPD_MAGIC ? HPD_FLAG_REPEAT : 0;
+  if ((flags & ~known) !== 0) throw new HpError(`${name}: unknown header flags 0x${flags.toString(16)} at byte 6`);
   const bodyLength = head.readUInt32LE(24);
   if (bodyLength > MAX_HEADER_BODY) throw new HpError(`${name}: header body length ${bodyLength} at byte 24 is absurd`);
   if (FILE_HEADER_SIZE + bodyLength > f.size) {
