@@ -211,3 +211,42 @@ t.test('header flags: the .hpd may say REPEAT, nothing else; the .hpm no flag', 
   t.match(await set('hpd', 3), /unknown header flags 0x3 at byte 6/, '.hpd flag 2 is refused');
   t.match(await set('hpm', 1), /unknown header flags 0x1 at byte 6/, '.hpm flag 1 is refused');
 });
+
+t.test("the Python package's reader (python/heapprof/_reader.py) reads REPEATs as the TS reader does", async (t) => {
+  const { spawnSync } = await import('node:child_process');
+  const { fileURLToPath } = await import('node:url');
+  const pkg = fileURLToPath(new URL('../../python', import.meta.url));
+  if (spawnSync('python3', ['-c', ''], { stdio: 'ignore' }).status !== 0) {
+    t.skip('no python3 on PATH');
+    return;
+  }
+  const dir = tmpDir('hp-repeat-');
+  const base = join(dir, 'py');
+  await writeProfile(base, { ...arraysLike(9, 6000), eventsPerBlock: 500 });
+  const code = [
+    'import json, sys',
+    `sys.path.insert(0, ${JSON.stringify(pkg)})`,
+    'from heapprof import _reader',
+    'class C:',
+    '    def __init__(self): self.ev = []',
+    '    def event(self, kind, t, trace, v):',
+    '        if kind <= 1: self.ev.append([kind, t, trace, v])',
+    '    def mark(self, t, label): pass',
+    'c = C()',
+    `_reader.Profile(${JSON.stringify(base)}).poll(c)`,
+    'json.dump(c.ev, sys.stdout)',
+  ].join('\n');
+  const r = spawnSync('python3', ['-c', code], { encoding: 'utf8', maxBuffer: 1 << 28 });
+  t.equal(r.status, 0, r.stderr);
+  const ts = (await readAll(base)).events.filter((e) => e.op === 'alloc' || e.op === 'free').map((e) => [e.op === 'alloc' ? 0 : 1, e.timeUs, e.trace, e.size]);
+  t.ok(repeatCount(readFileSync(`${base}.hpd`)) > 1000, 'the profile has REPEATs');
+  t.same(JSON.parse(r.stdout), ts, `the same ${ts.length} allocations and frees`);
+  // A REPEAT of an empty slot stops the Python reader with a located error, not a wrong event.
+  const hpd = hpdWith([[(3 * 2 + 1) * 4 + KIND.REPEAT, 5]]);
+  readFileSync(`${base}.hpd`).copy(hpd, 8, 8, 24);
+  hpd.writeUInt32LE(headerCrc(hpd), 28);
+  writeFileSync(`${base}.hpd`, hpd);
+  const bad = spawnSync('python3', ['-c', code], { encoding: 'utf8' });
+  t.not(bad.status, 0, 'a REPEAT of an empty slot is an error');
+  t.match(bad.stderr, /REPEAT of an empty slot/);
+});
