@@ -17,6 +17,9 @@
  * by every ALLOC and FREE written in full, emptied at each block start, so that a block
  * decodes alone. 16 slots keep a REPEAT's header in one byte: ((slot << 1 | free) << 2) | 2. */
 #define HPX_REPEAT_SLOTS 16
+/* .hpm header flag: every block's payload is raw deflate (RFC 1951); the block header's length
+ * and CRC are those of the compressed bytes. Set when zlib's stream could be set up at open. */
+#define HPX_HPM_FLAG_DEFLATE 1u
 #define HPX_REPEAT_MAP 256
 
 uint32_t hpx_crc32(uint32_t crc, const void *data, size_t len);
@@ -55,6 +58,10 @@ typedef struct {
   uint32_t rep_trace[HPX_REPEAT_SLOTS];
   uint64_t rep_size[HPX_REPEAT_SLOTS];
   uint8_t rep_map[HPX_REPEAT_MAP];
+  /* .hpm only: a deflate stream (z_stream *, reset per block; its memory from libc) and the
+   * buffer a compressed block is built in, header included, for its one write call. */
+  void *z;
+  hpx_buf zout;
 } hpx_file;
 
 /* Creates path (0600; O_EXCL unless overwrite) and writes the 32-byte file header plus

@@ -40,6 +40,8 @@ export const DOMAIN_CODES = ['python', 'native', 'mmap'] as const;
 export const KIND = { ALLOC: 0, FREE: 1, REPEAT: 2, EXT: 3 } as const;
 /** .hpd file header flag: events may be REPEATs of the block's cache (man/hpx.5, EVENTS). */
 export const HPD_FLAG_REPEAT = 1;
+/** .hpm file header flag: every block's payload is raw deflate (man/hpx.5, BLOCKS). */
+export const HPM_FLAG_DEFLATE = 1;
 /** Slots of the REPEAT cache: a REPEAT's header ((slot * 2 + free) * 4 + 2) stays one byte. */
 export const REPEAT_SLOTS = 16;
 export const EXT = { RSS: 0, END: 1, LOST: 2, MARK: 3 } as const;
@@ -121,6 +123,8 @@ export interface HpxWriterOptions {
   /** Write REPEAT events, as the recorder does (default true); false writes every event in full,
    * as recorders before it did (the .hpd header then has no flags). */
   repeat?: boolean;
+  /** Deflate each .hpm block, as the recorder does (default false: tests read .hpm records raw). */
+  deflateHpm?: boolean;
 }
 
 /** The writer's side of the REPEAT cache, as native/hpxw.h keeps it (same slots, same hash). */
@@ -176,7 +180,7 @@ export class HpxWriter {
     this.eventsPerBlock = opts.eventsPerBlock ?? 8192;
     this.profileId = opts.profileId ?? process.getBuiltinModule('node:crypto').randomBytes(16);
     this.repeat = opts.repeat === false ? null : new RepeatCache();
-    this.emit('hpm', encodeFileHeader(HPM_MAGIC, this.profileId, encodeHeaderBody(opts.header)));
+    this.emit('hpm', encodeFileHeader(HPM_MAGIC, this.profileId, encodeHeaderBody(opts.header), opts.deflateHpm ? HPM_FLAG_DEFLATE : 0));
     this.emit('hpd', encodeFileHeader(HPD_MAGIC, this.profileId, Buffer.alloc(0), this.repeat ? HPD_FLAG_REPEAT : 0));
   }
 
@@ -330,7 +334,9 @@ export class HpxWriter {
   /** Write pending .hpm records, then pending events, each as one block. */
   flush(): void {
     if (this.hpmCount > 0) {
-      this.emit('hpm', encodeBlock(this.hpmRecords.view(), this.hpmCount, this.lastTimeUs));
+      const records = this.hpmRecords.view();
+      const payload = this.opts.deflateHpm ? process.getBuiltinModule('node:zlib').deflateRawSync(records, { level: 6, windowBits: 12, memLevel: 5 }) : records;
+      this.emit('hpm', encodeBlock(payload, this.hpmCount, this.lastTimeUs));
       this.hpmRecords.reset();
       this.hpmCount = 0;
     }
@@ -370,6 +376,8 @@ export interface ProfileSpec {
   profileId?: Buffer;
   /** REPEAT events (default true): see HpxWriterOptions.repeat. */
   repeat?: boolean;
+  /** Deflated .hpm blocks (default false): see HpxWriterOptions.deflateHpm. */
+  deflateHpm?: boolean;
 }
 
 /** Encode a whole profile in memory: { hpm, hpd }. */
@@ -383,6 +391,7 @@ export async function encodeProfile(spec: ProfileSpec): Promise<{ hpm: Buffer; h
     ...(spec.eventsPerBlock !== undefined ? { eventsPerBlock: spec.eventsPerBlock } : {}),
     ...(spec.profileId !== undefined ? { profileId: spec.profileId } : {}),
     ...(spec.repeat !== undefined ? { repeat: spec.repeat } : {}),
+    ...(spec.deflateHpm !== undefined ? { deflateHpm: spec.deflateHpm } : {}),
   });
   const byId = new Map(spec.traces.map((t) => [t.id, t]));
   for (const e of spec.events) {

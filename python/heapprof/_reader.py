@@ -47,6 +47,7 @@ class _BlockFile:
         self.path, self.magic = path, magic
         self.offset = 0
         self.body = None  # header body (.hpm)
+        self.deflated = False  # .hpm blocks are raw deflate (header flag 1)
         self.profile_id = None
 
     def new_blocks(self):
@@ -58,9 +59,11 @@ class _BlockFile:
                 version, flags = struct.unpack_from("<HH", head, 4)
                 if version != 2:
                     raise ProfileError("%s: format version %d (this reader knows 2)" % (self.path, version))
-                # .hpd flag 1: its events may be REPEATs, which _events reads.
-                if flags & ~(1 if self.magic == HPD_MAGIC else 0):
+                # .hpd flag 1: its events may be REPEATs, which _events reads; .hpm flag 1:
+                # its block payloads are raw deflate.
+                if flags & ~1:
                     raise ProfileError("%s: unknown header flags 0x%x" % (self.path, flags))
+                self.deflated = self.magic == HPM_MAGIC and bool(flags & 1)
                 self.profile_id = head[8:24]
                 (length,) = struct.unpack_from("<I", head, 24)
                 self.body = f.read(length)
@@ -80,6 +83,11 @@ class _BlockFile:
             payload = data[pos + BLOCK_HEADER:end]
             if zlib.crc32(payload, zlib.crc32(data[pos + 4:pos + 20])) != crc:
                 raise ProfileError("%s: block at byte %d: bad checksum" % (self.path, self.offset + pos))
+            if self.deflated:
+                inflater = zlib.decompressobj(-15)
+                payload = inflater.decompress(payload, 64 << 20)
+                if not inflater.eof or inflater.unconsumed_tail:
+                    raise ProfileError("%s: block at byte %d: bad deflated records" % (self.path, self.offset + pos))
             yield count, time_us, payload
             pos = end
         self.offset += pos
