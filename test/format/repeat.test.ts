@@ -187,7 +187,7 @@ t.test('the cache is per block: a block decodes alone, and a seek or time window
   }
 });
 
-t.test('header flags: the .hpd may say REPEAT, nothing else; the .hpm no flag', async (t) => {
+t.test('header flags: the .hpd may say REPEAT, nothing else; the .hpm deflate (hpm-deflate.test.ts), nothing else', async (t) => {
   const dir = tmpDir('hp-repeat-');
   const base = join(dir, 'f');
   await writeProfile(base, randomSpec(4, 100));
@@ -209,7 +209,7 @@ t.test('header flags: the .hpd may say REPEAT, nothing else; the .hpm no flag', 
   t.equal(await set('hpd', 1), null, '.hpd flag 1 (REPEAT) is read');
   t.equal(await set('hpd', 0), null, '.hpd without flags is read (every older profile)');
   t.match(await set('hpd', 3), /unknown header flags 0x3 at byte 6/, '.hpd flag 2 is refused');
-  t.match(await set('hpm', 1), /unknown header flags 0x1 at byte 6/, '.hpm flag 1 is refused');
+  t.match(await set('hpm', 2), /unknown header flags 0x2 at byte 6/, '.hpm flag 2 is refused');
 });
 
 t.test("the Python package's reader (python/heapprof/_reader.py) reads REPEATs as the TS reader does", async (t) => {
@@ -222,7 +222,8 @@ t.test("the Python package's reader (python/heapprof/_reader.py) reads REPEATs a
   }
   const dir = tmpDir('hp-repeat-');
   const base = join(dir, 'py');
-  await writeProfile(base, { ...arraysLike(9, 6000), eventsPerBlock: 500 });
+  // With a deflated .hpm too, as the recorder writes it.
+  await writeProfile(base, { ...arraysLike(9, 6000), eventsPerBlock: 500, deflateHpm: true });
   const code = [
     'import json, sys',
     `sys.path.insert(0, ${JSON.stringify(pkg)})`,
@@ -233,14 +234,18 @@ t.test("the Python package's reader (python/heapprof/_reader.py) reads REPEATs a
     '        if kind <= 1: self.ev.append([kind, t, trace, v])',
     '    def mark(self, t, label): pass',
     'c = C()',
-    `_reader.Profile(${JSON.stringify(base)}).poll(c)`,
-    'json.dump(c.ev, sys.stdout)',
+    `p = _reader.Profile(${JSON.stringify(base)})`,
+    'p.poll(c)',
+    'json.dump({"ev": c.ev, "traces": sorted(k for k in p.traces if k)}, sys.stdout)',
   ].join('\n');
   const r = spawnSync('python3', ['-c', code], { encoding: 'utf8', maxBuffer: 1 << 28 });
   t.equal(r.status, 0, r.stderr);
   const ts = (await readAll(base)).events.filter((e) => e.op === 'alloc' || e.op === 'free').map((e) => [e.op === 'alloc' ? 0 : 1, e.timeUs, e.trace, e.size]);
   t.ok(repeatCount(readFileSync(`${base}.hpd`)) > 1000, 'the profile has REPEATs');
-  t.same(JSON.parse(r.stdout), ts, `the same ${ts.length} allocations and frees`);
+  const py = JSON.parse(r.stdout) as { ev: unknown; traces: number[] };
+  t.same(py.ev, ts, `the same ${ts.length} allocations and frees`);
+  const tsTraces = await readAll(base);
+  t.same(py.traces, [...tsTraces.traces.keys()].filter((id) => id !== 0).sort((a, b) => a - b), 'the same traces from the deflated .hpm');
   // A REPEAT of an empty slot stops the Python reader with a located error, not a wrong event.
   const hpd = hpdWith([[(3 * 2 + 1) * 4 + KIND.REPEAT, 5]]);
   readFileSync(`${base}.hpd`).copy(hpd, 8, 8, 24);
