@@ -263,7 +263,9 @@ void hpx_file_begin(hpx_file *f, uint64_t now_us) {
     if (f->block.failed) return;
     f->block.len = HPX_BLOCK_HEADER;
     f->count = 0;
-    f->rep_filled = f->rep_next = 0; /* each block decodes alone */
+    /* each block decodes alone: its cache starts empty */
+    f->rep_next = 0;
+    for (int i = 0; i < HPX_REPEAT_SLOTS; i++) f->rep_size[i] = HPX_REPEAT_EMPTY;
     f->block_us = now_us;
     f->last_us = now_us;
   }

@@ -21,6 +21,7 @@
  * and CRC are those of the compressed bytes. Set when zlib's stream could be set up at open. */
 #define HPX_HPM_FLAG_DEFLATE 1u
 #define HPX_REPEAT_MAP 256
+#define HPX_REPEAT_EMPTY UINT64_MAX /* a size no event has: readers refuse sizes past 2^53 */
 
 uint32_t hpx_crc32(uint32_t crc, const void *data, size_t len);
 
@@ -54,9 +55,9 @@ typedef struct {
    * (trace, size) to the slot that last took it, checked against the slot; a collision only
    * costs a full event. */
   int repeat;
-  uint32_t rep_filled, rep_next;
+  uint32_t rep_next;
   uint32_t rep_trace[HPX_REPEAT_SLOTS];
-  uint64_t rep_size[HPX_REPEAT_SLOTS];
+  uint64_t rep_size[HPX_REPEAT_SLOTS]; /* HPX_REPEAT_EMPTY: no pair yet in this block */
   uint8_t rep_map[HPX_REPEAT_MAP];
   /* .hpm only: a deflate stream (z_stream *, reset per block; its memory from libc) and the
    * buffer a compressed block is built in, header included, for its one write call. */
@@ -79,23 +80,25 @@ static inline uint8_t *hpx_put_varint(uint8_t *d, uint64_t v) {
   return d;
 }
 
+/* Which map entry (0..255) a pair hashes to: a collision only costs a full event. */
 static inline uint32_t hpx_repeat_hash(uint32_t trace, uint64_t size) {
-  uint32_t x = (trace * 0x9E3779B1u) ^ (uint32_t)size ^ (uint32_t)(size >> 32);
-  return (x * 0x85EBCA77u) >> 24; /* 0..255: HPX_REPEAT_MAP */
+  return (((uint32_t)size ^ (uint32_t)(size >> 32)) + trace * 0x9E3779B1u) * 0x85EBCA77u >> 24;
 }
 
 /* Encodes one .hpd event at d (room for 40 bytes checked by the caller) and returns the end:
- * header h (kind in the low 2 bits), dt, then nrest varints. With the REPEAT cache on, an
- * ALLOC or FREE (nrest 1: its size) whose (trace, size) a slot holds is written as
- * REPEAT + dt, and any other is written in full and takes the next slot (man/hpx.5). */
+ * header h (kind in the low 2 bits, trace or type above: below 2^34), dt, then nrest varints
+ * (an ALLOC or FREE has exactly one: its size).
+ * With the REPEAT cache on, an ALLOC or FREE (nrest 1: its size) whose (trace, size) a slot
+ * holds is written as REPEAT + dt, and any other is written in full and takes the next slot
+ * (man/hpx.5). The hook's hot path: one hash, one map byte, one slot compared. */
 static inline uint8_t *hpx_encode_event(hpx_file *f, uint8_t *d, uint64_t h, uint64_t dt, const uint64_t *rest,
                                          int nrest) {
-  if (f->repeat && (h & 3) <= 1 && nrest == 1 && (h >> 2) <= 0xFFFFFFFFu) {
+  if ((h & 3) <= 1 && f->repeat) {
     uint32_t trace = (uint32_t)(h >> 2);
     uint64_t size = rest[0];
     uint32_t m = hpx_repeat_hash(trace, size);
     uint32_t slot = f->rep_map[m];
-    if (slot < f->rep_filled && f->rep_trace[slot] == trace && f->rep_size[slot] == size) {
+    if (f->rep_size[slot] == size && f->rep_trace[slot] == trace) {
       *d++ = (uint8_t)((((slot << 1) | (uint32_t)(h & 1)) << 2) | 2); /* < 0x80: one byte */
       return hpx_put_varint(d, dt);
     }
@@ -104,7 +107,6 @@ static inline uint8_t *hpx_encode_event(hpx_file *f, uint8_t *d, uint64_t h, uin
     f->rep_size[slot] = size;
     f->rep_map[m] = (uint8_t)slot;
     f->rep_next = (slot + 1) & (HPX_REPEAT_SLOTS - 1);
-    if (f->rep_filled < HPX_REPEAT_SLOTS) f->rep_filled++;
   }
   d = hpx_put_varint(d, h);
   d = hpx_put_varint(d, dt);
