@@ -80,9 +80,10 @@ static inline uint8_t *hpx_put_varint(uint8_t *d, uint64_t v) {
   return d;
 }
 
-/* Which map entry (0..255) a pair hashes to: a collision only costs a full event. */
+/* Which map entry (0..255) a pair hashes to: a collision only costs a full event. (Adding the
+ * trace's product instead of xoring it lost a seventh of the hits on a pure-Python churn.) */
 static inline uint32_t hpx_repeat_hash(uint32_t trace, uint64_t size) {
-  return (((uint32_t)size ^ (uint32_t)(size >> 32)) + trace * 0x9E3779B1u) * 0x85EBCA77u >> 24;
+  return ((uint32_t)size ^ trace * 0x9E3779B1u) * 0x85EBCA77u >> 24;
 }
 
 /* Encodes one .hpd event at d (room for 40 bytes checked by the caller) and returns the end:

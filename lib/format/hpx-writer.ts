@@ -141,8 +141,7 @@ class RepeatCache {
 
   /** The slot holding (trace, size), or -1 after putting it in the next slot. */
   find(trace: number, size: number): number {
-    const x = (((size >>> 0) ^ Math.floor(size / 2 ** 32)) + Math.imul(trace, 0x9e3779b1)) | 0;
-    const m = Math.imul(x, 0x85ebca77) >>> 24;
+    const m = Math.imul((size >>> 0) ^ Math.imul(trace, 0x9e3779b1), 0x85ebca77) >>> 24;
     let slot = this.map[m]!;
     if (slot < this.filled && this.trace[slot] === trace && this.size[slot] === size) return slot;
     slot = this.next;
