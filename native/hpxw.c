@@ -271,6 +271,14 @@ void hpx_file_begin(hpx_file *f, uint64_t now_us) {
   }
 }
 
+void hpx_repeat_put(hpx_file *f, uint32_t m, uint32_t trace, uint64_t size) {
+  uint32_t slot = f->rep_next;
+  f->rep_trace[slot] = trace;
+  f->rep_size[slot] = size;
+  f->rep_map[m] = (uint8_t)slot;
+  f->rep_next = (slot + 1) & (HPX_REPEAT_SLOTS - 1);
+}
+
 size_t hpx_file_payload(const hpx_file *f) {
   return f->block.len > HPX_BLOCK_HEADER ? f->block.len - HPX_BLOCK_HEADER : 0;
 }

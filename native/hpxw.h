@@ -80,6 +80,9 @@ static inline uint8_t *hpx_put_varint(uint8_t *d, uint64_t v) {
   return d;
 }
 
+/* A pair written in full takes the next slot of the REPEAT cache (map entry m points to it). */
+void hpx_repeat_put(hpx_file *f, uint32_t m, uint32_t trace, uint64_t size);
+
 /* Which map entry (0..255) a pair hashes to: a collision only costs a full event. (Adding the
  * trace's product instead of xoring it lost a seventh of the hits on a pure-Python churn.) */
 static inline uint32_t hpx_repeat_hash(uint32_t trace, uint64_t size) {
@@ -103,11 +106,7 @@ static inline uint8_t *hpx_encode_event(hpx_file *f, uint8_t *d, uint64_t h, uin
       *d++ = (uint8_t)((((slot << 1) | (uint32_t)(h & 1)) << 2) | 2); /* < 0x80: one byte */
       return hpx_put_varint(d, dt);
     }
-    slot = f->rep_next;
-    f->rep_trace[slot] = trace;
-    f->rep_size[slot] = size;
-    f->rep_map[m] = (uint8_t)slot;
-    f->rep_next = (slot + 1) & (HPX_REPEAT_SLOTS - 1);
+    hpx_repeat_put(f, m, trace, size); /* out of line: keeps the hook's event path small enough to inline */
   }
   d = hpx_put_varint(d, h);
   d = hpx_put_varint(d, dt);
