@@ -577,7 +577,7 @@ static void emit_record(int type, const hpx_buf *body) {
 
 /* One event: header varint, dt, then nrest (<= 2) varints, written in place into the
  * block after one room check (every sampled allocation and free comes through here). */
-static void emit_event(uint64_t h, uint64_t now, const uint64_t *rest, int nrest) {
+static inline __attribute__((always_inline)) void emit_event(uint64_t h, uint64_t now, const uint64_t *rest, int nrest) {
   hpx_buf *b = &g_hpd.block;
   if (now < g_ev_last_us) now = g_ev_last_us; /* never back (see the event clock) */
   g_ev_last_us = now;
