@@ -271,20 +271,6 @@ void hpx_file_begin(hpx_file *f, uint64_t now_us) {
   }
 }
 
-uint8_t *hpx_encode_full(hpx_file *f, uint8_t *d, uint64_t h, uint64_t dt, const uint64_t *rest, int nrest, uint32_t m) {
-  if ((h & 3) <= 1 && f->repeat) { /* the pair takes the next slot; map entry m points to it */
-    uint32_t slot = f->rep_next;
-    f->rep_trace[slot] = (uint32_t)(h >> 2);
-    f->rep_size[slot] = rest[0];
-    f->rep_map[m] = (uint8_t)slot;
-    f->rep_next = (slot + 1) & (HPX_REPEAT_SLOTS - 1);
-  }
-  d = hpx_put_varint(d, h);
-  d = hpx_put_varint(d, dt);
-  for (int i = 0; i < nrest; i++) d = hpx_put_varint(d, rest[i]);
-  return d;
-}
-
 size_t hpx_file_payload(const hpx_file *f) {
   return f->block.len > HPX_BLOCK_HEADER ? f->block.len - HPX_BLOCK_HEADER : 0;
 }

@@ -86,31 +86,36 @@ static inline uint32_t hpx_repeat_hash(uint32_t trace, uint64_t size) {
   return ((uint32_t)size ^ trace * 0x9E3779B1u) * 0x85EBCA77u >> 24;
 }
 
-/* Writes an event in full (h, dt, then nrest varints) at d; with the REPEAT cache on, an ALLOC
- * or FREE also takes the next slot, m being its hash. Returns the end. Out of line: see below. */
-uint8_t *hpx_encode_full(hpx_file *f, uint8_t *d, uint64_t h, uint64_t dt, const uint64_t *rest, int nrest, uint32_t m);
-
 /* Encodes one .hpd event at d (room for 40 bytes checked by the caller) and returns the end:
  * header h (kind in the low 2 bits, trace or type above: below 2^34), dt, then nrest varints
  * (an ALLOC or FREE has exactly one: its size). With the REPEAT cache on, an ALLOC or FREE
- * whose (trace, size) a slot holds is written as REPEAT + dt (man/hpx.5), here, inline: the
- * hook's hot path is one hash, one map byte and one slot compared. Anything else is written by
- * hpx_encode_full, out of line, which keeps the hook's event path small enough that the
- * compiler still inlines it where the hook records an allocation or a free. */
+ * whose (trace, size) a slot holds is written as REPEAT + dt, and any other is written in full
+ * and takes the next slot (man/hpx.5): one hash, one map byte and one slot compared. Inline,
+ * and so is the hook's emit_event that calls it (cachegrind, bench/workloads/perevent.py:
+ * with this out of line, or emit_event not inlined, a sampled pair cost 20 to 80 more
+ * instructions; as it is, 12 more than the encoding without REPEAT, 35 when every allocation
+ * misses the cache). */
 static inline uint8_t *hpx_encode_event(hpx_file *f, uint8_t *d, uint64_t h, uint64_t dt, const uint64_t *rest,
                                          int nrest) {
-  uint32_t m = 0;
   if ((h & 3) <= 1 && f->repeat) {
     uint32_t trace = (uint32_t)(h >> 2);
     uint64_t size = rest[0];
-    m = hpx_repeat_hash(trace, size);
+    uint32_t m = hpx_repeat_hash(trace, size);
     uint32_t slot = f->rep_map[m];
     if (f->rep_size[slot] == size && f->rep_trace[slot] == trace) {
       *d++ = (uint8_t)((((slot << 1) | (uint32_t)(h & 1)) << 2) | 2); /* < 0x80: one byte */
       return hpx_put_varint(d, dt);
     }
+    slot = f->rep_next; /* written in full: the pair takes the next slot */
+    f->rep_trace[slot] = trace;
+    f->rep_size[slot] = size;
+    f->rep_map[m] = (uint8_t)slot;
+    f->rep_next = (slot + 1) & (HPX_REPEAT_SLOTS - 1);
   }
-  return hpx_encode_full(f, d, h, dt, rest, nrest, m);
+  d = hpx_put_varint(d, h);
+  d = hpx_put_varint(d, dt);
+  for (int i = 0; i < nrest; i++) d = hpx_put_varint(d, rest[i]);
+  return d;
 }
 
 /* Starts a record/event: makes sure the block is initialised (and the REPEAT cache empty). */
