@@ -66,8 +66,10 @@ export function decodeEventBlock(payload: Buffer, count: number, blockTimeUs: nu
   let t = blockTimeUs;
   let sawEnd = false;
   let maxTrace = 0;
-  let repFilled = 0;
-  let repNext = 0;
+  // REPEAT cache: slot k holds the pair of the last full ALLOC/FREE whose count in the block is k mod 16.
+  const rt = repTrace;
+  const rs = repSize;
+  let full = 0;
   const ranged = fromUs > -Infinity || toUs < Infinity;
   for (let i = 0; i < count; i++) {
     if (pos >= end) throw new FormatError(`block says ${count} events, holds ${i}`, pos);
@@ -88,7 +90,7 @@ export function decodeEventBlock(payload: Buffer, count: number, blockTimeUs: nu
         }
       }
       const kind = h & 3;
-      if (kind === KIND_REPEAT && b < 0x80 && h < 0x80 && h >>> 3 < repFilled) {
+      if (kind === KIND_REPEAT && b < 0x80 && h < 0x80 && h >>> 3 < full) {
         // REPEAT: a one-byte header naming a filled slot, then dt.
         b = payload[p++]!;
         let dt = b & 0x7f;
@@ -107,8 +109,8 @@ export function decodeEventBlock(payload: Buffer, count: number, blockTimeUs: nu
           const slot = h >>> 3;
           op[n] = (h >>> 2) & 1; // OP_ALLOC or OP_FREE
           timeUs[n] = t;
-          trace[n] = repTrace[slot]!;
-          size[n] = repSize[slot]!;
+          trace[n] = rt[slot]!;
+          size[n] = rs[slot]!;
           n++;
           continue;
         }
@@ -139,10 +141,9 @@ export function decodeEventBlock(payload: Buffer, count: number, blockTimeUs: nu
             t += dt;
             const id = h >>> 2;
             if (id > maxTrace) maxTrace = id;
-            repTrace[repNext] = id;
-            repSize[repNext] = v;
-            repNext = (repNext + 1) & (REPEAT_SLOTS - 1);
-            if (repFilled < REPEAT_SLOTS) repFilled++;
+            rt[full & (REPEAT_SLOTS - 1)] = id;
+            rs[full & (REPEAT_SLOTS - 1)] = v;
+            full++;
             if (ranged && (t < fromUs || t >= toUs)) continue;
             op[n] = kind; // KIND_ALLOC/KIND_FREE are OP_ALLOC/OP_FREE
             timeUs[n] = t;
@@ -189,12 +190,12 @@ export function decodeEventBlock(payload: Buffer, count: number, blockTimeUs: nu
       if (pos > end) throw new FormatError('event runs past the end of its block', end);
       if (id >= 2 * REPEAT_SLOTS) throw new FormatError('REPEAT slot out of range', pos);
       const slot = id >>> 1;
-      if (slot >= repFilled) throw new FormatError('REPEAT of an empty slot', pos);
+      if (slot >= full) throw new FormatError('REPEAT of an empty slot', pos);
       if (ranged && (t < fromUs || t >= toUs)) continue;
       op[n] = id & 1; // OP_ALLOC or OP_FREE
       timeUs[n] = t;
-      trace[n] = repTrace[slot]!;
-      size[n] = repSize[slot]!;
+      trace[n] = rt[slot]!;
+      size[n] = rs[slot]!;
       n++;
       continue;
     }
@@ -220,10 +221,9 @@ export function decodeEventBlock(payload: Buffer, count: number, blockTimeUs: nu
         if (id > 0xffffffff) throw new FormatError(`trace id ${id} out of range`, pos);
         maxTrace = id;
       }
-      repTrace[repNext] = id;
-      repSize[repNext] = v;
-      repNext = (repNext + 1) & (REPEAT_SLOTS - 1);
-      if (repFilled < REPEAT_SLOTS) repFilled++;
+      rt[full & (REPEAT_SLOTS - 1)] = id;
+      rs[full & (REPEAT_SLOTS - 1)] = v;
+      full++;
     } else if (kind === KIND_EXT) {
       const bodyEnd = pos + v;
       if (bodyEnd > end) throw new FormatError('extension event runs past the end of its block', pos);
