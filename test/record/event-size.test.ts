@@ -4,15 +4,17 @@
 // (every event with its trace and size, as recorders before REPEAT did) they read back the same,
 // and take more bytes per event than the recorder's file.
 
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { copyFileSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { crc32 } from 'node:zlib';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { writeProfile, type ProfileSpec } from '../../lib/format/hpx.js';
+import { ByteSink, Cursor } from '../../lib/format/bytes.js';
+import { encodeBlock, writeProfile, type ProfileSpec } from '../../lib/format/hpx.js';
 import { OP_NAMES } from '../../lib/format/source.js';
 import { nativeDecoder } from '../../lib/native.js';
 import { readAll } from '../helpers/profiles.js';
-import { hookLibrary, hpRecord, missingBuild, pythons, scratch } from '../fixtures/record/harness.js';
+import { hookLibrary, hpRecord, missingBuild, pythons, REPO, scratch } from '../fixtures/record/harness.js';
 
 const skip =
   missingBuild() ?? (pythons().length === 0 ? 'no CPython 3.9-3.13 under ~/.pyenv' : null) ?? (hookLibrary() ? null : 'the native hook is not built (npm ci or npx node-gyp rebuild)');
@@ -41,6 +43,43 @@ for i in range(600):
 `;
 
 type Ev = { op: string; timeUs: number; trace: number; size: number };
+
+/** The .hpd with each REPEAT written as the full ALLOC or FREE it stands for, blocks otherwise as they were. */
+function withoutRepeats(hpd: Buffer): Buffer {
+  const out: Buffer[] = [Buffer.from(hpd.subarray(0, 32))];
+  out[0]!.writeUInt16LE(0, 6);
+  out[0]!.writeUInt32LE(crc32(out[0]!.subarray(0, 28)), 28);
+  let o = 32;
+  while (o + 24 <= hpd.length) {
+    const len = hpd.readUInt32LE(o + 4);
+    const count = hpd.readUInt32LE(o + 8);
+    const payload = hpd.subarray(o + 24, o + 24 + len);
+    const c = new Cursor(payload);
+    const s = new ByteSink(len * 3);
+    const slots: Array<[number, number]> = [];
+    let full = 0;
+    for (let i = 0; i < count; i++) {
+      const h = c.varint();
+      const dt = c.varint();
+      if (h % 4 === 2) {
+        const [trace, size] = slots[h >> 3]!;
+        s.varint(trace * 4 + ((h >> 2) & 1));
+        s.varint(dt);
+        s.varint(size);
+        continue;
+      }
+      const v = c.varint();
+      s.varint(h);
+      s.varint(dt);
+      s.varint(v);
+      if (h % 4 === 3) s.bytes(payload.subarray(c.pos, (c.pos += v)));
+      else slots[full++ % 16] = [Math.floor(h / 4), v];
+    }
+    out.push(encodeBlock(s.view(), count, Number(hpd.readBigUInt64LE(o + 12))));
+    o += 24 + len;
+  }
+  return Buffer.concat(out);
+}
 
 /** Where two event lists first differ, or null (tap's deep comparison is slow on 10^5 events). */
 function firstDifference(a: Ev[], b: Ev[]): string | null {
@@ -86,6 +125,18 @@ async function check(t: Test, dir: string, name: string, py: string, code: strin
   const diff = firstDifference(noEnd(back.events), noEnd(rec.events));
   t.equal(diff, null, `${name}: the full encoding reads back the same events${diff ? ` (${diff})` : ''}`);
   t.ok(back.complete, `${name}: and ends with END`);
+  // hp-events on the recorder's profile and on the same .hpd with every REPEAT written out in
+  // full (same blocks, times and .hpm): the same output, line for line.
+  const same = join(dir, `${name}-same`);
+  copyFileSync(`${base}.hpm`, `${same}.hpm`);
+  const expanded = withoutRepeats(hpd);
+  writeFileSync(`${same}.hpd`, expanded);
+  t.ok(expanded.length > hpd.length * 1.3, `${name}: ${expanded.length} bytes with every event in full, ${hpd.length} as recorded`);
+  const events = (b: string): string => execFileSync(process.execPath, [join(REPO, 'bin', 'hp-events.js'), b], { encoding: 'utf8', maxBuffer: 1 << 30 });
+  const a = events(base);
+  const c = events(same);
+  t.ok(a.length > 1000, `${name}: hp-events wrote ${a.length} bytes`);
+  t.ok(a === c, `${name}: hp-events writes the same ${a.split('\n').length} lines for both encodings`);
   const n = rec.events.filter((e) => e.op === 'alloc' || e.op === 'free').length;
   t.ok(n > 1000, `${name}: ${n} allocation events`);
   const now = statSync(`${base}.hpd`).size / n;
