@@ -126,7 +126,7 @@ int hpxdec_decode_block(const uint8_t *payload, size_t len, uint32_t count, doub
   /* The block's REPEAT cache (man/hpx.5, EVENTS): every ALLOC and FREE takes the next slot. */
   uint32_t rep_trace[REPEAT_SLOTS];
   double rep_size[REPEAT_SLOTS];
-  uint32_t rep_filled = 0, rep_next = 0;
+  uint32_t full = 0; /* ALLOCs and FREEs written in full so far: slot k holds the last with full % 16 == k */
   for (uint32_t i = 0; i < count; i++) {
     if (pos >= end) FAIL("block holds fewer events than it says", pos);
     uint64_t hu = 0, dtu = 0, vu = 0;
@@ -150,7 +150,7 @@ int hpxdec_decode_block(const uint8_t *payload, size_t len, uint32_t count, doub
       /* REPEAT: header and dt only; its slot must hold a pair of this block. */
       if (id >= 2 * REPEAT_SLOTS) FAIL("REPEAT slot out of range", pos);
       unsigned slot = (unsigned)id >> 1;
-      if (slot >= rep_filled) FAIL("REPEAT of an empty slot", pos);
+      if (slot >= full) FAIL("REPEAT of an empty slot", pos);
       op[n] = ((unsigned)id & 1) ? HPXDEC_OP_FREE : HPXDEC_OP_ALLOC;
       time_us[n] = t;
       trace[n] = rep_trace[slot];
@@ -168,10 +168,9 @@ int hpxdec_decode_block(const uint8_t *payload, size_t len, uint32_t count, doub
       code = kind == KIND_ALLOC ? HPXDEC_OP_ALLOC : HPXDEC_OP_FREE;
       if (id > 4294967295.0) FAIL("trace id out of range", pos);
       if (v > MAX_SAFE) FAIL("size past 2^53-1", pos);
-      rep_trace[rep_next] = (uint32_t)id;
-      rep_size[rep_next] = v;
-      rep_next = (rep_next + 1) & (REPEAT_SLOTS - 1);
-      if (rep_filled < REPEAT_SLOTS) rep_filled++;
+      rep_trace[full & (REPEAT_SLOTS - 1)] = (uint32_t)id;
+      rep_size[full & (REPEAT_SLOTS - 1)] = v;
+      full++;
     } else if (kind == KIND_EXT) {
       if (v > (double)(end - pos)) FAIL("extension event runs past the end of its block", pos);
       size_t body_end = pos + (size_t)v;
