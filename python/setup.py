@@ -49,7 +49,7 @@ def _hook_extension():
             "heapprof.heapprof_hook",
             sources=[os.path.join(src, s) for s in HOOK_SOURCES],
             extra_compile_args=["-O2", "-std=gnu11", "-fvisibility=hidden"],
-            libraries=["m", "pthread", "dl"],
+            libraries=["m", "pthread", "dl", "z"],
         )
     ]
 
