@@ -7,7 +7,7 @@
       "product_extension": "so",
       "sources": ["native/hook.c", "native/pyrt.c", "native/hpxw.c", "native/tables.c", "native/attach.c"],
       "cflags": ["-O2", "-std=gnu11", "-fvisibility=hidden", "-Wall", "-Wextra"],
-      "libraries": ["-lm", "-lpthread", "-ldl"]
+      "libraries": ["-lm", "-lpthread", "-ldl", "-lz"]
     },
     {
       "target_name": "hpx_decoder",

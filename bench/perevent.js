@@ -31,7 +31,7 @@ function buildWalkOnly(root, dir) {
   mkdirSync(dir, { recursive: true });
   const out = join(dir, 'heapprof_hook_walkonly.so');
   const src = ['hook', 'pyrt', 'hpxw', 'tables', 'attach'].map((f) => join(root, 'native', `${f}.c`));
-  const r = spawnSync('cc', ['-O2', '-std=gnu11', '-fPIC', '-shared', '-fvisibility=hidden', '-DHP_MEASURE_WALK_ONLY', '-o', out, ...src, '-lm', '-lpthread', '-ldl'], { encoding: 'utf8' });
+  const r = spawnSync('cc', ['-O2', '-std=gnu11', '-fPIC', '-shared', '-fvisibility=hidden', '-DHP_MEASURE_WALK_ONLY', '-o', out, ...src, '-lm', '-lpthread', '-ldl', '-lz'], { encoding: 'utf8' });
   if (r.status !== 0) return { lib: null, why: r.error ? r.error.message : r.stderr.trim().split('\n')[0] };
   return { lib: out };
 }

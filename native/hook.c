@@ -637,12 +637,6 @@ static void emit_record(int type, const hpx_buf *body) {
   if (hpx_file_payload(&g_hpm) >= FLUSH_BYTES) flush_hpm(now_us());
 }
 
-static inline uint8_t *put_varint(uint8_t *d, uint64_t v) {
-  for (; v >= 0x80; v >>= 7) *d++ = (uint8_t)(v | 0x80);
-  *d++ = (uint8_t)v;
-  return d;
-}
-
 /* One event: header varint, dt, then nrest (<= 2) varints, written in place into the
  * block after one room check (every sampled allocation and free comes through here). */
 static inline __attribute__((always_inline)) void emit_event(uint64_t h, uint64_t now, const uint64_t *rest, int nrest) {
@@ -652,9 +646,8 @@ static inline __attribute__((always_inline)) void emit_event(uint64_t h, uint64_
   if (b->len == 0) hpx_file_begin(&g_hpd, now);
   if (b->cap - b->len < 40) hpx_buf_reserve(b, 40); /* four varints of at most 10 bytes */
   if (!b->failed) {
-    uint8_t *d = put_varint(b->data + b->len, h);
-    d = put_varint(d, now - g_hpd.last_us);
-    for (int i = 0; i < nrest; i++) d = put_varint(d, rest[i]);
+    /* hpxw.h: the event's bytes, a REPEAT when the block's cache holds its trace and size */
+    uint8_t *d = hpx_encode_event(&g_hpd, b->data + b->len, h, now - g_hpd.last_us, rest, nrest);
     b->len = (size_t)(d - b->data);
   }
   g_hpd.last_us = now;

@@ -10,12 +10,24 @@ import { OP_ALLOC, OP_END, OP_FREE, OP_LOST, OP_RSS, type EventBatch } from './s
 // KIND as plain constants: the hot loop then compares with literals, not property loads.
 const KIND_ALLOC = KIND.ALLOC;
 const KIND_FREE = KIND.FREE;
+const KIND_REPEAT = KIND.REPEAT;
 const KIND_EXT = KIND.EXT;
+const REPEAT_SLOTS = 16;
 if (KIND_ALLOC !== OP_ALLOC || KIND_FREE !== OP_FREE) throw new Error('event kinds and op codes must agree for the fast path');
 
 /** Largest size and time (µs) a reader accepts: exact in a double (man/hpx.5, LIMITS). */
 export const MAX_SAFE = Number.MAX_SAFE_INTEGER;
 export const MAX_TIME_US = Number.MAX_SAFE_INTEGER;
+
+/** Every event takes at least this many bytes (a REPEAT: its header and dt). */
+export const MIN_EVENT_BYTES = 2;
+
+/**
+ * The block's REPEAT cache (man/hpx.5, EVENTS): the (trace, size) of the ALLOC and FREE events
+ * written in full, slot after slot round the ring; emptied at each block start.
+ */
+const repTrace = new Uint32Array(REPEAT_SLOTS);
+const repSize = new Float64Array(REPEAT_SLOTS);
 
 /** Where varintTail stopped (a second return value without allocating). */
 let tailPos = 0;
@@ -54,13 +66,17 @@ export function decodeEventBlock(payload: Buffer, count: number, blockTimeUs: nu
   let t = blockTimeUs;
   let sawEnd = false;
   let maxTrace = 0;
+  // REPEAT cache: slot k holds the pair of the last full ALLOC/FREE whose count in the block is k mod 16.
+  const rt = repTrace;
+  const rs = repSize;
+  let full = 0;
   const ranged = fromUs > -Infinity || toUs < Infinity;
   for (let i = 0; i < count; i++) {
     if (pos >= end) throw new FormatError(`block says ${count} events, holds ${i}`, pos);
     // Fast path for nearly every event: an ALLOC or FREE whose three varints have at most three
-    // bytes each, with at least 9 bytes left in the block so that no read needs a bounds check.
-    // Anything else (an extension event, a longer varint, the block's tail) is decoded again
-    // from its first byte by the careful path below, which finds every error.
+    // bytes each, or a REPEAT, with at least 9 bytes left in the block so that no read needs a
+    // bounds check. Anything else (an extension event, a longer varint, the block's tail) is
+    // decoded again from its first byte by the careful path below, which finds every error.
     if (end - pos >= 9) {
       let p = pos;
       let b = payload[p++]!;
@@ -74,7 +90,31 @@ export function decodeEventBlock(payload: Buffer, count: number, blockTimeUs: nu
         }
       }
       const kind = h & 3;
-      if (b < 0x80 && kind <= KIND_FREE) {
+      if (kind === KIND_REPEAT && b < 0x80 && h < 0x80 && h >>> 3 < full) {
+        // REPEAT: a one-byte header naming a filled slot, then dt.
+        b = payload[p++]!;
+        let dt = b & 0x7f;
+        if (b >= 0x80) {
+          b = payload[p++]!;
+          dt |= (b & 0x7f) << 7;
+          if (b >= 0x80) {
+            b = payload[p++]!;
+            dt |= (b & 0x7f) << 14;
+          }
+        }
+        if (b < 0x80) {
+          pos = p;
+          t += dt;
+          if (ranged && (t < fromUs || t >= toUs)) continue;
+          const slot = h >>> 3;
+          op[n] = (h >>> 2) & 1; // OP_ALLOC or OP_FREE
+          timeUs[n] = t;
+          trace[n] = rt[slot]!;
+          size[n] = rs[slot]!;
+          n++;
+          continue;
+        }
+      } else if (b < 0x80 && kind <= KIND_FREE) {
         b = payload[p++]!;
         let dt = b & 0x7f;
         if (b >= 0x80) {
@@ -101,6 +141,9 @@ export function decodeEventBlock(payload: Buffer, count: number, blockTimeUs: nu
             t += dt;
             const id = h >>> 2;
             if (id > maxTrace) maxTrace = id;
+            rt[full & (REPEAT_SLOTS - 1)] = id;
+            rs[full & (REPEAT_SLOTS - 1)] = v;
+            full++;
             if (ranged && (t < fromUs || t >= toUs)) continue;
             op[n] = kind; // KIND_ALLOC/KIND_FREE are OP_ALLOC/OP_FREE
             timeUs[n] = t;
@@ -139,6 +182,23 @@ export function decodeEventBlock(payload: Buffer, count: number, blockTimeUs: nu
       }
     }
     t += dt;
+    // Integer ops below 2^31 (h may be held as a double after a long varint: '%' would be fmod).
+    const kind = h < 0x80000000 ? h & 3 : h % 4;
+    const id = h < 0x80000000 ? h >>> 2 : Math.floor(h / 4);
+    if (kind === KIND_REPEAT) {
+      // REPEAT (header and dt only): its slot must hold a pair of this block.
+      if (pos > end) throw new FormatError('event runs past the end of its block', end);
+      if (id >= 2 * REPEAT_SLOTS) throw new FormatError('REPEAT slot out of range', pos);
+      const slot = id >>> 1;
+      if (slot >= full) throw new FormatError('REPEAT of an empty slot', pos);
+      if (ranged && (t < fromUs || t >= toUs)) continue;
+      op[n] = id & 1; // OP_ALLOC or OP_FREE
+      timeUs[n] = t;
+      trace[n] = rt[slot]!;
+      size[n] = rs[slot]!;
+      n++;
+      continue;
+    }
     // size, or ext length
     b = payload[pos++]!;
     let v = b & 0x7f;
@@ -152,9 +212,6 @@ export function decodeEventBlock(payload: Buffer, count: number, blockTimeUs: nu
       }
     }
     if (pos > end) throw new FormatError('event runs past the end of its block', end);
-    // Integer ops below 2^31 (h may be held as a double after a long varint: '%' would be fmod).
-    const kind = h < 0x80000000 ? h & 3 : h % 4;
-    const id = h < 0x80000000 ? h >>> 2 : Math.floor(h / 4);
     let code: number;
     let value = v;
     if (kind <= KIND_FREE) {
@@ -164,6 +221,9 @@ export function decodeEventBlock(payload: Buffer, count: number, blockTimeUs: nu
         if (id > 0xffffffff) throw new FormatError(`trace id ${id} out of range`, pos);
         maxTrace = id;
       }
+      rt[full & (REPEAT_SLOTS - 1)] = id;
+      rs[full & (REPEAT_SLOTS - 1)] = v;
+      full++;
     } else if (kind === KIND_EXT) {
       const bodyEnd = pos + v;
       if (bodyEnd > end) throw new FormatError('extension event runs past the end of its block', pos);
@@ -183,7 +243,7 @@ export function decodeEventBlock(payload: Buffer, count: number, blockTimeUs: nu
       }
       pos = bodyEnd;
     } else {
-      throw new FormatError('reserved event kind 2', pos);
+      throw new Error('unreachable: every kind is handled above');
     }
     if (ranged && (t < fromUs || t >= toUs) && code !== OP_END) continue;
     op[n] = code;
@@ -212,8 +272,8 @@ export function decodeBlock(block: Block, batchFor: (count: number) => EventBatc
   if (block.timeUs > MAX_TIME_US) {
     return { ok: false, message: `block ${block.index}: block time ${block.timeUs} µs is past the 2^53-1 µs limit`, offset: block.offset + 12 };
   }
-  // Every event takes at least 3 bytes: a larger count is corruption, not an allocation request.
-  if (block.count * 3 > block.payload.length) {
+  // Every event takes at least 2 bytes: a larger count is corruption, not an allocation request.
+  if (block.count * MIN_EVENT_BYTES > block.payload.length) {
     return { ok: false, message: `block ${block.index}: block says ${block.count} events in ${block.payload.length} bytes`, offset: block.offset + 8 };
   }
   const batch = batchFor(block.count);

@@ -37,15 +37,21 @@ export const HDR = {
 export const REC = { STRING: 1, FRAME: 2, TRACE: 3, HISTOGRAM: 4, END: 5, THREAD: 6, TRACE_INFO: 7, MARK: 8 } as const;
 /** TRACE_INFO domain codes. */
 export const DOMAIN_CODES = ['python', 'native', 'mmap'] as const;
-export const KIND = { ALLOC: 0, FREE: 1, EXT: 3 } as const;
+export const KIND = { ALLOC: 0, FREE: 1, REPEAT: 2, EXT: 3 } as const;
+/** .hpd file header flag: events may be REPEATs of the block's cache (man/hpx.5, EVENTS). */
+export const HPD_FLAG_REPEAT = 1;
+/** .hpm file header flag: every block's payload is raw deflate (man/hpx.5, BLOCKS). */
+export const HPM_FLAG_DEFLATE = 1;
+/** Slots of the REPEAT cache: a REPEAT's header ((slot * 2 + free) * 4 + 2) stays one byte. */
+export const REPEAT_SLOTS = 16;
 export const EXT = { RSS: 0, END: 1, LOST: 2, MARK: 3 } as const;
 
 /** Build the 32-byte file header (+ body for .hpm). */
-export function encodeFileHeader(magic: Buffer, profileId: Buffer, body: Buffer): Buffer {
+export function encodeFileHeader(magic: Buffer, profileId: Buffer, body: Buffer, flags = 0): Buffer {
   const out = Buffer.alloc(FILE_HEADER_SIZE + body.length);
   magic.copy(out, 0);
   out.writeUInt16LE(FORMAT_VERSION, 4);
-  out.writeUInt16LE(0, 6);
+  out.writeUInt16LE(flags, 6);
   profileId.copy(out, 8, 0, 16);
   out.writeUInt32LE(body.length, 24);
   body.copy(out, FILE_HEADER_SIZE);
@@ -114,6 +120,38 @@ export interface HpxWriterOptions {
   /** Events per .hpd block (the recorder cuts blocks by bytes; tests vary this). */
   eventsPerBlock?: number;
   profileId?: Buffer;
+  /** Write REPEAT events, as the recorder does (default true); false writes every event in full,
+   * as recorders before it did (the .hpd header then has no flags). */
+  repeat?: boolean;
+  /** Deflate each .hpm block, as the recorder does (default false: tests read .hpm records raw). */
+  deflateHpm?: boolean;
+}
+
+/** The writer's side of the REPEAT cache, as native/hpxw.h keeps it (same slots, same hash). */
+class RepeatCache {
+  private filled = 0;
+  private next = 0;
+  private readonly trace = new Uint32Array(REPEAT_SLOTS);
+  private readonly size = new Float64Array(REPEAT_SLOTS);
+  private readonly map = new Uint8Array(256);
+
+  reset(): void {
+    this.filled = this.next = 0;
+  }
+
+  /** The slot holding (trace, size), or -1 after putting it in the next slot. */
+  find(trace: number, size: number): number {
+    const m = Math.imul((size >>> 0) ^ Math.imul(trace, 0x9e3779b1), 0x85ebca77) >>> 24;
+    let slot = this.map[m]!;
+    if (slot < this.filled && this.trace[slot] === trace && this.size[slot] === size) return slot;
+    slot = this.next;
+    this.trace[slot] = trace;
+    this.size[slot] = size;
+    this.map[m] = slot;
+    this.next = (slot + 1) & (REPEAT_SLOTS - 1);
+    if (this.filled < REPEAT_SLOTS) this.filled++;
+    return -1;
+  }
 }
 
 /**
@@ -134,13 +172,15 @@ export class HpxWriter {
   private readonly definedThreads = new Set<number>();
   private readonly eventsPerBlock: number;
   private pending: Promise<void> = Promise.resolve();
+  private readonly repeat: RepeatCache | null;
   readonly profileId: Buffer;
 
   constructor(private readonly opts: HpxWriterOptions) {
     this.eventsPerBlock = opts.eventsPerBlock ?? 8192;
     this.profileId = opts.profileId ?? process.getBuiltinModule('node:crypto').randomBytes(16);
-    this.emit('hpm', encodeFileHeader(HPM_MAGIC, this.profileId, encodeHeaderBody(opts.header)));
-    this.emit('hpd', encodeFileHeader(HPD_MAGIC, this.profileId, Buffer.alloc(0)));
+    this.repeat = opts.repeat === false ? null : new RepeatCache();
+    this.emit('hpm', encodeFileHeader(HPM_MAGIC, this.profileId, encodeHeaderBody(opts.header), opts.deflateHpm ? HPM_FLAG_DEFLATE : 0));
+    this.emit('hpd', encodeFileHeader(HPD_MAGIC, this.profileId, Buffer.alloc(0), this.repeat ? HPD_FLAG_REPEAT : 0));
   }
 
   private emit(which: 'hpm' | 'hpd', chunk: Buffer): void {
@@ -242,8 +282,13 @@ export class HpxWriter {
 
   /** An alloc or free of `size` bytes under trace `trace` at `timeUs` µs since start. */
   event(op: 'alloc' | 'free', timeUs: number, trace: number, size: number): void {
-    this.head(trace * 4 + (op === 'alloc' ? KIND.ALLOC : KIND.FREE), timeUs);
-    this.events.varint(size);
+    const free = op === 'alloc' ? 0 : 1;
+    const slot = this.repeat ? this.repeat.find(trace, size) : -1;
+    if (slot >= 0) this.head((slot * 2 + free) * 4 + KIND.REPEAT, timeUs);
+    else {
+      this.head(trace * 4 + free, timeUs);
+      this.events.varint(size);
+    }
     this.afterEvent();
   }
 
@@ -288,7 +333,9 @@ export class HpxWriter {
   /** Write pending .hpm records, then pending events, each as one block. */
   flush(): void {
     if (this.hpmCount > 0) {
-      this.emit('hpm', encodeBlock(this.hpmRecords.view(), this.hpmCount, this.lastTimeUs));
+      const records = this.hpmRecords.view();
+      const payload = this.opts.deflateHpm ? process.getBuiltinModule('node:zlib').deflateRawSync(records, { level: 6, windowBits: 12, memLevel: 5 }) : records;
+      this.emit('hpm', encodeBlock(payload, this.hpmCount, this.lastTimeUs));
       this.hpmRecords.reset();
       this.hpmCount = 0;
     }
@@ -296,6 +343,7 @@ export class HpxWriter {
       this.emit('hpd', encodeBlock(this.events.view(), this.eventCount, this.blockTimeUs));
       this.events.reset();
       this.eventCount = 0;
+      this.repeat?.reset(); // each block decodes alone
     }
   }
 
@@ -325,6 +373,10 @@ export interface ProfileSpec {
   complete?: boolean;
   /** 16 bytes; random by default (fixtures pass a fixed one so regenerating gives the same bytes). */
   profileId?: Buffer;
+  /** REPEAT events (default true): see HpxWriterOptions.repeat. */
+  repeat?: boolean;
+  /** Deflated .hpm blocks (default false): see HpxWriterOptions.deflateHpm. */
+  deflateHpm?: boolean;
 }
 
 /** Encode a whole profile in memory: { hpm, hpd }. */
@@ -337,6 +389,8 @@ export async function encodeProfile(spec: ProfileSpec): Promise<{ hpm: Buffer; h
     writeHpd: (c) => void hpd.push(Buffer.from(c)),
     ...(spec.eventsPerBlock !== undefined ? { eventsPerBlock: spec.eventsPerBlock } : {}),
     ...(spec.profileId !== undefined ? { profileId: spec.profileId } : {}),
+    ...(spec.repeat !== undefined ? { repeat: spec.repeat } : {}),
+    ...(spec.deflateHpm !== undefined ? { deflateHpm: spec.deflateHpm } : {}),
   });
   const byId = new Map(spec.traces.map((t) => [t.id, t]));
   for (const e of spec.events) {

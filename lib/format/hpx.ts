@@ -13,8 +13,11 @@ import {
   FILE_HEADER_SIZE,
   FORMAT_VERSION,
   HDR,
+  HPD_FLAG_REPEAT,
   HPD_MAGIC,
+  HPM_FLAG_DEFLATE,
   HPM_MAGIC,
+  MAX_BLOCK_PAYLOAD,
   REC,
 } from './hpx-writer.js';
 import { decodeBlock } from './events.js';
@@ -47,6 +50,7 @@ class IssueSink {
 export interface FileHeader {
   magic: string;
   version: number;
+  flags: number;
   profileId: Buffer;
   body: Buffer;
   /** Offset of the first block. */
@@ -72,7 +76,10 @@ export async function readFileHeader(f: BlockFile, expected: Buffer): Promise<Fi
     throw new HpError(`${name}: unsupported format version ${version} at byte 4 (this heapprof reads 1 and 2)`);
   }
   const flags = head.readUInt16LE(6);
-  if (flags !== 0) throw new HpError(`${name}: unknown header flags 0x${flags.toString(16)} at byte 6`);
+  // The .hpd may say its events include REPEATs (man/hpx.5, EVENTS; the decoder reads them in
+  // any .hpd), the .hpm that its blocks are deflated.
+  const known = expected === HPD_MAGIC ? HPD_FLAG_REPEAT : HPM_FLAG_DEFLATE;
+  if ((flags & ~known) !== 0) throw new HpError(`${name}: unknown header flags 0x${flags.toString(16)} at byte 6`);
   const bodyLength = head.readUInt32LE(24);
   if (bodyLength > MAX_HEADER_BODY) throw new HpError(`${name}: header body length ${bodyLength} at byte 24 is absurd`);
   if (FILE_HEADER_SIZE + bodyLength > f.size) {
@@ -81,7 +88,21 @@ export async function readFileHeader(f: BlockFile, expected: Buffer): Promise<Fi
   const body = Buffer.from(await f.read(FILE_HEADER_SIZE, bodyLength));
   const crc = crc32(body, crc32(head.subarray(0, 28)));
   if (crc !== head.readUInt32LE(28)) throw new HpError(`${name}: header checksum mismatch at byte 28`);
-  return { magic: head.toString('latin1', 0, 4), version, profileId: head.subarray(8, 24), body, end: FILE_HEADER_SIZE + bodyLength };
+  return { magic: head.toString('latin1', 0, 4), version, flags, profileId: head.subarray(8, 24), body, end: FILE_HEADER_SIZE + bodyLength };
+}
+
+/**
+ * The records of a deflated .hpm block (man/hpx.5, BLOCKS), at most the 64 MiB a block payload
+ * may hold: a stream that inflates past it, or is not valid deflate, is a corrupt block.
+ */
+export function inflateHpmBlock(payload: Buffer): Buffer {
+  try {
+    // node:zlib loaded on first use, as in bytes.ts (readers' start-up time).
+    return process.getBuiltinModule('node:zlib').inflateRawSync(payload, { maxOutputLength: MAX_BLOCK_PAYLOAD });
+  } catch (e) {
+    const why = (e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' ? 'inflates past the 64 MiB limit' : (e as Error).message;
+    throw new FormatError(`deflated records: ${why}`, 0);
+  }
 }
 
 /** Decode the .hpm header body fields into a Header. */
@@ -349,6 +370,8 @@ export class V2Profile implements ProfileSource {
     private readonly dict: Dictionary,
     hpmBlocksStart: number,
     private readonly hpdBlocksStart: number,
+    /** .hpm blocks are raw deflate (header flag HPM_FLAG_DEFLATE). */
+    private readonly hpmDeflated: boolean,
     private readonly opts: ReadOptions,
     base: string,
   ) {
@@ -373,7 +396,7 @@ export class V2Profile implements ProfileSource {
         throw new HpError(`${hpdPath}: belongs to a different profile than ${hpmPath} (profile ids differ at byte 8)`);
       }
       const header = decodeHeaderBody(mh.body, mh.profileId, hpmPath);
-      const p = new V2Profile(hpm, hpd, header, new Dictionary(new Symbolizer(header.startTimeUs)), mh.end, dh.end, opts, base);
+      const p = new V2Profile(hpm, hpd, header, new Dictionary(new Symbolizer(header.startTimeUs)), mh.end, dh.end, (mh.flags & HPM_FLAG_DEFLATE) !== 0, opts, base);
       await p.readMetadata();
       return p;
     } catch (e) {
@@ -396,10 +419,11 @@ export class V2Profile implements ProfileSource {
     };
     for await (const block of this.hpm.blocks(this.hpmOffset, onProblem)) {
       try {
-        this.dict.parse(block.payload, block.count);
+        this.dict.parse(this.hpmDeflated ? inflateHpmBlock(block.payload) : block.payload, block.count);
       } catch (e) {
         if (!(e instanceof FormatError)) throw e;
-        this.issues.report(this.hpm.path, `block ${block.index}: ${e.message}`, block.offset + 24 + e.at);
+        // In a deflated block the offset is into the inflated records: the block's start is the place to look.
+        this.issues.report(this.hpm.path, `block ${block.index}: ${e.message}`, block.offset + 24 + (this.hpmDeflated ? 0 : e.at));
       }
       lastGood = block.offset + 24 + block.payload.length;
     }

@@ -125,16 +125,16 @@ Napi::Array ProblemsToJs(Napi::Env env, const Problems& all) {
 }
 
 // Room to ask for before decoding a block: its count, unless the payload cannot hold that many
-// events (3 bytes each at least), in which case DecodeOneBlock rejects the block without
+// events (HPXDEC_MIN_EVENT_BYTES each at least: 2), in which case DecodeOneBlock rejects the block without
 // decoding it and no memory is needed. A count field never sizes an allocation by itself.
 size_t PlausibleCount(const hpxdec_block& b) {
-  return static_cast<uint64_t>(b.count) * 3 > b.length ? 0 : b.count;
+  return static_cast<uint64_t>(b.count) * HPXDEC_MIN_EVENT_BYTES > b.length ? 0 : b.count;
 }
 
 // Decode one block the way V2Profile.batches() does: the count sanity check, then the events;
 // a block that fails is reported (kind "event") and contributes nothing.
 bool DecodeOneBlock(const hpxdec_block& b, hpxdec_events* ev, Problems* problems, int* saw_end) {
-  if (static_cast<uint64_t>(b.count) * 3 > b.length) {
+  if (static_cast<uint64_t>(b.count) * HPXDEC_MIN_EVENT_BYTES > b.length) {
     problems->Add(Problem{0, b.offset, b.index, "block says more events than its payload can hold"});
     return false;
   }

@@ -48,17 +48,24 @@ static size_t frame(uint8_t *out, const uint8_t *payload, uint32_t len, uint32_t
 
 /* A payload of plausible events; half of them also get raw bytes, wrong lengths and counts. */
 static uint32_t make_payload(uint8_t *p, uint32_t cap, uint32_t *count) {
-  uint32_t len = 0, n = 1 + rnd() % 40;
+  uint32_t len = 0, n = 1 + rnd() % 40, full = 0; /* full: ALLOC/FREE written so far (REPEAT slots filled) */
   int noisy = rnd() % 2;
   for (uint32_t i = 0; i < n; i++) {
     if (len + 64 >= cap) {
       n = i;
       break;
     }
-    switch (rnd() % (noisy ? 6 : 4)) {
+    switch (rnd() % (noisy ? 7 : 5)) {
+      case 4: { /* REPEAT: a slot that may be empty or out of range when noisy */
+        uint64_t slot = noisy || !full ? rnd() % 20 : rnd() % (full < 16 ? full : 16);
+        len += (uint32_t)put_varint(p + len, (slot * 2 + (rnd() & 1)) * 4 + 2);
+        len += (uint32_t)put_varint(p + len, rnd() % 1000);
+        break;
+      }
       case 0: case 1: case 2: {
         uint64_t id = rnd() % 5000;
         len += (uint32_t)put_varint(p + len, id * 4 + (rnd() & 1));
+        full++;
         len += (uint32_t)put_varint(p + len, rnd() % 1000);
         len += (uint32_t)put_varint(p + len, rnd() % 3 ? rnd() % 70000 : ((uint64_t)rnd() << 32 | rnd()));
         break;
@@ -116,7 +123,7 @@ int main(int argc, char **argv) {
     int saw_end = 0;
     size_t err_at = 0;
     const char *err = NULL;
-    if (count <= len / 3 + 1 && count < ev.capacity - 8) {
+    if (count <= len / HPXDEC_MIN_EVENT_BYTES + 1 && count < ev.capacity - 8) {
       int rc = hpxdec_decode_block(exact, len, count, 1e6, &ev, &saw_end, &err_at, &err);
       if (rc == 0) {
         ok++;

@@ -53,7 +53,9 @@ uint32_t hpxdec_crc32(uint32_t crc, const uint8_t *p, size_t n) {
 
 #define KIND_ALLOC 0
 #define KIND_FREE 1
+#define KIND_REPEAT 2
 #define KIND_EXT 3
+#define REPEAT_SLOTS 16
 #define EXT_RSS 0
 #define EXT_END 1
 #define EXT_LOST 2
@@ -121,9 +123,13 @@ int hpxdec_decode_block(const uint8_t *payload, size_t len, uint32_t count, doub
   uint32_t *trace = out->trace;
   double *size = out->size;
   int end_seen = 0;
+  /* The block's REPEAT cache (man/hpx.5, EVENTS): every ALLOC and FREE takes the next slot. */
+  uint32_t rep_trace[REPEAT_SLOTS];
+  double rep_size[REPEAT_SLOTS];
+  uint32_t full = 0; /* ALLOCs and FREEs written in full so far: slot k holds the last with full % 16 == k */
   for (uint32_t i = 0; i < count; i++) {
     if (pos >= end) FAIL("block holds fewer events than it says", pos);
-    uint64_t hu, dtu, vu;
+    uint64_t hu = 0, dtu = 0, vu = 0;
     double hd = 0, dtd = 0, vd = 0;
     int hbig = read_varint(payload, end, &pos, &hu, &hd);
     if (hbig < 0) FAIL("bad varint", pos);
@@ -131,11 +137,6 @@ int hpxdec_decode_block(const uint8_t *payload, size_t len, uint32_t count, doub
     int dtbig = read_varint(payload, end, &pos, &dtu, &dtd);
     if (dtbig < 0) FAIL("bad varint", pos);
     t += dtbig ? dtd : (double)dtu;
-    if (pos >= end) FAIL("event runs past the end of its block", end);
-    int vbig = read_varint(payload, end, &pos, &vu, &vd);
-    if (vbig < 0) FAIL("bad varint", pos);
-    double v = vbig ? vd : (double)vu;
-
     unsigned kind;
     double id; /* exact: below 2^47 from the integer path */
     if (!hbig) {
@@ -145,12 +146,31 @@ int hpxdec_decode_block(const uint8_t *payload, size_t len, uint32_t count, doub
       kind = (unsigned)fmod(hd, 4.0);
       id = floor(hd / 4.0);
     }
+    if (kind == KIND_REPEAT) {
+      /* REPEAT: header and dt only; its slot must hold a pair of this block. */
+      if (id >= 2 * REPEAT_SLOTS) FAIL("REPEAT slot out of range", pos);
+      unsigned slot = (unsigned)id >> 1;
+      if (slot >= full) FAIL("REPEAT of an empty slot", pos);
+      op[n] = ((unsigned)id & 1) ? HPXDEC_OP_FREE : HPXDEC_OP_ALLOC;
+      time_us[n] = t;
+      trace[n] = rep_trace[slot];
+      size[n] = rep_size[slot];
+      n++;
+      continue;
+    }
+    if (pos >= end) FAIL("event runs past the end of its block", end);
+    int vbig = read_varint(payload, end, &pos, &vu, &vd);
+    if (vbig < 0) FAIL("bad varint", pos);
+    double v = vbig ? vd : (double)vu;
     uint8_t code;
     double value = v;
     if (kind == KIND_ALLOC || kind == KIND_FREE) {
       code = kind == KIND_ALLOC ? HPXDEC_OP_ALLOC : HPXDEC_OP_FREE;
       if (id > 4294967295.0) FAIL("trace id out of range", pos);
       if (v > MAX_SAFE) FAIL("size past 2^53-1", pos);
+      rep_trace[full & (REPEAT_SLOTS - 1)] = (uint32_t)id;
+      rep_size[full & (REPEAT_SLOTS - 1)] = v;
+      full++;
     } else if (kind == KIND_EXT) {
       if (v > (double)(end - pos)) FAIL("extension event runs past the end of its block", pos);
       size_t body_end = pos + (size_t)v;
@@ -183,7 +203,7 @@ int hpxdec_decode_block(const uint8_t *payload, size_t len, uint32_t count, doub
       }
       pos = body_end;
     } else {
-      FAIL("reserved event kind 2", pos);
+      FAIL("unknown event kind", pos); /* unreachable: kind 2 is a REPEAT, handled above */
     }
     op[n] = code;
     time_us[n] = t;
@@ -335,7 +355,7 @@ long long hpxdec_check_hpd_header(const uint8_t *data, size_t size, const char *
     *err_at = 4;
     return -1;
   }
-  if ((data[6] | data[7] << 8) != 0) {
+  if (((data[6] | data[7] << 8) & ~HPXDEC_FLAG_REPEAT) != 0) {
     *err_msg = "unknown header flags";
     *err_at = 6;
     return -1;

@@ -15,6 +15,12 @@
 #define HPXDEC_FILE_HEADER_SIZE 32
 #define HPXDEC_BLOCK_HEADER_SIZE 24
 #define HPXDEC_MAX_BLOCK_PAYLOAD (64u * 1024u * 1024u)
+/* .hpd header flags this decoder knows: 1, events may be REPEATs (kind 2). REPEATs are
+ * decoded in every .hpd (a block's own ALLOCs and FREEs define what they repeat). */
+#define HPXDEC_FLAG_REPEAT 1u
+/* Every event takes at least 2 bytes (a REPEAT: header and dt): a block claiming more events
+ * than half its payload is corrupt. */
+#define HPXDEC_MIN_EVENT_BYTES 2
 
 /* Event codes: the same numbers as OP_* in lib/format/source.ts. */
 enum { HPXDEC_OP_ALLOC = 0, HPXDEC_OP_FREE = 1, HPXDEC_OP_RSS = 2, HPXDEC_OP_END = 3, HPXDEC_OP_LOST = 4 };

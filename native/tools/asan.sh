@@ -13,7 +13,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cc -O1 -g -std=gnu11 -fPIC -shared -fvisibility=hidden -fno-omit-frame-pointer \
   -fsanitize=address,undefined -fno-sanitize-recover=undefined \
-  -o "$work/heapprof_hook.so" "$repo"/native/{hook,pyrt,hpxw,tables,attach}.c -lm -lpthread -ldl || exit 1
+  -o "$work/heapprof_hook.so" "$repo"/native/{hook,pyrt,hpxw,tables,attach}.c -lm -lpthread -ldl -lz || exit 1
 asan=$(cc -print-file-name=libasan.so)
 ubsan=$(cc -print-file-name=libubsan.so)
 source "$repo/native/tools/pythons.sh"

@@ -14,7 +14,8 @@ import zlib
 HPM_MAGIC, HPD_MAGIC, BLOCK_MAGIC = b"HPXM", b"HPXD", b"HBLK"
 FILE_HEADER, BLOCK_HEADER = 32, 24
 REC_STRING, REC_FRAME, REC_TRACE, REC_HISTOGRAM, REC_END, REC_MARK = 1, 2, 3, 4, 5, 8
-KIND_ALLOC, KIND_FREE, KIND_EXT = 0, 1, 3
+KIND_ALLOC, KIND_FREE, KIND_REPEAT, KIND_EXT = 0, 1, 2, 3
+REPEAT_SLOTS = 16
 EXT_RSS, EXT_END, EXT_LOST, EXT_MARK = 0, 1, 2, 3
 Z95 = 1.959963984540054
 
@@ -46,6 +47,7 @@ class _BlockFile:
         self.path, self.magic = path, magic
         self.offset = 0
         self.body = None  # header body (.hpm)
+        self.deflated = False  # .hpm blocks are raw deflate (header flag 1)
         self.profile_id = None
 
     def new_blocks(self):
@@ -54,9 +56,14 @@ class _BlockFile:
                 head = f.read(FILE_HEADER)
                 if len(head) < FILE_HEADER or head[:4] != self.magic:
                     raise ProfileError("%s: not a heapprof version 2 file" % self.path)
-                version, _flags = struct.unpack_from("<HH", head, 4)
+                version, flags = struct.unpack_from("<HH", head, 4)
                 if version != 2:
                     raise ProfileError("%s: format version %d (this reader knows 2)" % (self.path, version))
+                # .hpd flag 1: its events may be REPEATs, which _events reads; .hpm flag 1:
+                # its block payloads are raw deflate.
+                if flags & ~1:
+                    raise ProfileError("%s: unknown header flags 0x%x" % (self.path, flags))
+                self.deflated = self.magic == HPM_MAGIC and bool(flags & 1)
                 self.profile_id = head[8:24]
                 (length,) = struct.unpack_from("<I", head, 24)
                 self.body = f.read(length)
@@ -76,6 +83,11 @@ class _BlockFile:
             payload = data[pos + BLOCK_HEADER:end]
             if zlib.crc32(payload, zlib.crc32(data[pos + 4:pos + 20])) != crc:
                 raise ProfileError("%s: block at byte %d: bad checksum" % (self.path, self.offset + pos))
+            if self.deflated:
+                inflater = zlib.decompressobj(-15)
+                payload = inflater.decompress(payload, 64 << 20)
+                if not inflater.eof or inflater.unconsumed_tail:
+                    raise ProfileError("%s: block at byte %d: bad deflated records" % (self.path, self.offset + pos))
             yield count, time_us, payload
             pos = end
         self.offset += pos
@@ -197,8 +209,13 @@ class Profile:
     def _events(self, count, t, payload, consumer):
         pos = 0
         event, mark = consumer.event, consumer.mark
+        # The block's REPEAT cache (man/hpx.5, EVENTS): (trace, size) of each ALLOC and FREE
+        # written in full, slot after slot round the ring; a REPEAT names a slot.
+        rep_trace = [0] * REPEAT_SLOTS
+        rep_size = [0] * REPEAT_SLOTS
+        filled = nxt = 0
         for _ in range(count):
-            # The three varints of an event, with the one-byte case inline (the common one).
+            # The varints of an event, with the one-byte case inline (the common one).
             h = payload[pos]
             if h < 0x80:
                 pos += 1
@@ -209,15 +226,26 @@ class Profile:
                 pos += 1
             else:
                 dt, pos = _varint(payload, pos)
+            t += dt
+            kind = h & 3
+            if kind == KIND_REPEAT:
+                slot = h >> 3
+                if slot >= filled:
+                    raise ValueError("REPEAT slot %d out of range" % slot if slot >= REPEAT_SLOTS else "REPEAT of an empty slot")
+                event((h >> 2) & 1, t, rep_trace[slot], rep_size[slot])
+                continue
             v = payload[pos]
             if v < 0x80:
                 pos += 1
             else:
                 v, pos = _varint(payload, pos)
-            t += dt
-            kind = h & 3
             if kind <= KIND_FREE:
                 event(kind, t, h >> 2, v)
+                rep_trace[nxt] = h >> 2
+                rep_size[nxt] = v
+                nxt = (nxt + 1) & (REPEAT_SLOTS - 1)
+                if filled < REPEAT_SLOTS:
+                    filled += 1
             elif kind == KIND_EXT:
                 body = payload[pos:pos + v]
                 pos += v
@@ -229,8 +257,6 @@ class Profile:
                     self.complete = True
                 elif ext == EXT_RSS:
                     event(EXT_RSS + 100, t, 0, _varint(body, 0)[0])
-            else:
-                raise ValueError("reserved event kind 2")
 
     def site(self, trace):
         """The innermost frame of a trace as 'function (file:line)', or [no Python stack]."""

@@ -38,7 +38,7 @@ if (py) {
     const dir = tmpDir();
     const lib = join(dir, 'walkonly.so');
     const src = ['hook', 'pyrt', 'hpxw', 'tables', 'attach'].map((f) => join(REPO, 'native', `${f}.c`));
-    const cc = spawnSync('cc', ['-O2', '-std=gnu11', '-fPIC', '-shared', '-fvisibility=hidden', '-DHP_MEASURE_WALK_ONLY', '-o', lib, ...src, '-lm', '-lpthread', '-ldl'], { encoding: 'utf8' });
+    const cc = spawnSync('cc', ['-O2', '-std=gnu11', '-fPIC', '-shared', '-fvisibility=hidden', '-DHP_MEASURE_WALK_ONLY', '-o', lib, ...src, '-lm', '-lpthread', '-ldl', '-lz'], { encoding: 'utf8' });
     if (cc.error || cc.status !== 0) {
       t.skip(`no C compiler: ${cc.error?.message ?? cc.stderr}`);
       return;

@@ -131,12 +131,19 @@ if (!dec) {
         const nEvents = 1 + Math.floor(rnd() * 12);
         // Half the blocks are well formed (edge values, unknown EXT types), half are noisy.
         const noisy = rnd() < 0.5;
+        let full = 0; // ALLOC/FREE written in full so far: the REPEAT slots filled
         for (let i = 0; i < nEvents; i++) {
           const r = rnd();
-          if (!noisy || r < 0.5) {
+          if (full > 0 && rnd() < 0.25) {
+            // A REPEAT (man/hpx.5): of a filled slot, or (noisy) of any slot up to 19.
+            const slot = noisy ? Math.floor(rnd() * 20) : Math.floor(rnd() * Math.min(full, 16));
+            payload.varint((slot * 2 + (rnd() < 0.5 ? 1 : 0)) * 4 + 2);
+            payload.varint(Math.floor(rnd() * 300));
+          } else if (!noisy || r < 0.5) {
             // Plausible ALLOC/FREE/EXT with small ids (trace 0 or 1 so the .hpm defines it).
             const kind = [0, 1, 3, 2][Math.floor(rnd() * (noisy && rnd() < 0.1 ? 4 : 3))]!;
             const id = kind === 3 ? Math.floor(rnd() * 4) : Math.floor(rnd() * 2);
+            if (kind <= 1) full++;
             payload.varint(id * 4 + kind);
             payload.varint(Math.floor(rnd() * 300));
             if (kind === 3) {
