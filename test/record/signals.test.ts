@@ -9,7 +9,8 @@ import { findExecutable } from '../../lib/cmd/record.js';
 import { FIXTURES, fakeRecorderBin, hpRecord, missingBuild, pythons, run, scratch } from '../fixtures/record/harness.js';
 
 const SCRIPTS = join(FIXTURES, 'scripts');
-const env = { PYTHONDONTWRITEBYTECODE: '1', FAKE_HEAPPROF_LOG: undefined };
+// The fake recorder has no native hook: HEAPPROF_NATIVE (a suite run with native recording) does not apply.
+const env = { PYTHONDONTWRITEBYTECODE: '1', FAKE_HEAPPROF_LOG: undefined, HEAPPROF_NATIVE: undefined };
 const skip = missingBuild() ?? (pythons().length === 0 ? 'no CPython 3.9-3.13 under ~/.pyenv' : null);
 if (skip) t.plan(0, skip);
 
