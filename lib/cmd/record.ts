@@ -672,9 +672,11 @@ export function main(argv: string[]): void {
       })
       .parseSync();
     setQuiet(Boolean(args.quiet));
+    // The native option given on the command line, for the errors of modes that have no native recording.
+    const nativeGiven = args.native === true ? '--native' : args['native-stacks'] ? '--native-stacks' : null;
     if (args.pid !== undefined || args.stop || args.duration !== undefined) {
       // The C allocator can only be interposed from the start (LD_PRELOAD): an attached process keeps its own.
-      if (args.native === true || args['native-stacks']) throw new UsageError(`--${args.native === true ? 'native' : 'native-stacks'} preloads the hook when the program starts: it does not apply with --pid`);
+      if (nativeGiven) throw new UsageError(`${nativeGiven} preloads the hook when the program starts: it does not apply with --pid`);
       // A program after hp-record's options (split off before yargs) is an error here too.
       await runAttach({ ...args, '--': [...((args['--'] as unknown[] | undefined) ?? []), ...(split.target ?? [])] });
       return;
@@ -691,7 +693,7 @@ export function main(argv: string[]): void {
         throw new UsageError('--mode stats counts every allocation: --sample and --sample-bytes do not apply');
       }
       if (followFork) throw new UsageError('--mode stats does not follow forks: drop --follow-fork');
-      if (args.native === true || args['native-stacks']) throw new UsageError(`--mode stats counts Python allocations only: drop --${args.native === true ? 'native' : 'native-stacks'}`);
+      if (nativeGiven) throw new UsageError(`--mode stats counts Python allocations only: drop ${nativeGiven}`);
     }
     const markSignal = args['mark-signal'] !== undefined ? parseMarkSignal(args['mark-signal'], mode) : null;
     const sampling = args.sample !== undefined ? parseSampleSpec(args.sample) : null;
