@@ -923,7 +923,7 @@ static int open_child_files(void);
 static void describe_pc(void *pc, char *func, size_t func_cap, char *obj, size_t obj_cap);
 static int interposer_in_place(char *why, size_t cap);
 static int native_stack(void *pc, void **pcs, int python);
-static int native_stacks_init(void);
+static void native_stacks_init(void);
 
 /* A sampled allocation of domain DOMAIN_* (pc: the native caller, for native and mmap):
  * walk the stack (outside the lock; needs only the GIL), then intern it and log the event
@@ -1892,6 +1892,8 @@ static int hp_start_impl(const char *base, int mode, int sampler, int nranges, c
   /* Before g_mu: dladdr takes the loader's lock. */
   char native_why[600] = "";
   int native_ok = (flags & FLAG_NATIVE) && mode == MODE_PROFILE && interposer_in_place(native_why, sizeof native_why);
+  int native_stacks = native_ok && (flags & FLAG_NATIVE_STACKS);
+  if (native_stacks) native_stacks_init();
 
   /* Refused while recording, before anything is touched: the ticker of the recording
    * under way must keep running. */
@@ -1907,7 +1909,7 @@ static int hp_start_impl(const char *base, int mode, int sampler, int nranges, c
     set_err("already recording to %s", g_base);
     return -EBUSY;
   }
-  g_native_mask = native_ok ? ((flags & FLAG_NATIVE_STACKS) && native_stacks_init() ? 7 : 3) : 0;
+  g_native_mask = native_ok ? (native_stacks ? 7 : 3) : 0;
   g_threads = native_ok;
   /* With native on, every PEP 445 call sets the busy flag (no tail-call path), so the
    * malloc it ends in is not counted a second time. */

@@ -73,15 +73,20 @@ NO_SAN static int is_ours(void *f) {
   return f && dladdr(f, &info) && info.dli_fbase == self.dli_fbase;
 }
 
+/* The dynamic symbol dladdr finds for address f, or NULL. Takes the loader's lock. */
+NO_SAN static const ElfW(Sym) *symbol_at(void *f) {
+  Dl_info info;
+  const ElfW(Sym) *sym = NULL;
+  return dladdr1(f, &info, (void **)&sym, RTLD_DL_SYMENT) ? sym : NULL;
+}
+
 /* Whether f is a function's code rather than a non-PIE executable's PLT entry for it. Such
  * an executable (Debian's /usr/bin/python3.11, libpython linked in) calls malloc through a
  * "canonical" PLT entry whose undefined symbol still has a value, and dlsym(RTLD_DEFAULT)
  * returns that entry: it jumps back to our malloc, which would call it again forever. */
 NO_SAN static int is_definition(void *f) {
-  Dl_info info;
-  const ElfW(Sym) *sym = NULL;
-  if (!dladdr1(f, &info, (void **)&sym, RTLD_DL_SYMENT) || !sym) return 1;
-  return sym->st_shndx != SHN_UNDEF;
+  const ElfW(Sym) *sym = symbol_at(f);
+  return !sym || sym->st_shndx != SHN_UNDEF;
 }
 
 /* The allocator below ours: the process's own definition when ours is not it (loaded with
@@ -397,12 +402,13 @@ static int native_stack(void *pc, void **pcs, int python) {
 }
 
 /* Finds the interpreter frame's code range and primes the unwinder (its first use may load
- * what it needs); 1 on success. Called by hp_start, outside g_mu, busy set. */
-static int native_stacks_init(void) {
+ * what it needs). Called by hp_start before it takes g_mu (the loader's lock), busy set. */
+static void native_stacks_init(void) {
+  static int done; /* once per process: the interpreter's code does not move, and a recording may be under way */
+  if (LOAD(done)) return;
   void *eval = dlsym(RTLD_DEFAULT, "_PyEval_EvalFrameDefault");
-  Dl_info info;
-  const ElfW(Sym) *sym = NULL;
-  if (eval && dladdr1(eval, &info, (void **)&sym, RTLD_DL_SYMENT) && sym && sym->st_size) {
+  const ElfW(Sym) *sym = eval ? symbol_at(eval) : NULL;
+  if (sym && sym->st_size) {
     g_eval_lo = (uintptr_t)eval;
     g_eval_hi = (uintptr_t)eval + sym->st_size;
   } else {
@@ -410,7 +416,7 @@ static int native_stacks_init(void) {
   }
   void *pcs[MAX_NATIVE];
   native_stack(RET_ADDR(), pcs, 1);
-  return 1;
+  STORE(done, 1);
 }
 
 /* The native frame that called the allocator: shared object and symbol (dladdr; the
