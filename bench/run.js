@@ -178,6 +178,10 @@ async function recordSection(py) {
     const times = Object.fromEntries(configs.map((c) => [c.name, []]));
     const cpus = Object.fromEntries(configs.map((c) => [c.name, []]));
     const walls = Object.fromEntries(configs.map((c) => [c.name, []]));
+    // CPU of every process of the run, launch to exit (from /usr/bin/time): what the whole
+    // tool costs, including what it does outside the program (hp-record's node wrapper,
+    // heaptrack's heaptrack_interpret, which runs beside the program on another CPU).
+    const totals = Object.fromEntries(configs.map((c) => [c.name, []]));
     const sizes = {};
     // The threads workload runs free: pinned, its threads could not overlap outside the GIL.
     const prefix = pin && w !== 'threads' ? pin : [];
@@ -190,10 +194,10 @@ async function recordSection(py) {
         const base = join(profDir, `${w}-${c.name}`);
         const r =
           c.kind === 'python'
-            ? await run(...launch(py.path, [...c.args, script, String(scale)]), { cwd: WORKLOADS })
+            ? await run(...launch(py.path, [...c.args, script, String(scale)]), { cwd: WORKLOADS, timeRss: true })
             : c.kind === 'heaptrack'
-            ? await run(...launch(heaptrack, ['-o', base, py.path, script, String(scale)]), { cwd: WORKLOADS })
-            : await run(...launch(process.execPath, [join(ROOT, 'bin', 'hp-record.js'), '--python', py.path, '-o', base, '--force', ...c.args, '--', script, String(scale)]), { cwd: WORKLOADS });
+            ? await run(...launch(heaptrack, ['-o', base, py.path, script, String(scale)]), { cwd: WORKLOADS, timeRss: true })
+            : await run(...launch(process.execPath, [join(ROOT, 'bin', 'hp-record.js'), '--python', py.path, '-o', base, '--force', ...c.args, '--', script, String(scale)]), { cwd: WORKLOADS, timeRss: true });
         if (c.kind === 'heaptrack') for (const f of readdirSync(profDir)) if (f.startsWith(`${w}-${c.name}.`)) rmSync(join(profDir, f), { force: true });
         // heaptrack prints its own lines after the program's: the timing line is the JSON one.
         const line = r.out.trim().split('\n').filter((l) => l.startsWith('{"work_s"')).pop() ?? '';
@@ -207,6 +211,7 @@ async function recordSection(py) {
         times[c.name].push(work);
         cpus[c.name].push(workCpu);
         walls[c.name].push(r.wall);
+        totals[c.name].push(r.cpu);
         if (c.kind === 'record') {
           if (rep === 0 && c.events !== false) {
             const hpd = statSync(`${base}.hpd`).size;
@@ -235,6 +240,9 @@ async function recordSection(py) {
         // comparison when the medians are disturbed.
         minCpuRatio: Math.min(...cpus[c.name]) / Math.min(...cpus.plain),
         medianProcessWallS: median(walls[c.name]),
+        // Per round, the whole run's CPU (all processes) over plain python's whole run.
+        pairedTotalCpuRatio: totals.plain.every((x) => x != null) ? median(totals[c.name].map((x, i) => x / totals.plain[i])) : null,
+        totalCpuRuns: totals[c.name],
         runs: times[c.name],
         cpuRuns: cpus[c.name],
       };
@@ -433,6 +441,16 @@ async function report() {
       t.toString(),
       '',
     );
+    const whole = results.record.filter((r) => Object.values(r.configs).some((c) => c.pairedTotalCpuRatio != null));
+    if (whole.length > 0) {
+      const w = new Table({ head: ['workload (median)', ...CONFIGS.slice(1).map((c) => `${c.name} ×`)], style });
+      for (const r of whole) w.push([r.workload, ...CONFIGS.slice(1).map((c) => fmt(r.configs[c.name]?.pairedTotalCpuRatio))]);
+      lines.push(
+        'Whole run: CPU of every process from launch to exit (the program, hp-record\'s node wrapper, heaptrack\'s interpreter process beside it) relative to plain python, median of the per-round ratios',
+        w.toString(),
+        '',
+      );
+    }
   }
   if (results.size.length > 0) {
     const t = new Table({ head: ['workload', 'config', 'events', '.hpd + .hpm bytes', 'bytes/event'], style });

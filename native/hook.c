@@ -172,6 +172,12 @@ static uint64_t g_n_alloc, g_n_free, g_n_lost;
 static int g_hist_atomic;
 
 static ptr_table g_ptrs;
+/* The sampled anonymous mappings (domain mmap), as the address ranges their ALLOCs cover,
+ * so that an unmap of any part of one finds it (g_mu held); g_maps_live mirrors their number
+ * for the unlocked test of munmap, mremap and mmap(MAP_FIXED). See maps_unmapped. */
+static range_set g_maps;
+static size_t g_maps_live;
+static uint64_t g_trim_rng[4];
 /* Counting filter over sampled addresses: a free that finds a zero count is certainly
  * not sampled and skips the lock. Every free reads it, so it starts small enough to stay
  * in cache (4 KiB) and doubles as the live sampled set grows (kept under 1/32 full).
@@ -275,6 +281,7 @@ static void set_active(int on) {
   __atomic_store_n(&g_gate, on ? (uint64_t)LOAD(g_epoch) << 32 : GATE_OFF, __ATOMIC_RELEASE);
   __atomic_store_n(&g_active, on, __ATOMIC_RELEASE);
   __atomic_store_n(&g_native, on && g_native_mask, __ATOMIC_RELEASE);
+  if (!on) __atomic_store_n(&g_maps_live, 0, __ATOMIC_RELAXED); /* munmap: one load again */
   /* Not recording: frees need not leave the fast path any more. */
   if (!on && g_filter == &g_all_filter) __atomic_store_n(&g_filter, &g_no_filter, __ATOMIC_RELEASE);
 }
@@ -905,6 +912,10 @@ static void filter_remove(uintptr_t p) {
 
 static void reset_pointers(void) {
   ptr_clear(&g_ptrs);
+  range_clear(&g_maps);
+  STORE(g_maps_live, 0);
+  uint64_t x = g_seed ^ ((uint64_t)getpid() << 32) ^ 0x5851f42d4c957f2dULL;
+  for (int i = 0; i < 4; i++) g_trim_rng[i] = splitmix64(&x);
   if (g_sample_all) {
     __atomic_store_n(&g_filter, &g_all_filter, __ATOMIC_RELEASE);
     return;
@@ -913,6 +924,89 @@ static void reset_pointers(void) {
   /* Out of memory: empty the filter in place (never the all-addresses one). */
   if (g_filter == &g_all_filter) __atomic_store_n(&g_filter, &g_no_filter, __ATOMIC_RELEASE);
   memset(g_filter->counts, 0, (size_t)1 << g_filter->bits);
+}
+
+/* ---------------------------------------------------------------- sampled mappings */
+
+/* The probability the sampler gives an allocation of size bytes (as readers compute it). */
+static double sample_probability(uint64_t size) {
+  if (g_sampler == SAMPLER_POISSON) return -expm1(-(double)size / g_mean_bytes);
+  int i = range_of(size);
+  return i == g_nranges ? 1.0 : g_probs[i];
+}
+
+/* g_mu held: a part [lo, hi) of a sampled mapping of trace whose ALLOC had probability p
+ * is still mapped while the rest went. It is recorded as an allocation of its own with
+ * probability p(hi - lo) / p (thinning), so that it is in the profile with probability
+ * p(hi - lo) in all, as a fresh mapping of its size would be, and its estimate stays
+ * unbiased. A sampler whose probability falls with size (a table such as {4096: 1,
+ * 65536: 0.1}) has p(part) > p: the part is then kept always, weighted by its own size
+ * (an under-estimate). */
+static void maps_keep_part(uintptr_t lo, uintptr_t hi, uint32_t trace, double p) {
+  uint64_t len = hi - lo;
+  double q = p > 0 ? sample_probability(len) / p : 1.0;
+  if (q < 1.0 && (double)(rng_next(g_trim_rng) >> 11) * 0x1p-53 >= q) return;
+  ptr_slot old;
+  int had = ptr_put(&g_ptrs, lo, trace, len, &old);
+  if (had < 0) {
+    g_n_lost++;
+    return;
+  }
+  if (had == 1) emit_alloc_free(EV_FREE, old.trace, old.size);
+  else filter_add(lo);
+  emit_alloc_free(EV_ALLOC, trace, len);
+  range_insert(&g_maps, lo, hi); /* cannot fail: maps_unmapped reserved room */
+  STORE(g_maps_live, g_maps.len);
+}
+
+/* g_mu held: [lo, hi) is no longer mapped (munmap, mremap, a MAP_FIXED mapping over it).
+ * Every sampled mapping it touches is freed as a whole (its FREE repeats its ALLOC), and
+ * each part left mapped, before lo or after hi, is kept as maps_keep_part says: an unmap
+ * of the head, the tail or the middle of a mapping (allocators trim over-sized mappings to
+ * align them) leaves exactly what is still mapped in the estimates. */
+static void maps_unmapped(uintptr_t lo, uintptr_t hi) {
+  for (;;) {
+    size_t i = range_first_after(&g_maps, lo);
+    if (i >= g_maps.len || g_maps.items[i].start >= hi) break;
+    range_item r = g_maps.items[i];
+    range_remove_at(&g_maps, i);
+    STORE(g_maps_live, g_maps.len);
+    ptr_slot s;
+    if (!ptr_take(&g_ptrs, r.start, &s)) continue; /* forgotten meanwhile (its address reused) */
+    if (s.size != r.end - r.start) {
+      /* The address holds another block now: not this mapping's to free. */
+      if (ptr_put(&g_ptrs, r.start, s.trace, s.size, NULL) < 0) g_n_lost++;
+      continue;
+    }
+    filter_remove(r.start);
+    emit_alloc_free(EV_FREE, s.trace, s.size);
+    double p = sample_probability(s.size);
+    if (range_reserve(&g_maps, 2) < 0) {
+      g_n_lost++; /* out of memory: the parts left are not recorded */
+      continue;
+    }
+    if (r.start < lo) maps_keep_part(r.start, lo, s.trace, p);
+    if (hi < r.end) maps_keep_part(hi, r.end, s.trace, p);
+  }
+}
+
+/* g_mu held: a sampled mapping [p, p + size) is about to be recorded. The kernel gave out
+ * that range, so any recorded mapping overlapping it went without our seeing it (a raw
+ * syscall): free it first. Returns -1 without room to list the new one (out of memory). */
+static int maps_prepare(uintptr_t p, uint64_t size) {
+  maps_unmapped(p, p + size);
+  return range_reserve(&g_maps, 1);
+}
+
+static void maps_add(uintptr_t p, uint64_t size) {
+  range_insert(&g_maps, p, p + size); /* room reserved by maps_prepare */
+  STORE(g_maps_live, g_maps.len);
+}
+
+/* g_mu held: whether [lo, hi) touches a sampled mapping. */
+static int maps_touch(uintptr_t lo, uintptr_t hi) {
+  size_t i = range_first_after(&g_maps, lo);
+  return i < g_maps.len && g_maps.items[i].start < hi;
 }
 
 /* ---------------------------------------------------------------- recording */
@@ -1025,7 +1119,7 @@ again:
       if (trace && pinned) blob_add(&g_stacks, &key, key_len, key_hash, trace); /* on OOM: just not cached */
     }
     ptr_slot old;
-    int had = ptr_put(&g_ptrs, (uintptr_t)p, trace, size, &old);
+    int had = domain == DOMAIN_MMAP && maps_prepare((uintptr_t)p, size) < 0 ? -1 : ptr_put(&g_ptrs, (uintptr_t)p, trace, size, &old);
     if (had == 1) {
       /* The address came back without us seeing its free (freed inside another
        * allocator call): close the stale allocation first. */
@@ -1035,6 +1129,7 @@ again:
     }
     if (had >= 0) {
       emit_alloc_free(EV_ALLOC, trace, size);
+      if (domain == DOMAIN_MMAP) maps_add((uintptr_t)p, size);
       int b = hist_bucket(size);
       STORE(g_hist_sampled[b], LOAD(g_hist_sampled[b]) + 1); /* only changed under g_mu */
     } else {

@@ -270,15 +270,58 @@ NO_SAN EXPORT int posix_memalign(void **out, size_t a, size_t n) {
 }
 
 /* Anonymous mappings made by libraries themselves (glibc's malloc maps its big blocks
- * internally, without these entry points, so they are counted once, as malloc). A munmap
- * at the start of a recorded mapping frees the whole recorded size (partial unmaps are
- * not split); mremap is a free of the old mapping (if recorded) and a fresh decision on
- * the new one. */
+ * internally, without these entry points, so they are counted once, as malloc). An unmap of
+ * any part of a recorded mapping (munmap, the old range of mremap, a MAP_FIXED mapping over
+ * it) frees the mapping and keeps what is left of it (maps_unmapped in hook.c); mremap is
+ * that, then a fresh decision on the new mapping.
+ *
+ * Where a call may touch a recorded mapping, it is made holding g_mu (busy set, so nothing
+ * it might allocate re-enters the hook), and the tables change only if it succeeds: no other
+ * thread can be given the freed range and record it before its unmap is logged, and a failed
+ * call changes nothing. A call that touches none (the test, under the lock, is a binary
+ * search) runs unlocked; with no recorded mapping at all, the only cost is one load. */
+#ifndef MREMAP_DONTUNMAP
+#define MREMAP_DONTUNMAP 4
+#endif
+
+static inline uintptr_t page_end(uintptr_t a, size_t l) {
+  uintptr_t page = (uintptr_t)getpagesize();
+  return l > UINTPTR_MAX - a - page ? UINTPTR_MAX : (a + l + page - 1) & ~(page - 1);
+}
+
+/* Whether a call that unmaps [lo1, hi1) and [lo2, hi2) must go through the sampled path:
+ * if so, returns 1 with g_mu held and busy set. */
+NO_SAN static int maps_lock_if_touched(uintptr_t lo1, uintptr_t hi1, uintptr_t lo2, uintptr_t hi2) {
+  if (__builtin_expect(!LOAD(g_maps_live), 1) || t_hp.busy) return 0;
+  t_hp.busy = 1;
+  mu_lock();
+  if (g_active && ((lo1 < hi1 && maps_touch(lo1, hi1)) || (lo2 < hi2 && maps_touch(lo2, hi2)))) return 1;
+  mu_unlock();
+  t_hp.busy = 0;
+  return 0;
+}
+
+static void maps_unlock(void) {
+  int saved = errno; /* the call's errno, whatever the unlock's futex did to it */
+  mu_unlock();
+  t_hp.busy = 0;
+  errno = saved;
+}
+
 NO_SAN static void *native_mmap(void *a, size_t l, int prot, int flags, int fd, off_t off, void *pc) {
   if (!READY(real_mmap)) return MAP_FAILED;
-  if (!(flags & MAP_ANONYMOUS) || !native_gate()) return real_mmap(a, l, prot, flags, fd, off);
-  t_hp.busy = 1;
-  void *p = real_mmap(a, l, prot, flags, fd, off);
+  void *p;
+  if ((flags & MAP_FIXED) && maps_lock_if_touched((uintptr_t)a, page_end((uintptr_t)a, l), 0, 0)) {
+    p = real_mmap(a, l, prot, flags, fd, off);
+    if (p != MAP_FAILED) maps_unmapped((uintptr_t)a, page_end((uintptr_t)a, l)); /* replaced */
+    maps_unlock();
+    if (p == MAP_FAILED || !(flags & MAP_ANONYMOUS) || !native_gate()) return p;
+    t_hp.busy = 1;
+  } else {
+    if (!(flags & MAP_ANONYMOUS) || !native_gate()) return real_mmap(a, l, prot, flags, fd, off);
+    t_hp.busy = 1;
+    p = real_mmap(a, l, prot, flags, fd, off);
+  }
   if (p != MAP_FAILED) native_alloc(DOMAIN_MMAP, p, l, pc);
   t_hp.busy = 0;
   return p;
@@ -295,8 +338,13 @@ NO_SAN EXPORT void *hpn_mmap64(void *a, size_t l, int prot, int flags, int fd, o
 }
 
 NO_SAN EXPORT int munmap(void *a, size_t l) {
-  if (__builtin_expect(maybe_sampled(a), 0)) free_sampled(a);
-  return READY(real_munmap) ? real_munmap(a, l) : -1;
+  if (!READY(real_munmap)) return -1;
+  uintptr_t lo = (uintptr_t)a, hi = page_end(lo, l);
+  if (__builtin_expect(!maps_lock_if_touched(lo, hi, 0, 0), 1)) return real_munmap(a, l);
+  int rc = real_munmap(a, l);
+  if (rc == 0) maps_unmapped(lo, hi);
+  maps_unlock();
+  return rc;
 }
 
 NO_SAN EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...) {
@@ -308,17 +356,25 @@ NO_SAN EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags,
     va_end(ap);
   }
   if (!READY(real_mremap)) return MAP_FAILED;
-  if (!native_gate()) {
-    if (maybe_sampled(old)) free_sampled(old);
-    return real_mremap(old, old_len, new_len, flags, fixed);
+  /* What the call unmaps: the old range (unless it stays, MREMAP_DONTUNMAP, or the call
+   * duplicates a shared mapping, old_len 0), and with MREMAP_FIXED what was at the target. */
+  uintptr_t lo = (uintptr_t)old, hi = old_len && !(flags & MREMAP_DONTUNMAP) ? page_end(lo, old_len) : lo;
+  uintptr_t flo = (uintptr_t)fixed, fhi = (flags & MREMAP_FIXED) ? page_end(flo, new_len) : flo;
+  void *p;
+  if (maps_lock_if_touched(lo, hi, flo, fhi)) {
+    p = real_mremap(old, old_len, new_len, flags, fixed);
+    if (p != MAP_FAILED) {
+      if (lo < hi) maps_unmapped(lo, hi);
+      if (flo < fhi) maps_unmapped(flo, fhi);
+    }
+    maps_unlock();
+  } else {
+    p = real_mremap(old, old_len, new_len, flags, fixed);
   }
+  if (p == MAP_FAILED || !native_gate()) return p;
   void *pc = RET_ADDR();
   t_hp.busy = 1;
-  ptr_slot prev = {0}; /* read only if had */
-  int had = maybe_sampled(old) ? take_sampled(old, &prev) : 0;
-  void *p = real_mremap(old, old_len, new_len, flags, fixed);
-  if (p == MAP_FAILED && had) restore_sampled(old, &prev);
-  if (p != MAP_FAILED) native_alloc(DOMAIN_MMAP, p, new_len, pc);
+  native_alloc(DOMAIN_MMAP, p, new_len, pc);
   t_hp.busy = 0;
   return p;
 }

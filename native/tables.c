@@ -208,6 +208,50 @@ void ptr_clear(ptr_table *t) {
   memset(t, 0, sizeof *t);
 }
 
+/* ---- ranges ---- */
+
+size_t range_first_after(const range_set *s, uintptr_t lo) {
+  size_t a = 0, b = s->len; /* disjoint and sorted: ends ascend with starts */
+  while (a < b) {
+    size_t m = a + (b - a) / 2;
+    if (s->items[m].end > lo) b = m;
+    else a = m + 1;
+  }
+  return a;
+}
+
+int range_reserve(range_set *s, size_t n) {
+  if (s->len + n <= s->cap) return 0;
+  size_t cap = s->cap ? s->cap : 64;
+  while (cap < s->len + n) cap *= 2;
+  range_item *items = table_alloc(cap, sizeof *items);
+  if (!items) return -1;
+  if (s->len) memcpy(items, s->items, s->len * sizeof *items);
+  table_free(s->items, s->cap, sizeof *items);
+  s->items = items;
+  s->cap = cap;
+  return 0;
+}
+
+int range_insert(range_set *s, uintptr_t start, uintptr_t end) {
+  if (range_reserve(s, 1) < 0) return -1;
+  size_t i = range_first_after(s, start);
+  memmove(&s->items[i + 1], &s->items[i], (s->len - i) * sizeof s->items[0]);
+  s->items[i] = (range_item){start, end};
+  s->len++;
+  return 0;
+}
+
+void range_remove_at(range_set *s, size_t i) {
+  memmove(&s->items[i], &s->items[i + 1], (s->len - i - 1) * sizeof s->items[0]);
+  s->len--;
+}
+
+void range_clear(range_set *s) {
+  table_free(s->items, s->cap, sizeof *s->items);
+  memset(s, 0, sizeof *s);
+}
+
 /* ---- pairs ---- */
 
 static size_t pair_home(uint64_t a, uint64_t b, size_t mask) { return mix64(a ^ mix64(b + 0x9e3779b97f4a7c15ULL)) & mask; }

@@ -49,6 +49,26 @@ void tables_reset_peak(void);
 /* Other memory of the hook, to be counted with the tables' (bytes > 0 taken, < 0 given back). */
 void tables_account(int64_t bytes);
 
+/* ---- disjoint address ranges [start, end), sorted by start ---- */
+typedef struct {
+  uintptr_t start, end;
+} range_item;
+
+typedef struct {
+  range_item *items;
+  size_t len, cap;
+} range_set;
+
+/* Index of the first range that ends after lo (len if none); it overlaps [lo, hi) if its
+ * start is below hi. */
+size_t range_first_after(const range_set *s, uintptr_t lo);
+/* Room for n more ranges, so that the next n range_insert calls cannot fail; -1 on OOM. */
+int range_reserve(range_set *s, size_t n);
+/* Inserts [start, end), which must overlap no range of s; -1 on OOM. */
+int range_insert(range_set *s, uintptr_t start, uintptr_t end);
+void range_remove_at(range_set *s, size_t i);
+void range_clear(range_set *s);
+
 /* ---- (u64, u64) -> (u32, u32) exact-key map, for code objects and frames ---- */
 typedef struct {
   uint64_t a, b;

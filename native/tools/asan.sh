@@ -41,7 +41,7 @@ for v in 3.9 3.10 3.11 3.12 3.13; do
   if [ "$named" -eq 0 ] && [ -x "/usr/bin/python$v" ]; then native_pythons+=("/usr/bin/python$v"); fi
 done
 for py in "${native_pythons[@]}"; do
-  for workload in ctypes pure blas; do
+  for workload in ctypes pure blas mmap mmap_thin; do
     [ "$workload" = blas ] && ! "$py" -c 'import numpy' 2>/dev/null && continue
     for mode in native native_stacks; do
       echo "== $("$py" -c 'import sys; print(sys.version.split()[0])') --${mode/_/-} cext.py $workload"

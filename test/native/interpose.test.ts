@@ -154,6 +154,54 @@ t.test('ctypes calls to libc malloc at known lines', async (t) => {
   }
 });
 
+t.test('anonymous mappings unmapped in part: the head, the tail, the middle, MAP_FIXED over one, mremap', async (t) => {
+  const M = 1 << 20;
+  // Live mmap bytes made through ctypes (libffi calls mmap), at each mark of the fixture.
+  const expected: Array<[string, number, Record<string, number>]> = [
+    ['trimmed', 32 * M, { mmap_big: 32 * M }],
+    ['split', 24 * M, { mmap_big: 24 * M }],
+    ['fixed', 24 * M, { mmap_big: 20 * M, mmap_fixed: 4 * M }],
+    ['remapped', 26 * M, { mmap_big: 20 * M, mmap_fixed: 4 * M, mremap: 2 * M, mmap_src: 0 }],
+    ['unmapped', 0, { mmap_big: 0, mmap_fixed: 0, mremap: 0 }],
+  ];
+  for (const py of pythons) {
+    await t.test(`CPython ${py.version}`, async (t) => {
+      const dir = tmpDir();
+      const base = join(dir, 'mm');
+      // The default table samples every allocation of 8 KiB or more: these figures are exact.
+      const r = record(py, base, 'mmap', ['--native']);
+      t.equal(r.code, 0, r.stderr);
+      t.equal(r.stdout.trim(), 'result 0 0', 'the program ran as usual');
+      for (const [mark, total, lines] of expected) {
+        const list = sites(base, ['--at', `mark:${mark}`, '--domain', 'mmap']).filter((s) => /ffi/.test(s.native_caller ?? ''));
+        t.equal(sum(list), total, `${mark}: ${total / M} MiB mapped by the program`);
+        // ctypes releases the GIL around the call: its Python stack is read on 3.11+ only.
+        if (py.minor >= 11) for (const [name, bytes] of Object.entries(lines)) t.equal(sum(sitesAt(list, name)), bytes, `${mark}: ${bytes / M} MiB at ${name}`);
+      }
+    });
+  }
+});
+
+t.test('a mapping cut to a part sampled with a smaller probability keeps an unbiased estimate', { skip: py311 ? false : 'CPython 3.11 is not installed' }, async (t) => {
+  const dir = tmpDir();
+  const base = join(dir, 'thin');
+  // 2 MiB mappings are always sampled; the 1 MiB left of each is sampled at 1/4, as a fresh
+  // 1 MiB mapping would be, and then weighs 4 MiB.
+  const r = record(py311!, base, 'mmap_thin', ['--native', '--sample', '{2097152: 0.25}']);
+  t.equal(r.code, 0, r.stderr);
+  t.equal(r.stdout.trim(), 'result 400');
+  const M = 1 << 20;
+  const cut = sitesAt(sites(base, ['--at', 'mark:cut', '--domain', 'mmap']), 'mmap_thin');
+  // Truth: 400 MiB. The estimate is 4 MiB per part kept, kept ~ Binomial(400, 1/4): standard
+  // error 4 * sqrt(400 * 3/16) = 34.6 MiB. Five of them: never by chance. Not splitting would
+  // give 800 MiB; keeping every part at its own weight, 1600; keeping none, 0.
+  const est = sum(cut);
+  t.ok(Math.abs(est - 400 * M) <= 5 * 34.64 * M, `${est / M} MiB estimated for 400 MiB left mapped`);
+  t.equal(est % (4 * M), 0, 'each part kept weighs 4 MiB');
+  t.ok(cut.every((s) => (s.bytes_lo ?? 0) < s.bytes && (s.bytes_hi ?? Infinity) > s.bytes), 'with an interval around it');
+  t.equal(sum(sitesAt(sites(base, ['--at', 'mark:gone', '--domain', 'mmap']), 'mmap_thin')), 0, 'nothing left once every part is unmapped');
+});
+
 t.test('sqlite3 in-memory database of ~50 MB', { skip: py311 ? false : 'CPython 3.11 is not installed' }, async (t) => {
   const dir = tmpDir();
   const base = join(dir, 'sq');
