@@ -950,7 +950,8 @@ static void record_event(void *p, size_t size, int domain, void *pc) {
   /* With --native, a thread inside a C call that released the GIL (ctypes, sqlite3) still
    * gets its own Python stack: see pyrt_own_tstate_nogil. */
   if (!tstate && !subinterpreter && g_threads && LOAD(g_capture)) tstate = pyrt_own_tstate_nogil();
-  if (tstate) n = pyrt_walk_positions(tstate, frames, MAX_DEPTH, &dropped, gil);
+  uint64_t walk_hash = 0;
+  if (tstate) n = pyrt_walk_positions(tstate, frames, MAX_DEPTH, &dropped, &walk_hash, gil);
   key.dropped = dropped;
   key.pc = domain == DOMAIN_PYTHON ? NULL : pc;
   /* --native-stacks: the native frames from the allocator's caller up to the innermost
@@ -961,14 +962,14 @@ static void record_event(void *p, size_t size, int domain, void *pc) {
   for (int i = 0; i < npcs; i++) frames[n + i] = (hp_rawframe){pcs[i], 0};
   size_t key_len = offsetof(__typeof__(key), frames) + (size_t)(n + npcs) * sizeof frames[0];
   /* The key's hash (any hash will do: g_stacks only ever sees this one), the walked part
-   * outside the lock: one xor and one multiply per frame in sequence (the position's
-   * multiply is off that chain), where a stronger per-frame mix cost a sampled event with
-   * seven frames ~20 ns; a finalizer, under the lock with the context, spreads it. */
-  uint64_t walk_hash = 0x9e3779b97f4a7c15ULL ^ (uint64_t)n ^ ((uint64_t)dropped << 32) ^
-                       (uint64_t)(uintptr_t)key.pc * 0xc4ceb9fe1a85ec53ULL;
-  for (int i = 0; i < n + npcs; i++)
+   * outside the lock: the walk hashed its frames on the way (one xor and one multiply per
+   * frame in sequence, where a stronger per-frame mix cost a sampled event with seven
+   * frames ~20 ns); the native frames, the count, dropped and the caller here, and a
+   * finalizer, under the lock with the context, spreads it. */
+  for (int i = n; i < n + npcs; i++)
     walk_hash = (walk_hash ^ ((uint64_t)(uintptr_t)frames[i].code ^ (uint64_t)frames[i].line * 0xc4ceb9fe1a85ec53ULL)) *
                 0xff51afd7ed558ccdULL;
+  walk_hash ^= (uint64_t)n ^ ((uint64_t)dropped << 32) ^ (uint64_t)(uintptr_t)key.pc * 0xc4ceb9fe1a85ec53ULL;
   char func[512], obj[1024];
   void *described = NULL; /* the pc func and obj describe */
 #ifdef HP_MEASURE_WALK_ONLY

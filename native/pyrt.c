@@ -43,6 +43,7 @@ static struct {
 
 static int g_minor = -1;
 static int g_can_walk;
+static int g_walk_313_fixed; /* 3.13's debug offsets are the constants of walk_313 */
 static char g_version[256];
 
 /* Layout of the structs the walk reads, per minor. */
@@ -90,6 +91,7 @@ static int load_debug_offsets_313(char *err, size_t errlen) {
   if (off.ts_current_frame != 72 || off.fr_code != 0 || off.fr_previous != 8 || off.fr_owner != 70 ||
       off.code_adaptive != 200)
     return fail(err, errlen, "_PyRuntime.debug_offsets: unexpected 3.13 layout", NULL);
+  g_walk_313_fixed = off.fr_instr == 56; /* the rest is checked above: walk_313's constants */
   return 0;
 }
 
@@ -271,53 +273,101 @@ static int walk_frame_objects(void *tstate, hp_rawframe *out, int cap, uint32_t 
   return n;
 }
 
+/* The walked stack's hash, one frame at a time (see pyrt_walk_positions): one xor and one
+ * multiply per frame in sequence, the position's multiply off that chain. */
+#define WALK_HASH_SEED 0x9e3779b97f4a7c15ULL
+static inline uint64_t walk_hash_step(uint64_t h, const void *code, int64_t position) {
+  return (h ^ ((uint64_t)(uintptr_t)code ^ (uint64_t)position * 0xc4ceb9fe1a85ec53ULL)) * 0xff51afd7ed558ccdULL;
+}
+
 /* 3.11-3.13: read _PyInterpreterFrame structs directly; no frame objects are created.
- * Each frame's position is the byte offset of its instruction in co_code_adaptive. The
- * offsets and version tests are copied to locals first: stores to out[] could alias the
- * globals, which would otherwise be reloaded for every frame. */
-static int walk_interpreter_frames(void *tstate, hp_rawframe *out, int cap, uint32_t *dropped) {
-  const size_t o_previous = off.fr_previous, o_code = off.fr_code, o_instr = off.fr_instr, o_owner = off.fr_owner;
-  const size_t o_adaptive = off.code_adaptive, o_firsttraceable = off.code_firsttraceable;
-  const int minor = g_minor;
-  const unsigned char skip_owner = minor >= 12 ? OWNED_BY_CSTACK : 255; /* C-stack shim frames */
-  void *const code_type = minor == 13 ? py.code_type : NULL;
-  void *frame;
-  if (minor == 13) {
-    frame = AT(tstate, off.ts_current_frame, void *);
-  } else {
-    void *cframe = AT(tstate, off.ts_cframe, void *);
-    frame = cframe ? AT(cframe, off.cframe_current, void *) : NULL;
-  }
-  int n = 0;
+ * Each frame's position is the byte offset of its instruction in co_code_adaptive. One
+ * body for every version, always inlined: called with each version's offsets as constants
+ * (walk_311, walk_312, walk_313), gcc keeps the loop in registers (with the offsets in
+ * variables it spilled three of them and took ~37 instructions a frame; ~31 now, the hash
+ * included); the generic call with the offsets read from `off` is there for a 3.13 whose
+ * debug offsets differ from the constants. Frames stored are hashed on the way. */
+static inline __attribute__((always_inline)) int walk_frames(void *frame, hp_rawframe *out, int cap, uint32_t *dropped,
+                                                              uint64_t *hash, size_t o_previous, size_t o_code,
+                                                              size_t o_instr, size_t o_owner, size_t o_adaptive,
+                                                              size_t o_firsttraceable, unsigned char skip_owner,
+                                                              void *code_type) {
+  hp_rawframe *o = out, *const end = out + cap;
   uint32_t extra = 0;
+  uint64_t h = WALK_HASH_SEED;
   for (unsigned guard = 0; frame && guard < 1000000; guard++, frame = AT(frame, o_previous, void *)) {
     unsigned char owner = AT(frame, o_owner, unsigned char);
-    if (owner >= skip_owner) continue;
+    if (owner >= skip_owner) continue; /* 3.12+: C-stack shim frames */
     void *code = AT(frame, o_code, void *);
     if (!code) continue;
-    if (code_type && AT(code, 8, void *) != code_type) continue; /* f_executable may be None */
+    if (code_type && AT(code, 8, void *) != code_type) continue; /* 3.13: f_executable may be None */
     char *first = (char *)code + o_adaptive;
     char *instr = AT(frame, o_instr, char *);
     /* Skip incomplete frames (pushed, not yet at their first traceable instruction) as
      * traceback does (_PyFrame_GetFirstComplete). */
     if (owner != OWNED_BY_GENERATOR && instr < first + 2 * AT(code, o_firsttraceable, int)) continue;
-    if (n >= cap) {
+    if (__builtin_expect(o == end, 0)) {
       extra++;
       continue;
     }
-    out[n].code = code;
-    out[n].line = (int32_t)(instr - first);
-    n++;
+    int64_t position = (int32_t)(instr - first);
+    o->code = code;
+    o->line = position;
+    h = walk_hash_step(h, code, position);
+    o++;
   }
   *dropped = extra;
-  return n;
+  *hash = h;
+  return (int)(o - out);
 }
 
-int pyrt_walk_positions(void *tstate, hp_rawframe *out, int cap, uint32_t *dropped, int use_cache) {
+static void *first_interpreter_frame(void *tstate) {
+  if (g_minor == 13) return AT(tstate, off.ts_current_frame, void *);
+  void *cframe = AT(tstate, off.ts_cframe, void *);
+  return cframe ? AT(cframe, off.cframe_current, void *) : NULL;
+}
+
+/* Offsets from pyrt_init: 3.11 and 3.12 hard-coded there, 3.13 as its debug offsets gave
+ * them (walk_313_fixed says whether they are these constants). */
+static int walk_311(void *f, hp_rawframe *out, int cap, uint32_t *dropped, uint64_t *hash) {
+  return walk_frames(f, out, cap, dropped, hash, 48, 32, 56, 69, 184, 168, 255, NULL);
+}
+static int walk_312(void *f, hp_rawframe *out, int cap, uint32_t *dropped, uint64_t *hash) {
+  return walk_frames(f, out, cap, dropped, hash, 8, 0, 56, 70, 192, 176, OWNED_BY_CSTACK, NULL);
+}
+static int walk_313(void *f, hp_rawframe *out, int cap, uint32_t *dropped, uint64_t *hash) {
+  return walk_frames(f, out, cap, dropped, hash, 8, 0, 56, 70, 200, 184, OWNED_BY_CSTACK, py.code_type);
+}
+static int walk_any(void *f, hp_rawframe *out, int cap, uint32_t *dropped, uint64_t *hash) {
+  return walk_frames(f, out, cap, dropped, hash, off.fr_previous, off.fr_code, off.fr_instr, off.fr_owner,
+                     off.code_adaptive, off.code_firsttraceable, g_minor >= 12 ? OWNED_BY_CSTACK : 255,
+                     g_minor == 13 ? py.code_type : NULL);
+}
+
+static int walk_interpreter_frames(void *tstate, hp_rawframe *out, int cap, uint32_t *dropped, uint64_t *hash) {
+  void *frame = first_interpreter_frame(tstate);
+  switch (g_minor) {
+  case 11:
+    return walk_311(frame, out, cap, dropped, hash);
+  case 12:
+    return walk_312(frame, out, cap, dropped, hash);
+  default:
+    return g_walk_313_fixed ? walk_313(frame, out, cap, dropped, hash) : walk_any(frame, out, cap, dropped, hash);
+  }
+}
+
+int pyrt_walk_positions(void *tstate, hp_rawframe *out, int cap, uint32_t *dropped, uint64_t *hash, int use_cache) {
   *dropped = 0;
+  *hash = WALK_HASH_SEED;
   if (!g_can_walk || !tstate) return 0;
-  if (g_minor <= 10) return walk_frame_objects(tstate, out, cap, dropped, use_cache);
-  return walk_interpreter_frames(tstate, out, cap, dropped);
+  if (g_minor <= 10) {
+    int n = walk_frame_objects(tstate, out, cap, dropped, use_cache);
+    uint64_t h = WALK_HASH_SEED;
+    for (int i = 0; i < n; i++) h = walk_hash_step(h, out[i].code, out[i].line);
+    *hash = h;
+    return n;
+  }
+  return walk_interpreter_frames(tstate, out, cap, dropped, hash);
 }
 
 /* 3.11+: PyCode_Addr2Line(code, byte offset) is what PyUnstable_InterpreterFrame_GetLine
@@ -345,7 +395,8 @@ void pyrt_lines(hp_rawframe *frames, int n, int use_cache) {
 }
 
 int pyrt_walk(void *tstate, hp_rawframe *out, int cap, uint32_t *dropped, int use_cache) {
-  int n = pyrt_walk_positions(tstate, out, cap, dropped, use_cache);
+  uint64_t hash;
+  int n = pyrt_walk_positions(tstate, out, cap, dropped, &hash, use_cache);
   pyrt_lines(out, n, use_cache);
   return n;
 }
