@@ -10,6 +10,7 @@
 #include "pyrt.h"
 
 #include <dlfcn.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,8 @@ static struct {
 enum { OWNED_BY_GENERATOR = 1, OWNED_BY_CSTACK = 3 };
 
 static void *sym(const char *name) { return dlsym(RTLD_DEFAULT, name); }
+
+#define AT(base, o, type) (*(type *)((char *)(base) + (o)))
 
 static int fail(char *err, size_t errlen, const char *msg, const char *arg) {
   snprintf(err, errlen, "%s%s", msg, arg ? arg : "");
@@ -178,7 +181,77 @@ void pyrt_incref(void *obj) { py.incref(obj); }
  * need not call into CPython for it. NULL before the first note: call. */
 static void *g_interp_main;
 
-void pyrt_note_runtime(void) { __atomic_store_n(&g_interp_main, py.interp_main(), __ATOMIC_RELAXED); }
+/* The GIL test without calls into CPython. Asked through the API, it took five calls per
+ * sampled allocation (the current and this thread's thread states, finalizing, the
+ * interpreter; ~70 instructions with pthread_getspecific, and CPython's code for them
+ * fetched cold at every sample). The same values are read where those functions read them:
+ * in _PyRuntime (_finalizing; 3.9-3.11 gilstate.tstate_current; the autoTSSkey whose
+ * pthread key holds this thread's own thread state) and PyThreadState.interp. Offsets from
+ * native/tools/offsets.sh (offsetof against each version's headers; 3.13's finalizing from
+ * its debug offsets). They are private, so they are trusted only after pyrt_note_runtime
+ * has compared every direct read with its API call on a thread holding the GIL; until
+ * then, or if any differs, the API is asked as before. 3.12+ keeps one call for the
+ * current thread state, a C thread-local there. */
+static struct {
+  int ok;                   /* checked at the last note: pyrt_gil_tstate reads directly */
+  const char *rt;           /* &_PyRuntime */
+  size_t finalizing;        /* _PyRuntimeState._finalizing */
+  size_t tstate_current;    /* 3.9-3.11: gilstate.tstate_current; 0 on 3.12+ */
+  pthread_key_t key;        /* its key, read at the note (fixed from init to finalization) */
+} g_direct;
+
+#define TSTATE_INTERP 16 /* PyThreadState.interp, 3.9-3.13 */
+
+static void *direct_current(void) {
+  if (g_direct.tstate_current) return __atomic_load_n((void *const *)(g_direct.rt + g_direct.tstate_current), __ATOMIC_RELAXED);
+  return py.tstate_unchecked();
+}
+
+static int direct_finalizing(void) {
+  return __atomic_load_n((void *const *)(g_direct.rt + g_direct.finalizing), __ATOMIC_RELAXED) != NULL;
+}
+
+/* PyGILState_GetThisThreadState, which also answers NULL while the gilstate machinery is
+ * not set up (autoInterpreterState NULL, 3.9-3.11; the key not initialized, 3.12+): only
+ * asked when not finalizing (it is set up from before the first Python code runs until
+ * finalization has started), after a note that found it set up. A key deleted meanwhile
+ * (Py_Finalize, then Py_Initialize again, between two notes) answers NULL or another
+ * value than the current thread state: "not ours", never a wrong stack. */
+static inline void *direct_own(void) { return pthread_getspecific(g_direct.key); }
+
+/* Offsets for this minor, then every direct read compared with the API (the caller holds
+ * the GIL: its current and own thread states are the same non-NULL one). */
+static int direct_check(void) {
+  const char *rt = sym("_PyRuntime");
+  if (!rt) return 0;
+  size_t fin, cur = 0, auto_interp = 0, tss;
+  switch (g_minor) {
+  case 9:
+  case 10: fin = 16, cur = 568, auto_interp = 576, tss = 584; break;
+  case 11: fin = 24, cur = 576, auto_interp = 584, tss = 592; break;
+  case 12: fin = 24, tss = 1544; break;
+  case 13:
+    memcpy(&fin, rt + 32, sizeof fin); /* debug_offsets.runtime_state.finalizing */
+    tss = 2160;
+    break;
+  default: return 0;
+  }
+  g_direct.rt = rt, g_direct.finalizing = fin, g_direct.tstate_current = cur;
+  int initialized;
+  void *auto_interp_state = NULL;
+  memcpy(&initialized, rt + tss, sizeof initialized);
+  memcpy(&g_direct.key, rt + tss + 4, sizeof g_direct.key);
+  if (auto_interp) memcpy(&auto_interp_state, rt + auto_interp, sizeof auto_interp_state);
+  void *api_cur = py.tstate_unchecked(), *api_own = py.gilstate_this();
+  return initialized == 1 && (!auto_interp || auto_interp_state) && api_cur && api_cur == api_own && direct_current() == api_cur && direct_own() == api_own &&
+         !py.is_finalizing() && !direct_finalizing() && AT(api_cur, TSTATE_INTERP, void *) == py.tstate_interp(api_cur);
+}
+
+void pyrt_note_runtime(void) {
+  __atomic_store_n(&g_direct.ok, 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&g_interp_main, py.interp_main(), __ATOMIC_RELAXED);
+  if (direct_check()) __atomic_store_n(&g_direct.ok, 1, __ATOMIC_RELAXED);
+}
 
 static inline void *interp_main(void) {
   void *m = __atomic_load_n(&g_interp_main, __ATOMIC_RELAXED);
@@ -190,15 +263,25 @@ void *pyrt_gil_tstate(int *subinterpreter) {
    * way it is ours only if it is also this thread's own tstate. PyGILState_Check() is not
    * enough: it answers 1 whenever the checks are off. */
   *subinterpreter = 0;
-  void *cur = py.tstate_unchecked();
-  if (!cur || py.is_finalizing()) return NULL;
-  int own = cur == py.gilstate_this();
+  void *cur, *interp;
+  int own;
+  if (__builtin_expect(__atomic_load_n(&g_direct.ok, __ATOMIC_RELAXED), 1)) {
+    cur = direct_current();
+    if (!cur || direct_finalizing()) return NULL;
+    own = cur == direct_own();
+    interp = AT(cur, TSTATE_INTERP, void *);
+  } else {
+    cur = py.tstate_unchecked();
+    if (!cur || py.is_finalizing()) return NULL;
+    own = cur == py.gilstate_this();
+    interp = own || g_minor >= 12 ? py.tstate_interp(cur) : NULL;
+  }
   /* A subinterpreter's frames are never walked: its code objects would be pinned (kept
    * past the interpreter's end: the memory it should have freed), and on 3.12+ it may run
    * under its own GIL (PEP 684), concurrently with the main interpreter's walks, whose
    * caches assume the main GIL. On 3.12+ cur is this thread's own attached tstate, so it
    * tells which interpreter this thread runs; before 3.12 only when it is also ours. */
-  if ((own || g_minor >= 12) && py.tstate_interp(cur) != interp_main()) {
+  if ((own || g_minor >= 12) && interp != interp_main()) {
     *subinterpreter = 1;
     return NULL;
   }
@@ -214,7 +297,6 @@ void *pyrt_own_tstate_nogil(void) {
   return own;
 }
 
-#define AT(base, o, type) (*(type *)((char *)(base) + (o)))
 
 /* A line number costs a scan of the code object's line table (PyCode_Addr2Line), which
  * dominated recording time; cache it by (code object, instruction offset). Only walks and
