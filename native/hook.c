@@ -141,6 +141,18 @@ static double g_mean_bytes;
 #define N_SLOTS 10
 enum { SLOT_ALWAYS = 0, SLOT_NEVER = 1, SLOT_EACH = 2, SLOT_FIRST_RANGE = 3 };
 static uint8_t g_bucket_slot[HIST_BUCKETS];
+/* The range of every size in a power-of-two bucket, or BUCKET_SPLIT when a bound splits
+ * it: byte_weight's range without range_of's walk over the bounds at every event. */
+#define BUCKET_SPLIT 0xFF
+static uint8_t g_bucket_range[HIST_BUCKETS];
+/* byte-Poisson's weights by size (g_mu held), emptied by plan_slots: a free nearly always
+ * repeats the size of a recent allocation, and expm1 through libm was ~45 instructions an
+ * event. The same value as computed afresh. size 0: empty (its weight is not cached). */
+#define POISSON_WEIGHTS 64
+static struct {
+  uint64_t size;
+  double weight;
+} g_poisson_weights[POISSON_WEIGHTS];
 static uint8_t g_range_slot[MAX_RANGES + 1];
 static double g_slot_log1mp[N_SLOTS]; /* log(1 - p) of a range slot's range */
 static int g_count_bytes;             /* byte-Poisson: slot 0 counts bytes */
@@ -525,6 +537,7 @@ static int range_of(uint64_t size) {
 /* g_mu held, before recording starts: countdown slots for ranges and buckets. */
 static void plan_slots(int mode) {
   g_count_bytes = g_sampler == SAMPLER_POISSON;
+  memset(g_poisson_weights, 0, sizeof g_poisson_weights);
   int next = SLOT_FIRST_RANGE;
   for (int i = 0; i <= g_nranges; i++) {
     double p = i == g_nranges ? 1.0 : g_probs[i]; /* at or above the last bound: always */
@@ -537,6 +550,7 @@ static void plan_slots(int mode) {
     uint64_t lo = b == 0 ? 0 : (uint64_t)1 << b;
     uint64_t hi = b == 63 ? UINT64_MAX : ((uint64_t)1 << (b + 1)) - 1;
     int i = range_of(lo);
+    g_bucket_range[b] = range_of(hi) != i ? BUCKET_SPLIT : (uint8_t)i;
     if (mode != MODE_PROFILE) g_bucket_slot[b] = SLOT_NEVER; /* stats: nothing is sampled */
     else if (g_count_bytes) g_bucket_slot[b] = SLOT_ALWAYS;
     else if (range_of(hi) != i) g_bucket_slot[b] = SLOT_EACH; /* straddles a bound */
@@ -660,8 +674,17 @@ static inline __attribute__((always_inline)) void emit_event(uint64_t h, uint64_
 static double g_live_estimate, g_peak_estimate;
 
 static inline double byte_weight(uint64_t size) {
-  if (g_sampler == SAMPLER_POISSON) return size ? (double)size / -expm1(-(double)size / g_mean_bytes) : g_mean_bytes;
-  return (double)size * g_inv_probs[range_of(size)];
+  if (g_sampler == SAMPLER_POISSON) {
+    if (!size) return g_mean_bytes;
+    unsigned k = (unsigned)((size * 0x9e3779b97f4a7c15ULL) >> 58); /* POISSON_WEIGHTS = 2^6 */
+    if (g_poisson_weights[k].size != size) {
+      g_poisson_weights[k].size = size;
+      g_poisson_weights[k].weight = (double)size / -expm1(-(double)size / g_mean_bytes);
+    }
+    return g_poisson_weights[k].weight;
+  }
+  unsigned i = g_bucket_range[hist_bucket(size)];
+  return (double)size * g_inv_probs[i != BUCKET_SPLIT ? i : (unsigned)range_of(size)];
 }
 
 static void emit_alloc_free(int kind, uint32_t trace, uint64_t size) {
