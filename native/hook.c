@@ -267,6 +267,17 @@ struct hp_thread {
   uint32_t probing, nested;    /* hp_install's nesting probe (probe_direct_max) */
   uint32_t thread_id, thread_epoch; /* this thread's id in the current file (g_file_epoch) */
   uint32_t fork_saved_busy;         /* busy before atfork_prepare */
+  /* The last two stacks record_event found in g_stacks (g_mu held), by the top bit of the
+   * key's hash: hash, length and g_stacks' copy of the key (valid while epoch is
+   * g_file_epoch), and the trace. A thread that samples one of them again compares it with
+   * that copy instead of probing g_stacks. Two, not one, for a loop that alternates between
+   * two sampled sites; 32 bytes of static TLS each. */
+  struct {
+    uint32_t epoch, trace;
+    uint64_t hash;
+    size_t len;
+    const void *key;
+  } stack[2];
 };
 static __thread struct hp_thread t_hp __attribute__((tls_model("initial-exec")));
 
@@ -1012,9 +1023,17 @@ again:
     key_hash = (key_hash ^ (key_hash >> 33)) * 0xc4ceb9fe1a85ec53ULL;
     key_hash ^= key_hash >> 33; /* blob_find uses the low bits */
     uint32_t trace = 0;
+    __typeof__(t_hp.stack[0]) *last;
     if (subinterpreter) {
       trace = subinterpreter_trace(ctx);
-    } else if ((n > 0 || ctx || key.pc) && !(trace = blob_find(&g_stacks, &key, key_len, key_hash))) {
+    } else if (!(n > 0 || ctx || key.pc)) {
+      /* trace 0: no stack */
+    } else if (last = &t_hp.stack[key_hash >> 63], last->key && last->epoch == g_file_epoch && last->hash == key_hash &&
+               last->len == key_len && memcmp(last->key, &key, key_len) == 0) {
+      trace = last->trace; /* a recent stack of this thread again */
+    } else if ((trace = blob_find_stored(&g_stacks, &key, key_len, key_hash, &last->key))) {
+      last->epoch = g_file_epoch, last->trace = trace, last->hash = key_hash, last->len = key_len;
+    } else {
       uint32_t native[MAX_NATIVE];
       int nnative = 0;
       /* The native caller, or with --native-stacks the unwound frames (the caller first). */

@@ -283,14 +283,22 @@ uint64_t blob_hash(const void *data, size_t len) {
   return mix64(h ^ w);
 }
 
-uint32_t blob_find(blob_map *m, const void *data, size_t len, uint64_t hash) {
+uint32_t blob_find_stored(blob_map *m, const void *data, size_t len, uint64_t hash, const void **stored) {
   if (!m->cap) return 0;
   size_t mask = m->cap - 1;
   for (size_t j = hash & mask; m->slots[j].data; j = (j + 1) & mask) {
     blob_slot *s = &m->slots[j];
-    if (s->hash == hash && s->len == len && memcmp(s->data, data, len) == 0) return s->id;
+    if (s->hash == hash && s->len == len && memcmp(s->data, data, len) == 0) {
+      *stored = s->data;
+      return s->id;
+    }
   }
   return 0;
+}
+
+uint32_t blob_find(blob_map *m, const void *data, size_t len, uint64_t hash) {
+  const void *stored;
+  return blob_find_stored(m, data, len, hash, &stored);
 }
 
 int blob_add(blob_map *m, const void *data, size_t len, uint64_t hash, uint32_t id) {
