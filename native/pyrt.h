@@ -41,7 +41,8 @@ int pyrt_at_exit(void (*fn)(void));
  * holds a subinterpreter's GIL instead (always detected on 3.12+; before 3.12 only on a
  * thread whose own thread state belongs to the subinterpreter). Never blocks, never allocates. */
 void *pyrt_gil_tstate(int *subinterpreter);
-/* Notes the main interpreter for pyrt_gil_tstate (at each recording's start). */
+/* Notes the main interpreter for pyrt_gil_tstate (at each recording's start), and checks
+ * its direct reads of CPython's state against the API (see pyrt.c); with the GIL. */
 void pyrt_note_runtime(void);
 
 /* 3.11+, native recording only: this thread's own PyThreadState when it does NOT hold
