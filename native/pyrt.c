@@ -247,10 +247,13 @@ static int direct_check(void) {
          !py.is_finalizing() && !direct_finalizing() && AT(api_cur, TSTATE_INTERP, void *) == py.tstate_interp(api_cur);
 }
 
+/* A thread without the GIL (RAW) may be in pyrt_gil_tstate meanwhile: it sees ok = 1 only
+ * with the fields it was published with (release/acquire), and a second note rewrites them
+ * with the same values. */
 void pyrt_note_runtime(void) {
   __atomic_store_n(&g_direct.ok, 0, __ATOMIC_RELAXED);
   __atomic_store_n(&g_interp_main, py.interp_main(), __ATOMIC_RELAXED);
-  if (direct_check()) __atomic_store_n(&g_direct.ok, 1, __ATOMIC_RELAXED);
+  if (direct_check()) __atomic_store_n(&g_direct.ok, 1, __ATOMIC_RELEASE);
 }
 
 static inline void *interp_main(void) {
@@ -265,7 +268,7 @@ void *pyrt_gil_tstate(int *subinterpreter) {
   *subinterpreter = 0;
   void *cur, *interp;
   int own;
-  if (__builtin_expect(__atomic_load_n(&g_direct.ok, __ATOMIC_RELAXED), 1)) {
+  if (__builtin_expect(__atomic_load_n(&g_direct.ok, __ATOMIC_ACQUIRE), 1)) {
     cur = direct_current();
     if (!cur || direct_finalizing()) return NULL;
     own = cur == direct_own();
