@@ -141,6 +141,18 @@ static double g_mean_bytes;
 #define N_SLOTS 10
 enum { SLOT_ALWAYS = 0, SLOT_NEVER = 1, SLOT_EACH = 2, SLOT_FIRST_RANGE = 3 };
 static uint8_t g_bucket_slot[HIST_BUCKETS];
+/* The range of every size in a power-of-two bucket, or BUCKET_SPLIT when a bound splits
+ * it: byte_weight's range without range_of's walk over the bounds at every event. */
+#define BUCKET_SPLIT 0xFF
+static uint8_t g_bucket_range[HIST_BUCKETS];
+/* byte-Poisson's weights by size (g_mu held), emptied by plan_slots: a free nearly always
+ * repeats the size of a recent allocation, and expm1 through libm was ~45 instructions an
+ * event. The same value as computed afresh. size 0: empty (its weight is not cached). */
+#define POISSON_WEIGHTS 64
+static struct {
+  uint64_t size;
+  double weight;
+} g_poisson_weights[POISSON_WEIGHTS];
 static uint8_t g_range_slot[MAX_RANGES + 1];
 static double g_slot_log1mp[N_SLOTS]; /* log(1 - p) of a range slot's range */
 static int g_count_bytes;             /* byte-Poisson: slot 0 counts bytes */
@@ -261,6 +273,17 @@ struct hp_thread {
   uint32_t probing, nested;    /* hp_install's nesting probe (probe_direct_max) */
   uint32_t thread_id, thread_epoch; /* this thread's id in the current file (g_file_epoch) */
   uint32_t fork_saved_busy;         /* busy before atfork_prepare */
+  /* The last two stacks record_event found in g_stacks (g_mu held), by the top bit of the
+   * key's hash: hash, length and g_stacks' copy of the key (valid while epoch is
+   * g_file_epoch), and the trace. A thread that samples one of them again compares it with
+   * that copy instead of probing g_stacks. Two, not one, for a loop that alternates between
+   * two sampled sites; 32 bytes of static TLS each. */
+  struct {
+    uint32_t epoch, trace;
+    uint64_t hash;
+    size_t len;
+    const void *key;
+  } stack[2];
 };
 static __thread struct hp_thread t_hp __attribute__((tls_model("initial-exec")));
 
@@ -532,6 +555,7 @@ static int range_of(uint64_t size) {
 /* g_mu held, before recording starts: countdown slots for ranges and buckets. */
 static void plan_slots(int mode) {
   g_count_bytes = g_sampler == SAMPLER_POISSON;
+  memset(g_poisson_weights, 0, sizeof g_poisson_weights);
   int next = SLOT_FIRST_RANGE;
   for (int i = 0; i <= g_nranges; i++) {
     double p = i == g_nranges ? 1.0 : g_probs[i]; /* at or above the last bound: always */
@@ -544,6 +568,7 @@ static void plan_slots(int mode) {
     uint64_t lo = b == 0 ? 0 : (uint64_t)1 << b;
     uint64_t hi = b == 63 ? UINT64_MAX : ((uint64_t)1 << (b + 1)) - 1;
     int i = range_of(lo);
+    g_bucket_range[b] = range_of(hi) != i ? BUCKET_SPLIT : (uint8_t)i;
     if (mode != MODE_PROFILE) g_bucket_slot[b] = SLOT_NEVER; /* stats: nothing is sampled */
     else if (g_count_bytes) g_bucket_slot[b] = SLOT_ALWAYS;
     else if (range_of(hi) != i) g_bucket_slot[b] = SLOT_EACH; /* straddles a bound */
@@ -667,8 +692,17 @@ static inline __attribute__((always_inline)) void emit_event(uint64_t h, uint64_
 static double g_live_estimate, g_peak_estimate;
 
 static inline double byte_weight(uint64_t size) {
-  if (g_sampler == SAMPLER_POISSON) return size ? (double)size / -expm1(-(double)size / g_mean_bytes) : g_mean_bytes;
-  return (double)size * g_inv_probs[range_of(size)];
+  if (g_sampler == SAMPLER_POISSON) {
+    if (!size) return g_mean_bytes;
+    unsigned k = (unsigned)((size * 0x9e3779b97f4a7c15ULL) >> 58); /* POISSON_WEIGHTS = 2^6 */
+    if (g_poisson_weights[k].size != size) {
+      g_poisson_weights[k].size = size;
+      g_poisson_weights[k].weight = (double)size / -expm1(-(double)size / g_mean_bytes);
+    }
+    return g_poisson_weights[k].weight;
+  }
+  unsigned i = g_bucket_range[hist_bucket(size)];
+  return (double)size * g_inv_probs[i != BUCKET_SPLIT ? i : (unsigned)range_of(size)];
 }
 
 static void emit_alloc_free(int kind, uint32_t trace, uint64_t size) {
@@ -1044,7 +1078,8 @@ static void record_event(void *p, size_t size, int domain, void *pc) {
   /* With --native, a thread inside a C call that released the GIL (ctypes, sqlite3) still
    * gets its own Python stack: see pyrt_own_tstate_nogil. */
   if (!tstate && !subinterpreter && g_threads && LOAD(g_capture)) tstate = pyrt_own_tstate_nogil();
-  if (tstate) n = pyrt_walk_positions(tstate, frames, MAX_DEPTH, &dropped, gil);
+  uint64_t walk_hash = 0;
+  if (tstate) n = pyrt_walk_positions(tstate, frames, MAX_DEPTH, &dropped, &walk_hash, gil);
   key.dropped = dropped;
   key.pc = domain == DOMAIN_PYTHON ? NULL : pc;
   /* --native-stacks: the native frames from the allocator's caller up to the innermost
@@ -1055,14 +1090,14 @@ static void record_event(void *p, size_t size, int domain, void *pc) {
   for (int i = 0; i < npcs; i++) frames[n + i] = (hp_rawframe){pcs[i], 0};
   size_t key_len = offsetof(__typeof__(key), frames) + (size_t)(n + npcs) * sizeof frames[0];
   /* The key's hash (any hash will do: g_stacks only ever sees this one), the walked part
-   * outside the lock: one xor and one multiply per frame in sequence (the position's
-   * multiply is off that chain), where a stronger per-frame mix cost a sampled event with
-   * seven frames ~20 ns; a finalizer, under the lock with the context, spreads it. */
-  uint64_t walk_hash = 0x9e3779b97f4a7c15ULL ^ (uint64_t)n ^ ((uint64_t)dropped << 32) ^
-                       (uint64_t)(uintptr_t)key.pc * 0xc4ceb9fe1a85ec53ULL;
-  for (int i = 0; i < n + npcs; i++)
+   * outside the lock: the walk hashed its frames on the way (one xor and one multiply per
+   * frame in sequence, where a stronger per-frame mix cost a sampled event with seven
+   * frames ~20 ns); the native frames, the count, dropped and the caller here, and a
+   * finalizer, under the lock with the context, spreads it. */
+  for (int i = n; i < n + npcs; i++)
     walk_hash = (walk_hash ^ ((uint64_t)(uintptr_t)frames[i].code ^ (uint64_t)frames[i].line * 0xc4ceb9fe1a85ec53ULL)) *
                 0xff51afd7ed558ccdULL;
+  walk_hash ^= (uint64_t)n ^ ((uint64_t)dropped << 32) ^ (uint64_t)(uintptr_t)key.pc * 0xc4ceb9fe1a85ec53ULL;
   char func[512], obj[1024];
   void *described = NULL; /* the pc func and obj describe */
 #ifdef HP_MEASURE_WALK_ONLY
@@ -1082,9 +1117,17 @@ again:
     key_hash = (key_hash ^ (key_hash >> 33)) * 0xc4ceb9fe1a85ec53ULL;
     key_hash ^= key_hash >> 33; /* blob_find uses the low bits */
     uint32_t trace = 0;
+    __typeof__(t_hp.stack[0]) *last;
     if (subinterpreter) {
       trace = subinterpreter_trace(ctx);
-    } else if ((n > 0 || ctx || key.pc) && !(trace = blob_find(&g_stacks, &key, key_len, key_hash))) {
+    } else if (!(n > 0 || ctx || key.pc)) {
+      /* trace 0: no stack */
+    } else if (last = &t_hp.stack[key_hash >> 63], last->key && last->epoch == g_file_epoch && last->hash == key_hash &&
+               last->len == key_len && memcmp(last->key, &key, key_len) == 0) {
+      trace = last->trace; /* a recent stack of this thread again */
+    } else if ((trace = blob_find_stored(&g_stacks, &key, key_len, key_hash, &last->key))) {
+      last->epoch = g_file_epoch, last->trace = trace, last->hash = key_hash, last->len = key_len;
+    } else {
       uint32_t native[MAX_NATIVE];
       int nnative = 0;
       /* The native caller, or with --native-stacks the unwound frames (the caller first). */

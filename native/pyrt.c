@@ -10,6 +10,7 @@
 #include "pyrt.h"
 
 #include <dlfcn.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,7 @@ static struct {
 
 static int g_minor = -1;
 static int g_can_walk;
+static int g_walk_313_fixed; /* 3.13's debug offsets are the constants of walk_313 */
 static char g_version[256];
 
 /* Layout of the structs the walk reads, per minor. */
@@ -58,6 +60,8 @@ static struct {
 enum { OWNED_BY_GENERATOR = 1, OWNED_BY_CSTACK = 3 };
 
 static void *sym(const char *name) { return dlsym(RTLD_DEFAULT, name); }
+
+#define AT(base, o, type) (*(type *)((char *)(base) + (o)))
 
 static int fail(char *err, size_t errlen, const char *msg, const char *arg) {
   snprintf(err, errlen, "%s%s", msg, arg ? arg : "");
@@ -90,6 +94,7 @@ static int load_debug_offsets_313(char *err, size_t errlen) {
   if (off.ts_current_frame != 72 || off.fr_code != 0 || off.fr_previous != 8 || off.fr_owner != 70 ||
       off.code_adaptive != 200)
     return fail(err, errlen, "_PyRuntime.debug_offsets: unexpected 3.13 layout", NULL);
+  g_walk_313_fixed = off.fr_instr == 56; /* the rest is checked above: walk_313's constants */
   return 0;
 }
 
@@ -176,7 +181,80 @@ void pyrt_incref(void *obj) { py.incref(obj); }
  * need not call into CPython for it. NULL before the first note: call. */
 static void *g_interp_main;
 
-void pyrt_note_runtime(void) { __atomic_store_n(&g_interp_main, py.interp_main(), __ATOMIC_RELAXED); }
+/* The GIL test without calls into CPython. Asked through the API, it took five calls per
+ * sampled allocation (the current and this thread's thread states, finalizing, the
+ * interpreter; ~70 instructions with pthread_getspecific, and CPython's code for them
+ * fetched cold at every sample). The same values are read where those functions read them:
+ * in _PyRuntime (_finalizing; 3.9-3.11 gilstate.tstate_current; the autoTSSkey whose
+ * pthread key holds this thread's own thread state) and PyThreadState.interp. Offsets from
+ * native/tools/offsets.sh (offsetof against each version's headers; 3.13's finalizing from
+ * its debug offsets). They are private, so they are trusted only after pyrt_note_runtime
+ * has compared every direct read with its API call on a thread holding the GIL; until
+ * then, or if any differs, the API is asked as before. 3.12+ keeps one call for the
+ * current thread state, a C thread-local there. */
+static struct {
+  int ok;                   /* checked at the last note: pyrt_gil_tstate reads directly */
+  const char *rt;           /* &_PyRuntime */
+  size_t finalizing;        /* _PyRuntimeState._finalizing */
+  size_t tstate_current;    /* 3.9-3.11: gilstate.tstate_current; 0 on 3.12+ */
+  pthread_key_t key;        /* its key, read at the note (fixed from init to finalization) */
+} g_direct;
+
+#define TSTATE_INTERP 16 /* PyThreadState.interp, 3.9-3.13 */
+
+static void *direct_current(void) {
+  if (g_direct.tstate_current) return __atomic_load_n((void *const *)(g_direct.rt + g_direct.tstate_current), __ATOMIC_RELAXED);
+  return py.tstate_unchecked();
+}
+
+static int direct_finalizing(void) {
+  return __atomic_load_n((void *const *)(g_direct.rt + g_direct.finalizing), __ATOMIC_RELAXED) != NULL;
+}
+
+/* PyGILState_GetThisThreadState, which also answers NULL while the gilstate machinery is
+ * not set up (autoInterpreterState NULL, 3.9-3.11; the key not initialized, 3.12+): only
+ * asked when not finalizing (it is set up from before the first Python code runs until
+ * finalization has started), after a note that found it set up. A key deleted meanwhile
+ * (Py_Finalize, then Py_Initialize again, between two notes) answers NULL or another
+ * value than the current thread state: "not ours", never a wrong stack. */
+static inline void *direct_own(void) { return pthread_getspecific(g_direct.key); }
+
+/* Offsets for this minor, then every direct read compared with the API (the caller holds
+ * the GIL: its current and own thread states are the same non-NULL one). */
+static int direct_check(void) {
+  const char *rt = sym("_PyRuntime");
+  if (!rt) return 0;
+  size_t fin, cur = 0, auto_interp = 0, tss;
+  switch (g_minor) {
+  case 9:
+  case 10: fin = 16, cur = 568, auto_interp = 576, tss = 584; break;
+  case 11: fin = 24, cur = 576, auto_interp = 584, tss = 592; break;
+  case 12: fin = 24, tss = 1544; break;
+  case 13:
+    memcpy(&fin, rt + 32, sizeof fin); /* debug_offsets.runtime_state.finalizing */
+    tss = 2160;
+    break;
+  default: return 0;
+  }
+  g_direct.rt = rt, g_direct.finalizing = fin, g_direct.tstate_current = cur;
+  int initialized;
+  void *auto_interp_state = NULL;
+  memcpy(&initialized, rt + tss, sizeof initialized);
+  memcpy(&g_direct.key, rt + tss + 4, sizeof g_direct.key);
+  if (auto_interp) memcpy(&auto_interp_state, rt + auto_interp, sizeof auto_interp_state);
+  void *api_cur = py.tstate_unchecked(), *api_own = py.gilstate_this();
+  return initialized == 1 && (!auto_interp || auto_interp_state) && api_cur && api_cur == api_own && direct_current() == api_cur && direct_own() == api_own &&
+         !py.is_finalizing() && !direct_finalizing() && AT(api_cur, TSTATE_INTERP, void *) == py.tstate_interp(api_cur);
+}
+
+/* A thread without the GIL (RAW) may be in pyrt_gil_tstate meanwhile: it sees ok = 1 only
+ * with the fields it was published with (release/acquire), and a second note rewrites them
+ * with the same values. */
+void pyrt_note_runtime(void) {
+  __atomic_store_n(&g_direct.ok, 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&g_interp_main, py.interp_main(), __ATOMIC_RELAXED);
+  if (direct_check()) __atomic_store_n(&g_direct.ok, 1, __ATOMIC_RELEASE);
+}
 
 static inline void *interp_main(void) {
   void *m = __atomic_load_n(&g_interp_main, __ATOMIC_RELAXED);
@@ -188,15 +266,25 @@ void *pyrt_gil_tstate(int *subinterpreter) {
    * way it is ours only if it is also this thread's own tstate. PyGILState_Check() is not
    * enough: it answers 1 whenever the checks are off. */
   *subinterpreter = 0;
-  void *cur = py.tstate_unchecked();
-  if (!cur || py.is_finalizing()) return NULL;
-  int own = cur == py.gilstate_this();
+  void *cur, *interp;
+  int own;
+  if (__builtin_expect(__atomic_load_n(&g_direct.ok, __ATOMIC_ACQUIRE), 1)) {
+    cur = direct_current();
+    if (!cur || direct_finalizing()) return NULL;
+    own = cur == direct_own();
+    interp = AT(cur, TSTATE_INTERP, void *);
+  } else {
+    cur = py.tstate_unchecked();
+    if (!cur || py.is_finalizing()) return NULL;
+    own = cur == py.gilstate_this();
+    interp = own || g_minor >= 12 ? py.tstate_interp(cur) : NULL;
+  }
   /* A subinterpreter's frames are never walked: its code objects would be pinned (kept
    * past the interpreter's end: the memory it should have freed), and on 3.12+ it may run
    * under its own GIL (PEP 684), concurrently with the main interpreter's walks, whose
    * caches assume the main GIL. On 3.12+ cur is this thread's own attached tstate, so it
    * tells which interpreter this thread runs; before 3.12 only when it is also ours. */
-  if ((own || g_minor >= 12) && py.tstate_interp(cur) != interp_main()) {
+  if ((own || g_minor >= 12) && interp != interp_main()) {
     *subinterpreter = 1;
     return NULL;
   }
@@ -212,7 +300,6 @@ void *pyrt_own_tstate_nogil(void) {
   return own;
 }
 
-#define AT(base, o, type) (*(type *)((char *)(base) + (o)))
 
 /* A line number costs a scan of the code object's line table (PyCode_Addr2Line), which
  * dominated recording time; cache it by (code object, instruction offset). Only walks and
@@ -271,53 +358,101 @@ static int walk_frame_objects(void *tstate, hp_rawframe *out, int cap, uint32_t 
   return n;
 }
 
+/* The walked stack's hash, one frame at a time (see pyrt_walk_positions): one xor and one
+ * multiply per frame in sequence, the position's multiply off that chain. */
+#define WALK_HASH_SEED 0x9e3779b97f4a7c15ULL
+static inline uint64_t walk_hash_step(uint64_t h, const void *code, int64_t position) {
+  return (h ^ ((uint64_t)(uintptr_t)code ^ (uint64_t)position * 0xc4ceb9fe1a85ec53ULL)) * 0xff51afd7ed558ccdULL;
+}
+
 /* 3.11-3.13: read _PyInterpreterFrame structs directly; no frame objects are created.
- * Each frame's position is the byte offset of its instruction in co_code_adaptive. The
- * offsets and version tests are copied to locals first: stores to out[] could alias the
- * globals, which would otherwise be reloaded for every frame. */
-static int walk_interpreter_frames(void *tstate, hp_rawframe *out, int cap, uint32_t *dropped) {
-  const size_t o_previous = off.fr_previous, o_code = off.fr_code, o_instr = off.fr_instr, o_owner = off.fr_owner;
-  const size_t o_adaptive = off.code_adaptive, o_firsttraceable = off.code_firsttraceable;
-  const int minor = g_minor;
-  const unsigned char skip_owner = minor >= 12 ? OWNED_BY_CSTACK : 255; /* C-stack shim frames */
-  void *const code_type = minor == 13 ? py.code_type : NULL;
-  void *frame;
-  if (minor == 13) {
-    frame = AT(tstate, off.ts_current_frame, void *);
-  } else {
-    void *cframe = AT(tstate, off.ts_cframe, void *);
-    frame = cframe ? AT(cframe, off.cframe_current, void *) : NULL;
-  }
-  int n = 0;
+ * Each frame's position is the byte offset of its instruction in co_code_adaptive. One
+ * body for every version, always inlined: called with each version's offsets as constants
+ * (walk_311, walk_312, walk_313), gcc keeps the loop in registers (with the offsets in
+ * variables it spilled three of them and took ~37 instructions a frame; ~31 now, the hash
+ * included); the generic call with the offsets read from `off` is there for a 3.13 whose
+ * debug offsets differ from the constants. Frames stored are hashed on the way. */
+static inline __attribute__((always_inline)) int walk_frames(void *frame, hp_rawframe *out, int cap, uint32_t *dropped,
+                                                              uint64_t *hash, size_t o_previous, size_t o_code,
+                                                              size_t o_instr, size_t o_owner, size_t o_adaptive,
+                                                              size_t o_firsttraceable, unsigned char skip_owner,
+                                                              void *code_type) {
+  hp_rawframe *o = out, *const end = out + cap;
   uint32_t extra = 0;
+  uint64_t h = WALK_HASH_SEED;
   for (unsigned guard = 0; frame && guard < 1000000; guard++, frame = AT(frame, o_previous, void *)) {
     unsigned char owner = AT(frame, o_owner, unsigned char);
-    if (owner >= skip_owner) continue;
+    if (owner >= skip_owner) continue; /* 3.12+: C-stack shim frames */
     void *code = AT(frame, o_code, void *);
     if (!code) continue;
-    if (code_type && AT(code, 8, void *) != code_type) continue; /* f_executable may be None */
+    if (code_type && AT(code, 8, void *) != code_type) continue; /* 3.13: f_executable may be None */
     char *first = (char *)code + o_adaptive;
     char *instr = AT(frame, o_instr, char *);
     /* Skip incomplete frames (pushed, not yet at their first traceable instruction) as
      * traceback does (_PyFrame_GetFirstComplete). */
     if (owner != OWNED_BY_GENERATOR && instr < first + 2 * AT(code, o_firsttraceable, int)) continue;
-    if (n >= cap) {
+    if (__builtin_expect(o == end, 0)) {
       extra++;
       continue;
     }
-    out[n].code = code;
-    out[n].line = (int32_t)(instr - first);
-    n++;
+    int64_t position = (int32_t)(instr - first);
+    o->code = code;
+    o->line = position;
+    h = walk_hash_step(h, code, position);
+    o++;
   }
   *dropped = extra;
-  return n;
+  *hash = h;
+  return (int)(o - out);
 }
 
-int pyrt_walk_positions(void *tstate, hp_rawframe *out, int cap, uint32_t *dropped, int use_cache) {
+static void *first_interpreter_frame(void *tstate) {
+  if (g_minor == 13) return AT(tstate, off.ts_current_frame, void *);
+  void *cframe = AT(tstate, off.ts_cframe, void *);
+  return cframe ? AT(cframe, off.cframe_current, void *) : NULL;
+}
+
+/* Offsets from pyrt_init: 3.11 and 3.12 hard-coded there, 3.13 as its debug offsets gave
+ * them (walk_313_fixed says whether they are these constants). */
+static int walk_311(void *f, hp_rawframe *out, int cap, uint32_t *dropped, uint64_t *hash) {
+  return walk_frames(f, out, cap, dropped, hash, 48, 32, 56, 69, 184, 168, 255, NULL);
+}
+static int walk_312(void *f, hp_rawframe *out, int cap, uint32_t *dropped, uint64_t *hash) {
+  return walk_frames(f, out, cap, dropped, hash, 8, 0, 56, 70, 192, 176, OWNED_BY_CSTACK, NULL);
+}
+static int walk_313(void *f, hp_rawframe *out, int cap, uint32_t *dropped, uint64_t *hash) {
+  return walk_frames(f, out, cap, dropped, hash, 8, 0, 56, 70, 200, 184, OWNED_BY_CSTACK, py.code_type);
+}
+static int walk_any(void *f, hp_rawframe *out, int cap, uint32_t *dropped, uint64_t *hash) {
+  return walk_frames(f, out, cap, dropped, hash, off.fr_previous, off.fr_code, off.fr_instr, off.fr_owner,
+                     off.code_adaptive, off.code_firsttraceable, g_minor >= 12 ? OWNED_BY_CSTACK : 255,
+                     g_minor == 13 ? py.code_type : NULL);
+}
+
+static int walk_interpreter_frames(void *tstate, hp_rawframe *out, int cap, uint32_t *dropped, uint64_t *hash) {
+  void *frame = first_interpreter_frame(tstate);
+  switch (g_minor) {
+  case 11:
+    return walk_311(frame, out, cap, dropped, hash);
+  case 12:
+    return walk_312(frame, out, cap, dropped, hash);
+  default:
+    return g_walk_313_fixed ? walk_313(frame, out, cap, dropped, hash) : walk_any(frame, out, cap, dropped, hash);
+  }
+}
+
+int pyrt_walk_positions(void *tstate, hp_rawframe *out, int cap, uint32_t *dropped, uint64_t *hash, int use_cache) {
   *dropped = 0;
+  *hash = WALK_HASH_SEED;
   if (!g_can_walk || !tstate) return 0;
-  if (g_minor <= 10) return walk_frame_objects(tstate, out, cap, dropped, use_cache);
-  return walk_interpreter_frames(tstate, out, cap, dropped);
+  if (g_minor <= 10) {
+    int n = walk_frame_objects(tstate, out, cap, dropped, use_cache);
+    uint64_t h = WALK_HASH_SEED;
+    for (int i = 0; i < n; i++) h = walk_hash_step(h, out[i].code, out[i].line);
+    *hash = h;
+    return n;
+  }
+  return walk_interpreter_frames(tstate, out, cap, dropped, hash);
 }
 
 /* 3.11+: PyCode_Addr2Line(code, byte offset) is what PyUnstable_InterpreterFrame_GetLine
@@ -345,7 +480,8 @@ void pyrt_lines(hp_rawframe *frames, int n, int use_cache) {
 }
 
 int pyrt_walk(void *tstate, hp_rawframe *out, int cap, uint32_t *dropped, int use_cache) {
-  int n = pyrt_walk_positions(tstate, out, cap, dropped, use_cache);
+  uint64_t hash;
+  int n = pyrt_walk_positions(tstate, out, cap, dropped, &hash, use_cache);
   pyrt_lines(out, n, use_cache);
   return n;
 }

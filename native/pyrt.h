@@ -41,7 +41,8 @@ int pyrt_at_exit(void (*fn)(void));
  * holds a subinterpreter's GIL instead (always detected on 3.12+; before 3.12 only on a
  * thread whose own thread state belongs to the subinterpreter). Never blocks, never allocates. */
 void *pyrt_gil_tstate(int *subinterpreter);
-/* Notes the main interpreter for pyrt_gil_tstate (at each recording's start). */
+/* Notes the main interpreter for pyrt_gil_tstate (at each recording's start), and checks
+ * its direct reads of CPython's state against the API (see pyrt.c); with the GIL. */
 void pyrt_note_runtime(void);
 
 /* 3.11+, native recording only: this thread's own PyThreadState when it does NOT hold
@@ -61,8 +62,10 @@ int pyrt_walk(void *tstate, hp_rawframe *out, int cap, uint32_t *dropped, int us
  * byte offset of the frame's instruction, of which the line is a function (for a given
  * code object), on 3.9/3.10 the line itself. (code, position) is thus an exact key for
  * (code, line), and pyrt_lines, which turns positions into lines in place (a line table
- * scan on a cache miss), can be left for stacks not seen before. Same rules as pyrt_walk. */
-int pyrt_walk_positions(void *tstate, hp_rawframe *out, int cap, uint32_t *dropped, int use_cache);
+ * scan on a cache miss), can be left for stacks not seen before. Same rules as pyrt_walk.
+ * *hash receives a hash of the (code, position) pairs stored, computed on the way (the
+ * hook's stack cache goes on from it). */
+int pyrt_walk_positions(void *tstate, hp_rawframe *out, int cap, uint32_t *dropped, uint64_t *hash, int use_cache);
 void pyrt_lines(hp_rawframe *frames, int n, int use_cache);
 
 /* Forgets every cached line number (see pyrt_walk's use_cache). Requires the GIL. */

@@ -85,13 +85,20 @@ static void table_free(void *p, size_t n, size_t size) {
 
 #define PTR_MIN_CAP 1024
 
-/* A key's home slot in [0, cap): the hash's high bits scaled to cap (no power of two needed). */
-static inline size_t ptr_home(uintptr_t key, size_t cap) { return (size_t)(((unsigned __int128)mix64(key) * cap) >> 64); }
+/* A key's home slot in [0, cap): the high bits of one multiply, scaled to cap (no power of
+ * two needed). Every sampled allocation and free probes this table, and the backward-shift
+ * deletion recomputes the home of each entry it moves past: a full mix64 there was ~10
+ * instructions each time. The high bits of an odd multiple depend on every bit of the
+ * address; its constant is not the free filter's (hook.c), so that addresses sharing a
+ * filter count do not share a home slot too. */
+static inline size_t ptr_home(uintptr_t key, size_t cap) {
+  return (size_t)(((unsigned __int128)((uint64_t)key * 0xd6e8feb86659fd93ULL) * cap) >> 64);
+}
 
 static inline size_t ptr_next(size_t j, size_t cap) { return j + 1 == cap ? 0 : j + 1; }
 
 /* Rehashes into cap slots (a multiple of 64, >= len / (3/4)). */
-static int ptr_resize(ptr_table *t, size_t cap) {
+static __attribute__((noinline)) int ptr_resize(ptr_table *t, size_t cap) {
   cap = (cap + 63) & ~(size_t)63;
   ptr_cell *slots = table_alloc(cap, sizeof *slots);
   if (!slots) return -1;
@@ -108,14 +115,15 @@ static int ptr_resize(ptr_table *t, size_t cap) {
 }
 
 /* The cell of key, or the empty cell where it would go. */
-static ptr_cell *ptr_find(ptr_table *t, uintptr_t key) {
+static inline ptr_cell *ptr_find(ptr_table *t, uintptr_t key) {
   size_t j = ptr_home(key, t->cap);
   while (t->slots[j].key && t->slots[j].key != key) j = ptr_next(j, t->cap);
   return &t->slots[j];
 }
 
-/* Stores (key, size32, trace) without the side table. */
-static int cell_put(ptr_table *t, uintptr_t key, uint32_t size32, uint32_t trace, ptr_cell *old) {
+/* Stores (key, size32, trace) without the side table. Inlined into ptr_put (a sampled
+ * allocation's one call into this file), like cell_take into ptr_take. */
+static inline __attribute__((always_inline)) int cell_put(ptr_table *t, uintptr_t key, uint32_t size32, uint32_t trace, ptr_cell *old) {
   if (!t->cap || (t->len + 1) * 4 > t->cap * 3) {
     if (ptr_resize(t, t->cap ? t->cap + t->cap / 2 : PTR_MIN_CAP) != 0) {
       if (!t->cap || t->len + 1 >= t->cap) return -1; /* out of memory and full: refuse */
@@ -131,7 +139,7 @@ static int cell_put(ptr_table *t, uintptr_t key, uint32_t size32, uint32_t trace
   return existed;
 }
 
-static int cell_take(ptr_table *t, uintptr_t key, ptr_cell *out) {
+static inline __attribute__((always_inline)) int cell_take(ptr_table *t, uintptr_t key, ptr_cell *out) {
   if (!t->cap) return 0;
   size_t cap = t->cap, j = ptr_home(key, cap);
   while (t->slots[j].key && t->slots[j].key != key) j = ptr_next(j, cap);
@@ -159,13 +167,21 @@ static int cell_take(ptr_table *t, uintptr_t key, ptr_cell *out) {
   return 1;
 }
 
+/* The side table's uses (sizes of 4 GiB and more) and the failure paths: out of line. */
+static __attribute__((noinline, cold)) int cell_put_cold(ptr_table *t, uintptr_t key, uint32_t size32, uint32_t trace) {
+  return cell_put(t, key, size32, trace, NULL);
+}
+static __attribute__((noinline, cold)) int cell_take_cold(ptr_table *t, uintptr_t key, ptr_cell *out) {
+  return cell_take(t, key, out);
+}
+
 /* The entry of cell c (already removed from t), its wide size taken out of the side table. */
-static void take_values(ptr_table *t, uintptr_t key, const ptr_cell *c, ptr_slot *out) {
+static inline void take_values(ptr_table *t, uintptr_t key, const ptr_cell *c, ptr_slot *out) {
   out->key = key;
   out->trace = c->trace;
   out->size = c->size32;
   ptr_cell b;
-  if (c->size32 == UINT32_MAX && t->big && cell_take(t->big, key, &b)) out->size = ((uint64_t)b.trace << 32) | b.size32;
+  if (c->size32 == UINT32_MAX && t->big && cell_take_cold(t->big, key, &b)) out->size = ((uint64_t)b.trace << 32) | b.size32;
 }
 
 int ptr_put(ptr_table *t, uintptr_t key, uint32_t trace, uint64_t size, ptr_slot *old) {
@@ -182,9 +198,9 @@ int ptr_put(ptr_table *t, uintptr_t key, uint32_t trace, uint64_t size, ptr_slot
     take_values(t, key, &prev, &was); /* its wide size, if any, leaves the side table */
     if (old) *old = was;
   }
-  if (wide && cell_put(t->big, key, (uint32_t)size, (uint32_t)(size >> 32), NULL) < 0) {
+  if (wide && cell_put_cold(t->big, key, (uint32_t)size, (uint32_t)(size >> 32)) < 0) {
     ptr_cell gone;
-    cell_take(t, key, &gone);
+    cell_take_cold(t, key, &gone);
     return -1;
   }
   return existed;
@@ -311,14 +327,22 @@ uint64_t blob_hash(const void *data, size_t len) {
   return mix64(h ^ w);
 }
 
-uint32_t blob_find(blob_map *m, const void *data, size_t len, uint64_t hash) {
+uint32_t blob_find_stored(blob_map *m, const void *data, size_t len, uint64_t hash, const void **stored) {
   if (!m->cap) return 0;
   size_t mask = m->cap - 1;
   for (size_t j = hash & mask; m->slots[j].data; j = (j + 1) & mask) {
     blob_slot *s = &m->slots[j];
-    if (s->hash == hash && s->len == len && memcmp(s->data, data, len) == 0) return s->id;
+    if (s->hash == hash && s->len == len && memcmp(s->data, data, len) == 0) {
+      *stored = s->data;
+      return s->id;
+    }
   }
   return 0;
+}
+
+uint32_t blob_find(blob_map *m, const void *data, size_t len, uint64_t hash) {
+  const void *stored;
+  return blob_find_stored(m, data, len, hash, &stored);
 }
 
 int blob_add(blob_map *m, const void *data, size_t len, uint64_t hash, uint32_t id) {

@@ -102,6 +102,8 @@ typedef struct {
 uint64_t blob_hash(const void *data, size_t len);
 /* Id of data, or 0 if absent. */
 uint32_t blob_find(blob_map *m, const void *data, size_t len, uint64_t hash);
+/* The same, and where found, *stored = the map's own copy of data (valid until blob_clear). */
+uint32_t blob_find_stored(blob_map *m, const void *data, size_t len, uint64_t hash, const void **stored);
 /* Adds data with id; returns 0, or -1 on OOM. */
 int blob_add(blob_map *m, const void *data, size_t len, uint64_t hash, uint32_t id);
 void blob_clear(blob_map *m);

@@ -12,9 +12,7 @@
 #if PY_VERSION_HEX >= 0x030B0000
 #include "internal/pycore_frame.h"
 #endif
-#if PY_VERSION_HEX >= 0x030D0000
 #include "internal/pycore_runtime.h"
-#endif
 
 #define P(name, expr) printf("%-28s %zu\n", name, (size_t)(expr))
 
@@ -23,6 +21,17 @@ int main(void) {
   P("code.co_filename", offsetof(PyCodeObject, co_filename));
   P("code.co_name", offsetof(PyCodeObject, co_name));
   P("code.co_firstlineno", offsetof(PyCodeObject, co_firstlineno));
+  /* pyrt_gil_tstate's direct reads (direct_check) */
+  P("tstate.interp", offsetof(PyThreadState, interp));
+  P("runtime._finalizing", offsetof(_PyRuntimeState, _finalizing));
+#if PY_VERSION_HEX < 0x030C0000
+  P("runtime.gilstate.tstate_current", offsetof(_PyRuntimeState, gilstate.tstate_current));
+  P("runtime.gilstate.autoInterpreterState", offsetof(_PyRuntimeState, gilstate.autoInterpreterState));
+  P("runtime.gilstate.autoTSSkey", offsetof(_PyRuntimeState, gilstate.autoTSSkey));
+#else
+  P("runtime.autoTSSkey", offsetof(_PyRuntimeState, autoTSSkey));
+#endif
+  P("Py_tss_t._key", offsetof(Py_tss_t, _key));
 #if PY_VERSION_HEX < 0x030B0000
   P("frame.f_lasti", offsetof(PyFrameObject, f_lasti));
   P("frame.f_trace", offsetof(PyFrameObject, f_trace));
@@ -46,6 +55,7 @@ int main(void) {
   P("iframe.previous", offsetof(_PyInterpreterFrame, previous));
   P("iframe.instr_ptr", offsetof(_PyInterpreterFrame, instr_ptr));
   P("iframe.owner", offsetof(_PyInterpreterFrame, owner));
+  P("dbg.runtime_state.finalizing", offsetof(_Py_DebugOffsets, runtime_state.finalizing));
   P("dbg.thread_state.current_frame", offsetof(_Py_DebugOffsets, thread_state.current_frame));
   P("dbg.interpreter_frame.previous", offsetof(_Py_DebugOffsets, interpreter_frame.previous));
   P("dbg.interpreter_frame.executable", offsetof(_Py_DebugOffsets, interpreter_frame.executable));
