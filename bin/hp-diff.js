@@ -1,4 +1,2 @@
 #!/usr/bin/env node
-import { main } from '../dist/cmd/diff.js';
-
-main(process.argv.slice(2));
+require('../dist/start.cjs').start('hp-diff', process.argv.slice(2));

@@ -1,3 +1,2 @@
 #!/usr/bin/env node
-import { main } from '../dist/cmd/events.js';
-main(process.argv.slice(2));
+require('../dist/start.cjs').start('hp-events', process.argv.slice(2));

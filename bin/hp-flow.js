@@ -1,4 +1,2 @@
 #!/usr/bin/env node
-import { main } from '../dist/cmd/flow.js';
-
-main(process.argv.slice(2));
+require('../dist/start.cjs').start('hp-flow', process.argv.slice(2));

@@ -1,3 +1,2 @@
 #!/usr/bin/env node
-import { main } from '../dist/cmd/history.js';
-main(process.argv.slice(2));
+require('../dist/start.cjs').start('hp-history', process.argv.slice(2));

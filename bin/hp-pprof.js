@@ -1,4 +1,2 @@
 #!/usr/bin/env node
-import { main } from '../dist/cmd/pprof.js';
-
-main(process.argv.slice(2));
+require('../dist/start.cjs').start('hp-pprof', process.argv.slice(2));

@@ -1,4 +1,2 @@
 #!/usr/bin/env node
-import { main } from '../dist/cmd/report.js';
-
-main(process.argv.slice(2));
+require('../dist/start.cjs').start('hp-report', process.argv.slice(2));

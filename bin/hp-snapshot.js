@@ -1,3 +1,2 @@
 #!/usr/bin/env node
-import { main } from '../dist/cmd/snapshot.js';
-main(process.argv.slice(2));
+require('../dist/start.cjs').start('hp-snapshot', process.argv.slice(2));

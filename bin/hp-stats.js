@@ -1,3 +1,2 @@
 #!/usr/bin/env node
-import { main } from '../dist/cmd/stats.js';
-main(process.argv.slice(2));
+require('../dist/start.cjs').start('hp-stats', process.argv.slice(2));
