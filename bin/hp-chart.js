@@ -1,2 +1,3 @@
 #!/usr/bin/env node
-require('../dist/start.cjs').start('hp-chart', process.argv.slice(2));
+import { main } from '../dist/cmd/chart.js';
+main(process.argv.slice(2));

@@ -1,2 +1,3 @@
 #!/usr/bin/env node
-require('../dist/start.cjs').start('hp-collapse', process.argv.slice(2));
+import { main } from '../dist/cmd/collapse.js';
+main(process.argv.slice(2));

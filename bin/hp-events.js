@@ -1,2 +1,3 @@
 #!/usr/bin/env node
-require('../dist/start.cjs').start('hp-events', process.argv.slice(2));
+import { main } from '../dist/cmd/events.js';
+main(process.argv.slice(2));

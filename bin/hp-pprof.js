@@ -1,2 +1,4 @@
 #!/usr/bin/env node
-require('../dist/start.cjs').start('hp-pprof', process.argv.slice(2));
+import { main } from '../dist/cmd/pprof.js';
+
+main(process.argv.slice(2));

@@ -1,2 +1,3 @@
 #!/usr/bin/env node
-require('../dist/start.cjs').start('hp-snapshot', process.argv.slice(2));
+import { main } from '../dist/cmd/snapshot.js';
+main(process.argv.slice(2));
