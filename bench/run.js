@@ -115,6 +115,8 @@ function run(cmd, args, { cwd = ROOT, stdout = 'pipe', env = process.env, timeRs
 
 // ---- recording overhead and file size ----
 
+const ARRAYS_TUNABLES = 'glibc.malloc.mmap_threshold=67108864:glibc.malloc.trim_threshold=1073741824';
+
 const CONFIGS = [
   { name: 'plain', kind: 'python', args: [] },
   // Stats mode samples nothing: the hook's per-allocation cost alone (exact counting and the
@@ -186,6 +188,13 @@ async function recordSection(py) {
     // The threads workload runs free: pinned, its threads could not overlap outside the GIL.
     const prefix = pin && w !== 'threads' ? pin : [];
     const launch = (cmd, args) => (prefix.length > 0 ? [prefix[0], [...prefix.slice(1), cmd, ...args]] : [cmd, args]);
+    // arrays: glibc's malloc thresholds fixed for every configuration. Left dynamic, glibc moves
+    // its mmap threshold as big blocks are freed, so whether each 8 KB-8 MB array is a fresh
+    // mapping (page faults: on this VM 95% of the run, 7.7 s against 0.4 s) or heap memory
+    // reused depended on the allocation history, and runs of one configuration differed 2x
+    // (bimodal) whatever the profiler did. Fixed, every configuration reuses heap memory and the
+    // ratios measure the profilers, not the kernel's page faults.
+    const env = w === 'arrays' ? { ...process.env, GLIBC_TUNABLES: ARRAYS_TUNABLES } : process.env;
     log(`record: ${w} (${reps} interleaved runs of ${configs.length} configurations${prefix.length > 0 ? `, on CPU ${prefix[2]}` : ''})`);
     for (let rep = 0; rep < reps; rep++) {
       // Rotate the order each round so no configuration always runs right after another.
@@ -194,10 +203,10 @@ async function recordSection(py) {
         const base = join(profDir, `${w}-${c.name}`);
         const r =
           c.kind === 'python'
-            ? await run(...launch(py.path, [...c.args, script, String(scale)]), { cwd: WORKLOADS, timeRss: true })
+            ? await run(...launch(py.path, [...c.args, script, String(scale)]), { cwd: WORKLOADS, timeRss: true, env })
             : c.kind === 'heaptrack'
-            ? await run(...launch(heaptrack, ['-o', base, py.path, script, String(scale)]), { cwd: WORKLOADS, timeRss: true })
-            : await run(...launch(process.execPath, [join(ROOT, 'bin', 'hp-record.js'), '--python', py.path, '-o', base, '--force', ...c.args, '--', script, String(scale)]), { cwd: WORKLOADS, timeRss: true });
+            ? await run(...launch(heaptrack, ['-o', base, py.path, script, String(scale)]), { cwd: WORKLOADS, timeRss: true, env })
+            : await run(...launch(process.execPath, [join(ROOT, 'bin', 'hp-record.js'), '--python', py.path, '-o', base, '--force', ...c.args, '--', script, String(scale)]), { cwd: WORKLOADS, timeRss: true, env });
         if (c.kind === 'heaptrack') for (const f of readdirSync(profDir)) if (f.startsWith(`${w}-${c.name}.`)) rmSync(join(profDir, f), { force: true });
         // heaptrack prints its own lines after the program's: the timing line is the JSON one.
         const line = r.out.trim().split('\n').filter((l) => l.startsWith('{"work_s"')).pop() ?? '';
