@@ -4,17 +4,17 @@
 
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FIXTURES, run } from '../fixtures/export/support.js';
+import { tmpDir } from '../helpers/profiles.js';
 
 const APP = join(FIXTURES, 'app');
 const go = spawnSync('go', ['version'], { encoding: 'utf8' });
 const skip = go.status === 0 ? false : `go is not installed here (${go.error?.message ?? go.stderr.trim()}): go tool pprof cannot be tested`;
 if (skip) t.comment(skip);
 
-const dir = mkdtempSync(join(tmpdir(), 'hp-go-pprof-'));
+const dir = tmpDir('hp-go-pprof-');
 const pprof = (args: string[]): string => {
   const r = spawnSync('go', ['tool', 'pprof', ...args], { encoding: 'utf8', env: { ...process.env, TZ: 'UTC', PPROF_TMPDIR: dir, HOME: dir, GOFLAGS: '' }, timeout: 300_000 });
   if (r.status !== 0) throw new Error(`go tool pprof ${args.join(' ')}: ${r.stderr}`);

@@ -14,6 +14,7 @@ import { pathToFileURL } from 'node:url';
 import { writeProfile } from '../../lib/format/hpx.js';
 import { bigSpec } from '../fixtures/export/big.js';
 import { FIXTURES, ensureTool, run, writeNativeReportProfile } from '../fixtures/export/support.js';
+import { tmpDir } from '../helpers/profiles.js';
 import { NATIVE_FIXTURES, NATIVE_LIB, REPO as ROOT_DIR, supportedPythons } from '../helpers/python.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -36,7 +37,7 @@ if (missing) {
   t.pass('skipped: no chromium');
 } else {
   const { chromium } = await import('playwright-core');
-  const userDataDir = mkdtempSync(join(tmpdir(), 'hp-chromium-'));
+  const userDataDir = tmpDir('hp-chromium-');
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,
     headless: true,

@@ -1,7 +1,7 @@
 // Test helpers: a seeded PRNG, random profiles, and reading a whole profile back into plain
 // arrays (tests only: real commands stream).
 
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openProfile } from '../../lib/format/profile.js';
@@ -21,8 +21,20 @@ export function prng(seed: number): () => number {
   };
 }
 
+const temporaryDirs: string[] = [];
+process.on('exit', () => {
+  if (process.env.HEAPPROF_KEEP_TMP) return;
+  for (const dir of temporaryDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+/**
+ * A temporary directory, removed when the test process exits (each test file runs in a
+ * process of its own). HEAPPROF_KEEP_TMP=1 keeps them, to look at what a failing test wrote.
+ */
 export function tmpDir(prefix = 'hp-test-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  temporaryDirs.push(dir);
+  return dir;
 }
 
 const NAMES = ['main', 'load', 'parse_rows', 'Büffer.grow', '数据', 'λ', '<module>', 'a'.repeat(300)];
