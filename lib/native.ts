@@ -57,6 +57,66 @@ export interface NativeDecoder {
   decodeHpd(bytes: Uint8Array): NativeEvents;
   /** Stream a file through the decoder (synchronous: it blocks the event loop). */
   scanHpd(path: string): NativeScan;
+  /**
+   * One block's events into a batch's columns from index 0, as decodeEventBlock does: true with
+   * out = [length, sawEnd (0/1), maxTrace], or false when the block does not decode (the TS
+   * decoder then says why) or the columns hold fewer than `count` events.
+   */
+  decodeBlockInto(
+    payload: Uint8Array,
+    count: number,
+    blockTimeUs: number,
+    fromUs: number,
+    toUs: number,
+    op: Uint8Array,
+    timeUs: Float64Array,
+    trace: Uint32Array,
+    size: Float64Array,
+    out: Float64Array,
+  ): boolean;
+  /**
+   * LiveHeap.applyRun's loop (native/decoder/kernels.c): applies events [from, to) and returns
+   * where it stopped; state holds the heap's totals, last time and unmatched frees (read and
+   * written back) and, in state[7], 0 when it stopped as applyRunTs would, 1 when the event at
+   * the returned index needs the TypeScript loop.
+   */
+  applyRun(
+    op: Uint8Array,
+    timeUs: Float64Array,
+    trace: Uint32Array,
+    size: Float64Array,
+    from: number,
+    to: number,
+    untilUs: number,
+    direct: Int32Array,
+    sampled: Float64Array,
+    bytes: Float64Array,
+    bytesVar: Float64Array,
+    count: Float64Array,
+    countVar: Float64Array,
+    poisson: boolean,
+    bounds: Float64Array,
+    bucketRange: Int8Array,
+    w: Float64Array,
+    cv: Float64Array,
+    state: Float64Array,
+  ): number;
+  /**
+   * EventTally.add's loop (native/decoder/kernels.c) over events [from, to): returns where it
+   * stopped; state holds the tally's five counts (read and written back) and, in state[5], 0 at
+   * `to`, 1 when the ALLOC or FREE at the returned index has an id past `live` (the caller's).
+   */
+  tallyRun(
+    op: Uint8Array,
+    timeUs: Float64Array,
+    trace: Uint32Array,
+    size: Float64Array,
+    from: number,
+    to: number,
+    checkFrees: boolean,
+    live: Int32Array,
+    state: Float64Array,
+  ): number;
   /** The decoder's own CRC-32 (slicing by 8), whatever block validation uses. */
   crc32(bytes: Uint8Array, crc?: number): number;
   /** The CRC-32 that validates blocks: the zlib inside Node (which node:zlib and so the TS reader use) or the decoder's own. */
@@ -64,7 +124,7 @@ export interface NativeDecoder {
   abiVersion: number;
 }
 
-const ADDON_ABI = 3; // 2: blockCrc32; 3: problemsDropped, no allocation sized by an unchecked field
+const ADDON_ABI = 4; // 2: blockCrc32; 3: problemsDropped, no allocation sized by an unchecked field; 4: decodeBlockInto, applyRun, tallyRun
 
 let cached: { decoder: NativeDecoder | null; reason: string } | null = null;
 
@@ -90,6 +150,14 @@ function load(): { decoder: NativeDecoder | null; reason: string } {
   } catch (e) {
     return { decoder: null, reason: `native decoder at ${path} failed to load: ${(e as Error).message.split('\n')[0]}` };
   }
+}
+
+/**
+ * Whether readers may use the addon's decoder and kernel (when it is built): not with
+ * HEAPPROF_NATIVE_READ=0, which keeps every reader in TypeScript (the tests compare the two).
+ */
+export function nativeReading(): boolean {
+  return process.env['HEAPPROF_NATIVE_READ'] !== '0';
 }
 
 /** The C decoder, or null when it is not available (see nativeDecoderStatus() for why). */

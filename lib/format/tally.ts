@@ -1,10 +1,12 @@
 // What a reader counts over every event of a profile besides decoding it: frees of blocks never
 // allocated (per trace, more frees than allocations so far) and events the recorder reports
-// lost. One pass per batch; run on the decoding thread when there is one (lib/format/hpd-worker.ts),
-// so that the thread running the analysis does not spend a fifth of its time here.
+// lost. One pass per batch, in C when the addon is built (native/decoder/kernels.c); run on the
+// decoding thread when there is one (lib/format/hpd-worker.ts), so that the thread running the
+// analysis does not spend a fifth of its time here.
 
 import { OP_ALLOC, OP_FREE, OP_LOST, type EventBatch } from './source.js';
 import { TraceCounts } from './trace-table.js';
+import { nativeDecoder, nativeReading, type NativeDecoder } from '../native.js';
 
 /** The counts so far (what a decoding thread sends with each batch). */
 export interface TallyState {
@@ -13,6 +15,23 @@ export interface TallyState {
   firstUnmatchedTrace: number;
   lost: number;
   firstLostUs: number;
+}
+
+/** Events addTs takes each time the C kernel stops for it. */
+const TS_STEP = 64;
+const NO_TABLE = new Int32Array(0);
+/** The kernel's state (see tallyRun in native/decoder/addon.cc); one thread uses it at a time. */
+const tallyState = new Float64Array(6);
+let kernelChecked = false;
+let kernel: NativeDecoder | null = null;
+
+/** The addon with the C kernel, unless it is not built or HEAPPROF_NATIVE_READ=0. */
+function nativeTally(): NativeDecoder | null {
+  if (!kernelChecked) {
+    kernelChecked = true;
+    kernel = nativeReading() ? nativeDecoder() : null;
+  }
+  return kernel;
 }
 
 export class EventTally implements TallyState {
@@ -29,12 +48,42 @@ export class EventTally implements TallyState {
   }
 
   add(batch: EventBatch): void {
+    const kernel = nativeTally();
+    if (kernel === null) {
+      this.addTs(batch, 0, batch.length);
+      return;
+    }
+    const state = tallyState;
+    const empty = this.liveByTrace === null;
+    let i = 0;
+    for (;;) {
+      state[0] = this.unmatched;
+      state[1] = this.firstUnmatchedUs;
+      state[2] = this.firstUnmatchedTrace;
+      state[3] = this.lost;
+      state[4] = this.firstLostUs;
+      const live = empty ? NO_TABLE : this.liveByTrace!.directTable();
+      i = kernel.tallyRun(batch.op, batch.timeUs, batch.trace, batch.size, i, batch.length, !empty, live, state);
+      this.unmatched = state[0]!;
+      this.firstUnmatchedUs = state[1]!;
+      this.firstUnmatchedTrace = state[2]!;
+      this.lost = state[3]!;
+      this.firstLostUs = state[4]!;
+      if (state[5] === 0) return;
+      // An id past the flat table: counted here, which grows the table (or uses its Map).
+      this.addTs(batch, i, Math.min(batch.length, i + TS_STEP));
+      i = Math.min(batch.length, i + TS_STEP);
+    }
+  }
+
+  /** add() in TypeScript over events [from, to): the reference the C kernel is tested against, and its fallback. */
+  addTs(batch: EventBatch, from: number, to: number): void {
     const { op, trace, timeUs, size } = batch;
     const liveByTrace = this.liveByTrace;
-    const n = batch.length;
+    const n = to;
     // Trace ids below this go through the flat table without a call; grown as ids are met.
     let direct = liveByTrace === null ? null : liveByTrace.directTable();
-    for (let i = 0; i < n; i++) {
+    for (let i = from; i < n; i++) {
       const o = op[i]!;
       if (o <= OP_FREE) {
         if (direct === null) continue;

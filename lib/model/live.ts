@@ -5,6 +5,7 @@
 import { OP_ALLOC, OP_FREE, type EventBatch } from '../format/source.js';
 import type { Sampling } from '../format/types.js';
 import { probabilityFunction } from '../format/weights.js';
+import { nativeDecoder, nativeReading, type NativeDecoder } from '../native.js';
 import type { Estimate } from './estimate.js';
 
 /** Trace ids below this are mapped through a flat array; rarer, larger ids through a Map. */
@@ -62,6 +63,22 @@ function weightsOf(sampling: Sampling, probability: (size: number) => number): W
   return t;
 }
 
+/** Events applyRunTs takes each time the C kernel stops for it. */
+const TS_STEP = 64;
+/** The kernel's scalar state (see applyRun in native/decoder/addon.cc); one reader thread uses it at a time. */
+const kernelState = new Float64Array(8);
+let kernelChecked = false;
+let kernel: NativeDecoder | null = null;
+
+/** The addon with the C kernel, unless it is not built or HEAPPROF_NATIVE_READ=0. */
+function nativeKernel(): NativeDecoder | null {
+  if (!kernelChecked) {
+    kernelChecked = true;
+    kernel = nativeReading() ? nativeDecoder() : null;
+  }
+  return kernel;
+}
+
 export class LiveHeap {
   readonly probability: (size: number) => number;
   /** trace id -> slot + 1 (0 = no slot yet). */
@@ -97,10 +114,44 @@ export class LiveHeap {
    * Apply events [from, to) of a batch, as apply() would one by one, stopping before the first
    * event that is not an ALLOC or FREE or that is later than `untilUs`. Returns the index it
    * stopped at; `lastRunUs` is then the latest time of any event applied so far. The loop every
-   * full-profile reader spends its time in: weights come from a per-size table and every
-   * column is held in a local.
+   * full-profile reader spends its time in: run by the C kernel when the addon is built
+   * (native/decoder/kernels.c, the same arithmetic in the same order, about three times as
+   * fast), by applyRunTs otherwise; events the kernel leaves (a trace met for the first time,
+   * a byte-Poisson size beyond the weight table) go through applyRunTs a few at a time.
    */
   applyRun(batch: EventBatch, from: number, to: number, untilUs: number): number {
+    const kernel = nativeKernel();
+    if (kernel === null) return this.applyRunTs(batch, from, to, untilUs);
+    const weights = weightsOf(this.sampling, this.probability);
+    const poisson = this.sampling.kind === 'poisson';
+    const state = kernelState;
+    let i = from;
+    for (;;) {
+      state[0] = this.totalBytes;
+      state[1] = this.totalBytesVar;
+      state[2] = this.totalCount;
+      state[3] = this.totalCountVar;
+      state[4] = this.totalSampled;
+      state[5] = this.lastRunUs;
+      state[6] = this.unmatchedFrees;
+      // prettier-ignore
+      i = kernel.applyRun(batch.op, batch.timeUs, batch.trace, batch.size, i, to, untilUs, this.direct,
+        this.sampled, this.bytes, this.bytesVar, this.count, this.countVar, poisson, weights.bounds, weights.bucketRange, weights.w, weights.cv, state);
+      this.totalBytes = state[0]!;
+      this.totalBytesVar = state[1]!;
+      this.totalCount = state[2]!;
+      this.totalCountVar = state[3]!;
+      this.totalSampled = state[4]!;
+      this.lastRunUs = state[5]!;
+      this.unmatchedFrees = state[6]!;
+      if (state[7] === 0) return i; // done: the same stopping rules as applyRunTs
+      // The event at i needs TypeScript (the kernel checked it is an ALLOC or FREE in time).
+      i = this.applyRunTs(batch, i, Math.min(to, i + TS_STEP), untilUs);
+    }
+  }
+
+  /** applyRun in TypeScript: the reference the C kernel is tested against, and its fallback. */
+  applyRunTs(batch: EventBatch, from: number, to: number, untilUs: number): number {
     const { op, timeUs, trace, size } = batch;
     const weights = weightsOf(this.sampling, this.probability);
     const W = weights.w;

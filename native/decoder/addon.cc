@@ -1,6 +1,9 @@
 // Node glue for the C reference decoder (hpxdec.c): node-addon-api, loaded only by lib/native.ts.
 //   decodeHpd(bytes)  -> every event of an .hpd held in memory, plus the problems met (tests)
 //   scanHpd(path)     -> streams a file through the decoder and sums it up (the read speed limit)
+//   decodeBlockInto(...) -> one block into an EventBatch's columns (every reader's decoding, when built)
+//   applyRun(...)     -> LiveHeap.applyRun's per-event update (kernels.c), when built
+//   tallyRun(...)     -> EventTally.add's counts (kernels.c), when built
 //   crc32(bytes, crc) -> the decoder's own CRC-32, slicing by 8 (tests compare it with zlib's)
 //   blockCrc32        -> which CRC-32 block validation uses: "zlib" or "slicing-by-8"
 #include <napi.h>
@@ -20,6 +23,7 @@
 
 extern "C" {
 #include "hpxdec.h"
+#include "kernels.h"
 }
 
 namespace {
@@ -324,6 +328,201 @@ Napi::Value ScanHpd(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// decodeBlockInto(payload, count, blockTimeUs, fromUs, toUs, op, timeUs, trace, size, out):
+// one block's events into an EventBatch's columns from index 0, as decodeEventBlock does in
+// TypeScript (lib/format/events.ts). True with out = [length, sawEnd, maxTrace]; false when the
+// block does not decode (or the columns are too short), with nothing promised about the columns:
+// the caller then decodes the block in TypeScript, which says what is wrong with it. No
+// allocation, no exception: readers call it once per block on the decoding thread.
+Napi::Value DecodeBlockInto(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 10 || !info[0].IsTypedArray() || !info[5].IsTypedArray() || !info[6].IsTypedArray() ||
+      !info[7].IsTypedArray() || !info[8].IsTypedArray() || !info[9].IsTypedArray()) {
+    return Fail(env, "decodeBlockInto: expected (payload, count, blockTimeUs, fromUs, toUs, op, timeUs, trace, size, out)");
+  }
+  Napi::Uint8Array payload = info[0].As<Napi::Uint8Array>();
+  double count_d = info[1].As<Napi::Number>().DoubleValue();
+  double block_time_us = info[2].As<Napi::Number>().DoubleValue();
+  double from_us = info[3].As<Napi::Number>().DoubleValue();
+  double to_us = info[4].As<Napi::Number>().DoubleValue();
+  Napi::TypedArray op = info[5].As<Napi::TypedArray>();
+  Napi::TypedArray time_us = info[6].As<Napi::TypedArray>();
+  Napi::TypedArray trace = info[7].As<Napi::TypedArray>();
+  Napi::TypedArray size = info[8].As<Napi::TypedArray>();
+  Napi::TypedArray out = info[9].As<Napi::TypedArray>();
+  if (op.TypedArrayType() != napi_uint8_array || time_us.TypedArrayType() != napi_float64_array ||
+      trace.TypedArrayType() != napi_uint32_array || size.TypedArrayType() != napi_float64_array ||
+      out.TypedArrayType() != napi_float64_array || out.ElementLength() < 3) {
+    return Fail(env, "decodeBlockInto: columns must be Uint8Array, Float64Array, Uint32Array, Float64Array, and out a Float64Array(3)");
+  }
+  if (!(count_d >= 0 && count_d <= 4294967295.0)) return Napi::Boolean::New(env, false);
+  uint32_t count = static_cast<uint32_t>(count_d);
+  size_t room = op.ElementLength();
+  if (time_us.ElementLength() < room) room = time_us.ElementLength();
+  if (trace.ElementLength() < room) room = trace.ElementLength();
+  if (size.ElementLength() < room) room = size.ElementLength();
+  if (room < count) return Napi::Boolean::New(env, false);
+  hpxdec_events ev{};
+  ev.op = static_cast<uint8_t*>(op.As<Napi::Uint8Array>().Data());
+  ev.time_us = time_us.As<Napi::Float64Array>().Data();
+  ev.trace = trace.As<Napi::Uint32Array>().Data();
+  ev.size = size.As<Napi::Float64Array>().Data();
+  ev.length = 0;
+  ev.capacity = room;
+  int saw_end = 0;
+  uint32_t max_trace = 0;
+  size_t err_at = 0;
+  const char* err_msg = nullptr;
+  if (hpxdec_decode_block_range(payload.Data(), payload.ByteLength(), count, block_time_us, from_us, to_us, &ev,
+                                &saw_end, &max_trace, &err_at, &err_msg) != 0) {
+    return Napi::Boolean::New(env, false);
+  }
+  double* o = out.As<Napi::Float64Array>().Data();
+  o[0] = static_cast<double>(ev.length);
+  o[1] = saw_end;
+  o[2] = max_trace;
+  return Napi::Boolean::New(env, true);
+}
+
+// Typed array argument k, of one element type: its data and length. False, with a JS exception
+// pending, when the argument is something else.
+template <typename T>
+bool ArrayArg(const Napi::CallbackInfo& info, size_t k, napi_typedarray_type type, T** data, size_t* length) {
+  // napi_get_typedarray_info gives the data of arrays over a SharedArrayBuffer too (the decoding
+  // thread's batches), where napi_get_arraybuffer_info would refuse the buffer.
+  napi_typedarray_type actual;
+  void* p = nullptr;
+  if (!info[k].IsTypedArray() ||
+      napi_get_typedarray_info(info.Env(), info[k], &actual, length, &p, nullptr, nullptr) != napi_ok || actual != type) {
+    Napi::TypeError::New(info.Env(), "argument " + std::to_string(k) + " has the wrong type").ThrowAsJavaScriptException();
+    return false;
+  }
+  *data = static_cast<T*>(p);
+  return true;
+}
+
+// applyRun(op, timeUs, trace, size, from, to, untilUs, direct, sampled, bytes, bytesVar, count,
+//          countVar, poisson, bounds, bucketRange, w, cv, state) -> the index it stopped at.
+// state (Float64Array(8)): totalBytes, totalBytesVar, totalCount, totalCountVar, totalSampled,
+// lastRunUs, unmatchedFrees, read and written back; state[7] = why it stopped (kernels.h).
+Napi::Value ApplyRun(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 19) return Fail(env, "applyRun: expected 19 arguments");
+  size_t n_op, n_time, n_trace, n_size, n_direct, n_sampled, n_bytes, n_bytes_var, n_count, n_count_var, n_bounds,
+      n_bucket, n_w, n_cv, n_state;
+  uint8_t* op;
+  double *time_us, *size, *sampled, *bytes, *bytes_var, *count, *count_var, *bounds, *w, *cv, *state;
+  uint32_t* trace;
+  int32_t* direct;
+  int8_t* bucket;
+  if (!ArrayArg(info, 0, napi_uint8_array, &op, &n_op) || !ArrayArg(info, 1, napi_float64_array, &time_us, &n_time) ||
+      !ArrayArg(info, 2, napi_uint32_array, &trace, &n_trace) || !ArrayArg(info, 3, napi_float64_array, &size, &n_size) ||
+      !ArrayArg(info, 7, napi_int32_array, &direct, &n_direct) ||
+      !ArrayArg(info, 8, napi_float64_array, &sampled, &n_sampled) ||
+      !ArrayArg(info, 9, napi_float64_array, &bytes, &n_bytes) ||
+      !ArrayArg(info, 10, napi_float64_array, &bytes_var, &n_bytes_var) ||
+      !ArrayArg(info, 11, napi_float64_array, &count, &n_count) ||
+      !ArrayArg(info, 12, napi_float64_array, &count_var, &n_count_var) ||
+      !ArrayArg(info, 14, napi_float64_array, &bounds, &n_bounds) ||
+      !ArrayArg(info, 15, napi_int8_array, &bucket, &n_bucket) || !ArrayArg(info, 16, napi_float64_array, &w, &n_w) ||
+      !ArrayArg(info, 17, napi_float64_array, &cv, &n_cv) || !ArrayArg(info, 18, napi_float64_array, &state, &n_state)) {
+    return env.Undefined();
+  }
+  if (n_state < 8) return Fail(env, "applyRun: state must be a Float64Array(8)");
+  const double from_d = info[4].As<Napi::Number>().DoubleValue();
+  const double to_d = info[5].As<Napi::Number>().DoubleValue();
+  const double until_us = info[6].As<Napi::Number>().DoubleValue();
+  const bool poisson = info[13].ToBoolean().Value();
+  // Every index the kernel uses is inside what it was given.
+  size_t events = n_op < n_time ? n_op : n_time;
+  events = n_trace < events ? n_trace : events;
+  events = n_size < events ? n_size : events;
+  size_t slots = n_sampled;
+  for (size_t n : {n_bytes, n_bytes_var, n_count, n_count_var}) slots = n < slots ? n : slots;
+  if (!(from_d >= 0 && to_d >= from_d && to_d <= static_cast<double>(events))) return Fail(env, "applyRun: run out of range");
+  if (n_w == 0 || n_cv != n_w || (!poisson && (n_bucket < 33 || n_w != n_bounds + 1))) {
+    return Fail(env, "applyRun: weights do not match the sampler");
+  }
+  if (!poisson) {
+    for (size_t j = 0; j < 33; j++) {
+      if (bucket[j] >= 0 && static_cast<size_t>(bucket[j]) >= n_w) return Fail(env, "applyRun: bucket range out of range");
+    }
+  }
+  hpx_run_events ev{op, time_us, trace, size};
+  hpx_live heap{};
+  heap.direct = direct;
+  heap.direct_len = n_direct;
+  heap.sampled = sampled;
+  heap.bytes = bytes;
+  heap.bytes_var = bytes_var;
+  heap.count = count;
+  heap.count_var = count_var;
+  heap.slots_len = slots;
+  heap.total_bytes = state[0];
+  heap.total_bytes_var = state[1];
+  heap.total_count = state[2];
+  heap.total_count_var = state[3];
+  heap.total_sampled = state[4];
+  heap.last_us = state[5];
+  heap.unmatched_frees = state[6];
+  hpx_weights wt{};
+  wt.poisson = poisson;
+  wt.bounds = bounds;
+  wt.n_bounds = n_bounds;
+  wt.bucket_range = bucket;
+  wt.w = w;
+  wt.cv = cv;
+  wt.w_len = n_w;
+  int why = HPX_RUN_DONE;
+  size_t stop = hpx_apply_run(&ev, static_cast<size_t>(from_d), static_cast<size_t>(to_d), until_us, &heap, &wt, &why);
+  state[0] = heap.total_bytes;
+  state[1] = heap.total_bytes_var;
+  state[2] = heap.total_count;
+  state[3] = heap.total_count_var;
+  state[4] = heap.total_sampled;
+  state[5] = heap.last_us;
+  state[6] = heap.unmatched_frees;
+  state[7] = why;
+  return Napi::Number::New(env, static_cast<double>(stop));
+}
+
+// tallyRun(op, timeUs, trace, size, from, to, checkFrees, live, state) -> the index it stopped
+// at. state (Float64Array(6)): unmatched, firstUnmatchedUs, firstUnmatchedTrace, lost,
+// firstLostUs, read and written back; state[5] = why it stopped (kernels.h).
+Napi::Value TallyRun(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 9) return Fail(env, "tallyRun: expected 9 arguments");
+  size_t n_op, n_time, n_trace, n_size, n_live, n_state;
+  uint8_t* op;
+  double *time_us, *size, *state;
+  uint32_t* trace;
+  int32_t* live;
+  if (!ArrayArg(info, 0, napi_uint8_array, &op, &n_op) || !ArrayArg(info, 1, napi_float64_array, &time_us, &n_time) ||
+      !ArrayArg(info, 2, napi_uint32_array, &trace, &n_trace) || !ArrayArg(info, 3, napi_float64_array, &size, &n_size) ||
+      !ArrayArg(info, 7, napi_int32_array, &live, &n_live) || !ArrayArg(info, 8, napi_float64_array, &state, &n_state)) {
+    return env.Undefined();
+  }
+  if (n_state < 6) return Fail(env, "tallyRun: state must be a Float64Array(6)");
+  const double from_d = info[4].As<Napi::Number>().DoubleValue();
+  const double to_d = info[5].As<Napi::Number>().DoubleValue();
+  const bool check_frees = info[6].ToBoolean().Value();
+  size_t events = n_op < n_time ? n_op : n_time;
+  events = n_trace < events ? n_trace : events;
+  events = n_size < events ? n_size : events;
+  if (!(from_d >= 0 && to_d >= from_d && to_d <= static_cast<double>(events))) return Fail(env, "tallyRun: run out of range");
+  hpx_run_events ev{op, time_us, trace, size};
+  hpx_tally tally{state[0], state[1], state[2], state[3], state[4]};
+  int why = HPX_RUN_DONE;
+  size_t stop = hpx_tally_run(&ev, static_cast<size_t>(from_d), static_cast<size_t>(to_d), check_frees, live, n_live, &tally, &why);
+  state[0] = tally.unmatched;
+  state[1] = tally.first_unmatched_us;
+  state[2] = tally.first_unmatched_trace;
+  state[3] = tally.lost;
+  state[4] = tally.first_lost_us;
+  state[5] = why;
+  return Napi::Number::New(env, static_cast<double>(stop));
+}
+
 Napi::Value Crc32(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsTypedArray()) return Fail(env, "crc32: expected a Buffer or Uint8Array");
@@ -335,9 +534,12 @@ Napi::Value Crc32(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("decodeHpd", Napi::Function::New(env, DecodeHpd, "decodeHpd"));
   exports.Set("scanHpd", Napi::Function::New(env, ScanHpd, "scanHpd"));
+  exports.Set("decodeBlockInto", Napi::Function::New(env, DecodeBlockInto, "decodeBlockInto"));
+  exports.Set("applyRun", Napi::Function::New(env, ApplyRun, "applyRun"));
+  exports.Set("tallyRun", Napi::Function::New(env, TallyRun, "tallyRun"));
   exports.Set("crc32", Napi::Function::New(env, Crc32, "crc32"));
   exports.Set("blockCrc32", Napi::String::New(env, UseFastestCrc32()));
-  exports.Set("abiVersion", Napi::Number::New(env, 3));  // lib/native.ts ADDON_ABI
+  exports.Set("abiVersion", Napi::Number::New(env, 4));  // lib/native.ts ADDON_ABI
   return exports;
 }
 

@@ -5,8 +5,12 @@
  *   - whole files of well-formed blocks with bytes flipped, cut short and spliced with junk
  *     (the block walker's resynchronisation),
  * and checks the invariants a caller relies on: on success the events fit the count, on error
- * the output length is unchanged and the error offset is inside the payload. */
+ * the output length is unchanged and the error offset is inside the payload. Each block decoded
+ * is decoded again within a random time range (a subset, the same max trace id), and its events
+ * go through the readers' kernels (kernels.c) with exact-size tables holding random slots, so
+ * ASan sees any read past what a caller hands them. */
 #include "hpxdec.h"
+#include "kernels.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,6 +108,77 @@ static void count_problem(void *ctx, int kind, size_t offset, uint32_t index, co
   ++*(int *)ctx;
 }
 
+/* The events at [7, ev->length) of a block just decoded: a ranged decode and both kernels. */
+static void exercise_range_and_kernels(int r, const uint8_t *payload, uint32_t len, uint32_t count, hpxdec_events *ev) {
+  size_t n = ev->length - 7;
+  /* Ranged: a subset of the same block, and the same largest trace id. */
+  hpxdec_events sub = *ev;
+  sub.length = 0;
+  int saw_end = 0, saw_end_all = 0;
+  uint32_t max_trace = 0, max_all = 0;
+  size_t err_at = 0;
+  const char *err = NULL;
+  double from = 1e6 + (double)(rnd() % 600), to = from + (double)(rnd() % 600);
+  uint8_t *op_copy = malloc(n ? n : 1);
+  double *time_copy = malloc((n ? n : 1) * sizeof(double));
+  uint32_t *trace_copy = malloc((n ? n : 1) * sizeof(uint32_t));
+  double *size_copy = malloc((n ? n : 1) * sizeof(double));
+  memcpy(op_copy, ev->op + 7, n);
+  memcpy(time_copy, ev->time_us + 7, n * sizeof(double));
+  memcpy(trace_copy, ev->trace + 7, n * sizeof(uint32_t));
+  memcpy(size_copy, ev->size + 7, n * sizeof(double));
+  int rc_all = hpxdec_decode_block_range(payload, len, count, 1e6, -1.0 / 0.0, 1.0 / 0.0, &sub, &saw_end_all, &max_all, &err_at, &err);
+  sub.length = 0;
+  int rc = hpxdec_decode_block_range(payload, len, count, 1e6, from, to, &sub, &saw_end, &max_trace, &err_at, &err);
+  CHECK(rc_all == 0 && rc == 0 && sub.length <= n && max_trace == max_all, "round %d: ranged decode differs", r);
+  /* Kernels over the copies (exact-size arrays): a direct table of random slots, some past the
+   * columns, some ids past the table. */
+  size_t direct_len = 1 + rnd() % 8, slots = 1 + rnd() % 4;
+  int32_t *direct = malloc(direct_len * sizeof(int32_t));
+  for (size_t k = 0; k < direct_len; k++) direct[k] = (int32_t)(rnd() % (slots + 2));
+  double *cols[5];
+  for (int c = 0; c < 5; c++) cols[c] = calloc(slots, sizeof(double));
+  double bounds[2] = {128, 8192}, w[3] = {1e4, 10, 1}, cv[3] = {1e8, 90, 0}, pw[64], pcv[64];
+  for (int k = 0; k < 64; k++) pw[k] = k ? 64.0 / k : 0, pcv[k] = k ? pw[k] * pw[k] : 0;
+  int8_t bucket[33];
+  for (int j = 0; j < 33; j++) bucket[j] = j < 8 ? 0 : j < 14 ? (j == 8 ? -1 : 1) : (j == 14 ? -1 : 2);
+  hpx_run_events run = {op_copy, time_copy, trace_copy, size_copy};
+  for (int poisson = 0; poisson < 2; poisson++) {
+    hpx_live live = {0};
+    live.direct = direct;
+    live.direct_len = direct_len;
+    live.sampled = cols[0], live.bytes = cols[1], live.bytes_var = cols[2], live.count = cols[3], live.count_var = cols[4];
+    live.slots_len = slots;
+    hpx_weights wt = {0};
+    wt.poisson = poisson;
+    wt.bounds = bounds, wt.n_bounds = 2, wt.bucket_range = bucket;
+    wt.w = poisson ? pw : w, wt.cv = poisson ? pcv : cv, wt.w_len = poisson ? 64 : 3;
+    size_t i = 0;
+    while (i < n) {
+      int why = 0;
+      size_t stop = hpx_apply_run(&run, i, n, 1e6 + (double)(rnd() % 1000), &live, &wt, &why);
+      CHECK(stop >= i && stop <= n, "round %d: applyRun stopped at %zu of [%zu, %zu)", r, stop, i, n);
+      i = stop + 1;
+    }
+  }
+  int32_t *counts = calloc(direct_len, sizeof(int32_t));
+  hpx_tally tally = {0};
+  size_t i = 0;
+  while (i < n) {
+    int why = 0;
+    size_t stop = hpx_tally_run(&run, i, n, 1, counts, direct_len, &tally, &why);
+    CHECK(stop >= i && stop <= n && (stop == n) == (why == HPX_RUN_DONE), "round %d: tally stopped at %zu", r, stop);
+    i = stop + 1;
+  }
+  free(counts);
+  for (int c = 0; c < 5; c++) free(cols[c]);
+  free(direct);
+  free(op_copy);
+  free(time_copy);
+  free(trace_copy);
+  free(size_copy);
+}
+
 int main(int argc, char **argv) {
   int rounds = argc > 1 ? atoi(argv[1]) : 20000;
   uint8_t scratch[4096];
@@ -128,6 +203,7 @@ int main(int argc, char **argv) {
       if (rc == 0) {
         ok++;
         CHECK(ev.length >= 7 && ev.length <= 7 + count, "round %d: %zu events from a count of %u", r, ev.length - 7, count);
+        exercise_range_and_kernels(r, exact, len, count, &ev);
       } else {
         bad++;
         CHECK(ev.length == 7, "round %d: output changed on error", r);

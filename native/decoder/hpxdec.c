@@ -55,6 +55,7 @@ uint32_t hpxdec_crc32(uint32_t crc, const uint8_t *p, size_t n) {
 #define KIND_FREE 1
 #define KIND_REPEAT 2
 #define KIND_EXT 3
+_Static_assert(KIND_ALLOC == HPXDEC_OP_ALLOC && KIND_FREE == HPXDEC_OP_FREE, "the fast path writes kinds as op codes");
 #define REPEAT_SLOTS 16
 #define EXT_RSS 0
 #define EXT_END 1
@@ -104,6 +105,21 @@ static inline int read_varint(const uint8_t *p, size_t end, size_t *pos, uint64_
   return 1;
 }
 
+static inline uint64_t le64_to_host(uint64_t x) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  return __builtin_bswap64(x);
+#else
+  return x;
+#endif
+}
+
+/* The varint of `len` (1 to 3) bytes starting at byte `at` of the little-endian word x. */
+static inline uint32_t small_varint_at(uint64_t x, unsigned at, unsigned len) {
+  uint32_t y = (uint32_t)(x >> (8 * at));
+  uint32_t all = (y & 0x7fu) | ((y >> 1) & 0x3f80u) | ((y >> 2) & 0x1fc000u);
+  return all & ((1u << (7 * len)) - 1);
+}
+
 #define FAIL(msg, at) \
   do {                \
     *err_msg = (msg); \
@@ -113,6 +129,16 @@ static inline int read_varint(const uint8_t *p, size_t end, size_t *pos, uint64_
 
 int hpxdec_decode_block(const uint8_t *payload, size_t len, uint32_t count, double block_time_us,
                         hpxdec_events *out, int *saw_end, size_t *err_at, const char **err_msg) {
+  uint32_t max_trace = 0;
+  return hpxdec_decode_block_range(payload, len, count, block_time_us, -INFINITY, INFINITY, out, saw_end, &max_trace,
+                                   err_at, err_msg);
+}
+
+int hpxdec_decode_block_range(const uint8_t *payload, size_t len, uint32_t count, double block_time_us,
+                              double from_us, double to_us, hpxdec_events *out, int *saw_end,
+                              uint32_t *max_trace, size_t *err_at, const char **err_msg) {
+  const int ranged = from_us > -INFINITY || to_us < INFINITY;
+  uint32_t max_id = 0;
   const size_t end = len;
   size_t pos = 0;
   size_t n = out->length;
@@ -129,6 +155,60 @@ int hpxdec_decode_block(const uint8_t *payload, size_t len, uint32_t count, doub
   uint32_t full = 0; /* ALLOCs and FREEs written in full so far: slot k holds the last with full % 16 == k */
   for (uint32_t i = 0; i < count; i++) {
     if (pos >= end) FAIL("block holds fewer events than it says", pos);
+    /* Fast path for nearly every event: an ALLOC, FREE or valid REPEAT whose varints take at
+     * most three bytes each, read from one 8-byte load. Where each varint ends comes from the
+     * load's stop bits (bytes below 0x80), so the next event's position does not wait for a
+     * chain of byte-by-byte branches. Anything else is decoded from its first byte below. */
+    if (end - pos >= 8) {
+      uint64_t x;
+      memcpy(&x, payload + pos, 8);
+      x = le64_to_host(x);
+      uint64_t stops = ~x & 0x8080808080808080ull;
+      uint64_t s2 = stops & (stops - 1);
+      uint64_t s3 = s2 & (s2 - 1);
+      if (s2) {
+        unsigned e1 = (unsigned)__builtin_ctzll(stops) >> 3; /* last byte of the header */
+        unsigned e2 = (unsigned)__builtin_ctzll(s2) >> 3;    /* last byte of dt */
+        if (e1 < 3 && e2 - e1 <= 3) {
+          uint32_t h = small_varint_at(x, 0, e1 + 1);
+          uint32_t dt = small_varint_at(x, e1 + 1, e2 - e1);
+          uint32_t kind = h & 3;
+          uint32_t id = h >> 2;
+          if (kind == KIND_REPEAT) {
+            if (id < 2 * REPEAT_SLOTS && (id >> 1) < full) {
+              pos += e2 + 1;
+              t += (double)dt;
+              if (ranged && (t < from_us || t >= to_us)) continue;
+              unsigned slot = id >> 1;
+              op[n] = (uint8_t)(id & 1); /* HPXDEC_OP_ALLOC or HPXDEC_OP_FREE */
+              time_us[n] = t;
+              trace[n] = rep_trace[slot];
+              size[n] = rep_size[slot];
+              n++;
+              continue;
+            }
+          } else if (kind <= KIND_FREE && s3) {
+            unsigned e3 = (unsigned)__builtin_ctzll(s3) >> 3; /* last byte of the size */
+            if (e3 - e2 <= 3) {
+              uint32_t v = small_varint_at(x, e2 + 1, e3 - e2);
+              pos += e3 + 1;
+              t += (double)dt;
+              if (id > max_id) max_id = id;
+              rep_trace[full & (REPEAT_SLOTS - 1)] = id;
+              rep_size[full & (REPEAT_SLOTS - 1)] = (double)v;
+              full++;
+              if (ranged && (t < from_us || t >= to_us)) continue;
+              op[n] = (uint8_t)kind; /* KIND_ALLOC/KIND_FREE are HPXDEC_OP_ALLOC/HPXDEC_OP_FREE */
+              time_us[n] = t;
+              trace[n] = id;
+              size[n] = (double)v;
+              n++;
+              continue;
+            }
+          }
+        }
+      }
+    }
     uint64_t hu = 0, dtu = 0, vu = 0;
     double hd = 0, dtd = 0, vd = 0;
     int hbig = read_varint(payload, end, &pos, &hu, &hd);
@@ -151,6 +231,7 @@ int hpxdec_decode_block(const uint8_t *payload, size_t len, uint32_t count, doub
       if (id >= 2 * REPEAT_SLOTS) FAIL("REPEAT slot out of range", pos);
       unsigned slot = (unsigned)id >> 1;
       if (slot >= full) FAIL("REPEAT of an empty slot", pos);
+      if (ranged && (t < from_us || t >= to_us)) continue;
       op[n] = ((unsigned)id & 1) ? HPXDEC_OP_FREE : HPXDEC_OP_ALLOC;
       time_us[n] = t;
       trace[n] = rep_trace[slot];
@@ -168,6 +249,7 @@ int hpxdec_decode_block(const uint8_t *payload, size_t len, uint32_t count, doub
       code = kind == KIND_ALLOC ? HPXDEC_OP_ALLOC : HPXDEC_OP_FREE;
       if (id > 4294967295.0) FAIL("trace id out of range", pos);
       if (v > MAX_SAFE) FAIL("size past 2^53-1", pos);
+      if ((uint32_t)id > max_id) max_id = (uint32_t)id;
       rep_trace[full & (REPEAT_SLOTS - 1)] = (uint32_t)id;
       rep_size[full & (REPEAT_SLOTS - 1)] = v;
       full++;
@@ -205,6 +287,7 @@ int hpxdec_decode_block(const uint8_t *payload, size_t len, uint32_t count, doub
     } else {
       FAIL("unknown event kind", pos); /* unreachable: kind 2 is a REPEAT, handled above */
     }
+    if (ranged && (t < from_us || t >= to_us) && code != HPXDEC_OP_END) continue;
     op[n] = code;
     time_us[n] = t;
     trace[n] = code <= HPXDEC_OP_FREE ? (uint32_t)id : 0;
@@ -216,6 +299,7 @@ int hpxdec_decode_block(const uint8_t *payload, size_t len, uint32_t count, doub
   if (t > MAX_SAFE) FAIL("event time past the 2^53-1 us limit", pos);
   out->length = n;
   if (end_seen) *saw_end = 1;
+  *max_trace = max_id;
   return 0;
 }
 

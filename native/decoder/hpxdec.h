@@ -51,6 +51,13 @@ void hpxdec_set_block_crc32(hpxdec_crc32_fn fn);
 int hpxdec_decode_block(const uint8_t *payload, size_t len, uint32_t count, double block_time_us,
                         hpxdec_events *out, int *saw_end, size_t *err_at, const char **err_msg);
 
+/* The same, keeping only events with from_us <= time < to_us (and END wherever it is), as
+ * the TypeScript decoder's ranged read does, and setting *max_trace to the largest trace id of
+ * an ALLOC or FREE written in full (0 if none), kept or not. */
+int hpxdec_decode_block_range(const uint8_t *payload, size_t len, uint32_t count, double block_time_us,
+                              double from_us, double to_us, hpxdec_events *out, int *saw_end,
+                              uint32_t *max_trace, size_t *err_at, const char **err_msg);
+
 /* A problem met while walking blocks. */
 enum { HPXDEC_PROBLEM_CORRUPT = 1, HPXDEC_PROBLEM_TRUNCATED = 2 };
 typedef void (*hpxdec_problem_fn)(void *ctx, int kind, size_t offset, uint32_t index, const char *message);

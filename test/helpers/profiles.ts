@@ -8,6 +8,7 @@ import { openProfile } from '../../lib/format/profile.js';
 import { OP_NAMES, type ReadOptions } from '../../lib/format/source.js';
 import type { ReadIssue, Trace } from '../../lib/format/types.js';
 import type { ProfileSpec } from '../../lib/format/hpx.js';
+import { ByteSink } from '../../lib/format/bytes.js';
 
 /** mulberry32: small, fast, deterministic. */
 export function prng(seed: number): () => number {
@@ -126,4 +127,47 @@ export function blockOffsets(buf: Buffer): number[] {
     off += 24 + buf.readUInt32LE(off + 4);
   }
   return out;
+}
+
+/**
+ * A random .hpd block payload and the event count its header should claim, biased toward what
+ * breaks decoders: one-byte varints of each kind, long varints, 0x80 runs, REPEATs of filled and
+ * empty slots, EXT events with short and long bodies; half the blocks well formed, half noisy.
+ * Trace ids are 0 or 1 (an .hpm can define them) unless `wide`, which also spreads ids, times
+ * and sizes across every varint length from one to five bytes (the decoders' fast paths stop at
+ * three).
+ */
+export function randomPayload(rnd: () => number, wide = false): { payload: Buffer; count: number } {
+  const payload = new ByteSink(64);
+  const nEvents = 1 + Math.floor(rnd() * (wide ? 60 : 12));
+  const noisy = rnd() < 0.5;
+  const spread = (): number => Math.floor(2 ** (rnd() * 30) * rnd());
+  let full = 0; // ALLOC/FREE written in full so far: the REPEAT slots filled
+  for (let i = 0; i < nEvents; i++) {
+    const r = rnd();
+    if (full > 0 && rnd() < 0.25) {
+      // A REPEAT (man/hpx.5): of a filled slot, or (noisy) of any slot up to 19.
+      const slot = noisy ? Math.floor(rnd() * 20) : Math.floor(rnd() * Math.min(full, 16));
+      payload.varint((slot * 2 + (rnd() < 0.5 ? 1 : 0)) * 4 + 2);
+      payload.varint(wide ? spread() : Math.floor(rnd() * 300));
+    } else if (!noisy || r < 0.5) {
+      // Plausible ALLOC/FREE/EXT with small ids (trace 0 or 1 so the .hpm defines it).
+      const kind = [0, 1, 3, 2][Math.floor(rnd() * (noisy && rnd() < 0.1 ? 4 : 3))]!;
+      const id = kind === 3 ? Math.floor(rnd() * 4) : wide ? spread() : Math.floor(rnd() * 2);
+      if (kind <= 1) full++;
+      payload.varint(id * 4 + kind);
+      payload.varint(wide ? spread() : Math.floor(rnd() * 300));
+      if (kind === 3) {
+        const body = Math.floor(rnd() * 4);
+        payload.varint(!noisy || rnd() < 0.9 ? body : body + 5);
+        for (let j = 0; j < body; j++) payload.u8(Math.floor(rnd() * 256));
+      } else payload.varint(rnd() < 0.1 ? 2 ** 40 + Math.floor(rnd() * 2 ** 40) : wide ? spread() : Math.floor(rnd() * 5000));
+    } else {
+      // Raw bytes, often with continuation bits.
+      const len = 1 + Math.floor(rnd() * 12);
+      for (let j = 0; j < len; j++) payload.u8(rnd() < 0.5 ? 0x80 | Math.floor(rnd() * 128) : Math.floor(rnd() * 256));
+    }
+  }
+  const count = noisy ? Math.max(0, nEvents + Math.floor(rnd() * 3) - 1) : nEvents;
+  return { payload: Buffer.from(payload.view()), count };
 }

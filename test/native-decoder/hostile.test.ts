@@ -11,6 +11,9 @@ import { nativeDecoder, nativeDecoderStatus } from '../../lib/native.js';
 import { OP_NAMES } from '../../lib/format/source.js';
 import { readAll, tmpDir } from '../helpers/profiles.js';
 
+// The TS side is the TypeScript reader: readers use the C decoder by default when it is built.
+process.env.HEAPPROF_NATIVE_READ = '0';
+
 const dec = nativeDecoder();
 const ID = Buffer.alloc(16, 7);
 const spec: ProfileSpec = {
