@@ -500,6 +500,11 @@ async function report() {
     const r = s.record;
     lines.push(
       `hp-record on an empty script: ${fmt(r.wallS, 3)} s against ${fmt(s.python.wallS, 3)} s for python on it: +${fmt(r.wallOverS, 3)} s wall, +${fmt(r.cpuOverS, 3)} s CPU (target <= +0.12 s)`,
+      ...(s.wrapper
+        ? [
+            `a bare Node wrapper (start Node, spawn python, wait): +${fmt(s.wrapper.wallOverS, 3)} s wall, +${fmt(s.wrapper.cpuOverS, 3)} s CPU over python; hp-record over that wrapper: +${fmt(s.recordOverWrapperS, 3)} s wall`,
+          ]
+        : []),
       '',
     );
   }

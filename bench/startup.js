@@ -8,6 +8,9 @@ import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { median } from './median.js';
 
+/** A Node program that only runs python and exits with its status: what any Node front end costs at least. */
+const WRAPPER = "require('child_process').spawn(process.argv[1], [process.argv[2]], { stdio: 'inherit' }).on('exit', (c) => process.exit(c))";
+
 const READERS = ['hp-events', 'hp-stats', 'hp-history', 'hp-snapshot', 'hp-collapse', 'hp-chart', 'hp-pprof', 'hp-flow', 'hp-diff', 'hp-report'];
 
 
@@ -51,6 +54,8 @@ export async function benchStartup({ root, python, outDir, reps, log }) {
     { name: 'hp-snapshot --version', cmd: node, args: [join(root, 'bin', 'hp-snapshot.js'), '--version'] },
     { name: 'python empty.py', cmd: python, args: [empty] },
     { name: 'hp-record empty.py', cmd: node, args: [join(root, 'bin', 'hp-record.js'), '-q', '--force', '--python', python, '-o', base, empty] },
+    // The floor of any Node front end: start Node, spawn python, wait, exit with its status.
+    { name: 'bare node wrapper empty.py', cmd: node, args: ['-e', WRAPPER, python, empty] },
   ];
   const walls = cases.map(() => []);
   const cpus = cases.map(() => []);
@@ -93,5 +98,8 @@ export async function benchStartup({ root, python, outDir, reps, log }) {
     worstReaderWallRatio: Math.max(...readers.map((r) => r.wallRatio)),
     python: row(pyIdx, pyIdx),
     record: row(pyIdx + 1, pyIdx),
+    wrapper: row(pyIdx + 2, pyIdx),
+    // hp-record against the bare wrapper, round by round: what hp-record itself adds.
+    recordOverWrapperS: median(walls[pyIdx + 1].map((x, k) => x - walls[pyIdx + 2][k])),
   };
 }
