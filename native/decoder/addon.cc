@@ -538,7 +538,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("applyRun", Napi::Function::New(env, ApplyRun, "applyRun"));
   exports.Set("tallyRun", Napi::Function::New(env, TallyRun, "tallyRun"));
   exports.Set("crc32", Napi::Function::New(env, Crc32, "crc32"));
-  exports.Set("blockCrc32", Napi::String::New(env, UseFastestCrc32()));
+  // Once per process, however many threads load the addon (readers decode on a worker thread):
+  // a function-local static is initialised exactly once, without a race.
+  static const char* const block_crc32 = UseFastestCrc32();
+  exports.Set("blockCrc32", Napi::String::New(env, block_crc32));
   exports.Set("abiVersion", Napi::Number::New(env, 4));  // lib/native.ts ADDON_ABI
   return exports;
 }
