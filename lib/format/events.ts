@@ -262,6 +262,8 @@ export function decodeEventBlock(payload: Buffer, count: number, blockTimeUs: nu
 }
 
 const nativeOut = new Float64Array(3);
+/** Blocks of fewer events are decoded in TypeScript: the addon's call costs more than they do. */
+const MIN_NATIVE_BLOCK = 64;
 let nativeChecked = false;
 let nativeDecode: NativeDecoder | null = null;
 
@@ -297,7 +299,8 @@ export function decodeBlock(block: Block, batchFor: (count: number) => EventBatc
   const batch = batchFor(block.count);
   batch.length = 0;
   const native = nativeBlockDecoder();
-  if (native) {
+  // A call into the addon costs about as much as decoding 50 events here: small blocks stay in TypeScript.
+  if (native && block.count >= MIN_NATIVE_BLOCK) {
     // The C decoder, when built, reads about twice as fast; a block it refuses is decoded again
     // below, so that every problem is found and worded by the one decoder that reports them.
     const out = nativeOut;

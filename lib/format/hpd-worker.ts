@@ -6,7 +6,8 @@
 //   { type: 'batch', slot, columns?, index, offset, end, length, sawEnd, maxTrace, tally }
 //       one block's events, decoded into pool slot `slot` (columns: that slot's shared
 //       buffers, sent when the slot is first used or had to grow); tally: the counts of
-//       lib/format/tally.ts over every batch so far, kept here off the analysis thread
+//       lib/format/tally.ts over every batch so far, when the job asks for them here (off
+//       the analysis thread), else null
 //   { type: 'issue', message, offset }   a problem the inline reader would report (same text)
 //   { type: 'done', truncatedAt }        the last block was read (truncatedAt: null or a byte offset)
 //   { type: 'error', message, exitCode } reading failed (exitCode set for an HpError; the cli
@@ -28,6 +29,8 @@ export interface DecodeJob {
   toUs: number;
   /** Match frees to allocations (reading from the start): see EventTally. */
   checkFrees: boolean;
+  /** Keep the tally here and send it with each batch (else the main thread keeps it). */
+  tally: boolean;
   /** Int32Array over it: [0] = batches the main thread has consumed. */
   control: SharedArrayBuffer;
 }
@@ -100,7 +103,7 @@ async function main(job: DecodeJob): Promise<void> {
       }
       const slot = slots[k]!;
       const batch = slot.batch;
-      tally.add(batch);
+      if (job.tally) tally.add(batch);
       produced++;
       const columns = slot.sent ? null : slot.cols;
       slot.sent = true;
@@ -116,7 +119,7 @@ async function main(job: DecodeJob): Promise<void> {
         // The largest trace id an ALLOC or FREE used: the main thread checks the dictionary only
         // when it passes the ids known to be defined.
         maxTrace: d.maxTrace,
-        tally: tally.state(),
+        tally: job.tally ? tally.state() : null,
       });
       if (d.sawEnd) break;
     }

@@ -24,6 +24,7 @@ import { decodeBlock } from './events.js';
 import { TraceTable } from './trace-table.js';
 import { EventTally, type TallyState } from './tally.js';
 import { Symbolizer } from './elf.js';
+import { nativeDecoder, nativeReading } from '../native.js';
 import type { Columns, DecodeJob } from './hpd-worker.js';
 import { OP_FREE, type EventBatch, type ProfileSource, type ReadOptions } from './source.js';
 import { blankHeader, MAX_NAME_LENGTH, MAX_TRACE_FRAMES, NO_STACK_TRACE, type Frame, type Header, type HistogramBucket, type Mark, type Sampling, type ThreadInfo, type Trace } from './types.js';
@@ -326,7 +327,7 @@ type Decoded =
   | { kind: 'done'; truncatedAt: number | null };
 
 type WorkerMessage =
-  | { type: 'batch'; slot: number; columns: Columns | null; index: number; offset: number; end: number; length: number; sawEnd: boolean; maxTrace: number; tally: TallyState }
+  | { type: 'batch'; slot: number; columns: Columns | null; index: number; offset: number; end: number; length: number; sawEnd: boolean; maxTrace: number; tally: TallyState | null }
   | { type: 'issue'; message: string; offset: number }
   | { type: 'done'; truncatedAt: number | null }
   | { type: 'error'; message: string; exitCode: number | null };
@@ -598,7 +599,11 @@ export class V2Profile implements ProfileSource {
   /** The same stream, decoded by lib/format/hpd-worker on another thread. */
   private async *decodeInWorker(start: number, fromUs: number, toUs: number): AsyncGenerator<Decoded> {
     const control = new Int32Array(new SharedArrayBuffer(4));
-    const job: DecodeJob = { path: this.hpd.path, start, fromUs, toUs, checkFrees: this.freesCheckable(fromUs), control: control.buffer as SharedArrayBuffer };
+    // The tally runs on whichever thread has time for it: on the decoding thread when it would
+    // be TypeScript (the analysis thread is then the busier one), on this one when the addon's
+    // kernels run the analysis and the decoding thread is the busier one.
+    const tallyThere = !nativeReading() || nativeDecoder() === null;
+    const job: DecodeJob = { path: this.hpd.path, start, fromUs, toUs, checkFrees: this.freesCheckable(fromUs), tally: tallyThere, control: control.buffer as SharedArrayBuffer };
     const slots: EventBatch[] = [];
     const url = workerUrl();
     // A built (.js) worker needs none of the parent's loaders (a test runner's TypeScript one takes seconds to start).
@@ -644,7 +649,7 @@ export class V2Profile implements ProfileSource {
             Atomics.add(control, 0, 1);
             Atomics.notify(control, 0);
           };
-          yield { kind: 'batch', batch, index: m.index, offset: m.offset, end: m.end, sawEnd: m.sawEnd, maxTrace: m.maxTrace, release, tally: m.tally };
+          yield { kind: 'batch', batch, index: m.index, offset: m.offset, end: m.end, sawEnd: m.sawEnd, maxTrace: m.maxTrace, release, ...(m.tally ? { tally: m.tally } : {}) };
         }
       }
     } finally {

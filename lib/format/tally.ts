@@ -19,6 +19,8 @@ export interface TallyState {
 
 /** Events addTs takes each time the C kernel stops for it. */
 const TS_STEP = 64;
+/** Batches shorter than this are counted by addTs: the kernel's call costs more than they do. */
+const MIN_KERNEL_RUN = 128;
 const NO_TABLE = new Int32Array(0);
 /** The kernel's state (see tallyRun in native/decoder/addon.cc); one thread uses it at a time. */
 const tallyState = new Float64Array(6);
@@ -49,7 +51,8 @@ export class EventTally implements TallyState {
 
   add(batch: EventBatch): void {
     const kernel = nativeTally();
-    if (kernel === null) {
+    // A call into the addon costs about as much as 70 events here: small batches stay in TypeScript.
+    if (kernel === null || batch.length < MIN_KERNEL_RUN) {
       this.addTs(batch, 0, batch.length);
       return;
     }

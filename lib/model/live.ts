@@ -65,6 +65,8 @@ function weightsOf(sampling: Sampling, probability: (size: number) => number): W
 
 /** Events applyRunTs takes each time the C kernel stops for it. */
 const TS_STEP = 64;
+/** Runs shorter than this go to applyRunTs: the kernel's call costs more than they do. */
+const MIN_KERNEL_RUN = 128;
 /** The kernel's scalar state (see applyRun in native/decoder/addon.cc); one reader thread uses it at a time. */
 const kernelState = new Float64Array(8);
 let kernelChecked = false;
@@ -121,7 +123,11 @@ export class LiveHeap {
    */
   applyRun(batch: EventBatch, from: number, to: number, untilUs: number): number {
     const kernel = nativeKernel();
-    if (kernel === null) return this.applyRunTs(batch, from, to, untilUs);
+    // A call into the addon costs about as much as 70 events in TypeScript: short runs (fine
+    // buckets of a sparse profile) stay here.
+    if (kernel === null || to - from < MIN_KERNEL_RUN || batch.timeUs[from + MIN_KERNEL_RUN - 1]! > untilUs) {
+      return this.applyRunTs(batch, from, to, untilUs);
+    }
     const weights = weightsOf(this.sampling, this.probability);
     const poisson = this.sampling.kind === 'poisson';
     const state = kernelState;

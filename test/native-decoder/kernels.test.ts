@@ -174,14 +174,15 @@ if (!dec) {
         const ts = new LiveHeap(sampling);
         let time = 0;
         for (let batchNo = 0; batchNo < 5; batchNo++) {
-          const b = randomBatch(rnd, 50 + Math.floor(rnd() * 2000), time);
+          const b = randomBatch(rnd, 50 + Math.floor(rnd() * 4000), time);
           time = b.timeUs[b.length - 1]!;
           // Walk the batch as the readers do: runs up to a bucket end, stepping over other ops.
           let i = 0;
           let j = 0;
           while (i < b.length) {
-            const until = rnd() < 0.5 ? b.timeUs[Math.min(b.length - 1, i + Math.floor(rnd() * 300))]! : Infinity;
-            const to = rnd() < 0.2 ? Math.min(b.length, i + Math.floor(rnd() * 50)) : b.length;
+            // Mostly runs long enough for the kernel (shorter ones stay in TypeScript).
+            const until = rnd() < 0.5 ? b.timeUs[Math.min(b.length - 1, i + Math.floor(rnd() * 2000))]! : Infinity;
+            const to = rnd() < 0.2 ? Math.min(b.length, i + Math.floor(rnd() * 300)) : b.length;
             const ci = c.applyRun(b, i, to, until);
             j = ts.applyRunTs(b, i, to, until);
             if (ci !== j) {
