@@ -8,6 +8,11 @@
 //       buffers, sent when the slot is first used or had to grow); tally: the counts of
 //       lib/format/tally.ts over every batch so far, when the job asks for them here (off
 //       the analysis thread), else null
+//   { type: 'raw', slot, buffer?, length, count, timeUs, index, offset }
+//       a block's payload (checksum checked), undecoded, in pool slot `slot`'s byte buffer
+//       (buffer: that SharedArrayBuffer, sent when first used or grown): the main thread
+//       decodes it (with job.share, whenever it has fewer than SHARE_BELOW blocks waiting),
+//       then counts the slot consumed
 //   { type: 'issue', message, offset }   a problem the inline reader would report (same text)
 //   { type: 'done', truncatedAt }        the last block was read (truncatedAt: null or a byte offset)
 //   { type: 'error', message, exitCode } reading failed (exitCode set for an HpError; the cli
@@ -31,13 +36,18 @@ export interface DecodeJob {
   checkFrees: boolean;
   /** Keep the tally here and send it with each batch (else the main thread keeps it). */
   tally: boolean;
+  /** Hand every other block to the main thread undecoded ('raw'): it decodes them itself. */
+  share: boolean;
   /** Int32Array over it: [0] = batches the main thread has consumed. */
   control: SharedArrayBuffer;
 }
 
-/** Pool slots: batches decoded but not yet consumed. */
+/** Pool slots: batches decoded (or blocks handed over undecoded) but not yet consumed. */
 export const POOL = 8;
 const MIN_CAPACITY = 1 << 16;
+const MIN_RAW_BYTES = 1 << 18;
+/** job.share: a block goes undecoded when fewer than this many are waiting for the main thread. */
+const SHARE_BELOW = 3;
 
 export interface Columns {
   op: SharedArrayBuffer;
@@ -59,6 +69,7 @@ async function main(job: DecodeJob): Promise<void> {
   const port = parentPort!;
   const control = new Int32Array(job.control);
   const slots: Array<{ cols: Columns; batch: EventBatch; sent: boolean } | undefined> = [];
+  const rawSlots: Array<{ sab: SharedArrayBuffer; bytes: Uint8Array; sent: boolean } | undefined> = [];
   let produced = 0;
   const tally = new EventTally(job.checkFrees);
 
@@ -84,6 +95,25 @@ async function main(job: DecodeJob): Promise<void> {
         if (w.async) await w.value;
       }
       const k = produced % POOL;
+      if (job.share && produced - Atomics.load(control, 0) < SHARE_BELOW) {
+        // The main thread is waiting for work (with the addon's kernels the analysis leaves it
+        // idle much of the time, and decoding is most of this thread's): it gets this block
+        // undecoded and decodes it itself. A main thread with work queued (a command whose
+        // analysis is the slower side) gets none.
+        const n = block.payload.length;
+        let raw = rawSlots[k];
+        if (!raw || raw.bytes.length < n) {
+          const sab = new SharedArrayBuffer(Math.max(MIN_RAW_BYTES, n));
+          raw = { sab, bytes: new Uint8Array(sab), sent: false };
+          rawSlots[k] = raw;
+        }
+        raw.bytes.set(block.payload);
+        produced++;
+        const buffer = raw.sent ? null : raw.sab;
+        raw.sent = true;
+        port.postMessage({ type: 'raw', slot: k, buffer, length: n, count: block.count, timeUs: block.timeUs, index: block.index, offset: block.offset });
+        continue;
+      }
       const d = decodeBlock(
         block,
         (count) => {

@@ -328,6 +328,7 @@ type Decoded =
 
 type WorkerMessage =
   | { type: 'batch'; slot: number; columns: Columns | null; index: number; offset: number; end: number; length: number; sawEnd: boolean; maxTrace: number; tally: TallyState | null }
+  | { type: 'raw'; slot: number; buffer: SharedArrayBuffer | null; length: number; count: number; timeUs: number; index: number; offset: number }
   | { type: 'issue'; message: string; offset: number }
   | { type: 'done'; truncatedAt: number | null }
   | { type: 'error'; message: string; exitCode: number | null };
@@ -603,7 +604,11 @@ export class V2Profile implements ProfileSource {
     // be TypeScript (the analysis thread is then the busier one), on this one when the addon's
     // kernels run the analysis and the decoding thread is the busier one.
     const tallyThere = !nativeReading() || nativeDecoder() === null;
-    const job: DecodeJob = { path: this.hpd.path, start, fromUs, toUs, checkFrees: this.freesCheckable(fromUs), tally: tallyThere, control: control.buffer as SharedArrayBuffer };
+    // For the same reason this thread decodes blocks itself whenever it would otherwise wait
+    // (hpd-worker.ts hands them over undecoded).
+    const job: DecodeJob = { path: this.hpd.path, start, fromUs, toUs, checkFrees: this.freesCheckable(fromUs), tally: tallyThere, share: !tallyThere, control: control.buffer as SharedArrayBuffer };
+    const rawSlots: Buffer[] = [];
+    let own = newBatch(INITIAL_BATCH);
     const slots: EventBatch[] = [];
     const url = workerUrl();
     // A built (.js) worker needs none of the parent's loaders (a test runner's TypeScript one takes seconds to start).
@@ -638,6 +643,23 @@ export class V2Profile implements ProfileSource {
         } else if (m.type === 'error') {
           if (m.exitCode !== null) throw new HpError(m.message, m.exitCode);
           throw failure ?? new Error(m.message);
+        } else if (m.type === 'raw') {
+          if (m.buffer) rawSlots[m.slot] = Buffer.from(m.buffer);
+          const block = { index: m.index, offset: m.offset, count: m.count, timeUs: m.timeUs, payload: rawSlots[m.slot]!.subarray(0, m.length) };
+          const d = decodeBlock(
+            block,
+            (count) => {
+              if (count > own.op.length) own = newBatch(Math.max(count, own.op.length * 2));
+              return own;
+            },
+            fromUs,
+            toUs,
+          );
+          // The payload is decoded: its slot can take the next block.
+          Atomics.add(control, 0, 1);
+          Atomics.notify(control, 0);
+          if (!d.ok) yield { kind: 'issue', message: d.message, offset: d.offset };
+          else yield { kind: 'batch', batch: own, index: m.index, offset: m.offset, end: m.offset + 24 + m.length, sawEnd: d.sawEnd, maxTrace: d.maxTrace };
         } else {
           if (m.columns) {
             const c = m.columns;
