@@ -152,12 +152,21 @@ function load(): { decoder: NativeDecoder | null; reason: string } {
   }
 }
 
+let readerKernelsChecked = false;
+let readerKernelsValue: NativeDecoder | null = null;
+
 /**
- * Whether readers may use the addon's decoder and kernel (when it is built): not with
- * HEAPPROF_NATIVE_READ=0, which keeps every reader in TypeScript (the tests compare the two).
+ * The addon, for the readers' loops (block decoding, the tally, the live heap's update), or
+ * null when it is not built or HEAPPROF_NATIVE_READ=0 keeps every reader in TypeScript (the
+ * tests compare the two). Decided once per thread, at the first use, so that commands that
+ * read no events never load the addon.
  */
-export function nativeReading(): boolean {
-  return process.env['HEAPPROF_NATIVE_READ'] !== '0';
+export function readerKernels(): NativeDecoder | null {
+  if (!readerKernelsChecked) {
+    readerKernelsChecked = true;
+    readerKernelsValue = process.env['HEAPPROF_NATIVE_READ'] === '0' ? null : nativeDecoder();
+  }
+  return readerKernelsValue;
 }
 
 /** The C decoder, or null when it is not available (see nativeDecoderStatus() for why). */

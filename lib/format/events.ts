@@ -6,7 +6,7 @@ import { Cursor, FormatError } from './bytes.js';
 import type { Block } from './block-file.js';
 import { BLOCK_HEADER_SIZE, EXT, KIND } from './hpx-writer.js';
 import { OP_ALLOC, OP_END, OP_FREE, OP_LOST, OP_RSS, type EventBatch } from './source.js';
-import { nativeDecoder, nativeReading, type NativeDecoder } from '../native.js';
+import { readerKernels } from '../native.js';
 
 // KIND as plain constants: the hot loop then compares with literals, not property loads.
 const KIND_ALLOC = KIND.ALLOC;
@@ -264,22 +264,6 @@ export function decodeEventBlock(payload: Buffer, count: number, blockTimeUs: nu
 const nativeOut = new Float64Array(3);
 /** Blocks of fewer events are decoded in TypeScript: the addon's call costs more than they do. */
 const MIN_NATIVE_BLOCK = 64;
-let nativeChecked = false;
-let nativeDecode: NativeDecoder | null = null;
-
-/**
- * The C decoder (lib/native.ts) unless it is not built or HEAPPROF_NATIVE_READ=0 (the tests
- * compare the two). Looked up at the first block, so that commands that read no events never
- * load it.
- */
-function nativeBlockDecoder(): NativeDecoder | null {
-  if (!nativeChecked) {
-    nativeChecked = true;
-    nativeDecode = nativeReading() ? nativeDecoder() : null;
-  }
-  return nativeDecode;
-}
-
 /** What decodeBlock found: the block's events (in the batch it was given), or the problem that rejects the whole block. */
 export type DecodedBlock = { ok: true; sawEnd: boolean; maxTrace: number } | { ok: false; message: string; offset: number };
 
@@ -298,7 +282,7 @@ export function decodeBlock(block: Block, batchFor: (count: number) => EventBatc
   }
   const batch = batchFor(block.count);
   batch.length = 0;
-  const native = nativeBlockDecoder();
+  const native = readerKernels();
   // A call into the addon costs about as much as decoding 50 events here: small blocks stay in TypeScript.
   if (native && block.count >= MIN_NATIVE_BLOCK) {
     // The C decoder, when built, reads about twice as fast; a block it refuses is decoded again

@@ -7,7 +7,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { HpError } from '../cli.js';
-import { BlockFile, problemText, type BlockProblem } from './block-file.js';
+import { BlockFile, problemText, type Block, type BlockProblem } from './block-file.js';
 import { Cursor, FormatError, crc32 } from './bytes.js';
 import {
   FILE_HEADER_SIZE,
@@ -20,11 +20,11 @@ import {
   MAX_BLOCK_PAYLOAD,
   REC,
 } from './hpx-writer.js';
-import { decodeBlock } from './events.js';
+import { decodeBlock, type DecodedBlock } from './events.js';
 import { TraceTable } from './trace-table.js';
 import { EventTally, type TallyState } from './tally.js';
 import { Symbolizer } from './elf.js';
-import { nativeDecoder, nativeReading } from '../native.js';
+import { readerKernels } from '../native.js';
 import type { Columns, DecodeJob } from './hpd-worker.js';
 import { OP_FREE, type EventBatch, type ProfileSource, type ReadOptions } from './source.js';
 import { blankHeader, MAX_NAME_LENGTH, MAX_TRACE_FRAMES, NO_STACK_TRACE, type Frame, type Header, type HistogramBucket, type Mark, type Sampling, type ThreadInfo, type Trace } from './types.js';
@@ -317,6 +317,19 @@ function newBatch(capacity: number): EventBatch {
   };
 }
 
+/** decodeBlock into a batch this thread owns, replaced by a larger one when a block holds more events. */
+function decodeOwned(block: Block, owned: { batch: EventBatch }, fromUs: number, toUs: number): DecodedBlock {
+  return decodeBlock(
+    block,
+    (count) => {
+      if (count > owned.batch.op.length) owned.batch = newBatch(Math.max(count, owned.batch.op.length * 2));
+      return owned.batch;
+    },
+    fromUs,
+    toUs,
+  );
+}
+
 /** Files at least this large (from the start offset) are decoded on a worker thread. */
 const WORKER_MIN_BYTES = 16 * 1024 * 1024;
 
@@ -564,7 +577,7 @@ export class V2Profile implements ProfileSource {
 
   /** The .hpd's blocks decoded in this thread, as the stream batches() consumes. */
   private async *decodeInline(start: number, fromUs: number, toUs: number): AsyncGenerator<Decoded> {
-    let batch = newBatch(INITIAL_BATCH);
+    const owned = { batch: newBatch(INITIAL_BATCH) };
     let truncatedAt: number | null = null;
     const problems: Decoded[] = [];
     const onProblem = (p: BlockProblem): void => {
@@ -578,20 +591,12 @@ export class V2Profile implements ProfileSource {
     for await (const block of this.hpd.blocks(start, onProblem, follow)) {
       yield* problems.splice(0);
       if (block.timeUs >= toUs) break; // blocks are in time order
-      const d = decodeBlock(
-        block,
-        (count) => {
-          if (count > batch.op.length) batch = newBatch(Math.max(count, batch.op.length * 2));
-          return batch;
-        },
-        fromUs,
-        toUs,
-      );
+      const d = decodeOwned(block, owned, fromUs, toUs);
       if (!d.ok) {
         yield { kind: 'issue', message: d.message, offset: d.offset };
         continue;
       }
-      yield { kind: 'batch', batch, index: block.index, offset: block.offset, end: block.offset + 24 + block.payload.length, sawEnd: d.sawEnd, maxTrace: d.maxTrace };
+      yield { kind: 'batch', batch: owned.batch, index: block.index, offset: block.offset, end: block.offset + 24 + block.payload.length, sawEnd: d.sawEnd, maxTrace: d.maxTrace };
     }
     yield* problems.splice(0);
     yield { kind: 'done', truncatedAt };
@@ -603,12 +608,12 @@ export class V2Profile implements ProfileSource {
     // The tally runs on whichever thread has time for it: on the decoding thread when it would
     // be TypeScript (the analysis thread is then the busier one), on this one when the addon's
     // kernels run the analysis and the decoding thread is the busier one.
-    const tallyThere = !nativeReading() || nativeDecoder() === null;
+    const tallyThere = readerKernels() === null;
     // For the same reason this thread decodes blocks itself whenever it would otherwise wait
     // (hpd-worker.ts hands them over undecoded).
     const job: DecodeJob = { path: this.hpd.path, start, fromUs, toUs, checkFrees: this.freesCheckable(fromUs), tally: tallyThere, share: !tallyThere, control: control.buffer as SharedArrayBuffer };
     const rawSlots: Buffer[] = [];
-    let own = newBatch(INITIAL_BATCH);
+    const owned = { batch: newBatch(INITIAL_BATCH) };
     const slots: EventBatch[] = [];
     const url = workerUrl();
     // A built (.js) worker needs none of the parent's loaders (a test runner's TypeScript one takes seconds to start).
@@ -646,20 +651,12 @@ export class V2Profile implements ProfileSource {
         } else if (m.type === 'raw') {
           if (m.buffer) rawSlots[m.slot] = Buffer.from(m.buffer);
           const block = { index: m.index, offset: m.offset, count: m.count, timeUs: m.timeUs, payload: rawSlots[m.slot]!.subarray(0, m.length) };
-          const d = decodeBlock(
-            block,
-            (count) => {
-              if (count > own.op.length) own = newBatch(Math.max(count, own.op.length * 2));
-              return own;
-            },
-            fromUs,
-            toUs,
-          );
+          const d = decodeOwned(block, owned, fromUs, toUs);
           // The payload is decoded: its slot can take the next block.
           Atomics.add(control, 0, 1);
           Atomics.notify(control, 0);
           if (!d.ok) yield { kind: 'issue', message: d.message, offset: d.offset };
-          else yield { kind: 'batch', batch: own, index: m.index, offset: m.offset, end: m.offset + 24 + m.length, sawEnd: d.sawEnd, maxTrace: d.maxTrace };
+          else yield { kind: 'batch', batch: owned.batch, index: m.index, offset: m.offset, end: m.offset + 24 + m.length, sawEnd: d.sawEnd, maxTrace: d.maxTrace };
         } else {
           if (m.columns) {
             const c = m.columns;

@@ -6,7 +6,7 @@
 
 import { OP_ALLOC, OP_FREE, OP_LOST, type EventBatch } from './source.js';
 import { TraceCounts } from './trace-table.js';
-import { nativeDecoder, nativeReading, type NativeDecoder } from '../native.js';
+import { readerKernels } from '../native.js';
 
 /** The counts so far (what a decoding thread sends with each batch). */
 export interface TallyState {
@@ -24,17 +24,6 @@ const MIN_KERNEL_RUN = 128;
 const NO_TABLE = new Int32Array(0);
 /** The kernel's state (see tallyRun in native/decoder/addon.cc); one thread uses it at a time. */
 const tallyState = new Float64Array(6);
-let kernelChecked = false;
-let kernel: NativeDecoder | null = null;
-
-/** The addon with the C kernel, unless it is not built or HEAPPROF_NATIVE_READ=0. */
-function nativeTally(): NativeDecoder | null {
-  if (!kernelChecked) {
-    kernelChecked = true;
-    kernel = nativeReading() ? nativeDecoder() : null;
-  }
-  return kernel;
-}
 
 export class EventTally implements TallyState {
   unmatched = 0;
@@ -50,7 +39,7 @@ export class EventTally implements TallyState {
   }
 
   add(batch: EventBatch): void {
-    const kernel = nativeTally();
+    const kernel = readerKernels();
     // A call into the addon costs about as much as 70 events here: small batches stay in TypeScript.
     if (kernel === null || batch.length < MIN_KERNEL_RUN) {
       this.addTs(batch, 0, batch.length);

@@ -5,7 +5,7 @@
 import { OP_ALLOC, OP_FREE, type EventBatch } from '../format/source.js';
 import type { Sampling } from '../format/types.js';
 import { probabilityFunction } from '../format/weights.js';
-import { nativeDecoder, nativeReading, type NativeDecoder } from '../native.js';
+import { readerKernels } from '../native.js';
 import type { Estimate } from './estimate.js';
 
 /** Trace ids below this are mapped through a flat array; rarer, larger ids through a Map. */
@@ -69,17 +69,6 @@ const TS_STEP = 64;
 const MIN_KERNEL_RUN = 128;
 /** The kernel's scalar state (see applyRun in native/decoder/addon.cc); one reader thread uses it at a time. */
 const kernelState = new Float64Array(8);
-let kernelChecked = false;
-let kernel: NativeDecoder | null = null;
-
-/** The addon with the C kernel, unless it is not built or HEAPPROF_NATIVE_READ=0. */
-function nativeKernel(): NativeDecoder | null {
-  if (!kernelChecked) {
-    kernelChecked = true;
-    kernel = nativeReading() ? nativeDecoder() : null;
-  }
-  return kernel;
-}
 
 export class LiveHeap {
   readonly probability: (size: number) => number;
@@ -123,7 +112,7 @@ export class LiveHeap {
    * applyRunTs a few at a time.
    */
   applyRun(batch: EventBatch, from: number, to: number, untilUs: number): number {
-    const kernel = nativeKernel();
+    const kernel = readerKernels();
     // A call into the addon costs about as much as 70 events in TypeScript: short runs (fine
     // buckets of a sparse profile) stay here.
     if (kernel === null || to - from < MIN_KERNEL_RUN || batch.timeUs[from + MIN_KERNEL_RUN - 1]! > untilUs) {

@@ -401,6 +401,33 @@ bool ArrayArg(const Napi::CallbackInfo& info, size_t k, napi_typedarray_type typ
   return true;
 }
 
+// Arguments 0-5 of the kernels: a batch's four event columns and the run [from, to) within
+// them. False, with a JS exception pending, when they do not fit each other.
+bool RunArgs(const Napi::CallbackInfo& info, const char* name, hpx_run_events* ev, size_t* from, size_t* to) {
+  size_t n_op, n_time, n_trace, n_size;
+  uint8_t* op;
+  double *time_us, *size;
+  uint32_t* trace;
+  if (!ArrayArg(info, 0, napi_uint8_array, &op, &n_op) || !ArrayArg(info, 1, napi_float64_array, &time_us, &n_time) ||
+      !ArrayArg(info, 2, napi_uint32_array, &trace, &n_trace) || !ArrayArg(info, 3, napi_float64_array, &size, &n_size)) {
+    return false;
+  }
+  const double from_d = info[4].IsNumber() ? info[4].As<Napi::Number>().DoubleValue() : -1;
+  const double to_d = info[5].IsNumber() ? info[5].As<Napi::Number>().DoubleValue() : -1;
+  // Every index the kernel uses is inside what it was given.
+  size_t events = n_op < n_time ? n_op : n_time;
+  events = n_trace < events ? n_trace : events;
+  events = n_size < events ? n_size : events;
+  if (!(from_d >= 0 && to_d >= from_d && to_d <= static_cast<double>(events))) {
+    Napi::Error::New(info.Env(), std::string(name) + ": run out of range").ThrowAsJavaScriptException();
+    return false;
+  }
+  *ev = hpx_run_events{op, time_us, trace, size};
+  *from = static_cast<size_t>(from_d);
+  *to = static_cast<size_t>(to_d);
+  return true;
+}
+
 // applyRun(op, timeUs, trace, size, from, to, untilUs, direct, sampled, bytes, bytesVar, count,
 //          countVar, poisson, bounds, bucketRange, w, cv, state) -> the index it stopped at.
 // state (Float64Array(8)): totalBytes, totalBytesVar, totalCount, totalCountVar, totalSampled,
@@ -408,16 +435,13 @@ bool ArrayArg(const Napi::CallbackInfo& info, size_t k, napi_typedarray_type typ
 Napi::Value ApplyRun(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 19) return Fail(env, "applyRun: expected 19 arguments");
-  size_t n_op, n_time, n_trace, n_size, n_direct, n_sampled, n_bytes, n_bytes_var, n_count, n_count_var, n_bounds,
-      n_bucket, n_w, n_cv, n_state;
-  uint8_t* op;
-  double *time_us, *size, *sampled, *bytes, *bytes_var, *count, *count_var, *bounds, *w, *cv, *state;
-  uint32_t* trace;
+  size_t n_direct, n_sampled, n_bytes, n_bytes_var, n_count, n_count_var, n_bounds, n_bucket, n_w, n_cv, n_state;
+  double *sampled, *bytes, *bytes_var, *count, *count_var, *bounds, *w, *cv, *state;
   int32_t* direct;
   int8_t* bucket;
-  if (!ArrayArg(info, 0, napi_uint8_array, &op, &n_op) || !ArrayArg(info, 1, napi_float64_array, &time_us, &n_time) ||
-      !ArrayArg(info, 2, napi_uint32_array, &trace, &n_trace) || !ArrayArg(info, 3, napi_float64_array, &size, &n_size) ||
-      !ArrayArg(info, 7, napi_int32_array, &direct, &n_direct) ||
+  hpx_run_events ev;
+  size_t from, to;
+  if (!RunArgs(info, "applyRun", &ev, &from, &to) || !ArrayArg(info, 7, napi_int32_array, &direct, &n_direct) ||
       !ArrayArg(info, 8, napi_float64_array, &sampled, &n_sampled) ||
       !ArrayArg(info, 9, napi_float64_array, &bytes, &n_bytes) ||
       !ArrayArg(info, 10, napi_float64_array, &bytes_var, &n_bytes_var) ||
@@ -429,17 +453,10 @@ Napi::Value ApplyRun(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   if (n_state < 8) return Fail(env, "applyRun: state must be a Float64Array(8)");
-  const double from_d = info[4].As<Napi::Number>().DoubleValue();
-  const double to_d = info[5].As<Napi::Number>().DoubleValue();
-  const double until_us = info[6].As<Napi::Number>().DoubleValue();
+  const double until_us = info[6].IsNumber() ? info[6].As<Napi::Number>().DoubleValue() : 0;
   const bool poisson = info[13].ToBoolean().Value();
-  // Every index the kernel uses is inside what it was given.
-  size_t events = n_op < n_time ? n_op : n_time;
-  events = n_trace < events ? n_trace : events;
-  events = n_size < events ? n_size : events;
   size_t slots = n_sampled;
   for (size_t n : {n_bytes, n_bytes_var, n_count, n_count_var}) slots = n < slots ? n : slots;
-  if (!(from_d >= 0 && to_d >= from_d && to_d <= static_cast<double>(events))) return Fail(env, "applyRun: run out of range");
   if (n_w == 0 || n_cv != n_w || (!poisson && (n_bucket < 33 || n_w != n_bounds + 1))) {
     return Fail(env, "applyRun: weights do not match the sampler");
   }
@@ -448,7 +465,6 @@ Napi::Value ApplyRun(const Napi::CallbackInfo& info) {
       if (bucket[j] >= 0 && static_cast<size_t>(bucket[j]) >= n_w) return Fail(env, "applyRun: bucket range out of range");
     }
   }
-  hpx_run_events ev{op, time_us, trace, size};
   hpx_live heap{};
   heap.direct = direct;
   heap.direct_len = n_direct;
@@ -474,7 +490,7 @@ Napi::Value ApplyRun(const Napi::CallbackInfo& info) {
   wt.cv = cv;
   wt.w_len = n_w;
   int why = HPX_RUN_DONE;
-  size_t stop = hpx_apply_run(&ev, static_cast<size_t>(from_d), static_cast<size_t>(to_d), until_us, &heap, &wt, &why);
+  size_t stop = hpx_apply_run(&ev, from, to, until_us, &heap, &wt, &why);
   state[0] = heap.total_bytes;
   state[1] = heap.total_bytes_var;
   state[2] = heap.total_count;
@@ -492,28 +508,20 @@ Napi::Value ApplyRun(const Napi::CallbackInfo& info) {
 Napi::Value TallyRun(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 9) return Fail(env, "tallyRun: expected 9 arguments");
-  size_t n_op, n_time, n_trace, n_size, n_live, n_state;
-  uint8_t* op;
-  double *time_us, *size, *state;
-  uint32_t* trace;
+  size_t n_live, n_state;
+  double* state;
   int32_t* live;
-  if (!ArrayArg(info, 0, napi_uint8_array, &op, &n_op) || !ArrayArg(info, 1, napi_float64_array, &time_us, &n_time) ||
-      !ArrayArg(info, 2, napi_uint32_array, &trace, &n_trace) || !ArrayArg(info, 3, napi_float64_array, &size, &n_size) ||
-      !ArrayArg(info, 7, napi_int32_array, &live, &n_live) || !ArrayArg(info, 8, napi_float64_array, &state, &n_state)) {
+  hpx_run_events ev;
+  size_t from, to;
+  if (!RunArgs(info, "tallyRun", &ev, &from, &to) || !ArrayArg(info, 7, napi_int32_array, &live, &n_live) ||
+      !ArrayArg(info, 8, napi_float64_array, &state, &n_state)) {
     return env.Undefined();
   }
   if (n_state < 6) return Fail(env, "tallyRun: state must be a Float64Array(6)");
-  const double from_d = info[4].As<Napi::Number>().DoubleValue();
-  const double to_d = info[5].As<Napi::Number>().DoubleValue();
   const bool check_frees = info[6].ToBoolean().Value();
-  size_t events = n_op < n_time ? n_op : n_time;
-  events = n_trace < events ? n_trace : events;
-  events = n_size < events ? n_size : events;
-  if (!(from_d >= 0 && to_d >= from_d && to_d <= static_cast<double>(events))) return Fail(env, "tallyRun: run out of range");
-  hpx_run_events ev{op, time_us, trace, size};
   hpx_tally tally{state[0], state[1], state[2], state[3], state[4]};
   int why = HPX_RUN_DONE;
-  size_t stop = hpx_tally_run(&ev, static_cast<size_t>(from_d), static_cast<size_t>(to_d), check_frees, live, n_live, &tally, &why);
+  size_t stop = hpx_tally_run(&ev, from, to, check_frees, live, n_live, &tally, &why);
   state[0] = tally.unmatched;
   state[1] = tally.first_unmatched_us;
   state[2] = tally.first_unmatched_trace;
