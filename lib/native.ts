@@ -1,6 +1,8 @@
-// The one place TypeScript touches native code: loads the C reference decoder of .hpd files
-// (native/decoder, built by node-gyp into build/Release/hpx_decoder.node). Everything else
-// is pure TS; when the addon is not built, callers get a reason instead and fall back or skip.
+// The one place TypeScript touches native code: loads the readers' addon (native/decoder, built
+// by node-gyp into build/Release/hpx_decoder.node): the C reference decoder of .hpd files, and
+// the C versions of the readers' per-event loops (readerKernels). Everything else is pure TS;
+// when the addon is not built, callers get a reason instead and fall back or skip, and readers
+// run those loops in TypeScript.
 
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';

@@ -36,7 +36,7 @@ export interface DecodeJob {
   checkFrees: boolean;
   /** Keep the tally here and send it with each batch (else the main thread keeps it). */
   tally: boolean;
-  /** Hand every other block to the main thread undecoded ('raw'): it decodes them itself. */
+  /** Hand a block to the main thread undecoded ('raw') whenever it has fewer than SHARE_BELOW waiting: it decodes them itself. */
   share: boolean;
   /** Int32Array over it: [0] = batches the main thread has consumed. */
   control: SharedArrayBuffer;

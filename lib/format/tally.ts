@@ -1,8 +1,9 @@
 // What a reader counts over every event of a profile besides decoding it: frees of blocks never
 // allocated (per trace, more frees than allocations so far) and events the recorder reports
-// lost. One pass per batch, in C when the addon is built (native/decoder/kernels.c); run on the
-// decoding thread when there is one (lib/format/hpd-worker.ts), so that the thread running the
-// analysis does not spend a fifth of its time here.
+// lost. One pass per batch, in C when the addon is built (native/decoder/kernels.c). Without the
+// addon it runs on the decoding thread when there is one (lib/format/hpd-worker.ts), so that the
+// thread running the analysis does not spend a fifth of its time here; with it, on the analysis
+// thread, which the addon's kernels leave with time to spare.
 
 import { OP_ALLOC, OP_FREE, OP_LOST, type EventBatch } from './source.js';
 import { TraceCounts } from './trace-table.js';
@@ -63,8 +64,9 @@ export class EventTally implements TallyState {
       this.firstLostUs = state[4]!;
       if (state[5] === 0) return;
       // An id past the flat table: counted here, which grows the table (or uses its Map).
-      this.addTs(batch, i, Math.min(batch.length, i + TS_STEP));
-      i = Math.min(batch.length, i + TS_STEP);
+      const next = Math.min(batch.length, i + TS_STEP);
+      this.addTs(batch, i, next);
+      i = next;
     }
   }
 
