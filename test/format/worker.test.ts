@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { HpError } from '../../lib/cli.js';
 import { writeProfile } from '../../lib/format/hpx.js';
+import { encodeBlock } from '../../lib/format/hpx-writer.js';
 import { openProfile } from '../../lib/format/profile.js';
 import type { ReadOptions } from '../../lib/format/source.js';
 import { blockOffsets, prng, randomSpec, readAll, tmpDir, type ReadBack } from '../helpers/profiles.js';
@@ -61,6 +62,29 @@ t.test('whole, damaged and ranged reads: the worker gives what the inline decode
     t.same(strict.worker, strict.inline, `seed ${seed}: damaged file, strict`);
     t.match(strict.inline, /^error: /, `seed ${seed}: strict read fails`);
   }
+});
+
+t.test('blocks handed to the main thread undecoded: events, problems and their offsets as inline', async (t) => {
+  // With the addon's kernels the decoding thread hands a block over undecoded whenever the main
+  // thread has fewer than three waiting: always the first three blocks. Blocks 1 and 2 here
+  // carry a valid checksum over events that do not decode (a REPEAT of an empty slot, a count
+  // past the events), so the main thread must find and word those problems itself.
+  const dir = tmpDir();
+  const base = join(dir, 'handed');
+  const spec = randomSpec(7, 4000);
+  spec.eventsPerBlock = 150;
+  await writeProfile(base, spec);
+  const hpd = readFileSync(`${base}.hpd`);
+  const offsets = blockOffsets(hpd);
+  const blockAt = (k: number): Buffer => hpd.subarray(offsets[k]!, k + 1 < offsets.length ? offsets[k + 1]! : hpd.length);
+  const timeOf = (k: number): number => Number(hpd.readBigUInt64LE(offsets[k]! + 12));
+  const bad1 = encodeBlock(Buffer.from([(3 << 3) | 2, 1]), 1, timeOf(1)); // REPEAT of slot 3 in an empty cache
+  const payload2 = blockAt(2).subarray(24);
+  const bad2 = encodeBlock(payload2, hpd.readUInt32LE(offsets[2]! + 8) + 1, timeOf(2)); // one event more than it holds
+  writeFileSync(`${base}.hpd`, Buffer.concat([hpd.subarray(0, offsets[1]!), bad1, bad2, hpd.subarray(offsets[3]!)]));
+  const r = await both(base);
+  t.same(r.worker, r.inline, 'same events and problems');
+  t.ok(typeof r.inline !== 'string' && r.inline.issues.filter((i) => /block [12]:/.test(i.message)).length === 2, 'both bad blocks reported');
 });
 
 t.test('a reader that stops early stops the worker (no hang, no leak)', async (t) => {
