@@ -11,7 +11,7 @@
 //   { type: 'raw', slot, buffer?, length, count, timeUs, index, offset }
 //       a block's payload (checksum checked), undecoded, in pool slot `slot`'s byte buffer
 //       (buffer: that SharedArrayBuffer, sent when first used or grown): the main thread
-//       decodes it (with job.share, whenever it has fewer than SHARE_BELOW blocks waiting),
+//       decodes it (with job.mainHasKernels, whenever it has fewer than SHARE_BELOW waiting),
 //       then counts the slot consumed
 //   { type: 'issue', message, offset }   a problem the inline reader would report (same text)
 //   { type: 'done', truncatedAt }        the last block was read (truncatedAt: null or a byte offset)
@@ -34,10 +34,12 @@ export interface DecodeJob {
   toUs: number;
   /** Match frees to allocations (reading from the start): see EventTally. */
   checkFrees: boolean;
-  /** Keep the tally here and send it with each batch (else the main thread keeps it). */
-  tally: boolean;
-  /** Hand a block to the main thread undecoded ('raw') whenever it has fewer than SHARE_BELOW waiting: it decodes them itself. */
-  share: boolean;
+  /**
+   * The main thread runs the addon's kernels, so it has time to spare: it keeps the tally, and
+   * gets a block undecoded ('raw') whenever it has fewer than SHARE_BELOW waiting. Otherwise
+   * this thread keeps the tally (sent with each batch) and decodes every block.
+   */
+  mainHasKernels: boolean;
   /** Int32Array over it: [0] = batches the main thread has consumed. */
   control: SharedArrayBuffer;
 }
@@ -46,7 +48,7 @@ export interface DecodeJob {
 export const POOL = 8;
 const MIN_CAPACITY = 1 << 16;
 const MIN_RAW_BYTES = 1 << 18;
-/** job.share: a block goes undecoded when fewer than this many are waiting for the main thread. */
+/** job.mainHasKernels: a block goes undecoded when fewer than this many are waiting for the main thread. */
 const SHARE_BELOW = 3;
 
 export interface Columns {
@@ -95,7 +97,7 @@ async function main(job: DecodeJob): Promise<void> {
         if (w.async) await w.value;
       }
       const k = produced % POOL;
-      if (job.share && produced - Atomics.load(control, 0) < SHARE_BELOW) {
+      if (job.mainHasKernels && produced - Atomics.load(control, 0) < SHARE_BELOW) {
         // The main thread is waiting for work (with the addon's kernels the analysis leaves it
         // idle much of the time, and decoding is most of this thread's): it gets this block
         // undecoded and decodes it itself. A main thread with work queued (a command whose
@@ -133,7 +135,7 @@ async function main(job: DecodeJob): Promise<void> {
       }
       const slot = slots[k]!;
       const batch = slot.batch;
-      if (job.tally) tally.add(batch);
+      if (!job.mainHasKernels) tally.add(batch);
       produced++;
       const columns = slot.sent ? null : slot.cols;
       slot.sent = true;
@@ -149,7 +151,7 @@ async function main(job: DecodeJob): Promise<void> {
         // The largest trace id an ALLOC or FREE used: the main thread checks the dictionary only
         // when it passes the ids known to be defined.
         maxTrace: d.maxTrace,
-        tally: job.tally ? tally.state() : null,
+        tally: job.mainHasKernels ? null : tally.state(),
       });
       if (d.sawEnd) break;
     }

@@ -605,13 +605,16 @@ export class V2Profile implements ProfileSource {
   /** The same stream, decoded by lib/format/hpd-worker on another thread. */
   private async *decodeInWorker(start: number, fromUs: number, toUs: number): AsyncGenerator<Decoded> {
     const control = new Int32Array(new SharedArrayBuffer(4));
-    // The tally runs on whichever thread has time for it: on the decoding thread when it would
-    // be TypeScript (the analysis thread is then the busier one), on this one when the addon's
-    // kernels run the analysis and the decoding thread is the busier one.
-    const tallyThere = readerKernels() === null;
-    // For the same reason this thread decodes blocks itself whenever it would otherwise wait
-    // (hpd-worker.ts hands them over undecoded).
-    const job: DecodeJob = { path: this.hpd.path, start, fromUs, toUs, checkFrees: this.freesCheckable(fromUs), tally: tallyThere, share: !tallyThere, control: control.buffer as SharedArrayBuffer };
+    // Work goes to whichever thread has time for it. With the addon's kernels this one does:
+    // it keeps the tally and decodes blocks itself whenever it would otherwise wait
+    // (hpd-worker.ts hands them over undecoded). Without them the decoding thread does both.
+    const mainHasKernels = readerKernels() !== null;
+    const job: DecodeJob = { path: this.hpd.path, start, fromUs, toUs, checkFrees: this.freesCheckable(fromUs), mainHasKernels, control: control.buffer as SharedArrayBuffer };
+    // A slot (batch or undecoded block) the worker may fill again.
+    const release = (): void => {
+      Atomics.add(control, 0, 1);
+      Atomics.notify(control, 0);
+    };
     const rawSlots: Buffer[] = [];
     const owned = { batch: newBatch(INITIAL_BATCH) };
     const slots: EventBatch[] = [];
@@ -652,9 +655,7 @@ export class V2Profile implements ProfileSource {
           if (m.buffer) rawSlots[m.slot] = Buffer.from(m.buffer);
           const block = { index: m.index, offset: m.offset, count: m.count, timeUs: m.timeUs, payload: rawSlots[m.slot]!.subarray(0, m.length) };
           const d = decodeOwned(block, owned, fromUs, toUs);
-          // The payload is decoded: its slot can take the next block.
-          Atomics.add(control, 0, 1);
-          Atomics.notify(control, 0);
+          release(); // the payload is decoded: its slot can take the next block
           if (!d.ok) yield { kind: 'issue', message: d.message, offset: d.offset };
           else yield { kind: 'batch', batch: owned.batch, index: m.index, offset: m.offset, end: m.offset + 24 + m.length, sawEnd: d.sawEnd, maxTrace: d.maxTrace };
         } else {
@@ -664,10 +665,6 @@ export class V2Profile implements ProfileSource {
           }
           const batch = slots[m.slot]!;
           batch.length = m.length;
-          const release = (): void => {
-            Atomics.add(control, 0, 1);
-            Atomics.notify(control, 0);
-          };
           yield { kind: 'batch', batch, index: m.index, offset: m.offset, end: m.end, sawEnd: m.sawEnd, maxTrace: m.maxTrace, release, ...(m.tally ? { tally: m.tally } : {}) };
         }
       }
