@@ -273,12 +273,29 @@ function yargsParser(name: string, argv: string[], usage: string, examples: Arra
   return y;
 }
 
+/** Where bin/ keeps NODE_EXTRA_CA_CERTS while Node starts without it. */
+export const SAVED_CA_CERTS = 'HEAPPROF_NODE_EXTRA_CA_CERTS';
+
+/**
+ * bin/ starts Node without NODE_EXTRA_CA_CERTS: when it is set, Node 20 builds its whole root
+ * certificate store while starting (45 ms on the benchmark machine, as much as the rest of its
+ * start-up), and no command uses TLS. Its value waits in SAVED_CA_CERTS; put it back before
+ * anything starts a program (hp-record's python, gdb), which sees the environment as it was.
+ */
+function restoreEnvironment(): void {
+  const saved = process.env[SAVED_CA_CERTS];
+  if (saved === undefined) return;
+  process.env.NODE_EXTRA_CA_CERTS = saved;
+  delete process.env[SAVED_CA_CERTS];
+}
+
 /**
  * Run a command's body with the project's error policy: set process.exitCode (never
  * process.exit, which would cut buffered output), one-line messages, quiet EPIPE.
  */
 export function runMain(name: string, body: () => Promise<void>): void {
   commandName = name;
+  restoreEnvironment();
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'EPIPE') {
       process.exitCode = EXIT_OK;

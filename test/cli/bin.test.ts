@@ -1,0 +1,55 @@
+// bin/: every command is a shell line and a Node module in one file. Run as a program, the shell
+// line starts Node without NODE_EXTRA_CA_CERTS (Node 20 builds its whole root certificate store
+// at start-up when it is set) and keeps the value in HEAPPROF_NODE_EXTRA_CA_CERTS; runMain puts
+// it back, so that what a command starts (hp-record's python) sees the environment as it was.
+
+import { accessSync, constants, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { REPO, fakeRecorderBin, missingBuild, pythons, run, scratch } from '../fixtures/record/harness.js';
+
+const BIN = join(REPO, 'bin');
+const commands = readdirSync(BIN).filter((f) => /^hp-.*\.js$/.test(f));
+const skip = missingBuild();
+
+t.test('every command starts with the same shell line, and is executable', async (t) => {
+  t.ok(commands.length >= 11, `${commands.length} commands`);
+  const first = readFileSync(join(BIN, 'hp-stats.js'), 'utf8').split('\n').slice(0, 2);
+  t.equal(first[0], '#!/bin/sh');
+  t.match(first[1], /^':' \/\/; .*exec node "\$0" "\$@"$/);
+  for (const c of commands) {
+    t.same(readFileSync(join(BIN, c), 'utf8').split('\n').slice(0, 2), first, `${c}: the same two first lines`);
+    t.doesNotThrow(() => accessSync(join(BIN, c), constants.X_OK), `${c}: executable`);
+  }
+});
+
+t.test('run as a program, Node starts without the extra certificates', { skip: skip ?? false }, async (t) => {
+  // Node 20 warns on stderr when it cannot load them: the warning tells whether it tried.
+  const env = { NODE_EXTRA_CA_CERTS: '/nonexistent/heapprof-test.pem' };
+  const direct = await run(join(BIN, 'hp-stats.js'), ['--version'], { env });
+  t.equal(direct.code, 0);
+  t.notMatch(direct.stderr, /extra certs/, 'no attempt to load them');
+  t.match(direct.stdout, /^\d+\.\d+\.\d+/);
+  // The control: the same file run by node itself (the shell line is a comment there) does try.
+  const viaNode = await run(process.execPath, [join(BIN, 'hp-stats.js'), '--version'], { env });
+  t.equal(viaNode.code, 0);
+  t.match(viaNode.stderr, /Ignoring extra certs from `\/nonexistent\/heapprof-test.pem`/, 'node bin/x.js loads them');
+});
+
+const installed = skip ? [] : pythons();
+t.test('the program hp-record runs sees NODE_EXTRA_CA_CERTS as it was', { skip: skip ?? (installed.length === 0 ? 'no CPython 3.9-3.13 under ~/.pyenv' : false) }, async (t) => {
+  const py = installed[installed.length - 1]!;
+  const dir = scratch({ 'env.py': "import json, os\nprint(json.dumps([os.environ.get(k) for k in ('NODE_EXTRA_CA_CERTS', 'HEAPPROF_NODE_EXTRA_CA_CERTS')]))\n" });
+  const bin = fakeRecorderBin();
+  const cases: Array<[string, string | undefined, Array<string | null>]> = [
+    ['set', '/etc/hp-test/ca.pem', ['/etc/hp-test/ca.pem', null]],
+    ['set and empty', '', ['', null]],
+    ['unset', undefined, [null, null]],
+  ];
+  for (const [what, value, expected] of cases) {
+    const r = await run(bin, ['-q', '--python', py.exe, '-o', join(dir, what.replace(/ /g, '-')), 'env.py'], { cwd: dir, env: { NODE_EXTRA_CA_CERTS: value, HEAPPROF_NATIVE: undefined } });
+    t.equal(r.code, 0, `${what}: ${r.stderr.trim()}`);
+    t.same(JSON.parse(r.stdout), expected, `${what}: the program's view`);
+    t.notMatch(r.stderr, /extra certs/, `${what}: Node did not load them`);
+  }
+});
