@@ -494,7 +494,8 @@ async function report() {
   if (results.startup) {
     const s = results.startup;
     const t = new Table({ head: ['command', 'wall s', 'CPU s', '× node -e "" (wall / CPU)'], style });
-    t.push([s.node.name, fmt(s.node.wallS, 3), fmt(s.node.cpuS, 3), '1']);
+    t.push([`${s.node.name} (without NODE_EXTRA_CA_CERTS)`, fmt(s.node.wallS, 3), fmt(s.node.cpuS, 3), '1']);
+    if (s.nodeWithCerts) t.push([s.nodeWithCerts.name, fmt(s.nodeWithCerts.wallS, 3), fmt(s.nodeWithCerts.cpuS, 3), `${fmt(s.nodeWithCerts.wallRatio)} / ${fmt(s.nodeWithCerts.cpuRatio)}`]);
     for (const r of s.readers) t.push([r.name, fmt(r.wallS, 3), fmt(r.cpuS, 3), `${fmt(r.wallRatio)} / ${fmt(r.cpuRatio)}`]);
     lines.push(`Start-up, median of ${s.reps} interleaved rounds, ratios per round (target: every reader <= 1.5x node -e ""; worst here ${fmt(s.worstReaderWallRatio)}x by wall)`, t.toString());
     const r = s.record;
@@ -502,7 +503,7 @@ async function report() {
       `hp-record on an empty script: ${fmt(r.wallS, 3)} s against ${fmt(s.python.wallS, 3)} s for python on it: +${fmt(r.wallOverS, 3)} s wall, +${fmt(r.cpuOverS, 3)} s CPU (target <= +0.12 s)`,
       ...(s.wrapper
         ? [
-            `a bare Node wrapper (start Node, spawn python, wait): +${fmt(s.wrapper.wallOverS, 3)} s wall, +${fmt(s.wrapper.cpuOverS, 3)} s CPU over python; hp-record over that wrapper: +${fmt(s.recordOverWrapperS, 3)} s wall`,
+            `a bare Node wrapper (start Node without NODE_EXTRA_CA_CERTS, spawn python, wait): +${fmt(s.wrapper.wallOverS, 3)} s wall, +${fmt(s.wrapper.cpuOverS, 3)} s CPU over python; hp-record over that wrapper: +${fmt(s.recordOverWrapperS, 3)} s wall`,
           ]
         : []),
       '',

@@ -2,6 +2,12 @@
 // `node -e ""`, and hp-record on an empty script against plain python on it. Rounds interleave
 // every command (these machines are noisy); each round's ratio to its own baseline, then the
 // median of those ratios. Targets (issue 19): readers <= 1.5x node, hp-record <= python + 0.12 s.
+//
+// Commands run as a user runs them: bin/hp-x.js executed, so its shell line starts Node without
+// NODE_EXTRA_CA_CERTS (doc/internals.md). The floors are measured without that variable too
+// (`node -e ""` and the bare wrapper): with it, Node 20 builds its root certificate store at
+// start-up, which would flatter every ratio. Where the environment sets it, one more row shows
+// `node -e ""` as it starts here.
 
 import { spawn } from 'node:child_process';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,11 +21,11 @@ const READERS = ['hp-events', 'hp-stats', 'hp-history', 'hp-snapshot', 'hp-colla
 
 
 /** Wall seconds and CPU seconds (user + system, children included, from /usr/bin/time when installed). */
-function timed(cmd, args, cwd) {
+function timed(cmd, args, cwd, env) {
   return new Promise((resolve, reject) => {
     const useTime = existsSync('/usr/bin/time');
     const t0 = process.hrtime.bigint();
-    const child = spawn(useTime ? '/usr/bin/time' : cmd, useTime ? ['-f', '%U %S', cmd, ...args] : args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(useTime ? '/usr/bin/time' : cmd, useTime ? ['-f', '%U %S', cmd, ...args] : args, { cwd, env, stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     child.stderr.setEncoding('utf8').on('data', (d) => (err += d));
     child.on('error', reject);
@@ -47,15 +53,20 @@ export async function benchStartup({ root, python, outDir, reps, log }) {
   const empty = join(outDir, 'startup-empty.py');
   writeFileSync(empty, '');
   const base = join(outDir, 'startup-empty');
+  const bin = (name) => join(root, 'bin', `${name}.js`);
+  const floor = { ...process.env };
+  delete floor.NODE_EXTRA_CA_CERTS;
+  delete floor.HEAPPROF_NODE_EXTRA_CA_CERTS;
   const cases = [
-    { name: 'node -e ""', cmd: node, args: ['-e', ''] },
-    ...READERS.map((r) => ({ name: `${r} --help`, cmd: node, args: [join(root, 'bin', `${r}.js`), '--help'] })),
-    { name: 'hp-stats x (no such profile)', cmd: node, args: [join(root, 'bin', 'hp-stats.js'), 'x'] },
-    { name: 'hp-snapshot --version', cmd: node, args: [join(root, 'bin', 'hp-snapshot.js'), '--version'] },
+    { name: 'node -e ""', cmd: node, args: ['-e', ''], env: floor },
+    ...READERS.map((r) => ({ name: `${r} --help`, cmd: bin(r), args: ['--help'] })),
+    { name: 'hp-stats x (no such profile)', cmd: bin('hp-stats'), args: ['x'] },
+    { name: 'hp-snapshot --version', cmd: bin('hp-snapshot'), args: ['--version'] },
     { name: 'python empty.py', cmd: python, args: [empty] },
-    { name: 'hp-record empty.py', cmd: node, args: [join(root, 'bin', 'hp-record.js'), '-q', '--force', '--python', python, '-o', base, empty] },
+    { name: 'hp-record empty.py', cmd: bin('hp-record'), args: ['-q', '--force', '--python', python, '-o', base, empty] },
     // The floor of any Node front end: start Node, spawn python, wait, exit with its status.
-    { name: 'bare node wrapper empty.py', cmd: node, args: ['-e', WRAPPER, python, empty] },
+    { name: 'bare node wrapper empty.py', cmd: node, args: ['-e', WRAPPER, python, empty], env: floor },
+    ...(process.env.NODE_EXTRA_CA_CERTS !== undefined ? [{ name: 'node -e "" with NODE_EXTRA_CA_CERTS as set here', cmd: node, args: ['-e', ''], env: process.env }] : []),
   ];
   const walls = cases.map(() => []);
   const cpus = cases.map(() => []);
@@ -63,7 +74,7 @@ export async function benchStartup({ root, python, outDir, reps, log }) {
     for (let round = 0; round < reps; round++) {
       log(`startup: round ${round + 1}/${reps}`);
       for (const [i, c] of cases.entries()) {
-        const r = await timed(c.cmd, c.args, outDir);
+        const r = await timed(c.cmd, c.args, outDir, c.env ?? process.env);
         const expected = c.name.startsWith('hp-stats x') ? 1 : 0;
         if (r.code !== expected) throw new Error(`${c.name}: exit ${r.code}, expected ${expected}: ${r.err.trim().split('\n')[0]}`);
         walls[i].push(r.wall);
@@ -101,5 +112,7 @@ export async function benchStartup({ root, python, outDir, reps, log }) {
     wrapper: row(pyIdx + 2, pyIdx),
     // hp-record against the bare wrapper, round by round: what hp-record itself adds.
     recordOverWrapperS: median(walls[pyIdx + 1].map((x, k) => x - walls[pyIdx + 2][k])),
+    // Node as it starts in this environment when NODE_EXTRA_CA_CERTS is set, against the floor.
+    nodeWithCerts: cases.length > pyIdx + 3 ? row(pyIdx + 3, nodeIdx) : null,
   };
 }
