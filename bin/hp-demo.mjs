@@ -1,6 +1,4 @@
-#!/bin/sh
-':' //; unset HEAPPROF_NODE_EXTRA_CA_CERTS; if [ -n "${NODE_EXTRA_CA_CERTS+set}" ]; then HEAPPROF_NODE_EXTRA_CA_CERTS=$NODE_EXTRA_CA_CERTS; export HEAPPROF_NODE_EXTRA_CA_CERTS; unset NODE_EXTRA_CA_CERTS; fi; exec node "$0" "$@"
-// (As a shell script: start Node without NODE_EXTRA_CA_CERTS, which costs Node 20 its root certificate store at start-up; lib/cli.ts puts it back. See doc/internals.md.)
+#!/usr/bin/env node
 // npm run demo: record the bundled example (examples/spike.py: ~30 MB of buffers held, a
 // 50 MB spike, then ~15 MB of small strings) with hp-record, then show its memory over time
 // (hp-history) and the largest sites at the peak (hp-snapshot), as the terminal views show them.
