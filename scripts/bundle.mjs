@@ -10,7 +10,6 @@
 // (the bootstrap, the native decoder, package.json and the decoding worker are found from it).
 // yargs, cli-table3 and asciichart stay out: the sources load them with createRequire on first use.
 
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -76,22 +75,4 @@ for (const { name, entry } of commands) {
     .map((p) => relative(DIST, p))
     .sort();
   writeFileSync(join(OUT, `${name}.inputs.json`), `${JSON.stringify(inputs)}\n`);
-  writeCodeCache(name, outfile);
-}
-
-/**
- * The bundle's V8 code cache, made by this Node after a `--help` (so that it holds the functions
- * compiled for option parsing and the usage text, not only the top level): lib/start.cts hands it
- * to V8, which refuses it when its own version or flags differ and then compiles as usual.
- */
-function writeCodeCache(name, bundle) {
-  const cache = bundle.replace(/\.cjs$/, '.v8cache');
-  const code = [
-    `const { loadBundle } = require(${JSON.stringify(join(DIST, 'start.cjs'))});`,
-    `const { exports, script } = loadBundle(${JSON.stringify(bundle)});`,
-    `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(cache)}, script.createCachedData()));`,
-    "exports.main(['--help']);",
-  ].join('\n');
-  const r = spawnSync(process.execPath, ['-e', code], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', env: { ...process.env, HP_NO_BUNDLE: '' } });
-  if (r.status !== 0) throw new Error(`${name}: making the code cache failed (exit ${r.status}): ${r.stderr.trim()}`);
 }
