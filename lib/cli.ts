@@ -296,18 +296,22 @@ function restoreEnvironment(): void {
 export function runMain(name: string, body: () => Promise<void>): void {
   commandName = name;
   restoreEnvironment();
-  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code === 'EPIPE') {
-      process.exitCode = EXIT_OK;
-      // Nobody is reading: stop quietly. Pending work is abandoned on purpose.
-      process.exit(EXIT_OK);
-    }
-  });
+  whenUsed('stdout', (stdout) =>
+    stdout.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE') {
+        process.exitCode = EXIT_OK;
+        // Nobody is reading: stop quietly. Pending work is abandoned on purpose.
+        process.exit(EXIT_OK);
+      }
+    }),
+  );
   // With \`cmd 2>&1 | head\` stderr is the same closed pipe: a warning written after the reader
   // left must not turn into an uncaught EPIPE (exit 1). Nobody can read it anyway.
-  process.stderr.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code !== 'EPIPE') throw err;
-  });
+  whenUsed('stderr', (stderr) =>
+    stderr.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') throw err;
+    }),
+  );
   body().then(
     () => {
       process.exitCode ??= EXIT_OK;
@@ -316,6 +320,30 @@ export function runMain(name: string, body: () => Promise<void>): void {
       process.exitCode = reportError(name, err);
     },
   );
+}
+
+/**
+ * Calls `setup` with process.stdout (or stderr) when the stream is first used, not at start-up:
+ * Node creates it on first use, and creating one on a pipe or a terminal loads net or tty, ~10%
+ * of Node's own start, which `--help` (stderr) and `hp-record -q` (both) never need.
+ */
+function whenUsed(name: 'stdout' | 'stderr', setup: (stream: NodeJS.WriteStream) => void): void {
+  const own = Object.getOwnPropertyDescriptor(process, name);
+  if (!own?.get || !own.configurable) {
+    setup(process[name]);
+    return;
+  }
+  const get = own.get;
+  Object.defineProperty(process, name, {
+    configurable: true,
+    enumerable: own.enumerable ?? true,
+    get() {
+      Object.defineProperty(process, name, own); // Node's own getter from now on
+      const stream = get.call(process) as NodeJS.WriteStream;
+      setup(stream);
+      return stream;
+    },
+  });
 }
 
 /** Map any thrown value to its message on stderr and its exit code. */
