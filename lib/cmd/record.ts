@@ -24,8 +24,8 @@ export const BOOTSTRAP_PATH = fileURLToPath(new URL('../../python/heapprof/_run.
 /**
  * The private sitecustomize.py: it runs the bootstrap's code in its own module, as a symlink to
  * the bootstrap would, but from the bytecode Python caches next to the bootstrap
- * (heapprof/__pycache__), not compiled again in every run's new private directory. An old
- * Python without the loader compiles the file itself (and the bootstrap says it is too old).
+ * (heapprof/__pycache__), not compiled again in every run's new private directory. A Python
+ * without that loader compiles the file itself (an old one, which the bootstrap then refuses).
  */
 export function bootstrapLoader(bootstrap: string): string {
   // A JSON string is a Python string literal (the path comes from Node: valid Unicode).
@@ -33,7 +33,9 @@ export function bootstrapLoader(bootstrap: string): string {
     "# hp-record's bootstrap loader (see heapprof/_run.py)",
     `_hp_path = ${JSON.stringify(bootstrap)}`,
     'try:',
-    '    from importlib.machinery import SourceFileLoader as _hp_loader',
+    // importlib.machinery's loader is this one, which Python loaded while starting; importing
+    // importlib itself would add importlib and warnings to every program's start-up.
+    '    from _frozen_importlib_external import SourceFileLoader as _hp_loader',
     '    _hp_code = _hp_loader(__name__, _hp_path).get_code(__name__)',
     'except Exception:',
     "    _hp_code = compile(open(_hp_path).read(), _hp_path, 'exec')",
@@ -848,7 +850,7 @@ export function main(argv: string[]): void {
     } finally {
       removePrivateDir(privateDir);
     }
-  });
+  }, { exitWhenDone: true });
 }
 
 /** hp-record --pid PID [--stop | --duration S]: record a running process (lib/attach.ts). */

@@ -2,7 +2,6 @@
 byte-Poisson. Specs given as text are parsed strictly by a small grammar, never evaluated."""
 
 import math
-import re
 
 DEFAULT_TABLE = {128: 1e-4, 8192: 0.1}
 MAX_RANGES = 64
@@ -12,14 +11,24 @@ class SamplingError(ValueError):
     """A sampling spec that is not valid; the message says what and where."""
 
 
-_TOKEN = re.compile(
-    r"""\s*(?:
+_TOKEN_PATTERN = r"""\s*(?:
         (?P<punct>[{}:,])
       | (?P<key>["']?[0-9][0-9_]*["']?)(?=\s*:)
       | (?P<num>[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)
-    )""",
-    re.VERBOSE,
-)
+    )"""
+_BYTES_PATTERN = r"^\s*([0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?)\s*([kKmMgG]i?[bB]?|[bB])?\s*$"
+_compiled = {}
+
+
+def _regex(pattern, verbose=False):
+    # re (with enum, functools and collections behind it) costs a clean interpreter ~15 ms, and
+    # hp-record imports this module before every program: only specs given as text need it.
+    compiled = _compiled.get(pattern)
+    if compiled is None:
+        import re
+
+        compiled = _compiled[pattern] = re.compile(pattern, re.VERBOSE if verbose else 0)
+    return compiled
 
 
 def _tokens(text):
@@ -30,7 +39,7 @@ def _tokens(text):
             pos += 1
         if pos == len(text):
             return out
-        m = _TOKEN.match(text, pos)
+        m = _regex(_TOKEN_PATTERN, verbose=True).match(text, pos)
         if not m or m.end() == pos:
             raise SamplingError("unexpected %r at offset %d" % (text[pos:pos + 10], pos))
         kind = m.lastgroup
@@ -90,12 +99,9 @@ def check_table(table):
     return out
 
 
-_BYTES = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?)\s*([kKmMgG]i?[bB]?|[bB])?\s*$")
-
-
 def parse_bytes(text):
     """Parses a mean byte gap for byte-Poisson sampling: '524288', '512k', '2MiB'."""
-    m = _BYTES.match(str(text))
+    m = _regex(_BYTES_PATTERN).match(str(text))
     if not m:
         raise SamplingError("expected a byte count such as 524288 or 512k, got %r" % (text,))
     value = float(m.group(1))
