@@ -123,7 +123,7 @@ if (newest) {
       });
       t.equal(r.signal, 'SIGINT');
       t.match(r.stderr, /KeyboardInterrupt\n/);
-      t.match(r.stderr, /^hp-record: .*interrupted\.hpm, .*interrupted\.hpd: \d+ events/m, 'summary after the interrupt');
+      t.match(r.stderr, /^hp-record: .*interrupted\.hpm, .*interrupted\.hpd: [\d,]+ events/m, 'summary after the interrupt');
       const p = await readAll(base, { strict: true });
       t.ok(p.complete, 'stopped cleanly at exit');
     });
