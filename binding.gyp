@@ -13,7 +13,7 @@
       "target_name": "hpx_decoder",
       "sources": ["native/decoder/hpxdec.c", "native/decoder/kernels.c", "native/decoder/addon.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
-      "defines": ["NAPI_DISABLE_CPP_EXCEPTIONS", "NAPI_VERSION=8"],
+      "defines": ["NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS", "NAPI_VERSION=8"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-ffp-contract=off"],
       "cflags_c": ["-std=c11"],
       "cflags_cc": ["-std=c++17"]
