@@ -29,9 +29,12 @@ const BOUND: Record<string, number> = {
   'hp-history --group-by function': 460,
   'hp-snapshot': 880,
   'hp-collapse': 900,
-  'hp-pprof': 800,
+  'hp-pprof': 1050, // 571 B once; 688-752 B on idle machines (800 came within 6% in CI)
   'hp-flow': 880,
-  'hp-report': 900, // measured 582-674 B (909 before it keyed frames by index)
+  // 582-674 B in two loaded runs, 796-955 B on an idle machine (whose collector runs later) with
+  // the code of fdffcbe, where 900 was set, as with today's: 900 failed by chance (909 before it
+  // keyed frames by index).
+  'hp-report': 1300,
   'hp-diff': 1400, // measured 693-999 B (its two sides' per-site estimates and intervals)
 };
 
