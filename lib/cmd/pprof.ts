@@ -4,7 +4,6 @@
 
 import { UsageError, parser, runMain, setQuiet, warn, formatBytes } from '../cli.js';
 import { commandReadOptions, isNdjsonArg, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
-import { encodePprof, sampleTypeNames } from '../export/pprof.js';
 import { writeResult } from '../export/output.js';
 import { useOptions } from './common.js';
 import { allocationStacks, loadStackSet, parseAt, parseSeconds, type StackSet } from '../export/stacks.js';
@@ -77,6 +76,8 @@ export function main(argv: string[]): void {
         done();
       }
     }
+    // The encoder and pprof-format load once there is something to encode: not for --help or a bad option.
+    const { encodePprof, sampleTypeNames } = await import('../export/pprof.js');
     const data = encodePprof(sets, { comments: [`${NAME} ${argv.join(' ')}`] });
     await writeResult(args.output, data, true);
     const [, space] = sampleTypeNames(sets[0]!.kind);
