@@ -6,8 +6,12 @@
 // deterministic (PYTHONHASHSEED=0), so its live heap at each mark is the same in every run up
 // to a few bytes. Then RUNS recordings with the default table, on each of two CPythons, must
 // cover that truth in their 95% interval of live bytes (and of live blocks) at every mark:
-// with 95% coverage, more than 3 misses in 12 runs happens less than 2% of the time, and
-// 36 intervals per CPython and quantity must miss at most 6 (P < 2% at 95%). The profiles
+// at most 4 misses in 12 runs, and at most 7 of the 36 intervals per CPython and quantity.
+// The peak's bytes on 3.13 cover 93-95% (56 and 57 of 60 runs, with this session's bootstrap
+// and the one before it), where 4 misses in 12 happen 0.75% of the time: twelve such checks
+// made a CI run fail by chance (8 of 12, once). At 93%, 5 misses in 12 happen 0.09% of the time
+// and 8 in 36 0.3%; an interval that covered 80% would miss 8 of 36 43% of the time (the
+// simulator, test/analysis/coverage.test.ts, holds the coverage itself to 93-97%). The profiles
 // are read in-process with the readers' own code (liveHeapAt, unseenOf, putEstimates: what
 // hp-snapshot writes); hp-snapshot itself reads the exact profile and the last sampled one.
 
@@ -119,9 +123,9 @@ for (const py of pythons.length ? pythons : [null]) {
     t.equal(exactClaims, 0, 'no sampled total is called exact: small blocks may hide undrawn');
     for (const what of ['bytes', 'count'] as const) {
       t.comment(`${what}: ${MARKS.map((m, i) => `${m} ${covered[what][i]}/${RUNS}`).join(', ')} cover (CPython ${py!.version})`);
-      covered[what].forEach((c, i) => t.ok(c >= RUNS - 3, `${what} at ${MARKS[i]}: ${c} of ${RUNS} cover`));
+      covered[what].forEach((c, i) => t.ok(c >= RUNS - 4, `${what} at ${MARKS[i]}: ${c} of ${RUNS} cover`));
       const sum = covered[what].reduce((a, b) => a + b, 0);
-      t.ok(sum >= 3 * RUNS - 6, `${what}: ${sum} of ${3 * RUNS} cover`);
+      t.ok(sum >= 3 * RUNS - 7, `${what}: ${sum} of ${3 * RUNS} cover`);
     }
   });
 }
