@@ -11,8 +11,8 @@ interface Command {
   main(argv: string[]): void;
 }
 
-/** The bundle of command `name` (hp-X) and its build time, if it is up to date with dist/; else null. */
-export function freshBundle(name: string, dist: string = __dirname, env: NodeJS.ProcessEnv = process.env): { path: string; mtimeMs: number } | null {
+/** The bundle of command `name` (hp-X), if it is up to date with dist/; else null. */
+export function freshBundle(name: string, dist: string = __dirname, env: NodeJS.ProcessEnv = process.env): string | null {
   if (env.HP_NO_BUNDLE === '1') return null;
   const path = join(dist, 'bundle', `${name}.cjs`);
   let built: number;
@@ -29,14 +29,14 @@ export function freshBundle(name: string, dist: string = __dirname, env: NodeJS.
     const st = typeof rel === 'string' ? statSync(join(dist, rel), { throwIfNoEntry: false }) : undefined;
     if (st === undefined || st.mtimeMs > built) return null;
   }
-  return { path, mtimeMs: built };
+  return path;
 }
 
 /** Run command `name` (hp-X) with `argv`, from its bundle when fresh. */
 export function start(name: string, argv: string[]): void {
   const bundle = freshBundle(name);
   if (bundle !== null) {
-    (require(bundle.path) as Command).main(argv);
+    (require(bundle) as Command).main(argv);
     return;
   }
   void import(pathToFileURL(join(__dirname, 'cmd', `${name.replace(/^hp-/, '')}.js`)).href).then((command: Command) => command.main(argv));
