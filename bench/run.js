@@ -68,9 +68,6 @@ function build() {
   // The benchmarks run the built commands (bin/ -> dist/).
   const r = spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.json')], { encoding: 'utf8' });
   if (r.status !== 0) log(`tsc reported errors (using what it emitted):\n${r.stdout.split('\n').slice(0, 5).join('\n')}`);
-  // The commands' one-file bundles (scripts/bundle.mjs): what an installed package starts from.
-  const b = spawnSync(process.execPath, [join(ROOT, 'scripts', 'bundle.mjs')], { encoding: 'utf8' });
-  if (b.status !== 0) log(`bundling failed (the commands start from dist/'s modules):\n${b.stderr.split('\n').slice(0, 5).join('\n')}`);
   if (!existsSync(join(ROOT, 'dist', 'format', 'index.js'))) throw new Error('dist/ is missing after the build: run `npm run build`');
 }
 
