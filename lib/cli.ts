@@ -274,7 +274,7 @@ function yargsParser(name: string, argv: string[], usage: string, examples: Arra
 }
 
 /** Where bin/ keeps NODE_EXTRA_CA_CERTS while Node starts without it. */
-export const SAVED_CA_CERTS = 'HEAPPROF_NODE_EXTRA_CA_CERTS';
+const SAVED_CA_CERTS = 'HEAPPROF_NODE_EXTRA_CA_CERTS';
 
 /**
  * bin/ starts Node without NODE_EXTRA_CA_CERTS: when it is set, Node 20 builds its whole root
