@@ -62,13 +62,17 @@ export const AUTO_MAX_BUCKETS = 150;
  * is one of them, so that one is always a multiple of the fine length.
  */
 export function niceGranularities(): number[] {
+  return [...NICE];
+}
+
+const NICE: readonly number[] = (() => {
   const s = 1e6;
   const out = new Set<number>(granularityLevels());
   for (const us of [1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5]) out.add(us);
   for (const sec of [1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 10800, 21600, 43200]) out.add(sec * s);
   for (let d = 1; d <= 1e4; d *= 10) for (const m of [1, 2, 5]) out.add(m * d * 86400 * s);
-  return [...out].filter((g) => g <= 1e15).sort((a, b) => a - b);
-}
+  return Object.freeze([...out].filter((g) => g <= 1e15).sort((a, b) => a - b));
+})();
 
 /**
  * The automatic bucket length for a span: the finest nice length (niceGranularities) that is a
@@ -78,7 +82,7 @@ export function niceGranularities(): number[] {
  */
 export function autoGranularityUs(spanUs: number, maxBuckets: number, fineUs = 1e3): number {
   const span = Math.max(1, spanUs);
-  const nice = niceGranularities();
+  const nice = NICE;
   for (const g of nice) {
     if (g < fineUs || g % fineUs !== 0) continue;
     if (Math.ceil(span / g) <= maxBuckets) return g;
@@ -86,12 +90,22 @@ export function autoGranularityUs(spanUs: number, maxBuckets: number, fineUs = 1
   return nice[nice.length - 1]!;
 }
 
+/**
+ * SUFFIX_GCD[i]: the greatest common divisor of NICE[i..]. Computed once: needsDetail asks at
+ * every closed bucket, and rebuilding the list there cost a small profile's hp-history a third
+ * of its run (most of it in the collector).
+ */
+const SUFFIX_GCD: readonly number[] = (() => {
+  const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+  const out = new Array<number>(NICE.length);
+  for (let i = NICE.length - 1, d = 0; i >= 0; i--) out[i] = d = gcd(NICE[i]!, d);
+  return out;
+})();
+
 /** The greatest common divisor of the nice lengths at or above `floorUs`: every possible choice is a multiple of it. */
 function commonDivisorFrom(floorUs: number): number {
-  const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
-  let d = 0;
-  for (const g of niceGranularities()) if (g >= floorUs) d = gcd(g, d);
-  return d || 1;
+  const i = NICE.findIndex((g) => g >= floorUs);
+  return i < 0 ? 1 : SUFFIX_GCD[i]!;
 }
 
 const MAX_FINE_BUCKETS = 480;
