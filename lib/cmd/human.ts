@@ -33,15 +33,25 @@ export function formatShare(part: number, total: number): string {
   return pct > 0 && pct < 0.1 ? '<0.1%' : `${pct.toFixed(1)}%`;
 }
 
-/** Keep the end of a long label (the file and line matter most): `…/site-packages/x.py:12`. */
+/**
+ * A long site label cut to `width`, keeping what tells sites apart. A label is "function
+ * (path:line)", perhaps followed by " [domain]" or " [domain: symbol (library)]" (lib/model/sites.ts):
+ * the function and the end of the path stay (`f (…/site-packages/x.py:12)`), then the bracket keeps
+ * only its domain (`[native]`); otherwise the end of the label.
+ */
 export function clip(text: string, width: number): string {
   if (width <= 1) return text.slice(0, Math.max(0, width));
   if (text.length <= width) return text;
-  // A label is "function (path:line)": keep the function and the end of the path.
-  const m = /^(.*?) \((.*)\)$/.exec(text);
-  if (m && m[1]!.length + 5 < width) {
-    const room = width - m[1]!.length - 4;
-    return `${m[1]} (…${m[2]!.slice(m[2]!.length - room)})`;
+  const m = /^(.*?) \(([^()]*)\)( \[.*\])?$/.exec(text);
+  if (m) {
+    const [, fn, where, tail = ''] = m as unknown as [string, string, string, string | undefined];
+    // The path may lose its start down to its last "/name:line".
+    const least = where.length - Math.max(0, where.lastIndexOf('/'));
+    for (const suffix of new Set([tail, tail.replace(/^ \[([a-z]+)[:\]].*$/, ' [$1]')])) {
+      const room = width - fn.length - suffix.length - 3; // " (" and ")"
+      if (room >= where.length) return `${fn} (${where})${suffix}`;
+      if (room - 1 >= least) return `${fn} (…${where.slice(where.length - (room - 1))})${suffix}`;
+    }
   }
   return `…${text.slice(text.length - width + 1)}`;
 }

@@ -127,13 +127,13 @@ export function main(argv: string[]): void {
       } else {
         const rows = sites.slice(0, n).map((s, i) => ({ rank: i + 1, bytes: s.est.bytes, bytesVar: s.est.bytesVar, count: s.est.count, site: s.site.label }));
         const more = sites.length > n ? `; the ${n} largest shown (--top)` : '';
-        await out.write(`${what}: ${bytesWithInterval(total.bytes, total.bytesVar)} live (95% interval), ${Math.round(Math.max(0, total.count)).toLocaleString('en-US')} blocks in ${sites.length} site${sites.length === 1 ? '' : 's'}${more}\n`);
+        await out.write(`${what}: ${bytesWithInterval(total.bytes, total.bytesVar)} live (95% interval), ${Math.round(Math.max(0, total.count)).toLocaleString('en-US')} blocks in ${sites.length.toLocaleString('en-US')} site${sites.length === 1 ? '' : 's'}${more}\n`);
         if (n > 0) await out.write(sitesTable(rows, Math.max(0, total.bytes)));
       }
       await out.flush();
       if (snap.readToEnd) reportIncomplete(source);
       const ci = interval95(total.bytes, total.bytesVar, unseen?.bytes, total.exactBytes);
-      if (json) warn(`${what}: ${formatBytes(Math.max(0, total.bytes))}${ci ? ` (95%: ${formatBytes(ci[0])} .. ${formatBytes(ci[1])})` : ''} in ${sites.length} site${sites.length === 1 ? '' : 's'}`);
+      if (json) warn(`${what}: ${formatBytes(Math.max(0, total.bytes))}${ci ? ` (95%: ${formatBytes(ci[0])} .. ${formatBytes(ci[1])})` : ''} in ${sites.length.toLocaleString('en-US')} site${sites.length === 1 ? '' : 's'}`);
     } finally {
       done();
       await source.close();

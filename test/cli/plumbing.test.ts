@@ -89,3 +89,20 @@ t.test('OutputWriter propagates EPIPE as BrokenPipe to its producer', async (t) 
   }
   t.ok(caught instanceof BrokenPipe, 'the producer sees BrokenPipe');
 });
+
+t.test('a long site label keeps its function, the end of its path and its domain', async (t) => {
+  const { clip } = await import('../../lib/cmd/human.js');
+  const py = 'sanitize_array (/venv/lib/python3.11/site-packages/pandas/core/construction.py:671)';
+  t.equal(clip(py, 200), py, 'a label that fits is left alone');
+  t.equal(clip(py, 50), 'sanitize_array (…/pandas/core/construction.py:671)');
+  t.equal(clip(py, 50).length, 50);
+  const native = `${py} [native: default_malloc (_multiarray_umath.cpython-311-x86_64-linux-gnu.so)]`;
+  t.equal(clip(native, 130), 'sanitize_array (…ges/pandas/core/construction.py:671) [native: default_malloc (_multiarray_umath.cpython-311-x86_64-linux-gnu.so)]');
+  t.equal(clip(native, 60), 'sanitize_array (…s/pandas/core/construction.py:671) [native]', 'the symbol goes before the file name would');
+  t.equal(clip(native, 60).length, 60);
+  t.equal(clip('_from_sequence (/v/pandas/core/arrays/string_arrow.py:241) [mmap]', 50), '_from_sequence (…rrays/string_arrow.py:241) [mmap]');
+  // Too narrow for the function and the file name: the end of the label, as before.
+  t.equal(clip(py, 30), '…das/core/construction.py:671)');
+  t.equal(clip(py, 30).length, 30);
+  t.equal(clip('abc', 1), 'a');
+});
