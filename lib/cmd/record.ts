@@ -81,13 +81,15 @@ export function nativeHint(summary: Record<string, unknown>): string | null {
 const USAGE = `Usage: $0 [options] [--] script.py [args...]
        $0 [options] -m module [args...]
        $0 [options] -c code [args...]
+       $0 [options] [--] python3.X script.py|-m module|-c code [args...]
        $0 --pid PID [-o BASE] [--duration SECONDS] [sampling options]
        $0 --pid PID --stop
 
 Run a Python program under the heapprof recorder, exactly as \`python3 script.py args...\` (or
 \`python3 -m module args...\`, \`python3 -c code args...\`) would run it: same sys.argv, sys.path[0],
 __main__, stdin/stdout/stderr, exit status and signals. hp-record's options come first: everything
-after the script, -m MODULE or -c CODE belongs to the program. The profile goes to BASE.hpm and
+after the script, -m MODULE or -c CODE belongs to the program. The program may start with the
+interpreter (python, python3.12, /venv/bin/python...), as with --python. The profile goes to BASE.hpm and
 BASE.hpd, created mode 0600; the default BASE is heapprof.PID in the current directory (PID = the
 Python process id). A line on stderr says where it records; a summary (with one line per followed child's
 profile) and the next command to run follow at the end. A script that is not Python (a shebang
@@ -415,6 +417,19 @@ export function parseTarget(rest: string[], moduleOption: string | undefined): s
   return [first, ...args];
 }
 
+/**
+ * `hp-record -- python3 app.py` (as py-spy and austin take it): a first word that names a Python
+ * interpreter (python, python3, python3.12... or a path ending in one) and is not a file in the
+ * current directory (a script of that name) is the interpreter to run, and what follows is the program. Returns the
+ * interpreter and the rest, or null for a script.
+ */
+export function interpreterFirst(rest: string[]): { python: string; rest: string[] } | null {
+  const [first, ...after] = rest;
+  if (first === undefined || !/^python(\d+(\.\d+)*)?$/.test(basename(first))) return null;
+  if (!first.includes('/') && statSync(first, { throwIfNoEntry: false })?.isFile()) return null;
+  return { python: first, rest: after };
+}
+
 /** Signals hp-record passes on to the program. */
 const FORWARDED_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'];
 /** Signals the terminal sends to the whole foreground process group, program included. */
@@ -707,7 +722,12 @@ export function main(argv: string[]): void {
     const mode = args.mode;
     const force = Boolean(args.force);
     const followFork = Boolean(args['follow-fork']);
-    const rest = [...((args['--'] as unknown[] | undefined) ?? []).map(String), ...(split.target ?? [])];
+    let rest = [...((args['--'] as unknown[] | undefined) ?? []).map(String), ...(split.target ?? [])];
+    const interpreter = args.module === undefined ? interpreterFirst(rest) : null;
+    if (interpreter) {
+      if (args.python !== undefined) throw new UsageError(`${interpreter.python}: the interpreter is given twice (--python ${args.python} and before the program): keep one`);
+      rest = interpreter.rest;
+    }
     const target = parseTarget(rest, args.module);
 
     if (mode === 'stats') {
@@ -721,10 +741,10 @@ export function main(argv: string[]): void {
     const sampling = args.sample !== undefined ? parseSampleSpec(args.sample) : null;
     const sampleBytes = args['sample-bytes'] !== undefined ? parseByteCount(args['sample-bytes']) : null;
 
-    const python = args.python ?? (process.env.HEAPPROF_PYTHON || 'python3');
+    const python = interpreter?.python ?? args.python ?? (process.env.HEAPPROF_PYTHON || 'python3');
     if (args.python === '') throw new UsageError('--python: needs an interpreter');
     if (findExecutable(python) === null) {
-      const from = args.python !== undefined ? '--python' : process.env.HEAPPROF_PYTHON ? 'HEAPPROF_PYTHON' : 'default';
+      const from = interpreter ? 'command line' : args.python !== undefined ? '--python' : process.env.HEAPPROF_PYTHON ? 'HEAPPROF_PYTHON' : 'default';
       const hint = from === 'default' ? ' (use --python EXE or HEAPPROF_PYTHON)' : '';
       throw new UsageError(`${python}: ${python.includes('/') ? 'not an executable file' : 'not found on PATH'}${hint}`);
     }

@@ -3,10 +3,10 @@
 // a start line and a next step on stderr; a file that is not Python is refused unless --force.
 
 import { existsSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import t from 'tap';
 import { hpRecord, missingBuild, pythons, run, scratch } from '../fixtures/record/harness.js';
-import { splitCommandLine } from '../../lib/cmd/record.js';
+import { interpreterFirst, splitCommandLine } from '../../lib/cmd/record.js';
 
 t.test('splitCommandLine: hp-record options, then the program', async (t) => {
   t.same(splitCommandLine(['-o', 't', '-m', 'pytest', '-q', 'test_a.py']), { own: ['-o', 't'], target: ['-m', 'pytest', '-q', 'test_a.py'] });
@@ -17,6 +17,26 @@ t.test('splitCommandLine: hp-record options, then the program', async (t) => {
   t.same(splitCommandLine(['--force', '--', '-m', 'x']), { own: ['--force'], target: ['-m', 'x'] });
   t.same(splitCommandLine(['--sample', '{}']), { own: ['--sample', '{}'], target: null });
   t.throws(() => splitCommandLine(['-m']), /-m: needs a module name/);
+});
+
+t.test('interpreterFirst: a first word naming python is the interpreter', async (t) => {
+  t.same(interpreterFirst(['python3', 'app.py', '-x']), { python: 'python3', rest: ['app.py', '-x'] });
+  t.same(interpreterFirst(['/venv/bin/python', '-m', 'pytest']), { python: '/venv/bin/python', rest: ['-m', 'pytest'] });
+  t.same(interpreterFirst(['python3.12', '-c', 'pass']), { python: 'python3.12', rest: ['-c', 'pass'] });
+  t.same(interpreterFirst(['python']), { python: 'python', rest: [] });
+  t.equal(interpreterFirst(['app.py', 'python3']), null);
+  t.equal(interpreterFirst(['python3.py']), null, 'a script called python3.py');
+  t.equal(interpreterFirst(['pythonista']), null);
+  t.equal(interpreterFirst([]), null);
+  const dir = scratch({ python3: 'print("a script named python3")\n' });
+  const cwd = process.cwd();
+  process.chdir(dir);
+  try {
+    t.equal(interpreterFirst(['python3', 'x']), null, 'a file of that name in the current directory is the script');
+    t.same(interpreterFirst(['./python3', 'x']), { python: './python3', rest: ['x'] }, 'a path is the interpreter');
+  } finally {
+    process.chdir(cwd);
+  }
 });
 
 const skip = missingBuild() ?? (pythons().length === 0 ? 'no CPython 3.9-3.13 under ~/.pyenv' : null);
@@ -47,6 +67,31 @@ t.test('the program gets exactly the arguments python would give it', { skip: sk
   const quiet = await hpRecord(['--python', python, '-q', '-o', 'quiet', 'show.py', '-q'], { cwd: dir });
   t.equal(quiet.stderr, '', '-q before the script silences hp-record');
   t.equal(quiet.stdout, '["show.py", "-q"]\n', '-q after the script is the program\'s');
+});
+
+t.test('the interpreter may come first (hp-record -- python3 app.py), as with --python', { skip: skip ?? false }, async (t) => {
+  const python = pythons()[pythons().length - 1]!.exe;
+  const dir = scratch({ 'show.py': 'import sys, json\nprint(json.dumps(sys.argv))\n', 'showmod.py': 'import sys, json\nprint(json.dumps(sys.argv))\n' });
+  const byPath = await hpRecord(['-o', 'i0', '--', python, 'show.py', '-x', '-o', 'y'], { cwd: dir });
+  t.equal(byPath.code, 0, byPath.stderr);
+  t.equal(byPath.stdout, '["show.py", "-x", "-o", "y"]\n', 'the script and its arguments, as python gives them');
+  t.match(byPath.stderr, new RegExp(`^hp-record: recording ${python.replace(/[.]/g, '\\.')} show\\.py \\(pid \\d+\\) to i0\\.hpm`), 'the start line names that interpreter');
+  t.ok(existsSync(join(dir, 'i0.hpd')), 'the profile was written');
+  // By name on PATH, without --, with -m.
+  const byName = await hpRecord(['-q', '-o', 'i1', basename(python), '-m', 'showmod', 'a'], { cwd: dir, env: { PATH: `${dirname(python)}:${process.env.PATH}`, HEAPPROF_PYTHON: '/nonexistent/python' } });
+  t.equal(byName.code, 0, byName.stderr);
+  t.equal(byName.stdout, `["${join(dir, 'showmod.py')}", "a"]\n`, 'python -m: sys.argv[0] is the module file');
+  t.ok(existsSync(join(dir, 'i1.hpd')));
+  const twice = await hpRecord(['--python', python, '-o', 'i2', python, 'show.py'], { cwd: dir });
+  t.equal(twice.code, 2);
+  t.match(twice.stderr, /the interpreter is given twice/);
+  const options = await hpRecord(['-o', 'i3', python, '-u', 'show.py'], { cwd: dir });
+  t.equal(options.code, 2);
+  t.match(options.stderr, /-u: hp-record runs a script, -m module or -c code, not python options/);
+  const missing = await hpRecord(['-o', 'i4', '/nonexistent/python3', 'show.py'], { cwd: dir });
+  t.equal(missing.code, 2);
+  t.match(missing.stderr, /\/nonexistent\/python3: not an executable file/);
+  t.notOk(existsSync(join(dir, 'i2.hpm')) || existsSync(join(dir, 'i3.hpm')) || existsSync(join(dir, 'i4.hpm')), 'no profile for a refused command line');
 });
 
 t.test('a file that is not Python is refused unless --force', { skip: skip ?? false }, async (t) => {
