@@ -81,6 +81,6 @@ export function main(argv: string[]): void {
     const data = encodePprof(sets, { comments: [`${NAME} ${argv.join(' ')}`] });
     await writeResult(args.output, data, true);
     const [, space] = sampleTypeNames(sets[0]!.kind);
-    for (const set of sets) warn(`${sets.length > 1 ? `${set.source}: ` : ''}${set.label}: ${set.stacks.length} stacks, ${space} ${formatBytes(set.total.bytes)}`);
+    for (const set of sets) warn(`${sets.length > 1 ? `${set.source}: ` : ''}${set.label}: ${set.stacks.length.toLocaleString('en-US')} stacks, ${space} ${formatBytes(set.total.bytes)}`);
   });
 }

@@ -91,7 +91,7 @@ export function main(argv: string[]): void {
       html = renderReportHtml(data);
       for (const line of attached) warn(line);
       const peak = data.points[data.peakIndex]!;
-      warn(`${data.points.length} points, ${data.meta.traces} traces, ${data.nodes.length} flame graph frames; peak ${formatBytes(peak.bytes)} at ${peak.t} s; ${formatBytes(html.length)} of HTML`);
+      warn(`${data.points.length.toLocaleString('en-US')} points, ${data.meta.traces.toLocaleString('en-US')} traces, ${data.nodes.length.toLocaleString('en-US')} flame graph frames; peak ${formatBytes(peak.bytes)} at ${peak.t} s; ${formatBytes(html.length)} of HTML`);
     } finally {
       done();
     }
