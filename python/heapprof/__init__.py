@@ -13,6 +13,9 @@ Install with `pip install ./python` from a checkout (or "$(npm root -g)/heapprof
 compiles the native hook into the package. Without installing, put that `python` directory on
 PYTHONPATH; the hook is then found in the checkout's build/Release, or wherever
 $HEAPPROF_NATIVE_LIB points.
+
+(PYTEST_DONT_REWRITE: hp-record imports this package before the program starts, so pytest, which
+would rewrite the asserts of its plugin's package, must not warn that it came too late.)
 """
 
 import atexit

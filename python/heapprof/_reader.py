@@ -13,7 +13,8 @@ import zlib
 
 HPM_MAGIC, HPD_MAGIC, BLOCK_MAGIC = b"HPXM", b"HPXD", b"HBLK"
 FILE_HEADER, BLOCK_HEADER = 32, 24
-REC_STRING, REC_FRAME, REC_TRACE, REC_HISTOGRAM, REC_END, REC_MARK = 1, 2, 3, 4, 5, 8
+REC_STRING, REC_FRAME, REC_TRACE, REC_HISTOGRAM, REC_END, REC_TRACE_INFO, REC_MARK = 1, 2, 3, 4, 5, 7, 8
+DOMAINS = ("python", "native", "mmap")
 KIND_ALLOC, KIND_FREE, KIND_REPEAT, KIND_EXT = 0, 1, 2, 3
 REPEAT_SLOTS = 16
 EXT_RSS, EXT_END, EXT_LOST, EXT_MARK = 0, 1, 2, 3
@@ -133,9 +134,13 @@ class Profile:
         self.hpd = _BlockFile(base + ".hpd", HPD_MAGIC)
         self.strings = {}
         self.frames = {}
-        self.traces = {0: None}  # trace id -> its innermost frame's id (None: no Python stack)
+        # trace id -> (its innermost Python frame's id or None, its innermost native frame's id or
+        # None, its domain code): all a site label shows (site()).
+        self.traces = {0: (None, None, 0)}
+        self.trace_info = {}  # trace id -> (domain, leading native frames), read ahead of its TRACE
         self.marks = {}  # id -> (time_us, label)
         self.sampler = None
+        self.native = False  # C allocations recorded too (hp-record --native)
         self.complete = False
 
     def _header(self, body):
@@ -154,6 +159,8 @@ class Profile:
                     q += 8
             elif tag == 7:
                 mean = struct.unpack_from("<d", field, 0)[0]
+            elif tag == 13:
+                self.native = _varint(field, 0)[0] != 0
         self.sampler = Sampler(bounds, probs, mean)
 
     def _records(self):
@@ -175,13 +182,24 @@ class Profile:
                     fl, q = _varint(body, q)
                     line, q = _varint(body, q)
                     self.frames[fid] = (self.strings.get(fn, "?"), self.strings.get(fl, "?"), line)
+                elif rtype == REC_TRACE_INFO:
+                    tid, q = _varint(body, 0)
+                    domain, q = _varint(body, q)
+                    _thread, q = _varint(body, q)
+                    native, q = _varint(body, q)
+                    self.trace_info[tid] = (domain, native)
                 elif rtype == REC_TRACE:
                     tid, q = _varint(body, 0)
                     _dropped, q = _varint(body, q)
                     n, q = _varint(body, q)
-                    # Only the innermost frame is ever shown (site()): keep its id, not the stack.
-                    innermost = _varint(body, q)[0] if n > 0 else None
-                    self.traces[tid] = innermost
+                    # A native recording's trace starts with its C frames: keep the innermost of
+                    # those and the innermost Python frame, not the stack.
+                    domain, native = self.trace_info.pop(tid, (0, 0))
+                    ids = []
+                    for _ in range(min(n, native + 1)):
+                        fid, q = _varint(body, q)
+                        ids.append(fid)
+                    self.traces[tid] = (ids[native] if n > native else None, ids[0] if native > 0 and ids else None, domain)
                 elif rtype == REC_MARK:
                     mid, q = _varint(body, 0)
                     t, q = _varint(body, q)
@@ -259,12 +277,21 @@ class Profile:
                     event(EXT_RSS + 100, t, 0, _varint(body, 0)[0])
 
     def site(self, trace):
-        """The innermost frame of a trace as 'function (file:line)', or [no Python stack]."""
-        innermost = self.traces.get(trace)
-        if innermost is None:
-            return "[no Python stack]"
-        fn, fl, line = self.frames.get(innermost, ("?", "?", 0))
-        return "%s (%s:%d)" % (fn, fl, line)
+        """A trace's innermost Python frame as 'function (file:line)' (or [no Python stack]),
+        as the hp-* commands label a site: a C allocation of a native recording adds its domain
+        and the C function that called the allocator, ' [native: function (library)]'."""
+        python, caller, domain = self.traces.get(trace, (None, None, 0))
+        if python is None:
+            label = "[no Python stack]"
+        else:
+            label = "%s (%s:%d)" % self.frames.get(python, ("?", "?", 0))
+        if domain:
+            kind = DOMAINS[domain] if domain < len(DOMAINS) else "native"
+            if caller is None:
+                return "%s [%s]" % (label, kind)
+            fn, fl, _line = self.frames.get(caller, ("?", "?", 0))
+            return "%s [%s: %s (%s)]" % (label, kind, fn, fl.rsplit("/", 1)[-1])
+        return label
 
 
 class Window:

@@ -202,10 +202,12 @@ class _Recorder:
         self._poll()
         self.session.drain()
         if self.is_worker:
-            self.config.workeroutput["heapprof"] = {"base": self.base, "results": self.session.results}
+            self.config.workeroutput["heapprof"] = {"base": self.base, "results": self.session.results,
+                                                    "native": self.session.profile.native}
 
     def pytest_terminal_summary(self, terminalreporter):
-        _summary(terminalreporter, [self.base], self.session.results, self.config.getoption("heapprof_top"))
+        _summary(terminalreporter, [self.base], self.session.results, self.config.getoption("heapprof_top"),
+                 self.session.profile.native)
 
 
 class _Unchecked:
@@ -230,20 +232,26 @@ class _Controller:
         self.config = config
         self.bases = []
         self.results = []
+        self.native = True  # until a worker's profile says otherwise
 
     def pytest_testnodedown(self, node, error):
         out = getattr(node, "workeroutput", {}).get("heapprof")
         if out:
             self.bases.append(out["base"])
             self.results.extend(out["results"])
+            self.native = self.native and out.get("native", False)
 
     def pytest_terminal_summary(self, terminalreporter):
-        _summary(terminalreporter, sorted(self.bases), self.results, self.config.getoption("heapprof_top"))
+        _summary(terminalreporter, sorted(self.bases), self.results, self.config.getoption("heapprof_top"),
+                 self.native and bool(self.bases))
 
 
-def _summary(tr, bases, results, top):
+def _summary(tr, bases, results, top, native):
     tr.write_sep("=", "heapprof")
     tr.write_line("profile%s: %s (%d tests)" % ("s" if len(bases) > 1 else "", ", ".join(bases), len(results)))
+    if not native:
+        tr.write_line("counted: Python's allocator only; C extensions' malloc and mmap (numpy, pandas...) too "
+                      "with: hp-record --native -m pytest --heapprof")
     for title, key in (("largest peak (growth over the test's start)", "peak"),
                        ("largest growth (allocated in the test, live at its end)", "leaked")):
         ranked = sorted((r for r in results if r[key] > 0), key=lambda r: -r[key])[:top]

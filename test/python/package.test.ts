@@ -176,7 +176,7 @@ t.test('pip install from a fresh clone, then pytest --heapprof', async (t) => {
         t.same(outcomes(r.stdout), ['test_leaks FAILED', 'test_over_limit FAILED', 'test_plain PASSED', 'test_within_limits PASSED'], r.stdout);
         t.match(r.stdout, /heapprof: peak memory [\d.]+ MiB.* exceeds limit_memory 1\.0 MiB; top site: <listcomp> \(.*test_plugin_cases\.py:13\)|heapprof: peak memory [\d.]+ MiB.* exceeds limit_memory 1\.0 MiB; top site: \S+ \(.*test_plugin_cases\.py:13\)/);
         t.match(r.stdout, /allocated and still live at the end [\d.]+ MiB.* exceeds limit_leaks 1\.0 MiB; top site: .*test_plugin_cases\.py:19\)/);
-        t.match(r.stdout, /=+ heapprof =+\nprofile: prof \(4 tests\)\nlargest peak/);
+        t.match(r.stdout, /=+ heapprof =+\nprofile: prof \(4 tests\)\ncounted: Python's allocator only; C extensions' malloc and mmap \(numpy, pandas\.\.\.\) too with: hp-record --native -m pytest --heapprof\nlargest peak/);
         if (sample === '{}') t.notMatch(r.stdout, /95%/, 'exact mode has no intervals');
         else t.match(r.stdout, /95%: /);
         const ev = lines(hp('events', [join(r.cwd, 'prof')]).stdout);
@@ -185,6 +185,24 @@ t.test('pip install from a fresh clone, then pytest --heapprof', async (t) => {
         t.match(marks[0], /^start:.*test_plugin_cases\.py::test_plain$/);
         t.match(marks[1], /^end:.*test_plugin_cases\.py::test_plain$/);
       }
+
+      // C memory: not seen by the plugin alone (it says so), seen under hp-record --native, whose
+      // profile the plugin then marks and reads; the site is the test's line and the C caller.
+      const native = (args: string[], recorder: string[] = []) => {
+        const cwd = tmpDir();
+        const pytestArgs = ['-m', 'pytest', '-p', 'no:cacheprovider', '--rootdir', FIXTURES, '-q', '-rA', '--heapprof=prof', ...args, join(FIXTURES, 'test_native_case.py')];
+        const r = recorder.length > 0 ? run(process.execPath, [join(REPO, 'bin', 'hp-record.js'), ...recorder, '-o', 'rec', '--python', vpy, '--', ...pytestArgs], { cwd }) : run(vpy, pytestArgs, { cwd });
+        return { ...r, cwd };
+      };
+      const alone = native([]);
+      t.equal(alone.code, 0, 'alone, the C buffer is not counted');
+      t.match(alone.stdout, /counted: Python's allocator only/);
+      const under = native([], ['-q', '--native']);
+      t.equal(under.code, 1, `under hp-record --native the limit fails: ${under.stdout}${under.stderr}`);
+      t.match(under.stdout, /heapprof: peak memory 8\.0 MiB( \(95%: [^)]*\))? exceeds limit_memory 4\.0 MiB; top site: test_c_buffer \(\S*test_native_case\.py:15\) \[native: \S+ \(\S+\)\], 8\.0 MiB \(profile rec\)/);
+      t.notMatch(under.stdout, /counted: Python's allocator only/);
+      t.notMatch(under.stdout + under.stderr, /PytestAssertRewriteWarning|warnings summary/, 'no warning that heapprof was imported before pytest');
+      t.ok(existsSync(join(under.cwd, 'rec.hpm')) && !existsSync(join(under.cwd, 'prof.hpm')), "the plugin marks hp-record's profile, starts none");
 
       const plain = pytestRun(['-rA']);
       t.equal(plain.code, 0, 'without --heapprof the limits are not checked');
