@@ -13,6 +13,8 @@ largest growth, each with its 95% interval. With --heapprof,
 Everything here is computed in Python from the recorder's files (heapprof._reader), so node is
 not needed; the profile is an ordinary one for the hp-* commands (--at mark:start:NODEID).
 Without --heapprof the markers are accepted and not checked (the summary says how many).
+Alone, the plugin sees Python's allocator only; under `hp-record --native -m pytest --heapprof`
+it marks and reads hp-record's profile, C allocations included.
 """
 
 import os
