@@ -127,7 +127,8 @@ export function main(argv: string[]): void {
       } else {
         const rows = sites.slice(0, n).map((s, i) => ({ rank: i + 1, bytes: s.est.bytes, bytesVar: s.est.bytesVar, count: s.est.count, site: s.site.label }));
         const more = sites.length > n ? `; the ${n} largest shown (--top)` : '';
-        await out.write(`${what}: ${bytesWithInterval(total.bytes, total.bytesVar)} live (95% interval), ${Math.round(Math.max(0, total.count)).toLocaleString('en-US')} blocks in ${sites.length.toLocaleString('en-US')} site${sites.length === 1 ? '' : 's'}${more}\n`);
+        const blocks = Math.round(Math.max(0, total.count));
+        await out.write(`${what}: ${bytesWithInterval(total.bytes, total.bytesVar)} live (95% interval), ${blocks.toLocaleString('en-US')} block${blocks === 1 ? '' : 's'} in ${sites.length.toLocaleString('en-US')} site${sites.length === 1 ? '' : 's'}${more}\n`);
         if (n > 0) await out.write(sitesTable(rows, Math.max(0, total.bytes)));
       }
       await out.flush();
