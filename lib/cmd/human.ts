@@ -45,8 +45,10 @@ export function clip(text: string, width: number): string {
   const m = /^(.*?) \(([^()]*)\)( \[.*\])?$/.exec(text);
   if (m) {
     const [, fn, where, tail = ''] = m as unknown as [string, string, string, string | undefined];
-    // The path may lose its start down to its last "/name:line".
-    const least = where.length - Math.max(0, where.lastIndexOf('/'));
+    // The path may lose its start down to its last "/name:line" (a name without a directory,
+    // such as <frozen importlib._bootstrap>:241, to its last 12 characters).
+    const slash = where.lastIndexOf('/');
+    const least = slash >= 0 ? where.length - slash : Math.min(where.length, 12);
     for (const suffix of new Set([tail, tail.replace(/^ \[([a-z]+)[:\]].*$/, ' [$1]')])) {
       const room = width - fn.length - suffix.length - 3; // " (" and ")"
       if (room >= where.length) return `${fn} (${where})${suffix}`;

@@ -540,7 +540,8 @@ export async function findChildProfiles(base: string, sinceUs: number): Promise<
   const found: DiskProfile[] = [];
   for (const name of names) {
     if (!name.startsWith(`${prefix}.`) || !name.endsWith('.hpm')) continue;
-    if (!/^\d+$/.test(name.slice(prefix.length + 1, -4))) continue;
+    // BASE.PID, and BASE.PID.PID... for the children of children (a fork server's workers).
+    if (!/^\d+(\.\d+)*$/.test(name.slice(prefix.length + 1, -4))) continue;
     const child = join(dir, name.slice(0, -4));
     const p = await readDiskProfile(child, sinceUs);
     if (p && (p.error === undefined || statSafe(`${child}.hpm`) >= sinceUs / 1000)) found.push(p);
@@ -693,6 +694,7 @@ export function main(argv: string[]): void {
       .option('module', { alias: 'm', requiresArg: true, type: 'string', describe: 'Run a library module as a script, like python -m; what follows is its arguments' })
       .option('c', { requiresArg: true, type: 'string', describe: 'Run this Python code, like python -c; what follows is its arguments' })
       .option('follow-fork', { type: 'boolean', default: false, describe: 'Also record forked children, each to BASE.CHILDPID.hpm/.hpd' })
+      .option('follow-children', { type: 'boolean', default: false, describe: 'Also record the Python processes the program starts (multiprocessing spawn and forkserver, subprocess running python) and forked children, each to BASE.PID.hpm/.hpd' })
       .option('force', { type: 'boolean', default: false, describe: 'Overwrite an existing profile; run a script that does not look like Python' })
       .option('mark-signal', { type: 'string', requiresArg: true, describe: 'USR1 or USR2: each time the program (or hp-record) receives it, write a mark signal-N into the profile' })
       .option('pid', { type: 'string', requiresArg: true, describe: 'Attach to this running Python process instead of starting one (see ATTACHING in hp-record(1))' })
@@ -721,7 +723,8 @@ export function main(argv: string[]): void {
 
     const mode = args.mode;
     const force = Boolean(args.force);
-    const followFork = Boolean(args['follow-fork']);
+    const followChildren = Boolean(args['follow-children']);
+    const followFork = followChildren || Boolean(args['follow-fork']);
     let rest = [...((args['--'] as unknown[] | undefined) ?? []).map(String), ...(split.target ?? [])];
     const interpreter = args.module === undefined ? interpreterFirst(rest) : null;
     if (interpreter) {
@@ -734,7 +737,7 @@ export function main(argv: string[]): void {
       if (args.sample !== undefined || args['sample-bytes'] !== undefined) {
         throw new UsageError('--mode stats counts every allocation: --sample and --sample-bytes do not apply');
       }
-      if (followFork) throw new UsageError('--mode stats does not follow forks: drop --follow-fork');
+      if (followFork) throw new UsageError(`--mode stats does not follow forks: drop ${followChildren ? '--follow-children' : '--follow-fork'}`);
       if (nativeGiven) throw new UsageError(`--mode stats counts Python allocations only: drop ${nativeGiven}`);
     }
     const markSignal = args['mark-signal'] !== undefined ? parseMarkSignal(args['mark-signal'], mode) : null;
@@ -794,6 +797,7 @@ export function main(argv: string[]): void {
         sampling: sampling?.map((r) => [r.bound, r.p]) ?? null,
         sample_bytes: sampleBytes,
         follow_fork: followFork,
+        follow_children: followChildren,
         force,
         native,
         native_stacks: nativeStacks,
@@ -876,7 +880,7 @@ export function main(argv: string[]): void {
 /** hp-record --pid PID [--stop | --duration S]: record a running process (lib/attach.ts). */
 async function runAttach(args: {
   pid?: string; stop?: boolean; duration?: string; output?: string; sample?: string; 'sample-bytes'?: string;
-  mode?: string; python?: string; module?: string; 'follow-fork'?: boolean; force?: boolean; '--'?: unknown[];
+  mode?: string; python?: string; module?: string; 'follow-fork'?: boolean; 'follow-children'?: boolean; force?: boolean; '--'?: unknown[];
 }): Promise<void> {
   const say = (line: string): void => {
     process.stderr.write(`${NAME}: ${line}\n`);
@@ -890,6 +894,7 @@ async function runAttach(args: {
   if (rest.length > 0 || args.module !== undefined) throw new UsageError('--pid attaches to a running process: give no program to run');
   if (args.python !== undefined) throw new UsageError('--python does not apply with --pid (the process runs its own interpreter)');
   if (args.mode === 'stats') throw new UsageError('--mode stats is not available with --pid (it would print in the process\'s stderr)');
+  if (args['follow-children']) throw new UsageError('--follow-children does not apply with --pid (the processes it starts get no bootstrap); --follow-fork does');
   if (args.stop) {
     for (const opt of ['output', 'sample', 'sample-bytes', 'duration'] as const) {
       if (args[opt] !== undefined) throw new UsageError(`--stop takes no --${opt}`);

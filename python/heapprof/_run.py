@@ -153,6 +153,47 @@ def _undo_environment(config):
     _leave_sys_path()
 
 
+def _pass_on(config):
+    # --follow-children: Python processes the program starts (multiprocessing's spawn and forkserver,
+    # subprocess running python) find this bootstrap on PYTHONPATH and a configuration that records
+    # them to BASE.PID. The environment keeps both, and --native's preload, for all descendants: the
+    # price of this option, which the program can see in os.environ (hp-record(1)).
+    child = {'descendant': True, 'base': _profile_base(config), 'follow_fork': True}
+    for key in ('package_parent', 'sampling', 'sample_bytes', 'force', 'native', 'native_stacks'):
+        if config.get(key) is not None:
+            child[key] = config[key]
+    os.environ[_CONFIG_VAR] = _json_dumps(child)
+    _leave_sys_path()
+
+
+def _descendant(raw_config, config):
+    # A Python process started by the recorded program (--follow-children): it records to BASE.PID,
+    # with no status, watchdog or message. Whatever fails, it runs unrecorded and says nothing, as
+    # the program's output must not change. Its own children inherit the configuration.
+    os.environ[_CONFIG_VAR] = raw_config
+    _leave_sys_path()
+    _chain_sitecustomize()
+    if sys.version_info < _MIN_PYTHON or not config.get('base') or not config.get('package_parent'):
+        return
+    parent = config['package_parent']
+    sys.path.insert(0, parent)
+    try:
+        import heapprof
+
+        sampling = config.get('sampling')
+        if sampling is not None:
+            sampling = dict((int(bound), float(p)) for bound, p in sampling)
+        argv = list(getattr(sys, 'orig_argv', None) or sys.argv or [])[1:]
+        heapprof.start('%s.%d' % (config['base'], os.getpid()), sampling, sample_bytes=config.get('sample_bytes'),
+                       follow_fork=True, force=bool(config.get('force')), argv=argv,
+                       native=bool(config.get('native')), native_stacks=bool(config.get('native_stacks')))
+    except Exception:
+        pass
+    finally:
+        if sys.path and sys.path[0] == parent:
+            del sys.path[0]
+
+
 def _leave_sys_path():
     # The private directory leaves sys.path, so that `import sitecustomize` finds the user's (or none)
     # and never this file again. Subinterpreters start from the path python computed at start-up, which
@@ -343,8 +384,14 @@ def _bootstrap(raw_config):
             raise ValueError('not an object')
     except ValueError:
         _fail('%s is not valid JSON' % _CONFIG_VAR, _EXIT_USAGE)
+    if config.get('descendant'):
+        _descendant(raw_config, config)
+        return
     _status_path = config.get('status')
-    _undo_environment(config)
+    if config.get('follow_children') and config.get('mode', 'profile') == 'profile':
+        _pass_on(config)
+    else:
+        _undo_environment(config)
     if sys.version_info < _MIN_PYTHON:
         _fail('Python %d.%d is not supported (heapprof records CPython %d.%d and later)'
               % (sys.version_info[0], sys.version_info[1], _MIN_PYTHON[0], _MIN_PYTHON[1]))

@@ -101,6 +101,7 @@ t.test('a long site label keeps its function, the end of its path and its domain
   t.equal(clip(native, 60), 'sanitize_array (…s/pandas/core/construction.py:671) [native]', 'the symbol goes before the file name would');
   t.equal(clip(native, 60).length, 60);
   t.equal(clip('_from_sequence (/v/pandas/core/arrays/string_arrow.py:241) [mmap]', 50), '_from_sequence (…rrays/string_arrow.py:241) [mmap]');
+  t.equal(clip('_call_with_frames_removed (<frozen importlib._bootstrap>:241) [mmap: alloc_mmap (libopenblas.so)]', 60), '_call_with_frames_removed (…mportlib._bootstrap>:241) [mmap]', 'a file name without a directory is cut too');
   // Too narrow for the function and the file name: the end of the label, as before.
   t.equal(clip(py, 30), '…das/core/construction.py:671)');
   t.equal(clip(py, 30).length, 30);

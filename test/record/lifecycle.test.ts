@@ -135,6 +135,40 @@ t.test(`CPython ${newest.version}: the summary lists each child, and says why on
   t.notOk(existsSync(`${base}.${pids.execs}.hpm`));
 });
 
+for (const py of [installed[0], newest].filter((p, i, all) => p !== undefined && all.indexOf(p) === i)) {
+  t.test(`CPython ${py!.version}: --follow-children records the processes the program starts (spawn, forkserver, subprocess)`, when, async (t) => {
+    const out = scratch();
+    const base = join(out, 'kids');
+    const r = await hpRecord(['--python', py!.exe, '--follow-children', '-o', base, '--', 'spawnkids.py'], { cwd: SCRIPTS, env, timeoutMs: 120000 });
+    t.equal(r.code, 0, r.stderr);
+    t.match(r.stdout, /^total 1600$/m);
+    t.match(r.stdout, /^shell shell ok$/m, 'a shell started by the program runs as before');
+    const files = readdirSync(out).filter((f) => f.endsWith('.hpm') && f !== 'kids.hpm').map((f) => f.slice(0, -4));
+    const byPid = new Map(files.map((f) => [f.split('.').pop()!, join(out, f)]));
+    let total = 0;
+    for (const pid of /^workers (.*)$/m.exec(r.stdout)![1]!.split(' ')) {
+      const child = byPid.get(pid);
+      t.ok(child, `worker ${pid} has a profile (${files.join(' ')})`);
+      if (!child) continue;
+      const p = await readAll(child);
+      t.same(p.issues, [], `worker ${pid}: nothing damaged`);
+      total += allocsOfSize(p.events, 10001);
+      t.match(r.stderr, new RegExp(`^hp-record: child ${pid}: \\S+\\.${pid}\\.hpm, \\S+\\.${pid}\\.hpd: [\\d,]+ events$`, 'm'), `the summary lists worker ${pid}`);
+    }
+    t.equal(total, 1600, "every buffer the pools' tasks allocated is in a worker's profile");
+    const sub = /^subprocess (\d+) 100$/m.exec(r.stdout)![1]!;
+    const subProfile = byPid.get(sub);
+    t.ok(subProfile, 'the python -c subprocess has a profile');
+    if (subProfile) t.equal(allocsOfSize((await readAll(subProfile)).events, 20001), 100, "its 100 buffers of 20,001 bytes");
+
+    // Without it, none of them is recorded (none is a fork of the program).
+    const base2 = join(out, 'forks');
+    const r2 = await hpRecord(['--python', py!.exe, '--follow-fork', '-o', base2, '--', 'spawnkids.py'], { cwd: SCRIPTS, env, timeoutMs: 120000 });
+    t.equal(r2.code, 0, r2.stderr);
+    t.same(readdirSync(out).filter((f) => f.startsWith('forks.')).sort(), ['forks.hpd', 'forks.hpm'], '--follow-fork alone: no child profile');
+  });
+}
+
 t.test(`CPython ${newest.version}: two runs on one base at once`, when, async (t) => {
   // hold.py NAME FLAG: records a little, says "ready", waits for FLAG to exist.
   const dir = scratch({

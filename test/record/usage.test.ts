@@ -34,6 +34,8 @@ t.test('bad options', async (t) => {
   await refuses(t, [...py, '--sample-bytes', '1X', 'MARKER'], 2, /--sample-bytes '1X': expected a byte count/);
   await refuses(t, [...py, '--mode', 'stats', '--sample', '{}', 'MARKER'], 2, /--mode stats counts every allocation/);
   await refuses(t, [...py, '--mode', 'stats', '--follow-fork', 'MARKER'], 2, /--mode stats does not follow forks/);
+  await refuses(t, [...py, '--mode', 'stats', '--follow-children', 'MARKER'], 2, /--mode stats does not follow forks: drop --follow-children/);
+  await refuses(t, ['--pid', String(process.pid), '--follow-children'], 2, /--follow-children does not apply with --pid/);
   await refuses(t, [...py, '--mode', 'heap', 'MARKER'], 2, /Invalid values:.*mode/);
   await refuses(t, [...py, '--bogus', 'MARKER'], 2, /Unknown argument: bogus \(see hp-record --help\)/);
   await refuses(t, [...py, '-o'], 2, /Not enough arguments following: o/);
