@@ -10,6 +10,8 @@
 # neither), the private directory leaves sys.path, and a sitecustomize of the user's own is imported
 # as it would have been. hp-record learns how things went from the status file named in the
 # configuration: an error that stopped it before the program started, then the recorder's summary.
+# With --follow-children the environment keeps both, with a configuration for descendants: a python
+# the program starts runs this file too, as a descendant (_descendant), and records to BASE.PID.
 #
 # Keep this file parseable by old Pythons (no f-strings or annotations), so that an unsupported
 # interpreter ends with a clear message rather than a SyntaxError.
