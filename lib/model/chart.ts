@@ -1,7 +1,8 @@
 // A terminal line chart (asciichart) of one or more series over a shared x axis, with
 // y labels in the caller's units and a one-line x caption. Deterministic: colour only
 // when asked for, and more points than columns are reduced by taking each column's maximum
-// (peaks are what a memory chart is for).
+// (peaks are what a memory chart is for); fewer points than half the columns are each drawn
+// over as many whole columns as fit, so that a short history fills the terminal's width.
 
 import { asciichart } from '../lazy.js';
 
@@ -40,7 +41,10 @@ export function renderChart(series: ChartSeries[], o: ChartOptions): string {
   const usable = series.filter((s) => s.values.length > 0);
   if (usable.length === 0) return '(no data to chart)\n';
   const width = Math.max(2, o.width);
-  const data = usable.map((s) => downsampleMax(s.values, width));
+  const reduced = usable.map((s) => downsampleMax(s.values, width));
+  // Each point is a bucket (a span of time): drawn k columns wide, it keeps its value.
+  const k = Math.max(1, Math.floor(width / Math.max(...reduced.map((d) => d.length))));
+  const data = k === 1 ? reduced : reduced.map((d) => d.flatMap((v) => new Array<number>(k).fill(v)));
   let max = 0;
   for (const d of data) for (const v of d) if (v > max) max = v;
   const labels: string[] = [];
