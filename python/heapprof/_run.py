@@ -213,7 +213,10 @@ def _chain_sitecustomize():
     try:
         import sitecustomize  # noqa: F401 (imported for its effects)
     except ImportError as err:
-        if getattr(err, 'name', None) != 'sitecustomize':
+        # Python 2's ImportError has no name, only "No module named sitecustomize" (a python 2
+        # started by the program under --follow-children runs this too).
+        missing = getattr(err, 'name', None) or str(err).replace('No module named ', '', 1)
+        if missing != 'sitecustomize':
             _report_sitecustomize_error(err)
     except Exception as err:
         _report_sitecustomize_error(err)

@@ -6,6 +6,7 @@
 
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { readAll } from '../helpers/profiles.js';
@@ -168,6 +169,21 @@ for (const py of [installed[0], newest].filter((p, i, all) => p !== undefined &&
     t.same(readdirSync(out).filter((f) => f.startsWith('forks.')).sort(), ['forks.hpd', 'forks.hpm'], '--follow-fork alone: no child profile');
   });
 }
+
+t.test(`CPython ${newest.version}: --follow-children leaves pythons it cannot record as they were`, when, async (t) => {
+  const versions = join(process.env.PYENV_ROOT ?? join(homedir(), '.pyenv'), 'versions');
+  const old = existsSync(versions)
+    ? readdirSync(versions).filter((v) => /^(2\.7|3\.[0-8])\.\d+$/.test(v)).map((v) => join(versions, v, 'bin', `python${v.split('.').slice(0, 2).join('.')}`)).filter((exe) => existsSync(exe))
+    : [];
+  if (old.length === 0) return t.skip('no CPython 2.7 or 3.0-3.8 under pyenv');
+  const out = scratch();
+  const plain = await run(newest.exe, ['oldkids.py', ...old], { cwd: SCRIPTS, env });
+  const r = await hpRecord(['--python', newest.exe, '-q', '--follow-children', '-o', join(out, 'old'), '--', 'oldkids.py', ...old], { cwd: SCRIPTS, env });
+  t.equal(r.code, plain.code);
+  t.equal(r.stdout, plain.stdout, `the same output (${old.length} interpreters: ${old.map((e) => e.split('/').pop()).join(', ')})`);
+  t.match(r.stdout, /^0 hello from /m);
+  t.same(readdirSync(out).sort(), ['old.hpd', 'old.hpm'], 'no profile for them');
+});
 
 t.test(`CPython ${newest.version}: two runs on one base at once`, when, async (t) => {
   // hold.py NAME FLAG: records a little, says "ready", waits for FLAG to exist.
