@@ -203,6 +203,13 @@ t.test('pip install from a fresh clone, then pytest --heapprof', async (t) => {
       t.notMatch(under.stdout, /counted: Python's allocator only/);
       t.notMatch(under.stdout + under.stderr, /PytestAssertRewriteWarning|warnings summary/, 'no warning that heapprof was imported before pytest');
       t.ok(existsSync(join(under.cwd, 'rec.hpm')) && !existsSync(join(under.cwd, 'prof.hpm')), "the plugin marks hp-record's profile, starts none");
+      if (hasXdist && major === '9') {
+        // pytest-xdist's workers are python processes the controller starts: --follow-children.
+        const workers = native(['-n', '2'], ['-q', '--native', '--follow-children']);
+        t.equal(workers.code, 1, `xdist workers under --native --follow-children: the limit fails: ${workers.stdout}${workers.stderr}`);
+        t.match(workers.stdout, /exceeds limit_memory 4\.0 MiB; top site: test_c_buffer \(\S*test_native_case\.py:15\) \[native: \S+ \(\S+\)\], 8\.0 MiB \(profile rec\.\d+\)/);
+        t.ok(readdirSync(workers.cwd).some((f) => /^rec\.\d+\.hpm$/.test(f)), 'a profile per worker, BASE.PID');
+      }
 
       const plain = pytestRun(['-rA']);
       t.equal(plain.code, 0, 'without --heapprof the limits are not checked');
