@@ -420,8 +420,8 @@ export function parseTarget(rest: string[], moduleOption: string | undefined): s
 /**
  * `hp-record -- python3 app.py` (as py-spy and austin take it): a first word that names a Python
  * interpreter (python, python3, python3.12... or a path ending in one) and is not a file in the
- * current directory (a script of that name) is the interpreter to run, and what follows is the program. Returns the
- * interpreter and the rest, or null for a script.
+ * current directory (a script of that name) is the interpreter to run, and what follows is the
+ * program. Returns the interpreter and the rest, or null for a script.
  */
 export function interpreterFirst(rest: string[]): { python: string; rest: string[] } | null {
   const [first, ...after] = rest;

@@ -82,12 +82,11 @@ const NICE: readonly number[] = (() => {
  */
 export function autoGranularityUs(spanUs: number, maxBuckets: number, fineUs = 1e3): number {
   const span = Math.max(1, spanUs);
-  const nice = NICE;
-  for (const g of nice) {
+  for (const g of NICE) {
     if (g < fineUs || g % fineUs !== 0) continue;
     if (Math.ceil(span / g) <= maxBuckets) return g;
   }
-  return nice[nice.length - 1]!;
+  return NICE[NICE.length - 1]!;
 }
 
 /**
