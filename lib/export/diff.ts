@@ -2,10 +2,10 @@
 // The two estimates' variances add (exact for independent profiles; conservative for two moments
 // of one profile, where allocations live at both moments cancel and the true variance is smaller).
 
-import type { Frame } from '../format/types.js';
+import type { Domain, Frame } from '../format/types.js';
 import { halfWidth95 } from '../format/weights.js';
 import { interval95, upperVariance, whole, type Pseudo } from '../model/estimate.js';
-import { NO_STACK_LABEL, frameLabel } from '../model/sites.js';
+import { NO_STACK_LABEL, frameLabel, nativeCallerLabel } from '../model/sites.js';
 import type { StackSet, WeightedStack } from './stacks.js';
 
 /** How stacks are grouped into sites: the whole stack, or the innermost line, function or file. */
@@ -18,27 +18,40 @@ interface SiteKey {
   /** The frame that names the site (null for no Python stack), and for `stack` the whole stack. */
   frame: Frame | null;
   stack: Frame[] | null;
+  /** Where the profiles record it (native recording), the domain of the site's allocations. */
+  domain?: Domain;
 }
 
+/**
+ * As hp-snapshot groups (lib/model/sites.ts): a C allocation of a native recording belongs to
+ * the innermost Python frame, its domain beside it (and its C caller, grouping by stack), and
+ * sites of different domains stay apart.
+ */
 function siteKey(s: WeightedStack, by: DiffGroupBy): SiteKey {
-  const leaf = s.frames[0];
-  if (!leaf) return { key: 'none', label: NO_STACK_LABEL, frame: null, stack: by === 'stack' ? [] : null };
+  const first = s.frames.findIndex((f) => !f.native);
+  const leaf = first >= 0 ? s.frames[first] : undefined;
+  const domain = s.domain ?? 'python';
+  const caller = s.frames[0]?.native ? s.frames[0] : undefined;
+  const dkey = domain === 'python' ? '' : `\0${domain}`;
+  const tag = domain === 'python' ? '' : ` [${domain}]`;
+  const callerTag = domain === 'python' ? '' : ` [${domain}${caller ? `: ${nativeCallerLabel(caller)}` : ''}]`;
+  const extra = domain === 'python' ? {} : { domain };
+  const stackKey = (): string => `s${s.frames.map((f) => `${f.file}\0${f.line}\0${f.function ?? ''}`).join('\u0001')}${dkey}`;
+  if (!leaf) {
+    if (by === 'stack') return { key: stackKey(), label: NO_STACK_LABEL + callerTag, frame: null, stack: s.frames, ...extra };
+    return { key: `none${dkey}`, label: NO_STACK_LABEL + tag, frame: null, stack: null, ...extra };
+  }
   switch (by) {
     case 'stack':
-      return {
-        key: `s${s.frames.map((f) => `${f.file}\0${f.line}\0${f.function ?? ''}`).join('\u0001')}`,
-        label: frameLabel(leaf),
-        frame: leaf,
-        stack: s.frames,
-      };
+      return { key: stackKey(), label: frameLabel(leaf) + callerTag, frame: leaf, stack: s.frames, ...extra };
     case 'line':
-      return { key: `l${leaf.file}\0${leaf.line}\0${leaf.function ?? ''}`, label: frameLabel(leaf), frame: leaf, stack: null };
+      return { key: `l${leaf.file}\0${leaf.line}\0${leaf.function ?? ''}${dkey}`, label: frameLabel(leaf) + tag, frame: leaf, stack: null, ...extra };
     case 'function': {
       const f = { function: leaf.function, file: leaf.file, line: 0 };
-      return { key: `f${leaf.file}\0${leaf.function ?? ''}`, label: frameLabel(f), frame: f, stack: null };
+      return { key: `f${leaf.file}\0${leaf.function ?? ''}${dkey}`, label: frameLabel(f) + tag, frame: f, stack: null, ...extra };
     }
     case 'file':
-      return { key: `F${leaf.file}`, label: leaf.file, frame: { function: null, file: leaf.file, line: 0 }, stack: null };
+      return { key: `F${leaf.file}${dkey}`, label: leaf.file + tag, frame: { function: null, file: leaf.file, line: 0 }, stack: null, ...extra };
   }
 }
 
@@ -147,7 +160,8 @@ export function rowRecord(r: DiffRow, type: 'site' | 'total'): Record<string, un
       o.file = r.site.frame.file;
       o.line = r.site.frame.line;
     }
-    if (r.site.stack) o.frames = r.site.stack.map((f) => ({ function: f.function, file: f.file, line: f.line }));
+    if (r.site.stack) o.frames = r.site.stack.map((f) => (f.native ? { function: f.function, file: f.file, line: f.line, native: true } : { function: f.function, file: f.file, line: f.line }));
+    if (r.site.domain) o.domain = r.site.domain;
   }
   const side = (name: string, s: Side): void => {
     o[name] = whole(Math.max(0, s.bytes));

@@ -9,7 +9,7 @@ import { Z95 } from '../../lib/format/weights.js';
 import { LiveHeap } from '../../lib/model/live.js';
 import { OP_ALLOC } from '../../lib/format/source.js';
 import { buildFlowGraph, renderDot } from '../../lib/export/flow.js';
-import { diffStackSets } from '../../lib/export/diff.js';
+import { diffStackSets, rowRecord } from '../../lib/export/diff.js';
 import { buildPprof } from '../../lib/export/pprof.js';
 import { CallTree, niceGranularityUs, topIndices } from '../../lib/export/report.js';
 import { scriptSafeJson } from '../../lib/export/report-page.js';
@@ -122,6 +122,25 @@ t.test('diff: variances add, order is significant growth, significant shrink, th
   const byLine = diffStackSets(set('b', [stack([s1, s2], 10), stack([s1, s3], 10)]), set('a', [stack([s1, s2], 30)]), 'line');
   t.equal(byLine.rows.length, 1, 'same innermost line is one site');
   t.equal(byLine.rows[0]!.change, 10);
+  t.end();
+});
+
+t.test('diff of native recordings: a C allocation belongs to its Python line, its domain beside it, as in hp-snapshot', (t) => {
+  const line = f('load', 'n.py', 7);
+  const mallocCaller: Frame = { function: 'default_malloc', file: '/v/numpy/_umath.so', line: 0, native: true };
+  const mmapCaller: Frame = { function: 'alloc_mmap', file: '/v/libblas.so', line: 0, native: true };
+  const native = (caller: Frame, bytes: number, domain: 'native' | 'mmap'): WeightedStack => ({ ...stack([caller, line], bytes), domain });
+  const before = set('b', [stack([line], 100), native(mallocCaller, 1000, 'native')]);
+  const after = set('a', [stack([line], 300), native(mallocCaller, 5000, 'native'), native(mmapCaller, 8000, 'mmap')]);
+  const byLine = diffStackSets(before, after, 'line');
+  t.same(byLine.rows.map((r) => [r.site.label, r.change]), [['load (n.py:7) [mmap]', 8000], ['load (n.py:7) [native]', 4000], ['load (n.py:7)', 200]], 'one site per domain, named by the Python line');
+  t.same(rowRecord(byLine.rows[1]!, 'site'), { ...rowRecord(byLine.rows[1]!, 'site'), function: 'load', file: 'n.py', line: 7, domain: 'native' });
+  t.notOk('domain' in rowRecord(byLine.rows[2]!, 'site'), 'Python sites as before');
+  const byStack = diffStackSets(before, after, 'stack');
+  t.same(byStack.rows.map((r) => r.site.label), ['load (n.py:7) [mmap: alloc_mmap (libblas.so)]', 'load (n.py:7) [native: default_malloc (_umath.so)]', 'load (n.py:7)']);
+  t.same(rowRecord(byStack.rows[1]!, 'site').frames, [{ function: 'default_malloc', file: '/v/numpy/_umath.so', line: 0, native: true }, { function: 'load', file: 'n.py', line: 7 }]);
+  const noPython = diffStackSets(set('b', []), set('a', [{ ...stack([mallocCaller], 64), domain: 'native' }]), 'function');
+  t.same(noPython.rows.map((r) => r.site.label), ['[no Python stack] [native]']);
   t.end();
 });
 
