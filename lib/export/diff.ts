@@ -5,7 +5,7 @@
 import type { Domain, Frame } from '../format/types.js';
 import { halfWidth95 } from '../format/weights.js';
 import { interval95, upperVariance, whole, type Pseudo } from '../model/estimate.js';
-import { NO_STACK_LABEL, frameLabel, nativeCallerLabel } from '../model/sites.js';
+import { NO_STACK_LABEL, frameLabel, siteParts } from '../model/sites.js';
 import type { StackSet, WeightedStack } from './stacks.js';
 
 /** How stacks are grouped into sites: the whole stack, or the innermost line, function or file. */
@@ -28,13 +28,8 @@ interface SiteKey {
  * sites of different domains stay apart.
  */
 function siteKey(s: WeightedStack, by: DiffGroupBy): SiteKey {
-  const first = s.frames.findIndex((f) => !f.native);
-  const leaf = first >= 0 ? s.frames[first] : undefined;
   const domain = s.domain ?? 'python';
-  const caller = s.frames[0]?.native ? s.frames[0] : undefined;
-  const dkey = domain === 'python' ? '' : `\0${domain}`;
-  const tag = domain === 'python' ? '' : ` [${domain}]`;
-  const callerTag = domain === 'python' ? '' : ` [${domain}${caller ? `: ${nativeCallerLabel(caller)}` : ''}]`;
+  const { leaf, dkey, domainTag: tag, callerTag } = siteParts(s.frames, domain);
   const extra = domain === 'python' ? {} : { domain };
   const stackKey = (): string => `s${s.frames.map((f) => `${f.file}\0${f.line}\0${f.function ?? ''}`).join('\u0001')}${dkey}`;
   if (!leaf) {

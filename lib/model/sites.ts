@@ -68,14 +68,36 @@ export function siteOf(trace: Trace, by: GroupBy): SiteInfo {
   return { ...site, key: `P${proc.file}\0${site.key}`, label, frames: [...site.frames, proc] };
 }
 
+/**
+ * What names a stack's site under every grouping, here and in hp-diff (lib/export/diff.ts): its
+ * innermost Python frame, the C frame that called the allocator (native recording), the key
+ * suffix that keeps domains apart, and the label's tag, with or without that caller.
+ */
+export interface SiteParts {
+  leaf: Frame | undefined;
+  caller: Frame | undefined;
+  dkey: string;
+  domainTag: string;
+  callerTag: string;
+}
+
+export function siteParts(frames: Frame[], domain: Domain): SiteParts {
+  const leaf = frames.find((f) => !f.native);
+  const caller = frames[0]?.native ? frames[0] : undefined;
+  if (domain === 'python') return { leaf, caller, dkey: '', domainTag: '', callerTag: '' };
+  return {
+    leaf,
+    caller,
+    dkey: `\0${domain}`,
+    domainTag: ` [${domain}]`,
+    callerTag: ` [${domain}${caller ? `: ${nativeCallerLabel(caller)}` : ''}]`,
+  };
+}
+
 function siteWithin(trace: Trace, by: GroupBy): SiteInfo {
   const domain = traceDomain(trace);
-  const firstPython = trace.frames.findIndex((f) => !f.native);
-  const leaf = firstPython >= 0 ? trace.frames[firstPython] : undefined;
-  const caller = trace.frames[0]?.native ? trace.frames[0] : undefined;
-  const tag = domain === 'python' ? '' : ` [${domain}${caller ? `: ${nativeCallerLabel(caller)}` : ''}]`;
+  const { leaf, caller, dkey, domainTag, callerTag: tag } = siteParts(trace.frames, domain);
   const extra = { domain, ...(caller ? { nativeCaller: caller } : {}) };
-  const dkey = domain === 'python' ? '' : `\0${domain}`;
   if (by === 'trace') {
     return {
       key: `t${trace.id}`,
@@ -96,14 +118,14 @@ function siteWithin(trace: Trace, by: GroupBy): SiteInfo {
   }
   if (by === 'line') {
     const f = { function: leaf.function, file: leaf.file, line: leaf.line };
-    return { key: `l${leaf.file}\0${leaf.line}${dkey}`, label: frameLabel(f) + (domain === 'python' ? '' : ` [${domain}]`), trace: null, frames: [f], dropped: 0, domain };
+    return { key: `l${leaf.file}\0${leaf.line}${dkey}`, label: frameLabel(f) + domainTag, trace: null, frames: [f], dropped: 0, domain };
   }
   if (by === 'function') {
     const f = { function: leaf.function, file: leaf.file, line: 0 };
-    return { key: `f${leaf.file}\0${leaf.function ?? ''}${dkey}`, label: frameLabel(f) + (domain === 'python' ? '' : ` [${domain}]`), trace: null, frames: [f], dropped: 0, domain };
+    return { key: `f${leaf.file}\0${leaf.function ?? ''}${dkey}`, label: frameLabel(f) + domainTag, trace: null, frames: [f], dropped: 0, domain };
   }
   const f = { function: null, file: leaf.file, line: 0 };
-  return { key: `F${leaf.file}${dkey}`, label: leaf.file + (domain === 'python' ? '' : ` [${domain}]`), trace: null, frames: [f], dropped: 0, domain };
+  return { key: `F${leaf.file}${dkey}`, label: leaf.file + domainTag, trace: null, frames: [f], dropped: 0, domain };
 }
 
 /** Trace lookup that never fails: an id the source never defined gets a placeholder frame. */
