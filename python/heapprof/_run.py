@@ -182,11 +182,8 @@ def _descendant(raw_config, config):
     try:
         import heapprof
 
-        sampling = config.get('sampling')
-        if sampling is not None:
-            sampling = dict((int(bound), float(p)) for bound, p in sampling)
         argv = list(getattr(sys, 'orig_argv', None) or sys.argv or [])[1:]
-        heapprof.start('%s.%d' % (config['base'], os.getpid()), sampling, sample_bytes=config.get('sample_bytes'),
+        heapprof.start('%s.%d' % (config['base'], os.getpid()), _sampling_table(config), sample_bytes=config.get('sample_bytes'),
                        follow_fork=True, force=bool(config.get('force')), argv=argv,
                        native=bool(config.get('native')), native_stacks=bool(config.get('native_stacks')))
     except Exception:
@@ -276,6 +273,12 @@ def _profile_base(config):
     return name if directory == '.' else os.path.join(directory, name)
 
 
+def _sampling_table(config):
+    # The table as JSON carries it, [[bound, p], ...], as heapprof.start takes it; None: the default.
+    sampling = config.get('sampling')
+    return None if sampling is None else dict((int(bound), float(p)) for bound, p in sampling)
+
+
 def _start_recorder(heapprof, config, target_argv):
     # target_argv goes into the profile header: the command line as the program will see it.
     # Starting is the bootstrap's last act, so that its own allocations stay out of the profile.
@@ -286,9 +289,7 @@ def _start_recorder(heapprof, config, target_argv):
         base = config.get('base') or (config.get('dir') and _profile_base(config)) or None
     else:
         base = _profile_base(config)
-        sampling = config.get('sampling')
-        if sampling is not None:
-            sampling = dict((int(bound), float(p)) for bound, p in sampling)
+        sampling = _sampling_table(config)
     _profile_files = [base + '.hpm', base + '.hpd'] if base else []
     if config.get('mark_signal'):  # before starting, so that importing signal stays out of the profile
         _install_mark_signal(heapprof, int(config['mark_signal']))
