@@ -3,13 +3,12 @@
 // 50 MB spike, then ~15 MB of small strings) with hp-record, then show its memory over time
 // (hp-history) and the largest sites at the peak (hp-snapshot), as the terminal views show them.
 
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+const { spawnSync } = require('node:child_process');
+const { existsSync, mkdtempSync } = require('node:fs');
+const { tmpdir } = require('node:os');
+const { join } = require('node:path');
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const root = join(__dirname, '..');
 const node = process.execPath;
 const bin = (name) => join(root, 'bin', `hp-${name}.js`);
 

@@ -11,10 +11,9 @@ import { chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync,
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { EXIT_DATA, HpError, UsageError, isQuiet } from './cli.js';
+import { ROOT } from './where.cjs';
 
-const ROOT = fileURLToPath(new URL('../', import.meta.url)).replace(/\/dist\/$/, '/').replace(/\/$/, '');
 /** The package root (lib/attach.ts and dist/attach.js alike). */
 export const PACKAGE_ROOT = existsSync(join(ROOT, 'package.json')) ? ROOT : dirname(ROOT);
 export const GDB_SCRIPT = join(PACKAGE_ROOT, 'native', 'attach_gdb.py');

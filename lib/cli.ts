@@ -2,18 +2,19 @@
 // exit codes, stdout writing with back-pressure and quiet EPIPE, NDJSON in and out, warnings.
 
 import { createReadStream, readFileSync, type ReadStream } from 'node:fs';
-import { createRequire } from 'node:module';
+import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { Argv } from 'yargs';
 import { escapeControls } from './escape.js';
 import { jsonTooDeep, lineSplitter, MAX_JSON_DEPTH } from './lines.js';
 import { quickHelp, quickParse, quickSpec, type QuickOption } from './quick-args.js';
+import { load, ROOT } from './where.cjs';
 
 // yargs through its CommonJS build: one pre-bundled file and a few CommonJS dependencies load
 // in about two thirds of the CPU time of its ES-module build (some thirty files through the
 // asynchronous ESM loader). Same parser, same messages. Loaded only when lib/quick-args.ts
 // cannot answer for it: yargs costs about as much as Node's own start, paid by every command.
-const yargs = (args: string[]): Argv => (createRequire(import.meta.url)('yargs/yargs') as (args: string[]) => Argv)(args);
+const yargs = (args: string[]): Argv => (load('yargs/yargs') as (args: string[]) => Argv)(args);
 
 /** Exit codes, in exactly one place: 0 success, 1 bad data or runtime failure, 2 bad usage. */
 export const EXIT_OK = 0;
@@ -62,7 +63,7 @@ export function isQuiet(): boolean {
 /** The package's version, for every command's --version. */
 export const VERSION: string = (() => {
   try {
-    return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: string }).version ?? 'unknown';
+    return (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version?: string }).version ?? 'unknown';
   } catch {
     return 'unknown';
   }
@@ -214,7 +215,7 @@ function checkQuickAnswer(y: Argv, argv: string[], quick: { help?: string; args?
   }
   expected = y.parseSync();
   // node:util through require: an ES import of it runs every lazy getter of the module (some 10 ms).
-  const { isDeepStrictEqual } = createRequire(import.meta.url)('node:util') as typeof import('node:util');
+  const { isDeepStrictEqual } = load('node:util') as typeof import('node:util');
   if (!isDeepStrictEqual({ ...(expected as object) }, quick.args)) throw new Error(`HP_CHECK_ARGS: ${JSON.stringify(argv)} parsed differently from yargs: ${JSON.stringify(quick.args)} vs ${JSON.stringify(expected)}`);
   process.stderr.write(`${commandName}: HP_CHECK_ARGS: parsed without yargs, as yargs parses it\n`);
 }

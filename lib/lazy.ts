@@ -2,9 +2,7 @@
 // rather than at start-up: every hp-* command pays for what it imports before it can even
 // print --help, so a table or chart library is required only when a table or chart is drawn.
 
-import { createRequire } from 'node:module';
-
-const require = createRequire(import.meta.url);
+import { load } from './where.cjs';
 
 /** A value computed once, on the first call. */
 function once<T>(load: () => T): () => T {
@@ -13,7 +11,7 @@ function once<T>(load: () => T): () => T {
 }
 
 /** cli-table3's Table class (CommonJS: the same object an `import` would give). */
-export const cliTable = once(() => require('cli-table3') as typeof import('cli-table3'));
+export const cliTable = once(() => load('cli-table3') as typeof import('cli-table3'));
 
 /** The asciichart module. */
-export const asciichart = once(() => require('asciichart') as typeof import('asciichart'));
+export const asciichart = once(() => load('asciichart') as typeof import('asciichart'));

@@ -5,8 +5,8 @@
 // run those loops in TypeScript.
 
 import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { load as requireFile, ROOT } from './where.cjs';
 
 /** Columnar events as the C decoder returns them (the same op codes as source.ts). */
 export interface NativeEvents {
@@ -135,7 +135,7 @@ export function nativeDecoderPath(): string {
   const override = process.env['HEAPPROF_DECODER'];
   if (override) return override;
   // This module is lib/native.ts (tests) or dist/native.js (installed): the root is one up.
-  return fileURLToPath(new URL('../build/Release/hpx_decoder.node', import.meta.url));
+  return join(ROOT, 'build', 'Release', 'hpx_decoder.node');
 }
 
 function load(): { decoder: NativeDecoder | null; reason: string } {
@@ -144,7 +144,7 @@ function load(): { decoder: NativeDecoder | null; reason: string } {
     return { decoder: null, reason: `native decoder not built (${path} is missing; run \`npx node-gyp rebuild\`)` };
   }
   try {
-    const mod = createRequire(import.meta.url)(path) as NativeDecoder;
+    const mod = requireFile(path) as NativeDecoder;
     if (mod.abiVersion !== ADDON_ABI) {
       return { decoder: null, reason: `native decoder at ${path} is stale (abi ${String(mod.abiVersion)}, want ${ADDON_ABI}); rebuild it` };
     }

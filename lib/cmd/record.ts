@@ -7,8 +7,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, closeSync, constants as fsConstants, existsSync, lstatSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmdirSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { constants as osConstants, tmpdir } from 'node:os';
 import { basename, delimiter, dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { EXIT_DATA, HpError, UsageError, formatBytes, isQuiet, parser, runMain, setQuiet, systemErrorMessage } from '../cli.js';
+import { ROOT } from '../where.cjs';
 
 const NAME = 'hp-record';
 
@@ -19,7 +19,7 @@ const STATUS_RESERVE_BYTES = 64 * 1024;
 export const CONFIG_VAR = 'HEAPPROF_RECORD_CONFIG';
 
 /** Where the bootstrap lives relative to this module (dist/cmd/record.js and lib/cmd/record.ts alike). */
-export const BOOTSTRAP_PATH = fileURLToPath(new URL('../../python/heapprof/_run.py', import.meta.url));
+export const BOOTSTRAP_PATH = join(ROOT, 'python', 'heapprof', '_run.py');
 
 /**
  * The private sitecustomize.py: it runs the bootstrap's code in its own module, as a symlink to

@@ -5,8 +5,9 @@
 
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { HpError } from '../cli.js';
+import { CODE_DIR, FROM_SOURCE, ROOT } from '../where.cjs';
 import { BlockFile, problemText, type Block, type BlockProblem } from './block-file.js';
 import { Cursor, FormatError, crc32 } from './bytes.js';
 import {
@@ -354,15 +355,14 @@ type WorkerMessage =
 let workerUrlCache: URL | null = null;
 function workerUrl(): URL {
   if (workerUrlCache) return workerUrlCache;
-  const here = new URL('./hpd-worker.js', import.meta.url);
-  workerUrlCache = here;
-  if (!import.meta.url.endsWith('.ts')) return here;
-  workerUrlCache = new URL('./hpd-worker.ts', import.meta.url);
+  const dir = join(CODE_DIR, 'format');
+  workerUrlCache = pathToFileURL(join(dir, 'hpd-worker.js'));
+  if (!FROM_SOURCE) return workerUrlCache;
+  workerUrlCache = pathToFileURL(join(dir, 'hpd-worker.ts'));
   try {
-    const lib = fileURLToPath(new URL('..', import.meta.url));
-    const built = fileURLToPath(new URL('../../dist/format/hpd-worker.js', import.meta.url));
+    const built = join(ROOT, 'dist', 'format', 'hpd-worker.js');
     const builtAt = statSync(built).mtimeMs;
-    const sources = [join(lib, 'cli.ts'), ...readdirSync(join(lib, 'format')).map((f) => join(lib, 'format', f))];
+    const sources = [join(CODE_DIR, 'cli.ts'), join(CODE_DIR, 'where.cjs'), ...readdirSync(dir).map((f) => join(dir, f))];
     if (sources.every((f) => statSync(f).mtimeMs <= builtAt)) workerUrlCache = pathToFileURL(built);
   } catch {
     // no build: the TypeScript one
