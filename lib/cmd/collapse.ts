@@ -3,7 +3,6 @@
 
 import { HpError, OutputWriter, openTextInput, parser, runMain, UsageError, warn, setQuiet } from '../cli.js';
 import { ndjsonChunks } from '../cli.js';
-import { NdjsonSource } from '../format/ndjson.js';
 import { BY_CHOICES, manyInputs, openInputs } from '../profile-inputs.js';
 import { OP_ALLOC, type ProfileSource } from '../format/source.js';
 import type { Frame } from '../format/types.js';
@@ -100,6 +99,8 @@ export function main(argv: string[]): void {
           }
           if (value.type === 'meta' && kind === null) {
             // Events NDJSON: hand the rest of the stream to the events reader.
+            // (Loaded here: its decoders are not needed by a snapshot stream, nor by --help.)
+            const { NdjsonSource } = await import('../format/ndjson.js');
             const source = NdjsonSource.fromMeta(chunks, lines.slice(k + 1), name, opts, value, lineNumber, foreign, stream);
             try {
               await foldEvents(source, stacks, args.alloc);
