@@ -64,12 +64,17 @@ export interface SiteRow {
   bytesVar: number;
   count: number;
   site: string;
+  /** A caller that tells this site from another of the same label, shown on a line below it. */
+  via?: string;
 }
 
-/** The table of sites: rank, size ± 95% interval, share of `totalBytes`, count, site (fitted to the width). */
+/**
+ * The table of sites: rank, size ± 95% interval, share of `totalBytes`, count, site (fitted to the
+ * width), with a row's `via` on a second line.
+ */
 export function sitesTable(rows: SiteRow[], totalBytes: number, width = terminalWidth()): string {
   const cells = rows.map((r) => [String(r.rank), bytesWithInterval(r.bytes, r.bytesVar), formatShare(r.bytes, totalBytes), formatCount(r.count)]);
-  return rankedTable(['#', 'size (95%)', 'share', 'count', 'site'], cells, rows.map((r) => r.site), width);
+  return rankedTable(['#', 'size (95%)', 'share', 'count', 'site'], cells, rows.map((r) => r.site), width, rows.map((r) => r.via));
 }
 
 export interface ChangeRow {
@@ -127,7 +132,7 @@ function fixedWidth(head: string[], cells: string[][]): number {
 }
 
 /** Four right-aligned columns sized to their contents, then the site column taking the rest of the width. */
-function rankedTable(head: string[], cells: string[][], sites: string[], width: number): string {
+function rankedTable(head: string[], cells: string[][], sites: string[], width: number, vias: (string | undefined)[] = []): string {
   const widths = [0, 1, 2, 3].map((c) => Math.max(head[c]!.length, ...cells.map((row) => row[c]!.length)) + 2);
   // Borders: one per column plus one; each cell has one space of padding either side (in widths).
   const siteWidth = Math.max(SITE_MIN, width - fixedWidth(head, cells));
@@ -139,6 +144,9 @@ function rankedTable(head: string[], cells: string[][], sites: string[], width: 
     chars: { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' },
     wordWrap: false,
   });
-  sites.forEach((site, i) => table.push([...cells[i]!, clip(site, siteWidth - 2)]));
+  sites.forEach((site, i) => {
+    const via = vias[i];
+    table.push([...cells[i]!, clip(site, siteWidth - 2) + (via ? `\n${clip(`  via ${via}`, siteWidth - 2)}` : '')]);
+  });
   return `${table.toString()}\n`;
 }

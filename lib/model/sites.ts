@@ -51,6 +51,47 @@ export interface SiteInfo {
 }
 
 /**
+ * For sites shown together whose labels are equal (by trace: two stacks with the same innermost
+ * frame, say one function called from two places), the caller that tells each apart: the
+ * outermost frame of the shortest start of its stack that no other site of that label shares
+ * (or, when that frame is in a pseudo-file such as `<frozen importlib._bootstrap>`, the next one
+ * out in a real file). Null where a label is unique, and for a site whose frames read the same
+ * as another's.
+ */
+export function tellingCallers(sites: readonly SiteInfo[]): (Frame | null)[] {
+  const byLabel = new Map<string, number[]>();
+  sites.forEach((s, i) => {
+    const group = byLabel.get(s.label);
+    if (group) group.push(i);
+    else byLabel.set(s.label, [i]);
+  });
+  const callers: (Frame | null)[] = sites.map(() => null);
+  for (const group of byLabel.values()) {
+    if (group.length < 2) continue;
+    const texts = group.map((i) => sites[i]!.frames.map(frameLabel));
+    // Do the first d + 1 frames of a and b read the same?
+    const sameStart = (a: string[], b: string[], d: number): boolean => {
+      if (a.length <= d || b.length <= d) return false;
+      for (let k = 0; k <= d; k++) if (a[k] !== b[k]) return false;
+      return true;
+    };
+    group.forEach((i, g) => {
+      const mine = texts[g]!;
+      for (let d = 1; d < mine.length; d++) {
+        if (texts.every((other, h) => h === g || !sameStart(mine, other, d))) {
+          // From there out, the first frame of a real file: importlib's <frozen ...> frames
+          // between an import and the module it runs tell a reader nothing.
+          const frames = sites[i]!.frames;
+          callers[i] = frames.slice(d).find((f) => !f.file.startsWith('<')) ?? frames[d]!;
+          return;
+        }
+      }
+    });
+  }
+  return callers;
+}
+
+/**
  * The site a trace belongs to under a grouping. Line, function and file use the innermost
  * Python frame (a native allocation is attributed to the Python line that caused it; its
  * native caller is kept beside), and sites of different domains stay apart, as do sites of

@@ -107,3 +107,43 @@ t.test('a long site label keeps its function, the end of its path and its domain
   t.equal(clip(py, 30).length, 30);
   t.equal(clip('abc', 1), 'a');
 });
+
+t.test('sites of one label name the caller that tells them apart, on a line below', async (t) => {
+  const { tellingCallers } = await import('../../lib/model/sites.js');
+  const { sitesTable } = await import('../../lib/cmd/human.js');
+  const f = (fn: string, file: string, line: number) => ({ function: fn, file, line });
+  const leaf = f('_compile_bytecode', '<frozen importlib._bootstrap_external>', 729);
+  const get = f('get_code', '<frozen importlib._bootstrap_external>', 1069);
+  const imp = f('_call_with_frames_removed', '<frozen importlib._bootstrap>', 241);
+  const site = (key: string, label: string, frames: ReturnType<typeof f>[]) => ({ key, label, trace: 1, frames, dropped: 0, domain: 'python' as const });
+  const label = '_compile_bytecode (<frozen importlib._bootstrap_external>:729)';
+  const sites = [
+    site('a', label, [leaf, get, f('<module>', '/lib/json/__init__.py', 107), f('<module>', 'app.py', 1)]),
+    site('b', 'other (app.py:3)', [f('other', 'app.py', 3)]),
+    site('c', label, [leaf, get, f('<module>', '/lib/json/__init__.py', 106), f('<module>', 'app.py', 1)]),
+    // Parts from c only at json/__init__.py:106's caller (so c is told by its app.py frame),
+    // and the frozen frame there is passed over.
+    site('d', label, [leaf, get, f('<module>', '/lib/json/__init__.py', 106), imp, f('<module>', '/lib/json/decoder.py', 5), f('<module>', 'app.py', 1)]),
+    // The same frames as a as text: nothing to tell them apart by.
+    site('e', label, [leaf, get, f('<module>', '/lib/json/__init__.py', 107), f('<module>', 'app.py', 1)]),
+  ];
+  const callers = tellingCallers(sites);
+  t.same(callers.map((c) => (c ? `${c.file}:${c.line}` : null)), [null, null, 'app.py:1', '/lib/json/decoder.py:5', null]);
+  const two = tellingCallers([sites[0]!, sites[2]!]);
+  t.same(two.map((c) => c?.line), [107, 106], 'the first frame where two stacks part');
+  t.same(tellingCallers([sites[1]!]), [null], 'a unique label needs no caller');
+
+  const table = sitesTable(
+    [
+      { rank: 1, bytes: 2048, bytesVar: 0, count: 2, site: label, via: '<module> (/lib/json/__init__.py:107)' },
+      { rank: 2, bytes: 1024, bytesVar: 0, count: 1, site: 'other (app.py:3)' },
+    ],
+    3072,
+    100,
+  );
+  const lines = table.split('\n');
+  const at = lines.findIndex((l) => l.includes('_compile_bytecode'));
+  t.match(lines[at + 1], /^│ +│ +│ +│ +│   via <module> \(\/lib\/json\/__init__\.py:107\) +│$/, 'the caller on the next line, under the site');
+  t.match(lines[at + 2], /│ +2 │/, 'then the next row');
+  t.ok(lines.every((l) => l.length === 0 || [...l].length === [...lines[0]!].length), 'every line as wide as the table');
+});
