@@ -24,17 +24,19 @@ interface SiteKey {
 
 /**
  * As hp-snapshot groups (lib/model/sites.ts): a C allocation of a native recording belongs to
- * the innermost Python frame, its domain beside it (and its C caller, grouping by stack), and
- * sites of different domains stay apart.
+ * the innermost Python frame, its domain beside it (and its C caller, grouping by stack, or
+ * when no Python frame is on its stack), and sites of different domains stay apart.
  */
 function siteKey(s: WeightedStack, by: DiffGroupBy): SiteKey {
   const domain = s.domain ?? 'python';
-  const { leaf, dkey, domainTag: tag, callerTag } = siteParts(s.frames, domain);
+  const { leaf, caller, dkey, domainTag: tag, callerTag } = siteParts(s.frames, domain);
   const extra = domain === 'python' ? {} : { domain };
   const stackKey = (): string => `s${s.frames.map((f) => `${f.file}\0${f.line}\0${f.function ?? ''}`).join('\u0001')}${dkey}`;
   if (!leaf) {
     if (by === 'stack') return { key: stackKey(), label: NO_STACK_LABEL + callerTag, frame: null, stack: s.frames, ...extra };
-    return { key: `none${dkey}`, label: NO_STACK_LABEL + tag, frame: null, stack: null, ...extra };
+    // As hp-snapshot: C allocations with no Python code on the stack (a library's own threads)
+    // are told apart by the C function that called the allocator.
+    return { key: `none${dkey}${caller ? `\0${caller.function ?? ''}\0${caller.file}` : ''}`, label: NO_STACK_LABEL + callerTag, frame: null, stack: null, ...extra };
   }
   switch (by) {
     case 'stack':

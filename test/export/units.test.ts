@@ -139,8 +139,17 @@ t.test('diff of native recordings: a C allocation belongs to its Python line, it
   const byStack = diffStackSets(before, after, 'stack');
   t.same(byStack.rows.map((r) => r.site.label), ['load (n.py:7) [mmap: alloc_mmap (libblas.so)]', 'load (n.py:7) [native: default_malloc (_umath.so)]', 'load (n.py:7)']);
   t.same(rowRecord(byStack.rows[1]!, 'site').frames, [{ function: 'default_malloc', file: '/v/numpy/_umath.so', line: 0, native: true }, { function: 'load', file: 'n.py', line: 7 }]);
-  const noPython = diffStackSets(set('b', []), set('a', [{ ...stack([mallocCaller], 64), domain: 'native' }]), 'function');
-  t.same(noPython.rows.map((r) => r.site.label), ['[no Python stack] [native]']);
+  // No Python frame: told apart by the C caller, as hp-snapshot does.
+  const blasThread: Frame = { function: 'blas_thread_server', file: '/v/libblas.so', line: 0, native: true };
+  const noPython = diffStackSets(
+    set('b', [{ ...stack([mallocCaller], 32), domain: 'native' }]),
+    set('a', [{ ...stack([mallocCaller], 64), domain: 'native' }, { ...stack([blasThread], 4096), domain: 'native' }, { ...stack([blasThread], 4096), domain: 'native' }]),
+    'function',
+  );
+  t.same(noPython.rows.map((r) => [r.site.label, r.change]), [
+    ['[no Python stack] [native: blas_thread_server (libblas.so)]', 8192],
+    ['[no Python stack] [native: default_malloc (_umath.so)]', 32],
+  ]);
   t.end();
 });
 
