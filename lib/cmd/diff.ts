@@ -1,7 +1,7 @@
 // hp-diff: what grew and what shrank between two moments of one profile, or between two
 // profiles or snapshots, by site, with the 95% interval of every change; NDJSON or a table.
 
-import { escapeControls } from '../escape.js';
+import { frameLabel, tellingCallers } from '../model/sites.js';
 import { OutputWriter, UsageError, formatBytes, parser, runMain, setQuiet, warn } from '../cli.js';
 import type { SnapshotAt } from '../model/snapshot.js';
 import { manyInputs, openInputs } from '../profile-inputs.js';
@@ -101,7 +101,12 @@ export function main(argv: string[]): void {
       at: set.atUs === null ? null : set.atUs / 1e6,
     });
     if (table) {
-      const changeRows: ChangeRow[] = rows.map((r, i) => ({ rank: i + 1, change: r.change, halfWidth: (r.hi - r.lo) / 2, countChange: r.countChange, site: escapeControls(r.site.label) }));
+      // Stacks of one label (one function reached along two paths) each name a caller apart, as in hp-snapshot.
+      const vias = tellingCallers(rows.map((r) => ({ label: r.site.label, frames: r.site.stack ?? [] })));
+      const changeRows: ChangeRow[] = rows.map((r, i) => {
+        const via = vias[i];
+        return { rank: i + 1, change: r.change, halfWidth: (r.hi - r.lo) / 2, countChange: r.countChange, site: r.site.label, ...(via ? { via: frameLabel(via) } : {}) };
+      });
       const t = result.total;
       changeRows.push({ rank: 'TOTAL', change: t.change, halfWidth: (t.hi - t.lo) / 2, countChange: t.countChange, site: `live ${formatBytes(Math.max(0, t.before.bytes))} -> ${formatBytes(Math.max(0, t.after.bytes))}` });
       const significant = rows.filter((r) => r.direction !== 0).length;
@@ -122,6 +127,6 @@ export function main(argv: string[]): void {
     await out.flush();
     const grew = result.rows.filter((r) => r.direction === 1).length;
     const shrank = result.rows.filter((r) => r.direction === -1).length;
-    warn(`${sideName(plan[0]!.input, before)} -> ${sideName(plan[1]!.input, after)}: total ${formatChange(result.total.change)}; ${grew} sites grew, ${shrank} shrank significantly`);
+    warn(`${sideName(plan[0]!.input, before)} -> ${sideName(plan[1]!.input, after)}: total ${formatChange(result.total.change)}; ${grew} site${grew === 1 ? '' : 's'} grew, ${shrank} shrank significantly`);
   });
 }

@@ -2,6 +2,7 @@
 // sized to the terminal: rank, size with its 95% interval, share, count, site), and the small
 // formatters they share. Data for programs stays NDJSON; these are for people.
 
+import { escapeControls } from '../escape.js';
 import { cliTable } from '../lazy.js';
 import { formatBytes } from '../cli.js';
 import { halfWidth95 } from '../format/weights.js';
@@ -37,9 +38,12 @@ export function formatShare(part: number, total: number): string {
  * A long site label cut to `width`, keeping what tells sites apart. A label is "function
  * (path:line)", perhaps followed by " [domain]" or " [domain: symbol (library)]" (lib/model/sites.ts):
  * the function and the end of the path stay (`f (…/site-packages/x.py:12)`), then the bracket keeps
- * only its domain (`[native]`); otherwise the end of the label.
+ * only its domain (`[native]`); otherwise the end of the label. Every label a terminal view shows
+ * goes through here, so this is where its control characters are escaped.
  */
-export function clip(text: string, width: number): string {
+export function clip(label: string, width: number): string {
+  // Control characters from the profile are written out (\x1b) before anything is measured.
+  const text = escapeControls(label);
   if (width <= 1) return text.slice(0, Math.max(0, width));
   if (text.length <= width) return text;
   const m = /^(.*?) \(([^()]*)\)( \[.*\])?$/.exec(text);
@@ -85,6 +89,8 @@ export interface ChangeRow {
   halfWidth: number;
   countChange: number;
   site: string;
+  /** As SiteRow's. */
+  via?: string;
 }
 
 /** `+10.1 MiB`, `-3.0 KiB`, `0 B`. */
@@ -120,8 +126,10 @@ export function changesTable(rows: ChangeRow[], totalChange: number, width = ter
     ]);
   const cells = cellsOf(true);
   // Too narrow for the intervals and a readable site: the changes alone (the NDJSON has the intervals).
-  if (fixedWidth(['#', 'change (95%)', 'share', 'count'], cells) + SITE_MIN > width) return rankedTable(['#', 'change', 'share', 'count', 'site'], cellsOf(false), rows.map((r) => r.site), width);
-  return rankedTable(['#', 'change (95%)', 'share', 'count', 'site'], cells, rows.map((r) => r.site), width);
+  const sites = rows.map((r) => r.site);
+  const vias = rows.map((r) => r.via);
+  if (fixedWidth(['#', 'change (95%)', 'share', 'count'], cells) + SITE_MIN > width) return rankedTable(['#', 'change', 'share', 'count', 'site'], cellsOf(false), sites, width, vias);
+  return rankedTable(['#', 'change (95%)', 'share', 'count', 'site'], cells, sites, width, vias);
 }
 
 const SITE_MIN = 12;

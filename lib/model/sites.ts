@@ -58,7 +58,7 @@ export interface SiteInfo {
  * out in a real file). Null where a label is unique, and for a site whose frames read the same
  * as another's.
  */
-export function tellingCallers(sites: readonly SiteInfo[]): (Frame | null)[] {
+export function tellingCallers(sites: readonly { label: string; frames: readonly Frame[] }[]): (Frame | null)[] {
   const byLabel = new Map<string, number[]>();
   sites.forEach((s, i) => {
     const group = byLabel.get(s.label);

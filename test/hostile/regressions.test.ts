@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { writeProfile } from '../../lib/format/hpx.js';
 import { crc32 } from '../../lib/format/bytes.js';
+import { escapeControls } from '../../lib/escape.js';
 import { blockOffsets, tmpDir } from '../helpers/profiles.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -104,4 +105,44 @@ t.test('control characters never reach the terminal', async (t) => {
   t.equal(diff.code, 0, diff.err);
   t.notMatch(diff.out, bad, 'hp-diff --table escapes the OSC title sequence');
   t.notMatch(diff.err, bad);
+});
+
+t.test('every terminal view escapes what a profile says: frames, files, marks, one label of two stacks', async (t) => {
+  const dir = tmpDir('hp-esc-views-');
+  const evil = 'f\u001b]0;pwned\u0007\u2028\u009b31m';
+  const base = join(dir, 'p');
+  // Two stacks with the same (evil) innermost frame, so the tables also show a caller below it.
+  await writeProfile(base, {
+    header: { sampling: { kind: 'table', bounds: [], probs: [] } },
+    traces: [
+      { id: 1, frames: [{ function: evil, file: `${evil}.py`, line: 1 }, { function: `caller${evil}`, file: 'a.py', line: 2 }], dropped: 0 },
+      { id: 2, frames: [{ function: evil, file: `${evil}.py`, line: 1 }, { function: 'other', file: `b${evil}.py`, line: 3 }], dropped: 0 },
+    ],
+    events: [
+      { op: 'alloc', timeUs: 100, trace: 1, size: 100 },
+      { op: 'mark', timeUs: 150, size: 0, label: `mark${evil}` },
+      { op: 'alloc', timeUs: 200, trace: 2, size: 5000 },
+      { op: 'rss', timeUs: 300, size: 1 << 20 },
+    ],
+  });
+  const bad = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029]/;
+  const views: [string, string[]][] = [
+    ['hp-snapshot', [base, '--no-json', '--at', 'end']],
+    ['hp-snapshot', [base, '--no-json', '--at', 'end', '--group-by', 'line']],
+    ['hp-snapshot', [base, '--no-json', '--at', 'end', '--group-by', 'file']],
+    ['hp-events', [base, '--no-json']],
+    ['hp-history', [base, '--no-json']],
+    ['hp-stats', [base, '--no-json']],
+    ['hp-diff', [base, '--at', '0.00012', '--at', 'end', '--no-json']],
+    ['hp-diff', [base, '--at', `mark:mark${evil}`, '--at', 'end', '--no-json']],
+  ];
+  for (const [cmd, args] of views) {
+    const r = run(cmd, args);
+    const what = escapeControls(`${cmd} ${args.slice(1).join(' ')}`); // (a raw ESC or U+2028 would break the TAP stream)
+    t.equal(r.code, 0, `${what}: ${escapeControls(r.err)}`);
+    t.notMatch(r.out, bad, `${what}: stdout`);
+    t.notMatch(r.err, bad, `${what}: stderr`);
+  }
+  const snap = run('hp-snapshot', [base, '--no-json', '--at', 'end']);
+  t.match(snap.out, /via callerf\\x1b\]0;pwned/, 'the caller line is escaped too');
 });
