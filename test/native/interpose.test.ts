@@ -247,9 +247,9 @@ t.test('pure Python: the same python-domain estimates with and without --native'
   for (const py of chosen) {
     await t.test(`CPython ${py.version}`, async (t) => {
       const dir = tmpDir();
-      const plain = record(py, join(dir, 'plain'), 'pure', ['--no-native', '--sample-bytes', '64K']);
-      const native = record(py, join(dir, 'native'), 'pure', ['--native', '--sample-bytes', '64K']);
-      const malloc = record(py, join(dir, 'malloc'), 'pure', ['--native', '--sample-bytes', '64K'], { PYTHONMALLOC: 'malloc' });
+      const plain = record(py, join(dir, 'plain'), 'pure', ['--no-native', '--sample-bytes', '16K']);
+      const native = record(py, join(dir, 'native'), 'pure', ['--native', '--sample-bytes', '16K']);
+      const malloc = record(py, join(dir, 'malloc'), 'pure', ['--native', '--sample-bytes', '16K'], { PYTHONMALLOC: 'malloc' });
       for (const r of [plain, native, malloc]) {
         t.equal(r.code, 0, r.stderr);
         t.equal(r.stdout.trim(), 'result 200000 500');
@@ -261,11 +261,15 @@ t.test('pure Python: the same python-domain estimates with and without --native'
           const [va, loa, hia] = a[name]!;
           const [vb, lob, hib] = b[name]!;
           t.ok(va > 0 && vb > 0, `${what}: ${name} recorded`);
-          // Two independent estimates of one truth. Their 95% intervals fail to overlap about
-          // once in 200 comparisons by chance, and this test makes eight a run: the difference
-          // is held to 1.5 times the sum of the half-widths instead (about 4 standard errors of
-          // the difference: 1 in 30,000), which a double count (2x) still far exceeds.
-          const slack = 1.5 * ((hia - loa) / 2 + (hib - lob) / 2);
+          // Two independent estimates of one truth, eight comparisons a run. Held to 1.5 times
+          // the summed half-widths (~4 standard errors of the difference), two fresh-clone CI runs
+          // out of ~30 still failed it (a 3.1-5.1 against a 5.5-8.0 MB interval; 13.4 against
+          // 8.3 MB for an ~11 MB truth), though 60 runs each on 3.11 and 3.13 here showed the
+          // sampled counts no more dispersed than independent draws (variance 0.7-1.1 times the
+          // mean). So the difference is held to twice the summed half-widths (5.5 standard
+          // errors), and sampling is 4x denser (16K) so that the bound stays a third of the
+          // truth, which a double count (2x: a difference of the whole truth) far exceeds.
+          const slack = 2 * ((hia - loa) / 2 + (hib - lob) / 2);
           t.ok(Math.abs(va - vb) <= slack, `${what}: ${name} agrees: ${va} (${loa}..${hia}) vs ${vb} (${lob}..${hib}), difference within ${Math.round(slack)}`);
         }
         // The bytearrays' memory ends in malloc: with --native it must not be counted again.
