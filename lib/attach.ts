@@ -10,14 +10,12 @@ import { randomBytes } from 'node:crypto';
 import { chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { EXIT_DATA, HpError, UsageError, isQuiet } from './cli.js';
 import { ROOT } from './where.cjs';
 
-/** The package root (lib/attach.ts and dist/attach.js alike). */
-export const PACKAGE_ROOT = existsSync(join(ROOT, 'package.json')) ? ROOT : dirname(ROOT);
-export const GDB_SCRIPT = join(PACKAGE_ROOT, 'native', 'attach_gdb.py');
-const PACKAGE_PARENT = join(PACKAGE_ROOT, 'python');
+export const GDB_SCRIPT = join(ROOT, 'native', 'attach_gdb.py');
+const PACKAGE_PARENT = join(ROOT, 'python');
 
 const MIN_MINOR = 9;
 const MAX_MINOR = 13;
@@ -196,7 +194,7 @@ export async function stopSession(pid: number, say: (line: string) => void): Pro
 
 /** The native hook, where python/heapprof/_native.py would load it from. */
 export function nativeLibrary(): string {
-  const candidates = [process.env.HEAPPROF_NATIVE_LIB, join(PACKAGE_ROOT, 'build', 'Release', 'heapprof_hook.so'), join(PACKAGE_ROOT, 'build', 'Debug', 'heapprof_hook.so')];
+  const candidates = [process.env.HEAPPROF_NATIVE_LIB, join(ROOT, 'build', 'Release', 'heapprof_hook.so'), join(ROOT, 'build', 'Debug', 'heapprof_hook.so')];
   for (const c of candidates) if (c && existsSync(c)) return resolve(c);
   throw new HpError(`native hook not built: none of ${candidates.filter(Boolean).join(', ')} exists (run npx node-gyp rebuild)`);
 }

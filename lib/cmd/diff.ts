@@ -1,7 +1,7 @@
 // hp-diff: what grew and what shrank between two moments of one profile, or between two
 // profiles or snapshots, by site, with the 95% interval of every change; NDJSON or a table.
 
-import { frameLabel, tellingCallers } from '../model/sites.js';
+import { tellingCallers } from '../model/sites.js';
 import { OutputWriter, UsageError, formatBytes, parser, runMain, setQuiet, warn } from '../cli.js';
 import type { SnapshotAt } from '../model/snapshot.js';
 import { manyInputs, openInputs } from '../profile-inputs.js';
@@ -103,10 +103,7 @@ export function main(argv: string[]): void {
     if (table) {
       // Stacks of one label (one function reached along two paths) each name a caller apart, as in hp-snapshot.
       const vias = tellingCallers(rows.map((r) => ({ label: r.site.label, frames: r.site.stack ?? [] })));
-      const changeRows: ChangeRow[] = rows.map((r, i) => {
-        const via = vias[i];
-        return { rank: i + 1, change: r.change, halfWidth: (r.hi - r.lo) / 2, countChange: r.countChange, site: r.site.label, ...(via ? { via: frameLabel(via) } : {}) };
-      });
+      const changeRows: ChangeRow[] = rows.map((r, i) => ({ rank: i + 1, change: r.change, halfWidth: (r.hi - r.lo) / 2, countChange: r.countChange, site: r.site.label, via: vias[i] }));
       const t = result.total;
       changeRows.push({ rank: 'TOTAL', change: t.change, halfWidth: (t.hi - t.lo) / 2, countChange: t.countChange, site: `live ${formatBytes(Math.max(0, t.before.bytes))} -> ${formatBytes(Math.max(0, t.after.bytes))}` });
       const significant = rows.filter((r) => r.direction !== 0).length;

@@ -11,7 +11,7 @@ import { checkWithinSpan, formatSeconds, inputArg, reportIncomplete, resolveMark
 import { bytesWithInterval, sitesTable } from './human.js';
 import { addEstimate, emptyEstimate } from '../model/estimate.js';
 import { traceFilter } from './domain-options.js';
-import { frameLabel, nativeCallerLabel, tellingCallers, threadLabel } from '../model/sites.js';
+import { nativeCallerLabel, tellingCallers, threadLabel } from '../model/sites.js';
 
 export const SNAPSHOT_SCHEMA = 1;
 
@@ -126,11 +126,9 @@ export function main(argv: string[]): void {
         for (let i = 0; i < n; i++) await out.line(siteRecord(sites[i]!, i + 1, by));
       } else {
         // Rows of one label (by trace: one function reached by two paths) each name a caller apart.
-        const vias = tellingCallers(sites.slice(0, n).map((s) => s.site));
-        const rows = sites.slice(0, n).map((s, i) => {
-          const via = vias[i];
-          return { rank: i + 1, bytes: s.est.bytes, bytesVar: s.est.bytesVar, count: s.est.count, site: s.site.label, ...(via ? { via: frameLabel(via) } : {}) };
-        });
+        const shown = sites.slice(0, n);
+        const vias = tellingCallers(shown.map((s) => s.site));
+        const rows = shown.map((s, i) => ({ rank: i + 1, bytes: s.est.bytes, bytesVar: s.est.bytesVar, count: s.est.count, site: s.site.label, via: vias[i] }));
         const more = sites.length > n ? `; the ${n} largest shown (--top)` : '';
         const blocks = Math.round(Math.max(0, total.count));
         await out.write(`${what}: ${bytesWithInterval(total.bytes, total.bytesVar)} live (95% interval), ${blocks.toLocaleString('en-US')} block${blocks === 1 ? '' : 's'} in ${sites.length.toLocaleString('en-US')} site${sites.length === 1 ? '' : 's'}${more}\n`);

@@ -55,17 +55,17 @@ export interface SiteInfo {
  * frame, say one function called from two places), the caller that tells each apart: the
  * outermost frame of the shortest start of its stack that no other site of that label shares
  * (or, when that frame is in a pseudo-file such as `<frozen importlib._bootstrap>`, the next one
- * out in a real file). Null where a label is unique, and for a site whose frames read the same
- * as another's.
+ * out in a real file), as that frame's label. None where a label is unique, and for a site whose
+ * frames read the same as another's.
  */
-export function tellingCallers(sites: readonly { label: string; frames: readonly Frame[] }[]): (Frame | null)[] {
+export function tellingCallers(sites: readonly { label: string; frames: readonly Frame[] }[]): (string | undefined)[] {
   const byLabel = new Map<string, number[]>();
   sites.forEach((s, i) => {
     const group = byLabel.get(s.label);
     if (group) group.push(i);
     else byLabel.set(s.label, [i]);
   });
-  const callers: (Frame | null)[] = sites.map(() => null);
+  const callers: (string | undefined)[] = sites.map(() => undefined);
   for (const group of byLabel.values()) {
     if (group.length < 2) continue;
     const texts = group.map((i) => sites[i]!.frames.map(frameLabel));
@@ -82,7 +82,7 @@ export function tellingCallers(sites: readonly { label: string; frames: readonly
           // From there out, the first frame of a real file: importlib's <frozen ...> frames
           // between an import and the module it runs tell a reader nothing.
           const frames = sites[i]!.frames;
-          callers[i] = frames.slice(d).find((f) => !f.file.startsWith('<')) ?? frames[d]!;
+          callers[i] = frameLabel(frames.slice(d).find((f) => !f.file.startsWith('<')) ?? frames[d]!);
           return;
         }
       }
