@@ -4,6 +4,7 @@
 // share threshold and chains of lines that allocate nothing themselves collapse into one box.
 
 import { formatBytes } from '../cli.js';
+import { escapeControls } from '../escape.js';
 import type { Frame } from '../format/types.js';
 import { NO_STACK_LABEL } from '../model/sites.js';
 import type { StackSet } from './stacks.js';
@@ -119,13 +120,13 @@ function percent(part: number, total: number): string {
   return p >= 10 || p === 0 ? `${p.toFixed(0)}%` : `${p.toFixed(1)}%`;
 }
 
-/** dot escString body: backslashes and quotes escaped; lines left-justified with \l. */
+/** dot escString body: control characters written out (\x1b), backslashes and quotes escaped; lines left-justified with \l. */
 function dotText(lines: string[]): string {
-  return lines.map((l) => `${l.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}\\l`).join('');
+  return lines.map((l) => `${escapeControls(l).replace(/\\/g, '\\\\').replace(/"/g, '\\"')}\\l`).join('');
 }
 
 function plainDot(s: string): string {
-  return s.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+  return escapeControls(s, true).replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 }
 
 /** White (nothing) through yellow to red (everything), as Graphviz "H S V" with hue 0.17 .. 0. */

@@ -1,6 +1,7 @@
 // The hp-report page: one self-contained HTML file (no network: inline CSS, inline vanilla JS,
 // SVG for the plot and a canvas for the flame graph) around the JSON built by report.ts.
 
+import { escapeControls } from '../escape.js';
 import type { ReportData } from './report.js';
 
 /** JSON that is safe inside <script>: no "</script>", no HTML comment openers, no U+2028/9. */
@@ -13,8 +14,9 @@ export function scriptSafeJson(value: unknown): string {
     .replace(/\u2029/g, '\\u2029');
 }
 
+/** Text for the page: markup characters as entities, control characters written out (\x1b). */
 function escapeHtml(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+  return escapeControls(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
 
 const CSS = `

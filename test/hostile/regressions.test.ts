@@ -145,4 +145,13 @@ t.test('every terminal view escapes what a profile says: frames, files, marks, o
   }
   const snap = run('hp-snapshot', [base, '--no-json', '--at', 'end']);
   t.match(snap.out, /via callerf\\x1b\]0;pwned/, 'the caller line is escaped too');
+  // Graphviz input and the HTML report are read by people too (and DOT often lands on a terminal).
+  const flow = run('hp-flow', [base]);
+  t.equal(flow.code, 0, escapeControls(flow.err));
+  t.notMatch(flow.out, bad, 'hp-flow: DOT labels');
+  t.match(flow.out, /callerf\\\\x1b\]0;pwned/, 'written out, then escaped for DOT');
+  const html = join(dir, 'r.html');
+  const report = run('hp-report', [base, '-o', html]);
+  t.equal(report.code, 0, escapeControls(report.err));
+  t.notMatch(readFileSync(html, 'utf8'), /[\u0000-\u0008\u000b-\u001f\u007f]/, 'hp-report: the page (marks, frames, program line)');
 });
