@@ -605,7 +605,7 @@ export function formatSummary(status: BootstrapStatus, mode: 'profile' | 'stats'
   const files = status.files ?? [];
   const where = files.length > 0 ? files.join(', ') : 'no files';
   if (status.state !== 'finished') {
-    const how = signal ? `was killed by ${signal}` : 'exited without running atexit handlers';
+    const how = signal ? `was killed by ${signal}` : 'exited (or replaced itself with exec) without running atexit handlers';
     if (onDisk && onDisk.error === undefined) {
       const state = onDisk.complete ? 'the recorder closed the profile' : 'the profile is readable up to its last flush';
       return `${where}: the program ${how}; ${state}: ${count(onDisk.events)} events`;

@@ -60,6 +60,7 @@ def _library():
         _state["hooks"] = True
         atexit.register(_at_exit)
         _wrap_os_exit()
+        _wrap_os_exec()
     if _state["selftest"] is None:
         _state["selftest"] = _capture_refusal() or _selftest.run(lib) or ""
     return lib
@@ -96,6 +97,26 @@ def _wrap_os_exit():
     _exit.__doc__ = real_exit.__doc__
     _exit.__wrapped__ = real_exit
     os._exit = _exit
+
+
+def _wrap_os_exec():
+    """os.execv and os.execve (which every os.exec* function calls) replace the process
+    without atexit: write what is buffered first, so that the profile keeps everything
+    recorded up to the exec (it then ends there, without an end marker). Only a flush, not
+    a stop: an exec that fails (os.execvp tries each PATH entry in turn) goes on recording."""
+    for name in ("execv", "execve"):
+        real = getattr(os, name, None)
+        if real is None:
+            continue
+
+        def wrapper(*args, _real=real, **kwargs):
+            flush()
+            return _real(*args, **kwargs)
+
+        wrapper.__name__ = wrapper.__qualname__ = name
+        wrapper.__doc__ = real.__doc__
+        wrapper.__wrapped__ = real
+        setattr(os, name, wrapper)
 
 
 def _blob(items):

@@ -1,5 +1,6 @@
 // hp-record over a process's whole life, with the real native hook: pool workers stopped with
-// SIGTERM keep their profiles; SIGTERM ends a recorded program exactly as it ends a plain one; the
+// SIGTERM keep their profiles; SIGTERM ends a recorded program exactly as it ends a plain one; a
+// program that replaces itself with exec keeps what it recorded; the
 // summary lists each followed child with what reached its disk, and says why a child has nothing;
 // start-up failures (a full filesystem, a concurrent run on the same base) stop before the program
 // runs, name their cause and leave nothing behind; a disk that fills up mid-run is reported honestly.
@@ -134,6 +135,20 @@ t.test(`CPython ${newest.version}: the summary lists each child, and says why on
   t.equal(line(pids.execs!), '', 'the child that exec\'d has no profile to list');
   t.match(r.stderr, /^hp-record: 1 forked child recorded nothing and wrote no files \(no allocation sampled before it exec'd or exited\)$/m);
   t.notOk(existsSync(`${base}.${pids.execs}.hpm`));
+});
+
+t.test(`CPython ${newest.version}: a program that replaces itself with exec keeps what it recorded before`, when, async (t) => {
+  const base = join(scratch(), 'execs');
+  const plain = await run(newest.exe, ['execs.py'], { cwd: SCRIPTS, env });
+  const r = await hpRecord(['--python', newest.exe, '-o', base, '--', 'execs.py'], { cwd: SCRIPTS, env });
+  t.equal(r.code, plain.code);
+  t.equal(r.stdout, plain.stdout, 'the same output as without the recorder');
+  t.match(r.stdout, /^execvp failed: FileNotFoundError\nafter exec\n$/);
+  const p = await readAll(base);
+  t.same(p.issues, [], 'nothing damaged');
+  t.equal(allocsOfSize(p.events, 10001), 80, 'the 50 buffers (10,001 bytes with their NUL) before the failed execvp and the 30 after it, all flushed before the exec');
+  t.equal(p.complete, false, 'no end marker: the process was replaced, not stopped');
+  t.match(r.stderr, /execs\.hpd: the program exited \(or replaced itself with exec\) without running atexit handlers; the profile is readable up to its last flush: [\d,]+ events$/m);
 });
 
 for (const py of [installed[0], newest].filter((p, i, all) => p !== undefined && all.indexOf(p) === i)) {

@@ -183,7 +183,7 @@ t.test('formatSummary', async (t) => {
   );
   t.equal(
     formatSummary({ state: 'started', files }, 'profile', null),
-    'run.hpm, run.hpd: the program exited without running atexit handlers; the profile is readable up to its last flush',
+    'run.hpm, run.hpd: the program exited (or replaced itself with exec) without running atexit handlers; the profile is readable up to its last flush',
   );
   t.equal(formatSummary({ state: 'finished', files, summary: { stop_error: 'disk full' } }, 'profile', null), 'run.hpm, run.hpd: recorder error: disk full');
 });
