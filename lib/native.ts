@@ -134,7 +134,6 @@ let cached: { decoder: NativeDecoder | null; reason: string } | null = null;
 export function nativeDecoderPath(): string {
   const override = process.env['HEAPPROF_DECODER'];
   if (override) return override;
-  // This module is lib/native.ts (tests) or dist/native.js (installed): the root is one up.
   return join(ROOT, 'build', 'Release', 'hpx_decoder.node');
 }
 

@@ -18,7 +18,7 @@ const STATUS_RESERVE_BYTES = 64 * 1024;
 /** The environment variable carrying the JSON configuration to the bootstrap, which removes it at once. */
 export const CONFIG_VAR = 'HEAPPROF_RECORD_CONFIG';
 
-/** Where the bootstrap lives relative to this module (dist/cmd/record.js and lib/cmd/record.ts alike). */
+/** Where the bootstrap lives in the package (lib/where.cjs says where its root is, from source or built). */
 export const BOOTSTRAP_PATH = join(ROOT, 'python', 'heapprof', '_run.py');
 
 /**

@@ -82,21 +82,35 @@ def _at_exit():
         stop()
 
 
+def _wrap_os(name, before):
+    """Replaces os.NAME with a function that calls before(), then the real one, which runs
+    whatever before() does (it raises or not): the program's exit or exec always happens."""
+    real = getattr(os, name, None)
+    if real is None:
+        return
+
+    def wrapper(*args, **kwargs):
+        try:
+            before()
+        finally:
+            result = real(*args, **kwargs)
+        return result
+
+    wrapper.__name__ = wrapper.__qualname__ = name
+    wrapper.__doc__ = real.__doc__
+    wrapper.__wrapped__ = real
+    setattr(os, name, wrapper)
+
+
+def _stop_if_profiling():
+    if isProfiling():
+        stop()
+
+
 def _wrap_os_exit():
     """os._exit skips atexit (multiprocessing children leave through it): close the profile
     first so that a child recorded with follow_fork loses nothing."""
-    real_exit = os._exit
-
-    def _exit(status):
-        try:
-            if isProfiling():
-                stop()
-        finally:
-            real_exit(status)
-
-    _exit.__doc__ = real_exit.__doc__
-    _exit.__wrapped__ = real_exit
-    os._exit = _exit
+    _wrap_os("_exit", _stop_if_profiling)
 
 
 def _wrap_os_exec():
@@ -104,19 +118,8 @@ def _wrap_os_exec():
     without atexit: write what is buffered first, so that the profile keeps everything
     recorded up to the exec (it then ends there, without an end marker). Only a flush, not
     a stop: an exec that fails (os.execvp tries each PATH entry in turn) goes on recording."""
-    for name in ("execv", "execve"):
-        real = getattr(os, name, None)
-        if real is None:
-            continue
-
-        def wrapper(*args, _real=real, **kwargs):
-            flush()
-            return _real(*args, **kwargs)
-
-        wrapper.__name__ = wrapper.__qualname__ = name
-        wrapper.__doc__ = real.__doc__
-        wrapper.__wrapped__ = real
-        setattr(os, name, wrapper)
+    _wrap_os("execv", flush)
+    _wrap_os("execve", flush)
 
 
 def _blob(items):
