@@ -25,6 +25,7 @@ import { decodeBlock, type DecodedBlock } from './events.js';
 import { TraceTable } from './trace-table.js';
 import { EventTally, type TallyState } from './tally.js';
 import { Symbolizer } from './elf.js';
+import { unsampledRanges } from './weights.js';
 import { readerKernels } from '../native.js';
 import type { Columns, DecodeJob } from './hpd-worker.js';
 import { OP_FREE, type EventBatch, type ProfileSource, type ReadOptions } from './source.js';
@@ -413,6 +414,7 @@ export class V2Profile implements ProfileSource {
       const header = decodeHeaderBody(mh.body, mh.profileId, hpmPath);
       const p = new V2Profile(hpm, hpd, header, new Dictionary(new Symbolizer(header.startTimeUs)), mh.end, dh.end, (mh.flags & HPM_FLAG_DEFLATE) !== 0, opts, base);
       await p.readMetadata();
+      p.noteUnsampled();
       return p;
     } catch (e) {
       await hpm.close();
@@ -443,6 +445,21 @@ export class V2Profile implements ProfileSource {
       lastGood = block.offset + 24 + block.payload.length;
     }
     this.hpmOffset = lastGood;
+  }
+
+  private unsampledNoted = false;
+
+  /**
+   * Say once (a notice, also under --strict: the file is sound) that a range recorded at p = 0
+   * held allocations: every total leaves them out, and no interval can say how much they were.
+   */
+  private noteUnsampled(): void {
+    if (this.unsampledNoted) return;
+    const ranges = unsampledRanges(this.header.sampling, this.dict.histogram);
+    if (ranges.length === 0) return;
+    this.unsampledNoted = true;
+    const what = ranges.map((r) => `${r.count.toLocaleString('en-US')} allocation${r.count === 1 ? '' : 's'} of ${r.lo}..${r.hi - 1} bytes (${r.bytes.toLocaleString('en-US')} bytes)`).join(' and ');
+    this.opts.onIssue?.({ file: this.hpm.path, message: `sampled with p = 0 (--sample): ${what} are in no estimate; totals leave them out` });
   }
 
   trace(id: number): Trace | undefined {
@@ -559,6 +576,7 @@ export class V2Profile implements ProfileSource {
     if (!this.endSeen) {
       // Pick up a HISTOGRAM or END the recorder wrote after our first look.
       await this.readMetadata();
+      this.noteUnsampled();
     }
   }
 

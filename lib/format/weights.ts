@@ -67,3 +67,41 @@ export const DEFAULT_SAMPLING: Sampling = Object.freeze({
   bounds: [128, 8192],
   probs: [1e-4, 0.1],
 }) as Sampling;
+
+/** A size range the table sampler drew with p = 0 although the recorder's histogram saw allocations in it. */
+export interface UnsampledRange {
+  /** Sizes lo .. hi - 1 bytes. */
+  lo: number;
+  hi: number;
+  /** Allocations and bytes the histogram counted there (buckets a bound splits: by their overlap). */
+  count: number;
+  bytes: number;
+}
+
+/**
+ * The ranges recorded at p = 0 that held allocations: no event of theirs was ever drawn, so no
+ * estimate includes them and no interval can bound them (hp-record accepts p = 0 to leave a
+ * range out on purpose). Empty without a histogram, for byte-Poisson, or when none.
+ */
+export function unsampledRanges(sampling: Sampling, histogram: readonly { count: number; bytes: number }[] | null): UnsampledRange[] {
+  if (sampling.kind !== 'table' || !histogram) return [];
+  const out: UnsampledRange[] = [];
+  for (let r = 0; r < sampling.probs.length; r++) {
+    if (sampling.probs[r]! > 0) continue;
+    const lo = r === 0 ? 0 : sampling.bounds[r - 1]!;
+    const hi = sampling.bounds[r]!;
+    let count = 0;
+    let bytes = 0;
+    histogram.forEach((b, i) => {
+      // Entry 0 holds sizes 0..1, entry i > 0 sizes [2^i, 2^(i+1)).
+      const bLo = i === 0 ? 0 : 2 ** i;
+      const bHi = 2 ** (i + 1);
+      if (bHi <= lo || bLo >= hi || !(b.count > 0)) return;
+      const share = (Math.min(hi, bHi) - Math.max(lo, bLo)) / (bHi - bLo);
+      count += b.count * share;
+      bytes += b.bytes * share;
+    });
+    if (count >= 0.5) out.push({ lo, hi, count: Math.round(count), bytes: Math.round(bytes) });
+  }
+  return out;
+}
