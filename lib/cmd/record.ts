@@ -431,7 +431,84 @@ export function interpreterFirst(rest: string[]): { python: string; rest: string
 }
 
 /** Signals hp-record passes on to the program. */
-const FORWARDED_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'];
+// SIGUSR1 too: Node would otherwise open its inspector on it (a debugger port, and the program
+// never got the signal it was sent).
+const FORWARDED_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1'];
+
+/** Where bin/hp-record.js's shell line lists the descriptors above 2 it was started with. */
+const SAVED_FDS = 'HEAPPROF_FDS';
+
+/**
+ * The file descriptors above 2 hp-record was started with, which the program must get at the
+ * same numbers (a socket passed by a service manager, a `3<file` redirection). Node marks 3..16
+ * close-on-exec while starting, so bin/hp-record.js lists them first (as a shell, from /proc:
+ * those without the flag); run as `node bin/hp-record.js`, only those above 16 can be told from
+ * Node's own (which it opens close-on-exec). Taken out of the environment.
+ */
+export function inheritedFds(env: NodeJS.ProcessEnv = process.env): number[] {
+  const saved = env[SAVED_FDS];
+  delete env[SAVED_FDS];
+  const listed = new Set((saved ?? '').split(' ').filter((x) => /^\d+$/.test(x)).map(Number).filter((fd) => fd > 2));
+  return [...new Set([...listed, ...uncloexecFds().filter((fd) => saved === undefined || fd > 16)])].sort((a, b) => a - b);
+}
+
+/** Descriptors above 2 open without close-on-exec now (Linux's /proc; none elsewhere). */
+function uncloexecFds(): number[] {
+  const O_CLOEXEC = 0o2000000;
+  const fds: number[] = [];
+  let names: string[];
+  try {
+    names = readdirSync('/proc/self/fd');
+  } catch {
+    return fds;
+  }
+  for (const name of names) {
+    const fd = Number(name);
+    if (!Number.isInteger(fd) || fd <= 2) continue;
+    try {
+      const flags = /^flags:\s*([0-7]+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'latin1'));
+      if (flags && (parseInt(flags[1]!, 8) & O_CLOEXEC) === 0) fds.push(fd);
+    } catch {
+      // gone meanwhile (the descriptor of the directory listing itself)
+    }
+  }
+  return fds;
+}
+
+/** stdio for spawn: ours at 0-2 and every inherited descriptor at its own number. */
+export function childStdio(fds: number[]): Array<'inherit' | 'ignore' | number> {
+  const stdio: Array<'inherit' | 'ignore' | number> = ['inherit', 'inherit', 'inherit'];
+  for (const fd of fds) {
+    while (stdio.length < fd) stdio.push('ignore'); // above 2, 'ignore' leaves the number closed
+    stdio.push(fd);
+  }
+  return stdio;
+}
+
+/** Where bin/hp-record.js's shell line leaves the signal state hp-record was started with. */
+const SAVED_SIGNALS = 'HEAPPROF_SIGNALS';
+
+/**
+ * The signals ignored and blocked when hp-record was started (`nohup`, a shell's background job,
+ * a service manager), as bin/hp-record.js read them from /proc before Node reset both: Node and
+ * the child it spawns start with every signal at its default and none blocked. Taken out of the
+ * environment, so the program's is unchanged.
+ */
+export function takeStartSignals(env: NodeJS.ProcessEnv = process.env): { ignore: number[]; block: number[] } {
+  const saved = env[SAVED_SIGNALS];
+  delete env[SAVED_SIGNALS];
+  const out = { ignore: [] as number[], block: [] as number[] };
+  if (!saved) return out;
+  for (const [, key, hex] of saved.matchAll(/(SigIgn|SigBlk):([0-9a-fA-F]{1,16})/g)) {
+    const bits = BigInt(`0x${hex}`);
+    const list = key === 'SigIgn' ? out.ignore : out.block;
+    for (let n = 1; n <= 64; n++) if ((bits >> BigInt(n - 1)) & 1n) list.push(n);
+  }
+  return out;
+}
+
+/** Signals whose default action is to do nothing: nothing to ignore in hp-record itself. */
+const HARMLESS_SIGNALS = new Set(['SIGCHLD', 'SIGCONT', 'SIGURG', 'SIGWINCH']);
 /** Signals the terminal sends to the whole foreground process group, program included. */
 const GROUP_SIGNALS = new Set<NodeJS.Signals>(['SIGINT', 'SIGQUIT', 'SIGHUP']);
 
@@ -678,6 +755,9 @@ function dieBySignal(signal: NodeJS.Signals): void {
 
 export function main(argv: string[]): void {
   runMain(NAME, async () => {
+    // What the program must inherit as python would: read before anything else starts.
+    const startSignals = takeStartSignals();
+    const fds = inheritedFds();
     const split = splitCommandLine(argv);
     const args = parser(NAME, split.own, USAGE, EXAMPLES)
       .parserConfiguration({
@@ -803,6 +883,8 @@ export function main(argv: string[]): void {
         native_stacks: nativeStacks,
         preload: hookLib,
         mark_signal: markSignal === null ? null : osConstants.signals[markSignal],
+        // Ignored and blocked at our start: the bootstrap restores them, which Node's spawn reset.
+        signals: startSignals.ignore.length + startSignals.block.length > 0 ? startSignals : null,
       };
       const startedUs = Date.now() * 1000;
       let stopPolling = (): void => {};
@@ -841,6 +923,7 @@ export function main(argv: string[]): void {
             if (st !== null && st.state !== 'error' && (st.state !== 'started' || profileBegun(st, pid))) startLine(pid);
           };
         },
+        { fds, ignoredSignals: startSignals.ignore },
       );
       stopPolling();
       const status = readStatus(statusPath);
@@ -943,6 +1026,7 @@ function runChild(
   markSignal: NodeJS.Signals | null,
   env: NodeJS.ProcessEnv,
   onStart: (pid: number) => void = () => {},
+  inherited: { fds: number[]; ignoredSignals: number[] } = { fds: [], ignoredSignals: [] },
 ): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   let child: ChildProcess | undefined;
   const pending: NodeJS.Signals[] = [];
@@ -954,8 +1038,19 @@ function runChild(
   for (const sig of FORWARDED_SIGNALS) process.on(sig, forward);
   // The mark signal sent to hp-record goes to the program, whose bootstrap writes the mark.
   if (markSignal) process.on(markSignal, () => child && child.exitCode === null && child.signalCode === null && child.kill(markSignal));
+  // A signal ignored when we started (the program ignores it again: see the bootstrap) must not
+  // end hp-record either, whose death would end the program (its watchdog).
+  for (const n of inherited.ignoredSignals) {
+    const name = Object.entries(osConstants.signals).find(([, v]) => v === n)?.[0] as NodeJS.Signals | undefined;
+    if (!name || HARMLESS_SIGNALS.has(name) || FORWARDED_SIGNALS.includes(name) || name === markSignal || process.listenerCount(name) > 0) continue;
+    try {
+      process.on(name, () => {});
+    } catch {
+      // one Node will not watch (SIGKILL, SIGSTOP, the fault signals): nothing to do
+    }
+  }
   return new Promise((resolve, reject) => {
-    child = spawn(command, args, { stdio: 'inherit', env });
+    child = spawn(command, args, { stdio: childStdio(inherited.fds), env });
     if (child.pid !== undefined) onStart(child.pid);
     // The handlers stay until hp-record exits or re-raises the program's signal: a late Ctrl-C must not
     // turn the program's exit status into ours.

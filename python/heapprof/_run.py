@@ -193,6 +193,30 @@ def _descendant(raw_config, config):
             del sys.path[0]
 
 
+def _restore_signals(config):
+    # Node (hp-record) starts with every signal at its default and none blocked, and so does the
+    # program it spawns: the signals ignored and blocked when hp-record was started (nohup, a
+    # shell's background job, a service manager) are put back as python would have inherited
+    # them. Python itself ignores SIGPIPE and SIGXFSZ and leaves an ignored SIGINT ignored, so the
+    # result is what a plain run has. _signal: the builtin, without signal.py's enum import.
+    signals = config.get('signals')
+    if not signals:
+        return
+    import _signal
+
+    for signum in signals.get('ignore') or ():
+        try:
+            _signal.signal(signum, _signal.SIG_IGN)
+        except (OSError, ValueError, TypeError):
+            pass  # SIGKILL, SIGSTOP, or a number this Python does not know
+    blocked = signals.get('block') or ()
+    if blocked and hasattr(_signal, 'pthread_sigmask'):
+        try:
+            _signal.pthread_sigmask(_signal.SIG_SETMASK, blocked)
+        except (OSError, ValueError, TypeError):
+            pass
+
+
 def _leave_sys_path():
     # The private directory leaves sys.path, so that `import sitecustomize` finds the user's (or none)
     # and never this file again. Subinterpreters start from the path python computed at start-up, which
@@ -394,6 +418,7 @@ def _bootstrap(raw_config):
         _descendant(raw_config, config)
         return
     _status_path = config.get('status')
+    _restore_signals(config)
     if config.get('follow_children') and config.get('mode', 'profile') == 'profile':
         _pass_on(config)
     else:
