@@ -77,9 +77,16 @@ export function progressReporter(): { onProgress?: (read: number, total: number)
 /** ReadOptions wired to the command's stderr: warnings once each, progress on a terminal. */
 export function commandReadOptions(extra: ReadOptions = {}): { opts: ReadOptions; done: () => void } {
   const progress = progressReporter();
+  // Once per command, not per open: hp-report and hp-snapshot --at peak read a profile twice.
+  const said = new Set<string>();
   const opts: ReadOptions = {
     ...extra,
-    onIssue: (issue) => warn(`${issue.file}: ${issue.message}`),
+    onIssue: (issue) => {
+      const text = `${issue.file}: ${issue.message}`;
+      if (said.has(text)) return;
+      said.add(text);
+      warn(text);
+    },
     ...(progress.onProgress ? { onProgress: progress.onProgress } : {}),
   };
   return { opts, done: progress.done };

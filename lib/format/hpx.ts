@@ -535,8 +535,12 @@ export class V2Profile implements ProfileSource {
             const id = batch.trace[i]!;
             if (batch.op[i]! <= OP_FREE && !this.dict.traces.has(id)) {
               if (!reportedUndefined.has(id)) {
+                // The first one in detail; the rest are counted once the read ends (a cut or
+                // damaged .hpm leaves hundreds undefined: one line each drowned everything else).
+                if (reportedUndefined.size === 0) {
+                  this.issues.report(this.hpd.path, `block ${d.index}: event uses undefined trace ${id} (${this.hpm.path} defines none such: cut short or damaged?); such events are shown as unknown sites`, d.offset);
+                }
                 reportedUndefined.add(id);
-                this.issues.report(this.hpd.path, `block ${d.index}: event uses undefined trace ${id}`, d.offset);
               }
               this.dict.traces.set(id, { id, frames: [{ function: `[undefined trace ${id}]`, file: '?', line: 0 }], dropped: 0 });
             }
@@ -563,6 +567,9 @@ export class V2Profile implements ProfileSource {
       }
     }
     const { unmatched, lost } = tally;
+    if (reportedUndefined.size > 1) {
+      this.issues.report(this.hpd.path, `events use ${reportedUndefined.size} traces that ${this.hpm.path} does not define; shown as unknown sites`);
+    }
     if (unmatched > 0) {
       this.issues.report(
         this.hpd.path,

@@ -155,3 +155,30 @@ t.test('every terminal view escapes what a profile says: frames, files, marks, o
   t.equal(report.code, 0, escapeControls(report.err));
   t.notMatch(readFileSync(html, 'utf8'), /[\u0000-\u0008\u000b-\u001f\u007f]/, 'hp-report: the page (marks, frames, program line)');
 });
+
+// An audit's findings: a cut .hpm left 458 traces undefined and printed a line for each, and
+// hp-report (which reads a profile twice) said every warning twice.
+t.test('a damaged profile is described in a few lines, each said once per command', async (t) => {
+  const dir = tmpDir('hp-warn-once-');
+  const base = join(dir, 'p');
+  const traces = Array.from({ length: 60 }, (_, i) => ({ id: i + 1, frames: [{ function: `f${i}`, file: 'a.py', line: i + 1 }], dropped: 0 }));
+  await writeProfile(base, {
+    header: { sampling: { kind: 'table', bounds: [], probs: [] }, startTimeUs: 0, argv: ['a.py'] },
+    traces,
+    events: traces.map((tr, i) => ({ op: 'alloc' as const, timeUs: 1000 * (i + 1), trace: tr.id, size: 1000 })),
+  });
+  // The .hpm cut right after its header block: no trace is defined any more.
+  const hpm = readFileSync(`${base}.hpm`);
+  writeFileSync(`${base}.hpm`, hpm.subarray(0, blockOffsets(hpm)[0]!));
+  const snap = run('hp-snapshot', [base, '--at', 'end', '--json']);
+  t.equal(snap.code, 0, snap.err);
+  const lines = snap.err.trim().split('\n');
+  t.equal(lines.filter((l) => /undefined trace/.test(l)).length, 1, `one line names an undefined trace:\n${snap.err}`);
+  t.match(snap.err, /events use 60 traces that \S+p\.hpm does not define/, 'and one counts them');
+  t.ok(lines.length <= 4, `${lines.length} lines in all`);
+  // A cut .hpd: hp-report reads it twice and says so once.
+  const hpd = readFileSync(`${base}.hpd`);
+  writeFileSync(`${base}.hpd`, hpd.subarray(0, hpd.length - 10));
+  const report = run('hp-report', [base, '-o', join(dir, 'r.html')]);
+  t.equal(report.err.split('\n').filter((l) => /truncated last block/.test(l)).length, 1, `hp-report says it once:\n${report.err}`);
+});
