@@ -391,11 +391,6 @@ export class HistoryBuilder {
     return s;
   }
 
-  /** How many groups there can be now (sizes the per-group sums). */
-  private get groupCount(): number {
-    return this.opts.groupBy === 'trace' ? this.heap.slots : this.groups.length;
-  }
-
   // ---- per-domain totals (native recording): a domain code per slot, cached like the groups.
   private slotDomain = new Int8Array(0);
 
@@ -427,16 +422,26 @@ export class HistoryBuilder {
   private gSampled = new Float64Array(64);
   private gTouched = new Uint8Array(64);
 
+  /**
+   * Room for `n` groups. Grouping by line, function or file, a slot met for the first time in the
+   * middle of a measurement can add a group, so the arrays grow during one: what they hold (the
+   * sums and touched flags gathered so far) is carried over.
+   */
   private ensureGroups(n: number): void {
     if (n <= this.gBytes.length) return;
     let m = this.gBytes.length;
     while (m < n) m *= 2;
-    this.gBytes = new Float64Array(m);
-    this.gBytesVar = new Float64Array(m);
-    this.gCount = new Float64Array(m);
-    this.gCountVar = new Float64Array(m);
-    this.gSampled = new Float64Array(m);
-    this.gTouched = new Uint8Array(m);
+    const grow = <A extends Float64Array | Uint8Array>(old: A, make: (m: number) => A): A => {
+      const a = make(m);
+      a.set(old);
+      return a;
+    };
+    this.gBytes = grow(this.gBytes, (k) => new Float64Array(k));
+    this.gBytesVar = grow(this.gBytesVar, (k) => new Float64Array(k));
+    this.gCount = grow(this.gCount, (k) => new Float64Array(k));
+    this.gCountVar = grow(this.gCountVar, (k) => new Float64Array(k));
+    this.gSampled = grow(this.gSampled, (k) => new Float64Array(k));
+    this.gTouched = grow(this.gTouched, (k) => new Uint8Array(k));
   }
 
   /** The heap's state now, as a bucket ending at `endUs`. O(traces), no allocation per trace. */
@@ -450,7 +455,7 @@ export class HistoryBuilder {
         if (heap.sampled[slot]! <= 0) continue;
         const g = this.groupOfSlot(slot);
         if (wantTop) {
-          this.ensureGroups(this.groupCount);
+          this.ensureGroups(g + 1);
           if (this.gTouched[g] === 0) {
             this.gTouched[g] = 1;
             touched.push(g);

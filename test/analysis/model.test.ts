@@ -139,6 +139,25 @@ t.test('history buckets are snapshots at each bucket end; RSS is the nearest sam
   }
 });
 
+t.test('grouped by line: the top sites of a bucket equal the snapshot, when new lines appear mid-measurement', async (t) => {
+  // One large line, then 100 small lines in the same bucket: the per-group sums grow past
+  // their initial 64 while the first bucket is measured, and must keep what they held.
+  const many = Array.from({ length: 101 }, (_, i) => traceFor(i + 1));
+  const events: MemEvent[] = [{ op: 'alloc', timeUs: 10, trace: 1, size: 5_000_000 }];
+  for (let i = 2; i <= 101; i++) events.push({ op: 'alloc', timeUs: 200_000 + i, trace: i, size: 10_000 + i });
+  for (const groupBy of ['line', 'function', 'file'] as const) {
+    const hb = new HistoryBuilder(EVERYTHING, (id) => many[id - 1], { granularityUs: 100_000, top: 3, groupBy, sites: [] });
+    for await (const b of memSource(EVERYTHING, many, events, { batchSize: 1000 }).batches()) hb.consume(b);
+    hb.finish();
+    const last = hb.ready[hb.ready.length - 1]!;
+    const snap = await liveHeapAt(memSource(EVERYTHING, many, events), { kind: 'end' });
+    const expected = groupLiveHeap(snap.heap, (id) => many[id - 1], groupBy).slice(0, 3).map((s) => [s.site.label, s.est.bytes]);
+    t.same(last.top.map((s) => [s.site.label, s.est.bytes]), expected, `--group-by ${groupBy}: top 3 at the end`);
+    const labels = last.top.map((s) => s.site.label);
+    t.equal(new Set(labels).size, labels.length, `--group-by ${groupBy}: no site twice`);
+  }
+});
+
 t.test('automatic granularity: a nice length, 60 to 150 buckets, or at most one per chart column', async (t) => {
   const nice = niceGranularities();
   for (const seconds of [0.3, 3, 75, 1800, 50_000]) {
