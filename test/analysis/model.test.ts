@@ -6,6 +6,7 @@ import type { Sampling } from '../../lib/format/types.js';
 import { interval95 } from '../../lib/model/estimate.js';
 import { AUTO_MAX_BUCKETS, HistoryBuilder, autoGranularityUs, granularityLevels, niceGranularities } from '../../lib/model/history.js';
 import { LiveHeap } from '../../lib/model/live.js';
+import { MergedSource } from '../../lib/format/merged.js';
 import { probabilityFunction } from '../../lib/format/weights.js';
 import { groupLiveHeap, parseLineSpecs, traceMatches } from '../../lib/model/sites.js';
 import { liveHeapAt } from '../../lib/model/snapshot.js';
@@ -155,6 +156,57 @@ t.test('grouped by line: the top sites of a bucket equal the snapshot, when new 
     t.same(last.top.map((s) => [s.site.label, s.est.bytes]), expected, `--group-by ${groupBy}: top 3 at the end`);
     const labels = last.top.map((s) => s.site.label);
     t.equal(new Set(labels).size, labels.length, `--group-by ${groupBy}: no site twice`);
+  }
+});
+
+t.test('several processes: RSS is the sum of each process\'s nearest sample, over those alive in the bucket', async (t) => {
+  // A parent from 0 to 0.79 s and a child started 0.05 s later that ends at 0.58 s, each
+  // with sparse RSS samples; the child never frees its 2 MB.
+  const proc = (startUs: number, pid: number, events: MemEvent[]) => {
+    const s = memSource(EVERYTHING, traces, events);
+    Object.assign(s.header, { startTimeUs: 1_700_000_000_000_000 + startUs, pid });
+    return s;
+  };
+  const parentEvents: MemEvent[] = [
+    { op: 'rss', timeUs: 1000, size: 10e6 },
+    { op: 'alloc', timeUs: 2000, trace: 1, size: 1e6 },
+    { op: 'rss', timeUs: 750_000, size: 20e6 },
+    { op: 'end', timeUs: 790_000, size: 0 },
+  ];
+  const childEvents: MemEvent[] = [
+    { op: 'alloc', timeUs: 1000, trace: 2, size: 2e6 },
+    { op: 'rss', timeUs: 520_000, size: 30e6 },
+    { op: 'end', timeUs: 530_000, size: 0 },
+  ];
+  const g = 100_000;
+  const open = () => [proc(0, 1, parentEvents), proc(50_000, 2, childEvents)];
+  const merged = new MergedSource(open(), false, undefined, { rssByProcess: true });
+  const hb = new HistoryBuilder(EVERYTHING, (id) => merged.trace(id), { granularityUs: g, top: 0, groupBy: 'trace', sites: [], processStartsUs: [0, 50_000] });
+  for await (const b of merged.batches()) hb.consume(b);
+  hb.finish();
+  const rss = (tUs: number) => hb.ready.find((r) => r.tUs === tUs)!.rss;
+  t.equal(rss(100_000), 10e6 + 30e6, '0.1 s: the child has started, its only sample is nearest');
+  t.equal(rss(600_000), 20e6 + 30e6, '0.6 s: the child ended inside the bucket and still counts');
+  t.equal(rss(700_000), 20e6, '0.7 s: the child ended before the bucket: no RSS of it');
+  t.equal(rss(800_000), 20e6, 'the last bucket holds the parent\'s last sample, not 0');
+  t.equal(hb.ready[hb.ready.length - 1]!.tUs, 800_000);
+  t.equal(hb.ready[hb.ready.length - 1]!.total.bytes, 3e6, 'the child\'s heap stays after its end');
+
+  // --by pid: one builder per process on the same timeline, each run to the common end, adds
+  // up to the combined series, RSS and live bytes alike.
+  const perPid = await Promise.all(open().map(async (src, i) => {
+    const one = new MergedSource([src], false, 1_700_000_000_000_000, { rssByProcess: true });
+    const b = new HistoryBuilder(EVERYTHING, (id) => one.trace(id), { granularityUs: g, top: 0, groupBy: 'trace', sites: [], processStartsUs: [one.offsetUs(0)] });
+    for await (const batch of one.batches()) b.consume(batch);
+    return b;
+  }));
+  const endUs = Math.max(...perPid.map((b) => b.lastEventUs));
+  for (const b of perPid) b.finish(endUs);
+  t.same(perPid.map((b) => b.ready.length), [8, 8], 'both series run to the end of the latest process');
+  for (const rec of hb.ready) {
+    const parts = perPid.map((b) => b.ready.find((r) => r.tUs === rec.tUs)!);
+    t.equal(parts[0]!.total.bytes + parts[1]!.total.bytes, rec.total.bytes, `live bytes at ${rec.tUs} µs add up`);
+    t.equal((parts[0]!.rss ?? 0) + (parts[1]!.rss ?? 0), rec.rss, `RSS at ${rec.tUs} µs adds up`);
   }
 });
 
