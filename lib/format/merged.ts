@@ -80,6 +80,11 @@ export class MergedSource implements ProfileSource {
     };
   }
 
+  /** True when RSS events are each process's own, tagged with its number (MergedOptions.rssByProcess). */
+  get rssByProcess(): boolean {
+    return this.options.rssByProcess === true;
+  }
+
   /** Microseconds from the merged start to source i's start. */
   offsetUs(i: number): number {
     return this.shiftUs[i]!;

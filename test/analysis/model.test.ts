@@ -7,6 +7,7 @@ import { interval95 } from '../../lib/model/estimate.js';
 import { AUTO_MAX_BUCKETS, HistoryBuilder, autoGranularityUs, granularityLevels, niceGranularities } from '../../lib/model/history.js';
 import { LiveHeap } from '../../lib/model/live.js';
 import { MergedSource } from '../../lib/format/merged.js';
+import { buildReportData } from '../../lib/export/report.js';
 import { probabilityFunction } from '../../lib/format/weights.js';
 import { groupLiveHeap, parseLineSpecs, traceMatches } from '../../lib/model/sites.js';
 import { liveHeapAt } from '../../lib/model/snapshot.js';
@@ -208,6 +209,15 @@ t.test('several processes: RSS is the sum of each process\'s nearest sample, ove
     t.equal(parts[0]!.total.bytes + parts[1]!.total.bytes, rec.total.bytes, `live bytes at ${rec.tUs} µs add up`);
     t.equal((parts[0]!.rss ?? 0) + (parts[1]!.rss ?? 0), rec.rss, `RSS at ${rec.tUs} µs adds up`);
   }
+
+  // hp-report's points (the last sample at or before each point, per process) follow the
+  // same rule for ended processes: its last point is not 0.
+  const report = await buildReportData(async () => new MergedSource(open(), false, undefined, { rssByProcess: true }), { targetPoints: 8, minShare: 0, maxNodes: 10, sites: 0, title: 'x' });
+  const point = (tS: number) => report.points.find((p) => !p.peak && Math.abs(p.t - tS) < 1e-9)!;
+  t.equal(point(0.1).rss, 10e6, 'report at 0.1 s: the child has no sample yet');
+  t.equal(point(0.6).rss, 10e6 + 30e6, 'report at 0.6 s: the child ended inside the bucket and still counts');
+  t.equal(point(0.7).rss, 10e6, 'report at 0.7 s: the child ended before the bucket');
+  t.equal(point(0.8).rss, 20e6, 'report: the last point holds the parent\'s last sample, not 0');
 });
 
 t.test('automatic granularity: a nice length, 60 to 150 buckets, or at most one per chart column', async (t) => {
