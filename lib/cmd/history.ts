@@ -49,8 +49,9 @@ export function bucketLine(rec: BucketRecord, specs: LineSpec[], unseen: Unseen 
   putEstimate(line, 'live_count', rec.total.count, rec.total.countVar, unseen?.count, rec.total.exactCount);
   line.rss = rec.rss;
   line.rss_t = rec.rssUs === null ? null : rec.rssUs / 1e6;
-  // Native recording: the live heap split by domain (python_bytes, native_bytes, mmap_bytes).
-  if (rec.domains) DOMAINS.forEach((d, i) => putEstimate(line, `${d}_bytes`, rec.domains![i]!.bytes, rec.domains![i]!.bytesVar));
+  // Native recording: the live heap by domain (python_bytes, native_bytes, mmap_bytes), each
+  // what hp-snapshot --domain gives: the same totals, allowance and interval.
+  if (rec.domains) DOMAINS.forEach((d, i) => putEstimate(line, `${d}_bytes`, rec.domains![i]!.bytes, rec.domains![i]!.bytesVar, unseen?.bytes, rec.domains![i]!.exactBytes));
   line.top = rec.top.map((s) => {
     const o: Record<string, unknown> = { site: s.site.label };
     if (s.site.trace !== null) o.trace = s.site.trace;

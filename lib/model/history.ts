@@ -7,7 +7,7 @@
 
 import { HpError } from '../cli.js';
 import { OP_END, OP_FREE, OP_RSS, type EventBatch } from '../format/source.js';
-import { DOMAINS, traceDomain, type Sampling, type Trace } from '../format/types.js';
+import { DOMAINS, domainIncludes, traceDomain, type Domain, type Sampling, type Trace } from '../format/types.js';
 import { addEstimate, emptyEstimate, type Estimate } from './estimate.js';
 import { LiveHeap } from './live.js';
 import { siteOf, traceMatches, traceOrPlaceholder, type GroupBy, type LineSpec, type SiteEstimate, type SiteInfo } from './sites.js';
@@ -496,6 +496,10 @@ export class HistoryBuilder {
   // ---- per-domain totals (native recording): a domain code per slot, cached like the groups.
   private slotDomain = new Int8Array(0);
 
+  /**
+   * The total of each domain name, in DOMAINS order, as hp-snapshot --domain gives it
+   * (domainIncludes: native is all C code, mmap included) and by the same function.
+   */
   private domainTotals(): Estimate[] {
     const heap = this.heap;
     if (this.slotDomain.length < heap.slots) {
@@ -503,17 +507,15 @@ export class HistoryBuilder {
       a.set(this.slotDomain);
       this.slotDomain = a;
     }
-    const out = DOMAINS.map(() => emptyEstimate());
-    for (let slot = 0; slot < heap.slots; slot++) {
-      if (heap.sampled[slot]! <= 0) continue;
+    const domainOf = (slot: number): Domain => {
       let d = this.slotDomain[slot]!;
       if (d < 0) {
         d = DOMAINS.indexOf(traceDomain(traceOrPlaceholder(this.lookup, heap.traceOfSlot[slot]!)));
         this.slotDomain[slot] = d;
       }
-      addEstimate(out[d]!, heap.estimateOfSlot(slot));
-    }
-    return out;
+      return DOMAINS[d]!;
+    };
+    return DOMAINS.map((name) => heap.totalWhere((slot) => domainIncludes(name, domainOf(slot))));
   }
 
   // Per-group sums for one measurement, reused (only groups touched are reset).
