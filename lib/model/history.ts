@@ -387,7 +387,7 @@ export class HistoryBuilder {
     }
     rec.rss = bytes;
     rec.rssUs = us;
-    delete rec.rssParts;
+    rec.rssParts = undefined;
     return rec;
   }
 
