@@ -6,7 +6,7 @@
 import { readdirSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { HpError, UsageError, formatBytes } from './cli.js';
-import { MergedSource } from './format/merged.js';
+import { MergedSource, type MergedOptions } from './format/merged.js';
 import { profileBase } from './format/profile.js';
 import { OP_RSS, type EventBatch, type ProfileSource, type ReadOptions } from './format/source.js';
 import { sourceMarks } from './format/marks.js';
@@ -83,9 +83,9 @@ export const BY_CHOICES = ['pid'] as const;
 
 /**
  * Open every input as one source: a single input as itself (byPid adds its pid frame), several
- * through MergedSource. Throws UsageError for stdin among several inputs.
+ * through MergedSource (`merged`: its options). Throws UsageError for stdin among several inputs.
  */
-export async function openInputs(args: string[], opts: ReadOptions, byPid: boolean): Promise<ProfileSource> {
+export async function openInputs(args: string[], opts: ReadOptions, byPid: boolean, merged: MergedOptions = {}): Promise<ProfileSource> {
   const bases = profileBases(args.length === 0 ? ['-'] : args);
   if (bases.length > 1 && bases.includes('-')) throw new UsageError('stdin cannot be read together with other inputs');
   if (bases.length === 1 && !byPid) return openSource(bases[0]!, opts);
@@ -95,7 +95,7 @@ export async function openInputs(args: string[], opts: ReadOptions, byPid: boole
       if (bases.length > 1 && (await isNdjsonArg(b))) throw new HpError(`${b}: several inputs must be profiles (BASE.hpm + BASE.hpd), not NDJSON`, 2);
       sources.push(await openSource(b, opts));
     }
-    return new MergedSource(sources, byPid);
+    return new MergedSource(sources, byPid, undefined, merged);
   } catch (e) {
     await Promise.all(sources.map((s) => s.close()));
     throw e;

@@ -2,7 +2,7 @@
 // from common.ts so that the shared option definitions there can change independently.
 
 import { UsageError } from '../cli.js';
-import { traceDomain, type Trace } from '../format/types.js';
+import { domainIncludes, traceDomain, type Domain, type Trace } from '../format/types.js';
 
 export const DOMAIN_CHOICES = ['all', 'python', 'native', 'mmap'] as const;
 export type DomainChoice = (typeof DOMAIN_CHOICES)[number];
@@ -14,10 +14,7 @@ export const THREAD_DESCRIBE = 'Only allocations made by this thread: its record
 export function traceFilter(domain: unknown, thread: unknown): ((t: Trace) => boolean) | null {
   const d = String(domain ?? 'all') as DomainChoice;
   if (!DOMAIN_CHOICES.includes(d)) throw new UsageError(`--domain: expected one of ${DOMAIN_CHOICES.join(', ')}, got '${d}'`);
-  const keepDomain = d === 'all' ? null : (t: Trace): boolean => {
-    const td = traceDomain(t);
-    return d === 'native' ? td !== 'python' : td === d;
-  };
+  const keepDomain = d === 'all' ? null : (t: Trace): boolean => domainIncludes(d as Domain, traceDomain(t));
   let keepThread: ((t: Trace) => boolean) | null = null;
   if (thread !== undefined) {
     const text = String(thread).trim();

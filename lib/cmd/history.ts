@@ -29,8 +29,10 @@ NDJSON, or stdin (-).
 
 Several profiles (hp-history run run.[0-9]*, or a quoted glob 'run.*' that hp-history expands)
 are read as one: aligned on wall-clock time (t counts from the earliest start), live bytes and
-RSS summed. --by pid writes one series per process instead: every line has a "pid" field
-(without --granularity the profiles are read twice, to find the common bucket length).
+RSS summed (RSS over the processes alive during the bucket, each one's nearest sample). --by pid
+writes one series per process instead, each to the end of the latest, adding up to the sum:
+every line has a "pid" field (without --granularity the profiles are read twice, to find the
+common bucket length).
 A recording attached to a running process (hp-record --pid) does not know the heap from before:
 a line on stderr says so, with the process's RSS at attach as the baseline.`;
 
@@ -47,8 +49,9 @@ export function bucketLine(rec: BucketRecord, specs: LineSpec[], unseen: Unseen 
   putEstimate(line, 'live_count', rec.total.count, rec.total.countVar, unseen?.count, rec.total.exactCount);
   line.rss = rec.rss;
   line.rss_t = rec.rssUs === null ? null : rec.rssUs / 1e6;
-  // Native recording: the live heap split by domain (python_bytes, native_bytes, mmap_bytes).
-  if (rec.domains) DOMAINS.forEach((d, i) => putEstimate(line, `${d}_bytes`, rec.domains![i]!.bytes, rec.domains![i]!.bytesVar));
+  // Native recording: the live heap by domain (python_bytes, native_bytes, mmap_bytes), each
+  // what hp-snapshot --domain gives: the same totals, allowance and interval.
+  if (rec.domains) DOMAINS.forEach((d, i) => putEstimate(line, `${d}_bytes`, rec.domains![i]!.bytes, rec.domains![i]!.bytesVar, unseen?.bytes, rec.domains![i]!.exactBytes));
   line.top = rec.top.map((s) => {
     const o: Record<string, unknown> = { site: s.site.label };
     if (s.site.trace !== null) o.trace = s.site.trace;
@@ -126,11 +129,13 @@ export function main(argv: string[]): void {
       return;
     }
     const seeked = !merged && fromUs !== undefined && fromUs > 0 && !args.follow && !(await isNdjsonArg(input)) ? await (await import('../model/checkpoints.js')).openSeeked(input, fromUs, opts) : null;
-    const source = seeked ? seeked.source : merged ? await openInputs(inputs, opts, false) : await openSource(input, opts);
+    // Several profiles: RSS events per process, which the builder sums by its own rule.
+    const source = seeked ? seeked.source : merged ? await openInputs(inputs, opts, false, { rssByProcess: true }) : await openSource(input, opts);
     const out = new OutputWriter();
     const firstRss = new FirstRss();
     try {
-      const builder = new HistoryBuilder(source.header.sampling, (id) => source.trace(id), { ...builderOptions(granularityUs), domains: source.header.native === true });
+      const processStartsUs = source instanceof MergedSource ? source.sources.map((_, i) => source.offsetUs(i)) : undefined;
+      const builder = new HistoryBuilder(source.header.sampling, (id) => source.trace(id), { ...builderOptions(granularityUs), domains: source.header.native === true, ...(processStartsUs ? { processStartsUs } : {}) });
       const records: BucketRecord[] = [];
       let buckets = 0;
       // Each bucket line lists the marks in (t - granularity, t]; the chart lists them below it.
@@ -198,7 +203,10 @@ function chartMarks(records: BucketRecord[], marks: Mark[]): string {
 
 /**
  * --by pid: one HistoryBuilder per profile, all aligned on the earliest start and sharing one
- * bucket length (the summed history's automatic one when none is given: a first pass).
+ * bucket length (the summed history's automatic one when none is given: a first pass). Each
+ * series runs to the end of the latest process, as the summed one does: a process that has
+ * ended keeps what it never freed (and holds no RSS), and each carries its own profile's
+ * allowance for unseen allocations.
  */
 async function historyByPid(
   inputs: string[],
@@ -232,25 +240,34 @@ async function historyByPid(
   const lines: Array<{ tUs: number; pid: number | string; line: Record<string, unknown>; rec: BucketRecord }> = [];
   const notes: string[] = [];
   let incomplete = false;
+  const series: Array<{ builder: HistoryBuilder; take: () => void }> = [];
   for (let i = 0; i < bases.length; i++) {
-    const one = new MergedSource([await openSource(bases[i]!, opts)], false, alignUs);
+    const one = new MergedSource([await openSource(bases[i]!, opts)], false, alignUs, { rssByProcess: true });
     const pid = headers[i]!.pid ?? bases[i]!;
     try {
-      const builder = new HistoryBuilder(one.header.sampling, (id) => one.trace(id), builderOptions(granularityUs));
+      const builder = new HistoryBuilder(one.header.sampling, (id) => one.trace(id), { ...builderOptions(granularityUs), processStartsUs: [one.offsetUs(0)] });
       const take = (): void => {
-        for (const rec of builder.ready.splice(0)) lines.push({ tUs: rec.tUs, pid, line: { pid, ...bucketLine(rec, specs) }, rec });
+        if (builder.ready.length === 0) return;
+        // As in the summed history: this profile's histogram bounds what it never sampled.
+        const unseen = unseenOf(one.header.sampling, one.histogram);
+        for (const rec of builder.ready.splice(0)) lines.push({ tUs: rec.tUs, pid, line: { pid, ...bucketLine(rec, specs, unseen) }, rec });
       };
       for await (const batch of one.batches()) {
         builder.consume(batch);
         take();
       }
-      builder.finish();
-      take();
+      series.push({ builder, take });
       notes.push(...attachedSentences(one, null));
       if (!one.complete) incomplete = true;
     } finally {
       await one.close();
     }
+  }
+  // The merged timeline ends with the latest process; its last bucket is every series' last.
+  const endUs = Math.max(...series.map((s) => s.builder.lastEventUs));
+  for (const { builder, take } of series) {
+    builder.finish(endUs);
+    take();
   }
   lines.sort((a, b) => a.tUs - b.tUs || String(a.pid).localeCompare(String(b.pid), 'en', { numeric: true }));
   if (chart) {

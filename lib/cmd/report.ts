@@ -73,7 +73,7 @@ export function main(argv: string[]): void {
     let html: string;
     try {
       const attached: string[] = [];
-      const open = async (): Promise<ProfileSource> => (merged ? openInputs(inputs, opts, byPid) : openProfile(input, opts));
+      const open = async (): Promise<ProfileSource> => (merged ? openInputs(inputs, opts, byPid, { rssByProcess: true }) : openProfile(input, opts));
       const data = await buildReportData(async () => {
         const source = await open();
         // The first open also tells whether a process was attached to (and its RSS then).

@@ -3,13 +3,12 @@
 
 import { OutputWriter, parser, runMain, UsageError, warn, formatBytes, setQuiet } from '../cli.js';
 import { interval95, putEstimate, putEstimates, unseenOf } from '../model/estimate.js';
-import { groupLiveHeap, type GroupBy, type SiteEstimate } from '../model/sites.js';
+import { groupLiveHeap, traceOrPlaceholder, type GroupBy, type SiteEstimate } from '../model/sites.js';
 import { liveHeapAt, type SnapshotAt } from '../model/snapshot.js';
 import { commandReadOptions, isNdjsonArg, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
 import { BY_CHOICES, manyInputs, openInputs } from '../profile-inputs.js';
 import { checkWithinSpan, formatSeconds, inputArg, reportIncomplete, resolveMarkOptions, secondsOption, traceGrouping, useOptions, wantsJson } from './common.js';
 import { bytesWithInterval, sitesTable } from './human.js';
-import { addEstimate, emptyEstimate } from '../model/estimate.js';
 import { traceFilter } from './domain-options.js';
 import { nativeCallerLabel, tellingCallers, threadLabel } from '../model/sites.js';
 
@@ -89,12 +88,10 @@ export function main(argv: string[]): void {
       // written (or of a stream cut by hp-events --to) is the heap as it stands.
       if (at.kind === 'time' && snap.readToEnd && source.complete) checkWithinSpan('--at', at.us, snap.lastUs);
       const sites = groupLiveHeap(snap.heap, (id) => source.trace(id), by, keep);
-      let total = snap.heap.total();
-      if (keep) {
-        // Only the kept traces count (sites are disjoint, so their estimates add up).
-        total = emptyEstimate();
-        for (const s of sites) addEstimate(total, s.est);
-      }
+      // Only the kept traces count; a partial total gets the whole one's interval method
+      // (its exact part included), as hp-history's per-domain totals do.
+      const heap = snap.heap;
+      const total = keep ? heap.totalWhere((slot) => keep(traceOrPlaceholder((id) => source.trace(id), heap.traceOfSlot[slot]!))) : heap.total();
       const head: Record<string, unknown> = {
         type: 'snapshot',
         schema: SNAPSHOT_SCHEMA,

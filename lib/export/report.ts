@@ -4,7 +4,8 @@
 // point without the whole profile. All traces count: the call tree is one prefix tree of every
 // trace seen, and a point's values are summed up it leaf to root in one pass over its nodes.
 
-import { OP_ALLOC, OP_FREE, OP_RSS, type ProfileSource } from '../format/source.js';
+import { OP_ALLOC, OP_END, OP_FREE, OP_RSS, type ProfileSource } from '../format/source.js';
+import { MergedSource } from '../format/merged.js';
 import { DOMAINS, traceDomain, type Frame, type Header, type ThreadInfo, type Trace } from '../format/types.js';
 import { halfWidth95 } from '../format/weights.js';
 import { interval95, unseenOf, upperVariance, type Unseen } from '../model/estimate.js';
@@ -663,16 +664,30 @@ export async function buildReportData(open: () => Promise<ProfileSource>, opts: 
     let nextEndUs = granularityUs;
     let curUs = 0;
     let rss: number | null = null;
+    // Several profiles with RSS per process: each one's last sample and end. A point's RSS sums
+    // the processes alive during its bucket (one that ended before it began holds none).
+    const perProcess = source instanceof MergedSource && source.rssByProcess ? source.sources.length : 0;
+    const procRss: Array<number | null> = new Array(perProcess).fill(null);
+    const procEndUs: number[] = new Array(perProcess).fill(Infinity);
+    const rssAt = (endUs: number): number | null => {
+      if (perProcess === 0) return rss;
+      let sum: number | null = null;
+      for (let p = 0; p < perProcess; p++) {
+        if (procRss[p] === null || procEndUs[p]! < endUs - granularityUs) continue;
+        sum = (sum ?? 0) + procRss[p]!;
+      }
+      return sum;
+    };
     let dirty = true;
     let lastMade = -1;
     let captureUs = opts.at?.kind === 'time' ? opts.at.us : null;
     const close = (endUs: number): void => {
       if (!dirty && lastMade >= 0) {
         const m = points[lastMade]!;
-        points.push({ t: endUs / 1e6, bytes: m.bytes, lo: m.lo, hi: m.hi, rss, tree: [], sites: [], ...(m.domains ? { domains: m.domains } : {}), ref: lastMade });
+        points.push({ t: endUs / 1e6, bytes: m.bytes, lo: m.lo, hi: m.hi, rss: rssAt(endUs), tree: [], sites: [], ...(m.domains ? { domains: m.domains } : {}), ref: lastMade });
       } else {
         lastMade = points.length;
-        points.push(maker.make(heap, endUs, rss));
+        points.push(maker.make(heap, endUs, rssAt(endUs)));
       }
       dirty = false;
     };
@@ -687,14 +702,17 @@ export async function buildReportData(open: () => Promise<ProfileSource>, opts: 
           nextEndUs += granularityUs;
         }
         if (captureUs !== null && t > captureUs) {
-          chosen = { ...maker.make(heap, captureUs, rss), chosen: true };
+          chosen = { ...maker.make(heap, captureUs, rssAt(captureUs)), chosen: true };
           captureUs = null;
         }
         const o = op[i]!;
         if (o === OP_ALLOC || o === OP_FREE) {
           heap.apply(o, trace[i]!, size[i]!);
           dirty = true;
-        } else if (o === OP_RSS) rss = size[i]!;
+        } else if (o === OP_RSS) {
+          if (perProcess > 0) procRss[trace[i]! - 1] = size[i]!;
+          else rss = size[i]!;
+        } else if (o === OP_END && perProcess > 0 && procEndUs[trace[i]! - 1] === Infinity) procEndUs[trace[i]! - 1] = t;
       }
     }
     const lastEnd = Math.max(granularityUs, Math.ceil(curUs / granularityUs) * granularityUs);
@@ -702,7 +720,7 @@ export async function buildReportData(open: () => Promise<ProfileSource>, opts: 
       close(nextEndUs);
       nextEndUs += granularityUs;
     }
-    if (captureUs !== null) chosen = { ...maker.make(heap, captureUs, rss), chosen: true };
+    if (captureUs !== null) chosen = { ...maker.make(heap, captureUs, rssAt(captureUs)), chosen: true };
     complete = source.complete;
     for (const tr of source.traces()) if (tr.id > 0) traces++;
     marks = sourceMarks(source).map((m) => ({ t: m.timeUs / 1e6, label: m.label }));

@@ -1,7 +1,8 @@
 // Several profiles read as one (the processes of a --follow-fork run, attached processes, any
 // mix): events aligned on wall-clock time (each header's start time), traces with the same
-// frames merged into one id, RSS summed over the processes. With byPid, every trace gets its
-// process as the outermost frame ("pid 1234"), so that every analysis splits by process.
+// frames merged into one id, RSS summed over the processes (or, with rssByProcess, each
+// process's own samples tagged with it). With byPid, every trace gets its process as the
+// outermost frame ("pid 1234"), so that every analysis splits by process.
 
 import { HpError } from '../cli.js';
 import { OP_ALLOC, OP_END, OP_FREE, OP_RSS, type EventBatch, type ProfileSource } from './source.js';
@@ -23,6 +24,16 @@ function samplingKey(h: Header): string {
   return JSON.stringify(h.sampling);
 }
 
+export interface MergedOptions {
+  /**
+   * RSS events carry each process's own sample, with the process's number (1 + its index in
+   * `sources`) in the `trace` field, and each process's END is kept, numbered the same way:
+   * for a reader that combines RSS by its own rule (hp-history's nearest sample per process).
+   * Otherwise RSS events carry the sum over the processes and END events are dropped.
+   */
+  rssByProcess?: boolean;
+}
+
 export class MergedSource implements ProfileSource {
   readonly name: string;
   readonly header: Header;
@@ -39,6 +50,7 @@ export class MergedSource implements ProfileSource {
     readonly sources: ProfileSource[],
     private readonly byPid: boolean,
     alignUs?: number,
+    private readonly options: MergedOptions = {},
   ) {
     if (sources.length === 0) throw new Error('no sources');
     const first = sources.reduce((a, b) => (b.header.startTimeUs < a.header.startTimeUs ? b : a));
@@ -66,6 +78,11 @@ export class MergedSource implements ProfileSource {
       ],
       ...(attached.length > 0 ? { attached: attached[0]!.header.attached } : {}),
     };
+  }
+
+  /** True when RSS events are each process's own, tagged with its number (MergedOptions.rssByProcess). */
+  get rssByProcess(): boolean {
+    return this.options.rssByProcess === true;
   }
 
   /** Microseconds from the merged start to source i's start. */
@@ -198,7 +215,10 @@ export class MergedSource implements ProfileSource {
         const t = b.timeUs[k]! + shift;
         if (t > secondT) break;
         const o = b.op[k]!;
-        if (o === OP_END) {
+        if (this.options.rssByProcess && (o === OP_END || o === OP_RSS)) {
+          if (o === OP_RSS && this.firstRss[best] === null) this.firstRss[best] = b.size[k]!;
+          this.put(out, o, t, best + 1, o === OP_RSS ? b.size[k]! : 0);
+        } else if (o === OP_END) {
           // One process ended: it no longer holds any RSS. The merged stream has no END of its own.
           rssSum -= lastRss[best]!;
           lastRss[best] = 0;

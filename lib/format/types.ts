@@ -75,6 +75,16 @@ export function traceDomain(t: Trace): Domain {
   return t.domain ?? 'python';
 }
 
+/**
+ * Whether allocations of domain `of` count in the domain named `name`, the one meaning of a
+ * domain name in every command (hp-snapshot --domain, hp-history's python_bytes...):
+ * python is CPython's allocator, native all C code (the malloc family and anonymous mmap),
+ * mmap anonymous mmap only (a part of native).
+ */
+export function domainIncludes(name: Domain, of: Domain): boolean {
+  return name === 'native' ? of !== 'python' : of === name;
+}
+
 /** A v2 header with nothing known yet: decoders fill in what their input says. */
 export function blankHeader(): Header {
   return {

@@ -1,12 +1,13 @@
 // Live heap over time: the state at the end of each time bucket (total estimate, the top
-// sites, chosen lines), plus the RSS sample nearest to each bucket end. Buckets close as the
+// sites, chosen lines), plus the RSS sample nearest to each bucket end (several processes: the
+// sum of each one's nearest sample, over those alive during the bucket). Buckets close as the
 // stream passes them, so a fixed granularity streams; an automatic one keeps at most a few
 // hundred fine buckets and thins them at the end to the finest nice length that gives at most
 // `maxBuckets` (the chart's width on a terminal).
 
 import { HpError } from '../cli.js';
-import { OP_FREE, OP_RSS, type EventBatch } from '../format/source.js';
-import { DOMAINS, traceDomain, type Sampling, type Trace } from '../format/types.js';
+import { OP_END, OP_FREE, OP_RSS, type EventBatch } from '../format/source.js';
+import { DOMAINS, domainIncludes, traceDomain, type Domain, type Sampling, type Trace } from '../format/types.js';
 import { addEstimate, emptyEstimate, type Estimate } from './estimate.js';
 import { LiveHeap } from './live.js';
 import { siteOf, traceMatches, traceOrPlaceholder, type GroupBy, type LineSpec, type SiteEstimate, type SiteInfo } from './sites.js';
@@ -24,6 +25,22 @@ export interface HistoryOptions {
   toUs?: number;
   /** Also split each bucket's total by domain (profiles recorded with --native). */
   domains?: boolean;
+  /**
+   * Several processes (MergedSource with rssByProcess): each one's start on the stream's
+   * timeline. Their RSS events and ENDs carry 1 + the process's index in `trace`. Without it
+   * the stream is one process, started at 0, whatever its RSS events' `trace`.
+   */
+  processStartsUs?: number[];
+}
+
+/** One process's part of a bucket's RSS: its sample nearest to the bucket end. */
+interface RssPart {
+  bytes: number | null;
+  us: number | null;
+  /** No sample after the bucket end seen yet (and the process has not ended). */
+  waiting: boolean;
+  /** When the process ended, if it had by the bucket end (else Infinity). */
+  endUs: number;
 }
 
 export interface BucketRecord {
@@ -37,6 +54,11 @@ export interface BucketRecord {
   rssUs: number | null;
   /** With HistoryOptions.domains: the total of each domain (python, native, mmap), in DOMAINS order. */
   domains?: Estimate[];
+  /**
+   * Internal, until the record is reported: one part per process started by tUs. `rss` is their
+   * sum over the processes alive during the bucket, once its length is final.
+   */
+  rssParts?: { parts: Array<RssPart | undefined>; waiting: number };
 }
 
 /**
@@ -131,8 +153,11 @@ export class HistoryBuilder {
   private pendingHead = 0
   /** Automatic mode: resolved fine buckets, thinned as the profile grows. */
   private fine: BucketRecord[] = [];
-  private lastRss: number | null = null;
-  private lastRssUs: number | null = null;
+  /** Per process: its last RSS sample, when it started and when it ended (Infinity until its END). */
+  private readonly lastRss: Array<number | null>;
+  private readonly lastRssUs: Array<number | null>;
+  private readonly startUs: number[];
+  private readonly endUs: number[];
   private readonly fromUs: number;
   private readonly toUs: number;
   // Site grouping caches: slot -> group index, and per-group sums reused per bucket.
@@ -154,6 +179,10 @@ export class HistoryBuilder {
     this.fromUs = opts.fromUs ?? 0;
     this.toUs = opts.toUs ?? Infinity;
     this.nextEndUs = this.granularityUs;
+    this.startUs = opts.processStartsUs ? [...opts.processStartsUs] : [0];
+    this.lastRss = this.startUs.map(() => null);
+    this.lastRssUs = this.startUs.map(() => null);
+    this.endUs = this.startUs.map(() => Infinity);
   }
 
   /** The time of the last event consumed, µs since start (the profile's span once finished). */
@@ -176,8 +205,8 @@ export class HistoryBuilder {
     this.curUs = us;
     this.lastUs = us;
     if (rss) {
-      this.lastRss = rss.bytes;
-      this.lastRssUs = rss.us;
+      this.lastRss[0] = rss.bytes;
+      this.lastRssUs[0] = rss.us;
     }
     const g = this.granularityUs;
     this.nextEndUs = Math.max(g, Math.ceil(us / g) * g);
@@ -219,7 +248,8 @@ export class HistoryBuilder {
       if (t < this.curUs) t = this.curUs;
       this.curUs = t;
       if (t > this.nextEndUs) this.passTime(t);
-      if (o === OP_RSS) this.rssSample(t, size[i]!);
+      if (o === OP_RSS) this.rssSample(t, size[i]!, this.processOf(batch.trace[i]!));
+      else if (o === OP_END && this.opts.processStartsUs) this.processEnd(t, this.processOf(batch.trace[i]!));
       i++;
     }
     if (n > 0) this.lastUs = this.curUs;
@@ -258,6 +288,20 @@ export class HistoryBuilder {
     }
     if (this.nextEndUs > this.toUs) this.nextEndUs = Infinity;
     while (this.hasPending() && t > this.pending[this.pendingHead]!.tUs + this.lookAheadUs) this.resolve(this.nextPending());
+    this.resolveSettled();
+  }
+
+  /** Resolve the pending records, in order, that wait for no process's next sample. */
+  private resolveSettled(): void {
+    while (this.hasPending() && this.pending[this.pendingHead]!.rssParts!.waiting === 0) this.resolve(this.nextPending());
+  }
+
+  /** The process an RSS or END event belongs to (its index in processStartsUs). */
+  private processOf(tag: number): number {
+    if (!this.opts.processStartsUs) return 0;
+    const p = tag - 1;
+    if (!(p >= 0 && p < this.startUs.length)) throw new Error(`RSS event of unknown process ${tag}`);
+    return p;
   }
 
   private hasPending(): boolean {
@@ -276,18 +320,75 @@ export class HistoryBuilder {
     return rec;
   }
 
-  private rssSample(t: number, bytes: number): void {
-    // The first sample after a bucket end settles it: any later one is farther away.
-    while (this.hasPending()) {
-      const rec = this.nextPending();
-      if (rec.rssUs === null || t - rec.tUs < rec.tUs - rec.rssUs) {
-        rec.rss = bytes;
-        rec.rssUs = t;
+  /**
+   * Process p's sample at t. The first sample after a bucket end settles p's part of it: any
+   * later one is farther away. The records waiting for p are the latest pending ones (each
+   * sample settles all of them), so the walk goes back from the newest and stops at the first
+   * that is not.
+   */
+  private rssSample(t: number, bytes: number, p: number): void {
+    for (let k = this.pending.length - 1; k >= this.pendingHead; k--) {
+      const rec = this.pending[k]!;
+      const part = rec.rssParts!.parts[p];
+      if (!part?.waiting) break;
+      if (part.us === null || t - rec.tUs < rec.tUs - part.us) {
+        part.bytes = bytes;
+        part.us = t;
       }
-      this.resolve(rec);
+      part.waiting = false;
+      rec.rssParts!.waiting--;
     }
-    this.lastRss = bytes;
-    this.lastRssUs = t;
+    this.lastRss[p] = bytes;
+    this.lastRssUs[p] = t;
+    this.resolveSettled();
+  }
+
+  /** Process p ended at t: no sample of it will come, its last one stands for the records waiting. */
+  private processEnd(t: number, p: number): void {
+    if (this.endUs[p] !== Infinity) return;
+    this.endUs[p] = t;
+    for (let k = this.pending.length - 1; k >= this.pendingHead; k--) {
+      const parts = this.pending[k]!.rssParts!;
+      const part = parts.parts[p];
+      if (!part?.waiting) break;
+      part.waiting = false;
+      parts.waiting--;
+    }
+    this.resolveSettled();
+  }
+
+  /** Each started process's part of the RSS of a bucket ending at t, as known at its close. */
+  private rssPartsAt(t: number): NonNullable<BucketRecord['rssParts']> {
+    const parts: Array<RssPart | undefined> = new Array(this.startUs.length);
+    let waiting = 0;
+    for (let p = 0; p < this.startUs.length; p++) {
+      if (this.startUs[p]! > t) continue;
+      const ended = this.endUs[p]! <= t;
+      parts[p] = { bytes: this.lastRss[p]!, us: this.lastRssUs[p]!, waiting: !ended, endUs: this.endUs[p]! };
+      if (!ended) waiting++;
+    }
+    return { parts, waiting };
+  }
+
+  /**
+   * A record's RSS, once its bucket length `g` is final: the sum of the parts of the processes
+   * alive during the bucket (a process that ended before it began holds no memory), rss_t the
+   * latest of their samples; null when none of them has a sample. One process: its nearest sample.
+   */
+  private settleRss(rec: BucketRecord, g: number): BucketRecord {
+    const parts = rec.rssParts;
+    if (!parts) return rec;
+    let bytes: number | null = null;
+    let us: number | null = null;
+    for (const part of parts.parts) {
+      if (!part || part.bytes === null || part.endUs < rec.tUs - g) continue;
+      bytes = (bytes ?? 0) + part.bytes;
+      us = us === null ? part.us : Math.max(us, part.us!);
+    }
+    rec.rss = bytes;
+    rec.rssUs = us;
+    rec.rssParts = undefined;
+    return rec;
   }
 
   /**
@@ -318,8 +419,9 @@ export class HistoryBuilder {
       this.lastDetailed = detail;
       this.dirty = false;
     }
-    rec.rss = this.lastRss;
-    rec.rssUs = this.lastRssUs;
+    rec.rss = null;
+    rec.rssUs = null;
+    rec.rssParts = this.rssPartsAt(endUs);
     if (this.opts.domains && !rec.domains) rec.domains = this.domainTotals();
     this.lastRecord = rec;
     this.pending.push(rec);
@@ -328,7 +430,7 @@ export class HistoryBuilder {
   private resolve(rec: BucketRecord): void {
     if (rec.tUs < this.fromUs) return;
     if (!this.auto) {
-      this.ready.push(rec);
+      this.ready.push(this.settleRss(rec, this.granularityUs));
       return;
     }
     this.fine.push(rec);
@@ -391,14 +493,13 @@ export class HistoryBuilder {
     return s;
   }
 
-  /** How many groups there can be now (sizes the per-group sums). */
-  private get groupCount(): number {
-    return this.opts.groupBy === 'trace' ? this.heap.slots : this.groups.length;
-  }
-
   // ---- per-domain totals (native recording): a domain code per slot, cached like the groups.
   private slotDomain = new Int8Array(0);
 
+  /**
+   * The total of each domain name, in DOMAINS order, as hp-snapshot --domain gives it
+   * (domainIncludes: native is all C code, mmap included) and by the same function.
+   */
   private domainTotals(): Estimate[] {
     const heap = this.heap;
     if (this.slotDomain.length < heap.slots) {
@@ -406,17 +507,15 @@ export class HistoryBuilder {
       a.set(this.slotDomain);
       this.slotDomain = a;
     }
-    const out = DOMAINS.map(() => emptyEstimate());
-    for (let slot = 0; slot < heap.slots; slot++) {
-      if (heap.sampled[slot]! <= 0) continue;
+    const domainOf = (slot: number): Domain => {
       let d = this.slotDomain[slot]!;
       if (d < 0) {
         d = DOMAINS.indexOf(traceDomain(traceOrPlaceholder(this.lookup, heap.traceOfSlot[slot]!)));
         this.slotDomain[slot] = d;
       }
-      addEstimate(out[d]!, heap.estimateOfSlot(slot));
-    }
-    return out;
+      return DOMAINS[d]!;
+    };
+    return DOMAINS.map((name) => heap.totalWhere((slot) => domainIncludes(name, domainOf(slot))));
   }
 
   // Per-group sums for one measurement, reused (only groups touched are reset).
@@ -427,16 +526,26 @@ export class HistoryBuilder {
   private gSampled = new Float64Array(64);
   private gTouched = new Uint8Array(64);
 
+  /**
+   * Room for `n` groups. Grouping by line, function or file, a slot met for the first time in the
+   * middle of a measurement can add a group, so the arrays grow during one: what they hold (the
+   * sums and touched flags gathered so far) is carried over.
+   */
   private ensureGroups(n: number): void {
     if (n <= this.gBytes.length) return;
     let m = this.gBytes.length;
     while (m < n) m *= 2;
-    this.gBytes = new Float64Array(m);
-    this.gBytesVar = new Float64Array(m);
-    this.gCount = new Float64Array(m);
-    this.gCountVar = new Float64Array(m);
-    this.gSampled = new Float64Array(m);
-    this.gTouched = new Uint8Array(m);
+    const grow = <A extends Float64Array | Uint8Array>(old: A, make: (m: number) => A): A => {
+      const a = make(m);
+      a.set(old);
+      return a;
+    };
+    this.gBytes = grow(this.gBytes, (k) => new Float64Array(k));
+    this.gBytesVar = grow(this.gBytesVar, (k) => new Float64Array(k));
+    this.gCount = grow(this.gCount, (k) => new Float64Array(k));
+    this.gCountVar = grow(this.gCountVar, (k) => new Float64Array(k));
+    this.gSampled = grow(this.gSampled, (k) => new Float64Array(k));
+    this.gTouched = grow(this.gTouched, (k) => new Uint8Array(k));
   }
 
   /** The heap's state now, as a bucket ending at `endUs`. O(traces), no allocation per trace. */
@@ -450,7 +559,7 @@ export class HistoryBuilder {
         if (heap.sampled[slot]! <= 0) continue;
         const g = this.groupOfSlot(slot);
         if (wantTop) {
-          this.ensureGroups(this.groupCount);
+          this.ensureGroups(g + 1);
           if (this.gTouched[g] === 0) {
             this.gTouched[g] = 1;
             touched.push(g);
@@ -502,11 +611,14 @@ export class HistoryBuilder {
     }));
   }
 
-  /** Close the remaining buckets (through the one containing the last event). */
-  finish(): void {
+  /**
+   * Close the remaining buckets, through the one containing the last event, or `untilUs` if
+   * later (--by pid: every process's series runs to the end of the latest one).
+   */
+  finish(untilUs = 0): void {
     if (this.finished) return;
     this.finished = true;
-    const endUs = Math.min(this.lastUs, this.toUs);
+    const endUs = Math.min(Math.max(this.lastUs, untilUs), this.toUs);
     if (this.auto) {
       // The final length: the finest nice one, a multiple of the fine one, within maxBuckets.
       const best = autoGranularityUs(endUs - this.fromUs, this.opts.maxBuckets ?? AUTO_MAX_BUCKETS, this.granularityUs);
@@ -516,7 +628,7 @@ export class HistoryBuilder {
         this.nextEndUs += this.granularityUs;
       }
       while (this.hasPending()) this.resolve(this.nextPending());
-      this.ready.push(...this.fine.filter((r) => r.tUs % best === 0 && r.tUs <= lastEnd));
+      this.ready.push(...this.fine.filter((r) => r.tUs % best === 0 && r.tUs <= lastEnd).map((r) => this.settleRss(r, best)));
       this.fine = [];
       this.granularityUs = best;
       return;

@@ -391,6 +391,32 @@ export class LiveHeap {
    * over the traces.
    */
   total(): Estimate {
+    return this.totalWhere(null);
+  }
+
+  /**
+   * The total over the slots `keep` accepts (all when null), with its exact part as total()
+   * has it: every partial total (a domain, a thread) gets the same interval method.
+   */
+  totalWhere(keep: ((slot: number) => boolean) | null): Estimate {
+    if (keep) {
+      const out = { bytes: 0, bytesVar: 0, count: 0, countVar: 0, sampled: 0, exactBytes: 0, exactCount: 0 };
+      for (let s = 0; s < this.slots; s++) {
+        if (!(this.sampled[s]! > 0) || !keep(s)) continue;
+        out.bytes += this.bytes[s]!;
+        out.bytesVar += this.bytesVar[s]!;
+        out.count += this.count[s]!;
+        out.countVar += this.countVar[s]!;
+        out.sampled += this.sampled[s]!;
+        if (this.bytesVar[s]! <= 0 && this.countVar[s]! <= 0) {
+          out.exactBytes += this.bytes[s]!;
+          out.exactCount += this.count[s]!;
+        }
+      }
+      out.bytesVar = Math.max(0, out.bytesVar);
+      out.countVar = Math.max(0, out.countVar);
+      return out;
+    }
     let exactBytes = 0;
     let exactCount = 0;
     for (let s = 0; s < this.slots; s++) {

@@ -113,6 +113,19 @@ t.test('a parent and 3 forked workers as one', { skip: skip ?? false }, async (t
   const total = ndjson(hp('history', ["base.*", '--granularity', '0.1', '--top', '0'], dir).stdout);
   const atT = total.find((l) => l.t >= T)!;
   t.equal(atT.live_bytes, 10000004, 'the summed history agrees with the snapshot');
+  // The per-process series add up to the summed one at every bucket (a worker that has
+  // exited keeps its never-freed block and holds no RSS), and the parent's series is the
+  // parent's profile read alone: the same intervals (its own unseen allowance) and RSS.
+  t.equal(lines.length, total.length * bases.length, 'every process has a line in every bucket');
+  for (const sum of total) {
+    const at = lines.filter((l) => l.t === sum.t);
+    t.equal(at.reduce((a, l) => a + l.live_bytes, 0), sum.live_bytes, `live bytes at ${sum.t} s add up`);
+    t.equal(at.reduce((a, l) => a + (l.rss ?? 0), 0), sum.rss ?? 0, `RSS at ${sum.t} s adds up`);
+  }
+  const alone = ndjson(hp('history', [bases[0]!, '--granularity', '0.1', '--top', '0'], dir).stdout);
+  const parentLines = lines.filter((l) => l.pid === parent.header.pid).map(({ pid: _, ...l }) => l);
+  t.same(parentLines.slice(0, alone.length), alone, 'the parent\'s series is its profile read alone');
+  t.ok(alone[alone.length - 1]!.rss > 0 && total[total.length - 1]!.rss > 0, 'the last bucket holds the last RSS sample, not 0');
 
   const report = hp('report', ["base.*", '--by', 'pid', '-o', join(dir, 'r.html')], dir);
   t.equal(report.status, 0, report.stderr);

@@ -6,6 +6,8 @@ import type { Sampling } from '../../lib/format/types.js';
 import { interval95 } from '../../lib/model/estimate.js';
 import { AUTO_MAX_BUCKETS, HistoryBuilder, autoGranularityUs, granularityLevels, niceGranularities } from '../../lib/model/history.js';
 import { LiveHeap } from '../../lib/model/live.js';
+import { MergedSource } from '../../lib/format/merged.js';
+import { buildReportData } from '../../lib/export/report.js';
 import { probabilityFunction } from '../../lib/format/weights.js';
 import { groupLiveHeap, parseLineSpecs, traceMatches } from '../../lib/model/sites.js';
 import { liveHeapAt } from '../../lib/model/snapshot.js';
@@ -137,6 +139,85 @@ t.test('history buckets are snapshots at each bucket end; RSS is the nearest sam
     const sorted = [...truth.entries()].filter(([, v]) => v.bytes > 0).sort((a, b) => b[1].bytes - a[1].bytes);
     t.equal(r.top[0]?.site.trace, sorted[0]?.[0], 'largest site first');
   }
+});
+
+t.test('grouped by line: the top sites of a bucket equal the snapshot, when new lines appear mid-measurement', async (t) => {
+  // One large line, then 100 small lines in the same bucket: the per-group sums grow past
+  // their initial 64 while the first bucket is measured, and must keep what they held.
+  const many = Array.from({ length: 101 }, (_, i) => traceFor(i + 1));
+  const events: MemEvent[] = [{ op: 'alloc', timeUs: 10, trace: 1, size: 5_000_000 }];
+  for (let i = 2; i <= 101; i++) events.push({ op: 'alloc', timeUs: 200_000 + i, trace: i, size: 10_000 + i });
+  for (const groupBy of ['line', 'function', 'file'] as const) {
+    const hb = new HistoryBuilder(EVERYTHING, (id) => many[id - 1], { granularityUs: 100_000, top: 3, groupBy, sites: [] });
+    for await (const b of memSource(EVERYTHING, many, events, { batchSize: 1000 }).batches()) hb.consume(b);
+    hb.finish();
+    const last = hb.ready[hb.ready.length - 1]!;
+    const snap = await liveHeapAt(memSource(EVERYTHING, many, events), { kind: 'end' });
+    const expected = groupLiveHeap(snap.heap, (id) => many[id - 1], groupBy).slice(0, 3).map((s) => [s.site.label, s.est.bytes]);
+    t.same(last.top.map((s) => [s.site.label, s.est.bytes]), expected, `--group-by ${groupBy}: top 3 at the end`);
+    const labels = last.top.map((s) => s.site.label);
+    t.equal(new Set(labels).size, labels.length, `--group-by ${groupBy}: no site twice`);
+  }
+});
+
+t.test('several processes: RSS is the sum of each process\'s nearest sample, over those alive in the bucket', async (t) => {
+  // A parent from 0 to 0.79 s and a child started 0.05 s later that ends at 0.58 s, each
+  // with sparse RSS samples; the child never frees its 2 MB.
+  const proc = (startUs: number, pid: number, events: MemEvent[]) => {
+    const s = memSource(EVERYTHING, traces, events);
+    Object.assign(s.header, { startTimeUs: 1_700_000_000_000_000 + startUs, pid });
+    return s;
+  };
+  const parentEvents: MemEvent[] = [
+    { op: 'rss', timeUs: 1000, size: 10e6 },
+    { op: 'alloc', timeUs: 2000, trace: 1, size: 1e6 },
+    { op: 'rss', timeUs: 750_000, size: 20e6 },
+    { op: 'end', timeUs: 790_000, size: 0 },
+  ];
+  const childEvents: MemEvent[] = [
+    { op: 'alloc', timeUs: 1000, trace: 2, size: 2e6 },
+    { op: 'rss', timeUs: 520_000, size: 30e6 },
+    { op: 'end', timeUs: 530_000, size: 0 },
+  ];
+  const g = 100_000;
+  const open = () => [proc(0, 1, parentEvents), proc(50_000, 2, childEvents)];
+  const merged = new MergedSource(open(), false, undefined, { rssByProcess: true });
+  const hb = new HistoryBuilder(EVERYTHING, (id) => merged.trace(id), { granularityUs: g, top: 0, groupBy: 'trace', sites: [], processStartsUs: [0, 50_000] });
+  for await (const b of merged.batches()) hb.consume(b);
+  hb.finish();
+  const rss = (tUs: number) => hb.ready.find((r) => r.tUs === tUs)!.rss;
+  t.equal(rss(100_000), 10e6 + 30e6, '0.1 s: the child has started, its only sample is nearest');
+  t.equal(rss(600_000), 20e6 + 30e6, '0.6 s: the child ended inside the bucket and still counts');
+  t.equal(rss(700_000), 20e6, '0.7 s: the child ended before the bucket: no RSS of it');
+  t.equal(rss(800_000), 20e6, 'the last bucket holds the parent\'s last sample, not 0');
+  t.equal(hb.ready[hb.ready.length - 1]!.tUs, 800_000);
+  t.equal(hb.ready[hb.ready.length - 1]!.total.bytes, 3e6, 'the child\'s heap stays after its end');
+
+  // --by pid: one builder per process on the same timeline, each run to the common end, adds
+  // up to the combined series, RSS and live bytes alike.
+  const perPid = await Promise.all(open().map(async (src, i) => {
+    const one = new MergedSource([src], false, 1_700_000_000_000_000, { rssByProcess: true });
+    const b = new HistoryBuilder(EVERYTHING, (id) => one.trace(id), { granularityUs: g, top: 0, groupBy: 'trace', sites: [], processStartsUs: [one.offsetUs(0)] });
+    for await (const batch of one.batches()) b.consume(batch);
+    return b;
+  }));
+  const endUs = Math.max(...perPid.map((b) => b.lastEventUs));
+  for (const b of perPid) b.finish(endUs);
+  t.same(perPid.map((b) => b.ready.length), [8, 8], 'both series run to the end of the latest process');
+  for (const rec of hb.ready) {
+    const parts = perPid.map((b) => b.ready.find((r) => r.tUs === rec.tUs)!);
+    t.equal(parts[0]!.total.bytes + parts[1]!.total.bytes, rec.total.bytes, `live bytes at ${rec.tUs} µs add up`);
+    t.equal((parts[0]!.rss ?? 0) + (parts[1]!.rss ?? 0), rec.rss, `RSS at ${rec.tUs} µs adds up`);
+  }
+
+  // hp-report's points (the last sample at or before each point, per process) follow the
+  // same rule for ended processes: its last point is not 0.
+  const report = await buildReportData(async () => new MergedSource(open(), false, undefined, { rssByProcess: true }), { targetPoints: 8, minShare: 0, maxNodes: 10, sites: 0, title: 'x' });
+  const point = (tS: number) => report.points.find((p) => !p.peak && Math.abs(p.t - tS) < 1e-9)!;
+  t.equal(point(0.1).rss, 10e6, 'report at 0.1 s: the child has no sample yet');
+  t.equal(point(0.6).rss, 10e6 + 30e6, 'report at 0.6 s: the child ended inside the bucket and still counts');
+  t.equal(point(0.7).rss, 10e6, 'report at 0.7 s: the child ended before the bucket');
+  t.equal(point(0.8).rss, 20e6, 'report: the last point holds the parent\'s last sample, not 0');
 });
 
 t.test('automatic granularity: a nice length, 60 to 150 buckets, or at most one per chart column', async (t) => {

@@ -95,7 +95,7 @@ t.test('filters and groupings add up', async (t) => {
   t.equal(native.site, '<module> (app.py:7) [native: PyDataMem_UserNEW (_multiarray_umath.so)]');
   const history = cli('history', [base, '--granularity', '0.0001', '--top', '0']);
   const last = history[history.length - 1]!;
-  t.same([last.python_bytes, last.native_bytes, last.mmap_bytes], [1050, 300_000, 8_000_000], 'history splits by domain');
+  t.same([last.python_bytes, last.native_bytes, last.mmap_bytes], [1050, 8_300_000, 8_000_000], 'history splits by domain as --domain does: native includes mmap');
 });
 
 t.test('folded stacks and site labels', async (t) => {
@@ -115,4 +115,26 @@ t.test('hp-record --native plumbing', async (t) => {
   t.equal(nativeHint({ native: false, peak_rss: 60 * MiB, peak_heap_estimate: 8 * MiB }), null, 'RSS near the heap: no hint');
   t.equal(nativeHint({ native: true, peak_rss: 336 * MiB, peak_heap_estimate: 8 * MiB }), null, 'not when native was recorded');
   t.equal(nativeHint({}), null, 'not without figures');
+});
+
+t.test("hp-history's per-domain fields are hp-snapshot --domain's totals, intervals included", async (t) => {
+  // Sampled below 128 bytes (intervals and the unseen allowance), drawn whole above (exact parts).
+  const base = join(tmpDir(), 's');
+  const events: Array<{ op: 'alloc'; timeUs: number; trace: number; size: number }> = [];
+  for (let i = 0; i < 40; i++) events.push({ op: 'alloc', timeUs: 10 + i, trace: 1 + (i % 3), size: 64 + i });
+  events.push({ op: 'alloc', timeUs: 100, trace: 2, size: 300_000 }, { op: 'alloc', timeUs: 110, trace: 3, size: 8_000_000 });
+  const { hpm, hpd } = await encodeProfile({ header: { sampling: { kind: 'table', bounds: [128], probs: [0.5] }, native: true }, traces, events });
+  writeFileSync(`${base}.hpm`, hpm);
+  writeFileSync(`${base}.hpd`, hpd);
+  const buckets = cli('history', [base, '--json', '--top', '0', '--granularity', '0.001']);
+  const last = buckets[buckets.length - 1]!;
+  for (const domain of ['python', 'native', 'mmap']) {
+    const snap = cli('snapshot', [base, '--at', 'end', '--domain', domain])[0]!;
+    t.same(
+      [last[`${domain}_bytes`], last[`${domain}_bytes_lo`], last[`${domain}_bytes_hi`]],
+      [snap.bytes, snap.bytes_lo, snap.bytes_hi],
+      `${domain}_bytes and its interval equal hp-snapshot --domain ${domain}`,
+    );
+  }
+  t.equal((last.python_bytes as number) + (last.native_bytes as number), last.live_bytes, 'python and native (mmap included) make the total');
 });
