@@ -307,6 +307,8 @@ export function runMain(name: string, body: () => Promise<void>, options: { exit
         // Nobody is reading: stop quietly. Pending work is abandoned on purpose.
         process.exit(EXIT_OK);
       }
+      // Any other failure names the stream (`> /dev/full`: "stdout: no space left on device").
+      err.path ??= 'stdout';
     }),
   );
   // With \`cmd 2>&1 | head\` stderr is the same closed pipe: a warning written after the reader

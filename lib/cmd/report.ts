@@ -71,6 +71,7 @@ export function main(argv: string[]): void {
     // The report's builder and page load after the options are read: --help and usage errors start faster.
     const [{ buildReportData }, { parseAt }, { renderReportHtml }] = await Promise.all([import('../export/report.js'), import('../export/stacks.js'), import('../export/report-page.js')]);
     let html: string;
+    let summary = '';
     try {
       const attached: string[] = [];
       const open = async (): Promise<ProfileSource> => (merged ? openInputs(inputs, opts, byPid, { rssByProcess: true }) : openProfile(input, opts));
@@ -91,11 +92,12 @@ export function main(argv: string[]): void {
       html = renderReportHtml(data);
       for (const line of attached) warn(line);
       const peak = data.points[data.peakIndex]!;
-      warn(`${data.points.length.toLocaleString('en-US')} points, ${data.meta.traces.toLocaleString('en-US')} traces, ${data.nodes.length.toLocaleString('en-US')} flame graph frames; peak ${formatBytes(peak.bytes)} at ${peak.t} s; ${formatBytes(html.length)} of HTML`);
+      summary = `${data.points.length.toLocaleString('en-US')} points, ${data.meta.traces.toLocaleString('en-US')} traces, ${data.nodes.length.toLocaleString('en-US')} flame graph frames; peak ${formatBytes(peak.bytes)} at ${peak.t} s; ${formatBytes(html.length)} of HTML`;
     } finally {
       done();
     }
     await writeResult(args.output, html, false);
+    warn(summary); // once the page is written: a failed write must not follow a success line
   });
 }
 

@@ -2,8 +2,17 @@
 // failed run never leaves half a file) or stdout, which must not be a terminal for binary data.
 
 import { rename, stat, unlink, writeFile } from 'node:fs/promises';
-import { UsageError } from '../cli.js';
-import { OutputWriter } from '../cli.js';
+import { dirname } from 'node:path';
+import { HpError, OutputWriter, UsageError, systemErrorMessage } from '../cli.js';
+
+/** A failure to write `-o path`, named by the path the user gave (not our temporary file's). */
+async function cannotWrite(path: string, e: unknown): Promise<never> {
+  const err = e as NodeJS.ErrnoException;
+  if (typeof err?.code !== 'string') throw e;
+  const dir = dirname(path);
+  if (err.code === 'ENOENT' && !(await stat(dir).catch(() => null))) throw new HpError(`-o ${path}: no such directory: ${dir}`);
+  throw new HpError(`-o ${path}: cannot write: ${systemErrorMessage({ ...err, message: err.message, path: undefined })}`);
+}
 
 /** Write `data` to `path` (or stdout when path is undefined or '-'). */
 export async function writeResult(path: string | undefined, data: Buffer | string, binary: boolean): Promise<void> {
@@ -24,7 +33,7 @@ export async function writeResult(path: string | undefined, data: Buffer | strin
   // it would replace the device itself (as root, `-o /dev/null` left a plain file at /dev/null).
   const existing = await stat(path).catch(() => null);
   if (existing !== null && !existing.isFile() && !existing.isDirectory()) {
-    await writeFile(path, data);
+    await writeFile(path, data).catch((e) => cannotWrite(path, e));
     return;
   }
   const tmp = `${path}.tmp-${process.pid}`;
@@ -33,6 +42,6 @@ export async function writeResult(path: string | undefined, data: Buffer | strin
     await rename(tmp, path);
   } catch (e) {
     await unlink(tmp).catch(() => {});
-    throw e;
+    await cannotWrite(path, e);
   }
 }

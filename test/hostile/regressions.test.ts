@@ -4,7 +4,7 @@
 // and control characters reaching the terminal (hp-collapse, hp-diff --table).
 
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
@@ -181,4 +181,27 @@ t.test('a damaged profile is described in a few lines, each said once per comman
   writeFileSync(`${base}.hpd`, hpd.subarray(0, hpd.length - 10));
   const report = run('hp-report', [base, '-o', join(dir, 'r.html')]);
   t.equal(report.err.split('\n').filter((l) => /truncated last block/.test(l)).length, 1, `hp-report says it once:\n${report.err}`);
+});
+
+// An audit's findings: output errors named our temporary file (`-o /nonexistent/x` said
+// "/nonexistent/x.tmp-16923: no such file") or nothing at all (`> /dev/full`), and hp-report
+// printed its success line before the failure.
+t.test('an output that cannot be written is named as the user gave it', { skip: existsSync('/dev/full') ? false : 'no /dev/full' }, async (t) => {
+  const dir = tmpDir('hp-out-');
+  const base = join(dir, 'p');
+  await writeProfile(base, {
+    header: { sampling: { kind: 'table', bounds: [], probs: [] }, startTimeUs: 0, argv: ['a.py'] },
+    traces: [{ id: 1, frames: [{ function: 'f', file: 'a.py', line: 1 }], dropped: 0 }],
+    events: [{ op: 'alloc', timeUs: 1000, trace: 1, size: 1000 }],
+  });
+  const missing = join(dir, 'no-such-dir', 'x.pb.gz');
+  const pprof = run('hp-pprof', [base, '-o', missing]);
+  t.equal(pprof.code, 1);
+  t.equal(pprof.err, `hp-pprof: -o ${missing}: no such directory: ${join(dir, 'no-such-dir')}\n`);
+  const full = run('hp-report', [base, '-o', '/dev/full']);
+  t.equal(full.code, 1);
+  t.equal(full.err, 'hp-report: -o /dev/full: cannot write: no space left on device\n', 'the failure, and no success line before it');
+  const r = spawnSync('sh', ['-c', `"${process.execPath}" "${join(ROOT, 'bin', 'hp-snapshot.js')}" "${base}" --json > /dev/full`], { encoding: 'utf8' });
+  t.equal(r.status, 1);
+  t.equal(r.stderr, 'hp-snapshot: stdout: no space left on device\n');
 });
