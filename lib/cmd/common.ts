@@ -157,7 +157,12 @@ export async function resolveMarkOptions(args: Record<string, unknown>, options:
   };
   for (const option of options) {
     const value = args[option];
-    if (Array.isArray(value)) args[option] = await Promise.all(value.map((v, i) => resolve(v, option, i)));
+    if (Array.isArray(value)) {
+      // In order, so that an error names the first input that lacks the mark.
+      const resolved: unknown[] = [];
+      for (let i = 0; i < value.length; i++) resolved.push(await resolve(value[i], option, i));
+      args[option] = resolved;
+    }
     else if (value !== undefined) args[option] = await resolve(value, option, 0);
   }
 }
