@@ -62,7 +62,7 @@ export function main(argv: string[]): void {
         await humanEvents(source, out);
         return;
       }
-      await out.write(metaLine(source.header));
+      await out.write(metaLine(source.header, source.histogram));
       const probability = probabilityFunction(source.header.sampling);
       // Weight strings by probability: a table sampler has a handful of distinct values.
       const weightText = new Map<number, string>();

@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { writeProfile } from '../../lib/format/hpx-writer.js';
 import { sh } from '../fixtures/analysis/run.js';
 
 t.test('the NDJSON pipe gives the numbers the files give', async (t) => {
@@ -32,6 +33,30 @@ t.test('the NDJSON pipe gives the numbers the files give', async (t) => {
   t.equal(all.stdout, sh('hp-snapshot app --at 7 -q').stdout);
   const windowed = sh('hp-events app --to 7.000001 | hp-snapshot - --at 7 -q');
   t.equal(windowed.stdout.split('\n').slice(1).join('\n'), sh('hp-snapshot app --at 7 -q').stdout.split('\n').slice(1).join('\n'), 'sites identical');
+});
+
+t.test('a reader of the pipe that stops before the summary line bounds its totals as the profile does', async (t) => {
+  // More events than one batch of the stream reader (4096), so that --at stops in the first
+  // batch, before the summary line: the histogram (the unseen allowance) comes from the meta line.
+  const dir = mkdtempSync(join(tmpdir(), 'piped-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const base = join(dir, 'many');
+  const events = Array.from({ length: 6000 }, (_, i) => ({ op: 'alloc' as const, timeUs: 1000 + i, trace: 1, size: i % 2 === 0 ? 64 : 300 }));
+  const histogram = Array.from({ length: 10 }, (_, i) => ({ count: i === 6 ? 300000 : i === 8 ? 3000 : 0, bytes: i === 6 ? 19200000 : i === 8 ? 900000 : 0, sampled: i === 6 ? 3000 : i === 8 ? 3000 : 0 }));
+  await writeProfile(base, {
+    header: { sampling: { kind: 'table', bounds: [128, 8192], probs: [0.01, 0.5] } },
+    traces: [{ id: 1, frames: [{ function: 'f', file: 'a.py', line: 1 }], dropped: 0 }],
+    events,
+    histogram,
+  });
+  const direct = sh(`hp-snapshot ${base} --at 0.003 --json`);
+  t.equal(direct.status, 0, direct.stderr);
+  t.match(JSON.parse(direct.stdout.split('\n')[0]!), { unseen: { bytes: { weight: Number } } }, 'the profile\'s snapshot has an allowance');
+  const piped = sh(`hp-events ${base} | hp-snapshot - --at 0.003 --json`);
+  t.equal(piped.stdout, direct.stdout, 'the pipe gives the same snapshot, header included');
+  t.equal(piped.stderr, direct.stderr);
+  const meta = JSON.parse(sh(`hp-events ${base} | head -1`).stdout) as { histogram?: unknown };
+  t.same(meta.histogram, histogram, 'the meta line carries the histogram');
 });
 
 t.test('hp-events | head -1 exits 0 with nothing on stderr', async (t) => {
