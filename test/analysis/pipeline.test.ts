@@ -110,11 +110,26 @@ t.test('piped snapshots keep the unseen allowance: hp-diff bounds their totals a
   const direct = total('hp-diff app --at peak --at end --json');
   const piped = total(`hp-diff ${a} ${b} --json`);
   t.equal(piped.before, direct.before);
+  // By trace (the default) each site is one line of each snapshot: its before and after are
+  // the figures and intervals the snapshots state, which are the profile's own, not rebuilt.
+  const rows = (cmd: string) => sh(cmd).stdout.trim().split('\n').slice(1).map((l) => JSON.parse(l) as Record<string, unknown>);
+  const sides = (r: Record<string, unknown> | undefined) => ['before', 'before_lo', 'before_hi', 'after', 'after_lo', 'after_hi'].map((k) => r?.[k] ?? null);
+  const key = (r: Record<string, unknown>) => JSON.stringify([r.type, r.site, r.frames]);
+  const fromProfile = new Map(rows('hp-diff app --at peak --at end --json').map((r) => [key(r), sides(r)]));
+  const fromSnapshots = rows(`hp-diff ${a} ${b} --json`);
+  t.equal(fromSnapshots.length, fromProfile.size, 'the same sites');
+  t.same(fromSnapshots.filter((r) => JSON.stringify(sides(r)) !== JSON.stringify(fromProfile.get(key(r)))).map((r) => r.site), [], 'no site (nor the total) with other before/after figures');
+  const line = (f: string, site: string) => JSON.parse(sh(`grep -F '"site":"${site}"' ${f} | head -1`).stdout) as Record<string, unknown>;
+  const first = fromSnapshots.find((r) => r.before_lo !== undefined && r.type === 'site')!;
+  const input = line(a, String(first.site));
+  t.same([first.before_lo, first.before_hi], [input.bytes_lo, input.bytes_hi], `${String(first.site)}: the interval of the snapshot's line`);
   t.ok(piped.before_hi! >= direct.before_hi!, `piped upper limit ${piped.before_hi} >= the profile's ${direct.before_hi}`);
   t.ok(piped.after_hi! >= direct.after_hi!, `piped upper limit ${piped.after_hi} >= the profile's ${direct.after_hi}`);
-  // Without the field (an older snapshot), the same upper limit is lower: the field is what holds it.
+  // Without the field (an older snapshot), each side keeps the interval it states, but the
+  // change's interval, derived from the two sides, is narrower: the field is what widens it.
   const strip = (f: string) => `sed 's/"unseen":{[^}]*},"count":{[^}]*}},//' ${f} > ${f}.old`;
   t.equal(sh(`${strip(a)} && ${strip(b)}`).status, 0);
   const old = total(`hp-diff ${a}.old ${b}.old --json`);
-  t.ok(old.before_hi! < piped.before_hi!, 'an old snapshot (no allowance) gives a lower upper limit');
+  t.equal(old.before_hi, piped.before_hi, 'the side\'s interval as the snapshot states it');
+  t.ok(old.change_hi! - old.change_lo! < piped.change_hi! - piped.change_lo!, 'an old snapshot (no allowance) gives a narrower interval of the change');
 });
