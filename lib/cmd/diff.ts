@@ -18,7 +18,7 @@ const USAGE = `Usage: $0 PROFILE --at T1 --at T2 [options]
        $0 BEFORE AFTER [--at T | --at T1 --at T2] [options]
 
 What grew or shrank between two times in one profile, or between two profiles or hp-snapshot
-outputs, by site (the innermost line of code by default), with the 95% interval of each change
+outputs, by site (the whole stack by default; --group-by), with the 95% interval of each change
 (the two estimates' variances add). Sites whose interval excludes zero come first, largest growth
 first, then largest shrinkage, then changes within the noise. A table on a terminal, NDJSON
 otherwise (or with --json).
