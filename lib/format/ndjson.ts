@@ -28,7 +28,7 @@ function histogramJson(histogram: HistogramBucket[]): Array<Record<string, numbe
  * stops before the summary line (`hp-snapshot - --at T`) bounds its totals with it as a
  * reader of the profile does.
  */
-export function metaLine(h: Header, histogram: HistogramBucket[] | null = null): string {
+export function metaLine(h: Header, histogram: HistogramBucket[] | null = null, window: ProfileSource['window'] = undefined): string {
   return `${JSON.stringify({
     type: 'meta',
     schema: EVENTS_SCHEMA,
@@ -50,6 +50,8 @@ export function metaLine(h: Header, histogram: HistogramBucket[] | null = null):
     ...(h.native !== undefined ? { native: h.native } : {}),
     ...(h.nativeStacks ? { native_stacks: true } : {}),
     ...(histogram ? { histogram: histogramJson(histogram) } : {}),
+    // A stream cut to a window says so, so that its readers do not take the cut for a crash.
+    ...(window ? { window: { from: window.fromUs === null ? null : window.fromUs / 1e6, to: window.toUs === null ? null : window.toUs / 1e6 } } : {}),
   })}\n`;
 }
 
@@ -131,6 +133,7 @@ export class NdjsonSource implements ProfileSource {
   private started = false;
   private foreign = 0;
   private readonly reportedUndefined = new Set<number>();
+  window?: { fromUs: number | null; toUs: number | null };
 
   private constructor(
     readonly name: string,
@@ -154,6 +157,10 @@ export class NdjsonSource implements ProfileSource {
     const source = new NdjsonSource(name, parseMeta(meta, where), chunks, rest, opts, foreignBefore, input);
     // The histogram as known at the start (the summary line's, when read, replaces it).
     if (Array.isArray(meta.histogram)) source.histogramValue = parseHistogram(meta.histogram, where, 'meta');
+    if (isObj(meta.window)) {
+      const bound = (x: unknown): number | null => (typeof x === 'number' && Number.isFinite(x) && x >= 0 ? Math.round(x * 1e6) : null);
+      source.window = { fromUs: bound(meta.window.from), toUs: bound(meta.window.to) };
+    }
     return source;
   }
 
@@ -218,7 +225,8 @@ export class NdjsonSource implements ProfileSource {
     let batch = newBatch();
     // Semantic checks as for .hpd (man/hpx.5, LIMITS): events the recorder lost, and frees of
     // blocks never allocated (only checkable when reading from the start).
-    const liveByTrace = fromUs === -Infinity ? new TraceCounts() : null;
+    // (A stream that starts at its writer's --from, after the start, frees blocks allocated before it.)
+    const liveByTrace = fromUs === -Infinity && !(this.window?.fromUs) ? new TraceCounts() : null;
     let lost = 0;
     let firstLostUs = 0;
     let unmatched = 0;

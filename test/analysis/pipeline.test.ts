@@ -59,6 +59,19 @@ t.test('a reader of the pipe that stops before the summary line bounds its total
   t.same(meta.histogram, histogram, 'the meta line carries the histogram');
 });
 
+t.test('a stream cut by hp-events --from/--to is not taken for a crash', async (t) => {
+  for (const window of ['--from 4 --to 4.2', '--from 5', '--from 1 --to 7']) {
+    const r = sh(`hp-events app ${window} | hp-snapshot - --json`);
+    t.equal(r.status, 0, r.stderr);
+    t.match(r.stderr, /^hp-snapshot: peak at [^\n]*\n$/, `${window}: only the summary line on stderr (no end marker, no unmatched frees)`);
+  }
+  t.same(JSON.parse(sh('hp-events app --from 4 --to 4.2 | head -1').stdout).window, { from: 4, to: 4.2 }, 'the meta line names the window');
+  t.same(JSON.parse(sh('hp-events app --from 4 --to 4.2 | hp-events - --from 4.1 | head -1').stdout).window, { from: 4.1, to: 4.2 }, 'a window of a window');
+  // A stream whose end is missing without a window (its recorder died) is still reported.
+  const cut = sh('hp-events app | head -n 2000 | hp-snapshot - --json');
+  t.match(cut.stderr, /hp-snapshot: stdin: incomplete profile \(no end marker/);
+});
+
 t.test('hp-events | head -1 exits 0 with nothing on stderr', async (t) => {
   const r = sh('hp-events app | head -1');
   t.equal(r.status, 0);
