@@ -128,8 +128,12 @@ export function checkWithinSpan(option: string, requestedUs: number | undefined,
   throw new UsageError(`${option} ${formatSeconds(requestedUs).replace(/ s$/, '')}: after the end of the profile, which spans 0 .. ${formatSeconds(lastUs)}`);
 }
 
-/** Say once that a profile has no end marker (still being written, or the recorder crashed). */
+/**
+ * Say once that a profile has no end marker (still being written, or the recorder crashed); not
+ * for an events stream its writer cut with --to, which has none by design.
+ */
 export function reportIncomplete(source: ProfileSource): void {
+  if (!source.complete && source.window && source.window.toUs !== null) return;
   if (!source.complete && source.header.formatVersion === 1) {
     warn(`${source.name}: heapprof 1.0.x profile: the format has no end marker, so whether the recording finished cannot be told; used everything up to its end`);
   } else if (!source.complete) warn(`${source.name}: incomplete profile (no end marker: the recorder is still running or crashed); used everything up to its end`);
@@ -157,7 +161,12 @@ export async function resolveMarkOptions(args: Record<string, unknown>, options:
   };
   for (const option of options) {
     const value = args[option];
-    if (Array.isArray(value)) args[option] = await Promise.all(value.map((v, i) => resolve(v, option, i)));
+    if (Array.isArray(value)) {
+      // In order, so that an error names the first input that lacks the mark.
+      const resolved: unknown[] = [];
+      for (let i = 0; i < value.length; i++) resolved.push(await resolve(value[i], option, i));
+      args[option] = resolved;
+    }
     else if (value !== undefined) args[option] = await resolve(value, option, 0);
   }
 }

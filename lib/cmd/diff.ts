@@ -18,7 +18,7 @@ const USAGE = `Usage: $0 PROFILE --at T1 --at T2 [options]
        $0 BEFORE AFTER [--at T | --at T1 --at T2] [options]
 
 What grew or shrank between two times in one profile, or between two profiles or hp-snapshot
-outputs, by site (the innermost line of code by default), with the 95% interval of each change
+outputs, by site (the whole stack by default; --group-by), with the 95% interval of each change
 (the two estimates' variances add). Sites whose interval excludes zero come first, largest growth
 first, then largest shrinkage, then changes within the noise. A table on a terminal, NDJSON
 otherwise (or with --json).
@@ -40,7 +40,7 @@ function formatChange(n: number): string {
 export function main(argv: string[]): void {
   runMain(NAME, async () => {
     const args = useOptions(parser(NAME, argv, USAGE, EXAMPLES).parserConfiguration({ 'parse-positional-numbers': false }).strict(false).strictOptions(), ['at', 'group-by', 'top', 'json', 'strict'], {
-      at: { array: true, default: undefined, describe: "The moment: seconds since start, 'peak' or 'end'; one per input, or two for one profile (default: peak)" },
+      at: { array: true, default: undefined, describe: "The moment: seconds since start, 'peak', 'end' or mark:LABEL; one for both inputs (a mark is looked up in each profile) or one per input, two for one profile (default: peak)" },
       top: { describe: 'Only the first N sites' },
     })
       .option('significant', { type: 'boolean', default: false, describe: 'Only sites whose change is significant (interval excludes 0)' })
@@ -51,6 +51,11 @@ export function main(argv: string[]): void {
     const inputs = args._.map(String);
     // An input that is a quoted glob ('run.*') names several profiles, read as one.
     const sideOf = (input: string): string | string[] => (input !== '-' && manyInputs([input]) ? [input] : input);
+    // One --at for two inputs is the same moment of each: a mark:LABEL names a time of its own
+    // in each profile, so it is looked up in each (the first profile's time for both compared a
+    // moment the second run had not reached, or had passed).
+    const atValues = args.at === undefined ? [] : [args.at as unknown].flat();
+    if (inputs.length === 2 && atValues.length === 1) (args as Record<string, unknown>).at = [atValues[0], atValues[0]];
     await resolveMarkOptions(args, ['at'], (i) => sideOf(inputs[Math.min(i, inputs.length - 1)] ?? '-'));
     const ats = ((args.at as unknown[] | undefined) ?? []).map((a) => parseAt(String(a)));
     if (args['group-by'] === 'thread') throw new UsageError('--group-by thread: hp-diff compares code sites (trace, line, function or file); use hp-snapshot --group-by thread at each time');

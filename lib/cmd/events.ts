@@ -3,7 +3,7 @@
 
 import { OutputWriter, formatBytes, parser, runMain, setQuiet } from '../cli.js';
 import { metaLine, secondsText, summaryLine, traceLine } from '../format/ndjson.js';
-import { OP_ALLOC, OP_END, OP_FREE, OP_NAMES } from '../format/source.js';
+import { OP_ALLOC, OP_END, OP_FREE, OP_NAMES, type ProfileSource } from '../format/source.js';
 import { probabilityFunction } from '../format/weights.js';
 import { frameLabel, NO_STACK_LABEL, traceOrPlaceholder } from '../model/sites.js';
 import { commandReadOptions, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
@@ -62,7 +62,11 @@ export function main(argv: string[]): void {
         await humanEvents(source, out);
         return;
       }
-      await out.write(metaLine(source.header));
+      // The window of this stream: this command's --from/--to within an input stream's own.
+      const inner = (source as ProfileSource).window;
+      const windowFrom = fromUs === undefined ? (inner?.fromUs ?? null) : Math.max(fromUs, inner?.fromUs ?? 0);
+      const windowTo = toUs === undefined ? (inner?.toUs ?? null) : Math.min(toUs, inner?.toUs ?? Infinity);
+      await out.write(metaLine(source.header, source.histogram, windowFrom !== null || windowTo !== null ? { fromUs: windowFrom, toUs: windowTo } : undefined));
       const probability = probabilityFunction(source.header.sampling);
       // Weight strings by probability: a table sampler has a handful of distinct values.
       const weightText = new Map<number, string>();

@@ -8,6 +8,8 @@ import { writeResult } from '../export/output.js';
 import { useOptions } from './common.js';
 import { allocationStacks, loadStackSet, parseAt, parseSeconds, type StackSet } from '../export/stacks.js';
 import { resolveMarkOptions } from './common.js';
+import { profileBases } from '../profile-inputs.js';
+import type { SnapshotAt } from '../model/snapshot.js';
 
 const NAME = 'hp-pprof';
 
@@ -16,12 +18,12 @@ const USAGE = `Usage: $0 [PROFILE|-]... [--at T | --alloc [--from S] [--to S]] [
 Write a gzipped pprof profile (profile.proto) with Python function names, files and line numbers.
 Sample values are Horvitz-Thompson estimates: every sampled event is weighted by 1/p before summing.
 --at gives the live heap (inuse_space, inuse_objects); --alloc, --from or --to the allocations of a
-window (alloc_space, alloc_objects). Several profiles (a --follow-fork run) make one pprof with
-samples labelled pid and profile.
+window (alloc_space, alloc_objects). Several profiles (a --follow-fork run, or a quoted glob
+'run.*' that hp-pprof expands) make one pprof with samples labelled pid and profile.
 
 With no input, or -, stdin is read. An NDJSON input (- or a file) is hp-snapshot output, or
 hp-events output when --at, --alloc, --from or --to is given. Times are seconds since the start of
-each profile. Binary data is never written to a terminal.`;
+each profile, and a mark:LABEL is looked up in each. Binary data is never written to a terminal.`;
 
 const EXAMPLES: Array<[string, string]> = [
   ['hp-snapshot run --at peak | $0 > heap.pb.gz', 'the live heap at the peak, from snapshot NDJSON'],
@@ -32,7 +34,7 @@ const EXAMPLES: Array<[string, string]> = [
 export function main(argv: string[]): void {
   runMain(NAME, async () => {
     const args = useOptions(parser(NAME, argv, USAGE, EXAMPLES).parserConfiguration({ 'parse-positional-numbers': false }).strict(false).strictOptions(), ['at', 'from', 'to', 'output', 'strict'], {
-      at: { default: undefined, describe: "The live heap at this moment: seconds since start, 'peak' or 'end' (default for a profile: peak)" },
+      at: { default: undefined, describe: "The live heap at this moment: seconds since start, 'peak', 'end' or mark:LABEL (default for a profile: peak)" },
       from: { describe: 'Window start, seconds since start (implies --alloc; default 0)' },
       to: { describe: 'Window end, seconds since start, exclusive (implies --alloc; default: the end)' },
     })
@@ -41,19 +43,25 @@ export function main(argv: string[]): void {
       .conflicts('at', ['alloc', 'from', 'to'])
       .parseSync();
     setQuiet(Boolean(args.quiet));
-    const inputs = args._.map(String);
-    if (inputs.length === 0) inputs.push('-');
-    if (inputs.filter((i) => i === '-').length > 1) throw new UsageError('only one input can be stdin');
-    // A mark: time is looked up in the first input.
-    await resolveMarkOptions(args, ['at', 'from', 'to'], () => inputs[0]!);
-    const fromUs = parseSeconds(args.from, '--from');
-    const toUs = parseSeconds(args.to, '--to');
-    const alloc = Boolean(args.alloc) || fromUs !== null || toUs !== null;
-    if (fromUs !== null && toUs !== null && toUs <= fromUs) throw new UsageError('--to must be after --from');
+    const named = args._.map(String);
+    if (named.filter((i) => i === '-').length > 1) throw new UsageError('only one input can be stdin');
+    // As every reader: quoted globs ('run.*') expanded, run.hpm and run.hpd meaning run, companions left out.
+    const inputs = profileBases(named.length === 0 ? ['-'] : named);
+    const alloc = Boolean(args.alloc) || args.from !== undefined || args.to !== undefined;
+    // Each profile keeps its own timeline (one set per process): a mark: time is looked up in each.
+    const plan: Array<{ input: string; at: SnapshotAt | null; fromUs: number | null; toUs: number | null }> = [];
+    for (const input of inputs) {
+      const own: Record<string, unknown> = { at: args.at, from: args.from, to: args.to };
+      await resolveMarkOptions(own, ['at', 'from', 'to'], () => input);
+      const fromUs = parseSeconds(own.from, '--from');
+      const toUs = parseSeconds(own.to, '--to');
+      if (fromUs !== null && toUs !== null && toUs <= fromUs) throw new UsageError(`--to must be after --from${inputs.length > 1 ? ` (in ${input})` : ''}`);
+      plan.push({ input, at: own.at !== undefined ? parseAt(String(own.at)) : null, fromUs, toUs });
+    }
     if (args.output === undefined && process.stdout.isTTY) throw new UsageError('refusing to write binary output to a terminal: use -o FILE or a pipe');
 
     const sets: StackSet[] = [];
-    for (const input of inputs) {
+    for (const { input, at, fromUs, toUs } of plan) {
       const { opts, done } = commandReadOptions({ v1Weights: v1WeightsArg(args['v1-weights']), strict: Boolean(args.strict), ...(alloc && fromUs !== null ? { fromUs } : {}) });
       try {
         let set: StackSet;
@@ -66,7 +74,6 @@ export function main(argv: string[]): void {
           }
         } else {
           // A profile is read at --at (default peak); NDJSON without --at is hp-snapshot output.
-          const at = args.at !== undefined ? parseAt(String(args.at)) : null;
           set = await loadStackSet(input, at, (a) => openSource(a, opts), isNdjsonArg);
         }
         if (set.ignored) warn(`${input === '-' ? 'stdin' : input}: ignored ${set.ignored} lines that are not snapshot sites`);

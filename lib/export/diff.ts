@@ -60,6 +60,10 @@ export interface Side {
   /** Totals: the part of `bytes` known exactly, and what could be live undrawn. */
   exact?: number;
   unseen?: Pseudo | null;
+  /** The 95% interval the input states (snapshot NDJSON), while the site is one input line. */
+  interval?: [number, number];
+  /** Input stacks summed into this side. */
+  stacks?: number;
 }
 
 export interface DiffRow {
@@ -102,6 +106,10 @@ function group(set: StackSet, by: DiffGroupBy, into: Map<string, { site: SiteKey
     side.bytesVar += s.est.bytesVar;
     side.count += s.est.count;
     side.countVar += s.est.countVar;
+    side.stacks = (side.stacks ?? 0) + 1;
+    // An input's own interval holds for its one line; a sum of several lines gets a derived one.
+    if (side.stacks === 1 && s.bytesInterval) side.interval = s.bytesInterval;
+    else delete side.interval;
   }
 }
 
@@ -142,6 +150,7 @@ export function diffStackSets(before: StackSet, after: StackSet, by: DiffGroupBy
     countVar: set.total.countVar,
     exact: set.total.exactBytes ?? 0,
     unseen: set.unseen?.bytes ?? null,
+    ...(set.totalInterval ? { interval: set.totalInterval } : {}),
   });
   const total = row({ key: 'total', label: 'total', frame: null, stack: null }, totalOf(before), totalOf(after));
   return { rows, total };
@@ -162,7 +171,7 @@ export function rowRecord(r: DiffRow, type: 'site' | 'total'): Record<string, un
   }
   const side = (name: string, s: Side): void => {
     o[name] = whole(Math.max(0, s.bytes));
-    const ci = interval95(Math.max(0, s.bytes), s.bytesVar, s.unseen, s.exact);
+    const ci = s.interval ?? interval95(Math.max(0, s.bytes), s.bytesVar, s.unseen, s.exact);
     if (ci) {
       o[`${name}_lo`] = whole(Math.max(0, Math.floor(ci[0])));
       o[`${name}_hi`] = whole(Math.ceil(ci[1]));

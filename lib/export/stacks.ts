@@ -22,6 +22,8 @@ export interface WeightedStack {
   domain?: Domain;
   /** Recorder thread id, where recorded. */
   thread?: number;
+  /** The 95% interval of the bytes as the input states it (snapshot NDJSON), kept as given. */
+  bytesInterval?: [number, number];
 }
 
 export type StackSetKind = 'inuse' | 'alloc';
@@ -39,6 +41,8 @@ export interface StackSet {
   total: Estimate;
   /** What the total's interval allows for as live undrawn (profiles only; man/hp-estimates.7). */
   unseen?: Unseen | null;
+  /** The total's 95% interval as the input states it (snapshot NDJSON with every site), kept as given. */
+  totalInterval?: [number, number];
   /** Input lines that were not snapshot sites (NDJSON input only). */
   ignored?: number;
   /** The input it was read from, as named on the command line. */
@@ -191,6 +195,8 @@ export async function readSnapshotNdjson(arg: string): Promise<StackSet> {
   let sawSite = false;
   let foreign = 0;
   let unseen: Unseen | null = null;
+  let head: Record<string, unknown> | null = null;
+  let siteLines = 0;
   for await (const { lineNumber, value } of readNdjson(openTextInput(arg), name)) {
     const rec = value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
     if (rec?.type === 'snapshot') {
@@ -205,6 +211,7 @@ export async function readSnapshotNdjson(arg: string): Promise<StackSet> {
         header = { ...blankHeader(), startTimeUs: start, pid: num(rec.pid), argv: Array.isArray(rec.argv) ? rec.argv.map(String) : [] };
       }
       unseen = unseenField(rec.unseen);
+      head = rec;
       continue;
     }
     if (rec?.type !== 'site') {
@@ -230,11 +237,31 @@ export async function readSnapshotNdjson(arg: string): Promise<StackSet> {
     const ws: WeightedStack = { frames: framesOf(rec.frames, where), dropped: num(rec.dropped) ?? 0, est };
     if (rec.domain === 'native' || rec.domain === 'mmap' || rec.domain === 'python') ws.domain = rec.domain;
     if (typeof rec.thread === 'number') ws.thread = rec.thread;
+    const interval = intervalOf(rec, 'bytes');
+    if (interval) ws.bytesInterval = interval;
     stacks.push(ws);
+    siteLines++;
     sawSite = true;
   }
   if (!sawSite && foreign > 0) throw new HpError(`${name}: no snapshot site lines (${foreign} other lines): expected hp-snapshot output (for hp-events output, give --at or --alloc)`);
-  return { label, kind: 'inuse', atUs, toUs: null, header, stacks, total, ignored: foreign, unseen };
+  const set: StackSet = { label, kind: 'inuse', atUs, toUs: null, header, stacks, total, ignored: foreign, unseen };
+  // With every site present (not cut by --top), the snapshot line's total is this heap's:
+  // its figures and interval as written, not rebuilt from the rounded sites.
+  const headBytes = head ? num(head.bytes) : null;
+  if (head && headBytes !== null && num(head.sites) === siteLines) {
+    total.bytes = headBytes;
+    total.count = num(head.count) ?? total.count;
+    const interval = intervalOf(head, 'bytes');
+    if (interval) set.totalInterval = interval;
+  }
+  return set;
+}
+
+/** A line's NAME_lo..NAME_hi, when it gives both. */
+function intervalOf(rec: Record<string, unknown>, name: string): [number, number] | null {
+  const lo = num(rec[`${name}_lo`]);
+  const hi = num(rec[`${name}_hi`]);
+  return lo !== null && hi !== null && lo <= hi ? [lo, hi] : null;
 }
 
 /** hp-snapshot's "unseen" field: {bytes: {weight, variance}, count: {...}}; null if absent or malformed. */

@@ -18,8 +18,17 @@ function samplingJson(s: Sampling): Record<string, unknown> {
   return s.kind === 'table' ? { kind: 'table', bounds: s.bounds, probs: s.probs } : { kind: 'poisson', mean_bytes: s.meanBytes };
 }
 
-/** The first line: what the profile is and how it was sampled. */
-export function metaLine(h: Header): string {
+function histogramJson(histogram: HistogramBucket[]): Array<Record<string, number>> {
+  return histogram.map((b) => ({ count: b.count, bytes: b.bytes, sampled: b.sampled }));
+}
+
+/**
+ * The first line: what the profile is and how it was sampled, and the recorder's size
+ * histogram when it is known before the events (a profile's .hpm holds it): a reader that
+ * stops before the summary line (`hp-snapshot - --at T`) bounds its totals with it as a
+ * reader of the profile does.
+ */
+export function metaLine(h: Header, histogram: HistogramBucket[] | null = null, window: ProfileSource['window'] = undefined): string {
   return `${JSON.stringify({
     type: 'meta',
     schema: EVENTS_SCHEMA,
@@ -40,6 +49,9 @@ export function metaLine(h: Header): string {
     profile_id: h.profileId,
     ...(h.native !== undefined ? { native: h.native } : {}),
     ...(h.nativeStacks ? { native_stacks: true } : {}),
+    ...(histogram ? { histogram: histogramJson(histogram) } : {}),
+    // A stream cut to a window says so, so that its readers do not take the cut for a crash.
+    ...(window ? { window: { from: window.fromUs === null ? null : window.fromUs / 1e6, to: window.toUs === null ? null : window.toUs / 1e6 } } : {}),
   })}\n`;
 }
 
@@ -59,7 +71,7 @@ export function markLine(m: Mark): string {
 
 /** The last line: whether the recorder's END marker was read, and its size histogram. */
 export function summaryLine(complete: boolean, events: number, histogram: HistogramBucket[] | null): string {
-  return `${JSON.stringify({ type: 'summary', complete, events, histogram: histogram ? histogram.map((b) => ({ count: b.count, bytes: b.bytes, sampled: b.sampled })) : null })}\n`;
+  return `${JSON.stringify({ type: 'summary', complete, events, histogram: histogram ? histogramJson(histogram) : null })}\n`;
 }
 
 /** Seconds with microsecond resolution; JSON's shortest form round-trips exactly. */
@@ -121,6 +133,7 @@ export class NdjsonSource implements ProfileSource {
   private started = false;
   private foreign = 0;
   private readonly reportedUndefined = new Set<number>();
+  window?: { fromUs: number | null; toUs: number | null };
 
   private constructor(
     readonly name: string,
@@ -137,7 +150,18 @@ export class NdjsonSource implements ProfileSource {
 
   /** Continue a stream whose meta line the caller has already read (hp-collapse sniffs). */
   static fromMeta(chunks: AsyncGenerator<NdjsonLine[]>, rest: NdjsonLine[], name: string, opts: ReadOptions, meta: Record<string, unknown>, lineNumber: number, foreignBefore: number, input: Readable): NdjsonSource {
-    return new NdjsonSource(name, parseMeta(meta, `${name}: line ${lineNumber}`), chunks, rest, opts, foreignBefore, input);
+    return NdjsonSource.withMeta(name, meta, `${name}: line ${lineNumber}`, chunks, rest, opts, foreignBefore, input);
+  }
+
+  private static withMeta(name: string, meta: Obj, where: string, chunks: AsyncGenerator<NdjsonLine[]>, rest: NdjsonLine[], opts: ReadOptions, foreignBefore: number, input: Readable): NdjsonSource {
+    const source = new NdjsonSource(name, parseMeta(meta, where), chunks, rest, opts, foreignBefore, input);
+    // The histogram as known at the start (the summary line's, when read, replaces it).
+    if (Array.isArray(meta.histogram)) source.histogramValue = parseHistogram(meta.histogram, where, 'meta');
+    if (isObj(meta.window)) {
+      const bound = (x: unknown): number | null => (typeof x === 'number' && Number.isFinite(x) && x >= 0 ? Math.round(x * 1e6) : null);
+      source.window = { fromUs: bound(meta.window.from), toUs: bound(meta.window.to) };
+    }
+    return source;
   }
 
   /** Read up to the meta line (which must come before any other line of ours). */
@@ -158,8 +182,7 @@ export class NdjsonSource implements ProfileSource {
           continue;
         }
         if (value.type !== 'meta') throw new HpError(`${name}: line ${lineNumber}: '${String(value.type)}' line before the meta line`);
-        const header = parseMeta(value, `${name}: line ${lineNumber}`);
-        return new NdjsonSource(name, header, chunks, lines.slice(k + 1), opts, foreign, input);
+        return NdjsonSource.withMeta(name, value, `${name}: line ${lineNumber}`, chunks, lines.slice(k + 1), opts, foreign, input);
       }
     }
   }
@@ -202,7 +225,8 @@ export class NdjsonSource implements ProfileSource {
     let batch = newBatch();
     // Semantic checks as for .hpd (man/hpx.5, LIMITS): events the recorder lost, and frees of
     // blocks never allocated (only checkable when reading from the start).
-    const liveByTrace = fromUs === -Infinity ? new TraceCounts() : null;
+    // (A stream that starts at its writer's --from, after the start, frees blocks allocated before it.)
+    const liveByTrace = fromUs === -Infinity && !(this.window?.fromUs) ? new TraceCounts() : null;
     let lost = 0;
     let firstLostUs = 0;
     let unmatched = 0;
@@ -407,10 +431,10 @@ function parseTrace(v: Obj, where: string): Trace {
   return trace;
 }
 
-function parseHistogram(list: unknown[], where: string): HistogramBucket[] {
+function parseHistogram(list: unknown[], where: string, line: 'meta' | 'summary' = 'summary'): HistogramBucket[] {
   return list.map((b) => {
     if (!isObj(b) || typeof b.count !== 'number' || typeof b.bytes !== 'number' || typeof b.sampled !== 'number') {
-      throw new HpError(`${where}: summary: histogram entries need count, bytes and sampled`);
+      throw new HpError(`${where}: ${line}: histogram entries need count, bytes and sampled`);
     }
     return { count: b.count, bytes: b.bytes, sampled: b.sampled };
   });

@@ -86,5 +86,11 @@ export interface ProfileSource {
   batches(): AsyncIterable<EventBatch>;
   /** After batches() is exhausted: true when the recorder's END marker was seen. */
   readonly complete: boolean;
+  /**
+   * Events NDJSON cut to a time window by the writer (hp-events --from/--to): its bounds in µs
+   * (null: open on that side). A stream cut at `toUs` has no END marker by design, and one
+   * starting at `fromUs` frees blocks allocated before it.
+   */
+  readonly window?: { fromUs: number | null; toUs: number | null };
   close(): Promise<void>;
 }

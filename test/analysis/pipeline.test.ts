@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { writeProfile } from '../../lib/format/hpx-writer.js';
 import { sh } from '../fixtures/analysis/run.js';
 
 t.test('the NDJSON pipe gives the numbers the files give', async (t) => {
@@ -32,6 +33,43 @@ t.test('the NDJSON pipe gives the numbers the files give', async (t) => {
   t.equal(all.stdout, sh('hp-snapshot app --at 7 -q').stdout);
   const windowed = sh('hp-events app --to 7.000001 | hp-snapshot - --at 7 -q');
   t.equal(windowed.stdout.split('\n').slice(1).join('\n'), sh('hp-snapshot app --at 7 -q').stdout.split('\n').slice(1).join('\n'), 'sites identical');
+});
+
+t.test('a reader of the pipe that stops before the summary line bounds its totals as the profile does', async (t) => {
+  // More events than one batch of the stream reader (4096), so that --at stops in the first
+  // batch, before the summary line: the histogram (the unseen allowance) comes from the meta line.
+  const dir = mkdtempSync(join(tmpdir(), 'piped-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const base = join(dir, 'many');
+  const events = Array.from({ length: 6000 }, (_, i) => ({ op: 'alloc' as const, timeUs: 1000 + i, trace: 1, size: i % 2 === 0 ? 64 : 300 }));
+  const histogram = Array.from({ length: 10 }, (_, i) => ({ count: i === 6 ? 300000 : i === 8 ? 3000 : 0, bytes: i === 6 ? 19200000 : i === 8 ? 900000 : 0, sampled: i === 6 ? 3000 : i === 8 ? 3000 : 0 }));
+  await writeProfile(base, {
+    header: { sampling: { kind: 'table', bounds: [128, 8192], probs: [0.01, 0.5] } },
+    traces: [{ id: 1, frames: [{ function: 'f', file: 'a.py', line: 1 }], dropped: 0 }],
+    events,
+    histogram,
+  });
+  const direct = sh(`hp-snapshot ${base} --at 0.003 --json`);
+  t.equal(direct.status, 0, direct.stderr);
+  t.match(JSON.parse(direct.stdout.split('\n')[0]!), { unseen: { bytes: { weight: Number } } }, 'the profile\'s snapshot has an allowance');
+  const piped = sh(`hp-events ${base} | hp-snapshot - --at 0.003 --json`);
+  t.equal(piped.stdout, direct.stdout, 'the pipe gives the same snapshot, header included');
+  t.equal(piped.stderr, direct.stderr);
+  const meta = JSON.parse(sh(`hp-events ${base} | head -1`).stdout) as { histogram?: unknown };
+  t.same(meta.histogram, histogram, 'the meta line carries the histogram');
+});
+
+t.test('a stream cut by hp-events --from/--to is not taken for a crash', async (t) => {
+  for (const window of ['--from 4 --to 4.2', '--from 5', '--from 1 --to 7']) {
+    const r = sh(`hp-events app ${window} | hp-snapshot - --json`);
+    t.equal(r.status, 0, r.stderr);
+    t.match(r.stderr, /^hp-snapshot: peak at [^\n]*\n$/, `${window}: only the summary line on stderr (no end marker, no unmatched frees)`);
+  }
+  t.same(JSON.parse(sh('hp-events app --from 4 --to 4.2 | head -1').stdout).window, { from: 4, to: 4.2 }, 'the meta line names the window');
+  t.same(JSON.parse(sh('hp-events app --from 4 --to 4.2 | hp-events - --from 4.1 | head -1').stdout).window, { from: 4.1, to: 4.2 }, 'a window of a window');
+  // A stream whose end is missing without a window (its recorder died) is still reported.
+  const cut = sh('hp-events app | head -n 2000 | hp-snapshot - --json');
+  t.match(cut.stderr, /hp-snapshot: stdin: incomplete profile \(no end marker/);
 });
 
 t.test('hp-events | head -1 exits 0 with nothing on stderr', async (t) => {
@@ -85,11 +123,26 @@ t.test('piped snapshots keep the unseen allowance: hp-diff bounds their totals a
   const direct = total('hp-diff app --at peak --at end --json');
   const piped = total(`hp-diff ${a} ${b} --json`);
   t.equal(piped.before, direct.before);
+  // By trace (the default) each site is one line of each snapshot: its before and after are
+  // the figures and intervals the snapshots state, which are the profile's own, not rebuilt.
+  const rows = (cmd: string) => sh(cmd).stdout.trim().split('\n').slice(1).map((l) => JSON.parse(l) as Record<string, unknown>);
+  const sides = (r: Record<string, unknown> | undefined) => ['before', 'before_lo', 'before_hi', 'after', 'after_lo', 'after_hi'].map((k) => r?.[k] ?? null);
+  const key = (r: Record<string, unknown>) => JSON.stringify([r.type, r.site, r.frames]);
+  const fromProfile = new Map(rows('hp-diff app --at peak --at end --json').map((r) => [key(r), sides(r)]));
+  const fromSnapshots = rows(`hp-diff ${a} ${b} --json`);
+  t.equal(fromSnapshots.length, fromProfile.size, 'the same sites');
+  t.same(fromSnapshots.filter((r) => JSON.stringify(sides(r)) !== JSON.stringify(fromProfile.get(key(r)))).map((r) => r.site), [], 'no site (nor the total) with other before/after figures');
+  const line = (f: string, site: string) => JSON.parse(sh(`grep -F '"site":"${site}"' ${f} | head -1`).stdout) as Record<string, unknown>;
+  const first = fromSnapshots.find((r) => r.before_lo !== undefined && r.type === 'site')!;
+  const input = line(a, String(first.site));
+  t.same([first.before_lo, first.before_hi], [input.bytes_lo, input.bytes_hi], `${String(first.site)}: the interval of the snapshot's line`);
   t.ok(piped.before_hi! >= direct.before_hi!, `piped upper limit ${piped.before_hi} >= the profile's ${direct.before_hi}`);
   t.ok(piped.after_hi! >= direct.after_hi!, `piped upper limit ${piped.after_hi} >= the profile's ${direct.after_hi}`);
-  // Without the field (an older snapshot), the same upper limit is lower: the field is what holds it.
+  // Without the field (an older snapshot), each side keeps the interval it states, but the
+  // change's interval, derived from the two sides, is narrower: the field is what widens it.
   const strip = (f: string) => `sed 's/"unseen":{[^}]*},"count":{[^}]*}},//' ${f} > ${f}.old`;
   t.equal(sh(`${strip(a)} && ${strip(b)}`).status, 0);
   const old = total(`hp-diff ${a}.old ${b}.old --json`);
-  t.ok(old.before_hi! < piped.before_hi!, 'an old snapshot (no allowance) gives a lower upper limit');
+  t.equal(old.before_hi, piped.before_hi, 'the side\'s interval as the snapshot states it');
+  t.ok(old.change_hi! - old.change_lo! < piped.change_hi! - piped.change_lo!, 'an old snapshot (no allowance) gives a narrower interval of the change');
 });

@@ -8,7 +8,8 @@ import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { Profile } from 'pprof-format';
 import { sampleProbability } from '../../lib/format/weights.js';
-import { readAll } from '../helpers/profiles.js';
+import { writeProfile } from '../../lib/format/hpx-writer.js';
+import { readAll, tmpDir } from '../helpers/profiles.js';
 import { FIXTURES, run } from '../fixtures/export/support.js';
 
 const APP = join(FIXTURES, 'app');
@@ -267,4 +268,40 @@ t.test('several profiles (one per process) in one pprof, samples labelled by pro
   const one = await run('hp-pprof', [APP, '--at', 'end', '-q']);
   const single = fields(gunzipSync(one.stdout)).filter((x) => x.no === 2);
   t.notOk(single.some((f) => fields(f.value as Buffer).some((x) => x.no === 3)), 'a single profile has no labels');
+});
+
+t.test('a quoted glob names several profiles, and a mark:LABEL is looked up in each', async (t) => {
+  const dir = tmpDir();
+  const trace = { id: 1, frames: [{ function: 'f', file: 'a.py', line: 3 }], dropped: 0 };
+  const profile = (name: string, pid: number, events: Parameters<typeof writeProfile>[1]['events']) =>
+    writeProfile(join(dir, name), { header: { sampling: { kind: 'table', bounds: [], probs: [] }, pid }, traces: [trace], events });
+  // 'loaded' falls after the first allocation in run.1, after both in run.2.
+  await profile('run.1', 1, [
+    { op: 'alloc', timeUs: 10, trace: 1, size: 1000 },
+    { op: 'mark', timeUs: 20, size: 0, label: 'loaded' },
+    { op: 'alloc', timeUs: 30, trace: 1, size: 500 },
+  ]);
+  await profile('run.2', 2, [
+    { op: 'alloc', timeUs: 10, trace: 1, size: 1000 },
+    { op: 'alloc', timeUs: 30, trace: 1, size: 500 },
+    { op: 'mark', timeUs: 40, size: 0, label: 'loaded' },
+  ]);
+  await profile('other', 3, [{ op: 'alloc', timeUs: 10, trace: 1, size: 1000 }]);
+  const res = await run('hp-pprof', [join(dir, 'run.*'), '--at', 'mark:loaded', '-q']);
+  t.equal(res.code, 0, res.stderr.toString());
+  const p = Profile.decode(gunzipSync(res.stdout));
+  const str = (i: number | bigint): string => p.stringTable.strings[Number(i)]!;
+  const byProfile: Record<string, number> = {};
+  for (const s of p.sample) {
+    const label = s.label.find((l) => str(l.key) === 'profile');
+    const name = label ? str(label.str) : '?';
+    byProfile[name] = (byProfile[name] ?? 0) + Number(s.value[1]);
+  }
+  t.same(byProfile, { [join(dir, 'run.1')]: 1000, [join(dir, 'run.2')]: 1500 }, 'both profiles, each at its own mark');
+  const missing = await run('hp-pprof', [join(dir, 'run.1'), join(dir, 'other'), '--at', 'mark:loaded']);
+  t.equal(missing.code, 2);
+  t.match(missing.stderr.toString(), /^hp-pprof: --at: no mark 'loaded' in .*other \(it has no marks\)\n$/);
+  const none = await run('hp-pprof', [join(dir, 'nothing.*'), '--at', 'end']);
+  t.equal(none.code, 2);
+  t.match(none.stderr.toString(), /^hp-pprof: .*nothing\.\*: matches no profile\n$/);
 });

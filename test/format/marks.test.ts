@@ -105,3 +105,34 @@ t.test('several profiles read as one: marks on the merged (wall-clock) timeline'
   t.equal(none.status, 2);
   t.match(none.stderr, /--at: no mark 'nope' in run\.1 run\.2 \(its marks: loaded, done\)/);
 });
+
+t.test('hp-diff of two profiles with one --at mark:LABEL reads each profile at its own mark', async (t) => {
+  const dir = tmpDir();
+  const profile = async (name: string, events: Parameters<typeof writeProfile>[1]['events']) =>
+    writeProfile(join(dir, name), { header: { sampling: { kind: 'table', bounds: [], probs: [] } }, traces: [trace], events });
+  // 'loaded' falls after the first allocation in a, after both in b: 1000 B live at a's mark, 1500 B at b's.
+  await profile('a', [
+    { op: 'alloc', timeUs: 10, trace: 1, size: 1000 },
+    { op: 'mark', timeUs: 20, size: 0, label: 'loaded' },
+    { op: 'alloc', timeUs: 30, trace: 1, size: 500 },
+  ]);
+  await profile('b', [
+    { op: 'alloc', timeUs: 10, trace: 1, size: 1000 },
+    { op: 'alloc', timeUs: 30, trace: 1, size: 500 },
+    { op: 'mark', timeUs: 40, size: 0, label: 'loaded' },
+  ]);
+  await profile('none', [{ op: 'alloc', timeUs: 10, trace: 1, size: 1000 }]);
+  const diff = (...args: string[]) => spawnSync(process.execPath, [join(REPO, 'bin', 'hp-diff.js'), ...args, '--json', '-q'], { cwd: dir, encoding: 'utf8' });
+  const one = diff('a', 'b', '--at', 'mark:loaded');
+  t.equal(one.status, 0, one.stderr);
+  const lines = one.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  t.same([lines[0].before.at, lines[0].after.at], [20e-6, 40e-6], 'each side at its own profile\'s mark');
+  t.match(lines.at(-1), { type: 'total', before: 1000, after: 1500, change: 500 });
+  const repeated = diff('a', 'b', '--at', 'mark:loaded', '--at', 'mark:loaded');
+  t.equal(repeated.stdout, one.stdout, 'the same as repeating the option');
+  const missing = diff('a', 'none', '--at', 'mark:loaded');
+  t.equal(missing.status, 2);
+  t.match(missing.stderr, /^hp-diff: --at: no mark 'loaded' in none \(it has no marks\)\n$/, 'a profile without the mark is an error naming it');
+  const first = diff('none', 'a', '--at', 'mark:loaded');
+  t.match(first.stderr, /no mark 'loaded' in none/);
+});
