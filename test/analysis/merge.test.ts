@@ -136,7 +136,7 @@ t.test('a parent and 3 forked workers as one', { skip: skip ?? false }, async (t
   t.equal(other.status, 0, other.stderr);
   const mixed = hp('snapshot', ['base', 'other'], dir);
   t.equal(mixed.status, 1);
-  t.match(mixed.stderr, /^hp-snapshot: other: sampled differently from base \(byte-Poisson 1048576 B vs table \{65536: 0\}\)/);
+  t.match(mixed.stderr, /^hp-snapshot: other: sampled differently from base \(byte-Poisson 1048576 B vs table \{65536: 0\}\)/m);
   const none = hp('history', ["nothing.*"], dir);
   t.equal(none.status, 2);
   t.equal(none.stderr, "hp-history: nothing.*: matches no profile\n");
