@@ -1,8 +1,8 @@
 // hp-snapshot: the live heap at one moment (--at T, peak or end), one NDJSON line per site,
 // largest first, after a header line with the total.
 
-import { OutputWriter, parser, runMain, UsageError, warn, formatBytes, setQuiet } from '../cli.js';
-import { interval95, putEstimate, putEstimates, unseenOf } from '../model/estimate.js';
+import { OutputWriter, parser, runMain, UsageError, warn, setQuiet } from '../cli.js';
+import { putEstimate, putEstimates, unseenOf, wholeInterval95 } from '../model/estimate.js';
 import { groupLiveHeap, type GroupBy, type SiteEstimate } from '../model/sites.js';
 import { liveHeapAt, type SnapshotAt } from '../model/snapshot.js';
 import { commandReadOptions, isNdjsonArg, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
@@ -120,6 +120,8 @@ export function main(argv: string[]): void {
       head.last_event = snap.lastUs / 1e6;
       if (snap.readToEnd) head.complete = source.complete;
       const n = Math.min(top, sites.length);
+      // The total's interval as the snapshot line has it (bytes_lo, bytes_hi), for the table's heading and the summary.
+      const totalText = bytesWithInterval(total.bytes, wholeInterval95(total.bytes, total.bytesVar, unseen?.bytes, total.exactBytes));
       const what = at.kind === 'peak' ? `peak at ${formatSeconds(snap.atUs)}` : at.kind === 'end' ? `live at end (${formatSeconds(snap.atUs)})` : `live at ${formatSeconds(snap.atUs)}`;
       if (json) {
         await out.line(head);
@@ -128,16 +130,15 @@ export function main(argv: string[]): void {
         // Rows of one label (by trace: one function reached by two paths) each name a caller apart.
         const shown = sites.slice(0, n);
         const vias = tellingCallers(shown.map((s) => s.site));
-        const rows = shown.map((s, i) => ({ rank: i + 1, bytes: s.est.bytes, bytesVar: s.est.bytesVar, count: s.est.count, site: s.site.label, via: vias[i] }));
+        const rows = shown.map((s, i) => ({ rank: i + 1, bytes: s.est.bytes, interval: wholeInterval95(s.est.bytes, s.est.bytesVar), count: s.est.count, site: s.site.label, via: vias[i] }));
         const more = sites.length > n ? `; the ${n} largest shown (--top)` : '';
         const blocks = Math.round(Math.max(0, total.count));
-        await out.write(`${what}: ${bytesWithInterval(total.bytes, total.bytesVar)} live (95% interval), ${blocks.toLocaleString('en-US')} block${blocks === 1 ? '' : 's'} in ${sites.length.toLocaleString('en-US')} site${sites.length === 1 ? '' : 's'}${more}\n`);
+        await out.write(`${what}: ${totalText} live, ${blocks.toLocaleString('en-US')} block${blocks === 1 ? '' : 's'} in ${sites.length.toLocaleString('en-US')} site${sites.length === 1 ? '' : 's'}${more}\n`);
         if (n > 0) await out.write(sitesTable(rows, Math.max(0, total.bytes)));
       }
       await out.flush();
       if (snap.readToEnd) reportIncomplete(source);
-      const ci = interval95(total.bytes, total.bytesVar, unseen?.bytes, total.exactBytes);
-      if (json) warn(`${what}: ${formatBytes(Math.max(0, total.bytes))}${ci ? ` (95%: ${formatBytes(ci[0])} .. ${formatBytes(ci[1])})` : ''} in ${sites.length.toLocaleString('en-US')} site${sites.length === 1 ? '' : 's'}`);
+      if (json) warn(`${what}: ${totalText} in ${sites.length.toLocaleString('en-US')} site${sites.length === 1 ? '' : 's'}`);
     } finally {
       done();
       await source.close();
