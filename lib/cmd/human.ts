@@ -111,18 +111,21 @@ export interface SiteRow {
   interval: Interval;
   count: number;
   site: string;
-  /** What tells this site from another of the same label (a caller, a thread), shown on a line below it. */
+  /** A caller that tells this site from another of the same label, shown on a line below it. */
   via?: string;
+  /** The thread that tells it apart where the callers do not (`thread 2`), on that line too. */
+  thread?: string;
 }
 
 /**
  * The table of sites: rank, size, its 95% interval, share of `totalBytes`, count, site (fitted to
- * the width), with a row's `via` on a second line. Too narrow for the intervals and a readable
+ * the width), with a row's `via` and `thread` on a second line. Too narrow for the intervals and a readable
  * site, the interval column is left out (the NDJSON has them).
  */
 export function sitesTable(rows: SiteRow[], totalBytes: number, width = terminalWidth()): string {
   const cells = rows.map((r) => [String(r.rank), formatBytes(Math.max(0, r.bytes)), r.interval ? formatByteInterval(r.interval[0], r.interval[1]) : EXACT, formatShare(r.bytes, totalBytes), formatCount(r.count)]);
-  return rankedTable(['#', 'size', '95% interval', 'share', 'count', 'site'], cells, rows.map((r) => r.site), width, rows.map((r) => r.via));
+  const below = rows.map((r) => (r.via && r.thread ? `via ${r.via} in ${r.thread}` : r.via ? `via ${r.via}` : r.thread));
+  return rankedTable(['#', 'size', '95% interval', 'share', 'count', 'site'], cells, rows.map((r) => r.site), width, below);
 }
 
 export interface ChangeRow {
@@ -168,7 +171,7 @@ export function changesTable(rows: ChangeRow[], totalChange: number, width = ter
     share(r.change),
     formatCountChange(r.countChange),
   ]);
-  return rankedTable(['#', 'change', '95% interval', 'share', 'count', 'site'], cells, rows.map((r) => r.site), width, rows.map((r) => r.via));
+  return rankedTable(['#', 'change', '95% interval', 'share', 'count', 'site'], cells, rows.map((r) => r.site), width, rows.map((r) => r.via && `via ${r.via}`));
 }
 
 const SITE_MIN = 12;
@@ -185,7 +188,7 @@ function fixedWidth(head: string[], cells: string[][]): number {
  * the width. When the numbers leave the site less than SITE_MIN columns, the interval column
  * goes, heading and all.
  */
-function rankedTable(head: string[], cells: string[][], sites: string[], width: number, vias: (string | undefined)[] = []): string {
+function rankedTable(head: string[], cells: string[][], sites: string[], width: number, below: (string | undefined)[] = []): string {
   const drop = head.indexOf(OPTIONAL_COLUMN);
   if (drop >= 0 && fixedWidth(head, cells) + SITE_MIN > width) {
     head = head.filter((_, c) => c !== drop);
@@ -204,8 +207,8 @@ function rankedTable(head: string[], cells: string[][], sites: string[], width: 
     wordWrap: false,
   });
   sites.forEach((site, i) => {
-    const via = vias[i];
-    table.push([...cells[i]!, clip(site, siteWidth - 2) + (via ? `\n${clip(`  via ${via}`, siteWidth - 2)}` : '')]);
+    const second = below[i];
+    table.push([...cells[i]!, clip(site, siteWidth - 2) + (second ? `\n${clip(`  ${second}`, siteWidth - 2)}` : '')]);
   });
   return `${table.toString()}\n`;
 }

@@ -10,8 +10,8 @@ import { BY_CHOICES, manyInputs, openInputs } from '../profile-inputs.js';
 import { checkWithinSpan, formatSeconds, inputArg, reportIncomplete, resolveMarkOptions, secondsOption, traceGrouping, useOptions, wantsJson } from './common.js';
 import { bytesWithInterval, sitesTable } from './human.js';
 import { addEstimate, emptyEstimate } from '../model/estimate.js';
-import { traceFilter } from './domain-options.js';
-import { nativeCallerLabel, tellingCallers, threadLabel } from '../model/sites.js';
+import { checkThread, traceFilter } from './domain-options.js';
+import { nativeCallerLabel, tellingCallers, tellingThreads, threadLabel } from '../model/sites.js';
 
 export const SNAPSHOT_SCHEMA = 1;
 
@@ -88,6 +88,7 @@ export function main(argv: string[]): void {
       // Only a finished profile has a known span; a time past the last event of one still being
       // written (or of a stream cut by hp-events --to) is the heap as it stands.
       if (at.kind === 'time' && snap.readToEnd && source.complete) checkWithinSpan('--at', at.us, snap.lastUs);
+      checkThread(args.thread, source.traces(), source.name, snap.readToEnd ? null : formatSeconds(snap.atUs));
       const sites = groupLiveHeap(snap.heap, (id) => source.trace(id), by, keep);
       let total = snap.heap.total();
       if (keep) {
@@ -129,8 +130,10 @@ export function main(argv: string[]): void {
       } else {
         // Rows of one label (by trace: one function reached by two paths) each name a caller apart.
         const shown = sites.slice(0, n);
+        // Rows that only their threads tell apart (one line run by several threads) name their thread.
         const vias = tellingCallers(shown.map((s) => s.site));
-        const rows = shown.map((s, i) => ({ rank: i + 1, bytes: s.est.bytes, interval: wholeInterval95(s.est.bytes, s.est.bytesVar), count: s.est.count, site: s.site.label, via: vias[i] }));
+        const threads = tellingThreads(shown.map((s) => s.site), vias);
+        const rows = shown.map((s, i) => ({ rank: i + 1, bytes: s.est.bytes, interval: wholeInterval95(s.est.bytes, s.est.bytesVar), count: s.est.count, site: s.site.label, via: vias[i], thread: threads[i] }));
         const more = sites.length > n ? `; the ${n} largest shown (--top)` : '';
         const blocks = Math.round(Math.max(0, total.count));
         await out.write(`${what}: ${totalText} live, ${blocks.toLocaleString('en-US')} block${blocks === 1 ? '' : 's'} in ${sites.length.toLocaleString('en-US')} site${sites.length === 1 ? '' : 's'}${more}\n`);
