@@ -128,6 +128,14 @@ export function checkWithinSpan(option: string, requestedUs: number | undefined,
   throw new UsageError(`${option} ${formatSeconds(requestedUs).replace(/ s$/, '')}: after the end of the profile, which spans 0 .. ${formatSeconds(lastUs)}`);
 }
 
+/**
+ * A --mode stats profile holds the size table and no events: a command that reads events says so
+ * (a usage error) instead of showing an empty heap, and points to hp-stats.
+ */
+export function refuseStatsMode(source: ProfileSource): void {
+  if (source.header.mode === 'stats') throw new UsageError(`${source.name}: a --mode stats profile has no events, only allocation counts by size: read it with hp-stats`);
+}
+
 /** Say once that a profile has no end marker (still being written, or the recorder crashed). */
 export function reportIncomplete(source: ProfileSource): void {
   if (!source.complete && source.header.formatVersion === 1) {

@@ -7,7 +7,7 @@ import { groupLiveHeap, type GroupBy, type SiteEstimate } from '../model/sites.j
 import { liveHeapAt, type SnapshotAt } from '../model/snapshot.js';
 import { commandReadOptions, isNdjsonArg, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
 import { BY_CHOICES, manyInputs, openInputs } from '../profile-inputs.js';
-import { checkWithinSpan, formatSeconds, inputArg, reportIncomplete, resolveMarkOptions, secondsOption, traceGrouping, useOptions, wantsJson } from './common.js';
+import { checkWithinSpan, formatSeconds, inputArg, refuseStatsMode, reportIncomplete, resolveMarkOptions, secondsOption, traceGrouping, useOptions, wantsJson } from './common.js';
 import { bytesWithInterval, sitesTable } from './human.js';
 import { addEstimate, emptyEstimate } from '../model/estimate.js';
 import { checkThread, traceFilter } from './domain-options.js';
@@ -83,6 +83,7 @@ export function main(argv: string[]): void {
     const source = indexed ? indexed.source : merged ? await openInputs(inputs, opts, byPid) : await openSource(input, opts);
     const out = new OutputWriter();
     try {
+      refuseStatsMode(source);
       const snap = indexed ? indexed.snapshot : await liveHeapAt(source, at);
       done();
       // Only a finished profile has a known span; a time past the last event of one still being
