@@ -183,8 +183,9 @@ export function main(argv: string[]): void {
       } else {
         const head = ['size (bytes)', 'sampled', 'est. count', '95% interval', 'est. bytes', '95% interval'];
         if (hist) head.push('count', 'bytes', 'sampled/count', 'p', 'check');
-        const tbl = new (cliTable())({ head, style: { head: [], border: [], compact: true }, colAligns: head.map((_, i) => (i === 0 || i === head.length - 1 ? 'left' : 'right')) as Array<'left' | 'right'> });
-        const pText = (c: SamplerCheck): string => (c.pMin === c.pMax ? fmtP(c.pMin) : `${fmtP(c.pMin)}..${fmtP(c.pMax)}`);
+        const tbl = new (cliTable())({ head, style: { head: [], border: [], compact: true }, colAligns: head.map((h, i) => (i === 0 || h === 'check' ? 'left' : 'right')) as Array<'left' | 'right'> });
+        // The range of p over the range's sizes (one value when p is the same for all of them).
+        const pText = (c: SamplerCheck): string => (fmtP(c.pMin) === fmtP(c.pMax) ? fmtP(c.pMin) : `${fmtP(c.pMin)}..${fmtP(c.pMax)}`);
         for (const r of rows) {
           const [countCi, bytesCi] = intervalCells(r);
           const row = [rangeLabel(r.min, r.max), formatCount(r.sampled), formatCount(r.count), countCi, formatBytes(r.bytes), bytesCi];
@@ -212,9 +213,16 @@ export function main(argv: string[]): void {
   });
 }
 
-function fmtP(p: number): string {
+/**
+ * A probability or rate for the table: three significant digits, and a p so close to 1 that
+ * they would write 1 as its distance from 1 (a byte-Poisson range of large sizes has
+ * p = 1 - 3.4e-4, not 1).
+ */
+export function fmtP(p: number): string {
   if (p === 0 || p === 1) return String(p);
-  return p >= 0.001 ? String(Number(p.toPrecision(3))) : p.toExponential(2);
+  if (p < 0.001) return p.toExponential(2);
+  const text = String(Number(p.toPrecision(3)));
+  return text === '1' ? `1-${(1 - p).toExponential(1)}` : text;
 }
 
 /** `sampling` is the table the profile was recorded with, for comparison; null in stats mode (none). */

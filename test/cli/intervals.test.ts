@@ -2,7 +2,11 @@
 // gamma interval of man/hp-estimates.7, rounded outwards), written by one function, and no
 // heading or caption promises an interval that is not shown.
 
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import t from 'tap';
+import { encodeProfile } from '../../lib/format/hpx-writer.js';
+import { tmpDir } from '../helpers/profiles.js';
 import { sh } from '../fixtures/analysis/run.js';
 import { formatByteInterval, formatCountInterval } from '../../lib/cmd/human.js';
 import { interval95, putEstimate, wholeInterval95 } from '../../lib/model/estimate.js';
@@ -87,5 +91,36 @@ t.test("hp-stats's table shows each range's count and bytes intervals", async (t
       t.equal(cells[3], r.count_lo === undefined ? none : formatCountInterval(r.count_lo as number, r.count_hi as number), `${input} ${cells[0]}: count`);
       t.equal(cells[5], r.bytes_lo === undefined ? none : formatByteInterval(r.bytes_lo as number, r.bytes_hi as number), `${input} ${cells[0]}: bytes`);
     });
+  }
+});
+
+t.test("hp-stats writes a p below 1 as below 1, and one value only where p is one value", async (t) => {
+  const { fmtP } = await import('../../lib/cmd/stats.js');
+  t.equal(fmtP(0.1), '0.1');
+  t.equal(fmtP(1), '1');
+  t.equal(fmtP(1.53e-5), '1.53e-5');
+  t.equal(fmtP(1 - Math.exp(-524287 / 65536)), '1-3.4e-4', 'not "1"');
+  t.equal(fmtP(1 - Math.exp(-16)), '1-1.1e-7');
+  // A byte-Poisson profile with the recorder's histogram, up to 8 MiB blocks: no "1..1", no range whose two ends read alike.
+  const base = join(tmpDir('stats-'), 'pb'); // (sh would take an 'hp-' in the path for a command)
+  const sizes = [100, 2000, 40_000, 300_000, 600_000, 1_500_000, 3_000_000, 6_000_000];
+  const histogram = Array.from({ length: 24 }, (_, i) => {
+    const inRange = sizes.filter((s) => s >= (i === 0 ? 0 : 2 ** i) && s < 2 ** (i + 1));
+    return { count: inRange.length, bytes: inRange.reduce((a, b) => a + b, 0), sampled: inRange.length };
+  });
+  const { hpm, hpd } = await encodeProfile({
+    header: { sampling: { kind: 'poisson', meanBytes: 65536 } },
+    traces: [{ id: 1, frames: [{ function: 'f', file: 'a.py', line: 1 }], dropped: 0 }],
+    events: sizes.map((size, i) => ({ op: 'alloc' as const, timeUs: 10 * (i + 1), trace: 1, size })),
+    histogram,
+  });
+  writeFileSync(`${base}.hpm`, hpm);
+  writeFileSync(`${base}.hpd`, hpd);
+  const rows = rowsOf(sh(`COLUMNS=200 hp-stats ${base} --no-json`).stdout, /^\d/);
+  const ps = rows.map((c) => c[9]!).filter((p) => p !== '');
+  t.ok(ps.length > 3, `p column: ${ps.join(' | ')}`);
+  for (const p of ps) {
+    const ends = p.split('..');
+    t.ok(ends.length === 1 || ends[0] !== ends[1], `${p}: a range's two ends differ`);
   }
 });
