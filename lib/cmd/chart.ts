@@ -77,6 +77,7 @@ export function main(argv: string[]): void {
         height: args.height,
         width,
         yFormat: asBytes ? formatBytes : plain,
+        yBytes: asBytes,
         x: haveX ? xs : null,
         xFormat: (x) => `${args.x} ${plain(x)}`,
         colors: false,

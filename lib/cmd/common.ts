@@ -129,6 +129,14 @@ export function checkWithinSpan(option: string, requestedUs: number | undefined,
 }
 
 /**
+ * A --mode stats profile holds the size table and no events: a command that reads events says so
+ * (a usage error) instead of showing an empty heap, and points to hp-stats.
+ */
+export function refuseStatsMode(source: ProfileSource): void {
+  if (source.header.mode === 'stats') throw new UsageError(`${source.name}: a --mode stats profile has no events, only allocation counts by size: read it with hp-stats`);
+}
+
+/**
  * Say once that a profile has no end marker (still being written, or the recorder crashed); not
  * for an events stream its writer cut with --to, which has none by design.
  */

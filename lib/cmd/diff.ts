@@ -6,7 +6,7 @@ import { OutputWriter, UsageError, formatBytes, parser, runMain, setQuiet, warn 
 import type { SnapshotAt } from '../model/snapshot.js';
 import { manyInputs, openInputs } from '../profile-inputs.js';
 import { commandReadOptions, isNdjsonArg, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
-import { diffStackSets, rowRecord, type DiffGroupBy, type DiffRow } from '../export/diff.js';
+import { changeInterval, diffStackSets, rowRecord, type DiffGroupBy, type DiffRow } from '../export/diff.js';
 import { loadStackSet, parseAt, type StackSet } from '../export/stacks.js';
 import { resolveMarkOptions, useOptions, wantsJson } from './common.js';
 import { changesTable, type ChangeRow } from './human.js';
@@ -108,9 +108,9 @@ export function main(argv: string[]): void {
     if (table) {
       // Stacks of one label (one function reached along two paths) each name a caller apart, as in hp-snapshot.
       const vias = tellingCallers(rows.map((r) => ({ label: r.site.label, frames: r.site.stack ?? [] })));
-      const changeRows: ChangeRow[] = rows.map((r, i) => ({ rank: i + 1, change: r.change, halfWidth: (r.hi - r.lo) / 2, countChange: r.countChange, site: r.site.label, via: vias[i] }));
+      const changeRows: ChangeRow[] = rows.map((r, i) => ({ rank: i + 1, change: r.change, interval: changeInterval(r), countChange: r.countChange, site: r.site.label, via: vias[i] }));
       const t = result.total;
-      changeRows.push({ rank: 'TOTAL', change: t.change, halfWidth: (t.hi - t.lo) / 2, countChange: t.countChange, site: `live ${formatBytes(Math.max(0, t.before.bytes))} -> ${formatBytes(Math.max(0, t.after.bytes))}` });
+      changeRows.push({ rank: 'TOTAL', change: t.change, interval: changeInterval(t), countChange: t.countChange, site: `live ${formatBytes(Math.max(0, t.before.bytes))} -> ${formatBytes(Math.max(0, t.after.bytes))}` });
       const significant = rows.filter((r) => r.direction !== 0).length;
       const beyond = significant === 0 ? 'no site changed beyond the noise' : significant === 1 ? 'site 1 changed beyond the noise' : `sites 1-${significant} changed beyond the noise`;
       await out.write(`${sideName(plan[0]!.input, before)} -> ${sideName(plan[1]!.input, after)}: ${beyond} (95% interval excludes 0)\n${changesTable(changeRows, t.change)}`);

@@ -279,7 +279,7 @@ async function historyByPid(
       return { name: `pid ${pid}`, values: ts.map((t) => byT.get(t) ?? 0) };
     });
     const colors = Boolean(process.stdout.isTTY) && !process.env.NO_COLOR;
-    await out.write(`live heap (estimated) by process: ${pids.map((p) => `pid ${p}`).join(', ')}\n${renderChart(series, { height: chart.height, width, yFormat: formatBytes, x: ts, xFormat: formatSeconds, colors })}`);
+    await out.write(`live heap (estimated) by process: ${pids.map((p) => `pid ${p}`).join(', ')}\n${renderChart(series, { height: chart.height, width, yFormat: formatBytes, yBytes: true, x: ts, xFormat: formatSeconds, colors })}`);
   } else {
     await out.write(lines.map((l) => `${JSON.stringify(l.line)}\n`).join(''));
   }
@@ -303,12 +303,12 @@ function historyChart(records: BucketRecord[], height: number, widthOpt: number 
     // Native recording: the Python and C parts beside the total.
     const part = (i: number, name: string) => ({ name, values: records.map((r) => Math.max(0, r.domains?.[i]?.bytes ?? 0)) });
     const rssLine = { name: 'RSS', values: records.map((r) => r.rss ?? 0) };
-    return renderChart([live, part(0, 'python'), part(1, 'native'), ...(records.some((r) => r.rss !== null) ? [rssLine] : [])], { height, width, yFormat: formatBytes, x: records.map((r) => r.tUs), xFormat: formatSeconds, colors });
+    return renderChart([live, part(0, 'python'), part(1, 'native'), ...(records.some((r) => r.rss !== null) ? [rssLine] : [])], { height, width, yFormat: formatBytes, yBytes: true, x: records.map((r) => r.tUs), xFormat: formatSeconds, colors });
   }
   const hasRss = records.some((r) => r.rss !== null);
   const rss = { name: 'RSS', values: records.map((r) => r.rss ?? 0) };
   const x = records.map((r) => r.tUs);
-  const o = { height, width, yFormat: formatBytes, x, xFormat: formatSeconds, colors };
+  const o = { height, width, yFormat: formatBytes, yBytes: true, x, xFormat: formatSeconds, colors };
   if (baselineRss !== null) {
     // Attached: what the process held before is unknown; its RSS then is the baseline.
     const caption = `attached to a running process: the heap before attaching is unknown; RSS at attach ${formatBytes(baselineRss)}`;

@@ -1,11 +1,10 @@
 // The human views: what the readers show on a terminal instead of NDJSON (cli-table3 tables
-// sized to the terminal: rank, size with its 95% interval, share, count, site), and the small
+// sized to the terminal: rank, size, its 95% interval, share, count, site), and the small
 // formatters they share. Data for programs stays NDJSON; these are for people.
 
 import { escapeControls } from '../escape.js';
 import { cliTable } from '../lazy.js';
 import { formatBytes } from '../cli.js';
-import { halfWidth95 } from '../format/weights.js';
 
 /** Columns available: $COLUMNS when set, else the terminal's width, else 100. */
 export function terminalWidth(): number {
@@ -15,12 +14,55 @@ export function terminalWidth(): number {
   return tty && tty >= 20 ? tty : 100;
 }
 
-/** `10.1 MiB ± 512.0 KiB`, or just the size when exact (sampled at p = 1). */
-export function bytesWithInterval(bytes: number, variance: number): string {
-  const h = halfWidth95(variance);
-  const size = formatBytes(Math.max(0, bytes));
-  return h > 0 ? `${size} ± ${formatBytes(h)}` : size;
+/** A 95% interval [lo, hi] as the NDJSON carries it (`_lo`, `_hi`: whole, rounded outwards); null when exact. */
+export type Interval = readonly [number, number] | null;
+
+const BYTE_UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+
+/** The unit formatBytes writes `n` in (0: bytes, 1: KiB...). */
+function byteUnit(n: number): number {
+  let u = 0;
+  for (let v = Math.abs(n); v >= 1024 && u < BYTE_UNITS.length - 1; v /= 1024) u++;
+  return u;
 }
+
+/**
+ * A 95% interval of bytes for people, the one way every terminal view and message writes it:
+ * `9.6 .. 24.7 MiB` (the unit once when both limits are written in it), `0 B .. 236.1 KiB`,
+ * signed for changes (`-1.2 KiB .. +3.4 MiB`). Limits that one decimal would write alike get
+ * more decimals (`49.993 .. 50.008 MiB`), so that a narrow interval still reads as one.
+ */
+export function formatByteInterval(lo: number, hi: number, signed = false): string {
+  const sign = (n: number, text: string): string => (signed && n > 0 ? `+${text}` : text);
+  const u = byteUnit(lo);
+  if (u !== byteUnit(hi)) {
+    const f = signed ? formatByteChange : formatBytes;
+    return `${f(lo)} .. ${f(hi)}`;
+  }
+  if (u === 0) return `${sign(lo, String(Math.round(lo)))} .. ${sign(hi, String(Math.round(hi)))} B`;
+  const scale = 1024 ** u;
+  for (let d = 1; d <= 3; d++) {
+    const a = (lo / scale).toFixed(d);
+    const b = (hi / scale).toFixed(d);
+    if (a !== b || lo === hi) return `${sign(lo, a)} .. ${sign(hi, b)} ${BYTE_UNITS[u]}`;
+  }
+  const bytes = (n: number): string => sign(n, Math.round(n).toLocaleString('en-US'));
+  return `${bytes(lo)} .. ${bytes(hi)} B`;
+}
+
+/** A 95% interval of a count: `91,457 .. 259,825`. */
+export function formatCountInterval(lo: number, hi: number): string {
+  return `${formatCount(lo)} .. ${formatCount(hi)}`;
+}
+
+/** `15.9 MiB (95%: 9.6 .. 24.7 MiB)`, or the size alone when exact: for a line of text (tables have a column for it). */
+export function bytesWithInterval(bytes: number, interval: Interval): string {
+  const size = formatBytes(Math.max(0, bytes));
+  return interval ? `${size} (95%: ${formatByteInterval(interval[0], interval[1])})` : size;
+}
+
+/** What an interval column holds for an estimate with no uncertainty (drawn at p = 1). */
+export const EXACT = 'exact';
 
 /** A count for people: 1,234,567; estimates are rounded. */
 export function formatCount(n: number): string {
@@ -65,28 +107,33 @@ export function clip(label: string, width: number): string {
 export interface SiteRow {
   rank: number;
   bytes: number;
-  bytesVar: number;
+  /** The bytes' 95% interval, as in the site's NDJSON line. */
+  interval: Interval;
   count: number;
   site: string;
   /** A caller that tells this site from another of the same label, shown on a line below it. */
   via?: string;
+  /** The thread that tells it apart where the callers do not (`thread 2`), on that line too. */
+  thread?: string;
 }
 
 /**
- * The table of sites: rank, size ± 95% interval, share of `totalBytes`, count, site (fitted to the
- * width), with a row's `via` on a second line.
+ * The table of sites: rank, size, its 95% interval, share of `totalBytes`, count, site (fitted to
+ * the width), with a row's `via` and `thread` on a second line. Too narrow for the intervals and a readable
+ * site, the interval column is left out (the NDJSON has them).
  */
 export function sitesTable(rows: SiteRow[], totalBytes: number, width = terminalWidth()): string {
-  const cells = rows.map((r) => [String(r.rank), bytesWithInterval(r.bytes, r.bytesVar), formatShare(r.bytes, totalBytes), formatCount(r.count)]);
-  return rankedTable(['#', 'size (95%)', 'share', 'count', 'site'], cells, rows.map((r) => r.site), width, rows.map((r) => r.via));
+  const cells = rows.map((r) => [String(r.rank), formatBytes(Math.max(0, r.bytes)), r.interval ? formatByteInterval(r.interval[0], r.interval[1]) : EXACT, formatShare(r.bytes, totalBytes), formatCount(r.count)]);
+  const below = rows.map((r) => (r.via && r.thread ? `via ${r.via} in ${r.thread}` : r.via ? `via ${r.via}` : r.thread));
+  return rankedTable(['#', 'size', '95% interval', 'share', 'count', 'site'], cells, rows.map((r) => r.site), width, below);
 }
 
 export interface ChangeRow {
   /** A number, or a label such as TOTAL. */
   rank: number | string;
   change: number;
-  /** Half-width of the change's 95% interval (0: exact). */
-  halfWidth: number;
+  /** The change's 95% interval, as in hp-diff's NDJSON (`change_lo`, `change_hi`); null when exact. */
+  interval: Interval;
   countChange: number;
   site: string;
   /** As SiteRow's. */
@@ -106,9 +153,9 @@ export function formatCountChange(n: number): string {
 }
 
 /**
- * hp-diff's table, laid out as the sites table: rank, change ± 95% interval, share of the total
- * change (signed, of its magnitude: sites that grew against a total that shrank read negative),
- * count change, site.
+ * hp-diff's table, laid out as the sites table: rank, change, its 95% interval, share of the
+ * total change (signed, of its magnitude: sites that grew against a total that shrank read
+ * negative), count change, site.
  */
 export function changesTable(rows: ChangeRow[], totalChange: number, width = terminalWidth()): string {
   const share = (c: number): string => {
@@ -117,44 +164,51 @@ export function changesTable(rows: ChangeRow[], totalChange: number, width = ter
     if (Math.abs(Math.round(c)) === 0) return '0.0%';
     return Math.abs(pct) < 0.1 ? (pct > 0 ? '<+0.1%' : '>-0.1%') : `${pct > 0 ? '+' : ''}${pct.toFixed(1)}%`;
   };
-  const cellsOf = (withInterval: boolean): string[][] =>
-    rows.map((r) => [
-      String(r.rank),
-      withInterval && r.halfWidth >= 0.5 ? `${formatByteChange(r.change)} ± ${formatBytes(Math.round(r.halfWidth))}` : formatByteChange(r.change),
-      share(r.change),
-      formatCountChange(r.countChange),
-    ]);
-  const cells = cellsOf(true);
-  // Too narrow for the intervals and a readable site: the changes alone (the NDJSON has the intervals).
-  const sites = rows.map((r) => r.site);
-  const vias = rows.map((r) => r.via);
-  if (fixedWidth(['#', 'change (95%)', 'share', 'count'], cells) + SITE_MIN > width) return rankedTable(['#', 'change', 'share', 'count', 'site'], cellsOf(false), sites, width, vias);
-  return rankedTable(['#', 'change (95%)', 'share', 'count', 'site'], cells, sites, width, vias);
+  const cells = rows.map((r) => [
+    String(r.rank),
+    formatByteChange(r.change),
+    r.interval ? formatByteInterval(r.interval[0], r.interval[1], true) : EXACT,
+    share(r.change),
+    formatCountChange(r.countChange),
+  ]);
+  return rankedTable(['#', 'change', '95% interval', 'share', 'count', 'site'], cells, rows.map((r) => r.site), width, rows.map((r) => r.via && `via ${r.via}`));
 }
 
 const SITE_MIN = 12;
+/** The column a table leaves out when it is too narrow for it and a readable site. */
+const OPTIONAL_COLUMN = '95% interval';
 
-/** Columns taken by the four number columns and every border. */
+/** Columns taken by the number columns and every border. */
 function fixedWidth(head: string[], cells: string[][]): number {
-  return [0, 1, 2, 3].reduce((sum, c) => sum + Math.max(head[c]!.length, ...cells.map((row) => row[c]!.length)) + 2, 0) + 6;
+  return head.slice(0, -1).reduce((sum, h, c) => sum + Math.max(h.length, ...cells.map((row) => row[c]!.length)) + 2, 0) + head.length + 1;
 }
 
-/** Four right-aligned columns sized to their contents, then the site column taking the rest of the width. */
-function rankedTable(head: string[], cells: string[][], sites: string[], width: number, vias: (string | undefined)[] = []): string {
-  const widths = [0, 1, 2, 3].map((c) => Math.max(head[c]!.length, ...cells.map((row) => row[c]!.length)) + 2);
+/**
+ * Right-aligned number columns sized to their contents, then the site column taking the rest of
+ * the width. When the numbers leave the site less than SITE_MIN columns, the interval column
+ * goes, heading and all.
+ */
+function rankedTable(head: string[], cells: string[][], sites: string[], width: number, below: (string | undefined)[] = []): string {
+  const drop = head.indexOf(OPTIONAL_COLUMN);
+  if (drop >= 0 && fixedWidth(head, cells) + SITE_MIN > width) {
+    head = head.filter((_, c) => c !== drop);
+    cells = cells.map((row) => row.filter((_, c) => c !== drop));
+  }
+  const numbers = head.length - 1;
+  const widths = head.slice(0, numbers).map((h, c) => Math.max(h.length, ...cells.map((row) => row[c]!.length)) + 2);
   // Borders: one per column plus one; each cell has one space of padding either side (in widths).
   const siteWidth = Math.max(SITE_MIN, width - fixedWidth(head, cells));
   const table = new (cliTable())({
     head,
     colWidths: [...widths, siteWidth],
-    colAligns: ['right', 'right', 'right', 'right', 'left'],
+    colAligns: [...widths.map(() => 'right' as const), 'left' as const],
     style: { head: [], border: [], 'padding-left': 1, 'padding-right': 1 },
     chars: { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' },
     wordWrap: false,
   });
   sites.forEach((site, i) => {
-    const via = vias[i];
-    table.push([...cells[i]!, clip(site, siteWidth - 2) + (via ? `\n${clip(`  via ${via}`, siteWidth - 2)}` : '')]);
+    const second = below[i];
+    table.push([...cells[i]!, clip(site, siteWidth - 2) + (second ? `\n${clip(`  ${second}`, siteWidth - 2)}` : '')]);
   });
   return `${table.toString()}\n`;
 }

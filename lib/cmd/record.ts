@@ -288,6 +288,16 @@ export interface OutputPlan {
 }
 
 /**
+ * Where the start line says the recording goes: the profile's files, which in stats mode (with
+ * -o) hold the size table and no events, or no profile (stats mode without -o).
+ */
+export function recordingDestination(mode: 'profile' | 'stats', output: OutputPlan, pid: number): string {
+  const files = `${output.base ?? join(output.dir ?? '.', `heapprof.${pid}`)}.hpm/.hpd`;
+  if (mode === 'profile') return files;
+  return output.base !== undefined || output.dir !== undefined ? `${files} (--mode stats: the size table, no events)` : 'no profile (--mode stats: the size table at exit)';
+}
+
+/**
  * Turn -o into an output plan and check it before anything runs: the directory exists and is
  * writable (probed by creating a file, which also catches read-only mounts and root), and the
  * profile files do not exist unless `force`. `-o run.hpm` means base `run`; an existing directory
@@ -893,8 +903,7 @@ export function main(argv: string[]): void {
       const startLine = (pid: number): void => {
         if (announced) return;
         announced = true;
-        const where = mode === 'stats' ? 'no profile (--mode stats: the size table at exit)' : `${output.base ?? join(output.dir ?? '.', `heapprof.${pid}`)}.hpm/.hpd`;
-        process.stderr.write(`${NAME}: recording ${python} ${program} (pid ${pid}) to ${where}; sampler: ${mode === 'stats' ? 'every allocation' : samplerText(sampling, sampleBytes)}\n`);
+        process.stderr.write(`${NAME}: recording ${python} ${program} (pid ${pid}) to ${recordingDestination(mode, output, pid)}; sampler: ${mode === 'stats' ? 'every allocation' : samplerText(sampling, sampleBytes)}\n`);
       };
       const { code, signal } = await runChild(
         python,

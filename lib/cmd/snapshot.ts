@@ -1,16 +1,16 @@
 // hp-snapshot: the live heap at one moment (--at T, peak or end), one NDJSON line per site,
 // largest first, after a header line with the total.
 
-import { OutputWriter, parser, runMain, UsageError, warn, formatBytes, setQuiet } from '../cli.js';
-import { interval95, putEstimate, putEstimates, unseenOf } from '../model/estimate.js';
+import { OutputWriter, parser, runMain, UsageError, warn, setQuiet } from '../cli.js';
+import { putEstimate, putEstimates, unseenOf, wholeInterval95 } from '../model/estimate.js';
 import { groupLiveHeap, traceOrPlaceholder, type GroupBy, type SiteEstimate } from '../model/sites.js';
 import { liveHeapAt, type SnapshotAt } from '../model/snapshot.js';
 import { commandReadOptions, isNdjsonArg, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
 import { BY_CHOICES, manyInputs, openInputs } from '../profile-inputs.js';
-import { checkWithinSpan, formatSeconds, inputArg, reportIncomplete, resolveMarkOptions, secondsOption, traceGrouping, useOptions, wantsJson } from './common.js';
+import { checkWithinSpan, formatSeconds, inputArg, refuseStatsMode, reportIncomplete, resolveMarkOptions, secondsOption, traceGrouping, useOptions, wantsJson } from './common.js';
 import { bytesWithInterval, sitesTable } from './human.js';
-import { traceFilter } from './domain-options.js';
-import { nativeCallerLabel, tellingCallers, threadLabel } from '../model/sites.js';
+import { checkThread, traceFilter } from './domain-options.js';
+import { nativeCallerLabel, tellingCallers, tellingThreads, threadLabel } from '../model/sites.js';
 
 export const SNAPSHOT_SCHEMA = 1;
 
@@ -82,11 +82,13 @@ export function main(argv: string[]): void {
     const source = indexed ? indexed.source : merged ? await openInputs(inputs, opts, byPid) : await openSource(input, opts);
     const out = new OutputWriter();
     try {
+      refuseStatsMode(source);
       const snap = indexed ? indexed.snapshot : await liveHeapAt(source, at);
       done();
       // Only a finished profile has a known span; a time past the last event of one still being
       // written (or of a stream cut by hp-events --to) is the heap as it stands.
       if (at.kind === 'time' && snap.readToEnd && source.complete) checkWithinSpan('--at', at.us, snap.lastUs);
+      checkThread(args.thread, source.traces(), source.name, snap.readToEnd ? null : formatSeconds(snap.atUs));
       const sites = groupLiveHeap(snap.heap, (id) => source.trace(id), by, keep);
       // Only the kept traces count; a partial total gets the whole one's interval method
       // (its exact part included), as hp-history's per-domain totals do.
@@ -117,6 +119,8 @@ export function main(argv: string[]): void {
       head.last_event = snap.lastUs / 1e6;
       if (snap.readToEnd) head.complete = source.complete;
       const n = Math.min(top, sites.length);
+      // The total's interval as the snapshot line has it (bytes_lo, bytes_hi), for the table's heading and the summary.
+      const totalText = bytesWithInterval(total.bytes, wholeInterval95(total.bytes, total.bytesVar, unseen?.bytes, total.exactBytes));
       const what = at.kind === 'peak' ? `peak at ${formatSeconds(snap.atUs)}` : at.kind === 'end' ? `live at end (${formatSeconds(snap.atUs)})` : `live at ${formatSeconds(snap.atUs)}`;
       if (json) {
         await out.line(head);
@@ -124,17 +128,18 @@ export function main(argv: string[]): void {
       } else {
         // Rows of one label (by trace: one function reached by two paths) each name a caller apart.
         const shown = sites.slice(0, n);
+        // Rows that only their threads tell apart (one line run by several threads) name their thread.
         const vias = tellingCallers(shown.map((s) => s.site));
-        const rows = shown.map((s, i) => ({ rank: i + 1, bytes: s.est.bytes, bytesVar: s.est.bytesVar, count: s.est.count, site: s.site.label, via: vias[i] }));
+        const threads = tellingThreads(shown.map((s) => s.site), vias);
+        const rows = shown.map((s, i) => ({ rank: i + 1, bytes: s.est.bytes, interval: wholeInterval95(s.est.bytes, s.est.bytesVar), count: s.est.count, site: s.site.label, via: vias[i], thread: threads[i] }));
         const more = sites.length > n ? `; the ${n} largest shown (--top)` : '';
         const blocks = Math.round(Math.max(0, total.count));
-        await out.write(`${what}: ${bytesWithInterval(total.bytes, total.bytesVar)} live (95% interval), ${blocks.toLocaleString('en-US')} block${blocks === 1 ? '' : 's'} in ${sites.length.toLocaleString('en-US')} site${sites.length === 1 ? '' : 's'}${more}\n`);
+        await out.write(`${what}: ${totalText} live, ${blocks.toLocaleString('en-US')} block${blocks === 1 ? '' : 's'} in ${sites.length.toLocaleString('en-US')} site${sites.length === 1 ? '' : 's'}${more}\n`);
         if (n > 0) await out.write(sitesTable(rows, Math.max(0, total.bytes)));
       }
       await out.flush();
       if (snap.readToEnd) reportIncomplete(source);
-      const ci = interval95(total.bytes, total.bytesVar, unseen?.bytes, total.exactBytes);
-      if (json) warn(`${what}: ${formatBytes(Math.max(0, total.bytes))}${ci ? ` (95%: ${formatBytes(ci[0])} .. ${formatBytes(ci[1])})` : ''} in ${sites.length.toLocaleString('en-US')} site${sites.length === 1 ? '' : 's'}`);
+      if (json) warn(`${what}: ${totalText} in ${sites.length.toLocaleString('en-US')} site${sites.length === 1 ? '' : 's'}`);
     } finally {
       done();
       await source.close();

@@ -5,13 +5,14 @@
 import { cliTable } from '../lazy.js';
 import { OutputWriter, formatBytes, parser, runMain, UsageError, warn, setQuiet } from '../cli.js';
 import type { HistogramBucket, Sampling } from '../format/types.js';
-import { interval95, putEstimate, whole } from '../model/estimate.js';
+import { putEstimate, whole, wholeInterval95 } from '../model/estimate.js';
 import { probabilityFunction } from '../format/weights.js';
 import { checkSampler, rangeBounds, SizeTable, type SamplerCheck } from '../model/sizes.js';
 import { formatTable, optimalPlan, type RangeLoad } from '../model/suggest.js';
 import { commandReadOptions, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
 import { manyInputs, openInputs } from '../profile-inputs.js';
 import { inputArg, reportIncomplete, useOptions, wantsJson } from './common.js';
+import { EXACT, formatByteInterval, formatCountInterval } from './human.js';
 
 const USAGE = `$0 [PROFILE|STATS|-] [--json] [--suggest [--budget N/s|P%]]
 
@@ -74,9 +75,16 @@ function rangeLabel(min: number, max: number): string {
   return min === max ? f(min) : `${f(min)}..${f(max)}`;
 }
 
-function plusMinus(value: number, variance: number): string {
-  const ci = interval95(value, variance);
-  return ci ? `±${formatCount(ci[1] - value)}` : '';
+/**
+ * The interval cells of a range or the total: the 95% intervals of its count and bytes as its
+ * NDJSON line has them, `exact` where every allocation drawn was drawn at p = 1, and nothing where
+ * nothing was drawn (the NDJSON has no interval there either).
+ */
+function intervalCells(e: { sampled: number; count: number; countVar: number; bytes: number; bytesVar: number }): [string, string] {
+  const count = wholeInterval95(e.count, e.countVar);
+  const bytes = wholeInterval95(e.bytes, e.bytesVar);
+  const none = e.sampled > 0 ? EXACT : '';
+  return [count ? formatCountInterval(count[0], count[1]) : none, bytes ? formatByteInterval(bytes[0], bytes[1]) : none];
 }
 
 function formatCount(n: number): string {
@@ -173,19 +181,22 @@ export function main(argv: string[]): void {
         await out.write(`${tbl.toString()}\n`);
         if (!hist) warn(`${source.name}: stats-mode profile without a histogram (the recorder did not stop cleanly?)`);
       } else {
-        const head = ['size (bytes)', 'sampled', 'est. count', '95% ±', 'est. bytes', '95% ±'];
+        const head = ['size (bytes)', 'sampled', 'est. count', '95% interval', 'est. bytes', '95% interval'];
         if (hist) head.push('count', 'bytes', 'sampled/count', 'p', 'check');
-        const tbl = new (cliTable())({ head, style: { head: [], border: [], compact: true }, colAligns: head.map((_, i) => (i === 0 || i === head.length - 1 ? 'left' : 'right')) as Array<'left' | 'right'> });
-        const pText = (c: SamplerCheck): string => (c.pMin === c.pMax ? fmtP(c.pMin) : `${fmtP(c.pMin)}..${fmtP(c.pMax)}`);
+        const tbl = new (cliTable())({ head, style: { head: [], border: [], compact: true }, colAligns: head.map((h, i) => (i === 0 || h === 'check' ? 'left' : 'right')) as Array<'left' | 'right'> });
+        // The range of p over the range's sizes (one value when p is the same for all of them).
+        const pText = (c: SamplerCheck): string => (fmtP(c.pMin) === fmtP(c.pMax) ? fmtP(c.pMin) : `${fmtP(c.pMin)}..${fmtP(c.pMax)}`);
         for (const r of rows) {
-          const row = [rangeLabel(r.min, r.max), formatCount(r.sampled), formatCount(r.count), plusMinus(r.count, r.countVar), formatBytes(r.bytes), plusMinus(r.bytes, r.bytesVar) ? `±${formatBytes(interval95(r.bytes, r.bytesVar)![1] - r.bytes)}` : ''];
+          const [countCi, bytesCi] = intervalCells(r);
+          const row = [rangeLabel(r.min, r.max), formatCount(r.sampled), formatCount(r.count), countCi, formatBytes(r.bytes), bytesCi];
           if (hist) {
             const c = r.check;
             row.push(formatCount(r.recorder!.count), formatBytes(r.recorder!.bytes), c ? fmtP(c.rate) : '', c ? pText(c) : '', c ? (c.ok ? 'ok' : `MISMATCH ${c.sigmas > 99 ? '>99' : c.sigmas.toFixed(0)} SE`) : '');
           }
           tbl.push(row);
         }
-        const total = ['total', formatCount(totals.sampled), formatCount(totals.count), plusMinus(totals.count, totals.countVar), formatBytes(totals.bytes), interval95(totals.bytes, totals.bytesVar) ? `±${formatBytes(interval95(totals.bytes, totals.bytesVar)![1] - totals.bytes)}` : ''];
+        const [countCi, bytesCi] = intervalCells(totals);
+        const total = ['total', formatCount(totals.sampled), formatCount(totals.count), countCi, formatBytes(totals.bytes), bytesCi];
         if (hist) total.push(formatCount(totals.hCount), formatBytes(totals.hBytes), totals.hCount > 0 ? fmtP(totals.hSampled / totals.hCount) : '', '', bad.length ? `${bad.length} MISMATCH` : 'ok');
         tbl.push(total);
         await out.write(`${tbl.toString()}\n`);
@@ -202,9 +213,16 @@ export function main(argv: string[]): void {
   });
 }
 
-function fmtP(p: number): string {
+/**
+ * A probability or rate for the table: three significant digits, and a p so close to 1 that
+ * they would write 1 as its distance from 1 (a byte-Poisson range of large sizes has
+ * p = 1 - 3.4e-4, not 1).
+ */
+export function fmtP(p: number): string {
   if (p === 0 || p === 1) return String(p);
-  return p >= 0.001 ? String(Number(p.toPrecision(3))) : p.toExponential(2);
+  if (p < 0.001) return p.toExponential(2);
+  const text = String(Number(p.toPrecision(3)));
+  return text === '1' ? `1-${(1 - p).toExponential(1)}` : text;
 }
 
 /** `sampling` is the table the profile was recorded with, for comparison; null in stats mode (none). */

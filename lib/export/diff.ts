@@ -156,6 +156,11 @@ export function diffStackSets(before: StackSet, after: StackSet, by: DiffGroupBy
   return { rows, total };
 }
 
+/** The change's 95% interval as the NDJSON has it (change_lo, change_hi); null when both sides are exact. */
+export function changeInterval(r: DiffRow): [number, number] | null {
+  return r.hi - r.lo >= 1 ? [whole(Math.floor(r.lo)), whole(Math.ceil(r.hi))] : null;
+}
+
 /** The NDJSON object of one row (schema in man/hp-diff.1). */
 export function rowRecord(r: DiffRow, type: 'site' | 'total'): Record<string, unknown> {
   const o: Record<string, unknown> = { type };

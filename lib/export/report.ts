@@ -8,7 +8,7 @@ import { OP_ALLOC, OP_END, OP_FREE, OP_RSS, type ProfileSource } from '../format
 import { MergedSource } from '../format/merged.js';
 import { DOMAINS, traceDomain, type Frame, type Header, type ThreadInfo, type Trace } from '../format/types.js';
 import { halfWidth95 } from '../format/weights.js';
-import { interval95, unseenOf, upperVariance, type Unseen } from '../model/estimate.js';
+import { unseenOf, upperVariance, wholeInterval95, type Unseen } from '../model/estimate.js';
 import { LiveHeap } from '../model/live.js';
 import { NO_STACK_LABEL, traceOrPlaceholder } from '../model/sites.js';
 import { liveHeapAt, type SnapshotAt } from '../model/snapshot.js';
@@ -500,7 +500,8 @@ class PointMaker {
   make(heap: LiveHeap, tUs: number, rss: number | null): ReportPoint {
     const tree = this.tree;
     const total = heap.total();
-    const ci = interval95(total.bytes, total.bytesVar, this.unseen?.bytes, total.exactBytes) ?? [total.bytes, total.bytes];
+    // The interval as NDJSON has it (rounded outwards), so that the page and hp-history agree to the byte.
+    const ci = wholeInterval95(total.bytes, total.bytesVar, this.unseen?.bytes, total.exactBytes) ?? [round(total.bytes), round(total.bytes)];
     // Leaves first (this may grow the tree), then size the work arrays.
     const slots = heap.slots;
     const leafOfSlot = new Int32Array(slots);
@@ -586,8 +587,8 @@ class PointMaker {
     const point: ReportPoint = {
       t: tUs / 1e6,
       bytes: round(total.bytes),
-      lo: round(ci[0]),
-      hi: round(ci[1]),
+      lo: ci[0],
+      hi: ci[1],
       rss,
       tree: treeOut,
       sites: sitesOf(0),

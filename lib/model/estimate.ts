@@ -308,13 +308,22 @@ export function whole(x: number): number {
  * middle, where frees precede their allocations) are clamped to 0.
  */
 export function putEstimate(out: Record<string, unknown>, name: string, value: number, variance: number, unseen?: Pseudo | null, exact = 0): void {
-  const v = Math.max(0, value);
-  out[name] = whole(v);
-  const ci = interval95(v, variance, unseen, exact);
+  out[name] = whole(Math.max(0, value));
+  const ci = wholeInterval95(value, variance, unseen, exact);
   if (ci) {
-    out[`${name}_lo`] = whole(Math.floor(ci[0]));
-    out[`${name}_hi`] = whole(Math.ceil(ci[1]));
+    out[`${name}_lo`] = ci[0];
+    out[`${name}_hi`] = ci[1];
   }
+}
+
+/**
+ * The 95% interval as every output shows it (NDJSON's `_lo`/`_hi`, the tables, the report):
+ * interval95 of the value clamped at 0, its limits rounded outwards to whole numbers; null
+ * when the estimate is exact.
+ */
+export function wholeInterval95(value: number, variance: number, unseen?: Pseudo | null, exact = 0): [number, number] | null {
+  const ci = interval95(Math.max(0, value), variance, unseen, exact);
+  return ci ? [whole(Math.floor(ci[0])), whole(Math.ceil(ci[1]))] : null;
 }
 
 /** putEstimate for an Estimate's bytes and count, with the profile's unseen allowance (totals). */

@@ -92,6 +92,27 @@ export function tellingCallers(sites: readonly { label: string; frames: readonly
 }
 
 /**
+ * For sites shown together that their labels and telling callers (`callers`, from tellingCallers)
+ * leave alike but that different threads allocated (by trace on a --native profile: one line run
+ * by several threads), the thread that tells each apart, as `thread 2`. None elsewhere.
+ */
+export function tellingThreads(sites: readonly { label: string; thread?: ThreadInfo }[], callers: readonly (string | undefined)[]): (string | undefined)[] {
+  const groups = new Map<string, number[]>();
+  sites.forEach((s, i) => {
+    const key = `${s.label}\0${callers[i] ?? ''}`;
+    const group = groups.get(key);
+    if (group) group.push(i);
+    else groups.set(key, [i]);
+  });
+  const threads: (string | undefined)[] = sites.map(() => undefined);
+  for (const group of groups.values()) {
+    if (new Set(group.map((i) => sites[i]!.thread?.id)).size < 2) continue;
+    for (const i of group) threads[i] = sites[i]!.thread ? `thread ${sites[i]!.thread!.id}` : threadLabel(undefined);
+  }
+  return threads;
+}
+
+/**
  * The site a trace belongs to under a grouping. Line, function and file use the innermost
  * Python frame (a native allocation is attributed to the Python line that caused it; its
  * native caller is kept beside), and sites of different domains stay apart, as do sites of

@@ -135,15 +135,15 @@ t.test('sites of one label name the caller that tells them apart, on a line belo
 
   const table = sitesTable(
     [
-      { rank: 1, bytes: 2048, bytesVar: 0, count: 2, site: label, via: '<module> (/lib/json/__init__.py:107)' },
-      { rank: 2, bytes: 1024, bytesVar: 0, count: 1, site: 'other (app.py:3)' },
+      { rank: 1, bytes: 2048, interval: null, count: 2, site: label, via: '<module> (/lib/json/__init__.py:107)' },
+      { rank: 2, bytes: 1024, interval: null, count: 1, site: 'other (app.py:3)' },
     ],
     3072,
     100,
   );
   const lines = table.split('\n');
   const at = lines.findIndex((l) => l.includes('_compile_bytecode'));
-  t.match(lines[at + 1], /^│ +│ +│ +│ +│   via <module> \(\/lib\/json\/__init__\.py:107\) +│$/, 'the caller on the next line, under the site');
+  t.match(lines[at + 1], /^│ +│ +│ +│ +│ +│   via <module> \(\/lib\/json\/__init__\.py:107\) +│$/, 'the caller on the next line, under the site');
   t.match(lines[at + 2], /│ +2 │/, 'then the next row');
   t.ok(lines.every((l) => l.length === 0 || [...l].length === [...lines[0]!].length), 'every line as wide as the table');
 });

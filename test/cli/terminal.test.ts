@@ -25,9 +25,9 @@ const hasScript = spawnSync('script', ['--version']).status === 0;
 
 t.test('on a terminal a table, into a pipe the NDJSON, --json and --no-json force either', { skip: !hasScript && 'script(1) not installed' }, async (t) => {
   const cases: Array<[string, RegExp]> = [
-    ['hp-snapshot app --top 3', /│ # │ +size \(95%\) │ share │ +count │ site/],
+    ['hp-snapshot app --top 3', /│ # │ +size │ +95% interval │ share │ +count │ site/],
     ['hp-history app --height 5', /live heap \(estimated\)/],
-    ['hp-diff app --at 2 --at 9', /│ +# │ +change \(95%\) │ +share │ +count │ site/],
+    ['hp-diff app --at 2 --at 9', /│ +# │ +change │ +95% interval │ +share │ +count │ site/],
     ['hp-events app --from 4 --to 4.01', /t \(s\) +op +size +weight +site/],
     ['hp-stats app', /│ size \(bytes\) +│ sampled/],
   ];
@@ -53,8 +53,9 @@ t.test('the human snapshot fits $COLUMNS and shows rank, size with interval, sha
     t.ok(widths.length > 2 && widths.every((w) => w <= columns), `every table line within ${columns} columns (${Math.max(...widths)})`);
   }
   const r = sh('hp-snapshot app --at 5.5 --no-json');
-  t.match(r.stdout, /^live at 5\.5 s: [\d.]+ MiB ± [\d.]+ [KM]iB live \(95% interval\)/);
-  t.match(r.stdout, /│ +1 │ +[\d.]+ MiB[^│]*│ +[\d.]+% │ +[\d,]+ │ \S/);
+  t.match(r.stdout, /^live at 5\.5 s: [\d.]+ MiB \(95%: [\d.]+ \.\. [\d.]+ MiB\) live/);
+  t.match(r.stdout, /│ +1 │ +[\d.]+ MiB │ +exact │ +[\d.]+% │ +[\d,]+ │ \S/);
+  t.match(r.stdout, /│ +3 │ +[\d.]+ MiB │ +[\d.]+ \.\. [\d.]+ MiB │ +[\d.]+% │ +[\d,]+ │ \S/);
 });
 
 t.test("hp-diff's table: rank, change with interval, share of the total change, count change, site, within $COLUMNS", async (t) => {
@@ -63,7 +64,7 @@ t.test("hp-diff's table: rank, change with interval, share of the total change, 
     t.equal(r.status, 0);
     const widths = r.stdout.split('\n').filter((l) => l.startsWith('│') || l.startsWith('┌')).map((l) => [...l].length);
     t.ok(widths.length > 2 && widths.every((w) => w <= columns), `every table line within ${columns} columns (${Math.max(...widths)})`);
-    t.match(r.stdout, columns >= 100 ? /│ +change \(95%\) │/ : /│ +change │/, 'the intervals when they fit');
+    t.match(r.stdout, columns >= 100 ? /│ +change │ +95% interval │/ : /│ +change │ +share │/, 'the intervals when they fit');
   }
   const r = sh('hp-diff app --at 2 --at 9 --no-json');
   t.match(r.stdout, /^t=2s -> t=9s: (site 1|sites 1-\d+) changed beyond the noise/);
@@ -71,17 +72,18 @@ t.test("hp-diff's table: rank, change with interval, share of the total change, 
   const cells = rows.map((l) => l.split('│').slice(1, -1).map((c) => c.trim()));
   t.ok(cells.length >= 3, 'site rows and the total');
   t.same(cells.slice(0, -1).map((c) => c[0]), cells.slice(0, -1).map((_, i) => String(i + 1)), 'ranked 1, 2, ...');
-  t.match(cells[0]![1], /^\+[\d.]+ [KM]iB( ± [\d.]+ [KM]?i?B)?$/, 'a change with its interval');
-  t.match(cells[0]![3], /^[+-][\d,]+$/, 'a signed count change');
+  t.match(cells[0]![1], /^\+[\d.]+ [KM]iB$/, 'a change');
+  t.match(cells[0]![2], /^[+-]?[\d.]+( [KM]?i?B)? \.\. [+-][\d.]+ [KM]?i?B$|^exact$/, 'its interval');
+  t.match(cells[0]![4], /^[+-][\d,]+$/, 'a signed count change');
   const total = cells[cells.length - 1]!;
   t.equal(total[0], 'TOTAL');
-  t.equal(total[2], '+100.0%', "the total is all of the change");
-  const shares = cells.slice(0, -1).map((c) => Number(c[2]!.replace('%', '')));
+  t.equal(total[3], '+100.0%', "the total is all of the change");
+  const shares = cells.slice(0, -1).map((c) => Number(c[3]!.replace('%', '')));
   t.ok(Math.abs(shares.reduce((a, b) => a + b, 0) - 100) < 1, `site shares add up to the total change (${shares.join(', ')})`);
   // The same numbers as the NDJSON: the first site's change and count change.
   const first = JSON.parse(sh('hp-diff app --at 2 --at 9 --json').stdout.split('\n')[1]!);
-  t.equal(cells[0]![4], first.site);
-  t.equal(cells[0]![3], `+${first.count_change.toLocaleString('en-US')}`);
+  t.equal(cells[0]![5], first.site);
+  t.equal(cells[0]![4], `+${first.count_change.toLocaleString('en-US')}`);
 });
 
 t.test('hp-history without --granularity: a nice bucket, at most one per chart column on a terminal, 60 to 150 into a pipe', async (t) => {

@@ -5,7 +5,8 @@
 //   HP_UPDATE_GOLDEN=1 npx tap test/export/report-content.test.ts
 
 import t, { type Test } from 'tap';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeProfile } from '../../lib/format/hpx.js';
 import type { Frame, Trace } from '../../lib/format/types.js';
@@ -126,4 +127,19 @@ t.test('the page embeds only the frames its points use, not the whole trace tabl
   t.equal(usedFrameIndexes(data).size, data.frames.length, 'every embedded frame is used');
   const peak = data.points[data.peakIndex]!;
   t.equal(peak.bytes, 200_000_000 + 1000 * 16, 'the small allocations still count in the total');
+});
+
+t.test("the page's 95% band is the snapshot's interval to the byte (rounded outwards, as NDJSON)", async (t) => {
+  const { sh } = await import('../fixtures/analysis/run.js');
+  const dir = mkdtempSync(join(tmpdir(), 'band-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const out = join(dir, 'r.html');
+  const made = sh(`hp-report app --points 20 -o ${out}`);
+  t.equal(made.status, 0, made.stderr);
+  const data = pageData(readFileSync(out, 'utf8'));
+  const checked = [...data.points.filter((p) => Number.isInteger(p.t) && p.t <= 5), data.points[data.peakIndex]!];
+  for (const p of checked) {
+    const snap = JSON.parse(sh(`hp-snapshot app --at ${p.t} --json`).stdout.split('\n')[0]!) as Record<string, number>;
+    t.same([p.bytes, p.lo, p.hi], [snap.bytes, snap.bytes_lo, snap.bytes_hi], `t = ${p.t} s`);
+  }
 });

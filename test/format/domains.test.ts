@@ -138,3 +138,57 @@ t.test("hp-history's per-domain fields are hp-snapshot --domain's totals, interv
   }
   t.equal((last.python_bytes as number) + (last.native_bytes as number), last.live_bytes, 'python and native (mmap included) make the total');
 });
+
+t.test('--thread naming no thread of the profile is a usage error that lists its threads', async (t) => {
+  const base = await write(tmpDir());
+  const run = (args: string[]) => spawnSync(process.execPath, [join(BIN, 'hp-snapshot.js'), ...args], { encoding: 'utf8' });
+  const unknown = run([base, '--thread', 'w0']);
+  t.equal(unknown.status, 2, 'exit status 2, not an empty heap');
+  t.equal(unknown.stdout, '', 'no snapshot');
+  t.equal(unknown.stderr, `hp-snapshot: --thread w0: no such thread in ${base}; it has thread 1 "python" (tid 4242), thread 2 "blas-worker" (tid 4243)\n`, 'one line naming the value and the threads');
+  t.equal(run([base, '--thread', '3']).status, 2, 'an id no thread has');
+  // A profile recorded without --native has no thread contexts at all.
+  const dir = tmpDir();
+  const plain = join(dir, 'plain');
+  const { hpm, hpd } = await encodeProfile({
+    header: { sampling: { kind: 'table', bounds: [], probs: [] } },
+    traces: [{ id: 1, frames: [app], dropped: 0 }],
+    events: [{ op: 'alloc', timeUs: 10, trace: 1, size: 66_000_000 }],
+  });
+  writeFileSync(`${plain}.hpm`, hpm);
+  writeFileSync(`${plain}.hpd`, hpd);
+  const none = run([plain, '--thread', '1']);
+  t.equal(none.status, 2);
+  t.equal(none.stderr, `hp-snapshot: --thread 1: ${plain} has no thread contexts (hp-record --native records which thread allocated)\n`);
+  t.equal(run([plain]).status, 0, 'without --thread the same profile reads');
+});
+
+t.test('rows that only their threads tell apart name the thread on the line below', async (t) => {
+  const dir = tmpDir();
+  const base = join(dir, 'threads');
+  const line = { function: '<listcomp>', file: 't1.py', line: 4 };
+  const { hpm, hpd } = await encodeProfile({
+    header: { sampling: { kind: 'table', bounds: [], probs: [] }, native: true },
+    traces: [
+      { id: 1, frames: [line], dropped: 0, domain: 'python', thread: main },
+      { id: 2, frames: [line], dropped: 0, domain: 'python', thread: worker },
+      { id: 3, frames: [app], dropped: 0, domain: 'python', thread: worker },
+    ],
+    events: [
+      { op: 'alloc', timeUs: 10, trace: 1, size: 2_000_000 },
+      { op: 'alloc', timeUs: 20, trace: 2, size: 1_000_000 },
+      { op: 'alloc', timeUs: 30, trace: 3, size: 500_000 },
+    ],
+  });
+  writeFileSync(`${base}.hpm`, hpm);
+  writeFileSync(`${base}.hpd`, hpd);
+  const r = spawnSync(process.execPath, [join(BIN, 'hp-snapshot.js'), base, '--no-json'], { encoding: 'utf8', env: { ...process.env, COLUMNS: '100' } });
+  t.equal(r.status, 0);
+  const lines = r.stdout.split('\n');
+  const first = lines.findIndex((l) => /│ +1 │/.test(l));
+  t.match(lines[first], /<listcomp> \(t1\.py:4\)/);
+  t.match(lines[first + 1], /^│[ │]+│   thread 1 +│$/, 'the first row, thread 1');
+  t.match(lines[first + 2], /│ +2 │.*<listcomp> \(t1\.py:4\)/);
+  t.match(lines[first + 3], /^│[ │]+│   thread 2 +│$/, 'the second, thread 2');
+  t.match(lines[first + 4], /│ +3 │.*<module> \(app\.py:7\) +│$/, 'a row of its own label has no second line');
+});

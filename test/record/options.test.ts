@@ -5,7 +5,7 @@ import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { UsageError } from '../../lib/cli.js';
-import { findExecutable, formatChildren, formatSummary, parseByteCount, parseSampleSpec, parseTarget, planOutput, profileLostEvents, type DiskProfile } from '../../lib/cmd/record.js';
+import { findExecutable, formatChildren, formatSummary, parseByteCount, recordingDestination, parseSampleSpec, parseTarget, planOutput, profileLostEvents, type DiskProfile } from '../../lib/cmd/record.js';
 import { scratch } from '../fixtures/record/harness.js';
 
 const table = (spec: string): Array<[number, number]> => parseSampleSpec(spec).map((r) => [r.bound, r.p]);
@@ -138,6 +138,13 @@ t.test('planOutput checks the directory and existing files before anything runs'
     mkdirSync(ro, 0o555);
     t.throws(() => planOutput(join(ro, 'run'), 'profile', false), { message: /cannot create files in .*: permission denied/ });
   }
+});
+
+t.test('the start line names the files --mode stats writes with -o', async (t) => {
+  t.equal(recordingDestination('stats', { base: '/tmp/ms' }, 7), '/tmp/ms.hpm/.hpd (--mode stats: the size table, no events)');
+  t.equal(recordingDestination('stats', { dir: 'out' }, 7), 'out/heapprof.7.hpm/.hpd (--mode stats: the size table, no events)');
+  t.equal(recordingDestination('stats', {}, 7), 'no profile (--mode stats: the size table at exit)', 'without -o, none');
+  t.equal(recordingDestination('profile', { dir: '.' }, 7), 'heapprof.7.hpm/.hpd');
 });
 
 t.test('formatSummary', async (t) => {

@@ -1,0 +1,33 @@
+// A --mode stats profile holds allocation counts by size and no events: hp-snapshot says so and
+// points to hp-stats instead of reporting an empty heap ("peak at 0 s: 0 B").
+
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { encodeProfile } from '../../lib/format/hpx-writer.js';
+import { tmpDir } from '../helpers/profiles.js';
+
+const BIN = new URL('../../bin/', import.meta.url).pathname;
+
+t.test('hp-snapshot refuses a --mode stats profile, naming it and hp-stats', async (t) => {
+  const base = join(tmpDir(), 'ms');
+  const { hpm, hpd } = await encodeProfile({ header: { mode: 'stats', sampling: { kind: 'table', bounds: [], probs: [] } }, traces: [], events: [] });
+  writeFileSync(`${base}.hpm`, hpm);
+  writeFileSync(`${base}.hpd`, hpd);
+  const message = ': a --mode stats profile has no events, only allocation counts by size: read it with hp-stats\n';
+  for (const args of [[base], [base, '--no-json'], [base, '--at', 'end']]) {
+    const r = spawnSync(process.execPath, [join(BIN, 'hp-snapshot.js'), ...args], { encoding: 'utf8' });
+    t.equal(r.status, 2, `${args.join(' ')}: exit status 2`);
+    t.equal(r.stdout, '', 'no empty snapshot');
+    t.equal(r.stderr, `hp-snapshot: ${base}${message}`);
+  }
+  // Through events NDJSON too.
+  const events = spawnSync(process.execPath, [join(BIN, 'hp-events.js'), base], { encoding: 'utf8' });
+  t.equal(events.status, 0, 'hp-events still writes what the profile has');
+  const piped = spawnSync(process.execPath, [join(BIN, 'hp-snapshot.js'), '-'], { encoding: 'utf8', input: events.stdout });
+  t.equal(piped.status, 2);
+  t.equal(piped.stderr, `hp-snapshot: stdin${message}`);
+  const stats = spawnSync(process.execPath, [join(BIN, 'hp-stats.js'), base, '--json'], { encoding: 'utf8' });
+  t.equal(stats.status, 0, 'hp-stats reads it');
+});
