@@ -188,10 +188,12 @@ export function main(argv: string[]): void {
         const pText = (c: SamplerCheck): string => (fmtP(c.pMin) === fmtP(c.pMax) ? fmtP(c.pMin) : `${fmtP(c.pMin)}..${fmtP(c.pMax)}`);
         for (const r of rows) {
           const [countCi, bytesCi] = intervalCells(r);
-          const row = [rangeLabel(r.min, r.max), formatCount(r.sampled), formatCount(r.count), countCi, formatBytes(r.bytes), bytesCi];
+          // A range drawn at p = 0 that held allocations has no estimate at all, not an estimate of 0.
+          const left = r.check !== null && r.check.pMax === 0 && r.recorder!.count > 0;
+          const row = [rangeLabel(r.min, r.max), formatCount(r.sampled), left ? '-' : formatCount(r.count), left ? '' : countCi, left ? '-' : formatBytes(r.bytes), left ? '' : bytesCi];
           if (hist) {
             const c = r.check;
-            row.push(formatCount(r.recorder!.count), formatBytes(r.recorder!.bytes), c ? fmtP(c.rate) : '', c ? pText(c) : '', c ? (c.ok ? 'ok' : `MISMATCH ${c.sigmas > 99 ? '>99' : c.sigmas.toFixed(0)} SE`) : '');
+            row.push(formatCount(r.recorder!.count), formatBytes(r.recorder!.bytes), c ? fmtP(c.rate) : '', c ? pText(c) : '', c ? (c.pMax === 0 && r.recorder!.count > 0 ? 'not sampled' : c.ok ? 'ok' : `MISMATCH ${c.sigmas > 99 ? '>99' : c.sigmas.toFixed(0)} SE`) : '');
           }
           tbl.push(row);
         }

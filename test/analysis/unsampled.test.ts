@@ -70,4 +70,7 @@ t.test('every reader says once that sizes recorded at p = 0 are in no estimate',
     t.equal(run(cmd, [none, ...args]).stderr.includes('p = 0'), false, `${cmd}: no notice when nothing was allocated at those sizes`);
   }
   t.equal(run('hp-snapshot', [left, '--json', '-q']).stderr, '', '-q silences it');
+  // hp-stats' table: no estimate for the range (not an estimate of 0), and the check says why.
+  const table = run('hp-stats', [left, '--no-json']).stdout.split('\n').find((l) => l.includes('32..63')) ?? '';
+  t.match(table, /│\s+0 │\s+- │\s+│\s+- │.*not sampled/, `hp-stats: ${table}`);
 });
