@@ -8,7 +8,7 @@ import { manyInputs, openInputs } from '../profile-inputs.js';
 import { commandReadOptions, isNdjsonArg, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
 import { changeInterval, diffStackSets, rowRecord, type DiffGroupBy, type DiffRow } from '../export/diff.js';
 import { loadStackSet, parseAt, type StackSet } from '../export/stacks.js';
-import { resolveMarkOptions, useOptions, wantsJson } from './common.js';
+import { refuseStatsMode, resolveMarkOptions, useOptions, wantsJson } from './common.js';
 import { changesTable, type ChangeRow } from './human.js';
 
 const NAME = 'hp-diff';
@@ -84,7 +84,11 @@ export function main(argv: string[]): void {
     for (const step of plan) {
       const { opts, done } = commandReadOptions({ v1Weights: v1WeightsArg(args['v1-weights']), strict: Boolean(args.strict) });
       try {
-        const set = await loadStackSet(step.input, step.at, (a) => (a !== '-' && manyInputs([a]) ? openInputs([a], opts, false) : openSource(a, opts)), isNdjsonArg);
+        const set = await loadStackSet(step.input, step.at, async (a) => {
+          const source = await (a !== '-' && manyInputs([a]) ? openInputs([a], opts, false) : openSource(a, opts));
+          refuseStatsMode(source);
+          return source;
+        }, isNdjsonArg);
         if (set.ignored) warn(`${step.input}: ignored ${set.ignored} lines that are not snapshot sites`);
         sets.push(set);
       } finally {

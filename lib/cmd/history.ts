@@ -10,7 +10,7 @@ import { MergedSource } from '../format/merged.js';
 import type { ReadOptions } from '../format/source.js';
 import { BY_CHOICES, FirstRss, attachedSentences, manyInputs, openInputs, profileBases } from '../profile-inputs.js';
 import { commandReadOptions, isNdjsonArg, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
-import { checkWithinSpan, formatSeconds, inputArg, positiveInt, reportIncomplete, resolveMarkOptions, secondsOption, traceGrouping, useOptions, wantsJson } from './common.js';
+import { checkWithinSpan, formatSeconds, inputArg, positiveInt, refuseStatsMode, reportIncomplete, resolveMarkOptions, secondsOption, traceGrouping, useOptions, wantsJson } from './common.js';
 import { DOMAINS } from '../format/types.js';
 import { sourceMarks } from '../format/marks.js';
 import { escapeControls } from '../escape.js';
@@ -131,6 +131,7 @@ export function main(argv: string[]): void {
     const seeked = !merged && fromUs !== undefined && fromUs > 0 && !args.follow && !(await isNdjsonArg(input)) ? await (await import('../model/checkpoints.js')).openSeeked(input, fromUs, opts) : null;
     // Several profiles: RSS events per process, which the builder sums by its own rule.
     const source = seeked ? seeked.source : merged ? await openInputs(inputs, opts, false, { rssByProcess: true }) : await openSource(input, opts);
+    refuseStatsMode(source);
     const out = new OutputWriter();
     const firstRss = new FirstRss();
     try {

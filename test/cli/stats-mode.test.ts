@@ -1,5 +1,5 @@
-// A --mode stats profile holds allocation counts by size and no events: hp-snapshot says so and
-// points to hp-stats instead of reporting an empty heap ("peak at 0 s: 0 B").
+// A --mode stats profile holds allocation counts by size and no events: hp-snapshot, hp-history
+// and hp-diff say so and point to hp-stats instead of reporting an empty heap ("peak at 0 s: 0 B").
 
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -28,6 +28,12 @@ t.test('hp-snapshot refuses a --mode stats profile, naming it and hp-stats', asy
   const piped = spawnSync(process.execPath, [join(BIN, 'hp-snapshot.js'), '-'], { encoding: 'utf8', input: events.stdout });
   t.equal(piped.status, 2);
   t.equal(piped.stderr, `hp-snapshot: stdin${message}`);
+  // hp-history and hp-diff read events too: the same refusal, not a chart or a diff of nothing.
+  for (const [cmd, args] of [['hp-history', [base, '--json']], ['hp-diff', [base, base]]] as Array<[string, string[]]>) {
+    const r = spawnSync(process.execPath, [join(BIN, `${cmd}.js`), ...args], { encoding: 'utf8' });
+    t.equal(r.status, 2, `${cmd}: exit status 2`);
+    t.equal(r.stderr, `${cmd}: ${base}${message}`);
+  }
   const stats = spawnSync(process.execPath, [join(BIN, 'hp-stats.js'), base, '--json'], { encoding: 'utf8' });
   t.equal(stats.status, 0, 'hp-stats reads it');
 });
