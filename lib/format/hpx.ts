@@ -25,7 +25,7 @@ import { decodeBlock, type DecodedBlock } from './events.js';
 import { TraceTable } from './trace-table.js';
 import { EventTally, type TallyState } from './tally.js';
 import { Symbolizer } from './elf.js';
-import { unsampledRanges } from './weights.js';
+import { unsampledNotice } from './weights.js';
 import { readerKernels } from '../native.js';
 import type { Columns, DecodeJob } from './hpd-worker.js';
 import { OP_FREE, type EventBatch, type ProfileSource, type ReadOptions } from './source.js';
@@ -455,11 +455,10 @@ export class V2Profile implements ProfileSource {
    */
   private noteUnsampled(): void {
     if (this.unsampledNoted) return;
-    const ranges = unsampledRanges(this.header.sampling, this.dict.histogram);
-    if (ranges.length === 0) return;
+    const notice = unsampledNotice(this.header.sampling, this.dict.histogram);
+    if (notice === null) return;
     this.unsampledNoted = true;
-    const what = ranges.map((r) => `${r.count.toLocaleString('en-US')} allocation${r.count === 1 ? '' : 's'} of ${r.lo}..${r.hi - 1} bytes (${r.bytes.toLocaleString('en-US')} bytes)`).join(' and ');
-    this.opts.onIssue?.({ file: this.hpm.path, message: `sampled with p = 0 (--sample): ${what} are in no estimate; totals leave them out` });
+    this.opts.onIssue?.({ file: this.hpm.path, message: notice });
   }
 
   trace(id: number): Trace | undefined {

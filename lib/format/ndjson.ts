@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import { HpError, ndjsonChunks, type NdjsonLine } from '../cli.js';
 import { escapeControls } from '../escape.js';
 import { MAX_TIME_US } from './events.js';
+import { unsampledNotice } from './weights.js';
 import { TraceCounts } from './trace-table.js';
 import { OP_ALLOC, OP_END, OP_FREE, OP_LOST, OP_NAMES, OP_RSS, type EventBatch, type ProfileSource, type ReadOptions } from './source.js';
 import { MAX_NAME_LENGTH, MAX_TRACE_FRAMES, type Frame, type Header, type HistogramBucket, type Mark, type Sampling, type Trace } from './types.js';
@@ -157,6 +158,7 @@ export class NdjsonSource implements ProfileSource {
     const source = new NdjsonSource(name, parseMeta(meta, where), chunks, rest, opts, foreignBefore, input);
     // The histogram as known at the start (the summary line's, when read, replaces it).
     if (Array.isArray(meta.histogram)) source.histogramValue = parseHistogram(meta.histogram, where, 'meta');
+    source.noteUnsampled();
     if (isObj(meta.window)) {
       const bound = (x: unknown): number | null => (typeof x === 'number' && Number.isFinite(x) && x >= 0 ? Math.round(x * 1e6) : null);
       source.window = { fromUs: bound(meta.window.from), toUs: bound(meta.window.to) };
@@ -209,6 +211,16 @@ export class NdjsonSource implements ProfileSource {
 
   get complete(): boolean {
     return this.summaryComplete ?? this.sawEnd;
+  }
+
+  private unsampledNoted = false;
+
+  /** Once: sizes drawn at p = 0 that held allocations (a notice, also under --strict). */
+  private noteUnsampled(): void {
+    const notice = this.unsampledNoted ? null : unsampledNotice(this.header.sampling, this.histogramValue);
+    if (notice === null) return;
+    this.unsampledNoted = true;
+    this.opts.onIssue?.({ file: this.name, message: notice });
   }
 
   private issue(message: string, lineNumber?: number): void {
@@ -321,6 +333,7 @@ export class NdjsonSource implements ProfileSource {
         case 'summary':
           if (typeof value.complete === 'boolean') this.summaryComplete = value.complete;
           if (Array.isArray(value.histogram)) this.histogramValue = parseHistogram(value.histogram, where());
+          this.noteUnsampled();
           break;
         case 'meta':
           throw new HpError(`${where()}: a second meta line (concatenated profiles are not supported)`);

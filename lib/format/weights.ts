@@ -105,3 +105,11 @@ export function unsampledRanges(sampling: Sampling, histogram: readonly { count:
   }
   return out;
 }
+
+/** The readers' one notice for unsampledRanges (said once per profile), or null when there are none. */
+export function unsampledNotice(sampling: Sampling, histogram: readonly { count: number; bytes: number }[] | null): string | null {
+  const ranges = unsampledRanges(sampling, histogram);
+  if (ranges.length === 0) return null;
+  const what = ranges.map((r) => `${r.count.toLocaleString('en-US')} allocation${r.count === 1 ? '' : 's'} of ${r.lo}..${r.hi - 1} bytes (${r.bytes.toLocaleString('en-US')} bytes)`).join(' and ');
+  return `sampled with p = 0 (--sample): ${what} are in no estimate; totals leave them out`;
+}

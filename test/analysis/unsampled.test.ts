@@ -70,6 +70,11 @@ t.test('every reader says once that sizes recorded at p = 0 are in no estimate',
     t.equal(run(cmd, [none, ...args]).stderr.includes('p = 0'), false, `${cmd}: no notice when nothing was allocated at those sizes`);
   }
   t.equal(run('hp-snapshot', [left, '--json', '-q']).stderr, '', '-q silences it');
+  // Piped events carry the histogram: the reader of the pipe says it too.
+  const events = run('hp-events', [left, '-q']).stdout;
+  const piped = spawnSync(process.execPath, [join(ROOT, 'bin', 'hp-snapshot.js'), '-', '--json'], { encoding: 'utf8', input: events });
+  t.equal(piped.status, 0);
+  t.match(piped.stderr, /^hp-snapshot: stdin: sampled with p = 0 \(--sample\): 500,000 allocations of 0\.\.127 bytes/m, 'from a pipe');
   // hp-stats' table: no estimate for the range (not an estimate of 0), and the check says why.
   const table = run('hp-stats', [left, '--no-json']).stdout.split('\n').find((l) => l.includes('32..63')) ?? '';
   t.match(table, /│\s+0 │\s+- │\s+│\s+- │.*not sampled/, `hp-stats: ${table}`);
