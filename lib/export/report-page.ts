@@ -62,7 +62,8 @@ const CLIENT = String.raw`
   var data = JSON.parse(document.getElementById('hp-data').textContent);
   var frames = data.frames, nodes = data.nodes, points = data.points;
   var threads = data.threads || [], domains = data.domains || [];
-  var STRIDE = 5; // per tree node: node, bytes, half-width, count, half-width
+  var STRIDE = 7; // per tree node: node, bytes, how far its 95% interval reaches below and above, count, the same
+  var SITE_STRIDE = 4; // per site: frame, bytes, how far its 95% interval reaches below and above
   var selected = data.selectedIndex;
   var zoomPath = null; // frame-index path (root first) of the zoomed flame node, null = whole heap
 
@@ -273,12 +274,12 @@ const CLIENT = String.raw`
       var id = src.tree[i], nd = nodes[id];
       if (nd[0] < 0 && nd[1] !== rootFrame) continue;
       if (nd[0] >= 0 && !byNode[nd[0]]) continue;
-      var n = { id: id, frame: nd[1] < 0 ? -1 : nd[1], name: nd[1] < 0 ? (thread < 0 ? 'all' : threadName(thread)) : frameName(nd[1]), value: src.tree[i + 1], hw: src.tree[i + 2], count: src.tree[i + 3], countHw: src.tree[i + 4], children: {}, order: [] };
+      var n = { id: id, frame: nd[1] < 0 ? -1 : nd[1], name: nd[1] < 0 ? (thread < 0 ? 'all' : threadName(thread)) : frameName(nd[1]), value: src.tree[i + 1], below: src.tree[i + 2], above: src.tree[i + 3], count: src.tree[i + 4], countBelow: src.tree[i + 5], countAbove: src.tree[i + 6], children: {}, order: [] };
       byNode[id] = n;
       if (nd[0] < 0) root = n;
       else { byNode[nd[0]].children['n' + id] = n; byNode[nd[0]].order.push(n); }
     }
-    return root || { id: 0, frame: -1, name: thread < 0 ? 'all' : threadName(thread), value: thread < 0 ? p.bytes : 0, hw: 0, count: 0, countHw: 0, children: {}, order: [] };
+    return root || { id: 0, frame: -1, name: thread < 0 ? 'all' : threadName(thread), value: thread < 0 ? p.bytes : 0, below: 0, above: 0, count: 0, countBelow: 0, countAbove: 0, children: {}, order: [] };
   }
   function findZoom(root) {
     if (!zoomPath) return root;
@@ -382,10 +383,10 @@ const CLIENT = String.raw`
     var q = hit(ev);
     if (!q) { tip.style.display = 'none'; return; }
     var p = points[selected], n = q.node;
-    var hw = n.hw, whole = thread < 0 ? p.bytes : tipRoot;
+    var whole = thread < 0 ? p.bytes : tipRoot;
     tip.textContent = (n.frame === -1 ? (thread < 0 ? 'all live bytes' : 'all live bytes of ' + n.name) : n.name) + '\n' + fmtBytes(n.value) + ' live, ' + pct(n.value, whole) + ' of the ' + (thread < 0 ? 'heap' : "thread's heap") + ' at ' + fmtSec(p.t) +
-      '\n95% interval: ' + (hw > 0 ? fmtBytes(Math.max(0, n.value - hw)) + ' .. ' + fmtBytes(n.value + hw) : 'exact (sampled at p = 1)') +
-      '\nallocations live: ' + (n.countHw > 0 ? 'about ' + fmtCount(n.count) + ' (95%: ' + fmtCount(Math.max(0, n.count - n.countHw)) + ' .. ' + fmtCount(n.count + n.countHw) + ')' : fmtCount(n.count) + ' (exact)');
+      '\n95% interval: ' + (n.below + n.above > 0 ? fmtBytes(n.value - n.below) + ' .. ' + fmtBytes(n.value + n.above) : 'exact (sampled at p = 1)') +
+      '\nallocations live: ' + (n.countBelow + n.countAbove > 0 ? 'about ' + fmtCount(n.count) + ' (95%: ' + fmtCount(n.count - n.countBelow) + ' .. ' + fmtCount(n.count + n.countAbove) + ')' : fmtCount(n.count) + ' (exact)');
     tip.style.display = 'block';
     var wrap = canvas.parentNode.getBoundingClientRect();
     tip.style.left = Math.min(ev.clientX - wrap.left + 12, wrap.width - 300) + 'px';
@@ -415,15 +416,15 @@ const CLIENT = String.raw`
     points.forEach(function (p) {
       if (p.t < a || p.t > b) return;
       var s = sitesOf(p), list = s.list;
-      for (var i = 0; i < list.length; i += 3) {
+      for (var i = 0; i < list.length; i += SITE_STRIDE) {
         var k = 'f' + list[i], cur = best[k];
-        if (!cur) { cur = best[k] = { frame: list[i], bytes: -1, hw: 0, t: 0, total: 1 }; order.push(cur); }
-        if (list[i + 1] > cur.bytes) { cur.bytes = list[i + 1]; cur.hw = list[i + 2]; cur.t = p.t; cur.total = s.total; }
+        if (!cur) { cur = best[k] = { frame: list[i], bytes: -1, below: 0, above: 0, t: 0, total: 1 }; order.push(cur); }
+        if (list[i + 1] > cur.bytes) { cur.bytes = list[i + 1]; cur.below = list[i + 2]; cur.above = list[i + 3]; cur.t = p.t; cur.total = s.total; }
       }
     });
     order.sort(function (x, y) { return y.bytes - x.bytes; });
     var flat = [];
-    order.forEach(function (r) { flat.push(r.frame, r.bytes, r.hw, r.t, r.total); });
+    order.forEach(function (r) { flat.push(r.frame, r.bytes, r.below, r.above, r.t, r.total); });
     return flat;
   }
   function drawTable() {
@@ -432,12 +433,12 @@ const CLIENT = String.raw`
     while (body.firstChild) body.removeChild(body.firstChild);
     var rows = [];
     if (range) rows = highWater(range[0], range[1]);
-    else for (var k = 0; k < list.length; k += 3) rows.push(list[k], list[k + 1], list[k + 2], p.t, here.total);
-    var maxRows = resolve(p).sites.length / 3 || 30;
-    for (var i = 0; i < rows.length && i < 5 * maxRows; i += 5) {
-      var frame = rows[i], bytes = rows[i + 1], hw = rows[i + 2], whole = rows[i + 4];
+    else for (var k = 0; k < list.length; k += SITE_STRIDE) rows.push(list[k], list[k + 1], list[k + 2], list[k + 3], p.t, here.total);
+    var maxRows = resolve(p).sites.length / SITE_STRIDE || 30;
+    for (var i = 0; i < rows.length && i < 6 * maxRows; i += 6) {
+      var frame = rows[i], bytes = rows[i + 1], below = rows[i + 2], above = rows[i + 3], whole = rows[i + 5];
       var tr = document.createElement('tr');
-      var cells = [frame < 0 ? '[no Python stack]' : frameName(frame) + (range ? ' \u2014 at ' + fmtSec(rows[i + 3]) : ''), fmtBytes(bytes), hw > 0 ? fmtBytes(Math.max(0, bytes - hw)) + ' .. ' + fmtBytes(bytes + hw) : 'exact', pct(bytes, whole)];
+      var cells = [frame < 0 ? '[no Python stack]' : frameName(frame) + (range ? ' \u2014 at ' + fmtSec(rows[i + 4]) : ''), fmtBytes(bytes), below + above > 0 ? fmtBytes(bytes - below) + ' .. ' + fmtBytes(bytes + above) : 'exact', pct(bytes, whole)];
       cells.forEach(function (text, j) {
         var td = document.createElement('td');
         td.className = j === 0 ? 'site' : 'num';

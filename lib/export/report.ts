@@ -7,8 +7,7 @@
 import { OP_ALLOC, OP_END, OP_FREE, OP_RSS, type ProfileSource } from '../format/source.js';
 import { MergedSource } from '../format/merged.js';
 import { DOMAINS, traceDomain, type Frame, type Header, type ThreadInfo, type Trace } from '../format/types.js';
-import { halfWidth95 } from '../format/weights.js';
-import { unseenOf, upperVariance, wholeInterval95, type Unseen } from '../model/estimate.js';
+import { unseenOf, wholeInterval95, type Unseen } from '../model/estimate.js';
 import { LiveHeap } from '../model/live.js';
 import { NO_STACK_LABEL, traceOrPlaceholder } from '../model/sites.js';
 import { liveHeapAt, type SnapshotAt } from '../model/snapshot.js';
@@ -24,12 +23,13 @@ export interface ReportPoint {
   rss: number | null;
   /**
    * Call-tree nodes holding at least the minimum share of their tree, as flattened groups of
-   * TREE_STRIDE: node index (in ReportData.nodes), estimated bytes at or below it and their 95%
-   * half-width, estimated number of live allocations at or below it and its 95% half-width.
+   * TREE_STRIDE: node index (in ReportData.nodes), estimated bytes at or below it and how far
+   * its 95% interval reaches below and above them, the estimated number of live allocations at or
+   * below it and the same two distances (the interval is asymmetric: man/hp-estimates.7).
    * Parents before children. With threads, each thread's tree follows the whole heap's.
    */
   tree: number[];
-  /** Top sites (innermost frame) as triples: frame index (-1: no Python stack), bytes, half-width. */
+  /** Top sites (innermost frame) in groups of SITE_STRIDE: frame index (-1: no Python stack), bytes, and how far the 95% interval reaches below and above them. */
   sites: number[];
   /** Native recordings: live bytes of each domain, in DOMAINS order (python, native, mmap). */
   domains?: number[];
@@ -159,7 +159,15 @@ export function niceGranularityUs(us: number): number {
 const round = (x: number): number => Math.max(0, Math.round(x));
 
 /** Numbers per node in ReportPoint.tree. */
-export const TREE_STRIDE = 5;
+export const TREE_STRIDE = 7;
+export const SITE_STRIDE = 4;
+
+/** How far an estimate's 95% interval (rounded outwards, as the NDJSON's) reaches below and above the rounded estimate. */
+function reach(value: number, variance: number): [number, number] {
+  const v = round(value);
+  const ci = wholeInterval95(value, variance);
+  return ci ? [Math.max(0, v - ci[0]), Math.max(0, ci[1] - v)] : [0, 0];
+}
 
 /** What the call tree reads traces and frames from (a ProfileSource, or a test's table). */
 export type TraceLookup = Pick<ProfileSource, 'trace'> & Partial<Pick<ProfileSource, 'traceFrameIndexes' | 'frameAt'>>;
@@ -570,17 +578,17 @@ class PointMaker {
       this.usedNodes.add(node);
       treeOut[i * TREE_STRIDE] = node;
       treeOut[i * TREE_STRIDE + 1] = round(this.sums[node]!);
-      treeOut[i * TREE_STRIDE + 2] = Math.round(halfWidth95(upperVariance(this.sums[node]!, this.vars[node]!)));
+      [treeOut[i * TREE_STRIDE + 2], treeOut[i * TREE_STRIDE + 3]] = reach(this.sums[node]!, this.vars[node]!);
     });
     this.sumUp(n, slots, leafOfSlot, threadLeafOfSlot, heap.count, heap.countVar);
     keptNodes.forEach((node, i) => {
-      treeOut[i * TREE_STRIDE + 3] = round(this.sums[node]!);
-      treeOut[i * TREE_STRIDE + 4] = Math.round(halfWidth95(upperVariance(this.sums[node]!, this.vars[node]!)));
+      treeOut[i * TREE_STRIDE + 4] = round(this.sums[node]!);
+      [treeOut[i * TREE_STRIDE + 5], treeOut[i * TREE_STRIDE + 6]] = reach(this.sums[node]!, this.vars[node]!);
     });
     const sitesOf = (base: number): number[] => {
       const list: number[] = [];
       for (const i of topIndices(siteBytes.subarray(base, base + nf), nf, this.opts.sites, (j) => siteBytes[base + j]! > 0)) {
-        list.push(i - 1, round(siteBytes[base + i]!), Math.round(halfWidth95(upperVariance(siteBytes[base + i]!, siteVar[base + i]!))));
+        list.push(i - 1, round(siteBytes[base + i]!), ...reach(siteBytes[base + i]!, siteVar[base + i]!));
       }
       return list;
     };
@@ -609,7 +617,7 @@ function pageFrames(tree: CallTree, usedNodes: Iterable<number>, points: ReportP
   const USED = 1;
   for (const node of usedNodes) if (tree.frameOf[node]! >= 0) pageIndex[tree.frameOf[node]!] = USED;
   const siteLists = (p: ReportPoint): number[][] => [p.sites, ...(p.threadSites ?? [])];
-  for (const p of points) for (const list of siteLists(p)) for (let i = 0; i < list.length; i += 3) if (list[i]! >= 0) pageIndex[list[i]!] = USED;
+  for (const p of points) for (const list of siteLists(p)) for (let i = 0; i < list.length; i += SITE_STRIDE) if (list[i]! >= 0) pageIndex[list[i]!] = USED;
   const frames: ReportData['frames'] = [];
   for (let f = 0; f < tree.frameCount; f++) {
     if (pageIndex[f] !== USED) {
@@ -620,7 +628,7 @@ function pageFrames(tree: CallTree, usedNodes: Iterable<number>, points: ReportP
     const text = tree.frameText(f);
     frames.push([text.function, text.file, text.line]);
   }
-  for (const p of points) for (const list of siteLists(p)) for (let i = 0; i < list.length; i += 3) if (list[i]! >= 0) list[i] = pageIndex[list[i]!]!;
+  for (const p of points) for (const list of siteLists(p)) for (let i = 0; i < list.length; i += SITE_STRIDE) if (list[i]! >= 0) list[i] = pageIndex[list[i]!]!;
   return { frames, pageIndex };
 }
 

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeProfile } from '../../lib/format/hpx.js';
 import type { Frame, Trace } from '../../lib/format/types.js';
-import type { ReportData } from '../../lib/export/report.js';
+import { SITE_STRIDE, TREE_STRIDE, type ReportData } from '../../lib/export/report.js';
 import { FIXTURES, run, writeNativeReportProfile } from '../fixtures/export/support.js';
 
 const update = process.env.HP_UPDATE_GOLDEN === '1';
@@ -37,7 +37,7 @@ function shownContent(data: ReportData): { points: unknown[]; [field: string]: u
   };
   const sites = (list: number[]): unknown[] => {
     const out: unknown[] = [];
-    for (let i = 0; i < list.length; i += 3) out.push([list[i]! < 0 ? '[no Python stack]' : frameText(list[i]!), list[i + 1], list[i + 2]]);
+    for (let i = 0; i < list.length; i += SITE_STRIDE) out.push([list[i]! < 0 ? '[no Python stack]' : frameText(list[i]!), ...list.slice(i + 1, i + SITE_STRIDE)]);
     return out;
   };
   return {
@@ -51,7 +51,7 @@ function shownContent(data: ReportData): { points: unknown[]; [field: string]: u
     nodes: data.nodes.length,
     points: data.points.map((p) => {
       const tree: unknown[] = [];
-      for (let i = 0; i < p.tree.length; i += 5) tree.push([pathOf(p.tree[i]!), ...p.tree.slice(i + 1, i + 5)]);
+      for (let i = 0; i < p.tree.length; i += TREE_STRIDE) tree.push([pathOf(p.tree[i]!), ...p.tree.slice(i + 1, i + TREE_STRIDE)]);
       return { ...p, tree, sites: sites(p.sites), ...(p.threadSites ? { threadSites: p.threadSites.map(sites) } : {}) };
     }),
   };
@@ -80,7 +80,7 @@ function usedFrameIndexes(data: ReportData): Set<number> {
   const used = new Set<number>();
   for (const [, f] of data.nodes) if (f >= 0) used.add(f);
   for (const p of data.points) {
-    for (const list of [p.sites, ...(p.threadSites ?? [])]) for (let i = 0; i < list.length; i += 3) if (list[i]! >= 0) used.add(list[i]!);
+    for (const list of [p.sites, ...(p.threadSites ?? [])]) for (let i = 0; i < list.length; i += SITE_STRIDE) if (list[i]! >= 0) used.add(list[i]!);
   }
   return used;
 }

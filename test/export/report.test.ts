@@ -258,6 +258,9 @@ if (missing) {
     t.match(await tipAt(0.3, 1), /^run \(threading\.py:1\)\n7\.8 MiB live, 92\.7% of the heap at 4 s\n95% interval: exact \(sampled at p = 1\)\nallocations live: 102 \(exact\)$/, 'a frame whose allocations were all recorded');
     t.match(await tipAt(0.3, 2), /^load \(loader\.py:5\)\n7\.6 MiB live, 90\.4% of the heap at 4 s\n95% interval: exact \(sampled at p = 1\)\nallocations live: 2 \(exact\)$/, 'an exact frame');
     t.match(await tipAt(0.97, 1), /^<module> \(app\.py:1\)\n634\.8 KiB live, 7\.3% of the heap at 4 s\n95% interval: [\d.]+ KiB \.\. [\d.]+ KiB\nallocations live: about 5,003 \(95%: [\d,]+ \.\. [\d,]+\)$/, 'a frame with sampled allocations below it: estimates with intervals');
+    // The interval is the one hp-snapshot computes (a gamma, longer above than below), not the estimate ± a half-width.
+    const [, lo, hi] = /95% interval: ([\d.]+) KiB \.\. ([\d.]+) KiB/.exec(await tipAt(0.97, 1)) ?? [];
+    t.ok(634.8 - Number(lo) < Number(hi) - 634.8, `asymmetric: ${lo} .. ${hi} KiB about 634.8`);
 
     // The thread filter: shown for a profile with threads; restricts the flame graph and the table.
     t.equal(await page.isVisible('#thread'), true, 'the thread filter is shown');
