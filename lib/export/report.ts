@@ -43,7 +43,7 @@ export interface ReportPoint {
 }
 
 export interface ReportData {
-  version: 1;
+  version: 2;
   title: string;
   meta: {
     argv: string[];
@@ -763,7 +763,7 @@ export async function buildReportData(open: () => Promise<ProfileSource>, opts: 
   for (const p of points) for (let i = 0; i < p.tree.length; i += TREE_STRIDE) p.tree[i] = compact.get(p.tree[i]!)!;
 
   return {
-    version: 1,
+    version: 2,
     title: opts.title,
     meta: {
       argv: header.argv,
