@@ -30,6 +30,27 @@ export function wholeNumber(option: string, min = 0): (value: unknown) => number
   };
 }
 
+/** A whole number in [min, max] for `--option` (a size that costs time and memory), checked the same way. */
+export function wholeNumberIn(option: string, min: number, max: number): (value: unknown) => number {
+  return (value: unknown): number => {
+    const text = Array.isArray(value) ? String(value[value.length - 1]) : String(value);
+    const n = text.trim() === '' ? NaN : Number(text);
+    if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${option} '${text}': expected a whole number from ${min} to ${max}`);
+    return n;
+  };
+}
+
+/** The charts' sizes (hp-history, hp-chart): a chart is drawn cell by cell, so each is bounded. */
+export const CHART_WIDTH = { min: 24, max: 1000 };
+export const CHART_HEIGHT = { min: 1, max: 500 };
+
+/** Columns for a chart's data: --width (else $COLUMNS, else the terminal's, else 72) less the 14 of its axis. */
+export function chartColumns(width: number | undefined): number {
+  const env = Number(process.env.COLUMNS);
+  const total = width ?? (Number.isInteger(env) && env >= 20 ? env : process.stdout.isTTY ? process.stdout.columns : 0);
+  return Math.min(CHART_WIDTH.max, Math.max(CHART_WIDTH.min, total || 72)) - 14;
+}
+
 /** A number (seconds, a fraction...) for `--option`, checked the same way. */
 export function finiteNumber(option: string, what = 'a number', ok: (n: number) => boolean = () => true): (value: unknown) => number {
   return (value: unknown): number => {
@@ -55,6 +76,8 @@ export const OPTIONS = {
   json: { type: 'boolean', describe: 'Write NDJSON even on a terminal (--no-json: the human view even into a pipe). Default: NDJSON unless stdout is a terminal' },
   strict: { type: 'boolean', default: false, describe: 'Treat recoverable damage (a corrupt block, truncation) as an error' },
   output: { alias: 'o', type: 'string', requiresArg: true, describe: 'Write to FILE instead of stdout' },
+  height: { type: 'string', requiresArg: true, default: 15, coerce: wholeNumberIn('height', CHART_HEIGHT.min, CHART_HEIGHT.max), describe: `Chart height in rows (${CHART_HEIGHT.min} to ${CHART_HEIGHT.max})` },
+  width: { type: 'string', requiresArg: true, coerce: wholeNumberIn('width', CHART_WIDTH.min, CHART_WIDTH.max), describe: `Chart width in columns, ${CHART_WIDTH.min} to ${CHART_WIDTH.max} (default: $COLUMNS or the terminal width, else 72)` },
 } satisfies Record<string, Options>;
 
 export type SharedOption = keyof typeof OPTIONS;
@@ -71,6 +94,8 @@ export interface SharedValues {
   json?: boolean;
   strict?: boolean;
   output?: string;
+  height?: number;
+  width?: number;
 }
 
 /** Add the named shared options to a parser, with optional per-command describe/default. */

@@ -48,7 +48,7 @@ export function main(argv: string[]): void {
     })
       .option('min-share', { type: 'number', default: 0.002, requiresArg: true, describe: 'Flame graph: leave out frames under this share of the live heap (0.002 = 0.2%)' })
       .option('max-nodes', { type: 'number', default: 3000, requiresArg: true, describe: 'Flame graph: at most N frames per point (the largest)' })
-      .option('points', { type: 'number', default: 200, requiresArg: true, describe: 'About this many points on the plot' })
+      .option('points', { type: 'number', default: 200, requiresArg: true, describe: 'About this many points on the plot (2 to 5000)' })
       .option('title', { type: 'string', requiresArg: true, describe: 'Page title (default: heapprof report: PROFILE)' })
       .option('by', { requiresArg: true, choices: BY_CHOICES as unknown as string[], describe: 'Several profiles: the process as the flame graph\'s root frame' })
       .option('v1-weights', V1_WEIGHTS_OPTION)
@@ -65,7 +65,8 @@ export function main(argv: string[]): void {
     if (args.output === undefined) throw new UsageError('-o FILE is required (use -o - for stdout)');
     if (!(args['min-share'] >= 0 && args['min-share'] < 1)) throw new UsageError('--min-share: expected a fraction in [0, 1)');
     if (!(Number.isInteger(args['max-nodes']) && args['max-nodes'] >= 1)) throw new UsageError('--max-nodes: expected a whole number >= 1');
-    if (!(Number.isInteger(args.points) && args.points >= 2)) throw new UsageError('--points: expected a whole number >= 2');
+    // Each point carries a call tree: the page (and the time to build it) grows with them.
+    if (!(Number.isInteger(args.points) && args.points >= 2 && args.points <= 5000)) throw new UsageError(`--points ${args.points}: expected a whole number from 2 to 5000`);
 
     const { opts, done } = commandReadOptions({ v1Weights: v1WeightsArg(args['v1-weights']), strict: Boolean(args.strict) });
     // The report's builder and page load after the options are read: --help and usage errors start faster.
