@@ -132,7 +132,19 @@ export function secondsOption(value: unknown, option: string): number | undefine
   if (value === undefined) return undefined;
   const n = typeof value === 'number' ? value : String(value).trim() === '' ? NaN : Number(value);
   if (!Number.isFinite(n) || n < 0) throw new UsageError(`--${option} '${String(value)}': expected seconds >= 0`);
+  // (lib/export/stacks.ts's MAX_SECONDS: a larger time has no exact µs.)
+  if (n > Math.floor(Number.MAX_SAFE_INTEGER / 1e6)) throw new UsageError(`--${option} ${String(value)}: after the end of any profile (times are at most ${Math.floor(Number.MAX_SAFE_INTEGER / 1e6)} s)`);
   return Math.round(n * 1e6);
+}
+
+/**
+ * --from with --to, the same check in every command: --to before --from is a usage error, and so
+ * is --to equal to --from for a window that excludes its end (hp-events, hp-pprof: [from, to)).
+ */
+export function checkWindow(from: { text: unknown; us: number | null | undefined }, to: { text: unknown; us: number | null | undefined }, halfOpen: boolean): void {
+  if (from.us == null || to.us == null) return;
+  if (to.us < from.us) throw new UsageError(`--to ${String(to.text)}: before --from ${String(from.text)}`);
+  if (halfOpen && to.us === from.us) throw new UsageError(`--to ${String(to.text)}: not after --from ${String(from.text)}, so the window is empty`);
 }
 
 export function positiveInt(value: unknown, option: string): number {

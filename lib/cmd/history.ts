@@ -10,7 +10,7 @@ import { MergedSource } from '../format/merged.js';
 import type { ReadOptions } from '../format/source.js';
 import { BY_CHOICES, FirstRss, attachedSentences, manyInputs, openInputs, profileBases } from '../profile-inputs.js';
 import { commandReadOptions, isNdjsonArg, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
-import { chartColumns, checkWithinSpan, formatSeconds, inputArg, positiveInt, reportIncomplete, resolveMarkOptions, secondsOption, traceGrouping, useOptions, wantsJson } from './common.js';
+import { chartColumns, checkWindow, checkWithinSpan, formatSeconds, inputArg, positiveInt, reportIncomplete, resolveMarkOptions, secondsOption, traceGrouping, useOptions, wantsJson } from './common.js';
 import { DOMAINS } from '../format/types.js';
 import { sourceMarks } from '../format/marks.js';
 import { escapeControls } from '../escape.js';
@@ -105,7 +105,7 @@ export function main(argv: string[]): void {
     const specs = args.sites === undefined ? [] : parseLineSpecs(args.sites);
     const fromUs = secondsOption(args.from, 'from');
     const toUs = secondsOption(args.to, 'to');
-    if (fromUs !== undefined && toUs !== undefined && toUs < fromUs) throw new UsageError('--to is before --from');
+    checkWindow({ text: args.from, us: fromUs }, { text: args.to, us: toUs }, false);
     // The heap at any moment depends on everything before it, so reading starts at 0.
     const { opts, done } = commandReadOptions({ v1Weights: v1WeightsArg(args['v1-weights']), strict: Boolean(args.strict), follow: args.follow });
     // With --from on a large hpx v2 profile, start at the seek index's last checkpoint before

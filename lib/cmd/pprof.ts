@@ -7,7 +7,7 @@ import { commandReadOptions, isNdjsonArg, openSource, V1_WEIGHTS_OPTION, v1Weigh
 import { writeResult } from '../export/output.js';
 import { useOptions } from './common.js';
 import { allocationStacks, loadStackSet, parseAt, parseSeconds, type StackSet } from '../export/stacks.js';
-import { resolveMarkOptions } from './common.js';
+import { checkWindow, resolveMarkOptions } from './common.js';
 
 const NAME = 'hp-pprof';
 
@@ -49,7 +49,7 @@ export function main(argv: string[]): void {
     const fromUs = parseSeconds(args.from, '--from');
     const toUs = parseSeconds(args.to, '--to');
     const alloc = Boolean(args.alloc) || fromUs !== null || toUs !== null;
-    if (fromUs !== null && toUs !== null && toUs <= fromUs) throw new UsageError('--to must be after --from');
+    checkWindow({ text: args.from, us: fromUs }, { text: args.to, us: toUs }, true);
     if (args.output === undefined && process.stdout.isTTY) throw new UsageError('refusing to write binary output to a terminal: use -o FILE or a pipe');
 
     const sets: StackSet[] = [];

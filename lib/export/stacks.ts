@@ -52,6 +52,7 @@ export function parseAt(text: string, option = '--at'): SnapshotAt {
   if (t === 'end') return { kind: 'end' };
   const s = Number(t);
   if (t === '' || !Number.isFinite(s) || s < 0) throw new UsageError(`${option} ${t}: expected seconds since start, 'peak' or 'end'`);
+  if (s > MAX_SECONDS) throw tooLate(option, t);
   return { kind: 'time', us: Math.round(s * 1e6) };
 }
 
@@ -60,7 +61,19 @@ export function parseSeconds(value: unknown, option: string): number | null {
   if (value === undefined || value === null) return null;
   const s = Number(value);
   if (!Number.isFinite(s) || s < 0) throw new UsageError(`${option} ${String(value)}: expected seconds since start`);
+  if (s > MAX_SECONDS) throw tooLate(option, String(value));
   return Math.round(s * 1e6);
+}
+
+/**
+ * The latest time an option can name: µs since start are whole numbers below 2^53 (some 285
+ * years), and a larger time would round to another one or to Infinity ("--at Infinity").
+ */
+export const MAX_SECONDS = Math.floor(Number.MAX_SAFE_INTEGER / 1e6);
+
+/** A time beyond MAX_SECONDS, as the user wrote it. */
+export function tooLate(option: string, text: string): UsageError {
+  return new UsageError(`${option} ${text}: after the end of any profile (times are at most ${MAX_SECONDS} s)`);
 }
 
 export function secondsText(us: number): string {

@@ -171,6 +171,19 @@ t.test('times beyond the profile are errors that print its span; warnings for em
     ['hp-pprof app --from 10 --to 20 -o /dev/null', /./],
     ['hp-pprof app --from 30 --to 40 -o /dev/null', /--from 30: after the end of the profile/],
     ['hp-flow app --at 50', /--at 50: after the end/],
+    // Every command that takes --at/--from/--to checks them the same way.
+    ['hp-report app -o /dev/null --at 99', /^hp-report: --at 99: after the end of the profile, which spans 0 \.\. 11\.999997 s\n$/],
+    ['hp-events app --from 20', /^hp-events: --from 20: after the end of the profile, which spans 0 \.\. 11\.999997 s\n$/],
+    ['hp-events app --to 20 --no-json', /^hp-events: --to 20: after the end of the profile, which spans 0 \.\. 11\.999997 s\n$/],
+    ['hp-events app --from 2 --to 1', /^hp-events: --to 1: before --from 2\n$/],
+    ['hp-events app --from 2 --to 2', /^hp-events: --to 2: not after --from 2, so the window is empty\n$/],
+    ['hp-history app --from 2 --to 1', /^hp-history: --to 1: before --from 2\n$/],
+    ['hp-pprof app --from 2 --to 1 -o /dev/null', /^hp-pprof: --to 1: before --from 2\n$/],
+    // A time too large for microseconds is reported as typed, not as Infinity.
+    ['hp-snapshot app --at 1e308', /^hp-snapshot: --at 1e308: after the end of any profile \(times are at most 9007199254 s\)\n$/],
+    ['hp-history app --to 1e308', /--to 1e308: after the end of any profile/],
+    ['hp-pprof app --at 1e308 -o /dev/null', /--at 1e308: after the end of any profile/],
+    ['hp-report app -o /dev/null --at 1e308', /--at 1e308: after the end of any profile/],
   ];
   for (const [command, message] of cases) {
     const r = sh(command);
@@ -180,7 +193,10 @@ t.test('times beyond the profile are errors that print its span; warnings for em
     }
     t.equal(r.status, 2, `${command}: usage error`);
     t.match(r.stderr, message, command);
+    t.notMatch(r.stderr, /Infinity/, `${command}: the value as typed`);
   }
+  const inside = sh('hp-events app --from 11 --to 11.999997');
+  t.equal(inside.status, 0, 'a window that ends on the last event is fine');
   const s = sh('hp-history app --sites app.py:999,app.py:30 --json');
   t.equal(s.status, 0);
   t.match(s.stderr, /--sites app\.py:999: no allocation on this line/);
