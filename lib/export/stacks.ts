@@ -204,7 +204,9 @@ export async function readSnapshotNdjson(arg: string): Promise<StackSet> {
   let sawSite = false;
   let foreign = 0;
   let unseen: Unseen | null = null;
+  let lines = 0;
   for await (const { lineNumber, value } of readNdjson(openTextInput(arg), name)) {
+    lines++;
     const rec = value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
     if (rec?.type === 'snapshot') {
       const t = num(rec.at);
@@ -246,6 +248,8 @@ export async function readSnapshotNdjson(arg: string): Promise<StackSet> {
     stacks.push(ws);
     sawSite = true;
   }
+  // As every NDJSON reader: nothing at all is an error, not an empty heap.
+  if (lines === 0) throw new HpError(`${name}: empty input (expected hp-snapshot NDJSON)`);
   if (!sawSite && foreign > 0) throw new HpError(`${name}: no snapshot site lines (${foreign} other lines): expected hp-snapshot output (for hp-events output, give --at or --alloc)`);
   return { label, kind: 'inuse', atUs, toUs: null, header, stacks, total, ignored: foreign, unseen };
 }

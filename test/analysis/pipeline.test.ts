@@ -61,6 +61,15 @@ t.test('malformed NDJSON names the line; foreign lines are counted once', async 
   t.match(notOurs.stderr, /no hp-events meta line/);
 });
 
+t.test('empty input is an error for every NDJSON reader, not an empty result', async (t) => {
+  for (const c of ['hp-collapse -', 'hp-collapse', 'hp-flow -', 'hp-pprof - -o /dev/null', 'hp-snapshot -', 'hp-chart']) {
+    const r = sh(c, '');
+    t.equal(r.status, 1, `${c}: exit 1`);
+    t.match(r.stderr, /^hp-[a-z]+: stdin: (empty input|no line has)/, `${c}: says so`);
+    t.equal(r.stdout, '', `${c}: no output`);
+  }
+});
+
 t.test('usage errors exit 2 with one line', async (t) => {
   for (const c of ['hp-snapshot app --at soon', 'hp-history app --granularity 0', 'hp-stats app --budget 5%', 'hp-history app --sites app.py', 'hp-events app -', 'hp-chart --height 0']) {
     const r = sh(c);
