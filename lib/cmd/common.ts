@@ -12,7 +12,7 @@ import { UsageError, warn } from '../cli.js';
 import { isMarkSpec, readMarks, resolveMark } from '../format/marks.js';
 import type { ProfileSource } from '../format/source.js';
 import type { Mark } from '../format/types.js';
-import { inputMarks } from '../profile-inputs.js';
+import { inputMarks, isGlobArg, profileBases } from '../profile-inputs.js';
 import { isNdjsonArg } from '../source-arg.js';
 import { DOMAIN_CHOICES, DOMAIN_DESCRIBE, THREAD_DESCRIBE } from './domain-options.js';
 
@@ -121,10 +121,18 @@ export function traceGrouping(by: string): 'trace' | 'line' | 'function' | 'file
   return by === 'stack' ? 'trace' : (by as 'trace' | 'line' | 'function' | 'file' | 'thread');
 }
 
-/** The single optional positional argument: a profile base, an NDJSON file, or `-` (default). */
+/**
+ * The single optional positional argument: a profile base, an NDJSON file, or `-` (default).
+ * Several names of one profile (`run.hpm run.hpd` as a shell expands `run.*`, `run ./run`) or a
+ * quoted glob matching one profile are that profile, as when a command reads several.
+ */
 export function inputArg(positionals: Array<string | number>, name: string): string {
-  if (positionals.length > 1) throw new UsageError(`expected one input, got ${positionals.length}\nTry '${name} --help'.`);
-  return positionals.length === 1 ? String(positionals[0]) : '-';
+  const args = positionals.map(String);
+  if (args.length === 0) return '-';
+  if (args.length === 1 && !isGlobArg(args[0]!)) return args[0]!;
+  const bases = profileBases(args);
+  if (bases.length > 1) throw new UsageError(`expected one input, got ${bases.length}\nTry '${name} --help'.`);
+  return bases[0]!;
 }
 
 /** A time option in seconds (>= 0) as µs, or undefined. */

@@ -9,7 +9,7 @@ import type { ProfileSource } from '../format/source.js';
 import { MergedSource } from '../format/merged.js';
 import { BY_CHOICES, FirstRss, attachedSentences, manyInputs, openInputs } from '../profile-inputs.js';
 import { writeResult } from '../export/output.js';
-import { resolveMarkOptions, useOptions } from './common.js';
+import { inputArg, resolveMarkOptions, useOptions } from './common.js';
 
 const NAME = 'hp-report';
 
@@ -58,10 +58,9 @@ export function main(argv: string[]): void {
     if (inputs.length === 0) throw new UsageError('no profile named');
     const byPid = args.by === 'pid';
     const merged = byPid || manyInputs(inputs);
-    const input = inputs[0]!;
-    if (!merged && inputs.length !== 1) throw new UsageError(`one profile expected, got ${inputs.length}`);
+    const input = merged ? inputs[0]! : inputArg(inputs, NAME);
     if (inputs.includes('-')) throw new UsageError('the report reads the profile twice: name a profile file, not stdin');
-    await resolveMarkOptions(args, ['at'], () => (merged ? inputs : inputs[0]!));
+    await resolveMarkOptions(args, ['at'], () => (merged ? inputs : input));
     if (args.output === undefined) throw new UsageError('-o FILE is required (use -o - for stdout)');
     if (!(args['min-share'] >= 0 && args['min-share'] < 1)) throw new UsageError('--min-share: expected a fraction in [0, 1)');
     if (!(Number.isInteger(args['max-nodes']) && args['max-nodes'] >= 1)) throw new UsageError('--max-nodes: expected a whole number >= 1');
