@@ -5,6 +5,7 @@
 import { UsageError, parser, runMain, setQuiet, warn, formatBytes } from '../cli.js';
 import { commandReadOptions, isNdjsonArg, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
 import { writeResult } from '../export/output.js';
+import { profileBases } from '../profile-inputs.js';
 import { useOptions } from './common.js';
 import { allocationStacks, loadStackSet, parseAt, parseSeconds, type StackSet } from '../export/stacks.js';
 import { checkWindow, resolveMarkOptions } from './common.js';
@@ -41,9 +42,10 @@ export function main(argv: string[]): void {
       .conflicts('at', ['alloc', 'from', 'to'])
       .parseSync();
     setQuiet(Boolean(args.quiet));
-    const inputs = args._.map(String);
-    if (inputs.length === 0) inputs.push('-');
-    if (inputs.filter((i) => i === '-').length > 1) throw new UsageError('only one input can be stdin');
+    const given = args._.map(String);
+    if (given.filter((i) => i === '-').length > 1) throw new UsageError('only one input can be stdin');
+    // Each profile once, however named (run.hpm run.hpd, run ./run), quoted globs expanded.
+    const inputs = given.length === 0 ? ['-'] : profileBases(given);
     // A mark: time is looked up in the first input.
     await resolveMarkOptions(args, ['at', 'from', 'to'], () => inputs[0]!);
     const fromUs = parseSeconds(args.from, '--from');

@@ -86,6 +86,12 @@ t.test('one profile named several ways is read once, by every reader', async (t)
       t.equal(r.status, 0, `${c} ${names}: ${r.stderr}`);
     }
   }
+  // hp-pprof writes one set of samples per profile: one summary line, not one per name.
+  for (const names of ['app.hpm app.hpd', "'app.*'", 'app ./app']) {
+    const r = sh(`hp-pprof ${names} --at end -o /dev/null`);
+    t.equal(r.status, 0, `hp-pprof ${names}: ${r.stderr}`);
+    t.equal(r.stderr.trim().split('\n').length, 1, `hp-pprof ${names}: one profile`);
+  }
   const diff = sh("hp-diff 'app.*' --at 1 --at end > /dev/null");
   t.equal(diff.status, 0, `hp-diff 'app.*': ${diff.stderr}`);
 });
