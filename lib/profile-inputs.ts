@@ -3,8 +3,8 @@
 // opened as one source (lib/format/merged.ts) aligned on wall-clock time, summed, or split by
 // process with --by pid.
 
-import { readdirSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { readdirSync, realpathSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { HpError, UsageError, formatBytes } from './cli.js';
 import { MergedSource, type MergedOptions } from './format/merged.js';
 import { profileBase } from './format/profile.js';
@@ -49,16 +49,38 @@ export function expandGlob(pattern: string): string[] {
   return hits.map((n) => (dir === '.' && !pattern.startsWith('./') ? n : join(dir, n)));
 }
 
+/** True when `arg` is a glob this module expands itself (a quoted `'run.*'`). */
+export function isGlobArg(arg: string): boolean {
+  return arg !== '-' && GLOB_CHARS.test(basename(arg));
+}
+
+/**
+ * What a name refers to, so that two names of one profile count once: the real path of its
+ * .hpm (`run`, `./run`, a symbolic link), else of the file itself, else the absolute path.
+ */
+function identity(base: string): string {
+  if (base === '-') return base;
+  for (const file of /\.(ndjson|jsonl|json)$/i.test(base) ? [base] : [`${base}.hpm`, base]) {
+    try {
+      return realpathSync(file);
+    } catch {
+      // not there: try the next, else the name itself
+    }
+  }
+  return resolve(base);
+}
+
 /**
  * Profile bases named by the arguments, in order, each once: globs expanded, `run.hpm` and
- * `run.hpd` both meaning `run`, seek indexes (.hpi) and other companions left out.
+ * `run.hpd` both meaning `run`, names of the same file (`run`, `./run`) counted once, seek
+ * indexes (.hpi) and other companions left out.
  */
 export function profileBases(args: string[]): string[] {
   const bases: string[] = [];
   const seen = new Set<string>();
   for (const arg of args) {
     let names = [arg];
-    if (arg !== '-' && GLOB_CHARS.test(basename(arg))) {
+    if (isGlobArg(arg)) {
       names = expandGlob(arg).filter((n) => /\.hp[md]$/.test(n));
       if (names.length === 0) throw new UsageError(`${arg}: matches no profile`);
     } else if (args.length > 1 && /\.(hpi|html|txt|pb\.gz)$/.test(arg)) {
@@ -66,8 +88,9 @@ export function profileBases(args: string[]): string[] {
     }
     for (const n of names) {
       const base = /\.(ndjson|jsonl|json)$/i.test(n) || n === '-' ? n : profileBase(n);
-      if (seen.has(base)) continue;
-      seen.add(base);
+      const id = identity(base);
+      if (seen.has(id)) continue;
+      seen.add(id);
       bases.push(base);
     }
   }

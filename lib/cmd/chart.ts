@@ -1,9 +1,9 @@
 // hp-chart: chart one numeric field of any NDJSON stream in the terminal, so that
 // `hp-history run | hp-chart` (or `--field rss`, `--field top.0.bytes`) works.
 
-import { formatBytes, OutputWriter, openTextInput, parser, readNdjson, runMain, UsageError, warn, HpError, setQuiet } from '../cli.js';
+import { formatBytes, OutputWriter, openTextInput, parser, readNdjson, runMain, warn, HpError, setQuiet } from '../cli.js';
 import { renderChart } from '../model/chart.js';
-import { inputArg } from './common.js';
+import { CHART_HEIGHT, CHART_WIDTH, chartColumns, inputArg, useOptions } from './common.js';
 
 const USAGE = `$0 [FILE|-] [--field PATH] [--x PATH] [--height N] [--width N]
 
@@ -39,18 +39,16 @@ export function getPath(value: unknown, path: string): unknown {
 
 export function main(argv: string[]): void {
   runMain('hp-chart', async () => {
-    const args = parser('hp-chart', argv, USAGE, EXAMPLES)
-      .strict(false)
-      .strictOptions()
+    const args = useOptions(parser('hp-chart', argv, USAGE, EXAMPLES).strict(false).strictOptions(), ['height', 'width'], {
+      height: { describe: `Rows (${CHART_HEIGHT.min} to ${CHART_HEIGHT.max})` },
+      width: { describe: `Columns, ${CHART_WIDTH.min} to ${CHART_WIDTH.max} (default: $COLUMNS or the terminal width, else 72)` },
+    })
       .option('field', { requiresArg: true, type: 'string', default: 'live_bytes', describe: 'Dotted path of the value to chart' })
       .option('x', { requiresArg: true, type: 'string', default: 't', describe: 'Dotted path of the x value, for the caption' })
-      .option('height', { requiresArg: true, type: 'number', default: 15, describe: 'Rows' })
-      .option('width', { requiresArg: true, type: 'number', describe: 'Columns (default: $COLUMNS or the terminal width, else 72)' })
       .option('bytes', { type: 'boolean', describe: 'Label the y axis in bytes (default: when the field name mentions bytes or rss)' })
       .parseSync();
     setQuiet(args.quiet === true);
     const input = inputArg(args._, 'hp-chart');
-    if (!(args.height >= 1)) throw new UsageError('--height: expected a number of rows >= 1');
     const name = input === '-' ? 'stdin' : input;
     const values: number[] = [];
     const xs: number[] = [];
@@ -68,13 +66,13 @@ export function main(argv: string[]): void {
     if (values.length === 0) throw new HpError(`${name}: no line has a numeric '${args.field}'${skipped ? ` (${skipped} lines without it)` : ''}`);
     if (skipped > 0) warn(`${name}: skipped ${skipped} line${skipped === 1 ? '' : 's'} without a numeric '${args.field}'`);
     const asBytes = args.bytes ?? /bytes|rss/i.test(args.field);
-    const width = Math.max(10, (args.width ?? (Number(process.env.COLUMNS) >= 20 ? Number(process.env.COLUMNS) : process.stdout.isTTY ? process.stdout.columns : 0)) || 72) - 14;
+    const width = chartColumns(args.width);
     const haveX = xs.every((x) => Number.isFinite(x));
     const plain = (v: number): string => (Math.abs(v) >= 1e6 || (v !== 0 && Math.abs(v) < 1e-3) ? v.toExponential(2) : String(Number(v.toPrecision(4))));
     const out = new OutputWriter();
     await out.write(
       `${args.field}\n${renderChart([{ name: args.field, values }], {
-        height: args.height,
+        height: args.height!,
         width,
         yFormat: asBytes ? formatBytes : plain,
         yBytes: asBytes,

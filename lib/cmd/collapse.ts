@@ -86,10 +86,12 @@ export function main(argv: string[]): void {
       const chunks = ndjsonChunks(stream, name);
       let foreign = 0;
       let kind: 'snapshot' | 'events' | null = null;
+      let read = 0;
       outer: for (;;) {
         const next = await chunks.next();
         if (next.done) break;
         const lines = next.value;
+        read += lines.length;
         for (let k = 0; k < lines.length; k++) {
           const { lineNumber, value } = lines[k]!;
           const where = `${name}: line ${lineNumber}`;
@@ -125,6 +127,8 @@ export function main(argv: string[]): void {
           foreign++;
         }
       }
+      // As every NDJSON reader: nothing at all is an error, not an empty flame graph.
+      if (read === 0) throw new HpError(`${name}: empty input (expected hp-snapshot or hp-events NDJSON)`);
       if (foreign > 0) warn(`${name}: ignored ${foreign} foreign line${foreign === 1 ? '' : 's'} (valid JSON, not hp-snapshot or hp-events)`);
       if (args.alloc && kind === 'snapshot') throw new UsageError('--alloc needs events (hp-events NDJSON or a profile), not a snapshot');
     }

@@ -12,7 +12,7 @@ import { UsageError, warn } from '../cli.js';
 import { isMarkSpec, readMarks, resolveMark } from '../format/marks.js';
 import type { ProfileSource } from '../format/source.js';
 import type { Mark } from '../format/types.js';
-import { inputMarks } from '../profile-inputs.js';
+import { inputMarks, isGlobArg, profileBases } from '../profile-inputs.js';
 import { isNdjsonArg } from '../source-arg.js';
 import { DOMAIN_CHOICES, DOMAIN_DESCRIBE, THREAD_DESCRIBE } from './domain-options.js';
 
@@ -28,6 +28,27 @@ export function wholeNumber(option: string, min = 0): (value: unknown) => number
     if (!Number.isInteger(n) || n < min) throw new UsageError(`--${option} '${text}': expected a whole number >= ${min}`);
     return n;
   };
+}
+
+/** A whole number in [min, max] for `--option` (a size that costs time and memory), checked the same way. */
+export function wholeNumberIn(option: string, min: number, max: number): (value: unknown) => number {
+  return (value: unknown): number => {
+    const text = Array.isArray(value) ? String(value[value.length - 1]) : String(value);
+    const n = text.trim() === '' ? NaN : Number(text);
+    if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${option} '${text}': expected a whole number from ${min} to ${max}`);
+    return n;
+  };
+}
+
+/** The charts' sizes (hp-history, hp-chart): a chart is drawn cell by cell, so each is bounded. */
+export const CHART_WIDTH = { min: 24, max: 1000 };
+export const CHART_HEIGHT = { min: 1, max: 500 };
+
+/** Columns for a chart's data: --width (else $COLUMNS, else the terminal's, else 72) less the 14 of its axis. */
+export function chartColumns(width: number | undefined): number {
+  const env = Number(process.env.COLUMNS);
+  const total = width ?? (Number.isInteger(env) && env >= 20 ? env : process.stdout.isTTY ? process.stdout.columns : 0);
+  return Math.min(CHART_WIDTH.max, Math.max(CHART_WIDTH.min, total || 72)) - 14;
 }
 
 /** A number (seconds, a fraction...) for `--option`, checked the same way. */
@@ -55,6 +76,8 @@ export const OPTIONS = {
   json: { type: 'boolean', describe: 'Write NDJSON even on a terminal (--no-json: the human view even into a pipe). Default: NDJSON unless stdout is a terminal' },
   strict: { type: 'boolean', default: false, describe: 'Treat recoverable damage (a corrupt block, truncation) as an error' },
   output: { alias: 'o', type: 'string', requiresArg: true, describe: 'Write to FILE instead of stdout' },
+  height: { type: 'string', requiresArg: true, default: 15, coerce: wholeNumberIn('height', CHART_HEIGHT.min, CHART_HEIGHT.max), describe: `Chart height in rows (${CHART_HEIGHT.min} to ${CHART_HEIGHT.max})` },
+  width: { type: 'string', requiresArg: true, coerce: wholeNumberIn('width', CHART_WIDTH.min, CHART_WIDTH.max), describe: `Chart width in columns, ${CHART_WIDTH.min} to ${CHART_WIDTH.max} (default: $COLUMNS or the terminal width, else 72)` },
 } satisfies Record<string, Options>;
 
 export type SharedOption = keyof typeof OPTIONS;
@@ -71,6 +94,8 @@ export interface SharedValues {
   json?: boolean;
   strict?: boolean;
   output?: string;
+  height?: number;
+  width?: number;
 }
 
 /** Add the named shared options to a parser, with optional per-command describe/default. */
@@ -96,10 +121,18 @@ export function traceGrouping(by: string): 'trace' | 'line' | 'function' | 'file
   return by === 'stack' ? 'trace' : (by as 'trace' | 'line' | 'function' | 'file' | 'thread');
 }
 
-/** The single optional positional argument: a profile base, an NDJSON file, or `-` (default). */
+/**
+ * The single optional positional argument: a profile base, an NDJSON file, or `-` (default).
+ * Several names of one profile (`run.hpm run.hpd` as a shell expands `run.*`, `run ./run`) or a
+ * quoted glob matching one profile are that profile, as when a command reads several.
+ */
 export function inputArg(positionals: Array<string | number>, name: string): string {
-  if (positionals.length > 1) throw new UsageError(`expected one input, got ${positionals.length}\nTry '${name} --help'.`);
-  return positionals.length === 1 ? String(positionals[0]) : '-';
+  const args = positionals.map(String);
+  if (args.length === 0) return '-';
+  if (args.length === 1 && !isGlobArg(args[0]!)) return args[0]!;
+  const bases = profileBases(args);
+  if (bases.length > 1) throw new UsageError(`expected one input, got ${bases.length}\nTry '${name} --help'.`);
+  return bases[0]!;
 }
 
 /** A time option in seconds (>= 0) as µs, or undefined. */
@@ -107,7 +140,19 @@ export function secondsOption(value: unknown, option: string): number | undefine
   if (value === undefined) return undefined;
   const n = typeof value === 'number' ? value : String(value).trim() === '' ? NaN : Number(value);
   if (!Number.isFinite(n) || n < 0) throw new UsageError(`--${option} '${String(value)}': expected seconds >= 0`);
+  // (lib/export/stacks.ts's MAX_SECONDS: a larger time has no exact µs.)
+  if (n > Math.floor(Number.MAX_SAFE_INTEGER / 1e6)) throw new UsageError(`--${option} ${String(value)}: after the end of any profile (times are at most ${Math.floor(Number.MAX_SAFE_INTEGER / 1e6)} s)`);
   return Math.round(n * 1e6);
+}
+
+/**
+ * --from with --to, the same check in every command: --to before --from is a usage error, and so
+ * is --to equal to --from for a window that excludes its end (hp-events, hp-pprof: [from, to)).
+ */
+export function checkWindow(from: { text: unknown; us: number | null | undefined }, to: { text: unknown; us: number | null | undefined }, halfOpen: boolean): void {
+  if (from.us == null || to.us == null) return;
+  if (to.us < from.us) throw new UsageError(`--to ${String(to.text)}: before --from ${String(from.text)}`);
+  if (halfOpen && to.us === from.us) throw new UsageError(`--to ${String(to.text)}: not after --from ${String(from.text)}, so the window is empty`);
 }
 
 export function positiveInt(value: unknown, option: string): number {

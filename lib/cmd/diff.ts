@@ -4,11 +4,11 @@
 import { tellingCallers } from '../model/sites.js';
 import { OutputWriter, UsageError, formatBytes, parser, runMain, setQuiet, warn } from '../cli.js';
 import type { SnapshotAt } from '../model/snapshot.js';
-import { manyInputs, openInputs } from '../profile-inputs.js';
+import { isGlobArg, manyInputs, openInputs } from '../profile-inputs.js';
 import { commandReadOptions, isNdjsonArg, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
 import { changeInterval, diffStackSets, rowRecord, type DiffGroupBy, type DiffRow } from '../export/diff.js';
 import { loadStackSet, parseAt, type StackSet } from '../export/stacks.js';
-import { refuseStatsMode, resolveMarkOptions, useOptions, wantsJson } from './common.js';
+import { inputArg, refuseStatsMode, resolveMarkOptions, useOptions, wantsJson } from './common.js';
 import { changesTable, type ChangeRow } from './human.js';
 
 const NAME = 'hp-diff';
@@ -48,7 +48,8 @@ export function main(argv: string[]): void {
       .option('v1-weights', V1_WEIGHTS_OPTION)
       .parseSync();
     setQuiet(Boolean(args.quiet));
-    const inputs = args._.map(String);
+    // A quoted glob that matches one profile is that profile.
+    const inputs = args._.map(String).map((a) => (isGlobArg(a) && !manyInputs([a]) ? inputArg([a], NAME) : a));
     // An input that is a quoted glob ('run.*') names several profiles, read as one.
     const sideOf = (input: string): string | string[] => (input !== '-' && manyInputs([input]) ? [input] : input);
     // One --at for two inputs is the same moment of each: a mark:LABEL names a time of its own

@@ -3,13 +3,13 @@
 
 import { OutputWriter, formatBytes, parser, runMain, setQuiet } from '../cli.js';
 import { metaLine, secondsText, summaryLine, traceLine } from '../format/ndjson.js';
-import { OP_ALLOC, OP_END, OP_FREE, OP_NAMES, type ProfileSource } from '../format/source.js';
+import { OP_ALLOC, OP_END, OP_FREE, OP_NAMES, type EventBatch, type ProfileSource } from '../format/source.js';
 import { probabilityFunction } from '../format/weights.js';
 import { frameLabel, NO_STACK_LABEL, traceOrPlaceholder } from '../model/sites.js';
 import { commandReadOptions, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
 import { WindowedSource } from '../format/merged.js';
 import { manyInputs, openInputs } from '../profile-inputs.js';
-import { inputArg, resolveMarkOptions, secondsOption, useOptions, wantsJson } from './common.js';
+import { checkWindow, checkWithinSpan, inputArg, resolveMarkOptions, secondsOption, useOptions, wantsJson } from './common.js';
 import { clip, terminalWidth } from './human.js';
 import { markLine } from '../format/ndjson.js';
 import { sourceMarks } from '../format/marks.js';
@@ -47,6 +47,7 @@ export function main(argv: string[]): void {
     await resolveMarkOptions(args, ['from', 'to'], () => (merged ? inputs : input));
     const fromUs = secondsOption(args.from, 'from');
     const toUs = secondsOption(args.to, 'to');
+    checkWindow({ text: args.from, us: fromUs }, { text: args.to, us: toUs }, true);
     const json = wantsJson(args.json);
     const { opts, done } = commandReadOptions({
       v1Weights: v1WeightsArg(args['v1-weights']),
@@ -57,9 +58,21 @@ export function main(argv: string[]): void {
     });
     const source = merged ? new WindowedSource(await openInputs(inputs, opts, false), fromUs, toUs) : await openSource(input, opts);
     const out = new OutputWriter();
+    // The latest event time read (the end marker passes any window), for the check of --from/--to.
+    let lastUs = 0;
+    const sawBatch = (batch: EventBatch): void => {
+      if (batch.length > 0) lastUs = Math.max(lastUs, batch.timeUs[batch.length - 1]!);
+    };
+    const checkSpan = (): void => {
+      if (!source.complete) return;
+      const spanUs = source instanceof WindowedSource ? source.lastUs : lastUs;
+      checkWithinSpan('--from', fromUs, spanUs);
+      checkWithinSpan('--to', toUs, spanUs);
+    };
     try {
       if (!json) {
-        await humanEvents(source, out);
+        await humanEvents(source, out, sawBatch);
+        checkSpan();
         return;
       }
       // The window of this stream: this command's --from/--to within an input stream's own.
@@ -114,6 +127,7 @@ export function main(argv: string[]): void {
         return text;
       };
       for await (const batch of source.batches()) {
+        sawBatch(batch);
         const { op, timeUs, trace, size } = batch;
         let text = '';
         // NDJSON input defines its marks as it streams.
@@ -142,6 +156,7 @@ export function main(argv: string[]): void {
         events += batch.length;
         await out.write(text);
       }
+      checkSpan();
       await out.write(marksUpTo(Infinity));
       await out.write(summaryLine(source.complete, events, source.histogram));
       await out.flush();
@@ -153,7 +168,7 @@ export function main(argv: string[]): void {
 }
 
 /** The terminal view: one aligned line per event, the innermost frame of its trace. */
-async function humanEvents(source: import('../format/source.js').ProfileSource, out: OutputWriter): Promise<void> {
+async function humanEvents(source: import('../format/source.js').ProfileSource, out: OutputWriter, seen: (batch: EventBatch) => void): Promise<void> {
   const probability = probabilityFunction(source.header.sampling);
   const labels = new Map<number, string>();
   const width = terminalWidth();
@@ -168,6 +183,7 @@ async function humanEvents(source: import('../format/source.js').ProfileSource, 
   };
   await out.write(`${'t (s)'.padStart(12)}  ${'op'.padEnd(5)} ${'size'.padStart(10)} ${'weight'.padStart(8)}  site\n`);
   for await (const batch of source.batches()) {
+    seen(batch);
     let text = '';
     for (let i = 0; i < batch.length; i++) {
       const o = batch.op[i]!;

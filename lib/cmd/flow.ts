@@ -7,7 +7,7 @@ import { commandReadOptions, isNdjsonArg, openSource, V1_WEIGHTS_OPTION, v1Weigh
 import { buildFlowGraph, renderDot } from '../export/flow.js';
 import { writeResult } from '../export/output.js';
 import { loadStackSet, parseAt, type StackSet } from '../export/stacks.js';
-import { resolveMarkOptions, useOptions } from './common.js';
+import { inputArg, resolveMarkOptions, useOptions } from './common.js';
 
 const NAME = 'hp-flow';
 
@@ -43,7 +43,7 @@ export function main(argv: string[]): void {
     // Several profiles (or a quoted glob) are read as one, aligned on wall-clock time.
     const merged = manyInputs(inputs);
     if (merged && inputs.includes('-')) throw new UsageError('stdin cannot be read together with other inputs');
-    const input = merged ? inputs.join(' ') : (inputs[0] ?? '-');
+    const input = merged ? inputs.join(' ') : inputArg(inputs, NAME);
     const threshold = args.threshold;
     if (!(threshold >= 0 && threshold < 1)) throw new UsageError('--threshold: expected a fraction in [0, 1), e.g. 0.01 for 1%');
     await resolveMarkOptions(args, ['at'], () => (merged ? inputs : input));

@@ -10,7 +10,7 @@ import { MergedSource } from '../format/merged.js';
 import type { ReadOptions } from '../format/source.js';
 import { BY_CHOICES, FirstRss, attachedSentences, manyInputs, openInputs, profileBases } from '../profile-inputs.js';
 import { commandReadOptions, isNdjsonArg, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
-import { checkWithinSpan, formatSeconds, inputArg, positiveInt, refuseStatsMode, reportIncomplete, resolveMarkOptions, secondsOption, traceGrouping, useOptions, wantsJson } from './common.js';
+import { chartColumns, checkWindow, checkWithinSpan, formatSeconds, inputArg, positiveInt, refuseStatsMode, reportIncomplete, resolveMarkOptions, secondsOption, traceGrouping, useOptions, wantsJson } from './common.js';
 import { DOMAINS } from '../format/types.js';
 import { sourceMarks } from '../format/marks.js';
 import { escapeControls } from '../escape.js';
@@ -72,18 +72,19 @@ export function bucketLine(rec: BucketRecord, specs: LineSpec[], unseen: Unseen 
   return line;
 }
 
+/** The longest --granularity: some 32 years, so that a bucket's end stays an exact number of µs. */
+const MAX_GRANULARITY_S = 1e9;
+
 export function main(argv: string[]): void {
   runMain('hp-history', async () => {
-    const args = useOptions(parser('hp-history', argv, USAGE, EXAMPLES).strict(false).strictOptions(), ['from', 'to', 'group-by', 'top', 'json', 'strict'], {
+    const args = useOptions(parser('hp-history', argv, USAGE, EXAMPLES).strict(false).strictOptions(), ['from', 'to', 'group-by', 'top', 'json', 'strict', 'height', 'width'], {
       top: { default: 5, describe: 'Sites listed per bucket (0 for none)' },
       from: { describe: 'First bucket end to report (seconds since start, or mark:LABEL)' },
       to: { describe: 'Last bucket end to report (seconds since start, or mark:LABEL)' },
     })
-      .option('granularity', { requiresArg: true, type: 'number', describe: 'Bucket length in seconds (default: a nice length giving at most one bucket per chart column, or 60 to 150 buckets into a pipe)' })
+      .option('granularity', { requiresArg: true, type: 'number', describe: 'Bucket length in seconds, giving at most 100000 buckets (default: a nice length giving at most one bucket per chart column, or 60 to 150 buckets into a pipe)' })
       .option('sites', { requiresArg: true, type: 'string', describe: "Follow these lines: 'app.py:12,lib/x.py:40' (a trace counts if any of its frames is on the line)" })
       .option('chart', { type: 'boolean', hidden: true, describe: 'The chart even into a pipe (same as --no-json)' })
-      .option('height', { requiresArg: true, type: 'number', default: 15, describe: 'Chart height in rows' })
-      .option('width', { requiresArg: true, type: 'number', describe: 'Chart width in columns (default: $COLUMNS or the terminal width, else 72)' })
       .option('follow', { alias: 'f', type: 'boolean', default: false, describe: 'Keep reading a profile being written, until the recorder stops' })
       .option('by', { requiresArg: true, choices: BY_CHOICES as unknown as string[], describe: 'One series per process (several profiles)' })
       .option('v1-weights', V1_WEIGHTS_OPTION)
@@ -96,7 +97,7 @@ export function main(argv: string[]): void {
     const input = merged ? '' : inputArg(args._, 'hp-history');
     const chart = args.chart === true || !wantsJson(args.json);
     await resolveMarkOptions(args, ['from', 'to'], () => (merged ? inputs : input));
-    if (args.granularity !== undefined && !(args.granularity > 0)) throw new UsageError(`--granularity: expected seconds > 0, got '${args.granularity}'`);
+    if (args.granularity !== undefined && !(args.granularity > 0 && args.granularity <= MAX_GRANULARITY_S)) throw new UsageError(`--granularity: expected seconds > 0 and at most ${MAX_GRANULARITY_S}, got '${args.granularity}'`);
     let granularityUs = args.granularity === undefined ? null : Math.max(1, Math.round(args.granularity * 1e6));
     if (granularityUs === null && args.follow) granularityUs = 1e6;
     const top = positiveInt(args.top, 'top');
@@ -104,7 +105,7 @@ export function main(argv: string[]): void {
     const specs = args.sites === undefined ? [] : parseLineSpecs(args.sites);
     const fromUs = secondsOption(args.from, 'from');
     const toUs = secondsOption(args.to, 'to');
-    if (fromUs !== undefined && toUs !== undefined && toUs < fromUs) throw new UsageError('--to is before --from');
+    checkWindow({ text: args.from, us: fromUs }, { text: args.to, us: toUs }, false);
     // The heap at any moment depends on everything before it, so reading starts at 0.
     const { opts, done } = commandReadOptions({ v1Weights: v1WeightsArg(args['v1-weights']), strict: Boolean(args.strict), follow: args.follow });
     // With --from on a large hpx v2 profile, start at the seek index's last checkpoint before
@@ -112,17 +113,18 @@ export function main(argv: string[]): void {
     const builderOptions = (g: number | null): HistoryOptions => ({
       granularityUs: g,
       // Automatic granularity: one bucket per chart column at most, else about 60 to 150.
-      maxBuckets: chart ? chartWidth(args.width) : AUTO_MAX_BUCKETS,
+      maxBuckets: chart ? chartColumns(args.width) : AUTO_MAX_BUCKETS,
       top: chart ? 0 : top,
       groupBy,
       sites: specs,
       ...(fromUs !== undefined ? { fromUs } : {}),
       ...(toUs !== undefined ? { toUs } : {}),
+      follow: args.follow,
     });
     if (byPid) {
       const out = new OutputWriter();
       try {
-        await historyByPid(inputs, opts, granularityUs, builderOptions, specs, out, chart ? { height: args.height, width: args.width } : null);
+        await historyByPid(inputs, opts, granularityUs, builderOptions, specs, out, chart ? { height: args.height!, width: args.width } : null);
       } finally {
         done();
       }
@@ -177,12 +179,12 @@ export function main(argv: string[]): void {
       }
       const attached = attachedSentences(source, seeked ? null : firstRss.value);
       const baseline = source instanceof MergedSource ? null : attached.length > 0 ? firstRss.value : null;
-      if (chart) await out.write(historyChart(records, args.height, args.width, baseline) + chartMarks(records, marks));
+      if (chart) await out.write(historyChart(records, args.height!, args.width, baseline) + chartMarks(records, marks));
       await out.flush();
       for (const line of attached) warn(line);
       if (!builder.done) reportIncomplete(source);
       if (args.granularity !== undefined && !args.follow && builder.granularityUs > lastUs) {
-        warn(`--granularity ${args.granularity}: longer than the profile (${formatSeconds(lastUs)}): one bucket; try --granularity ${autoGranularityUs(lastUs, chart ? chartWidth(args.width) : AUTO_MAX_BUCKETS) / 1e6}`);
+        warn(`--granularity ${args.granularity}: longer than the profile (${formatSeconds(lastUs)}): one bucket; try --granularity ${autoGranularityUs(lastUs, chart ? chartColumns(args.width) : AUTO_MAX_BUCKETS) / 1e6}`);
       }
       for (const [i, spec] of specs.entries()) if (!builder.followedSeen(i)) warn(`--sites ${spec.text}: no allocation on this line in the profile (its line is flat zero)`);
       warn(`${buckets} bucket${buckets === 1 ? '' : 's'} of ${formatSeconds(builder.granularityUs)}`);
@@ -272,7 +274,7 @@ async function historyByPid(
   }
   lines.sort((a, b) => a.tUs - b.tUs || String(a.pid).localeCompare(String(b.pid), 'en', { numeric: true }));
   if (chart) {
-    const width = chartWidth(chart.width);
+    const width = chartColumns(chart.width);
     const ts = [...new Set(lines.map((l) => l.tUs))].sort((a, b) => a - b);
     const pids = [...new Set(lines.map((l) => l.pid))];
     const series = pids.map((pid) => {
@@ -290,14 +292,8 @@ async function historyByPid(
   warn(`${bases.length} processes, ${lines.length} buckets of ${formatSeconds(granularityUs)}`);
 }
 
-/** Columns for a chart: --width, else $COLUMNS, else the terminal's, else 72. */
-function chartWidth(widthOpt: number | undefined): number {
-  const env = Number(process.env.COLUMNS);
-  return Math.max(10, (widthOpt ?? (Number.isInteger(env) && env >= 20 ? env : process.stdout.isTTY ? process.stdout.columns : 0)) || 72) - 14;
-}
-
 function historyChart(records: BucketRecord[], height: number, widthOpt: number | undefined, baselineRss: number | null = null): string {
-  const width = chartWidth(widthOpt);
+  const width = chartColumns(widthOpt);
   const colors = Boolean(process.stdout.isTTY) && !process.env.NO_COLOR;
   const live = { name: 'live heap (estimated)', values: records.map((r) => Math.max(0, r.total.bytes)) };
   if (colors && records.some((r) => r.domains)) {

@@ -5,10 +5,10 @@
 import { UsageError, parser, runMain, setQuiet, warn, formatBytes } from '../cli.js';
 import { commandReadOptions, isNdjsonArg, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
 import { writeResult } from '../export/output.js';
+import { profileBases } from '../profile-inputs.js';
 import { useOptions } from './common.js';
 import { allocationStacks, loadStackSet, parseAt, parseSeconds, type StackSet } from '../export/stacks.js';
-import { resolveMarkOptions } from './common.js';
-import { profileBases } from '../profile-inputs.js';
+import { checkWindow, resolveMarkOptions } from './common.js';
 import type { SnapshotAt } from '../model/snapshot.js';
 
 const NAME = 'hp-pprof';
@@ -46,7 +46,7 @@ export function main(argv: string[]): void {
     const named = args._.map(String);
     if (named.filter((i) => i === '-').length > 1) throw new UsageError('only one input can be stdin');
     // As every reader: quoted globs ('run.*') expanded, run.hpm and run.hpd meaning run, companions left out.
-    const inputs = profileBases(named.length === 0 ? ['-'] : named);
+    const inputs = named.length === 0 ? ['-'] : profileBases(named);
     const alloc = Boolean(args.alloc) || args.from !== undefined || args.to !== undefined;
     // Each profile keeps its own timeline (one set per process): a mark: time is looked up in each.
     const plan: Array<{ input: string; at: SnapshotAt | null; fromUs: number | null; toUs: number | null }> = [];
@@ -55,7 +55,7 @@ export function main(argv: string[]): void {
       await resolveMarkOptions(own, ['at', 'from', 'to'], () => input);
       const fromUs = parseSeconds(own.from, '--from');
       const toUs = parseSeconds(own.to, '--to');
-      if (fromUs !== null && toUs !== null && toUs <= fromUs) throw new UsageError(`--to must be after --from${inputs.length > 1 ? ` (in ${input})` : ''}`);
+      checkWindow({ text: own.from, us: fromUs }, { text: own.to, us: toUs }, true);
       plan.push({ input, at: own.at !== undefined ? parseAt(String(own.at)) : null, fromUs, toUs });
     }
     if (args.output === undefined && process.stdout.isTTY) throw new UsageError('refusing to write binary output to a terminal: use -o FILE or a pipe');

@@ -9,7 +9,7 @@ import type { ProfileSource } from '../format/source.js';
 import { MergedSource } from '../format/merged.js';
 import { BY_CHOICES, FirstRss, attachedSentences, manyInputs, openInputs } from '../profile-inputs.js';
 import { writeResult } from '../export/output.js';
-import { resolveMarkOptions, useOptions } from './common.js';
+import { inputArg, resolveMarkOptions, useOptions } from './common.js';
 
 const NAME = 'hp-report';
 
@@ -48,7 +48,7 @@ export function main(argv: string[]): void {
     })
       .option('min-share', { type: 'number', default: 0.002, requiresArg: true, describe: 'Flame graph: leave out frames under this share of the live heap (0.002 = 0.2%)' })
       .option('max-nodes', { type: 'number', default: 3000, requiresArg: true, describe: 'Flame graph: at most N frames per point (the largest)' })
-      .option('points', { type: 'number', default: 200, requiresArg: true, describe: 'About this many points on the plot' })
+      .option('points', { type: 'number', default: 200, requiresArg: true, describe: 'About this many points on the plot (2 to 5000)' })
       .option('title', { type: 'string', requiresArg: true, describe: 'Page title (default: heapprof report: PROFILE)' })
       .option('by', { requiresArg: true, choices: BY_CHOICES as unknown as string[], describe: 'Several profiles: the process as the flame graph\'s root frame' })
       .option('v1-weights', V1_WEIGHTS_OPTION)
@@ -58,14 +58,14 @@ export function main(argv: string[]): void {
     if (inputs.length === 0) throw new UsageError('no profile named');
     const byPid = args.by === 'pid';
     const merged = byPid || manyInputs(inputs);
-    const input = inputs[0]!;
-    if (!merged && inputs.length !== 1) throw new UsageError(`one profile expected, got ${inputs.length}`);
+    const input = merged ? inputs[0]! : inputArg(inputs, NAME);
     if (inputs.includes('-')) throw new UsageError('the report reads the profile twice: name a profile file, not stdin');
-    await resolveMarkOptions(args, ['at'], () => (merged ? inputs : inputs[0]!));
+    await resolveMarkOptions(args, ['at'], () => (merged ? inputs : input));
     if (args.output === undefined) throw new UsageError('-o FILE is required (use -o - for stdout)');
     if (!(args['min-share'] >= 0 && args['min-share'] < 1)) throw new UsageError('--min-share: expected a fraction in [0, 1)');
     if (!(Number.isInteger(args['max-nodes']) && args['max-nodes'] >= 1)) throw new UsageError('--max-nodes: expected a whole number >= 1');
-    if (!(Number.isInteger(args.points) && args.points >= 2)) throw new UsageError('--points: expected a whole number >= 2');
+    // Each point carries a call tree: the page (and the time to build it) grows with them.
+    if (!(Number.isInteger(args.points) && args.points >= 2 && args.points <= 5000)) throw new UsageError(`--points ${args.points}: expected a whole number from 2 to 5000`);
 
     const { opts, done } = commandReadOptions({ v1Weights: v1WeightsArg(args['v1-weights']), strict: Boolean(args.strict) });
     // The report's builder and page load after the options are read: --help and usage errors start faster.

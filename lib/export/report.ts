@@ -11,7 +11,7 @@ import { unseenOf, wholeInterval95, type Unseen } from '../model/estimate.js';
 import { LiveHeap } from '../model/live.js';
 import { NO_STACK_LABEL, traceOrPlaceholder } from '../model/sites.js';
 import { liveHeapAt, type SnapshotAt } from '../model/snapshot.js';
-import { warnIfNoEvents } from './stacks.js';
+import { outOfSpan, warnIfNoEvents } from './stacks.js';
 import { sourceMarks } from '../format/marks.js';
 
 export interface ReportPoint {
@@ -655,6 +655,8 @@ export async function buildReportData(open: () => Promise<ProfileSource>, opts: 
       const snap = await liveHeapAt(source, { kind: 'peak' });
       peak = { ...maker.make(snap.heap, snap.atUs, null), peak: true };
       lastUs = snap.lastUs;
+      // As every reader: a time after a finished profile's end prints its span (before the second read).
+      if (opts.at?.kind === 'time' && snap.readToEnd && source.complete && opts.at.us > lastUs) throw outOfSpan('--at', opts.at.us, lastUs);
     } finally {
       await source.close();
     }

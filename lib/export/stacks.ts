@@ -56,6 +56,7 @@ export function parseAt(text: string, option = '--at'): SnapshotAt {
   if (t === 'end') return { kind: 'end' };
   const s = Number(t);
   if (t === '' || !Number.isFinite(s) || s < 0) throw new UsageError(`${option} ${t}: expected seconds since start, 'peak' or 'end'`);
+  if (s > MAX_SECONDS) throw tooLate(option, t);
   return { kind: 'time', us: Math.round(s * 1e6) };
 }
 
@@ -64,7 +65,19 @@ export function parseSeconds(value: unknown, option: string): number | null {
   if (value === undefined || value === null) return null;
   const s = Number(value);
   if (!Number.isFinite(s) || s < 0) throw new UsageError(`${option} ${String(value)}: expected seconds since start`);
+  if (s > MAX_SECONDS) throw tooLate(option, String(value));
   return Math.round(s * 1e6);
+}
+
+/**
+ * The latest time an option can name: µs since start are whole numbers below 2^53 (some 285
+ * years), and a larger time would round to another one or to Infinity ("--at Infinity").
+ */
+export const MAX_SECONDS = Math.floor(Number.MAX_SAFE_INTEGER / 1e6);
+
+/** A time beyond MAX_SECONDS, as the user wrote it. */
+export function tooLate(option: string, text: string): UsageError {
+  return new UsageError(`${option} ${text}: after the end of any profile (times are at most ${MAX_SECONDS} s)`);
 }
 
 export function secondsText(us: number): string {
@@ -197,7 +210,9 @@ export async function readSnapshotNdjson(arg: string): Promise<StackSet> {
   let unseen: Unseen | null = null;
   let head: Record<string, unknown> | null = null;
   let siteLines = 0;
+  let lines = 0;
   for await (const { lineNumber, value } of readNdjson(openTextInput(arg), name)) {
+    lines++;
     const rec = value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
     if (rec?.type === 'snapshot') {
       const t = num(rec.at);
@@ -243,6 +258,8 @@ export async function readSnapshotNdjson(arg: string): Promise<StackSet> {
     siteLines++;
     sawSite = true;
   }
+  // As every NDJSON reader: nothing at all is an error, not an empty heap.
+  if (lines === 0) throw new HpError(`${name}: empty input (expected hp-snapshot NDJSON)`);
   if (!sawSite && foreign > 0) throw new HpError(`${name}: no snapshot site lines (${foreign} other lines): expected hp-snapshot output (for hp-events output, give --at or --alloc)`);
   const set: StackSet = { label, kind: 'inuse', atUs, toUs: null, header, stacks, total, ignored: foreign, unseen };
   // With every site present (not cut by --top), the snapshot line's total is this heap's:

@@ -297,11 +297,15 @@ export class WindowedSource implements ProfileSource {
     return this.inner.marks?.() ?? [];
   }
 
+  /** The time of the latest event read, inside the window or not (for the span in messages). */
+  lastUs = 0;
+
   async *batches(): AsyncIterable<EventBatch> {
     const from = this.fromUs ?? -Infinity;
     const to = this.toUs ?? Infinity;
     for await (const b of this.inner.batches()) {
       if (b.length === 0) continue;
+      this.lastUs = Math.max(this.lastUs, b.timeUs[b.length - 1]!);
       if (b.timeUs[b.length - 1]! < from) continue;
       const out: EventBatch = { length: 0, op: new Uint8Array(b.length), timeUs: new Float64Array(b.length), trace: new Uint32Array(b.length), size: new Float64Array(b.length) };
       let past = false;

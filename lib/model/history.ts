@@ -5,7 +5,7 @@
 // hundred fine buckets and thins them at the end to the finest nice length that gives at most
 // `maxBuckets` (the chart's width on a terminal).
 
-import { HpError } from '../cli.js';
+import { UsageError } from '../cli.js';
 import { OP_END, OP_FREE, OP_RSS, type EventBatch } from '../format/source.js';
 import { DOMAINS, domainIncludes, traceDomain, type Domain, type Sampling, type Trace } from '../format/types.js';
 import { addEstimate, emptyEstimate, type Estimate } from './estimate.js';
@@ -31,6 +31,8 @@ export interface HistoryOptions {
    * the stream is one process, started at 0, whatever its RSS events' `trace`.
    */
   processStartsUs?: number[];
+  /** Reading a profile being recorded: MAX_BUCKETS bounds the buckets held, not those written. */
+  follow?: boolean;
 }
 
 /** One process's part of a bucket's RSS: its sample nearest to the bucket end. */
@@ -130,8 +132,11 @@ function commonDivisorFrom(floorUs: number): number {
 }
 
 const MAX_FINE_BUCKETS = 480;
-/** Most buckets a fixed granularity may produce (man/hp-history.1): beyond it the span is refused. */
-export const MAX_BUCKETS = 10_000_000;
+/**
+ * Most buckets a fixed granularity may write in one run (with --follow: hold at once), so that a
+ * tiny --granularity cannot run for minutes and fill memory (man/hp-history.1).
+ */
+export const MAX_BUCKETS = 100_000;
 
 export class HistoryBuilder {
   readonly heap: LiveHeap;
@@ -276,10 +281,16 @@ export class HistoryBuilder {
           this.coarsen();
           g = this.granularityUs;
         }
-      } else if ((until - this.nextEndUs) / g > MAX_BUCKETS) {
-        throw new HpError(
-          `an event at ${until / 1e6} s would need ${Math.ceil((until - this.nextEndUs) / g)} buckets of ${g / 1e6} s (more than ${MAX_BUCKETS}): use a larger --granularity, or --from/--to`,
-        );
+      } else {
+        // Buckets this step would write, on top of those already written (or, following a
+        // profile being recorded, those not yet handed over): bounded time and memory.
+        const more = Math.ceil((until - Math.max(this.nextEndUs, this.fromUs)) / g);
+        const held = this.opts.follow ? this.pending.length - this.pendingHead + this.ready.length : this.written;
+        if (more > 0 && held + more > MAX_BUCKETS) {
+          throw new UsageError(
+            `--granularity ${g / 1e6}: more than ${MAX_BUCKETS} buckets (events reach ${until / 1e6} s): use --granularity ${autoGranularityUs(until - this.fromUs, MAX_BUCKETS, 1) / 1e6} or more, or narrow with --from/--to`,
+          );
+        }
       }
     }
     while (t > this.nextEndUs && this.nextEndUs <= this.toUs) {
@@ -407,6 +418,8 @@ export class HistoryBuilder {
     return endUs % this.detailDivisor === 0;
   }
   private detailFloor = -1;
+  /** Buckets closed within the window so far (MAX_BUCKETS). */
+  private written = 0;
   private detailDivisor = 1;
 
   private closeBucket(endUs: number): void {
@@ -424,6 +437,7 @@ export class HistoryBuilder {
     rec.rssParts = this.rssPartsAt(endUs);
     if (this.opts.domains && !rec.domains) rec.domains = this.domainTotals();
     this.lastRecord = rec;
+    if (endUs >= this.fromUs) this.written++;
     this.pending.push(rec);
   }
 

@@ -2,7 +2,7 @@
 // sizes, read with a quoted glob; the sum, the split by process, the wall-clock alignment.
 
 import { spawnSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { NATIVE_LIB, REPO, readRecording, supportedPythons } from '../helpers/python.js';
@@ -26,6 +26,15 @@ t.test('profileBases: globs, companions, order', async (t) => {
   t.same(profileBases([join(dir, 'run.*')]), [join(dir, 'run'), join(dir, 'run.45'), join(dir, 'run.123')]);
   t.same(profileBases([join(dir, 'run.hpm'), join(dir, 'run.hpd'), join(dir, 'run.hpi'), join(dir, 'run.45.hpm')]), [join(dir, 'run'), join(dir, 'run.45')]);
   t.throws(() => profileBases([join(dir, 'nothing.*')]), /matches no profile/);
+});
+
+t.test('profileBases: names of the same profile count once (by the real path of its .hpm)', async (t) => {
+  const dir = t.testdir({ 'run.hpm': '', 'run.hpd': '', sub: {} });
+  symlinkSync(join(dir, 'run.hpm'), join(dir, 'sub', 'alias.hpm'));
+  const dotted = `${dir}/./run`;
+  t.same(profileBases([join(dir, 'run'), dotted]), [join(dir, 'run')], 'run and ./run');
+  t.same(profileBases([join(dir, 'run.hpd'), join(dir, 'sub', 'alias')]), [join(dir, 'run')], 'a link to the same .hpm');
+  t.same(profileBases([join(dir, 'run'), join(dir, 'other')]), [join(dir, 'other'), join(dir, 'run')], 'two profiles stay two');
 });
 
 t.test('a parent and 3 forked workers as one', { skip: skip ?? false }, async (t) => {

@@ -99,6 +99,41 @@ t.test('malformed NDJSON names the line; foreign lines are counted once', async 
   t.match(notOurs.stderr, /no hp-events meta line/);
 });
 
+t.test('empty input is an error for every NDJSON reader, not an empty result', async (t) => {
+  for (const c of ['hp-collapse -', 'hp-collapse', 'hp-flow -', 'hp-pprof - -o /dev/null', 'hp-snapshot -', 'hp-chart']) {
+    const r = sh(c, '');
+    t.equal(r.status, 1, `${c}: exit 1`);
+    t.match(r.stderr, /^hp-[a-z]+: stdin: (empty input|no line has)/, `${c}: says so`);
+    t.equal(r.stdout, '', `${c}: no output`);
+  }
+});
+
+t.test('one profile named several ways is read once, by every reader', async (t) => {
+  const once = sh('hp-snapshot app --at end --json');
+  t.equal(once.status, 0, once.stderr);
+  const bytes = JSON.parse(once.stdout.split('\n')[0]!).bytes as number;
+  // What a shell expands app.* to, a quoted glob the command expands, and two paths of one file.
+  for (const names of ['app.hpm app.hpd', "'app.*'", 'app ./app', 'app.hpm ./app.hpd app']) {
+    const r = sh(`hp-snapshot ${names} --at end --json`);
+    t.equal(r.status, 0, `hp-snapshot ${names}: ${r.stderr}`);
+    t.equal(JSON.parse(r.stdout.split('\n')[0]!).bytes, bytes, `hp-snapshot ${names}: counted once`);
+  }
+  for (const c of ['hp-history', 'hp-events', 'hp-stats', 'hp-collapse', 'hp-flow', 'hp-report -o /dev/null']) {
+    for (const names of ['app.hpm app.hpd', "'app.*'"]) {
+      const r = sh(`${c} ${names} > /dev/null`);
+      t.equal(r.status, 0, `${c} ${names}: ${r.stderr}`);
+    }
+  }
+  // hp-pprof writes one set of samples per profile: one summary line, not one per name.
+  for (const names of ['app.hpm app.hpd', "'app.*'", 'app ./app']) {
+    const r = sh(`hp-pprof ${names} --at end -o /dev/null`);
+    t.equal(r.status, 0, `hp-pprof ${names}: ${r.stderr}`);
+    t.equal(r.stderr.trim().split('\n').length, 1, `hp-pprof ${names}: one profile`);
+  }
+  const diff = sh("hp-diff 'app.*' --at 1 --at end > /dev/null");
+  t.equal(diff.status, 0, `hp-diff 'app.*': ${diff.stderr}`);
+});
+
 t.test('usage errors exit 2 with one line', async (t) => {
   for (const c of ['hp-snapshot app --at soon', 'hp-history app --granularity 0', 'hp-stats app --budget 5%', 'hp-history app --sites app.py', 'hp-events app -', 'hp-chart --height 0']) {
     const r = sh(c);

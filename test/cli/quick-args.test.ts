@@ -55,7 +55,8 @@ for (const cmd of READERS) {
     t.ok(options.length >= 2, 'options read from --help');
     // hp-pprof's --at conflicts with --alloc/--from/--to: those go in a line of their own.
     const apart = cmd === 'pprof' ? new Set(['at']) : new Set<string>();
-    const value = (o: HelpOption): string => o.choices?.[o.choices.length - 1] ?? (o.type === 'number' ? '5' : '3');
+    // --width takes 24 to 1000 columns: 3 would be a usage error, not a parse.
+    const value = (o: HelpOption): string => o.choices?.[o.choices.length - 1] ?? (o.name === 'width' ? '30' : o.type === 'number' ? '5' : '3');
     const spelled = (o: HelpOption, form: number): string[] => {
       if (o.type === 'boolean') return form === 0 ? [o.short ? `-${o.short}` : `--${o.name}`] : [`--no-${o.name}`];
       return form === 0 ? [o.short ? `-${o.short}` : `--${o.name}`, value(o)] : [`--${o.name}=${value(o)}`];

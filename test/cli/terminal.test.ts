@@ -157,7 +157,7 @@ t.test('numbers and unknown options: the message names the option and the value,
     t.notMatch(r.stderr, /NaN/);
   }
   const h = sh('hp-history app --height abc');
-  t.match(h.stderr, /--height 'abc': expected a number/);
+  t.match(h.stderr, /--height 'abc': expected a whole number from 1 to 500/);
   const u = sh('hp-snapshot app --tpo 3');
   t.equal(u.status, 2);
   t.match(u.stderr, /unknown option: --tpo; did you mean --top\?/);
@@ -173,6 +173,19 @@ t.test('times beyond the profile are errors that print its span; warnings for em
     ['hp-pprof app --from 10 --to 20 -o /dev/null', /./],
     ['hp-pprof app --from 30 --to 40 -o /dev/null', /--from 30: after the end of the profile/],
     ['hp-flow app --at 50', /--at 50: after the end/],
+    // Every command that takes --at/--from/--to checks them the same way.
+    ['hp-report app -o /dev/null --at 99', /^hp-report: --at 99: after the end of the profile, which spans 0 \.\. 11\.999997 s\n$/],
+    ['hp-events app --from 20', /^hp-events: --from 20: after the end of the profile, which spans 0 \.\. 11\.999997 s\n$/],
+    ['hp-events app --to 20 --no-json', /^hp-events: --to 20: after the end of the profile, which spans 0 \.\. 11\.999997 s\n$/],
+    ['hp-events app --from 2 --to 1', /^hp-events: --to 1: before --from 2\n$/],
+    ['hp-events app --from 2 --to 2', /^hp-events: --to 2: not after --from 2, so the window is empty\n$/],
+    ['hp-history app --from 2 --to 1', /^hp-history: --to 1: before --from 2\n$/],
+    ['hp-pprof app --from 2 --to 1 -o /dev/null', /^hp-pprof: --to 1: before --from 2\n$/],
+    // A time too large for microseconds is reported as typed, not as Infinity.
+    ['hp-snapshot app --at 1e308', /^hp-snapshot: --at 1e308: after the end of any profile \(times are at most 9007199254 s\)\n$/],
+    ['hp-history app --to 1e308', /--to 1e308: after the end of any profile/],
+    ['hp-pprof app --at 1e308 -o /dev/null', /--at 1e308: after the end of any profile/],
+    ['hp-report app -o /dev/null --at 1e308', /--at 1e308: after the end of any profile/],
   ];
   for (const [command, message] of cases) {
     const r = sh(command);
@@ -182,7 +195,10 @@ t.test('times beyond the profile are errors that print its span; warnings for em
     }
     t.equal(r.status, 2, `${command}: usage error`);
     t.match(r.stderr, message, command);
+    t.notMatch(r.stderr, /Infinity/, `${command}: the value as typed`);
   }
+  const inside = sh('hp-events app --from 11 --to 11.999997');
+  t.equal(inside.status, 0, 'a window that ends on the last event is fine');
   const s = sh('hp-history app --sites app.py:999,app.py:30 --json');
   t.equal(s.status, 0);
   t.match(s.stderr, /--sites app\.py:999: no allocation on this line/);
@@ -190,6 +206,35 @@ t.test('times beyond the profile are errors that print its span; warnings for em
   const g = sh('hp-history app --granularity 60 --json');
   t.match(g.stderr, /--granularity 60: longer than the profile \(11\.999997 s\).*try --granularity 0\.1/);
   t.equal(g.stdout.trim().split('\n').length, 1);
+});
+
+t.test('sizes that cost time and memory have a range: a usage error naming the option, the value and the range, never a hang', async (t) => {
+  // `timeout` turns a hang (the old behaviour: --width 14 looped, growing memory) into a failure.
+  const cases: Array<[string, RegExp]> = [
+    ['hp-history app --width 14 --no-json', /^hp-history: --width '14': expected a whole number from 24 to 1000\n/],
+    ['hp-history app --width 10 --no-json', /--width '10': expected a whole number from 24 to 1000/],
+    ['hp-history app --height 1e9 --no-json', /--height '1e9': expected a whole number from 1 to 500/],
+    ['hp-chart --height 1e9', /^hp-chart: --height '1e9': expected a whole number from 1 to 500\n/],
+    ['hp-chart --width 2000', /--width '2000': expected a whole number from 24 to 1000/],
+    ['hp-history app --granularity 1e-6 --json', /^hp-history: --granularity 0\.000001: more than 100000 buckets \(events reach [\d.]+ s\): use --granularity 0\.\d+ or more, or narrow with --from\/--to\n$/],
+    ['hp-history app --granularity 1e-5 --no-json', /--granularity 0\.00001: more than 100000 buckets/],
+    ['hp-history app --granularity 1e308 --json', /--granularity: expected seconds > 0 and at most 1000000000, got '1e\+308'/],
+    ['hp-report app -o /dev/null --points 1e9', /--points 1000000000: expected a whole number from 2 to 5000/],
+  ];
+  for (const [command, message] of cases) {
+    const r = sh(`timeout 20 ${command}`, '{"live_bytes":1}\n');
+    t.equal(r.status, 2, `${command}: usage error`);
+    t.match(r.stderr, message, command);
+  }
+  // The bounds themselves work, and a narrow terminal still gets a chart.
+  const wide = sh('timeout 20 hp-history app --width 1000 --height 500 --no-json');
+  t.equal(wide.status, 0, '--width 1000 --height 500');
+  t.ok(wide.stdout.split('\n').some((l) => [...l].length > 900), 'a line as wide as asked');
+  const narrow = sh('COLUMNS=20 timeout 20 hp-history app --no-json');
+  t.equal(narrow.status, 0, 'a 20-column terminal');
+  const fine = sh('timeout 20 hp-history app --granularity 0.001 --top 0 --json');
+  t.equal(fine.status, 0, 'a millisecond over 12 s is within the limit');
+  t.equal(fine.stdout.trim().split('\n').length, 12000);
 });
 
 t.test('a filtered NDJSON stream reads, with one warning, as unknown sites', async (t) => {
