@@ -8,6 +8,7 @@ import { open, stat } from 'node:fs/promises';
 import { isQuiet, warn } from './cli.js';
 import { openProfile } from './format/profile.js';
 import { V1_WEIGHTS, type ProfileSource, type ReadOptions, type V1Weights } from './format/source.js';
+import type { ReadIssue } from './format/types.js';
 
 /** The --v1-weights option, defined once for every command that reads profiles (man/hpx.5). */
 export const V1_WEIGHTS_OPTION = {
@@ -79,14 +80,16 @@ export function commandReadOptions(extra: ReadOptions = {}): { opts: ReadOptions
   const progress = progressReporter();
   // Once per command, not per open: hp-report and hp-snapshot --at peak read a profile twice.
   const said = new Set<string>();
+  const sayOnce = (issue: ReadIssue): void => {
+    const text = `${issue.file}: ${issue.message}`;
+    if (said.has(text)) return;
+    said.add(text);
+    warn(text);
+  };
   const opts: ReadOptions = {
     ...extra,
-    onIssue: (issue) => {
-      const text = `${issue.file}: ${issue.message}`;
-      if (said.has(text)) return;
-      said.add(text);
-      warn(text);
-    },
+    onIssue: sayOnce,
+    onNotice: sayOnce,
     ...(progress.onProgress ? { onProgress: progress.onProgress } : {}),
   };
   return { opts, done: progress.done };

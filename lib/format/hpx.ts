@@ -458,7 +458,7 @@ export class V2Profile implements ProfileSource {
     const notice = unsampledNotice(this.header.sampling, this.dict.histogram);
     if (notice === null) return;
     this.unsampledNoted = true;
-    this.opts.onIssue?.({ file: this.hpm.path, message: notice });
+    this.opts.onNotice?.({ file: this.hpm.path, message: notice });
   }
 
   trace(id: number): Trace | undefined {

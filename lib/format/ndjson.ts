@@ -220,7 +220,7 @@ export class NdjsonSource implements ProfileSource {
     const notice = this.unsampledNoted ? null : unsampledNotice(this.header.sampling, this.histogramValue);
     if (notice === null) return;
     this.unsampledNoted = true;
-    this.opts.onIssue?.({ file: this.name, message: notice });
+    this.opts.onNotice?.({ file: this.name, message: notice });
   }
 
   private issue(message: string, lineNumber?: number): void {

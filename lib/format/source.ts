@@ -32,6 +32,11 @@ export interface ReadOptions {
   strict?: boolean;
   /** Receives recoverable problems as they are found (each reported once). */
   onIssue?: (issue: ReadIssue) => void;
+  /**
+   * Receives facts about how the profile was recorded that every total depends on, said once:
+   * not problems (--strict does not refuse them), e.g. sizes the recording left out (p = 0).
+   */
+  onNotice?: (notice: ReadIssue) => void;
   /** Only events at or after this time (µs since start); a seekable source skips blocks before it. */
   fromUs?: number;
   /** Only events before this time (µs since start). */
