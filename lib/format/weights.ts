@@ -68,6 +68,27 @@ export const DEFAULT_SAMPLING: Sampling = Object.freeze({
   probs: [1e-4, 0.1],
 }) as Sampling;
 
+/**
+ * What the recorder's histogram counted in sizes lo .. hi - 1: allocations, bytes, and the sum of
+ * squared sizes with each bucket's sizes taken at its mean. Entry 0 holds sizes 0..1, entry i > 0
+ * sizes [2^i, 2^(i+1)); a bucket a bound splits counts by the width of the overlap.
+ */
+export function histogramIn(histogram: readonly { count: number; bytes: number }[] | null, lo: number, hi: number): { count: number; bytes: number; squares: number } {
+  let count = 0;
+  let bytes = 0;
+  let squares = 0;
+  histogram?.forEach((b, i) => {
+    const bLo = i === 0 ? 0 : 2 ** i;
+    const bHi = 2 ** (i + 1);
+    if (bHi <= lo || bLo >= hi || !(b.count > 0)) return;
+    const share = (Math.min(hi, bHi) - Math.max(lo, bLo)) / (bHi - bLo);
+    count += b.count * share;
+    bytes += b.bytes * share;
+    squares += (b.bytes * b.bytes * share) / b.count;
+  });
+  return { count, bytes, squares };
+}
+
 /** A size range the table sampler drew with p = 0 although the recorder's histogram saw allocations in it. */
 export interface UnsampledRange {
   /** Sizes lo .. hi - 1 bytes. */
@@ -90,17 +111,7 @@ export function unsampledRanges(sampling: Sampling, histogram: readonly { count:
     if (sampling.probs[r]! > 0) continue;
     const lo = r === 0 ? 0 : sampling.bounds[r - 1]!;
     const hi = sampling.bounds[r]!;
-    let count = 0;
-    let bytes = 0;
-    histogram.forEach((b, i) => {
-      // Entry 0 holds sizes 0..1, entry i > 0 sizes [2^i, 2^(i+1)).
-      const bLo = i === 0 ? 0 : 2 ** i;
-      const bHi = 2 ** (i + 1);
-      if (bHi <= lo || bLo >= hi || !(b.count > 0)) return;
-      const share = (Math.min(hi, bHi) - Math.max(lo, bLo)) / (bHi - bLo);
-      count += b.count * share;
-      bytes += b.bytes * share;
-    });
+    const { count, bytes } = histogramIn(histogram, lo, hi);
     if (count >= 0.5) out.push({ lo, hi, count: Math.round(count), bytes: Math.round(bytes) });
   }
   return out;

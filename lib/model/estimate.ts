@@ -15,7 +15,7 @@
 // the time, the lower limit takes the rest, up to the whole 5% (a one-sided 95% bound) when
 // the upper limit practically cannot err.
 
-import { halfWidth95, probabilityFunction } from '../format/weights.js';
+import { halfWidth95, histogramIn, probabilityFunction } from '../format/weights.js';
 import type { HistogramBucket, Sampling } from '../format/types.js';
 
 /** Sums of per-event weighted contributions for one group of sampled allocations. */
@@ -79,23 +79,6 @@ export interface Unseen {
  */
 export function unseenOf(sampling: Sampling, histogram: readonly HistogramBucket[] | null): Unseen | null {
   const pOf = probabilityFunction(sampling);
-  // Buckets of the histogram: entry 0 holds sizes 0..1, entry i>0 sizes [2^i, 2^(i+1)).
-  const bucketsIn = (lo: number, hi: number): { count: number; bytes: number; squares: number } => {
-    let count = 0;
-    let bytes = 0;
-    let squares = 0;
-    histogram?.forEach((b, i) => {
-      const bLo = i === 0 ? 0 : 2 ** i;
-      const bHi = i === 0 ? 2 : 2 ** (i + 1);
-      if (bHi <= lo || bLo >= hi || b.count <= 0) return;
-      // A bucket split by a range bound: its share by the width of the overlap.
-      const share = (Math.min(hi, bHi) - Math.max(lo, bLo)) / (bHi - bLo);
-      count += b.count * share;
-      bytes += b.bytes * share;
-      squares += (b.bytes * b.bytes * share) / b.count; // each bucket's sizes taken at its mean
-    });
-    return { count, bytes, squares };
-  };
   if (sampling.kind === 'poisson') {
     const R = sampling.meanBytes;
     // Counts: the mean count weight 1/p(s) of the run's allocations (each histogram bucket at
@@ -126,7 +109,7 @@ export function unseenOf(sampling: Sampling, histogram: readonly HistogramBucket
     if (hi <= lo) continue;
     let size = hi - 1;
     if (histogram) {
-      const h = bucketsIn(lo, hi);
+      const h = histogramIn(histogram, lo, hi);
       if (h.count <= 0) continue; // nothing of this range was ever allocated
       size = Math.min(hi - 1, Math.max(lo, h.squares / h.bytes));
     }
