@@ -193,7 +193,7 @@ export function main(argv: string[]): void {
           const row = [rangeLabel(r.min, r.max), formatCount(r.sampled), left ? '-' : formatCount(r.count), left ? '' : countCi, left ? '-' : formatBytes(r.bytes), left ? '' : bytesCi];
           if (hist) {
             const c = r.check;
-            row.push(formatCount(r.recorder!.count), formatBytes(r.recorder!.bytes), c ? fmtP(c.rate) : '', c ? pText(c) : '', c ? (c.pMax === 0 && r.recorder!.count > 0 ? 'not sampled' : c.ok ? 'ok' : `MISMATCH ${c.sigmas > 99 ? '>99' : c.sigmas.toFixed(0)} SE`) : '');
+            row.push(formatCount(r.recorder!.count), formatBytes(r.recorder!.bytes), c ? fmtP(c.rate) : '', c ? pText(c) : '', c ? (left ? 'not sampled' : c.ok ? 'ok' : `MISMATCH ${c.sigmas > 99 ? '>99' : c.sigmas.toFixed(0)} SE`) : '');
           }
           tbl.push(row);
         }
