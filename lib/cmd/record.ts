@@ -458,8 +458,11 @@ const SAVED_FDS = 'HEAPPROF_FDS';
 export function inheritedFds(env: NodeJS.ProcessEnv = process.env): number[] {
   const saved = env[SAVED_FDS];
   delete env[SAVED_FDS];
-  const listed = new Set((saved ?? '').split(' ').filter((x) => /^\d+$/.test(x)).map(Number).filter((fd) => fd > 2));
-  return [...new Set([...listed, ...uncloexecFds().filter((fd) => saved === undefined || fd > 16)])].sort((a, b) => a - b);
+  // The shell's list is complete (it saw every descriptor before Node opened any): /proc is
+  // read again only without it.
+  if (saved === undefined) return uncloexecFds();
+  const listed = new Set(saved.split(' ').filter((x) => /^\d+$/.test(x)).map(Number).filter((fd) => fd > 2));
+  return [...listed].sort((a, b) => a - b);
 }
 
 /** Descriptors above 2 open without close-on-exec now (Linux's /proc; none elsewhere). */
