@@ -132,9 +132,29 @@ static int fd_is(int fd, uint64_t dev, uint64_t ino) {
   return fd >= 0 && fstat(fd, &st) == 0 && (uint64_t)st.st_dev == dev && (uint64_t)st.st_ino == ino;
 }
 
+/* f->fd refers to the file opened: whether that file is still the profile. Someone else may
+ * have deleted it (or its directory), so that every block written from now on goes to a file
+ * nobody can read, or truncated it, so that the blocks before are gone and the next one lands
+ * after a gap: recording stops either way, saying so, instead of writing on unseen. */
+static int still_the_profile(hpx_file *f, const struct stat *st) {
+  if (st->st_nlink == 0) {
+    snprintf(f->why, sizeof f->why, "deleted while being recorded (by the program or another process)");
+    return -ESTALE;
+  }
+  if ((uint64_t)st->st_size < f->written) {
+    snprintf(f->why, sizeof f->why,
+             "truncated to %llu bytes while being recorded (by the program or another process), after %llu bytes had been written",
+             (unsigned long long)st->st_size, (unsigned long long)f->written);
+    return -ESTALE;
+  }
+  return 0;
+}
+
 int hpx_file_check(hpx_file *f) {
   if (f->fd < 0) return -EBADF;
-  if (fd_is(f->fd, f->dev, f->ino)) return 0;
+  struct stat st;
+  if (fstat(f->fd, &st) == 0 && (uint64_t)st.st_dev == f->dev && (uint64_t)st.st_ino == f->ino)
+    return still_the_profile(f, &st);
   /* Closed by the program, or its number now names one of the program's files: forget it
    * (never close or write it) and find our file again by its path. */
   int saved = errno;
@@ -157,6 +177,7 @@ int hpx_file_check(hpx_file *f) {
   f->fd = move_fd_high(fd);
   f->reopened++;
   errno = saved;
+  if (fstat(f->fd, &st) == 0) return still_the_profile(f, &st);
   return 0;
 }
 

@@ -959,7 +959,12 @@ export function main(argv: string[]): void {
         }
         const hint = mode === 'profile' && status.state === 'finished' ? nativeHint(status.summary ?? {}) : null;
         if (hint) lines.push(hint);
-        if (base) lines.push(`next: hp-snapshot ${base}    (also: hp-history ${base}, hp-report ${base} -o report.html)`);
+        // No next step towards files that are gone (deleted, or their directory, while recording).
+        if (base && existsSync(`${base}.hpm`) && existsSync(`${base}.hpd`)) {
+          lines.push(`next: hp-snapshot ${base}    (also: hp-history ${base}, hp-report ${base} -o report.html)`);
+        } else if (base) {
+          lines.push(`${base}.hpm, ${base}.hpd: no longer there (deleted while recording?): nothing to read`);
+        }
         process.stderr.write(lines.map((line) => `${NAME}: ${line}\n`).join(''));
       }
       removePrivateDir(privateDir);
