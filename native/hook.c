@@ -616,10 +616,28 @@ static void warn(const char *fmt, ...) {
 
 /* ---------------------------------------------------------------- output (g_mu held) */
 
+static void emit_ext(int type, const uint64_t *value);
+
+/* A write failed (a full disk, a file size limit): the files are cut back to their last whole
+ * blocks, which frees what the failed write left, and the .hpd gets one last small block, a
+ * LOST event counting the recorded events that were not written (the pending .hpd events go:
+ * the failed .hpm block may have held their traces), so that readers say the profile lost
+ * events instead of only that it has no end. Best effort: it may not fit either. */
+static void note_the_loss(void) {
+  if (hpx_file_cut(&g_hpm) != 0 || hpx_file_cut(&g_hpd) != 0) return;
+  g_hpd.block.len = 0;
+  g_hpd.count = 0;
+  uint64_t lost = g_events_unwritten + g_n_lost;
+  if (!lost) return;
+  emit_ext(EXT_LOST, &lost);
+  (void)hpx_file_flush(&g_hpd, now_us());
+}
+
 /* A write failed, or the profile's descriptor was taken away by the program and the file
  * could not be found again: stop recording, warn once, let the program go on. Nothing is
- * written after this (the profile stays readable up to its last block). What was buffered
- * and not written is counted as unwritten, so that the summary never claims it. */
+ * written after this but, after a failed write, one LOST event (the profile stays readable up
+ * to its last block). What was buffered and not written is counted as unwritten, so that the
+ * summary never claims it. */
 static void write_failed(const hpx_file *f, int rc) {
   if (f->why[0]) snprintf(g_write_error, sizeof g_write_error, "%.400s: %.390s", f->path, f->why);
   else snprintf(g_write_error, sizeof g_write_error, "write %.400s: %.150s", f->path, strerror(-rc));
@@ -629,6 +647,7 @@ static void write_failed(const hpx_file *f, int rc) {
   g_events_unwritten += g_blk_events;
   g_blk_events = g_blk_traces = 0;
   set_active(0);
+  if (!f->why[0]) note_the_loss(); /* not when the file itself was taken away */
   hpx_file_abandon(&g_hpm);
   hpx_file_abandon(&g_hpd);
 }

@@ -357,6 +357,11 @@ void hpx_file_close(hpx_file *f) {
   deflate_free(f);
 }
 
+int hpx_file_cut(hpx_file *f) {
+  if (f->fd < 0 || !fd_is(f->fd, f->dev, f->ino)) return -EBADF;
+  return ftruncate(f->fd, (off_t)f->written) == 0 ? 0 : -errno;
+}
+
 void hpx_file_abandon(hpx_file *f) {
   if (f->fd >= 0 && fd_is(f->fd, f->dev, f->ino)) close(f->fd);
   f->fd = -1;

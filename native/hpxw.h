@@ -127,6 +127,9 @@ int hpx_file_flush(hpx_file *f, uint64_t now_us);
 void hpx_file_close(hpx_file *f);
 /* Forgets the pending block and the descriptor without writing (fork child); the
  * descriptor is closed only if it is still ours. */
+/* After a failed write: cuts the file back to its last whole block (what the write left of its
+ * block, on a full disk, goes), so that a block written next follows it. 0 or -errno. */
+int hpx_file_cut(hpx_file *f);
 void hpx_file_abandon(hpx_file *f);
 
 #endif

@@ -182,14 +182,15 @@ export function refuseStatsMode(source: ProfileSource): void {
 }
 
 /**
- * Say once that a profile has no end marker (still being written, or the recorder crashed); not
+ * Say once that a profile has no end marker (still being written, the recorder crashed, or it
+ * stopped early on a failed write); not
  * for an events stream its writer cut with --to, which has none by design.
  */
 export function reportIncomplete(source: ProfileSource): void {
   if (!source.complete && source.window && source.window.toUs !== null) return;
   if (!source.complete && source.header.formatVersion === 1) {
     warn(`${source.name}: heapprof 1.0.x profile: the format has no end marker, so whether the recording finished cannot be told; used everything up to its end`);
-  } else if (!source.complete) warn(`${source.name}: incomplete profile (no end marker: the recorder is still running or crashed); used everything up to its end`);
+  } else if (!source.complete) warn(`${source.name}: incomplete profile (no end marker: the recorder is still running, crashed, or stopped early on a failed write); used everything up to its end`);
 }
 
 /**
