@@ -262,6 +262,7 @@ static uint64_t g_n_forks; /* followed forks of this process while recording */
 
 /* BASE.hpm.lock, flock()ed while this process records to BASE (see lock_profile). */
 static int g_lock_fd = -1;
+static uint64_t g_lock_dev, g_lock_ino; /* the lock file g_lock_fd was opened on */
 static char g_lock_path[4200];
 
 /* Per thread: initial-exec TLS so that reading it never allocates. */
@@ -1748,7 +1749,11 @@ static int lock_profile(void) {
       if (ftruncate(fd, 0) == 0 && pwrite(fd, pid, (size_t)n, 0) != n) {
         /* only the error message of a loser needs it (a full disk, say) */
       }
-      g_lock_fd = fd;
+      /* out of the program's way, like the profile's descriptors: a program that closes what
+       * it did not open and opens its own files must not get (or lose) this number */
+      g_lock_fd = hpx_move_fd_high(fd);
+      g_lock_dev = (uint64_t)held.st_dev;
+      g_lock_ino = (uint64_t)held.st_ino;
       return 0;
     }
     close(fd); /* removed or replaced by its holder meanwhile: try again */
@@ -1759,8 +1764,12 @@ static int lock_profile(void) {
 
 static void unlock_profile(void) {
   if (g_lock_fd < 0) return;
-  unlink(g_lock_path); /* while locked: see lock_profile */
-  close(g_lock_fd);
+  /* The program may have closed the descriptor (releasing the lock) and reused its number for
+   * a file of its own: then neither close that nor remove a lock someone else may hold now. */
+  if (hpx_fd_is(g_lock_fd, g_lock_dev, g_lock_ino)) {
+    unlink(g_lock_path); /* while locked: see lock_profile */
+    close(g_lock_fd);
+  }
   g_lock_fd = -1;
 }
 
@@ -1884,7 +1893,7 @@ static void atfork_child(void) {
     raise(SIGTERM);
   }
   /* The lock stays the parent's alone (flock is shared with a copied descriptor). */
-  if (g_lock_fd >= 0) close(g_lock_fd);
+  if (g_lock_fd >= 0 && hpx_fd_is(g_lock_fd, g_lock_dev, g_lock_ino)) close(g_lock_fd);
   g_lock_fd = -1;
   if (!g_active) return;
   /* The parent owns its files and unflushed buffers (none: prepare flushed). */

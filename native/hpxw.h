@@ -65,6 +65,13 @@ typedef struct {
   hpx_buf zout;
 } hpx_file;
 
+/* Moves a descriptor of the recorder's to a high number, out of the program's way (close-on-exec),
+ * and returns the one to use. */
+int hpx_move_fd_high(int fd);
+/* Whether fd refers to the file (dev, ino): a descriptor of the recorder's that the program may
+ * have closed, and whose number it may have reused, is only written or closed when this holds. */
+int hpx_fd_is(int fd, uint64_t dev, uint64_t ino);
+
 /* Creates path (0600; O_EXCL unless overwrite) and writes the 32-byte file header plus
  * body. Returns 0, or -errno; a file it created and could not complete is removed. */
 int hpx_file_open(hpx_file *f, const char *path, const char magic[4], const uint8_t id[16],
