@@ -159,6 +159,10 @@ static int g_count_bytes;             /* byte-Poisson: slot 0 counts bytes */
 
 /* Header material kept for followed forks. */
 static char g_base[4000];
+/* g_base made absolute at start: the lock file and forked children's profiles are named from it,
+ * so that a program that changes directory neither leaves the lock behind (or removes another
+ * file of that name where it went) nor has its children's profiles written there. */
+static char g_base_abs[8200];
 static hpx_buf g_argv, g_notes; /* NUL-separated */
 static char g_hostname[256];
 
@@ -263,7 +267,7 @@ static uint64_t g_n_forks; /* followed forks of this process while recording */
 /* BASE.hpm.lock, flock()ed while this process records to BASE (see lock_profile). */
 static int g_lock_fd = -1;
 static uint64_t g_lock_dev, g_lock_ino; /* the lock file g_lock_fd was opened on */
-static char g_lock_path[4200];
+static char g_lock_path[8300];
 
 /* Per thread: initial-exec TLS so that reading it never allocates. */
 struct hp_thread {
@@ -1718,7 +1722,7 @@ static void reset_disk_counters(void) {
  * belong to the open file, which the child would otherwise keep locked. Returns 0 or
  * -errno with g_err set. */
 static int lock_profile(void) {
-  snprintf(g_lock_path, sizeof g_lock_path, "%s.hpm.lock", g_base);
+  snprintf(g_lock_path, sizeof g_lock_path, "%s.hpm.lock", g_base_abs);
   for (int attempt = 0; attempt < 20; attempt++) {
     int fd = open(g_lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {
@@ -1776,10 +1780,10 @@ static void unlock_profile(void) {
 /* Creates BASE.hpm and BASE.hpd (BASE.PID.* for a followed child) and writes their
  * headers. Returns 0 or -errno with g_err set. g_mu held or single-threaded. */
 static int open_profile(int child) {
-  char hpm[4200], hpd[4200];
+  char hpm[8300], hpd[8300];
   if (child) {
-    snprintf(hpm, sizeof hpm, "%s.%d.hpm", g_base, (int)getpid());
-    snprintf(hpd, sizeof hpd, "%s.%d.hpd", g_base, (int)getpid());
+    snprintf(hpm, sizeof hpm, "%s.%d.hpm", g_base_abs, (int)getpid());
+    snprintf(hpd, sizeof hpd, "%s.%d.hpd", g_base_abs, (int)getpid());
   } else {
     snprintf(hpm, sizeof hpm, "%s.hpm", g_base);
     snprintf(hpd, sizeof hpd, "%s.hpd", g_base);
@@ -2098,6 +2102,9 @@ static int hp_start_impl(const char *base, int mode, int sampler, int nranges, c
     if (g_probs[i] < 1.0) g_sample_all = 0;
   plan_slots(mode);
   snprintf(g_base, sizeof g_base, "%s", base);
+  char cwd[4096];
+  if (base[0] == '/' || !getcwd(cwd, sizeof cwd)) snprintf(g_base_abs, sizeof g_base_abs, "%s", base);
+  else snprintf(g_base_abs, sizeof g_base_abs, "%s/%s", cwd, base);
   g_argv.len = g_notes.len = 0;
   hpx_buf_put(&g_argv, argv, argv_len);
   hpx_buf_put(&g_notes, notes, notes_len);
