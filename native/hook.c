@@ -622,6 +622,7 @@ static void warn(const char *fmt, ...) {
 /* ---------------------------------------------------------------- output (g_mu held) */
 
 static void emit_ext(int type, const uint64_t *value);
+static void unlock_profile(void);
 
 /* A write failed (a full disk, a file size limit): the files are cut back to their last whole
  * blocks, which frees what the failed write left, and the .hpd gets one last small block, a
@@ -655,6 +656,7 @@ static void write_failed(const hpx_file *f, int rc) {
   if (!f->why[0]) note_the_loss(); /* not when the file itself was taken away */
   hpx_file_abandon(&g_hpm);
   hpx_file_abandon(&g_hpd);
+  unlock_profile(); /* nothing writes the profile any more: readers must not take it for live */
 }
 
 /* The pending .hpm block, if any; its trace records count as written once it is. */
