@@ -498,6 +498,24 @@ export function childStdio(fds: number[]): Array<'inherit' | 'ignore' | number> 
   return stdio;
 }
 
+/** Where bin/hp-record.js's shell line leaves the address-space limit it raised for Node. */
+const SAVED_RLIMIT_AS = 'HEAPPROF_RLIMIT_AS';
+
+/**
+ * The soft and hard RLIMIT_AS (bytes; -1 for unlimited) hp-record was started with, when the soft
+ * one was set: Node reserves several hundred MiB of address space as it starts and dies at once
+ * under a smaller limit, so bin/hp-record.js raised the soft limit to the hard one for Node, and
+ * the bootstrap sets it back for the program (ulimit -S -v limits the program as without
+ * hp-record). Taken out of the environment.
+ */
+export function takeAddressLimit(env: NodeJS.ProcessEnv = process.env): [number, number] | null {
+  const saved = env[SAVED_RLIMIT_AS];
+  delete env[SAVED_RLIMIT_AS];
+  const m = /^(\d+) (\d+|unlimited)$/.exec(saved ?? '');
+  if (!m) return null;
+  return [Number(m[1]), m[2] === 'unlimited' ? -1 : Number(m[2])];
+}
+
 /** Where bin/hp-record.js's shell line leaves the signal state hp-record was started with. */
 const SAVED_SIGNALS = 'HEAPPROF_SIGNALS';
 
@@ -770,6 +788,7 @@ export function main(argv: string[]): void {
   runMain(NAME, async () => {
     // What the program must inherit as python would: read before anything else starts.
     const startSignals = takeStartSignals();
+    const addressLimit = takeAddressLimit();
     const fds = inheritedFds();
     const split = splitCommandLine(argv);
     const args = parser(NAME, split.own, USAGE, EXAMPLES)
@@ -898,6 +917,8 @@ export function main(argv: string[]): void {
         mark_signal: markSignal === null ? null : osConstants.signals[markSignal],
         // Ignored and blocked at our start: the bootstrap restores them, which Node's spawn reset.
         signals: startSignals.ignore.length + startSignals.block.length > 0 ? startSignals : null,
+        // The soft address-space limit bin/hp-record.js raised for Node: the bootstrap sets it back.
+        rlimit_as: addressLimit,
       };
       const startedUs = Date.now() * 1000;
       let stopPolling = (): void => {};

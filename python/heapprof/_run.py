@@ -217,6 +217,22 @@ def _restore_signals(config):
             pass
 
 
+def _restore_address_limit(config):
+    # A soft address-space limit (ulimit -S -v) too small for Node, which hp-record runs on, was
+    # raised to the hard one for Node by bin/hp-record.js: set back for the program, as python
+    # would have inherited it. [soft, hard], bytes, -1 for unlimited.
+    limit = config.get('rlimit_as')
+    if not limit:
+        return
+    try:
+        import resource
+
+        soft, hard = limit
+        resource.setrlimit(resource.RLIMIT_AS, (soft, resource.RLIM_INFINITY if hard < 0 else hard))
+    except (ImportError, OSError, ValueError, TypeError):
+        pass
+
+
 def _leave_sys_path():
     # The private directory leaves sys.path, so that `import sitecustomize` finds the user's (or none)
     # and never this file again. Subinterpreters start from the path python computed at start-up, which
@@ -419,6 +435,7 @@ def _bootstrap(raw_config):
         return
     _status_path = config.get('status')
     _restore_signals(config)
+    _restore_address_limit(config)
     if config.get('follow_children') and config.get('mode', 'profile') == 'profile':
         _pass_on(config)
     else:
