@@ -244,6 +244,25 @@ static int g_native;      /* interpose.c records: recording with g_native_mask s
 #define TICK_NS 500000000L
 static pthread_t g_ticker;
 static int g_ticker_running, g_ticker_wanted, g_ticker_stop;
+/* When the parent last forked (now_us): the ticker stopped for the fork comes back at a sampled
+ * event no sooner than FORK_QUIET_US after it. CPython 3.12+ looks for threads when fork()
+ * returns, and allocations made by then (any, sampling everything) would restart the ticker
+ * in time to be seen (a DeprecationWarning the program would not get without the recorder). */
+#define FORK_QUIET_US 100000
+static uint64_t g_fork_us; /* 0: none (a later recording's clock may be behind it: wraps, restarts) */
+
+/* The watchdog is paused over fork (joined in atfork_prepare): CPython 3.12+ warns about
+ * os.fork() in a process with other threads (a DeprecationWarning the program would not
+ * get without the recorder), and the child would not have the thread anyway. It comes back
+ * after the fork (hp_watch_resume from the bootstrap's after-fork hook, or on 3.12+, which
+ * looks for threads after that hook, the ticker's next tick). g_watch_mu orders pause and start;
+ * the thread itself never takes it. */
+static pthread_mutex_t g_watch_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_t g_watch_thread;
+static sem_t g_watch_sem;                                /* wakes the thread to pause */
+static int g_watch_running, g_watch_wanted, g_watch_pause, g_watch_acting;
+static void watch_pause(void);
+static void watch_resume(void);
 /* 1 from the ticker's start until it decides to exit: until then it will see a SIGTERM. */
 static int g_ticker_accepting;
 static sem_t g_tick_sem;
@@ -1135,7 +1154,7 @@ static void record_event(void *p, size_t size, int domain, void *pc) {
   mu_lock();
 again:
   if (g_active && g_mode == MODE_PROFILE && open_child_files() == 0) {
-    if (g_ticker_wanted && !g_ticker_running) ticker_start_locked();
+    if (g_ticker_wanted && !g_ticker_running && (!g_fork_us || now_us() - g_fork_us >= FORK_QUIET_US)) ticker_start_locked();
     uint32_t ctx = g_threads ? (uint32_t)domain | thread_id_locked() << 2 : (uint32_t)domain;
     key.ctx = ctx;
     uint64_t key_hash = walk_hash ^ (uint64_t)ctx * 0x9e3779b97f4a7c15ULL;
@@ -1604,6 +1623,7 @@ static void *ticker_main(void *arg) {
       if (__atomic_load_n(&g_term_pending, __ATOMIC_SEQ_CST)) term_finish();
       return NULL;
     }
+    watch_resume(); /* after a fork (see the watchdog); outside g_mu */
     uint64_t rss = tick % 2 == 0 ? read_rss() : 0; /* once a second; outside g_mu */
     mu_lock();
     if (g_active) {
@@ -1865,6 +1885,7 @@ static void atfork_prepare(void) {
    * which cannot tell it from one of its own and would lose it (a pool worker forked while
    * the pool terminates then never dies). A SIGTERM now finds no ticker and acts at once. */
   ticker_stop();
+  watch_pause(); /* likewise hp-record's watchdog (see there) */
   mu_lock();
   if (restart) g_ticker_wanted = 1;
   if (g_active) flush_all(); /* the parent's data is on disk before the child exists */
@@ -1872,6 +1893,7 @@ static void atfork_prepare(void) {
 
 static void atfork_parent(void) {
   if (g_active && (g_flags & FLAG_FOLLOW_FORK)) g_n_forks++;
+  g_fork_us = now_us() | 1; /* 0: no fork yet */
   /* A SIGTERM that came while the ticker was stopped for the fork: the ticker handles it. */
   if (LOAD(g_term_pending) && g_active) ticker_start_locked();
   mu_unlock();
@@ -1882,6 +1904,10 @@ static void atfork_parent(void) {
 static void atfork_child(void) {
   t_hp.busy = t_hp.fork_saved_busy;
   __atomic_store_n(&g_mu, 0, __ATOMIC_RELAXED); /* held by the forking thread: this thread */
+  /* The child has no watchdog (as a forked child never had: threads do not survive fork). */
+  pthread_mutex_init(&g_watch_mu, NULL);
+  STORE(g_watch_running, 0);
+  STORE(g_watch_wanted, 0);
   sem_destroy(&g_tick_sem);
   ticker_init_sync();
   g_ticker_running = 0;
@@ -2165,6 +2191,7 @@ static int hp_stop_impl(void) {
   mu_unlock();
   stop_end(); /* a SIGTERM deferred while the ticker was being stopped: die of it now */
   term_uninstall();
+  watch_resume(); /* a watchdog paused by a fork and left to the ticker, which is gone */
   return was;
 }
 
@@ -2207,7 +2234,16 @@ static void remove_private_dir(const char *dir) {
 
 static void *watch_main(void *arg) {
   (void)arg;
-  while (getppid() == g_watch_parent) sleep_ms(WATCH_POLL_MS);
+  while (getppid() == g_watch_parent) {
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_nsec += WATCH_POLL_MS * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) deadline.tv_sec++, deadline.tv_nsec -= 1000000000L;
+    while (sem_clockwait(&g_watch_sem, CLOCK_MONOTONIC, &deadline) != 0 && errno == EINTR) {
+    }
+    if (LOAD(g_watch_pause)) return NULL; /* a fork: watch_pause joins us */
+  }
+  STORE(g_watch_acting, 1); /* from here on nothing pauses it */
   if (g_watch_dir[0]) remove_private_dir(g_watch_dir);
   mu_lock();
   if (g_active) flush_all();
@@ -2216,6 +2252,49 @@ static void *watch_main(void *arg) {
   sleep_ms(g_watch_grace_ms);
   kill(getpid(), SIGKILL);
   return NULL;
+}
+
+/* Creates the watchdog's thread unless it runs. g_watch_mu held. 0, or -errno. */
+static int watch_start_locked(void) {
+  if (LOAD(g_watch_running)) return 0;
+  STORE(g_watch_wanted, 0);
+  STORE(g_watch_pause, 0);
+  while (sem_trywait(&g_watch_sem) == 0) {
+  } /* stale wake-ups */
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, 64 * 1024);
+  sigset_t all, saved;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &saved); /* signals keep going to the program's threads */
+  int rc = pthread_create(&g_watch_thread, &attr, watch_main, NULL);
+  pthread_sigmask(SIG_SETMASK, &saved, NULL);
+  pthread_attr_destroy(&attr);
+  if (rc != 0) return -rc;
+  STORE(g_watch_running, 1);
+  return 0;
+}
+
+/* atfork_prepare: stops the watchdog's thread for the fork (it wakes at once), unless it is
+ * already acting on hp-record's death; it is wanted back afterwards. */
+static void watch_pause(void) {
+  pthread_mutex_lock(&g_watch_mu);
+  if (LOAD(g_watch_running) && !LOAD(g_watch_acting)) {
+    STORE(g_watch_pause, 1);
+    sem_post(&g_watch_sem);
+    pthread_join(g_watch_thread, NULL);
+    STORE(g_watch_running, 0);
+    STORE(g_watch_wanted, 1);
+  }
+  pthread_mutex_unlock(&g_watch_mu);
+}
+
+/* After a fork (parent): the watchdog back, from a thread that is not in an allocator call. */
+static void watch_resume(void) {
+  if (!LOAD(g_watch_wanted)) return;
+  pthread_mutex_lock(&g_watch_mu);
+  if (LOAD(g_watch_wanted)) (void)watch_start_locked();
+  pthread_mutex_unlock(&g_watch_mu);
 }
 
 /* Starts the watchdog for hp-record (pid parent; if it is already gone, the watchdog
@@ -2229,20 +2308,22 @@ static int hp_watch_parent_impl(int parent, int grace_ms, const char *private_di
   g_watch_parent = (pid_t)parent;
   g_watch_grace_ms = grace_ms > 0 ? grace_ms : 0;
   snprintf(g_watch_dir, sizeof g_watch_dir, "%s", private_dir);
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, 64 * 1024);
-  sigset_t all, saved;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &saved); /* signals keep going to the program's threads */
-  pthread_t tid;
-  int rc = pthread_create(&tid, &attr, watch_main, NULL);
-  pthread_sigmask(SIG_SETMASK, &saved, NULL);
-  pthread_attr_destroy(&attr);
-  if (rc != 0) return -rc;
+  sem_init(&g_watch_sem, 0, 0);
+  pthread_mutex_lock(&g_watch_mu);
+  int rc = watch_start_locked();
+  pthread_mutex_unlock(&g_watch_mu);
+  if (rc != 0) return rc;
   started = 1;
   return 0;
+}
+
+/* The bootstrap's os.register_at_fork(after_in_parent=...): the watchdog back after a fork.
+ * now = 0 (CPython 3.12+, which looks for threads after running that hook) leaves it to the
+ * ticker's next tick while recording, when there is a ticker to do it. */
+static void hp_watch_resume_impl(int now) {
+  if (!LOAD(g_watch_wanted)) return;
+  if (!now && (LOAD(g_ticker_running) || g_ticker_wanted)) return;
+  watch_resume();
 }
 
 /* The next hp_start records an attach (hp-record --pid): header tag 22 with the process's
@@ -2425,6 +2506,11 @@ EXPORT int hp_watch_parent(int parent, int grace_ms, const char *private_dir) {
   int rc = hp_watch_parent_impl(parent, grace_ms, private_dir);
   LEAVE();
   return rc;
+}
+EXPORT void hp_watch_resume(int now) {
+  ENTER();
+  hp_watch_resume_impl(now);
+  LEAVE();
 }
 EXPORT void hp_counters(uint64_t out[6]) {
   ENTER();
