@@ -516,6 +516,23 @@ export function takeAddressLimit(env: NodeJS.ProcessEnv = process.env): [number,
   return [Number(m[1]), m[2] === 'unlimited' ? -1 : Number(m[2])];
 }
 
+/** Where bin/hp-record.js's shell line leaves the soft descriptor limit, which Node raises. */
+const SAVED_RLIMIT_NOFILE = 'HEAPPROF_RLIMIT_NOFILE';
+
+/**
+ * The soft and hard RLIMIT_NOFILE (-1: unlimited) hp-record was started with, when they differ:
+ * Node raises the soft limit to the hard one as it starts, which the program would inherit (more
+ * descriptors than it would have had, select() and EMFILE behaving differently), so
+ * bin/hp-record.js notes it and the bootstrap sets it back. Taken out of the environment.
+ */
+export function takeFileLimit(env: NodeJS.ProcessEnv = process.env): [number, number] | null {
+  const saved = env[SAVED_RLIMIT_NOFILE];
+  delete env[SAVED_RLIMIT_NOFILE];
+  const m = /^(\d+) (\d+|unlimited)$/.exec(saved ?? '');
+  if (!m) return null;
+  return [Number(m[1]), m[2] === 'unlimited' ? -1 : Number(m[2])];
+}
+
 /** Where bin/hp-record.js's shell line leaves the signal state hp-record was started with. */
 const SAVED_SIGNALS = 'HEAPPROF_SIGNALS';
 
@@ -789,6 +806,7 @@ export function main(argv: string[]): void {
     // What the program must inherit as python would: read before anything else starts.
     const startSignals = takeStartSignals();
     const addressLimit = takeAddressLimit();
+    const fileLimit = takeFileLimit();
     const fds = inheritedFds();
     const split = splitCommandLine(argv);
     const args = parser(NAME, split.own, USAGE, EXAMPLES)
@@ -919,6 +937,7 @@ export function main(argv: string[]): void {
         signals: startSignals.ignore.length + startSignals.block.length > 0 ? startSignals : null,
         // The soft address-space limit bin/hp-record.js raised for Node: the bootstrap sets it back.
         rlimit_as: addressLimit,
+        rlimit_nofile: fileLimit,
       };
       const startedUs = Date.now() * 1000;
       let stopPolling = (): void => {};

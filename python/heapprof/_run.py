@@ -217,20 +217,21 @@ def _restore_signals(config):
             pass
 
 
-def _restore_address_limit(config):
-    # A soft address-space limit (ulimit -S -v) too small for Node, which hp-record runs on, was
-    # raised to the hard one for Node by bin/hp-record.js: set back for the program, as python
-    # would have inherited it. [soft, hard], bytes, -1 for unlimited.
-    limit = config.get('rlimit_as')
-    if not limit:
-        return
-    try:
-        import resource
+def _restore_limits(config):
+    # The soft descriptor limit, which Node (hp-record) raises to the hard one as it starts, and a
+    # soft address-space limit (ulimit -S -v) too small for Node, which bin/hp-record.js raised: set
+    # back for the program, as python would have inherited them. [soft, hard], -1 for unlimited.
+    for key, name in (('rlimit_as', 'RLIMIT_AS'), ('rlimit_nofile', 'RLIMIT_NOFILE')):
+        limit = config.get(key)
+        if not limit:
+            continue
+        try:
+            import resource
 
-        soft, hard = limit
-        resource.setrlimit(resource.RLIMIT_AS, (soft, resource.RLIM_INFINITY if hard < 0 else hard))
-    except (ImportError, OSError, ValueError, TypeError):
-        pass
+            soft, hard = limit
+            resource.setrlimit(getattr(resource, name), (soft, resource.RLIM_INFINITY if hard < 0 else hard))
+        except (ImportError, OSError, ValueError, TypeError):
+            pass
 
 
 def _leave_sys_path():
@@ -449,7 +450,7 @@ def _bootstrap(raw_config):
         return
     _status_path = config.get('status')
     _restore_signals(config)
-    _restore_address_limit(config)
+    _restore_limits(config)
     if config.get('follow_children') and config.get('mode', 'profile') == 'profile':
         _pass_on(config)
     else:
