@@ -2318,11 +2318,11 @@ static int hp_watch_parent_impl(int parent, int grace_ms, const char *private_di
 }
 
 /* The bootstrap's os.register_at_fork(after_in_parent=...): the watchdog back after a fork.
- * now = 0 (CPython 3.12+, which looks for threads after running that hook) leaves it to the
- * ticker's next tick while recording, when there is a ticker to do it. */
-static void hp_watch_resume_impl(int now) {
+ * On CPython 3.12+, which looks for threads after running that hook, it is left to the ticker's
+ * next tick while recording, when there is a ticker to do it. */
+static void hp_watch_resume_impl(void) {
   if (!LOAD(g_watch_wanted)) return;
-  if (!now && (LOAD(g_ticker_running) || g_ticker_wanted)) return;
+  if (g_minor >= 12 && (LOAD(g_ticker_running) || g_ticker_wanted)) return;
   watch_resume();
 }
 
@@ -2507,9 +2507,9 @@ EXPORT int hp_watch_parent(int parent, int grace_ms, const char *private_dir) {
   LEAVE();
   return rc;
 }
-EXPORT void hp_watch_resume(int now) {
+EXPORT void hp_watch_resume(void) {
   ENTER();
-  hp_watch_resume_impl(now);
+  hp_watch_resume_impl();
   LEAVE();
 }
 EXPORT void hp_counters(uint64_t out[6]) {

@@ -417,24 +417,20 @@ def _watch_recorder(heapprof, config):
         private_dir = ''  # only ever hp-record's own temporary directory
     if not parent:
         return
-    import ctypes  # already loaded by heapprof._native
-
     try:
         lib = heapprof._native.load()
         lib.hp_watch_parent(int(parent), _KILL_GRACE_MS, private_dir.encode())
         resume = lib.hp_watch_resume  # not in _native's table: an older library lacks it
         resume.restype = None
-        resume.argtypes = [ctypes.c_int]
+        resume.argtypes = []
     except (AttributeError, OSError, ValueError):
         return  # an older library: no watchdog, or one that never pauses
     # The hook pauses the watchdog's thread over every fork, so that CPython 3.12+ does not warn
     # about forking a multi-threaded process; it comes back after the fork. 3.12+ checks for
     # threads after this hook has run: there the recorder's ticker brings it back a moment later
-    # (or this hook at once when nothing is being recorded, and so no ticker runs).
-    # functools.partial of the C function: no Python frame of the bootstrap under the program's.
-    import functools
-
-    os.register_at_fork(after_in_parent=functools.partial(resume, int(sys.version_info < (3, 12))))
+    # (or this hook at once when nothing is being recorded, and so no ticker runs). The C function
+    # itself is the hook: no Python frame of the bootstrap under the program's.
+    os.register_at_fork(after_in_parent=resume)
 
 
 def _bootstrap(raw_config):
