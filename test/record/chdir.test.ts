@@ -1,7 +1,8 @@
 // A program that changes directory: the recorder named its lock file and its forked children's
 // profiles relative to the directory it started in, so that the lock file was left behind (its
 // removal looked in the new directory) and a child's profile went to the new directory, where
-// hp-record did not find it ("1 forked child recorded nothing").
+// hp-record did not find it ("1 forked child recorded nothing"); with --follow-children, a python
+// the program started there recorded to the new directory too.
 
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,10 +18,10 @@ const all = skip ? [] : pythons();
 const installed = all.length > 1 ? [all[0]!, all[all.length - 1]!] : all;
 
 for (const py of installed) {
-  t.test(`CPython ${py.version}`, async (t) => {
+  for (const [option, mode] of [['--follow-fork', []], ['--follow-children', ['spawn']]] as const) t.test(`CPython ${py.version} ${option}`, async (t) => {
     const dir = scratch();
     mkdirSync(join(dir, 'elsewhere'));
-    const r = await hpRecord(['--python', py.exe, '-o', 'run', '--follow-fork', '--sample', '{}', '--', SCRIPT, 'elsewhere'], { cwd: dir, env });
+    const r = await hpRecord(['--python', py.exe, '-o', 'run', option, '--sample', '{}', '--', SCRIPT, 'elsewhere', ...mode], { cwd: dir, env });
     t.equal(r.code, 0, r.stderr);
     t.equal(r.stdout, 'parent done []\n', 'nothing of the profile in the directory the program went to');
     t.notOk(existsSync(join(dir, 'run.hpm.lock')), 'the lock file is removed');
