@@ -159,6 +159,10 @@ static int g_count_bytes;             /* byte-Poisson: slot 0 counts bytes */
 
 /* Header material kept for followed forks. */
 static char g_base[4000];
+/* g_base made absolute at start: the lock file and forked children's profiles are named from it,
+ * so that a program that changes directory neither leaves the lock behind (or removes another
+ * file of that name where it went) nor has its children's profiles written there. */
+static char g_base_abs[8200];
 static hpx_buf g_argv, g_notes; /* NUL-separated */
 static char g_hostname[256];
 
@@ -240,6 +244,25 @@ static int g_native;      /* interpose.c records: recording with g_native_mask s
 #define TICK_NS 500000000L
 static pthread_t g_ticker;
 static int g_ticker_running, g_ticker_wanted, g_ticker_stop;
+/* When the parent last forked (now_us): the ticker stopped for the fork comes back at a sampled
+ * event no sooner than FORK_QUIET_US after it. CPython 3.12+ looks for threads when fork()
+ * returns, and allocations made by then (any, sampling everything) would restart the ticker
+ * in time to be seen (a DeprecationWarning the program would not get without the recorder). */
+#define FORK_QUIET_US 100000
+static uint64_t g_fork_us; /* 0: none (a later recording's clock may be behind it: wraps, restarts) */
+
+/* The watchdog is paused over fork (joined in atfork_prepare): CPython 3.12+ warns about
+ * os.fork() in a process with other threads (a DeprecationWarning the program would not
+ * get without the recorder), and the child would not have the thread anyway. It comes back
+ * after the fork (hp_watch_resume from the bootstrap's after-fork hook, or on 3.12+, which
+ * looks for threads after that hook, the ticker's next tick). g_watch_mu orders pause and start;
+ * the thread itself never takes it. */
+static pthread_mutex_t g_watch_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_t g_watch_thread;
+static sem_t g_watch_sem;                                /* wakes the thread to pause */
+static int g_watch_running, g_watch_wanted, g_watch_pause, g_watch_acting;
+static void watch_pause(void);
+static void watch_resume(void);
 /* 1 from the ticker's start until it decides to exit: until then it will see a SIGTERM. */
 static int g_ticker_accepting;
 static sem_t g_tick_sem;
@@ -262,7 +285,8 @@ static uint64_t g_n_forks; /* followed forks of this process while recording */
 
 /* BASE.hpm.lock, flock()ed while this process records to BASE (see lock_profile). */
 static int g_lock_fd = -1;
-static char g_lock_path[4200];
+static uint64_t g_lock_dev, g_lock_ino; /* the lock file g_lock_fd was opened on */
+static char g_lock_path[8300];
 
 /* Per thread: initial-exec TLS so that reading it never allocates. */
 struct hp_thread {
@@ -616,10 +640,29 @@ static void warn(const char *fmt, ...) {
 
 /* ---------------------------------------------------------------- output (g_mu held) */
 
+static void emit_ext(int type, const uint64_t *value);
+static void unlock_profile(void);
+
+/* A write failed (a full disk, a file size limit): the files are cut back to their last whole
+ * blocks, which frees what the failed write left, and the .hpd gets one last small block, a
+ * LOST event counting the recorded events that were not written (the pending .hpd events go:
+ * the failed .hpm block may have held their traces), so that readers say the profile lost
+ * events instead of only that it has no end. Best effort: it may not fit either. */
+static void note_the_loss(void) {
+  if (hpx_file_cut(&g_hpm) != 0 || hpx_file_cut(&g_hpd) != 0) return;
+  g_hpd.block.len = 0;
+  g_hpd.count = 0;
+  uint64_t lost = g_events_unwritten + g_n_lost;
+  if (!lost) return;
+  emit_ext(EXT_LOST, &lost);
+  (void)hpx_file_flush(&g_hpd, now_us());
+}
+
 /* A write failed, or the profile's descriptor was taken away by the program and the file
  * could not be found again: stop recording, warn once, let the program go on. Nothing is
- * written after this (the profile stays readable up to its last block). What was buffered
- * and not written is counted as unwritten, so that the summary never claims it. */
+ * written after this but, after a failed write, one LOST event (the profile stays readable up
+ * to its last block). What was buffered and not written is counted as unwritten, so that the
+ * summary never claims it. */
 static void write_failed(const hpx_file *f, int rc) {
   if (f->why[0]) snprintf(g_write_error, sizeof g_write_error, "%.400s: %.390s", f->path, f->why);
   else snprintf(g_write_error, sizeof g_write_error, "write %.400s: %.150s", f->path, strerror(-rc));
@@ -629,8 +672,10 @@ static void write_failed(const hpx_file *f, int rc) {
   g_events_unwritten += g_blk_events;
   g_blk_events = g_blk_traces = 0;
   set_active(0);
+  if (!f->why[0]) note_the_loss(); /* not when the file itself was taken away */
   hpx_file_abandon(&g_hpm);
   hpx_file_abandon(&g_hpd);
+  unlock_profile(); /* nothing writes the profile any more: readers must not take it for live */
 }
 
 /* The pending .hpm block, if any; its trace records count as written once it is. */
@@ -1109,7 +1154,7 @@ static void record_event(void *p, size_t size, int domain, void *pc) {
   mu_lock();
 again:
   if (g_active && g_mode == MODE_PROFILE && open_child_files() == 0) {
-    if (g_ticker_wanted && !g_ticker_running) ticker_start_locked();
+    if (g_ticker_wanted && !g_ticker_running && (!g_fork_us || now_us() - g_fork_us >= FORK_QUIET_US)) ticker_start_locked();
     uint32_t ctx = g_threads ? (uint32_t)domain | thread_id_locked() << 2 : (uint32_t)domain;
     key.ctx = ctx;
     uint64_t key_hash = walk_hash ^ (uint64_t)ctx * 0x9e3779b97f4a7c15ULL;
@@ -1578,6 +1623,7 @@ static void *ticker_main(void *arg) {
       if (__atomic_load_n(&g_term_pending, __ATOMIC_SEQ_CST)) term_finish();
       return NULL;
     }
+    watch_resume(); /* after a fork (see the watchdog); outside g_mu */
     uint64_t rss = tick % 2 == 0 ? read_rss() : 0; /* once a second; outside g_mu */
     mu_lock();
     if (g_active) {
@@ -1698,7 +1744,7 @@ static void reset_disk_counters(void) {
  * belong to the open file, which the child would otherwise keep locked. Returns 0 or
  * -errno with g_err set. */
 static int lock_profile(void) {
-  snprintf(g_lock_path, sizeof g_lock_path, "%s.hpm.lock", g_base);
+  snprintf(g_lock_path, sizeof g_lock_path, "%s.hpm.lock", g_base_abs);
   for (int attempt = 0; attempt < 20; attempt++) {
     int fd = open(g_lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {
@@ -1729,7 +1775,11 @@ static int lock_profile(void) {
       if (ftruncate(fd, 0) == 0 && pwrite(fd, pid, (size_t)n, 0) != n) {
         /* only the error message of a loser needs it (a full disk, say) */
       }
-      g_lock_fd = fd;
+      /* out of the program's way, like the profile's descriptors: a program that closes what
+       * it did not open and opens its own files must not get (or lose) this number */
+      g_lock_fd = hpx_move_fd_high(fd);
+      g_lock_dev = (uint64_t)held.st_dev;
+      g_lock_ino = (uint64_t)held.st_ino;
       return 0;
     }
     close(fd); /* removed or replaced by its holder meanwhile: try again */
@@ -1740,18 +1790,22 @@ static int lock_profile(void) {
 
 static void unlock_profile(void) {
   if (g_lock_fd < 0) return;
-  unlink(g_lock_path); /* while locked: see lock_profile */
-  close(g_lock_fd);
+  /* The program may have closed the descriptor (releasing the lock) and reused its number for
+   * a file of its own: then neither close that nor remove a lock someone else may hold now. */
+  if (hpx_fd_is(g_lock_fd, g_lock_dev, g_lock_ino)) {
+    unlink(g_lock_path); /* while locked: see lock_profile */
+    close(g_lock_fd);
+  }
   g_lock_fd = -1;
 }
 
 /* Creates BASE.hpm and BASE.hpd (BASE.PID.* for a followed child) and writes their
  * headers. Returns 0 or -errno with g_err set. g_mu held or single-threaded. */
 static int open_profile(int child) {
-  char hpm[4200], hpd[4200];
+  char hpm[8300], hpd[8300];
   if (child) {
-    snprintf(hpm, sizeof hpm, "%s.%d.hpm", g_base, (int)getpid());
-    snprintf(hpd, sizeof hpd, "%s.%d.hpd", g_base, (int)getpid());
+    snprintf(hpm, sizeof hpm, "%s.%d.hpm", g_base_abs, (int)getpid());
+    snprintf(hpd, sizeof hpd, "%s.%d.hpd", g_base_abs, (int)getpid());
   } else {
     snprintf(hpm, sizeof hpm, "%s.hpm", g_base);
     snprintf(hpd, sizeof hpd, "%s.hpd", g_base);
@@ -1831,6 +1885,7 @@ static void atfork_prepare(void) {
    * which cannot tell it from one of its own and would lose it (a pool worker forked while
    * the pool terminates then never dies). A SIGTERM now finds no ticker and acts at once. */
   ticker_stop();
+  watch_pause(); /* likewise hp-record's watchdog (see there) */
   mu_lock();
   if (restart) g_ticker_wanted = 1;
   if (g_active) flush_all(); /* the parent's data is on disk before the child exists */
@@ -1838,6 +1893,7 @@ static void atfork_prepare(void) {
 
 static void atfork_parent(void) {
   if (g_active && (g_flags & FLAG_FOLLOW_FORK)) g_n_forks++;
+  g_fork_us = now_us() | 1; /* 0: no fork yet */
   /* A SIGTERM that came while the ticker was stopped for the fork: the ticker handles it. */
   if (LOAD(g_term_pending) && g_active) ticker_start_locked();
   mu_unlock();
@@ -1848,6 +1904,10 @@ static void atfork_parent(void) {
 static void atfork_child(void) {
   t_hp.busy = t_hp.fork_saved_busy;
   __atomic_store_n(&g_mu, 0, __ATOMIC_RELAXED); /* held by the forking thread: this thread */
+  /* The child has no watchdog (as a forked child never had: threads do not survive fork). */
+  pthread_mutex_init(&g_watch_mu, NULL);
+  STORE(g_watch_running, 0);
+  STORE(g_watch_wanted, 0);
   sem_destroy(&g_tick_sem);
   ticker_init_sync();
   g_ticker_running = 0;
@@ -1865,7 +1925,7 @@ static void atfork_child(void) {
     raise(SIGTERM);
   }
   /* The lock stays the parent's alone (flock is shared with a copied descriptor). */
-  if (g_lock_fd >= 0) close(g_lock_fd);
+  if (g_lock_fd >= 0 && hpx_fd_is(g_lock_fd, g_lock_dev, g_lock_ino)) close(g_lock_fd);
   g_lock_fd = -1;
   if (!g_active) return;
   /* The parent owns its files and unflushed buffers (none: prepare flushed). */
@@ -2070,6 +2130,9 @@ static int hp_start_impl(const char *base, int mode, int sampler, int nranges, c
     if (g_probs[i] < 1.0) g_sample_all = 0;
   plan_slots(mode);
   snprintf(g_base, sizeof g_base, "%s", base);
+  char cwd[4096];
+  if (base[0] == '/' || !getcwd(cwd, sizeof cwd)) snprintf(g_base_abs, sizeof g_base_abs, "%s", base);
+  else snprintf(g_base_abs, sizeof g_base_abs, "%s/%s", cwd, base);
   g_argv.len = g_notes.len = 0;
   hpx_buf_put(&g_argv, argv, argv_len);
   hpx_buf_put(&g_notes, notes, notes_len);
@@ -2128,6 +2191,7 @@ static int hp_stop_impl(void) {
   mu_unlock();
   stop_end(); /* a SIGTERM deferred while the ticker was being stopped: die of it now */
   term_uninstall();
+  watch_resume(); /* a watchdog paused by a fork and left to the ticker, which is gone */
   return was;
 }
 
@@ -2170,7 +2234,16 @@ static void remove_private_dir(const char *dir) {
 
 static void *watch_main(void *arg) {
   (void)arg;
-  while (getppid() == g_watch_parent) sleep_ms(WATCH_POLL_MS);
+  while (getppid() == g_watch_parent) {
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_nsec += WATCH_POLL_MS * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) deadline.tv_sec++, deadline.tv_nsec -= 1000000000L;
+    while (sem_clockwait(&g_watch_sem, CLOCK_MONOTONIC, &deadline) != 0 && errno == EINTR) {
+    }
+    if (LOAD(g_watch_pause)) return NULL; /* a fork: watch_pause joins us */
+  }
+  STORE(g_watch_acting, 1); /* from here on nothing pauses it */
   if (g_watch_dir[0]) remove_private_dir(g_watch_dir);
   mu_lock();
   if (g_active) flush_all();
@@ -2179,6 +2252,49 @@ static void *watch_main(void *arg) {
   sleep_ms(g_watch_grace_ms);
   kill(getpid(), SIGKILL);
   return NULL;
+}
+
+/* Creates the watchdog's thread unless it runs. g_watch_mu held. 0, or -errno. */
+static int watch_start_locked(void) {
+  if (LOAD(g_watch_running)) return 0;
+  STORE(g_watch_wanted, 0);
+  STORE(g_watch_pause, 0);
+  while (sem_trywait(&g_watch_sem) == 0) {
+  } /* stale wake-ups */
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, 64 * 1024);
+  sigset_t all, saved;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &saved); /* signals keep going to the program's threads */
+  int rc = pthread_create(&g_watch_thread, &attr, watch_main, NULL);
+  pthread_sigmask(SIG_SETMASK, &saved, NULL);
+  pthread_attr_destroy(&attr);
+  if (rc != 0) return -rc;
+  STORE(g_watch_running, 1);
+  return 0;
+}
+
+/* atfork_prepare: stops the watchdog's thread for the fork (it wakes at once), unless it is
+ * already acting on hp-record's death; it is wanted back afterwards. */
+static void watch_pause(void) {
+  pthread_mutex_lock(&g_watch_mu);
+  if (LOAD(g_watch_running) && !LOAD(g_watch_acting)) {
+    STORE(g_watch_pause, 1);
+    sem_post(&g_watch_sem);
+    pthread_join(g_watch_thread, NULL);
+    STORE(g_watch_running, 0);
+    STORE(g_watch_wanted, 1);
+  }
+  pthread_mutex_unlock(&g_watch_mu);
+}
+
+/* After a fork (parent): the watchdog back, from a thread that is not in an allocator call. */
+static void watch_resume(void) {
+  if (!LOAD(g_watch_wanted)) return;
+  pthread_mutex_lock(&g_watch_mu);
+  if (LOAD(g_watch_wanted)) (void)watch_start_locked();
+  pthread_mutex_unlock(&g_watch_mu);
 }
 
 /* Starts the watchdog for hp-record (pid parent; if it is already gone, the watchdog
@@ -2192,20 +2308,22 @@ static int hp_watch_parent_impl(int parent, int grace_ms, const char *private_di
   g_watch_parent = (pid_t)parent;
   g_watch_grace_ms = grace_ms > 0 ? grace_ms : 0;
   snprintf(g_watch_dir, sizeof g_watch_dir, "%s", private_dir);
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, 64 * 1024);
-  sigset_t all, saved;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &saved); /* signals keep going to the program's threads */
-  pthread_t tid;
-  int rc = pthread_create(&tid, &attr, watch_main, NULL);
-  pthread_sigmask(SIG_SETMASK, &saved, NULL);
-  pthread_attr_destroy(&attr);
-  if (rc != 0) return -rc;
+  sem_init(&g_watch_sem, 0, 0);
+  pthread_mutex_lock(&g_watch_mu);
+  int rc = watch_start_locked();
+  pthread_mutex_unlock(&g_watch_mu);
+  if (rc != 0) return rc;
   started = 1;
   return 0;
+}
+
+/* The bootstrap's os.register_at_fork(after_in_parent=...): the watchdog back after a fork.
+ * On CPython 3.12+, which looks for threads after running that hook, it is left to the ticker's
+ * next tick while recording, when there is a ticker to do it. */
+static void hp_watch_resume_impl(void) {
+  if (!LOAD(g_watch_wanted)) return;
+  if (g_minor >= 12 && (LOAD(g_ticker_running) || g_ticker_wanted)) return;
+  watch_resume();
 }
 
 /* The next hp_start records an attach (hp-record --pid): header tag 22 with the process's
@@ -2388,6 +2506,11 @@ EXPORT int hp_watch_parent(int parent, int grace_ms, const char *private_dir) {
   int rc = hp_watch_parent_impl(parent, grace_ms, private_dir);
   LEAVE();
   return rc;
+}
+EXPORT void hp_watch_resume(void) {
+  ENTER();
+  hp_watch_resume_impl();
+  LEAVE();
 }
 EXPORT void hp_counters(uint64_t out[6]) {
   ENTER();

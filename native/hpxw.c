@@ -114,7 +114,7 @@ static int write_all(int fd, const uint8_t *p, size_t n) {
  * ours. The lowest number asked for is HIGH_FD, or half the soft descriptor limit when that
  * is lower; close-on-exec always. The original descriptor is closed when the move works. */
 #define HIGH_FD 1000
-static int move_fd_high(int fd) {
+int hpx_move_fd_high(int fd) {
   struct rlimit rl;
   long floor = HIGH_FD;
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && (rlim_t)floor + 64 > rl.rlim_cur)
@@ -127,14 +127,34 @@ static int move_fd_high(int fd) {
 }
 
 /* Whether fd refers to the file (dev, ino). */
-static int fd_is(int fd, uint64_t dev, uint64_t ino) {
+int hpx_fd_is(int fd, uint64_t dev, uint64_t ino) {
   struct stat st;
   return fd >= 0 && fstat(fd, &st) == 0 && (uint64_t)st.st_dev == dev && (uint64_t)st.st_ino == ino;
 }
 
+/* f->fd refers to the file opened: whether that file is still the profile. Someone else may
+ * have deleted it (or its directory), so that every block written from now on goes to a file
+ * nobody can read, or truncated it, so that the blocks before are gone and the next one lands
+ * after a gap: recording stops either way, saying so, instead of writing on unseen. */
+static int still_the_profile(hpx_file *f, const struct stat *st) {
+  if (st->st_nlink == 0) {
+    snprintf(f->why, sizeof f->why, "deleted while being recorded (by the program or another process)");
+    return -ESTALE;
+  }
+  if ((uint64_t)st->st_size < f->written) {
+    snprintf(f->why, sizeof f->why,
+             "truncated to %llu bytes while being recorded (by the program or another process), after %llu bytes had been written",
+             (unsigned long long)st->st_size, (unsigned long long)f->written);
+    return -ESTALE;
+  }
+  return 0;
+}
+
 int hpx_file_check(hpx_file *f) {
   if (f->fd < 0) return -EBADF;
-  if (fd_is(f->fd, f->dev, f->ino)) return 0;
+  struct stat st;
+  if (fstat(f->fd, &st) == 0 && (uint64_t)st.st_dev == f->dev && (uint64_t)st.st_ino == f->ino)
+    return still_the_profile(f, &st);
   /* Closed by the program, or its number now names one of the program's files: forget it
    * (never close or write it) and find our file again by its path. */
   int saved = errno;
@@ -146,7 +166,7 @@ int hpx_file_check(hpx_file *f) {
     errno = saved;
     return -EBADF;
   }
-  if (!fd_is(fd, f->dev, f->ino)) {
+  if (!hpx_fd_is(fd, f->dev, f->ino)) {
     close(fd);
     snprintf(f->why, sizeof f->why,
              "the program closed the profile's descriptor, and %.120s is no longer the file the recorder created",
@@ -154,9 +174,10 @@ int hpx_file_check(hpx_file *f) {
     errno = saved;
     return -ESTALE;
   }
-  f->fd = move_fd_high(fd);
+  f->fd = hpx_move_fd_high(fd);
   f->reopened++;
   errno = saved;
+  if (fstat(f->fd, &st) == 0) return still_the_profile(f, &st);
   return 0;
 }
 
@@ -206,7 +227,7 @@ int hpx_file_open(hpx_file *f, const char *path, const char magic[4], const uint
   if (overwrite && unlink(path) != 0 && errno != ENOENT) return -errno;
   int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_APPEND, 0600);
   if (fd < 0) return -errno;
-  fd = move_fd_high(fd);
+  fd = hpx_move_fd_high(fd);
   struct stat st;
   if (fstat(fd, &st) != 0) {
     int rc = -errno;
@@ -327,7 +348,7 @@ int hpx_file_flush(hpx_file *f, uint64_t now_us) {
 }
 
 void hpx_file_close(hpx_file *f) {
-  if (f->fd >= 0 && fd_is(f->fd, f->dev, f->ino)) {
+  if (f->fd >= 0 && hpx_fd_is(f->fd, f->dev, f->ino)) {
     fsync(f->fd);
     close(f->fd);
   }
@@ -336,8 +357,13 @@ void hpx_file_close(hpx_file *f) {
   deflate_free(f);
 }
 
+int hpx_file_cut(hpx_file *f) {
+  if (f->fd < 0 || !hpx_fd_is(f->fd, f->dev, f->ino)) return -EBADF;
+  return ftruncate(f->fd, (off_t)f->written) == 0 ? 0 : -errno;
+}
+
 void hpx_file_abandon(hpx_file *f) {
-  if (f->fd >= 0 && fd_is(f->fd, f->dev, f->ino)) close(f->fd);
+  if (f->fd >= 0 && hpx_fd_is(f->fd, f->dev, f->ino)) close(f->fd);
   f->fd = -1;
   f->block.len = 0;
   f->count = 0;

@@ -65,6 +65,13 @@ typedef struct {
   hpx_buf zout;
 } hpx_file;
 
+/* Moves a descriptor of the recorder's to a high number, out of the program's way (close-on-exec),
+ * and returns the one to use. */
+int hpx_move_fd_high(int fd);
+/* Whether fd refers to the file (dev, ino): a descriptor of the recorder's that the program may
+ * have closed, and whose number it may have reused, is only written or closed when this holds. */
+int hpx_fd_is(int fd, uint64_t dev, uint64_t ino);
+
 /* Creates path (0600; O_EXCL unless overwrite) and writes the 32-byte file header plus
  * body. Returns 0, or -errno; a file it created and could not complete is removed. */
 int hpx_file_open(hpx_file *f, const char *path, const char magic[4], const uint8_t id[16],
@@ -127,6 +134,9 @@ int hpx_file_flush(hpx_file *f, uint64_t now_us);
 void hpx_file_close(hpx_file *f);
 /* Forgets the pending block and the descriptor without writing (fork child); the
  * descriptor is closed only if it is still ours. */
+/* After a failed write: cuts the file back to its last whole block (what the write left of its
+ * block, on a full disk, goes), so that a block written next follows it. 0 or -errno. */
+int hpx_file_cut(hpx_file *f);
 void hpx_file_abandon(hpx_file *f);
 
 #endif

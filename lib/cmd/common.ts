@@ -7,6 +7,7 @@
 // To add a shared option (for example `--domain` or `--thread`): add an entry to OPTIONS, then
 // name it in the `useOptions` call of each command that takes it.
 
+import { readFileSync } from 'node:fs';
 import type { Argv, Options } from 'yargs';
 import { UsageError, warn } from '../cli.js';
 import { isMarkSpec, readMarks, resolveMark } from '../format/marks.js';
@@ -182,14 +183,42 @@ export function refuseStatsMode(source: ProfileSource): void {
 }
 
 /**
- * Say once that a profile has no end marker (still being written, or the recorder crashed); not
+ * The process still recording this profile, if one is: the recorder holds BASE.hpm.lock, with
+ * its pid, for as long as it writes the profile (hp-record(1), FILES), and that pid is the one
+ * in the profile's header and still running. null for anything else (stdin, NDJSON, a lock left
+ * by a killed recorder whose pid is gone, a followed child's profile, which has no lock).
+ */
+function recordingPid(source: ProfileSource): number | null {
+  const pid = source.header.pid;
+  if (!pid) return null;
+  let text: string;
+  try {
+    text = readFileSync(`${source.name}.hpm.lock`, 'latin1');
+  } catch {
+    return null;
+  }
+  if (Number.parseInt(text, 10) !== pid) return null;
+  try {
+    process.kill(pid, 0);
+    return pid;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM' ? pid : null;
+  }
+}
+
+/**
+ * Say once that a profile has no end marker (still being written, the recorder crashed, or it
+ * stopped early on a failed write); not
  * for an events stream its writer cut with --to, which has none by design.
  */
 export function reportIncomplete(source: ProfileSource): void {
   if (!source.complete && source.window && source.window.toUs !== null) return;
-  if (!source.complete && source.header.formatVersion === 1) {
+  const recorder = source.complete ? null : recordingPid(source);
+  if (recorder !== null) {
+    warn(`${source.name}: still being recorded (pid ${recorder}); used everything written so far (the recorder writes every 0.5 s)`);
+  } else if (!source.complete && source.header.formatVersion === 1) {
     warn(`${source.name}: heapprof 1.0.x profile: the format has no end marker, so whether the recording finished cannot be told; used everything up to its end`);
-  } else if (!source.complete) warn(`${source.name}: incomplete profile (no end marker: the recorder is still running or crashed); used everything up to its end`);
+  } else if (!source.complete) warn(`${source.name}: incomplete profile (no end marker: the recorder is still running, crashed, or stopped early on a failed write); used everything up to its end`);
 }
 
 /**

@@ -288,7 +288,7 @@ async function historyByPid(
   }
   await out.flush();
   for (const n of notes) warn(n);
-  if (incomplete) warn('some profiles are incomplete (no end marker: the recorder is still running or crashed); used everything up to their end');
+  if (incomplete) warn('some profiles are incomplete (no end marker: the recorder is still running, crashed, or stopped early on a failed write); used everything up to their end');
   warn(`${bases.length} processes, ${lines.length} buckets of ${formatSeconds(granularityUs)}`);
 }
 

@@ -498,6 +498,41 @@ export function childStdio(fds: number[]): Array<'inherit' | 'ignore' | number> 
   return stdio;
 }
 
+/** Where bin/hp-record.js's shell line leaves the address-space limit it raised for Node. */
+const SAVED_RLIMIT_AS = 'HEAPPROF_RLIMIT_AS';
+
+/**
+ * The soft and hard RLIMIT_AS (bytes; -1 for unlimited) hp-record was started with, when the soft
+ * one was set: Node reserves several hundred MiB of address space as it starts and dies at once
+ * under a smaller limit, so bin/hp-record.js raised the soft limit to the hard one for Node, and
+ * the bootstrap sets it back for the program (ulimit -S -v limits the program as without
+ * hp-record). Taken out of the environment.
+ */
+export function takeAddressLimit(env: NodeJS.ProcessEnv = process.env): [number, number] | null {
+  const saved = env[SAVED_RLIMIT_AS];
+  delete env[SAVED_RLIMIT_AS];
+  const m = /^(\d+) (\d+|unlimited)$/.exec(saved ?? '');
+  if (!m) return null;
+  return [Number(m[1]), m[2] === 'unlimited' ? -1 : Number(m[2])];
+}
+
+/** Where bin/hp-record.js's shell line leaves the soft descriptor limit, which Node raises. */
+const SAVED_RLIMIT_NOFILE = 'HEAPPROF_RLIMIT_NOFILE';
+
+/**
+ * The soft and hard RLIMIT_NOFILE (-1: unlimited) hp-record was started with, when they differ:
+ * Node raises the soft limit to the hard one as it starts, which the program would inherit (more
+ * descriptors than it would have had, select() and EMFILE behaving differently), so
+ * bin/hp-record.js notes it and the bootstrap sets it back. Taken out of the environment.
+ */
+export function takeFileLimit(env: NodeJS.ProcessEnv = process.env): [number, number] | null {
+  const saved = env[SAVED_RLIMIT_NOFILE];
+  delete env[SAVED_RLIMIT_NOFILE];
+  const m = /^(\d+) (\d+|unlimited)$/.exec(saved ?? '');
+  if (!m) return null;
+  return [Number(m[1]), m[2] === 'unlimited' ? -1 : Number(m[2])];
+}
+
 /** Where bin/hp-record.js's shell line leaves the signal state hp-record was started with. */
 const SAVED_SIGNALS = 'HEAPPROF_SIGNALS';
 
@@ -770,6 +805,8 @@ export function main(argv: string[]): void {
   runMain(NAME, async () => {
     // What the program must inherit as python would: read before anything else starts.
     const startSignals = takeStartSignals();
+    const addressLimit = takeAddressLimit();
+    const fileLimit = takeFileLimit();
     const fds = inheritedFds();
     const split = splitCommandLine(argv);
     const args = parser(NAME, split.own, USAGE, EXAMPLES)
@@ -898,6 +935,9 @@ export function main(argv: string[]): void {
         mark_signal: markSignal === null ? null : osConstants.signals[markSignal],
         // Ignored and blocked at our start: the bootstrap restores them, which Node's spawn reset.
         signals: startSignals.ignore.length + startSignals.block.length > 0 ? startSignals : null,
+        // The soft address-space limit bin/hp-record.js raised for Node: the bootstrap sets it back.
+        rlimit_as: addressLimit,
+        rlimit_nofile: fileLimit,
       };
       const startedUs = Date.now() * 1000;
       let stopPolling = (): void => {};
@@ -959,7 +999,12 @@ export function main(argv: string[]): void {
         }
         const hint = mode === 'profile' && status.state === 'finished' ? nativeHint(status.summary ?? {}) : null;
         if (hint) lines.push(hint);
-        if (base) lines.push(`next: hp-snapshot ${base}    (also: hp-history ${base}, hp-report ${base} -o report.html)`);
+        // No next step towards files that are gone (deleted, or their directory, while recording).
+        if (base && existsSync(`${base}.hpm`) && existsSync(`${base}.hpd`)) {
+          lines.push(`next: hp-snapshot ${base}    (also: hp-history ${base}, hp-report ${base} -o report.html)`);
+        } else if (base) {
+          lines.push(`${base}.hpm, ${base}.hpd: no longer there (deleted while recording?): nothing to read`);
+        }
         process.stderr.write(lines.map((line) => `${NAME}: ${line}\n`).join(''));
       }
       removePrivateDir(privateDir);

@@ -491,7 +491,7 @@ export function renderReportHtml(data: ReportData): string {
     m.hostname ? `<span>host ${escapeHtml(m.hostname)}</span>` : '',
     `<span>started ${escapeHtml(new Date(m.startTimeUs / 1000).toISOString())}</span>`,
     `<span>sampling: ${escapeHtml(m.sampling)}</span>`,
-    m.complete ? '' : '<span>incomplete profile (recorder still running or crashed)</span>',
+    m.complete ? '' : '<span>incomplete profile (recorder still running, crashed, or stopped early on a failed write)</span>',
     ...(m.attached ?? []).map((a) => `<span>${escapeHtml(a)}</span>`),
   ]
     .filter(Boolean)

@@ -160,7 +160,8 @@ def _pass_on(config):
     # subprocess running python) find this bootstrap on PYTHONPATH and a configuration that records
     # them to BASE.PID. The environment keeps both, and --native's preload, for all descendants: the
     # price of this option, which the program can see in os.environ (hp-record(1)).
-    child = {'descendant': True, 'base': _profile_base(config), 'follow_fork': True}
+    # Absolute: a descendant may start in another directory (the program's chdir, subprocess's cwd=).
+    child = {'descendant': True, 'base': os.path.abspath(_profile_base(config)), 'follow_fork': True}
     for key in ('package_parent', 'sampling', 'sample_bytes', 'force', 'native', 'native_stacks'):
         if config.get(key) is not None:
             child[key] = config[key]
@@ -214,6 +215,23 @@ def _restore_signals(config):
         try:
             _signal.pthread_sigmask(_signal.SIG_SETMASK, blocked)
         except (OSError, ValueError, TypeError):
+            pass
+
+
+def _restore_limits(config):
+    # The soft descriptor limit, which Node (hp-record) raises to the hard one as it starts, and a
+    # soft address-space limit (ulimit -S -v) too small for Node, which bin/hp-record.js raised: set
+    # back for the program, as python would have inherited them. [soft, hard], -1 for unlimited.
+    for key, name in (('rlimit_as', 'RLIMIT_AS'), ('rlimit_nofile', 'RLIMIT_NOFILE')):
+        limit = config.get(key)
+        if not limit:
+            continue
+        try:
+            import resource
+
+            soft, hard = limit
+            resource.setrlimit(getattr(resource, name), (soft, resource.RLIM_INFINITY if hard < 0 else hard))
+        except (ImportError, OSError, ValueError, TypeError):
             pass
 
 
@@ -401,9 +419,19 @@ def _watch_recorder(heapprof, config):
     if not parent:
         return
     try:
-        heapprof._native.load().hp_watch_parent(int(parent), _KILL_GRACE_MS, private_dir.encode())
+        lib = heapprof._native.load()
+        lib.hp_watch_parent(int(parent), _KILL_GRACE_MS, private_dir.encode())
+        resume = lib.hp_watch_resume  # not in _native's table: an older library lacks it
+        resume.restype = None
+        resume.argtypes = []
     except (AttributeError, OSError, ValueError):
-        pass  # an older library: no watchdog
+        return  # an older library: no watchdog, or one that never pauses
+    # The hook pauses the watchdog's thread over every fork, so that CPython 3.12+ does not warn
+    # about forking a multi-threaded process; it comes back after the fork. 3.12+ checks for
+    # threads after this hook has run: there the recorder's ticker brings it back a moment later
+    # (or this hook at once when nothing is being recorded, and so no ticker runs). The C function
+    # itself is the hook: no Python frame of the bootstrap under the program's.
+    os.register_at_fork(after_in_parent=resume)
 
 
 def _bootstrap(raw_config):
@@ -419,6 +447,7 @@ def _bootstrap(raw_config):
         return
     _status_path = config.get('status')
     _restore_signals(config)
+    _restore_limits(config)
     if config.get('follow_children') and config.get('mode', 'profile') == 'profile':
         _pass_on(config)
     else:

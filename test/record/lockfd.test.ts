@@ -1,0 +1,33 @@
+// The recorder's lock file descriptor (BASE.hpm.lock) stays out of the program's way like the
+// profile's: it took descriptor 3, so the program's first file got 4, and a program that closed it
+// (os.closerange) and opened its own file at 3 lost that file's buffered data at exit, when the
+// recorder closed "its" lock descriptor.
+
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { FIXTURES, hookLibrary, hpRecord, missingBuild, pythons, run, scratch } from '../fixtures/record/harness.js';
+
+const SCRIPT = join(FIXTURES, 'scripts', 'lockfd.py');
+const env = { PYTHONDONTWRITEBYTECODE: '1' };
+const skip =
+  missingBuild() ?? (pythons().length === 0 ? 'no CPython 3.9-3.13 under ~/.pyenv' : null) ?? (hookLibrary() ? null : 'the native hook is not built');
+if (skip) t.plan(0, skip);
+const all = skip ? [] : pythons();
+const installed = all.length > 1 ? [all[0]!, all[all.length - 1]!] : all;
+
+for (const py of installed) {
+  t.test(`CPython ${py.version}`, async (t) => {
+    for (const how of [[], ['closerange']]) {
+      const plain = scratch();
+      const expected = await run(py.exe, [SCRIPT, ...how], { cwd: plain, env });
+      t.equal(expected.stdout, 'log fd 3\n', 'plain python: the first file is descriptor 3');
+      const dir = scratch();
+      const r = await hpRecord(['--python', py.exe, '-o', 'run', '--', SCRIPT, ...how], { cwd: dir, env });
+      t.equal(r.code, 0, r.stderr);
+      t.equal(r.stdout, expected.stdout, `${how.join(' ') || 'plain'}: the same descriptor under hp-record`);
+      t.equal(readFileSync(join(dir, 'mylog.txt'), 'utf8'), 'important line\n', "the program's file keeps what it wrote");
+      t.notMatch(r.stderr, /recording stopped/);
+    }
+  });
+}
