@@ -64,6 +64,30 @@ t.test('profile, events NDJSON and snapshot NDJSON give the same diff', async (t
   t.ok(worst <= 2 * 200, `changes agree (worst ${worst} bytes over sites of many traces)`);
 });
 
+t.test('a diff of saved snapshots is the diff of the profile, intervals included', async (t) => {
+  // The fixture's sites are sampled (p < 1): each change's interval comes from the two sides'
+  // intervals, which a snapshot line states and the variance read back from it does not rebuild.
+  const { writeFileSync } = await import('node:fs');
+  const app = join(ROOT, 'test', 'fixtures', 'export', 'app');
+  const a = join(dir, 'app-4.ndjson');
+  const b = join(dir, 'app-9.ndjson');
+  writeFileSync(a, (await run('hp-snapshot', [app, '--at', '4', '-q'])).stdout);
+  writeFileSync(b, (await run('hp-snapshot', [app, '--at', '9', '-q'])).stdout);
+  const body = (s: Buffer): string => s.toString().split('\n').slice(1).join('\n'); // the meta line names the inputs
+  for (const by of ['trace', 'line']) {
+    const fromProfile = await run('hp-diff', [app, '--at', '4', '--at', '9', '--group-by', by, '-q']);
+    const fromSnapshots = await run('hp-diff', [a, b, '--group-by', by, '-q']);
+    t.equal(fromSnapshots.code, 0, fromSnapshots.stderr);
+    t.match(body(fromProfile.stdout), /"change_lo"/);
+    t.equal(body(fromSnapshots.stdout), body(fromProfile.stdout), `--group-by ${by}: identical site and total lines`);
+  }
+  // And the change is the difference of the printed sides.
+  for (const line of body((await run('hp-diff', [app, '--at', '4', '--at', '9', '-q'])).stdout).trim().split('\n')) {
+    const r = JSON.parse(line) as { change: number; before: number; after: number; count_change: number };
+    t.equal(r.change, r.after - r.before, 'change = after - before');
+  }
+});
+
 t.test('usage errors', async (t) => {
   const cases: Array<[string, string[], RegExp]> = [
     ['hp-diff', [base], /two times/],
