@@ -5,7 +5,7 @@
 
 import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
-import { isQuiet, warn } from './cli.js';
+import { formatBytes, isQuiet, warn } from './cli.js';
 import { openProfile } from './format/profile.js';
 import { V1_WEIGHTS, type ProfileSource, type ReadOptions, type V1Weights } from './format/source.js';
 import type { ReadIssue } from './format/types.js';
@@ -55,19 +55,23 @@ export async function openSource(arg: string, opts: ReadOptions): Promise<Profil
   return openProfile(arg, opts);
 }
 
-/** A progress line on stderr, redrawn at most 5 times a second, only on a terminal. */
-export function progressReporter(): { onProgress?: (read: number, total: number) => void; done: () => void } {
+/**
+ * A progress line on stderr for a long read, only on a terminal: first drawn half a second into
+ * the read (a read that ends sooner draws nothing: no flash of "reading 99% (0 of 0 MiB)"), then
+ * at most 5 times a second.
+ */
+export function progressReporter(now: () => number = Date.now): { onProgress?: (read: number, total: number) => void; done: () => void } {
   if (!process.stderr.isTTY || isQuiet()) return { done: () => {} };
-  let last = 0;
+  let last = now() + 300;
   let shown = false;
   return {
     onProgress: (read, total) => {
-      const now = Date.now();
-      if (now - last < 200 || total <= 0) return;
-      last = now;
+      const t = now();
+      if (t - last < 200 || total <= 0) return;
+      last = t;
       shown = true;
       const pct = Math.min(100, (100 * read) / total).toFixed(0);
-      process.stderr.write(`\rreading ${pct}% (${(read / 1048576).toFixed(0)} of ${(total / 1048576).toFixed(0)} MiB)\x1b[K`);
+      process.stderr.write(`\rreading ${pct}% (${formatBytes(read)} of ${formatBytes(total)})\x1b[K`);
     },
     done: () => {
       if (shown) process.stderr.write('\r\x1b[K');

@@ -147,3 +147,31 @@ t.test('sites of one label name the caller that tells them apart, on a line belo
   t.match(lines[at + 2], /│ +2 │/, 'then the next row');
   t.ok(lines.every((l) => l.length === 0 || [...l].length === [...lines[0]!].length), 'every line as wide as the table');
 });
+
+t.test('progress on a terminal: nothing for a short read, then a line with units that fit', async (t) => {
+  const { progressReporter } = await import('../../lib/source-arg.js');
+  const written: string[] = [];
+  const tty = process.stderr.isTTY;
+  const write = process.stderr.write;
+  process.stderr.isTTY = true;
+  process.stderr.write = ((chunk: string) => (written.push(String(chunk)), true)) as typeof process.stderr.write;
+  let clock = 1_000_000;
+  try {
+    const quick = progressReporter(() => clock);
+    for (let i = 1; i <= 10; i++) {
+      clock += 40; // a read of 400 ms in all
+      quick.onProgress!(i * 500, 5000);
+    }
+    quick.done();
+    t.same(written, [], 'a read shorter than half a second draws nothing');
+    const slow = progressReporter(() => clock);
+    clock += 600;
+    slow.onProgress!(2_500_000, 10_000_000);
+    slow.done();
+  } finally {
+    process.stderr.isTTY = tty;
+    process.stderr.write = write;
+  }
+  t.equal(written.length, 2, 'a long read draws the line, and clears it');
+  t.match(JSON.stringify(written[0]), /reading 25% \(2\.4 MiB of 9\.5 MiB\)/, 'bytes with their unit');
+});
