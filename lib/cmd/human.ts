@@ -80,7 +80,8 @@ export function formatShare(part: number, total: number): string {
  * A long site label cut to `width`, keeping what tells sites apart. A label is "function
  * (path:line)", perhaps followed by " [domain]" or " [domain: symbol (library)]" (lib/model/sites.ts):
  * the function and the end of the path stay (`f (…/site-packages/x.py:12)`), then the bracket keeps
- * only its domain (`[native]`); otherwise the end of the label. Every label a terminal view shows
+ * only its domain (`[native]`), then a long function keeps its start (`a_generated_na… (…/x.py:12)`);
+ * otherwise the end of the label. Every label a terminal view shows
  * goes through here, so this is where its control characters are escaped.
  */
 export function clip(label: string, width: number): string {
@@ -95,11 +96,18 @@ export function clip(label: string, width: number): string {
     // such as <frozen importlib._bootstrap>:241, to its last 12 characters).
     const slash = where.lastIndexOf('/');
     const least = slash >= 0 ? where.length - slash : Math.min(where.length, 12);
-    for (const suffix of new Set([tail, tail.replace(/^ \[([a-z]+)[:\]].*$/, ' [$1]')])) {
+    const short = tail.replace(/^ \[([a-z]+)[:\]].*$/, ' [$1]');
+    for (const suffix of new Set([tail, short])) {
       const room = width - fn.length - suffix.length - 3; // " (" and ")"
       if (room >= where.length) return `${fn} (${where})${suffix}`;
       if (room - 1 >= least) return `${fn} (…${where.slice(where.length - (room - 1))})${suffix}`;
     }
+    // A function name too long for the rest (a generated or mangled one) keeps its start, as
+    // long as a readable part of it fits beside the file name: the start says what it is, its
+    // end rarely does.
+    const place = least >= where.length ? where : `…${where.slice(where.length - least)}`;
+    const fnRoom = width - short.length - 3 - place.length;
+    if (fnRoom >= 12) return `${fn.slice(0, fnRoom - 1)}… (${place})${short}`;
   }
   return `…${text.slice(text.length - width + 1)}`;
 }

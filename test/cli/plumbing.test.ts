@@ -102,6 +102,11 @@ t.test('a long site label keeps its function, the end of its path and its domain
   t.equal(clip(native, 60).length, 60);
   t.equal(clip('_from_sequence (/v/pandas/core/arrays/string_arrow.py:241) [mmap]', 50), '_from_sequence (…rrays/string_arrow.py:241) [mmap]');
   t.equal(clip('_call_with_frames_removed (<frozen importlib._bootstrap>:241) [mmap: alloc_mmap (libopenblas.so)]', 60), '_call_with_frames_removed (…mportlib._bootstrap>:241) [mmap]', 'a file name without a directory is cut too');
+  // A function name too long for its line keeps its start, beside the file name.
+  const long = `${'a_generated_name_'.repeat(8)}x (/srv/app/pkg/handlers.py:88)`;
+  t.equal(clip(long, 50), 'a_generated_name_a_generated_n… (…/handlers.py:88)');
+  t.equal(clip(long, 50).length, 50);
+  t.equal(clip(`${'g'.repeat(80)} (x.py:5) [native: malloc (libc.so.6)]`, 40), `${'g'.repeat(21)}… (x.py:5) [native]`);
   // Too narrow for the function and the file name: the end of the label, as before.
   t.equal(clip(py, 30), '…das/core/construction.py:671)');
   t.equal(clip(py, 30).length, 30);
