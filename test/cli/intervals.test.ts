@@ -160,3 +160,15 @@ t.test("hp-stats: a range with nothing drawn and the total allow for what no dra
   t.equal(rows[0]![3], formatCountInterval(range.count_lo as number, range.count_hi as number));
   t.equal(rows[1]![3], formatCountInterval(total.count_lo as number, total.count_hi as number));
 });
+
+t.test("hp-stats on events of a window leaves out the recorder's whole-run histogram, and says so", async (t) => {
+  const whole = ndjson(sh('hp-stats app --json').stdout);
+  t.ok(whole.some((l) => l.type === 'total' && l.recorder !== undefined), 'the whole profile has the recorder columns');
+  const r = sh('hp-events app --from 2 --to 4 | hp-stats - --json');
+  t.equal(r.status, 0, r.stderr);
+  const lines = ndjson(r.stdout);
+  t.notOk(lines.some((l) => l.recorder !== undefined || l.check !== undefined), 'no whole-run counts beside the window estimates');
+  t.match(r.stderr, /window of the run .*histogram counts the whole run/);
+  const table = sh('hp-events app --from 2 --to 4 | COLUMNS=200 hp-stats - --no-json -q').stdout;
+  t.notMatch(table, /sampled\/count|check/, 'nor in the table');
+});
