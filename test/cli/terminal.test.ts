@@ -197,6 +197,16 @@ t.test('times beyond the profile are errors that print its span; warnings for em
     t.match(r.stderr, message, command);
     t.notMatch(r.stderr, /Infinity/, `${command}: the value as typed`);
   }
+  // hp-history's last bucket ends after the last event (at 12 s with 1 s buckets): its t names a
+  // bucket hp-history writes, so --from and --to take it.
+  const last = JSON.parse(sh('hp-history app --granularity 1 --top 0').stdout.trim().split('\n').pop()!) as { t: number };
+  t.equal(last.t, 12);
+  for (const option of ['--from', '--to']) {
+    const r = sh(`hp-history app --granularity 1 --top 0 ${option} ${last.t}`);
+    t.equal(r.status, 0, `hp-history ${option} ${last.t}: ${r.stderr}`);
+    t.match(r.stdout, /"t":12,/);
+  }
+  t.equal(sh('hp-history app --granularity 1 --from 12.5').status, 2, 'past the last bucket it is an error');
   const inside = sh('hp-events app --from 11 --to 11.999997');
   t.equal(inside.status, 0, 'a window that ends on the last event is fine');
   const s = sh('hp-history app --sites app.py:999,app.py:30 --json');
