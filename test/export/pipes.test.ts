@@ -88,6 +88,26 @@ t.test('a diff of saved snapshots is the diff of the profile, intervals included
   }
 });
 
+t.test('a snapshot grouped by line is compared at its grouping, and hp-flow says it has no calls', async (t) => {
+  const { writeFileSync } = await import('node:fs');
+  const app = join(ROOT, 'test', 'fixtures', 'export', 'app');
+  const byLine = join(dir, 'app-4-line.ndjson');
+  const byTrace = join(dir, 'app-4-trace.ndjson');
+  writeFileSync(byLine, (await run('hp-snapshot', [app, '--at', '4', '--group-by', 'line', '-q'])).stdout);
+  writeFileSync(byTrace, (await run('hp-snapshot', [app, '--at', '4', '-q'])).stdout);
+  // One heap, two groupings: by whole stacks every site would read as gone and new.
+  const mixed = await run('hp-diff', [byLine, byTrace, '-q']);
+  t.equal(mixed.code, 2, 'a usage error');
+  t.match(mixed.stderr, /app-4-line\.ndjson: a snapshot grouped by line cannot be compared by trace with the other side: give --group-by line/);
+  const byLines = await run('hp-diff', [byLine, byTrace, '--group-by', 'line', '-q']);
+  t.equal(byLines.code, 0, byLines.stderr);
+  const rows = byLines.stdout.toString().trim().split('\n').slice(1).map((l) => JSON.parse(l) as { change: number });
+  t.ok(rows.every((r) => r.change === 0), 'the same heap: no change at any line');
+  const flow = await run('hp-flow', [byLine]);
+  t.equal(flow.code, 0);
+  t.match(flow.stderr, /grouped by line has no stacks, so the graph has no calls/);
+});
+
 t.test('usage errors', async (t) => {
   const cases: Array<[string, string[], RegExp]> = [
     ['hp-diff', [base], /two times/],
