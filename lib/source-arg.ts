@@ -3,9 +3,8 @@
 // `run.hpd`, hpx v2 or heapprof 1.0.x). Also the read options every command shares:
 // recoverable problems as warnings, and progress on stderr when it is a terminal.
 
-import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
-import { formatBytes, isQuiet, warn } from './cli.js';
+import { formatBytes, isQuiet, openTextInput, warn } from './cli.js';
 import { openProfile } from './format/profile.js';
 import { V1_WEIGHTS, type ProfileSource, type ReadOptions, type V1Weights } from './format/source.js';
 import type { ReadIssue } from './format/types.js';
@@ -47,7 +46,7 @@ export async function isNdjsonArg(arg: string): Promise<boolean> {
 
 export async function openSource(arg: string, opts: ReadOptions): Promise<ProfileSource> {
   if (await isNdjsonArg(arg)) {
-    const input = arg === '-' ? process.stdin : createReadStream(arg);
+    const input = openTextInput(arg);
     // The NDJSON reader (and what it imports) loads only for an NDJSON input: every command starts faster.
     const { NdjsonSource } = await import('./format/ndjson.js');
     return NdjsonSource.open(input, arg === '-' ? 'stdin' : arg, opts);

@@ -267,3 +267,15 @@ t.test('cmd 2>&1 | head exits 0, every time', async (t) => {
     t.same(statuses, statuses.map(() => 0), `${command} 2>&1 | head -1`);
   }
 });
+
+t.test('no input named on a terminal: a usage error at once, not a silent wait for typed NDJSON', { skip: !hasScript && 'script(1) not installed' }, async (t) => {
+  const bin = join(root, 'bin');
+  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
+  delete env.NODE_OPTIONS;
+  for (const cmd of ['hp-snapshot', 'hp-history', 'hp-stats', 'hp-events', 'hp-collapse', 'hp-chart']) {
+    // script(1) gives the command a pseudo-terminal as its standard input (and output).
+    const r = spawnSync('script', ['-qec', `node ${join(bin, `${cmd}.js`)}`, '/dev/null'], { cwd: fixtures, encoding: 'utf8', env, timeout: 20_000 });
+    t.equal(r.status, 2, `${cmd}: exit 2`);
+    t.match(r.stdout, new RegExp(`${cmd}: no input: standard input is a terminal; name a profile or file, or pipe NDJSON in`), cmd);
+  }
+});
