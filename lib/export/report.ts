@@ -707,7 +707,9 @@ export async function buildReportData(open: () => Promise<ProfileSource>, opts: 
     };
     let dirty = true;
     let lastMade = -1;
-    let captureUs = opts.at?.kind === 'time' ? opts.at.us : null;
+    // --at end is the state after the last event, at its time (as hp-snapshot --at end), not the
+    // last point of the plot, which ends at the first multiple of the granularity after it.
+    let captureUs = opts.at?.kind === 'time' ? opts.at.us : opts.at?.kind === 'end' ? lastUs : null;
     // The peak was found in the first read, without the RSS: its RSS is the one at its time.
     const peakUs = Math.round(peak.t * 1e6);
     let peakRssPending = true;
@@ -777,7 +779,7 @@ export async function buildReportData(open: () => Promise<ProfileSource>, opts: 
   if (chosen) {
     selectedIndex = insert(chosen);
     if (selectedIndex <= peakIndex) peakIndex++;
-  } else if (opts.at?.kind === 'end') selectedIndex = points.length - 1;
+  }
 
   // Keep only the nodes some point uses, renumbered in id order (parents stay before children).
   const used = [...maker.usedNodes].sort((a, b) => a - b);

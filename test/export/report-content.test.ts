@@ -180,3 +180,15 @@ t.test("a thread's root is that thread's total, as hp-snapshot --thread gives it
     t.same([count! - countBelow!, count, count! + countAbove!], [snap.count_lo ?? snap.count, snap.count, snap.count_hi ?? snap.count], `thread ${name.id}: count`);
   }
 });
+
+t.test('--at end is shown at the time of the last event, as the snapshot at the end has it', async (t) => {
+  const { sh } = await import('../fixtures/analysis/run.js');
+  const out = join(t.testdir(), 'r.html');
+  const made = sh(`hp-report app --points 20 --at end -o ${out}`);
+  t.equal(made.status, 0, made.stderr);
+  const data = pageData(readFileSync(out, 'utf8'));
+  const p = data.points[data.selectedIndex]!;
+  const snap = JSON.parse(sh('hp-snapshot app --at end --json').stdout.split('\n')[0]!) as Record<string, number>;
+  t.same([p.t, p.bytes, p.lo, p.hi], [snap.at, snap.bytes, snap.bytes_lo, snap.bytes_hi], 'the moment and the total of hp-snapshot --at end');
+  t.equal(p.chosen, true, 'marked as the chosen moment');
+});
