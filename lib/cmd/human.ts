@@ -205,7 +205,10 @@ function rankedTable(head: string[], cells: string[][], sites: string[], width: 
   const numbers = head.length - 1;
   const widths = head.slice(0, numbers).map((h, c) => Math.max(h.length, ...cells.map((row) => row[c]!.length)) + 2);
   // Borders: one per column plus one; each cell has one space of padding either side (in widths).
-  const siteWidth = Math.max(SITE_MIN, width - fixedWidth(head, cells));
+  // At most the terminal's width, and no wider than the longest site needs (a 300-column
+  // terminal does not make every row 200 columns of blanks).
+  const longest = Math.max(head[numbers]!.length, ...sites.map((s, i) => Math.max(escapeControls(s).length, below[i] ? escapeControls(below[i]!).length + 2 : 0)));
+  const siteWidth = Math.max(SITE_MIN, Math.min(width - fixedWidth(head, cells), longest + 2));
   const table = new (cliTable())({
     head,
     colWidths: [...widths, siteWidth],

@@ -52,6 +52,13 @@ t.test('the human snapshot fits $COLUMNS and shows rank, size with interval, sha
     const widths = r.stdout.split('\n').filter((l) => l.startsWith('│') || l.startsWith('┌')).map((l) => [...l].length);
     t.ok(widths.length > 2 && widths.every((w) => w <= columns), `every table line within ${columns} columns (${Math.max(...widths)})`);
   }
+  // A wide terminal does not pad every row out to its width: the site column fits its longest label.
+  for (const cmd of ['hp-snapshot app --at 5.5 --no-json', 'hp-diff app --at 2 --at 9 --no-json']) {
+    const lines = (w: number): string[] => sh(`COLUMNS=${w} ${cmd}`).stdout.split('\n').filter((l) => l.startsWith('│'));
+    const wide = lines(300);
+    t.same(wide, lines(200), `${cmd}: the same table at 200 and 300 columns`);
+    t.ok(wide.some((l) => / \S+ │$/.test(l)), `${cmd}: the longest site ends next to the border`);
+  }
   const r = sh('hp-snapshot app --at 5.5 --no-json');
   t.match(r.stdout, /^live at 5\.5 s: [\d.]+ MiB \(95%: [\d.]+ \.\. [\d.]+ MiB\) live/);
   t.match(r.stdout, /│ +1 │ +[\d.]+ MiB │ +exact │ +[\d.]+% │ +[\d,]+ │ \S/);
