@@ -1,5 +1,5 @@
 // The human views: what the readers show on a terminal instead of NDJSON (cli-table3 tables
-// sized to the terminal: rank, size, its 95% interval, share, count, site), and the small
+// at most the terminal's width: rank, size, its 95% interval, share, count, site), and the small
 // formatters they share. Data for programs stays NDJSON; these are for people.
 
 import { escapeControls } from '../escape.js';
@@ -193,7 +193,7 @@ function fixedWidth(head: string[], cells: string[][]): number {
 
 /**
  * Right-aligned number columns sized to their contents, then the site column taking the rest of
- * the width. When the numbers leave the site less than SITE_MIN columns, the interval column
+ * the width, or what its longest site needs when that is less. When the numbers leave the site less than SITE_MIN columns, the interval column
  * goes, heading and all.
  */
 function rankedTable(head: string[], cells: string[][], sites: string[], width: number, below: (string | undefined)[] = []): string {
