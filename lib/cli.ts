@@ -465,7 +465,11 @@ export class OutputWriter {
 
 /** `-` means stdin; anything else is a file path. */
 export function openTextInput(arg: string): Readable {
-  if (arg === '-') return process.stdin;
+  if (arg === '-') {
+    // Nothing named and nothing piped: say so rather than wait, silently, for NDJSON typed in.
+    if (process.stdin.isTTY) throw new UsageError('no input: standard input is a terminal; name a profile or file, or pipe NDJSON in (--help)');
+    return process.stdin;
+  }
   const s: ReadStream = createReadStream(arg);
   return s;
 }

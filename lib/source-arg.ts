@@ -3,9 +3,8 @@
 // `run.hpd`, hpx v2 or heapprof 1.0.x). Also the read options every command shares:
 // recoverable problems as warnings, and progress on stderr when it is a terminal.
 
-import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
-import { isQuiet, warn } from './cli.js';
+import { formatBytes, isQuiet, openTextInput, warn } from './cli.js';
 import { openProfile } from './format/profile.js';
 import { V1_WEIGHTS, type ProfileSource, type ReadOptions, type V1Weights } from './format/source.js';
 import type { ReadIssue } from './format/types.js';
@@ -47,7 +46,7 @@ export async function isNdjsonArg(arg: string): Promise<boolean> {
 
 export async function openSource(arg: string, opts: ReadOptions): Promise<ProfileSource> {
   if (await isNdjsonArg(arg)) {
-    const input = arg === '-' ? process.stdin : createReadStream(arg);
+    const input = openTextInput(arg);
     // The NDJSON reader (and what it imports) loads only for an NDJSON input: every command starts faster.
     const { NdjsonSource } = await import('./format/ndjson.js');
     return NdjsonSource.open(input, arg === '-' ? 'stdin' : arg, opts);
@@ -55,19 +54,23 @@ export async function openSource(arg: string, opts: ReadOptions): Promise<Profil
   return openProfile(arg, opts);
 }
 
-/** A progress line on stderr, redrawn at most 5 times a second, only on a terminal. */
-export function progressReporter(): { onProgress?: (read: number, total: number) => void; done: () => void } {
+/**
+ * A progress line on stderr for a long read, only on a terminal: first drawn half a second into
+ * the read (a read that ends sooner draws nothing: no flash of "reading 99% (0 of 0 MiB)"), then
+ * at most 5 times a second.
+ */
+export function progressReporter(now: () => number = Date.now): { onProgress?: (read: number, total: number) => void; done: () => void } {
   if (!process.stderr.isTTY || isQuiet()) return { done: () => {} };
-  let last = 0;
+  let last = now() + 300;
   let shown = false;
   return {
     onProgress: (read, total) => {
-      const now = Date.now();
-      if (now - last < 200 || total <= 0) return;
-      last = now;
+      const t = now();
+      if (t - last < 200 || total <= 0) return;
+      last = t;
       shown = true;
       const pct = Math.min(100, (100 * read) / total).toFixed(0);
-      process.stderr.write(`\rreading ${pct}% (${(read / 1048576).toFixed(0)} of ${(total / 1048576).toFixed(0)} MiB)\x1b[K`);
+      process.stderr.write(`\rreading ${pct}% (${formatBytes(read)} of ${formatBytes(total)})\x1b[K`);
     },
     done: () => {
       if (shown) process.stderr.write('\r\x1b[K');

@@ -97,6 +97,16 @@ export function main(argv: string[]): void {
       }
     }
     const [before, after] = sets as [StackSet, StackSet];
+    // A snapshot grouped by line (function, file) has one-frame stacks: compared with whole stacks
+    // of the other side, every site would read as gone on one side and new on the other. Compare
+    // at the coarser grouping of the two.
+    const FINENESS = ['stack', 'line', 'function', 'file'];
+    const rankOf = (set: StackSet): number => (set.groupBy === undefined || set.groupBy === 'trace' || set.groupBy === 'stack' ? 0 : FINENESS.indexOf(set.groupBy));
+    const coarser = Math.max(rankOf(before), rankOf(after));
+    if (rankOf(before) !== rankOf(after) && FINENESS.indexOf(groupBy) < coarser) {
+      const [set, step] = rankOf(before) === coarser ? [before, plan[0]!] : [after, plan[1]!];
+      throw new UsageError(`${step.input === '-' ? 'stdin' : step.input}: a snapshot grouped by ${set.groupBy} cannot be compared by ${groupBy === 'stack' ? 'trace' : groupBy} with the other side: give --group-by ${FINENESS[coarser]}`);
+    }
     const sameInput = plan[0]!.input === plan[1]!.input;
     const sideName = (input: string, set: StackSet): string => (sameInput ? set.label : `${input === '-' ? 'stdin' : input} ${set.label}`);
     const result = diffStackSets(before, after, groupBy);

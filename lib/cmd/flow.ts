@@ -58,6 +58,8 @@ export function main(argv: string[]): void {
         const open = (a: string): Promise<ProfileSource> => (merged ? openInputs(inputs, opts, false) : openSource(a, opts));
         const set = await loadStackSet(input, at ?? (isNdjson ? null : { kind: 'peak' }), open, async (a) => !merged && isNdjsonArg(a));
         if (set.ignored) warn(`ignored ${set.ignored} lines that are not snapshot sites`);
+        // One frame per site: no calls to draw.
+        if (set.groupBy !== undefined && set.groupBy !== 'trace' && set.groupBy !== 'stack') warn(`${input === '-' ? 'stdin' : input}: a snapshot grouped by ${set.groupBy} has no stacks, so the graph has no calls: give hp-snapshot --group-by trace`);
         sets.push(set);
       } finally {
         done();

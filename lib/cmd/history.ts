@@ -174,8 +174,11 @@ export function main(argv: string[]): void {
       done();
       const lastUs = builder.lastEventUs;
       if (!args.follow && source.complete && (fromUs !== undefined || toUs !== undefined)) {
-        checkWithinSpan('--from', fromUs, lastUs);
-        checkWithinSpan('--to', toUs, lastUs);
+        // The last bucket ends at the first multiple of the granularity at or after the last
+        // event, and is written with its own t: a --from or --to up to its end names a bucket
+        // this command writes (hp-history run --from T, T taken from its own output).
+        const lastBucketUs = Math.max(builder.granularityUs, Math.ceil(lastUs / builder.granularityUs) * builder.granularityUs);
+        for (const [option, us] of [['--from', fromUs], ['--to', toUs]] as const) if (us !== undefined && us > lastBucketUs) checkWithinSpan(option, us, lastUs);
       }
       const attached = attachedSentences(source, seeked ? null : firstRss.value);
       const baseline = source instanceof MergedSource ? null : attached.length > 0 ? firstRss.value : null;

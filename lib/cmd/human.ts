@@ -1,5 +1,5 @@
 // The human views: what the readers show on a terminal instead of NDJSON (cli-table3 tables
-// sized to the terminal: rank, size, its 95% interval, share, count, site), and the small
+// at most the terminal's width: rank, size, its 95% interval, share, count, site), and the small
 // formatters they share. Data for programs stays NDJSON; these are for people.
 
 import { escapeControls } from '../escape.js';
@@ -80,7 +80,8 @@ export function formatShare(part: number, total: number): string {
  * A long site label cut to `width`, keeping what tells sites apart. A label is "function
  * (path:line)", perhaps followed by " [domain]" or " [domain: symbol (library)]" (lib/model/sites.ts):
  * the function and the end of the path stay (`f (…/site-packages/x.py:12)`), then the bracket keeps
- * only its domain (`[native]`); otherwise the end of the label. Every label a terminal view shows
+ * only its domain (`[native]`), then a long function keeps its start (`a_generated_na… (…/x.py:12)`);
+ * otherwise the end of the label. Every label a terminal view shows
  * goes through here, so this is where its control characters are escaped.
  */
 export function clip(label: string, width: number): string {
@@ -95,11 +96,18 @@ export function clip(label: string, width: number): string {
     // such as <frozen importlib._bootstrap>:241, to its last 12 characters).
     const slash = where.lastIndexOf('/');
     const least = slash >= 0 ? where.length - slash : Math.min(where.length, 12);
-    for (const suffix of new Set([tail, tail.replace(/^ \[([a-z]+)[:\]].*$/, ' [$1]')])) {
+    const short = tail.replace(/^ \[([a-z]+)[:\]].*$/, ' [$1]');
+    for (const suffix of new Set([tail, short])) {
       const room = width - fn.length - suffix.length - 3; // " (" and ")"
       if (room >= where.length) return `${fn} (${where})${suffix}`;
       if (room - 1 >= least) return `${fn} (…${where.slice(where.length - (room - 1))})${suffix}`;
     }
+    // A function name too long for the rest (a generated or mangled one) keeps its start, as
+    // long as a readable part of it fits beside the file name: the start says what it is, its
+    // end rarely does.
+    const place = least >= where.length ? where : `…${where.slice(where.length - least)}`;
+    const fnRoom = width - short.length - 3 - place.length;
+    if (fnRoom >= 12) return `${fn.slice(0, fnRoom - 1)}… (${place})${short}`;
   }
   return `…${text.slice(text.length - width + 1)}`;
 }
@@ -185,7 +193,7 @@ function fixedWidth(head: string[], cells: string[][]): number {
 
 /**
  * Right-aligned number columns sized to their contents, then the site column taking the rest of
- * the width. When the numbers leave the site less than SITE_MIN columns, the interval column
+ * the width, or what its longest site needs when that is less. When the numbers leave the site less than SITE_MIN columns, the interval column
  * goes, heading and all.
  */
 function rankedTable(head: string[], cells: string[][], sites: string[], width: number, below: (string | undefined)[] = []): string {
@@ -197,7 +205,10 @@ function rankedTable(head: string[], cells: string[][], sites: string[], width: 
   const numbers = head.length - 1;
   const widths = head.slice(0, numbers).map((h, c) => Math.max(h.length, ...cells.map((row) => row[c]!.length)) + 2);
   // Borders: one per column plus one; each cell has one space of padding either side (in widths).
-  const siteWidth = Math.max(SITE_MIN, width - fixedWidth(head, cells));
+  // At most the terminal's width, and no wider than the longest site needs (a 300-column
+  // terminal does not make every row 200 columns of blanks).
+  const longest = Math.max(head[numbers]!.length, ...sites.map((s, i) => Math.max(escapeControls(s).length, below[i] ? escapeControls(below[i]!).length + 2 : 0)));
+  const siteWidth = Math.max(SITE_MIN, Math.min(width - fixedWidth(head, cells), longest + 2));
   const table = new (cliTable())({
     head,
     colWidths: [...widths, siteWidth],

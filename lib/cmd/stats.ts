@@ -5,9 +5,9 @@
 import { cliTable } from '../lazy.js';
 import { OutputWriter, formatBytes, parser, runMain, UsageError, warn, setQuiet } from '../cli.js';
 import type { HistogramBucket, Sampling } from '../format/types.js';
-import { putEstimate, whole, wholeInterval95 } from '../model/estimate.js';
+import { putEstimate, unseenOf, whole, wholeInterval95, type Unseen } from '../model/estimate.js';
 import { probabilityFunction } from '../format/weights.js';
-import { checkSampler, rangeBounds, SizeTable, type SamplerCheck } from '../model/sizes.js';
+import { checkSampler, rangeBounds, rangeUnseen, SizeTable, type SamplerCheck } from '../model/sizes.js';
 import { formatTable, optimalPlan, type RangeLoad } from '../model/suggest.js';
 import { commandReadOptions, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
 import { manyInputs, openInputs } from '../profile-inputs.js';
@@ -43,6 +43,8 @@ export interface RangeRow {
   bytesVar: number;
   recorder: HistogramBucket | null;
   check: SamplerCheck | null;
+  /** Nothing drawn at p < 1 where allocations may have been: what could hide behind no draw. */
+  unseen: Unseen | null;
 }
 
 /** Rows from the first to the last range with data; `sampling` null skips the sampler check. */
@@ -65,6 +67,7 @@ export function rangeRows(table: SizeTable, hist: HistogramBucket[] | null, samp
       bytesVar: table.bytesVar[i]!,
       recorder: h,
       check: h && sampling ? checkSampler(sampling, i, h) : null,
+      unseen: sampling && !(table.sampled[i]! > 0) ? rangeUnseen(sampling, i, h) : null,
     });
   }
   return rows;
@@ -75,14 +78,32 @@ function rangeLabel(min: number, max: number): string {
   return min === max ? f(min) : `${f(min)}..${f(max)}`;
 }
 
+/** A range's or the total's estimates, with what could hide undrawn and the part drawn at p = 1. */
+interface Estimated {
+  sampled: number;
+  count: number;
+  countVar: number;
+  bytes: number;
+  bytesVar: number;
+  unseen?: Unseen | null;
+  exactCount?: number;
+  exactBytes?: number;
+}
+
+/** The NDJSON fields of a range or the total: count and bytes with the intervals the table shows. */
+function putEstimated(o: Record<string, unknown>, e: Estimated): void {
+  putEstimate(o, 'count', e.count, e.countVar, e.unseen?.count, e.exactCount);
+  putEstimate(o, 'bytes', e.bytes, e.bytesVar, e.unseen?.bytes, e.exactBytes);
+}
+
 /**
  * The interval cells of a range or the total: the 95% intervals of its count and bytes as its
  * NDJSON line has them, `exact` where every allocation drawn was drawn at p = 1, and nothing where
  * nothing was drawn (the NDJSON has no interval there either).
  */
-function intervalCells(e: { sampled: number; count: number; countVar: number; bytes: number; bytesVar: number }): [string, string] {
-  const count = wholeInterval95(e.count, e.countVar);
-  const bytes = wholeInterval95(e.bytes, e.bytesVar);
+function intervalCells(e: Estimated): [string, string] {
+  const count = wholeInterval95(e.count, e.countVar, e.unseen?.count, e.exactCount);
+  const bytes = wholeInterval95(e.bytes, e.bytesVar, e.unseen?.bytes, e.exactBytes);
   const none = e.sampled > 0 ? EXACT : '';
   return [count ? formatCountInterval(count[0], count[1]) : none, bytes ? formatByteInterval(bytes[0], bytes[1]) : none];
 }
@@ -134,7 +155,14 @@ export function main(argv: string[]): void {
       for await (const batch of source.batches()) table.consume(batch);
       done();
       reportIncomplete(source);
-      const hist = source.histogram;
+      // Events cut to a window (hp-events --from/--to) are a part of the run, and the recorder's
+      // histogram counts the whole run: beside the window's estimates its counts would read as
+      // the truth they estimate, and its checks as checks of them. (It still bounds what could
+      // hide: a range the whole run never used is empty in any window.)
+      const window = source.window;
+      const windowed = window !== undefined && (window.fromUs !== null || window.toUs !== null);
+      if (windowed && source.histogram) warn(`${source.name}: events of a window of the run (hp-events --from/--to): the recorder's histogram counts the whole run, so its columns and check are left out`);
+      const hist = windowed ? null : source.histogram;
       // In stats mode nothing is sampled by design: there is no sampler to check.
       const statsMode = source.header.mode === 'stats';
       const rows = rangeRows(table, hist, statsMode ? null : sampling);
@@ -152,19 +180,27 @@ export function main(argv: string[]): void {
         },
         { sampled: 0, count: 0, countVar: 0, bytes: 0, bytesVar: 0, hCount: 0, hBytes: 0, hSampled: 0 },
       );
+      // The total is bounded as every reader's totals are (man/hp-estimates.7): the ranges drawn
+      // at p = 1 are exact, and the upper limit allows for allocations of a sampled range that
+      // no draw saw (without it, a run whose small blocks were all missed had its count's
+      // interval end at a fifth of the recorder's count).
+      const totalEstimate: Estimated = {
+        ...totals,
+        unseen: statsMode ? null : unseenOf(sampling, source.histogram),
+        exactCount: rows.reduce((a, r) => a + (r.sampled > 0 && r.countVar <= 0 ? r.count : 0), 0),
+        exactBytes: rows.reduce((a, r) => a + (r.sampled > 0 && r.bytesVar <= 0 ? r.bytes : 0), 0),
+      };
       const bad = rows.filter((r) => r.check && !r.check.ok);
       if (json) {
         for (const r of rows) {
           const o: Record<string, unknown> = { type: 'range', min: r.min, max: r.max, sampled: r.sampled };
-          putEstimate(o, 'count', r.count, r.countVar);
-          putEstimate(o, 'bytes', r.bytes, r.bytesVar);
+          putEstimated(o, r);
           if (r.recorder) o.recorder = { count: r.recorder.count, bytes: r.recorder.bytes, sampled: r.recorder.sampled };
           if (r.check) o.check = { ok: r.check.ok, rate: r.check.rate, p_min: r.check.pMin, p_max: r.check.pMax, sigmas: Number(r.check.sigmas.toFixed(2)) };
           await out.line(o);
         }
         const t: Record<string, unknown> = { type: 'total', sampled: totals.sampled };
-        putEstimate(t, 'count', totals.count, totals.countVar);
-        putEstimate(t, 'bytes', totals.bytes, totals.bytesVar);
+        putEstimated(t, totalEstimate);
         if (hist) t.recorder = { count: totals.hCount, bytes: totals.hBytes, sampled: totals.hSampled };
         t.duration = table.lastUs / 1e6;
         await out.line(t);
@@ -197,7 +233,7 @@ export function main(argv: string[]): void {
           }
           tbl.push(row);
         }
-        const [countCi, bytesCi] = intervalCells(totals);
+        const [countCi, bytesCi] = intervalCells(totalEstimate);
         const total = ['total', formatCount(totals.sampled), formatCount(totals.count), countCi, formatBytes(totals.bytes), bytesCi];
         if (hist) total.push(formatCount(totals.hCount), formatBytes(totals.hBytes), totals.hCount > 0 ? fmtP(totals.hSampled / totals.hCount) : '', '', bad.length ? `${bad.length} MISMATCH` : 'ok');
         tbl.push(total);

@@ -3,8 +3,8 @@
 // of one profile, where allocations live at both moments cancel and the true variance is smaller).
 
 import type { Domain, Frame } from '../format/types.js';
-import { halfWidth95 } from '../format/weights.js';
-import { interval95, upperVariance, whole, type Pseudo } from '../model/estimate.js';
+import { Z95, halfWidth95 } from '../format/weights.js';
+import { interval95, whole, type Pseudo } from '../model/estimate.js';
 import { NO_STACK_LABEL, frameLabel, siteParts } from '../model/sites.js';
 import type { StackSet, WeightedStack } from './stacks.js';
 
@@ -83,17 +83,36 @@ function emptySide(): Side {
   return { bytes: 0, bytesVar: 0, count: 0, countVar: 0 };
 }
 
+/** A side's bytes and count as the NDJSON and the table print them: whole, never below 0. */
+function shown(x: number): number {
+  return whole(Math.max(0, x));
+}
+
+/** A side's 95% interval as printed (rounded outwards); null when exact. */
+function sideInterval(s: Side): [number, number] | null {
+  if (s.interval) return s.interval;
+  const ci = interval95(Math.max(0, s.bytes), s.bytesVar, s.unseen, s.exact);
+  return ci ? [whole(Math.max(0, Math.floor(ci[0]))), whole(Math.ceil(ci[1]))] : null;
+}
+
 function row(site: SiteKey, before: Side, after: Side): DiffRow {
-  const change = after.bytes - before.bytes;
-  // Each side's variance is the one its own (skewed) interval implies upwards, so that a side
-  // with few or no allocations drawn still counts its uncertainty (man/hp-estimates.7).
-  const up = (s: Side): number => upperVariance(Math.max(0, s.bytes), s.bytesVar, s.unseen, s.exact);
+  // The change is computed from the two sides as printed, so that change = after - before holds
+  // in the output, and a diff of two profiles and of their saved snapshots agree to the byte.
+  const change = shown(after.bytes) - shown(before.bytes);
+  // Each side's variance is the one its own (skewed) 95% interval implies upwards, so that a
+  // side with few or no allocations drawn still counts its uncertainty (man/hp-estimates.7):
+  // the interval it prints, which a snapshot NDJSON line states and which the variance read
+  // back from such a line would not rebuild (it includes the exact part and unseen allowance).
+  const up = (s: Side): number => {
+    const ci = sideInterval(s);
+    return ci ? (Math.max(0, ci[1] - shown(s.bytes)) / Z95) ** 2 : 0;
+  };
   const h = halfWidth95(up(before) + up(after));
   const lo = change - h;
   const hi = change + h;
   // Sub-byte differences are rounding noise between two sums of floats, not a change.
   const direction: DiffRow['direction'] = lo > 0.5 ? 1 : hi < -0.5 ? -1 : 0;
-  return { site, before, after, change, lo, hi, countChange: after.count - before.count, direction };
+  return { site, before, after, change, lo, hi, countChange: shown(after.count) - shown(before.count), direction };
 }
 
 function group(set: StackSet, by: DiffGroupBy, into: Map<string, { site: SiteKey; before: Side; after: Side }>, which: 'before' | 'after'): void {
@@ -175,11 +194,11 @@ export function rowRecord(r: DiffRow, type: 'site' | 'total'): Record<string, un
     if (r.site.domain) o.domain = r.site.domain;
   }
   const side = (name: string, s: Side): void => {
-    o[name] = whole(Math.max(0, s.bytes));
-    const ci = s.interval ?? interval95(Math.max(0, s.bytes), s.bytesVar, s.unseen, s.exact);
+    o[name] = shown(s.bytes);
+    const ci = sideInterval(s);
     if (ci) {
-      o[`${name}_lo`] = whole(Math.max(0, Math.floor(ci[0])));
-      o[`${name}_hi`] = whole(Math.ceil(ci[1]));
+      o[`${name}_lo`] = ci[0];
+      o[`${name}_hi`] = ci[1];
     }
   };
   side('before', r.before);

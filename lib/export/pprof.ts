@@ -89,7 +89,9 @@ export function buildPprof(input: StackSet | StackSet[], opts: PprofOptions = {}
   const comments = [...(opts.comments ?? [])];
   for (const one of sets) {
     const t = one.total;
-    const ci = interval95(t.bytes, t.bytesVar, one.unseen?.bytes, t.exactBytes ?? 0);
+    // Read from a whole snapshot's NDJSON, the total's interval is the one its snapshot line
+    // states (the profile's), which the site lines' variances would not rebuild.
+    const ci = one.totalInterval ?? interval95(t.bytes, t.bytesVar, one.unseen?.bytes, t.exactBytes ?? 0);
     const bytes = `${Math.round(Math.max(0, t.bytes))} bytes${ci ? ` (95% interval ${Math.floor(ci[0])}..${Math.ceil(ci[1])})` : ' (exact)'}`;
     const what = `heapprof ${one.kind === 'inuse' ? 'live heap' : 'allocations'}: ${labelled ? `${one.source ?? '?'} ` : ''}${one.label}: ${bytes}`;
     comments.push(one.header?.argv.length ? `${what}; argv: ${one.header.argv.join(' ')}` : what);

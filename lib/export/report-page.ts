@@ -78,7 +78,20 @@ const CLIENT = String.raw`
     if (t >= 60) return (t / 60).toFixed(t >= 600 ? 0 : 1) + ' min';
     return (Math.round(t * 1000) / 1000) + ' s';
   }
-  function pct(part, whole) { return whole > 0 ? (100 * part / whole).toFixed(1) + '%' : '0%'; }
+  // A moment as the terminal views write it (seconds to the microsecond), so that the chosen
+  // time reads as the --at it came from; past a minute also in h/min/s.
+  function fmtTime(t) {
+    var text = (+t.toFixed(6)) + ' s';
+    if (t < 60) return text;
+    var whole = Math.round(t), h = Math.floor(whole / 3600), m = Math.floor((whole % 3600) / 60), sec = whole % 60;
+    return text + ' (' + (h > 0 ? h + ' h ' : '') + m + ' min ' + sec + ' s)';
+  }
+  // As the terminal tables: a share too small for one decimal is <0.1%, not 0.0%.
+  function pct(part, whole) {
+    if (!(whole > 0)) return '0%';
+    var v = 100 * part / whole;
+    return v > 0 && v < 0.05 ? '<0.1%' : v.toFixed(1) + '%';
+  }
   function fmtCount(n) { return String(Math.round(n)).replace(/\B(?=(\d{3})+(?!\d))/g, ','); }
   function threadName(k) { var th = threads[k]; return (th.name || 'thread ' + th.id) + ' (tid ' + th.tid + ')'; }
   function frameName(i) {
@@ -162,7 +175,7 @@ const CLIENT = String.raw`
     (data.marks || []).forEach(function (m) {
       var g = el('g', { 'class': 'mark' }, svg);
       el('line', { x1: X(m.t), x2: X(m.t), y1: M.t, y2: H - M.b, stroke: 'var(--muted)', 'stroke-dasharray': '1 3' }, g);
-      el('title', {}, g).textContent = 'mark ' + m.label + ' at ' + fmtSec(m.t);
+      el('title', {}, g).textContent = 'mark ' + m.label + ' at ' + fmtTime(m.t);
     });
     var sp = points[selected];
     if (range) el('rect', { id: 'brush', 'class': 'brush', x: X(range[0]), y: M.t, width: Math.max(1, X(range[1]) - X(range[0])), height: H - M.t - M.b }, svg);
@@ -170,7 +183,7 @@ const CLIENT = String.raw`
     points.forEach(function (p, i) {
       var c = el('circle', { cx: X(p.t), cy: Y(p.bytes), r: p.peak || p.chosen ? 5 : 3, 'class': 'pt' + (p.peak ? ' peak' : '') + (p.chosen ? ' chosen' : '') + (i === selected ? ' selected' : ''), 'data-index': i }, svg);
       var title = el('title', {}, c);
-      title.textContent = (p.peak ? 'peak, ' : p.chosen ? 'chosen, ' : '') + fmtSec(p.t) + ': ' + fmtBytes(p.bytes) + ' live' + (p.hi > p.lo ? ' (95%: ' + fmtBytes(p.lo) + ' .. ' + fmtBytes(p.hi) + ')' : '');
+      title.textContent = (p.peak ? 'peak, ' : p.chosen ? 'chosen, ' : '') + fmtTime(p.t) + ': ' + fmtBytes(p.bytes) + ' live' + (p.hi > p.lo ? ' (95%: ' + fmtBytes(p.lo) + ' .. ' + fmtBytes(p.hi) + ')' : '');
     });
   }
   function domainSeries() {
@@ -346,7 +359,7 @@ const CLIENT = String.raw`
       rects.push({ x: x, y: y, w: w, node: n, path: path, match: isMatch });
       if (w > 28) {
         ctx.fillStyle = '#111';
-        var label = n.frame === -1 ? n.name + ': ' + fmtBytes(n.value) + ' live at ' + fmtSec(p.t) : n.name;
+        var label = n.frame === -1 ? n.name + ': ' + fmtBytes(n.value) + ' live at ' + fmtTime(p.t) : n.name;
         var maxChars = Math.floor((w - 6) / 6.6);
         if (label.length > maxChars) label = label.slice(0, Math.max(1, maxChars - 1)) + '\u2026';
         ctx.fillText(label, x + 3, y + ROW / 2);
@@ -364,7 +377,7 @@ const CLIENT = String.raw`
     canvas.setAttribute('data-matches', String(matches));
     canvas.setAttribute('data-frames', String(rects.length));
     document.getElementById('search-info').textContent = query === '' ? '' : matches + ' frame' + (matches === 1 ? '' : 's') + ' match, ' + fmtBytes(matchedBytes) + ' (' + pct(matchedBytes, focus.value) + ')';
-    document.getElementById('flame-title').textContent = (p.peak ? 'Peak: ' : p.chosen ? 'Chosen: ' : '') + 'live heap at ' + fmtSec(p.t) + ': ' + fmtBytes(p.bytes) +
+    document.getElementById('flame-title').textContent = (p.peak ? 'Peak: ' : p.chosen ? 'Chosen: ' : '') + 'live heap at ' + fmtTime(p.t) + ': ' + fmtBytes(p.bytes) +
       (p.hi > p.lo ? ' (95% interval ' + fmtBytes(p.lo) + ' .. ' + fmtBytes(p.hi) + ')' : '') +
       (thread >= 0 ? '; thread ' + threadName(thread) + ': ' + fmtBytes(root.value) : '') +
       (focus !== root ? ', zoomed to ' + focus.name + ' (' + pct(focus.value, root.value) + ')' : '');
@@ -384,7 +397,7 @@ const CLIENT = String.raw`
     if (!q) { tip.style.display = 'none'; return; }
     var p = points[selected], n = q.node;
     var whole = thread < 0 ? p.bytes : tipRoot;
-    tip.textContent = (n.frame === -1 ? (thread < 0 ? 'all live bytes' : 'all live bytes of ' + n.name) : n.name) + '\n' + fmtBytes(n.value) + ' live, ' + pct(n.value, whole) + ' of the ' + (thread < 0 ? 'heap' : "thread's heap") + ' at ' + fmtSec(p.t) +
+    tip.textContent = (n.frame === -1 ? (thread < 0 ? 'all live bytes' : 'all live bytes of ' + n.name) : n.name) + '\n' + fmtBytes(n.value) + ' live, ' + pct(n.value, whole) + ' of the ' + (thread < 0 ? 'heap' : "thread's heap") + ' at ' + fmtTime(p.t) +
       '\n95% interval: ' + (n.below + n.above > 0 ? fmtBytes(n.value - n.below) + ' .. ' + fmtBytes(n.value + n.above) : 'exact (sampled at p = 1)') +
       '\nallocations live: ' + (n.countBelow + n.countAbove > 0 ? 'about ' + fmtCount(n.count) + ' (95%: ' + fmtCount(n.count - n.countBelow) + ' .. ' + fmtCount(n.count + n.countAbove) + ')' : fmtCount(n.count) + ' (exact)');
     tip.style.display = 'block';
@@ -438,7 +451,7 @@ const CLIENT = String.raw`
     for (var i = 0; i < rows.length && i < 6 * maxRows; i += 6) {
       var frame = rows[i], bytes = rows[i + 1], below = rows[i + 2], above = rows[i + 3], whole = rows[i + 5];
       var tr = document.createElement('tr');
-      var cells = [frame < 0 ? '[no Python stack]' : frameName(frame) + (range ? ' \u2014 at ' + fmtSec(rows[i + 4]) : ''), fmtBytes(bytes), below + above > 0 ? fmtBytes(bytes - below) + ' .. ' + fmtBytes(bytes + above) : 'exact', pct(bytes, whole)];
+      var cells = [frame < 0 ? '[no Python stack]' : frameName(frame) + (range ? ' \u2014 at ' + fmtTime(rows[i + 4]) : ''), fmtBytes(bytes), below + above > 0 ? fmtBytes(bytes - below) + ' .. ' + fmtBytes(bytes + above) : 'exact', pct(bytes, whole)];
       cells.forEach(function (text, j) {
         var td = document.createElement('td');
         td.className = j === 0 ? 'site' : 'num';
@@ -453,7 +466,7 @@ const CLIENT = String.raw`
       });
       body.appendChild(tr);
     }
-    document.getElementById('sites-title').textContent = (range ? 'High-water mark per site from ' + fmtSec(range[0]) + ' to ' + fmtSec(range[1]) + ' (drag on the plot; click it to choose one time)' : 'Top sites at ' + fmtSec(p.t)) + (thread >= 0 ? ', thread ' + threadName(thread) : '');
+    document.getElementById('sites-title').textContent = (range ? 'High-water mark per site from ' + fmtSec(range[0]) + ' to ' + fmtSec(range[1]) + ' (drag on the plot; click it to choose one time)' : 'Top sites at ' + fmtTime(p.t)) + (thread >= 0 ? ', thread ' + threadName(thread) : '');
   }
 
   function select(i) {

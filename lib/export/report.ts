@@ -7,7 +7,7 @@
 import { OP_ALLOC, OP_END, OP_FREE, OP_RSS, type ProfileSource } from '../format/source.js';
 import { MergedSource } from '../format/merged.js';
 import { DOMAINS, traceDomain, type Frame, type Header, type ThreadInfo, type Trace } from '../format/types.js';
-import { unseenOf, wholeInterval95, type Unseen } from '../model/estimate.js';
+import { unseenOf, wholeInterval95, type Pseudo, type Unseen } from '../model/estimate.js';
 import { LiveHeap } from '../model/live.js';
 import { NO_STACK_LABEL, traceOrPlaceholder } from '../model/sites.js';
 import { liveHeapAt, type SnapshotAt } from '../model/snapshot.js';
@@ -163,9 +163,9 @@ export const TREE_STRIDE = 7;
 export const SITE_STRIDE = 4;
 
 /** How far an estimate's 95% interval (rounded outwards, as the NDJSON's) reaches below and above the rounded estimate. */
-function reach(value: number, variance: number): [number, number] {
+function reach(value: number, variance: number, unseen?: Pseudo | null, exact = 0): [number, number] {
   const v = round(value);
-  const ci = wholeInterval95(value, variance);
+  const ci = wholeInterval95(value, variance, unseen, exact);
   return ci ? [Math.max(0, v - ci[0]), Math.max(0, ci[1] - v)] : [0, 0];
 }
 
@@ -553,6 +553,22 @@ class PointMaker {
         siteVar[(k + 1) * nf + siteOfSlot[s]!]! += v;
       }
     }
+    // A root (the whole heap, a thread's heap) is a total: its interval is the total's, with the
+    // part drawn at p = 1 exact and the profile's allowance for what was live undrawn, as
+    // hp-snapshot's (--thread) total line and the plot's band have it, not a site's.
+    const exactOfRoot = new Map<number, { bytes: number; count: number }>([[0, { bytes: total.exactBytes ?? 0, count: total.exactCount ?? 0 }]]);
+    for (let s = 0; s < slots; s++) {
+      const threadLeaf = threadLeafOfSlot[s]!;
+      if (threadLeaf < 0 || leafOfSlot[s]! < 0 || heap.bytesVar[s]! > 0 || heap.countVar[s]! > 0) continue;
+      const root = tree.rootOf![threadLeaf]!;
+      const e = exactOfRoot.get(root) ?? { bytes: 0, count: 0 };
+      e.bytes += heap.bytes[s]!;
+      e.count += heap.count[s]!;
+      exactOfRoot.set(root, e);
+    }
+    const isRoot = (node: number): boolean => node === 0 || (tree.rootOf !== null && tree.rootOf[node] === node);
+    const nodeReach = (node: number, which: 'bytes' | 'count'): [number, number] =>
+      isRoot(node) ? reach(this.sums[node]!, this.vars[node]!, this.unseen?.[which], exactOfRoot.get(node)?.[which] ?? 0) : reach(this.sums[node]!, this.vars[node]!);
     this.sumUp(n, slots, leafOfSlot, threadLeafOfSlot, heap.bytes, heap.bytesVar);
     const values = this.sums;
     // Each tree (the whole heap's, each thread's) keeps the nodes holding minShare of its root.
@@ -578,12 +594,12 @@ class PointMaker {
       this.usedNodes.add(node);
       treeOut[i * TREE_STRIDE] = node;
       treeOut[i * TREE_STRIDE + 1] = round(this.sums[node]!);
-      [treeOut[i * TREE_STRIDE + 2], treeOut[i * TREE_STRIDE + 3]] = reach(this.sums[node]!, this.vars[node]!);
+      [treeOut[i * TREE_STRIDE + 2], treeOut[i * TREE_STRIDE + 3]] = nodeReach(node, 'bytes');
     });
     this.sumUp(n, slots, leafOfSlot, threadLeafOfSlot, heap.count, heap.countVar);
     keptNodes.forEach((node, i) => {
       treeOut[i * TREE_STRIDE + 4] = round(this.sums[node]!);
-      [treeOut[i * TREE_STRIDE + 5], treeOut[i * TREE_STRIDE + 6]] = reach(this.sums[node]!, this.vars[node]!);
+      [treeOut[i * TREE_STRIDE + 5], treeOut[i * TREE_STRIDE + 6]] = nodeReach(node, 'count');
     });
     const sitesOf = (base: number): number[] => {
       const list: number[] = [];
@@ -691,7 +707,12 @@ export async function buildReportData(open: () => Promise<ProfileSource>, opts: 
     };
     let dirty = true;
     let lastMade = -1;
-    let captureUs = opts.at?.kind === 'time' ? opts.at.us : null;
+    // --at end is the state after the last event, at its time (as hp-snapshot --at end), not the
+    // last point of the plot, which ends at the first multiple of the granularity after it.
+    let captureUs = opts.at?.kind === 'time' ? opts.at.us : opts.at?.kind === 'end' ? lastUs : null;
+    // The peak was found in the first read, without the RSS: its RSS is the one at its time.
+    const peakUs = Math.round(peak.t * 1e6);
+    let peakRssPending = true;
     const close = (endUs: number): void => {
       if (!dirty && lastMade >= 0) {
         const m = points[lastMade]!;
@@ -711,6 +732,10 @@ export async function buildReportData(open: () => Promise<ProfileSource>, opts: 
         while (t > nextEndUs) {
           close(nextEndUs);
           nextEndUs += granularityUs;
+        }
+        if (peakRssPending && t > peakUs) {
+          peak.rss = rssAt(peakUs);
+          peakRssPending = false;
         }
         if (captureUs !== null && t > captureUs) {
           chosen = { ...maker.make(heap, captureUs, rssAt(captureUs)), chosen: true };
@@ -732,6 +757,7 @@ export async function buildReportData(open: () => Promise<ProfileSource>, opts: 
       nextEndUs += granularityUs;
     }
     if (captureUs !== null) chosen = { ...maker.make(heap, captureUs, rssAt(captureUs)), chosen: true };
+    if (peakRssPending) peak.rss = rssAt(peakUs);
     complete = source.complete;
     for (const tr of source.traces()) if (tr.id > 0) traces++;
     marks = sourceMarks(source).map((m) => ({ t: m.timeUs / 1e6, label: m.label }));
@@ -753,7 +779,7 @@ export async function buildReportData(open: () => Promise<ProfileSource>, opts: 
   if (chosen) {
     selectedIndex = insert(chosen);
     if (selectedIndex <= peakIndex) peakIndex++;
-  } else if (opts.at?.kind === 'end') selectedIndex = points.length - 1;
+  }
 
   // Keep only the nodes some point uses, renumbered in id order (parents stay before children).
   const used = [...maker.usedNodes].sort((a, b) => a - b);

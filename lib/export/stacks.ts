@@ -47,6 +47,8 @@ export interface StackSet {
   ignored?: number;
   /** The input it was read from, as named on the command line. */
   source?: string;
+  /** How the snapshot NDJSON it was read from grouped its sites (its line's group_by); absent for a profile (whole stacks). */
+  groupBy?: string;
 }
 
 /** `--at` values: seconds since start, `peak` or `end`. */
@@ -208,6 +210,7 @@ export async function readSnapshotNdjson(arg: string): Promise<StackSet> {
   let sawSite = false;
   let foreign = 0;
   let unseen: Unseen | null = null;
+  let groupBy: string | undefined;
   let head: Record<string, unknown> | null = null;
   let siteLines = 0;
   let lines = 0;
@@ -226,6 +229,7 @@ export async function readSnapshotNdjson(arg: string): Promise<StackSet> {
         header = { ...blankHeader(), startTimeUs: start, pid: num(rec.pid), argv: Array.isArray(rec.argv) ? rec.argv.map(String) : [] };
       }
       unseen = unseenField(rec.unseen);
+      if (typeof rec.group_by === 'string') groupBy = rec.group_by;
       head = rec;
       continue;
     }
@@ -261,7 +265,7 @@ export async function readSnapshotNdjson(arg: string): Promise<StackSet> {
   // As every NDJSON reader: nothing at all is an error, not an empty heap.
   if (lines === 0) throw new HpError(`${name}: empty input (expected hp-snapshot NDJSON)`);
   if (!sawSite && foreign > 0) throw new HpError(`${name}: no snapshot site lines (${foreign} other lines): expected hp-snapshot output (for hp-events output, give --at or --alloc)`);
-  const set: StackSet = { label, kind: 'inuse', atUs, toUs: null, header, stacks, total, ignored: foreign, unseen };
+  const set: StackSet = { label, kind: 'inuse', atUs, toUs: null, header, stacks, total, ignored: foreign, unseen, ...(groupBy ? { groupBy } : {}) };
   // With every site present (not cut by --top), the snapshot line's total is this heap's:
   // its figures and interval as written, not rebuilt from the rounded sites.
   const headBytes = head ? num(head.bytes) : null;

@@ -5,6 +5,7 @@
 import { OP_ALLOC, type EventBatch } from '../format/source.js';
 import type { HistogramBucket, Sampling } from '../format/types.js';
 import { probabilityFunction } from '../format/weights.js';
+import type { Unseen } from './estimate.js';
 
 /** Range index of a size: 0 for 0 and 1, i for [2^i, 2^(i+1)). */
 export function sizeRange(size: number): number {
@@ -116,4 +117,33 @@ export function checkSampler(sampling: Sampling, i: number, h: HistogramBucket, 
   if (h.sampled < lowMean - 0.5) sigmas = (lowMean - h.sampled) / Math.max(lowSe, 1e-9);
   else if (h.sampled > highMean + 0.5) sigmas = (h.sampled - highMean) / Math.max(highSe, 1e-9);
   return { rate: h.sampled / h.count, pMin, pMax, sigmas, ok: sigmas <= limit };
+}
+
+/**
+ * What size range i could hold without one draw: one allocation of the heaviest weight any of its
+ * sizes has (counts 1/p, bytes s/p; man/hp-estimates.7), so that a range with nothing drawn has
+ * an upper limit (Garwood's for a count of 0) instead of none. Null when nothing can hide: every
+ * size of the range is drawn at p = 1 (or at p = 0, which no estimate covers), or the recorder's
+ * histogram counted no allocation there.
+ */
+export function rangeUnseen(sampling: Sampling, i: number, h: HistogramBucket | null): Unseen | null {
+  if (h && !(h.count > 0)) return null;
+  const prob = probabilityFunction(sampling);
+  const [lo, hi] = rangeBounds(i);
+  // The candidates: the range's ends and each side of a table bound inside it (p is constant
+  // between bounds, so s/p peaks at the top of each piece; byte-Poisson's s/p grows with s).
+  const sizes = [lo, hi];
+  if (sampling.kind === 'table') for (const b of sampling.bounds) if (b > lo && b <= hi) sizes.push(b - 1, b);
+  let bytes = 0;
+  let count = 0;
+  let pOfBytes = 1;
+  let pOfCount = 1;
+  for (const s of sizes) {
+    const p = prob(s);
+    if (!(p > 0 && p < 1)) continue;
+    if (Math.max(1, s) / p > bytes) [bytes, pOfBytes] = [Math.max(1, s) / p, p];
+    if (1 / p > count) [count, pOfCount] = [1 / p, p];
+  }
+  if (count <= 0) return null;
+  return { bytes: { weight: bytes, variance: bytes * bytes * (1 - pOfBytes) }, count: { weight: count, variance: count * count * (1 - pOfCount) } };
 }

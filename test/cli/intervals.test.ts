@@ -124,3 +124,51 @@ t.test("hp-stats writes a p below 1 as below 1, and one value only where p is on
     t.ok(ends.length === 1 || ends[0] !== ends[1], `${p}: a range's two ends differ`);
   }
 });
+
+t.test("hp-stats: a range with nothing drawn and the total allow for what no draw saw, and cover the recorder's counts", async (t) => {
+  // The default table; 2,000 blocks of 40 bytes (p = 1e-4: none drawn) and 30 of 200 bytes (p =
+  // 0.1: 3 drawn), and 2 of 20 KiB (p = 1). The estimate of 40-byte blocks is 0: its interval
+  // must reach the 2,000 the recorder counted, and so must the total's.
+  const base = join(tmpDir('stats-'), 'unseen');
+  const hist = Array.from({ length: 16 }, () => ({ count: 0, bytes: 0, sampled: 0 }));
+  hist[5] = { count: 2000, bytes: 80_000, sampled: 0 };
+  hist[7] = { count: 30, bytes: 6000, sampled: 3 };
+  hist[14] = { count: 2, bytes: 40_960, sampled: 2 };
+  const { hpm, hpd } = await encodeProfile({
+    header: { sampling: { kind: 'table', bounds: [128, 8192], probs: [1e-4, 0.1] } },
+    traces: [{ id: 1, frames: [{ function: 'f', file: 'a.py', line: 1 }], dropped: 0 }],
+    events: [200, 200, 200, 20_480, 20_480].map((size, i) => ({ op: 'alloc' as const, timeUs: 10 * (i + 1), trace: 1, size })),
+    histogram: hist,
+  });
+  writeFileSync(`${base}.hpm`, hpm);
+  writeFileSync(`${base}.hpd`, hpd);
+  const lines = ndjson(sh(`hp-stats ${base} --json`).stdout);
+  const range = lines.find((l) => l.type === 'range' && l.min === 32)!;
+  t.equal(range.count, 0, 'nothing of 32..63 drawn');
+  t.ok((range.count_hi as number) >= 2000, `32..63: count up to ${range.count_hi}, covering the 2,000 counted`);
+  t.ok((range.bytes_hi as number) >= 80_000, `32..63: bytes up to ${range.bytes_hi}`);
+  const empty = lines.find((l) => l.type === 'range' && l.min === 64)!;
+  t.equal(empty.count_hi, undefined, 'a range the histogram shows empty is exactly 0');
+  const exact = lines.find((l) => l.type === 'range' && l.min === 16384)!;
+  t.equal(exact.count_hi, undefined, 'a range drawn at p = 1 is exact');
+  const total = lines.find((l) => l.type === 'total')!;
+  t.ok((total.count_lo as number) <= 2032 && (total.count_hi as number) >= 2032, `total count ${total.count_lo} .. ${total.count_hi} covers 2,032`);
+  t.ok((total.bytes_lo as number) <= 126_960 && (total.bytes_hi as number) >= 126_960, `total bytes ${total.bytes_lo} .. ${total.bytes_hi} covers 126,960`);
+  t.ok((total.bytes_lo as number) >= 40_960, 'the blocks drawn at p = 1 are in the lower limit');
+  // The table shows the same intervals.
+  const rows = rowsOf(sh(`COLUMNS=200 hp-stats ${base} --no-json`).stdout, /^(32\.\.63|total)/);
+  t.equal(rows[0]![3], formatCountInterval(range.count_lo as number, range.count_hi as number));
+  t.equal(rows[1]![3], formatCountInterval(total.count_lo as number, total.count_hi as number));
+});
+
+t.test("hp-stats on events of a window leaves out the recorder's whole-run histogram, and says so", async (t) => {
+  const whole = ndjson(sh('hp-stats app --json').stdout);
+  t.ok(whole.some((l) => l.type === 'total' && l.recorder !== undefined), 'the whole profile has the recorder columns');
+  const r = sh('hp-events app --from 2 --to 4 | hp-stats - --json');
+  t.equal(r.status, 0, r.stderr);
+  const lines = ndjson(r.stdout);
+  t.notOk(lines.some((l) => l.recorder !== undefined || l.check !== undefined), 'no whole-run counts beside the window estimates');
+  t.match(r.stderr, /window of the run .*histogram counts the whole run/);
+  const table = sh('hp-events app --from 2 --to 4 | COLUMNS=200 hp-stats - --no-json -q').stdout;
+  t.notMatch(table, /sampled\/count|check/, 'nor in the table');
+});

@@ -102,6 +102,11 @@ t.test('a long site label keeps its function, the end of its path and its domain
   t.equal(clip(native, 60).length, 60);
   t.equal(clip('_from_sequence (/v/pandas/core/arrays/string_arrow.py:241) [mmap]', 50), '_from_sequence (…rrays/string_arrow.py:241) [mmap]');
   t.equal(clip('_call_with_frames_removed (<frozen importlib._bootstrap>:241) [mmap: alloc_mmap (libopenblas.so)]', 60), '_call_with_frames_removed (…mportlib._bootstrap>:241) [mmap]', 'a file name without a directory is cut too');
+  // A function name too long for its line keeps its start, beside the file name.
+  const long = `${'a_generated_name_'.repeat(8)}x (/srv/app/pkg/handlers.py:88)`;
+  t.equal(clip(long, 50), 'a_generated_name_a_generated_n… (…/handlers.py:88)');
+  t.equal(clip(long, 50).length, 50);
+  t.equal(clip(`${'g'.repeat(80)} (x.py:5) [native: malloc (libc.so.6)]`, 40), `${'g'.repeat(21)}… (x.py:5) [native]`);
   // Too narrow for the function and the file name: the end of the label, as before.
   t.equal(clip(py, 30), '…das/core/construction.py:671)');
   t.equal(clip(py, 30).length, 30);
@@ -146,4 +151,32 @@ t.test('sites of one label name the caller that tells them apart, on a line belo
   t.match(lines[at + 1], /^│ +│ +│ +│ +│ +│   via <module> \(\/lib\/json\/__init__\.py:107\) +│$/, 'the caller on the next line, under the site');
   t.match(lines[at + 2], /│ +2 │/, 'then the next row');
   t.ok(lines.every((l) => l.length === 0 || [...l].length === [...lines[0]!].length), 'every line as wide as the table');
+});
+
+t.test('progress on a terminal: nothing for a short read, then a line with units that fit', async (t) => {
+  const { progressReporter } = await import('../../lib/source-arg.js');
+  const written: string[] = [];
+  const tty = process.stderr.isTTY;
+  const write = process.stderr.write;
+  process.stderr.isTTY = true;
+  process.stderr.write = ((chunk: string) => (written.push(String(chunk)), true)) as typeof process.stderr.write;
+  let clock = 1_000_000;
+  try {
+    const quick = progressReporter(() => clock);
+    for (let i = 1; i <= 10; i++) {
+      clock += 40; // a read of 400 ms in all
+      quick.onProgress!(i * 500, 5000);
+    }
+    quick.done();
+    t.same(written, [], 'a read shorter than half a second draws nothing');
+    const slow = progressReporter(() => clock);
+    clock += 600;
+    slow.onProgress!(2_500_000, 10_000_000);
+    slow.done();
+  } finally {
+    process.stderr.isTTY = tty;
+    process.stderr.write = write;
+  }
+  t.equal(written.length, 2, 'a long read draws the line, and clears it');
+  t.match(JSON.stringify(written[0]), /reading 25% \(2\.4 MiB of 9\.5 MiB\)/, 'bytes with their unit');
 });

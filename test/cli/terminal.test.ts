@@ -52,6 +52,13 @@ t.test('the human snapshot fits $COLUMNS and shows rank, size with interval, sha
     const widths = r.stdout.split('\n').filter((l) => l.startsWith('│') || l.startsWith('┌')).map((l) => [...l].length);
     t.ok(widths.length > 2 && widths.every((w) => w <= columns), `every table line within ${columns} columns (${Math.max(...widths)})`);
   }
+  // A wide terminal does not pad every row out to its width: the site column fits its longest label.
+  for (const cmd of ['hp-snapshot app --at 5.5 --no-json', 'hp-diff app --at 2 --at 9 --no-json']) {
+    const lines = (w: number): string[] => sh(`COLUMNS=${w} ${cmd}`).stdout.split('\n').filter((l) => l.startsWith('│'));
+    const wide = lines(300);
+    t.same(wide, lines(200), `${cmd}: the same table at 200 and 300 columns`);
+    t.ok(wide.some((l) => / \S+ │$/.test(l)), `${cmd}: the longest site ends next to the border`);
+  }
   const r = sh('hp-snapshot app --at 5.5 --no-json');
   t.match(r.stdout, /^live at 5\.5 s: [\d.]+ MiB \(95%: [\d.]+ \.\. [\d.]+ MiB\) live/);
   t.match(r.stdout, /│ +1 │ +[\d.]+ MiB │ +exact │ +[\d.]+% │ +[\d,]+ │ \S/);
@@ -197,6 +204,16 @@ t.test('times beyond the profile are errors that print its span; warnings for em
     t.match(r.stderr, message, command);
     t.notMatch(r.stderr, /Infinity/, `${command}: the value as typed`);
   }
+  // hp-history's last bucket ends after the last event (at 12 s with 1 s buckets): its t names a
+  // bucket hp-history writes, so --from and --to take it.
+  const last = JSON.parse(sh('hp-history app --granularity 1 --top 0').stdout.trim().split('\n').pop()!) as { t: number };
+  t.equal(last.t, 12);
+  for (const option of ['--from', '--to']) {
+    const r = sh(`hp-history app --granularity 1 --top 0 ${option} ${last.t}`);
+    t.equal(r.status, 0, `hp-history ${option} ${last.t}: ${r.stderr}`);
+    t.match(r.stdout, /"t":12,/);
+  }
+  t.equal(sh('hp-history app --granularity 1 --from 12.5').status, 2, 'past the last bucket it is an error');
   const inside = sh('hp-events app --from 11 --to 11.999997');
   t.equal(inside.status, 0, 'a window that ends on the last event is fine');
   const s = sh('hp-history app --sites app.py:999,app.py:30 --json');
@@ -255,5 +272,17 @@ t.test('cmd 2>&1 | head exits 0, every time', async (t) => {
       statuses.push(Number(r.stdout.trim()));
     }
     t.same(statuses, statuses.map(() => 0), `${command} 2>&1 | head -1`);
+  }
+});
+
+t.test('no input named on a terminal: a usage error at once, not a silent wait for typed NDJSON', { skip: !hasScript && 'script(1) not installed' }, async (t) => {
+  const bin = join(root, 'bin');
+  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
+  delete env.NODE_OPTIONS;
+  for (const cmd of ['hp-snapshot', 'hp-history', 'hp-stats', 'hp-events', 'hp-collapse', 'hp-chart']) {
+    // script(1) gives the command a pseudo-terminal as its standard input (and output).
+    const r = spawnSync('script', ['-qec', `node ${join(bin, `${cmd}.js`)}`, '/dev/null'], { cwd: fixtures, encoding: 'utf8', env, timeout: 20_000 });
+    t.equal(r.status, 2, `${cmd}: exit 2`);
+    t.match(r.stdout, new RegExp(`${cmd}: no input: standard input is a terminal; name a profile or file, or pipe NDJSON in`), cmd);
   }
 });

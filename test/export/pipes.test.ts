@@ -64,6 +64,50 @@ t.test('profile, events NDJSON and snapshot NDJSON give the same diff', async (t
   t.ok(worst <= 2 * 200, `changes agree (worst ${worst} bytes over sites of many traces)`);
 });
 
+t.test('a diff of saved snapshots is the diff of the profile, intervals included', async (t) => {
+  // The fixture's sites are sampled (p < 1): each change's interval comes from the two sides'
+  // intervals, which a snapshot line states and the variance read back from it does not rebuild.
+  const { writeFileSync } = await import('node:fs');
+  const app = join(ROOT, 'test', 'fixtures', 'export', 'app');
+  const a = join(dir, 'app-4.ndjson');
+  const b = join(dir, 'app-9.ndjson');
+  writeFileSync(a, (await run('hp-snapshot', [app, '--at', '4', '-q'])).stdout);
+  writeFileSync(b, (await run('hp-snapshot', [app, '--at', '9', '-q'])).stdout);
+  const body = (s: Buffer): string => s.toString().split('\n').slice(1).join('\n'); // the meta line names the inputs
+  for (const by of ['trace', 'line']) {
+    const fromProfile = await run('hp-diff', [app, '--at', '4', '--at', '9', '--group-by', by, '-q']);
+    const fromSnapshots = await run('hp-diff', [a, b, '--group-by', by, '-q']);
+    t.equal(fromSnapshots.code, 0, fromSnapshots.stderr);
+    t.match(body(fromProfile.stdout), /"change_lo"/);
+    t.equal(body(fromSnapshots.stdout), body(fromProfile.stdout), `--group-by ${by}: identical site and total lines`);
+  }
+  // And the change is the difference of the printed sides.
+  for (const line of body((await run('hp-diff', [app, '--at', '4', '--at', '9', '-q'])).stdout).trim().split('\n')) {
+    const r = JSON.parse(line) as { change: number; before: number; after: number; count_change: number };
+    t.equal(r.change, r.after - r.before, 'change = after - before');
+  }
+});
+
+t.test('a snapshot grouped by line is compared at its grouping, and hp-flow says it has no calls', async (t) => {
+  const { writeFileSync } = await import('node:fs');
+  const app = join(ROOT, 'test', 'fixtures', 'export', 'app');
+  const byLine = join(dir, 'app-4-line.ndjson');
+  const byTrace = join(dir, 'app-4-trace.ndjson');
+  writeFileSync(byLine, (await run('hp-snapshot', [app, '--at', '4', '--group-by', 'line', '-q'])).stdout);
+  writeFileSync(byTrace, (await run('hp-snapshot', [app, '--at', '4', '-q'])).stdout);
+  // One heap, two groupings: by whole stacks every site would read as gone and new.
+  const mixed = await run('hp-diff', [byLine, byTrace, '-q']);
+  t.equal(mixed.code, 2, 'a usage error');
+  t.match(mixed.stderr, /app-4-line\.ndjson: a snapshot grouped by line cannot be compared by trace with the other side: give --group-by line/);
+  const byLines = await run('hp-diff', [byLine, byTrace, '--group-by', 'line', '-q']);
+  t.equal(byLines.code, 0, byLines.stderr);
+  const rows = byLines.stdout.toString().trim().split('\n').slice(1).map((l) => JSON.parse(l) as { change: number });
+  t.ok(rows.every((r) => r.change === 0), 'the same heap: no change at any line');
+  const flow = await run('hp-flow', [byLine]);
+  t.equal(flow.code, 0);
+  t.match(flow.stderr, /grouped by line has no stacks, so the graph has no calls/);
+});
+
 t.test('usage errors', async (t) => {
   const cases: Array<[string, string[], RegExp]> = [
     ['hp-diff', [base], /two times/],

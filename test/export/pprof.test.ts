@@ -161,6 +161,19 @@ for (const at of ['peak', '4', '9', 'end']) {
   });
 }
 
+t.test("piped snapshot NDJSON: the comment's total and interval are the profile's", async (t) => {
+  const comment = (buf: Buffer): string => {
+    const p = Profile.decode(gunzipSync(buf));
+    return p.comment.map((i) => p.stringTable.strings[Number(i)]!).find((c) => c.startsWith('heapprof live heap'))!;
+  };
+  const direct = await run('hp-pprof', [APP, '--at', '4', '-q']);
+  const snap = await run('hp-snapshot', [APP, '--at', '4', '-q']);
+  const piped = await run('hp-pprof', ['-q'], snap.stdout);
+  t.equal(piped.code, 0, piped.stderr);
+  t.match(comment(direct.stdout), /95% interval \d+\.\.\d+/);
+  t.equal(comment(piped.stdout), comment(direct.stdout));
+});
+
 t.test('real names, files and lines are in the profile', async (t) => {
   const res = await run('hp-pprof', [APP, '--at', '9']);
   const w = walk(res.stdout);

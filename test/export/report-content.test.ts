@@ -143,3 +143,52 @@ t.test("the page's 95% band is the snapshot's interval to the byte (rounded outw
     t.same([p.bytes, p.lo, p.hi], [snap.bytes, snap.bytes_lo, snap.bytes_hi], `t = ${p.t} s`);
   }
 });
+
+t.test("the flame graph's root is the heap's total: the snapshot's bytes and count intervals, and the peak has its RSS", async (t) => {
+  const { sh } = await import('../fixtures/analysis/run.js');
+  const dir = t.testdir();
+  const out = join(dir, 'r.html');
+  const made = sh(`hp-report app --points 20 -o ${out}`);
+  t.equal(made.status, 0, made.stderr);
+  const data = pageData(readFileSync(out, 'utf8'));
+  const peak = data.points[data.peakIndex]!;
+  for (const p of [...data.points.filter((q) => Number.isInteger(q.t) && q.t <= 5 && q.ref === undefined), peak]) {
+    const snap = JSON.parse(sh(`hp-snapshot app --at ${p.t} --json`).stdout.split('\n')[0]!) as Record<string, number>;
+    const [node, bytes, below, above, count, countBelow, countAbove] = p.tree.slice(0, TREE_STRIDE);
+    t.equal(data.nodes[node!]![1], -1, 'the first node is the root');
+    t.same([bytes! - below!, bytes, bytes! + above!], [snap.bytes_lo, snap.bytes, snap.bytes_hi], `t = ${p.t} s: the root's bytes as the snapshot's total`);
+    t.same([count! - countBelow!, count, count! + countAbove!], [snap.count_lo, snap.count, snap.count_hi], `t = ${p.t} s: the root's count as the snapshot's total`);
+  }
+  // The RSS the recorder sampled last before the peak (hp-events), as every other point has it.
+  const rss = sh(`hp-events app | jq -c 'select(.op == "rss" and .t <= ${peak.t})' | tail -1`);
+  t.equal(peak.rss, (JSON.parse(rss.stdout) as { size: number }).size, "the peak's RSS");
+});
+
+t.test("a thread's root is that thread's total, as hp-snapshot --thread gives it", async (t) => {
+  const dir = t.testdir();
+  const base = join(dir, 'native');
+  await writeNativeReportProfile(base, true);
+  const { data } = await report(t, dir, [base, '--at', 'end']);
+  const p = data.points[data.selectedIndex]!;
+  for (let i = 0; i < p.tree.length; i += TREE_STRIDE) {
+    const frame = data.nodes[p.tree[i]!]![1];
+    if (frame > -2) continue;
+    const name = data.threads[-2 - frame]!;
+    const snap = JSON.parse((await run('hp-snapshot', [base, '--at', 'end', '--thread', String(name.id), '--json', '-q'])).stdout.toString().split('\n')[0]!) as Record<string, number>;
+    const [, bytes, below, above, count, countBelow, countAbove] = p.tree.slice(i, i + TREE_STRIDE);
+    t.same([bytes! - below!, bytes, bytes! + above!], [snap.bytes_lo ?? snap.bytes, snap.bytes, snap.bytes_hi ?? snap.bytes], `thread ${name.id}: bytes`);
+    t.same([count! - countBelow!, count, count! + countAbove!], [snap.count_lo ?? snap.count, snap.count, snap.count_hi ?? snap.count], `thread ${name.id}: count`);
+  }
+});
+
+t.test('--at end is shown at the time of the last event, as the snapshot at the end has it', async (t) => {
+  const { sh } = await import('../fixtures/analysis/run.js');
+  const out = join(t.testdir(), 'r.html');
+  const made = sh(`hp-report app --points 20 --at end -o ${out}`);
+  t.equal(made.status, 0, made.stderr);
+  const data = pageData(readFileSync(out, 'utf8'));
+  const p = data.points[data.selectedIndex]!;
+  const snap = JSON.parse(sh('hp-snapshot app --at end --json').stdout.split('\n')[0]!) as Record<string, number>;
+  t.same([p.t, p.bytes, p.lo, p.hi], [snap.at, snap.bytes, snap.bytes_lo, snap.bytes_hi], 'the moment and the total of hp-snapshot --at end');
+  t.equal(p.chosen, true, 'marked as the chosen moment');
+});

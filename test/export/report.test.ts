@@ -356,6 +356,20 @@ if (missing) {
     await page.close();
   });
 
+  t.test('a chosen moment reads as its --at, to the microsecond; a tiny share as <0.1%', async (t) => {
+    const dir = t.testdir();
+    const html = join(dir, 'at.html');
+    const res = await run('hp-report', [join(FIXTURES, 'app'), '-o', html, '--at', '4.0005', '-q']);
+    t.equal(res.code, 0, res.stderr);
+    const { page, problems } = await open(html);
+    t.match((await state(page)).title, /^Chosen: live heap at 4\.0005 s: /, 'not rounded to the millisecond');
+    t.match(await page.locator('#sites-title').textContent(), /^Top sites at 4\.0005 s/);
+    const shares = await page.locator('#sites-body tr td:last-child').allTextContents();
+    t.notOk(shares.some((x) => /^\s*0\.0%$/.test(x)), `no live site reads 0.0% (${shares.join(' ')})`);
+    t.same(problems, []);
+    await page.close();
+  });
+
   t.test('10^5 traces: the report is built fast, stays small, and the page responds', async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'hp-big-'));
     t.teardown(() => rmSync(dir, { recursive: true, force: true }));
