@@ -28,6 +28,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <linux/futex.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -244,6 +245,18 @@ static int g_ticker_running, g_ticker_wanted, g_ticker_stop;
 static int g_ticker_accepting;
 static sem_t g_tick_sem;
 
+/* hp-record's watchdog thread (see watch_main): stopped over a fork, back soon after. */
+static pthread_t g_watch_tid;
+static sem_t g_watch_sem;
+static int g_watch_running, g_watch_stop;
+static int g_watch_pdeath;      /* we set PR_SET_PDEATHSIG (watch_after_fork_parent) */
+static int g_watch_wanted;      /* stopped for a fork of this process: gate_slow restarts it */
+static uint64_t g_watch_fork_ns; /* when (CLOCK_MONOTONIC) */
+static int watch_stop_for_fork(void);
+static void watch_after_fork_parent(void);
+static int watch_restart_due(void);
+static void watch_restart(void);
+
 /* SIGTERM (see on_sigterm): installed by hp_start only over the default action. */
 #define TERM_WAIT_S 3
 static int g_term_installed;
@@ -273,6 +286,7 @@ struct hp_thread {
   uint32_t probing, nested;    /* hp_install's nesting probe (probe_direct_max) */
   uint32_t thread_id, thread_epoch; /* this thread's id in the current file (g_file_epoch) */
   uint32_t fork_saved_busy;         /* busy before atfork_prepare */
+  uint32_t fork_watch;              /* atfork_prepare stopped the watchdog */
   /* The last two stacks record_event found in g_stacks (g_mu held), by the top bit of the
    * key's hash: hash, length and g_stacks' copy of the key (valid while epoch is
    * g_file_epoch), and the trace. A thread that samples one of them again compares it with
@@ -292,6 +306,9 @@ static __thread struct hp_thread t_hp __attribute__((tls_model("initial-exec")))
  * already and has seeded its sampler for this recording. Otherwise GATE_OFF (busy is
  * never all ones). Changed with g_active (set_active). */
 #define GATE_OFF UINT64_MAX
+/* A thread's epoch with this bit flipped: seeded for the recording, but its allocations go
+ * through gate_slow (the forking thread, until the watchdog is back: atfork_parent). */
+#define WATCH_GATE_BIT 0x80000000u
 static uint64_t g_gate = GATE_OFF;
 
 NO_SAN static inline int gate_open(void) {
@@ -1285,7 +1302,13 @@ static inline void on_alloc(int domain, void *p, size_t size) {
  * the thread's first allocation of this recording (seed its sampler, then record). */
 __attribute__((noinline, cold)) static int gate_slow(void) {
   if (t_hp.probing) t_hp.nested = 1;
+  int waiting = __builtin_expect(LOAD(g_watch_wanted), 0) && !t_hp.busy && watch_restart_due();
   if (t_hp.busy || !LOAD(g_active)) return 0;
+  if (t_hp.epoch == (LOAD(g_epoch) ^ WATCH_GATE_BIT)) {
+    /* Seeded already: shut only so that this thread's allocations come here after a fork. */
+    if (!waiting) t_hp.epoch ^= WATCH_GATE_BIT;
+    return 1;
+  }
   thread_reseed();
   return 1;
 }
@@ -1831,6 +1854,7 @@ static void atfork_prepare(void) {
    * which cannot tell it from one of its own and would lose it (a pool worker forked while
    * the pool terminates then never dies). A SIGTERM now finds no ticker and acts at once. */
   ticker_stop();
+  t_hp.fork_watch = watch_stop_for_fork();
   mu_lock();
   if (restart) g_ticker_wanted = 1;
   if (g_active) flush_all(); /* the parent's data is on disk before the child exists */
@@ -1840,6 +1864,10 @@ static void atfork_parent(void) {
   if (g_active && (g_flags & FLAG_FOLLOW_FORK)) g_n_forks++;
   /* A SIGTERM that came while the ticker was stopped for the fork: the ticker handles it. */
   if (LOAD(g_term_pending) && g_active) ticker_start_locked();
+  if (t_hp.fork_watch) {
+    watch_after_fork_parent();
+    if (LOAD(g_watch_wanted) && t_hp.epoch == LOAD(g_epoch)) t_hp.epoch ^= WATCH_GATE_BIT;
+  }
   mu_unlock();
   t_hp.busy = t_hp.fork_saved_busy;
 }
@@ -1853,6 +1881,11 @@ static void atfork_child(void) {
   g_ticker_running = 0;
   g_ticker_accepting = 0;
   g_term_pending = 0; /* the parent's pending signals are not the child's */
+  /* The watchdog watches hp-record's child only; the parent's parent-death signal is not
+   * inherited. */
+  g_watch_running = g_watch_wanted = 0;
+  g_watch_pdeath = 0;
+  if (t_hp.epoch == (g_epoch ^ WATCH_GATE_BIT)) t_hp.epoch ^= WATCH_GATE_BIT;
   /* Another thread of the parent was stopping the recorder during the fork, and a SIGTERM
    * was handed to it in this copy: nobody here will act on it, so act now, as the default
    * action would have (never leave a SIGTERM swallowed: the process would not end). */
@@ -2170,7 +2203,16 @@ static void remove_private_dir(const char *dir) {
 
 static void *watch_main(void *arg) {
   (void)arg;
-  while (getppid() == g_watch_parent) sleep_ms(WATCH_POLL_MS);
+  t_hp.busy = 1; /* the hook's own thread: its allocations (with --native) are never recorded */
+  while (getppid() == g_watch_parent) {
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_nsec += WATCH_POLL_MS * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) deadline.tv_sec++, deadline.tv_nsec -= 1000000000L;
+    while (!LOAD(g_watch_stop) && sem_clockwait(&g_watch_sem, CLOCK_MONOTONIC, &deadline) != 0 && errno == EINTR) {
+    }
+    if (LOAD(g_watch_stop)) return NULL; /* stopped for a fork (watch_stop_for_fork) */
+  }
   if (g_watch_dir[0]) remove_private_dir(g_watch_dir);
   mu_lock();
   if (g_active) flush_all();
@@ -2179,6 +2221,74 @@ static void *watch_main(void *arg) {
   sleep_ms(g_watch_grace_ms);
   kill(getpid(), SIGKILL);
   return NULL;
+}
+
+/* Starts the watchdog thread; 0 or an errno. Joinable: it is stopped over a fork. */
+static int watch_start(void) {
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, 64 * 1024);
+  sigset_t all, saved;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &saved); /* signals keep going to the program's threads */
+  STORE(g_watch_stop, 0);
+  while (sem_trywait(&g_watch_sem) == 0) {
+  } /* stale wake-ups */
+  int rc = pthread_create(&g_watch_tid, &attr, watch_main, NULL);
+  pthread_sigmask(SIG_SETMASK, &saved, NULL);
+  pthread_attr_destroy(&attr);
+  if (rc == 0) STORE(g_watch_running, 1);
+  return rc;
+}
+
+/* atfork_prepare: CPython 3.12+ warns (DeprecationWarning, an error under -W error) when
+ * it forks with other threads in the process, counting them in /proc/self/stat after the
+ * fork, so the watchdog is not there over a fork. Returns 1 if it was running. Never with
+ * g_mu held: an acting watchdog takes it. */
+static int watch_stop_for_fork(void) {
+  if (!LOAD(g_watch_running)) return 0;
+  STORE(g_watch_stop, 1);
+  sem_post(&g_watch_sem);
+  pthread_join(g_watch_tid, NULL);
+  STORE(g_watch_running, 0);
+  return 1;
+}
+
+/* atfork_parent: the watchdog comes back at the forking thread's first allocation
+ * WATCH_REFORK_NS after the fork (gate_slow: the warning is decided before, right after
+ * the fork's handlers), or at once if hp-record is already gone. Until then the kernel
+ * stands in: a parent-death SIGTERM, unless the program set a parent-death signal itself. */
+#define WATCH_REFORK_NS 10000000ULL
+static void watch_after_fork_parent(void) {
+  int sig = 0;
+  if (prctl(PR_GET_PDEATHSIG, &sig) == 0 && sig == 0 && prctl(PR_SET_PDEATHSIG, SIGTERM) == 0) g_watch_pdeath = 1;
+  if (getppid() != g_watch_parent) { /* gone before the parent-death signal was set */
+    watch_restart();
+    return;
+  }
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  STORE(g_watch_fork_ns, (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec);
+  STORE(g_watch_wanted, 1);
+}
+
+static void watch_restart(void) {
+  if (g_watch_pdeath) prctl(PR_SET_PDEATHSIG, 0), g_watch_pdeath = 0;
+  uint32_t saved_busy = t_hp.busy;
+  t_hp.busy = 1; /* pthread_create's allocations pass straight through */
+  watch_start();
+  t_hp.busy = saved_busy;
+}
+
+/* gate_slow, while g_watch_wanted: restarts the watchdog once the fork is far enough
+ * behind. Returns 1 while it still waits. */
+static int watch_restart_due(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  uint64_t now = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+  if (now - LOAD(g_watch_fork_ns) < WATCH_REFORK_NS) return 1;
+  if (__atomic_exchange_n(&g_watch_wanted, 0, __ATOMIC_ACQ_REL) && !LOAD(g_watch_running)) watch_restart();
+  return 0;
 }
 
 /* Starts the watchdog for hp-record (pid parent; if it is already gone, the watchdog
@@ -2192,17 +2302,8 @@ static int hp_watch_parent_impl(int parent, int grace_ms, const char *private_di
   g_watch_parent = (pid_t)parent;
   g_watch_grace_ms = grace_ms > 0 ? grace_ms : 0;
   snprintf(g_watch_dir, sizeof g_watch_dir, "%s", private_dir);
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, 64 * 1024);
-  sigset_t all, saved;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &saved); /* signals keep going to the program's threads */
-  pthread_t tid;
-  int rc = pthread_create(&tid, &attr, watch_main, NULL);
-  pthread_sigmask(SIG_SETMASK, &saved, NULL);
-  pthread_attr_destroy(&attr);
+  sem_init(&g_watch_sem, 0, 0);
+  int rc = watch_start();
   if (rc != 0) return -rc;
   started = 1;
   return 0;

@@ -1,0 +1,45 @@
+// CPython 3.12 and later warn (DeprecationWarning: "This process is multi-threaded, use of
+// fork() may lead to deadlocks in the child") when a process with more than one OS thread
+// forks, counting the threads after the fork. The recorder's threads (the ticker and
+// hp-record's watchdog) must not be there then, or a program that forks prints a warning
+// (and pytest lists one per forking test) under hp-record alone.
+
+import { join } from 'node:path';
+import t from 'tap';
+import { FIXTURES, hookLibrary, hpRecord, missingBuild, pythons, run, scratch, withoutSummary } from '../fixtures/record/harness.js';
+
+const SCRIPT = join(FIXTURES, 'scripts', 'forkwarn.py');
+const skip =
+  missingBuild() ?? (pythons().length === 0 ? 'no CPython 3.9-3.13 under ~/.pyenv' : null) ?? (hookLibrary() ? null : 'the native hook is not built');
+if (skip) t.plan(0, skip);
+const installed = skip ? [] : pythons();
+// The warning exists from 3.12 on; the oldest shows that nothing changes where it does not.
+const chosen = installed.filter((py, i) => i === 0 || Number(py.version.split('.')[1]) >= 12);
+
+const threadLine = /^threads (\d+) (\d+)$/m;
+
+for (const py of chosen) {
+  t.test(`CPython ${py.version}: a fork warns as under plain python`, async (t) => {
+    // Every warning shown, also those of multiprocessing's code (by default only __main__'s).
+    const env = { PYTHONWARNINGS: 'default', PYTHONDONTWRITEBYTECODE: '1' };
+    const plain = await run(py.exe, [SCRIPT], { env, timeoutMs: 60000 });
+    t.equal(plain.code, 0, 'plain python runs it');
+    const dir = scratch();
+    for (const follow of [[], ['--follow-fork']]) {
+      const r = await hpRecord(['-q', ...follow, '--python', py.exe, '-o', join(dir, `run${follow.length}`), '--', SCRIPT], {
+        env,
+        timeoutMs: 60000,
+      });
+      const name = follow.length ? 'with --follow-fork' : 'without --follow-fork';
+      t.equal(r.code, plain.code, `${name}: same exit status`);
+      t.equal(r.stdout, plain.stdout, `${name}: same output`);
+      t.equal(
+        withoutSummary(r.stderr).replace(threadLine, 'threads'),
+        plain.stderr.replace(threadLine, 'threads'),
+        `${name}: no warning on stderr`,
+      );
+      const m = threadLine.exec(r.stderr);
+      t.ok(m && m[1] === m[2], `${name}: the recorder's threads are back after the forks (${m ? `${m[1]}, ${m[2]}` : 'no count'})`);
+    }
+  });
+}
