@@ -245,16 +245,18 @@ static int g_ticker_running, g_ticker_wanted, g_ticker_stop;
 static int g_ticker_accepting;
 static sem_t g_tick_sem;
 
-/* hp-record's watchdog thread (see watch_main): stopped over a fork, back soon after. */
+/* hp-record's watchdog thread (see watch_main): stopped over a fork, like the ticker. */
 static pthread_t g_watch_tid;
 static sem_t g_watch_sem;
 static int g_watch_running, g_watch_stop;
-static int g_watch_pdeath;      /* we set PR_SET_PDEATHSIG (watch_after_fork_parent) */
-static int g_watch_wanted;      /* stopped for a fork of this process: gate_slow restarts it */
-static uint64_t g_watch_fork_ns; /* when (CLOCK_MONOTONIC) */
+static int g_watch_pdeath; /* we set PR_SET_PDEATHSIG (threads_after_fork_parent) */
+/* The recorder's threads after a fork of this process (see threads_after_fork_parent):
+ * some wait for gate_slow; the watchdog among them; since when (CLOCK_MONOTONIC). */
+static int g_refork_wanted, g_refork_watch;
+static uint64_t g_refork_ns;
 static int watch_stop_for_fork(void);
-static void watch_after_fork_parent(void);
-static int watch_restart_due(void);
+static void threads_after_fork_parent(int watch_stopped);
+static int threads_restart_due(void);
 static void watch_restart(void);
 
 /* SIGTERM (see on_sigterm): installed by hp_start only over the default action. */
@@ -1302,7 +1304,7 @@ static inline void on_alloc(int domain, void *p, size_t size) {
  * the thread's first allocation of this recording (seed its sampler, then record). */
 __attribute__((noinline, cold)) static int gate_slow(void) {
   if (t_hp.probing) t_hp.nested = 1;
-  int waiting = __builtin_expect(LOAD(g_watch_wanted), 0) && !t_hp.busy && watch_restart_due();
+  int waiting = __builtin_expect(LOAD(g_refork_wanted), 0) && !t_hp.busy && threads_restart_due();
   if (t_hp.busy || !LOAD(g_active)) return 0;
   if (t_hp.epoch == (LOAD(g_epoch) ^ WATCH_GATE_BIT)) {
     /* Seeded already: shut only so that this thread's allocations come here after a fork. */
@@ -1864,10 +1866,8 @@ static void atfork_parent(void) {
   if (g_active && (g_flags & FLAG_FOLLOW_FORK)) g_n_forks++;
   /* A SIGTERM that came while the ticker was stopped for the fork: the ticker handles it. */
   if (LOAD(g_term_pending) && g_active) ticker_start_locked();
-  if (t_hp.fork_watch) {
-    watch_after_fork_parent();
-    if (LOAD(g_watch_wanted) && t_hp.epoch == LOAD(g_epoch)) t_hp.epoch ^= WATCH_GATE_BIT;
-  }
+  threads_after_fork_parent(t_hp.fork_watch);
+  if (LOAD(g_refork_wanted) && t_hp.epoch == LOAD(g_epoch)) t_hp.epoch ^= WATCH_GATE_BIT;
   mu_unlock();
   t_hp.busy = t_hp.fork_saved_busy;
 }
@@ -1883,7 +1883,7 @@ static void atfork_child(void) {
   g_term_pending = 0; /* the parent's pending signals are not the child's */
   /* The watchdog watches hp-record's child only; the parent's parent-death signal is not
    * inherited. */
-  g_watch_running = g_watch_wanted = 0;
+  g_watch_running = g_refork_wanted = g_refork_watch = 0;
   g_watch_pdeath = 0;
   if (t_hp.epoch == (g_epoch ^ WATCH_GATE_BIT)) t_hp.epoch ^= WATCH_GATE_BIT;
   /* Another thread of the parent was stopping the recorder during the fork, and a SIGTERM
@@ -2254,22 +2254,35 @@ static int watch_stop_for_fork(void) {
   return 1;
 }
 
-/* atfork_parent: the watchdog comes back at the forking thread's first allocation
- * WATCH_REFORK_NS after the fork (gate_slow: the warning is decided before, right after
- * the fork's handlers), or at once if hp-record is already gone. Until then the kernel
- * stands in: a parent-death SIGTERM, unless the program set a parent-death signal itself. */
+/* atfork_parent, g_mu held: the recorder's threads stopped over the fork come back. CPython
+ * before 3.12 does not count threads at a fork: at once. 3.12 and later count them just
+ * after it (3.13 after the after_in_parent callbacks), so then at the forking thread's
+ * first allocation WATCH_REFORK_NS or more after the fork (gate_slow), or, on 3.12, from
+ * heapprof's after_in_parent callback (hp_after_fork_parent); the ticker also at the next
+ * sampled event, as before. Until the watchdog is back the kernel stands in: a parent-death
+ * SIGTERM, unless the program set a parent-death signal of its own. */
 #define WATCH_REFORK_NS 10000000ULL
-static void watch_after_fork_parent(void) {
-  int sig = 0;
-  if (prctl(PR_GET_PDEATHSIG, &sig) == 0 && sig == 0 && prctl(PR_SET_PDEATHSIG, SIGTERM) == 0) g_watch_pdeath = 1;
-  if (getppid() != g_watch_parent) { /* gone before the parent-death signal was set */
+static void threads_after_fork_parent(int watch_stopped) {
+  int ticker = g_ticker_wanted && g_active && !LOAD(g_stopping);
+  int now = g_minor >= 0 && g_minor < 12;
+  if (watch_stopped && (now || getppid() != g_watch_parent)) { /* or hp-record is gone: act now */
     watch_restart();
-    return;
+    watch_stopped = 0;
+  }
+  if (ticker && now) {
+    ticker_start_locked();
+    ticker = 0;
+  }
+  if (!watch_stopped && !ticker) return;
+  if (watch_stopped) {
+    int sig = 0;
+    if (prctl(PR_GET_PDEATHSIG, &sig) == 0 && sig == 0 && prctl(PR_SET_PDEATHSIG, SIGTERM) == 0) g_watch_pdeath = 1;
   }
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  STORE(g_watch_fork_ns, (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec);
-  STORE(g_watch_wanted, 1);
+  STORE(g_refork_ns, (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec);
+  STORE(g_refork_watch, watch_stopped);
+  STORE(g_refork_wanted, 1);
 }
 
 static void watch_restart(void) {
@@ -2280,14 +2293,26 @@ static void watch_restart(void) {
   t_hp.busy = saved_busy;
 }
 
-/* gate_slow, while g_watch_wanted: restarts the watchdog once the fork is far enough
- * behind. Returns 1 while it still waits. */
-static int watch_restart_due(void) {
+/* Not with g_mu held: the threads after a fork, now. */
+static void threads_restart(void) {
+  if (!__atomic_exchange_n(&g_refork_wanted, 0, __ATOMIC_ACQ_REL)) return;
+  uint32_t saved_busy = t_hp.busy;
+  t_hp.busy = 1; /* pthread_create's allocations pass straight through */
+  if (__atomic_exchange_n(&g_refork_watch, 0, __ATOMIC_ACQ_REL) && !LOAD(g_watch_running)) watch_restart();
+  mu_lock();
+  if (g_active && g_ticker_wanted && !g_ticker_running && !LOAD(g_stopping)) ticker_start_locked();
+  mu_unlock();
+  t_hp.busy = saved_busy;
+}
+
+/* gate_slow, while g_refork_wanted (busy clear, g_mu not held): restarts the threads once
+ * the fork is far enough behind. Returns 1 while it still waits. */
+static int threads_restart_due(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   uint64_t now = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-  if (now - LOAD(g_watch_fork_ns) < WATCH_REFORK_NS) return 1;
-  if (__atomic_exchange_n(&g_watch_wanted, 0, __ATOMIC_ACQ_REL) && !LOAD(g_watch_running)) watch_restart();
+  if (now - LOAD(g_refork_ns) < WATCH_REFORK_NS) return 1;
+  threads_restart();
   return 0;
 }
 
@@ -2483,6 +2508,13 @@ EXPORT int hp_mark(const char *label, size_t len) {
   int id = hp_mark_impl(label, len);
   LEAVE();
   return id;
+}
+/* heapprof's os.register_at_fork(after_in_parent=...): on CPython 3.12, where it runs after
+ * the fork's thread count, the recorder's threads come back now (threads_after_fork_parent). */
+EXPORT void hp_after_fork_parent(void) {
+  ENTER();
+  if (g_minor == 12) threads_restart();
+  LEAVE();
 }
 EXPORT int hp_watch_parent(int parent, int grace_ms, const char *private_dir) {
   ENTER();

@@ -7,6 +7,7 @@ allocator wrappers, once installed, can never be unmapped.
 
 import ctypes
 import os
+import sys
 
 LIB_ENV = "HEAPPROF_NATIVE_LIB"
 LIB_NAME = "heapprof_hook.so"
@@ -66,6 +67,7 @@ def load():
         "hp_capture": (ctypes.c_int, []),
         "hp_memory": (None, [u64p]),
         "hp_watch_parent": (ctypes.c_int, [ctypes.c_int, ctypes.c_int, ctypes.c_char_p]),
+        "hp_after_fork_parent": (None, []),
         "hp_mark": (ctypes.c_int, [ctypes.c_char_p, ctypes.c_size_t]),
         "hp_ignore_thread": (None, [ctypes.c_int]),
         "hp_set_attached": (None, [ctypes.c_uint64]),
@@ -77,6 +79,10 @@ def load():
         fn.restype = restype
         fn.argtypes = argtypes
     lib.path = path
+    if sys.version_info[:2] == (3, 12):
+        # The recorder's threads are stopped over a fork (3.12 warns about a fork with
+        # threads, counting them first) and come back here, after that count.
+        os.register_at_fork(after_in_parent=lib.hp_after_fork_parent)
     _lib = lib
     return lib
 

@@ -1,3 +1,6 @@
+// The recorder's threads are stopped over a fork, and must come back: the ticker is the one
+// that closes the profile on SIGTERM.
+//
 // CPython 3.12 and later warn (DeprecationWarning: "This process is multi-threaded, use of
 // fork() may lead to deadlocks in the child") when a process with more than one OS thread
 // forks, counting the threads after the fork. The recorder's threads (the ticker and
@@ -6,9 +9,11 @@
 
 import { join } from 'node:path';
 import t from 'tap';
+import { readAll } from '../helpers/profiles.js';
 import { FIXTURES, hookLibrary, hpRecord, missingBuild, pythons, run, scratch, withoutSummary } from '../fixtures/record/harness.js';
 
 const SCRIPT = join(FIXTURES, 'scripts', 'forkwarn.py');
+const TERM_SCRIPT = join(FIXTURES, 'scripts', 'forkterm.py');
 const skip =
   missingBuild() ?? (pythons().length === 0 ? 'no CPython 3.9-3.13 under ~/.pyenv' : null) ?? (hookLibrary() ? null : 'the native hook is not built');
 if (skip) t.plan(0, skip);
@@ -41,5 +46,27 @@ for (const py of chosen) {
       const m = threadLine.exec(r.stderr);
       t.ok(m && m[1] === m[2], `${name}: the recorder's threads are back after the forks (${m ? `${m[1]}, ${m[2]}` : 'no count'})`);
     }
+  });
+}
+
+// 3.13 counts the threads after the after_in_parent callbacks, and a parent that waits
+// right after the fork never gives the recorder a moment after that count (man/hp-record.1).
+for (const py of installed.filter((p) => p.version !== '3.13')) {
+  t.test(`CPython ${py.version}: SIGTERM after a fork closes the profile`, async (t) => {
+    const dir = scratch();
+    let sent = false;
+    const r = await hpRecord(['-q', '--python', py.exe, '-o', join(dir, 'run'), '--', TERM_SCRIPT], {
+      env: { PYTHONDONTWRITEBYTECODE: '1' },
+      timeoutMs: 60000,
+      onStdout: (text, child) => {
+        if (!sent && text.includes('ready')) {
+          sent = true;
+          setTimeout(() => child.kill('SIGTERM'), 300);
+        }
+      },
+    });
+    t.equal(r.signal, 'SIGTERM', 'hp-record dies of SIGTERM, as the program did');
+    const p = await readAll(join(dir, 'run'));
+    t.ok(p.complete, 'the profile has its end');
   });
 }
