@@ -308,9 +308,9 @@ static __thread struct hp_thread t_hp __attribute__((tls_model("initial-exec")))
  * already and has seeded its sampler for this recording. Otherwise GATE_OFF (busy is
  * never all ones). Changed with g_active (set_active). */
 #define GATE_OFF UINT64_MAX
-/* A thread's epoch with this bit flipped: seeded for the recording, but its allocations go
- * through gate_slow (the forking thread, until the watchdog is back: atfork_parent). */
-#define WATCH_GATE_BIT 0x80000000u
+/* Recording, but every allocation goes through gate_slow: for a moment after a fork, until
+ * the recorder's threads are back (threads_after_fork_parent). Never a thread's word either. */
+#define GATE_REFORK (UINT64_MAX - 1)
 static uint64_t g_gate = GATE_OFF;
 
 NO_SAN static inline int gate_open(void) {
@@ -1304,14 +1304,9 @@ static inline void on_alloc(int domain, void *p, size_t size) {
  * the thread's first allocation of this recording (seed its sampler, then record). */
 __attribute__((noinline, cold)) static int gate_slow(void) {
   if (t_hp.probing) t_hp.nested = 1;
-  int waiting = __builtin_expect(LOAD(g_refork_wanted), 0) && !t_hp.busy && threads_restart_due();
+  if (__builtin_expect(LOAD(g_refork_wanted), 0) && !t_hp.busy) threads_restart_due();
   if (t_hp.busy || !LOAD(g_active)) return 0;
-  if (t_hp.epoch == (LOAD(g_epoch) ^ WATCH_GATE_BIT)) {
-    /* Seeded already: shut only so that this thread's allocations come here after a fork. */
-    if (!waiting) t_hp.epoch ^= WATCH_GATE_BIT;
-    return 1;
-  }
-  thread_reseed();
+  if (t_hp.epoch != LOAD(g_epoch)) thread_reseed(); /* else seeded: only the gate was shut */
   return 1;
 }
 
@@ -1867,7 +1862,6 @@ static void atfork_parent(void) {
   /* A SIGTERM that came while the ticker was stopped for the fork: the ticker handles it. */
   if (LOAD(g_term_pending) && g_active) ticker_start_locked();
   threads_after_fork_parent(t_hp.fork_watch);
-  if (LOAD(g_refork_wanted) && t_hp.epoch == LOAD(g_epoch)) t_hp.epoch ^= WATCH_GATE_BIT;
   mu_unlock();
   t_hp.busy = t_hp.fork_saved_busy;
 }
@@ -1885,7 +1879,6 @@ static void atfork_child(void) {
    * inherited. */
   g_watch_running = g_refork_wanted = g_refork_watch = 0;
   g_watch_pdeath = 0;
-  if (t_hp.epoch == (g_epoch ^ WATCH_GATE_BIT)) t_hp.epoch ^= WATCH_GATE_BIT;
   /* Another thread of the parent was stopping the recorder during the fork, and a SIGTERM
    * was handed to it in this copy: nobody here will act on it, so act now, as the default
    * action would have (never leave a SIGTERM swallowed: the process would not end). */
@@ -2256,8 +2249,8 @@ static int watch_stop_for_fork(void) {
 
 /* atfork_parent, g_mu held: the recorder's threads stopped over the fork come back. CPython
  * before 3.12 does not count threads at a fork: at once. 3.12 and later count them just
- * after it (3.13 after the after_in_parent callbacks), so then at the forking thread's
- * first allocation WATCH_REFORK_NS or more after the fork (gate_slow), or, on 3.12, from
+ * after it (3.13 after the after_in_parent callbacks), so then at the first allocation
+ * of any thread WATCH_REFORK_NS or more after the fork (gate_slow), or, on 3.12, from
  * heapprof's after_in_parent callback (hp_after_fork_parent); the ticker also at the next
  * sampled event, as before. Until the watchdog is back the kernel stands in: a parent-death
  * SIGTERM, unless the program set a parent-death signal of its own. */
@@ -2283,6 +2276,8 @@ static void threads_after_fork_parent(int watch_stopped) {
   STORE(g_refork_ns, (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec);
   STORE(g_refork_watch, watch_stopped);
   STORE(g_refork_wanted, 1);
+  /* Any thread's allocation may bring them back: every one goes through gate_slow. */
+  if (g_active) __atomic_store_n(&g_gate, GATE_REFORK, __ATOMIC_RELEASE);
 }
 
 static void watch_restart(void) {
@@ -2300,13 +2295,14 @@ static void threads_restart(void) {
   t_hp.busy = 1; /* pthread_create's allocations pass straight through */
   if (__atomic_exchange_n(&g_refork_watch, 0, __ATOMIC_ACQ_REL) && !LOAD(g_watch_running)) watch_restart();
   mu_lock();
+  if (LOAD(g_gate) == GATE_REFORK) __atomic_store_n(&g_gate, g_active ? (uint64_t)LOAD(g_epoch) << 32 : GATE_OFF, __ATOMIC_RELEASE);
   if (g_active && g_ticker_wanted && !g_ticker_running && !LOAD(g_stopping)) ticker_start_locked();
   mu_unlock();
   t_hp.busy = saved_busy;
 }
 
 /* gate_slow, while g_refork_wanted (busy clear, g_mu not held): restarts the threads once
- * the fork is far enough behind. Returns 1 while it still waits. */
+ * the fork is far enough behind. */
 static int threads_restart_due(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
