@@ -160,6 +160,9 @@ static int g_count_bytes;             /* byte-Poisson: slot 0 counts bytes */
 
 /* Header material kept for followed forks. */
 static char g_base[4000];
+/* g_base made absolute at the start: a followed child creates its files, and the lock file
+ * is removed, after the program may have changed its working directory. */
+static char g_base_path[4096];
 static hpx_buf g_argv, g_notes; /* NUL-separated */
 static char g_hostname[256];
 
@@ -1718,7 +1721,7 @@ static void reset_disk_counters(void) {
  * belong to the open file, which the child would otherwise keep locked. Returns 0 or
  * -errno with g_err set. */
 static int lock_profile(void) {
-  snprintf(g_lock_path, sizeof g_lock_path, "%s.hpm.lock", g_base);
+  snprintf(g_lock_path, sizeof g_lock_path, "%s.hpm.lock", g_base_path);
   for (int attempt = 0; attempt < 20; attempt++) {
     int fd = open(g_lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {
@@ -1770,8 +1773,8 @@ static void unlock_profile(void) {
 static int open_profile(int child) {
   char hpm[4200], hpd[4200];
   if (child) {
-    snprintf(hpm, sizeof hpm, "%s.%d.hpm", g_base, (int)getpid());
-    snprintf(hpd, sizeof hpd, "%s.%d.hpd", g_base, (int)getpid());
+    snprintf(hpm, sizeof hpm, "%s.%d.hpm", g_base_path, (int)getpid());
+    snprintf(hpd, sizeof hpd, "%s.%d.hpd", g_base_path, (int)getpid());
   } else {
     snprintf(hpm, sizeof hpm, "%s.hpm", g_base);
     snprintf(hpd, sizeof hpd, "%s.hpd", g_base);
@@ -2096,6 +2099,10 @@ static int hp_start_impl(const char *base, int mode, int sampler, int nranges, c
     if (g_probs[i] < 1.0) g_sample_all = 0;
   plan_slots(mode);
   snprintf(g_base, sizeof g_base, "%s", base);
+  char cwd[4096];
+  if (base[0] == '/' || !*base || !getcwd(cwd, sizeof cwd) ||
+      (size_t)snprintf(g_base_path, sizeof g_base_path, "%s/%s", cwd, base) >= sizeof g_base_path)
+    snprintf(g_base_path, sizeof g_base_path, "%s", base); /* best effort: then relative */
   g_argv.len = g_notes.len = 0;
   hpx_buf_put(&g_argv, argv, argv_len);
   hpx_buf_put(&g_notes, notes, notes_len);
