@@ -160,7 +160,8 @@ def _pass_on(config):
     # subprocess running python) find this bootstrap on PYTHONPATH and a configuration that records
     # them to BASE.PID. The environment keeps both, and --native's preload, for all descendants: the
     # price of this option, which the program can see in os.environ (hp-record(1)).
-    child = {'descendant': True, 'base': _profile_base(config), 'follow_fork': True}
+    # Absolute: the program may change its working directory before it starts them.
+    child = {'descendant': True, 'base': os.path.abspath(_profile_base(config)), 'follow_fork': True}
     for key in ('package_parent', 'sampling', 'sample_bytes', 'force', 'native', 'native_stacks'):
         if config.get(key) is not None:
             child[key] = config[key]
