@@ -939,7 +939,10 @@ export function main(argv: string[]): void {
       if (status?.state === 'error') {
         throw new HpError(status.message ?? 'the recorder could not start', status.exit ?? code ?? EXIT_DATA);
       }
-      if (status === null) {
+      if (status === null && signal) {
+        // Killed (a signal hp-record passed on, say) while Python was still starting, before the bootstrap ran.
+        if (!isQuiet()) process.stderr.write(`${NAME}: the program was killed by ${signal} before the recorder started; nothing was recorded\n`);
+      } else if (status === null) {
         // The program ran, but python never imported the bootstrap (site disabled?): say so whatever -q says.
         process.stderr.write(`${NAME}: ${python} did not load the recorder (is its site module disabled?); nothing was recorded\n`);
       } else if (!isQuiet()) {
