@@ -67,7 +67,6 @@ def load():
         "hp_capture": (ctypes.c_int, []),
         "hp_memory": (None, [u64p]),
         "hp_watch_parent": (ctypes.c_int, [ctypes.c_int, ctypes.c_int, ctypes.c_char_p]),
-        "hp_after_fork_parent": (None, []),
         "hp_mark": (ctypes.c_int, [ctypes.c_char_p, ctypes.c_size_t]),
         "hp_ignore_thread": (None, [ctypes.c_int]),
         "hp_set_attached": (None, [ctypes.c_uint64]),
@@ -79,10 +78,13 @@ def load():
         fn.restype = restype
         fn.argtypes = argtypes
     lib.path = path
-    if sys.version_info[:2] == (3, 12):
+    after_fork = getattr(lib, "hp_after_fork_parent", None)  # absent from older builds
+    if after_fork is not None and sys.version_info[:2] == (3, 12):
         # The recorder's threads are stopped over a fork (3.12 warns about a fork with
         # threads, counting them first) and come back here, after that count.
-        os.register_at_fork(after_in_parent=lib.hp_after_fork_parent)
+        after_fork.restype = None
+        after_fork.argtypes = []
+        os.register_at_fork(after_in_parent=after_fork)
     _lib = lib
     return lib
 
