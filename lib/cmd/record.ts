@@ -844,6 +844,9 @@ export function main(argv: string[]): void {
     if (target[0] !== '-m' && target[0] !== '-c') {
       const script = target[0]!;
       if (!existsSync(script)) throw new UsageError(`${script}: no such file`);
+      // python runs a directory (or a zip application) through the __main__ module in it.
+      if (statSync(script).isDirectory() && !readdirSync(script).some((name) => name === '__main__' || name.startsWith('__main__.')))
+        throw new UsageError(`${script}: a directory without __main__.py`);
       const why = force ? null : notPythonReason(script);
       if (why) throw new UsageError(`${script}: ${why} (hp-record runs Python programs; --force runs it with ${python} anyway)`);
     }
