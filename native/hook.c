@@ -28,6 +28,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <linux/futex.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -159,10 +160,9 @@ static int g_count_bytes;             /* byte-Poisson: slot 0 counts bytes */
 
 /* Header material kept for followed forks. */
 static char g_base[4000];
-/* g_base made absolute at start: the lock file and forked children's profiles are named from it,
- * so that a program that changes directory neither leaves the lock behind (or removes another
- * file of that name where it went) nor has its children's profiles written there. */
-static char g_base_abs[8200];
+/* g_base made absolute at the start: a followed child creates its files, and the lock file
+ * is removed, after the program may have changed its working directory. */
+static char g_base_path[4096];
 static hpx_buf g_argv, g_notes; /* NUL-separated */
 static char g_hostname[256];
 
@@ -244,28 +244,23 @@ static int g_native;      /* interpose.c records: recording with g_native_mask s
 #define TICK_NS 500000000L
 static pthread_t g_ticker;
 static int g_ticker_running, g_ticker_wanted, g_ticker_stop;
-/* When the parent last forked (now_us): the ticker stopped for the fork comes back at a sampled
- * event no sooner than FORK_QUIET_US after it. CPython 3.12+ looks for threads when fork()
- * returns, and allocations made by then (any, sampling everything) would restart the ticker
- * in time to be seen (a DeprecationWarning the program would not get without the recorder). */
-#define FORK_QUIET_US 100000
-static uint64_t g_fork_us; /* 0: none (a later recording's clock may be behind it: wraps, restarts) */
-
-/* The watchdog is paused over fork (joined in atfork_prepare): CPython 3.12+ warns about
- * os.fork() in a process with other threads (a DeprecationWarning the program would not
- * get without the recorder), and the child would not have the thread anyway. It comes back
- * after the fork (hp_watch_resume from the bootstrap's after-fork hook, or on 3.12+, which
- * looks for threads after that hook, the ticker's next tick). g_watch_mu orders pause and start;
- * the thread itself never takes it. */
-static pthread_mutex_t g_watch_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_t g_watch_thread;
-static sem_t g_watch_sem;                                /* wakes the thread to pause */
-static int g_watch_running, g_watch_wanted, g_watch_pause, g_watch_acting;
-static void watch_pause(void);
-static void watch_resume(void);
 /* 1 from the ticker's start until it decides to exit: until then it will see a SIGTERM. */
 static int g_ticker_accepting;
 static sem_t g_tick_sem;
+
+/* hp-record's watchdog thread (see watch_main): stopped over a fork, like the ticker. */
+static pthread_t g_watch_tid;
+static sem_t g_watch_sem;
+static int g_watch_running, g_watch_stop;
+static int g_watch_pdeath; /* we set PR_SET_PDEATHSIG (threads_after_fork_parent) */
+/* The recorder's threads after a fork of this process (see threads_after_fork_parent):
+ * some wait for gate_slow; the watchdog among them; since when (CLOCK_MONOTONIC). */
+static int g_refork_wanted, g_refork_watch;
+static uint64_t g_refork_ns;
+static int watch_stop_for_fork(void);
+static void threads_after_fork_parent(int watch_stopped);
+static int threads_restart_due(void);
+static void watch_restart(void);
 
 /* SIGTERM (see on_sigterm): installed by hp_start only over the default action. */
 #define TERM_WAIT_S 3
@@ -297,6 +292,7 @@ struct hp_thread {
   uint32_t probing, nested;    /* hp_install's nesting probe (probe_direct_max) */
   uint32_t thread_id, thread_epoch; /* this thread's id in the current file (g_file_epoch) */
   uint32_t fork_saved_busy;         /* busy before atfork_prepare */
+  uint32_t fork_watch;              /* atfork_prepare stopped the watchdog */
   /* The last two stacks record_event found in g_stacks (g_mu held), by the top bit of the
    * key's hash: hash, length and g_stacks' copy of the key (valid while epoch is
    * g_file_epoch), and the trace. A thread that samples one of them again compares it with
@@ -316,6 +312,9 @@ static __thread struct hp_thread t_hp __attribute__((tls_model("initial-exec")))
  * already and has seeded its sampler for this recording. Otherwise GATE_OFF (busy is
  * never all ones). Changed with g_active (set_active). */
 #define GATE_OFF UINT64_MAX
+/* Recording, but every allocation goes through gate_slow: for a moment after a fork, until
+ * the recorder's threads are back (threads_after_fork_parent). Never a thread's word either. */
+#define GATE_REFORK (UINT64_MAX - 1)
 static uint64_t g_gate = GATE_OFF;
 
 NO_SAN static inline int gate_open(void) {
@@ -1154,7 +1153,7 @@ static void record_event(void *p, size_t size, int domain, void *pc) {
   mu_lock();
 again:
   if (g_active && g_mode == MODE_PROFILE && open_child_files() == 0) {
-    if (g_ticker_wanted && !g_ticker_running && (!g_fork_us || now_us() - g_fork_us >= FORK_QUIET_US)) ticker_start_locked();
+    if (g_ticker_wanted && !g_ticker_running) ticker_start_locked();
     uint32_t ctx = g_threads ? (uint32_t)domain | thread_id_locked() << 2 : (uint32_t)domain;
     key.ctx = ctx;
     uint64_t key_hash = walk_hash ^ (uint64_t)ctx * 0x9e3779b97f4a7c15ULL;
@@ -1330,8 +1329,9 @@ static inline void on_alloc(int domain, void *p, size_t size) {
  * the thread's first allocation of this recording (seed its sampler, then record). */
 __attribute__((noinline, cold)) static int gate_slow(void) {
   if (t_hp.probing) t_hp.nested = 1;
+  if (__builtin_expect(LOAD(g_refork_wanted), 0) && !t_hp.busy) threads_restart_due();
   if (t_hp.busy || !LOAD(g_active)) return 0;
-  thread_reseed();
+  if (t_hp.epoch != LOAD(g_epoch)) thread_reseed(); /* else seeded: only the gate was shut */
   return 1;
 }
 
@@ -1623,7 +1623,6 @@ static void *ticker_main(void *arg) {
       if (__atomic_load_n(&g_term_pending, __ATOMIC_SEQ_CST)) term_finish();
       return NULL;
     }
-    watch_resume(); /* after a fork (see the watchdog); outside g_mu */
     uint64_t rss = tick % 2 == 0 ? read_rss() : 0; /* once a second; outside g_mu */
     mu_lock();
     if (g_active) {
@@ -1744,7 +1743,7 @@ static void reset_disk_counters(void) {
  * belong to the open file, which the child would otherwise keep locked. Returns 0 or
  * -errno with g_err set. */
 static int lock_profile(void) {
-  snprintf(g_lock_path, sizeof g_lock_path, "%s.hpm.lock", g_base_abs);
+  snprintf(g_lock_path, sizeof g_lock_path, "%s.hpm.lock", g_base_path);
   for (int attempt = 0; attempt < 20; attempt++) {
     int fd = open(g_lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {
@@ -1804,8 +1803,8 @@ static void unlock_profile(void) {
 static int open_profile(int child) {
   char hpm[8300], hpd[8300];
   if (child) {
-    snprintf(hpm, sizeof hpm, "%s.%d.hpm", g_base_abs, (int)getpid());
-    snprintf(hpd, sizeof hpd, "%s.%d.hpd", g_base_abs, (int)getpid());
+    snprintf(hpm, sizeof hpm, "%s.%d.hpm", g_base_path, (int)getpid());
+    snprintf(hpd, sizeof hpd, "%s.%d.hpd", g_base_path, (int)getpid());
   } else {
     snprintf(hpm, sizeof hpm, "%s.hpm", g_base);
     snprintf(hpd, sizeof hpd, "%s.hpd", g_base);
@@ -1885,7 +1884,7 @@ static void atfork_prepare(void) {
    * which cannot tell it from one of its own and would lose it (a pool worker forked while
    * the pool terminates then never dies). A SIGTERM now finds no ticker and acts at once. */
   ticker_stop();
-  watch_pause(); /* likewise hp-record's watchdog (see there) */
+  t_hp.fork_watch = watch_stop_for_fork();
   mu_lock();
   if (restart) g_ticker_wanted = 1;
   if (g_active) flush_all(); /* the parent's data is on disk before the child exists */
@@ -1893,9 +1892,9 @@ static void atfork_prepare(void) {
 
 static void atfork_parent(void) {
   if (g_active && (g_flags & FLAG_FOLLOW_FORK)) g_n_forks++;
-  g_fork_us = now_us() | 1; /* 0: no fork yet */
   /* A SIGTERM that came while the ticker was stopped for the fork: the ticker handles it. */
   if (LOAD(g_term_pending) && g_active) ticker_start_locked();
+  threads_after_fork_parent(t_hp.fork_watch);
   mu_unlock();
   t_hp.busy = t_hp.fork_saved_busy;
 }
@@ -1904,15 +1903,15 @@ static void atfork_parent(void) {
 static void atfork_child(void) {
   t_hp.busy = t_hp.fork_saved_busy;
   __atomic_store_n(&g_mu, 0, __ATOMIC_RELAXED); /* held by the forking thread: this thread */
-  /* The child has no watchdog (as a forked child never had: threads do not survive fork). */
-  pthread_mutex_init(&g_watch_mu, NULL);
-  STORE(g_watch_running, 0);
-  STORE(g_watch_wanted, 0);
   sem_destroy(&g_tick_sem);
   ticker_init_sync();
   g_ticker_running = 0;
   g_ticker_accepting = 0;
   g_term_pending = 0; /* the parent's pending signals are not the child's */
+  /* The watchdog watches hp-record's child only; the parent's parent-death signal is not
+   * inherited. */
+  g_watch_running = g_refork_wanted = g_refork_watch = 0;
+  g_watch_pdeath = 0;
   /* Another thread of the parent was stopping the recorder during the fork, and a SIGTERM
    * was handed to it in this copy: nobody here will act on it, so act now, as the default
    * action would have (never leave a SIGTERM swallowed: the process would not end). */
@@ -2131,8 +2130,9 @@ static int hp_start_impl(const char *base, int mode, int sampler, int nranges, c
   plan_slots(mode);
   snprintf(g_base, sizeof g_base, "%s", base);
   char cwd[4096];
-  if (base[0] == '/' || !getcwd(cwd, sizeof cwd)) snprintf(g_base_abs, sizeof g_base_abs, "%s", base);
-  else snprintf(g_base_abs, sizeof g_base_abs, "%s/%s", cwd, base);
+  if (base[0] == '/' || !*base || !getcwd(cwd, sizeof cwd) ||
+      (size_t)snprintf(g_base_path, sizeof g_base_path, "%s/%s", cwd, base) >= sizeof g_base_path)
+    snprintf(g_base_path, sizeof g_base_path, "%s", base); /* best effort: then relative */
   g_argv.len = g_notes.len = 0;
   hpx_buf_put(&g_argv, argv, argv_len);
   hpx_buf_put(&g_notes, notes, notes_len);
@@ -2191,7 +2191,6 @@ static int hp_stop_impl(void) {
   mu_unlock();
   stop_end(); /* a SIGTERM deferred while the ticker was being stopped: die of it now */
   term_uninstall();
-  watch_resume(); /* a watchdog paused by a fork and left to the ticker, which is gone */
   return was;
 }
 
@@ -2234,16 +2233,16 @@ static void remove_private_dir(const char *dir) {
 
 static void *watch_main(void *arg) {
   (void)arg;
+  t_hp.busy = 1; /* the hook's own thread: its allocations (with --native) are never recorded */
   while (getppid() == g_watch_parent) {
     struct timespec deadline;
     clock_gettime(CLOCK_MONOTONIC, &deadline);
     deadline.tv_nsec += WATCH_POLL_MS * 1000000L;
     if (deadline.tv_nsec >= 1000000000L) deadline.tv_sec++, deadline.tv_nsec -= 1000000000L;
-    while (sem_clockwait(&g_watch_sem, CLOCK_MONOTONIC, &deadline) != 0 && errno == EINTR) {
+    while (!LOAD(g_watch_stop) && sem_clockwait(&g_watch_sem, CLOCK_MONOTONIC, &deadline) != 0 && errno == EINTR) {
     }
-    if (LOAD(g_watch_pause)) return NULL; /* a fork: watch_pause joins us */
+    if (LOAD(g_watch_stop)) return NULL; /* stopped for a fork (watch_stop_for_fork) */
   }
-  STORE(g_watch_acting, 1); /* from here on nothing pauses it */
   if (g_watch_dir[0]) remove_private_dir(g_watch_dir);
   mu_lock();
   if (g_active) flush_all();
@@ -2254,47 +2253,100 @@ static void *watch_main(void *arg) {
   return NULL;
 }
 
-/* Creates the watchdog's thread unless it runs. g_watch_mu held. 0, or -errno. */
-static int watch_start_locked(void) {
-  if (LOAD(g_watch_running)) return 0;
-  STORE(g_watch_wanted, 0);
-  STORE(g_watch_pause, 0);
-  while (sem_trywait(&g_watch_sem) == 0) {
-  } /* stale wake-ups */
+/* Starts the watchdog thread; 0 or an errno. Joinable: it is stopped over a fork. */
+static int watch_start(void) {
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setstacksize(&attr, 64 * 1024);
   sigset_t all, saved;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &saved); /* signals keep going to the program's threads */
-  int rc = pthread_create(&g_watch_thread, &attr, watch_main, NULL);
+  STORE(g_watch_stop, 0);
+  while (sem_trywait(&g_watch_sem) == 0) {
+  } /* stale wake-ups */
+  int rc = pthread_create(&g_watch_tid, &attr, watch_main, NULL);
   pthread_sigmask(SIG_SETMASK, &saved, NULL);
   pthread_attr_destroy(&attr);
-  if (rc != 0) return -rc;
-  STORE(g_watch_running, 1);
-  return 0;
+  if (rc == 0) STORE(g_watch_running, 1);
+  return rc;
 }
 
-/* atfork_prepare: stops the watchdog's thread for the fork (it wakes at once), unless it is
- * already acting on hp-record's death; it is wanted back afterwards. */
-static void watch_pause(void) {
-  pthread_mutex_lock(&g_watch_mu);
-  if (LOAD(g_watch_running) && !LOAD(g_watch_acting)) {
-    STORE(g_watch_pause, 1);
-    sem_post(&g_watch_sem);
-    pthread_join(g_watch_thread, NULL);
-    STORE(g_watch_running, 0);
-    STORE(g_watch_wanted, 1);
+/* atfork_prepare: CPython 3.12+ warns (DeprecationWarning, an error under -W error) when
+ * it forks with other threads in the process, counting them in /proc/self/stat after the
+ * fork, so the watchdog is not there over a fork. Returns 1 if it was running. Never with
+ * g_mu held: an acting watchdog takes it. */
+static int watch_stop_for_fork(void) {
+  if (!LOAD(g_watch_running)) return 0;
+  STORE(g_watch_stop, 1);
+  sem_post(&g_watch_sem);
+  pthread_join(g_watch_tid, NULL);
+  STORE(g_watch_running, 0);
+  return 1;
+}
+
+/* atfork_parent, g_mu held: the recorder's threads stopped over the fork come back. CPython
+ * before 3.12 does not count threads at a fork: at once. 3.12 and later count them just
+ * after it (3.13 after the after_in_parent callbacks), so then at the first allocation
+ * of any thread WATCH_REFORK_NS or more after the fork (gate_slow), or, on 3.12, from
+ * heapprof's after_in_parent callback (hp_after_fork_parent); the ticker also at the next
+ * sampled event, as before. Until the watchdog is back the kernel stands in: a parent-death
+ * SIGTERM, unless the program set a parent-death signal of its own. */
+#define WATCH_REFORK_NS 10000000ULL
+static void threads_after_fork_parent(int watch_stopped) {
+  int ticker = g_ticker_wanted && g_active && !LOAD(g_stopping);
+  int now = g_minor >= 0 && g_minor < 12;
+  if (watch_stopped && (now || getppid() != g_watch_parent)) { /* or hp-record is gone: act now */
+    watch_restart();
+    watch_stopped = 0;
   }
-  pthread_mutex_unlock(&g_watch_mu);
+  if (ticker && now) {
+    ticker_start_locked();
+    ticker = 0;
+  }
+  if (!watch_stopped && !ticker) return;
+  if (watch_stopped) {
+    int sig = 0;
+    if (prctl(PR_GET_PDEATHSIG, &sig) == 0 && sig == 0 && prctl(PR_SET_PDEATHSIG, SIGTERM) == 0) g_watch_pdeath = 1;
+  }
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  STORE(g_refork_ns, (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec);
+  STORE(g_refork_watch, watch_stopped);
+  STORE(g_refork_wanted, 1);
+  /* Any thread's allocation may bring them back: every one goes through gate_slow. */
+  if (g_active) __atomic_store_n(&g_gate, GATE_REFORK, __ATOMIC_RELEASE);
 }
 
-/* After a fork (parent): the watchdog back, from a thread that is not in an allocator call. */
-static void watch_resume(void) {
-  if (!LOAD(g_watch_wanted)) return;
-  pthread_mutex_lock(&g_watch_mu);
-  if (LOAD(g_watch_wanted)) (void)watch_start_locked();
-  pthread_mutex_unlock(&g_watch_mu);
+static void watch_restart(void) {
+  if (g_watch_pdeath) prctl(PR_SET_PDEATHSIG, 0), g_watch_pdeath = 0;
+  uint32_t saved_busy = t_hp.busy;
+  t_hp.busy = 1; /* pthread_create's allocations pass straight through */
+  watch_start();
+  t_hp.busy = saved_busy;
+}
+
+/* Not with g_mu held: the threads after a fork, now. */
+static void threads_restart(void) {
+  if (!__atomic_exchange_n(&g_refork_wanted, 0, __ATOMIC_ACQ_REL)) return;
+  uint32_t saved_busy = t_hp.busy;
+  t_hp.busy = 1; /* pthread_create's allocations pass straight through */
+  if (__atomic_exchange_n(&g_refork_watch, 0, __ATOMIC_ACQ_REL) && !LOAD(g_watch_running)) watch_restart();
+  mu_lock();
+  if (LOAD(g_gate) == GATE_REFORK) __atomic_store_n(&g_gate, g_active ? (uint64_t)LOAD(g_epoch) << 32 : GATE_OFF, __ATOMIC_RELEASE);
+  if (g_active && g_ticker_wanted && !g_ticker_running && !LOAD(g_stopping)) ticker_start_locked();
+  mu_unlock();
+  t_hp.busy = saved_busy;
+}
+
+/* gate_slow, while g_refork_wanted (busy clear, g_mu not held): restarts the threads once
+ * the fork is far enough behind. */
+static int threads_restart_due(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  uint64_t now = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+  if (now - LOAD(g_refork_ns) < WATCH_REFORK_NS) return 1;
+  threads_restart();
+  return 0;
 }
 
 /* Starts the watchdog for hp-record (pid parent; if it is already gone, the watchdog
@@ -2309,21 +2361,10 @@ static int hp_watch_parent_impl(int parent, int grace_ms, const char *private_di
   g_watch_grace_ms = grace_ms > 0 ? grace_ms : 0;
   snprintf(g_watch_dir, sizeof g_watch_dir, "%s", private_dir);
   sem_init(&g_watch_sem, 0, 0);
-  pthread_mutex_lock(&g_watch_mu);
-  int rc = watch_start_locked();
-  pthread_mutex_unlock(&g_watch_mu);
-  if (rc != 0) return rc;
+  int rc = watch_start();
+  if (rc != 0) return -rc;
   started = 1;
   return 0;
-}
-
-/* The bootstrap's os.register_at_fork(after_in_parent=...): the watchdog back after a fork.
- * On CPython 3.12+, which looks for threads after running that hook, it is left to the ticker's
- * next tick while recording, when there is a ticker to do it. */
-static void hp_watch_resume_impl(void) {
-  if (!LOAD(g_watch_wanted)) return;
-  if (g_minor >= 12 && (LOAD(g_ticker_running) || g_ticker_wanted)) return;
-  watch_resume();
 }
 
 /* The next hp_start records an attach (hp-record --pid): header tag 22 with the process's
@@ -2501,16 +2542,18 @@ EXPORT int hp_mark(const char *label, size_t len) {
   LEAVE();
   return id;
 }
+/* heapprof's os.register_at_fork(after_in_parent=...): on CPython 3.12, where it runs after
+ * the fork's thread count, the recorder's threads come back now (threads_after_fork_parent). */
+EXPORT void hp_after_fork_parent(void) {
+  ENTER();
+  if (g_minor == 12) threads_restart();
+  LEAVE();
+}
 EXPORT int hp_watch_parent(int parent, int grace_ms, const char *private_dir) {
   ENTER();
   int rc = hp_watch_parent_impl(parent, grace_ms, private_dir);
   LEAVE();
   return rc;
-}
-EXPORT void hp_watch_resume(void) {
-  ENTER();
-  hp_watch_resume_impl();
-  LEAVE();
 }
 EXPORT void hp_counters(uint64_t out[6]) {
   ENTER();

@@ -81,7 +81,8 @@ export function formatShare(part: number, total: number): string {
  * (path:line)", perhaps followed by " [domain]" or " [domain: symbol (library)]" (lib/model/sites.ts):
  * the function and the end of the path stay (`f (…/site-packages/x.py:12)`), then the bracket keeps
  * only its domain (`[native]`), then a long function keeps its start (`a_generated_na… (…/x.py:12)`);
- * otherwise the end of the label. Every label a terminal view shows
+ * otherwise the end of the label. The process of a label split --by pid (`pid 4242: f (x.py:3)`,
+ * lib/model/sites.ts) stays: it is what tells those rows apart. Every label a terminal view shows
  * goes through here, so this is where its control characters are escaped.
  */
 export function clip(label: string, width: number): string {
@@ -89,6 +90,8 @@ export function clip(label: string, width: number): string {
   const text = escapeControls(label);
   if (width <= 1) return text.slice(0, Math.max(0, width));
   if (text.length <= width) return text;
+  const proc = /^pid \d+: /.exec(text);
+  if (proc && width - proc[0].length >= 12) return proc[0] + clip(text.slice(proc[0].length), width - proc[0].length);
   const m = /^(.*?) \(([^()]*)\)( \[.*\])?$/.exec(text);
   if (m) {
     const [, fn, where, tail = ''] = m as unknown as [string, string, string, string | undefined];

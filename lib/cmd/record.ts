@@ -884,6 +884,9 @@ export function main(argv: string[]): void {
     if (target[0] !== '-m' && target[0] !== '-c') {
       const script = target[0]!;
       if (!existsSync(script)) throw new UsageError(`${script}: no such file`);
+      // python runs a directory (or a zip application) through the __main__ module in it.
+      if (statSync(script).isDirectory() && !readdirSync(script).some((name) => name === '__main__' || name.startsWith('__main__.')))
+        throw new UsageError(`${script}: a directory without __main__.py`);
       const why = force ? null : notPythonReason(script);
       if (why) throw new UsageError(`${script}: ${why} (hp-record runs Python programs; --force runs it with ${python} anyway)`);
     }
@@ -982,7 +985,10 @@ export function main(argv: string[]): void {
       if (status?.state === 'error') {
         throw new HpError(status.message ?? 'the recorder could not start', status.exit ?? code ?? EXIT_DATA);
       }
-      if (status === null) {
+      if (status === null && signal) {
+        // Killed (a signal hp-record passed on, say) while Python was still starting, before the bootstrap ran.
+        if (!isQuiet()) process.stderr.write(`${NAME}: the program was killed by ${signal} before the recorder started; nothing was recorded\n`);
+      } else if (status === null) {
         // The program ran, but python never imported the bootstrap (site disabled?): say so whatever -q says.
         process.stderr.write(`${NAME}: ${python} did not load the recorder (is its site module disabled?); nothing was recorded\n`);
       } else if (!isQuiet()) {

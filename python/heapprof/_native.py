@@ -7,6 +7,7 @@ allocator wrappers, once installed, can never be unmapped.
 
 import ctypes
 import os
+import sys
 
 LIB_ENV = "HEAPPROF_NATIVE_LIB"
 LIB_NAME = "heapprof_hook.so"
@@ -77,6 +78,13 @@ def load():
         fn.restype = restype
         fn.argtypes = argtypes
     lib.path = path
+    after_fork = getattr(lib, "hp_after_fork_parent", None)  # absent from older builds
+    if after_fork is not None and sys.version_info[:2] == (3, 12):
+        # The recorder's threads are stopped over a fork (3.12 warns about a fork with
+        # threads, counting them first) and come back here, after that count.
+        after_fork.restype = None
+        after_fork.argtypes = []
+        os.register_at_fork(after_in_parent=after_fork)
     _lib = lib
     return lib
 

@@ -160,8 +160,15 @@ def _pass_on(config):
     # subprocess running python) find this bootstrap on PYTHONPATH and a configuration that records
     # them to BASE.PID. The environment keeps both, and --native's preload, for all descendants: the
     # price of this option, which the program can see in os.environ (hp-record(1)).
-    # Absolute: a descendant may start in another directory (the program's chdir, subprocess's cwd=).
-    child = {'descendant': True, 'base': os.path.abspath(_profile_base(config)), 'follow_fork': True}
+    # The base as given, for a descendant that runs where the program started (names stay as the
+    # user wrote them), and absolute for one started after the program changed directory.
+    base = _profile_base(config)
+    child = {'descendant': True, 'base': base, 'follow_fork': True}
+    try:
+        child['cwd'] = os.getcwd()
+        child['base_abs'] = os.path.join(child['cwd'], base)
+    except OSError:  # started in a directory that is gone: names relative to it are all there is
+        pass
     for key in ('package_parent', 'sampling', 'sample_bytes', 'force', 'native', 'native_stacks'):
         if config.get(key) is not None:
             child[key] = config[key]
@@ -184,7 +191,10 @@ def _descendant(raw_config, config):
         import heapprof
 
         argv = list(getattr(sys, 'orig_argv', None) or sys.argv or [])[1:]
-        heapprof.start('%s.%d' % (config['base'], os.getpid()), _sampling_table(config), sample_bytes=config.get('sample_bytes'),
+        base = config['base']
+        if config.get('base_abs') and os.getcwd() != config.get('cwd'):
+            base = config['base_abs']
+        heapprof.start('%s.%d' % (base, os.getpid()), _sampling_table(config), sample_bytes=config.get('sample_bytes'),
                        follow_fork=True, force=bool(config.get('force')), argv=argv,
                        native=bool(config.get('native')), native_stacks=bool(config.get('native_stacks')))
     except Exception:
@@ -419,19 +429,9 @@ def _watch_recorder(heapprof, config):
     if not parent:
         return
     try:
-        lib = heapprof._native.load()
-        lib.hp_watch_parent(int(parent), _KILL_GRACE_MS, private_dir.encode())
-        resume = lib.hp_watch_resume  # not in _native's table: an older library lacks it
-        resume.restype = None
-        resume.argtypes = []
+        heapprof._native.load().hp_watch_parent(int(parent), _KILL_GRACE_MS, private_dir.encode())
     except (AttributeError, OSError, ValueError):
-        return  # an older library: no watchdog, or one that never pauses
-    # The hook pauses the watchdog's thread over every fork, so that CPython 3.12+ does not warn
-    # about forking a multi-threaded process; it comes back after the fork. 3.12+ checks for
-    # threads after this hook has run: there the recorder's ticker brings it back a moment later
-    # (or this hook at once when nothing is being recorded, and so no ticker runs). The C function
-    # itself is the hook: no Python frame of the bootstrap under the program's.
-    os.register_at_fork(after_in_parent=resume)
+        pass  # an older library: no watchdog
 
 
 def _bootstrap(raw_config):

@@ -111,6 +111,11 @@ t.test('a long site label keeps its function, the end of its path and its domain
   t.equal(clip(py, 30), '…das/core/construction.py:671)');
   t.equal(clip(py, 30).length, 30);
   t.equal(clip('abc', 1), 'a');
+  // Split --by pid: the process is what tells two rows of one site apart, so it stays.
+  const split = 'pid 19788: _compile_bytecode (<frozen importlib._bootstrap_external>:780)';
+  t.equal(clip(split, 43), 'pid 19788: _compile_byteco… (…xternal>:780)');
+  t.equal(clip(split, 43).length, 43);
+  t.equal(clip(`pid 4242: ${py}`, 60), 'pid 4242: sanitize_array (…/pandas/core/construction.py:671)');
 });
 
 t.test('sites of one label name the caller that tells them apart, on a line below', async (t) => {
