@@ -215,7 +215,7 @@ t.test('a target killed while attached leaves a readable profile; a killed hp-re
   server.child.kill('SIGKILL');
   const end = await rec.exited;
   t.equal(end.code, 0, 'hp-record exits 0');
-  t.match(rec.err(), /the process exited or was killed while recorded; the profile is readable up to its last flush/);
+  t.match(rec.err(), /the process ended without closing the profile \(killed by SIGKILL\?\); it is readable up to its last flush: [1-9][\d,]* events/);
   const snap = spawnSync(process.execPath, [HP_SNAPSHOT, join(dir, 'killed-target')], { env: childEnv, encoding: 'utf8' });
   t.equal(snap.status, 0, 'hp-snapshot reads it');
   t.match(snap.stderr, /incomplete profile/);
@@ -238,6 +238,21 @@ t.test('a target killed while attached leaves a readable profile; a killed hp-re
   t.equal(end2.code, 3);
   checkServerOutput(t, server2.out(), 'after hp-record was killed');
   t.equal(server2.err(), '');
+
+  // A target that exits by itself closes its profile at exit: hp-record says so (it used to say
+  // "exited or was killed ... readable up to its last flush" of a complete profile).
+  const stopFile3 = join(dir, 'stop3');
+  const server3 = start(py311!.exe, ['server.py', stopFile3]);
+  await server3.waitFor('out', /tick 2 /);
+  const rec3 = hpRecord(['--pid', String(server3.child.pid), '-o', join(dir, 'exited-target')]);
+  await rec3.waitFor('err', /recording process/);
+  await sleep(500);
+  writeFileSync(stopFile3, '');
+  t.equal((await server3.exited).code, 3, 'the target exits with its own status');
+  t.equal((await rec3.exited).code, 0);
+  t.match(rec3.err(), /exited-target\.hpd: the process ended and the recorder closed the profile: [1-9][\d,]* events \(attach [\d.]+ s\)\n$/);
+  t.ok((await readRecording(join(dir, 'exited-target'))).complete, 'the profile is complete');
+  checkServerOutput(t, server3.out(), 'a target that exited while recorded');
 });
 
 t.test('a gdb that cannot give a process back intact: refused before the target is touched', { skip: base ?? false }, async (t) => {
