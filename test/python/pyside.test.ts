@@ -5,7 +5,7 @@
 // are missing are skipped with the reason printed.
 
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { tmpDir } from '../helpers/profiles.js';
@@ -29,7 +29,7 @@ t.test('a sampling table whose keys are of mixed types is a SamplingError, not a
   ].join('\n');
   for (const py of [pythons[0]!, pythons.at(-1)!]) {
     const r = runPython(py, ['-c', code], { cwd: tmpDir() });
-    t.equal(r.code, 0, `CPython ${py.version}: ${r.stderr}`);
+    t.equal(r.code, 0, `CPython ${py.version}: ${JSON.stringify(r.stderr)}`);
     t.equal(
       r.stdout,
       "SamplingError size bound 'a' must be a positive integer\nSamplingError size bound None must be a positive integer\nSamplingError size bound 8192.0 must be a positive integer\n",
@@ -44,7 +44,7 @@ t.test("a window's peak: its lower 95% bound is rarely above the true peak, also
   // at a time and 5,000 made, its lower bound was above the true peak in 88% of runs at the
   // default table and 20% at 64K (and limit_memory failed such a test).
   const r = runPython(py311, [join(FIXTURES, 'window_sim.py'), '100'], { timeoutMs: 300_000 });
-  t.equal(r.code, 0, r.stderr);
+  t.equal(r.code, 0, JSON.stringify(r.stderr));
   const out = JSON.parse(r.stdout) as Record<string, { truth: number; low_above_truth: number; exact: boolean }>;
   for (const [what, v] of Object.entries(out)) {
     t.ok(v.low_above_truth <= 0.05, `${what}: lower bound above the true peak in ${(v.low_above_truth * 100).toFixed(0)}% of runs`);
@@ -84,7 +84,7 @@ t.test('pytest --heapprof: a bad option is one usage error (exit 4) before any t
     const made = spawnSync(py311.exe, ['-m', 'venv', '--system-site-packages', venv], { encoding: 'utf8' });
     const pip = made.status === 0 ? spawnSync(join(venv, 'bin', 'pip'), ['install', '-q', '--disable-pip-version-check', '--no-index', '--find-links', WHEELS, 'pytest-xdist'], { encoding: 'utf8', timeout: 300_000 }) : made;
     if (pip.status === 0) xdistPython = join(venv, 'bin', 'python');
-    else t.comment(`no pytest-xdist: ${pip.stderr}`);
+    else t.comment(`no pytest-xdist: ${JSON.stringify(pip.stderr)}`);
   }
   const cases: Array<[string[], RegExp]> = [
     [['--heapprof=prof', '--heapprof-sample', 'bogus', 'test_one.py'], /^ERROR: --heapprof-sample bogus: expected a byte count such as 524288 or 512k, got 'bogus'\n\n?$/],
@@ -105,7 +105,7 @@ t.test('pytest --heapprof: a bad option is one usage error (exit 4) before any t
   }
   if (!xdistPython) t.comment('skipped the pytest-xdist half: no pytest-xdist');
   const ok = pytest(py311.exe, ['test_one.py', '--heapprof'], dir);
-  t.equal(ok.code, 0, `--heapprof after the paths takes the default name: ${ok.stdout}${ok.stderr}`);
+  t.equal(ok.code, 0, `--heapprof after the paths takes the default name: ${JSON.stringify(ok.stdout + ok.stderr)}`);
   t.match(ok.stdout, /profile: pytest-heapprof \(1 test\)\n/);
   const marker = pytest(py311.exe, ['-rA', '--heapprof=prof', 'test_marker.py'], dir);
   t.equal(marker.code, 1, 'a malformed limit fails its test, the others run');
@@ -139,7 +139,7 @@ t.test('pytest --heapprof: limit_memory does not fail a test that churns within 
     ].join('\n'),
   );
   const r = pytest(py311.exe, ['--heapprof=prof', 'test_churn.py'], dir);
-  t.equal(r.code, 0, `every run within its limit: ${r.stdout}${r.stderr}`);
+  t.equal(r.code, 0, `every run within its limit: ${JSON.stringify(r.stdout + r.stderr)}`);
   t.match(r.stdout, /6 passed/);
 });
 
@@ -156,7 +156,7 @@ t.test('%%heapprof: bad arguments and an unwritable profile are one line, and th
     "print(repr(r).splitlines()[1])",
   ].join('\n');
   const r = runPython(py311, ['-c', script], { cwd: tmpDir() });
-  t.equal(r.code, 0, r.stderr);
+  t.equal(r.code, 0, JSON.stringify(r.stderr));
   t.equal(r.stderr, '', 'no traceback');
   t.equal(
     r.stdout.split('\n').slice(0, 8).join('\n'),
@@ -172,4 +172,43 @@ t.test('%%heapprof: bad arguments and an unwritable profile are one line, and th
     ].join('\n'),
   );
   t.match(r.stdout, /\nlive heap: \| +\| max 0 B\n$/, 'an empty cell charts a maximum of 0 B, not 1 B');
+});
+
+t.test('pip install from a read-only copy (a global npm install used by another user) builds in a temporary directory', async (t) => {
+  if (!existsSync(WHEELS)) return t.skip(`${WHEELS} not found (offline wheels for setuptools)`);
+  // Root may write anywhere: run pip as nobody, with a CPython nobody can run (pyenv's live under
+  // a private home); as another user, the read-only modes are enough.
+  const root = process.getuid?.() === 0;
+  const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
+  const asUser = (cmd: string[]): string[] => (root ? [setpriv!, '--reuid=65534', '--regid=65534', '--clear-groups', ...cmd] : cmd);
+  const candidates = root ? [10, 11, 12, 13].map((m) => `/usr/bin/python3.${m}`).filter((p) => existsSync(p)) : pythons.filter((p) => p.minor >= 10).map((p) => p.exe);
+  if (root && !setpriv) return t.skip('running as root without setpriv');
+  const dir = tmpDir();
+  chmodSync(dir, 0o755); // mkdtemp's 0700 would keep nobody out
+  const home = join(dir, 'home');
+  mkdirSync(home);
+  if (root) chownSync(home, 65534, 65534);
+  const env = { PATH: '/usr/bin:/bin', HOME: home, PIP_DISABLE_PIP_VERSION_CHECK: '1', PYTHONDONTWRITEBYTECODE: '1' };
+  const venv = join(home, 'venv');
+  const python = candidates.find((exe) => {
+    const [cmd, ...args] = asUser([exe, '-m', 'venv', venv]);
+    return spawnSync(cmd!, args, { env, encoding: 'utf8' }).status === 0;
+  });
+  if (!python) return t.skip(`no CPython >= 3.10 that ${root ? 'nobody' : 'this user'} can run a venv of`);
+  // The package as npm installs it: python/, native/ and binding.gyp, read-only.
+  const pkg = join(dir, 'pkg');
+  mkdirSync(pkg);
+  for (const part of ['python/heapprof', 'python/setup.py', 'python/pyproject.toml', 'native', 'binding.gyp']) {
+    cpSync(join(REPO, part), join(pkg, part), { recursive: true, filter: (src) => !/__pycache__|\.so$/.test(src) });
+  }
+  spawnSync('chmod', ['-R', 'a-w,a+rX', pkg]);
+  const [cmd, ...args] = asUser([join(venv, 'bin', 'pip'), 'install', '-q', '--no-index', '--find-links', WHEELS, join(pkg, 'python')]);
+  const i = spawnSync(cmd!, args, { env, encoding: 'utf8', timeout: 300_000 });
+  t.equal(i.status, 0, `pip install of a read-only package directory: ${JSON.stringify(i.stderr)}`);
+  t.notOk(existsSync(join(pkg, 'python', 'build')) || existsSync(join(pkg, 'python', 'heapprof.egg-info')), 'nothing written into it');
+  const check = asUser([join(venv, 'bin', 'python'), '-c', `import heapprof, heapprof._native as n; heapprof.start(${JSON.stringify(join(home, 'x'))}, {}); heapprof.stop(); print(n.load().path)`]);
+  const r = spawnSync(check[0]!, check.slice(1), { env, cwd: home, encoding: 'utf8' });
+  t.equal(r.status, 0, JSON.stringify(r.stderr));
+  t.match(r.stdout, /site-packages\/heapprof\/heapprof_hook\.so\n$/, 'the hook pip built, inside the package');
+  spawnSync('chmod', ['-R', 'u+w', pkg]);
 });
