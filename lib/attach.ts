@@ -108,6 +108,12 @@ export function inspectTarget(pid: number): TargetInfo {
   return { pid, exe, version: found.version, uid };
 }
 
+/** True once the process has ended (gone, or a zombie its parent has not reaped). */
+function hasExited(pid: number): boolean {
+  const stat = readProc(`/proc/${pid}/stat`);
+  return stat === null || stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+}
+
 function isDescendant(pid: number): boolean {
   let p = pid;
   for (let i = 0; i < 64 && p > 1; i++) {
@@ -357,6 +363,14 @@ export async function recordAttached(target: TargetInfo, opts: AttachOptions, sa
       if (!isQuiet()) say(`waiting for process ${opts.pid} to reach a point where it can be attached (it may be inside a long call that holds the GIL)`);
     }, 5000);
     const stopWaiting = new Promise<'signal'>((r) => (wake = () => r('signal')));
+    // A process that exits before its injected thread connects (inside a long C call that
+    // holds the GIL up to its exit, say) never connects: without this, hp-record waited forever.
+    let exitPoll: NodeJS.Timeout | undefined;
+    const targetGone = new Promise<null>((r) => {
+      exitPoll = setInterval(() => {
+        if (hasExited(opts.pid)) r(null);
+      }, 200);
+    });
     let reader: LineReader | null = null;
     try {
       const first = await Promise.race([connected.then((c) => ({ kind: 'connected' as const, c })), gdbDone.then((code) => ({ kind: 'gdb' as const, code })), stopWaiting.then(() => ({ kind: 'signal' as const }))]);
@@ -369,12 +383,14 @@ export async function recordAttached(target: TargetInfo, opts: AttachOptions, sa
         const ok = /HP-ATTACH: ok/.test(text);
         if (!ok) throw new HpError(`--pid ${opts.pid}: ${gdbFailure(text, first.code, opts.gdb)}`);
         // Injected: the thread waits for the GIL, then connects.
-        const next = await Promise.race([connected, stopWaiting.then(() => null)]);
-        if (next === null) throw new HpError(`--pid ${opts.pid}: interrupted before the process took the GIL; nothing was recorded`);
+        const next = await Promise.race([connected, stopWaiting.then(() => 'signal' as const), targetGone.then(() => 'gone' as const)]);
+        if (next === 'signal') throw new HpError(`--pid ${opts.pid}: interrupted before the process took the GIL; nothing was recorded`);
+        if (next === 'gone') throw new HpError(`--pid ${opts.pid}: the process ended before its recorder thread could start (it held the GIL up to its end, or was killed); nothing was recorded`);
         reader = next;
       }
     } finally {
       clearTimeout(slowNotice);
+      clearInterval(exitPoll);
     }
     const attachSeconds = (Date.now() - t0) / 1e3;
 

@@ -338,3 +338,26 @@ t.test('errors: one line, documented status, target untouched', { skip: skip ?? 
   t.equal((await inner.exited).code, 3, 'the recorded process ends normally');
   t.match(inner.err(), /inner\.hpm, .*inner\.hpd: [\d,]+ events/, 'and its own recording was not disturbed');
 });
+
+t.test('a target that ends before its recorder thread gets the GIL: hp-record says so, and does not wait forever', { skip: skip ?? false }, async (t) => {
+  const dir = t.testdir();
+  // A long C call that holds the GIL (sum over a range allocates ints, where gdb injects), then exit.
+  writeFileSync(join(dir, 'exiter.py'), 'import sys, time\nprint("ready", flush=True)\ntime.sleep(0.3)\nsum(range(15 * 10**7))\nsys.exit(6)\n');
+  const target = start(py311!.exe, [join(dir, 'exiter.py')]);
+  await target.waitFor('out', /ready/);
+  const began = Date.now();
+  const rec = hpRecord(['--pid', String(target.child.pid), '-o', join(dir, 'gone')]);
+  const exited = await target.exited;
+  t.equal(exited.code, 6, 'the target ends with its own status');
+  const timeout = setTimeout(() => rec.child.kill('SIGKILL'), 60_000);
+  const end = await rec.exited;
+  clearTimeout(timeout);
+  t.ok(end.signal === null, `hp-record ended by itself, ${((Date.now() - began) / 1000).toFixed(1)} s after it started (it waited forever)`);
+  if (/recording process/.test(rec.err())) {
+    t.comment('the thread got the GIL before the end this time: the race was not reproduced');
+    t.equal(end.code, 0);
+  } else {
+    t.equal(end.code, 1);
+    t.match(rec.err(), /hp-record: --pid \d+: the process ended before its recorder thread could start \(it held the GIL up to its end, or was killed\); nothing was recorded\n$/);
+  }
+});
