@@ -361,3 +361,29 @@ t.test('a target that ends before its recorder thread gets the GIL: hp-record sa
     t.match(rec.err(), /hp-record: --pid \d+: the process ended before its recorder thread could start \(it held the GIL up to its end, or was killed\); nothing was recorded\n$/);
   }
 });
+
+t.test('os.fork() in an attached process prints no "multi-threaded" warning (CPython 3.12+), and the recording stays controllable', { skip: skip ?? false }, async (t) => {
+  const recent = pythons.filter((p) => p.minor >= 12);
+  if (recent.length === 0) return t.skip('no CPython 3.12 or later');
+  for (const py of recent) {
+    await t.test(`CPython ${py.version}`, async (t) => {
+      const dir = t.testdir();
+      const go = join(dir, 'go');
+      const stop = join(dir, 'stop');
+      const target = start(py.exe, [join(FIXTURES, 'forker.py'), go, stop]);
+      await target.waitFor('out', /ready/);
+      const rec = hpRecord(['--pid', String(target.child.pid), '-o', join(dir, 'fork')]);
+      await rec.waitFor('err', /recording process/);
+      writeFileSync(go, '');
+      await target.waitFor('out', /forked/);
+      const stopped = await runHp(['--pid', String(target.child.pid), '--stop']);
+      t.equal(stopped.code, 0, `--stop after the fork: ${JSON.stringify(stopped.stderr)}`);
+      t.equal((await rec.exited).code, 0);
+      t.match(rec.err(), /events.*; process \d+ left running/, 'the control thread came back after the fork');
+      writeFileSync(stop, '');
+      t.equal((await target.exited).code, 3);
+      t.equal(target.err(), '', 'no DeprecationWarning: the control thread left for the fork');
+      t.equal(target.out(), 'ready\nforked\ndone\n');
+    });
+  }
+});
