@@ -381,11 +381,12 @@ export async function recordAttached(target: TargetInfo, opts: AttachOptions, sa
       } else {
         const text = gdbOut.join('');
         const ok = /HP-ATTACH: ok/.test(text);
+        if (!ok && hasExited(opts.pid)) throw new HpError(`--pid ${opts.pid}: the process ended before recording could start (while gdb was attaching); nothing was recorded`);
         if (!ok) throw new HpError(`--pid ${opts.pid}: ${gdbFailure(text, first.code, opts.gdb)}`);
         // Injected: the thread waits for the GIL, then connects.
         const next = await Promise.race([connected, stopWaiting.then(() => 'signal' as const), targetGone.then(() => 'gone' as const)]);
         if (next === 'signal') throw new HpError(`--pid ${opts.pid}: interrupted before the process took the GIL; nothing was recorded`);
-        if (next === 'gone') throw new HpError(`--pid ${opts.pid}: the process ended before its recorder thread could start (it held the GIL up to its end, or was killed); nothing was recorded`);
+        if (next === 'gone') throw new HpError(`--pid ${opts.pid}: the process ended before recording could start (before its recorder thread ran); nothing was recorded`);
         reader = next;
       }
     } finally {

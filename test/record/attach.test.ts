@@ -358,7 +358,7 @@ t.test('a target that ends before its recorder thread gets the GIL: hp-record sa
     t.equal(end.code, 0);
   } else {
     t.equal(end.code, 1);
-    t.match(rec.err(), /hp-record: --pid \d+: the process ended before its recorder thread could start \(it held the GIL up to its end, or was killed\); nothing was recorded\n$/);
+    t.match(rec.err(), /hp-record: --pid \d+: the process ended before recording could start \((before its recorder thread ran|while gdb was attaching)\); nothing was recorded\n$/);
   }
 });
 
@@ -386,4 +386,24 @@ t.test('os.fork() in an attached process prints no "multi-threaded" warning (CPy
       t.equal(target.out(), 'ready\nforked\ndone\n');
     });
   }
+});
+
+t.test('a target that ends while gdb attaches: one line that says so, not a bare "gdb could not attach"', { skip: skip ?? false }, async (t) => {
+  const dir = t.testdir();
+  // How long hp-record takes to reach gdb depends on the machine: several lifetimes, so that one
+  // of them ends while gdb attaches. Each ends one way: before the check (no such process, 2),
+  // during the attach (1), or after the recording started (0).
+  writeFileSync(join(dir, 'quick.py'), 'import sys, time\nprint("ready", flush=True)\ntime.sleep(float(sys.argv[1]))\n');
+  const seen: string[] = [];
+  for (const [i, life] of ['0.6', '0.9', '1.2', '1.6'].entries()) {
+    const target = start(py311!.exe, [join(dir, 'quick.py'), life]);
+    await target.waitFor('out', /ready/);
+    const r = await runHp(['--pid', String(target.child.pid), '-o', join(dir, `q${i}`)]);
+    await target.exited;
+    seen.push(r.stderr);
+    if (r.code === 0) continue;
+    t.match(r.stderr, /^hp-record: --pid \d+: (the process ended before recording could start \((while gdb was attaching|before its recorder thread ran)\); nothing was recorded|no such process)\n$/, `a ${life} s life`);
+    t.equal(r.code, /no such process/.test(r.stderr) ? 2 : 1, `a ${life} s life: the documented status`);
+  }
+  t.notOk(seen.some((e) => /gdb could not attach\n/.test(e)), `never a bare "gdb could not attach": ${JSON.stringify(seen)}`);
 });
