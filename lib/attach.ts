@@ -84,7 +84,12 @@ export function inspectTarget(pid: number): TargetInfo {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new UsageError(`${where}: no such process`);
-    throw new HpError(`${where}: cannot inspect the process (${code === 'EACCES' ? 'permission denied' : code}): it belongs to another user; run hp-record as that user or as root`);
+    const owner = Number(/^Uid:\s*(\d+)/m.exec(status)?.[1] ?? st.uid);
+    if (code === 'EACCES' && owner === (process.getuid?.() ?? 0)) {
+      // Same user, yet refused: the kernel's ptrace access check, which gdb would meet too.
+      throw new HpError(`${where}: cannot inspect the process (permission denied, though it runs as this user): it is not dumpable (prctl PR_SET_DUMPABLE, a setuid or setcap program) or lives in another user namespace; run hp-record as root`);
+    }
+    throw new HpError(`${where}: cannot inspect the process (${code === 'EACCES' ? 'permission denied' : code}): it belongs to another user (uid ${owner}); run hp-record as that user or as root`);
   }
   const maps = readProc(`/proc/${pid}/maps`) ?? '';
   const found = pythonVersionOf(exe.replace(/ \(deleted\)$/, ''), maps);

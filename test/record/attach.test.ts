@@ -407,3 +407,31 @@ t.test('a target that ends while gdb attaches: one line that says so, not a bare
   }
   t.notOk(seen.some((e) => /gdb could not attach\n/.test(e)), `never a bare "gdb could not attach": ${JSON.stringify(seen)}`);
 });
+
+t.test('a process of this user that is not dumpable: the refusal says why, not "another user"', { skip: base ?? false }, async (t) => {
+  // Root reads every /proc entry: run both sides as nobody there (with a CPython nobody can
+  // run: pyenv's live under a private home), as this user otherwise.
+  const root = process.getuid?.() === 0;
+  const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
+  const python = root ? [11, 12, 13, 10, 9].map((m) => `/usr/bin/python3.${m}`).find((p) => existsSync(p)) : pythons[0]!.exe;
+  if (root && (!setpriv || !python)) return t.skip('as root, this needs setpriv and a CPython outside /root');
+  const as = (cmd: string[]): string[] => (root ? [setpriv!, '--reuid=65534', '--regid=65534', '--clear-groups', ...cmd] : cmd);
+  const dir = t.testdir();
+  chmodSync(dir, 0o777);
+  const script = join(dir, 'undumpable.py');
+  writeFileSync(script, 'import ctypes, time\nctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0\nprint("ready", flush=True)\ntime.sleep(60)\n');
+  chmodSync(script, 0o644);
+  const [cmd, ...args] = as([python!, script]);
+  const target = start(cmd!, args, dir);
+  await target.waitFor('out', /ready/);
+  const pid = String(target.child.pid);
+  // Without NODE_OPTIONS, which the test runner sets on every child to instrument node (its
+  // exit handler would fail to write under the checkout as nobody).
+  const [rcmd, ...rargs] = ['/usr/bin/env', '-u', 'NODE_OPTIONS', ...as([process.execPath, HP_RECORD, '--pid', pid, '-o', join(dir, 'u')])];
+  const r = start(rcmd!, rargs, dir, { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, TZ: 'UTC' });
+  const end = await r.exited;
+  await sleep(20);
+  target.child.kill();
+  t.equal(end.code, 1);
+  t.equal(r.err(), `hp-record: --pid ${pid}: cannot inspect the process (permission denied, though it runs as this user): it is not dumpable (prctl PR_SET_DUMPABLE, a setuid or setcap program) or lives in another user namespace; run hp-record as root\n`);
+});
