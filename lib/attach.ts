@@ -84,7 +84,12 @@ export function inspectTarget(pid: number): TargetInfo {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new UsageError(`${where}: no such process`);
-    throw new HpError(`${where}: cannot inspect the process (${code === 'EACCES' ? 'permission denied' : code}): it belongs to another user; run hp-record as that user or as root`);
+    const owner = Number(/^Uid:\s*(\d+)/m.exec(status)?.[1] ?? st.uid);
+    if (code === 'EACCES' && owner === (process.getuid?.() ?? 0)) {
+      // Same user, yet refused: the kernel's ptrace access check, which gdb would meet too.
+      throw new HpError(`${where}: cannot inspect the process (permission denied, though it runs as this user): it is not dumpable (prctl PR_SET_DUMPABLE, a setuid or setcap program) or lives in another user namespace; run hp-record as root`);
+    }
+    throw new HpError(`${where}: cannot inspect the process (${code === 'EACCES' ? 'permission denied' : code}): it belongs to another user (uid ${owner}); run hp-record as that user or as root`);
   }
   const maps = readProc(`/proc/${pid}/maps`) ?? '';
   const found = pythonVersionOf(exe.replace(/ \(deleted\)$/, ''), maps);
@@ -106,6 +111,12 @@ export function inspectTarget(pid: number): TargetInfo {
   const refusal = ptraceRefusal(scope, privileged, isDescendant(pid));
   if (refusal) throw new HpError(`${where}: ${refusal}`);
   return { pid, exe, version: found.version, uid };
+}
+
+/** True once the process has ended (gone, or a zombie its parent has not reaped). */
+function hasExited(pid: number): boolean {
+  const stat = readProc(`/proc/${pid}/stat`);
+  return stat === null || stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
 }
 
 function isDescendant(pid: number): boolean {
@@ -357,6 +368,14 @@ export async function recordAttached(target: TargetInfo, opts: AttachOptions, sa
       if (!isQuiet()) say(`waiting for process ${opts.pid} to reach a point where it can be attached (it may be inside a long call that holds the GIL)`);
     }, 5000);
     const stopWaiting = new Promise<'signal'>((r) => (wake = () => r('signal')));
+    // A process that exits before its injected thread connects (inside a long C call that
+    // holds the GIL up to its exit, say) never connects: without this, hp-record waited forever.
+    let exitPoll: NodeJS.Timeout | undefined;
+    const targetGone = new Promise<null>((r) => {
+      exitPoll = setInterval(() => {
+        if (hasExited(opts.pid)) r(null);
+      }, 200);
+    });
     let reader: LineReader | null = null;
     try {
       const first = await Promise.race([connected.then((c) => ({ kind: 'connected' as const, c })), gdbDone.then((code) => ({ kind: 'gdb' as const, code })), stopWaiting.then(() => ({ kind: 'signal' as const }))]);
@@ -367,14 +386,17 @@ export async function recordAttached(target: TargetInfo, opts: AttachOptions, sa
       } else {
         const text = gdbOut.join('');
         const ok = /HP-ATTACH: ok/.test(text);
+        if (!ok && hasExited(opts.pid)) throw new HpError(`--pid ${opts.pid}: the process ended before recording could start (while gdb was attaching); nothing was recorded`);
         if (!ok) throw new HpError(`--pid ${opts.pid}: ${gdbFailure(text, first.code, opts.gdb)}`);
         // Injected: the thread waits for the GIL, then connects.
-        const next = await Promise.race([connected, stopWaiting.then(() => null)]);
-        if (next === null) throw new HpError(`--pid ${opts.pid}: interrupted before the process took the GIL; nothing was recorded`);
+        const next = await Promise.race([connected, stopWaiting.then(() => 'signal' as const), targetGone.then(() => 'gone' as const)]);
+        if (next === 'signal') throw new HpError(`--pid ${opts.pid}: interrupted before the process took the GIL; nothing was recorded`);
+        if (next === 'gone') throw new HpError(`--pid ${opts.pid}: the process ended before recording could start (before its recorder thread ran); nothing was recorded`);
         reader = next;
       }
     } finally {
       clearTimeout(slowNotice);
+      clearInterval(exitPoll);
     }
     const attachSeconds = (Date.now() - t0) / 1e3;
 

@@ -22,6 +22,36 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 NATIVE = os.path.join(os.path.dirname(HERE), "native")
 
 
+def _writable_source():
+    """pip builds in the source directory (setuptools writes build/ and heapprof.egg-info there,
+    and _hook_extension copies the C sources under build/). Where that directory is read-only
+    (the npm package installed globally by root, pip-installed by a user), build from a copy of
+    python/, native/ and binding.gyp in a temporary directory, removed when this build ends."""
+    if os.access(HERE, os.W_OK | os.X_OK):
+        return HERE
+    import atexit
+    import tempfile
+
+    root = tempfile.mkdtemp(prefix="heapprof-build-")
+    atexit.register(shutil.rmtree, root, True)
+    shutil.copytree(HERE, os.path.join(root, "python"), ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    if os.path.isdir(NATIVE):
+        shutil.copytree(NATIVE, os.path.join(root, "native"))
+    gyp = os.path.join(os.path.dirname(HERE), "binding.gyp")
+    if os.path.isfile(gyp):
+        shutil.copy2(gyp, root)
+    for directory, _dirs, files in os.walk(root):  # copytree kept the read-only modes
+        os.chmod(directory, 0o700)
+        for name in files:
+            os.chmod(os.path.join(directory, name), 0o600)
+    return os.path.join(root, "python")
+
+
+HERE = _writable_source()
+NATIVE = os.path.join(os.path.dirname(HERE), "native")
+os.chdir(HERE)  # setuptools' build/ and egg-info go to the working directory
+
+
 def _hook_target():
     """The hook's target in binding.gyp (the node-gyp build is the reference), or None."""
     try:

@@ -1071,7 +1071,16 @@ async function runAttach(args: {
   if (isQuiet()) return;
   const timing = `attach ${result.attachSeconds.toFixed(2)} s${result.detachSeconds !== null ? `, detach ${result.detachSeconds.toFixed(2)} s` : ''}`;
   if (result.ended === 'target-exited') {
-    const how = result.summary ? 'the process exited; its profile was closed at exit' : 'the process exited or was killed while recorded; the profile is readable up to its last flush';
+    // The process's own exit closes the profile (atexit, os._exit, an unhandled SIGTERM) without
+    // a word to hp-record: the profile on disk says whether it was closed, and what it holds.
+    const onDisk = result.summary ? null : await readDiskProfile(base);
+    const how = result.summary
+      ? 'the process exited; its profile was closed at exit'
+      : onDisk && onDisk.error === undefined
+        ? onDisk.complete
+          ? `the process ended and the recorder closed the profile: ${count(onDisk.events)} events`
+          : `the process ended without closing the profile (killed by SIGKILL?); it is readable up to its last flush: ${count(onDisk.events)} events`
+        : 'the process exited or was killed while recorded; the profile is readable up to its last flush';
     say(`${result.files.join(', ')}: ${how} (${timing})`);
   } else {
     say(`${formatSummary({ state: 'finished', files: result.files, summary: result.summary ?? {} }, 'profile', null)}; process ${pid} left running (${timing})`);

@@ -95,18 +95,19 @@ def _handshake(sock, token):
 
     _send(sock, {"state": "started", "files": [config["base"] + ".hpm", config["base"] + ".hpd"]})
     sock.settimeout(None)
-    # A forked child must not hold the connection open (hp-record waits for its end).
+    # A forked child must not hold the connection open (hp-record waits for its end), and from
+    # 3.12 on os.fork() warns when the process has another thread: the control thread leaves
+    # before each fork and comes back after it (_Control).
     if hasattr(os, "register_at_fork") and not _forks_registered:
-        os.register_at_fork(after_in_child=_close_in_child)
+        os.register_at_fork(before=_pause_all, after_in_parent=_resume_hook(), after_in_child=_close_in_child)
         _mark_registered()
-    _live_sockets.append(sock)
-    import _thread
-
-    _thread.start_new_thread(_wait_for_stop, (sock, buffered, heapprof))
+    control = _Control(sock, buffered, heapprof)
+    _controls.append(control)
+    control.start()
 
 
 _forks_registered = False
-_live_sockets = []
+_controls = []
 
 
 def _mark_registered():
@@ -114,13 +115,176 @@ def _mark_registered():
     _forks_registered = True
 
 
+def _pause_all():
+    if sys.version_info >= (3, 13) and not _on_main_thread():
+        return  # resumed only by the main thread (below): never leave the recording uncontrolled
+    for control in list(_controls):
+        control.pause()
+
+
+def _on_main_thread():
+    import _thread
+
+    threading = sys.modules.get("threading")
+    return threading is None or threading.main_thread().ident == _thread.get_ident()
+
+
+def _resume_now():
+    for control in list(_controls):
+        control.resume()
+
+
+def _resume_from_pending(_arg):
+    try:
+        _resume_now()
+    except Exception:
+        pass
+    return 0
+
+
+_pending = []  # the ctypes callback must outlive this module's use of it
+
+
+def _resume_hook():
+    """The after_in_parent hook. 3.12 counts the threads before those hooks run: resume there.
+    3.13 counts them after: the hook (C code only, no bytecode, so that nothing runs Python's
+    pending calls before the count) asks the main thread to resume at its next pending-call
+    check, after os.fork() has returned."""
+    if sys.version_info < (3, 13):
+        return _resume_now
+    import ctypes
+    import functools
+
+    api = ctypes.PyDLL(None)  # our own handle: argtypes set here are not the program's
+    add = api.Py_AddPendingCall
+    callback_type = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)
+    add.argtypes = [callback_type, ctypes.c_void_p]
+    add.restype = ctypes.c_int
+    _pending.append(callback_type(_resume_from_pending))
+    return functools.partial(add, _pending[0], None)
+
+
 def _close_in_child():
-    for s in _live_sockets:
+    for control in _controls:
+        control.close()
+    del _controls[:]
+
+
+class _Control:
+    """The control thread: waits (without the GIL, in select) for "stop" or the end of the
+    connection, then stops recording, reports the summary and ends. CPython 3.12+ warns in
+    os.fork() ("This process is multi-threaded") when the process has more than one thread,
+    which the program would not print unrecorded: before a fork the thread is told to leave
+    (through a pipe) and waited for until it is gone, and a new one resumes after the fork."""
+
+    def __init__(self, sock, buffered, heapprof):
+        import _thread
+
+        self.sock, self.buffered, self.heapprof = sock, buffered, heapprof
+        self.wake_r, self.wake_w = os.pipe()
+        self.lock = _thread.allocate_lock()  # pausing and running change together
+        self.pausing = False
+        self.running = False
+        self.finished = False
+        self.native_id = None
+
+    def start(self):
+        import _thread
+
+        with self.lock:
+            if self.running or self.finished:
+                return
+            self.running = True
+        _thread.start_new_thread(self._run, ())
+
+    def pause(self):
+        if sys.version_info < (3, 12) or not self.running or self.finished:
+            return
+        import time
+
+        self.pausing = True
         try:
-            s.close()
+            os.write(self.wake_w, b"p")
         except OSError:
-            pass
-    del _live_sockets[:]
+            return
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:  # sleeping releases the GIL the thread needs to leave
+            gone = not self.running and (self.native_id is None or not os.path.exists("/proc/self/task/%d" % self.native_id))
+            if gone:
+                return
+            time.sleep(0.0005)
+
+    def resume(self):
+        with self.lock:
+            self.pausing = False
+        self.start()
+
+    def close(self):
+        for close in (self.sock.close, lambda: os.close(self.wake_r), lambda: os.close(self.wake_w)):
+            try:
+                close()
+            except OSError:
+                pass
+
+    def _run(self):
+        try:
+            import _thread
+
+            self.native_id = _thread.get_native_id()
+            while self._wait() == "paused":
+                with self.lock:
+                    if self.pausing:  # leave; resume() starts a new thread after the fork
+                        self.running = False
+                        return
+            self.finished = True
+            summary = {}
+            try:
+                self.heapprof.stop()
+                summary = self.heapprof._summary()
+            except Exception as err:
+                summary = {"stop_error": str(err)}
+            try:
+                _send(self.sock, {"state": "finished", "summary": summary})
+            except OSError:
+                pass
+            try:
+                _controls.remove(self)
+            except ValueError:
+                pass
+            self.close()
+        except Exception:
+            pass  # never a traceback in the target
+        with self.lock:
+            self.running = False
+
+    def _wait(self):
+        """"stop" when hp-record asks or the connection ends; "paused" before a fork."""
+        import select
+
+        while True:
+            if self.pausing:
+                return "paused"
+            try:
+                ready, _, _ = select.select([self.sock, self.wake_r], [], [])
+            except (OSError, ValueError):
+                return "stop"
+            if self.wake_r in ready:
+                try:
+                    os.read(self.wake_r, 64)
+                except OSError:
+                    pass
+                continue
+            try:
+                chunk = self.sock.recv(4096)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                return "stop"
+            self.buffered[0] += chunk
+            while b"\n" in self.buffered[0]:
+                line, _, self.buffered[0] = self.buffered[0].partition(b"\n")
+                if line.strip() == b"stop":
+                    return "stop"
 
 
 def _start(config):
@@ -153,37 +317,3 @@ def _start(config):
             text = "%s: %s" % (err.filename, text.lower())
         return text
     return None
-
-
-def _wait_for_stop(sock, buffered, heapprof):
-    """The control thread: waits (without the GIL, in recv) for "stop" or the end of the
-    connection, then stops recording and reports the summary."""
-    try:
-        while True:
-            try:
-                line = _read_line(sock, buffered)
-            except OSError:
-                line = None
-            if line is None or line.strip() == "stop":
-                break
-        summary = {}
-        try:
-            heapprof.stop()
-            summary = heapprof._summary()
-        except Exception as err:
-            summary = {"stop_error": str(err)}
-        try:
-            _send(sock, {"state": "finished", "summary": summary})
-        except OSError:
-            pass
-    except Exception:
-        pass  # never a traceback in the target
-    finally:
-        try:
-            _live_sockets.remove(sock)
-        except ValueError:
-            pass
-        try:
-            sock.close()
-        except OSError:
-            pass

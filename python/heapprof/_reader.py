@@ -296,43 +296,125 @@ class Profile:
 
 class Window:
     """Growth of the live heap between two moments (a test, a cell), from the sampled events in
-    between: the estimated growth over the window's start, its highest point (peak) with the
-    variance there, and what is still live at the end of the memory allocated in the window.
+    between: its highest point (peak) with the variance there, and what is still live at the end
+    of the memory allocated in the window.
+
+    The peak is not the highest point of the estimated growth: that maximum is biased upwards
+    (with churn, the estimate at its highest is mostly sampling noise, and its 95% interval can
+    lie wholly above the truth). Instead each sampled event (inclusion probability p) is split
+    into two independent samples A and B, each with probability q = 1 - sqrt(1 - p), by drawing
+    which of them hold it (A only, B only or both, in proportions q(1-q) : q(1-q) : q^2): a
+    block is then in A with probability q and in B with probability q, independently, as if
+    sampled twice. The moment of the peak is where A's estimate is highest; the peak is B's
+    estimate at that moment, which, B being independent of that choice, is unbiased for the live
+    growth then (at most the true peak), with an honest interval. Exact events (p = 1) are in
+    both, so an exact recording ('{}') gives the exact peak. The draws are seeded by `seed`, so
+    that one profile always reads the same.
 
     Frees name the trace and size of what they free, not which allocation: events are netted
     per (trace, size), so a free pays back an allocation of the window with the same trace and
-    size first. The leak estimate is the positive part of each (trace, size) net count: a
-    lower bound of what the window allocated and left live."""
+    size first (of a category drawn in proportion to those live; a free of an earlier block gets
+    a fresh draw). The leak estimate is the positive part of each (trace, size) net count, from
+    every sampled event: a lower bound of what the window allocated and left live."""
 
-    __slots__ = ("sampler", "net", "growth", "var", "peak", "peak_var", "by_trace", "max_by_trace", "start_us", "end_us")
+    __slots__ = ("sampler", "net", "growth", "var", "peak", "peak_var", "start_us", "end_us", "_rng", "_split",
+                 "_live", "_a", "_b", "_bvar", "_a_peak", "_b_by_trace", "_journal", "_peak_by_trace", "peak_us")
 
-    def __init__(self, sampler, start_us):
+    def __init__(self, sampler, start_us, seed=0):
+        import random
+
         self.sampler = sampler
         self.net = {}
         self.growth = self.var = self.peak = self.peak_var = 0.0
-        self.by_trace = {}
-        self.max_by_trace = {}
         self.start_us = start_us
         self.end_us = None
+        self.peak_us = start_us
+        self._rng = random.Random(seed)
+        self._split = {}  # size -> (q, P(A only | sampled), P(A only or B only | sampled))
+        self._live = {}  # (trace, size) -> [A only, B only, both]: the window's live allocations
+        self._a = self._b = self._bvar = self._a_peak = 0.0
+        self._b_by_trace = {}  # trace -> (bytes, variance): B's estimate of its growth
+        # B's growth by trace at the peak: the changes since (undone at the end), or, once those
+        # outnumber the traces, a copy.
+        self._journal = []
+        self._peak_by_trace = None
 
-    def event(self, kind, trace, size):
+    def _split_of(self, size):
+        """(q, P(A only | sampled), P(A only or B only | sampled)) for this size."""
+        split = self._split.get(size)
+        if split is None:
+            p = self.sampler.probability(size)
+            if p >= 1.0:
+                split = (1.0, 0.0, 0.0)
+            else:
+                q = -math.expm1(0.5 * math.log1p(-p))  # 1 - sqrt(1 - p), exact for small p
+                one = q * (1.0 - q) / p
+                split = (q, one, 2.0 * one)
+            if len(self._split) < 1 << 16:
+                self._split[size] = split
+        return split
+
+    def _category(self, size):
+        """(q, 0 = A only, 1 = B only, 2 = both) drawn for a sampled event of this size."""
+        q, a_only, single = self._split_of(size)
+        u = self._rng.random()
+        return q, (0 if u < a_only else 1 if u < single else 2)
+
+    def event(self, kind, trace, size, t=None):
         w, v = self.sampler.weights(size)
         key = (trace, size)
         old = self.net.get(key, 0)
         new = old + 1 if kind == KIND_ALLOC else old - 1
         self.net[key] = new
         self.var += (abs(new) - abs(old)) * v
+        self.growth += w if kind == KIND_ALLOC else -w
+        if w <= 0:
+            return  # a size range sampled at p = 0: never in the profile
+        live = self._live.get(key)
         if kind == KIND_ALLOC:
-            self.growth += w
-            g = self.by_trace.get(trace, 0.0) + w
-            self.by_trace[trace] = g
-            if g > self.max_by_trace.get(trace, 0.0):
-                self.max_by_trace[trace] = g
-            if self.growth > self.peak:
-                self.peak, self.peak_var = self.growth, self.var
+            q, cat = self._category(size)
+            if live is None:
+                live = self._live[key] = [0, 0, 0]
+            live[cat] += 1
+            sign = var_sign = 1.0
         else:
-            self.growth -= w
-            self.by_trace[trace] = self.by_trace.get(trace, 0.0) - w
+            n = live[0] + live[1] + live[2] if live else 0
+            if n:
+                r = self._rng.randrange(n)
+                cat = 0 if r < live[0] else 1 if r < live[0] + live[1] else 2
+                live[cat] -= 1
+                q = self._split_of(size)[0]
+                var_sign = -1.0  # an allocation of the window leaves
+            else:
+                q, cat = self._category(size)
+                var_sign = 1.0  # an earlier block: one more independent term
+            sign = -1.0
+        weight = size / q
+        if cat != 1:
+            self._a += sign * weight
+        if cat != 0:
+            self._b += sign * weight
+            vb = size * size * (1.0 - q) / (q * q)
+            self._bvar += var_sign * vb
+            b, bv = self._b_by_trace.get(trace, (0.0, 0.0))
+            self._b_by_trace[trace] = (b + sign * weight, bv + var_sign * vb)
+            if self._journal is not None:
+                self._journal.append((trace, sign * weight, var_sign * vb))
+                if len(self._journal) > max(64, 2 * len(self._b_by_trace)):
+                    self._peak_by_trace = self._undo(self._journal)
+                    self._journal = None
+        if self._a > self._a_peak:
+            self._a_peak = self._a
+            self.peak, self.peak_var = self._b, max(self._bvar, 0.0)
+            self.peak_us = t if t is not None else self.peak_us
+            self._journal, self._peak_by_trace = [], None
+
+    def _undo(self, journal):
+        at_peak = dict(self._b_by_trace)
+        for trace, db, dv in journal:
+            b, bv = at_peak[trace]
+            at_peak[trace] = (b - db, bv - dv)
+        return at_peak
 
     def leaked(self):
         """(bytes, variance, {trace: bytes}) allocated in the window and live at its end."""
@@ -346,10 +428,19 @@ class Window:
                 per_trace[trace] = per_trace.get(trace, 0.0) + n * w
         return total, var, per_trace
 
+    def peak_by_trace(self):
+        """{trace: (bytes, variance)}: B's estimate of each trace's growth at the peak, for the
+        traces that grew."""
+        at_peak = self._peak_by_trace if self._journal is None else self._undo(self._journal)
+        return {trace: (b, max(bv, 0.0)) for trace, (b, bv) in at_peak.items() if b > 0}
+
     def top_peak_trace(self):
-        if not self.max_by_trace:
+        """(trace, bytes) that grew most up to the peak, or None."""
+        at_peak = self.peak_by_trace()
+        if not at_peak:
             return None
-        return max(self.max_by_trace, key=self.max_by_trace.get)
+        trace = max(at_peak, key=lambda k: at_peak[k][0])
+        return trace, at_peak[trace][0]
 
 
 def interval95(value, variance):

@@ -88,11 +88,13 @@ def check_table(table):
         raise SamplingError("sampling table must be a dict {size: probability}")
     if len(table) > MAX_RANGES:
         raise SamplingError("at most %d size ranges" % MAX_RANGES)
+    # Keys are checked before sorting: sorted() of mixed types ({128: 0.1, 'a': 1}) raises TypeError.
+    for bound in table:
+        if isinstance(bound, bool) or not isinstance(bound, int) or bound <= 0 or bound >= 2 ** 63:
+            raise SamplingError("size bound %r must be a positive integer" % (bound,))
     out = {}
     for bound in sorted(table):
         prob = table[bound]
-        if isinstance(bound, bool) or not isinstance(bound, int) or bound <= 0 or bound >= 2 ** 63:
-            raise SamplingError("size bound %r must be a positive integer" % (bound,))
         if isinstance(prob, bool) or not isinstance(prob, (int, float)) or not (0.0 <= prob <= 1.0):
             raise SamplingError("probability %r for size %d is not in [0, 1]" % (prob, bound))
         out[bound] = float(prob)

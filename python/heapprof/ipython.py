@@ -50,41 +50,29 @@ class CellProfile:
         profile.poll(data)
         sampler = profile.sampler
         self.base = base
-        live = var = 0.0
-        peak = peak_var = 0.0
-        peak_index = -1
+        live = 0.0
         end_us = data.events[-1][1] if data.events else 0
         step = max(1, end_us // CHART_POINTS + 1)
         self.history = [0.0] * (CHART_POINTS + 1)
-        for i, (kind, t, trace, size) in enumerate(data.events):
-            w, v = sampler.weights(size)
-            if kind == 0:
-                live += w
-                var += v
-            else:
-                live -= w
-                var -= v
-            if live > peak:
-                peak, peak_var, peak_index = live, max(var, 0.0), i
+        # The peak, and the sites there, from a Window: the highest point of the estimated live
+        # heap is biased upwards, its estimate at a moment chosen independently is not.
+        window = _reader.Window(sampler, 0, seed=0)
+        for kind, t, trace, size in data.events:
+            w, _v = sampler.weights(size)
+            live += w if kind == 0 else -w
             bucket = min(CHART_POINTS, t // step)
             self.history[bucket] = max(self.history[bucket], live)
+            window.event(kind, trace, size, t)
         # Fill buckets without events with the level before them.
         level = 0.0
         for i, value in enumerate(self.history):
             level = value if value else level
             self.history[i] = level
-        self.peak, self.peak_var = peak, peak_var
-        self.peak_t = data.events[peak_index][1] / 1e6 if peak_index >= 0 else 0.0
+        self.peak, self.peak_var = max(window.peak, 0.0), window.peak_var
+        self.peak_t = window.peak_us / 1e6
         self.duration = end_us / 1e6
-        by_trace = {}
-        for kind, _t, trace, size in data.events[:peak_index + 1]:
-            w, v = sampler.weights(size)
-            b = by_trace.setdefault(trace, [0.0, 0.0])
-            sign = 1 if kind == 0 else -1
-            b[0] += sign * w
-            b[1] += sign * v
-        ranked = sorted(((b, t) for t, b in by_trace.items() if b[0] > 0), key=lambda x: -x[0][0])[:top]
-        self.sites = [(profile.site(t), b[0], max(b[1], 0.0)) for b, t in ranked]
+        ranked = sorted(window.peak_by_trace().items(), key=lambda item: -item[1][0])[:top]
+        self.sites = [(profile.site(trace), b, v) for trace, (b, v) in ranked]
         self.marks = data.marks
 
     def _estimate(self, value, variance):
@@ -94,8 +82,8 @@ class CellProfile:
         return "%s (95%%: %s .. %s)" % (_reader.format_bytes(value), _reader.format_bytes(lo), _reader.format_bytes(hi))
 
     def __repr__(self):
-        top = max(self.history) or 1.0
-        spark = "".join(_BARS[int(round(v / top * (len(_BARS) - 1)))] for v in self.history)
+        top = max(self.history)
+        spark = "".join(_BARS[int(round(v / (top or 1.0) * (len(_BARS) - 1)))] for v in self.history)
         lines = ["heapprof: peak %s at %.3f s of %.3f s (profile %s)"
                  % (self._estimate(self.peak, self.peak_var), self.peak_t, self.duration, self.base),
                  "live heap: |%s| max %s" % (spark, _reader.format_bytes(top))]
@@ -106,9 +94,9 @@ class CellProfile:
         return "\n".join(lines)
 
     def _repr_html_(self):
-        top = max(self.history) or 1.0
+        top = max(self.history)
         n = len(self.history)
-        pts = " ".join("%.1f,%.1f" % (i * 300.0 / max(1, n - 1), 58 - v / top * 54) for i, v in enumerate(self.history))
+        pts = " ".join("%.1f,%.1f" % (i * 300.0 / max(1, n - 1), 58 - v / (top or 1.0) * 54) for i, v in enumerate(self.history))
         rows = "".join("<tr><td style='text-align:right'>%s</td><td><code>%s</code></td></tr>"
                        % (html.escape(self._estimate(b, v)), html.escape(site)) for site, b, v in self.sites)
         return ("<div class='heapprof'><b>heapprof</b>: peak %s at %.3f s of %.3f s "
@@ -137,13 +125,25 @@ def run_cell_magic(shell, line, cell):
     """Records `cell` run in `shell` and returns its CellProfile."""
     parser = _parser()
     parser.error = lambda message: (_ for _ in ()).throw(_UsageError("%%heapprof: " + message))
-    args = parser.parse_args(shlex.split(line))
+    try:
+        words = shlex.split(line)
+    except ValueError as err:  # an unbalanced quote
+        raise _UsageError("%%%%heapprof: %s: %s" % (line.strip(), str(err).lower()))
+    args = parser.parse_args(words)
+    if args.top < 0:
+        raise _UsageError("%%%%heapprof: --top %d: expected a count >= 0" % args.top)
     sample = args.sample.strip()
-    options = {"sampling_rate": heapprof.parse_table(sample)} if sample.startswith("{") else {"sample_bytes": heapprof.parse_bytes(sample)}
+    try:
+        options = {"sampling_rate": heapprof.parse_table(sample)} if sample.startswith("{") else {"sample_bytes": heapprof.parse_bytes(sample)}
+    except heapprof.SamplingError as err:
+        raise _UsageError("%%%%heapprof: --sample %s: %s" % (sample, err))
     if heapprof.isProfiling():
         raise _UsageError("%%heapprof: already recording (heapprof.start or hp-record): stop that first")
     base = args.output or os.path.join(tempfile.mkdtemp(prefix="heapprof-cell-"), "cell")
-    heapprof.start(base, force=True, argv=["%%heapprof", line], **options)
+    try:
+        heapprof.start(base, force=True, argv=["%%heapprof", line], **options)
+    except (RuntimeError, OSError) as err:  # a missing directory, a profile another run writes
+        raise _UsageError("%%%%heapprof: cannot record %s: %s (the cell did not run)" % (base, err))
     try:
         shell.ex(cell)
     finally:

@@ -18,6 +18,7 @@ it marks and reads hp-record's profile, C allocations included.
 """
 
 import os
+import zlib
 
 import pytest
 
@@ -51,6 +52,8 @@ def pytest_configure(config):
         config.pluginmanager.register(_Unchecked(), "heapprof-unchecked")
         return
     worker = getattr(config, "workerinput", None)
+    if worker is None:
+        _check_options(config, base)
     if worker is None and getattr(config.option, "dist", "no") != "no" and getattr(config.option, "numprocesses", None):
         config.pluginmanager.register(_Controller(config), "heapprof-controller")
         return
@@ -59,23 +62,48 @@ def pytest_configure(config):
     config.pluginmanager.register(_Recorder(config, base, worker is not None), "heapprof-recorder")
 
 
+def _check_options(config, base):
+    """Everything that would make each worker (pytest-xdist) fail with a traceback, refused once,
+    before any test runs, as a usage error (exit status 4)."""
+    args = list(config.invocation_params.args)
+    for i, arg in enumerate(args[:-1]):
+        # `--heapprof tests/`: the path became the profile's name and pytest runs from rootdir.
+        if arg == "--heapprof" and args[i + 1] == base and (os.path.exists(base) or base.endswith(".py") or "::" in base):
+            raise pytest.UsageError("--heapprof took %r as the profile's name, and it names tests; write "
+                                    "--heapprof=BASE, or put --heapprof after the test paths" % base)
+    _parse_sample(config.getoption("heapprof_sample"))
+    if config.getoption("heapprof_top") < 0:
+        raise pytest.UsageError("--heapprof-top %d: expected a count >= 0" % config.getoption("heapprof_top"))
+    directory = os.path.dirname(os.path.abspath(base))
+    if heapprof.isProfiling():
+        return  # under hp-record: its profile is marked, BASE is not written
+    if not os.path.isdir(directory):
+        raise pytest.UsageError("--heapprof=%s: no directory %s for the profile" % (base, directory))
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise pytest.UsageError("--heapprof=%s: directory %s is not writable" % (base, directory))
+
+
 def _parse_sample(spec):
     spec = spec.strip()
-    if spec.startswith("{"):
-        return {"sampling_rate": heapprof.parse_table(spec)}
-    return {"sample_bytes": heapprof.parse_bytes(spec)}
+    try:
+        if spec.startswith("{"):
+            return {"sampling_rate": heapprof.parse_table(spec)}
+        return {"sample_bytes": heapprof.parse_bytes(spec)}
+    except heapprof.SamplingError as err:
+        raise pytest.UsageError("--heapprof-sample %s: %s" % (spec, err))
 
 
 def _limit(item, name):
     marker = item.get_closest_marker(name)
     if marker is None:
         return None
+    # A test failure (without the plugin's traceback), not a usage error: the other tests run.
     if len(marker.args) != 1 or marker.kwargs:
-        raise pytest.UsageError("%s: @pytest.mark.%s takes one size, e.g. %s('24 MB')" % (item.nodeid, name, name))
+        pytest.fail("heapprof: @pytest.mark.%s takes one size, e.g. %s('24 MB')" % (name, name), pytrace=False)
     try:
         return _reader.parse_size(marker.args[0])
     except ValueError as err:
-        raise pytest.UsageError("%s: %s: %s" % (item.nodeid, name, err))
+        pytest.fail("heapprof: @pytest.mark.%s: %s" % (name, err), pytrace=False)
 
 
 class _Session:
@@ -94,12 +122,13 @@ class _Session:
     def event(self, kind, t, trace, size):
         if kind <= 1:
             for w in self.open.values():
-                w.event(kind, trace, size)
+                w.event(kind, trace, size, t)
 
     def mark(self, t, label):
         what, _, nodeid = label.partition(":")
         if what == "start":
-            self.open[nodeid] = _reader.Window(self.profile.sampler, t)
+            # Seeded by the test: one profile always gives the same figures.
+            self.open[nodeid] = _reader.Window(self.profile.sampler, t, seed=zlib.crc32(nodeid.encode("utf-8", "replace")))
         elif what == "end" and nodeid in self.open:
             w = self.open.pop(nodeid)
             w.end_us = t
@@ -116,8 +145,8 @@ class _Session:
         r = {
             "nodeid": nodeid, "start": w.start_us / 1e6, "end": w.end_us / 1e6,
             "peak": w.peak, "peak_var": w.peak_var, "leaked": leaked, "leaked_var": leaked_var,
-            "peak_site": None if top_peak is None else self.profile.site(top_peak),
-            "peak_site_bytes": 0.0 if top_peak is None else w.max_by_trace[top_peak],
+            "peak_site": None if top_peak is None else self.profile.site(top_peak[0]),
+            "peak_site_bytes": 0.0 if top_peak is None else top_peak[1],
             "leak_site": None if top_leak is None else self.profile.site(top_leak),
             "leak_site_bytes": 0.0 if top_leak is None else per_trace[top_leak],
         }
@@ -250,7 +279,8 @@ class _Controller:
 
 def _summary(tr, bases, results, top, native):
     tr.write_sep("=", "heapprof")
-    tr.write_line("profile%s: %s (%d tests)" % ("s" if len(bases) > 1 else "", ", ".join(bases), len(results)))
+    tr.write_line("profile%s: %s (%d test%s)" % ("s" if len(bases) > 1 else "", ", ".join(bases), len(results),
+                                                "" if len(results) == 1 else "s"))
     if not native:
         tr.write_line("counted: Python's allocator only; C extensions' malloc and mmap (numpy, pandas...) too "
                       "with: hp-record --native -m pytest --heapprof")

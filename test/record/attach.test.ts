@@ -215,7 +215,7 @@ t.test('a target killed while attached leaves a readable profile; a killed hp-re
   server.child.kill('SIGKILL');
   const end = await rec.exited;
   t.equal(end.code, 0, 'hp-record exits 0');
-  t.match(rec.err(), /the process exited or was killed while recorded; the profile is readable up to its last flush/);
+  t.match(rec.err(), /the process ended without closing the profile \(killed by SIGKILL\?\); it is readable up to its last flush: [1-9][\d,]* events/);
   const snap = spawnSync(process.execPath, [HP_SNAPSHOT, join(dir, 'killed-target')], { env: childEnv, encoding: 'utf8' });
   t.equal(snap.status, 0, 'hp-snapshot reads it');
   t.match(snap.stderr, /incomplete profile/);
@@ -238,6 +238,21 @@ t.test('a target killed while attached leaves a readable profile; a killed hp-re
   t.equal(end2.code, 3);
   checkServerOutput(t, server2.out(), 'after hp-record was killed');
   t.equal(server2.err(), '');
+
+  // A target that exits by itself closes its profile at exit: hp-record says so (it used to say
+  // "exited or was killed ... readable up to its last flush" of a complete profile).
+  const stopFile3 = join(dir, 'stop3');
+  const server3 = start(py311!.exe, ['server.py', stopFile3]);
+  await server3.waitFor('out', /tick 2 /);
+  const rec3 = hpRecord(['--pid', String(server3.child.pid), '-o', join(dir, 'exited-target')]);
+  await rec3.waitFor('err', /recording process/);
+  await sleep(500);
+  writeFileSync(stopFile3, '');
+  t.equal((await server3.exited).code, 3, 'the target exits with its own status');
+  t.equal((await rec3.exited).code, 0);
+  t.match(rec3.err(), /exited-target\.hpd: the process ended and the recorder closed the profile: [1-9][\d,]* events \(attach [\d.]+ s\)\n$/);
+  t.ok((await readRecording(join(dir, 'exited-target'))).complete, 'the profile is complete');
+  checkServerOutput(t, server3.out(), 'a target that exited while recorded');
 });
 
 t.test('a gdb that cannot give a process back intact: refused before the target is touched', { skip: base ?? false }, async (t) => {
@@ -322,4 +337,101 @@ t.test('errors: one line, documented status, target untouched', { skip: skip ?? 
   writeFileSync(stopInner, '');
   t.equal((await inner.exited).code, 3, 'the recorded process ends normally');
   t.match(inner.err(), /inner\.hpm, .*inner\.hpd: [\d,]+ events/, 'and its own recording was not disturbed');
+});
+
+t.test('a target that ends before its recorder thread gets the GIL: hp-record says so, and does not wait forever', { skip: skip ?? false }, async (t) => {
+  const dir = t.testdir();
+  // A long C call that holds the GIL (sum over a range allocates ints, where gdb injects), then exit.
+  writeFileSync(join(dir, 'exiter.py'), 'import sys, time\nprint("ready", flush=True)\ntime.sleep(0.3)\nsum(range(15 * 10**7))\nsys.exit(6)\n');
+  const target = start(py311!.exe, [join(dir, 'exiter.py')]);
+  await target.waitFor('out', /ready/);
+  const began = Date.now();
+  const rec = hpRecord(['--pid', String(target.child.pid), '-o', join(dir, 'gone')]);
+  const exited = await target.exited;
+  t.equal(exited.code, 6, 'the target ends with its own status');
+  const timeout = setTimeout(() => rec.child.kill('SIGKILL'), 60_000);
+  const end = await rec.exited;
+  clearTimeout(timeout);
+  t.ok(end.signal === null, `hp-record ended by itself, ${((Date.now() - began) / 1000).toFixed(1)} s after it started (it waited forever)`);
+  if (/recording process/.test(rec.err())) {
+    t.comment('the thread got the GIL before the end this time: the race was not reproduced');
+    t.equal(end.code, 0);
+  } else {
+    t.equal(end.code, 1);
+    t.match(rec.err(), /hp-record: --pid \d+: the process ended before recording could start \((before its recorder thread ran|while gdb was attaching)\); nothing was recorded\n$/);
+  }
+});
+
+t.test('os.fork() in an attached process prints no "multi-threaded" warning (CPython 3.12+), and the recording stays controllable', { skip: skip ?? false }, async (t) => {
+  const recent = pythons.filter((p) => p.minor >= 12);
+  if (recent.length === 0) return t.skip('no CPython 3.12 or later');
+  for (const py of recent) {
+    await t.test(`CPython ${py.version}`, async (t) => {
+      const dir = t.testdir();
+      const go = join(dir, 'go');
+      const stop = join(dir, 'stop');
+      const target = start(py.exe, [join(FIXTURES, 'forker.py'), go, stop]);
+      await target.waitFor('out', /ready/);
+      const rec = hpRecord(['--pid', String(target.child.pid), '-o', join(dir, 'fork')]);
+      await rec.waitFor('err', /recording process/);
+      writeFileSync(go, '');
+      await target.waitFor('out', /forked/);
+      const stopped = await runHp(['--pid', String(target.child.pid), '--stop']);
+      t.equal(stopped.code, 0, `--stop after the fork: ${JSON.stringify(stopped.stderr)}`);
+      t.equal((await rec.exited).code, 0);
+      t.match(rec.err(), /events.*; process \d+ left running/, 'the control thread came back after the fork');
+      writeFileSync(stop, '');
+      t.equal((await target.exited).code, 3);
+      t.equal(target.err(), '', 'no DeprecationWarning: the control thread left for the fork');
+      t.equal(target.out(), 'ready\nforked\ndone\n');
+    });
+  }
+});
+
+t.test('a target that ends while gdb attaches: one line that says so, not a bare "gdb could not attach"', { skip: skip ?? false }, async (t) => {
+  const dir = t.testdir();
+  // How long hp-record takes to reach gdb depends on the machine: several lifetimes, so that one
+  // of them ends while gdb attaches. Each ends one way: before the check (no such process, 2),
+  // during the attach (1), or after the recording started (0).
+  writeFileSync(join(dir, 'quick.py'), 'import sys, time\nprint("ready", flush=True)\ntime.sleep(float(sys.argv[1]))\n');
+  const seen: string[] = [];
+  for (const [i, life] of ['0.6', '0.9', '1.2', '1.6'].entries()) {
+    const target = start(py311!.exe, [join(dir, 'quick.py'), life]);
+    await target.waitFor('out', /ready/);
+    const r = await runHp(['--pid', String(target.child.pid), '-o', join(dir, `q${i}`)]);
+    await target.exited;
+    seen.push(r.stderr);
+    if (r.code === 0) continue;
+    t.match(r.stderr, /^hp-record: --pid \d+: (the process ended before recording could start \((while gdb was attaching|before its recorder thread ran)\); nothing was recorded|no such process)\n$/, `a ${life} s life`);
+    t.equal(r.code, /no such process/.test(r.stderr) ? 2 : 1, `a ${life} s life: the documented status`);
+  }
+  t.notOk(seen.some((e) => /gdb could not attach\n/.test(e)), `never a bare "gdb could not attach": ${JSON.stringify(seen)}`);
+});
+
+t.test('a process of this user that is not dumpable: the refusal says why, not "another user"', { skip: base ?? false }, async (t) => {
+  // Root reads every /proc entry: run both sides as nobody there (with a CPython nobody can
+  // run: pyenv's live under a private home), as this user otherwise.
+  const root = process.getuid?.() === 0;
+  const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
+  const python = root ? [11, 12, 13, 10, 9].map((m) => `/usr/bin/python3.${m}`).find((p) => existsSync(p)) : pythons[0]!.exe;
+  if (root && (!setpriv || !python)) return t.skip('as root, this needs setpriv and a CPython outside /root');
+  const as = (cmd: string[]): string[] => (root ? [setpriv!, '--reuid=65534', '--regid=65534', '--clear-groups', ...cmd] : cmd);
+  const dir = t.testdir();
+  chmodSync(dir, 0o777);
+  const script = join(dir, 'undumpable.py');
+  writeFileSync(script, 'import ctypes, time\nctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0\nprint("ready", flush=True)\ntime.sleep(60)\n');
+  chmodSync(script, 0o644);
+  const [cmd, ...args] = as([python!, script]);
+  const target = start(cmd!, args, dir);
+  await target.waitFor('out', /ready/);
+  const pid = String(target.child.pid);
+  // Without NODE_OPTIONS, which the test runner sets on every child to instrument node (its
+  // exit handler would fail to write under the checkout as nobody).
+  const [rcmd, ...rargs] = ['/usr/bin/env', '-u', 'NODE_OPTIONS', ...as([process.execPath, HP_RECORD, '--pid', pid, '-o', join(dir, 'u')])];
+  const r = start(rcmd!, rargs, dir, { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, TZ: 'UTC' });
+  const end = await r.exited;
+  await sleep(20);
+  target.child.kill();
+  t.equal(end.code, 1);
+  t.equal(r.err(), `hp-record: --pid ${pid}: cannot inspect the process (permission denied, though it runs as this user): it is not dumpable (prctl PR_SET_DUMPABLE, a setuid or setcap program) or lives in another user namespace; run hp-record as root\n`);
 });
