@@ -498,36 +498,23 @@ export function childStdio(fds: number[]): Array<'inherit' | 'ignore' | number> 
   return stdio;
 }
 
-/** Where bin/hp-record.js's shell line leaves the address-space limit it raised for Node. */
-const SAVED_RLIMIT_AS = 'HEAPPROF_RLIMIT_AS';
-
 /**
- * The soft and hard RLIMIT_AS (bytes; -1 for unlimited) hp-record was started with, when the soft
- * one was set: Node reserves several hundred MiB of address space as it starts and dies at once
- * under a smaller limit, so bin/hp-record.js raised the soft limit to the hard one for Node, and
- * the bootstrap sets it back for the program (ulimit -S -v limits the program as without
- * hp-record). Taken out of the environment.
+ * Resource limits bin/hp-record.js's shell line noted before Node started, for the bootstrap to set
+ * back for the program, as [soft, hard] (bytes or descriptors; -1 for unlimited):
+ * - HEAPPROF_RLIMIT_AS, when a soft address-space limit was set: Node reserves several hundred MiB
+ *   of address space as it starts and dies at once under a smaller one, so the shell line raised
+ *   the soft limit to the hard one for Node (ulimit -S -v then limits the program as without
+ *   hp-record);
+ * - HEAPPROF_RLIMIT_NOFILE, when the soft descriptor limit was below the hard one: Node raises it
+ *   as it starts, and the program would inherit more descriptors than it would have had (select()
+ *   and EMFILE behaving differently).
  */
-export function takeAddressLimit(env: NodeJS.ProcessEnv = process.env): [number, number] | null {
-  const saved = env[SAVED_RLIMIT_AS];
-  delete env[SAVED_RLIMIT_AS];
-  const m = /^(\d+) (\d+|unlimited)$/.exec(saved ?? '');
-  if (!m) return null;
-  return [Number(m[1]), m[2] === 'unlimited' ? -1 : Number(m[2])];
-}
+const SAVED_LIMITS = { as: 'HEAPPROF_RLIMIT_AS', nofile: 'HEAPPROF_RLIMIT_NOFILE' } as const;
 
-/** Where bin/hp-record.js's shell line leaves the soft descriptor limit, which Node raises. */
-const SAVED_RLIMIT_NOFILE = 'HEAPPROF_RLIMIT_NOFILE';
-
-/**
- * The soft and hard RLIMIT_NOFILE (-1: unlimited) hp-record was started with, when they differ:
- * Node raises the soft limit to the hard one as it starts, which the program would inherit (more
- * descriptors than it would have had, select() and EMFILE behaving differently), so
- * bin/hp-record.js notes it and the bootstrap sets it back. Taken out of the environment.
- */
-export function takeFileLimit(env: NodeJS.ProcessEnv = process.env): [number, number] | null {
-  const saved = env[SAVED_RLIMIT_NOFILE];
-  delete env[SAVED_RLIMIT_NOFILE];
+/** One limit the shell line noted (see SAVED_LIMITS), or null. Taken out of the environment. */
+export function takeStartLimit(which: keyof typeof SAVED_LIMITS, env: NodeJS.ProcessEnv = process.env): [number, number] | null {
+  const saved = env[SAVED_LIMITS[which]];
+  delete env[SAVED_LIMITS[which]];
   const m = /^(\d+) (\d+|unlimited)$/.exec(saved ?? '');
   if (!m) return null;
   return [Number(m[1]), m[2] === 'unlimited' ? -1 : Number(m[2])];
@@ -805,8 +792,8 @@ export function main(argv: string[]): void {
   runMain(NAME, async () => {
     // What the program must inherit as python would: read before anything else starts.
     const startSignals = takeStartSignals();
-    const addressLimit = takeAddressLimit();
-    const fileLimit = takeFileLimit();
+    const addressLimit = takeStartLimit('as');
+    const fileLimit = takeStartLimit('nofile');
     const fds = inheritedFds();
     const split = splitCommandLine(argv);
     const args = parser(NAME, split.own, USAGE, EXAMPLES)

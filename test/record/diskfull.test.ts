@@ -8,15 +8,13 @@
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { FIXTURES, REPO, hookLibrary, hpRecord, missingBuild, pythons, run, scratch } from '../fixtures/record/harness.js';
+import { FIXTURES, hpRecord, oldestAndNewest, recordingSkip, REPO, run, scratch } from '../fixtures/record/harness.js';
 
 const SCRIPT = join(FIXTURES, 'scripts', 'fsize.py');
 const env = { PYTHONDONTWRITEBYTECODE: '1' };
-const skip =
-  missingBuild() ?? (pythons().length === 0 ? 'no CPython 3.9-3.13 under ~/.pyenv' : null) ?? (hookLibrary() ? null : 'the native hook is not built');
+const skip = recordingSkip();
 if (skip) t.plan(0, skip);
-const all = skip ? [] : pythons();
-const installed = all.length > 1 ? [all[0]!, all[all.length - 1]!] : all;
+const installed = oldestAndNewest(skip);
 const reader = (verb: string, args: string[], cwd: string) => run(process.execPath, [join(REPO, 'bin', `hp-${verb}.js`), ...args], { cwd });
 
 for (const py of installed) {

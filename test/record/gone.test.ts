@@ -6,16 +6,14 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { FIXTURES, hookLibrary, hpRecord, missingBuild, pythons, scratch } from '../fixtures/record/harness.js';
+import { FIXTURES, hpRecord, oldestAndNewest, recordingSkip, scratch } from '../fixtures/record/harness.js';
 
 const SCRIPT = join(FIXTURES, 'scripts', 'gone.py');
 const env = { PYTHONDONTWRITEBYTECODE: '1' };
-const skip =
-  missingBuild() ?? (pythons().length === 0 ? 'no CPython 3.9-3.13 under ~/.pyenv' : null) ?? (hookLibrary() ? null : 'the native hook is not built');
+const skip = recordingSkip();
 if (skip) t.plan(0, skip);
 // One old and one new CPython: the check is in the hook's C code, the same for every version.
-const all = skip ? [] : pythons();
-const installed = all.length > 1 ? [all[0]!, all[all.length - 1]!] : all;
+const installed = oldestAndNewest(skip);
 
 for (const py of installed) {
   t.test(`CPython ${py.version}`, async (t) => {

@@ -5,12 +5,11 @@
 
 import { join } from 'node:path';
 import t from 'tap';
-import { FIXTURES, REPO, hookLibrary, missingBuild, pythons, run, scratch, BIN } from '../fixtures/record/harness.js';
+import { BIN, FIXTURES, pythons, recordingSkip, REPO, run, scratch } from '../fixtures/record/harness.js';
 
 const SCRIPT = join(FIXTURES, 'scripts', 'live.py');
 const env = { PYTHONDONTWRITEBYTECODE: '1' };
-const skip =
-  missingBuild() ?? (pythons().length === 0 ? 'no CPython 3.9-3.13 under ~/.pyenv' : null) ?? (hookLibrary() ? null : 'the native hook is not built');
+const skip = recordingSkip();
 if (skip) t.plan(0, skip);
 const all = skip ? [] : pythons();
 const py = all[all.length - 1];

@@ -7,11 +7,10 @@
 
 import { readFileSync } from 'node:fs';
 import t from 'tap';
-import { BIN, hookLibrary, missingBuild, pythons, run, scratch } from '../fixtures/record/harness.js';
+import { BIN, pythons, recordingSkip, run, scratch } from '../fixtures/record/harness.js';
 
 const env = { PYTHONDONTWRITEBYTECODE: '1' };
-const skip =
-  missingBuild() ?? (pythons().length === 0 ? 'no CPython 3.9-3.13 under ~/.pyenv' : null) ?? (hookLibrary() ? null : 'the native hook is not built');
+const skip = recordingSkip();
 if (skip) t.plan(0, skip);
 const all = skip ? [] : pythons();
 const py = all[all.length - 1];
