@@ -563,3 +563,12 @@ export function formatBytes(n: number): string {
   }
   return u === 0 ? `${sign}${Math.round(v)} B` : `${sign}${v.toFixed(1)} ${units[u]}`;
 }
+
+/**
+ * Seconds as a user writes them: decimal, perhaps with a fraction or an exponent (12, 0.5, 1e3).
+ * Number() also takes hex, octal and binary ('0x10' is 16 s), which no one means by a time.
+ */
+export function secondsNumber(text: string): number {
+  const t = text.trim();
+  return /^\+?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(t) ? Number(t) : NaN;
+}

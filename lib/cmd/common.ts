@@ -9,7 +9,7 @@
 
 import { readFileSync } from 'node:fs';
 import type { Argv, Options } from 'yargs';
-import { UsageError, warn } from '../cli.js';
+import { UsageError, secondsNumber, warn } from '../cli.js';
 import { isMarkSpec, readMarks, resolveMark } from '../format/marks.js';
 import type { ProfileSource } from '../format/source.js';
 import type { Mark } from '../format/types.js';
@@ -139,7 +139,7 @@ export function inputArg(positionals: Array<string | number>, name: string): str
 /** A time option in seconds (>= 0) as µs, or undefined. */
 export function secondsOption(value: unknown, option: string): number | undefined {
   if (value === undefined) return undefined;
-  const n = typeof value === 'number' ? value : String(value).trim() === '' ? NaN : Number(value);
+  const n = typeof value === 'number' ? value : secondsNumber(String(value));
   if (!Number.isFinite(n) || n < 0) throw new UsageError(`--${option} '${String(value)}': expected seconds >= 0`);
   // (lib/export/stacks.ts's MAX_SECONDS: a larger time has no exact µs.)
   if (n > Math.floor(Number.MAX_SAFE_INTEGER / 1e6)) throw new UsageError(`--${option} ${String(value)}: after the end of any profile (times are at most ${Math.floor(Number.MAX_SAFE_INTEGER / 1e6)} s)`);
