@@ -572,3 +572,14 @@ export function secondsNumber(text: string): number {
   const t = text.trim();
   return /^\+?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(t) ? Number(t) : NaN;
 }
+
+/**
+ * The latest time an option can name: µs since start are whole numbers below 2^53 (some 285
+ * years), and a larger time would round to another one or to Infinity ("--at Infinity").
+ */
+export const MAX_SECONDS = Math.floor(Number.MAX_SAFE_INTEGER / 1e6);
+
+/** A time beyond MAX_SECONDS, as the user wrote it. */
+export function tooLate(option: string, text: string): UsageError {
+  return new UsageError(`${option} ${text}: after the end of any profile (times are at most ${MAX_SECONDS} s)`);
+}

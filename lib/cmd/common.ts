@@ -9,7 +9,7 @@
 
 import { readFileSync } from 'node:fs';
 import type { Argv, Options } from 'yargs';
-import { UsageError, secondsNumber, warn } from '../cli.js';
+import { MAX_SECONDS, UsageError, secondsNumber, tooLate, warn } from '../cli.js';
 import { isMarkSpec, readMarks, resolveMark } from '../format/marks.js';
 import type { ProfileSource } from '../format/source.js';
 import type { Mark } from '../format/types.js';
@@ -141,8 +141,7 @@ export function secondsOption(value: unknown, option: string): number | undefine
   if (value === undefined) return undefined;
   const n = typeof value === 'number' ? value : secondsNumber(String(value));
   if (!Number.isFinite(n) || n < 0) throw new UsageError(`--${option} '${String(value)}': expected seconds >= 0`);
-  // (lib/export/stacks.ts's MAX_SECONDS: a larger time has no exact µs.)
-  if (n > Math.floor(Number.MAX_SAFE_INTEGER / 1e6)) throw new UsageError(`--${option} ${String(value)}: after the end of any profile (times are at most ${Math.floor(Number.MAX_SAFE_INTEGER / 1e6)} s)`);
+  if (n > MAX_SECONDS) throw tooLate(`--${option}`, String(value));
   return Math.round(n * 1e6);
 }
 

@@ -3,7 +3,7 @@
 // and count and their variances; a StackSet is the live heap at one moment, or the
 // allocations of one time window.
 
-import { HpError, UsageError, readNdjson, openTextInput, secondsNumber, warn } from '../cli.js';
+import { HpError, MAX_SECONDS, UsageError, readNdjson, openTextInput, secondsNumber, tooLate, warn } from '../cli.js';
 import { OP_ALLOC, type ProfileSource } from '../format/source.js';
 import { blankHeader, type Domain, type Frame, type Header, type Trace } from '../format/types.js';
 import { Z95 } from '../format/weights.js';
@@ -69,17 +69,6 @@ export function parseSeconds(value: unknown, option: string): number | null {
   if (!Number.isFinite(s) || s < 0) throw new UsageError(`${option} ${String(value)}: expected seconds since start`);
   if (s > MAX_SECONDS) throw tooLate(option, String(value));
   return Math.round(s * 1e6);
-}
-
-/**
- * The latest time an option can name: µs since start are whole numbers below 2^53 (some 285
- * years), and a larger time would round to another one or to Infinity ("--at Infinity").
- */
-export const MAX_SECONDS = Math.floor(Number.MAX_SAFE_INTEGER / 1e6);
-
-/** A time beyond MAX_SECONDS, as the user wrote it. */
-export function tooLate(option: string, text: string): UsageError {
-  return new UsageError(`${option} ${text}: after the end of any profile (times are at most ${MAX_SECONDS} s)`);
 }
 
 export function secondsText(us: number): string {
