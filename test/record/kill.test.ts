@@ -50,6 +50,9 @@ for (const py of chosen) {
         // The result comes when the program's end closed the pipes it shared with hp-record.
         const waited = (Date.now() - killedAt) / 1000;
         t.equal(r.signal, 'SIGKILL', 'hp-record was killed');
+        // The pipes close in the kernel's exit path before the process turns zombie: give that a moment.
+        const goneBy = Date.now() + 3000;
+        while (programPid > 0 && alive(programPid) && Date.now() < goneBy) await new Promise((r) => setTimeout(r, 20));
         t.ok(programPid > 0 && !alive(programPid), 'the program is gone');
         if (ignore) t.ok(waited >= 4.5 && waited < 20, `ended by SIGKILL after the grace period (${waited.toFixed(1)} s)`);
         else t.ok(waited < 4.5, `ended by SIGTERM at once (${waited.toFixed(1)} s)`);
