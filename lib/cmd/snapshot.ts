@@ -109,7 +109,8 @@ export function main(argv: string[]): void {
       if (args.domain !== 'all') head.domain = args.domain;
       if (args.thread !== undefined) head.thread = String(args.thread);
       // The total allows for what could be live undrawn (man/hp-estimates.7).
-      const unseen = unseenOf(source.header.sampling, source.histogram);
+      // (The heap's own sampler: a sampled profile's peak is estimated on half of its draws.)
+      const unseen = unseenOf(heap.sampling, source.histogram);
       putEstimates(head, total, unseen);
       // The allowance itself, so that a reader of this NDJSON (hp-diff, hp-pprof) bounds the
       // total as the profile's own readers do.

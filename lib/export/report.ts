@@ -669,7 +669,10 @@ export async function buildReportData(open: () => Promise<ProfileSource>, opts: 
       maker.domains = header.native === true;
       tree.source = source;
       const snap = await liveHeapAt(source, { kind: 'peak' });
+      // A sampled profile's peak is estimated on half of its draws: its allowance is that half's.
+      maker.unseen = unseenOf(snap.heap.sampling, source.histogram);
       peak = { ...maker.make(snap.heap, snap.atUs, null), peak: true };
+      maker.unseen = unseenOf(header.sampling, source.histogram);
       lastUs = snap.lastUs;
       // As every reader: a time after a finished profile's end prints its span (before the second read).
       if (opts.at?.kind === 'time' && snap.readToEnd && source.complete && opts.at.us > lastUs) throw outOfSpan('--at', opts.at.us, lastUs);

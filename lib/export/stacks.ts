@@ -119,7 +119,8 @@ export async function snapshotStacks(source: ProfileSource, at: SnapshotAt): Pro
     header: source.header,
     stacks: stacksOfHeap(snap.heap, lookup),
     total: snap.heap.total(),
-    unseen: unseenOf(source.header.sampling, source.histogram),
+    // The heap's own sampler: a sampled profile's peak is estimated on half of its draws.
+    unseen: unseenOf(snap.heap.sampling, source.histogram),
   };
 }
 

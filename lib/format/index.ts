@@ -22,7 +22,7 @@ import type { EventBatch, ProfileSource, ReadOptions } from './source.js';
 import type { Header, ReadIssue, Sampling } from './types.js';
 
 export const INDEX_MAGIC = Buffer.from('HPXI', 'latin1');
-export const INDEX_VERSION = 2; // 2: .hpd identity and block-header CRC in the fingerprint
+export const INDEX_VERSION = 3; // 2: .hpd identity and block-header CRC in the fingerprint; 3: the split peak
 const INDEX_HEADER_SIZE = 80;
 /** Bytes of the end of the .hpd whose CRC the index keeps, to notice a rewritten profile. */
 const TAIL_BYTES = 65536;
@@ -60,10 +60,15 @@ export interface SeekIndex {
   blockTimeUs: Float64Array;
   blockMaxUs: Float64Array;
   checkpoints: Checkpoint[];
-  /** Last event time read (as liveHeapAt counts it), the peak moment and its estimated bytes. */
+  /**
+   * Last event time read (as liveHeapAt counts it), the peak moment and the estimate it is the
+   * highest of (a sampled profile's: half A's bytes, lib/model/split.ts).
+   */
   lastUs: number;
   peakUs: number;
   peakBytes: number;
+  /** A sampled profile's heap at the peak as half B estimates it (null for an exact profile: replay to peakUs). */
+  peakHalf: Checkpoint | null;
   events: number;
   /** END was seen. */
   complete: boolean;
@@ -83,6 +88,16 @@ export interface Tail {
   sinceCheckpoint: number;
   /** BlockFile's index of the next block (for "block N" in messages). */
   nextBlockIndex: number;
+  /** A sampled profile's split: its state and half B's heap (the peak so far is the index's peakHalf). */
+  half: { split: SplitState; heap: Checkpoint } | null;
+}
+
+/** What continues a split of the draws (lib/model/split.ts): events drawn, A's total, per-pair counts. */
+export interface SplitState {
+  ordinal: number;
+  totalA: number;
+  /** Five f64 per (trace, size) with live draws: trace, size, in A only, in B only, in both; in (trace, size) order. */
+  pairs: Float64Array;
 }
 
 export interface Fingerprint {
@@ -193,7 +208,10 @@ export function encodeIndex(idx: SeekIndex, fp: Fingerprint, blocksCrc: number):
   let bodySize = 8 * 10 + 24 * nBlocks;
   const cpSize = (cp: Checkpoint): number => 8 * 12 + pad8(4 * cp.slots) + 40 * cp.slots;
   for (const cp of idx.checkpoints) bodySize += cpSize(cp);
+  if (idx.peakHalf) bodySize += cpSize(idx.peakHalf);
   if (idx.tail) bodySize += 8 * 3 + cpSize(idx.tail.checkpoint);
+  const half = idx.tail?.half;
+  if (half) bodySize += 8 * 3 + 8 * half.split.pairs.length + cpSize(half.heap);
   bodySize += pad8(issuesJson.length);
   const out = Buffer.alloc(INDEX_HEADER_SIZE + bodySize);
   INDEX_MAGIC.copy(out, 0);
@@ -218,9 +236,9 @@ export function encodeIndex(idx: SeekIndex, fp: Fingerprint, blocksCrc: number):
   f64[k++] = idx.peakUs;
   f64[k++] = idx.peakBytes;
   f64[k++] = idx.events;
-  f64[k++] = (idx.complete ? 1 : 0) | (idx.monotone ? 2 : 0);
+  f64[k++] = (idx.complete ? 1 : 0) | (idx.monotone ? 2 : 0) | (idx.peakHalf ? 4 : 0);
   f64[k++] = issuesJson.length;
-  f64[k++] = idx.tail ? 1 : 0;
+  f64[k++] = idx.tail ? (half ? 2 : 1) : 0;
   f64.set(idx.blockOffset, k);
   k += nBlocks;
   f64.set(idx.blockTimeUs, k);
@@ -245,11 +263,20 @@ export function encodeIndex(idx: SeekIndex, fp: Fingerprint, blocksCrc: number):
     }
   };
   for (const cp of idx.checkpoints) putCheckpoint(cp);
+  if (idx.peakHalf) putCheckpoint(idx.peakHalf);
   if (idx.tail) {
     f64[k++] = idx.tail.prevRawUs;
     f64[k++] = idx.tail.sinceCheckpoint;
     f64[k++] = idx.tail.nextBlockIndex;
     putCheckpoint(idx.tail.checkpoint);
+  }
+  if (half) {
+    f64[k++] = half.split.ordinal;
+    f64[k++] = half.split.totalA;
+    f64[k++] = half.split.pairs.length / 5;
+    f64.set(half.split.pairs, k);
+    k += half.split.pairs.length;
+    putCheckpoint(half.heap);
   }
   issuesJson.copy(out, INDEX_HEADER_SIZE + 8 * k);
   out.writeUInt32LE(crc32(out.subarray(INDEX_HEADER_SIZE)), 56);
@@ -298,7 +325,7 @@ export function decodeIndex(buf: Buffer): { index: SeekIndex; fingerprint: Finge
   const events = body[k++]!;
   const flags = body[k++]!;
   const issuesLength = body[k++]!;
-  const hasTail = body[k++] === 1;
+  const tailKind = body[k++]!;
   need(3 * nBlocks);
   const blockOffset = view(k, nBlocks);
   k += nBlocks;
@@ -330,14 +357,25 @@ export function decodeIndex(buf: Buffer): { index: SeekIndex; fingerprint: Finge
     return { offset, maxBeforeUs, curUs, lastUs: cpLastUs, lastRss, lastRssUs, slots, traceOfSlot, bytes: cols[0]!, bytesVar: cols[1]!, count: cols[2]!, countVar: cols[3]!, sampled: cols[4]!, totals };
   };
   for (let c = 0; c < nCheckpoints; c++) checkpoints.push(getCheckpoint());
+  const peakHalf = flags & 4 ? getCheckpoint() : null;
   let tail: Tail | null = null;
-  if (hasTail) {
+  if (tailKind === 1 || tailKind === 2) {
     need(3);
     const prevRawUs = body[k++]!;
     const sinceCheckpoint = body[k++]!;
     const nextBlockIndex = body[k++]!;
-    tail = { prevRawUs, sinceCheckpoint, nextBlockIndex, checkpoint: getCheckpoint() };
-  }
+    tail = { prevRawUs, sinceCheckpoint, nextBlockIndex, checkpoint: getCheckpoint(), half: null };
+    if (tailKind === 2) {
+      need(3);
+      const ordinal = body[k++]!;
+      const totalA = body[k++]!;
+      const nPairs = body[k++]!;
+      need(5 * nPairs);
+      const pairs = view(k, 5 * nPairs);
+      k += 5 * nPairs;
+      tail.half = { split: { ordinal, totalA, pairs }, heap: getCheckpoint() };
+    }
+  } else if (tailKind !== 0) throw new FormatError('index tail kind is unknown', INDEX_HEADER_SIZE + 8 * 9);
   need(pad8(issuesLength) / 8);
   let issues: ReadIssue[];
   try {
@@ -357,6 +395,7 @@ export function decodeIndex(buf: Buffer): { index: SeekIndex; fingerprint: Finge
     lastUs,
     peakUs,
     peakBytes,
+    peakHalf,
     events,
     complete: (flags & 1) !== 0,
     monotone: (flags & 2) !== 0,
@@ -392,6 +431,7 @@ function checkIndex(idx: SeekIndex, hpdSize: number): void {
     prev = off;
   }
   const checkCheckpoint = (cp: Checkpoint, isTail: boolean): void => {
+    // A tail's (and the split peak's) state is at a block end, which need not start a listed block.
     if (!Number.isSafeInteger(cp.offset) || (isTail ? cp.offset < idx.hpdStart || cp.offset > hpdSize : !offsets.has(cp.offset))) bad('checkpoint is not at a listed block');
     for (const v of [cp.maxBeforeUs, cp.curUs, cp.lastUs, cp.lastRssUs]) if (!(v === -Infinity || time(v))) bad('checkpoint has an impossible time');
     if (!Number.isFinite(cp.lastRss) || cp.lastRss < -1) bad('checkpoint has an impossible RSS');
@@ -408,9 +448,25 @@ function checkIndex(idx: SeekIndex, hpdSize: number): void {
     if (cp.offset <= prevCp) bad('checkpoints are out of order');
     prevCp = cp.offset;
   }
+  if (idx.peakHalf) checkCheckpoint(idx.peakHalf, true);
   if (idx.tail) {
     checkCheckpoint(idx.tail.checkpoint, true);
     if (!Number.isSafeInteger(idx.tail.nextBlockIndex) || idx.tail.nextBlockIndex < 0 || !Number.isFinite(idx.tail.sinceCheckpoint) || !(idx.tail.prevRawUs === -Infinity || time(idx.tail.prevRawUs))) bad('tail is inconsistent');
+    const half = idx.tail.half;
+    if (half) {
+      checkCheckpoint(half.heap, true);
+      if (!idx.peakHalf) bad('tail has a split but no split peak');
+      const { ordinal, totalA, pairs } = half.split;
+      if (!Number.isSafeInteger(ordinal) || ordinal < 0 || !Number.isFinite(totalA)) bad('split is inconsistent');
+      for (let k = 0; k < pairs.length; k += 5) {
+        const trace = pairs[k]!;
+        const size = pairs[k + 1]!;
+        const counts = [pairs[k + 2]!, pairs[k + 3]!, pairs[k + 4]!];
+        if (!Number.isSafeInteger(trace) || trace < 0 || trace > 0xffffffff || !Number.isSafeInteger(size) || size < 0) bad('split names an impossible trace or size');
+        if (counts.some((c) => !Number.isSafeInteger(c) || c < 0) || counts[0]! + counts[1]! + counts[2]! === 0) bad('split has impossible counts');
+        if (k > 0 && (pairs[k - 5]! > trace || (pairs[k - 5]! === trace && pairs[k - 4]! >= size))) bad('split pairs are out of order');
+      }
+    }
   }
   if (!Array.isArray(idx.issues)) bad('issue list is not a list');
   for (const i of idx.issues as unknown[]) {

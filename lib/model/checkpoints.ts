@@ -29,7 +29,8 @@ import { openProfile } from '../format/profile.js';
 import { OP_ALLOC, OP_FREE, OP_RSS, type EventBatch, type ProfileSource, type ReadOptions } from '../format/source.js';
 import type { Header, ReadIssue, Sampling } from '../format/types.js';
 import { LiveHeap } from './live.js';
-import { liveHeapAt, type LiveSnapshot, type SnapshotAt } from './snapshot.js';
+import { liveHeapAt, PeakTracker, type LiveSnapshot, type SnapshotAt } from './snapshot.js';
+import { exactSampling, HALF_B, HalfSplit, halfSampling, splitSeed } from './split.js';
 
 /**
  * A CRC of what LiveHeap computes for a fixed little sequence under this sampler: if the model's
@@ -51,7 +52,16 @@ function modelFingerprint(sampling: Sampling): number {
     cols[6 * s + 5] = h.sampled[s]!;
   }
   cols.set([h.totalBytes, h.totalBytesVar, h.totalCount, h.totalCountVar, h.totalSampled], 6 * h.slots);
-  return crc32(new Uint8Array(cols.buffer));
+  let crc = crc32(new Uint8Array(cols.buffer));
+  if (!exactSampling(sampling)) {
+    // And how the draws split for the peak (lib/model/split.ts): 64 events through it.
+    const split = new HalfSplit(sampling);
+    const halves = new Float64Array(65);
+    for (let i = 0; i < 64; i++) halves[i] = split.event(i % 5 === 4 ? OP_FREE : OP_ALLOC, i % 3, sizes[i % sizes.length]!);
+    halves[64] = split.totalA;
+    crc = crc32(new Uint8Array(halves.buffer), crc);
+  }
+  return crc;
 }
 
 function takeCheckpoint(heap: LiveHeap, offset: number, maxBeforeUs: number, curUs: number, lastUs: number, lastRss: number, lastRssUs: number): Checkpoint {
@@ -100,6 +110,12 @@ export async function buildIndex(base: string, header: Header, opts: BuildOption
   try {
     const fh = await readFileHeader(f, HPD_MAGIC);
     const heap = new LiveHeap(header.sampling);
+    // A sampled profile's peak: chosen on half A of its draws, kept as half B's heap there
+    // (lib/model/split.ts), exactly as liveHeapAt finds it.
+    const sampled = !exactSampling(header.sampling);
+    let split: HalfSplit | null = null;
+    let heapB: LiveHeap | null = null;
+    let tracker: PeakTracker | null = null;
     // A checkpoint costs ~44 bytes per trace: by default space them so the index stays small
     // next to the .hpd (at most about 1/32 of it).
     const issues: ReadIssue[] = [];
@@ -127,10 +143,19 @@ export async function buildIndex(base: string, header: Header, opts: BuildOption
     let start = fh.end;
     let firstIndex = 0;
     const tail = resume?.tail;
-    if (resume && tail) {
+    if (resume && tail && (!sampled || (tail.half && resume.peakHalf))) {
       // Continue where the last build stopped: its state, and what it found before that point.
       const cp = tail.checkpoint;
       restoreCheckpoint(heap, cp);
+      if (sampled) {
+        split = new HalfSplit(header.sampling, splitSeed(header), tail.half!.split);
+        heapB = new LiveHeap(halfSampling(header.sampling));
+        restoreCheckpoint(heapB, tail.half!.heap);
+        tracker = new PeakTracker(heapB);
+        const peak = new LiveHeap(heapB.sampling);
+        restoreCheckpoint(peak, resume.peakHalf!);
+        tracker.resume(peak, resume.peakUs, resume.peakBytes);
+      }
       for (let b = 0; b < resume.blockOffset.length; b++) {
         offsets.push(resume.blockOffset[b]!);
         times.push(resume.blockTimeUs[b]!);
@@ -148,6 +173,10 @@ export async function buildIndex(base: string, header: Header, opts: BuildOption
       sinceCheckpoint = tail.sinceCheckpoint;
       start = cp.offset;
       firstIndex = tail.nextBlockIndex;
+    } else if (sampled) {
+      split = new HalfSplit(header.sampling, splitSeed(header));
+      heapB = new LiveHeap(halfSampling(header.sampling));
+      tracker = new PeakTracker(heapB);
     }
     let endOfRead = start;
     let nextBlockIndex = firstIndex;
@@ -203,13 +232,18 @@ export async function buildIndex(base: string, header: Header, opts: BuildOption
           continue;
         }
         if (t !== curUs) {
-          if (heap.totalBytes > peakBytes) {
+          if (tracker) tracker.moment(curUs, split!.totalA);
+          else if (heap.totalBytes > peakBytes) {
             peakBytes = heap.totalBytes;
             peakUs = curUs;
           }
           curUs = t;
         }
         heap.apply(o, trace[i]!, size[i]!);
+        if (split && split.event(o, trace[i]!, size[i]!) & HALF_B) {
+          tracker!.beforeChange(heapB!.slotOf(trace[i]!));
+          heapB!.apply(o, trace[i]!, size[i]!);
+        }
       }
       events += n;
       opts.onProgress?.(block.offset + BLOCK_HEADER_SIZE + block.payload.length, f.size);
@@ -221,7 +255,15 @@ export async function buildIndex(base: string, header: Header, opts: BuildOption
         break;
       }
     }
-    if (heap.totalBytes > peakBytes) {
+    let peakHalf: Checkpoint | null = null;
+    let half: Tail['half'] = null;
+    if (tracker) {
+      tracker.moment(curUs, split!.totalA);
+      ({ peakUs, peakBytes } = tracker);
+      // B's heap now (to continue from) before the tracker gives up its peak state.
+      if (!complete) half = { split: split!.state(), heap: takeCheckpoint(heapB!, endOfRead, maxUs, curUs, lastUs, lastRss, lastRssUs) };
+      peakHalf = takeCheckpoint(tracker.result(), endOfRead, maxUs, peakUs, lastUs, lastRss, lastRssUs);
+    } else if (heap.totalBytes > peakBytes) {
       peakBytes = heap.totalBytes;
       peakUs = curUs;
     }
@@ -232,7 +274,7 @@ export async function buildIndex(base: string, header: Header, opts: BuildOption
     // being written looks truncated or corrupt until it is whole).
     const resumeState: Tail | null = complete
       ? null
-      : { checkpoint: takeCheckpoint(heap, endOfRead, maxUs, curUs, lastUs, lastRss, lastRssUs), prevRawUs: prevRaw, sinceCheckpoint, nextBlockIndex };
+      : { checkpoint: takeCheckpoint(heap, endOfRead, maxUs, curUs, lastUs, lastRss, lastRssUs), prevRawUs: prevRaw, sinceCheckpoint, nextBlockIndex, half };
     return {
       tail: resumeState,
       profileId: header.profileId ?? '',
@@ -244,6 +286,7 @@ export async function buildIndex(base: string, header: Header, opts: BuildOption
       lastUs,
       peakUs,
       peakBytes,
+      peakHalf,
       events,
       complete,
       monotone,
@@ -339,6 +382,20 @@ export async function liveHeapAtIndexed(arg: string, at: SnapshotAt, opts: ReadO
   if (!loaded) return null;
   const { header, index } = loaded;
   if (at.kind === 'peak' && !index.monotone) return null;
+  if (at.kind === 'peak' && index.peakHalf) {
+    // A sampled profile's peak is the index's own record of it (half B's heap at A's peak):
+    // nothing to replay. The source serves traces; every problem the build met is reported,
+    // as by a full read.
+    const source = await openProfile(arg, { ...issueForwarder(index, opts, Infinity), worker: false });
+    const heap = new LiveHeap(halfSampling(header.sampling));
+    restoreCheckpoint(heap, index.peakHalf);
+    return {
+      snapshot: { heap, atUs: index.peakUs, lastUs: index.lastUs, readToEnd: true },
+      source: new IndexedSource(source, index.complete),
+      complete: index.complete,
+      indexOrigin: loaded.origin,
+    };
+  }
   const T = at.kind === 'time' ? at.us : at.kind === 'peak' ? index.peakUs : Infinity;
   const cp = checkpointBefore(index, T);
   // A full read for the peak reads everything, so it meets every problem; otherwise only those before T.

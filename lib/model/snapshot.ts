@@ -1,9 +1,15 @@
 // The live heap at one moment: a time T, the end of the profile (what was never freed), or
 // the peak (the moment of highest estimated live bytes, found in one pass by keeping a
 // journal of what changed since the best moment so far instead of copying the heap).
+//
+// The highest of many estimates is biased upwards: where few live blocks are drawn, the
+// estimate at its highest is mostly the moments when a heavy draw happened to be live, and its
+// interval can lie wholly above the truth. So a sampled profile's peak is found on one half of
+// a random split of the draws and estimated on the other half (lib/model/split.ts).
 
 import { OP_ALLOC, OP_FREE, type ProfileSource } from '../format/source.js';
 import { LiveHeap } from './live.js';
+import { exactSampling, HALF_B, HalfSplit, halfSampling, splitSeed } from './split.js';
 
 export type SnapshotAt = { kind: 'time'; us: number } | { kind: 'peak' } | { kind: 'end' };
 
@@ -34,10 +40,13 @@ export class PeakTracker {
 
   constructor(private readonly heap: LiveHeap) {}
 
-  /** Call when the state at moment `us` is final (before the first event of a later moment). */
-  moment(us: number): void {
-    if (this.heap.totalBytes > this.peakBytes) {
-      this.peakBytes = this.heap.totalBytes;
+  /**
+   * Call when the state at moment `us` is final (before the first event of a later moment);
+   * `score` is what the peak is the highest of (by default the tracked heap's bytes).
+   */
+  moment(us: number, score = this.heap.totalBytes): void {
+    if (score > this.peakBytes) {
+      this.peakBytes = score;
       this.peakUs = us;
       this.journalLength = 0;
       this.copy = null;
@@ -46,7 +55,12 @@ export class PeakTracker {
 
   /** Call before applying an event that touches `slot`. */
   beforeChange(slot: number): void {
-    if (this.copy) return;
+    if (this.copy) {
+      // The peak state keeps the tracked heap's slots, in its order (empty for traces met since),
+      // whichever way it is kept: a result, or a checkpoint of it, is the same either way.
+      while (this.copy.slots <= slot) this.copy.slotOf(this.heap.traceOfSlot[this.copy.slots]!);
+      return;
+    }
     const limit = Math.max(4096, 2 * this.heap.slots);
     if (this.journalLength >= limit) {
       // The journal has grown past the heap's size: materialize the peak state once.
@@ -98,6 +112,17 @@ export class PeakTracker {
     this.journalLength = 0;
   }
 
+  /**
+   * Continue from a peak found earlier (the seek index's tail): `peak` is its state, with the
+   * tracked heap's slots.
+   */
+  resume(peak: LiveHeap, us: number, score: number): void {
+    this.copy = peak;
+    this.peakUs = us;
+    this.peakBytes = score;
+    this.journalLength = 0;
+  }
+
   /** The peak state. Consumes the tracked heap (call once, after the last moment). */
   result(): LiveHeap {
     if (this.copy) return this.copy;
@@ -119,7 +144,9 @@ export interface ReplayStart {
  * 1.0.x used the wall clock) are treated as the latest time seen, so moments never repeat.
  */
 export async function liveHeapAt(source: ProfileSource, at: SnapshotAt, resume?: ReplayStart): Promise<LiveSnapshot> {
-  const heap = resume?.heap ?? new LiveHeap(source.header.sampling);
+  // A sampled profile's peak: found on half A, the heap kept is half B's (man/hp-estimates.7).
+  const split = at.kind === 'peak' && !resume && !exactSampling(source.header.sampling) ? new HalfSplit(source.header.sampling, splitSeed(source.header)) : null;
+  const heap = resume?.heap ?? new LiveHeap(split ? halfSampling(source.header.sampling) : source.header.sampling);
   const tracker = at.kind === 'peak' ? new PeakTracker(heap) : null;
   const stopAfterUs = at.kind === 'time' ? at.us : Infinity;
   let curUs = resume?.curUs ?? 0;
@@ -163,15 +190,16 @@ export async function liveHeapAt(source: ProfileSource, at: SnapshotAt, resume?:
       const o = op[i]!;
       if (o !== OP_ALLOC && o !== OP_FREE) continue;
       if (t !== curUs) {
-        tracker?.moment(curUs);
+        tracker?.moment(curUs, split ? split.totalA : heap.totalBytes);
         curUs = t;
       }
+      if (split && !(split.event(o, trace[i]!, size[i]!) & HALF_B)) continue;
       if (tracker) tracker.beforeChange(heap.slotOf(trace[i]!));
       heap.apply(o, trace[i]!, size[i]!);
     }
   }
   if (tracker) {
-    tracker.moment(curUs);
+    tracker.moment(curUs, split ? split.totalA : heap.totalBytes);
     return { heap: tracker.result(), atUs: tracker.peakUs, lastUs, readToEnd: true };
   }
   return {

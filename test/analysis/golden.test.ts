@@ -55,11 +55,12 @@ t.test('golden outputs', async (t) => {
 
 t.test('the folded output of a fixture, exactly', async (t) => {
   const r = sh('hp-snapshot app --at peak -q | hp-collapse');
-  // Root first, merged, sorted in byte order; the two buffer sites are recorded at p = 1 and exact.
+  // Root first, merged, sorted in byte order; the two buffer sites are recorded at p = 1 and exact
+  // (the others are the split peak's half-B estimates: man/hp-estimates.7, "The peak").
   t.equal(
     r.stdout,
-    '<module> (app.py:1) 2308720\n' +
-      '[no Python stack] 248470\n' +
+    '<module> (app.py:1) 2008316\n' +
+      '[no Python stack] 228425\n' +
       'main (app.py:40);load_buffers (app.py:12) 3000990\n' +
       'main (app.py:40);spike (app.py:20);<listcomp> (app.py:20) 5001650\n',
   );

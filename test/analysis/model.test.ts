@@ -11,6 +11,8 @@ import { buildReportData } from '../../lib/export/report.js';
 import { probabilityFunction } from '../../lib/format/weights.js';
 import { groupLiveHeap, parseLineSpecs, traceMatches } from '../../lib/model/sites.js';
 import { liveHeapAt } from '../../lib/model/snapshot.js';
+import { HALF_B, HalfSplit, exactSampling, halfSampling } from '../../lib/model/split.js';
+import { OP_ALLOC, OP_FREE } from '../../lib/format/source.js';
 import { liveTruth, memSource, population, prng, sample, traceFor, type MemEvent } from '../fixtures/analysis/memsource.js';
 
 const EVERYTHING: Sampling = { kind: 'table', bounds: [], probs: [] };
@@ -77,39 +79,55 @@ t.test('estimates are unbiased: the mean over seeds approaches the truth', async
   t.ok(Math.abs(sum / runs - truth) / truth < 0.05, `mean ${sum / runs} vs truth ${truth}`);
 });
 
-/** Brute force: the weighted total after each distinct moment; the earliest maximum wins. */
-function bruteForcePeak(events: MemEvent[], sampling: Sampling): { us: number; bytes: number } {
+/**
+ * Brute force: the score after each distinct moment, the earliest maximum winning: the weighted
+ * total when exact, else half A's total under a fresh split of the same events (with the events
+ * half B keeps).
+ */
+function bruteForcePeak(events: MemEvent[], sampling: Sampling): { us: number; halfB: MemEvent[] } {
+  const split = exactSampling(sampling) ? null : new HalfSplit(sampling);
   const p = probabilityFunction(sampling);
   let total = 0;
-  let best = { us: 0, bytes: 0 };
+  let best = { us: 0, score: 0 };
+  const halfB: MemEvent[] = [];
   for (let i = 0; i < events.length; i++) {
     const e = events[i]!;
-    if (e.op === 'alloc') total += e.size / p(e.size);
-    else if (e.op === 'free') total -= e.size / p(e.size);
+    if (e.op !== 'alloc' && e.op !== 'free') continue;
+    if (split) {
+      if (split.event(e.op === 'alloc' ? OP_ALLOC : OP_FREE, e.trace!, e.size) & HALF_B) halfB.push(e);
+    } else total += (e.op === 'alloc' ? 1 : -1) * (e.size / p(e.size));
+    const score = split ? split.totalA : total;
     const next = events[i + 1];
     if (!next || next.timeUs !== e.timeUs) {
-      if (total > best.bytes + 1e-6) best = { us: e.timeUs, bytes: total };
+      if (score > best.score) best = { us: e.timeUs, score };
     }
   }
-  return best;
+  return { us: best.us, halfB };
 }
 
 t.test('--at peak finds the earliest moment of maximum live bytes, and its state equals --at that time', async (t) => {
-  const sampling: Sampling = { kind: 'table', bounds: [64], probs: [0.5] };
-  for (let seed = 1; seed <= 30; seed++) {
-    const rand = prng(seed);
-    // Several moments share a microsecond (coarse times), and a long tail after the peak makes
-    // the journal materialize a copy (more than 4096 events after the best moment).
-    const pop = population(rand, seed % 3 === 0 ? 12000 : 800, 6, () => 1 + Math.floor(rand() * 200)).map((e) => ({ ...e, timeUs: Math.floor(e.timeUs / 3000) * 3000 }));
-    const events = sample(pop, probabilityFunction(sampling), rand);
-    const expected = bruteForcePeak(events, sampling);
-    const peak = await liveHeapAt(memSource(sampling, traces, events, { batchSize: 100 }), { kind: 'peak' });
-    t.equal(peak.atUs, expected.us, `seed ${seed}: peak time`);
-    t.ok(Math.abs(peak.heap.total().bytes - expected.bytes) < 1e-6 * Math.max(1, expected.bytes), `seed ${seed}: peak bytes`);
-    const at = await liveHeapAt(memSource(sampling, traces, events), { kind: 'time', us: peak.atUs });
-    const a = groupLiveHeap(peak.heap, (id) => traces[id - 1], 'trace').map((s) => [s.site.key, s.est.bytes, s.est.count, s.est.sampled]);
-    const b = groupLiveHeap(at.heap, (id) => traces[id - 1], 'trace').map((s) => [s.site.key, s.est.bytes, s.est.count, s.est.sampled]);
-    t.same(a, b, `seed ${seed}: state at peak`);
+  // Exact (p = 1): the peak is the heap's own highest moment.
+  // Sampled: the earliest highest moment of half A of the split, and half B's heap there.
+  for (const sampling of [EVERYTHING, { kind: 'table', bounds: [64], probs: [0.5] } as Sampling]) {
+    const exact = sampling === EVERYTHING;
+    for (let seed = 1; seed <= 30; seed++) {
+      const rand = prng(seed);
+      // Several moments share a microsecond (coarse times), and a long tail after the peak makes
+      // the journal materialize a copy (more than 4096 events after the best moment).
+      const pop = population(rand, seed % 3 === 0 ? 12000 : 800, 6, () => 1 + Math.floor(rand() * 200)).map((e) => ({ ...e, timeUs: Math.floor(e.timeUs / 3000) * 3000 }));
+      const events = sample(pop, probabilityFunction(sampling), rand);
+      const expected = bruteForcePeak(events, sampling);
+      const peak = await liveHeapAt(memSource(sampling, traces, events, { batchSize: 100 }), { kind: 'peak' });
+      const what = `${exact ? 'exact' : 'sampled'}, seed ${seed}`;
+      t.equal(peak.atUs, expected.us, `${what}: peak time`);
+      t.same(peak.heap.sampling, exact ? sampling : halfSampling(sampling), `${what}: the heap's sampler`);
+      // The state there, from the events the expected split keeps.
+      const kept = exact ? events : expected.halfB;
+      const at = await liveHeapAt(memSource(peak.heap.sampling, traces, kept), { kind: 'time', us: peak.atUs });
+      const a = groupLiveHeap(peak.heap, (id) => traces[id - 1], 'trace').map((s) => [s.site.key, s.est.bytes, s.est.count, s.est.sampled]);
+      const b = groupLiveHeap(at.heap, (id) => traces[id - 1], 'trace').map((s) => [s.site.key, s.est.bytes, s.est.count, s.est.sampled]);
+      t.same(a, b, `${what}: state at peak`);
+    }
   }
 });
 

@@ -137,9 +137,12 @@ t.test("the page's 95% band is the snapshot's interval to the byte (rounded outw
   const made = sh(`hp-report app --points 20 -o ${out}`);
   t.equal(made.status, 0, made.stderr);
   const data = pageData(readFileSync(out, 'utf8'));
-  const checked = [...data.points.filter((p) => Number.isInteger(p.t) && p.t <= 5), data.points[data.peakIndex]!];
+  const peak = data.points[data.peakIndex]!;
+  const checked = [...data.points.filter((p) => Number.isInteger(p.t) && p.t <= 5), peak];
   for (const p of checked) {
-    const snap = JSON.parse(sh(`hp-snapshot app --at ${p.t} --json`).stdout.split('\n')[0]!) as Record<string, number>;
+    // The peak point is the peak as hp-snapshot gives it (a sampled profile's: half B's estimate at half A's highest).
+    const snap = JSON.parse(sh(`hp-snapshot app --at ${p === peak ? 'peak' : p.t} --json`).stdout.split('\n')[0]!) as Record<string, number>;
+    if (p === peak) t.equal(snap.at, p.t, "the peak point is at hp-snapshot's peak");
     t.same([p.bytes, p.lo, p.hi], [snap.bytes, snap.bytes_lo, snap.bytes_hi], `t = ${p.t} s`);
   }
 });
@@ -153,7 +156,7 @@ t.test("the flame graph's root is the heap's total: the snapshot's bytes and cou
   const data = pageData(readFileSync(out, 'utf8'));
   const peak = data.points[data.peakIndex]!;
   for (const p of [...data.points.filter((q) => Number.isInteger(q.t) && q.t <= 5 && q.ref === undefined), peak]) {
-    const snap = JSON.parse(sh(`hp-snapshot app --at ${p.t} --json`).stdout.split('\n')[0]!) as Record<string, number>;
+    const snap = JSON.parse(sh(`hp-snapshot app --at ${p === peak ? 'peak' : p.t} --json`).stdout.split('\n')[0]!) as Record<string, number>;
     const [node, bytes, below, above, count, countBelow, countAbove] = p.tree.slice(0, TREE_STRIDE);
     t.equal(data.nodes[node!]![1], -1, 'the first node is the root');
     t.same([bytes! - below!, bytes, bytes! + above!], [snap.bytes_lo, snap.bytes, snap.bytes_hi], `t = ${p.t} s: the root's bytes as the snapshot's total`);
