@@ -216,6 +216,7 @@ export async function buildIndex(base: string, header: Header, opts: BuildOption
       const n = batch.length;
       let blockMax = block.timeUs;
       for (let i = 0; i < n; i++) {
+        if (split && (i & 1023) === 0) split.warm(trace, size, i, Math.min(n, i + 1024));
         const raw = timeUs[i]!;
         if (raw < prevRaw) monotone = false;
         prevRaw = raw;

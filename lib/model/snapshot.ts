@@ -180,6 +180,7 @@ export async function liveHeapAt(source: ProfileSource, at: SnapshotAt, resume?:
       continue;
     }
     for (let i = 0; i < n; i++) {
+      if (split && (i & 1023) === 0) split.warm(trace, size, i, Math.min(n, i + 1024));
       let t = timeUs[i]!;
       if (t < curUs) t = curUs;
       if (t > stopAfterUs) {

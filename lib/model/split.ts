@@ -52,8 +52,21 @@ function uniformOf(n: number, seed: number): number {
   return mix32((n >>> 0) ^ mix32(((n / 4294967296) >>> 0) ^ seed)) / 4294967296;
 }
 
-function hashOf(trace: number, size: number): number {
-  let h = Math.imul(trace ^ 0x27d4eb2f, 0x9e3779b1) ^ (size >>> 0) ^ Math.imul((size / 4294967296) >>> 0, 0x85ebca6b);
+/** Pairs keyed in the table: trace * 2^21 + size + 1 (0: an empty entry), exact below 2^52. */
+const SIZE_KEYED = 2 ** 21;
+const TRACE_KEYED = 2 ** 31;
+/** Counts of one pair packed in one f64: A only + B only * K + both * K^2, each below K. */
+const K = 2 ** 17;
+const STEP = [1, K, K * K];
+
+/** Category j's count in packed counts c (without %, which V8 computes by a call on doubles). */
+function countOf(c: number, j: number): number {
+  const above = Math.floor(c / STEP[j]!);
+  return above - Math.floor(above / K) * K;
+}
+
+function hashOf(key: number): number {
+  let h = Math.imul((key >>> 0) ^ 0x27d4eb2f, 0x9e3779b1) ^ Math.imul((key / 4294967296) >>> 0, 0x85ebca6b);
   h = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d);
   h = Math.imul(h ^ (h >>> 12), 0x297a2d39);
   return (h ^ (h >>> 15)) >>> 0;
@@ -79,12 +92,16 @@ export class HalfSplit {
   private readonly q: (size: number) => number;
   private mask = 1023;
   private used = 0;
-  private full = new Uint8Array(1024);
-  private hash = new Uint32Array(1024);
-  private keyTrace = new Uint32Array(1024);
-  private keySize = new Float64Array(1024);
-  /** Per table slot: live draws in A only, B only, both. */
-  private counts = new Float64Array(3 * 1024);
+  /**
+   * The table: per entry its key and its packed counts side by side, 16 bytes, so that a
+   * look-up costs one cache miss and the table stays small (a profile can hold hundreds of
+   * thousands of pairs live). Entry i is tab[2i], tab[2i + 1].
+   */
+  private tab = new Float64Array(2 * 1024);
+  /** Pairs the table cannot hold (a size or trace id past the key's range, a count past K): by "trace:size". */
+  /** What warm() read (kept, so that its loads are not optimized away). */
+  warmth = 0;
+  private readonly others = new Map<string, [number, number, number]>();
 
   constructor(
     sampling: Sampling,
@@ -97,10 +114,11 @@ export class HalfSplit {
       this.totalA = state.totalA;
       const pairs = state.pairs;
       for (let k = 0; k + 5 <= pairs.length; k += 5) {
-        const s = this.insert(pairs[k]!, pairs[k + 1]!);
-        this.counts[3 * s] = pairs[k + 2]!;
-        this.counts[3 * s + 1] = pairs[k + 3]!;
-        this.counts[3 * s + 2] = pairs[k + 4]!;
+        const [trace, size, a, b, both] = [pairs[k]!, pairs[k + 1]!, pairs[k + 2]!, pairs[k + 3]!, pairs[k + 4]!];
+        if (size < SIZE_KEYED && trace < TRACE_KEYED && a < K && b < K && both < K) {
+          const e = this.insert(trace * SIZE_KEYED + size + 1); // (may grow the table: read this.tab after)
+          this.tab[2 * e + 1] = a + b * K + both * K * K;
+        } else this.others.set(`${trace}:${size}`, [a, b, both]);
       }
     }
   }
@@ -114,111 +132,164 @@ export class HalfSplit {
       return BOTH;
     }
     const u = uniformOf(this.ordinal++, this.seed);
-    let slot = this.find(trace, size);
-    let which: number; // 0: A only, 1: B only, 2: both
-    if (op !== OP_ALLOC && slot >= 0) {
-      const c = this.counts;
-      const b = 3 * slot;
-      const n = c[b]! + c[b + 1]! + c[b + 2]!;
-      const r = Math.floor(u * n);
-      which = r < c[b]! ? 0 : r < c[b]! + c[b + 1]! ? 1 : 2;
-      c[b + which]!--;
-      if (n === 1) this.remove(slot);
-    } else {
-      const one = (1 - q) / (2 - q);
-      which = u < one ? 0 : u < 2 * one ? 1 : 2;
-      if (op === OP_ALLOC) {
-        if (slot < 0) slot = this.insert(trace, size);
-        this.counts[3 * slot + which]!++;
-      }
-    }
+    const which = size < SIZE_KEYED && trace < TRACE_KEYED ? this.keyed(op, trace * SIZE_KEYED + size + 1, u, q) : this.other(op, `${trace}:${size}`, u, q);
     if (which === 1) return HALF_B;
     this.totalA += (op === OP_ALLOC ? size : -size) / q;
     return which === 0 ? HALF_A : BOTH;
   }
 
+  /**
+   * Touch the table entries of events [from, to) of a batch before they are split: the loads
+   * are independent, so the processor overlaps their cache misses, and event() then finds its
+   * entries in cache. Only a hint, with no effect on the split.
+   */
+  warm(trace: Uint32Array, size: Float64Array, from: number, to: number): void {
+    const tab = this.tab;
+    const mask = this.mask;
+    let acc = 0;
+    for (let i = from; i < to; i++) {
+      const s = size[i]!;
+      const t = trace[i]!;
+      if (s < SIZE_KEYED && t < TRACE_KEYED) acc += tab[2 * (hashOf(t * SIZE_KEYED + s + 1) & mask)]!;
+    }
+    this.warmth = acc;
+  }
+
+  /** A fresh draw: 0 (A only), 1 (B only) or 2 (both), in proportions q(1-q) : q(1-q) : q^2. */
+  private static fresh(u: number, q: number): number {
+    const one = (1 - q) / (2 - q);
+    return u < one ? 0 : u < 2 * one ? 1 : 2;
+  }
+
+  private keyed(op: number, key: number, u: number, q: number): number {
+    let e = this.find(key);
+    if (e < 0 && this.others.size > 0) {
+      const other = this.others.get(`${Math.floor((key - 1) / SIZE_KEYED)}:${(key - 1) % SIZE_KEYED}`);
+      if (other) return this.other(op, `${Math.floor((key - 1) / SIZE_KEYED)}:${(key - 1) % SIZE_KEYED}`, u, q);
+    }
+    if (op !== OP_ALLOC) {
+      if (e < 0) return HalfSplit.fresh(u, q);
+      const c = this.tab[2 * e + 1]!;
+      const both = Math.floor(c / (K * K));
+      const ab = c - both * K * K;
+      const b = Math.floor(ab / K);
+      const a = ab - b * K;
+      const n = a + b + both;
+      const r = Math.floor(u * n);
+      const which = r < a ? 0 : r < a + b ? 1 : 2;
+      if (n === 1) this.remove(e);
+      else this.tab[2 * e + 1] = c - STEP[which]!;
+      return which;
+    }
+    const which = HalfSplit.fresh(u, q);
+    if (e < 0) e = this.insert(key);
+    const c = this.tab[2 * e + 1]!;
+    if (countOf(c, which) === K - 1) {
+      // This category of the pair is about to pass what a packed count holds: it moves to the map.
+      this.remove(e);
+      const held: [number, number, number] = [countOf(c, 0), countOf(c, 1), countOf(c, 2)];
+      held[which]!++;
+      this.others.set(`${Math.floor((key - 1) / SIZE_KEYED)}:${(key - 1) % SIZE_KEYED}`, held);
+    } else this.tab[2 * e + 1] = c + STEP[which]!;
+    return which;
+  }
+
+  private other(op: number, name: string, u: number, q: number): number {
+    const held = this.others.get(name);
+    if (op !== OP_ALLOC) {
+      if (!held) return HalfSplit.fresh(u, q);
+      const n = held[0] + held[1] + held[2];
+      const r = Math.floor(u * n);
+      const which = r < held[0] ? 0 : r < held[0] + held[1] ? 1 : 2;
+      held[which]!--;
+      if (n === 1) this.others.delete(name);
+      return which;
+    }
+    const which = HalfSplit.fresh(u, q);
+    if (held) held[which]!++;
+    else this.others.set(name, which === 0 ? [1, 0, 0] : which === 1 ? [0, 1, 0] : [0, 0, 1]);
+    return which;
+  }
+
   /** The state to continue from (the seek index's tail; pairs in (trace, size) order, so equal states encode equally). */
   state(): SplitState {
-    const slots: number[] = [];
-    for (let s = 0; s <= this.mask; s++) if (this.full[s]) slots.push(s);
-    slots.sort((a, b) => this.keyTrace[a]! - this.keyTrace[b]! || this.keySize[a]! - this.keySize[b]!);
-    const pairs = new Float64Array(5 * slots.length);
-    slots.forEach((s, i) => {
-      pairs[5 * i] = this.keyTrace[s]!;
-      pairs[5 * i + 1] = this.keySize[s]!;
-      pairs[5 * i + 2] = this.counts[3 * s]!;
-      pairs[5 * i + 3] = this.counts[3 * s + 1]!;
-      pairs[5 * i + 4] = this.counts[3 * s + 2]!;
-    });
-    return { ordinal: this.ordinal, totalA: this.totalA, pairs };
-  }
-
-  private find(trace: number, size: number): number {
-    let i = hashOf(trace, size) & this.mask;
-    while (this.full[i]) {
-      if (this.keyTrace[i] === trace && this.keySize[i] === size) return i;
-      i = (i + 1) & this.mask;
+    const rows: number[][] = [];
+    for (let e = 0; e <= this.mask; e++) {
+      const key = this.tab[2 * e]!;
+      if (key === 0) continue;
+      const c = this.tab[2 * e + 1]!;
+      rows.push([Math.floor((key - 1) / SIZE_KEYED), (key - 1) % SIZE_KEYED, countOf(c, 0), countOf(c, 1), countOf(c, 2)]);
     }
-    return -1;
+    for (const [name, held] of this.others) {
+      const [trace, size] = name.split(':').map(Number);
+      rows.push([trace!, size!, ...held]);
+    }
+    rows.sort((x, y) => x[0]! - y[0]! || x[1]! - y[1]!);
+    return { ordinal: this.ordinal, totalA: this.totalA, pairs: Float64Array.from(rows.flat()) };
   }
 
-  private insert(trace: number, size: number): number {
-    if (2 * (this.used + 1) > this.mask + 1) this.grow();
-    const h = hashOf(trace, size);
-    let i = h & this.mask;
-    while (this.full[i]) i = (i + 1) & this.mask;
-    this.full[i] = 1;
-    this.hash[i] = h;
-    this.keyTrace[i] = trace;
-    this.keySize[i] = size;
-    this.counts[3 * i] = this.counts[3 * i + 1] = this.counts[3 * i + 2] = 0;
+  /** The entry of key, or -1. */
+  private find(key: number): number {
+    const tab = this.tab;
+    const mask = this.mask;
+    let i = hashOf(key) & mask;
+    for (;;) {
+      const k = tab[2 * i]!;
+      if (k === key) return i;
+      if (k === 0) return -1;
+      i = (i + 1) & mask;
+    }
+  }
+
+  /** A new entry for key, with no counts. */
+  private insert(key: number): number {
+    // At most 3/4 full: linear probing's runs stay short (about 2.5 entries looked at on a miss).
+    if (4 * (this.used + 1) > 3 * (this.mask + 1)) this.grow();
+    const i = this.place(key);
+    this.tab[2 * i] = key;
+    this.tab[2 * i + 1] = 0;
     this.used++;
     return i;
   }
 
-  /** Empty slot i, moving later entries of its probe run back so that every lookup still finds them. */
+  /** The first empty entry of key's probe run. */
+  private place(key: number): number {
+    const mask = this.mask;
+    let i = hashOf(key) & mask;
+    while (this.tab[2 * i] !== 0) i = (i + 1) & mask;
+    return i;
+  }
+
+  /** Empty entry i, moving later entries of its probe run back so that every look-up still finds them. */
   private remove(i: number): void {
+    const tab = this.tab;
     const mask = this.mask;
     let j = i;
     for (;;) {
       j = (j + 1) & mask;
-      if (!this.full[j]) break;
-      const home = this.hash[j]! & mask;
+      const key = tab[2 * j]!;
+      if (key === 0) break;
+      const home = hashOf(key) & mask;
       // Entry j stays where it is when its home lies cyclically in (i, j].
       if (i <= j ? i < home && home <= j : i < home || home <= j) continue;
-      this.full[i] = 1;
-      this.hash[i] = this.hash[j]!;
-      this.keyTrace[i] = this.keyTrace[j]!;
-      this.keySize[i] = this.keySize[j]!;
-      this.counts[3 * i] = this.counts[3 * j]!;
-      this.counts[3 * i + 1] = this.counts[3 * j + 1]!;
-      this.counts[3 * i + 2] = this.counts[3 * j + 2]!;
+      tab[2 * i] = key;
+      tab[2 * i + 1] = tab[2 * j + 1]!;
       i = j;
     }
-    this.full[i] = 0;
+    tab[2 * i] = 0;
     this.used--;
   }
 
   private grow(): void {
-    const { full, hash, keyTrace, keySize, counts } = this;
-    const cap = 2 * (this.mask + 1);
-    this.mask = cap - 1;
-    this.full = new Uint8Array(cap);
-    this.hash = new Uint32Array(cap);
-    this.keyTrace = new Uint32Array(cap);
-    this.keySize = new Float64Array(cap);
-    this.counts = new Float64Array(3 * cap);
-    for (let s = 0; s < full.length; s++) {
-      if (!full[s]) continue;
-      let i = hash[s]! & this.mask;
-      while (this.full[i]) i = (i + 1) & this.mask;
-      this.full[i] = 1;
-      this.hash[i] = hash[s]!;
-      this.keyTrace[i] = keyTrace[s]!;
-      this.keySize[i] = keySize[s]!;
-      this.counts[3 * i] = counts[3 * s]!;
-      this.counts[3 * i + 1] = counts[3 * s + 1]!;
-      this.counts[3 * i + 2] = counts[3 * s + 2]!;
+    const old = this.tab;
+    this.mask = 2 * (this.mask + 1) - 1;
+    this.tab = new Float64Array(2 * (this.mask + 1));
+    for (let e = 0; e < old.length; e += 2) {
+      const key = old[e]!;
+      if (key === 0) continue;
+      const i = this.place(key);
+      this.tab[2 * i] = key;
+      this.tab[2 * i + 1] = old[e + 1]!;
     }
   }
 }

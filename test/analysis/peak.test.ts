@@ -195,3 +195,48 @@ t.test('a free leaves a live draw of its (trace, size): the halves never go nega
   t.ok(same, 'a split restored from its state continues identically');
   t.equal(copy.totalA, split.totalA, 'with the same total');
 });
+
+t.test('pairs the packed table cannot hold: a count past 2^17, a size past 2 MiB, a large trace id', async (t) => {
+  const sampling: Sampling = { kind: 'poisson', meanBytes: 1 << 20 };
+  const split = new HalfSplit(sampling, 5);
+  const pairs: Array<[number, number]> = [
+    [5, 64], // 300,000 live draws: A only and B only each pass 2^17
+    [7, 3_000_000], // past the key's size range
+    [2 ** 31 + 3, 100], // past its trace range
+  ];
+  const live = new Map<string, number[]>();
+  const n = 300_000;
+  for (let i = 0; i < n; i++) {
+    for (const [trace, size] of pairs) {
+      if (size > 1000 && i % 1000 !== 0) continue;
+      const h = split.event(OP_ALLOC, trace, size);
+      const c = live.get(`${trace}:${size}`) ?? [0, 0, 0];
+      c[h === HALF_A ? 0 : h === HALF_B ? 1 : 2]!++;
+      live.set(`${trace}:${size}`, c);
+    }
+  }
+  const big = live.get('5:64')!;
+  t.ok(Math.max(...big) >= 2 ** 17, `one category holds ${Math.max(...big)} draws of one pair`);
+  // The state lists every pair with its counts, and a split restored from it continues the same.
+  const state = split.state();
+  const rows = new Map<string, number[]>();
+  for (let k = 0; k < state.pairs.length; k += 5) rows.set(`${state.pairs[k]}:${state.pairs[k + 1]}`, [...state.pairs.subarray(k + 2, k + 5)]);
+  t.same(rows, live, 'the state holds each pair with its counts');
+  const copy = new HalfSplit(sampling, 5, state);
+  let bad = 0;
+  let differ = 0;
+  for (let i = 0; i < n; i++) {
+    for (const [trace, size] of pairs) {
+      if (size > 1000 && i % 1000 !== 0) continue;
+      const h = split.event(OP_FREE, trace, size);
+      if (copy.event(OP_FREE, trace, size) !== h) differ++;
+      const c = live.get(`${trace}:${size}`)!;
+      const k = h === HALF_A ? 0 : h === HALF_B ? 1 : 2;
+      if (c[k]! <= 0) bad++;
+      c[k]!--;
+    }
+  }
+  t.equal(bad, 0, 'every free left a category that held one');
+  t.equal(differ, 0, 'the restored split decided every free the same');
+  t.equal(split.state().pairs.length, 0, 'all freed: the table is empty');
+});
