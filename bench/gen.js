@@ -6,7 +6,7 @@
 
 import { openSync, writeSync, closeSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
-import { randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 
 /** The codec (HpxWriter, encodeBlock, ...): the built one by default; tests pass lib/format/hpx.ts. */
 let codec = null;
@@ -37,7 +37,9 @@ export async function generateProfile(base, { targetBytes, traces = 3000, seed =
   const stdlib = shape === 'stdlib';
   codec = hpx ?? codec ?? (await import('../dist/format/hpx.js'));
   const { HpxWriter, encodeFileHeader, HPD_MAGIC } = codec;
-  const profileId = randomBytes(16);
+  // The same arguments give the same profile, id included (the id seeds the split of the
+  // draws for --at peak, so a regenerated profile's peak is the same too).
+  const profileId = createHash('sha256').update(JSON.stringify(['heapprof-bench', targetBytes, traces, seed, complete, uniform, shape])).digest().subarray(0, 16);
   const R = rng(seed);
   // .hpm: header and every trace up front (the recorder writes them before first use; up front is also valid).
   const hpmChunks = [];
