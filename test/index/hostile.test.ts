@@ -81,6 +81,39 @@ t.test('hostile .hpi with valid checksums: rebuilt with a note, never an interna
   }
 });
 
+t.test('hostile split peak and split state with valid checksums: rebuilt with a note', async (t) => {
+  const dir = tmpDir('hp-index-hostile-');
+  const base = join(dir, 'x');
+  const spec = randomSpec(8, 6000);
+  spec.header.sampling = { kind: 'table', bounds: [128, 8192], probs: [0.01, 0.1] };
+  spec.complete = false; // a tail, with the split's state
+  await writeProfile(base, spec);
+  const good = await snapshotBytes(base, true);
+  const original = readFileSync(indexPath(base));
+  const first = decodeIndex(Buffer.from(original)).index;
+  t.ok(first.peakHalf && first.tail?.half && first.tail.half.split.pairs.length >= 10, 'the index holds a split peak and a split state to damage');
+  const mutations: Array<[string, (idx: ReturnType<typeof decodeIndex>['index']) => void]> = [
+    ['split peak with a sum that is not a number', (i) => void (i.peakHalf!.bytes[0] = NaN)],
+    ['split peak past the end of the profile', (i) => void (i.peakHalf!.offset = 1e12)],
+    ['split peak repeating a trace', (i) => void i.peakHalf!.traceOfSlot.fill(2)],
+    ['split state without a split peak', (i) => void (i.peakHalf = null)],
+    ['split pairs out of order', (i) => void i.tail!.half!.split.pairs.copyWithin(0, 5, 10)],
+    ['a negative count', (i) => void (i.tail!.half!.split.pairs[2] = -1)],
+    ['a pair with no live draw', (i) => void i.tail!.half!.split.pairs.fill(0, 2, 5)],
+    ['a fractional size', (i) => void (i.tail!.half!.split.pairs[1] = 0.5)],
+    ['an ordinal that is not a count', (i) => void (i.tail!.half!.split.ordinal = Infinity)],
+    ["half B's heap past the end", (i) => void (i.tail!.half!.heap.offset = 1e12)],
+  ];
+  for (const [what, mutate] of mutations) {
+    const { index, fingerprint, blocksCrc } = decodeIndex(Buffer.from(original));
+    mutate(index);
+    writeFileSync(indexPath(base), encodeIndex(index, fingerprint, blocksCrc));
+    const r = await snapshotBytes(base, true);
+    t.equal(r.bytes, good.bytes, `${what}: same result`);
+    t.ok(r.notes.some((n) => /rebuilding/.test(n)), `${what}: noted and rebuilt (${r.notes.join('; ')})`);
+  }
+});
+
 t.test('the index is written exclusively, never through a symlink, with the profile mode', async (t) => {
   const dir = tmpDir('hp-index-hostile-');
   const base = join(dir, 'x');
