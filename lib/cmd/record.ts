@@ -365,6 +365,19 @@ function lockHolder(base: string): number | null {
   }
 }
 
+/**
+ * Remove BASE.hpm.lock when the recorder that wrote it (pid) is gone without removing it (its
+ * program replaced itself with exec, or was killed): hp-record(1) FILES says it exists only while
+ * a recorder writes. Left alone when another recorder's pid is in it.
+ */
+function removeStaleLock(base: string, pid: number | undefined): void {
+  try {
+    if (pid !== undefined && Number.parseInt(readFileSync(`${base}.hpm.lock`, 'utf8'), 10) === pid && lockHolder(base) === null) unlinkSync(`${base}.hpm.lock`);
+  } catch {
+    // Already gone, or unreadable: nothing of ours to remove.
+  }
+}
+
 /** An errno failure as a few words without the path: "no such file", "permission denied". */
 function errnoText(err: unknown): string {
   const e = err as NodeJS.ErrnoException;
@@ -969,6 +982,9 @@ export function main(argv: string[]): void {
       );
       stopPolling();
       const status = readStatus(statusPath);
+      // A program that exec'd or was killed could not remove its lock file: it goes with its holder.
+      const hpm0 = status?.files?.[0];
+      if (status && mode === 'profile' && status.state !== 'finished' && hpm0?.endsWith('.hpm')) removeStaleLock(hpm0.slice(0, -4), status.pid);
       if (status?.state === 'error') {
         throw new HpError(status.message ?? 'the recorder could not start', status.exit ?? code ?? EXIT_DATA);
       }

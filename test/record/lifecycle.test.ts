@@ -149,6 +149,7 @@ t.test(`CPython ${newest.version}: a program that replaces itself with exec keep
   t.equal(allocsOfSize(p.events, 10001), 80, 'the 50 buffers (10,001 bytes with their NUL) before the failed execvp and the 30 after it, all flushed before the exec');
   t.equal(p.complete, false, 'no end marker: the process was replaced, not stopped');
   t.match(r.stderr, /execs\.hpd: the program exited \(or replaced itself with exec\) without running atexit handlers; the profile is readable up to its last flush: [\d,]+ events$/m);
+  t.notOk(existsSync(`${base}.hpm.lock`), 'no lock file left behind (its recorder was replaced)');
 });
 
 for (const py of [installed[0], newest].filter((p, i, all) => p !== undefined && all.indexOf(p) === i)) {
