@@ -308,6 +308,10 @@ static void maps_unlock(void) {
   errno = saved;
 }
 
+/* An anonymous mapping is an allocation of its length, except a PROT_NONE one: that reserves
+ * address space (a runtime's arena, a guard region) and holds no memory until a part of it is
+ * mapped again with access (MAP_FIXED, counted then). MAP_FIXED PROT_NONE over counted pages
+ * frees them. Pages made accessible with mprotect are not seen (hp-record(1), --native). */
 NO_SAN static void *native_mmap(void *a, size_t l, int prot, int flags, int fd, off_t off, void *pc) {
   if (!READY(real_mmap)) return MAP_FAILED;
   void *p;
@@ -315,10 +319,10 @@ NO_SAN static void *native_mmap(void *a, size_t l, int prot, int flags, int fd, 
     p = real_mmap(a, l, prot, flags, fd, off);
     if (p != MAP_FAILED) maps_unmapped((uintptr_t)a, page_end((uintptr_t)a, l)); /* replaced */
     maps_unlock();
-    if (p == MAP_FAILED || !(flags & MAP_ANONYMOUS) || !native_gate()) return p;
+    if (p == MAP_FAILED || !(flags & MAP_ANONYMOUS) || prot == PROT_NONE || !native_gate()) return p;
     t_hp.busy = 1;
   } else {
-    if (!(flags & MAP_ANONYMOUS) || !native_gate()) return real_mmap(a, l, prot, flags, fd, off);
+    if (!(flags & MAP_ANONYMOUS) || prot == PROT_NONE || !native_gate()) return real_mmap(a, l, prot, flags, fd, off);
     t_hp.busy = 1;
     p = real_mmap(a, l, prot, flags, fd, off);
   }

@@ -188,6 +188,19 @@ t.test('anonymous mappings unmapped in part: the head, the tail, the middle, MAP
   }
 });
 
+t.test('a PROT_NONE reservation is not memory; what is mapped into it with access is', { skip: py311 ? false : 'CPython 3.11 is not installed' }, async (t) => {
+  const M = 1 << 20;
+  const dir = tmpDir();
+  const base = join(dir, 'rs');
+  const r = record(py311!, base, 'mmap_reserve', ['--native']);
+  t.equal(r.code, 0, r.stderr);
+  t.equal(r.stdout.trim(), 'result 0', 'the program ran as usual');
+  for (const [mark, total] of [['reserved', 0], ['committed', 8 * M], ['decommitted', 0], ['released', 0]] as const) {
+    const list = sites(base, ['--at', `mark:${mark}`, '--domain', 'mmap']).filter((s) => /ffi/.test(s.native_caller ?? ''));
+    t.equal(sum(list), total, `${mark}: ${total / M} MiB of memory mapped by the program (the 1 GiB reservation is none)`);
+  }
+});
+
 t.test('a mapping cut to a part sampled with a smaller probability keeps an unbiased estimate', { skip: py311 ? false : 'CPython 3.11 is not installed' }, async (t) => {
   const dir = tmpDir();
   const base = join(dir, 'thin');
