@@ -98,9 +98,9 @@ export class HalfSplit {
    * thousands of pairs live). Entry i is tab[2i], tab[2i + 1].
    */
   private tab = new Float64Array(2 * 1024);
-  /** Pairs the table cannot hold (a size or trace id past the key's range, a count past K): by "trace:size". */
   /** What warm() read (kept, so that its loads are not optimized away). */
   warmth = 0;
+  /** Pairs the table cannot hold (a size or trace id past the key's range, a count past K): by "trace:size". */
   private readonly others = new Map<string, [number, number, number]>();
 
   constructor(
@@ -161,11 +161,23 @@ export class HalfSplit {
     return u < one ? 0 : u < 2 * one ? 1 : 2;
   }
 
+  /** The group a free leaves: 0, 1 or 2 in proportion to the a, b and n - a - b live draws they hold. */
+  private static held(u: number, a: number, b: number, n: number): number {
+    const r = Math.floor(u * n);
+    return r < a ? 0 : r < a + b ? 1 : 2;
+  }
+
+  /** The map's name of a table key: "trace:size". */
+  private static nameOf(key: number): string {
+    return `${Math.floor((key - 1) / SIZE_KEYED)}:${(key - 1) % SIZE_KEYED}`;
+  }
+
   private keyed(op: number, key: number, u: number, q: number): number {
     let e = this.find(key);
     if (e < 0 && this.others.size > 0) {
-      const other = this.others.get(`${Math.floor((key - 1) / SIZE_KEYED)}:${(key - 1) % SIZE_KEYED}`);
-      if (other) return this.other(op, `${Math.floor((key - 1) / SIZE_KEYED)}:${(key - 1) % SIZE_KEYED}`, u, q);
+      // A pair whose count outgrew the table lives in the map from then on.
+      const name = HalfSplit.nameOf(key);
+      if (this.others.has(name)) return this.other(op, name, u, q);
     }
     if (op !== OP_ALLOC) {
       if (e < 0) return HalfSplit.fresh(u, q);
@@ -175,8 +187,7 @@ export class HalfSplit {
       const b = Math.floor(ab / K);
       const a = ab - b * K;
       const n = a + b + both;
-      const r = Math.floor(u * n);
-      const which = r < a ? 0 : r < a + b ? 1 : 2;
+      const which = HalfSplit.held(u, a, b, n);
       if (n === 1) this.remove(e);
       else this.tab[2 * e + 1] = c - STEP[which]!;
       return which;
@@ -189,7 +200,7 @@ export class HalfSplit {
       this.remove(e);
       const held: [number, number, number] = [countOf(c, 0), countOf(c, 1), countOf(c, 2)];
       held[which]!++;
-      this.others.set(`${Math.floor((key - 1) / SIZE_KEYED)}:${(key - 1) % SIZE_KEYED}`, held);
+      this.others.set(HalfSplit.nameOf(key), held);
     } else this.tab[2 * e + 1] = c + STEP[which]!;
     return which;
   }
@@ -199,8 +210,7 @@ export class HalfSplit {
     if (op !== OP_ALLOC) {
       if (!held) return HalfSplit.fresh(u, q);
       const n = held[0] + held[1] + held[2];
-      const r = Math.floor(u * n);
-      const which = r < held[0] ? 0 : r < held[0] + held[1] ? 1 : 2;
+      const which = HalfSplit.held(u, held[0], held[1], n);
       held[which]!--;
       if (n === 1) this.others.delete(name);
       return which;
