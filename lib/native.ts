@@ -119,6 +119,28 @@ export interface NativeDecoder {
     live: Int32Array,
     state: Float64Array,
   ): number;
+  /**
+   * HalfSplit.event's loop for a table sampler (native/decoder/kernels.c) over events [from, to):
+   * fills halves[i] (1 A, 2 B, 3 both, 0 for an event that is not an ALLOC or FREE) and totals[i]
+   * (half A's total after it), changing the split's table in place, and returns where it
+   * stopped; state holds ordinal, totalA, used entries, mask, seed and whether the split's map
+   * holds keyed pairs (read; the first three written back) and, in state[6], 0 at `to`, 1 when
+   * the event at the returned index needs HalfSplit.event.
+   */
+  splitRun(
+    op: Uint8Array,
+    timeUs: Float64Array,
+    trace: Uint32Array,
+    size: Float64Array,
+    from: number,
+    to: number,
+    tab: Float64Array,
+    state: Float64Array,
+    bounds: Float64Array,
+    q: Float64Array,
+    halves: Uint8Array,
+    totals: Float64Array,
+  ): number;
   /** The decoder's own CRC-32 (slicing by 8), whatever block validation uses. */
   crc32(bytes: Uint8Array, crc?: number): number;
   /** The CRC-32 that validates blocks: the zlib inside Node (which node:zlib and so the TS reader use) or the decoder's own. */
@@ -126,7 +148,7 @@ export interface NativeDecoder {
   abiVersion: number;
 }
 
-const ADDON_ABI = 4; // 2: blockCrc32; 3: problemsDropped, no allocation sized by an unchecked field; 4: decodeBlockInto, applyRun, tallyRun
+const ADDON_ABI = 5; // 2: blockCrc32; 3: problemsDropped, no allocation sized by an unchecked field; 4: decodeBlockInto, applyRun, tallyRun; 5: splitRun
 
 let cached: { decoder: NativeDecoder | null; reason: string } | null = null;
 

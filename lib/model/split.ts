@@ -5,9 +5,10 @@
 // half A and the heap there is estimated on half B, which A's choice does not bias.
 
 import type { SplitState } from '../format/index.js';
-import { OP_ALLOC } from '../format/source.js';
+import { OP_ALLOC, OP_FREE, type EventBatch } from '../format/source.js';
 import type { Header, Sampling } from '../format/types.js';
 import { probabilityFunction } from '../format/weights.js';
+import { readerKernels, type NativeDecoder } from '../native.js';
 
 /** q = 1 - sqrt(1 - p): drawn twice independently at q, an allocation is in either draw with p. */
 export function halfProbability(p: number): number {
@@ -52,6 +53,12 @@ function uniformOf(n: number, seed: number): number {
   return mix32((n >>> 0) ^ mix32(((n / 4294967296) >>> 0) ^ seed)) / 4294967296;
 }
 
+/** Columns for HalfSplit.run's results over a batch of n events (grown by the caller as batches grow). */
+export function splitColumns(n: number): { halves: Uint8Array; totals: Float64Array } {
+  const len = Math.max(n, 1 << 14);
+  return { halves: new Uint8Array(len), totals: new Float64Array(len) };
+}
+
 /** Pairs keyed in the table: trace * 2^21 + size + 1 (0: an empty entry), exact below 2^52. */
 const SIZE_KEYED = 2 ** 21;
 const TRACE_KEYED = 2 ** 31;
@@ -65,11 +72,18 @@ function countOf(c: number, j: number): number {
   return above - Math.floor(above / K) * K;
 }
 
-function hashOf(key: number): number {
-  let h = Math.imul((key >>> 0) ^ 0x27d4eb2f, 0x9e3779b1) ^ Math.imul((key / 4294967296) >>> 0, 0x85ebca6b);
-  h = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d);
-  h = Math.imul(h ^ (h >>> 12), 0x297a2d39);
-  return (h ^ (h >>> 15)) >>> 0;
+/** Whether a pair is kept in the table (the map keeps the rest). A negative size (hostile NDJSON) is not: its key could be 0, an empty entry. */
+function keyable(trace: number, size: number): boolean {
+  return size >= 0 && size < SIZE_KEYED && trace < TRACE_KEYED;
+}
+
+/**
+ * A key's home entry in a table of 2^(32 - shift) entries: the top bits of one multiply
+ * (Fibonacci hashing) of the key's low 32 bits mixed with its high ones. native/decoder/kernels.c
+ * computes the same. Cheap, because removal recomputes the home of every entry it moves past.
+ */
+function homeOf(key: number, shift: number): number {
+  return Math.imul((key >>> 0) ^ Math.imul((key / 4294967296) >>> 0, 0x85ebca6b), 0x9e3779b1) >>> shift;
 }
 
 /**
@@ -91,6 +105,8 @@ export class HalfSplit {
   private ordinal = 0;
   private readonly q: (size: number) => number;
   private mask = 1023;
+  /** 32 - log2(entries): a home is the top bits of a 32-bit hash. */
+  private shift = 22;
   private used = 0;
   /**
    * The table: per entry its key and its packed counts side by side, 16 bytes, so that a
@@ -102,6 +118,13 @@ export class HalfSplit {
   warmth = 0;
   /** Pairs the table cannot hold (a size or trace id past the key's range, a count past K): by "trace:size". */
   private readonly others = new Map<string, [number, number, number]>();
+  /** How many of those are pairs of the keyed range (whose count outgrew the table). */
+  private keyedOthers = 0;
+  /** The addon's loop (table sampler only), the probability bounds and half probabilities it reads, and its state. */
+  private readonly kernel: NativeDecoder | null;
+  private readonly kBounds: Float64Array;
+  private readonly kQ: Float64Array;
+  private readonly kState = new Float64Array(7);
 
   constructor(
     sampling: Sampling,
@@ -109,16 +132,22 @@ export class HalfSplit {
     state?: SplitState,
   ) {
     this.q = probabilityFunction(halfSampling(sampling));
+    this.kernel = sampling.kind === 'table' ? readerKernels() : null;
+    this.kBounds = Float64Array.from(sampling.kind === 'table' ? sampling.bounds : []);
+    this.kQ = Float64Array.from(sampling.kind === 'table' ? sampling.probs.map(halfProbability) : []);
     if (state) {
       this.ordinal = state.ordinal;
       this.totalA = state.totalA;
       const pairs = state.pairs;
       for (let k = 0; k + 5 <= pairs.length; k += 5) {
         const [trace, size, a, b, both] = [pairs[k]!, pairs[k + 1]!, pairs[k + 2]!, pairs[k + 3]!, pairs[k + 4]!];
-        if (size < SIZE_KEYED && trace < TRACE_KEYED && a < K && b < K && both < K) {
+        if (keyable(trace, size) && a < K && b < K && both < K) {
           const e = this.insert(trace * SIZE_KEYED + size + 1); // (may grow the table: read this.tab after)
           this.tab[2 * e + 1] = a + b * K + both * K * K;
-        } else this.others.set(`${trace}:${size}`, [a, b, both]);
+        } else {
+          this.others.set(`${trace}:${size}`, [a, b, both]);
+          if (keyable(trace, size)) this.keyedOthers++;
+        }
       }
     }
   }
@@ -132,10 +161,43 @@ export class HalfSplit {
       return BOTH;
     }
     const u = uniformOf(this.ordinal++, this.seed);
-    const which = size < SIZE_KEYED && trace < TRACE_KEYED ? this.keyed(op, trace * SIZE_KEYED + size + 1, u, q) : this.other(op, `${trace}:${size}`, u, q);
+    const which = keyable(trace, size) ? this.keyed(op, trace * SIZE_KEYED + size + 1, u, q) : this.other(op, `${trace}:${size}`, u, q);
     if (which === 1) return HALF_B;
     this.totalA += (op === OP_ALLOC ? size : -size) / q;
     return which === 0 ? HALF_A : BOTH;
+  }
+
+  /**
+   * Split events [from, to) of a batch: halves[i] gets event(i)'s result for an ALLOC or FREE
+   * (0 for any other event) and totals[i] A's total after event i. The addon's loop
+   * (native/decoder/kernels.c) does it where it is built, for a table sampler, with the same
+   * arithmetic in the same order (test/analysis/split-kernel.test.ts compares the two); events
+   * it leaves (pairs the table does not hold, a table to grow) go through event() here.
+   */
+  run(batch: EventBatch, from: number, to: number, halves: Uint8Array, totals: Float64Array): void {
+    const { op, trace, size } = batch;
+    const kernel = this.kernel;
+    const st = this.kState;
+    let i = from;
+    while (i < to) {
+      if (kernel) {
+        st[0] = this.ordinal;
+        st[1] = this.totalA;
+        st[2] = this.used;
+        st[3] = this.mask;
+        st[4] = this.seed >>> 0;
+        st[5] = this.keyedOthers > 0 ? 1 : 0;
+        i = kernel.splitRun(op, batch.timeUs, trace, size, i, to, this.tab, st, this.kBounds, this.kQ, halves, totals);
+        this.ordinal = st[0]!;
+        this.totalA = st[1]!;
+        this.used = st[2]!;
+        if (i >= to) break;
+      } else if (((i - from) & 1023) === 0) this.warm(trace, size, i, Math.min(to, i + 1024));
+      const o = op[i]!;
+      halves[i] = o === OP_ALLOC || o === OP_FREE ? this.event(o, trace[i]!, size[i]!) : 0;
+      totals[i] = this.totalA;
+      i++;
+    }
   }
 
   /**
@@ -145,12 +207,12 @@ export class HalfSplit {
    */
   warm(trace: Uint32Array, size: Float64Array, from: number, to: number): void {
     const tab = this.tab;
-    const mask = this.mask;
+    const shift = this.shift;
     let acc = 0;
     for (let i = from; i < to; i++) {
       const s = size[i]!;
       const t = trace[i]!;
-      if (s < SIZE_KEYED && t < TRACE_KEYED) acc += tab[2 * (hashOf(t * SIZE_KEYED + s + 1) & mask)]!;
+      if (keyable(t, s)) acc += tab[2 * homeOf(t * SIZE_KEYED + s + 1, shift)]!;
     }
     this.warmth = acc;
   }
@@ -177,7 +239,7 @@ export class HalfSplit {
     if (e < 0 && this.others.size > 0) {
       // A pair whose count outgrew the table lives in the map from then on.
       const name = HalfSplit.nameOf(key);
-      if (this.others.has(name)) return this.other(op, name, u, q);
+      if (this.others.has(name)) return this.other(op, name, u, q, true);
     }
     if (op !== OP_ALLOC) {
       if (e < 0) return HalfSplit.fresh(u, q);
@@ -201,18 +263,22 @@ export class HalfSplit {
       const held: [number, number, number] = [countOf(c, 0), countOf(c, 1), countOf(c, 2)];
       held[which]!++;
       this.others.set(HalfSplit.nameOf(key), held);
+      this.keyedOthers++;
     } else this.tab[2 * e + 1] = c + STEP[which]!;
     return which;
   }
 
-  private other(op: number, name: string, u: number, q: number): number {
+  private other(op: number, name: string, u: number, q: number, keyedPair = false): number {
     const held = this.others.get(name);
     if (op !== OP_ALLOC) {
       if (!held) return HalfSplit.fresh(u, q);
       const n = held[0] + held[1] + held[2];
       const which = HalfSplit.held(u, held[0], held[1], n);
       held[which]!--;
-      if (n === 1) this.others.delete(name);
+      if (n === 1) {
+        this.others.delete(name);
+        if (keyedPair) this.keyedOthers--;
+      }
       return which;
     }
     const which = HalfSplit.fresh(u, q);
@@ -242,7 +308,7 @@ export class HalfSplit {
   private find(key: number): number {
     const tab = this.tab;
     const mask = this.mask;
-    let i = hashOf(key) & mask;
+    let i = homeOf(key, this.shift);
     for (;;) {
       const k = tab[2 * i]!;
       if (k === key) return i;
@@ -265,7 +331,7 @@ export class HalfSplit {
   /** The first empty entry of key's probe run. */
   private place(key: number): number {
     const mask = this.mask;
-    let i = hashOf(key) & mask;
+    let i = homeOf(key, this.shift);
     while (this.tab[2 * i] !== 0) i = (i + 1) & mask;
     return i;
   }
@@ -279,7 +345,7 @@ export class HalfSplit {
       j = (j + 1) & mask;
       const key = tab[2 * j]!;
       if (key === 0) break;
-      const home = hashOf(key) & mask;
+      const home = homeOf(key, this.shift);
       // Entry j stays where it is when its home lies cyclically in (i, j].
       if (i <= j ? i < home && home <= j : i < home || home <= j) continue;
       tab[2 * i] = key;
@@ -293,6 +359,7 @@ export class HalfSplit {
   private grow(): void {
     const old = this.tab;
     this.mask = 2 * (this.mask + 1) - 1;
+    this.shift--;
     this.tab = new Float64Array(2 * (this.mask + 1));
     for (let e = 0; e < old.length; e += 2) {
       const key = old[e]!;

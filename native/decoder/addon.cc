@@ -3,6 +3,7 @@
 //   scanHpd(path)     -> streams a file through the decoder and sums it up (the read speed limit)
 //   decodeBlockInto(...) -> one block into an EventBatch's columns (every reader's decoding, when built)
 //   applyRun(...)     -> LiveHeap.applyRun's per-event update (kernels.c), when built
+//   splitRun(...)     -> HalfSplit.event's split of the draws (kernels.c)
 //   tallyRun(...)     -> EventTally.add's counts (kernels.c), when built
 //   crc32(bytes, crc) -> the decoder's own CRC-32, slicing by 8 (tests compare it with zlib's)
 //   blockCrc32        -> which CRC-32 block validation uses: "zlib" or "slicing-by-8"
@@ -531,6 +532,47 @@ Napi::Value TallyRun(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(stop));
 }
 
+// splitRun(op, timeUs, trace, size, from, to, tab, state, bounds, q, halves, totals) -> the index
+// it stopped at. state (Float64Array(7)): ordinal, totalA, used, mask, seed, keyedOthers (0/1),
+// read and written back (ordinal, totalA, used); state[6] = why it stopped (kernels.h).
+Napi::Value SplitRun(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 12) return Fail(env, "splitRun: expected 12 arguments");
+  size_t n_tab, n_state, n_bounds, n_q, n_halves, n_totals;
+  double *tab, *state, *bounds, *q, *totals;
+  uint8_t* halves;
+  hpx_run_events ev;
+  size_t from, to;
+  if (!RunArgs(info, "splitRun", &ev, &from, &to) || !ArrayArg(info, 6, napi_float64_array, &tab, &n_tab) ||
+      !ArrayArg(info, 7, napi_float64_array, &state, &n_state) || !ArrayArg(info, 8, napi_float64_array, &bounds, &n_bounds) ||
+      !ArrayArg(info, 9, napi_float64_array, &q, &n_q) || !ArrayArg(info, 10, napi_uint8_array, &halves, &n_halves) ||
+      !ArrayArg(info, 11, napi_float64_array, &totals, &n_totals)) {
+    return env.Undefined();
+  }
+  if (n_state < 7) return Fail(env, "splitRun: state must be a Float64Array(7)");
+  if (n_q != n_bounds) return Fail(env, "splitRun: one probability per bound");
+  if (n_halves < to || n_totals < to) return Fail(env, "splitRun: outputs shorter than the run");
+  const double mask_d = state[3], seed_d = state[4];
+  // The table: a power of two of entries, two doubles each, and not more than 3/4 full.
+  if (!(mask_d >= 1 && mask_d < 4294967296.0) || mask_d != static_cast<double>(static_cast<uint64_t>(mask_d)) ||
+      ((static_cast<uint64_t>(mask_d) + 1) & static_cast<uint64_t>(mask_d)) != 0 ||
+      n_tab != 2 * (static_cast<size_t>(mask_d) + 1)) {
+    return Fail(env, "splitRun: table does not match its mask");
+  }
+  if (!(state[2] >= 0 && 4 * state[2] <= 3 * (mask_d + 1)) || !(seed_d >= 0 && seed_d < 4294967296.0) ||
+      !(state[0] >= 0 && state[0] <= 9007199254740991.0)) {
+    return Fail(env, "splitRun: state out of range");
+  }
+  hpx_split sp{state[0], state[1], state[2], static_cast<uint32_t>(mask_d), static_cast<uint32_t>(seed_d), state[5] != 0};
+  int why = HPX_RUN_DONE;
+  size_t stop = hpx_split_run(&ev, from, to, tab, &sp, bounds, q, n_bounds, halves, totals, &why);
+  state[0] = sp.ordinal;
+  state[1] = sp.total_a;
+  state[2] = sp.used;
+  state[6] = why;
+  return Napi::Number::New(env, static_cast<double>(stop));
+}
+
 Napi::Value Crc32(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsTypedArray()) return Fail(env, "crc32: expected a Buffer or Uint8Array");
@@ -545,12 +587,13 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("decodeBlockInto", Napi::Function::New(env, DecodeBlockInto, "decodeBlockInto"));
   exports.Set("applyRun", Napi::Function::New(env, ApplyRun, "applyRun"));
   exports.Set("tallyRun", Napi::Function::New(env, TallyRun, "tallyRun"));
+  exports.Set("splitRun", Napi::Function::New(env, SplitRun, "splitRun"));
   exports.Set("crc32", Napi::Function::New(env, Crc32, "crc32"));
   // Once per process, however many threads load the addon (readers decode on a worker thread):
   // a function-local static is initialised exactly once, without a race.
   static const char* const block_crc32 = UseFastestCrc32();
   exports.Set("blockCrc32", Napi::String::New(env, block_crc32));
-  exports.Set("abiVersion", Napi::Number::New(env, 4));  // lib/native.ts ADDON_ABI
+  exports.Set("abiVersion", Napi::Number::New(env, 5));  // lib/native.ts ADDON_ABI
   return exports;
 }
 

@@ -108,7 +108,7 @@ static void count_problem(void *ctx, int kind, size_t offset, uint32_t index, co
   ++*(int *)ctx;
 }
 
-/* The events at [7, ev->length) of a block just decoded: a ranged decode and both kernels. */
+/* The events at [7, ev->length) of a block just decoded: a ranged decode and the kernels. */
 static void exercise_range_and_kernels(int r, const uint8_t *payload, uint32_t len, uint32_t count, hpxdec_events *ev) {
   size_t n = ev->length - 7;
   /* Ranged: a subset of the same block, and the same largest trace id. */
@@ -171,6 +171,28 @@ static void exercise_range_and_kernels(int r, const uint8_t *payload, uint32_t l
     i = stop + 1;
   }
   free(counts);
+  /* The split over an exact-size table of 16 entries (so that it fills and hands events back):
+   * every run stays inside it and keeps its count of entries in use true. */
+  {
+    double *tab = calloc(32, sizeof(double));
+    uint8_t *halves = malloc(n ? n : 1);
+    double *totals = malloc((n ? n : 1) * sizeof(double));
+    double q[2] = {0.05, 0.5};
+    hpx_split sp = {0, 0, 0, 15, (uint32_t)rnd(), (int)(rnd() % 2)};
+    size_t j = 0;
+    while (j < n) {
+      int why = 0;
+      size_t stop = hpx_split_run(&run, j, n, tab, &sp, bounds, q, 2, halves, totals, &why);
+      int used = 0;
+      for (int e = 0; e < 16; e++) used += tab[2 * e] != 0;
+      CHECK(stop >= j && stop <= n && (stop == n) == (why == HPX_RUN_DONE) && used == (int)sp.used && 4 * used <= 3 * 16,
+            "round %d: split stopped at %zu with %d entries used (%g counted)", r, stop, used, sp.used);
+      j = stop + 1;
+    }
+    free(tab);
+    free(halves);
+    free(totals);
+  }
   for (int c = 0; c < 5; c++) free(cols[c]);
   free(direct);
   free(op_copy);

@@ -1,5 +1,6 @@
 /* The readers' per-event loops in C: see kernels.h. Each mirrors its TypeScript loop line by line; keep them in step. */
 #include "kernels.h"
+#include <math.h>
 
 #define OP_FREE 1
 #define OP_LOST 4
@@ -150,5 +151,173 @@ size_t hpx_tally_run(const hpx_run_events *ev, size_t from, size_t to, int check
   }
   tally->unmatched = unmatched;
   tally->lost = lost;
+  return i;
+}
+
+/* ---- HalfSplit.event (lib/model/split.ts): keep in step with it ---- */
+
+#define SPLIT_SIZE_KEYED 2097152.0   /* 2^21 */
+#define SPLIT_TRACE_KEYED 2147483648u /* 2^31 */
+#define SPLIT_K 131072.0             /* 2^17: one packed count's limit */
+#define SPLIT_A 1
+#define SPLIT_B 2
+#define SPLIT_PREFETCH 16
+
+static inline uint32_t split_mix32(uint32_t x) {
+  x = (x ^ (x >> 16)) * 0x7feb352du;
+  x = (x ^ (x >> 15)) * 0x846ca68bu;
+  return x ^ (x >> 16);
+}
+
+/* uniformOf: mix32((n >>> 0) ^ mix32(((n / 2^32) >>> 0) ^ seed)) / 2^32 (n a whole number). */
+static inline double split_uniform(double n, uint32_t seed) {
+  const uint64_t k = (uint64_t)n;
+  return (double)split_mix32((uint32_t)k ^ split_mix32((uint32_t)(k >> 32) ^ seed)) / 4294967296.0;
+}
+
+/* homeOf: the top 32 - shift bits of one multiply of the key's low 32 bits mixed with its high
+ * ones (ToUint32 of key and of key / 2^32). */
+static inline uint32_t split_home(double key, unsigned shift) {
+  const uint32_t lo = (uint32_t)(uint64_t)key, hi = (uint32_t)(uint64_t)(key / 4294967296.0);
+  return ((lo ^ (hi * 0x85ebca6bu)) * 0x9e3779b1u) >> shift;
+}
+
+static inline double split_q(double s, const double *bounds, const double *q, size_t n_bounds) {
+  for (size_t r = 0; r < n_bounds; r++)
+    if (s < bounds[r]) return q[r];
+  return 1.0;
+}
+
+/* A fresh draw: 0 (A only), 1 (B only) or 2 (both), in proportions q(1-q) : q(1-q) : q^2. */
+static inline int split_fresh(double u, double q) {
+  const double one = (1 - q) / (2 - q);
+  return u < one ? 0 : u < 2 * one ? 1 : 2;
+}
+
+static inline long split_find(const double *tab, uint32_t mask, unsigned shift, double key) {
+  uint32_t i = split_home(key, shift);
+  for (;;) {
+    const double k = tab[2 * (size_t)i];
+    if (k == key) return (long)i;
+    if (k == 0) return -1;
+    i = (i + 1) & mask;
+  }
+}
+
+/* remove: empty entry i, moving later entries of its probe run back. */
+static void split_remove(double *tab, uint32_t mask, unsigned shift, uint32_t i) {
+  uint32_t j = i;
+  for (;;) {
+    j = (j + 1) & mask;
+    const double key = tab[2 * (size_t)j];
+    if (key == 0) break;
+    const uint32_t home = split_home(key, shift);
+    if (i <= j ? (i < home && home <= j) : (i < home || home <= j)) continue;
+    tab[2 * (size_t)i] = key;
+    tab[2 * (size_t)i + 1] = tab[2 * (size_t)j + 1];
+    i = j;
+  }
+  tab[2 * (size_t)i] = 0;
+}
+
+size_t hpx_split_run(const hpx_run_events *ev, size_t from, size_t to, double *tab, hpx_split *sp, const double *bounds,
+                     const double *q, size_t n_bounds, uint8_t *halves, double *totals, int *why) {
+  static const double step[3] = {1.0, SPLIT_K, SPLIT_K * SPLIT_K};
+  const uint8_t *op = ev->op;
+  const uint32_t *trace = ev->trace;
+  const double *size = ev->size;
+  const uint32_t mask = sp->mask;
+  const unsigned shift = 32u - (unsigned)__builtin_ctzll((uint64_t)mask + 1);
+  double ordinal = sp->ordinal, total_a = sp->total_a, used = sp->used;
+  *why = HPX_RUN_DONE;
+  size_t i = from;
+  for (; i < to; i++) {
+    if (i + SPLIT_PREFETCH < to) {
+      /* The table is larger than the caches on big profiles: fetch a later event's entry now. */
+      const size_t k = i + SPLIT_PREFETCH;
+      const double s = size[k];
+      if (op[k] <= OP_FREE && s >= 0 && s < SPLIT_SIZE_KEYED && trace[k] < SPLIT_TRACE_KEYED)
+        __builtin_prefetch(&tab[2 * (size_t)split_home((double)trace[k] * SPLIT_SIZE_KEYED + s + 1, shift)], 1);
+    }
+    const unsigned o = op[i];
+    if (o > OP_FREE) {
+      halves[i] = 0;
+      totals[i] = total_a;
+      continue;
+    }
+    const double s = size[i];
+    const double qs = split_q(s, bounds, q, n_bounds);
+    if (qs >= 1 || qs <= 0) {
+      if (qs >= 1) total_a += o == OP_FREE ? -s : s;
+      halves[i] = SPLIT_A | SPLIT_B;
+      totals[i] = total_a;
+      continue;
+    }
+    const uint32_t t = trace[i];
+    if (!(s >= 0 && s < SPLIT_SIZE_KEYED) || t >= SPLIT_TRACE_KEYED) {
+      *why = HPX_RUN_NEEDS_JS; /* the caller's map keeps such pairs */
+      break;
+    }
+    const double key = (double)t * SPLIT_SIZE_KEYED + s + 1;
+    const double u = split_uniform(ordinal, sp->seed);
+    long e = split_find(tab, mask, shift, key);
+    if (e < 0 && sp->keyed_others) {
+      *why = HPX_RUN_NEEDS_JS; /* the pair may be in the caller's map */
+      break;
+    }
+    int which;
+    if (o == OP_FREE) {
+      if (e < 0) {
+        which = split_fresh(u, qs);
+      } else {
+        const double c = tab[2 * (size_t)e + 1];
+        const double both = floor(c / (SPLIT_K * SPLIT_K));
+        const double ab = c - both * SPLIT_K * SPLIT_K;
+        const double b = floor(ab / SPLIT_K);
+        const double a = ab - b * SPLIT_K;
+        const double n = a + b + both;
+        const double r = floor(u * n);
+        which = r < a ? 0 : r < a + b ? 1 : 2;
+        if (n == 1) {
+          split_remove(tab, mask, shift, (uint32_t)e);
+          used--;
+        } else {
+          tab[2 * (size_t)e + 1] = c - step[which];
+        }
+      }
+    } else {
+      which = split_fresh(u, qs);
+      if (e < 0) {
+        if (4 * (used + 1) > 3 * ((double)mask + 1)) {
+          *why = HPX_RUN_NEEDS_JS; /* the table must grow first */
+          break;
+        }
+        uint32_t j = split_home(key, shift);
+        while (tab[2 * (size_t)j] != 0) j = (j + 1) & mask;
+        tab[2 * (size_t)j] = key;
+        tab[2 * (size_t)j + 1] = 0;
+        used++;
+        e = (long)j;
+      }
+      const double c = tab[2 * (size_t)e + 1];
+      const double above = floor(c / step[which]);
+      if (above - floor(above / SPLIT_K) * SPLIT_K == SPLIT_K - 1) {
+        *why = HPX_RUN_NEEDS_JS; /* this count moves to the caller's map */
+        break;
+      }
+      tab[2 * (size_t)e + 1] = c + step[which];
+    }
+    ordinal += 1;
+    if (which == 1) {
+      halves[i] = SPLIT_B;
+    } else {
+      total_a += (o == OP_FREE ? -s : s) / qs;
+      halves[i] = which == 0 ? SPLIT_A : SPLIT_A | SPLIT_B;
+    }
+    totals[i] = total_a;
+  }
+  sp->ordinal = ordinal;
+  sp->total_a = total_a;
+  sp->used = used;
   return i;
 }

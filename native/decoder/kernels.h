@@ -2,6 +2,7 @@
  * stay the reference and the fallback, and the tests compare the two):
  *   hpx_apply_run  LiveHeap.applyRun (lib/model/live.ts)
  *   hpx_tally_run  EventTally.add (lib/format/tally.ts)
+ *   hpx_split_run  HalfSplit.event (lib/model/split.ts), for a table sampler
  *
  * hpx_apply_run: the live heap's per-event update over a run of decoded events, with the same arithmetic in the same order, so that every sum comes out
  * bit-identical to the TypeScript loop's (built with -ffp-contract=off: a fused multiply-add
@@ -69,5 +70,26 @@ typedef struct {
  * past live_len, which the caller counts (its table grows). */
 size_t hpx_tally_run(const hpx_run_events *ev, size_t from, size_t to, int check_frees, int32_t *live, size_t live_len,
                      hpx_tally *tally, int *why);
+
+/* HalfSplit's scalar state (lib/model/split.ts), read and written back. */
+typedef struct {
+  double ordinal; /* events drawn so far (the next one's uniform draw) */
+  double total_a; /* half A's estimate of the live bytes */
+  double used;    /* table entries in use */
+  uint32_t mask;  /* entries - 1 (a power of two minus one) */
+  uint32_t seed;
+  int keyed_others; /* the caller's map holds pairs of the keyed range (their counts outgrew the table) */
+} hpx_split;
+
+/* Split events [from, to) as HalfSplit.event does, with the same arithmetic in the same order:
+ * halves[i] gets the halves that hold event i (1 A, 2 B, 3 both; 0 for an event that is not an
+ * ALLOC or FREE) and totals[i] half A's total after it. tab is HalfSplit's table (2 doubles per
+ * entry: key, packed counts), changed in place; q[r] is the half probability below bounds[r]
+ * (1 past the last). Returns the index it stopped at: `to`, or (*why = HPX_RUN_NEEDS_JS) an
+ * event the caller splits itself: a pair outside the keyed range (a size past 2^21 or
+ * negative, a trace id past 2^31), a count about to outgrow its packed field, an insertion
+ * that needs the table grown, or a missing pair while keyed_others is set. */
+size_t hpx_split_run(const hpx_run_events *ev, size_t from, size_t to, double *tab, hpx_split *sp, const double *bounds,
+                     const double *q, size_t n_bounds, uint8_t *halves, double *totals, int *why);
 
 #endif
