@@ -2573,5 +2573,10 @@ EXPORT double hp_peak_estimate(void) { return g_peak_estimate; }
 /* Whether native allocations are being recorded (hp-record --native, preloaded). */
 EXPORT int hp_native(void) { return LOAD(g_native_mask) != 0; }
 
+/* python/heapprof/__init__.py's os._exit and os.exec* wrappers: see pyrt_wrap_builtin. */
+EXPORT void *hp_wrap_builtin(void *real, void *before, void *self, void *module, const char *name, const char *doc) {
+  return pyrt_wrap_builtin(real, before, self, module, name, doc);
+}
+
 /* The C allocator interposer (hp-record --native); see its header comment. */
 #include "interpose.c"

@@ -175,6 +175,105 @@ void pyrt_set_allocator(int domain, hp_allocator *in) { py.set_allocator(domain,
 int pyrt_at_exit(void (*fn)(void)) { return py.at_exit(fn); }
 void pyrt_incref(void *obj) { py.incref(obj); }
 
+/* ---- Builtins that call something first (os._exit, os.execv, os.execve) ----
+ *
+ * heapprof closes or flushes the profile before the program leaves by os._exit or replaces
+ * itself by an exec, which atexit never sees. A Python function in their place would differ
+ * from the originals for a program that looks (inspect.isbuiltin, type(), pickling by name,
+ * positional-only arguments): these wrappers are builtin functions like the originals, with
+ * their name, module, __self__ and text signature, that call `before` (its exception, if any,
+ * reported as unraisable: the exit or exec happens whatever it does) and then the original
+ * with the same arguments, returning or raising what it does. */
+
+#define PYRT_WRAPS 8
+#define PY_METH_VARARGS 0x0001
+#define PY_METH_KEYWORDS 0x0002
+
+typedef struct {
+  const char *ml_name;
+  void *ml_meth;
+  int ml_flags;
+  const char *ml_doc;
+} py_method_def; /* PyMethodDef, a stable-ABI struct */
+
+static struct {
+  void *real, *before;
+} g_wraps[PYRT_WRAPS];
+static py_method_def g_wrap_defs[PYRT_WRAPS];
+static int g_nwraps;
+
+static struct {
+  void *(*call)(void *, void *, void *);
+  void *(*call_object)(void *, void *);
+  void (*write_unraisable)(void *);
+  void (*decref)(void *);
+  void *(*cfunction_new)(void *, void *, void *);
+  void (*err_clear)(void);
+  void *none;
+} wp;
+
+static void *wrap_call(int k, void *args, void *kwargs) {
+  void *r = wp.call_object(g_wraps[k].before, NULL);
+  if (r) wp.decref(r);
+  else wp.write_unraisable(g_wraps[k].before);
+  return wp.call(g_wraps[k].real, args, kwargs);
+}
+
+#define WRAP_FN(k) \
+  static void *wrap_##k(void *self, void *args, void *kwargs) { return (void)self, wrap_call(k, args, kwargs); }
+WRAP_FN(0)
+WRAP_FN(1)
+WRAP_FN(2)
+WRAP_FN(3)
+WRAP_FN(4)
+WRAP_FN(5)
+WRAP_FN(6)
+WRAP_FN(7)
+static void *(*const g_wrap_fns[PYRT_WRAPS])(void *, void *, void *) = {wrap_0, wrap_1, wrap_2, wrap_3,
+                                                                        wrap_4, wrap_5, wrap_6, wrap_7};
+
+void *pyrt_wrap_builtin(void *real, void *before, void *self, void *module, const char *name, const char *doc) {
+  if (!wp.call) {
+    wp.call = (void *(*)(void *, void *, void *))sym("PyObject_Call");
+    wp.call_object = (void *(*)(void *, void *))sym("PyObject_CallObject");
+    wp.write_unraisable = (void (*)(void *))sym("PyErr_WriteUnraisable");
+    wp.decref = (void (*)(void *))sym("Py_DecRef");
+    wp.cfunction_new = (void *(*)(void *, void *, void *))sym("PyCFunction_NewEx");
+    wp.err_clear = (void (*)(void))sym("PyErr_Clear");
+    wp.none = sym("_Py_NoneStruct");
+  }
+  /* Failing, None: never NULL, which some ctypes versions (3.11's GetResult) dereference. */
+  void (*incref)(void *) = (void (*)(void *))sym("Py_IncRef");
+  if (!incref || !wp.none) return NULL; /* not inside CPython: nobody can call this */
+  incref(wp.none);
+  if (!wp.call || !wp.call_object || !wp.write_unraisable || !wp.decref || !wp.cfunction_new || !wp.err_clear) return wp.none;
+  if (g_nwraps >= PYRT_WRAPS || !real || !before || !name) return wp.none;
+  /* The definition and what it points to live as long as the process: the builtin keeps
+   * pointing at them. */
+  char *n = strdup(name), *d = doc ? strdup(doc) : NULL;
+  if (!n || (doc && !d)) {
+    free(n);
+    free(d);
+    return wp.none;
+  }
+  int k = g_nwraps;
+  incref(real);
+  incref(before);
+  g_wraps[k].real = real;
+  g_wraps[k].before = before;
+  g_wrap_defs[k] = (py_method_def){n, (void *)g_wrap_fns[k], PY_METH_VARARGS | PY_METH_KEYWORDS, d};
+  void *fn = wp.cfunction_new(&g_wrap_defs[k], self, module);
+  if (!fn) {
+    wp.err_clear();
+    wp.decref(real);
+    wp.decref(before);
+    return wp.none;
+  }
+  g_nwraps++;
+  wp.decref(wp.none);
+  return fn;
+}
+
 /* The main interpreter (PyInterpreterState_Main), noted when a recording starts: it stays
  * the same until finalization, after which the hook records nothing (is_finalizing is
  * checked first, and the hook goes pass-through at Py_AtExit), so each sampled event

@@ -78,4 +78,10 @@ void pyrt_code_names(void *code, char *name, size_t name_cap, char *file, size_t
 /* Py_IncRef, to pin a code object so its address is never reused. Requires the GIL. */
 void pyrt_incref(void *obj);
 
+/* A builtin function named `name` (its __self__ `self`, its __module__ `module`, its docstring
+ * and text signature from `doc`) that calls `before` and then `real` with its own arguments
+ * (see pyrt.c). A new reference; None when it cannot be made. At most 8 in a process; they
+ * are never freed. Requires the GIL. */
+void *pyrt_wrap_builtin(void *real, void *before, void *self, void *module, const char *name, const char *doc);
+
 #endif

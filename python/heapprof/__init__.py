@@ -83,12 +83,38 @@ def _at_exit():
 
 
 def _wrap_os(name, before):
-    """Replaces os.NAME with a function that calls before(), then the real one, which runs
-    whatever before() does (it raises or not): the program's exit or exec always happens."""
+    """Replaces os.NAME (and posix.NAME, the same function) with one that calls before(), then
+    the real one with the same arguments: the program's exit or exec always happens."""
     real = getattr(os, name, None)
     if real is None:
         return
+    wrapper = _builtin_wrapper(real, before) or _python_wrapper(real, before)
+    setattr(os, name, wrapper)
+    posix = sys.modules.get(os.name)
+    if posix is not None and getattr(posix, name, None) is real:
+        setattr(posix, name, wrapper)
 
+
+def _builtin_wrapper(real, before):
+    """A builtin function like `real` (name, module, __self__, signature: see
+    native/pyrt.c, pyrt_wrap_builtin), so that the program sees what it would without the
+    profiler; None when real is not a builtin or the hook cannot make one. before()'s
+    exceptions are reported as unraisable, never raised."""
+    if type(real) is not type(len):
+        return None
+    sig = getattr(real, "__text_signature__", None)
+    doc = real.__doc__ or ""
+    if sig:
+        doc = "%s%s\n--\n\n%s" % (real.__name__, sig, doc)
+    try:
+        return _native.load().hp_wrap_builtin(
+            real, before, real.__self__, real.__module__, real.__name__.encode(), doc.encode("utf-8", "surrogateescape")
+        )  # None when it cannot
+    except Exception:
+        return None
+
+
+def _python_wrapper(real, before):
     def wrapper(*args, **kwargs):
         try:
             before()
@@ -96,10 +122,10 @@ def _wrap_os(name, before):
             result = real(*args, **kwargs)
         return result
 
-    wrapper.__name__ = wrapper.__qualname__ = name
+    wrapper.__name__ = wrapper.__qualname__ = real.__name__
     wrapper.__doc__ = real.__doc__
     wrapper.__wrapped__ = real
-    setattr(os, name, wrapper)
+    return wrapper
 
 
 def _stop_if_profiling():

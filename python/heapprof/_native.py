@@ -72,6 +72,10 @@ def load():
         "hp_set_attached": (None, [ctypes.c_uint64]),
         "hp_native": (ctypes.c_int, []),
         "hp_peak_estimate": (ctypes.c_double, []),
+        "hp_wrap_builtin": (
+            ctypes.py_object,
+            [ctypes.py_object, ctypes.py_object, ctypes.py_object, ctypes.py_object, ctypes.c_char_p, ctypes.c_char_p],
+        ),
     }
     for name, (restype, argtypes) in sigs.items():
         fn = getattr(lib, name)

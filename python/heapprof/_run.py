@@ -402,17 +402,9 @@ def _finish():
 
 def _report_at_os_exit():
     # os._exit skips atexit: stop and report first (heapprof's own wrapper, underneath, only stops).
-    inner = os._exit
+    import heapprof
 
-    def _exit(status):
-        try:
-            _finish()
-        finally:
-            inner(status)
-
-    _exit.__doc__ = inner.__doc__
-    _exit.__wrapped__ = inner
-    os._exit = _exit
+    heapprof._wrap_os("_exit", _finish)
 
 
 _KILL_GRACE_MS = 5000

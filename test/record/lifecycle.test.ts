@@ -3,7 +3,8 @@
 // program that replaces itself with exec keeps what it recorded; the
 // summary lists each followed child with what reached its disk, and says why a child has nothing;
 // start-up failures (a full filesystem, a concurrent run on the same base) stop before the program
-// runs, name their cause and leave nothing behind; a disk that fills up mid-run is reported honestly.
+// runs, name their cause and leave nothing behind; a disk that fills up mid-run is reported honestly;
+// os._exit and os.exec* stay builtins the program cannot tell from the originals.
 
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -151,6 +152,24 @@ t.test(`CPython ${newest.version}: a program that replaces itself with exec keep
   t.match(r.stderr, /execs\.hpd: the program exited \(or replaced itself with exec\) without running atexit handlers; the profile is readable up to its last flush: [\d,]+ events$/m);
   t.notOk(existsSync(`${base}.hpm.lock`), 'no lock file left behind (its recorder was replaced)');
 });
+
+// heapprof replaces os._exit, os.execv and os.execve (atexit sees neither): with builtins like
+// the originals, so that a program that looks at them (inspect, pickle, type, their errors) sees
+// what it sees without the recorder; os._exit still closes the profile.
+for (const py of installed) {
+  t.test(`CPython ${py.version}: os._exit and os.exec* look and behave as without the recorder`, when, async (t) => {
+    const base = join(scratch(), 'exitfns');
+    const plain = await run(py.exe, ['exitfns.py'], { cwd: SCRIPTS, env });
+    t.equal(plain.code, 7);
+    t.match(plain.stdout, /^_exit builtin_function_or_method True True _exit _exit posix True <built-in function _exit> \(status\) True True False$/m);
+    const r = await hpRecord(['--python', py.exe, '-o', base, '--', 'exitfns.py'], { cwd: SCRIPTS, env });
+    t.equal(r.code, 7, r.stderr);
+    t.equal(r.stdout, plain.stdout, 'the same output as without the recorder');
+    const p = await readAll(base);
+    t.same(p.issues, [], 'nothing damaged');
+    t.equal(p.complete, true, 'os._exit closed the profile');
+  });
+}
 
 for (const py of [installed[0], newest].filter((p, i, all) => p !== undefined && all.indexOf(p) === i)) {
   t.test(`CPython ${py!.version}: --follow-children records the processes the program starts (spawn, forkserver, subprocess)`, when, async (t) => {
