@@ -3,7 +3,8 @@
 // some 750 MiB of address space as it starts and died at once under a smaller limit (V8's "Fatal
 // process OOM", SIGTRAP), so the program never ran. Now bin/hp-record.js raises a soft limit to the
 // hard one for Node and the bootstrap sets it back for the program, which sees the limit it would
-// have had; a hard limit too small for Node is a one-line error.
+// have had; a hard limit too small for Node is a one-line error. So is a hard descriptor limit
+// too small for Node (which crashed under it).
 
 import { readFileSync } from 'node:fs';
 import t from 'tap';
@@ -55,4 +56,16 @@ if (py) {
       t.equal(r.stdout, plain.stdout, 'the program has the limits it would have had');
     });
   }
+
+  // A hard descriptor limit Node cannot start under (it crashed: SIGSEGV or an assertion, under
+  // about 18) is refused in one line, before Node starts, naming what it needs here.
+  t.test(`CPython ${py.version}: ulimit -n 16 (hard) is refused in one line`, { skip: hard > 16 ? false : `the hard descriptor limit (${hard}) is not above 16` }, async (t) => {
+    const dir = scratch();
+    const plain = await limited('-n 16', py.exe, ['-c', FDS], dir);
+    t.equal(plain.stdout, '(16, 16)\n', 'python itself runs under it');
+    const r = await limited('-n 16', BIN, ['--python', py.exe, '-o', 'run', '-c', FDS], dir);
+    t.equal(r.code, 1);
+    t.equal(r.stdout, '', 'the program did not run');
+    t.match(r.stderr, /^hp-record: the open-files limit \(ulimit -n 16\) is too small for Node\.js, which hp-record runs on: it needs (\d+) here \(16 more than the \d+ descriptors open\); raise the hard limit \(ulimit -H -n\)\n$/);
+  });
 }
