@@ -54,6 +54,9 @@ export interface NativeScan {
   seconds: number;
 }
 
+/** The first arguments of every per-event kernel: a batch's four event columns and the run [from, to) within them. */
+type RunColumns = [op: Uint8Array, timeUs: Float64Array, trace: Uint32Array, size: Float64Array, from: number, to: number];
+
 export interface NativeDecoder {
   /** Every event of an .hpd held in memory. Throws on a bad file header. */
   decodeHpd(bytes: Uint8Array): NativeEvents;
@@ -83,42 +86,29 @@ export interface NativeDecoder {
    * the returned index needs the TypeScript loop.
    */
   applyRun(
-    op: Uint8Array,
-    timeUs: Float64Array,
-    trace: Uint32Array,
-    size: Float64Array,
-    from: number,
-    to: number,
-    untilUs: number,
-    direct: Int32Array,
-    sampled: Float64Array,
-    bytes: Float64Array,
-    bytesVar: Float64Array,
-    count: Float64Array,
-    countVar: Float64Array,
-    poisson: boolean,
-    bounds: Float64Array,
-    bucketRange: Int8Array,
-    w: Float64Array,
-    cv: Float64Array,
-    state: Float64Array,
+    ...args: [
+      ...RunColumns,
+      untilUs: number,
+      direct: Int32Array,
+      sampled: Float64Array,
+      bytes: Float64Array,
+      bytesVar: Float64Array,
+      count: Float64Array,
+      countVar: Float64Array,
+      poisson: boolean,
+      bounds: Float64Array,
+      bucketRange: Int8Array,
+      w: Float64Array,
+      cv: Float64Array,
+      state: Float64Array,
+    ]
   ): number;
   /**
    * EventTally.add's loop (native/decoder/kernels.c) over events [from, to): returns where it
    * stopped; state holds the tally's five counts (read and written back) and, in state[5], 0 at
    * `to`, 1 when the ALLOC or FREE at the returned index has an id past `live` (the caller's).
    */
-  tallyRun(
-    op: Uint8Array,
-    timeUs: Float64Array,
-    trace: Uint32Array,
-    size: Float64Array,
-    from: number,
-    to: number,
-    checkFrees: boolean,
-    live: Int32Array,
-    state: Float64Array,
-  ): number;
+  tallyRun(...args: [...RunColumns, checkFrees: boolean, live: Int32Array, state: Float64Array]): number;
   /**
    * HalfSplit.event's loop for a table sampler (native/decoder/kernels.c) over events [from, to):
    * fills halves[i] (1 A, 2 B, 3 both, 0 for an event that is not an ALLOC or FREE) and totals[i]
@@ -128,18 +118,7 @@ export interface NativeDecoder {
    * the event at the returned index needs HalfSplit.event.
    */
   splitRun(
-    op: Uint8Array,
-    timeUs: Float64Array,
-    trace: Uint32Array,
-    size: Float64Array,
-    from: number,
-    to: number,
-    tab: Float64Array,
-    state: Float64Array,
-    bounds: Float64Array,
-    q: Float64Array,
-    halves: Uint8Array,
-    totals: Float64Array,
+    ...args: [...RunColumns, tab: Float64Array, state: Float64Array, bounds: Float64Array, q: Float64Array, halves: Uint8Array, totals: Float64Array]
   ): number;
   /** The decoder's own CRC-32 (slicing by 8), whatever block validation uses. */
   crc32(bytes: Uint8Array, crc?: number): number;
