@@ -1,9 +1,9 @@
 // Every reader gives the same output, warnings and exit status whether it reads through the
 // addon's kernels (the default when the addon is built) or in TypeScript only
 // (HEAPPROF_NATIVE_READ=0): on whole and damaged profiles, with both samplers, on one thread and
-// with the decoding worker.
+// with the decoding worker. The seek index too, whose build splits the draws for the peak.
 
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { writeProfile } from '../../lib/format/hpx.js';
@@ -63,6 +63,27 @@ if (!nativeDecoder()) {
           else t.pass(`${cmd} ${args.slice(1).join(' ')} on ${name}, worker ${worker}: same output`);
         }
       }
+    }
+  });
+
+  t.test('the seek index: built byte for byte the same with and without the addon (its split of the draws)', async (t) => {
+    const dir = tmpDir('hp-readers-index-');
+    for (let seed = 21; seed <= 23; seed++) {
+      const base = join(dir, `p${seed}`);
+      const spec = randomSpec(seed, 40_000);
+      spec.sampling = { kind: 'table', bounds: [64, 1000], probs: [0.02, 0.4] };
+      await writeProfile(base, spec);
+      const index = (env: Record<string, string>): Promise<[string, Buffer]> =>
+        runWith({ HEAPPROF_INDEX_MIN_BYTES: '0', ...env }, 'hp-snapshot', [base, '--at', 'peak']).then((out) => {
+          const bytes = readFileSync(`${base}.hpi`);
+          rmSync(`${base}.hpi`);
+          return [out, bytes];
+        });
+      const [nativeOut, nativeIndex] = await index({});
+      const [tsOut, tsIndex] = await index({ HEAPPROF_NATIVE_READ: '0' });
+      t.ok(nativeOut.startsWith('exit 0'), `p${seed}: ran (${nativeOut.split('\n')[0]})`);
+      t.equal(nativeOut, tsOut, `p${seed}: the same snapshot at the peak`);
+      t.ok(nativeIndex.length > 0 && nativeIndex.equals(tsIndex), `p${seed}: the same ${nativeIndex.length}-byte index`);
     }
   });
 }
