@@ -30,7 +30,7 @@ import { OP_ALLOC, OP_FREE, OP_RSS, type EventBatch, type ProfileSource, type Re
 import type { Header, ReadIssue, Sampling } from '../format/types.js';
 import { LiveHeap } from './live.js';
 import { liveHeapAt, PeakTracker, type LiveSnapshot, type SnapshotAt } from './snapshot.js';
-import { exactSampling, HALF_B, HalfSplit, halfSampling, splitColumns, splitSeed } from './split.js';
+import { exactSampling, HALF_B, HalfSplit, halfSampling, splitSeed } from './split.js';
 
 /**
  * A CRC of what LiveHeap computes for a fixed little sequence under this sampler: if the model's
@@ -127,7 +127,6 @@ export async function buildIndex(base: string, header: Header, opts: BuildOption
     const maxes: number[] = [];
     const checkpoints: Checkpoint[] = [];
     let batch: EventBatch = { length: 0, op: new Uint8Array(1 << 14), timeUs: new Float64Array(1 << 14), trace: new Uint32Array(1 << 14), size: new Float64Array(1 << 14) };
-    let { halves, totals } = splitColumns(0);
     let curUs = 0;
     let lastUs = 0;
     let maxUs = 0;
@@ -217,12 +216,7 @@ export async function buildIndex(base: string, header: Header, opts: BuildOption
       const n = batch.length;
       let blockMax = block.timeUs;
       // The split of the whole block first (the addon's loop where built), then its results per event.
-      let totalA = 0;
-      if (split) {
-        if (halves.length < n) ({ halves, totals } = splitColumns(n));
-        totalA = split.totalA;
-        split.run(batch, 0, n, halves, totals);
-      }
+      let totalA = split ? split.splitBatch(batch) : 0;
       for (let i = 0; i < n; i++) {
         const raw = timeUs[i]!;
         if (raw < prevRaw) monotone = false;
@@ -249,11 +243,11 @@ export async function buildIndex(base: string, header: Header, opts: BuildOption
         }
         heap.apply(o, trace[i]!, size[i]!);
         if (split) {
-          if (halves[i]! & HALF_B) {
+          if (split.halves[i]! & HALF_B) {
             tracker!.beforeChange(heapB!.slotOf(trace[i]!));
             heapB!.apply(o, trace[i]!, size[i]!);
           }
-          totalA = totals[i]!;
+          totalA = split.totals[i]!;
         }
       }
       events += n;

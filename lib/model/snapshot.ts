@@ -9,7 +9,7 @@
 
 import { OP_ALLOC, OP_FREE, type ProfileSource } from '../format/source.js';
 import { LiveHeap } from './live.js';
-import { exactSampling, HALF_B, HalfSplit, halfSampling, splitColumns, splitSeed } from './split.js';
+import { exactSampling, HALF_B, HalfSplit, halfSampling, splitSeed } from './split.js';
 
 export type SnapshotAt = { kind: 'time'; us: number } | { kind: 'peak' } | { kind: 'end' };
 
@@ -152,7 +152,6 @@ export async function liveHeapAt(source: ProfileSource, at: SnapshotAt, resume?:
   let curUs = resume?.curUs ?? 0;
   let lastUs = resume?.lastUs ?? 0;
   let stopped = false;
-  let { halves, totals } = splitColumns(0);
   outer: for await (const batch of source.batches()) {
     const { op, timeUs, trace, size } = batch;
     const n = batch.length;
@@ -181,12 +180,7 @@ export async function liveHeapAt(source: ProfileSource, at: SnapshotAt, resume?:
       continue;
     }
     // The split of the whole batch first (the addon's loop where built), then its results per event.
-    let totalA = 0;
-    if (split) {
-      if (halves.length < n) ({ halves, totals } = splitColumns(n));
-      totalA = split.totalA;
-      split.run(batch, 0, n, halves, totals);
-    }
+    let totalA = split ? split.splitBatch(batch) : 0;
     for (let i = 0; i < n; i++) {
       let t = timeUs[i]!;
       if (t < curUs) t = curUs;
@@ -202,8 +196,8 @@ export async function liveHeapAt(source: ProfileSource, at: SnapshotAt, resume?:
         curUs = t;
       }
       if (split) {
-        totalA = totals[i]!;
-        if (!(halves[i]! & HALF_B)) continue;
+        totalA = split.totals[i]!;
+        if (!(split.halves[i]! & HALF_B)) continue;
       }
       if (tracker) tracker.beforeChange(heap.slotOf(trace[i]!));
       heap.apply(o, trace[i]!, size[i]!);

@@ -53,12 +53,6 @@ function uniformOf(n: number, seed: number): number {
   return mix32((n >>> 0) ^ mix32(((n / 4294967296) >>> 0) ^ seed)) / 4294967296;
 }
 
-/** Columns for HalfSplit.run's results over a batch of n events (grown by the caller as batches grow). */
-export function splitColumns(n: number): { halves: Uint8Array; totals: Float64Array } {
-  const len = Math.max(n, 1 << 14);
-  return { halves: new Uint8Array(len), totals: new Float64Array(len) };
-}
-
 /** Pairs keyed in the table: trace * 2^21 + size + 1 (0: an empty entry), exact below 2^52. */
 const SIZE_KEYED = 2 ** 21;
 const TRACE_KEYED = 2 ** 31;
@@ -165,6 +159,21 @@ export class HalfSplit {
     if (which === 1) return HALF_B;
     this.totalA += (op === OP_ALLOC ? size : -size) / q;
     return which === 0 ? HALF_A : BOTH;
+  }
+
+  /** splitBatch's results for the last batch: per event, the halves that hold it and A's total after it. */
+  halves = new Uint8Array(1 << 14);
+  totals = new Float64Array(1 << 14);
+
+  /** Split a whole batch into this.halves and this.totals (see run); returns A's total before it. */
+  splitBatch(batch: EventBatch): number {
+    const before = this.totalA;
+    if (this.halves.length < batch.length) {
+      this.halves = new Uint8Array(batch.length);
+      this.totals = new Float64Array(batch.length);
+    }
+    this.run(batch, 0, batch.length, this.halves, this.totals);
+    return before;
   }
 
   /**
