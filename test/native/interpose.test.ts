@@ -142,10 +142,12 @@ t.test('ctypes calls to libc malloc at known lines', async (t) => {
       t.ok(Math.abs(sum(blocks) - 8e6) <= 0.02 * 8e6, `its blocks: ${sum(blocks)} bytes ~ 8 MB`);
       if (py.minor >= 11) {
         // ctypes releases the GIL around the call: the thread's own stack is read (3.11+).
+        // (The line's Python objects, such as the int malloc returns, may be drawn too: their
+        // domain is python, and they are not counted here.)
         for (const [name, size] of [['malloc_3m', 3e6], ['malloc_5m', 5e6]] as const) {
-          const here = sitesAt(peak, name);
-          t.ok(here.length > 0 && here.every((s) => s.domain === 'native'), `${name}: a native site at its line`);
-          t.ok(Math.abs(sum(here) - size) <= 0.02 * size, `${name}: ${sum(here)} bytes ~ ${size}`);
+          const here = sitesAt(peak, name).filter((s) => s.domain === 'native');
+          t.ok(here.length > 0, `${name}: a native site at its line`);
+          t.ok(Math.abs(sum(here) - size) <= 0.02 * size, `${name}: ${sum(here)} native bytes ~ ${size}`);
         }
         const end = sites(base, ['--at', 'end']);
         t.equal(sum(sitesAt(end, 'malloc_3m')), 0, 'the freed block is gone at the end');
