@@ -214,7 +214,7 @@ export class HalfSplit {
    * are independent, so the processor overlaps their cache misses, and event() then finds its
    * entries in cache. Only a hint, with no effect on the split.
    */
-  warm(trace: Uint32Array, size: Float64Array, from: number, to: number): void {
+  private warm(trace: Uint32Array, size: Float64Array, from: number, to: number): void {
     const tab = this.tab;
     const shift = this.shift;
     let acc = 0;
