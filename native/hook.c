@@ -1153,7 +1153,10 @@ static void record_event(void *p, size_t size, int domain, void *pc) {
   mu_lock();
 again:
   if (g_active && g_mode == MODE_PROFILE && open_child_files() == 0) {
-    if (g_ticker_wanted && !g_ticker_running) ticker_start_locked();
+    /* Not in the moment after a fork that threads_after_fork_parent keeps free of our threads
+     * (CPython 3.12+ counts them then; an after_in_parent callback or, with --native, its own
+     * reading of /proc may allocate before that). */
+    if (g_ticker_wanted && !g_ticker_running && !LOAD(g_refork_wanted)) ticker_start_locked();
     uint32_t ctx = g_threads ? (uint32_t)domain | thread_id_locked() << 2 : (uint32_t)domain;
     key.ctx = ctx;
     uint64_t key_hash = walk_hash ^ (uint64_t)ctx * 0x9e3779b97f4a7c15ULL;
@@ -2288,8 +2291,8 @@ static int watch_stop_for_fork(void) {
  * before 3.12 does not count threads at a fork: at once. 3.12 and later count them just
  * after it (3.13 after the after_in_parent callbacks), so then at the first allocation
  * of any thread WATCH_REFORK_NS or more after the fork (gate_slow), or, on 3.12, from
- * heapprof's after_in_parent callback (hp_after_fork_parent); the ticker also at the next
- * sampled event, as before. Until the watchdog is back the kernel stands in: a parent-death
+ * heapprof's after_in_parent callback (hp_after_fork_parent); a sampled event in between
+ * does not start the ticker (record_event). Until the watchdog is back the kernel stands in: a parent-death
  * SIGTERM, unless the program set a parent-death signal of its own. */
 #define WATCH_REFORK_NS 10000000ULL
 static void threads_after_fork_parent(int watch_stopped) {
