@@ -170,6 +170,50 @@ export function gammaP(a: number, x: number): number {
   return Math.max(0, 1 - front * h);
 }
 
+/**
+ * Regularized incomplete beta I_x(a, b), by its continued fraction (modified Lentz), on the side
+ * of x where it converges fast (the symmetry I_x(a, b) = 1 - I_{1-x}(b, a) otherwise).
+ */
+export function betaI(a: number, b: number, x: number): number {
+  if (x <= 0) return 0;
+  if (x >= 1) return 1;
+  if (x > (a + 1) / (a + b + 2)) return 1 - betaI(b, a, 1 - x);
+  const front = Math.exp(lnGamma(a + b) - lnGamma(a) - lnGamma(b) + a * Math.log(x) + b * Math.log1p(-x)) / a;
+  const tiny = 1e-300;
+  let c = 1;
+  let d = 1 - ((a + b) * x) / (a + 1);
+  if (Math.abs(d) < tiny) d = tiny;
+  d = 1 / d;
+  let h = d;
+  for (let m = 1; m < 100000; m++) {
+    // The even step, then the odd one, of the fraction's terms.
+    for (const num of [(m * (b - m) * x) / ((a + 2 * m - 1) * (a + 2 * m)), (-(a + m) * (a + b + m) * x) / ((a + 2 * m) * (a + 2 * m + 1))]) {
+      d = 1 + num * d;
+      if (Math.abs(d) < tiny) d = tiny;
+      c = 1 + num / c;
+      if (Math.abs(c) < tiny) c = tiny;
+      d = 1 / d;
+      h *= d * c;
+    }
+    if (Math.abs(d * c - 1) < 1e-15) break;
+  }
+  return Math.min(1, Math.max(0, front * h));
+}
+
+/** P(X >= k) for X ~ Binomial(n, p). */
+export function binomialAtLeast(n: number, p: number, k: number): number {
+  if (k <= 0) return 1;
+  if (k > n) return 0;
+  return betaI(k, n - k + 1, p);
+}
+
+/** P(X <= k) for X ~ Binomial(n, p). */
+export function binomialAtMost(n: number, p: number, k: number): number {
+  if (k < 0) return 0;
+  if (k >= n) return 1;
+  return betaI(n - k, k + 1, 1 - p);
+}
+
 /** Standard normal quantile (Acklam's rational approximation, |error| < 1.2e-9). */
 export function normalQuantile(q: number): number {
   const a = [-39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716, 2.506628277459239];

@@ -5,7 +5,7 @@
 import { OP_ALLOC, type EventBatch } from '../format/source.js';
 import type { HistogramBucket, Sampling } from '../format/types.js';
 import { probabilityFunction } from '../format/weights.js';
-import type { Unseen } from './estimate.js';
+import { binomialAtLeast, binomialAtMost, normalQuantile, type Unseen } from './estimate.js';
 
 /** Range index of a size: 0 for 0 and 1, i for [2^i, 2^(i+1)). */
 export function sizeRange(size: number): number {
@@ -94,29 +94,36 @@ export interface SamplerCheck {
   rate: number;
   pMin: number;
   pMax: number;
-  /** Distance outside the expected band, in standard errors (0 when inside). */
+  /**
+   * How far outside the expected band the sampled count is, as the standard normal deviate
+   * with the same one-sided tail probability as the exact binomial tail (0 when inside).
+   */
   sigmas: number;
   ok: boolean;
 }
 
 /**
  * Does the recorder's own count of sampled allocations in a range agree with the configured
- * probability? Flags a range whose sampled count is more than `limit` standard errors outside
- * [count*pMin, count*pMax] (the band allows for p varying inside the range). This is what
- * would have caught heapprof 1.0.2 sampling everything while weighting by 1/p.
+ * probability? Each allocation of the range is drawn with a probability in [pMin, pMax], so
+ * its sampled count lies between Binomial(count, pMin) and Binomial(count, pMax) in
+ * distribution; a count in the exact tail beyond either, as unlikely as `limit` standard
+ * deviations of a normal (one-sided 2.9e-7 at 5), is flagged. Exact, not the normal
+ * approximation: at count * p far below 1 (a few hundred allocations at p = 1e-4), one draw is
+ * a 2% event, not 7 standard errors. This is what would have caught heapprof 1.0.2 sampling
+ * everything while weighting by 1/p.
  */
 export function checkSampler(sampling: Sampling, i: number, h: HistogramBucket, limit = 5): SamplerCheck | null {
   if (h.count <= 0) return null;
   const [pMin, pMax] = probabilityRange(sampling, i);
-  const lowMean = h.count * pMin;
-  const highMean = h.count * pMax;
-  const lowSe = Math.sqrt(h.count * pMin * (1 - pMin));
-  const highSe = Math.sqrt(h.count * pMax * (1 - pMax));
-  let sigmas = 0;
-  // Half an event of slack: counts are integers, and p = 0 or 1 has no variance at all.
-  if (h.sampled < lowMean - 0.5) sigmas = (lowMean - h.sampled) / Math.max(lowSe, 1e-9);
-  else if (h.sampled > highMean + 0.5) sigmas = (h.sampled - highMean) / Math.max(highSe, 1e-9);
-  return { rate: h.sampled / h.count, pMin, pMax, sigmas, ok: sigmas <= limit };
+  const n = h.count;
+  const k = Math.min(h.sampled, n);
+  let tail = 1;
+  if (h.sampled > n) tail = 0; // more draws than allocations: no sampler does that
+  else if (k < n * pMin) tail = binomialAtMost(n, pMin, k);
+  else if (k > n * pMax) tail = binomialAtLeast(n, pMax, k);
+  // A tail below the smallest double reads as that double's deviate, about 38.
+  const sigmas = tail >= 0.5 ? 0 : -normalQuantile(Math.max(tail, Number.MIN_VALUE));
+  return { rate: h.sampled / n, pMin, pMax, sigmas, ok: sigmas <= limit };
 }
 
 /**

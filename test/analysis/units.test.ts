@@ -30,6 +30,34 @@ t.test('sampler self-check: passes an honest sampler, flags 2p and "sample every
   t.equal(checkSampler(sampling, 3, { count: 0, bytes: 0, sampled: 0 }), null);
 });
 
+t.test('sampler self-check: exact binomial tails, so rare draws at count * p << 1 are not flagged', async (t) => {
+  const sampling = { kind: 'table' as const, bounds: [128, 8192], probs: [1e-4, 0.1] };
+  // One draw of 200 allocations at p = 1e-4: a 2% event (the normal approximation said 7 SE).
+  const one = checkSampler(sampling, 6, { count: 200, bytes: 12800, sampled: 1 })!;
+  t.ok(one.ok, `1 of 200 at 1e-4: ${one.sigmas.toFixed(2)} SE`);
+  t.ok(Math.abs(one.sigmas - 2.058) < 0.01, 'the deviate of P(X >= 1) = 1 - (1 - 1e-4)^200 = 0.0198');
+  // Honest samplers at count * p from 0.002 to 20: never flagged in 20,000 runs each.
+  const rand = prng(7);
+  for (const [count, p, range] of [[20, 1e-4, 6], [200, 1e-4, 6], [5000, 1e-4, 6], [30, 0.1, 9], [200, 0.1, 9]] as const) {
+    let flagged = 0;
+    let worst = 0;
+    for (let run = 0; run < 20000; run++) {
+      let sampled = 0;
+      for (let i = 0; i < count; i++) if (rand() < p) sampled++;
+      const c = checkSampler(sampling, range, { count, bytes: count, sampled })!;
+      if (!c.ok) flagged++;
+      worst = Math.max(worst, c.sigmas);
+    }
+    t.equal(flagged, 0, `${count} allocations at p = ${p}: none of 20,000 honest runs flagged (largest ${worst.toFixed(2)} SE)`);
+  }
+  // Still flags what it must: 3 draws of 200 at 1e-4 (P = 1.3e-6, 4.7 SE: not yet), 4 (6.4e-9, 5.7 SE: yes).
+  t.ok(checkSampler(sampling, 6, { count: 200, bytes: 1, sampled: 3 })!.ok, '3 of 200 at 1e-4: within 5 SE');
+  t.notOk(checkSampler(sampling, 6, { count: 200, bytes: 1, sampled: 4 })!.ok, '4 of 200 at 1e-4: flagged');
+  // Too few draws at p = 0.1: 0 of 200 has probability 7e-10.
+  t.notOk(checkSampler(sampling, 9, { count: 200, bytes: 1, sampled: 0 })!.ok, '0 of 200 at 0.1: flagged');
+  t.ok(checkSampler(sampling, 9, { count: 30, bytes: 1, sampled: 0 })!.ok, '0 of 30 at 0.1 (p = 0.04): not flagged');
+});
+
 function variance(loads: RangeLoad[], probs: number[]): number {
   return loads.reduce((a, l, i) => a + l.squares * (1 / probs[i]! - 1), 0);
 }
