@@ -3,9 +3,9 @@
 // opened as one source (lib/format/merged.ts) aligned on wall-clock time, summed, or split by
 // process with --by pid.
 
-import { readdirSync, realpathSync } from 'node:fs';
+import { existsSync, readdirSync, realpathSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { HpError, UsageError, formatBytes } from './cli.js';
+import { HpError, UsageError, formatBytes, warn } from './cli.js';
 import { MergedSource, type MergedOptions } from './format/merged.js';
 import { profileBase } from './format/profile.js';
 import { OP_RSS, type EventBatch, type ProfileSource, type ReadOptions } from './format/source.js';
@@ -105,6 +105,15 @@ function naturalOrder(a: string, b: string): number {
 export const BY_CHOICES = ['pid'] as const;
 
 /**
+ * A profile whose process died while creating it: its .hpm, but no .hpd (the recorder makes the
+ * .hpm first). Among several inputs (a forked child's run.PID next to its parent's) it is left
+ * out with a warning rather than failing them all; alone, opening it says what is missing.
+ */
+function unborn(base: string): boolean {
+  return existsSync(`${base}.hpm`) && !existsSync(`${base}.hpd`);
+}
+
+/**
  * Open every input as one source: a single input as itself (byPid adds its pid frame), several
  * through MergedSource (`merged`: its options). Throws UsageError for stdin among several inputs.
  */
@@ -116,8 +125,13 @@ export async function openInputs(args: string[], opts: ReadOptions, byPid: boole
   try {
     for (const b of bases) {
       if (bases.length > 1 && (await isNdjsonArg(b))) throw new HpError(`${b}: several inputs must be profiles (BASE.hpm + BASE.hpd), not NDJSON`, 2);
+      if (bases.length > 1 && unborn(b)) {
+        warn(`${b}.hpm: left out: it has no .hpd (a process killed while creating its profile)`);
+        continue;
+      }
       sources.push(await openSource(b, opts));
     }
+    if (sources.length === 0) throw new HpError(`${args.join(' ')}: no profile with both files (BASE.hpm + BASE.hpd)`);
     return new MergedSource(sources, byPid, undefined, merged);
   } catch (e) {
     await Promise.all(sources.map((s) => s.close()));

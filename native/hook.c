@@ -1090,7 +1090,7 @@ static int maps_touch(uintptr_t lo, uintptr_t hi) {
 /* ---------------------------------------------------------------- recording */
 
 static void ticker_start_locked(void);
-static int open_child_files(void);
+static int open_child_files(sigset_t *held);
 
 static void describe_pc(void *pc, char *func, size_t func_cap, char *obj, size_t obj_cap);
 static int interposer_in_place(char *why, size_t cap);
@@ -1150,13 +1150,16 @@ static void record_event(void *p, size_t size, int domain, void *pc) {
   return;
 #endif
 
+  sigset_t term_mask; /* when opening: this thread's mask, to restore once the ticker runs */
+  int opening = 0;
   mu_lock();
 again:
-  if (g_active && g_mode == MODE_PROFILE && open_child_files() == 0) {
+  if (g_active && g_mode == MODE_PROFILE && open_child_files((opening = g_child_pending) ? &term_mask : NULL) == 0) {
     /* Not in the moment after a fork that threads_after_fork_parent keeps free of our threads
      * (CPython 3.12+ counts them then; an after_in_parent callback or, with --native, its own
      * reading of /proc may allocate before that). */
     if (g_ticker_wanted && !g_ticker_running && !LOAD(g_refork_wanted)) ticker_start_locked();
+    if (opening) pthread_sigmask(SIG_SETMASK, &term_mask, NULL); /* a SIGTERM from now: the ticker's */
     uint32_t ctx = g_threads ? (uint32_t)domain | thread_id_locked() << 2 : (uint32_t)domain;
     key.ctx = ctx;
     uint64_t key_hash = walk_hash ^ (uint64_t)ctx * 0x9e3779b97f4a7c15ULL;
@@ -1803,6 +1806,10 @@ static void unlock_profile(void) {
 
 /* Creates BASE.hpm and BASE.hpd (BASE.PID.* for a followed child) and writes their
  * headers. Returns 0 or -errno with g_err set. g_mu held or single-threaded. */
+/* A pause between creating the .hpm and the .hpd, for tests only (hp_debug_slow_files): the
+ * moment a signal must not cut a profile in two (open_child_files). */
+static unsigned g_debug_between_files_ms;
+
 static int open_profile(int child) {
   char hpm[8300], hpd[8300];
   if (child) {
@@ -1841,6 +1848,7 @@ static int open_profile(int child) {
     if (!child) unlock_profile();
     return rc;
   }
+  if (g_debug_between_files_ms) usleep((useconds_t)g_debug_between_files_ms * 1000); /* hp_debug_slow_files */
   rc = hpx_file_open(&g_hpd, hpd, "HPXD", id, NULL, 0, overwrite);
   if (rc != 0) {
     set_err("%s: %s%s", hpd, strerror(-rc), rc == -EEXIST ? " (a profile is there; overwrite it explicitly)" : "");
@@ -1952,10 +1960,22 @@ static void atfork_child(void) {
 
 /* g_mu held: a followed child's first event (or its stop) creates its files. Returns 0 if
  * the files are open, else stops recording. */
-static int open_child_files(void) {
+static int open_child_files(sigset_t *held) {
   if (!g_child_pending) return 0;
   g_child_pending = 0;
-  if (open_profile(1) != 0) {
+  /* SIGTERM waits while the files are made (a pool terminating its workers sends it at any
+   * moment): before this it kills a child that has no files, after it finds them whole, but in
+   * between it would leave a .hpm without its header or its .hpd. With held, it stays blocked
+   * (the thread's mask before in *held) until the caller has started the ticker, which then
+   * closes the profile when it comes. */
+  sigset_t term, saved;
+  sigemptyset(&term);
+  sigaddset(&term, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &term, &saved);
+  int rc = open_profile(1);
+  if (rc != 0 || !held) pthread_sigmask(SIG_SETMASK, &saved, NULL);
+  else *held = saved;
+  if (rc != 0) {
     warn("heapprof: not recording forked child %d: %s", (int)getpid(), g_err);
     set_active(0);
     return -1;
@@ -1977,7 +1997,7 @@ static void final_stop(void) {
   STORE(g_capture, 0);
   stop_begin();
   mu_lock();
-  if (g_active && open_child_files() == 0) {
+  if (g_active && open_child_files(NULL) == 0) {
     finish_profile();
     set_active(0);
   }
@@ -2185,7 +2205,7 @@ static int hp_stop_impl(void) {
   stop_begin();
   mu_lock();
   int was = g_active;
-  if (was && open_child_files() == 0) {
+  if (was && open_child_files(NULL) == 0) {
     finish_profile();
     set_active(0);
   }
@@ -2390,7 +2410,7 @@ static void hp_flush_impl(void) {
 static int hp_mark_impl(const char *label, size_t len) {
   int id = 0;
   mu_lock();
-  if (g_active && g_mode == MODE_PROFILE && open_child_files() == 0) {
+  if (g_active && g_mode == MODE_PROFILE && open_child_files(NULL) == 0) {
     uint64_t now = event_now_us();
     if (now < g_ev_last_us) now = g_ev_last_us; /* event times never go back */
     id = (int)++g_next_mark;
@@ -2486,6 +2506,9 @@ static int hp_debug_walk_impl(char *out, size_t cap) {
  * (ns), out[3] readings taken, out[4] rates dropped. */
 /* The sampler's log of a uniform draw k / 2^53 (log_of_unit), for its test against libm. */
 EXPORT double hp_debug_log_unit(uint64_t k) { return k >= 1 && k <= ((uint64_t)1 << 53) ? log_of_unit(k) : NAN; }
+
+/* Tests: each profile's .hpd is created ms milliseconds after its .hpm (0: at once). */
+EXPORT void hp_debug_slow_files(unsigned ms) { g_debug_between_files_ms = ms; }
 
 EXPORT void hp_debug_clock(uint64_t out[5]) {
   ENTER();

@@ -622,6 +622,10 @@ export interface DiskProfile {
   issues: number;
   /** Why the profile could not be read at all. */
   error?: string;
+  /** A followed fork's profile, BASE.PID (1) or BASE.PID.PID... (more): how many pids its name has. */
+  level?: number;
+  /** Its .hpm is there but not its .hpd: the process died while creating the profile. */
+  unborn?: boolean;
 }
 
 /** Read a profile back: its header, its alloc/free events counted, whether it was closed. */
@@ -667,9 +671,18 @@ export async function findChildProfiles(base: string, sinceUs: number): Promise<
     if (!name.startsWith(`${prefix}.`) || !name.endsWith('.hpm')) continue;
     // BASE.PID, and BASE.PID.PID... for the children of children (a fork server's workers).
     if (!/^\d+(\.\d+)*$/.test(name.slice(prefix.length + 1, -4))) continue;
+    const pids = name.slice(prefix.length + 1, -4).split('.');
     const child = join(dir, name.slice(0, -4));
     const p = await readDiskProfile(child, sinceUs);
-    if (p && (p.error === undefined || statSafe(`${child}.hpm`) >= sinceUs / 1000)) found.push(p);
+    if (p && (p.error === undefined || statSafe(`${child}.hpm`) >= sinceUs / 1000)) {
+      p.level = pids.length;
+      if (p.error !== undefined) {
+        // Its header may be missing: the name still says whose it is.
+        p.pid ??= Number(pids[pids.length - 1]);
+        p.unborn = !existsSync(`${child}.hpd`);
+      }
+      found.push(p);
+    }
   }
   return found.sort((a, b) => a.startTimeUs - b.startTimeUs || a.base.localeCompare(b.base));
 }
@@ -684,11 +697,13 @@ function statSafe(path: string): number {
 
 /** Why a profile on disk holds no events, or what is wrong with one that holds some. */
 function diskProfileNote(p: DiskProfile): string {
+  if (p.unborn) return 'no events: killed while creating its profile (only the .hpm was written; readers given several profiles leave it out)';
   if (p.error !== undefined) return `unreadable: ${p.error.replace(/^hp-\w+: /, '')}`;
   const damaged = p.issues > 0 ? `; ${count(p.issues)} damaged or truncated block${p.issues === 1 ? '' : 's'}` : '';
-  if (p.complete) return p.events === 0 ? `no events: no allocation was sampled before it ended${damaged}` : `${count(p.events)} events${damaged}`;
+  const events = `${count(p.events)} event${p.events === 1 ? '' : 's'}`;
+  if (p.complete) return p.events === 0 ? `no events: no allocation was sampled before it ended${damaged}` : `${events}${damaged}`;
   if (p.events === 0) return `no events: it ended before its first flush without closing its profile (killed by SIGKILL or by a signal the recorder does not handle?)${damaged}`;
-  return `${count(p.events)} events, up to its last flush: it ended without closing its profile (killed?)${damaged}`;
+  return `${events}, up to its last flush: it ended without closing its profile (killed?)${damaged}`;
 }
 
 /** Summary lines for the children of a recording (without the "hp-record: " prefix). */
@@ -702,7 +717,8 @@ export function formatChildren(children: DiskProfile[], parentPid: number | unde
     lines.push(`and ${count(rest.length)} more child profiles with ${count(rest.reduce((n, c) => n + c.events, 0))} events`);
   }
   if (forks !== undefined && parentPid !== undefined) {
-    const direct = children.filter((c) => c.ppid === parentPid).length;
+    // A profile too damaged to name its parent is a direct child by its name (BASE.PID).
+    const direct = children.filter((c) => c.ppid === parentPid || (c.ppid === null && c.level === 1)).length;
     const silent = forks - direct;
     if (silent > 0) {
       lines.push(`${count(silent)} forked ${silent === 1 ? 'child' : 'children'} recorded nothing and wrote no files (no allocation sampled before ${silent === 1 ? 'it' : 'they'} exec'd or exited)`);

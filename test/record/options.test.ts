@@ -208,6 +208,15 @@ t.test('formatChildren', async (t) => {
       "1 forked child recorded nothing and wrote no files (no allocation sampled before it exec'd or exited)",
     ],
   );
+  // A child killed between its two files (header unread: no ppid) is a direct child by its
+  // name, BASE.PID, and not counted again among those that wrote nothing.
+  t.same(
+    formatChildren([child(11, { events: 1 }), child(16, { ppid: null, level: 1, unborn: true, complete: false, error: 'hp-x: run.16.hpd: no such file' })], 10, 2),
+    [
+      'child 11: run.11.hpm, run.11.hpd: 1 event',
+      'child 16: run.16.hpm, run.16.hpd: no events: killed while creating its profile (only the .hpm was written; readers given several profiles leave it out)',
+    ],
+  );
   const many = Array.from({ length: 23 }, (_, i) => child(100 + i, { events: 2, ppid: 99 }));
   const lines = formatChildren(many, 10, 0);
   t.equal(lines.length, 21, 'at most 20 children, then a total');
