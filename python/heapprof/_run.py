@@ -255,9 +255,8 @@ def _leave_sys_path():
 
 def _chain_sitecustomize():
     # Ours shadowed the user's (or the distribution's) sitecustomize: import it now, as site would have,
-    # including site's way of reporting an error in it. If there is none (or it failed), this module
-    # stays registered as sitecustomize until it has run (the import machinery requires it), and then
-    # leaves (_leave_as_missing).
+    # including site's way of reporting an error in it. If there is none, this module stays registered
+    # as sitecustomize (the import machinery requires it).
     this = sys.modules.get(__name__)
     del sys.modules[__name__]
     try:
@@ -463,23 +462,7 @@ def _bootstrap(raw_config):
     _start_recorder(heapprof, config, list(target))
 
 
-def _leave_as_missing(this):
-    # Without a sitecustomize of the user's in its place, a program must find none, as under plain
-    # python: no 'sitecustomize' in sys.modules, and `import sitecustomize` failing (or re-raising
-    # the user's error). Ending this module's import with the ImportError site takes for "there is
-    # no sitecustomize" removes it from sys.modules and is passed over silently (Python 2's site
-    # passes over any ImportError). What it set up stays: its functions keep its namespace alive.
-    if sys.modules.get(__name__) is not this:
-        return  # the user's sitecustomize holds the name
-    try:
-        missing = ImportError('No module named %r' % __name__, name=__name__)
-    except TypeError:  # Python 2
-        missing = ImportError('No module named %s' % __name__)
-    raise missing
-
-
 if __name__ == 'sitecustomize':
-    _this = sys.modules.get(__name__)
     _raw_config = os.environ.pop(_CONFIG_VAR, None)  # os.environ.pop also unsets it for subprocesses
     if _raw_config is not None:
         _bootstrap(_raw_config)
@@ -488,4 +471,3 @@ if __name__ == 'sitecustomize':
         # PYTHONPATH somehow kept): record nothing, import nothing, and stay out of the way.
         _leave_sys_path()
         _chain_sitecustomize()
-    _leave_as_missing(_this)

@@ -61,25 +61,6 @@ const cases: Case[] = [
       t.equal(json(plain).pythonpath_env, `${join(FIXTURES, 'usersite')}:${join(FIXTURES, 'nonexistent')}`);
     },
   },
-  {
-    what: 'no sitecustomize: the program finds none, as under plain python',
-    args: ['show.py'],
-    everywhere: true,
-    check: (t, plain) => {
-      t.equal(json(plain).sitecustomize_module, null, 'none in sys.modules');
-      t.equal(json(plain).import_sitecustomize, 'ModuleNotFoundError');
-    },
-  },
-  {
-    what: 'a user sitecustomize that fails: reported as by site, and failing again when imported',
-    args: ['show.py'],
-    env: { PYTHONPATH: join(FIXTURES, 'badsite') },
-    everywhere: true,
-    check: (t, plain) => {
-      t.match(plain.stderr, /^Error in sitecustomize; set PYTHONVERBOSE for traceback:\nRuntimeError: broken sitecustomize\n/);
-      t.equal(json(plain).import_sitecustomize, 'RuntimeError');
-    },
-  },
   { what: 'an empty PYTHONPATH stays set and empty', args: ['show.py'], env: { PYTHONPATH: '' }, check: (t, plain) => t.equal(json(plain).pythonpath_env, '') },
   { what: 'script without --', args: ['show.py', 'no', 'dashdash'], separator: [] },
   {
