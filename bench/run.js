@@ -361,6 +361,14 @@ const p = await openProfile(${JSON.stringify(base)}); let n = 0; for await (cons
   }
   read.tsOverC = read.c ? read.tsDecode.mbPerS / read.c.mbPerS : null;
 
+  // hp-events, whose cost is writing a line per event: over the first tenth of the profile (the
+  // whole would be tens of GB of NDJSON), to /dev/null.
+  const eventsTo = (gen.lastUs / 1e6 / 10).toFixed(3);
+  log(`read: hp-events --to ${eventsTo}`);
+  const ev = await run(process.execPath, [join(ROOT, 'bin', 'hp-events.js'), base, '--to', eventsTo, '-q'], { stdout: 'ignore', timeRss: true });
+  if (ev.code !== 0) throw new Error(`hp-events failed: ${ev.err.trim()}`);
+  read.hpEvents = { toSeconds: Number(eventsTo), seconds: ev.wall, cpuSeconds: ev.cpu, maxRssMb: ev.maxRssKb == null ? null : ev.maxRssKb / 1024 };
+
   // Where hp-history spends its time.
   log('read: hp-history under --cpu-prof');
   const profDir = join(outDir, 'cpuprof');
@@ -499,6 +507,7 @@ async function report() {
     if (r.history) t.push([`hp-history (whole command, median of ${r.history.runs.length})`, fmt(r.history.seconds), fmt(r.history.mbPerS, 0), fmt(r.history.cpuSeconds), fmt(r.history.mbPerCpuS, 0), fmt(r.history.maxRssMb, 0)]);
     if (r.historyTs) t.push(['hp-history, HEAPPROF_NATIVE_READ=0 (TypeScript only)', fmt(r.historyTs.seconds), fmt(r.historyTs.mbPerS, 0), fmt(r.historyTs.cpuSeconds), fmt(r.historyTs.mbPerCpuS, 0), fmt(r.historyTs.maxRssMb, 0)]);
     if (r.historyOneThread) t.push(['hp-history, HEAPPROF_READ_WORKER=0 (one thread)', fmt(r.historyOneThread.seconds), fmt(r.historyOneThread.mbPerS, 0), fmt(r.historyOneThread.cpuSeconds), fmt(r.historyOneThread.mbPerCpuS, 0), fmt(r.historyOneThread.maxRssMb, 0)]);
+    if (r.hpEvents) t.push([`hp-events --to ${r.hpEvents.toSeconds} (the first tenth, NDJSON to /dev/null)`, fmt(r.hpEvents.seconds), '-', fmt(r.hpEvents.cpuSeconds), '-', fmt(r.hpEvents.maxRssMb, 0)]);
     lines.push(
       `Reading a ${(r.hpdBytes / 1e6).toFixed(0)} MB .hpd (${(r.events / 1e6).toFixed(1)}M events, generated at ${fmt(r.generator.mbPerS, 0)} MB/s; targets: hp-history >= 300 MB/s, RSS <= 300 MB)`,
       t.toString(),

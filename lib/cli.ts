@@ -433,8 +433,25 @@ export class OutputWriter {
     const data = this.chunks.join('');
     this.chunks = [];
     this.pendingBytes = 0;
+    await this.send(data);
+  }
+
+  /**
+   * Write bytes composed elsewhere (lib/line-bytes.ts), after any text still buffered; `written`
+   * is called once the stream no longer holds them, so that their memory can be reused.
+   */
+  async writeBytes(bytes: Uint8Array, written?: () => void): Promise<void> {
     if (this.broken) throw new BrokenPipe();
-    if (!this.stream.write(data)) {
+    await this.flush();
+    await this.send(bytes, written);
+  }
+
+  private async send(data: string | Uint8Array, written?: () => void): Promise<void> {
+    if (this.broken) throw new BrokenPipe();
+    const done = written && ((err?: Error | null): void => {
+      if (!err) written();
+    });
+    if (!this.stream.write(data, done)) {
       await new Promise<void>((resolve, reject) => {
         const onDrain = (): void => {
           cleanup();

@@ -11,6 +11,7 @@ import { WindowedSource } from '../format/merged.js';
 import { manyInputs, openInputs } from '../profile-inputs.js';
 import { checkWindow, checkWithinSpan, inputArg, resolveMarkOptions, secondsOption, useOptions, wantsJson } from './common.js';
 import { clip, terminalWidth } from './human.js';
+import { asciiBytes, LineBytes } from '../line-bytes.js';
 import { markLine } from '../format/ndjson.js';
 import { sourceMarks } from '../format/marks.js';
 
@@ -31,6 +32,14 @@ const EXAMPLES: Array<[string, string]> = [
   ["$0 run | grep -v '/site-packages/' | hp-snapshot -", 'a snapshot without the allocations of installed packages'],
   ['$0 run | hp-collapse --alloc > alloc.txt', 'all bytes ever allocated, as folded stacks'],
 ];
+
+// The constant parts of an event line: {"type":"event","t":T,"op":"alloc","trace":ID,"size":S,"w":W}
+const EVENT_T = asciiBytes('{"type":"event","t":');
+const OP_ALLOC_TRACE = asciiBytes(',"op":"alloc","trace":');
+const OP_FREE_TRACE = asciiBytes(',"op":"free","trace":');
+const SIZE = asciiBytes(',"size":');
+const CLOSE_LINE = asciiBytes('}\n');
+const OP_END_LINE = asciiBytes(',"op":"end"}\n');
 
 export function main(argv: string[]): void {
   runMain('hp-events', async () => {
@@ -79,16 +88,23 @@ export function main(argv: string[]): void {
       const inner = (source as ProfileSource).window;
       const windowFrom = fromUs === undefined ? (inner?.fromUs ?? null) : Math.max(fromUs, inner?.fromUs ?? 0);
       const windowTo = toUs === undefined ? (inner?.toUs ?? null) : Math.min(toUs, inner?.toUs ?? Infinity);
-      await out.write(metaLine(source.header, source.histogram, windowFrom !== null || windowTo !== null ? { fromUs: windowFrom, toUs: windowTo } : undefined));
+      const lines = new LineBytes(out);
+      lines.text(metaLine(source.header, source.histogram, windowFrom !== null || windowTo !== null ? { fromUs: windowFrom, toUs: windowTo } : undefined));
       const probability = probabilityFunction(source.header.sampling);
-      // Weight strings by probability: a table sampler has a handful of distinct values.
-      const weightText = new Map<number, string>();
-      const weight = (p: number): string => {
-        let w = weightText.get(p);
+      // An event line's end, `,"w":W}\n`, by probability: a table sampler has a handful of
+      // distinct values, and consecutive events mostly share one.
+      const weightBytes = new Map<number, Uint8Array>();
+      let lastP = NaN;
+      let lastWeight = asciiBytes('');
+      const weightEnd = (p: number): Uint8Array => {
+        if (p === lastP) return lastWeight;
+        let w = weightBytes.get(p);
         if (w === undefined) {
-          w = String(p > 0 ? 1 / p : 0);
-          if (weightText.size < 4096) weightText.set(p, w);
+          w = asciiBytes(`,"w":${String(p > 0 ? 1 / p : 0)}}\n`);
+          if (weightBytes.size < 4096) weightBytes.set(p, w);
         }
+        lastP = p;
+        lastWeight = w;
         return w;
       };
       // Traces already written: one bit per id below 2^24 (a Set entry cost ~50 bytes per trace), a Set above.
@@ -126,39 +142,62 @@ export function main(argv: string[]): void {
         nextMarkUs = nextMark < marks.length ? marks[nextMark]!.timeUs : Infinity;
         return text;
       };
+      // The events of `batch` from `start` until a chunk is full: a function of its own, kept
+      // out of the async loop, for the optimizing compiler. Returns where it stopped.
+      const writeEvents = (batch: EventBatch, start: number): number => {
+        const { op, timeUs, trace, size } = batch;
+        let i = start;
+        while (i < batch.length && !lines.full) {
+          const o = op[i]!;
+          const us = timeUs[i]!;
+          if (us >= nextMarkUs) lines.text(marksUpTo(us));
+          if (o === OP_ALLOC || o === OP_FREE) {
+            const id = trace[i]!;
+            if (id !== 0 && !written.has(id)) {
+              written.add(id);
+              lines.text(traceLine(traceOrPlaceholder((x) => source.trace(x), id)));
+            }
+            const s = size[i]!;
+            lines.bytes(EVENT_T);
+            lines.seconds(us);
+            lines.bytes(o === OP_ALLOC ? OP_ALLOC_TRACE : OP_FREE_TRACE);
+            lines.number(id);
+            lines.bytes(SIZE);
+            lines.number(s);
+            lines.bytes(weightEnd(probability(s)));
+          } else if (o === OP_END) {
+            lines.bytes(EVENT_T);
+            lines.seconds(us);
+            lines.bytes(OP_END_LINE);
+          } else {
+            lines.bytes(EVENT_T);
+            lines.seconds(us);
+            lines.text(`,"op":"${OP_NAMES[o]}"`);
+            lines.bytes(SIZE);
+            lines.number(size[i]!);
+            lines.bytes(CLOSE_LINE);
+          }
+          i++;
+        }
+        return i;
+      };
       for await (const batch of source.batches()) {
         sawBatch(batch);
-        const { op, timeUs, trace, size } = batch;
-        let text = '';
         // NDJSON input defines its marks as it streams.
         if (source.marks && source.marks().length > marks.length) {
           marks = [...marks.slice(0, nextMark), ...sourceMarks(source).slice(nextMark)];
           nextMarkUs = nextMark < marks.length ? marks[nextMark]!.timeUs : Infinity;
         }
-        for (let i = 0; i < batch.length; i++) {
-          const o = op[i]!;
-          if (timeUs[i]! >= nextMarkUs) text += marksUpTo(timeUs[i]!);
-          const t = secondsText(timeUs[i]!);
-          if (o === OP_ALLOC || o === OP_FREE) {
-            const id = trace[i]!;
-            if (id !== 0 && !written.has(id)) {
-              written.add(id);
-              text += traceLine(traceOrPlaceholder((x) => source.trace(x), id));
-            }
-            const s = size[i]!;
-            text += `{"type":"event","t":${t},"op":"${o === OP_ALLOC ? 'alloc' : 'free'}","trace":${id},"size":${s},"w":${weight(probability(s))}}\n`;
-          } else if (o === OP_END) {
-            text += `{"type":"event","t":${t},"op":"end"}\n`;
-          } else {
-            text += `{"type":"event","t":${t},"op":"${OP_NAMES[o]}","size":${size[i]!}}\n`;
-          }
+        for (let i = 0; i < batch.length; ) {
+          i = writeEvents(batch, i);
+          if (lines.full) await lines.flush();
         }
         events += batch.length;
-        await out.write(text);
       }
       checkSpan();
-      await out.write(marksUpTo(Infinity));
-      await out.write(summaryLine(source.complete, events, source.histogram));
+      lines.text(marksUpTo(Infinity));
+      lines.text(summaryLine(source.complete, events, source.histogram));
+      await lines.flush();
       await out.flush();
     } finally {
       done();
@@ -170,36 +209,48 @@ export function main(argv: string[]): void {
 /** The terminal view: one aligned line per event, the innermost frame of its trace. */
 async function humanEvents(source: import('../format/source.js').ProfileSource, out: OutputWriter, seen: (batch: EventBatch) => void): Promise<void> {
   const probability = probabilityFunction(source.header.sampling);
-  const labels = new Map<number, string>();
+  // Per trace, its innermost frame already clipped to the terminal (clip() is costly, and a
+  // trace's events are many).
+  const sites = new Map<number, string>();
   const width = terminalWidth();
-  const label = (id: number): string => {
-    let l = labels.get(id);
+  const site = (id: number): string => {
+    let l = sites.get(id);
     if (l === undefined) {
       const t = traceOrPlaceholder((x) => source.trace(x), id);
-      l = t.frames[0] ? frameLabel(t.frames[0]) : NO_STACK_LABEL;
-      labels.set(id, l);
+      l = clip(t.frames[0] ? frameLabel(t.frames[0]) : NO_STACK_LABEL, Math.max(20, width - 42));
+      sites.set(id, l);
     }
     return l;
   };
-  await out.write(`${'t (s)'.padStart(12)}  ${'op'.padEnd(5)} ${'size'.padStart(10)} ${'weight'.padStart(8)}  site\n`);
+  // The weight column by probability (few distinct values), and the op column by op.
+  const weights = new Map<number, string>();
+  const weightColumn = (p: number): string => {
+    let w = weights.get(p);
+    if (w === undefined) {
+      w = (p > 0 ? Number((1 / p).toPrecision(3)).toString() : '0').padStart(8);
+      if (weights.size < 4096) weights.set(p, w);
+    }
+    return w;
+  };
+  const opColumns = OP_NAMES.map((name) => `  ${name.padEnd(5)} `);
+  const lines = new LineBytes(out);
+  lines.text(`${'t (s)'.padStart(12)}  ${'op'.padEnd(5)} ${'size'.padStart(10)} ${'weight'.padStart(8)}  site\n`);
   for await (const batch of source.batches()) {
     seen(batch);
-    let text = '';
     for (let i = 0; i < batch.length; i++) {
       const o = batch.op[i]!;
-      const head = `${secondsText(batch.timeUs[i]!).padStart(12)}  ${OP_NAMES[o]!.padEnd(5)} `;
+      const head = `${secondsText(batch.timeUs[i]!).padStart(12)}${opColumns[o]!}`;
       if (o === OP_ALLOC || o === OP_FREE) {
         const s = batch.size[i]!;
-        const p = probability(s);
-        const w = p > 0 ? Number((1 / p).toPrecision(3)).toString() : '0';
-        text += `${head}${formatBytes(s).padStart(10)} ${w.padStart(8)}  ${clip(label(batch.trace[i]!), Math.max(20, width - 42))}\n`;
+        lines.text(`${head}${formatBytes(s).padStart(10)} ${weightColumn(probability(s))}  ${site(batch.trace[i]!)}\n`);
       } else if (o === OP_END) {
-        text += `${head.trimEnd()}\n`;
+        lines.text(`${head.trimEnd()}\n`);
       } else {
-        text += `${head}${formatBytes(batch.size[i]!).padStart(10)}\n`;
+        lines.text(`${head}${formatBytes(batch.size[i]!).padStart(10)}\n`);
       }
+      if (lines.full) await lines.flush();
     }
-    await out.write(text);
   }
+  await lines.flush();
   await out.flush();
 }
