@@ -174,7 +174,6 @@ export class MergedSource implements ProfileSource {
     const iters = this.sources.map((s) => s.batches()[Symbol.asyncIterator]());
     const cur: Array<EventBatch | null> = new Array(n).fill(null);
     const pos = new Array<number>(n).fill(0);
-    const lastRss = new Float64Array(n);
     const fill = async (i: number): Promise<void> => {
       for (;;) {
         const r = await iters[i]!.next();
@@ -189,6 +188,23 @@ export class MergedSource implements ProfileSource {
         }
       }
     };
+    try {
+      yield* this.merge(cur, pos, fill);
+    } finally {
+      // A reader that stops early (the end of a window, an --at moment) ends every profile's
+      // read too: a decoder thread still running for one of them kept the process alive.
+      await Promise.all(iters.map((it) => it.return?.()));
+    }
+  }
+
+  /** The sources' batches as one stream in time order; cur, pos and fill are each source's place. */
+  private async *merge(
+    cur: Array<EventBatch | null>,
+    pos: number[],
+    fill: (i: number) => Promise<void>,
+  ): AsyncGenerator<EventBatch> {
+    const n = this.sources.length;
+    const lastRss = new Float64Array(n);
     await Promise.all(this.sources.map((_, i) => fill(i)));
     const out: EventBatch = { length: 0, op: new Uint8Array(BATCH), timeUs: new Float64Array(BATCH), trace: new Uint32Array(BATCH), size: new Float64Array(BATCH) };
     let rssSum = 0;
