@@ -378,6 +378,9 @@ export class V2Profile implements ProfileSource {
   private hpmOffset: number;
   private endSeen = false;
   private started = false;
+  /** Offset of a cut last .hpm block, as of the latest metadata read (null: none). */
+  private hpmTruncatedAt: number | null = null;
+  private hpmTruncationReported = false;
 
   private constructor(
     private readonly hpm: BlockFile,
@@ -414,6 +417,9 @@ export class V2Profile implements ProfileSource {
       const header = decodeHeaderBody(mh.body, mh.profileId, hpmPath);
       const p = new V2Profile(hpm, hpd, header, new Dictionary(new Symbolizer(header.startTimeUs)), mh.end, dh.end, (mh.flags & HPM_FLAG_DEFLATE) !== 0, opts, base);
       await p.readMetadata();
+      // A follower waits for the recorder to finish the block; any other read is done with the
+      // .hpm's tail now (every later look only picks up blocks written since).
+      if (!opts.follow) p.reportHpmTruncation();
       p.noteUnsampled();
       return p;
     } catch (e) {
@@ -427,9 +433,11 @@ export class V2Profile implements ProfileSource {
   private async readMetadata(): Promise<void> {
     await this.hpm.refreshSize();
     let lastGood = this.hpmOffset;
+    this.hpmTruncatedAt = null;
     const onProblem = (p: BlockProblem): void => {
       if (p.kind === 'truncated') {
-        // A live recorder may be mid-write: only report it once we are done with the file.
+        // A live recorder may be mid-write: reportHpmTruncation() says it once we are done with the file.
+        this.hpmTruncatedAt = p.offset;
         return;
       }
       this.issues.report(this.hpm.path, problemText(p), p.offset);
@@ -445,6 +453,18 @@ export class V2Profile implements ProfileSource {
       lastGood = block.offset + 24 + block.payload.length;
     }
     this.hpmOffset = lastGood;
+  }
+
+  /** Once: the .hpm ends in a cut block (its traces, marks, histogram or END may be missing). */
+  private reportHpmTruncation(): void {
+    if (this.hpmTruncatedAt === null || this.hpmTruncationReported) return;
+    this.hpmTruncationReported = true;
+    this.issues.report(this.hpm.path, 'truncated last block (recorder still running or crashed); read everything before it', this.hpmTruncatedAt);
+  }
+
+  /** The .hpm ends in a cut block: whatever the .hpd says, the profile is not whole. */
+  get metadataTruncated(): boolean {
+    return this.hpmTruncatedAt !== null;
   }
 
   private unsampledNoted = false;
@@ -486,7 +506,7 @@ export class V2Profile implements ProfileSource {
   }
 
   get complete(): boolean {
-    return this.endSeen;
+    return this.endSeen && this.hpmTruncatedAt === null;
   }
 
   /** Whether frees can be matched to allocations: only reading from the start (a seek or --from skips allocations). */
@@ -584,6 +604,7 @@ export class V2Profile implements ProfileSource {
       await this.readMetadata();
       this.noteUnsampled();
     }
+    this.reportHpmTruncation();
   }
 
   /**

@@ -733,7 +733,10 @@ export class IndexedSource implements ProfileSource {
     return this.inner.batches();
   }
   get complete(): boolean {
-    return this.completeFromIndex ?? this.inner.complete;
+    return (this.completeFromIndex ?? this.inner.complete) && !this.inner.metadataTruncated;
+  }
+  get metadataTruncated(): boolean {
+    return this.inner.metadataTruncated === true;
   }
   close(): Promise<void> {
     return this.inner.close();

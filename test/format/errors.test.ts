@@ -105,6 +105,24 @@ t.test('truncated last block: everything before it, one warning with the offset'
   t.equal(await errorOf(base, true), `${base}.hpd at byte ${last}: truncated last block (recorder still running or crashed); read everything before it`);
 });
 
+t.test('truncated last .hpm block: reported with its offset, the profile not complete; --strict fails', async (t) => {
+  const dir = tmpDir();
+  const base = join(dir, 'run');
+  await writeProfile(base, { ...spec(30, 10), histogram: [{ count: 30, bytes: 3435, sampled: 30 }] });
+  const offsets = blockOffsets(readFileSync(`${base}.hpm`));
+  t.ok(offsets.length >= 2, 'the .hpm has a block after the traces');
+  const last = offsets[offsets.length - 1]!;
+  truncateSync(`${base}.hpm`, last + 25);
+  const back = await readAll(base);
+  t.equal(back.events.filter((e) => e.op === 'alloc').length, 30, 'every event is still read');
+  t.equal(back.complete, false, 'an END in the .hpd does not make a cut .hpm whole');
+  t.same(
+    back.issues.map((i) => `${i.file}: ${i.message}`),
+    [`${base}.hpm: byte ${last}: truncated last block (recorder still running or crashed); read everything before it`],
+  );
+  t.equal(await errorOf(base, true), `${base}.hpm at byte ${last}: truncated last block (recorder still running or crashed); read everything before it`);
+});
+
 t.test('corrupt block in the middle: skipped with a warning, the rest still read; --strict fails', async (t) => {
   const dir = tmpDir();
   const base = join(dir, 'run');
