@@ -5,6 +5,7 @@
 
 import { open, type FileHandle } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { HpError } from '../cli.js';
 import { crc32 } from './bytes.js';
 import { BLOCK_HEADER_SIZE, MAX_BLOCK_PAYLOAD } from './hpx-writer.js';
 
@@ -66,8 +67,14 @@ export class BlockFile {
 
   static async open(path: string): Promise<BlockFile> {
     const fh = await open(path, 'r');
+    const st = await fh.stat();
+    if (st.isDirectory()) {
+      // Opening a directory succeeds; its first read fails with an EISDIR that names no path.
+      await fh.close();
+      throw new HpError(`${path}: is a directory`);
+    }
     const f = new BlockFile(path, fh);
-    f.size = (await fh.stat()).size;
+    f.size = st.size;
     return f;
   }
 
