@@ -1,9 +1,10 @@
-// Turn a command's input argument into a ProfileSource: `-` or an NDJSON file is read as
-// events NDJSON (the hp-events schema); anything else is a profile base (`run`, `run.hpm`,
+// Turn a command's input argument into a ProfileSource: `-`, a pipe or device path, or an NDJSON
+// file is read as events NDJSON (the hp-events schema); anything else is a profile base (`run`, `run.hpm`,
 // `run.hpd`, hpx v2 or heapprof 1.0.x). Also the read options every command shares:
 // recoverable problems as warnings, and progress on stderr when it is a terminal.
 
 import { open, stat } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
 import { formatBytes, isQuiet, openTextInput, warn } from './cli.js';
 import { openProfile } from './format/profile.js';
 import { V1_WEIGHTS, type ProfileSource, type ReadOptions, type V1Weights } from './format/source.js';
@@ -26,13 +27,23 @@ export async function isNdjsonArg(arg: string): Promise<boolean> {
   if (arg === '-') return true;
   if (/\.(ndjson|jsonl|json)$/i.test(arg)) return true;
   if (/\.(hpm|hpd)$/.test(arg)) return false;
-  // A plain file that is not a profile base: sniff its first non-blank byte.
+  let st: Stats;
   try {
-    const st = await stat(arg);
-    if (!st.isFile()) return false;
+    // A base whose BASE.hpm exists is a profile, whatever else is called BASE.
+    if ((await stat(`${arg}.hpm`)).isFile()) return false;
+  } catch {
+    // no BASE.hpm: look at the argument itself
+  }
+  try {
+    st = await stat(arg);
   } catch {
     return false;
   }
+  // A pipe (`<(hp-snapshot ...)`, a named FIFO) or a device is a stream, as `-` is. It is not
+  // sniffed: bytes read from a pipe cannot be read again by the reader that opens it next.
+  if (st.isFIFO() || st.isCharacterDevice() || st.isSocket()) return true;
+  // A plain file that is not a profile base: sniff its first non-blank byte.
+  if (!st.isFile()) return false;
   const fh = await open(arg, 'r');
   try {
     const buf = Buffer.alloc(64);
