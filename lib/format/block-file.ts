@@ -13,7 +13,7 @@ const CHUNK = 4 * 1024 * 1024;
 const MAGIC_U32 = 0x4b4c4248; // "HBLK" read as little-endian u32
 
 export interface Block {
-  /** 0-based position among the blocks read so far in this file. */
+  /** 0-based count of the blocks read before it in this read (not a position in the file: messages use `offset`). */
   index: number;
   /** Byte offset of the block header in the file. */
   offset: number;
@@ -27,9 +27,18 @@ export type BlockProblem =
   | { kind: 'corrupt'; offset: number; index: number; message: string; resumedAt: number | null }
   | { kind: 'truncated'; offset: number; index: number; message: string };
 
-/** How every reader reports a corrupt block: "block N: what; skipped to byte B". */
-export function problemText(p: Extract<BlockProblem, { kind: 'corrupt' }>, index = p.index): string {
-  return `block ${index}: ${p.message}${p.resumedAt !== null ? `; skipped to byte ${p.resumedAt}` : ''}`;
+/**
+ * How every reader reports a corrupt block: "what; skipped to byte B", reported at the block's
+ * byte offset. The offset alone names the block: a count of blocks read (`index`) depends on
+ * where reading started and on what resynchronising skipped, so it is no position.
+ */
+export function problemText(p: Extract<BlockProblem, { kind: 'corrupt' }>): string {
+  return `${p.message}${p.resumedAt !== null ? `; skipped to byte ${p.resumedAt}` : ''}`;
+}
+
+/** Where an issue inside a block's payload lies: the message is reported at its own byte. */
+export function inBlock(message: string, blockOffset: number): string {
+  return `${message} (in the block at byte ${blockOffset})`;
 }
 
 /**

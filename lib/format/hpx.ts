@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { HpError } from '../cli.js';
 import { CODE_DIR, FROM_SOURCE, ROOT } from '../where.cjs';
-import { BlockFile, problemText, type Block, type BlockProblem } from './block-file.js';
+import { BlockFile, inBlock, problemText, type Block, type BlockProblem } from './block-file.js';
 import { Cursor, FormatError, crc32 } from './bytes.js';
 import {
   FILE_HEADER_SIZE,
@@ -448,7 +448,7 @@ export class V2Profile implements ProfileSource {
       } catch (e) {
         if (!(e instanceof FormatError)) throw e;
         // In a deflated block the offset is into the inflated records: the block's start is the place to look.
-        this.issues.report(this.hpm.path, `block ${block.index}: ${e.message}`, block.offset + 24 + (this.hpmDeflated ? 0 : e.at));
+        this.issues.report(this.hpm.path, inBlock(e.message, block.offset), block.offset + 24 + (this.hpmDeflated ? 0 : e.at));
       }
       lastGood = block.offset + 24 + block.payload.length;
     }
@@ -557,7 +557,7 @@ export class V2Profile implements ProfileSource {
                 // The first one in detail; the rest are counted once the read ends (a cut or
                 // damaged .hpm leaves hundreds undefined: one line each drowned everything else).
                 if (reportedUndefined.size === 0) {
-                  this.issues.report(this.hpd.path, `block ${d.index}: event uses undefined trace ${id} (${this.hpm.path} defines none such: cut short or damaged?); such events are shown as unknown sites`, d.offset);
+                  this.issues.report(this.hpd.path, `event uses undefined trace ${id} (${this.hpm.path} defines none such: cut short or damaged?); such events are shown as unknown sites`, d.offset);
                 }
                 reportedUndefined.add(id);
               }
@@ -570,7 +570,7 @@ export class V2Profile implements ProfileSource {
       // or reordered), events the recorder reports lost, and data after END.
       if (batch.length > 0) {
         const first = batch.timeUs[0]!;
-        if (first < lastTimeUs) this.issues.report(this.hpd.path, `block ${d.index}: time goes back from ${lastTimeUs} to ${first} µs (blocks duplicated or out of order)`, d.offset);
+        if (first < lastTimeUs) this.issues.report(this.hpd.path, `time goes back from ${lastTimeUs} to ${first} µs (blocks duplicated or out of order)`, d.offset);
         const last = batch.timeUs[batch.length - 1]!;
         if (last > lastTimeUs) lastTimeUs = last;
         // The decoding thread, when there is one, counted these batches already.

@@ -182,7 +182,7 @@ export async function buildIndex(base: string, header: Header, opts: BuildOption
     let nextBlockIndex = firstIndex;
     const onProblem = (p: BlockProblem): void => {
       if (p.kind === 'truncated') truncatedAt = p.offset;
-      else issue(p.offset, problemText(p, p.index + firstIndex));
+      else issue(p.offset, problemText(p));
     };
     for await (const raw of f.blocks(start, onProblem)) {
       const block = firstIndex === 0 ? raw : { ...raw, index: raw.index + firstIndex };
