@@ -4,7 +4,6 @@
 // recoverable problems as warnings, and progress on stderr when it is a terminal.
 
 import { open, stat } from 'node:fs/promises';
-import type { Stats } from 'node:fs';
 import { formatBytes, isQuiet, openTextInput, warn } from './cli.js';
 import { openProfile } from './format/profile.js';
 import { V1_WEIGHTS, type ProfileSource, type ReadOptions, type V1Weights } from './format/source.js';
@@ -22,28 +21,44 @@ export function v1WeightsArg(value: unknown): V1Weights {
   return V1_WEIGHTS.includes(value as V1Weights) ? (value as V1Weights) : 'auto';
 }
 
-/** Does `arg` name events NDJSON rather than a profile? */
-export async function isNdjsonArg(arg: string): Promise<boolean> {
+/**
+ * Is `arg` a stream that can be read only once: `-`, or a pipe or device path (bash's
+ * `<(...)`, a FIFO)? Not a profile base whose BASE.hpm exists.
+ */
+export async function isStreamArg(arg: string): Promise<boolean> {
   if (arg === '-') return true;
-  if (/\.(ndjson|jsonl|json)$/i.test(arg)) return true;
   if (/\.(hpm|hpd)$/.test(arg)) return false;
-  let st: Stats;
   try {
-    // A base whose BASE.hpm exists is a profile, whatever else is called BASE.
     if ((await stat(`${arg}.hpm`)).isFile()) return false;
   } catch {
-    // no BASE.hpm: look at the argument itself
+    // no BASE.hpm
   }
   try {
-    st = await stat(arg);
+    const st = await stat(arg);
+    return st.isFIFO() || st.isCharacterDevice() || st.isSocket();
   } catch {
     return false;
   }
+}
+
+/** "stdin" for `-`, else the path: how messages name an input. */
+export function inputName(arg: string): string {
+  return arg === '-' ? 'stdin' : arg;
+}
+
+/** Does `arg` name events NDJSON rather than a profile? */
+export async function isNdjsonArg(arg: string): Promise<boolean> {
+  if (/\.(ndjson|jsonl|json)$/i.test(arg)) return true;
   // A pipe (`<(hp-snapshot ...)`, a named FIFO) or a device is a stream, as `-` is. It is not
   // sniffed: bytes read from a pipe cannot be read again by the reader that opens it next.
-  if (st.isFIFO() || st.isCharacterDevice() || st.isSocket()) return true;
+  if (await isStreamArg(arg)) return true;
+  if (/\.(hpm|hpd)$/.test(arg)) return false;
   // A plain file that is not a profile base: sniff its first non-blank byte.
-  if (!st.isFile()) return false;
+  try {
+    if (!(await stat(arg)).isFile()) return false;
+  } catch {
+    return false;
+  }
   const fh = await open(arg, 'r');
   try {
     const buf = Buffer.alloc(64);

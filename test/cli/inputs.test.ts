@@ -96,6 +96,10 @@ t.test('NDJSON on a pipe path (<(...)) is read as a stream, as - is', (t) => {
   t.equal(collapse.stderr, '');
   t.equal(collapse.status, 0);
   t.equal(collapse.stdout, 'f1 (app.py:1) 20380\nf2 (app.py:2) 20400\n', 'folded stacks');
+  // Like stdin, a pipe cannot be read twice: two times of one piped input is a usage error.
+  const twice = bash(`node bin/hp-diff.js <(node bin/hp-events.js ${base} -q) --at 0.01 --at end`);
+  t.equal(twice.status, 2);
+  t.match(twice.stderr, /^hp-diff: \/dev\/fd\/\d+ can be read only once: save the profile or events to a file to compare two times\n$/);
   // A base with BASE.hpm beside it stays a profile, however it is named.
   const events = bash(`node bin/hp-events.js ${base} -q | head -1`);
   t.match(events.stdout, '"type":"meta"');
