@@ -69,6 +69,11 @@ t.test('NDJSON events out of time order are an error naming the line; equal time
   const r = await run('hp-snapshot', ['-', '--at', '0.3'], bad);
   t.equal(r.code, 1);
   t.equal(r.stderr, "hp-snapshot: stdin: line 3: t 0.1 is before the previous event's 0.5: events must be in time order\n");
+  // A heapprof 1.0.x stream (format_version 1) timed by the wall clock may step back: read in stream order.
+  const v1 = [meta.replace('"schema":1', '"schema":1,"format_version":1'), ev(0.5, 100000), ev(0.1, 200000)].map((l) => l.replace('"trace":1', '"trace":0')).join('\n') + '\n';
+  const fromV1 = await run('hp-snapshot', ['-', '--at', 'end', '-q'], v1);
+  t.equal(fromV1.code, 0, fromV1.stderr);
+  t.match(fromV1.stdout.toString(), '"bytes":300000');
   const ok = [meta, trace, ev(0.1, 100000), ev(0.1, 200000), ev(0.5, 5)].join('\n') + '\n';
   const s = await run('hp-snapshot', ['-', '--at', '0.3', '-q'], ok);
   t.equal(s.code, 0, s.stderr);
