@@ -1,7 +1,7 @@
 // Command plumbing shared by every hp-* command: option parsing, the one error type and its
 // exit codes, stdout writing with back-pressure and quiet EPIPE, NDJSON in and out, warnings.
 
-import { createReadStream, readFileSync, type ReadStream } from 'node:fs';
+import { createReadStream, readFileSync, statSync, type ReadStream } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { Argv } from 'yargs';
@@ -487,6 +487,14 @@ export function openTextInput(arg: string): Readable {
     if (process.stdin.isTTY) throw new UsageError('no input: standard input is a terminal; name a profile or file, or pipe NDJSON in (--help)');
     return process.stdin;
   }
+  // A directory opens fine and fails on its first read with an EISDIR that names no path.
+  let isDir = false;
+  try {
+    isDir = statSync(arg).isDirectory();
+  } catch {
+    // missing or unreadable: the stream's own error names the path
+  }
+  if (isDir) throw new HpError(`${arg}: is a directory`);
   const s: ReadStream = createReadStream(arg);
   return s;
 }

@@ -28,6 +28,7 @@ export interface NativeProblem {
   /** corrupt: bad block (skipped by resynchronising); truncated: cut tail; event: a valid block whose events do not decode. */
   kind: 'corrupt' | 'truncated' | 'event';
   offset: number;
+  /** Blocks read before it in this read: not a position in the file (messages name a block by `offset`). */
   index: number;
   message: string;
 }

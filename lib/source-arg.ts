@@ -1,5 +1,5 @@
-// Turn a command's input argument into a ProfileSource: `-` or an NDJSON file is read as
-// events NDJSON (the hp-events schema); anything else is a profile base (`run`, `run.hpm`,
+// Turn a command's input argument into a ProfileSource: `-`, a pipe or device path, or an NDJSON
+// file is read as events NDJSON (the hp-events schema); anything else is a profile base (`run`, `run.hpm`,
 // `run.hpd`, hpx v2 or heapprof 1.0.x). Also the read options every command shares:
 // recoverable problems as warnings, and progress on stderr when it is a terminal.
 
@@ -21,15 +21,41 @@ export function v1WeightsArg(value: unknown): V1Weights {
   return V1_WEIGHTS.includes(value as V1Weights) ? (value as V1Weights) : 'auto';
 }
 
+/**
+ * Is `arg` a stream that can be read only once: `-`, or a pipe or device path (bash's
+ * `<(...)`, a FIFO)? Not a profile base whose BASE.hpm exists.
+ */
+export async function isStreamArg(arg: string): Promise<boolean> {
+  if (arg === '-') return true;
+  if (/\.(hpm|hpd)$/.test(arg)) return false;
+  try {
+    if ((await stat(`${arg}.hpm`)).isFile()) return false;
+  } catch {
+    // no BASE.hpm
+  }
+  try {
+    const st = await stat(arg);
+    return st.isFIFO() || st.isCharacterDevice() || st.isSocket();
+  } catch {
+    return false;
+  }
+}
+
+/** "stdin" for `-`, else the path: how messages name an input. */
+export function inputName(arg: string): string {
+  return arg === '-' ? 'stdin' : arg;
+}
+
 /** Does `arg` name events NDJSON rather than a profile? */
 export async function isNdjsonArg(arg: string): Promise<boolean> {
-  if (arg === '-') return true;
   if (/\.(ndjson|jsonl|json)$/i.test(arg)) return true;
+  // A pipe (`<(hp-snapshot ...)`, a named FIFO) or a device is a stream, as `-` is. It is not
+  // sniffed: bytes read from a pipe cannot be read again by the reader that opens it next.
+  if (await isStreamArg(arg)) return true;
   if (/\.(hpm|hpd)$/.test(arg)) return false;
   // A plain file that is not a profile base: sniff its first non-blank byte.
   try {
-    const st = await stat(arg);
-    if (!st.isFile()) return false;
+    if (!(await stat(arg)).isFile()) return false;
   } catch {
     return false;
   }

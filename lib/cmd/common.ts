@@ -217,7 +217,8 @@ export function reportIncomplete(source: ProfileSource): void {
     warn(`${source.name}: still being recorded (pid ${recorder}); used everything written so far (the recorder writes every 0.5 s)`);
   } else if (!source.complete && source.header.formatVersion === 1) {
     warn(`${source.name}: heapprof 1.0.x profile: the format has no end marker, so whether the recording finished cannot be told; used everything up to its end`);
-  } else if (!source.complete) warn(`${source.name}: incomplete profile (no end marker: the recorder is still running, crashed, or stopped early on a failed write); used everything up to its end`);
+  } else if (source.metadataTruncated) warn(`${source.name}: incomplete profile (its metadata ends in a cut block: traces, marks or the histogram written last are missing); used everything up to its end`);
+  else if (!source.complete) warn(`${source.name}: incomplete profile (no end marker: the recorder is still running, crashed, or stopped early on a failed write); used everything up to its end`);
 }
 
 /**

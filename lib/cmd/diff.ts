@@ -5,7 +5,7 @@ import { tellingCallers } from '../model/sites.js';
 import { OutputWriter, UsageError, formatBytes, parser, runMain, setQuiet, warn } from '../cli.js';
 import type { SnapshotAt } from '../model/snapshot.js';
 import { isGlobArg, manyInputs, openInputs } from '../profile-inputs.js';
-import { commandReadOptions, isNdjsonArg, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
+import { commandReadOptions, inputName, isNdjsonArg, isStreamArg, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
 import { changeInterval, diffStackSets, rowRecord, type DiffGroupBy, type DiffRow } from '../export/diff.js';
 import { loadStackSet, parseAt, type StackSet } from '../export/stacks.js';
 import { inputArg, refuseStatsMode, resolveMarkOptions, useOptions, wantsJson } from './common.js';
@@ -65,7 +65,7 @@ export function main(argv: string[]): void {
     let plan: Array<{ input: string; at: SnapshotAt | null }>;
     if (inputs.length === 1) {
       if (ats.length !== 2) throw new UsageError('one input needs two times: --at T1 --at T2');
-      if (inputs[0] === '-') throw new UsageError('stdin can be read only once: save the profile or events to a file to compare two times');
+      if (await isStreamArg(inputs[0]!)) throw new UsageError(`${inputName(inputs[0]!)} can be read only once: save the profile or events to a file to compare two times`);
       plan = [
         { input: inputs[0]!, at: ats[0]! },
         { input: inputs[0]!, at: ats[1]! },

@@ -3,7 +3,7 @@
 import { UsageError, parser, runMain, setQuiet, warn } from '../cli.js';
 import type { ProfileSource } from '../format/source.js';
 import { manyInputs, openInputs } from '../profile-inputs.js';
-import { commandReadOptions, isNdjsonArg, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
+import { commandReadOptions, inputName, isNdjsonArg, isStreamArg, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
 import { buildFlowGraph, renderDot } from '../export/flow.js';
 import { writeResult } from '../export/output.js';
 import { loadStackSet, parseAt, type StackSet } from '../export/stacks.js';
@@ -48,7 +48,7 @@ export function main(argv: string[]): void {
     if (!(threshold >= 0 && threshold < 1)) throw new UsageError('--threshold: expected a fraction in [0, 1), e.g. 0.01 for 1%');
     await resolveMarkOptions(args, ['at'], () => (merged ? inputs : input));
     const ats = ((args.at as unknown as unknown[] | undefined) ?? []).map((a) => parseAt(String(a)));
-    if (input === '-' && ats.length > 1) throw new UsageError('stdin can be read only once: save the profile to a file to draw several times');
+    if (ats.length > 1 && (await isStreamArg(input))) throw new UsageError(`${inputName(input)} can be read only once: save the profile to a file to draw several times`);
 
     const sets: StackSet[] = [];
     for (const at of ats.length > 0 ? ats : [null]) {

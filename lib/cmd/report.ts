@@ -4,7 +4,7 @@
 import { basename } from 'node:path';
 import { UsageError, formatBytes, parser, runMain, setQuiet, warn } from '../cli.js';
 import { openProfile } from '../format/profile.js';
-import { commandReadOptions, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
+import { commandReadOptions, isStreamArg, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
 import type { ProfileSource } from '../format/source.js';
 import { MergedSource } from '../format/merged.js';
 import { BY_CHOICES, FirstRss, attachedSentences, manyInputs, openInputs } from '../profile-inputs.js';
@@ -60,6 +60,7 @@ export function main(argv: string[]): void {
     const merged = byPid || manyInputs(inputs);
     const input = merged ? inputs[0]! : inputArg(inputs, NAME);
     if (inputs.includes('-')) throw new UsageError('the report reads the profile twice: name a profile file, not stdin');
+    for (const i of inputs) if (await isStreamArg(i)) throw new UsageError(`${i}: the report reads the profile twice: name a profile file, not a pipe`);
     await resolveMarkOptions(args, ['at'], () => (merged ? inputs : input));
     if (args.output === undefined) throw new UsageError('-o FILE is required (use -o - for stdout)');
     if (!(args['min-share'] >= 0 && args['min-share'] < 1)) throw new UsageError('--min-share: expected a fraction in [0, 1)');

@@ -5,6 +5,7 @@
 
 import { open, type FileHandle } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { HpError } from '../cli.js';
 import { crc32 } from './bytes.js';
 import { BLOCK_HEADER_SIZE, MAX_BLOCK_PAYLOAD } from './hpx-writer.js';
 
@@ -12,7 +13,7 @@ const CHUNK = 4 * 1024 * 1024;
 const MAGIC_U32 = 0x4b4c4248; // "HBLK" read as little-endian u32
 
 export interface Block {
-  /** 0-based position among the blocks read so far in this file. */
+  /** 0-based count of the blocks read before it in this read (not a position in the file: messages use `offset`). */
   index: number;
   /** Byte offset of the block header in the file. */
   offset: number;
@@ -26,9 +27,18 @@ export type BlockProblem =
   | { kind: 'corrupt'; offset: number; index: number; message: string; resumedAt: number | null }
   | { kind: 'truncated'; offset: number; index: number; message: string };
 
-/** How every reader reports a corrupt block: "block N: what; skipped to byte B". */
-export function problemText(p: Extract<BlockProblem, { kind: 'corrupt' }>, index = p.index): string {
-  return `block ${index}: ${p.message}${p.resumedAt !== null ? `; skipped to byte ${p.resumedAt}` : ''}`;
+/**
+ * How every reader reports a corrupt block: "what; skipped to byte B", reported at the block's
+ * byte offset. The offset alone names the block: a count of blocks read (`index`) depends on
+ * where reading started and on what resynchronising skipped, so it is no position.
+ */
+export function problemText(p: Extract<BlockProblem, { kind: 'corrupt' }>): string {
+  return `${p.message}${p.resumedAt !== null ? `; skipped to byte ${p.resumedAt}` : ''}`;
+}
+
+/** Where an issue inside a block's payload lies: the message is reported at its own byte. */
+export function inBlock(message: string, blockOffset: number): string {
+  return `${message} (in the block at byte ${blockOffset})`;
 }
 
 /**
@@ -66,8 +76,14 @@ export class BlockFile {
 
   static async open(path: string): Promise<BlockFile> {
     const fh = await open(path, 'r');
+    const st = await fh.stat();
+    if (st.isDirectory()) {
+      // Opening a directory succeeds; its first read fails with an EISDIR that names no path.
+      await fh.close();
+      throw new HpError(`${path}: is a directory`);
+    }
     const f = new BlockFile(path, fh);
-    f.size = (await fh.stat()).size;
+    f.size = st.size;
     return f;
   }
 

@@ -3,7 +3,7 @@
 // of every reader and the only code the decoding worker thread (hpd-worker.ts) has to load.
 
 import { Cursor, FormatError } from './bytes.js';
-import type { Block } from './block-file.js';
+import { inBlock, type Block } from './block-file.js';
 import { BLOCK_HEADER_SIZE, EXT, KIND } from './hpx-writer.js';
 import { OP_ALLOC, OP_END, OP_FREE, OP_LOST, OP_RSS, type EventBatch } from './source.js';
 import { readerKernels } from '../native.js';
@@ -274,11 +274,11 @@ export type DecodedBlock = { ok: true; sawEnd: boolean; maxTrace: number } | { o
  */
 export function decodeBlock(block: Block, batchFor: (count: number) => EventBatch, fromUs: number, toUs: number): DecodedBlock {
   if (block.timeUs > MAX_TIME_US) {
-    return { ok: false, message: `block ${block.index}: block time ${block.timeUs} µs is past the 2^53-1 µs limit`, offset: block.offset + 12 };
+    return { ok: false, message: inBlock(`block time ${block.timeUs} µs is past the 2^53-1 µs limit`, block.offset), offset: block.offset + 12 };
   }
   // Every event takes at least 2 bytes: a larger count is corruption, not an allocation request.
   if (block.count * MIN_EVENT_BYTES > block.payload.length) {
-    return { ok: false, message: `block ${block.index}: block says ${block.count} events in ${block.payload.length} bytes`, offset: block.offset + 8 };
+    return { ok: false, message: inBlock(`block says ${block.count} events in ${block.payload.length} bytes`, block.offset), offset: block.offset + 8 };
   }
   const batch = batchFor(block.count);
   batch.length = 0;
@@ -299,6 +299,6 @@ export function decodeBlock(block: Block, batchFor: (count: number) => EventBatc
     return { ok: true, sawEnd, maxTrace: decodedMaxTrace };
   } catch (e) {
     if (!(e instanceof FormatError)) throw e;
-    return { ok: false, message: `block ${block.index}: ${e.message}`, offset: block.offset + BLOCK_HEADER_SIZE + e.at };
+    return { ok: false, message: inBlock(e.message, block.offset), offset: block.offset + BLOCK_HEADER_SIZE + e.at };
   }
 }

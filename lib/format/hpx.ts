@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { HpError } from '../cli.js';
 import { CODE_DIR, FROM_SOURCE, ROOT } from '../where.cjs';
-import { BlockFile, problemText, type Block, type BlockProblem } from './block-file.js';
+import { BlockFile, inBlock, problemText, type Block, type BlockProblem } from './block-file.js';
 import { Cursor, FormatError, crc32 } from './bytes.js';
 import {
   FILE_HEADER_SIZE,
@@ -378,6 +378,9 @@ export class V2Profile implements ProfileSource {
   private hpmOffset: number;
   private endSeen = false;
   private started = false;
+  /** Offset of a cut last .hpm block, as of the latest metadata read (null: none). */
+  private hpmTruncatedAt: number | null = null;
+  private hpmTruncationReported = false;
 
   private constructor(
     private readonly hpm: BlockFile,
@@ -414,6 +417,9 @@ export class V2Profile implements ProfileSource {
       const header = decodeHeaderBody(mh.body, mh.profileId, hpmPath);
       const p = new V2Profile(hpm, hpd, header, new Dictionary(new Symbolizer(header.startTimeUs)), mh.end, dh.end, (mh.flags & HPM_FLAG_DEFLATE) !== 0, opts, base);
       await p.readMetadata();
+      // A follower waits for the recorder to finish the block; any other read is done with the
+      // .hpm's tail now (every later look only picks up blocks written since).
+      if (!opts.follow) p.reportHpmTruncation();
       p.noteUnsampled();
       return p;
     } catch (e) {
@@ -427,9 +433,11 @@ export class V2Profile implements ProfileSource {
   private async readMetadata(): Promise<void> {
     await this.hpm.refreshSize();
     let lastGood = this.hpmOffset;
+    this.hpmTruncatedAt = null;
     const onProblem = (p: BlockProblem): void => {
       if (p.kind === 'truncated') {
-        // A live recorder may be mid-write: only report it once we are done with the file.
+        // A live recorder may be mid-write: reportHpmTruncation() says it once we are done with the file.
+        this.hpmTruncatedAt = p.offset;
         return;
       }
       this.issues.report(this.hpm.path, problemText(p), p.offset);
@@ -440,11 +448,23 @@ export class V2Profile implements ProfileSource {
       } catch (e) {
         if (!(e instanceof FormatError)) throw e;
         // In a deflated block the offset is into the inflated records: the block's start is the place to look.
-        this.issues.report(this.hpm.path, `block ${block.index}: ${e.message}`, block.offset + 24 + (this.hpmDeflated ? 0 : e.at));
+        this.issues.report(this.hpm.path, inBlock(e.message, block.offset), block.offset + 24 + (this.hpmDeflated ? 0 : e.at));
       }
       lastGood = block.offset + 24 + block.payload.length;
     }
     this.hpmOffset = lastGood;
+  }
+
+  /** Once: the .hpm ends in a cut block (its traces, marks, histogram or END may be missing). */
+  private reportHpmTruncation(): void {
+    if (this.hpmTruncatedAt === null || this.hpmTruncationReported) return;
+    this.hpmTruncationReported = true;
+    this.issues.report(this.hpm.path, 'truncated last block (recorder still running or crashed); read everything before it', this.hpmTruncatedAt);
+  }
+
+  /** The .hpm ends in a cut block: whatever the .hpd says, the profile is not whole. */
+  get metadataTruncated(): boolean {
+    return this.hpmTruncatedAt !== null;
   }
 
   private unsampledNoted = false;
@@ -486,7 +506,7 @@ export class V2Profile implements ProfileSource {
   }
 
   get complete(): boolean {
-    return this.endSeen;
+    return this.endSeen && this.hpmTruncatedAt === null;
   }
 
   /** Whether frees can be matched to allocations: only reading from the start (a seek or --from skips allocations). */
@@ -537,7 +557,7 @@ export class V2Profile implements ProfileSource {
                 // The first one in detail; the rest are counted once the read ends (a cut or
                 // damaged .hpm leaves hundreds undefined: one line each drowned everything else).
                 if (reportedUndefined.size === 0) {
-                  this.issues.report(this.hpd.path, `block ${d.index}: event uses undefined trace ${id} (${this.hpm.path} defines none such: cut short or damaged?); such events are shown as unknown sites`, d.offset);
+                  this.issues.report(this.hpd.path, `event uses undefined trace ${id} (${this.hpm.path} defines none such: cut short or damaged?); such events are shown as unknown sites`, d.offset);
                 }
                 reportedUndefined.add(id);
               }
@@ -550,7 +570,7 @@ export class V2Profile implements ProfileSource {
       // or reordered), events the recorder reports lost, and data after END.
       if (batch.length > 0) {
         const first = batch.timeUs[0]!;
-        if (first < lastTimeUs) this.issues.report(this.hpd.path, `block ${d.index}: time goes back from ${lastTimeUs} to ${first} µs (blocks duplicated or out of order)`, d.offset);
+        if (first < lastTimeUs) this.issues.report(this.hpd.path, `time goes back from ${lastTimeUs} to ${first} µs (blocks duplicated or out of order)`, d.offset);
         const last = batch.timeUs[batch.length - 1]!;
         if (last > lastTimeUs) lastTimeUs = last;
         // The decoding thread, when there is one, counted these batches already.
@@ -584,6 +604,7 @@ export class V2Profile implements ProfileSource {
       await this.readMetadata();
       this.noteUnsampled();
     }
+    this.reportHpmTruncation();
   }
 
   /**

@@ -22,7 +22,7 @@ import type { EventBatch, ProfileSource, ReadOptions } from './source.js';
 import type { Header, ReadIssue, Sampling } from './types.js';
 
 export const INDEX_MAGIC = Buffer.from('HPXI', 'latin1');
-export const INDEX_VERSION = 3; // 2: .hpd identity and block-header CRC in the fingerprint; 3: the split peak
+export const INDEX_VERSION = 4; // 2: .hpd identity and block-header CRC in the fingerprint; 3: the split peak; 4: issues name blocks by offset only
 const INDEX_HEADER_SIZE = 80;
 /** Bytes of the end of the .hpd whose CRC the index keeps, to notice a rewritten profile. */
 const TAIL_BYTES = 65536;
@@ -86,7 +86,7 @@ export interface Tail {
   checkpoint: Checkpoint;
   prevRawUs: number;
   sinceCheckpoint: number;
-  /** BlockFile's index of the next block (for "block N" in messages). */
+  /** BlockFile's count of blocks read so far (kept in the index format; messages name blocks by offset). */
   nextBlockIndex: number;
   /** A sampled profile's split: its state and half B's heap (the peak so far is the index's peakHalf). */
   half: { split: SplitState; heap: Checkpoint } | null;
@@ -733,7 +733,10 @@ export class IndexedSource implements ProfileSource {
     return this.inner.batches();
   }
   get complete(): boolean {
-    return this.completeFromIndex ?? this.inner.complete;
+    return (this.completeFromIndex ?? this.inner.complete) && !this.inner.metadataTruncated;
+  }
+  get metadataTruncated(): boolean {
+    return this.inner.metadataTruncated === true;
   }
   close(): Promise<void> {
     return this.inner.close();

@@ -239,6 +239,9 @@ export class NdjsonSource implements ProfileSource {
     // blocks never allocated (only checkable when reading from the start).
     // (A stream that starts at its writer's --from, after the start, frees blocks allocated before it.)
     const liveByTrace = fromUs === -Infinity && !(this.window?.fromUs) ? new TraceCounts() : null;
+    let lastEventUs = -Infinity;
+    const wallClockTimes = this.header.formatVersion === 1;
+    let lastEventT = 0;
     let lost = 0;
     let firstLostUs = 0;
     let unmatched = 0;
@@ -270,6 +273,13 @@ export class NdjsonSource implements ProfileSource {
           if (typeof t !== 'number' || !Number.isFinite(t) || t < 0) throw new HpError(`${where()}: event: 't' must be a number of seconds >= 0`);
           const timeUs = Math.round(t * 1e6);
           if (timeUs > MAX_TIME_US) throw new HpError(`${where()}: event: 't' ${t} s is past the ${MAX_TIME_US / 1e6} s limit`);
+          // Every reader replays events in order (the live heap at --at T stops at the first event
+          // after T): an event that goes back in time would be silently misplaced. Streams of
+          // heapprof 1.0.x files are exempt: 1.0 timed events by the wall clock, which can step
+          // back, and its file reader takes them in file order too.
+          if (timeUs < lastEventUs && !wallClockTimes) throw new HpError(`${where()}: t ${t} is before the previous event's ${lastEventT}: events must be in time order`);
+          lastEventUs = timeUs;
+          lastEventT = t;
           let size = 0;
           if (op !== OP_END) {
             size = value.size as number;

@@ -18,7 +18,23 @@ async function isFile(path: string): Promise<boolean> {
   }
 }
 
+async function isDirectory(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** An error about `path` that names it: Node's EISDIR (from reading an opened directory) names none. */
+function locate(e: unknown, path: string): unknown {
+  const err = e as NodeJS.ErrnoException;
+  if (err && typeof err.code === 'string' && !err.path) err.path = path;
+  return e;
+}
+
 async function firstBytes(path: string, n: number): Promise<Buffer> {
+  if (await isDirectory(path)) throw new HpError(`${path}: is a directory (a profile is BASE.hpm + BASE.hpd)`);
   const fh = await open(path, 'r');
   try {
     const buf = Buffer.alloc(n);
@@ -43,15 +59,19 @@ export async function openProfile(arg: string, opts: ReadOptions = {}): Promise<
       if (arg === base && (await isFile(arg))) {
         throw new HpError(`${arg}: not a heapprof profile or events NDJSON (name a profile by its base: BASE for BASE.hpm + BASE.hpd)`);
       }
+      if (arg === base && (await isDirectory(arg))) {
+        throw new HpError(`${arg}: is a directory (name a profile by its base: BASE for BASE.hpm + BASE.hpd)`);
+      }
       throw new HpError(`${hpm}: no such file (a profile is BASE.hpm + BASE.hpd)`);
     }
-    throw e;
+    throw locate(e, hpm);
   }
+  if (await isDirectory(hpd)) throw new HpError(`${hpd}: is a directory (a profile is BASE.hpm + BASE.hpd)`);
   try {
     await (await open(hpd, 'r')).close();
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new HpError(`${hpd}: no such file (the .hpm has no matching .hpd)`);
-    throw e;
+    throw locate(e, hpd);
   }
   if (head.length === 0) throw new HpError(`${hpm}: empty file (no header)`);
   // The decoders are loaded here, when a profile is opened, not by every command at start-up.

@@ -91,6 +91,8 @@ export interface ProfileSource {
   batches(): AsyncIterable<EventBatch>;
   /** After batches() is exhausted: true when the recorder's END marker was seen. */
   readonly complete: boolean;
+  /** True when the metadata file ends in a cut block (hpx v2 .hpm): then `complete` is false too. */
+  readonly metadataTruncated?: boolean;
   /**
    * Events NDJSON cut to a time window by the writer (hp-events --from/--to): its bounds in µs
    * (null: open on that side). A stream cut at `toUs` has no END marker by design, and one

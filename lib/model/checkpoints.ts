@@ -182,7 +182,7 @@ export async function buildIndex(base: string, header: Header, opts: BuildOption
     let nextBlockIndex = firstIndex;
     const onProblem = (p: BlockProblem): void => {
       if (p.kind === 'truncated') truncatedAt = p.offset;
-      else issue(p.offset, problemText(p, p.index + firstIndex));
+      else issue(p.offset, problemText(p));
     };
     for await (const raw of f.blocks(start, onProblem)) {
       const block = firstIndex === 0 ? raw : { ...raw, index: raw.index + firstIndex };
@@ -397,7 +397,7 @@ export async function liveHeapAtIndexed(arg: string, at: SnapshotAt, opts: ReadO
     return {
       snapshot: { heap, atUs: index.peakUs, lastUs: index.lastUs, readToEnd: true },
       source: new IndexedSource(source, index.complete),
-      complete: index.complete,
+      complete: index.complete && !source.metadataTruncated,
       indexOrigin: loaded.origin,
     };
   }
@@ -422,6 +422,6 @@ export async function liveHeapAtIndexed(arg: string, at: SnapshotAt, opts: ReadO
     await source.close();
     throw e;
   }
-  const complete = at.kind === 'peak' ? index.complete : source.complete;
+  const complete = (at.kind === 'peak' ? index.complete : source.complete) && !source.metadataTruncated;
   return { snapshot, source: new IndexedSource(source, at.kind === 'peak' ? index.complete : null), complete, indexOrigin: loaded.origin };
 }

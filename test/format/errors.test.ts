@@ -105,6 +105,24 @@ t.test('truncated last block: everything before it, one warning with the offset'
   t.equal(await errorOf(base, true), `${base}.hpd at byte ${last}: truncated last block (recorder still running or crashed); read everything before it`);
 });
 
+t.test('truncated last .hpm block: reported with its offset, the profile not complete; --strict fails', async (t) => {
+  const dir = tmpDir();
+  const base = join(dir, 'run');
+  await writeProfile(base, { ...spec(30, 10), histogram: [{ count: 30, bytes: 3435, sampled: 30 }] });
+  const offsets = blockOffsets(readFileSync(`${base}.hpm`));
+  t.ok(offsets.length >= 2, 'the .hpm has a block after the traces');
+  const last = offsets[offsets.length - 1]!;
+  truncateSync(`${base}.hpm`, last + 25);
+  const back = await readAll(base);
+  t.equal(back.events.filter((e) => e.op === 'alloc').length, 30, 'every event is still read');
+  t.equal(back.complete, false, 'an END in the .hpd does not make a cut .hpm whole');
+  t.same(
+    back.issues.map((i) => `${i.file}: ${i.message}`),
+    [`${base}.hpm: byte ${last}: truncated last block (recorder still running or crashed); read everything before it`],
+  );
+  t.equal(await errorOf(base, true), `${base}.hpm at byte ${last}: truncated last block (recorder still running or crashed); read everything before it`);
+});
+
 t.test('corrupt block in the middle: skipped with a warning, the rest still read; --strict fails', async (t) => {
   const dir = tmpDir();
   const base = join(dir, 'run');
@@ -117,8 +135,12 @@ t.test('corrupt block in the middle: skipped with a warning, the rest still read
   const back = await readAll(base);
   t.equal(back.events.filter((e) => e.op === 'alloc').length, 90);
   t.equal(back.complete, true);
-  t.same(back.issues.map((i) => i.message), [`byte ${victim}: block 3: bad checksum; skipped to byte ${offsets[4]}`]);
-  t.equal(await errorOf(base, true), `${base}.hpd at byte ${victim}: block 3: bad checksum; skipped to byte ${offsets[4]}`);
+  t.same(back.issues.map((i) => i.message), [`byte ${victim}: bad checksum; skipped to byte ${offsets[4]}`]);
+  t.equal(await errorOf(base, true), `${base}.hpd at byte ${victim}: bad checksum; skipped to byte ${offsets[4]}`);
+  // The offset is the block's only name: a read starting elsewhere (a seek, an index checkpoint)
+  // reports it in the same words, where a count of blocks read said "block 3" here, "block 1" there.
+  const seeked = await readAll(base, { startOffset: offsets[2]! });
+  t.same(seeked.issues.map((i) => i.message), back.issues.map((i) => i.message), 'the same words from a read starting at block 2');
 
   // A destroyed block header (magic and length) is found past too.
   const hpd2 = Buffer.from(readFileSync(`${base}.hpd`));
@@ -126,7 +148,7 @@ t.test('corrupt block in the middle: skipped with a warning, the rest still read
   writeFileSync(`${base}.hpd`, hpd2);
   const back2 = await readAll(base);
   t.equal(back2.events.filter((e) => e.op === 'alloc').length, 80);
-  t.match(back2.issues[1]?.message, /block 5: bad block magic; skipped to byte/);
+  t.equal(back2.issues[1]?.message, `byte ${offsets[5]}: bad block magic; skipped to byte ${offsets[6]}`);
 });
 
 t.test('absurd lengths and counts inside checksummed blocks never exhaust memory', async (t) => {
@@ -149,14 +171,14 @@ t.test('absurd lengths and counts inside checksummed blocks never exhaust memory
   const back = await readAll(base);
   t.equal(back.events.filter((e) => e.op === 'alloc').length, 11);
   t.same(back.issues.map((i) => i.message), [
-    'byte 40: block 0: block says 4294967295 events in 3 bytes',
-    'byte 93: block 1: bad varint',
-    `byte 95: block 2: event uses undefined trace 77 (${base}.hpm defines none such: cut short or damaged?); such events are shown as unknown sites`,
+    'byte 40: block says 4294967295 events in 3 bytes (in the block at byte 32)',
+    'byte 93: bad varint (in the block at byte 59)',
+    `byte 95: event uses undefined trace 77 (${base}.hpm defines none such: cut short or damaged?); such events are shown as unknown sites`,
     // The injected blocks are at time 5, the original ones start at 0 (issue 20 item 8).
-    'byte 123: block 3: time goes back from 5 to 0 µs (blocks duplicated or out of order)',
+    'byte 123: time goes back from 5 to 0 µs (blocks duplicated or out of order)',
   ]);
   t.equal(back.traces.get(77)?.frames[0]?.function, '[undefined trace 77]');
-  t.equal(await errorOf(base, true), `${base}.hpd at byte 40: block 0: block says 4294967295 events in 3 bytes`);
+  t.equal(await errorOf(base, true), `${base}.hpd at byte 40: block says 4294967295 events in 3 bytes (in the block at byte 32)`);
 
   // A block header claiming more than 64 MiB is corrupt, not an allocation request.
   const huge = Buffer.from(liar);
@@ -164,7 +186,7 @@ t.test('absurd lengths and counts inside checksummed blocks never exhaust memory
   writeFileSync(`${base}.hpd`, Buffer.concat([hpd.subarray(0, headerEnd), huge, hpd.subarray(headerEnd)]));
   const back2 = await readAll(base);
   t.equal(back2.events.filter((e) => e.op === 'alloc').length, 10);
-  t.match(back2.issues[0]?.message, /^byte 32: block 0: block length 2147483647 exceeds the 64 MiB limit; skipped to byte 59$/);
+  t.match(back2.issues[0]?.message, /^byte 32: block length 2147483647 exceeds the 64 MiB limit; skipped to byte 59$/);
 });
 
 t.test('a trace record claiming millions of frames is rejected, not allocated', async (t) => {
@@ -183,5 +205,5 @@ t.test('a trace record claiming millions of frames is rejected, not allocated', 
   writeFileSync(`${base}.hpm`, Buffer.concat([hpm, encodeBlock(rec.view(), 1, 0)]));
   const back = await readAll(base);
   t.equal(back.events.length, 4);
-  t.match(back.issues[0]?.message, /block \d+: trace 9 claims 50000000 frames in 0 bytes/);
+  t.match(back.issues[0]?.message, /^byte \d+: trace 9 claims 50000000 frames in 0 bytes \(in the block at byte \d+\)$/);
 });
