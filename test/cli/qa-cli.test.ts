@@ -22,3 +22,28 @@ t.test('hp-report builds its page from events NDJSON as from the profile it came
   t.equal(piped.status, 2);
   t.match(piped.stderr, /^hp-report: the report reads its input twice: name a profile or an NDJSON file, not stdin\n$/);
 });
+
+t.test('--height N draws N rows, and every y label is as wide as the widest, a minus sign included', async (t) => {
+  const rows = (text: string): string[] => text.split('\n').filter((l) => /[┼┤]/.test(l));
+  for (const n of [1, 2, 3, 15]) {
+    const r = sh(`hp-chart --field a --height ${n} --width 40`, '{"a":1}\n{"a":5}\n{"a":3}\n');
+    t.equal(r.status, 0, r.stderr);
+    t.equal(rows(r.stdout).length, n, `hp-chart --height ${n}`);
+    const h = sh(`hp-history app --chart --height ${n} --width 80 -q`);
+    const charts = h.stdout.split('\n\n').filter((c) => c.trim() !== '');
+    t.equal(charts.length, 2, 'live heap and RSS');
+    for (const c of charts) t.equal(rows(c).length, n, `hp-history --chart --height ${n}`);
+  }
+  for (const input of ['{"a":1}\n{"a":-5}\n{"a":3}\n', '{"a":-0.3}\n{"a":-0.25}\n{"a":0.7}\n', '{"a":-1}\n{"a":-5}\n']) {
+    const r = sh('hp-chart --field a --height 5 --width 40', input);
+    t.equal(r.status, 0, r.stderr);
+    const lines = rows(r.stdout);
+    t.equal(lines.length, 5);
+    const axis = lines.map((l) => l.search(/[┼┤]/));
+    t.same(axis, axis.map(() => axis[0]), `one column for the axis: ${JSON.stringify(lines)}`);
+    const labels = lines.map((l) => Number(l.slice(0, axis[0]).trim()));
+    const step = labels[0]! - labels[1]!;
+    t.ok(labels.every((v, i) => Math.abs(v - (labels[0]! - i * step)) < 1e-9), `even steps: ${labels.join(', ')}`);
+    t.ok(labels.includes(0), 'a row for 0');
+  }
+});
