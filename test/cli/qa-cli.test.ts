@@ -89,3 +89,34 @@ t.test('an empty window is one usage error in every command; a window with nothi
   }
   t.equal(sh(`hp-events ${base} --from 0.5004 --to 0.5006`).stdout.split('\n').filter(Boolean).length, 3, 'hp-events: meta, the end marker and summary');
 });
+
+t.test('an option that takes one value, given twice, is named as given twice, in every command', async (t) => {
+  const cases: Array<[string, string]> = [
+    ['hp-snapshot app --at 0.1 --at 0.2', "hp-snapshot: --at given twice ('0.1', then '0.2'): it takes one value"],
+    ['hp-snapshot app --top 1 --top=2', "hp-snapshot: --top given twice ('1', then '2'): it takes one value"],
+    ['hp-events app --from 1 --from 2 --to 3', "hp-events: --from given twice ('1', then '2'): it takes one value"],
+    ['hp-history app --to 1 --to 2 --to 3', "hp-history: --to given 3 times ('1', then '2', then '3'): it takes one value"],
+    ['hp-report app -o a.html --output b.html', "hp-report: --output given twice ('a.html', then 'b.html'): it takes one value"],
+    ['hp-chart --field a --field b', "hp-chart: --field given twice ('a', then 'b'): it takes one value"],
+    ['hp-stats app --v1-weights auto --v1-weights stored', "hp-stats: --v1-weights given twice ('auto', then 'stored'): it takes one value"],
+  ];
+  for (const [cmd, message] of cases) {
+    const r = sh(cmd, '');
+    t.equal(r.status, 2, cmd);
+    t.equal(r.stderr.split('\n')[0], message);
+  }
+  // Options that take several, and flags, are not refused.
+  t.equal(sh('hp-diff app --at 1 --at 2 -q > /dev/null').status, 0, 'hp-diff --at is repeatable');
+  t.equal(sh('hp-snapshot app --json --json -q > /dev/null').status, 0, 'a flag given twice is the flag');
+});
+
+t.test('an NDJSON size too large to sum exactly names the limit', async (t) => {
+  const meta = sh('hp-events app | head -1').stdout;
+  for (const size of ['1e300', '123456789012345678901234567890', '1e999']) {
+    const r = sh('hp-stats - -q', `${meta}{"type":"event","t":1,"op":"alloc","trace":0,"size":${size}}\n`);
+    t.equal(r.status, 1);
+    t.match(r.stderr, /^hp-stats: stdin: line 2: event: 'size' \S+ is past the 9007199254740991-byte limit \(2\^53 - 1\)\n$/, size);
+  }
+  const r = sh('hp-stats - -q', `${meta}{"type":"event","t":1,"op":"alloc","trace":0,"size":-1}\n`);
+  t.equal(r.stderr, "hp-stats: stdin: line 2: event: 'size' must be a number >= 0\n");
+});
