@@ -84,7 +84,7 @@ export function main(argv: string[]): void {
     })
       .option('granularity', { requiresArg: true, type: 'number', describe: 'Bucket length in seconds, giving at most 100000 buckets (default: a nice length giving at most one bucket per chart column, or 60 to 150 buckets into a pipe)' })
       .option('sites', { requiresArg: true, type: 'string', describe: "Follow these lines: 'app.py:12,lib/x.py:40' (a trace counts if any of its frames is on the line)" })
-      .option('chart', { type: 'boolean', hidden: true, describe: 'The chart even into a pipe (same as --no-json)' })
+      .option('chart', { type: 'boolean', describe: 'The chart even into a pipe (an older name for --no-json)' })
       .option('follow', { alias: 'f', type: 'boolean', default: false, describe: 'Keep reading a profile being written, until the recorder stops' })
       .option('by', { requiresArg: true, choices: BY_CHOICES as unknown as string[], describe: 'One series per process (several profiles)' })
       .option('v1-weights', V1_WEIGHTS_OPTION)
