@@ -120,3 +120,23 @@ t.test('an NDJSON size too large to sum exactly names the limit', async (t) => {
   const r = sh('hp-stats - -q', `${meta}{"type":"event","t":1,"op":"alloc","trace":0,"size":-1}\n`);
   t.equal(r.stderr, "hp-stats: stdin: line 2: event: 'size' must be a number >= 0\n");
 });
+
+t.test('hp-record refuses, before starting, a -o base whose longest file name would not fit NAME_MAX', async (t) => {
+  const { planOutput } = await import('../../lib/cmd/record.js');
+  const dir = tmpDir('qa-name-');
+  const long = join(dir, 'a'.repeat(300));
+  const r = sh(`hp-record -o ${long} -c 'print("ran")'`);
+  t.equal(r.status, 2, r.stderr);
+  t.equal(r.stdout, '', 'the program never ran');
+  t.equal(r.stderr, `hp-record: -o ${long}: BASE.hpm.lock would be a 309-byte file name, over the 255 bytes one can have (NAME_MAX): use a base name of at most 246 bytes\n`);
+  t.same(planOutput(join(dir, 'a'.repeat(246)), 'profile', false), { base: join(dir, 'a'.repeat(246)) }, 'BASE.hpm.lock of 255 bytes fits');
+  t.throws(() => planOutput(join(dir, 'a'.repeat(247)), 'profile', false), /BASE\.hpm\.lock would be a 256-byte file name/);
+  t.throws(() => planOutput(join(dir, `${'é'.repeat(124)}`), 'profile', false), /BASE\.hpm\.lock would be a 257-byte file name/, 'bytes, not characters');
+  const pidMax = Number(readFileSync('/proc/sys/kernel/pid_max', 'latin1'));
+  const room = 255 - String(pidMax - 1).length - 5;
+  t.same(planOutput(join(dir, 'b'.repeat(room)), 'profile', false, true), { base: join(dir, 'b'.repeat(room)) }, 'BASE.PID.hpm fits for the largest pid');
+  t.throws(() => planOutput(join(dir, 'b'.repeat(room + 1)), 'profile', false, true), /BASE\.PID\.hpm \(a followed child's profile\) would be a 256-byte file name/);
+  const follow = sh(`hp-record --follow-fork -o ${join(dir, 'b'.repeat(room + 1))} -c pass`);
+  t.equal(follow.status, 2);
+  t.match(follow.stderr, /^hp-record: -o .*: BASE\.PID\.hpm \(a followed child's profile\) would be a 256-byte file name/);
+});
