@@ -123,6 +123,21 @@ function rawValue(argv: string[], names: string[]): string {
   return found;
 }
 
+/** Every value given on the command line for an option (`--at 1 --at=2 -o x`), in order. */
+function givenValues(argv: string[], names: string[]): string[] {
+  const found: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') break;
+    for (const n of names) {
+      const flag = n.length === 1 ? `-${n}` : `--${n}`;
+      if (a === flag) found.push(argv[i + 1] ?? '');
+      else if (a.startsWith(`${flag}=`)) found.push(a.slice(flag.length + 1));
+    }
+  }
+  return found;
+}
+
 /**
  * A yargs parser preconfigured the same way for every command: usage text that is both help
  * and spec, 2 or 3 examples at the end of --help, -q, --version, --completion, --strict
@@ -233,11 +248,23 @@ function yargsParser(name: string, argv: string[], usage: string, examples: Arra
     // Usage texts are laid out by hand; yargs re-wrapping them breaks lines mid-word.
     .wrap(null)
     .middleware((args) => {
-      const options = (y as unknown as { getOptions(): unknown }).getOptions() as { key: Record<string, unknown>; alias: Record<string, string[]>; number: string[] };
+      const options = (y as unknown as { getOptions(): unknown }).getOptions() as { key: Record<string, unknown>; alias: Record<string, string[]>; number: string[]; array: string[]; boolean: string[]; configuration?: Record<string, unknown> };
       if (args.completion === true) {
         const names = Object.keys(options.key).concat(...Object.values(options.alias));
         process.stdout.write(completionScript(name, names));
         throw new Finished();
+      }
+      // An option that takes one value, given twice, is a mistake to name, not to guess at
+      // (yargs would make an array of it, which the option's own check then calls malformed),
+      // unless the command configures yargs for the last one to win (hp-record does).
+      const lastWins = options.configuration?.['duplicate-arguments-array'] === false;
+      for (const key of lastWins ? [] : Object.keys(options.key)) {
+        if (options.array.includes(key) || options.boolean.includes(key)) continue;
+        const names = [key, ...(options.alias[key] ?? [])];
+        const values = givenValues(argv, names);
+        if (values.length > 1) {
+          throw new UsageError(`--${key} given ${values.length === 2 ? 'twice' : `${values.length} times`} (${values.map((v) => `'${v}'`).join(', then ')}): it takes one value\nTry '${name} --help'.`);
+        }
       }
       for (const key of options.number) {
         const v = args[key];

@@ -5,7 +5,7 @@ import { formatBytes, OutputWriter, openTextInput, parser, readNdjson, runMain, 
 import { renderChart } from '../model/chart.js';
 import { CHART_HEIGHT, CHART_WIDTH, chartColumns, inputArg, useOptions } from './common.js';
 
-const USAGE = `$0 [FILE|-] [--field PATH] [--x PATH] [--height N] [--width N]
+const USAGE = `$0 [FILE|-] [--field PATH] [-x PATH] [--height N] [--width N]
 
 Chart a numeric field of each NDJSON line (default live_bytes, as hp-history writes) in the
 terminal. PATH is dotted and may index arrays (rss, top.0.bytes, sites.app.py:12.bytes:

@@ -146,13 +146,24 @@ export function secondsOption(value: unknown, option: string): number | undefine
 }
 
 /**
- * --from with --to, the same check in every command: --to before --from is a usage error, and so
- * is --to equal to --from for a window that excludes its end (hp-events, hp-pprof: [from, to)).
+ * The one rule for a time window, in every command that takes --from and --to: the window
+ * must have a positive length, --to after --from (which is 0 when not given). A --to before
+ * --from, or equal to it (`--to 0`, `--from mark:a --to mark:a`), is a usage error naming both:
+ * an empty window is a mistake, not a question. A window of positive length that holds no
+ * events is an answer, written as empty with a note (noteEmptyWindow).
  */
-export function checkWindow(from: { text: unknown; us: number | null | undefined }, to: { text: unknown; us: number | null | undefined }, halfOpen: boolean): void {
-  if (from.us == null || to.us == null) return;
-  if (to.us < from.us) throw new UsageError(`--to ${String(to.text)}: before --from ${String(from.text)}`);
-  if (halfOpen && to.us === from.us) throw new UsageError(`--to ${String(to.text)}: not after --from ${String(from.text)}, so the window is empty`);
+export function checkWindow(from: { text: unknown; us: number | null | undefined }, to: { text: unknown; us: number | null | undefined }): void {
+  if (to.us == null) return;
+  const fromUs = from.us ?? 0;
+  const fromText = from.us == null ? '0 (the start, as no --from is given)' : String(from.text);
+  if (to.us < fromUs) throw new UsageError(`--to ${String(to.text)}: before --from ${fromText}`);
+  if (to.us === fromUs) throw new UsageError(`--to ${String(to.text)}: not after --from ${fromText}, so the window is empty`);
+}
+
+/** One line on stderr (unless -q) for a window of positive length with nothing in it. */
+export function noteEmptyWindow(from: unknown, to: unknown, what: string): void {
+  if (from === undefined && to === undefined) return;
+  warn(`the window --from ${from === undefined ? '0' : String(from)} --to ${to === undefined ? 'end' : String(to)} holds ${what}`);
 }
 
 export function positiveInt(value: unknown, option: string): number {

@@ -44,7 +44,7 @@ export function main(argv: string[]): void {
       top: { describe: 'Only the first N sites' },
     })
       .option('significant', { type: 'boolean', default: false, describe: 'Only sites whose change is significant (interval excludes 0)' })
-      .option('table', { type: 'boolean', hidden: true, describe: 'The table even into a pipe (same as --no-json)' })
+      .option('table', { type: 'boolean', describe: 'The table even into a pipe (an older name for --no-json)' })
       .option('v1-weights', V1_WEIGHTS_OPTION)
       .parseSync();
     setQuiet(Boolean(args.quiet));

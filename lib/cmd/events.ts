@@ -9,7 +9,7 @@ import { frameLabel, NO_STACK_LABEL, traceOrPlaceholder } from '../model/sites.j
 import { commandReadOptions, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
 import { WindowedSource } from '../format/merged.js';
 import { manyInputs, openInputs } from '../profile-inputs.js';
-import { checkWindow, checkWithinSpan, inputArg, resolveMarkOptions, secondsOption, useOptions, wantsJson } from './common.js';
+import { checkWindow, checkWithinSpan, inputArg, noteEmptyWindow, resolveMarkOptions, secondsOption, useOptions, wantsJson } from './common.js';
 import { clip, terminalWidth } from './human.js';
 import { asciiBytes, LineBytes } from '../line-bytes.js';
 import { markLine } from '../format/ndjson.js';
@@ -53,10 +53,11 @@ export function main(argv: string[]): void {
     const inputs = args._.map(String);
     const merged = manyInputs(inputs);
     const input = merged ? '' : inputArg(args._, 'hp-events');
+    const given = { from: args.from, to: args.to }; // as written: mark:LABEL, for messages
     await resolveMarkOptions(args, ['from', 'to'], () => (merged ? inputs : input));
     const fromUs = secondsOption(args.from, 'from');
     const toUs = secondsOption(args.to, 'to');
-    checkWindow({ text: args.from, us: fromUs }, { text: args.to, us: toUs }, true);
+    checkWindow({ text: given.from, us: fromUs }, { text: given.to, us: toUs });
     const json = wantsJson(args.json);
     const { opts, done } = commandReadOptions({
       v1Weights: v1WeightsArg(args['v1-weights']),
@@ -69,7 +70,10 @@ export function main(argv: string[]): void {
     const out = new OutputWriter();
     // The latest event time read (the end marker passes any window), for the check of --from/--to.
     let lastUs = 0;
+    // Events read in the window, less the end marker (which passes any window), for the note on an empty one.
+    let read = 0;
     const sawBatch = (batch: EventBatch): void => {
+      for (let i = 0; i < batch.length; i++) if (batch.op[i] !== OP_END) read++;
       if (batch.length > 0) lastUs = Math.max(lastUs, batch.timeUs[batch.length - 1]!);
     };
     const checkSpan = (): void => {
@@ -82,6 +86,7 @@ export function main(argv: string[]): void {
       if (!json) {
         await humanEvents(source, out, sawBatch);
         checkSpan();
+        if (read === 0) noteEmptyWindow(given.from, given.to, 'no events');
         return;
       }
       // The window of this stream: this command's --from/--to within an input stream's own.
@@ -199,6 +204,7 @@ export function main(argv: string[]): void {
       lines.text(summaryLine(source.complete, events, source.histogram));
       await lines.flush();
       await out.flush();
+      if (read === 0) noteEmptyWindow(given.from, given.to, 'no events');
     } finally {
       done();
       await source.close();

@@ -10,7 +10,7 @@ import { MergedSource } from '../format/merged.js';
 import type { ReadOptions } from '../format/source.js';
 import { BY_CHOICES, FirstRss, attachedSentences, manyInputs, openInputs, profileBases } from '../profile-inputs.js';
 import { commandReadOptions, isNdjsonArg, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
-import { chartColumns, checkWindow, checkWithinSpan, formatSeconds, inputArg, positiveInt, refuseStatsMode, reportIncomplete, resolveMarkOptions, secondsOption, traceGrouping, useOptions, wantsJson } from './common.js';
+import { chartColumns, checkWindow, checkWithinSpan, formatSeconds, inputArg, noteEmptyWindow, positiveInt, refuseStatsMode, reportIncomplete, resolveMarkOptions, secondsOption, traceGrouping, useOptions, wantsJson } from './common.js';
 import { DOMAINS } from '../format/types.js';
 import { sourceMarks } from '../format/marks.js';
 import { escapeControls } from '../escape.js';
@@ -84,7 +84,7 @@ export function main(argv: string[]): void {
     })
       .option('granularity', { requiresArg: true, type: 'number', describe: 'Bucket length in seconds, giving at most 100000 buckets (default: a nice length giving at most one bucket per chart column, or 60 to 150 buckets into a pipe)' })
       .option('sites', { requiresArg: true, type: 'string', describe: "Follow these lines: 'app.py:12,lib/x.py:40' (a trace counts if any of its frames is on the line)" })
-      .option('chart', { type: 'boolean', hidden: true, describe: 'The chart even into a pipe (same as --no-json)' })
+      .option('chart', { type: 'boolean', describe: 'The chart even into a pipe (an older name for --no-json)' })
       .option('follow', { alias: 'f', type: 'boolean', default: false, describe: 'Keep reading a profile being written, until the recorder stops' })
       .option('by', { requiresArg: true, choices: BY_CHOICES as unknown as string[], describe: 'One series per process (several profiles)' })
       .option('v1-weights', V1_WEIGHTS_OPTION)
@@ -96,6 +96,7 @@ export function main(argv: string[]): void {
     if (merged && args.follow) throw new UsageError('--follow reads one profile');
     const input = merged ? '' : inputArg(args._, 'hp-history');
     const chart = args.chart === true || !wantsJson(args.json);
+    const given = { from: args.from, to: args.to }; // as written: mark:LABEL, for messages
     await resolveMarkOptions(args, ['from', 'to'], () => (merged ? inputs : input));
     if (args.granularity !== undefined && !(args.granularity > 0 && args.granularity <= MAX_GRANULARITY_S)) throw new UsageError(`--granularity: expected seconds > 0 and at most ${MAX_GRANULARITY_S}, got '${args.granularity}'`);
     let granularityUs = args.granularity === undefined ? null : Math.max(1, Math.round(args.granularity * 1e6));
@@ -105,7 +106,7 @@ export function main(argv: string[]): void {
     const specs = args.sites === undefined ? [] : parseLineSpecs(args.sites);
     const fromUs = secondsOption(args.from, 'from');
     const toUs = secondsOption(args.to, 'to');
-    checkWindow({ text: args.from, us: fromUs }, { text: args.to, us: toUs }, false);
+    checkWindow({ text: given.from, us: fromUs }, { text: given.to, us: toUs });
     // The heap at any moment depends on everything before it, so reading starts at 0.
     const { opts, done } = commandReadOptions({ v1Weights: v1WeightsArg(args['v1-weights']), strict: Boolean(args.strict), follow: args.follow });
     // With --from on a large hpx v2 profile, start at the seek index's last checkpoint before
@@ -190,6 +191,7 @@ export function main(argv: string[]): void {
         warn(`--granularity ${args.granularity}: longer than the profile (${formatSeconds(lastUs)}): one bucket; try --granularity ${autoGranularityUs(lastUs, chart ? chartColumns(args.width) : AUTO_MAX_BUCKETS) / 1e6}`);
       }
       for (const [i, spec] of specs.entries()) if (!builder.followedSeen(i)) warn(`--sites ${spec.text}: no allocation on this line in the profile (its line is flat zero)`);
+      if (buckets === 0) noteEmptyWindow(given.from, given.to, `no bucket end (buckets of ${formatSeconds(builder.granularityUs)}): nothing written; widen it or choose a --granularity`);
       warn(`${buckets} bucket${buckets === 1 ? '' : 's'} of ${formatSeconds(builder.granularityUs)}`);
     } finally {
       done();

@@ -8,7 +8,7 @@ import { writeResult } from '../export/output.js';
 import { profileBases } from '../profile-inputs.js';
 import { useOptions } from './common.js';
 import { allocationStacks, loadStackSet, parseAt, parseSeconds, type StackSet } from '../export/stacks.js';
-import { checkWindow, resolveMarkOptions } from './common.js';
+import { checkWindow, noteEmptyWindow, resolveMarkOptions } from './common.js';
 import type { SnapshotAt } from '../model/snapshot.js';
 
 const NAME = 'hp-pprof';
@@ -55,7 +55,7 @@ export function main(argv: string[]): void {
       await resolveMarkOptions(own, ['at', 'from', 'to'], () => input);
       const fromUs = parseSeconds(own.from, '--from');
       const toUs = parseSeconds(own.to, '--to');
-      checkWindow({ text: own.from, us: fromUs }, { text: own.to, us: toUs }, true);
+      checkWindow({ text: args.from, us: fromUs }, { text: args.to, us: toUs });
       plan.push({ input, at: own.at !== undefined ? parseAt(String(own.at)) : null, fromUs, toUs });
     }
     if (args.output === undefined && process.stdout.isTTY) throw new UsageError('refusing to write binary output to a terminal: use -o FILE or a pipe');
@@ -89,5 +89,6 @@ export function main(argv: string[]): void {
     await writeResult(args.output, data, true);
     const [, space] = sampleTypeNames(sets[0]!.kind);
     for (const set of sets) warn(`${sets.length > 1 ? `${set.source}: ` : ''}${set.label}: ${set.stacks.length.toLocaleString('en-US')} stacks, ${space} ${formatBytes(set.total.bytes)}`);
+    if (alloc && sets.every((set) => set.stacks.length === 0)) noteEmptyWindow(args.from, args.to, 'no allocations');
   });
 }

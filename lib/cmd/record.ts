@@ -301,9 +301,10 @@ export function recordingDestination(mode: 'profile' | 'stats', output: OutputPl
  * Turn -o into an output plan and check it before anything runs: the directory exists and is
  * writable (probed by creating a file, which also catches read-only mounts and root), and the
  * profile files do not exist unless `force`. `-o run.hpm` means base `run`; an existing directory
- * (or a name ending in /) means "heapprof.PID in there". Throws UsageError.
+ * (or a name ending in /) means "heapprof.PID in there". The longest file name the recorder will
+ * create from the base must fit a directory entry (checkNameLength). Throws UsageError.
  */
-export function planOutput(output: string | undefined, mode: 'profile' | 'stats', force: boolean): OutputPlan {
+export function planOutput(output: string | undefined, mode: 'profile' | 'stats', force: boolean, followsChildren = false): OutputPlan {
   if (output === undefined) {
     if (mode === 'stats') return {};
     checkWritableDirectory('.', '.');
@@ -324,6 +325,7 @@ export function planOutput(output: string | undefined, mode: 'profile' | 'stats'
   }
   const base = output.replace(/\.hp[md]$/, '');
   checkWritableDirectory(dirname(base), output);
+  checkNameLength(base, output, followsChildren);
   for (const file of [`${base}.hpm`, `${base}.hpd`]) {
     let exists = false;
     let isDir = false;
@@ -376,6 +378,34 @@ function removeStaleLock(base: string, pid: number | undefined): void {
   } catch {
     // Already gone, or unreadable: nothing of ours to remove.
   }
+}
+
+/** The most bytes in one file name (NAME_MAX on Linux); a longer one fails with ENAMETOOLONG. */
+export const NAME_MAX = 255;
+
+/** Digits of the largest pid this system hands out (/proc/sys/kernel/pid_max), else of Linux's limit, 2^22. */
+function pidDigits(): number {
+  try {
+    const max = Number.parseInt(readFileSync('/proc/sys/kernel/pid_max', 'latin1'), 10);
+    if (max > 0) return String(max - 1).length;
+  } catch {
+    // not Linux, or no /proc: the kernel's own limit
+  }
+  return String(2 ** 22).length;
+}
+
+/**
+ * The names the recorder makes from BASE: BASE.hpm, BASE.hpd, BASE.hpm.lock (native/hook.c) and,
+ * following children, BASE.PID.hpm and BASE.PID.hpd for each. Caught here, before anything
+ * runs, the longest not fitting NAME_MAX is a usage error naming it, not a failure after start.
+ */
+function checkNameLength(base: string, output: string, followsChildren: boolean): void {
+  const name = basename(base);
+  const longest = followsChildren ? `${name}.${'9'.repeat(pidDigits())}.hpm` : `${name}.hpm.lock`;
+  const bytes = Buffer.byteLength(longest);
+  if (bytes <= NAME_MAX) return;
+  const what = followsChildren ? "BASE.PID.hpm (a followed child's profile)" : 'BASE.hpm.lock';
+  throw new UsageError(`-o ${output}: ${what} would be a ${bytes}-byte file name, over the ${NAME_MAX} bytes one can have (NAME_MAX): use a base name of at most ${NAME_MAX - (bytes - Buffer.byteLength(name))} bytes`);
 }
 
 /** An errno failure as a few words without the path: "no such file", "permission denied". */
@@ -913,7 +943,7 @@ export function main(argv: string[]): void {
     const native = args.native ?? (nativeStacks || (mode === 'profile' && nativeFromEnvironment(process.env)));
     const hookLib = native ? hookLibraryPath() : null;
     if (hookLib !== null && !existsSync(hookLib)) throw new HpError(`${hookLib}: no such file (run \`npx node-gyp rebuild\`)`, EXIT_DATA);
-    const output = planOutput(args.output, mode, force);
+    const output = planOutput(args.output, mode, force, followFork);
     if (!existsSync(BOOTSTRAP_PATH)) throw new HpError(`${BOOTSTRAP_PATH}: no such file (is the heapprof package complete?)`, EXIT_DATA);
 
     // A private directory (mode 0700) for the bootstrap, as sitecustomize.py, and its status file.
@@ -1078,7 +1108,7 @@ async function runAttach(args: {
   const sampleBytes = args['sample-bytes'] !== undefined ? parseByteCount(args['sample-bytes']) : null;
   const target = inspectTarget(pid);
   const force = Boolean(args.force);
-  const base = attachBase(planOutput(args.output, 'profile', force), pid, force);
+  const base = attachBase(planOutput(args.output, 'profile', force, Boolean(args['follow-fork'])), pid, force);
   const gdb = process.env.HEAPPROF_GDB || 'gdb';
   const gdbPath = findExecutable(gdb);
   if (gdbPath === null) throw new HpError(`--pid ${pid}: ${gdb} not found${gdb.includes('/') ? '' : ' on PATH'}: attaching needs gdb (e.g. apt-get install gdb), or set HEAPPROF_GDB`, EXIT_DATA);

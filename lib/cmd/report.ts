@@ -3,8 +3,7 @@
 
 import { basename } from 'node:path';
 import { UsageError, formatBytes, parser, runMain, setQuiet, warn } from '../cli.js';
-import { openProfile } from '../format/profile.js';
-import { commandReadOptions, isStreamArg, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
+import { commandReadOptions, isStreamArg, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
 import type { ProfileSource } from '../format/source.js';
 import { MergedSource } from '../format/merged.js';
 import { BY_CHOICES, FirstRss, attachedSentences, manyInputs, openInputs } from '../profile-inputs.js';
@@ -21,8 +20,9 @@ network) with: the estimated live heap over time with its 95% band, the process 
 the live heap at the peak that redraws for any time clicked on the plot, with a search box, a
 switch hiding the import machinery and, for --native recordings, a thread menu; hovering a
 frame shows its bytes, interval, share and number of live allocations; and the top sites at
-that time (or their high-water marks over a range dragged on the plot). Reads the profile
-twice (history, then peak), so PROFILE must be a file.
+that time (or their high-water marks over a range dragged on the plot). Reads its input
+twice (history, then peak), so PROFILE must be a file: a profile (BASE for BASE.hpm + BASE.hpd)
+or an events NDJSON file (hp-events' output), not stdin.
 
 Every point of the plot carries the live heap as a call tree of every trace, pruned to the frames
 holding at least --min-share of it, and its top sites: the page stays small and fast for profiles
@@ -59,8 +59,8 @@ export function main(argv: string[]): void {
     const byPid = args.by === 'pid';
     const merged = byPid || manyInputs(inputs);
     const input = merged ? inputs[0]! : inputArg(inputs, NAME);
-    if (inputs.includes('-')) throw new UsageError('the report reads the profile twice: name a profile file, not stdin');
-    for (const i of inputs) if (await isStreamArg(i)) throw new UsageError(`${i}: the report reads the profile twice: name a profile file, not a pipe`);
+    if (inputs.includes('-')) throw new UsageError('the report reads its input twice: name a profile or an NDJSON file, not stdin');
+    for (const i of inputs) if (await isStreamArg(i)) throw new UsageError(`${i}: the report reads its input twice: name a profile or an NDJSON file, not a pipe`);
     await resolveMarkOptions(args, ['at'], () => (merged ? inputs : input));
     if (args.output === undefined) throw new UsageError('-o FILE is required (use -o - for stdout)');
     if (!(args['min-share'] >= 0 && args['min-share'] < 1)) throw new UsageError('--min-share: expected a fraction in [0, 1)');
@@ -75,7 +75,7 @@ export function main(argv: string[]): void {
     let summary = '';
     try {
       const attached: string[] = [];
-      const open = async (): Promise<ProfileSource> => (merged ? openInputs(inputs, opts, byPid, { rssByProcess: true }) : openProfile(input, opts));
+      const open = async (): Promise<ProfileSource> => (merged ? openInputs(inputs, opts, byPid, { rssByProcess: true }) : openSource(input, opts));
       const data = await buildReportData(async () => {
         const source = await open();
         // The first open also tells whether a process was attached to (and its RSS then).

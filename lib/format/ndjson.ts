@@ -283,9 +283,11 @@ export class NdjsonSource implements ProfileSource {
           let size = 0;
           if (op !== OP_END) {
             size = value.size as number;
-            if (typeof size !== 'number' || !Number.isFinite(size) || size < 0 || size > Number.MAX_SAFE_INTEGER) {
-              throw new HpError(`${where()}: event: 'size' must be a number >= 0`);
+            // Sizes are summed exactly as doubles: above 2^53 - 1 bytes (8 PiB) they would not be.
+            if (typeof size === 'number' && size > Number.MAX_SAFE_INTEGER) {
+              throw new HpError(`${where()}: event: 'size' ${size} is past the ${Number.MAX_SAFE_INTEGER}-byte limit (2^53 - 1)`);
             }
+            if (typeof size !== 'number' || !Number.isFinite(size) || size < 0) throw new HpError(`${where()}: event: 'size' must be a number >= 0`);
           }
           let trace = 0;
           if (op === OP_ALLOC || op === OP_FREE) {

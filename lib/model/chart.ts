@@ -53,6 +53,32 @@ export function niceTop(max: number, rows: number, bytes = false): number {
   }
 }
 
+/**
+ * The bottom and top of a y axis of `rows` steps for data from `lo` to `hi`: 0 and niceTop(hi)
+ * for data that is never negative; otherwise a round step (as niceTop's) of which the top and
+ * bottom are whole multiples, 0 on a step, the fewest steps below 0 that reach `lo`.
+ */
+export function niceRange(lo: number, hi: number, rows: number, bytes = false): { min: number; max: number } {
+  if (!(lo < 0)) return { min: 0, max: niceTop(hi, rows, bytes) };
+  const r = Math.max(1, Math.floor(rows));
+  const top = Math.max(0, hi);
+  let unit = 1;
+  if (bytes) while (Math.max(top, -lo) >= unit * 1024 && unit < 1024 ** 4) unit *= 1024;
+  const least = bytes ? (unit === 1 ? 1 : 0.1) : 0;
+  const raw = (top - lo) / r / unit;
+  for (let e = Math.floor(Math.log10(raw)); ; e++) {
+    for (const m of STEP_MANTISSAS) {
+      const step = Number((m * 10 ** e).toPrecision(12));
+      if (step < least) continue;
+      if (least > 0 && Math.abs(step / least - Math.round(step / least)) > 1e-9) continue;
+      const size = step * unit;
+      const above = Math.max(0, Math.ceil(top / size - 1e-9));
+      const below = Math.ceil(-lo / size - 1e-9);
+      if (above + below > r) continue;
+      return { min: -below * size, max: (r - below) * size };
+    }
+  }
+}
 
 /** Reduce to at most `width` points, each the maximum of the points it covers. */
 export function downsampleMax(values: number[], width: number): number[] {
@@ -77,22 +103,33 @@ export function renderChart(series: ChartSeries[], o: ChartOptions): string {
   const k = Math.max(1, Math.floor(width / Math.max(...reduced.map((d) => d.length))));
   const data = k === 1 ? reduced : reduced.map((d) => d.flatMap((v) => new Array<number>(k).fill(v)));
   let dataMax = 0;
-  for (const d of data) for (const v of d) if (v > dataMax) dataMax = v;
-  // A round top, so that each row's label is what the row stands for.
-  const max = niceTop(dataMax, o.height, o.yBytes === true);
+  let dataMin = 0;
+  for (const d of data) {
+    for (const v of d) {
+      if (v > dataMax) dataMax = v;
+      if (v < dataMin) dataMin = v;
+    }
+  }
+  // asciichart draws `height` + 1 rows (its height is the steps between the top and bottom
+  // labels): --height N asks for N rows, so N - 1 steps.
+  const steps = Math.max(0, o.height - 1);
+  // A round top (and bottom), so that each row's label is what the row stands for.
+  const { min, max } = niceRange(dataMin, dataMax, steps, o.yBytes === true);
+  // Each row's label, top first, as asciichart computes the value of a row; all padded to
+  // the widest (a '-' included), so that the axis is one straight column.
   const labels: string[] = [];
-  for (let i = 0; i <= o.height; i++) labels.push(o.yFormat((max * i) / Math.max(1, o.height)));
+  for (let i = 0; i <= steps; i++) labels.push(o.yFormat(steps === 0 ? max : max - (i * (max - min)) / steps));
   const labelWidth = Math.max(...labels.map((l) => l.length));
   const ac = asciichart();
   const COLORS = [ac.blue, ac.green, ac.magenta, ac.yellow];
   const chart = ac.plot(data, {
-    height: o.height,
-    min: 0,
+    height: steps,
+    min,
     max,
     // asciichart puts the whole label in one cell at (offset - label length): with offset 2
     // the label starts the row and the axis follows it directly.
     offset: 2,
-    format: (v: number) => `${o.yFormat(v).padStart(labelWidth)} `,
+    format: (v: number, row: number) => `${(labels[row] ?? o.yFormat(v)).padStart(labelWidth)} `,
     ...(o.colors ? { colors: COLORS.slice(0, data.length) } : {}),
   });
   const lines = [chart];

@@ -4,7 +4,7 @@
 import t from 'tap';
 import { downsampleMax, renderChart } from '../../lib/model/chart.js';
 
-const options = { height: 4, yFormat: (v: number) => `${v}`, xFormat: (v: number) => `${v} s`, colors: false };
+const options = { height: 5, yFormat: (v: number) => `${v}`, xFormat: (v: number) => `${v} s`, colors: false };
 const columns = (text: string): number => Math.max(...text.split('\n').map((l) => [...l].length));
 
 t.test('more points than columns: each column is the maximum of its points', async (t) => {

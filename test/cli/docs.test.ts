@@ -26,3 +26,27 @@ t.test('hp-diff --help names the grouping it uses by default', async (t) => {
   t.match(help, /by site \(the whole stack by default/, 'the description says the whole stack');
   t.notMatch(help, /innermost line of code by default/);
 });
+
+t.test("every option in a command's --help has an entry in its manual page's OPTIONS, and every entry is in --help", async (t) => {
+  const commands = readdirSync(join(root, 'bin')).filter((n) => /^hp-[a-z]+\.js$/.test(n) && n !== 'hp-demo.js').map((n) => n.replace(/\.js$/, ''));
+  t.ok(commands.includes('hp-history'));
+  for (const command of commands) {
+    const help = spawnSync(process.execPath, [join(root, 'bin', `${command}.js`), '--help'], { encoding: 'utf8' }).stdout;
+    const inHelp = new Set([...help.matchAll(/^ {2}(?:-\w, |-(\w) {2}|    )(?:--([a-z0-9-]+))?/gm)].map((m) => m[2] ?? m[1]).filter((o): o is string => o !== undefined));
+    for (const base of ['help', 'version', 'completion', 'quiet']) inHelp.delete(base);
+    const page = readFileSync(join(root, 'man', `${command}.1`), 'utf8');
+    const options = page.split(/^\.SH OPTIONS$/m)[1]!.split(/^\.SH /m)[0]!.split('\n');
+    const inMan = new Set<string>();
+    options.forEach((line, i) => {
+      if (line !== '.TP') return;
+      const tag = options[i + 1]!;
+      for (const m of tag.matchAll(/\\-\\-(?:\[no\\-\])?([a-z0-9\\-]+)|(?:^|[ "])\\-([a-zA-Z])\b/g)) inMan.add((m[1] ?? m[2]!).replace(/\\-/g, '-'));
+    });
+    const missing = [...inHelp].filter((o) => !inMan.has(o));
+    const extra = [...inMan].filter((o) => o.length > 1 && !['help', 'version', 'completion', 'quiet'].includes(o) && !inHelp.has(o) && !inHelp.has(o.replace(/^no-/, '')));
+    t.same(missing, [], `${command}: in --help, not in ${command}(1) OPTIONS`);
+    t.same(extra, [], `${command}: in ${command}(1) OPTIONS, not in --help`);
+  }
+  const history = spawnSync(process.execPath, [join(root, 'bin', 'hp-history.js'), '--help'], { encoding: 'utf8' }).stdout;
+  t.match(history, /^ {6}--chart +The chart even into a pipe/m, 'hp-history --chart, used in its examples, is in --help');
+});

@@ -107,7 +107,7 @@ t.test('NDJSON on a pipe path (<(...)) is read as a stream, as - is', (t) => {
   t.match(twice.stderr, /^hp-diff: \/dev\/fd\/\d+ can be read only once: save the profile or events to a file to compare two times\n$/);
   const report = bash(`node bin/hp-report.js <(node bin/hp-events.js ${base} -q) -o /dev/null`);
   t.equal(report.status, 2);
-  t.match(report.stderr, /^hp-report: \/dev\/fd\/\d+: the report reads the profile twice: name a profile file, not a pipe\n$/);
+  t.match(report.stderr, /^hp-report: \/dev\/fd\/\d+: the report reads its input twice: name a profile or an NDJSON file, not a pipe\n$/);
   // A base with BASE.hpm beside it stays a profile, however it is named.
   const events = bash(`node bin/hp-events.js ${base} -q | head -1`);
   t.match(events.stdout, '"type":"meta"');

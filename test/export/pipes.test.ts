@@ -116,7 +116,7 @@ t.test('usage errors', async (t) => {
     ['hp-flow', [base, '--threshold', '2'], /--threshold/],
     ['hp-flow', ['-', '--at', '1', '--at', '2'], /stdin can be read only once/],
     ['hp-report', [base], /-o FILE is required/],
-    ['hp-report', ['-', '-o', 'x.html'], /reads the profile twice/],
+    ['hp-report', ['-', '-o', 'x.html'], /reads its input twice/],
     ['hp-pprof', [base, '--bogus'], /unknown option: --bogus/],
   ];
   for (const [cmd, args, re] of cases) {
