@@ -247,7 +247,9 @@ class _Unchecked:
     def __init__(self):
         self.count = 0
 
-    def pytest_collection_modifyitems(self, items):
+    def pytest_collection_finish(self, session):
+        # The tests that will run: after -k, -m and other deselection.
+        items = session.items
         self.count = sum(1 for i in items if i.get_closest_marker("limit_memory") or i.get_closest_marker("limit_leaks"))
 
     def pytest_terminal_summary(self, terminalreporter):

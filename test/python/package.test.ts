@@ -216,6 +216,10 @@ t.test('pip install from a fresh clone, then pytest --heapprof', async (t) => {
       const plain = pytestRun(['-rA']);
       t.equal(plain.code, 0, 'without --heapprof the limits are not checked');
       t.match(plain.stdout, /heapprof: limit_memory\/limit_leaks not checked in 3 tests \(run with --heapprof\)/);
+      // Only the tests that run count: -k leaves one of the three marked ones.
+      const picked = pytestRun(['-k', 'plain or over_limit']);
+      t.equal(picked.code, 0, picked.stdout + picked.stderr);
+      t.match(picked.stdout, /heapprof: limit_memory\/limit_leaks not checked in 1 test \(run with --heapprof\)/);
 
       if (!hasXdist) {
         t.comment('skipped xdist: no pytest-xdist wheel in /opt/pypi/files');
