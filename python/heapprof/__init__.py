@@ -152,7 +152,20 @@ def _blob(items):
     return b"".join(str(s).encode("utf-8", "surrogateescape") + b"\0" for s in items)
 
 
+def _check_base(base):
+    """A profile base as the recorder will use it: no NUL (the C side would cut the name there
+    and write another file), and a file name after its directory (not 'dir/', which would write
+    the hidden files dir/.hpm and dir/.hpd)."""
+    text = os.fsdecode(base)
+    if "\0" in text:
+        raise ValueError("embedded null byte in the profile name %r" % (text,))
+    if os.path.basename(text) in ("", ".", ".."):
+        raise ValueError("%r names a directory, not a profile base (BASE for BASE.hpm + BASE.hpd)" % (text,))
+
+
 def _start(base, mode, table, mean_bytes, follow_fork, force, stacks, argv, notes, native=False, native_stacks=False):
+    if base:
+        _check_base(base)
     lib = _library()
     notes = list(notes)
     flags = (_FOLLOW_FORK if follow_fork else 0) | (_OVERWRITE if force else 0) | (_NATIVE if native or native_stacks else 0)

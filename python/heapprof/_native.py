@@ -36,6 +36,10 @@ def load():
     if _lib is not None:
         return _lib
     paths = library_candidates()
+    chosen = os.environ.get(LIB_ENV)
+    if chosen and not os.path.isfile(chosen):
+        # Named explicitly: not passed over for another copy without a word.
+        raise RuntimeError("%s=%s: no such file" % (LIB_ENV, chosen))
     path = next((p for p in paths if os.path.isfile(p)), None)
     if path is None:
         raise RuntimeError(
@@ -43,7 +47,11 @@ def load():
             % (", ".join(paths), LIB_ENV)
         )
     mode = getattr(os, "RTLD_NOW", 2) | getattr(os, "RTLD_NODELETE", 0x1000)
-    lib = ctypes.PyDLL(path, mode=mode)
+    try:
+        lib = ctypes.PyDLL(path, mode=mode)
+        lib.hp_start  # a library that is not heapprof's has no such symbol
+    except (OSError, AttributeError) as err:
+        raise RuntimeError("%s: cannot load heapprof's native hook: %s" % (path, err))
     u64p = ctypes.POINTER(ctypes.c_uint64)
     f64p = ctypes.POINTER(ctypes.c_double)
     sigs = {

@@ -104,9 +104,9 @@ export interface RunResult {
 }
 
 export function pythonEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env = { ...process.env, PYTHONPATH: PYTHON_DIR, PYTHONDONTWRITEBYTECODE: '1', ...extra };
-  delete env.HEAPPROF_NATIVE_LIB;
-  return env;
+  const env: NodeJS.ProcessEnv = { ...process.env, PYTHONPATH: PYTHON_DIR, PYTHONDONTWRITEBYTECODE: '1' };
+  delete env.HEAPPROF_NATIVE_LIB; // the checkout's build, unless a test names another
+  return { ...env, ...extra };
 }
 
 /** Runs `python args...` to completion. */

@@ -226,6 +226,38 @@ heapprof.stop()
       t.same(rec.header.sampling, { kind: 'poisson', meanBytes: 4096 }, 'the forced restart replaced the profile');
       t.equal(rec.complete, true);
     });
+
+    t.test('Python API: a profile name the C side would cut or hide is refused', async (t) => {
+      const dir = tmpDir();
+      const script = `
+import heapprof, os, sys
+d = sys.argv[1]
+for base in (os.path.join(d, "a\\0b"), os.fsencode(os.path.join(d, "c\\0d")), d + "/", os.path.join(d, "..")):
+    try:
+        heapprof.start(base, force=True)
+        heapprof.stop()
+        print("started", repr(base))
+    except ValueError as err:
+        print("ValueError", err)
+print(sorted(os.listdir(d)))
+`;
+      const r = runPython(py, ['-c', script, dir]);
+      t.equal(r.code, 0, r.stderr);
+      const lines = r.stdout.trim().split('\n');
+      t.match(lines[0], /^ValueError embedded null byte in the profile name '.*a\\x00b'$/, 'NUL in a str name');
+      t.match(lines[1], /^ValueError embedded null byte/, 'NUL in a bytes name');
+      t.match(lines[2], /^ValueError '.*\/' names a directory, not a profile base/, 'a directory');
+      t.match(lines[3], /^ValueError '.*\/\.\.' names a directory/, '..');
+      t.equal(lines[4], '[]', 'nothing written (not a.hpm, not the hidden .hpm)');
+    });
+
+    t.test('Python API: a HEAPPROF_NATIVE_LIB that is missing or not the hook is an error naming it', async (t) => {
+      const script = 'import heapprof\ntry:\n    heapprof.start("/nonexistent/x")\nexcept RuntimeError as err:\n    print(err)';
+      const missing = runPython(py, ['-c', script], { env: { HEAPPROF_NATIVE_LIB: '/nonexistent/hook.so' } });
+      t.equal(missing.stdout.trim(), 'HEAPPROF_NATIVE_LIB=/nonexistent/hook.so: no such file', missing.stderr);
+      const foreign = runPython(py, ['-c', script], { env: { HEAPPROF_NATIVE_LIB: '/etc/passwd' } });
+      t.match(foreign.stdout.trim(), /^\/etc\/passwd: cannot load heapprof's native hook: /, foreign.stderr);
+    });
   });
 }
 
