@@ -123,6 +123,7 @@ class _UsageError(Exception):
 
 def run_cell_magic(shell, line, cell):
     """Records `cell` run in `shell` and returns its CellProfile."""
+    __tracebackhide__ = True  # noqa: F841
     parser = _parser()
     parser.error = lambda message: (_ for _ in ()).throw(_UsageError("%%heapprof: " + message))
     try:
@@ -145,16 +146,35 @@ def run_cell_magic(shell, line, cell):
     except (RuntimeError, OSError) as err:  # a missing directory, a profile another run writes
         raise _UsageError("%%%%heapprof: cannot record %s: %s (the cell did not run)" % (base, err))
     try:
-        shell.ex(cell)
+        _run_cell(shell, cell)
     finally:
         heapprof.stop()
     return CellProfile(base, top=args.top)
+
+
+def _run_cell(shell, cell):
+    """Runs the cell as IPython runs one: its own syntax (%magics, !commands) transformed, and
+    compiled under the cell's name, so that tracebacks say Cell In[n] and the recorded sites
+    tell the cell's lines apart. (Top-level await is not supported inside %%heapprof.)"""
+    __tracebackhide__ = True  # noqa: F841 (IPython leaves this frame out of tracebacks)
+    source = shell.transform_cell(cell) if hasattr(shell, "transform_cell") else cell
+    compiler = getattr(shell, "compile", None)
+    name = "<heapprof cell>"
+    cache = getattr(compiler, "cache", None)
+    if cache is not None:
+        try:
+            name = cache(source, shell.execution_count, raw_code=cell)
+        except TypeError:  # IPython before 8: no raw_code
+            name = cache(source, shell.execution_count)
+    code = compiler(source, name, "exec") if callable(compiler) else compile(source, name, "exec")
+    exec(code, shell.user_global_ns, shell.user_ns)
 
 
 def load_ipython_extension(ipython):
     from IPython.core.magic import register_cell_magic  # noqa: F401 (IPython must be there)
 
     def heapprof_magic(line, cell):
+        __tracebackhide__ = True  # noqa: F841
         try:
             return run_cell_magic(ipython, line, cell)
         except (_UsageError, heapprof.SamplingError) as err:

@@ -176,6 +176,28 @@ t.test('%%heapprof: bad arguments and an unwritable profile are one line, and th
   t.match(r.stdout, /\nlive heap: \| +\| max 0 B\n$/, 'an empty cell charts a maximum of 0 B, not 1 B');
 });
 
+t.test('%%heapprof runs the cell as IPython runs one: its magics, shell escapes, and tracebacks naming the cell', async (t) => {
+  if (!py311) return t.skip('CPython 3.11 not found');
+  if (runPython(py311, ['-c', 'import IPython']).code !== 0) return t.skip('IPython is not installed for CPython 3.11');
+  const script = [
+    'from IPython.testing.globalipapp import start_ipython',
+    'sh = start_ipython()',
+    "sh.run_line_magic('load_ext', 'heapprof')",
+    "r = sh.run_cell('%%heapprof --sample {}\\n%time x = [bytearray(100000) for _ in range(20)]\\nout = !echo shell\\ny = len(x)\\n')",
+    "print('RAN', r.success, sh.user_ns.get('y'), list(sh.user_ns.get('out')))",
+    "print('SITE', [l for l in repr(r.result).splitlines() if 'listcomp' in l or 'genexpr' in l][0])",
+    "r = sh.run_cell('%%heapprof\\nz = 1\\nraise ValueError(\"boom\")\\n')",
+    "print('RAISED', r.success, type(r.error_in_exec).__name__)",
+  ].join('\n');
+  const r = runPython(py311, ['-c', script], { cwd: tmpDir() });
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, /^RAN True 20 \['shell'\]$/m, '%time and !cmd run inside it');
+  t.match(r.stdout, /^SITE .*\((<timed exec>|Cell In\[\d+\]|<ipython-input-[^>]+>):\d+\)$/m, 'the site names the cell, not <string>');
+  t.match(r.stdout, /Cell In\[\d+\], line 2\n +1 z = 1\n----> 2 raise ValueError/, "the traceback shows the cell's line");
+  t.notMatch(r.stdout, /heapprof[/\\]ipython\.py/, "and none of heapprof's frames");
+  t.match(r.stdout, /^RAISED False ValueError$/m);
+});
+
 t.test('pip install from a read-only copy (a global npm install used by another user) builds in a temporary directory', async (t) => {
   if (!existsSync(WHEELS)) return t.skip(`${WHEELS} not found (offline wheels for setuptools)`);
   // Root may write anywhere: run pip as nobody, with a CPython nobody can run (pyenv's live under
