@@ -256,7 +256,8 @@ t.test('%%heapprof through IPython InteractiveShell', async (t) => {
   const m = /heapprof: peak ([\d.]+) MiB at/.exec(r.stdout);
   t.ok(m && Number(m[1]) >= 9.5 && Number(m[1]) < 11, `peak of the 10 MB cell: ${r.stdout}`);
   t.match(r.stdout, /live heap: \|.*█.*\|/);
-  t.match(r.stdout, /top sites at the peak:\n +[\d.]+ MiB +<?\w+>? \(<string>:1\)/);
+  // The cell's site, named as IPython names the cell (its compiled name), line 1.
+  t.match(r.stdout, /top sites at the peak:\n +[\d.]+ MiB +<?\w+>? \((<ipython-input-[^>]+>|Cell In\[\d+\]|\S+\.py):1\)/);
   t.match(r.stdout, /NS 100\n/);
   t.match(r.stdout, /HTML True True True\n/);
   t.match(r.stdout, /%%heapprof: unrecognized arguments: --nope\nBAD None\n/);
