@@ -1804,12 +1804,12 @@ static void unlock_profile(void) {
   g_lock_fd = -1;
 }
 
-/* Creates BASE.hpm and BASE.hpd (BASE.PID.* for a followed child) and writes their
- * headers. Returns 0 or -errno with g_err set. g_mu held or single-threaded. */
 /* A pause between creating the .hpm and the .hpd, for tests only (hp_debug_slow_files): the
  * moment a signal must not cut a profile in two (open_child_files). */
 static unsigned g_debug_between_files_ms;
 
+/* Creates BASE.hpm and BASE.hpd (BASE.PID.* for a followed child) and writes their
+ * headers. Returns 0 or -errno with g_err set. g_mu held or single-threaded. */
 static int open_profile(int child) {
   char hpm[8300], hpd[8300];
   if (child) {
@@ -2312,8 +2312,8 @@ static int watch_stop_for_fork(void) {
  * after it (3.13 after the after_in_parent callbacks), so then at the first allocation
  * of any thread WATCH_REFORK_NS or more after the fork (gate_slow), or, on 3.12, from
  * heapprof's after_in_parent callback (hp_after_fork_parent); a sampled event in between
- * does not start the ticker (record_event). Until the watchdog is back the kernel stands in: a parent-death
- * SIGTERM, unless the program set a parent-death signal of its own. */
+ * does not start the ticker (record_event). Until the watchdog is back the kernel stands in:
+ * a parent-death SIGTERM, unless the program set a parent-death signal of its own. */
 #define WATCH_REFORK_NS 10000000ULL
 static void threads_after_fork_parent(int watch_stopped) {
   int ticker = g_ticker_wanted && g_active && !LOAD(g_stopping);
