@@ -80,7 +80,7 @@ export class BlockFile {
     if (st.isDirectory()) {
       // Opening a directory succeeds; its first read fails with an EISDIR that names no path.
       await fh.close();
-      throw new HpError(`${path}: is a directory`);
+      throw new HpError(`${path}: is a directory (a profile is BASE.hpm + BASE.hpd)`);
     }
     const f = new BlockFile(path, fh);
     f.size = st.size;

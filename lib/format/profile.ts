@@ -33,13 +33,18 @@ function locate(e: unknown, path: string): unknown {
   return e;
 }
 
+const IS_A_DIRECTORY = 'is a directory (a profile is BASE.hpm + BASE.hpd)';
+
+/** The first n bytes of path; a directory (which opens, and then fails its read) is named as such. */
 async function firstBytes(path: string, n: number): Promise<Buffer> {
-  if (await isDirectory(path)) throw new HpError(`${path}: is a directory (a profile is BASE.hpm + BASE.hpd)`);
   const fh = await open(path, 'r');
   try {
     const buf = Buffer.alloc(n);
     const { bytesRead } = await fh.read(buf, 0, n, 0);
     return buf.subarray(0, bytesRead);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EISDIR') throw new HpError(`${path}: ${IS_A_DIRECTORY}`);
+    throw e;
   } finally {
     await fh.close();
   }
@@ -66,13 +71,19 @@ export async function openProfile(arg: string, opts: ReadOptions = {}): Promise<
     }
     throw locate(e, hpm);
   }
-  if (await isDirectory(hpd)) throw new HpError(`${hpd}: is a directory (a profile is BASE.hpm + BASE.hpd)`);
+  let hpdIsDirectory: boolean;
   try {
-    await (await open(hpd, 'r')).close();
+    const fh = await open(hpd, 'r');
+    try {
+      hpdIsDirectory = (await fh.stat()).isDirectory();
+    } finally {
+      await fh.close();
+    }
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new HpError(`${hpd}: no such file (the .hpm has no matching .hpd)`);
     throw locate(e, hpd);
   }
+  if (hpdIsDirectory) throw new HpError(`${hpd}: ${IS_A_DIRECTORY}`);
   if (head.length === 0) throw new HpError(`${hpm}: empty file (no header)`);
   // The decoders are loaded here, when a profile is opened, not by every command at start-up.
   const { V1Profile, isV1Header } = await import('./v1.js');
