@@ -609,7 +609,9 @@ export function formatBytes(n: number): string {
   let v = Math.abs(n);
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
+  // Step up while the value as printed (whole bytes, else one decimal) would reach 1024 of its
+  // unit: 1,048,575 bytes is 1.0 MiB, not "1024.0 KiB".
+  while (u < units.length - 1 && (u === 0 ? Math.round(v) : Number(v.toFixed(1))) >= 1024) {
     v /= 1024;
     u++;
   }

@@ -70,7 +70,8 @@ const CLIENT = String.raw`
   function fmtBytes(n) {
     var sign = n < 0 ? '-' : '';
     var v = Math.abs(n), u = 0, units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-    while (v >= 1024 && u < units.length - 1) { v /= 1024; u++; }
+    // Step up while the value as printed would reach 1024 of its unit (1.0 MiB, not 1024.0 KiB).
+    while (u < units.length - 1 && (u === 0 ? Math.round(v) : Number(v.toFixed(1))) >= 1024) { v /= 1024; u++; }
     return sign + (u === 0 ? Math.round(v) + ' B' : v.toFixed(1) + ' ' + units[u]);
   }
   function fmtSec(t) {

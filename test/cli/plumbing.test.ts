@@ -50,6 +50,13 @@ t.test('human byte units', async (t) => {
   t.equal(formatBytes(1536), '1.5 KiB');
   t.equal(formatBytes(30 * 1024 * 1024), '30.0 MiB');
   t.equal(formatBytes(-2048), '-2.0 KiB');
+  // A value that one decimal would print as 1024 of a unit is written in the next unit.
+  t.equal(formatBytes(1023.6), '1.0 KiB');
+  t.equal(formatBytes(1023.4), '1023 B');
+  t.equal(formatBytes(1048575), '1.0 MiB');
+  t.equal(formatBytes(1048524), '1023.9 KiB');
+  t.equal(formatBytes(-1048575), '-1.0 MiB');
+  t.equal(formatBytes(1073741823), '1.0 GiB');
 });
 
 t.test('a writer into a closed pipe ends quietly with status 0', async (t) => {
