@@ -266,3 +266,17 @@ t.test('--at parsing', (t) => {
   t.throws(() => parseAt('soon'));
   t.end();
 });
+
+t.test("report page: a byte value that one decimal prints as 1024 of a unit is in the next unit", async (t) => {
+  // The page's fmtBytes lives in the page's inline script: take it from the module's source.
+  const { readFileSync } = await import('node:fs');
+  const src = readFileSync(new URL('../../lib/export/report-page.ts', import.meta.url), 'utf8');
+  const body = /function fmtBytes\(n\) \{[\s\S]*?\n  \}/.exec(src);
+  t.ok(body, 'fmtBytes found in the page script');
+  const fmtBytes = new Function(`${body![0]}; return fmtBytes;`)() as (n: number) => string;
+  t.equal(fmtBytes(1536), '1.5 KiB');
+  t.equal(fmtBytes(1048575), '1.0 MiB');
+  t.equal(fmtBytes(1023.6), '1.0 KiB');
+  t.equal(fmtBytes(1048524), '1023.9 KiB');
+  t.equal(fmtBytes(-1048575), '-1.0 MiB');
+});
