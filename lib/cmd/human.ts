@@ -21,8 +21,9 @@ const BYTE_UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
 
 /** The unit formatBytes writes `n` in (0: bytes, 1: KiB...). */
 function byteUnit(n: number): number {
+  // As formatBytes: step up while the value as printed (whole bytes, else one decimal) reaches 1024.
   let u = 0;
-  for (let v = Math.abs(n); v >= 1024 && u < BYTE_UNITS.length - 1; v /= 1024) u++;
+  for (let v = Math.abs(n); u < BYTE_UNITS.length - 1 && (u === 0 ? Math.round(v) : Number(v.toFixed(1))) >= 1024; v /= 1024) u++;
   return u;
 }
 

@@ -28,6 +28,9 @@ t.test('formatByteInterval: one unit when both limits share it, more decimals wh
   t.equal(formatByteInterval(-350_100, 470_100, true), '-341.9 .. +459.1 KiB');
   t.equal(formatByteInterval(0, 2 ** 20, true), '0 B .. +1.0 MiB');
   t.equal(formatCountInterval(91457, 259825), '91,457 .. 259,825');
+  // The unit is the one formatBytes writes each limit in: 1,048,575 bytes is 1.0 MiB, not 1024.0 KiB.
+  t.equal(formatByteInterval(1000000, 1048575), '976.6 KiB .. 1.0 MiB');
+  t.equal(formatByteInterval(1048575, 2097152), '1.0 .. 2.0 MiB');
 });
 
 t.test('wholeInterval95 is what putEstimate writes: the interval rounded outwards', async (t) => {
