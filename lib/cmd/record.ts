@@ -981,6 +981,8 @@ export function main(argv: string[]): void {
         native,
         native_stacks: nativeStacks,
         preload: hookLib,
+        // --native sets HEAPPROF_NATIVE_LIB for the package: the bootstrap sets the user's value back.
+        user_native_lib: process.env.HEAPPROF_NATIVE_LIB ?? null,
         mark_signal: markSignal === null ? null : osConstants.signals[markSignal],
         // Ignored and blocked at our start: the bootstrap restores them, which Node's spawn reset.
         signals: startSignals.ignore.length + startSignals.block.length > 0 ? startSignals : null,
