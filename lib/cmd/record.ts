@@ -656,6 +656,8 @@ export interface DiskProfile {
   level?: number;
   /** Its .hpm is there but not its .hpd: the process died while creating the profile. */
   unborn?: boolean;
+  /** Not closed because its process is still running (a daemon that outlived the program). */
+  running?: boolean;
 }
 
 /** Read a profile back: its header, its alloc/free events counted, whether it was closed. */
@@ -706,6 +708,7 @@ export async function findChildProfiles(base: string, sinceUs: number): Promise<
     const p = await readDiskProfile(child, sinceUs);
     if (p && (p.error === undefined || statSafe(`${child}.hpm`) >= sinceUs / 1000)) {
       p.level = pids.length;
+      if (p.error === undefined && !p.complete && p.pid !== null) p.running = processRunning(p.pid);
       if (p.error !== undefined) {
         // Its header may be missing: the name still says whose it is.
         p.pid ??= Number(pids[pids.length - 1]);
@@ -715,6 +718,17 @@ export async function findChildProfiles(base: string, sinceUs: number): Promise<
     }
   }
   return found.sort((a, b) => a.startTimeUs - b.startTimeUs || a.base.localeCompare(b.base));
+}
+
+/** Whether process PID exists and is not a zombie (Linux's /proc; false where it cannot tell). */
+function processRunning(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== '' && state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
 }
 
 function statSafe(path: string): number {
@@ -732,6 +746,7 @@ function diskProfileNote(p: DiskProfile): string {
   const damaged = p.issues > 0 ? `; ${count(p.issues)} damaged or truncated block${p.issues === 1 ? '' : 's'}` : '';
   const events = `${count(p.events)} event${p.events === 1 ? '' : 's'}`;
   if (p.complete) return p.events === 0 ? `no events: no allocation was sampled before it ended${damaged}` : `${events}${damaged}`;
+  if (p.running) return `${p.events === 0 ? 'no events yet' : `${events} so far`}: still running (it outlived the program; its profile grows until it ends)${damaged}`;
   if (p.events === 0) return `no events: it ended before its first flush without closing its profile (killed by SIGKILL or by a signal the recorder does not handle?)${damaged}`;
   return `${events}, up to its last flush: it ended without closing its profile (killed?)${damaged}`;
 }
