@@ -369,7 +369,8 @@ function lockHolder(base: string): number | null {
 
 /**
  * Remove BASE.hpm.lock when the recorder that wrote it (pid) is gone without removing it (its
- * program replaced itself with exec, or was killed): hp-record(1) FILES says it exists only while
+ * program replaced itself with exec, or was killed, or closed the lock's descriptor, after which the
+ * recorder leaves the file alone as it may be another's by then): hp-record(1) FILES says it exists only while
  * a recorder writes. Left alone when another recorder's pid is in it.
  */
 function removeStaleLock(base: string, pid: number | undefined): void {
@@ -1045,9 +1046,10 @@ export function main(argv: string[]): void {
       );
       stopPolling();
       const status = readStatus(statusPath);
-      // A program that exec'd or was killed could not remove its lock file: it goes with its holder.
+      // A program that exec'd or was killed could not remove its lock file, nor could the recorder of
+      // one that closed the lock's descriptor (os.closerange): it goes with its holder.
       const hpm0 = status?.files?.[0];
-      if (status && mode === 'profile' && status.state !== 'finished' && hpm0?.endsWith('.hpm')) removeStaleLock(hpm0.slice(0, -4), status.pid);
+      if (status && mode === 'profile' && hpm0?.endsWith('.hpm')) removeStaleLock(hpm0.slice(0, -4), status.pid);
       if (status?.state === 'error') {
         throw new HpError(status.message ?? 'the recorder could not start', status.exit ?? code ?? EXIT_DATA);
       }
