@@ -369,7 +369,8 @@ function lockHolder(base: string): number | null {
 
 /**
  * Remove BASE.hpm.lock when the recorder that wrote it (pid) is gone without removing it (its
- * program replaced itself with exec, or was killed): hp-record(1) FILES says it exists only while
+ * program replaced itself with exec, or was killed, or closed the lock's descriptor, after which the
+ * recorder leaves the file alone as it may be another's by then): hp-record(1) FILES says it exists only while
  * a recorder writes. Left alone when another recorder's pid is in it.
  */
 function removeStaleLock(base: string, pid: number | undefined): void {
@@ -656,6 +657,8 @@ export interface DiskProfile {
   level?: number;
   /** Its .hpm is there but not its .hpd: the process died while creating the profile. */
   unborn?: boolean;
+  /** Not closed because its process is still running (a daemon that outlived the program). */
+  running?: boolean;
 }
 
 /** Read a profile back: its header, its alloc/free events counted, whether it was closed. */
@@ -706,6 +709,7 @@ export async function findChildProfiles(base: string, sinceUs: number): Promise<
     const p = await readDiskProfile(child, sinceUs);
     if (p && (p.error === undefined || statSafe(`${child}.hpm`) >= sinceUs / 1000)) {
       p.level = pids.length;
+      if (p.error === undefined && !p.complete && p.pid !== null) p.running = processRunning(p.pid);
       if (p.error !== undefined) {
         // Its header may be missing: the name still says whose it is.
         p.pid ??= Number(pids[pids.length - 1]);
@@ -715,6 +719,17 @@ export async function findChildProfiles(base: string, sinceUs: number): Promise<
     }
   }
   return found.sort((a, b) => a.startTimeUs - b.startTimeUs || a.base.localeCompare(b.base));
+}
+
+/** Whether process PID exists and is not a zombie (Linux's /proc; false where it cannot tell). */
+function processRunning(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== '' && state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
 }
 
 function statSafe(path: string): number {
@@ -732,6 +747,7 @@ function diskProfileNote(p: DiskProfile): string {
   const damaged = p.issues > 0 ? `; ${count(p.issues)} damaged or truncated block${p.issues === 1 ? '' : 's'}` : '';
   const events = `${count(p.events)} event${p.events === 1 ? '' : 's'}`;
   if (p.complete) return p.events === 0 ? `no events: no allocation was sampled before it ended${damaged}` : `${events}${damaged}`;
+  if (p.running) return `${p.events === 0 ? 'no events yet' : `${events} so far`}: still running (it outlived the program; its profile grows until it ends)${damaged}`;
   if (p.events === 0) return `no events: it ended before its first flush without closing its profile (killed by SIGKILL or by a signal the recorder does not handle?)${damaged}`;
   return `${events}, up to its last flush: it ended without closing its profile (killed?)${damaged}`;
 }
@@ -981,6 +997,8 @@ export function main(argv: string[]): void {
         native,
         native_stacks: nativeStacks,
         preload: hookLib,
+        // --native sets HEAPPROF_NATIVE_LIB for the package: the bootstrap sets the user's value back.
+        user_native_lib: process.env.HEAPPROF_NATIVE_LIB ?? null,
         mark_signal: markSignal === null ? null : osConstants.signals[markSignal],
         // Ignored and blocked at our start: the bootstrap restores them, which Node's spawn reset.
         signals: startSignals.ignore.length + startSignals.block.length > 0 ? startSignals : null,
@@ -1028,9 +1046,10 @@ export function main(argv: string[]): void {
       );
       stopPolling();
       const status = readStatus(statusPath);
-      // A program that exec'd or was killed could not remove its lock file: it goes with its holder.
+      // A program that exec'd or was killed could not remove its lock file, nor could the recorder of
+      // one that closed the lock's descriptor (os.closerange): it goes with its holder.
       const hpm0 = status?.files?.[0];
-      if (status && mode === 'profile' && status.state !== 'finished' && hpm0?.endsWith('.hpm')) removeStaleLock(hpm0.slice(0, -4), status.pid);
+      if (status && mode === 'profile' && hpm0?.endsWith('.hpm')) removeStaleLock(hpm0.slice(0, -4), status.pid);
       if (status?.state === 'error') {
         throw new HpError(status.message ?? 'the recorder could not start', status.exit ?? code ?? EXIT_DATA);
       }

@@ -155,6 +155,23 @@ def _undo_environment(config):
     _leave_sys_path()
 
 
+def _restore_native_lib(heapprof, config):
+    # --native named the hook in HEAPPROF_NATIVE_LIB so that the package loads the very library
+    # LD_PRELOAD put in. Once it is loaded, the variable is set back to the user's value (or removed),
+    # as the program and its subprocesses must see their own environment. If loading fails, it stays
+    # for the recorder's start to report the failure with the path it names.
+    if not config.get('preload') or 'user_native_lib' not in config:
+        return
+    try:
+        heapprof._native.load()
+    except (RuntimeError, OSError):
+        return
+    if config['user_native_lib'] is None:
+        os.environ.pop('HEAPPROF_NATIVE_LIB', None)
+    else:
+        os.environ['HEAPPROF_NATIVE_LIB'] = config['user_native_lib']
+
+
 def _pass_on(config):
     # --follow-children: Python processes the program starts (multiprocessing's spawn and forkserver,
     # subprocess running python) find this bootstrap on PYTHONPATH and a configuration that records
@@ -453,6 +470,8 @@ def _bootstrap(raw_config):
         _fail('no module named %s' % target[1].split('.')[0], _EXIT_USAGE)
 
     heapprof = _import_heapprof(config['package_parent'])
+    if not config.get('follow_children'):
+        _restore_native_lib(heapprof, config)
     _watch_recorder(heapprof, config)
     import atexit
 
