@@ -223,6 +223,11 @@ function recordingPid(source: ProfileSource): number | null {
  */
 export function reportIncomplete(source: ProfileSource): void {
   if (!source.complete && source.window && source.window.toUs !== null) return;
+  // Several profiles read as one: each is named for itself (its end marker, its recorder's lock).
+  for (const part of source.parts ?? [source]) reportIncompleteOne(part);
+}
+
+function reportIncompleteOne(source: ProfileSource): void {
   const recorder = source.complete ? null : recordingPid(source);
   if (recorder !== null) {
     warn(`${source.name}: still being recorded (pid ${recorder}); used everything written so far (the recorder writes every 0.5 s)`);

@@ -137,6 +137,10 @@ export class MergedSource implements ProfileSource {
     return this.sources.every((s) => s.complete);
   }
 
+  get parts(): readonly ProfileSource[] {
+    return this.sources.flatMap((s) => s.parts ?? [s]);
+  }
+
   private mergedTrace(i: number, id: number): number {
     const known = this.remap[i]!.get(id);
     if (known !== undefined) return known;
@@ -302,6 +306,9 @@ export class WindowedSource implements ProfileSource {
   }
   get complete(): boolean {
     return this.inner.complete;
+  }
+  get parts(): readonly ProfileSource[] | undefined {
+    return this.inner.parts;
   }
   trace(id: number): Trace | undefined {
     return this.inner.trace(id);

@@ -93,6 +93,8 @@ export interface ProfileSource {
   readonly complete: boolean;
   /** True when the metadata file ends in a cut block (hpx v2 .hpm): then `complete` is false too. */
   readonly metadataTruncated?: boolean;
+  /** Several profiles read as one: each of them, for what is said about one profile (its end, its recorder). */
+  readonly parts?: readonly ProfileSource[];
   /**
    * Events NDJSON cut to a time window by the writer (hp-events --from/--to): its bounds in µs
    * (null: open on that side). A stream cut at `toUs` has no END marker by design, and one
