@@ -15,3 +15,13 @@ t.test('hp-chart of a field that is 0 throughout labels every byte row with its 
     t.equal(labels[labels.length - 1], '0 B', 'the bottom row is 0');
   }
 });
+
+t.test('hp-snapshot output given with --at says what it is and how it is read, in every command', async (t) => {
+  for (const cmd of ['hp-diff - app --at end', 'hp-flow - --at end', 'hp-pprof - --at end', 'hp-snapshot - --at end']) {
+    const r = sh(`hp-snapshot app --at peak -q | ${cmd} > /dev/null`);
+    t.equal(r.status, 1, cmd);
+    t.match(r.stderr, /: stdin: line 1: hp-snapshot output, not hp-events: a snapshot is one moment, read as it is \(with no --at, --from, --to or --alloc\)/, cmd);
+  }
+  const other = sh('hp-snapshot -', '{"a":1}\n');
+  t.match(other.stderr, /no hp-events meta line \(1 lines of something else\)/, 'other foreign input as before');
+});
