@@ -91,6 +91,11 @@ export function main(argv: string[]): void {
           return source;
         }, isNdjsonArg);
         if (set.ignored) warn(`${step.input}: ignored ${set.ignored} lines that are not snapshot sites`);
+        // A site missing from a snapshot cut by --top reads as 0 there: a change that did not happen.
+        if (set.sitesLeftOut) {
+          const n = set.sitesLeftOut;
+          warn(`${step.input === '-' ? 'stdin' : step.input}: ${n} of the snapshot's sites ${n === 1 ? 'is' : 'are'} left out (hp-snapshot --top): compared as 0 there, so their changes and the total's are not the heap's; save the snapshot without --top`);
+        }
         sets.push(set);
       } finally {
         done();

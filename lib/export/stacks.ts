@@ -45,6 +45,8 @@ export interface StackSet {
   totalInterval?: [number, number];
   /** Input lines that were not snapshot sites (NDJSON input only). */
   ignored?: number;
+  /** Sites the snapshot line counts but the input does not hold (cut by hp-snapshot --top; NDJSON input only). */
+  sitesLeftOut?: number;
   /** The input it was read from, as named on the command line. */
   source?: string;
   /** How the snapshot NDJSON it was read from grouped its sites (its line's group_by); absent for a profile (whole stacks). */
@@ -259,7 +261,9 @@ export async function readSnapshotNdjson(arg: string): Promise<StackSet> {
   // With every site present (not cut by --top), the snapshot line's total is this heap's:
   // its figures and interval as written, not rebuilt from the rounded sites.
   const headBytes = head ? num(head.bytes) : null;
-  if (head && headBytes !== null && num(head.sites) === siteLines) {
+  const headSites = head ? num(head.sites) : null;
+  if (headSites !== null && headSites > siteLines) set.sitesLeftOut = headSites - siteLines;
+  if (head && headBytes !== null && headSites === siteLines) {
     total.bytes = headBytes;
     total.count = num(head.count) ?? total.count;
     const interval = intervalOf(head, 'bytes');

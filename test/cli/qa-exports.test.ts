@@ -1,7 +1,9 @@
 // Regressions from the exports and comparison commands' QA (hp-chart, hp-diff, hp-flow, hp-pprof,
 // hp-collapse, hp-report): each test failed before its fix.
 
+import { join } from 'node:path';
 import t from 'tap';
+import { tmpDir } from '../helpers/profiles.js';
 import { sh } from '../fixtures/analysis/run.js';
 
 t.test('hp-chart of a field that is 0 throughout labels every byte row with its own value', async (t) => {
@@ -24,4 +26,15 @@ t.test('hp-snapshot output given with --at says what it is and how it is read, i
   }
   const other = sh('hp-snapshot -', '{"a":1}\n');
   t.match(other.stderr, /no hp-events meta line \(1 lines of something else\)/, 'other foreign input as before');
+});
+
+t.test('hp-diff warns when a snapshot side was cut by --top: its missing sites read as changes', async (t) => {
+  const full = join(tmpDir('qa-diff-top-'), 'full.ndjson');
+  t.equal(sh(`hp-snapshot app --at end -q > ${full}`).status, 0);
+  const r = sh(`hp-snapshot app --at end --top 1 -q | hp-diff ${full} - > /dev/null`);
+  t.equal(r.status, 0, r.stderr);
+  t.match(r.stderr, /^hp-diff: stdin: \d+ of the snapshot's sites (is|are) left out \(hp-snapshot --top\): compared as 0 there/m);
+  const whole = sh(`hp-snapshot app --at end -q | hp-diff ${full} - > /dev/null`);
+  t.equal(whole.status, 0, whole.stderr);
+  t.notMatch(whole.stderr, /left out/, 'no warning for a whole snapshot');
 });
