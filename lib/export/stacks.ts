@@ -204,12 +204,16 @@ export async function readSnapshotNdjson(arg: string): Promise<StackSet> {
   let unseen: Unseen | null = null;
   let groupBy: string | undefined;
   let head: Record<string, unknown> | null = null;
+  let headLine = 0;
   let siteLines = 0;
   let lines = 0;
   for await (const { lineNumber, value } of readNdjson(openTextInput(arg), name)) {
     lines++;
     const rec = value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
     if (rec?.type === 'snapshot') {
+      // Two snapshots in one stream (outputs appended to one file) are two moments, not one heap.
+      if (head) throw new HpError(`${name}: line ${lineNumber}: a second snapshot line (the first is line ${headLine}): an input holds one hp-snapshot output, not several appended`);
+      headLine = lineNumber;
       const t = num(rec.at);
       if (t !== null) {
         atUs = Math.round(t * 1e6);

@@ -38,3 +38,13 @@ t.test('hp-diff warns when a snapshot side was cut by --top: its missing sites r
   t.equal(whole.status, 0, whole.stderr);
   t.notMatch(whole.stderr, /left out/, 'no warning for a whole snapshot');
 });
+
+t.test('snapshots appended in one input are an error naming the second, not one summed heap', async (t) => {
+  const full = join(tmpDir('qa-appended-'), 'full.ndjson');
+  t.equal(sh(`hp-snapshot app --at end -q > ${full}`).status, 0);
+  for (const cmd of [`hp-diff - ${full}`, 'hp-pprof -', 'hp-flow -', 'hp-collapse -']) {
+    const r = sh(`(hp-snapshot app --at peak -q; hp-snapshot app --at end -q) | ${cmd} > /dev/null`);
+    t.equal(r.status, 1, cmd);
+    t.match(r.stderr, /: stdin: line \d+: a second snapshot line \(the first is line 1\): an input holds one hp-snapshot output, not several appended\n$/, cmd);
+  }
+});
