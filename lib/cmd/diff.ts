@@ -89,7 +89,7 @@ export function main(argv: string[]): void {
           const source = await (a !== '-' && manyInputs([a]) ? openInputs([a], opts, false) : openSource(a, opts));
           refuseStatsMode(source);
           return source;
-        }, isNdjsonArg);
+        }, isNdjsonArg, plan[0]!.input !== plan[1]!.input);
         if (set.ignored) warn(`${step.input}: ignored ${set.ignored} lines that are not snapshot sites`);
         // A site missing from a snapshot cut by --top reads as 0 there: a change that did not happen.
         if (set.sitesLeftOut) {

@@ -68,13 +68,13 @@ export function main(argv: string[]): void {
         if (alloc) {
           const source = await openSource(input, opts);
           try {
-            set = await allocationStacks(source, fromUs ?? 0, toUs ?? Infinity);
+            set = await allocationStacks(source, fromUs ?? 0, toUs ?? Infinity, plan.length > 1);
           } finally {
             await source.close();
           }
         } else {
           // A profile is read at --at (default peak); NDJSON without --at is hp-snapshot output.
-          set = await loadStackSet(input, at, (a) => openSource(a, opts), isNdjsonArg);
+          set = await loadStackSet(input, at, (a) => openSource(a, opts), isNdjsonArg, plan.length > 1);
         }
         if (set.ignored) warn(`${input === '-' ? 'stdin' : input}: ignored ${set.ignored} lines that are not snapshot sites`);
         set.source = input === '-' ? 'stdin' : input;

@@ -77,9 +77,9 @@ export function secondsText(us: number): string {
   return `${+(us / 1e6).toFixed(6)}`;
 }
 
-/** A requested time after the profile's last event: a usage error that prints the span. */
-export function outOfSpan(option: string, us: number, lastUs: number): UsageError {
-  return new UsageError(`${option} ${secondsText(us)}: after the end of the profile, which spans 0 .. ${secondsText(lastUs)} s`);
+/** A requested time after the profile's last event: a usage error that prints the span (and names the profile, when given: one of several inputs). */
+export function outOfSpan(option: string, us: number, lastUs: number, profile?: string): UsageError {
+  return new UsageError(`${option} ${secondsText(us)}: after the end of ${profile === undefined ? 'the profile' : profile}, which spans 0 .. ${secondsText(lastUs)} s`);
 }
 
 export function atLabel(at: SnapshotAt, atUs: number): string {
@@ -107,11 +107,11 @@ export function stacksOfHeap(heap: LiveHeap, lookup: (id: number) => Trace | und
   return out;
 }
 
-/** The live heap of a profile at `at`, as stacks. */
-export async function snapshotStacks(source: ProfileSource, at: SnapshotAt): Promise<StackSet> {
+/** The live heap of a profile at `at`, as stacks (`named`: one of several inputs, which an error names). */
+export async function snapshotStacks(source: ProfileSource, at: SnapshotAt, named = false): Promise<StackSet> {
   warnIfNoEvents(source);
   const snap = await liveHeapAt(source, at);
-  if (at.kind === 'time' && snap.readToEnd && source.complete && at.us > snap.lastUs) throw outOfSpan('--at', at.us, snap.lastUs);
+  if (at.kind === 'time' && snap.readToEnd && source.complete && at.us > snap.lastUs) throw outOfSpan('--at', at.us, snap.lastUs, named ? source.name : undefined);
   const lookup = (id: number): Trace | undefined => source.trace(id);
   return {
     label: atLabel(at, snap.atUs),
@@ -131,7 +131,7 @@ export async function snapshotStacks(source: ProfileSource, at: SnapshotAt): Pro
  * later: the alloc_space / alloc_objects view. A LiveHeap that never sees a free is exactly
  * that accumulator.
  */
-export async function allocationStacks(source: ProfileSource, fromUs: number, toUs: number): Promise<StackSet> {
+export async function allocationStacks(source: ProfileSource, fromUs: number, toUs: number, named = false): Promise<StackSet> {
   warnIfNoEvents(source);
   const heap = new LiveHeap(source.header.sampling);
   let lastUs = fromUs;
@@ -148,7 +148,8 @@ export async function allocationStacks(source: ProfileSource, fromUs: number, to
     }
   }
   // (A reader that skipped to --from saw nothing when it is past the end: no span to print then.)
-  if (fromUs > spanUs && source.complete) throw spanUs > 0 ? outOfSpan('--from', fromUs, spanUs) : new UsageError(`--from ${secondsText(fromUs)}: after the end of the profile (no event at or after it)`);
+  const profile = named ? source.name : 'the profile';
+  if (fromUs > spanUs && source.complete) throw spanUs > 0 ? outOfSpan('--from', fromUs, spanUs, profile) : new UsageError(`--from ${secondsText(fromUs)}: after the end of ${profile} (no event at or after it)`);
   const end = Number.isFinite(toUs) ? toUs : lastUs;
   return {
     label: `allocations ${secondsText(fromUs)}s..${Number.isFinite(toUs) ? `${secondsText(toUs)}s` : 'end'}`,
@@ -305,11 +306,12 @@ export async function loadStackSet(
   at: SnapshotAt | null,
   open: (arg: string) => Promise<ProfileSource>,
   isNdjson: (arg: string) => Promise<boolean>,
+  named = false,
 ): Promise<StackSet> {
   if (at === null && (await isNdjson(arg))) return readSnapshotNdjson(arg);
   const source = await open(arg);
   try {
-    return await snapshotStacks(source, at ?? { kind: 'peak' });
+    return await snapshotStacks(source, at ?? { kind: 'peak' }, named);
   } finally {
     await source.close();
   }

@@ -3,6 +3,7 @@
 
 import { join } from 'node:path';
 import t from 'tap';
+import { writeProfile } from '../../lib/format/hpx-writer.js';
 import { tmpDir } from '../helpers/profiles.js';
 import { sh } from '../fixtures/analysis/run.js';
 
@@ -47,4 +48,24 @@ t.test('snapshots appended in one input are an error naming the second, not one 
     t.equal(r.status, 1, cmd);
     t.match(r.stderr, /: stdin: line \d+: a second snapshot line \(the first is line 1\): an input holds one hp-snapshot output, not several appended\n$/, cmd);
   }
+});
+
+t.test('a time past the end of one of several profiles names that profile', async (t) => {
+  const short = join(tmpDir('qa-span-'), 'short');
+  await writeProfile(short, {
+    header: { sampling: { kind: 'table', bounds: [], probs: [] } },
+    traces: [{ id: 1, frames: [{ function: 'f', file: 'a.py', line: 3 }], dropped: 0 }],
+    events: [{ op: 'alloc', timeUs: 100_000, trace: 1, size: 100 }],
+  });
+  for (const [cmd, option] of [
+    [`hp-diff app ${short} --at 5`, '--at 5'],
+    [`hp-pprof app ${short} --at 5 -o /dev/null`, '--at 5'],
+    [`hp-pprof app ${short} --from 5 -o /dev/null`, '--from 5'],
+  ] as const) {
+    const r = sh(cmd);
+    t.equal(r.status, 2, cmd);
+    t.equal(r.stderr, `${cmd.split(' ')[0]}: ${option}: after the end of ${short}, which spans 0 .. 0.1 s\n`, cmd);
+  }
+  const one = sh('hp-diff app --at 1 --at 99');
+  t.match(one.stderr, /--at 99: after the end of the profile, which spans 0 \.\. 11\.999997 s/, 'one profile: as before');
 });
