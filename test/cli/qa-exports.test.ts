@@ -1,11 +1,12 @@
 // Regressions from the exports and comparison commands' QA (hp-chart, hp-diff, hp-flow, hp-pprof,
 // hp-collapse, hp-report): each test failed before its fix.
 
+import { copyFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { writeProfile } from '../../lib/format/hpx-writer.js';
 import { tmpDir } from '../helpers/profiles.js';
-import { sh } from '../fixtures/analysis/run.js';
+import { fixtures, sh } from '../fixtures/analysis/run.js';
 
 t.test('hp-chart of a field that is 0 throughout labels every byte row with its own value', async (t) => {
   const rows = (text: string): string[] => text.split('\n').filter((l) => /[┼┤]/.test(l));
@@ -68,4 +69,25 @@ t.test('a time past the end of one of several profiles names that profile', asyn
   }
   const one = sh('hp-diff app --at 1 --at 99');
   t.match(one.stderr, /--at 99: after the end of the profile, which spans 0 \.\. 11\.999997 s/, 'one profile: as before');
+});
+
+t.test('-o naming a file the command reads is a usage error, and the input is left as it was', async (t) => {
+  const dir = tmpDir('qa-o-input-');
+  for (const ext of ['hpm', 'hpd']) copyFileSync(join(fixtures, `app.${ext}`), join(dir, `app.${ext}`));
+  const before = readFileSync(join(dir, 'app.hpd'));
+  t.equal(sh(`hp-snapshot ${dir}/app --at end -q > ${dir}/s.ndjson`).status, 0);
+  for (const cmd of [
+    `hp-pprof ${dir}/app -o ${dir}/app.hpd`,
+    `hp-pprof ${dir}/./app.hpm --at end -o ${dir}/app.hpm`,
+    `hp-report ${dir}/app -o ${dir}/app.hpd`,
+    `hp-flow ${dir}/app -o ${dir}/app.hpd`,
+    `hp-flow ${dir}/s.ndjson -o ${dir}/./s.ndjson`,
+  ]) {
+    const r = sh(cmd);
+    t.equal(r.status, 2, cmd);
+    t.match(r.stderr, /: -o \S+: is .*: writing it would replace what is read; name another file\n$/, cmd);
+  }
+  t.same(readFileSync(join(dir, 'app.hpd')), before, 'the profile is intact');
+  t.match(readFileSync(join(dir, 's.ndjson'), 'utf8'), /^\{"type":"snapshot"/, 'the snapshot is intact');
+  t.equal(sh(`hp-pprof ${dir}/app -o ${dir}/heap.pb.gz -q`).status, 0, 'another file is written');
 });
