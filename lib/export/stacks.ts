@@ -59,7 +59,7 @@ export function parseAt(text: string, option = '--at'): SnapshotAt {
   if (t === 'peak') return { kind: 'peak' };
   if (t === 'end') return { kind: 'end' };
   const s = secondsNumber(t);
-  if (t === '' || !Number.isFinite(s) || s < 0) throw new UsageError(`${option} ${t}: expected seconds since start, 'peak' or 'end'`);
+  if (t === '' || !Number.isFinite(s) || s < 0) throw new UsageError(`${option} ${t}: expected seconds since start, 'peak', 'end' or mark:LABEL`);
   if (s > MAX_SECONDS) throw tooLate(option, t);
   return { kind: 'time', us: Math.round(s * 1e6) };
 }

@@ -91,3 +91,11 @@ t.test('-o naming a file the command reads is a usage error, and the input is le
   t.match(readFileSync(join(dir, 's.ndjson'), 'utf8'), /^\{"type":"snapshot"/, 'the snapshot is intact');
   t.equal(sh(`hp-pprof ${dir}/app -o ${dir}/heap.pb.gz -q`).status, 0, 'another file is written');
 });
+
+t.test('a bad --at names every form the commands take, mark:LABEL included', async (t) => {
+  for (const cmd of ['hp-diff app --at 1 --at soon', 'hp-pprof app --at soon -o /dev/null', 'hp-flow app --at soon', 'hp-report app --at soon -o /dev/null']) {
+    const r = sh(cmd);
+    t.equal(r.status, 2, cmd);
+    t.match(r.stderr, /--at soon: expected seconds since start, 'peak', 'end' or mark:LABEL\n$/, cmd);
+  }
+});
