@@ -15,11 +15,12 @@ async function cannotWrite(path: string, e: unknown): Promise<never> {
 }
 
 /**
- * A usage error when `-o path` is one of the files the command reads (an NDJSON input, or a
- * profile's BASE.hpm, BASE.hpd or seek index BASE.hpi), however either is spelled: the result
- * would replace the data it came from. Checked before reading, so nothing is read in vain.
+ * A usage error when `-o path` is empty, or one of the files the command reads (an NDJSON input,
+ * or a profile's BASE.hpm, BASE.hpd or seek index BASE.hpi), however either is spelled: the
+ * result would replace the data it came from. Checked before reading, so nothing is read in vain.
  */
-export async function refuseInputAsOutput(path: string | undefined, inputs: readonly string[]): Promise<void> {
+export async function checkOutputArg(path: string | undefined, inputs: readonly string[]): Promise<void> {
+  if (path === '') throw new UsageError("-o '': expected a file name (or - for standard output)");
   if (path === undefined || path === '-') return;
   const out = await stat(path).catch(() => null);
   if (out === null || !out.isFile()) return;

@@ -99,3 +99,11 @@ t.test('a bad --at names every form the commands take, mark:LABEL included', asy
     t.match(r.stderr, /--at soon: expected seconds since start, 'peak', 'end' or mark:LABEL\n$/, cmd);
   }
 });
+
+t.test("-o '' is a usage error before anything is read, not a failure to write after", async (t) => {
+  for (const cmd of ['hp-pprof app', 'hp-flow app', 'hp-report app']) {
+    const r = sh(`${cmd} -o ''`);
+    t.equal(r.status, 2, cmd);
+    t.equal(r.stderr, `${cmd.split(' ')[0]}: -o '': expected a file name (or - for standard output)\n`, cmd);
+  }
+});
