@@ -61,6 +61,7 @@ export function main(argv: string[]): void {
     const ats = ((args.at as unknown[] | undefined) ?? []).map((a) => parseAt(String(a)));
     if (args['group-by'] === 'thread') throw new UsageError('--group-by thread: hp-diff compares code sites (trace, line, function or file); use hp-snapshot --group-by thread at each time');
     const groupBy = String(args['group-by']) === 'trace' ? 'stack' : (String(args['group-by']) as DiffGroupBy);
+    if (args.table === true && args.json === true) throw new UsageError('--table and --json ask for two outputs: --table is the table (an older name for --no-json)');
     const table = args.table === true || !wantsJson(args.json);
     let plan: Array<{ input: string; at: SnapshotAt | null }>;
     if (inputs.length === 1) {

@@ -107,3 +107,13 @@ t.test("-o '' is a usage error before anything is read, not a failure to write a
     t.equal(r.stderr, `${cmd.split(' ')[0]}: -o '': expected a file name (or - for standard output)\n`, cmd);
   }
 });
+
+t.test('hp-diff --table --json is a usage error, not the table', async (t) => {
+  const r = sh('hp-diff app --at 1 --at end --table --json');
+  t.equal(r.status, 2);
+  t.equal(r.stdout, '');
+  t.match(r.stderr, /^hp-diff: --table and --json ask for two outputs/);
+  const table = sh('hp-diff app --at 1 --at end --table -q');
+  t.equal(table.status, 0, table.stderr);
+  t.match(table.stdout, /^t=1s -> end/, '--table alone is the table');
+});
