@@ -86,6 +86,8 @@ export function main(argv: string[]): void {
       const chunks = ndjsonChunks(stream, name);
       let foreign = 0;
       let kind: 'snapshot' | 'events' | null = null;
+      /** The snapshot line's number, once met. */
+      let snapshotLine = 0;
       let read = 0;
       outer: for (;;) {
         const next = await chunks.next();
@@ -113,6 +115,9 @@ export function main(argv: string[]): void {
             break outer;
           }
           if (value.type === 'snapshot') {
+            // Two snapshots in one stream (outputs appended to one file) are two moments, not one heap.
+            if (snapshotLine > 0) throw new HpError(`${where}: a second snapshot line (the first is line ${snapshotLine}): an input holds one hp-snapshot output, not several appended`);
+            snapshotLine = lineNumber;
             kind = 'snapshot';
             continue;
           }

@@ -61,6 +61,7 @@ export function main(argv: string[]): void {
     const ats = ((args.at as unknown[] | undefined) ?? []).map((a) => parseAt(String(a)));
     if (args['group-by'] === 'thread') throw new UsageError('--group-by thread: hp-diff compares code sites (trace, line, function or file); use hp-snapshot --group-by thread at each time');
     const groupBy = String(args['group-by']) === 'trace' ? 'stack' : (String(args['group-by']) as DiffGroupBy);
+    if (args.table === true && args.json === true) throw new UsageError('--table and --json ask for two outputs: --table is the table (an older name for --no-json)');
     const table = args.table === true || !wantsJson(args.json);
     let plan: Array<{ input: string; at: SnapshotAt | null }>;
     if (inputs.length === 1) {
@@ -89,8 +90,13 @@ export function main(argv: string[]): void {
           const source = await (a !== '-' && manyInputs([a]) ? openInputs([a], opts, false) : openSource(a, opts));
           refuseStatsMode(source);
           return source;
-        }, isNdjsonArg);
+        }, isNdjsonArg, plan[0]!.input !== plan[1]!.input);
         if (set.ignored) warn(`${step.input}: ignored ${set.ignored} lines that are not snapshot sites`);
+        // A site missing from a snapshot cut by --top reads as 0 there: a change that did not happen.
+        if (set.sitesLeftOut) {
+          const n = set.sitesLeftOut;
+          warn(`${step.input === '-' ? 'stdin' : step.input}: ${n} of the snapshot's sites ${n === 1 ? 'is' : 'are'} left out (hp-snapshot --top): compared as 0 there, so their changes and the total's are not the heap's; save the snapshot without --top`);
+        }
         sets.push(set);
       } finally {
         done();

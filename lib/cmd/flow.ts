@@ -5,7 +5,7 @@ import type { ProfileSource } from '../format/source.js';
 import { manyInputs, openInputs } from '../profile-inputs.js';
 import { commandReadOptions, inputName, isNdjsonArg, isStreamArg, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
 import { buildFlowGraph, renderDot } from '../export/flow.js';
-import { writeResult } from '../export/output.js';
+import { checkOutputArg, writeResult } from '../export/output.js';
 import { loadStackSet, parseAt, type StackSet } from '../export/stacks.js';
 import { inputArg, resolveMarkOptions, useOptions } from './common.js';
 
@@ -44,6 +44,7 @@ export function main(argv: string[]): void {
     const merged = manyInputs(inputs);
     if (merged && inputs.includes('-')) throw new UsageError('stdin cannot be read together with other inputs');
     const input = merged ? inputs.join(' ') : inputArg(inputs, NAME);
+    await checkOutputArg(args.output, merged ? inputs : [input]);
     const threshold = args.threshold;
     if (!(threshold >= 0 && threshold < 1)) throw new UsageError('--threshold: expected a fraction in [0, 1), e.g. 0.01 for 1%');
     await resolveMarkOptions(args, ['at'], () => (merged ? inputs : input));

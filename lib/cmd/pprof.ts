@@ -4,7 +4,7 @@
 
 import { UsageError, parser, runMain, setQuiet, warn, formatBytes } from '../cli.js';
 import { commandReadOptions, isNdjsonArg, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
-import { writeResult } from '../export/output.js';
+import { checkOutputArg, writeResult } from '../export/output.js';
 import { profileBases } from '../profile-inputs.js';
 import { useOptions } from './common.js';
 import { allocationStacks, loadStackSet, parseAt, parseSeconds, type StackSet } from '../export/stacks.js';
@@ -47,6 +47,7 @@ export function main(argv: string[]): void {
     if (named.filter((i) => i === '-').length > 1) throw new UsageError('only one input can be stdin');
     // As every reader: quoted globs ('run.*') expanded, run.hpm and run.hpd meaning run, companions left out.
     const inputs = named.length === 0 ? ['-'] : profileBases(named);
+    await checkOutputArg(args.output, inputs);
     const alloc = Boolean(args.alloc) || args.from !== undefined || args.to !== undefined;
     // Each profile keeps its own timeline (one set per process): a mark: time is looked up in each.
     const plan: Array<{ input: string; at: SnapshotAt | null; fromUs: number | null; toUs: number | null }> = [];
@@ -68,13 +69,13 @@ export function main(argv: string[]): void {
         if (alloc) {
           const source = await openSource(input, opts);
           try {
-            set = await allocationStacks(source, fromUs ?? 0, toUs ?? Infinity);
+            set = await allocationStacks(source, fromUs ?? 0, toUs ?? Infinity, plan.length > 1);
           } finally {
             await source.close();
           }
         } else {
           // A profile is read at --at (default peak); NDJSON without --at is hp-snapshot output.
-          set = await loadStackSet(input, at, (a) => openSource(a, opts), isNdjsonArg);
+          set = await loadStackSet(input, at, (a) => openSource(a, opts), isNdjsonArg, plan.length > 1);
         }
         if (set.ignored) warn(`${input === '-' ? 'stdin' : input}: ignored ${set.ignored} lines that are not snapshot sites`);
         set.source = input === '-' ? 'stdin' : input;

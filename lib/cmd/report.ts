@@ -7,7 +7,7 @@ import { commandReadOptions, isStreamArg, openSource, V1_WEIGHTS_OPTION, v1Weigh
 import type { ProfileSource } from '../format/source.js';
 import { MergedSource } from '../format/merged.js';
 import { BY_CHOICES, FirstRss, attachedSentences, manyInputs, openInputs } from '../profile-inputs.js';
-import { writeResult } from '../export/output.js';
+import { checkOutputArg, writeResult } from '../export/output.js';
 import { inputArg, resolveMarkOptions, useOptions } from './common.js';
 
 const NAME = 'hp-report';
@@ -63,6 +63,7 @@ export function main(argv: string[]): void {
     for (const i of inputs) if (await isStreamArg(i)) throw new UsageError(`${i}: the report reads its input twice: name a profile or an NDJSON file, not a pipe`);
     await resolveMarkOptions(args, ['at'], () => (merged ? inputs : input));
     if (args.output === undefined) throw new UsageError('-o FILE is required (use -o - for stdout)');
+    await checkOutputArg(args.output, inputs);
     if (!(args['min-share'] >= 0 && args['min-share'] < 1)) throw new UsageError('--min-share: expected a fraction in [0, 1)');
     if (!(Number.isInteger(args['max-nodes']) && args['max-nodes'] >= 1)) throw new UsageError('--max-nodes: expected a whole number >= 1');
     // Each point carries a call tree: the page (and the time to build it) grows with them.

@@ -14,6 +14,28 @@ async function cannotWrite(path: string, e: unknown): Promise<never> {
   throw new HpError(`-o ${path}: cannot write: ${systemErrorMessage({ ...err, message: err.message, path: undefined })}`);
 }
 
+/**
+ * A usage error when `-o path` is empty, or one of the files the command reads (an NDJSON input,
+ * or a profile's BASE.hpm, BASE.hpd or seek index BASE.hpi), however either is spelled: the
+ * result would replace the data it came from. Checked before reading, so nothing is read in vain.
+ */
+export async function checkOutputArg(path: string | undefined, inputs: readonly string[]): Promise<void> {
+  if (path === '') throw new UsageError("-o '': expected a file name (or - for standard output)");
+  if (path === undefined || path === '-') return;
+  const out = await stat(path).catch(() => null);
+  if (out === null || !out.isFile()) return;
+  for (const input of inputs) {
+    if (input === '-') continue;
+    const base = input.replace(/\.hp[mdi]$/, '');
+    for (const file of [input, `${base}.hpm`, `${base}.hpd`, `${base}.hpi`]) {
+      const st = await stat(file).catch(() => null);
+      if (st !== null && st.isFile() && st.dev === out.dev && st.ino === out.ino) {
+        throw new UsageError(`-o ${path}: is ${file === input ? 'the input' : `${file}, of the input ${input}`}: writing it would replace what is read; name another file`);
+      }
+    }
+  }
+}
+
 /** Write `data` to `path` (or stdout when path is undefined or '-'). */
 export async function writeResult(path: string | undefined, data: Buffer | string, binary: boolean): Promise<void> {
   if (path === undefined || path === '-') {

@@ -45,6 +45,8 @@ export interface StackSet {
   totalInterval?: [number, number];
   /** Input lines that were not snapshot sites (NDJSON input only). */
   ignored?: number;
+  /** Sites the snapshot line counts but the input does not hold (cut by hp-snapshot --top; NDJSON input only). */
+  sitesLeftOut?: number;
   /** The input it was read from, as named on the command line. */
   source?: string;
   /** How the snapshot NDJSON it was read from grouped its sites (its line's group_by); absent for a profile (whole stacks). */
@@ -57,7 +59,7 @@ export function parseAt(text: string, option = '--at'): SnapshotAt {
   if (t === 'peak') return { kind: 'peak' };
   if (t === 'end') return { kind: 'end' };
   const s = secondsNumber(t);
-  if (t === '' || !Number.isFinite(s) || s < 0) throw new UsageError(`${option} ${t}: expected seconds since start, 'peak' or 'end'`);
+  if (t === '' || !Number.isFinite(s) || s < 0) throw new UsageError(`${option} ${t}: expected seconds since start, 'peak', 'end' or mark:LABEL`);
   if (s > MAX_SECONDS) throw tooLate(option, t);
   return { kind: 'time', us: Math.round(s * 1e6) };
 }
@@ -75,9 +77,9 @@ export function secondsText(us: number): string {
   return `${+(us / 1e6).toFixed(6)}`;
 }
 
-/** A requested time after the profile's last event: a usage error that prints the span. */
-export function outOfSpan(option: string, us: number, lastUs: number): UsageError {
-  return new UsageError(`${option} ${secondsText(us)}: after the end of the profile, which spans 0 .. ${secondsText(lastUs)} s`);
+/** A requested time after the profile's last event: a usage error that prints the span (and names the profile, when given: one of several inputs). */
+export function outOfSpan(option: string, us: number, lastUs: number, profile?: string): UsageError {
+  return new UsageError(`${option} ${secondsText(us)}: after the end of ${profile === undefined ? 'the profile' : profile}, which spans 0 .. ${secondsText(lastUs)} s`);
 }
 
 export function atLabel(at: SnapshotAt, atUs: number): string {
@@ -105,11 +107,11 @@ export function stacksOfHeap(heap: LiveHeap, lookup: (id: number) => Trace | und
   return out;
 }
 
-/** The live heap of a profile at `at`, as stacks. */
-export async function snapshotStacks(source: ProfileSource, at: SnapshotAt): Promise<StackSet> {
+/** The live heap of a profile at `at`, as stacks (`named`: one of several inputs, which an error names). */
+export async function snapshotStacks(source: ProfileSource, at: SnapshotAt, named = false): Promise<StackSet> {
   warnIfNoEvents(source);
   const snap = await liveHeapAt(source, at);
-  if (at.kind === 'time' && snap.readToEnd && source.complete && at.us > snap.lastUs) throw outOfSpan('--at', at.us, snap.lastUs);
+  if (at.kind === 'time' && snap.readToEnd && source.complete && at.us > snap.lastUs) throw outOfSpan('--at', at.us, snap.lastUs, named ? source.name : undefined);
   const lookup = (id: number): Trace | undefined => source.trace(id);
   return {
     label: atLabel(at, snap.atUs),
@@ -129,7 +131,7 @@ export async function snapshotStacks(source: ProfileSource, at: SnapshotAt): Pro
  * later: the alloc_space / alloc_objects view. A LiveHeap that never sees a free is exactly
  * that accumulator.
  */
-export async function allocationStacks(source: ProfileSource, fromUs: number, toUs: number): Promise<StackSet> {
+export async function allocationStacks(source: ProfileSource, fromUs: number, toUs: number, named = false): Promise<StackSet> {
   warnIfNoEvents(source);
   const heap = new LiveHeap(source.header.sampling);
   let lastUs = fromUs;
@@ -146,7 +148,8 @@ export async function allocationStacks(source: ProfileSource, fromUs: number, to
     }
   }
   // (A reader that skipped to --from saw nothing when it is past the end: no span to print then.)
-  if (fromUs > spanUs && source.complete) throw spanUs > 0 ? outOfSpan('--from', fromUs, spanUs) : new UsageError(`--from ${secondsText(fromUs)}: after the end of the profile (no event at or after it)`);
+  const profile = named ? source.name : 'the profile';
+  if (fromUs > spanUs && source.complete) throw spanUs > 0 ? outOfSpan('--from', fromUs, spanUs, profile) : new UsageError(`--from ${secondsText(fromUs)}: after the end of ${profile} (no event at or after it)`);
   const end = Number.isFinite(toUs) ? toUs : lastUs;
   return {
     label: `allocations ${secondsText(fromUs)}s..${Number.isFinite(toUs) ? `${secondsText(toUs)}s` : 'end'}`,
@@ -202,12 +205,16 @@ export async function readSnapshotNdjson(arg: string): Promise<StackSet> {
   let unseen: Unseen | null = null;
   let groupBy: string | undefined;
   let head: Record<string, unknown> | null = null;
+  let headLine = 0;
   let siteLines = 0;
   let lines = 0;
   for await (const { lineNumber, value } of readNdjson(openTextInput(arg), name)) {
     lines++;
     const rec = value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
     if (rec?.type === 'snapshot') {
+      // Two snapshots in one stream (outputs appended to one file) are two moments, not one heap.
+      if (head) throw new HpError(`${name}: line ${lineNumber}: a second snapshot line (the first is line ${headLine}): an input holds one hp-snapshot output, not several appended`);
+      headLine = lineNumber;
       const t = num(rec.at);
       if (t !== null) {
         atUs = Math.round(t * 1e6);
@@ -259,7 +266,9 @@ export async function readSnapshotNdjson(arg: string): Promise<StackSet> {
   // With every site present (not cut by --top), the snapshot line's total is this heap's:
   // its figures and interval as written, not rebuilt from the rounded sites.
   const headBytes = head ? num(head.bytes) : null;
-  if (head && headBytes !== null && num(head.sites) === siteLines) {
+  const headSites = head ? num(head.sites) : null;
+  if (headSites !== null && headSites > siteLines) set.sitesLeftOut = headSites - siteLines;
+  if (head && headBytes !== null && headSites === siteLines) {
     total.bytes = headBytes;
     total.count = num(head.count) ?? total.count;
     const interval = intervalOf(head, 'bytes');
@@ -297,11 +306,12 @@ export async function loadStackSet(
   at: SnapshotAt | null,
   open: (arg: string) => Promise<ProfileSource>,
   isNdjson: (arg: string) => Promise<boolean>,
+  named = false,
 ): Promise<StackSet> {
   if (at === null && (await isNdjson(arg))) return readSnapshotNdjson(arg);
   const source = await open(arg);
   try {
-    return await snapshotStacks(source, at ?? { kind: 'peak' });
+    return await snapshotStacks(source, at ?? { kind: 'peak' }, named);
   } finally {
     await source.close();
   }

@@ -170,9 +170,16 @@ export class NdjsonSource implements ProfileSource {
   static async open(input: Readable, name: string, opts: ReadOptions = {}): Promise<NdjsonSource> {
     const chunks = ndjsonChunks(input, name);
     let foreign = 0;
+    /** The first hp-snapshot line met, if any: the error then says what the input is. */
+    let snapshotLine = 0;
     for (;;) {
       const next = await chunks.next();
       if (next.done) {
+        if (snapshotLine > 0) {
+          throw new HpError(
+            `${name}: line ${snapshotLine}: hp-snapshot output, not hp-events: a snapshot is one moment, read as it is (with no --at, --from, --to or --alloc) by hp-diff, hp-flow, hp-pprof and hp-collapse`,
+          );
+        }
         if (foreign > 0) throw new HpError(`${name}: no hp-events meta line (${foreign} lines of something else)`);
         throw new HpError(`${name}: empty input (expected hp-events NDJSON)`);
       }
@@ -180,6 +187,7 @@ export class NdjsonSource implements ProfileSource {
       for (let k = 0; k < lines.length; k++) {
         const { lineNumber, value } = lines[k]!;
         if (!isObj(value) || !OUR_TYPES.has(value.type as string)) {
+          if (snapshotLine === 0 && isObj(value) && value.type === 'snapshot') snapshotLine = lineNumber;
           foreign++;
           continue;
         }

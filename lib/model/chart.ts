@@ -36,8 +36,9 @@ const STEP_MANTISSAS = [1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8];
  * whole bytes.
  */
 export function niceTop(max: number, rows: number, bytes = false): number {
-  if (!(max > 0)) return 1;
   const r = Math.max(1, Math.floor(rows));
+  // Nothing to draw: an axis of 0..1, or of whole bytes (a byte a row), which B labels write exactly.
+  if (!(max > 0)) return bytes ? r : 1;
   let unit = 1;
   if (bytes) while (max >= unit * 1024 && unit < 1024 ** 4) unit *= 1024;
   // Steps are multiples of `least` units: a tenth (one decimal) in KiB and above, a whole byte.
