@@ -603,19 +603,25 @@ export async function* readNdjson(
   for await (const chunk of ndjsonChunks(input, name, stats, tolerant)) yield* chunk;
 }
 
+export const BYTE_UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'] as const;
+
+/**
+ * The unit formatBytes writes `n` in (0: bytes, 1: KiB...): the largest whose value, as printed
+ * (whole bytes, else one decimal), stays under 1024, so that 1,048,575 bytes is 1.0 MiB, not
+ * "1024.0 KiB".
+ */
+export function byteUnit(n: number): number {
+  let u = 0;
+  for (let v = Math.abs(n); u < BYTE_UNITS.length - 1 && (u === 0 ? Math.round(v) : Number(v.toFixed(1))) >= 1024; v /= 1024) u++;
+  return u;
+}
+
 /** Human units for messages and chart axes: 1.5 KiB, 30.0 MiB. */
 export function formatBytes(n: number): string {
   const sign = n < 0 ? '-' : '';
-  let v = Math.abs(n);
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let u = 0;
-  // Step up while the value as printed (whole bytes, else one decimal) would reach 1024 of its
-  // unit: 1,048,575 bytes is 1.0 MiB, not "1024.0 KiB".
-  while (u < units.length - 1 && (u === 0 ? Math.round(v) : Number(v.toFixed(1))) >= 1024) {
-    v /= 1024;
-    u++;
-  }
-  return u === 0 ? `${sign}${Math.round(v)} B` : `${sign}${v.toFixed(1)} ${units[u]}`;
+  const u = byteUnit(n);
+  const v = Math.abs(n) / 1024 ** u;
+  return u === 0 ? `${sign}${Math.round(v)} B` : `${sign}${v.toFixed(1)} ${BYTE_UNITS[u]}`;
 }
 
 /**

@@ -4,7 +4,7 @@
 
 import { escapeControls } from '../escape.js';
 import { cliTable } from '../lazy.js';
-import { formatBytes } from '../cli.js';
+import { BYTE_UNITS, byteUnit, formatBytes } from '../cli.js';
 
 /** Columns available: $COLUMNS when set, else the terminal's width, else 100. */
 export function terminalWidth(): number {
@@ -16,16 +16,6 @@ export function terminalWidth(): number {
 
 /** A 95% interval [lo, hi] as the NDJSON carries it (`_lo`, `_hi`: whole, rounded outwards); null when exact. */
 export type Interval = readonly [number, number] | null;
-
-const BYTE_UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-
-/** The unit formatBytes writes `n` in (0: bytes, 1: KiB...). */
-function byteUnit(n: number): number {
-  // As formatBytes: step up while the value as printed (whole bytes, else one decimal) reaches 1024.
-  let u = 0;
-  for (let v = Math.abs(n); u < BYTE_UNITS.length - 1 && (u === 0 ? Math.round(v) : Number(v.toFixed(1))) >= 1024; v /= 1024) u++;
-  return u;
-}
 
 /**
  * A 95% interval of bytes for people, the one way every terminal view and message writes it:
