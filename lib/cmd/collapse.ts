@@ -12,6 +12,7 @@ import { liveHeapAt } from '../model/snapshot.js';
 import { traceOrPlaceholder } from '../model/sites.js';
 import { commandReadOptions, isNdjsonArg, openSource } from '../source-arg.js';
 import { inputArg, reportIncomplete } from './common.js';
+import { secondSnapshot } from '../export/stacks.js';
 
 const USAGE = `$0 [FILE|-]... [--alloc] [--by pid]
 
@@ -116,7 +117,7 @@ export function main(argv: string[]): void {
           }
           if (value.type === 'snapshot') {
             // Two snapshots in one stream (outputs appended to one file) are two moments, not one heap.
-            if (snapshotLine > 0) throw new HpError(`${where}: a second snapshot line (the first is line ${snapshotLine}): an input holds one hp-snapshot output, not several appended`);
+            if (snapshotLine > 0) throw secondSnapshot(where, snapshotLine);
             snapshotLine = lineNumber;
             kind = 'snapshot';
             continue;

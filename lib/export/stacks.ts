@@ -77,6 +77,14 @@ export function secondsText(us: number): string {
   return `${+(us / 1e6).toFixed(6)}`;
 }
 
+/**
+ * A second snapshot line in one input (outputs appended to one file): two moments, which summed
+ * would be no heap at all. `where` names the line, `firstLine` the snapshot line before it.
+ */
+export function secondSnapshot(where: string, firstLine: number): HpError {
+  return new HpError(`${where}: a second snapshot line (the first is line ${firstLine}): an input holds one hp-snapshot output, not several appended`);
+}
+
 /** A requested time after the profile's last event: a usage error that prints the span (and names the profile, when given: one of several inputs). */
 export function outOfSpan(option: string, us: number, lastUs: number, profile?: string): UsageError {
   return new UsageError(`${option} ${secondsText(us)}: after the end of ${profile === undefined ? 'the profile' : profile}, which spans 0 .. ${secondsText(lastUs)} s`);
@@ -213,7 +221,7 @@ export async function readSnapshotNdjson(arg: string): Promise<StackSet> {
     const rec = value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
     if (rec?.type === 'snapshot') {
       // Two snapshots in one stream (outputs appended to one file) are two moments, not one heap.
-      if (head) throw new HpError(`${name}: line ${lineNumber}: a second snapshot line (the first is line ${headLine}): an input holds one hp-snapshot output, not several appended`);
+      if (head) throw secondSnapshot(`${name}: line ${lineNumber}`, headLine);
       headLine = lineNumber;
       const t = num(rec.at);
       if (t !== null) {
