@@ -14,6 +14,8 @@ import { parseArgs } from 'node:util';
 import { median, medianInterval } from './median.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
+// How bin/'s shell line starts Node (doc/internals.md): the commands are timed as users run them.
+const NODE_FLAGS = ['--no-concurrent-recompilation'];
 const WORKLOADS = join(ROOT, 'bench', 'workloads');
 
 const USAGE = `Usage: node bench/run.js [--quick] [--python EXE] [--reps N] [--only record,read,seek,pytest,startup,perevent,big-read]
@@ -208,7 +210,7 @@ async function recordSection(py) {
             ? await run(...launch(py.path, [...c.args, script, String(scale)]), { cwd: WORKLOADS, timeRss: true, env })
             : c.kind === 'heaptrack'
             ? await run(...launch(heaptrack, ['-o', base, py.path, script, String(scale)]), { cwd: WORKLOADS, timeRss: true, env })
-            : await run(...launch(process.execPath, [join(ROOT, 'bin', 'hp-record.js'), '--python', py.path, '-o', base, '--force', ...c.args, '--', script, String(scale)]), { cwd: WORKLOADS, timeRss: true, env });
+            : await run(...launch(process.execPath, [...NODE_FLAGS, join(ROOT, 'bin', 'hp-record.js'), '--python', py.path, '-o', base, '--force', ...c.args, '--', script, String(scale)]), { cwd: WORKLOADS, timeRss: true, env });
         if (c.kind === 'heaptrack') for (const f of readdirSync(profDir)) if (f.startsWith(`${w}-${c.name}.`)) rmSync(join(profDir, f), { force: true });
         // heaptrack prints its own lines after the program's: the timing line is the JSON one.
         const line = r.out.trim().split('\n').filter((l) => l.startsWith('{"work_s"')).pop() ?? '';
@@ -330,7 +332,7 @@ async function readSection() {
     ]) {
       log(`read: hp-history${what} (round ${round + 1}/${rounds})`);
       const env = { ...process.env, ...extra };
-      const h = await run(process.execPath, [join(ROOT, 'bin', 'hp-history.js'), base], { stdout: 'ignore', timeRss: true, env });
+      const h = await run(process.execPath, [...NODE_FLAGS, join(ROOT, 'bin', 'hp-history.js'), base], { stdout: 'ignore', timeRss: true, env });
       if (h.code !== 0) throw new Error(`hp-history failed: ${h.err.trim()}`);
       runs.push({ seconds: h.wall, cpuSeconds: h.cpu, maxRssMb: h.maxRssKb / 1024 });
     }
@@ -365,7 +367,7 @@ const p = await openProfile(${JSON.stringify(base)}); let n = 0; for await (cons
   // whole would be tens of GB of NDJSON), to /dev/null.
   const eventsTo = (gen.lastUs / 1e6 / 10).toFixed(3);
   log(`read: hp-events --to ${eventsTo}`);
-  const ev = await run(process.execPath, [join(ROOT, 'bin', 'hp-events.js'), base, '--to', eventsTo, '-q'], { stdout: 'ignore', timeRss: true });
+  const ev = await run(process.execPath, [...NODE_FLAGS, join(ROOT, 'bin', 'hp-events.js'), base, '--to', eventsTo, '-q'], { stdout: 'ignore', timeRss: true });
   if (ev.code !== 0) throw new Error(`hp-events failed: ${ev.err.trim()}`);
   read.hpEvents = { toSeconds: Number(eventsTo), seconds: ev.wall, cpuSeconds: ev.cpu, maxRssMb: ev.maxRssKb == null ? null : ev.maxRssKb / 1024 };
 
@@ -373,7 +375,7 @@ const p = await openProfile(${JSON.stringify(base)}); let n = 0; for await (cons
   log('read: hp-history under --cpu-prof');
   const profDir = join(outDir, 'cpuprof');
   rmSync(profDir, { recursive: true, force: true });
-  const prof = await run(process.execPath, ['--cpu-prof', '--cpu-prof-dir', profDir, join(ROOT, 'bin', 'hp-history.js'), base], { stdout: 'ignore' });
+  const prof = await run(process.execPath, ['--cpu-prof', '--cpu-prof-dir', profDir, ...NODE_FLAGS, join(ROOT, 'bin', 'hp-history.js'), base], { stdout: 'ignore' });
   if (prof.code === 0) {
     const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
     if (file) read.historyProfile = topSelfTime(join(profDir, file));
@@ -399,7 +401,7 @@ async function seekSection(base) {
   const points = [0.05, 0.25, 0.5, 0.75, 0.95].map((f) => (lastS * f).toFixed(3)).concat(['peak', 'end']);
   // The real command, as a user runs it (it reads through the index it finds next to the profile).
   for (const at of points) {
-    const r = await run(process.execPath, [join(ROOT, 'bin', 'hp-snapshot.js'), base, '--at', at, '-q'], { timeRss: true });
+    const r = await run(process.execPath, [...NODE_FLAGS, join(ROOT, 'bin', 'hp-snapshot.js'), base, '--at', at, '-q'], { timeRss: true });
     if (r.code !== 0) throw new Error(`hp-snapshot --at ${at} failed: ${r.err.trim()}`);
     const head = JSON.parse(r.out.split('\n')[0]);
     seek.at.push({ at, seconds: r.wall, cpuSeconds: r.cpu, maxRssMb: r.maxRssKb / 1024, liveBytes: head.bytes, sites: head.sites });
@@ -440,7 +442,7 @@ async function bigReadSection() {
     for (const [name, args] of commands) {
       const hadIndex = existsSync(`${base}.hpi`);
       log(`big-read: ${name} ${args.slice(1).join(' ')}`);
-      const r = await run(process.execPath, [join(ROOT, 'bin', `${name}.js`), ...args, '-q'], { stdout: 'ignore', timeRss: true });
+      const r = await run(process.execPath, [...NODE_FLAGS, join(ROOT, 'bin', `${name}.js`), ...args, '-q'], { stdout: 'ignore', timeRss: true });
       if (r.code !== 0) throw new Error(`${name} failed (exit ${r.code ?? r.signal}): ${r.err.trim().split('\n').pop()}`);
       const row = { command: [name, ...args.slice(1)].join(' '), seconds: r.wall, cpuSeconds: r.cpu, mbPerS: gen.hpdBytes / r.wall / 1e6, maxRssMb: r.maxRssKb / 1024, index: hadIndex ? 'used' : existsSync(`${base}.hpi`) ? 'built' : 'none' };
       big.commands.push(row);

@@ -10,7 +10,8 @@ const { join } = require('node:path');
 
 const root = join(__dirname, '..');
 const node = process.execPath;
-const bin = (name) => join(root, 'bin', `hp-${name}.js`);
+// Each command as its own shell line starts it (doc/internals.md): the flag keeps Node 20 from a rare deadlock as it exits.
+const bin = (name) => ['--no-concurrent-recompilation', join(root, 'bin', `hp-${name}.js`)];
 
 function fail(message) {
   process.stderr.write(`hp-demo: ${message}\n`);
@@ -24,16 +25,16 @@ const script = join(root, 'examples', 'spike.py');
 const say = (text) => process.stdout.write(`\n\x1b[1m${text}\x1b[0m\n`.replace(/\x1b\[[0-9;]*m/g, process.stdout.isTTY ? '$&' : ''));
 
 say(`$ hp-record -o ${base} examples/spike.py`);
-const rec = spawnSync(node, [bin('record'), '-o', base, script], { stdio: 'inherit' });
+const rec = spawnSync(node, [...bin('record'), '-o', base, script], { stdio: 'inherit' });
 if (rec.error) fail(`could not run hp-record: ${rec.error.message}`);
 if (rec.status !== 0) fail(`hp-record exited with status ${rec.status}`);
 
 say(`$ hp-history ${base}`);
-const hist = spawnSync(node, [bin('history'), base, '--no-json', '-q'], { stdio: 'inherit' });
+const hist = spawnSync(node, [...bin('history'), base, '--no-json', '-q'], { stdio: 'inherit' });
 if (hist.status !== 0) fail('hp-history failed');
 
 say(`$ hp-snapshot ${base} --top 5`);
-const snap = spawnSync(node, [bin('snapshot'), base, '--top', '5', '--no-json', '-q'], { stdio: 'inherit' });
+const snap = spawnSync(node, [...bin('snapshot'), base, '--top', '5', '--no-json', '-q'], { stdio: 'inherit' });
 if (snap.status !== 0) fail('hp-snapshot failed');
 
 process.stdout.write(`
