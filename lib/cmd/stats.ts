@@ -202,7 +202,8 @@ export function main(argv: string[]): void {
         const t: Record<string, unknown> = { type: 'total', sampled: totals.sampled };
         putEstimated(t, totalEstimate);
         if (hist) t.recorder = { count: totals.hCount, bytes: totals.hBytes, sampled: totals.hSampled };
-        t.duration = table.lastUs / 1e6;
+        t.duration = table.coveredSeconds(window);
+        if (windowed) t.window = { from: window.fromUs === null ? null : window.fromUs / 1e6, to: window.toUs === null ? null : window.toUs / 1e6 };
         await out.line(t);
       } else if (statsMode) {
         // The seed's HEAP USAGE SUMMARY: exact counts and bytes per range, and their shares.
@@ -242,7 +243,7 @@ export function main(argv: string[]): void {
       if (bad.length > 0) {
         warn(`sampler check failed in ${bad.length} size range${bad.length === 1 ? '' : 's'}: the recorder sampled at a rate its header does not claim, so estimates there are biased`);
       }
-      if (args.suggest) await suggest(out, json, rows, table, hist, statsMode ? null : sampling, args.budget);
+      if (args.suggest) await suggest(out, json, rows, table.coveredSeconds(window), table, hist, statsMode ? null : sampling, args.budget);
       await out.flush();
     } finally {
       done();
@@ -264,7 +265,7 @@ export function fmtP(p: number): string {
 }
 
 /** `sampling` is the table the profile was recorded with, for comparison; null in stats mode (none). */
-async function suggest(out: OutputWriter, json: boolean, rows: RangeRow[], table: SizeTable, hist: HistogramBucket[] | null, sampling: Sampling | null, budgetText: string | undefined): Promise<void> {
+async function suggest(out: OutputWriter, json: boolean, rows: RangeRow[], durationS: number, table: SizeTable, hist: HistogramBucket[] | null, sampling: Sampling | null, budgetText: string | undefined): Promise<void> {
   // Per range: allocations (exact from the histogram when there is one) and the sum of
   // squared sizes (estimated from the events; from the mean size where no event was sampled).
   const maxRange = rows.length ? rows[rows.length - 1]!.range : -1;
@@ -281,7 +282,6 @@ async function suggest(out: OutputWriter, json: boolean, rows: RangeRow[], table
   const totalAllocations = loads.reduce((a, l) => a + l.count, 0);
   const totalBytes = hist ? rows.reduce((a, r) => a + (r.recorder?.bytes ?? 0), 0) : rows.reduce((a, r) => a + r.bytes, 0);
   if (totalAllocations <= 0) throw new UsageError('--suggest: no allocations in this profile to plan from');
-  const durationS = table.lastUs / 1e6;
   const recorded = hist ? rows.reduce((a, r) => a + (r.recorder?.sampled ?? 0), 0) : rows.reduce((a, r) => a + r.sampled, 0);
   let budget: number;
   if (budgetText !== undefined) budget = parseBudget(budgetText, totalAllocations, durationS);

@@ -2,7 +2,7 @@
 // allocations and their Horvitz-Thompson estimates from events, the recorder's exact
 // histogram when it wrote one, and a check of the sampler against it.
 
-import { OP_ALLOC, type EventBatch } from '../format/source.js';
+import { OP_ALLOC, OP_END, type EventBatch } from '../format/source.js';
 import type { HistogramBucket, Sampling } from '../format/types.js';
 import { probabilityFunction } from '../format/weights.js';
 import { binomialAtLeast, binomialAtMost, normalQuantile, type Unseen } from './estimate.js';
@@ -34,6 +34,8 @@ export class SizeTable {
   /** Estimated sum of s^2 over all allocations (sampled or not): what the plan optimizer needs. */
   readonly squares = new Float64Array(RANGES);
   lastUs = 0;
+  /** Time of the run's END marker, null when the events have none (cut or incomplete). */
+  endUs: number | null = null;
   private readonly probability: (size: number) => number;
 
   constructor(readonly sampling: Sampling) {
@@ -46,7 +48,10 @@ export class SizeTable {
     for (let i = 0; i < n; i++) {
       const t = timeUs[i]!;
       if (t > this.lastUs) this.lastUs = t;
-      if (op[i] !== OP_ALLOC) continue;
+      if (op[i] !== OP_ALLOC) {
+        if (op[i] === OP_END) this.endUs = t;
+        continue;
+      }
       const s = size[i]!;
       const p = this.probability(s);
       if (p <= 0) continue;
@@ -60,6 +65,18 @@ export class SizeTable {
       this.bytesVar[r]! += s * s * cv;
       this.squares[r]! += s * s * w;
     }
+  }
+
+  /**
+   * Seconds the counts cover: the run (its last event), or, for events cut to a window
+   * (hp-events --from/--to), the window's part of the run: from its start (or the run's) to its
+   * end, or to the run's end where that came first.
+   */
+  coveredSeconds(window: { fromUs: number | null; toUs: number | null } | undefined): number {
+    if (!window || (window.fromUs === null && window.toUs === null)) return this.lastUs / 1e6;
+    const from = window.fromUs ?? 0;
+    const to = window.toUs === null ? this.lastUs : this.endUs !== null ? Math.min(window.toUs, this.endUs) : Math.max(window.toUs, this.lastUs);
+    return Math.max(0, to - from) / 1e6;
   }
 
   /** Index of the last range with any data (events or histogram), -1 if none. */

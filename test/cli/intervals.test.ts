@@ -174,4 +174,16 @@ t.test("hp-stats on events of a window leaves out the recorder's whole-run histo
   t.match(r.stderr, /window of the run .*histogram counts the whole run/);
   const table = sh('hp-events app --from 2 --to 4 | COLUMNS=200 hp-stats - --no-json -q').stdout;
   t.notMatch(table, /sampled\/count|check/, 'nor in the table');
+  // The duration is the window's, not the run's (which the stream's END marker still gives).
+  const runS = whole.find((l) => l.type === 'total')!.duration as number;
+  t.ok(runS > 4, `the run lasts ${runS} s`);
+  const total = lines.find((l) => l.type === 'total')!;
+  t.equal(total.duration, 2, 'a 2..4 s window covers 2 s');
+  t.same(total.window, { from: 2, to: 4 });
+  const from = ndjson(sh('hp-events app --from 2 | hp-stats - --json -q').stdout).find((l) => l.type === 'total')!;
+  t.ok(Math.abs((from.duration as number) - (runS - 2)) < 1e-9, `from 2 s to the end: ${from.duration} s`);
+  t.same(from.window, { from: 2, to: null });
+  const to = ndjson(sh('hp-events app --to 3 | hp-stats - --json -q').stdout).find((l) => l.type === 'total')!;
+  t.equal(to.duration, 3);
+  t.notOk('window' in whole.find((l) => l.type === 'total')!, 'no window on a whole profile');
 });
