@@ -44,12 +44,13 @@ export function main(argv: string[]): void {
       width: { describe: `Columns, ${CHART_WIDTH.min} to ${CHART_WIDTH.max} (default: $COLUMNS or the terminal width, else 72)` },
     })
       .option('field', { requiresArg: true, type: 'string', default: 'live_bytes', describe: 'Dotted path of the value to chart' })
-      .option('x', { requiresArg: true, type: 'string', default: 't', describe: 'Dotted path of the x value, for the caption' })
+      .option('x', { requiresArg: true, type: 'string', describe: 'Dotted path of the x value, for the caption [default: t]' })
       .option('bytes', { type: 'boolean', describe: 'Label the y axis in bytes (default: when the field name mentions bytes or rss)' })
       .parseSync();
     setQuiet(args.quiet === true);
     const input = inputArg(args._, 'hp-chart');
     const name = input === '-' ? 'stdin' : input;
+    const xPath = args.x ?? 't';
     const values: number[] = [];
     const xs: number[] = [];
     let skipped = 0;
@@ -60,7 +61,7 @@ export function main(argv: string[]): void {
         continue;
       }
       values.push(v);
-      const x = getPath(value, args.x);
+      const x = getPath(value, xPath);
       xs.push(typeof x === 'number' ? x : NaN);
     }
     if (values.length === 0) throw new HpError(`${name}: no line has a numeric '${args.field}'${skipped ? ` (${skipped} lines without it)` : ''}`);
@@ -68,6 +69,10 @@ export function main(argv: string[]): void {
     const asBytes = args.bytes ?? /bytes|rss/i.test(args.field);
     const width = chartColumns(args.width);
     const haveX = xs.every((x) => Number.isFinite(x));
+    if (!haveX && args.x !== undefined) {
+      const missing = xs.filter((x) => !Number.isFinite(x)).length;
+      warn(`${name}: no x caption: ${missing} of ${xs.length} charted line${xs.length === 1 ? '' : 's'} ha${missing === 1 ? 's' : 've'} no numeric '${xPath}'`);
+    }
     const plain = (v: number): string => (Math.abs(v) >= 1e6 || (v !== 0 && Math.abs(v) < 1e-3) ? v.toExponential(2) : String(Number(v.toPrecision(4))));
     const out = new OutputWriter();
     await out.write(
@@ -77,7 +82,7 @@ export function main(argv: string[]): void {
         yFormat: asBytes ? formatBytes : plain,
         yBytes: asBytes,
         x: haveX ? xs : null,
-        xFormat: (x) => `${args.x} ${plain(x)}`,
+        xFormat: (x) => `${xPath} ${plain(x)}`,
         colors: false,
       })}`,
     );

@@ -293,3 +293,18 @@ t.test('no input named on a terminal: a usage error at once, not a silent wait f
     t.match(r.stdout, new RegExp(`${cmd}: no input: standard input is a terminal; name a profile or file, or pipe NDJSON in`), cmd);
   }
 });
+
+t.test('hp-chart: a caption it cannot draw is said when -x was given, and left out quietly by default', async (t) => {
+  const some = '{"t":1,"v":3}\n{"v":5}\n{"t":3,"v":4}\n';
+  const given = sh('hp-chart --field v -x t --height 3 --width 40', some);
+  t.equal(given.status, 0, given.stderr);
+  t.notMatch(given.stdout, /\bt 1\b/, 'no caption');
+  t.equal(given.stderr, "hp-chart: stdin: no x caption: 1 of 3 charted lines has no numeric 't'\n");
+  const other = sh('hp-chart --field v -x elapsed --height 3 --width 40', '{"t":1,"v":3}\n{"t":2,"v":5}\n');
+  t.match(other.stderr, /no x caption: 2 of 2 charted lines have no numeric 'elapsed'/);
+  const quiet = sh('hp-chart --field v --height 3 --width 40', some);
+  t.equal(quiet.stderr, '', 'the default t, missing: no note (hp-stats and other streams have no t)');
+  const all = sh('hp-chart --field v -x t --height 3 --width 40', '{"t":1,"v":3}\n{"t":3,"v":4}\n');
+  t.equal(all.stderr, '');
+  t.match(all.stdout, /t 1 +t 3/, 'the caption runs from the first x to the last');
+});
