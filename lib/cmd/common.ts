@@ -13,6 +13,7 @@ import { MAX_SECONDS, UsageError, secondsNumber, tooLate, warn } from '../cli.js
 import { isMarkSpec, readMarks, resolveMark } from '../format/marks.js';
 import type { ProfileSource } from '../format/source.js';
 import type { Mark } from '../format/types.js';
+import type { SnapshotAt } from '../model/snapshot.js';
 import { inputMarks, isGlobArg, profileBases } from '../profile-inputs.js';
 import { isNdjsonArg } from '../source-arg.js';
 import { DOMAIN_CHOICES, DOMAIN_DESCRIBE, THREAD_DESCRIBE } from './domain-options.js';
@@ -136,13 +137,27 @@ export function inputArg(positionals: Array<string | number>, name: string): str
   return bases[0]!;
 }
 
-/** A time option in seconds (>= 0) as µs, or undefined. */
+/** A time option in seconds since start (>= 0) as µs, or undefined (mark:LABEL resolved before: resolveMarkOptions). */
 export function secondsOption(value: unknown, option: string): number | undefined {
-  if (value === undefined) return undefined;
-  const n = typeof value === 'number' ? value : secondsNumber(String(value));
-  if (!Number.isFinite(n) || n < 0) throw new UsageError(`--${option} '${String(value)}': expected seconds >= 0`);
+  if (value === undefined || value === null) return undefined;
+  const n = typeof value === 'number' ? value : String(value).trim() === '' ? NaN : secondsNumber(String(value));
+  if (!Number.isFinite(n) || n < 0) throw new UsageError(`--${option} '${String(value)}': expected seconds since start or mark:LABEL`);
   if (n > MAX_SECONDS) throw tooLate(`--${option}`, String(value));
   return Math.round(n * 1e6);
+}
+
+/**
+ * The one reading of --at, in every command that takes it: seconds since start, `peak` or
+ * `end` (mark:LABEL resolved to seconds before: resolveMarkOptions). Absent: the peak.
+ */
+export function parseAt(value: unknown, option = 'at'): SnapshotAt {
+  const v = String(value ?? 'peak').trim();
+  if (v === 'peak') return { kind: 'peak' };
+  if (v === 'end') return { kind: 'end' };
+  const n = v === '' ? NaN : secondsNumber(v);
+  if (!Number.isFinite(n) || n < 0) throw new UsageError(`--${option} '${v}': expected seconds since start, 'peak', 'end' or mark:LABEL`);
+  if (n > MAX_SECONDS) throw tooLate(`--${option}`, v);
+  return { kind: 'time', us: Math.round(n * 1e6) };
 }
 
 /**

@@ -7,8 +7,8 @@ import type { SnapshotAt } from '../model/snapshot.js';
 import { isGlobArg, manyInputs, openInputs } from '../profile-inputs.js';
 import { commandReadOptions, inputName, isNdjsonArg, isStreamArg, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
 import { changeInterval, diffStackSets, rowRecord, type DiffGroupBy, type DiffRow } from '../export/diff.js';
-import { loadStackSet, parseAt, type StackSet } from '../export/stacks.js';
-import { inputArg, refuseStatsMode, resolveMarkOptions, useOptions, wantsJson } from './common.js';
+import { loadStackSet, type StackSet } from '../export/stacks.js';
+import { inputArg, parseAt, refuseStatsMode, resolveMarkOptions, useOptions, wantsJson } from './common.js';
 import { changesTable, type ChangeRow } from './human.js';
 
 const NAME = 'hp-diff';

@@ -6,8 +6,8 @@ import { manyInputs, openInputs } from '../profile-inputs.js';
 import { commandReadOptions, inputName, isNdjsonArg, isStreamArg, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
 import { buildFlowGraph, renderDot } from '../export/flow.js';
 import { checkOutputArg, writeResult } from '../export/output.js';
-import { loadStackSet, parseAt, type StackSet } from '../export/stacks.js';
-import { inputArg, resolveMarkOptions, useOptions } from './common.js';
+import { loadStackSet, type StackSet } from '../export/stacks.js';
+import { inputArg, parseAt, resolveMarkOptions, useOptions } from './common.js';
 
 const NAME = 'hp-flow';
 

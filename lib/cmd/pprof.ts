@@ -7,8 +7,8 @@ import { commandReadOptions, isNdjsonArg, openSource, V1_WEIGHTS_OPTION, v1Weigh
 import { checkOutputArg, writeResult } from '../export/output.js';
 import { profileBases } from '../profile-inputs.js';
 import { useOptions } from './common.js';
-import { allocationStacks, loadStackSet, parseAt, parseSeconds, type StackSet } from '../export/stacks.js';
-import { checkWindow, noteEmptyWindow, resolveMarkOptions } from './common.js';
+import { allocationStacks, loadStackSet, type StackSet } from '../export/stacks.js';
+import { checkWindow, noteEmptyWindow, parseAt, resolveMarkOptions, secondsOption } from './common.js';
 import type { SnapshotAt } from '../model/snapshot.js';
 
 const NAME = 'hp-pprof';
@@ -54,8 +54,8 @@ export function main(argv: string[]): void {
     for (const input of inputs) {
       const own: Record<string, unknown> = { at: args.at, from: args.from, to: args.to };
       await resolveMarkOptions(own, ['at', 'from', 'to'], () => input);
-      const fromUs = parseSeconds(own.from, '--from');
-      const toUs = parseSeconds(own.to, '--to');
+      const fromUs = secondsOption(own.from, 'from') ?? null;
+      const toUs = secondsOption(own.to, 'to') ?? null;
       checkWindow({ text: args.from, us: fromUs }, { text: args.to, us: toUs });
       plan.push({ input, at: own.at !== undefined ? parseAt(String(own.at)) : null, fromUs, toUs });
     }

@@ -8,7 +8,7 @@ import type { ProfileSource } from '../format/source.js';
 import { MergedSource } from '../format/merged.js';
 import { BY_CHOICES, FirstRss, attachedSentences, manyInputs, openInputs } from '../profile-inputs.js';
 import { checkOutputArg, writeResult } from '../export/output.js';
-import { inputArg, resolveMarkOptions, useOptions } from './common.js';
+import { inputArg, parseAt, resolveMarkOptions, useOptions } from './common.js';
 
 const NAME = 'hp-report';
 
@@ -71,7 +71,7 @@ export function main(argv: string[]): void {
 
     const { opts, done } = commandReadOptions({ v1Weights: v1WeightsArg(args['v1-weights']), strict: Boolean(args.strict) });
     // The report's builder and page load after the options are read: --help and usage errors start faster.
-    const [{ buildReportData }, { parseAt }, { renderReportHtml }] = await Promise.all([import('../export/report.js'), import('../export/stacks.js'), import('../export/report-page.js')]);
+    const [{ buildReportData }, { renderReportHtml }] = await Promise.all([import('../export/report.js'), import('../export/report-page.js')]);
     let html: string;
     let summary = '';
     try {

@@ -1,13 +1,13 @@
 // hp-snapshot: the live heap at one moment (--at T, peak or end), one NDJSON line per site,
 // largest first, after a header line with the total.
 
-import { OutputWriter, parser, runMain, UsageError, warn, setQuiet } from '../cli.js';
+import { OutputWriter, parser, runMain, warn, setQuiet } from '../cli.js';
 import { putEstimate, putEstimates, unseenOf, wholeInterval95 } from '../model/estimate.js';
 import { groupLiveHeap, traceOrPlaceholder, type GroupBy, type SiteEstimate } from '../model/sites.js';
-import { liveHeapAt, type SnapshotAt } from '../model/snapshot.js';
+import { liveHeapAt } from '../model/snapshot.js';
 import { commandReadOptions, isNdjsonArg, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
 import { BY_CHOICES, manyInputs, openInputs } from '../profile-inputs.js';
-import { checkWithinSpan, formatSeconds, inputArg, refuseStatsMode, reportIncomplete, resolveMarkOptions, secondsOption, traceGrouping, useOptions, wantsJson } from './common.js';
+import { checkWithinSpan, formatSeconds, inputArg, parseAt, refuseStatsMode, reportIncomplete, resolveMarkOptions, traceGrouping, useOptions, wantsJson } from './common.js';
 import { bytesWithInterval, sitesTable } from './human.js';
 import { checkThread, traceFilter } from './domain-options.js';
 import { nativeCallerLabel, tellingCallers, tellingThreads, threadLabel } from '../model/sites.js';
@@ -32,15 +32,6 @@ const EXAMPLES: Array<[string, string]> = [
   ['$0 run --at end --group-by line', 'what was never freed, by line of code'],
   ['$0 run --at 12.5 | hp-collapse > flame.txt', 'folded stacks at 12.5 s for a flame graph'],
 ];
-
-export function parseAt(value: unknown): SnapshotAt {
-  const v = String(value ?? 'peak');
-  if (v === 'end') return { kind: 'end' };
-  if (v === 'peak') return { kind: 'peak' };
-  const us = secondsOption(v, 'at');
-  if (us === undefined || v.trim() === '') throw new UsageError(`--at: expected seconds, 'peak', 'end' or mark:LABEL, got '${v}'`);
-  return { kind: 'time', us };
-}
 
 /** One site as a snapshot NDJSON line (shared with hp-collapse's reader and the tests). */
 export function siteRecord(s: SiteEstimate, rank: number, by: GroupBy): Record<string, unknown> {

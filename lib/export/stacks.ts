@@ -3,7 +3,7 @@
 // and count and their variances; a StackSet is the live heap at one moment, or the
 // allocations of one time window.
 
-import { HpError, MAX_SECONDS, UsageError, readNdjson, openTextInput, secondsNumber, tooLate, warn } from '../cli.js';
+import { HpError, UsageError, readNdjson, openTextInput, warn } from '../cli.js';
 import { OP_ALLOC, type ProfileSource } from '../format/source.js';
 import { blankHeader, type Domain, type Frame, type Header, type Trace } from '../format/types.js';
 import { Z95 } from '../format/weights.js';
@@ -51,26 +51,6 @@ export interface StackSet {
   source?: string;
   /** How the snapshot NDJSON it was read from grouped its sites (its line's group_by); absent for a profile (whole stacks). */
   groupBy?: string;
-}
-
-/** `--at` values: seconds since start, `peak` or `end`. */
-export function parseAt(text: string, option = '--at'): SnapshotAt {
-  const t = String(text).trim();
-  if (t === 'peak') return { kind: 'peak' };
-  if (t === 'end') return { kind: 'end' };
-  const s = secondsNumber(t);
-  if (t === '' || !Number.isFinite(s) || s < 0) throw new UsageError(`${option} ${t}: expected seconds since start, 'peak', 'end' or mark:LABEL`);
-  if (s > MAX_SECONDS) throw tooLate(option, t);
-  return { kind: 'time', us: Math.round(s * 1e6) };
-}
-
-/** Seconds for an option like --from/--to (null when absent). */
-export function parseSeconds(value: unknown, option: string): number | null {
-  if (value === undefined || value === null) return null;
-  const s = typeof value === 'number' ? value : secondsNumber(String(value));
-  if (!Number.isFinite(s) || s < 0) throw new UsageError(`${option} ${String(value)}: expected seconds since start`);
-  if (s > MAX_SECONDS) throw tooLate(option, String(value));
-  return Math.round(s * 1e6);
 }
 
 export function secondsText(us: number): string {

@@ -93,10 +93,16 @@ t.test('-o naming a file the command reads is a usage error, and the input is le
 });
 
 t.test('a bad --at names every form the commands take, mark:LABEL included', async (t) => {
-  for (const cmd of ['hp-diff app --at 1 --at soon', 'hp-pprof app --at soon -o /dev/null', 'hp-flow app --at soon', 'hp-report app --at soon -o /dev/null']) {
+  for (const cmd of ['hp-snapshot app --at soon', 'hp-diff app --at 1 --at soon', 'hp-pprof app --at soon -o /dev/null', 'hp-flow app --at soon', 'hp-report app --at soon -o /dev/null']) {
     const r = sh(cmd);
     t.equal(r.status, 2, cmd);
-    t.match(r.stderr, /--at soon: expected seconds since start, 'peak', 'end' or mark:LABEL\n$/, cmd);
+    t.match(r.stderr, /--at 'soon': expected seconds since start, 'peak', 'end' or mark:LABEL\n$/, cmd);
+  }
+  // --from/--to, read by one function in every command that takes them, the same way.
+  for (const cmd of ['hp-events app --from soon', 'hp-history app --to soon', 'hp-pprof app --from soon -o /dev/null']) {
+    const r = sh(cmd);
+    t.equal(r.status, 2, cmd);
+    t.match(r.stderr, /--(from|to) 'soon': expected seconds since start or mark:LABEL\n$/, cmd);
   }
 });
 

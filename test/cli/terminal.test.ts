@@ -196,9 +196,9 @@ t.test('times beyond the profile are errors that print its span; warnings for em
     ['hp-pprof app --at 1e308 -o /dev/null', /--at 1e308: after the end of any profile/],
     ['hp-report app -o /dev/null --at 1e308', /--at 1e308: after the end of any profile/],
     // Seconds are decimal: Number() would read '0x10' as 16 s and '0b1' as 1 s.
-    ['hp-snapshot app --at 0x10', /^hp-snapshot: --at '0x10': expected seconds >= 0\n$/],
+    ['hp-snapshot app --at 0x10', /^hp-snapshot: --at '0x10': expected seconds since start, 'peak', 'end' or mark:LABEL\n$/],
     ['hp-history app --from 0b1', /--from '0b1': expected seconds/],
-    ['hp-pprof app --at 0o7 -o /dev/null', /--at 0o7: expected seconds/],
+    ['hp-pprof app --at 0o7 -o /dev/null', /--at '0o7': expected seconds/],
     ['hp-events app --to 0x1', /--to '0x1': expected seconds/],
   ];
   for (const [command, message] of cases) {

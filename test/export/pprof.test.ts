@@ -210,7 +210,7 @@ t.test('--alloc window: alloc_space equals the weighted allocations in [from, to
 t.test('usage and data errors are one line with the right exit status', async (t) => {
   const bad = await run('hp-pprof', [APP, '--at', 'soon']);
   t.equal(bad.code, 2);
-  t.match(bad.stderr, /^hp-pprof: --at soon: expected/);
+  t.match(bad.stderr, /^hp-pprof: --at 'soon': expected/);
   const both = await run('hp-pprof', [APP, '--at', '3', '--from', '1']);
   t.equal(both.code, 2);
   const missing = await run('hp-pprof', [join(FIXTURES, 'nope'), '--at', '3']);

@@ -13,7 +13,8 @@ import { diffStackSets, rowRecord } from '../../lib/export/diff.js';
 import { buildPprof } from '../../lib/export/pprof.js';
 import { CallTree, niceGranularityUs, topIndices } from '../../lib/export/report.js';
 import { scriptSafeJson } from '../../lib/export/report-page.js';
-import { parseAt, type StackSet, type WeightedStack } from '../../lib/export/stacks.js';
+import { type StackSet, type WeightedStack } from '../../lib/export/stacks.js';
+import { parseAt } from '../../lib/cmd/common.js';
 import { ensureTool } from '../fixtures/export/support.js';
 
 const f = (fn: string, file: string, line: number): Frame => ({ function: fn, file, line });
