@@ -76,10 +76,28 @@ def _capture_refusal():
     return None
 
 
-def _at_exit():
-    # Registered before the program's own atexit handlers, so it runs after them.
+def _at_real_exit(fn):
+    """An atexit handler that calls fn() only as the interpreter exits. The program may call
+    atexit._run_exitfuncs() itself (some test runners and frameworks do): the handlers then
+    run from its Python code, not at exit, and the registry is emptied. There the handler
+    registers itself again and returns, so recording goes on until the real exit."""
+
+    def handler():
+        if sys._getframe().f_back is not None:
+            atexit.register(handler)
+            return
+        fn()
+
+    return handler
+
+
+def _stop_if_profiling():
     if isProfiling():
         stop()
+
+
+# Registered before the program's own atexit handlers, so it runs after them.
+_at_exit = _at_real_exit(_stop_if_profiling)
 
 
 def _wrap_os(name, before):
@@ -126,11 +144,6 @@ def _python_wrapper(real, before):
     wrapper.__doc__ = real.__doc__
     wrapper.__wrapped__ = real
     return wrapper
-
-
-def _stop_if_profiling():
-    if isProfiling():
-        stop()
 
 
 def _wrap_os_exit():

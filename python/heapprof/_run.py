@@ -476,7 +476,7 @@ def _bootstrap(raw_config):
     import atexit
 
     _recorder_pid = os.getpid()
-    atexit.register(_finish)
+    atexit.register(heapprof._at_real_exit(_finish))
     _report_at_os_exit()
     _start_recorder(heapprof, config, list(target))
 

@@ -319,3 +319,20 @@ t.test(`CPython ${newest.version}: a full filesystem`, { skip: skip ?? tmpfsSkip
     t.equal(Number(m?.[1]?.replace(/,/g, '')), onDisk, 'the summary\'s count is exactly what is on disk');
   });
 });
+
+// A program may run the atexit handlers itself (atexit._run_exitfuncs()); the recorder's own
+// handler then runs from Python code, not at exit: it must not stop recording there.
+for (const py of [...new Set([installed[0], installed[installed.length - 1]])].filter((p) => p !== undefined)) {
+  t.test(`CPython ${py.version}: atexit._run_exitfuncs() called by the program does not stop the recording`, when, async (t) => {
+    const base = join(scratch(), 'runexit');
+    const plain = await run(py.exe, ['runexit.py'], { cwd: SCRIPTS, env });
+    const r = await hpRecord(['-q', '--python', py.exe, '-o', base, '--', 'runexit.py'], { cwd: SCRIPTS, env });
+    t.equal(r.code, 0, r.stderr);
+    t.equal(r.stdout, plain.stdout, 'the same output, the late handler included');
+    t.equal(r.stdout, 'handler\nafter\nlate handler 1000003\n');
+    const back = await readAll(base);
+    t.same(back.issues, []);
+    t.equal(back.complete, true, 'stopped at the real exit, with its end marker');
+    t.equal(allocsOfSize(back.events, 1_000_004), 1, 'the buffer allocated after the handlers ran is recorded');
+  });
+}
