@@ -2310,11 +2310,19 @@ static int watch_stop_for_fork(void) {
 /* atfork_parent, g_mu held: the recorder's threads stopped over the fork come back. CPython
  * before 3.12 does not count threads at a fork: at once. 3.12 and later count them just
  * after it (3.13 after the after_in_parent callbacks), so then at the first allocation
- * of any thread WATCH_REFORK_NS or more after the fork (gate_slow), or, on 3.12, from
+ * of any thread WATCH_REFORK_NS or more after the fork (gate_slow; see REFORK_MIN_ALLOCS), or, on 3.12, from
  * heapprof's after_in_parent callback (hp_after_fork_parent); a sampled event in between
  * does not start the ticker (record_event). Until the watchdog is back the kernel stands in:
  * a parent-death SIGTERM, unless the program set a parent-death signal of its own. */
 #define WATCH_REFORK_NS 10000000ULL
+/* And only once REFORK_MIN_ALLOCS allocations have come through since the fork, or a second
+ * has passed: 10 ms alone is passed by a parent the scheduler leaves waiting between the fork
+ * and the count (a loaded machine), whose next allocation, in an after_in_parent callback,
+ * then brought the threads back before 3.13 counted them. Between the fork and the count a
+ * single-threaded program makes a few dozen allocations. */
+#define REFORK_MIN_ALLOCS 1000
+#define REFORK_MAX_NS 1000000000ULL
+static uint64_t g_refork_allocs;
 static void threads_after_fork_parent(int watch_stopped) {
   int ticker = g_ticker_wanted && g_active && !LOAD(g_stopping);
   int now = g_minor >= 0 && g_minor < 12;
@@ -2335,6 +2343,7 @@ static void threads_after_fork_parent(int watch_stopped) {
   clock_gettime(CLOCK_MONOTONIC, &ts);
   STORE(g_refork_ns, (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec);
   STORE(g_refork_watch, watch_stopped);
+  STORE(g_refork_allocs, 0);
   STORE(g_refork_wanted, 1);
   /* Any thread's allocation may bring them back: every one goes through gate_slow. */
   if (g_active) __atomic_store_n(&g_gate, GATE_REFORK, __ATOMIC_RELEASE);
@@ -2364,10 +2373,12 @@ static void threads_restart(void) {
 /* gate_slow, while g_refork_wanted (busy clear, g_mu not held): restarts the threads once
  * the fork is far enough behind. */
 static int threads_restart_due(void) {
+  uint64_t n = ADD(g_refork_allocs, 1);
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   uint64_t now = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-  if (now - LOAD(g_refork_ns) < WATCH_REFORK_NS) return 1;
+  uint64_t since = now - LOAD(g_refork_ns);
+  if (since < WATCH_REFORK_NS || (n < REFORK_MIN_ALLOCS && since < REFORK_MAX_NS)) return 1;
   threads_restart();
   return 0;
 }
