@@ -258,9 +258,11 @@ async function historyByPid(
       const builder = new HistoryBuilder(one.header.sampling, (id) => one.trace(id), { ...builderOptions(granularityUs), processStartsUs: [one.offsetUs(0)] });
       const take = (): void => {
         if (builder.ready.length === 0) return;
-        // As in the summed history: this profile's histogram bounds what it never sampled.
+        // As in the summed history: this profile's histogram bounds what it never sampled;
+        // before the process started, nothing of it can be live: its 0 is exact.
         const unseen = unseenOf(one.header.sampling, one.histogram);
-        for (const rec of builder.ready.splice(0)) lines.push({ tUs: rec.tUs, pid, line: { pid, ...bucketLine(rec, specs, unseen) }, rec });
+        const startUs = one.offsetUs(0);
+        for (const rec of builder.ready.splice(0)) lines.push({ tUs: rec.tUs, pid, line: { pid, ...bucketLine(rec, specs, rec.tUs < startUs ? null : unseen) }, rec });
       };
       for await (const batch of one.batches()) {
         builder.consume(batch);

@@ -45,3 +45,33 @@ t.test('hp-history lists the marks of piped events as it does those of the profi
   const chart = hp('history', ['-', '--no-json', '-q', '--granularity', '0.1'], events.stdout);
   t.match(chart.stdout, /marks:\n.*loaded\n.*done\n/, 'the chart lists them under it');
 });
+
+t.test('hp-history --by pid: a process that has not started yet holds exactly 0, with no interval', async (t) => {
+  const dir = tmpDir();
+  const sampling = { kind: 'table' as const, bounds: [128], probs: [0.01, 1] };
+  const histogram = [{ count: 10, bytes: 640, sampled: 1 }];
+  for (const [name, pid, startTimeUs] of [['run', 100, 1_000_000_000], ['run.200', 200, 1_000_500_000]] as const) {
+    await writeProfile(join(dir, name), {
+      header: { sampling, pid, startTimeUs },
+      traces: [trace],
+      histogram,
+      events: [
+        { op: 'alloc', timeUs: 50_000, trace: 1, size: 64 },
+        { op: 'alloc', timeUs: 60_000, trace: 1, size: 1000 },
+      ],
+    });
+  }
+  const hist = hp('history', [join(dir, 'run'), join(dir, 'run.200'), '--by', 'pid', '--granularity', '0.1', '--json', '-q']);
+  t.equal(hist.status, 0, hist.stderr);
+  const child = lines(hist.stdout).filter((l) => l.pid === 200);
+  const before = child.filter((l) => (l.t as number) < 0.5);
+  t.ok(before.length >= 4, 'buckets before the second process started');
+  for (const l of before) {
+    t.equal(l.live_bytes, 0);
+    t.notOk('live_bytes_hi' in l, `t=${String(l.t)}: no interval before the process started`);
+    t.notOk('live_count_hi' in l);
+  }
+  const after = child.find((l) => l.t === 0.6)!;
+  t.equal(after.live_bytes, 6400 + 1000);
+  t.ok((after.live_bytes_hi as number) > 7400, 'an interval once it runs');
+});
