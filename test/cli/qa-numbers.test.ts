@@ -2,6 +2,7 @@
 // (QA of wrong numbers): each test reproduces one defect that was found.
 
 import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { writeProfile } from '../../lib/format/hpx-writer.js';
@@ -74,4 +75,48 @@ t.test('hp-history --by pid: a process that has not started yet holds exactly 0,
   const after = child.find((l) => l.t === 0.6)!;
   t.equal(after.live_bytes, 6400 + 1000);
   t.ok((after.live_bytes_hi as number) > 7400, 'an interval once it runs');
+});
+
+t.test('a sampled range that held only 0-byte allocations neither voids the bytes allowance nor claims bytes', async (t) => {
+  // Table {1: 0.5, 128: 0.01}: the range [0, 1) holds malloc(0)s only (the histogram's first
+  // bucket: 5 allocations, 0 bytes). Its size-biased mean size was 0/0: the allowance's weight
+  // became NaN (null in the snapshot line), and the heavier range [1, 128) was then never
+  // allowed for, so the total's upper limit lost it.
+  const base = join(tmpDir(), 'z');
+  const histogram = [{ count: 5, bytes: 0, sampled: 2 }, { count: 0, bytes: 0, sampled: 0 }, { count: 0, bytes: 0, sampled: 0 }, { count: 0, bytes: 0, sampled: 0 }, { count: 0, bytes: 0, sampled: 0 }, { count: 0, bytes: 0, sampled: 0 }, { count: 1000, bytes: 100_000, sampled: 10 }];
+  await writeProfile(base, {
+    header: { sampling: { kind: 'table', bounds: [1, 128], probs: [0.5, 0.01, 1] } },
+    traces: [trace],
+    histogram,
+    events: [
+      { op: 'alloc', timeUs: 10, trace: 1, size: 0 },
+      { op: 'alloc', timeUs: 20, trace: 1, size: 100 },
+      { op: 'alloc', timeUs: 30, trace: 1, size: 100 },
+      { op: 'alloc', timeUs: 40, trace: 1, size: 5000 },
+    ],
+  });
+  const snap = hp('snapshot', [base, '--at', 'end', '--json', '-q']);
+  t.equal(snap.status, 0, snap.stderr);
+  const head = lines(snap.stdout)[0]!;
+  const unseen = head.unseen as { bytes: { weight: unknown }; count: { weight: unknown } };
+  t.equal(typeof unseen.bytes.weight, 'number', 'the bytes allowance is a number');
+  t.equal(unseen.bytes.weight, 100 / 0.01, "the range [1, 128)'s typical allocation (100 bytes at p = 0.01)");
+  t.equal(unseen.count.weight, 100, 'blocks of either range may hide: 1/p of the sparser');
+  t.equal(head.bytes, 25000);
+  // With nothing else uncertain but two draws of weight 10,000, the upper limit is at least
+  // half an allocation of that weight above the estimate.
+  t.ok((head.bytes_hi as number) > 25000 + 5000, `upper limit ${String(head.bytes_hi)}`);
+  // hp-diff reading that line bounds the total as hp-snapshot did.
+  const saved = `${base}.snap.ndjson`;
+  writeFileSync(saved, snap.stdout);
+  const diff = hp('diff', [saved, saved, '--json', '-q']);
+  t.equal(diff.status, 0, diff.stderr);
+  const total = lines(diff.stdout).find((l) => l.type === 'total')!;
+  t.equal(total.before_hi, head.bytes_hi);
+  // hp-stats: the range of 0-byte allocations has blocks to estimate, and exactly 0 bytes.
+  const stats = hp('stats', [base, '--json', '-q']);
+  const first = lines(stats.stdout).find((l) => l.type === 'range' && l.min === 0)!;
+  t.equal(first.bytes, 0);
+  t.notOk('bytes_hi' in first, 'no bytes interval where the recorder counted 0 bytes');
+  t.ok('count_hi' in first, 'blocks still have their interval');
 });
