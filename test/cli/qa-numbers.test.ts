@@ -6,6 +6,9 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { writeProfile } from '../../lib/format/hpx-writer.js';
+import { buildFlowGraph, renderDot } from '../../lib/export/flow.js';
+import { emptyEstimate } from '../../lib/model/estimate.js';
+import type { StackSet } from '../../lib/export/stacks.js';
 import { tmpDir } from '../helpers/profiles.js';
 import { REPO } from '../helpers/python.js';
 
@@ -119,4 +122,41 @@ t.test('a sampled range that held only 0-byte allocations neither voids the byte
   t.equal(first.bytes, 0);
   t.notOk('bytes_hi' in first, 'no bytes interval where the recorder counted 0 bytes');
   t.ok('count_hi' in first, 'blocks still have their interval');
+});
+
+t.test("hp-flow: a line that is also a stack's outermost frame is not folded into its one caller's chain", async (t) => {
+  // As CPython's startup imports: _find_and_load (R) is the outermost frame of both stacks, and
+  // is reached again from site's execusercustomize (Y) in the first. Y's only callee is R and
+  // R's only caller is Y, but R holds 343 bytes and Y 191: folding R into Y's box drew it as
+  // "cum 191 B" with an edge of 343 B leaving it.
+  const f = (fn: string, line: number) => ({ function: fn, file: '<frozen>', line });
+  const R = f('_find_and_load', 1176);
+  const X = f('_find_and_load_unlocked', 1147);
+  const Y = f('execusercustomize', 568);
+  const Z = f('_find_and_load_unlocked', 1138);
+  const est = (bytes: number) => ({ ...emptyEstimate(), bytes, count: 1, sampled: 1, exactBytes: bytes, exactCount: 1 });
+  const set: StackSet = {
+    label: 't=1s',
+    kind: 'inuse',
+    atUs: 1_000_000,
+    toUs: null,
+    header: null,
+    total: est(343),
+    stacks: [
+      { frames: [f('find_spec', 95), Z, R, Y, X, R], dropped: 0, est: est(191) },
+      { frames: [f('<module>', 618), X, R], dropped: 0, est: est(152) },
+    ],
+  };
+  const dot = renderDot(buildFlowGraph([set]), { threshold: 0 });
+  const boxes = new Map<string, string>();
+  for (const m of dot.matchAll(/^ {2}(n\d+) \[label="([^"]*)"/gm)) boxes.set(m[1]!, m[2]!);
+  const boxOf = (text: string): string | undefined => [...boxes].find(([, label]) => label.includes(text))?.[0];
+  const r = boxOf('_find_and_load\\l');
+  t.ok(r, 'R has a box of its own');
+  if (!r) return;
+  t.match(boxes.get(r)!, /cum 343 B/, 'R has its own box with everything under it');
+  t.notMatch(boxes.get(boxOf('execusercustomize')!)!, /_find_and_load\\l|:1176/, "R is not in Y's box");
+  // No edge leaves a box with more than the box holds.
+  const cum = (id: string): number => Number(/cum (\d+) B/.exec(boxes.get(id)!)![1]);
+  for (const m of dot.matchAll(/^ {2}(n\d+) -> (n\d+) \[label="(\d+) B"/gm)) t.ok(Number(m[3]) <= cum(m[1]!), `${m[1]!} -> ${m[2]!}: ${m[3]!} B <= its box's cum`);
 });
