@@ -143,16 +143,18 @@ export function main(argv: string[]): void {
       const records: BucketRecord[] = [];
       let buckets = 0;
       // Each bucket line lists the marks in (t - granularity, t]; the chart lists them below it.
+      // A profile's marks are known from the start; an events stream (and --follow) brings them
+      // as it is read, each before the events after it, so they are read again when more came.
       let marks = sourceMarks(source);
-      const marksIn = (r: BucketRecord): Mark[] => {
-        if (marks.length === 0) return marks;
-        if (args.follow && source.marks && source.marks().length > marks.length) marks = sourceMarks(source);
-        return marks.filter((m) => m.timeUs <= r.tUs && m.timeUs > r.tUs - builder.granularityUs);
+      const readMarks = (): void => {
+        if (source.marks && source.marks().length > marks.length) marks = sourceMarks(source);
       };
+      const marksIn = (r: BucketRecord): Mark[] => (marks.length === 0 ? marks : marks.filter((m) => m.timeUs <= r.tUs && m.timeUs > r.tUs - builder.granularityUs));
       const drain = async (): Promise<void> => {
         if (builder.ready.length === 0) return;
         const ready = builder.ready.splice(0);
         buckets += ready.length;
+        readMarks();
         // A profile's histogram is known from the start; events NDJSON brings it at its end,
         // so buckets written before then use the sampler's bounds alone (more conservative).
         const unseen = unseenOf(source.header.sampling, source.histogram);
@@ -183,7 +185,7 @@ export function main(argv: string[]): void {
       }
       const attached = attachedSentences(source, seeked ? null : firstRss.value);
       const baseline = source instanceof MergedSource ? null : attached.length > 0 ? firstRss.value : null;
-      if (chart) await out.write(historyChart(records, args.height!, args.width, baseline) + chartMarks(records, marks));
+      if (chart) await out.write(historyChart(records, args.height!, args.width, baseline) + chartMarks(records, sourceMarks(source)));
       await out.flush();
       for (const line of attached) warn(line);
       if (!builder.done) reportIncomplete(source);
@@ -256,9 +258,11 @@ async function historyByPid(
       const builder = new HistoryBuilder(one.header.sampling, (id) => one.trace(id), { ...builderOptions(granularityUs), processStartsUs: [one.offsetUs(0)] });
       const take = (): void => {
         if (builder.ready.length === 0) return;
-        // As in the summed history: this profile's histogram bounds what it never sampled.
+        // As in the summed history: this profile's histogram bounds what it never sampled;
+        // before the process started, nothing of it can be live: its 0 is exact.
         const unseen = unseenOf(one.header.sampling, one.histogram);
-        for (const rec of builder.ready.splice(0)) lines.push({ tUs: rec.tUs, pid, line: { pid, ...bucketLine(rec, specs, unseen) }, rec });
+        const startUs = one.offsetUs(0);
+        for (const rec of builder.ready.splice(0)) lines.push({ tUs: rec.tUs, pid, line: { pid, ...bucketLine(rec, specs, rec.tUs < startUs ? null : unseen) }, rec });
       };
       for await (const batch of one.batches()) {
         builder.consume(batch);

@@ -178,13 +178,18 @@ export function renderDot(g: FlowGraph, opts: DotOptions): string {
   kept.sort(sortNodes);
 
   // Chains: a non-allocating node with exactly one drawn callee that has no other drawn caller
-  // absorbs that callee while the callee is non-allocating too.
+  // absorbs that callee while the callee is non-allocating too, and while everything under the
+  // callee came through that call: a line that is also the outermost frame of other stacks (an
+  // import started from C, whose _find_and_load is reached again from a nested import) holds
+  // more than its one caller passes it, and the box's single cum would understate it.
   const passthrough = (n: FlowNode): boolean => n.local.every((v) => v <= 0);
   const soleChild = (n: FlowNode): FlowNode | null => {
     const out = outEdges.get(n.key) ?? [];
     if (out.length !== 1) return null;
     const child = g.nodes.get(out[0]!.to)!;
     if ((inEdges.get(child.key) ?? []).length !== 1) return null;
+    const through = out[0]!.bytes;
+    if (child.cum.some((v, i) => Math.abs(v - through[i]!) > 1e-9 * Math.max(1, Math.abs(v)))) return null;
     return child;
   };
   const boxOf = new Map<string, Box>();

@@ -111,13 +111,14 @@ export function unseenOf(sampling: Sampling, histogram: readonly HistogramBucket
     if (histogram) {
       const h = histogramIn(histogram, lo, hi);
       if (h.count <= 0) continue; // nothing of this range was ever allocated
-      size = Math.min(hi - 1, Math.max(lo, h.squares / h.bytes));
+      // Allocations of 0 bytes only (a range [0, 1)): blocks may hide there, bytes cannot.
+      size = h.bytes > 0 ? Math.min(hi - 1, Math.max(lo, h.squares / h.bytes)) : 0;
     }
     const w = size / p;
-    if (!bytes || w > bytes.weight) bytes = { weight: w, variance: w * w * (1 - p) };
+    if (w > 0 && (!bytes || w > bytes.weight)) bytes = { weight: w, variance: w * w * (1 - p) };
     if (!count || 1 / p > count.weight) count = { weight: 1 / p, variance: (1 - p) / (p * p) };
   }
-  return bytes && count ? { bytes, count } : null;
+  return count ? { bytes: bytes ?? { weight: 0, variance: 0 }, count } : null;
 }
 
 // ---- the gamma distribution: log-gamma, regularized P(a, x), and its quantile ----
@@ -276,6 +277,8 @@ const Q_ONE_SIDED = 0.05;
  * limit: 2.5% for a site, up to 5% for a total whose allowance dominates.
  */
 export function interval95(value: number, variance: number, unseen?: Pseudo | null, exact = 0): [number, number] | null {
+  // An allowance of no weight (a range that held only 0-byte allocations hides no bytes) is none.
+  if (unseen && !(unseen.weight > 0)) unseen = null;
   const v = Math.max(0, variance);
   // No variance: whatever was drawn was drawn at p = 1 and is known exactly.
   const k = v <= 0 ? Math.max(0, value) : Math.min(Math.max(0, exact), Math.max(0, value));

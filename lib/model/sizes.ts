@@ -169,5 +169,7 @@ export function rangeUnseen(sampling: Sampling, i: number, h: HistogramBucket | 
     if (1 / p > count) [count, pOfCount] = [1 / p, p];
   }
   if (count <= 0) return null;
+  // The recorder counted allocations here but no bytes (all of 0 bytes): no bytes can hide.
+  if (h && !(h.bytes > 0)) bytes = 0;
   return { bytes: { weight: bytes, variance: bytes * bytes * (1 - pOfBytes) }, count: { weight: count, variance: count * count * (1 - pOfCount) } };
 }
