@@ -138,6 +138,8 @@ export async function allocationStacks(source: ProfileSource, fromUs: number, to
   // (A reader that skipped to --from saw nothing when it is past the end: no span to print then.)
   const profile = named ? source.name : 'the profile';
   if (fromUs > spanUs && source.complete) throw spanUs > 0 ? outOfSpan('--from', fromUs, spanUs, profile) : new UsageError(`--from ${secondsText(fromUs)}: after the end of ${profile} (no event at or after it)`);
+  // As hp-events and hp-history: a --to past the end of a whole profile is a usage error.
+  if (Number.isFinite(toUs) && toUs > spanUs && spanUs > 0 && source.complete) throw outOfSpan('--to', toUs, spanUs, profile);
   const end = Number.isFinite(toUs) ? toUs : lastUs;
   return {
     label: `allocations ${secondsText(fromUs)}s..${Number.isFinite(toUs) ? `${secondsText(toUs)}s` : 'end'}`,

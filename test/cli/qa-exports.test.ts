@@ -104,6 +104,12 @@ t.test('a bad --at names every form the commands take, mark:LABEL included', asy
     t.equal(r.status, 2, cmd);
     t.match(r.stderr, /--(from|to) 'soon': expected seconds since start or mark:LABEL\n$/, cmd);
   }
+  // And a --to past the end of the profile, the same usage error in each.
+  for (const cmd of ['hp-events app --to 1000', 'hp-pprof app --to 1000 -o /dev/null']) {
+    const r = sh(cmd);
+    t.equal(r.status, 2, cmd);
+    t.match(r.stderr, /--to 1000: after the end of the profile, which spans 0 \.\. [\d.]+ s\n$/, cmd);
+  }
 });
 
 t.test("-o '' is a usage error before anything is read, not a failure to write after", async (t) => {
