@@ -484,6 +484,73 @@ export function interpreterFirst(rest: string[]): { python: string; rest: string
   return { python: first, rest: after };
 }
 
+/** Bytes Node could not keep: the program's arguments and environment entries that are not valid UTF-8. */
+export interface RawBytes {
+  /** [index in the target (script/-m/-c and arguments), the argument's bytes in hex, the text Node made of them]. */
+  args: [number, string, string][];
+  /** [the name's bytes in hex, the value's bytes in hex, the name and the value as Node made them (null: Node left it out)]. */
+  env: [string, string, string, string | null][];
+}
+
+function splitNul(data: Buffer): Buffer[] {
+  const parts: Buffer[] = [];
+  let start = 0;
+  for (let i = 0; i < data.length; i++) {
+    if (data[i] === 0) {
+      parts.push(data.subarray(start, i));
+      start = i + 1;
+    }
+  }
+  if (start < data.length) parts.push(data.subarray(start));
+  return parts;
+}
+
+const isUtf8 = (b: Buffer): boolean => Buffer.from(b.toString('utf8'), 'utf8').equals(b);
+
+/**
+ * Node decodes its command line and environment as UTF-8, turning every byte sequence that is not
+ * (a Latin-1 file name, a value from another locale) into U+FFFD, and spawn encodes the strings back
+ * as UTF-8: python would be given other bytes than the user gave, which sys.argv, os.environb and
+ * every subprocess would show. Linux keeps the originals in /proc/self/cmdline and /proc/self/environ:
+ * the program's arguments (after the script, -m module or -c code) and the environment entries that
+ * Node changed go to the bootstrap, which puts the original bytes back before the program runs. Null
+ * when there are none (or no /proc).
+ */
+export function rawBytes(target: string[], env: NodeJS.ProcessEnv, proc = '/proc/self'): RawBytes | null {
+  const found: RawBytes = { args: [], env: [] };
+  try {
+    // Node's own arguments come first (node, its flags, the script): the target is the command line's tail.
+    const raw = splitNul(readFileSync(join(proc, 'cmdline')));
+    const first = target[0] === '-m' || target[0] === '-c' ? 2 : 1;
+    for (let k = 1; k <= Math.min(raw.length, target.length - first); k++) {
+      const bytes = raw[raw.length - k]!;
+      const text = target[target.length - k]!;
+      if (bytes.toString('utf8') !== text) break; // not this argument after all: leave the rest as they are
+      if (!isUtf8(bytes)) found.args.push([target.length - k, bytes.toString('hex'), text]);
+    }
+  } catch {
+    // no /proc: nothing to compare with
+  }
+  try {
+    for (const entry of splitNul(readFileSync(join(proc, 'environ')))) {
+      if (isUtf8(entry)) continue;
+      const eq = entry.indexOf(0x3d, 1); // '=' is one byte in UTF-8 and never inside another character
+      if (eq < 0) continue;
+      const name = entry.subarray(0, eq);
+      const value = entry.subarray(eq + 1);
+      const nameText = name.toString('utf8');
+      // Only what the program is given as Node decoded it (not a variable hp-record set or removed),
+      // or a variable Node left out (it drops a name that is not UTF-8): [..., null] then.
+      const now = env[nameText];
+      if (now === undefined ? isUtf8(name) : now !== value.toString('utf8')) continue;
+      found.env.push([name.toString('hex'), value.toString('hex'), nameText, now ?? null]);
+    }
+  } catch {
+    // no /proc
+  }
+  return found.args.length + found.env.length > 0 ? found : null;
+}
+
 /** Signals hp-record passes on to the program. */
 // SIGUSR1 too: Node would otherwise open its inspector on it (a debugger port, and the program
 // never got the signal it was sent).
@@ -1005,6 +1072,8 @@ export function main(argv: string[]): void {
         // The soft address-space limit bin/hp-record.js raised for Node: the bootstrap sets it back.
         rlimit_as: addressLimit,
         rlimit_nofile: fileLimit,
+        // Arguments and environment entries whose bytes Node could not keep (not UTF-8): the bootstrap restores them.
+        raw_bytes: rawBytes(target, process.env),
       };
       const startedUs = Date.now() * 1000;
       let stopPolling = (): void => {};
