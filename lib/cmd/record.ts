@@ -4,7 +4,7 @@
 // exit status, same death by signal.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, closeSync, constants as fsConstants, existsSync, lstatSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmdirSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { accessSync, closeSync, writeSync, constants as fsConstants, existsSync, lstatSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmdirSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { constants as osConstants, tmpdir } from 'node:os';
 import { basename, delimiter, dirname, join } from 'node:path';
 import { EXIT_DATA, HpError, UsageError, formatBytes, isQuiet, parser, runMain, setQuiet, systemErrorMessage } from '../cli.js';
@@ -43,6 +43,32 @@ export function bootstrapLoader(bootstrap: string): string {
     '',
   ].join('\n');
 }
+/**
+ * hp-record's own lines on standard error, written with write(2) on descriptor 2. The program shares
+ * that open file (inherited), and Node's process.stderr on a pipe or socket puts it in non-blocking
+ * mode (O_NONBLOCK is a flag of the open file, not of the descriptor): a program writing to a full
+ * pipe meanwhile (`hp-record app.py 2>&1 | less`) would get EAGAIN, which Python's print turns
+ * into lost output. So while the program may run, hp-record never creates process.stderr.
+ */
+export function writeStderr(text: string): void {
+  const data = Buffer.from(text);
+  let done = 0;
+  let waits = 0;
+  while (done < data.length) {
+    try {
+      done += writeSync(2, data, done, data.length - done);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      // Someone else made it non-blocking and the reader is slow: wait for it, as python would.
+      if (code === 'EAGAIN' && waits++ < 6000) {
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+        continue;
+      }
+      return; // EPIPE (no reader), a closed descriptor...: these lines are not worth dying for
+    }
+  }
+}
+
 /** The directory that holds the heapprof Python package. */
 const PACKAGE_PARENT = dirname(dirname(BOOTSTRAP_PATH));
 
@@ -1082,7 +1108,7 @@ export function main(argv: string[]): void {
       const startLine = (pid: number): void => {
         if (announced) return;
         announced = true;
-        process.stderr.write(`${NAME}: recording ${python} ${program} (pid ${pid}) to ${recordingDestination(mode, output, pid)}; sampler: ${mode === 'stats' ? 'every allocation' : samplerText(sampling, sampleBytes)}\n`);
+        writeStderr(`${NAME}: recording ${python} ${program} (pid ${pid}) to ${recordingDestination(mode, output, pid)}; sampler: ${mode === 'stats' ? 'every allocation' : samplerText(sampling, sampleBytes)}\n`);
       };
       const { code, signal } = await runChild(
         python,
@@ -1124,10 +1150,10 @@ export function main(argv: string[]): void {
       }
       if (status === null && signal) {
         // Killed (a signal hp-record passed on, say) while Python was still starting, before the bootstrap ran.
-        if (!isQuiet()) process.stderr.write(`${NAME}: the program was killed by ${signal} before the recorder started; nothing was recorded\n`);
+        if (!isQuiet()) writeStderr(`${NAME}: the program was killed by ${signal} before the recorder started; nothing was recorded\n`);
       } else if (status === null) {
         // The program ran, but python never imported the bootstrap (site disabled?): say so whatever -q says.
-        process.stderr.write(`${NAME}: ${python} did not load the recorder (is its site module disabled?); nothing was recorded\n`);
+        writeStderr(`${NAME}: ${python} did not load the recorder (is its site module disabled?); nothing was recorded\n`);
       } else if (!isQuiet()) {
         const hpm = status.files?.[0];
         const base = mode === 'profile' && hpm?.endsWith('.hpm') ? hpm.slice(0, -4) : null;
@@ -1148,7 +1174,7 @@ export function main(argv: string[]): void {
         } else if (base) {
           lines.push(`${base}.hpm, ${base}.hpd: no longer there (deleted while recording?): nothing to read`);
         }
-        process.stderr.write(lines.map((line) => `${NAME}: ${line}\n`).join(''));
+        writeStderr(lines.map((line) => `${NAME}: ${line}\n`).join(''));
       }
       removePrivateDir(privateDir);
       if (signal) dieBySignal(signal);
