@@ -1101,6 +1101,12 @@ export function main(argv: string[]): void {
         // Arguments and environment entries whose bytes Node could not keep (not UTF-8): the bootstrap restores them.
         raw_bytes: rawBytes(target, process.env),
       };
+      const configPath = join(privateDir, 'config.json');
+      try {
+        writeFileSync(configPath, JSON.stringify(config), { mode: 0o600 });
+      } catch (err) {
+        throw new HpError(`${privateDir}: cannot prepare hp-record's private directory: ${errnoText(err)}`, EXIT_DATA);
+      }
       const startedUs = Date.now() * 1000;
       let stopPolling = (): void => {};
       let announced = false;
@@ -1117,7 +1123,10 @@ export function main(argv: string[]): void {
         {
           ...process.env,
           PYTHONPATH: userPythonPath ? `${privateDir}${delimiter}${userPythonPath}` : privateDir,
-          [CONFIG_VAR]: JSON.stringify(config),
+          // The configuration is a file in the private directory and the variable names it: one
+          // environment string may not pass 128 KiB (MAX_ARG_STRLEN), and the configuration holds the
+          // program's whole command line, so a long argument list that python takes would fail to start.
+          [CONFIG_VAR]: JSON.stringify({ config_file: configPath }),
           ...(hookLib !== null ? nativeEnvironment(hookLib, process.env) : {}),
         },
         (pid) => {

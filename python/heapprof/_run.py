@@ -5,7 +5,8 @@
 # sys.path[0], __main__, tracebacks, exit status and KeyboardInterrupt are python's own, and no frame of
 # this file is ever below the program's frames (so none appears in the recorded stacks either).
 #
-# It undoes its own traces first: HEAPPROF_RECORD_CONFIG (the JSON configuration from lib/cmd/record.ts)
+# It undoes its own traces first: HEAPPROF_RECORD_CONFIG (the JSON configuration from lib/cmd/record.ts,
+# or for hp-record's own program the name of the file in its private directory that holds it)
 # is removed from the environment, PYTHONPATH is restored to the user's value (so subprocesses see
 # neither), the private directory leaves sys.path, and a sitecustomize of the user's own is imported
 # as it would have been. hp-record learns how things went from the status file named in the
@@ -486,6 +487,19 @@ def _bootstrap(raw_config):
             raise ValueError('not an object')
     except ValueError:
         _fail('%s is not valid JSON' % _CONFIG_VAR, _EXIT_USAGE)
+    if config.get('config_file'):
+        # hp-record's configuration, in its private directory: it holds the whole command line, which
+        # could pass the size one environment string may have (128 KiB).
+        path = config['config_file']
+        try:
+            with open(path, 'rb') as f:
+                config = _json_loads(f.read().decode('utf-8'))
+            if not isinstance(config, dict):
+                raise ValueError('not an object')
+        except (OSError, IOError) as err:
+            _fail('cannot read the configuration: %s' % _os_error_text(err))
+        except ValueError:
+            _fail('%s is not valid JSON' % path, _EXIT_USAGE)
     if config.get('descendant'):
         _descendant(raw_config, config)
         return
