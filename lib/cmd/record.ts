@@ -4,7 +4,7 @@
 // exit status, same death by signal.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, closeSync, constants as fsConstants, existsSync, lstatSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmdirSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { accessSync, closeSync, writeSync, constants as fsConstants, existsSync, lstatSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmdirSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { constants as osConstants, tmpdir } from 'node:os';
 import { basename, delimiter, dirname, join } from 'node:path';
 import { EXIT_DATA, HpError, UsageError, formatBytes, isQuiet, parser, runMain, setQuiet, systemErrorMessage } from '../cli.js';
@@ -43,6 +43,32 @@ export function bootstrapLoader(bootstrap: string): string {
     '',
   ].join('\n');
 }
+/**
+ * hp-record's own lines on standard error, written with write(2) on descriptor 2. The program shares
+ * that open file (inherited), and Node's process.stderr on a pipe or socket puts it in non-blocking
+ * mode (O_NONBLOCK is a flag of the open file, not of the descriptor): a program writing to a full
+ * pipe meanwhile (`hp-record app.py 2>&1 | less`) would get EAGAIN, which Python's print turns
+ * into lost output. So while the program may run, hp-record never creates process.stderr.
+ */
+export function writeStderr(text: string): void {
+  const data = Buffer.from(text);
+  let done = 0;
+  let waits = 0;
+  while (done < data.length) {
+    try {
+      done += writeSync(2, data, done, data.length - done);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      // Someone else made it non-blocking and the reader is slow: wait for it, as python would.
+      if (code === 'EAGAIN' && waits++ < 6000) {
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+        continue;
+      }
+      return; // EPIPE (no reader), a closed descriptor...: these lines are not worth dying for
+    }
+  }
+}
+
 /** The directory that holds the heapprof Python package. */
 const PACKAGE_PARENT = dirname(dirname(BOOTSTRAP_PATH));
 
@@ -482,6 +508,73 @@ export function interpreterFirst(rest: string[]): { python: string; rest: string
   if (first === undefined || !/^python(\d+(\.\d+)*)?$/.test(basename(first))) return null;
   if (!first.includes('/') && statSync(first, { throwIfNoEntry: false })?.isFile()) return null;
   return { python: first, rest: after };
+}
+
+/** Bytes Node could not keep: the program's arguments and environment entries that are not valid UTF-8. */
+export interface RawBytes {
+  /** [index in the target (script/-m/-c and arguments), the argument's bytes in hex, the text Node made of them]. */
+  args: [number, string, string][];
+  /** [the name's bytes in hex, the value's bytes in hex, the name and the value as Node made them (null: Node left it out)]. */
+  env: [string, string, string, string | null][];
+}
+
+function splitNul(data: Buffer): Buffer[] {
+  const parts: Buffer[] = [];
+  let start = 0;
+  for (let i = 0; i < data.length; i++) {
+    if (data[i] === 0) {
+      parts.push(data.subarray(start, i));
+      start = i + 1;
+    }
+  }
+  if (start < data.length) parts.push(data.subarray(start));
+  return parts;
+}
+
+const isUtf8 = (b: Buffer): boolean => Buffer.from(b.toString('utf8'), 'utf8').equals(b);
+
+/**
+ * Node decodes its command line and environment as UTF-8, turning every byte sequence that is not
+ * (a Latin-1 file name, a value from another locale) into U+FFFD, and spawn encodes the strings back
+ * as UTF-8: python would be given other bytes than the user gave, which sys.argv, os.environb and
+ * every subprocess would show. Linux keeps the originals in /proc/self/cmdline and /proc/self/environ:
+ * the program's arguments (after the script, -m module or -c code) and the environment entries that
+ * Node changed go to the bootstrap, which puts the original bytes back before the program runs. Null
+ * when there are none (or no /proc).
+ */
+export function rawBytes(target: string[], env: NodeJS.ProcessEnv, proc = '/proc/self'): RawBytes | null {
+  const found: RawBytes = { args: [], env: [] };
+  try {
+    // Node's own arguments come first (node, its flags, the script): the target is the command line's tail.
+    const raw = splitNul(readFileSync(join(proc, 'cmdline')));
+    const first = target[0] === '-m' || target[0] === '-c' ? 2 : 1;
+    for (let k = 1; k <= Math.min(raw.length, target.length - first); k++) {
+      const bytes = raw[raw.length - k]!;
+      const text = target[target.length - k]!;
+      if (bytes.toString('utf8') !== text) break; // not this argument after all: leave the rest as they are
+      if (!isUtf8(bytes)) found.args.push([target.length - k, bytes.toString('hex'), text]);
+    }
+  } catch {
+    // no /proc: nothing to compare with
+  }
+  try {
+    for (const entry of splitNul(readFileSync(join(proc, 'environ')))) {
+      if (isUtf8(entry)) continue;
+      const eq = entry.indexOf(0x3d, 1); // '=' is one byte in UTF-8 and never inside another character
+      if (eq < 0) continue;
+      const name = entry.subarray(0, eq);
+      const value = entry.subarray(eq + 1);
+      const nameText = name.toString('utf8');
+      // Only what the program is given as Node decoded it (not a variable hp-record set or removed),
+      // or a variable Node left out (it drops a name that is not UTF-8): [..., null] then.
+      const now = env[nameText];
+      if (now === undefined ? isUtf8(name) : now !== value.toString('utf8')) continue;
+      found.env.push([name.toString('hex'), value.toString('hex'), nameText, now ?? null]);
+    }
+  } catch {
+    // no /proc
+  }
+  return found.args.length + found.env.length > 0 ? found : null;
 }
 
 /** Signals hp-record passes on to the program. */
@@ -1005,7 +1098,15 @@ export function main(argv: string[]): void {
         // The soft address-space limit bin/hp-record.js raised for Node: the bootstrap sets it back.
         rlimit_as: addressLimit,
         rlimit_nofile: fileLimit,
+        // Arguments and environment entries whose bytes Node could not keep (not UTF-8): the bootstrap restores them.
+        raw_bytes: rawBytes(target, process.env),
       };
+      const configPath = join(privateDir, 'config.json');
+      try {
+        writeFileSync(configPath, JSON.stringify(config), { mode: 0o600 });
+      } catch (err) {
+        throw new HpError(`${privateDir}: cannot prepare hp-record's private directory: ${errnoText(err)}`, EXIT_DATA);
+      }
       const startedUs = Date.now() * 1000;
       let stopPolling = (): void => {};
       let announced = false;
@@ -1013,7 +1114,7 @@ export function main(argv: string[]): void {
       const startLine = (pid: number): void => {
         if (announced) return;
         announced = true;
-        process.stderr.write(`${NAME}: recording ${python} ${program} (pid ${pid}) to ${recordingDestination(mode, output, pid)}; sampler: ${mode === 'stats' ? 'every allocation' : samplerText(sampling, sampleBytes)}\n`);
+        writeStderr(`${NAME}: recording ${python} ${program} (pid ${pid}) to ${recordingDestination(mode, output, pid)}; sampler: ${mode === 'stats' ? 'every allocation' : samplerText(sampling, sampleBytes)}\n`);
       };
       const { code, signal } = await runChild(
         python,
@@ -1022,7 +1123,10 @@ export function main(argv: string[]): void {
         {
           ...process.env,
           PYTHONPATH: userPythonPath ? `${privateDir}${delimiter}${userPythonPath}` : privateDir,
-          [CONFIG_VAR]: JSON.stringify(config),
+          // The configuration is a file in the private directory and the variable names it: one
+          // environment string may not pass 128 KiB (MAX_ARG_STRLEN), and the configuration holds the
+          // program's whole command line, so a long argument list that python takes would fail to start.
+          [CONFIG_VAR]: JSON.stringify({ config_file: configPath }),
           ...(hookLib !== null ? nativeEnvironment(hookLib, process.env) : {}),
         },
         (pid) => {
@@ -1055,10 +1159,10 @@ export function main(argv: string[]): void {
       }
       if (status === null && signal) {
         // Killed (a signal hp-record passed on, say) while Python was still starting, before the bootstrap ran.
-        if (!isQuiet()) process.stderr.write(`${NAME}: the program was killed by ${signal} before the recorder started; nothing was recorded\n`);
+        if (!isQuiet()) writeStderr(`${NAME}: the program was killed by ${signal} before the recorder started; nothing was recorded\n`);
       } else if (status === null) {
         // The program ran, but python never imported the bootstrap (site disabled?): say so whatever -q says.
-        process.stderr.write(`${NAME}: ${python} did not load the recorder (is its site module disabled?); nothing was recorded\n`);
+        writeStderr(`${NAME}: ${python} did not load the recorder (is its site module disabled?); nothing was recorded\n`);
       } else if (!isQuiet()) {
         const hpm = status.files?.[0];
         const base = mode === 'profile' && hpm?.endsWith('.hpm') ? hpm.slice(0, -4) : null;
@@ -1079,7 +1183,7 @@ export function main(argv: string[]): void {
         } else if (base) {
           lines.push(`${base}.hpm, ${base}.hpd: no longer there (deleted while recording?): nothing to read`);
         }
-        process.stderr.write(lines.map((line) => `${NAME}: ${line}\n`).join(''));
+        writeStderr(lines.map((line) => `${NAME}: ${line}\n`).join(''));
       }
       removePrivateDir(privateDir);
       if (signal) dieBySignal(signal);

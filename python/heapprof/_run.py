@@ -5,7 +5,8 @@
 # sys.path[0], __main__, tracebacks, exit status and KeyboardInterrupt are python's own, and no frame of
 # this file is ever below the program's frames (so none appears in the recorded stacks either).
 #
-# It undoes its own traces first: HEAPPROF_RECORD_CONFIG (the JSON configuration from lib/cmd/record.ts)
+# It undoes its own traces first: HEAPPROF_RECORD_CONFIG (the JSON configuration from lib/cmd/record.ts,
+# or for hp-record's own program the name of the file in its private directory that holds it)
 # is removed from the environment, PYTHONPATH is restored to the user's value (so subprocesses see
 # neither), the private directory leaves sys.path, and a sitecustomize of the user's own is imported
 # as it would have been. hp-record learns how things went from the status file named in the
@@ -219,6 +220,41 @@ def _descendant(raw_config, config):
     finally:
         if sys.path and sys.path[0] == parent:
             del sys.path[0]
+
+
+def _restore_raw_bytes(config):
+    # Node decoded hp-record's command line and environment as UTF-8 and re-encoded them for python,
+    # turning bytes that are not UTF-8 (a Latin-1 file name, a value from another locale) into U+FFFD.
+    # hp-record read the originals from /proc and sends them in hex: each goes back where python would
+    # have put it, decoded as python decodes its arguments and environment (the file system encoding,
+    # surrogateescape), provided it still holds what Node gave (else it is left alone).
+    raw = config.get('raw_bytes')
+    if not raw:
+        return
+    target = config.get('target') or []
+    shift = 1 if target[:1] in (['-m'], ['-c']) else 0
+    for item in raw.get('args') or ():
+        try:
+            index, data, text = item
+            value = os.fsdecode(bytes.fromhex(data))
+            if 0 <= index - shift < len(sys.argv) and sys.argv[index - shift] == text:
+                sys.argv[index - shift] = value
+            orig = getattr(sys, 'orig_argv', None)
+            if orig is not None and 0 <= index + 1 < len(orig) and orig[index + 1] == text:
+                orig[index + 1] = value
+        except (TypeError, ValueError):
+            pass
+    for item in raw.get('env') or ():
+        try:
+            name, value, name_text, value_text = item
+            if os.environ.get(name_text) != value_text:
+                continue  # changed since (hp-record's own variables): not the user's any more
+            name = bytes.fromhex(name)
+            if value_text is not None and name != name_text.encode('utf-8', 'surrogateescape'):
+                del os.environ[name_text]  # Node's name for it (None: Node left the variable out)
+            os.environb[name] = bytes.fromhex(value)
+        except (TypeError, ValueError, KeyError, OSError, AttributeError):
+            pass
 
 
 def _restore_signals(config):
@@ -451,6 +487,19 @@ def _bootstrap(raw_config):
             raise ValueError('not an object')
     except ValueError:
         _fail('%s is not valid JSON' % _CONFIG_VAR, _EXIT_USAGE)
+    if config.get('config_file'):
+        # hp-record's configuration, in its private directory: it holds the whole command line, which
+        # could pass the size one environment string may have (128 KiB).
+        path = config['config_file']
+        try:
+            with open(path, 'rb') as f:
+                config = _json_loads(f.read().decode('utf-8'))
+            if not isinstance(config, dict):
+                raise ValueError('not an object')
+        except (OSError, IOError) as err:
+            _fail('cannot read the configuration: %s' % _os_error_text(err))
+        except ValueError:
+            _fail('%s is not valid JSON' % path, _EXIT_USAGE)
     if config.get('descendant'):
         _descendant(raw_config, config)
         return
@@ -461,6 +510,7 @@ def _bootstrap(raw_config):
         _pass_on(config)
     else:
         _undo_environment(config)
+    _restore_raw_bytes(config)
     if sys.version_info < _MIN_PYTHON:
         _fail('Python %d.%d is not supported (heapprof records CPython %d.%d and later)'
               % (sys.version_info[0], sys.version_info[1], _MIN_PYTHON[0], _MIN_PYTHON[1]))

@@ -1,0 +1,62 @@
+// Arguments and environment values that are not UTF-8 (a Latin-1 file name, a value from another
+// locale) reach the program byte for byte, as under plain python: Node decodes its command line and
+// environment as UTF-8 (each invalid sequence becomes U+FFFD) and would hand python those
+// replacement characters, so hp-record sends the originals from /proc to the bootstrap.
+
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { BIN, missingBuild, oldestAndNewest, run, scratch } from '../fixtures/record/harness.js';
+import { rawBytes } from '../../lib/cmd/record.js';
+
+t.test('rawBytes: the program arguments and environment entries Node could not keep', async (t) => {
+  const proc = scratch();
+  const nul = (parts: Buffer[]): Buffer => Buffer.concat(parts.flatMap((p) => [p, Buffer.from([0])]));
+  const latin = (s: string): Buffer => Buffer.from(s, 'latin1');
+  writeFileSync(join(proc, 'cmdline'), nul([latin('node'), latin('--flag'), latin('/x/hp-record.js'), latin('-o'), latin('p'), latin('s\xe9.py'), latin('ok'), latin('caf\xe9'), latin('\xff\xfe'), Buffer.from('é')]));
+  writeFileSync(join(proc, 'environ'), nul([latin('A=1'), latin('B=caf\xe9'), latin('C\xff=v'), latin('D=\xff'), Buffer.from('E=é')]));
+  const target = ['s\ufffd.py', 'ok', 'caf\ufffd', '\ufffd\ufffd', 'é'];
+  const env = { A: '1', B: 'caf\ufffd', E: 'é' };
+  t.same(rawBytes(target, env, proc), {
+    args: [
+      [3, 'fffe', '\ufffd\ufffd'],
+      [2, '636166e9', 'caf\ufffd'],
+    ],
+    env: [
+      ['42', '636166e9', 'B', 'caf\ufffd'],
+      ['43ff', '76', 'C\ufffd', null],
+    ],
+  }, 'the script itself is not an argument; D was removed (by hp-record), so it is not put back; C was dropped by Node');
+  t.same(rawBytes(['-c', 'pass', 'ok', 'caf\ufffd', '\ufffd\ufffd', 'é'], {}, proc)?.args, [[4, 'fffe', '\ufffd\ufffd'], [3, '636166e9', 'caf\ufffd']], 'after -c CODE');
+  t.equal(rawBytes(['x.py'], {}, join(proc, 'missing')), null, 'no /proc: nothing');
+  writeFileSync(join(proc, 'cmdline'), nul([latin('node'), latin('x.py'), latin('\xff')]));
+  writeFileSync(join(proc, 'environ'), nul([latin('A=1')]));
+  t.equal(rawBytes(['x.py', 'other'], {}, proc), null, 'a command line that does not end with the target is left alone');
+});
+
+const skip = missingBuild();
+
+t.test('bytes that are not UTF-8 reach the program as under python', { skip: skip ?? false }, async (t) => {
+  const dir = scratch({
+    'show.py': [
+      'import os, sys',
+      'print([os.fsencode(a).hex() for a in sys.argv[1:]])',
+      'print([os.fsencode(a).hex() for a in getattr(sys, "orig_argv", [""])[1:]])',
+      'print(sorted((k.hex(), v.hex()) for k, v in os.environb.items() if k.startswith(b"QA_")))',
+      'import subprocess',
+      'print(subprocess.run(["sh", "-c", "printf %s \\"$QA_X\\" | od -An -tx1"], capture_output=True, text=True).stdout.split())',
+    ].join('\n') + '\n',
+  });
+  // The shell makes the bytes (Node cannot pass them): arguments, and values in the environment.
+  const shell = 'x=$(printf "caf\\351"); y=$(printf "\\377\\376"); QA_X=$x; QA_Y="a${y}b"; export QA_X QA_Y; exec "$@" "$x" ok "$y" "é"';
+  for (const py of oldestAndNewest(null)) {
+    for (const program of [['show.py'], ['-c', 'exec(open("show.py").read())']]) {
+      const plain = await run('/bin/sh', ['-c', shell, 'sh', py.exe, ...program], { cwd: dir });
+      t.equal(plain.code, 0, plain.stderr);
+      t.match(plain.stdout, /636166e9/, 'plain python sees the Latin-1 byte');
+      const recorded = await run('/bin/sh', ['-c', shell, 'sh', BIN, '-q', '-o', 'p', '--force', '--python', py.exe, ...program], { cwd: dir });
+      t.equal(recorded.code, 0, recorded.stderr);
+      t.equal(recorded.stdout, plain.stdout, `${py.version} ${program[0]}: sys.argv, sys.orig_argv, os.environb and a subprocess's environment as under python`);
+    }
+  }
+});
