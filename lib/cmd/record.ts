@@ -491,7 +491,8 @@ export function parseTarget(rest: string[], moduleOption: string | undefined): s
     if (args.length === 0 || args[0] === '') throw new UsageError(first === '-m' ? '-m: needs a module name' : '-c: needs the code to run');
     return [first, ...args];
   }
-  if (first === '-' || (first.startsWith('-') && first.length > 1)) {
+  if (first === '-') throw new UsageError("-: hp-record does not read the program from standard input (python's -): save it to a file, or give it with -c CODE");
+  if (first.startsWith('-') && first.length > 1) {
     throw new UsageError(`${first}: hp-record runs a script, -m module or -c code, not python options`);
   }
   return [first, ...args];
