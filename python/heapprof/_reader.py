@@ -444,8 +444,10 @@ class Window:
 
 
 def interval95(value, variance):
-    """(low, high) of the normal-approximation 95% interval, low clamped at 0 (the hp-* readers'
-    interval95); (value, value) when the estimate is exact."""
+    """(low, high) of the normal-approximation 95% interval, low clamped at 0; (value, value)
+    when the estimate is exact. Not the hp-* readers' gamma interval (hp-estimates(7)): its low
+    end is below theirs for an estimate from few draws, so a limit checked against it errs
+    towards passing (doc/python.md)."""
     h = Z95 * math.sqrt(variance) if variance > 0 else 0.0
     return max(0.0, value - h), value + h
 
