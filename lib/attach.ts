@@ -402,7 +402,22 @@ export async function recordAttached(target: TargetInfo, opts: AttachOptions, sa
 
     reader.socket.write(`${JSON.stringify({ base: opts.base, sampling: opts.sampling, sample_bytes: opts.sampleBytes, follow_fork: opts.followFork, force: opts.force })}\n`);
     const answer = await reader.next();
-    if (!answer) throw new HpError(`--pid ${opts.pid}: the process closed the connection before recording started`);
+    if (!answer) {
+      // The process ended while its recorder started (its main thread returned, say): the
+      // connection closes before the socket's peer is gone from /proc, so give it a moment.
+      // If the recorder got as far as its files, they say what was recorded.
+      for (let i = 0; i < 20 && !hasExited(opts.pid); i++) await new Promise((r) => setTimeout(r, 50));
+      const began = (() => {
+        try {
+          return statSync(`${opts.base}.hpm`).mtimeMs >= t0 - 1000;
+        } catch {
+          return false;
+        }
+      })();
+      if (began) return { files: [`${opts.base}.hpm`, `${opts.base}.hpd`], summary: null, ended: 'target-exited', attachSeconds, detachSeconds: null };
+      if (hasExited(opts.pid)) throw new HpError(`--pid ${opts.pid}: the process ended before recording could start (as its recorder was starting); nothing was recorded`);
+      throw new HpError(`--pid ${opts.pid}: the process closed the connection before recording started`);
+    }
     if (answer.state === 'error') throw new HpError(`--pid ${opts.pid}: ${String(answer.message)}`);
     const files = Array.isArray(answer.files) ? answer.files.map(String) : [`${opts.base}.hpm`, `${opts.base}.hpd`];
     const until = opts.durationS !== null ? ` for ${opts.durationS} s` : '';

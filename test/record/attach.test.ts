@@ -402,10 +402,39 @@ t.test('a target that ends while gdb attaches: one line that says so, not a bare
     await target.exited;
     seen.push(r.stderr);
     if (r.code === 0) continue;
-    t.match(r.stderr, /^hp-record: --pid \d+: (the process ended before recording could start \((while gdb was attaching|before its recorder thread ran)\); nothing was recorded|no such process)\n$/, `a ${life} s life`);
+    t.match(r.stderr, /^hp-record: --pid \d+: (the process ended before recording could start \((while gdb was attaching|before its recorder thread ran|as its recorder was starting)\); nothing was recorded|no such process)\n$/, `a ${life} s life`);
     t.equal(r.code, /no such process/.test(r.stderr) ? 2 : 1, `a ${life} s life: the documented status`);
   }
   t.notOk(seen.some((e) => /gdb could not attach\n/.test(e)), `never a bare "gdb could not attach": ${JSON.stringify(seen)}`);
+});
+
+t.test('a target that ends while its recorder starts: one line that says so, or the profile it left', { skip: skip ?? false }, async (t) => {
+  // Deterministic: the target has imported heapprof._attach itself and replaced its _start, so
+  // that it ends right after hp-record's configuration arrives: before recording starts
+  // (nothing recorded, exit 1), or once recording has started (the profile is there, exit 0).
+  // It happened on its own in CI with a process whose main thread returned at that moment.
+  const dir = t.testdir();
+  const script = (body: string): string =>
+    ['import os, sys, time', `sys.path.insert(0, ${JSON.stringify(join(REPO, 'python'))})`, 'import heapprof._attach as a', 'sys.path.pop(0)', 'real = a._start', body, 'print("ready", flush=True)', 'time.sleep(60)', ''].join('\n');
+  writeFileSync(join(dir, 'before.py'), script('a._start = lambda config: os._exit(0)'));
+  writeFileSync(join(dir, 'after.py'), script('def started(config):\n    real(config)\n    os._exit(0)\na._start = started'));
+  for (const kind of ['before', 'after']) {
+    const target = start(py311!.exe, [join(dir, `${kind}.py`)]);
+    await target.waitFor('out', /ready/);
+    const r = await runHp(['--pid', String(target.child.pid), '-o', join(dir, kind)]);
+    t.equal((await target.exited).code, 0, `${kind}: the target's own exit`);
+    if (kind === 'before') {
+      t.equal(r.code, 1, 'before: exit status 1');
+      t.match(r.stderr, /^hp-record: --pid \d+: the process ended before recording could start \(as its recorder was starting\); nothing was recorded\n$/);
+      t.notOk(existsSync(join(dir, 'before.hpm')), 'before: no profile');
+    } else {
+      t.equal(r.code, 0, `after: exit status 0: ${r.stderr}`);
+      t.match(r.stderr, /after\.hpm, .*after\.hpd: the process ended and the recorder closed the profile: \d+ events/);
+      const rec = await readRecording(join(dir, 'after'));
+      t.ok(rec.complete, 'after: the profile was closed by os._exit');
+      t.same(rec.issues, [], 'after: the profile reads without issues');
+    }
+  }
 });
 
 t.test('a process of this user that is not dumpable: the refusal says why, not "another user"', { skip: base ?? false }, async (t) => {
