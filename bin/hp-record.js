@@ -3,6 +3,4 @@
 // (As a shell script: start Node without NODE_EXTRA_CA_CERTS, which costs Node 20 its root certificate store at start-up; lib/cli.ts puts it back. See doc/internals.md.)
 // (And what Node resets at its start and the program must inherit as from python: the signals ignored and blocked, and the descriptors above 2, which Node marks close-on-exec: lib/cmd/record.ts.)
 // (And the soft descriptor limit, which Node raises to the hard one as it starts, and a soft address-space limit (ulimit -S -v) too small for Node, raised: both restored for the program. Hard limits Node cannot start under, refused in one line.)
-const { main } = require('../dist/cmd/record.js');
-
-main(process.argv.slice(2));
+require('../dist/start.js').start('hp-record', process.argv.slice(2));

@@ -1,0 +1,96 @@
+// The start-up build (scripts/build.mjs, lib/start.ts): every command has a bundle after `npm run
+// build`; a command answers the same from its bundle as from dist/'s modules (HP_NO_BUNDLE=1); a
+// bundle older than any module it was made from is not used, nor one Node was started for
+// without --no-concurrent-recompilation (`node bin/hp-X.js`).
+
+import { spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+import { freshBundle } from '../../lib/start.js';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const DIST = join(ROOT, 'dist');
+const COMMANDS = Object.keys((JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string> }).bin);
+const ENV: NodeJS.ProcessEnv = { ...process.env, LC_ALL: 'C', LANG: 'C', HP_DEBUG: '', HP_CHECK_ARGS: '', HP_NO_BUNDLE: '' };
+delete ENV.NODE_OPTIONS;
+const FLAG = ['--no-concurrent-recompilation'];
+
+const built = existsSync(join(DIST, 'start.js'));
+const hasEsbuild = existsSync(join(ROOT, 'node_modules', 'esbuild'));
+const skip = !built ? 'dist/ is not built: run `npm run build`' : !hasEsbuild ? 'esbuild is not installed (npm ci installs it)' : false;
+
+/** The command as its bin/ file runs it (Node with the flag), in a scratch directory. */
+function run(name: string, args: string[], env: NodeJS.ProcessEnv, root = ROOT): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [...FLAG, join(root, 'bin', `${name}.js`), ...args], { env, encoding: 'utf8', input: '', cwd: tmpdir() });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+t.test('npm run build leaves a fresh bundle for every command, and the commands run it', { skip }, async (t) => {
+  for (const name of COMMANDS) {
+    const bundle = freshBundle(name, DIST, {}, FLAG);
+    t.equal(bundle, join(DIST, 'bundle', `${name}.cjs`), `${name}: bundle present and newer than its modules`);
+    if (!bundle) continue;
+    const source = readFileSync(bundle, 'utf8');
+    t.match(source, /require\("\.\.\/where\.cjs"\)/, `${name}: finds the package from dist/where.cjs, outside the bundle`);
+    t.notMatch(source, /__dirname|__filename/, `${name}: nothing else depends on where the file is`);
+    const inputs = JSON.parse(readFileSync(join(DIST, 'bundle', `${name}.inputs.json`), 'utf8')) as string[];
+    t.ok(inputs.includes(`cmd/${name.replace(/^hp-/, '')}.js`) && inputs.includes('where.cjs') && inputs.includes('cli.js'), `${name}: its inputs listed (${inputs.length})`);
+  }
+  // Which file a command ran, seen from inside: a trace of the modules Node loaded.
+  const loaded = (env: NodeJS.ProcessEnv, flags: string[]): string => {
+    const r = spawnSync(process.execPath, [...flags, '-r', join(ROOT, 'test', 'fixtures', 'cli', 'loaded-at-exit.cjs'), join(ROOT, 'bin', 'hp-stats.js'), '--version'], { env, encoding: 'utf8' });
+    return r.stderr;
+  };
+  t.match(loaded(ENV, FLAG), /bundle\/hp-stats\.cjs/, 'run with the flag: the bundle');
+  t.notMatch(loaded(ENV, FLAG), /dist\/cmd\/stats\.js/, 'run with the flag: not the modules');
+  t.match(loaded(ENV, []), /dist\/cmd\/stats\.js/, 'node bin/hp-stats.js without the flag: the modules');
+  t.match(loaded({ ...ENV, HP_NO_BUNDLE: '1' }, FLAG), /dist\/cmd\/stats\.js/, 'HP_NO_BUNDLE=1: the modules');
+});
+
+t.test('each command answers the same from its bundle and from the modules', { skip }, async (t) => {
+  for (const name of COMMANDS) {
+    const cases = [['--help'], ['--version'], ['--no-such-option'], name === 'hp-record' ? ['--python', '/nonexistent/python', 'x.py'] : ['no-such-profile']];
+    for (const args of cases) {
+      const bundled = run(name, args, ENV);
+      const modules = run(name, args, { ...ENV, HP_NO_BUNDLE: '1' });
+      t.same(bundled, modules, `${name} ${args.join(' ')}`);
+    }
+  }
+  // Paths found from dist/where.cjs: package.json (--version).
+  const version = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+  t.equal(run('hp-snapshot', ['--version'], ENV).stdout.trim(), version);
+});
+
+t.test('a bundle older than one of its modules, or missing one, is not used', { skip: built ? false : 'dist/ is not built' }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'hp-bundle-test-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const dist = join(dir, 'dist');
+  mkdirSync(join(dist, 'bundle'), { recursive: true });
+  writeFileSync(join(dist, 'a.js'), '');
+  writeFileSync(join(dist, 'b.js'), '');
+  writeFileSync(join(dist, 'bundle', 'hp-x.cjs'), '');
+  writeFileSync(join(dist, 'bundle', 'hp-x.inputs.json'), JSON.stringify(['a.js', 'b.js']));
+  const at = (rel: string, seconds: number): void => utimesSync(join(dist, rel), seconds, seconds);
+  at('a.js', 1000);
+  at('b.js', 1000);
+  at('bundle/hp-x.cjs', 2000);
+  t.equal(freshBundle('hp-x', dist, {}, FLAG), join(dist, 'bundle', 'hp-x.cjs'), 'fresh: used');
+  t.equal(freshBundle('hp-x', dist, { HP_NO_BUNDLE: '1' }, FLAG), null, 'HP_NO_BUNDLE=1: not used');
+  t.equal(freshBundle('hp-x', dist, {}, []), null, 'Node without --no-concurrent-recompilation: not used');
+  at('b.js', 3000);
+  t.equal(freshBundle('hp-x', dist, {}, FLAG), null, 'a module rewritten after the bundle: not used');
+  at('b.js', 1000);
+  rmSync(join(dist, 'a.js'));
+  t.equal(freshBundle('hp-x', dist, {}, FLAG), null, 'a module gone: not used');
+  t.equal(freshBundle('hp-y', dist, {}, FLAG), null, 'no bundle: not used');
+  writeFileSync(join(dist, 'bundle', 'hp-x.inputs.json'), '[');
+  t.equal(freshBundle('hp-x', dist, {}, FLAG), null, 'an unreadable list of inputs: not used');
+  // A whole copy of the package with fresh times (cp without -p): it still runs, from whichever.
+  const copy = join(dir, 'copy');
+  for (const part of ['bin', 'dist', 'python', 'package.json']) cpSync(join(ROOT, part), join(copy, part), { recursive: true });
+  const r = run('hp-stats', ['--version'], ENV, copy);
+  t.equal(r.status, 0, `a copied tree still runs: ${r.stderr}`);
+});
