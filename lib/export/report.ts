@@ -9,6 +9,7 @@ import { MergedSource } from '../format/merged.js';
 import { DOMAINS, traceDomain, type Frame, type Header, type ThreadInfo, type Trace } from '../format/types.js';
 import { unseenOf, wholeInterval95, type Pseudo, type Unseen } from '../model/estimate.js';
 import { LiveHeap } from '../model/live.js';
+import { RssTimeline } from '../model/rss.js';
 import { NO_STACK_LABEL, traceOrPlaceholder } from '../model/sites.js';
 import { liveHeapAt, type SnapshotAt } from '../model/snapshot.js';
 import { outOfSpan, warnIfNoEvents } from './stacks.js';
@@ -693,21 +694,13 @@ export async function buildReportData(open: () => Promise<ProfileSource>, opts: 
     const heap = new LiveHeap(header.sampling);
     let nextEndUs = granularityUs;
     let curUs = 0;
-    let rss: number | null = null;
-    // Several profiles with RSS per process: each one's last sample and end. A point's RSS sums
-    // the processes alive during its bucket (one that ended before it began holds none).
-    const perProcess = source instanceof MergedSource && source.rssByProcess ? source.sources.length : 0;
-    const procRss: Array<number | null> = new Array(perProcess).fill(null);
-    const procEndUs: number[] = new Array(perProcess).fill(Infinity);
-    const rssAt = (endUs: number): number | null => {
-      if (perProcess === 0) return rss;
-      let sum: number | null = null;
-      for (let p = 0; p < perProcess; p++) {
-        if (procRss[p] === null || procEndUs[p]! < endUs - granularityUs) continue;
-        sum = (sum ?? 0) + procRss[p]!;
-      }
-      return sum;
-    };
+    // Every RSS sample, per process when several profiles are read as one: a point's RSS comes
+    // from them once the read is over, by the rule hp-history applies as it streams (lib/model/rss.ts).
+    const perProcess = source instanceof MergedSource && source.rssByProcess;
+    const rssTimeline = new RssTimeline(perProcess ? source.sources.map((_, i) => source.offsetUs(i)) : [0]);
+    const rssAt = (endUs: number): number | null => rssTimeline.at(endUs, granularityUs)?.bytes ?? null;
+    // Each point's time in µs (its t is in seconds), for its RSS at the end.
+    const pointUs: number[] = [];
     let dirty = true;
     let lastMade = -1;
     // --at end is the state after the last event, at its time (as hp-snapshot --at end), not the
@@ -715,15 +708,16 @@ export async function buildReportData(open: () => Promise<ProfileSource>, opts: 
     let captureUs = opts.at?.kind === 'time' ? opts.at.us : opts.at?.kind === 'end' ? lastUs : null;
     // The peak was found in the first read, without the RSS: its RSS is the one at its time.
     const peakUs = Math.round(peak.t * 1e6);
-    let peakRssPending = true;
+    let chosenUs = 0;
     const close = (endUs: number): void => {
       if (!dirty && lastMade >= 0) {
         const m = points[lastMade]!;
-        points.push({ t: endUs / 1e6, bytes: m.bytes, lo: m.lo, hi: m.hi, rss: rssAt(endUs), tree: [], sites: [], ...(m.domains ? { domains: m.domains } : {}), ref: lastMade });
+        points.push({ t: endUs / 1e6, bytes: m.bytes, lo: m.lo, hi: m.hi, rss: null, tree: [], sites: [], ...(m.domains ? { domains: m.domains } : {}), ref: lastMade });
       } else {
         lastMade = points.length;
-        points.push(maker.make(heap, endUs, rssAt(endUs)));
+        points.push(maker.make(heap, endUs, null));
       }
+      pointUs.push(endUs);
       dirty = false;
     };
     for await (const batch of source.batches()) {
@@ -736,12 +730,9 @@ export async function buildReportData(open: () => Promise<ProfileSource>, opts: 
           close(nextEndUs);
           nextEndUs += granularityUs;
         }
-        if (peakRssPending && t > peakUs) {
-          peak.rss = rssAt(peakUs);
-          peakRssPending = false;
-        }
         if (captureUs !== null && t > captureUs) {
-          chosen = { ...maker.make(heap, captureUs, rssAt(captureUs)), chosen: true };
+          chosen = { ...maker.make(heap, captureUs, null), chosen: true };
+          chosenUs = captureUs;
           captureUs = null;
         }
         const o = op[i]!;
@@ -749,9 +740,8 @@ export async function buildReportData(open: () => Promise<ProfileSource>, opts: 
           heap.apply(o, trace[i]!, size[i]!);
           dirty = true;
         } else if (o === OP_RSS) {
-          if (perProcess > 0) procRss[trace[i]! - 1] = size[i]!;
-          else rss = size[i]!;
-        } else if (o === OP_END && perProcess > 0 && procEndUs[trace[i]! - 1] === Infinity) procEndUs[trace[i]! - 1] = t;
+          rssTimeline.sample(perProcess ? trace[i]! - 1 : 0, t, size[i]!);
+        } else if (o === OP_END && perProcess) rssTimeline.end(trace[i]! - 1, t);
       }
     }
     const lastEnd = Math.max(granularityUs, Math.ceil(curUs / granularityUs) * granularityUs);
@@ -759,8 +749,13 @@ export async function buildReportData(open: () => Promise<ProfileSource>, opts: 
       close(nextEndUs);
       nextEndUs += granularityUs;
     }
-    if (captureUs !== null) chosen = { ...maker.make(heap, captureUs, rssAt(captureUs)), chosen: true };
-    if (peakRssPending) peak.rss = rssAt(peakUs);
+    if (captureUs !== null) {
+      chosen = { ...maker.make(heap, captureUs, null), chosen: true };
+      chosenUs = captureUs;
+    }
+    for (let k = 0; k < points.length; k++) points[k]!.rss = rssAt(pointUs[k]!);
+    peak.rss = rssAt(peakUs);
+    if (chosen) chosen.rss = rssAt(chosenUs);
     complete = source.complete;
     for (const tr of source.traces()) if (tr.id > 0) traces++;
     marks = sourceMarks(source).map((m) => ({ t: m.timeUs / 1e6, label: m.label }));

@@ -7,6 +7,7 @@
 
 import { UsageError } from '../cli.js';
 import { OP_END, OP_FREE, OP_RSS, type EventBatch } from '../format/source.js';
+import { rssLookAheadUs } from './rss.js';
 import { DOMAINS, domainIncludes, traceDomain, type Domain, type Sampling, type Trace } from '../format/types.js';
 import { addEstimate, emptyEstimate, type Estimate } from './estimate.js';
 import { LiveHeap } from './live.js';
@@ -220,7 +221,7 @@ export class HistoryBuilder {
 
   /** RSS samples later than a bucket end by more than this are not waited for. */
   private get lookAheadUs(): number {
-    return Math.max(this.granularityUs, 2e6);
+    return rssLookAheadUs(this.granularityUs);
   }
 
   /** True once every bucket up to `toUs` has been closed: the caller can stop reading. */

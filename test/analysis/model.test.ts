@@ -12,7 +12,8 @@ import { probabilityFunction } from '../../lib/format/weights.js';
 import { groupLiveHeap, parseLineSpecs, traceMatches } from '../../lib/model/sites.js';
 import { liveHeapAt } from '../../lib/model/snapshot.js';
 import { HALF_B, HalfSplit, exactSampling, halfSampling } from '../../lib/model/split.js';
-import { OP_ALLOC, OP_FREE } from '../../lib/format/source.js';
+import { OP_ALLOC, OP_END, OP_FREE, OP_RSS } from '../../lib/format/source.js';
+import { RssTimeline } from '../../lib/model/rss.js';
 import { liveTruth, memSource, population, prng, sample, traceFor, type MemEvent } from '../fixtures/analysis/memsource.js';
 
 const EVERYTHING: Sampling = { kind: 'table', bounds: [], probs: [] };
@@ -228,14 +229,59 @@ t.test('several processes: RSS is the sum of each process\'s nearest sample, ove
     t.equal((parts[0]!.rss ?? 0) + (parts[1]!.rss ?? 0), rec.rss, `RSS at ${rec.tUs} µs adds up`);
   }
 
-  // hp-report's points (the last sample at or before each point, per process) follow the
-  // same rule for ended processes: its last point is not 0.
+  // hp-report's points follow the same rule (lib/model/rss.ts): the same RSS at every bucket end.
   const report = await buildReportData(async () => new MergedSource(open(), false, undefined, { rssByProcess: true }), { targetPoints: 8, minShare: 0, maxNodes: 10, sites: 0, title: 'x' });
-  const point = (tS: number) => report.points.find((p) => !p.peak && Math.abs(p.t - tS) < 1e-9)!;
-  t.equal(point(0.1).rss, 10e6, 'report at 0.1 s: the child has no sample yet');
-  t.equal(point(0.6).rss, 10e6 + 30e6, 'report at 0.6 s: the child ended inside the bucket and still counts');
-  t.equal(point(0.7).rss, 10e6, 'report at 0.7 s: the child ended before the bucket');
-  t.equal(point(0.8).rss, 20e6, 'report: the last point holds the parent\'s last sample, not 0');
+  for (const rec of hb.ready) {
+    const point = report.points.find((p) => !p.peak && Math.round(p.t * 1e6) === rec.tUs);
+    t.equal(point?.rss, rec.rss, `report at ${rec.tUs / 1e6} s: hp-history's RSS`);
+  }
+});
+
+t.test('RSS by one rule: hp-history as it streams, RssTimeline (hp-report) from every sample', async (t) => {
+  // Random processes with random RSS samples (sparse and dense, before and after bucket ends,
+  // gaps beyond the look-ahead), some ending: every bucket's RSS and its time agree.
+  for (let seed = 1; seed <= 40; seed++) {
+    const rand = prng(seed);
+    const n = 1 + Math.floor(rand() * 3);
+    const g = [50_000, 100_000, 1_000_000, 3_000_000][Math.floor(rand() * 4)]!;
+    const procs = Array.from({ length: n }, (_, i) => {
+      const startUs = i === 0 ? 0 : Math.floor(rand() * 4_000_000);
+      const events: MemEvent[] = [{ op: 'alloc', timeUs: 1, trace: 1, size: 100 }];
+      let tUs = Math.floor(rand() * 500_000);
+      const life = 1_000_000 + Math.floor(rand() * 9_000_000);
+      while (tUs < life) {
+        events.push({ op: 'rss', timeUs: tUs, size: 1e6 + Math.floor(rand() * 1e8) });
+        tUs += rand() < 0.2 ? Math.floor(rand() * 5_000_000) : Math.floor(rand() * 900_000);
+      }
+      if (i > 0 || rand() < 0.5) events.push({ op: 'end', timeUs: life, size: 0 });
+      return { startUs, events, pid: 100 + i };
+    });
+    const open = () =>
+      procs.map((p) => {
+        const s = memSource(EVERYTHING, traces, p.events);
+        Object.assign(s.header, { startTimeUs: 1_700_000_000_000_000 + p.startUs, pid: p.pid });
+        return s;
+      });
+    const merged = new MergedSource(open(), false, undefined, { rssByProcess: true });
+    const starts = procs.map((_, i) => merged.offsetUs(i));
+    const hb = new HistoryBuilder(EVERYTHING, (id) => merged.trace(id), { granularityUs: g, top: 0, groupBy: 'trace', sites: [], processStartsUs: starts });
+    const timeline = new RssTimeline(starts);
+    for await (const b of merged.batches()) {
+      hb.consume(b);
+      for (let i = 0; i < b.length; i++) {
+        if (b.op[i] === OP_RSS) timeline.sample(b.trace[i]! - 1, b.timeUs[i]!, b.size[i]!);
+        else if (b.op[i] === OP_END) timeline.end(b.trace[i]! - 1, b.timeUs[i]!);
+      }
+    }
+    hb.finish();
+    let same = 0;
+    for (const rec of hb.ready) {
+      const at = timeline.at(rec.tUs, g);
+      if (at?.bytes === (rec.rss ?? undefined) && (at?.us ?? null) === rec.rssUs) same++;
+      else t.fail(`seed ${seed}, ${n} processes, g ${g}: at ${rec.tUs} µs history ${rec.rss} (${rec.rssUs}) vs timeline ${JSON.stringify(at)}`);
+    }
+    t.equal(same, hb.ready.length, `seed ${seed}: ${n} processes, g ${g / 1e6} s, ${hb.ready.length} buckets agree`);
+  }
 });
 
 t.test('automatic granularity: a nice length, 60 to 150 buckets, or at most one per chart column', async (t) => {

@@ -162,9 +162,25 @@ t.test("the flame graph's root is the heap's total: the snapshot's bytes and cou
     t.same([bytes! - below!, bytes, bytes! + above!], [snap.bytes_lo, snap.bytes, snap.bytes_hi], `t = ${p.t} s: the root's bytes as the snapshot's total`);
     t.same([count! - countBelow!, count, count! + countAbove!], [snap.count_lo, snap.count, snap.count_hi], `t = ${p.t} s: the root's count as the snapshot's total`);
   }
-  // The RSS the recorder sampled last before the peak (hp-events), as every other point has it.
-  const rss = sh(`hp-events app | jq -c 'select(.op == "rss" and .t <= ${peak.t})' | tail -1`);
-  t.equal(peak.rss, (JSON.parse(rss.stdout) as { size: number }).size, "the peak's RSS");
+  // The RSS sample nearest to the peak (hp-events), as every other point has it and as hp-history
+  // takes it: the last at or before it, or the next if strictly nearer (and within 2 s at least).
+  const samples = sh(`hp-events app | jq -c 'select(.op == "rss") | [.t, .size]'`).stdout.trim().split('\n').map((l) => JSON.parse(l) as [number, number]);
+  const before = samples.filter(([ts]) => ts <= peak.t).at(-1);
+  const after = samples.find(([ts]) => ts > peak.t);
+  t.ok(before && after, 'RSS samples on both sides of the peak');
+  const nearest = after && after[0] - peak.t <= 2 && (!before || after[0] - peak.t < peak.t - before[0]) ? after : before;
+  t.equal(peak.rss, nearest![1], "the peak's RSS");
+  // And the points at whole seconds as hp-history has them at that granularity.
+  const g = data.points[1]!.t - data.points[0]!.t;
+  const history = sh(`hp-history app --granularity ${g} --json -q`).stdout.trim().split('\n').map((l) => JSON.parse(l) as { t: number; rss?: number });
+  let compared = 0;
+  for (const p of data.points.filter((q) => !q.peak && !q.chosen)) {
+    const h = history.find((r) => Math.abs(r.t - p.t) < 1e-9);
+    if (!h) continue;
+    t.equal(p.rss, h.rss ?? null, `t = ${p.t} s: hp-history's RSS`);
+    compared++;
+  }
+  t.ok(compared >= 10, `${compared} points compared with hp-history`);
 });
 
 t.test("a thread's root is that thread's total, as hp-snapshot --thread gives it", async (t) => {
