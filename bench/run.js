@@ -537,6 +537,7 @@ async function report() {
             `a bare Node wrapper (start Node without NODE_EXTRA_CA_CERTS, spawn python, wait): +${fmt(s.wrapper.wallOverS, 3)} s wall, +${fmt(s.wrapper.cpuOverS, 3)} s CPU over python; hp-record over that wrapper: +${fmt(s.recordOverWrapperS, 3)} s wall`,
           ]
         : []),
+      ...(s.modules ?? []).map((m) => `${m.name} (HP_NO_BUNDLE=1): ${fmt(m.wallS, 3)} s wall, ${fmt(m.wallRatio)} / ${fmt(m.cpuRatio)} x node -e "" (wall / CPU)`),
       '',
     );
   }

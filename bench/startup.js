@@ -67,6 +67,9 @@ export async function benchStartup({ root, python, outDir, reps, log }) {
     // The floor of any Node front end: start Node, spawn python, wait, exit with its status.
     { name: 'bare node wrapper empty.py', cmd: node, args: ['-e', WRAPPER, python, empty], env: floor },
     ...(process.env.NODE_EXTRA_CA_CERTS !== undefined ? [{ name: 'node -e "" with NODE_EXTRA_CA_CERTS as set here', cmd: node, args: ['-e', ''], env: process.env }] : []),
+    // The same readers from dist/'s modules instead of their one-file bundle (lib/start.ts), side by side.
+    ...['hp-events', 'hp-report'].map((r) => ({ name: `${r} --help from its modules`, cmd: bin(r), args: ['--help'], env: { ...process.env, HP_NO_BUNDLE: '1' }, modules: true })),
+    { name: 'hp-stats x from its modules', cmd: bin('hp-stats'), args: ['x'], env: { ...process.env, HP_NO_BUNDLE: '1' }, modules: true },
   ];
   const walls = cases.map(() => []);
   const cpus = cases.map(() => []);
@@ -113,6 +116,8 @@ export async function benchStartup({ root, python, outDir, reps, log }) {
     // hp-record against the bare wrapper, round by round: what hp-record itself adds.
     recordOverWrapperS: median(walls[pyIdx + 1].map((x, k) => x - walls[pyIdx + 2][k])),
     // Node as it starts in this environment when NODE_EXTRA_CA_CERTS is set, against the floor.
-    nodeWithCerts: cases.length > pyIdx + 3 ? row(pyIdx + 3, nodeIdx) : null,
+    nodeWithCerts: cases[pyIdx + 3]?.name.startsWith('node -e') ? row(pyIdx + 3, nodeIdx) : null,
+    // Against node -e "", as the rows above.
+    modules: cases.map((c, i) => (c.modules ? row(i, nodeIdx) : null)).filter((r) => r !== null),
   };
 }
