@@ -107,15 +107,17 @@ export function nativeHint(summary: Record<string, unknown>): string | null {
 const USAGE = `Usage: $0 [options] [--] script.py [args...]
        $0 [options] -m module [args...]
        $0 [options] -c code [args...]
-       $0 [options] [--] python3.X script.py|-m module|-c code [args...]
+       $0 [options] [--] - [args...] < script.py
+       $0 [options] [--] python3.X script.py|-m module|-c code|- [args...]
        $0 --pid PID [-o BASE] [--duration SECONDS] [sampling options]
        $0 --pid PID --stop
 
 Run a Python program under the heapprof recorder, exactly as \`python3 script.py args...\` (or
 \`python3 -m module args...\`, \`python3 -c code args...\`) would run it: same sys.argv, sys.path[0],
 __main__, stdin/stdout/stderr, exit status and signals. hp-record's options come first: everything
-after the script, -m MODULE or -c CODE belongs to the program. The program may start with the
-interpreter (python, python3.12, /venv/bin/python...), as with --python. The profile goes to BASE.hpm and
+after the script, -m MODULE, -c CODE or - (the program from standard input) belongs to the
+program. The program may start with the interpreter (python, python3.12, /venv/bin/python...), as
+with --python. The profile goes to BASE.hpm and
 BASE.hpd, created mode 0600; the default BASE is heapprof.PID in the current directory (PID = the
 Python process id). A line on stderr says where it records; a summary (with one line per followed child's
 profile) and the next command to run follow at the end. A script that is not Python (a shebang
@@ -479,7 +481,7 @@ function removePrivateDir(dir: string): void {
   }
 }
 
-/** The program to run, as python's arguments: [script, args...] or ['-m', module, args...]. */
+/** The program to run, as python's arguments: [script, args...], ['-m', module, args...], ['-c', code, args...] or ['-', args...] (standard input). */
 export function parseTarget(rest: string[], moduleOption: string | undefined): string[] {
   if (moduleOption !== undefined) {
     if (moduleOption === '') throw new UsageError('-m: needs a module name');
@@ -491,7 +493,6 @@ export function parseTarget(rest: string[], moduleOption: string | undefined): s
     if (args.length === 0 || args[0] === '') throw new UsageError(first === '-m' ? '-m: needs a module name' : '-c: needs the code to run');
     return [first, ...args];
   }
-  if (first === '-') throw new UsageError("-: hp-record does not read the program from standard input (python's -): save it to a file, or give it with -c CODE");
   if (first.startsWith('-') && first.length > 1) {
     throw new UsageError(`${first}: hp-record runs a script, -m module or -c code, not python options`);
   }
@@ -1037,7 +1038,7 @@ export function main(argv: string[]): void {
       const hint = from === 'default' ? ' (use --python EXE or HEAPPROF_PYTHON)' : '';
       throw new UsageError(`${python}: ${python.includes('/') ? 'not an executable file' : 'not found on PATH'}${hint}`);
     }
-    if (target[0] !== '-m' && target[0] !== '-c') {
+    if (target[0] !== '-m' && target[0] !== '-c' && target[0] !== '-') {
       const script = target[0]!;
       if (!existsSync(script)) throw new UsageError(`${script}: no such file`);
       // python runs a directory (or a zip application) through the __main__ module in it.
@@ -1111,7 +1112,7 @@ export function main(argv: string[]): void {
       const startedUs = Date.now() * 1000;
       let stopPolling = (): void => {};
       let announced = false;
-      const program = target[0] === '-m' ? `-m ${target[1]}` : target[0] === '-c' ? '-c CODE' : target[0]!;
+      const program = target[0] === '-m' ? `-m ${target[1]}` : target[0] === '-c' ? '-c CODE' : target[0] === '-' ? '- (the program from standard input)' : target[0]!;
       const startLine = (pid: number): void => {
         if (announced) return;
         announced = true;

@@ -7,6 +7,7 @@ import { basename, dirname, join } from 'node:path';
 import t from 'tap';
 import { hpRecord, missingBuild, pythons, run, scratch } from '../fixtures/record/harness.js';
 import { interpreterFirst, splitCommandLine } from '../../lib/cmd/record.js';
+import { readRecording } from '../helpers/python.js';
 
 t.test('splitCommandLine: hp-record options, then the program', async (t) => {
   t.same(splitCommandLine(['-o', 't', '-m', 'pytest', '-q', 'test_a.py']), { own: ['-o', 't'], target: ['-m', 'pytest', '-q', 'test_a.py'] });
@@ -67,6 +68,24 @@ t.test('the program gets exactly the arguments python would give it', { skip: sk
   const quiet = await hpRecord(['--python', python, '-q', '-o', 'quiet', 'show.py', '-q'], { cwd: dir });
   t.equal(quiet.stderr, '', '-q before the script silences hp-record');
   t.equal(quiet.stdout, '["show.py", "-q"]\n', '-q after the script is the program\'s');
+});
+
+t.test('the program from standard input (hp-record -- - < app.py), as python - reads it', { skip: skip ?? false }, async (t) => {
+  const python = pythons()[pythons().length - 1]!.exe;
+  const dir = scratch();
+  const program = 'import sys, json\ndef grow():\n    return [bytearray(4096) for _ in range(4000)]\nkept = grow()\nprint(json.dumps(sys.argv))\n';
+  const plain = await run(python, ['-', '-x', 'y'], { cwd: dir, input: program });
+  for (const [i, line] of [['--', '-'], ['-']].entries()) {
+    const recorded = await hpRecord(['--python', python, '-o', `s${i}`, ...line, '-x', 'y'], { cwd: dir, input: program });
+    t.equal(recorded.code, 0, recorded.stderr);
+    t.equal(recorded.stdout, plain.stdout, `${line.join(' ')}: sys.argv as python - gives it: ${plain.stdout.trim()}`);
+    t.match(recorded.stderr, /^hp-record: recording \S+ - \(the program from standard input\) \(pid \d+\) to s\d\.hpm/, 'the start line says where the program came from');
+    const rec = await readRecording(join(dir, `s${i}`));
+    const files = new Set([...rec.traces.values()].flatMap((tr) => tr.frames.map((f) => f.file)));
+    t.ok(files.has('<stdin>'), 'the recorded stacks name <stdin>, as its tracebacks do');
+    const grow = [...rec.traces.values()].find((tr) => tr.frames.some((f) => f.function === 'grow' && f.file === '<stdin>'));
+    t.ok(grow && rec.events.some((e) => e.op === 'alloc' && e.trace === grow.id), "the program's allocations in grow() were recorded");
+  }
 });
 
 t.test('the interpreter may come first (hp-record -- python3 app.py), as with --python', { skip: skip ?? false }, async (t) => {

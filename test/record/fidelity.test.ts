@@ -27,6 +27,18 @@ interface Case {
   everywhere?: boolean;
 }
 
+// Shown from standard input: what python - gives the program, then a traceback through <stdin>.
+const STDIN_PROGRAM = [
+  'import json, sys',
+  'print(json.dumps({"argv": sys.argv, "path0": sys.path[0], "name": __name__, "file": globals().get("__file__")}))',
+  'data = [bytearray(1000) for _ in range(1000)]',
+  'def fail():',
+  '    raise ValueError("from stdin")',
+  'sys.stdout.flush()',
+  'fail()',
+  '',
+].join('\n');
+
 const links = scratch();
 symlinkSync(join(SCRIPTS, 'show.py'), join(links, 'linked.py'));
 const json = (r: RunResult): Record<string, unknown> => JSON.parse(r.stdout) as Record<string, unknown>;
@@ -81,6 +93,20 @@ const cases: Case[] = [
   { what: '-m json.tool reading stdin', args: ['-m', 'json.tool'], input: '{"b": [1, 2], "a": null}' },
   { what: 'stdin to stdout, stderr interleaved', args: ['stdio.py'], input: 'hello\nworld\n', everywhere: true, check: (t, p) => t.match(p.stdout, /^HELLO\nWORLD\ndone\n$/) },
   { what: 'empty stdin', args: ['stdio.py'], input: '' },
+  {
+    what: 'the program from standard input (-), with arguments',
+    args: ['-', 'a', '-x'],
+    everywhere: true,
+    input: STDIN_PROGRAM,
+    check: (t, plain) => {
+      const [shown] = plain.stdout.split('\n');
+      t.same(JSON.parse(shown!), { argv: ['-', 'a', '-x'], path0: '', name: '__main__', file: '<stdin>' }, 'python -: argv[0] is -, sys.path[0] empty, __file__ <stdin>');
+      t.match(plain.stderr, /File "<stdin>", line 7, in <module>\n.*\nValueError: from stdin/s, 'the traceback names <stdin>');
+      t.equal(plain.code, 1);
+    },
+  },
+  { what: '- without --', args: ['-'], separator: [], input: 'import sys; print(sys.argv)\n' },
+  { what: 'an empty program from standard input', args: ['-'], input: '' },
   { what: 'syntax error', args: ['badsyntax.py'], everywhere: true, check: (t, p) => t.match(p.stderr, /SyntaxError/) },
   { what: 'syntax error at end of file', args: ['badeof.py'], check: (t, p) => t.match(p.stderr, /SyntaxError/) },
 ];

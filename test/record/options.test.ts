@@ -99,7 +99,7 @@ t.test('target grammar', async (t) => {
   t.same(parseTarget(['-c', 'print(1)', '-x'], undefined), ['-c', 'print(1)', '-x'], '-c CODE runs like python -c');
   t.throws(() => parseTarget(['-c'], undefined), { message: '-c: needs the code to run' });
   t.throws(() => parseTarget(['-X', 'dev', 'app.py'], undefined), { message: /-X: hp-record runs a script, -m module or -c code, not python options/ });
-  t.throws(() => parseTarget(['-'], undefined), { message: /^-: hp-record does not read the program from standard input \(python's -\): save it to a file, or give it with -c CODE$/ });
+  t.same(parseTarget(['-', 'a'], undefined), ['-', 'a'], "- reads the program from standard input, as python's -");
 });
 
 t.test('findExecutable follows PATH like execvp', async (t) => {
