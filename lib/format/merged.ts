@@ -6,7 +6,7 @@
 
 import { HpError } from '../cli.js';
 import { OP_ALLOC, OP_END, OP_FREE, OP_RSS, type EventBatch, type ProfileSource } from './source.js';
-import type { Frame, Header, HistogramBucket, Mark, Trace } from './types.js';
+import type { Frame, Header, HistogramBucket, Mark, ThreadInfo, Trace } from './types.js';
 
 const BATCH = 8192;
 
@@ -42,6 +42,9 @@ export class MergedSource implements ProfileSource {
   private readonly idByKey = new Map<string, number>();
   private readonly remap: Array<Map<number, number>>;
   private nextId = 1;
+  /** Each source's threads by their id there, as the merged stream numbers them (ids unique across processes). */
+  private readonly threadRemap: Array<Map<number, ThreadInfo>>;
+  private readonly threadIds = new Set<number>();
   /** The first RSS sample of each source (for an attached process: its RSS at attach). */
   readonly firstRss: Array<number | null>;
 
@@ -63,6 +66,7 @@ export class MergedSource implements ProfileSource {
     const startUs = alignUs ?? first.header.startTimeUs;
     this.shiftUs = sources.map((s) => s.header.startTimeUs - startUs);
     this.remap = sources.map(() => new Map());
+    this.threadRemap = sources.map(() => new Map());
     this.firstRss = sources.map(() => null);
     this.name = sources.length === 1 ? sources[0]!.name : `${sources[0]!.name} (+${sources.length - 1} more)`;
     const pids = sources.map((s) => s.header.pid);
@@ -158,18 +162,41 @@ export class MergedSource implements ProfileSource {
       const pid = source.header.pid ?? source.name;
       frames = id === 0 ? [{ function: null, file: '[no Python stack]', line: 0 }, pidFrame(pid)] : [...frames, pidFrame(pid)];
     }
+    // A --native profile's trace also names its domain and thread: traces alike in frames but not
+    // in these stay apart, or a native allocation would count as python in the merged stream.
+    const domain = original?.domain;
+    const thread = original?.thread ? this.mergedThread(i, original.thread) : undefined;
     let merged: number;
-    if (frames.length === 0) merged = 0;
+    if (frames.length === 0 && !domain && !thread) merged = 0;
     else {
-      const key = `${dropped}\0${frames.map((f) => `${f.function ?? ''}\u0001${f.file}\u0001${f.line}`).join('\0')}`;
+      const where = `${domain ?? ''}\u0001${thread?.id ?? ''}`;
+      const key = `${dropped}\0${where}\0${frames.map((f) => `${f.function ?? ''}\u0001${f.file}\u0001${f.line}${f.native ? '\u0001n' : ''}`).join('\0')}`;
       merged = this.idByKey.get(key) ?? 0;
       if (merged === 0) {
         merged = this.nextId++;
         this.idByKey.set(key, merged);
-        this.traceById.set(merged, { id: merged, frames, dropped });
+        this.traceById.set(merged, { id: merged, frames, dropped, ...(domain ? { domain } : {}), ...(thread ? { thread } : {}) });
       }
     }
     this.remap[i]!.set(id, merged);
+    return merged;
+  }
+
+  /**
+   * Source i's thread on the merged stream: its id there unless a thread of another process met
+   * earlier in the stream took it, else the lowest free one; OS thread id and name kept.
+   */
+  private mergedThread(i: number, thread: ThreadInfo): ThreadInfo {
+    const known = this.threadRemap[i]!.get(thread.id);
+    if (known) return known;
+    let id = thread.id;
+    if (this.threadIds.has(id)) {
+      id = 1;
+      while (this.threadIds.has(id)) id++;
+    }
+    this.threadIds.add(id);
+    const merged = id === thread.id ? thread : { ...thread, id };
+    this.threadRemap[i]!.set(thread.id, merged);
     return merged;
   }
 
