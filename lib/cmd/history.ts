@@ -255,7 +255,7 @@ async function historyByPid(
     const one = new MergedSource([await openSource(bases[i]!, opts)], false, alignUs, { rssByProcess: true });
     const pid = headers[i]!.pid ?? bases[i]!;
     try {
-      const builder = new HistoryBuilder(one.header.sampling, (id) => one.trace(id), { ...builderOptions(granularityUs), processStartsUs: [one.offsetUs(0)] });
+      const builder = new HistoryBuilder(one.header.sampling, (id) => one.trace(id), { ...builderOptions(granularityUs), domains: one.header.native === true, processStartsUs: [one.offsetUs(0)] });
       const take = (): void => {
         if (builder.ready.length === 0) return;
         // As in the summed history: this profile's histogram bounds what it never sampled;

@@ -71,3 +71,21 @@ t.test('several --native profiles read as one keep each trace\'s domain and thre
   );
   t.equal(cli('snapshot', [parent, child, '--at', 'end', '--thread', '201'])[0]!.bytes, 8_202_000, '--thread by OS id');
 });
+
+t.test("hp-history --by pid: each process's line has its per-domain fields", async (t) => {
+  const dir = tmpDir();
+  const parent = join(dir, 'run');
+  const child = join(dir, 'run.201');
+  const start = 1_800_000_000_000_000;
+  await write(parent, 200, start, 1);
+  await write(child, 201, start + 5, 2);
+  const lines = cli('history', [parent, child, '--by', 'pid', '--json', '--top', '0', '--granularity', '0.0001']);
+  for (const [pid, scale] of [[200, 1], [201, 2]] as const) {
+    const last = lines.filter((l) => l.pid === pid).at(-1)!;
+    t.same(
+      [last.python_bytes, last.native_bytes, last.mmap_bytes],
+      [1000 * scale, 4_100_000 * scale, 4_000_000 * scale],
+      `pid ${pid}: python_bytes, native_bytes and mmap_bytes, as for the profile alone`,
+    );
+  }
+});
