@@ -1,7 +1,8 @@
 // Where an exporter's result goes: `-o FILE` (written whole, then renamed into place so a
-// failed run never leaves half a file) or stdout, which must not be a terminal for binary data.
+// failed run never leaves half a file; a device, FIFO or symbolic link is written through) or
+// stdout, which must not be a terminal for binary data.
 
-import { rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { lstat, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { HpError, OutputWriter, UsageError, systemErrorMessage } from '../cli.js';
 
@@ -53,8 +54,11 @@ export async function writeResult(path: string | undefined, data: Buffer | strin
   }
   // Not a regular file (/dev/null, a FIFO, /dev/stdout): written to as it is. Renaming a file over
   // it would replace the device itself (as root, `-o /dev/null` left a plain file at /dev/null).
-  const existing = await stat(path).catch(() => null);
-  if (existing !== null && !existing.isFile() && !existing.isDirectory()) {
+  // A symbolic link too, whatever it names: /dev/stdout (or /dev/fd/1, /proc/self/fd/1) with stdout
+  // on a file is a link to that file, and a rename replaced the link (or found no directory for its
+  // temporary file), never reaching the file the shell opened.
+  const [existing, link] = await Promise.all([stat(path).catch(() => null), lstat(path).catch(() => null)]);
+  if (existing !== null && ((!existing.isFile() && !existing.isDirectory()) || link?.isSymbolicLink())) {
     await writeFile(path, data).catch((e) => cannotWrite(path, e));
     return;
   }
