@@ -1,6 +1,7 @@
 // How bin/hp-* start: the command's bundle, dist/bundle/hp-X.cjs (scripts/build.mjs), when it is
-// there, newer than every module of dist/ it was made from, and Node runs without concurrent
-// recompilation; else the command's module, dist/cmd/X.js. HP_NO_BUNDLE=1 always takes the
+// there, every module of dist/ it was made from has the size it had then and (outside
+// node_modules) is not newer than it, and Node runs without concurrent recompilation; else the
+// command's module, dist/cmd/X.js. HP_NO_BUNDLE=1 always takes the
 // modules (the tests compare both ways).
 //
 // Why the flag: Node 20 can deadlock at exit while a TurboFan job runs on a worker thread
@@ -9,7 +10,7 @@
 // bin/hp-X.js`, which does not read that line, runs the modules.
 
 import { readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 import { CODE_DIR, load } from './where.cjs';
 
 interface Command {
@@ -28,11 +29,15 @@ export function freshBundle(name: string, dist: string = CODE_DIR, env: NodeJS.P
   } catch {
     return null;
   }
-  if (!Array.isArray(inputs) || inputs.length === 0) return null;
-  // A module rewritten since (tsc run again without the bundler) or gone: the bundle is stale.
-  for (const rel of inputs) {
-    const st = typeof rel === 'string' ? statSync(join(dist, rel), { throwIfNoEntry: false }) : undefined;
-    if (st === undefined || st.mtimeMs > built) return null;
+  if (inputs === null || typeof inputs !== 'object' || Array.isArray(inputs) || Object.keys(inputs).length === 0) return null;
+  // An installed copy: npm unpacks a package giving each file the time it writes it, in the
+  // tarball's order (dist/bundle/ before most modules), so there times say nothing; sizes do.
+  const installed = dist.split(sep).includes('node_modules');
+  // A module rewritten since (tsc run again without the bundler, a patch applied in place) or
+  // gone: the bundle is stale.
+  for (const [rel, size] of Object.entries(inputs as Record<string, unknown>)) {
+    const st = statSync(join(dist, rel), { throwIfNoEntry: false });
+    if (st === undefined || st.size !== size || (!installed && st.mtimeMs > built)) return null;
   }
   return path;
 }

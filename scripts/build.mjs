@@ -6,7 +6,8 @@
 // ~0.45 ms faster than the same code as an ES module, an entry ~7 ms faster; one file because
 // resolving, stating and reading each of a command's ~28 modules costs ~19 ms more again
 // (doc/benchmarks.md, Start-up). lib/start.ts runs a bundle only while it is newer than every
-// module it was made from, so a later bare `tsc` never leaves a stale one running.
+// module it was made from (in a checkout) and every module has the size it had, so a later bare
+// `tsc` never leaves a stale one running.
 //
 // The bundle is a packaging of dist/, nothing more: no minifying or renaming beyond esbuild's
 // scope hoisting. dist/where.cjs stays outside it (`../where.cjs` from dist/bundle/), so that
@@ -14,7 +15,7 @@
 // decoder stay outside too (loaded on first use through where.cjs' require).
 
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -68,11 +69,12 @@ for (const name of Object.keys(pkg.bin).filter((n) => !UNBUNDLED.has(n))) {
     plugins: [whereOutside],
     banner: { js: `// ${name}: dist/cmd/${relative(join(dist, 'cmd'), entry)} and the modules it requires, packed by scripts/build.mjs. Do not edit.` },
   });
-  // The modules of dist/ it holds, for lib/start.ts' freshness check (where.cjs included: it is
-  // part of what the command runs, though outside the file).
+  // The modules of dist/ it holds and their sizes, for lib/start.ts' freshness check (where.cjs
+  // included: it is part of what the command runs, though outside the file).
   const inputs = Object.keys(result.metafile.inputs)
     .map((p) => resolve(root, p))
     .filter((p) => p.startsWith(`${dist}/`))
     .map((p) => relative(dist, p));
-  writeFileSync(join(out, `${name}.inputs.json`), `${JSON.stringify([...new Set([...inputs, 'where.cjs'])].sort())}\n`);
+  const sizes = Object.fromEntries([...new Set([...inputs, 'where.cjs'])].sort().map((rel) => [rel, statSync(join(dist, rel)).size]));
+  writeFileSync(join(out, `${name}.inputs.json`), `${JSON.stringify(sizes)}\n`);
 }

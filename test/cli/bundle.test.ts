@@ -38,7 +38,7 @@ t.test('npm run build leaves a fresh bundle for every reader, and the commands r
     const source = readFileSync(bundle, 'utf8');
     t.match(source, /require\("\.\.\/where\.cjs"\)/, `${name}: finds the package from dist/where.cjs, outside the bundle`);
     t.notMatch(source, /__dirname|__filename/, `${name}: nothing else depends on where the file is`);
-    const inputs = JSON.parse(readFileSync(join(DIST, 'bundle', `${name}.inputs.json`), 'utf8')) as string[];
+    const inputs = Object.keys(JSON.parse(readFileSync(join(DIST, 'bundle', `${name}.inputs.json`), 'utf8')) as Record<string, number>);
     t.ok(inputs.includes(`cmd/${name.replace(/^hp-/, '')}.js`) && inputs.includes('where.cjs') && inputs.includes('cli.js'), `${name}: its inputs listed (${inputs.length})`);
   }
   // Which file a command ran, seen from inside: a trace of the modules Node loaded.
@@ -74,7 +74,7 @@ t.test('a bundle older than one of its modules, or missing one, is not used', { 
   writeFileSync(join(dist, 'a.js'), '');
   writeFileSync(join(dist, 'b.js'), '');
   writeFileSync(join(dist, 'bundle', 'hp-x.cjs'), '');
-  writeFileSync(join(dist, 'bundle', 'hp-x.inputs.json'), JSON.stringify(['a.js', 'b.js']));
+  writeFileSync(join(dist, 'bundle', 'hp-x.inputs.json'), JSON.stringify({ 'a.js': 0, 'b.js': 0 }));
   const at = (rel: string, seconds: number): void => utimesSync(join(dist, rel), seconds, seconds);
   at('a.js', 1000);
   at('b.js', 1000);
@@ -85,6 +85,12 @@ t.test('a bundle older than one of its modules, or missing one, is not used', { 
   at('b.js', 3000);
   t.equal(freshBundle('hp-x', dist, {}, FLAG), null, 'a module rewritten after the bundle: not used');
   at('b.js', 1000);
+  writeFileSync(join(dist, 'b.js'), 'x');
+  at('b.js', 1000);
+  t.equal(freshBundle('hp-x', dist, {}, FLAG), null, 'a module of another size than it was bundled from: not used');
+  writeFileSync(join(dist, 'b.js'), '');
+  at('b.js', 1000);
+  t.equal(freshBundle('hp-x', dist, {}, FLAG), join(dist, 'bundle', 'hp-x.cjs'), 'back as it was: used');
   rmSync(join(dist, 'a.js'));
   t.equal(freshBundle('hp-x', dist, {}, FLAG), null, 'a module gone: not used');
   t.equal(freshBundle('hp-y', dist, {}, FLAG), null, 'no bundle: not used');
@@ -95,4 +101,33 @@ t.test('a bundle older than one of its modules, or missing one, is not used', { 
   for (const part of ['bin', 'dist', 'python', 'package.json']) cpSync(join(ROOT, part), join(copy, part), { recursive: true });
   const r = run('hp-stats', ['--version'], ENV, copy);
   t.equal(r.status, 0, `a copied tree still runs: ${r.stderr}`);
+});
+
+// npm (pacote) unpacks a package without the tarball's times: each file gets the time it was
+// written, in the tarball's order, which puts dist/bundle/ before most of the modules. Times say
+// nothing there, so an installed copy ran its modules, never a bundle; sizes still say whether a
+// module was changed since (patch-package edits dist/ in place).
+t.test('an installed copy (under node_modules) runs its bundle whatever the times, not after a module changed', { skip }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'hp-bundle-installed-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const pkg = join(dir, 'node_modules', 'heapprof');
+  for (const part of ['bin', 'dist', 'python', 'package.json']) cpSync(join(ROOT, part), join(pkg, part), { recursive: true });
+  const dist = join(pkg, 'dist');
+  // As unpacked: the bundle first, its modules a little later.
+  const modules = Object.keys(JSON.parse(readFileSync(join(dist, 'bundle', 'hp-stats.inputs.json'), 'utf8')) as Record<string, number>);
+  utimesSync(join(dist, 'bundle', 'hp-stats.cjs'), 1000, 1000);
+  for (const rel of modules) utimesSync(join(dist, rel), 1000.5, 1000.5);
+  t.equal(freshBundle('hp-stats', dist, {}, FLAG), join(dist, 'bundle', 'hp-stats.cjs'), 'unpacked: the bundle');
+  const r = spawnSync(process.execPath, [...FLAG, '-r', join(ROOT, 'test', 'fixtures', 'cli', 'loaded-at-exit.cjs'), join(pkg, 'bin', 'hp-stats.js'), '--version'], { env: ENV, encoding: 'utf8' });
+  t.match(r.stderr, /bundle\/hp-stats\.cjs/, 'bin/hp-stats.js of the installed copy runs it');
+  // A module edited in place (its size changed): the modules.
+  const edited = join(dist, 'cmd', 'stats.js');
+  writeFileSync(edited, `${readFileSync(edited, 'utf8')}\n// patched\n`);
+  t.equal(freshBundle('hp-stats', dist, {}, FLAG), null, 'a module changed since: its modules');
+  // Outside node_modules (a checkout), times still decide.
+  const checkout = join(dir, 'checkout');
+  cpSync(join(ROOT, 'dist'), join(checkout, 'dist'), { recursive: true });
+  utimesSync(join(checkout, 'dist', 'bundle', 'hp-stats.cjs'), 1000, 1000);
+  for (const rel of modules) utimesSync(join(checkout, 'dist', rel), 1000.5, 1000.5);
+  t.equal(freshBundle('hp-stats', join(checkout, 'dist'), {}, FLAG), null, 'a checkout with a module newer than its bundle: its modules');
 });
