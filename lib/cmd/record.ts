@@ -494,7 +494,7 @@ export function parseTarget(rest: string[], moduleOption: string | undefined): s
     return [first, ...args];
   }
   if (first.startsWith('-') && first.length > 1) {
-    throw new UsageError(`${first}: hp-record runs a script, -m module or -c code, not python options`);
+    throw new UsageError(`${first}: hp-record runs a script, -m module, -c code or - (the program from standard input), not python options`);
   }
   return [first, ...args];
 }

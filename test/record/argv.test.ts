@@ -106,7 +106,7 @@ t.test('the interpreter may come first (hp-record -- python3 app.py), as with --
   t.match(twice.stderr, /the interpreter is given twice/);
   const options = await hpRecord(['-o', 'i3', python, '-u', 'show.py'], { cwd: dir });
   t.equal(options.code, 2);
-  t.match(options.stderr, /-u: hp-record runs a script, -m module or -c code, not python options/);
+  t.match(options.stderr, /-u: hp-record runs a script, -m module, -c code or - \(the program from standard input\), not python options/);
   const missing = await hpRecord(['-o', 'i4', '/nonexistent/python3', 'show.py'], { cwd: dir });
   t.equal(missing.code, 2);
   t.match(missing.stderr, /\/nonexistent\/python3: not an executable file/);

@@ -98,7 +98,7 @@ t.test('target grammar', async (t) => {
   t.throws(() => parseTarget([], ''), { message: '-m: needs a module name' });
   t.same(parseTarget(['-c', 'print(1)', '-x'], undefined), ['-c', 'print(1)', '-x'], '-c CODE runs like python -c');
   t.throws(() => parseTarget(['-c'], undefined), { message: '-c: needs the code to run' });
-  t.throws(() => parseTarget(['-X', 'dev', 'app.py'], undefined), { message: /-X: hp-record runs a script, -m module or -c code, not python options/ });
+  t.throws(() => parseTarget(['-X', 'dev', 'app.py'], undefined), { message: /-X: hp-record runs a script, -m module, -c code or - \(the program from standard input\), not python options/ });
   t.same(parseTarget(['-', 'a'], undefined), ['-', 'a'], "- reads the program from standard input, as python's -");
 });
 

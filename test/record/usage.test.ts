@@ -50,7 +50,7 @@ t.test('nothing to run', async (t) => {
   // A directory runs through its __main__.py (python3 DIR); one without it cannot run at all.
   const app = scratch({ 'empty/README': 'no __main__ here\n' });
   await refuses(t, ['--python', python, '--', join(app, 'empty')], 2, /^hp-record: \S+\/empty: a directory without __main__\.py\n$/);
-  await refuses(t, ['--python', python, '--', '-X', 'dev', 'MARKER'], 2, /-X: hp-record runs a script, -m module or -c code, not python options/);
+  await refuses(t, ['--python', python, '--', '-X', 'dev', 'MARKER'], 2, /-X: hp-record runs a script, -m module, -c code or - \(the program from standard input\), not python options/);
   await refuses(t, ['--python', python, '-m', 'no_such_module_hp'], 2, /^hp-record: no module named no_such_module_hp\n$/);
   await refuses(t, ['--python', python, '--', '-m', 'no_such_pkg_hp.sub'], 2, /no module named no_such_pkg_hp\n$/);
 });
