@@ -627,6 +627,18 @@ function uncloexecFds(): number[] {
   return fds;
 }
 
+/**
+ * Whether hp-record was started with its standard input closed (`<&-`, some service managers),
+ * as bin/hp-record.js's shell line saw it: Node opens /dev/null on a closed descriptor 0-2 while
+ * starting, where python would have run with sys.stdin None and its first open() at 0. Taken out
+ * of the environment. Run as `node bin/hp-record.js`, it cannot be told: false.
+ */
+export function takeStdinClosed(env: NodeJS.ProcessEnv = process.env): boolean {
+  const saved = env.HEAPPROF_STDIN_CLOSED;
+  delete env.HEAPPROF_STDIN_CLOSED;
+  return saved === '1';
+}
+
 /** stdio for spawn: ours at 0-2 and every inherited descriptor at its own number. */
 export function childStdio(fds: number[]): Array<'inherit' | 'ignore' | number> {
   const stdio: Array<'inherit' | 'ignore' | number> = ['inherit', 'inherit', 'inherit'];
@@ -965,6 +977,7 @@ export function main(argv: string[]): void {
     const addressLimit = takeStartLimit('as');
     const fileLimit = takeStartLimit('nofile');
     const fds = inheritedFds();
+    const stdinClosed = takeStdinClosed();
     const split = splitCommandLine(argv);
     const args = parser(NAME, split.own, USAGE, EXAMPLES)
       .parserConfiguration({
@@ -1100,6 +1113,8 @@ export function main(argv: string[]): void {
         // The soft address-space limit bin/hp-record.js raised for Node: the bootstrap sets it back.
         rlimit_as: addressLimit,
         rlimit_nofile: fileLimit,
+        // Standard input closed at our start (Node reopened it on /dev/null): the bootstrap closes it again.
+        stdin_closed: stdinClosed,
         // Arguments and environment entries whose bytes Node could not keep (not UTF-8): the bootstrap restores them.
         raw_bytes: rawBytes(target, process.env),
       };

@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { BIN, FIXTURES, hpRecord, missingBuild, pythons, run, scratch } from '../fixtures/record/harness.js';
+import { BIN, FIXTURES, REPO, hpRecord, missingBuild, pythons, run, scratch } from '../fixtures/record/harness.js';
 
 const SCRIPTS = join(FIXTURES, 'scripts');
 const env = { ...process.env, PYTHONDONTWRITEBYTECODE: '1', HP_DEBUG: undefined };
@@ -37,6 +37,26 @@ for (const py of installed) {
 }
 
 const newest = installed[installed.length - 1];
+t.test('a closed standard input stays closed for the program (Node reopens it on /dev/null)', { skip: newest ? false : skip ?? 'no CPython' }, async (t) => {
+  const dir = scratch({
+    'stdin.py': "import os, sys\nfd = os.open('/dev/null', os.O_RDONLY)\nkept = [bytearray(5000) for _ in range(2000)]\nprint(sys.stdin is None, sys.__stdin__ is None, fd)\n",
+  });
+  const oldest = installed[0]!;
+  for (const py of new Set([oldest, newest!])) {
+    for (const redirect of ['<&-', '</dev/null']) {
+      const sh = (command: string[]) => spawnSync('/bin/sh', ['-c', `exec "$@" ${redirect}`, 'sh', ...command], { cwd: dir, env, encoding: 'utf8', timeout: 60000 });
+      const plain = sh([py.exe, 'stdin.py']);
+      t.equal(plain.stdout, redirect === '<&-' ? 'True True 0\n' : 'False False 3\n', `CPython ${py.version} ${redirect}: what python gives the program`);
+      const base = join(dir, `run-${py.version}-${redirect === '<&-' ? 'closed' : 'null'}`);
+      const recorded = sh([BIN, '-q', '--python', py.exe, '-o', base, '--', 'stdin.py']);
+      t.equal(recorded.status, 0, recorded.stderr);
+      t.equal(recorded.stdout, plain.stdout, `CPython ${py.version} ${redirect}: the same under hp-record`);
+      const read = spawnSync(process.execPath, [join(REPO, 'bin', 'hp-stats.js'), base, '--json'], { encoding: 'utf8' });
+      t.equal(read.status, 0, `the profile reads: ${read.stderr}`);
+    }
+  }
+});
+
 t.test('SIGUSR1 sent to hp-record reaches the program; Node opens no inspector', { skip: newest ? false : skip ?? 'no CPython' }, async (t) => {
   const dir = scratch();
   const token = `usr1-${process.pid}-${Date.now()}`;
