@@ -5,7 +5,8 @@
 records the whole session into one profile (BASE.hpm/.hpd, default pytest-heapprof; with
 pytest-xdist each worker records BASE.gwN) with a mark "start:NODEID" before each test's call
 and "end:NODEID" after it, and prints at the end the tests with the largest peak and the
-largest growth, each with its 95% interval. With --heapprof,
+largest growth, each with its 95% interval (what heapprof's own code allocates between the marks
+left out). With --heapprof,
 
     @pytest.mark.limit_memory("24 MB")   fails a test whose peak's LOWER 95% bound exceeds 24 MB
     @pytest.mark.limit_leaks("1 MB")     the same for memory allocated in the test, live at its end
@@ -24,6 +25,8 @@ import pytest
 
 import heapprof
 from heapprof import _reader
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(heapprof.__file__))
 
 DEFAULT_BASE = "pytest-heapprof"
 DEFAULT_SAMPLE = "64K"
@@ -114,15 +117,27 @@ class _Session:
         self.open = {}  # nodeid -> Window
         self.done = {}  # nodeid -> Window (closed)
         self.results = []
+        self._own = {}  # trace -> whether its innermost Python frame is heapprof's own code
 
     @property
     def idle(self):
         return not self.open
 
     def event(self, kind, t, trace, size):
-        if kind <= 1:
+        if kind <= 1 and self.open and not self._is_own(trace):
             for w in self.open.values():
                 w.event(kind, trace, size, t)
+
+    def _is_own(self, trace):
+        """True for a trace allocated by heapprof's own Python code (this plugin's hook around the
+        test, heapprof.mark): what the profiler costs is not the test's memory, and a sampled
+        allocation there would otherwise be blamed as the test's top site."""
+        own = self._own.get(trace)
+        if own is None:
+            python = self.profile.traces.get(trace, (None, None, 0))[0]
+            path = self.profile.frames.get(python, ("?", "", 0))[1] if python is not None else ""
+            own = self._own[trace] = bool(path) and os.path.dirname(os.path.abspath(path)) == _PACKAGE_DIR
+        return own
 
     def mark(self, t, label):
         what, _, nodeid = label.partition(":")

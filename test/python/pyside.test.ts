@@ -115,6 +115,35 @@ t.test('pytest --heapprof: a bad option is one usage error (exit 4) before any t
   t.notMatch(marker.stdout, /pytest_plugin\.py/, "no traceback through the plugin's code");
 });
 
+t.test("pytest --heapprof: heapprof's own allocations between a test's marks are not the test's", async (t) => {
+  // CI once listed the plugin's hook (pytest_plugin.py, at its yield) as a test's largest growth
+  // site: one sampled allocation of the profiler's own, weighted up to 64 KiB. Fed the same events,
+  // a session counts the test's allocation and leaves out the one whose innermost frame is heapprof's.
+  if (!py311) return t.skip('CPython 3.11 not found');
+  if (runPython(py311, ['-c', 'import pytest']).code !== 0) return t.skip('pytest is not installed for CPython 3.11');
+  const code = [
+    'import os, heapprof',
+    'from heapprof import _reader, pytest_plugin',
+    'class Profile:',
+    '    sampler = _reader.Sampler()',  // every event sampled: weights are the sizes
+    "    frames = {1: ('test_x', '/tmp/tests/test_x.py', 3), 2: ('pytest_runtest_call', pytest_plugin.__file__, 206), 3: ('mark', os.path.join(os.path.dirname(heapprof.__file__), '__init__.py'), 9)}",
+    '    traces = {0: (None, None, 0), 1: (1, None, 0), 2: (2, None, 0), 3: (3, None, 0)}',
+    '    def site(self, trace):',
+    "        return '%s (%s:%d)' % self.frames[self.traces[trace][0]]",
+    's = pytest_plugin._Session(Profile())',
+    "s.mark(10, 'start:t')",
+    's.event(0, 11, 1, 1000)',
+    's.event(0, 12, 2, 65536)',
+    's.event(0, 13, 3, 4096)',
+    "s.mark(14, 'end:t')",
+    "r = s.result('t')",
+    "print(r['leaked'], r['peak'], r['leak_site'], r['peak_site'])",
+  ].join('\n');
+  const r = runPython(py311, ['-c', code], { cwd: tmpDir() });
+  t.equal(r.code, 0, r.stderr);
+  t.equal(r.stdout, '1000.0 1000.0 test_x (/tmp/tests/test_x.py:3) test_x (/tmp/tests/test_x.py:3)\n', "only the test's own 1000 bytes, and its own site");
+});
+
 t.test('pytest --heapprof: limit_memory does not fail a test that churns within its limit', async (t) => {
   if (!py311) return t.skip('CPython 3.11 not found');
   if (runPython(py311, ['-c', 'import pytest']).code !== 0) return t.skip('pytest is not installed for CPython 3.11');
