@@ -319,8 +319,26 @@ def stop():
     if lib is None or not lib.hp_stop():
         return
     if _state["mode"] == _MODE_STATS:
-        sys.stderr.write(format_stats(histogram()))
-        sys.stderr.flush()
+        _write_stderr(format_stats(histogram()))
+
+
+def _write_stderr(text):
+    # The stats table at exit: through sys.stderr as print() would, but a program that set
+    # sys.stderr to None, closed it or gave it a failing writer must neither lose the table
+    # nor get an "Error in atexit" it would not print without heapprof: then descriptor 2.
+    stream = sys.stderr
+    try:
+        stream.write(text)
+        stream.flush()
+        return
+    except Exception:
+        pass
+    data = text.encode("utf-8", "replace")
+    try:
+        while data:
+            data = data[os.write(2, data):]
+    except OSError:
+        pass  # descriptor 2 closed too: nowhere to print
 
 
 def isProfiling():
