@@ -143,7 +143,7 @@ def run_cell_magic(shell, line, cell):
     base = args.output or os.path.join(tempfile.mkdtemp(prefix="heapprof-cell-"), "cell")
     try:
         heapprof.start(base, force=True, argv=["%%heapprof", line], **options)
-    except (RuntimeError, OSError) as err:  # a missing directory, a profile another run writes
+    except (RuntimeError, OSError, ValueError) as err:  # a missing directory, a profile another run writes, -o DIR/
         raise _UsageError("%%%%heapprof: cannot record %s: %s (the cell did not run)" % (base, err))
     try:
         _run_cell(shell, cell)

@@ -179,7 +179,7 @@ t.test('%%heapprof: bad arguments and an unwritable profile are one line, and th
     'from IPython.core.interactiveshell import InteractiveShell',
     'sh = InteractiveShell.instance()',
     "sh.run_line_magic('load_ext', 'heapprof')",
-    "for line in ('-o \"unbalanced', '--top -1', '--sample nonsense', '-o /nonexistent/dir/cell'):",
+    "for line in ('-o \"unbalanced', '--top -1', '--sample nonsense', '-o /nonexistent/dir/cell', '-o outdir/'):",
     "    print('RESULT', repr(sh.run_cell_magic('heapprof', line, 'ran = True')), sh.user_ns.get('ran'))",
     // Empty, and with a sampler that draws nothing of IPython's own allocations around it (the
     // default byte-Poisson mean drew one in about one run in ten, charting 128 KiB).
@@ -190,7 +190,7 @@ t.test('%%heapprof: bad arguments and an unwritable profile are one line, and th
   t.equal(r.code, 0, JSON.stringify(r.stderr));
   t.equal(r.stderr, '', 'no traceback');
   t.equal(
-    r.stdout.split('\n').slice(0, 8).join('\n'),
+    r.stdout.split('\n').slice(0, 10).join('\n'),
     [
       '%%heapprof: -o "unbalanced: no closing quotation',
       'RESULT None None',
@@ -199,6 +199,9 @@ t.test('%%heapprof: bad arguments and an unwritable profile are one line, and th
       "%%heapprof: --sample nonsense: expected a byte count such as 524288 or 512k, got 'nonsense'",
       'RESULT None None',
       '%%heapprof: cannot record /nonexistent/dir/cell: /nonexistent/dir/cell.hpm.lock: No such file or directory (the cell did not run)',
+      'RESULT None None',
+      // A directory, not a profile base: start()'s ValueError, as one line, not a traceback.
+      "%%heapprof: cannot record outdir/: 'outdir/' names a directory, not a profile base (BASE for BASE.hpm + BASE.hpd) (the cell did not run)",
       'RESULT None None',
     ].join('\n'),
   );
