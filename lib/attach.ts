@@ -298,6 +298,28 @@ class LineReader {
   }
 }
 
+/** The longest delay setTimeout takes (2^31-1 ms, 24.8 days): beyond it, it fires after 1 ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * Calls fn once, after `seconds` (any finite length: --duration 3000000 is 35 days), in chunks
+ * setTimeout can hold. Returns a function that cancels it.
+ */
+export function afterSeconds(seconds: number, fn: () => void, maxChunkMs = MAX_TIMER_MS): () => void {
+  const due = Date.now() + seconds * 1000;
+  let timer: NodeJS.Timeout | undefined;
+  const arm = (): void => {
+    const left = due - Date.now();
+    if (left <= 0) {
+      fn();
+      return;
+    }
+    timer = setTimeout(arm, Math.min(left, maxChunkMs));
+  };
+  arm();
+  return () => clearTimeout(timer);
+}
+
 const STOP_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 export interface AttachResult {
@@ -425,19 +447,19 @@ export async function recordAttached(target: TargetInfo, opts: AttachOptions, sa
 
     // Record until a stop request, the duration, or the target's exit.
     const finishedOrEnd = reader.next();
-    let timer: NodeJS.Timeout | undefined;
+    let cancelTimer: (() => void) | undefined;
     if (opts.durationS !== null) {
-      timer = setTimeout(() => {
+      cancelTimer = afterSeconds(opts.durationS, () => {
         stopRequested ??= 'duration';
         wake();
-      }, opts.durationS * 1000);
+      });
     }
     const stopAsked = new Promise<void>((r) => {
       if (stopRequested) r();
       wake = () => r();
     });
     const first = await Promise.race([finishedOrEnd.then((m) => ({ kind: 'end' as const, m })), stopAsked.then(() => ({ kind: 'stop' as const }))]);
-    if (timer) clearTimeout(timer);
+    cancelTimer?.();
     if (first.kind === 'end') {
       reader.socket.destroy();
       return { files, summary: first.m?.state === 'finished' ? ((first.m.summary as Record<string, unknown>) ?? {}) : null, ended: 'target-exited', attachSeconds, detachSeconds: null };

@@ -8,7 +8,7 @@ import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
-import { gdbCallCheck, ptraceRefusal, pythonVersionOf } from '../../lib/attach.js';
+import { afterSeconds, gdbCallCheck, ptraceRefusal, pythonVersionOf } from '../../lib/attach.js';
 import { findExecutable } from '../../lib/cmd/record.js';
 import { NATIVE_LIB, REPO, readRecording, supportedPythons, unmatchedFrees, unsupportedPython, type PythonInfo } from '../helpers/python.js';
 
@@ -93,6 +93,35 @@ t.test('pure helpers', async (t) => {
   t.match(ptraceRefusal(2, false, false), /ptrace_scope is 2; run hp-record as root/);
   t.equal(ptraceRefusal(2, true, false), null);
   t.match(ptraceRefusal(3, true, false), /only a reboot undoes/);
+});
+
+t.test('--duration longer than a 32-bit timer (24.8 days) waits, not stops at once', async (t) => {
+  // setTimeout takes at most 2^31-1 ms and fires after 1 ms beyond that (with a
+  // TimeoutOverflowWarning on stderr): --duration 2200000 stopped the recording at once.
+  const warnings: string[] = [];
+  const onWarning = (w: Error): void => void warnings.push(w.name);
+  process.on('warning', onWarning);
+  let fired = false;
+  const cancel = afterSeconds(2_200_000, () => (fired = true));
+  await sleep(300);
+  cancel();
+  process.removeListener('warning', onWarning);
+  t.notOk(fired, 'a 25-day duration has not ended after 0.3 s');
+  t.same(warnings, [], 'and no TimeoutOverflowWarning');
+  // In chunks: still fires when due, once, and not before.
+  let at = 0;
+  let count = 0;
+  const t0 = Date.now();
+  afterSeconds(0.12, () => ((at = Date.now() - t0), count++), 50);
+  await sleep(400);
+  t.equal(count, 1, 'fires once');
+  t.ok(at >= 115, `not before its time (${at} ms)`);
+  let cancelledFired = false;
+  const stop = afterSeconds(0.12, () => (cancelledFired = true), 50);
+  await sleep(70);
+  stop();
+  await sleep(150);
+  t.notOk(cancelledFired, 'cancelled between chunks: never fires');
 });
 
 for (const py of skip ? [] : pythons) {
