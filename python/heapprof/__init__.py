@@ -43,7 +43,11 @@ _MODE_PROFILE, _MODE_STATS = 0, 1
 _FOLLOW_FORK, _OVERWRITE, _NO_STACKS, _NATIVE, _NATIVE_STACKS = 1, 2, 4, 8, 16
 _HIST_BUCKETS = 64
 
-_state = {"selftest": None, "hooks": False, "mode": None, "base": None}
+# generation: the number of the last recording started (1, 2, ...). watch_next: hp-record's
+# bootstrap and --pid set it before their start(); that recording's summary is then kept in
+# watched when it stops, whoever stops it (see _stop_generation).
+_state = {"selftest": None, "hooks": False, "mode": None, "base": None, "generation": 0, "watch_next": False,
+          "watched": {}}
 
 
 def _library():
@@ -203,12 +207,19 @@ def _start(base, mode, table, mean_bytes, follow_fork, force, stacks, argv, note
     argv_blob = _blob(sys.argv if argv is None else argv)
     notes_blob = _blob(notes)
     base_bytes = os.fsencode(base) if base else None
+    # Before hp_start, so that none of this is in the profile.
+    generation = _state["generation"] + 1
+    watch, _state["watch_next"] = _state["watch_next"], False
+    if watch:
+        _state["watched"][generation] = None
     rc = lib.hp_start(base_bytes, mode, sampler, n, c_bounds, c_probs, mean, flags,
                       argv_blob, len(argv_blob), notes_blob, len(notes_blob))
     if rc != 0:
+        _state["watched"].pop(generation, None)
         raise RuntimeError(_native.error_text(lib))
     _state["mode"] = mode
     _state["base"] = base
+    _state["generation"] = generation
 
 
 def _sampling_args(sampling_rate, sample_bytes):
@@ -318,6 +329,11 @@ def stop():
     lib = _native.load() if _state["hooks"] else None
     if lib is None or not lib.hp_stop():
         return
+    if _state["generation"] in _state["watched"]:
+        try:
+            _state["watched"][_state["generation"]] = _summary()
+        except Exception:
+            pass
     if _state["mode"] == _MODE_STATS:
         _write_stderr(format_stats(histogram()))
 
@@ -446,6 +462,18 @@ def _summary():
     summary["recorder_bytes"] = memory[0]
     summary["recorder_peak_bytes"] = memory[1]
     return summary
+
+
+def _stop_generation(generation):
+    """Stops recording `generation` if it is still the one running: not a recording the program
+    started itself after stopping that one (which goes on). Returns that recording's summary
+    ({} when it is unknown)."""
+    if _state["generation"] == generation and isProfiling():
+        stop()
+    summary = _state["watched"].pop(generation, None)
+    if summary is None and _state["generation"] == generation:
+        summary = _summary()  # stopped without stop() (a failed write): the counters are still its own
+    return summary or {}
 
 
 def _peak_rss():

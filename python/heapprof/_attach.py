@@ -101,7 +101,7 @@ def _handshake(sock, token):
     if hasattr(os, "register_at_fork") and not _forks_registered:
         os.register_at_fork(before=_pause_all, after_in_parent=_resume_hook(), after_in_child=_close_in_child)
         _mark_registered()
-    control = _Control(sock, buffered, heapprof)
+    control = _Control(sock, buffered, heapprof, heapprof._state["generation"])
     _controls.append(control)
     control.start()
 
@@ -177,10 +177,11 @@ class _Control:
     which the program would not print unrecorded: before a fork the thread is told to leave
     (through a pipe) and waited for until it is gone, and a new one resumes after the fork."""
 
-    def __init__(self, sock, buffered, heapprof):
+    def __init__(self, sock, buffered, heapprof, generation):
         import _thread
 
         self.sock, self.buffered, self.heapprof = sock, buffered, heapprof
+        self.generation = generation  # the recording hp-record started: not one the program starts later
         self.wake_r, self.wake_w = os.pipe()
         self.lock = _thread.allocate_lock()  # pausing and running change together
         self.pausing = False
@@ -239,8 +240,7 @@ class _Control:
             self.finished = True
             summary = {}
             try:
-                self.heapprof.stop()
-                summary = self.heapprof._summary()
+                summary = self.heapprof._stop_generation(self.generation)
             except Exception as err:
                 summary = {"stop_error": str(err)}
             try:
@@ -308,10 +308,14 @@ def _start(config):
                  % (_process_age_us() / 1e6)]
         if hasattr(lib, "hp_set_attached"):
             lib.hp_set_attached(_process_age_us())
+        heapprof._state["watch_next"] = True
         heapprof.start(config["base"], sampling, sample_bytes=config.get("sample_bytes"),
                        follow_fork=bool(config.get("follow_fork")), force=bool(config.get("force")),
                        notes=notes)
     except Exception as err:  # reported to hp-record, never raised in the process
+        heapprof_module = sys.modules.get("heapprof")
+        if heapprof_module is not None and hasattr(heapprof_module, "_state"):
+            heapprof_module._state["watch_next"] = False
         text = (getattr(err, "strerror", None) or str(err))
         if getattr(err, "filename", None):
             text = "%s: %s" % (err.filename, text.lower())

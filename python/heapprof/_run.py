@@ -29,6 +29,7 @@ _status_path = None
 _recorder_pid = None
 _profile_files = []
 _finished = False
+_generation = 0  # heapprof._state["generation"] of the recording hp-record started (0: stats mode)
 
 
 # JSON both ways with CPython's C accelerator alone: the json package imports re, enum, functools
@@ -418,6 +419,7 @@ def _start_recorder(heapprof, config, target_argv):
         if mode == 'stats':
             heapprof.gatherStats(base, force=force, argv=target_argv)
         else:
+            heapprof._state["watch_next"] = True
             heapprof.start(base, sampling, sample_bytes=config.get('sample_bytes'),
                            follow_fork=bool(config.get('follow_fork')), force=force, argv=target_argv,
                            native=bool(config.get('native')), native_stacks=bool(config.get('native_stacks')))
@@ -425,6 +427,8 @@ def _start_recorder(heapprof, config, target_argv):
         _fail(_os_error_text(err))
     except (ValueError, TypeError, RuntimeError) as err:
         _fail(str(err))
+    global _generation
+    _generation = heapprof._state["generation"] if mode != 'stats' else 0
 
 
 def _install_mark_signal(heapprof, signum):
@@ -459,12 +463,12 @@ def _finish():
             heapprof.stop()
         except Exception as err:  # report it; never change the program's exit status
             summary['stop_error'] = str(err)
-        get_summary = getattr(heapprof, '_summary', None)
-        if get_summary is not None:
-            try:
-                summary.update(get_summary() or {})
-            except Exception as err:
-                summary['summary_error'] = str(err)
+        try:
+            # The summary of the recording hp-record started, even when the program stopped it and
+            # started one of its own (whose counters are the last ones now).
+            summary.update(heapprof._stop_generation(_generation) if _generation else heapprof._summary())
+        except Exception as err:
+            summary['summary_error'] = str(err)
     _write_status({'state': 'finished', 'files': _profile_files, 'pid': os.getpid(), 'summary': summary})
 
 

@@ -138,6 +138,30 @@ t.test(`CPython ${newest.version}: the summary lists each child, and says why on
   t.notOk(existsSync(`${base}.${pids.execs}.hpm`));
 });
 
+t.test(`CPython ${newest.version}: a program that stops hp-record's recording and starts its own: the summary is still hp-record's`, when, async (t) => {
+  // The summary was read at exit from the counters of the last recording, the program's own:
+  // it gave that one's figures (here 0 events) under hp-record's file names.
+  const dir = scratch();
+  const base = join(dir, 'outer');
+  const code = [
+    'import heapprof',
+    'x = [bytearray(10000) for _ in range(200)]',
+    'heapprof.stop()',
+    `heapprof.start(${JSON.stringify(join(dir, 'own'))}, sampling_rate={1 << 30: 0})`,
+    'y = [bytearray(10000) for _ in range(10)]',
+    'print("own", heapprof.isProfiling())',
+  ].join('\n');
+  const r = await hpRecord(['--python', newest.exe, '--sample', '{}', '-o', base, '-c', code], { cwd: dir, env });
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, /^own True$/m);
+  const outer = await readAll(base);
+  const n = countEvents(outer.events);
+  t.ok(n >= 200, `hp-record's profile has the program's first buffers (${n} events)`);
+  const line = /^hp-record: \S*outer\.hpm, \S*outer\.hpd: ([\d,]+) events?, .*$/m.exec(r.stderr);
+  t.ok(line, r.stderr);
+  t.equal(Number(line?.[1]?.replace(/,/g, '')), n, "the summary's count is what hp-record's profile holds");
+});
+
 t.test(`CPython ${newest.version}: a program that replaces itself with exec keeps what it recorded before`, when, async (t) => {
   const base = join(scratch(), 'execs');
   const plain = await run(newest.exe, ['execs.py'], { cwd: SCRIPTS, env });
