@@ -417,6 +417,45 @@ t.test('os.fork() in an attached process prints no "multi-threaded" warning (CPy
   }
 });
 
+t.test("--stop stops hp-record's recording, not one the program started after stopping it", { skip: skip ?? false }, async (t) => {
+  // --stop used to stop whatever was recording (the program's own profile) and report its counters.
+  const dir = t.testdir();
+  const go = join(dir, 'go');
+  const end = join(dir, 'end');
+  const code = [
+    'import os, sys, time',
+    'def wait(path):',
+    '    while not os.path.exists(path): time.sleep(0.02)',
+    "print('ready', flush=True)",
+    `wait(${JSON.stringify(go)})`,
+    'x = [bytearray(10000) for _ in range(100)]',
+    "heapprof = sys.modules['heapprof']",
+    'heapprof.stop()',
+    `heapprof.start(${JSON.stringify(join(dir, 'own'))})`,
+    "print('own', flush=True)",
+    `wait(${JSON.stringify(end)})`,
+    "print('still', heapprof.isProfiling(), flush=True)",
+  ].join('\n');
+  const target = start(py311!.exe, ['-c', code]);
+  await target.waitFor('out', /ready/);
+  const base = join(dir, 'att');
+  const rec = hpRecord(['--pid', String(target.child.pid), '--sample', '{}', '-o', base]);
+  await rec.waitFor('err', /recording process/);
+  writeFileSync(go, '');
+  await target.waitFor('out', /own/);
+  const stopped = await runHp(['--pid', String(target.child.pid), '--stop']);
+  t.equal(stopped.code, 0, stopped.stderr);
+  t.equal((await rec.exited).code, 0, rec.err());
+  writeFileSync(end, '');
+  t.equal((await target.exited).code, 0, target.err());
+  t.equal(target.out(), 'ready\nown\nstill True\n', "the program's own recording went on");
+  const recording = await readRecording(base);
+  const n = recording.events.filter((e) => e.op === 'alloc' || e.op === 'free').length;
+  t.ok(n >= 100, `hp-record's profile holds the program's buffers (${n} events)`);
+  const line = /: ([\d,]+) events, /.exec(rec.err());
+  t.equal(Number(line?.[1]?.replace(/,/g, '')), n, "the summary counts hp-record's profile, not the program's");
+});
+
 t.test('a target that ends while gdb attaches: one line that says so, not a bare "gdb could not attach"', { skip: skip ?? false }, async (t) => {
   const dir = t.testdir();
   // How long hp-record takes to reach gdb depends on the machine: several lifetimes, so that one
