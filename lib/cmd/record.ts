@@ -332,7 +332,26 @@ export function recordingDestination(mode: 'profile' | 'stats', output: OutputPl
  * (or a name ending in /) means "heapprof.PID in there". The longest file name the recorder will
  * create from the base must fit a directory entry (checkNameLength). Throws UsageError.
  */
+/**
+ * Whether hp-record's own argument `text` came from bytes that are not UTF-8 (Node turned them
+ * into U+FFFD): its original is an entry of /proc/self/cmdline that is not UTF-8 and decodes to
+ * text (or to --output=text, -otext).
+ */
+export function fromNonUtf8Argument(text: string, proc = '/proc/self'): boolean {
+  if (!text.includes('\ufffd')) return false;
+  try {
+    return splitNul(readFileSync(join(proc, 'cmdline'))).some((raw) => !isUtf8(raw) && raw.toString('utf8').endsWith(text));
+  } catch {
+    return false; // no /proc: nothing to compare with
+  }
+}
+
 export function planOutput(output: string | undefined, mode: 'profile' | 'stats', force: boolean, followsChildren = false): OutputPlan {
+  // Node decodes its arguments as UTF-8: a Latin-1 name would be written with U+FFFD in place of
+  // its bytes, another file than the one asked for (and one no hp-* reader could be given).
+  if (output !== undefined && fromNonUtf8Argument(output)) {
+    throw new UsageError(`-o ${output}: the name is not valid UTF-8, and hp-record cannot keep its bytes (Node decodes its arguments as UTF-8); use a UTF-8 name`);
+  }
   if (output === undefined) {
     if (mode === 'stats') return {};
     checkWritableDirectory('.', '.');

@@ -3,11 +3,11 @@
 // environment as UTF-8 (each invalid sequence becomes U+FFFD) and would hand python those
 // replacement characters, so hp-record sends the originals from /proc to the bootstrap.
 
-import { writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { BIN, missingBuild, oldestAndNewest, run, scratch } from '../fixtures/record/harness.js';
-import { rawBytes } from '../../lib/cmd/record.js';
+import { fromNonUtf8Argument, rawBytes } from '../../lib/cmd/record.js';
 
 t.test('rawBytes: the program arguments and environment entries Node could not keep', async (t) => {
   const proc = scratch();
@@ -32,6 +32,24 @@ t.test('rawBytes: the program arguments and environment entries Node could not k
   writeFileSync(join(proc, 'cmdline'), nul([latin('node'), latin('x.py'), latin('\xff')]));
   writeFileSync(join(proc, 'environ'), nul([latin('A=1')]));
   t.equal(rawBytes(['x.py', 'other'], {}, proc), null, 'a command line that does not end with the target is left alone');
+});
+
+t.test('-o NAME that is not UTF-8: refused in one line, not written under another name', async (t) => {
+  // Node made U+FFFD of the byte, and hp-record wrote lat\ufffdn.hpm for -o lat\xe9n.
+  const proc = scratch();
+  const nul = (parts: Buffer[]): Buffer => Buffer.concat(parts.flatMap((p) => [p, Buffer.from([0])]));
+  writeFileSync(join(proc, 'cmdline'), nul([Buffer.from('node'), Buffer.from('hp-record.js'), Buffer.from('-o'), Buffer.from('lat\xe9n', 'latin1'), Buffer.from('--output=d\xe9/x', 'latin1')]));
+  t.equal(fromNonUtf8Argument('lat\ufffdn', proc), true);
+  t.equal(fromNonUtf8Argument('d\ufffd/x', proc), true, '--output=NAME');
+  t.equal(fromNonUtf8Argument('plain', proc), false);
+  t.equal(fromNonUtf8Argument('x\ufffd', join(proc, 'missing')), false, 'no /proc: not refused');
+  writeFileSync(join(proc, 'cmdline'), nul([Buffer.from('node'), Buffer.from('-o'), Buffer.from('typed\ufffd')]));
+  t.equal(fromNonUtf8Argument('typed\ufffd', proc), false, 'a name that really has U+FFFD in it is UTF-8');
+  const dir = scratch();
+  const r = await run('/bin/sh', ['-c', 'exec "$@" -o "$(printf "lat\\351n")" -c pass', 'sh', process.execPath, BIN, '-q'], { cwd: dir });
+  t.equal(r.code, 2, r.stderr);
+  t.match(r.stderr, /^hp-record: -o lat\ufffdn: the name is not valid UTF-8, .*use a UTF-8 name\n$/);
+  t.same(readdirSync(dir), [], 'nothing written');
 });
 
 const skip = missingBuild();
