@@ -274,7 +274,10 @@ def mark(label):
     library code may mark unconditionally)."""
     if not isinstance(label, str):
         raise TypeError("mark label must be a str, not %s" % type(label).__name__)
-    data = label.encode("utf-8", "surrogateescape")
+    try:
+        data = label.encode("utf-8", "surrogateescape")  # os.fsdecode's bytes back as they were
+    except UnicodeEncodeError:  # a lone surrogate (json.loads('"\\ud800"')): written as \ud800
+        data = label.encode("utf-8", "backslashreplace")
     if len(data) > MAX_MARK_BYTES:
         raise ValueError("mark label is %d bytes long; at most %d" % (len(data), MAX_MARK_BYTES))
     if not _state["hooks"] or _state["mode"] != _MODE_PROFILE:

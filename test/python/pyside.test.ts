@@ -172,6 +172,25 @@ t.test('pytest --heapprof: limit_memory does not fail a test that churns within 
   t.match(r.stdout, /6 passed/);
 });
 
+t.test('heapprof.mark: any str is a label, a lone surrogate included (it raised UnicodeEncodeError)', async (t) => {
+  if (!py311) return t.skip('CPython 3.11 not found');
+  const dir = tmpDir();
+  const script = [
+    'import heapprof, json',
+    'label = json.loads(\'"x\\\\ud800y"\')  # a str JSON can hand a program',
+    'print(heapprof.mark(label))',
+    "heapprof.start('m')",
+    'print(heapprof.mark(label), heapprof.mark("\\udcff"))',
+    'heapprof.stop()',
+  ].join('\n');
+  const r = runPython(py311, ['-c', script], { cwd: dir });
+  t.equal(r.stderr, '', 'no traceback');
+  t.equal(r.stdout, '0\n1 2\n', 'not recording: 0; recording: numbered');
+  const events = spawnSync(process.execPath, [join(REPO, 'bin', 'hp-events.js'), join(dir, 'm')], { encoding: 'utf8' });
+  const labels = events.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)).filter((e) => e.type === 'mark').map((e) => e.label);
+  t.same(labels, ['x\\ud800y', '\ufffd'], 'the lone surrogate written escaped; a surrogateescape byte as before');
+});
+
 t.test('%%heapprof: bad arguments and an unwritable profile are one line, and the cell does not run', async (t) => {
   if (!py311) return t.skip('CPython 3.11 not found');
   if (runPython(py311, ['-c', 'import IPython']).code !== 0) return t.skip('IPython is not installed for CPython 3.11');
