@@ -261,11 +261,19 @@ class _Control:
         """"stop" when hp-record asks or the connection ends; "paused" before a fork."""
         import select
 
+        # poll, not select: select refuses descriptors from 1024 on (ValueError), which a server
+        # with many connections hands this socket, and the recording stopped as soon as it started.
+        poller = select.poll()
+        try:
+            poller.register(self.sock.fileno(), select.POLLIN)
+            poller.register(self.wake_r, select.POLLIN)
+        except (OSError, ValueError):
+            return "stop"
         while True:
             if self.pausing:
                 return "paused"
             try:
-                ready, _, _ = select.select([self.sock, self.wake_r], [], [])
+                ready = [fd for fd, _ in poller.poll()]
             except (OSError, ValueError):
                 return "stop"
             if self.wake_r in ready:

@@ -456,6 +456,35 @@ t.test("--stop stops hp-record's recording, not one the program started after st
   t.equal(Number(line?.[1]?.replace(/,/g, '')), n, "the summary counts hp-record's profile, not the program's");
 });
 
+t.test('a target with more than 1024 open descriptors (a busy server) stays recorded until stopped', { skip: skip ?? false }, async (t) => {
+  // The control thread waited in select.select, which refuses a descriptor from 1024 on: the
+  // recording stopped as soon as it started.
+  const dir = t.testdir();
+  const code = [
+    'import os, resource, time',
+    'soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)',
+    'resource.setrlimit(resource.RLIMIT_NOFILE, (min(4096, hard), hard))',
+    "keep = [os.open('/dev/null', os.O_RDONLY) for _ in range(1500)]",
+    "print('ready', flush=True)",
+    'for i in range(600):',
+    '    x = [bytearray(3000) for _ in range(100)]',
+    '    time.sleep(0.01)',
+    "print('done', flush=True)",
+  ].join('\n');
+  const target = start(py311!.exe, ['-c', code]);
+  await target.waitFor('out', /ready/);
+  const base = join(dir, 'fds');
+  const rec = hpRecord(['--pid', String(target.child.pid), '--duration', '2', '-o', base]);
+  t.equal((await rec.exited).code, 0, rec.err());
+  t.match(rec.err(), /events, .*; process \d+ left running/, `recorded for its duration, then detached: ${rec.err()}`);
+  t.equal(target.child.exitCode, null, 'the target runs on');
+  const recording = await readRecording(base);
+  const allocs = recording.events.filter((e) => e.op === 'alloc' && e.size >= 3000).length;
+  t.ok(allocs > 1000, `its buffers over the 2 s (${allocs})`);
+  t.equal((await target.exited).code, 0);
+  t.equal(target.out(), 'ready\ndone\n');
+});
+
 t.test('a target that ends while gdb attaches: one line that says so, not a bare "gdb could not attach"', { skip: skip ?? false }, async (t) => {
   const dir = t.testdir();
   // How long hp-record takes to reach gdb depends on the machine: several lifetimes, so that one
