@@ -360,9 +360,13 @@ export async function recordAttached(target: TargetInfo, opts: AttachOptions, sa
     // The connection from the target: the first one that says hello with our token.
     let accept: (s: LineReader) => void = () => {};
     const connected = new Promise<LineReader>((r) => (accept = r));
+    // The injected code says {"state": "error", "message": ...} instead of hello when it cannot
+    // load heapprof in the process (a module of its own named heapprof, say).
+    let helloError: string | null = null;
     server = createServer((socket) => {
       const reader = new LineReader(socket);
       void reader.next().then((hello) => {
+        if (hello && hello.token === token && hello.state === 'error') helloError = String(hello.message);
         if (hello && hello.token === token) accept(reader);
         else socket.destroy();
       });
@@ -420,6 +424,7 @@ export async function recordAttached(target: TargetInfo, opts: AttachOptions, sa
       clearTimeout(slowNotice);
       clearInterval(exitPoll);
     }
+    if (helloError !== null) throw new HpError(`--pid ${opts.pid}: ${helloError}`);
     const attachSeconds = (Date.now() - t0) / 1e3;
 
     reader.socket.write(`${JSON.stringify({ base: opts.base, sampling: opts.sampling, sample_bytes: opts.sampleBytes, follow_fork: opts.followFork, force: opts.force })}\n`);

@@ -171,7 +171,7 @@ def _close_in_child():
 
 
 class _Control:
-    """The control thread: waits (without the GIL, in select) for "stop" or the end of the
+    """The control thread: waits (without the GIL, in poll) for "stop" or the end of the
     connection, then stops recording, reports the summary and ends. CPython 3.12+ warns in
     os.fork() ("This process is multi-threaded") when the process has more than one thread,
     which the program would not print unrecorded: before a fork the thread is told to leave

@@ -485,6 +485,20 @@ t.test('a target with more than 1024 open descriptors (a busy server) stays reco
   t.equal(target.out(), 'ready\ndone\n');
 });
 
+t.test('a target with a module of its own named heapprof: the reason, not "closed the connection"', { skip: skip ?? false }, async (t) => {
+  // The injected code reports a failed import in place of its hello, and hp-record dropped it.
+  const dir = t.testdir({ 'heapprof.py': 'NAME = "mine"\n' });
+  const code = ['import sys, time', `sys.path.insert(0, ${JSON.stringify(dir)})`, 'import heapprof', "print('ready', flush=True)", 'time.sleep(600)'].join('\n');
+  const target = start(py311!.exe, ['-c', code]);
+  await target.waitFor('out', /ready/);
+  const r = await runHp(['--pid', String(target.child.pid), '-o', join(dir, 'x')]);
+  t.equal(r.code, 1, r.stderr);
+  t.match(r.stderr, /^hp-record: --pid \d+: cannot load heapprof in the process: No module named 'heapprof\._attach'; 'heapprof' is not a package\n$/);
+  t.equal(target.child.exitCode, null, 'the target runs on');
+  target.child.kill('SIGKILL');
+  await target.exited;
+});
+
 t.test('a target that ends while gdb attaches: one line that says so, not a bare "gdb could not attach"', { skip: skip ?? false }, async (t) => {
   const dir = t.testdir();
   // How long hp-record takes to reach gdb depends on the machine: several lifetimes, so that one
