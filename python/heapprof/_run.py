@@ -419,7 +419,9 @@ def _start_recorder(heapprof, config, target_argv):
         if mode == 'stats':
             heapprof.gatherStats(base, force=force, argv=target_argv)
         else:
-            heapprof._state["watch_next"] = True
+            state = getattr(heapprof, '_state', None)
+            if isinstance(state, dict):
+                state['watch_next'] = True  # its summary is kept, whoever stops it
             heapprof.start(base, sampling, sample_bytes=config.get('sample_bytes'),
                            follow_fork=bool(config.get('follow_fork')), force=force, argv=target_argv,
                            native=bool(config.get('native')), native_stacks=bool(config.get('native_stacks')))
@@ -428,7 +430,8 @@ def _start_recorder(heapprof, config, target_argv):
     except (ValueError, TypeError, RuntimeError) as err:
         _fail(str(err))
     global _generation
-    _generation = heapprof._state["generation"] if mode != 'stats' else 0
+    state = getattr(heapprof, '_state', None)
+    _generation = state.get('generation', 0) if mode != 'stats' and isinstance(state, dict) else 0
 
 
 def _install_mark_signal(heapprof, signum):
@@ -463,10 +466,15 @@ def _finish():
             heapprof.stop()
         except Exception as err:  # report it; never change the program's exit status
             summary['stop_error'] = str(err)
+        # The summary of the recording hp-record started, even when the program stopped it and
+        # started one of its own (whose counters are the last ones now).
+        stop_generation = getattr(heapprof, '_stop_generation', None)
+        get_summary = getattr(heapprof, '_summary', None)
         try:
-            # The summary of the recording hp-record started, even when the program stopped it and
-            # started one of its own (whose counters are the last ones now).
-            summary.update(heapprof._stop_generation(_generation) if _generation else heapprof._summary())
+            if _generation and stop_generation is not None:
+                summary.update(stop_generation(_generation) or {})
+            elif get_summary is not None:
+                summary.update(get_summary() or {})
         except Exception as err:
             summary['summary_error'] = str(err)
     _write_status({'state': 'finished', 'files': _profile_files, 'pid': os.getpid(), 'summary': summary})
