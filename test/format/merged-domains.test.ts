@@ -42,13 +42,19 @@ function cli(name: string, args: string[]): Array<Record<string, unknown>> {
   return r.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
-t.test('several --native profiles read as one keep each trace\'s domain and thread', async (t) => {
+/** A parent (pid 200) and its child (pid 201, twice the parent's sizes), started 5 µs apart. */
+async function twoProcesses(): Promise<[string, string]> {
   const dir = tmpDir();
   const parent = join(dir, 'run');
   const child = join(dir, 'run.201');
   const start = 1_800_000_000_000_000;
   await write(parent, 200, start, 1);
   await write(child, 201, start + 5, 2);
+  return [parent, child];
+}
+
+t.test('several --native profiles read as one keep each trace\'s domain and thread', async (t) => {
+  const [parent, child] = await twoProcesses();
   const bytes = (inputs: string[], domain: string): number => cli('snapshot', [...inputs, '--at', 'end', '--domain', domain])[0]!.bytes as number;
   for (const domain of ['all', 'python', 'native', 'mmap']) {
     t.equal(bytes([parent, child], domain), bytes([parent], domain) + bytes([child], domain), `--domain ${domain}: the two profiles' sum`);
@@ -73,12 +79,7 @@ t.test('several --native profiles read as one keep each trace\'s domain and thre
 });
 
 t.test("hp-history --by pid: each process's line has its per-domain fields", async (t) => {
-  const dir = tmpDir();
-  const parent = join(dir, 'run');
-  const child = join(dir, 'run.201');
-  const start = 1_800_000_000_000_000;
-  await write(parent, 200, start, 1);
-  await write(child, 201, start + 5, 2);
+  const [parent, child] = await twoProcesses();
   const lines = cli('history', [parent, child, '--by', 'pid', '--json', '--top', '0', '--granularity', '0.0001']);
   for (const [pid, scale] of [[200, 1], [201, 2]] as const) {
     const last = lines.filter((l) => l.pid === pid).at(-1)!;
