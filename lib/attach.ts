@@ -143,13 +143,21 @@ interface Session {
   base: string;
 }
 
+/** A process's state letter from /proc (R, S, D, T, t, Z, ...), or null when /proc does not say. */
+function procState(pid: number): string | null {
+  const stat = readProc(`/proc/${pid}/stat`);
+  // The command name (in parentheses) may hold spaces and parentheses: the state follows the last ')'.
+  return stat === null ? null : (/^\)\s+(\S)/.exec(stat.slice(stat.lastIndexOf(')'))) ?? [])[1] ?? null;
+}
+
+/** Whether a process runs: a zombie (ended, not yet reaped by its parent) does not. */
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
+  return procState(pid) !== 'Z';
 }
 
 function readSession(pid: number): { path: string; session: Session | null } {
@@ -197,6 +205,11 @@ export async function stopSession(pid: number, say: (line: string) => void): Pro
   process.kill(session.recorder, 'SIGINT');
   const deadline = Date.now() + 30_000;
   while (alive(session.recorder)) {
+    // Suspended (Ctrl-Z, SIGSTOP) or held by a debugger: the request waits in it until it runs again.
+    const state = procState(session.recorder);
+    if (state === 'T' || state === 't') {
+      throw new HpError(`--pid ${pid}: hp-record (pid ${session.recorder}) is suspended; it stops recording once resumed (kill -CONT ${session.recorder})`);
+    }
     if (Date.now() > deadline) throw new HpError(`--pid ${pid}: hp-record (pid ${session.recorder}) did not stop within 30 s`);
     await new Promise((r) => setTimeout(r, 50));
   }

@@ -347,8 +347,15 @@ t.test('errors: one line, documented status, target untouched', { skip: skip ?? 
   const again = await runHp(['--pid', pid, '-o', join(dir, 'two')]);
   t.equal(again.code, 1);
   t.match(again.stderr, /^hp-record: --pid \d+: already being recorded by hp-record \(pid \d+, to .*one\); stop it with: hp-record --pid \d+ --stop\n$/);
-  first.child.kill('SIGTERM');
-  t.equal((await first.exited).code, 0);
+  // --stop against a suspended hp-record says so at once (it waited 30 s), and the request
+  // waits in it: resumed, it stops.
+  first.child.kill('SIGSTOP');
+  const suspended = await runHp(['--pid', pid, '--stop']);
+  t.equal(suspended.code, 1);
+  t.equal(suspended.stderr, `hp-record: --pid ${pid}: hp-record (pid ${first.child.pid}) is suspended; it stops recording once resumed (kill -CONT ${first.child.pid})\n`);
+  first.child.kill('SIGCONT');
+  t.equal((await first.exited).code, 0, 'resumed, it took the stop request');
+  t.match(first.err(), /one\.hpm/, 'and reported its profile');
   t.notOk(existsSync(join(dir, 'two.hpm')), 'the refused attach wrote nothing');
   writeFileSync(stopFile, '');
   t.equal((await server.exited).code, 3, 'the target ends normally');
