@@ -8,6 +8,7 @@ import type { Argv } from 'yargs';
 import { escapeControls } from './escape.js';
 import { jsonTooDeep, lineSplitter, MAX_JSON_DEPTH } from './lines.js';
 import { quickHelp, quickParse, quickSpec, type QuickOption } from './quick-args.js';
+import { nonUtf8NameHint } from './raw-args.js';
 import { load, ROOT } from './where.cjs';
 
 // yargs through its CommonJS build: one pre-bundled file and a few CommonJS dependencies load
@@ -393,14 +394,14 @@ function whenUsed(name: 'stdout' | 'stderr', setup: (stream: NodeJS.WriteStream)
 export function reportError(name: string, err: unknown): number {
   if (err instanceof BrokenPipe || err instanceof Finished || (err as NodeJS.ErrnoException)?.code === 'EPIPE') return EXIT_OK;
   if (err instanceof HpError) {
-    process.stderr.write(`${name}: ${escapeControls(err.message, true)}\n`);
+    process.stderr.write(`${name}: ${withNameHint(escapeControls(err.message, true))}\n`);
     if (debug()) process.stderr.write(`${err.stack}\n`);
     return err.exitCode;
   }
   const e = err as NodeJS.ErrnoException;
   if (e && typeof e.code === 'string' && typeof e.message === 'string') {
     // System errors (ENOENT, EACCES, ENOSPC...) are runtime failures, not bugs.
-    process.stderr.write(`${name}: ${systemErrorMessage(e)}\n`);
+    process.stderr.write(`${name}: ${withNameHint(systemErrorMessage(e))}\n`);
     if (debug()) process.stderr.write(`${e.stack}\n`);
     return EXIT_DATA;
   }
@@ -408,6 +409,13 @@ export function reportError(name: string, err: unknown): number {
   if (debug()) process.stderr.write(`${(err as Error)?.stack}\n`);
   else process.stderr.write(`${name}: (set HP_DEBUG=1 for a stack trace)\n`);
   return EXIT_DATA;
+}
+
+/** An error about a file named by an argument that is not UTF-8 says why Node looked for another name. */
+function withNameHint(message: string): string {
+  // (Not twice: hp-record's -o refusal says it already.)
+  const hint = message.includes('UTF-8') ? null : nonUtf8NameHint(message);
+  return hint === null ? message : `${message}; ${hint}`;
 }
 
 /** "run.hpd: no such file" rather than Node's "ENOENT: no such file or directory, open 'run.hpd'". */

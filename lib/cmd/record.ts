@@ -9,6 +9,7 @@ import { constants as osConstants, tmpdir } from 'node:os';
 import { basename, delimiter, dirname, join } from 'node:path';
 import { EXIT_DATA, HpError, UsageError, formatBytes, isQuiet, parser, runMain, setQuiet, systemErrorMessage } from '../cli.js';
 import { ROOT } from '../where.cjs';
+import { fromNonUtf8Argument, isUtf8, splitNul } from '../raw-args.js';
 
 const NAME = 'hp-record';
 
@@ -332,20 +333,6 @@ export function recordingDestination(mode: 'profile' | 'stats', output: OutputPl
  * (or a name ending in /) means "heapprof.PID in there". The longest file name the recorder will
  * create from the base must fit a directory entry (checkNameLength). Throws UsageError.
  */
-/**
- * Whether hp-record's own argument `text` came from bytes that are not UTF-8 (Node turned them
- * into U+FFFD): its original is an entry of /proc/self/cmdline that is not UTF-8 and decodes to
- * text (or to --output=text, -otext).
- */
-export function fromNonUtf8Argument(text: string, proc = '/proc/self'): boolean {
-  if (!text.includes('\ufffd')) return false;
-  try {
-    return splitNul(readFileSync(join(proc, 'cmdline'))).some((raw) => !isUtf8(raw) && raw.toString('utf8').endsWith(text));
-  } catch {
-    return false; // no /proc: nothing to compare with
-  }
-}
-
 export function planOutput(output: string | undefined, mode: 'profile' | 'stats', force: boolean, followsChildren = false): OutputPlan {
   // Node decodes its arguments as UTF-8: a Latin-1 name would be written with U+FFFD in place of
   // its bytes, another file than the one asked for (and one no hp-* reader could be given).
@@ -539,20 +526,6 @@ export interface RawBytes {
   env: [string, string, string, string | null][];
 }
 
-function splitNul(data: Buffer): Buffer[] {
-  const parts: Buffer[] = [];
-  let start = 0;
-  for (let i = 0; i < data.length; i++) {
-    if (data[i] === 0) {
-      parts.push(data.subarray(start, i));
-      start = i + 1;
-    }
-  }
-  if (start < data.length) parts.push(data.subarray(start));
-  return parts;
-}
-
-const isUtf8 = (b: Buffer): boolean => Buffer.from(b.toString('utf8'), 'utf8').equals(b);
 
 /**
  * Node decodes its command line and environment as UTF-8, turning every byte sequence that is not

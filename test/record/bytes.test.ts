@@ -3,11 +3,12 @@
 // environment as UTF-8 (each invalid sequence becomes U+FFFD) and would hand python those
 // replacement characters, so hp-record sends the originals from /proc to the bootstrap.
 
-import { readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { BIN, missingBuild, oldestAndNewest, run, scratch } from '../fixtures/record/harness.js';
-import { fromNonUtf8Argument, rawBytes } from '../../lib/cmd/record.js';
+import { BIN, REPO, missingBuild, oldestAndNewest, run, scratch } from '../fixtures/record/harness.js';
+import { rawBytes } from '../../lib/cmd/record.js';
+import { fromNonUtf8Argument, nonUtf8NameHint } from '../../lib/raw-args.js';
 
 t.test('rawBytes: the program arguments and environment entries Node could not keep', async (t) => {
   const proc = scratch();
@@ -50,6 +51,28 @@ t.test('-o NAME that is not UTF-8: refused in one line, not written under anothe
   t.equal(r.code, 2, r.stderr);
   t.match(r.stderr, /^hp-record: -o lat\ufffdn: the name is not valid UTF-8, .*use a UTF-8 name\n$/);
   t.same(readdirSync(dir), [], 'nothing written');
+});
+
+t.test('a reader given a profile name that is not UTF-8: one line that says why it cannot be opened', async (t) => {
+  // Node makes U+FFFD of the byte and looks for caf\ufffd.hpm: "no such file" alone left the user
+  // looking at a file that is there.
+  const proc = scratch();
+  const nul = (parts: Buffer[]): Buffer => Buffer.concat(parts.flatMap((p) => [p, Buffer.from([0])]));
+  writeFileSync(join(proc, 'cmdline'), nul([Buffer.from('node'), Buffer.from('hp-stats.js'), Buffer.from('caf\xe9', 'latin1'), Buffer.from('--from=x\xff', 'latin1')]));
+  t.match(nonUtf8NameHint('caf\ufffd.hpm: no such file', proc), /^the name is not UTF-8, .*\(ln -s\)$/);
+  t.ok(nonUtf8NameHint('--from x\ufffd: not a time', proc), 'an --option=VALUE');
+  t.equal(nonUtf8NameHint('other\ufffd.hpm: no such file', proc), null, 'a name no argument gave');
+  t.equal(nonUtf8NameHint('run.hpm: no such file', proc), null);
+  t.equal(nonUtf8NameHint('caf\ufffd.hpm: no such file', join(proc, 'missing')), null, 'no /proc: no hint');
+
+  const dir = scratch();
+  const name = Buffer.from('caf\xe9', 'latin1').toString('latin1');
+  for (const ext of ['.hpm', '.hpd']) copyFileSync(join(REPO, 'test/fixtures/analysis/app' + ext), Buffer.from(join(dir, name + ext), 'latin1'));
+  for (const cmd of ['hp-stats', 'hp-snapshot']) {
+    const r = await run('/bin/sh', ['-c', 'exec "$@" "$(printf "caf\\351")"', 'sh', process.execPath, join(REPO, 'bin', `${cmd}.js`)], { cwd: dir });
+    t.equal(r.code, 1, r.stderr);
+    t.match(r.stderr, new RegExp(`^${cmd}: caf\ufffd\\.hpm: no such file \\(a profile is BASE\\.hpm \\+ BASE\\.hpd\\); the name is not UTF-8, .*\\(ln -s\\)\\n$`));
+  }
 });
 
 const skip = missingBuild();
