@@ -267,9 +267,13 @@ export class MergedSource implements ProfileSource {
           this.put(out, o, t, best + 1, o === OP_RSS ? b.size[k]! : 0);
         } else if (o === OP_END) {
           // One process ended: it no longer holds any RSS. The merged stream has no END of its own.
-          rssSum -= lastRss[best]!;
-          lastRss[best] = 0;
-          this.put(out, OP_RSS, t, 0, Math.max(0, rssSum));
+          // The last process to end keeps its last sample standing, as one profile's stream does:
+          // a 0 there would be the stream's last RSS, read as the heap's last point.
+          if (cur.some((c, i) => i !== best && c !== null)) {
+            rssSum -= lastRss[best]!;
+            lastRss[best] = 0;
+            this.put(out, OP_RSS, t, 0, Math.max(0, rssSum));
+          }
         } else if (o === OP_RSS) {
           if (this.firstRss[best] === null) this.firstRss[best] = b.size[k]!;
           rssSum += b.size[k]! - lastRss[best]!;

@@ -237,6 +237,39 @@ t.test('several processes: RSS is the sum of each process\'s nearest sample, ove
   }
 });
 
+t.test('several processes as one summed stream (hp-events): the last RSS is the last process\'s, not 0', async (t) => {
+  // The stream hp-events writes for several profiles: RSS summed, ENDs dropped. A process that
+  // ends while another runs on gives up its RSS there; the last one to end leaves its last
+  // sample standing, as one profile's stream does, so that hp-events 'run.*' | hp-history -
+  // ends on the RSS hp-history 'run.*' ends on, not on 0.
+  const proc = (startUs: number, pid: number, events: MemEvent[]) => {
+    const s = memSource(EVERYTHING, traces, events);
+    Object.assign(s.header, { startTimeUs: 1_700_000_000_000_000 + startUs, pid });
+    return s;
+  };
+  const parentEvents: MemEvent[] = [
+    { op: 'rss', timeUs: 1000, size: 10e6 },
+    { op: 'alloc', timeUs: 2000, trace: 1, size: 1e6 },
+    { op: 'rss', timeUs: 750_000, size: 20e6 },
+    { op: 'end', timeUs: 790_000, size: 0 },
+  ];
+  const childEvents: MemEvent[] = [
+    { op: 'alloc', timeUs: 1000, trace: 2, size: 2e6 },
+    { op: 'rss', timeUs: 520_000, size: 30e6 },
+    { op: 'end', timeUs: 530_000, size: 0 },
+  ];
+  const merged = new MergedSource([proc(0, 1, parentEvents), proc(50_000, 2, childEvents)], false);
+  const rss: Array<[number, number]> = [];
+  const hb = new HistoryBuilder(EVERYTHING, (id) => merged.trace(id), { granularityUs: 100_000, top: 0, groupBy: 'trace', sites: [] });
+  for await (const b of merged.batches()) {
+    for (let i = 0; i < b.length; i++) if (b.op[i] === OP_RSS) rss.push([b.timeUs[i]!, b.size[i]!]);
+    hb.consume(b);
+  }
+  hb.finish();
+  t.same(rss, [[1000, 10e6], [570_000, 40e6], [580_000, 10e6], [750_000, 20e6]], 'summed; the child\'s end gives up its RSS; no 0 after the last end');
+  t.equal(hb.ready[hb.ready.length - 1]!.rss, 20e6, 'the last bucket holds the parent\'s last sample, not 0');
+});
+
 t.test('RSS by one rule: hp-history as it streams, RssTimeline (hp-report) from every sample', async (t) => {
   // Random processes with random RSS samples (sparse and dense, before and after bucket ends,
   // gaps beyond the look-ahead), some ending: every bucket's RSS and its time agree.
