@@ -11,7 +11,7 @@ import { probabilityFunction } from '../format/weights.js';
 import { liveHeapAt } from '../model/snapshot.js';
 import { traceOrPlaceholder } from '../model/sites.js';
 import { commandReadOptions, isNdjsonArg, openSource } from '../source-arg.js';
-import { inputArg, reportIncomplete } from './common.js';
+import { inputArg, reportIncomplete, warnSitesLeftOut } from './common.js';
 import { secondSnapshot } from '../export/stacks.js';
 
 const USAGE = `$0 [FILE|-]... [--alloc] [--by pid]
@@ -89,6 +89,9 @@ export function main(argv: string[]): void {
       let kind: 'snapshot' | 'events' | null = null;
       /** The snapshot line's number, once met. */
       let snapshotLine = 0;
+      /** Sites the snapshot line counts, and the site lines read (fewer when cut by --top). */
+      let snapshotSites: number | null = null;
+      let siteLines = 0;
       let read = 0;
       outer: for (;;) {
         const next = await chunks.next();
@@ -119,6 +122,7 @@ export function main(argv: string[]): void {
             // Two snapshots in one stream (outputs appended to one file) are two moments, not one heap.
             if (snapshotLine > 0) throw secondSnapshot(where, snapshotLine);
             snapshotLine = lineNumber;
+            if (typeof value.sites === 'number') snapshotSites = value.sites;
             kind = 'snapshot';
             continue;
           }
@@ -128,6 +132,7 @@ export function main(argv: string[]): void {
             if (typeof bytes !== 'number' || !Number.isFinite(bytes)) throw new HpError(`${where}: site: 'bytes' must be a number`);
             const dropped = typeof value.dropped === 'number' ? value.dropped : 0;
             stacks.add(foldedStack(framesOf(value.frames, where), dropped), bytes);
+            siteLines++;
             continue;
           }
           foreign++;
@@ -137,6 +142,7 @@ export function main(argv: string[]): void {
       if (read === 0) throw new HpError(`${name}: empty input (expected hp-snapshot or hp-events NDJSON)`);
       if (foreign > 0) warn(`${name}: ignored ${foreign} foreign line${foreign === 1 ? '' : 's'} (valid JSON, not hp-snapshot or hp-events)`);
       if (args.alloc && kind === 'snapshot') throw new UsageError('--alloc needs events (hp-events NDJSON or a profile), not a snapshot');
+      if (snapshotSites !== null && snapshotSites > siteLines) warnSitesLeftOut(input, snapshotSites - siteLines, 'the flame graph');
     }
     // Line by line through the writer (one joined string fails past V8's string limit), each
     // made as it is written: the stacks are held once, not twice.

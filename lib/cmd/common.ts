@@ -283,3 +283,12 @@ export async function resolveMarkOptions(args: Record<string, unknown>, options:
     else if (value !== undefined) args[option] = await resolve(value, option, 0);
   }
 }
+
+/**
+ * A snapshot cut by hp-snapshot --top holds only its largest sites: what is made of it (a flame
+ * graph, a pprof, a flow graph) shows those, and its total is theirs, not the heap's. Say so once.
+ */
+export function warnSitesLeftOut(input: string, leftOut: number | undefined, what: string): void {
+  if (!leftOut) return;
+  warn(`${input === '-' ? 'stdin' : input}: ${leftOut} of the snapshot's sites ${leftOut === 1 ? 'is' : 'are'} left out (hp-snapshot --top): ${what} holds only the sites given, and its total is theirs, not the heap's; save the snapshot without --top`);
+}

@@ -7,7 +7,7 @@ import { commandReadOptions, inputName, isNdjsonArg, isStreamArg, openSource, V1
 import { buildFlowGraph, renderDot } from '../export/flow.js';
 import { checkOutputArg, writeResult } from '../export/output.js';
 import { loadStackSet, type StackSet } from '../export/stacks.js';
-import { inputArg, parseAt, resolveMarkOptions, useOptions } from './common.js';
+import { inputArg, parseAt, resolveMarkOptions, useOptions, warnSitesLeftOut } from './common.js';
 
 const NAME = 'hp-flow';
 
@@ -59,6 +59,7 @@ export function main(argv: string[]): void {
         const open = (a: string): Promise<ProfileSource> => (merged ? openInputs(inputs, opts, false) : openSource(a, opts));
         const set = await loadStackSet(input, at ?? (isNdjson ? null : { kind: 'peak' }), open, async (a) => !merged && isNdjsonArg(a));
         if (set.ignored) warn(`ignored ${set.ignored} lines that are not snapshot sites`);
+        warnSitesLeftOut(input, set.sitesLeftOut, 'the graph');
         // One frame per site: no calls to draw.
         if (set.groupBy !== undefined && set.groupBy !== 'trace' && set.groupBy !== 'stack') warn(`${input === '-' ? 'stdin' : input}: a snapshot grouped by ${set.groupBy} has no stacks, so the graph has no calls: give hp-snapshot --group-by trace`);
         sets.push(set);

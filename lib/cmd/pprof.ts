@@ -8,7 +8,7 @@ import { checkOutputArg, writeResult } from '../export/output.js';
 import { profileBases } from '../profile-inputs.js';
 import { useOptions } from './common.js';
 import { allocationStacks, loadStackSet, type StackSet } from '../export/stacks.js';
-import { checkWindow, noteEmptyWindow, parseAt, resolveMarkOptions, secondsOption } from './common.js';
+import { checkWindow, noteEmptyWindow, parseAt, resolveMarkOptions, secondsOption, warnSitesLeftOut } from './common.js';
 import type { SnapshotAt } from '../model/snapshot.js';
 
 const NAME = 'hp-pprof';
@@ -78,6 +78,7 @@ export function main(argv: string[]): void {
           set = await loadStackSet(input, at, (a) => openSource(a, opts), isNdjsonArg, plan.length > 1);
         }
         if (set.ignored) warn(`${input === '-' ? 'stdin' : input}: ignored ${set.ignored} lines that are not snapshot sites`);
+        warnSitesLeftOut(input, set.sitesLeftOut, 'the pprof');
         set.source = input === '-' ? 'stdin' : input;
         sets.push(set);
       } finally {

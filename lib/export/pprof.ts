@@ -93,7 +93,9 @@ export function buildPprof(input: StackSet | StackSet[], opts: PprofOptions = {}
     // states (the profile's), which the site lines' variances would not rebuild.
     const ci = one.totalInterval ?? interval95(t.bytes, t.bytesVar, one.unseen?.bytes, t.exactBytes ?? 0);
     const bytes = `${Math.round(Math.max(0, t.bytes))} bytes${ci ? ` (95% interval ${Math.floor(ci[0])}..${Math.ceil(ci[1])})` : ' (exact)'}`;
-    const what = `heapprof ${one.kind === 'inuse' ? 'live heap' : 'allocations'}: ${labelled ? `${one.source ?? '?'} ` : ''}${one.label}: ${bytes}`;
+    // A snapshot cut by --top: its sites' sum, which is not the heap's total.
+    const cut = one.sitesLeftOut ? ` in the ${one.stacks.length} site${one.stacks.length === 1 ? '' : 's'} the snapshot kept (${one.sitesLeftOut} more left out by hp-snapshot --top)` : '';
+    const what = `heapprof ${one.kind === 'inuse' ? 'live heap' : 'allocations'}: ${labelled ? `${one.source ?? '?'} ` : ''}${one.label}: ${bytes}${cut}`;
     comments.push(one.header?.argv.length ? `${what}; argv: ${one.header.argv.join(' ')}` : what);
   }
   // The profile's time is the earliest set's moment; its duration spans every window.

@@ -3,6 +3,7 @@
 
 import { copyFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import t from 'tap';
 import { writeProfile } from '../../lib/format/hpx-writer.js';
 import { tmpDir } from '../helpers/profiles.js';
@@ -39,6 +40,23 @@ t.test('hp-diff warns when a snapshot side was cut by --top: its missing sites r
   const whole = sh(`hp-snapshot app --at end -q | hp-diff ${full} - > /dev/null`);
   t.equal(whole.status, 0, whole.stderr);
   t.notMatch(whole.stderr, /left out/, 'no warning for a whole snapshot');
+});
+
+t.test('hp-pprof, hp-collapse and hp-flow warn when the snapshot was cut by --top: their total is not the heap\'s', async (t) => {
+  const dir = tmpDir('qa-top-exports-');
+  const pb = join(dir, 'top.pb.gz');
+  for (const [cmd, what] of [[`hp-pprof -o ${pb}`, 'the pprof'], ['hp-collapse', 'the flame graph'], ['hp-flow', 'the graph']] as const) {
+    const r = sh(`hp-snapshot app --at end --top 1 -q | ${cmd} > /dev/null`);
+    t.equal(r.status, 0, r.stderr);
+    t.match(r.stderr, new RegExp(`^hp-[a-z]+: stdin: \\d+ of the snapshot's sites (is|are) left out \\(hp-snapshot --top\\): ${what} holds only the sites given`, 'm'), cmd);
+    const whole = sh(`hp-snapshot app --at end -q | ${cmd} > /dev/null`);
+    t.equal(whole.status, 0, whole.stderr);
+    t.notMatch(whole.stderr, /left out/, `${cmd}: no warning for a whole snapshot`);
+  }
+  // The pprof's comment said the kept sites' sum was the live heap.
+  t.equal(sh(`hp-snapshot app --at end --top 1 -q | hp-pprof -o ${pb} -q`).status, 0);
+  const text = gunzipSync(readFileSync(pb)).toString('utf8');
+  t.match(text, /live heap: end \(t=[\d.]+s\): \d+ bytes[^;]* in the 1 site the snapshot kept \(\d+ more left out by hp-snapshot --top\)/);
 });
 
 t.test('snapshots appended in one input are an error naming the second, not one summed heap', async (t) => {
