@@ -81,6 +81,10 @@ export class MergedSource implements ProfileSource {
         ...sources.flatMap((s) => s.header.notes.map((n) => (sources.length > 1 ? `${s.name}: ${n}` : n))),
       ],
       ...(attached.length > 0 ? { attached: attached[0]!.header.attached } : {}),
+      // Recorded with --native if any of them was: its C allocations are in the stream, whatever
+      // the earliest profile's recording (per-domain figures key on this).
+      ...(sources.some((s) => s.header.native) ? { native: true } : {}),
+      ...(sources.some((s) => s.header.nativeStacks) ? { nativeStacks: true } : {}),
     };
   }
 

@@ -90,3 +90,25 @@ t.test("hp-history --by pid: each process's line has its per-domain fields", asy
     );
   }
 });
+
+t.test('a --native profile read with an earlier one recorded without --native keeps its domains', async (t) => {
+  // The merged header was the earliest profile's: without --native there, hp-history wrote no
+  // per-domain fields and hp-report no domain bands, while hp-snapshot --domain native found
+  // the later profile's C allocations.
+  const dir = tmpDir();
+  const plain = join(dir, 'plain');
+  const native = join(dir, 'native');
+  const start = 1_800_000_000_000_000;
+  const { hpm, hpd } = await encodeProfile({
+    header: { sampling: { kind: 'table', bounds: [], probs: [] }, pid: 300, startTimeUs: start },
+    traces: [{ id: 1, frames: [app], dropped: 0 }],
+    events: [{ op: 'alloc', timeUs: 10, trace: 1, size: 500 }],
+  });
+  writeFileSync(`${plain}.hpm`, hpm);
+  writeFileSync(`${plain}.hpd`, hpd);
+  await write(native, 301, start + 5, 1);
+  t.equal(cli('snapshot', [plain, native, '--at', 'end', '--domain', 'native'])[0]!.bytes, 4_100_000, 'hp-snapshot --domain native');
+  const buckets = cli('history', [plain, native, '--json', '--top', '0', '--granularity', '0.0001']);
+  const last = buckets[buckets.length - 1]!;
+  t.same([last.python_bytes, last.native_bytes, last.mmap_bytes], [1500, 4_100_000, 4_000_000], "hp-history's per-domain fields");
+});
