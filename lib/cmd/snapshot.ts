@@ -80,6 +80,11 @@ export function main(argv: string[]): void {
       // written (or of a stream cut by hp-events --to) is the heap as it stands.
       if (at.kind === 'time' && snap.readToEnd && source.complete) checkWithinSpan('--at', at.us, snap.lastUs);
       checkThread(args.thread, source.traces(), source.name, snap.readToEnd ? null : formatSeconds(snap.atUs));
+      // Without --native the C allocations were never recorded: their 0 (and the interval the
+      // profile's unseen allowance gives it) says nothing about them.
+      if ((args.domain === 'native' || args.domain === 'mmap') && source.header.native !== true) {
+        warn(`${source.name}: recorded without --native: its C allocations (malloc, mmap) were not recorded, so --domain ${args.domain} finds none`);
+      }
       const sites = groupLiveHeap(snap.heap, (id) => source.trace(id), by, keep);
       // Only the kept traces count; a partial total gets the whole one's interval method
       // (its exact part included), as hp-history's per-domain totals do.

@@ -163,6 +163,28 @@ t.test('--thread naming no thread of the profile is a usage error that lists its
   t.equal(run([plain]).status, 0, 'without --thread the same profile reads');
 });
 
+t.test('--domain native or mmap on a profile recorded without --native says that nothing native was recorded', async (t) => {
+  // It printed "0 B (95%: 0 B .. N MiB)", an estimate of C allocations the recorder never saw.
+  const dir = tmpDir();
+  const plain = join(dir, 'plain');
+  const { hpm, hpd } = await encodeProfile({
+    header: { sampling: { kind: 'table', bounds: [128], probs: [0.01] } },
+    traces: [{ id: 1, frames: [app], dropped: 0 }],
+    events: [{ op: 'alloc', timeUs: 10, trace: 1, size: 100 }],
+  });
+  writeFileSync(`${plain}.hpm`, hpm);
+  writeFileSync(`${plain}.hpd`, hpd);
+  const run = (args: string[]) => spawnSync(process.execPath, [join(BIN, 'hp-snapshot.js'), ...args, '--json'], { encoding: 'utf8' });
+  for (const domain of ['native', 'mmap']) {
+    const r = run([plain, '--domain', domain, '--at', 'end']);
+    t.equal(r.status, 0, r.stderr);
+    t.match(r.stderr, `hp-snapshot: ${plain}: recorded without --native: its C allocations (malloc, mmap) were not recorded, so --domain ${domain} finds none\n`, domain);
+  }
+  t.notMatch(run([plain, '--domain', 'python', '--at', 'end']).stderr, /without --native/, 'python: no warning');
+  const native = await write(tmpDir());
+  t.notMatch(run([native, '--domain', 'native', '--at', 'end']).stderr, /without --native/, 'a --native profile: no warning');
+});
+
 t.test('rows that only their threads tell apart name the thread on the line below', async (t) => {
   const dir = tmpDir();
   const base = join(dir, 'threads');
