@@ -42,6 +42,8 @@ function modelFingerprint(sampling: Sampling): number {
   sizes.forEach((s, i) => h.apply(OP_ALLOC, 1 + (i % 3), s));
   h.apply(OP_FREE, 2, 40);
   h.apply(OP_FREE, 1, 8191);
+  // Trace 3 back to nothing live through frees of sizes it mostly did not have: what the total loses then.
+  for (let k = 0; k < 3; k++) h.apply(OP_FREE, 3, 127);
   const cols = new Float64Array(6 * h.slots + 5);
   for (let s = 0; s < h.slots; s++) {
     cols[6 * s] = h.traceOfSlot[s]!;

@@ -220,17 +220,28 @@ export class LiveHeap {
       const sg = 1 - 2 * o;
       const left = had + sg;
       sampled[slot] = left;
+      // What the event moves, the site's and the total's alike.
+      let db = sg * b;
+      let dbv = sg * bv;
+      let dc = sg * w;
+      let dcv = sg * cv;
       if (left === 0 && sg < 0) {
-        // Back to nothing live: reset exactly, so rounding never accumulates across cycles.
+        // Back to nothing live: reset exactly, so rounding never accumulates across cycles; the
+        // total loses what the site held (a free whose size no live block of the trace had, in
+        // a stream cut by a window, would otherwise leave total and sites apart).
+        db = -bytes[slot]!;
+        dbv = -bytesVar[slot]!;
+        dc = -count[slot]!;
+        dcv = -countVar[slot]!;
         bytes[slot] = 0;
         bytesVar[slot] = 0;
         count[slot] = 0;
         countVar[slot] = 0;
       } else {
-        bytes[slot] = bytes[slot]! + sg * b;
-        bytesVar[slot] = bytesVar[slot]! + sg * bv;
-        count[slot] = count[slot]! + sg * w;
-        countVar[slot] = countVar[slot]! + sg * cv;
+        bytes[slot] = bytes[slot]! + db;
+        bytesVar[slot] = bytesVar[slot]! + dbv;
+        count[slot] = count[slot]! + dc;
+        countVar[slot] = countVar[slot]! + dcv;
       }
       ts += sg;
       if (ts === 0 && sg < 0) {
@@ -239,10 +250,10 @@ export class LiveHeap {
         tc = 0;
         tcv = 0;
       } else {
-        tb += sg * b;
-        tbv += sg * bv;
-        tc += sg * w;
-        tcv += sg * cv;
+        tb += db;
+        tbv += dbv;
+        tc += dc;
+        tcv += dcv;
       }
     }
     this.totalBytes = tb;
@@ -346,8 +357,16 @@ export class LiveHeap {
       }
       const left = sampled[slot]! - 1;
       sampled[slot] = left;
+      let db = b;
+      let dbv = bv;
+      let dc = w;
+      let dcv = cv;
       if (left === 0) {
-        // Back to nothing live: reset exactly, so rounding never accumulates across cycles.
+        // Back to nothing live: reset exactly, and the total loses what the site held (as in applyRun).
+        db = bytes[slot]!;
+        dbv = bytesVar[slot]!;
+        dc = count[slot]!;
+        dcv = countVar[slot]!;
         bytes[slot] = 0;
         bytesVar[slot] = 0;
         count[slot] = 0;
@@ -365,10 +384,10 @@ export class LiveHeap {
         this.totalCount = 0;
         this.totalCountVar = 0;
       } else {
-        this.totalBytes -= b;
-        this.totalBytesVar -= bv;
-        this.totalCount -= w;
-        this.totalCountVar -= cv;
+        this.totalBytes -= db;
+        this.totalBytesVar -= dbv;
+        this.totalCount -= dc;
+        this.totalCountVar -= dcv;
       }
     }
     return slot;

@@ -80,17 +80,24 @@ size_t hpx_apply_run(const hpx_run_events *ev, size_t from, size_t to, double un
     const double sg = 1 - 2 * (double)o; /* +1 for an ALLOC, -1 for a FREE */
     const double left = had + sg;
     sampled[slot] = left;
+    /* What the event moves, the site's and the total's alike. */
+    double db = sg * b, dbv = sg * bv, dc = sg * w, dcv = sg * cv;
     if (left == 0 && sg < 0) {
-      /* Back to nothing live: reset exactly, so rounding never accumulates across cycles. */
+      /* Back to nothing live: reset exactly, so rounding never accumulates across cycles; the
+       * total loses what the site held (as in live.ts). */
+      db = -bytes[slot];
+      dbv = -bytes_var[slot];
+      dc = -count[slot];
+      dcv = -count_var[slot];
       bytes[slot] = 0;
       bytes_var[slot] = 0;
       count[slot] = 0;
       count_var[slot] = 0;
     } else {
-      bytes[slot] = bytes[slot] + sg * b;
-      bytes_var[slot] = bytes_var[slot] + sg * bv;
-      count[slot] = count[slot] + sg * w;
-      count_var[slot] = count_var[slot] + sg * cv;
+      bytes[slot] = bytes[slot] + db;
+      bytes_var[slot] = bytes_var[slot] + dbv;
+      count[slot] = count[slot] + dc;
+      count_var[slot] = count_var[slot] + dcv;
     }
     ts += sg;
     if (ts == 0 && sg < 0) {
@@ -99,10 +106,10 @@ size_t hpx_apply_run(const hpx_run_events *ev, size_t from, size_t to, double un
       tc = 0;
       tcv = 0;
     } else {
-      tb += sg * b;
-      tbv += sg * bv;
-      tc += sg * w;
-      tcv += sg * cv;
+      tb += db;
+      tbv += dbv;
+      tc += dc;
+      tcv += dcv;
     }
   }
   heap->total_bytes = tb;
