@@ -62,7 +62,6 @@ def _library():
         if lib.hp_install() != 0:
             raise RuntimeError(_native.error_text(lib))
         _state["hooks"] = True
-        atexit.register(_at_exit)
         _wrap_os_exit()
         _wrap_os_exec()
     if _state["selftest"] is None:
@@ -100,8 +99,11 @@ def _stop_if_profiling():
         stop()
 
 
-# Registered before the program's own atexit handlers, so it runs after them.
+# Registered as the package is imported, not at the first start(): a program's handlers
+# registered after `import heapprof` run before it, also those registered before start(), so
+# what they allocate or mark at exit is recorded. (A no-op when nothing was started.)
 _at_exit = _at_real_exit(_stop_if_profiling)
+atexit.register(_at_exit)
 
 
 def _wrap_os(name, before):

@@ -287,3 +287,24 @@ t.test('pip install from a read-only copy (a global npm install used by another 
   t.match(r.stdout, /site-packages\/heapprof\/heapprof_hook\.so\n$/, 'the hook pip built, inside the package');
   spawnSync('chmod', ['-R', 'u+w', pkg]);
 });
+
+t.test("atexit handlers a program registers after `import heapprof` but before start() are recorded (heapprof's own stop ran first)", async (t) => {
+  if (pythons.length === 0) return t.skip('no supported CPython found');
+  const script = [
+    'import atexit, heapprof',
+    'def late():',
+    '    data = [bytearray(100000) for _ in range(20)]',
+    "    print(heapprof.isProfiling(), heapprof.mark('exit'), flush=True)",
+    'atexit.register(late)',
+    "heapprof.start('ax', {})",
+  ].join('\n');
+  for (const py of [pythons[0]!, pythons.at(-1)!]) {
+    const dir = tmpDir();
+    const r = runPython(py, ['-c', script], { cwd: dir });
+    t.equal(r.stderr, '', `CPython ${py.version}: no traceback`);
+    t.equal(r.stdout, 'True 1\n', `CPython ${py.version}: still recording in the program's handler (it said False 0)`);
+    const events = spawnSync(process.execPath, [join(REPO, 'bin', 'hp-events.js'), join(dir, 'ax')], { encoding: 'utf8' });
+    const marks = events.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)).filter((e) => e.type === 'mark');
+    t.same(marks.map((m) => m.label), ['exit'], `CPython ${py.version}: the mark is in the profile`);
+  }
+});
