@@ -57,12 +57,21 @@ def pytest_configure(config):
     worker = getattr(config, "workerinput", None)
     if worker is None:
         _check_options(config, base)
-    if worker is None and getattr(config.option, "dist", "no") != "no" and getattr(config.option, "numprocesses", None):
+    if worker is None and _distributing(config):
         config.pluginmanager.register(_Controller(config), "heapprof-controller")
         return
     if worker is not None:
         base = "%s.%s" % (base, worker["workerid"])
     config.pluginmanager.register(_Recorder(config, base, worker is not None), "heapprof-recorder")
+
+
+def _distributing(config):
+    """Whether pytest-xdist runs the tests in workers, by its own rule: a distribution mode and
+    test environments (-n N sets both; --tx 2*popen --dist load, or -d --tx ..., set them without
+    -n). Not with --collect-only, where xdist starts no workers."""
+    option = config.option
+    return (getattr(option, "dist", "no") != "no" and bool(getattr(option, "tx", None))
+            and not getattr(option, "collectonly", False))
 
 
 def _check_options(config, base):

@@ -308,3 +308,32 @@ t.test("atexit handlers a program registers after `import heapprof` but before s
     t.same(marks.map((m) => m.label), ['exit'], `CPython ${py.version}: the mark is in the profile`);
   }
 });
+
+/** A python with pytest-xdist: CPython 3.11's own, else a venv over its packages from the offline wheels. */
+function xdistPython(py: { exe: string }): string | null {
+  if (spawnSync(py.exe, ['-c', 'import xdist'], { env: pythonEnv() }).status === 0) return py.exe;
+  if (!existsSync(WHEELS) || !readdirSync(WHEELS).some((w) => w.startsWith('pytest_xdist-'))) return null;
+  const venv = join(tmpDir(), 'venv');
+  const made = spawnSync(py.exe, ['-m', 'venv', '--system-site-packages', venv], { encoding: 'utf8' });
+  if (made.status !== 0) return null;
+  const pip = spawnSync(join(venv, 'bin', 'pip'), ['install', '-q', '--disable-pip-version-check', '--no-index', '--find-links', WHEELS, 'pytest-xdist'], { encoding: 'utf8', timeout: 300_000 });
+  return pip.status === 0 ? join(venv, 'bin', 'python') : null;
+}
+
+t.test('pytest --heapprof with pytest-xdist started by --tx/--dist (not -n): the controller records nothing and reports the workers', async (t) => {
+  if (!py311) return t.skip('CPython 3.11 not found');
+  if (runPython(py311, ['-c', 'import pytest']).code !== 0) return t.skip('pytest is not installed for CPython 3.11');
+  const python = xdistPython(py311);
+  if (!python) return t.skip('no pytest-xdist');
+  const dir = tmpDir();
+  writeFileSync(join(dir, 'test_two.py'), 'def test_a():\n    x = bytearray(1 << 20)\n\ndef test_b():\n    pass\n');
+  for (const extra of [['-n', '2'], ['--tx', '2*popen', '--dist', 'load'], ['-d', '--tx', '2*popen']]) {
+    const r = pytest(python, [...extra, '--heapprof=prof', 'test_two.py'], dir);
+    const what = `pytest ${extra.join(' ')} --heapprof=prof`;
+    t.equal(r.code, 0, `${what}: ${JSON.stringify(r.stdout + r.stderr)}`);
+    // It said "profile: prof (0 tests)": the controller recorded itself and lost the workers' results.
+    t.match(r.stdout, /\nprofiles: prof\.gw0, prof\.gw1 \(2 tests\)\n/, what);
+    t.notOk(existsSync(join(dir, 'prof.hpm')), `${what}: no profile of the controller`);
+    for (const w of ['gw0', 'gw1']) spawnSync('rm', ['-f', join(dir, `prof.${w}.hpm`), join(dir, `prof.${w}.hpd`)]);
+  }
+});
