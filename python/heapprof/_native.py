@@ -16,17 +16,21 @@ _lib = None
 
 
 def library_candidates():
-    """Where the library may be, in order: $HEAPPROF_NATIVE_LIB; the copy pip built into the
-    installed package (heapprof/heapprof_hook.so, see python/setup.py); the node-gyp output of
-    the checkout or npm package this directory belongs to (python/heapprof -> ../../build/Release)."""
+    """Where the library may be, in order: $HEAPPROF_NATIVE_LIB; the node-gyp output of the
+    checkout or npm package this directory belongs to (python/heapprof -> ../../build/Release),
+    the library hp-record preloads (--native) and loads into a process (--pid); the copy pip
+    built into the package (heapprof/heapprof_hook.so, see python/setup.py). A package imported
+    from a checkout can hold both (`pip install -e ./python` builds the hook in place): the
+    node-gyp build comes first, so that hp-record's process has one hook, not that copy too, and
+    a rebuild with node-gyp is not shadowed by an older copy."""
     here = os.path.dirname(os.path.abspath(__file__))
     root = os.path.dirname(os.path.dirname(here))
     found = []
     if os.environ.get(LIB_ENV):
         found.append(os.environ[LIB_ENV])
-    found.append(os.path.join(here, LIB_NAME))
     for build in ("Release", "Debug"):
         found.append(os.path.join(root, "build", build, LIB_NAME))
+    found.append(os.path.join(here, LIB_NAME))
     return found
 
 

@@ -337,3 +337,24 @@ t.test('pytest --heapprof with pytest-xdist started by --tx/--dist (not -n): the
     for (const w of ['gw0', 'gw1']) spawnSync('rm', ['-f', join(dir, `prof.${w}.hpm`), join(dir, `prof.${w}.hpd`)]);
   }
 });
+
+t.test("a package in a checkout that also holds an in-place hook (pip install -e) loads the node-gyp build, the one hp-record preloads and attaches", async (t) => {
+  if (pythons.length === 0) return t.skip('no supported CPython found');
+  if (!existsSync(join(REPO, 'build', 'Release', 'heapprof_hook.so'))) return t.skip('native hook not built');
+  // A checkout as `pip install -e ./python` leaves it: python/heapprof/heapprof_hook.so next to
+  // the node-gyp build/Release/heapprof_hook.so. The package loaded its in-place copy, so
+  // hp-record --pid had both libraries in the process, and a node-gyp rebuild was shadowed.
+  const dir = tmpDir();
+  cpSync(join(PYTHON_DIR, 'heapprof'), join(dir, 'python', 'heapprof'), { recursive: true, filter: (src) => !/__pycache__|\.so$/.test(src) });
+  mkdirSync(join(dir, 'build', 'Release'), { recursive: true });
+  cpSync(join(REPO, 'build', 'Release', 'heapprof_hook.so'), join(dir, 'build', 'Release', 'heapprof_hook.so'));
+  cpSync(join(REPO, 'build', 'Release', 'heapprof_hook.so'), join(dir, 'python', 'heapprof', 'heapprof_hook.so'));
+  const code = "import heapprof, heapprof._native as n; heapprof.start('p', {}, force=True); heapprof.stop(); print(n.load()._name)";
+  const r = runPython(pythons.at(-1)!, ['-c', code], { cwd: dir, env: { PYTHONPATH: join(dir, 'python') } });
+  t.equal(r.code, 0, JSON.stringify(r.stderr));
+  t.equal(r.stdout, `${join(dir, 'build', 'Release', 'heapprof_hook.so')}\n`, 'the node-gyp build');
+  const alone = join(dir, 'build');
+  spawnSync('rm', ['-rf', alone]);
+  const r2 = runPython(pythons.at(-1)!, ['-c', code], { cwd: dir, env: { PYTHONPATH: join(dir, 'python') } });
+  t.equal(r2.stdout, `${join(dir, 'python', 'heapprof', 'heapprof_hook.so')}\n`, 'without one, the copy in the package');
+});
