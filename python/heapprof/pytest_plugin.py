@@ -206,7 +206,9 @@ class _Recorder:
             except (RuntimeError, OSError, ValueError) as err:
                 raise pytest.UsageError("heapprof: cannot record %s: %s" % (base, err))
             self.owned = True
-        self.session = _Session(_reader.Profile(self.base))
+        # Read by its absolute name: the files are where the session started, whatever
+        # directory a test leaves the process in (os.chdir without going back).
+        self.session = _Session(_reader.Profile(os.path.abspath(self.base)))
 
     def _poll(self):
         heapprof.flush()

@@ -358,3 +358,20 @@ t.test("a package in a checkout that also holds an in-place hook (pip install -e
   const r2 = runPython(pythons.at(-1)!, ['-c', code], { cwd: dir, env: { PYTHONPATH: join(dir, 'python') } });
   t.equal(r2.stdout, `${join(dir, 'python', 'heapprof', 'heapprof_hook.so')}\n`, 'without one, the copy in the package');
 });
+
+t.test('pytest --heapprof=RELATIVE: a test that changes directory does not fail the next limit-marked test', async (t) => {
+  if (!py311) return t.skip('CPython 3.11 not found');
+  if (runPython(py311, ['-c', 'import pytest']).code !== 0) return t.skip('pytest is not installed for CPython 3.11');
+  const dir = tmpDir();
+  mkdirSync(join(dir, 'elsewhere'));
+  writeFileSync(
+    join(dir, 'test_cd.py'),
+    "import os, pytest\n\ndef test_chdir():\n    os.chdir('elsewhere')\n\n@pytest.mark.limit_memory('100 MB')\ndef test_limited():\n    x = bytearray(1 << 20)\n",
+  );
+  // The plugin read BASE.hpm relative to the new directory: FileNotFoundError failed test_limited.
+  const r = pytest(py311.exe, ['--heapprof=prof', 'test_cd.py'], dir);
+  t.equal(r.code, 0, JSON.stringify(r.stdout + r.stderr));
+  t.match(r.stdout, /2 passed/);
+  t.match(r.stdout, /\nprofile: prof \(2 tests\)\n/, 'the summary names the profile as given');
+  t.notMatch(r.stdout + r.stderr, /FileNotFoundError|INTERNALERROR/);
+});
