@@ -145,6 +145,7 @@ def run_cell_magic(shell, line, cell):
         heapprof.start(base, force=True, argv=["%%heapprof", line], **options)
     except (RuntimeError, OSError, ValueError) as err:  # a missing directory, a profile another run writes, -o DIR/
         raise _UsageError("%%%%heapprof: cannot record %s: %s (the cell did not run)" % (base, err))
+    base = os.path.abspath(base)  # where it was created: the cell may change directory
     try:
         _run_cell(shell, cell)
     finally:

@@ -375,3 +375,24 @@ t.test('pytest --heapprof=RELATIVE: a test that changes directory does not fail 
   t.match(r.stdout, /\nprofile: prof \(2 tests\)\n/, 'the summary names the profile as given');
   t.notMatch(r.stdout + r.stderr, /FileNotFoundError|INTERNALERROR/);
 });
+
+t.test('%%heapprof -o RELATIVE: a cell that changes directory still gets its profile read', async (t) => {
+  if (!py311) return t.skip('CPython 3.11 not found');
+  if (runPython(py311, ['-c', 'import IPython']).code !== 0) return t.skip('IPython is not installed for CPython 3.11');
+  const dir = tmpDir();
+  mkdirSync(join(dir, 'sub'));
+  const script = [
+    'from IPython.testing.globalipapp import start_ipython',
+    'sh = start_ipython()',
+    "sh.run_line_magic('load_ext', 'heapprof')",
+    "r = sh.run_cell('%%heapprof -o cellprof --sample {}\\nimport os\\nos.chdir(\"sub\")\\nx = bytearray(1000000)\\n')",
+    "print('RESULT', r.success, type(r.error_in_exec).__name__)",
+    "print('PROFILE', repr(r.result).splitlines()[0])",
+  ].join('\n');
+  // It read cellprof.hpm in sub/: FileNotFoundError after the cell had run.
+  const r = runPython(py311, ['-c', script], { cwd: dir });
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, /^RESULT True NoneType$/m, JSON.stringify(r.stdout));
+  t.match(r.stdout, new RegExp(`^PROFILE heapprof: peak 9\\d\\d\\.\\d KiB at .* \\(profile ${join(dir, 'cellprof').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\)$`, 'm'));
+  t.ok(existsSync(join(dir, 'cellprof.hpm')) && !existsSync(join(dir, 'sub', 'cellprof.hpm')), 'written where the cell started');
+});
