@@ -46,8 +46,8 @@ _HIST_BUCKETS = 64
 # generation: the number of the last recording started (1, 2, ...). watch_next: hp-record's
 # bootstrap and --pid set it before their start(); that recording's summary is then kept in
 # watched when it stops, whoever stops it (see _stop_generation).
-_state = {"selftest": None, "hooks": False, "mode": None, "base": None, "generation": 0, "watch_next": False,
-          "watched": {}}
+_state = {"selftest": None, "hooks": False, "mode": None, "base": None, "path": None, "generation": 0,
+          "watch_next": False, "watched": {}}
 
 
 def _library():
@@ -221,6 +221,9 @@ def _start(base, mode, table, mean_bytes, follow_fork, force, stacks, argv, note
         raise RuntimeError(_native.error_text(lib))
     _state["mode"] = mode
     _state["base"] = base
+    # Where the files are (the recorder makes a relative base absolute at start too): the
+    # program may change directory while recording.
+    _state["path"] = os.path.abspath(os.fsdecode(base)) if base else base
     _state["generation"] = generation
 
 

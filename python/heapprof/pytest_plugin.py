@@ -199,6 +199,7 @@ class _Recorder:
         if heapprof.isProfiling():
             # Already recording (pytest run under hp-record): mark that profile, don't start another.
             self.base = heapprof._state["base"]
+            self.path = heapprof._state.get("path") or os.path.abspath(self.base)
         else:
             try:
                 heapprof.start(base, force=True, argv=["pytest"] + list(config.invocation_params.args),
@@ -206,9 +207,10 @@ class _Recorder:
             except (RuntimeError, OSError, ValueError) as err:
                 raise pytest.UsageError("heapprof: cannot record %s: %s" % (base, err))
             self.owned = True
-        # Read by its absolute name: the files are where the session started, whatever
-        # directory a test leaves the process in (os.chdir without going back).
-        self.session = _Session(_reader.Profile(os.path.abspath(self.base)))
+            self.path = os.path.abspath(base)
+        # Read by its absolute name: the files are where the recording started, whatever
+        # directory the program or a test changed to since (os.chdir without going back).
+        self.session = _Session(_reader.Profile(self.path))
 
     def _poll(self):
         heapprof.flush()

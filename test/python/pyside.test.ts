@@ -396,3 +396,23 @@ t.test('%%heapprof -o RELATIVE: a cell that changes directory still gets its pro
   t.match(r.stdout, new RegExp(`^PROFILE heapprof: peak 9\\d\\d\\.\\d KiB at .* \\(profile ${join(dir, 'cellprof').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\)$`, 'm'));
   t.ok(existsSync(join(dir, 'cellprof.hpm')) && !existsSync(join(dir, 'sub', 'cellprof.hpm')), 'written where the cell started');
 });
+
+t.test('pytest --heapprof under hp-record -o RELATIVE, started by a program that changed directory first', async (t) => {
+  if (!py311) return t.skip('CPython 3.11 not found');
+  if (runPython(py311, ['-c', 'import pytest']).code !== 0) return t.skip('pytest is not installed for CPython 3.11');
+  const dir = tmpDir();
+  mkdirSync(join(dir, 'tests'));
+  writeFileSync(join(dir, 'tests', 'test_lim.py'), "import pytest\n\n@pytest.mark.limit_memory('100 MB')\ndef test_limited():\n    x = bytearray(1 << 20)\n");
+  const plugin = existsSync(join(PYTHON_DIR, 'heapprof.egg-info')) ? '' : "'-p', 'heapprof.pytest_plugin', "; // as pytest() does
+  writeFileSync(join(dir, 'run.py'), `import os, sys, pytest\nos.chdir('tests')\nsys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', ${plugin}'test_lim.py', '--heapprof']))\n`);
+  // The plugin read hp-record's relative base from the new directory: FileNotFoundError.
+  const r = spawnSync(process.execPath, [join(REPO, 'bin', 'hp-record.js'), '--python', py311.exe, '-o', 'rec', 'run.py'], {
+    cwd: dir,
+    env: pythonEnv(),
+    encoding: 'utf8',
+    timeout: 300_000,
+  });
+  t.equal(r.status, 0, JSON.stringify(r.stdout + r.stderr));
+  t.match(r.stdout, /1 passed/);
+  t.notMatch(r.stdout + r.stderr, /FileNotFoundError|INTERNALERROR/);
+});
