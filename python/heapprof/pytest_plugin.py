@@ -86,6 +86,14 @@ def _check_options(config, base):
     _parse_sample(config.getoption("heapprof_sample"))
     if config.getoption("heapprof_top") < 0:
         raise pytest.UsageError("--heapprof-top %d: expected a count >= 0" % config.getoption("heapprof_top"))
+    # A profile's name, also for pytest-xdist's workers, which append .gwN to it (DIR/ and ''
+    # would make them write the hidden files DIR/.gw0.hpm, .gw0.hpm).
+    if not base:
+        raise pytest.UsageError("--heapprof=: the profile needs a name (--heapprof=BASE)")
+    try:
+        heapprof._check_base(base)
+    except ValueError as err:
+        raise pytest.UsageError("--heapprof=%s: %s" % (base, err))
     directory = os.path.dirname(os.path.abspath(base))
     if heapprof.isProfiling():
         return  # under hp-record: its profile is marked, BASE is not written

@@ -416,3 +416,28 @@ t.test('pytest --heapprof under hp-record -o RELATIVE, started by a program that
   t.match(r.stdout, /1 passed/);
   t.notMatch(r.stdout + r.stderr, /FileNotFoundError|INTERNALERROR/);
 });
+
+t.test('pytest --heapprof=DIR/ or --heapprof= is a usage error with pytest-xdist too (the workers wrote hidden DIR/.gw0.hpm files)', async (t) => {
+  if (!py311) return t.skip('CPython 3.11 not found');
+  if (runPython(py311, ['-c', 'import pytest']).code !== 0) return t.skip('pytest is not installed for CPython 3.11');
+  const python = xdistPython(py311);
+  if (!python) return t.skip('no pytest-xdist');
+  const dir = tmpDir();
+  mkdirSync(join(dir, 'sub'));
+  writeFileSync(join(dir, 'test_one.py'), 'def test_one():\n    print("RAN")\n');
+  const cases: Array<[string, RegExp]> = [
+    ['--heapprof=sub/', /^ERROR: --heapprof=sub\/: 'sub\/' names a directory, not a profile base \(BASE for BASE\.hpm \+ BASE\.hpd\)\n\n?$/],
+    ['--heapprof=', /^ERROR: --heapprof=: the profile needs a name \(--heapprof=BASE\)\n\n?$/],
+  ];
+  for (const extra of [[], ['-n', '2']]) {
+    for (const [arg, message] of cases) {
+      const r = pytest(python, [...extra, arg, 'test_one.py'], dir);
+      const what = `pytest ${[...extra, arg].join(' ')}`;
+      t.equal(r.code, 4, `${what}: exit status 4 (usage)`);
+      t.match(r.stderr, message, what);
+      t.notMatch(r.stdout + r.stderr, /Traceback|RAN|passed/, `${what}: no traceback, no test run`);
+    }
+  }
+  t.same(readdirSync(join(dir, 'sub')), [], 'nothing written in sub/');
+  t.same(readdirSync(dir).filter((f) => f.startsWith('.')), [], 'no hidden profile');
+});
