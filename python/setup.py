@@ -47,9 +47,30 @@ def _writable_source():
     return os.path.join(root, "python")
 
 
+def _one_build_at_a_time():
+    """Several builds from one source directory at once (tox -p, a CI matrix of Pythons, two
+    venvs installed in parallel) share build/ and heapprof.egg-info: one removed the other's
+    build/bdist.* staging directory, giving a failed build or, worse, a wheel without the package
+    that pip installed without a word. Each setup.py run (one per PEP 517 step) holds an
+    exclusive lock on build/.setup.lock until it exits; the next one waits."""
+    if HERE != os.path.dirname(os.path.abspath(__file__)):
+        return  # a private copy (_writable_source)
+    try:
+        import fcntl
+    except ImportError:
+        return
+    os.makedirs(os.path.join(HERE, "build"), exist_ok=True)
+    fd = os.open(os.path.join(HERE, "build", ".setup.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    # A POSIX record lock: held by the process, so setup.py run again in it does not wait for
+    # itself; released when the process ends.
+    fcntl.lockf(fd, fcntl.LOCK_EX)
+    _one_build_at_a_time.fd = fd
+
+
 HERE = _writable_source()
 NATIVE = os.path.join(os.path.dirname(HERE), "native")
 os.chdir(HERE)  # setuptools' build/ and egg-info go to the working directory
+_one_build_at_a_time()
 
 
 def _hook_target():

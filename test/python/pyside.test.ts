@@ -4,7 +4,7 @@
 // test within its limit), and the %%heapprof magic's bad arguments. Steps whose prerequisites
 // are missing are skipped with the reason printed.
 
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
@@ -440,4 +440,43 @@ t.test('pytest --heapprof=DIR/ or --heapprof= is a usage error with pytest-xdist
   }
   t.same(readdirSync(join(dir, 'sub')), [], 'nothing written in sub/');
   t.same(readdirSync(dir).filter((f) => f.startsWith('.')), [], 'no hidden profile');
+});
+
+t.test('pip install from one source directory into several venvs at once: every install is whole', async (t) => {
+  if (!existsSync(WHEELS)) return t.skip(`${WHEELS} not found (offline wheels for setuptools)`);
+  const pys = pythons.filter((p) => p.minor >= 10); // setuptools from the offline wheels wants >= 3.10
+  if (pys.length === 0) return t.skip('no CPython >= 3.10');
+  // tox -p or a CI matrix over one checkout: the builds shared python/build/bdist.*, and one
+  // removed the other's staging directory: a failed build, or a wheel without the package that
+  // pip installed with exit status 0 (import heapprof then failed).
+  const dir = tmpDir();
+  const pkg = join(dir, 'pkg');
+  mkdirSync(pkg);
+  for (const part of ['python/heapprof', 'python/setup.py', 'python/pyproject.toml', 'native', 'binding.gyp']) {
+    cpSync(join(REPO, part), join(pkg, part), { recursive: true, filter: (src) => !/__pycache__|\.so$/.test(src) });
+  }
+  const venvs = [0, 1, 2, 3].map((i) => {
+    const venv = join(dir, `venv${i}`);
+    const made = spawnSync(pys[i % pys.length]!.exe, ['-m', 'venv', venv], { encoding: 'utf8' });
+    if (made.status !== 0) throw new Error(made.stderr);
+    return venv;
+  });
+  const env = { ...process.env, PIP_DISABLE_PIP_VERSION_CHECK: '1', PYTHONDONTWRITEBYTECODE: '1' };
+  delete env.PYTHONPATH;
+  delete env.HEAPPROF_NATIVE_LIB;
+  const install = (venv: string) =>
+    new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const child = spawn(join(venv, 'bin', 'pip'), ['install', '-q', '--force-reinstall', '--no-index', '--find-links', WHEELS, join(pkg, 'python')], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      child.on('close', (code) => resolve({ code, stderr }));
+    });
+  for (const round of [1, 2]) {
+    const results = await Promise.all(venvs.map(install));
+    results.forEach((r, i) => {
+      t.equal(r.code, 0, `round ${round}, venv ${i}: pip install: ${JSON.stringify(r.stderr.slice(-600))}`);
+      const check = spawnSync(join(venvs[i]!, 'bin', 'python'), ['-c', "import heapprof, heapprof._native as n; n.load(); print('ok')"], { env, cwd: dir, encoding: 'utf8' });
+      t.equal(check.stdout, 'ok\n', `round ${round}, venv ${i}: the package and its hook are installed: ${JSON.stringify(check.stderr.slice(-300))}`);
+    });
+  }
 });
