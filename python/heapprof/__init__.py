@@ -303,8 +303,9 @@ class Tracker:
         if not filebase:
             raise ValueError("filebase must name the profile")
         self.filebase = os.fspath(filebase)
-        self.hpm = self.filebase + ".hpm"
-        self.hpd = self.filebase + ".hpd"
+        # The names in the type given, as os.path does (start() takes bytes too).
+        self.hpm, self.hpd = (self.filebase + ext if isinstance(self.filebase, str) else self.filebase + os.fsencode(ext)
+                              for ext in (".hpm", ".hpd"))
         self._sampling_rate = sampling_rate
         self._options = options
         _sampling_args(sampling_rate, options.get("sample_bytes"))  # an error here, not at `with`

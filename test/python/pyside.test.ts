@@ -480,3 +480,17 @@ t.test('pip install from one source directory into several venvs at once: every 
     });
   }
 });
+
+t.test('heapprof.Tracker takes a bytes name, as start() does (it raised TypeError: can\'t concat str to bytes)', async (t) => {
+  if (pythons.length === 0) return t.skip('no supported CPython found');
+  const dir = tmpDir();
+  const code = [
+    'import heapprof, os',
+    "with heapprof.Tracker(b'tb', {}) as t:",
+    '    x = bytearray(100000)',
+    'print(t.hpm, t.hpd, os.path.isfile(t.hpm) and os.path.isfile(t.hpd))',
+  ].join('\n');
+  const r = runPython(pythons.at(-1)!, ['-c', code], { cwd: dir });
+  t.equal(r.stderr, '', 'no traceback');
+  t.equal(r.stdout, "b'tb.hpm' b'tb.hpd' True\n");
+});
