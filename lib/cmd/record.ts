@@ -573,8 +573,14 @@ export function rawBytes(target: string[], env: NodeJS.ProcessEnv, proc = '/proc
 
 /** Signals hp-record passes on to the program. */
 // SIGUSR1 too: Node would otherwise open its inspector on it (a debugger port, and the program
-// never got the signal it was sent).
-const FORWARDED_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1'];
+// never got the signal it was sent). The rest: every other signal that ends a process by default,
+// is sent by other processes (not by the kernel for what Node itself did: SIGXFSZ, SIGXCPU, SIGSYS,
+// SIGTRAP stay out) and Node can watch (not the real-time ones). Unwatched, one sent to the whole
+// process group (a program's os.killpg(0, SIGUSR2) with a handler) killed hp-record, and the program.
+const FORWARDED_SIGNALS: NodeJS.Signals[] = [
+  'SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1',
+  'SIGUSR2', 'SIGALRM', 'SIGVTALRM', 'SIGPROF', 'SIGIO', 'SIGPWR', 'SIGSTKFLT',
+];
 
 /** Where bin/hp-record.js's shell line lists the descriptors above 2 it was started with. */
 const SAVED_FDS = 'HEAPPROF_FDS';
@@ -954,6 +960,7 @@ function parseMarkSignal(value: string, mode: string): NodeJS.Signals {
 /** Die of `signal` like the program did; where that is impossible (ignored by Node), exit 128+n as shells report it. */
 function dieBySignal(signal: NodeJS.Signals): void {
   for (const sig of FORWARDED_SIGNALS) process.removeAllListeners(sig);
+  process.removeAllListeners(signal); // the --mark-signal's, or one that was ignored at start
   try {
     process.kill(process.pid, signal);
   } catch {
@@ -1288,7 +1295,14 @@ function runChild(
     if (!child) pending.push(sig);
     else if (child.exitCode === null && child.signalCode === null) child.kill(sig);
   };
-  for (const sig of FORWARDED_SIGNALS) process.on(sig, forward);
+  for (const sig of FORWARDED_SIGNALS) {
+    if (sig === markSignal) continue; // passed on once, below
+    try {
+      process.on(sig, forward);
+    } catch {
+      // a signal this platform does not have (SIGPWR, SIGSTKFLT outside Linux)
+    }
+  }
   // The mark signal sent to hp-record goes to the program, whose bootstrap writes the mark.
   if (markSignal) process.on(markSignal, () => child && child.exitCode === null && child.signalCode === null && child.kill(markSignal));
   // A signal ignored when we started (the program ignores it again: see the bootstrap) must not

@@ -51,6 +51,17 @@ for (const py of installed) {
       t.notMatch(uncaught.stderr, /sitecustomize|_run\.py/, 'no bootstrap frame in the traceback');
     });
 
+    await t.test('a program that signals its own process group: hp-record outlives what the program handles', async (t) => {
+      // SIGUSR2 and SIGALRM (default action: terminate) reached hp-record too, which died of them,
+      // and its death ended the program (the watchdog): plain python handles both and exits 0.
+      const plain = await run(py.exe, ['signals.py', 'group'], { cwd: SCRIPTS, env });
+      t.equal(plain.stdout, 'SIGALRM SIGUSR2\n');
+      const r = await record(['group']);
+      t.equal(r.signal, null);
+      t.equal(r.code, 0);
+      t.equal(r.stdout, 'SIGALRM SIGUSR2\n');
+    });
+
     await t.test('SIGTERM and SIGHUP to hp-record are forwarded', async (t) => {
       const term = await record(['wait'], 'SIGTERM');
       t.equal(term.signal, 'SIGTERM');
