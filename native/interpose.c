@@ -351,6 +351,79 @@ NO_SAN EXPORT int munmap(void *a, size_t l) {
   return rc;
 }
 
+/* Hex or decimal digits at *p, advancing it. */
+static uintptr_t parse_num(const char **p, const char *end, int base) {
+  uintptr_t v = 0;
+  for (; *p < end; (*p)++) {
+    char c = **p;
+    int d = c >= '0' && c <= '9' ? c - '0' : base == 16 && c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (d < 0) break;
+    v = v * (uintptr_t)base + (uintptr_t)d;
+  }
+  return v;
+}
+
+/* One line of /proc/self/maps, "lo-hi perms offset dev inode   path": -2 when the mapping
+ * does not hold `at`, else whether it is one that native_mmap counts (anonymous, private or
+ * shared, which the kernel names "/dev/zero (deleted)", and not PROT_NONE). */
+static int maps_line_counts(const char *p, const char *end, uintptr_t at) {
+  uintptr_t lo = parse_num(&p, end, 16);
+  if (p >= end || *p++ != '-') return -2;
+  uintptr_t hi = parse_num(&p, end, 16);
+  if (at < lo || at >= hi) return -2;
+  if (end - p < 6 || *p != ' ') return -1;
+  int none = p[1] == '-' && p[2] == '-' && p[3] == '-';
+  p += 6; /* " rwxp " */
+  for (int field = 0; field < 2; field++) { /* offset, dev */
+    while (p < end && *p != ' ') p++;
+    while (p < end && *p == ' ') p++;
+  }
+  uintptr_t inode = parse_num(&p, end, 10);
+  while (p < end && *p == ' ') p++;
+  static const char shared_anon[] = "/dev/zero (deleted)";
+  int anon = inode == 0 ? (p == end || *p == '[') : ((size_t)(end - p) == sizeof shared_anon - 1 && memcmp(p, shared_anon, sizeof shared_anon - 1) == 0);
+  return anon && !none;
+}
+
+/* Whether the mapping holding `at` is one native_mmap would have counted: 1 or 0, -1 when
+ * /proc cannot tell. Plain system calls and a stack buffer: nothing allocated. mremap needs
+ * it because it moves or resizes any mapping, file-backed ones included (Python's
+ * mmap.resize of a file), which are no more memory after the call than before. */
+NO_SAN static int mapping_counts(uintptr_t at) {
+  int saved = errno;
+  int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    errno = saved;
+    return -1;
+  }
+  char buf[6144]; /* a line is at most a path (PATH_MAX) and ~100 bytes more */
+  size_t have = 0;
+  int res = -1;
+  for (;;) {
+    ssize_t r = read(fd, buf + have, sizeof buf - have);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    have += (size_t)r;
+    size_t start = 0;
+    const char *nl;
+    while ((nl = memchr(buf + start, '\n', have - start)) != NULL) {
+      int line = maps_line_counts(buf + start, nl, at);
+      if (line != -2) {
+        res = line;
+        goto done;
+      }
+      start = (size_t)(nl - buf) + 1;
+    }
+    if (start == 0 && have == sizeof buf) break; /* a line longer than any can be */
+    memmove(buf, buf + start, have - start);
+    have -= start;
+  }
+done:
+  close(fd);
+  errno = saved;
+  return res;
+}
+
 NO_SAN EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...) {
   void *fixed = NULL;
   if (flags & MREMAP_FIXED) {
@@ -378,7 +451,8 @@ NO_SAN EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags,
   if (p == MAP_FAILED || !native_gate()) return p;
   void *pc = RET_ADDR();
   t_hp.busy = 1;
-  native_alloc(DOMAIN_MMAP, p, new_len, pc);
+  /* A file mapping, or a reservation without access, is no allocation here either. */
+  if (mapping_counts((uintptr_t)p) != 0) native_alloc(DOMAIN_MMAP, p, new_len, pc);
   t_hp.busy = 0;
   return p;
 }

@@ -203,6 +203,22 @@ t.test('a PROT_NONE reservation is not memory; what is mapped into it with acces
   }
 });
 
+t.test('mremap of a file mapping or a reservation is no memory; of an anonymous mapping it is', { skip: py311 ? false : 'CPython 3.11 is not installed' }, async (t) => {
+  // The new mapping of every mremap was recorded as an anonymous one: a file grown with
+  // Python's mmap.resize showed as its whole size of [mmap] memory.
+  const M = 1 << 20;
+  const dir = tmpDir();
+  const base = join(dir, 'mf');
+  const r = record(py311!, base, 'mmap_file', ['--native']);
+  t.equal(r.code, 0, r.stderr);
+  t.equal(r.stdout.trim(), 'result 0', 'the program ran as usual');
+  const grown = sites(base, ['--at', 'mark:grown', '--domain', 'mmap']);
+  t.equal(sum(sitesAt(grown, 'remap_file')), 0, 'the file mapping grown to 16 MiB: not memory');
+  t.equal(sum(sitesAt(grown, 'remap_none')), 0, 'the PROT_NONE reservation grown: not memory');
+  t.equal(sum(sitesAt(grown, 'remap_anon')), 16 * M, 'the anonymous mapping grown: 16 MiB');
+  t.equal(sum(sites(base, ['--at', 'mark:unmapped', '--domain', 'mmap']).filter((s) => /ffi/.test(s.native_caller ?? ''))), 0, 'all unmapped');
+});
+
 t.test('a mapping cut to a part sampled with a smaller probability keeps an unbiased estimate', { skip: py311 ? false : 'CPython 3.11 is not installed' }, async (t) => {
   const dir = tmpDir();
   const base = join(dir, 'thin');
