@@ -446,8 +446,11 @@ static int walk_frame_objects(void *tstate, hp_rawframe *out, int cap, uint32_t 
       }
       py.decref(code); /* the frame keeps it alive */
       n++;
-    } else if (extra < 1000000) {
+    } else if (extra < HP_MAX_DROPPED) {
       extra++;
+    } else {
+      py.decref(frame); /* ours, from the last get_frame/get_back: never the last reference */
+      break;
     }
     void *back = py.frame_get_back(frame);
     py.decref(frame);
@@ -491,6 +494,7 @@ static inline __attribute__((always_inline)) int walk_frames(void *frame, hp_raw
      * traceback does (_PyFrame_GetFirstComplete). */
     if (owner != OWNED_BY_GENERATOR && instr < first + 2 * AT(code, o_firsttraceable, int)) continue;
     if (__builtin_expect(o == end, 0)) {
+      if (extra == HP_MAX_DROPPED) break;
       extra++;
       continue;
     }

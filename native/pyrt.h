@@ -56,6 +56,10 @@ void *pyrt_own_tstate_nogil(void);
  * into out[0..cap). Returns the number stored; *dropped receives how many outer frames
  * did not fit. Never allocates, never runs Python code. Requires the GIL. use_cache:
  * memoize line numbers by (code, offset), only for walks whose code objects get pinned. */
+/* Outer frames past the cap are counted up to this many, then the walk stops: a stack
+ * deeper than cap + HP_MAX_DROPPED reports HP_MAX_DROPPED (that many or more). Counting
+ * them all made every sampled allocation of a recursion D frames deep cost O(D). */
+#define HP_MAX_DROPPED 1000
 int pyrt_walk(void *tstate, hp_rawframe *out, int cap, uint32_t *dropped, int use_cache);
 
 /* pyrt_walk in two steps. The walk stores a position per frame in .line: on 3.11+ the

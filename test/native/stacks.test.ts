@@ -27,6 +27,8 @@ for (const py of pythons) {
       no_gil_size: number;
       deep_size: number;
       deep: Array<[string, string, number]>;
+      deeper_size: number;
+      deeper_frames: number;
     };
     const rec = await readRecording(base);
     t.same(rec.issues, [], 'the profile reads without issues');
@@ -53,6 +55,14 @@ for (const py of pythons) {
     t.ok(expected.deep.length > 300, `traceback sees ${expected.deep.length} frames`);
     t.same(frameTuples(deepTrace), expected.deep.slice(0, 128), 'the innermost 128 frames are kept');
     t.equal(deepTrace?.dropped, expected.deep.length - 128, 'the outer frames are counted as dropped');
+    // Counting every outer frame cost O(depth) per sampled allocation: a recursion 10^6 deep
+    // under hp-record ran for minutes where python took seconds. The count stops at 1,000.
+    const deeper = rec.events.filter((e) => e.op === 'alloc' && e.size === expected.deeper_size + 1);
+    t.equal(deeper.length, 1, 'the deeper allocation is recorded');
+    const deeperTrace = rec.traces.get(deeper[0]?.trace ?? -1);
+    t.ok(expected.deeper_frames > 128 + 1000, `traceback sees ${expected.deeper_frames} frames`);
+    t.equal(deeperTrace?.frames.length, 128, 'the innermost 128 frames are kept');
+    t.equal(deeperTrace?.dropped, 1000, 'the outer frames are counted up to 1,000');
 
     const noGil = rec.events.filter((e) => e.size === expected.no_gil_size);
     t.same(
