@@ -7,7 +7,7 @@
 
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
@@ -198,6 +198,21 @@ function claimSession(pid: number, base: string): () => void {
   };
 }
 
+/**
+ * Whether every thread of pid is blocked in futex (x86-64's system call 202): a lock or a condition
+ * wait (threading.Event().wait()), where native/attach_gdb.py does not load the hook. False when
+ * /proc does not say (another architecture, or no access).
+ */
+function everyThreadOnALock(pid: number): boolean {
+  if (process.arch !== 'x64') return false;
+  try {
+    const tasks = readdirSync(`/proc/${pid}/task`);
+    return tasks.length > 0 && tasks.every((tid) => readProc(`/proc/${pid}/task/${tid}/syscall`)?.split(' ')[0] === '202');
+  } catch {
+    return false;
+  }
+}
+
 /** `hp-record --pid PID --stop`: ask the hp-record recording PID to stop, and wait until it has. */
 export async function stopSession(pid: number, say: (line: string) => void): Promise<void> {
   const { session } = readSession(pid);
@@ -356,9 +371,21 @@ export async function recordAttached(target: TargetInfo, opts: AttachOptions, sa
   let gdbChild: ReturnType<typeof spawn> | undefined;
   let stopRequested: 'stopped' | 'duration' | null = null;
   let wake: () => void = () => {};
+  // Where gdb (native/attach_gdb.py) is told to give up waiting for a point to attach at.
+  const giveUpPath = join(privateDir, 'give-up');
   const onSignal = (): void => {
     stopRequested ??= 'stopped';
-    if (gdbChild && gdbChild.exitCode === null) gdbChild.kill('SIGTERM');
+    if (gdbChild && gdbChild.exitCode === null && !existsSync(giveUpPath)) {
+      // Not by killing gdb: breakpoints it had set would stay in the target, which then died of
+      // SIGTRAP at its next allocation. The file tells it to stop; SIGURG (ignored by default)
+      // ends its wait, and it takes the breakpoints out and detaches (see the finally below).
+      try {
+        writeFileSync(giveUpPath, '');
+        process.kill(opts.pid, 'SIGURG');
+      } catch {
+        // the target is gone: gdb ends by itself
+      }
+    }
     wake();
   };
   for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
@@ -395,7 +422,7 @@ export async function recordAttached(target: TargetInfo, opts: AttachOptions, sa
     gdbChild = spawn(opts.gdb, ['-p', String(opts.pid), '-batch', '-nx', '-iex', 'set debuginfod enabled off', '-iex', 'set auto-load off', '-iex', 'set auto-solib-add off', '-x', GDB_SCRIPT], {
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
-      env: { ...process.env, HP_ATTACH_LIB: nativeLibrary(), HP_ATTACH_CODE: injectedCode(PACKAGE_PARENT, ctlPath, token) },
+      env: { ...process.env, HP_ATTACH_LIB: nativeLibrary(), HP_ATTACH_CODE: injectedCode(PACKAGE_PARENT, ctlPath, token), HP_ATTACH_GIVE_UP: giveUpPath },
     });
     gdbChild.stdout!.setEncoding('utf8').on('data', (d: string) => gdbOut.push(d));
     gdbChild.stderr!.setEncoding('utf8').on('data', (d: string) => gdbOut.push(d));
@@ -404,7 +431,11 @@ export async function recordAttached(target: TargetInfo, opts: AttachOptions, sa
       gdbChild!.once('exit', (code) => r(code));
     });
     const slowNotice = setTimeout(() => {
-      if (!isQuiet()) say(`waiting for process ${opts.pid} to reach a point where it can be attached (it may be inside a long call that holds the GIL)`);
+      if (isQuiet()) return;
+      const why = everyThreadOnALock(opts.pid)
+        ? 'every thread of it waits on a lock, where the hook cannot be loaded; it is attached when one runs again'
+        : 'it may be inside a long call that holds the GIL, or every thread of it may wait on a lock';
+      say(`waiting for process ${opts.pid} to reach a point where it can be attached (${why}; Ctrl-C gives up)`);
     }, 5000);
     const stopWaiting = new Promise<'signal'>((r) => (wake = () => r('signal')));
     // A process that exits before its injected thread connects (inside a long C call that
@@ -500,9 +531,13 @@ export async function recordAttached(target: TargetInfo, opts: AttachOptions, sa
   } finally {
     for (const sig of STOP_SIGNALS) process.removeListener(sig, onSignal);
     if (gdbChild && gdbChild.exitCode === null && gdbChild.signalCode === null) {
-      // Never SIGKILL gdb: its breakpoints would stay in the target. SIGTERM makes it detach.
-      gdbChild.kill('SIGTERM');
-      await new Promise((r) => gdbChild!.once('exit', r));
+      // Told to give up (above), gdb takes its breakpoints out and detaches; one that does not
+      // within 10 s (stuck in a call into the target) gets SIGTERM. Never SIGKILL: its
+      // breakpoints would stay in the target.
+      const exited = new Promise((r) => gdbChild!.once('exit', r));
+      const late = setTimeout(() => gdbChild!.kill('SIGTERM'), existsSync(giveUpPath) ? 10_000 : 0);
+      await exited;
+      clearTimeout(late);
     }
     server?.close();
     rmSync(privateDir, { recursive: true, force: true });

@@ -14,6 +14,10 @@ import gdb
 
 LIB = os.environ["HP_ATTACH_LIB"].encode()
 CODE = os.environ["HP_ATTACH_CODE"].encode()
+# hp-record gives up (Ctrl-C) by creating this file and sending the target SIGURG, which stops
+# it here while the breakpoints wait: they are removed before gdb leaves. (Killing gdb then
+# left them in, and the target died of SIGTRAP at its next allocation.)
+GIVE_UP = os.environ.get("HP_ATTACH_GIVE_UP", "")
 # x86-64 system call numbers of calls that block in the kernel without holding a user-space
 # lock: read poll select nanosleep pause accept recvfrom recvmsg wait4 clock_nanosleep
 # epoll_wait pselect6 ppoll epoll_pwait accept4 epoll_pwait2
@@ -54,13 +58,17 @@ def pick_blocked_thread(inferior):
     return None
 
 
+def given_up():
+    return bool(GIVE_UP) and os.path.exists(GIVE_UP)
+
+
 def wait_for_safe_point(inferior):
-    """Breakpoints at allocator entries; returns when a thread stops at one (None if the
-    process exited)."""
+    """Breakpoints at allocator entries; returns when a thread stops at one (None), else why
+    not (the process exited, or hp-record gave up)."""
     hits = []
 
     def on_stop(event):
-        hits.append(isinstance(event, gdb.BreakpointEvent))
+        hits.append(event)
 
     breakpoints = []
     for name in BREAK_AT:
@@ -75,16 +83,31 @@ def wait_for_safe_point(inferior):
     if not breakpoints:
         return "no allocator entry point to stop at"
     gdb.events.stop.connect(on_stop)
+    # SIGURG (ignored unless a program handles it) stops the target here, held from it: hp-record's
+    # way to end the wait. One that the program was sent meanwhile is delivered as it came.
+    gdb.execute("handle SIGURG stop print nopass", to_string=True)  # (noprint would mean nostop)
     try:
+        resume = "continue"
         while True:
+            if given_up():
+                return "interrupted"
             del hits[:]
-            gdb.execute("continue", to_string=True)
+            gdb.execute(resume, to_string=True)
+            resume = "continue"
             if not inferior.is_valid() or inferior.pid == 0:
                 return "the process exited before it could be attached"
-            if hits and hits[-1]:
+            if given_up():
+                return "interrupted"
+            if hits and isinstance(hits[-1], gdb.BreakpointEvent):
                 break
+            if hits and isinstance(hits[-1], gdb.SignalEvent) and hits[-1].stop_signal == "SIGURG":
+                resume = "signal SIGURG"
     finally:
         gdb.events.stop.disconnect(on_stop)
+        try:
+            gdb.execute("handle SIGURG nostop noprint pass", to_string=True)
+        except gdb.error:
+            pass
         for bp in breakpoints:
             if bp.is_valid():
                 bp.delete()
@@ -151,6 +174,11 @@ def main():
         error = wait_for_safe_point(inferior)
         if error:
             report("error: " + error)
+            if inferior.is_valid() and inferior.pid != 0:
+                try:
+                    gdb.execute("detach", to_string=True)
+                except gdb.error:
+                    pass
             return
     tid = gdb.selected_thread().ptid[1]
     try:

@@ -398,6 +398,27 @@ t.test('a target that ends before its recorder thread gets the GIL: hp-record sa
   }
 });
 
+t.test('a target whose every thread waits on a lock: the wait names the lock, and Ctrl-C leaves the target as it was', { skip: skip ?? false }, async (t) => {
+  // hp-record said "it may be inside a long call that holds the GIL" of a process that held none.
+  const dir = t.testdir();
+  writeFileSync(join(dir, 'waiter.py'), 'import signal, sys, threading\nsignal.signal(signal.SIGTERM, lambda *a: sys.exit(5))\nprint("ready", flush=True)\nthreading.Event().wait()\n');
+  const target = start(py311!.exe, [join(dir, 'waiter.py')]);
+  await target.waitFor('out', /ready/);
+  const pid = target.child.pid!;
+  const rec = hpRecord(['--pid', String(pid), '-o', join(dir, 'locked')]);
+  await rec.waitFor('err', /waiting for process/, 30_000);
+  if (process.arch === 'x64') {
+    t.match(rec.err(), new RegExp(`^hp-record: waiting for process ${pid} to reach a point where it can be attached \\(every thread of it waits on a lock, where the hook cannot be loaded; it is attached when one runs again; Ctrl-C gives up\\)\\n$`));
+  }
+  rec.child.kill('SIGINT');
+  const end = await rec.exited;
+  t.equal(end.code, 1, rec.err());
+  t.match(rec.err(), new RegExp(`hp-record: --pid ${pid}: interrupted before attaching; nothing was recorded\\n$`));
+  t.notOk(existsSync(join(dir, 'locked.hpm')), 'nothing written');
+  target.child.kill('SIGTERM');
+  t.equal((await target.exited).code, 5, 'the target still runs, and handles its signals as before');
+});
+
 t.test('os.fork() in an attached process prints no "multi-threaded" warning (CPython 3.12+), and the recording stays controllable', { skip: skip ?? false }, async (t) => {
   const recent = pythons.filter((p) => p.minor >= 12);
   if (recent.length === 0) return t.skip('no CPython 3.12 or later');
