@@ -179,9 +179,11 @@ t.test('grouped by line: the top sites of a bucket equal the snapshot, when new 
   }
 });
 
-t.test('several processes: RSS is the sum of each process\'s nearest sample, over those alive in the bucket', async (t) => {
-  // A parent from 0 to 0.79 s and a child started 0.05 s later that ends at 0.58 s, each
-  // with sparse RSS samples; the child never frees its 2 MB.
+/**
+ * Two processes read as one: a parent from 0 to 0.79 s and a child started 0.05 s later that
+ * ends at 0.58 s, each with sparse RSS samples; the child never frees its 2 MB.
+ */
+function parentAndChild() {
   const proc = (startUs: number, pid: number, events: MemEvent[]) => {
     const s = memSource(EVERYTHING, traces, events);
     Object.assign(s.header, { startTimeUs: 1_700_000_000_000_000 + startUs, pid });
@@ -198,8 +200,12 @@ t.test('several processes: RSS is the sum of each process\'s nearest sample, ove
     { op: 'rss', timeUs: 520_000, size: 30e6 },
     { op: 'end', timeUs: 530_000, size: 0 },
   ];
+  return [proc(0, 1, parentEvents), proc(50_000, 2, childEvents)];
+}
+
+t.test('several processes: RSS is the sum of each process\'s nearest sample, over those alive in the bucket', async (t) => {
   const g = 100_000;
-  const open = () => [proc(0, 1, parentEvents), proc(50_000, 2, childEvents)];
+  const open = parentAndChild;
   const merged = new MergedSource(open(), false, undefined, { rssByProcess: true });
   const hb = new HistoryBuilder(EVERYTHING, (id) => merged.trace(id), { granularityUs: g, top: 0, groupBy: 'trace', sites: [], processStartsUs: [0, 50_000] });
   for await (const b of merged.batches()) hb.consume(b);
@@ -242,23 +248,7 @@ t.test('several processes as one summed stream (hp-events): the last RSS is the 
   // ends while another runs on gives up its RSS there; the last one to end leaves its last
   // sample standing, as one profile's stream does, so that hp-events 'run.*' | hp-history -
   // ends on the RSS hp-history 'run.*' ends on, not on 0.
-  const proc = (startUs: number, pid: number, events: MemEvent[]) => {
-    const s = memSource(EVERYTHING, traces, events);
-    Object.assign(s.header, { startTimeUs: 1_700_000_000_000_000 + startUs, pid });
-    return s;
-  };
-  const parentEvents: MemEvent[] = [
-    { op: 'rss', timeUs: 1000, size: 10e6 },
-    { op: 'alloc', timeUs: 2000, trace: 1, size: 1e6 },
-    { op: 'rss', timeUs: 750_000, size: 20e6 },
-    { op: 'end', timeUs: 790_000, size: 0 },
-  ];
-  const childEvents: MemEvent[] = [
-    { op: 'alloc', timeUs: 1000, trace: 2, size: 2e6 },
-    { op: 'rss', timeUs: 520_000, size: 30e6 },
-    { op: 'end', timeUs: 530_000, size: 0 },
-  ];
-  const merged = new MergedSource([proc(0, 1, parentEvents), proc(50_000, 2, childEvents)], false);
+  const merged = new MergedSource(parentAndChild(), false);
   const rss: Array<[number, number]> = [];
   const hb = new HistoryBuilder(EVERYTHING, (id) => merged.trace(id), { granularityUs: 100_000, top: 0, groupBy: 'trace', sites: [] });
   for await (const b of merged.batches()) {
