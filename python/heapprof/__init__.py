@@ -209,7 +209,9 @@ def _start(base, mode, table, mean_bytes, follow_fork, force, stacks, argv, note
     argv_blob = _blob(sys.argv if argv is None else argv)
     notes_blob = _blob(notes)
     base_bytes = os.fsencode(base) if base else None
-    # Before hp_start, so that none of this is in the profile.
+    # Before hp_start, so that none of this is in the profile. Where the files are (the recorder
+    # makes a relative base absolute at start too): the program may change directory while recording.
+    path = os.path.abspath(os.fsdecode(base)) if base else base
     generation = _state["generation"] + 1
     watch, _state["watch_next"] = _state["watch_next"], False
     if watch:
@@ -221,9 +223,7 @@ def _start(base, mode, table, mean_bytes, follow_fork, force, stacks, argv, note
         raise RuntimeError(_native.error_text(lib))
     _state["mode"] = mode
     _state["base"] = base
-    # Where the files are (the recorder makes a relative base absolute at start too): the
-    # program may change directory while recording.
-    _state["path"] = os.path.abspath(os.fsdecode(base)) if base else base
+    _state["path"] = path
     _state["generation"] = generation
 
 
