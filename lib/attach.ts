@@ -114,17 +114,29 @@ export function inspectTarget(pid: number): TargetInfo {
 }
 
 /** True once the process has ended (gone, or a zombie its parent has not reaped). */
-function hasExited(pid: number): boolean {
+/** The fields of /proc/PID/stat after the command name (state, ppid, ...), or null when /proc does not say. */
+function statFields(pid: number): string[] | null {
   const stat = readProc(`/proc/${pid}/stat`);
-  return stat === null || stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  // The command name (in parentheses) may hold spaces and parentheses: the fields follow the last ')'.
+  return stat === null ? null : stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
+/** A process's state letter (R, S, D, T, t, Z, ...), or null when /proc does not say. */
+function procState(pid: number): string | null {
+  return statFields(pid)?.[0] ?? null;
+}
+
+function hasExited(pid: number): boolean {
+  const state = procState(pid);
+  return state === null || state === 'Z';
 }
 
 function isDescendant(pid: number): boolean {
   let p = pid;
   for (let i = 0; i < 64 && p > 1; i++) {
-    const stat = readProc(`/proc/${p}/stat`);
-    if (!stat) return false;
-    p = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    const fields = statFields(p);
+    if (!fields) return false;
+    p = Number(fields[1]);
     if (p === process.pid) return true;
   }
   return false;
@@ -141,13 +153,6 @@ interface Session {
   recorder: number;
   target: number;
   base: string;
-}
-
-/** A process's state letter from /proc (R, S, D, T, t, Z, ...), or null when /proc does not say. */
-function procState(pid: number): string | null {
-  const stat = readProc(`/proc/${pid}/stat`);
-  // The command name (in parentheses) may hold spaces and parentheses: the state follows the last ')'.
-  return stat === null ? null : (/^\)\s+(\S)/.exec(stat.slice(stat.lastIndexOf(')'))) ?? [])[1] ?? null;
 }
 
 /** Whether a process runs: a zombie (ended, not yet reaped by its parent) does not. */
