@@ -230,6 +230,19 @@ static blob_map g_strings, g_traces;
  * object in an entry is pinned, and a position determines the line. */
 static blob_map g_stacks;
 static uint32_t g_next_string, g_next_frame, g_next_trace, g_file_epoch, g_next_thread, g_next_mark;
+/* Changes whenever g_stacks is cleared (a new file, a sweep of pins): threads' copies of its
+ * keys (hp_thread.stack) are good only while it stays the same. */
+static uint32_t g_stack_epoch;
+/* Sweeping pins. A program that keeps making code (exec, eval, generated functions,
+ * templates) would otherwise keep every code object that ever allocated under a sample. When
+ * the pins have doubled since the last sweep (and grown by PIN_SWEEP_MIN at least), the
+ * sweep is due; it is asked for as a pending call (pyrt_add_pending) by a thread that may ask
+ * (record_event with the GIL, or the ticker on 3.13), and runs between bytecodes with the
+ * GIL: sweep_pins drops the pins that alone keep their code objects alive. g_sweep: 0 idle,
+ * 1 due, 2 asked for. */
+#define PIN_SWEEP_MIN 4096
+static int g_sweep;
+static size_t g_pins_after_sweep;
 /* Native recording (FLAG_NATIVE with the interposer in place): traces carry domain and
  * thread (TRACE_INFO), native allocations are recorded by interpose.c. */
 static int g_threads;
@@ -295,7 +308,7 @@ struct hp_thread {
   uint32_t fork_watch;              /* atfork_prepare stopped the watchdog */
   /* The last two stacks record_event found in g_stacks (g_mu held), by the top bit of the
    * key's hash: hash, length and g_stacks' copy of the key (valid while epoch is
-   * g_file_epoch), and the trace. A thread that samples one of them again compares it with
+   * g_stack_epoch), and the trace. A thread that samples one of them again compares it with
    * that copy instead of probing g_stacks. Two, not one, for a loop that alternates between
    * two sampled sites; 32 bytes of static TLS each. */
   struct {
@@ -797,8 +810,10 @@ static int intern_code(void *code, uint32_t *func_sid, uint32_t *file_sid) {
     s = pair_add(&g_codes, (uintptr_t)code, 0);
     if (!s) return -1;
     /* Pin: a pinned code object's address is never reused, so (code, line) is an exact
-     * key. Pins are never released (no Py_DecRef in the hook: it could run a destructor). */
+     * key. Never released in the hook (Py_DecRef could run a destructor): sweep_pins. */
     pyrt_incref(code);
+    size_t step = g_pins_after_sweep > PIN_SWEEP_MIN ? g_pins_after_sweep : PIN_SWEEP_MIN;
+    if (g_codes.len >= g_pins_after_sweep + step && LOAD(g_sweep) == 0) STORE(g_sweep, 1);
   }
   if (s->v3 != g_file_epoch) { /* first sight in this file */
     pyrt_code_names(code, name, sizeof name, file, sizeof file);
@@ -945,8 +960,77 @@ static void reset_dictionaries(void) {
   blob_clear(&g_strings);
   blob_clear(&g_traces);
   blob_clear(&g_stacks);
+  g_stack_epoch++;
   g_next_string = g_next_frame = g_next_trace = g_next_thread = g_next_mark = 0;
   g_file_epoch++;
+}
+
+/* ---------------------------------------------------------------- sweeping pins */
+
+#define SWEEP_ROUNDS 16
+typedef struct {
+  void **dead;
+  size_t n;
+} pin_sweep;
+
+/* g_codes' entries of code objects that only our pin keeps alive (the GIL is held: no
+ * reference can appear meanwhile), kept aside for their Py_DecRef. */
+static int pin_dead(const pair_slot *s, void *ctx) {
+  pin_sweep *sw = ctx;
+  if (pyrt_refcnt((void *)(uintptr_t)s->a) != 1) return 0;
+  sw->dead[sw->n++] = (void *)(uintptr_t)s->a;
+  return 1;
+}
+
+/* g_frames' entries keyed by a code object no longer pinned (native and by-name frames have
+ * a key flag above the line's 32 bits). */
+static int frame_unpinned(const pair_slot *s, void *ctx) {
+  (void)ctx;
+  return s->b < NATIVE_FRAME_KEY && !pair_find(&g_codes, s->a, 0);
+}
+
+/* The pending call (see g_sweep): the main thread, with the GIL, between bytecodes, never
+ * inside an allocator call. A dead code object's address may be reused once it is freed,
+ * so everything keyed by it goes first, under g_mu: its g_codes and g_frames entries, the
+ * walked-stack cache (and the threads' copies of it) and the line cache. Its FRAME records
+ * stay valid in the file: a new code object at the same address gets new ones. Then the
+ * pins go, outside the lock, since freeing a code object can run any Python code. */
+static int sweep_pins(void *unused) {
+  (void)unused;
+  if (pyrt_finalizing()) return 0; /* left asked for: nothing to gain any more */
+  uint32_t busy = t_hp.busy;
+  /* Freeing one code object can leave another to our pin alone (a module's or an enclosing
+   * function's code holds its functions' in its constants): rounds until none is left, at
+   * most SWEEP_ROUNDS (a nesting that deep waits for the next sweep). */
+  for (int round = 0; round < SWEEP_ROUNDS; round++) {
+    pin_sweep sw = {0};
+    t_hp.busy = 1; /* nothing here is the program's */
+    mu_lock();
+    size_t cap = g_codes.len;
+    if (cap && (sw.dead = table_alloc(cap, sizeof *sw.dead)) != NULL && pair_remove_if(&g_codes, pin_dead, &sw)) {
+      pair_remove_if(&g_frames, frame_unpinned, NULL);
+      blob_clear(&g_stacks);
+      g_stack_epoch++;
+      pyrt_clear_line_cache(); /* its users hold the GIL, as we do */
+    }
+    g_pins_after_sweep = g_codes.len;
+    if (sw.n == 0 || round == SWEEP_ROUNDS - 1) STORE(g_sweep, 0);
+    mu_unlock();
+    t_hp.busy = busy;
+    for (size_t i = 0; i < sw.n; i++) pyrt_decref(sw.dead[i]); /* their frees are recorded as any other */
+    t_hp.busy = 1;
+    table_free(sw.dead, cap, sizeof *sw.dead);
+    t_hp.busy = busy;
+    if (sw.n == 0) break;
+  }
+  return 0;
+}
+
+/* Asks for the due sweep, by a thread that may (pyrt_pending_from). Not under g_mu. */
+static void sweep_ask(void) {
+  int due = 1;
+  if (!__atomic_compare_exchange_n(&g_sweep, &due, 2, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) return;
+  if (pyrt_add_pending(sweep_pins, NULL) != 0) STORE(g_sweep, 1); /* the queue is full: later */
 }
 
 /* g_mu held. A new filter of 2^bits counts holding every live sampled address; on
@@ -1172,11 +1256,11 @@ again:
       trace = subinterpreter_trace(ctx);
     } else if (!(n > 0 || ctx || key.pc)) {
       /* trace 0: no stack */
-    } else if (last = &t_hp.stack[key_hash >> 63], last->key && last->epoch == g_file_epoch && last->hash == key_hash &&
+    } else if (last = &t_hp.stack[key_hash >> 63], last->key && last->epoch == g_stack_epoch && last->hash == key_hash &&
                last->len == key_len && memcmp(last->key, &key, key_len) == 0) {
       trace = last->trace; /* a recent stack of this thread again */
     } else if ((trace = blob_find_stored(&g_stacks, &key, key_len, key_hash, &last->key))) {
-      last->epoch = g_file_epoch, last->trace = trace, last->hash = key_hash, last->len = key_len;
+      last->epoch = g_stack_epoch, last->trace = trace, last->hash = key_hash, last->len = key_len;
     } else {
       uint32_t native[MAX_NATIVE];
       int nnative = 0;
@@ -1206,9 +1290,10 @@ again:
       memcpy(lines, frames, (size_t)n * sizeof frames[0]);
       pyrt_lines(lines, n, gil); /* the line cache is shared: only with the GIL */
       trace = intern_trace(native, nnative, lines, n, dropped, ctx, gil);
-      /* Cached only if every code object in it is pinned (address = identity). */
-      int pinned = 1;
-      for (int i = 0; i < n && pinned && !gil; i++) pinned = pair_find(&g_codes, (uintptr_t)frames[i].code, 0) != NULL;
+      /* Cached only if every code object in it is pinned (address = identity): with the GIL
+       * intern_frame pinned them, unless it failed for want of memory. */
+      int pinned = trace != 0;
+      for (int i = 0; i < n && pinned; i++) pinned = pair_find(&g_codes, (uintptr_t)frames[i].code, 0) != NULL;
       if (trace && pinned) blob_add(&g_stacks, &key, key_len, key_hash, trace); /* on OOM: just not cached */
     }
     ptr_slot old;
@@ -1230,6 +1315,7 @@ again:
     }
   }
   mu_unlock();
+  if (gil && LOAD(g_sweep) == 1 && pyrt_pending_from() == PYRT_PENDING_GIL_HOLDER) sweep_ask();
 }
 
 static void record_alloc(void *p, size_t size) { record_event(p, size, DOMAIN_PYTHON, NULL); }
@@ -1630,6 +1716,8 @@ static void *ticker_main(void *arg) {
       return NULL;
     }
     uint64_t rss = tick % 2 == 0 ? read_rss() : 0; /* once a second; outside g_mu */
+    /* 3.13 asks for a due sweep from here (see pyrt_pending_from). */
+    if (LOAD(g_sweep) == 1 && pyrt_pending_from() == PYRT_PENDING_ANY_THREAD && !pyrt_finalizing()) sweep_ask();
     mu_lock();
     if (g_active) {
       tc_calibrate();
@@ -1923,6 +2011,9 @@ static void atfork_child(void) {
    * inherited. */
   g_watch_running = g_refork_wanted = g_refork_watch = 0;
   g_watch_pdeath = 0;
+  /* A sweep the parent asked for may be lost in the copy (queued to a thread that is not
+   * here): ask again. Should it come too, a second sweep only finds nothing. */
+  if (g_sweep == 2) g_sweep = 1;
   /* Another thread of the parent was stopping the recorder during the fork, and a SIGTERM
    * was handed to it in this copy: nobody here will act on it, so act now, as the default
    * action would have (never leave a SIGTERM swallowed: the process would not end). */

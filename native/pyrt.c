@@ -40,6 +40,10 @@ static struct {
   /* 3.11+ */
   int (*code_addr2line)(void *, int);
   void *code_type; /* 3.13 */
+  /* Pending calls (see pyrt_add_pending): Py_AddPendingCall on 3.12+, the interpreter's own
+   * on 3.9-3.11. Optional: without them pins are never released. */
+  int (*add_pending)(int (*)(void *), void *);
+  int (*add_pending_interp)(void *, int (*)(void *), void *);
 } py;
 
 static int g_minor = -1;
@@ -164,6 +168,10 @@ int pyrt_init(char *err, size_t errlen) {
   NEED(tstate_interp, "PyThreadState_GetInterpreter");
   NEED(interp_main, "PyInterpreterState_Main");
 #undef NEED
+  /* Before 3.12 Py_AddPendingCall reads the tstate of whichever thread holds the GIL, which
+   * that thread may be deleting meanwhile: name the main interpreter ourselves. */
+  if (minor >= 12) *(void **)&py.add_pending = sym("Py_AddPendingCall");
+  else *(void **)&py.add_pending_interp = sym("_PyEval_AddPendingCall");
   g_can_walk = 1;
   return minor;
 }
@@ -174,6 +182,19 @@ void pyrt_get_allocator(int domain, hp_allocator *out) { py.get_allocator(domain
 void pyrt_set_allocator(int domain, hp_allocator *in) { py.set_allocator(domain, in); }
 int pyrt_at_exit(void (*fn)(void)) { return py.at_exit(fn); }
 void pyrt_incref(void *obj) { py.incref(obj); }
+void pyrt_decref(void *obj) { py.decref(obj); }
+intptr_t pyrt_refcnt(void *obj) { return AT(obj, 0, intptr_t); } /* ob_refcnt (not free-threaded, see pyrt_init) */
+int pyrt_finalizing(void) { return py.is_finalizing(); }
+
+int pyrt_pending_from(void) {
+  if (g_minor >= 13) return py.add_pending ? PYRT_PENDING_ANY_THREAD : PYRT_PENDING_NONE;
+  return py.add_pending || py.add_pending_interp ? PYRT_PENDING_GIL_HOLDER : PYRT_PENDING_NONE;
+}
+
+int pyrt_add_pending(int (*fn)(void *), void *arg) {
+  if (py.add_pending_interp) return py.add_pending_interp(py.interp_main(), fn, arg);
+  return py.add_pending ? py.add_pending(fn, arg) : -1;
+}
 
 /* ---- Builtins that call something first (os._exit, os.execv, os.execve) ----
  *

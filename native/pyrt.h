@@ -81,6 +81,27 @@ void pyrt_code_names(void *code, char *name, size_t name_cap, char *file, size_t
 
 /* Py_IncRef, to pin a code object so its address is never reused. Requires the GIL. */
 void pyrt_incref(void *obj);
+/* Py_DecRef, which may free obj and run any Python code: never inside an allocator call.
+ * Requires the GIL. */
+void pyrt_decref(void *obj);
+/* obj's reference count; stable only under the GIL. */
+intptr_t pyrt_refcnt(void *obj);
+int pyrt_finalizing(void);
+
+/* A call the main thread makes at its next safe point between bytecodes, with the GIL and
+ * outside any allocator call: Python's pending calls. Who may ask for one without harm:
+ * - PYRT_PENDING_GIL_HOLDER (3.9-3.12): a thread holding the main interpreter's GIL, also
+ *   inside an allocator call (the queue's lock is a plain lock there, never held by a thread
+ *   that allocates). Another thread would not wake the main thread: before 3.13 the eval
+ *   loop's breaker is computed for the thread that asks.
+ * - PYRT_PENDING_ANY_THREAD (3.13): only a thread without a Python thread state, such as the
+ *   hook's ticker. 3.13 sets the main thread's own breaker from anywhere, but its queue lock
+ *   would let a thread with a state drop the GIL while it waits, inside an allocator call.
+ * - PYRT_PENDING_NONE: this CPython lacks the entry point.
+ * pyrt_add_pending returns 0, or -1 when the queue is full (try again later) or absent. */
+enum { PYRT_PENDING_NONE, PYRT_PENDING_GIL_HOLDER, PYRT_PENDING_ANY_THREAD };
+int pyrt_pending_from(void);
+int pyrt_add_pending(int (*fn)(void *), void *arg);
 
 /* A builtin function named `name` (its __self__ `self`, its __module__ `module`, its docstring
  * and text signature from `doc`) that calls `before` and then `real` with its own arguments

@@ -71,7 +71,7 @@ void *table_alloc(size_t n, size_t size) {
   return p;
 }
 
-static void table_free(void *p, size_t n, size_t size) {
+void table_free(void *p, size_t n, size_t size) {
   if (!p) return;
   if (n * size < BIG_TABLE_BYTES) {
     counted_free(p, n * size);
@@ -304,6 +304,30 @@ pair_slot *pair_add(pair_map *m, uint64_t a, uint64_t b) {
   s->used = 1;
   m->len++;
   return s;
+}
+
+size_t pair_remove_if(pair_map *m, int (*drop)(const pair_slot *, void *), void *ctx) {
+  if (!m->len) return 0;
+  size_t mask = m->cap - 1, start = 0, removed = 0;
+  while (m->slots[start].used) start++; /* a slot free before the removals: the load is at most 1/2 */
+  for (size_t i = 0; i < m->cap; i++)
+    if (m->slots[i].used && drop(&m->slots[i], ctx)) m->slots[i].used = 0, removed++;
+  if (!removed) return 0;
+  m->len -= removed;
+  /* Linear probing: put every entry back as pair_add would, cluster by cluster in probe
+   * order (no cluster spans the free slot `start`). An entry lands at its home or at the
+   * first free slot after it, never past where it was, and the slots it skipped belong to
+   * entries already placed, which do not move again: every lookup still finds it. */
+  for (size_t k = 1; k <= m->cap; k++) {
+    size_t i = (start + k) & mask;
+    if (!m->slots[i].used) continue;
+    pair_slot s = m->slots[i];
+    m->slots[i].used = 0;
+    size_t j = pair_home(s.a, s.b, mask);
+    while (m->slots[j].used) j = (j + 1) & mask;
+    m->slots[j] = s;
+  }
+  return removed;
 }
 
 void pair_clear(pair_map *m) {

@@ -8,8 +8,10 @@
 #include <stdint.h>
 
 /* Zeroed memory for n items of size bytes, or NULL; from 2 MiB up, mapped with huge pages
- * where the system has them. Tables of this file free it themselves. */
+ * where the system has them. Tables of this file free it themselves; other memory from it
+ * goes back with table_free and the same n and size. */
 void *table_alloc(size_t n, size_t size);
+void table_free(void *p, size_t n, size_t size);
 
 /* ---- sampled live pointers ----
  * 16 bytes a slot (address, size, trace); a size that does not fit 32 bits is kept whole in a
@@ -85,6 +87,9 @@ pair_slot *pair_find(pair_map *m, uint64_t a, uint64_t b);
 /* Returns the new slot (values zeroed) or NULL on OOM. The key must not be present. */
 pair_slot *pair_add(pair_map *m, uint64_t a, uint64_t b);
 void pair_clear(pair_map *m);
+/* Removes every entry for which drop(slot, ctx) is nonzero, in place (no allocation, so it
+ * cannot fail); drop may look up other maps. Returns how many went. */
+size_t pair_remove_if(pair_map *m, int (*drop)(const pair_slot *, void *), void *ctx);
 
 /* ---- byte strings and u32 sequences -> id ---- */
 typedef struct {

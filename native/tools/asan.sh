@@ -21,7 +21,7 @@ status=0
 for py in "${pythons[@]}"; do
   for workload in "stacks.py $work/stacks $work/stacks.json" "stress.py $work/stress {}" \
       "rawthreads.py $work/raw" "fork.py $work/fork 1 $work/fork.json" "termpool.py $work/termpool" \
-      "hardening.py $work/hard"; do
+      "hardening.py $work/hard" "pins.py $work/pins $work/pins.json"; do
     set -- $workload
     echo "== $("$py" -c 'import sys; print(sys.version.split()[0])') $1"
     if ! LD_PRELOAD="$asan $ubsan" ASAN_OPTIONS=detect_leaks=0:abort_on_error=0:exitcode=99 \
