@@ -15,6 +15,7 @@ import argparse
 import html
 import os
 import shlex
+import shutil
 import tempfile
 
 import heapprof
@@ -140,10 +141,17 @@ def run_cell_magic(shell, line, cell):
         raise _UsageError("%%%%heapprof: --sample %s: %s" % (sample, err))
     if heapprof.isProfiling():
         raise _UsageError("%%heapprof: already recording (heapprof.start or hp-record): stop that first")
-    base = args.output or os.path.join(tempfile.mkdtemp(prefix="heapprof-cell-"), "cell")
+    try:
+        scratch = None if args.output else tempfile.mkdtemp(prefix="heapprof-cell-")
+    except OSError as err:  # TMPDIR missing or read-only
+        raise _UsageError("%%%%heapprof: cannot make a directory for the profile in %s: %s; name one with -o BASE (the cell did not run)"
+                          % (tempfile.gettempdir(), err.strerror or err))
+    base = args.output or os.path.join(scratch, "cell")
     try:
         heapprof.start(base, force=True, argv=["%%heapprof", line], **options)
     except (RuntimeError, OSError, ValueError) as err:  # a missing directory, a profile another run writes, -o DIR/
+        if scratch:  # nothing was recorded: no empty directory left behind
+            shutil.rmtree(scratch, ignore_errors=True)
         raise _UsageError("%%%%heapprof: cannot record %s: %s (the cell did not run)" % (base, err))
     base = os.path.abspath(base)  # where it was created: the cell may change directory
     try:

@@ -227,6 +227,35 @@ t.test('%%heapprof: bad arguments and an unwritable profile are one line, and th
   t.match(r.stdout, /\nlive heap: \| +\| max 0 B\n$/, 'an empty cell charts a maximum of 0 B, not 1 B');
 });
 
+t.test('%%heapprof without -o: no directory left behind when it cannot record, one line when it cannot make one', async (t) => {
+  if (!py311) return t.skip('CPython 3.11 not found');
+  if (runPython(py311, ['-c', 'import IPython']).code !== 0) return t.skip('IPython is not installed for CPython 3.11');
+  const tmp = tmpDir();
+  const script = [
+    'import heapprof, os',
+    'from IPython.core.interactiveshell import InteractiveShell',
+    'sh = InteractiveShell.instance()',
+    "sh.run_line_magic('load_ext', 'heapprof')",
+    'def refuse(*a, **k):',
+    "    raise OSError(28, 'No space left on device')",
+    'real, heapprof.start = heapprof.start, refuse',
+    "print('RESULT', repr(sh.run_cell_magic('heapprof', '', 'ran = True')), sh.user_ns.get('ran'))",
+    'heapprof.start = real',
+    "print('LEFT', sorted(os.listdir(os.environ['TMPDIR'])))",
+    "import tempfile; tempfile.tempdir = os.path.join(os.environ['TMPDIR'], 'missing')",
+    "print('RESULT', repr(sh.run_cell_magic('heapprof', '', 'ran = True')), sh.user_ns.get('ran'))",
+  ].join('\n');
+  const r = runPython(py311, ['-c', script], { cwd: tmp, env: { TMPDIR: tmp } });
+  t.equal(r.code, 0, JSON.stringify(r.stderr));
+  t.equal(r.stderr, '', 'no traceback');
+  const lines = r.stdout.split('\n');
+  t.match(lines[0], /^%%heapprof: cannot record .*heapprof-cell-.*cell: .*No space left on device \(the cell did not run\)$/);
+  t.equal(lines[1], 'RESULT None None');
+  t.equal(lines[2], 'LEFT []', 'the temporary directory made for it is gone');
+  t.match(lines[3], /^%%heapprof: cannot make a directory for the profile in .*missing: No such file or directory; name one with -o BASE \(the cell did not run\)$/);
+  t.equal(lines[4], 'RESULT None None');
+});
+
 t.test('%%heapprof runs the cell as IPython runs one: its magics, shell escapes, and tracebacks naming the cell', async (t) => {
   if (!py311) return t.skip('CPython 3.11 not found');
   if (runPython(py311, ['-c', 'import IPython']).code !== 0) return t.skip('IPython is not installed for CPython 3.11');
