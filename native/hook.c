@@ -2309,6 +2309,9 @@ static int hp_stop_impl(void) {
 }
 
 EXPORT int hp_is_active(void) { return LOAD(g_active); }
+/* The Python package refuses to start a recording from a subinterpreter (see heapprof._library).
+ * Called with the GIL (ctypes.PyDLL). */
+EXPORT int hp_subinterpreter(void) { return pyrt_subinterpreter(); }
 
 /* ---------------------------------------------------------------- hp-record's watchdog */
 

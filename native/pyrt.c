@@ -411,6 +411,12 @@ void *pyrt_gil_tstate(int *subinterpreter) {
   return own ? cur : NULL;
 }
 
+int pyrt_subinterpreter(void) {
+  if (!g_can_walk) return 0; /* not initialized: nothing to tell */
+  void *cur = py.tstate_unchecked();
+  return cur && py.tstate_interp(cur) != interp_main();
+}
+
 void *pyrt_own_tstate_nogil(void) {
   if (g_minor < 11 || !g_can_walk) return NULL; /* 3.9/3.10 walk frame objects: refcounts need the GIL */
   void *own = py.gilstate_this();

@@ -87,6 +87,8 @@ void pyrt_decref(void *obj);
 /* obj's reference count; stable only under the GIL. */
 intptr_t pyrt_refcnt(void *obj);
 int pyrt_finalizing(void);
+/* Whether this thread, holding a GIL, runs a subinterpreter (0 before pyrt_init). */
+int pyrt_subinterpreter(void);
 
 /* A call the main thread makes at its next safe point between bytecodes, with the GIL and
  * outside any allocator call: Python's pending calls. Who may ask for one without harm:

@@ -58,6 +58,11 @@ def _library():
     lib = _native.load()
     if lib.hp_init() < 0:
         raise RuntimeError(_native.error_text(lib))
+    if lib.hp_subinterpreter():
+        # The recorder is the process's, its state here the interpreter's own: a subinterpreter
+        # that started or stopped a recording would start or stop the main interpreter's.
+        raise RuntimeError("heapprof records from the main interpreter only: a subinterpreter cannot start "
+                           "a recording (its allocations are in the main interpreter's, under <subinterpreter>)")
     if not _state["hooks"]:
         if lib.hp_install() != 0:
             raise RuntimeError(_native.error_text(lib))

@@ -69,6 +69,7 @@ def load():
         ),
         "hp_stop": (ctypes.c_int, []),
         "hp_is_active": (ctypes.c_int, []),
+        "hp_subinterpreter": (ctypes.c_int, []),
         "hp_flush": (None, []),
         "hp_histogram": (ctypes.c_int, [u64p, ctypes.c_int]),
         "hp_counters": (None, [u64p]),

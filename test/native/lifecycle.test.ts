@@ -13,6 +13,22 @@ const pythons = supportedPythons();
 if (pythons.length === 0) t.plan(0, 'no CPython 3.9-3.13 found');
 const newest = pythons[pythons.length - 1];
 
+for (const py of pythons) {
+  t.test(`CPython ${py.version}: a subinterpreter can neither start a recording nor stop the main interpreter's`, async (t) => {
+    const base = join(tmpDir(), 'sub');
+    const r = runPython(py, [fixture('subapi.py'), base]);
+    t.equal(r.code, 0, r.stderr);
+    t.equal(r.stderr, '', 'nothing on stderr (no self-test run in the subinterpreter)');
+    t.same(r.stdout.trim().split('\n'), [
+      'sub start: heapprof records from the main interpreter only: a subinterpreter cannot start a recording (its allocations are in the main interpreter\'s, under <subinterpreter>)',
+      'main recording: True',
+      'main recording after its stop: False',
+    ]);
+    const rec = await readRecording(base);
+    t.equal(rec.complete, true, "the main interpreter's profile ends with its END marker");
+  });
+}
+
 if (newest) {
   t.test(`CPython ${newest.version}: SIGKILL at a random moment of a steady allocator loses at most ~0.5 s of events`, async (t) => {
     const losses: number[] = [];
