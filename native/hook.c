@@ -2011,9 +2011,9 @@ static void atfork_child(void) {
    * inherited. */
   g_watch_running = g_refork_wanted = g_refork_watch = 0;
   g_watch_pdeath = 0;
-  /* A sweep the parent asked for may be lost in the copy (queued to a thread that is not
-   * here): ask again. Should it come too, a second sweep only finds nothing. */
-  if (g_sweep == 2) g_sweep = 1;
+  /* A sweep the parent asked for stays asked for: its pending call is in the copied queue,
+   * which this process's main thread (the forking one, from PyOS_AfterFork_Child on) runs.
+   * Asking again here could take the queue's lock while CPython replaces it after the fork. */
   /* Another thread of the parent was stopping the recorder during the fork, and a SIGTERM
    * was handed to it in this copy: nobody here will act on it, so act now, as the default
    * action would have (never leave a SIGTERM swallowed: the process would not end). */
