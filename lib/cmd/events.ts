@@ -68,9 +68,9 @@ export function main(argv: string[]): void {
     });
     const source = merged ? new WindowedSource(await openInputs(inputs, opts, false), fromUs, toUs) : await openSource(input, opts);
     const out = new OutputWriter();
-    // The latest event time read (the end marker passes any window), for the check of --from/--to.
+    // The latest event time read (the decoder passes the end marker through any window), for the check of --from/--to.
     let lastUs = 0;
-    // Events read in the window, less the end marker (which passes any window), for the note on an empty one.
+    // Events read in the window, less the end marker (which the decoder passes through any window), for the note on an empty one.
     let read = 0;
     const sawBatch = (batch: EventBatch): void => {
       for (let i = 0; i < batch.length; i++) if (batch.op[i] !== OP_END) read++;
@@ -84,7 +84,7 @@ export function main(argv: string[]): void {
     };
     try {
       if (!json) {
-        await humanEvents(source, out, sawBatch);
+        await humanEvents(source, out, sawBatch, toUs);
         checkSpan();
         if (read === 0) noteEmptyWindow(given.from, given.to, 'no events');
         return;
@@ -133,6 +133,9 @@ export function main(argv: string[]): void {
         },
       };
       let events = 0;
+      // End markers at or after --to, left out of the stream, and whether one was written.
+      let endCut = 0;
+      let endWritten = false;
       // Marks go in their place in time (before the events of their own microsecond), within --from/--to.
       let marks = sourceMarks(source);
       let nextMark = 0;
@@ -171,9 +174,15 @@ export function main(argv: string[]): void {
             lines.number(s);
             lines.bytes(weightEnd(probability(s)));
           } else if (o === OP_END) {
-            lines.bytes(EVENT_T);
-            lines.seconds(us);
-            lines.bytes(OP_END_LINE);
+            // The decoder passes the end marker through a window; --to stops before it (it is
+            // not an event of the window, and a reader would take its time for the end).
+            if (toUs !== undefined && us >= toUs) endCut++;
+            else {
+              lines.bytes(EVENT_T);
+              lines.seconds(us);
+              lines.bytes(OP_END_LINE);
+              endWritten = true;
+            }
           } else {
             lines.bytes(EVENT_T);
             lines.seconds(us);
@@ -201,7 +210,9 @@ export function main(argv: string[]): void {
       }
       checkSpan();
       lines.text(marksUpTo(Infinity));
-      lines.text(summaryLine(source.complete, events, source.histogram));
+      // Complete: the end marker was read and, with --to, is in the stream (a window that stops
+      // before it, as hp-events(1) says, is not complete).
+      lines.text(summaryLine(source.complete && (toUs === undefined || endWritten), events - endCut, source.histogram));
       await lines.flush();
       await out.flush();
       if (read === 0) noteEmptyWindow(given.from, given.to, 'no events');
@@ -213,7 +224,7 @@ export function main(argv: string[]): void {
 }
 
 /** The terminal view: one aligned line per event, the innermost frame of its trace. */
-async function humanEvents(source: import('../format/source.js').ProfileSource, out: OutputWriter, seen: (batch: EventBatch) => void): Promise<void> {
+async function humanEvents(source: import('../format/source.js').ProfileSource, out: OutputWriter, seen: (batch: EventBatch) => void, toUs: number | undefined): Promise<void> {
   const probability = probabilityFunction(source.header.sampling);
   // Per trace, its innermost frame already clipped to the terminal (clip() is costly, and a
   // trace's events are many).
@@ -250,7 +261,8 @@ async function humanEvents(source: import('../format/source.js').ProfileSource, 
         const s = batch.size[i]!;
         lines.text(`${head}${formatBytes(s).padStart(10)} ${weightColumn(probability(s))}  ${site(batch.trace[i]!)}\n`);
       } else if (o === OP_END) {
-        lines.text(`${head.trimEnd()}\n`);
+        // As in NDJSON: --to stops before the end marker.
+        if (toUs === undefined || batch.timeUs[i]! < toUs) lines.text(`${head.trimEnd()}\n`);
       } else {
         lines.text(`${head}${formatBytes(batch.size[i]!).padStart(10)}\n`);
       }

@@ -97,8 +97,9 @@ export interface ProfileSource {
   readonly parts?: readonly ProfileSource[];
   /**
    * Events NDJSON cut to a time window by the writer (hp-events --from/--to): its bounds in µs
-   * (null: open on that side). The END marker passes any window (it says when the run ended);
-   * a stream starting at `fromUs` frees blocks allocated before it.
+   * (null: open on that side). A stream cut at `toUs` has no END marker (hp-events leaves out
+   * one the decoder passes through the window), and one starting at `fromUs` frees blocks
+   * allocated before it.
    */
   readonly window?: { fromUs: number | null; toUs: number | null };
   close(): Promise<void>;

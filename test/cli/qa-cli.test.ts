@@ -87,7 +87,7 @@ t.test('an empty window is one usage error in every command; a window with nothi
     t.match(r.stderr, note);
     t.equal(sh(`${cmd} ${base} --from 0.5004 --to 0.5006 -q`).stderr, '', '-q: no note');
   }
-  t.equal(sh(`hp-events ${base} --from 0.5004 --to 0.5006`).stdout.split('\n').filter(Boolean).length, 3, 'hp-events: meta, the end marker and summary');
+  t.equal(sh(`hp-events ${base} --from 0.5004 --to 0.5006`).stdout.split('\n').filter(Boolean).length, 2, 'hp-events: meta and summary (--to stops before the end marker)');
 });
 
 t.test('an option that takes one value, given twice, is named as given twice, in every command', async (t) => {

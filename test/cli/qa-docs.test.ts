@@ -1,0 +1,58 @@
+// Regressions where a command did not do what its manual page or --help says: each test failed
+// before its fix.
+
+import { join } from 'node:path';
+import t from 'tap';
+import { writeProfile } from '../../lib/format/hpx-writer.js';
+import { tmpDir } from '../helpers/profiles.js';
+import { sh } from '../fixtures/analysis/run.js';
+
+type Line = Record<string, unknown>;
+const ndjson = (text: string): Line[] =>
+  text
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Line);
+
+t.test('hp-events --to stops before the end marker, wherever the recorder put it (hp-events(1): "a --to window stops before it")', async (t) => {
+  // One block holds every event and the end marker, as a short run's last flush does: the
+  // decoder passes END through any window, and hp-events wrote it at 0.9 s under --to 0.5.
+  const dir = tmpDir('qa-docs-end-');
+  const base = join(dir, 'p');
+  await writeProfile(base, {
+    header: { sampling: { kind: 'table', bounds: [], probs: [] } },
+    traces: [{ id: 1, frames: [{ function: 'f', file: 'a.py', line: 3 }], dropped: 0 }],
+    events: [
+      { op: 'alloc', timeUs: 100_000, trace: 1, size: 100 },
+      { op: 'alloc', timeUs: 900_000, trace: 1, size: 50 },
+    ],
+  });
+  const whole = ndjson(sh(`hp-events ${base}`).stdout);
+  t.ok(whole.some((l) => l.op === 'end'), 'the profile has its end marker');
+  t.equal(whole.at(-1)!.complete, true);
+  for (const command of [`hp-events ${base} --to 0.5`, `hp-events ${base} | hp-events - --to 0.5`]) {
+    const r = sh(command);
+    t.equal(r.status, 0, r.stderr);
+    const lines = ndjson(r.stdout);
+    const events = lines.filter((l) => l.type === 'event');
+    t.same(
+      events.map((l) => l.t),
+      [0.1],
+      `${command}: only the events before --to`,
+    );
+    t.same(lines.at(-1)!.type, 'summary');
+    t.equal(lines.at(-1)!.complete, false, `${command}: the window stops before the end marker`);
+    t.equal(lines.at(-1)!.events, 1, `${command}: events counts the event lines written`);
+  }
+  // What a reader of the window makes of it: the end of the window, not the run's end at 0.9 s.
+  const snap = ndjson(sh(`hp-events ${base} --to 0.5 | hp-snapshot - --at end --json -q`).stdout)[0]!;
+  t.equal(snap.at, 0.1);
+  t.equal(snap.bytes, 100);
+  const human = sh(`hp-events ${base} --to 0.5 --no-json`);
+  t.equal(human.status, 0, human.stderr);
+  t.notMatch(human.stdout, /\bend\b/, 'the readable view leaves it out too');
+  // A window open at its end keeps it.
+  const all = ndjson(sh(`hp-events ${base} --from 0.05`).stdout);
+  t.ok(all.some((l) => l.op === 'end'));
+  t.equal(all.at(-1)!.complete, true);
+});
