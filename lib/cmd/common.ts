@@ -101,7 +101,7 @@ export interface SharedValues {
 }
 
 /** Add the named shared options to a parser, with optional per-command describe/default. */
-export function useOptions<T>(y: Argv<T>, names: SharedOption[], overrides: Partial<Record<SharedOption, Pick<Options, 'describe' | 'default' | 'array'>>> = {}): Argv<T & SharedValues> {
+export function useOptions<T>(y: Argv<T>, names: SharedOption[], overrides: Partial<Record<SharedOption, Pick<Options, 'describe' | 'default' | 'array' | 'choices'>>> = {}): Argv<T & SharedValues> {
   let out = y as unknown as Argv<T & SharedValues>;
   for (const name of names) {
     const spec: Options = { ...OPTIONS[name], ...(overrides[name] ?? {}) } as Options;

@@ -8,7 +8,7 @@ import { isGlobArg, manyInputs, openInputs } from '../profile-inputs.js';
 import { commandReadOptions, inputName, isNdjsonArg, isStreamArg, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
 import { changeInterval, diffStackSets, rowRecord, type DiffGroupBy, type DiffRow } from '../export/diff.js';
 import { loadStackSet, type StackSet } from '../export/stacks.js';
-import { inputArg, parseAt, refuseStatsMode, resolveMarkOptions, useOptions, wantsJson } from './common.js';
+import { GROUP_BY_VALUES, inputArg, parseAt, refuseStatsMode, resolveMarkOptions, useOptions, wantsJson } from './common.js';
 import { changesTable, type ChangeRow } from './human.js';
 
 const NAME = 'hp-diff';
@@ -42,6 +42,8 @@ export function main(argv: string[]): void {
     const args = useOptions(parser(NAME, argv, USAGE, EXAMPLES).parserConfiguration({ 'parse-positional-numbers': false }).strict(false).strictOptions(), ['at', 'group-by', 'top', 'json', 'strict'], {
       at: { array: true, default: undefined, describe: "The moment: seconds since start, 'peak', 'end' or mark:LABEL; one for both inputs (a mark is looked up in each profile) or one per input, two for one profile (default: peak)" },
       top: { describe: 'Only the first N sites' },
+      // Sites of code only: the threads of two runs are not the same threads (hp-snapshot --group-by thread at each time).
+      'group-by': { choices: GROUP_BY_VALUES.filter((v) => v !== 'thread'), describe: "What a site is: the whole stack ('trace', also 'stack'), its innermost line, function or file" },
     })
       .option('significant', { type: 'boolean', default: false, describe: 'Only sites whose change is significant (interval excludes 0)' })
       .option('table', { type: 'boolean', describe: 'The table even into a pipe (an older name for --no-json)' })
@@ -59,7 +61,6 @@ export function main(argv: string[]): void {
     if (inputs.length === 2 && atValues.length === 1) (args as Record<string, unknown>).at = [atValues[0], atValues[0]];
     await resolveMarkOptions(args, ['at'], (i) => sideOf(inputs[Math.min(i, inputs.length - 1)] ?? '-'));
     const ats = ((args.at as unknown[] | undefined) ?? []).map((a) => parseAt(String(a)));
-    if (args['group-by'] === 'thread') throw new UsageError('--group-by thread: hp-diff compares code sites (trace, line, function or file); use hp-snapshot --group-by thread at each time');
     const groupBy = String(args['group-by']) === 'trace' ? 'stack' : (String(args['group-by']) as DiffGroupBy);
     if (args.table === true && args.json === true) throw new UsageError('--table and --json ask for two outputs: --table is the table (an older name for --no-json)');
     const table = args.table === true || !wantsJson(args.json);

@@ -56,3 +56,14 @@ t.test('hp-events --to stops before the end marker, wherever the recorder put it
   t.ok(all.some((l) => l.op === 'end'));
   t.equal(all.at(-1)!.complete, true);
 });
+
+t.test('hp-diff --help offers only the groupings hp-diff takes (hp-diff(1): trace|line|function|file)', async (t) => {
+  const help = sh('hp-diff --help').stdout;
+  const line = help.split('\n').find((l) => /^\s+--group-by\b/.test(l))!;
+  t.ok(line, help);
+  t.notMatch(line, /thread/, `--group-by thread is refused, so --help does not offer it: ${line}`);
+  t.match(line, /\[choices: "trace", "line", "function", "file", "stack"\]/);
+  const r = sh('hp-diff app --at 0.5 --at end --group-by thread');
+  t.equal(r.status, 2, 'still a usage error');
+  t.match(r.stderr, /group-by/);
+});
