@@ -32,7 +32,7 @@ const EXAMPLES: Array<[string, string]> = [
 export function main(argv: string[]): void {
   runMain(NAME, async () => {
     const args = useOptions(parser(NAME, argv, USAGE, EXAMPLES).parserConfiguration({ 'parse-positional-numbers': false }).strict(false).strictOptions(), ['at', 'output', 'strict'], {
-      at: { array: true, default: undefined, describe: "The moment: seconds since start, 'peak' (default) or 'end'; repeat for several" },
+      at: { array: true, default: undefined, describe: "The moment: seconds since start, 'peak' (default), 'end' or mark:LABEL; repeat for several" },
     })
       .option('threshold', { type: 'number', default: 0.01, requiresArg: true, describe: 'Leave out lines whose cumulative share is below this fraction at every time' })
       .option('collapse', { type: 'boolean', default: true, describe: 'Collapse chains of non-allocating lines into one box (--no-collapse draws every line)' })

@@ -42,7 +42,7 @@ const EXAMPLES: Array<[string, string]> = [
 export function main(argv: string[]): void {
   runMain(NAME, async () => {
     const args = useOptions(parser(NAME, argv, USAGE, EXAMPLES).parserConfiguration({ 'parse-positional-numbers': false }).strict(false).strictOptions(), ['at', 'top', 'output', 'strict'], {
-      at: { describe: "The moment shown first: seconds since start, 'peak' (default) or 'end'" },
+      at: { describe: "The moment shown first: seconds since start, 'peak' (default), 'end' or mark:LABEL" },
       top: { default: 30, describe: 'Top sites listed per point' },
       output: { describe: 'The HTML file to write (- for stdout)' },
     })
