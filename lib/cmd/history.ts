@@ -95,6 +95,7 @@ export function main(argv: string[]): void {
     const merged = byPid || manyInputs(inputs);
     if (merged && args.follow) throw new UsageError('--follow reads one profile');
     const input = merged ? '' : inputArg(args._, 'hp-history');
+    if (args.chart === true && args.json === true) throw new UsageError('--chart and --json ask for two outputs: --chart is the chart (an older name for --no-json)');
     const chart = args.chart === true || !wantsJson(args.json);
     const given = { from: args.from, to: args.to }; // as written: mark:LABEL, for messages
     await resolveMarkOptions(args, ['from', 'to'], () => (merged ? inputs : input));

@@ -67,3 +67,15 @@ t.test('hp-diff --help offers only the groupings hp-diff takes (hp-diff(1): trac
   t.equal(r.status, 2, 'still a usage error');
   t.match(r.stderr, /group-by/);
 });
+
+t.test('hp-history --chart --json is a usage error, as hp-diff --table --json is (--chart is --no-json by an older name)', async (t) => {
+  const r = sh('hp-history app --chart --json');
+  t.equal(r.status, 2, 'it drew the chart and ignored --json');
+  t.equal(r.stdout, '');
+  t.equal(r.stderr, 'hp-history: --chart and --json ask for two outputs: --chart is the chart (an older name for --no-json)\n');
+  const d = sh('hp-diff app --at 0.5 --at end --table --json');
+  t.equal(d.status, 2);
+  const chart = sh('hp-history app --chart -q');
+  t.equal(chart.status, 0, chart.stderr);
+  t.match(chart.stdout, /^live heap/);
+});
