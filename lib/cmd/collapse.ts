@@ -10,11 +10,11 @@ import { FoldedStacks, foldedStack } from '../model/folded.js';
 import { probabilityFunction } from '../format/weights.js';
 import { liveHeapAt } from '../model/snapshot.js';
 import { traceOrPlaceholder } from '../model/sites.js';
-import { commandReadOptions, isNdjsonArg, openSource } from '../source-arg.js';
+import { commandReadOptions, isNdjsonArg, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
 import { inputArg, reportIncomplete, warnSitesLeftOut } from './common.js';
 import { secondSnapshot } from '../export/stacks.js';
 
-const USAGE = `$0 [FILE|-]... [--alloc] [--by pid]
+const USAGE = `$0 [FILE|-]... [--alloc] [--by pid] [--strict]
 
 Brendan Gregg's folded stacks, one line per distinct stack: frames root first as
 "function (file:line)" joined by ';', one space, the estimated bytes as an integer;
@@ -49,7 +49,10 @@ export function main(argv: string[]): void {
       .strictOptions()
       .option('alloc', { type: 'boolean', default: false, describe: 'From events: all bytes allocated, not those live at the end' })
       .option('by', { requiresArg: true, choices: BY_CHOICES as unknown as string[], describe: 'Profiles: the process ("pid 1234") as every stack\'s root frame' })
+      .option('strict', { type: 'boolean', default: false, describe: 'Treat recoverable damage (a corrupt block, truncation) as an error' })
+      .option('v1-weights', V1_WEIGHTS_OPTION)
       .parseSync();
+    const readOptions = { v1Weights: v1WeightsArg(args['v1-weights']), strict: Boolean(args.strict) };
     setQuiet(args.quiet === true);
     const inputs = args._.map(String);
     const byPid = args.by === 'pid';
@@ -57,7 +60,7 @@ export function main(argv: string[]): void {
       // Several profiles (or --by pid): read as one, aligned on wall-clock time.
       const stacks = new FoldedStacks();
       const out = new OutputWriter();
-      const { opts, done } = commandReadOptions();
+      const { opts, done } = commandReadOptions(readOptions);
       const source = await openInputs(inputs, opts, byPid);
       try {
         await foldEvents(source, stacks, args.alloc);
@@ -72,7 +75,7 @@ export function main(argv: string[]): void {
     const input = inputArg(args._, 'hp-collapse');
     const stacks = new FoldedStacks();
     const out = new OutputWriter();
-    const { opts, done } = commandReadOptions();
+    const { opts, done } = commandReadOptions(readOptions);
     if (!(await isNdjsonArg(input))) {
       const source = await openSource(input, opts);
       try {

@@ -1,7 +1,9 @@
 // Regressions where a command did not do what its manual page or --help says: each test failed
 // before its fix.
 
+import { statSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { writeProfile } from '../../lib/format/hpx-writer.js';
 import { tmpDir } from '../helpers/profiles.js';
@@ -78,4 +80,36 @@ t.test('hp-history --chart --json is a usage error, as hp-diff --table --json is
   const chart = sh('hp-history app --chart -q');
   t.equal(chart.status, 0, chart.stderr);
   t.match(chart.stdout, /^live heap/);
+});
+
+t.test('hp-collapse reads profiles as every reader does: --strict makes damage an error, --v1-weights weighs 1.0.x files (hpx(5))', async (t) => {
+  const dir = tmpDir('qa-docs-collapse-');
+  const base = join(dir, 'cut');
+  await writeProfile(base, {
+    header: { sampling: { kind: 'table', bounds: [], probs: [] } },
+    traces: [{ id: 1, frames: [{ function: 'f', file: 'a.py', line: 3 }], dropped: 0 }],
+    events: [
+      { op: 'alloc', timeUs: 100_000, trace: 1, size: 100 },
+      { op: 'alloc', timeUs: 900_000, trace: 1, size: 50 },
+    ],
+    eventsPerBlock: 1,
+  });
+  // Cut the last block of the .hpd in half: a truncated tail, recoverable damage.
+  const hpd = `${base}.hpd`;
+  truncateSync(hpd, statSync(hpd).size - 3);
+  const loose = sh(`hp-collapse ${base}`);
+  t.equal(loose.status, 0, loose.stderr);
+  t.match(loose.stderr, /truncated last block/);
+  const strict = sh(`hp-collapse ${base} --strict`);
+  t.equal(strict.status, 1, `--strict: an error, as in hp-snapshot: ${strict.stderr}`);
+  t.equal(sh(`hp-snapshot ${base} --strict`).status, 1);
+  t.equal(strict.stdout, '');
+  const v1 = fileURLToPath(new URL('../fixtures/format/v1', import.meta.url));
+  const total = (text: string): number => text.trim().split('\n').reduce((s, l) => s + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+  const recorded = sh(`hp-collapse ${v1} --alloc -q`);
+  const stored = sh(`hp-collapse ${v1} --alloc -q --v1-weights stored`);
+  t.equal(recorded.status, 0, recorded.stderr);
+  t.equal(stored.status, 0, stored.stderr);
+  t.ok(total(stored.stdout) > total(recorded.stdout), `stored 1/p weights (${total(stored.stdout)}) exceed weight 1 (${total(recorded.stdout)})`);
+  t.equal(sh(`hp-collapse ${v1} --v1-weights maybe`).status, 2);
 });
