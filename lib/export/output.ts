@@ -3,8 +3,9 @@
 // stdout, which must not be a terminal for binary data.
 
 import { lstat, rename, stat, unlink, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { HpError, OutputWriter, UsageError, systemErrorMessage } from '../cli.js';
+import { expandGlob, isGlobArg } from '../profile-inputs.js';
 
 /** A failure to write `-o path`, named by the path the user gave (not our temporary file's). */
 async function cannotWrite(path: string, e: unknown): Promise<never> {
@@ -23,9 +24,22 @@ async function cannotWrite(path: string, e: unknown): Promise<never> {
 export async function checkOutputArg(path: string | undefined, inputs: readonly string[]): Promise<void> {
   if (path === '') throw new UsageError("-o '': expected a file name (or - for standard output)");
   if (path === undefined || path === '-') return;
+  // A quoted glob ('run.*') names every profile it matches: each of their files is read.
+  const names = inputs.flatMap((input) => (isGlobArg(input) ? expandGlob(input) : [input]));
   const out = await stat(path).catch(() => null);
-  if (out === null || !out.isFile()) return;
-  for (const input of inputs) {
+  if (out === null) {
+    // No such file yet: the seek index a reader builds on first use would be written there.
+    for (const input of names) {
+      if (input === '-') continue;
+      const base = input.replace(/\.hp[mdi]$/, '');
+      if (resolve(`${base}.hpi`) === resolve(path) && (await stat(`${base}.hpm`).catch(() => null)) !== null) {
+        throw new UsageError(`-o ${path}: is ${base}.hpi, the seek index of the input ${input}: writing it would replace what is read; name another file`);
+      }
+    }
+    return;
+  }
+  if (!out.isFile()) return;
+  for (const input of names) {
     if (input === '-') continue;
     const base = input.replace(/\.hp[mdi]$/, '');
     for (const file of [input, `${base}.hpm`, `${base}.hpd`, `${base}.hpi`]) {

@@ -1,7 +1,7 @@
 // Regressions where a command did not do what its manual page or --help says: each test failed
 // before its fix.
 
-import { statSync, truncateSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
@@ -112,4 +112,38 @@ t.test('hp-collapse reads profiles as every reader does: --strict makes damage a
   t.equal(stored.status, 0, stored.stderr);
   t.ok(total(stored.stdout) > total(recorded.stdout), `stored 1/p weights (${total(stored.stdout)}) exceed weight 1 (${total(recorded.stdout)})`);
   t.equal(sh(`hp-collapse ${v1} --v1-weights maybe`).status, 2);
+});
+
+t.test("-o refuses every file the command reads (hp-flow(1), hp-pprof(1), hp-report(1)): a quoted glob's profiles, and the seek index", async (t) => {
+  const dir = tmpDir('qa-docs-output-');
+  for (const name of ['w', 'w.42']) {
+    await writeProfile(join(dir, name), {
+      header: { sampling: { kind: 'table', bounds: [], probs: [] } },
+      traces: [{ id: 1, frames: [{ function: 'f', file: 'a.py', line: 3 }], dropped: 0 }],
+      events: [{ op: 'alloc', timeUs: 100_000, trace: 1, size: 100 }],
+    });
+  }
+  const hpd = readFileSync(join(dir, 'w.hpd'));
+  // 'w.*' is w and w.42, read as one: writing its output over w.hpd destroyed the profile.
+  for (const [command, out] of [
+    ["hp-flow 'w.*'", 'w.hpd'],
+    ["hp-pprof 'w.*'", 'w.42.hpm'],
+    ["hp-report 'w.*'", 'w.hpd'],
+  ] as const) {
+    const r = sh(`cd ${dir} && ${command} -o ${out}`);
+    t.equal(r.status, 2, `${command} -o ${out}: ${r.stderr}`);
+    t.match(r.stderr, /writing it would replace what is read/);
+  }
+  t.same(readFileSync(join(dir, 'w.hpd')), hpd, 'the profile is intact');
+  t.equal(sh(`hp-snapshot ${dir}/w -q --json`).status, 0);
+  // The seek index, BASE.hpi, is read (and built on first use by a large profile's reader) even
+  // when it is not there yet.
+  for (const command of ['hp-flow w', 'hp-pprof w', 'hp-report w', "hp-flow 'w.*'"]) {
+    const r = sh(`cd ${dir} && ${command} -o ./w.hpi`);
+    t.equal(r.status, 2, `${command} -o ./w.hpi: ${r.stderr}`);
+    t.match(r.stderr, /w\.hpi, the seek index of the input/);
+  }
+  t.notOk(existsSync(join(dir, 'w.hpi')));
+  const fine = sh(`cd ${dir} && hp-flow 'w.*' -o w.dot -q && hp-pprof w -o w.pb.gz -q`);
+  t.equal(fine.status, 0, fine.stderr);
 });
