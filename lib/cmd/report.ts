@@ -21,7 +21,7 @@ the live heap at the peak that redraws for any time clicked on the plot, with a 
 switch hiding the import machinery and, for --native recordings, a thread menu; hovering a
 frame shows its bytes, interval, share and number of live allocations; and the top sites at
 that time (or their high-water marks over a range dragged on the plot). Reads its input
-twice (history, then peak), so PROFILE must be a file: a profile (BASE for BASE.hpm + BASE.hpd)
+twice (the peak, then the points of the plot), so PROFILE must be a file: a profile (BASE for BASE.hpm + BASE.hpd)
 or an events NDJSON file (hp-events' output), not stdin.
 
 Every point of the plot carries the live heap as a call tree of every trace, pruned to the frames
