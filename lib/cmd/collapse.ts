@@ -11,7 +11,7 @@ import { probabilityFunction } from '../format/weights.js';
 import { liveHeapAt } from '../model/snapshot.js';
 import { traceOrPlaceholder } from '../model/sites.js';
 import { commandReadOptions, isNdjsonArg, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
-import { inputArg, reportIncomplete, warnSitesLeftOut } from './common.js';
+import { inputArg, refuseStatsMode, reportIncomplete, warnSitesLeftOut } from './common.js';
 import { secondSnapshot } from '../export/stacks.js';
 
 const USAGE = `$0 [FILE|-]... [--alloc] [--by pid] [--strict]
@@ -155,6 +155,7 @@ export function main(argv: string[]): void {
 }
 
 async function foldEvents(source: ProfileSource, stacks: FoldedStacks, alloc: boolean): Promise<void> {
+  refuseStatsMode(source);
   const lookup = (id: number) => traceOrPlaceholder((x) => source.trace(x), id);
   if (!alloc) {
     const snap = await liveHeapAt(source, { kind: 'end' });

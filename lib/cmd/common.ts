@@ -201,11 +201,10 @@ export function checkWithinSpan(option: string, requestedUs: number | undefined,
 
 /**
  * A --mode stats profile holds the size table and no events: a command that reads events says so
- * (a usage error) instead of showing an empty heap, and points to hp-stats.
+ * (a usage error) instead of showing an empty heap, and points to hp-stats. One definition, with
+ * the exports that read heaps (lib/export/stacks.ts).
  */
-export function refuseStatsMode(source: ProfileSource): void {
-  if (source.header.mode === 'stats') throw new UsageError(`${source.name}: a --mode stats profile has no events, only allocation counts by size: read it with hp-stats`);
-}
+export { refuseStatsMode } from '../export/stacks.js';
 
 /**
  * The process still recording this profile, if one is: the recorder holds BASE.hpm.lock, with

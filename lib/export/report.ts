@@ -12,7 +12,7 @@ import { LiveHeap } from '../model/live.js';
 import { RssTimeline } from '../model/rss.js';
 import { NO_STACK_LABEL, traceOrPlaceholder } from '../model/sites.js';
 import { liveHeapAt, type SnapshotAt } from '../model/snapshot.js';
-import { outOfSpan, warnIfNoEvents } from './stacks.js';
+import { outOfSpan, refuseStatsMode } from './stacks.js';
 import { sourceMarks } from '../format/marks.js';
 
 export interface ReportPoint {
@@ -665,7 +665,7 @@ export async function buildReportData(open: () => Promise<ProfileSource>, opts: 
     const source = await open();
     try {
       header = source.header;
-      warnIfNoEvents(source);
+      refuseStatsMode(source);
       maker.unseen = unseenOf(header.sampling, source.histogram);
       maker.domains = header.native === true;
       tree.source = source;

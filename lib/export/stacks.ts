@@ -3,7 +3,7 @@
 // and count and their variances; a StackSet is the live heap at one moment, or the
 // allocations of one time window.
 
-import { HpError, UsageError, readNdjson, openTextInput, warn } from '../cli.js';
+import { HpError, UsageError, readNdjson, openTextInput } from '../cli.js';
 import { OP_ALLOC, type ProfileSource } from '../format/source.js';
 import { blankHeader, type Domain, type Frame, type Header, type Trace } from '../format/types.js';
 import { Z95 } from '../format/weights.js';
@@ -76,9 +76,9 @@ export function atLabel(at: SnapshotAt, atUs: number): string {
   return `t=${secondsText(atUs)}s`;
 }
 
-/** A stats-mode profile has a size histogram and no events: say so rather than show an empty heap. */
-export function warnIfNoEvents(source: ProfileSource): void {
-  if (source.header.mode === 'stats') warn(`${source.name}: a --mode stats profile records no events (its size table is for hp-stats): the heap shows empty`);
+/** A stats-mode profile has a size histogram and no events: a usage error naming hp-stats, not an empty heap. */
+export function refuseStatsMode(source: ProfileSource): void {
+  if (source.header.mode === 'stats') throw new UsageError(`${source.name}: a --mode stats profile has no events, only allocation counts by size: read it with hp-stats`);
 }
 
 /** Per-trace stacks of a live heap (traces with nothing live are left out). */
@@ -97,7 +97,7 @@ export function stacksOfHeap(heap: LiveHeap, lookup: (id: number) => Trace | und
 
 /** The live heap of a profile at `at`, as stacks (`named`: one of several inputs, which an error names). */
 export async function snapshotStacks(source: ProfileSource, at: SnapshotAt, named = false): Promise<StackSet> {
-  warnIfNoEvents(source);
+  refuseStatsMode(source);
   const snap = await liveHeapAt(source, at);
   if (at.kind === 'time' && snap.readToEnd && source.complete && at.us > snap.lastUs) throw outOfSpan('--at', at.us, snap.lastUs, named ? source.name : undefined);
   const lookup = (id: number): Trace | undefined => source.trace(id);
@@ -120,7 +120,7 @@ export async function snapshotStacks(source: ProfileSource, at: SnapshotAt, name
  * that accumulator.
  */
 export async function allocationStacks(source: ProfileSource, fromUs: number, toUs: number, named = false): Promise<StackSet> {
-  warnIfNoEvents(source);
+  refuseStatsMode(source);
   const heap = new LiveHeap(source.header.sampling);
   let lastUs = fromUs;
   let spanUs = 0;

@@ -1,8 +1,9 @@
-// A --mode stats profile holds allocation counts by size and no events: hp-snapshot, hp-history
-// and hp-diff say so and point to hp-stats instead of reporting an empty heap ("peak at 0 s: 0 B").
+// A --mode stats profile holds allocation counts by size and no events: hp-snapshot, hp-history,
+// hp-diff, hp-collapse, hp-flow, hp-pprof and hp-report say so and point to hp-stats instead of
+// reporting an empty heap ("peak at 0 s: 0 B").
 
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { encodeProfile } from '../../lib/format/hpx-writer.js';
@@ -34,6 +35,21 @@ t.test('hp-snapshot refuses a --mode stats profile, naming it and hp-stats', asy
     t.equal(r.status, 2, `${cmd}: exit status 2`);
     t.equal(r.stderr, `${cmd}: ${base}${message}`);
   }
+  // And every other command that shows a heap: not an empty flame graph, profile or report.
+  const out = join(tmpDir(), 'out');
+  for (const [cmd, args] of [
+    ['hp-collapse', [base]],
+    ['hp-flow', [base]],
+    ['hp-pprof', [base]],
+    ['hp-pprof', [base, '--alloc']],
+    ['hp-report', [base, '-o', out]],
+  ] as Array<[string, string[]]>) {
+    const r = spawnSync(process.execPath, [join(BIN, `${cmd}.js`), ...args], { encoding: 'utf8' });
+    t.equal(r.status, 2, `${cmd} ${args.slice(1).join(' ')}: exit status 2`);
+    t.equal(r.stderr, `${cmd}: ${base}${message}`);
+    t.equal(r.stdout, '', 'nothing written');
+  }
+  t.notOk(existsSync(out), 'no report file');
   const stats = spawnSync(process.execPath, [join(BIN, 'hp-stats.js'), base, '--json'], { encoding: 'utf8' });
   t.equal(stats.status, 0, 'hp-stats reads it');
 });
