@@ -7,6 +7,7 @@ Damage is not worked around here: a block with a bad checksum stops reading with
 (the hp-* readers skip it and go on)."""
 
 import bisect
+import decimal
 import math
 import struct
 import zlib
@@ -452,12 +453,29 @@ def interval95(value, variance):
     return max(0.0, value - h), value + h
 
 
+_BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
+_DECIMALS = decimal.Context(prec=60)
+
+
+def _printed(v, places):
+    """v >= 0 rounded to `places` decimals as the hp-* commands print it (JavaScript's Math.round
+    and toFixed: the nearest, a tie upwards, on the float's exact value), as a Decimal."""
+    return decimal.Decimal(v).quantize(decimal.Decimal(1).scaleb(-places), rounding=decimal.ROUND_HALF_UP, context=_DECIMALS)
+
+
 def format_bytes(n):
+    """'512 B', '1.5 KiB', '30.0 MiB', as lib/cli.ts formatBytes writes them: whole bytes rounded,
+    not cut, and the largest unit whose value as printed stays below 1024 (1,048,565 bytes is
+    1.0 MiB, not 1024.0 KiB)."""
     n = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return ("%d %s" % (n, unit)) if unit == "B" else ("%.1f %s" % (n, unit))
-        n /= 1024.0
+    sign = "-" if n < 0 else ""
+    u = 0
+    v = abs(n)
+    while u < len(_BYTE_UNITS) - 1 and _printed(v, 0 if u == 0 else 1) >= 1024:
+        v /= 1024.0
+        u += 1
+    v = abs(n) / 1024.0 ** u
+    return "%s%s %s" % (sign, _printed(v, 0 if u == 0 else 1), _BYTE_UNITS[u])
 
 
 # Powers of 1024 whatever the spelling, as pytest-memray reads its limits ('24 MB' = 24 MiB).
