@@ -143,6 +143,7 @@ class Profile:
         self.sampler = None
         self.native = False  # C allocations recorded too (hp-record --native)
         self.complete = False
+        self.last_us = 0  # time of the latest event read (any kind: the end marker is the last)
 
     def _header(self, body):
         pos, bounds, probs, mean = 0, [], [], None
@@ -276,6 +277,8 @@ class Profile:
                     self.complete = True
                 elif ext == EXT_RSS:
                     event(EXT_RSS + 100, t, 0, _varint(body, 0)[0])
+        if count and t > self.last_us:
+            self.last_us = t
 
     def site(self, trace):
         """A trace's innermost Python frame as 'function (file:line)' (or [no Python stack]),

@@ -52,23 +52,29 @@ class CellProfile:
         sampler = profile.sampler
         self.base = base
         live = 0.0
-        end_us = data.events[-1][1] if data.events else 0
+        events = data.events
+        # The cell's run: to the recording's end (its last event, the end marker), not to its
+        # last allocation or free.
+        end_us = max(profile.last_us, events[-1][1] if events else 0)
         step = max(1, end_us // CHART_POINTS + 1)
-        self.history = [0.0] * (CHART_POINTS + 1)
+        self.history = []
         # The peak, and the sites there, from a Window: the highest point of the estimated live
         # heap is biased upwards, its estimate at a moment chosen independently is not.
         window = _reader.Window(sampler, 0, seed=0)
-        for kind, t, trace, size in data.events:
-            w, _v = sampler.weights(size)
-            live += w if kind == 0 else -w
-            bucket = min(CHART_POINTS, t // step)
-            self.history[bucket] = max(self.history[bucket], live)
-            window.event(kind, trace, size, t)
-        # Fill buckets without events with the level before them.
-        level = 0.0
-        for i, value in enumerate(self.history):
-            level = value if value else level
-            self.history[i] = level
+        # Each point is the highest estimated live heap over its span of the run: the level the
+        # events before it left (all a span without events has), and the level after each of its
+        # events.
+        i = 0
+        for bucket in range(CHART_POINTS + 1):
+            highest = live
+            while i < len(events) and min(CHART_POINTS, events[i][1] // step) <= bucket:
+                kind, t, trace, size = events[i]
+                w, _v = sampler.weights(size)
+                live += w if kind == 0 else -w
+                highest = max(highest, live)
+                window.event(kind, trace, size, t)
+                i += 1
+            self.history.append(max(highest, 0.0))
         self.peak, self.peak_var = max(window.peak, 0.0), window.peak_var
         self.peak_t = window.peak_us / 1e6
         self.duration = end_us / 1e6

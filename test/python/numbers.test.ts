@@ -27,3 +27,39 @@ t.test("the package's byte units are the hp-* commands': rounded, and 1023.99 Ki
   }
   t.same(values.slice(2, 5).map(formatBytes), ['512 B', '1023 B', '1.0 KiB'], 'the reference rounds whole bytes');
 });
+
+t.test('%%heapprof: the run lasts to the recording\'s end, and the chart shows the heap after a spike is freed', async (t) => {
+  if (pythons.length === 0) return t.skip('no supported CPython found');
+  // A cell that allocates 10 MB, frees it and then sleeps: the output said "of 0.04 s" (the time
+  // of its last allocation or free) and drew the 10 MB over every point after the spike's, each
+  // point without events taking the highest level of the one before instead of what it left.
+  const code = [
+    'import json, sys, time',
+    `sys.path.insert(0, ${JSON.stringify(PYTHON_DIR)})`,
+    'import heapprof',
+    'from heapprof import ipython, _reader',
+    'base = sys.argv[1]',
+    "heapprof.start(base, {}, force=True)",
+    'x = bytearray(10_000_000)',
+    'del x',
+    'time.sleep(0.5)',
+    'heapprof.stop()',
+    'c = ipython.CellProfile(base)',
+    'events = ipython._Collect()',
+    '_reader.Profile(base).poll(events)',
+    'spike = [t for kind, t, trace, size in events.events if size == 10_000_001]',
+    "print(json.dumps({'duration': c.duration, 'history': c.history, 'spike_s': (spike[1] - spike[0]) / 1e6, 'peak': c.peak}))",
+  ].join('\n');
+  const py = pythons.at(-1)!;
+  const r = runPython(py, ['-c', code, join(tmpDir(), 'cell')]);
+  t.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as { duration: number; history: number[]; spike_s: number; peak: number };
+  t.ok(out.duration >= 0.5, `the run lasts past the sleep: ${out.duration} s`);
+  t.ok(out.peak >= 10_000_001, `the exact peak: ${out.peak}`);
+  t.ok(out.history[out.history.length - 1]! < 1e6, 'nothing of the spike is live at the end');
+  // Points are a 48th of the run (at least the 0.5 s sleep): the spike can cover its own share of
+  // them and the two it straddles.
+  const high = out.history.filter((v) => v >= 5e6).length;
+  const most = Math.ceil((out.spike_s / 0.5) * (out.history.length - 1)) + 2;
+  t.ok(high >= 1 && high <= most, `the spike shows on ${high} of ${out.history.length} points (at most ${most})`);
+});
