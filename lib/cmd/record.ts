@@ -943,10 +943,18 @@ export function profileLostEvents(status: BootstrapStatus | null): boolean {
   return (typeof s['write_error'] === 'string' && s['write_error'] !== '') || (typeof s['lost_events'] === 'number' && s['lost_events'] > 0);
 }
 
+/**
+ * The share of allocations sampled: 0% and 100% only when none or all were (99.96% is not
+ * "100%", which reads as every allocation recorded), one decimal from 10%, two digits below.
+ */
 function formatPercent(fraction: number): string {
   const pct = fraction * 100;
-  if (pct === 0 || pct >= 10) return `${pct.toFixed(pct >= 99.95 || pct === 0 ? 0 : 1)}%`;
-  return `${pct.toPrecision(2)}%`;
+  if (pct === 0 || fraction >= 1) return `${pct.toFixed(0)}%`;
+  if (pct < 10) return `${pct.toPrecision(2)}%`;
+  // As many decimals as it takes not to round up to 100.
+  let d = 1;
+  while (d < 12 && Number(pct.toFixed(d)) >= 100) d++;
+  return `${pct.toFixed(d)}%`;
 }
 
 /** --mark-signal: USR1 or USR2 (with or without SIG). Other signals have meanings a program relies on. */

@@ -157,6 +157,16 @@ t.test('formatSummary', async (t) => {
     formatSummary({ state: 'finished', files, summary: { events: 5, traces: 1, bytes_written: 10, sampled_fraction: 1 } }, 'profile', null),
     'run.hpm, run.hpd: 5 events, 1 traces, 10 B written, 100% of allocations sampled',
   );
+  // --sample '{8: 0.5}' on a program with 3 of its 7,313 allocations under 8 bytes left undrawn:
+  // 99.96% is not all of them, which "100%" said.
+  const share = (fraction: number): string =>
+    formatSummary({ state: 'finished', files, summary: { events: 5, traces: 1, bytes_written: 10, sampled_fraction: fraction } }, 'profile', null).replace(/^.*written, /, '');
+  t.equal(share(7310 / 7313), '99.96% of allocations sampled');
+  t.equal(share(0.9995), '99.95% of allocations sampled');
+  t.equal(share(1 - 1e-9), '99.9999999% of allocations sampled');
+  t.equal(share(0.9994), '99.9% of allocations sampled');
+  t.equal(share(0.5), '50.0% of allocations sampled');
+  t.equal(share(0), '0% of allocations sampled');
   t.equal(formatSummary({ state: 'finished', files: [], summary: { allocations_seen: 4000, bytes_written: 0 } }, 'stats', null), 'no files: 4,000 allocations seen');
   t.equal(
     formatSummary({ state: 'finished', files, summary: { allocations_seen: 4000, bytes_written: 900, events: 0, sampled_fraction: 0 } }, 'stats', null),
