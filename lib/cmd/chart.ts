@@ -74,12 +74,18 @@ export function main(argv: string[]): void {
       warn(`${name}: no x caption: ${missing} of ${xs.length} charted line${xs.length === 1 ? '' : 's'} ha${missing === 1 ? 's' : 've'} no numeric '${xPath}'`);
     }
     const plain = (v: number): string => (Math.abs(v) >= 1e6 || (v !== 0 && Math.abs(v) < 1e-3) ? v.toExponential(2) : String(Number(v.toPrecision(4))));
+    // A row's label is its value, a multiple of a round step (lib/model/chart.ts): written with
+    // every digit it has (1.225e+6, not 1.23e+6; 12475, not 12480), float noise dropped.
+    const exact = (v: number): string => {
+      const x = Number(v.toPrecision(12));
+      return Math.abs(x) >= 1e6 || (x !== 0 && Math.abs(x) < 1e-3) ? x.toExponential() : String(x);
+    };
     const out = new OutputWriter();
     await out.write(
       `${args.field}\n${renderChart([{ name: args.field, values }], {
         height: args.height!,
         width,
-        yFormat: asBytes ? formatBytes : plain,
+        yFormat: asBytes ? formatBytes : exact,
         yBytes: asBytes,
         x: haveX ? xs : null,
         xFormat: (x) => `${xPath} ${plain(x)}`,

@@ -147,3 +147,22 @@ t.test('hp-diff --table --json is a usage error, not the table', async (t) => {
   t.equal(table.status, 0, table.stderr);
   t.match(table.stdout, /^t=1s -> end/, '--table alone is the table');
 });
+
+t.test('hp-chart of plain numbers labels every row exactly with its value, past a million too', async (t) => {
+  // Rows of 25,000 up to 1,225,000 were labelled 1.23e+6, 1.18e+6, 1.13e+6...: three digits, so
+  // that every other label was 5,000 off its row and the steps read unequal.
+  const ramp = Array.from({ length: 41 }, (_, i) => JSON.stringify({ t: i, live_count: Math.round((1100000 * i) / 40) })).join('\n');
+  for (const height of [10, 50]) {
+    const r = sh(`hp-chart --field live_count --height ${height} --width 60`, `${ramp}\n`);
+    t.equal(r.status, 0, r.stderr);
+    const values = r.stdout
+      .split('\n')
+      .filter((l) => /[┼┤]/.test(l))
+      .map((l) => Number(l.split(/[┼┤]/)[0]!.trim()));
+    t.equal(values.length, height);
+    t.equal(values[values.length - 1], 0, 'the bottom row is 0');
+    const step = values[values.length - 2]!;
+    t.ok(values.every((v, i) => v === step * (values.length - 1 - i)), `height ${height}: each label is its row's multiple of the step ${step}: ${values.join(', ')}`);
+    t.ok(values[0]! >= 1100000, 'the top is at or above the data');
+  }
+});
