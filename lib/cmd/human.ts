@@ -60,11 +60,16 @@ export function formatCount(n: number): string {
   return Math.round(Math.max(0, n)).toLocaleString('en-US');
 }
 
-/** A share of a total as a percentage with one decimal (or < 0.1%). */
+/**
+ * A share of a total as a percentage with one decimal; a share that one decimal would write as 0
+ * or as 100 without being either is <0.1% or >99.9% (a site beside others is not 100.0% of the heap).
+ */
 export function formatShare(part: number, total: number): string {
   if (!(total > 0)) return '';
   const pct = (100 * Math.max(0, part)) / total;
-  return pct > 0 && pct < 0.1 ? '<0.1%' : `${pct.toFixed(1)}%`;
+  if (pct > 0 && pct < 0.1) return '<0.1%';
+  const text = pct.toFixed(1);
+  return text === '100.0' && pct < 100 ? '>99.9%' : `${text}%`;
 }
 
 /**

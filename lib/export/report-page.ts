@@ -87,11 +87,13 @@ const CLIENT = String.raw`
     var whole = Math.round(t), h = Math.floor(whole / 3600), m = Math.floor((whole % 3600) / 60), sec = whole % 60;
     return text + ' (' + (h > 0 ? h + ' h ' : '') + m + ' min ' + sec + ' s)';
   }
-  // As the terminal tables: a share too small for one decimal is <0.1%, not 0.0%.
+  // As the terminal tables: a share too small for one decimal is <0.1%, not 0.0%, and one short
+  // of the whole that one decimal would round up is >99.9%, not 100.0%.
   function pct(part, whole) {
     if (!(whole > 0)) return '0%';
     var v = 100 * part / whole;
-    return v > 0 && v < 0.05 ? '<0.1%' : v.toFixed(1) + '%';
+    if (v > 0 && v < 0.05) return '<0.1%';
+    return v < 100 && v.toFixed(1) === '100.0' ? '>99.9%' : v.toFixed(1) + '%';
   }
   function fmtCount(n) { return String(Math.round(n)).replace(/\B(?=(\d{3})+(?!\d))/g, ','); }
   function threadName(k) { var th = threads[k]; return (th.name || 'thread ' + th.id) + ' (tid ' + th.tid + ')'; }

@@ -2,12 +2,13 @@
 // (QA of wrong numbers): each test reproduces one defect that was found.
 
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { writeProfile } from '../../lib/format/hpx-writer.js';
 import { buildFlowGraph, renderDot } from '../../lib/export/flow.js';
 import { emptyEstimate } from '../../lib/model/estimate.js';
+import { formatShare } from '../../lib/cmd/human.js';
 import type { StackSet } from '../../lib/export/stacks.js';
 import { tmpDir } from '../helpers/profiles.js';
 import { REPO } from '../helpers/python.js';
@@ -159,4 +160,20 @@ t.test("hp-flow: a line that is also a stack's outermost frame is not folded int
   // No edge leaves a box with more than the box holds.
   const cum = (id: string): number => Number(/cum (\d+) B/.exec(boxes.get(id)!)![1]);
   for (const m of dot.matchAll(/^ {2}(n\d+) -> (n\d+) \[label="(\d+) B"/gm)) t.ok(Number(m[3]) <= cum(m[1]!), `${m[1]!} -> ${m[2]!}: ${m[3]!} B <= its box's cum`);
+});
+
+t.test('a site beside others is not 100.0% of the heap: the tables and the report say >99.9%', async (t) => {
+  // A 200 MB bytearray beside 10 KiB of start-up blocks: hp-snapshot's table gave it 100.0%,
+  // with the other sites under it at <0.1%.
+  const src = readFileSync(join(REPO, 'lib', 'export', 'report-page.ts'), 'utf8');
+  const body = /function pct\(part, whole\) \{[\s\S]*?\n  \}/.exec(src);
+  t.ok(body, "the report page's pct found in its script");
+  const pct = new Function(`${body![0]}; return pct;`)() as (part: number, whole: number) => string;
+  for (const [name, share] of [['formatShare', formatShare], ["the report page's pct", pct]] as const) {
+    t.equal(share(200_000_057, 200_009_966), '>99.9%', `${name}: 99.995% of the heap`);
+    t.equal(share(5, 5), '100.0%', `${name}: all of it`);
+    t.equal(share(9_990, 10_000), '99.9%', `${name}: 99.9% as it is`);
+    t.equal(share(0, 5), '0.0%', `${name}: none of it`);
+    t.equal(share(1, 1e6), '<0.1%', `${name}: a sliver`);
+  }
 });
