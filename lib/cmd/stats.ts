@@ -264,6 +264,19 @@ export function fmtP(p: number): string {
   return text === '1' ? `1-${(1 - p).toExponential(1)}` : text;
 }
 
+/**
+ * A percentage with two significant digits (0.94, 18), and whole from 99.5 on (180, not toPrecision's
+ * 1.8e+2). A `share` of a whole that is not all of it keeps the decimals that leave it below 100
+ * (99.8, not 100).
+ */
+function percent2(p: number, share = false): string {
+  if (p < 99.5) return p.toPrecision(2);
+  if (!share || p >= 100) return String(Math.round(p));
+  let d = 1;
+  while (d < 12 && Number(p.toFixed(d)) >= 100) d++;
+  return p.toFixed(d);
+}
+
 /** `sampling` is the table the profile was recorded with, for comparison; null in stats mode (none). */
 async function suggest(out: OutputWriter, json: boolean, rows: RangeRow[], durationS: number, table: SizeTable, hist: HistogramBucket[] | null, sampling: Sampling | null, budgetText: string | undefined): Promise<void> {
   // Per range: allocations (exact from the histogram when there is one) and the sum of
@@ -316,11 +329,13 @@ async function suggest(out: OutputWriter, json: boolean, rows: RangeRow[], durat
     });
     return;
   }
-  const pct = (x: number): string => `±${(100 * x).toPrecision(2)}%`;
+  const pct = (x: number): string => `±${percent2(100 * x)}%`;
+  // Under 10 a second, two digits: a plan of 1 event in a 3 s run is 0.35/s, not 0/s.
+  const rate = (r: number): string => (r >= 9.5 ? formatCount(r) : r.toPrecision(2));
   const lines = [
     '',
     `suggested: --sample '${spec}'`,
-    `  expected ${formatCount(plan.expectedEvents)} events (${((100 * plan.expectedEvents) / totalAllocations).toPrecision(2)}% of ${formatCount(totalAllocations)} allocations${durationS > 0 ? `, ${formatCount(plan.expectedEvents / durationS)}/s` : ''}); total bytes ${pct(rse(plan.bytesVariance))} (95%)`,
+    `  expected ${formatCount(plan.expectedEvents)} events (${percent2((100 * plan.expectedEvents) / totalAllocations, true)}% of ${formatCount(totalAllocations)} allocations${durationS > 0 ? `, ${rate(plan.expectedEvents / durationS)}/s` : ''}); total bytes ${pct(rse(plan.bytesVariance))} (95%)`,
   ];
   if (p) lines.push(`  current:  ${formatCount(currentEvents)} events; total bytes ${Number.isFinite(currentVar) ? pct(rse(currentVar)) : 'not estimable (a range has p = 0)'} (95%)`);
   await out.write(`${lines.join('\n')}\n`);

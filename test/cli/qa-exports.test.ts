@@ -166,3 +166,17 @@ t.test('hp-chart of plain numbers labels every row exactly with its value, past 
     t.ok(values[0]! >= 1100000, 'the top is at or above the data');
   }
 });
+
+t.test('hp-stats --suggest: its percentages and rate in plain numbers, never in exponent form or rounded to all', async (t) => {
+  // toPrecision(2) wrote 100% of the allocations as '1.0e+2%' (also 99.8% of them, which is not
+  // all), a 95% error of 246% as '±2.5e+2%', and a plan of 0.05 events a second as '0/s'.
+  const line = (budget: string): string => {
+    const r = sh(`hp-stats app --suggest --budget ${budget} --no-json -q`);
+    t.equal(r.status, 0, r.stderr);
+    return r.stdout.split('\n').find((l) => l.startsWith('  expected '))!;
+  };
+  t.match(line('100%'), /^ {2}expected 63,080 events \(100% of 63,080 allocations, 5,257\/s\); total bytes ±0\.0% \(95%\)$/);
+  t.match(line('99.9%'), /^ {2}expected 63,018 events \(99\.9% of 63,080 allocations, [\d,]+\/s\); total bytes ±0\.0019% \(95%\)$/);
+  t.match(line('0.001%'), /^ {2}expected 1 events \(0\.0010% of 63,080 allocations, 0\.053\/s\); total bytes ±246% \(95%\)$/);
+  t.match(line('50/s'), /^ {2}expected 596 events \(0\.94% of 63,080 allocations, 50\/s\); total bytes ±4\.9% \(95%\)$/, 'as before below 100');
+});
