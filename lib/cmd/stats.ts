@@ -12,7 +12,7 @@ import { formatTable, optimalPlan, type RangeLoad } from '../model/suggest.js';
 import { commandReadOptions, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
 import { manyInputs, openInputs } from '../profile-inputs.js';
 import { inputArg, reportIncomplete, useOptions, wantsJson } from './common.js';
-import { EXACT, formatByteInterval, formatCountInterval } from './human.js';
+import { EXACT, formatByteInterval, formatCountInterval, formatShare } from './human.js';
 
 const USAGE = `$0 [PROFILE|STATS|-] [--json] [--suggest [--budget N/s|P%]]
 
@@ -209,7 +209,8 @@ export function main(argv: string[]): void {
         // The seed's HEAP USAGE SUMMARY: exact counts and bytes per range, and their shares.
         const head = ['size (bytes)', 'count', 'bytes', '% of count', '% of bytes'];
         const tbl = new (cliTable())({ head, style: { head: [], border: [], compact: true }, colAligns: ['left', 'right', 'right', 'right', 'right'] });
-        const share = (x: number, of: number): string => (of > 0 ? `${((100 * x) / of).toFixed(1)}%` : '');
+        // As every table's shares: a range that held something is never 0.0% (nor all of a total it shares).
+        const share = formatShare;
         for (const r of rows) {
           const h = r.recorder ?? { count: 0, bytes: 0, sampled: 0 };
           tbl.push([rangeLabel(r.min, r.max), formatCount(h.count), formatBytes(h.bytes), share(h.count, totals.hCount), share(h.bytes, totals.hBytes)]);

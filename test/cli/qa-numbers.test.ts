@@ -177,3 +177,19 @@ t.test('a site beside others is not 100.0% of the heap: the tables and the repor
     t.equal(share(1, 1e6), '<0.1%', `${name}: a sliver`);
   }
 });
+
+t.test("hp-stats on a stats-mode profile: a range that held allocations is never 0.0% of them", async (t) => {
+  // One 5 MB allocation beside 9,999 small ones was 0.0% of the count, as the empty ranges
+  // around it: the summary's shares now follow the other tables' (<0.1%).
+  const base = join(tmpDir(), 'st');
+  const histogram = Array.from({ length: 23 }, () => ({ count: 0, bytes: 0, sampled: 0 }));
+  histogram[5] = { count: 9_999, bytes: 400_000, sampled: 0 };
+  histogram[22] = { count: 1, bytes: 5_000_000, sampled: 0 };
+  await writeProfile(base, { header: { mode: 'stats', sampling: { kind: 'table', bounds: [], probs: [] } }, traces: [], histogram, events: [] });
+  const r = hp('stats', [base, '--no-json', '-q']);
+  t.equal(r.status, 0, r.stderr);
+  const row = (label: string): string[] => r.stdout.split('\n').find((l) => l.startsWith(`│ ${label} `))!.split('│').map((c) => c.trim());
+  t.same(row('4 MiB..8 MiB').slice(2), ['1', '4.8 MiB', '<0.1%', '92.6%', ''], 'the one large allocation');
+  t.same(row('32..63').slice(2), ['9,999', '390.6 KiB', '>99.9%', '7.4%', '']);
+  t.same(row('64..127').slice(2), ['0', '0 B', '0.0%', '0.0%', ''], 'an empty range');
+});
