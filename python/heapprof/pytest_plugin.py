@@ -18,6 +18,7 @@ Alone, the plugin sees Python's allocator only; under `hp-record --native -m pyt
 it marks and reads hp-record's profile, C allocations included.
 """
 
+import math
 import os
 import zlib
 
@@ -257,9 +258,11 @@ class _Recorder:
                 continue
             text, lo = _estimate(r[key], r[key + "_var"])
             if lo > limit:
+                limit_text = _reader.format_bytes(limit)
+                if _reader.format_bytes(lo) == limit_text:  # "1.9 MiB exceeds 1.9 MiB": say by how much
+                    limit_text += " (%s bytes; the lower bound is %s)" % (format(limit, ","), format(int(math.ceil(lo)), ","))
                 problems.append("%s %s exceeds %s %s; top site: %s, %s"
-                                % (what, text, marker, _reader.format_bytes(limit), r[site],
-                                   _reader.format_bytes(r[site + "_bytes"])))
+                                % (what, text, marker, limit_text, r[site], _reader.format_bytes(r[site + "_bytes"])))
         if problems:
             pytest.fail("heapprof: " + "; ".join(problems) + " (profile %s)" % self.base, pytrace=False)
 

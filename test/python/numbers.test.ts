@@ -63,3 +63,31 @@ t.test('%%heapprof: the run lasts to the recording\'s end, and the chart shows t
   const most = Math.ceil((out.spike_s / 0.5) * (out.history.length - 1)) + 2;
   t.ok(high >= 1 && high <= most, `the spike shows on ${high} of ${out.history.length} points (at most ${most})`);
 });
+
+t.test('pytest plugin: a limit the lower bound passes by less than the printed digits shows both exactly', async (t) => {
+  if (pythons.length === 0) return t.skip('no supported CPython found');
+  // The peak's lower bound 2,000,100 B over a limit of 2,000,000 B printed "exceeds limit_memory
+  // 1.9 MiB" beside a bound of 1.9 MiB: now the bytes of both are written out.
+  const code = [
+    'import sys',
+    `sys.path.insert(0, ${JSON.stringify(PYTHON_DIR)})`,
+    'import pytest',
+    'from heapprof import pytest_plugin',
+    'class Me: base = "rec"',
+    'r = {"peak": 2_000_100.0, "peak_var": 0.0, "peak_site": "f (a.py:1)", "peak_site_bytes": 2_000_100.0,',
+    '     "leaked": 0.0, "leaked_var": 0.0, "leak_site": "", "leak_site_bytes": 0.0}',
+    'for limit in (2_000_000, 1_000_000):',
+    '    try:',
+    '        pytest_plugin._Recorder._check(Me(), r, limit, None)',
+    '    except pytest.fail.Exception as e:',
+    '        print(e)',
+  ].join('\n');
+  const py = pythons.find((p) => runPython(p, ['-c', 'import pytest']).code === 0);
+  if (!py) return t.skip('pytest is not installed for any CPython found');
+  const r = runPython(py, ['-c', code], { cwd: tmpDir() });
+  t.equal(r.code, 0, r.stderr);
+  t.same(r.stdout.trim().split('\n'), [
+    'heapprof: peak memory 1.9 MiB exceeds limit_memory 1.9 MiB (2,000,000 bytes; the lower bound is 2,000,100); top site: f (a.py:1), 1.9 MiB (profile rec)',
+    'heapprof: peak memory 1.9 MiB exceeds limit_memory 976.6 KiB; top site: f (a.py:1), 1.9 MiB (profile rec)',
+  ]);
+});
