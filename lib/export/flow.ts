@@ -114,10 +114,16 @@ interface Box {
   members: FlowNode[];
 }
 
+/**
+ * A share in a box: whole from 10%, one decimal below; a share the digits would write as 0 or as
+ * the whole without being either is <0.1% or >99% (a line beside others is not 100% of the heap).
+ */
 function percent(part: number, total: number): string {
   if (!(total > 0)) return '0%';
-  const p = (100 * part) / total;
-  return p >= 10 || p === 0 ? `${p.toFixed(0)}%` : `${p.toFixed(1)}%`;
+  const p = (100 * Math.max(0, part)) / total;
+  if (p > 0 && p < 0.05) return '<0.1%';
+  const text = p >= 10 || p === 0 ? p.toFixed(0) : p.toFixed(1);
+  return text === '100' && p < 100 ? '>99%' : `${text}%`;
 }
 
 /** dot escString body: control characters written out (\x1b), backslashes and quotes escaped; lines left-justified with \l. */
