@@ -5,7 +5,7 @@ import { existsSync, readFileSync, statSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { writeProfile } from '../../lib/format/hpx-writer.js';
+import { writeProfile, type ProfileSpec } from '../../lib/format/hpx-writer.js';
 import { tmpDir } from '../helpers/profiles.js';
 import { sh } from '../fixtures/analysis/run.js';
 
@@ -16,19 +16,22 @@ const ndjson = (text: string): Line[] =>
     .split('\n')
     .map((l) => JSON.parse(l) as Line);
 
+/** Two allocations of one trace, at 0.1 s and 0.9 s, recording everything. */
+const TWO_ALLOCS: ProfileSpec = {
+  header: { sampling: { kind: 'table', bounds: [], probs: [] } },
+  traces: [{ id: 1, frames: [{ function: 'f', file: 'a.py', line: 3 }], dropped: 0 }],
+  events: [
+    { op: 'alloc', timeUs: 100_000, trace: 1, size: 100 },
+    { op: 'alloc', timeUs: 900_000, trace: 1, size: 50 },
+  ],
+};
+
 t.test('hp-events --to stops before the end marker, wherever the recorder put it (hp-events(1): "a --to window stops before it")', async (t) => {
   // One block holds every event and the end marker, as a short run's last flush does: the
   // decoder passes END through any window, and hp-events wrote it at 0.9 s under --to 0.5.
   const dir = tmpDir('qa-docs-end-');
   const base = join(dir, 'p');
-  await writeProfile(base, {
-    header: { sampling: { kind: 'table', bounds: [], probs: [] } },
-    traces: [{ id: 1, frames: [{ function: 'f', file: 'a.py', line: 3 }], dropped: 0 }],
-    events: [
-      { op: 'alloc', timeUs: 100_000, trace: 1, size: 100 },
-      { op: 'alloc', timeUs: 900_000, trace: 1, size: 50 },
-    ],
-  });
+  await writeProfile(base, TWO_ALLOCS);
   const whole = ndjson(sh(`hp-events ${base}`).stdout);
   t.ok(whole.some((l) => l.op === 'end'), 'the profile has its end marker');
   t.equal(whole.at(-1)!.complete, true);
@@ -86,12 +89,7 @@ t.test('hp-collapse reads profiles as every reader does: --strict makes damage a
   const dir = tmpDir('qa-docs-collapse-');
   const base = join(dir, 'cut');
   await writeProfile(base, {
-    header: { sampling: { kind: 'table', bounds: [], probs: [] } },
-    traces: [{ id: 1, frames: [{ function: 'f', file: 'a.py', line: 3 }], dropped: 0 }],
-    events: [
-      { op: 'alloc', timeUs: 100_000, trace: 1, size: 100 },
-      { op: 'alloc', timeUs: 900_000, trace: 1, size: 50 },
-    ],
+    ...TWO_ALLOCS,
     eventsPerBlock: 1,
   });
   // Cut the last block of the .hpd in half: a truncated tail, recoverable damage.
