@@ -7,7 +7,7 @@
 // Why the flag: Node 20 can deadlock at exit while a TurboFan job runs on a worker thread
 // (nodejs/node#54918), and one large script gives it more such jobs: with the bundle, readers hung
 // at exit in three of about six full test runs, before the flag was on bin/'s shell line. `node
-// bin/hp-X.js`, which does not read that line, runs the modules.
+// bin/hp-X.js`, which does not read that line, runs itself again with the flag (runAgainWithFlag).
 
 import { readFileSync, statSync } from 'node:fs';
 import { join, sep } from 'node:path';
@@ -42,8 +42,57 @@ export function freshBundle(name: string, dist: string = CODE_DIR, env: NodeJS.P
   return path;
 }
 
+const NO_CONCURRENT_RECOMPILATION = '--no-concurrent-recompilation';
+/** Signals a reader run again (runAgainWithFlag) is sent through the first process. */
+const FORWARDED = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR2', 'SIGWINCH'] as const;
+
 /** Run command `name` (hp-X) with `argv`, from its bundle when fresh. */
 export function start(name: string, argv: string[]): void {
+  if (name !== 'hp-record' && !process.execArgv.includes(NO_CONCURRENT_RECOMPILATION) && process.env.HP_RUN_AGAIN !== '0') {
+    runAgainWithFlag(name, argv);
+    return;
+  }
+  leaveWithParent();
   const path = freshBundle(name) ?? join(CODE_DIR, 'cmd', `${name.replace(/^hp-/, '')}.js`);
   (load(path) as Command).main(argv);
+}
+
+/**
+ * Node 20 deadlocks now and then where its event loop ends or at exit while a TurboFan job runs
+ * on a worker thread (nodejs/node#54918): seen with `node bin/hp-X.js`, which starts without the
+ * shell line's flag, twice in one day of test runs (a reader that had written everything never
+ * exited). V8 reads the flag only as it starts, so a reader started without it runs itself again
+ * with it: this process passes its signals on and ends as the second one does (its status, or
+ * the same signal). HP_RUN_AGAIN=0 turns this off. hp-record is left as it is: its shell line
+ * sets up more than the flag, and it runs the program under it.
+ */
+function runAgainWithFlag(name: string, argv: string[]): void {
+  const { spawn } = process.getBuiltinModule('node:child_process') as typeof import('node:child_process');
+  const child = spawn(process.execPath, [NO_CONCURRENT_RECOMPILATION, ...process.execArgv, process.argv[1]!, ...argv], {
+    stdio: 'inherit',
+    env: { ...process.env, HP_PARENT_PID: String(process.pid) },
+  });
+  for (const sig of FORWARDED) process.on(sig, () => child.kill(sig));
+  child.on('error', (e) => {
+    process.stderr.write(`${name}: cannot run node again with ${NO_CONCURRENT_RECOMPILATION}: ${e.message}\n`);
+    process.exitCode = 1;
+  });
+  child.on('exit', (code, signal) => {
+    if (signal) {
+      for (const sig of FORWARDED) process.removeAllListeners(sig);
+      process.kill(process.pid, signal);
+      return;
+    }
+    process.exitCode = code ?? 1;
+  });
+}
+
+/** Run again by runAgainWithFlag: end if the first process is gone (killed by SIGKILL, which it cannot pass on). */
+function leaveWithParent(): void {
+  const parent = Number(process.env.HP_PARENT_PID);
+  delete process.env.HP_PARENT_PID;
+  if (!(parent > 0)) return;
+  setInterval(() => {
+    if (process.ppid !== parent) process.exit(129); // as a hang-up would end it
+  }, 500).unref();
 }

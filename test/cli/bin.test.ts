@@ -63,3 +63,30 @@ t.test('the program hp-record runs sees NODE_EXTRA_CA_CERTS as it was', { skip: 
     t.notMatch(r.stderr, /extra certs/, `${what}: Node did not load them`);
   }
 });
+
+t.test('node bin/hp-X.js runs itself again with the flag: its status, its signals, its end with the first process', { skip: skip ?? false }, async (t) => {
+  const { spawn, spawnSync } = await import('node:child_process');
+  const { execFileSync } = await import('node:child_process');
+  // The status and output of the second process are the first's.
+  const r = spawnSync(process.execPath, [join(BIN, 'hp-snapshot.js'), join(scratch(), 'nosuch')], { encoding: 'utf8' });
+  t.equal(r.status, 1);
+  t.match(r.stderr, /^hp-snapshot: .*nosuch\.hpm: no such file/);
+  t.equal(r.stderr.split('\n').length, 2, 'one line, once');
+  // A reader waiting on a FIFO: SIGTERM to the first process ends both, by SIGTERM.
+  const fifo = join(scratch(), 'events.ndjson');
+  execFileSync('mkfifo', [fifo]);
+  const writer = spawn('sh', ['-c', `exec sleep 30 > '${fifo}'`]);
+  const reader = spawn(process.execPath, [join(BIN, 'hp-history.js'), fifo, '--json'], { stdio: 'ignore' });
+  let second = '';
+  for (let i = 0; i < 100 && !second; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    second = spawnSync('pgrep', ['-P', String(reader.pid)], { encoding: 'utf8' }).stdout.trim();
+  }
+  t.match(second, /^\d+$/, 'the second process runs under the first');
+  const ended = new Promise<NodeJS.Signals | null>((resolve) => reader.on('exit', (_code, signal) => resolve(signal)));
+  reader.kill('SIGTERM');
+  t.equal(await ended, 'SIGTERM', 'the first process ends by the signal');
+  await new Promise((r) => setTimeout(r, 300));
+  t.throws(() => process.kill(Number(second), 0), 'the second process got it too');
+  writer.kill();
+});

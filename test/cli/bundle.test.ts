@@ -48,7 +48,10 @@ t.test('npm run build leaves a fresh bundle for every reader, and the commands r
   };
   t.match(loaded(ENV, FLAG), /bundle\/hp-stats\.cjs/, 'run with the flag: the bundle');
   t.notMatch(loaded(ENV, FLAG), /dist\/cmd\/stats\.js/, 'run with the flag: not the modules');
-  t.match(loaded(ENV, []), /dist\/cmd\/stats\.js/, 'node bin/hp-stats.js without the flag: the modules');
+  // Without the flag (node bin/hp-X.js), a reader runs itself again with it (lib/start.ts), from the bundle.
+  t.match(loaded(ENV, []), /bundle\/hp-stats\.cjs/, 'node bin/hp-stats.js without the flag: run again with it, from the bundle');
+  t.match(loaded({ ...ENV, HP_RUN_AGAIN: '0' }, []), /dist\/cmd\/stats\.js/, 'HP_RUN_AGAIN=0 without the flag: the modules');
+  t.notMatch(loaded({ ...ENV, HP_RUN_AGAIN: '0' }, []), /bundle\/hp-stats\.cjs/, 'HP_RUN_AGAIN=0 without the flag: not the bundle');
   t.match(loaded({ ...ENV, HP_NO_BUNDLE: '1' }, FLAG), /dist\/cmd\/stats\.js/, 'HP_NO_BUNDLE=1: the modules');
 });
 
