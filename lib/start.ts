@@ -12,6 +12,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { join, sep } from 'node:path';
 import { CODE_DIR, load } from './where.cjs';
+import { nonUtf8Arguments } from './raw-args.js';
 
 interface Command {
   main(argv: string[]): void;
@@ -48,7 +49,8 @@ const FORWARDED = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR2', 'SIGWINC
 
 /** Run command `name` (hp-X) with `argv`, from its bundle when fresh. */
 export function start(name: string, argv: string[]): void {
-  if (name !== 'hp-record' && !process.execArgv.includes(NO_CONCURRENT_RECOMPILATION) && process.env.HP_RUN_AGAIN !== '0') {
+  // Not with an argument that is not UTF-8: it cannot be passed on as it is (lib/raw-args.ts).
+  if (name !== 'hp-record' && !process.execArgv.includes(NO_CONCURRENT_RECOMPILATION) && process.env.HP_RUN_AGAIN !== '0' && nonUtf8Arguments().length === 0) {
     runAgainWithFlag(name, argv);
     return;
   }
