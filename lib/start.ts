@@ -14,13 +14,15 @@ import { join, sep } from 'node:path';
 import { CODE_DIR, load } from './where.cjs';
 import { nonUtf8Arguments } from './raw-args.js';
 
+const NO_CONCURRENT_RECOMPILATION = '--no-concurrent-recompilation';
+
 interface Command {
   main(argv: string[]): void;
 }
 
 /** The bundle of command `name` (hp-X), if it is up to date with dist/ and safe to run; else null. */
 export function freshBundle(name: string, dist: string = CODE_DIR, env: NodeJS.ProcessEnv = process.env, execArgv: readonly string[] = process.execArgv): string | null {
-  if (env.HP_NO_BUNDLE === '1' || !execArgv.includes('--no-concurrent-recompilation')) return null;
+  if (env.HP_NO_BUNDLE === '1' || !execArgv.includes(NO_CONCURRENT_RECOMPILATION)) return null;
   const path = join(dist, 'bundle', `${name}.cjs`);
   let built: number;
   let inputs: unknown;
@@ -43,7 +45,6 @@ export function freshBundle(name: string, dist: string = CODE_DIR, env: NodeJS.P
   return path;
 }
 
-const NO_CONCURRENT_RECOMPILATION = '--no-concurrent-recompilation';
 /** Signals a reader run again (runAgainWithFlag) is sent through the first process. */
 const FORWARDED = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR2', 'SIGWINCH'] as const;
 
