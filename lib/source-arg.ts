@@ -70,6 +70,44 @@ export async function isNdjsonArg(arg: string): Promise<boolean> {
   }
 }
 
+/**
+ * What a regular NDJSON file holds, from its first lines of ours: hp-snapshot output
+ * ('snapshot': a "snapshot" or "site" line first) or hp-events output ('events': a "meta" line
+ * first); null when neither shows in its first 1 MiB, or for a stream, which is not sniffed (see
+ * isNdjsonArg).
+ */
+export async function ndjsonKindOfFile(arg: string): Promise<'snapshot' | 'events' | null> {
+  if (await isStreamArg(arg)) return null;
+  let fh;
+  try {
+    fh = await open(arg, 'r');
+  } catch {
+    return null;
+  }
+  try {
+    const buf = Buffer.alloc(1 << 20);
+    const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+    const lines = buf.subarray(0, bytesRead).toString('utf8').split('\n');
+    // The last piece may be a line cut at the buffer's end: not read.
+    if (bytesRead === buf.length) lines.pop();
+    for (const line of lines) {
+      if (!line.trim()) continue;
+      let value: unknown;
+      try {
+        value = JSON.parse(line);
+      } catch {
+        continue;
+      }
+      const type = value && typeof value === 'object' ? (value as Record<string, unknown>).type : undefined;
+      if (type === 'meta') return 'events';
+      if (type === 'snapshot' || type === 'site') return 'snapshot';
+    }
+    return null;
+  } finally {
+    await fh.close();
+  }
+}
+
 export async function openSource(arg: string, opts: ReadOptions): Promise<ProfileSource> {
   if (await isNdjsonArg(arg)) {
     const input = openTextInput(arg);

@@ -5,7 +5,7 @@ import { tellingCallers } from '../model/sites.js';
 import { OutputWriter, UsageError, formatBytes, parser, runMain, setQuiet, warn } from '../cli.js';
 import type { SnapshotAt } from '../model/snapshot.js';
 import { isGlobArg, manyInputs, openInputs } from '../profile-inputs.js';
-import { commandReadOptions, inputName, isNdjsonArg, isStreamArg, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
+import { commandReadOptions, inputName, isNdjsonArg, isStreamArg, ndjsonKindOfFile, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
 import { changeInterval, diffStackSets, rowRecord, type DiffGroupBy, type DiffRow } from '../export/diff.js';
 import { loadStackSet, type StackSet } from '../export/stacks.js';
 import { GROUP_BY_VALUES, inputArg, parseAt, refuseStatsMode, resolveMarkOptions, useOptions, wantsJson } from './common.js';
@@ -40,7 +40,7 @@ function formatChange(n: number): string {
 export function main(argv: string[]): void {
   runMain(NAME, async () => {
     const args = useOptions(parser(NAME, argv, USAGE, EXAMPLES).parserConfiguration({ 'parse-positional-numbers': false }).strict(false).strictOptions(), ['at', 'group-by', 'top', 'json', 'strict'], {
-      at: { array: true, default: undefined, describe: "The moment: seconds since start, 'peak', 'end' or mark:LABEL; one for both inputs (a mark is looked up in each profile) or one per input, two for one profile (default: peak)" },
+      at: { array: true, default: undefined, describe: "The moment: seconds since start, 'peak', 'end' or mark:LABEL; one for both inputs (a mark is looked up in each profile; a saved snapshot file keeps its own moment) or one per input, two for one profile (default: peak)" },
       top: { describe: 'Only the first N sites' },
       // Sites of code only: the threads of two runs are not the same threads (hp-snapshot --group-by thread at each time).
       'group-by': { choices: GROUP_BY_VALUES.filter((v) => v !== 'thread'), describe: "What a site is: the whole stack ('trace', also 'stack'), its innermost line, function or file" },
@@ -58,9 +58,12 @@ export function main(argv: string[]): void {
     // in each profile, so it is looked up in each (the first profile's time for both compared a
     // moment the second run had not reached, or had passed).
     const atValues = args.at === undefined ? [] : [args.at as unknown].flat();
-    if (inputs.length === 2 && atValues.length === 1) (args as Record<string, unknown>).at = [atValues[0], atValues[0]];
+    // One --at shared by two inputs is for the profiles among them: a saved hp-snapshot file is
+    // its own moment (an --at given for that side alone is still an error, from its reader).
+    const snapshotSide = inputs.length === 2 && atValues.length === 1 ? await Promise.all(inputs.map(async (a) => (await ndjsonKindOfFile(a)) === 'snapshot')) : [false, false];
+    if (inputs.length === 2 && atValues.length === 1) (args as Record<string, unknown>).at = snapshotSide.map((snap) => (snap ? undefined : atValues[0]));
     await resolveMarkOptions(args, ['at'], (i) => sideOf(inputs[Math.min(i, inputs.length - 1)] ?? '-'));
-    const ats = ((args.at as unknown[] | undefined) ?? []).map((a) => parseAt(String(a)));
+    const ats = ((args.at as unknown[] | undefined) ?? []).map((a) => (a === undefined ? null : parseAt(String(a))));
     const groupBy = String(args['group-by']) === 'trace' ? 'stack' : (String(args['group-by']) as DiffGroupBy);
     if (args.table === true && args.json === true) throw new UsageError('--table and --json ask for two outputs: --table is the table (an older name for --no-json)');
     const table = args.table === true || !wantsJson(args.json);
@@ -77,7 +80,7 @@ export function main(argv: string[]): void {
       if (inputs[0] === '-' && inputs[1] === '-') throw new UsageError('only one input can be stdin');
       plan = [
         { input: inputs[0]!, at: ats[0] ?? null },
-        { input: inputs[1]!, at: ats[1] ?? ats[0] ?? null },
+        { input: inputs[1]!, at: ats[1] ?? null },
       ];
     } else {
       throw new UsageError(inputs.length === 0 ? 'nothing to compare: give a profile and two --at, or two inputs' : `at most two inputs, got ${inputs.length}`);

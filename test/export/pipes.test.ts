@@ -64,6 +64,33 @@ t.test('profile, events NDJSON and snapshot NDJSON give the same diff', async (t
   t.ok(worst <= 2 * 200, `changes agree (worst ${worst} bytes over sites of many traces)`);
 });
 
+t.test('one --at for a saved snapshot and a profile is the profile\'s moment', async (t) => {
+  const { writeFileSync } = await import('node:fs');
+  const snap = join(dir, 'at-end.ndjson');
+  writeFileSync(snap, (await run('hp-snapshot', [base, '--at', 'end', '-q'])).stdout);
+  const both = await run('hp-diff', [base, '--at', '0.3', '--at', 'end', '--group-by', 'line', '-q']);
+  t.equal(both.code, 0, both.stderr);
+  const body = (s: Buffer): string[] => s.toString().trim().split('\n');
+  for (const [args, before, after] of [
+    [[base, snap, '--at', '0.3'], 0.3, null],
+    [[snap, base, '--at', '0.3'], null, 0.3],
+  ] as const) {
+    const r = await run('hp-diff', [...args, '--group-by', 'line', '-q']);
+    t.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+    const meta = JSON.parse(body(r.stdout)[0]!) as { before: { at: number }; after: { at: number } };
+    if (before !== null) t.equal(meta.before.at, before, 'the profile side is read at the --at');
+    if (after !== null) t.equal(meta.after.at, after, 'the profile side is read at the --at');
+    t.equal((before === null ? meta.before : meta.after).at, JSON.parse(body(both.stdout)[0]!).after.at, 'the snapshot side is its own moment');
+  }
+  // Reversed, the same sites with opposite changes as the profile read at both times.
+  const r = await run('hp-diff', [base, snap, '--at', '0.3', '--group-by', 'line', '-q']);
+  t.equal(body(r.stdout).length, body(both.stdout).length, 'the same sites as the profile at both times');
+  // An --at given for the snapshot's side alone is still refused, naming it.
+  const own = await run('hp-diff', [snap, base, '--at', '0.3', '--at', 'end', '-q']);
+  t.equal(own.code, 1);
+  t.match(own.stderr, /at-end\.ndjson: line 1: hp-snapshot output/);
+});
+
 t.test('a diff of saved snapshots is the diff of the profile, intervals included', async (t) => {
   // The fixture's sites are sampled (p < 1): each change's interval comes from the two sides'
   // intervals, which a snapshot line states and the variance read back from it does not rebuild.
