@@ -1259,6 +1259,7 @@ async function runAttach(args: {
   const gdb = process.env.HEAPPROF_GDB || 'gdb';
   const gdbPath = findExecutable(gdb);
   if (gdbPath === null) throw new HpError(`--pid ${pid}: ${gdb} not found${gdb.includes('/') ? '' : ' on PATH'}: attaching needs gdb (e.g. apt-get install gdb), or set HEAPPROF_GDB`, EXIT_DATA);
+  const startedUs = Date.now() * 1000;
   const result = await recordAttached(
     target,
     { pid, base, sampling: sampling?.map((r) => [r.bound, r.p]) ?? null, sampleBytes, followFork: Boolean(args['follow-fork']), force, durationS, gdb: gdbPath },
@@ -1280,6 +1281,12 @@ async function runAttach(args: {
     say(`${result.files.join(', ')}: ${how} (${timing})`);
   } else {
     say(`${formatSummary({ state: 'finished', files: result.files, summary: result.summary ?? {} }, 'profile', null)}; process ${pid} left running (${timing})`);
+  }
+  if (args['follow-fork']) {
+    // The children forked while attached, as for a recorded program (one second of slack: a
+    // child's start time is its fork, after the attach began, on the same clock).
+    const forks = result.summary?.['forks'];
+    for (const line of formatChildren(await findChildProfiles(base, startedUs - 1_000_000), pid, typeof forks === 'number' ? forks : undefined)) say(line);
   }
 }
 

@@ -4,7 +4,7 @@
 // killed target or a killed hp-record leaves behind; and the one-line errors.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
@@ -443,6 +443,28 @@ t.test('os.fork() in an attached process prints no "multi-threaded" warning (CPy
       t.equal(target.out(), 'ready\nforked\ndone\n');
     });
   }
+});
+
+t.test('--follow-fork: the summary lists the children forked while attached', { skip: skip ?? false }, async (t) => {
+  const dir = t.testdir();
+  const go = join(dir, 'go');
+  const stop = join(dir, 'stop');
+  const target = start(py311!.exe, [join(FIXTURES, 'forker.py'), go, stop, 'alloc']);
+  await target.waitFor('out', /ready/);
+  const pid = target.child.pid!;
+  const rec = hpRecord(['--pid', String(pid), '--follow-fork', '-o', join(dir, 'fork')]);
+  await rec.waitFor('err', /recording process/);
+  writeFileSync(go, '');
+  await target.waitFor('out', /forked/);
+  const stopped = await runHp(['--pid', String(pid), '--stop']);
+  t.equal(stopped.code, 0, stopped.stderr);
+  t.equal((await rec.exited).code, 0, rec.err());
+  const child = readdirSync(dir).filter((n) => /^fork\.\d+\.hpm$/.test(n));
+  t.equal(child.length, 1, `one child profile: ${readdirSync(dir).join(' ')}`);
+  t.match(rec.err(), new RegExp(`hp-record: child \\d+: \\S*${child[0]!.replace(/\./g, '\\.')}, `), 'the summary names the child\'s profile');
+  t.notMatch(rec.err(), /did not write a profile/, 'every fork is accounted for');
+  writeFileSync(stop, '');
+  t.equal((await target.exited).code, 3);
 });
 
 t.test("--stop stops hp-record's recording, not one the program started after stopping it", { skip: skip ?? false }, async (t) => {
