@@ -73,9 +73,16 @@ export function rangeRows(table: SizeTable, hist: HistogramBucket[] | null, samp
   return rows;
 }
 
+/**
+ * A size range's label: its bounds as they are below 1 KiB (512..1023); above, half-open in
+ * units (1 KiB..<2 KiB: up to 2047 bytes), since "1 KiB..2 KiB" beside "2 KiB..4 KiB" would
+ * read as ranges that share 2 KiB.
+ */
 function rangeLabel(min: number, max: number): string {
   const f = (n: number): string => (n < 1024 ? String(n) : formatBytes(n).replace('.0 ', ' '));
-  return min === max ? f(min) : `${f(min)}..${f(max)}`;
+  if (min === max) return f(min);
+  if (max < 1024) return `${f(min)}..${f(max)}`;
+  return `${f(min)}..<${f(max + 1)}`;
 }
 
 /** A range's or the total's estimates, with what could hide undrawn and the part drawn at p = 1. */
