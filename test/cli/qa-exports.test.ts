@@ -167,6 +167,21 @@ t.test('hp-chart of plain numbers labels every row exactly with its value, past 
   }
 });
 
+t.test('hp-chart\'s x caption keeps every digit of a long run\'s times, and the decimals its spacing needs', async (t) => {
+  // A three-hour run's last bucket, t 10837, was captioned "t 10840": four significant digits.
+  const cases: Array<[number[], string, string]> = [
+    [[0, 60, 10837], 't 0', 't 10837'],
+    [[0.01, 0.03, 0.71], 't 0.01', 't 0.71'],
+    [[0.00012, 0.00013], 't 0.00012', 't 0.00013'],
+  ];
+  for (const [ts, first, last] of cases) {
+    const r = sh('hp-chart --field v --height 3 --width 40', `${ts.map((x, i) => JSON.stringify({ t: x, v: i + 1 })).join('\n')}\n`);
+    t.equal(r.status, 0, r.stderr);
+    const caption = r.stdout.trimEnd().split('\n').pop()!.trim().split(/ {2,}/);
+    t.same(caption, [first, last], ts.join(', '));
+  }
+});
+
 t.test('hp-stats --suggest: its percentages and rate in plain numbers, never in exponent form or rounded to all', async (t) => {
   // toPrecision(2) wrote 100% of the allocations as '1.0e+2%' (also 99.8% of them, which is not
   // all), a 95% error of 246% as '±2.5e+2%', and a plan of 0.05 events a second as '0/s'.
