@@ -637,7 +637,12 @@ NO_SAN static inline uint8_t *filter_count(const hp_filter *f, uintptr_t p, int 
   return (uint8_t *)&f->counts[(which ? h << f->bits : h) >> f->shift];
 }
 
+/* Descriptor 2 was closed when the program started (python gave it sys.stderr None): a file
+ * the program opens later may take that number, so the recorder never writes there. */
+static int g_no_stderr;
+
 static void warn(const char *fmt, ...) {
+  if (LOAD(g_no_stderr)) return;
   char line[1024];
   va_list ap;
   va_start(ap, fmt);
@@ -2628,6 +2633,8 @@ EXPORT void hp_debug_clock(uint64_t out[5]) {
 }
 
 /* Turns stack capture off (e.g. a failed self-test) or back on where supported. */
+EXPORT void hp_no_stderr(void) { STORE(g_no_stderr, 1); }
+
 EXPORT void hp_set_capture(int on) { STORE(g_capture, on && pyrt_can_walk() ? 1 : 0); }
 EXPORT int hp_capture(void) { return LOAD(g_capture); }
 

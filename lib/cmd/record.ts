@@ -626,15 +626,16 @@ function uncloexecFds(): number[] {
 }
 
 /**
- * Whether hp-record was started with its standard input closed (`<&-`, some service managers),
- * as bin/hp-record.js's shell line saw it: Node opens /dev/null on a closed descriptor 0-2 while
- * starting, where python would have run with sys.stdin None and its first open() at 0. Taken out
- * of the environment. Run as `node bin/hp-record.js`, it cannot be told: false.
+ * Which of descriptors 0-2 hp-record was started with closed (`<&-`, `>&-`, some service
+ * managers), as bin/hp-record.js's shell line saw them: Node opens /dev/null on a closed
+ * descriptor 0-2 while starting, where python would have run with sys.stdin (stdout, stderr)
+ * None and its first open() at the lowest of them. Taken out of the environment. Run as
+ * `node bin/hp-record.js`, it cannot be told: none.
  */
-export function takeStdinClosed(env: NodeJS.ProcessEnv = process.env): boolean {
-  const saved = env.HEAPPROF_STDIN_CLOSED;
-  delete env.HEAPPROF_STDIN_CLOSED;
-  return saved === '1';
+export function takeClosedStdio(env: NodeJS.ProcessEnv = process.env): number[] {
+  const saved = env.HEAPPROF_STDIO_CLOSED;
+  delete env.HEAPPROF_STDIO_CLOSED;
+  return [0, 1, 2].filter((fd) => saved?.includes(String(fd)));
 }
 
 /** stdio for spawn: ours at 0-2 and every inherited descriptor at its own number. */
@@ -984,7 +985,7 @@ export function main(argv: string[]): void {
     const addressLimit = takeStartLimit('as');
     const fileLimit = takeStartLimit('nofile');
     const fds = inheritedFds();
-    const stdinClosed = takeStdinClosed();
+    const closedStdio = takeClosedStdio();
     const split = splitCommandLine(argv);
     const args = parser(NAME, split.own, USAGE, EXAMPLES)
       .parserConfiguration({
@@ -1120,8 +1121,8 @@ export function main(argv: string[]): void {
         // The soft address-space limit bin/hp-record.js raised for Node: the bootstrap sets it back.
         rlimit_as: addressLimit,
         rlimit_nofile: fileLimit,
-        // Standard input closed at our start (Node reopened it on /dev/null): the bootstrap closes it again.
-        stdin_closed: stdinClosed,
+        // Descriptors 0-2 closed at our start (Node reopened them on /dev/null): the bootstrap closes them again.
+        closed_stdio: closedStdio,
         // Arguments and environment entries whose bytes Node could not keep (not UTF-8): the bootstrap restores them.
         raw_bytes: rawBytes(target, process.env),
       };

@@ -202,7 +202,7 @@ def _start(base, mode, table, mean_bytes, follow_fork, force, stacks, argv, note
         flags |= _NO_STACKS
         note = "stack capture disabled: self-test failed: " + _state["selftest"]
         notes.append(note)
-        sys.stderr.write("heapprof: %s\n" % note)
+        _write_stderr("heapprof: %s\n" % note)
     if table is not None:
         sampler, bounds, probs = 0, list(table.keys()), list(table.values())
         mean = 0.0
@@ -363,6 +363,8 @@ def _write_stderr(text):
         return
     except Exception:
         pass
+    if sys.__stderr__ is None:
+        return  # descriptor 2 was closed when python started: a later file may have its number
     data = text.encode("utf-8", "replace")
     try:
         while data:

@@ -77,6 +77,7 @@ def load():
         "hp_write_error": (ctypes.c_char_p, []),
         "hp_debug_walk": (ctypes.c_int, [ctypes.c_char_p, ctypes.c_size_t]),
         "hp_set_capture": (None, [ctypes.c_int]),
+        "hp_no_stderr": (None, []),
         "hp_capture": (ctypes.c_int, []),
         "hp_memory": (None, [u64p]),
         "hp_watch_parent": (ctypes.c_int, [ctypes.c_int, ctypes.c_int, ctypes.c_char_p]),
@@ -95,6 +96,10 @@ def load():
         fn.restype = restype
         fn.argtypes = argtypes
     lib.path = path
+    if sys.__stderr__ is None:
+        # Python started with descriptor 2 closed: the recorder's warnings must not go to a
+        # file the program opens at that number later (hp-record's bootstrap says so itself).
+        lib.hp_no_stderr()
     after_fork = getattr(lib, "hp_after_fork_parent", None)  # absent from older builds
     if after_fork is not None and sys.version_info[:2] == (3, 12):
         # The recorder's threads are stopped over a fork (3.12 warns about a fork with

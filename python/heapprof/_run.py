@@ -541,16 +541,25 @@ def _bootstrap(raw_config):
     atexit.register(heapprof._at_real_exit(_finish))
     _report_at_os_exit()
     _start_recorder(heapprof, config, list(target))
-    # hp-record was started with its standard input closed, and Node opened /dev/null there while
-    # starting: python would have set sys.stdin (and sys.__stdin__) to None, and the program's
-    # first open() would get descriptor 0. Done last, once the recorder holds its own files, so
-    # that none of them takes descriptor 0. Python's stdin object does not own the descriptor.
+    # hp-record was started with standard input, output or error closed, and Node opened
+    # /dev/null there while starting: python would have set sys.stdin (sys.stdout, sys.stderr)
+    # and its sys.__stdin__ to None, and the program's first open() would get the lowest of
+    # those descriptors. Done last, once the recorder holds its own files (which live far above:
+    # native/hpxw.c), and once nothing of the bootstrap writes to them. Python's stdio objects
+    # do not own the descriptors. With 2 closed, the recorder's warnings go nowhere, as python's.
     # Inline, not a function: on 3.9 and 3.10 a call allocates its frame, which the recorder,
     # running now, could draw with the bootstrap's stack.
-    if config.get('stdin_closed'):
+    closed_stdio = config.get('closed_stdio') or []
+    if 0 in closed_stdio:
         sys.stdin = sys.__stdin__ = None
+    if 1 in closed_stdio:
+        sys.stdout = sys.__stdout__ = None
+    if 2 in closed_stdio:
+        heapprof._native.load().hp_no_stderr()
+        sys.stderr = sys.__stderr__ = None
+    for fd in closed_stdio:
         try:
-            os.close(0)
+            os.close(fd)
         except OSError:
             pass
 

@@ -57,6 +57,43 @@ t.test('a closed standard input stays closed for the program (Node reopens it on
   }
 });
 
+t.test('a closed standard output or error stays closed for the program, and the recorder never writes to a file that takes its number', { skip: newest ? false : skip ?? 'no CPython' }, async (t) => {
+  // The program opens a file, which takes the lowest closed descriptor, and reports what python
+  // gave it in that file. Before, Node's /dev/null stayed at 1 and 2 for the program.
+  const dir = scratch({
+    'stdio.py': [
+      'import os, sys',
+      "fd = os.open('log', os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)",
+      'kept = [bytearray(5000) for _ in range(2000)]',
+      "with open('seen', 'w') as f:",
+      "    f.write('%s %s %s %d\\n' % (sys.stdin is None, sys.stdout is None, sys.stderr is None, fd))",
+      "print('to stdout')",
+      "raise SystemExit('to stderr, status 1')",
+      '',
+    ].join('\n'),
+  });
+  const oldest = installed[0]!;
+  const read = (name: string): string => readFileSync(join(dir, name), 'utf8');
+  for (const py of new Set([oldest, newest!])) {
+    for (const redirect of ['>&-', '2>&-', '>&- 2>&-', '<&- >&- 2>&-']) {
+      for (const mode of ['profile', 'stats']) {
+        const sh = (command: string[]) => spawnSync('/bin/sh', ['-c', `exec "$@" ${redirect}`, 'sh', ...command], { cwd: dir, env, encoding: 'utf8', timeout: 60000 });
+        const plain = sh([py.exe, 'stdio.py']);
+        const plainSeen = read('seen');
+        const plainLog = read('log');
+        const base = join(dir, `run-${py.version}`);
+        const recorded = sh([BIN, '-q', '--force', '--mode', mode, '--python', py.exe, ...(mode === 'profile' ? ['-o', base] : []), '--', 'stdio.py']);
+        const what = `CPython ${py.version} ${redirect} --mode ${mode}`;
+        t.equal(recorded.status, plain.status, `${what}: the same status`);
+        t.equal(read('seen'), plainSeen, `${what}: the same stdio objects and descriptor (${plainSeen.trim()})`);
+        t.equal(read('log'), plainLog, `${what}: nothing written to the file at the closed number (no stats table, no warning)`);
+        t.equal(recorded.stdout, plain.stdout, `${what}: the same output`);
+        if (!redirect.includes('2>&-')) t.match(recorded.stderr, /to stderr, status 1/, `${what}: the program's error`);
+      }
+    }
+  }
+});
+
 t.test('SIGUSR1 sent to hp-record reaches the program; Node opens no inspector', { skip: newest ? false : skip ?? 'no CPython' }, async (t) => {
   const dir = scratch();
   const token = `usr1-${process.pid}-${Date.now()}`;
