@@ -44,6 +44,10 @@ export function siteRecord(s: SiteEstimate, rank: number, by: GroupBy): Record<s
   if (s.site.dropped > 0) rec.dropped = s.site.dropped;
   putEstimate(rec, 'bytes', s.est.bytes, s.est.bytesVar);
   putEstimate(rec, 'count', s.est.count, s.est.countVar);
+  // The variances themselves, for readers that sum sites (hp-diff at a coarser grouping): the
+  // variance an interval implies is larger than the estimate's own wherever the interval is skewed.
+  if (s.est.bytesVar > 0) rec.bytes_var = Math.round(s.est.bytesVar);
+  if (s.est.countVar > 0) rec.count_var = Number(s.est.countVar.toPrecision(12));
   rec.sampled = s.est.sampled;
   if (by !== 'trace') rec.traces = s.traces;
   return rec;

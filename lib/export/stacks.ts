@@ -228,11 +228,14 @@ export async function readSnapshotNdjson(arg: string): Promise<StackSet> {
     const bytes = num(rec.bytes);
     if (bytes === null) throw new HpError(`${where}: site line without a numeric "bytes"`);
     const count = num(rec.count) ?? 0;
+    // The variance as the line gives it, else the one its interval implies, which is larger
+    // for a skewed interval: sums of sites (a coarser grouping) then come out wider.
+    const variance = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : null);
     const est: Estimate = {
       bytes,
-      bytesVar: varianceFromInterval(bytes, rec.bytes_lo, rec.bytes_hi),
+      bytesVar: variance(rec.bytes_var) ?? varianceFromInterval(bytes, rec.bytes_lo, rec.bytes_hi),
       count,
-      countVar: varianceFromInterval(count, rec.count_lo, rec.count_hi),
+      countVar: variance(rec.count_var) ?? varianceFromInterval(count, rec.count_lo, rec.count_hi),
       sampled: num(rec.sampled) ?? 0,
     };
     total.bytes += est.bytes;
