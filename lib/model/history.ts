@@ -386,16 +386,30 @@ export class HistoryBuilder {
    * A record's RSS, once its bucket length `g` is final: the sum of the parts of the processes
    * alive during the bucket (a process that ended before it began holds no memory), rss_t the
    * latest of their samples; null when none of them has a sample. One process: its nearest sample.
+   * A bucket between processes (every one started so far ended before it began) is known: 0,
+   * at the last end, as the RSS a merged hp-events stream states there.
    */
   private settleRss(rec: BucketRecord, g: number): BucketRecord {
     const parts = rec.rssParts;
     if (!parts) return rec;
     let bytes: number | null = null;
     let us: number | null = null;
+    let alive = 0;
+    let lastEnd: number | null = null;
     for (const part of parts.parts) {
-      if (!part || part.bytes === null || part.endUs < rec.tUs - g) continue;
+      if (!part) continue;
+      if (part.endUs < rec.tUs - g) {
+        lastEnd = lastEnd === null ? part.endUs : Math.max(lastEnd, part.endUs);
+        continue;
+      }
+      alive++;
+      if (part.bytes === null) continue;
       bytes = (bytes ?? 0) + part.bytes;
       us = us === null ? part.us : Math.max(us, part.us!);
+    }
+    if (alive === 0 && lastEnd !== null) {
+      bytes = 0;
+      us = lastEnd;
     }
     rec.rss = bytes;
     rec.rssUs = us;

@@ -7,7 +7,9 @@
 // if it is strictly nearer and at most rssLookAheadUs after t. Summed over the processes started
 // by t and alive during the interval (t - g, t] that ends there (a process that ended before it
 // began holds no memory; one that ended inside it still counts, so a last point is not 0); its
-// time the latest of the chosen samples. null when no such process has a sample.
+// time the latest of the chosen samples. null when no such process has a sample; 0, at the
+// last end, between processes (every process started by t ended before the interval began),
+// as the RSS a merged hp-events stream states there.
 
 /** How long after a moment a later RSS sample may still stand for it. */
 export function rssLookAheadUs(granularityUs: number): number {
@@ -51,8 +53,15 @@ export class RssTimeline {
     const ahead = rssLookAheadUs(granularityUs);
     let bytes: number | null = null;
     let us = -Infinity;
+    let alive = 0;
+    let lastEnd = -Infinity;
     for (let p = 0; p < this.startUs.length; p++) {
-      if (this.startUs[p]! > tUs || this.endUs[p]! < tUs - granularityUs) continue;
+      if (this.startUs[p]! > tUs) continue;
+      if (this.endUs[p]! < tUs - granularityUs) {
+        lastEnd = Math.max(lastEnd, this.endUs[p]!);
+        continue;
+      }
+      alive++;
       const times = this.times[p]!;
       // The first sample after tUs.
       let lo = 0;
@@ -68,6 +77,7 @@ export class RssTimeline {
       bytes = (bytes ?? 0) + this.bytes[p]![k]!;
       us = Math.max(us, times[k]!);
     }
+    if (alive === 0 && lastEnd > -Infinity) return { bytes: 0, us: lastEnd };
     return bytes === null ? null : { bytes, us };
   }
 }

@@ -307,6 +307,44 @@ t.test('RSS by one rule: hp-history as it streams, RssTimeline (hp-report) from 
   }
 });
 
+t.test('RSS between processes (each started so far has ended) is 0 at the last end, not unknown', async (t) => {
+  // Two runs recorded one after the other ('run.*'): a bucket in the gap had RSS null, where
+  // nothing is live and a piped merged hp-events stream states 0.
+  const procs = [
+    { startUs: 0, events: [{ op: 'alloc', timeUs: 1, trace: 1, size: 100 }, { op: 'rss', timeUs: 100_000, size: 20e6 }, { op: 'end', timeUs: 400_000, size: 0 }] as MemEvent[] },
+    { startUs: 3_000_000, events: [{ op: 'alloc', timeUs: 1, trace: 1, size: 100 }, { op: 'rss', timeUs: 100_000, size: 30e6 }, { op: 'end', timeUs: 500_000, size: 0 }] as MemEvent[] },
+  ];
+  const merged = new MergedSource(
+    procs.map((p, i) => {
+      const s = memSource(EVERYTHING, traces, p.events);
+      Object.assign(s.header, { startTimeUs: 1_700_000_000_000_000 + p.startUs, pid: 100 + i });
+      return s;
+    }),
+    false,
+    undefined,
+    { rssByProcess: true },
+  );
+  const starts = procs.map((_, i) => merged.offsetUs(i));
+  const g = 250_000;
+  const hb = new HistoryBuilder(EVERYTHING, (id) => merged.trace(id), { granularityUs: g, top: 0, groupBy: 'trace', sites: [], processStartsUs: starts });
+  const timeline = new RssTimeline(starts);
+  for await (const b of merged.batches()) {
+    hb.consume(b);
+    for (let i = 0; i < b.length; i++) {
+      if (b.op[i] === OP_RSS) timeline.sample(b.trace[i]! - 1, b.timeUs[i]!, b.size[i]!);
+      else if (b.op[i] === OP_END) timeline.end(b.trace[i]! - 1, b.timeUs[i]!);
+    }
+  }
+  hb.finish();
+  const at = (tUs: number) => hb.ready.find((r) => r.tUs === tUs)!;
+  t.equal(at(500_000).rss, 20e6, 'the bucket the first process ended in keeps its sample');
+  for (const tUs of [750_000, 1_500_000, 2_750_000]) {
+    t.same([at(tUs).rss, at(tUs).rssUs], [0, 400_000], `${tUs / 1e6} s, between the processes: 0 at the first one's end`);
+    t.same(timeline.at(tUs, g), { bytes: 0, us: 400_000 }, `${tUs / 1e6} s: hp-report's rule says the same`);
+  }
+  t.equal(at(3_250_000).rss, 30e6, 'the second process\'s sample once it runs');
+});
+
 t.test('automatic granularity: a nice length, 60 to 150 buckets, or at most one per chart column', async (t) => {
   const nice = niceGranularities();
   for (const seconds of [0.3, 3, 75, 1800, 50_000]) {
