@@ -77,7 +77,7 @@ export async function isNdjsonArg(arg: string): Promise<boolean> {
  * isNdjsonArg).
  */
 export async function ndjsonKindOfFile(arg: string): Promise<'snapshot' | 'events' | null> {
-  if (await isStreamArg(arg)) return null;
+  if ((await isStreamArg(arg)) || !(await isNdjsonArg(arg))) return null;
   let fh;
   try {
     fh = await open(arg, 'r');
@@ -86,7 +86,12 @@ export async function ndjsonKindOfFile(arg: string): Promise<'snapshot' | 'event
   }
   try {
     const buf = Buffer.alloc(1 << 20);
-    const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+    let bytesRead: number;
+    try {
+      ({ bytesRead } = await fh.read(buf, 0, buf.length, 0));
+    } catch {
+      return null; // a directory, an unreadable file: its reader says what it is
+    }
     const lines = buf.subarray(0, bytesRead).toString('utf8').split('\n');
     // The last piece may be a line cut at the buffer's end: not read.
     if (bytesRead === buf.length) lines.pop();
