@@ -123,12 +123,14 @@ export interface NativeDecoder {
   ): number;
   /** The decoder's own CRC-32 (slicing by 8), whatever block validation uses. */
   crc32(bytes: Uint8Array, crc?: number): number;
+  /** Have the kernel kill this process when its parent (pid given) dies; false when it cannot (lib/start.ts). */
+  dieWithParent(parent: number): boolean;
   /** The CRC-32 that validates blocks: the zlib inside Node (which node:zlib and so the TS reader use) or the decoder's own. */
   blockCrc32: 'zlib' | 'slicing-by-8';
   abiVersion: number;
 }
 
-const ADDON_ABI = 5; // 2: blockCrc32; 3: problemsDropped, no allocation sized by an unchecked field; 4: decodeBlockInto, applyRun, tallyRun; 5: splitRun
+const ADDON_ABI = 6; // 2: blockCrc32; 3: problemsDropped, no allocation sized by an unchecked field; 4: decodeBlockInto, applyRun, tallyRun; 5: splitRun; 6: dieWithParent
 
 let cached: { decoder: NativeDecoder | null; reason: string } | null = null;
 

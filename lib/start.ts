@@ -90,11 +90,21 @@ function runAgainWithFlag(name: string, argv: string[]): void {
   });
 }
 
-/** Run again by runAgainWithFlag: end if the first process is gone (killed by SIGKILL, which it cannot pass on). */
+/**
+ * Run again by runAgainWithFlag: end if the first process is gone (killed by SIGKILL, which it
+ * cannot pass on). The kernel does it (the readers' addon, PR_SET_PDEATHSIG), also while this
+ * process blocks in a synchronous read; without the addon, a timer checks twice a second.
+ */
 function leaveWithParent(): void {
   const parent = Number(process.env.HP_PARENT_PID);
   delete process.env.HP_PARENT_PID;
   if (!(parent > 0)) return;
+  try {
+    const { nativeDecoder } = load(join(CODE_DIR, 'native.js')) as typeof import('./native.js');
+    if (nativeDecoder()?.dieWithParent(parent)) return;
+  } catch {
+    // no addon: the timer below
+  }
   setInterval(() => {
     if (process.ppid !== parent) process.exit(129); // as a hang-up would end it
   }, 500).unref();

@@ -11,7 +11,9 @@
 
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -581,6 +583,19 @@ Napi::Value Crc32(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, hpxdec_crc32(crc, bytes.Data(), bytes.ByteLength()));
 }
 
+// A reader that lib/start.ts ran again (a second Node with --no-concurrent-recompilation) ends
+// with the first one, even blocked in a synchronous read (a FIFO with no writer), where a timer
+// of its own would never run: the kernel kills it when its parent dies. If the parent named is
+// already gone (it died before this call, and no signal will come), it ends now. Linux only.
+Napi::Value DieWithParent(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) return Fail(env, "dieWithParent: expected the parent's pid");
+  const int parent = info[0].As<Napi::Number>().Int32Value();
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return Napi::Boolean::New(env, false);
+  if (getppid() != parent) kill(getpid(), SIGKILL);
+  return Napi::Boolean::New(env, true);
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("decodeHpd", Napi::Function::New(env, DecodeHpd, "decodeHpd"));
   exports.Set("scanHpd", Napi::Function::New(env, ScanHpd, "scanHpd"));
@@ -589,11 +604,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("tallyRun", Napi::Function::New(env, TallyRun, "tallyRun"));
   exports.Set("splitRun", Napi::Function::New(env, SplitRun, "splitRun"));
   exports.Set("crc32", Napi::Function::New(env, Crc32, "crc32"));
+  exports.Set("dieWithParent", Napi::Function::New(env, DieWithParent, "dieWithParent"));
   // Once per process, however many threads load the addon (readers decode on a worker thread):
   // a function-local static is initialised exactly once, without a race.
   static const char* const block_crc32 = UseFastestCrc32();
   exports.Set("blockCrc32", Napi::String::New(env, block_crc32));
-  exports.Set("abiVersion", Napi::Number::New(env, 5));  // lib/native.ts ADDON_ABI
+  exports.Set("abiVersion", Napi::Number::New(env, 6));  // lib/native.ts ADDON_ABI
   return exports;
 }
 

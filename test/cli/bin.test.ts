@@ -89,4 +89,29 @@ t.test('node bin/hp-X.js runs itself again with the flag: its status, its signal
   await new Promise((r) => setTimeout(r, 300));
   t.throws(() => process.kill(Number(second), 0), 'the second process got it too');
   writer.kill();
+
+  // A reader blocked opening a FIFO no one writes (a synchronous call: no timer of its own can
+  // run): SIGKILL, which the first process cannot pass on, ends the second too (the kernel does).
+  const lonely = join(scratch(), 'lonely.ndjson');
+  execFileSync('mkfifo', [lonely]);
+  const blocked = spawn(process.execPath, [join(BIN, 'hp-events.js'), lonely], { stdio: 'ignore' });
+  let orphan = '';
+  for (let i = 0; i < 100 && !orphan; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    orphan = spawnSync('pgrep', ['-P', String(blocked.pid)], { encoding: 'utf8' }).stdout.trim();
+  }
+  t.match(orphan, /^\d+$/, 'the second process runs under the first');
+  await new Promise((r) => setTimeout(r, 500)); // into its blocking open
+  blocked.kill('SIGKILL');
+  let alive = true;
+  for (let i = 0; i < 50 && alive; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    try {
+      process.kill(Number(orphan), 0);
+    } catch {
+      alive = false;
+    }
+  }
+  if (alive) process.kill(Number(orphan), 'SIGKILL');
+  t.notOk(alive, 'the second process ended with the first, though blocked');
 });
