@@ -260,6 +260,28 @@ t.test('several processes as one summed stream (hp-events): the last RSS is the 
   t.equal(hb.ready[hb.ready.length - 1]!.rss, 20e6, 'the last bucket holds the parent\'s last sample, not 0');
 });
 
+/** Processes merged as one profile, read by both RSS rules: hp-history's as it streams, and RssTimeline (hp-report) from every sample. */
+async function rssBothWays(procs: Array<{ startUs: number; events: MemEvent[]; pid: number }>, g: number): Promise<{ hb: HistoryBuilder; timeline: RssTimeline }> {
+  const sources = procs.map((p) => {
+    const s = memSource(EVERYTHING, traces, p.events);
+    Object.assign(s.header, { startTimeUs: 1_700_000_000_000_000 + p.startUs, pid: p.pid });
+    return s;
+  });
+  const merged = new MergedSource(sources, false, undefined, { rssByProcess: true });
+  const starts = procs.map((_, i) => merged.offsetUs(i));
+  const hb = new HistoryBuilder(EVERYTHING, (id) => merged.trace(id), { granularityUs: g, top: 0, groupBy: 'trace', sites: [], processStartsUs: starts });
+  const timeline = new RssTimeline(starts);
+  for await (const b of merged.batches()) {
+    hb.consume(b);
+    for (let i = 0; i < b.length; i++) {
+      if (b.op[i] === OP_RSS) timeline.sample(b.trace[i]! - 1, b.timeUs[i]!, b.size[i]!);
+      else if (b.op[i] === OP_END) timeline.end(b.trace[i]! - 1, b.timeUs[i]!);
+    }
+  }
+  hb.finish();
+  return { hb, timeline };
+}
+
 t.test('RSS by one rule: hp-history as it streams, RssTimeline (hp-report) from every sample', async (t) => {
   // Random processes with random RSS samples (sparse and dense, before and after bucket ends,
   // gaps beyond the look-ahead), some ending: every bucket's RSS and its time agree.
@@ -279,24 +301,7 @@ t.test('RSS by one rule: hp-history as it streams, RssTimeline (hp-report) from 
       if (i > 0 || rand() < 0.5) events.push({ op: 'end', timeUs: life, size: 0 });
       return { startUs, events, pid: 100 + i };
     });
-    const open = () =>
-      procs.map((p) => {
-        const s = memSource(EVERYTHING, traces, p.events);
-        Object.assign(s.header, { startTimeUs: 1_700_000_000_000_000 + p.startUs, pid: p.pid });
-        return s;
-      });
-    const merged = new MergedSource(open(), false, undefined, { rssByProcess: true });
-    const starts = procs.map((_, i) => merged.offsetUs(i));
-    const hb = new HistoryBuilder(EVERYTHING, (id) => merged.trace(id), { granularityUs: g, top: 0, groupBy: 'trace', sites: [], processStartsUs: starts });
-    const timeline = new RssTimeline(starts);
-    for await (const b of merged.batches()) {
-      hb.consume(b);
-      for (let i = 0; i < b.length; i++) {
-        if (b.op[i] === OP_RSS) timeline.sample(b.trace[i]! - 1, b.timeUs[i]!, b.size[i]!);
-        else if (b.op[i] === OP_END) timeline.end(b.trace[i]! - 1, b.timeUs[i]!);
-      }
-    }
-    hb.finish();
+    const { hb, timeline } = await rssBothWays(procs, g);
     let same = 0;
     for (const rec of hb.ready) {
       const at = timeline.at(rec.tUs, g);
@@ -314,28 +319,8 @@ t.test('RSS between processes (each started so far has ended) is 0 at the last e
     { startUs: 0, events: [{ op: 'alloc', timeUs: 1, trace: 1, size: 100 }, { op: 'rss', timeUs: 100_000, size: 20e6 }, { op: 'end', timeUs: 400_000, size: 0 }] as MemEvent[] },
     { startUs: 3_000_000, events: [{ op: 'alloc', timeUs: 1, trace: 1, size: 100 }, { op: 'rss', timeUs: 100_000, size: 30e6 }, { op: 'end', timeUs: 500_000, size: 0 }] as MemEvent[] },
   ];
-  const merged = new MergedSource(
-    procs.map((p, i) => {
-      const s = memSource(EVERYTHING, traces, p.events);
-      Object.assign(s.header, { startTimeUs: 1_700_000_000_000_000 + p.startUs, pid: 100 + i });
-      return s;
-    }),
-    false,
-    undefined,
-    { rssByProcess: true },
-  );
-  const starts = procs.map((_, i) => merged.offsetUs(i));
   const g = 250_000;
-  const hb = new HistoryBuilder(EVERYTHING, (id) => merged.trace(id), { granularityUs: g, top: 0, groupBy: 'trace', sites: [], processStartsUs: starts });
-  const timeline = new RssTimeline(starts);
-  for await (const b of merged.batches()) {
-    hb.consume(b);
-    for (let i = 0; i < b.length; i++) {
-      if (b.op[i] === OP_RSS) timeline.sample(b.trace[i]! - 1, b.timeUs[i]!, b.size[i]!);
-      else if (b.op[i] === OP_END) timeline.end(b.trace[i]! - 1, b.timeUs[i]!);
-    }
-  }
-  hb.finish();
+  const { hb, timeline } = await rssBothWays(procs.map((p, i) => ({ ...p, pid: 100 + i })), g);
   const at = (tUs: number) => hb.ready.find((r) => r.tUs === tUs)!;
   t.equal(at(500_000).rss, 20e6, 'the bucket the first process ended in keeps its sample');
   for (const tUs of [750_000, 1_500_000, 2_750_000]) {
