@@ -243,6 +243,12 @@ export class MergedSource implements ProfileSource {
     await Promise.all(this.sources.map((_, i) => fill(i)));
     const out: EventBatch = { length: 0, op: new Uint8Array(BATCH), timeUs: new Float64Array(BATCH), trace: new Uint32Array(BATCH), size: new Float64Array(BATCH) };
     let rssSum = 0;
+    // Processes that have begun (their first event merged) and that have ended (END), for the
+    // RSS between processes: see where a process begins, below.
+    const begun = new Uint8Array(n);
+    const endedOf = new Uint8Array(n);
+    let alive = 0;
+    let ended = 0;
     for (;;) {
       // The source with the earliest next event, and the time up to which it can run alone.
       let best = -1;
@@ -266,6 +272,27 @@ export class MergedSource implements ProfileSource {
         const t = b.timeUs[k]! + shift;
         if (t > secondT) break;
         const o = b.op[k]!;
+        if (!begun[best]) {
+          begun[best] = 1;
+          // A process begins after every earlier one ended (runs recorded one after another):
+          // RSS 0 stands until its first sample, so that a reader of this stream, taking the
+          // sample nearest to a moment, reads 0 in the gap as hp-history reads the profiles
+          // (lib/model/rss.ts), not this process's first sample ahead of its start.
+          if (!this.options.rssByProcess && alive === 0 && ended > 0) {
+            this.put(out, OP_RSS, t, 0, 0);
+            if (out.length === BATCH) {
+              pos[best] = k;
+              yield out;
+              out.length = 0;
+            }
+          }
+          alive++;
+        }
+        if (o === OP_END && !endedOf[best]) {
+          endedOf[best] = 1;
+          ended++;
+          alive--;
+        }
         if (this.options.rssByProcess && (o === OP_END || o === OP_RSS)) {
           if (o === OP_RSS && this.firstRss[best] === null) this.firstRss[best] = b.size[k]!;
           this.put(out, o, t, best + 1, o === OP_RSS ? b.size[k]! : 0);

@@ -328,6 +328,22 @@ t.test('RSS between processes (each started so far has ended) is 0 at the last e
     t.same(timeline.at(tUs, g), { bytes: 0, us: 400_000 }, `${tUs / 1e6} s: hp-report's rule says the same`);
   }
   t.equal(at(3_250_000).rss, 30e6, 'the second process\'s sample once it runs');
+  // The merged stream as hp-events writes it (RSS summed, no processes), read as one profile is
+  // from a pipe: 0 in the gap too, not the second process's first sample ahead of its start.
+  const summed = new MergedSource(
+    procs.map((p, i) => {
+      const s = memSource(EVERYTHING, traces, p.events);
+      Object.assign(s.header, { startTimeUs: 1_700_000_000_000_000 + p.startUs, pid: 100 + i });
+      return s;
+    }),
+    false,
+  );
+  const piped = new HistoryBuilder(EVERYTHING, (id) => summed.trace(id), { granularityUs: g, top: 0, groupBy: 'trace', sites: [] });
+  for await (const b of summed.batches()) piped.consume(b);
+  piped.finish();
+  for (const tUs of [750_000, 1_500_000, 2_750_000]) {
+    t.equal(piped.ready.find((r) => r.tUs === tUs)!.rss, 0, `${tUs / 1e6} s from the merged stream: 0`);
+  }
 });
 
 t.test('automatic granularity: a nice length, 60 to 150 buckets, or at most one per chart column', async (t) => {
