@@ -8,7 +8,7 @@ import { isGlobArg, manyInputs, openInputs } from '../profile-inputs.js';
 import { commandReadOptions, inputName, isNdjsonArg, isStreamArg, ndjsonKindOfFile, openSource, V1_WEIGHTS_OPTION, v1WeightsArg } from '../source-arg.js';
 import { changeInterval, diffStackSets, rowRecord, type DiffGroupBy, type DiffRow } from '../export/diff.js';
 import { loadStackSet, type StackSet } from '../export/stacks.js';
-import { GROUP_BY_VALUES, inputArg, parseAt, refuseStatsMode, resolveMarkOptions, useOptions, wantsJson } from './common.js';
+import { GROUP_BY_VALUES, inputArg, parseAt, refuseStatsMode, reportIncomplete, resolveMarkOptions, useOptions, wantsJson } from './common.js';
 import { changesTable, type ChangeRow } from './human.js';
 
 const NAME = 'hp-diff';
@@ -96,6 +96,8 @@ export function main(argv: string[]): void {
           return source;
         }, isNdjsonArg, plan[0]!.input !== plan[1]!.input);
         if (set.ignored) warn(`${step.input}: ignored ${set.ignored} lines that are not snapshot sites`);
+        // Once per input: one profile compared at two moments may be read to its end twice.
+        if (set.readToEndOf && !sets.some((s) => s.readToEndOf?.name === set.readToEndOf!.name)) reportIncomplete(set.readToEndOf);
         // A site missing from a snapshot cut by --top reads as 0 there: a change that did not happen.
         if (set.sitesLeftOut) {
           const n = set.sitesLeftOut;

@@ -7,7 +7,7 @@ import { commandReadOptions, inputName, isNdjsonArg, isStreamArg, openSource, V1
 import { buildFlowGraph, renderDot } from '../export/flow.js';
 import { checkOutputArg, writeResult } from '../export/output.js';
 import { loadStackSet, type StackSet } from '../export/stacks.js';
-import { inputArg, parseAt, resolveMarkOptions, useOptions, warnSitesLeftOut } from './common.js';
+import { inputArg, parseAt, reportIncomplete, resolveMarkOptions, useOptions, warnSitesLeftOut } from './common.js';
 
 const NAME = 'hp-flow';
 
@@ -60,6 +60,8 @@ export function main(argv: string[]): void {
         const set = await loadStackSet(input, at ?? (isNdjson ? null : { kind: 'peak' }), open, async (a) => !merged && isNdjsonArg(a));
         if (set.ignored) warn(`ignored ${set.ignored} lines that are not snapshot sites`);
         warnSitesLeftOut(input, set.sitesLeftOut, 'the graph');
+        // Once, though a profile drawn at several --at may be read to its end more than once.
+        if (set.readToEndOf && sets.every((s) => !s.readToEndOf)) reportIncomplete(set.readToEndOf);
         // One frame per site: no calls to draw.
         if (set.groupBy !== undefined && set.groupBy !== 'trace' && set.groupBy !== 'stack') warn(`${input === '-' ? 'stdin' : input}: a snapshot grouped by ${set.groupBy} has no stacks, so the graph has no calls: give hp-snapshot --group-by trace`);
         sets.push(set);

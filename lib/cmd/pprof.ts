@@ -8,7 +8,7 @@ import { checkOutputArg, writeResult } from '../export/output.js';
 import { profileBases } from '../profile-inputs.js';
 import { useOptions } from './common.js';
 import { allocationStacks, loadStackSet, type StackSet } from '../export/stacks.js';
-import { checkWindow, noteEmptyWindow, parseAt, resolveMarkOptions, secondsOption, warnSitesLeftOut } from './common.js';
+import { checkWindow, noteEmptyWindow, parseAt, reportIncomplete, resolveMarkOptions, secondsOption, warnSitesLeftOut } from './common.js';
 import type { SnapshotAt } from '../model/snapshot.js';
 
 const NAME = 'hp-pprof';
@@ -79,6 +79,7 @@ export function main(argv: string[]): void {
         }
         if (set.ignored) warn(`${input === '-' ? 'stdin' : input}: ignored ${set.ignored} lines that are not snapshot sites`);
         warnSitesLeftOut(input, set.sitesLeftOut, 'the pprof');
+        if (set.readToEndOf) reportIncomplete(set.readToEndOf);
         set.source = input === '-' ? 'stdin' : input;
         sets.push(set);
       } finally {

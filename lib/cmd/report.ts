@@ -8,7 +8,7 @@ import type { ProfileSource } from '../format/source.js';
 import { MergedSource } from '../format/merged.js';
 import { BY_CHOICES, FirstRss, attachedSentences, manyInputs, openInputs } from '../profile-inputs.js';
 import { checkOutputArg, writeResult } from '../export/output.js';
-import { inputArg, parseAt, resolveMarkOptions, useOptions } from './common.js';
+import { inputArg, parseAt, reportIncomplete, resolveMarkOptions, useOptions } from './common.js';
 
 const NAME = 'hp-report';
 
@@ -77,8 +77,10 @@ export function main(argv: string[]): void {
     try {
       const attached: string[] = [];
       const open = async (): Promise<ProfileSource> => (merged ? openInputs(inputs, opts, byPid, { rssByProcess: true }) : openSource(input, opts));
+      let read: ProfileSource | null = null;
       const data = await buildReportData(async () => {
         const source = await open();
+        read ??= source;
         // The first open also tells whether a process was attached to (and its RSS then).
         if (attached.length === 0) attached.push(...(await attachedFacts(source, open)));
         return source;
@@ -93,6 +95,8 @@ export function main(argv: string[]): void {
       if (attached.length > 0) data.meta.attached = attached;
       html = renderReportHtml(data);
       for (const line of attached) warn(line);
+      // The page says it too; a killed recorder's report is no less one on stderr (as hp-snapshot).
+      if (read !== null && !data.meta.complete) reportIncomplete(read);
       const peak = data.points[data.peakIndex]!;
       summary = `${data.points.length.toLocaleString('en-US')} points, ${data.meta.traces.toLocaleString('en-US')} traces, ${data.nodes.length.toLocaleString('en-US')} flame graph frames; peak ${formatBytes(peak.bytes)} at ${peak.t} s; ${formatBytes(html.length)} of HTML`;
     } finally {

@@ -51,6 +51,11 @@ export interface StackSet {
   source?: string;
   /** How the snapshot NDJSON it was read from grouped its sites (its line's group_by); absent for a profile (whole stacks). */
   groupBy?: string;
+  /**
+   * The profile, when the set was read from one up to its end (peak, end, an --alloc window):
+   * the command then says if that end is no end marker (a killed recorder), as hp-snapshot does.
+   */
+  readToEndOf?: ProfileSource;
 }
 
 export function secondsText(us: number): string {
@@ -111,6 +116,7 @@ export async function snapshotStacks(source: ProfileSource, at: SnapshotAt, name
     total: snap.heap.total(),
     // The heap's own sampler: a sampled profile's peak is estimated on half of its draws.
     unseen: unseenOf(snap.heap.sampling, source.histogram),
+    ...(snap.readToEnd ? { readToEndOf: source } : {}),
   };
 }
 
@@ -150,6 +156,8 @@ export async function allocationStacks(source: ProfileSource, fromUs: number, to
     stacks: stacksOfHeap(heap, (id) => source.trace(id)),
     total: heap.total(),
     unseen: unseenOf(source.header.sampling, source.histogram),
+    // A window that ends before the last event read is whole, whatever came after it.
+    ...(toUs > spanUs ? { readToEndOf: source } : {}),
   };
 }
 

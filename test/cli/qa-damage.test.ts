@@ -1,0 +1,65 @@
+// Damaged input to the readers (a killed recorder's profile, bad option values): each is said
+// once, on one line, with the documented exit status, and no reader answers as if nothing were wrong.
+import { spawnSync } from 'node:child_process';
+import { appendFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { HpxWriter } from '../../lib/format/hpx.js';
+import { root } from '../fixtures/analysis/run.js';
+
+const childEnv: NodeJS.ProcessEnv = { ...process.env, TZ: 'UTC', NO_COLOR: '1' };
+delete childEnv.NODE_OPTIONS;
+for (const k of Object.keys(childEnv)) if (k.startsWith('TAP')) delete childEnv[k];
+
+function run(cmd: string, args: string[]): { status: number | null; stdout: string; stderr: string } {
+  return spawnSync(process.execPath, [join(root, 'bin', `${cmd}.js`), ...args], { env: childEnv, encoding: 'utf8' });
+}
+
+/** A profile as a recorder killed with SIGKILL leaves it: its events, no end marker. */
+async function profile(base: string, ended: boolean): Promise<void> {
+  writeFileSync(`${base}.hpm`, '');
+  writeFileSync(`${base}.hpd`, '');
+  const w = new HpxWriter({
+    header: { startTimeUs: 1_700_000_000_000_000, pid: 100, sampling: { kind: 'table', bounds: [], probs: [] } },
+    writeHpm: (c) => appendFileSync(`${base}.hpm`, c),
+    writeHpd: (c) => appendFileSync(`${base}.hpd`, c),
+  });
+  w.defineTrace({ id: 1, frames: [{ function: 'work', file: 'app.py', line: 3 }], dropped: 0 });
+  for (let i = 0; i < 5; i++) w.event('alloc', i * 100_000, 1, 1000);
+  if (ended) await w.end(600_000);
+  else await w.close();
+}
+
+t.test('every reader of a killed recorder\'s profile says it is incomplete, once', async (t) => {
+  const dir = t.testdir();
+  const killed = join(dir, 'killed');
+  const whole = join(dir, 'whole');
+  await profile(killed, false);
+  await profile(whole, true);
+  const cases: Array<[string, string[]]> = [
+    ['hp-flow', ['-o', join(dir, 'f.dot')]],
+    ['hp-flow', ['--at', '0.1', '--at', 'peak', '-o', join(dir, 'f.dot')]],
+    ['hp-pprof', ['-o', join(dir, 'p.pb.gz')]],
+    ['hp-pprof', ['--alloc', '-o', join(dir, 'p.pb.gz')]],
+    ['hp-diff', ['--at', '0.1', '--at', 'end']],
+    ['hp-diff', ['--at', 'peak', '--at', 'end']],
+    ['hp-report', ['-o', join(dir, 'r.html')]],
+  ];
+  for (const [cmd, args] of cases) {
+    const what = `${cmd} ${args.join(' ')}`;
+    const r = run(cmd, [killed, ...args]);
+    t.equal(r.status, 0, `${what}: ${r.stderr}`);
+    const warnings = r.stderr.split('\n').filter((l) => /incomplete profile/.test(l));
+    t.equal(warnings.length, 1, `${what}: said once`);
+    t.match(warnings[0], `${cmd}: ${killed}: incomplete profile (no end marker`, what);
+    const ok = run(cmd, [whole, ...args]);
+    t.equal(ok.status, 0, `${what} (whole): ${ok.stderr}`);
+    t.notMatch(ok.stderr, /incomplete/, `${what}: not for a profile with its end marker`);
+  }
+  // A moment or window before the last flush is whole: nothing to say.
+  for (const [cmd, args] of [['hp-diff', ['--at', '0.1', '--at', '0.2']], ['hp-pprof', ['--alloc', '--to', '0.2', '-o', join(dir, 'p.pb.gz')]], ['hp-flow', ['--at', '0.2', '-o', join(dir, 'f.dot')]]] as Array<[string, string[]]>) {
+    const r = run(cmd, [killed, ...args]);
+    t.equal(r.status, 0, `${cmd} ${args.join(' ')}: ${r.stderr}`);
+    t.notMatch(r.stderr, /incomplete/, `${cmd} ${args.join(' ')}: read before the cut`);
+  }
+});
