@@ -280,7 +280,9 @@ function yargsParser(name: string, argv: string[], usage: string, examples: Arra
       // yargs reports some of its own parse failures (e.g. `-o` with no value) as a YError
       // in `err`: those are usage errors too. Anything else thrown in a handler is not.
       if (err && err.name !== 'YError') throw err;
-      let text = msg ?? err?.message ?? 'bad usage';
+      // On one line, whatever yargs' own layout (its message for a value outside an option's
+      // choices takes three: 'Invalid values:', '  Argument: ..., Given: ..., Choices: ...').
+      let text = (msg ?? err?.message ?? 'bad usage').replace(/\s*\n\s*/g, ' ');
       const unknown = /^Unknown arguments?: (.*)$/.exec(text);
       if (unknown) {
         const options = (y as unknown as { getOptions(): unknown }).getOptions() as { key: Record<string, unknown>; alias: Record<string, string[]> };

@@ -63,3 +63,16 @@ t.test('every reader of a killed recorder\'s profile says it is incomplete, once
     t.notMatch(r.stderr, /incomplete/, `${cmd} ${args.join(' ')}: read before the cut`);
   }
 });
+
+t.test('a value outside an option\'s choices is said on one line, as every usage error', async (t) => {
+  const dir = t.testdir();
+  const base = join(dir, 'run');
+  await profile(base, true);
+  for (const [cmd, args] of [['hp-snapshot', ['--group-by', 'foo']], ['hp-history', ['--group-by', 'foo']], ['hp-diff', ['--at', '0.1', '--at', 'end', '--group-by', 'foo']], ['hp-collapse', ['--by', 'tid']]] as Array<[string, string[]]>) {
+    const r = run(cmd, [base, ...args]);
+    const what = `${cmd} ${args.join(' ')}`;
+    t.equal(r.status, 2, `${what}: bad usage`);
+    t.equal(r.stdout, '', what);
+    t.match(r.stderr, new RegExp(`^${cmd}: Invalid values: Argument: [\\w-]+, Given: "(foo|tid)", Choices: "[^\\n]+"\\nTry '${cmd} --help'\\.\\n$`), `${what}: the message on one line, then where to look`);
+  }
+});
