@@ -2,7 +2,7 @@
 // `hp-history run | hp-chart` (or `--field rss`, `--field top.0.bytes`) works.
 
 import { formatBytes, OutputWriter, openTextInput, parser, readNdjson, runMain, warn, HpError, setQuiet } from '../cli.js';
-import { renderChart } from '../model/chart.js';
+import { CHART_HUGE, renderChart } from '../model/chart.js';
 import { CHART_HEIGHT, CHART_WIDTH, chartColumns, inputArg, useOptions } from './common.js';
 
 const USAGE = `$0 [FILE|-] [--field PATH] [-x PATH] [--height N] [--width N]
@@ -54,12 +54,14 @@ export function main(argv: string[]): void {
     const values: number[] = [];
     const xs: number[] = [];
     let skipped = 0;
-    for await (const { value } of readNdjson(openTextInput(input), name)) {
+    for await (const { value, lineNumber } of readNdjson(openTextInput(input), name)) {
       const v = getPath(value, args.field);
       if (typeof v !== 'number' || !Number.isFinite(v)) {
         skipped++;
         continue;
       }
+      // Finite, but no axis reaches it (its round steps would overflow): bad data, not a crash.
+      if (Math.abs(v) > CHART_HUGE) throw new HpError(`${name}: line ${lineNumber}: '${args.field}' ${v}: too large to chart (at most ${CHART_HUGE} either side of 0)`);
       values.push(v);
       const x = getPath(value, xPath);
       xs.push(typeof x === 'number' ? x : NaN);

@@ -24,6 +24,15 @@ export interface ChartOptions {
   yBytes?: boolean;
 }
 
+/**
+ * The magnitudes an axis is built for. Data within CHART_TINY of 0 has no height to draw (an axis
+ * of 0..1, on which it is 0); past CHART_HUGE a round step times the rows overflows to Infinity,
+ * and a search that starts from a subnormal step (10 ** -Infinity is 0) never ends. hp-chart
+ * refuses data past CHART_HUGE, naming its line.
+ */
+export const CHART_TINY = 1e-300;
+export const CHART_HUGE = 1e300;
+
 /** Steps of the y axis, times a power of ten: round numbers whose multiples stay round. */
 const STEP_MANTISSAS = [1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8];
 
@@ -38,7 +47,8 @@ const STEP_MANTISSAS = [1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8];
 export function niceTop(max: number, rows: number, bytes = false): number {
   const r = Math.max(1, Math.floor(rows));
   // Nothing to draw: an axis of 0..1, or of whole bytes (a byte a row), which B labels write exactly.
-  if (!(max > 0)) return bytes ? r : 1;
+  if (!(max > CHART_TINY)) return bytes ? r : 1;
+  if (!(max <= CHART_HUGE)) throw new RangeError(`niceTop: ${max} is past ${CHART_HUGE}`);
   let unit = 1;
   if (bytes) while (max >= unit * 1024 && unit < 1024 ** 4) unit *= 1024;
   // Steps are multiples of `least` units: a tenth (one decimal) in KiB and above, a whole byte.
@@ -60,7 +70,8 @@ export function niceTop(max: number, rows: number, bytes = false): number {
  * bottom are whole multiples, 0 on a step, the fewest steps below 0 that reach `lo`.
  */
 export function niceRange(lo: number, hi: number, rows: number, bytes = false): { min: number; max: number } {
-  if (!(lo < 0)) return { min: 0, max: niceTop(hi, rows, bytes) };
+  if (!(lo < -CHART_TINY)) return { min: 0, max: niceTop(hi, rows, bytes) };
+  if (!(lo >= -CHART_HUGE && hi <= CHART_HUGE)) throw new RangeError(`niceRange: ${lo}..${hi} is past ${CHART_HUGE}`);
   const r = Math.max(1, Math.floor(rows));
   const top = Math.max(0, hi);
   let unit = 1;

@@ -76,3 +76,34 @@ t.test('a value outside an option\'s choices is said on one line, as every usage
     t.match(r.stderr, new RegExp(`^${cmd}: Invalid values: Argument: [\\w-]+, Given: "(foo|tid)", Choices: "[^\\n]+"\\nTry '${cmd} --help'\\.\\n$`), `${what}: the message on one line, then where to look`);
   }
 });
+
+t.test('hp-chart: values at the ends of the doubles neither hang nor crash it', async (t) => {
+  const dir = t.testdir();
+  const chart = (name: string, lines: string[]): ReturnType<typeof run> => {
+    const file = join(dir, name);
+    writeFileSync(file, `${lines.join('\n')}\n`);
+    // One process (no run-again child) killed outright: a hang fails the test instead of holding it.
+    return spawnSync(process.execPath, [join(root, 'bin', 'hp-chart.js'), file, '--field', 'v', '--width', '40', '--height', '4'], { env: { ...childEnv, HP_RUN_AGAIN: '0' }, encoding: 'utf8', timeout: 20_000, killSignal: 'SIGKILL' });
+  };
+  // The smallest double (the axis' step search started at 10 ** -Infinity and never ended) and a
+  // subnormal one (asciichart was given an infinite row count): drawn as 0 on an axis of 0..1.
+  for (const v of ['5e-324', '-5e-324', '1e-310']) {
+    const r = chart(`tiny${v}.ndjson`, [`{"t":0,"v":${v}}`, '{"t":1,"v":0}']);
+    t.equal(r.status, 0, `${v}: ${r.stderr}`);
+    t.match(r.stdout, /^v\n +1 ┼/, `${v}: an axis of 0..1`);
+    t.equal(r.stderr, '', v);
+  }
+  // Past 1e300 every round top overflows: 'internal error: Invalid array length', or -Infinity labels.
+  for (const [name, lines, line, v] of [
+    ['both', ['{"t":0,"v":-1e308}', '{"t":1,"v":1e308}'], 1, '-1e+308'],
+    ['top', ['{"t":0,"v":0}', '{"t":1,"v":1.7976931348623157e308}'], 2, '1.7976931348623157e+308'],
+  ] as Array<[string, string[], number, string]>) {
+    const r = chart(`${name}.ndjson`, lines);
+    t.equal(r.status, 1, `${name}: bad data`);
+    t.equal(r.stdout, '', name);
+    t.equal(r.stderr, `hp-chart: ${join(dir, `${name}.ndjson`)}: line ${line}: 'v' ${v}: too large to chart (at most 1e+300 either side of 0)\n`, name);
+  }
+  const r = chart('edge.ndjson', ['{"t":0,"v":-1e300}', '{"t":1,"v":1e300}']);
+  t.equal(r.status, 0, `1e300 either side: ${r.stderr}`);
+  t.notMatch(r.stdout, /Infinity|NaN/, 'labels are numbers');
+});
