@@ -396,14 +396,14 @@ function whenUsed(name: 'stdout' | 'stderr', setup: (stream: NodeJS.WriteStream)
 export function reportError(name: string, err: unknown): number {
   if (err instanceof BrokenPipe || err instanceof Finished || (err as NodeJS.ErrnoException)?.code === 'EPIPE') return EXIT_OK;
   if (err instanceof HpError) {
-    process.stderr.write(`${name}: ${withNameHint(escapeControls(err.message, true))}\n`);
+    process.stderr.write(`${name}: ${withNameHint(oneLine(err.message))}\n`);
     if (debug()) process.stderr.write(`${err.stack}\n`);
     return err.exitCode;
   }
   const e = err as NodeJS.ErrnoException;
   if (e && typeof e.code === 'string' && typeof e.message === 'string') {
     // System errors (ENOENT, EACCES, ENOSPC...) are runtime failures, not bugs.
-    process.stderr.write(`${name}: ${withNameHint(systemErrorMessage(e))}\n`);
+    process.stderr.write(`${name}: ${withNameHint(oneLine(systemErrorMessage(e)))}\n`);
     if (debug()) process.stderr.write(`${e.stack}\n`);
     return EXIT_DATA;
   }
@@ -411,6 +411,17 @@ export function reportError(name: string, err: unknown): number {
   if (debug()) process.stderr.write(`${(err as Error)?.stack}\n`);
   else process.stderr.write(`${name}: (set HP_DEBUG=1 for a stack trace)\n`);
   return EXIT_DATA;
+}
+
+/**
+ * An error message as one line: a newline (or any control character) in it comes from a name or
+ * value it quotes (a file named 'a<newline>b', a --field path) and is written \x0a, as escapeControls
+ * writes the others; only a usage error's closing "Try 'cmd --help'." keeps a line of its own.
+ */
+export function oneLine(message: string): string {
+  const tryLine = /\nTry '[^'\n]*'\.$/.exec(message);
+  const text = tryLine ? message.slice(0, tryLine.index) : message;
+  return `${escapeControls(text)}${tryLine ? tryLine[0] : ''}`;
 }
 
 /** An error about a file named by an argument that is not UTF-8 says why Node looked for another name. */

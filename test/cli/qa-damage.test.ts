@@ -107,3 +107,28 @@ t.test('hp-chart: values at the ends of the doubles neither hang nor crash it', 
   t.equal(r.status, 0, `1e300 either side: ${r.stderr}`);
   t.notMatch(r.stdout, /Infinity|NaN/, 'labels are numbers');
 });
+
+t.test('an error quoting a name with a newline in it stays on one line', async (t) => {
+  const dir = t.testdir();
+  const base = join(dir, 'run');
+  await profile(base, true);
+  const cases: Array<[string, string[], number, string]> = [
+    ['hp-snapshot', [join(dir, 'a\nb')], 1, `${join(dir, 'a\\x0ab')}.hpm: no such file`],
+    ['hp-pprof', [base, '-o', join(dir, 'no\nsuch', 'x.pb.gz')], 1, `-o ${join(dir, 'no\\x0asuch', 'x.pb.gz')}: no such directory`],
+    ['hp-history', [base, '--sites', 'a\nb:1'], 2, "--sites: 'a\\x0ab:1': expected FILE:LINE"],
+    ['hp-snapshot', [base, '--at', 'mark:a\nb'], 2, "--at: no mark 'a\\x0ab'"],
+  ];
+  for (const [cmd, args, status, message] of cases) {
+    const r = run(cmd, args);
+    const what = `${cmd} ${JSON.stringify(args.slice(-1)[0])}`;
+    t.equal(r.status, status, what);
+    t.match(r.stderr, /^[^\n]+\n$/, `${what}: one line`);
+    t.ok(r.stderr.startsWith(`${cmd}: `) && r.stderr.includes(message), `${what}: ${r.stderr}`);
+  }
+  // A usage error's advice keeps its own line.
+  const usage = run('hp-snapshot', [base, '--top', 'x']);
+  t.equal(usage.stderr, "hp-snapshot: --top 'x': expected a whole number >= 0\nTry 'hp-snapshot --help'.\n");
+  const field = spawnSync(process.execPath, [join(root, 'bin', 'hp-chart.js'), '--field', 'a\nb'], { env: childEnv, encoding: 'utf8', input: '{"t":0,"v":1}\n' });
+  t.equal(field.status, 1);
+  t.equal(field.stderr, "hp-chart: stdin: no line has a numeric 'a\\x0ab' (1 lines without it)\n");
+});
