@@ -119,6 +119,7 @@ export function main(argv: string[]): void {
               await source.close();
             }
             foreign = 0;
+            kind = 'events';
             break outer;
           }
           if (value.type === 'snapshot') {
@@ -143,6 +144,9 @@ export function main(argv: string[]): void {
       }
       // As every NDJSON reader: nothing at all is an error, not an empty flame graph.
       if (read === 0) throw new HpError(`${name}: empty input (expected hp-snapshot or hp-events NDJSON)`);
+      // Nor is a stream of something else (hp-history output, a JSON array): its flame graph would
+      // be empty, with exit 0, and -q would leave not even the warning (hp-flow and hp-pprof refuse it too).
+      if (kind === null) throw new HpError(`${name}: no hp-snapshot or hp-events line (${foreign} other line${foreign === 1 ? '' : 's'}): expected hp-snapshot or hp-events NDJSON`);
       if (foreign > 0) warn(`${name}: ignored ${foreign} foreign line${foreign === 1 ? '' : 's'} (valid JSON, not hp-snapshot or hp-events)`);
       if (args.alloc && kind === 'snapshot') throw new UsageError('--alloc needs events (hp-events NDJSON or a profile), not a snapshot');
       if (snapshotSites !== null && snapshotSites > siteLines) warnSitesLeftOut(input, snapshotSites - siteLines, 'the flame graph');

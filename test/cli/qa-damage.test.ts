@@ -132,3 +132,22 @@ t.test('an error quoting a name with a newline in it stays on one line', async (
   t.equal(field.status, 1);
   t.equal(field.stderr, "hp-chart: stdin: no line has a numeric 'a\\x0ab' (1 lines without it)\n");
 });
+
+t.test('hp-collapse refuses a stream with no snapshot or events line, as hp-flow and hp-pprof do', async (t) => {
+  const dir = t.testdir();
+  const collapse = (input: string, args: string[] = []): ReturnType<typeof run> =>
+    spawnSync(process.execPath, [join(root, 'bin', 'hp-collapse.js'), ...args], { env: childEnv, encoding: 'utf8', input });
+  // hp-history output piped in by mistake: an empty flame graph and exit 0, silent with -q.
+  const history = '{"t":0.5,"live_bytes":1000,"top":[]}\n{"t":1,"live_bytes":2000,"top":[]}\n';
+  for (const args of [[], ['-q']]) {
+    const r = collapse(history, args);
+    t.equal(r.status, 1, `hp-history output ${args.join(' ')}: bad data`);
+    t.equal(r.stdout, '');
+    t.equal(r.stderr, 'hp-collapse: stdin: no hp-snapshot or hp-events line (2 other lines): expected hp-snapshot or hp-events NDJSON\n');
+  }
+  t.equal(collapse('[1,2,3]\n').status, 1, 'a JSON array');
+  // A snapshot of an empty heap is a snapshot: nothing to fold, and no error.
+  const empty = collapse('{"type":"snapshot","schema":1,"sites":0}\n');
+  t.equal(empty.status, 0, empty.stderr);
+  t.equal(empty.stdout, '');
+});
