@@ -102,16 +102,18 @@ def _write_status(status):
     if _status_path is None:
         return False
     try:
-        data = _json_dumps(status)
+        # Bytes, not text: a text open() without an encoding warns under PYTHONWARNDEFAULTENCODING
+        # (an EncodingWarning on the program's stderr, or an error with PYTHONWARNINGS=error).
+        data = _json_dumps(status).encode('utf-8')
         try:
             # In place over the spaces hp-record reserved, padded (JSON allows trailing spaces): no
             # new disk blocks are needed, so a full temporary directory cannot lose the report.
-            f = open(_status_path, 'r+')
+            f = open(_status_path, 'rb+')
         except (OSError, IOError):
-            f = open(_status_path, 'w')
+            f = open(_status_path, 'wb')
         with f:
             size = os.fstat(f.fileno()).st_size
-            f.write(data + ' ' * (size - len(data)) if size > len(data) else data)
+            f.write(data + b' ' * (size - len(data)) if size > len(data) else data)
         return True
     except (OSError, IOError, ValueError, TypeError):
         return False

@@ -1,0 +1,44 @@
+// The program behaves under hp-record exactly as under plain python, in corners the other record
+// tests do not reach: each case runs a program both ways, with the real recorder, and compares
+// standard output, standard error and the exit status.
+
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import { hpRecord, pythons, recordingSkip, run, scratch, type PythonInstall } from '../fixtures/record/harness.js';
+
+const skip = recordingSkip();
+if (skip) t.plan(0, skip);
+
+const env = { PYTHONDONTWRITEBYTECODE: '1', PYTHONPATH: undefined, HEAPPROF_NATIVE: undefined };
+
+/** Plain python and hp-record -q on the same program; both results for further checks. */
+async function sideBySide(t: Test, py: PythonInstall, args: string[], extraEnv: NodeJS.ProcessEnv, cwd: string) {
+  const base = join(scratch(), 'run');
+  const [plain, recorded] = await Promise.all([
+    run(py.exe, args, { cwd, env: { ...env, ...extraEnv } }),
+    hpRecord(['-q', '--python', py.exe, '-o', base, '--', ...args], { cwd, env: { ...env, ...extraEnv } }),
+  ]);
+  t.equal(recorded.stdout, plain.stdout, 'stdout');
+  t.equal(recorded.stderr, plain.stderr, 'stderr');
+  t.equal(recorded.code, plain.code, 'exit code');
+  t.equal(recorded.signal, plain.signal, 'signal');
+  return { plain, recorded, base };
+}
+
+// PYTHONWARNDEFAULTENCODING (3.10+) makes every text open() without an encoding warn; the bootstrap
+// wrote its status file that way, so the program's stderr had an EncodingWarning from _run.py, and
+// with PYTHONWARNINGS=error the bootstrap failed and nothing was recorded.
+const from310 = skip ? [] : pythons().filter((p) => p.version !== '3.9');
+for (const py of from310.length > 1 ? [from310[0]!, from310[from310.length - 1]!] : from310) {
+  t.test(`CPython ${py.version}: PYTHONWARNDEFAULTENCODING`, async (t) => {
+    const dir = scratch({ 'enc.py': "import sys\nx = [bytearray(10000) for _ in range(100)]\nprint('ok', sys.flags.warn_default_encoding)\n" });
+    for (const warnings of [undefined, 'error']) {
+      await t.test(`PYTHONWARNINGS=${warnings ?? ''}`, async (t) => {
+        const { plain, base } = await sideBySide(t, py, ['enc.py'], { PYTHONWARNDEFAULTENCODING: '1', PYTHONWARNINGS: warnings }, dir);
+        t.equal(plain.stdout, 'ok 1\n');
+        t.ok(existsSync(`${base}.hpd`), 'the program was recorded');
+      });
+    }
+  });
+}
