@@ -692,6 +692,55 @@ export function takeStartSignals(env: NodeJS.ProcessEnv = process.env): { ignore
   return out;
 }
 
+/** Where bin/hp-record.js's shell line leaves the environment's order and PWD as it was started with. */
+const SAVED_ENVIRON = 'HEAPPROF_ENVIRON';
+
+/** The environment hp-record was started with, as the shell line saw it in /proc: its names in order, and PWD (null: unset). */
+export interface StartEnvironment {
+  names: string[];
+  pwd: string | null;
+}
+
+/**
+ * The shell that runs bin/hp-record.js's first line (dash) rewrites the environment it passes on:
+ * it sets PWD to the working directory when PWD is unset or does not name it (a program started
+ * from cron, a service manager, `env -i`, or a parent that changed directory since), and it
+ * reorders the variables. So the line lists the names it was given, in order, with PWD's value
+ * (one a line, PWD's as `=VALUE`, then a `.`), from /proc/$$/environ; null when it could not.
+ * Taken out of the environment.
+ */
+export function takeStartEnvironment(env: NodeJS.ProcessEnv = process.env): StartEnvironment | null {
+  const saved = env[SAVED_ENVIRON];
+  delete env[SAVED_ENVIRON];
+  if (saved === undefined) return null;
+  const lines = saved.split('\n');
+  if (lines.pop() !== '.') return null; // the shell could not read /proc
+  const found: StartEnvironment = { names: [], pwd: null };
+  for (const line of lines) {
+    if (line.startsWith('=')) {
+      found.pwd = line.slice(1);
+      found.names.push('PWD');
+    } else if (line) found.names.push(line);
+  }
+  return found;
+}
+
+/** Put PWD back as hp-record was given it (in `env`, which is process.env by default). */
+export function restorePwd(start: StartEnvironment | null, env: NodeJS.ProcessEnv = process.env): void {
+  if (!start) return;
+  if (start.pwd === null) delete env.PWD;
+  else if (!start.pwd.includes('\ufffd')) env.PWD = start.pwd; // not UTF-8: rawBytes() puts its bytes back
+}
+
+/** The environment with the variables hp-record was started with in their original order, any others after them. */
+export function inStartOrder(env: NodeJS.ProcessEnv, start: StartEnvironment | null): NodeJS.ProcessEnv {
+  if (!start) return env;
+  const ordered: NodeJS.ProcessEnv = {};
+  for (const name of start.names) if (env[name] !== undefined && !(name in ordered)) ordered[name] = env[name];
+  for (const [name, value] of Object.entries(env)) if (!(name in ordered)) ordered[name] = value;
+  return ordered;
+}
+
 /** Signals whose default action is to do nothing: nothing to ignore in hp-record itself. */
 const HARMLESS_SIGNALS = new Set(['SIGCHLD', 'SIGCONT', 'SIGURG', 'SIGWINCH']);
 /** Signals the terminal sends to the whole foreground process group, program included. */
@@ -982,6 +1031,8 @@ export function main(argv: string[]): void {
   runMain(NAME, async () => {
     // What the program must inherit as python would: read before anything else starts.
     const startSignals = takeStartSignals();
+    const startEnvironment = takeStartEnvironment();
+    restorePwd(startEnvironment);
     const addressLimit = takeStartLimit('as');
     const fileLimit = takeStartLimit('nofile');
     const fds = inheritedFds();
@@ -1145,7 +1196,7 @@ export function main(argv: string[]): void {
         python,
         target,
         markSignal,
-        {
+        inStartOrder({
           ...process.env,
           PYTHONPATH: userPythonPath ? `${privateDir}${delimiter}${userPythonPath}` : privateDir,
           // The configuration is a file in the private directory and the variable names it: one
@@ -1153,7 +1204,7 @@ export function main(argv: string[]): void {
           // program's whole command line, so a long argument list that python takes would fail to start.
           [CONFIG_VAR]: JSON.stringify({ config_file: configPath }),
           ...(hookLib !== null ? nativeEnvironment(hookLib, process.env) : {}),
-        },
+        }, startEnvironment),
         (pid) => {
           if (isQuiet()) return;
           // Said once the bootstrap reports the recorder started: a program that never starts

@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { hpRecord, pythons, recordingSkip, run, scratch, type PythonInstall } from '../fixtures/record/harness.js';
+import { BIN, hpRecord, oldestAndNewest, pythons, recordingSkip, run, scratch, type PythonInstall } from '../fixtures/record/harness.js';
 
 const skip = recordingSkip();
 if (skip) t.plan(0, skip);
@@ -38,6 +38,35 @@ for (const py of from310.length > 1 ? [from310[0]!, from310[from310.length - 1]!
         const { plain, base } = await sideBySide(t, py, ['enc.py'], { PYTHONWARNDEFAULTENCODING: '1', PYTHONWARNINGS: warnings }, dir);
         t.equal(plain.stdout, 'ok 1\n');
         t.ok(existsSync(`${base}.hpd`), 'the program was recorded');
+      });
+    }
+  });
+}
+
+// The shell that runs hp-record's first line (dash) set PWD when it was unset, replaced it when it did
+// not name the working directory, and reordered the environment: the program's os.environ differed.
+// Run as users run it (the executable, through its shell line), which the harness's hpRecord does not.
+for (const py of oldestAndNewest(skip)) {
+  t.test(`CPython ${py.version}: the environment as given, PWD and order included`, async (t) => {
+    const dir = scratch({ 'env.py': [
+      'import os',
+      'for k, v in os.environ.items():',
+      "    if k != 'NODE_OPTIONS' and not k.startswith('_TAPJS'):  # tap's, changed in every Node process it starts",
+      '        print(k, repr(v))',
+      '',
+    ].join('\n') });
+    for (const pwd of [undefined, '/nonexistent', dir]) {
+      await t.test(`PWD=${pwd ?? '(unset)'}`, async (t) => {
+        const given = { ...env, ZZ_FIRST: 'z', PWD: pwd, AA_LAST: 'a' };
+        const base = join(scratch(), 'run');
+        const [plain, recorded] = await Promise.all([
+          run(py.exe, ['env.py'], { cwd: dir, env: given }),
+          run(BIN, ['-q', '--python', py.exe, '-o', base, '--', 'env.py'], { cwd: dir, env: given }),
+        ]);
+        t.equal(recorded.stdout, plain.stdout, 'os.environ, in order');
+        t.equal(recorded.stderr, plain.stderr, 'stderr');
+        t.equal(recorded.code, plain.code, 'exit code');
+        t.equal(/^PWD /m.test(plain.stdout), pwd !== undefined, 'plain python has PWD only when given');
       });
     }
   });
