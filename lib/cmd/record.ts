@@ -695,18 +695,22 @@ export function takeStartSignals(env: NodeJS.ProcessEnv = process.env): { ignore
 /** Where bin/hp-record.js's shell line leaves the environment's order and PWD as it was started with. */
 const SAVED_ENVIRON = 'HEAPPROF_ENVIRON';
 
-/** The environment hp-record was started with, as the shell line saw it in /proc: its names in order, and PWD (null: unset). */
+/** The environment hp-record was started with, as the shell line saw it in /proc: its names in order, PWD (null: unset), and the variables the shell dropped. */
 export interface StartEnvironment {
   names: string[];
   pwd: string | null;
+  dropped: [string, string][];
 }
 
 /**
  * The shell that runs bin/hp-record.js's first line (dash) rewrites the environment it passes on:
- * it sets PWD to the working directory when PWD is unset or does not name it (a program started
- * from cron, a service manager, `env -i`, or a parent that changed directory since), and it
- * reorders the variables. So the line lists the names it was given, in order, with PWD's value
- * (one a line, PWD's as `=VALUE`, then a `.`), from /proc/$$/environ; null when it could not.
+ * it drops every variable whose name is not a shell identifier (A-B, a.b, 1X, CAFÉ), sets PWD to
+ * the working directory when PWD is unset or does not name it (a program started from cron, a
+ * service manager, `env -i`, or a parent that changed directory since), and reorders the
+ * variables. So the line lists what it was given, from /proc/$$/environ, one entry a line: a name,
+ * `=VALUE` for PWD, `+NAME=VALUE` for a name the shell drops (values with `\` and newlines
+ * escaped), then a `.`; null when it could not, or when that passed 64 KiB (one environment string
+ * may not pass 128 KiB: Node would not start).
  * Taken out of the environment.
  */
 export function takeStartEnvironment(env: NodeJS.ProcessEnv = process.env): StartEnvironment | null {
@@ -715,21 +719,32 @@ export function takeStartEnvironment(env: NodeJS.ProcessEnv = process.env): Star
   if (saved === undefined) return null;
   const lines = saved.split('\n');
   if (lines.pop() !== '.') return null; // the shell could not read /proc
-  const found: StartEnvironment = { names: [], pwd: null };
+  const unescape = (text: string): string => text.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c));
+  const found: StartEnvironment = { names: [], pwd: null, dropped: [] };
   for (const line of lines) {
     if (line.startsWith('=')) {
-      found.pwd = line.slice(1);
+      found.pwd = unescape(line.slice(1));
       found.names.push('PWD');
+    } else if (line.startsWith('+')) {
+      const eq = line.indexOf('=');
+      const name = line.slice(1, eq);
+      const value = unescape(line.slice(eq + 1));
+      // Not UTF-8 (as Node decoded the line: U+FFFD), it cannot be given back byte for byte.
+      if (eq > 1 && !name.includes('\ufffd') && !value.includes('\ufffd')) {
+        found.dropped.push([name, value]);
+        found.names.push(name);
+      }
     } else if (line) found.names.push(line);
   }
   return found;
 }
 
-/** Put PWD back as hp-record was given it (in `env`, which is process.env by default). */
-export function restorePwd(start: StartEnvironment | null, env: NodeJS.ProcessEnv = process.env): void {
+/** Put PWD and the variables the shell dropped back as hp-record was given them (in `env`, which is process.env by default). */
+export function restoreStartEnvironment(start: StartEnvironment | null, env: NodeJS.ProcessEnv = process.env): void {
   if (!start) return;
   if (start.pwd === null) delete env.PWD;
   else if (!start.pwd.includes('\ufffd')) env.PWD = start.pwd; // not UTF-8: rawBytes() puts its bytes back
+  for (const [name, value] of start.dropped) if (env[name] === undefined) env[name] = value;
 }
 
 /** The environment with the variables hp-record was started with in their original order, any others after them. */
@@ -1032,7 +1047,7 @@ export function main(argv: string[]): void {
     // What the program must inherit as python would: read before anything else starts.
     const startSignals = takeStartSignals();
     const startEnvironment = takeStartEnvironment();
-    restorePwd(startEnvironment);
+    restoreStartEnvironment(startEnvironment);
     const addressLimit = takeStartLimit('as');
     const fileLimit = takeStartLimit('nofile');
     const fds = inheritedFds();

@@ -44,7 +44,8 @@ for (const py of from310.length > 1 ? [from310[0]!, from310[from310.length - 1]!
 }
 
 // The shell that runs hp-record's first line (dash) set PWD when it was unset, replaced it when it did
-// not name the working directory, and reordered the environment: the program's os.environ differed.
+// not name the working directory, dropped variables whose names are not shell identifiers, and
+// reordered the environment: the program's os.environ differed.
 // Run as users run it (the executable, through its shell line), which the harness's hpRecord does not.
 for (const py of oldestAndNewest(skip)) {
   t.test(`CPython ${py.version}: the environment as given, PWD and order included`, async (t) => {
@@ -57,7 +58,8 @@ for (const py of oldestAndNewest(skip)) {
     ].join('\n') });
     for (const pwd of [undefined, '/nonexistent', dir]) {
       await t.test(`PWD=${pwd ?? '(unset)'}`, async (t) => {
-        const given = { ...env, ZZ_FIRST: 'z', PWD: pwd, AA_LAST: 'a' };
+        // And names that are not shell identifiers, which dash dropped.
+        const given = { ...env, ZZ_FIRST: 'z', 'my.dotted-name': 'a\\b\nc', PWD: pwd, '1X': '1', 'CAFÉ': 'é', AA_LAST: 'a' };
         const base = join(scratch(), 'run');
         const [plain, recorded] = await Promise.all([
           run(py.exe, ['env.py'], { cwd: dir, env: given }),
@@ -67,7 +69,18 @@ for (const py of oldestAndNewest(skip)) {
         t.equal(recorded.stderr, plain.stderr, 'stderr');
         t.equal(recorded.code, plain.code, 'exit code');
         t.equal(/^PWD /m.test(plain.stdout), pwd !== undefined, 'plain python has PWD only when given');
+        t.match(plain.stdout, /^my\.dotted-name 'a\\\\b\\nc'$/m, 'plain python has the dotted name');
       });
     }
   });
 }
+
+// Noting a huge variable that dash drops would pass the 128 KiB one environment string may hold, and
+// Node would not start at all: then the environment is left as the shell passed it.
+t.test('a huge variable whose name is not an identifier does not keep hp-record from starting', { skip: skip ?? undefined }, async (t) => {
+  const py = pythons()[pythons().length - 1]!;
+  const dir = scratch();
+  const r = await run(BIN, ['-q', '--python', py.exe, '-o', join(dir, 'run'), '-c', 'print("ran")'], { cwd: dir, env: { ...env, 'big.name': 'x'.repeat(100000) } });
+  t.equal(r.stdout, 'ran\n');
+  t.equal(r.code, 0);
+});
