@@ -349,10 +349,24 @@ def _module_exists(name):
     path = list(sys.path)
     if not getattr(sys.flags, 'safe_path', False):
         path.insert(0, os.getcwd())
-    try:
-        return importlib.machinery.PathFinder.find_spec(top, path) is not None
-    except (ImportError, ValueError):
-        return False
+    # Every finder python's import will ask, in its order: besides the path, those that .pth files
+    # or a sitecustomize put on sys.meta_path (setuptools' editable installs find packages that way).
+    for finder in sys.meta_path:
+        find_spec = getattr(finder, 'find_spec', None)
+        if find_spec is None:
+            continue
+        try:
+            if finder is importlib.machinery.PathFinder:
+                spec = find_spec(top, path)
+            else:
+                spec = find_spec(top, None)
+        except (ImportError, ValueError):
+            continue
+        except Exception:
+            return True  # a finder that fails: python will fail the same way, and say so itself
+        if spec is not None:
+            return True
+    return False
 
 
 def _import_heapprof(package_parent):

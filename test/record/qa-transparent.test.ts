@@ -2,7 +2,7 @@
 // tests do not reach: each case runs a program both ways, with the real recorder, and compares
 // standard output, standard error and the exit status.
 
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { BIN, hpRecord, oldestAndNewest, pythons, recordingSkip, run, scratch, type PythonInstall } from '../fixtures/record/harness.js';
@@ -84,3 +84,34 @@ t.test('a huge variable whose name is not an identifier does not keep hp-record 
   t.equal(r.stdout, 'ran\n');
   t.equal(r.code, 0);
 });
+
+// `-m PACKAGE` where PACKAGE is found by a finder on sys.meta_path (setuptools' editable installs put
+// one there from a .pth file; here a sitecustomize does): hp-record looked along sys.path only and
+// refused it ("no module named", exit status 2) where python ran it.
+for (const py of oldestAndNewest(skip)) {
+  t.test(`CPython ${py.version}: -m a package found by a meta path finder`, async (t) => {
+    const dir = scratch({
+      'site/sitecustomize.py': [
+        'import sys',
+        'from importlib.machinery import PathFinder',
+        'class EditableFinder:',
+        '    @classmethod',
+        '    def find_spec(cls, fullname, path=None, target=None):',
+        "        if fullname.split('.')[0] == 'edpkg':",
+        "            return PathFinder.find_spec(fullname, path or [sys.modules[__name__].SRC])",
+        '        return None',
+        'sys.meta_path.append(EditableFinder)',
+        '',
+      ].join('\n'),
+      'src/edpkg/__init__.py': '',
+      'src/edpkg/__main__.py': 'import sys\nprint("edpkg", __name__, sys.argv[1:])\n',
+      'work/.keep': '',
+    });
+    const site = join(dir, 'site');
+    const extra = { PYTHONPATH: site };
+    // The finder's source directory, kept out of sys.path.
+    writeFileSync(join(site, 'sitecustomize.py'), `SRC = ${JSON.stringify(join(dir, 'src'))}\n` + readFileSync(join(site, 'sitecustomize.py'), 'utf8'));
+    const { plain } = await sideBySide(t, py, ['-m', 'edpkg', 'x'], extra, join(dir, 'work'));
+    t.equal(plain.stdout, "edpkg __main__ ['x']\n");
+  });
+}
