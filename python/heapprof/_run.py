@@ -223,6 +223,7 @@ def _descendant(raw_config, config):
     finally:
         if sys.path and sys.path[0] == parent:
             del sys.path[0]
+        _forget_path_entry(os.path.abspath(parent))
 
 
 def _restore_raw_bytes(config):
@@ -307,6 +308,16 @@ def _leave_sys_path():
     # still has it: there this runs with no configuration and must not find itself either.
     private_dir = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = [entry for entry in sys.path if not (entry and os.path.abspath(entry) == private_dir)]
+    _forget_path_entry(private_dir)
+
+
+def _forget_path_entry(directory):
+    # The import system's finder for a directory we put on sys.path and took off again stays cached in
+    # sys.path_importer_cache, where plain python has no such entry (and the private directory is
+    # removed after the run). Not when the directory is still on sys.path (the user's own entry).
+    for entry in list(sys.path_importer_cache):
+        if isinstance(entry, str) and entry and entry not in sys.path and os.path.abspath(entry) == directory:
+            del sys.path_importer_cache[entry]
 
 
 def _chain_sitecustomize():
@@ -384,6 +395,7 @@ def _import_heapprof(package_parent):
     finally:
         if sys.path and sys.path[0] == package_parent:
             del sys.path[0]
+        _forget_path_entry(os.path.abspath(package_parent))
     return heapprof
 
 

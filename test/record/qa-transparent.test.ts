@@ -5,7 +5,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { BIN, hpRecord, oldestAndNewest, pythons, recordingSkip, run, scratch, type PythonInstall } from '../fixtures/record/harness.js';
+import { BIN, REPO, hpRecord, oldestAndNewest, pythons, recordingSkip, run, scratch, type PythonInstall } from '../fixtures/record/harness.js';
 
 const skip = recordingSkip();
 if (skip) t.plan(0, skip);
@@ -113,5 +113,21 @@ for (const py of oldestAndNewest(skip)) {
     writeFileSync(join(site, 'sitecustomize.py'), `SRC = ${JSON.stringify(join(dir, 'src'))}\n` + readFileSync(join(site, 'sitecustomize.py'), 'utf8'));
     const { plain } = await sideBySide(t, py, ['-m', 'edpkg', 'x'], extra, join(dir, 'work'));
     t.equal(plain.stdout, "edpkg __main__ ['x']\n");
+  });
+}
+
+// The bootstrap takes its private directory and the package's parent off sys.path again; their finders
+// stayed cached in sys.path_importer_cache (the private directory's after the directory was removed).
+for (const py of oldestAndNewest(skip)) {
+  t.test(`CPython ${py.version}: no finder of hp-record's directories left in sys.path_importer_cache`, async (t) => {
+    const dir = scratch({ 'cache.py': 'import sys\nfor k in sys.path_importer_cache:\n    print(k)\n' });
+    for (const follow of [[], ['--follow-children']]) {
+      const r = await run(BIN, ['-q', ...follow, '--python', py.exe, '-o', join(dir, 'run'), '--force', '--', 'cache.py'], { cwd: dir, env });
+      t.equal(r.code, 0);
+      const keys = r.stdout.split('\n');
+      t.notOk(keys.some((k) => /\/hp-record-[A-Za-z0-9]{6}$/.test(k)), `${follow.join(' ')}: no private directory`);
+      t.notOk(keys.includes(join(REPO, 'python')), `${follow.join(' ')}: no package parent`);
+      t.ok(keys.some((k) => k.endsWith('lib-dynload')), 'the standard library is there (the listing means something)');
+    }
   });
 }
