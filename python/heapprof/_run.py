@@ -568,6 +568,10 @@ def _bootstrap(raw_config):
     _recorder_pid = os.getpid()
     atexit.register(heapprof._at_real_exit(_finish))
     _report_at_os_exit()
+    closed_stdio = config.get('closed_stdio')
+    if closed_stdio and 2 in closed_stdio:
+        # Before the recorder starts (a call allocates its frame on 3.9 and 3.10): see below.
+        heapprof._native.load().hp_no_stderr()
     _start_recorder(heapprof, config, list(target))
     # hp-record was started with standard input, output or error closed, and Node opened
     # /dev/null there while starting: python would have set sys.stdin (sys.stdout, sys.stderr)
@@ -575,21 +579,28 @@ def _bootstrap(raw_config):
     # those descriptors. Done last, once the recorder holds its own files (which live far above:
     # native/hpxw.c), and once nothing of the bootstrap writes to them. Python's stdio objects
     # do not own the descriptors. With 2 closed, the recorder's warnings go nowhere, as python's.
-    # Inline, not a function: on 3.9 and 3.10 a call allocates its frame, which the recorder,
-    # running now, could draw with the bootstrap's stack.
-    closed_stdio = config.get('closed_stdio') or []
-    if 0 in closed_stdio:
-        sys.stdin = sys.__stdin__ = None
-    if 1 in closed_stdio:
-        sys.stdout = sys.__stdout__ = None
-    if 2 in closed_stdio:
-        heapprof._native.load().hp_no_stderr()
-        sys.stderr = sys.__stderr__ = None
-    for fd in closed_stdio:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
+    # Inline, and allocating nothing (no function of ours called, no loop's iterator, no new
+    # list): on 3.9 and 3.10 a call allocates its frame, and the recorder, running now, could
+    # draw any allocation with the bootstrap's stack.
+    if closed_stdio:
+        if 0 in closed_stdio:
+            sys.stdin = sys.__stdin__ = None
+            try:
+                os.close(0)
+            except OSError:
+                pass
+        if 1 in closed_stdio:
+            sys.stdout = sys.__stdout__ = None
+            try:
+                os.close(1)
+            except OSError:
+                pass
+        if 2 in closed_stdio:
+            sys.stderr = sys.__stderr__ = None
+            try:
+                os.close(2)
+            except OSError:
+                pass
 
 
 if __name__ == 'sitecustomize':
