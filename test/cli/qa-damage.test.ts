@@ -1,10 +1,10 @@
 // Damaged input to the readers (a killed recorder's profile, bad option values): each is said
 // once, on one line, with the documented exit status, and no reader answers as if nothing were wrong.
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { HpxWriter } from '../../lib/format/hpx.js';
+import { smallProfile } from '../fixtures/format/killed.js';
 import { root } from '../fixtures/analysis/run.js';
 
 const childEnv: NodeJS.ProcessEnv = { ...process.env, TZ: 'UTC', NO_COLOR: '1' };
@@ -15,27 +15,12 @@ function run(cmd: string, args: string[]): { status: number | null; stdout: stri
   return spawnSync(process.execPath, [join(root, 'bin', `${cmd}.js`), ...args], { env: childEnv, encoding: 'utf8' });
 }
 
-/** A profile as a recorder killed with SIGKILL leaves it: its events, no end marker. */
-async function profile(base: string, ended: boolean): Promise<void> {
-  writeFileSync(`${base}.hpm`, '');
-  writeFileSync(`${base}.hpd`, '');
-  const w = new HpxWriter({
-    header: { startTimeUs: 1_700_000_000_000_000, pid: 100, sampling: { kind: 'table', bounds: [], probs: [] } },
-    writeHpm: (c) => appendFileSync(`${base}.hpm`, c),
-    writeHpd: (c) => appendFileSync(`${base}.hpd`, c),
-  });
-  w.defineTrace({ id: 1, frames: [{ function: 'work', file: 'app.py', line: 3 }], dropped: 0 });
-  for (let i = 0; i < 5; i++) w.event('alloc', i * 100_000, 1, 1000);
-  if (ended) await w.end(600_000);
-  else await w.close();
-}
-
 t.test('every reader of a killed recorder\'s profile says it is incomplete, once', async (t) => {
   const dir = t.testdir();
   const killed = join(dir, 'killed');
   const whole = join(dir, 'whole');
-  await profile(killed, false);
-  await profile(whole, true);
+  await smallProfile(killed, false);
+  await smallProfile(whole, true);
   const cases: Array<[string, string[]]> = [
     ['hp-flow', ['-o', join(dir, 'f.dot')]],
     ['hp-flow', ['--at', '0.1', '--at', 'peak', '-o', join(dir, 'f.dot')]],
@@ -67,7 +52,7 @@ t.test('every reader of a killed recorder\'s profile says it is incomplete, once
 t.test('a value outside an option\'s choices is said on one line, as every usage error', async (t) => {
   const dir = t.testdir();
   const base = join(dir, 'run');
-  await profile(base, true);
+  await smallProfile(base, true);
   for (const [cmd, args] of [['hp-snapshot', ['--group-by', 'foo']], ['hp-history', ['--group-by', 'foo']], ['hp-diff', ['--at', '0.1', '--at', 'end', '--group-by', 'foo']], ['hp-collapse', ['--by', 'tid']]] as Array<[string, string[]]>) {
     const r = run(cmd, [base, ...args]);
     const what = `${cmd} ${args.join(' ')}`;
@@ -111,7 +96,7 @@ t.test('hp-chart: values at the ends of the doubles neither hang nor crash it', 
 t.test('an error quoting a name with a newline in it stays on one line', async (t) => {
   const dir = t.testdir();
   const base = join(dir, 'run');
-  await profile(base, true);
+  await smallProfile(base, true);
   const cases: Array<[string, string[], number, string]> = [
     ['hp-snapshot', [join(dir, 'a\nb')], 1, `${join(dir, 'a\\x0ab')}.hpm: no such file`],
     ['hp-pprof', [base, '-o', join(dir, 'no\nsuch', 'x.pb.gz')], 1, `-o ${join(dir, 'no\\x0asuch', 'x.pb.gz')}: no such directory`],
