@@ -119,17 +119,8 @@ function formatCount(n: number): string {
   return Math.round(n).toLocaleString('en-US');
 }
 
-/**
- * `2000`, `2000/s` (events per second) or `1%` (of all allocations) as a number of events; a
- * budget of less than one event for this run plans nothing (its table would be p = 5e-324).
- */
+/** `2000`, `2000/s` (events per second) or `1%` (of all allocations) as a number of events. */
 export function parseBudget(text: string, totalAllocations: number, durationS: number): number {
-  const events = budgetEvents(text, totalAllocations, durationS);
-  if (!(events >= 1)) throw new UsageError(`--budget: '${text}' is ${events.toPrecision(2)} events for this run, fewer than one: give a larger budget`);
-  return events;
-}
-
-function budgetEvents(text: string, totalAllocations: number, durationS: number): number {
   const t = text.trim();
   let m = /^([0-9.eE+-]+)%$/.exec(t);
   if (m) {
